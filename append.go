@@ -1,0 +1,145 @@
+package evlog
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/segment"
+)
+
+// Expectation is an append's optimistic-concurrency condition on the
+// current version of its stream: ExpectAny, ExpectNoStream or
+// ExpectVersion(n).
+type Expectation = event.Expectation
+
+const (
+	// ExpectAny appends whatever the stream's version.
+	ExpectAny = event.ExpectAny
+	// ExpectNoStream appends only to a stream without events.
+	ExpectNoStream = event.ExpectNoStream
+)
+
+// ExpectVersion appends only if the stream's last event has version v.
+func ExpectVersion(v uint64) Expectation { return event.ExpectVersion(v) }
+
+// Envelope is an untyped event: its payload Data is msgpack bytes.
+type Envelope = event.Envelope
+
+// Position is an appended event's global Seq and its Version in its stream.
+type Position = event.Position
+
+// AppendRequest is one stream's part of an AppendBatch.
+type AppendRequest struct {
+	Stream string
+	Expect Expectation
+	Events []Envelope
+}
+
+// Append appends events to stream, atomically, if the stream's current
+// version satisfies expect. It returns the position of the last event.
+//
+// Atomicity: all events of the call become visible and durable together,
+// or none do; a crash during the write leaves none of them after recovery.
+// On ErrVersionConflict (a *ConflictError carrying the actual version),
+// ErrInvalid or ErrTimeBackwards nothing is written.
+//
+// Fields: leave Seq, Version (and Stream) zero, they are assigned. A zero
+// Time is stamped from Options.Clock, clamped so that recorded times never
+// decrease; an explicit Time earlier than the log's last recorded time is
+// ErrTimeBackwards. A zero SchemaVersion is stored as 1.
+//
+// Durability: see SyncMode. With SyncAlways, Append returns nil only after
+// an fsync covering the events completed.
+//
+// ctx bounds the wait until the writer takes the batch in (sequences it);
+// after that Append waits for the outcome, so a nil error always means the
+// events are in the log, and ctx.Err() means they are not.
+//
+// The events' Meta and Data are read during the call only; the caller may
+// reuse them once Append returns.
+func (l *Log) Append(ctx context.Context, stream string, expect Expectation, events ...Envelope) (Position, error) {
+	pos, err := l.AppendBatch(ctx, []AppendRequest{{Stream: stream, Expect: expect, Events: events}})
+	if err != nil {
+		return Position{}, err
+	}
+	return pos[0], nil
+}
+
+// AppendBatch appends the events of several streams in one atomic batch,
+// each part with its own expectation: if any expectation fails, nothing is
+// written (the error names the stream). It returns, per request, the
+// position of its last event. Everything Append documents applies.
+func (l *Log) AppendBatch(ctx context.Context, batch []AppendRequest) ([]Position, error) {
+	if l.readOnly {
+		return nil, ErrReadOnly
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	size, n, err := l.checkBatch(batch)
+	if err != nil {
+		return nil, err
+	}
+	r := &request{batch: batch, size: size, events: n, done: make(chan struct{})}
+	if err := l.w.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.pos, nil
+}
+
+// Sync makes every event appended so far durable (under any SyncMode).
+func (l *Log) Sync(ctx context.Context) error {
+	if l.readOnly {
+		return ErrReadOnly
+	}
+	r := &request{sync: true, done: make(chan struct{})}
+	return l.w.submit(ctx, r)
+}
+
+// checkBatch validates a batch before it is queued and returns an upper
+// bound of its encoded size and its number of events.
+func (l *Log) checkBatch(batch []AppendRequest) (size, n int, err error) {
+	if len(batch) == 0 {
+		return 0, 0, fmt.Errorf("%w: empty batch", ErrInvalid)
+	}
+	for _, req := range batch {
+		if !req.Expect.Valid() {
+			return 0, 0, fmt.Errorf("%w: invalid expectation %d for stream %q", ErrInvalid, int64(req.Expect), req.Stream)
+		}
+		if len(req.Events) == 0 {
+			return 0, 0, fmt.Errorf("%w: no events for stream %q", ErrInvalid, req.Stream)
+		}
+		for i := range req.Events {
+			e := req.Events[i] // a copy: the caller's value is never modified
+			if e.Seq != 0 || e.Version != 0 {
+				return 0, 0, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, i, req.Stream)
+			}
+			if e.Stream != "" && e.Stream != req.Stream {
+				return 0, 0, fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, i, e.Stream, req.Stream)
+			}
+			e.Stream = req.Stream
+			if err := e.ValidateFields(); err != nil {
+				return 0, 0, err
+			}
+			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
+				return 0, 0, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, i, req.Stream, e.Time)
+			}
+			// Upper bound: assigned fields at their widest.
+			e.Seq, e.Version, e.SchemaVersion, e.Time = math.MaxUint64, math.MaxUint64, math.MaxUint32, time.Unix(0, math.MinInt64)
+			es := segment.EncodedSize(&e)
+			if es > l.opts.MaxEventSize {
+				return 0, 0, fmt.Errorf("%w: event %d of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, i, req.Stream, es, l.opts.MaxEventSize)
+			}
+			size += es
+			n++
+		}
+	}
+	size += len(batch) * segment.CommitFrameSize
+	if size > l.opts.MaxBatchSize {
+		return 0, 0, fmt.Errorf("%w: batch of %d events encodes to about %d bytes, over MaxBatchSize (%d); split it", ErrInvalid, n, size, l.opts.MaxBatchSize)
+	}
+	return size, n, nil
+}

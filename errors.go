@@ -1,0 +1,50 @@
+package evlog
+
+import (
+	"errors"
+
+	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
+)
+
+// Errors shared with the lower layers, re-exported so that embedders need
+// import only this package. Match them with errors.Is.
+var (
+	// ErrVersionConflict: a stream was not at the version an append
+	// expected; nothing of the append was written. The error is a
+	// *ConflictError carrying the actual version.
+	ErrVersionConflict = event.ErrVersionConflict
+	// ErrInvalid: an event or batch is malformed or too large; nothing was
+	// written.
+	ErrInvalid = event.ErrInvalid
+	// ErrCorrupt: damaged data in the log (a *CorruptError names the file
+	// and offset). evlog never skips it; see `evlogctl verify`.
+	ErrCorrupt = segment.ErrCorrupt
+	// ErrLocked: another writer (this or another process) holds the log
+	// directory's lock. Use OpenReadOnly to read beside it.
+	ErrLocked = vfs.ErrLocked
+)
+
+type (
+	// ConflictError reports an optimistic-concurrency conflict.
+	ConflictError = event.ConflictError
+	// CorruptError names the file and offset of damaged data.
+	CorruptError = segment.CorruptError
+)
+
+var (
+	// ErrClosed is returned by operations on a closed Log.
+	ErrClosed = errors.New("evlog: log is closed")
+	// ErrReadOnly is returned by writes to a Log opened with OpenReadOnly.
+	ErrReadOnly = errors.New("evlog: log is open read-only")
+	// ErrTimeBackwards: an appended event's explicit Time is earlier than
+	// the log's last recorded time (recorded times never decrease in seq
+	// order). Nothing was written.
+	ErrTimeBackwards = errors.New("evlog: event time is earlier than the log's last recorded time")
+	// ErrWriterFailed is matched by every append error after a write or
+	// fsync failed: the writer stops for good (it never retries and
+	// pretends). Close the Log and open it again; recovery re-reads what is
+	// on disk.
+	ErrWriterFailed = errors.New("evlog: the log writer failed; close and reopen the log")
+)

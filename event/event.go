@@ -1,0 +1,111 @@
+// Package event holds the vocabulary shared by every layer of evlog: the
+// event envelope, stream positions and append expectations, and the errors
+// that cross layer boundaries (a version conflict is raised by the log and
+// handled by the aggregate repository).
+//
+// The package imports only the standard library and knows nothing about how
+// envelopes are stored; the on-disk codec lives in package segment.
+package event
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Envelope is one event as stored in the log: the fields the log assigns
+// (Seq, Version, Time), the fields the caller supplies (Stream, Type,
+// SchemaVersion, ID, Meta) and the payload Data, which holds the
+// msgpack-encoded body of the event.
+//
+// Envelopes handed out by the log are copies: the caller owns them, including
+// Meta and Data, and nothing in evlog modifies them afterwards. Envelopes
+// passed to Append are read, never retained or modified.
+type Envelope struct {
+	// Seq is the event's global position: 1-based and contiguous across the
+	// whole log. Assigned by the log; leave zero when appending.
+	Seq uint64
+	// Stream names the stream (aggregate instance, entity, …) the event
+	// belongs to. Non-empty, at most MaxStreamLen bytes.
+	Stream string
+	// Version is the event's 1-based position within its stream. Assigned
+	// by the log; leave zero when appending.
+	Version uint64
+	// Type names what happened, e.g. "item_added". Non-empty, at most
+	// MaxTypeLen bytes.
+	Type string
+	// SchemaVersion is the version of the payload's shape for this Type.
+	// Zero when appending means DefaultSchemaVersion.
+	SchemaVersion uint32
+	// ID is an optional caller-supplied identifier (for idempotency and
+	// correlation); at most MaxIDLen bytes.
+	ID string
+	// Time is the recorded time, always UTC. When appending, a zero Time
+	// is stamped from the log's clock; a set Time is kept as given, but it
+	// may not be earlier than the log's last recorded time.
+	Time time.Time
+	// Meta is a small string map (correlation and causation IDs, user
+	// agent, …), bounded by MaxMetaEntries, MaxMetaKeyLen, MaxMetaValueLen.
+	Meta map[string]string
+	// Data is the msgpack-encoded payload.
+	Data []byte
+}
+
+// Limits on the caller-supplied envelope fields. They are part of the file
+// format contract: a record that exceeds them is rejected as corrupt.
+const (
+	MaxStreamLen    = 1024
+	MaxTypeLen      = 256
+	MaxIDLen        = 256
+	MaxMetaEntries  = 32
+	MaxMetaKeyLen   = 128
+	MaxMetaValueLen = 4096
+)
+
+// DefaultSchemaVersion is the schema version of a payload whose appender did
+// not set one.
+const DefaultSchemaVersion = 1
+
+// Clone returns a deep copy of e: mutating the copy's Meta or Data never
+// affects e.
+func (e Envelope) Clone() Envelope {
+	e.Meta = maps.Clone(e.Meta)
+	if e.Data != nil {
+		e.Data = slices.Clone(e.Data)
+	}
+	return e
+}
+
+// ValidateFields checks the caller-supplied fields of e against the limits
+// above. It does not look at Seq, Version or Time.
+func (e *Envelope) ValidateFields() error {
+	switch {
+	case e.Stream == "":
+		return fmt.Errorf("%w: empty stream name", ErrInvalid)
+	case len(e.Stream) > MaxStreamLen:
+		return fmt.Errorf("%w: stream name is %d bytes, the limit is %d", ErrInvalid, len(e.Stream), MaxStreamLen)
+	case e.Type == "":
+		return fmt.Errorf("%w: empty event type (stream %q)", ErrInvalid, e.Stream)
+	case len(e.Type) > MaxTypeLen:
+		return fmt.Errorf("%w: event type is %d bytes, the limit is %d", ErrInvalid, len(e.Type), MaxTypeLen)
+	case len(e.ID) > MaxIDLen:
+		return fmt.Errorf("%w: event ID is %d bytes, the limit is %d", ErrInvalid, len(e.ID), MaxIDLen)
+	case len(e.Meta) > MaxMetaEntries:
+		return fmt.Errorf("%w: %d meta entries, the limit is %d", ErrInvalid, len(e.Meta), MaxMetaEntries)
+	}
+	for k, v := range e.Meta {
+		if len(k) > MaxMetaKeyLen || len(v) > MaxMetaValueLen {
+			return fmt.Errorf("%w: meta entry %.40q is too long (key limit %d, value limit %d bytes)",
+				ErrInvalid, k, MaxMetaKeyLen, MaxMetaValueLen)
+		}
+	}
+	return nil
+}
+
+// Position identifies an appended event: its global Seq and its Version
+// within its stream.
+type Position struct {
+	Seq     uint64
+	Version uint64
+}

@@ -1,0 +1,241 @@
+package vfs
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// OS is an FS over a real directory, accessed through an os.Root so that no
+// operation can reach outside it. It is safe for concurrent use.
+//
+// Sync is fsync(2); on macOS Go's os.File.Sync issues fcntl(F_FULLFSYNC),
+// which (unlike a plain fsync there) flushes the drive's write cache. SyncDir
+// fsyncs the directory itself. Lock is an exclusive, non-blocking flock(2).
+type OS struct {
+	dir  string
+	root *os.Root
+}
+
+var _ FS = (*OS)(nil)
+
+// OpenOS opens the existing directory dir. It never creates anything: when
+// dir does not exist the error matches fs.ErrNotExist.
+func OpenOS(dir string) (*OS, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &OS{dir: dir, root: root}, nil
+}
+
+// CreateOS creates dir and any missing parents (mode 0o755), makes every
+// directory entry it created durable by fsyncing the parent of each created
+// directory, and opens it. An existing dir is simply opened.
+func CreateOS(dir string) (*OS, error) {
+	// Find the directories MkdirAll is about to create, deepest first.
+	var missing []string
+	for p := filepath.Clean(dir); ; {
+		_, err := os.Stat(p)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, p)
+		parent := filepath.Dir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	// Outermost first: each new entry is made durable in its parent.
+	for _, p := range slices.Backward(missing) {
+		if err := syncParent(filepath.Dir(p)); err != nil {
+			return nil, err
+		}
+	}
+	return OpenOS(dir)
+}
+
+// syncParent is how CreateOS makes a new entry durable; a variable so tests
+// can observe it.
+var syncParent = syncPath
+
+// syncPath fsyncs the directory at path.
+func syncPath(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Dir returns the directory path OS was opened with.
+func (o *OS) Dir() string { return o.dir }
+
+// Close closes the root. Files already open stay usable; every FS method
+// fails afterwards.
+func (o *OS) Close() error { return o.root.Close() }
+
+// path is name inside the directory, for messages.
+func (o *OS) path(name string) string { return filepath.Join(o.dir, name) }
+
+// Create implements FS.
+func (o *OS) Create(name string) (File, error) {
+	return o.open("create", name, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
+}
+
+// Open implements FS.
+func (o *OS) Open(name string) (File, error) {
+	return o.open("open", name, os.O_RDONLY)
+}
+
+// OpenReadWrite implements FS.
+func (o *OS) OpenReadWrite(name string) (File, error) {
+	return o.open("open", name, os.O_RDWR)
+}
+
+func (o *OS) open(op, name string, flag int) (File, error) {
+	if err := checkName(op, name); err != nil {
+		return nil, err
+	}
+	f, err := o.root.OpenFile(name, flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &osFile{f: f}, nil
+}
+
+// Remove implements FS.
+func (o *OS) Remove(name string) error {
+	if err := checkName("remove", name); err != nil {
+		return err
+	}
+	return o.root.Remove(name)
+}
+
+// Rename implements FS.
+func (o *OS) Rename(oldname, newname string) error {
+	if err := checkName("rename", oldname); err != nil {
+		return err
+	}
+	if err := checkName("rename", newname); err != nil {
+		return err
+	}
+	return o.root.Rename(oldname, newname)
+}
+
+// List implements FS. Subdirectories are skipped.
+func (o *OS) List() ([]string, error) {
+	d, err := o.root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if !e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Stat implements FS.
+func (o *OS) Stat(name string) (int64, error) {
+	if err := checkName("stat", name); err != nil {
+		return 0, err
+	}
+	fi, err := o.root.Stat(name)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// SyncDir implements FS: it fsyncs the directory.
+func (o *OS) SyncDir() error {
+	d, err := o.root.Open(".")
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Lock implements FS with flock(2) on name (created with mode 0o644 if
+// missing). flock locks belong to the open file description, so a second
+// Lock of the same file fails even within one process. When the lock is
+// held the error names the file and matches ErrLocked.
+func (o *OS) Lock(name string) (io.Closer, error) {
+	if err := checkName("lock", name); err != nil {
+		return nil, err
+	}
+	f, err := o.root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(f); err != nil {
+		f.Close()
+		if errors.Is(err, ErrLocked) {
+			return nil, &lockedError{path: o.path(name)}
+		}
+		return nil, &fs.PathError{Op: "lock", Path: o.path(name), Err: err}
+	}
+	return &osLock{f: f}, nil
+}
+
+// osLock is a held flock; Close unlocks and closes the file.
+type osLock struct {
+	f *os.File
+}
+
+func (l *osLock) Close() error {
+	uerr := funlock(l.f)
+	if err := l.f.Close(); err != nil {
+		return err // fs.ErrClosed on a second Close
+	}
+	return uerr
+}
+
+// osFile is a File over an *os.File.
+type osFile struct {
+	f *os.File
+}
+
+func (f *osFile) Read(p []byte) (int, error)              { return f.f.Read(p) }
+func (f *osFile) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
+func (f *osFile) Write(p []byte) (int, error)             { return f.f.Write(p) }
+func (f *osFile) Seek(off int64, whence int) (int64, error) {
+	return f.f.Seek(off, whence)
+}
+func (f *osFile) Close() error              { return f.f.Close() }
+func (f *osFile) Sync() error               { return f.f.Sync() }
+func (f *osFile) Truncate(size int64) error { return f.f.Truncate(size) }
+func (f *osFile) Size() (int64, error) {
+	fi, err := f.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}

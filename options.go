@@ -1,0 +1,140 @@
+package evlog
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/evlog/evlog/segment"
+)
+
+// SyncMode says when appended events are made durable (fsynced). See the
+// package documentation for exactly what each mode can lose.
+type SyncMode int64
+
+const (
+	// SyncAlways (the default) makes Append return only after an fsync
+	// covering its batch has completed. Concurrent appenders share fsyncs
+	// (group commit).
+	SyncAlways SyncMode = 0
+	// SyncNever never fsyncs on its own: only Sync, Close, a segment roll and
+	// a snapshot save make events durable. A crash (of the machine, not just
+	// the process) can lose everything appended since the last of those.
+	SyncNever SyncMode = -1
+	syncBad   SyncMode = math.MinInt64
+)
+
+// SyncInterval fsyncs in the background every d: a power loss can lose up
+// to d (plus one fsync) of acknowledged appends. d must be positive.
+func SyncInterval(d time.Duration) SyncMode {
+	if d <= 0 {
+		return syncBad
+	}
+	return SyncMode(d)
+}
+
+func (m SyncMode) String() string {
+	switch {
+	case m == SyncAlways:
+		return "always"
+	case m == SyncNever:
+		return "never"
+	case m > 0:
+		return "interval " + time.Duration(m).String()
+	}
+	return "invalid"
+}
+
+// interval returns the background sync period (0 if none).
+func (m SyncMode) interval() time.Duration {
+	if m > 0 {
+		return time.Duration(m)
+	}
+	return 0
+}
+
+// Options configure a Log. The zero value is a valid, safe configuration;
+// every field documents its default. Open never modifies the caller's value.
+type Options struct {
+	// Sync says when appends are made durable. Default SyncAlways.
+	Sync SyncMode
+
+	// SegmentSize is the size at which the active segment is sealed and a
+	// new one started. A segment may exceed it by one batch (a batch never
+	// spans segments). Default 64 MiB; minimum 4 KiB; maximum 1 GiB.
+	SegmentSize int64
+
+	// MaxEventSize bounds the encoded size of one event (envelope and
+	// payload). Default 1 MiB; maximum 16 MiB.
+	MaxEventSize int
+
+	// MaxBatchSize bounds the encoded size of one Append or AppendBatch
+	// call. Default 16 MiB (at least MaxEventSize); maximum 64 MiB.
+	MaxBatchSize int
+
+	// Clock stamps the recorded time of events appended without one.
+	// Default time.Now. Recorded times never decrease in seq order: a clock
+	// that steps back is clamped to the log's last recorded time.
+	Clock func() time.Time
+
+	// Logger receives recovery reports (torn tails truncated, temporaries
+	// removed) and writer failures. Default: discard.
+	Logger *slog.Logger
+}
+
+// Defaults and limits of Options.
+const (
+	DefaultSegmentSize  = 64 << 20
+	MinSegmentSize      = 4 << 10
+	MaxSegmentSize      = 1 << 30
+	DefaultMaxEventSize = 1 << 20
+	MaxMaxEventSize     = 16 << 20
+	DefaultMaxBatchSize = 16 << 20
+	MaxMaxBatchSize     = segment.MaxFramePayload
+)
+
+// Validate reports whether o is a usable configuration.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Sync == syncBad || o.Sync < SyncNever {
+		errs = append(errs, errors.New("Sync: use SyncAlways, SyncNever or SyncInterval(d) with d > 0"))
+	}
+	if o.SegmentSize != 0 && (o.SegmentSize < MinSegmentSize || o.SegmentSize > MaxSegmentSize) {
+		errs = append(errs, fmt.Errorf("SegmentSize %d: must be 0 (default %d) or between %d and %d", o.SegmentSize, DefaultSegmentSize, MinSegmentSize, MaxSegmentSize))
+	}
+	if o.MaxEventSize < 0 || o.MaxEventSize > MaxMaxEventSize {
+		errs = append(errs, fmt.Errorf("MaxEventSize %d: must be 0 (default %d) or at most %d", o.MaxEventSize, DefaultMaxEventSize, MaxMaxEventSize))
+	}
+	if o.MaxBatchSize < 0 || o.MaxBatchSize > MaxMaxBatchSize {
+		errs = append(errs, fmt.Errorf("MaxBatchSize %d: must be 0 (default %d) or at most %d", o.MaxBatchSize, DefaultMaxBatchSize, MaxMaxBatchSize))
+	}
+	if o.MaxBatchSize != 0 && o.MaxBatchSize < o.withDefaults().MaxEventSize {
+		errs = append(errs, fmt.Errorf("MaxBatchSize %d is smaller than MaxEventSize", o.MaxBatchSize))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("evlog: invalid options: %w", err)
+	}
+	return nil
+}
+
+// withDefaults returns a copy of o with every zero field set to its default.
+func (o Options) withDefaults() Options {
+	if o.SegmentSize == 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.MaxEventSize == 0 {
+		o.MaxEventSize = DefaultMaxEventSize
+	}
+	if o.MaxBatchSize == 0 {
+		o.MaxBatchSize = max(DefaultMaxBatchSize, o.MaxEventSize)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}

@@ -1,0 +1,271 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/evlog/evlog/event"
+)
+
+// Event frame payload: one msgpack array (see doc.go):
+//
+//	[seq, stream, version, type, schema_version, id, time_unix_ns, meta, data]
+//	 uint str     uint     str   uint            str int           map  bin
+//	                                                               |nil
+//
+// envelopeFields is the number of elements version 1 writes. Decoders accept
+// arrays with more elements and skip the extras, so later releases can add
+// trailing fields without a new format version.
+const envelopeFields = 9
+
+// MinTime and MaxTime bound the recorded time of an event: the range of
+// int64 nanoseconds since the Unix epoch (years 1678 to 2262).
+var (
+	MinTime = time.Unix(0, math.MinInt64).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// AppendEnvelope appends the msgpack encoding of e (the event frame payload)
+// to dst and returns the extended slice. It does not validate e.
+func AppendEnvelope(dst []byte, e *event.Envelope) []byte {
+	dst = appendArrayLen(dst, envelopeFields)
+	dst = appendUint(dst, e.Seq)
+	dst = appendStr(dst, e.Stream)
+	dst = appendUint(dst, e.Version)
+	dst = appendStr(dst, e.Type)
+	dst = appendUint(dst, uint64(e.SchemaVersion))
+	dst = appendStr(dst, e.ID)
+	dst = appendInt(dst, e.Time.UnixNano())
+	if e.Meta == nil {
+		dst = append(dst, mpNil)
+	} else {
+		dst = appendMapLen(dst, len(e.Meta))
+		for _, k := range sortedKeys(e.Meta) {
+			dst = appendStr(dst, k)
+			dst = appendStr(dst, e.Meta[k])
+		}
+	}
+	return appendBin(dst, e.Data)
+}
+
+// sortedKeys returns m's keys in order, so that encoding is deterministic.
+// Meta maps are small (event.MaxMetaEntries), so insertion sort is fine.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		i := len(keys)
+		keys = append(keys, k)
+		for ; i > 0 && keys[i-1] > k; i-- {
+			keys[i] = keys[i-1]
+		}
+		keys[i] = k
+	}
+	return keys
+}
+
+// EncodedSize returns the exact size of the event frame AppendEventFrame
+// produces for e.
+func EncodedSize(e *event.Envelope) int {
+	n := 1 + uintSize(e.Seq) + strSize(len(e.Stream)) + uintSize(e.Version) +
+		strSize(len(e.Type)) + uintSize(uint64(e.SchemaVersion)) + strSize(len(e.ID)) +
+		intSize(e.Time.UnixNano()) + binSize(len(e.Data))
+	if e.Meta == nil {
+		n++
+	} else {
+		n += mapLenSize(len(e.Meta))
+		for k, v := range e.Meta {
+			n += strSize(len(k)) + strSize(len(v))
+		}
+	}
+	return FrameHeaderSize + n
+}
+
+func uintSize(v uint64) int {
+	switch {
+	case v <= 0x7f:
+		return 1
+	case v <= math.MaxUint8:
+		return 2
+	case v <= math.MaxUint16:
+		return 3
+	case v <= math.MaxUint32:
+		return 5
+	}
+	return 9
+}
+
+func intSize(v int64) int {
+	if v >= 0 {
+		return uintSize(uint64(v))
+	}
+	switch {
+	case v >= -32:
+		return 1
+	case v >= math.MinInt8:
+		return 2
+	case v >= math.MinInt16:
+		return 3
+	case v >= math.MinInt32:
+		return 5
+	}
+	return 9
+}
+
+func strSize(n int) int {
+	switch {
+	case n < 32:
+		return 1 + n
+	case n <= math.MaxUint8:
+		return 2 + n
+	case n <= math.MaxUint16:
+		return 3 + n
+	}
+	return 5 + n
+}
+
+func binSize(n int) int {
+	switch {
+	case n <= math.MaxUint8:
+		return 2 + n
+	case n <= math.MaxUint16:
+		return 3 + n
+	}
+	return 5 + n
+}
+
+func mapLenSize(n int) int {
+	switch {
+	case n < 16:
+		return 1
+	case n <= math.MaxUint16:
+		return 3
+	}
+	return 5
+}
+
+// Decoder decodes event frame payloads. It interns stream and type names so
+// that replaying a log does not allocate a string per event for them. A
+// Decoder is not safe for concurrent use; the zero value is ready to use.
+type Decoder struct {
+	strs map[string]string
+}
+
+// maxInterned bounds the Decoder's intern table; it is cleared when full.
+const maxInterned = 4096
+
+func (d *Decoder) intern(b []byte) string {
+	if s, ok := d.strs[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	if d.strs == nil || len(d.strs) >= maxInterned {
+		d.strs = make(map[string]string, 64)
+	}
+	s := string(b)
+	d.strs[s] = s
+	return s
+}
+
+var errField = errors.New("invalid envelope field")
+
+// Decode decodes an event frame payload into e. e.Data aliases payload: the
+// caller must copy it before payload's buffer is reused. Every field is
+// checked against the limits of package event; an error means the record is
+// corrupt (the frame checksum passed, so the writer or the file is at fault).
+func (d *Decoder) Decode(payload []byte, e *event.Envelope) error {
+	r := mpReader{b: payload}
+	n, err := r.readArrayLen()
+	if err != nil {
+		return fmt.Errorf("envelope: %w", err)
+	}
+	if n < envelopeFields {
+		return fmt.Errorf("envelope: %d fields, want at least %d", n, envelopeFields)
+	}
+	if e.Seq, err = r.readUint(); err != nil {
+		return fmt.Errorf("envelope seq: %w", err)
+	}
+	b, err := r.readStrBytes()
+	if err != nil || len(b) == 0 || len(b) > event.MaxStreamLen {
+		return fmt.Errorf("envelope stream: %w", orField(err))
+	}
+	e.Stream = d.intern(b)
+	if e.Version, err = r.readUint(); err != nil {
+		return fmt.Errorf("envelope version: %w", err)
+	}
+	if b, err = r.readStrBytes(); err != nil || len(b) == 0 || len(b) > event.MaxTypeLen {
+		return fmt.Errorf("envelope type: %w", orField(err))
+	}
+	e.Type = d.intern(b)
+	sv, err := r.readUint()
+	if err != nil || sv == 0 || sv > math.MaxUint32 {
+		return fmt.Errorf("envelope schema version: %w", orField(err))
+	}
+	e.SchemaVersion = uint32(sv)
+	if b, err = r.readStrBytes(); err != nil || len(b) > event.MaxIDLen {
+		return fmt.Errorf("envelope id: %w", orField(err))
+	}
+	if len(b) == 0 {
+		e.ID = ""
+	} else {
+		e.ID = string(b)
+	}
+	ns, err := r.readInt()
+	if err != nil {
+		return fmt.Errorf("envelope time: %w", err)
+	}
+	e.Time = time.Unix(0, ns).UTC()
+	if e.Meta, err = d.decodeMeta(&r); err != nil {
+		return fmt.Errorf("envelope meta: %w", err)
+	}
+	if b, err = r.readBin(); err != nil {
+		return fmt.Errorf("envelope data: %w", err)
+	}
+	if len(b) == 0 {
+		e.Data = nil
+	} else {
+		e.Data = b
+	}
+	for range n - envelopeFields {
+		if err := r.skip(0); err != nil {
+			return fmt.Errorf("envelope extension field: %w", err)
+		}
+	}
+	if r.remaining() != 0 {
+		return fmt.Errorf("envelope: %d trailing bytes", r.remaining())
+	}
+	if e.Seq == 0 || e.Version == 0 {
+		return fmt.Errorf("envelope: seq %d version %d: %w", e.Seq, e.Version, errField)
+	}
+	return nil
+}
+
+func (d *Decoder) decodeMeta(r *mpReader) (map[string]string, error) {
+	n, err := r.readMapLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n > event.MaxMetaEntries {
+		return nil, fmt.Errorf("%d entries: %w", n, errField)
+	}
+	m := make(map[string]string, n)
+	for range n {
+		k, err := r.readStrBytes()
+		if err != nil || len(k) > event.MaxMetaKeyLen {
+			return nil, orField(err)
+		}
+		v, err := r.readStrBytes()
+		if err != nil || len(v) > event.MaxMetaValueLen {
+			return nil, orField(err)
+		}
+		m[d.intern(k)] = string(v)
+	}
+	return m, nil
+}
+
+func orField(err error) error {
+	if err != nil {
+		return err
+	}
+	return errField
+}

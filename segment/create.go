@@ -1,0 +1,40 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/evlog/evlog/internal/vfs"
+)
+
+// Create creates the segment file for header h and returns it open for
+// appending, positioned after the header. The header is written to a
+// temporary file, fsynced, renamed into place and the directory fsynced, so
+// when Create returns the file and its directory entry are durable and a
+// crash can never leave a segment with a torn header.
+func Create(fsys vfs.FS, h Header) (vfs.File, [HeaderSize]byte, error) {
+	hb := h.Encode()
+	name := FormatFileName(h.BaseSeq, h.Generation)
+	tmp := name + TempExt
+	f, err := fsys.Create(tmp)
+	if err != nil {
+		return nil, hb, fmt.Errorf("evlog/segment: creating %s: %w", tmp, err)
+	}
+	fail := func(err error) (vfs.File, [HeaderSize]byte, error) {
+		return nil, hb, errors.Join(err, f.Close(), fsys.Remove(tmp))
+	}
+	if _, err := f.Write(hb[:]); err != nil {
+		return fail(fmt.Errorf("evlog/segment: writing %s: %w", tmp, err))
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("evlog/segment: syncing %s: %w", tmp, err))
+	}
+	if err := fsys.Rename(tmp, name); err != nil {
+		return fail(fmt.Errorf("evlog/segment: renaming %s: %w", tmp, err))
+	}
+	if err := fsys.SyncDir(); err != nil {
+		// The rename happened; the caller treats this as a fatal I/O error.
+		return nil, hb, errors.Join(fmt.Errorf("evlog/segment: syncing directory after creating %s: %w", name, err), f.Close())
+	}
+	return f, hb, nil
+}

@@ -1,0 +1,266 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/evlog/evlog/internal/vfs"
+)
+
+// Segment is one segment file opened for reading. Open reads only its
+// header and, for a sealed segment, its trailer; the summary (sparse index,
+// stream block directory, bloom filter) is read on first use and cached.
+//
+// A Segment is safe for concurrent use. Its file handle stays open until
+// Close.
+type Segment struct {
+	Name        string
+	Header      Header
+	HeaderBytes [HeaderSize]byte
+	Size        int64 // file size when opened
+	Sealed      bool  // the trailer is present and valid
+	Trailer     Trailer
+
+	f vfs.File
+
+	mu      sync.Mutex
+	summary *Summary
+	sumErr  error
+}
+
+// Open opens segment name of fsys and reads its header and trailer. A
+// missing or invalid header is reported as a *CorruptError (Offset 0). A
+// trailer that is present and checksummed but inconsistent is corruption;
+// an absent trailer just means the segment is not sealed.
+func Open(fsys vfs.FS, name string) (*Segment, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(f, name)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(f vfs.File, name string) (*Segment, error) {
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	s := &Segment{Name: name, Size: size, f: f}
+	if size < HeaderSize {
+		return nil, &CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("file is %d bytes, shorter than the %d-byte header", size, HeaderSize)}
+	}
+	if _, err := f.ReadAt(s.HeaderBytes[:], 0); err != nil {
+		return nil, fmt.Errorf("evlog/segment: reading %s: %w", name, err)
+	}
+	if s.Header, err = DecodeHeader(s.HeaderBytes[:]); err != nil {
+		return nil, &CorruptError{File: name, Offset: 0, Reason: err.Error()}
+	}
+	if size >= HeaderSize+TrailerSize {
+		var tb [TrailerSize]byte
+		if _, err := f.ReadAt(tb[:], size-TrailerSize); err != nil {
+			return nil, fmt.Errorf("evlog/segment: reading %s: %w", name, err)
+		}
+		t, ok, err := DecodeTrailer(tb[:], s.HeaderBytes[:], s.Header, size)
+		if err != nil {
+			return nil, &CorruptError{File: name, Offset: size - TrailerSize, Reason: err.Error()}
+		}
+		s.Sealed, s.Trailer = ok, t
+	}
+	return s, nil
+}
+
+// File returns the segment's open file, for reading with ReadAt.
+func (s *Segment) File() io.ReaderAt { return s.f }
+
+// Close closes the file handle.
+func (s *Segment) Close() error { return s.f.Close() }
+
+// FirstSeq returns the seq of the segment's first event.
+func (s *Segment) FirstSeq() uint64 { return s.Header.BaseSeq }
+
+// Summary returns the sealed segment's decoded summary, reading it on first
+// use.
+func (s *Segment) Summary() (*Summary, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.summary != nil || s.sumErr != nil {
+		return s.summary, s.sumErr
+	}
+	if !s.Sealed {
+		return nil, fmt.Errorf("evlog/segment: %s is not sealed", s.Name)
+	}
+	t := s.Trailer
+	p, err := s.readFrame(t.SummaryOff, t.SummaryLen, KindSummary, nil)
+	if err == nil {
+		s.summary, err = DecodeSummary(p, t.RecordsEnd, t.SummaryOff, int(t.Count))
+		if err != nil {
+			err = &CorruptError{File: s.Name, Offset: t.SummaryOff, Seq: s.Header.BaseSeq - 1, Reason: err.Error()}
+		}
+	}
+	s.sumErr = err
+	return s.summary, err
+}
+
+// readFrame reads the frame of size n at off, checks it and returns its
+// payload (in buf if it is large enough).
+func (s *Segment) readFrame(off int64, n uint32, kind Kind, buf []byte) ([]byte, error) {
+	if n < FrameHeaderSize || n > FrameHeaderSize+MaxFramePayload {
+		return nil, corruptf(s.Name, off, "%s frame length %d out of range", kind, n)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := s.f.ReadAt(buf, off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, corruptf(s.Name, off, "%s frame runs past the end of the file", kind)
+		}
+		return nil, fmt.Errorf("evlog/segment: reading %s: %w", s.Name, err)
+	}
+	return checkFrame(buf, kind, s.Name, off)
+}
+
+// checkFrame checks that b holds exactly one valid frame of the kind.
+func checkFrame(b []byte, kind Kind, file string, off int64) ([]byte, error) {
+	if int(le.Uint32(b[frameLenOff:]))+FrameHeaderSize != len(b) {
+		return nil, corruptf(file, off, "%s frame length %d does not match the index (%d)", kind, le.Uint32(b[frameLenOff:]), len(b)-FrameHeaderSize)
+	}
+	if got, want := crc(b[frameLenOff:]), le.Uint32(b[frameCRCOff:]); got != want {
+		return nil, corruptf(file, off, "%s frame checksum mismatch (stored %08x, computed %08x)", kind, want, got)
+	}
+	if Kind(b[frameKindOff]) != kind {
+		return nil, corruptf(file, off, "frame kind %s, the index says %s", Kind(b[frameKindOff]), kind)
+	}
+	return b[FrameHeaderSize:], nil
+}
+
+// Lookup finds a stream's entry in a sealed segment. It reads (at most) the
+// stream blocks that may hold it; the bloom filter answers most misses from
+// memory.
+func (s *Segment) Lookup(stream string) (StreamEntry, bool, error) {
+	sum, err := s.Summary()
+	if err != nil {
+		return StreamEntry{}, false, err
+	}
+	if !sum.MayContain(stream) {
+		return StreamEntry{}, false, nil
+	}
+	h := streamHash(stream)
+	for _, b := range sum.blockCandidates(h) {
+		p, err := s.readFrame(b.off, b.len, KindBlock, nil)
+		if err != nil {
+			return StreamEntry{}, false, err
+		}
+		e, ok, err := findEntry(p, h, stream, s.Trailer.RecordsEnd, s.Trailer.SummaryOff)
+		if err != nil {
+			return StreamEntry{}, false, &CorruptError{File: s.Name, Offset: b.off, Reason: err.Error()}
+		}
+		if ok {
+			return e, true, nil
+		}
+	}
+	return StreamEntry{}, false, nil
+}
+
+// Postings reads the postings of a stream entry.
+func (s *Segment) Postings(e StreamEntry, dst []Posting) ([]Posting, error) {
+	p, err := s.readFrame(e.PostOff, e.PostLen, KindPostings, nil)
+	if err != nil {
+		return nil, err
+	}
+	posts, err := decodePostings(p, e.Count, s.Trailer.RecordsEnd, dst)
+	if err != nil {
+		return nil, &CorruptError{File: s.Name, Offset: e.PostOff, Reason: err.Error()}
+	}
+	return posts, nil
+}
+
+// EventReader reads event frames located by postings, coalescing adjacent
+// frames into one read. It keeps its buffer between calls; it is not safe
+// for concurrent use.
+type EventReader struct {
+	buf []byte
+}
+
+// maxCoalesce bounds the bytes fetched by one coalesced read.
+const maxCoalesce = 1 << 20
+
+// Read calls fn with the payload of each event frame in posts, in order.
+// The payload is valid only during the call. Frames are checked (length,
+// checksum, kind) before fn sees them.
+func (er *EventReader) Read(ra io.ReaderAt, file string, posts []Posting, fn func(off int64, payload []byte) error) error {
+	for i := 0; i < len(posts); {
+		// Coalesce a run of adjacent frames.
+		j, n := i+1, int64(posts[i].Len)
+		for j < len(posts) && posts[j].Off == posts[j-1].Off+int64(posts[j-1].Len) && n+int64(posts[j].Len) <= maxCoalesce {
+			n += int64(posts[j].Len)
+			j++
+		}
+		if int64(cap(er.buf)) < n {
+			er.buf = make([]byte, n)
+		}
+		b := er.buf[:n]
+		if _, err := ra.ReadAt(b, posts[i].Off); err != nil {
+			if errors.Is(err, io.EOF) {
+				return corruptf(file, posts[i].Off, "indexed event frame runs past the end of the file")
+			}
+			return fmt.Errorf("evlog/segment: reading %s: %w", file, err)
+		}
+		for k := i; k < j; k++ {
+			fr := b[:posts[k].Len]
+			b = b[posts[k].Len:]
+			p, err := checkFrame(fr, KindEvent, file, posts[k].Off)
+			if err != nil {
+				return err
+			}
+			if err := fn(posts[k].Off, p); err != nil {
+				return err
+			}
+		}
+		i = j
+	}
+	return nil
+}
+
+// SeekSeq returns the offset of a frame at or before the event with seq,
+// using the sparse index (HeaderSize if seq precedes every entry).
+func SeekSeq(sparse []SparseEntry, seq uint64) int64 {
+	lo, hi := 0, len(sparse) // find the last entry with Seq <= seq
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if sparse[m].Seq <= seq {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
+		return HeaderSize
+	}
+	return sparse[lo-1].Off
+}
+
+// SeekTime returns the offset of the last sparse entry whose time is at or
+// before t (unix ns), and ok=false when even the first event is after t.
+func SeekTime(sparse []SparseEntry, t int64) (int64, bool) {
+	lo, hi := 0, len(sparse)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if sparse[m].Time <= t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
+		return 0, false
+	}
+	return sparse[lo-1].Off, true
+}

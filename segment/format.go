@@ -1,0 +1,151 @@
+package segment
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+)
+
+// Wire format constants. NEVER CHANGE any of these: files written by every
+// release must stay readable. A change of layout needs a new FormatVersion
+// and a decoder for each older version (see doc.go, "Versioning").
+const (
+	// FormatVersion is the segment format this package writes.
+	FormatVersion = 1
+
+	// headerMagic opens every segment file.
+	headerMagic = "evlogseg"
+	// trailerMagic opens the fixed trailer that ends a sealed segment.
+	trailerMagic = "evlogidx"
+
+	// Segment header layout (HeaderSize bytes, little-endian).
+	hdrMagicOff      = 0  // [8]byte  headerMagic
+	hdrVersionOff    = 8  // uint16   format version
+	hdrFlagsOff      = 10 // uint16   flags (FlagCompressed, …)
+	hdrSizeOff       = 12 // uint32   header size (HeaderSize)
+	hdrLogIDOff      = 16 // [16]byte log ID
+	hdrBaseSeqOff    = 32 // uint64   seq of the first event in the segment
+	hdrGenerationOff = 40 // uint64   generation (0 when appended, +1 per rewrite)
+	hdrCreatedOff    = 48 // int64    creation time, unix nanoseconds (informational)
+	hdrReservedOff   = 56 // uint32   zero
+	hdrCRCOff        = 60 // uint32   CRC32C of bytes [0, hdrCRCOff)
+	// HeaderSize is the size of the segment header.
+	HeaderSize = 64
+
+	// Frame header layout (FrameHeaderSize bytes, little-endian).
+	frameCRCOff  = 0 // uint32 CRC32C of bytes [frameLenOff, frameEnd)
+	frameLenOff  = 4 // uint32 payload length
+	frameKindOff = 8 // uint8  frame kind
+	// FrameHeaderSize is the size of a frame header.
+	FrameHeaderSize = 9
+
+	// MaxFramePayload bounds the payload length of any frame. A length
+	// field above it is corruption (or a torn tail), never an allocation.
+	MaxFramePayload = 64 << 20
+
+	// Commit frame payload layout (commitPayloadSize bytes).
+	commitFirstSeqOff   = 0  // uint64 seq of the batch's first event
+	commitCountOff      = 8  // uint32 events in the batch
+	commitDurableEndOff = 12 // uint64 offset known durable when written
+	commitPayloadSize   = 20
+
+	// Trailer layout (TrailerSize bytes at the very end of a sealed segment).
+	trlMagicOff      = 0  // [8]byte trailerMagic
+	trlRecordsEndOff = 8  // uint64 offset where the event/commit frames end
+	trlSummaryOff    = 16 // uint64 offset of the summary frame
+	trlSummaryLenOff = 24 // uint32 length of the summary frame (header included)
+	trlCountOff      = 28 // uint32 events in the segment
+	trlLastSeqOff    = 32 // uint64 seq of the last event (base seq - 1 if empty)
+	trlFirstTimeOff  = 40 // int64  recorded time of the first event, unix ns
+	trlLastTimeOff   = 48 // int64  recorded time of the last event, unix ns
+	trlNewStreamsOff = 56 // uint32 events with Version 1 (streams begun here)
+	trlCRCOff        = 60 // uint32 CRC32C of the header's 64 bytes then [0, trlCRCOff)
+	// TrailerSize is the size of the trailer.
+	TrailerSize = 64
+
+	// Stream block entry: fixed part, followed by the stream name.
+	entHashOff     = 0  // uint64 streamHash(name)
+	entFirstVerOff = 8  // uint64 version of the stream's first event here
+	entCountOff    = 16 // uint32 events of the stream in this segment
+	entPostOffOff  = 20 // uint64 offset of the stream's postings frame
+	entPostLenOff  = 28 // uint32 length of that frame (header included)
+	entNameLenOff  = 32 // uint16 length of the name that follows
+	entFixedSize   = 34
+
+	// Summary sparse-index entry.
+	sparseSeqOff  = 0  // uint64 seq
+	sparseOffOff  = 8  // uint64 frame offset of that event
+	sparseTimeOff = 16 // int64  recorded time, unix ns
+	sparseSize    = 24
+
+	// Summary block-directory entry.
+	blkHashOff  = 0  // uint64 hash of the block's first entry
+	blkOffOff   = 8  // uint64 offset of the block frame
+	blkLenOff   = 16 // uint32 length of the block frame (header included)
+	blkSize     = 20
+	blockStride = 64 // stream entries per block (at most)
+
+	// Bloom filter parameters.
+	bloomBitsPerKey = 10
+	bloomProbes     = 7
+)
+
+// Frame kinds. NEVER CHANGE the values.
+const (
+	KindEvent    Kind = 1 // one event envelope (msgpack)
+	KindCommit   Kind = 2 // ends a batch: the batch's events are committed
+	KindPostings Kind = 3 // footer: frame offsets of one stream's events
+	KindBlock    Kind = 4 // footer: up to blockStride stream-index entries
+	KindSummary  Kind = 5 // footer: sparse seq/time index, block directory, bloom
+)
+
+// Header flags. NEVER CHANGE the values.
+const (
+	// FlagCompressed marks a sealed segment whose frames are stored in
+	// independently zstd-compressed blocks (written only by compaction).
+	FlagCompressed uint16 = 1 << 0
+	knownFlags            = FlagCompressed
+)
+
+// Kind is the kind of a frame.
+type Kind uint8
+
+func (k Kind) String() string {
+	switch k {
+	case KindEvent:
+		return "event"
+	case KindCommit:
+		return "commit"
+	case KindPostings:
+		return "postings"
+	case KindBlock:
+		return "block"
+	case KindSummary:
+		return "summary"
+	}
+	return "invalid"
+}
+
+func (k Kind) valid() bool { return k >= KindEvent && k <= KindSummary }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+var le = binary.LittleEndian
+
+// streamHash is the 64-bit FNV-1a hash of a stream name. It is part of the
+// format (stream blocks are sorted by it, bloom filters probe with it).
+func streamHash(s string) uint64 {
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	h := uint64(offset64)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= prime64
+	}
+	return h
+}
+
+func crc32Update(c uint32, b []byte) uint32 { return crc32.Update(c, castagnoli, b) }

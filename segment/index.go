@@ -1,0 +1,458 @@
+package segment
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// Posting locates one event frame: its offset and its size (header
+// included), so a stream read fetches exactly its frames.
+type Posting struct {
+	Off int64
+	Len uint32
+}
+
+// SparseEntry is one entry of a segment's sparse index: every
+// SparseInterval-th event's seq, frame offset and recorded time.
+type SparseEntry struct {
+	Seq  uint64
+	Off  int64
+	Time int64 // unix ns
+}
+
+// SparseInterval is how many events apart the sparse index entries are.
+// Seeking by seq or time reads at most this many frames past an entry.
+const SparseInterval = 256
+
+// StreamPostings is one stream's events within one segment.
+type StreamPostings struct {
+	FirstVersion uint64
+	Posts        []Posting
+}
+
+// Index is the index of one segment's events: per-stream postings, a sparse
+// seq/time index and the segment's totals. The active segment keeps one in
+// memory (built by scanning at open, extended on every append); sealing
+// encodes it into the segment's footer.
+//
+// An Index is not safe for concurrent use; the log guards it. Slices
+// returned by Stream and Sparse are never modified afterwards (appends go
+// past their length), so a reader may keep using them without the lock.
+type Index struct {
+	BaseSeq    uint64
+	Count      int
+	LastSeq    uint64 // BaseSeq-1 while empty
+	FirstTime  int64
+	LastTime   int64
+	NewStreams int
+	End        int64 // offset just past the last committed frame
+	streams    map[string]*StreamPostings
+	sparse     []SparseEntry
+}
+
+// NewIndex returns the empty index of a segment whose first seq is baseSeq.
+func NewIndex(baseSeq uint64) *Index {
+	return &Index{BaseSeq: baseSeq, LastSeq: baseSeq - 1, End: HeaderSize, streams: make(map[string]*StreamPostings)}
+}
+
+// EventInfo is what the index records of one event.
+type EventInfo struct {
+	Seq     uint64
+	Stream  string
+	Version uint64
+	Time    int64 // unix ns
+	Off     int64 // frame offset
+	Len     uint32
+}
+
+// Add records one committed event. Events must be added in seq order,
+// starting at BaseSeq; the caller has checked that.
+func (x *Index) Add(e EventInfo) {
+	if x.Count == 0 {
+		x.FirstTime = e.Time
+	}
+	if x.Count%SparseInterval == 0 {
+		x.sparse = append(x.sparse, SparseEntry{Seq: e.Seq, Off: e.Off, Time: e.Time})
+	}
+	x.Count++
+	x.LastSeq = e.Seq
+	x.LastTime = e.Time
+	if e.Version == 1 {
+		x.NewStreams++
+	}
+	sp := x.streams[e.Stream]
+	if sp == nil {
+		sp = &StreamPostings{FirstVersion: e.Version}
+		x.streams[e.Stream] = sp
+	}
+	sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
+}
+
+// Stream returns the stream's postings in this segment (ok false if none).
+func (x *Index) Stream(name string) (StreamPostings, bool) {
+	sp := x.streams[name]
+	if sp == nil {
+		return StreamPostings{}, false
+	}
+	return *sp, true
+}
+
+// LastVersion returns the version of the stream's last event in this
+// segment, or 0.
+func (x *Index) LastVersion(name string) uint64 {
+	sp := x.streams[name]
+	if sp == nil {
+		return 0
+	}
+	return sp.FirstVersion + uint64(len(sp.Posts)) - 1
+}
+
+// Streams returns the number of distinct streams in the segment.
+func (x *Index) Streams() int { return len(x.streams) }
+
+// Sparse returns the sparse index.
+func (x *Index) Sparse() []SparseEntry { return x.sparse }
+
+// Footer layout (see doc.go): the frames after RecordsEnd are
+//
+//	postings frame × streams   (uvarint count, then count × (Δoffset, length) uvarints)
+//	block frame × ⌈streams/64⌉ (entries sorted by (hash, name))
+//	summary frame              (sparse index, block directory, bloom filter)
+//	trailer                    (64 bytes)
+
+// AppendFooter appends the footer frames and the trailer of a segment whose
+// header is header and whose records end at x.End to dst, which will be
+// written at offset x.End. It returns the extended slice and the trailer.
+func (x *Index) AppendFooter(dst []byte, header [HeaderSize]byte) ([]byte, Trailer) {
+	start := len(dst)
+	off := func() int64 { return x.End + int64(len(dst)-start) }
+
+	names := make([]string, 0, len(x.streams))
+	for name := range x.streams {
+		names = append(names, name)
+	}
+	hashes := make(map[string]uint64, len(names))
+	for _, n := range names {
+		hashes[n] = streamHash(n)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if c := cmp.Compare(hashes[a], hashes[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+
+	type postRef struct {
+		off int64
+		len uint32
+	}
+	refs := make([]postRef, len(names))
+	var p []byte
+	for i, name := range names {
+		sp := x.streams[name]
+		p = binary.AppendUvarint(p[:0], uint64(len(sp.Posts)))
+		prev := int64(0)
+		for _, po := range sp.Posts {
+			p = binary.AppendUvarint(p, uint64(po.Off-prev))
+			p = binary.AppendUvarint(p, uint64(po.Len))
+			prev = po.Off
+		}
+		refs[i] = postRef{off: off()}
+		dst = AppendFrame(dst, KindPostings, p)
+		refs[i].len = uint32(off() - refs[i].off)
+	}
+
+	type blockRef struct {
+		hash uint64
+		off  int64
+		len  uint32
+	}
+	var blocks []blockRef
+	for lo := 0; lo < len(names); lo += blockStride {
+		hi := min(lo+blockStride, len(names))
+		p = p[:0]
+		for i := lo; i < hi; i++ {
+			sp := x.streams[names[i]]
+			var e [entFixedSize]byte
+			le.PutUint64(e[entHashOff:], hashes[names[i]])
+			le.PutUint64(e[entFirstVerOff:], sp.FirstVersion)
+			le.PutUint32(e[entCountOff:], uint32(len(sp.Posts)))
+			le.PutUint64(e[entPostOffOff:], uint64(refs[i].off))
+			le.PutUint32(e[entPostLenOff:], refs[i].len)
+			le.PutUint16(e[entNameLenOff:], uint16(len(names[i])))
+			p = append(append(p, e[:]...), names[i]...)
+		}
+		b := blockRef{hash: hashes[names[lo]], off: off()}
+		dst = AppendFrame(dst, KindBlock, p)
+		b.len = uint32(off() - b.off)
+		blocks = append(blocks, b)
+	}
+
+	p = le.AppendUint32(p[:0], uint32(len(x.sparse)))
+	for _, s := range x.sparse {
+		p = le.AppendUint64(p, s.Seq)
+		p = le.AppendUint64(p, uint64(s.Off))
+		p = le.AppendUint64(p, uint64(s.Time))
+	}
+	p = le.AppendUint32(p, uint32(len(blocks)))
+	for _, b := range blocks {
+		p = le.AppendUint64(p, b.hash)
+		p = le.AppendUint64(p, uint64(b.off))
+		p = le.AppendUint32(p, b.len)
+	}
+	p = le.AppendUint32(p, uint32(len(names)))
+	bloom := newBloom(len(names))
+	for _, n := range names {
+		bloom.add(hashes[n])
+	}
+	p = le.AppendUint32(p, uint32(len(bloom)*8))
+	p = append(p, bloom...)
+
+	t := Trailer{
+		RecordsEnd: x.End,
+		SummaryOff: off(),
+		Count:      uint32(x.Count),
+		LastSeq:    x.LastSeq,
+		FirstTime:  x.FirstTime,
+		LastTime:   x.LastTime,
+		NewStreams: uint32(x.NewStreams),
+	}
+	dst = AppendFrame(dst, KindSummary, p)
+	t.SummaryLen = uint32(off() - t.SummaryOff)
+	tb := t.Encode(header)
+	return append(dst, tb[:]...), t
+}
+
+// Summary is the decoded summary frame of a sealed segment: what a reader
+// keeps in memory to seek by seq or time and to find a stream's entry.
+type Summary struct {
+	Sparse     []SparseEntry
+	NumStreams int
+	blocks     []summaryBlock
+	bloom      bloom
+}
+
+type summaryBlock struct {
+	hash uint64
+	off  int64
+	len  uint32
+}
+
+// DecodeSummary decodes a summary frame payload. footerStart and footerEnd
+// bound the offsets it may reference; count is the segment's event count.
+func DecodeSummary(p []byte, recordsEnd, footerEnd int64, count int) (*Summary, error) {
+	r := binReader{b: p}
+	s := &Summary{}
+	n := r.u32()
+	if !r.fits(n, sparseSize) {
+		return nil, fmt.Errorf("summary: %d sparse entries do not fit", n)
+	}
+	if want := (count + SparseInterval - 1) / SparseInterval; int(n) != want {
+		return nil, fmt.Errorf("summary: %d sparse entries, want %d for %d events", n, want, count)
+	}
+	s.Sparse = make([]SparseEntry, n)
+	for i := range s.Sparse {
+		e := SparseEntry{Seq: r.u64(), Off: int64(r.u64()), Time: int64(r.u64())}
+		if e.Off < HeaderSize || e.Off >= recordsEnd || (i > 0 && (e.Seq <= s.Sparse[i-1].Seq || e.Off <= s.Sparse[i-1].Off || e.Time < s.Sparse[i-1].Time)) {
+			return nil, fmt.Errorf("summary: sparse entry %d (seq %d, offset %d) out of order or range", i, e.Seq, e.Off)
+		}
+		s.Sparse[i] = e
+	}
+	n = r.u32()
+	if !r.fits(n, blkSize) {
+		return nil, fmt.Errorf("summary: %d blocks do not fit", n)
+	}
+	s.blocks = make([]summaryBlock, n)
+	for i := range s.blocks {
+		b := summaryBlock{hash: r.u64(), off: int64(r.u64()), len: r.u32()}
+		if b.off < recordsEnd || b.off+int64(b.len) > footerEnd || b.len < FrameHeaderSize || (i > 0 && b.hash < s.blocks[i-1].hash) {
+			return nil, fmt.Errorf("summary: block %d at %d+%d out of order or range", i, b.off, b.len)
+		}
+		s.blocks[i] = b
+	}
+	s.NumStreams = int(r.u32())
+	if want := (s.NumStreams + blockStride - 1) / blockStride; len(s.blocks) != want || s.NumStreams > count {
+		return nil, fmt.Errorf("summary: %d streams in %d blocks and %d events", s.NumStreams, len(s.blocks), count)
+	}
+	bits := r.u32()
+	if bits%8 != 0 || !r.fits(bits/8, 1) {
+		return nil, fmt.Errorf("summary: bloom filter of %d bits does not fit", bits)
+	}
+	s.bloom = bloom(r.take(int(bits / 8)))
+	if r.err != nil || len(r.b) != r.off {
+		return nil, fmt.Errorf("summary: malformed (%d trailing bytes)", len(r.b)-r.off)
+	}
+	return s, nil
+}
+
+// MayContain reports whether the segment may hold events of the stream.
+func (s *Summary) MayContain(stream string) bool { return s.bloom.mayContain(streamHash(stream)) }
+
+// blockCandidates returns the blocks that may hold the entry of a stream
+// with hash h, in order.
+func (s *Summary) blockCandidates(h uint64) []summaryBlock {
+	// Entries are sorted by hash, and a block's first hash is its smallest.
+	// Entries of hash h lie in the last block whose first hash is < h, and
+	// in the blocks whose first hash is == h.
+	i := sort.Search(len(s.blocks), func(i int) bool { return s.blocks[i].hash >= h })
+	j := i
+	for j < len(s.blocks) && s.blocks[j].hash == h {
+		j++
+	}
+	if i > 0 {
+		i--
+	}
+	return s.blocks[i:j]
+}
+
+// StreamEntry is a stream's entry in a sealed segment's block.
+type StreamEntry struct {
+	FirstVersion uint64
+	Count        uint32
+	PostOff      int64
+	PostLen      uint32
+}
+
+// findEntry looks for the stream in a block frame payload.
+func findEntry(p []byte, h uint64, name string, recordsEnd, footerEnd int64) (StreamEntry, bool, error) {
+	r := binReader{b: p}
+	prev := uint64(0)
+	for r.off < len(r.b) && r.err == nil {
+		eh := r.u64()
+		e := StreamEntry{FirstVersion: r.u64(), Count: r.u32(), PostOff: int64(r.u64()), PostLen: r.u32()}
+		nl := int(r.u16())
+		nm := r.take(nl)
+		if r.err != nil {
+			break
+		}
+		if eh < prev || e.FirstVersion == 0 || e.Count == 0 || nl == 0 || e.PostOff < recordsEnd || e.PostOff+int64(e.PostLen) > footerEnd {
+			return StreamEntry{}, false, fmt.Errorf("stream block: entry %q malformed", nm)
+		}
+		prev = eh
+		if eh == h && string(nm) == name {
+			return e, true, nil
+		}
+		if eh > h {
+			return StreamEntry{}, false, nil
+		}
+	}
+	if r.err != nil {
+		return StreamEntry{}, false, fmt.Errorf("stream block: %w", r.err)
+	}
+	return StreamEntry{}, false, nil
+}
+
+// decodePostings decodes a postings frame payload holding count postings,
+// each within [HeaderSize, recordsEnd).
+func decodePostings(p []byte, count uint32, recordsEnd int64, dst []Posting) ([]Posting, error) {
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n != uint64(count) || n > uint64(len(p)) {
+		return nil, fmt.Errorf("postings: count %d, want %d", n, count)
+	}
+	p = p[k:]
+	prev := int64(0)
+	dst = slices.Grow(dst[:0], int(n))
+	for i := range n {
+		d, k1 := binary.Uvarint(p)
+		if k1 <= 0 {
+			return nil, fmt.Errorf("postings: entry %d malformed", i)
+		}
+		l, k2 := binary.Uvarint(p[k1:])
+		if k2 <= 0 {
+			return nil, fmt.Errorf("postings: entry %d malformed", i)
+		}
+		p = p[k1+k2:]
+		off := prev + int64(d)
+		if (i > 0 && d == 0) || d > uint64(recordsEnd) || off < HeaderSize || l < FrameHeaderSize || l > FrameHeaderSize+MaxFramePayload || off+int64(l) > recordsEnd {
+			return nil, fmt.Errorf("postings: entry %d (offset %d, length %d) out of range", i, off, l)
+		}
+		dst = append(dst, Posting{Off: off, Len: uint32(l)})
+		prev = off
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("postings: %d trailing bytes", len(p))
+	}
+	return dst, nil
+}
+
+// binReader reads little-endian fixed-size fields; after the first short
+// read every call returns zero and err is set.
+type binReader struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (r *binReader) take(n int) []byte {
+	if r.err != nil || n < 0 || n > len(r.b)-r.off {
+		r.err = errShort
+		return nil
+	}
+	p := r.b[r.off : r.off+n]
+	r.off += n
+	return p
+}
+
+func (r *binReader) u16() uint16 {
+	if p := r.take(2); p != nil {
+		return le.Uint16(p)
+	}
+	return 0
+}
+
+func (r *binReader) u32() uint32 {
+	if p := r.take(4); p != nil {
+		return le.Uint32(p)
+	}
+	return 0
+}
+
+func (r *binReader) u64() uint64 {
+	if p := r.take(8); p != nil {
+		return le.Uint64(p)
+	}
+	return 0
+}
+
+// fits reports whether n items of size bytes each fit in what is left.
+func (r *binReader) fits(n uint32, size int) bool {
+	return r.err == nil && uint64(n)*uint64(size) <= uint64(len(r.b)-r.off)
+}
+
+// bloom is a bloom filter over stream hashes (double hashing).
+type bloom []byte
+
+func newBloom(keys int) bloom {
+	bits := max(64, keys*bloomBitsPerKey)
+	return make(bloom, (bits+7)/8)
+}
+
+func (b bloom) add(h uint64) {
+	m := uint64(len(b) * 8)
+	h1, h2 := h&0xffffffff, h>>32|1
+	for i := range uint64(bloomProbes) {
+		bit := (h1 + i*h2) % m
+		b[bit/8] |= 1 << (bit % 8)
+	}
+}
+
+func (b bloom) mayContain(h uint64) bool {
+	m := uint64(len(b) * 8)
+	if m == 0 {
+		return false
+	}
+	h1, h2 := h&0xffffffff, h>>32|1
+	for i := range uint64(bloomProbes) {
+		bit := (h1 + i*h2) % m
+		if b[bit/8]&(1<<(bit%8)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// FirstSeq returns the seq of the segment's first event.
+func (x *Index) FirstSeq() uint64 { return x.BaseSeq }

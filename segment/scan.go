@@ -1,0 +1,184 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/evlog/evlog/event"
+)
+
+// Tail describes the invalid suffix of the newest segment that recovery
+// truncates: an incomplete batch, a torn frame, or garbage after the last
+// commit, written after the last fsync the log had completed.
+type Tail struct {
+	Offset    int64  // end of the committed data: the tail starts here
+	Size      int64  // bytes from Offset to the end of the file
+	BadOffset int64  // the first invalid frame (== Offset + complete uncommitted frames)
+	Events    int    // complete event frames of the incomplete batch
+	FirstSeq  uint64 // their seqs (0 when Events == 0)
+	LastSeq   uint64
+	Reason    string
+}
+
+// ScanOptions configures Scan.
+type ScanOptions struct {
+	// File is the segment's base name, for errors.
+	File string
+	// Strict is set for segments that must end cleanly (sealed segments and
+	// any segment but the newest): then any invalid frame or incomplete
+	// batch is corruption. Otherwise an invalid suffix is a torn tail when
+	// no valid commit after it records a durable end beyond its start.
+	Strict bool
+	// PrevTime is the recorded time of the event before this segment's
+	// first (unix ns); times may not decrease.
+	PrevTime int64
+}
+
+// Scan reads the frames in [HeaderSize, end) of a segment with header h and
+// returns the index of its committed events, and the torn tail, if any (nil
+// when the data ends exactly after a commit frame). Errors match ErrCorrupt
+// (as a *CorruptError) or come from ra.
+func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, error) {
+	x := NewIndex(h.BaseSeq)
+	var (
+		r       = NewReader(ra, HeaderSize, end)
+		dec     Decoder
+		env     event.Envelope
+		pending []EventInfo
+		vers    = make(map[string]uint64)
+		prevT   = opt.PrevTime
+		next    = h.BaseSeq
+	)
+	corrupt := func(off int64, format string, args ...any) error {
+		return &CorruptError{File: opt.File, Offset: off, Seq: x.LastSeq, Reason: fmt.Sprintf(format, args...)}
+	}
+	for {
+		f, err := r.Next()
+		if err == io.EOF {
+			if len(pending) == 0 {
+				return x, nil, nil
+			}
+			if opt.Strict {
+				return nil, nil, corrupt(pending[0].Off, "segment ends with an incomplete batch of %d events", len(pending))
+			}
+			return x, tailOf(x, pending, end, end, "incomplete batch (no commit frame)"), nil
+		}
+		var fe *FrameError
+		if errors.As(err, &fe) {
+			if opt.Strict {
+				return nil, nil, corrupt(fe.Offset, "%s", fe.Reason)
+			}
+			return finishTail(ra, x, pending, fe.Offset, end, fe.Reason, opt.File)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("evlog/segment: reading %s: %w", opt.File, err)
+		}
+		switch f.Kind {
+		case KindEvent:
+			if err := dec.Decode(f.Payload, &env); err != nil {
+				return nil, nil, corrupt(f.Offset, "%v", err)
+			}
+			if env.Seq != next {
+				return nil, nil, corrupt(f.Offset, "event seq %d, want %d", env.Seq, next)
+			}
+			t := env.Time.UnixNano()
+			if t < prevT {
+				return nil, nil, corrupt(f.Offset, "event seq %d recorded at %d, before the previous event (%d)", env.Seq, t, prevT)
+			}
+			if last, ok := vers[env.Stream]; ok && env.Version != last+1 {
+				return nil, nil, corrupt(f.Offset, "event seq %d is version %d of stream %q, want %d", env.Seq, env.Version, env.Stream, last+1)
+			}
+			vers[env.Stream] = env.Version
+			pending = append(pending, EventInfo{Seq: env.Seq, Stream: env.Stream, Version: env.Version, Time: t, Off: f.Offset, Len: uint32(f.Size())})
+			next++
+			prevT = t
+		case KindCommit:
+			c, err := DecodeCommit(f.Payload)
+			if err != nil {
+				return nil, nil, corrupt(f.Offset, "%v", err)
+			}
+			if len(pending) == 0 || c.FirstSeq != pending[0].Seq || int(c.Count) != len(pending) {
+				return nil, nil, corrupt(f.Offset, "commit of seqs %d+%d does not match the %d events before it", c.FirstSeq, c.Count, len(pending))
+			}
+			if c.DurableEnd > f.Offset {
+				return nil, nil, corrupt(f.Offset, "commit claims durable end %d beyond itself", c.DurableEnd)
+			}
+			for _, e := range pending {
+				x.Add(e)
+			}
+			pending = pending[:0]
+			x.End = f.Offset + f.Size()
+		default:
+			// Footer frames: the segment was being sealed.
+			if opt.Strict {
+				return nil, nil, corrupt(f.Offset, "%s frame among the records", f.Kind)
+			}
+			return finishTail(ra, x, pending, f.Offset, end, "incomplete footer (the segment was being sealed)", opt.File)
+		}
+	}
+}
+
+func tailOf(x *Index, pending []EventInfo, bad, end int64, reason string) *Tail {
+	t := &Tail{Offset: x.End, Size: end - x.End, BadOffset: bad, Events: len(pending), Reason: reason}
+	if len(pending) > 0 {
+		t.FirstSeq, t.LastSeq = pending[0].Seq, pending[len(pending)-1].Seq
+	}
+	return t
+}
+
+// finishTail decides whether the invalid data at bad is a torn tail or
+// corruption: it is corruption when a valid commit frame after it records a
+// durable end beyond bad (bad had been fsynced before that commit was
+// written), and a torn tail otherwise.
+func finishTail(ra io.ReaderAt, x *Index, pending []EventInfo, bad, end int64, reason, file string) (*Index, *Tail, error) {
+	off, c, err := findCommitAfter(ra, bad+1, end, func(c Commit) bool { return c.DurableEnd > bad })
+	if err != nil {
+		return nil, nil, fmt.Errorf("evlog/segment: reading %s: %w", file, err)
+	}
+	if off >= 0 {
+		return nil, nil, &CorruptError{File: file, Offset: bad, Seq: x.LastSeq,
+			Reason: fmt.Sprintf("%s, but a valid commit follows at offset %d (seqs %d+%d, durable through %d)", reason, off, c.FirstSeq, c.Count, c.DurableEnd)}
+	}
+	return x, tailOf(x, pending, bad, end, reason), nil
+}
+
+// findCommitAfter returns the offset of the first valid commit frame
+// starting in [from, end) for which match is true, or -1.
+func findCommitAfter(ra io.ReaderAt, from, end int64, match func(Commit) bool) (int64, Commit, error) {
+	var pat [5]byte // a commit frame's length and kind fields
+	le.PutUint32(pat[:4], commitPayloadSize)
+	pat[4] = byte(KindCommit)
+	buf := make([]byte, readChunk+CommitFrameSize)
+	for base := from; base < end; base += readChunk {
+		n := int(min(int64(len(buf)), end-base))
+		if m, err := ra.ReadAt(buf[:n], base); m < n {
+			if err == nil || errors.Is(err, io.EOF) {
+				return -1, Commit{}, nil // the file shrank under us: nothing more to see
+			}
+			return -1, Commit{}, err
+		}
+		b := buf[:n]
+		// Frames start 4 bytes before the pattern.
+		for i := 0; ; {
+			j := bytes.Index(b[i:], pat[:])
+			if j < 0 {
+				break
+			}
+			p := i + j - frameLenOff
+			i += j + 1
+			if p < 0 || p >= readChunk || p+CommitFrameSize > len(b) {
+				continue // starts before the window or in the next one
+			}
+			fr := b[p : p+CommitFrameSize]
+			if crc(fr[frameLenOff:]) != le.Uint32(fr[frameCRCOff:]) {
+				continue
+			}
+			if c, err := DecodeCommit(fr[FrameHeaderSize:]); err == nil && match(c) {
+				return base + int64(p), c, nil
+			}
+		}
+	}
+	return -1, Commit{}, nil
+}

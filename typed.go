@@ -1,0 +1,247 @@
+package evlog
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/evlog/evlog/segment"
+)
+
+// Event is an event with a typed payload: the envelope's fields and Data
+// decoded from (or to be encoded into) msgpack.
+//
+// When appending, set Type, Data and optionally SchemaVersion, ID, Time and
+// Meta; Seq, Stream and Version are assigned by the log.
+type Event[T any] struct {
+	Seq           uint64
+	Stream        string
+	Version       uint64
+	Type          string
+	SchemaVersion uint32
+	ID            string
+	Time          time.Time
+	Meta          map[string]string
+	Data          T
+}
+
+// TypedLog is a typed view of a Log: payloads are encoded from and decoded
+// into T with msgpack (github.com/vmihailenco/msgpack/v5; struct fields by
+// name, honouring `msgpack` tags). One log may carry several payload types:
+// use one TypedLog per type, or read raw Envelopes and Decode by Type.
+// A TypedLog is as safe for concurrent use as its Log.
+type TypedLog[T any] struct {
+	l  *Log
+	up *Upcasters
+}
+
+// TypedOption configures a TypedLog.
+type TypedOption func(*typedConfig)
+
+type typedConfig struct{ up *Upcasters }
+
+// WithUpcasters makes the view run the upcasters on every payload before
+// decoding it (see Upcasters).
+func WithUpcasters(u *Upcasters) TypedOption { return func(c *typedConfig) { c.up = u } }
+
+// Typed returns a typed view of l.
+func Typed[T any](l *Log, opts ...TypedOption) *TypedLog[T] {
+	var c typedConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	return &TypedLog[T]{l: l, up: c.up}
+}
+
+// Log returns the underlying log.
+func (t *TypedLog[T]) Log() *Log { return t.l }
+
+// Append encodes the events' payloads and appends them as Log.Append does.
+func (t *TypedLog[T]) Append(ctx context.Context, stream string, expect Expectation, events ...Event[T]) (Position, error) {
+	req, err := t.Request(stream, expect, events...)
+	if err != nil {
+		return Position{}, err
+	}
+	pos, err := t.l.AppendBatch(ctx, []AppendRequest{req})
+	if err != nil {
+		return Position{}, err
+	}
+	return pos[0], nil
+}
+
+// Request encodes events into an AppendRequest, for Log.AppendBatch.
+func (t *TypedLog[T]) Request(stream string, expect Expectation, events ...Event[T]) (AppendRequest, error) {
+	enc := getEncoder()
+	defer putEncoder(enc)
+	envs := make([]Envelope, len(events))
+	ends := make([]int, len(events))
+	for i := range events {
+		if err := enc.enc.Encode(&events[i].Data); err != nil {
+			return AppendRequest{}, fmt.Errorf("%w: encoding event %d (%s) of stream %q: %w", ErrInvalid, i, events[i].Type, stream, err)
+		}
+		ends[i] = enc.buf.Len()
+	}
+	data := bytes.Clone(enc.buf.Bytes()) // one allocation for all payloads
+	start := 0
+	for i, e := range events {
+		envs[i] = Envelope{Stream: e.Stream, Seq: e.Seq, Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion,
+			ID: e.ID, Time: e.Time, Meta: e.Meta, Data: data[start:ends[i]:ends[i]]}
+		start = ends[i]
+	}
+	return AppendRequest{Stream: stream, Expect: expect, Events: envs}, nil
+}
+
+// Events iterates the whole log from seq from, decoding every payload as T
+// (see Log.Events). A payload that does not decode ends the iteration with
+// a *DecodeError.
+func (t *TypedLog[T]) Events(ctx context.Context, from uint64) iter.Seq2[Event[T], error] {
+	return t.Range(ctx, from, 0)
+}
+
+// Range is Events limited to seqs in [from, to] (to == 0: the last).
+func (t *TypedLog[T]) Range(ctx context.Context, from, to uint64) iter.Seq2[Event[T], error] {
+	return func(yield func(Event[T], error) bool) {
+		d := newTypedDecoder[T](t.up)
+		err := t.l.scan(ctx, from, to, func(e *Envelope) error {
+			ev, err := d.decode(e)
+			if err != nil {
+				return err
+			}
+			if !yield(ev, nil) {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			yield(Event[T]{}, err)
+		}
+	}
+}
+
+// Stream iterates one stream from version fromVersion (see Log.Stream).
+func (t *TypedLog[T]) Stream(ctx context.Context, stream string, fromVersion uint64) iter.Seq2[Event[T], error] {
+	return func(yield func(Event[T], error) bool) {
+		d := newTypedDecoder[T](t.up)
+		err := t.l.scanStream(ctx, stream, fromVersion, func(e *Envelope) error {
+			ev, err := d.decode(e)
+			if err != nil {
+				return err
+			}
+			if !yield(ev, nil) {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			yield(Event[T]{}, err)
+		}
+	}
+}
+
+// Decode decodes a raw envelope's payload as T, after running the
+// upcasters (nil: none) on it.
+func Decode[T any](e Envelope, up *Upcasters) (Event[T], error) {
+	return newTypedDecoder[T](up).decode(&e)
+}
+
+// Encode encodes an event's payload into a raw envelope.
+func Encode[T any](e Event[T]) (Envelope, error) {
+	enc := getEncoder()
+	defer putEncoder(enc)
+	if err := enc.enc.Encode(&e.Data); err != nil {
+		return Envelope{}, fmt.Errorf("%w: encoding %s: %w", ErrInvalid, e.Type, err)
+	}
+	return Envelope{Seq: e.Seq, Stream: e.Stream, Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion,
+		ID: e.ID, Time: e.Time, Meta: e.Meta, Data: bytes.Clone(enc.buf.Bytes())}, nil
+}
+
+// DecodeError reports a payload that could not be decoded into the
+// requested type (a program error or a missing upcaster, not corruption:
+// the record's checksum was valid).
+type DecodeError struct {
+	Seq           uint64
+	Stream        string
+	Type          string
+	SchemaVersion uint32
+	Err           error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("evlog: decoding event %d (%s v%d, stream %q): %v (is an upcaster missing for this type and schema version?)",
+		e.Seq, e.Type, e.SchemaVersion, e.Stream, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// typedDecoder decodes payloads into T, reusing its msgpack decoder.
+type typedDecoder[T any] struct {
+	up  *Upcasters
+	rd  bytes.Reader
+	dec *msgpack.Decoder
+	buf []byte
+}
+
+func newTypedDecoder[T any](up *Upcasters) *typedDecoder[T] {
+	d := &typedDecoder[T]{up: up}
+	d.dec = msgpack.NewDecoder(&d.rd)
+	return d
+}
+
+func (d *typedDecoder[T]) decode(e *Envelope) (Event[T], error) {
+	ev := Event[T]{Seq: e.Seq, Stream: e.Stream, Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion,
+		ID: e.ID, Time: e.Time, Meta: e.Meta}
+	data := e.Data
+	if d.up != nil {
+		var err error
+		if ev.Type, ev.SchemaVersion, data, err = d.up.apply(e.Type, e.SchemaVersion, data, d.buf[:0]); err != nil {
+			return ev, &DecodeError{Seq: e.Seq, Stream: e.Stream, Type: e.Type, SchemaVersion: e.SchemaVersion, Err: err}
+		}
+		if !sameSlice(data, e.Data) {
+			d.buf = data[:0]
+		}
+	}
+	if len(data) == 0 {
+		return ev, nil
+	}
+	// Bound what msgpack may allocate: no container may claim more
+	// elements than there are bytes left.
+	if err := segment.CheckMsgpack(data); err != nil {
+		return ev, &DecodeError{Seq: e.Seq, Stream: e.Stream, Type: ev.Type, SchemaVersion: ev.SchemaVersion, Err: err}
+	}
+	d.rd.Reset(data)
+	d.dec.ResetReader(&d.rd)
+	if err := d.dec.Decode(&ev.Data); err != nil {
+		return ev, &DecodeError{Seq: e.Seq, Stream: e.Stream, Type: ev.Type, SchemaVersion: ev.SchemaVersion, Err: err}
+	}
+	return ev, nil
+}
+
+type pooledEncoder struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var encoderPool = sync.Pool{New: func() any {
+	e := &pooledEncoder{}
+	e.enc = msgpack.NewEncoder(&e.buf)
+	e.enc.UseCompactInts(true)
+	e.enc.SetSortMapKeys(true)
+	return e
+}}
+
+func getEncoder() *pooledEncoder {
+	e := encoderPool.Get().(*pooledEncoder)
+	e.buf.Reset()
+	return e
+}
+
+func putEncoder(e *pooledEncoder) {
+	if e.buf.Cap() <= 1<<20 {
+		encoderPool.Put(e)
+	}
+}

@@ -1,0 +1,137 @@
+package evlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Upcasters evolve stored payloads: each registered Upcast turns the
+// payload of one event type at one schema version into the payload at the
+// next version (optionally under a new type name), and a chain of them runs
+// before a payload is decoded into a Go type. Stored events are never
+// rewritten; reading code sees only the current shape.
+//
+// Upcasters is safe for concurrent use; register everything before reading.
+type Upcasters struct {
+	mu sync.RWMutex
+	m  map[upKey]Upcast
+}
+
+type upKey struct {
+	typ  string
+	from uint32
+}
+
+// Upcast is one step of schema evolution.
+type Upcast struct {
+	// Type and From select the payloads it applies to: events of Type
+	// stored (or produced by an earlier step) at schema version From.
+	Type string
+	From uint32
+	// To renames the event type ("" keeps Type). The result is at schema
+	// version From+1 of the type To.
+	To string
+	// Fn converts the payload, decoded generically (msgpack maps become
+	// map[string]any, strings string, integers int64/uint64), into the
+	// value to encode at From+1. Nil keeps the payload as is (a pure
+	// rename or a version bump).
+	Fn func(old any) (any, error)
+}
+
+// maxUpcastSteps bounds a chain, so a cycle cannot loop forever.
+const maxUpcastSteps = 64
+
+// NewUpcasters returns an empty registry.
+func NewUpcasters() *Upcasters { return &Upcasters{m: make(map[upKey]Upcast)} }
+
+// Register adds an upcast step. Registering two steps for the same type
+// and version is an error.
+func (u *Upcasters) Register(up Upcast) error {
+	if up.Type == "" || up.From == 0 {
+		return errors.New("evlog: Upcast needs a Type and a From version >= 1")
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	k := upKey{up.Type, up.From}
+	if _, dup := u.m[k]; dup {
+		return fmt.Errorf("evlog: an upcast for %s v%d is already registered", up.Type, up.From)
+	}
+	u.m[k] = up
+	return nil
+}
+
+// MustRegister is Register that panics on error, for static set-up.
+func (u *Upcasters) MustRegister(ups ...Upcast) *Upcasters {
+	for _, up := range ups {
+		if err := u.Register(up); err != nil {
+			panic(err)
+		}
+	}
+	return u
+}
+
+// Upcast runs the chain on a raw envelope and returns it at the newest
+// type and version the registry knows; e is not modified.
+func (u *Upcasters) Upcast(e Envelope) (Envelope, error) {
+	typ, ver, data, err := u.apply(e.Type, e.SchemaVersion, e.Data, nil)
+	if err != nil {
+		return e, err
+	}
+	e.Type, e.SchemaVersion = typ, ver
+	if len(data) > 0 && !sameSlice(data, e.Data) {
+		e.Data = bytes.Clone(data)
+	}
+	return e, nil
+}
+
+func sameSlice(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// apply runs the chain. The result aliases data when no step changed the
+// payload, else buf (which may grow).
+func (u *Upcasters) apply(typ string, ver uint32, data, buf []byte) (string, uint32, []byte, error) {
+	if u == nil {
+		return typ, ver, data, nil
+	}
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	if len(u.m) == 0 {
+		return typ, ver, data, nil
+	}
+	for range maxUpcastSteps {
+		up, ok := u.m[upKey{typ, ver}]
+		if !ok {
+			return typ, ver, data, nil
+		}
+		if up.Fn != nil {
+			var old any
+			if len(data) > 0 {
+				if err := msgpack.Unmarshal(data, &old); err != nil {
+					return typ, ver, nil, fmt.Errorf("upcasting %s v%d: decoding: %w", typ, ver, err)
+				}
+			}
+			v, err := up.Fn(old)
+			if err != nil {
+				return typ, ver, nil, fmt.Errorf("upcasting %s v%d: %w", typ, ver, err)
+			}
+			enc := getEncoder()
+			err = enc.enc.Encode(v)
+			buf = append(buf[:0], enc.buf.Bytes()...)
+			putEncoder(enc)
+			if err != nil {
+				return typ, ver, nil, fmt.Errorf("upcasting %s v%d: encoding: %w", typ, ver, err)
+			}
+			data = buf
+		}
+		if up.To != "" {
+			typ = up.To
+		}
+		ver++
+	}
+	return typ, ver, nil, fmt.Errorf("upcasting %s: more than %d steps (is there a cycle?)", typ, maxUpcastSteps)
+}

@@ -1,0 +1,621 @@
+package evlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
+)
+
+// request is one Append/AppendBatch (or Sync) call waiting for the writer.
+type request struct {
+	batch  []AppendRequest
+	size   int // upper bound of the encoded size
+	events int
+	sync   bool // a Sync call: no events
+
+	state atomic.Int32 // reqPending → reqTaken (writer) or reqCanceled (caller)
+	done  chan struct{}
+	pos   []Position
+	err   error
+}
+
+const (
+	reqPending int32 = iota
+	reqTaken
+	reqCanceled
+)
+
+func (r *request) finish(err error) {
+	r.err = err
+	close(r.done)
+}
+
+// writer is the single goroutine that sequences, encodes, writes and
+// fsyncs appends. Everything below the queue fields is owned by it.
+type writer struct {
+	l    *Log
+	opts Options
+
+	qmu     sync.Mutex
+	queue   []*request
+	stopped bool
+	wake    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+
+	f        vfs.File // the active segment, positioned at end
+	name     string
+	hdr      [segment.HeaderSize]byte
+	idx      *segment.Index // the active index, shared with readers (mutated under l.mu)
+	end      int64          // end of the committed frames
+	durable  int64          // end of the fsynced frames
+	lastSeq  uint64         // last committed seq
+	lastTime int64          // its recorded time
+	streams  uint64
+	failed   error
+	closeErr error
+
+	// versions caches streams' current versions (0: no stream). Streams of
+	// the active segment are also found in idx, older ones in the sealed
+	// segments' indexes, so the cache can be dropped at any time.
+	versions map[string]uint64
+
+	// The group being staged.
+	buf      []byte
+	infos    []segment.EventInfo
+	group    []*request
+	overlay  map[string]uint64 // versions after the staged requests
+	undo     []undoEntry
+	nextSeq  uint64 // seq the next staged event gets
+	nextTime int64  // recorded time of the last staged event
+	newStrs  uint64 // streams begun by the staged events
+	spare    []*request
+	calls    int // append calls in the group
+}
+
+type undoEntry struct {
+	stream string
+	old    uint64
+	had    bool
+}
+
+// maxVersionCache bounds the writer's stream-version cache.
+const maxVersionCache = 1 << 20
+
+// flushThreshold makes the writer write out a group once its buffer holds
+// this much, so a burst of appends never needs an unbounded buffer.
+const flushThreshold = 8 << 20
+
+func startWriter(l *Log, rec *recovered) (*writer, error) {
+	w := &writer{
+		l: l, opts: l.opts,
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		versions: make(map[string]uint64), overlay: make(map[string]uint64),
+	}
+	w.lastSeq, w.lastTime, w.streams = l.pub.seq, l.pub.time, l.pub.streams
+	if rec.active == nil {
+		// An empty directory, or a sealed newest segment whose successor
+		// never became durable: start a new active segment.
+		if len(rec.segs) == 0 {
+			id, err := newLogID()
+			if err != nil {
+				return nil, fmt.Errorf("evlog: generating a log ID: %w", err)
+			}
+			l.logID = id
+		}
+		if err := w.startSegment(); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := w.openActive(rec); err != nil {
+			return nil, err
+		}
+	}
+	w.nextSeq, w.nextTime = w.lastSeq+1, w.lastTime
+	go w.run()
+	return w, nil
+}
+
+// openActive opens the newest segment for appending, truncating its torn
+// tail first.
+func (w *writer) openActive(rec *recovered) error {
+	s := rec.segs[len(rec.segs)-1]
+	f, err := w.l.fs.OpenReadWrite(s.Name)
+	if err != nil {
+		return fmt.Errorf("evlog: opening %s for appending: %w", s.Name, err)
+	}
+	end := rec.active.End
+	if t := rec.report.TornTail; t != nil {
+		if err := f.Truncate(end); err != nil {
+			return errors.Join(fmt.Errorf("evlog: recovery: truncating the torn tail of %s: %w", s.Name, err), f.Close())
+		}
+		if err := f.Sync(); err != nil {
+			return errors.Join(fmt.Errorf("evlog: recovery: syncing %s after truncating its torn tail: %w", s.Name, err), f.Close())
+		}
+	}
+	if _, err := f.Seek(end, io.SeekStart); err != nil {
+		return errors.Join(fmt.Errorf("evlog: seeking in %s: %w", s.Name, err), f.Close())
+	}
+	w.f, w.name, w.hdr, w.idx = f, s.Name, s.HeaderBytes, rec.active
+	w.end, w.durable = end, end
+	return nil
+}
+
+// startSegment creates a new active segment after the last committed seq
+// and publishes a view holding it. The previous active segment, if any,
+// must already be sealed and closed by the caller.
+func (w *writer) startSegment() error {
+	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now()}
+	f, hb, err := segment.Create(w.l.fs, h)
+	if err != nil {
+		return err
+	}
+	name := segment.FormatFileName(h.BaseSeq, 0)
+	seg, err := segment.Open(w.l.fs, name)
+	if err != nil {
+		return errors.Join(err, f.Close())
+	}
+	w.f, w.name, w.hdr = f, name, hb
+	w.idx = segment.NewIndex(h.BaseSeq)
+	w.end, w.durable = segment.HeaderSize, segment.HeaderSize
+	l := w.l
+	l.mu.Lock()
+	var segs []*segHandle
+	if l.v != nil {
+		segs = append(segs, l.v.segs...)
+		if l.v.active != nil { // the caller replaced the old active segment
+			segs = segs[:len(segs)-1]
+		}
+	}
+	w.publishView(append(segs, newSegHandle(seg)), w.idx)
+	l.pub.end = segment.HeaderSize
+	l.mu.Unlock()
+	return nil
+}
+
+// publishView installs a new view; l.mu is held.
+func (w *writer) publishView(segs []*segHandle, active *segment.Index) {
+	old := w.l.v
+	w.l.v = newView(segs, active)
+	if old != nil {
+		old.unref()
+	}
+}
+
+// submit queues r and waits for its outcome (see Append for ctx).
+func (w *writer) submit(ctx context.Context, r *request) error {
+	w.qmu.Lock()
+	if w.stopped {
+		w.qmu.Unlock()
+		return ErrClosed
+	}
+	w.queue = append(w.queue, r)
+	w.qmu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqPending, reqCanceled) {
+			return ctx.Err()
+		}
+		<-r.done // sequenced: the outcome is decided, wait for it
+		return r.err
+	}
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	var tick <-chan time.Time
+	if d := w.opts.Sync.interval(); d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-w.wake:
+			w.drain()
+		case <-tick:
+			if w.failed == nil && w.end > w.durable {
+				w.fsync()
+			}
+		case <-w.quit:
+			w.drain()
+			w.shutdown()
+			return
+		}
+	}
+}
+
+// drain processes the queue until it is empty.
+func (w *writer) drain() {
+	for {
+		w.qmu.Lock()
+		q := w.queue
+		w.queue = w.spare[:0]
+		w.qmu.Unlock()
+		if len(q) == 0 {
+			w.spare = q
+			return
+		}
+		for _, r := range q {
+			w.take(r)
+		}
+		w.flush()
+		clear(q)
+		w.spare = q
+	}
+}
+
+// take stages one request, flushing and rolling first when needed.
+func (w *writer) take(r *request) {
+	if !r.state.CompareAndSwap(reqPending, reqTaken) {
+		return // canceled by its caller before it was sequenced
+	}
+	if w.failed != nil {
+		r.finish(w.failed)
+		return
+	}
+	if r.sync {
+		w.flush()
+		if w.failed == nil && w.end > w.durable {
+			w.fsync()
+		}
+		r.finish(w.failed)
+		return
+	}
+	staged := w.nextSeq - w.lastSeq - 1
+	if (w.idx.Count > 0 || staged > 0) && w.end+int64(len(w.buf))+int64(r.size) > w.opts.SegmentSize {
+		w.flush()
+		if w.failed != nil {
+			r.finish(w.failed)
+			return
+		}
+		if err := w.roll(); err != nil {
+			r.finish(err)
+			return
+		}
+	}
+	if err := w.stage(r); err != nil {
+		r.finish(err)
+		return
+	}
+	if len(w.buf) >= flushThreshold {
+		w.flush()
+	}
+}
+
+// version returns the stream's version after the staged requests.
+func (w *writer) version(stream string) (uint64, error) {
+	if v, ok := w.overlay[stream]; ok {
+		return v, nil
+	}
+	if v, ok := w.versions[stream]; ok {
+		return v, nil
+	}
+	v := w.idx.LastVersion(stream)
+	if v == 0 {
+		var err error
+		if v, err = w.sealedVersion(stream); err != nil {
+			return 0, err
+		}
+	}
+	if len(w.versions) >= maxVersionCache {
+		clear(w.versions)
+	}
+	w.versions[stream] = v
+	return v, nil
+}
+
+// sealedVersion looks a stream up in the sealed segments, newest first.
+func (w *writer) sealedVersion(stream string) (uint64, error) {
+	l := w.l
+	l.mu.RLock()
+	v := l.v // the writer alone replaces the view, so it stays valid
+	l.mu.RUnlock()
+	for i := len(v.segs) - 1; i >= 0; i-- {
+		s := v.segs[i]
+		if !s.Sealed {
+			continue
+		}
+		e, ok, err := s.Lookup(stream)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return e.FirstVersion + uint64(e.Count) - 1, nil
+		}
+	}
+	return 0, nil
+}
+
+// stage checks r's expectations, assigns seqs, versions and times, and
+// encodes its frames into the group buffer; on error nothing of r stays
+// staged.
+func (w *writer) stage(r *request) error {
+	mark, infoMark, undoMark := len(w.buf), len(w.infos), len(w.undo)
+	seq0, time0, new0 := w.nextSeq, w.nextTime, w.newStrs
+	fail := func(err error) error {
+		w.buf, w.infos = w.buf[:mark], w.infos[:infoMark]
+		for i := len(w.undo) - 1; i >= undoMark; i-- {
+			u := w.undo[i]
+			if u.had {
+				w.overlay[u.stream] = u.old
+			} else {
+				delete(w.overlay, u.stream)
+			}
+		}
+		w.undo = w.undo[:undoMark]
+		w.nextSeq, w.nextTime, w.newStrs = seq0, time0, new0
+		return err
+	}
+	r.pos = make([]Position, len(r.batch))
+	var env event.Envelope
+	for i, req := range r.batch {
+		cur, err := w.version(req.Stream)
+		if err != nil {
+			return fail(err)
+		}
+		if !req.Expect.Check(cur) {
+			return fail(&event.ConflictError{Stream: req.Stream, Expected: req.Expect, Actual: cur})
+		}
+		for _, e := range req.Events {
+			env = e
+			env.Stream = req.Stream
+			env.Seq = w.nextSeq
+			cur++
+			env.Version = cur
+			if env.SchemaVersion == 0 {
+				env.SchemaVersion = event.DefaultSchemaVersion
+			}
+			var t int64
+			if env.Time.IsZero() {
+				t = max(w.opts.Clock().UnixNano(), w.nextTime)
+			} else if t = env.Time.UnixNano(); t < w.nextTime {
+				return fail(fmt.Errorf("%w: event %d of stream %q at %s, the log is at %s",
+					ErrTimeBackwards, env.Seq-seq0, req.Stream, env.Time.UTC().Format(time.RFC3339Nano), time.Unix(0, w.nextTime).UTC().Format(time.RFC3339Nano)))
+			}
+			env.Time = time.Unix(0, t).UTC()
+			off := len(w.buf)
+			w.buf = segment.AppendEventFrame(w.buf, &env)
+			n := len(w.buf) - off
+			if n > w.opts.MaxEventSize {
+				return fail(fmt.Errorf("%w: event of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, req.Stream, n, w.opts.MaxEventSize))
+			}
+			w.infos = append(w.infos, segment.EventInfo{Seq: env.Seq, Stream: req.Stream, Version: env.Version, Time: t, Off: w.end + int64(off), Len: uint32(n)})
+			if env.Version == 1 {
+				w.newStrs++
+			}
+			w.nextSeq++
+			w.nextTime = t
+		}
+		old, had := w.overlay[req.Stream]
+		w.undo = append(w.undo, undoEntry{stream: req.Stream, old: old, had: had})
+		w.overlay[req.Stream] = cur
+		r.pos[i] = Position{Seq: w.nextSeq - 1, Version: cur}
+	}
+	w.buf = segment.AppendCommitFrame(w.buf, segment.Commit{FirstSeq: seq0, Count: uint32(w.nextSeq - seq0), DurableEnd: w.durable})
+	if len(w.buf)-mark > w.opts.MaxBatchSize {
+		return fail(fmt.Errorf("%w: batch encodes to %d bytes, over MaxBatchSize (%d); split it", ErrInvalid, len(w.buf)-mark, w.opts.MaxBatchSize))
+	}
+	w.group = append(w.group, r)
+	w.calls++
+	return nil
+}
+
+// flush writes the staged group, fsyncs it under SyncAlways, publishes it
+// and completes its requests.
+func (w *writer) flush() {
+	if len(w.group) == 0 {
+		return
+	}
+	n, err := w.f.Write(w.buf)
+	if err == nil && w.opts.Sync == SyncAlways {
+		err = w.syncFile()
+	}
+	if err != nil {
+		w.abortGroup(n, err)
+		return
+	}
+	w.end += int64(len(w.buf))
+	if w.opts.Sync == SyncAlways {
+		w.durable = w.end
+	}
+	events := len(w.infos)
+	w.lastSeq, w.lastTime = w.nextSeq-1, w.nextTime
+	w.streams += w.newStrs
+
+	l := w.l
+	l.mu.Lock()
+	for _, info := range w.infos {
+		w.idx.Add(info)
+	}
+	w.idx.End = w.end
+	l.pub = published{seq: w.lastSeq, time: w.lastTime, end: w.end, streams: w.streams}
+	old := l.notify
+	l.notify = make(chan struct{})
+	l.mu.Unlock()
+	close(old)
+
+	for s, v := range w.overlay {
+		w.versions[s] = v
+	}
+	l.stats.group(w.calls, events)
+	for _, r := range w.group {
+		r.finish(nil)
+	}
+	w.resetGroup()
+}
+
+func (w *writer) resetGroup() {
+	clear(w.overlay)
+	clear(w.group)
+	w.buf, w.infos, w.group, w.undo = w.buf[:0], w.infos[:0], w.group[:0], w.undo[:0]
+	w.nextSeq, w.nextTime, w.newStrs, w.calls = w.lastSeq+1, w.lastTime, 0, 0
+}
+
+// abortGroup handles a failed write or fsync of the staged group. A write
+// that failed for lack of space is undone (the partial bytes truncated) and
+// fails only this group; anything else, and any fsync failure, is fatal.
+func (w *writer) abortGroup(written int, err error) {
+	if errors.Is(err, syscall.ENOSPC) && !w.isFsyncErr(err) {
+		undoErr := error(nil)
+		if written > 0 {
+			undoErr = w.f.Truncate(w.end)
+		}
+		if undoErr == nil {
+			_, undoErr = w.f.Seek(w.end, io.SeekStart)
+		}
+		if undoErr == nil {
+			err = fmt.Errorf("evlog: no space left on the device; nothing of this batch was written (free space and retry): %w", err)
+			w.l.logger.Warn("evlog: append failed for lack of space", "err", err)
+			for _, r := range w.group {
+				r.finish(err)
+			}
+			w.resetGroup()
+			return
+		}
+		err = errors.Join(err, undoErr)
+	}
+	w.fail(err)
+}
+
+type fsyncError struct{ err error }
+
+func (e *fsyncError) Error() string { return "fsync: " + e.err.Error() }
+func (e *fsyncError) Unwrap() error { return e.err }
+
+func (w *writer) isFsyncErr(err error) bool {
+	var fe *fsyncError
+	return errors.As(err, &fe)
+}
+
+// syncFile fsyncs the active segment and records the latency.
+func (w *writer) syncFile() error {
+	t0 := time.Now()
+	err := w.f.Sync()
+	w.l.stats.fsync(time.Since(t0))
+	if err != nil {
+		return &fsyncError{err}
+	}
+	return nil
+}
+
+// fsync makes the committed frames durable (Sync, interval, Close).
+func (w *writer) fsync() {
+	if err := w.syncFile(); err != nil {
+		w.fail(err)
+		return
+	}
+	w.durable = w.end
+}
+
+// fail puts the writer in its failed state: every staged and future
+// request gets the error. Nothing retries: after an fsync error the page
+// cache cannot be trusted, and only reopening (recovery) can say what is
+// on disk.
+func (w *writer) fail(err error) {
+	w.failed = fmt.Errorf("%w: %w", ErrWriterFailed, err)
+	w.l.logger.Error("evlog: writer failed; appends are refused until the log is reopened", "err", err)
+	for _, r := range w.group {
+		r.finish(w.failed)
+	}
+	w.resetGroup()
+}
+
+// roll seals the active segment and starts the next one. The new segment
+// is created (durably) first and the old one sealed second, so a sealed
+// newest segment always means its successor went missing.
+func (w *writer) roll() error {
+	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now()}
+	nf, nhb, err := segment.Create(w.l.fs, h)
+	if err != nil {
+		name := segment.FormatFileName(h.BaseSeq, 0)
+		if _, serr := w.l.fs.Stat(name); errors.Is(err, syscall.ENOSPC) && serr != nil {
+			// Nothing changed on disk: fail this batch only.
+			return fmt.Errorf("evlog: no space left to start a new segment; nothing of this batch was written: %w", err)
+		}
+		w.fail(err)
+		return w.failed
+	}
+	footer, _ := w.idx.AppendFooter(nil, w.hdr)
+	if _, err := w.f.Write(footer); err != nil {
+		nf.Close()
+		w.fail(fmt.Errorf("sealing %s: %w", w.name, err))
+		return w.failed
+	}
+	if err := w.syncFile(); err != nil {
+		nf.Close()
+		w.fail(fmt.Errorf("sealing %s: %w", w.name, err))
+		return w.failed
+	}
+	oldName := w.name
+	if err := w.f.Close(); err != nil {
+		nf.Close()
+		w.fail(fmt.Errorf("closing %s: %w", oldName, err))
+		return w.failed
+	}
+	sealed, err := segment.Open(w.l.fs, oldName)
+	if err == nil && !sealed.Sealed {
+		sealed.Close()
+		err = fmt.Errorf("evlog: %s reads back unsealed after sealing", oldName)
+	}
+	if err != nil {
+		nf.Close()
+		w.fail(err)
+		return w.failed
+	}
+	name := segment.FormatFileName(h.BaseSeq, 0)
+	seg, err := segment.Open(w.l.fs, name)
+	if err != nil {
+		sealed.Close()
+		nf.Close()
+		w.fail(err)
+		return w.failed
+	}
+	w.f, w.name, w.hdr = nf, name, nhb
+	w.idx = segment.NewIndex(h.BaseSeq)
+	w.end, w.durable = segment.HeaderSize, segment.HeaderSize
+	l := w.l
+	l.mu.Lock()
+	segs := append([]*segHandle(nil), l.v.segs[:len(l.v.segs)-1]...)
+	w.publishView(append(segs, newSegHandle(sealed), newSegHandle(seg)), w.idx)
+	l.pub.end = segment.HeaderSize
+	l.mu.Unlock()
+	return nil
+}
+
+// stop makes the writer finish the queue, sync and exit.
+func (w *writer) stop() error {
+	w.qmu.Lock()
+	w.stopped = true
+	w.qmu.Unlock()
+	close(w.quit)
+	<-w.done
+	return w.closeErr
+}
+
+func (w *writer) shutdown() {
+	var errs []error
+	if w.failed == nil && w.end > w.durable {
+		w.fsync()
+	}
+	if w.failed != nil {
+		errs = append(errs, w.failed)
+	}
+	errs = append(errs, w.f.Close())
+	w.closeErr = errors.Join(errs...)
+}
