@@ -3,6 +3,7 @@ package evlog
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -54,30 +55,6 @@ type batch struct {
 	reqs  []AppendRequest
 	acked bool
 	pos   []Position
-}
-
-// events returns the batch's events as the log should store them.
-func (b *batch) events() []Envelope {
-	var out []Envelope
-	for i, r := range b.reqs {
-		last := b.pos[i]
-		first := last.Seq - uint64(len(r.Events)) + 1
-		_ = first
-		for j, e := range r.Events {
-			e.Stream = r.Stream
-			e.Version = last.Version - uint64(len(r.Events)-1-j)
-			if e.SchemaVersion == 0 {
-				e.SchemaVersion = 1
-			}
-			out = append(out, e)
-		}
-	}
-	// Seqs are consecutive across the batch's requests, in order.
-	seq := b.pos[len(b.pos)-1].Seq - uint64(len(out)) + 1
-	for i := range out {
-		out[i].Seq = seq + uint64(i)
-	}
-	return out
 }
 
 // genWorkload returns n deterministic batches over a few streams, with
@@ -133,4 +110,21 @@ func runWorkload(ctx context.Context, l *Log, work []*batch) error {
 		b.acked, b.pos = true, pos
 	}
 	return nil
+}
+
+// envsEqual is a fast exact comparison for hot test loops (go-cmp then
+// explains a difference).
+func envsEqual(a, b []Envelope) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if x.Seq != y.Seq || x.Stream != y.Stream || x.Version != y.Version || x.Type != y.Type ||
+			x.SchemaVersion != y.SchemaVersion || x.ID != y.ID || !x.Time.Equal(y.Time) ||
+			string(x.Data) != string(y.Data) || !maps.Equal(x.Meta, y.Meta) {
+			return false
+		}
+	}
+	return true
 }

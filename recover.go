@@ -48,6 +48,7 @@ func (r *recovered) close() {
 type segFile struct {
 	name      string
 	base, gen uint64
+	size      int64
 	seg       *segment.Segment
 	err       error
 }
@@ -95,6 +96,9 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 			continue
 		}
 		f := &segFile{name: name, base: base, gen: gen}
+		if f.size, err = fsys.Stat(name); err != nil {
+			return nil, fmt.Errorf("evlog: %s: %w", name, err)
+		}
 		f.seg, f.err = segment.Open(fsys, name)
 		if f.err != nil && !errors.Is(f.err, segment.ErrCorrupt) {
 			return nil, f.err
@@ -109,10 +113,12 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 		return cmp.Compare(b.gen, a.gen)
 	})
 
-	// A newest segment with a missing or torn header never held a durable
-	// event (segments are created atomically); treat it as a torn tail.
+	// A newest segment too short to hold its header holds no event: its
+	// creation was torn (segments are created atomically, so only a file
+	// system that does not honour fsync before rename leaves one). Treat it
+	// as a torn tail. A longer file with a bad header is corruption.
 	removedTorn := false
-	if n := len(files); n > 0 && files[n-1].err != nil {
+	if n := len(files); n > 0 && files[n-1].err != nil && files[n-1].size <= segment.HeaderSize {
 		f := files[n-1]
 		log.Warn("evlog: recovery: newest segment has no valid header", "file", f.name, "err", f.err)
 		if err := remove(f.name, "newest segment without a valid header (torn creation)"); err != nil {

@@ -1,0 +1,230 @@
+package evlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evlog/evlog/internal/vfs"
+)
+
+// crashOpts are the options of the crash loops: tiny segments so that the
+// workload rolls often.
+func crashOpts(sync SyncMode) Options {
+	return Options{SegmentSize: MinSegmentSize, Sync: sync, Clock: fakeClock(t0, 0)}
+}
+
+// checkRecovered reopens a crashed directory and checks the durability
+// contract against the workload: every acknowledged batch is present and
+// identical, seqs are contiguous, nothing but whole attempted batches
+// follows, and the log accepts appends again. It returns a description of
+// the first violation ("" if none).
+func checkRecovered(ctx context.Context, fsys vfs.FS, opts Options, work []*batch) string {
+	l, err := openFS(fsys, opts, false)
+	if err != nil {
+		return fmt.Sprintf("reopen failed: %v", err)
+	}
+	defer l.Close()
+	var got []Envelope
+	for e, err := range l.Events(ctx, 1) {
+		if err != nil {
+			return fmt.Sprintf("reading after recovery: %v", err)
+		}
+		got = append(got, e)
+	}
+	for i, e := range got {
+		if e.Seq != uint64(i+1) {
+			return fmt.Sprintf("event %d has seq %d: seqs are not contiguous", i, e.Seq)
+		}
+	}
+	// Walk the workload: every acknowledged batch must be there, whole and
+	// in order; an unacknowledged one is either there whole or absent.
+	i := 0
+	vers := make(map[string]uint64)
+	for bi, b := range work {
+		want := expectedEvents(b, uint64(i+1), vers)
+		n := len(want)
+		if i+n <= len(got) && envsEqual(want, got[i:i+n]) {
+			if b.acked {
+				k := i
+				for ri, r := range b.reqs {
+					k += len(r.Events)
+					if p := (Position{Seq: got[k-1].Seq, Version: got[k-1].Version}); p != b.pos[ri] {
+						return fmt.Sprintf("batch %d part %d: Append reported %+v, the log holds %+v", bi, ri, b.pos[ri], p)
+					}
+				}
+			}
+			for _, e := range want {
+				vers[e.Stream] = e.Version
+			}
+			i += n
+			continue
+		}
+		if b.acked {
+			if i+n > len(got) {
+				return fmt.Sprintf("acknowledged batch %d (up to seq %d) is missing; the log ends at seq %d", bi, b.pos[len(b.pos)-1].Seq, len(got))
+			}
+			return fmt.Sprintf("acknowledged batch %d differs after recovery (-want +got):\n%s", bi, cmp.Diff(want, got[i:i+n], envCmp...))
+		}
+	}
+	if i != len(got) {
+		return fmt.Sprintf("%d events after the last batch found (seq %d): a partial or phantom batch", len(got)-i, i)
+	}
+	if _, err := l.Append(ctx, "after-crash", ExpectNoStream, Envelope{Type: "probe", Time: t0.AddDate(1, 0, 0)}); err != nil {
+		return fmt.Sprintf("append after recovery: %v", err)
+	}
+	if n := len(readAll(nopT{}, l)); n != len(got)+1 {
+		return fmt.Sprintf("after one more append the log has %d events, want %d", n, len(got)+1)
+	}
+	return ""
+}
+
+// expectedEvents returns the events of b as the log stores them when b's
+// first event gets seq first and the streams are at the versions vers.
+func expectedEvents(b *batch, first uint64, vers map[string]uint64) []Envelope {
+	var out []Envelope
+	local := make(map[string]uint64)
+	for _, r := range b.reqs {
+		v, ok := local[r.Stream]
+		if !ok {
+			v = vers[r.Stream]
+		}
+		for _, e := range r.Events {
+			v++
+			e.Stream, e.Version, e.Seq = r.Stream, v, first
+			if e.SchemaVersion == 0 {
+				e.SchemaVersion = 1
+			}
+			first++
+			out = append(out, e)
+		}
+		local[r.Stream] = v
+	}
+	return out
+}
+
+// nopT lets helpers that take a testing.TB run inside checkRecovered.
+type nopT struct{ testing.TB }
+
+func (nopT) Helper()                 {}
+func (nopT) Fatalf(string, ...any)   { panic("readAll failed") }
+func (nopT) Context() context.Context { return context.Background() }
+
+// crashLoop runs the workload on a fresh Mem crashed at every mutating op
+// k, then checks recovery under every crash model. wrap, if not nil,
+// wraps the Mem the engine sees (to make it lie, for the teeth tests). It
+// returns the violations found.
+func crashLoop(t *testing.T, seed uint64, nbatches int, sync SyncMode, wrap func(vfs.FS) vfs.FS) []string {
+	t.Helper()
+	ctx := t.Context()
+	if wrap == nil {
+		wrap = func(f vfs.FS) vfs.FS { return f }
+	}
+	// Count the workload's operations.
+	probe := vfs.NewMem()
+	l := openMem(t, wrap(probe), crashOpts(sync))
+	if err := runWorkload(ctx, l, genWorkload(seed, nbatches)); err != nil {
+		t.Fatalf("workload without crash: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	total := probe.Ops()
+	var bad []string
+	for k := range total + 1 {
+		mem := vfs.NewMem()
+		mem.CrashAt(k)
+		work := genWorkload(seed, nbatches)
+		if l, err := openFS(wrap(mem), crashOpts(sync), false); err == nil {
+			werr := runWorkload(ctx, l, work)
+			cerr := l.Close()
+			if k < total && (werr == nil && cerr == nil) {
+				bad = append(bad, fmt.Sprintf("k=%d: the crash went unnoticed", k))
+			}
+		} else if !errors.Is(err, vfs.ErrCrashed) {
+			bad = append(bad, fmt.Sprintf("k=%d: open failed with %v", k, err))
+		}
+		for _, model := range vfs.CrashModels() {
+			rng := rand.New(rand.NewPCG(seed, uint64(k)<<8|uint64(model)))
+			after := mem.CrashClone(model, rng)
+			if msg := checkRecovered(ctx, wrap(after), crashOpts(sync), work); msg != "" {
+				bad = append(bad, fmt.Sprintf("k=%d/%d model=%v seed=%d: %s", k, total, model, seed, msg))
+			}
+		}
+	}
+	t.Logf("seed %d: crashed at each of %d ops under %d models", seed, total+1, len(vfs.CrashModels()))
+	return bad
+}
+
+func TestCrashLoop(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sync SyncMode
+	}{
+		{"always", SyncAlways},
+		{"never+Sync", SyncNever},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := crashLoop(t, 1, 170, tc.sync, nil)
+			for _, b := range bad[:min(len(bad), 10)] {
+				t.Error(b)
+			}
+			if len(bad) > 10 {
+				t.Errorf("… and %d more violations", len(bad)-10)
+			}
+		})
+	}
+}
+
+// lyingFS acknowledges directory fsyncs (and, with files, file fsyncs)
+// without doing them: the engine with its fsyncs removed.
+type lyingFS struct {
+	vfs.FS
+	files bool
+}
+
+func (f lyingFS) SyncDir() error { return nil }
+
+func (f lyingFS) Create(name string) (vfs.File, error) {
+	file, err := f.FS.Create(name)
+	if err != nil || !f.files {
+		return file, err
+	}
+	return lyingFile{file}, nil
+}
+
+func (f lyingFS) OpenReadWrite(name string) (vfs.File, error) {
+	file, err := f.FS.OpenReadWrite(name)
+	if err != nil || !f.files {
+		return file, err
+	}
+	return lyingFile{file}, nil
+}
+
+type lyingFile struct{ vfs.File }
+
+func (lyingFile) Sync() error { return nil }
+
+// TestCrashLoopHasTeeth shows the crash loop catches an engine that skips
+// its directory fsyncs, or acknowledges appends before they are fsynced.
+func TestCrashLoopHasTeeth(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(vfs.FS) vfs.FS
+	}{
+		{"no directory fsync", func(f vfs.FS) vfs.FS { return lyingFS{FS: f} }},
+		{"ack before fsync", func(f vfs.FS) vfs.FS { return lyingFS{FS: f, files: true} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := crashLoop(t, 2, 30, SyncAlways, tc.wrap)
+			if len(bad) == 0 {
+				t.Fatal("the crash loop found no violation: it has no teeth")
+			}
+			t.Logf("%d violations, e.g. %s", len(bad), bad[0])
+		})
+	}
+}

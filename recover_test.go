@@ -1,0 +1,341 @@
+package evlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
+)
+
+// fixture is a closed log on a Mem: a few sealed segments and an active
+// one holding several batches.
+type fixture struct {
+	mem    *vfs.Mem
+	events []Envelope // everything in the log
+	segs   []string   // segment names, oldest first
+	// lastBatch is the offset in the active segment where the last batch
+	// starts, and lastBatchEvents its size.
+	lastBatch       int64
+	lastBatchEvents int
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	mem := vfs.NewMem()
+	l := openMem(t, mem, crashOpts(SyncAlways))
+	work := genWorkload(11, 120)
+	if err := runWorkload(t.Context(), l, work); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{mem: mem, events: readAll(t, l)}
+	last := work[len(work)-1]
+	for _, r := range last.reqs {
+		f.lastBatchEvents += len(r.Events)
+	}
+	l.mu.RLock()
+	sp := l.v.active.Sparse()
+	_ = sp
+	l.mu.RUnlock()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := mem.List()
+	for _, n := range names {
+		if strings.HasSuffix(n, segment.Ext) {
+			f.segs = append(f.segs, n)
+		}
+	}
+	if len(f.segs) < 4 {
+		t.Fatalf("fixture has %d segments, want at least 4", len(f.segs))
+	}
+	// Find where the last batch starts: scan the active segment.
+	data, _ := mem.ReadFile(f.active())
+	r := segment.NewReader(bytes.NewReader(data), segment.HeaderSize, int64(len(data)))
+	var commits []int64
+	for {
+		fr, err := r.Next()
+		if err != nil {
+			break
+		}
+		if fr.Kind == segment.KindCommit {
+			commits = append(commits, fr.Offset+fr.Size())
+		}
+	}
+	f.lastBatch = commits[len(commits)-2]
+	return f
+}
+
+func (f *fixture) active() string { return f.segs[len(f.segs)-1] }
+
+func (f *fixture) mutate(t *testing.T, name string, fn func([]byte) []byte) {
+	t.Helper()
+	data, err := f.mem.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.mem.WriteFile(name, fn(slices.Clone(data))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecoveryTable opens damaged logs: a torn tail is truncated and
+// reported, keeping every complete batch; anything else is an error naming
+// the file and the offset of the first invalid frame.
+func TestRecoveryTable(t *testing.T) {
+	type want int
+	const (
+		clean   want = iota // nothing lost
+		torn                // the last batch (only) is lost, a tail reported
+		tornAll             // a tail reported, no event lost
+		corrupt             // Open fails with ErrCorrupt
+		readErr             // Open succeeds, reading everything fails with ErrCorrupt
+	)
+	base := newFixture(t)
+	sealed := base.segs[1]
+	sealedData, _ := base.mem.ReadFile(sealed)
+	sealedSeg, err := segment.Open(base.mem, sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordsEnd, summaryOff := sealedSeg.Trailer.RecordsEnd, sealedSeg.Trailer.SummaryOff
+	sealedSeg.Close()
+
+	flip := func(off int64) func([]byte) []byte {
+		return func(b []byte) []byte { b[off] ^= 0x40; return b }
+	}
+	cases := []struct {
+		name    string
+		file    func(f *fixture) string
+		corrupt func(f *fixture, b []byte) []byte
+		want    want
+		offset  int64 // for corrupt/readErr: the reported offset (-1: don't check)
+	}{
+		{"garbage appended", (*fixture).active, func(f *fixture, b []byte) []byte { return append(b, "garbage garbage garbage"...) }, tornAll, 0},
+		{"zeros appended", (*fixture).active, func(f *fixture, b []byte) []byte { return append(b, make([]byte, 700)...) }, tornAll, 0},
+		{"0xFF appended", (*fixture).active, func(f *fixture, b []byte) []byte { return append(b, bytes.Repeat([]byte{0xff}, 600)...) }, tornAll, 0},
+		{"huge length prefix at the tail", (*fixture).active, func(f *fixture, b []byte) []byte {
+			return append(b, 1, 2, 3, 4, 0xff, 0xff, 0xff, 0x7f, 1)
+		}, tornAll, 0},
+		{"last batch's commit torn", (*fixture).active, func(f *fixture, b []byte) []byte { return b[:len(b)-3] }, torn, 0},
+		{"flip in the last batch", (*fixture).active, func(f *fixture, b []byte) []byte { return flip(f.lastBatch + 12)(b) }, torn, 0},
+		{"flip in an earlier batch of the newest segment", (*fixture).active, func(f *fixture, b []byte) []byte {
+			return flip(segment.HeaderSize + 12)(b)
+		}, corrupt, segment.HeaderSize},
+		{"newest segment: flip in header", (*fixture).active, func(f *fixture, b []byte) []byte { return flip(40)(b) }, corrupt, 0},
+		{"sealed: flip in header", func(f *fixture) string { return sealed }, func(f *fixture, b []byte) []byte { return flip(20)(b) }, corrupt, 0},
+		{"sealed: flip in trailer", func(f *fixture) string { return sealed }, func(f *fixture, b []byte) []byte {
+			return flip(int64(len(b)) - 10)(b)
+		}, corrupt, -1},
+		{"sealed: flip in a record", func(f *fixture) string { return sealed }, func(f *fixture, b []byte) []byte {
+			return flip(segment.HeaderSize + 20)(b)
+		}, readErr, segment.HeaderSize},
+		{"sealed: truncated", func(f *fixture) string { return sealed }, func(f *fixture, b []byte) []byte { return b[:recordsEnd-5] }, corrupt, -1},
+		{"sealed: zero length", func(f *fixture) string { return sealed }, func(f *fixture, b []byte) []byte { return nil }, corrupt, 0},
+		{"sealed: random bytes", func(f *fixture) string { return sealed }, func(f *fixture, b []byte) []byte {
+			for i := range b {
+				b[i] = byte(i*7 + 3)
+			}
+			return b
+		}, corrupt, 0},
+		{"sealed: all 0xFF", func(f *fixture) string { return sealed }, func(f *fixture, b []byte) []byte { return bytes.Repeat([]byte{0xff}, len(b)) }, corrupt, 0},
+	}
+	_ = summaryOff
+	_ = sealedData
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			name := tc.file(f)
+			f.mutate(t, name, func(b []byte) []byte { return tc.corrupt(f, b) })
+			before := snapshotFiles(t, f.mem)
+
+			// A read-only open never modifies anything.
+			ro, roErr := openFS(vfs.ReadOnly(f.mem), crashOpts(SyncAlways), true)
+			if roErr == nil {
+				ro.Close()
+			}
+			if d := cmp.Diff(before, snapshotFiles(t, f.mem)); d != "" {
+				t.Fatalf("read-only open modified the directory:\n%s", d)
+			}
+
+			l, err := openFS(f.mem, crashOpts(SyncAlways), false)
+			if tc.want == corrupt {
+				ce, ok := errors.AsType[*segment.CorruptError](err)
+				if !ok || !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("open: got %v, want a CorruptError", err)
+				}
+				if !errors.Is(roErr, ErrCorrupt) {
+					t.Errorf("read-only open: got %v, want ErrCorrupt", roErr)
+				}
+				if ce.File != name && tc.name != "sealed: truncated" {
+					t.Errorf("error names %q, want %q", ce.File, name)
+				}
+				if tc.offset >= 0 && ce.Offset != tc.offset {
+					t.Errorf("error offset %d, want %d", ce.Offset, tc.offset)
+				}
+				if d := cmp.Diff(before, snapshotFiles(t, f.mem)); d != "" {
+					t.Errorf("a failed open modified the directory:\n%s", d)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer l.Close()
+			if tc.want == readErr {
+				var rerr error
+				for _, err := range l.Events(t.Context(), 1) {
+					if err != nil {
+						rerr = err
+					}
+				}
+				ce, ok := errors.AsType[*segment.CorruptError](rerr)
+				if !ok || ce.File != name || ce.Offset != tc.offset {
+					t.Fatalf("reading: got %v, want a CorruptError naming %s at %d", rerr, name, tc.offset)
+				}
+				return
+			}
+			rep := l.Recovery()
+			wantEvents := f.events
+			switch tc.want {
+			case torn:
+				wantEvents = f.events[:len(f.events)-f.lastBatchEvents]
+				fallthrough
+			case tornAll:
+				if rep.TornTail == nil || rep.TornFile != name {
+					t.Fatalf("recovery report %+v, want a torn tail in %s", rep, name)
+				}
+			case clean:
+				if rep.TornTail != nil {
+					t.Fatalf("unexpected torn tail %+v", rep.TornTail)
+				}
+			}
+			if d := cmp.Diff(wantEvents, readAll(t, l), envCmp...); d != "" {
+				t.Fatalf("events after recovery (-want +got):\n%s", d)
+			}
+			// The tail is gone: a second open finds nothing to repair, and
+			// the log continues after the last kept event.
+			l.Close()
+			l2 := openMem(t, f.mem, crashOpts(SyncAlways))
+			defer l2.Close()
+			if rep := l2.Recovery(); rep.TornTail != nil {
+				t.Fatalf("second open still finds a torn tail: %+v", rep.TornTail)
+			}
+			pos, err := l2.Append(t.Context(), "after", ExpectNoStream, Envelope{Type: "t", Time: t0.AddDate(1, 0, 0)})
+			if err != nil || pos.Seq != uint64(len(wantEvents)+1) {
+				t.Fatalf("append after recovery: %+v, %v", pos, err)
+			}
+		})
+	}
+}
+
+// snapshotFiles returns the directory's files and contents.
+func snapshotFiles(t *testing.T, mem *vfs.Mem) map[string]string {
+	t.Helper()
+	names, err := mem.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]string)
+	for _, n := range names {
+		b, _ := mem.ReadFile(n)
+		out[n] = string(b)
+	}
+	return out
+}
+
+// TestRecoveryTruncateEveryOffset cuts the newest segment at every offset
+// of its last batch: recovery always keeps exactly the batches before it.
+func TestRecoveryTruncateEveryOffset(t *testing.T) {
+	f := newFixture(t)
+	data, _ := f.mem.ReadFile(f.active())
+	keep := f.events[:len(f.events)-f.lastBatchEvents]
+	for cut := f.lastBatch; cut < int64(len(data)); cut++ {
+		mem := f.mem.Clone()
+		if err := mem.WriteFile(f.active(), data[:cut]); err != nil {
+			t.Fatal(err)
+		}
+		l, err := openFS(mem, crashOpts(SyncAlways), false)
+		if err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		got := readAll(t, l)
+		rep := l.Recovery()
+		l.Close()
+		if !envsEqual(keep, got) {
+			t.Fatalf("cut at %d: %d events, want %d", cut, len(got), len(keep))
+		}
+		if (cut > f.lastBatch) != (rep.TornTail != nil) {
+			t.Fatalf("cut at %d: torn tail report %+v", cut, rep.TornTail)
+		}
+		if n, _ := mem.Stat(f.active()); n != f.lastBatch {
+			t.Fatalf("cut at %d: file is %d bytes after recovery, want %d", cut, n, f.lastBatch)
+		}
+	}
+}
+
+// TestRecoveryMissingSegments: a missing middle or newest segment, or a
+// segment of another log, is corruption naming the file.
+func TestRecoveryMissingSegments(t *testing.T) {
+	t.Run("middle", func(t *testing.T) {
+		f := newFixture(t)
+		f.mem.Remove(f.segs[1])
+		_, err := openFS(f.mem, crashOpts(SyncAlways), false)
+		if ce, ok := errors.AsType[*segment.CorruptError](err); !ok || ce.File != f.segs[2] {
+			t.Fatalf("got %v, want a CorruptError naming %s", err, f.segs[2])
+		}
+	})
+	t.Run("newest", func(t *testing.T) {
+		f := newFixture(t)
+		f.mem.Remove(f.active())
+		_, err := openFS(f.mem, crashOpts(SyncAlways), false)
+		if ce, ok := errors.AsType[*segment.CorruptError](err); !ok || ce.File != f.segs[len(f.segs)-2] {
+			t.Fatalf("got %v, want a CorruptError naming %s", err, f.segs[len(f.segs)-2])
+		}
+	})
+	t.Run("foreign", func(t *testing.T) {
+		f := newFixture(t)
+		g := newFixture(t)
+		data, _ := g.mem.ReadFile(g.segs[0])
+		f.mem.WriteFile(f.segs[0], data)
+		_, err := openFS(f.mem, crashOpts(SyncAlways), false)
+		if !errors.Is(err, segment.ErrForeign) || !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("got %v, want ErrForeign", err)
+		}
+	})
+	// A newest segment shorter than its header holds no event: a torn
+	// creation, removed and replaced.
+	for _, size := range []int{0, 30, segment.HeaderSize} {
+		t.Run(fmt.Sprintf("newest segment of %d bytes", size), func(t *testing.T) {
+			f := newFixture(t)
+			data, _ := f.mem.ReadFile(f.active())
+			if size == segment.HeaderSize {
+				data[40] ^= 1
+			}
+			f.mem.WriteFile(f.active(), data[:size])
+			prev, err := segment.Open(f.mem, f.segs[len(f.segs)-2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			lastSeq := prev.Trailer.LastSeq
+			prev.Close()
+			l := openMem(t, f.mem, crashOpts(SyncAlways))
+			defer l.Close()
+			if rep := l.Recovery(); !slices.Contains(rep.Removed, f.active()) {
+				t.Fatalf("recovery report %+v does not list %s as removed", rep, f.active())
+			}
+			if d := cmp.Diff(f.events[:lastSeq], readAll(t, l), envCmp...); d != "" {
+				t.Fatalf("events (-want +got):\n%s", d)
+			}
+			if pos, err := l.Append(t.Context(), "x", ExpectAny, Envelope{Type: "t", Time: t0.AddDate(1, 0, 0)}); err != nil || pos.Seq != lastSeq+1 {
+				t.Fatalf("append: %+v %v", pos, err)
+			}
+		})
+	}
+}
