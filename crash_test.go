@@ -110,8 +110,8 @@ func expectedEvents(b *batch, first uint64, vers map[string]uint64) []Envelope {
 // nopT lets helpers that take a testing.TB run inside checkRecovered.
 type nopT struct{ testing.TB }
 
-func (nopT) Helper()                 {}
-func (nopT) Fatalf(string, ...any)   { panic("readAll failed") }
+func (nopT) Helper()                  {}
+func (nopT) Fatalf(string, ...any)    { panic("readAll failed") }
 func (nopT) Context() context.Context { return context.Background() }
 
 // crashLoop runs the workload on a fresh Mem crashed at every mutating op
