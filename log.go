@@ -31,6 +31,8 @@ type Log struct {
 	logger   *slog.Logger
 	report   RecoveryReport
 
+	refreshMu sync.Mutex // serialises Refresh
+
 	mu     sync.RWMutex
 	v      *view
 	pub    published

@@ -182,8 +182,9 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 type typedDecoder[T any] struct {
 	up  *Upcasters
 	rd  bytes.Reader
-	dec *msgpack.Decoder
-	buf []byte
+	dec  *msgpack.Decoder
+	buf  []byte
+	data T
 }
 
 func newTypedDecoder[T any](up *Upcasters) *typedDecoder[T] {
@@ -215,9 +216,14 @@ func (d *typedDecoder[T]) decode(e *Envelope) (Event[T], error) {
 	}
 	d.rd.Reset(data)
 	d.dec.ResetReader(&d.rd)
-	if err := d.dec.Decode(&ev.Data); err != nil {
+	// Decode into a field of d (allocated once): decoding into ev.Data
+	// would make ev escape, one allocation per event.
+	var zero T
+	d.data = zero
+	if err := d.dec.Decode(&d.data); err != nil {
 		return ev, &DecodeError{Seq: e.Seq, Stream: e.Stream, Type: ev.Type, SchemaVersion: ev.SchemaVersion, Err: err}
 	}
+	ev.Data = d.data
 	return ev, nil
 }
 

@@ -364,6 +364,13 @@ func (w *writer) stage(r *request) error {
 	}
 	r.pos = make([]Position, len(r.batch))
 	var env event.Envelope
+	now := int64(0) // the clock is read once per batch: one batch, one instant
+	stamp := func() int64 {
+		if now == 0 {
+			now = w.opts.Clock().UnixNano()
+		}
+		return max(now, w.nextTime)
+	}
 	for i, req := range r.batch {
 		cur, err := w.version(req.Stream)
 		if err != nil {
@@ -383,7 +390,7 @@ func (w *writer) stage(r *request) error {
 			}
 			var t int64
 			if env.Time.IsZero() {
-				t = max(w.opts.Clock().UnixNano(), w.nextTime)
+				t = stamp()
 			} else if t = env.Time.UnixNano(); t < w.nextTime {
 				return fail(fmt.Errorf("%w: event %d of stream %q at %s, the log is at %s",
 					ErrTimeBackwards, env.Seq-seq0, req.Stream, env.Time.UTC().Format(time.RFC3339Nano), time.Unix(0, w.nextTime).UTC().Format(time.RFC3339Nano)))
@@ -445,10 +452,8 @@ func (w *writer) flush() {
 	}
 	w.idx.End = w.end
 	l.pub = published{seq: w.lastSeq, time: w.lastTime, end: w.end, streams: w.streams}
-	old := l.notify
-	l.notify = make(chan struct{})
+	l.broadcastLocked()
 	l.mu.Unlock()
-	close(old)
 
 	for s, v := range w.overlay {
 		w.versions[s] = v

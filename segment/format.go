@@ -82,7 +82,7 @@ const (
 	blkOffOff   = 8  // uint64 offset of the block frame
 	blkLenOff   = 16 // uint32 length of the block frame (header included)
 	blkSize     = 20
-	blockStride = 64 // stream entries per block (at most)
+	blockStride = 16 // stream entries per block (at most)
 
 	// Bloom filter parameters.
 	bloomBitsPerKey = 10

@@ -91,8 +91,8 @@ func DecodeHeader(b []byte) (Header, error) {
 //	+-------+------------+-------------+-------------+-------+----------+------------+-----------+-------------+-----+
 //	 0       8            16            24            28      32         40           48          56            60
 //
-// The CRC covers the segment's 64 header bytes followed by the trailer's
-// first 60 bytes, binding the trailer to its file.
+// The CRC covers the segment header's first 60 bytes (all but its CRC)
+// followed by the trailer's first 60 bytes, binding the trailer to its file.
 type Trailer struct {
 	RecordsEnd int64  // offset where the event and commit frames end
 	SummaryOff int64  // offset of the summary frame
@@ -120,8 +120,11 @@ func (t Trailer) Encode(header [HeaderSize]byte) [TrailerSize]byte {
 	return b
 }
 
+// trailerCRC binds the trailer to its header: it covers the header's bytes
+// before the header CRC (the CRC of a message followed by its own CRC is a
+// constant, so including it would bind nothing) and the trailer's body.
 func trailerCRC(header, body []byte) uint32 {
-	return crc32Update(crc(header), body)
+	return crc32Update(crc(header[:hdrCRCOff]), body)
 }
 
 // DecodeTrailer decodes the trailer b of a segment of size bytes whose header

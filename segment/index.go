@@ -119,7 +119,7 @@ func (x *Index) Sparse() []SparseEntry { return x.sparse }
 // Footer layout (see doc.go): the frames after RecordsEnd are
 //
 //	postings frame × streams   (uvarint count, then count × (Δoffset, length) uvarints)
-//	block frame × ⌈streams/64⌉ (entries sorted by (hash, name))
+//	block frame × ⌈streams/16⌉ (entries sorted by (hash, name))
 //	summary frame              (sparse index, block directory, bloom filter)
 //	trailer                    (64 bytes)
 
@@ -268,7 +268,7 @@ func DecodeSummary(p []byte, recordsEnd, footerEnd int64, count int) (*Summary, 
 	s.blocks = make([]summaryBlock, n)
 	for i := range s.blocks {
 		b := summaryBlock{hash: r.u64(), off: int64(r.u64()), len: r.u32()}
-		if b.off < recordsEnd || b.off+int64(b.len) > footerEnd || b.len < FrameHeaderSize || (i > 0 && b.hash < s.blocks[i-1].hash) {
+		if b.off < recordsEnd || b.off > footerEnd || int64(b.len) > footerEnd-b.off || b.len < FrameHeaderSize || (i > 0 && b.hash < s.blocks[i-1].hash) {
 			return nil, fmt.Errorf("summary: block %d at %d+%d out of order or range", i, b.off, b.len)
 		}
 		s.blocks[i] = b
@@ -328,7 +328,7 @@ func findEntry(p []byte, h uint64, name string, recordsEnd, footerEnd int64) (St
 		if r.err != nil {
 			break
 		}
-		if eh < prev || e.FirstVersion == 0 || e.Count == 0 || nl == 0 || e.PostOff < recordsEnd || e.PostOff+int64(e.PostLen) > footerEnd {
+		if eh < prev || e.FirstVersion == 0 || e.Count == 0 || nl == 0 || e.PostOff < recordsEnd || e.PostOff > footerEnd || int64(e.PostLen) > footerEnd-e.PostOff {
 			return StreamEntry{}, false, fmt.Errorf("stream block: entry %q malformed", nm)
 		}
 		prev = eh

@@ -34,6 +34,15 @@ type ScanOptions struct {
 	// PrevTime is the recorded time of the event before this segment's
 	// first (unix ns); times may not decrease.
 	PrevTime int64
+	// Continue, when set, is the index of the segment's frames before
+	// Start: the scan resumes after them (to pick up what a writer in
+	// another process appended since) and returns only the new events, in
+	// Infos. Start must be Continue.End.
+	Continue *Index
+	// Start is where to start scanning (0: after the header).
+	Start int64
+	// Infos, when not nil, receives every committed event, in seq order.
+	Infos *[]EventInfo
 }
 
 // Scan reads the frames in [HeaderSize, end) of a segment with header h and
@@ -42,15 +51,26 @@ type ScanOptions struct {
 // (as a *CorruptError) or come from ra.
 func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, error) {
 	x := NewIndex(h.BaseSeq)
+	start := max(opt.Start, HeaderSize)
 	var (
-		r       = NewReader(ra, HeaderSize, end)
 		dec     Decoder
 		env     event.Envelope
 		pending []EventInfo
 		vers    = make(map[string]uint64)
 		prevT   = opt.PrevTime
 		next    = h.BaseSeq
+		base    = opt.Continue
 	)
+	if base != nil {
+		// Resume: the new events continue the old index's seqs, times and
+		// stream versions; x collects only them.
+		x = &Index{BaseSeq: base.LastSeq + 1, LastSeq: base.LastSeq, End: base.End, streams: make(map[string]*StreamPostings)}
+		next, start = base.LastSeq+1, base.End
+		if base.Count > 0 {
+			prevT = base.LastTime
+		}
+	}
+	r := NewReader(ra, start, end)
 	corrupt := func(off int64, format string, args ...any) error {
 		return &CorruptError{File: opt.File, Offset: off, Seq: x.LastSeq, Reason: fmt.Sprintf(format, args...)}
 	}
@@ -87,7 +107,12 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 			if t < prevT {
 				return nil, nil, corrupt(f.Offset, "event seq %d recorded at %d, before the previous event (%d)", env.Seq, t, prevT)
 			}
-			if last, ok := vers[env.Stream]; ok && env.Version != last+1 {
+			last, ok := vers[env.Stream]
+			if !ok && base != nil {
+				last = base.LastVersion(env.Stream)
+				ok = last > 0
+			}
+			if ok && env.Version != last+1 {
 				return nil, nil, corrupt(f.Offset, "event seq %d is version %d of stream %q, want %d", env.Seq, env.Version, env.Stream, last+1)
 			}
 			vers[env.Stream] = env.Version
@@ -107,6 +132,9 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 			}
 			for _, e := range pending {
 				x.Add(e)
+			}
+			if opt.Infos != nil {
+				*opt.Infos = append(*opt.Infos, pending...)
 			}
 			pending = pending[:0]
 			x.End = f.Offset + f.Size()

@@ -1,0 +1,91 @@
+// Package evlog is an embedded, file-based event log for event sourcing.
+//
+// Applications append immutable events to streams and rebuild state by
+// replaying them. Events are msgpack-encoded into append-only,
+// CRC32C-checksummed segment files in one directory; a per-segment index
+// lets one stream be read without scanning the log, and a time index
+// answers "what was the last event at or before T" without scanning either.
+//
+//	log, err := evlog.Open(dir, evlog.Options{})
+//	items := evlog.Typed[Item](log)
+//	pos, err := items.Append(ctx, "cart-42", evlog.ExpectVersion(3),
+//		evlog.Event[Item]{Type: "item_added", Data: Item{Name: "sword"}})
+//	for ev, err := range items.Stream(ctx, "cart-42", 1) { … }
+//	seq, err := log.SeqAt(threePMYesterday)
+//
+// # Model
+//
+// Every event has a global Seq (1-based, contiguous), a Version within its
+// Stream (1-based, contiguous), a Type, a SchemaVersion for its payload, an
+// optional caller-supplied ID, a small Meta map, a recorded Time and a
+// msgpack payload. Recorded times never decrease in seq order: events
+// without a Time are stamped from Options.Clock (once per batch) and
+// clamped to the log's last time; an explicit earlier Time is refused with
+// ErrTimeBackwards. So "the state at T" is exactly the events with seq up
+// to SeqAt(T).
+//
+// # Durability
+//
+// Append and AppendBatch are atomic: all events of a call become visible and
+// durable together, or none do; a crash mid-write leaves none of them after
+// recovery, and readers never see part of a batch. What a successful
+// Append promises depends on Options.Sync:
+//
+//   - SyncAlways (the default): Append returns nil only after fsync (on
+//     macOS, F_FULLFSYNC) of the segment holding the batch has completed;
+//     a segment file and its directory entry are made durable (file and
+//     directory fsync) before any event in it is acknowledged. After a
+//     process crash or a power loss, every acknowledged event is present
+//     and unchanged. Concurrent appenders share fsyncs (group commit).
+//     Readers see a batch once it is durable.
+//   - SyncInterval(d): Append returns once the batch is written to the
+//     operating system; a background fsync runs every d. A process crash
+//     loses nothing acknowledged; a power loss or kernel crash can lose the
+//     batches acknowledged in the last d (plus the fsync in flight), never
+//     part of a batch. Readers see a batch once it is written.
+//   - SyncNever: as SyncInterval without the background fsync: only Sync,
+//     Close, a segment roll and saving a snapshot make events durable; a
+//     power loss can lose everything appended since the last of those.
+//
+// A write or fsync error puts the writer in a failed state: that Append and
+// every later one return an error matching ErrWriterFailed; nothing is
+// retried (after a failed fsync the page cache cannot be trusted).
+// Reopening the log runs recovery. An out-of-space error (ENOSPC) on the
+// write of a batch fails only that batch when its partial bytes could be
+// removed; appends resume once space is freed.
+//
+// The limit of detection: the newest segment's last batch, damaged after it
+// was made durable (a bad sector, a flipped bit), cannot be told from a
+// batch torn by a crash, and is truncated as a torn tail like it; damage
+// anywhere else is reported as corruption, never repaired.
+//
+// # Recovery
+//
+// Open takes an exclusive lock (flock on DIR/LOCK; a second writer gets
+// ErrLocked at once), then reads each sealed segment's header and trailer
+// only, and scans the newest segment. A torn tail of the newest segment
+// (an incomplete batch or frame, or garbage, written after the last fsync)
+// is truncated, and reported through Recovery and Options.Logger. A
+// checksum failure elsewhere — in a sealed segment's header, trailer or
+// index, or mid-segment followed by data that had been made durable —
+// fails with an error matching ErrCorrupt, a *CorruptError naming the file
+// and the offset of the first invalid frame. Sealed segments' records are
+// checked on every read (and by `evlogctl verify`): a bad record is an
+// ErrCorrupt error from the read, never skipped. OpenReadOnly takes no
+// lock and never modifies, creates or removes anything.
+//
+// docs/FORMAT.md specifies the files, the recovery algorithm and the
+// assumptions evlog makes about the disk and the file system.
+//
+// # Platforms
+//
+// Linux and macOS, on local file systems. Network file systems (NFS, SMB)
+// are not supported: their locking and fsync semantics do not give the
+// guarantees above.
+//
+// # Concurrency
+//
+// A Log is safe for concurrent use. Appends are sequenced by one writer
+// goroutine; reads run concurrently with it and with each other, and see
+// the committed state as of their start.
+package evlog

@@ -1,0 +1,86 @@
+// Package segment reads and writes evlog's segment files: the stream codec
+// (frames, the event envelope, the index footer) over io.ReaderAt and byte
+// slices, which needs no file system and is what the fuzz targets drive,
+// and the per-file helpers (Open, Create, Scan) the log builds on.
+//
+// # Segment file
+//
+// A log is a sequence of segment files, each holding a contiguous range of
+// seqs. All integers are little-endian. All checksums are CRC32-Castagnoli.
+//
+//	+--------------------+  offset 0
+//	| header (64 bytes)  |  magic "evlogseg", version, flags, log ID,
+//	+--------------------+  first seq, generation, created, CRC
+//	| event frame        |  \
+//	| event frame        |   | one batch: its events, then a commit frame
+//	| commit frame       |  /
+//	| ...                |
+//	+--------------------+  RecordsEnd        (sealed segments only:)
+//	| postings frames    |  per stream: offsets and sizes of its frames
+//	| block frames       |  stream entries sorted by (hash, name), 16 per block
+//	| summary frame      |  sparse seq/time index, block directory, bloom filter
+//	| trailer (64 bytes) |  magic "evlogidx", ranges, counts, CRC
+//	+--------------------+
+//
+// Header (see Header):
+//
+//	off size field
+//	  0    8 magic "evlogseg"
+//	  8    2 format version (1)
+//	 10    2 flags (bit 0: compressed, reserved for compaction)
+//	 12    4 header size (64)
+//	 16   16 log ID (random, fixed at creation)
+//	 32    8 seq of the first event
+//	 40    8 generation (0 when appended; a rewrite gets a higher one)
+//	 48    8 creation time, unix ns (informational)
+//	 56    4 reserved, zero
+//	 60    4 CRC32C of bytes 0..59
+//
+// Frame (see AppendFrame, Reader):
+//
+//	+-----------+-----------+---------+=================+
+//	| CRC32C u32| length u32| kind u8 | payload         |
+//	+-----------+-----------+---------+=================+
+//	 0           4           8         9
+//	The CRC covers the length, the kind and the payload. length <= 64 MiB.
+//
+// Kinds: 1 event, 2 commit, 3 postings, 4 block, 5 summary. An event
+// payload is one msgpack array (see AppendEnvelope):
+//
+//	[seq, stream, version, type, schema_version, id, time_unix_ns, meta, data]
+//	 uint str     uint     str   uint            str int           map  bin
+//	                                                               |nil
+//
+// Decoders accept arrays with more elements and skip them, so a later
+// release can add trailing fields without a new format version.
+//
+// A commit frame (20-byte payload: first seq u64, count u32, durable end
+// u64) ends every batch: a batch whose commit frame is missing or invalid
+// was never acknowledged. Durable end is the offset up to which the writer
+// knew the file to be fsynced when it wrote the batch: recovery uses it to
+// tell a torn tail (everything after the bad frame was written after the
+// last fsync) from corruption (a later batch was written after the bad
+// frame had been fsynced).
+//
+// The footer of a sealed segment lets a reader find one stream's events
+// without scanning: the summary (read once and cached) holds a bloom
+// filter over the stream names, a directory of stream blocks (first hash,
+// offset, length) and a sparse index (every 256th event's seq, offset and
+// time); a block holds entries (hash u64, first version u64, count u32,
+// postings offset u64, postings length u32, name length u16, name); a
+// postings frame holds a uvarint count then (offset delta, frame size)
+// uvarint pairs. The stream hash is 64-bit FNV-1a.
+//
+// Trailer (see Trailer): magic "evlogidx", records end u64, summary offset
+// u64, summary length u32, count u32, last seq u64, first time i64, last
+// time i64, new streams u32, CRC32C over the header's first 60 bytes
+// followed by the trailer's first 60 (binding it to its file). Open reads only the
+// header and trailer of a sealed segment.
+//
+// # Versioning
+//
+// The constants marked "never change" in format.go are the wire format.
+// A reader rejects a format version above FormatVersion ("upgrade evlog")
+// and must decode every older one; a change of layout gets a new version
+// and golden files under testdata/v<N>/.
+package segment

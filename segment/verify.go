@@ -1,0 +1,109 @@
+package segment
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Verify checks a sealed segment completely: every frame of its records
+// (as Scan does in strict mode), then its footer against those records —
+// the trailer's totals, the sparse index, every stream block entry and
+// every postings list, and the bloom filter. It returns the records' index.
+// prevTime is the recorded time of the event before the segment (unix ns).
+// Every error matches ErrCorrupt and names the file and offset.
+func Verify(s *Segment, prevTime int64) (*Index, error) {
+	if !s.Sealed {
+		return nil, corruptf(s.Name, s.Size, "not sealed")
+	}
+	t := s.Trailer
+	x, _, err := Scan(s.f, s.Header, t.RecordsEnd, ScanOptions{File: s.Name, Strict: true, PrevTime: prevTime})
+	if err != nil {
+		return nil, err
+	}
+	trl := s.Size - TrailerSize
+	switch {
+	case x.End != t.RecordsEnd:
+		return nil, corruptf(s.Name, x.End, "records end at %d, the trailer says %d", x.End, t.RecordsEnd)
+	case x.Count != int(t.Count) || x.LastSeq != t.LastSeq || x.NewStreams != int(t.NewStreams):
+		return nil, corruptf(s.Name, trl, "trailer says %d events to seq %d (%d new streams), the records hold %d to seq %d (%d)",
+			t.Count, t.LastSeq, t.NewStreams, x.Count, x.LastSeq, x.NewStreams)
+	case x.Count > 0 && (x.FirstTime != t.FirstTime || x.LastTime != t.LastTime):
+		return nil, corruptf(s.Name, trl, "trailer time range [%d, %d], the records span [%d, %d]", t.FirstTime, t.LastTime, x.FirstTime, x.LastTime)
+	}
+	sum, err := s.Summary()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Equal(sum.Sparse, x.sparse) {
+		return nil, corruptf(s.Name, t.SummaryOff, "sparse index differs from the records")
+	}
+	if sum.NumStreams != len(x.streams) {
+		return nil, corruptf(s.Name, t.SummaryOff, "summary lists %d streams, the records hold %d", sum.NumStreams, len(x.streams))
+	}
+	seen := 0
+	var prevHash uint64
+	var prevName string
+	var posts []Posting
+	for bi, b := range sum.blocks {
+		p, err := s.readFrame(b.off, b.len, KindBlock, nil)
+		if err != nil {
+			return nil, err
+		}
+		entries, err := parseBlock(p, t.RecordsEnd, t.SummaryOff)
+		if err != nil {
+			return nil, &CorruptError{File: s.Name, Offset: b.off, Reason: err.Error()}
+		}
+		if len(entries) == 0 || entries[0].hash != b.hash || (bi < len(sum.blocks)-1 && len(entries) != blockStride) {
+			return nil, corruptf(s.Name, b.off, "stream block %d does not match the block directory", bi)
+		}
+		for _, e := range entries {
+			if seen > 0 && (e.hash < prevHash || e.hash == prevHash && e.name <= prevName) {
+				return nil, corruptf(s.Name, b.off, "stream block entries out of order at %q", e.name)
+			}
+			prevHash, prevName = e.hash, e.name
+			seen++
+			sp := x.streams[e.name]
+			if sp == nil || streamHash(e.name) != e.hash || sp.FirstVersion != e.FirstVersion || len(sp.Posts) != int(e.Count) {
+				return nil, corruptf(s.Name, b.off, "stream block entry for %q does not match the records", e.name)
+			}
+			if posts, err = s.Postings(e.StreamEntry, posts); err != nil {
+				return nil, err
+			}
+			if !slices.Equal(posts, sp.Posts) {
+				return nil, corruptf(s.Name, e.PostOff, "postings of stream %q differ from the records", e.name)
+			}
+			if !sum.bloom.mayContain(e.hash) {
+				return nil, corruptf(s.Name, t.SummaryOff, "bloom filter misses stream %q", e.name)
+			}
+		}
+	}
+	if seen != len(x.streams) {
+		return nil, corruptf(s.Name, t.SummaryOff, "stream blocks hold %d entries, the records %d streams", seen, len(x.streams))
+	}
+	return x, nil
+}
+
+type namedEntry struct {
+	StreamEntry
+	hash uint64
+	name string
+}
+
+// parseBlock decodes every entry of a block frame payload.
+func parseBlock(p []byte, recordsEnd, footerEnd int64) ([]namedEntry, error) {
+	r := binReader{b: p}
+	var out []namedEntry
+	for r.off < len(r.b) {
+		h := r.u64()
+		e := StreamEntry{FirstVersion: r.u64(), Count: r.u32(), PostOff: int64(r.u64()), PostLen: r.u32()}
+		nm := r.take(int(r.u16()))
+		if r.err != nil {
+			return nil, fmt.Errorf("stream block: truncated entry")
+		}
+		if e.FirstVersion == 0 || e.Count == 0 || len(nm) == 0 || e.PostOff < recordsEnd || e.PostOff > footerEnd || int64(e.PostLen) > footerEnd-e.PostOff {
+			return nil, fmt.Errorf("stream block: entry %q malformed", nm)
+		}
+		out = append(out, namedEntry{StreamEntry: e, hash: h, name: string(nm)})
+	}
+	return out, nil
+}
