@@ -180,8 +180,8 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 
 // typedDecoder decodes payloads into T, reusing its msgpack decoder.
 type typedDecoder[T any] struct {
-	up  *Upcasters
-	rd  bytes.Reader
+	up   *Upcasters
+	rd   bytes.Reader
 	dec  *msgpack.Decoder
 	buf  []byte
 	data T
