@@ -27,7 +27,7 @@ func TestImportRules(t *testing.T) {
 	allow := map[string][]string{
 		"event":              {},
 		"internal/vfs":       {},
-		"segment":            {"event", "internal/vfs"},
+		"segment":            {"event", "internal/vfs", "zstd"},
 		"snapshot":           {"event", "internal/vfs", "zstd"},
 		"replay":             {"event", "snapshot", "msgpack"},
 		"aggregate":          {"event", "replay"},

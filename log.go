@@ -12,6 +12,7 @@ import (
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // LockFile is the name of the lock file in a log directory.
@@ -32,6 +33,7 @@ type Log struct {
 	report   RecoveryReport
 
 	refreshMu sync.Mutex // serialises Refresh
+	compactMu sync.Mutex // serialises Compact
 
 	mu     sync.RWMutex
 	v      *view
@@ -39,8 +41,16 @@ type Log struct {
 	notify chan struct{} // closed and replaced on every publish
 	closed bool
 
+	durableSeq uint64        // every event up to it is durable
+	durableCh  chan struct{} // closed and replaced when durableSeq grows
+
 	w     *writer // nil when read-only
 	stats counters
+
+	rawFS    vfs.FS // read-only logs: the FS without the read-only guard
+	snapOnce sync.Once
+	snaps    *snapshot.Store
+	snapErr  error
 }
 
 // published is the state readers may see: everything up to seq, which in
@@ -91,7 +101,7 @@ func OpenReadOnly(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, errors.Join(err, fsys.Close())
 	}
-	l.closeFS = fsys.Close
+	l.closeFS, l.rawFS = fsys.Close, fsys
 	return l, nil
 }
 
@@ -102,7 +112,7 @@ func openFS(fsys vfs.FS, opts Options, readOnly bool) (_ *Log, err error) {
 		return nil, err
 	}
 	o := opts.withDefaults()
-	l := &Log{opts: o, fs: fsys, readOnly: readOnly, logger: o.Logger, notify: make(chan struct{})}
+	l := &Log{opts: o, fs: fsys, readOnly: readOnly, logger: o.Logger, notify: make(chan struct{}), durableCh: make(chan struct{})}
 	if !readOnly {
 		if l.lock, err = fsys.Lock(LockFile); err != nil {
 			if errors.Is(err, vfs.ErrLocked) {
@@ -137,6 +147,7 @@ func openFS(fsys vfs.FS, opts Options, readOnly bool) (_ *Log, err error) {
 	l.logID = rec.logID
 	l.v = newView(segs, rec.active)
 	l.pub = initialPublished(segs, rec.active)
+	l.durableSeq = l.pub.seq // a writer fsyncs it before appending (a reader cannot know)
 	if readOnly {
 		return l, nil
 	}
@@ -225,6 +236,7 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	l.v.unref()
 	close(l.notify)
+	close(l.durableCh)
 	l.mu.Unlock()
 	if l.lock != nil {
 		errs = append(errs, l.lock.Close())

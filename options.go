@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evlog/evlog/segment"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // SyncMode says when appended events are made durable (fsynced). See the
@@ -82,6 +83,16 @@ type Options struct {
 	// Logger receives recovery reports (torn tails truncated, temporaries
 	// removed) and writer failures. Default: discard.
 	Logger *slog.Logger
+
+	// Snapshot configures the snapshot store (Log.Snapshots): compression
+	// level and the maximum state size (default 64 MiB). Its Logger and
+	// BeforeSave are set by the log.
+	Snapshot snapshot.Options
+
+	// AllowSnapshotWrites lets the snapshot store of a log opened with
+	// OpenReadOnly create and remove snapshot files (never segments). Off
+	// by default: a read-only log modifies nothing.
+	AllowSnapshotWrites bool
 }
 
 // Defaults and limits of Options.
@@ -112,6 +123,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxBatchSize != 0 && o.MaxBatchSize < o.withDefaults().MaxEventSize {
 		errs = append(errs, fmt.Errorf("MaxBatchSize %d is smaller than MaxEventSize", o.MaxBatchSize))
+	}
+	if err := o.Snapshot.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("evlog: invalid options: %w", err)

@@ -137,17 +137,20 @@ func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) er
 			break
 		}
 		var sparse []segment.SparseEntry
-		end := pub.end
+		ra, end, err := s.Records()
+		if err != nil {
+			return err
+		}
 		if s.Sealed {
 			sum, err := s.Summary()
 			if err != nil {
 				return err
 			}
-			sparse, end = sum.Sparse, s.Trailer.RecordsEnd
+			sparse = sum.Sparse
 		} else {
-			sparse = l.activeSparse(v)
+			sparse, end = l.activeSparse(v), pub.end
 		}
-		r.Reset(s.File(), segment.SeekSeq(sparse, from), end)
+		r.Reset(ra, segment.SeekSeq(sparse, from), end)
 		prev := uint64(0)
 		for {
 			f, err := r.Next()
@@ -244,7 +247,11 @@ func (l *Log) scanStream(ctx context.Context, stream string, fromVersion uint64,
 		}
 		want := first + skip
 		next = first + uint64(len(posts))
-		err := er.Read(s.File(), s.Name, posts[skip:], func(off int64, p []byte) error {
+		ra, _, err := s.Records()
+		if err != nil {
+			return err
+		}
+		err = er.Read(ra, s.Name, posts[skip:], func(off int64, p []byte) error {
 			if err := dec.Decode(p, &env); err != nil {
 				return &segment.CorruptError{File: s.Name, Offset: off, Reason: err.Error()}
 			}
@@ -336,18 +343,21 @@ func (l *Log) SeqAt(t time.Time) (uint64, error) {
 	}
 	s := v.segs[i]
 	var sparse []segment.SparseEntry
-	end := pub.end
+	if s.Sealed && s.Trailer.LastTime <= tn {
+		return s.Trailer.LastSeq, nil
+	}
+	ra, end, err := s.Records()
+	if err != nil {
+		return 0, err
+	}
 	if s.Sealed {
-		if s.Trailer.LastTime <= tn {
-			return s.Trailer.LastSeq, nil
-		}
 		sum, err := s.Summary()
 		if err != nil {
 			return 0, err
 		}
-		sparse, end = sum.Sparse, s.Trailer.RecordsEnd
+		sparse = sum.Sparse
 	} else {
-		sparse = l.activeSparse(v)
+		sparse, end = l.activeSparse(v), pub.end
 	}
 	off, ok := segment.SeekTime(sparse, tn)
 	if !ok {
@@ -359,7 +369,7 @@ func (l *Log) SeqAt(t time.Time) (uint64, error) {
 		env  event.Envelope
 		best uint64
 	)
-	r.Reset(s.File(), off, end)
+	r.Reset(ra, off, end)
 	for {
 		f, err := r.Next()
 		if err == io.EOF {

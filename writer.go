@@ -62,6 +62,7 @@ type writer struct {
 	lastTime int64          // its recorded time
 	streams  uint64
 	failed   error
+	failedAt atomic.Pointer[error] // failed, for other goroutines
 	closeErr error
 
 	// versions caches streams' current versions (0: no stream). Streams of
@@ -138,9 +139,13 @@ func (w *writer) openActive(rec *recovered) error {
 		if err := f.Truncate(end); err != nil {
 			return errors.Join(fmt.Errorf("evlog: recovery: truncating the torn tail of %s: %w", s.Name, err), f.Close())
 		}
-		if err := f.Sync(); err != nil {
-			return errors.Join(fmt.Errorf("evlog: recovery: syncing %s after truncating its torn tail: %w", s.Name, err), f.Close())
-		}
+	}
+	// What recovery read may still be only in the page cache (a previous
+	// writer under SyncNever, or one that crashed before its fsync): make
+	// it durable before building on it. This also makes a truncation
+	// durable.
+	if err := f.Sync(); err != nil {
+		return errors.Join(fmt.Errorf("evlog: recovery: syncing %s: %w", s.Name, err), f.Close())
 	}
 	if _, err := f.Seek(end, io.SeekStart); err != nil {
 		return errors.Join(fmt.Errorf("evlog: seeking in %s: %w", s.Name, err), f.Close())
@@ -324,8 +329,10 @@ func (w *writer) version(stream string) (uint64, error) {
 func (w *writer) sealedVersion(stream string) (uint64, error) {
 	l := w.l
 	l.mu.RLock()
-	v := l.v // the writer alone replaces the view, so it stays valid
+	v := l.v
+	v.ref() // compaction may replace the view and close its segments meanwhile
 	l.mu.RUnlock()
+	defer v.unref()
 	for i := len(v.segs) - 1; i >= 0; i-- {
 		s := v.segs[i]
 		if !s.Sealed {
@@ -452,6 +459,9 @@ func (w *writer) flush() {
 	}
 	w.idx.End = w.end
 	l.pub = published{seq: w.lastSeq, time: w.lastTime, end: w.end, streams: w.streams}
+	if w.durable == w.end {
+		l.setDurableLocked(w.lastSeq)
+	}
 	l.broadcastLocked()
 	l.mu.Unlock()
 
@@ -526,6 +536,9 @@ func (w *writer) fsync() {
 		return
 	}
 	w.durable = w.end
+	w.l.mu.Lock()
+	w.l.setDurableLocked(w.lastSeq)
+	w.l.mu.Unlock()
 }
 
 // fail puts the writer in its failed state: every staged and future
@@ -534,6 +547,11 @@ func (w *writer) fsync() {
 // on disk.
 func (w *writer) fail(err error) {
 	w.failed = fmt.Errorf("%w: %w", ErrWriterFailed, err)
+	w.failedAt.Store(&w.failed)
+	w.l.mu.Lock()
+	close(w.l.durableCh) // wake WaitDurable: it will see the failure
+	w.l.durableCh = make(chan struct{})
+	w.l.mu.Unlock()
 	w.l.logger.Error("evlog: writer failed; appends are refused until the log is reopened", "err", err)
 	for _, r := range w.group {
 		r.finish(w.failed)
@@ -599,6 +617,7 @@ func (w *writer) roll() error {
 	segs := append([]*segHandle(nil), l.v.segs[:len(l.v.segs)-1]...)
 	w.publishView(append(segs, newSegHandle(sealed), newSegHandle(seg)), w.idx)
 	l.pub.end = segment.HeaderSize
+	l.setDurableLocked(w.lastSeq) // sealing fsynced everything before
 	l.mu.Unlock()
 	return nil
 }
@@ -623,4 +642,12 @@ func (w *writer) shutdown() {
 	}
 	errs = append(errs, w.f.Close())
 	w.closeErr = errors.Join(errs...)
+}
+
+// failure returns the writer's failure, if any; safe from any goroutine.
+func (w *writer) failure() error {
+	if p := w.failedAt.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

@@ -28,6 +28,8 @@ type Segment struct {
 	mu      sync.Mutex
 	summary *Summary
 	sumErr  error
+	zr      *zReader // compressed segments: the logical view of the records
+	zErr    error
 }
 
 // Open opens segment name of fsys and reads its header and trailer. A
@@ -97,9 +99,20 @@ func (s *Segment) Summary() (*Summary, error) {
 		return nil, fmt.Errorf("evlog/segment: %s is not sealed", s.Name)
 	}
 	t := s.Trailer
+	logicalEnd := t.RecordsEnd
+	if s.Header.Flags&FlagCompressed != 0 {
+		s.mu.Unlock()
+		_, end, err := s.Records()
+		s.mu.Lock()
+		if err != nil {
+			s.sumErr = err
+			return nil, err
+		}
+		logicalEnd = end
+	}
 	p, err := s.readFrame(t.SummaryOff, t.SummaryLen, KindSummary, nil)
 	if err == nil {
-		s.summary, err = DecodeSummary(p, t.RecordsEnd, t.SummaryOff, int(t.Count))
+		s.summary, err = decodeSummary(p, logicalEnd, t.RecordsEnd, t.SummaryOff, int(t.Count))
 		if err != nil {
 			err = &CorruptError{File: s.Name, Offset: t.SummaryOff, Seq: s.Header.BaseSeq - 1, Reason: err.Error()}
 		}
@@ -175,7 +188,11 @@ func (s *Segment) Postings(e StreamEntry, dst []Posting) ([]Posting, error) {
 	if err != nil {
 		return nil, err
 	}
-	posts, err := decodePostings(p, e.Count, s.Trailer.RecordsEnd, dst)
+	_, logicalEnd, err := s.Records()
+	if err != nil {
+		return nil, err
+	}
+	posts, err := decodePostings(p, e.Count, logicalEnd, dst)
 	if err != nil {
 		return nil, &CorruptError{File: s.Name, Offset: e.PostOff, Reason: err.Error()}
 	}

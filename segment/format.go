@@ -84,6 +84,16 @@ const (
 	blkSize     = 20
 	blockStride = 16 // stream entries per block (at most)
 
+	// Compressed segments: zmap entry (after a u32 count).
+	zmPhysOffOff = 0  // uint64 offset of the zblock frame
+	zmPhysLenOff = 8  // uint32 size of the zblock frame (header included)
+	zmLogLenOff  = 12 // uint32 record bytes it holds
+	zmEntrySize  = 16
+	// ZBlockSize is the number of record bytes per zblock that compaction
+	// writes; MaxZBlock bounds what a reader decompresses for one block.
+	ZBlockSize = 64 << 10
+	MaxZBlock  = 1 << 20
+
 	// Bloom filter parameters.
 	bloomBitsPerKey = 10
 	bloomProbes     = 7
@@ -96,6 +106,8 @@ const (
 	KindPostings Kind = 3 // footer: frame offsets of one stream's events
 	KindBlock    Kind = 4 // footer: up to blockStride stream-index entries
 	KindSummary  Kind = 5 // footer: sparse seq/time index, block directory, bloom
+	KindZBlock   Kind = 6 // compressed segments: one zstd frame of record bytes
+	KindZMap     Kind = 7 // compressed segments: the directory of the zblocks
 )
 
 // Header flags. NEVER CHANGE the values.
@@ -121,11 +133,15 @@ func (k Kind) String() string {
 		return "block"
 	case KindSummary:
 		return "summary"
+	case KindZBlock:
+		return "zblock"
+	case KindZMap:
+		return "zmap"
 	}
 	return "invalid"
 }
 
-func (k Kind) valid() bool { return k >= KindEvent && k <= KindSummary }
+func (k Kind) valid() bool { return k >= KindEvent && k <= KindZMap }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

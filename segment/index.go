@@ -127,8 +127,16 @@ func (x *Index) Sparse() []SparseEntry { return x.sparse }
 // header is header and whose records end at x.End to dst, which will be
 // written at offset x.End. It returns the extended slice and the trailer.
 func (x *Index) AppendFooter(dst []byte, header [HeaderSize]byte) ([]byte, Trailer) {
+	return x.AppendFooterAt(dst, header, x.End, x.End)
+}
+
+// AppendFooterAt is AppendFooter for a footer written at file offset
+// footerStart, in a segment whose records (physically) end at recordsEnd.
+// In a compressed segment the index's offsets are logical (offsets in the
+// uncompressed records) while the footer's own are physical.
+func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64) ([]byte, Trailer) {
 	start := len(dst)
-	off := func() int64 { return x.End + int64(len(dst)-start) }
+	off := func() int64 { return footerStart + int64(len(dst)-start) }
 
 	names := make([]string, 0, len(x.streams))
 	for name := range x.streams {
@@ -212,7 +220,7 @@ func (x *Index) AppendFooter(dst []byte, header [HeaderSize]byte) ([]byte, Trail
 	p = append(p, bloom...)
 
 	t := Trailer{
-		RecordsEnd: x.End,
+		RecordsEnd: recordsEnd,
 		SummaryOff: off(),
 		Count:      uint32(x.Count),
 		LastSeq:    x.LastSeq,
@@ -244,6 +252,12 @@ type summaryBlock struct {
 // DecodeSummary decodes a summary frame payload. footerStart and footerEnd
 // bound the offsets it may reference; count is the segment's event count.
 func DecodeSummary(p []byte, recordsEnd, footerEnd int64, count int) (*Summary, error) {
+	return decodeSummary(p, recordsEnd, recordsEnd, footerEnd, count)
+}
+
+// decodeSummary decodes a summary whose sparse offsets lie below
+// logicalEnd and whose block frames lie in [recordsEnd, footerEnd).
+func decodeSummary(p []byte, logicalEnd, recordsEnd, footerEnd int64, count int) (*Summary, error) {
 	r := binReader{b: p}
 	s := &Summary{}
 	n := r.u32()
@@ -256,7 +270,7 @@ func DecodeSummary(p []byte, recordsEnd, footerEnd int64, count int) (*Summary, 
 	s.Sparse = make([]SparseEntry, n)
 	for i := range s.Sparse {
 		e := SparseEntry{Seq: r.u64(), Off: int64(r.u64()), Time: int64(r.u64())}
-		if e.Off < HeaderSize || e.Off >= recordsEnd || (i > 0 && (e.Seq <= s.Sparse[i-1].Seq || e.Off <= s.Sparse[i-1].Off || e.Time < s.Sparse[i-1].Time)) {
+		if e.Off < HeaderSize || e.Off >= logicalEnd || (i > 0 && (e.Seq <= s.Sparse[i-1].Seq || e.Off <= s.Sparse[i-1].Off || e.Time < s.Sparse[i-1].Time)) {
 			return nil, fmt.Errorf("summary: sparse entry %d (seq %d, offset %d) out of order or range", i, e.Seq, e.Off)
 		}
 		s.Sparse[i] = e

@@ -16,14 +16,18 @@ func Verify(s *Segment, prevTime int64) (*Index, error) {
 		return nil, corruptf(s.Name, s.Size, "not sealed")
 	}
 	t := s.Trailer
-	x, _, err := Scan(s.f, s.Header, t.RecordsEnd, ScanOptions{File: s.Name, Strict: true, PrevTime: prevTime})
+	ra, end, err := s.Records()
+	if err != nil {
+		return nil, err
+	}
+	x, _, err := Scan(ra, s.Header, end, ScanOptions{File: s.Name, Strict: true, PrevTime: prevTime})
 	if err != nil {
 		return nil, err
 	}
 	trl := s.Size - TrailerSize
 	switch {
-	case x.End != t.RecordsEnd:
-		return nil, corruptf(s.Name, x.End, "records end at %d, the trailer says %d", x.End, t.RecordsEnd)
+	case x.End != end:
+		return nil, corruptf(s.Name, x.End, "records end at %d, the trailer says %d", x.End, end)
 	case x.Count != int(t.Count) || x.LastSeq != t.LastSeq || x.NewStreams != int(t.NewStreams):
 		return nil, corruptf(s.Name, trl, "trailer says %d events to seq %d (%d new streams), the records hold %d to seq %d (%d)",
 			t.Count, t.LastSeq, t.NewStreams, x.Count, x.LastSeq, x.NewStreams)

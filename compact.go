@@ -1,0 +1,251 @@
+package evlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/evlog/evlog/segment"
+)
+
+// CompactOptions configure Compact.
+type CompactOptions struct {
+	// TargetSize bounds the size of a merged segment: runs of adjacent
+	// sealed segments are merged while their total stays at or below it.
+	// Zero means Options.SegmentSize.
+	TargetSize int64
+	// Compress rewrites sealed segments with their records in
+	// independently zstd-compressed blocks (reads, indexes and stream
+	// look-ups stay transparent).
+	Compress bool
+	// DryRun computes and returns the plan without writing anything.
+	DryRun bool
+	// Progress, if set, is called with the input bytes processed so far
+	// and the total.
+	Progress func(done, total int64)
+}
+
+// CompactGroup is one output segment of a compaction and its inputs.
+type CompactGroup struct {
+	Inputs []string
+	Output string
+	Bytes  int64 // input bytes
+}
+
+// CompactReport says what Compact did (or, with DryRun, would do).
+type CompactReport struct {
+	SegmentsBefore, SegmentsAfter int
+	BytesBefore, BytesAfter       int64
+	Groups                        []CompactGroup
+}
+
+// Compact merges runs of small sealed segments into larger ones (and, with
+// Compress, compresses them), beside concurrent appends and reads. Only
+// sealed segments are touched; events, seqs, versions and times are
+// unchanged, so every read returns exactly what it returned before.
+//
+// Each output segment is written to a temporary file, checked, fsynced
+// and renamed into place (the commit point), the directory fsynced, and
+// only then are its inputs removed; recovery drops inputs a crash left
+// behind (a higher generation covers them). Killed at any instant, the log
+// reads the same afterwards, and running Compact again completes the job.
+// Corruption in an input aborts the compaction with an ErrCorrupt error
+// and changes nothing.
+func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, error) {
+	if l.readOnly {
+		return CompactReport{}, ErrReadOnly
+	}
+	if o.TargetSize == 0 {
+		o.TargetSize = l.opts.SegmentSize
+	}
+	if o.TargetSize < MinSegmentSize {
+		return CompactReport{}, fmt.Errorf("%w: compaction target size %d is below the minimum segment size %d", ErrInvalid, o.TargetSize, MinSegmentSize)
+	}
+	l.compactMu.Lock()
+	defer l.compactMu.Unlock()
+	v, _, err := l.acquire()
+	if err != nil {
+		return CompactReport{}, err
+	}
+	defer v.unref()
+
+	var rep CompactReport
+	rep.SegmentsBefore = len(v.segs)
+	for _, s := range v.segs {
+		rep.BytesBefore += s.Size
+	}
+	var runs [][]*segHandle
+	var run []*segHandle
+	var runBytes int64
+	flush := func() {
+		if len(run) > 1 || len(run) == 1 && o.Compress && run[0].Header.Flags&segment.FlagCompressed == 0 {
+			runs = append(runs, run)
+		}
+		run, runBytes = nil, 0
+	}
+	for _, s := range v.segs {
+		if !s.Sealed {
+			break // the active segment is never compacted
+		}
+		size := s.Size // compressed inputs count as what they take on disk
+		if runBytes+size > o.TargetSize || s.Header.Flags&segment.FlagCompressed != 0 && !o.Compress {
+			flush()
+		}
+		run = append(run, s)
+		runBytes += size
+	}
+	flush()
+	var total int64
+	for _, r := range runs {
+		g := CompactGroup{Output: segment.FormatFileName(r[0].FirstSeq(), maxGen(r)+1)}
+		for _, s := range r {
+			g.Inputs = append(g.Inputs, s.Name)
+			g.Bytes += s.Size
+		}
+		total += g.Bytes
+		rep.Groups = append(rep.Groups, g)
+	}
+	if o.DryRun || len(runs) == 0 {
+		rep.SegmentsAfter, rep.BytesAfter = rep.SegmentsBefore, rep.BytesBefore
+		return rep, nil
+	}
+	var done int64
+	for i, r := range runs {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		if err := l.compactRun(ctx, r, rep.Groups[i].Output, o.Compress, func(n int64) {
+			if o.Progress != nil {
+				o.Progress(done+n, total)
+			}
+		}); err != nil {
+			return rep, err
+		}
+		done += rep.Groups[i].Bytes
+	}
+	segs, err := l.Segments()
+	if err != nil {
+		return rep, err
+	}
+	rep.SegmentsAfter = len(segs)
+	for _, s := range segs {
+		rep.BytesAfter += s.Bytes
+	}
+	return rep, nil
+}
+
+func maxGen(r []*segHandle) uint64 {
+	g := uint64(0)
+	for _, s := range r {
+		g = max(g, s.Header.Generation)
+	}
+	return g
+}
+
+// compactRun rewrites one run of sealed segments as the segment out.
+func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, compress bool, progress func(int64)) (err error) {
+	first := run[0]
+	h := segment.Header{LogID: first.Header.LogID, BaseSeq: first.FirstSeq(), Generation: maxGen(run) + 1, Created: time.Now()}
+	if compress {
+		h.Flags |= segment.FlagCompressed
+	}
+	tmp := out + segment.TempExt
+	f, err := l.fs.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("evlog: compact: creating %s: %w", tmp, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			err = errors.Join(err, f.Close(), l.fs.Remove(tmp))
+		}
+	}()
+	w := segment.NewSegmentWriter(f, h, compress)
+	prevTime := int64(math.MinInt64)
+	var copied int64
+	buf := make([]byte, 1<<20)
+	for _, s := range run {
+		// Check every input frame before copying a byte of it: corruption
+		// is never carried into a new segment.
+		var infos []segment.EventInfo
+		ra, end, err := s.Records()
+		if err != nil {
+			return err
+		}
+		x, _, err := segment.Scan(ra, s.Header, end, segment.ScanOptions{File: s.Name, Strict: true, PrevTime: prevTime, Infos: &infos})
+		if err != nil {
+			return err
+		}
+		if x.Count > 0 {
+			prevTime = x.LastTime
+		}
+		if err := w.AppendRecords(io.NewSectionReader(ra, segment.HeaderSize, end-segment.HeaderSize), infos, buf); err != nil {
+			return fmt.Errorf("evlog: compact: writing %s: %w", tmp, err)
+		}
+		copied += s.Size
+		progress(copied)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if err := w.Seal(); err != nil {
+		return fmt.Errorf("evlog: compact: sealing %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("evlog: compact: syncing %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("evlog: compact: closing %s: %w", tmp, err)
+	}
+	committed = true // from here on the temporary is not ours to remove
+	// Read the new segment back and verify it completely before it
+	// replaces anything.
+	chk, err := segment.Open(l.fs, tmp)
+	if err != nil {
+		l.fs.Remove(tmp)
+		return err
+	}
+	if _, err := segment.Verify(chk, math.MinInt64); err != nil {
+		chk.Close()
+		l.fs.Remove(tmp)
+		return fmt.Errorf("evlog: compact: the rewritten segment does not verify (nothing was replaced): %w", err)
+	}
+	chk.Close()
+	// The commit point.
+	if err := l.fs.Rename(tmp, out); err != nil {
+		l.fs.Remove(tmp)
+		return fmt.Errorf("evlog: compact: renaming %s: %w", tmp, err)
+	}
+	if err := l.fs.SyncDir(); err != nil {
+		return fmt.Errorf("evlog: compact: syncing the directory after creating %s: %w", out, err)
+	}
+	seg, err := segment.Open(l.fs, out)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	cur := l.v.segs
+	i := 0
+	for i < len(cur) && cur[i] != run[0] {
+		i++
+	}
+	if i+len(run) > len(cur) || cur[i+len(run)-1] != run[len(run)-1] {
+		l.mu.Unlock()
+		seg.Close()
+		return fmt.Errorf("evlog: compact: the segment list changed underneath (concurrent compaction?)")
+	}
+	segs := append(append(append([]*segHandle(nil), cur[:i]...), newSegHandle(seg)), cur[i+len(run):]...)
+	old := l.v
+	l.v = newView(segs, old.active)
+	l.mu.Unlock()
+	old.unref()
+	for _, s := range run {
+		if err := l.fs.Remove(s.Name); err != nil {
+			return fmt.Errorf("evlog: compact: removing %s (recovery will finish the job): %w", s.Name, err)
+		}
+	}
+	return l.fs.SyncDir()
+}

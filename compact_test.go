@@ -1,0 +1,209 @@
+package evlog
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evlog/evlog/internal/vfs"
+)
+
+// observe returns everything a reader can see: all events, every stream,
+// and SeqAt at every event time.
+func observe(t *testing.T, l *Log) string {
+	t.Helper()
+	all := readAll(t, l)
+	out := fmt.Sprintf("%d events\n", len(all))
+	streams := map[string]bool{}
+	for _, e := range all {
+		out += fmt.Sprintf("%d %s %d %s %s %x %v\n", e.Seq, e.Stream, e.Version, e.Type, e.Time.Format("15:04:05.000000000"), e.Data, e.Meta)
+		streams[e.Stream] = true
+	}
+	for _, s := range slices.Sorted(maps.Keys(streams)) {
+		for e, err := range l.Stream(t.Context(), s, 2) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if all[e.Seq-1].Stream != s {
+				t.Fatalf("Stream(%s) returned seq %d of %s", s, e.Seq, all[e.Seq-1].Stream)
+			}
+		}
+		v, err := l.StreamVersion(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out += fmt.Sprintf("stream %s v%d\n", s, v)
+	}
+	for i := 0; i < len(all); i += 7 {
+		seq, err := l.SeqAt(all[i].Time)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out += fmt.Sprintf("at %s: %d\n", all[i].Time.Format("15:04:05.000000000"), seq)
+	}
+	return out
+}
+
+func TestCompact(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprint("compress=", compress), func(t *testing.T) {
+			ctx := t.Context()
+			mem := vfs.NewMem()
+			l := openMem(t, mem, crashOpts(SyncAlways))
+			if err := runWorkload(ctx, l, genWorkload(21, 300)); err != nil {
+				t.Fatal(err)
+			}
+			before := observe(t, l)
+			segsBefore, _ := l.Segments()
+			if len(segsBefore) < 11 {
+				t.Fatalf("%d segments, want at least 11", len(segsBefore))
+			}
+			rep, err := l.Compact(ctx, CompactOptions{TargetSize: 1 << 20, Compress: compress})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%+v", rep)
+			if rep.SegmentsAfter != 2 || len(rep.Groups) != 1 || len(rep.Groups[0].Inputs) != len(segsBefore)-1 {
+				t.Fatalf("compacted %d segments into %d (groups %v), want all sealed ones into one", rep.SegmentsBefore, rep.SegmentsAfter, rep.Groups)
+			}
+			if compress && rep.BytesAfter >= rep.BytesBefore {
+				t.Fatalf("compression grew the log: %d -> %d bytes", rep.BytesBefore, rep.BytesAfter)
+			}
+			if d := cmp.Diff(before, observe(t, l)); d != "" {
+				t.Fatalf("reads differ after compaction (-before +after):\n%s", d)
+			}
+			// Appends continue; a reopened log reads the same; verify is clean.
+			if _, err := l.Append(ctx, "after", ExpectNoStream, Envelope{Type: "t", Time: t0.AddDate(0, 0, 1)}); err != nil {
+				t.Fatal(err)
+			}
+			before = observe(t, l)
+			l.Close()
+			names, _ := mem.List()
+			t.Log(names)
+			rep2, err := verifyFS(ctx, vfs.ReadOnly(mem))
+			if err != nil || len(rep2.Findings) != 0 {
+				t.Fatalf("verify after compaction: %v %v", rep2.Findings, err)
+			}
+			l = openMem(t, mem, crashOpts(SyncAlways))
+			defer l.Close()
+			if d := cmp.Diff(before, observe(t, l)); d != "" {
+				t.Fatalf("reads differ after reopening (-before +after):\n%s", d)
+			}
+		})
+	}
+}
+
+// TestCompactCrash kills a compaction at every mutating operation under
+// every crash model: the log reads the same afterwards, and compacting
+// again completes the job.
+func TestCompactCrash(t *testing.T) {
+	ctx := t.Context()
+	base := vfs.NewMem()
+	l := openMem(t, base, crashOpts(SyncAlways))
+	if err := runWorkload(ctx, l, genWorkload(22, 120)); err != nil {
+		t.Fatal(err)
+	}
+	want := observe(t, l)
+	l.Close()
+	probe := base.Clone()
+	l = openMem(t, probe, crashOpts(SyncAlways))
+	ops0 := probe.Ops()
+	if _, err := l.Compact(ctx, CompactOptions{TargetSize: 1 << 20, Compress: true}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	total := probe.Ops() - ops0
+	for k := range total + 1 {
+		mem := base.Clone()
+		l := openMem(t, mem, crashOpts(SyncAlways))
+		mem.CrashAt(mem.Ops() + k)
+		l.Compact(ctx, CompactOptions{TargetSize: 1 << 20, Compress: true})
+		l.Close()
+		for _, model := range vfs.CrashModels() {
+			after := mem.CrashClone(model, rand.New(rand.NewPCG(uint64(k), uint64(model))))
+			l2, err := openFS(after, crashOpts(SyncAlways), false)
+			if err != nil {
+				t.Fatalf("k=%d %v: reopen: %v", k, model, err)
+			}
+			if d := cmp.Diff(want, observe(t, l2)); d != "" {
+				t.Fatalf("k=%d %v: reads differ after a crashed compaction (-want +got):\n%s", k, model, d)
+			}
+			rep, err := l2.Compact(ctx, CompactOptions{TargetSize: 1 << 20, Compress: true})
+			if err != nil || rep.SegmentsAfter != 2 {
+				t.Fatalf("k=%d %v: re-running compaction: %+v %v", k, model, rep, err)
+			}
+			if d := cmp.Diff(want, observe(t, l2)); d != "" {
+				t.Fatalf("k=%d %v: reads differ after completing the compaction:\n%s", k, model, d)
+			}
+			l2.Close()
+		}
+	}
+	t.Logf("crashed compaction at each of %d ops", total+1)
+}
+
+// TestCompactBesideAppends compacts while appenders and readers run.
+func TestCompactBesideAppends(t *testing.T) {
+	ctx := t.Context()
+	l := openMem(t, vfs.NewMem(), Options{SegmentSize: MinSegmentSize})
+	defer l.Close()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 3 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var evs []Envelope
+				for j := range 3 {
+					evs = append(evs, Envelope{Type: "t", Data: []byte{0x93, byte(w), byte(i), byte(3*16 + j)}})
+				}
+				if _, err := l.Append(ctx, fmt.Sprintf("w%d-%d", w, i%7), ExpectAny, evs...); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := checkWholeBatches(ctx, l); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	compactions := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; compactions < 3 && time.Now().Before(deadline); i++ {
+		rep, err := l.Compact(ctx, CompactOptions{TargetSize: 64 << 10, Compress: i%2 == 1})
+		if err != nil {
+			t.Error(err)
+			break
+		}
+		if len(rep.Groups) > 0 {
+			compactions++
+		}
+	}
+	if compactions < 3 {
+		t.Errorf("only %d compactions ran beside the appends", compactions)
+	}
+	close(stop)
+	wg.Wait()
+	if err := checkWholeBatches(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+}

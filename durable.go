@@ -1,0 +1,50 @@
+package evlog
+
+import "context"
+
+// DurableSeq returns the seq up to which every event is known to be
+// durable: under SyncAlways, the last visible event; under SyncInterval,
+// the last one covered by the periodic fsync; under SyncNever, the last one
+// covered by Sync, a roll, or Open. For a log opened read-only, what was
+// visible when it was opened.
+func (l *Log) DurableSeq() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.durableSeq
+}
+
+// WaitDurable blocks until every event up to seq is durable, the writer
+// fails (an error matching ErrWriterFailed), the log is closed, or ctx is
+// done. It does not itself cause an fsync (use Sync for that).
+func (l *Log) WaitDurable(ctx context.Context, seq uint64) error {
+	for {
+		l.mu.RLock()
+		d, ch, closed := l.durableSeq, l.durableCh, l.closed
+		l.mu.RUnlock()
+		if d >= seq {
+			return nil
+		}
+		if closed {
+			return ErrClosed
+		}
+		if l.w != nil {
+			if err := l.w.failure(); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// setDurableLocked advances durableSeq and wakes WaitDurable; l.mu is held.
+func (l *Log) setDurableLocked(seq uint64) {
+	if seq > l.durableSeq {
+		l.durableSeq = seq
+		close(l.durableCh)
+		l.durableCh = make(chan struct{})
+	}
+}

@@ -1,0 +1,145 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/snapshot"
+)
+
+// Plan is what a replay will do: start from Snapshot (nil: from the
+// initial state) and apply the events with seq in [FromSeq, ToSeq] (of
+// Stream, when set). An empty range has FromSeq > ToSeq.
+type Plan struct {
+	Subject  Subject
+	Target   Target
+	Snapshot *snapshot.Meta
+	// FromSeq and ToSeq bound the events applied after the snapshot.
+	FromSeq, ToSeq uint64
+	// FromVersion is, for a stream scope, the first stream version applied.
+	FromVersion uint64
+	// Fallbacks lists the newer snapshots that were passed over.
+	Fallbacks []Fallback
+
+	state []byte // the verified snapshot state, loaded while planning
+}
+
+// Options tune planning.
+type Options struct {
+	// NoSnapshot forces a full replay (for checking and timing).
+	NoSnapshot bool
+	// Logger receives a warning per fallback; nil discards.
+	Logger *slog.Logger
+}
+
+// MakePlan resolves the target to a seq and picks the newest snapshot of
+// the subject at or before it that is usable: same schema version, same
+// log, not beyond the end of the log, and (it is loaded and checked here)
+// intact. Anything else is recorded as a fallback and an older snapshot is
+// tried, down to none.
+func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, target Target, opts Options) (*Plan, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	last := src.LastSeq()
+	p := &Plan{Subject: subj, Target: target, FromSeq: 1, FromVersion: 1}
+	switch target.kind {
+	case targetLatest:
+		p.ToSeq = last
+	case targetSeq:
+		if target.seq > last {
+			return nil, fmt.Errorf("%w: seq %d, the log ends at %d", ErrBeyondEnd, target.seq, last)
+		}
+		p.ToSeq = target.seq
+	case targetTime:
+		s, err := src.SeqAt(target.time)
+		if err != nil {
+			return nil, fmt.Errorf("evlog/replay: resolving %s: %w", target, err)
+		}
+		p.ToSeq = s
+	}
+	if snaps == nil || opts.NoSnapshot || p.ToSeq == 0 {
+		return p, nil
+	}
+	cands, err := snaps.Candidates(subj.Name, snapshot.AtSeq(p.ToSeq))
+	if err != nil {
+		return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
+	}
+	logID := src.LogID()
+	for _, m := range cands {
+		reason := ""
+		switch {
+		case m.SchemaVersion != subj.SchemaVersion:
+			reason = fmt.Sprintf("schema version %d, the current one is %d", m.SchemaVersion, subj.SchemaVersion)
+		case m.LogID != logID:
+			reason = fmt.Sprintf("belongs to another log (%x)", m.LogID[:])
+		case m.Seq > last:
+			reason = fmt.Sprintf("claims seq %d, beyond the end of the log (%d)", m.Seq, last)
+		}
+		if reason == "" {
+			state, err := snaps.Load(ctx, m)
+			switch {
+			case err == nil:
+				reason = p.checkAnchor(ctx, src, m)
+				if reason == "" {
+					mm := m
+					p.Snapshot, p.state = &mm, state
+					p.FromSeq = m.Seq + 1
+					return p, nil
+				}
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			default:
+				reason = "unreadable: " + err.Error()
+			}
+		}
+		p.fallback(opts.Logger, m, reason)
+	}
+	return p, nil
+}
+
+// checkAnchor checks that the snapshot's last event is where the snapshot
+// says (its time; for a stream scope, that it is of the stream) and sets
+// FromVersion.
+func (p *Plan) checkAnchor(ctx context.Context, src Source, m snapshot.Meta) string {
+	var ev *event.Envelope
+	for e, err := range src.Range(ctx, m.Seq, m.Seq) {
+		if err != nil {
+			return "cannot read its last event: " + err.Error()
+		}
+		ev = &e
+	}
+	switch {
+	case ev == nil:
+		return fmt.Sprintf("its last event (seq %d) is not in the log", m.Seq)
+	case !ev.Time.Equal(m.Time):
+		return fmt.Sprintf("its last event (seq %d) was recorded at %s, the snapshot says %s", m.Seq, ev.Time.Format(time.RFC3339Nano), m.Time.UTC().Format(time.RFC3339Nano))
+	case p.Subject.Stream != "" && ev.Stream != p.Subject.Stream:
+		return fmt.Sprintf("its last event (seq %d) belongs to stream %q, not %q", m.Seq, ev.Stream, p.Subject.Stream)
+	}
+	if p.Subject.Stream != "" {
+		p.FromVersion = ev.Version + 1
+	}
+	return ""
+}
+
+func (p *Plan) fallback(log *slog.Logger, m snapshot.Meta, reason string) {
+	p.Fallbacks = append(p.Fallbacks, Fallback{File: m.File, Seq: m.Seq, Reason: reason})
+	log.Warn("evlog/replay: skipping a snapshot", "subject", p.Subject.Name, "file", m.File, "seq", m.Seq, "reason", reason)
+}
+
+// Events returns how many events the plan applies at most (for a stream
+// scope, the seq span they lie in).
+func (p *Plan) Events() uint64 {
+	if p.FromSeq > p.ToSeq {
+		return 0
+	}
+	return p.ToSeq - p.FromSeq + 1
+}
+
+// errStop ends an iteration early.
+var errStop = errors.New("stop")

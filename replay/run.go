@@ -1,0 +1,144 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/snapshot"
+)
+
+// Fold folds one event into the state. It must be pure (no I/O) and
+// deterministic: replaying the same events gives the same state, which is
+// what makes snapshots safe.
+type Fold[S, E any] func(S, E) S
+
+// Spec is how to compute a state: its initial value, how events are
+// decoded for the fold, the fold, and how the state is (de)serialised for
+// snapshots.
+type Spec[S, E any] struct {
+	// Init returns the initial state (nil: the zero S).
+	Init func() S
+	// Decode turns a stored envelope into the fold's event type (for
+	// E = event.Envelope use Raw). A decode error aborts the replay.
+	Decode func(event.Envelope) (E, error)
+	Fold   Fold[S, E]
+	// EncodeState and DecodeState (de)serialise the state for snapshots;
+	// nil means msgpack (github.com/vmihailenco/msgpack/v5).
+	EncodeState func(S) ([]byte, error)
+	DecodeState func([]byte) (S, error)
+}
+
+// Raw is the Decode of a fold over raw envelopes.
+func Raw(e event.Envelope) (event.Envelope, error) { return e, nil }
+
+// Result is a computed state and how it was computed.
+type Result[S any] struct {
+	State S
+	Plan  *Plan
+	// Seq is the last event folded into State (0: none); Time its recorded
+	// time; Version, for a stream scope, its stream version.
+	Seq     uint64
+	Time    time.Time
+	Version uint64
+	// Applied is the number of events folded after the snapshot.
+	Applied int
+	Elapsed time.Duration
+}
+
+// Run executes a plan.
+func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (Result[S], error) {
+	start := time.Now()
+	res := Result[S]{Plan: p}
+	if spec.Init != nil {
+		res.State = spec.Init()
+	}
+	if p.Snapshot != nil {
+		st, err := decodeState(spec, p.state)
+		if err != nil {
+			return res, fmt.Errorf("evlog/replay: decoding snapshot %s: %w", p.Snapshot.File, err)
+		}
+		res.State, res.Seq, res.Time = st, p.Snapshot.Seq, p.Snapshot.Time
+		if p.Subject.Stream != "" {
+			res.Version = p.FromVersion - 1
+		}
+	}
+	if p.FromSeq <= p.ToSeq {
+		var events iter.Seq2[event.Envelope, error]
+		if p.Subject.Stream != "" {
+			events = src.Stream(ctx, p.Subject.Stream, p.FromVersion)
+		} else {
+			events = src.Range(ctx, p.FromSeq, p.ToSeq)
+		}
+		for env, err := range events {
+			if err != nil {
+				return res, fmt.Errorf("evlog/replay: reading events: %w", err)
+			}
+			if env.Seq > p.ToSeq {
+				break
+			}
+			e, err := spec.Decode(env)
+			if err != nil {
+				return res, fmt.Errorf("evlog/replay: decoding event %d: %w", env.Seq, err)
+			}
+			res.State = spec.Fold(res.State, e)
+			res.Seq, res.Time, res.Version = env.Seq, env.Time, env.Version
+			res.Applied++
+		}
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// State plans and runs in one call.
+func State[S, E any](ctx context.Context, src Source, snaps Snapshots, subj Subject, target Target, spec Spec[S, E], opts Options) (Result[S], error) {
+	p, err := MakePlan(ctx, src, snaps, subj, target, opts)
+	if err != nil {
+		return Result[S]{}, err
+	}
+	return Run(ctx, src, p, spec)
+}
+
+func decodeState[S, E any](spec Spec[S, E], b []byte) (S, error) {
+	if spec.DecodeState != nil {
+		return spec.DecodeState(b)
+	}
+	var s S
+	err := msgpack.Unmarshal(b, &s)
+	return s, err
+}
+
+// EncodeState serialises a state as spec says (msgpack by default).
+func EncodeState[S, E any](spec Spec[S, E], s S) ([]byte, error) {
+	if spec.EncodeState != nil {
+		return spec.EncodeState(s)
+	}
+	return msgpack.Marshal(s)
+}
+
+// Saver stores snapshots (satisfied by *snapshot.Store, whose Save first
+// makes the log durable through the snapshot's seq).
+type Saver interface {
+	Save(ctx context.Context, m snapshot.Meta, state []byte) (snapshot.Meta, error)
+}
+
+// Save snapshots a result's state under the subject. A result that folded
+// no event (Seq 0) has nothing to snapshot and returns ok=false.
+func Save[S, E any](ctx context.Context, s Saver, logID [16]byte, subj Subject, spec Spec[S, E], res Result[S]) (snapshot.Meta, bool, error) {
+	if res.Seq == 0 {
+		return snapshot.Meta{}, false, nil
+	}
+	b, err := EncodeState(spec, res.State)
+	if err != nil {
+		return snapshot.Meta{}, false, fmt.Errorf("evlog/replay: encoding the state of %s: %w", subj.Name, err)
+	}
+	m, err := s.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: logID, Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion}, b)
+	if err != nil {
+		return snapshot.Meta{}, false, err
+	}
+	return m, true, nil
+}

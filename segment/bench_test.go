@@ -1,0 +1,196 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/internal/vfs"
+)
+
+func benchEnvelope(payload int) event.Envelope {
+	return event.Envelope{Seq: 123456, Stream: "orders-42", Version: 17, Type: "item_added", SchemaVersion: 1,
+		Time: time.Unix(0, t0).UTC(), Data: dataN(payload)}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	for _, payload := range []int{100} {
+		b.Run(fmt.Sprintf("payload=%d", payload), func(b *testing.B) {
+			e := benchEnvelope(payload)
+			e.ID = "req-0001"
+			buf := make([]byte, 0, 4096)
+			b.SetBytes(int64(EncodedSize(&e)))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = AppendEventFrame(buf[:0], &e)
+			}
+		})
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for _, payload := range []int{100} {
+		b.Run(fmt.Sprintf("payload=%d", payload), func(b *testing.B) {
+			e := benchEnvelope(payload)
+			p := AppendEnvelope(nil, &e)
+			var dec Decoder
+			var got event.Envelope
+			b.SetBytes(int64(len(p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := dec.Decode(p, &got); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkCRC(b *testing.B) {
+	for _, size := range []int{128, 4096} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			p := dataN(size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			var sink uint32
+			for b.Loop() {
+				sink += crc(p)
+			}
+			_ = sink
+		})
+	}
+}
+
+// benchSegment returns the records of a segment of n events (payloads of
+// 100 bytes, 1000 streams, batches of up to 16 events).
+func benchSegment(n int) *segImage {
+	rng := rand.New(rand.NewPCG(42, 42))
+	var bs []batch
+	seq, tm := uint64(1), t0
+	vers := map[string]uint64{}
+	for seq <= uint64(n) {
+		var bt batch
+		for range min(1+rng.IntN(16), n-int(seq)+1) {
+			stream := fmt.Sprintf("orders-%d", rng.IntN(1000))
+			vers[stream]++
+			bt.events = append(bt.events, event.Envelope{Seq: seq, Stream: stream, Version: vers[stream], Type: "item_added",
+				SchemaVersion: 1, Time: time.Unix(0, tm).UTC(), Data: dataN(100)})
+			seq++
+			tm += 1000
+		}
+		bt.sync = true
+		bs = append(bs, bt)
+	}
+	return buildImage(testHeader(1), bs)
+}
+
+func BenchmarkScan(b *testing.B) {
+	for _, n := range []int{100_000} {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+			img := benchSegment(n)
+			ra := bytes.NewReader(img.data)
+			b.SetBytes(int64(len(img.data)))
+			b.ReportAllocs()
+			iters := 0
+			start := time.Now()
+			for b.Loop() {
+				x, tail, err := Scan(ra, img.h, int64(len(img.data)), ScanOptions{})
+				if err != nil || tail != nil || x.Count != n {
+					b.Fatal(err, tail)
+				}
+				iters++
+			}
+			b.ReportMetric(float64(n*iters)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+func BenchmarkReader(b *testing.B) {
+	for _, n := range []int{100_000} {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+			img := benchSegment(n)
+			ra := bytes.NewReader(img.data)
+			b.SetBytes(int64(len(img.data)))
+			b.ReportAllocs()
+			var r Reader
+			iters := 0
+			start := time.Now()
+			for b.Loop() {
+				r.Reset(ra, HeaderSize, int64(len(img.data)))
+				for {
+					_, err := r.Next()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				iters++
+			}
+			b.ReportMetric(float64(n*iters)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+// benchIndex returns an index of streams streams with 5 events each.
+func benchIndex(streams int) *Index {
+	x := NewIndex(1)
+	off := int64(HeaderSize)
+	for i := range streams * 5 {
+		x.Add(EventInfo{Seq: 1 + uint64(i), Stream: fmt.Sprintf("orders-%d", i%streams), Version: 1 + uint64(i/streams), Time: t0 + int64(i), Off: off, Len: 140})
+		off += 140
+	}
+	x.End = off
+	return x
+}
+
+func BenchmarkFooter(b *testing.B) {
+	for _, streams := range []int{10_000} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+			x := benchIndex(streams)
+			hb := testHeader(1).Encode()
+			var buf []byte
+			buf, _ = x.AppendFooter(buf, hb)
+			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf, _ = x.AppendFooter(buf[:0], hb)
+			}
+		})
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	for _, streams := range []int{10_000} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+			x := benchIndex(streams)
+			file, _ := seal(x, testHeader(1), nil)
+			mem := vfs.NewMem()
+			if err := mem.WriteFile("s.seg", file); err != nil {
+				b.Fatal(err)
+			}
+			s, err := Open(mem, "s.seg")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var posts []Posting
+			b.ReportAllocs()
+			for b.Loop() {
+				e, ok, err := s.Lookup("orders-4242")
+				if !ok || err != nil {
+					b.Fatal(ok, err)
+				}
+				if posts, err = s.Postings(e, posts); err != nil || len(posts) != 5 {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,111 @@
+package snapshot
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/v1 and the FuzzDecode seed corpus")
+
+// golden is a golden file of format version 1 and the input it encodes.
+type golden struct {
+	file  string
+	meta  Meta
+	state []byte
+}
+
+// goldenLevel is the level the golden files were written at.
+const goldenLevel = zstd.SpeedDefault
+
+func goldensV1() []golden {
+	var small []byte
+	for i := range 40 {
+		small = fmt.Appendf(small, "item-%03d qty=%d\n", i, i%7)
+	}
+	return []golden{
+		{"small.snap", Meta{Name: "cart/cart-42", LogID: testLogID, Seq: 1234, Time: t0, SchemaVersion: 3}, small},
+		{"empty.snap", Meta{Name: "stats", Seq: 1, Time: time.Unix(0, 0).UTC(), SchemaVersion: 1}, []byte{}},
+	}
+}
+
+// TestGoldenV1 checks that the version 1 golden files decode to their
+// inputs, forever, and that the encoder still writes them byte for byte.
+// zstd output is deterministic for a given level and library version; if a
+// zstd upgrade changes it, the old files must still decode: keep them and
+// only then consider regenerating with -update.
+func TestGoldenV1(t *testing.T) {
+	for _, g := range goldensV1() {
+		t.Run(g.file, func(t *testing.T) {
+			path := filepath.Join("testdata", "v1", g.file)
+			if *update {
+				b, _, err := encode(g.meta, g.state, goldenLevel, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				writeFuzzSeed(t, "golden-"+g.file, b)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			m, state, err := decode(g.file, bytes.NewReader(b), int64(len(b)), DefaultMaxRawSize, true)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			want := g.meta
+			want.RawSize = int64(len(g.state))
+			want.CompressedSize = int64(len(b) - headerLen(len(g.meta.Name)) - trailerLen)
+			if diff := cmp.Diff(want, m); diff != "" {
+				t.Errorf("decoded meta (-want +got):\n%s", diff)
+			}
+			if !bytes.Equal(state, g.state) {
+				t.Errorf("decoded state = %q, want %q", state, g.state)
+			}
+
+			// Through a Store, under its proper name.
+			mem := vfs.NewMem()
+			want.File = FormatFileName(g.meta.Name, g.meta.Seq)
+			if err := mem.WriteFile(want.File, b); err != nil {
+				t.Fatal(err)
+			}
+			s := newStore(t, vfs.ReadOnly(mem))
+			if got, err := s.Verify(t.Context(), want.File); err != nil || !cmp.Equal(want, got) {
+				t.Errorf("Verify = %+v, %v; want %+v", got, err, want)
+			}
+
+			enc, _, err := encode(g.meta, g.state, goldenLevel, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(enc, b) {
+				t.Errorf("the encoder no longer writes %s byte for byte:\n got %x\nwant %x", path, enc, b)
+			}
+		})
+	}
+}
+
+// writeFuzzSeed writes data as a file of the FuzzDecode seed corpus.
+func writeFuzzSeed(t *testing.T, name string, data []byte) {
+	t.Helper()
+	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,314 @@
+package snapshot
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/evlog/evlog/internal/vfs"
+)
+
+// Store keeps snapshots in one directory.
+//
+// A Store is safe for concurrent use by multiple goroutines. Reads (List,
+// Candidates, Latest, LoadLatest, Load, Verify, VerifyAll) take no lock and
+// run beside each other and beside the writing methods (Save, Prune,
+// Remove, CleanTemps), which are serialised among themselves. Reads never
+// create, modify, rename or remove anything, so a process that only reads
+// can use a read-only FS; only one process at a time may write (the log's
+// directory lock guarantees it).
+type Store struct {
+	fs   vfs.FS
+	opts Options // with defaults applied
+	log  *slog.Logger
+
+	// mu serialises the writing methods, so that the existence check and
+	// the rename of a Save are atomic with respect to other writes and a
+	// Save's temporary is never removed by CleanTemps while in use.
+	mu sync.Mutex
+}
+
+// Open returns a Store over the directory fsys with the given options. It
+// validates opts and never modifies anything; it does not clean up
+// leftover temporaries (the writer calls CleanTemps).
+func Open(fsys vfs.FS, opts Options) (*Store, error) {
+	if fsys == nil {
+		return nil, invalidf("nil FS")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	return &Store{fs: fsys, opts: opts, log: opts.Logger}, nil
+}
+
+// List returns the snapshots of name, or of every subject when name is "",
+// sorted by (Name, Seq). It reads only headers: every entry has a header
+// with a matching checksum and a file of the declared size, but its payload
+// is unchecked, so Load or Verify may still find it corrupt (Latest and
+// LoadLatest skip such entries). Files whose header is corrupt are logged
+// and left out, as are files removed while List runs. Other read failures
+// are returned.
+func (s *Store) List(name string) ([]Meta, error) {
+	var want uint64
+	if name != "" {
+		if err := checkName(name); err != nil {
+			return nil, err
+		}
+		want = NameHash(name)
+	}
+	files, err := s.fs.List()
+	if err != nil {
+		return nil, fmt.Errorf("evlog/snapshot: list directory: %w", err)
+	}
+	var out []Meta
+	for _, file := range files {
+		h, _, ok := ParseFileName(file)
+		if !ok || name != "" && h != want {
+			continue
+		}
+		m, err := s.readMeta(file)
+		switch {
+		case err == nil:
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case errors.Is(err, ErrCorrupt):
+			s.log.Warn("evlog/snapshot: skipping snapshot with a corrupt header", "file", file, "err", err)
+			continue
+		default:
+			return nil, err
+		}
+		if name != "" && m.Name != name {
+			continue // another subject whose name hash collides
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Meta) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), cmp.Compare(a.Seq, b.Seq))
+	})
+	return out, nil
+}
+
+// Candidates returns the snapshots of name that t admits, newest (highest
+// Seq) first, as List reports them: the caller tries them in order and
+// falls back to the next when one is unreadable or stale. An empty result
+// is not an error.
+func (s *Store) Candidates(name string, t Target) ([]Meta, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	all, err := s.List(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Meta, 0, len(all))
+	for _, m := range slices.Backward(all) {
+		if t.Admits(m) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// Latest returns the newest snapshot of name that t admits and that fully
+// verifies (see Verify); candidates that do not are logged and skipped. It
+// returns an error matching ErrNotFound if none does. Latest decompresses
+// each candidate it checks; to get the state too, use LoadLatest, which
+// decompresses once.
+func (s *Store) Latest(name string, t Target) (Meta, error) {
+	m, _, err := s.latest(context.Background(), name, t, false)
+	return m, err
+}
+
+// LoadLatest returns the newest snapshot of name that t admits and loads
+// fully, with its state; candidates that fail to load are logged and
+// skipped (falling back to an older snapshot is always correct: replay
+// folds the events after it). It returns an error matching ErrNotFound if
+// none loads, and ctx's error if ctx is done. The caller owns the state.
+func (s *Store) LoadLatest(ctx context.Context, name string, t Target) (Meta, []byte, error) {
+	return s.latest(ctx, name, t, true)
+}
+
+func (s *Store) latest(ctx context.Context, name string, t Target, wantState bool) (Meta, []byte, error) {
+	cands, err := s.Candidates(name, t)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	var skipped []error
+	for _, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return Meta{}, nil, err
+		}
+		got, state, err := s.read(ctx, c.File, wantState)
+		if err == nil && !matches(c, got) {
+			err = staleError(c, got)
+		}
+		if err == nil {
+			return got, state, nil
+		}
+		if ctx.Err() != nil {
+			return Meta{}, nil, ctx.Err()
+		}
+		s.log.Warn("evlog/snapshot: skipping unreadable snapshot; falling back to an older one",
+			"name", name, "seq", c.Seq, "file", c.File, "err", err)
+		skipped = append(skipped, err)
+	}
+	if len(skipped) > 0 {
+		return Meta{}, nil, fmt.Errorf("%w: no readable snapshot of %q %s (%d unreadable skipped, the newest: %v)",
+			ErrNotFound, name, t, len(skipped), skipped[0])
+	}
+	return Meta{}, nil, fmt.Errorf("%w: no snapshot of %q %s", ErrNotFound, name, t)
+}
+
+// Load reads the snapshot m, verifies it fully (file checksum, sizes,
+// decompressed size) and returns its state, which the caller owns. m needs
+// Name and Seq (File defaults to FormatFileName(m.Name, m.Seq)); every
+// other non-zero field must match the file, so a Meta from List also
+// detects a file replaced since. A damaged file gives a *CorruptError
+// (ErrCorrupt); a missing file or a mismatch gives an error matching
+// ErrNotFound.
+func (s *Store) Load(ctx context.Context, m Meta) ([]byte, error) {
+	file := m.File
+	if file == "" {
+		if err := checkName(m.Name); err != nil {
+			return nil, err
+		}
+		file = FormatFileName(m.Name, m.Seq)
+	}
+	got, state, err := s.read(ctx, file, true)
+	if err != nil {
+		return nil, err
+	}
+	if !matches(m, got) {
+		return nil, staleError(m, got)
+	}
+	return state, nil
+}
+
+// Verify reads the snapshot file (a base name made by FormatFileName),
+// verifies it fully as Load does, and returns its metadata. A damaged file
+// gives a *CorruptError (ErrCorrupt), a missing one ErrNotFound.
+func (s *Store) Verify(ctx context.Context, file string) (Meta, error) {
+	m, _, err := s.read(ctx, file, false)
+	return m, err
+}
+
+// VerifyAll verifies every snapshot file in the directory, for tools. It
+// returns the metadata of those that verify, sorted by (Name, Seq), and an
+// error joining one error per file that does not (each a *CorruptError
+// for damage) or the first failure to list the directory. Leftover
+// temporaries are not snapshots and are not reported.
+func (s *Store) VerifyAll(ctx context.Context) ([]Meta, error) {
+	files, err := s.fs.List()
+	if err != nil {
+		return nil, fmt.Errorf("evlog/snapshot: list directory: %w", err)
+	}
+	var good []Meta
+	var errs []error
+	for _, file := range files {
+		if _, _, ok := ParseFileName(file); !ok {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return good, err
+		}
+		m, err := s.Verify(ctx, file)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		good = append(good, m)
+	}
+	slices.SortFunc(good, func(a, b Meta) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), cmp.Compare(a.Seq, b.Seq))
+	})
+	return good, errors.Join(errs...)
+}
+
+// readMeta reads and checks the header of file.
+func (s *Store) readMeta(file string) (Meta, error) {
+	f, err := s.fs.Open(file)
+	if err != nil {
+		return Meta{}, fmt.Errorf("evlog/snapshot: open %s: %w", file, err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return Meta{}, fmt.Errorf("evlog/snapshot: size of %s: %w", file, err)
+	}
+	m, _, err := readHeader(file, f, size, s.opts.MaxRawSize)
+	if err != nil {
+		return Meta{}, err
+	}
+	return m, checkFileName(file, &m)
+}
+
+// read opens file, decodes and checks it, and returns its metadata, and
+// its state when wantState is set (it is decompressed either way).
+func (s *Store) read(ctx context.Context, file string, wantState bool) (Meta, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return Meta{}, nil, err
+	}
+	if _, _, ok := ParseFileName(file); !ok {
+		return Meta{}, nil, invalidf("%q is not a snapshot file name", file)
+	}
+	f, err := s.fs.Open(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Meta{}, nil, fmt.Errorf("%w: %s: %w", ErrNotFound, file, err)
+	}
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("evlog/snapshot: open %s: %w", file, err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("evlog/snapshot: size of %s: %w", file, err)
+	}
+	m, state, err := decode(file, f, size, s.opts.MaxRawSize, wantState)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	if err := checkFileName(file, &m); err != nil {
+		return Meta{}, nil, err
+	}
+	return m, state, nil
+}
+
+// checkFileName checks that the header m agrees with the name of its file
+// and sets m.File.
+func checkFileName(file string, m *Meta) error {
+	h, seq, ok := ParseFileName(file)
+	if !ok || h != NameHash(m.Name) || seq != m.Seq {
+		return &CorruptError{File: file, Offset: offSeq,
+			Reason: fmt.Sprintf("file name does not match its header (%q at seq %d belongs in %s)",
+				m.Name, m.Seq, FormatFileName(m.Name, m.Seq))}
+	}
+	m.File = file
+	return nil
+}
+
+// matches reports whether got, read from a file, is the snapshot want
+// describes: same Name and Seq, and same value of every other non-zero
+// field of want.
+func matches(want, got Meta) bool {
+	return want.Name == got.Name && want.Seq == got.Seq &&
+		(want.LogID == [16]byte{} || want.LogID == got.LogID) &&
+		(want.Time.IsZero() || want.Time.Equal(got.Time)) &&
+		(want.SchemaVersion == 0 || want.SchemaVersion == got.SchemaVersion) &&
+		(want.RawSize == 0 || want.RawSize == got.RawSize) &&
+		(want.CompressedSize == 0 || want.CompressedSize == got.CompressedSize) &&
+		(want.File == "" || want.File == got.File)
+}
+
+// staleError reports that a file holds another snapshot than the one asked
+// for, typically because it was replaced after it was listed.
+func staleError(want, got Meta) error {
+	return fmt.Errorf("%w: %s holds %v (schema %d, %d bytes), not the requested %v (schema %d, %d bytes); list again",
+		ErrNotFound, got.File, got, got.SchemaVersion, got.RawSize, want, want.SchemaVersion, want.RawSize)
+}
