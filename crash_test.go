@@ -53,7 +53,7 @@ func checkRecovered(ctx context.Context, fsys vfs.FS, opts Options, work []*batc
 				k := i
 				for ri, r := range b.reqs {
 					k += len(r.Events)
-					if p := (Position{Seq: got[k-1].Seq, Version: got[k-1].Version}); p != b.pos[ri] {
+					if p := (Position{Seq: got[k-1].Seq, Version: got[k-1].Version, Time: got[k-1].Time}); p.Seq != b.pos[ri].Seq || p.Version != b.pos[ri].Version || !p.Time.Equal(b.pos[ri].Time) {
 						return fmt.Sprintf("batch %d part %d: Append reported %+v, the log holds %+v", bi, ri, b.pos[ri], p)
 					}
 				}

@@ -128,7 +128,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 						m.events = append(m.events, e)
 						k++
 					}
-					if want := (Position{Seq: uint64(len(m.events)), Version: m.versions[r.Stream]}); pos[ri] != want {
+					if want := (Position{Seq: uint64(len(m.events)), Version: m.versions[r.Stream], Time: m.events[len(m.events)-1].Time}); pos[ri].Seq != want.Seq || pos[ri].Version != want.Version || !pos[ri].Time.Equal(want.Time) {
 						t.Fatalf("step %d: position %+v, want %+v", step, pos[ri], want)
 					}
 				}

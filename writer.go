@@ -419,7 +419,7 @@ func (w *writer) stage(r *request) error {
 		old, had := w.overlay[req.Stream]
 		w.undo = append(w.undo, undoEntry{stream: req.Stream, old: old, had: had})
 		w.overlay[req.Stream] = cur
-		r.pos[i] = Position{Seq: w.nextSeq - 1, Version: cur}
+		r.pos[i] = Position{Seq: w.nextSeq - 1, Version: cur, Time: time.Unix(0, w.nextTime).UTC()}
 	}
 	w.buf = segment.AppendCommitFrame(w.buf, segment.Commit{FirstSeq: seq0, Count: uint32(w.nextSeq - seq0), DurableEnd: w.durable})
 	if len(w.buf)-mark > w.opts.MaxBatchSize {

@@ -103,9 +103,10 @@ func (e *Envelope) ValidateFields() error {
 	return nil
 }
 
-// Position identifies an appended event: its global Seq and its Version
-// within its stream.
+// Position identifies an appended event: its global Seq, its Version
+// within its stream, and the Time the log recorded for it.
 type Position struct {
 	Seq     uint64
 	Version uint64
+	Time    time.Time
 }

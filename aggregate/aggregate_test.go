@@ -1,0 +1,239 @@
+package aggregate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/aggregate"
+	"github.com/evlog/evlog/replay"
+)
+
+// counter is a test aggregate: a map of named counters.
+type counter struct {
+	N    map[string]int `msgpack:"n"`
+	Adds int            `msgpack:"adds"`
+}
+
+type inc struct {
+	Key string `msgpack:"key"`
+	By  int    `msgpack:"by"`
+}
+
+var counterDef = aggregate.Definition[counter, evlog.Event[inc]]{
+	Name:          "counter",
+	SchemaVersion: 1,
+	Init:          func() counter { return counter{N: map[string]int{}} },
+	Apply: func(c counter, e evlog.Event[inc]) counter {
+		c.N[e.Data.Key] += e.Data.By
+		c.Adds++
+		return c
+	},
+	Clone: func(c counter) counter {
+		n := make(map[string]int, len(c.N))
+		for k, v := range c.N {
+			n[k] = v
+		}
+		return counter{N: n, Adds: c.Adds}
+	},
+}
+
+func add(key string, by int) aggregate.Command[counter, evlog.Event[inc]] {
+	return func(c counter) ([]evlog.Event[inc], error) {
+		if by < 0 && c.N[key]+by < 0 {
+			return nil, errors.New("would go negative")
+		}
+		return []evlog.Event[inc]{{Type: "inc", Data: inc{key, by}}}, nil
+	}
+}
+
+func newRepo(t testing.TB, opts aggregate.Options, logOpts evlog.Options) (*evlog.Log, *aggregate.Repository[counter, evlog.Event[inc]]) {
+	t.Helper()
+	l, err := evlog.Open(t.TempDir(), logOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	snaps, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := aggregate.NewRepository(l, snaps, counterDef, aggregate.Codec[evlog.Event[inc]](evlog.NewCodec[inc](nil)), opts)
+	t.Cleanup(func() { r.Close() })
+	return l, r
+}
+
+// TestDefinitionIsPure: the definition works with no log at all.
+func TestDefinitionIsPure(t *testing.T) {
+	s := counterDef.Fold(counterDef.New(), evlog.Event[inc]{Data: inc{"a", 2}}, evlog.Event[inc]{Data: inc{"a", 3}})
+	if s.N["a"] != 5 || s.Adds != 2 {
+		t.Fatalf("fold: %+v", s)
+	}
+	evs, err := add("a", -9)(s)
+	if err == nil || evs != nil {
+		t.Fatalf("command should refuse: %v %v", evs, err)
+	}
+}
+
+func TestExecuteLoadAndRejectedCommand(t *testing.T) {
+	ctx := t.Context()
+	l, r := newRepo(t, aggregate.Options{}, evlog.Options{})
+	for i := range 5 {
+		res, err := r.Execute(ctx, "c1", add("x", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Version != uint64(i+1) || res.Attempts != 1 || len(res.Events) != 1 {
+			t.Fatalf("execute %d: %+v", i, res)
+		}
+	}
+	last := l.LastSeq()
+	if _, err := r.Execute(ctx, "c1", add("x", -100)); err == nil {
+		t.Fatal("a rejected command must return its error")
+	}
+	if l.LastSeq() != last {
+		t.Fatal("a rejected command appended events")
+	}
+	in, err := r.Load(ctx, "c1")
+	if err != nil || in.State.N["x"] != 10 || in.Version != 5 || in.Time.IsZero() {
+		t.Fatalf("load: %+v %v", in, err)
+	}
+	// Another writer appends to the stream directly: the cached state is
+	// advanced by that event, not rebuilt.
+	ev, _ := evlog.Encode(evlog.Event[inc]{Type: "inc", Data: inc{"y", 1}})
+	if _, err := l.Append(ctx, "c1", evlog.ExpectVersion(5), ev); err != nil {
+		t.Fatal(err)
+	}
+	in, err = r.Load(ctx, "c1")
+	if err != nil || in.State.N["y"] != 1 || in.Version != 6 {
+		t.Fatalf("load after an outside append: %+v %v", in, err)
+	}
+}
+
+// TestConcurrentCommandsNoLostUpdate: many goroutines run commands on the
+// same and on different aggregates; conflicts are retried and no update
+// is lost.
+func TestConcurrentCommandsNoLostUpdate(t *testing.T) {
+	ctx := t.Context()
+	l, r := newRepo(t, aggregate.Options{MaxAttempts: 1000, CacheSize: 4}, evlog.Options{Sync: evlog.SyncNever})
+	const workers, each = 8, 40
+	var retries atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				id := "hot"
+				if i%2 == 1 {
+					id = fmt.Sprintf("cold-%d", w)
+				}
+				res, err := r.Execute(ctx, id, add("k", 1))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				retries.Add(int64(res.Attempts - 1))
+			}
+		})
+	}
+	wg.Wait()
+	hot, err := r.Load(ctx, "hot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hot.State.N["k"] != workers*each/2 || hot.Version != workers*each/2 {
+		t.Fatalf("hot aggregate: %d after %d commands (version %d)", hot.State.N["k"], workers*each/2, hot.Version)
+	}
+	for w := range workers {
+		c, _ := r.Load(ctx, fmt.Sprintf("cold-%d", w))
+		if c.State.N["k"] != each/2 {
+			t.Fatalf("cold-%d: %d, want %d", w, c.State.N["k"], each/2)
+		}
+	}
+	t.Logf("%d conflicts retried; log at seq %d", retries.Load(), l.LastSeq())
+	if retries.Load() == 0 {
+		t.Log("no conflict happened this run")
+	}
+}
+
+// TestTooManyConflicts: a command that always loses reports it.
+func TestTooManyConflicts(t *testing.T) {
+	ctx := t.Context()
+	l, r := newRepo(t, aggregate.Options{MaxAttempts: 3}, evlog.Options{})
+	r.Execute(ctx, "c", add("a", 1))
+	ev, _ := evlog.Encode(evlog.Event[inc]{Type: "inc", Data: inc{"b", 1}})
+	_, err := r.Execute(ctx, "c", func(c counter) ([]evlog.Event[inc], error) {
+		// A concurrent writer sneaks in before every append.
+		l.Append(ctx, "c", evlog.ExpectAny, ev)
+		return []evlog.Event[inc]{{Type: "inc", Data: inc{"a", 1}}}, nil
+	})
+	if !errors.Is(err, aggregate.ErrTooManyConflicts) || !errors.Is(err, evlog.ErrVersionConflict) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestSnapshotPolicy: snapshots are taken every N events in the
+// background, pruned to the newest K, and used for loads and time queries;
+// the answers equal a full replay.
+func TestSnapshotPolicy(t *testing.T) {
+	ctx := t.Context()
+	clock := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	l, r := newRepo(t, aggregate.Options{SnapshotEvery: 10, KeepSnapshots: 2}, evlog.Options{Clock: func() time.Time { clock = clock.Add(time.Minute); return clock }})
+	for i := range 95 {
+		if _, err := r.Execute(ctx, "c", add(fmt.Sprint(i%3), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Close() // waits for background snapshots
+	snaps, _ := l.Snapshots()
+	list, err := snaps.List(r.Subject("c").Name)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("snapshots after pruning: %v %v", list, err)
+	}
+	for _, target := range []replay.Target{replay.Latest(), replay.AtSeq(42), replay.AtTime(time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC))} {
+		got, err := r.At(ctx, "c", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, err := replay.State(ctx, l, nil, r.Subject("c"), target, replay.Spec[counter, evlog.Event[inc]]{Init: counterDef.Init, Decode: evlog.NewCodec[inc](nil).Decode, Fold: counterDef.Apply}, replay.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(full.State, got.State); d != "" {
+			t.Fatalf("%v: snapshot-based state differs (-full +got):\n%s", target, d)
+		}
+		if target == replay.Latest() && got.Plan.Snapshot == nil {
+			t.Fatalf("latest state did not use a snapshot: %+v", got.Plan)
+		}
+	}
+}
+
+// TestLoadUsesSnapshot: a fresh repository loads from the newest snapshot
+// and applies only the events after it.
+func TestLoadUsesSnapshot(t *testing.T) {
+	ctx := t.Context()
+	l, r := newRepo(t, aggregate.Options{}, evlog.Options{})
+	for range 50 {
+		r.Execute(ctx, "c", add("a", 1))
+	}
+	if err := r.Snapshot(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		r.Execute(ctx, "c", add("a", 1))
+	}
+	snaps, _ := l.Snapshots()
+	r2 := aggregate.NewRepository(l, snaps, counterDef, aggregate.Codec[evlog.Event[inc]](evlog.NewCodec[inc](nil)), aggregate.Options{})
+	defer r2.Close()
+	res, err := r2.At(ctx, "c", replay.Latest())
+	if err != nil || res.Plan.Snapshot == nil || res.Applied != 3 || res.State.N["a"] != 53 {
+		t.Fatalf("at latest: applied %d, state %+v, plan %+v, %v", res.Applied, res.State, res.Plan, err)
+	}
+	_ = context.Background
+}

@@ -1,0 +1,279 @@
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/replay"
+	"github.com/evlog/evlog/snapshot"
+)
+
+// Log is what a Repository needs of an event log: replay's Source and an
+// append with an expectation.
+type Log interface {
+	replay.Source
+	Append(ctx context.Context, stream string, expect event.Expectation, events ...event.Envelope) (event.Position, error)
+}
+
+// Snapshots is what a Repository needs of a snapshot store (nil: none).
+type Snapshots interface {
+	replay.Snapshots
+	replay.Saver
+	Prune(ctx context.Context, name string, p snapshot.PrunePolicy) ([]snapshot.Meta, error)
+}
+
+// Options tune a Repository. The zero value is usable.
+type Options struct {
+	// MaxAttempts bounds load-decide-append attempts of one Execute when
+	// appends conflict (default 10).
+	MaxAttempts int
+	// SnapshotEvery takes a snapshot of an instance once this many events
+	// were appended since its last one (0: never by count).
+	SnapshotEvery int
+	// SnapshotInterval takes a snapshot once this much time passed since
+	// an instance's last one, at its next append (0: never by time).
+	SnapshotInterval time.Duration
+	// KeepSnapshots prunes an instance's snapshots to the newest N after
+	// taking one (default 2).
+	KeepSnapshots int
+	// CacheSize bounds the number of instance states kept in memory
+	// (default 1024; negative: no cache).
+	CacheSize int
+	// Logger receives snapshot failures and replay fallbacks (nil: discard).
+	Logger *slog.Logger
+}
+
+// Repository loads and changes aggregate instances (streams) of one type.
+// It is safe for concurrent use. Snapshots are taken in the background,
+// never on the append path; Close waits for them.
+type Repository[S, E any] struct {
+	def   Definition[S, E]
+	log   Log
+	snaps Snapshots
+	codec Codec[E]
+	opts  Options
+	cache *cache[S]
+
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	inFlight map[string]bool // instances being snapshotted
+	lastSnap map[string]snapMark
+	closed   bool
+}
+
+type snapMark struct {
+	version uint64
+	at      time.Time
+}
+
+// NewRepository returns a repository of the aggregate type def over log,
+// with snapshots in snaps (may be nil) and events converted by codec.
+func NewRepository[S, E any](log Log, snaps Snapshots, def Definition[S, E], codec Codec[E], opts Options) *Repository[S, E] {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 10
+	}
+	if opts.KeepSnapshots <= 0 {
+		opts.KeepSnapshots = 2
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 1024
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Repository[S, E]{def: def, log: log, snaps: snaps, codec: codec, opts: opts,
+		cache: newCache[S](opts.CacheSize), inFlight: make(map[string]bool), lastSnap: make(map[string]snapMark)}
+}
+
+// Instance is a loaded aggregate instance.
+type Instance[S any] struct {
+	ID      string
+	State   S
+	Version uint64    // version of its last event (0: no events)
+	Seq     uint64    // seq of its last event
+	Time    time.Time // recorded time of its last event
+}
+
+// Subject returns the snapshot subject name of instance id.
+func (r *Repository[S, E]) Subject(id string) replay.Subject {
+	return replay.Subject{Name: r.def.Name + "/" + id, SchemaVersion: r.def.SchemaVersion, Scope: replay.Scope{Stream: id}}
+}
+
+func (r *Repository[S, E]) spec() replay.Spec[S, E] {
+	return replay.Spec[S, E]{Init: r.def.New, Decode: r.codec.Decode, Fold: r.def.Apply}
+}
+
+// Load returns instance id's current state: from the cache advanced by the
+// events appended since (not rebuilt), or by replay from its newest
+// snapshot. The returned state is the caller's (a copy when the
+// definition has Clone).
+func (r *Repository[S, E]) Load(ctx context.Context, id string) (Instance[S], error) {
+	if id == "" {
+		return Instance[S]{}, fmt.Errorf("%w: empty aggregate id", event.ErrInvalid)
+	}
+	if inst, ok := r.cache.get(id); ok {
+		inst.State = r.def.clone(inst.State)
+		n := 0
+		for env, err := range r.log.Stream(ctx, id, inst.Version+1) {
+			if err != nil {
+				return Instance[S]{}, err
+			}
+			e, err := r.codec.Decode(env)
+			if err != nil {
+				return Instance[S]{}, fmt.Errorf("evlog/aggregate: decoding %s event %d: %w", id, env.Version, err)
+			}
+			inst.State = r.def.Apply(inst.State, e)
+			inst.Version, inst.Seq, inst.Time = env.Version, env.Seq, env.Time
+			n++
+		}
+		if n > 0 {
+			r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(inst.State), Version: inst.Version, Seq: inst.Seq, Time: inst.Time})
+		}
+		return inst, nil
+	}
+	res, err := r.At(ctx, id, replay.Latest())
+	if err != nil {
+		return Instance[S]{}, err
+	}
+	inst := Instance[S]{ID: id, State: res.State, Version: res.Version, Seq: res.Seq, Time: res.Time}
+	r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(inst.State), Version: inst.Version, Seq: inst.Seq, Time: inst.Time})
+	r.mu.Lock()
+	if _, ok := r.lastSnap[id]; !ok && res.Plan.Snapshot != nil {
+		r.lastSnap[id] = snapMark{version: res.Version - uint64(res.Applied), at: time.Now()}
+	}
+	r.mu.Unlock()
+	return inst, nil
+}
+
+// At returns instance id's state at a target (latest, a seq, or a recorded
+// time), from its newest usable snapshot at or before the target; the
+// result says how it was computed.
+func (r *Repository[S, E]) At(ctx context.Context, id string, t replay.Target) (replay.Result[S], error) {
+	var snaps replay.Snapshots
+	if r.snaps != nil {
+		snaps = r.snaps
+	}
+	return replay.State(ctx, r.log, snaps, r.Subject(id), t, r.spec(), replay.Options{Logger: r.opts.Logger})
+}
+
+// Result is the outcome of Execute.
+type Result[S, E any] struct {
+	Instance[S]
+	Events   []E // the events appended (none when the command decided none)
+	Attempts int
+}
+
+// Execute runs a command on instance id: load, decide, append the events
+// with ExpectVersion(loaded version). When another writer appended to the
+// stream in between (a version conflict), it reloads and decides again, up
+// to Options.MaxAttempts times. A command error is returned as is and
+// nothing is appended.
+func (r *Repository[S, E]) Execute(ctx context.Context, id string, cmd Command[S, E]) (Result[S, E], error) {
+	var lastErr error
+	for attempt := 1; attempt <= r.opts.MaxAttempts; attempt++ {
+		inst, err := r.Load(ctx, id)
+		if err != nil {
+			return Result[S, E]{}, err
+		}
+		events, err := cmd(r.def.clone(inst.State))
+		if err != nil {
+			return Result[S, E]{}, err
+		}
+		if len(events) == 0 {
+			return Result[S, E]{Instance: inst, Attempts: attempt}, nil
+		}
+		envs := make([]event.Envelope, len(events))
+		for i, e := range events {
+			if envs[i], err = r.codec.Encode(e); err != nil {
+				return Result[S, E]{}, fmt.Errorf("evlog/aggregate: encoding an event of %s: %w", id, err)
+			}
+		}
+		pos, err := r.log.Append(ctx, id, event.ExpectVersion(inst.Version), envs...)
+		if errors.Is(err, event.ErrVersionConflict) {
+			lastErr = err
+			r.cache.drop(id)
+			continue
+		}
+		if err != nil {
+			return Result[S, E]{}, err
+		}
+		state := r.def.Fold(inst.State, events...)
+		inst = Instance[S]{ID: id, State: state, Version: pos.Version, Seq: pos.Seq, Time: pos.Time}
+		r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(state), Version: pos.Version, Seq: pos.Seq, Time: pos.Time})
+		r.maybeSnapshot(id, inst)
+		return Result[S, E]{Instance: inst, Events: events, Attempts: attempt}, nil
+	}
+	return Result[S, E]{}, fmt.Errorf("%w (%d attempts): %w", ErrTooManyConflicts, r.opts.MaxAttempts, lastErr)
+}
+
+// maybeSnapshot starts a background snapshot of inst when the policy says
+// so and none of it is running.
+func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
+	if r.snaps == nil || (r.opts.SnapshotEvery <= 0 && r.opts.SnapshotInterval <= 0) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	last, seen := r.lastSnap[id]
+	if !seen {
+		last = snapMark{at: time.Now()}
+		r.lastSnap[id] = last
+	}
+	due := r.opts.SnapshotEvery > 0 && inst.Version-last.version >= uint64(r.opts.SnapshotEvery) ||
+		r.opts.SnapshotInterval > 0 && time.Since(last.at) >= r.opts.SnapshotInterval
+	if !due || r.inFlight[id] || r.closed {
+		return
+	}
+	r.inFlight[id] = true
+	r.lastSnap[id] = snapMark{version: inst.Version, at: time.Now()}
+	state := r.def.clone(inst.State)
+	r.wg.Go(func() {
+		defer func() {
+			r.mu.Lock()
+			delete(r.inFlight, id)
+			r.mu.Unlock()
+		}()
+		if err := r.snapshot(id, inst, state); err != nil {
+			r.opts.Logger.Warn("evlog/aggregate: snapshot failed", "aggregate", r.def.Name, "id", id, "err", err)
+		}
+	})
+}
+
+// snapshot saves state as instance id's snapshot at inst.Seq and prunes.
+func (r *Repository[S, E]) snapshot(id string, inst Instance[S], state S) error {
+	ctx := context.Background()
+	subj := r.Subject(id)
+	res := replay.Result[S]{State: state, Seq: inst.Seq, Time: inst.Time, Version: inst.Version}
+	if _, _, err := replay.Save(ctx, r.snaps, r.log.LogID(), subj, r.spec(), res); err != nil && !errors.Is(err, snapshot.ErrExists) {
+		return err
+	}
+	_, err := r.snaps.Prune(ctx, subj.Name, snapshot.PrunePolicy{KeepLast: r.opts.KeepSnapshots})
+	return err
+}
+
+// Snapshot takes a snapshot of instance id now (synchronously).
+func (r *Repository[S, E]) Snapshot(ctx context.Context, id string) error {
+	if r.snaps == nil {
+		return errors.New("evlog/aggregate: the repository has no snapshot store")
+	}
+	inst, err := r.Load(ctx, id)
+	if err != nil || inst.Version == 0 {
+		return err
+	}
+	return r.snapshot(id, inst, inst.State)
+}
+
+// Close waits for background snapshots to finish. The repository must not
+// be used afterwards.
+func (r *Repository[S, E]) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.wg.Wait()
+	return nil
+}

@@ -1,0 +1,275 @@
+// Package inventory is evlog's reference example, end to end: a game
+// inventory kept as an event-sourced aggregate, with two projections,
+// temporal queries, undo by compensating events, and a payload schema that
+// evolved from a plain string (version 1) to a struct (version 2).
+//
+// Events are "item_added" and "item_removed". Version 1 payloads are the
+// item's name as a msgpack string; version 2 payloads are an Item. An
+// upcaster turns version 1 into version 2 (rarity "common", origin
+// "unknown") before decoding, so the code below only knows Item.
+package inventory
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/aggregate"
+	"github.com/evlog/evlog/replay"
+)
+
+// Event types.
+const (
+	ItemAdded   = "item_added"
+	ItemRemoved = "item_removed"
+)
+
+// Item is the payload of both event types at schema version 2.
+type Item struct {
+	Name   string `msgpack:"name"`
+	Rarity string `msgpack:"rarity"`
+	Origin string `msgpack:"origin"`
+}
+
+// PayloadVersion is the current schema version of Item payloads.
+const PayloadVersion = 2
+
+// Event is an inventory event with its typed payload.
+type Event = evlog.Event[Item]
+
+// Upcasters returns the schema evolution of the inventory's events:
+// version 1 payloads (a bare item name) become Items with default rarity
+// and origin.
+func Upcasters() *evlog.Upcasters {
+	toItem := func(old any) (any, error) {
+		name, ok := old.(string)
+		if !ok {
+			return nil, fmt.Errorf("version 1 payload is %T, want the item name", old)
+		}
+		return Item{Name: name, Rarity: "common", Origin: "unknown"}, nil
+	}
+	return evlog.NewUpcasters().MustRegister(
+		evlog.Upcast{Type: ItemAdded, From: 1, Fn: toItem},
+		evlog.Upcast{Type: ItemRemoved, From: 1, Fn: toItem},
+	)
+}
+
+// ErrNotInInventory rejects removing an item the inventory does not hold.
+var ErrNotInInventory = errors.New("inventory: item not in the inventory")
+
+// ErrNothingToUndo rejects an undo with no action left to revert.
+var ErrNothingToUndo = errors.New("inventory: nothing to undo")
+
+// State is an inventory's state: how many of each item it holds, and the
+// actions that can still be undone (most recent last).
+type State struct {
+	Counts   map[string]int `msgpack:"counts"`
+	Undoable []Action       `msgpack:"undoable"`
+}
+
+// Action is an undoable action: the event that did it.
+type Action struct {
+	Seq  uint64 `msgpack:"seq"`
+	Type string `msgpack:"type"`
+	Item Item   `msgpack:"item"`
+}
+
+// maxUndo bounds how many actions can be undone.
+const maxUndo = 16
+
+// metaCompensates marks a compensating event with the seq it reverts.
+const metaCompensates = "compensates"
+
+// Definition is the inventory aggregate: pure, usable without a log.
+var Definition = aggregate.Definition[State, Event]{
+	Name:          "inventory",
+	SchemaVersion: 1,
+	Init:          func() State { return State{Counts: map[string]int{}} },
+	Apply:         apply,
+	Clone: func(s State) State {
+		return State{Counts: maps.Clone(s.Counts), Undoable: slices.Clone(s.Undoable)}
+	},
+}
+
+func apply(s State, e Event) State {
+	if s.Counts == nil {
+		s.Counts = map[string]int{}
+	}
+	switch e.Type {
+	case ItemAdded:
+		s.Counts[e.Data.Name]++
+	case ItemRemoved:
+		if s.Counts[e.Data.Name]--; s.Counts[e.Data.Name] <= 0 {
+			delete(s.Counts, e.Data.Name)
+		}
+	default:
+		return s
+	}
+	if _, undo := e.Meta[metaCompensates]; undo {
+		if n := len(s.Undoable); n > 0 {
+			s.Undoable = s.Undoable[:n-1]
+		}
+	} else {
+		s.Undoable = append(s.Undoable, Action{Seq: e.Seq, Type: e.Type, Item: e.Data})
+		if len(s.Undoable) > maxUndo {
+			s.Undoable = slices.Delete(s.Undoable, 0, 1)
+		}
+	}
+	return s
+}
+
+// Add is the command adding an item.
+func Add(item Item) aggregate.Command[State, Event] {
+	return func(State) ([]Event, error) {
+		return []Event{{Type: ItemAdded, SchemaVersion: PayloadVersion, Data: item}}, nil
+	}
+}
+
+// Remove is the command removing one of an item; it fails, appending
+// nothing, when the inventory holds none.
+func Remove(name string) aggregate.Command[State, Event] {
+	return func(s State) ([]Event, error) {
+		if s.Counts[name] <= 0 {
+			return nil, fmt.Errorf("%w: %q", ErrNotInInventory, name)
+		}
+		return []Event{{Type: ItemRemoved, SchemaVersion: PayloadVersion, Data: Item{Name: name}}}, nil
+	}
+}
+
+// Undo is the command reverting the last action still undoable, by
+// appending its inverse (history is never rewritten).
+func Undo() aggregate.Command[State, Event] {
+	return func(s State) ([]Event, error) {
+		n := len(s.Undoable)
+		if n == 0 {
+			return nil, ErrNothingToUndo
+		}
+		last := s.Undoable[n-1]
+		inverse := ItemRemoved
+		if last.Type == ItemRemoved {
+			inverse = ItemAdded
+		}
+		if inverse == ItemRemoved && s.Counts[last.Item.Name] <= 0 {
+			return nil, fmt.Errorf("%w: %q (cannot undo its addition)", ErrNotInInventory, last.Item.Name)
+		}
+		return []Event{{Type: inverse, SchemaVersion: PayloadVersion, Data: last.Item,
+			Meta: map[string]string{metaCompensates: strconv.FormatUint(last.Seq, 10)}}}, nil
+	}
+}
+
+// Stack is a number of one item.
+type Stack struct {
+	Name  string
+	Count int
+}
+
+// Items returns the items with a count above zero, by name.
+func (s State) Items() []Stack {
+	out := make([]Stack, 0, len(s.Counts))
+	for name, n := range s.Counts {
+		if n > 0 {
+			out = append(out, Stack{name, n})
+		}
+	}
+	slices.SortFunc(out, func(a, b Stack) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Inventory is one inventory (a stream) stored in a log. Reads are served
+// from the repository's cached state, advanced by new events; writes only
+// append.
+type Inventory struct {
+	id    string
+	log   *evlog.Log
+	repo  *aggregate.Repository[State, Event]
+	codec *evlog.Codec[Item]
+}
+
+// Open returns the inventory stored in stream id of log. With opts'
+// snapshot policy, snapshots are taken in the background.
+func Open(log *evlog.Log, id string, opts aggregate.Options) (*Inventory, error) {
+	snaps, err := log.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	codec := evlog.NewCodec[Item](Upcasters())
+	return &Inventory{id: id, log: log, codec: codec,
+		repo: aggregate.NewRepository(log, snaps, Definition, aggregate.Codec[Event](codec), opts)}, nil
+}
+
+// Close waits for background snapshots.
+func (inv *Inventory) Close() error { return inv.repo.Close() }
+
+// Repository returns the inventory's repository.
+func (inv *Inventory) Repository() *aggregate.Repository[State, Event] { return inv.repo }
+
+// AddItem adds one item.
+func (inv *Inventory) AddItem(ctx context.Context, item Item) error {
+	_, err := inv.repo.Execute(ctx, inv.id, Add(item))
+	return err
+}
+
+// RemoveItem removes one of an item; ErrNotInInventory if there is none.
+func (inv *Inventory) RemoveItem(ctx context.Context, name string) error {
+	_, err := inv.repo.Execute(ctx, inv.id, Remove(name))
+	return err
+}
+
+// Undo reverts the last action with a compensating event and returns it.
+func (inv *Inventory) Undo(ctx context.Context) (Event, error) {
+	res, err := inv.repo.Execute(ctx, inv.id, Undo())
+	if err != nil {
+		return Event{}, err
+	}
+	return res.Events[0], nil
+}
+
+// Items returns the items held now, by name.
+func (inv *Inventory) Items(ctx context.Context) ([]Stack, error) {
+	in, err := inv.repo.Load(ctx, inv.id)
+	if err != nil {
+		return nil, err
+	}
+	return in.State.Items(), nil
+}
+
+// Count returns how many of an item the inventory holds now.
+func (inv *Inventory) Count(ctx context.Context, name string) (int, error) {
+	in, err := inv.repo.Load(ctx, inv.id)
+	if err != nil {
+		return 0, err
+	}
+	return in.State.Counts[name], nil
+}
+
+// At returns the inventory as it was at t (every event recorded at or
+// before t), from the newest snapshot at or before t; the result tells how
+// it was computed.
+func (inv *Inventory) At(ctx context.Context, t time.Time) (replay.Result[State], error) {
+	return inv.repo.At(ctx, inv.id, replay.AtTime(t))
+}
+
+// History returns the audit trail of one item: every event of the
+// inventory concerning it, oldest first ("" for all of them).
+func (inv *Inventory) History(ctx context.Context, item string) ([]Event, error) {
+	var out []Event
+	for env, err := range inv.log.Stream(ctx, inv.id, 1) {
+		if err != nil {
+			return nil, err
+		}
+		e, err := inv.codec.Decode(env)
+		if err != nil {
+			return nil, err
+		}
+		if item == "" || e.Data.Name == item {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,227 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/replay"
+	"github.com/evlog/evlog/snapshot"
+)
+
+// Source is what a Runner needs of a log: replay's Source and a
+// subscription delivering history then live events.
+type Source interface {
+	replay.Source
+	// Subscribe iterates events from seq from on, in seq order, without
+	// gaps or duplicates, waiting for new ones until ctx is done.
+	Subscribe(ctx context.Context, from uint64) iter.Seq2[event.Envelope, error]
+}
+
+// Checkpoints is what a Runner needs of a snapshot store.
+type Checkpoints interface {
+	replay.Snapshots
+	replay.Saver
+	Prune(ctx context.Context, name string, p snapshot.PrunePolicy) ([]snapshot.Meta, error)
+}
+
+// RunnerOptions tune a Runner.
+type RunnerOptions struct {
+	// CheckpointEvery saves a checkpoint after this many new events
+	// (default 10,000), and CheckpointInterval after this much time with
+	// new events (default 10s), whichever comes first.
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
+	// KeepCheckpoints prunes to the newest N (default 2).
+	KeepCheckpoints int
+	Logger      *slog.Logger
+}
+
+// Runner keeps a projection's view up to date and persisted.
+type Runner[S, E any] struct {
+	p      Projection[S, E]
+	src    Source
+	cps    Checkpoints
+	decode func(event.Envelope) (E, error)
+	opts   RunnerOptions
+
+	mu      sync.RWMutex
+	state   S
+	seq     uint64
+	time    time.Time
+	plan    *replay.Plan
+	changed chan struct{}
+}
+
+// NewRunner returns a runner of p over src, checkpointing into cps, with
+// events decoded by decode.
+func NewRunner[S, E any](p Projection[S, E], src Source, cps Checkpoints, decode func(event.Envelope) (E, error), opts RunnerOptions) *Runner[S, E] {
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = 10_000
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = 10 * time.Second
+	}
+	if opts.KeepCheckpoints <= 0 {
+		opts.KeepCheckpoints = 2
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner[S, E]{p: p, src: src, cps: cps, decode: decode, opts: opts, state: p.New(), changed: make(chan struct{})}
+}
+
+func (r *Runner[S, E]) subject() replay.Subject {
+	return replay.Subject{Name: "projection/" + r.p.Name, SchemaVersion: r.p.SchemaVersion}
+}
+
+func (r *Runner[S, E]) spec() replay.Spec[S, E] {
+	return replay.Spec[S, E]{Init: r.p.New, Decode: r.decode, Fold: r.p.Apply}
+}
+
+// State returns the view and the seq of the last event folded into it.
+// With a view that Apply modifies in place, callers must not modify it
+// and must not keep it across a later Run step; use Read for that.
+func (r *Runner[S, E]) State() (S, uint64) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.state, r.seq
+}
+
+// Read calls fn with the view while the runner cannot change it.
+func (r *Runner[S, E]) Read(fn func(S, uint64)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	fn(r.state, r.seq)
+}
+
+// Plan returns how the runner started (checkpoint used, fallbacks).
+func (r *Runner[S, E]) Plan() *replay.Plan {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.plan
+}
+
+// WaitFor blocks until the view covers seq or ctx is done.
+func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		r.mu.RLock()
+		done, ch := r.seq >= seq, r.changed
+		r.mu.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Run starts from the newest usable checkpoint (or from the first event:
+// none, or one of another schema version), catches up, then follows live
+// appends until ctx is done, checkpointing on the way and when it stops.
+// It returns ctx's error, or the first read/decode/checkpoint error.
+func (r *Runner[S, E]) Run(ctx context.Context) error {
+	return r.run(ctx, false)
+}
+
+// Rebuild is Run from the first event, ignoring checkpoints (a fresh
+// checkpoint replaces them as it goes).
+func (r *Runner[S, E]) Rebuild(ctx context.Context) error {
+	return r.run(ctx, true)
+}
+
+func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
+	res, err := replay.State(ctx, r.src, r.cps, r.subject(), replay.Latest(), r.spec(), replay.Options{NoSnapshot: rebuild, Logger: r.opts.Logger})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.state, r.seq, r.time, r.plan = res.State, res.Seq, res.Time, res.Plan
+	r.notifyLocked()
+	r.mu.Unlock()
+	sinceCP, lastCP := res.Applied, time.Now()
+	if rebuild || res.Applied > 0 {
+		if err := r.checkpoint(ctx); err != nil {
+			return err
+		}
+		sinceCP = 0
+	}
+	tick := time.NewTicker(r.opts.CheckpointInterval)
+	defer tick.Stop()
+	for env, err := range r.src.Subscribe(ctx, res.Seq+1) {
+		if err != nil {
+			if ctx.Err() != nil {
+				// Stopping: keep what was folded.
+				if sinceCP > 0 {
+					if cerr := r.checkpoint(context.WithoutCancel(ctx)); cerr != nil {
+						return errors.Join(ctx.Err(), cerr)
+					}
+				}
+				return ctx.Err()
+			}
+			return err
+		}
+		e, err := r.decode(env)
+		if err != nil {
+			return fmt.Errorf("evlog/projection: %s: decoding event %d: %w", r.p.Name, env.Seq, err)
+		}
+		r.mu.Lock()
+		r.state = r.p.Apply(r.state, e)
+		r.seq, r.time = env.Seq, env.Time
+		r.notifyLocked()
+		r.mu.Unlock()
+		sinceCP++
+		due := sinceCP >= r.opts.CheckpointEvery
+		select {
+		case <-tick.C:
+			due = due || sinceCP > 0 && time.Since(lastCP) >= r.opts.CheckpointInterval
+		default:
+		}
+		if due {
+			if err := r.checkpoint(ctx); err != nil {
+				return err
+			}
+			sinceCP, lastCP = 0, time.Now()
+		}
+	}
+	return ctx.Err()
+}
+
+func (r *Runner[S, E]) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// checkpoint saves the view with the seq it covers, in one atomic file.
+func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
+	if r.cps == nil {
+		return nil
+	}
+	r.mu.RLock()
+	res := replay.Result[S]{State: r.state, Seq: r.seq, Time: r.time}
+	b, err := replay.EncodeState(r.spec(), res.State)
+	r.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("evlog/projection: %s: encoding the view: %w", r.p.Name, err)
+	}
+	if res.Seq == 0 {
+		return nil
+	}
+	subj := r.subject()
+	_, err = r.cps.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion}, b)
+	if err != nil && !errors.Is(err, snapshot.ErrExists) {
+		return fmt.Errorf("evlog/projection: %s: checkpoint at seq %d: %w", r.p.Name, res.Seq, err)
+	}
+	if _, err := r.cps.Prune(ctx, subj.Name, snapshot.PrunePolicy{KeepLast: r.opts.KeepCheckpoints}); err != nil {
+		r.opts.Logger.Warn("evlog/projection: pruning checkpoints", "projection", r.p.Name, "err", err)
+	}
+	return nil
+}
