@@ -39,7 +39,7 @@ type RunnerOptions struct {
 	CheckpointInterval time.Duration
 	// KeepCheckpoints prunes to the newest N (default 2).
 	KeepCheckpoints int
-	Logger      *slog.Logger
+	Logger          *slog.Logger
 }
 
 // Runner keeps a projection's view up to date and persisted.

@@ -49,13 +49,13 @@ func Example() {
 			panic(err)
 		}
 	}
-	must(inv.AddItem(ctx, inventory.Item{Name: "sword", Rarity: "rare", Origin: "castle"}))         // 11:00
-	must(inv.AddItem(ctx, inventory.Item{Name: "sword", Rarity: "epic", Origin: "dungeon"}))        // 12:00
-	must(inv.AddItem(ctx, inventory.Item{Name: "potion", Rarity: "common", Origin: "shop"}))        // 13:00
-	must(inv.AddItem(ctx, inventory.Item{Name: "shield", Rarity: "rare", Origin: "castle"}))        // 14:00
-	must(inv.RemoveItem(ctx, "potion"))                                                             // 15:00
-	must(inv.AddItem(ctx, inventory.Item{Name: "sword", Rarity: "legendary", Origin: "castle"}))    // 16:00
-	must(inv.RemoveItem(ctx, "sword"))                                                              // 17:00
+	must(inv.AddItem(ctx, inventory.Item{Name: "sword", Rarity: "rare", Origin: "castle"}))      // 11:00
+	must(inv.AddItem(ctx, inventory.Item{Name: "sword", Rarity: "epic", Origin: "dungeon"}))     // 12:00
+	must(inv.AddItem(ctx, inventory.Item{Name: "potion", Rarity: "common", Origin: "shop"}))     // 13:00
+	must(inv.AddItem(ctx, inventory.Item{Name: "shield", Rarity: "rare", Origin: "castle"}))     // 14:00
+	must(inv.RemoveItem(ctx, "potion"))                                                          // 15:00
+	must(inv.AddItem(ctx, inventory.Item{Name: "sword", Rarity: "legendary", Origin: "castle"})) // 16:00
+	must(inv.RemoveItem(ctx, "sword"))                                                           // 17:00
 	err = inv.RemoveItem(ctx, "bow")
 	fmt.Println("remove a bow:", errors.Is(err, inventory.ErrNotInInventory))
 	undone, err := inv.Undo(ctx) // 18:00: puts the sword back
