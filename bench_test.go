@@ -316,3 +316,126 @@ func BenchmarkReplay(b *testing.B) {
 		b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(n), "allocs/event")
 	})
 }
+
+// bigLogs builds (once per process) logs of 1M and, with -evlog.big,
+// 10M events of ~100-byte payloads in 10k streams, where stream "s-7"
+// has exactly 100 events spread over the log.
+var benchBig = flag.Bool("evlog.big", false, "also build and measure a 10M-event log (≈1.3 GB of disk)")
+
+var bigFixtures sync.Map // events → dir
+
+func bigFixture(b *testing.B, events int) string {
+	if d, ok := bigFixtures.Load(events); ok {
+		return d.(string)
+	}
+	dir, err := os.MkdirTemp("", fmt.Sprintf("evlog-big-%d-", events))
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := Open(dir, Options{Sync: SyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tl := Typed[benchItem](l)
+	ctx := context.Background()
+	every := events / 100
+	var reqs []AppendRequest
+	for i := range events {
+		s := fmt.Sprintf("s-%d", 1000+i%9000)
+		if i%every == every/2 {
+			s = "s-7"
+		}
+		req, err := tl.Request(s, ExpectAny, Event[benchItem]{Type: "item_added", Data: newBenchItem(i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs = append(reqs, req)
+		if len(reqs) == 1000 || i == events-1 {
+			if _, err := l.AppendBatch(ctx, reqs); err != nil {
+				b.Fatal(err)
+			}
+			reqs = reqs[:0]
+		}
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	bigFixtures.Store(events, dir)
+	return dir
+}
+
+func bigSizes() []int {
+	if *benchBig {
+		return []int{1_000_000, 10_000_000}
+	}
+	return []int{1_000_000}
+}
+
+// BenchmarkOpen: opening a log reads only the sealed segments' headers and
+// trailers and scans the newest segment: flat in the log's size.
+func BenchmarkOpen(b *testing.B) {
+	for _, n := range bigSizes() {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+			dir := bigFixture(b, n)
+			for b.Loop() {
+				l, err := Open(dir, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				l.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkStreamRead: one 100-event stream out of 10k streams, read
+// through the per-segment stream index, against a full scan filtering it.
+func BenchmarkStreamRead(b *testing.B) {
+	for _, n := range bigSizes() {
+		dir := bigFixture(b, n)
+		l, err := OpenReadOnly(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		b.Run(fmt.Sprintf("events=%d/how=index", n), func(b *testing.B) {
+			for b.Loop() {
+				k := 0
+				for _, err := range l.Stream(ctx, "s-7", 1) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					k++
+				}
+				if k != 100 {
+					b.Fatalf("read %d events", k)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("events=%d/how=scan", n), func(b *testing.B) {
+			for b.Loop() {
+				k := 0
+				err := l.scan(ctx, 1, 0, func(e *Envelope) error {
+					if e.Stream == "s-7" {
+						k++
+					}
+					return nil
+				})
+				if err != nil || k != 100 {
+					b.Fatalf("read %d events: %v", k, err)
+				}
+			}
+		})
+		l.Close()
+	}
+}
+
+// TestMain removes the benchmark fixtures built in temporary directories.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if replayFixture.dir != "" {
+		os.RemoveAll(replayFixture.dir)
+	}
+	bigFixtures.Range(func(_, d any) bool { os.RemoveAll(d.(string)); return true })
+	os.Exit(code)
+}

@@ -122,12 +122,24 @@ func TestExecuteLoadAndRejectedCommand(t *testing.T) {
 // is lost.
 func TestConcurrentCommandsNoLostUpdate(t *testing.T) {
 	ctx := t.Context()
-	l, r := newRepo(t, aggregate.Options{MaxAttempts: 1000, CacheSize: 4}, evlog.Options{Sync: evlog.SyncNever})
+	l, r1 := newRepo(t, aggregate.Options{MaxAttempts: 1000, CacheSize: 4}, evlog.Options{Sync: evlog.SyncNever})
+	// A second repository over the same log stands for another process:
+	// its commands race the first's and conflicts are retried.
+	snaps, _ := l.Snapshots()
+	r2 := aggregate.NewRepository(l, snaps, counterDef, aggregate.Codec[evlog.Event[inc]](evlog.NewCodec[inc](nil)), aggregate.Options{MaxAttempts: 1000})
+	defer r2.Close()
+	r := r1
 	const workers, each = 8, 40
 	var retries atomic.Int64
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	hotVersions := map[uint64]int{} // version after each hot command → its count
 	for w := range workers {
 		wg.Go(func() {
+			r := r1
+			if w%2 == 1 {
+				r = r2
+			}
 			for i := range each {
 				id := "hot"
 				if i%2 == 1 {
@@ -139,10 +151,25 @@ func TestConcurrentCommandsNoLostUpdate(t *testing.T) {
 					return
 				}
 				retries.Add(int64(res.Attempts - 1))
+				if id == "hot" {
+					mu.Lock()
+					hotVersions[res.Version] = res.State.N["k"]
+					mu.Unlock()
+				}
+				// A command that fails inside a batch fails alone.
+				if _, err := r.Execute(ctx, id, add("k", -1_000_000)); err == nil {
+					t.Error("an impossible command succeeded")
+				}
 			}
 		})
 	}
 	wg.Wait()
+	// Every hot command saw its own version and the state right after it.
+	for v := uint64(1); v <= workers*each/2; v++ {
+		if hotVersions[v] != int(v) {
+			t.Fatalf("the command that made version %d saw k=%d", v, hotVersions[v])
+		}
+	}
 	hot, err := r.Load(ctx, "hot")
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +185,7 @@ func TestConcurrentCommandsNoLostUpdate(t *testing.T) {
 	}
 	t.Logf("%d conflicts retried; log at seq %d", retries.Load(), l.LastSeq())
 	if retries.Load() == 0 {
-		t.Log("no conflict happened this run")
+		t.Error("no conflict happened: the test did not exercise retries")
 	}
 }
 
