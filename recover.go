@@ -164,7 +164,7 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 	// holding no committed event: drop the newest, continue the old one.
 	if n := len(live); n >= 2 && !live[n-2].seg.Sealed && !live[n-1].seg.Sealed {
 		nf := live[n-1]
-		idx, _, err := segment.Scan(nf.seg.File(), nf.seg.Header, nf.seg.Size, segment.ScanOptions{File: nf.name})
+		idx, _, err := segment.Scan(nf.seg.File(), nf.seg.Header, nf.seg.Size, segment.ScanOptions{File: nf.name, PrevTime: math.MinInt64})
 		if err == nil && idx.Count == 0 {
 			nf.seg.Close()
 			nf.seg = nil

@@ -168,7 +168,7 @@ func emptySegment(fsys vfs.FS, name string) bool {
 		return serr == nil && size <= segment.HeaderSize
 	}
 	defer s.Close()
-	x, _, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name})
+	x, _, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name, PrevTime: math.MinInt64})
 	return err == nil && x.Count == 0
 }
 

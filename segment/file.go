@@ -117,7 +117,9 @@ func (s *Segment) Summary() (*Summary, error) {
 			err = &CorruptError{File: s.Name, Offset: t.SummaryOff, Seq: s.Header.BaseSeq - 1, Reason: err.Error()}
 		}
 	}
-	s.sumErr = err
+	if errors.Is(err, ErrCorrupt) {
+		s.sumErr = err // corruption stays; an I/O error is retried next time
+	}
 	return s.summary, err
 }
 
@@ -214,9 +216,12 @@ const maxCoalesce = 1 << 20
 // checksum, kind) before fn sees them.
 func (er *EventReader) Read(ra io.ReaderAt, file string, posts []Posting, fn func(off int64, payload []byte) error) error {
 	for i := 0; i < len(posts); {
+		if posts[i].Len < FrameHeaderSize {
+			return corruptf(file, posts[i].Off, "indexed frame of %d bytes is shorter than a frame header", posts[i].Len)
+		}
 		// Coalesce a run of adjacent frames.
 		j, n := i+1, int64(posts[i].Len)
-		for j < len(posts) && posts[j].Off == posts[j-1].Off+int64(posts[j-1].Len) && n+int64(posts[j].Len) <= maxCoalesce {
+		for j < len(posts) && posts[j].Len >= FrameHeaderSize && posts[j].Off == posts[j-1].Off+int64(posts[j-1].Len) && n+int64(posts[j].Len) <= maxCoalesce {
 			n += int64(posts[j].Len)
 			j++
 		}

@@ -195,7 +195,7 @@ func (r *Reader) window(n int) ([]byte, error) {
 	copy(r.buf, r.buf[lo:r.bufLen])
 	r.bufLen -= lo
 	r.bufOff = r.off
-	want := max(n, readChunk)
+	want := max(n, int(min(readChunk, r.end-r.bufOff)))
 	if len(r.buf) < want {
 		nb := make([]byte, want)
 		copy(nb, r.buf[:r.bufLen])

@@ -161,7 +161,15 @@ func tailOf(x *Index, pending []EventInfo, bad, end int64, reason string) *Tail 
 // durable end beyond bad (bad had been fsynced before that commit was
 // written), and a torn tail otherwise.
 func finishTail(ra io.ReaderAt, x *Index, pending []EventInfo, bad, end int64, reason, file string) (*Index, *Tail, error) {
-	off, c, err := findCommitAfter(ra, bad+1, end, func(c Commit) bool { return c.DurableEnd > bad })
+	// A later commit proves bad was durable only if it is a plausible
+	// commit of this segment: it claims a durable end beyond bad but not
+	// beyond itself (a real commit never does), for seqs after the last
+	// committed one. (Bytes inside an event payload can still imitate such
+	// a commit; then a torn tail is reported as corruption — the safe
+	// direction: Open refuses instead of truncating.)
+	off, c, err := findCommitAfter(ra, bad+1, end, func(at int64, c Commit) bool {
+		return c.DurableEnd > bad && c.DurableEnd <= at && c.FirstSeq > x.LastSeq
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("evlog/segment: reading %s: %w", file, err)
 	}
@@ -174,7 +182,7 @@ func finishTail(ra io.ReaderAt, x *Index, pending []EventInfo, bad, end int64, r
 
 // findCommitAfter returns the offset of the first valid commit frame
 // starting in [from, end) for which match is true, or -1.
-func findCommitAfter(ra io.ReaderAt, from, end int64, match func(Commit) bool) (int64, Commit, error) {
+func findCommitAfter(ra io.ReaderAt, from, end int64, match func(at int64, c Commit) bool) (int64, Commit, error) {
 	var pat [5]byte // a commit frame's length and kind fields
 	le.PutUint32(pat[:4], commitPayloadSize)
 	pat[4] = byte(KindCommit)
@@ -203,7 +211,7 @@ func findCommitAfter(ra io.ReaderAt, from, end int64, match func(Commit) bool) (
 			if crc(fr[frameLenOff:]) != le.Uint32(fr[frameCRCOff:]) {
 				continue
 			}
-			if c, err := DecodeCommit(fr[FrameHeaderSize:]); err == nil && match(c) {
+			if c, err := DecodeCommit(fr[FrameHeaderSize:]); err == nil && match(base+int64(p), c) {
 				return base + int64(p), c, nil
 			}
 		}

@@ -591,7 +591,7 @@ func TestFindCommitAfterWindows(t *testing.T) {
 	size := from + 3*readChunk + 500
 	commit := AppendCommitFrame(nil, Commit{FirstSeq: 9, Count: 2, DurableEnd: 777})
 	decoy := AppendCommitFrame(nil, Commit{FirstSeq: 5, Count: 1, DurableEnd: 10})
-	match := func(c Commit) bool { return c.DurableEnd > 500 }
+	match := func(_ int64, c Commit) bool { return c.DurableEnd > 500 }
 	var positions []int
 	for _, w := range []int{0, readChunk, 2 * readChunk, 3 * readChunk} {
 		for d := -CommitFrameSize - 2; d <= 2; d++ {
