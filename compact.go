@@ -90,8 +90,12 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 		if !s.Sealed {
 			break // the active segment is never compacted
 		}
+		if s.Header.Flags&segment.FlagCompressed != 0 && !o.Compress {
+			flush() // without Compress, compressed segments stay as they are
+			continue
+		}
 		size := s.Size // compressed inputs count as what they take on disk
-		if runBytes+size > o.TargetSize || s.Header.Flags&segment.FlagCompressed != 0 && !o.Compress {
+		if runBytes+size > o.TargetSize {
 			flush()
 		}
 		run = append(run, s)

@@ -94,6 +94,13 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		newest := i == len(segs)-1
 		s, err := segment.Open(fsys, name)
 		if err != nil {
+			// A newest segment too short for its header is a torn
+			// creation (Open removes it), as long as it follows a sealed
+			// segment or is the only one.
+			if size, serr := fsys.Stat(name); newest && serr == nil && size <= segment.HeaderSize && errors.Is(err, segment.ErrCorrupt) {
+				rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: 0, Reason: err.Error()})
+				break
+			}
 			if errors.Is(err, segment.ErrCorrupt) {
 				add(err, name, 0)
 				next = 0 // unknown from here on

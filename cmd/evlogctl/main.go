@@ -1,0 +1,30 @@
+// Command evlogctl is the operator's tool for evlog event logs: it inspects,
+// dumps, verifies, compacts, salvages, snapshots and replays a log
+// directory, follows a log another process is writing, imports events, and
+// generates load for benchmarks and crash tests.
+//
+//	evlogctl COMMAND [ARGS] [FLAGS]
+//
+// Run "evlogctl help" for the list of commands and "evlogctl COMMAND --help"
+// for one command's flags. docs/CLI.md documents every command, its text
+// and JSON output, and the exit status: 0 success, 1 failure (corruption,
+// lock held, I/O error), 2 usage error.
+//
+// Read-only commands (inspect, dump, verify, state, snapshots without
+// --prune, tail, and salvage on its source) never modify, create or lock
+// anything in the log directory, so they are safe beside a running writer.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stop()
+	os.Exit(code)
+}
