@@ -1,0 +1,87 @@
+package event
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestExpectation(t *testing.T) {
+	for _, tc := range []struct {
+		e       Expectation
+		current uint64
+		ok      bool
+	}{
+		{ExpectAny, 0, true},
+		{ExpectAny, 42, true},
+		{ExpectNoStream, 0, true},
+		{ExpectNoStream, 1, false},
+		{ExpectVersion(0), 0, true},
+		{ExpectVersion(3), 3, true},
+		{ExpectVersion(3), 4, false},
+		{ExpectVersion(3), 2, false},
+		{Expectation(-7), 0, false},
+	} {
+		if got := tc.e.Check(tc.current); got != tc.ok {
+			t.Errorf("%v.Check(%d) = %v, want %v", tc.e, tc.current, got, tc.ok)
+		}
+	}
+	if Expectation(-7).Valid() || !ExpectAny.Valid() || !ExpectVersion(9).Valid() {
+		t.Error("Valid")
+	}
+	if ExpectVersion(1<<63) == ExpectAny {
+		t.Error("a huge version must not turn into ExpectAny")
+	}
+}
+
+func TestConflictErrorMatches(t *testing.T) {
+	var err error = &ConflictError{Stream: "s", Expected: ExpectVersion(2), Actual: 5}
+	if !errors.Is(err, ErrVersionConflict) {
+		t.Fatal("ConflictError must match ErrVersionConflict")
+	}
+	ce, ok := errors.AsType[*ConflictError](err)
+	if !ok || ce.Actual != 5 {
+		t.Fatalf("AsType: %v %v", ce, ok)
+	}
+}
+
+func TestValidateFields(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("x", n) }
+	bigMeta := map[string]string{}
+	for i := range MaxMetaEntries + 1 {
+		bigMeta[long(i+1)] = "v"
+	}
+	for _, tc := range []struct {
+		name string
+		e    Envelope
+		ok   bool
+	}{
+		{"minimal", Envelope{Stream: "s", Type: "t"}, true},
+		{"no stream", Envelope{Type: "t"}, false},
+		{"no type", Envelope{Stream: "s"}, false},
+		{"stream at the limit", Envelope{Stream: long(MaxStreamLen), Type: "t"}, true},
+		{"stream too long", Envelope{Stream: long(MaxStreamLen + 1), Type: "t"}, false},
+		{"type too long", Envelope{Stream: "s", Type: long(MaxTypeLen + 1)}, false},
+		{"id too long", Envelope{Stream: "s", Type: "t", ID: long(MaxIDLen + 1)}, false},
+		{"too many meta entries", Envelope{Stream: "s", Type: "t", Meta: bigMeta}, false},
+		{"meta key too long", Envelope{Stream: "s", Type: "t", Meta: map[string]string{long(MaxMetaKeyLen + 1): ""}}, false},
+		{"meta value too long", Envelope{Stream: "s", Type: "t", Meta: map[string]string{"k": long(MaxMetaValueLen + 1)}}, false},
+	} {
+		err := tc.e.ValidateFields()
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
+
+func TestCloneIsDeep(t *testing.T) {
+	e := Envelope{Stream: "s", Meta: map[string]string{"a": "1"}, Data: []byte{1, 2}}
+	c := e.Clone()
+	c.Meta["a"] = "2"
+	c.Data[0] = 9
+	if d := cmp.Diff(Envelope{Stream: "s", Meta: map[string]string{"a": "1"}, Data: []byte{1, 2}}, e); d != "" {
+		t.Fatalf("modifying the clone changed the original:\n%s", d)
+	}
+}
