@@ -34,20 +34,7 @@ func (l *Log) Events(ctx context.Context, from uint64) iter.Seq2[Envelope, error
 // Range is Events limited to seqs in [from, to]; to == 0 means the last
 // visible event.
 func (l *Log) Range(ctx context.Context, from, to uint64) iter.Seq2[Envelope, error] {
-	return func(yield func(Envelope, error) bool) {
-		var sl slab
-		err := l.scan(ctx, from, to, func(e *Envelope) error {
-			out := *e
-			out.Data = sl.copy(e.Data)
-			if !yield(out, nil) {
-				return errStop
-			}
-			return nil
-		})
-		if err != nil && err != errStop {
-			yield(Envelope{}, err)
-		}
-	}
+	return iterate(func(fn func(*Envelope) error) error { return l.scan(ctx, from, to, fn) }, copier)
 }
 
 // Stream returns an iterator over one stream's events in version order,
@@ -55,19 +42,41 @@ func (l *Log) Range(ctx context.Context, from, to uint64) iter.Seq2[Envelope, er
 // the stream's events plus one small index look-up per sealed segment (most
 // answered by an in-memory bloom filter); it never scans the log.
 func (l *Log) Stream(ctx context.Context, stream string, fromVersion uint64) iter.Seq2[Envelope, error] {
-	return func(yield func(Envelope, error) bool) {
-		var sl slab
-		err := l.scanStream(ctx, stream, fromVersion, func(e *Envelope) error {
-			out := *e
-			out.Data = sl.copy(e.Data)
-			if !yield(out, nil) {
+	return iterate(func(fn func(*Envelope) error) error { return l.scanStream(ctx, stream, fromVersion, fn) }, copier)
+}
+
+// iterate turns a callback scan into an iterator. newConvert is called once
+// per iteration and returns the conversion of each visited envelope (valid
+// only during the call) into the yielded value; a conversion or scan error
+// ends the iteration with that error.
+func iterate[V any](scan func(fn func(*Envelope) error) error, newConvert func() func(*Envelope) (V, error)) iter.Seq2[V, error] {
+	return func(yield func(V, error) bool) {
+		convert := newConvert()
+		err := scan(func(e *Envelope) error {
+			v, err := convert(e)
+			if err != nil {
+				return err
+			}
+			if !yield(v, nil) {
 				return errStop
 			}
 			return nil
 		})
 		if err != nil && err != errStop {
-			yield(Envelope{}, err)
+			var zero V
+			yield(zero, err)
 		}
+	}
+}
+
+// copier returns a conversion handing out envelopes the caller owns: Data
+// is copied (out of shared slabs).
+func copier() func(*Envelope) (Envelope, error) {
+	var sl slab
+	return func(e *Envelope) (Envelope, error) {
+		out := *e
+		out.Data = sl.copy(e.Data)
+		return out, nil
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[Envelope, error] {
 	return func(yield func(Envelope, error) bool) {
 		next := max(from, 1)
-		var sl slab
+		convert := copier()
 		for {
 			l.mu.RLock()
 			wake, last, closed := l.notify, l.pub.seq, l.closed
@@ -34,8 +34,7 @@ func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[Envelope, er
 			}
 			if next <= last {
 				err := l.scan(ctx, next, last, func(e *Envelope) error {
-					out := *e
-					out.Data = sl.copy(e.Data)
+					out, _ := convert(e)
 					if !yield(out, nil) {
 						return errStop
 					}

@@ -105,42 +105,18 @@ func (t *TypedLog[T]) Events(ctx context.Context, from uint64) iter.Seq2[Event[T
 
 // Range is Events limited to seqs in [from, to] (to == 0: the last).
 func (t *TypedLog[T]) Range(ctx context.Context, from, to uint64) iter.Seq2[Event[T], error] {
-	return func(yield func(Event[T], error) bool) {
-		d := newTypedDecoder[T](t.up)
-		err := t.l.scan(ctx, from, to, func(e *Envelope) error {
-			ev, err := d.decode(e)
-			if err != nil {
-				return err
-			}
-			if !yield(ev, nil) {
-				return errStop
-			}
-			return nil
-		})
-		if err != nil && err != errStop {
-			yield(Event[T]{}, err)
-		}
-	}
+	return iterate(func(fn func(*Envelope) error) error { return t.l.scan(ctx, from, to, fn) }, t.decoder)
 }
 
 // Stream iterates one stream from version fromVersion (see Log.Stream).
 func (t *TypedLog[T]) Stream(ctx context.Context, stream string, fromVersion uint64) iter.Seq2[Event[T], error] {
-	return func(yield func(Event[T], error) bool) {
-		d := newTypedDecoder[T](t.up)
-		err := t.l.scanStream(ctx, stream, fromVersion, func(e *Envelope) error {
-			ev, err := d.decode(e)
-			if err != nil {
-				return err
-			}
-			if !yield(ev, nil) {
-				return errStop
-			}
-			return nil
-		})
-		if err != nil && err != errStop {
-			yield(Event[T]{}, err)
-		}
-	}
+	return iterate(func(fn func(*Envelope) error) error { return t.l.scanStream(ctx, stream, fromVersion, fn) }, t.decoder)
+}
+
+// decoder returns a conversion decoding payloads as T, with its own
+// (reused) msgpack decoder.
+func (t *TypedLog[T]) decoder() func(*Envelope) (Event[T], error) {
+	return newTypedDecoder[T](t.up).decode
 }
 
 // Decode decodes a raw envelope's payload as T, after running the
