@@ -193,6 +193,9 @@ func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) er
 			if err := fn(&env); err != nil {
 				return err
 			}
+			if env.Seq == to {
+				return nil // never read (or trip over) what lies beyond
+			}
 		}
 	}
 	return nil

@@ -175,6 +175,11 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 			live = live[:n-1]
 		}
 	}
+	// The log starts at seq 1: a first segment starting later means the
+	// segments before it are missing.
+	if len(live) > 0 && live[0].base != 1 {
+		return nil, &segment.CorruptError{File: live[0].name, Reason: fmt.Sprintf("the first segment starts at seq %d: the segments before it are missing", live[0].base)}
+	}
 	// Every segment but the newest is sealed, and the seqs are contiguous.
 	prevTime := int64(math.MinInt64)
 	for i := 0; i < len(live)-1; i++ {

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/evlog/evlog/segment"
 )
 
 // Upcasters evolve stored payloads: each registered Upcast turns the
@@ -42,7 +44,8 @@ type Upcast struct {
 	Fn func(old any) (any, error)
 }
 
-// maxUpcastSteps bounds a chain, so a cycle cannot loop forever.
+// maxUpcastSteps bounds a chain (every step raises the version, so a chain
+// cannot cycle; the bound keeps a runaway registry in check).
 const maxUpcastSteps = 64
 
 // NewUpcasters returns an empty registry.
@@ -103,14 +106,22 @@ func (u *Upcasters) apply(typ string, ver uint32, data, buf []byte) (string, uin
 	if len(u.m) == 0 {
 		return typ, ver, data, nil
 	}
-	for range maxUpcastSteps {
+	for step := 0; ; step++ {
 		up, ok := u.m[upKey{typ, ver}]
 		if !ok {
 			return typ, ver, data, nil
 		}
+		if step == maxUpcastSteps {
+			return typ, ver, nil, fmt.Errorf("upcasting %s: more than %d steps", typ, maxUpcastSteps)
+		}
 		if up.Fn != nil {
 			var old any
 			if len(data) > 0 {
+				// Bound what decoding may allocate (the payload is
+				// untrusted bytes from disk).
+				if err := segment.CheckMsgpack(data); err != nil {
+					return typ, ver, nil, fmt.Errorf("upcasting %s v%d: %w", typ, ver, err)
+				}
 				if err := msgpack.Unmarshal(data, &old); err != nil {
 					return typ, ver, nil, fmt.Errorf("upcasting %s v%d: decoding: %w", typ, ver, err)
 				}
@@ -133,5 +144,4 @@ func (u *Upcasters) apply(typ string, ver uint32, data, buf []byte) (string, uin
 		}
 		ver++
 	}
-	return typ, ver, nil, fmt.Errorf("upcasting %s: more than %d steps (is there a cycle?)", typ, maxUpcastSteps)
 }

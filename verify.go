@@ -114,7 +114,13 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		} else if s.Header.LogID != *logID {
 			add(fmt.Errorf("log ID %s differs from the first segment's %s", s.Header.LogID, *logID), name, 0)
 		}
-		if next != 0 && s.FirstSeq() != next {
+		if base, _, _ := segment.ParseFileName(name); s.FirstSeq() != base {
+			add(fmt.Errorf("header says first seq %d, the name says %d", s.FirstSeq(), base), name, 0)
+		}
+		switch {
+		case i == 0 && s.FirstSeq() != 1:
+			add(fmt.Errorf("the first segment starts at seq %d: the segments before it are missing", s.FirstSeq()), name, 0)
+		case next != 0 && s.FirstSeq() != next:
 			add(fmt.Errorf("first seq %d, want %d (a segment is missing or damaged)", s.FirstSeq(), next), name, 0)
 		}
 		switch {

@@ -1,10 +1,12 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/evlog/evlog/event"
@@ -65,10 +67,34 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 	if snaps == nil || opts.NoSnapshot || p.ToSeq == 0 {
 		return p, nil
 	}
-	cands, err := snaps.Candidates(subj.Name, snapshot.AtSeq(p.ToSeq))
+	// For the latest state every snapshot is a candidate, so that one
+	// claiming a seq beyond the end of the log is seen and reported.
+	st := snapshot.AtSeq(p.ToSeq)
+	if target.kind == targetLatest {
+		st = snapshot.Latest()
+	}
+	cands, err := snaps.Candidates(subj.Name, st)
 	if err != nil {
 		return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
 	}
+	// Files whose header cannot be read are not candidates; report those
+	// newer than the snapshot finally used.
+	var unreadable []snapshot.Unreadable
+	if u, ok := snaps.(interface {
+		Unreadable(string, snapshot.Target) ([]snapshot.Unreadable, error)
+	}); ok {
+		if unreadable, err = u.Unreadable(subj.Name, st); err != nil {
+			return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
+		}
+	}
+	defer func() {
+		for _, f := range unreadable {
+			if p.Snapshot == nil || f.Seq > p.Snapshot.Seq {
+				p.fallback(opts.Logger, snapshot.Meta{File: f.File, Seq: f.Seq}, "unreadable: "+f.Reason)
+			}
+		}
+		slices.SortStableFunc(p.Fallbacks, func(a, b Fallback) int { return cmp.Compare(b.Seq, a.Seq) })
+	}()
 	logID := src.LogID()
 	for _, m := range cands {
 		reason := ""

@@ -116,6 +116,39 @@ func (s *Store) Candidates(name string, t Target) ([]Meta, error) {
 	return out, nil
 }
 
+// Unreadable is a snapshot file of a subject whose header cannot be read,
+// so List leaves it out: its seq comes from the file name.
+type Unreadable struct {
+	File   string
+	Seq    uint64
+	Reason string
+}
+
+// Unreadable returns the files that may hold snapshots of name (their file
+// name carries name's hash) at a seq t admits, but whose header is corrupt,
+// newest first: what a caller falling back over them should report.
+func (s *Store) Unreadable(name string, t Target) ([]Unreadable, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	files, err := s.fs.List()
+	if err != nil {
+		return nil, fmt.Errorf("evlog/snapshot: list directory: %w", err)
+	}
+	want := NameHash(name)
+	var out []Unreadable
+	for _, file := range slices.Backward(files) {
+		h, seq, ok := ParseFileName(file)
+		if !ok || h != want || t.kind == targetSeq && seq > t.seq {
+			continue
+		}
+		if _, err := s.readMeta(file); errors.Is(err, ErrCorrupt) {
+			out = append(out, Unreadable{File: file, Seq: seq, Reason: err.Error()})
+		}
+	}
+	return out, nil
+}
+
 // Latest returns the newest snapshot of name that t admits and that fully
 // verifies (see Verify); candidates that do not are logged and skipped. It
 // returns an error matching ErrNotFound if none does. Latest decompresses
