@@ -81,6 +81,11 @@ type writer struct {
 	newStrs  uint64 // streams begun by the staged events
 	spare    []*request
 	calls    int // append calls in the group
+
+	// Adaptive group commit (see gather).
+	lastCalls   int           // append calls in the last group written
+	lastFsync   time.Duration // duration of its fsync
+	gatherTimer *time.Timer
 }
 
 type undoEntry struct {
@@ -248,6 +253,7 @@ func (w *writer) run() {
 // drain processes the queue until it is empty.
 func (w *writer) drain() {
 	for {
+		w.gather()
 		w.qmu.Lock()
 		q := w.queue
 		w.queue = w.spare[:0]
@@ -262,6 +268,47 @@ func (w *writer) drain() {
 		w.flush()
 		clear(q)
 		w.spare = q
+	}
+}
+
+// maxGatherDelay bounds how long the writer waits for more appenders to
+// share an fsync.
+const maxGatherDelay = 250 * time.Microsecond
+
+// gather implements adaptive group commit: when the last group was shared
+// by several appenders (so others are likely just resubmitting after its
+// fsync) and fewer are queued now, it waits a little — at most half the
+// last fsync's duration, and at most maxGatherDelay — for the queue to
+// reach the last group's size, so one fsync covers them all. A lone
+// appender never waits.
+func (w *writer) gather() {
+	if w.opts.Sync != SyncAlways || w.lastCalls < 2 || w.lastFsync <= 0 {
+		return
+	}
+	queued := func() int {
+		w.qmu.Lock()
+		defer w.qmu.Unlock()
+		return len(w.queue)
+	}
+	if n := queued(); n == 0 || n >= w.lastCalls {
+		return
+	}
+	if w.gatherTimer == nil {
+		w.gatherTimer = time.NewTimer(time.Hour)
+	}
+	w.gatherTimer.Reset(min(w.lastFsync/2, maxGatherDelay))
+	defer w.gatherTimer.Stop()
+	for {
+		select {
+		case <-w.wake:
+			if queued() >= w.lastCalls {
+				return
+			}
+		case <-w.gatherTimer.C:
+			return
+		case <-w.quit:
+			return
+		}
 	}
 }
 
@@ -438,8 +485,11 @@ func (w *writer) flush() {
 	}
 	n, err := w.f.Write(w.buf)
 	if err == nil && w.opts.Sync == SyncAlways {
+		t0 := time.Now()
 		err = w.syncFile()
+		w.lastFsync = time.Since(t0)
 	}
+	w.lastCalls = w.calls
 	if err != nil {
 		w.abortGroup(n, err)
 		return
