@@ -34,18 +34,21 @@ type Upcast struct {
 	// stored (or produced by an earlier step) at schema version From.
 	Type string
 	From uint32
-	// To renames the event type ("" keeps Type). The result is at schema
-	// version From+1 of the type To.
+	// To renames the event type ("" keeps Type).
 	To string
 	// Fn converts the payload, decoded generically (msgpack maps become
 	// map[string]any, strings string, integers int64/uint64), into the
-	// value to encode at From+1. Nil keeps the payload as is (a pure
-	// rename or a version bump).
+	// value to encode at version From+1.
+	//
+	// With Fn nil the payload is kept as is: with To set, the step is a
+	// pure rename and keeps the version (type Type at From becomes type To
+	// at From, which further steps of To may then convert); without To it
+	// is a version bump to From+1.
 	Fn func(old any) (any, error)
 }
 
-// maxUpcastSteps bounds a chain (every step raises the version, so a chain
-// cannot cycle; the bound keeps a runaway registry in check).
+// maxUpcastSteps bounds a chain, so renames registered in a cycle (A to B,
+// B to A at one version) end with an error instead of looping.
 const maxUpcastSteps = 64
 
 // NewUpcasters returns an empty registry.
@@ -142,6 +145,8 @@ func (u *Upcasters) apply(typ string, ver uint32, data, buf []byte) (string, uin
 		if up.To != "" {
 			typ = up.To
 		}
-		ver++
+		if up.Fn != nil || up.To == "" {
+			ver++
+		}
 	}
 }

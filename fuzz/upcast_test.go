@@ -29,16 +29,18 @@ type itemV5 struct {
 var errNotAMap = errors.New("payload is not a map")
 
 // upcastChain is the registry FuzzUpcastChain decodes through, with
-// pingPong steps of a chain renaming "A" to "B" and back at every version
-// (the closest to a cycle the API can express: each step raises the
-// version).
+// pingPong steps of a chain converting "A" to "B" and back, raising the
+// version at every step, and a cycle of pure renames ("C" to "D" and back
+// at version 1) that must end with an error.
 //
 //	item_added v1 → v2   adds the defaulted field qty: 1 (a map is required)
-//	item_added v2 → ItemAdded v3   rename
+//	item_added v2 → ItemAdded v2   pure rename (keeps the version)
+//	ItemAdded v2 → v3    version bump
 //	ItemAdded v3 → v4    a bare string becomes {name: s, qty: 1}
 //	ItemAdded v4 → v5    version bump
 //	note v1 → v2         anything becomes {text: fmt.Sprint(old)}
 //	A v1 → B v2 → A v3 → …   pingPong steps
+//	C v1 → D v1 → C v1 → …   a rename cycle
 func upcastChain(pingPong int) (*evlog.Upcasters, map[string]string) {
 	u := evlog.NewUpcasters()
 	renames := map[string]string{} // "type vN" → "type' vN+1", for the model
@@ -46,11 +48,13 @@ func upcastChain(pingPong int) (*evlog.Upcasters, map[string]string) {
 		if err := u.Register(up); err != nil {
 			panic(err)
 		}
-		to := up.To
+		to, ver := up.To, up.From+1
 		if to == "" {
 			to = up.Type
+		} else if up.Fn == nil {
+			ver = up.From // a pure rename keeps the version
 		}
-		renames[fmt.Sprintf("%s v%d", up.Type, up.From)] = fmt.Sprintf("%s v%d", to, up.From+1)
+		renames[fmt.Sprintf("%s v%d", up.Type, up.From)] = fmt.Sprintf("%s v%d", to, ver)
 	}
 	reg(evlog.Upcast{Type: "item_added", From: 1, Fn: func(old any) (any, error) {
 		switch m := old.(type) {
@@ -65,6 +69,7 @@ func upcastChain(pingPong int) (*evlog.Upcasters, map[string]string) {
 		return nil, errNotAMap
 	}})
 	reg(evlog.Upcast{Type: "item_added", From: 2, To: "ItemAdded"})
+	reg(evlog.Upcast{Type: "ItemAdded", From: 2})
 	reg(evlog.Upcast{Type: "ItemAdded", From: 3, Fn: func(old any) (any, error) {
 		if s, ok := old.(string); ok {
 			return map[string]any{"name": s, "qty": int64(1)}, nil
@@ -76,11 +81,14 @@ func upcastChain(pingPong int) (*evlog.Upcasters, map[string]string) {
 		return map[string]any{"text": fmt.Sprint(old)}, nil
 	}})
 	typ := "A"
+	same := func(old any) (any, error) { return old, nil }
 	for v := range pingPong {
 		next := map[string]string{"A": "B", "B": "A"}[typ]
-		reg(evlog.Upcast{Type: typ, From: uint32(v + 1), To: next})
+		reg(evlog.Upcast{Type: typ, From: uint32(v + 1), To: next, Fn: same})
 		typ = next
 	}
+	reg(evlog.Upcast{Type: "C", From: 1, To: "D"})
+	reg(evlog.Upcast{Type: "D", From: 1, To: "C"})
 	return u, renames
 }
 
@@ -90,8 +98,8 @@ func chainEnd(renames map[string]string, typ string, ver uint32) (string, uint32
 	steps := 0
 	for {
 		next, ok := renames[fmt.Sprintf("%s v%d", typ, ver)]
-		if !ok {
-			return typ, ver, steps
+		if !ok || steps > maxSteps {
+			return typ, ver, steps // steps > maxSteps: a runaway chain or a cycle
 		}
 		var v uint32
 		typ, _, _ = strings.Cut(next, " v")
@@ -119,7 +127,7 @@ func FuzzUpcastChain(f *testing.F) {
 	})
 }
 
-var upcastTypes = []string{"item_added", "ItemAdded", "note", "A", "B", "unknown"}
+var upcastTypes = []string{"item_added", "ItemAdded", "note", "A", "B", "C", "D", "unknown"}
 
 func checkUpcast(t *testing.T, payload []byte, typSel uint8, ver uint32, pp uint8) {
 	pingPong := int(pp) % 100
