@@ -28,13 +28,24 @@ const ctxCheckEvery = 256
 // reused or modified by the log (Data is carved out of shared, read-only
 // blocks, so keeping one event keeps its block of up to 64 KiB alive).
 func (l *Log) Events(ctx context.Context, from uint64) iter.Seq2[Envelope, error] {
-	return l.Range(ctx, from, 0)
+	return iterate(func(fn func(*Envelope) error) error { return l.scan(ctx, from, 0, fn) }, copier)
 }
 
-// Range is Events limited to seqs in [from, to]; to == 0 means the last
-// visible event.
+// Range is Events limited to seqs in [from, to] (inclusive; to beyond the
+// last visible event means the last). When to < from — in particular when
+// to is 0, as SeqAt returns for a time before the first event — it yields
+// nothing.
 func (l *Log) Range(ctx context.Context, from, to uint64) iter.Seq2[Envelope, error] {
-	return iterate(func(fn func(*Envelope) error) error { return l.scan(ctx, from, to, fn) }, copier)
+	return iterate(func(fn func(*Envelope) error) error { return l.scanRange(ctx, from, to, fn) }, copier)
+}
+
+// scanRange is scan for [from, to] where to == 0 means nothing (Range's
+// contract), not "to the end" (scan's).
+func (l *Log) scanRange(ctx context.Context, from, to uint64, fn func(*Envelope) error) error {
+	if to == 0 || to < from {
+		return nil
+	}
+	return l.scan(ctx, from, to, fn)
 }
 
 // Stream returns an iterator over one stream's events in version order,

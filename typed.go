@@ -76,36 +76,80 @@ func (t *TypedLog[T]) Append(ctx context.Context, stream string, expect Expectat
 
 // Request encodes events into an AppendRequest, for Log.AppendBatch.
 func (t *TypedLog[T]) Request(stream string, expect Expectation, events ...Event[T]) (AppendRequest, error) {
+	reqs, err := encodeParts([]Batch[T]{{Stream: stream, Expect: expect, Events: events}})
+	if err != nil {
+		return AppendRequest{}, err
+	}
+	return reqs[0], nil
+}
+
+// Batch is one stream's part of a typed AppendBatch.
+type Batch[T any] struct {
+	Stream string
+	Expect Expectation
+	Events []Event[T]
+}
+
+// AppendBatch encodes the parts' payloads (into one buffer) and appends
+// them as one atomic batch, as Log.AppendBatch does; it returns, per part,
+// the position of its last event.
+func (t *TypedLog[T]) AppendBatch(ctx context.Context, parts []Batch[T]) ([]Position, error) {
+	reqs, err := encodeParts(parts)
+	if err != nil {
+		return nil, err
+	}
+	return t.l.AppendBatch(ctx, reqs)
+}
+
+// encodeParts encodes every payload of parts with one pooled encoder into
+// one buffer, and builds the requests over one slice of envelopes: a few
+// allocations for the whole batch, not per event.
+func encodeParts[T any](parts []Batch[T]) ([]AppendRequest, error) {
 	enc := getEncoder()
 	defer putEncoder(enc)
-	envs := make([]Envelope, len(events))
-	ends := make([]int, len(events))
-	for i := range events {
-		if err := enc.enc.Encode(&events[i].Data); err != nil {
-			return AppendRequest{}, fmt.Errorf("%w: encoding event %d (%s) of stream %q: %w", ErrInvalid, i, events[i].Type, stream, err)
+	n := 0
+	for _, p := range parts {
+		n += len(p.Events)
+	}
+	envs := make([]Envelope, 0, n)
+	ends := make([]int, 0, n) // end of each payload in the buffer
+	for _, p := range parts {
+		for i := range p.Events {
+			e := &p.Events[i]
+			if err := enc.enc.Encode(&e.Data); err != nil {
+				return nil, fmt.Errorf("%w: encoding event %d (%s) of stream %q: %w", ErrInvalid, i, e.Type, p.Stream, err)
+			}
+			ends = append(ends, enc.buf.Len())
+			envs = append(envs, Envelope{Stream: e.Stream, Seq: e.Seq, Version: e.Version, Type: e.Type,
+				SchemaVersion: e.SchemaVersion, ID: e.ID, Time: e.Time, Meta: e.Meta})
 		}
-		ends[i] = enc.buf.Len()
 	}
-	data := bytes.Clone(enc.buf.Bytes()) // one allocation for all payloads
+	data := bytes.Clone(enc.buf.Bytes()) // the buffer is reused: copy once
 	start := 0
-	for i, e := range events {
-		envs[i] = Envelope{Stream: e.Stream, Seq: e.Seq, Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion,
-			ID: e.ID, Time: e.Time, Meta: e.Meta, Data: data[start:ends[i]:ends[i]]}
-		start = ends[i]
+	for i, end := range ends {
+		envs[i].Data = data[start:end:end]
+		start = end
 	}
-	return AppendRequest{Stream: stream, Expect: expect, Events: envs}, nil
+	reqs := make([]AppendRequest, len(parts))
+	k := 0
+	for i, p := range parts {
+		reqs[i] = AppendRequest{Stream: p.Stream, Expect: p.Expect, Events: envs[k : k+len(p.Events) : k+len(p.Events)]}
+		k += len(p.Events)
+	}
+	return reqs, nil
 }
 
 // Events iterates the whole log from seq from, decoding every payload as T
 // (see Log.Events). A payload that does not decode ends the iteration with
 // a *DecodeError.
 func (t *TypedLog[T]) Events(ctx context.Context, from uint64) iter.Seq2[Event[T], error] {
-	return t.Range(ctx, from, 0)
+	return iterate(func(fn func(*Envelope) error) error { return t.l.scan(ctx, from, 0, fn) }, t.decoder)
 }
 
-// Range is Events limited to seqs in [from, to] (to == 0: the last).
+// Range is Events limited to seqs in [from, to] (see Log.Range: to < from,
+// including 0, yields nothing).
 func (t *TypedLog[T]) Range(ctx context.Context, from, to uint64) iter.Seq2[Event[T], error] {
-	return iterate(func(fn func(*Envelope) error) error { return t.l.scan(ctx, from, to, fn) }, t.decoder)
+	return iterate(func(fn func(*Envelope) error) error { return t.l.scanRange(ctx, from, to, fn) }, t.decoder)
 }
 
 // Stream iterates one stream from version fromVersion (see Log.Stream).

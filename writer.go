@@ -68,13 +68,12 @@ type writer struct {
 	// versions caches streams' current versions (0: no stream). Streams of
 	// the active segment are also found in idx, older ones in the sealed
 	// segments' indexes, so the cache can be dropped at any time.
-	versions map[string]uint64
+	versions map[string]uint64 // including the staged requests' (see undo)
 
 	// The group being staged.
 	buf      []byte
 	infos    []segment.EventInfo
 	group    []*request
-	overlay  map[string]uint64 // versions after the staged requests
 	undo     []undoEntry
 	nextSeq  uint64 // seq the next staged event gets
 	nextTime int64  // recorded time of the last staged event
@@ -91,7 +90,15 @@ type writer struct {
 type undoEntry struct {
 	stream string
 	old    uint64
-	had    bool
+}
+
+// undoTo restores the stream versions changed by the undo entries from
+// mark on, newest first.
+func (w *writer) undoTo(mark int) {
+	for i := len(w.undo) - 1; i >= mark; i-- {
+		w.versions[w.undo[i].stream] = w.undo[i].old
+	}
+	w.undo = w.undo[:mark]
 }
 
 // maxVersionCache bounds the writer's stream-version cache.
@@ -105,7 +112,7 @@ func startWriter(l *Log, rec *recovered) (*writer, error) {
 	w := &writer{
 		l: l, opts: l.opts,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
-		versions: make(map[string]uint64), overlay: make(map[string]uint64),
+		versions: make(map[string]uint64),
 	}
 	w.lastSeq, w.lastTime, w.streams = l.pub.seq, l.pub.time, l.pub.streams
 	if rec.active == nil {
@@ -352,9 +359,6 @@ func (w *writer) take(r *request) {
 
 // version returns the stream's version after the staged requests.
 func (w *writer) version(stream string) (uint64, error) {
-	if v, ok := w.overlay[stream]; ok {
-		return v, nil
-	}
 	if v, ok := w.versions[stream]; ok {
 		return v, nil
 	}
@@ -364,9 +368,6 @@ func (w *writer) version(stream string) (uint64, error) {
 		if v, err = w.sealedVersion(stream); err != nil {
 			return 0, err
 		}
-	}
-	if len(w.versions) >= maxVersionCache {
-		clear(w.versions)
 	}
 	w.versions[stream] = v
 	return v, nil
@@ -404,15 +405,7 @@ func (w *writer) stage(r *request) error {
 	seq0, time0, new0 := w.nextSeq, w.nextTime, w.newStrs
 	fail := func(err error) error {
 		w.buf, w.infos = w.buf[:mark], w.infos[:infoMark]
-		for i := len(w.undo) - 1; i >= undoMark; i-- {
-			u := w.undo[i]
-			if u.had {
-				w.overlay[u.stream] = u.old
-			} else {
-				delete(w.overlay, u.stream)
-			}
-		}
-		w.undo = w.undo[:undoMark]
+		w.undoTo(undoMark)
 		w.nextSeq, w.nextTime, w.newStrs = seq0, time0, new0
 		return err
 	}
@@ -463,9 +456,10 @@ func (w *writer) stage(r *request) error {
 			w.nextSeq++
 			w.nextTime = t
 		}
-		old, had := w.overlay[req.Stream]
-		w.undo = append(w.undo, undoEntry{stream: req.Stream, old: old, had: had})
-		w.overlay[req.Stream] = cur
+		// version() cached the stream's committed version: the undo entry
+		// puts it back if the request or the group fails.
+		w.undo = append(w.undo, undoEntry{stream: req.Stream, old: w.versions[req.Stream]})
+		w.versions[req.Stream] = cur
 		r.pos[i] = Position{Seq: w.nextSeq - 1, Version: cur, Time: time.Unix(0, w.nextTime).UTC()}
 	}
 	w.buf = segment.AppendCommitFrame(w.buf, segment.Commit{FirstSeq: seq0, Count: uint32(w.nextSeq - seq0), DurableEnd: w.durable})
@@ -515,8 +509,9 @@ func (w *writer) flush() {
 	l.broadcastLocked()
 	l.mu.Unlock()
 
-	for s, v := range w.overlay {
-		w.versions[s] = v
+	w.undo = w.undo[:0] // the staged versions are committed now
+	if len(w.versions) >= maxVersionCache {
+		clear(w.versions) // a cache: the indexes hold every committed version
 	}
 	l.stats.group(w.calls, events)
 	for _, r := range w.group {
@@ -525,8 +520,10 @@ func (w *writer) flush() {
 	w.resetGroup()
 }
 
+// resetGroup drops the staged group, undoing its stream versions (none
+// are left to undo after a successful flush).
 func (w *writer) resetGroup() {
-	clear(w.overlay)
+	w.undoTo(0)
 	clear(w.group)
 	w.buf, w.infos, w.group, w.undo = w.buf[:0], w.infos[:0], w.group[:0], w.undo[:0]
 	w.nextSeq, w.nextTime, w.newStrs, w.calls = w.lastSeq+1, w.lastTime, 0, 0

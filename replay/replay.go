@@ -42,7 +42,7 @@ type Source interface {
 	LastSeq() uint64
 	// SeqAt returns the seq of the last event recorded at or before t.
 	SeqAt(t time.Time) (uint64, error)
-	// Range iterates the events with seq in [from, to] (to 0: the last), in
+	// Range iterates the events with seq in [from, to] (nothing if to < from), in
 	// seq order; an error ends the iteration.
 	Range(ctx context.Context, from, to uint64) iter.Seq2[event.Envelope, error]
 	// Stream iterates one stream's events from version fromVersion.

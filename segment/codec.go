@@ -152,8 +152,10 @@ type Decoder struct {
 	strs map[string]string
 }
 
-// maxInterned bounds the Decoder's intern table; it is cleared when full.
-const maxInterned = 4096
+// maxInterned bounds the Decoder's intern table (stream, type and meta
+// key names); it is cleared when full. Logs with more distinct names than
+// this decode correctly, with one string allocation per name miss.
+const maxInterned = 1 << 16
 
 func (d *Decoder) intern(b []byte) string {
 	if s, ok := d.strs[string(b)]; ok { // no allocation for the lookup
