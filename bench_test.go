@@ -183,6 +183,76 @@ func BenchmarkAppendBatch(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 	})
+	// One batch of 1,000 events over 1,000 streams (10k streams in all).
+	b.Run("impl=raw/streams=1000", func(b *testing.B) {
+		r := newRawLog(b, filepath.Join(b.TempDir(), "raw"))
+		defer r.f.Close()
+		i := 0
+		for b.Loop() {
+			if err := r.appendSpread(items, i); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("impl=evlog/streams=1000", func(b *testing.B) {
+		l, err := Open(b.TempDir(), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		tl := Typed[benchItem](l)
+		evs := make([]Event[benchItem], batch)
+		parts := make([]Batch[benchItem], batch)
+		names := make([]string, 10_000)
+		for i := range names {
+			names[i] = fmt.Sprintf("s-%d", i)
+		}
+		ctx := context.Background()
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			for j := range parts {
+				evs[j] = Event[benchItem]{Type: "item_added", Data: items[j]}
+				parts[j] = Batch[benchItem]{Stream: names[(i*batch+j)%len(names)], Expect: ExpectAny, Events: evs[j : j+1]}
+			}
+			if _, err := tl.AppendBatch(ctx, parts); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	})
+}
+
+// appendSpread is append with every event in its own stream (of 10k).
+func (r *rawLog) appendSpread(items []benchItem, i int) error {
+	first := r.seq + 1
+	now := time.Now().UnixNano()
+	for j := range items {
+		r.pbuf.Reset()
+		if err := r.enc.Encode(&items[j]); err != nil {
+			return err
+		}
+		stream := fmt.Sprintf("s-%d", (i*len(items)+j)%10_000)
+		r.seq++
+		r.ver[stream]++
+		e := event.Envelope{Seq: r.seq, Stream: stream, Version: r.ver[stream], Type: "item_added", SchemaVersion: 1,
+			Time: time.Unix(0, now), Data: r.pbuf.Bytes()}
+		r.buf = segment.AppendEventFrame(r.buf[:0], &e)
+		if _, err := r.w.Write(r.buf); err != nil {
+			return err
+		}
+	}
+	r.buf = segment.AppendCommitFrame(r.buf[:0], segment.Commit{FirstSeq: first, Count: uint32(len(items))})
+	if _, err := r.w.Write(r.buf); err != nil {
+		return err
+	}
+	if err := r.w.Flush(); err != nil {
+		return err
+	}
+	return r.f.Sync()
 }
 
 // BenchmarkAppendSingle: single-event durable appends for a fixed
