@@ -69,13 +69,25 @@ func newRawLog(b testing.TB, path string) *rawLog {
 }
 
 func (r *rawLog) append(stream string, items []benchItem) error {
+	return r.appendEach(items, func(int) string { return stream })
+}
+
+// appendSpread is append with every event in its own stream (of 10k).
+func (r *rawLog) appendSpread(items []benchItem, i int) error {
+	return r.appendEach(items, func(j int) string { return fmt.Sprintf("s-%d", (i*len(items)+j)%10_000) })
+}
+
+// appendEach writes items as one batch (event j in stream streamOf(j)),
+// then a commit frame, and fsyncs.
+func (r *rawLog) appendEach(items []benchItem, streamOf func(j int) string) error {
 	first := r.seq + 1
 	now := time.Now().UnixNano()
-	for i := range items {
+	for j := range items {
 		r.pbuf.Reset()
-		if err := r.enc.Encode(&items[i]); err != nil {
+		if err := r.enc.Encode(&items[j]); err != nil {
 			return err
 		}
+		stream := streamOf(j)
 		r.seq++
 		r.ver[stream]++
 		e := event.Envelope{Seq: r.seq, Stream: stream, Version: r.ver[stream], Type: "item_added", SchemaVersion: 1,
@@ -224,35 +236,6 @@ func BenchmarkAppendBatch(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 	})
-}
-
-// appendSpread is append with every event in its own stream (of 10k).
-func (r *rawLog) appendSpread(items []benchItem, i int) error {
-	first := r.seq + 1
-	now := time.Now().UnixNano()
-	for j := range items {
-		r.pbuf.Reset()
-		if err := r.enc.Encode(&items[j]); err != nil {
-			return err
-		}
-		stream := fmt.Sprintf("s-%d", (i*len(items)+j)%10_000)
-		r.seq++
-		r.ver[stream]++
-		e := event.Envelope{Seq: r.seq, Stream: stream, Version: r.ver[stream], Type: "item_added", SchemaVersion: 1,
-			Time: time.Unix(0, now), Data: r.pbuf.Bytes()}
-		r.buf = segment.AppendEventFrame(r.buf[:0], &e)
-		if _, err := r.w.Write(r.buf); err != nil {
-			return err
-		}
-	}
-	r.buf = segment.AppendCommitFrame(r.buf[:0], segment.Commit{FirstSeq: first, Count: uint32(len(items))})
-	if _, err := r.w.Write(r.buf); err != nil {
-		return err
-	}
-	if err := r.w.Flush(); err != nil {
-		return err
-	}
-	return r.f.Sync()
 }
 
 // BenchmarkAppendSingle: single-event durable appends for a fixed
