@@ -161,15 +161,7 @@ func tailOf(x *Index, pending []EventInfo, bad, end int64, reason string) *Tail 
 // durable end beyond bad (bad had been fsynced before that commit was
 // written), and a torn tail otherwise.
 func finishTail(ra io.ReaderAt, x *Index, pending []EventInfo, bad, end int64, reason, file string) (*Index, *Tail, error) {
-	// A later commit proves bad was durable only if it is a plausible
-	// commit of this segment: it claims a durable end beyond bad but not
-	// beyond itself (a real commit never does), for seqs after the last
-	// committed one. (Bytes inside an event payload can still imitate such
-	// a commit; then a torn tail is reported as corruption — the safe
-	// direction: Open refuses instead of truncating.)
-	off, c, err := findCommitAfter(ra, bad+1, end, func(at int64, c Commit) bool {
-		return c.DurableEnd > bad && c.DurableEnd <= at && c.FirstSeq > x.LastSeq
-	})
+	off, c, err := ProvesDurable(ra, bad, end, x.LastSeq)
 	if err != nil {
 		return nil, nil, fmt.Errorf("evlog/segment: reading %s: %w", file, err)
 	}
@@ -178,6 +170,27 @@ func finishTail(ra io.ReaderAt, x *Index, pending []EventInfo, bad, end int64, r
 			Reason: fmt.Sprintf("%s, but a valid commit follows at offset %d (seqs %d+%d, durable through %d)", reason, off, c.FirstSeq, c.Count, c.DurableEnd)}
 	}
 	return x, tailOf(x, pending, bad, end, reason), nil
+}
+
+// ProvesDurable looks in (bad, end) for a commit frame proving that the
+// invalid data at bad had been fsynced — the rule that tells corruption
+// from a torn tail. A later commit proves it only if it is a plausible
+// commit of this segment: it claims a durable end beyond bad but not
+// beyond itself (a real commit never does), for seqs after lastSeq, the
+// last committed one. (Bytes inside an event payload can still imitate
+// such a commit; then a torn tail is reported as corruption — the safe
+// direction: Open refuses instead of truncating.) It returns the commit's
+// offset, or -1.
+func ProvesDurable(ra io.ReaderAt, bad, end int64, lastSeq uint64) (int64, Commit, error) {
+	return findCommitAfter(ra, bad+1, end, func(at int64, c Commit) bool {
+		return c.DurableEnd > bad && c.DurableEnd <= at && c.FirstSeq > lastSeq
+	})
+}
+
+// HasCommit reports whether a valid commit frame starts in [from, end).
+func HasCommit(ra io.ReaderAt, from, end int64) (bool, error) {
+	off, _, err := findCommitAfter(ra, from, end, func(int64, Commit) bool { return true })
+	return off >= 0, err
 }
 
 // findCommitAfter returns the offset of the first valid commit frame

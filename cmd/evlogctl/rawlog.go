@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -162,46 +161,8 @@ func anyCommit(fsys vfs.FS, name string) bool {
 	if err != nil {
 		return false
 	}
-	return commitAfter(f, segment.HeaderSize, size, -1)
-}
-
-// commitAfter reports whether a valid commit frame starts in [from, end)
-// whose durable end is beyond durableAfter.
-func commitAfter(ra io.ReaderAt, from, end, durableAfter int64) bool {
-	const chunk = 1 << 20
-	var pat [5]byte // a commit frame's length and kind fields
-	binary.LittleEndian.PutUint32(pat[:4], uint32(segment.CommitFrameSize-segment.FrameHeaderSize))
-	pat[4] = byte(segment.KindCommit)
-	buf := make([]byte, chunk+segment.CommitFrameSize)
-	for base := from; base < end; base += chunk {
-		n := int(min(int64(len(buf)), end-base))
-		if m, _ := ra.ReadAt(buf[:n], base); m < n {
-			n = m
-		}
-		b := buf[:n]
-		for i := 0; ; {
-			j := bytes.Index(b[i:], pat[:])
-			if j < 0 {
-				break
-			}
-			p := i + j - frameLenOff
-			i += j + 1
-			if p < 0 || p >= chunk || p+segment.CommitFrameSize > len(b) {
-				continue
-			}
-			fr := b[p : p+segment.CommitFrameSize]
-			if crc32.Checksum(fr[frameLenOff:], castagnoli) != binary.LittleEndian.Uint32(fr[frameCRCOff:]) {
-				continue
-			}
-			if c, err := segment.DecodeCommit(fr[segment.FrameHeaderSize:]); err == nil && c.DurableEnd > durableAfter {
-				return true
-			}
-		}
-		if n < len(buf) && base+int64(n) < end {
-			break // the file shrank
-		}
-	}
-	return false
+	ok, err := segment.HasCommit(f, segment.HeaderSize, size)
+	return err == nil && ok
 }
 
 // rawFile is one segment file being read.
@@ -309,6 +270,7 @@ func (r *rawFile) frames(ctx context.Context, off, end, size int64) error {
 		gap        *rawGap
 		env        evlog.Envelope
 		n          int
+		lastSeq    uint64 // of the last committed batch
 	)
 	// damage starts (or extends) a gap at the invalid frame at; the pending
 	// batch joins it. It returns errTorn when the gap is a torn tail, which
@@ -320,8 +282,11 @@ func (r *rawFile) frames(ctx context.Context, off, end, size int64) error {
 				start = pendingOff
 			}
 			gap = &rawGap{file: r.name, offset: start, bad: at, reason: reason}
-			if r.torn && !commitAfter(r.f, at+1, size, at) {
-				gap.torn, gap.length = true, size-start
+			if r.torn {
+				// The rule recovery applies (segment.Scan).
+				if off, _, err := segment.ProvesDurable(r.f, at, size, lastSeq); err == nil && off < 0 {
+					gap.torn, gap.length = true, size-start
+				}
 			}
 		}
 		for _, e := range pending {
@@ -402,6 +367,7 @@ func (r *rawFile) frames(ctx context.Context, off, end, size int64) error {
 					return err
 				}
 				b := &rawBatch{file: r.name, offset: pendingOff, events: pending}
+				lastSeq = pending[len(pending)-1].Seq
 				pending, pendingOff = nil, -1
 				if err := r.visit.batch(b); err != nil {
 					return err
