@@ -93,45 +93,50 @@ func checkWholeBatches(ctx context.Context, l *Log) error {
 	return nil
 }
 
-// TestConflictsExactlyOncePerLostRace: goroutines race on one stream with
-// ExpectVersion; every version is won by exactly one append, and every
-// loser gets a ConflictError carrying a newer actual version.
+// TestConflictsExactlyOncePerLostRace: in every round all racers read the
+// stream's version, wait on a barrier, then append with ExpectVersion; the
+// race is created, not hoped for, so each round has exactly one winner and
+// racers-1 losers, each loser getting a ConflictError with a newer actual
+// version.
 func TestConflictsExactlyOncePerLostRace(t *testing.T) {
 	ctx := t.Context()
 	l := openMem(t, vfs.NewMem(), Options{})
 	defer l.Close()
 	const racers, rounds = 6, 40
-	var wins, losses atomic.Int64
-	var wg sync.WaitGroup
-	for r := range racers {
-		wg.Go(func() {
-			for range rounds {
+	for round := range rounds {
+		var read, done sync.WaitGroup
+		start := make(chan struct{})
+		var wins, losses atomic.Int64
+		read.Add(racers)
+		for r := range racers {
+			done.Go(func() {
 				v, err := l.StreamVersion(ctx, "hot")
+				read.Done()
 				if err != nil {
 					t.Error(err)
 					return
 				}
+				<-start // every racer holds the same version now
 				_, err = l.Append(ctx, "hot", ExpectVersion(v), Envelope{Type: "inc", Data: []byte{byte(r)}})
 				switch ce, ok := errors.AsType[*ConflictError](err); {
 				case err == nil:
 					wins.Add(1)
-				case ok && errors.Is(err, ErrVersionConflict) && ce.Actual > v && ce.Expected == ExpectVersion(v):
+				case ok && errors.Is(err, ErrVersionConflict) && ce.Actual == v+1 && ce.Expected == ExpectVersion(v):
 					losses.Add(1)
 				default:
-					t.Errorf("append: %v", err)
-					return
+					t.Errorf("round %d: append: %v", round, err)
 				}
-			}
-		})
-	}
-	wg.Wait()
-	v, _ := l.StreamVersion(ctx, "hot")
-	if v != uint64(wins.Load()) || wins.Load()+losses.Load() != racers*rounds {
-		t.Fatalf("stream at version %d after %d wins and %d conflicts (of %d attempts)", v, wins.Load(), losses.Load(), racers*rounds)
-	}
-	t.Logf("%d wins, %d conflicts", wins.Load(), losses.Load())
-	if losses.Load() == 0 {
-		t.Fatal("no race was lost: the test did not exercise conflicts")
+			})
+		}
+		read.Wait()
+		close(start)
+		done.Wait()
+		if wins.Load() != 1 || losses.Load() != racers-1 {
+			t.Fatalf("round %d: %d wins and %d conflicts, want 1 and %d", round, wins.Load(), losses.Load(), racers-1)
+		}
+		if v, err := l.StreamVersion(ctx, "hot"); err != nil || v != uint64(round+1) {
+			t.Fatalf("round %d: stream at version %d (%v), want %d", round, v, err, round+1)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/aggregate"
 	"github.com/evlog/evlog/replay"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // counter is a test aggregate: a map of named counters.
@@ -262,6 +264,64 @@ func TestSnapshotPolicy(t *testing.T) {
 		if target == replay.Latest() && got.Plan.Snapshot == nil {
 			t.Fatalf("latest state did not use a snapshot: %+v", got.Plan)
 		}
+	}
+}
+
+// blockingSaves is a snapshot store whose first Save waits until release
+// is closed: a snapshot worker kept busy, deterministically.
+type blockingSaves struct {
+	aggregate.Snapshots
+	started chan struct{} // closed when the first Save began
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingSaves) Save(ctx context.Context, m snapshot.Meta, state []byte) (snapshot.Meta, error) {
+	first := false
+	b.once.Do(func() { first = true; close(b.started) })
+	if first {
+		<-b.release
+	}
+	return b.Snapshots.Save(ctx, m, state)
+}
+
+// TestSnapshotPolicyBusyWorker: while the background worker is busy with
+// one snapshot, the snapshots that fall due are coalesced, not dropped:
+// after Close the last due one (version 90 of 95, every 10) is on disk.
+func TestSnapshotPolicyBusyWorker(t *testing.T) {
+	ctx := t.Context()
+	l, err := evlog.Open(t.TempDir(), evlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	store, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps := &blockingSaves{Snapshots: store, started: make(chan struct{}), release: make(chan struct{})}
+	r := aggregate.NewRepository(l, snaps, counterDef, aggregate.Codec[evlog.Event[inc]](evlog.NewCodec[inc](nil)), aggregate.Options{SnapshotEvery: 10, KeepSnapshots: 2})
+	for i := range 95 {
+		if _, err := r.Execute(ctx, "c", add("a", 1)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 9 {
+			<-snaps.started // the worker now holds the snapshot at 10
+		}
+	}
+	close(snaps.release)
+	r.Close()
+	list, err := store.List(r.Subject("c").Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, m := range list {
+		seqs = append(seqs, m.Seq)
+	}
+	slices.Sort(seqs)
+	if d := cmp.Diff([]uint64{10, 90}, seqs); d != "" {
+		t.Fatalf("snapshot seqs after a busy worker and Close (-want +got):\n%s", d)
 	}
 }
 

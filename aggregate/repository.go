@@ -63,9 +63,18 @@ type Repository[S, E any] struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	inFlight map[string]bool // instances being snapshotted
+	// pending holds, per instance being snapshotted, the newest snapshot
+	// that fell due meanwhile; the running worker takes it next, so a
+	// busy worker coalesces requests but never drops the last due one.
+	pending  map[string]pendingSnap[S]
 	queues   map[string]*cmdQueue[S, E]
 	lastSnap map[string]snapMark
 	closed   bool
+}
+
+type pendingSnap[S any] struct {
+	inst  Instance[S]
+	state S
 }
 
 type snapMark struct {
@@ -89,7 +98,7 @@ func NewRepository[S, E any](log Log, snaps Snapshots, def Definition[S, E], cod
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Repository[S, E]{def: def, log: log, snaps: snaps, codec: codec, opts: opts,
-		cache: newCache[S](opts.CacheSize), inFlight: make(map[string]bool), lastSnap: make(map[string]snapMark),
+		cache: newCache[S](opts.CacheSize), inFlight: make(map[string]bool), pending: make(map[string]pendingSnap[S]), lastSnap: make(map[string]snapMark),
 		queues: make(map[string]*cmdQueue[S, E])}
 }
 
@@ -345,8 +354,11 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 	}
 }
 
-// maybeSnapshot starts a background snapshot of inst when the policy says
-// so and none of it is running.
+// maybeSnapshot takes a background snapshot of inst when the policy says
+// so. While a snapshot of the same instance is running, the newest due
+// request waits as pending and the running worker takes it next: requests
+// coalesce, but the last due snapshot is always written (Close waits for
+// it).
 func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 	if r.snaps == nil || (r.opts.SnapshotEvery <= 0 && r.opts.SnapshotInterval <= 0) {
 		return
@@ -360,20 +372,32 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 	}
 	due := r.opts.SnapshotEvery > 0 && inst.Version-last.version >= uint64(r.opts.SnapshotEvery) ||
 		r.opts.SnapshotInterval > 0 && time.Since(last.at) >= r.opts.SnapshotInterval
-	if !due || r.inFlight[id] || r.closed {
+	if !due || r.closed {
+		return
+	}
+	r.lastSnap[id] = snapMark{version: inst.Version, at: time.Now()}
+	next := pendingSnap[S]{inst: inst, state: r.def.clone(inst.State)}
+	if r.inFlight[id] {
+		r.pending[id] = next // replaces an older pending one: coalesced
 		return
 	}
 	r.inFlight[id] = true
-	r.lastSnap[id] = snapMark{version: inst.Version, at: time.Now()}
-	state := r.def.clone(inst.State)
 	r.wg.Go(func() {
-		defer func() {
+		for {
+			if err := r.snapshot(id, next.inst, next.state); err != nil {
+				r.opts.Logger.Warn("evlog/aggregate: snapshot failed", "aggregate", r.def.Name, "id", id, "err", err)
+			}
 			r.mu.Lock()
-			delete(r.inFlight, id)
+			p, ok := r.pending[id]
+			delete(r.pending, id)
+			if !ok {
+				delete(r.inFlight, id)
+			}
 			r.mu.Unlock()
-		}()
-		if err := r.snapshot(id, inst, state); err != nil {
-			r.opts.Logger.Warn("evlog/aggregate: snapshot failed", "aggregate", r.def.Name, "id", id, "err", err)
+			if !ok {
+				return
+			}
+			next = p
 		}
 	})
 }
@@ -402,8 +426,9 @@ func (r *Repository[S, E]) Snapshot(ctx context.Context, id string) error {
 	return r.snapshot(id, inst, inst.State)
 }
 
-// Close waits for background snapshots to finish. The repository must not
-// be used afterwards.
+// Close waits for background snapshots to finish, including the last one
+// the policy found due (so it is on disk when Close returns). The
+// repository must not be used afterwards.
 func (r *Repository[S, E]) Close() error {
 	r.mu.Lock()
 	r.closed = true
