@@ -348,3 +348,51 @@ func TestLoadUsesSnapshot(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// TestCommandPanicReleasesInstance: a panicking command re-panics in its
+// caller, appends nothing, and leaves its instance usable: a command queued
+// behind it completes, and later commands run.
+func TestCommandPanicReleasesInstance(t *testing.T) {
+	ctx := t.Context()
+	l, r := newRepo(t, aggregate.Options{}, evlog.Options{})
+	if _, err := r.Execute(ctx, "c", add("a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	boom := func(c counter) ([]evlog.Event[inc], error) {
+		close(entered)
+		<-release
+		c.N["a"] = 1000 // a half-applied change the repository must not keep
+		panic("boom")
+	}
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		r.Execute(ctx, "c", boom)
+	}()
+	<-entered // the panicking command leads the instance's queue now
+	queued := make(chan error, 1)
+	go func() {
+		_, err := r.Execute(ctx, "c", add("a", 1))
+		queued <- err
+	}()
+	// The second command is queued behind the first (or not yet: either
+	// way it must complete once the first panicked).
+	close(release)
+	if v := <-panicked; v != "boom" {
+		t.Fatalf("the caller recovered %v, want the command's panic \"boom\"", v)
+	}
+	if err := <-queued; err != nil {
+		t.Fatalf("the command queued behind a panic: %v", err)
+	}
+	res, err := r.Execute(ctx, "c", add("a", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State.N["a"] != 3 || res.Version != 3 {
+		t.Fatalf("after a panicking command: state %v at version %d, want a=3 at version 3", res.State.N, res.Version)
+	}
+	if n := l.LastSeq(); n != 3 {
+		t.Fatalf("the log holds %d events, want 3 (nothing of the panicking command)", n)
+	}
+}

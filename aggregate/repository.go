@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,6 +220,9 @@ func (r *Repository[S, E]) Execute(ctx context.Context, id string, cmd Command[S
 		}
 		<-p.done
 	}
+	if p.panicked {
+		panic(p.panicValue) // the command's own panic, in its caller
+	}
 	return p.res, p.err
 }
 
@@ -233,6 +237,23 @@ type pendingCmd[S, E any] struct {
 	done  chan struct{}
 	res   Result[S, E]
 	err   error
+	// panicked is set when deciding the command (or loading its instance)
+	// panicked; Execute re-panics with panicValue in the caller.
+	panicked   bool
+	panicValue any
+	finished   bool // done is closed (touched by the leader only)
+}
+
+// finish completes p with a result; the leader calls it once per command.
+func (p *pendingCmd[S, E]) finish(res Result[S, E], err error) {
+	p.res, p.err, p.finished = res, err, true
+	close(p.done)
+}
+
+// finishPanic completes p with a panic that Execute re-raises.
+func (p *pendingCmd[S, E]) finishPanic(v any) {
+	p.panicked, p.panicValue, p.finished = true, v, true
+	close(p.done)
 }
 
 const (
@@ -262,19 +283,39 @@ func (r *Repository[S, E]) lead(ctx context.Context, id string, q *cmdQueue[S, E
 				taken = append(taken, p)
 			}
 		}
-		r.runBatch(ctx, id, taken)
+		r.runBatchSafe(ctx, id, taken)
 	}
+}
+
+// runBatchSafe runs a batch so that a panic (in loading the instance, in
+// the definition or the codec) never wedges the instance: every command of
+// the batch still waiting gets the panic, re-raised by Execute in its
+// caller, and the leader goes on with the queue.
+func (r *Repository[S, E]) runBatchSafe(ctx context.Context, id string, batch []*pendingCmd[S, E]) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		r.cache.drop(id) // the cached state may be half-applied
+		for _, p := range batch {
+			if !p.finished {
+				p.finishPanic(v)
+			}
+		}
+	}()
+	r.runBatch(ctx, id, batch)
 }
 
 // runBatch decides a batch of commands in order and appends their events
 // in one atomic append, retrying the whole batch on conflicts.
 func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pendingCmd[S, E]) {
-	finish := func(p *pendingCmd[S, E], res Result[S, E], err error) {
-		p.res, p.err = res, err
-		close(p.done)
-	}
+	finish := (*pendingCmd[S, E]).finish
 	var lastErr error
 	for attempt := 1; attempt <= r.opts.MaxAttempts; attempt++ {
+		if len(batch) == 0 {
+			return
+		}
 		inst, err := r.Load(ctx, id)
 		if err != nil {
 			for _, p := range batch {
@@ -292,28 +333,49 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 			err    error
 		}
 		outs := make([]outcome, len(batch))
+		panicked := -1
 		for i, p := range batch {
-			events, err := p.cmd(r.def.clone(state))
-			outs[i] = outcome{p: p, events: events, err: err}
-			if err == nil {
-				mark := len(envs)
-				for _, e := range events {
-					env, eerr := r.codec.Encode(e)
-					if eerr != nil {
-						err = fmt.Errorf("evlog/aggregate: encoding an event of %s: %w", id, eerr)
-						break
+			// A panicking command is completed with its panic (re-raised in
+			// its caller); the others are decided again on a reloaded state,
+			// since the panic may have left state half-applied.
+			func() {
+				defer func() {
+					if v := recover(); v != nil {
+						p.finishPanic(v)
+						panicked = i
 					}
-					envs = append(envs, env)
+				}()
+				events, err := p.cmd(r.def.clone(state))
+				outs[i] = outcome{p: p, events: events, err: err}
+				if err == nil {
+					mark := len(envs)
+					for _, e := range events {
+						env, eerr := r.codec.Encode(e)
+						if eerr != nil {
+							err = fmt.Errorf("evlog/aggregate: encoding an event of %s: %w", id, eerr)
+							break
+						}
+						envs = append(envs, env)
+					}
+					if err != nil {
+						envs = envs[:mark] // nothing of a failed command
+						outs[i].err = err
+					} else {
+						state = r.def.Fold(state, events...)
+					}
 				}
-				if err != nil {
-					envs = envs[:mark] // nothing of a failed command
-					outs[i].err = err
-				} else {
-					state = r.def.Fold(state, events...)
-				}
+				outs[i].state = r.def.clone(state)
+				outs[i].count = len(envs)
+			}()
+			if panicked >= 0 {
+				break
 			}
-			outs[i].state = r.def.clone(state)
-			outs[i].count = len(envs)
+		}
+		if panicked >= 0 {
+			batch = slices.Delete(slices.Clone(batch), panicked, panicked+1)
+			r.cache.drop(id)
+			attempt-- // not a conflict
+			continue
 		}
 		if len(envs) == 0 {
 			for _, o := range outs {
