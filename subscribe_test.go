@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -43,7 +43,7 @@ func TestSubscribeSeesEverySeqOnce(t *testing.T) {
 			for s := range 3 {
 				from := uint64(s * 100)
 				subs.Go(func() {
-					sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+					sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 					defer cancel()
 					want := max(from, 1)
 					for e, err := range l.Subscribe(sctx, from) {
@@ -68,69 +68,59 @@ func TestSubscribeSeesEverySeqOnce(t *testing.T) {
 }
 
 // TestSubscribeCancelReleases: cancelling a waiting subscription ends it
-// with the context's error and leaves no goroutine behind.
+// with the context's error and leaves no goroutine behind. It runs in a
+// synctest bubble: synctest.Wait proves the subscriber is parked before
+// the cancel, and the bubble fails the test if any goroutine it started
+// is still alive when the log is closed.
 func TestSubscribeCancelReleases(t *testing.T) {
-	l := openMem(t, vfs.NewMem(), Options{})
-	defer l.Close()
-	l.Append(t.Context(), "s", ExpectAny, Envelope{Type: "t"})
-	before := runtime.NumGoroutine()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
+	synctest.Test(t, func(t *testing.T) {
+		l := openMem(t, vfs.NewMem(), Options{})
+		defer l.Close()
+		l.Append(t.Context(), "s", ExpectAny, Envelope{Type: "t"})
+		ctx, cancel := context.WithCancel(t.Context())
+		var n int
 		var last error
-		n := 0
-		for _, err := range l.Subscribe(ctx, 1) {
-			if err != nil {
-				last = err
-				continue
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, err := range l.Subscribe(ctx, 1) {
+				if err != nil {
+					last = err
+					continue
+				}
+				n++
 			}
-			n++
-		}
+		}()
+		synctest.Wait() // the subscriber saw seq 1 and waits for more
 		if n != 1 {
-			last = fmt.Errorf("saw %d events, want 1", n)
+			t.Fatalf("saw %d events before waiting, want 1", n)
 		}
-		done <- last
-	}()
-	time.Sleep(20 * time.Millisecond)
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("subscription ended with %v, want context.Canceled", err)
+		cancel()
+		<-done
+		if !errors.Is(last, context.Canceled) {
+			t.Fatalf("subscription ended with %v, want context.Canceled", last)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a cancelled subscription did not return")
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines after the subscription ended, %d before", n, before)
-	}
+	})
 }
 
 // TestSubscribeEndsOnClose: closing the log ends a waiting subscription.
 func TestSubscribeEndsOnClose(t *testing.T) {
-	l := openMem(t, vfs.NewMem(), Options{})
-	done := make(chan error, 1)
-	go func() {
-		for _, err := range l.Subscribe(context.Background(), 1) {
-			if err != nil {
-				done <- err
-				return
+	synctest.Test(t, func(t *testing.T) {
+		l := openMem(t, vfs.NewMem(), Options{})
+		done := make(chan error, 1)
+		go func() {
+			for _, err := range l.Subscribe(context.Background(), 1) {
+				if err != nil {
+					done <- err
+					return
+				}
 			}
-		}
-		done <- nil
-	}()
-	time.Sleep(10 * time.Millisecond)
-	l.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrClosed) {
+			done <- nil
+		}()
+		synctest.Wait() // the subscriber waits for an append
+		l.Close()
+		if err := <-done; !errors.Is(err, ErrClosed) {
 			t.Fatalf("got %v, want ErrClosed", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("subscription did not end when the log closed")
-	}
+	})
 }

@@ -224,10 +224,7 @@ func TestTailFollow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(out.String(), "\n") < n && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, fmt.Sprintf("tail -f to print %d lines", n), func() bool { return strings.Count(out.String(), "\n") >= n })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("tail -f ended with %v after an interrupt; want nil (exit 0)", err)
