@@ -89,6 +89,13 @@ type Options struct {
 	// BeforeSave are set by the log.
 	Snapshot snapshot.Options
 
+	// FollowInterval is how often Subscribe on a log opened with
+	// OpenReadOnly looks for what the writer (another process) committed
+	// since, by calling Refresh: a read-only subscription follows the
+	// writer by itself, across rolls and compactions. Default 100 ms. A
+	// writer's own subscriptions are woken by its appends and never poll.
+	FollowInterval time.Duration
+
 	// AllowSnapshotWrites lets the snapshot store of a log opened with
 	// OpenReadOnly create and remove snapshot files (never segments). Off
 	// by default: a read-only log modifies nothing.
@@ -97,13 +104,14 @@ type Options struct {
 
 // Defaults and limits of Options.
 const (
-	DefaultSegmentSize  = 64 << 20
-	MinSegmentSize      = 4 << 10
-	MaxSegmentSize      = 1 << 30
-	DefaultMaxEventSize = 1 << 20
-	MaxMaxEventSize     = 16 << 20
-	DefaultMaxBatchSize = 16 << 20
-	MaxMaxBatchSize     = segment.MaxFramePayload
+	DefaultSegmentSize    = 64 << 20
+	MinSegmentSize        = 4 << 10
+	MaxSegmentSize        = 1 << 30
+	DefaultMaxEventSize   = 1 << 20
+	MaxMaxEventSize       = 16 << 20
+	DefaultMaxBatchSize   = 16 << 20
+	DefaultFollowInterval = 100 * time.Millisecond
+	MaxMaxBatchSize       = segment.MaxFramePayload
 )
 
 // Validate reports whether o is a usable configuration.
@@ -123,6 +131,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxBatchSize != 0 && o.MaxBatchSize < o.withDefaults().MaxEventSize {
 		errs = append(errs, fmt.Errorf("MaxBatchSize %d is smaller than MaxEventSize", o.MaxBatchSize))
+	}
+	if o.FollowInterval < 0 {
+		errs = append(errs, fmt.Errorf("FollowInterval %v: must be 0 (default %v) or positive", o.FollowInterval, DefaultFollowInterval))
 	}
 	if err := o.Snapshot.Validate(); err != nil {
 		errs = append(errs, err)
@@ -146,6 +157,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
+	}
+	if o.FollowInterval == 0 {
+		o.FollowInterval = DefaultFollowInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

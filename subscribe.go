@@ -2,13 +2,20 @@ package evlog
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"iter"
+	"time"
 )
 
 // Subscribe returns an iterator over every event from seq from (0 or 1:
 // the first) on: first the history, then live appends as they become
 // visible, in seq order, with no gap and no duplicate across the
-// catch-up/live boundary. It wakes on append (no polling) and runs until
+// catch-up/live boundary. On a writer's log it wakes on append (no
+// polling); on a log opened with OpenReadOnly it follows the writer in
+// another process by itself, calling Refresh every Options.FollowInterval
+// (across rolls and compactions; a Refresh failure ends it only when it
+// persists over 10 tries in a row). It runs until
 // ctx is done — the iteration then ends with ctx's error — or the log is
 // closed (ErrClosed), or a read fails.
 //
@@ -18,12 +25,12 @@ import (
 // bounded however far behind it is (the log never blocks on it).
 //
 // The iterator starts no goroutine: breaking out of the loop or cancelling
-// ctx releases everything. On a read-only log, new events appear after
-// Refresh.
+// ctx releases everything.
 func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[Envelope, error] {
 	return func(yield func(Envelope, error) bool) {
 		next := max(from, 1)
 		convert := copier()
+		follow := follower{l: l}
 		for {
 			l.mu.RLock()
 			wake, last, closed := l.notify, l.pub.seq, l.closed
@@ -50,12 +57,55 @@ func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[Envelope, er
 				}
 				continue
 			}
-			select {
-			case <-wake:
-			case <-ctx.Done():
-				yield(Envelope{}, ctx.Err())
+			if !l.readOnly {
+				select {
+				case <-wake:
+				case <-ctx.Done():
+					yield(Envelope{}, ctx.Err())
+					return
+				}
+				continue
+			}
+			if err := follow.wait(ctx, wake); err != nil {
+				yield(Envelope{}, err)
 				return
 			}
 		}
 	}
+}
+
+// maxFollowFailures is how many Refreshes in a row may fail before a
+// read-only subscription reports the error: a writer passes through states
+// (a roll, a compaction, a snapshot prune) that one listing can catch half
+// done; damage is what persists.
+const maxFollowFailures = 10
+
+// follower makes a read-only log's subscription follow the writer: it waits
+// for a Refresh of another reader (wake) or for FollowInterval, then
+// refreshes.
+type follower struct {
+	l        *Log
+	failures int
+	last     error
+}
+
+func (f *follower) wait(ctx context.Context, wake <-chan struct{}) error {
+	t := time.NewTimer(f.l.opts.FollowInterval)
+	defer t.Stop()
+	select {
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	err := f.l.Refresh()
+	if err == nil || errors.Is(err, ErrClosed) {
+		f.failures = 0
+		return err
+	}
+	if f.failures++; f.failures >= maxFollowFailures {
+		return fmt.Errorf("evlog: following the writer: %d refreshes in a row failed: %w", f.failures, err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package evlog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -121,6 +122,72 @@ func TestSubscribeEndsOnClose(t *testing.T) {
 		l.Close()
 		if err := <-done; !errors.Is(err, ErrClosed) {
 			t.Fatalf("got %v, want ErrClosed", err)
+		}
+	})
+}
+
+// TestSubscribeReadOnlyFollows: Subscribe on a read-only log follows the
+// writer by itself (no Refresh loop in the caller), across rolls and a
+// compaction, and delivers every event once, in order. In a synctest bubble
+// the follow interval is virtual time.
+func TestSubscribeReadOnlyFollows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		mem := vfs.NewMem()
+		w := openMem(t, mem, Options{SegmentSize: MinSegmentSize})
+		defer w.Close()
+		appendN := func(from, n int) {
+			for i := range n {
+				if _, err := w.Append(ctx, fmt.Sprintf("s-%d", (from+i)%5), ExpectAny, Envelope{Type: "t", Data: bytes.Repeat([]byte{byte(from + i)}, 100)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		appendN(0, 10)
+		r, err := openFS(vfs.ReadOnly(mem), Options{FollowInterval: 50 * time.Millisecond}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		const total = 400
+		got := make(chan uint64, total)
+		done := make(chan error, 1)
+		go func() {
+			// Virtual time: a subscription that does not follow fails after
+			// ten virtual minutes instead of hanging the test.
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+			defer cancel()
+			for e, err := range r.Subscribe(sctx, 1) {
+				if err != nil {
+					done <- err
+					return
+				}
+				got <- e.Seq
+				if e.Seq == total {
+					done <- nil
+					return
+				}
+			}
+		}()
+		appendN(10, 190) // several rolls
+		synctest.Wait()
+		if _, err := w.Compact(ctx, CompactOptions{TargetSize: 1 << 20}); err != nil {
+			t.Fatal(err)
+		}
+		appendN(200, total-200)
+		if err := <-done; err != nil {
+			t.Fatalf("read-only subscription: %v", err)
+		}
+		close(got)
+		want := uint64(1)
+		for seq := range got {
+			if seq != want {
+				t.Fatalf("got seq %d, want %d", seq, want)
+			}
+			want++
+		}
+		if want != total+1 {
+			t.Fatalf("saw %d events, want %d", want-1, total)
 		}
 	})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/evlog/evlog"
 )
@@ -12,8 +11,10 @@ Prints the last events of the log in DIR (the last -n, or from --from SEQ
 on), in dump's text or jsonl form. With -f it keeps printing the events
 that another process appends until it is interrupted (SIGINT or SIGTERM:
 exit 0). Following polls: every 100ms it looks for new batches in the
-newest segment (and for new segments) without locking anything, so it sees
-a batch at most about 100ms after the writer committed it.
+newest segment (and for new segments, across rolls and compactions)
+without locking anything, so it sees a batch at most about 100ms after the
+writer committed it; it prints every event once, in order. It is the
+library's follow loop (Subscribe on a log opened with OpenReadOnly).
 
 tail only reads: it never modifies, creates or locks anything.`
 
@@ -43,7 +44,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 }
 
 func (c *tailCmd) run(ctx context.Context, e *env, dir string, fromSet bool) error {
-	l, err := evlog.OpenReadOnly(dir, evlog.Options{})
+	l, err := evlog.OpenReadOnly(dir, evlog.Options{FollowInterval: e.poll})
 	if err != nil {
 		return corruptLine(err)
 	}
@@ -56,33 +57,38 @@ func (c *tailCmd) run(ctx context.Context, e *env, dir string, fromSet bool) err
 	next = max(next, 1)
 	p := newEventPrinter(e.stdout, c.format)
 	defer p.flush()
-	for {
+	if !c.follow {
 		for ev, err := range l.Events(ctx, next) {
 			if err != nil {
-				if c.follow && ctx.Err() != nil {
-					return p.flush()
-				}
 				p.flush()
 				return corruptLine(err)
 			}
 			if err := p.print(&ev); err != nil {
 				return err
 			}
-			next = ev.Seq + 1
 		}
-		if err := p.flush(); err != nil {
-			return err
-		}
-		if !c.follow {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil // interrupted: the normal end of tail -f
-		case <-time.After(e.poll):
-		}
-		if err := l.Refresh(); err != nil {
+		return p.flush()
+	}
+	// The library's follow loop: Subscribe on a read-only log refreshes
+	// every FollowInterval, across rolls and compactions, and delivers
+	// every event once, in order. Output is flushed whenever it has caught
+	// up with what is visible.
+	for ev, err := range l.Subscribe(ctx, next) {
+		if err != nil {
+			if ctx.Err() != nil {
+				return p.flush() // interrupted: the normal end of tail -f
+			}
+			p.flush()
 			return corruptLine(err)
 		}
+		if err := p.print(&ev); err != nil {
+			return err
+		}
+		if ev.Seq >= l.LastSeq() {
+			if err := p.flush(); err != nil {
+				return err
+			}
+		}
 	}
+	return p.flush()
 }
