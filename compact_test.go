@@ -219,7 +219,7 @@ func TestCompactStrayFiles(t *testing.T) {
 	cases := []struct {
 		name string
 		// corrupt adds a stray file; it returns its name.
-		corrupt func(t *testing.T, mem *vfs.Mem, segs []string) string
+		corrupt   func(t *testing.T, mem *vfs.Mem, segs []string) string
 		afterOpen bool // place it after Open (beside the running writer)
 	}{
 		{"copy of the first segment under the next generation, before Open", func(t *testing.T, mem *vfs.Mem, segs []string) string {
