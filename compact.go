@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"time"
 
@@ -47,9 +48,11 @@ type CompactReport struct {
 // sealed segments are touched; events, seqs, versions and times are
 // unchanged, so every read returns exactly what it returned before.
 //
-// Each output segment is written to a temporary file, checked, fsynced
-// and renamed into place (the commit point), the directory fsynced, and
-// only then are its inputs removed; recovery drops inputs a crash left
+// Each output segment is written to a temporary file, fsynced, verified
+// completely and checked against its inputs (first and last seq, event
+// count), renamed into place without replacing any existing file (the
+// commit point), the directory fsynced, and only then are its inputs
+// removed; recovery drops inputs a crash left
 // behind (a higher generation covers them). Killed at any instant, the log
 // reads the same afterwards, and running Compact again completes the job.
 // Corruption in an input aborts the compaction with an ErrCorrupt error
@@ -89,6 +92,11 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 	for _, s := range v.segs {
 		if !s.Sealed {
 			break // the active segment is never compacted
+		}
+		// Recovery refuses such segments; never compact one (its output
+		// could be named like it and replace it).
+		if base, gen, ok := segment.ParseFileName(s.Name); !ok || base != s.FirstSeq() || gen != s.Header.Generation {
+			return rep, &segment.CorruptError{File: s.Name, Reason: fmt.Sprintf("the header says first seq %d, generation %d, which the name disagrees with", s.FirstSeq(), s.Header.Generation)}
 		}
 		if s.Header.Flags&segment.FlagCompressed != 0 && !o.Compress {
 			flush() // without Compress, compressed segments stay as they are
@@ -139,6 +147,29 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 		rep.BytesAfter += s.Bytes
 	}
 	return rep, nil
+}
+
+// checkCompacted checks a compaction's output s against its run before
+// anything is removed: the header it was written with (log ID, first seq,
+// generation), sealed, and a trailer whose last seq and count are the
+// run's.
+func checkCompacted(s *segment.Segment, h segment.Header, run []*segHandle) error {
+	var count uint64
+	for _, in := range run {
+		count += uint64(in.Trailer.Count)
+	}
+	last := run[len(run)-1].Trailer.LastSeq
+	switch {
+	case s.Header.LogID != h.LogID || s.Header.BaseSeq != h.BaseSeq || s.Header.Generation != h.Generation:
+		return fmt.Errorf("evlog: compact: %s: header (first seq %d, generation %d) is not the one written (first seq %d, generation %d); nothing was removed",
+			s.Name, s.Header.BaseSeq, s.Header.Generation, h.BaseSeq, h.Generation)
+	case !s.Sealed:
+		return fmt.Errorf("evlog: compact: %s is not sealed; nothing was removed", s.Name)
+	case s.Trailer.LastSeq != last || uint64(s.Trailer.Count) != count:
+		return fmt.Errorf("evlog: compact: %s holds %d events %d..%d, its inputs %d events %d..%d; nothing was removed",
+			s.Name, s.Trailer.Count, s.Header.BaseSeq, s.Trailer.LastSeq, count, run[0].FirstSeq(), last)
+	}
+	return nil
 }
 
 func maxGen(r []*segHandle) uint64 {
@@ -217,10 +248,21 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 		l.fs.Remove(tmp)
 		return fmt.Errorf("evlog: compact: the rewritten segment does not verify (nothing was replaced): %w", err)
 	}
-	chk.Close()
-	// The commit point.
-	if err := l.fs.Rename(tmp, out); err != nil {
+	if err := checkCompacted(chk, h, run); err != nil {
+		chk.Close()
 		l.fs.Remove(tmp)
+		return err
+	}
+	chk.Close()
+	// The commit point. Never over an existing file: a file already named
+	// out is not ours (recovery refuses a directory where one could be
+	// left by us), and replacing it and then removing the inputs would
+	// lose whatever it held.
+	if err := l.fs.RenameNoReplace(tmp, out); err != nil {
+		l.fs.Remove(tmp)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("evlog: compact: %s already exists and is not part of the log; nothing was replaced (remove it if it does not belong here): %w", out, err)
+		}
 		return fmt.Errorf("evlog: compact: renaming %s: %w", tmp, err)
 	}
 	if err := l.fs.SyncDir(); err != nil {
@@ -229,6 +271,10 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 	seg, err := segment.Open(l.fs, out)
 	if err != nil {
 		return err
+	}
+	if err := checkCompacted(seg, h, run); err != nil {
+		seg.Close()
+		return fmt.Errorf("%w (after renaming it to %s; its inputs were kept)", err, out)
 	}
 	l.mu.Lock()
 	cur := l.v.segs

@@ -1,6 +1,8 @@
 package evlog
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -12,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
 )
 
 // observe returns everything a reader can see: all events, every stream,
@@ -208,5 +211,89 @@ func TestCompactBesideAppends(t *testing.T) {
 	wg.Wait()
 	if err := checkWholeBatches(ctx, l); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCompactStrayFiles: compaction never writes over an existing file and
+// never loses events to a file whose name and header disagree. corrupt
+// places a stray file in the directory, before the writer opens the log or
+// while it runs.
+func TestCompactStrayFiles(t *testing.T) {
+	cases := []struct {
+		name string
+		// corrupt adds a stray file; it returns its name.
+		corrupt   func(t *testing.T, mem *vfs.Mem, segs []string) string
+		afterOpen bool // place it after Open (beside the running writer)
+	}{
+		{"copy of the first segment under the next generation, before Open", func(t *testing.T, mem *vfs.Mem, segs []string) string {
+			data, _ := mem.ReadFile(segs[0])
+			mem.WriteFile(segment.FormatFileName(1, 1), data)
+			return segment.FormatFileName(1, 1)
+		}, false},
+		{"copy of a middle segment under the next generation, before Open", func(t *testing.T, mem *vfs.Mem, segs []string) string {
+			data, _ := mem.ReadFile(segs[1])
+			base, _, _ := segment.ParseFileName(segs[1])
+			mem.WriteFile(segment.FormatFileName(base, 1), data)
+			return segment.FormatFileName(base, 1)
+		}, false},
+		{"a file under the output's name, beside the writer", func(t *testing.T, mem *vfs.Mem, segs []string) string {
+			data, _ := mem.ReadFile(segs[0])
+			mem.WriteFile(segment.FormatFileName(1, 1), data)
+			return segment.FormatFileName(1, 1)
+		}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			mem := vfs.NewMem()
+			l := openMem(t, mem, crashOpts(SyncAlways))
+			if err := runWorkload(ctx, l, genWorkload(3, 150)); err != nil {
+				t.Fatal(err)
+			}
+			want := readAll(t, l)
+			segs, err := l.Segments()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range segs {
+				names = append(names, s.File)
+			}
+			if len(names) < 4 {
+				t.Fatalf("%d segments, want at least 4", len(names))
+			}
+			var stray string
+			var strayData []byte
+			if tc.afterOpen {
+				stray = tc.corrupt(t, mem, names)
+				strayData, _ = mem.ReadFile(stray)
+			} else {
+				l.Close()
+				stray = tc.corrupt(t, mem, names)
+				strayData, _ = mem.ReadFile(stray)
+				l, err = openFS(mem, crashOpts(SyncAlways), false)
+				if err != nil && !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("open: %v", err)
+				}
+			}
+			if err == nil {
+				_, cerr := l.Compact(ctx, CompactOptions{TargetSize: 1 << 20})
+				if tc.afterOpen && cerr == nil {
+					t.Errorf("compact succeeded with a file under its output's name")
+				}
+				l.Close()
+			}
+			// The stray file is untouched, and once it is removed every
+			// event is still there.
+			if got, err := mem.ReadFile(stray); err != nil || !bytes.Equal(got, strayData) {
+				t.Errorf("the stray file %s was replaced or removed (%v)", stray, err)
+			}
+			mem.Remove(stray)
+			l = openMem(t, mem, crashOpts(SyncAlways))
+			defer l.Close()
+			if d := cmp.Diff(want, readAll(t, l), envCmp...); d != "" {
+				t.Fatalf("events (-want +got):\n%s", d)
+			}
+		})
 	}
 }

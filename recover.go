@@ -1,13 +1,9 @@
 package evlog
 
 import (
-	"cmp"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
-	"strings"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -25,7 +21,13 @@ type RecoveryReport struct {
 	// Removed lists files the writer deleted: temporaries, an empty newest
 	// segment left by a crash during a roll, a newest segment whose header
 	// never became durable, and segments superseded by a compaction.
+	// Nothing is removed unless the whole directory passed recovery's
+	// checks.
 	Removed []string
+	// Strangers lists entries named like log files that are not regular
+	// files (symbolic links, FIFOs, devices, directories): not part of the
+	// log, never opened and never deleted.
+	Strangers []string
 }
 
 // recovered is the state Open builds from the directory.
@@ -45,130 +47,89 @@ func (r *recovered) close() {
 	}
 }
 
-type segFile struct {
-	name      string
-	base, gen uint64
-	size      int64
-	seg       *segment.Segment
-	err       error
-}
-
 // recoverDir opens the segments of fsys and applies the recovery rules of
-// docs/FORMAT.md ("Recovery"). With readOnly it modifies nothing.
+// docs/FORMAT.md ("Recovery"). With readOnly it modifies nothing. A writer
+// validates the whole directory before it deletes anything: removals are
+// collected and carried out only once every check has passed.
 func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err error) {
-	names, err := fsys.List()
+	dir, err := segment.ReadDir(fsys)
 	if err != nil {
-		return nil, fmt.Errorf("evlog: listing the log directory: %w", err)
+		return nil, fmt.Errorf("evlog: %w", err)
 	}
 	rec := &recovered{}
-	var files []*segFile
+	for _, e := range dir.Strangers {
+		log.Warn("evlog: recovery: ignoring a file that is not a regular file", "file", e.Name, "type", vfs.TypeName(e.Mode))
+		rec.report.Strangers = append(rec.report.Strangers, e.Name)
+	}
+	files, err := segment.OpenSegments(fsys, dir.Segments)
+	if err != nil {
+		return nil, fmt.Errorf("evlog: recovery: %w", err)
+	}
 	defer func() {
 		if err != nil {
-			for _, f := range files {
-				if f.seg != nil {
-					f.seg.Close()
-				}
-			}
+			segment.CloseSegments(files)
 		}
 	}()
+	type removal struct{ name, why string }
+	var pending []removal
 	remove := func(name, why string) error {
-		if readOnly {
-			return nil
+		if !readOnly {
+			pending = append(pending, removal{name, why})
 		}
-		if err := fsys.Remove(name); err != nil {
-			return fmt.Errorf("evlog: recovery: removing %s: %w", name, err)
-		}
-		log.Warn("evlog: recovery removed a file", "file", name, "reason", why)
-		rec.report.Removed = append(rec.report.Removed, name)
 		return nil
 	}
 	removedAny := false
-	for _, name := range names {
-		if strings.HasSuffix(name, segment.Ext+segment.TempExt) {
-			if err := remove(name, "temporary left by an interrupted write"); err != nil {
-				return nil, err
-			}
-			removedAny = !readOnly
-			continue
+	for _, name := range dir.Temps {
+		if err := remove(name, "temporary left by an interrupted write"); err != nil {
+			return nil, err
 		}
-		base, gen, ok := segment.ParseFileName(name)
-		if !ok {
-			continue
-		}
-		f := &segFile{name: name, base: base, gen: gen}
-		if f.size, err = fsys.Stat(name); err != nil {
-			return nil, fmt.Errorf("evlog: %s: %w", name, err)
-		}
-		f.seg, f.err = segment.Open(fsys, name)
-		if f.err != nil && !errors.Is(f.err, segment.ErrCorrupt) {
-			return nil, f.err
-		}
-		files = append(files, f)
+		removedAny = !readOnly
 	}
-	// Log order; for equal first seqs the newest generation first.
-	slices.SortFunc(files, func(a, b *segFile) int {
-		if c := cmp.Compare(a.base, b.base); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.gen, a.gen)
-	})
 
 	// A newest segment too short to hold its header holds no event: its
 	// creation was torn (segments are created atomically, so only a file
 	// system that does not honour fsync before rename leaves one). Treat it
 	// as a torn tail. A longer file with a bad header is corruption.
 	removedTorn := false
-	if n := len(files); n > 0 && files[n-1].err != nil && files[n-1].size <= segment.HeaderSize {
+	if n := len(files); n > 0 && files[n-1].Err != nil {
 		f := files[n-1]
-		log.Warn("evlog: recovery: newest segment has no valid header", "file", f.name, "err", f.err)
-		if err := remove(f.name, "newest segment without a valid header (torn creation)"); err != nil {
-			return nil, err
+		if size, serr := fsys.Stat(f.Name); serr == nil && size <= segment.HeaderSize {
+			log.Warn("evlog: recovery: newest segment has no valid header", "file", f.Name, "err", f.Err)
+			if err := remove(f.Name, "newest segment without a valid header (torn creation)"); err != nil {
+				return nil, err
+			}
+			files = files[:n-1]
+			removedTorn, removedAny = true, removedAny || !readOnly
 		}
-		files = files[:n-1]
-		removedTorn, removedAny = true, removedAny || !readOnly
 	}
 
-	// Drop generations superseded by a compaction, check the chain.
-	var live []*segFile
-	for _, f := range files {
-		if f.err != nil {
-			return nil, f.err
+	// The directory rules (segment.Resolve): headers agree with names,
+	// one log ID, generations superseded by a compaction wholly covered.
+	live, superseded, problems := segment.Resolve(files)
+	if len(problems) > 0 {
+		return nil, problems[0]
+	}
+	for _, f := range live {
+		if f.Err != nil {
+			return nil, f.Err
 		}
-		if n := len(live); n > 0 {
-			p := live[n-1]
-			if p.seg.Sealed && f.base <= p.seg.Trailer.LastSeq {
-				if f.gen < p.gen {
-					f.seg.Close()
-					f.seg = nil
-					if err := remove(f.name, "superseded by compacted segment "+p.name); err != nil {
-						return nil, err
-					}
-					removedAny = removedAny || !readOnly
-					continue
-				}
-				return nil, &segment.CorruptError{File: f.name, Reason: fmt.Sprintf("overlaps segment %s (seqs %d..%d)", p.name, p.base, p.seg.Trailer.LastSeq)}
-			}
+	}
+	for _, f := range superseded {
+		if err := remove(f.Name, "superseded by compacted segment "+f.By.Name); err != nil {
+			return nil, err
 		}
-		if f.seg.Header.BaseSeq != f.base {
-			return nil, &segment.CorruptError{File: f.name, Reason: fmt.Sprintf("header says first seq %d, the name says %d", f.seg.Header.BaseSeq, f.base)}
-		}
-		if len(live) > 0 && f.seg.Header.LogID != live[0].seg.Header.LogID {
-			return nil, &segment.CorruptError{File: f.name, Err: segment.ErrForeign,
-				Reason: fmt.Sprintf("log ID %s differs from %s's %s", f.seg.Header.LogID, live[0].name, live[0].seg.Header.LogID)}
-		}
-		live = append(live, f)
+		removedAny = removedAny || !readOnly
 	}
 
 	// A crash during a roll (the new segment created, the old one not yet
 	// sealed) leaves an unsealed second-newest segment and a newest one
 	// holding no committed event: drop the newest, continue the old one.
-	if n := len(live); n >= 2 && !live[n-2].seg.Sealed && !live[n-1].seg.Sealed {
+	if n := len(live); n >= 2 && !live[n-2].Seg.Sealed && !live[n-1].Seg.Sealed {
 		nf := live[n-1]
-		idx, _, err := segment.Scan(nf.seg.File(), nf.seg.Header, nf.seg.Size, segment.ScanOptions{File: nf.name, PrevTime: math.MinInt64})
+		idx, _, err := segment.Scan(nf.Seg.File(), nf.Seg.Header, nf.Seg.Size, segment.ScanOptions{File: nf.Name, PrevTime: math.MinInt64})
 		if err == nil && idx.Count == 0 {
-			nf.seg.Close()
-			nf.seg = nil
-			if err := remove(nf.name, "empty newest segment left by a crash during a roll"); err != nil {
+			nf.Close()
+			if err := remove(nf.Name, "empty newest segment left by a crash during a roll"); err != nil {
 				return nil, err
 			}
 			removedAny = removedAny || !readOnly
@@ -177,44 +138,59 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 	}
 	// The log starts at seq 1: a first segment starting later means the
 	// segments before it are missing.
-	if len(live) > 0 && live[0].base != 1 {
-		return nil, &segment.CorruptError{File: live[0].name, Reason: fmt.Sprintf("the first segment starts at seq %d: the segments before it are missing", live[0].base)}
+	if len(live) > 0 && live[0].BaseSeq != 1 {
+		return nil, &segment.CorruptError{File: live[0].Name, Reason: fmt.Sprintf("the first segment starts at seq %d: the segments before it are missing", live[0].BaseSeq)}
 	}
 	// Every segment but the newest is sealed, and the seqs are contiguous.
 	prevTime := int64(math.MinInt64)
 	for i := 0; i < len(live)-1; i++ {
-		f, s := live[i], live[i].seg
+		f, s := live[i], live[i].Seg
 		if !s.Sealed {
-			return nil, &segment.CorruptError{File: f.name, Offset: s.Size, Reason: "segment is not the newest but is not sealed (it ends without a valid trailer)"}
+			return nil, &segment.CorruptError{File: f.Name, Offset: s.Size, Reason: "segment is not the newest but is not sealed (it ends without a valid trailer)"}
 		}
-		if n := live[i+1].base; n != s.Trailer.LastSeq+1 {
-			return nil, &segment.CorruptError{File: live[i+1].name, Reason: fmt.Sprintf("first seq %d does not follow %s's last seq %d (a segment is missing)", n, f.name, s.Trailer.LastSeq)}
+		if n := live[i+1].BaseSeq; n != s.Trailer.LastSeq+1 {
+			return nil, &segment.CorruptError{File: live[i+1].Name, Reason: fmt.Sprintf("first seq %d does not follow %s's last seq %d (a segment is missing)", n, f.Name, s.Trailer.LastSeq)}
 		}
 		if s.Trailer.Count > 0 {
 			if s.Trailer.FirstTime < prevTime {
-				return nil, &segment.CorruptError{File: f.name, Offset: s.Size - segment.TrailerSize, Reason: "first recorded time precedes the previous segment's last"}
+				return nil, &segment.CorruptError{File: f.Name, Offset: s.Size - segment.TrailerSize, Reason: "first recorded time precedes the previous segment's last"}
 			}
 			prevTime = s.Trailer.LastTime
 		}
 	}
 	if n := len(live); n > 0 {
-		f, s := live[n-1], live[n-1].seg
+		f, s := live[n-1], live[n-1].Seg
 		switch {
 		case s.Sealed && !removedTorn:
-			return nil, &segment.CorruptError{File: f.name, Offset: s.Size - segment.TrailerSize,
+			return nil, &segment.CorruptError{File: f.Name, Offset: s.Size - segment.TrailerSize,
 				Reason: "the newest segment is sealed but no segment follows it (was the newest segment deleted?)"}
 		case s.Sealed:
 			rec.needSuccessor = true
 		default:
-			idx, tail, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: f.name, PrevTime: prevTime})
+			idx, tail, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: f.Name, PrevTime: prevTime})
 			if err != nil {
 				return nil, err
 			}
 			rec.active = idx
 			if tail != nil {
-				rec.report.TornTail, rec.report.TornFile = tail, f.name
+				rec.report.TornTail, rec.report.TornFile = tail, f.Name
 			}
 		}
+	}
+	// The whole directory is valid: only now delete anything, and a
+	// superseded segment only once the segment covering it verifies.
+	if len(superseded) > 0 && !readOnly {
+		if err := segment.CheckSuperseding(superseded); err != nil {
+			return nil, err
+		}
+	}
+	segment.CloseSegments(superseded)
+	for _, r := range pending {
+		if err := fsys.Remove(r.name); err != nil {
+			return nil, fmt.Errorf("evlog: recovery: removing %s: %w", r.name, err)
+		}
+		log.Warn("evlog: recovery removed a file", "file", r.name, "reason", r.why)
+		rec.report.Removed = append(rec.report.Removed, r.name)
 	}
 	if removedAny {
 		if err := fsys.SyncDir(); err != nil {
@@ -222,11 +198,11 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 		}
 	}
 	for _, f := range live {
-		rec.segs = append(rec.segs, f.seg)
+		rec.segs = append(rec.segs, f.Seg)
 	}
 	files = nil // ownership moves to rec
 	if len(live) > 0 {
-		rec.logID = live[0].seg.Header.LogID
+		rec.logID = live[0].Seg.Header.LogID
 	}
 	return rec, nil
 }

@@ -339,3 +339,86 @@ func TestRecoveryMissingSegments(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoveryStrayFiles: files that look like segments but are not part of
+// the log (a segment of another log or a copy under another generation's
+// name) make Open fail with ErrCorrupt naming the stray file, and nothing
+// is deleted — the writer validates the whole directory before it removes
+// anything. A read-only open fails the same way.
+func TestRecoveryStrayFiles(t *testing.T) {
+	cases := []struct {
+		name string
+		// corrupt adds the stray file to f's directory and returns its name.
+		corrupt func(t *testing.T, f *fixture) string
+		foreign bool // the error also matches ErrForeign
+	}{
+		{"another log's segment under a higher generation", func(t *testing.T, f *fixture) string {
+			g := newFixture(t)
+			data, _ := g.mem.ReadFile(g.segs[0])
+			name := segment.FormatFileName(1, 1)
+			f.mem.WriteFile(name, data)
+			return name
+		}, true},
+		{"copy of a sealed segment under the next generation", func(t *testing.T, f *fixture) string {
+			data, _ := f.mem.ReadFile(f.segs[0])
+			name := segment.FormatFileName(1, 1)
+			f.mem.WriteFile(name, data)
+			return name
+		}, false},
+		{"copy of a middle segment under a higher generation", func(t *testing.T, f *fixture) string {
+			data, _ := f.mem.ReadFile(f.segs[1])
+			base, _, _ := segment.ParseFileName(f.segs[1])
+			name := segment.FormatFileName(base, 7)
+			f.mem.WriteFile(name, data)
+			return name
+		}, false},
+		{"copy of the active segment under a higher generation", func(t *testing.T, f *fixture) string {
+			data, _ := f.mem.ReadFile(f.active())
+			base, _, _ := segment.ParseFileName(f.active())
+			name := segment.FormatFileName(base, 1)
+			f.mem.WriteFile(name, data)
+			return name
+		}, false},
+		{"a sealed segment under a later first seq", func(t *testing.T, f *fixture) string {
+			data, _ := f.mem.ReadFile(f.segs[0])
+			base, _, _ := segment.ParseFileName(f.segs[1])
+			name := segment.FormatFileName(base, 3)
+			f.mem.WriteFile(name, data)
+			return name
+		}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			stray := tc.corrupt(t, f)
+			before := snapshotFiles(t, f.mem)
+			for _, readOnly := range []bool{true, false} {
+				fsys := vfs.FS(f.mem)
+				if readOnly {
+					fsys = vfs.ReadOnly(f.mem)
+				}
+				l, err := openFS(fsys, crashOpts(SyncAlways), readOnly)
+				if err == nil {
+					l.Close()
+				}
+				ce, ok := errors.AsType[*segment.CorruptError](err)
+				if !ok || ce.File != stray {
+					t.Errorf("open (read-only %v): got %v, want a CorruptError naming %s", readOnly, err, stray)
+				}
+				if tc.foreign && !errors.Is(err, segment.ErrForeign) {
+					t.Errorf("open (read-only %v): got %v, want ErrForeign", readOnly, err)
+				}
+				if d := cmp.Diff(before, snapshotFiles(t, f.mem)); d != "" {
+					t.Fatalf("open (read-only %v) modified the directory:\n%s", readOnly, d)
+				}
+			}
+			rep, err := verifyFS(t.Context(), vfs.ReadOnly(f.mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.Corrupt() || !slices.ContainsFunc(rep.Findings, func(x Finding) bool { return x.File == stray }) {
+				t.Errorf("verify: %+v, want corruption naming %s", rep.Findings, stray)
+			}
+		})
+	}
+}

@@ -20,17 +20,12 @@ func (l *Log) Refresh() error {
 		return err
 	}
 	defer v.unref()
-	names, err := l.fs.List()
+	dir, err := segment.ReadDir(l.fs)
 	if err != nil {
 		return err
 	}
-	newest := ""
-	for _, n := range names {
-		if _, _, ok := segment.ParseFileName(n); ok {
-			newest = n // List is sorted: the last one is the newest
-		}
-	}
-	if n := len(v.segs); n > 0 && v.active != nil && v.segs[n-1].Name == newest {
+	newest, _ := dir.Newest()
+	if n := len(v.segs); n > 0 && v.active != nil && v.segs[n-1].Name == newest.Name {
 		cur := v.segs[n-1]
 		size, err := l.fs.Stat(cur.Name)
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -14,8 +13,12 @@ import (
 // Finding is one problem Verify found.
 type Finding struct {
 	// Kind is "torn-tail" (an invalid suffix of the newest segment written
-	// after the last fsync: repairable, a writer truncates it at open) or
-	// "corrupt" (anything else: damage that evlog never repairs).
+	// after the last fsync: repairable, a writer truncates it at open),
+	// "stranger" (an entry named like a log file that is not a regular
+	// file — a symbolic link, FIFO, device or directory — which is not
+	// part of the log and is never opened or deleted: a warning, not
+	// corruption) or "corrupt" (anything else: damage that evlog never
+	// repairs).
 	Kind   string
 	File   string
 	Offset int64
@@ -24,8 +27,11 @@ type Finding struct {
 }
 
 func (f Finding) String() string {
-	if f.Kind == "torn-tail" {
+	switch f.Kind {
+	case "torn-tail":
 		return fmt.Sprintf("torn-tail %s %d", f.File, f.Offset)
+	case "stranger":
+		return fmt.Sprintf("stranger %s %s", f.File, f.Reason)
 	}
 	return fmt.Sprintf("corrupt %s %d %s", f.File, f.Offset, f.Reason)
 }
@@ -40,7 +46,7 @@ type VerifyReport struct {
 // Corrupt reports whether any finding is corruption.
 func (r VerifyReport) Corrupt() bool {
 	for _, f := range r.Findings {
-		if f.Kind != "torn-tail" {
+		if f.Kind == "corrupt" {
 			return true
 		}
 	}
@@ -63,7 +69,7 @@ func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 
 func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 	var rep VerifyReport
-	names, err := fsys.List()
+	dir, err := segment.ReadDir(fsys)
 	if err != nil {
 		return rep, err
 	}
@@ -74,48 +80,43 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		}
 		rep.Findings = append(rep.Findings, f)
 	}
-	var segs []string
-	for _, n := range names {
-		if _, _, ok := segment.ParseFileName(n); ok {
-			segs = append(segs, n)
-		}
+	for _, e := range dir.Strangers {
+		err := segment.StrangerError(e)
+		rep.Findings = append(rep.Findings, Finding{Kind: "stranger", File: e.Name, Reason: err.Error(), Err: err})
 	}
-	// Superseded generations (a compaction interrupted before it removed
-	// them) are not part of the log.
-	segs = liveNames(fsys, segs)
+	files, err := segment.OpenSegments(fsys, dir.Segments)
+	if err != nil {
+		return rep, err
+	}
+	defer segment.CloseSegments(files)
+	// The directory rules: superseded generations (a compaction
+	// interrupted before it removed them) are not part of the log; stray
+	// copies and segments of other logs are corruption.
+	segs, _, problems := segment.Resolve(files)
+	for _, p := range problems {
+		add(p, "", 0)
+	}
 	rep.Segments = len(segs)
-	var logID *segment.LogID
 	prevTime := int64(math.MinInt64)
 	next := uint64(0) // the seq the next segment must start at
-	for i, name := range segs {
+	for i, f := range segs {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
+		name := f.Name
 		newest := i == len(segs)-1
-		s, err := segment.Open(fsys, name)
-		if err != nil {
+		s := f.Seg
+		if f.Err != nil {
 			// A newest segment too short for its header is a torn
 			// creation (Open removes it), as long as it follows a sealed
 			// segment or is the only one.
-			if size, serr := fsys.Stat(name); newest && serr == nil && size <= segment.HeaderSize && errors.Is(err, segment.ErrCorrupt) {
-				rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: 0, Reason: err.Error()})
+			if size, serr := fsys.Stat(name); newest && serr == nil && size <= segment.HeaderSize {
+				rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: 0, Reason: f.Err.Error()})
 				break
 			}
-			if errors.Is(err, segment.ErrCorrupt) {
-				add(err, name, 0)
-				next = 0 // unknown from here on
-				continue
-			}
-			return rep, err
-		}
-		if logID == nil {
-			id := s.Header.LogID
-			logID = &id
-		} else if s.Header.LogID != *logID {
-			add(fmt.Errorf("log ID %s differs from the first segment's %s", s.Header.LogID, *logID), name, 0)
-		}
-		if base, _, _ := segment.ParseFileName(name); s.FirstSeq() != base {
-			add(fmt.Errorf("header says first seq %d, the name says %d", s.FirstSeq(), base), name, 0)
+			add(f.Err, name, 0)
+			next = 0 // unknown from here on
+			continue
 		}
 		switch {
 		case i == 0 && s.FirstSeq() != 1:
@@ -152,7 +153,6 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 						rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: tail.Offset, Reason: tail.Reason})
 					}
 				}
-				s.Close()
 				return rep, nil
 			}
 			add(errors.New("segment is not the newest but is not sealed (it ends without a valid trailer)"), name, s.Size)
@@ -168,45 +168,17 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 				rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: tail.Offset, Reason: tail.Reason})
 			}
 		}
-		s.Close()
 	}
 	return rep, nil
 }
 
 // emptySegment reports whether a segment holds no committed event.
-func emptySegment(fsys vfs.FS, name string) bool {
-	s, err := segment.Open(fsys, name)
-	if err != nil {
-		size, serr := fsys.Stat(name)
+func emptySegment(fsys vfs.FS, f *segment.DirSegment) bool {
+	if f.Err != nil {
+		size, serr := fsys.Stat(f.Name)
 		return serr == nil && size <= segment.HeaderSize
 	}
-	defer s.Close()
-	x, _, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name, PrevTime: math.MinInt64})
+	s := f.Seg
+	x, _, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: f.Name, PrevTime: math.MinInt64})
 	return err == nil && x.Count == 0
-}
-
-// liveNames drops segments superseded by a higher generation covering
-// them (judged from the names and the covering segment's trailer).
-func liveNames(fsys vfs.FS, names []string) []string {
-	var out []string
-	for _, n := range names {
-		base, gen, _ := segment.ParseFileName(n)
-		superseded := false
-		for _, m := range names {
-			b2, g2, _ := segment.ParseFileName(m)
-			if g2 <= gen || b2 > base {
-				continue
-			}
-			if s, err := segment.Open(fsys, m); err == nil {
-				if s.Sealed && s.Trailer.LastSeq >= base {
-					superseded = true
-				}
-				s.Close()
-			}
-		}
-		if !superseded && !strings.HasSuffix(n, segment.TempExt) {
-			out = append(out, n)
-		}
-	}
-	return out
 }

@@ -9,7 +9,9 @@ import (
 
 // Create creates the segment file for header h and returns it open for
 // appending, positioned after the header. The header is written to a
-// temporary file, fsynced, renamed into place and the directory fsynced, so
+// temporary file, fsynced, renamed into place (never replacing an
+// existing file: that fails with an error matching fs.ErrExist) and the
+// directory fsynced, so
 // when Create returns the file and its directory entry are durable and a
 // crash can never leave a segment with a torn header.
 func Create(fsys vfs.FS, h Header) (vfs.File, [HeaderSize]byte, error) {
@@ -29,7 +31,9 @@ func Create(fsys vfs.FS, h Header) (vfs.File, [HeaderSize]byte, error) {
 	if err := f.Sync(); err != nil {
 		return fail(fmt.Errorf("evlog/segment: syncing %s: %w", tmp, err))
 	}
-	if err := fsys.Rename(tmp, name); err != nil {
+	// Never over an existing file: a file already under the name is not
+	// this segment, and replacing it could destroy data.
+	if err := fsys.RenameNoReplace(tmp, name); err != nil {
 		return fail(fmt.Errorf("evlog/segment: renaming %s: %w", tmp, err))
 	}
 	if err := fsys.SyncDir(); err != nil {

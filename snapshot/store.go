@@ -63,7 +63,7 @@ func (s *Store) List(name string) ([]Meta, error) {
 		}
 		want = NameHash(name)
 	}
-	files, err := s.fs.List()
+	files, err := s.regularFiles()
 	if err != nil {
 		return nil, fmt.Errorf("evlog/snapshot: list directory: %w", err)
 	}
@@ -131,7 +131,7 @@ func (s *Store) Unreadable(name string, t Target) ([]Unreadable, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	files, err := s.fs.List()
+	files, err := s.regularFiles()
 	if err != nil {
 		return nil, fmt.Errorf("evlog/snapshot: list directory: %w", err)
 	}
@@ -238,7 +238,7 @@ func (s *Store) Verify(ctx context.Context, file string) (Meta, error) {
 // for damage) or the first failure to list the directory. Leftover
 // temporaries are not snapshots and are not reported.
 func (s *Store) VerifyAll(ctx context.Context) ([]Meta, error) {
-	files, err := s.fs.List()
+	files, err := s.regularFiles()
 	if err != nil {
 		return nil, fmt.Errorf("evlog/snapshot: list directory: %w", err)
 	}
@@ -344,4 +344,22 @@ func matches(want, got Meta) bool {
 func staleError(want, got Meta) error {
 	return fmt.Errorf("%w: %s holds %v (schema %d, %d bytes), not the requested %v (schema %d, %d bytes); list again",
 		ErrNotFound, got.File, got, got.SchemaVersion, got.RawSize, want, want.SchemaVersion, want.RawSize)
+}
+
+// regularFiles lists the names of the directory's regular files, sorted.
+// A symbolic link, FIFO, device or directory named like a snapshot is not
+// a snapshot: it is never opened (a FIFO would block the reader) and never
+// removed.
+func (s *Store) regularFiles() ([]string, error) {
+	entries, err := s.fs.ReadDir()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if e.Regular() {
+			out = append(out, e.Name)
+		}
+	}
+	return out, nil
 }

@@ -144,7 +144,7 @@ func (s *Store) removeTemp(tmp string) {
 func (s *Store) CleanTemps() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	files, err := s.fs.List()
+	files, err := s.regularFiles()
 	if err != nil {
 		return fmt.Errorf("evlog/snapshot: list directory: %w", err)
 	}

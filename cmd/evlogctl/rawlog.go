@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -108,44 +107,25 @@ func scanRaw(ctx context.Context, fsys vfs.FS, v rawVisitor) error {
 	return nil
 }
 
-// rawSegments lists the segment files in log order (first seq, then the
-// newest generation first), leaving out those superseded by a compacted
-// segment (a higher generation, sealed, covering their first seq).
+// rawSegments lists the live segment files in log order, by the
+// directory rules of package segment (segment.Resolve): regular files
+// only, leaving out those superseded by a valid compacted segment. Stray
+// copies and segments of other logs stay in the list (the raw reader
+// reports what it finds in them; verify names them).
 func rawSegments(fsys vfs.FS) ([]string, error) {
-	names, err := fsys.List()
+	dir, err := segment.ReadDir(fsys)
 	if err != nil {
 		return nil, err
 	}
-	type seg struct {
-		name      string
-		base, gen uint64
-		last      uint64 // sealed: its last seq
-		sealed    bool
+	files, err := segment.OpenSegments(fsys, dir.Segments)
+	if err != nil {
+		return nil, err
 	}
-	var segs []seg
-	for _, n := range names {
-		base, gen, ok := segment.ParseFileName(n)
-		if !ok {
-			continue
-		}
-		s := seg{name: n, base: base, gen: gen}
-		if sg, err := segment.Open(fsys, n); err == nil {
-			s.sealed, s.last = sg.Sealed, sg.Trailer.LastSeq
-			sg.Close()
-		}
-		segs = append(segs, s)
-	}
-	slices.SortFunc(segs, func(a, b seg) int {
-		return cmp.Or(cmp.Compare(a.base, b.base), cmp.Compare(b.gen, a.gen))
-	})
-	var out []string
-	for _, s := range segs {
-		superseded := slices.ContainsFunc(segs, func(o seg) bool {
-			return o.gen > s.gen && o.base <= s.base && o.sealed && o.last >= s.base
-		})
-		if !superseded {
-			out = append(out, s.name)
-		}
+	defer segment.CloseSegments(files)
+	live, _, _ := segment.Resolve(files)
+	out := make([]string, len(live))
+	for i, f := range live {
+		out[i] = f.Name
 	}
 	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
 	"github.com/evlog/evlog/snapshot"
 )
 
@@ -25,9 +26,14 @@ Prints one line per finding, then a summary when nothing is corrupt:
                                no valid record follows: a batch a crash left
                                incomplete, never acknowledged; a writer
                                truncates it when it opens the log (exit 0)
+  stranger FILE REASON         a symbolic link, FIFO, device or directory
+                               named like a log file: not part of the log,
+                               never opened or deleted (a warning, exit 0)
   corrupt FILE OFFSET REASON   anything else: damage in a sealed segment, a
                                bad record followed by valid ones, a seq gap,
-                               a bad header, a bad snapshot (exit 1)
+                               a bad header, a segment whose header disagrees
+                               with its name or that belongs to another log,
+                               a bad snapshot (exit 1)
   ok EVENTS SEGMENTS
 verify only reads: it never modifies, creates or locks anything.`
 
@@ -39,15 +45,18 @@ type verifyCmd struct {
 
 // finding is one line of verify's report.
 type finding struct {
-	Kind   string `json:"kind"` // "torn-tail" or "corrupt"
+	Kind   string `json:"kind"` // "torn-tail", "stranger" or "corrupt"
 	File   string `json:"file"`
 	Offset int64  `json:"offset"`
 	Reason string `json:"reason"`
 }
 
 func (f finding) String() string {
-	if f.Kind == "torn-tail" {
+	switch f.Kind {
+	case "torn-tail":
 		return fmt.Sprintf("torn-tail %s %d", f.File, f.Offset)
+	case "stranger":
+		return fmt.Sprintf("stranger %s %s", f.File, oneLine(f.Reason))
 	}
 	return fmt.Sprintf("corrupt %s %d %s", f.File, f.Offset, oneLine(f.Reason))
 }
@@ -90,7 +99,7 @@ func (c *verifyCmd) run(ctx context.Context, e *env, dir string) error {
 	}
 	corrupt := 0
 	for _, f := range out.Findings {
-		if f.Kind != "torn-tail" {
+		if f.Kind == "corrupt" {
 			corrupt++
 		}
 	}
@@ -130,10 +139,11 @@ func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport
 	if err != nil {
 		return err
 	}
-	names, err := ro.List()
+	listing, err := segment.ReadDir(ro) // regular files only
 	if err != nil {
 		return err
 	}
+	names := listing.Snapshots
 	bad := func(file string, off int64, reason string) {
 		out.Findings = append(out.Findings, finding{Kind: "corrupt", File: file, Offset: off, Reason: reason})
 	}

@@ -378,6 +378,31 @@ func TestConformance(t *testing.T) {
 				t.Errorf("Size = %d", size)
 			}
 		}},
+		{"LstatReadDir", func(t *testing.T, fsys FS) {
+			writeFile(t, fsys, "b", []byte("12345"))
+			writeFile(t, fsys, "a", nil)
+			fi := must[FileInfo](t)(fsys.Lstat("b"))
+			if d := cmp.Diff(FileInfo{Name: "b", Size: 5}, fi); d != "" || !fi.Regular() {
+				t.Errorf("Lstat (-want +got):\n%s", d)
+			}
+			_, err := fsys.Lstat("missing")
+			wantIs(t, "Lstat of a missing name", err, fs.ErrNotExist)
+			got := must[[]DirEntry](t)(fsys.ReadDir())
+			if d := cmp.Diff([]DirEntry{{Name: "a"}, {Name: "b"}}, got); d != "" {
+				t.Errorf("ReadDir (-want +got):\n%s", d)
+			}
+		}},
+		{"RenameNoReplace", func(t *testing.T, fsys FS) {
+			writeFile(t, fsys, "a", []byte("A"))
+			writeFile(t, fsys, "b", []byte("B"))
+			wantIs(t, "RenameNoReplace over an existing name", fsys.RenameNoReplace("a", "b"), fs.ErrExist)
+			wantContent(t, fsys, "a", []byte("A"))
+			wantContent(t, fsys, "b", []byte("B"))
+			noErr(t, fsys.RenameNoReplace("a", "c"))
+			wantContent(t, fsys, "c", []byte("A"))
+			wantList(t, fsys, "b", "c")
+			wantIs(t, "RenameNoReplace of a missing name", fsys.RenameNoReplace("a", "d"), fs.ErrNotExist)
+		}},
 	}
 	for _, impl := range implementations() {
 		t.Run(impl.name, func(t *testing.T) {

@@ -155,6 +155,18 @@ func (c *Counting) List() ([]string, error) { return c.fs.List() }
 // Stat implements FS.
 func (c *Counting) Stat(name string) (int64, error) { return c.fs.Stat(name) }
 
+// RenameNoReplace implements FS; it counts as a rename.
+func (c *Counting) RenameNoReplace(oldname, newname string) error {
+	c.total.renames.Add(1)
+	return c.fs.RenameNoReplace(oldname, newname)
+}
+
+// ReadDir implements FS.
+func (c *Counting) ReadDir() ([]DirEntry, error) { return c.fs.ReadDir() }
+
+// Lstat implements FS.
+func (c *Counting) Lstat(name string) (FileInfo, error) { return c.fs.Lstat(name) }
+
 // SyncDir implements FS.
 func (c *Counting) SyncDir() error {
 	c.total.syncDirs.Add(1)

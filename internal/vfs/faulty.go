@@ -21,13 +21,13 @@ const (
 	OpSync                   // File.Sync
 	OpTruncate               // File.Truncate
 	OpRemove                 // FS.Remove
-	OpRename                 // FS.Rename
+	OpRename                 // FS.Rename and FS.RenameNoReplace
 	OpSyncDir                // FS.SyncDir
 
 	OpOpen // FS.Open and FS.OpenReadWrite
 	OpRead // File.Read and File.ReadAt
-	OpList // FS.List
-	OpStat // FS.Stat
+	OpList // FS.List and FS.ReadDir
+	OpStat // FS.Stat and FS.Lstat
 	OpLock // FS.Lock
 )
 
@@ -190,6 +190,30 @@ func (f *Faulty) Stat(name string) (int64, error) {
 		return 0, err
 	}
 	return f.fs.Stat(name)
+}
+
+// RenameNoReplace implements FS; it is an OpRename.
+func (f *Faulty) RenameNoReplace(oldname, newname string) error {
+	if err := f.check(Op{Kind: OpRename, Name: oldname, NewName: newname}); err != nil {
+		return err
+	}
+	return f.fs.RenameNoReplace(oldname, newname)
+}
+
+// ReadDir implements FS; it is an OpList.
+func (f *Faulty) ReadDir() ([]DirEntry, error) {
+	if err := f.check(Op{Kind: OpList, Name: "."}); err != nil {
+		return nil, err
+	}
+	return f.fs.ReadDir()
+}
+
+// Lstat implements FS; it is an OpStat.
+func (f *Faulty) Lstat(name string) (FileInfo, error) {
+	if err := f.check(Op{Kind: OpStat, Name: name}); err != nil {
+		return FileInfo{}, err
+	}
+	return f.fs.Lstat(name)
 }
 
 // SyncDir implements FS.

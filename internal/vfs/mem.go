@@ -206,6 +206,11 @@ func (m *Mem) Remove(name string) error {
 
 // Rename implements FS. Renaming a name to itself is a no-op.
 func (m *Mem) Rename(oldname, newname string) error {
+	return m.rename(oldname, newname, false)
+}
+
+// rename is Rename and, with noReplace, RenameNoReplace.
+func (m *Mem) rename(oldname, newname string, noReplace bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	linkErr := func(err error) error {
@@ -226,6 +231,9 @@ func (m *Mem) Rename(oldname, newname string) error {
 	ino := m.names[oldname]
 	if ino == nil {
 		return linkErr(fs.ErrNotExist)
+	}
+	if noReplace && m.names[newname] != nil {
+		return linkErr(fs.ErrExist)
 	}
 	if oldname == newname {
 		return nil

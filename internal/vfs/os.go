@@ -111,9 +111,23 @@ func (o *OS) open(op, name string, flag int) (File, error) {
 	if err := checkName(op, name); err != nil {
 		return nil, err
 	}
-	f, err := o.root.OpenFile(name, flag, 0o644)
+	// Only regular files (see FS): refuse anything else before opening it,
+	// open without blocking (a FIFO swapped in meanwhile must not hang us)
+	// and without truncating, then check what was opened.
+	if err := o.lstatRegular(op, name, flag&os.O_CREATE != 0); err != nil {
+		return nil, err
+	}
+	f, err := o.root.OpenFile(name, flag&^os.O_TRUNC|oNonblock, 0o644)
 	if err != nil {
 		return nil, err
+	}
+	if err := o.checkOpened(op, name, f); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	if flag&os.O_TRUNC != 0 {
+		if err := f.Truncate(0); err != nil {
+			return nil, errors.Join(err, f.Close())
+		}
 	}
 	return &osFile{f: f}, nil
 }

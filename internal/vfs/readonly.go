@@ -10,7 +10,8 @@ import (
 var ErrReadOnly = errors.New("evlog/vfs: read-only: this path must never modify the log directory")
 
 // ReadOnly returns an FS over fs whose reads pass through and whose
-// mutating operations (Create, OpenReadWrite, Remove, Rename, SyncDir,
+// mutating operations (Create, OpenReadWrite, Remove, Rename,
+// RenameNoReplace, SyncDir,
 // Lock, and File.Write, File.Truncate and File.Sync) fail with an error
 // matching ErrReadOnly without reaching fs. It proves that a code path
 // never modifies the log directory.
@@ -39,6 +40,9 @@ func (r readOnly) Remove(name string) error                { return refuse("remo
 func (r readOnly) Rename(oldname, _ string) error          { return refuse("rename", oldname) }
 func (r readOnly) List() ([]string, error)                 { return r.fs.List() }
 func (r readOnly) Stat(name string) (int64, error)         { return r.fs.Stat(name) }
+func (r readOnly) Lstat(name string) (FileInfo, error)     { return r.fs.Lstat(name) }
+func (r readOnly) ReadDir() ([]DirEntry, error)            { return r.fs.ReadDir() }
+func (r readOnly) RenameNoReplace(oldname, _ string) error { return refuse("rename", oldname) }
 func (r readOnly) SyncDir() error                          { return refuse("syncdir", ".") }
 func (r readOnly) Lock(name string) (io.Closer, error)     { return nil, refuse("lock", name) }
 

@@ -17,7 +17,9 @@ package vfs
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 )
 
 // FS is a flat directory.
@@ -26,14 +28,19 @@ import (
 // data written to a File is durable only once File.Sync returns nil; a
 // created, renamed or removed directory entry is durable only once SyncDir
 // returns nil after it. Rename replaces the target atomically.
+//
+// Only regular files are ever opened: Create, Open and OpenReadWrite refuse
+// a name that is a symbolic link, FIFO, device, socket or directory with an
+// error matching ErrNotRegular, without blocking (a FIFO is never opened
+// for reading) and without changing what the name points to.
 type FS interface {
 	// Create creates name (truncating it if it exists) and opens it for
 	// reading and writing at offset 0.
 	Create(name string) (File, error)
-	// Open opens an existing file read-only.
+	// Open opens an existing regular file read-only.
 	Open(name string) (File, error)
-	// OpenReadWrite opens an existing file for reading and writing with the
-	// offset at 0 (Seek to the end before appending).
+	// OpenReadWrite opens an existing regular file for reading and writing
+	// with the offset at 0 (Seek to the end before appending).
 	OpenReadWrite(name string) (File, error)
 	// Remove deletes name. Open handles keep working (POSIX unlink).
 	Remove(name string) error
@@ -43,6 +50,19 @@ type FS interface {
 	List() ([]string, error)
 	// Stat returns the size of name, or an error matching fs.ErrNotExist.
 	Stat(name string) (size int64, err error)
+	// Lstat describes name without following a symbolic link (its type is
+	// that of the link itself), or fails with an error matching
+	// fs.ErrNotExist.
+	Lstat(name string) (FileInfo, error)
+	// ReadDir returns every entry of the directory, sorted by name, with
+	// its type as Lstat would report it: unlike List it includes
+	// subdirectories. It reads no sizes (no stat per entry where the
+	// directory itself records types).
+	ReadDir() ([]DirEntry, error)
+	// RenameNoReplace renames oldname to newname like Rename, except that
+	// it never replaces an existing newname: it then fails with an error
+	// matching fs.ErrExist and changes nothing.
+	RenameNoReplace(oldname, newname string) error
 	// SyncDir makes the directory's entries durable.
 	SyncDir() error
 	// Lock takes an exclusive, non-blocking lock on name (creating it). It
@@ -67,6 +87,64 @@ type File interface {
 	// Size returns the current size of the file.
 	Size() (int64, error)
 }
+
+// FileInfo describes a directory entry without following symbolic links.
+type FileInfo struct {
+	Name string
+	// Mode holds the entry's type bits (fs.ModeType); zero for a regular
+	// file.
+	Mode fs.FileMode
+	// Size is the size of a regular file (otherwise meaningless).
+	Size int64
+}
+
+// Regular reports whether the entry is a regular file.
+func (i FileInfo) Regular() bool { return i.Mode.Type() == 0 }
+
+// DirEntry is a name in the directory and its type, as ReadDir lists it.
+type DirEntry struct {
+	Name string
+	// Mode holds the entry's type bits (fs.ModeType), not following
+	// symbolic links; zero for a regular file.
+	Mode fs.FileMode
+}
+
+// Regular reports whether the entry is a regular file.
+func (e DirEntry) Regular() bool { return e.Mode.Type() == 0 }
+
+// ErrNotRegular is matched by the error of an FS that was asked to open a
+// name that is not a regular file (a symbolic link, FIFO, device, socket or
+// directory).
+var ErrNotRegular = errors.New("evlog/vfs: not a regular file")
+
+// notRegular returns the error for op on path, whose type is mode.
+func notRegular(op, path string, mode fs.FileMode) error {
+	return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, typeName(mode))}
+}
+
+// typeName names the type of mode for messages.
+func typeName(mode fs.FileMode) string {
+	switch t := mode.Type(); {
+	case t == 0:
+		return "regular file"
+	case t&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case t&fs.ModeDir != 0:
+		return "directory"
+	case t&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case t&fs.ModeSocket != 0:
+		return "socket"
+	case t&fs.ModeDevice != 0:
+		return "device"
+	default:
+		return "special file"
+	}
+}
+
+// TypeName names the type of a FileInfo's Mode ("regular file", "symbolic
+// link", "FIFO", …), for messages.
+func TypeName(mode fs.FileMode) string { return typeName(mode) }
 
 // ErrLocked is returned by Lock when the lock is already held.
 var ErrLocked = errors.New("evlog/vfs: locked by another writer")
