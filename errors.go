@@ -24,6 +24,11 @@ var (
 	// ErrLocked: another writer (this or another process) holds the log
 	// directory's lock. Use OpenReadOnly to read beside it.
 	ErrLocked = vfs.ErrLocked
+	// ErrLockLost: the log directory's LOCK file was removed or replaced
+	// while a writer held it, so it no longer keeps a second writer out.
+	// The writer fail-stops (with ErrWriterFailed) at its next segment roll
+	// or compaction. LOCK must never be removed.
+	ErrLockLost = vfs.ErrLockLost
 )
 
 type (

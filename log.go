@@ -247,6 +247,20 @@ func (l *Log) Close() error {
 	return errors.Join(errs...)
 }
 
+// checkLock fails if the lock file was removed or replaced since Open: a
+// second writer may then have locked the new file, and the two would
+// overwrite each other. The writer checks it at every roll (and compaction
+// before each commit) and fail-stops on an error.
+func (l *Log) checkLock() error {
+	if l.lock == nil {
+		return nil
+	}
+	if err := vfs.CheckLock(l.lock); err != nil {
+		return fmt.Errorf("evlog: the log's %s file no longer guards it (it must never be removed; stop every process writing this log, then reopen): %w", LockFile, err)
+	}
+	return nil
+}
+
 // acquire returns the current view (referenced: call unref) and the
 // published state, or ErrClosed.
 func (l *Log) acquire() (*view, published, error) {

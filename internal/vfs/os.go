@@ -202,12 +202,40 @@ func (o *OS) Lock(name string) (io.Closer, error) {
 		}
 		return nil, &fs.PathError{Op: "lock", Path: o.path(name), Err: err}
 	}
-	return &osLock{f: f}, nil
+	l := &osLock{f: f, root: o.root, name: name, path: o.path(name)}
+	// The name may have been removed or replaced between the open and the
+	// flock: then the lock guards nothing.
+	if err := l.CheckLock(); err != nil {
+		return nil, errors.Join(err, l.Close())
+	}
+	return l, nil
 }
 
 // osLock is a held flock; Close unlocks and closes the file.
 type osLock struct {
-	f *os.File
+	f    *os.File
+	root *os.Root
+	name string
+	path string // for messages
+}
+
+// CheckLock implements LockChecker: it compares the device and inode of
+// the locked descriptor (fstat) with those of the name (stat).
+func (l *osLock) CheckLock() error {
+	held, err := l.f.Stat()
+	if err != nil {
+		return &fs.PathError{Op: "checklock", Path: l.path, Err: err}
+	}
+	named, err := l.root.Stat(l.name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &lockLostError{path: l.path, why: "was removed"}
+	case err != nil:
+		return &fs.PathError{Op: "checklock", Path: l.path, Err: err}
+	case !os.SameFile(held, named):
+		return &lockLostError{path: l.path, why: "was replaced by another file"}
+	}
+	return nil
 }
 
 func (l *osLock) Close() error {
