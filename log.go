@@ -35,6 +35,11 @@ type Log struct {
 	refreshMu sync.Mutex // serialises Refresh
 	compactMu sync.Mutex // serialises Compact
 
+	// Close cancels closeCtx and then waits for running compactions.
+	closeCtx    context.Context
+	cancelClose context.CancelCauseFunc
+	compactions sync.WaitGroup // Add only under mu, while !closed
+
 	mu     sync.RWMutex
 	v      *view
 	pub    published
@@ -113,6 +118,12 @@ func openFS(fsys vfs.FS, opts Options, readOnly bool) (_ *Log, err error) {
 	}
 	o := opts.withDefaults()
 	l := &Log{opts: o, fs: fsys, readOnly: readOnly, logger: o.Logger, notify: make(chan struct{}), durableCh: make(chan struct{})}
+	l.closeCtx, l.cancelClose = context.WithCancelCause(context.Background())
+	defer func() {
+		if err != nil {
+			l.cancelClose(ErrClosed)
+		}
+	}()
 	if !readOnly {
 		if l.lock, err = fsys.Lock(LockFile); err != nil {
 			if errors.Is(err, vfs.ErrLocked) {
@@ -219,8 +230,9 @@ func (l *Log) ReadOnly() bool { return l.readOnly }
 
 // Close stops the writer (pending appends complete first), makes
 // everything appended durable (even under SyncNever), releases the lock
-// and closes the files. Iterations still running finish on the files they
-// hold. Close is idempotent.
+// and closes the files. A running Compact is cancelled and Close waits for
+// it to return first (groups it had committed stay committed). Iterations
+// still running finish on the files they hold. Close is idempotent.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -229,6 +241,9 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	// No compaction may touch the directory once the lock is released.
+	l.cancelClose(ErrClosed)
+	l.compactions.Wait()
 	var errs []error
 	if l.w != nil {
 		errs = append(errs, l.w.stop())
