@@ -47,6 +47,11 @@ var (
 	// the log's last recorded time (recorded times never decrease in seq
 	// order). Nothing was written.
 	ErrTimeBackwards = errors.New("evlog: event time is earlier than the log's last recorded time")
+	// ErrNotALog: the directory is not empty but holds no file of an evlog
+	// log (no segment, snapshot or LOCK file), so it is someone else's:
+	// Open refuses to create a log among other files, and read-only opens
+	// refuse to call it an empty log. Use a new or empty directory.
+	ErrNotALog = errors.New("evlog: not an evlog log")
 	// ErrWriterFailed is matched by every append error after a write or
 	// fsync failed: the writer stops for good (it never retries and
 	// pretends). Close the Log and open it again; recovery re-reads what is
