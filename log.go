@@ -81,7 +81,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	fsys, err := vfs.CreateOS(dir)
+	fsys, err := vfs.CreateOSPerm(dir, opts.withDefaults().Perm)
 	if err != nil {
 		return nil, fmt.Errorf("evlog: opening %s: %w", dir, err)
 	}
@@ -111,6 +111,7 @@ func OpenReadOnly(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evlog: opening %s: %w", dir, err)
 	}
+	fsys.SetFilePerm(opts.withDefaults().Perm) // for snapshots (AllowSnapshotWrites)
 	l, err := openFS(vfs.ReadOnly(fsys), opts, true)
 	if err != nil {
 		if errors.Is(err, ErrNotALog) {

@@ -16,8 +16,22 @@ import (
 // which (unlike a plain fsync there) flushes the drive's write cache. SyncDir
 // fsyncs the directory itself. Lock is an exclusive, non-blocking flock(2).
 type OS struct {
-	dir  string
-	root *os.Root
+	dir      string
+	root     *os.Root
+	filePerm fs.FileMode // of the files it creates
+}
+
+// DefaultFilePerm is the permission of the files OS creates unless
+// SetFilePerm says otherwise: readable and writable by the owner only (an
+// event log usually holds personal data). The process umask applies too.
+const DefaultFilePerm fs.FileMode = 0o600
+
+// DirPerm returns the permission of a directory created for files of
+// permission filePerm: filePerm plus search (x) wherever it grants read.
+// DirPerm(0o600) is 0o700, DirPerm(0o640) is 0o750.
+func DirPerm(filePerm fs.FileMode) fs.FileMode {
+	filePerm &= fs.ModePerm
+	return filePerm | (filePerm&0o444)>>2
 }
 
 var _ FS = (*OS)(nil)
@@ -29,13 +43,22 @@ func OpenOS(dir string) (*OS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &OS{dir: dir, root: root}, nil
+	return &OS{dir: dir, root: root, filePerm: DefaultFilePerm}, nil
 }
 
-// CreateOS creates dir and any missing parents (mode 0o755), makes every
-// directory entry it created durable by fsyncing the parent of each created
-// directory, and opens it. An existing dir is simply opened.
-func CreateOS(dir string) (*OS, error) {
+// SetFilePerm sets the permission of the files o creates from now on
+// (Create, and Lock's lock file). Call it before sharing o.
+func (o *OS) SetFilePerm(perm fs.FileMode) { o.filePerm = perm & fs.ModePerm }
+
+// CreateOS is CreateOSPerm(dir, DefaultFilePerm).
+func CreateOS(dir string) (*OS, error) { return CreateOSPerm(dir, DefaultFilePerm) }
+
+// CreateOSPerm creates dir and any missing parents (mode DirPerm(filePerm),
+// so 0o700 for the default), makes every directory entry it created durable
+// by fsyncing the parent of each created directory, and opens it with
+// SetFilePerm(filePerm). An existing dir is simply opened (its mode is left
+// alone).
+func CreateOSPerm(dir string, filePerm fs.FileMode) (*OS, error) {
 	// Find the directories MkdirAll is about to create, deepest first.
 	var missing []string
 	for p := filepath.Clean(dir); ; {
@@ -53,7 +76,7 @@ func CreateOS(dir string) (*OS, error) {
 		}
 		p = parent
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, DirPerm(filePerm)); err != nil {
 		return nil, err
 	}
 	// Outermost first: each new entry is made durable in its parent.
@@ -62,7 +85,12 @@ func CreateOS(dir string) (*OS, error) {
 			return nil, err
 		}
 	}
-	return OpenOS(dir)
+	o, err := OpenOS(dir)
+	if err != nil {
+		return nil, err
+	}
+	o.SetFilePerm(filePerm)
+	return o, nil
 }
 
 // syncParent is how CreateOS makes a new entry durable; a variable so tests
@@ -111,7 +139,7 @@ func (o *OS) open(op, name string, flag int) (File, error) {
 	if err := checkName(op, name); err != nil {
 		return nil, err
 	}
-	f, err := o.root.OpenFile(name, flag, 0o644)
+	f, err := o.root.OpenFile(name, flag, o.filePerm)
 	if err != nil {
 		return nil, err
 	}
@@ -183,15 +211,15 @@ func (o *OS) SyncDir() error {
 	return err
 }
 
-// Lock implements FS with flock(2) on name (created with mode 0o644 if
-// missing). flock locks belong to the open file description, so a second
+// Lock implements FS with flock(2) on name (created with the file
+// permission if missing). flock locks belong to the open file description, so a second
 // Lock of the same file fails even within one process. When the lock is
 // held the error names the file and matches ErrLocked.
 func (o *OS) Lock(name string) (io.Closer, error) {
 	if err := checkName("lock", name); err != nil {
 		return nil, err
 	}
-	f, err := o.root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := o.root.OpenFile(name, os.O_RDWR|os.O_CREATE, o.filePerm)
 	if err != nil {
 		return nil, err
 	}
