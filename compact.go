@@ -26,6 +26,10 @@ type CompactOptions struct {
 	// Progress, if set, is called with the input bytes processed so far
 	// and the total.
 	Progress func(done, total int64)
+	// Committed, if set, is called with each group once it is committed
+	// (its output durably in place, Committed set), in Compact's
+	// goroutine, before the next group starts.
+	Committed func(CompactGroup)
 }
 
 // CompactGroup is one output segment of a compaction and its inputs.
@@ -146,6 +150,9 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 			}
 		})
 		rep.Groups[i].Committed = committed
+		if committed && o.Committed != nil {
+			o.Committed(rep.Groups[i])
+		}
 		if err != nil {
 			return rep, err
 		}
