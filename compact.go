@@ -27,6 +27,10 @@ type CompactOptions struct {
 	// Progress, if set, is called with the input bytes processed so far
 	// and the total.
 	Progress func(done, total int64)
+	// Committed, if set, is called with each group once it is committed
+	// (its output durably in place, Committed set), in Compact's
+	// goroutine, before the next group starts.
+	Committed func(CompactGroup)
 }
 
 // CompactGroup is one output segment of a compaction and its inputs.
@@ -34,6 +38,10 @@ type CompactGroup struct {
 	Inputs []string
 	Output string
 	Bytes  int64 // input bytes
+	// Committed is set once Output is durably in place (the inputs may
+	// still be present if removing them failed; recovery drops them). An
+	// interrupted Compact reports which groups it had committed.
+	Committed bool
 }
 
 // CompactReport says what Compact did (or, with DryRun, would do).
@@ -57,6 +65,10 @@ type CompactReport struct {
 // reads the same afterwards, and running Compact again completes the job.
 // Corruption in an input aborts the compaction with an ErrCorrupt error
 // and changes nothing.
+//
+// Cancelling ctx, or closing the Log (which waits for Compact to return),
+// stops it between input segments; the error is ctx's cause or matches
+// ErrClosed, and the report's groups say which were already committed.
 func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, error) {
 	if l.readOnly {
 		return CompactReport{}, ErrReadOnly
@@ -69,6 +81,17 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 	}
 	l.compactMu.Lock()
 	defer l.compactMu.Unlock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return CompactReport{}, ErrClosed
+	}
+	l.compactions.Add(1) // Close waits for it
+	l.mu.Unlock()
+	defer l.compactions.Done()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(l.closeCtx, func() { cancel(errCompactClosed) })()
 	v, _, err := l.acquire()
 	if err != nil {
 		return CompactReport{}, err
@@ -126,14 +149,19 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 	}
 	var done int64
 	for i, r := range runs {
-		if err := ctx.Err(); err != nil {
-			return rep, err
+		if ctx.Err() != nil {
+			return rep, context.Cause(ctx)
 		}
-		if err := l.compactRun(ctx, r, rep.Groups[i].Output, o.Compress, func(n int64) {
+		committed, err := l.compactRun(ctx, r, rep.Groups[i].Output, o.Compress, func(n int64) {
 			if o.Progress != nil {
 				o.Progress(done+n, total)
 			}
-		}); err != nil {
+		})
+		rep.Groups[i].Committed = committed
+		if committed && o.Committed != nil {
+			o.Committed(rep.Groups[i])
+		}
+		if err != nil {
 			return rep, err
 		}
 		done += rep.Groups[i].Bytes
@@ -172,6 +200,9 @@ func checkCompacted(s *segment.Segment, h segment.Header, run []*segHandle) erro
 	return nil
 }
 
+// errCompactClosed is Compact's error when Close stopped it.
+var errCompactClosed = fmt.Errorf("%w: Close stopped the compaction (groups it committed stay committed; run Compact again to finish)", ErrClosed)
+
 func maxGen(r []*segHandle) uint64 {
 	g := uint64(0)
 	for _, s := range r {
@@ -180,8 +211,10 @@ func maxGen(r []*segHandle) uint64 {
 	return g
 }
 
-// compactRun rewrites one run of sealed segments as the segment out.
-func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, compress bool, progress func(int64)) (err error) {
+// compactRun rewrites one run of sealed segments as the segment out;
+// committed reports whether out is durably in place (even when removing the
+// inputs then failed).
+func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, compress bool, progress func(int64)) (committed bool, err error) {
 	first := run[0]
 	h := segment.Header{LogID: first.Header.LogID, BaseSeq: first.FirstSeq(), Generation: maxGen(run) + 1, Created: time.Now()}
 	if compress {
@@ -190,11 +223,11 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 	tmp := out + segment.TempExt
 	f, err := l.fs.Create(tmp)
 	if err != nil {
-		return fmt.Errorf("evlog: compact: creating %s: %w", tmp, err)
+		return false, fmt.Errorf("evlog: compact: creating %s: %w", tmp, err)
 	}
-	committed := false
+	closed := false
 	defer func() {
-		if !committed {
+		if !closed {
 			err = errors.Join(err, f.Close(), l.fs.Remove(tmp))
 		}
 	}()
@@ -208,52 +241,58 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 		var infos []segment.EventInfo
 		ra, end, err := s.Records()
 		if err != nil {
-			return err
+			return false, err
 		}
 		x, _, err := segment.Scan(ra, s.Header, end, segment.ScanOptions{File: s.Name, Strict: true, PrevTime: prevTime, Infos: &infos})
 		if err != nil {
-			return err
+			return false, err
 		}
 		if x.Count > 0 {
 			prevTime = x.LastTime
 		}
 		if err := w.AppendRecords(io.NewSectionReader(ra, segment.HeaderSize, end-segment.HeaderSize), infos, buf); err != nil {
-			return fmt.Errorf("evlog: compact: writing %s: %w", tmp, err)
+			return false, fmt.Errorf("evlog: compact: writing %s: %w", tmp, err)
 		}
 		copied += s.Size
 		progress(copied)
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return false, context.Cause(ctx)
 		}
 	}
 	if err := w.Seal(); err != nil {
-		return fmt.Errorf("evlog: compact: sealing %s: %w", tmp, err)
+		return false, fmt.Errorf("evlog: compact: sealing %s: %w", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("evlog: compact: syncing %s: %w", tmp, err)
+		return false, fmt.Errorf("evlog: compact: syncing %s: %w", tmp, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("evlog: compact: closing %s: %w", tmp, err)
+		return false, fmt.Errorf("evlog: compact: closing %s: %w", tmp, err)
 	}
-	committed = true // from here on the temporary is not ours to remove
+	closed = true // from here on the temporary is removed explicitly
 	// Read the new segment back and verify it completely before it
 	// replaces anything.
 	chk, err := segment.Open(l.fs, tmp)
 	if err != nil {
 		l.fs.Remove(tmp)
-		return err
+		return false, err
 	}
 	if _, err := segment.Verify(chk, math.MinInt64); err != nil {
 		chk.Close()
 		l.fs.Remove(tmp)
-		return fmt.Errorf("evlog: compact: the rewritten segment does not verify (nothing was replaced): %w", err)
+		return false, fmt.Errorf("evlog: compact: the rewritten segment does not verify (nothing was replaced): %w", err)
 	}
 	if err := checkCompacted(chk, h, run); err != nil {
 		chk.Close()
 		l.fs.Remove(tmp)
-		return err
+		return false, err
 	}
 	chk.Close()
+	// Only the lock holder may replace segments: a removed LOCK may have
+	// let another writer in.
+	if err := l.checkLock(); err != nil {
+		l.fs.Remove(tmp)
+		return false, err
+	}
 	// The commit point. Never over an existing file: a file already named
 	// out is not ours (recovery refuses a directory where one could be
 	// left by us), and replacing it and then removing the inputs would
@@ -261,20 +300,20 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 	if err := l.fs.RenameNoReplace(tmp, out); err != nil {
 		l.fs.Remove(tmp)
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("evlog: compact: %s already exists and is not part of the log; nothing was replaced (remove it if it does not belong here): %w", out, err)
+			return false, fmt.Errorf("evlog: compact: %s already exists and is not part of the log; nothing was replaced (remove it if it does not belong here): %w", out, err)
 		}
-		return fmt.Errorf("evlog: compact: renaming %s: %w", tmp, err)
+		return false, fmt.Errorf("evlog: compact: renaming %s: %w", tmp, err)
 	}
 	if err := l.fs.SyncDir(); err != nil {
-		return fmt.Errorf("evlog: compact: syncing the directory after creating %s: %w", out, err)
+		return false, fmt.Errorf("evlog: compact: syncing the directory after creating %s (its durability is unknown): %w", out, err)
 	}
 	seg, err := segment.Open(l.fs, out)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if err := checkCompacted(seg, h, run); err != nil {
 		seg.Close()
-		return fmt.Errorf("%w (after renaming it to %s; its inputs were kept)", err, out)
+		return true, fmt.Errorf("%w (after renaming it to %s; its inputs were kept)", err, out)
 	}
 	l.mu.Lock()
 	cur := l.v.segs
@@ -285,7 +324,7 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 	if i+len(run) > len(cur) || cur[i+len(run)-1] != run[len(run)-1] {
 		l.mu.Unlock()
 		seg.Close()
-		return fmt.Errorf("evlog: compact: the segment list changed underneath (concurrent compaction?)")
+		return true, fmt.Errorf("evlog: compact: the segment list changed underneath (concurrent compaction?)")
 	}
 	segs := append(append(append([]*segHandle(nil), cur[:i]...), newSegHandle(seg)), cur[i+len(run):]...)
 	old := l.v
@@ -294,8 +333,8 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 	old.unref()
 	for _, s := range run {
 		if err := l.fs.Remove(s.Name); err != nil {
-			return fmt.Errorf("evlog: compact: removing %s (recovery will finish the job): %w", s.Name, err)
+			return true, fmt.Errorf("evlog: compact: removing %s (recovery will finish the job): %w", s.Name, err)
 		}
 	}
-	return l.fs.SyncDir()
+	return true, l.fs.SyncDir()
 }

@@ -62,7 +62,10 @@
 // # Recovery
 //
 // Open takes an exclusive lock (flock on DIR/LOCK; a second writer gets
-// ErrLocked at once), then reads each sealed segment's header and trailer
+// ErrLocked at once). LOCK must never be removed or replaced: the lock
+// belongs to the file, so a writer started afterwards would lock a new one.
+// A writer checks at every segment roll that LOCK still names the file it
+// locked and fail-stops with ErrLockLost if not. Open then reads each sealed segment's header and trailer
 // only, and scans the newest segment. A torn tail of the newest segment
 // (an incomplete batch or frame, or garbage, written after the last fsync)
 // is truncated, and reported through Recovery and Options.Logger. A

@@ -24,6 +24,11 @@ var (
 	// ErrLocked: another writer (this or another process) holds the log
 	// directory's lock. Use OpenReadOnly to read beside it.
 	ErrLocked = vfs.ErrLocked
+	// ErrLockLost: the log directory's LOCK file was removed or replaced
+	// while a writer held it, so it no longer keeps a second writer out.
+	// The writer fail-stops (with ErrWriterFailed) at its next segment roll
+	// or compaction. LOCK must never be removed.
+	ErrLockLost = vfs.ErrLockLost
 )
 
 type (
@@ -42,6 +47,11 @@ var (
 	// the log's last recorded time (recorded times never decrease in seq
 	// order). Nothing was written.
 	ErrTimeBackwards = errors.New("evlog: event time is earlier than the log's last recorded time")
+	// ErrNotALog: the directory is not empty but holds no file of an evlog
+	// log (no segment, snapshot or LOCK file), so it is someone else's:
+	// Open refuses to create a log among other files, and read-only opens
+	// refuse to call it an empty log. Use a new or empty directory.
+	ErrNotALog = errors.New("evlog: not an evlog log")
 	// ErrWriterFailed is matched by every append error after a write or
 	// fsync failed: the writer stops for good (it never retries and
 	// pretends). Close the Log and open it again; recovery re-reads what is

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,11 @@ type Log struct {
 
 	refreshMu sync.Mutex // serialises Refresh
 	compactMu sync.Mutex // serialises Compact
+
+	// Close cancels closeCtx and then waits for running compactions.
+	closeCtx    context.Context
+	cancelClose context.CancelCauseFunc
+	compactions sync.WaitGroup // Add only under mu, while !closed
 
 	mu     sync.RWMutex
 	v      *view
@@ -63,7 +69,10 @@ type published struct {
 }
 
 // Open opens the log in dir for writing, creating dir (and fsyncing its
-// parent) if needed. It takes an exclusive lock on dir/LOCK: a second
+// parent) if needed. A new log is created only in an empty directory: a
+// directory holding files but none of a log (no segment, snapshot or LOCK
+// file; hidden files and subdirectories aside) fails with ErrNotALog and
+// is left untouched. It takes an exclusive lock on dir/LOCK: a second
 // writer, in this or another process, fails at once with ErrLocked. Open
 // recovers from a crash: a torn tail of the newest segment is truncated and
 // reported (Recovery, and Options.Logger); corruption anywhere else fails
@@ -72,12 +81,15 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	fsys, err := vfs.CreateOS(dir)
+	fsys, err := vfs.CreateOSPerm(dir, opts.withDefaults().Perm)
 	if err != nil {
 		return nil, fmt.Errorf("evlog: opening %s: %w", dir, err)
 	}
 	l, err := openFS(fsys, opts, false)
 	if err != nil {
+		if errors.Is(err, ErrNotALog) {
+			err = fmt.Errorf("evlog: opening %s: %w", dir, err)
+		}
 		return nil, errors.Join(err, fsys.Close())
 	}
 	l.closeFS = fsys.Close
@@ -87,8 +99,10 @@ func Open(dir string, opts Options) (*Log, error) {
 // OpenReadOnly opens the log in dir for reading. It takes no lock and never
 // modifies, creates or removes anything, so it can read a log that another
 // process is writing; it sees the events committed when it opened (and
-// after each Refresh). dir must exist; a directory without segments is an
-// empty log. A torn tail is not served and is reported by Recovery.
+// after each Refresh). dir must exist; an empty directory, or one with a
+// LOCK file but no segments, is an empty log; a directory holding other
+// files but none of a log fails with ErrNotALog. A torn tail is not served
+// and is reported by Recovery.
 func OpenReadOnly(dir string, opts Options) (*Log, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -97,8 +111,12 @@ func OpenReadOnly(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evlog: opening %s: %w", dir, err)
 	}
+	fsys.SetFilePerm(opts.withDefaults().Perm) // for snapshots (AllowSnapshotWrites)
 	l, err := openFS(vfs.ReadOnly(fsys), opts, true)
 	if err != nil {
+		if errors.Is(err, ErrNotALog) {
+			err = fmt.Errorf("evlog: opening %s: %w", dir, err)
+		}
 		return nil, errors.Join(err, fsys.Close())
 	}
 	l.closeFS, l.rawFS = fsys.Close, fsys
@@ -113,6 +131,15 @@ func openFS(fsys vfs.FS, opts Options, readOnly bool) (_ *Log, err error) {
 	}
 	o := opts.withDefaults()
 	l := &Log{opts: o, fs: fsys, readOnly: readOnly, logger: o.Logger, notify: make(chan struct{}), durableCh: make(chan struct{})}
+	l.closeCtx, l.cancelClose = context.WithCancelCause(context.Background())
+	defer func() {
+		if err != nil {
+			l.cancelClose(ErrClosed)
+		}
+	}()
+	if err := checkLogDir(fsys); err != nil {
+		return nil, err
+	}
 	if !readOnly {
 		if l.lock, err = fsys.Lock(LockFile); err != nil {
 			if errors.Is(err, vfs.ErrLocked) {
@@ -156,6 +183,74 @@ func openFS(fsys vfs.FS, opts Options, readOnly bool) (_ *Log, err error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// CheckLogDir returns nil when the existing directory dir holds a log or
+// is empty (ignoring hidden files and subdirectories), and an error
+// matching ErrNotALog when it holds other files only: what Open and
+// OpenReadOnly check before anything else. It only reads the directory.
+func CheckLogDir(dir string) error {
+	fsys, err := vfs.OpenOS(dir)
+	if err != nil {
+		return fmt.Errorf("evlog: opening %s: %w", dir, err)
+	}
+	defer fsys.Close()
+	if err := checkLogDir(fsys); err != nil {
+		return fmt.Errorf("evlog: opening %s: %w", dir, err)
+	}
+	return nil
+}
+
+// checkLogDir fails with ErrNotALog when fsys holds files but none that
+// belongs to a log: no LOCK, segment, snapshot or temporary of either.
+// Hidden files (".DS_Store") are ignored, and subdirectories are not
+// listed (a mount point's lost+found), so such a directory counts as empty.
+func checkLogDir(fsys vfs.FS) error {
+	names, err := fsys.List()
+	if err != nil {
+		return fmt.Errorf("evlog: listing the log directory: %w", err)
+	}
+	var foreign []string
+	for _, n := range names {
+		if isLogFile(n) {
+			return nil
+		}
+		if !strings.HasPrefix(n, ".") {
+			foreign = append(foreign, n)
+		}
+	}
+	if len(foreign) == 0 {
+		return nil // empty: a new log
+	}
+	return fmt.Errorf("%w: the directory holds %d %s (%q%s) but no segment, snapshot or %s file; give a new or empty directory for a new log",
+		ErrNotALog, len(foreign), plural(len(foreign), "file", "files"), foreign[0], moreSuffix(len(foreign)), LockFile)
+}
+
+// isLogFile reports whether name is one of the files a log directory holds.
+func isLogFile(name string) bool {
+	if name == LockFile {
+		return true
+	}
+	base, _ := strings.CutSuffix(name, segment.TempExt) // segment and snapshot temporaries share it
+	if _, _, ok := segment.ParseFileName(base); ok {
+		return true
+	}
+	_, _, ok := snapshot.ParseFileName(base)
+	return ok
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func moreSuffix(n int) string {
+	if n > 1 {
+		return ", …"
+	}
+	return ""
 }
 
 func initialPublished(segs []*segHandle, active *segment.Index) published {
@@ -219,8 +314,9 @@ func (l *Log) ReadOnly() bool { return l.readOnly }
 
 // Close stops the writer (pending appends complete first), makes
 // everything appended durable (even under SyncNever), releases the lock
-// and closes the files. Iterations still running finish on the files they
-// hold. Close is idempotent.
+// and closes the files. A running Compact is cancelled and Close waits for
+// it to return first (groups it had committed stay committed). Iterations
+// still running finish on the files they hold. Close is idempotent.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -229,6 +325,9 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	// No compaction may touch the directory once the lock is released.
+	l.cancelClose(ErrClosed)
+	l.compactions.Wait()
 	var errs []error
 	if l.w != nil {
 		errs = append(errs, l.w.stop())
@@ -245,6 +344,20 @@ func (l *Log) Close() error {
 		errs = append(errs, l.closeFS())
 	}
 	return errors.Join(errs...)
+}
+
+// checkLock fails if the lock file was removed or replaced since Open: a
+// second writer may then have locked the new file, and the two would
+// overwrite each other. The writer checks it at every roll (and compaction
+// before each commit) and fail-stops on an error.
+func (l *Log) checkLock() error {
+	if l.lock == nil {
+		return nil
+	}
+	if err := vfs.CheckLock(l.lock); err != nil {
+		return fmt.Errorf("evlog: the log's %s file no longer guards it (it must never be removed; stop every process writing this log, then reopen): %w", LockFile, err)
+	}
+	return nil
 }
 
 // acquire returns the current view (referenced: call unref) and the

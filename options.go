@@ -3,10 +3,12 @@ package evlog
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"time"
 
+	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
 	"github.com/evlog/evlog/snapshot"
 )
@@ -96,6 +98,15 @@ type Options struct {
 	// writer's own subscriptions are woken by its appends and never poll.
 	FollowInterval time.Duration
 
+	// Perm is the permission of the files the log creates (segments,
+	// snapshots, LOCK); a directory Open creates gets Perm plus search (x)
+	// wherever Perm grants read. Default 0600 (directories 0700): only the
+	// owner can read an event store that usually holds personal data. Use
+	// 0640 to let the group read (and run read-only tools). The process
+	// umask still applies; existing files and directories keep their modes.
+	// It must grant the owner read and write and hold only permission bits.
+	Perm fs.FileMode
+
 	// AllowSnapshotWrites lets the snapshot store of a log opened with
 	// OpenReadOnly create and remove snapshot files (never segments). Off
 	// by default: a read-only log modifies nothing.
@@ -112,6 +123,7 @@ const (
 	DefaultMaxBatchSize   = 16 << 20
 	DefaultFollowInterval = 100 * time.Millisecond
 	MaxMaxBatchSize       = segment.MaxFramePayload
+	DefaultPerm           = vfs.DefaultFilePerm // 0600
 )
 
 // Validate reports whether o is a usable configuration.
@@ -135,6 +147,9 @@ func (o Options) Validate() error {
 	if o.FollowInterval < 0 {
 		errs = append(errs, fmt.Errorf("FollowInterval %v: must be 0 (default %v) or positive", o.FollowInterval, DefaultFollowInterval))
 	}
+	if o.Perm != 0 && (o.Perm&^fs.ModePerm != 0 || o.Perm&0o600 != 0o600) {
+		errs = append(errs, fmt.Errorf("Perm %#o: must be 0 (default %#o) or permission bits granting the owner read and write", o.Perm, DefaultPerm))
+	}
 	if err := o.Snapshot.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -154,6 +169,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatchSize == 0 {
 		o.MaxBatchSize = max(DefaultMaxBatchSize, o.MaxEventSize)
+	}
+	if o.Perm == 0 {
+		o.Perm = DefaultPerm
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now

@@ -22,7 +22,9 @@ const ctxCheckEvery = 256
 // Events returns an iterator over the log's events in seq order, from seq
 // from (0 or 1: the beginning) through the last event visible when the
 // iteration starts. A read error (corruption, I/O, ctx) ends the iteration
-// with that error; the iteration never silently stops short.
+// with that error; the iteration never silently stops short. ctx is checked
+// before the first event and then every few hundred: an iteration begun
+// with a done ctx yields only its error.
 //
 // The yielded envelopes are the caller's: their Meta and Data are never
 // reused or modified by the log (Data is carved out of shared, read-only
@@ -133,6 +135,9 @@ func (l *Log) activeSparse(v *view) []segment.SparseEntry {
 // visible), in order. e.Data aliases a read buffer and is valid only
 // during the call.
 func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) error) error {
+	if err := ctx.Err(); err != nil {
+		return err // before the first event, not after ctxCheckEvery of them
+	}
 	v, pub, err := l.acquire()
 	if err != nil {
 		return err

@@ -57,14 +57,19 @@ func (r VerifyReport) Corrupt() bool {
 // seq contiguity within and across segments, each sealed segment's footer
 // against its records — and reports every problem it finds rather than
 // stopping at the first. It takes no lock and modifies nothing, so it can
-// run beside a writer. The error is for failures to read the directory.
+// run beside a writer. The error is for failures to read the directory,
+// and ErrNotALog for a directory that holds files but no log.
 func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 	fsys, err := vfs.OpenOS(dir)
 	if err != nil {
 		return VerifyReport{}, fmt.Errorf("evlog: opening %s: %w", dir, err)
 	}
 	defer fsys.Close()
-	return verifyFS(ctx, vfs.ReadOnly(fsys))
+	ro := vfs.ReadOnly(fsys)
+	if err := checkLogDir(ro); err != nil {
+		return VerifyReport{}, fmt.Errorf("evlog: opening %s: %w", dir, err)
+	}
+	return verifyFS(ctx, ro)
 }
 
 func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {

@@ -610,6 +610,10 @@ func (w *writer) fail(err error) {
 // is created (durably) first and the old one sealed second, so a sealed
 // newest segment always means its successor went missing.
 func (w *writer) roll() error {
+	if err := w.l.checkLock(); err != nil {
+		w.fail(err) // another writer may be appending: stop before any more damage
+		return w.failed
+	}
 	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now()}
 	nf, nhb, err := segment.Create(w.l.fs, h)
 	if err != nil {

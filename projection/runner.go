@@ -39,7 +39,11 @@ type RunnerOptions struct {
 	CheckpointInterval time.Duration
 	// KeepCheckpoints prunes to the newest N (default 2).
 	KeepCheckpoints int
-	Logger          *slog.Logger
+	// StopTimeout bounds the final checkpoint written when Run's ctx is
+	// done (with a context of its own, as ctx can no longer be used).
+	// Default 30s.
+	StopTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Runner keeps a projection's view up to date and persisted.
@@ -69,6 +73,9 @@ func NewRunner[S, E any](p Projection[S, E], src Source, cps Checkpoints, decode
 	}
 	if opts.KeepCheckpoints <= 0 {
 		opts.KeepCheckpoints = 2
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 30 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -126,8 +133,12 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 
 // Run starts from the newest usable checkpoint (or from the first event:
 // none, or one of another schema version), catches up, then follows live
-// appends until ctx is done, checkpointing on the way and when it stops.
-// It returns ctx's error, or the first read/decode/checkpoint error.
+// appends until ctx is done, checkpointing on the way and when it stops
+// (that final checkpoint, of everything folded since the last one, is
+// written with its own context bounded by StopTimeout, even when ctx is
+// cancelled right after catching up). It returns ctx's error (joined with
+// the final checkpoint's, if that failed), or the first
+// read/decode/checkpoint error.
 func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
@@ -148,24 +159,47 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
 	r.notifyLocked()
 	r.mu.Unlock()
 	sinceCP, lastCP := res.Applied, time.Now()
-	if rebuild || res.Applied > 0 {
-		if err := r.checkpoint(ctx); err != nil {
+	if rebuild && sinceCP == 0 {
+		sinceCP = 1 // a rebuild replaces the old checkpoints even when nothing was folded
+	}
+	// checkpoint saves the view if due (or force); once ctx is done it
+	// writes the final checkpoint instead and stop is set.
+	checkpoint := func(force bool) (stop bool, err error) {
+		if ctx.Err() == nil && (force || sinceCP >= r.opts.CheckpointEvery) {
+			err := r.checkpoint(ctx)
+			if err == nil {
+				sinceCP, lastCP = 0, time.Now()
+				return false, nil
+			}
+			if ctx.Err() == nil {
+				return true, err
+			}
+			// Cancelled during the save: the final checkpoint below.
+		}
+		if ctx.Err() == nil {
+			return false, nil
+		}
+		if sinceCP > 0 {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.StopTimeout)
+			defer cancel()
+			if cerr := r.checkpoint(fctx); cerr != nil {
+				return true, errors.Join(ctx.Err(), cerr)
+			}
+		}
+		return true, ctx.Err()
+	}
+	if sinceCP > 0 {
+		if stop, err := checkpoint(true); stop {
 			return err
 		}
-		sinceCP = 0
 	}
 	tick := time.NewTicker(r.opts.CheckpointInterval)
 	defer tick.Stop()
 	for env, err := range r.src.Subscribe(ctx, res.Seq+1) {
 		if err != nil {
 			if ctx.Err() != nil {
-				// Stopping: keep what was folded.
-				if sinceCP > 0 {
-					if cerr := r.checkpoint(context.WithoutCancel(ctx)); cerr != nil {
-						return errors.Join(ctx.Err(), cerr)
-					}
-				}
-				return ctx.Err()
+				_, err := checkpoint(false) // stopping: keep what was folded
+				return err
 			}
 			return err
 		}
@@ -179,20 +213,21 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
 		r.notifyLocked()
 		r.mu.Unlock()
 		sinceCP++
-		due := sinceCP >= r.opts.CheckpointEvery
+		force := false
 		select {
 		case <-tick.C:
-			due = due || sinceCP > 0 && time.Since(lastCP) >= r.opts.CheckpointInterval
+			force = sinceCP > 0 && time.Since(lastCP) >= r.opts.CheckpointInterval
 		default:
 		}
-		if due {
-			if err := r.checkpoint(ctx); err != nil {
-				return err
-			}
-			sinceCP, lastCP = 0, time.Now()
+		if stop, err := checkpoint(force); stop {
+			return err
 		}
 	}
-	return ctx.Err()
+	_, err = checkpoint(false)
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
 }
 
 func (r *Runner[S, E]) notifyLocked() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,8 +29,12 @@ compact is the library's Log.Compact run by a writer: it takes the log's
 writer lock, so it fails with "locked" while another process writes the
 log (that process can compact itself, beside its appends). --dry-run
 prints the plan (which segments would be merged into which) and changes
-nothing. It prints the bytes before and after, and a progress bar on
-stderr when stderr is a terminal.`
+nothing. It prints one line per group as soon as it is committed, then the
+bytes before and after, and a progress bar on stderr when stderr is a
+terminal. Interrupted (or failing), it exits 1 saying how many groups it
+had committed: those printed (with --format json, those marked
+"committed"); the log reads the same either way, and running compact
+again finishes the job.`
 
 // compactCmd is "evlogctl compact".
 type compactCmd struct {
@@ -50,9 +55,10 @@ type compactResult struct {
 }
 
 type compactGroupJSON struct {
-	Output string   `json:"output"`
-	Inputs []string `json:"inputs"`
-	Bytes  int64    `json:"bytes"` // input bytes
+	Output    string   `json:"output"`
+	Inputs    []string `json:"inputs"`
+	Bytes     int64    `json:"bytes"`     // input bytes
+	Committed bool     `json:"committed"` // false with --dry-run, and for groups an interruption left undone
 }
 
 func runCompact(ctx context.Context, e *env, args []string) error {
@@ -90,25 +96,52 @@ func (c *compactCmd) run(ctx context.Context, e *env, dir string) error {
 	if bar != nil && !c.dryRun {
 		opts.Progress = bar.update
 	}
-	rep, err := l.Compact(ctx, opts)
-	if bar != nil {
-		bar.done()
+	var printErr error
+	if c.format != "json" {
+		// One line per group as it commits: whatever happens next, the
+		// lines printed are the groups done.
+		opts.Committed = func(g evlog.CompactGroup) {
+			bar.interrupt()
+			if printErr == nil {
+				_, printErr = fmt.Fprintf(e.stdout, "merged %s (%d bytes) into %s\n", strings.Join(g.Inputs, " "), g.Bytes, g.Output)
+			}
+		}
 	}
+	rep, err := l.Compact(ctx, opts)
+	bar.done()
 	if cerr := l.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return err
-	}
 	out := compactResult{DryRun: c.dryRun, SegmentsBefore: rep.SegmentsBefore, SegmentsAfter: rep.SegmentsAfter,
 		BytesBefore: rep.BytesBefore, Groups: []compactGroupJSON{}}
+	merged, committed := 0, 0
+	for _, g := range rep.Groups {
+		out.Groups = append(out.Groups, compactGroupJSON{Output: g.Output, Inputs: g.Inputs, Bytes: g.Bytes, Committed: g.Committed})
+		merged += len(g.Inputs) - 1
+		if g.Committed {
+			committed++
+		}
+	}
+	if err != nil {
+		if c.format == "json" && len(rep.Groups) > 0 {
+			if jerr := writeJSON(e.stdout, out); jerr != nil {
+				err = errors.Join(err, jerr)
+			}
+		}
+		if len(rep.Groups) > 0 && !c.dryRun {
+			listed := "printed above"
+			if c.format == "json" {
+				listed = `marked "committed"`
+			}
+			err = fmt.Errorf("stopped after committing %d of %d groups (%s; the log reads the same, run compact again to finish): %w", committed, len(rep.Groups), listed, err)
+		}
+		return errors.Join(err, printErr)
+	}
+	if printErr != nil {
+		return printErr
+	}
 	if !c.dryRun {
 		out.BytesAfter = &rep.BytesAfter
-	}
-	merged := 0
-	for _, g := range rep.Groups {
-		out.Groups = append(out.Groups, compactGroupJSON{Output: g.Output, Inputs: g.Inputs, Bytes: g.Bytes})
-		merged += len(g.Inputs) - 1
 	}
 	if c.dryRun {
 		out.SegmentsAfter = rep.SegmentsBefore - merged
@@ -117,12 +150,10 @@ func (c *compactCmd) run(ctx context.Context, e *env, dir string) error {
 		return writeJSON(e.stdout, out)
 	}
 	var b strings.Builder
-	verb := "merged"
 	if c.dryRun {
-		verb = "would merge"
-	}
-	for _, g := range out.Groups {
-		fmt.Fprintf(&b, "%s %s (%d bytes) into %s\n", verb, strings.Join(g.Inputs, " "), g.Bytes, g.Output)
+		for _, g := range out.Groups {
+			fmt.Fprintf(&b, "would merge %s (%d bytes) into %s\n", strings.Join(g.Inputs, " "), g.Bytes, g.Output)
+		}
 	}
 	fmt.Fprintf(&b, "before: %d segments, %d bytes\n", out.SegmentsBefore, out.BytesBefore)
 	switch {
@@ -169,9 +200,19 @@ func (p *progressBar) update(done, total int64) {
 	fmt.Fprintf(p.w, "\rcompacting [%s%s] %3d%% %s / %s", strings.Repeat("#", n), strings.Repeat(" ", width-n), pct, mib(done), mib(total))
 }
 
+// done ends the bar's line; a nil bar does nothing.
 func (p *progressBar) done() {
-	if p.last >= 0 {
+	if p != nil && p.last >= 0 {
 		fmt.Fprint(p.w, "\n")
+	}
+}
+
+// interrupt ends the bar's line before other output (the next update
+// redraws it); a nil bar does nothing.
+func (p *progressBar) interrupt() {
+	if p != nil && p.last >= 0 {
+		fmt.Fprint(p.w, "\n")
+		p.last = -1
 	}
 }
 

@@ -28,6 +28,14 @@ to msgpack (objects with sorted keys; integers as integers, numbers with a
 "." or an exponent as float64; base64 strings that were bin stay strings);
 "data_b64" gives the payload bytes as they were.
 
+An integer too large for 64 bits is an error (msgpack has no larger
+integers): quote it, or give it a "." to import it as a rounded float.
+
+Every event must encode within --max-event-size (default 1MiB, the
+library's default; at most 16MiB), which is also the log's limit for this
+run; a line longer than 6 times that (plus 64KiB) cannot hold such an event
+and is rejected without being read whole.
+
 Events are appended in atomic batches of up to 1000 lines. A line that
 cannot be imported (bad JSON, an invalid event, a time earlier than the one
 before it) stops the import with an error naming the line (exit 1); every
@@ -35,9 +43,15 @@ line before it has been appended. import takes the log's writer lock.`
 
 // importCmd is "evlogctl import".
 type importCmd struct {
-	input  string
-	format string
+	input    string
+	format   string
+	maxEvent byteSize
 }
+
+// maxLineSize bounds an input line for events of at most maxEvent encoded
+// bytes: JSON takes at most 6 bytes per encoded byte (a control character
+// in a string is \u00XX, a msgpack nil is "null,"), plus the line's keys.
+func maxLineSize(maxEvent int64) int64 { return 6*maxEvent + 64<<10 }
 
 // importResult is import's JSON document.
 type importResult struct {
@@ -55,12 +69,17 @@ const (
 
 func runImport(ctx context.Context, e *env, args []string) error {
 	var c importCmd
-	f := newFlags("import", "import DIR [--input FILE] [--format text|json] < events.jsonl", importAbout)
+	f := newFlags("import", "import DIR [--input FILE] [--max-event-size BYTES] [--format text|json] < events.jsonl", importAbout)
+	c.maxEvent = evlog.DefaultMaxEventSize
 	f.StringVar(&c.input, "input", "-", "read the events from `FILE` (- is stdin)")
+	f.Var(&c.maxEvent, "max-event-size", "refuse events encoding to more than `BYTES` (the log's MaxEventSize for this run; at most 16MiB)")
 	f.format(&c.format, "text", "json")
 	pos, err := f.parse(e, args, "DIR")
 	if err != nil {
 		return err
+	}
+	if c.maxEvent < 1 || c.maxEvent > evlog.MaxMaxEventSize {
+		return usagef("import", "--max-event-size %d: must be between 1 and %d", c.maxEvent, evlog.MaxMaxEventSize)
 	}
 	return fail("import", c.run(ctx, e, pos[0]))
 }
@@ -87,7 +106,7 @@ func (c *importCmd) run(ctx context.Context, e *env, dir string) error {
 		defer f.Close()
 		in = f
 	}
-	l, err := evlog.Open(dir, evlog.Options{Clock: e.now, MaxEventSize: evlog.MaxMaxEventSize, MaxBatchSize: evlog.MaxMaxBatchSize})
+	l, err := evlog.Open(dir, evlog.Options{Clock: e.now, MaxEventSize: int(c.maxEvent), MaxBatchSize: evlog.MaxMaxBatchSize})
 	if err != nil {
 		return err
 	}
@@ -115,7 +134,8 @@ func (c *importCmd) run(ctx context.Context, e *env, dir string) error {
 }
 
 func (c *importCmd) importLines(ctx context.Context, e *env, l *evlog.Log, in io.Reader, out *importResult) error {
-	br := bufio.NewReaderSize(in, 1<<20)
+	br := bufio.NewReaderSize(in, 64<<10)
+	maxLine := maxLineSize(int64(c.maxEvent))
 	var (
 		batch    appendBuffer
 		lastTime = l.LastTime()
@@ -138,10 +158,19 @@ func (c *importCmd) importLines(ctx context.Context, e *env, l *evlog.Log, in io
 		batch.reset()
 		return nil
 	}
+	var line []byte
 	for {
-		line, err := br.ReadBytes('\n')
+		var err error
+		line, err = readLine(br, line[:0], maxLine)
 		if len(line) == 0 && err == io.EOF {
 			break
+		}
+		if errors.Is(err, errLineTooLong) {
+			if ferr := flush(); ferr != nil {
+				return ferr
+			}
+			return fmt.Errorf("line %d: %w: it cannot hold an event of at most %d bytes (--max-event-size); nothing from this line on was imported",
+				lineNo+1, err, c.maxEvent)
 		}
 		if err != nil && err != io.EOF {
 			return errors.Join(flush(), err)
@@ -225,10 +254,29 @@ func (c *importCmd) parseLine(line []byte, l *evlog.Log) (evlog.Envelope, error)
 	if err := ev.ValidateFields(); err != nil {
 		return ev, err
 	}
-	if n := segment.EncodedSize(&ev) + 64; n > evlog.MaxMaxEventSize {
-		return ev, fmt.Errorf("the event encodes to about %d bytes, over the maximum event size (%d)", n, evlog.MaxMaxEventSize)
+	if n := segment.EncodedSize(&ev) + 64; n > int(c.maxEvent) {
+		return ev, fmt.Errorf("the event encodes to about %d bytes, over the maximum event size %d (raise --max-event-size, at most %d)", n, c.maxEvent, evlog.MaxMaxEventSize)
 	}
 	return ev, nil
+}
+
+// errLineTooLong is readLine's error for a line over its limit.
+var errLineTooLong = errors.New("line too long")
+
+// readLine appends the next line of br (with its '\n', if any) to dst. A
+// line longer than max bytes is an error matching errLineTooLong, and no
+// more than max bytes of it (plus br's buffer) are read.
+func readLine(br *bufio.Reader, dst []byte, max int64) ([]byte, error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if int64(len(dst)+len(chunk)) > max {
+			return dst, fmt.Errorf("%w: over %d bytes", errLineTooLong, max)
+		}
+		dst = append(dst, chunk...)
+		if err != bufio.ErrBufferFull {
+			return dst, err
+		}
+	}
 }
 
 // appendBuffer collects events into one AppendBatch: one request per run

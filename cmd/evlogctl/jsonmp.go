@@ -52,6 +52,8 @@ func appendMsgpack(dst []byte, v any) ([]byte, error) {
 			if u, err := strconv.ParseUint(s, 10, 64); err == nil {
 				return mpAppendUint(dst, u), nil
 			}
+			// Never silently a rounded float: the value would change.
+			return nil, fmt.Errorf("integer %.40s does not fit in 64 bits (msgpack integers have at most 64); quote it to keep it exact as a string, or add \".0\" to import a rounded float", s)
 		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {

@@ -98,6 +98,9 @@ func (c *snapshotsCmd) run(ctx context.Context, e *env, dir string) error {
 			return err
 		}
 	} else {
+		if err := evlog.CheckLogDir(dir); err != nil {
+			return err
+		}
 		fsys, err := vfs.OpenOS(dir)
 		if err != nil {
 			return err

@@ -349,6 +349,24 @@ func TestConformance(t *testing.T) {
 			l = must[io.Closer](t)(fsys.Lock("LOCK"))
 			noErr(t, l.Close())
 		}},
+		{"LockLost", func(t *testing.T, fsys FS) {
+			// A lock belongs to the file: once LOCK is removed or replaced,
+			// a second Lock succeeds on the new file and CheckLock of the
+			// first reports the loss.
+			for _, tamper := range []func(){
+				func() { noErr(t, fsys.Remove("LOCK")) },
+				func() { writeFile(t, fsys, "LOCK.new", nil); noErr(t, fsys.Rename("LOCK.new", "LOCK")) },
+			} {
+				l := must[io.Closer](t)(fsys.Lock("LOCK"))
+				noErr(t, CheckLock(l))
+				tamper()
+				wantIs(t, "CheckLock after tampering", CheckLock(l), ErrLockLost)
+				l2 := must[io.Closer](t)(fsys.Lock("LOCK"))
+				noErr(t, CheckLock(l2))
+				noErr(t, l2.Close())
+				noErr(t, l.Close())
+			}
+		}},
 		{"ConcurrentReadAt", func(t *testing.T, fsys FS) {
 			const chunk, chunks = 64, 50
 			f := must[File](t)(fsys.Create("a"))

@@ -38,10 +38,10 @@ type Mem struct {
 	durable map[string]*inode // namespace as of the last successful SyncDir
 	log     []dirOp           // directory operations since that SyncDir, in order
 	nextID  uint64
-	ops     int  // mutating operations performed
-	crashAt int  // index of the op that loses power; < 0 when disarmed
-	crashed bool // power has been lost: everything fails
-	locks   map[string]bool
+	ops     int             // mutating operations performed
+	crashAt int             // index of the op that loses power; < 0 when disarmed
+	crashed bool            // power has been lost: everything fails
+	locks   map[*inode]bool // locked files (a lock belongs to the file, as flock's does)
 }
 
 var _ FS = (*Mem)(nil)
@@ -88,7 +88,7 @@ func NewMem() *Mem {
 		names:   map[string]*inode{},
 		durable: map[string]*inode{},
 		crashAt: -1,
-		locks:   map[string]bool{},
+		locks:   map[*inode]bool{},
 	}
 }
 
@@ -283,11 +283,13 @@ func (m *Mem) SyncDir() error {
 	return nil
 }
 
-// Lock implements FS with an in-memory lock table keyed by name. Like
-// OS.Lock it creates name (empty) when it does not exist; that creation is a
-// directory operation like any other (durable only after SyncDir) but, as
-// Lock is not a mutating operation, it is not counted by Ops and cannot be
-// the armed crash point.
+// Lock implements FS with an in-memory lock table keyed by file (inode),
+// as flock's locks belong to the file and not to its name: removing or
+// replacing name and locking it again gives a second, independent lock (see
+// CheckLock). Like OS.Lock it creates name (empty) when it does not exist;
+// that creation is a directory operation like any other (durable only after
+// SyncDir) but, as Lock is not a mutating operation, it is not counted by
+// Ops and cannot be the armed crash point.
 func (m *Mem) Lock(name string) (io.Closer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -297,22 +299,24 @@ func (m *Mem) Lock(name string) (io.Closer, error) {
 	if err := checkName("lock", name); err != nil {
 		return nil, err
 	}
-	if m.locks[name] {
-		return nil, &lockedError{path: name}
-	}
-	if m.names[name] == nil {
-		ino := m.newInode(nil)
+	ino := m.names[name]
+	if ino == nil {
+		ino = m.newInode(nil)
 		m.names[name] = ino
 		m.log = append(m.log, dirOp{kind: dirCreate, name: name, ino: ino})
 	}
-	m.locks[name] = true
-	return &memLock{m: m, name: name}, nil
+	if m.locks[ino] {
+		return nil, &lockedError{path: name}
+	}
+	m.locks[ino] = true
+	return &memLock{m: m, name: name, ino: ino}, nil
 }
 
 // memLock is a held Mem lock; Close releases it.
 type memLock struct {
 	m      *Mem
 	name   string
+	ino    *inode
 	closed bool
 }
 
@@ -323,7 +327,24 @@ func (l *memLock) Close() error {
 		return &fs.PathError{Op: "unlock", Path: l.name, Err: fs.ErrClosed}
 	}
 	l.closed = true
-	delete(l.m.locks, l.name)
+	delete(l.m.locks, l.ino)
+	return nil
+}
+
+// CheckLock implements LockChecker: the lock is lost when name was removed
+// or now names another file.
+func (l *memLock) CheckLock() error {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	if l.closed {
+		return &fs.PathError{Op: "checklock", Path: l.name, Err: fs.ErrClosed}
+	}
+	switch ino := l.m.names[l.name]; {
+	case ino == nil:
+		return &lockLostError{path: l.name, why: "was removed"}
+	case ino != l.ino:
+		return &lockLostError{path: l.name, why: "was replaced by another file"}
+	}
 	return nil
 }
 

@@ -16,8 +16,22 @@ import (
 // which (unlike a plain fsync there) flushes the drive's write cache. SyncDir
 // fsyncs the directory itself. Lock is an exclusive, non-blocking flock(2).
 type OS struct {
-	dir  string
-	root *os.Root
+	dir      string
+	root     *os.Root
+	filePerm fs.FileMode // of the files it creates
+}
+
+// DefaultFilePerm is the permission of the files OS creates unless
+// SetFilePerm says otherwise: readable and writable by the owner only (an
+// event log usually holds personal data). The process umask applies too.
+const DefaultFilePerm fs.FileMode = 0o600
+
+// DirPerm returns the permission of a directory created for files of
+// permission filePerm: filePerm plus search (x) wherever it grants read.
+// DirPerm(0o600) is 0o700, DirPerm(0o640) is 0o750.
+func DirPerm(filePerm fs.FileMode) fs.FileMode {
+	filePerm &= fs.ModePerm
+	return filePerm | (filePerm&0o444)>>2
 }
 
 var _ FS = (*OS)(nil)
@@ -29,13 +43,22 @@ func OpenOS(dir string) (*OS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &OS{dir: dir, root: root}, nil
+	return &OS{dir: dir, root: root, filePerm: DefaultFilePerm}, nil
 }
 
-// CreateOS creates dir and any missing parents (mode 0o755), makes every
-// directory entry it created durable by fsyncing the parent of each created
-// directory, and opens it. An existing dir is simply opened.
-func CreateOS(dir string) (*OS, error) {
+// SetFilePerm sets the permission of the files o creates from now on
+// (Create, and Lock's lock file). Call it before sharing o.
+func (o *OS) SetFilePerm(perm fs.FileMode) { o.filePerm = perm & fs.ModePerm }
+
+// CreateOS is CreateOSPerm(dir, DefaultFilePerm).
+func CreateOS(dir string) (*OS, error) { return CreateOSPerm(dir, DefaultFilePerm) }
+
+// CreateOSPerm creates dir and any missing parents (mode DirPerm(filePerm),
+// so 0o700 for the default), makes every directory entry it created durable
+// by fsyncing the parent of each created directory, and opens it with
+// SetFilePerm(filePerm). An existing dir is simply opened (its mode is left
+// alone).
+func CreateOSPerm(dir string, filePerm fs.FileMode) (*OS, error) {
 	// Find the directories MkdirAll is about to create, deepest first.
 	var missing []string
 	for p := filepath.Clean(dir); ; {
@@ -53,7 +76,7 @@ func CreateOS(dir string) (*OS, error) {
 		}
 		p = parent
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, DirPerm(filePerm)); err != nil {
 		return nil, err
 	}
 	// Outermost first: each new entry is made durable in its parent.
@@ -62,7 +85,12 @@ func CreateOS(dir string) (*OS, error) {
 			return nil, err
 		}
 	}
-	return OpenOS(dir)
+	o, err := OpenOS(dir)
+	if err != nil {
+		return nil, err
+	}
+	o.SetFilePerm(filePerm)
+	return o, nil
 }
 
 // syncParent is how CreateOS makes a new entry durable; a variable so tests
@@ -117,7 +145,7 @@ func (o *OS) open(op, name string, flag int) (File, error) {
 	if err := o.lstatRegular(op, name, flag&os.O_CREATE != 0); err != nil {
 		return nil, err
 	}
-	f, err := o.root.OpenFile(name, flag&^os.O_TRUNC|oNonblock, 0o644)
+	f, err := o.root.OpenFile(name, flag&^os.O_TRUNC|oNonblock, o.filePerm)
 	if err != nil {
 		return nil, err
 	}
@@ -197,15 +225,15 @@ func (o *OS) SyncDir() error {
 	return err
 }
 
-// Lock implements FS with flock(2) on name (created with mode 0o644 if
-// missing). flock locks belong to the open file description, so a second
+// Lock implements FS with flock(2) on name (created with the file
+// permission if missing). flock locks belong to the open file description, so a second
 // Lock of the same file fails even within one process. When the lock is
 // held the error names the file and matches ErrLocked.
 func (o *OS) Lock(name string) (io.Closer, error) {
 	if err := checkName("lock", name); err != nil {
 		return nil, err
 	}
-	f, err := o.root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := o.root.OpenFile(name, os.O_RDWR|os.O_CREATE, o.filePerm)
 	if err != nil {
 		return nil, err
 	}
@@ -216,12 +244,40 @@ func (o *OS) Lock(name string) (io.Closer, error) {
 		}
 		return nil, &fs.PathError{Op: "lock", Path: o.path(name), Err: err}
 	}
-	return &osLock{f: f}, nil
+	l := &osLock{f: f, root: o.root, name: name, path: o.path(name)}
+	// The name may have been removed or replaced between the open and the
+	// flock: then the lock guards nothing.
+	if err := l.CheckLock(); err != nil {
+		return nil, errors.Join(err, l.Close())
+	}
+	return l, nil
 }
 
 // osLock is a held flock; Close unlocks and closes the file.
 type osLock struct {
-	f *os.File
+	f    *os.File
+	root *os.Root
+	name string
+	path string // for messages
+}
+
+// CheckLock implements LockChecker: it compares the device and inode of
+// the locked descriptor (fstat) with those of the name (stat).
+func (l *osLock) CheckLock() error {
+	held, err := l.f.Stat()
+	if err != nil {
+		return &fs.PathError{Op: "checklock", Path: l.path, Err: err}
+	}
+	named, err := l.root.Stat(l.name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &lockLostError{path: l.path, why: "was removed"}
+	case err != nil:
+		return &fs.PathError{Op: "checklock", Path: l.path, Err: err}
+	case !os.SameFile(held, named):
+		return &lockLostError{path: l.path, why: "was replaced by another file"}
+	}
+	return nil
 }
 
 func (l *osLock) Close() error {

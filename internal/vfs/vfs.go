@@ -148,3 +148,27 @@ func TypeName(mode fs.FileMode) string { return typeName(mode) }
 
 // ErrLocked is returned by Lock when the lock is already held.
 var ErrLocked = errors.New("evlog/vfs: locked by another writer")
+
+// ErrLockLost is returned by CheckLock when the lock file was removed or
+// replaced while the lock was held: the lock no longer excludes anyone, as
+// a second Lock of the name locks a different file.
+var ErrLockLost = errors.New("evlog/vfs: the lock file was removed or replaced while locked")
+
+// LockChecker is implemented by the locks (the Closers returned by
+// FS.Lock) that can tell whether they still guard the name they were taken
+// on. OS and Mem locks implement it.
+type LockChecker interface {
+	// CheckLock returns nil if the locked file is still the file the lock's
+	// name refers to, an error matching ErrLockLost if the name was removed
+	// or now refers to another file, or another error if it cannot tell.
+	CheckLock() error
+}
+
+// CheckLock checks lock (as returned by FS.Lock) with its CheckLock method;
+// a lock that does not implement LockChecker is assumed to hold.
+func CheckLock(lock io.Closer) error {
+	if c, ok := lock.(LockChecker); ok {
+		return c.CheckLock()
+	}
+	return nil
+}
