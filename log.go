@@ -153,7 +153,12 @@ func openFS(fsys vfs.FS, opts Options, readOnly bool) (_ *Log, err error) {
 			}
 		}()
 	}
-	rec, err := recoverDir(fsys, o.Logger, readOnly)
+	var rec *recovered
+	if readOnly {
+		rec, err = recoverBesideWriter(fsys, o.Logger)
+	} else {
+		rec, err = recoverDir(fsys, o.Logger, false)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func (l *Log) Refresh() error {
 		return nil
 	}
 	// The segment list changed (a roll, a compaction): reload it.
-	rec, err := recoverDir(l.fs, l.logger, true)
+	rec, err := recoverBesideWriter(l.fs, l.logger)
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,10 @@ func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 	if err := checkLogDir(ro); err != nil {
 		return VerifyReport{}, fmt.Errorf("evlog: opening %s: %w", dir, err)
 	}
-	return verifyFS(ctx, ro)
+	// Beside a writer, a finding is reported only when it persists across
+	// a stable listing (see besideWriter).
+	return besideWriter(ro, func() (VerifyReport, error) { return verifyFS(ctx, ro) },
+		func(r VerifyReport, err error) bool { return ctx.Err() == nil && (err != nil || r.Corrupt()) })
 }
 
 func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {

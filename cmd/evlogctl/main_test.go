@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,10 @@ func TestMain(m *testing.M) {
 		code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 		stop()
 		os.Exit(code)
+	}
+	if dir := os.Getenv(stressWriterEnv); dir != "" {
+		count, _ := strconv.ParseUint(os.Args[1], 10, 64)
+		os.Exit(stressWriter(dir, count))
 	}
 	os.Exit(m.Run())
 }

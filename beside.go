@@ -1,0 +1,84 @@
+package evlog
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
+)
+
+// Readers beside a writer. A read-only open, Refresh and Verify list the
+// directory, then open and read the files they found, while a writer in
+// another process may move on between the two: a roll creates segment N+1
+// and then seals N, a compaction renames its output into place and then
+// removes its inputs. A reader can therefore catch a state that looks
+// damaged (a file that vanished, a sealed newest segment with no
+// successor) but is only half of a step the writer is taking. The rule:
+// a failure is reported only when it persists across a stable listing,
+// that is when the segment files were the same before and after the
+// attempt; otherwise the attempt is retried, a bounded number of times.
+
+// besideWriterAttempts bounds the retries of one read beside a writer.
+const besideWriterAttempts = 20
+
+// errDirChanging is wrapped around the last failure when the directory
+// kept changing across every attempt.
+var errDirChanging = errors.New("the log directory kept changing while it was read (a writer rolling or compacting very fast?); try again")
+
+// segmentListing is the names of the segment files of fsys, in log order.
+func segmentListing(fsys vfs.FS) ([]string, error) {
+	d, err := segment.ReadDir(fsys)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(d.Segments))
+	for i, f := range d.Segments {
+		names[i] = f.Name
+	}
+	return names, nil
+}
+
+// besideWriter runs attempt until it succeeds, or fails across a stable
+// listing of fsys (then its failure is the answer), or
+// besideWriterAttempts attempts were made. failed reports whether an
+// attempt's outcome is a failure (an error, or a report of damage); a
+// missing file is always retried. attempt must modify nothing.
+func besideWriter[T any](fsys vfs.FS, attempt func() (T, error), failed func(T, error) bool) (T, error) {
+	var res T
+	var err error
+	for i := range besideWriterAttempts {
+		before, lerr := segmentListing(fsys)
+		if lerr != nil {
+			return res, lerr
+		}
+		res, err = attempt()
+		if !failed(res, err) {
+			return res, err
+		}
+		after, lerr := segmentListing(fsys)
+		if lerr != nil {
+			return res, lerr
+		}
+		if slices.Equal(before, after) && !errors.Is(err, fs.ErrNotExist) {
+			return res, err // the same files before and after: real
+		}
+		time.Sleep(time.Duration(1<<min(i, 4)) * time.Millisecond)
+	}
+	if err != nil {
+		err = fmt.Errorf("evlog: %w: %w", errDirChanging, err)
+	}
+	return res, err
+}
+
+// recoverBesideWriter is a read-only recoverDir that a writer in another
+// process may be changing (see besideWriter).
+func recoverBesideWriter(fsys vfs.FS, log *slog.Logger) (*recovered, error) {
+	return besideWriter(fsys, func() (*recovered, error) {
+		return recoverDir(fsys, log, true)
+	}, func(_ *recovered, err error) bool { return err != nil })
+}
