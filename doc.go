@@ -77,6 +77,14 @@
 // ErrCorrupt error from the read, never skipped. OpenReadOnly takes no
 // lock and never modifies, creates or removes anything.
 //
+// Recovery validates the whole directory before it removes anything
+// (temporaries, segments superseded by a compaction, which it removes only
+// after verifying the compacted segment): a segment whose header disagrees
+// with its name or that belongs to another log is ErrCorrupt, and nothing
+// is deleted. Only regular files are part of a log: a symbolic link, FIFO,
+// device or directory named like a log file is never opened or deleted
+// (RecoveryReport.Strangers lists it).
+//
 // docs/FORMAT.md specifies the files, the recovery algorithm and the
 // assumptions evlog makes about the disk and the file system.
 //

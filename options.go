@@ -108,8 +108,9 @@ type Options struct {
 	Perm fs.FileMode
 
 	// AllowSnapshotWrites lets the snapshot store of a log opened with
-	// OpenReadOnly create and remove snapshot files (never segments). Off
-	// by default: a read-only log modifies nothing.
+	// OpenReadOnly create and remove snapshot files (never segments, and
+	// never temporaries it did not create: cleaning those up is the
+	// writer's job). Off by default: a read-only log modifies nothing.
 	AllowSnapshotWrites bool
 }
 

@@ -105,8 +105,14 @@ func TestRecoveryStrangers(t *testing.T) {
 			if err != nil {
 				t.Fatalf("read-only open: %v", err)
 			}
+			if err := ro.Refresh(); err != nil {
+				t.Errorf("refresh: %v", err)
+			}
 			if d := cmp.Diff(want, readAll(t, ro), envCmp...); d != "" {
 				t.Errorf("read-only events (-want +got):\n%s", d)
+			}
+			if rep := ro.Recovery(); !slices.Contains(rep.Strangers, stranger) {
+				t.Errorf("recovery report %+v does not list the stranger %s", rep, stranger)
 			}
 			ro.Close()
 			l, err = Open(dir, crashOpts(SyncAlways))

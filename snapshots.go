@@ -34,7 +34,10 @@ func (l *Log) Snapshots() (*snapshot.Store, error) {
 			o.BeforeSave = func(context.Context, uint64) error { return ErrReadOnly }
 		}
 		l.snaps, l.snapErr = snapshot.Open(fsys, o)
-		if l.snapErr == nil && (!l.readOnly || l.opts.AllowSnapshotWrites) {
+		// Only the writer (the holder of the log's lock) cleans up
+		// leftover temporaries; a read-only log, even one allowed to
+		// write snapshots, never removes a file it did not create.
+		if l.snapErr == nil && !l.readOnly {
 			if err := l.snaps.CleanTemps(); err != nil {
 				l.logger.Warn("evlog: removing leftover snapshot temporaries", "err", err)
 			}

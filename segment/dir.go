@@ -216,14 +216,17 @@ func Resolve(files []*DirSegment) (live, superseded []*DirSegment, problems []er
 			valid[f] = true
 		}
 	}
+	// In log order, every segment that could supersede f (a lower or equal
+	// first seq, a higher generation) comes before it; cover holds the
+	// valid sealed ones seen so far that still reach f's first seq.
+	var cover []*DirSegment
 	for _, f := range files {
+		cover = slices.DeleteFunc(cover, func(p *DirSegment) bool { return p.last() < f.BaseSeq })
 		var by *DirSegment
 		if valid[f] {
-			for _, p := range files {
-				if valid[p] && p.Seg.Sealed && p.Generation > f.Generation && p.BaseSeq <= f.BaseSeq && f.BaseSeq <= p.last() {
-					if by == nil || p.Generation > by.Generation {
-						by = p
-					}
+			for _, p := range cover {
+				if p.Generation > f.Generation && (by == nil || p.Generation > by.Generation) {
+					by = p
 				}
 			}
 		}
@@ -238,6 +241,9 @@ func Resolve(files []*DirSegment) (live, superseded []*DirSegment, problems []er
 		default:
 			f.By = by
 			superseded = append(superseded, f)
+		}
+		if valid[f] && f.Seg.Sealed {
+			cover = append(cover, f)
 		}
 	}
 	// Live segments must not overlap.

@@ -21,8 +21,9 @@ import (
 // run beside each other and beside the writing methods (Save, Prune,
 // Remove, CleanTemps), which are serialised among themselves. Reads never
 // create, modify, rename or remove anything, so a process that only reads
-// can use a read-only FS; only one process at a time may write (the log's
-// directory lock guarantees it).
+// can use a read-only FS. Writes from several processes are safe with
+// respect to temporaries: a Save locks its temporary, and CleanTemps only
+// removes temporaries nobody holds locked (see CleanTemps).
 type Store struct {
 	fs   vfs.FS
 	opts Options // with defaults applied

@@ -7,6 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"time"
+
+	"github.com/evlog/evlog/internal/vfs"
 )
 
 // Save writes the snapshot of m.Name at m.Seq holding state, and returns
@@ -91,8 +93,29 @@ func (s *Store) checkAbsent(m Meta) error {
 // writeLocked writes data to file atomically and durably: temporary,
 // fsync, close, rename, directory fsync. On failure before the rename it
 // removes the temporary.
+//
+// The temporary is locked (FS.Lock) from before it is created until after
+// it is renamed or removed: CleanTemps, in this or another process, never
+// removes a locked temporary, and the lock dies with the process, so an
+// unlocked temporary is provably abandoned.
 func (s *Store) writeLocked(file string, data []byte) (err error) {
 	tmp := file + tempExt
+	if fi, err := s.fs.Lstat(tmp); err == nil && !fi.Regular() {
+		return fmt.Errorf("%s is a %s, not a temporary of ours; nothing was written or removed (remove it if it does not belong here): %w",
+			tmp, vfs.TypeName(fi.Mode), vfs.ErrNotRegular)
+	}
+	lk, err := s.fs.Lock(tmp)
+	if errors.Is(err, vfs.ErrLocked) {
+		return fmt.Errorf("another process is saving this snapshot (its temporary %s is locked); try again later: %w", tmp, err)
+	}
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", tmp, err)
+	}
+	defer func() {
+		if cerr := lk.Close(); cerr != nil && err == nil {
+			s.log.Warn("evlog/snapshot: releasing the lock of a temporary", "file", tmp, "err", cerr)
+		}
+	}()
 	f, err := s.fs.Create(tmp)
 	if err != nil {
 		s.removeTemp(tmp)
@@ -121,7 +144,12 @@ func (s *Store) writeLocked(file string, data []byte) (err error) {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp, err)
 	}
-	if err := s.fs.Rename(tmp, file); err != nil {
+	// Never over an existing file (another process may have saved the
+	// same snapshot meanwhile).
+	if err := s.fs.RenameNoReplace(tmp, file); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %s appeared while this Save was writing it; nothing was replaced", ErrExists, file)
+		}
 		return fmt.Errorf("rename %s to %s: %w", tmp, file, err)
 	}
 	if err := s.fs.SyncDir(); err != nil {
@@ -138,8 +166,12 @@ func (s *Store) removeTemp(tmp string) {
 }
 
 // CleanTemps removes the temporaries left behind by Saves that crashed or
-// failed, then fsyncs the directory. Only the writing process may call it
-// (it would remove another process's Save in progress); Open never does.
+// failed, then fsyncs the directory. A temporary is removed only when it
+// is provably abandoned: a Save holds a lock (FS.Lock) on its temporary
+// while it writes it, the lock dies with its process, and CleanTemps
+// skips every temporary whose lock it cannot take. Only the log's writer
+// calls it (when its snapshot store is first used); Open, readers and
+// tools never do. Entries that are not regular files are never removed.
 // It returns the joined errors of the removals that failed.
 func (s *Store) CleanTemps() error {
 	s.mu.Lock()
@@ -154,7 +186,17 @@ func (s *Store) CleanTemps() error {
 		if !isTemp(file) {
 			continue
 		}
-		if err := s.fs.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		lk, err := s.fs.Lock(file)
+		if errors.Is(err, vfs.ErrLocked) {
+			continue // a Save in progress, in this or another process
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("evlog/snapshot: lock temporary %s: %w", file, err))
+			continue
+		}
+		err = s.fs.Remove(file)
+		lk.Close()
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("evlog/snapshot: remove temporary %s: %w", file, err))
 			continue
 		}
