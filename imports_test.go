@@ -27,15 +27,16 @@ func TestImportRules(t *testing.T) {
 	allow := map[string][]string{
 		"event":              {},
 		"internal/vfs":       {},
+		"internal/testhook":  {"internal/vfs"},
 		"segment":            {"event", "internal/vfs", "zstd"},
 		"snapshot":           {"event", "internal/vfs", "zstd"},
 		"replay":             {"event", "snapshot", "msgpack"},
 		"aggregate":          {"event", "replay", "snapshot"},
 		"projection":         {"event", "replay", "snapshot"},
-		".":                  {"event", "segment", "snapshot", "replay", "internal/vfs", "msgpack"},
+		".":                  {"event", "segment", "snapshot", "replay", "internal/vfs", "internal/testhook", "msgpack"},
 		"cmd/evlogctl":       {".", "event", "segment", "snapshot", "replay", "aggregate", "projection", "internal/vfs", "msgpack", "zstd", "examples/inventory"},
 		"examples/inventory": {".", "event", "aggregate", "projection", "replay"},
-		"fuzz":               {".", "event", "segment", "snapshot", "replay", "aggregate", "projection", "internal/vfs", "msgpack", "zstd"},
+		"fuzz":               {".", "event", "segment", "snapshot", "replay", "aggregate", "projection", "internal/vfs", "internal/testhook", "msgpack", "zstd"},
 	}
 	isStd := func(p string) bool { return !strings.Contains(strings.Split(p, "/")[0], ".") }
 	fset := token.NewFileSet()

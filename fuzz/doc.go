@@ -6,6 +6,8 @@
 //     bytes is opened (read-only, and for writing on a copy), read in full
 //     and verified: no panic, bounded allocation, and either a valid
 //     contiguous prefix of events or an error matching evlog.ErrCorrupt.
+//     It runs on in-memory directories (vfs.Mem, opened through
+//     internal/testhook), a millisecond or so per input.
 //   - FuzzReplayModel: the input is a program of appends, snapshot saves
 //     and damage to the closed log's files; the state replay computes (with
 //     snapshots and without) must equal that of an in-memory reference
