@@ -54,20 +54,34 @@
 // write of a batch fails only that batch when its partial bytes could be
 // removed; appends resume once space is freed.
 //
-// The limit of detection: the newest segment's last batch, damaged after it
-// was made durable (a bad sector, a flipped bit), cannot be told from a
-// batch torn by a crash, and is truncated as a torn tail like it; damage
-// anywhere else is reported as corruption, never repaired.
+// After every fsync of the newest segment (each group under SyncAlways,
+// Sync, the SyncInterval tick, Close, and Open) the writer appends a mark
+// frame recording that the file is durable up to there, before the appends
+// or the Sync covered return; the next fsync makes the mark durable, and
+// Close fsyncs it. Damage to data a durable mark covers is corruption. The
+// limit of detection, exactly: after a power loss or kernel crash (not a
+// process crash, which keeps the mark in the page cache), the bytes
+// fsynced since the last mark that reached the disk — at most the last
+// group under SyncAlways, the appends up to the last Sync under SyncNever,
+// the last interval under SyncInterval — cannot be told from a torn write
+// if the disk also damaged them, and are truncated as a torn tail; so are
+// data never fsynced, and the end of a newest segment that was cut short.
+// A torn tail is data not recorded as durable, which is not the same as
+// never acknowledged. Damage anywhere else is reported as corruption,
+// never repaired.
 //
 // # Recovery
 //
 // Open takes an exclusive lock (flock on DIR/LOCK; a second writer gets
 // ErrLocked at once), then reads each sealed segment's header and trailer
 // only, and scans the newest segment. A torn tail of the newest segment
-// (an incomplete batch or frame, or garbage, written after the last fsync)
-// is truncated, and reported through Recovery and Options.Logger. A
-// checksum failure elsewhere — in a sealed segment's header, trailer or
-// index, or mid-segment followed by data that had been made durable —
+// (an incomplete batch or frame, or garbage, that no mark records as
+// durable) is truncated, and reported through Recovery and Options.Logger.
+// A newest segment without a valid header is removed only after an
+// unsealed segment (a roll interrupted before the seal, when it cannot
+// have held an event). A checksum failure elsewhere — in a sealed
+// segment's header, trailer or index, or before the durable end a mark
+// records —
 // fails with an error matching ErrCorrupt, a *CorruptError naming the file
 // and the offset of the first invalid frame. Sealed segments' records are
 // checked on every read (and by `evlogctl verify`): a bad record is an

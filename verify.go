@@ -95,9 +95,9 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		s, err := segment.Open(fsys, name)
 		if err != nil {
 			// A newest segment too short for its header is a torn
-			// creation (Open removes it), as long as it follows a sealed
-			// segment or is the only one.
-			if size, serr := fsys.Stat(name); newest && serr == nil && size <= segment.HeaderSize && errors.Is(err, segment.ErrCorrupt) {
+			// creation (Open removes it) only after an unsealed segment
+			// (a roll interrupted before the seal); see recoverDir.
+			if size, serr := fsys.Stat(name); newest && i > 0 && unsealedSeg(fsys, segs[i-1]) && serr == nil && size <= segment.HeaderSize && errors.Is(err, segment.ErrCorrupt) {
 				rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: 0, Reason: err.Error()})
 				break
 			}
@@ -171,6 +171,17 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		s.Close()
 	}
 	return rep, nil
+}
+
+// unsealedSeg reports whether a segment opens with a valid header and is
+// not sealed.
+func unsealedSeg(fsys vfs.FS, name string) bool {
+	s, err := segment.Open(fsys, name)
+	if err != nil {
+		return false
+	}
+	defer s.Close()
+	return !s.Sealed
 }
 
 // emptySegment reports whether a segment holds no committed event.

@@ -55,11 +55,14 @@ type writer struct {
 	f        vfs.File // the active segment, positioned at end
 	name     string
 	hdr      [segment.HeaderSize]byte
+	header   segment.Header // hdr decoded (its mark key signs the marks)
 	idx      *segment.Index // the active index, shared with readers (mutated under l.mu)
 	end      int64          // end of the committed frames
 	durable  int64          // end of the fsynced frames
-	lastSeq  uint64         // last committed seq
-	lastTime int64          // its recorded time
+	markEnd  int64          // end of the data recorded as durable, including the last mark frame
+	markBuf  []byte
+	lastSeq  uint64 // last committed seq
+	lastTime int64  // its recorded time
 	streams  uint64
 	failed   error
 	failedAt atomic.Pointer[error] // failed, for other goroutines
@@ -162,8 +165,16 @@ func (w *writer) openActive(rec *recovered) error {
 	if _, err := f.Seek(end, io.SeekStart); err != nil {
 		return errors.Join(fmt.Errorf("evlog: seeking in %s: %w", s.Name, err), f.Close())
 	}
-	w.f, w.name, w.hdr, w.idx = f, s.Name, s.HeaderBytes, rec.active
+	w.f, w.name, w.hdr, w.header, w.idx = f, s.Name, s.HeaderBytes, s.Header, rec.active
 	w.end, w.durable = end, end
+	w.markEnd = rec.active.Durable
+	if w.markEnd+segment.MarkFrameSize == end {
+		w.markEnd = end // the file ends with the mark recording the rest
+	}
+	// Record on disk that what recovery kept is durable now.
+	if err := w.mark(); err != nil {
+		return errors.Join(err, f.Close())
+	}
 	return nil
 }
 
@@ -181,9 +192,9 @@ func (w *writer) startSegment() error {
 	if err != nil {
 		return errors.Join(err, f.Close())
 	}
-	w.f, w.name, w.hdr = f, name, hb
+	w.f, w.name, w.hdr, w.header = f, name, hb, seg.Header
 	w.idx = segment.NewIndex(h.BaseSeq)
-	w.end, w.durable = segment.HeaderSize, segment.HeaderSize
+	w.end, w.durable, w.markEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize
 	l := w.l
 	l.mu.Lock()
 	var segs []*segHandle
@@ -509,6 +520,11 @@ func (w *writer) flush() {
 	l.broadcastLocked()
 	l.mu.Unlock()
 
+	// Under SyncAlways, record the fsync before acknowledging the group:
+	// once any append of it returns, a mark says on disk that it is
+	// durable (the mark itself becomes durable with the next fsync).
+	markErr := w.mark()
+
 	w.undo = w.undo[:0] // the staged versions are committed now
 	if len(w.versions) >= maxVersionCache {
 		clear(w.versions) // a cache: the indexes hold every committed version
@@ -518,6 +534,11 @@ func (w *writer) flush() {
 		r.finish(nil)
 	}
 	w.resetGroup()
+	if markErr != nil {
+		// The group is durable (its fsync succeeded), so it was
+		// acknowledged; but the file may now end in a partial mark.
+		w.fail(markErr)
+	}
 }
 
 // resetGroup drops the staged group, undoing its stream versions (none
@@ -576,7 +597,8 @@ func (w *writer) syncFile() error {
 	return nil
 }
 
-// fsync makes the committed frames durable (Sync, interval, Close).
+// fsync makes the committed frames durable (Sync, interval, Close) and
+// records it with a mark.
 func (w *writer) fsync() {
 	if err := w.syncFile(); err != nil {
 		w.fail(err)
@@ -586,6 +608,49 @@ func (w *writer) fsync() {
 	w.l.mu.Lock()
 	w.l.setDurableLocked(w.lastSeq)
 	w.l.mu.Unlock()
+	if err := w.mark(); err != nil {
+		w.fail(err)
+	}
+}
+
+// mark appends a mark frame recording on disk that the active segment was
+// fsynced up to w.end; it is called right after each fsync and does
+// nothing when no frame was written since the last mark (or the segment
+// is of format version 1, which has no marks). The mark is not fsynced
+// here: the next fsync (the next group under SyncAlways, the next Sync or
+// interval tick, a roll, Close) makes it durable. A write that fails for
+// lack of space with nothing left behind only skips the mark (the data is
+// durable; the next mark records it); any other failure is returned and
+// is fatal.
+func (w *writer) mark() error {
+	if w.header.Version < 2 || w.end <= w.markEnd || w.durable != w.end {
+		return nil
+	}
+	at := w.end
+	w.markBuf = segment.AppendMarkFrame(w.markBuf[:0], w.header, at)
+	n, err := w.f.Write(w.markBuf)
+	if err != nil {
+		var undoErr error
+		if n > 0 {
+			undoErr = w.f.Truncate(at)
+		}
+		if undoErr == nil {
+			_, undoErr = w.f.Seek(at, io.SeekStart)
+		}
+		if undoErr == nil && errors.Is(err, syscall.ENOSPC) {
+			w.l.logger.Warn("evlog: no space left to record an fsync in a mark frame; the data is durable, the next mark will record it", "file", w.name, "err", err)
+			return nil
+		}
+		return errors.Join(fmt.Errorf("writing a mark to %s: %w", w.name, err), undoErr)
+	}
+	w.end += int64(n)
+	w.markEnd = w.end
+	l := w.l
+	l.mu.Lock()
+	w.idx.End, w.idx.Durable = w.end, at
+	l.pub.end = w.end
+	l.mu.Unlock()
+	return nil
 }
 
 // fail puts the writer in its failed state: every staged and future
@@ -656,9 +721,9 @@ func (w *writer) roll() error {
 		w.fail(err)
 		return w.failed
 	}
-	w.f, w.name, w.hdr = nf, name, nhb
+	w.f, w.name, w.hdr, w.header = nf, name, nhb, seg.Header
 	w.idx = segment.NewIndex(h.BaseSeq)
-	w.end, w.durable = segment.HeaderSize, segment.HeaderSize
+	w.end, w.durable, w.markEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize
 	l := w.l
 	l.mu.Lock()
 	segs := append([]*segHandle(nil), l.v.segs[:len(l.v.segs)-1]...)
@@ -683,6 +748,9 @@ func (w *writer) shutdown() {
 	var errs []error
 	if w.failed == nil && w.end > w.durable {
 		w.fsync()
+	}
+	if w.failed == nil && w.end > w.durable {
+		w.fsync() // the mark: a closed log has every fsync recorded durably
 	}
 	if w.failed != nil {
 		errs = append(errs, w.failed)

@@ -11,8 +11,16 @@ import (
 // appending, positioned after the header. The header is written to a
 // temporary file, fsynced, renamed into place and the directory fsynced, so
 // when Create returns the file and its directory entry are durable and a
-// crash can never leave a segment with a torn header.
+// crash can never leave a segment with a torn header. A zero h.MarkKey is
+// replaced by a random one (NewMarkKey); the header written is returned.
 func Create(fsys vfs.FS, h Header) (vfs.File, [HeaderSize]byte, error) {
+	if h.MarkKey == ([8]byte{}) && (h.Version == 0 || h.Version >= 2) {
+		k, err := NewMarkKey()
+		if err != nil {
+			return nil, [HeaderSize]byte{}, fmt.Errorf("evlog/segment: generating a mark key: %w", err)
+		}
+		h.MarkKey = k
+	}
 	hb := h.Encode()
 	name := FormatFileName(h.BaseSeq, h.Generation)
 	tmp := name + TempExt
