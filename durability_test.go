@@ -248,3 +248,73 @@ func TestTornCreation(t *testing.T) {
 		})
 	}
 }
+
+// TestForgedFramesInPayloadKeepATornTail: an event payload full of bytes
+// shaped like commit and mark frames must not turn a genuine torn tail into
+// corruption after a crash (issue 9, item 8). Event 1 is fsynced; events 2
+// and 3 (whose payload imitates every proof of durability recovery looks
+// for) are written but never fsynced, and the process dies; a power loss
+// garbles event 2's frame. Recovery truncates the torn tail and keeps
+// event 1.
+func TestForgedFramesInPayloadKeepATornTail(t *testing.T) {
+	mem := vfs.NewMem()
+	opts := Options{Sync: SyncNever}
+	l := openMem(t, mem, opts)
+	if _, err := l.Append(t.Context(), "s", ExpectAny, Envelope{Type: "e"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var forged []byte
+	for d := int64(segment.HeaderSize); d < 3000; d += 3 {
+		forged = segment.AppendCommitFrame(forged, segment.Commit{FirstSeq: 2, Count: 2, DurableEnd: d})
+		var m [16]byte // a mark frame's payload: durable end, then a guessed tag
+		binaryLE(m[:8], uint64(d))
+		binaryLE(m[8:], uint64(d)*0x9e3779b97f4a7c15)
+		forged = segment.AppendFrame(forged, segment.Kind(8), m[:])
+	}
+	if _, err := l.Append(t.Context(), "s", ExpectAny, Envelope{Type: "e"}, Envelope{Type: "forged", Data: forged}); err != nil {
+		t.Fatal(err)
+	}
+	killed := mem.Clone()
+	l.Close()
+	name := segNames(t, killed)[0]
+	data, _ := killed.ReadFile(name)
+	// Event 2's frame: the first event frame after event 1's.
+	var bad int64 = -1
+	r := segment.NewReader(bytes.NewReader(data), segment.HeaderSize, int64(len(data)))
+	events := 0
+	for {
+		f, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Kind == segment.KindEvent {
+			if events++; events == 2 {
+				bad = f.Offset
+				break
+			}
+		}
+	}
+	flipAt(t, killed, name, bad+12)
+	l, err := openFS(killed, opts, false)
+	if err != nil {
+		t.Fatalf("open: %v; want the torn tail at %d truncated (the payload's imitation frames are no proof of durability)", err, bad)
+	}
+	defer l.Close()
+	rep := l.Recovery()
+	if rep.TornTail == nil || rep.TornTail.BadOffset != bad {
+		t.Fatalf("recovery report %+v, want a torn tail at %d", rep.TornTail, bad)
+	}
+	if got := readAll(t, l); len(got) != 1 || got[0].Seq != 1 {
+		t.Fatalf("events after recovery: %+v, want only seq 1", got)
+	}
+}
+
+// binaryLE writes v little-endian into b[:8].
+func binaryLE(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (8 * i))
+	}
+}

@@ -266,3 +266,81 @@ func TestScanForgedFramesInTornTail(t *testing.T) {
 		checkScan(t, "forged frames in the torn tail", img, b, false, img.prefix(int64(len(b)), bad))
 	}
 }
+
+// forgeryImage returns the version 2 image of a fsynced batch (with its
+// mark) followed by an unsynced batch of two events, the second with data
+// payload, and the offset of the unsynced batch's first event frame.
+func forgeryImage(payload []byte) (*segImage, int64) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	bs := genBatches(rng, 1, genOptions{batches: 1, maxBatch: 2, streams: 2, maxData: 10, syncEvery: 1})
+	last := bs[0].events[len(bs[0].events)-1]
+	e1 := event.Envelope{Seq: last.Seq + 1, Stream: "x", Version: 1, Type: "t", SchemaVersion: 1, Time: last.Time, Data: []byte{0xc0}}
+	e2 := e1
+	e2.Seq, e2.Version, e2.Data = e1.Seq+1, 2, payload
+	bs = append(bs, batch{events: []event.Envelope{e1, e2}})
+	img := buildImage(testHeaderV2(1), bs)
+	return img, img.start[1]
+}
+
+// FuzzForgedMarks: whatever bytes an event payload holds, they cannot turn
+// a torn tail after it into corruption (issue 9, item 8). The payload's
+// event is in an unsynced batch whose first frame a crash garbled; Scan
+// must report a torn tail at that frame, keeping the fsynced batch.
+func FuzzForgedMarks(f *testing.F) {
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		if len(payload) > 1<<20 {
+			return
+		}
+		img, bad := forgeryImage(payload)
+		b := bytes.Clone(img.data)
+		b[bad+FrameHeaderSize+1] ^= 0xff
+		x, tail, err := scanBytes(b, img.h, ScanOptions{File: scanFile})
+		if err != nil {
+			t.Fatalf("Scan: %v; want a torn tail at %d (the payload forged a proof of durability)", err, bad)
+		}
+		if tail == nil || tail.Offset != bad || tail.BadOffset != bad || x.End != bad || x.Count != len(img.batches[0].events) {
+			t.Fatalf("index ends at %d with %d events, tail %+v; want a torn tail at %d", x.End, x.Count, tail, bad)
+		}
+	})
+}
+
+// forgerySeeds are FuzzForgedMarks' seed payloads: imitation commit
+// frames, imitation marks with guessed tags, marks made with another key,
+// and a genuine mark of the segment, valid only at its own offset.
+func forgerySeeds() map[string][]byte {
+	seeds := map[string][]byte{}
+	var commits, guesses, otherKey []byte
+	for d := int64(HeaderSize); d < 2000; d += 5 {
+		commits = AppendCommitFrame(commits, Commit{FirstSeq: 3, Count: 1, DurableEnd: d})
+		var m [markPayloadSize]byte
+		le.PutUint64(m[markDurableEndOff:], uint64(d))
+		le.PutUint64(m[markTagOff:], uint64(d)*0x9e3779b97f4a7c15)
+		guesses = AppendFrame(guesses, KindMark, m[:])
+		other := testHeaderV2(1)
+		other.MarkKey = [8]byte{}
+		otherKey = AppendMarkFrame(otherKey, other, d)
+	}
+	seeds["commit-frames"] = commits
+	seeds["guessed-marks"] = guesses
+	seeds["other-key-marks"] = otherKey
+	img, _ := forgeryImage(nil)
+	for _, fr := range img.frames {
+		if fr.kind == KindMark {
+			seeds["genuine-mark-elsewhere"] = bytes.Repeat(img.data[fr.off:fr.end], 40)
+		}
+	}
+	seeds["empty"] = nil
+	return seeds
+}
+
+// Payload bytes that imitate framing do not change how Scan classifies a
+// torn tail: the seeds of FuzzForgedMarks, checked by every go test run
+// through the corpus too.
+func TestForgedMarksSeeds(t *testing.T) {
+	for name, p := range forgerySeeds() {
+		img, bad := forgeryImage(p)
+		b := bytes.Clone(img.data)
+		b[bad+FrameHeaderSize+1] ^= 0xff
+		checkScan(t, name, img, b, false, img.prefix(int64(len(b)), bad))
+	}
+}
