@@ -1,12 +1,19 @@
 package evlog
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
 )
 
 // TestFaultLoop injects an I/O error at every mutating operation of a
@@ -78,6 +85,133 @@ func TestFaultLoop(t *testing.T) {
 			if tc.name != "EIO" && soft == 0 {
 				t.Error("ENOSPC never failed just its batch: appends never resumed after freeing space")
 			}
+		})
+	}
+}
+
+// TestFaultENOSPCAfterRoll: running out of space on the first write into a
+// segment just started by a roll fails only that batch (issue 9, item 5).
+// Two appends are queued together: the first rolls to a new segment and is
+// staged there, the second makes the writer flush the first, whose write
+// fails with ENOSPC. The writer must not then "roll" the empty new segment
+// (which would create the next one under the same name, replacing the
+// active file): the second append goes into the new segment, and the log
+// stays usable and recovers every acknowledged batch.
+func TestFaultENOSPCAfterRoll(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sync SyncMode
+		err  error
+	}{
+		{"always ENOSPC", SyncAlways, vfs.ENOSPC("injected")},
+		{"always short write ENOSPC", SyncAlways, vfs.ShortWrite(7, vfs.ENOSPC("injected"))},
+		{"never ENOSPC", SyncNever, vfs.ENOSPC("injected")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				mem := vfs.NewMem()
+				var (
+					mu      sync.Mutex
+					gate    chan struct{} // when set, the next write waits for it
+					failOn  string        // the second write to this file (the first after its header) fails with tc.err
+					writes  int
+					failed  bool
+					holding = make(chan struct{}, 1)
+				)
+				fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+					if op.Kind != vfs.OpWrite {
+						return nil
+					}
+					mu.Lock()
+					g := gate
+					gate = nil
+					if op.Name == failOn {
+						writes++
+					}
+					fail := op.Name == failOn && writes == 2 // after Create's header
+					if fail {
+						failed = true
+					}
+					mu.Unlock()
+					if g != nil {
+						holding <- struct{}{}
+						<-g
+					}
+					if fail {
+						return tc.err
+					}
+					return nil
+				})
+				opts := Options{SegmentSize: MinSegmentSize, Sync: tc.sync, Clock: fakeClock(t0, time.Millisecond)}
+				l := openMem(t, fsys, opts)
+				defer l.Close()
+				// Two big events do not fit in one segment.
+				big := func(n int) Envelope { return Envelope{Type: "big", Data: bytes.Repeat([]byte{byte(n)}, 2100)} }
+				var acked []uint64
+				appendOK := func(n int) {
+					t.Helper()
+					pos, err := l.Append(ctx, "s", ExpectAny, big(n))
+					if err != nil {
+						t.Fatalf("append %d: %v", n, err)
+					}
+					acked = append(acked, pos.Seq)
+				}
+				// Fill the first segment: the next big append rolls.
+				appendOK(0)
+				// Hold the writer in the write of a third append while A
+				// and B queue behind it.
+				release := make(chan struct{})
+				mu.Lock()
+				gate = release
+				mu.Unlock()
+				third := make(chan error, 1)
+				go func() { _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "small"}); third <- err }()
+				<-holding
+				type result struct {
+					pos Position
+					err error
+				}
+				resA, resB := make(chan result, 1), make(chan result, 1)
+				go func() { p, err := l.Append(ctx, "s", ExpectAny, big(2)); resA <- result{p, err} }()
+				synctest.Wait()
+				go func() { p, err := l.Append(ctx, "s", ExpectAny, big(3)); resB <- result{p, err} }()
+				synctest.Wait()
+				// A gets seq 3 and rolls to the segment starting there; its
+				// write there runs out of space.
+				mu.Lock()
+				failOn = segment.FormatFileName(uint64(len(acked)+2), 0) + segment.TempExt // the name it was created under
+				mu.Unlock()
+				close(release)
+				if err := <-third; err != nil {
+					t.Fatalf("third append: %v", err)
+				}
+				acked = append(acked, uint64(len(acked)+1))
+				a, b := <-resA, <-resB
+				if !failed {
+					t.Fatal("no write to the new segment failed: the test does not test what it claims")
+				}
+				if a.err == nil || !errors.Is(a.err, syscall.ENOSPC) || errors.Is(a.err, ErrWriterFailed) {
+					t.Fatalf("append A: %v; want an ENOSPC error that fails only its batch", a.err)
+				}
+				if b.err != nil {
+					t.Fatalf("append B after A ran out of space: %v; want it acknowledged", b.err)
+				}
+				acked = append(acked, b.pos.Seq)
+				appendOK(4)
+				if err := l.Close(); err != nil {
+					t.Fatalf("close: %v", err)
+				}
+				l2 := openMem(t, mem, opts)
+				defer l2.Close()
+				var got []uint64
+				for _, e := range readAll(t, l2) {
+					got = append(got, e.Seq)
+				}
+				if d := cmp.Diff(acked, got); d != "" {
+					t.Fatalf("seqs after reopening (-acknowledged +present):\n%s", d)
+				}
+			})
 		})
 	}
 }

@@ -347,16 +347,20 @@ func (w *writer) take(r *request) {
 		r.finish(w.failed)
 		return
 	}
-	staged := w.nextSeq - w.lastSeq - 1
-	if (w.idx.Count > 0 || staged > 0) && w.end+int64(len(w.buf))+int64(r.size) > w.opts.SegmentSize {
+	if w.needRoll(r) {
 		w.flush()
 		if w.failed != nil {
 			r.finish(w.failed)
 			return
 		}
-		if err := w.roll(); err != nil {
-			r.finish(err)
-			return
+		// The flush may have failed for lack of space, leaving the
+		// segment (just started by a roll, perhaps) empty: roll only if
+		// the request still does not fit.
+		if w.needRoll(r) {
+			if err := w.roll(); err != nil {
+				r.finish(err)
+				return
+			}
 		}
 	}
 	if err := w.stage(r); err != nil {
@@ -366,6 +370,14 @@ func (w *writer) take(r *request) {
 	if len(w.buf) >= flushThreshold {
 		w.flush()
 	}
+}
+
+// needRoll reports whether r does not fit in the active segment after the
+// staged requests. An empty segment takes any request (a batch never spans
+// segments; a segment may exceed SegmentSize by one batch).
+func (w *writer) needRoll(r *request) bool {
+	staged := w.nextSeq - w.lastSeq - 1
+	return (w.idx.Count > 0 || staged > 0) && w.end+int64(len(w.buf))+int64(r.size) > w.opts.SegmentSize
 }
 
 // version returns the stream's version after the staged requests.
@@ -675,6 +687,11 @@ func (w *writer) fail(err error) {
 // is created (durably) first and the old one sealed second, so a sealed
 // newest segment always means its successor went missing.
 func (w *writer) roll() error {
+	if w.idx.Count == 0 {
+		// The next segment would start at the same seq, under the same
+		// name as the active one, and replace it.
+		return nil
+	}
 	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now()}
 	nf, nhb, err := segment.Create(w.l.fs, h)
 	if err != nil {
