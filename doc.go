@@ -39,9 +39,11 @@
 //     and unchanged. Concurrent appenders share fsyncs (group commit).
 //     Readers see a batch once it is durable.
 //   - SyncInterval(d): Append returns once the batch is written to the
-//     operating system; a background fsync runs every d. A process crash
-//     loses nothing acknowledged; a power loss or kernel crash can lose the
-//     batches acknowledged in the last d (plus the fsync in flight), never
+//     operating system; an fsync follows within d (a timer while the writer
+//     is idle, a check between groups of appends while it is busy, so the
+//     bound holds under load). A process crash loses nothing acknowledged;
+//     a power loss or kernel crash can lose the batches acknowledged in the
+//     last d (plus the group being written and the fsync in flight), never
 //     part of a batch. Readers see a batch once it is written.
 //   - SyncNever: as SyncInterval without the background fsync: only Sync,
 //     Close, a segment roll and saving a snapshot make events durable; a

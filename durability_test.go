@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -317,4 +320,82 @@ func binaryLE(b []byte, v uint64) {
 	for i := range 8 {
 		b[i] = byte(v >> (8 * i))
 	}
+}
+
+// TestSyncIntervalUnderLoad: SyncInterval(d) bounds how long an
+// acknowledged append stays non-durable even when the writer never finds
+// its queue empty (issue 9, item 6). Under testing/synctest each write to
+// a segment takes 1ms of fake time, and two appenders, started half a
+// write apart, keep the queue busy: one queues while the other's batch is
+// written. Every acknowledged append must be followed by an fsync within d
+// plus two writes (the group in flight and the mark).
+func TestSyncIntervalUnderLoad(t *testing.T) {
+	const (
+		d        = 5 * time.Millisecond
+		writeDur = time.Millisecond
+		load     = 100 * time.Millisecond
+	)
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			mu    sync.Mutex
+			syncs []time.Time
+		)
+		fsys := vfs.NewFaulty(vfs.NewMem(), func(op vfs.Op) error {
+			switch {
+			case op.Kind == vfs.OpWrite && strings.Contains(op.Name, segment.Ext):
+				time.Sleep(writeDur)
+			case op.Kind == vfs.OpSync:
+				mu.Lock()
+				syncs = append(syncs, time.Now())
+				mu.Unlock()
+			}
+			return nil
+		})
+		l := openMem(t, fsys, Options{Sync: SyncInterval(d)})
+		defer l.Close()
+		start := time.Now()
+		type ack struct {
+			seq uint64
+			at  time.Time
+		}
+		acks := make([][]ack, 2)
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				time.Sleep(time.Duration(i) * writeDur / 2)
+				for time.Since(start) < load {
+					pos, err := l.Append(t.Context(), fmt.Sprintf("s-%d", i), ExpectAny, Envelope{Type: "e"})
+					if err != nil {
+						t.Errorf("append: %v", err)
+						return
+					}
+					acks[i] = append(acks[i], ack{pos.Seq, time.Now()})
+				}
+			})
+		}
+		wg.Wait()
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		n, worst := 0, time.Duration(0)
+		for _, as := range acks {
+			for _, a := range as {
+				n++
+				i := sort.Search(len(syncs), func(i int) bool { return !syncs[i].Before(a.at) })
+				if i == len(syncs) {
+					t.Fatalf("seq %d acknowledged at %v: no fsync after it", a.seq, a.at.Sub(start))
+				}
+				worst = max(worst, syncs[i].Sub(a.at))
+			}
+		}
+		if n < 50 {
+			t.Fatalf("only %d appends in %v: not a load", n, load)
+		}
+		if limit := d + 2*writeDur; worst > limit {
+			t.Errorf("an acknowledged append waited %v for an fsync under load, more than SyncInterval %v (+%v for the writes in flight); %d appends, %d fsyncs", worst, d, limit-d, n, len(syncs))
+		}
+		t.Logf("%d appends, %d fsyncs, longest wait for an fsync %v", n, len(syncs), worst)
+	})
 }

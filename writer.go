@@ -52,21 +52,25 @@ type writer struct {
 	quit    chan struct{}
 	done    chan struct{}
 
-	f        vfs.File // the active segment, positioned at end
-	name     string
-	hdr      [segment.HeaderSize]byte
-	header   segment.Header // hdr decoded (its mark key signs the marks)
-	idx      *segment.Index // the active index, shared with readers (mutated under l.mu)
-	end      int64          // end of the committed frames
-	durable  int64          // end of the fsynced frames
-	markEnd  int64          // end of the data recorded as durable, including the last mark frame
-	markBuf  []byte
-	lastSeq  uint64 // last committed seq
-	lastTime int64  // its recorded time
-	streams  uint64
-	failed   error
-	failedAt atomic.Pointer[error] // failed, for other goroutines
-	closeErr error
+	f       vfs.File // the active segment, positioned at end
+	name    string
+	hdr     [segment.HeaderSize]byte
+	header  segment.Header // hdr decoded (its mark key signs the marks)
+	idx     *segment.Index // the active index, shared with readers (mutated under l.mu)
+	end     int64          // end of the committed frames
+	durable int64          // end of the fsynced frames
+	markEnd int64          // end of the data recorded as durable, including the last mark frame
+	markBuf []byte
+	// dirtySince is when the first frames not yet fsynced were written
+	// (zero when everything written is durable, marks aside): SyncInterval
+	// fsyncs once it is d old, between groups as well as at its ticks.
+	dirtySince time.Time
+	lastSeq    uint64 // last committed seq
+	lastTime   int64  // its recorded time
+	streams    uint64
+	failed     error
+	failedAt   atomic.Pointer[error] // failed, for other goroutines
+	closeErr   error
 
 	// versions caches streams' current versions (0: no stream). Streams of
 	// the active segment are also found in idx, older ones in the sealed
@@ -195,6 +199,7 @@ func (w *writer) startSegment() error {
 	w.f, w.name, w.hdr, w.header = f, name, hb, seg.Header
 	w.idx = segment.NewIndex(h.BaseSeq)
 	w.end, w.durable, w.markEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize
+	w.dirtySince = time.Time{}
 	l := w.l
 	l.mu.Lock()
 	var segs []*segHandle
@@ -286,6 +291,11 @@ func (w *writer) drain() {
 		w.flush()
 		clear(q)
 		w.spare = q
+		// Under load the queue never empties and run's ticker is never
+		// read: honour SyncInterval between groups too.
+		if d := w.opts.Sync.interval(); d > 0 && w.failed == nil && !w.dirtySince.IsZero() && time.Since(w.dirtySince) >= d {
+			w.fsync()
+		}
 	}
 }
 
@@ -514,6 +524,8 @@ func (w *writer) flush() {
 	w.end += int64(len(w.buf))
 	if w.opts.Sync == SyncAlways {
 		w.durable = w.end
+	} else if w.dirtySince.IsZero() {
+		w.dirtySince = time.Now()
 	}
 	events := len(w.infos)
 	w.lastSeq, w.lastTime = w.nextSeq-1, w.nextTime
@@ -617,6 +629,7 @@ func (w *writer) fsync() {
 		return
 	}
 	w.durable = w.end
+	w.dirtySince = time.Time{}
 	w.l.mu.Lock()
 	w.l.setDurableLocked(w.lastSeq)
 	w.l.mu.Unlock()
@@ -741,6 +754,7 @@ func (w *writer) roll() error {
 	w.f, w.name, w.hdr, w.header = nf, name, nhb, seg.Header
 	w.idx = segment.NewIndex(h.BaseSeq)
 	w.end, w.durable, w.markEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize
+	w.dirtySince = time.Time{}
 	l := w.l
 	l.mu.Lock()
 	segs := append([]*segHandle(nil), l.v.segs[:len(l.v.segs)-1]...)
