@@ -56,6 +56,12 @@
 // write of a batch fails only that batch when its partial bytes could be
 // removed; appends resume once space is freed.
 //
+// An Append or Sync that fails with ErrWriterFailed has an unknown
+// outcome: its batch may have reached the disk before the failure (a
+// failed fsync says nothing about what the disk kept), so after reopening
+// it may or may not be present. Check before retrying; once appends are
+// idempotent, retry with the same event IDs.
+//
 // After every fsync of the newest segment (each group under SyncAlways,
 // Sync, the SyncInterval tick, Close, and Open) the writer appends a mark
 // frame recording that the file is durable up to there, before the appends

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -213,5 +214,57 @@ func TestFaultENOSPCAfterRoll(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestUnknownOutcomeAfterFailedFsync: an Append that fails with
+// ErrWriterFailed because its fsync failed has an unknown outcome (issue 9,
+// item 7). The writer fail-stops (later appends and Sync fail too); after a
+// process restart the batch is present — its write reached the file, only
+// the fsync failed — while after a power loss it may be absent. Both are
+// what the contract allows; retrying must therefore check first (or, once
+// appends are idempotent, reuse the event IDs).
+func TestUnknownOutcomeAfterFailedFsync(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	// Fsync 0 is the first segment's creation, 1 the first append's.
+	fsys := vfs.NewFaulty(mem, vfs.FailKind(vfs.OpSync, 2, vfs.EIO("injected")))
+	opts := Options{Sync: SyncAlways, Clock: fakeClock(t0, time.Millisecond)}
+	l := openMem(t, fsys, opts)
+	if _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "first", ID: "id-1"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "unknown", ID: "id-2"})
+	if !errors.Is(err, ErrWriterFailed) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("append whose fsync failed: %v, want ErrWriterFailed wrapping the EIO", err)
+	}
+	if _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "after"}); !errors.Is(err, ErrWriterFailed) {
+		t.Fatalf("append after the failure: %v, want ErrWriterFailed (fail-stop)", err)
+	}
+	if err := l.Sync(ctx); !errors.Is(err, ErrWriterFailed) {
+		t.Fatalf("Sync after the failure: %v, want ErrWriterFailed", err)
+	}
+	if err := l.WaitDurable(ctx, 2); !errors.Is(err, ErrWriterFailed) {
+		t.Fatalf("WaitDurable after the failure: %v, want ErrWriterFailed", err)
+	}
+	if err := l.Close(); !errors.Is(err, ErrWriterFailed) {
+		t.Fatalf("Close: %v, want the writer's failure", err)
+	}
+	ids := func(fsys vfs.FS) []string {
+		t.Helper()
+		l := openMem(t, fsys, opts)
+		defer l.Close()
+		var out []string
+		for _, e := range readAll(t, l) {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	powerLoss := mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2)))
+	if got := ids(mem.Clone()); !slices.Equal(got, []string{"id-1", "id-2"}) {
+		t.Errorf("after a restart: events %v, want [id-1 id-2]: the failed append is there", got)
+	}
+	if got := ids(powerLoss); !slices.Equal(got, []string{"id-1"}) {
+		t.Errorf("after a power loss: events %v, want [id-1]: the failed append is gone", got)
 	}
 }
