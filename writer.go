@@ -139,6 +139,9 @@ func startWriter(l *Log, rec *recovered) (*writer, error) {
 		if err := w.openActive(rec); err != nil {
 			return nil, err
 		}
+		if err := w.upgradeActive(); err != nil {
+			return nil, errors.Join(err, w.f.Close())
+		}
 	}
 	w.nextSeq, w.nextTime = w.lastSeq+1, w.lastTime
 	go w.run()
@@ -181,6 +184,39 @@ func (w *writer) openActive(rec *recovered) error {
 	}
 	return nil
 }
+
+// upgradeActive moves appending off a newest segment of format version 1,
+// which takes no marks (a version 1 reader would take one for a torn
+// tail), so that what is appended from now on is recorded as durable
+// (docs/FORMAT.md, "Recovery"): a version 1 segment holding events is
+// sealed by a roll; an empty one (its header, fsynced at creation) is
+// replaced by a version 2 segment under the same name — an atomic rename
+// over a file that holds no event.
+func (w *writer) upgradeActive() error {
+	if w.header.Version >= 2 {
+		return nil
+	}
+	if w.idx.Count > 0 {
+		err := w.roll()
+		if err != nil && w.failed == nil {
+			// Out of space for the new segment: nothing changed; go on
+			// appending to the version 1 segment, without marks.
+			w.l.logger.Warn("evlog: could not move appends to a version 2 segment; appending to the version 1 segment without durability marks", "file", w.name, "err", err)
+			return nil
+		}
+		return err
+	}
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("evlog: closing %s: %w", w.name, err)
+	}
+	w.f = nopFile{}
+	return w.startSegment()
+}
+
+// nopFile stands in for a closed active segment while it is replaced.
+type nopFile struct{ vfs.File }
+
+func (nopFile) Close() error { return nil }
 
 // startSegment creates a new active segment after the last committed seq
 // and publishes a view holding it. The previous active segment, if any,

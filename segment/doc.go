@@ -106,7 +106,9 @@
 // A reader rejects a format version above FormatVersion ("upgrade evlog")
 // and must decode every older one; a change of layout gets a new version
 // and golden files under testdata/v<N>/. Version 2 (marks, the mark key in
-// the header) is written by every segment created since; a writer that
-// opens a version 1 newest segment appends to it without marks (a version
-// 1 reader would take a mark for a torn tail) until it rolls.
+// the header) is written by every segment created since. A version 1
+// segment never gets a mark (a version 1 reader would take it for a torn
+// tail): a writer that opens a log whose newest segment is of version 1
+// first seals it with a roll, or, when it holds no event, replaces it by a
+// version 2 segment (an atomic rename).
 package segment
