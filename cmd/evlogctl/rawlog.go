@@ -53,9 +53,9 @@ type rawGap struct {
 	bad    int64 // the first invalid frame (what verify and dump report)
 	length int64
 	reason string
-	// torn: an invalid suffix of the newest segment written after its last
-	// fsync (no valid commit after it records it as durable): never
-	// acknowledged, not corruption (verify calls it a torn tail).
+	// torn: an invalid suffix of the newest segment that nothing after it
+	// records as durable (segment.ProvesDurable): not corruption (verify
+	// calls it a torn tail).
 	torn bool
 	// whole: the whole file is unreadable by the raw reader.
 	whole bool
