@@ -251,7 +251,10 @@ func findFrameAfter(ra io.ReaderAt, from, end int64, kind Kind, size int, match 
 	le.PutUint32(pat[:4], uint32(size))
 	pat[4] = byte(kind)
 	frameSize := FrameHeaderSize + size
-	buf := make([]byte, readChunk+frameSize)
+	if from >= end {
+		return -1, nil, nil
+	}
+	buf := make([]byte, min(readChunk, end-from)+int64(frameSize))
 	for base := from; base < end; base += readChunk {
 		n := int(min(int64(len(buf)), end-base))
 		if m, err := ra.ReadAt(buf[:n], base); m < n {
