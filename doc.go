@@ -85,13 +85,12 @@
 // only, and scans the newest segment. A torn tail of the newest segment
 // (an incomplete batch or frame, or garbage, that no mark records as
 // durable) is truncated, and reported through Recovery and Options.Logger.
-// A newest segment without a valid header is removed only after an
-// unsealed segment (a roll interrupted before the seal, when it cannot
-// have held an event). A checksum failure elsewhere — in a sealed
-// segment's header, trailer or index, or before the durable end a mark
-// records —
-// fails with an error matching ErrCorrupt, a *CorruptError naming the file
-// and the offset of the first invalid frame. Sealed segments' records are
+// A newest segment no longer than a header and without a valid one is
+// removed only after an unsealed segment (a roll interrupted before the
+// seal, when it cannot have held an event). A checksum failure elsewhere —
+// in a sealed segment's header, trailer or index, or before the durable
+// end a mark records — fails with an error matching ErrCorrupt, a
+// *CorruptError naming the file and the offset of the first invalid frame. Sealed segments' records are
 // checked on every read (and by `evlogctl verify`): a bad record is an
 // ErrCorrupt error from the read, never skipped. OpenReadOnly takes no
 // lock and never modifies, creates or removes anything.
