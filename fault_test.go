@@ -3,6 +3,7 @@ package evlog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -266,5 +267,156 @@ func TestUnknownOutcomeAfterFailedFsync(t *testing.T) {
 	}
 	if got := ids(powerLoss); !slices.Equal(got, []string{"id-1"}) {
 		t.Errorf("after a power loss: events %v, want [id-1]: the failed append is gone", got)
+	}
+}
+
+// TestFaultLoopGrouped is the fault loop for appends that the writer takes
+// in one group: each step holds the writer in the write of a small append
+// while two big ones queue behind it, so the first of them rolls to a new
+// segment and the second forces its flush (the path of
+// TestFaultENOSPCAfterRoll). An out-of-space error is injected at every
+// mutating operation in turn; an error must fail only its batch or stop
+// the writer for good, and after a restart and after a power loss every
+// acknowledged event is there, once, in seq order.
+func TestFaultLoopGrouped(t *testing.T) {
+	const steps = 6
+	for _, tc := range []struct {
+		name string
+		err  func() error
+	}{
+		{"ENOSPC", func() error { return vfs.ENOSPC("injected") }},
+		{"short write ENOSPC", func() error { return vfs.ShortWrite(7, vfs.ENOSPC("injected")) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			total := -1 // mutating operations of the workload without faults
+			soft := 0
+			for k := -1; k < total || total < 0; k++ {
+				synctest.Test(t, func(t *testing.T) {
+					mem := vfs.NewMem()
+					var (
+						mu      sync.Mutex
+						gate    chan struct{}
+						holding = make(chan struct{}, 1)
+					)
+					fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+						if op.Kind.Mutating() && op.Index == k {
+							return tc.err()
+						}
+						if op.Kind != vfs.OpWrite {
+							return nil
+						}
+						mu.Lock()
+						g := gate
+						gate = nil
+						mu.Unlock()
+						if g != nil {
+							holding <- struct{}{}
+							<-g
+						}
+						return nil
+					})
+					opts := Options{SegmentSize: MinSegmentSize, Sync: SyncAlways, Clock: fakeClock(t0, time.Millisecond)}
+					l, err := openFS(fsys, opts, false)
+					if err != nil {
+						return // failed while creating the log: nothing acknowledged
+					}
+					defer l.Close()
+					type res struct {
+						id  string
+						err error
+					}
+					var results []res
+					appendAsync := func(id string, size int) chan res {
+						ch := make(chan res, 1)
+						go func() {
+							_, err := l.Append(t.Context(), "s", ExpectAny, Envelope{Type: "e", ID: id, Data: bytes.Repeat([]byte{'x'}, size)})
+							ch <- res{id, err}
+						}()
+						return ch
+					}
+					for i := range steps {
+						release := make(chan struct{})
+						mu.Lock()
+						gate = release
+						mu.Unlock()
+						x := appendAsync(fmt.Sprintf("x%d", i), 10)
+						var xr *res
+						select {
+						case <-holding:
+						case r := <-x:
+							xr = &r // no write happened (the writer had failed)
+						}
+						a := appendAsync(fmt.Sprintf("a%d", i), 2100)
+						synctest.Wait()
+						b := appendAsync(fmt.Sprintf("b%d", i), 2100)
+						synctest.Wait()
+						mu.Lock()
+						gate = nil
+						mu.Unlock()
+						close(release)
+						if xr == nil {
+							r := <-x
+							xr = &r
+						}
+						results = append(results, *xr, <-a, <-b)
+					}
+					fatal := false
+					var acked []string
+					for _, r := range results {
+						switch {
+						case r.err == nil:
+							if fatal {
+								t.Fatalf("k=%d: %s acknowledged after the writer failed", k, r.id)
+							}
+							acked = append(acked, r.id)
+						case !errors.Is(r.err, syscall.ENOSPC):
+							// Only ENOSPC was injected: anything else is the
+							// engine's own failure.
+							t.Fatalf("k=%d: %s: %v; want an error caused by the injected ENOSPC", k, r.id, r.err)
+						case errors.Is(r.err, ErrWriterFailed):
+							fatal = true
+						default:
+							soft++
+						}
+					}
+					l.Close()
+					if k < 0 {
+						total = fsys.Ops()
+						if len(acked) != 3*steps {
+							t.Fatalf("without faults %d of %d appends were acknowledged", len(acked), 3*steps)
+						}
+					}
+					for _, after := range []struct {
+						what string
+						fs   *vfs.Mem
+					}{
+						{"restart", mem.Clone()},
+						{"power loss", mem.CrashClone(vfs.Garbage, rand.New(rand.NewPCG(uint64(k+1), 7)))},
+					} {
+						l2, err := openFS(after.fs, opts, false)
+						if err != nil {
+							t.Fatalf("k=%d %s: reopen: %v", k, after.what, err)
+						}
+						seen := map[string]bool{}
+						for i, e := range readAll(t, l2) {
+							if e.Seq != uint64(i+1) || seen[e.ID] {
+								t.Fatalf("k=%d %s: event %d is seq %d id %s: not contiguous or repeated", k, after.what, i, e.Seq, e.ID)
+							}
+							seen[e.ID] = true
+						}
+						l2.Close()
+						for _, id := range acked {
+							if !seen[id] {
+								t.Fatalf("k=%d %s: acknowledged %s is missing", k, after.what, id)
+							}
+						}
+					}
+				})
+			}
+			t.Logf("%d ops; %d appends failed for lack of space only", total, soft)
+			if soft == 0 {
+				t.Error("no out-of-space error ever failed just its batch")
+			}
+		})
 	}
 }
