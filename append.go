@@ -52,7 +52,9 @@ type AppendRequest struct {
 // ErrTimeBackwards. A zero SchemaVersion is stored as 1.
 //
 // Durability: see SyncMode. With SyncAlways, Append returns nil only after
-// an fsync covering the events completed.
+// an fsync covering the events completed. An error matching
+// ErrWriterFailed leaves the outcome unknown: the events may be in the log
+// after it is reopened (see ErrWriterFailed).
 //
 // ctx bounds the wait until the writer takes the batch in (sequences it);
 // after that Append waits for the outcome, so a nil error always means the

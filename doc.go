@@ -39,9 +39,11 @@
 //     and unchanged. Concurrent appenders share fsyncs (group commit).
 //     Readers see a batch once it is durable.
 //   - SyncInterval(d): Append returns once the batch is written to the
-//     operating system; a background fsync runs every d. A process crash
-//     loses nothing acknowledged; a power loss or kernel crash can lose the
-//     batches acknowledged in the last d (plus the fsync in flight), never
+//     operating system; an fsync follows within d (a timer while the writer
+//     is idle, a check between groups of appends while it is busy, so the
+//     bound holds under load). A process crash loses nothing acknowledged;
+//     a power loss or kernel crash can lose the batches acknowledged in the
+//     last d (plus the group being written and the fsync in flight), never
 //     part of a batch. Readers see a batch once it is written.
 //   - SyncNever: as SyncInterval without the background fsync: only Sync,
 //     Close, a segment roll and saving a snapshot make events durable; a
@@ -54,10 +56,27 @@
 // write of a batch fails only that batch when its partial bytes could be
 // removed; appends resume once space is freed.
 //
-// The limit of detection: the newest segment's last batch, damaged after it
-// was made durable (a bad sector, a flipped bit), cannot be told from a
-// batch torn by a crash, and is truncated as a torn tail like it; damage
-// anywhere else is reported as corruption, never repaired.
+// An Append or Sync that fails with ErrWriterFailed has an unknown
+// outcome: its batch may have reached the disk before the failure (a
+// failed fsync says nothing about what the disk kept), so after reopening
+// it may or may not be present. Check before retrying; once appends are
+// idempotent, retry with the same event IDs.
+//
+// After every fsync of the newest segment (each group under SyncAlways,
+// Sync, the SyncInterval tick, Close, and Open) the writer appends a mark
+// frame recording that the file is durable up to there, before the appends
+// or the Sync covered return; the next fsync makes the mark durable, and
+// Close fsyncs it. Damage to data a durable mark covers is corruption. The
+// limit of detection, exactly: after a power loss or kernel crash (not a
+// process crash, which keeps the mark in the page cache), the bytes
+// fsynced since the last mark that reached the disk — at most the last
+// group under SyncAlways, the appends up to the last Sync under SyncNever,
+// the last interval under SyncInterval — cannot be told from a torn write
+// if the disk also damaged them, and are truncated as a torn tail; so are
+// data never fsynced, and the end of a newest segment that was cut short.
+// A torn tail is data not recorded as durable, which is not the same as
+// never acknowledged. Damage anywhere else is reported as corruption,
+// never repaired.
 //
 // # Recovery
 //
@@ -67,12 +86,14 @@
 // A writer checks at every segment roll that LOCK still names the file it
 // locked and fail-stops with ErrLockLost if not. Open then reads each sealed segment's header and trailer
 // only, and scans the newest segment. A torn tail of the newest segment
-// (an incomplete batch or frame, or garbage, written after the last fsync)
-// is truncated, and reported through Recovery and Options.Logger. A
-// checksum failure elsewhere — in a sealed segment's header, trailer or
-// index, or mid-segment followed by data that had been made durable —
-// fails with an error matching ErrCorrupt, a *CorruptError naming the file
-// and the offset of the first invalid frame. Sealed segments' records are
+// (an incomplete batch or frame, or garbage, that no mark records as
+// durable) is truncated, and reported through Recovery and Options.Logger.
+// A newest segment no longer than a header and without a valid one is
+// removed only after an unsealed segment (a roll interrupted before the
+// seal, when it cannot have held an event). A checksum failure elsewhere —
+// in a sealed segment's header, trailer or index, or before the durable
+// end a mark records — fails with an error matching ErrCorrupt, a
+// *CorruptError naming the file and the offset of the first invalid frame. Sealed segments' records are
 // checked on every read (and by `evlogctl verify`): a bad record is an
 // ErrCorrupt error from the read, never skipped. OpenReadOnly takes no
 // lock and never modifies, creates or removes anything.

@@ -55,6 +55,9 @@ var (
 	// ErrWriterFailed is matched by every append error after a write or
 	// fsync failed: the writer stops for good (it never retries and
 	// pretends). Close the Log and open it again; recovery re-reads what is
-	// on disk.
+	// on disk. The outcome of the append that failed (and of any append
+	// failing with it) is unknown: it may be present after reopening. Check
+	// before retrying; once appends are idempotent, retry with the same
+	// event IDs.
 	ErrWriterFailed = errors.New("evlog: the log writer failed; close and reopen the log")
 )

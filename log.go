@@ -170,7 +170,8 @@ func openFS(fsys vfs.FS, opts Options, readOnly bool) (_ *Log, err error) {
 		}
 		o.Logger.Log(context.Background(), lvl, "evlog: recovery: "+verb+" the torn tail of the newest segment",
 			"file", rec.report.TornFile, "offset", t.Offset, "bytes", t.Size, "uncommitted_events", t.Events,
-			"first_seq", t.FirstSeq, "last_seq", t.LastSeq, "reason", t.Reason)
+			"first_seq", t.FirstSeq, "last_seq", t.LastSeq, "recorded_durable_end", t.Durable, "reason", t.Reason,
+			"note", "not recorded as durable; under SyncNever or SyncInterval, or after a power loss took the last mark, it may hold acknowledged appends")
 	}
 	segs := make([]*segHandle, len(rec.segs))
 	for i, s := range rec.segs {

@@ -29,8 +29,11 @@ const (
 	syncBad   SyncMode = math.MinInt64
 )
 
-// SyncInterval fsyncs in the background every d: a power loss can lose up
-// to d (plus one fsync) of acknowledged appends. d must be positive.
+// SyncInterval fsyncs at most d after an append was written: on a timer
+// while the writer is idle, and between groups of appends while it is busy
+// (so the bound holds under load). A power loss can lose up to d (plus the
+// group being written and the fsync in flight) of acknowledged appends. d
+// must be positive.
 func SyncInterval(d time.Duration) SyncMode {
 	if d <= 0 {
 		return syncBad

@@ -1,6 +1,7 @@
 package evlog
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -13,16 +14,20 @@ import (
 // read-only open only reports (it never modifies anything).
 type RecoveryReport struct {
 	// TornTail, when not nil, is the invalid suffix of the newest segment:
-	// an incomplete batch or torn frame written after the last fsync. A
-	// writer truncated it; none of it was ever acknowledged as durable.
+	// an incomplete batch or torn frame that no mark records as durable. A
+	// writer truncated it. Not recorded as durable is not the same as never
+	// acknowledged: under SyncNever and SyncInterval appends are
+	// acknowledged before their fsync, and a power loss can take the mark
+	// recording the last fsync (see the package documentation).
+	// TornTail.Durable is the durable end the last mark before it records.
 	TornTail *segment.Tail
 	// TornFile is the segment holding TornTail.
 	TornFile string
 	// Removed lists files the writer deleted: temporaries, an empty newest
 	// segment left by a crash during a roll, a newest segment whose header
-	// never became durable, and segments superseded by a compaction.
-	// Nothing is removed unless the whole directory passed recovery's
-	// checks.
+	// never became durable (after an unsealed segment only), and segments
+	// superseded by a compaction. Nothing is removed unless the whole
+	// directory passed recovery's checks.
 	Removed []string
 	// Strangers lists entries named like log files that are not regular
 	// files (symbolic links, FIFOs, devices, directories): not part of the
@@ -86,20 +91,35 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 		removedAny = !readOnly
 	}
 
-	// A newest segment too short to hold its header holds no event: its
-	// creation was torn (segments are created atomically, so only a file
-	// system that does not honour fsync before rename leaves one). Treat it
-	// as a torn tail. A longer file with a bad header is corruption.
+	// A newest segment no longer than its header and without a valid one
+	// is a torn creation, removed — only where a crash could have left it
+	// holding no event: during a roll, before the segment before it was
+	// sealed. A segment is created durably (header fsynced, renamed,
+	// directory fsynced) before the previous one is sealed, and no event
+	// goes into it before that seal; so after a sealed segment, or as the
+	// only segment, it may have held acknowledged events and is
+	// corruption. (Only a file system that does not honour fsync before
+	// rename can tear a creation at all.) A longer file with a bad header
+	// is corruption too.
 	removedTorn := false
 	if n := len(files); n > 0 && files[n-1].Err != nil {
 		f := files[n-1]
 		if size, serr := fsys.Stat(f.Name); serr == nil && size <= segment.HeaderSize {
-			log.Warn("evlog: recovery: newest segment has no valid header", "file", f.Name, "err", f.Err)
-			if err := remove(f.Name, "newest segment without a valid header (torn creation)"); err != nil {
-				return nil, err
+			if n < 2 || files[n-2].Seg == nil || files[n-2].Seg.Sealed {
+				why := f.Err.Error()
+				if ce, ok := errors.AsType[*segment.CorruptError](f.Err); ok {
+					why = ce.Reason
+				}
+				f.Err = &segment.CorruptError{File: f.Name, Reason: fmt.Sprintf(
+					"%s; only a crash during a roll, before the previous segment was sealed, could leave that, and events in it may have been acknowledged: restore it from a backup, or remove it if you know it held no event", why)}
+			} else {
+				log.Warn("evlog: recovery: newest segment has no valid header", "file", f.Name, "err", f.Err)
+				if err := remove(f.Name, "newest segment without a valid header (torn creation)"); err != nil {
+					return nil, err
+				}
+				files = files[:n-1]
+				removedTorn, removedAny = true, removedAny || !readOnly
 			}
-			files = files[:n-1]
-			removedTorn, removedAny = true, removedAny || !readOnly
 		}
 	}
 

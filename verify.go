@@ -116,9 +116,9 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		s := f.Seg
 		if f.Err != nil {
 			// A newest segment too short for its header is a torn
-			// creation (Open removes it), as long as it follows a sealed
-			// segment or is the only one.
-			if size, serr := fsys.Stat(name); newest && serr == nil && size <= segment.HeaderSize {
+			// creation (Open removes it) only after an unsealed segment
+			// (a roll interrupted before the seal); see recoverDir.
+			if size, serr := fsys.Stat(name); newest && i > 0 && unsealedSeg(segs[i-1]) && serr == nil && size <= segment.HeaderSize && errors.Is(f.Err, segment.ErrCorrupt) {
 				rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: 0, Reason: f.Err.Error()})
 				break
 			}
@@ -178,6 +178,12 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// unsealedSeg reports whether a segment opened with a valid header and is
+// not sealed.
+func unsealedSeg(f *segment.DirSegment) bool {
+	return f.Err == nil && f.Seg != nil && !f.Seg.Sealed
 }
 
 // emptySegment reports whether a segment holds no committed event.

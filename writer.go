@@ -52,18 +52,25 @@ type writer struct {
 	quit    chan struct{}
 	done    chan struct{}
 
-	f        vfs.File // the active segment, positioned at end
-	name     string
-	hdr      [segment.HeaderSize]byte
-	idx      *segment.Index // the active index, shared with readers (mutated under l.mu)
-	end      int64          // end of the committed frames
-	durable  int64          // end of the fsynced frames
-	lastSeq  uint64         // last committed seq
-	lastTime int64          // its recorded time
-	streams  uint64
-	failed   error
-	failedAt atomic.Pointer[error] // failed, for other goroutines
-	closeErr error
+	f       vfs.File // the active segment, positioned at end
+	name    string
+	hdr     [segment.HeaderSize]byte
+	header  segment.Header // hdr decoded (its mark key signs the marks)
+	idx     *segment.Index // the active index, shared with readers (mutated under l.mu)
+	end     int64          // end of the committed frames
+	durable int64          // end of the fsynced frames
+	markEnd int64          // end of the data recorded as durable, including the last mark frame
+	markBuf []byte
+	// dirtySince is when the first frames not yet fsynced were written
+	// (zero when everything written is durable, marks aside): SyncInterval
+	// fsyncs once it is d old, between groups as well as at its ticks.
+	dirtySince time.Time
+	lastSeq    uint64 // last committed seq
+	lastTime   int64  // its recorded time
+	streams    uint64
+	failed     error
+	failedAt   atomic.Pointer[error] // failed, for other goroutines
+	closeErr   error
 
 	// versions caches streams' current versions (0: no stream). Streams of
 	// the active segment are also found in idx, older ones in the sealed
@@ -125,12 +132,15 @@ func startWriter(l *Log, rec *recovered) (*writer, error) {
 			}
 			l.logID = id
 		}
-		if err := w.startSegment(); err != nil {
+		if err := w.startSegment(false); err != nil {
 			return nil, err
 		}
 	} else {
 		if err := w.openActive(rec); err != nil {
 			return nil, err
+		}
+		if err := w.upgradeActive(); err != nil {
+			return nil, errors.Join(err, w.f.Close())
 		}
 	}
 	w.nextSeq, w.nextTime = w.lastSeq+1, w.lastTime
@@ -162,17 +172,63 @@ func (w *writer) openActive(rec *recovered) error {
 	if _, err := f.Seek(end, io.SeekStart); err != nil {
 		return errors.Join(fmt.Errorf("evlog: seeking in %s: %w", s.Name, err), f.Close())
 	}
-	w.f, w.name, w.hdr, w.idx = f, s.Name, s.HeaderBytes, rec.active
+	w.f, w.name, w.hdr, w.header, w.idx = f, s.Name, s.HeaderBytes, s.Header, rec.active
 	w.end, w.durable = end, end
+	w.markEnd = rec.active.Durable
+	if w.markEnd+segment.MarkFrameSize == end {
+		w.markEnd = end // the file ends with the mark recording the rest
+	}
+	// Record on disk that what recovery kept is durable now.
+	if err := w.mark(); err != nil {
+		return errors.Join(err, f.Close())
+	}
 	return nil
 }
 
+// upgradeActive moves appending off a newest segment of format version 1,
+// which takes no marks (a version 1 reader would take one for a torn
+// tail), so that what is appended from now on is recorded as durable
+// (docs/FORMAT.md, "Recovery"): a version 1 segment holding events is
+// sealed by a roll; an empty one (its header, fsynced at creation) is
+// replaced by a version 2 segment under the same name — an atomic rename
+// over a file that holds no event.
+func (w *writer) upgradeActive() error {
+	if w.header.Version >= 2 {
+		return nil
+	}
+	if w.idx.Count > 0 {
+		err := w.roll()
+		if err != nil && w.failed == nil {
+			// Out of space for the new segment: nothing changed; go on
+			// appending to the version 1 segment, without marks.
+			w.l.logger.Warn("evlog: could not move appends to a version 2 segment; appending to the version 1 segment without durability marks", "file", w.name, "err", err)
+			return nil
+		}
+		return err
+	}
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("evlog: closing %s: %w", w.name, err)
+	}
+	w.f = nopFile{}
+	return w.startSegment(true)
+}
+
+// nopFile stands in for a closed active segment while it is replaced.
+type nopFile struct{ vfs.File }
+
+func (nopFile) Close() error { return nil }
+
 // startSegment creates a new active segment after the last committed seq
 // and publishes a view holding it. The previous active segment, if any,
-// must already be sealed and closed by the caller.
-func (w *writer) startSegment() error {
+// must already be sealed and closed by the caller; with replaceEmpty it is
+// an empty segment under the same name, replaced atomically.
+func (w *writer) startSegment(replaceEmpty bool) error {
 	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now()}
-	f, hb, err := segment.Create(w.l.fs, h)
+	create := segment.Create
+	if replaceEmpty {
+		create = segment.ReplaceEmpty
+	}
+	f, hb, err := create(w.l.fs, h)
 	if err != nil {
 		return err
 	}
@@ -181,9 +237,10 @@ func (w *writer) startSegment() error {
 	if err != nil {
 		return errors.Join(err, f.Close())
 	}
-	w.f, w.name, w.hdr = f, name, hb
+	w.f, w.name, w.hdr, w.header = f, name, hb, seg.Header
 	w.idx = segment.NewIndex(h.BaseSeq)
-	w.end, w.durable = segment.HeaderSize, segment.HeaderSize
+	w.end, w.durable, w.markEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize
+	w.dirtySince = time.Time{}
 	l := w.l
 	l.mu.Lock()
 	var segs []*segHandle
@@ -275,6 +332,11 @@ func (w *writer) drain() {
 		w.flush()
 		clear(q)
 		w.spare = q
+		// Under load the queue never empties and run's ticker is never
+		// read: honour SyncInterval between groups too.
+		if d := w.opts.Sync.interval(); d > 0 && w.failed == nil && !w.dirtySince.IsZero() && time.Since(w.dirtySince) >= d {
+			w.fsync()
+		}
 	}
 }
 
@@ -336,16 +398,20 @@ func (w *writer) take(r *request) {
 		r.finish(w.failed)
 		return
 	}
-	staged := w.nextSeq - w.lastSeq - 1
-	if (w.idx.Count > 0 || staged > 0) && w.end+int64(len(w.buf))+int64(r.size) > w.opts.SegmentSize {
+	if w.needRoll(r) {
 		w.flush()
 		if w.failed != nil {
 			r.finish(w.failed)
 			return
 		}
-		if err := w.roll(); err != nil {
-			r.finish(err)
-			return
+		// The flush may have failed for lack of space, leaving the
+		// segment (just started by a roll, perhaps) empty: roll only if
+		// the request still does not fit.
+		if w.needRoll(r) {
+			if err := w.roll(); err != nil {
+				r.finish(err)
+				return
+			}
 		}
 	}
 	if err := w.stage(r); err != nil {
@@ -355,6 +421,14 @@ func (w *writer) take(r *request) {
 	if len(w.buf) >= flushThreshold {
 		w.flush()
 	}
+}
+
+// needRoll reports whether r does not fit in the active segment after the
+// staged requests. An empty segment takes any request (a batch never spans
+// segments; a segment may exceed SegmentSize by one batch).
+func (w *writer) needRoll(r *request) bool {
+	staged := w.nextSeq - w.lastSeq - 1
+	return (w.idx.Count > 0 || staged > 0) && w.end+int64(len(w.buf))+int64(r.size) > w.opts.SegmentSize
 }
 
 // version returns the stream's version after the staged requests.
@@ -491,6 +565,8 @@ func (w *writer) flush() {
 	w.end += int64(len(w.buf))
 	if w.opts.Sync == SyncAlways {
 		w.durable = w.end
+	} else if w.dirtySince.IsZero() {
+		w.dirtySince = time.Now()
 	}
 	events := len(w.infos)
 	w.lastSeq, w.lastTime = w.nextSeq-1, w.nextTime
@@ -509,6 +585,11 @@ func (w *writer) flush() {
 	l.broadcastLocked()
 	l.mu.Unlock()
 
+	// Under SyncAlways, record the fsync before acknowledging the group:
+	// once any append of it returns, a mark says on disk that it is
+	// durable (the mark itself becomes durable with the next fsync).
+	markErr := w.mark()
+
 	w.undo = w.undo[:0] // the staged versions are committed now
 	if len(w.versions) >= maxVersionCache {
 		clear(w.versions) // a cache: the indexes hold every committed version
@@ -518,6 +599,11 @@ func (w *writer) flush() {
 		r.finish(nil)
 	}
 	w.resetGroup()
+	if markErr != nil {
+		// The group is durable (its fsync succeeded), so it was
+		// acknowledged; but the file may now end in a partial mark.
+		w.fail(markErr)
+	}
 }
 
 // resetGroup drops the staged group, undoing its stream versions (none
@@ -576,16 +662,61 @@ func (w *writer) syncFile() error {
 	return nil
 }
 
-// fsync makes the committed frames durable (Sync, interval, Close).
+// fsync makes the committed frames durable (Sync, interval, Close) and
+// records it with a mark.
 func (w *writer) fsync() {
 	if err := w.syncFile(); err != nil {
 		w.fail(err)
 		return
 	}
 	w.durable = w.end
+	w.dirtySince = time.Time{}
 	w.l.mu.Lock()
 	w.l.setDurableLocked(w.lastSeq)
 	w.l.mu.Unlock()
+	if err := w.mark(); err != nil {
+		w.fail(err)
+	}
+}
+
+// mark appends a mark frame recording on disk that the active segment was
+// fsynced up to w.end; it is called right after each fsync and does
+// nothing when no frame was written since the last mark (or the segment
+// is of format version 1, which has no marks). The mark is not fsynced
+// here: the next fsync (the next group under SyncAlways, the next Sync or
+// interval tick, a roll, Close) makes it durable. A write that fails for
+// lack of space with nothing left behind only skips the mark (the data is
+// durable; the next mark records it); any other failure is returned and
+// is fatal.
+func (w *writer) mark() error {
+	if w.header.Version < 2 || w.end <= w.markEnd || w.durable != w.end {
+		return nil
+	}
+	at := w.end
+	w.markBuf = segment.AppendMarkFrame(w.markBuf[:0], w.header, at)
+	n, err := w.f.Write(w.markBuf)
+	if err != nil {
+		var undoErr error
+		if n > 0 {
+			undoErr = w.f.Truncate(at)
+		}
+		if undoErr == nil {
+			_, undoErr = w.f.Seek(at, io.SeekStart)
+		}
+		if undoErr == nil && errors.Is(err, syscall.ENOSPC) {
+			w.l.logger.Warn("evlog: no space left to record an fsync in a mark frame; the data is durable, the next mark will record it", "file", w.name, "err", err)
+			return nil
+		}
+		return errors.Join(fmt.Errorf("writing a mark to %s: %w", w.name, err), undoErr)
+	}
+	w.end += int64(n)
+	w.markEnd = w.end
+	l := w.l
+	l.mu.Lock()
+	w.idx.End, w.idx.Durable = w.end, at
+	l.pub.end = w.end
+	l.mu.Unlock()
+	return nil
 }
 
 // fail puts the writer in its failed state: every staged and future
@@ -610,6 +741,11 @@ func (w *writer) fail(err error) {
 // is created (durably) first and the old one sealed second, so a sealed
 // newest segment always means its successor went missing.
 func (w *writer) roll() error {
+	if w.idx.Count == 0 {
+		// The next segment would start at the same seq, under the same
+		// name as the active one, and replace it.
+		return nil
+	}
 	if err := w.l.checkLock(); err != nil {
 		w.fail(err) // another writer may be appending: stop before any more damage
 		return w.failed
@@ -660,9 +796,10 @@ func (w *writer) roll() error {
 		w.fail(err)
 		return w.failed
 	}
-	w.f, w.name, w.hdr = nf, name, nhb
+	w.f, w.name, w.hdr, w.header = nf, name, nhb, seg.Header
 	w.idx = segment.NewIndex(h.BaseSeq)
-	w.end, w.durable = segment.HeaderSize, segment.HeaderSize
+	w.end, w.durable, w.markEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize
+	w.dirtySince = time.Time{}
 	l := w.l
 	l.mu.Lock()
 	segs := append([]*segHandle(nil), l.v.segs[:len(l.v.segs)-1]...)
@@ -687,6 +824,9 @@ func (w *writer) shutdown() {
 	var errs []error
 	if w.failed == nil && w.end > w.durable {
 		w.fsync()
+	}
+	if w.failed == nil && w.end > w.durable {
+		w.fsync() // the mark: a closed log has every fsync recorded durably
 	}
 	if w.failed != nil {
 		errs = append(errs, w.failed)

@@ -13,8 +13,28 @@ import (
 // existing file: that fails with an error matching fs.ErrExist) and the
 // directory fsynced, so
 // when Create returns the file and its directory entry are durable and a
-// crash can never leave a segment with a torn header.
+// crash can never leave a segment with a torn header. A zero h.MarkKey is
+// replaced by a random one (NewMarkKey); the header written is returned.
 func Create(fsys vfs.FS, h Header) (vfs.File, [HeaderSize]byte, error) {
+	return create(fsys, h, false)
+}
+
+// ReplaceEmpty is Create for a name that already holds a segment the
+// caller has proven to hold no event (only its header): the new file
+// replaces it atomically (rename over it). Upgrading an empty newest
+// segment to the current format version is its one use.
+func ReplaceEmpty(fsys vfs.FS, h Header) (vfs.File, [HeaderSize]byte, error) {
+	return create(fsys, h, true)
+}
+
+func create(fsys vfs.FS, h Header, replace bool) (vfs.File, [HeaderSize]byte, error) {
+	if h.MarkKey == ([8]byte{}) && (h.Version == 0 || h.Version >= 2) {
+		k, err := NewMarkKey()
+		if err != nil {
+			return nil, [HeaderSize]byte{}, fmt.Errorf("evlog/segment: generating a mark key: %w", err)
+		}
+		h.MarkKey = k
+	}
 	hb := h.Encode()
 	name := FormatFileName(h.BaseSeq, h.Generation)
 	tmp := name + TempExt
@@ -33,7 +53,11 @@ func Create(fsys vfs.FS, h Header) (vfs.File, [HeaderSize]byte, error) {
 	}
 	// Never over an existing file: a file already under the name is not
 	// this segment, and replacing it could destroy data.
-	if err := fsys.RenameNoReplace(tmp, name); err != nil {
+	rename := fsys.RenameNoReplace
+	if replace {
+		rename = fsys.Rename
+	}
+	if err := rename(tmp, name); err != nil {
 		return fail(fmt.Errorf("evlog/segment: renaming %s: %w", tmp, err))
 	}
 	if err := fsys.SyncDir(); err != nil {

@@ -10,10 +10,11 @@
 //
 //	+--------------------+  offset 0
 //	| header (64 bytes)  |  magic "evlogseg", version, flags, log ID,
-//	+--------------------+  first seq, generation, created, CRC
+//	+--------------------+  first seq, generation, created, mark key, CRC
 //	| event frame        |  \
 //	| event frame        |   | one batch: its events, then a commit frame
 //	| commit frame       |  /
+//	| mark frame         |  after an fsync: the file is durable up to here
 //	| ...                |
 //	+--------------------+  RecordsEnd        (sealed segments only:)
 //	| postings frames    |  per stream: offsets and sizes of its frames
@@ -26,14 +27,16 @@
 //
 //	off size field
 //	  0    8 magic "evlogseg"
-//	  8    2 format version (1)
+//	  8    2 format version (2; 1 is still read)
 //	 10    2 flags (bit 0: compressed, reserved for compaction)
 //	 12    4 header size (64)
 //	 16   16 log ID (random, fixed at creation)
 //	 32    8 seq of the first event
 //	 40    8 generation (0 when appended; a rewrite gets a higher one)
-//	 48    8 creation time, unix ns (informational)
-//	 56    4 reserved, zero
+//	 48    4 v2: creation time, unix seconds (informational)
+//	 52    8 v2: mark key (random, fixed at the segment's creation)
+//	 48    8 v1: creation time, unix ns (informational)
+//	 56    4 v1: reserved, zero
 //	 60    4 CRC32C of bytes 0..59
 //
 // Frame (see AppendFrame, Reader):
@@ -44,8 +47,9 @@
 //	 0           4           8         9
 //	The CRC covers the length, the kind and the payload. length <= 64 MiB.
 //
-// Kinds: 1 event, 2 commit, 3 postings, 4 block, 5 summary. An event
-// payload is one msgpack array (see AppendEnvelope):
+// Kinds: 1 event, 2 commit, 3 postings, 4 block, 5 summary, 6 zblock,
+// 7 zmap, 8 mark (version 2). An event payload is one msgpack array (see
+// AppendEnvelope):
 //
 //	[seq, stream, version, type, schema_version, id, time_unix_ns, meta, data]
 //	 uint str     uint     str   uint            str int           map  bin
@@ -56,11 +60,30 @@
 //
 // A commit frame (20-byte payload: first seq u64, count u32, durable end
 // u64) ends every batch: a batch whose commit frame is missing or invalid
-// was never acknowledged. Durable end is the offset up to which the writer
-// knew the file to be fsynced when it wrote the batch: recovery uses it to
-// tell a torn tail (everything after the bad frame was written after the
-// last fsync) from corruption (a later batch was written after the bad
-// frame had been fsynced).
+// is not committed. Durable end is the offset up to which the writer knew
+// the file to be fsynced when it wrote the batch. In version 1 recovery
+// uses it to tell a torn tail (everything after the bad frame was written
+// after the last fsync) from corruption (a later batch was written after
+// the bad frame had been fsynced); but bytes inside an event payload can
+// imitate a commit frame, and nothing records the last fsyncs. In version
+// 2 commit frames prove nothing: marks do. In a compacted segment
+// (generation > 0) commit frames were copied from other files and their
+// durable ends refer to those.
+//
+// A mark frame (version 2; 16-byte payload: durable end u64, tag [8]byte)
+// is appended right after each fsync of the newest segment — every group
+// under SyncAlways, Sync, the SyncInterval tick, Close, and the fsync at
+// Open — before the appends or the Sync it covers return; it is made
+// durable by the next fsync (Close fsyncs it). Its durable end is its own
+// offset: every byte before it had been fsynced. It sits between batches,
+// never inside one. Its tag is the first 8 bytes of HMAC-SHA256 keyed by
+// the header's mark key over the log ID, first seq, generation, the mark's
+// offset and its durable end: only the writer of the file can make one, so
+// bytes inside an event payload never pass for a mark (see ProvesDurable).
+// Recovery calls an invalid frame of the newest segment at offset X
+// corruption when a mark after X with a valid tag records a durable end
+// beyond X, and a torn tail otherwise. Compaction drops marks (a sealed
+// segment's trailer says all there is to say).
 //
 // The footer of a sealed segment lets a reader find one stream's events
 // without scanning: the summary (read once and cached) holds a bloom
@@ -82,5 +105,10 @@
 // The constants marked "never change" in format.go are the wire format.
 // A reader rejects a format version above FormatVersion ("upgrade evlog")
 // and must decode every older one; a change of layout gets a new version
-// and golden files under testdata/v<N>/.
+// and golden files under testdata/v<N>/. Version 2 (marks, the mark key in
+// the header) is written by every segment created since. A version 1
+// segment never gets a mark (a version 1 reader would take it for a torn
+// tail): a writer that opens a log whose newest segment is of version 1
+// first seals it with a roll, or, when it holds no event, replaces it by a
+// version 2 segment (an atomic rename).
 package segment

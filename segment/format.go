@@ -9,8 +9,11 @@ import (
 // release must stay readable. A change of layout needs a new FormatVersion
 // and a decoder for each older version (see doc.go, "Versioning").
 const (
-	// FormatVersion is the segment format this package writes.
-	FormatVersion = 1
+	// FormatVersion is the segment format this package writes. Version 2
+	// added the mark key to the header (in place of the nanoseconds of the
+	// creation time) and the mark frame (KindMark); version 1 files decode
+	// unchanged.
+	FormatVersion = 2
 
 	// headerMagic opens every segment file.
 	headerMagic = "evlogseg"
@@ -25,8 +28,10 @@ const (
 	hdrLogIDOff      = 16 // [16]byte log ID
 	hdrBaseSeqOff    = 32 // uint64   seq of the first event in the segment
 	hdrGenerationOff = 40 // uint64   generation (0 when appended, +1 per rewrite)
-	hdrCreatedOff    = 48 // int64    creation time, unix nanoseconds (informational)
-	hdrReservedOff   = 56 // uint32   zero
+	hdrCreatedOff    = 48 // v1: int64 creation time, unix nanoseconds (informational)
+	hdrReservedOff   = 56 // v1: uint32 zero
+	hdrCreatedSecOff = 48 // v2: uint32 creation time, unix seconds (informational)
+	hdrMarkKeyOff    = 52 // v2: [8]byte mark key (random, per segment)
 	hdrCRCOff        = 60 // uint32   CRC32C of bytes [0, hdrCRCOff)
 	// HeaderSize is the size of the segment header.
 	HeaderSize = 64
@@ -47,6 +52,12 @@ const (
 	commitCountOff      = 8  // uint32 events in the batch
 	commitDurableEndOff = 12 // uint64 offset known durable when written
 	commitPayloadSize   = 20
+
+	// Mark frame payload layout (markPayloadSize bytes, version 2).
+	markDurableEndOff = 0 // uint64  every byte before it had been fsynced
+	markTagOff        = 8 // [8]byte first 8 bytes of HMAC-SHA256 (see markTag)
+	markTagSize       = 8
+	markPayloadSize   = 16
 
 	// Trailer layout (TrailerSize bytes at the very end of a sealed segment).
 	trlMagicOff      = 0  // [8]byte trailerMagic
@@ -108,6 +119,7 @@ const (
 	KindSummary  Kind = 5 // footer: sparse seq/time index, block directory, bloom
 	KindZBlock   Kind = 6 // compressed segments: one zstd frame of record bytes
 	KindZMap     Kind = 7 // compressed segments: the directory of the zblocks
+	KindMark     Kind = 8 // version 2: records that the file was fsynced up to an offset
 )
 
 // Header flags. NEVER CHANGE the values.
@@ -137,11 +149,13 @@ func (k Kind) String() string {
 		return "zblock"
 	case KindZMap:
 		return "zmap"
+	case KindMark:
+		return "mark"
 	}
 	return "invalid"
 }
 
-func (k Kind) valid() bool { return k >= KindEvent && k <= KindZMap }
+func (k Kind) valid() bool { return k >= KindEvent && k <= KindMark }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -323,8 +323,13 @@ func corpusFile(vals ...any) []byte {
 func fuzzSeeds() map[string]map[string][]byte {
 	golden := goldenFiles()
 	sealed, torn := golden["sealed.seg"], golden["torn.seg"]
-	seeds := map[string]map[string][]byte{"FuzzReader": {}, "FuzzDecode": {}, "FuzzScan": {}, "FuzzSummary": {}}
+	seeds := map[string]map[string][]byte{"FuzzReader": {}, "FuzzDecode": {}, "FuzzScan": {}, "FuzzSummary": {}, "FuzzForgedMarks": {}}
 	add := func(target, name string, vals ...any) { seeds[target][name] = corpusFile(vals...) }
+
+	// FuzzForgedMarks: payloads imitating commit and mark frames.
+	for name, p := range forgerySeeds() {
+		add("FuzzForgedMarks", name, p)
+	}
 
 	// FuzzReader: the frame sequences of the golden files, and edge cases.
 	add("FuzzReader", "golden-sealed-frames", sealed[HeaderSize:len(sealed)-TrailerSize])

@@ -107,8 +107,13 @@ func goldenTornBatches() []batch {
 
 var goldenLogID = LogID{0x65, 0x76, 0x6c, 0x6f, 0x67, 0x2d, 0x67, 0x6f, 0x6c, 0x64, 0x65, 0x6e, 0x2d, 0x76, 0x31, 0x00}
 
+// goldenMarkKey is the mark key of the version 2 golden files.
+var goldenMarkKey = [8]byte{0x67, 0x6f, 0x6c, 0x64, 0x2d, 0x6b, 0x65, 0x79}
+
+// goldenHeader is the header of the current version's golden files. In
+// version 2 the batches written with sync are followed by a mark frame.
 func goldenHeader(base uint64) Header {
-	return Header{Version: 1, LogID: goldenLogID, BaseSeq: base, Created: goldenTime.Add(-time.Second)}
+	return Header{Version: FormatVersion, LogID: goldenLogID, BaseSeq: base, Created: goldenTime.Add(-time.Second), MarkKey: goldenMarkKey}
 }
 
 // goldenFiles returns the current encoder's version of the golden files.
@@ -135,6 +140,7 @@ type goldenVersion struct {
 func goldenVersions() []goldenVersion {
 	return []goldenVersion{
 		{dir: "testdata/v1", sealed: goldenSealedBatches(), torn: goldenTornBatches(), tornCommitted: 2},
+		{dir: "testdata/v2", sealed: goldenSealedBatches(), torn: goldenTornBatches(), tornCommitted: 2},
 	}
 }
 

@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -16,17 +17,30 @@ func (id LogID) String() string { return fmt.Sprintf("%x", id[:]) }
 // Header is the fixed header at the start of every segment file.
 //
 //	+--------+-------+-------+--------+--------+---------+-----+---------+------+-----+
-//	| magic  |version| flags |hdr size| log ID |base seq | gen | created | rsvd | CRC |
-//	| 8      | 2     | 2     | 4      | 16     | 8       | 8   | 8       | 4    | 4   |
+//	| magic  |version| flags |hdr size| log ID |base seq | gen | created | rsvd | CRC |  v1
+//	| 8      | 2     | 2     | 4      | 16     | 8       | 8   | 8 (ns)  | 4    | 4   |
 //	+--------+-------+-------+--------+--------+---------+-----+---------+------+-----+
 //	 0        8       10      12       16       32        40    48        56     60
+//
+//	                                                           +-------+----------+
+//	 v2: the same up to offset 48, then                        |created| mark key |
+//	                                                           |4 (s)  | 8        |
+//	                                                           +-------+----------+
+//	                                                            48      52         60
 type Header struct {
 	Version    uint16
 	Flags      uint16
 	LogID      LogID
 	BaseSeq    uint64 // seq of the segment's first event
 	Generation uint64
-	Created    time.Time
+	// Created is the creation time (informational). Version 1 stores it in
+	// nanoseconds, version 2 in whole seconds (clamped to 1970..2106).
+	Created time.Time
+	// MarkKey (version 2) keys the tags of the segment's mark frames: it
+	// is random, chosen when the segment is created (see Create), and
+	// appears nowhere else, so bytes inside an event payload cannot forge
+	// a mark (see ProvesDurable). Version 1 headers have none.
+	MarkKey [8]byte
 }
 
 // Encode returns the header's bytes, with Version set to FormatVersion if it
@@ -43,7 +57,12 @@ func (h Header) Encode() [HeaderSize]byte {
 	copy(b[hdrLogIDOff:], h.LogID[:])
 	le.PutUint64(b[hdrBaseSeqOff:], h.BaseSeq)
 	le.PutUint64(b[hdrGenerationOff:], h.Generation)
-	le.PutUint64(b[hdrCreatedOff:], uint64(h.Created.UnixNano()))
+	if h.Version >= 2 {
+		le.PutUint32(b[hdrCreatedSecOff:], uint32(min(max(h.Created.Unix(), 0), math.MaxUint32)))
+		copy(b[hdrMarkKeyOff:], h.MarkKey[:])
+	} else {
+		le.PutUint64(b[hdrCreatedOff:], uint64(h.Created.UnixNano()))
+	}
 	le.PutUint32(b[hdrCRCOff:], crc(b[:hdrCRCOff]))
 	return b
 }
@@ -65,9 +84,14 @@ func DecodeHeader(b []byte) (Header, error) {
 		Flags:      le.Uint16(b[hdrFlagsOff:]),
 		BaseSeq:    le.Uint64(b[hdrBaseSeqOff:]),
 		Generation: le.Uint64(b[hdrGenerationOff:]),
-		Created:    time.Unix(0, int64(le.Uint64(b[hdrCreatedOff:]))).UTC(),
 	}
 	copy(h.LogID[:], b[hdrLogIDOff:])
+	if h.Version >= 2 {
+		h.Created = time.Unix(int64(le.Uint32(b[hdrCreatedSecOff:])), 0).UTC()
+		copy(h.MarkKey[:], b[hdrMarkKeyOff:])
+	} else {
+		h.Created = time.Unix(0, int64(le.Uint64(b[hdrCreatedOff:]))).UTC()
+	}
 	switch {
 	case h.Version == 0 || h.Version > FormatVersion:
 		return Header{}, fmt.Errorf("format version %d is not supported (this build reads up to %d; upgrade evlog)", h.Version, FormatVersion)

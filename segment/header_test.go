@@ -12,9 +12,13 @@ import (
 func TestHeaderRoundTrip(t *testing.T) {
 	for _, h := range []Header{
 		testHeader(1),
-		{Version: FormatVersion, Flags: FlagCompressed, LogID: LogID{1, 2, 3}, BaseSeq: 1 << 40, Generation: 3, Created: time.Unix(0, 1).UTC()},
-		{Version: FormatVersion, LogID: testLogID, BaseSeq: math.MaxUint64, Generation: math.MaxUint64, Created: time.Unix(0, math.MaxInt64).UTC()},
-		{Version: FormatVersion, BaseSeq: 7, Created: time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)},
+		testHeaderV2(1),
+		{Version: 1, Flags: FlagCompressed, LogID: LogID{1, 2, 3}, BaseSeq: 1 << 40, Generation: 3, Created: time.Unix(0, 1).UTC()},
+		{Version: 1, LogID: testLogID, BaseSeq: math.MaxUint64, Generation: math.MaxUint64, Created: time.Unix(0, math.MaxInt64).UTC()},
+		{Version: 1, BaseSeq: 7, Created: time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)},
+		// Version 2 stores whole seconds (1970..2106) and the mark key.
+		{Version: 2, Flags: FlagCompressed, LogID: LogID{1, 2, 3}, BaseSeq: 1 << 40, Generation: 3, Created: time.Unix(math.MaxUint32, 0).UTC(), MarkKey: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}},
+		{Version: 2, BaseSeq: 7, Created: time.Unix(0, 0).UTC(), MarkKey: [8]byte{0xff, 7: 0xff}},
 	} {
 		b := h.Encode()
 		got, err := DecodeHeader(b[:])
@@ -35,6 +39,42 @@ func TestHeaderRoundTrip(t *testing.T) {
 	b := h.Encode()
 	if got, err := DecodeHeader(b[:]); err != nil || got.Version != FormatVersion {
 		t.Errorf("Header with Version 0: decoded version %d, %v; want %d", got.Version, err, FormatVersion)
+	}
+}
+
+// Version 2 keeps whole seconds of the creation time, clamped to what its
+// 32 bits hold.
+func TestHeaderV2Created(t *testing.T) {
+	for _, tc := range []struct{ in, want time.Time }{
+		{time.Date(2024, 5, 17, 10, 29, 59, 999999999, time.UTC), time.Date(2024, 5, 17, 10, 29, 59, 0, time.UTC)},
+		{time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, 0).UTC()},
+		{time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(math.MaxUint32, 0).UTC()},
+	} {
+		h := testHeaderV2(1)
+		h.Created = tc.in
+		b := h.Encode()
+		got, err := DecodeHeader(b[:])
+		if err != nil || !got.Created.Equal(tc.want) {
+			t.Errorf("created %v: decoded %v, %v; want %v", tc.in, got.Created, err, tc.want)
+		}
+	}
+}
+
+// The version 2 layout: the creation seconds and the mark key take the
+// place of version 1's creation nanoseconds and reserved field.
+func TestHeaderLayoutV2(t *testing.T) {
+	h := Header{Version: 2, LogID: LogID{0xaa, 15: 0xbb}, BaseSeq: 0x0102030405060708, Generation: 9, Created: time.Unix(0x11223344, 0).UTC(), MarkKey: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}}
+	b := h.Encode()
+	want := []byte("evlogseg")
+	want = append(want, 2, 0, 0, 0, 64, 0, 0, 0)
+	want = append(want, 0xaa, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xbb)
+	want = append(want, 8, 7, 6, 5, 4, 3, 2, 1)
+	want = append(want, 9, 0, 0, 0, 0, 0, 0, 0)
+	want = append(want, 0x44, 0x33, 0x22, 0x11)
+	want = append(want, 1, 2, 3, 4, 5, 6, 7, 8)
+	want = le.AppendUint32(want, crc(want))
+	if !bytes.Equal(b[:], want) {
+		t.Errorf("Encode =\n% x\nwant\n% x", b, want)
 	}
 }
 

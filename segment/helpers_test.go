@@ -39,13 +39,29 @@ var t0 = time.Date(2024, 5, 17, 10, 30, 0, 0, time.UTC).UnixNano()
 // testLogID is the log ID of generated segments.
 var testLogID = LogID{0xe7, 0x10, 0x6a, 0x5e, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 
-// testHeader returns the header of a generated segment starting at baseSeq.
+// testHeader returns the header of a generated version 1 segment starting
+// at baseSeq: the scan tests built on it check the version 1 rule (commit
+// frames record the durable end). testHeaderV2 is the version 2 header
+// (mark frames record it; see the V2 tests).
 func testHeader(baseSeq uint64) Header {
 	return Header{
-		Version: FormatVersion,
+		Version: 1,
 		LogID:   testLogID,
 		BaseSeq: baseSeq,
 		Created: time.Date(2024, 5, 17, 10, 29, 59, 123456789, time.UTC),
+	}
+}
+
+// testMarkKey is the mark key of generated version 2 segments.
+var testMarkKey = [8]byte{0x6d, 0x61, 0x72, 0x6b, 0x2d, 0x6b, 0x65, 0x79}
+
+func testHeaderV2(baseSeq uint64) Header {
+	return Header{
+		Version: 2,
+		LogID:   testLogID,
+		BaseSeq: baseSeq,
+		Created: time.Date(2024, 5, 17, 10, 29, 59, 0, time.UTC),
+		MarkKey: testMarkKey,
 	}
 }
 
@@ -74,13 +90,15 @@ type segImage struct {
 	data    []byte // header and records (no footer)
 	frames  []frameInfo
 	start   []int64 // start of each batch
-	end     []int64 // end of each batch (just past its commit frame)
+	end     []int64 // end of each batch (just past its commit frame, or its mark)
+	cend    []int64 // just past each batch's commit frame
 	batches []batch
 }
 
 // buildImage encodes a segment: header, then for each batch its event frames
 // and a commit frame whose DurableEnd is the end of the data the writer had
-// fsynced before (the header, made durable by Create, initially).
+// fsynced before (the header, made durable by Create, initially); in
+// version 2, a fsynced batch is followed by the mark recording the fsync.
 func buildImage(h Header, batches []batch) *segImage {
 	img := &segImage{h: h, hb: h.Encode(), batches: batches}
 	img.data = append([]byte(nil), img.hb[:]...)
@@ -96,10 +114,15 @@ func buildImage(h Header, batches []batch) *segImage {
 		c := Commit{FirstSeq: b.events[0].Seq, Count: uint32(len(b.events)), DurableEnd: durable}
 		img.data = AppendCommitFrame(img.data, c)
 		img.frames = append(img.frames, frameInfo{off: off, end: int64(len(img.data)), kind: KindCommit, batch: bi, event: -1, commit: c})
-		img.end = append(img.end, int64(len(img.data)))
+		img.cend = append(img.cend, int64(len(img.data)))
 		if b.sync {
 			durable = int64(len(img.data))
+			if h.Version >= 2 {
+				img.data = AppendMarkFrame(img.data, h, durable)
+				img.frames = append(img.frames, frameInfo{off: durable, end: int64(len(img.data)), kind: KindMark, batch: bi, event: -1})
+			}
 		}
+		img.end = append(img.end, int64(len(img.data)))
 	}
 	return img
 }
@@ -113,6 +136,10 @@ func (img *segImage) index(n int) *Index {
 		}
 		if f.kind == KindCommit {
 			x.End = f.end
+			continue
+		}
+		if f.kind == KindMark {
+			x.End, x.Durable = f.end, f.off
 			continue
 		}
 		e := &img.batches[f.batch].events[f.event]

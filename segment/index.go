@@ -48,14 +48,18 @@ type Index struct {
 	FirstTime  int64
 	LastTime   int64
 	NewStreams int
-	End        int64 // offset just past the last committed frame
-	streams    map[string]*StreamPostings
-	sparse     []SparseEntry
+	End        int64 // offset just past the last committed frame (or mark)
+	// Durable is the largest durable end recorded by a mark frame among
+	// the frames indexed (HeaderSize when none): the file was fsynced up
+	// to it. Scan sets it; the writer keeps it current.
+	Durable int64
+	streams map[string]*StreamPostings
+	sparse  []SparseEntry
 }
 
 // NewIndex returns the empty index of a segment whose first seq is baseSeq.
 func NewIndex(baseSeq uint64) *Index {
-	return &Index{BaseSeq: baseSeq, LastSeq: baseSeq - 1, End: HeaderSize, streams: make(map[string]*StreamPostings)}
+	return &Index{BaseSeq: baseSeq, LastSeq: baseSeq - 1, End: HeaderSize, Durable: HeaderSize, streams: make(map[string]*StreamPostings)}
 }
 
 // EventInfo is what the index records of one event.

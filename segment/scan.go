@@ -11,7 +11,13 @@ import (
 
 // Tail describes the invalid suffix of the newest segment that recovery
 // truncates: an incomplete batch, a torn frame, or garbage after the last
-// commit, written after the last fsync the log had completed.
+// commit, none of it recorded as durable (no mark after it records an
+// fsync beyond its start).
+//
+// That is not the same as never acknowledged: under SyncNever and
+// SyncInterval appends are acknowledged before they are fsynced, and a
+// power loss can take the mark recording the last fsync with it (see
+// Durable). A torn tail is what recovery cannot prove was durable.
 type Tail struct {
 	Offset    int64  // end of the committed data: the tail starts here
 	Size      int64  // bytes from Offset to the end of the file
@@ -19,7 +25,12 @@ type Tail struct {
 	Events    int    // complete event frames of the incomplete batch
 	FirstSeq  uint64 // their seqs (0 when Events == 0)
 	LastSeq   uint64
-	Reason    string
+	// Durable is the durable end recorded by the last mark before the
+	// tail (HeaderSize if none): bytes before it were fsynced. Committed
+	// data between Durable and Offset is kept but was not recorded as
+	// durable either.
+	Durable int64
+	Reason  string
 }
 
 // ScanOptions configures Scan.
@@ -64,7 +75,7 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 	if base != nil {
 		// Resume: the new events continue the old index's seqs, times and
 		// stream versions; x collects only them.
-		x = &Index{BaseSeq: base.LastSeq + 1, LastSeq: base.LastSeq, End: base.End, streams: make(map[string]*StreamPostings)}
+		x = &Index{BaseSeq: base.LastSeq + 1, LastSeq: base.LastSeq, End: base.End, Durable: base.Durable, streams: make(map[string]*StreamPostings)}
 		next, start = base.LastSeq+1, base.End
 		if base.Count > 0 {
 			prevT = base.LastTime
@@ -90,7 +101,7 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 			if opt.Strict {
 				return nil, nil, corrupt(fe.Offset, "%s", fe.Reason)
 			}
-			return finishTail(ra, x, pending, fe.Offset, end, fe.Reason, opt.File)
+			return finishTail(ra, h, x, pending, fe.Offset, end, fe.Reason, opt.File)
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("evlog/segment: reading %s: %w", opt.File, err)
@@ -127,7 +138,9 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 			if len(pending) == 0 || c.FirstSeq != pending[0].Seq || int(c.Count) != len(pending) {
 				return nil, nil, corrupt(f.Offset, "commit of seqs %d+%d does not match the %d events before it", c.FirstSeq, c.Count, len(pending))
 			}
-			if c.DurableEnd > f.Offset {
+			// A compacted segment (generation > 0) holds commit frames
+			// copied from other files, whose durable ends refer to those.
+			if c.DurableEnd > f.Offset && h.Generation == 0 {
 				return nil, nil, corrupt(f.Offset, "commit claims durable end %d beyond itself", c.DurableEnd)
 			}
 			for _, e := range pending {
@@ -138,18 +151,28 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 			}
 			pending = pending[:0]
 			x.End = f.Offset + f.Size()
+		case KindMark:
+			if len(pending) > 0 {
+				return nil, nil, corrupt(f.Offset, "mark frame inside a batch of %d events", len(pending))
+			}
+			d, err := DecodeMark(f.Payload, f.Offset)
+			if err != nil {
+				return nil, nil, corrupt(f.Offset, "%v", err)
+			}
+			x.End = f.Offset + f.Size()
+			x.Durable = max(x.Durable, d)
 		default:
 			// Footer frames: the segment was being sealed.
 			if opt.Strict {
 				return nil, nil, corrupt(f.Offset, "%s frame among the records", f.Kind)
 			}
-			return finishTail(ra, x, pending, f.Offset, end, "incomplete footer (the segment was being sealed)", opt.File)
+			return finishTail(ra, h, x, pending, f.Offset, end, "incomplete footer (the segment was being sealed)", opt.File)
 		}
 	}
 }
 
 func tailOf(x *Index, pending []EventInfo, bad, end int64, reason string) *Tail {
-	t := &Tail{Offset: x.End, Size: end - x.End, BadOffset: bad, Events: len(pending), Reason: reason}
+	t := &Tail{Offset: x.End, Size: end - x.End, BadOffset: bad, Events: len(pending), Durable: x.Durable, Reason: reason}
 	if len(pending) > 0 {
 		t.FirstSeq, t.LastSeq = pending[0].Seq, pending[len(pending)-1].Seq
 	}
@@ -157,56 +180,88 @@ func tailOf(x *Index, pending []EventInfo, bad, end int64, reason string) *Tail 
 }
 
 // finishTail decides whether the invalid data at bad is a torn tail or
-// corruption: it is corruption when a valid commit frame after it records a
-// durable end beyond bad (bad had been fsynced before that commit was
-// written), and a torn tail otherwise.
-func finishTail(ra io.ReaderAt, x *Index, pending []EventInfo, bad, end int64, reason, file string) (*Index, *Tail, error) {
-	off, c, err := ProvesDurable(ra, bad, end, x.LastSeq)
+// corruption: it is corruption when ProvesDurable finds a record after it
+// that bad had been fsynced, and a torn tail otherwise.
+func finishTail(ra io.ReaderAt, h Header, x *Index, pending []EventInfo, bad, end int64, reason, file string) (*Index, *Tail, error) {
+	off, why, err := ProvesDurable(ra, h, bad, end, x.LastSeq)
 	if err != nil {
 		return nil, nil, fmt.Errorf("evlog/segment: reading %s: %w", file, err)
 	}
 	if off >= 0 {
 		return nil, nil, &CorruptError{File: file, Offset: bad, Seq: x.LastSeq,
-			Reason: fmt.Sprintf("%s, but a valid commit follows at offset %d (seqs %d+%d, durable through %d)", reason, off, c.FirstSeq, c.Count, c.DurableEnd)}
+			Reason: fmt.Sprintf("%s, but %s at offset %d records that it had been made durable", reason, why, off)}
 	}
 	return x, tailOf(x, pending, bad, end, reason), nil
 }
 
-// ProvesDurable looks in (bad, end) for a commit frame proving that the
-// invalid data at bad had been fsynced — the rule that tells corruption
-// from a torn tail. A later commit proves it only if it is a plausible
-// commit of this segment: it claims a durable end beyond bad but not
-// beyond itself (a real commit never does), for seqs after lastSeq, the
-// last committed one. (Bytes inside an event payload can still imitate
-// such a commit; then a torn tail is reported as corruption — the safe
-// direction: Open refuses instead of truncating.) It returns the commit's
-// offset, or -1.
-func ProvesDurable(ra io.ReaderAt, bad, end int64, lastSeq uint64) (int64, Commit, error) {
-	return findCommitAfter(ra, bad+1, end, func(at int64, c Commit) bool {
-		return c.DurableEnd > bad && c.DurableEnd <= at && c.FirstSeq > lastSeq
+// ProvesDurable looks in (bad, end) of a segment with header h for a
+// record proving that the invalid data at bad had been fsynced — the rule
+// that tells corruption from a torn tail. It returns the record's offset
+// and a description of it, or -1.
+//
+// Version 2: a mark frame (see mark.go) whose durable end is beyond bad
+// and whose tag matches. Its frame boundary cannot be proven (bad breaks
+// the chain of frames), hence the search; but a valid tag needs the
+// header's mark key, which no event payload contains, so bytes inside a
+// payload cannot pass for a mark. Commit frames prove nothing in version 2.
+//
+// Version 1 (no marks): a commit frame after bad that claims a durable end
+// beyond bad but not beyond itself, for seqs after lastSeq, the last
+// committed one. Bytes inside an event payload can imitate such a commit;
+// then a torn tail is reported as corruption (Open refuses instead of
+// truncating). Version 2 segments are immune.
+func ProvesDurable(ra io.ReaderAt, h Header, bad, end int64, lastSeq uint64) (int64, string, error) {
+	if h.Version >= 2 {
+		off, p, err := findFrameAfter(ra, bad+1, end, KindMark, markPayloadSize, func(at int64, p []byte) bool {
+			d, ok := VerifyMark(h, p, at)
+			return ok && d > bad
+		})
+		if off < 0 || err != nil {
+			return -1, "", err
+		}
+		return off, fmt.Sprintf("a mark (fsynced through %d)", le.Uint64(p[markDurableEndOff:])), nil
+	}
+	var c Commit
+	off, _, err := findFrameAfter(ra, bad+1, end, KindCommit, commitPayloadSize, func(at int64, p []byte) bool {
+		var err error
+		c, err = DecodeCommit(p)
+		return err == nil && c.DurableEnd > bad && c.DurableEnd <= at && c.FirstSeq > lastSeq
 	})
+	if off < 0 || err != nil {
+		return -1, "", err
+	}
+	return off, fmt.Sprintf("a valid commit (seqs %d+%d, durable through %d)", c.FirstSeq, c.Count, c.DurableEnd), nil
 }
 
 // HasCommit reports whether a valid commit frame starts in [from, end).
 func HasCommit(ra io.ReaderAt, from, end int64) (bool, error) {
-	off, _, err := findCommitAfter(ra, from, end, func(int64, Commit) bool { return true })
+	off, _, err := findFrameAfter(ra, from, end, KindCommit, commitPayloadSize, func(_ int64, p []byte) bool {
+		_, err := DecodeCommit(p)
+		return err == nil
+	})
 	return off >= 0, err
 }
 
-// findCommitAfter returns the offset of the first valid commit frame
-// starting in [from, end) for which match is true, or -1.
-func findCommitAfter(ra io.ReaderAt, from, end int64, match func(at int64, c Commit) bool) (int64, Commit, error) {
-	var pat [5]byte // a commit frame's length and kind fields
-	le.PutUint32(pat[:4], commitPayloadSize)
-	pat[4] = byte(KindCommit)
-	buf := make([]byte, readChunk+CommitFrameSize)
+// findFrameAfter returns the offset and payload of the first frame of the
+// kind with a payload of size bytes and a valid checksum that starts in
+// [from, end) and for which match is true, or -1. The payload aliases a
+// buffer valid until the next call.
+func findFrameAfter(ra io.ReaderAt, from, end int64, kind Kind, size int, match func(at int64, payload []byte) bool) (int64, []byte, error) {
+	var pat [5]byte // the frame's length and kind fields
+	le.PutUint32(pat[:4], uint32(size))
+	pat[4] = byte(kind)
+	frameSize := FrameHeaderSize + size
+	if from >= end {
+		return -1, nil, nil
+	}
+	buf := make([]byte, min(readChunk, end-from)+int64(frameSize))
 	for base := from; base < end; base += readChunk {
 		n := int(min(int64(len(buf)), end-base))
 		if m, err := ra.ReadAt(buf[:n], base); m < n {
 			if err == nil || errors.Is(err, io.EOF) {
-				return -1, Commit{}, nil // the file shrank under us: nothing more to see
+				return -1, nil, nil // the file shrank under us: nothing more to see
 			}
-			return -1, Commit{}, err
+			return -1, nil, err
 		}
 		b := buf[:n]
 		// Frames start 4 bytes before the pattern.
@@ -217,17 +272,17 @@ func findCommitAfter(ra io.ReaderAt, from, end int64, match func(at int64, c Com
 			}
 			p := i + j - frameLenOff
 			i += j + 1
-			if p < 0 || p >= readChunk || p+CommitFrameSize > len(b) {
+			if p < 0 || p >= readChunk || p+frameSize > len(b) {
 				continue // starts before the window or in the next one
 			}
-			fr := b[p : p+CommitFrameSize]
+			fr := b[p : p+frameSize]
 			if crc(fr[frameLenOff:]) != le.Uint32(fr[frameCRCOff:]) {
 				continue
 			}
-			if c, err := DecodeCommit(fr[FrameHeaderSize:]); err == nil && match(base+int64(p), c) {
-				return base + int64(p), c, nil
+			if match(base+int64(p), fr[FrameHeaderSize:]) {
+				return base + int64(p), fr[FrameHeaderSize:], nil
 			}
 		}
 	}
-	return -1, Commit{}, nil
+	return -1, nil, nil
 }

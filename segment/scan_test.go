@@ -23,9 +23,10 @@ const scanFile = "00000000000000000100-00000000.seg"
 // scanWant is the expected outcome of a Scan.
 type scanWant struct {
 	corrupt   bool
-	corruptAt int64 // offset of the CorruptError
-	batches   int   // committed batches in the index (not corrupt)
-	tail      *Tail // the torn tail, nil when the data ends cleanly
+	corruptAt int64  // offset of the CorruptError
+	batches   int    // committed batches in the index (not corrupt)
+	tail      *Tail  // the torn tail, nil when the data ends cleanly
+	index     *Index // the index, when not that of the first batches
 }
 
 func (w scanWant) String() string {
@@ -49,7 +50,7 @@ func (img *segImage) torn(k int, size, bad int64) scanWant {
 	if k > 0 {
 		off = img.end[k-1]
 	}
-	tl := &Tail{Offset: off, Size: size - off, BadOffset: bad}
+	tl := &Tail{Offset: off, Size: size - off, BadOffset: bad, Durable: img.index(k).Durable}
 	for _, f := range img.frames {
 		if f.kind == KindEvent && f.off >= off && f.end <= bad {
 			e := img.batches[f.batch].events[f.event]
@@ -101,7 +102,11 @@ func checkScan(t *testing.T, desc string, img *segImage, data []byte, strict boo
 	if tail != nil && tail.Reason == "" {
 		t.Errorf("%s: tail without a reason", desc)
 	}
-	if diff := cmp.Diff(img.index(want.batches), x, indexOpts); diff != "" {
+	wantX := want.index
+	if wantX == nil {
+		wantX = img.index(want.batches)
+	}
+	if diff := cmp.Diff(wantX, x, indexOpts); diff != "" {
 		t.Errorf("%s (strict %v): index (-want +got):\n%s", desc, strict, diff)
 	}
 }
@@ -584,14 +589,22 @@ func (f *failAfterReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return f.r.ReadAt(p, off)
 }
 
-// findCommitAfter finds commit frames wherever they fall relative to its
+// findFrameAfter finds commit frames wherever they fall relative to its
 // 256 KiB read windows, including frames straddling two windows.
 func TestFindCommitAfterWindows(t *testing.T) {
 	const from = 1000
 	size := from + 3*readChunk + 500
 	commit := AppendCommitFrame(nil, Commit{FirstSeq: 9, Count: 2, DurableEnd: 777})
 	decoy := AppendCommitFrame(nil, Commit{FirstSeq: 5, Count: 1, DurableEnd: 10})
-	match := func(_ int64, c Commit) bool { return c.DurableEnd > 500 }
+	match := func(_ int64, p []byte) bool { c, err := DecodeCommit(p); return err == nil && c.DurableEnd > 500 }
+	findCommitAfter := func(ra io.ReaderAt, from, end int64, match func(int64, []byte) bool) (int64, Commit, error) {
+		off, p, err := findFrameAfter(ra, from, end, KindCommit, commitPayloadSize, match)
+		var c Commit
+		if off >= 0 {
+			c, _ = DecodeCommit(p)
+		}
+		return off, c, err
+	}
 	var positions []int
 	for _, w := range []int{0, readChunk, 2 * readChunk, 3 * readChunk} {
 		for d := -CommitFrameSize - 2; d <= 2; d++ {

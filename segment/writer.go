@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 
@@ -44,9 +45,12 @@ func (sw *SegmentWriter) write(p []byte) {
 }
 
 // AppendRecords copies the record frames read from r (a whole number of
-// committed batches) and indexes them with infos, whose offsets are
-// relative to the source segment (records starting at HeaderSize). The
-// next event must have seq BaseSeq+events so far.
+// committed batches, checked by the caller with a strict Scan) and indexes
+// them with infos, whose offsets are relative to the source segment
+// (records starting at HeaderSize). Mark frames are dropped: they record
+// fsyncs of the file they were written to, and a sealed segment needs none
+// (so compaction's output is the same whatever the marks' random tags).
+// The next event must have seq BaseSeq+events so far.
 func (sw *SegmentWriter) AppendRecords(r io.Reader, infos []EventInfo, buf []byte) error {
 	if !sw.started {
 		sw.started = true
@@ -56,32 +60,67 @@ func (sw *SegmentWriter) AppendRecords(r io.Reader, infos []EventInfo, buf []byt
 		return fmt.Errorf("evlog/segment: records start at seq %d, want %d", infos[0].Seq, sw.idx.LastSeq+1)
 	}
 	delta := sw.idx.End - HeaderSize
+	type cut struct{ off, size int64 } // a dropped mark, at its source offset
+	var cuts []cut
+	br := bufio.NewReaderSize(r, max(len(buf), 4096))
+	src := int64(HeaderSize)
+	var hdr [FrameHeaderSize]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			if err == io.EOF {
+				break
+			}
+			return fmt.Errorf("evlog/segment: reading records at %d: %w", src, err)
+		}
+		n := int64(le.Uint32(hdr[frameLenOff:]))
+		if n > MaxFramePayload {
+			return fmt.Errorf("evlog/segment: frame at %d: length %d exceeds the limit", src, n)
+		}
+		size := FrameHeaderSize + n
+		if Kind(hdr[frameKindOff]) == KindMark {
+			if _, err := br.Discard(int(n)); err != nil {
+				return fmt.Errorf("evlog/segment: reading records at %d: %w", src, err)
+			}
+			cuts = append(cuts, cut{src, size})
+			src += size
+			continue
+		}
+		sw.emit(hdr[:])
+		for rest := n; rest > 0; {
+			m := min(rest, int64(len(buf)))
+			if _, err := io.ReadFull(br, buf[:m]); err != nil {
+				return fmt.Errorf("evlog/segment: reading records at %d: %w", src, err)
+			}
+			sw.emit(buf[:m])
+			rest -= m
+		}
+		src += size
+	}
+	shift, k := int64(0), 0
 	for _, e := range infos {
-		e.Off += delta
+		for k < len(cuts) && cuts[k].off < e.Off {
+			shift += cuts[k].size
+			k++
+		}
+		e.Off += delta - shift
 		sw.idx.Add(e)
 	}
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			sw.idx.End += int64(n)
-			if sw.compress {
-				sw.pend = append(sw.pend, buf[:n]...)
-				for len(sw.pend) >= ZBlockSize {
-					sw.block(sw.pend[:ZBlockSize])
-					sw.pend = append(sw.pend[:0], sw.pend[ZBlockSize:]...)
-				}
-			} else {
-				sw.write(buf[:n])
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
 	return sw.err
+}
+
+// emit appends record bytes to the output (compressed: to the pending
+// block).
+func (sw *SegmentWriter) emit(p []byte) {
+	sw.idx.End += int64(len(p))
+	if !sw.compress {
+		sw.write(p)
+		return
+	}
+	sw.pend = append(sw.pend, p...)
+	for len(sw.pend) >= ZBlockSize {
+		sw.block(sw.pend[:ZBlockSize])
+		sw.pend = append(sw.pend[:0], sw.pend[ZBlockSize:]...)
+	}
 }
 
 // block writes one zblock frame.

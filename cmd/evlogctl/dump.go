@@ -25,10 +25,10 @@ With --format jsonl each line is one JSON object, keys in this order:
 output is byte-stable: the same log always dumps to the same bytes, and
 compact does not change them.
 
-A torn tail (a batch a crash left incomplete, never acknowledged) is not
-printed and is not an error. On corruption dump prints the valid prefix,
-then "corrupt FILE OFFSET REASON" on stderr, and exits 1: it never skips a
-bad record. dump only reads: it never modifies, creates or locks anything.`
+A torn tail (data after the last recorded fsync that a crash left
+incomplete) is not printed and is not an error. On corruption dump prints
+the valid prefix, then "corrupt FILE OFFSET REASON" on stderr, and exits
+1: it never skips a bad record. dump only reads: it never modifies, creates or locks anything.`
 
 // dumpCmd is "evlogctl dump".
 type dumpCmd struct {

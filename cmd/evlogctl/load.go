@@ -255,7 +255,7 @@ func (a *intervalAcker) finish(abandon bool) error {
 func reportRecovery(w io.Writer, cmd string, l *evlog.Log) {
 	rec := l.Recovery()
 	if t := rec.TornTail; t != nil {
-		fmt.Fprintf(w, "evlogctl %s: recovery truncated the torn tail of %s at offset %d (%d bytes, never acknowledged)\n", cmd, rec.TornFile, t.Offset, t.Size)
+		fmt.Fprintf(w, "evlogctl %s: recovery truncated the torn tail of %s at offset %d (%d bytes not recorded as durable)\n", cmd, rec.TornFile, t.Offset, t.Size)
 	}
 	for _, f := range rec.Removed {
 		fmt.Fprintf(w, "evlogctl %s: recovery removed %s\n", cmd, f)

@@ -52,9 +52,9 @@ type rawGap struct {
 	bad    int64 // the first invalid frame (what verify and dump report)
 	length int64
 	reason string
-	// torn: an invalid suffix of the newest segment written after its last
-	// fsync (no valid commit after it records it as durable): never
-	// acknowledged, not corruption (verify calls it a torn tail).
+	// torn: an invalid suffix of the newest segment that nothing after it
+	// records as durable (segment.ProvesDurable): not corruption (verify
+	// calls it a torn tail).
 	torn bool
 	// whole: the whole file is unreadable by the raw reader.
 	whole bool
@@ -151,6 +151,7 @@ type rawFile struct {
 	f          io.ReaderAt
 	win        window
 	torn       bool // a torn tail is possible in this file
+	hdr        segment.Header
 	compressed bool // reading the logical view of a compressed segment
 	dec        segment.Decoder
 	visit      rawVisitor
@@ -182,10 +183,12 @@ func scanRawFile(ctx context.Context, fsys vfs.FS, name string, tornOK bool, v r
 	if herr != nil {
 		// The records may be intact: report the header and read on.
 		g := &rawGap{file: name, length: segment.HeaderSize, reason: "bad header: " + herr.Error(), torn: tornOK && size <= segment.HeaderSize}
+		r.hdr.Version = 1 // no mark key: durability is judged by commit frames
 		if err := v.gap(g); err != nil {
 			return err
 		}
 	} else {
+		r.hdr = h
 		var tb []byte
 		sealed := false
 		var t segment.Trailer
@@ -264,7 +267,7 @@ func (r *rawFile) frames(ctx context.Context, off, end, size int64) error {
 			gap = &rawGap{file: r.name, offset: start, bad: at, reason: reason}
 			if r.torn {
 				// The rule recovery applies (segment.Scan).
-				if off, _, err := segment.ProvesDurable(r.f, at, size, lastSeq); err == nil && off < 0 {
+				if off, _, err := segment.ProvesDurable(r.f, r.hdr, at, size, lastSeq); err == nil && off < 0 {
 					gap.torn, gap.length = true, size-start
 				}
 			}
@@ -352,6 +355,14 @@ func (r *rawFile) frames(ctx context.Context, off, end, size int64) error {
 				if err := r.visit.batch(b); err != nil {
 					return err
 				}
+			case segment.KindMark:
+				// Records an fsync; between batches it carries no events.
+				if _, merr := segment.DecodeMark(payload, off); merr != nil || len(pending) > 0 {
+					if err := damage(off, "mark frame inside a batch or malformed"); err != nil {
+						return err
+					}
+					break
+				}
 			default:
 				// The footer of a segment whose trailer is missing or
 				// damaged: the records end here.
@@ -430,7 +441,7 @@ func (r *rawFile) frameAt(off, end int64) (segment.Kind, []byte, string, error) 
 	if got, want := crc32.Checksum(b[frameLenOff:], castagnoli), binary.LittleEndian.Uint32(b[frameCRCOff:]); got != want {
 		return 0, nil, fmt.Sprintf("checksum mismatch (stored %08x, computed %08x)", want, got), nil
 	}
-	if kind < segment.KindEvent || kind > segment.KindZMap {
+	if kind < segment.KindEvent || kind > segment.KindMark {
 		return 0, nil, fmt.Sprintf("unknown frame kind %d", kind), nil
 	}
 	return kind, b[segment.FrameHeaderSize:], "", nil
@@ -463,6 +474,10 @@ func (r *rawFile) resync(ctx context.Context, from, end int64) (int64, error) {
 			}
 		case segment.KindCommit:
 			if n != int64(segment.CommitFrameSize-segment.FrameHeaderSize) {
+				continue
+			}
+		case segment.KindMark:
+			if n != int64(segment.MarkFrameSize-segment.FrameHeaderSize) {
 				continue
 			}
 		case segment.KindPostings, segment.KindBlock, segment.KindSummary, segment.KindZBlock, segment.KindZMap:

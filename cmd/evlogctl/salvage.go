@@ -29,14 +29,16 @@ commit frame (exactly what the writer acknowledged).
 It prints one line per damaged region and per range of lost seqs, then a
 summary:
   gap FILE OFFSET LENGTH REASON      bytes no complete batch could be read from
-  torn-tail FILE OFFSET LENGTH       an incomplete last batch, never
-                                     acknowledged (not a loss)
+  torn-tail FILE OFFSET LENGTH       an incomplete end of the newest
+                                     segment that no mark records as
+                                     durable (not counted as a loss)
   lost FROM..TO                      seqs of DIR that are not in NEWDIR (TO is
                                      "?" when the end of the damage is unknown)
   readable FROM..TO                  (without --skip-damaged) events after the
                                      damage that were not copied
   copied N events (seqs FROM..TO) into NEWDIR
-Exit status 0 when no acknowledged event was lost, 1 otherwise.
+Exit status 0 when no committed event outside a torn tail was lost, 1
+otherwise.
 
 DIR is only read, by segment-level code that never modifies, creates or
 locks anything in it. NEWDIR is written with the writer lock.`

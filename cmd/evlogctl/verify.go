@@ -23,9 +23,10 @@ with each stats snapshot.
 
 Prints one line per finding, then a summary when nothing is corrupt:
   torn-tail FILE OFFSET        an invalid suffix of the newest segment that
-                               no valid record follows: a batch a crash left
-                               incomplete, never acknowledged; a writer
-                               truncates it when it opens the log (exit 0)
+                               no record of an fsync follows: data a crash
+                               left incomplete, never recorded as durable; a
+                               writer truncates it when it opens the log
+                               (exit 0)
   stranger FILE REASON         a symbolic link, FIFO, device or directory
                                named like a log file: not part of the log,
                                never opened or deleted (a warning, exit 0)
