@@ -82,3 +82,30 @@ func recoverBesideWriter(fsys vfs.FS, log *slog.Logger) (*recovered, error) {
 		return recoverDir(fsys, log, true)
 	}, func(_ *recovered, err error) bool { return err != nil })
 }
+
+// durablePrefix cuts x, the index of a newest segment scanned to its end
+// with opts, down to the batches a mark records as durable: what a reader
+// in another process serves (a writer's own reads are current). A mark is
+// written after each fsync of the newest segment and before the appends it
+// covers return, so a reader never serves an event before it is durable
+// and acknowledged. Segments of format version 1 carry no marks: their
+// committed batches are served. opts.Infos, if set, is rebuilt.
+func durablePrefix(s *segment.Segment, name string, x *segment.Index, opts segment.ScanOptions) (*segment.Index, error) {
+	// Past the durable end there is at most the mark that records it
+	// unless a batch (an event and a commit frame, more than a mark) was
+	// committed after it.
+	if s.Header.Version < 2 || x.End-x.Durable < minBatchBytes {
+		return x, nil
+	}
+	if opts.Infos != nil {
+		*opts.Infos = (*opts.Infos)[:0]
+	}
+	d, _, err := segment.Scan(s.File(), s.Header, x.Durable, opts)
+	if err != nil {
+		return nil, fmt.Errorf("evlog: %s: reading its durable prefix: %w", name, err)
+	}
+	return d, nil
+}
+
+// minBatchBytes is less than any batch takes: a commit frame alone.
+const minBatchBytes = segment.FrameHeaderSize + 20

@@ -3,7 +3,9 @@ package evlog
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -77,4 +79,90 @@ func TestReadOnlyBesideWriter(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d rounds of read-only opens beside the writer", rounds)
+}
+
+// TestReadOnlyServesOnlyDurable: a reader in another process (a read-only
+// log on the same files) never serves a batch before the writer's fsync of
+// it returned, under SyncAlways: here the writer is held inside that fsync.
+// Under SyncNever it serves what the last Sync made durable. A read-only
+// log's DurableSeq is what it serves.
+func TestReadOnlyServesOnlyDurable(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	inSync, release := make(chan struct{}), make(chan struct{})
+	hold := func(op vfs.Op) error {
+		if armed.Load() && op.Kind == vfs.OpSync && strings.Contains(op.Name, ".seg") {
+			armed.Store(false)
+			close(inSync)
+			<-release
+		}
+		return nil
+	}
+	w, err := openFS(vfs.NewFaulty(mem, hold), Options{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock() // before Close, also when the test fails
+	ev := Envelope{Type: "t", Data: []byte{0xc0}}
+	for range 3 {
+		if _, err := w.Append(ctx, "s", ExpectAny, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	armed.Store(true)
+	appended := make(chan error, 1)
+	go func() {
+		_, err := w.Append(ctx, "s", ExpectAny, ev, ev)
+		appended <- err
+	}()
+	<-inSync // seqs 4 and 5 are written and committed, their fsync not done
+	r, err := openFS(vfs.ReadOnly(mem), Options{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, d := r.LastSeq(), r.DurableSeq(); got != 3 || d != 3 {
+		t.Fatalf("a reader beside a writer inside its fsync serves up to seq %d (durable %d), want 3", got, d)
+	}
+	unblock()
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if got, d := r.LastSeq(), r.DurableSeq(); got != 5 || d != 5 {
+		t.Fatalf("after the fsync: reader at seq %d (durable %d), want 5", got, d)
+	}
+
+	// SyncNever: only what Sync (or Close, or a roll) made durable.
+	mem2 := vfs.NewMem()
+	w2 := openMem(t, mem2, Options{Sync: SyncNever})
+	defer w2.Close()
+	for range 4 {
+		if _, err := w2.Append(ctx, "s", ExpectAny, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r2, err := openFS(vfs.ReadOnly(mem2), Options{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if got := r2.LastSeq(); got != 0 {
+		t.Fatalf("SyncNever: a reader serves seq %d before any Sync, want 0", got)
+	}
+	if err := w2.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r2.LastSeq(); got != 4 {
+		t.Fatalf("SyncNever: after Sync the reader serves up to seq %d, want 4", got)
+	}
 }

@@ -37,17 +37,29 @@
 //     directory fsync) before any event in it is acknowledged. After a
 //     process crash or a power loss, every acknowledged event is present
 //     and unchanged. Concurrent appenders share fsyncs (group commit).
-//     Readers see a batch once it is durable.
+//     The writer's own reads see a batch once it is durable; readers in
+//     other processes see it once the mark recording that fsync is
+//     written, just before Append returns.
 //   - SyncInterval(d): Append returns once the batch is written to the
 //     operating system; an fsync follows within d (a timer while the writer
 //     is idle, a check between groups of appends while it is busy, so the
 //     bound holds under load). A process crash loses nothing acknowledged;
 //     a power loss or kernel crash can lose the batches acknowledged in the
 //     last d (plus the group being written and the fsync in flight), never
-//     part of a batch. Readers see a batch once it is written.
+//     part of a batch. The writer's own reads see a batch once it is
+//     written; readers in other processes only once an fsync covered it
+//     (the interval tick, Sync, a roll, Close).
 //   - SyncNever: as SyncInterval without the background fsync: only Sync,
 //     Close, a segment roll and saving a snapshot make events durable; a
 //     power loss can lose everything appended since the last of those.
+//     Readers in other processes see only what the last of those covered.
+//
+// Readers in other processes (OpenReadOnly, evlogctl's read-only commands)
+// serve only what the writer has recorded on disk as durable (a mark after
+// each fsync of the newest segment; every sealed segment), in every mode:
+// they never serve an event a power loss could still take, and their
+// DurableSeq is what they serve. Segments written by format version 1 carry
+// no marks; their committed batches are served.
 //
 // A write or fsync error puts the writer in a failed state: that Append and
 // every later one return an error matching ErrWriterFailed; nothing is

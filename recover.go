@@ -191,6 +191,12 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 			if err != nil {
 				return nil, err
 			}
+			if readOnly {
+				// A reader beside a writer serves only what is durable.
+				if idx, err = durablePrefix(s, f.Name, idx, segment.ScanOptions{File: f.Name, PrevTime: prevTime}); err != nil {
+					return nil, err
+				}
+			}
 			rec.active = idx
 			if tail != nil {
 				rec.report.TornTail, rec.report.TornFile = tail, f.Name

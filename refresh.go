@@ -35,8 +35,12 @@ func (l *Log) Refresh() error {
 			return nil
 		}
 		var infos []segment.EventInfo
-		x, _, err := segment.Scan(cur.File(), cur.Header, size, segment.ScanOptions{File: cur.Name, Continue: v.active, Infos: &infos})
+		opts := segment.ScanOptions{File: cur.Name, Continue: v.active, Infos: &infos}
+		x, _, err := segment.Scan(cur.File(), cur.Header, size, opts)
 		if err != nil {
+			return err
+		}
+		if x, err = durablePrefix(cur.Segment, cur.Name, x, opts); err != nil {
 			return err
 		}
 		if len(infos) == 0 {
@@ -53,6 +57,7 @@ func (l *Log) Refresh() error {
 		v.active.End = x.End
 		last := infos[len(infos)-1]
 		l.pub = published{seq: last.Seq, time: last.Time, end: x.End, streams: l.pub.streams + newStreams}
+		l.setDurableLocked(last.Seq) // a reader serves only durable batches
 		l.broadcastLocked()
 		l.mu.Unlock()
 		return nil
@@ -70,6 +75,7 @@ func (l *Log) Refresh() error {
 	l.mu.Lock()
 	old := l.v
 	l.v, l.pub, l.logID = nv, initialPublished(segs, rec.active), rec.logID
+	l.setDurableLocked(l.pub.seq) // a reader serves only durable batches
 	l.broadcastLocked()
 	l.mu.Unlock()
 	old.unref()
