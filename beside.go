@@ -84,17 +84,26 @@ func recoverBesideWriter(fsys vfs.FS, log *slog.Logger) (*recovered, error) {
 }
 
 // durablePrefix cuts x, the index of a newest segment scanned to its end
-// with opts, down to the batches a mark records as durable: what a reader
-// in another process serves (a writer's own reads are current). A mark is
-// written after each fsync of the newest segment and before the appends it
-// covers return, so a reader never serves an event before it is durable
-// and acknowledged. Segments of format version 1 carry no marks: their
-// committed batches are served. opts.Infos, if set, is rebuilt.
+// with opts, down to what a reader in another process serves (a writer's
+// own reads are current). When the last mark is strict (its writer runs
+// SyncAlways, acknowledging appends only once durable), or there is no
+// mark yet and the header has FlagStrict: the batches a mark records as
+// durable. A mark is written after
+// each fsync of the newest segment and before the appends it covers
+// return, so such a reader never serves an event before it is durable and
+// acknowledged. When the last mark is not strict (SyncInterval,
+// SyncNever: appends are acknowledged once written), every committed
+// batch. Segments of format version 1 carry no marks: their committed
+// batches are served. opts.Infos, if set, is rebuilt.
 func durablePrefix(s *segment.Segment, name string, x *segment.Index, opts segment.ScanOptions) (*segment.Index, error) {
 	// Past the durable end there is at most the mark that records it
 	// unless a batch (an event and a commit frame, more than a mark) was
 	// committed after it.
-	if s.Header.Version < 2 || x.End-x.Durable < minBatchBytes {
+	strict := x.Strict
+	if !x.Marked {
+		strict = s.Header.Flags&segment.FlagStrict != 0
+	}
+	if s.Header.Version < 2 || !strict || x.End-x.Durable < minBatchBytes {
 		return x, nil
 	}
 	if opts.Infos != nil {

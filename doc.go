@@ -46,20 +46,21 @@
 //     bound holds under load). A process crash loses nothing acknowledged;
 //     a power loss or kernel crash can lose the batches acknowledged in the
 //     last d (plus the group being written and the fsync in flight), never
-//     part of a batch. The writer's own reads see a batch once it is
-//     written; readers in other processes only once an fsync covered it
-//     (the interval tick, Sync, a roll, Close).
+//     part of a batch. Readers, in this process or another, see a batch
+//     once it is written (and acknowledged).
 //   - SyncNever: as SyncInterval without the background fsync: only Sync,
 //     Close, a segment roll and saving a snapshot make events durable; a
 //     power loss can lose everything appended since the last of those.
-//     Readers in other processes see only what the last of those covered.
 //
 // Readers in other processes (OpenReadOnly, evlogctl's read-only commands)
-// serve only what the writer has recorded on disk as durable (a mark after
-// each fsync of the newest segment; every sealed segment), in every mode:
-// they never serve an event a power loss could still take, and their
-// DurableSeq is what they serve. Segments written by format version 1 carry
-// no marks; their committed batches are served.
+// serve what the writer has acknowledged: under SyncAlways only what it
+// recorded on disk as durable (the mark it writes after each fsync, before
+// the appends it covers return; the segment header and each mark say
+// whether the writer runs SyncAlways), so they never serve an event before
+// its fsync returned; under the other modes every committed batch, as the
+// writer acknowledges them. A read-only log's DurableSeq is the last seq
+// it serves. Segments of format version 1 carry no marks: their committed
+// batches are served.
 //
 // A write or fsync error puts the writer in a failed state: that Append and
 // every later one return an error matching ErrWriterFailed; nothing is

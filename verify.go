@@ -151,9 +151,9 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		case !newest:
 			// Not sealed and not the newest: corrupt, unless it is the
 			// leftover of an interrupted roll (the newest holds nothing).
-			// (Both unsealed, as recovery requires: a roll creates the
-			// new segment unsealed.)
-			if i == len(segs)-2 && unsealedSeg(segs[i+1]) && emptySegment(fsys, segs[i+1]) {
+			// (The newest not sealed, as recovery requires: a roll
+			// creates the new segment unsealed.)
+			if i == len(segs)-2 && !(segs[i+1].Err == nil && segs[i+1].Seg.Sealed) && emptySegment(fsys, segs[i+1]) {
 				x, tail, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name, PrevTime: prevTime})
 				if err != nil {
 					add(err, name, 0)

@@ -218,12 +218,22 @@ type nopFile struct{ vfs.File }
 
 func (nopFile) Close() error { return nil }
 
+// strictFlag is the header flag of the segments this writer creates:
+// FlagStrict when it acknowledges appends only once durable (SyncAlways).
+// Readers in other processes follow it until the segment's first mark.
+func (w *writer) strictFlag() uint16 {
+	if w.opts.Sync == SyncAlways {
+		return segment.FlagStrict
+	}
+	return 0
+}
+
 // startSegment creates a new active segment after the last committed seq
 // and publishes a view holding it. The previous active segment, if any,
 // must already be sealed and closed by the caller; with replaceEmpty it is
 // an empty segment under the same name, replaced atomically.
 func (w *writer) startSegment(replaceEmpty bool) error {
-	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now()}
+	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now(), Flags: w.strictFlag()}
 	create := segment.Create
 	if replaceEmpty {
 		create = segment.ReplaceEmpty
@@ -693,7 +703,8 @@ func (w *writer) mark() error {
 		return nil
 	}
 	at := w.end
-	w.markBuf = segment.AppendMarkFrame(w.markBuf[:0], w.header, at)
+	strict := w.opts.Sync == SyncAlways
+	w.markBuf = segment.AppendMarkFrame(w.markBuf[:0], w.header, at, strict)
 	n, err := w.f.Write(w.markBuf)
 	if err != nil {
 		var undoErr error
@@ -714,6 +725,7 @@ func (w *writer) mark() error {
 	l := w.l
 	l.mu.Lock()
 	w.idx.End, w.idx.Durable = w.end, at
+	w.idx.Marked, w.idx.Strict = true, strict
 	l.pub.end = w.end
 	l.mu.Unlock()
 	return nil
@@ -750,7 +762,7 @@ func (w *writer) roll() error {
 		w.fail(err) // another writer may be appending: stop before any more damage
 		return w.failed
 	}
-	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now()}
+	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now(), Flags: w.strictFlag()}
 	nf, nhb, err := segment.Create(w.l.fs, h)
 	if err != nil {
 		name := segment.FormatFileName(h.BaseSeq, 0)

@@ -28,7 +28,8 @@
 //	off size field
 //	  0    8 magic "evlogseg"
 //	  8    2 format version (2; 1 is still read)
-//	 10    2 flags (bit 0: compressed, reserved for compaction)
+//	 10    2 flags (bit 0: compressed, by compaction; bit 1: strict,
+//	           version 2, created by a SyncAlways writer; see mark.go)
 //	 12    4 header size (64)
 //	 16   16 log ID (random, fixed at creation)
 //	 32    8 seq of the first event

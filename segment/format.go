@@ -54,10 +54,18 @@ const (
 	commitPayloadSize   = 20
 
 	// Mark frame payload layout (markPayloadSize bytes, version 2).
-	markDurableEndOff = 0 // uint64  every byte before it had been fsynced
-	markTagOff        = 8 // [8]byte first 8 bytes of HMAC-SHA256 (see markTag)
-	markTagSize       = 8
-	markPayloadSize   = 16
+	markDurableEndOff = 0 // uint64  every byte before it had been fsynced;
+	//                       its top bit is MarkStrict (see below)
+	markTagOff      = 8 // [8]byte first 8 bytes of HMAC-SHA256 (see markTag)
+	markTagSize     = 8
+	markPayloadSize = 16
+	// markStrictBit, the top bit of the durable end field, is set by a
+	// writer that acknowledges appends only once they are durable
+	// (SyncAlways): readers in other processes then serve only what the
+	// mark records as durable. Clear: the writer acknowledges appends when
+	// written (SyncInterval, SyncNever), and readers serve every committed
+	// batch. Offsets never reach 2^63.
+	markStrictBit = 1 << 63
 
 	// Trailer layout (TrailerSize bytes at the very end of a sealed segment).
 	trlMagicOff      = 0  // [8]byte trailerMagic
@@ -127,7 +135,13 @@ const (
 	// FlagCompressed marks a sealed segment whose frames are stored in
 	// independently zstd-compressed blocks (written only by compaction).
 	FlagCompressed uint16 = 1 << 0
-	knownFlags            = FlagCompressed
+	// FlagStrict (version 2) marks a segment created by a writer that
+	// acknowledges appends only once they are durable (SyncAlways): until
+	// the segment's first mark, whose strict flag then takes over (the
+	// writer appending may run another mode after a reopen), readers in
+	// other processes serve only what a mark records as durable.
+	FlagStrict uint16 = 1 << 1
+	knownFlags        = FlagCompressed | FlagStrict
 )
 
 // Kind is the kind of a frame.

@@ -97,7 +97,7 @@ func DecodeHeader(b []byte) (Header, error) {
 		return Header{}, fmt.Errorf("format version %d is not supported (this build reads up to %d; upgrade evlog)", h.Version, FormatVersion)
 	case le.Uint32(b[hdrSizeOff:]) != HeaderSize:
 		return Header{}, fmt.Errorf("header size %d, want %d", le.Uint32(b[hdrSizeOff:]), HeaderSize)
-	case h.Flags&^knownFlags != 0:
+	case h.Flags&^knownFlags != 0, h.Version < 2 && h.Flags&FlagStrict != 0:
 		return Header{}, fmt.Errorf("unknown header flags %#x (upgrade evlog)", h.Flags)
 	case h.BaseSeq == 0:
 		return Header{}, fmt.Errorf("base seq is 0")

@@ -118,7 +118,7 @@ func buildImage(h Header, batches []batch) *segImage {
 		if b.sync {
 			durable = int64(len(img.data))
 			if h.Version >= 2 {
-				img.data = AppendMarkFrame(img.data, h, durable)
+				img.data = AppendMarkFrame(img.data, h, durable, false)
 				img.frames = append(img.frames, frameInfo{off: durable, end: int64(len(img.data)), kind: KindMark, batch: bi, event: -1})
 			}
 		}
@@ -139,7 +139,7 @@ func (img *segImage) index(n int) *Index {
 			continue
 		}
 		if f.kind == KindMark {
-			x.End, x.Durable = f.end, f.off
+			x.End, x.Durable, x.Marked = f.end, f.off, true
 			continue
 		}
 		e := &img.batches[f.batch].events[f.event]

@@ -53,8 +53,11 @@ type Index struct {
 	// the frames indexed (HeaderSize when none): the file was fsynced up
 	// to it. Scan sets it; the writer keeps it current.
 	Durable int64
-	streams map[string]*StreamPostings
-	sparse  []SparseEntry
+	// Marked says a mark was indexed; Strict is the strict flag of the
+	// last one (its writer acknowledges appends only once durable).
+	Marked, Strict bool
+	streams        map[string]*StreamPostings
+	sparse         []SparseEntry
 }
 
 // NewIndex returns the empty index of a segment whose first seq is baseSeq.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func (img *segImage) prefix(size, bad int64) scanWant {
 			pending = nil
 			x.End = f.end
 		case KindMark:
-			x.End, x.Durable = f.end, f.off
+			x.End, x.Durable, x.Marked = f.end, f.off, true
 		}
 	}
 	if x.End == size {
@@ -325,7 +326,7 @@ func forgerySeeds() map[string][]byte {
 		guesses = AppendFrame(guesses, KindMark, m[:])
 		other := testHeaderV2(1)
 		other.MarkKey = [8]byte{}
-		otherKey = AppendMarkFrame(otherKey, other, d)
+		otherKey = AppendMarkFrame(otherKey, other, d, false)
 	}
 	seeds["commit-frames"] = commits
 	seeds["guessed-marks"] = guesses
@@ -349,5 +350,27 @@ func TestForgedMarksSeeds(t *testing.T) {
 		b := bytes.Clone(img.data)
 		b[bad+FrameHeaderSize+1] ^= 0xff
 		checkScan(t, name, img, b, false, img.prefix(int64(len(b)), bad))
+	}
+}
+
+// TestMarkStrictFlag: the strict flag round-trips, is covered by the tag
+// (flipping it invalidates the mark) and does not change the durable end.
+func TestMarkStrictFlag(t *testing.T) {
+	h := Header{Version: FormatVersion, BaseSeq: 1, MarkKey: [8]byte{1, 2, 3}}
+	const at = 4096
+	for _, strict := range []bool{false, true} {
+		f := AppendMarkFrame(nil, h, at, strict)
+		p := f[FrameHeaderSize:]
+		if got := MarkStrict(p); got != strict {
+			t.Errorf("strict %v: MarkStrict = %v", strict, got)
+		}
+		if d, ok := VerifyMark(h, p, at); !ok || d != at {
+			t.Errorf("strict %v: VerifyMark = %d, %v; want %d, true", strict, d, ok, at)
+		}
+		flipped := slices.Clone(p)
+		flipped[markDurableEndOff+7] ^= 0x80
+		if _, ok := VerifyMark(h, flipped, at); ok {
+			t.Errorf("strict %v: a mark with its strict flag flipped still verifies", strict)
+		}
 	}
 }

@@ -75,7 +75,7 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 	if base != nil {
 		// Resume: the new events continue the old index's seqs, times and
 		// stream versions; x collects only them.
-		x = &Index{BaseSeq: base.LastSeq + 1, LastSeq: base.LastSeq, End: base.End, Durable: base.Durable, streams: make(map[string]*StreamPostings)}
+		x = &Index{BaseSeq: base.LastSeq + 1, LastSeq: base.LastSeq, End: base.End, Durable: base.Durable, Marked: base.Marked, Strict: base.Strict, streams: make(map[string]*StreamPostings)}
 		next, start = base.LastSeq+1, base.End
 		if base.Count > 0 {
 			prevT = base.LastTime
@@ -161,6 +161,7 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 			}
 			x.End = f.Offset + f.Size()
 			x.Durable = max(x.Durable, d)
+			x.Marked, x.Strict = true, MarkStrict(f.Payload)
 		default:
 			// Footer frames: the segment was being sealed.
 			if opt.Strict {
@@ -219,7 +220,7 @@ func ProvesDurable(ra io.ReaderAt, h Header, bad, end int64, lastSeq uint64) (in
 		if off < 0 || err != nil {
 			return -1, "", err
 		}
-		return off, fmt.Sprintf("a mark (fsynced through %d)", le.Uint64(p[markDurableEndOff:])), nil
+		return off, fmt.Sprintf("a mark (fsynced through %d)", le.Uint64(p[markDurableEndOff:])&^markStrictBit), nil
 	}
 	var c Commit
 	off, _, err := findFrameAfter(ra, bad+1, end, KindCommit, commitPayloadSize, func(at int64, p []byte) bool {
