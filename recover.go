@@ -141,6 +141,29 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 		removedAny = removedAny || !readOnly
 	}
 
+	// A roll creates segment N+1 durably, then seals N (footer, trailer,
+	// fsync), and only then puts events into N+1. A crash before the
+	// seal's fsync completed can leave N's trailer on disk without all of
+	// the footer (or records) before it: the disk keeps unsynced sectors
+	// in any order. So while N+1 holds no committed event, N's seal is not
+	// proven: verify N; if it does not verify, its seal was torn, and N is
+	// read as unsealed (damage in it is then corruption or a torn tail by
+	// the marks, as for any newest segment). Rare: only a crash between a
+	// roll and the first append after it leaves an empty newest segment.
+	if n := len(live); n >= 2 && live[n-2].Seg.Sealed && !live[n-1].Seg.Sealed &&
+		live[n-2].Seg.Header.Generation == 0 && live[n-2].Seg.Header.Flags&segment.FlagCompressed == 0 {
+		nf, prev := live[n-1], live[n-2]
+		idx, _, err := segment.Scan(nf.Seg.File(), nf.Seg.Header, nf.Seg.Size, segment.ScanOptions{File: nf.Name, PrevTime: math.MinInt64})
+		if err == nil && idx.Count == 0 {
+			if _, verr := segment.Verify(prev.Seg, math.MinInt64); verr != nil {
+				if !errors.Is(verr, segment.ErrCorrupt) {
+					return nil, verr
+				}
+				log.Warn("evlog: recovery: the seal of the segment before an empty newest one does not verify: a crash tore it; reading it as unsealed", "file", prev.Name, "err", verr)
+				prev.Seg.TornSeal()
+			}
+		}
+	}
 	// A crash during a roll (the new segment created, the old one not yet
 	// sealed) leaves an unsealed second-newest segment and a newest one
 	// holding no committed event: drop the newest, continue the old one.

@@ -3,6 +3,8 @@ package evlog
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -401,4 +403,91 @@ func TestRecoveryStrayFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTornSealAfterRoll: a roll creates the next segment, then seals the
+// old one; a crash before that seal's fsync completed can leave the old
+// segment's trailer on disk without the footer before it. Recovery must
+// not trust such a seal while the newest segment holds no event: every
+// event of the old segment stays readable, its footer is a torn tail, and
+// the log appends and reads on. (Found by the crash loop's garbage model.)
+func TestTornSealAfterRoll(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	l, err := Open(dir, Options{SegmentSize: MinSegmentSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []SegmentInfo
+	for i := 0; len(segs) < 2; i++ {
+		if _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "t", Data: bytes.Repeat([]byte{byte(i)}, 100)}); err != nil {
+			t.Fatal(err)
+		}
+		if segs, err = l.Segments(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, newest := segs[0], segs[1]
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the newest segment holds only its header (no event went
+	// into it yet), and the old one's first footer frame never reached the
+	// disk, though its trailer did.
+	if err := os.Truncate(filepath.Join(dir, newest.File), segment.HeaderSize); err != nil {
+		t.Fatal(err)
+	}
+	oldPath := filepath.Join(dir, old.File)
+	b, err := os.ReadFile(oldPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := segment.Open(mustOS(t, dir), old.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recEnd := s.Trailer.RecordsEnd
+	s.Close()
+	clear(b[recEnd : recEnd+16])
+	if err := os.WriteFile(oldPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := Verify(ctx, dir)
+	if err != nil || rep.Corrupt() || rep.Events != uint64(old.Events) {
+		t.Fatalf("verify: %d events, findings %v, %v; want %d events, a torn tail", rep.Events, rep.Findings, err, old.Events)
+	}
+	l, err = Open(dir, Options{SegmentSize: MinSegmentSize})
+	if err != nil {
+		t.Fatalf("open after a torn seal: %v", err)
+	}
+	defer l.Close()
+	if tt := l.Recovery().TornTail; tt == nil || tt.Offset != recEnd {
+		t.Errorf("recovery: torn tail %+v, want one at the old segment's records end %d", tt, recEnd)
+	}
+	if _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	n := uint64(0)
+	for e, err := range l.Events(ctx, 1) {
+		if err != nil {
+			t.Fatalf("reading after a torn seal: %v", err)
+		}
+		if n++; e.Seq != n {
+			t.Fatalf("seq %d, want %d", e.Seq, n)
+		}
+	}
+	if n != uint64(old.Events)+1 {
+		t.Fatalf("the log holds %d events, want %d", n, old.Events+1)
+	}
+}
+
+func mustOS(t *testing.T, dir string) vfs.FS {
+	t.Helper()
+	fsys, err := vfs.OpenOS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fsys.Close() })
+	return fsys
 }

@@ -135,6 +135,21 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		switch {
 		case s.Sealed:
 			x, err := segment.Verify(s, prevTime)
+			if err != nil && errors.Is(err, segment.ErrCorrupt) && tornSealPossible(fsys, segs, i) {
+				// As recovery: before the first event of the segment after
+				// it, a seal is not proven; one that does not verify was
+				// torn by a crash, and the segment is read as unsealed.
+				x, tail, serr := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name, PrevTime: prevTime})
+				if serr != nil {
+					add(serr, name, 0)
+				} else {
+					rep.Events += uint64(x.Count)
+					if tail != nil {
+						rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: tail.Offset, Reason: "torn seal: " + tail.Reason})
+					}
+				}
+				return rep, nil
+			}
 			if err != nil {
 				add(err, name, 0)
 				next = s.Trailer.LastSeq + 1
@@ -180,6 +195,19 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// tornSealPossible reports whether segs[i] is sealed by a roll whose seal a
+// crash may have torn (recoverDir): the second-newest segment, written by
+// appends (generation 0, uncompressed), and the newest holds no committed
+// event and is not sealed.
+func tornSealPossible(fsys vfs.FS, segs []*segment.DirSegment, i int) bool {
+	if i != len(segs)-2 {
+		return false
+	}
+	h, next := segs[i].Seg.Header, segs[i+1]
+	return h.Generation == 0 && h.Flags&segment.FlagCompressed == 0 &&
+		next.Err == nil && !next.Seg.Sealed && emptySegment(fsys, next)
 }
 
 // unsealedSeg reports whether a segment opened with a valid header and is

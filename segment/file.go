@@ -286,3 +286,15 @@ func SeekTime(sparse []SparseEntry, t int64) (int64, bool) {
 	}
 	return sparse[lo-1].Off, true
 }
+
+// TornSeal makes s an unsealed segment: its trailer, though valid, is not
+// trusted. Recovery calls it when it cannot rule out that the seal was
+// torn — a crash before the seal's fsync completed can leave the trailer
+// on disk without all of the footer before it — and the footer does not
+// verify. Read as unsealed, the footer is a torn tail after the records,
+// which a writer truncates before sealing the segment again.
+func (s *Segment) TornSeal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Sealed, s.Trailer, s.summary, s.sumErr = false, Trailer{}, nil, nil
+}
