@@ -387,4 +387,3 @@ func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 	}
 	return nil
 }
-
