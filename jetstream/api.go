@@ -49,6 +49,12 @@ type rawMsg struct {
 // direct gets may) for one message: by seq, or the last one of subject.
 // found is false when there is no such message.
 func (l *Log) getMsg(ctx context.Context, seq uint64, lastBySubject string) (m *rawMsg, found bool, err error) {
+	return l.getStreamMsg(ctx, l.streamName, seq, lastBySubject)
+}
+
+// getStreamMsg is getMsg on any stream of the account (the snapshot KV
+// bucket's, for one).
+func (l *Log) getStreamMsg(ctx context.Context, stream string, seq uint64, lastBySubject string) (m *rawMsg, found bool, err error) {
 	req := struct {
 		Seq     uint64 `json:"seq,omitempty"`
 		LastFor string `json:"last_by_subj,omitempty"`
@@ -56,30 +62,30 @@ func (l *Log) getMsg(ctx context.Context, seq uint64, lastBySubject string) (m *
 	b, _ := json.Marshal(req)
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
-	resp, err := l.nc.RequestWithContext(ctx, l.apiPrefix+"STREAM.MSG.GET."+l.streamName, b)
+	resp, err := l.nc.RequestWithContext(ctx, l.apiPrefix+"STREAM.MSG.GET."+stream, b)
 	if err != nil {
-		return nil, false, fmt.Errorf("evlog/jetstream: reading a message of %s: %w", l.streamName, err)
+		return nil, false, fmt.Errorf("evlog/jetstream: reading a message of %s: %w", stream, err)
 	}
 	var r struct {
 		Error   *jetstream.APIError `json:"error"`
 		Message *rawMsg             `json:"message"`
 	}
 	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return nil, false, fmt.Errorf("evlog/jetstream: reading a message of %s: bad response: %w", l.streamName, err)
+		return nil, false, fmt.Errorf("evlog/jetstream: reading a message of %s: bad response: %w", stream, err)
 	}
 	if r.Error != nil {
 		if r.Error.ErrorCode == codeNoMessage {
 			return nil, false, nil
 		}
-		return nil, false, fmt.Errorf("evlog/jetstream: reading a message of %s: %w", l.streamName, r.Error)
+		return nil, false, fmt.Errorf("evlog/jetstream: reading a message of %s: %w", stream, r.Error)
 	}
 	if r.Message == nil {
-		return nil, false, fmt.Errorf("evlog/jetstream: reading a message of %s: empty response", l.streamName)
+		return nil, false, fmt.Errorf("evlog/jetstream: reading a message of %s: empty response", stream)
 	}
 	if len(r.Message.Header) > 0 {
 		h, err := parseHeader(r.Message.Header)
 		if err != nil {
-			return nil, false, fmt.Errorf("evlog/jetstream: message %d of %s: %w", r.Message.Seq, l.streamName, err)
+			return nil, false, fmt.Errorf("evlog/jetstream: message %d of %s: %w", r.Message.Seq, stream, err)
 		}
 		r.Message.hdr = h
 	}

@@ -44,8 +44,9 @@ const (
 // *snapshot.CorruptError, which replay treats as a fallback.
 type Snapshots struct {
 	l   *Log
-	kv  jetstream.KeyValue
-	obs jetstream.ObjectStore
+	kv       jetstream.KeyValue
+	kvBucket string
+	obs      jetstream.ObjectStore
 }
 
 // record is the KV value of one snapshot.
@@ -67,8 +68,8 @@ func (l *Log) Snapshots() (*Snapshots, error) {
 	l.snapOnce.Do(func() {
 		ctx, cancel := l.bound(context.Background())
 		defer cancel()
-		s := &Snapshots{l: l}
 		kvName, obsName := l.streamName+"_SNAPMETA", l.streamName+"_SNAPSHOTS"
+		s := &Snapshots{l: l, kvBucket: kvName}
 		s.kv, l.snapErr = l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: kvName, Description: "evlog snapshot records of " + l.cfg.Name,
 			History: 1, Storage: jetstream.FileStorage, Replicas: l.cfg.Replicas})
@@ -139,10 +140,10 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 		SchemaVersion: m.SchemaVersion, RawSize: m.RawSize, SHA256: hex.EncodeToString(sum[:])}
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
-	if _, err := s.kv.Get(ctx, m.File); err == nil {
-		return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, _, found, err := s.getRecord(ctx, m.File); err != nil {
 		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
+	} else if found {
+		return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
 	}
 	if len(state) <= inlineMax {
 		rec.Inline = state
@@ -169,6 +170,21 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
 	}
 	return m, nil
+}
+
+// getRecord reads the record under k from the KV bucket's stream leader
+// (kv.Get may be answered by a replica that has not caught up, so a
+// snapshot just saved could look missing). found is false for a missing
+// or deleted key; rev is the record's revision.
+func (s *Snapshots) getRecord(ctx context.Context, k string) (value []byte, rev uint64, found bool, err error) {
+	m, found, err := s.l.getStreamMsg(ctx, "KV_"+s.kvBucket, 0, "$KV."+s.kvBucket+"."+k)
+	if err != nil || !found {
+		return nil, 0, false, err
+	}
+	if op := m.hdr.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+		return nil, 0, false, nil
+	}
+	return m.Data, m.Seq, true, nil
 }
 
 // meta turns a record into a Meta.
@@ -269,15 +285,15 @@ func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
 	}
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
-	e, err := s.kv.Get(ctx, k)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: %v (%s)", snapshot.ErrNotFound, m, k)
-	}
+	value, _, found, err := s.getRecord(ctx, k)
 	if err != nil {
 		return nil, fmt.Errorf("evlog/jetstream: load %v: %w", m, err)
 	}
+	if !found {
+		return nil, fmt.Errorf("%w: %v (%s)", snapshot.ErrNotFound, m, k)
+	}
 	var r record
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
+	if err := json.Unmarshal(value, &r); err != nil {
 		return nil, &snapshot.CorruptError{File: k, Reason: "record does not decode", Err: err}
 	}
 	got, err := r.meta(k)
@@ -368,16 +384,16 @@ func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 	}
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
-	e, err := s.kv.Get(ctx, k)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("%w: %v (%s)", snapshot.ErrNotFound, m, k)
-	}
+	value, rev, found, err := s.getRecord(ctx, k)
 	if err != nil {
 		return fmt.Errorf("evlog/jetstream: remove %v: %w", m, err)
 	}
+	if !found {
+		return fmt.Errorf("%w: %v (%s)", snapshot.ErrNotFound, m, k)
+	}
 	var r record
-	_ = json.Unmarshal(e.Value(), &r) // a damaged record is removed all the same
-	if err := s.kv.Delete(ctx, k, jetstream.LastRevision(e.Revision())); err != nil {
+	_ = json.Unmarshal(value, &r) // a damaged record is removed all the same
+	if err := s.kv.Delete(ctx, k, jetstream.LastRevision(rev)); err != nil {
 		return fmt.Errorf("evlog/jetstream: remove %v: %w", m, err)
 	}
 	if r.Object != "" {
