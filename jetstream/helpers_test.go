@@ -17,7 +17,6 @@ import (
 // than anything takes on a loaded machine (docs/TESTING.md).
 const hangGuard = 2 * time.Minute
 
-
 // startServer starts an embedded single JetStream server on a random
 // loopback port, storing in a temporary directory with sync_interval:
 // always, and stops it when the test ends.

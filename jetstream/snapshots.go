@@ -43,7 +43,7 @@ const (
 // its state. Load verifies size and checksum; a mismatch is a
 // *snapshot.CorruptError, which replay treats as a fallback.
 type Snapshots struct {
-	l   *Log
+	l        *Log
 	kv       jetstream.KeyValue
 	kvBucket string
 	obs      jetstream.ObjectStore
