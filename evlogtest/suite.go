@@ -347,7 +347,7 @@ func testBatch(t *testing.T, b Backend) {
 // exactly one wins each round, the others conflict and write nothing.
 func testRace(t *testing.T, b Backend) {
 	l := b.Log
-	const writers, rounds = 8, 5
+	const writers, rounds = 16, 5
 	for round := range rounds {
 		version := streamVersion(t, l, "hot")
 		var (
