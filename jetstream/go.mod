@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	github.com/evlog/evlog v0.0.0-00010101000000-000000000000
 	github.com/google/go-cmp v0.7.0
-	github.com/nats-io/nats-server/v2 v2.15.3
+	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/synadia-io/orbit.go/jetstreamext v0.3.2
 )
