@@ -141,7 +141,34 @@ type streamHead struct {
 
 func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 	l := a.l
-	lost := 0 // retries after an unknown outcome
+	lost := 0 // retries after a failure that may be transient
+	// retry decides whether to try again after err, which left the
+	// outcome open (sent) or was met before sending: timeouts, lost
+	// connections and missing responders (a leader election) are retried,
+	// Config.Retries times, with a growing pause; anything else ends the
+	// append.
+	retry := func(err error, sent bool) error {
+		if sent {
+			a.unknown = true
+		}
+		if !isUnknown(err) || ctx.Err() != nil {
+			return a.failed(err)
+		}
+		if lost++; lost > l.cfg.Retries {
+			if a.unknown {
+				return fmt.Errorf("%w: %d attempts: %w", ErrUnknownOutcome, lost, err)
+			}
+			return fmt.Errorf("evlog/jetstream: append to %s: %d attempts: %w", l.streamName, lost, err)
+		}
+		l.logger.Warn("evlog/jetstream: append failed, retrying with the same event IDs", "stream", l.streamName, "attempt", lost, "sent", sent, "err", err)
+		pause := min(100*time.Millisecond<<(lost-1), 2*time.Second)
+		select {
+		case <-ctx.Done():
+			return a.failed(ctx.Err())
+		case <-time.After(pause):
+		}
+		return nil
+	}
 	for attempt := 0; ; attempt++ {
 		if attempt >= maxGlobalRetries {
 			return nil, fmt.Errorf("evlog/jetstream: append lost the race for the end of the log %d times; retry later", attempt)
@@ -156,9 +183,16 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		for i, r := range a.reqs {
 			h, err := l.head(ctx, r.stream)
 			if err != nil {
-				return nil, a.failed(err)
+				if rerr := retry(err, false); rerr != nil {
+					return nil, rerr
+				}
+				heads = nil
+				break
 			}
 			heads[i] = h
+		}
+		if heads == nil {
+			continue
 		}
 		// Check expectations locally: a conflict needs no round trip.
 		for i, r := range a.reqs {
@@ -185,7 +219,10 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			// reused by the caller for another event.
 			heads, herr := a.heads(ctx)
 			if herr != nil {
-				return nil, a.failed(herr)
+				if rerr := retry(herr, false); rerr != nil {
+					return nil, rerr
+				}
+				continue
 			}
 			if pos, ok := a.ours(heads); ok {
 				return pos, nil
@@ -195,7 +232,9 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			// Another writer appended first (to the log or to one of our
 			// streams): re-read and decide again.
 			if err := l.refresh(ctx); err != nil {
-				return nil, a.failed(err)
+				if rerr := retry(err, false); rerr != nil {
+					return nil, rerr
+				}
 			}
 			continue
 		case code == codeBatchTooLarge:
@@ -208,11 +247,9 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 			return nil, ctx.Err()
 		case isUnknown(err):
-			a.unknown = true
-			if lost++; lost > l.cfg.Retries {
-				return nil, fmt.Errorf("%w: %d attempts: %w", ErrUnknownOutcome, lost, err)
+			if rerr := retry(err, true); rerr != nil {
+				return nil, rerr
 			}
-			l.logger.Warn("evlog/jetstream: append outcome unknown; retrying with the same event IDs", "stream", l.streamName, "attempt", lost, "err", err)
 			continue
 		default:
 			return nil, a.failed(err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func startCluster(t testing.TB) []*server.Server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if testing.Verbose() {
+		if os.Getenv("EVLOG_NATS_LOG") != "" {
 			s.SetLogger(testLogger{t}, false, false)
 		}
 		go s.Start()
@@ -99,6 +100,7 @@ func TestConformanceR3(t *testing.T) {
 	})
 }
 
+// testLogger sends a node's log to the test log (EVLOG_NATS_LOG=1).
 type testLogger struct{ t testing.TB }
 
 func (l testLogger) Noticef(format string, v ...any) { l.t.Logf("notice: "+format, v...) }
