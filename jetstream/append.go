@@ -29,9 +29,10 @@ var (
 // It has the contract of (*evlog.Log).Append, with these differences:
 //
 //   - At most MaxBatch events per call (ErrBatchTooLarge otherwise).
-//   - Events without an ID get a random one; the ID is the message's
-//     Nats-Msg-Id, so an append retried with the same IDs within the
-//     duplicate window is stored once. An append whose answer is lost is
+//   - An event's ID is its message's Nats-Msg-Id (an event without one
+//     gets a random Nats-Msg-Id; its ID stays empty, as on the file log),
+//     so an append retried with the same IDs within the duplicate window
+//     is stored once. An append whose answer is lost is
 //     retried that way (Config.Retries times), and a conflict met by a
 //     retry, or by an append whose caller set the IDs, is resolved by
 //     reading the stream: if its last event is ours, the append succeeded.
@@ -68,7 +69,8 @@ type request struct {
 	stream    string
 	expect    event.Expectation
 	events    []event.Envelope
-	callerIDs bool // the caller set the ID of the last event
+	msgIDs    []string // Nats-Msg-Id of each event: its ID, or a random one
+	callerIDs bool     // the caller set the ID of the last event
 }
 
 func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
@@ -93,7 +95,7 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 		if n > MaxBatch {
 			return nil, 0, fmt.Errorf("%w (%w): a JetStream atomic batch holds at most %d events; nothing was written", ErrBatchTooLarge, evlog.ErrInvalid, MaxBatch)
 		}
-		r := request{stream: req.Stream, expect: req.Expect, events: make([]event.Envelope, len(req.Events))}
+		r := request{stream: req.Stream, expect: req.Expect, events: make([]event.Envelope, len(req.Events)), msgIDs: make([]string, len(req.Events))}
 		for j, e := range req.Events {
 			if e.Seq != 0 || e.Version != 0 {
 				return nil, 0, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", evlog.ErrInvalid, j, req.Stream)
@@ -114,8 +116,9 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 			if j == len(req.Events)-1 {
 				r.callerIDs = e.ID != ""
 			}
+			r.msgIDs[j] = e.ID
 			if e.ID == "" {
-				e.ID = newID()
+				r.msgIDs[j] = newID()
 			}
 			r.events[j] = e // Meta and Data are shared with the caller, read only
 		}
@@ -135,7 +138,7 @@ type appendOp struct {
 // streamHead is the last event of a stream as the stream leader has it.
 type streamHead struct {
 	seq, version uint64
-	id           string
+	msgID        string // its Nats-Msg-Id, unescaped
 	time         time.Time
 }
 
@@ -284,7 +287,11 @@ func (l *Log) head(ctx context.Context, stream string) (streamHead, error) {
 	if err != nil {
 		return streamHead{}, err
 	}
-	return streamHead{seq: e.Seq, version: e.Version, id: e.ID, time: e.Time}, nil
+	msgID, err := unescape(m.hdr.Get(jetstream.MsgIDHeader))
+	if err != nil {
+		return streamHead{}, fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", m.Seq, l.streamName, err)
+	}
+	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, time: e.Time}, nil
 }
 
 func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
@@ -310,8 +317,7 @@ func (a *appendOp) ours(heads []streamHead) ([]event.Position, bool) {
 		if !a.unknown && !r.callerIDs {
 			return nil, false
 		}
-		last := r.events[len(r.events)-1]
-		if heads[i].seq == 0 || heads[i].id != last.ID {
+		if heads[i].seq == 0 || heads[i].msgID != r.msgIDs[len(r.msgIDs)-1] {
 			return nil, false
 		}
 		pos[i] = event.Position{Seq: heads[i].seq, Version: heads[i].version, Time: heads[i].time}
@@ -343,7 +349,7 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time)
 			default:
 				at = e.Time
 			}
-			m := a.l.encode(&e)
+			m := a.l.encode(&e, r.msgIDs[j])
 			if len(msgs) == 0 {
 				m.Header.Set(jetstream.ExpectedLastSeqHeader, fmt.Sprint(lastSeq))
 			}

@@ -30,8 +30,9 @@ const (
 // subject returns the subject of stream.
 func (l *Log) subject(stream string) string { return l.prefix + escape(stream) }
 
-// encode builds the message of e (Stream, Version, Time and ID set).
-func (l *Log) encode(e *event.Envelope) *nats.Msg {
+// encode builds the message of e (Stream, Version and Time set), with its
+// Nats-Msg-Id.
+func (l *Log) encode(e *event.Envelope, msgID string) *nats.Msg {
 	m := nats.NewMsg(l.subject(e.Stream))
 	h := m.Header
 	h.Set(hdrVersion, strconv.FormatUint(e.Version, 10))
@@ -51,7 +52,7 @@ func (l *Log) encode(e *event.Envelope) *nats.Msg {
 		}
 		h.Set(hdrMeta, b.String())
 	}
-	h.Set("Nats-Msg-Id", escape(e.ID))
+	h.Set("Nats-Msg-Id", escape(msgID))
 	m.Data = e.Data
 	return m
 }
@@ -111,7 +112,7 @@ func (l *Log) decode(subject string, seq uint64, h nats.Header, data []byte) (ev
 	return e, nil
 }
 
-// newID returns a random event ID for events appended without one.
+// newID returns a random Nats-Msg-Id for events appended without an ID.
 func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
