@@ -404,6 +404,7 @@ func (a *appendOp) done(last uint64, msgs []*nats.Msg) ([]event.Position, error)
 		}
 		pos[i] = event.Position{Seq: e.Seq, Version: e.Version, Time: e.Time}
 		t = e.Time
+		a.l.learn(r.stream, e.Version, e.Seq)
 	}
 	l := a.l
 	l.mu.Lock()

@@ -97,6 +97,7 @@ type Log struct {
 	mu       sync.Mutex
 	lastSeq  uint64 // the last seq this Log knows of
 	lastTime time.Time
+	hints    map[string][]hint // stream -> (version, seq) pairs seen lately
 
 	snapOnce sync.Once
 	snaps    *Snapshots
@@ -248,6 +249,50 @@ func (l *Log) checkStream(c jetstream.StreamConfig) error {
 		return fmt.Errorf("%w: stream %s: %s; fix the stream or use another log name", ErrConfig, l.streamName, strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// hint is where one version of a stream is: Stream starts its scan there
+// instead of at seq 1 when asked for later versions (an aggregate reloading
+// after a snapshot or its cached state).
+type hint struct{ version, seq uint64 }
+
+// maxHints bounds the streams in the hint map (it is cleared when full),
+// hintsPerStream the pairs kept per stream (the newest).
+const (
+	maxHints       = 4096
+	hintsPerStream = 4
+)
+
+// learn records that version of stream is at seq.
+func (l *Log) learn(stream string, version, seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hints == nil || len(l.hints) >= maxHints {
+		l.hints = map[string][]hint{}
+	}
+	hs := l.hints[stream]
+	for _, h := range hs {
+		if h.version == version {
+			return
+		}
+	}
+	if len(hs) == hintsPerStream {
+		hs = hs[1:]
+	}
+	l.hints[stream] = append(slices.Clip(hs), hint{version, seq})
+}
+
+// hintBefore returns the known (version, seq) of stream with the highest
+// version below v, or ok false.
+func (l *Log) hintBefore(stream string, v uint64) (best hint, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range l.hints[stream] {
+		if h.version < v && (!ok || h.version > best.version) {
+			best, ok = h, true
+		}
+	}
+	return best, ok
 }
 
 // Name returns the log's name.

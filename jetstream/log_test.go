@@ -289,3 +289,39 @@ func listObjects(t *testing.T, obs jetstream.ObjectStore) func(func(string, erro
 		}
 	}
 }
+
+// TestStreamFromVersion: Stream from any version gives the same events on
+// a handle that knows where earlier versions are (from its appends and
+// reads) as on a fresh one that scans from the start.
+func TestStreamFromVersion(t *testing.T) {
+	s := startServer(t)
+	js := connect(t, s.ClientURL())
+	name := newLogName()
+	a := openLog(t, js, evjs.Config{Name: name, Replicas: 1})
+	ctx := t.Context()
+	for i := range 60 {
+		if _, err := a.Append(ctx, fmt.Sprint("s", i%3), evlog.ExpectAny, ev("e")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream := func(l *evjs.Log, from uint64) []uint64 {
+		var out []uint64
+		for e, err := range l.Stream(ctx, "s1", from) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	for from := uint64(0); from <= 21; from++ {
+		fresh := openLog(t, js, evjs.Config{Name: name, Replicas: 1})
+		want := stream(fresh, from)
+		if got := stream(a, from); !cmp.Equal(want, got) {
+			t.Errorf("Stream(s1, %d) = %v on the appending handle, %v on a fresh one", from, got, want)
+		}
+		if n := max(int(from), 1); len(want) != 20-n+1 && from <= 20 {
+			t.Errorf("Stream(s1, %d) yielded %d events", from, len(want))
+		}
+	}
+}

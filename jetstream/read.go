@@ -42,7 +42,12 @@ func (l *Log) Range(ctx context.Context, from, to uint64) iter.Seq2[event.Envelo
 		if from > to {
 			return
 		}
-		err := l.read(ctx, from, to, "", func(e event.Envelope) bool { return yield(e, nil) })
+		err := l.read(ctx, from, to, "", func(e event.Envelope) bool {
+			if from == to {
+				l.learn(e.Stream, e.Version, e.Seq) // replay's snapshot anchor
+			}
+			return yield(e, nil)
+		})
 		if err != nil && err != errStop {
 			yield(event.Envelope{}, err)
 		}
@@ -149,10 +154,17 @@ func (l *Log) Stream(ctx context.Context, stream string, fromVersion uint64) ite
 		if h.seq == 0 || h.version < fromVersion {
 			return
 		}
-		want := uint64(1)
-		err = l.read(ctx, 1, h.seq, l.subject(stream), func(e event.Envelope) bool {
+		// Start after a known earlier version if there is one (the
+		// server scans for the subject from there), else at seq 1.
+		start, want := uint64(1), uint64(1)
+		if hv, ok := l.hintBefore(stream, fromVersion); ok {
+			start, want = hv.seq+1, hv.version+1
+		}
+		l.learn(stream, h.version, h.seq)
+		var verr error
+		err = l.read(ctx, start, h.seq, l.subject(stream), func(e event.Envelope) bool {
 			if e.Version != want {
-				err = fmt.Errorf("evlog/jetstream: stream %q of %s: version %d at seq %d, want %d", stream, l.streamName, e.Version, e.Seq, want)
+				verr = fmt.Errorf("evlog/jetstream: stream %q of %s: version %d at seq %d, want %d", stream, l.streamName, e.Version, e.Seq, want)
 				return false
 			}
 			want++
@@ -161,6 +173,10 @@ func (l *Log) Stream(ctx context.Context, stream string, fromVersion uint64) ite
 			}
 			return yield(e, nil)
 		})
+		if verr != nil {
+			yield(event.Envelope{}, verr)
+			return
+		}
 		if err == errStop {
 			return
 		}
