@@ -37,6 +37,11 @@ var (
 //     retry, or by an append whose caller set the IDs, is resolved by
 //     reading the stream: if its last event is ours, the append succeeded.
 //     ErrUnknownOutcome means even that did not settle it.
+//   - ctx bounds the whole append, retries included. Unlike the file log,
+//     an append cut short by ctx after its events were sent cannot know
+//     whether they were committed: the error then matches both
+//     ErrUnknownOutcome and ctx.Err(). Before anything was sent it is
+//     ctx.Err() alone.
 //   - Durability is the servers': see README, "When one machine is not
 //     enough".
 func (l *Log) Append(ctx context.Context, stream string, expect event.Expectation, events ...event.Envelope) (event.Position, error) {
@@ -245,10 +250,8 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		case code != 0:
 			return nil, fmt.Errorf("evlog/jetstream: append to %s: %w", l.streamName, err)
 		case ctx.Err() != nil:
-			if a.unknown || isUnknown(err) {
-				return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
-			}
-			return nil, ctx.Err()
+			// The caller gave up while the append was (maybe) on its way.
+			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
 		case isUnknown(err):
 			if rerr := retry(err, true); rerr != nil {
 				return nil, rerr
