@@ -1,6 +1,7 @@
 package jetstream_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evlog/evlog/evlogtest"
 	evjs "github.com/evlog/evlog/jetstream"
@@ -65,20 +67,21 @@ func startCluster(t testing.TB) []*server.Server {
 	// sees all peers: an election may take a while on a loaded machine.
 	deadline := time.Now().Add(hangGuard)
 	for {
-		leaders, current := 0, 0
+		leaders, current, peers := 0, 0, 0
 		for _, s := range nodes {
 			if s.JetStreamIsLeader() {
 				leaders++
+				peers = len(s.JetStreamClusterPeers())
 			}
 			if s.JetStreamIsCurrent() {
 				current++
 			}
 		}
-		if leaders == 1 && current == n {
+		if leaders == 1 && current == n && peers == n {
 			return nodes
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no JetStream meta leader after %v (leaders %d, current %d)", hangGuard, leaders, current)
+			t.Fatalf("no JetStream meta leader with all peers after %v (leaders %d, current %d, peers %d)", hangGuard, leaders, current, peers)
 		}
 		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
 	}
@@ -90,6 +93,7 @@ func startCluster(t testing.TB) []*server.Server {
 func TestConformanceR3(t *testing.T) {
 	nodes := startCluster(t)
 	js := connect(t, nodes[0].ClientURL())
+	waitForR3(t, js)
 	evlogtest.Run(t, func(t *testing.T) evlogtest.Backend {
 		l := openLog(t, js, evjs.Config{Replicas: 3})
 		snaps, err := l.Snapshots()
@@ -109,3 +113,27 @@ func (l testLogger) Fatalf(format string, v ...any)  { l.t.Logf("FATAL: "+format
 func (l testLogger) Errorf(format string, v ...any)  { l.t.Logf("error: "+format, v...) }
 func (l testLogger) Debugf(format string, v ...any)  {}
 func (l testLogger) Tracef(format string, v ...any)  {}
+
+// waitForR3 returns once the cluster behind js places a 3-replica stream
+// (a new cluster may elect its meta leader before it knows every peer),
+// polling with a hang guard.
+func waitForR3(t testing.TB, js jetstream.JetStream) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "READY_PROBE", Subjects: []string{"ready.probe"},
+			Storage: jetstream.MemoryStorage, Replicas: 3})
+		if err == nil {
+			err = js.DeleteStream(ctx, "READY_PROBE")
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster cannot place an R3 stream after %v: %v", hangGuard, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -31,7 +32,20 @@ func TestLeaderFailover(t *testing.T) {
 	for _, s := range nodes {
 		urls = append(urls, s.ClientURL())
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50_000_000))
+	runFailover(t, urls, func(js jetstream.JetStream, stream string) {
+		leader := streamLeader(t, js, stream, nodes)
+		t.Logf("shutting down the stream leader %s", leader.Name())
+		leader.Shutdown()
+		leader.WaitForShutdown()
+	})
+}
+
+// runFailover appends n events to an R3 log on the cluster at urls,
+// calling kill (which must stop the stream leader) after killAt of them,
+// and checks that every event is there once with contiguous seqs and
+// that a subscriber saw them all, in order, across the failover.
+func runFailover(t *testing.T, urls []string, kill func(js jetstream.JetStream, stream string)) {
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +54,7 @@ func TestLeaderFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitForR3(t, js)
 	l := openLog(t, js, evjs.Config{Replicas: 3, Retries: 30})
 	ctx := t.Context()
 	const n, killAt = 120, 40
@@ -89,10 +104,7 @@ func TestLeaderFailover(t *testing.T) {
 	for i := range killAt {
 		appendOne(i)
 	}
-	leader := streamLeader(t, js, l.StreamName(), nodes)
-	t.Logf("shutting down the stream leader %s", leader.Name())
-	leader.Shutdown()
-	leader.WaitForShutdown()
+	kill(js, l.StreamName())
 	for i := killAt; i < n; i++ {
 		appendOne(i)
 	}
@@ -144,6 +156,19 @@ func TestLeaderFailover(t *testing.T) {
 // streamLeader returns the node leading stream.
 func streamLeader(t *testing.T, js jetstream.JetStream, stream string, nodes []*server.Server) *server.Server {
 	t.Helper()
+	name := streamLeaderName(t, js, stream)
+	for _, n := range nodes {
+		if n.Name() == name {
+			return n
+		}
+	}
+	t.Fatalf("leader %q is none of the nodes", name)
+	return nil
+}
+
+// streamLeaderName returns the server name of the node leading stream.
+func streamLeaderName(t *testing.T, js jetstream.JetStream, stream string) string {
+	t.Helper()
 	s, err := js.Stream(t.Context(), stream)
 	if err != nil {
 		t.Fatal(err)
@@ -152,14 +177,8 @@ func streamLeader(t *testing.T, js jetstream.JetStream, stream string, nodes []*
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Cluster == nil {
-		t.Fatal("stream has no cluster info")
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		t.Fatal("stream has no leader")
 	}
-	for _, n := range nodes {
-		if n.Name() == info.Cluster.Leader {
-			return n
-		}
-	}
-	t.Fatalf("leader %q is none of the nodes", info.Cluster.Leader)
-	return nil
+	return info.Cluster.Leader
 }
