@@ -458,6 +458,7 @@ func testSubscribe(t *testing.T, b Backend) {
 		var err error
 		for i := range 4 {
 			if _, err = l.Append(ctx, fmt.Sprint("live", i%2), event.ExpectAny, ev("e", "live", t0)); err != nil {
+				cancel() // the subscriber waits for these events: end it
 				break
 			}
 		}
@@ -482,6 +483,11 @@ func testSubscribe(t *testing.T, b Backend) {
 			}
 			cancel() // the iteration must now end with ctx's error
 		}
+	}
+	select {
+	case err := <-appended: // the writer failed and ended the subscription
+		t.Fatalf("live appends: %v (subscriber saw %v)", err, got)
+	default:
 	}
 	if d := cmp.Diff([]uint64{3, 4, 5, 6, 7, 8, 9}, got); d != "" {
 		t.Errorf("Subscribe(3) seqs (-want +got):\n%s", d)
@@ -514,11 +520,19 @@ func testSubscribeConcurrent(t *testing.T, b Backend) {
 			}
 			_, err = l.Append(ctx, fmt.Sprint("w", i%3), event.ExpectAny, ev("e", "", t0))
 		}
+		if err != nil {
+			cancel() // the subscriber waits for these events: end it
+		}
 		writerDone <- err
 	}()
 	var got []uint64
 	for e, err := range l.Subscribe(ctx, 0) {
 		if err != nil {
+			select {
+			case werr := <-writerDone:
+				t.Fatalf("writer: %v (subscriber saw %v)", werr, got)
+			default:
+			}
 			t.Fatalf("Subscribe failed after %v: %v", got, err)
 		}
 		got = append(got, e.Seq)

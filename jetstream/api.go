@@ -20,19 +20,28 @@ const (
 	codeBatchTooLarge        jetstream.ErrorCode = 10199
 	codeBatchDuplicateID     jetstream.ErrorCode = 10201
 	codeDuplicateConflict    jetstream.ErrorCode = 10158 // Nats-Msg-Id seen, seq unknown
+	codeUnavailable          jetstream.ErrorCode = 10008 // "JetStream system temporarily unavailable"
 )
 
 // apiCode returns the JetStream error code of err (0: none).
 func apiCode(err error) jetstream.ErrorCode {
-	var js jetstream.JetStreamError
-	if errors.As(err, &js) && js.APIError() != nil {
-		return js.APIError().ErrorCode
-	}
-	var api *jetstream.APIError
-	if errors.As(err, &api) {
+	if api := apiError(err); api != nil {
 		return api.ErrorCode
 	}
 	return 0
+}
+
+// apiError returns the JetStream API error in err's chain, or nil.
+func apiError(err error) *jetstream.APIError {
+	var js jetstream.JetStreamError
+	if errors.As(err, &js) && js.APIError() != nil {
+		return js.APIError()
+	}
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		return api
+	}
+	return nil
 }
 
 // rawMsg is one stored message as the stream leader returns it.

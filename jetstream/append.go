@@ -245,6 +245,11 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 				}
 			}
 			continue
+		case isUnknown(err):
+			if rerr := retry(err, true); rerr != nil {
+				return nil, rerr
+			}
+			continue
 		case code == codeBatchTooLarge:
 			return nil, fmt.Errorf("%w: the server refused %d events in one batch (%w)", ErrBatchTooLarge, a.n, err)
 		case code != 0:
@@ -252,11 +257,6 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		case ctx.Err() != nil:
 			// The caller gave up while the append was (maybe) on its way.
 			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
-		case isUnknown(err):
-			if rerr := retry(err, true); rerr != nil {
-				return nil, rerr
-			}
-			continue
 		default:
 			return nil, a.failed(err)
 		}
@@ -272,8 +272,14 @@ func (a *appendOp) failed(err error) error {
 	return err
 }
 
-// isUnknown reports whether err leaves the outcome of a sent append open.
+// isUnknown reports whether err leaves the outcome of a sent append open,
+// or is a transient refusal worth retrying: a timeout, a lost connection,
+// no responders, or a 503 from JetStream (no leader or quorum for now, as
+// during an election).
 func isUnknown(err error) bool {
+	if api := apiError(err); api != nil && (api.Code == 503 || api.ErrorCode == codeUnavailable) {
+		return true
+	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||

@@ -135,8 +135,8 @@ func runFailover(t *testing.T, urls []string, kill func(js jetstream.JetStream, 
 	var seen []uint64
 	select {
 	case seen = <-subDone:
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
+	case <-time.After(hangGuard):
+		t.Fatalf("the subscriber did not see all %d events within %v", n, hangGuard)
 	}
 	stopSub()
 	for i, s := range seen {

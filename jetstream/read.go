@@ -231,46 +231,86 @@ func (l *Log) SeqAt(t time.Time) (uint64, error) {
 	return hi, nil
 }
 
+// subscribeIdle is how long Subscribe waits for a message before it asks
+// the stream leader whether it has fallen behind (a consumer stranded on a
+// node that died); subscribeRestarts bounds consecutive failed attempts to
+// re-create the consumer.
+const (
+	subscribeIdle     = 2 * time.Second
+	subscribeRestarts = 30
+)
+
 // Subscribe iterates every event from seq from (0 or 1: the first) on:
 // the history, then live appends, in seq order, with no gap and no
 // duplicate, until ctx is done (the iteration then ends with ctx's error)
-// or a read fails. It reads through an ordered consumer, which the client
-// recreates at the right seq after a disconnection or a leader change; a
-// seq out of order ends the iteration with an error rather than skipping.
+// or reading fails for good. It reads through an ordered consumer. When
+// no message comes for a while although the stream leader has events past
+// the last one yielded (the consumer was on a node that died, say), it
+// re-creates the consumer at the next seq; seqs are checked, so a restart
+// can neither skip nor repeat an event.
 func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[event.Envelope, error] {
 	return func(yield func(event.Envelope, error) bool) {
 		next := max(from, 1)
-		cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{l.prefix + ">"}, DeliverPolicy: jetstream.DeliverAllPolicy}
-		if next > 1 {
-			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, next
-		}
-		cctx, cancel := l.bound(ctx)
-		cons, err := l.js.OrderedConsumer(cctx, l.streamName, cfg)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				err = ctx.Err()
+		var (
+			it       jetstream.MessagesContext
+			failures int
+			lastErr  error
+		)
+		stop := func() {
+			if it != nil {
+				it.Stop()
+				it = nil
 			}
-			yield(event.Envelope{}, fmt.Errorf("evlog/jetstream: subscribing to %s: %w", l.streamName, err))
-			return
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(readBatch))
-		if err != nil {
-			yield(event.Envelope{}, fmt.Errorf("evlog/jetstream: subscribing to %s: %w", l.streamName, err))
-			return
-		}
-		defer it.Stop()
+		defer stop()
 		for {
-			m, err := it.Next(jetstream.NextContext(ctx))
-			if err != nil {
-				if ctx.Err() != nil {
-					err = ctx.Err()
-				} else {
-					err = fmt.Errorf("evlog/jetstream: subscription to %s: %w", l.streamName, err)
-				}
+			if err := ctx.Err(); err != nil {
 				yield(event.Envelope{}, err)
 				return
 			}
+			if it == nil {
+				if failures >= subscribeRestarts {
+					yield(event.Envelope{}, fmt.Errorf("evlog/jetstream: subscription to %s: %d attempts to (re)start it failed: %w", l.streamName, failures, lastErr))
+					return
+				}
+				var err error
+				if it, err = l.consume(ctx, next); err != nil {
+					failures++
+					lastErr = err
+					select {
+					case <-ctx.Done():
+					case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
+					}
+					continue
+				}
+			}
+			ictx, cancel := context.WithTimeout(ctx, subscribeIdle)
+			m, err := it.Next(jetstream.NextContext(ictx))
+			idle := ictx.Err() != nil
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					continue // reported at the top of the loop
+				}
+				if !idle {
+					// The consumer failed: start another at next.
+					stop()
+					failures++
+					lastErr = err
+					continue
+				}
+				// Idle: behind a leader that has more events?
+				if rerr := l.refresh(ctx); rerr == nil {
+					l.mu.Lock()
+					behind := l.lastSeq >= next
+					l.mu.Unlock()
+					if behind {
+						stop()
+					}
+				}
+				continue
+			}
+			failures = 0
 			md, err := m.Metadata()
 			if err != nil {
 				yield(event.Envelope{}, fmt.Errorf("evlog/jetstream: subscription to %s: %w", l.streamName, err))
@@ -295,4 +335,26 @@ func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[event.Envelo
 			}
 		}
 	}
+}
+
+// consume starts an ordered consumer delivering the log from seq next.
+func (l *Log) consume(ctx context.Context, next uint64) (jetstream.MessagesContext, error) {
+	// A few resets by the client (which waits up to seconds each), then
+	// the error comes to Subscribe, which starts afresh at next.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{l.prefix + ">"}, DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxResetAttempts: 3}
+	if next > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, next
+	}
+	cctx, cancel := l.bound(ctx)
+	defer cancel()
+	cons, err := l.js.OrderedConsumer(cctx, l.streamName, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("evlog/jetstream: subscribing to %s: %w", l.streamName, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(readBatch))
+	if err != nil {
+		return nil, fmt.Errorf("evlog/jetstream: subscribing to %s: %w", l.streamName, err)
+	}
+	return it, nil
 }
