@@ -4,6 +4,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,8 @@ func TestImportRules(t *testing.T) {
 	third := map[string]string{
 		"msgpack": "github.com/vmihailenco/msgpack/v5",
 		"zstd":    "github.com/klauspost/compress/zstd",
+		"cmp":     "github.com/google/go-cmp/cmp",
+		"cmpopts": "github.com/google/go-cmp/cmp/cmpopts",
 	}
 	// For each package (non-test files): the module packages and third-party
 	// modules it may import. Anything not listed is forbidden; the standard
@@ -36,6 +39,7 @@ func TestImportRules(t *testing.T) {
 		".":                  {"event", "segment", "snapshot", "replay", "internal/vfs", "internal/testhook", "msgpack"},
 		"cmd/evlogctl":       {".", "event", "segment", "snapshot", "replay", "aggregate", "projection", "internal/vfs", "msgpack", "zstd", "examples/inventory"},
 		"examples/inventory": {".", "event", "aggregate", "projection", "replay"},
+		"evlogtest":          {".", "event", "snapshot", "replay", "aggregate", "projection", "cmp", "cmpopts"},
 		"fuzz":               {".", "event", "segment", "snapshot", "replay", "aggregate", "projection", "internal/vfs", "internal/testhook", "msgpack", "zstd"},
 	}
 	isStd := func(p string) bool { return !strings.Contains(strings.Split(p, "/")[0], ".") }
@@ -46,8 +50,8 @@ func TestImportRules(t *testing.T) {
 			return err
 		}
 		if d.IsDir() {
-			if p != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "bench") {
-				return filepath.SkipDir // bench/ is its own module
+			if p != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "bench" || d.Name() == "jetstream") {
+				return filepath.SkipDir // bench/ and jetstream/ are modules of their own
 			}
 			return nil
 		}
@@ -99,6 +103,20 @@ func TestImportRules(t *testing.T) {
 	for _, must := range []string{"event", "internal/vfs", "segment", "."} {
 		if !seen[must] {
 			t.Errorf("no Go files found for package %s: is the test running from the module root?", must)
+		}
+	}
+}
+
+// TestRootModuleHasNoNATS keeps the core library free of the JetStream
+// backend's dependencies: they belong to the nested module jetstream/.
+func TestRootModuleHasNoNATS(t *testing.T) {
+	b, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range []string{"nats-io", "synadia-io"} {
+		if strings.Contains(string(b), dep) {
+			t.Errorf("go.mod mentions %s: the JetStream backend's dependencies belong to jetstream/go.mod", dep)
 		}
 	}
 }

@@ -186,7 +186,7 @@ func (s State) Items() []Stack {
 // append.
 type Inventory struct {
 	id    string
-	log   *evlog.Log
+	log   aggregate.Log
 	repo  *aggregate.Repository[State, Event]
 	codec *evlog.Codec[Item]
 }
@@ -198,9 +198,16 @@ func Open(log *evlog.Log, id string, opts aggregate.Options) (*Inventory, error)
 	if err != nil {
 		return nil, err
 	}
+	return OpenOn(log, snaps, id, opts), nil
+}
+
+// OpenOn is Open on any backend serving the consumer-side interfaces (for
+// example the JetStream log of github.com/evlog/evlog/jetstream) and its
+// snapshot store (nil: no snapshots).
+func OpenOn(log aggregate.Log, snaps aggregate.Snapshots, id string, opts aggregate.Options) *Inventory {
 	codec := evlog.NewCodec[Item](Upcasters())
 	return &Inventory{id: id, log: log, codec: codec,
-		repo: aggregate.NewRepository(log, snaps, Definition, aggregate.Codec[Event](codec), opts)}, nil
+		repo: aggregate.NewRepository(log, snaps, Definition, aggregate.Codec[Event](codec), opts)}
 }
 
 // Close waits for background snapshots.

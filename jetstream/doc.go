@@ -1,0 +1,20 @@
+// Package jetstream stores an evlog event log in a NATS JetStream stream,
+// for when one machine is not enough: several application nodes appending
+// to one log, replicas on other machines (Raft, R3 by default), read
+// models on other hosts.
+//
+// Open returns a *Log serving the consumer-side interfaces the file log
+// serves (replay.Source, aggregate.Log, projection.Source) and a snapshot
+// store (Log.Snapshots) serving replay.Snapshots, replay.Saver and Prune,
+// so aggregate.Repository, projection.Runner, replay and the inventory
+// example run on it unchanged; evlogtest.Run checks that, on a single
+// server and on a 3-node cluster.
+//
+// This is a module of its own (github.com/evlog/evlog/jetstream), so the
+// core library never depends on NATS.
+//
+// Durability is the servers': run them with sync_interval: always, or a
+// power loss of every node can lose up to two minutes of acknowledged
+// appends (see the repository README, "When one machine is not enough",
+// and examples/cluster).
+package jetstream

@@ -1,0 +1,74 @@
+package jetstream_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	evjs "github.com/evlog/evlog/jetstream"
+)
+
+// hangGuard bounds waits that only turn a hang into a failure: far longer
+// than anything takes on a loaded machine (docs/TESTING.md).
+const hangGuard = 2 * time.Minute
+
+// startServer starts an embedded single JetStream server on a random
+// loopback port, storing in a temporary directory with sync_interval:
+// always, and stops it when the test ends.
+func startServer(t testing.TB) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		ServerName: "evlog-test", Host: "127.0.0.1", Port: -1,
+		JetStream: true, StoreDir: t.TempDir(), SyncAlways: true,
+		NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(hangGuard) {
+		s.Shutdown()
+		t.Fatal("embedded nats-server did not become ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// connect returns a JetStream context on url, closed when the test ends.
+func connect(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+var logCounter atomic.Int64
+
+// newLogName returns a log name no other test in this process uses.
+func newLogName() string { return fmt.Sprintf("t%d", logCounter.Add(1)) }
+
+// openLog opens a new log on js.
+func openLog(t testing.TB, js jetstream.JetStream, cfg evjs.Config) *evjs.Log {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = newLogName()
+	}
+	ctx := t.Context()
+	l, err := evjs.Open(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -1,0 +1,346 @@
+package jetstream
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures Open. Only Name is required.
+type Config struct {
+	// Name names the log: 1 to 64 ASCII letters, digits, "-" or "_". The
+	// log is the JetStream stream EVLOG_<Name> with subjects
+	// evlog.<Name>.<stream>; its snapshots live in the KV bucket
+	// EVLOG_<Name>_SNAPMETA and the object store EVLOG_<Name>_SNAPSHOTS.
+	Name string
+	// Replicas is the number of copies of the stream and of the snapshot
+	// buckets (default 3; 1 for a single server). Fixed at creation.
+	Replicas int
+	// Duplicates is the stream's duplicate window: a retried append (same
+	// event IDs) within it is recognised and not stored twice (default 2
+	// minutes).
+	Duplicates time.Duration
+	// Clock stamps events appended without a Time (default time.Now).
+	Clock func() time.Time
+	// Timeout bounds each request to the servers when ctx has no deadline
+	// (default 10 s).
+	Timeout time.Duration
+	// Retries bounds how often an append whose outcome is unknown (a
+	// timeout, a lost connection) is retried with the same event IDs
+	// before ErrUnknownOutcome (default 5).
+	Retries int
+	// Logger receives warnings (nil: discard).
+	Logger *slog.Logger
+}
+
+// Errors of this package; the log also returns the evlog sentinels
+// (evlog.ErrVersionConflict, evlog.ErrInvalid, evlog.ErrTimeBackwards).
+var (
+	// ErrUnknownOutcome is returned when an append was sent but no answer
+	// came back, even after Config.Retries retries with the same event
+	// IDs: the events may or may not be in the log. Retry the append with
+	// the same IDs (it is idempotent within the duplicate window), or read
+	// the stream to find out.
+	ErrUnknownOutcome = errors.New("evlog/jetstream: the outcome of the append is unknown; retry it with the same event IDs or read the stream")
+	// ErrBatchTooLarge is returned by an append of more than MaxBatch
+	// events: JetStream commits at most that many atomically. Nothing was
+	// written; split the batch yourself if its parts need not be atomic.
+	ErrBatchTooLarge = errors.New("evlog/jetstream: more events in one atomic append than JetStream allows")
+	// ErrConfig is returned by Open when the stream exists with a
+	// configuration the log cannot work with (limits that delete events,
+	// no atomic publish, other subjects, no log ID).
+	ErrConfig = errors.New("evlog/jetstream: the stream's configuration does not suit an event log")
+)
+
+// MaxBatch is the largest number of events one Append or AppendBatch may
+// carry: JetStream's limit on an atomic batch.
+const MaxBatch = 1000
+
+// metaLogID is the stream metadata key holding the log's identity.
+const metaLogID = "evlog_log_id"
+
+// Log is an evlog event log stored in a JetStream stream. It serves the
+// same consumer-side interfaces as *evlog.Log (replay.Source,
+// aggregate.Log, projection.Source), so aggregate.Repository,
+// projection.Runner and replay run on it unchanged; Snapshots returns its
+// snapshot store. All methods are safe for concurrent use, also by several
+// processes on several machines appending to one log.
+//
+// Mapping: an event's global Seq is its JetStream stream sequence, its
+// stream is the subject evlog.<Name>.<escaped stream>, and Version, Type,
+// SchemaVersion, ID, Meta and Time travel in headers. Time is stamped by
+// the appending client and kept non-decreasing in seq order by the log
+// (each append expects the stream's last sequence it has read, and retries
+// when another writer got there first), because JetStream's own timestamp
+// is the stream leader's clock, which can run backwards across a leader
+// change.
+type Log struct {
+	js         jetstream.JetStream
+	nc         *nats.Conn
+	cfg        Config
+	logger     *slog.Logger
+	streamName string
+	prefix     string // subject prefix "evlog.<Name>."
+	apiPrefix  string
+	logID      [16]byte
+
+	mu       sync.Mutex
+	lastSeq  uint64 // the last seq this Log knows of
+	lastTime time.Time
+	hints    map[string][]hint // stream -> (version, seq) pairs seen lately
+
+	snapOnce sync.Once
+	snaps    *Snapshots
+	snapErr  error
+}
+
+// Open opens the log cfg.Name on js, creating its stream if needed (file
+// storage, cfg.Replicas copies, atomic batches and direct reads allowed,
+// deletes and purges denied, no age/size/count limits so that seqs stay
+// gap-free). An existing stream is checked, never changed: a configuration
+// that could lose events is ErrConfig.
+func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error) {
+	if !validName(cfg.Name) {
+		return nil, fmt.Errorf("evlog/jetstream: log name %q: use 1 to 64 ASCII letters, digits, '-' or '_'", cfg.Name)
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 3
+	}
+	if cfg.Duplicates == 0 {
+		cfg.Duplicates = 2 * time.Minute
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = 5
+	}
+	l := &Log{js: js, nc: js.Conn(), cfg: cfg, logger: cfg.Logger,
+		streamName: "EVLOG_" + cfg.Name, prefix: "evlog." + cfg.Name + "."}
+	if l.logger == nil {
+		l.logger = slog.New(slog.DiscardHandler)
+	}
+	o := js.Options()
+	switch {
+	case o.Domain != "":
+		l.apiPrefix = "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		l.apiPrefix = o.APIPrefix
+	default:
+		l.apiPrefix = jetstream.DefaultAPIPrefix
+	}
+	if !strings.HasSuffix(l.apiPrefix, ".") {
+		l.apiPrefix += "."
+	}
+	info, err := l.ensureStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.checkStream(info.Config); err != nil {
+		return nil, err
+	}
+	if err := l.refresh(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log) streamConfig() (jetstream.StreamConfig, error) {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return jetstream.StreamConfig{}, err
+	}
+	return jetstream.StreamConfig{
+		Name:               l.streamName,
+		Description:        "evlog event log " + l.cfg.Name,
+		Subjects:           []string{l.prefix + ">"},
+		Storage:            jetstream.FileStorage,
+		Replicas:           l.cfg.Replicas,
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardNew,
+		MaxMsgs:            -1,
+		MaxBytes:           -1,
+		MaxAge:             0,
+		MaxMsgsPerSubject:  -1,
+		MaxConsumers:       -1,
+		Duplicates:         l.cfg.Duplicates,
+		DenyDelete:         true,
+		DenyPurge:          true,
+		AllowDirect:        true,
+		AllowAtomicPublish: true,
+		Metadata:           map[string]string{metaLogID: hex.EncodeToString(id[:])},
+	}, nil
+}
+
+func (l *Log) ensureStream(ctx context.Context) (*jetstream.StreamInfo, error) {
+	for range 3 {
+		lctx, cancel := l.bound(ctx)
+		s, err := l.js.Stream(lctx, l.streamName)
+		cancel()
+		if err == nil {
+			return s.CachedInfo(), nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("evlog/jetstream: looking up stream %s: %w", l.streamName, err)
+		}
+		sc, err := l.streamConfig()
+		if err != nil {
+			return nil, err
+		}
+		cctx, cancel := l.bound(ctx)
+		s, err = l.js.CreateStream(cctx, sc)
+		cancel()
+		if err == nil {
+			return s.CachedInfo(), nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, fmt.Errorf("evlog/jetstream: creating stream %s: %w", l.streamName, err)
+		}
+		// Created concurrently by another process: look it up again.
+	}
+	return nil, fmt.Errorf("evlog/jetstream: stream %s keeps appearing and disappearing", l.streamName)
+}
+
+// bound returns ctx bounded by Config.Timeout unless it has a deadline.
+func (l *Log) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, l.cfg.Timeout)
+}
+
+func (l *Log) checkStream(c jetstream.StreamConfig) error {
+	var bad []string
+	if !slices.Equal(c.Subjects, []string{l.prefix + ">"}) {
+		bad = append(bad, fmt.Sprintf("subjects %v, want [%s>]", c.Subjects, l.prefix))
+	}
+	if !c.AllowAtomicPublish {
+		bad = append(bad, "atomic publish not allowed")
+	}
+	if !c.AllowDirect {
+		bad = append(bad, "direct get not allowed")
+	}
+	if !c.DenyDelete || !c.DenyPurge {
+		bad = append(bad, "deletes or purges allowed (they would leave gaps in the seqs)")
+	}
+	if c.MaxMsgs > 0 || c.MaxBytes > 0 || c.MaxAge > 0 || c.MaxMsgsPerSubject > 0 || c.Retention != jetstream.LimitsPolicy {
+		bad = append(bad, "limits or a retention policy that remove events")
+	}
+	id, err := hex.DecodeString(c.Metadata[metaLogID])
+	if err != nil || len(id) != 16 {
+		bad = append(bad, fmt.Sprintf("no valid %s in the stream metadata", metaLogID))
+	} else {
+		copy(l.logID[:], id)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: stream %s: %s; fix the stream or use another log name", ErrConfig, l.streamName, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// hint is where one version of a stream is: Stream starts its scan there
+// instead of at seq 1 when asked for later versions (an aggregate reloading
+// after a snapshot or its cached state).
+type hint struct{ version, seq uint64 }
+
+// maxHints bounds the streams in the hint map (it is cleared when full),
+// hintsPerStream the pairs kept per stream (the newest).
+const (
+	maxHints       = 4096
+	hintsPerStream = 4
+)
+
+// learn records that version of stream is at seq.
+func (l *Log) learn(stream string, version, seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hints == nil || len(l.hints) >= maxHints {
+		l.hints = map[string][]hint{}
+	}
+	hs := l.hints[stream]
+	for _, h := range hs {
+		if h.version == version {
+			return
+		}
+	}
+	if len(hs) == hintsPerStream {
+		hs = hs[1:]
+	}
+	l.hints[stream] = append(slices.Clip(hs), hint{version, seq})
+}
+
+// hintBefore returns the known (version, seq) of stream with the highest
+// version below v, or ok false.
+func (l *Log) hintBefore(stream string, v uint64) (best hint, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range l.hints[stream] {
+		if h.version < v && (!ok || h.version > best.version) {
+			best, ok = h, true
+		}
+	}
+	return best, ok
+}
+
+// Name returns the log's name.
+func (l *Log) Name() string { return l.cfg.Name }
+
+// StreamName returns the name of the JetStream stream holding the log.
+func (l *Log) StreamName() string { return l.streamName }
+
+// LogID returns the log's identity (random, fixed when the stream was
+// created, kept in its metadata).
+func (l *Log) LogID() [16]byte { return l.logID }
+
+// LastSeq returns the seq of the last event (0: empty), asking the stream
+// leader. The interface it serves has no error: if the servers cannot be
+// reached within Config.Timeout it returns the last seq this Log knows of
+// (never more than the truth) and logs a warning.
+func (l *Log) LastSeq() uint64 {
+	if err := l.refresh(context.Background()); err != nil {
+		l.logger.Warn("evlog/jetstream: LastSeq: the stream leader did not answer; using the last known seq", "err", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastSeq
+}
+
+// refresh reads the stream's last event (seq and recorded time) from the
+// stream leader.
+func (l *Log) refresh(ctx context.Context) error {
+	m, found, err := l.getMsg(ctx, 0, l.prefix+">")
+	if err != nil {
+		return err
+	}
+	seq, t := uint64(0), time.Time{}
+	if found {
+		e, err := l.decode(m.Subject, m.Seq, m.hdr, nil)
+		if err != nil {
+			return err
+		}
+		seq, t = e.Seq, e.Time
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq >= l.lastSeq {
+		l.lastSeq, l.lastTime = seq, t
+	}
+	return nil
+}
+
+// Close releases nothing but marks the end of use: the connection is the
+// caller's. It exists so the log can stand in where *evlog.Log is closed.
+func (l *Log) Close() error { return nil }

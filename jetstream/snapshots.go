@@ -1,0 +1,405 @@
+package jetstream
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evlog/evlog/snapshot"
+)
+
+// Snapshot storage limits.
+const (
+	// MaxSnapshotSize is the largest state Save accepts.
+	MaxSnapshotSize = 1 << 30
+	// inlineMax is the largest state kept in the KV record itself
+	// (projection checkpoints and most aggregates); larger states go to
+	// the object store, which chunks them below max_payload.
+	inlineMax = 64 << 10
+)
+
+// Snapshots is the snapshot store of a JetStream log: a KV bucket holding
+// one record per snapshot (its snapshot.Meta, a SHA-256 of the state, and
+// the state itself when it is at most 64 KiB, as projection checkpoints
+// usually are), and an object store holding the larger states. It
+// satisfies replay.Snapshots, replay.Saver, aggregate.Snapshots and
+// projection.Checkpoints.
+//
+// The KV record is the commit point: Save writes the object first, then
+// creates the record (failing with snapshot.ErrExists if one exists);
+// Prune and Remove delete the record first, then the object. A crash in
+// between leaves at worst an unreferenced object, never a record without
+// its state. Load verifies size and checksum; a mismatch is a
+// *snapshot.CorruptError, which replay treats as a fallback.
+type Snapshots struct {
+	l        *Log
+	kv       jetstream.KeyValue
+	kvBucket string
+	obs      jetstream.ObjectStore
+}
+
+// record is the KV value of one snapshot.
+type record struct {
+	Name          string `json:"name"`
+	LogID         string `json:"log_id"`
+	Seq           uint64 `json:"seq"`
+	Time          int64  `json:"time_ns"`
+	SchemaVersion uint64 `json:"schema_version"`
+	RawSize       int64  `json:"raw_size"`
+	SHA256        string `json:"sha256"`
+	Inline        []byte `json:"inline,omitempty"`
+	Object        string `json:"object,omitempty"`
+}
+
+// Snapshots returns the log's snapshot store, creating its buckets on
+// first use (with the log's replica count).
+func (l *Log) Snapshots() (*Snapshots, error) {
+	l.snapOnce.Do(func() {
+		ctx, cancel := l.bound(context.Background())
+		defer cancel()
+		kvName, obsName := l.streamName+"_SNAPMETA", l.streamName+"_SNAPSHOTS"
+		s := &Snapshots{l: l, kvBucket: kvName}
+		s.kv, l.snapErr = l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: kvName, Description: "evlog snapshot records of " + l.cfg.Name,
+			History: 1, Storage: jetstream.FileStorage, Replicas: l.cfg.Replicas})
+		if l.snapErr != nil {
+			l.snapErr = fmt.Errorf("evlog/jetstream: snapshot bucket %s: %w", kvName, l.snapErr)
+			return
+		}
+		s.obs, l.snapErr = l.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: obsName, Description: "evlog snapshot states of " + l.cfg.Name,
+			Storage: jetstream.FileStorage, Replicas: l.cfg.Replicas})
+		if l.snapErr != nil {
+			l.snapErr = fmt.Errorf("evlog/jetstream: snapshot object store %s: %w", obsName, l.snapErr)
+			return
+		}
+		l.snaps = s
+	})
+	return l.snaps, l.snapErr
+}
+
+// key returns the record key of a snapshot: the escaped name and the seq.
+func key(name string, seq uint64) string { return escape(name) + "." + fmt.Sprintf("%020d", seq) }
+
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty snapshot name", snapshot.ErrInvalid)
+	case len(name) > snapshot.MaxNameLen:
+		return fmt.Errorf("%w: snapshot name is %d bytes, the limit is %d", snapshot.ErrInvalid, len(name), snapshot.MaxNameLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: snapshot name %q is not valid UTF-8", snapshot.ErrInvalid, name)
+	}
+	return nil
+}
+
+// Save stores a snapshot of state as m (Name, LogID, Seq, Time,
+// SchemaVersion; the rest is set) and returns its full Meta. It refuses a
+// snapshot beyond the end of the log, an existing one (snapshot.ErrExists)
+// and states over MaxSnapshotSize (snapshot.ErrTooLarge). When it returns
+// nil the snapshot is stored with the servers' durability (see README).
+func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (snapshot.Meta, error) {
+	if err := checkName(m.Name); err != nil {
+		return snapshot.Meta{}, err
+	}
+	switch {
+	case m.Seq == 0:
+		return snapshot.Meta{}, fmt.Errorf("%w: snapshot %q has seq 0; it must be the seq of the last event folded in", snapshot.ErrInvalid, m.Name)
+	case m.Time.IsZero():
+		return snapshot.Meta{}, fmt.Errorf("%w: snapshot %q at seq %d has no time", snapshot.ErrInvalid, m.Name, m.Seq)
+	case m.Time.Before(minTime) || m.Time.After(maxTime):
+		return snapshot.Meta{}, fmt.Errorf("%w: snapshot %q time %v is outside the years 1678 to 2262", snapshot.ErrInvalid, m.Name, m.Time)
+	case len(state) > MaxSnapshotSize:
+		return snapshot.Meta{}, fmt.Errorf("%w: state of %v is %d bytes, the limit is %d", snapshot.ErrTooLarge, m, len(state), MaxSnapshotSize)
+	}
+	if err := s.l.refresh(ctx); err != nil {
+		return snapshot.Meta{}, err
+	}
+	s.l.mu.Lock()
+	last := s.l.lastSeq
+	s.l.mu.Unlock()
+	if m.Seq > last {
+		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: a snapshot at seq %d is beyond the end of the log (%d)", m.Seq, last)
+	}
+	m.Time = m.Time.UTC()
+	m.RawSize, m.CompressedSize = int64(len(state)), int64(len(state))
+	m.File = key(m.Name, m.Seq)
+	sum := sha256.Sum256(state)
+	rec := record{Name: m.Name, LogID: hex.EncodeToString(m.LogID[:]), Seq: m.Seq, Time: m.Time.UnixNano(),
+		SchemaVersion: m.SchemaVersion, RawSize: m.RawSize, SHA256: hex.EncodeToString(sum[:])}
+	ctx, cancel := s.l.bound(ctx)
+	defer cancel()
+	if _, _, found, err := s.getRecord(ctx, m.File); err != nil {
+		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
+	} else if found {
+		return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
+	}
+	if len(state) <= inlineMax {
+		rec.Inline = state
+		if rec.Inline == nil {
+			rec.Inline = []byte{}
+		}
+	} else {
+		rec.Object = m.File + "." + newID()
+		if _, err := s.obs.PutBytes(ctx, rec.Object, state); err != nil {
+			return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: storing the state: %w", m, err)
+		}
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return snapshot.Meta{}, err
+	}
+	if _, err := s.kv.Create(ctx, m.File, b); err != nil {
+		if rec.Object != "" {
+			_ = s.obs.Delete(ctx, rec.Object) // best effort: unreferenced anyway
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
+		}
+		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
+	}
+	return m, nil
+}
+
+// getRecord reads the record under k from the KV bucket's stream leader
+// (kv.Get may be answered by a replica that has not caught up, so a
+// snapshot just saved could look missing). found is false for a missing
+// or deleted key; rev is the record's revision.
+func (s *Snapshots) getRecord(ctx context.Context, k string) (value []byte, rev uint64, found bool, err error) {
+	m, found, err := s.l.getStreamMsg(ctx, "KV_"+s.kvBucket, 0, "$KV."+s.kvBucket+"."+k)
+	if err != nil || !found {
+		return nil, 0, false, err
+	}
+	if op := m.hdr.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+		return nil, 0, false, nil
+	}
+	return m.Data, m.Seq, true, nil
+}
+
+// meta turns a record into a Meta.
+func (r *record) meta(k string) (snapshot.Meta, error) {
+	m := snapshot.Meta{Name: r.Name, Seq: r.Seq, Time: time.Unix(0, r.Time).UTC(), SchemaVersion: r.SchemaVersion,
+		RawSize: r.RawSize, CompressedSize: r.RawSize, File: k}
+	id, err := hex.DecodeString(r.LogID)
+	if err != nil || len(id) != 16 || k != key(r.Name, r.Seq) {
+		return snapshot.Meta{}, fmt.Errorf("record %s does not match its key or has a bad log ID", k)
+	}
+	copy(m.LogID[:], id)
+	return m, nil
+}
+
+// list returns the snapshots of name ("" for all), sorted by name then
+// seq. Records that do not decode are logged and left out.
+func (s *Snapshots) list(ctx context.Context, name string) ([]snapshot.Meta, error) {
+	filter := ">"
+	if name != "" {
+		if err := checkName(name); err != nil {
+			return nil, err
+		}
+		filter = escape(name) + ".*"
+	}
+	ctx, cancel := s.l.bound(ctx)
+	defer cancel()
+	w, err := s.kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("evlog/jetstream: listing snapshots: %w", err)
+	}
+	defer w.Stop()
+	var out []snapshot.Meta
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("evlog/jetstream: listing snapshots: %w", ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("evlog/jetstream: listing snapshots: the watcher stopped early")
+			}
+			if e == nil { // all current records delivered
+				slices.SortFunc(out, func(a, b snapshot.Meta) int {
+					return cmp.Or(strings.Compare(a.Name, b.Name), cmp.Compare(a.Seq, b.Seq))
+				})
+				return out, nil
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var r record
+			m, err := func() (snapshot.Meta, error) {
+				if err := json.Unmarshal(e.Value(), &r); err != nil {
+					return snapshot.Meta{}, err
+				}
+				return r.meta(e.Key())
+			}()
+			if err != nil {
+				s.l.logger.Warn("evlog/jetstream: skipping an unreadable snapshot record", "key", e.Key(), "err", err)
+				continue
+			}
+			if name == "" || m.Name == name {
+				out = append(out, m)
+			}
+		}
+	}
+}
+
+// List returns the snapshots of name ("" for every subject), sorted by
+// name, then seq.
+func (s *Snapshots) List(ctx context.Context, name string) ([]snapshot.Meta, error) {
+	return s.list(ctx, name)
+}
+
+// Candidates returns the snapshots of name that t admits, newest first.
+// The request is bounded by Config.Timeout.
+func (s *Snapshots) Candidates(name string, t snapshot.Target) ([]snapshot.Meta, error) {
+	all, err := s.list(context.Background(), name)
+	if err != nil {
+		return nil, err
+	}
+	var out []snapshot.Meta
+	for _, m := range slices.Backward(all) {
+		if t.Admits(m) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// Load reads and verifies the state of snapshot m (by m.File, or its name
+// and seq). A missing snapshot or one that is not m is
+// snapshot.ErrNotFound; a state of the wrong size or checksum is a
+// *snapshot.CorruptError.
+func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
+	k := m.File
+	if k == "" {
+		k = key(m.Name, m.Seq)
+	}
+	ctx, cancel := s.l.bound(ctx)
+	defer cancel()
+	value, _, found, err := s.getRecord(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("evlog/jetstream: load %v: %w", m, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: %v (%s)", snapshot.ErrNotFound, m, k)
+	}
+	var r record
+	if err := json.Unmarshal(value, &r); err != nil {
+		return nil, &snapshot.CorruptError{File: k, Reason: "record does not decode", Err: err}
+	}
+	got, err := r.meta(k)
+	if err != nil {
+		return nil, &snapshot.CorruptError{File: k, Reason: err.Error()}
+	}
+	if got.Name != m.Name || got.Seq != m.Seq {
+		return nil, fmt.Errorf("%w: %s holds %v, not %v", snapshot.ErrNotFound, k, got, m)
+	}
+	state := r.Inline
+	if r.Object != "" {
+		if state, err = s.obs.GetBytes(ctx, r.Object); err != nil {
+			if errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, jetstream.ErrDigestMismatch) {
+				return nil, &snapshot.CorruptError{File: k, Reason: "state object " + r.Object + " is missing or damaged", Err: err}
+			}
+			return nil, fmt.Errorf("evlog/jetstream: load %v: %w", m, err)
+		}
+	}
+	sum := sha256.Sum256(state)
+	if int64(len(state)) != r.RawSize || hex.EncodeToString(sum[:]) != r.SHA256 {
+		return nil, &snapshot.CorruptError{File: k, Offset: int64(len(state)), Reason: "state size or SHA-256 differs from the record"}
+	}
+	if state == nil {
+		state = []byte{}
+	}
+	return bytes.Clone(state), nil
+}
+
+// Prune removes the snapshots of name (of every subject, each on its own,
+// when name is "") that p does not keep, oldest first, and returns them.
+// On error it stops and returns what it removed so far.
+func (s *Snapshots) Prune(ctx context.Context, name string, p snapshot.PrunePolicy) (removed []snapshot.Meta, err error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	all, err := s.list(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && all[j].Name == all[i].Name {
+			j++
+		}
+		group := all[i:j]
+		for k, keep := range keeps(p, group) {
+			if keep {
+				continue
+			}
+			if err := s.Remove(ctx, group[k]); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+				return removed, err
+			}
+			removed = append(removed, group[k])
+		}
+		i = j
+	}
+	return removed, nil
+}
+
+// keeps applies p to the snapshots of one subject sorted by seq (the rule
+// of snapshot.PrunePolicy).
+func keeps(p snapshot.PrunePolicy, ms []snapshot.Meta) []bool {
+	keep := make([]bool, len(ms))
+	for i := max(len(ms)-p.KeepLast, 0); i < len(ms); i++ {
+		keep[i] = true
+	}
+	if !p.KeepSince.IsZero() {
+		horizon := -1
+		for i, m := range ms {
+			if m.Time.Before(p.KeepSince) {
+				horizon = i
+			} else {
+				keep[i] = true
+			}
+		}
+		if horizon >= 0 {
+			keep[horizon] = true
+		}
+	}
+	return keep
+}
+
+// Remove deletes snapshot m: its record, then its state object.
+func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
+	k := m.File
+	if k == "" {
+		k = key(m.Name, m.Seq)
+	}
+	ctx, cancel := s.l.bound(ctx)
+	defer cancel()
+	value, rev, found, err := s.getRecord(ctx, k)
+	if err != nil {
+		return fmt.Errorf("evlog/jetstream: remove %v: %w", m, err)
+	}
+	if !found {
+		return fmt.Errorf("%w: %v (%s)", snapshot.ErrNotFound, m, k)
+	}
+	var r record
+	_ = json.Unmarshal(value, &r) // a damaged record is removed all the same
+	if err := s.kv.Delete(ctx, k, jetstream.LastRevision(rev)); err != nil {
+		return fmt.Errorf("evlog/jetstream: remove %v: %w", m, err)
+	}
+	if r.Object != "" {
+		if err := s.obs.Delete(ctx, r.Object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			s.l.logger.Warn("evlog/jetstream: snapshot record removed, its state object not", "object", r.Object, "err", err)
+		}
+	}
+	return nil
+}
