@@ -86,6 +86,16 @@
 // beyond X, and a torn tail otherwise. Compaction drops marks (a sealed
 // segment's trailer says all there is to say).
 //
+// A compressed segment (header flag bit 0, written only by compaction,
+// always sealed) stores the same record frames in zblock frames (kind 6:
+// one zstd frame of up to ZBlockSize consecutive record bytes, at most
+// MaxZBlock; boundaries fall anywhere), followed at the records end by a
+// zmap frame (kind 7: u32 count, then per block frame offset u64, frame
+// size u32, record bytes u32; the blocks are contiguous from HeaderSize to
+// the records end). Index offsets are logical — into the uncompressed
+// records as if they started at HeaderSize — so readers work on a logical
+// view (Segment.Records). See compressed.go and testdata/v2/compressed.seg.
+//
 // The footer of a sealed segment lets a reader find one stream's events
 // without scanning: the summary (read once and cached) holds a bloom
 // filter over the stream names, a directory of stream blocks (first hash,

@@ -126,7 +126,81 @@ func goldenFiles() map[string][]byte {
 	// second is cut 7 bytes into its payload, the commit is missing.
 	second := torn.frames[len(torn.frames)-2]
 	tornFile := torn.data[:second.off+FrameHeaderSize+7]
-	return map[string][]byte{"sealed.seg": sealedFile, "torn.seg": tornFile}
+	return map[string][]byte{"sealed.seg": sealedFile, "torn.seg": tornFile, "compressed.seg": goldenCompressed(sealed)}
+}
+
+// goldenCompressed is compressed.seg: the records of sealed.seg rewritten
+// by compaction's writer as a compressed segment of generation 1, in
+// blocks of 256 record bytes so that the golden file has several zblocks
+// and events that straddle them.
+func goldenCompressed(sealed *segImage) []byte {
+	h := goldenHeader(1)
+	h.Generation, h.Flags = 1, FlagCompressed
+	var out bytes.Buffer
+	w := NewSegmentWriter(&out, h, true)
+	w.zblockSize = goldenZBlock
+	x := sealed.index(len(sealed.batches))
+	var infos []EventInfo
+	if _, _, err := Scan(bytes.NewReader(sealed.data), sealed.h, x.End, ScanOptions{Strict: true, Infos: &infos}); err != nil {
+		panic(err)
+	}
+	if err := w.AppendRecords(bytes.NewReader(sealed.data[HeaderSize:x.End]), infos, make([]byte, 4096)); err != nil {
+		panic(err)
+	}
+	if err := w.Seal(); err != nil {
+		panic(err)
+	}
+	return out.Bytes()
+}
+
+// goldenZBlock is the zblock size of compressed.seg (compaction: ZBlockSize).
+const goldenZBlock = 256
+
+// TestGoldenCompressed: the compressed golden segment of the current
+// version decodes, through its logical view, to the events of sealed.seg,
+// its index finds every stream, and it verifies.
+func TestGoldenCompressed(t *testing.T) {
+	dir := filepath.Join("testdata", "v"+strconv.Itoa(FormatVersion))
+	data, err := os.ReadFile(filepath.Join(dir, "compressed.seg"))
+	if err != nil {
+		t.Fatalf("%v (generate the golden files with -update)", err)
+	}
+	mem := vfs.NewMem()
+	if err := mem.WriteFile("compressed.seg", data); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(mem, "compressed.seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.Sealed || s.Header.Flags&FlagCompressed == 0 || s.Header.Generation != 1 {
+		t.Fatalf("compressed.seg: sealed %v, header %+v", s.Sealed, s.Header)
+	}
+	ra, end, err := s.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := flatten(goldenSealedBatches())
+	if d := cmp.Diff(want, decodeAll(t, ra, end), bytesOpt); d != "" {
+		t.Errorf("compressed.seg events (-want +got):\n%s", d)
+	}
+	if _, err := Verify(s, math.MinInt64); err != nil {
+		t.Errorf("Verify(compressed.seg): %v", err)
+	}
+	z, err := s.loadZMap()
+	if err != nil || len(z.starts) < 3 {
+		t.Fatalf("compressed.seg zmap: %d blocks, %v; want several", len(z.starts), err)
+	}
+	for _, e := range want {
+		se, ok, err := s.Lookup(e.Stream)
+		if !ok || err != nil {
+			t.Fatalf("Lookup(%q) = %v, %v", e.Stream, ok, err)
+		}
+		if se.FirstVersion != 1 {
+			t.Errorf("Lookup(%q): first version %d", e.Stream, se.FirstVersion)
+		}
+	}
 }
 
 // goldenVersion describes the golden files of one format version and what

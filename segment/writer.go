@@ -25,6 +25,9 @@ type SegmentWriter struct {
 	enc      *zstd.Encoder
 	out      []byte
 	err      error
+	// zblockSize is the record bytes per zblock: ZBlockSize (tests make
+	// golden files with smaller blocks).
+	zblockSize int
 }
 
 // NewSegmentWriter returns a writer of a segment with header h.
@@ -32,7 +35,7 @@ func NewSegmentWriter(w io.Writer, h Header, compress bool) *SegmentWriter {
 	if compress {
 		h.Flags |= FlagCompressed
 	}
-	return &SegmentWriter{w: w, hb: h.Encode(), compress: compress, idx: NewIndex(h.BaseSeq)}
+	return &SegmentWriter{w: w, hb: h.Encode(), compress: compress, idx: NewIndex(h.BaseSeq), zblockSize: ZBlockSize}
 }
 
 func (sw *SegmentWriter) write(p []byte) {
@@ -117,9 +120,9 @@ func (sw *SegmentWriter) emit(p []byte) {
 		return
 	}
 	sw.pend = append(sw.pend, p...)
-	for len(sw.pend) >= ZBlockSize {
-		sw.block(sw.pend[:ZBlockSize])
-		sw.pend = append(sw.pend[:0], sw.pend[ZBlockSize:]...)
+	for len(sw.pend) >= sw.zblockSize {
+		sw.block(sw.pend[:sw.zblockSize])
+		sw.pend = append(sw.pend[:0], sw.pend[sw.zblockSize:]...)
 	}
 }
 
