@@ -257,15 +257,20 @@ func (r *rawFile) frames(ctx context.Context, off, end, size int64) error {
 	)
 	// damage starts (or extends) a gap at the invalid frame at; the pending
 	// batch joins it. It returns errTorn when the gap is a torn tail, which
-	// ends the file.
-	damage := func(at int64, reason string) error {
+	// ends the file. damageAt with written says the frame at is whole (it
+	// checksums) but its content is invalid: never a torn tail.
+	var damageAt func(at int64, reason string, written bool) error
+	damage := func(at int64, reason string) error { return damageAt(at, reason, false) }
+	damageAt = func(at int64, reason string, written bool) error {
 		if gap == nil {
 			start := at
 			if pendingOff >= 0 {
 				start = pendingOff
 			}
 			gap = &rawGap{file: r.name, offset: start, bad: at, reason: reason}
-			if r.torn {
+			// A frame that checksums was written whole: what it holds is
+			// damage, never a torn write (as recovery and verify say).
+			if r.torn && !written {
 				// The rule recovery applies (segment.Scan).
 				if off, _, err := segment.ProvesDurable(r.f, r.hdr, at, size, lastSeq); err == nil && off < 0 {
 					gap.torn, gap.length = true, size-start
@@ -316,7 +321,7 @@ func (r *rawFile) frames(ctx context.Context, off, end, size int64) error {
 			switch kind {
 			case segment.KindEvent:
 				if err := r.dec.Decode(payload, &env); err != nil {
-					if err := damage(off, "undecodable event: "+err.Error()); err != nil {
+					if err := damageAt(off, "undecodable event: "+err.Error(), true); err != nil {
 						return err
 					}
 					break

@@ -20,8 +20,9 @@ Seqs and stream versions are assigned afresh by the new log: where events
 were lost, later ones get lower seqs and versions than they had.
 Snapshots are not copied (take new ones with evlogctl snapshot).
 
-By default salvage copies the valid committed prefix: it stops copying at
-the first damage. With --skip-damaged it also copies the valid batches
+By default salvage copies the valid committed prefix, in whole committed
+batches (a batch is never copied in part): it stops copying at the first
+damage. With --skip-damaged it also copies the valid batches
 after damaged regions: after a bad frame it looks, byte by byte, for the
 next valid frame, and copies only complete batches that end with a valid
 commit frame (exactly what the writer acknowledged).
@@ -221,15 +222,27 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 		return err
 	}
 	if err == nil {
+		// A read that fails inside a batch has already yielded the
+		// batch's first events, and salvage copies whole committed batches
+		// only: so read the whole log once without copying, and copy
+		// through the log only when it reads cleanly (the raw reader below
+		// works batch by batch).
 		var readErr error
-		for ev, err := range l.Events(ctx, 1) {
+		for _, err := range l.Events(ctx, 1) {
 			if err != nil {
 				readErr = err
 				break
 			}
-			if err := s.event(ctx, ev); err != nil {
-				l.Close()
-				return err
+		}
+		if readErr == nil {
+			for ev, err := range l.Events(ctx, 1) {
+				if err == nil {
+					err = s.event(ctx, ev)
+				}
+				if err != nil {
+					l.Close()
+					return err
+				}
 			}
 		}
 		rec := l.Recovery()
