@@ -321,7 +321,13 @@ func (r *mpReader) readMapLen() (int, error) {
 
 // maxSkipDepth bounds the nesting of values skipped for forward
 // compatibility, so hostile input cannot exhaust the stack.
-const maxSkipDepth = 32
+const maxSkipDepth = MaxPayloadDepth
+
+// MaxPayloadDepth is the one nesting limit of msgpack in evlog: envelopes,
+// payloads checked before a typed decode (CheckMsgpack), and evlogctl's
+// msgpack↔JSON conversions (dump prints, import writes) all stop at it, so
+// nothing one of them accepts is refused by another.
+const MaxPayloadDepth = 32
 
 // skip steps over one value of any type.
 func (r *mpReader) skip(depth int) error {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/evlog/evlog/segment"
 )
 
 // JSON → msgpack, for import: the inverse of dump's conversion as far as
@@ -29,7 +31,16 @@ func msgpackFromJSON(raw []byte) ([]byte, error) {
 	if dec.More() {
 		return nil, errors.New("more than one JSON value")
 	}
-	return appendMsgpack(nil, v)
+	b, err := appendMsgpack(nil, v)
+	if err != nil {
+		return nil, err
+	}
+	// The one nesting limit (segment.MaxPayloadDepth): never write a
+	// payload that typed reads or dump would refuse.
+	if err := segment.CheckMsgpack(b); err != nil {
+		return nil, fmt.Errorf("data nests deeper than %d levels, the limit of every evlog reader: %w", segment.MaxPayloadDepth, err)
+	}
+	return b, nil
 }
 
 func appendMsgpack(dst []byte, v any) ([]byte, error) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/evlog/evlog/segment"
 )
 
 // msgpack → JSON, for dump's "data". The conversion is deterministic (the
@@ -34,7 +36,7 @@ import (
 // exhaust memory nor the stack.
 
 // maxDataDepth caps the nesting of containers in a payload.
-const maxDataDepth = 256
+const maxDataDepth = segment.MaxPayloadDepth
 
 var errMsgpack = errors.New("invalid msgpack")
 
