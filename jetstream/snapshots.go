@@ -339,7 +339,7 @@ func (s *Snapshots) Prune(ctx context.Context, name string, p snapshot.PrunePoli
 			j++
 		}
 		group := all[i:j]
-		for k, keep := range keeps(p, group) {
+		for k, keep := range p.Keeps(group) {
 			if keep {
 				continue
 			}
@@ -351,29 +351,6 @@ func (s *Snapshots) Prune(ctx context.Context, name string, p snapshot.PrunePoli
 		i = j
 	}
 	return removed, nil
-}
-
-// keeps applies p to the snapshots of one subject sorted by seq (the rule
-// of snapshot.PrunePolicy).
-func keeps(p snapshot.PrunePolicy, ms []snapshot.Meta) []bool {
-	keep := make([]bool, len(ms))
-	for i := max(len(ms)-p.KeepLast, 0); i < len(ms); i++ {
-		keep[i] = true
-	}
-	if !p.KeepSince.IsZero() {
-		horizon := -1
-		for i, m := range ms {
-			if m.Time.Before(p.KeepSince) {
-				horizon = i
-			} else {
-				keep[i] = true
-			}
-		}
-		if horizon >= 0 {
-			keep[horizon] = true
-		}
-	}
-	return keep
 }
 
 // Remove deletes snapshot m: its record, then its state object.

@@ -32,9 +32,10 @@ func (p PrunePolicy) Validate() error {
 	return nil
 }
 
-// keep returns, for the snapshots of one subject sorted by Seq, which ones
-// p keeps.
-func (p PrunePolicy) keep(ms []Meta) []bool {
+// Keeps returns, for the snapshots of one subject sorted by Seq, which
+// ones p keeps: the rule every snapshot store applies (the file store's
+// Prune, and other backends').
+func (p PrunePolicy) Keeps(ms []Meta) []bool {
 	keep := make([]bool, len(ms))
 	for i := max(len(ms)-p.KeepLast, 0); i < len(ms); i++ {
 		keep[i] = true
@@ -84,7 +85,7 @@ func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed 
 			j++
 		}
 		group := all[i:j]
-		for k, keep := range p.keep(group) {
+		for k, keep := range p.Keeps(group) {
 			if keep {
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -204,7 +205,7 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 	if err != nil {
 		return nil, err
 	}
-	if !equalStacks(rep.AtState, full.State.Items()) {
+	if !slices.Equal(rep.AtState, full.State.Items()) {
 		return nil, errors.New("demo: the state at 3pm differs with and without the snapshot")
 	}
 	rep.How = demoHow{FromSeq: res.Plan.FromSeq, ToSeq: res.Plan.ToSeq, Applied: res.Applied,
@@ -246,18 +247,6 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 
 func trailEntry(t inventory.Event) demoTrailEntry {
 	return demoTrailEntry{Seq: t.Seq, Time: formatTime(t.Time), Type: t.Type, Item: t.Data.Name, Rarity: t.Data.Rarity, Origin: t.Data.Origin}
-}
-
-func equalStacks(a, b []inventory.Stack) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,7 +248,7 @@ func TestStressReadersBesideWriter(t *testing.T) {
 	if len(want) != count {
 		t.Fatalf("the final dump has %d events, want %d", len(want), count)
 	}
-	if got := splitLines(tailOut.String()); !equalLines(got, want) {
+	if got := splitLines(tailOut.String()); !slices.Equal(got, want) {
 		t.Errorf("tail -f printed %d lines that differ from the final dump's %d", len(got), len(want))
 	}
 	if len(subscribed) != count {
@@ -263,18 +264,6 @@ func TestStressReadersBesideWriter(t *testing.T) {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
-}
-
-func equalLines(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // contiguousJSONL checks that a jsonl dump holds seqs 1..n in order.
