@@ -181,22 +181,16 @@ func (o *OS) Rename(oldname, newname string) error {
 
 // List implements FS. Subdirectories are skipped.
 func (o *OS) List() ([]string, error) {
-	d, err := o.root.Open(".")
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	entries, err := d.ReadDir(-1)
+	entries, err := o.ReadDir() // sorted by name
 	if err != nil {
 		return nil, err
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
-		if !e.IsDir() {
-			names = append(names, e.Name())
+		if !e.Mode.IsDir() {
+			names = append(names, e.Name)
 		}
 	}
-	slices.Sort(names)
 	return names, nil
 }
 
