@@ -176,8 +176,8 @@ func TestLoadKilled(t *testing.T) {
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
+		<-acks.done // every ack line printed before the kill (Wait would close the pipe)
 		cmd.Wait()
-		<-acks.done
 		if len(acks.bad) > 0 {
 			t.Fatalf("run %d: stdout carried other lines than acks: %q", i, acks.bad)
 		}

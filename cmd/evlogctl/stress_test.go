@@ -140,7 +140,7 @@ func TestStressReadersBesideWriter(t *testing.T) {
 	case <-acks.first:
 	case <-acks.done:
 		writer.Wait()
-		t.Fatalf("the writer acked nothing: %s", werr.String())
+		t.Fatalf("the writer acked nothing: %s", werr.String()) // stdout ended: Wait is safe
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -215,8 +215,8 @@ func TestStressReadersBesideWriter(t *testing.T) {
 		}
 	}()
 
+	<-acks.done // all of stdout read: Wait closes the pipe
 	werrWait := writer.Wait()
-	<-acks.done
 	if werrWait != nil {
 		cancel()
 		readers.Wait()
