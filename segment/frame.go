@@ -139,6 +139,15 @@ func (r *Reader) Reset(ra io.ReaderAt, start, end int64) {
 	*r = Reader{ra: ra, off: start, end: end, bufOff: start, buf: r.buf}
 }
 
+// seek makes off the offset of the next frame, keeping the buffered data
+// when off lies inside it (Salvage moves back and forth by a few bytes).
+func (r *Reader) seek(off int64) {
+	if off < r.bufOff || off > r.bufOff+int64(r.bufLen) {
+		r.bufOff, r.bufLen = off, 0
+	}
+	r.off = off
+}
+
 // Offset returns the offset of the next frame.
 func (r *Reader) Offset() int64 { return r.off }
 
