@@ -215,7 +215,11 @@ func (r *Reader) window(n int) ([]byte, error) {
 		m, err := r.ra.ReadAt(r.buf[r.bufLen:fill], r.bufOff+int64(r.bufLen))
 		r.bufLen += m
 		if err != nil {
-			if errors.Is(err, io.EOF) && r.bufLen >= n {
+			if r.bufLen >= n {
+				// What is needed was read; the read ahead failed (the end
+				// of the data, or a damaged block of a compressed
+				// segment's logical view): a read that needs those bytes
+				// meets the error again.
 				break
 			}
 			if errors.Is(err, io.EOF) {
