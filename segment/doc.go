@@ -3,6 +3,12 @@
 // slices, which needs no file system and is what the fuzz targets drive,
 // and the per-file helpers (Open, Create, Scan) the log builds on.
 //
+// Salvage reads a damaged segment file past its damage, for tools (evlogctl
+// dump and salvage): it validates frames with the same Reader, groups event
+// frames into committed batches, resynchronises byte by byte after a bad
+// frame, and tells a torn tail from corruption by the rule recovery applies
+// (ProvesDurable); a checksummed frame with invalid content is never torn.
+//
 // # Segment file
 //
 // A log is a sequence of segment files, each holding a contiguous range of

@@ -139,6 +139,15 @@ func (r *Reader) Reset(ra io.ReaderAt, start, end int64) {
 	*r = Reader{ra: ra, off: start, end: end, bufOff: start, buf: r.buf}
 }
 
+// seek makes off the offset of the next frame, keeping the buffered data
+// when off lies inside it (Salvage moves back and forth by a few bytes).
+func (r *Reader) seek(off int64) {
+	if off < r.bufOff || off > r.bufOff+int64(r.bufLen) {
+		r.bufOff, r.bufLen = off, 0
+	}
+	r.off = off
+}
+
 // Offset returns the offset of the next frame.
 func (r *Reader) Offset() int64 { return r.off }
 
@@ -206,7 +215,11 @@ func (r *Reader) window(n int) ([]byte, error) {
 		m, err := r.ra.ReadAt(r.buf[r.bufLen:fill], r.bufOff+int64(r.bufLen))
 		r.bufLen += m
 		if err != nil {
-			if errors.Is(err, io.EOF) && r.bufLen >= n {
+			if r.bufLen >= n {
+				// What is needed was read; the read ahead failed (the end
+				// of the data, or a damaged block of a compressed
+				// segment's logical view): a read that needs those bytes
+				// meets the error again.
 				break
 			}
 			if errors.Is(err, io.EOF) {

@@ -323,7 +323,7 @@ func corpusFile(vals ...any) []byte {
 func fuzzSeeds() map[string]map[string][]byte {
 	golden := goldenFiles()
 	sealed, torn := golden["sealed.seg"], golden["torn.seg"]
-	seeds := map[string]map[string][]byte{"FuzzReader": {}, "FuzzDecode": {}, "FuzzScan": {}, "FuzzSummary": {}, "FuzzForgedMarks": {}}
+	seeds := map[string]map[string][]byte{"FuzzReader": {}, "FuzzDecode": {}, "FuzzScan": {}, "FuzzSummary": {}, "FuzzForgedMarks": {}, "FuzzSalvage": {}}
 	add := func(target, name string, vals ...any) { seeds[target][name] = corpusFile(vals...) }
 
 	// FuzzForgedMarks: payloads imitating commit and mark frames.
@@ -370,6 +370,24 @@ func fuzzSeeds() map[string]map[string][]byte {
 	add("FuzzScan", "golden-torn-zeros", torn[:HeaderSize], append(bytes.Clone(torn[HeaderSize:]), make([]byte, 600)...))
 	add("FuzzScan", "header-only", sealed[:HeaderSize], []byte{})
 	add("FuzzScan", "short-header", sealed[:HeaderSize/2], []byte{})
+
+	// FuzzSalvage: the golden files, and damage it reads past.
+	comp := golden["compressed.seg"]
+	records := sealed[HeaderSize:goldenRecordsEnd(sealed)]
+	flipped := bytes.Clone(records)
+	flipped[len(flipped)/2] ^= 0x40
+	garbage := slices.Concat(records[:len(records)/3], bytes.Repeat([]byte{0xab}, 40), records[len(records)/3:])
+	badHeader := bytes.Clone(sealed[:HeaderSize])
+	badHeader[20] ^= 0xff
+	add("FuzzSalvage", "golden-sealed", sealed[:HeaderSize], sealed[HeaderSize:])
+	add("FuzzSalvage", "golden-torn", torn[:HeaderSize], torn[HeaderSize:])
+	add("FuzzSalvage", "golden-compressed", comp[:HeaderSize], comp[HeaderSize:])
+	add("FuzzSalvage", "golden-compressed-no-trailer", comp[:HeaderSize], comp[HeaderSize:len(comp)-TrailerSize])
+	add("FuzzSalvage", "golden-sealed-records", sealed[:HeaderSize], records)
+	add("FuzzSalvage", "flipped-byte", sealed[:HeaderSize], flipped)
+	add("FuzzSalvage", "garbage-between", sealed[:HeaderSize], garbage)
+	add("FuzzSalvage", "bad-header", badHeader, records)
+	add("FuzzSalvage", "short", sealed[:HeaderSize/2], []byte{})
 
 	// FuzzSummary: the golden footer's summary, blocks and postings.
 	s, err := Open(memWith("s.seg", sealed), "s.seg")

@@ -185,15 +185,15 @@ func dumpRaw(ctx context.Context, dir string, flt filter, p *eventPrinter, openE
 	}
 	err = scanRaw(ctx, vfs.ReadOnly(fsys), rawVisitor{
 		batch: func(b *rawBatch) error {
-			for i := range b.events {
-				ev := &b.events[i]
+			for i := range b.Events {
+				ev := &b.Events[i]
 				switch {
 				case ev.Seq < next:
 					continue // also in a newer generation already read
 				case ev.Seq > next:
-					return corrupt(b.file, b.offset, "event seq %d, want %d (events are missing)", ev.Seq, next)
+					return corrupt(b.file, b.Offset, "event seq %d, want %d (events are missing)", ev.Seq, next)
 				case ev.Time.UnixNano() < prevTime:
-					return corrupt(b.file, b.offset, "event seq %d recorded before the previous event", ev.Seq)
+					return corrupt(b.file, b.Offset, "event seq %d recorded before the previous event", ev.Seq)
 				}
 				next, prevTime = ev.Seq+1, ev.Time.UnixNano()
 				if ev.Seq > flt.to {
@@ -208,10 +208,10 @@ func dumpRaw(ctx context.Context, dir string, flt filter, p *eventPrinter, openE
 			return nil
 		},
 		gap: func(g *rawGap) error {
-			if g.torn {
+			if g.Torn {
 				return nil // not served, as by the log
 			}
-			return corrupt(g.file, g.bad, "%s", g.reason)
+			return corrupt(g.file, g.Bad, "%s", g.Reason)
 		},
 	})
 	if err != nil {

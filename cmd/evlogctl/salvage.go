@@ -10,6 +10,7 @@ import (
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
 )
 
 const salvageAbout = `
@@ -249,7 +250,7 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 		l.Close()
 		if readErr == nil {
 			if t := rec.TornTail; t != nil {
-				s.gap(&rawGap{file: rec.TornFile, offset: t.Offset, length: t.Size, reason: t.Reason, torn: true, firstSeq: t.FirstSeq, lastSeq: t.LastSeq})
+				s.gap(&rawGap{file: rec.TornFile, Gap: segment.Gap{Offset: t.Offset, Bad: t.BadOffset, Length: t.Size, Reason: t.Reason, Torn: true, FirstSeq: t.FirstSeq, LastSeq: t.LastSeq}})
 			}
 			return nil
 		}
@@ -267,7 +268,7 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 	defer fsys.Close()
 	return scanRaw(ctx, vfs.ReadOnly(fsys), rawVisitor{
 		batch: func(b *rawBatch) error {
-			for _, ev := range b.events {
+			for _, ev := range b.Events {
 				if err := s.event(ctx, ev); err != nil {
 					return err
 				}
@@ -341,17 +342,17 @@ func (s *salvager) flush(ctx context.Context) error {
 
 // gap records a damaged region.
 func (s *salvager) gap(g *rawGap) {
-	s.rep.Gaps = append(s.rep.Gaps, gapJSON{File: g.file, Offset: g.offset, Length: g.length, Reason: g.reason, Torn: g.torn})
-	if g.torn {
-		line := fmt.Sprintf("torn-tail %s %d %d", g.file, g.offset, g.length)
-		if g.firstSeq > 0 {
-			line += fmt.Sprintf(" (uncommitted seqs %d..%d)", g.firstSeq, g.lastSeq)
+	s.rep.Gaps = append(s.rep.Gaps, gapJSON{File: g.file, Offset: g.Offset, Length: g.Length, Reason: g.Reason, Torn: g.Torn})
+	if g.Torn {
+		line := fmt.Sprintf("torn-tail %s %d %d", g.file, g.Offset, g.Length)
+		if g.FirstSeq > 0 {
+			line += fmt.Sprintf(" (uncommitted seqs %d..%d)", g.FirstSeq, g.LastSeq)
 		}
 		s.rep.lines = append(s.rep.lines, line)
 		return
 	}
-	s.rep.lines = append(s.rep.lines, fmt.Sprintf("gap %s %d %d %s", g.file, g.offset, g.length, oneLine(g.reason)))
-	s.maxSeen = max(s.maxSeen, g.lastSeq)
+	s.rep.lines = append(s.rep.lines, fmt.Sprintf("gap %s %d %d %s", g.file, g.Offset, g.Length, oneLine(g.Reason)))
+	s.maxSeen = max(s.maxSeen, g.LastSeq)
 	if s.copying {
 		s.pending = g
 		if !s.skip {
