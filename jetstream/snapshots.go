@@ -333,22 +333,11 @@ func (s *Snapshots) Prune(ctx context.Context, name string, p snapshot.PrunePoli
 	if err != nil {
 		return nil, err
 	}
-	for i := 0; i < len(all); {
-		j := i + 1
-		for j < len(all) && all[j].Name == all[i].Name {
-			j++
+	for _, m := range p.Doomed(all) {
+		if err := s.Remove(ctx, m); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+			return removed, err
 		}
-		group := all[i:j]
-		for k, keep := range p.Keeps(group) {
-			if keep {
-				continue
-			}
-			if err := s.Remove(ctx, group[k]); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
-				return removed, err
-			}
-			removed = append(removed, group[k])
-		}
-		i = j
+		removed = append(removed, m)
 	}
 	return removed, nil
 }

@@ -32,6 +32,27 @@ func (p PrunePolicy) Validate() error {
 	return nil
 }
 
+// Doomed returns the snapshots of all — a listing sorted by name, then
+// seq — that p does not keep, each subject judged on its own (Keeps),
+// oldest first within a subject: what every snapshot store's Prune removes.
+func (p PrunePolicy) Doomed(all []Meta) []Meta {
+	var out []Meta
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && all[j].Name == all[i].Name {
+			j++
+		}
+		group := all[i:j]
+		for k, keep := range p.Keeps(group) {
+			if !keep {
+				out = append(out, group[k])
+			}
+		}
+		i = j
+	}
+	return out
+}
+
 // Keeps returns, for the snapshots of one subject sorted by Seq, which
 // ones p keeps: the rule every snapshot store applies (the file store's
 // Prune, and other backends').
@@ -79,26 +100,15 @@ func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed 
 			}
 		}
 	}()
-	for i := 0; i < len(all); {
-		j := i + 1
-		for j < len(all) && all[j].Name == all[i].Name {
-			j++
+	for _, m := range p.Doomed(all) {
+		if err := ctx.Err(); err != nil {
+			return removed, err
 		}
-		group := all[i:j]
-		for k, keep := range p.Keeps(group) {
-			if keep {
-				continue
-			}
-			if err := ctx.Err(); err != nil {
-				return removed, err
-			}
-			if err := s.fs.Remove(group[k].File); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return removed, fmt.Errorf("evlog/snapshot: prune %v: remove %s: %w", group[k], group[k].File, err)
-			}
-			removed = append(removed, group[k])
-			s.log.Debug("evlog/snapshot: pruned", "name", group[k].Name, "seq", group[k].Seq, "file", group[k].File)
+		if err := s.fs.Remove(m.File); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("evlog/snapshot: prune %v: remove %s: %w", m, m.File, err)
 		}
-		i = j
+		removed = append(removed, m)
+		s.log.Debug("evlog/snapshot: pruned", "name", m.Name, "seq", m.Seq, "file", m.File)
 	}
 	return removed, nil
 }
