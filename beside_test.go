@@ -158,3 +158,50 @@ func TestReadOnlyServesOnlyDurable(t *testing.T) {
 		t.Fatalf("SyncNever: a reader serves up to seq %d, want every committed one (4)", got)
 	}
 }
+
+// TestReadOnlyFreshSegmentStrict: before a segment's first mark, its
+// header's strict flag decides: a reader beside a SyncAlways writer held
+// inside the fsync of the very first batch of a new log serves nothing.
+func TestReadOnlyFreshSegmentStrict(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	inSync, release := make(chan struct{}), make(chan struct{})
+	w, err := openFS(vfs.NewFaulty(mem, func(op vfs.Op) error {
+		if armed.Load() && op.Kind == vfs.OpSync && strings.Contains(op.Name, ".seg") {
+			armed.Store(false)
+			close(inSync)
+			<-release
+		}
+		return nil
+	}), Options{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+	armed.Store(true)
+	appended := make(chan error, 1)
+	go func() {
+		_, err := w.Append(ctx, "s", ExpectAny, Envelope{Type: "t"})
+		appended <- err
+	}()
+	<-inSync
+	r, err := openFS(vfs.ReadOnly(mem), Options{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := r.LastSeq(); got != 0 {
+		t.Fatalf("a reader serves seq %d of a fresh segment before its first fsync returned, want 0", got)
+	}
+	unblock()
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Refresh(); err != nil || r.LastSeq() != 1 {
+		t.Fatalf("after the fsync: reader at seq %d (%v), want 1", r.LastSeq(), err)
+	}
+}

@@ -279,10 +279,7 @@ func (s *Snapshots) Candidates(name string, t snapshot.Target) ([]snapshot.Meta,
 // snapshot.ErrNotFound; a state of the wrong size or checksum is a
 // *snapshot.CorruptError.
 func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
-	k := m.File
-	if k == "" {
-		k = key(m.Name, m.Seq)
-	}
+	k := recordKey(m)
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
 	value, _, found, err := s.getRecord(ctx, k)
@@ -344,10 +341,7 @@ func (s *Snapshots) Prune(ctx context.Context, name string, p snapshot.PrunePoli
 
 // Remove deletes snapshot m: its record, then its state object.
 func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
-	k := m.File
-	if k == "" {
-		k = key(m.Name, m.Seq)
-	}
+	k := recordKey(m)
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
 	value, rev, found, err := s.getRecord(ctx, k)
@@ -368,4 +362,13 @@ func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 		}
 	}
 	return nil
+}
+
+// recordKey is the KV key of snapshot m: its File as listed, else the key
+// its name and seq make.
+func recordKey(m snapshot.Meta) string {
+	if m.File != "" {
+		return m.File
+	}
+	return key(m.Name, m.Seq)
 }
