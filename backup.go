@@ -132,7 +132,7 @@ func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupO
 		l.mu.RUnlock()
 		return res, ErrClosed
 	}
-	v, seq, logID := l.v, l.durableSeq, l.logID
+	v, seq, logID, visibleEnd := l.v, l.durableSeq, l.logID, l.pub.end
 	v.ref()
 	l.mu.RUnlock()
 	defer v.unref()
@@ -140,7 +140,7 @@ func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupO
 		return res, fmt.Errorf("%w: %s holds a backup of log %s, this is log %s: back it up into another directory", ErrBackupDiverged, dir, prev.LogID, logID)
 	}
 
-	parts, err := l.planBackup(ctx, v, seq)
+	parts, err := l.planBackup(ctx, v, seq, visibleEnd)
 	if err != nil {
 		return res, err
 	}
@@ -234,8 +234,9 @@ func backupFileName(n string) bool {
 
 // planBackup lists the segments of the backup at seq: every sealed segment
 // that ends at or before seq, whole, then the segment holding seq+1 (the
-// newest, normally) up to the end of seq's batch.
-func (l *Log) planBackup(ctx context.Context, v *view, seq uint64) ([]backupPart, error) {
+// newest, normally) up to the end of seq's batch. visibleEnd is where the
+// visible frames of the newest segment end.
+func (l *Log) planBackup(ctx context.Context, v *view, seq uint64, visibleEnd int64) ([]backupPart, error) {
 	var parts []backupPart
 	for _, h := range v.segs {
 		if h.FirstSeq() > seq+1 {
@@ -260,7 +261,11 @@ func (l *Log) planBackup(ctx context.Context, v *view, seq uint64) ([]backupPart
 			// end; a compressed one holding seqs after it is corruption.
 			return nil, fmt.Errorf("evlog: backup: compressed segment %s holds seqs after the durable end %d: %w", h.Name, seq, ErrCorrupt)
 		}
-		cut, err := batchEnd(ctx, h, seq)
+		end := h.Size
+		if !h.Sealed && h == v.segs[len(v.segs)-1] {
+			end = visibleEnd // the writer's active segment grows
+		}
+		cut, err := batchEnd(ctx, h, seq, end)
 		if err != nil {
 			return nil, err
 		}
@@ -272,17 +277,20 @@ func (l *Log) planBackup(ctx context.Context, v *view, seq uint64) ([]backupPart
 }
 
 // batchEnd returns the offset in the uncompressed segment h right after
-// the batch that ends at seq — and after the mark that directly follows
+// the batch that ends at seq, reading no further than end — and after the mark that directly follows
 // it, if any (the mark of the fsync that made it durable) — or HeaderSize
 // when seq precedes the segment. It reads and checks every frame up to
 // there.
-func batchEnd(ctx context.Context, h *segHandle, seq uint64) (int64, error) {
+func batchEnd(ctx context.Context, h *segHandle, seq uint64, end int64) (int64, error) {
 	if seq < h.FirstSeq() {
 		return segment.HeaderSize, nil
 	}
-	ra, end, err := h.Records()
+	ra, recEnd, err := h.Records()
 	if err != nil {
 		return 0, err
+	}
+	if h.Sealed {
+		end = recEnd
 	}
 	r := segment.NewReader(ra, segment.HeaderSize, end)
 	found := int64(-1)
