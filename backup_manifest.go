@@ -138,7 +138,7 @@ func readManifest(fsys vfs.FS, dir string) (*Manifest, error) {
 	}
 	info, err := fsys.Lstat(ManifestFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &BackupError{Dir: dir, Reason: "no " + ManifestFile + " file (a backup writes it last: this one was interrupted, or this is not a backup)", Err: ErrNotABackup}
+		return nil, &BackupError{Dir: dir, File: ManifestFile, Reason: "missing (a backup writes it last: this one was interrupted, or this is not a backup)", Err: ErrNotABackup}
 	}
 	if err != nil {
 		return nil, err

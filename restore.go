@@ -114,7 +114,7 @@ func Restore(ctx context.Context, backup, dir string, opts RestoreOptions) (Rest
 		return plan, fmt.Errorf("evlog: restore: opening backup %s: %w", backup, err)
 	}
 	defer src.Close()
-	var dst vfs.FS
+	var openDst func() (vfs.FS, error)
 	if !opts.DryRun {
 		if err := checkRestoreDir(dir); err != nil {
 			return plan, err
@@ -123,14 +123,19 @@ func Restore(ctx context.Context, backup, dir string, opts RestoreOptions) (Rest
 		if perm == 0 {
 			perm = DefaultPerm
 		}
-		o, err := vfs.CreateOSPerm(dir, perm)
-		if err != nil {
-			return plan, fmt.Errorf("evlog: restore: creating %s: %w", dir, err)
+		var o *vfs.OS
+		defer func() {
+			if o != nil {
+				o.Close()
+			}
+		}()
+		openDst = func() (vfs.FS, error) {
+			var err error
+			o, err = vfs.CreateOSPerm(dir, perm)
+			return o, err
 		}
-		defer o.Close()
-		dst = o
 	}
-	return restoreFS(ctx, src, backup, dst, dir, opts, &plan)
+	return restoreFS(ctx, src, backup, openDst, dir, opts, &plan)
 }
 
 // checkRestoreDir fails unless dir is absent, empty, or holds an
@@ -155,9 +160,9 @@ func checkRestoreDir(dir string) error {
 	return fmt.Errorf("evlog: restore: %s is not empty (it holds %q%s): restore into a new or empty directory", dir, names[0], moreSuffix(len(names)))
 }
 
-// restoreFS is Restore from the backup directory src into dst (nil in a
-// dry run).
-func restoreFS(ctx context.Context, src vfs.FS, backup string, dst vfs.FS, dir string, opts RestoreOptions, plan *RestorePlan) (RestorePlan, error) {
+// restoreFS is Restore from the backup directory src into the directory
+// openDst creates, once the backup has been checked (nil: a dry run).
+func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (vfs.FS, error), dir string, opts RestoreOptions, plan *RestorePlan) (RestorePlan, error) {
 	m, err := readManifest(src, backup)
 	if err != nil {
 		return *plan, err
@@ -222,8 +227,12 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, dst vfs.FS, dir s
 		}
 		plan.Files = append(plan.Files, f)
 	}
-	if dst == nil {
+	if openDst == nil {
 		return *plan, nil
+	}
+	dst, err := openDst()
+	if err != nil {
+		return *plan, fmt.Errorf("evlog: restore: creating %s: %w", dir, err)
 	}
 
 	id, err := newLogID()
