@@ -174,6 +174,9 @@ func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupO
 		if err := bw.place(p, old); err != nil {
 			return res, err
 		}
+		if p.SHA256 == "" {
+			continue // a snapshot pruned since it was listed
+		}
 		m.Files = append(m.Files, p.BackupedFile)
 		if p.seg != nil {
 			if v := int(p.seg.Header.Version); !slices.Contains(m.SegmentFormats, v) {

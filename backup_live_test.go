@@ -13,7 +13,7 @@ import (
 
 // appendUntil runs n writers appending small batches to l until stop is
 // closed; acked holds the highest seq acknowledged so far.
-func appendUntil(t *testing.T, l *Log, n int, stop <-chan struct{}, acked *atomic.Uint64) *sync.WaitGroup {
+func appendUntil(t testing.TB, l *Log, n int, stop <-chan struct{}, acked *atomic.Uint64) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for w := range n {
 		wg.Go(func() {
