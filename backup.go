@@ -436,6 +436,13 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 	}
 	h := sha256.New()
 	from := int64(0)
+	if old != nil && old.Sealed {
+		old = nil // a sealed file that changed (never, but): replace it whole
+	}
+	// A prefix the previous backup holds is always its own copy (only
+	// whole sealed segments and snapshots are ever linked, and only
+	// under names the previous manifest does not list), so it may be
+	// appended to in place: never a file shared with the log.
 	if old != nil && old.Size <= size {
 		// The previous backup holds a prefix of this file (the newest
 		// segment, grown or sealed since): check that the source still
@@ -453,7 +460,7 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 			return nil
 		}
 	}
-	if bw.link && (p.Sealed || p.seg == nil) {
+	if bw.link && from == 0 && (p.Sealed || p.seg == nil) {
 		ok, err := bw.linkFile(p, src, size, h, from)
 		if err != nil || ok {
 			return err
@@ -503,6 +510,11 @@ func (bw *backupWriter) linkFile(p *backupPart, src io.ReaderAt, size int64, h h
 // (written to a temporary, fsynced, renamed).
 func (bw *backupWriter) copyFile(p *backupPart, src io.ReaderAt, size int64, h hash.Hash) error {
 	tmp := p.Name + ".tmp"
+	// A leftover temporary may be a hard link to the log's file (a pass
+	// killed between link and rename): unlink it, never truncate it.
+	if err := bw.dst.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("evlog: backup: removing %s: %w", tmp, err)
+	}
 	f, err := bw.dst.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("evlog: backup: creating %s: %w", tmp, err)
@@ -621,6 +633,9 @@ func writeManifest(dst vfs.FS, m *Manifest) error {
 // the directory fsynced.
 func writeFileAtomic(fsys vfs.FS, name string, b []byte) error {
 	tmp := name + ".tmp"
+	if err := fsys.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	f, err := fsys.Create(tmp)
 	if err != nil {
 		return err

@@ -255,3 +255,48 @@ func laterWorkload(seed uint64, n int, d time.Duration) []*batch {
 }
 
 var _ = errors.Is
+
+// A pass killed between hard-linking a segment to NAME.tmp and renaming it
+// leaves a temporary that is the log's own file: the next pass must unlink
+// it, never truncate and overwrite it (that would destroy the log's
+// segment).
+func TestBackupLeftoverLinkNotOverwritten(t *testing.T) {
+	l, dir, _ := backupLog(t, 60, Options{})
+	bdir := filepath.Join(t.TempDir(), "b")
+	if _, err := l.Backup(t.Context(), bdir, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := readManifestT(t, bdir)
+	if err := runWorkload(t.Context(), l, laterWorkload(9, 60, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := l.Segments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fresh string
+	for _, s := range segs {
+		if _, ok := before.file(s.File); !ok && s.Sealed {
+			fresh = s.File
+		}
+	}
+	if fresh == "" {
+		t.Fatal("no new sealed segment")
+	}
+	want, err := os.ReadFile(filepath.Join(dir, fresh))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, fresh), filepath.Join(bdir, fresh+".tmp")); err != nil {
+		t.Skipf("no hard links here: %v", err)
+	}
+	if _, err := l.Backup(t.Context(), bdir, BackupOptions{Incremental: true, NoLink: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, fresh)); err != nil || string(got) != string(want) {
+		t.Fatalf("the log's segment %s was changed by the backup (%d bytes, want %d; %v)", fresh, len(got), len(want), err)
+	}
+	if rep, err := Verify(t.Context(), dir); err != nil || len(rep.Findings) > 0 {
+		t.Fatalf("Verify of the log: %v %v", rep.Findings, err)
+	}
+}
