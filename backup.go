@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -87,6 +88,13 @@ type BackupResult struct {
 // (BACKUP.LOCK), so two backups into one directory cannot interleave. It
 // never modifies the log's directory.
 func (l *Log) Backup(ctx context.Context, dst string, opts BackupOptions) (BackupResult, error) {
+	if src, ok := l.osDir(); ok {
+		a, aerr := os.Stat(src)
+		b, berr := os.Stat(dst)
+		if aerr == nil && berr == nil && os.SameFile(a, b) {
+			return BackupResult{}, fmt.Errorf("evlog: backup: %s is the log's own directory: give another directory", dst)
+		}
+	}
 	fsys, err := vfs.CreateOSPerm(dst, l.opts.Perm)
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("evlog: backup: opening %s: %w", dst, err)
@@ -95,6 +103,17 @@ func (l *Log) Backup(ctx context.Context, dst string, opts BackupOptions) (Backu
 	res, err := l.backupFS(ctx, fsys, dst, opts)
 	res.Dir = dst
 	return res, err
+}
+
+// osDir returns the log's directory when it is one of the operating
+// system.
+func (l *Log) osDir() (string, bool) {
+	for _, f := range []vfs.FS{l.rawFS, l.fs} {
+		if o, ok := f.(*vfs.OS); ok {
+			return o.Dir(), true
+		}
+	}
+	return "", false
 }
 
 // backupLockFile keeps two backups out of one directory.

@@ -300,3 +300,35 @@ func TestBackupLeftoverLinkNotOverwritten(t *testing.T) {
 		t.Fatalf("Verify of the log: %v %v", rep.Findings, err)
 	}
 }
+
+// A backup into the log's own directory is refused before anything is
+// written.
+func TestBackupIntoLogDirRefused(t *testing.T) {
+	for _, ro := range []bool{false, true} {
+		l, dir, _ := backupLog(t, 20, Options{})
+		src := l
+		if ro {
+			r, err := OpenReadOnly(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			src = r
+		}
+		names := func() []string {
+			es, _ := os.ReadDir(dir)
+			var out []string
+			for _, e := range es {
+				out = append(out, e.Name())
+			}
+			return out
+		}
+		before := names()
+		if _, err := src.Backup(t.Context(), dir, BackupOptions{}); err == nil {
+			t.Fatalf("read-only %v: a backup into the log's directory succeeded", ro)
+		}
+		if diff := cmp.Diff(before, names()); diff != "" {
+			t.Fatalf("read-only %v: the log directory changed:\n%s", ro, diff)
+		}
+	}
+}
