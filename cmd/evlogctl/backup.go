@@ -284,9 +284,9 @@ func (c *backupCmd) runFollow(ctx context.Context, e *env, dir, dest string) err
 		return err
 	}
 	var (
-		last    *backupJSON
-		lastErr string
-		werr    error // a failed write to stdout ends the run
+		last   *backupJSON
+		failed = map[string]bool{} // failures reported since the last good pass
+		werr   error               // a failed write to stdout ends the run
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -298,14 +298,15 @@ func (c *backupCmd) runFollow(ctx context.Context, e *env, dir, dest string) err
 				return // interrupted: the pass is not a failure
 			}
 			if err != nil {
-				// One line per distinct failure, not one per interval.
-				if msg := oneLine(err.Error()); msg != lastErr {
+				// One line per distinct failure until a pass succeeds, not
+				// one per interval.
+				if msg := oneLine(err.Error()); !failed[msg] && len(failed) < 100 {
 					fmt.Fprintf(e.stderr, "warning: backup pass failed, retrying every %v: %s\n", c.interval, msg)
-					lastErr = msg
+					failed[msg] = true
 				}
 				return
 			}
-			lastErr = ""
+			clear(failed)
 			out := newBackupJSON(dir, dest, res)
 			if last != nil && out.Seq == last.Seq && out.Copied == 0 && out.Linked == 0 && len(out.Removed) == 0 {
 				return // nothing changed

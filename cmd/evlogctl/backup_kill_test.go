@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -503,5 +505,37 @@ func TestBackupCopyAfterKilledLinkPass(t *testing.T) {
 	}
 	if got := strings.Join(events, "\n") + "\n"; got != wantDump {
 		t.Fatalf("the backup restores to %d events, want the log's %d", len(events), len(splitLines(wantDump)))
+	}
+}
+
+// TestBackupFollowInProcess: backup --follow reports its first pass, in
+// text and jsonl, and an interruption (SIGINT, SIGTERM: a canceled
+// context) ends it with status 0 and a complete backup.
+func TestBackupFollowInProcess(t *testing.T) {
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "log")
+	mustRun(t, "load", src, "--count", "50", "--batch", "5", "--sync", "never", "--segment-size", "4096")
+	for _, format := range []string{"text", "jsonl"} {
+		dest := filepath.Join(tmp, "backup-"+format)
+		ctx, cancel := context.WithCancel(t.Context())
+		out := &cancelOnWrite{cancel: cancel} // interrupted as the first pass is reported
+		var errb bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: out, stderr: &errb, now: time.Now, since: time.Since}
+		err := runEnv(ctx, e, []string{"backup", src, dest, "--follow", "--interval", "1h", "--format", format})
+		cancel()
+		if err != nil || errb.Len() > 0 {
+			t.Fatalf("%s: interrupted --follow: %v, stderr %q; want status 0, no stderr", format, err, errb.String())
+		}
+		want := "backup at seq 50 ("
+		if format == "jsonl" {
+			want = `{"dir":"` + src + `","dest":"` + dest + `","seq":50,"time":"`
+		}
+		if lines := splitLines(out.String()); len(lines) != 1 || !strings.HasPrefix(lines[0], want) {
+			t.Fatalf("%s: --follow printed %q, want one line starting %q", format, out.String(), want)
+		}
+		events, err := restoredDump(t, dest)
+		if err != nil || len(events) != 50 {
+			t.Fatalf("%s: the backup restores to %d events (%v), want 50", format, len(events), err)
+		}
 	}
 }
