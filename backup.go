@@ -486,7 +486,18 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		}
 	}
 	if from > 0 {
-		return bw.appendRange(p, src, from, size, h)
+		// Only a file that is the backup's alone is appended to in place
+		// (defence in depth: one shared with the log — a hard link an
+		// older release, or a hand, put under a prefix's name — would
+		// change the log): otherwise it is copied anew, whole.
+		shared, err := vfs.Shared(bw.dst, p.Name)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("evlog: backup: %s: %w", p.Name, err)
+		}
+		if !shared && err == nil {
+			return bw.appendRange(p, src, from, size, h)
+		}
+		h.Reset()
 	}
 	return bw.copyFile(p, src, size, h)
 }

@@ -151,7 +151,9 @@ func checkRestoreDir(dir string) error {
 	var names []string
 	marker := false
 	for _, e := range entries {
-		marker = marker || e.Name() == RestoreMarker
+		// The marker, or its temporary: a restore killed while writing
+		// the marker wrote nothing else.
+		marker = marker || e.Name() == RestoreMarker || e.Name() == RestoreMarker+".tmp"
 		names = append(names, e.Name())
 	}
 	if len(names) == 0 || marker {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Link makes dstName in dst a hard link to srcName in src: the same file
@@ -45,4 +46,24 @@ func osOf(fsys FS) (*OS, bool) {
 		return osOf(f.fs)
 	}
 	return nil, false
+}
+
+// Shared reports whether name in fsys may have more than one name (a hard
+// link count above 1), that is, whether writing into it could change
+// another file: true when it cannot tell. Files of other FSs than the
+// operating system's are never shared.
+func Shared(fsys FS, name string) (bool, error) {
+	o, ok := osOf(fsys)
+	if !ok {
+		return false, nil
+	}
+	if err := checkName("lstat", name); err != nil {
+		return true, err
+	}
+	fi, err := o.root.Lstat(name)
+	if err != nil {
+		return true, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || uint64(st.Nlink) != 1, nil
 }
