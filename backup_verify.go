@@ -35,7 +35,8 @@ func VerifyBackup(ctx context.Context, dir string) (BackupReport, error) {
 		return rep, fmt.Errorf("evlog: opening backup %s: %w", dir, err)
 	}
 	defer fsys.Close()
-	return verifyBackupFS(ctx, vfs.ReadOnly(fsys), dir)
+	ro := vfs.ReadOnly(fsys)
+	return besidePass(ro, func() (BackupReport, error) { return verifyBackupFS(ctx, ro, dir) })
 }
 
 func verifyBackupFS(ctx context.Context, fsys vfs.FS, dir string) (BackupReport, error) {

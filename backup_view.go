@@ -1,10 +1,12 @@
 package evlog
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
 	"slices"
+	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
 )
@@ -144,3 +146,38 @@ func (f *prefixFile) Seek(off int64, whence int) (int64, error) {
 }
 
 func (f *prefixFile) Size() (int64, error) { return f.size, nil }
+
+// besidePass runs read, a reader of the backup in fsys, and runs it again
+// (a bounded number of times) when it failed while a pass of a backup
+// (FollowBackup, an incremental Backup) replaced the manifest: a pass
+// removes the files the new manifest no longer lists, which a reader of
+// the old one may be about to open. A failure with the same manifest
+// before and after is real.
+func besidePass[T any](fsys vfs.FS, read func() (T, error)) (T, error) {
+	for i := 0; ; i++ {
+		before := manifestHead(fsys)
+		res, err := read()
+		if err == nil || i == 20 {
+			return res, err
+		}
+		if after := manifestHead(fsys); after == before {
+			return res, err
+		}
+		time.Sleep(time.Duration(1<<min(i, 5)) * time.Millisecond)
+	}
+}
+
+// manifestHead returns the manifest's first line (its checksum), or "".
+func manifestHead(fsys vfs.FS) string {
+	f, err := fsys.Open(ManifestFile)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var b [128]byte
+	n, _ := f.ReadAt(b[:], 0)
+	if i := bytes.IndexByte(b[:n], '\n'); i >= 0 {
+		n = i
+	}
+	return string(b[:n])
+}

@@ -165,70 +165,18 @@ func checkRestoreDir(dir string) error {
 // restoreFS is Restore from the backup directory src into the directory
 // openDst creates, once the backup has been checked (nil: a dry run).
 func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (vfs.FS, error), dir string, opts RestoreOptions, plan *RestorePlan) (RestorePlan, error) {
-	m, err := readManifest(src, backup)
+	// Read everything (checked, opened) before writing anything; beside a
+	// pass updating the backup, start over when it changed the manifest.
+	blank := *plan
+	rb, err := besidePass(src, func() (*restoreSource, error) {
+		*plan = blank
+		return prepareRestore(ctx, src, backup, opts, plan)
+	})
 	if err != nil {
 		return *plan, err
 	}
-	if err := checkBackupFiles(ctx, src, backup, m); err != nil {
-		return *plan, err
-	}
-	view := newBackupView(src, m)
-	bl, err := openFS(view, Options{}, true)
-	if err != nil {
-		return *plan, &BackupError{Dir: backup, Reason: err.Error(), Err: errors.Join(ErrBackupCorrupt, err)}
-	}
-	defer bl.Close()
-	if err := checkBackupLog(bl, backup, m); err != nil {
-		return *plan, err
-	}
-	plan.LogID, plan.BackupSeq, plan.BackupTime = m.LogID, m.Seq, m.Time
-	end, err := restoreEnd(bl, m, opts, plan)
-	if err != nil {
-		return *plan, err
-	}
-	segs := bl.v.segs
-	// k: the segment the restored log ends in (its newest): the last whose
-	// first seq is at most end+1. Those before it are copied whole.
-	k := -1
-	for i, s := range segs {
-		if s.FirstSeq() <= end+1 {
-			k = i
-		}
-	}
-	cut := int64(0)
-	if k >= 0 {
-		if cut, end, err = cutAfter(ctx, segs[k], end); err != nil {
-			return *plan, &BackupError{Dir: backup, File: segs[k].Name, Reason: err.Error(), Err: ErrBackupCorrupt}
-		}
-	}
-	plan.EndSeq, plan.CutEvents = end, m.Seq-end
-	if end > 0 {
-		if plan.EndTime, err = bl.eventTime(ctx, end); err != nil {
-			return *plan, err
-		}
-	}
-	for i, s := range segs {
-		f := RestoreFile{Name: s.Name, Kind: kindSegment, Size: view.files[s.Name].Size, FirstSeq: s.FirstSeq()}
-		switch {
-		case i < k:
-			f.Action, f.LastSeq = actionCopy, s.Trailer.LastSeq
-		case i == k:
-			f.Action, f.LastSeq = actionCut, end
-		default:
-			f.Action = actionLeave
-		}
-		plan.Files = append(plan.Files, f)
-	}
-	for _, e := range m.Files {
-		if e.Kind != kindSnapshot {
-			continue
-		}
-		f := RestoreFile{Name: e.Name, Kind: kindSnapshot, Size: e.Size, Seq: e.Seq, Action: actionCopy}
-		if e.Seq > end {
-			f.Action = actionLeave
-		}
-		plan.Files = append(plan.Files, f)
-	}
+	defer rb.close()
+	segs, cut := rb.bl.v.segs, rb.cut
 	if openDst == nil {
 		return *plan, nil
 	}
@@ -255,12 +203,7 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 		err := writeRestored(dst, f.Name, func(w io.Writer) error {
 			switch {
 			case f.Kind == kindSnapshot:
-				r, err := view.Open(f.Name)
-				if err != nil {
-					return err
-				}
-				defer r.Close()
-				_, err = snapshot.CopyAs(w, f.Name, r, f.Size, id, opts.MaxSnapshotSize)
+				_, err := snapshot.CopyAs(w, f.Name, rb.snaps[f.Name], f.Size, id, opts.MaxSnapshotSize)
 				return err
 			case f.Action == actionCut:
 				_, err := segment.CopyPrefixAs(w, segs[i].Segment, cut, id)
@@ -446,4 +389,100 @@ func writeRestored(dst vfs.FS, name string, write func(io.Writer) error) error {
 		err = cerr
 	}
 	return err
+}
+
+// restoreSource is a backup checked and opened for a restore.
+type restoreSource struct {
+	bl    *Log // the backup, read through its manifest
+	k     int  // the segment the restored log ends in (-1: none)
+	cut   int64
+	snaps map[string]vfs.File // the snapshots kept, open
+}
+
+func (rb *restoreSource) close() {
+	rb.bl.Close()
+	for _, f := range rb.snaps {
+		f.Close()
+	}
+}
+
+// prepareRestore checks the backup and plans the restore into plan.
+func prepareRestore(ctx context.Context, src vfs.FS, backup string, opts RestoreOptions, plan *RestorePlan) (_ *restoreSource, err error) {
+	m, err := readManifest(src, backup)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBackupFiles(ctx, src, backup, m); err != nil {
+		return nil, err
+	}
+	view := newBackupView(src, m)
+	bl, err := openFS(view, Options{}, true)
+	if err != nil {
+		return nil, &BackupError{Dir: backup, Reason: err.Error(), Err: errors.Join(ErrBackupCorrupt, err)}
+	}
+	rb := &restoreSource{bl: bl, k: -1, snaps: map[string]vfs.File{}}
+	defer func() {
+		if err != nil {
+			rb.close()
+		}
+	}()
+	if err := checkBackupLog(bl, backup, m); err != nil {
+		return nil, err
+	}
+	plan.LogID, plan.BackupSeq, plan.BackupTime = m.LogID, m.Seq, m.Time
+	end, err := restoreEnd(bl, m, opts, plan)
+	if err != nil {
+		return nil, err
+	}
+	segs := bl.v.segs
+	// k: the segment the restored log ends in (its newest): the last whose
+	// first seq is at most end+1. Those before it are copied whole.
+	k := -1
+	for i, s := range segs {
+		if s.FirstSeq() <= end+1 {
+			k = i
+		}
+	}
+	rb.k = k
+	if k >= 0 {
+		if rb.cut, end, err = cutAfter(ctx, segs[k], end); err != nil {
+			return nil, &BackupError{Dir: backup, File: segs[k].Name, Reason: err.Error(), Err: ErrBackupCorrupt}
+		}
+	}
+	plan.EndSeq, plan.CutEvents = end, m.Seq-end
+	if end > 0 {
+		if plan.EndTime, err = bl.eventTime(ctx, end); err != nil {
+			return nil, err
+		}
+	}
+	for i, s := range segs {
+		f := RestoreFile{Name: s.Name, Kind: kindSegment, Size: view.files[s.Name].Size, FirstSeq: s.FirstSeq()}
+		switch {
+		case i < k:
+			f.Action, f.LastSeq = actionCopy, s.Trailer.LastSeq
+		case i == k:
+			f.Action, f.LastSeq = actionCut, end
+		default:
+			f.Action = actionLeave
+		}
+		plan.Files = append(plan.Files, f)
+	}
+	for _, e := range m.Files {
+		if e.Kind != kindSnapshot {
+			continue
+		}
+		f := RestoreFile{Name: e.Name, Kind: kindSnapshot, Size: e.Size, Seq: e.Seq, Action: actionCopy}
+		if e.Seq > end {
+			f.Action = actionLeave
+		} else {
+			// Opened now: a pass may remove it once it leaves the backup.
+			sf, err := view.Open(e.Name)
+			if err != nil {
+				return nil, &BackupError{Dir: backup, File: e.Name, Reason: err.Error(), Err: ErrBackupCorrupt}
+			}
+			rb.snaps[e.Name] = sf
+		}
+		plan.Files = append(plan.Files, f)
+	}
+	return rb, nil
 }
