@@ -20,7 +20,8 @@ S, every file's size and SHA-256) written last and atomically. A directory
 without a valid MANIFEST is never taken for a backup.
 
 DIR is opened read-only, like dump: backup never modifies, creates or
-locks anything in it, and backs up what the writer has made durable.
+locks anything in it, and backs up the log as a reader sees it: every
+batch the writer has committed (under --sync always, made durable).
 Sealed segments and snapshots (files that never change) are hard-linked
 into DEST when it is on the same file system, else copied and fsynced;
 the newest segment is copied up to the end of S's batch. A hard-linked
