@@ -210,7 +210,7 @@ func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupO
 	if err := dst.SyncDir(); err != nil {
 		return res, fmt.Errorf("evlog: backup: syncing %s: %w", dir, err)
 	}
-	m.Created = time.Now().UTC()
+	m.Created = l.opts.Clock().UTC()
 	if err := writeManifest(dst, m); err != nil {
 		return res, fmt.Errorf("evlog: backup: writing the manifest of %s: %w", dir, err)
 	}
