@@ -122,6 +122,17 @@
 // docs/FORMAT.md specifies the files, the recovery algorithm and the
 // assumptions evlog makes about the disk and the file system.
 //
+// # Backups
+//
+// Log.Backup copies the log while appends go on into a directory that is
+// consistent at one durable seq S (every event up to S, nothing after,
+// whole batches), with the snapshots at or before S and a manifest written
+// last; FollowBackup keeps such a backup within an interval of the source;
+// VerifyBackup checks one without a writer; Restore restores one into a
+// new directory, to its end or to a point in time (ToSeq, ToTime: always a
+// batch boundary), as a new timeline with a new log ID. docs/BACKUP.md
+// specifies them.
+//
 // # Platforms
 //
 // Linux and macOS, on local file systems. Network file systems (NFS, SMB)

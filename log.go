@@ -218,6 +218,11 @@ func checkLogDir(fsys vfs.FS) error {
 	}
 	var foreign []string
 	for _, n := range names {
+		if n == RestoreMarker || n == RestoreMarker+".tmp" { // a restore killed while writing the marker
+			return fmt.Errorf("%w: the directory holds %s: a restore into it did not finish; run the restore again (it starts over), or remove the directory", ErrRestoreIncomplete, RestoreMarker)
+		}
+	}
+	for _, n := range names {
 		if isLogFile(n) {
 			return nil
 		}

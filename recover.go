@@ -214,8 +214,9 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 			if err != nil {
 				return nil, err
 			}
-			if readOnly {
-				// A reader beside a writer serves only what is durable.
+			if _, copied := fsys.(interface{ completeCopy() }); readOnly && !copied {
+				// A reader beside a writer serves only what is durable
+				// (a finished copy, as in a backup, is durable whole).
 				if idx, err = durablePrefix(s, f.Name, idx, segment.ScanOptions{File: f.Name, PrevTime: prevTime}); err != nil {
 					return nil, err
 				}

@@ -1,7 +1,8 @@
 // Command evlogctl is the operator's tool for evlog event logs: it inspects,
 // dumps, verifies, compacts, salvages, snapshots and replays a log
-// directory, follows a log another process is writing, imports events, and
-// generates load for benchmarks and crash tests.
+// directory, follows a log another process is writing, backs a log up and
+// restores it (to a point in time), imports events, and generates load for
+// benchmarks and crash tests.
 //
 //	evlogctl COMMAND [ARGS] [FLAGS]
 //
@@ -11,7 +12,8 @@
 // lock held, I/O error), 2 usage error.
 //
 // Read-only commands (inspect, dump, verify, state, snapshots without
-// --prune, tail, and salvage on its source) never modify, create or lock
+// --prune, tail, and salvage and backup on their source; backup --verify and
+// --status, and restore on the backup) never modify, create or lock
 // anything in the log directory, so they are safe beside a running writer.
 package main
 

@@ -73,6 +73,8 @@ func init() {
 		{"snapshots", "list snapshots, or prune old ones", runSnapshots},
 		{"compact", "merge small sealed segments, optionally compressing them", runCompact},
 		{"salvage", "copy every readable event of a damaged log into a new log", runSalvage},
+		{"backup", "back up a log beside its writer, check a backup, or keep one up to date", runBackup},
+		{"restore", "restore a backup into a new log, optionally to a point in time", runRestore},
 		{"import", "append events given in dump's JSON form", runImport},
 		{"load", "generate load: append numbered events in batches", runLoad},
 		{"help", "show help for evlogctl or one command", runHelp},
@@ -144,7 +146,8 @@ Commands:
 	}
 	b.WriteString(`
 Run "evlogctl COMMAND --help" for a command's arguments and flags.
-Every command takes --format text|json (dump, tail and load: text|jsonl).
+Every command takes --format text|json (dump, tail and load: text|jsonl;
+backup --follow: text|jsonl).
 Times are RFC 3339 (2026-11-25T15:00:00Z) or a Go duration relative to
 now (-24h, -90m); range flags are inclusive.
 Exit status: 0 success, 1 failure (corruption, lock held, I/O error),

@@ -121,6 +121,9 @@ type transcript struct {
 	locks  map[string]*evlog.Log
 	hashes map[string]string
 	random *rand.Rand
+	// wallStart is when the script started: times printed from the real
+	// clock (a backup manifest's creation time) lie after it.
+	wallStart time.Time
 }
 
 func runTranscript(t *testing.T, file string) {
@@ -129,7 +132,7 @@ func runTranscript(t *testing.T, file string) {
 		t.Fatal(err)
 	}
 	blocks := parseTranscript(t, string(data))
-	ts := &transcript{t: t, tmp: t.TempDir(), now: testEpoch, locks: map[string]*evlog.Log{}, hashes: map[string]string{}, random: rand.New(rand.NewPCG(1, 2))}
+	ts := &transcript{t: t, tmp: t.TempDir(), now: testEpoch, locks: map[string]*evlog.Log{}, hashes: map[string]string{}, random: rand.New(rand.NewPCG(1, 2)), wallStart: time.Now()}
 	defer func() {
 		for _, l := range ts.locks {
 			l.Close()
@@ -226,6 +229,10 @@ var (
 	logIDRe = regexp.MustCompile(`\b[0-9a-f]{32}\b`)
 	// Header checksums cover the random log ID.
 	checksumRe = regexp.MustCompile(`\(stored [0-9a-f]{8}, computed [0-9a-f]{8}\)`)
+	// Backup file digests cover the random log ID too.
+	shaRe = regexp.MustCompile(`SHA-256 [0-9a-f]{16}, the manifest says [0-9a-f]{16}`)
+	// printedTimeRe is a time as evlogctl prints it (timeLayout).
+	printedTimeRe = regexp.MustCompile(`\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z\b`)
 )
 
 // normalize makes outputs independent of the temporary directory and of
@@ -234,7 +241,20 @@ func (ts *transcript) normalize(s string) string {
 	s = strings.ReplaceAll(s, filepath.Join(ts.tmp, "log"), "$DIR")
 	s = strings.ReplaceAll(s, ts.tmp, "$TMP")
 	s = checksumRe.ReplaceAllString(s, "(stored <crc>, computed <crc>)")
+	s = shaRe.ReplaceAllString(s, "SHA-256 <sha>, the manifest says <sha>")
+	s = printedTimeRe.ReplaceAllStringFunc(s, ts.wallClock)
 	return logIDRe.ReplaceAllString(s, "<logid>")
+}
+
+// wallClock masks a printed time read from the real clock during the
+// script (the scripts' own times come from their fixed clock, testEpoch
+// and later, never within a minute of the run): "<wallclock>".
+func (ts *transcript) wallClock(s string) string {
+	t, err := time.Parse(timeLayout, s)
+	if err != nil || t.Before(ts.wallStart.Add(-time.Minute)) || t.After(time.Now().Add(time.Minute)) {
+		return s
+	}
+	return "<wallclock>"
 }
 
 func (ts *transcript) expand(s string) string {
