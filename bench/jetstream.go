@@ -29,8 +29,9 @@ import (
 // the backend's own tests run it. Close closes the client's connection
 // and leaves the servers running, as a deployment's would: the next Open
 // of the same directory (the read-back after an append phase) connects
-// to them again; opening another directory (the next phase) shuts them
-// down first. (Restarting an R3 cluster costs a Raft election timeout,
+// to them again; opening another directory (the next JetStream phase)
+// shuts them down first. The last servers run, idle, until the process
+// exits. (Restarting an R3 cluster costs a Raft election timeout,
 // 4 s or more, per reopen.)
 //
 // Each replica count is registered twice: "jetstream-RN" loads the
@@ -109,8 +110,13 @@ type jsStore struct {
 func openJetStream(dir string, replicas int, snap bool) (_ *jsStore, err error) {
 	s := &jsStore{ctx: context.Background(), c: newCodec(), seen: map[string]bool{}}
 	defer func() {
-		if err != nil {
-			s.Close()
+		if err != nil { // a failed open never parks its servers
+			if s.nc != nil {
+				s.nc.Close()
+			}
+			if s.cl != nil {
+				s.cl.shutdown()
+			}
 		}
 	}()
 	jsParked.Lock()
