@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -201,6 +202,15 @@ func (r *record) meta(k string) (snapshot.Meta, error) {
 
 // list returns the snapshots of name ("" for all), sorted by name then
 // seq. Records that do not decode are logged and left out.
+//
+// It asks the KV stream's leader twice over, never through a consumer
+// (a KV watch is an ordered consumer, whose creation on a replicated
+// bucket costs a meta-group round): first for the keys that hold a
+// message (STREAM.INFO with a subjects filter), then for each record
+// (getRecord, the leader's copy; the requests run concurrently). Both
+// answers come from the leader, which stores a record before Save is
+// acknowledged, so a snapshot saved by any process before the call
+// started is listed; a key whose last message is a deletion is skipped.
 func (s *Snapshots) list(ctx context.Context, name string) ([]snapshot.Meta, error) {
 	filter := ">"
 	if name != "" {
@@ -211,43 +221,93 @@ func (s *Snapshots) list(ctx context.Context, name string) ([]snapshot.Meta, err
 	}
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
-	w, err := s.kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	keys, err := s.keys(ctx, filter)
 	if err != nil {
 		return nil, fmt.Errorf("evlog/jetstream: listing snapshots: %w", err)
 	}
-	defer w.Stop()
-	var out []snapshot.Meta
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("evlog/jetstream: listing snapshots: %w", ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("evlog/jetstream: listing snapshots: the watcher stopped early")
-			}
-			if e == nil { // all current records delivered
-				slices.SortFunc(out, func(a, b snapshot.Meta) int {
-					return cmp.Or(strings.Compare(a.Name, b.Name), cmp.Compare(a.Seq, b.Seq))
-				})
-				return out, nil
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				continue
+	metas := make([]snapshot.Meta, len(keys))
+	found := make([]bool, len(keys))
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, listConcurrency)
+	for i, k := range keys {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			value, _, ok, err := s.getRecord(ctx, k)
+			if err != nil || !ok {
+				errs[i] = err
+				return
 			}
 			var r record
 			m, err := func() (snapshot.Meta, error) {
-				if err := json.Unmarshal(e.Value(), &r); err != nil {
+				if err := json.Unmarshal(value, &r); err != nil {
 					return snapshot.Meta{}, err
 				}
-				return r.meta(e.Key())
+				return r.meta(k)
 			}()
 			if err != nil {
-				s.l.logger.Warn("evlog/jetstream: skipping an unreadable snapshot record", "key", e.Key(), "err", err)
-				continue
+				s.l.logger.Warn("evlog/jetstream: skipping an unreadable snapshot record", "key", k, "err", err)
+				return
 			}
-			if name == "" || m.Name == name {
-				out = append(out, m)
+			metas[i], found[i] = m, name == "" || m.Name == name
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("evlog/jetstream: listing snapshots: %w", err)
+	}
+	var out []snapshot.Meta
+	for i, m := range metas {
+		if found[i] {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b snapshot.Meta) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), cmp.Compare(a.Seq, b.Seq))
+	})
+	return out, nil
+}
+
+// listConcurrency bounds the record reads one list has in flight.
+const listConcurrency = 16
+
+// keys returns the keys of the snapshot bucket matching filter (a subject
+// filter below the bucket's prefix) that hold a message (a record or a
+// deletion marker), from the stream leader's subject index, page by page.
+func (s *Snapshots) keys(ctx context.Context, filter string) ([]string, error) {
+	stream, prefix := "KV_"+s.kvBucket, "$KV."+s.kvBucket+"."
+	var keys []string
+	for {
+		req, _ := json.Marshal(struct {
+			SubjectsFilter string `json:"subjects_filter"`
+			Offset         int    `json:"offset,omitempty"`
+		}{prefix + filter, len(keys)})
+		resp, err := s.l.nc.RequestWithContext(ctx, s.l.apiPrefix+"STREAM.INFO."+stream, req)
+		if err != nil {
+			return nil, fmt.Errorf("stream info of %s: %w", stream, err)
+		}
+		var r struct {
+			Error *jetstream.APIError `json:"error"`
+			Total int                 `json:"total"`
+			State struct {
+				Subjects map[string]uint64 `json:"subjects"`
+			} `json:"state"`
+		}
+		if err := json.Unmarshal(resp.Data, &r); err != nil {
+			return nil, fmt.Errorf("stream info of %s: bad response: %w", stream, err)
+		}
+		if r.Error != nil {
+			return nil, fmt.Errorf("stream info of %s: %w", stream, r.Error)
+		}
+		for subj := range r.State.Subjects {
+			if k, ok := strings.CutPrefix(subj, prefix); ok {
+				keys = append(keys, k)
 			}
+		}
+		if len(r.State.Subjects) == 0 || len(keys) >= r.Total {
+			return keys, nil
 		}
 	}
 }

@@ -1,0 +1,158 @@
+package jetstream_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/event"
+	evjs "github.com/evlog/evlog/jetstream"
+	"github.com/evlog/evlog/snapshot"
+)
+
+// apiTap records the JetStream API requests a connection sends: a second
+// connection subscribes to $JS.API.> (a subscriber receives a copy of
+// every request) and to a sentinel subject, both into one channel. The
+// messages of one publisher reach a subscriber in order, so the sentinel,
+// published on the watched connection after the calls, marks the end of
+// what they sent: no timing involved.
+type apiTap struct {
+	ch       chan *nats.Msg
+	sentinel string
+}
+
+func newAPITap(t *testing.T, url string) *apiTap {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	tap := &apiTap{ch: make(chan *nats.Msg, 1<<16), sentinel: "evlog.test.tap." + newLogName()}
+	for _, subj := range []string{"$JS.API.>", tap.sentinel} {
+		if _, err := nc.ChanSubscribe(subj, tap.ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return tap
+}
+
+// requests returns the API subjects (without "$JS.API.") sent on nc since
+// the last call.
+func (tap *apiTap) requests(t *testing.T, nc *nats.Conn) []string {
+	t.Helper()
+	if err := nc.Publish(tap.sentinel, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	timeout := time.After(hangGuard)
+	for {
+		select {
+		case m := <-tap.ch:
+			if m.Subject == tap.sentinel {
+				return out
+			}
+			out = append(out, strings.TrimPrefix(m.Subject, "$JS.API."))
+		case <-timeout:
+			t.Fatalf("the tap's sentinel did not arrive within %v", hangGuard)
+		}
+	}
+}
+
+// TestSnapshotLookupNoConsumer: finding the snapshots of a subject creates
+// no consumer (it used to open a KV watch, an ordered consumer, per
+// lookup, which on R3 is a replicated create and dominated loading an
+// aggregate from a snapshot), and a snapshot saved through another
+// connection (another process) is found at once, also on R3, where reads
+// may be served by replicas.
+func TestSnapshotLookupNoConsumer(t *testing.T) {
+	single := startServer(t)
+	nodes := startCluster(t)
+	for _, tc := range []struct {
+		name     string
+		url      string
+		replicas int
+	}{
+		{"R1", single.ClientURL(), 1},
+		{"R3", nodes[0].ClientURL(), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := tc.url
+			if tc.replicas == 3 {
+				waitForR3(t, connect(t, url))
+				url = nodes[2].ClientURL() // the reader on another node than the writer
+			}
+			name := newLogName()
+			writer := openLog(t, connect(t, tc.url), evjs.Config{Name: name, Replicas: tc.replicas})
+			readerJS := connect(t, url)
+			reader := openLog(t, readerJS, evjs.Config{Name: name, Replicas: tc.replicas})
+			wsnaps, err := writer.Snapshots()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rsnaps, err := reader.Snapshots()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tap := newAPITap(t, url)
+			tap.requests(t, readerJS.Conn()) // drain what opening sent
+
+			var saved []snapshot.Meta
+			for i := range 3 {
+				pos, err := writer.Append(t.Context(), "agg", evlog.ExpectAny, event.Envelope{Type: "e"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Save out of order (2, 0, 1) and under a second name.
+				m, err := wsnaps.Save(t.Context(), snapshot.Meta{Name: "agg", LogID: writer.LogID(), Seq: pos.Seq, Time: pos.Time, SchemaVersion: 1}, []byte{byte(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				saved = append(saved, m)
+				if _, err := wsnaps.Save(t.Context(), snapshot.Meta{Name: "other.name", LogID: writer.LogID(), Seq: pos.Seq, Time: pos.Time, SchemaVersion: 1}, nil); err != nil {
+					t.Fatal(err)
+				}
+				// Every lookup right after a save in the other process finds it.
+				got, err := rsnaps.Candidates("agg", snapshot.Latest())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != i+1 || got[0].Seq != pos.Seq {
+					t.Fatalf("after saving seq %d: candidates %v, want %d, newest at seq %d", pos.Seq, got, i+1, pos.Seq)
+				}
+			}
+			if err := wsnaps.Remove(t.Context(), saved[1]); err != nil {
+				t.Fatal(err)
+			}
+			got, err := rsnaps.Candidates("agg", snapshot.AtSeq(saved[2].Seq-1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]snapshot.Meta{saved[0]}, got, cmpMeta); diff != "" {
+				t.Errorf("candidates at seq %d after removing seq %d (-want +got):\n%s", saved[2].Seq-1, saved[1].Seq, diff)
+			}
+			all, err := rsnaps.List(t.Context(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != 5 || all[0].Name != "agg" || all[1].Seq != saved[2].Seq || all[4].Name != "other.name" {
+				t.Errorf("List: %v, want agg at seqs %d, %d and other.name at three seqs", all, saved[0].Seq, saved[2].Seq)
+			}
+			for _, r := range tap.requests(t, readerJS.Conn()) {
+				if strings.HasPrefix(r, "CONSUMER.") {
+					t.Errorf("a snapshot lookup sent %s: it must not create consumers", r)
+				}
+			}
+		})
+	}
+}
+
+// cmpMeta compares snapshot metadata, times by instant.
+var cmpMeta = cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })
