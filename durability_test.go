@@ -121,7 +121,7 @@ func wantCorruptAt(t *testing.T, mem *vfs.Mem, opts Options, file string, off in
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Corrupt() || !slices.ContainsFunc(rep.Findings, func(f Finding) bool { return f.Kind == "corrupt" && f.File == file && f.Offset == off }) {
+	if !rep.Corrupt() || !slices.ContainsFunc(rep.Findings, func(f Finding) bool { return f.Kind == FindingCorrupt && f.File == file && f.Offset == off }) {
 		t.Fatalf("verify: %+v, want corruption in %s at %d", rep.Findings, file, off)
 	}
 	if d := cmp.Diff(before, snapshotFiles(t, mem)); d != "" {

@@ -10,16 +10,25 @@ import (
 	"github.com/evlog/evlog/segment"
 )
 
+// FindingKind says what kind of problem a Finding is.
+type FindingKind string
+
+const (
+	// FindingTornTail: an invalid suffix of the newest segment written
+	// after the last fsync (repairable: a writer truncates it at open).
+	FindingTornTail FindingKind = "torn-tail"
+	// FindingStranger: an entry named like a log file that is not a
+	// regular file — a symbolic link, FIFO, device or directory — which is
+	// not part of the log and is never opened or deleted (a warning, not
+	// corruption).
+	FindingStranger FindingKind = "stranger"
+	// FindingCorrupt: anything else, damage that evlog never repairs.
+	FindingCorrupt FindingKind = "corrupt"
+)
+
 // Finding is one problem Verify found.
 type Finding struct {
-	// Kind is "torn-tail" (an invalid suffix of the newest segment written
-	// after the last fsync: repairable, a writer truncates it at open),
-	// "stranger" (an entry named like a log file that is not a regular
-	// file — a symbolic link, FIFO, device or directory — which is not
-	// part of the log and is never opened or deleted: a warning, not
-	// corruption) or "corrupt" (anything else: damage that evlog never
-	// repairs).
-	Kind   string
+	Kind   FindingKind
 	File   string
 	Offset int64
 	Reason string
@@ -28,9 +37,9 @@ type Finding struct {
 
 func (f Finding) String() string {
 	switch f.Kind {
-	case "torn-tail":
+	case FindingTornTail:
 		return fmt.Sprintf("torn-tail %s %d", f.File, f.Offset)
-	case "stranger":
+	case FindingStranger:
 		return fmt.Sprintf("stranger %s %s", f.File, f.Reason)
 	}
 	return fmt.Sprintf("corrupt %s %d %s", f.File, f.Offset, f.Reason)
@@ -46,7 +55,7 @@ type VerifyReport struct {
 // Corrupt reports whether any finding is corruption.
 func (r VerifyReport) Corrupt() bool {
 	for _, f := range r.Findings {
-		if f.Kind == "corrupt" {
+		if f.Kind == FindingCorrupt {
 			return true
 		}
 	}
@@ -82,7 +91,7 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		return rep, err
 	}
 	add := func(err error, file string, off int64) {
-		f := Finding{Kind: "corrupt", File: file, Offset: off, Reason: err.Error(), Err: err}
+		f := Finding{Kind: FindingCorrupt, File: file, Offset: off, Reason: err.Error(), Err: err}
 		if ce, ok := errors.AsType[*segment.CorruptError](err); ok {
 			f.File, f.Offset, f.Reason = ce.File, ce.Offset, ce.Reason
 		}
@@ -90,7 +99,7 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 	}
 	for _, e := range dir.Strangers {
 		err := segment.StrangerError(e)
-		rep.Findings = append(rep.Findings, Finding{Kind: "stranger", File: e.Name, Reason: err.Error(), Err: err})
+		rep.Findings = append(rep.Findings, Finding{Kind: FindingStranger, File: e.Name, Reason: err.Error(), Err: err})
 	}
 	files, err := segment.OpenSegments(fsys, dir.Segments)
 	if err != nil {
@@ -119,7 +128,7 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 			// creation (Open removes it) only after an unsealed segment
 			// (a roll interrupted before the seal); see recoverDir.
 			if size, serr := fsys.Stat(name); newest && i > 0 && unsealedSeg(segs[i-1]) && serr == nil && size <= segment.HeaderSize && errors.Is(f.Err, segment.ErrCorrupt) {
-				rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: 0, Reason: f.Err.Error()})
+				rep.Findings = append(rep.Findings, Finding{Kind: FindingTornTail, File: name, Offset: 0, Reason: f.Err.Error()})
 				break
 			}
 			add(f.Err, name, 0)
@@ -145,7 +154,7 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 				} else {
 					rep.Events += uint64(x.Count)
 					if tail != nil {
-						rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: tail.Offset, Reason: "torn seal: " + tail.Reason})
+						rep.Findings = append(rep.Findings, Finding{Kind: FindingTornTail, File: name, Offset: tail.Offset, Reason: "torn seal: " + tail.Reason})
 					}
 				}
 				return rep, nil
@@ -175,7 +184,7 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 				} else {
 					rep.Events += uint64(x.Count)
 					if tail != nil {
-						rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: tail.Offset, Reason: tail.Reason})
+						rep.Findings = append(rep.Findings, Finding{Kind: FindingTornTail, File: name, Offset: tail.Offset, Reason: tail.Reason})
 					}
 				}
 				return rep, nil
@@ -190,7 +199,7 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 			}
 			rep.Events += uint64(x.Count)
 			if tail != nil {
-				rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: tail.Offset, Reason: tail.Reason})
+				rep.Findings = append(rep.Findings, Finding{Kind: FindingTornTail, File: name, Offset: tail.Offset, Reason: tail.Reason})
 			}
 		}
 	}

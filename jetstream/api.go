@@ -33,12 +33,10 @@ func apiCode(err error) jetstream.ErrorCode {
 
 // apiError returns the JetStream API error in err's chain, or nil.
 func apiError(err error) *jetstream.APIError {
-	var js jetstream.JetStreamError
-	if errors.As(err, &js) && js.APIError() != nil {
+	if js, ok := errors.AsType[jetstream.JetStreamError](err); ok && js.APIError() != nil {
 		return js.APIError()
 	}
-	var api *jetstream.APIError
-	if errors.As(err, &api) {
+	if api, ok := errors.AsType[*jetstream.APIError](err); ok {
 		return api
 	}
 	return nil

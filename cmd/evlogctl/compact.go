@@ -29,7 +29,8 @@ compact is the library's Log.Compact run by a writer: it takes the log's
 writer lock, so it fails with "locked" while another process writes the
 log (that process can compact itself, beside its appends). --dry-run
 prints the plan (which segments would be merged into which) and changes
-nothing. It prints one line per group as soon as it is committed, then the
+nothing. On a terminal (standard input), compact asks for --yes before it changes
+anything; scripts (standard input not a terminal) need not. It prints one line per group as soon as it is committed, then the
 bytes before and after, and a progress bar on stderr when stderr is a
 terminal. Interrupted (or failing), it exits 1 saying how many groups it
 had committed: those printed (with --format json, those marked
@@ -39,6 +40,7 @@ again finishes the job.`
 // compactCmd is "evlogctl compact".
 type compactCmd struct {
 	dryRun     bool
+	yes        bool
 	targetSize byteSize
 	compress   bool
 	format     string
@@ -63,14 +65,18 @@ type compactGroupJSON struct {
 
 func runCompact(ctx context.Context, e *env, args []string) error {
 	var c compactCmd
-	f := newFlags("compact", "compact DIR [--dry-run] [--target-size BYTES] [--compress] [--format text|json]", compactAbout)
+	f := newFlags("compact", "compact DIR [--dry-run | --yes] [--target-size BYTES] [--compress] [--format text|json]", compactAbout)
 	f.BoolVar(&c.dryRun, "dry-run", false, "print the plan; change nothing")
+	f.BoolVar(&c.yes, "yes", false, "compact without asking (needed when standard input is a terminal)")
 	f.Var(&c.targetSize, "target-size", "merge segments while the result stays at or below `BYTES` (default: the segment size, 64MiB)")
 	f.BoolVar(&c.compress, "compress", false, "zstd-compress the sealed segments (in independent blocks)")
 	f.format(&c.format, "text", "json")
 	pos, err := f.parse(e, args, "DIR")
 	if err != nil {
 		return err
+	}
+	if !c.dryRun && !c.yes && isTerminal(e.stdin) {
+		return usagef("compact", "compact rewrites the log's sealed segments: run it with --dry-run to see the plan, then with --yes")
 	}
 	if f.isSet("target-size") && c.targetSize < evlog.MinSegmentSize {
 		return usagef("compact", "--target-size %d: must be at least %d", c.targetSize, evlog.MinSegmentSize)
@@ -175,15 +181,25 @@ type progressBar struct {
 // newProgressBar returns a bar drawing on w, or nil when w is not a
 // terminal.
 func newProgressBar(w io.Writer) *progressBar {
-	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if !isTerminal(w) {
 		return nil
 	}
 	return &progressBar{w: w, last: -1}
+}
+
+// isTerminal reports whether f (standard input, output or error) is a
+// terminal: an *os.File that is a character device, or a test double that
+// says so (terminal() true).
+func isTerminal(f any) bool {
+	if t, ok := f.(interface{ terminal() bool }); ok {
+		return t.terminal()
+	}
+	file, ok := f.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := file.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *progressBar) update(done, total int64) {

@@ -93,14 +93,14 @@ func (c *verifyCmd) run(ctx context.Context, e *env, dir string) error {
 	}
 	out := verifyReport{Findings: []finding{}, Events: rep.Events, Segments: rep.Segments}
 	for _, f := range rep.Findings {
-		out.Findings = append(out.Findings, finding{Kind: f.Kind, File: f.File, Offset: f.Offset, Reason: f.Reason})
+		out.Findings = append(out.Findings, finding{Kind: string(f.Kind), File: f.File, Offset: f.Offset, Reason: f.Reason})
 	}
 	if err := c.snapshots(ctx, dir, &out); err != nil {
 		return err
 	}
 	corrupt := 0
 	for _, f := range out.Findings {
-		if f.Kind == "corrupt" {
+		if f.Kind == string(evlog.FindingCorrupt) {
 			corrupt++
 		}
 	}
@@ -146,7 +146,7 @@ func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport
 	}
 	names := listing.Snapshots
 	bad := func(file string, off int64, reason string) {
-		out.Findings = append(out.Findings, finding{Kind: "corrupt", File: file, Offset: off, Reason: reason})
+		out.Findings = append(out.Findings, finding{Kind: string(evlog.FindingCorrupt), File: file, Offset: off, Reason: reason})
 	}
 	var good []snapshot.Meta
 	for _, name := range names {

@@ -259,8 +259,8 @@ func (ff *faultyFile) Write(p []byte) (int, error) {
 	if err == nil {
 		return ff.File.Write(p)
 	}
-	var sw *shortWriteError
-	if !errors.As(err, &sw) {
+	sw, ok := errors.AsType[*shortWriteError](err)
+	if !ok {
 		return 0, err
 	}
 	n, werr := ff.File.Write(p[:min(max(sw.n, 0), len(p))])
