@@ -57,6 +57,9 @@ type Log struct {
 	snapOnce sync.Once
 	snaps    *snapshot.Store
 	snapErr  error
+
+	catMu sync.Mutex     // guards cat and its entries
+	cat   *streamCatalog // the sealed segments' streams (Streams), built on first use
 }
 
 // published is the state readers may see: everything up to seq, which in
