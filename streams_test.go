@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
 )
 
 // streamModel groups every event of l (read by readAll, a forward scan)
@@ -353,5 +354,73 @@ func BenchmarkStreamsAndBackward(b *testing.B) {
 			}
 		})
 		l.Close()
+	}
+}
+
+// TestStreamsCorruptFooter: a damaged stream block in a sealed segment's
+// footer fails Streams with a CorruptError naming the segment, never a
+// partial or wrong listing, and StreamBackward likewise for a stream whose
+// look-up reads it.
+func TestStreamsCorruptFooter(t *testing.T) {
+	mem := vfs.NewMem()
+	w := openMem(t, mem, Options{SegmentSize: MinSegmentSize, Sync: SyncNever})
+	streamWorkload(t, w, 200)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names, err := mem.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".seg") {
+			first = n
+			break
+		}
+	}
+	s, err := segment.Open(mem, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Sealed {
+		t.Fatalf("%s is not sealed", first)
+	}
+	off := s.Trailer.SummaryOff - 1 // the last byte of the last stream block
+	s.Close()
+	data, err := mem.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[off] ^= 0x40
+	if err := mem.WriteFile(first, data); err != nil {
+		t.Fatal(err)
+	}
+	r, err := openFS(vfs.ReadOnly(mem), Options{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	var got error
+	for _, err := range r.Streams(t.Context(), "") {
+		if err != nil {
+			got = err
+			break
+		}
+		n++
+	}
+	ce, ok := errors.AsType[*segment.CorruptError](got)
+	if !ok || ce.File != first || n != 0 {
+		t.Fatalf("Streams over a damaged stream block: %d streams, then %v; want ErrCorrupt naming %s first", n, got, first)
+	}
+	var again error
+	for _, err := range r.Streams(t.Context(), "") { // not cached as a good catalogue
+		if again = err; err != nil {
+			break
+		}
+	}
+	if !errors.Is(again, ErrCorrupt) {
+		t.Fatalf("second Streams: %v, want ErrCorrupt", again)
 	}
 }
