@@ -181,8 +181,9 @@ type StreamInfo struct {
 // compaction; the active segment's streams come from its in-memory index.
 // A stream's first and last seq and its last time are read from its first
 // and last event frames (located by its postings) the first time they are
-// listed, and remembered while they stay the same. So a call costs the
-// streams it lists and the active segment's index, not the size of the log.
+// listed, and remembered while they stay the same (for the active segment
+// too, keyed by frame offset). So a call costs the streams it lists and
+// the active segment's index, not the size of the log.
 func (l *Log) Streams(ctx context.Context, prefix string) iter.Seq2[StreamInfo, error] {
 	return func(yield func(StreamInfo, error) bool) {
 		err := l.listStreams(ctx, prefix, func(si StreamInfo) error {
@@ -212,6 +213,15 @@ type catEntry struct {
 	firstSeq    uint64
 	lastSeq     uint64 // of the event at last; reset when last moves
 	lastTime    int64
+}
+
+// activeSeen is what Streams read of a stream's first and last frames in
+// the active segment (a frame below the published end never changes),
+// keyed by their offsets.
+type activeSeen struct {
+	firstOff, lastOff int64
+	firstSeq, lastSeq uint64
+	lastTime          int64
 }
 
 type catLoc struct {
@@ -338,6 +348,16 @@ func (l *Log) listStreams(ctx context.Context, prefix string, fn func(StreamInfo
 		slices.SortFunc(active, func(a, b activeMatch) int { return strings.Compare(a.name, b.name) })
 	}
 
+	var memo map[string]activeSeen
+	if activeSeg != nil {
+		l.catMu.Lock()
+		if l.actSeg != activeSeg {
+			l.actSeg, l.actMemo = activeSeg, make(map[string]activeSeen)
+		}
+		memo = l.actMemo
+		l.catMu.Unlock()
+	}
+
 	var (
 		er    segment.EventReader
 		dec   segment.Decoder
@@ -429,16 +449,35 @@ func (l *Log) listStreams(ctx context.Context, prefix string, fn func(StreamInfo
 			}
 			si.Stream = am.name
 			si.Version = am.first + uint64(len(am.posts)) - 1
+			firstP, lastP := am.posts[0], am.posts[len(am.posts)-1]
+			l.catMu.Lock()
+			seen, ok := memo[am.name]
+			l.catMu.Unlock()
+			if !ok {
+				seen = activeSeen{firstOff: -1, lastOff: -1}
+			}
+			changed := false
 			if sm == nil {
-				if err := read(activeSeg, am.posts[0], am.name, am.first); err != nil {
+				if seen.firstOff != firstP.Off {
+					if err := read(activeSeg, firstP, am.name, am.first); err != nil {
+						return err
+					}
+					seen.firstOff, seen.firstSeq, changed = firstP.Off, env.Seq, true
+				}
+				si.FirstSeq = seen.firstSeq
+			}
+			if seen.lastOff != lastP.Off {
+				if err := read(activeSeg, lastP, am.name, si.Version); err != nil {
 					return err
 				}
-				si.FirstSeq = env.Seq
+				seen.lastOff, seen.lastSeq, seen.lastTime, changed = lastP.Off, env.Seq, env.Time.UnixNano(), true
 			}
-			if err := read(activeSeg, am.posts[len(am.posts)-1], am.name, si.Version); err != nil {
-				return err
+			si.LastSeq, si.LastTime = seen.lastSeq, time.Unix(0, seen.lastTime).UTC()
+			if changed {
+				l.catMu.Lock()
+				memo[am.name] = seen
+				l.catMu.Unlock()
 			}
-			si.LastSeq, si.LastTime = env.Seq, env.Time
 		}
 		if err := fn(si); err != nil {
 			return err
