@@ -316,11 +316,13 @@ func (l *Log) listStreams(ctx context.Context, prefix string, fn func(StreamInfo
 		ent  *catEntry
 		e    catEntry
 	}
-	var sealed []sealedMatch
 	l.catMu.Lock()
-	for i := sort.SearchStrings(c.names, prefix); i < len(c.names) && strings.HasPrefix(c.names[i], prefix); i++ {
-		ce := c.ents[c.names[i]]
-		sealed = append(sealed, sealedMatch{name: c.names[i], ent: ce, e: *ce})
+	lo := sort.SearchStrings(c.names, prefix)
+	hi := lo + sort.Search(len(c.names)-lo, func(i int) bool { return !strings.HasPrefix(c.names[lo+i], prefix) })
+	sealed := make([]sealedMatch, 0, hi-lo)
+	for _, name := range c.names[lo:hi] {
+		ce := c.ents[name]
+		sealed = append(sealed, sealedMatch{name: name, ent: ce, e: *ce})
 	}
 	l.catMu.Unlock()
 
@@ -335,6 +337,9 @@ func (l *Log) listStreams(ctx context.Context, prefix string, fn func(StreamInfo
 	if n := len(v.segs); n > 0 && !v.segs[n-1].Sealed {
 		activeSeg = v.segs[n-1]
 		l.mu.RLock()
+		if prefix == "" {
+			active = make([]activeMatch, 0, v.active.Streams())
+		}
 		v.active.EachStream(func(name string, sp segment.StreamPostings) {
 			if !strings.HasPrefix(name, prefix) {
 				return
