@@ -3,7 +3,8 @@
 // Applications append immutable events to streams and rebuild state by
 // replaying them. Events are msgpack-encoded into append-only,
 // CRC32C-checksummed segment files in one directory; a per-segment index
-// lets one stream be read without scanning the log, and a time index
+// lets one stream be read (forwards or backwards) and the streams be
+// listed without scanning the log, and a time index
 // answers "what was the last event at or before T" without scanning either.
 //
 //	log, err := evlog.Open(dir, evlog.Options{})
@@ -11,6 +12,8 @@
 //	pos, err := items.Append(ctx, "cart-42", evlog.ExpectVersion(3),
 //		evlog.Event[Item]{Type: "item_added", Data: Item{Name: "sword"}})
 //	for ev, err := range items.Stream(ctx, "cart-42", 1) { … }
+//	for ev, err := range log.StreamBackward(ctx, "cart-42", 0) { … } // newest first
+//	for st, err := range log.Streams(ctx, "cart-") { … }
 //	seq, err := log.SeqAt(threePMYesterday)
 //
 // # Model

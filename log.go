@@ -57,6 +57,11 @@ type Log struct {
 	snapOnce sync.Once
 	snaps    *snapshot.Store
 	snapErr  error
+
+	catMu   sync.Mutex            // guards cat and its entries, actSeg and actMemo
+	cat     *streamCatalog        // the sealed segments' streams (Streams), built on first use
+	actSeg  *segHandle            // the active segment actMemo describes
+	actMemo map[string]activeSeen // what Streams read of actSeg's frames
 }
 
 // published is the state readers may see: everything up to seq, which in

@@ -396,3 +396,74 @@ func TestCommandPanicReleasesInstance(t *testing.T) {
 		t.Fatalf("the log holds %d events, want 3 (nothing of the panicking command)", n)
 	}
 }
+
+// TestTimeTravelUsesRetainedSnapshot: with the default retention (the zero
+// SnapshotRetention: tiers), a temporal query days back replays from a
+// snapshot the repository kept near that time; with the newest-2 policy of
+// old (KeepSnapshots) the same query replays from the first event.
+func TestTimeTravelUsesRetainedSnapshot(t *testing.T) {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 11, 9, 0, 0, 0, 0, time.UTC) // the repository's clock
+	at := time.Date(2026, 11, 4, 12, 0, 0, 0, time.UTC) // event 42 (every event 2h after the last)
+	for _, tc := range []struct {
+		name     string
+		opts     aggregate.Options
+		kept     []uint64
+		snapshot uint64 // the seq of the snapshot the query at `at` uses (0: none)
+	}{
+		// Ages at Nov 9 00:00: 90 is 12h old (hourly tier); the others
+		// are in the daily tier, where 60 (Nov 6 00:00) gives way to 70
+		// (Nov 6 20:00), the newest of its day.
+		{"default tiers", aggregate.Options{Clock: func() time.Time { return now }}, []uint64{10, 20, 30, 40, 50, 70, 80, 90}, 40},
+		{"newest 2 only", aggregate.Options{Clock: func() time.Time { return now }, KeepSnapshots: 2}, []uint64{80, 90}, 0},
+		{"explicit tiers", aggregate.Options{Clock: func() time.Time { return now },
+			SnapshotRetention: snapshot.PrunePolicy{Tiers: []snapshot.Tier{{Within: 5 * 24 * time.Hour, Every: 48 * time.Hour}}}},
+			[]uint64{40, 70, 90}, 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			clock := start
+			l, r := newRepo(t, tc.opts, evlog.Options{Clock: func() time.Time { clock = clock.Add(2 * time.Hour); return clock }})
+			for i := range 95 {
+				if _, err := r.Execute(ctx, "c", add(fmt.Sprint(i%3), 1)); err != nil {
+					t.Fatal(err)
+				}
+				if (i+1)%10 == 0 {
+					if err := r.Snapshot(ctx, "c"); err != nil { // saves, then prunes with the retention
+						t.Fatal(err)
+					}
+				}
+			}
+			snaps, _ := l.Snapshots()
+			list, err := snaps.List(r.Subject("c").Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kept []uint64
+			for _, m := range list {
+				kept = append(kept, m.Seq)
+			}
+			if d := cmp.Diff(tc.kept, kept); d != "" {
+				t.Errorf("snapshots kept (-want +got):\n%s", d)
+			}
+			got, err := r.At(ctx, "c", replay.AtTime(at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			used := uint64(0)
+			if got.Plan.Snapshot != nil {
+				used = got.Plan.Snapshot.Seq
+			}
+			if used != tc.snapshot || got.Seq != 42 {
+				t.Errorf("the state at %v (seq %d) came from snapshot %d, want %d (plan %+v)", at, got.Seq, used, tc.snapshot, got.Plan)
+			}
+			full, err := replay.State(ctx, l, nil, r.Subject("c"), replay.AtTime(at), replay.Spec[counter, evlog.Event[inc]]{Init: counterDef.Init, Decode: evlog.NewCodec[inc](nil).Decode, Fold: counterDef.Apply}, replay.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(full.State, got.State); d != "" {
+				t.Errorf("snapshot-based state differs (-full +got):\n%s", d)
+			}
+		})
+	}
+}

@@ -40,9 +40,24 @@ type Options struct {
 	// SnapshotInterval takes a snapshot once this much time passed since
 	// an instance's last one, at its next append (0: never by time).
 	SnapshotInterval time.Duration
-	// KeepSnapshots prunes an instance's snapshots to the newest N after
-	// taking one (default 2).
+	// SnapshotRetention says which of an instance's snapshots are kept:
+	// after taking one, the repository prunes the instance's snapshots
+	// with it (its Now set from Clock). The zero value is
+	// snapshot.DefaultPrunePolicy: the newest 2 plus every snapshot of the
+	// last hour, the newest of each hour for a day and of each UTC day for
+	// 90 days, so that At(time) over the last 90 days replays from a
+	// snapshot near its time rather than from the first event. An invalid
+	// policy makes every prune fail (reported to Logger).
+	SnapshotRetention snapshot.PrunePolicy
+	// KeepSnapshots, when SnapshotRetention is zero and KeepSnapshots > 0,
+	// keeps exactly the newest N snapshots (no tiers).
+	//
+	// Deprecated: set SnapshotRetention (KeepLast: N) instead.
 	KeepSnapshots int
+	// Clock is the time retention tiers measure snapshot ages from (nil:
+	// time.Now). Snapshots are dated by their events' recorded times, so
+	// it should agree with the log's clock.
+	Clock func() time.Time
 	// CacheSize bounds the number of instance states kept in memory
 	// (default 1024; negative: no cache).
 	CacheSize int
@@ -89,8 +104,11 @@ func NewRepository[S, E any](log Log, snaps Snapshots, def Definition[S, E], cod
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 10
 	}
-	if opts.KeepSnapshots <= 0 {
-		opts.KeepSnapshots = 2
+	if opts.SnapshotRetention.IsZero() && opts.KeepSnapshots > 0 {
+		opts.SnapshotRetention = snapshot.PrunePolicy{KeepLast: opts.KeepSnapshots}
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 1024
@@ -472,7 +490,9 @@ func (r *Repository[S, E]) snapshot(id string, inst Instance[S], state S) error 
 	if _, _, err := replay.Save(ctx, r.snaps, r.log.LogID(), subj, r.spec(), res); err != nil && !errors.Is(err, snapshot.ErrExists) {
 		return err
 	}
-	_, err := r.snaps.Prune(ctx, subj.Name, snapshot.PrunePolicy{KeepLast: r.opts.KeepSnapshots})
+	p := r.opts.SnapshotRetention
+	p.Now = r.opts.Clock()
+	_, err := r.snaps.Prune(ctx, subj.Name, p)
 	return err
 }
 

@@ -37,8 +37,22 @@ type RunnerOptions struct {
 	// new events (default 10s), whichever comes first.
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
-	// KeepCheckpoints prunes to the newest N (default 2).
+	// CheckpointRetention says which checkpoints are kept: after saving
+	// one, the runner prunes its checkpoints with it (its Now set from
+	// Clock). The zero value is snapshot.DefaultPrunePolicy: the newest 2
+	// plus every checkpoint of the last hour, the newest of each hour for
+	// a day and of each UTC day for 90 days, so that the view at a past
+	// time (replay.State with AtTime) starts from a checkpoint near it.
+	CheckpointRetention snapshot.PrunePolicy
+	// KeepCheckpoints, when CheckpointRetention is zero and
+	// KeepCheckpoints > 0, keeps exactly the newest N checkpoints.
+	//
+	// Deprecated: set CheckpointRetention (KeepLast: N) instead.
 	KeepCheckpoints int
+	// Clock is the time retention tiers measure checkpoint ages from
+	// (nil: time.Now); checkpoints are dated by their last event's
+	// recorded time.
+	Clock func() time.Time
 	// StopTimeout bounds the final checkpoint written when Run's ctx is
 	// done (with a context of its own, as ctx can no longer be used).
 	// Default 30s.
@@ -71,8 +85,11 @@ func NewRunner[S, E any](p Projection[S, E], src Source, cps Checkpoints, decode
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 10 * time.Second
 	}
-	if opts.KeepCheckpoints <= 0 {
-		opts.KeepCheckpoints = 2
+	if opts.CheckpointRetention.IsZero() && opts.KeepCheckpoints > 0 {
+		opts.CheckpointRetention = snapshot.PrunePolicy{KeepLast: opts.KeepCheckpoints}
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 30 * time.Second
@@ -255,7 +272,9 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	if err != nil && !errors.Is(err, snapshot.ErrExists) {
 		return fmt.Errorf("evlog/projection: %s: checkpoint at seq %d: %w", r.p.Name, res.Seq, err)
 	}
-	if _, err := r.cps.Prune(ctx, subj.Name, snapshot.PrunePolicy{KeepLast: r.opts.KeepCheckpoints}); err != nil {
+	p := r.opts.CheckpointRetention
+	p.Now = r.opts.Clock()
+	if _, err := r.cps.Prune(ctx, subj.Name, p); err != nil {
 		r.opts.Logger.Warn("evlog/projection: pruning checkpoints", "projection", r.p.Name, "err", err)
 	}
 	return nil

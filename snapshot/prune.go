@@ -9,7 +9,15 @@ import (
 )
 
 // PrunePolicy says which snapshots of a subject Prune keeps. A snapshot is
-// kept if either rule keeps it.
+// kept if any rule keeps it: KeepLast, KeepSince or a tier.
+//
+// The zero PrunePolicy (no KeepLast, no KeepSince, no Tiers; Now does not
+// count) is DefaultPrunePolicy: the newest 2 snapshots, plus DefaultTiers
+// (every snapshot of the last hour, one per hour for a day, one per day
+// for 90 days), so that "the state at 3pm yesterday" or "at the end of
+// last month" starts from a snapshot near its time instead of a full
+// replay. A policy with any rule set is used exactly as given: KeepLast 5
+// alone keeps only the newest 5.
 type PrunePolicy struct {
 	// KeepLast keeps the newest KeepLast snapshots (by Seq). ≥ 0.
 	KeepLast int
@@ -17,17 +25,80 @@ type PrunePolicy struct {
 	// the newest one with Time < KeepSince, which time queries back to
 	// KeepSince still need.
 	KeepSince time.Time
+	// Tiers is tiered retention by age (see Tier), in increasing Within.
+	Tiers []Tier
+	// Now is the time the tiers measure ages from (zero: the time of the
+	// Prune, Keeps or Doomed call). Set it to make a decision
+	// reproducible, or to follow a log's own clock.
+	Now time.Time
 }
 
-// Validate reports whether p is usable. A policy keeping nothing (KeepLast
-// 0 and no KeepSince) is invalid: use Remove to delete snapshots outright.
-// The error matches ErrInvalid.
+// Tier is one age band of tiered retention. It covers the snapshots
+// recorded (Meta.Time) less than Within before now and at least the
+// previous tier's Within before now (the first tier starts at now; a
+// snapshot recorded after now counts as age 0). Of those it keeps every
+// one when Every is 0, and otherwise the newest (by Seq) of each
+// Every-long period, periods aligned to the Unix epoch (so with Every 24h,
+// UTC days): the state at the end of each period. Snapshots older than the
+// last tier are kept only by the other rules.
+// Because periods are aligned rather than measured from now, which
+// snapshot a period keeps does not depend on when Prune runs, and the
+// newest of a day is also the newest of its last hour.
+type Tier struct {
+	Within time.Duration // > 0, and greater than the previous tier's
+	Every  time.Duration // ≥ 0; 0 keeps every snapshot in the band
+}
+
+// DefaultTiers returns the tiers of the zero PrunePolicy: every snapshot
+// recorded in the last hour, the newest of each hour for a day, and the
+// newest of each (UTC) day for 90 days.
+func DefaultTiers() []Tier {
+	return []Tier{
+		{Within: time.Hour},
+		{Within: 24 * time.Hour, Every: time.Hour},
+		{Within: 90 * 24 * time.Hour, Every: 24 * time.Hour},
+	}
+}
+
+// DefaultPrunePolicy returns what the zero PrunePolicy means: the newest 2
+// snapshots plus DefaultTiers.
+func DefaultPrunePolicy() PrunePolicy {
+	return PrunePolicy{KeepLast: 2, Tiers: DefaultTiers()}
+}
+
+// IsZero reports whether p sets no rule (Now aside): whether it means
+// DefaultPrunePolicy.
+func (p PrunePolicy) IsZero() bool {
+	return p.KeepLast == 0 && p.KeepSince.IsZero() && len(p.Tiers) == 0
+}
+
+// withDefaults returns DefaultPrunePolicy (with p's Now) for the zero
+// policy, and p otherwise.
+func (p PrunePolicy) withDefaults() PrunePolicy {
+	if !p.IsZero() {
+		return p
+	}
+	d := DefaultPrunePolicy()
+	d.Now = p.Now
+	return d
+}
+
+// Validate reports whether p is usable. The zero policy is (it means
+// DefaultPrunePolicy); a policy keeping nothing cannot be expressed (use
+// Remove to delete snapshots). The error matches ErrInvalid.
 func (p PrunePolicy) Validate() error {
-	switch {
-	case p.KeepLast < 0:
+	if p.KeepLast < 0 {
 		return invalidf("PrunePolicy.KeepLast %d is negative", p.KeepLast)
-	case p.KeepLast == 0 && p.KeepSince.IsZero():
-		return invalidf("PrunePolicy keeps nothing (KeepLast 0, no KeepSince); use Remove to delete snapshots")
+	}
+	prev := time.Duration(0)
+	for i, t := range p.Tiers {
+		switch {
+		case t.Within <= prev:
+			return invalidf("PrunePolicy.Tiers[%d].Within %v: must be greater than %v (the previous tier's, or 0)", i, t.Within, prev)
+		case t.Every < 0:
+			return invalidf("PrunePolicy.Tiers[%d].Every %v is negative", i, t.Every)
+		}
+		prev = t.Within
 	}
 	return nil
 }
@@ -36,6 +107,10 @@ func (p PrunePolicy) Validate() error {
 // seq — that p does not keep, each subject judged on its own (Keeps),
 // oldest first within a subject: what every snapshot store's Prune removes.
 func (p PrunePolicy) Doomed(all []Meta) []Meta {
+	p = p.withDefaults()
+	if p.Now.IsZero() {
+		p.Now = time.Now()
+	}
 	var out []Meta
 	for i := 0; i < len(all); {
 		j := i + 1
@@ -55,8 +130,10 @@ func (p PrunePolicy) Doomed(all []Meta) []Meta {
 
 // Keeps returns, for the snapshots of one subject sorted by Seq, which
 // ones p keeps: the rule every snapshot store applies (the file store's
-// Prune, and other backends').
+// Prune, and other backends'). It is a pure function of p and ms when
+// p.Now is set.
 func (p PrunePolicy) Keeps(ms []Meta) []bool {
+	p = p.withDefaults()
 	keep := make([]bool, len(ms))
 	for i := max(len(ms)-p.KeepLast, 0); i < len(ms); i++ {
 		keep[i] = true
@@ -74,7 +151,46 @@ func (p PrunePolicy) Keeps(ms []Meta) []bool {
 			keep[horizon] = true
 		}
 	}
+	if len(p.Tiers) > 0 {
+		now := p.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		type period struct {
+			tier int
+			n    int64
+		}
+		newest := map[period]int{} // the newest snapshot (by seq) of each period
+		for i, m := range ms {
+			age := max(now.Sub(m.Time), 0)
+			t := 0
+			for t < len(p.Tiers) && age >= p.Tiers[t].Within {
+				t++
+			}
+			switch {
+			case t == len(p.Tiers): // older than every tier
+			case p.Tiers[t].Every == 0:
+				keep[i] = true
+			default:
+				newest[period{t, periodOf(m.Time, p.Tiers[t].Every)}] = i
+			}
+		}
+		for _, i := range newest {
+			keep[i] = true
+		}
+	}
 	return keep
+}
+
+// periodOf returns the number of the every-long period, counted from the
+// Unix epoch, that holds t.
+func periodOf(t time.Time, every time.Duration) int64 {
+	n := t.UnixNano()
+	q := n / int64(every)
+	if n%int64(every) < 0 {
+		q--
+	}
+	return q
 }
 
 // Prune removes the snapshots of name (of every subject, each on its own,

@@ -114,7 +114,8 @@ func TestPruneInvalid(t *testing.T) {
 	mem := vfs.NewMem()
 	s := newStore(t, mem)
 	saveAll(t, s, map[string][]uint64{"cart/1": {1, 2}})
-	for _, p := range []PrunePolicy{{}, {KeepLast: -1}, {KeepLast: -1, KeepSince: t0}} {
+	// The zero policy is valid: it means DefaultPrunePolicy (TestKeepsTiers).
+	for _, p := range []PrunePolicy{{KeepLast: -1}, {KeepLast: -1, KeepSince: t0}, {KeepLast: 1, Tiers: []Tier{{Within: -time.Hour}}}} {
 		if _, err := s.Prune(t.Context(), "cart/1", p); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Prune(%+v) = %v, want ErrInvalid", p, err)
 		}

@@ -67,6 +67,7 @@ func init() {
 		{"inspect", "show a log's segments and snapshots", runInspect},
 		{"dump", "print events", runDump},
 		{"tail", "print the last events, and follow new ones with -f", runTail},
+		{"streams", "list streams with their version, first and last seq", runStreams},
 		{"verify", "check every checksum of every segment and snapshot", runVerify},
 		{"state", "compute the built-in stats state at a seq or time", runState},
 		{"snapshot", "snapshot the built-in stats state at the last seq", runSnapshot},
