@@ -98,6 +98,38 @@ func (x *Index) Add(e EventInfo) {
 	sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
 }
 
+// AddBatch adds events in order, as Add does one by one, looking each run
+// of consecutive events of one stream up once.
+func (x *Index) AddBatch(events []EventInfo) {
+	var (
+		sp   *StreamPostings
+		last string
+	)
+	for i := range events {
+		e := &events[i]
+		if x.Count == 0 {
+			x.FirstTime = e.Time
+		}
+		if x.Count%SparseInterval == 0 {
+			x.sparse = append(x.sparse, SparseEntry{Seq: e.Seq, Off: e.Off, Time: e.Time})
+		}
+		x.Count++
+		x.LastSeq = e.Seq
+		x.LastTime = e.Time
+		if e.Version == 1 {
+			x.NewStreams++
+		}
+		if sp == nil || e.Stream != last {
+			last = e.Stream
+			if sp = x.streams[last]; sp == nil {
+				sp = &StreamPostings{FirstVersion: e.Version}
+				x.streams[last] = sp
+			}
+		}
+		sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
+	}
+}
+
 // Stream returns the stream's postings in this segment (ok false if none).
 func (x *Index) Stream(name string) (StreamPostings, bool) {
 	sp := x.streams[name]
