@@ -205,7 +205,9 @@ func checkTyped(src batchSource) error {
 // goroutine to the appender, which panics with the same value.
 type encoderPanic struct{ value any }
 
-func (p *encoderPanic) Error() string { return fmt.Sprintf("evlog: encoding a payload panicked: %v", p.value) }
+func (p *encoderPanic) Error() string {
+	return fmt.Sprintf("evlog: encoding a payload panicked: %v", p.value)
+}
 
 // payloadEncoder is the writer's msgpack encoder, configured as the
 // pooled ones, writing into the group buffer (w).

@@ -22,7 +22,7 @@ type request struct {
 	src    batchSource // a typed batch, encoded by the writer (batch is nil)
 	size   int         // upper bound of the encoded size (typed: once staged)
 	events int
-	sync   bool // a Sync call: no events
+	sync   bool  // a Sync call: no events
 	now    int64 // the clock's reading for the batch, once read
 
 	state atomic.Int32 // reqPending → reqTaken (writer) or reqCanceled (caller)
@@ -89,7 +89,7 @@ type writer struct {
 	nextTime int64  // recorded time of the last staged event
 	newStrs  uint64 // streams begun by the staged events
 	spare    []*request
-	calls    int // append calls in the group
+	calls    int            // append calls in the group
 	penc     payloadEncoder // encodes typed payloads into buf
 
 	// Adaptive group commit (see gather).
