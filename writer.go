@@ -265,7 +265,7 @@ func (w *writer) startSegment(replaceEmpty bool) error {
 			segs = segs[:len(segs)-1]
 		}
 	}
-	w.publishView(append(segs, newSegHandle(seg)), w.idx)
+	w.publishView(append(segs, w.l.segHandle(seg)), w.idx)
 	l.pub.end = segment.HeaderSize
 	l.mu.Unlock()
 	return nil
@@ -933,7 +933,7 @@ func (w *writer) roll() error {
 	l := w.l
 	l.mu.Lock()
 	segs := append([]*segHandle(nil), l.v.segs[:len(l.v.segs)-1]...)
-	w.publishView(append(segs, newSegHandle(sealed), newSegHandle(seg)), w.idx)
+	w.publishView(append(segs, w.l.segHandle(sealed), w.l.segHandle(seg)), w.idx)
 	l.pub.end = segment.HeaderSize
 	l.setDurableLocked(w.lastSeq) // sealing fsynced everything before
 	l.mu.Unlock()
