@@ -8,6 +8,7 @@ import (
 	"iter"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -37,8 +38,9 @@ type Event[T any] struct {
 // use one TypedLog per type, or read raw Envelopes and Decode by Type.
 // A TypedLog is as safe for concurrent use as its Log.
 type TypedLog[T any] struct {
-	l  *Log
-	up *Upcasters
+	l    *Log
+	up   *Upcasters
+	plan *structPlan // a flat struct T's encoder (nil: msgpack's)
 }
 
 // TypedOption configures a TypedLog.
@@ -56,7 +58,7 @@ func Typed[T any](l *Log, opts ...TypedOption) *TypedLog[T] {
 	for _, o := range opts {
 		o(&c)
 	}
-	return &TypedLog[T]{l: l, up: c.up}
+	return &TypedLog[T]{l: l, up: c.up, plan: planFor[T]()}
 }
 
 // Log returns the underlying log.
@@ -70,7 +72,7 @@ func (t *TypedLog[T]) Log() *Log { return t.l }
 // EncodeMsgpack directly; any other through msgpack's Encoder.Encode. If
 // encoding panics, Append panics with the same value (nothing is written).
 func (t *TypedLog[T]) Append(ctx context.Context, stream string, expect Expectation, events ...Event[T]) (Position, error) {
-	src := &typedBatch[T]{}
+	src := &typedBatch[T]{plan: t.plan}
 	src.one[0] = Batch[T]{Stream: stream, Expect: expect, Events: events}
 	src.all = src.one[:]
 	pos, err := t.l.appendTyped(ctx, src)
@@ -102,7 +104,7 @@ type Batch[T any] struct {
 //
 // Payloads are encoded as Append documents.
 func (t *TypedLog[T]) AppendBatch(ctx context.Context, parts []Batch[T]) ([]Position, error) {
-	return t.l.appendTyped(ctx, &typedBatch[T]{all: parts})
+	return t.l.appendTyped(ctx, &typedBatch[T]{all: parts, plan: t.plan})
 }
 
 // batchSource is a typed batch: the writer encodes its payloads straight
@@ -117,8 +119,9 @@ type batchSource interface {
 }
 
 type typedBatch[T any] struct {
-	all []Batch[T]
-	one [1]Batch[T] // Append's single part, without another allocation
+	all  []Batch[T]
+	one  [1]Batch[T] // Append's single part, without another allocation
+	plan *structPlan
 }
 
 func (b *typedBatch[T]) parts() int { return len(b.all) }
@@ -136,6 +139,9 @@ func (b *typedBatch[T]) envelope(i, j int, e *Envelope) {
 
 func (b *typedBatch[T]) encode(enc *msgpack.Encoder, i, j int) error {
 	p := &b.all[i].Events[j].Data
+	if b.plan != nil {
+		return b.plan.encode(enc, unsafe.Pointer(p))
+	}
 	// A CustomEncoder is called directly: msgpack's Encode would look
 	// the type up in its type cache (a sync.Map) for every event.
 	if c, ok := any(p).(msgpack.CustomEncoder); ok {
@@ -219,6 +225,13 @@ type payloadEncoder struct {
 func (p *payloadEncoder) reset() {
 	p.w.b = nil
 	p.enc = msgpack.NewEncoder(&p.w)
+	p.configure()
+}
+
+// configure sets the encoder's options (as the pooled encoders'), undoing
+// whatever a payload's EncodeMsgpack changed.
+func (p *payloadEncoder) configure() {
+	p.enc.Reset(&p.w)
 	p.enc.UseCompactInts(true)
 	p.enc.SetSortMapKeys(true)
 }

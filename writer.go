@@ -522,6 +522,7 @@ func (w *writer) stage(r *request) error {
 	parts := len(r.batch)
 	if r.src != nil {
 		parts = r.src.parts()
+		w.penc.configure()
 	}
 	r.pos = make([]Position, parts)
 	var env event.Envelope
