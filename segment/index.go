@@ -178,9 +178,15 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 	off := func() int64 { return footerStart + int64(len(dst)-start) }
 
 	names := make([]string, 0, len(x.streams))
-	for name := range x.streams {
+	// Room for the footer up front (postings take at most 2 uvarints of
+	// 10 bytes each, usually far less): no regrowing a segment's worth of
+	// postings while it is built.
+	size := len(x.sparse)*24 + 4*TrailerSize
+	for name, sp := range x.streams {
 		names = append(names, name)
+		size += 2*FrameHeaderSize + entFixedSize + len(name) + 10 + len(sp.Posts)*8
 	}
+	dst = slices.Grow(dst, size)
 	hashes := make(map[string]uint64, len(names))
 	for _, n := range names {
 		hashes[n] = streamHash(n)
