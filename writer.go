@@ -78,7 +78,7 @@ type writer struct {
 	// versions caches streams' current versions (0: no stream). Streams of
 	// the active segment are also found in idx, older ones in the sealed
 	// segments' indexes, so the cache can be dropped at any time.
-	versions map[string]uint64 // including the staged requests' (see undo)
+	versions map[string]*streamVersion // including the staged requests' (see undo)
 
 	// The group being staged.
 	buf      []byte
@@ -98,16 +98,20 @@ type writer struct {
 	gatherTimer *time.Timer
 }
 
+// streamVersion is a stream's entry in the version cache: a pointer, so
+// that staging a request updates it without looking the stream up again.
+type streamVersion struct{ v uint64 }
+
 type undoEntry struct {
-	stream string
-	old    uint64
+	sv  *streamVersion
+	old uint64
 }
 
 // undoTo restores the stream versions changed by the undo entries from
 // mark on, newest first.
 func (w *writer) undoTo(mark int) {
 	for i := len(w.undo) - 1; i >= mark; i-- {
-		w.versions[w.undo[i].stream] = w.undo[i].old
+		w.undo[i].sv.v = w.undo[i].old
 	}
 	w.undo = w.undo[:mark]
 }
@@ -123,7 +127,7 @@ func startWriter(l *Log, rec *recovered) (*writer, error) {
 	w := &writer{
 		l: l, opts: l.opts,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
-		versions: make(map[string]uint64),
+		versions: make(map[string]*streamVersion),
 	}
 	w.penc.reset()
 	w.lastSeq, w.lastTime, w.streams = l.pub.seq, l.pub.time, l.pub.streams
@@ -469,20 +473,22 @@ func (w *writer) needRollAt(m stageMark, r *request) bool {
 	return (w.idx.Count > 0 || staged > 0) && w.end+int64(m.buf)+int64(r.size) > w.opts.SegmentSize
 }
 
-// version returns the stream's version after the staged requests.
-func (w *writer) version(stream string) (uint64, error) {
-	if v, ok := w.versions[stream]; ok {
-		return v, nil
+// version returns the stream's entry in the version cache, holding its
+// version after the staged requests.
+func (w *writer) version(stream string) (*streamVersion, error) {
+	if sv, ok := w.versions[stream]; ok {
+		return sv, nil
 	}
 	v := w.idx.LastVersion(stream)
 	if v == 0 {
 		var err error
 		if v, err = w.sealedVersion(stream); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	w.versions[stream] = v
-	return v, nil
+	sv := &streamVersion{v: v}
+	w.versions[stream] = sv
+	return sv, nil
 }
 
 // sealedVersion looks a stream up in the sealed segments, newest first.
@@ -544,10 +550,11 @@ func (w *writer) stage(r *request) error {
 			req = r.batch[i]
 			n = len(req.Events)
 		}
-		cur, err := w.version(req.Stream)
+		sv, err := w.version(req.Stream)
 		if err != nil {
 			return fail(err)
 		}
+		cur := sv.v
 		if !req.Expect.Check(cur) {
 			return fail(&event.ConflictError{Stream: req.Stream, Expected: req.Expect, Actual: cur})
 		}
@@ -608,8 +615,8 @@ func (w *writer) stage(r *request) error {
 		}
 		// version() cached the stream's committed version: the undo entry
 		// puts it back if the request or the group fails.
-		w.undo = append(w.undo, undoEntry{stream: req.Stream, old: w.versions[req.Stream]})
-		w.versions[req.Stream] = cur
+		w.undo = append(w.undo, undoEntry{sv: sv, old: sv.v})
+		sv.v = cur
 		r.pos[i] = Position{Seq: w.nextSeq - 1, Version: cur, Time: time.Unix(0, w.nextTime).UTC()}
 	}
 	w.buf = segment.AppendCommitFrame(w.buf, segment.Commit{FirstSeq: seq0, Count: uint32(w.nextSeq - seq0), DurableEnd: w.durable})
