@@ -137,6 +137,7 @@ func BenchmarkTypedAppend(b *testing.B) {
 				b.SetBytes(int64(len(frames[0])))
 				b.ReportAllocs()
 				i := 0
+				cpu0 := processCPU()
 				for b.Loop() {
 					if _, err := f.Write(frames[i%len(frames)]); err != nil {
 						b.Fatal(err)
@@ -148,7 +149,7 @@ func BenchmarkTypedAppend(b *testing.B) {
 					}
 					i++
 				}
-				b.ReportMetric(float64(b.N*appendBatchEvents)/b.Elapsed().Seconds(), "events/s")
+				reportEvents(b, b.N*appendBatchEvents, cpu0)
 			})
 			// raw-encode: the same frames encoded in the loop (the
 			// payload with the CustomEncoder, into a reused buffer) and
@@ -173,6 +174,7 @@ func BenchmarkTypedAppend(b *testing.B) {
 				seq := uint64(1)
 				b.ReportAllocs()
 				i := 0
+				cpu0 := processCPU()
 				for b.Loop() {
 					buf = buf[:0]
 					first := seq
@@ -202,7 +204,7 @@ func BenchmarkTypedAppend(b *testing.B) {
 					}
 					i++
 				}
-				b.ReportMetric(float64(b.N*appendBatchEvents)/b.Elapsed().Seconds(), "events/s")
+				reportEvents(b, b.N*appendBatchEvents, cpu0)
 			})
 			b.Run(prefix+"/impl=evlog/payload=custom", func(b *testing.B) {
 				evs := make([]Event[customItem], len(items))
@@ -233,6 +235,7 @@ func benchTypedAppend[T any](b *testing.B, sync SyncMode, names []string, perStr
 	parts := make([]Batch[T], len(evs))
 	b.ReportAllocs()
 	i := 0
+	cpu0 := processCPU()
 	for b.Loop() {
 		if perStream {
 			for j := range parts {
@@ -246,5 +249,14 @@ func benchTypedAppend[T any](b *testing.B, sync SyncMode, names []string, perStr
 		}
 		i++
 	}
-	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+	reportEvents(b, b.N*len(evs), cpu0)
+}
+
+// reportEvents reports events per second and, where the platform tells,
+// per CPU-second of the process since cpu0.
+func reportEvents(b *testing.B, events int, cpu0 time.Duration) {
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+	if cpu := processCPU() - cpu0; cpu0 > 0 && cpu > 0 {
+		b.ReportMetric(float64(events)/cpu.Seconds(), "events/cpu-s")
+	}
 }

@@ -2,6 +2,7 @@ package evlog
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,14 +22,17 @@ var compressedFixture struct {
 	err               error
 }
 
-// compressedDirs builds (once per process) a log of -evlog.events events
-// (at least 100k) in 8 MiB segments, where stream "agg" has 1,000 events
-// spread evenly, and a copy of it with every sealed segment compressed.
+var compressedEvents = flag.Int("evlog.compressed-events", 1_000_000, "events in the compressed-read benchmarks' log")
+
+// compressedDirs builds (once per process) a log of -evlog.compressed-events
+// events in 8 MiB segments, where stream "agg" has 1,000 events spread
+// evenly (at 1M events, each in a 64 KiB block of its own), and a copy of
+// it with every sealed segment compressed.
 func compressedDirs(b *testing.B) (plain, compressed string) {
 	f := &compressedFixture
 	f.once.Do(func() {
 		f.err = func() error {
-			n := max(*benchEvents, 100_000)
+			n := max(*compressedEvents, 10_000)
 			dir, err := os.MkdirTemp("", "evlog-compressed-")
 			if err != nil {
 				return err
