@@ -67,8 +67,10 @@ type zReader struct {
 	z       *zmap
 	private *BlockCache // used until the segment is given a shared one
 
-	last   atomic.Int64 // last block a ReadAt served (-1: none)
-	ahead  atomic.Bool  // a read-ahead is running
+	last  atomic.Int64 // last block a ReadAt served (-1: none)
+	ahead atomic.Bool  // a read-ahead is running
+
+	mu     sync.Mutex // orders starting a read-ahead and close
 	closed atomic.Bool
 	wg     sync.WaitGroup // the read-ahead goroutine
 }
@@ -169,7 +171,13 @@ func (r *zReader) ReadAt(p []byte, off int64) (int, error) {
 // read of one Reader chunk from first takes (if no read-ahead is running).
 func (r *zReader) readAhead(first int) {
 	to := min(first+2*readAheadBlocks, len(r.z.starts))
-	if first >= to || r.closed.Load() || !r.ahead.CompareAndSwap(false, true) {
+	if first >= to || !r.ahead.CompareAndSwap(false, true) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		r.ahead.Store(false)
 		return
 	}
 	r.wg.Add(1)
@@ -188,7 +196,9 @@ func (r *zReader) readAhead(first int) {
 
 // close stops the read-ahead and drops the segment's blocks.
 func (r *zReader) close() {
+	r.mu.Lock()
 	r.closed.Store(true)
+	r.mu.Unlock()
 	r.wg.Wait()
 	r.cache().drop(r)
 	r.private.drop(r)

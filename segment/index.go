@@ -177,35 +177,37 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 	start := len(dst)
 	off := func() int64 { return footerStart + int64(len(dst)-start) }
 
-	names := make([]string, 0, len(x.streams))
+	// The streams in (hash, name) order, each hashed and looked up once.
+	type stream struct {
+		hash uint64
+		name string
+		sp   *StreamPostings
+	}
+	streams := make([]stream, 0, len(x.streams))
 	// Room for the footer up front (postings take at most 2 uvarints of
 	// 10 bytes each, usually far less): no regrowing a segment's worth of
 	// postings while it is built.
 	size := len(x.sparse)*24 + 4*TrailerSize
 	for name, sp := range x.streams {
-		names = append(names, name)
+		streams = append(streams, stream{hash: streamHash(name), name: name, sp: sp})
 		size += 2*FrameHeaderSize + entFixedSize + len(name) + 10 + len(sp.Posts)*8
 	}
 	dst = slices.Grow(dst, size)
-	hashes := make(map[string]uint64, len(names))
-	for _, n := range names {
-		hashes[n] = streamHash(n)
-	}
-	slices.SortFunc(names, func(a, b string) int {
-		if c := cmp.Compare(hashes[a], hashes[b]); c != 0 {
+	slices.SortFunc(streams, func(a, b stream) int {
+		if c := cmp.Compare(a.hash, b.hash); c != 0 {
 			return c
 		}
-		return cmp.Compare(a, b)
+		return cmp.Compare(a.name, b.name)
 	})
 
 	type postRef struct {
 		off int64
 		len uint32
 	}
-	refs := make([]postRef, len(names))
+	refs := make([]postRef, len(streams))
 	var p []byte
-	for i, name := range names {
-		sp := x.streams[name]
+	for i := range streams {
+		sp := streams[i].sp
 		p = binary.AppendUvarint(p[:0], uint64(len(sp.Posts)))
 		prev := int64(0)
 		for _, po := range sp.Posts {
@@ -224,21 +226,21 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 		len  uint32
 	}
 	var blocks []blockRef
-	for lo := 0; lo < len(names); lo += blockStride {
-		hi := min(lo+blockStride, len(names))
+	for lo := 0; lo < len(streams); lo += blockStride {
+		hi := min(lo+blockStride, len(streams))
 		p = p[:0]
 		for i := lo; i < hi; i++ {
-			sp := x.streams[names[i]]
+			sp := streams[i].sp
 			var e [entFixedSize]byte
-			le.PutUint64(e[entHashOff:], hashes[names[i]])
+			le.PutUint64(e[entHashOff:], streams[i].hash)
 			le.PutUint64(e[entFirstVerOff:], sp.FirstVersion)
 			le.PutUint32(e[entCountOff:], uint32(len(sp.Posts)))
 			le.PutUint64(e[entPostOffOff:], uint64(refs[i].off))
 			le.PutUint32(e[entPostLenOff:], refs[i].len)
-			le.PutUint16(e[entNameLenOff:], uint16(len(names[i])))
-			p = append(append(p, e[:]...), names[i]...)
+			le.PutUint16(e[entNameLenOff:], uint16(len(streams[i].name)))
+			p = append(append(p, e[:]...), streams[i].name...)
 		}
-		b := blockRef{hash: hashes[names[lo]], off: off()}
+		b := blockRef{hash: streams[lo].hash, off: off()}
 		dst = AppendFrame(dst, KindBlock, p)
 		b.len = uint32(off() - b.off)
 		blocks = append(blocks, b)
@@ -256,10 +258,10 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 		p = le.AppendUint64(p, uint64(b.off))
 		p = le.AppendUint32(p, b.len)
 	}
-	p = le.AppendUint32(p, uint32(len(names)))
-	bloom := newBloom(len(names))
-	for _, n := range names {
-		bloom.add(hashes[n])
+	p = le.AppendUint32(p, uint32(len(streams)))
+	bloom := newBloom(len(streams))
+	for i := range streams {
+		bloom.add(streams[i].hash)
 	}
 	p = le.AppendUint32(p, uint32(len(bloom)*8))
 	p = append(p, bloom...)
