@@ -129,6 +129,7 @@ func BenchmarkCompressedRead(b *testing.B) {
 			tl := Typed[benchItem](l)
 			b.ReportAllocs()
 			n := 0
+			cpu0 := processCPU()
 			for b.Loop() {
 				for _, err := range tl.Events(ctx, 1) {
 					if err != nil {
@@ -137,7 +138,7 @@ func BenchmarkCompressedRead(b *testing.B) {
 					n++
 				}
 			}
-			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+			reportEvents(b, n, cpu0)
 		})
 	}
 }

@@ -171,8 +171,8 @@ func (r *zReader) ReadAt(p []byte, off int64) (int, error) {
 // read of one Reader chunk from first takes (if no read-ahead is running).
 func (r *zReader) readAhead(first int) {
 	to := min(first+2*readAheadBlocks, len(r.z.starts))
-	if first >= to || !r.ahead.CompareAndSwap(false, true) {
-		return
+	if first >= to || r.cache().limit < 2*readAheadBlocks*ZBlockSize || !r.ahead.CompareAndSwap(false, true) {
+		return // nothing to read ahead, or no room to keep what it would
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
