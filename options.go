@@ -119,8 +119,8 @@ type Options struct {
 	// Least recently used blocks are evicted first. A sequential scan has
 	// the next blocks decompressed ahead of it, in the background, whatever
 	// the size. Default 64 MiB (DefaultBlockCacheSize); negative: no
-	// cache. Plain segments never use it: they are read through the OS
-	// page cache.
+	// shared cache (each segment keeps only its last few blocks). Plain
+	// segments never use it: they are read through the OS page cache.
 	BlockCacheSize int64
 
 	// AllowSnapshotWrites lets the snapshot store of a log opened with

@@ -90,8 +90,10 @@ func newZReader(s *Segment, z *zmap) *zReader {
 	return r
 }
 
+// cache returns the cache blocks go through: the shared one, unless there
+// is none (or it is disabled), then the segment's own small one.
 func (r *zReader) cache() *BlockCache {
-	if c := r.s.cache.Load(); c != nil {
+	if c := r.s.cache.Load(); c != nil && c.limit > 0 {
 		return c
 	}
 	return r.private
