@@ -181,13 +181,16 @@ func TestBlockCacheDamagedBlock(t *testing.T) {
 // segments close with read-aheads in flight. Run it with -race.
 func TestBlockCacheConcurrent(t *testing.T) {
 	comp, records := goldenRecords(t)
-	limit := int64(3 * goldenZBlock)
+	limit := int64(2 * readAheadBlocks * goldenZBlock) // just room for read-aheads
 	c := NewBlockCache(limit)
 	var zrs []*zReader
 	var segs []*Segment
 	for range 3 {
 		s, zr, _ := openCompressed(t, comp, c)
 		segs, zrs = append(segs, s), append(zrs, zr)
+	}
+	if total := int64(len(zrs)) * (zrs[0].z.end - HeaderSize); total <= limit {
+		t.Fatalf("the segments hold %d bytes: the cache (%d) must not hold them all", total, limit)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -197,9 +200,9 @@ func TestBlockCacheConcurrent(t *testing.T) {
 			zr := zrs[g%len(zrs)]
 			for i := range 300 {
 				off, n := 0, 0
-				if g%2 == 0 { // in order, in chunks
-					off = (i * 97) % len(records)
-					n = min(len(records)-off, 200)
+				if g%2 == 0 { // in order, in chunks of a block or more
+					off = (i * 297) % len(records)
+					n = min(len(records)-off, 300)
 				} else {
 					off = rng.IntN(len(records))
 					n = 1 + rng.IntN(min(len(records)-off, 2*goldenZBlock))

@@ -66,9 +66,10 @@ type zReader struct {
 	s       *Segment
 	z       *zmap
 	private *BlockCache // used until the segment is given a shared one
+	blockSz int64       // record bytes per block (the first block's)
 
-	last  atomic.Int64 // last block a ReadAt served (-1: none)
-	ahead atomic.Bool  // a read-ahead is running
+	lastEnd atomic.Int64 // where the last ReadAt ended
+	ahead   atomic.Bool  // a read-ahead is running
 
 	mu     sync.Mutex // orders starting a read-ahead and close
 	closed atomic.Bool
@@ -85,8 +86,10 @@ const privateCacheSize = 4 * readAheadBlocks * ZBlockSize
 const readAheadBlocks = readChunk / ZBlockSize
 
 func newZReader(s *Segment, z *zmap) *zReader {
-	r := &zReader{s: s, z: z, private: NewBlockCache(privateCacheSize)}
-	r.last.Store(-1)
+	r := &zReader{s: s, z: z, private: NewBlockCache(privateCacheSize), blockSz: z.end - HeaderSize}
+	if len(z.starts) > 1 {
+		r.blockSz = z.starts[1] - z.starts[0]
+	}
 	return r
 }
 
@@ -141,39 +144,37 @@ func (r *zReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < HeaderSize {
 		return 0, errors.New("evlog/segment: read before the records")
 	}
+	// A sequential reader (Reader) reads chunks of at least a block, each
+	// starting where the previous one ended or a partial frame before:
+	// have the blocks after this read decompressed while it uses them.
+	// Reads of single events (a stream's postings) never start one.
+	if prev := r.lastEnd.Load(); int64(len(p)) >= r.blockSz && off <= prev && off >= prev-int64(len(p)) {
+		next := sort.Search(len(r.z.starts), func(i int) bool { return r.z.starts[i] >= off+int64(len(p)) })
+		r.readAhead(next)
+	}
+	r.lastEnd.Store(off + int64(len(p)))
 	n := 0
-	first, i := -1, -1
 	for n < len(p) {
 		pos := off + int64(n)
 		if pos >= r.z.end {
 			return n, io.EOF
 		}
-		i = sort.Search(len(r.z.starts), func(i int) bool { return r.z.starts[i] > pos }) - 1
-		if first < 0 {
-			first = i
-			if last := int(r.last.Load()); first == last || first == last+1 {
-				// In order: have the blocks after this read ready.
-				r.readAhead(first + 1)
-			}
-		}
+		i := sort.Search(len(r.z.starts), func(i int) bool { return r.z.starts[i] > pos }) - 1
 		b, err := r.block(i)
 		if err != nil {
 			return n, err
 		}
 		n += copy(p[n:], b[pos-r.z.starts[i]:])
 	}
-	if i >= 0 {
-		r.last.Store(int64(i))
-	}
 	return n, nil
 }
 
 // readAhead decompresses, in the background, the blocks from first on
-// that the cache does not hold, up to a read-ahead window past what a
-// read of one Reader chunk from first takes (if no read-ahead is running).
+// that the cache does not hold, up to two Reader chunks' worth (if no
+// read-ahead is running).
 func (r *zReader) readAhead(first int) {
 	to := min(first+2*readAheadBlocks, len(r.z.starts))
-	if first >= to || r.cache().limit < 2*readAheadBlocks*ZBlockSize || !r.ahead.CompareAndSwap(false, true) {
+	if first >= to || r.cache().limit < 2*readAheadBlocks*r.blockSz || !r.ahead.CompareAndSwap(false, true) {
 		return // nothing to read ahead, or no room to keep what it would
 	}
 	r.mu.Lock()
