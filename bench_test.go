@@ -490,5 +490,8 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(replayFixture.dir)
 	}
 	bigFixtures.Range(func(_, d any) bool { os.RemoveAll(d.(string)); return true })
+	if compressedFixture.dir != "" {
+		os.RemoveAll(compressedFixture.dir)
+	}
 	os.Exit(code)
 }

@@ -326,7 +326,7 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 		seg.Close()
 		return true, fmt.Errorf("evlog: compact: the segment list changed underneath (concurrent compaction?)")
 	}
-	segs := append(append(append([]*segHandle(nil), cur[:i]...), newSegHandle(seg)), cur[i+len(run):]...)
+	segs := append(append(append([]*segHandle(nil), cur[:i]...), l.segHandle(seg)), cur[i+len(run):]...)
 	old := l.v
 	l.v = newView(segs, old.active)
 	l.mu.Unlock()

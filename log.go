@@ -50,8 +50,9 @@ type Log struct {
 	durableSeq uint64        // every event up to it is durable
 	durableCh  chan struct{} // closed and replaced when durableSeq grows
 
-	w     *writer // nil when read-only
-	stats counters
+	w      *writer // nil when read-only
+	stats  counters
+	blocks *segment.BlockCache // decompressed blocks of compressed segments
 
 	rawFS    vfs.FS // read-only logs: the FS without the read-only guard
 	snapOnce sync.Once
@@ -135,7 +136,8 @@ func openFS(fsys vfs.FS, opts Options, readOnly bool) (_ *Log, err error) {
 		return nil, err
 	}
 	o := opts.withDefaults()
-	l := &Log{opts: o, fs: fsys, readOnly: readOnly, logger: o.Logger, notify: make(chan struct{}), durableCh: make(chan struct{})}
+	l := &Log{opts: o, fs: fsys, readOnly: readOnly, logger: o.Logger, notify: make(chan struct{}), durableCh: make(chan struct{}),
+		blocks: segment.NewBlockCache(o.BlockCacheSize)}
 	l.closeCtx, l.cancelClose = context.WithCancelCause(context.Background())
 	defer func() {
 		if err != nil {
@@ -180,7 +182,7 @@ func openFS(fsys vfs.FS, opts Options, readOnly bool) (_ *Log, err error) {
 	}
 	segs := make([]*segHandle, len(rec.segs))
 	for i, s := range rec.segs {
-		segs[i] = newSegHandle(s)
+		segs[i] = l.segHandle(s)
 	}
 	l.logID = rec.logID
 	l.v = newView(segs, rec.active)

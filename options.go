@@ -110,6 +110,19 @@ type Options struct {
 	// It must grant the owner read and write and hold only permission bits.
 	Perm fs.FileMode
 
+	// BlockCacheSize bounds the memory, in decompressed bytes, of the
+	// cache of blocks of compressed segments (written by Compact with
+	// Compress) that the log's readers share: reading events of a
+	// compressed segment decompresses their block (segment.ZBlockSize,
+	// 64 KiB of records) once, and readers coming back to it (a stream
+	// read again, events of one stream sharing blocks) find it there.
+	// Least recently used blocks are evicted first. A sequential scan has
+	// the next blocks decompressed ahead of it, in the background, whatever
+	// the size. Default 64 MiB (DefaultBlockCacheSize); negative: no
+	// shared cache (each segment keeps only its last few blocks). Plain
+	// segments never use it: they are read through the OS page cache.
+	BlockCacheSize int64
+
 	// AllowSnapshotWrites lets the snapshot store of a log opened with
 	// OpenReadOnly create and remove snapshot files (never segments, and
 	// never temporaries it did not create: cleaning those up is the
@@ -128,6 +141,7 @@ const (
 	DefaultFollowInterval = 100 * time.Millisecond
 	MaxMaxBatchSize       = segment.MaxFramePayload
 	DefaultPerm           = vfs.DefaultFilePerm // 0600
+	DefaultBlockCacheSize = 64 << 20
 )
 
 // Validate reports whether o is a usable configuration.
@@ -182,6 +196,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FollowInterval == 0 {
 		o.FollowInterval = DefaultFollowInterval
+	}
+	if o.BlockCacheSize == 0 {
+		o.BlockCacheSize = DefaultBlockCacheSize
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

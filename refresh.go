@@ -69,7 +69,7 @@ func (l *Log) Refresh() error {
 	}
 	segs := make([]*segHandle, len(rec.segs))
 	for i, s := range rec.segs {
-		segs[i] = newSegHandle(s)
+		segs[i] = l.segHandle(s)
 	}
 	nv := newView(segs, rec.active)
 	l.mu.Lock()

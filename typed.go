@@ -3,10 +3,12 @@ package evlog
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -36,8 +38,9 @@ type Event[T any] struct {
 // use one TypedLog per type, or read raw Envelopes and Decode by Type.
 // A TypedLog is as safe for concurrent use as its Log.
 type TypedLog[T any] struct {
-	l  *Log
-	up *Upcasters
+	l    *Log
+	up   *Upcasters
+	plan *structPlan // a flat struct T's encoder (nil: msgpack's)
 }
 
 // TypedOption configures a TypedLog.
@@ -55,19 +58,24 @@ func Typed[T any](l *Log, opts ...TypedOption) *TypedLog[T] {
 	for _, o := range opts {
 		o(&c)
 	}
-	return &TypedLog[T]{l: l, up: c.up}
+	return &TypedLog[T]{l: l, up: c.up, plan: planFor[T]()}
 }
 
 // Log returns the underlying log.
 func (t *TypedLog[T]) Log() *Log { return t.l }
 
 // Append encodes the events' payloads and appends them as Log.Append does.
+//
+// The writer encodes each payload straight into the batch it writes, while
+// Append waits: Data is read during the call only. A payload type whose
+// pointer implements msgpack.CustomEncoder is encoded by calling its
+// EncodeMsgpack directly; any other through msgpack's Encoder.Encode. If
+// encoding panics, Append panics with the same value (nothing is written).
 func (t *TypedLog[T]) Append(ctx context.Context, stream string, expect Expectation, events ...Event[T]) (Position, error) {
-	req, err := t.Request(stream, expect, events...)
-	if err != nil {
-		return Position{}, err
-	}
-	pos, err := t.l.AppendBatch(ctx, []AppendRequest{req})
+	src := &typedBatch[T]{plan: t.plan}
+	src.one[0] = Batch[T]{Stream: stream, Expect: expect, Events: events}
+	src.all = src.one[:]
+	pos, err := t.l.appendTyped(ctx, src)
 	if err != nil {
 		return Position{}, err
 	}
@@ -93,12 +101,157 @@ type Batch[T any] struct {
 // AppendBatch encodes the parts' payloads (into one buffer) and appends
 // them as one atomic batch, as Log.AppendBatch does; it returns, per part,
 // the position of its last event.
+//
+// Payloads are encoded as Append documents.
 func (t *TypedLog[T]) AppendBatch(ctx context.Context, parts []Batch[T]) ([]Position, error) {
-	reqs, err := encodeParts(parts)
-	if err != nil {
+	return t.l.appendTyped(ctx, &typedBatch[T]{all: parts, plan: t.plan})
+}
+
+// batchSource is a typed batch: the writer encodes its payloads straight
+// into its buffer, with no copy in between (see appendTyped).
+type batchSource interface {
+	parts() int
+	part(i int) (stream string, expect Expectation, events int)
+	// envelope sets e's fields from event j of part i, except Data.
+	envelope(i, j int, e *Envelope)
+	// encode encodes the payload of event j of part i with enc.
+	encode(enc *msgpack.Encoder, i, j int) error
+}
+
+type typedBatch[T any] struct {
+	all  []Batch[T]
+	one  [1]Batch[T] // Append's single part, without another allocation
+	plan *structPlan
+}
+
+func (b *typedBatch[T]) parts() int { return len(b.all) }
+
+func (b *typedBatch[T]) part(i int) (string, Expectation, int) {
+	p := &b.all[i]
+	return p.Stream, p.Expect, len(p.Events)
+}
+
+func (b *typedBatch[T]) envelope(i, j int, e *Envelope) {
+	ev := &b.all[i].Events[j]
+	*e = Envelope{Seq: ev.Seq, Stream: ev.Stream, Version: ev.Version, Type: ev.Type, SchemaVersion: ev.SchemaVersion,
+		ID: ev.ID, Time: ev.Time, Meta: ev.Meta}
+}
+
+func (b *typedBatch[T]) encode(enc *msgpack.Encoder, i, j int) error {
+	p := &b.all[i].Events[j].Data
+	if b.plan != nil {
+		return b.plan.encode(enc, unsafe.Pointer(p))
+	}
+	// A CustomEncoder is called directly: msgpack's Encode would look
+	// the type up in its type cache (a sync.Map) for every event.
+	if c, ok := any(p).(msgpack.CustomEncoder); ok {
+		return c.EncodeMsgpack(enc)
+	}
+	return enc.Encode(p)
+}
+
+// appendTyped appends a typed batch as AppendBatch appends raw ones.
+func (l *Log) appendTyped(ctx context.Context, src batchSource) ([]Position, error) {
+	if l.readOnly {
+		return nil, ErrReadOnly
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return t.l.AppendBatch(ctx, reqs)
+	if err := checkTyped(src); err != nil {
+		return nil, err
+	}
+	r := &request{src: src, done: make(chan struct{})}
+	if err := l.w.submit(ctx, r); err != nil {
+		if p, ok := errors.AsType[*encoderPanic](err); ok {
+			panic(p.value)
+		}
+		return nil, err
+	}
+	return r.pos, nil
+}
+
+// checkTyped validates a typed batch as checkBatch validates raw ones,
+// except for the sizes, which the writer checks once it has encoded the
+// payloads.
+func checkTyped(src batchSource) error {
+	if src.parts() == 0 {
+		return fmt.Errorf("%w: empty batch", ErrInvalid)
+	}
+	var e Envelope
+	for i := range src.parts() {
+		stream, expect, n := src.part(i)
+		if !expect.Valid() {
+			return fmt.Errorf("%w: invalid expectation %d for stream %q", ErrInvalid, int64(expect), stream)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: no events for stream %q", ErrInvalid, stream)
+		}
+		for j := range n {
+			src.envelope(i, j, &e)
+			if e.Seq != 0 || e.Version != 0 {
+				return fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, j, stream)
+			}
+			if e.Stream != "" && e.Stream != stream {
+				return fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, j, e.Stream, stream)
+			}
+			e.Stream = stream
+			if err := e.ValidateFields(); err != nil {
+				return err
+			}
+			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
+				return fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, j, stream, e.Time)
+			}
+		}
+	}
+	return nil
+}
+
+// encoderPanic carries a panic of a payload's encoder from the writer
+// goroutine to the appender, which panics with the same value.
+type encoderPanic struct{ value any }
+
+func (p *encoderPanic) Error() string {
+	return fmt.Sprintf("evlog: encoding a payload panicked: %v", p.value)
+}
+
+// payloadEncoder is the writer's msgpack encoder, configured as the
+// pooled ones, writing into the group buffer (w).
+type payloadEncoder struct {
+	w   appendWriter
+	enc *msgpack.Encoder
+}
+
+func (p *payloadEncoder) reset() {
+	p.w.b = nil
+	p.enc = msgpack.NewEncoder(&p.w)
+	p.configure()
+}
+
+// configure sets the encoder's options (as the pooled encoders'), undoing
+// whatever a payload's EncodeMsgpack changed.
+func (p *payloadEncoder) configure() {
+	p.enc.Reset(&p.w)
+	p.enc.UseCompactInts(true)
+	p.enc.SetSortMapKeys(true)
+}
+
+// appendWriter is an io.Writer (and io.ByteWriter) appending to b.
+type appendWriter struct{ b []byte }
+
+func (a *appendWriter) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
+}
+
+func (a *appendWriter) WriteByte(c byte) error {
+	a.b = append(a.b, c)
+	return nil
+}
+
+func (a *appendWriter) WriteString(s string) (int, error) {
+	a.b = append(a.b, s...)
+	return len(s), nil
 }
 
 // encodeParts encodes every payload of parts with one pooled encoder into

@@ -13,7 +13,11 @@ type segHandle struct {
 	refs atomic.Int32
 }
 
-func newSegHandle(s *segment.Segment) *segHandle { return &segHandle{Segment: s} }
+// segHandle wraps a segment of l's view, giving it l's block cache.
+func (l *Log) segHandle(s *segment.Segment) *segHandle {
+	s.SetBlockCache(l.blocks)
+	return &segHandle{Segment: s}
+}
 
 func (h *segHandle) ref() { h.refs.Add(1) }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,9 +19,11 @@ import (
 // request is one Append/AppendBatch (or Sync) call waiting for the writer.
 type request struct {
 	batch  []AppendRequest
-	size   int // upper bound of the encoded size
+	src    batchSource // a typed batch, encoded by the writer (batch is nil)
+	size   int         // upper bound of the encoded size (typed: once staged)
 	events int
-	sync   bool // a Sync call: no events
+	sync   bool  // a Sync call: no events
+	now    int64 // the clock's reading for the batch, once read
 
 	state atomic.Int32 // reqPending → reqTaken (writer) or reqCanceled (caller)
 	done  chan struct{}
@@ -75,7 +78,7 @@ type writer struct {
 	// versions caches streams' current versions (0: no stream). Streams of
 	// the active segment are also found in idx, older ones in the sealed
 	// segments' indexes, so the cache can be dropped at any time.
-	versions map[string]uint64 // including the staged requests' (see undo)
+	versions map[string]*streamVersion // including the staged requests' (see undo)
 
 	// The group being staged.
 	buf      []byte
@@ -86,7 +89,8 @@ type writer struct {
 	nextTime int64  // recorded time of the last staged event
 	newStrs  uint64 // streams begun by the staged events
 	spare    []*request
-	calls    int // append calls in the group
+	calls    int            // append calls in the group
+	penc     payloadEncoder // encodes typed payloads into buf
 
 	// Adaptive group commit (see gather).
 	lastCalls   int           // append calls in the last group written
@@ -94,16 +98,20 @@ type writer struct {
 	gatherTimer *time.Timer
 }
 
+// streamVersion is a stream's entry in the version cache: a pointer, so
+// that staging a request updates it without looking the stream up again.
+type streamVersion struct{ v uint64 }
+
 type undoEntry struct {
-	stream string
-	old    uint64
+	sv  *streamVersion
+	old uint64
 }
 
 // undoTo restores the stream versions changed by the undo entries from
 // mark on, newest first.
 func (w *writer) undoTo(mark int) {
 	for i := len(w.undo) - 1; i >= mark; i-- {
-		w.versions[w.undo[i].stream] = w.undo[i].old
+		w.undo[i].sv.v = w.undo[i].old
 	}
 	w.undo = w.undo[:mark]
 }
@@ -119,8 +127,9 @@ func startWriter(l *Log, rec *recovered) (*writer, error) {
 	w := &writer{
 		l: l, opts: l.opts,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
-		versions: make(map[string]uint64),
+		versions: make(map[string]*streamVersion),
 	}
+	w.penc.reset()
 	w.lastSeq, w.lastTime, w.streams = l.pub.seq, l.pub.time, l.pub.streams
 	if rec.active == nil {
 		// An empty directory, or a sealed newest segment whose successor
@@ -260,7 +269,7 @@ func (w *writer) startSegment(replaceEmpty bool) error {
 			segs = segs[:len(segs)-1]
 		}
 	}
-	w.publishView(append(segs, newSegHandle(seg)), w.idx)
+	w.publishView(append(segs, w.l.segHandle(seg)), w.idx)
 	l.pub.end = segment.HeaderSize
 	l.mu.Unlock()
 	return nil
@@ -408,6 +417,24 @@ func (w *writer) take(r *request) {
 		r.finish(w.failed)
 		return
 	}
+	if r.src != nil && r.size == 0 {
+		// A typed request's size is known once encoded: stage it, and
+		// unstage it if it turns out not to fit after all.
+		m := w.stageMark()
+		if err := w.stageTyped(r); err != nil {
+			r.finish(err)
+			return
+		}
+		if !w.needRollAt(m, r) { // stage set r.size
+			if len(w.buf) >= flushThreshold {
+				w.flush()
+			}
+			return
+		}
+		w.rollback(m)
+		w.group = w.group[:len(w.group)-1]
+		w.calls--
+	}
 	if w.needRoll(r) {
 		w.flush()
 		if w.failed != nil {
@@ -424,7 +451,7 @@ func (w *writer) take(r *request) {
 			}
 		}
 	}
-	if err := w.stage(r); err != nil {
+	if err := w.stageTyped(r); err != nil {
 		r.finish(err)
 		return
 	}
@@ -437,24 +464,31 @@ func (w *writer) take(r *request) {
 // staged requests. An empty segment takes any request (a batch never spans
 // segments; a segment may exceed SegmentSize by one batch).
 func (w *writer) needRoll(r *request) bool {
-	staged := w.nextSeq - w.lastSeq - 1
-	return (w.idx.Count > 0 || staged > 0) && w.end+int64(len(w.buf))+int64(r.size) > w.opts.SegmentSize
+	return w.needRollAt(w.stageMark(), r)
 }
 
-// version returns the stream's version after the staged requests.
-func (w *writer) version(stream string) (uint64, error) {
-	if v, ok := w.versions[stream]; ok {
-		return v, nil
+// needRollAt is needRoll for r staged after m.
+func (w *writer) needRollAt(m stageMark, r *request) bool {
+	staged := m.seq - w.lastSeq - 1
+	return (w.idx.Count > 0 || staged > 0) && w.end+int64(m.buf)+int64(r.size) > w.opts.SegmentSize
+}
+
+// version returns the stream's entry in the version cache, holding its
+// version after the staged requests.
+func (w *writer) version(stream string) (*streamVersion, error) {
+	if sv, ok := w.versions[stream]; ok {
+		return sv, nil
 	}
 	v := w.idx.LastVersion(stream)
 	if v == 0 {
 		var err error
 		if v, err = w.sealedVersion(stream); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	w.versions[stream] = v
-	return v, nil
+	sv := &streamVersion{v: v}
+	w.versions[stream] = sv
+	return sv, nil
 }
 
 // sealedVersion looks a stream up in the sealed segments, newest first.
@@ -485,33 +519,51 @@ func (w *writer) sealedVersion(stream string) (uint64, error) {
 // encodes its frames into the group buffer; on error nothing of r stays
 // staged.
 func (w *writer) stage(r *request) error {
-	mark, infoMark, undoMark := len(w.buf), len(w.infos), len(w.undo)
-	seq0, time0, new0 := w.nextSeq, w.nextTime, w.newStrs
+	m := w.stageMark()
+	mark, seq0 := m.buf, m.seq
 	fail := func(err error) error {
-		w.buf, w.infos = w.buf[:mark], w.infos[:infoMark]
-		w.undoTo(undoMark)
-		w.nextSeq, w.nextTime, w.newStrs = seq0, time0, new0
+		w.rollback(m)
 		return err
 	}
-	r.pos = make([]Position, len(r.batch))
-	var env event.Envelope
-	now := int64(0) // the clock is read once per batch: one batch, one instant
-	stamp := func() int64 {
-		if now == 0 {
-			now = w.opts.Clock().UnixNano()
-		}
-		return max(now, w.nextTime)
+	parts := len(r.batch)
+	if r.src != nil {
+		parts = r.src.parts()
+		w.penc.configure()
 	}
-	for i, req := range r.batch {
-		cur, err := w.version(req.Stream)
+	r.pos = make([]Position, parts)
+	var env event.Envelope
+	size := 0 // upper bound of the encoded size, as checkBatch computes it
+	// The clock is read once per batch: one batch, one instant (also when
+	// a typed batch is staged again after a roll).
+	stamp := func() int64 {
+		if r.now == 0 {
+			r.now = w.opts.Clock().UnixNano()
+		}
+		return max(r.now, w.nextTime)
+	}
+	for i := range parts {
+		var req AppendRequest
+		n := 0
+		if r.src != nil {
+			req.Stream, req.Expect, n = r.src.part(i)
+		} else {
+			req = r.batch[i]
+			n = len(req.Events)
+		}
+		sv, err := w.version(req.Stream)
 		if err != nil {
 			return fail(err)
 		}
+		cur := sv.v
 		if !req.Expect.Check(cur) {
 			return fail(&event.ConflictError{Stream: req.Stream, Expected: req.Expect, Actual: cur})
 		}
-		for _, e := range req.Events {
-			env = e
+		for j := range n {
+			if r.src != nil {
+				r.src.envelope(i, j, &env)
+			} else {
+				env = req.Events[j]
+			}
 			env.Stream = req.Stream
 			env.Seq = w.nextSeq
 			cur++
@@ -528,7 +580,28 @@ func (w *writer) stage(r *request) error {
 			}
 			env.Time = time.Unix(0, t).UTC()
 			off := len(w.buf)
-			w.buf = segment.AppendEventFrame(w.buf, &env)
+			if r.src != nil {
+				// Encode the payload straight into the group buffer.
+				var p segment.PendingFrame
+				w.buf, p = segment.BeginEventFrame(w.buf, &env)
+				data := len(w.buf)
+				w.penc.w.b = w.buf
+				err := r.src.encode(w.penc.enc, i, j)
+				w.buf, w.penc.w.b = w.penc.w.b, nil
+				if err != nil {
+					return fail(fmt.Errorf("%w: encoding event %d (%s) of stream %q: %w", ErrInvalid, j, env.Type, req.Stream, err))
+				}
+				dn := len(w.buf) - data
+				w.buf = segment.EndEventFrame(w.buf, p)
+				// The size bound checkBatch computes for raw envelopes.
+				es := typedSizeBound(&env, dn)
+				if es > w.opts.MaxEventSize {
+					return fail(fmt.Errorf("%w: event %d of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, j, req.Stream, es, w.opts.MaxEventSize))
+				}
+				size += es
+			} else {
+				w.buf = segment.AppendEventFrame(w.buf, &env)
+			}
 			n := len(w.buf) - off
 			if n > w.opts.MaxEventSize {
 				return fail(fmt.Errorf("%w: event of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, req.Stream, n, w.opts.MaxEventSize))
@@ -542,17 +615,69 @@ func (w *writer) stage(r *request) error {
 		}
 		// version() cached the stream's committed version: the undo entry
 		// puts it back if the request or the group fails.
-		w.undo = append(w.undo, undoEntry{stream: req.Stream, old: w.versions[req.Stream]})
-		w.versions[req.Stream] = cur
+		w.undo = append(w.undo, undoEntry{sv: sv, old: sv.v})
+		sv.v = cur
 		r.pos[i] = Position{Seq: w.nextSeq - 1, Version: cur, Time: time.Unix(0, w.nextTime).UTC()}
 	}
 	w.buf = segment.AppendCommitFrame(w.buf, segment.Commit{FirstSeq: seq0, Count: uint32(w.nextSeq - seq0), DurableEnd: w.durable})
+	if r.src != nil {
+		size += parts * segment.CommitFrameSize
+		if r.size = size; size > w.opts.MaxBatchSize {
+			return fail(fmt.Errorf("%w: batch of %d events encodes to about %d bytes, over MaxBatchSize (%d); split it", ErrInvalid, w.nextSeq-seq0, size, w.opts.MaxBatchSize))
+		}
+	}
 	if len(w.buf)-mark > w.opts.MaxBatchSize {
 		return fail(fmt.Errorf("%w: batch encodes to %d bytes, over MaxBatchSize (%d); split it", ErrInvalid, len(w.buf)-mark, w.opts.MaxBatchSize))
 	}
 	w.group = append(w.group, r)
 	w.calls++
 	return nil
+}
+
+// stageMark is the staging state stage starts from; rollback returns to
+// it.
+type stageMark struct {
+	buf, infos, undo int
+	seq              uint64
+	time             int64
+	newStrs          uint64
+}
+
+func (w *writer) stageMark() stageMark {
+	return stageMark{buf: len(w.buf), infos: len(w.infos), undo: len(w.undo), seq: w.nextSeq, time: w.nextTime, newStrs: w.newStrs}
+}
+
+// rollback unstages everything staged since m (not w.group: stage adds a
+// request only once it succeeded).
+func (w *writer) rollback(m stageMark) {
+	w.buf, w.infos = w.buf[:m.buf], w.infos[:m.infos]
+	w.undoTo(m.undo)
+	w.nextSeq, w.nextTime, w.newStrs = m.seq, m.time, m.newStrs
+}
+
+// stageTyped is stage, turning a panic of a typed payload's encoder
+// (which runs on this goroutine) into an error the caller re-panics with.
+func (w *writer) stageTyped(r *request) (err error) {
+	if r.src == nil {
+		return w.stage(r)
+	}
+	m := w.stageMark()
+	defer func() {
+		if p := recover(); p != nil {
+			w.rollback(m)
+			w.penc.reset()
+			err = &encoderPanic{value: p}
+		}
+	}()
+	return w.stage(r)
+}
+
+// typedSizeBound is the bound checkBatch computes for an envelope with
+// dataLen bytes of data: its assigned fields at their widest.
+func typedSizeBound(env *event.Envelope, dataLen int) int {
+	e := *env
+	e.Seq, e.Version, e.SchemaVersion, e.Time, e.Data = math.MaxUint64, math.MaxUint64, math.MaxUint32, time.Unix(0, math.MinInt64), nil
+	return segment.EncodedSize(&e) - segment.DataSize(0) + segment.DataSize(dataLen)
 }
 
 // flush writes the staged group, fsyncs it under SyncAlways, publishes it
@@ -584,9 +709,7 @@ func (w *writer) flush() {
 
 	l := w.l
 	l.mu.Lock()
-	for _, info := range w.infos {
-		w.idx.Add(info)
-	}
+	w.idx.AddBatch(w.infos)
 	w.idx.End = w.end
 	l.pub = published{seq: w.lastSeq, time: w.lastTime, end: w.end, streams: w.streams}
 	if w.durable == w.end {
@@ -622,6 +745,9 @@ func (w *writer) resetGroup() {
 	w.undoTo(0)
 	clear(w.group)
 	w.buf, w.infos, w.group, w.undo = w.buf[:0], w.infos[:0], w.group[:0], w.undo[:0]
+	if cap(w.buf) > 2*(flushThreshold+w.opts.MaxBatchSize) {
+		w.buf = nil // an oversized batch (or a failed encode) grew it: let it go
+	}
 	w.nextSeq, w.nextTime, w.newStrs, w.calls = w.lastSeq+1, w.lastTime, 0, 0
 }
 
@@ -815,7 +941,7 @@ func (w *writer) roll() error {
 	l := w.l
 	l.mu.Lock()
 	segs := append([]*segHandle(nil), l.v.segs[:len(l.v.segs)-1]...)
-	w.publishView(append(segs, newSegHandle(sealed), newSegHandle(seg)), w.idx)
+	w.publishView(append(segs, w.l.segHandle(sealed), w.l.segHandle(seg)), w.idx)
 	l.pub.end = segment.HeaderSize
 	l.setDurableLocked(w.lastSeq) // sealing fsynced everything before
 	l.mu.Unlock()

@@ -30,6 +30,12 @@ var (
 // AppendEnvelope appends the msgpack encoding of e (the event frame payload)
 // to dst and returns the extended slice. It does not validate e.
 func AppendEnvelope(dst []byte, e *event.Envelope) []byte {
+	return appendBin(appendEnvelopeHead(dst, e), e.Data)
+}
+
+// appendEnvelopeHead appends the envelope's fields up to (not including)
+// its data.
+func appendEnvelopeHead(dst []byte, e *event.Envelope) []byte {
 	dst = appendArrayLen(dst, envelopeFields)
 	dst = appendUint(dst, e.Seq)
 	dst = appendStr(dst, e.Stream)
@@ -47,8 +53,59 @@ func AppendEnvelope(dst []byte, e *event.Envelope) []byte {
 			dst = appendStr(dst, e.Meta[k])
 		}
 	}
-	return appendBin(dst, e.Data)
+	return dst
 }
+
+// PendingFrame is an event frame begun by BeginEventFrame, waiting for its
+// payload data.
+type PendingFrame struct {
+	start int // offset of the frame header in the buffer
+	data  int // offset of the data, after a 2-byte bin8 header
+}
+
+// BeginEventFrame appends the event frame of e up to its data (e.Data is
+// ignored) and returns the extended slice: the caller appends the data's
+// bytes (the msgpack payload) right after, then calls EndEventFrame. The
+// frame is byte-identical to AppendEventFrame's with those bytes as
+// e.Data, and the data is written once, straight into dst: encoders write
+// into the batch buffer with no intermediate copy.
+func BeginEventFrame(dst []byte, e *event.Envelope) ([]byte, PendingFrame) {
+	dst, start := beginFrame(dst)
+	dst = appendEnvelopeHead(dst, e)
+	// Most payloads fit a bin8 header; EndEventFrame widens it otherwise.
+	dst = append(dst, mpBin8, 0)
+	return dst, PendingFrame{start: start, data: len(dst)}
+}
+
+// EndEventFrame completes the frame p of dst, whose data is everything
+// appended after BeginEventFrame returned.
+func EndEventFrame(dst []byte, p PendingFrame) []byte {
+	n := len(dst) - p.data
+	switch {
+	case n <= math.MaxUint8:
+		dst[p.data-1] = byte(n)
+	case n <= math.MaxUint16:
+		dst = widenBin(dst, p.data, 1)
+		dst[p.data-2], dst[p.data-1], dst[p.data] = mpBin16, byte(n>>8), byte(n)
+	default:
+		dst = widenBin(dst, p.data, 3)
+		dst[p.data-2], dst[p.data-1], dst[p.data], dst[p.data+1], dst[p.data+2] = mpBin32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	}
+	return endFrame(dst, p.start, KindEvent)
+}
+
+// widenBin moves the data at dst[at:] k bytes on, making room for a wider
+// bin header.
+func widenBin(dst []byte, at, k int) []byte {
+	n := len(dst) - at
+	dst = append(dst, make([]byte, k)...)
+	copy(dst[at+k:], dst[at:at+n])
+	return dst
+}
+
+// DataSize is the encoded size of an envelope's data field holding n
+// bytes (its bin header and the bytes).
+func DataSize(n int) int { return binSize(n) }
 
 // sortedKeys returns m's keys in order, so that encoding is deterministic.
 // Meta maps are small (event.MaxMetaEntries), so insertion sort is fine.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -57,20 +58,48 @@ func decodeZMap(p []byte, recordsEnd int64) (*zmap, error) {
 	return z, nil
 }
 
-// zReader is the logical view of a compressed segment's records.
+// zReader is the logical view of a compressed segment's records. Blocks
+// come from the segment's BlockCache (the log's shared one, or a small one
+// of its own); a reader going through the records in order has the next
+// blocks decompressed ahead of it, in the background.
 type zReader struct {
-	s *Segment
-	z *zmap
+	s       *Segment
+	z       *zmap
+	private *BlockCache // used until the segment is given a shared one
+	blockSz int64       // record bytes per block (the first block's)
 
-	mu    sync.Mutex
-	cache [2]zcached // the two most recently used blocks
-	tick  int
+	lastEnd atomic.Int64 // where the last ReadAt ended
+	ahead   atomic.Bool  // a read-ahead is running
+
+	mu     sync.Mutex // orders starting a read-ahead and close
+	closed atomic.Bool
+	wg     sync.WaitGroup // the read-ahead goroutine
 }
 
-type zcached struct {
-	block int
-	data  []byte
-	used  int
+// privateCacheSize bounds the cache of a segment no log shares one with
+// (tools opening a single segment): room for a read-ahead window and the
+// blocks being read.
+const privateCacheSize = 4 * readAheadBlocks * ZBlockSize
+
+// readAheadBlocks is how many blocks a sequential reader has decompressed
+// ahead of it: one Reader chunk's worth.
+const readAheadBlocks = readChunk / ZBlockSize
+
+func newZReader(s *Segment, z *zmap) *zReader {
+	r := &zReader{s: s, z: z, private: NewBlockCache(privateCacheSize), blockSz: z.end - HeaderSize}
+	if len(z.starts) > 1 {
+		r.blockSz = z.starts[1] - z.starts[0]
+	}
+	return r
+}
+
+// cache returns the cache blocks go through: the shared one, unless there
+// is none (or it is disabled), then the segment's own small one.
+func (r *zReader) cache() *BlockCache {
+	if c := r.s.cache.Load(); c != nil && c.limit > 0 {
+		return c
+	}
+	return r.private
 }
 
 var zdecoders = sync.Pool{New: func() any {
@@ -81,16 +110,15 @@ var zdecoders = sync.Pool{New: func() any {
 	return d
 }}
 
-// block returns the decompressed records of block i (a slice the caller
-// must copy from before releasing r.mu).
-func (r *zReader) blockLocked(i int) ([]byte, error) {
-	r.tick++
-	for k := range r.cache {
-		if c := &r.cache[k]; c.data != nil && c.block == i {
-			c.used = r.tick
-			return c.data, nil
-		}
-	}
+// block returns the decompressed records of block i, which the caller must
+// not modify.
+func (r *zReader) block(i int) ([]byte, error) {
+	return r.cache().get(blockKey{r: r, block: i}, func() ([]byte, error) { return r.decompress(i) })
+}
+
+// decompress reads, checks and decompresses block i. Any failure is
+// corruption naming the block's frame.
+func (r *zReader) decompress(i int) ([]byte, error) {
 	p, err := r.s.readFrame(r.z.phys[i], r.z.plen[i], KindZBlock, nil)
 	if err != nil {
 		return nil, err
@@ -99,21 +127,15 @@ func (r *zReader) blockLocked(i int) ([]byte, error) {
 	if i+1 < len(r.z.starts) {
 		want = r.z.starts[i+1] - r.z.starts[i]
 	}
-	victim := &r.cache[0]
-	if r.cache[1].used < victim.used {
-		victim = &r.cache[1]
-	}
 	d := zdecoders.Get().(*zstd.Decoder)
-	out, err := d.DecodeAll(p, victim.data[:0])
+	out, err := d.DecodeAll(p, make([]byte, 0, want))
 	zdecoders.Put(d)
 	if err != nil || int64(len(out)) != want {
-		victim.data = nil
 		if err == nil {
 			err = fmt.Errorf("holds %d record bytes, the zmap says %d", len(out), want)
 		}
 		return nil, &CorruptError{File: r.s.Name, Offset: r.z.phys[i], Reason: "compressed block: " + err.Error()}
 	}
-	*victim = zcached{block: i, data: out, used: r.tick}
 	return out, nil
 }
 
@@ -122,22 +144,67 @@ func (r *zReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < HeaderSize {
 		return 0, errors.New("evlog/segment: read before the records")
 	}
+	// A sequential reader (Reader) reads chunks of at least a block, each
+	// starting where the previous one ended or a partial frame before:
+	// have the blocks after this read decompressed while it uses them.
+	// Reads of single events (a stream's postings) never start one.
+	if prev := r.lastEnd.Load(); int64(len(p)) >= r.blockSz && off <= prev && off >= prev-int64(len(p)) {
+		next := sort.Search(len(r.z.starts), func(i int) bool { return r.z.starts[i] >= off+int64(len(p)) })
+		r.readAhead(next)
+	}
+	r.lastEnd.Store(off + int64(len(p)))
 	n := 0
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for n < len(p) {
 		pos := off + int64(n)
 		if pos >= r.z.end {
 			return n, io.EOF
 		}
 		i := sort.Search(len(r.z.starts), func(i int) bool { return r.z.starts[i] > pos }) - 1
-		b, err := r.blockLocked(i)
+		b, err := r.block(i)
 		if err != nil {
 			return n, err
 		}
 		n += copy(p[n:], b[pos-r.z.starts[i]:])
 	}
 	return n, nil
+}
+
+// readAhead decompresses, in the background, the blocks from first on
+// that the cache does not hold, up to two Reader chunks' worth (if no
+// read-ahead is running).
+func (r *zReader) readAhead(first int) {
+	to := min(first+2*readAheadBlocks, len(r.z.starts))
+	if first >= to || r.cache().limit < 2*readAheadBlocks*r.blockSz || !r.ahead.CompareAndSwap(false, true) {
+		return // nothing to read ahead, or no room to keep what it would
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		r.ahead.Store(false)
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer r.ahead.Store(false)
+		for i := first; i < to && !r.closed.Load(); i++ {
+			if !r.cache().cached(blockKey{r: r, block: i}) {
+				// A failure is not cached: the reader reaching the block
+				// decompresses it again and reports it.
+				r.block(i)
+			}
+		}
+	}()
+}
+
+// close stops the read-ahead and drops the segment's blocks.
+func (r *zReader) close() {
+	r.mu.Lock()
+	r.closed.Store(true)
+	r.mu.Unlock()
+	r.wg.Wait()
+	r.cache().drop(r)
+	r.private.drop(r)
 }
 
 // Records returns the segment's records as a ReaderAt over logical
@@ -158,7 +225,7 @@ func (s *Segment) Records() (io.ReaderAt, int64, error) {
 		if err != nil {
 			s.zErr = err
 		} else {
-			s.zr = &zReader{s: s, z: z}
+			s.zr = newZReader(s, z)
 		}
 	}
 	if s.zErr != nil {

@@ -101,6 +101,11 @@
 // the records end). Index offsets are logical — into the uncompressed
 // records as if they started at HeaderSize — so readers work on a logical
 // view (Segment.Records). See compressed.go and testdata/v2/compressed.seg.
+// The view decompresses each block once into a BlockCache (bounded, least
+// recently used first out; a log shares one among its segments, see
+// Segment.SetBlockCache), never caches a block that fails its checksum or
+// its decompression, and decompresses the next blocks of a sequential
+// reader ahead of it in the background.
 //
 // The footer of a sealed segment lets a reader find one stream's events
 // without scanning: the summary (read once and cached) holds a bloom

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/evlog/evlog/internal/vfs"
 )
@@ -30,7 +31,13 @@ type Segment struct {
 	sumErr  error
 	zr      *zReader // compressed segments: the logical view of the records
 	zErr    error
+	cache   atomic.Pointer[BlockCache] // shared by the log's segments (nil: one of its own)
 }
+
+// SetBlockCache makes a compressed segment keep its decompressed blocks in
+// c, which other segments may share; without it, a segment has a small
+// cache of its own.
+func (s *Segment) SetBlockCache(c *BlockCache) { s.cache.Store(c) }
 
 // Open opens segment name of fsys and reads its header and trailer. A
 // missing or invalid header is reported as a *CorruptError (Offset 0). A
@@ -82,7 +89,15 @@ func open(f vfs.File, name string) (*Segment, error) {
 func (s *Segment) File() io.ReaderAt { return s.f }
 
 // Close closes the file handle.
-func (s *Segment) Close() error { return s.f.Close() }
+func (s *Segment) Close() error {
+	s.mu.Lock()
+	zr := s.zr
+	s.mu.Unlock()
+	if zr != nil {
+		zr.close()
+	}
+	return s.f.Close()
+}
 
 // FirstSeq returns the seq of the segment's first event.
 func (s *Segment) FirstSeq() uint64 { return s.Header.BaseSeq }

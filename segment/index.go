@@ -98,6 +98,38 @@ func (x *Index) Add(e EventInfo) {
 	sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
 }
 
+// AddBatch adds events in order, as Add does one by one, looking each run
+// of consecutive events of one stream up once.
+func (x *Index) AddBatch(events []EventInfo) {
+	var (
+		sp   *StreamPostings
+		last string
+	)
+	for i := range events {
+		e := &events[i]
+		if x.Count == 0 {
+			x.FirstTime = e.Time
+		}
+		if x.Count%SparseInterval == 0 {
+			x.sparse = append(x.sparse, SparseEntry{Seq: e.Seq, Off: e.Off, Time: e.Time})
+		}
+		x.Count++
+		x.LastSeq = e.Seq
+		x.LastTime = e.Time
+		if e.Version == 1 {
+			x.NewStreams++
+		}
+		if sp == nil || e.Stream != last {
+			last = e.Stream
+			if sp = x.streams[last]; sp == nil {
+				sp = &StreamPostings{FirstVersion: e.Version}
+				x.streams[last] = sp
+			}
+		}
+		sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
+	}
+}
+
 // Stream returns the stream's postings in this segment (ok false if none).
 func (x *Index) Stream(name string) (StreamPostings, bool) {
 	sp := x.streams[name]
@@ -145,29 +177,37 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 	start := len(dst)
 	off := func() int64 { return footerStart + int64(len(dst)-start) }
 
-	names := make([]string, 0, len(x.streams))
-	for name := range x.streams {
-		names = append(names, name)
+	// The streams in (hash, name) order, each hashed and looked up once.
+	type stream struct {
+		hash uint64
+		name string
+		sp   *StreamPostings
 	}
-	hashes := make(map[string]uint64, len(names))
-	for _, n := range names {
-		hashes[n] = streamHash(n)
+	streams := make([]stream, 0, len(x.streams))
+	// Room for the footer up front (postings take at most 2 uvarints of
+	// 10 bytes each, usually far less): no regrowing a segment's worth of
+	// postings while it is built.
+	size := len(x.sparse)*24 + 4*TrailerSize
+	for name, sp := range x.streams {
+		streams = append(streams, stream{hash: streamHash(name), name: name, sp: sp})
+		size += 2*FrameHeaderSize + entFixedSize + len(name) + 10 + len(sp.Posts)*8
 	}
-	slices.SortFunc(names, func(a, b string) int {
-		if c := cmp.Compare(hashes[a], hashes[b]); c != 0 {
+	dst = slices.Grow(dst, size)
+	slices.SortFunc(streams, func(a, b stream) int {
+		if c := cmp.Compare(a.hash, b.hash); c != 0 {
 			return c
 		}
-		return cmp.Compare(a, b)
+		return cmp.Compare(a.name, b.name)
 	})
 
 	type postRef struct {
 		off int64
 		len uint32
 	}
-	refs := make([]postRef, len(names))
+	refs := make([]postRef, len(streams))
 	var p []byte
-	for i, name := range names {
-		sp := x.streams[name]
+	for i := range streams {
+		sp := streams[i].sp
 		p = binary.AppendUvarint(p[:0], uint64(len(sp.Posts)))
 		prev := int64(0)
 		for _, po := range sp.Posts {
@@ -186,21 +226,21 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 		len  uint32
 	}
 	var blocks []blockRef
-	for lo := 0; lo < len(names); lo += blockStride {
-		hi := min(lo+blockStride, len(names))
+	for lo := 0; lo < len(streams); lo += blockStride {
+		hi := min(lo+blockStride, len(streams))
 		p = p[:0]
 		for i := lo; i < hi; i++ {
-			sp := x.streams[names[i]]
+			sp := streams[i].sp
 			var e [entFixedSize]byte
-			le.PutUint64(e[entHashOff:], hashes[names[i]])
+			le.PutUint64(e[entHashOff:], streams[i].hash)
 			le.PutUint64(e[entFirstVerOff:], sp.FirstVersion)
 			le.PutUint32(e[entCountOff:], uint32(len(sp.Posts)))
 			le.PutUint64(e[entPostOffOff:], uint64(refs[i].off))
 			le.PutUint32(e[entPostLenOff:], refs[i].len)
-			le.PutUint16(e[entNameLenOff:], uint16(len(names[i])))
-			p = append(append(p, e[:]...), names[i]...)
+			le.PutUint16(e[entNameLenOff:], uint16(len(streams[i].name)))
+			p = append(append(p, e[:]...), streams[i].name...)
 		}
-		b := blockRef{hash: hashes[names[lo]], off: off()}
+		b := blockRef{hash: streams[lo].hash, off: off()}
 		dst = AppendFrame(dst, KindBlock, p)
 		b.len = uint32(off() - b.off)
 		blocks = append(blocks, b)
@@ -218,10 +258,10 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 		p = le.AppendUint64(p, uint64(b.off))
 		p = le.AppendUint32(p, b.len)
 	}
-	p = le.AppendUint32(p, uint32(len(names)))
-	bloom := newBloom(len(names))
-	for _, n := range names {
-		bloom.add(hashes[n])
+	p = le.AppendUint32(p, uint32(len(streams)))
+	bloom := newBloom(len(streams))
+	for i := range streams {
+		bloom.add(streams[i].hash)
 	}
 	p = le.AppendUint32(p, uint32(len(bloom)*8))
 	p = append(p, bloom...)
