@@ -192,6 +192,9 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 			if tail != nil {
 				rep.Findings = append(rep.Findings, Finding{Kind: "torn-tail", File: name, Offset: tail.Offset, Reason: tail.Reason})
 			}
+			if err := verifyCheckpoint(fsys, s); err != nil {
+				add(err, segment.CheckpointName(name), 0)
+			}
 		}
 	}
 	return rep, nil

@@ -58,6 +58,52 @@ type Index struct {
 	Marked, Strict bool
 	streams        map[string]*StreamPostings
 	sparse         []SparseEntry
+	// base, when set, is a checkpoint indexing the events before base.End:
+	// the counters above include its events, streams and sparse only
+	// what was added after it (see NewIndexFrom).
+	base *Checkpoint
+}
+
+// NewIndexFrom returns the index of a segment's events as far as the
+// checkpoint c indexes them (up to c.End, which it proves durable). Events
+// added later are kept in memory; c's postings are read on use, so
+// building it reads nothing.
+func NewIndexFrom(c *Checkpoint) *Index {
+	t := c.Trailer
+	return &Index{
+		BaseSeq: c.baseSeq, Count: int(t.Count), LastSeq: t.LastSeq, FirstTime: t.FirstTime, LastTime: t.LastTime,
+		NewStreams: int(t.NewStreams), End: c.End, Durable: c.End, Marked: c.Marked, Strict: c.Strict,
+		streams: make(map[string]*StreamPostings), base: c,
+	}
+}
+
+// Base returns the checkpoint under the index (nil if none).
+func (x *Index) Base() *Checkpoint { return x.base }
+
+// Materialize returns an index holding everything x holds wholly in
+// memory: x itself when no checkpoint is under it, else a new index with
+// the checkpoint's postings read in. x is not modified.
+func (x *Index) Materialize() (*Index, error) {
+	if x.base == nil {
+		return x, nil
+	}
+	y := *x
+	y.base, y.sparse, y.streams = nil, nil, make(map[string]*StreamPostings, x.base.Streams+len(x.streams))
+	if err := x.base.load(&y); err != nil {
+		return nil, err
+	}
+	y.sparse = append(y.sparse, x.sparse...)
+	for name, sp := range x.streams {
+		if b := y.streams[name]; b != nil {
+			if b.FirstVersion+uint64(len(b.Posts)) != sp.FirstVersion {
+				return nil, corruptf(x.base.seg, sp.Posts[0].Off, "stream %q is at version %d before offset %d and continues at version %d", name, b.FirstVersion+uint64(len(b.Posts))-1, x.base.End, sp.FirstVersion)
+			}
+			b.Posts = append(b.Posts, sp.Posts...)
+			continue
+		}
+		y.streams[name] = &StreamPostings{FirstVersion: sp.FirstVersion, Posts: sp.Posts}
+	}
+	return &y, nil
 }
 
 // NewIndex returns the empty index of a segment whose first seq is baseSeq.
@@ -98,30 +144,71 @@ func (x *Index) Add(e EventInfo) {
 	sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
 }
 
-// Stream returns the stream's postings in this segment (ok false if none).
-func (x *Index) Stream(name string) (StreamPostings, bool) {
+// Stream returns the stream's postings in this segment (ok false if none):
+// the checkpoint's, read from its file, followed by those added since.
+// Errors come from reading the checkpoint.
+func (x *Index) Stream(name string) (StreamPostings, bool, error) {
 	sp := x.streams[name]
-	if sp == nil {
-		return StreamPostings{}, false
+	if x.base == nil {
+		if sp == nil {
+			return StreamPostings{}, false, nil
+		}
+		return *sp, true, nil
 	}
-	return *sp, true
+	b, ok, err := x.base.stream(name)
+	if err != nil {
+		return StreamPostings{}, false, err
+	}
+	if !ok {
+		if sp == nil {
+			return StreamPostings{}, false, nil
+		}
+		return *sp, true, nil
+	}
+	if sp != nil {
+		if n := b.FirstVersion + uint64(len(b.Posts)); sp.FirstVersion != n {
+			return StreamPostings{}, false, corruptf(x.base.seg, sp.Posts[0].Off, "stream %q is at version %d before offset %d and continues at version %d", name, n-1, x.base.End, sp.FirstVersion)
+		}
+		b.Posts = append(b.Posts[:len(b.Posts):len(b.Posts)], sp.Posts...)
+	}
+	return b, true, nil
 }
 
 // LastVersion returns the version of the stream's last event in this
-// segment, or 0.
-func (x *Index) LastVersion(name string) uint64 {
-	sp := x.streams[name]
-	if sp == nil {
-		return 0
+// segment, or 0. Errors come from reading the checkpoint.
+func (x *Index) LastVersion(name string) (uint64, error) {
+	if sp := x.streams[name]; sp != nil {
+		return sp.FirstVersion + uint64(len(sp.Posts)) - 1, nil
 	}
-	return sp.FirstVersion + uint64(len(sp.Posts)) - 1
+	if x.base == nil {
+		return 0, nil
+	}
+	return x.base.lastVersion(name)
 }
 
-// Streams returns the number of distinct streams in the segment.
-func (x *Index) Streams() int { return len(x.streams) }
+// Streams returns the number of distinct streams in the segment. With a
+// checkpoint under the index it is only a lower bound (the streams of the
+// checkpoint or of the events added since, whichever are more).
+func (x *Index) Streams() int {
+	if x.base != nil {
+		return max(x.base.Streams, len(x.streams))
+	}
+	return len(x.streams)
+}
 
-// Sparse returns the sparse index.
-func (x *Index) Sparse() []SparseEntry { return x.sparse }
+// Sparse returns the sparse index. With a checkpoint under the index it is
+// a new slice (the checkpoint's summary is read on first use).
+func (x *Index) Sparse() ([]SparseEntry, error) {
+	if x.base == nil {
+		return x.sparse, nil
+	}
+	s, err := x.base.sparse()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SparseEntry, 0, len(s)+len(x.sparse))
+	return append(append(out, s...), x.sparse...), nil
+}
 
 // Footer layout (see doc.go): the frames after RecordsEnd are
 //
@@ -142,32 +229,38 @@ func (x *Index) AppendFooter(dst []byte, header [HeaderSize]byte) ([]byte, Trail
 // In a compressed segment the index's offsets are logical (offsets in the
 // uncompressed records) while the footer's own are physical.
 func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64) ([]byte, Trailer) {
+	if x.base != nil {
+		panic("evlog/segment: AppendFooter of an index with a checkpoint under it (Materialize it first)")
+	}
 	start := len(dst)
 	off := func() int64 { return footerStart + int64(len(dst)-start) }
 
-	names := make([]string, 0, len(x.streams))
-	for name := range x.streams {
-		names = append(names, name)
+	// The streams sorted by (hash, name), each with its hash and postings
+	// (one map look-up per stream, none in the sort).
+	type streamRef struct {
+		hash uint64
+		name string
+		sp   *StreamPostings
 	}
-	hashes := make(map[string]uint64, len(names))
-	for _, n := range names {
-		hashes[n] = streamHash(n)
+	sorted := make([]streamRef, 0, len(x.streams))
+	for name, sp := range x.streams {
+		sorted = append(sorted, streamRef{streamHash(name), name, sp})
 	}
-	slices.SortFunc(names, func(a, b string) int {
-		if c := cmp.Compare(hashes[a], hashes[b]); c != 0 {
+	slices.SortFunc(sorted, func(a, b streamRef) int {
+		if c := cmp.Compare(a.hash, b.hash); c != 0 {
 			return c
 		}
-		return cmp.Compare(a, b)
+		return cmp.Compare(a.name, b.name)
 	})
 
 	type postRef struct {
 		off int64
 		len uint32
 	}
-	refs := make([]postRef, len(names))
+	refs := make([]postRef, len(sorted))
 	var p []byte
-	for i, name := range names {
-		sp := x.streams[name]
+	for i, st := range sorted {
+		sp := st.sp
 		p = binary.AppendUvarint(p[:0], uint64(len(sp.Posts)))
 		prev := int64(0)
 		for _, po := range sp.Posts {
@@ -186,21 +279,22 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 		len  uint32
 	}
 	var blocks []blockRef
-	for lo := 0; lo < len(names); lo += blockStride {
-		hi := min(lo+blockStride, len(names))
+	for lo := 0; lo < len(sorted); lo += blockStride {
+		hi := min(lo+blockStride, len(sorted))
 		p = p[:0]
 		for i := lo; i < hi; i++ {
-			sp := x.streams[names[i]]
+			st := sorted[i]
+			sp := st.sp
 			var e [entFixedSize]byte
-			le.PutUint64(e[entHashOff:], hashes[names[i]])
+			le.PutUint64(e[entHashOff:], st.hash)
 			le.PutUint64(e[entFirstVerOff:], sp.FirstVersion)
 			le.PutUint32(e[entCountOff:], uint32(len(sp.Posts)))
 			le.PutUint64(e[entPostOffOff:], uint64(refs[i].off))
 			le.PutUint32(e[entPostLenOff:], refs[i].len)
-			le.PutUint16(e[entNameLenOff:], uint16(len(names[i])))
-			p = append(append(p, e[:]...), names[i]...)
+			le.PutUint16(e[entNameLenOff:], uint16(len(st.name)))
+			p = append(append(p, e[:]...), st.name...)
 		}
-		b := blockRef{hash: hashes[names[lo]], off: off()}
+		b := blockRef{hash: sorted[lo].hash, off: off()}
 		dst = AppendFrame(dst, KindBlock, p)
 		b.len = uint32(off() - b.off)
 		blocks = append(blocks, b)
@@ -218,10 +312,10 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 		p = le.AppendUint64(p, uint64(b.off))
 		p = le.AppendUint32(p, b.len)
 	}
-	p = le.AppendUint32(p, uint32(len(names)))
-	bloom := newBloom(len(names))
-	for _, n := range names {
-		bloom.add(hashes[n])
+	p = le.AppendUint32(p, uint32(len(sorted)))
+	bloom := newBloom(len(sorted))
+	for _, st := range sorted {
+		bloom.add(st.hash)
 	}
 	p = le.AppendUint32(p, uint32(len(bloom)*8))
 	p = append(p, bloom...)
