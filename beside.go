@@ -109,6 +109,9 @@ func durablePrefix(s *segment.Segment, name string, x *segment.Index, opts segme
 	if opts.Infos != nil {
 		*opts.Infos = (*opts.Infos)[:0]
 	}
+	if opts.Continue == nil {
+		opts.Checkpoint = x.Base() // the checkpoint proves its prefix durable
+	}
 	d, _, err := segment.Scan(s.File(), s.Header, x.Durable, opts)
 	if err != nil {
 		return nil, fmt.Errorf("evlog: %s: reading its durable prefix: %w", name, err)

@@ -101,7 +101,10 @@
 // belongs to the file, so a writer started afterwards would lock a new one.
 // A writer checks at every segment roll that LOCK still names the file it
 // locked and fail-stops with ErrLockLost if not. Open then reads each sealed segment's header and trailer
-// only, and scans the newest segment. A torn tail of the newest segment
+// only, and of the newest segment its checkpoint (the index of the prefix
+// the writer had fsynced when it last wrote one: at Close, and every
+// SegmentSize/2 bytes) and scans only what follows it — after a clean
+// Close, nothing; without a usable checkpoint, all of it. A torn tail of the newest segment
 // (an incomplete batch or frame, or garbage, that no mark records as
 // durable) is truncated, and reported through Recovery and Options.Logger.
 // A newest segment no longer than a header and without a valid one is

@@ -67,8 +67,8 @@ func TestPerm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(es) != 3 { // LOCK, a segment, a snapshot
-				t.Fatalf("%d files in the log directory, want 3: %v", len(es), es)
+			if len(es) != 4 { // LOCK, a segment, its checkpoint, a snapshot
+				t.Fatalf("%d files in the log directory, want 4: %v", len(es), es)
 			}
 			for _, e := range es {
 				check(filepath.Join(dir, e.Name()), tc.file)

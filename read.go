@@ -125,7 +125,7 @@ func corruptFrame(err error, file string, lastSeq uint64) error {
 }
 
 // activeSparse returns a copy of the active index's sparse entries.
-func (l *Log) activeSparse(v *view) []segment.SparseEntry {
+func (l *Log) activeSparse(v *view) ([]segment.SparseEntry, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return v.active.Sparse()
@@ -173,7 +173,10 @@ func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) er
 			}
 			sparse = sum.Sparse
 		} else {
-			sparse, end = l.activeSparse(v), pub.end
+			if sparse, err = l.activeSparse(v); err != nil {
+				return err
+			}
+			end = pub.end
 		}
 		r.Reset(ra, segment.SeekSeq(sparse, from), end)
 		prev := uint64(0)
@@ -257,8 +260,11 @@ func (l *Log) scanStream(ctx context.Context, stream string, fromVersion uint64,
 			first = e.FirstVersion
 		} else {
 			l.mu.RLock()
-			sp, ok := v.active.Stream(stream)
+			sp, ok, err := v.active.Stream(stream)
 			l.mu.RUnlock()
+			if err != nil {
+				return err
+			}
 			if !ok {
 				continue
 			}
@@ -322,8 +328,11 @@ func (l *Log) StreamVersion(ctx context.Context, stream string) (uint64, error) 
 			continue
 		}
 		l.mu.RLock()
-		sp, ok := v.active.Stream(stream)
+		sp, ok, err := v.active.Stream(stream)
 		l.mu.RUnlock()
+		if err != nil {
+			return 0, err
+		}
 		if ok {
 			k := sort.Search(len(sp.Posts), func(i int) bool { return sp.Posts[i].Off >= pub.end })
 			if k > 0 {
@@ -385,7 +394,10 @@ func (l *Log) SeqAt(t time.Time) (uint64, error) {
 		}
 		sparse = sum.Sparse
 	} else {
-		sparse, end = l.activeSparse(v), pub.end
+		if sparse, err = l.activeSparse(v); err != nil {
+			return 0, err
+		}
+		end = pub.end
 	}
 	off, ok := segment.SeekTime(sparse, tn)
 	if !ok {

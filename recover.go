@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -153,8 +154,7 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 	if n := len(live); n >= 2 && live[n-2].Seg.Sealed && !live[n-1].Seg.Sealed &&
 		live[n-2].Seg.Header.Generation == 0 && live[n-2].Seg.Header.Flags&segment.FlagCompressed == 0 {
 		nf, prev := live[n-1], live[n-2]
-		idx, _, err := segment.Scan(nf.Seg.File(), nf.Seg.Header, nf.Seg.Size, segment.ScanOptions{File: nf.Name, PrevTime: math.MinInt64})
-		if err == nil && idx.Count == 0 {
+		if newestEmpty(fsys, nf.Seg) {
 			if _, verr := segment.Verify(prev.Seg, math.MinInt64); verr != nil {
 				if !errors.Is(verr, segment.ErrCorrupt) {
 					return nil, verr
@@ -169,8 +169,7 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 	// holding no committed event: drop the newest, continue the old one.
 	if n := len(live); n >= 2 && !live[n-2].Seg.Sealed && !live[n-1].Seg.Sealed {
 		nf := live[n-1]
-		idx, _, err := segment.Scan(nf.Seg.File(), nf.Seg.Header, nf.Seg.Size, segment.ScanOptions{File: nf.Name, PrevTime: math.MinInt64})
-		if err == nil && idx.Count == 0 {
+		if newestEmpty(fsys, nf.Seg) {
 			nf.Close()
 			if err := remove(nf.Name, "empty newest segment left by a crash during a roll"); err != nil {
 				return nil, err
@@ -201,6 +200,7 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 			prevTime = s.Trailer.LastTime
 		}
 	}
+	activeName := ""
 	if n := len(live); n > 0 {
 		f, s := live[n-1], live[n-1].Seg
 		switch {
@@ -210,9 +210,16 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 		case s.Sealed:
 			rec.needSuccessor = true
 		default:
-			idx, tail, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: f.Name, PrevTime: prevTime})
+			idx, tail, bad, err := scanNewest(fsys, s, segment.ScanOptions{File: f.Name, PrevTime: prevTime}, readOnly, log)
 			if err != nil {
 				return nil, err
+			}
+			activeName = f.Name
+			for _, name := range bad {
+				if slices.Contains(dir.Checkpoints, name) { // a regular file, never a stranger
+					remove(name, "checkpoint not usable (the segment was scanned instead)")
+					removedAny = removedAny || !readOnly
+				}
 			}
 			if _, copied := fsys.(interface{ completeCopy() }); readOnly && !copied {
 				// A reader beside a writer serves only what is durable
@@ -227,6 +234,14 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 			}
 		}
 	}
+	// Checkpoints of any other segment are never used again, and
+	// temporaries never were.
+	for _, name := range staleCheckpoints(dir, activeName) {
+		if !slices.ContainsFunc(pending, func(r removal) bool { return r.name == name }) {
+			remove(name, "checkpoint of a segment that is no longer the active one, or its temporary")
+			removedAny = removedAny || !readOnly
+		}
+	}
 	// The whole directory is valid: only now delete anything, and a
 	// superseded segment only once the segment covering it verifies.
 	if len(superseded) > 0 && !readOnly {
@@ -236,7 +251,11 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 	}
 	segment.CloseSegments(superseded)
 	for _, r := range pending {
-		if err := fsys.Remove(r.name); err != nil {
+		if err := fsys.Remove(r.name); err != nil && slices.Contains(dir.Checkpoints, r.name) {
+			// Never required, and never used unless it proves itself.
+			log.Warn("evlog: recovery: could not remove a checkpoint", "file", r.name, "reason", r.why, "err", err)
+			continue
+		} else if err != nil {
 			return nil, fmt.Errorf("evlog: recovery: removing %s: %w", r.name, err)
 		}
 		log.Warn("evlog: recovery removed a file", "file", r.name, "reason", r.why)

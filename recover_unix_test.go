@@ -60,6 +60,23 @@ func TestRecoveryStrangers(t *testing.T) {
 			}
 			return name
 		}},
+		{"FIFO named as the active segment's checkpoint", func(t *testing.T, dir string, segs []string) string {
+			name := segment.CheckpointName(segs[len(segs)-1])
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(filepath.Join(dir, name), 0o644); err != nil {
+				t.Skipf("mkfifo: %v", err)
+			}
+			return name
+		}},
+		{"symlink named as a sealed segment's checkpoint", func(t *testing.T, dir string, segs []string) string {
+			name := segment.CheckpointName(segs[0])
+			if err := os.Symlink(segment.CheckpointName(segs[len(segs)-1]), filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+			return name
+		}},
 		{"symlink named as a temporary", func(t *testing.T, dir string, segs []string) string {
 			name := segs[0] + segment.TempExt
 			if err := os.Symlink(segs[0], filepath.Join(dir, name)); err != nil {
@@ -130,6 +147,9 @@ func TestRecoveryStrangers(t *testing.T) {
 				if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
 					t.Errorf("%s: %v", n, err)
 				}
+			}
+			if fi, err := os.Lstat(filepath.Join(dir, stranger)); err != nil || fi.Mode().IsRegular() {
+				t.Errorf("the stranger %s was replaced by a regular file", stranger)
 			}
 		})
 	}

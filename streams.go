@@ -93,7 +93,10 @@ func (l *Log) scanStreamBackward(ctx context.Context, stream string, fromVersion
 			}
 			posts = postBuf
 		} else {
-			posts, first = l.activePostings(v, stream, pub.end)
+			var err error
+			if posts, first, err = l.activePostings(v, stream, pub.end); err != nil {
+				return err
+			}
 			if len(posts) == 0 {
 				continue
 			}
@@ -149,15 +152,15 @@ func (l *Log) scanStreamBackward(ctx context.Context, stream string, fromVersion
 // activePostings returns the stream's postings in the view's active
 // segment that lie before end (what was published), and the version of
 // the first.
-func (l *Log) activePostings(v *view, stream string, end int64) ([]segment.Posting, uint64) {
+func (l *Log) activePostings(v *view, stream string, end int64) ([]segment.Posting, uint64, error) {
 	l.mu.RLock()
-	sp, ok := v.active.Stream(stream)
+	sp, ok, err := v.active.Stream(stream)
 	l.mu.RUnlock()
-	if !ok {
-		return nil, 0
+	if err != nil || !ok {
+		return nil, 0, err
 	}
 	k := sort.Search(len(sp.Posts), func(i int) bool { return sp.Posts[i].Off >= end })
-	return sp.Posts[:k], sp.FirstVersion
+	return sp.Posts[:k], sp.FirstVersion, nil
 }
 
 // StreamInfo describes one stream of the log: what Streams lists.
@@ -340,7 +343,7 @@ func (l *Log) listStreams(ctx context.Context, prefix string, fn func(StreamInfo
 		if prefix == "" {
 			active = make([]activeMatch, 0, v.active.Streams())
 		}
-		v.active.EachStream(func(name string, sp segment.StreamPostings) {
+		err := v.active.EachStream(func(name string, sp segment.StreamPostings) {
 			if !strings.HasPrefix(name, prefix) {
 				return
 			}
@@ -350,6 +353,9 @@ func (l *Log) listStreams(ctx context.Context, prefix string, fn func(StreamInfo
 			}
 		})
 		l.mu.RUnlock()
+		if err != nil {
+			return err
+		}
 		slices.SortFunc(active, func(a, b activeMatch) int { return strings.Compare(a.name, b.name) })
 	}
 

@@ -201,6 +201,9 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 			if tail != nil {
 				rep.Findings = append(rep.Findings, Finding{Kind: FindingTornTail, File: name, Offset: tail.Offset, Reason: tail.Reason})
 			}
+			if err := verifyCheckpoint(fsys, s); err != nil {
+				add(err, segment.CheckpointName(name), 0)
+			}
 		}
 	}
 	return rep, nil

@@ -63,6 +63,7 @@ type writer struct {
 	end     int64          // end of the committed frames
 	durable int64          // end of the fsynced frames
 	markEnd int64          // end of the data recorded as durable, including the last mark frame
+	ckptEnd int64          // prefix end of the active segment's newest checkpoint (0: none)
 	markBuf []byte
 	// dirtySince is when the first frames not yet fsynced were written
 	// (zero when everything written is durable, marks aside): SyncInterval
@@ -184,6 +185,9 @@ func (w *writer) openActive(rec *recovered) error {
 	w.f, w.name, w.hdr, w.header, w.idx = f, s.Name, s.HeaderBytes, s.Header, rec.active
 	w.end, w.durable = end, end
 	w.markEnd = rec.active.Durable
+	if b := rec.active.Base(); b != nil {
+		w.ckptEnd = b.End
+	}
 	if w.markEnd+segment.MarkFrameSize == end {
 		w.markEnd = end // the file ends with the mark recording the rest
 	}
@@ -258,7 +262,7 @@ func (w *writer) startSegment(replaceEmpty bool) error {
 	}
 	w.f, w.name, w.hdr, w.header = f, name, hb, seg.Header
 	w.idx = segment.NewIndex(h.BaseSeq)
-	w.end, w.durable, w.markEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize
+	w.end, w.durable, w.markEnd, w.ckptEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize, 0
 	w.dirtySince = time.Time{}
 	l := w.l
 	l.mu.Lock()
@@ -479,9 +483,11 @@ func (w *writer) version(stream string) (*streamVersion, error) {
 	if sv, ok := w.versions[stream]; ok {
 		return sv, nil
 	}
-	v := w.idx.LastVersion(stream)
+	v, err := w.idx.LastVersion(stream)
+	if err != nil {
+		return nil, err
+	}
 	if v == 0 {
-		var err error
 		if v, err = w.sealedVersion(stream); err != nil {
 			return nil, err
 		}
@@ -736,6 +742,8 @@ func (w *writer) flush() {
 		// The group is durable (its fsync succeeded), so it was
 		// acknowledged; but the file may now end in a partial mark.
 		w.fail(markErr)
+	} else if err := w.maybeCheckpoint(false); err != nil {
+		w.fail(err)
 	}
 }
 
@@ -811,6 +819,8 @@ func (w *writer) fsync() {
 	w.l.setDurableLocked(w.lastSeq)
 	w.l.mu.Unlock()
 	if err := w.mark(); err != nil {
+		w.fail(err)
+	} else if err := w.maybeCheckpoint(false); err != nil {
 		w.fail(err)
 	}
 }
@@ -888,6 +898,11 @@ func (w *writer) roll() error {
 		w.fail(err) // another writer may be appending: stop before any more damage
 		return w.failed
 	}
+	full, err := w.idx.Materialize() // the footer indexes the whole segment
+	if err != nil {
+		w.fail(err)
+		return w.failed
+	}
 	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now(), Flags: w.strictFlag()}
 	nf, nhb, err := segment.Create(w.l.fs, h)
 	if err != nil {
@@ -899,7 +914,7 @@ func (w *writer) roll() error {
 		w.fail(err)
 		return w.failed
 	}
-	footer, _ := w.idx.AppendFooter(nil, w.hdr)
+	footer, _ := full.AppendFooter(nil, w.hdr)
 	if _, err := w.f.Write(footer); err != nil {
 		nf.Close()
 		w.fail(fmt.Errorf("sealing %s: %w", w.name, err))
@@ -945,6 +960,7 @@ func (w *writer) roll() error {
 	l.pub.end = segment.HeaderSize
 	l.setDurableLocked(w.lastSeq) // sealing fsynced everything before
 	l.mu.Unlock()
+	w.dropCheckpoint(oldName)
 	return nil
 }
 
@@ -965,6 +981,12 @@ func (w *writer) shutdown() {
 	}
 	if w.failed == nil && w.end > w.durable {
 		w.fsync() // the mark: a closed log has every fsync recorded durably
+	}
+	if w.failed == nil {
+		// So that the next Open reads the index instead of the segment.
+		if err := w.maybeCheckpoint(true); err != nil {
+			errs = append(errs, fmt.Errorf("evlog: writing the checkpoint of %s: %w", w.name, err))
+		}
 	}
 	if w.failed != nil {
 		errs = append(errs, w.failed)

@@ -28,6 +28,10 @@ import (
 //     superseded; one only partly covered is corruption.
 //   - NAME.seg.tmp files are temporaries: never trusted, removed by the
 //     writer (only the lock holder deletes anything).
+//   - NAME.ckpt (and NAME.ckpt.tmp) files are checkpoints of segment
+//     NAME.seg's index (see checkpoint.go): never required, trusted only
+//     as far as they prove, replaced by an atomic rename; the writer
+//     removes those of any segment but the active one, and temporaries.
 
 // Snapshot file extensions, for classifying names only (package snapshot
 // owns their format and names).
@@ -54,6 +58,9 @@ type Dir struct {
 	// Snapshots are regular files named like snapshots or their
 	// temporaries (*.snap, *.snap.tmp); package snapshot interprets them.
 	Snapshots []string
+	// Checkpoints are regular files named like segment checkpoints or
+	// their temporaries (*.ckpt, *.ckpt.tmp).
+	Checkpoints []string
 	// Strangers are entries named like segments, segment temporaries or
 	// snapshots that are not regular files. Nothing opens or deletes them.
 	Strangers []vfs.DirEntry
@@ -67,7 +74,8 @@ func logFileName(name string) bool {
 	if _, _, ok := ParseFileName(name); ok {
 		return true
 	}
-	return strings.HasSuffix(name, Ext+TempExt) || strings.HasSuffix(name, snapExt) || strings.HasSuffix(name, snapTmpExt)
+	return strings.HasSuffix(name, Ext+TempExt) || strings.HasSuffix(name, snapExt) || strings.HasSuffix(name, snapTmpExt) ||
+		strings.HasSuffix(name, CheckpointExt) || strings.HasSuffix(name, CheckpointExt+TempExt)
 }
 
 // ReadDir lists fsys and classifies its entries (see Dir). It opens
@@ -88,6 +96,8 @@ func ReadDir(fsys vfs.FS) (*Dir, error) {
 			d.Temps = append(d.Temps, e.Name)
 		case strings.HasSuffix(e.Name, snapExt) || strings.HasSuffix(e.Name, snapTmpExt):
 			d.Snapshots = append(d.Snapshots, e.Name)
+		case strings.HasSuffix(e.Name, CheckpointExt) || strings.HasSuffix(e.Name, CheckpointExt+TempExt):
+			d.Checkpoints = append(d.Checkpoints, e.Name)
 		default:
 			base, gen, _ := ParseFileName(e.Name)
 			d.Segments = append(d.Segments, DirFile{Name: e.Name, BaseSeq: base, Generation: gen})

@@ -122,6 +122,24 @@
 // followed by the trailer's first 60 (binding it to its file). Open reads only the
 // header and trailer of a sealed segment.
 //
+// # Checkpoint file
+//
+// NAME.ckpt (see checkpoint.go and docs/FORMAT.md, "Checkpoints") is the
+// index of the committed events of the active segment NAME.seg before an
+// offset P it was fsynced through: a 64-byte header (magic "evlogckp",
+// version 1, flags, stream count, CRC32C of the segment's 4 KiB before P,
+// an HMAC tag keyed by the segment's mark key, CRC), then exactly a sealed
+// segment's footer — postings frames (offsets in the segment), block
+// frames and summary frame (offsets in the checkpoint file), and a
+// trailer whose records end is P and whose CRC covers the segment's
+// header. OpenCheckpoint and Check read the header, the trailer and the
+// window (O(1) bytes); NewIndexFrom builds an Index on top of it that
+// reads postings on use, and Scan with ScanOptions.Checkpoint resumes at
+// P. Damage found in its frames after it was opened is answered by
+// scanning the segment's prefix (never trusted past its checksums). It is
+// a file of its own, so no event payload can imitate it; it is never
+// required.
+//
 // # Versioning
 //
 // The constants marked "never change" in format.go are the wire format.

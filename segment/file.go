@@ -32,6 +32,7 @@ type Segment struct {
 	zr      *zReader // compressed segments: the logical view of the records
 	zErr    error
 	cache   atomic.Pointer[BlockCache] // shared by the log's segments (nil: one of its own)
+	ckpt    *Checkpoint                // the checkpoint recovery used, closed with s
 }
 
 // SetBlockCache makes a compressed segment keep its decompressed blocks in
@@ -88,13 +89,18 @@ func open(f vfs.File, name string) (*Segment, error) {
 // File returns the segment's open file, for reading with ReadAt.
 func (s *Segment) File() io.ReaderAt { return s.f }
 
-// Close closes the file handle.
+// Close closes the file handle (and that of the checkpoint attached by
+// AttachCheckpoint, if any).
 func (s *Segment) Close() error {
 	s.mu.Lock()
-	zr := s.zr
+	zr, c := s.zr, s.ckpt
+	s.ckpt = nil
 	s.mu.Unlock()
 	if zr != nil {
 		zr.close()
+	}
+	if c != nil {
+		return errors.Join(s.f.Close(), c.Close())
 	}
 	return s.f.Close()
 }
@@ -141,20 +147,7 @@ func (s *Segment) Summary() (*Summary, error) {
 // readFrame reads the frame of size n at off, checks it and returns its
 // payload (in buf if it is large enough).
 func (s *Segment) readFrame(off int64, n uint32, kind Kind, buf []byte) ([]byte, error) {
-	if n < FrameHeaderSize || n > FrameHeaderSize+MaxFramePayload {
-		return nil, corruptf(s.Name, off, "%s frame length %d out of range", kind, n)
-	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := s.f.ReadAt(buf, off); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, corruptf(s.Name, off, "%s frame runs past the end of the file", kind)
-		}
-		return nil, fmt.Errorf("evlog/segment: reading %s: %w", s.Name, err)
-	}
-	return checkFrame(buf, kind, s.Name, off)
+	return readFrameAt(s.f, s.Name, off, n, kind, buf)
 }
 
 // checkFrame checks that b holds exactly one valid frame of the kind.

@@ -426,7 +426,7 @@ func TestEventReaderCoalesces(t *testing.T) {
 		var er EventReader
 		var dec Decoder
 		for _, stream := range []string{"solo", "split"} {
-			sp, _ := x.Stream(stream)
+			sp, _ := streamOf(x, stream)
 			// Expected reads: greedy runs of adjacent frames of at most
 			// maxCoalesce bytes (a larger frame is read alone).
 			wantReads, run := 0, int64(0)
@@ -465,7 +465,7 @@ func TestEventReaderCoalesces(t *testing.T) {
 			}
 		}
 		if tt.n == 50 {
-			sp, _ := x.Stream("solo")
+			sp, _ := streamOf(x, "solo")
 			counting.Reset()
 			er.Read(s.File(), name, sp.Posts, func(int64, []byte) error { return nil })
 			if c := counting.File(name); c.Reads != 1 {
@@ -478,8 +478,8 @@ func TestEventReaderCoalesces(t *testing.T) {
 func TestEventReaderDetectsBadPostings(t *testing.T) {
 	img := coalesceImage(5, 30, 3)
 	x := img.index(len(img.batches))
-	solo, _ := x.Stream("solo")
-	split, _ := x.Stream("split")
+	solo, _ := streamOf(x, "solo")
+	split, _ := streamOf(x, "split")
 	commit := img.frames[5] // the commit of the first batch
 	if commit.kind != KindCommit {
 		t.Fatal("setup: frame 5 is not a commit")

@@ -273,3 +273,29 @@ func readAllFrames(data []byte, start, end int64) ([]Frame, error) {
 }
 
 var _ io.ReaderAt = errReaderAt{}
+
+// sparseOf, lastVer and streamOf are the index accessors for indexes held
+// wholly in memory (which never fail).
+func sparseOf(x *Index) []SparseEntry {
+	s, err := x.Sparse()
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func lastVer(x *Index, name string) uint64 {
+	v, err := x.LastVersion(name)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func streamOf(x *Index, name string) (StreamPostings, bool) {
+	sp, ok, err := x.Stream(name)
+	if err != nil {
+		panic(err)
+	}
+	return sp, ok
+}

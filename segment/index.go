@@ -58,6 +58,52 @@ type Index struct {
 	Marked, Strict bool
 	streams        map[string]*StreamPostings
 	sparse         []SparseEntry
+	// base, when set, is a checkpoint indexing the events before base.End:
+	// the counters above include its events, streams and sparse only
+	// what was added after it (see NewIndexFrom).
+	base *Checkpoint
+}
+
+// NewIndexFrom returns the index of a segment's events as far as the
+// checkpoint c indexes them (up to c.End, which it proves durable). Events
+// added later are kept in memory; c's postings are read on use, so
+// building it reads nothing.
+func NewIndexFrom(c *Checkpoint) *Index {
+	t := c.Trailer
+	return &Index{
+		BaseSeq: c.baseSeq, Count: int(t.Count), LastSeq: t.LastSeq, FirstTime: t.FirstTime, LastTime: t.LastTime,
+		NewStreams: int(t.NewStreams), End: c.End, Durable: c.End, Marked: c.Marked, Strict: c.Strict,
+		streams: make(map[string]*StreamPostings), base: c,
+	}
+}
+
+// Base returns the checkpoint under the index (nil if none).
+func (x *Index) Base() *Checkpoint { return x.base }
+
+// Materialize returns an index holding everything x holds wholly in
+// memory: x itself when no checkpoint is under it, else a new index with
+// the checkpoint's postings read in. x is not modified.
+func (x *Index) Materialize() (*Index, error) {
+	if x.base == nil {
+		return x, nil
+	}
+	y := *x
+	y.base, y.sparse, y.streams = nil, nil, make(map[string]*StreamPostings, x.base.Streams+len(x.streams))
+	if err := x.base.load(&y); err != nil {
+		return nil, err
+	}
+	y.sparse = append(y.sparse, x.sparse...)
+	for name, sp := range x.streams {
+		if b := y.streams[name]; b != nil {
+			if b.FirstVersion+uint64(len(b.Posts)) != sp.FirstVersion {
+				return nil, corruptf(x.base.seg, sp.Posts[0].Off, "stream %q is at version %d before offset %d and continues at version %d", name, b.FirstVersion+uint64(len(b.Posts))-1, x.base.End, sp.FirstVersion)
+			}
+			b.Posts = append(b.Posts, sp.Posts...)
+			continue
+		}
+		y.streams[name] = &StreamPostings{FirstVersion: sp.FirstVersion, Posts: sp.Posts}
+	}
+	return &y, nil
 }
 
 // NewIndex returns the empty index of a segment whose first seq is baseSeq.
@@ -130,30 +176,71 @@ func (x *Index) AddBatch(events []EventInfo) {
 	}
 }
 
-// Stream returns the stream's postings in this segment (ok false if none).
-func (x *Index) Stream(name string) (StreamPostings, bool) {
+// Stream returns the stream's postings in this segment (ok false if none):
+// the checkpoint's, read from its file, followed by those added since.
+// Errors come from reading the checkpoint.
+func (x *Index) Stream(name string) (StreamPostings, bool, error) {
 	sp := x.streams[name]
-	if sp == nil {
-		return StreamPostings{}, false
+	if x.base == nil {
+		if sp == nil {
+			return StreamPostings{}, false, nil
+		}
+		return *sp, true, nil
 	}
-	return *sp, true
+	b, ok, err := x.base.stream(name)
+	if err != nil {
+		return StreamPostings{}, false, err
+	}
+	if !ok {
+		if sp == nil {
+			return StreamPostings{}, false, nil
+		}
+		return *sp, true, nil
+	}
+	if sp != nil {
+		if n := b.FirstVersion + uint64(len(b.Posts)); sp.FirstVersion != n {
+			return StreamPostings{}, false, corruptf(x.base.seg, sp.Posts[0].Off, "stream %q is at version %d before offset %d and continues at version %d", name, n-1, x.base.End, sp.FirstVersion)
+		}
+		b.Posts = append(b.Posts[:len(b.Posts):len(b.Posts)], sp.Posts...)
+	}
+	return b, true, nil
 }
 
 // LastVersion returns the version of the stream's last event in this
-// segment, or 0.
-func (x *Index) LastVersion(name string) uint64 {
-	sp := x.streams[name]
-	if sp == nil {
-		return 0
+// segment, or 0. Errors come from reading the checkpoint.
+func (x *Index) LastVersion(name string) (uint64, error) {
+	if sp := x.streams[name]; sp != nil {
+		return sp.FirstVersion + uint64(len(sp.Posts)) - 1, nil
 	}
-	return sp.FirstVersion + uint64(len(sp.Posts)) - 1
+	if x.base == nil {
+		return 0, nil
+	}
+	return x.base.lastVersion(name)
 }
 
-// Streams returns the number of distinct streams in the segment.
-func (x *Index) Streams() int { return len(x.streams) }
+// Streams returns the number of distinct streams in the segment. With a
+// checkpoint under the index it is only a lower bound (the streams of the
+// checkpoint or of the events added since, whichever are more).
+func (x *Index) Streams() int {
+	if x.base != nil {
+		return max(x.base.Streams, len(x.streams))
+	}
+	return len(x.streams)
+}
 
-// Sparse returns the sparse index.
-func (x *Index) Sparse() []SparseEntry { return x.sparse }
+// Sparse returns the sparse index. With a checkpoint under the index it is
+// a new slice (the checkpoint's summary is read on first use).
+func (x *Index) Sparse() ([]SparseEntry, error) {
+	if x.base == nil {
+		return x.sparse, nil
+	}
+	s, err := x.base.sparse()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SparseEntry, 0, len(s)+len(x.sparse))
+	return append(append(out, s...), x.sparse...), nil
+}
 
 // Footer layout (see doc.go): the frames after RecordsEnd are
 //
@@ -174,6 +261,9 @@ func (x *Index) AppendFooter(dst []byte, header [HeaderSize]byte) ([]byte, Trail
 // In a compressed segment the index's offsets are logical (offsets in the
 // uncompressed records) while the footer's own are physical.
 func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64) ([]byte, Trailer) {
+	if x.base != nil {
+		panic("evlog/segment: AppendFooter of an index with a checkpoint under it (Materialize it first)")
+	}
 	start := len(dst)
 	off := func() int64 { return footerStart + int64(len(dst)-start) }
 

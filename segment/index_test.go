@@ -123,7 +123,7 @@ func TestIndexFooterLarge(t *testing.T) {
 			t.Errorf("sparse entry %d = %+v, want seq %d at %d, time %d", i, sp, e.Seq, f.off, e.Time.UnixNano())
 		}
 	}
-	if diff := cmp.Diff(x.Sparse(), sum.Sparse); diff != "" {
+	if diff := cmp.Diff(sparseOf(x), sum.Sparse); diff != "" {
 		t.Errorf("Summary sparse index (-index +summary):\n%s", diff)
 	}
 
@@ -303,7 +303,7 @@ func TestFooterRoundTripProperty(t *testing.T) {
 		if err != nil {
 			t.Fatalf("iteration %d: Summary: %v", iter, err)
 		}
-		if diff := cmp.Diff(x.Sparse(), sum.Sparse, cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff(sparseOf(x), sum.Sparse, cmpopts.EquateEmpty()); diff != "" {
 			t.Fatalf("iteration %d: sparse (-want +got):\n%s", iter, diff)
 		}
 		got := readStreams(t, s, slices.Collect(maps.Keys(x.streams)))
@@ -346,10 +346,10 @@ func TestFooterEmptySegment(t *testing.T) {
 
 func TestIndexAccessors(t *testing.T) {
 	x := NewIndex(10)
-	if x.FirstSeq() != 10 || x.LastSeq != 9 || x.End != HeaderSize || x.Streams() != 0 || x.LastVersion("a") != 0 {
+	if x.FirstSeq() != 10 || x.LastSeq != 9 || x.End != HeaderSize || x.Streams() != 0 || lastVer(x, "a") != 0 {
 		t.Fatalf("NewIndex(10) = %+v", x)
 	}
-	if _, ok := x.Stream("a"); ok {
+	if _, ok := streamOf(x, "a"); ok {
 		t.Error("Stream of an empty index found something")
 	}
 	for i := range 600 {
@@ -358,18 +358,18 @@ func TestIndexAccessors(t *testing.T) {
 	if x.Count != 600 || x.LastSeq != 609 || x.FirstTime != 0 || x.LastTime != 599 || x.NewStreams != 0 {
 		t.Errorf("totals %+v", x)
 	}
-	if x.LastVersion("a") != 5+299 || x.LastVersion("b") != 5+299 || x.Streams() != 2 {
-		t.Errorf("LastVersion a=%d b=%d, streams %d", x.LastVersion("a"), x.LastVersion("b"), x.Streams())
+	if lastVer(x, "a") != 5+299 || lastVer(x, "b") != 5+299 || x.Streams() != 2 {
+		t.Errorf("LastVersion a=%d b=%d, streams %d", lastVer(x, "a"), lastVer(x, "b"), x.Streams())
 	}
 	want := []SparseEntry{{10, HeaderSize, 0}, {266, HeaderSize + 256*20, 256}, {522, HeaderSize + 512*20, 512}}
-	if diff := cmp.Diff(want, x.Sparse()); diff != "" {
+	if diff := cmp.Diff(want, sparseOf(x)); diff != "" {
 		t.Errorf("sparse (-want +got):\n%s", diff)
 	}
 	// Slices handed out are not modified by later Adds.
-	sp, _ := x.Stream("a")
+	sp, _ := streamOf(x, "a")
 	before := slices.Clone(sp.Posts)
-	sparse := slices.Clone(x.Sparse())
-	held := x.Sparse()
+	sparse := slices.Clone(sparseOf(x))
+	held := sparseOf(x)
 	for i := range 300 {
 		x.Add(EventInfo{Seq: 610 + uint64(i), Stream: "a", Version: 305 + uint64(i), Time: 600, Off: 20000 + int64(i)*20, Len: 20})
 	}

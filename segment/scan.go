@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,11 @@ type ScanOptions struct {
 	Start int64
 	// Infos, when not nil, receives every committed event, in seq order.
 	Infos *[]EventInfo
+	// Checkpoint, when set (and Continue is not), is a checkpoint of the
+	// segment (see OpenCheckpoint): the scan starts at its end, and the
+	// index returned has it under it (see NewIndexFrom). Infos receives
+	// only the events after it.
+	Checkpoint *Checkpoint
 }
 
 // Scan reads the frames in [HeaderSize, end) of a segment with header h and
@@ -71,7 +77,14 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 		prevT   = opt.PrevTime
 		next    = h.BaseSeq
 		base    = opt.Continue
+		ckpt    *Checkpoint
 	)
+	if base == nil && opt.Checkpoint != nil {
+		ckpt = opt.Checkpoint
+		x = NewIndexFrom(ckpt)
+		next, start = x.LastSeq+1, x.End
+		prevT = max(prevT, x.LastTime)
+	}
 	if base != nil {
 		// Resume: the new events continue the old index's seqs, times and
 		// stream versions; x collects only them.
@@ -119,8 +132,12 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 				return nil, nil, corrupt(f.Offset, "event seq %d recorded at %d, before the previous event (%d)", env.Seq, t, prevT)
 			}
 			last, ok := vers[env.Stream]
-			if !ok && base != nil {
-				last = base.LastVersion(env.Stream)
+			if !ok && (base != nil || x.base != nil) {
+				// Not seen by this scan: look in what it resumes.
+				prior, err := cmp.Or(base, x), error(nil)
+				if last, err = prior.LastVersion(env.Stream); err != nil {
+					return nil, nil, err
+				}
 				ok = last > 0
 			}
 			if ok && env.Version != last+1 {

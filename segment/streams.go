@@ -11,27 +11,35 @@ func (s *Segment) StreamEntries(fn func(name string, e StreamEntry) error) error
 	if err != nil {
 		return err
 	}
+	read := func(b summaryBlock) ([]byte, error) { return s.readFrame(b.off, b.len, KindBlock, nil) }
+	return eachEntry(s.Name, sum, read, s.Trailer.RecordsEnd, s.Trailer.SummaryOff, fn)
+}
+
+// eachEntry walks the stream blocks of a footer (a sealed segment's or a
+// checkpoint's) whose summary is sum, checking them against the block
+// directory; recordsEnd and summaryOff bound the postings offsets.
+func eachEntry(file string, sum *Summary, read func(summaryBlock) ([]byte, error), recordsEnd, summaryOff int64, fn func(name string, e StreamEntry) error) error {
 	seen := 0
 	var prevHash uint64
 	var prevName string
 	for bi, b := range sum.blocks {
-		p, err := s.readFrame(b.off, b.len, KindBlock, nil)
+		p, err := read(b)
 		if err != nil {
 			return err
 		}
-		entries, err := parseBlock(p, s.Trailer.RecordsEnd, s.Trailer.SummaryOff)
+		entries, err := parseBlock(p, recordsEnd, summaryOff)
 		if err != nil {
-			return &CorruptError{File: s.Name, Offset: b.off, Reason: err.Error()}
+			return &CorruptError{File: file, Offset: b.off, Reason: err.Error()}
 		}
 		if len(entries) == 0 || entries[0].hash != b.hash || (bi < len(sum.blocks)-1 && len(entries) != blockStride) {
-			return corruptf(s.Name, b.off, "stream block %d does not match the block directory", bi)
+			return corruptf(file, b.off, "stream block %d does not match the block directory", bi)
 		}
 		for _, e := range entries {
 			if seen > 0 && (e.hash < prevHash || e.hash == prevHash && e.name <= prevName) {
-				return corruptf(s.Name, b.off, "stream block entries out of order at %q", e.name)
+				return corruptf(file, b.off, "stream block entries out of order at %q", e.name)
 			}
 			if streamHash(e.name) != e.hash {
-				return corruptf(s.Name, b.off, "stream block entry for %q has another stream's hash", e.name)
+				return corruptf(file, b.off, "stream block entry for %q has another stream's hash", e.name)
 			}
 			prevHash, prevName = e.hash, e.name
 			seen++
@@ -41,16 +49,73 @@ func (s *Segment) StreamEntries(fn func(name string, e StreamEntry) error) error
 		}
 	}
 	if seen != sum.NumStreams {
-		return corruptf(s.Name, s.Trailer.SummaryOff, "stream blocks hold %d entries, the summary says %d streams", seen, sum.NumStreams)
+		return corruptf(file, summaryOff, "stream blocks hold %d entries, the summary says %d streams", seen, sum.NumStreams)
 	}
 	return nil
 }
 
-// EachStream calls fn with every stream of the index and its postings, in
-// no particular order. The postings slices are never modified afterwards
-// (see Index); the caller holds whatever lock guards the index.
-func (x *Index) EachStream(fn func(name string, sp StreamPostings)) {
-	for name, sp := range x.streams {
-		fn(name, *sp)
+// streamNames returns the names of the checkpoint's streams, read from its
+// stream blocks (a damaged checkpoint answers from a scan of the segment,
+// as everywhere).
+func (c *Checkpoint) streamNames() ([]string, error) {
+	var names []string
+	err := func() error {
+		sum, err := c.Summary()
+		if err != nil {
+			return err
+		}
+		read := func(b summaryBlock) ([]byte, error) { return readFrameAt(c.f, c.Name, b.off, b.len, KindBlock, nil) }
+		return eachEntry(c.Name, sum, read, CheckpointHeaderSize, c.Trailer.SummaryOff, func(name string, _ StreamEntry) error {
+			names = append(names, name)
+			return nil
+		})
+	}()
+	if c.damaged(err) {
+		x, err := c.rescue()
+		if err != nil {
+			return nil, err
+		}
+		names = names[:0]
+		for name := range x.streams {
+			names = append(names, name)
+		}
+		return names, nil
 	}
+	return names, err
+}
+
+// EachStream calls fn with every stream of the index and its postings, in
+// no particular order (with a checkpoint under the index, its streams are
+// read from the checkpoint's stream blocks; errors come from that). The postings slices are never modified afterwards
+// (see Index); the caller holds whatever lock guards the index.
+func (x *Index) EachStream(fn func(name string, sp StreamPostings)) error {
+	if x.base == nil {
+		for name, sp := range x.streams {
+			fn(name, *sp)
+		}
+		return nil
+	}
+	// A checkpoint under the index: its streams (with what was added to
+	// them since), then the streams only added since.
+	names, err := x.base.streamNames()
+	if err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(names))
+	for _, name := range names {
+		sp, ok, err := x.Stream(name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			fn(name, sp)
+		}
+		seen[name] = true
+	}
+	for name, sp := range x.streams {
+		if !seen[name] {
+			fn(name, *sp)
+		}
+	}
+	return nil
 }

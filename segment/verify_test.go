@@ -156,7 +156,7 @@ func TestScanContinue(t *testing.T) {
 			continue
 		}
 		seen[e.Stream] = true
-		if base.LastVersion(e.Stream) == 0 {
+		if lastVer(base, e.Stream) == 0 {
 			continue
 		}
 		err := resume(func(bs []batch) { bs[f.batch].events[f.event].Version += 2 })
