@@ -85,6 +85,16 @@ type Options struct {
 	// that steps back is clamped to the log's last recorded time.
 	Clock func() time.Time
 
+	// MaxClockSkew bounds how far ahead of Clock an event's explicit Time
+	// may be: an append with a Time later than Clock() + MaxClockSkew fails
+	// with ErrFutureTime (a *FutureTimeError naming the event) and writes
+	// nothing. Without the bound, one event stamped in the future would pin
+	// the recorded time of every later event to it (times never decrease).
+	// Times in the past (imports of old data) are not limited. 0 means the
+	// default, DefaultMaxClockSkew (1 minute); NoClockSkewLimit (any
+	// negative value) disables the check.
+	MaxClockSkew time.Duration
+
 	// Logger receives recovery reports (torn tails truncated, temporaries
 	// removed) and writer failures. Default: discard.
 	Logger *slog.Logger
@@ -128,6 +138,10 @@ const (
 	DefaultFollowInterval = 100 * time.Millisecond
 	MaxMaxBatchSize       = segment.MaxFramePayload
 	DefaultPerm           = vfs.DefaultFilePerm // 0600
+	DefaultMaxClockSkew   = time.Minute
+	// NoClockSkewLimit as Options.MaxClockSkew accepts explicit event
+	// times however far in the future.
+	NoClockSkewLimit time.Duration = -1
 )
 
 // Validate reports whether o is a usable configuration.
@@ -182,6 +196,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FollowInterval == 0 {
 		o.FollowInterval = DefaultFollowInterval
+	}
+	if o.MaxClockSkew == 0 {
+		o.MaxClockSkew = DefaultMaxClockSkew
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
