@@ -85,7 +85,7 @@ func TestCategoryModel(t *testing.T) {
 					for range 1 + rng.IntN(3) {
 						r := AppendRequest{Stream: catStreams[rng.IntN(len(catStreams))], Expect: ExpectAny}
 						for range 1 + rng.IntN(4) {
-							tm = tm.Add(time.Duration(rng.IntN(3))*time.Millisecond)
+							tm = tm.Add(time.Duration(rng.IntN(3)) * time.Millisecond)
 							r.Events = append(r.Events, Envelope{Type: "t", Time: tm, Data: fmt.Appendf(nil, "\xa4%04d", rng.IntN(10000))})
 						}
 						reqs = append(reqs, r)
@@ -118,7 +118,6 @@ func TestCategoryModel(t *testing.T) {
 		})
 	}
 }
-
 
 func TestCategoryInvalidName(t *testing.T) {
 	l := openMem(t, vfs.NewMem(), Options{})
