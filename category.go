@@ -94,6 +94,11 @@ func (l *Log) scanCategory(ctx context.Context, name string, from uint64, fn fun
 			if len(sealed) == 0 {
 				continue // no stream of the category in this segment
 			}
+			total := 0
+			for _, e := range sealed {
+				total += int(e.Count)
+			}
+			cps = slices.Grow(cps, total)
 			for _, e := range sealed {
 				if pbuf, err = s.Postings(e.StreamEntry, pbuf); err != nil {
 					return err
@@ -117,6 +122,11 @@ func (l *Log) scanCategory(ctx context.Context, name string, from uint64, fn fun
 				sparse = v.active.Sparse()
 			}
 			l.mu.RUnlock()
+			total := 0
+			for _, e := range active {
+				total += len(e.Posts)
+			}
+			cps = slices.Grow(cps, total)
 			for _, e := range active {
 				// Only what was published when the iteration started.
 				k := sort.Search(len(e.Posts), func(i int) bool { return e.Posts[i].Off >= pub.end })
@@ -130,13 +140,16 @@ func (l *Log) scanCategory(ctx context.Context, name string, from uint64, fn fun
 			continue
 		}
 		// Frames lie in seq order in a segment: offset order is seq order.
-		slices.SortFunc(cps, func(a, b catPost) int { return cmp.Compare(a.Off, b.Off) })
+		// Each stream's postings are in order already.
+		if len(names) > 1 {
+			slices.SortFunc(cps, func(a, b catPost) int { return cmp.Compare(a.Off, b.Off) })
+		}
 		if sparse != nil {
 			// Skip the frames before the sparse entry at or before from.
 			start := segment.SeekSeq(sparse, from)
 			cps = cps[sort.Search(len(cps), func(i int) bool { return cps[i].Off >= start }):]
 		}
-		posts = posts[:0]
+		posts = slices.Grow(posts[:0], len(cps))
 		for _, c := range cps {
 			posts = append(posts, c.Posting)
 		}

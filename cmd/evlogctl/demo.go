@@ -13,6 +13,7 @@ import (
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/aggregate"
+	"github.com/evlog/evlog/event"
 	"github.com/evlog/evlog/examples/inventory"
 	"github.com/evlog/evlog/projection"
 	"github.com/evlog/evlog/replay"
@@ -20,14 +21,18 @@ import (
 
 const demoAbout = `
 Runs the inventory example (package examples/inventory) end to end: appends
-a day of item_added / item_removed events to one inventory, with past
-recorded times set explicitly (the first ones in the version 1 payload
+a day of item_added / item_removed events to one inventory (the stream
+inventory-alice: category "inventory", id "alice") and, beside them, a
+wallet with the same id (wallet-alice, another aggregate type's category),
+with past recorded times set explicitly (the first ones in the version 1 payload
 format, read through an upcaster), takes snapshots of the inventory every
 --snapshot-every events, then prints the inventory now and at 3pm
 yesterday, the most collected items, the items' origins, the items added
 and removed most often, the audit trail of one item, how the 3pm answer was
 computed (snapshot used, events applied, time with and without the
-snapshot), and undoes the last action with a compensating event.
+snapshot), how each category was read (Log.Category, through the streams'
+indexes, against a scan of the whole log), and undoes the last action with
+a compensating event. The projections fold the "inventory" category only.
 
 The log lives in a temporary directory removed at the end, unless --dir
 is given (then it is kept, and must be empty or new).`
@@ -106,6 +111,16 @@ type demoReport struct {
 	TrailTotal int                 `json:"trail_total"`
 	Undo       demoTrailEntry      `json:"undo"`
 	UndoSeq    uint64              `json:"undo_seq"`
+	Categories []demoCategory      `json:"categories"`
+	ScanMS     float64             `json:"full_scan_ms"`
+}
+
+// demoCategory is how one category was read.
+type demoCategory struct {
+	Name    string   `json:"name"`
+	Streams []string `json:"streams"`
+	Events  int      `json:"events"`
+	MS      float64  `json:"ms"`
 }
 
 type demoHow struct {
@@ -127,7 +142,13 @@ type demoTrailEntry struct {
 	Origin string `json:"origin,omitempty"`
 }
 
-const demoStream = "alice"
+// demoID is the id of the demo's inventory (stream inventory-alice) and
+// of its wallet (stream wallet-alice).
+const demoID = "alice"
+
+// demoWallet is the wallet's category: an aggregate type other than the
+// inventory, with instances of the same ids.
+const demoWallet = "wallet"
 
 func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, error) {
 	now := e.now().UTC()
@@ -137,7 +158,8 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 		return nil, err
 	}
 	defer log.Close()
-	rep := &demoReport{Inventory: demoStream, Events: c.events, Legacy: c.legacy}
+	rep := &demoReport{Inventory: inventory.Stream(demoID), Events: c.events, Legacy: c.legacy}
+	wallet := event.StreamName(demoWallet, demoID)
 
 	// A day of events, 1,000 per atomic, fsynced batch.
 	events := inventory.Generate(c.seed, c.events, c.legacy, day, 24*time.Hour)
@@ -146,7 +168,7 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 	start := time.Now()
 	for lo := 0; lo < len(events); lo += 1000 {
 		batch := events[lo:min(lo+1000, len(events))]
-		req, err := typed.Request(demoStream, evlog.ExpectAny, batch...)
+		req, err := typed.Request(inventory.Stream(demoID), evlog.ExpectAny, batch...)
 		if err != nil {
 			return nil, err
 		}
@@ -159,13 +181,19 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 				req.Events[i] = old
 			}
 		}
-		if _, err := log.AppendBatch(ctx, []evlog.AppendRequest{req}); err != nil {
+		// The wallet of the same id: credited once per batch.
+		credit, err := evlog.Encode(evlog.Event[int]{Type: "credited", Time: batch[len(batch)-1].Time, Data: 10})
+		if err != nil {
+			return nil, err
+		}
+		walletReq := evlog.AppendRequest{Stream: wallet, Expect: evlog.ExpectAny, Events: []evlog.Envelope{credit}}
+		if _, err := log.AppendBatch(ctx, []evlog.AppendRequest{req, walletReq}); err != nil {
 			return nil, err
 		}
 	}
 	rep.AppendMS = ms(time.Since(start))
 
-	inv, err := inventory.Open(log, demoStream, aggregate.Options{})
+	inv, err := inventory.Open(log, demoID, aggregate.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +206,7 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 	// Snapshots every N events, each computed from the previous one.
 	codec := evlog.NewCodec[inventory.Item](inventory.Upcasters())
 	spec := replay.Spec[inventory.State, inventory.Event]{Init: inventory.Definition.New, Decode: codec.Decode, Fold: inventory.Definition.Apply}
-	subj := repo.Subject(demoStream)
+	subj := repo.Subject(demoID)
 	for seq := uint64(c.snapshotEvery); seq <= uint64(c.events); seq += uint64(c.snapshotEvery) {
 		res, err := replay.State(ctx, log, snaps, subj, replay.AtSeq(seq), spec, replay.Options{})
 		if err != nil {
@@ -214,9 +242,35 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 		rep.How.Snapshot = &planSnapshotJSON{File: s.File, Seq: s.Seq, Time: formatTime(s.Time)}
 	}
 
-	// The projections, in one pass over the log.
+	// The categories, each read through the streams' indexes, against one
+	// scan of the whole log.
+	for _, name := range []string{inventory.Category, demoWallet} {
+		dc := demoCategory{Name: name}
+		t0 := time.Now()
+		for env, err := range log.Category(ctx, name, 1) {
+			if err != nil {
+				return nil, err
+			}
+			if !slices.Contains(dc.Streams, env.Stream) {
+				dc.Streams = append(dc.Streams, env.Stream)
+			}
+			dc.Events++
+		}
+		dc.MS = ms(time.Since(t0))
+		rep.Categories = append(rep.Categories, dc)
+	}
+	t0 := time.Now()
+	for _, err := range log.Events(ctx, 1) {
+		if err != nil {
+			return nil, err
+		}
+	}
+	rep.ScanMS = ms(time.Since(t0))
+
+	// The projections, in one pass over the inventories' events (the
+	// wallet's are another type's).
 	collected, origins, churn := projection.Start(inventory.MostCollected), projection.Start(inventory.Origins), projection.Start(inventory.Turnover)
-	if err := projection.FoldAll(projection.Map(log.Events(ctx, 1), codec.Decode), collected, origins, churn); err != nil {
+	if err := projection.FoldAll(projection.Map(log.Category(ctx, inventory.Category, 1), codec.Decode), collected, origins, churn); err != nil {
 		return nil, err
 	}
 	rep.Collected = inventory.TopN(collected.State(), 5)
@@ -289,6 +343,12 @@ func (r *demoReport) text(w io.Writer) error {
 		speed = fmt.Sprintf(", %.0fx faster", h.WithoutMS/h.WithMS)
 	}
 	fmt.Fprintf(&b, "  %.2f ms with the snapshot; %.2f ms replaying all %d events%s\n\n", h.WithMS, h.WithoutMS, h.WithoutApplied, speed)
+
+	b.WriteString("Categories (Log.Category, through the streams' indexes):\n")
+	for _, c := range r.Categories {
+		fmt.Fprintf(&b, "  %s: %d events of %s in %.2f ms\n", c.Name, c.Events, strings.Join(c.Streams, ", "), c.MS)
+	}
+	fmt.Fprintf(&b, "  (a scan of the whole log takes %.2f ms)\n\n", r.ScanMS)
 
 	stacks("Most collected items (times added):", r.Collected)
 	b.WriteString("Where they came from:\n")
