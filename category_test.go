@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
 )
 
 // catStreams are the streams of the category tests: categories sharing
@@ -161,5 +162,82 @@ func TestCategoryStopAndClosed(t *testing.T) {
 		if !errors.Is(err, ErrClosed) {
 			t.Fatalf("Category on a closed log: %v, want ErrClosed", err)
 		}
+	}
+}
+
+// Category reads the footers' stream blocks and the category's frames,
+// never the other events: a sealed segment without a stream of the
+// category is read no further than its footer.
+func TestCategoryReadsOnlyIndexesAndItsFrames(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	fsys := vfs.NewCounting(mem)
+	l := openMem(t, fsys, Options{SegmentSize: MinSegmentSize})
+	defer l.Close()
+	data := []byte("\xb0sixteen bytes..")
+	appendN := func(prefix string, n int) {
+		for i := range n {
+			if _, err := l.Append(ctx, fmt.Sprint(prefix, i%7), ExpectAny, Envelope{Type: "t", Data: data}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN("other-", 300)
+	appendN("target-", 3)
+	appendN("other-", 300)
+	appendN("target-", 2) // in the active segment
+	segs, err := l.Segments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) < 4 {
+		t.Fatalf("%d segments, want at least 4", len(segs))
+	}
+	fsys.Reset()
+	if got := readCategory(t, l, "target", 1); len(got) != 5 {
+		t.Fatalf("Category(target) yielded %d events, want 5", len(got))
+	}
+	read := map[string]int64{}
+	for _, info := range segs {
+		read[info.File] = fsys.File(info.File).BytesRead
+	}
+	var withTarget, without int
+	for _, info := range segs {
+		s, err := segment.Open(mem, info.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read := read[info.File]
+		holds := false
+		for e, err := range l.Events(ctx, s.FirstSeq()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Sealed && e.Seq > s.Trailer.LastSeq {
+				break
+			}
+			holds = holds || strings.HasPrefix(e.Stream, "target-")
+		}
+		switch {
+		case !s.Sealed:
+			// The active segment: only the two frames, from the index.
+			if read > 2*128 {
+				t.Errorf("active %s: read %d bytes for two events", info.File, read)
+			}
+		case !holds:
+			without++
+			if footer := s.Size - s.Trailer.RecordsEnd; read > footer {
+				t.Errorf("%s holds no stream of the category, but %d bytes of it were read (its footer is %d)", info.File, read, footer)
+			}
+		default:
+			withTarget++
+			if footer := s.Size - s.Trailer.RecordsEnd; read > footer+3*128 {
+				t.Errorf("%s: read %d bytes, more than its footer (%d) and three events", info.File, read, footer)
+			}
+		}
+		s.Close()
+	}
+	if withTarget == 0 || without < 2 {
+		t.Fatalf("segments with the category: %d, without: %d; the test needs both", withTarget, without)
 	}
 }
