@@ -32,6 +32,9 @@ func (s *Segment) StreamsWithPrefix(prefix string, dst []PrefixEntry) ([]PrefixE
 	var buf []byte
 	blocks := sum.blocks
 	for i := 0; i < len(blocks); {
+		if blocks[i].len > FrameHeaderSize+MaxFramePayload {
+			return dst, corruptf(s.Name, blocks[i].off, "%s frame length %d out of range", KindBlock, blocks[i].len)
+		}
 		// A run of adjacent block frames, read at once.
 		j, n := i+1, int64(blocks[i].len)
 		for j < len(blocks) && blocks[j].off == blocks[j-1].off+int64(blocks[j-1].len) && n+int64(blocks[j].len) <= maxBlockRead {
