@@ -2,6 +2,7 @@ package evlog
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -91,5 +92,38 @@ func TestMaxClockSkew(t *testing.T) {
 				t.Fatalf("time %v, MaxClockSkew %v: got %v, want ok=%v", tc.at, tc.skew, err, tc.ok)
 			}
 		})
+	}
+}
+
+// Appenders read the clock (for MaxClockSkew) beside the writer (which
+// stamps): a clock that is not safe for concurrent use, like this one, is
+// still called one at a time (the race detector checks).
+func TestClockCalledOneAtATime(t *testing.T) {
+	ctx := t.Context()
+	now := t0
+	clock := func() time.Time { now = now.Add(time.Millisecond); return now }
+	l := openMem(t, vfs.NewMem(), Options{Clock: clock})
+	defer l.Close()
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			var err error
+			for i := range 50 {
+				e := Envelope{Type: "t"}
+				if i%2 == 0 {
+					e.Time = t0 // explicit: checked against the clock (and may be backwards)
+				}
+				if _, err = l.Append(ctx, fmt.Sprint("s-", g), ExpectAny, e); err != nil && !errors.Is(err, ErrTimeBackwards) {
+					break
+				}
+				err = nil
+			}
+			done <- err
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

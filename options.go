@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -193,6 +194,10 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
+	} else {
+		// Appenders read it (MaxClockSkew) beside the writer (stamping):
+		// the caller's clock need not be safe for concurrent use.
+		o.Clock = serialClock(o.Clock)
 	}
 	if o.FollowInterval == 0 {
 		o.FollowInterval = DefaultFollowInterval
@@ -204,4 +209,14 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
+}
+
+// serialClock returns clock with its calls serialised.
+func serialClock(clock func() time.Time) func() time.Time {
+	var mu sync.Mutex
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock()
+	}
 }

@@ -57,7 +57,7 @@ type Command[S, E any] func(S) ([]E, error)
 // definition fails every call with it.
 func (d *Definition[S, E]) Validate() error {
 	if err := event.CheckCategory(d.Category); err != nil {
-		return fmt.Errorf("evlog/aggregate: definition %q: %w", d.Name, err)
+		return fmt.Errorf("evlog/aggregate: definition of %q: %w", d.name(), err)
 	}
 	return nil
 }
