@@ -2,6 +2,7 @@ package evlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -44,12 +45,18 @@ type AppendRequest struct {
 // Atomicity: all events of the call become visible and durable together,
 // or none do; a crash during the write leaves none of them after recovery.
 // On ErrVersionConflict (a *ConflictError carrying the actual version),
-// ErrInvalid or ErrTimeBackwards nothing is written.
+// ErrInvalid, ErrFutureTime or ErrTimeBackwards nothing is written.
 //
-// Fields: leave Seq, Version (and Stream) zero, they are assigned. A zero
-// Time is stamped from Options.Clock, clamped so that recorded times never
-// decrease; an explicit Time earlier than the log's last recorded time is
-// ErrTimeBackwards. A zero SchemaVersion is stored as 1.
+// Fields: leave Seq, Version (and Stream) zero, they are assigned. The
+// stream name and each event's Type must be printable UTF-8 — no control
+// characters (NUL, tab, newline, …), line separators or bidirectional
+// formatting characters (event.ValidName, docs/FORMAT.md "Names") — or
+// the append fails with ErrInvalid. A zero Time is stamped from
+// Options.Clock, clamped so that recorded times never decrease; an
+// explicit Time earlier than the log's last recorded time is
+// ErrTimeBackwards, one more than Options.MaxClockSkew (default 1 minute)
+// ahead of Options.Clock is ErrFutureTime. A zero SchemaVersion is stored
+// as 1.
 //
 // Durability: see SyncMode. With SyncAlways, Append returns nil only after
 // an fsync covering the events completed. An error matching
@@ -107,6 +114,7 @@ func (l *Log) checkBatch(batch []AppendRequest) (size, n int, err error) {
 	if len(batch) == 0 {
 		return 0, 0, fmt.Errorf("%w: empty batch", ErrInvalid)
 	}
+	var latest time.Time // Clock() + MaxClockSkew, read once, when needed
 	for _, req := range batch {
 		if !req.Expect.Valid() {
 			return 0, 0, fmt.Errorf("%w: invalid expectation %d for stream %q", ErrInvalid, int64(req.Expect), req.Stream)
@@ -129,6 +137,14 @@ func (l *Log) checkBatch(batch []AppendRequest) (size, n int, err error) {
 			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
 				return 0, 0, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, i, req.Stream, e.Time)
 			}
+			if !e.Time.IsZero() && l.opts.MaxClockSkew >= 0 {
+				if latest.IsZero() {
+					latest = l.opts.Clock().Add(l.opts.MaxClockSkew)
+				}
+				if e.Time.After(latest) {
+					return 0, 0, &FutureTimeError{Stream: req.Stream, Index: i, Time: e.Time, Now: latest.Add(-l.opts.MaxClockSkew), MaxSkew: l.opts.MaxClockSkew}
+				}
+			}
 			// Upper bound: assigned fields at their widest.
 			e.Seq, e.Version, e.SchemaVersion, e.Time = math.MaxUint64, math.MaxUint64, math.MaxUint32, time.Unix(0, math.MinInt64)
 			es := segment.EncodedSize(&e)
@@ -145,3 +161,31 @@ func (l *Log) checkBatch(batch []AppendRequest) (size, n int, err error) {
 	}
 	return size, n, nil
 }
+
+// ErrFutureTime is matched by the error of an append holding an event
+// whose explicit Time is more than Options.MaxClockSkew ahead of the log's
+// clock (a *FutureTimeError, which also matches ErrInvalid). Nothing was
+// written.
+var ErrFutureTime = errors.New("evlog: event time is too far in the future")
+
+// FutureTimeError names the event of a rejected append whose explicit Time
+// is too far ahead of the log's clock. It matches ErrFutureTime and
+// ErrInvalid.
+type FutureTimeError struct {
+	Stream  string        // the event's stream
+	Index   int           // the event's index in its request's Events
+	Time    time.Time     // its explicit time
+	Now     time.Time     // the log's clock when the append was checked
+	MaxSkew time.Duration // Options.MaxClockSkew
+}
+
+func (e *FutureTimeError) Error() string {
+	return fmt.Sprintf("%v: event %d of stream %q has time %s, %v ahead of the log's clock (%s), more than MaxClockSkew (%v); nothing was written: fix the event's time or the clock, or leave Time zero to have it stamped",
+		ErrFutureTime, e.Index, e.Stream, e.Time.UTC().Format(time.RFC3339Nano), e.Time.Sub(e.Now), e.Now.UTC().Format(time.RFC3339Nano), e.MaxSkew)
+}
+
+// Unwrap returns ErrFutureTime.
+func (e *FutureTimeError) Unwrap() error { return ErrFutureTime }
+
+// Is makes the error match ErrInvalid too.
+func (e *FutureTimeError) Is(target error) bool { return target == ErrInvalid }

@@ -14,8 +14,11 @@ import (
 
 // crashOpts are the options of the crash loops: tiny segments so that the
 // workload rolls often.
+//
+// Workloads carry explicit times from t0 on while the clock stays at t0,
+// and probes after recovery append "a year later": no clock skew limit.
 func crashOpts(sync SyncMode) Options {
-	return Options{SegmentSize: MinSegmentSize, Sync: sync, Clock: fakeClock(t0, 0)}
+	return Options{SegmentSize: MinSegmentSize, Sync: sync, Clock: fakeClock(t0, 0), MaxClockSkew: NoClockSkewLimit}
 }
 
 // checkRecovered reopens a crashed directory and checks the durability

@@ -24,8 +24,12 @@
 // msgpack payload. Recorded times never decrease in seq order: events
 // without a Time are stamped from Options.Clock (once per batch) and
 // clamped to the log's last time; an explicit earlier Time is refused with
-// ErrTimeBackwards. So "the state at T" is exactly the events with seq up
-// to SeqAt(T).
+// ErrTimeBackwards, and one more than Options.MaxClockSkew (default 1
+// minute) ahead of the clock with ErrFutureTime (it would pin every later
+// event's time). So "the state at T" is exactly the events with seq up to
+// SeqAt(T). Stream names and types are printable UTF-8 (no control, line
+// separator or bidirectional formatting characters; docs/FORMAT.md,
+// "Names").
 //
 // # Durability
 //

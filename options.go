@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -85,6 +86,16 @@ type Options struct {
 	// that steps back is clamped to the log's last recorded time.
 	Clock func() time.Time
 
+	// MaxClockSkew bounds how far ahead of Clock an event's explicit Time
+	// may be: an append with a Time later than Clock() + MaxClockSkew fails
+	// with ErrFutureTime (a *FutureTimeError naming the event) and writes
+	// nothing. Without the bound, one event stamped in the future would pin
+	// the recorded time of every later event to it (times never decrease).
+	// Times in the past (imports of old data) are not limited. 0 means the
+	// default, DefaultMaxClockSkew (1 minute); NoClockSkewLimit (any
+	// negative value) disables the check.
+	MaxClockSkew time.Duration
+
 	// Logger receives recovery reports (torn tails truncated, temporaries
 	// removed) and writer failures. Default: discard.
 	Logger *slog.Logger
@@ -142,6 +153,10 @@ const (
 	MaxMaxBatchSize       = segment.MaxFramePayload
 	DefaultPerm           = vfs.DefaultFilePerm // 0600
 	DefaultBlockCacheSize = 64 << 20
+	DefaultMaxClockSkew   = time.Minute
+	// NoClockSkewLimit as Options.MaxClockSkew accepts explicit event
+	// times however far in the future.
+	NoClockSkewLimit time.Duration = -1
 )
 
 // Validate reports whether o is a usable configuration.
@@ -193,6 +208,10 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
+	} else {
+		// Appenders read it (MaxClockSkew) beside the writer (stamping):
+		// the caller's clock need not be safe for concurrent use.
+		o.Clock = serialClock(o.Clock)
 	}
 	if o.FollowInterval == 0 {
 		o.FollowInterval = DefaultFollowInterval
@@ -200,8 +219,21 @@ func (o Options) withDefaults() Options {
 	if o.BlockCacheSize == 0 {
 		o.BlockCacheSize = DefaultBlockCacheSize
 	}
+	if o.MaxClockSkew == 0 {
+		o.MaxClockSkew = DefaultMaxClockSkew
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
+}
+
+// serialClock returns clock with its calls serialised.
+func serialClock(clock func() time.Time) func() time.Time {
+	var mu sync.Mutex
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock()
+	}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Streams and StreamBackward see the streams of a checkpointed active
+// Streams, StreamBackward and Category see the streams of a checkpointed active
 // segment (reopened after Close: its index is the checkpoint's, read on
 // use) as well as those appended since.
 func TestStreamsWithCheckpointedActiveSegment(t *testing.T) {
@@ -66,6 +66,19 @@ func TestStreamsWithCheckpointedActiveSegment(t *testing.T) {
 		}
 		if !slices.Equal(vers, []uint64{3, 2, 1}) {
 			t.Fatalf("read-only %v: old-03 backward: %v", src.ReadOnly(), vers)
+		}
+		n := 0
+		for e, err := range src.Category(t.Context(), "old", 1) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Stream[:4] != "old-" {
+				t.Fatalf("Category(old) yielded %s", e.Stream)
+			}
+			n++
+		}
+		if n != 61 {
+			t.Fatalf("read-only %v: Category(old) yielded %d events, want 61", src.ReadOnly(), n)
 		}
 	}
 }

@@ -12,6 +12,7 @@ package aggregate
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/evlog/evlog/event"
 )
@@ -19,8 +20,18 @@ import (
 // Definition describes an aggregate type. S is its state, E its event type
 // (raw event.Envelope, or a typed event such as evlog.Event[T]).
 type Definition[S, E any] struct {
-	// Name is the aggregate type, e.g. "inventory". Snapshots of instance
-	// id are stored under the subject Name + "/" + id.
+	// Category is required: the category of the aggregate type's streams.
+	// Instance id is stored in the stream Category + "-" + id (KurrentDB's
+	// convention; event.StreamName), so two aggregate types with the same
+	// id never share a stream, and Log.Category reads every instance's
+	// events. It must be a valid category (event.CheckCategory: non-empty,
+	// printable UTF-8, without "-"); an id may contain "-" (the category
+	// is what precedes a stream name's first "-"). Changing it moves every
+	// instance to other streams.
+	Category string
+	// Name is the aggregate type's name in snapshots and logs (default:
+	// Category). Snapshots of instance id are stored under the subject
+	// Name + "/" + its stream name.
 	Name string
 	// SchemaVersion is the version of the state's shape and of Apply;
 	// bump it when either changes, and old snapshots are ignored.
@@ -40,6 +51,27 @@ type Definition[S, E any] struct {
 // fine). It must be pure; a non-nil error rejects the command and nothing
 // is appended.
 type Command[S, E any] func(S) ([]E, error)
+
+// Validate reports whether the definition is usable: an error matching
+// event.ErrInvalid names the problem. A Repository of an invalid
+// definition fails every call with it.
+func (d *Definition[S, E]) Validate() error {
+	if err := event.CheckCategory(d.Category); err != nil {
+		return fmt.Errorf("evlog/aggregate: definition of %q: %w", d.name(), err)
+	}
+	return nil
+}
+
+// Stream returns the stream name of instance id: Category + "-" + id.
+func (d *Definition[S, E]) Stream(id string) string { return event.StreamName(d.Category, id) }
+
+// name is the type's name in snapshot subjects and logs.
+func (d *Definition[S, E]) name() string {
+	if d.Name != "" {
+		return d.Name
+	}
+	return d.Category
+}
 
 // New returns the initial state.
 func (d *Definition[S, E]) New() S {

@@ -30,7 +30,7 @@ type inc struct {
 }
 
 var counterDef = aggregate.Definition[counter, evlog.Event[inc]]{
-	Name:          "counter",
+	Category:      "counter",
 	SchemaVersion: 1,
 	Init:          func() counter { return counter{N: map[string]int{}} },
 	Apply: func(c counter, e evlog.Event[inc]) counter {
@@ -110,7 +110,7 @@ func TestExecuteLoadAndRejectedCommand(t *testing.T) {
 	// Another writer appends to the stream directly: the cached state is
 	// advanced by that event, not rebuilt.
 	ev, _ := evlog.Encode(evlog.Event[inc]{Type: "inc", Data: inc{"y", 1}})
-	if _, err := l.Append(ctx, "c1", evlog.ExpectVersion(5), ev); err != nil {
+	if _, err := l.Append(ctx, "counter-c1", evlog.ExpectVersion(5), ev); err != nil {
 		t.Fatal(err)
 	}
 	in, err = r.Load(ctx, "c1")
@@ -201,7 +201,7 @@ func TestConflictRetried(t *testing.T) {
 	res, err := r.Execute(ctx, "c", func(c counter) ([]evlog.Event[inc], error) {
 		calls++
 		if calls == 1 { // another writer appends between load and append
-			if _, err := l.Append(ctx, "c", evlog.ExpectAny, ev); err != nil {
+			if _, err := l.Append(ctx, "counter-c", evlog.ExpectAny, ev); err != nil {
 				return nil, err
 			}
 		}
@@ -223,7 +223,7 @@ func TestTooManyConflicts(t *testing.T) {
 	ev, _ := evlog.Encode(evlog.Event[inc]{Type: "inc", Data: inc{"b", 1}})
 	_, err := r.Execute(ctx, "c", func(c counter) ([]evlog.Event[inc], error) {
 		// A concurrent writer sneaks in before every append.
-		l.Append(ctx, "c", evlog.ExpectAny, ev)
+		l.Append(ctx, "counter-c", evlog.ExpectAny, ev)
 		return []evlog.Event[inc]{{Type: "inc", Data: inc{"a", 1}}}, nil
 	})
 	if !errors.Is(err, aggregate.ErrTooManyConflicts) || !errors.Is(err, evlog.ErrVersionConflict) {

@@ -65,7 +65,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Repository loads and changes aggregate instances (streams) of one type.
+// Repository loads and changes aggregate instances of one type: instance
+// id is the stream Definition.Category + "-" + id (Definition.Stream).
 // It is safe for concurrent use. Snapshots are taken in the background,
 // never on the append path; Close waits for them.
 type Repository[S, E any] struct {
@@ -86,6 +87,7 @@ type Repository[S, E any] struct {
 	queues   map[string]*cmdQueue[S, E]
 	lastSnap map[string]snapMark
 	closed   bool
+	defErr   error // def.Validate(): every call fails with it
 }
 
 type pendingSnap[S any] struct {
@@ -118,8 +120,23 @@ func NewRepository[S, E any](log Log, snaps Snapshots, def Definition[S, E], cod
 	}
 	return &Repository[S, E]{def: def, log: log, snaps: snaps, codec: codec, opts: opts,
 		cache: newCache[S](opts.CacheSize), inFlight: make(map[string]bool), pending: make(map[string]pendingSnap[S]), lastSnap: make(map[string]snapMark),
-		queues: make(map[string]*cmdQueue[S, E])}
+		queues: make(map[string]*cmdQueue[S, E]), defErr: def.Validate()}
 }
+
+// check returns the error of a call on instance id: the definition's, or
+// an invalid id's.
+func (r *Repository[S, E]) check(id string) error {
+	if r.defErr != nil {
+		return r.defErr
+	}
+	if err := event.CheckID(r.def.Category, id); err != nil {
+		return fmt.Errorf("evlog/aggregate: %w", err)
+	}
+	return nil
+}
+
+// Stream returns the stream name of instance id (Definition.Stream).
+func (r *Repository[S, E]) Stream(id string) string { return r.def.Stream(id) }
 
 // Instance is a loaded aggregate instance.
 type Instance[S any] struct {
@@ -130,9 +147,13 @@ type Instance[S any] struct {
 	Time    time.Time // recorded time of its last event
 }
 
-// Subject returns the snapshot subject name of instance id.
+// Subject returns the snapshot subject of instance id: the name
+// Definition.Name + "/" + its stream name (never Name + "/" + id, the
+// subject of snapshots taken before categories, which hold the state of
+// another stream), scoped to its stream.
 func (r *Repository[S, E]) Subject(id string) replay.Subject {
-	return replay.Subject{Name: r.def.Name + "/" + id, SchemaVersion: r.def.SchemaVersion, Scope: replay.Scope{Stream: id}}
+	stream := r.def.Stream(id)
+	return replay.Subject{Name: r.def.name() + "/" + stream, SchemaVersion: r.def.SchemaVersion, Scope: replay.Scope{Stream: stream}}
 }
 
 func (r *Repository[S, E]) spec() replay.Spec[S, E] {
@@ -144,13 +165,13 @@ func (r *Repository[S, E]) spec() replay.Spec[S, E] {
 // snapshot. The returned state is the caller's (a copy when the
 // definition has Clone).
 func (r *Repository[S, E]) Load(ctx context.Context, id string) (Instance[S], error) {
-	if id == "" {
-		return Instance[S]{}, fmt.Errorf("%w: empty aggregate id", event.ErrInvalid)
+	if err := r.check(id); err != nil {
+		return Instance[S]{}, err
 	}
 	if inst, ok := r.cache.get(id); ok {
 		inst.State = r.def.clone(inst.State)
 		n := 0
-		for env, err := range r.log.Stream(ctx, id, inst.Version+1) {
+		for env, err := range r.log.Stream(ctx, r.def.Stream(id), inst.Version+1) {
 			if err != nil {
 				return Instance[S]{}, err
 			}
@@ -185,6 +206,9 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (Instance[S], er
 // time), from its newest usable snapshot at or before the target; the
 // result says how it was computed.
 func (r *Repository[S, E]) At(ctx context.Context, id string, t replay.Target) (replay.Result[S], error) {
+	if err := r.check(id); err != nil {
+		return replay.Result[S]{}, err
+	}
 	var snaps replay.Snapshots
 	if r.snaps != nil {
 		snaps = r.snaps
@@ -213,8 +237,8 @@ type Result[S, E any] struct {
 // after them). ctx bounds the wait in the queue; once a command is taken
 // into a batch, it completes.
 func (r *Repository[S, E]) Execute(ctx context.Context, id string, cmd Command[S, E]) (Result[S, E], error) {
-	if id == "" {
-		return Result[S, E]{}, fmt.Errorf("%w: empty aggregate id", event.ErrInvalid)
+	if err := r.check(id); err != nil {
+		return Result[S, E]{}, err
 	}
 	p := &pendingCmd[S, E]{cmd: cmd, done: make(chan struct{})}
 	r.mu.Lock()
@@ -401,7 +425,7 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 			}
 			return
 		}
-		pos, err := r.log.Append(ctx, id, event.ExpectVersion(inst.Version), envs...)
+		pos, err := r.log.Append(ctx, r.def.Stream(id), event.ExpectVersion(inst.Version), envs...)
 		if errors.Is(err, event.ErrVersionConflict) {
 			lastErr = err
 			r.cache.drop(id)
@@ -465,7 +489,7 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 	r.wg.Go(func() {
 		for {
 			if err := r.snapshot(id, next.inst, next.state); err != nil {
-				r.opts.Logger.Warn("evlog/aggregate: snapshot failed", "aggregate", r.def.Name, "id", id, "err", err)
+				r.opts.Logger.Warn("evlog/aggregate: snapshot failed", "aggregate", r.def.name(), "id", id, "err", err)
 			}
 			r.mu.Lock()
 			p, ok := r.pending[id]
@@ -500,6 +524,9 @@ func (r *Repository[S, E]) snapshot(id string, inst Instance[S], state S) error 
 func (r *Repository[S, E]) Snapshot(ctx context.Context, id string) error {
 	if r.snaps == nil {
 		return errors.New("evlog/aggregate: the repository has no snapshot store")
+	}
+	if err := r.check(id); err != nil {
+		return err
 	}
 	inst, err := r.Load(ctx, id)
 	if err != nil || inst.Version == 0 {

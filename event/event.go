@@ -27,13 +27,15 @@ type Envelope struct {
 	// whole log. Assigned by the log; leave zero when appending.
 	Seq uint64
 	// Stream names the stream (aggregate instance, entity, …) the event
-	// belongs to. Non-empty, at most MaxStreamLen bytes.
+	// belongs to. Non-empty, at most MaxStreamLen bytes, printable UTF-8
+	// (ValidName: no control, line separator or bidirectional formatting
+	// characters). By convention "category-id" (see Log.Category).
 	Stream string
 	// Version is the event's 1-based position within its stream. Assigned
 	// by the log; leave zero when appending.
 	Version uint64
 	// Type names what happened, e.g. "item_added". Non-empty, at most
-	// MaxTypeLen bytes.
+	// MaxTypeLen bytes, printable UTF-8 (ValidName).
 	Type string
 	// SchemaVersion is the version of the payload's shape for this Type.
 	// Zero when appending means DefaultSchemaVersion.
@@ -78,7 +80,9 @@ func (e Envelope) Clone() Envelope {
 }
 
 // ValidateFields checks the caller-supplied fields of e against the limits
-// above. It does not look at Seq, Version or Time.
+// above, and its stream name and type against ValidName. It does not look
+// at Seq, Version or Time. Appends call it; reads do not (a stored name is
+// read as it is).
 func (e *Envelope) ValidateFields() error {
 	switch {
 	case e.Stream == "":
@@ -93,6 +97,12 @@ func (e *Envelope) ValidateFields() error {
 		return fmt.Errorf("%w: event ID is %d bytes, the limit is %d", ErrInvalid, len(e.ID), MaxIDLen)
 	case len(e.Meta) > MaxMetaEntries:
 		return fmt.Errorf("%w: %d meta entries, the limit is %d", ErrInvalid, len(e.Meta), MaxMetaEntries)
+	}
+	if err := checkName("stream name", e.Stream); err != nil {
+		return err
+	}
+	if err := checkName("event type", e.Type); err != nil {
+		return err
 	}
 	for k, v := range e.Meta {
 		if len(k) > MaxMetaKeyLen || len(v) > MaxMetaValueLen {

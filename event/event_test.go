@@ -85,3 +85,45 @@ func TestCloneIsDeep(t *testing.T) {
 		t.Fatalf("modifying the clone changed the original:\n%s", d)
 	}
 }
+
+func TestValidName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"cart-42", true},
+		{"with spaces and punctuation: a/b.c*>#", true},
+		{"ünïcødé 订单 🙂", true},
+		{"no-break\u00a0space", true},
+		{"replacement char \ufffd spelled out", true},
+		{"", true}, // emptiness is ValidateFields' check
+		{"tab\t", false},
+		{"\nnewline", false},
+		{"nul\x00", false},
+		{"esc\x1b[2J", false},
+		{"del\x7f", false},
+		{"c1\u009b", false},
+		{"ls\u2028", false},
+		{"ps\u2029", false},
+		{"rlo\u202e", false},
+		{"lri\u2066", false},
+		{"alm\u061c", false},
+		{"rlm\u200f", false},
+		{"bad utf-8 \xff", false},
+		{"truncated \xe2\x82", false},
+		{"overlong \xc0\xaf", false},
+		{"surrogate \xed\xa0\x80", false},
+	} {
+		if got := ValidName(tc.name); got != tc.ok {
+			t.Errorf("ValidName(%q) = %v, want %v", tc.name, got, tc.ok)
+		}
+		e := Envelope{Stream: "s" + tc.name, Type: "t"}
+		if err := e.ValidateFields(); (err == nil) != tc.ok || err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("ValidateFields with stream %q: %v", e.Stream, err)
+		}
+		e = Envelope{Stream: "s", Type: "t" + tc.name}
+		if err := e.ValidateFields(); (err == nil) != tc.ok || err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("ValidateFields with type %q: %v", e.Type, err)
+		}
+	}
+}

@@ -40,7 +40,9 @@ import (
 //     order) and Version (contiguous per stream from 1), and return the
 //     position of each request's last event.
 //   - A failed expectation is an error matching evlog.ErrVersionConflict
-//     and writes nothing; so is an invalid event (evlog.ErrInvalid).
+//     and writes nothing; so is an invalid event (evlog.ErrInvalid),
+//     including a stream or type name that is not printable UTF-8
+//     (event.ValidName).
 //   - A zero Time is stamped by the log, never earlier than the last
 //     recorded time; an explicit Time earlier than it is refused with
 //     evlog.ErrTimeBackwards. A zero SchemaVersion is stored as 1.

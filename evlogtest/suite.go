@@ -126,7 +126,7 @@ func testAppendAndRead(t *testing.T, b Backend) {
 		t.Errorf("position of the first append (-want +got):\n%s", d)
 	}
 	// Names the subject mapping of a networked backend must round-trip.
-	odd := "orders.eu/*>\t ünïcødé"
+	odd := "orders.eu/*> ünïcødé-\u00a0x"
 	pos = mustAppend(t, l, odd, event.ExpectAny, ev("placed", "three", t0.Add(2*time.Second)))
 	if pos.Seq != 3 || pos.Version != 1 {
 		t.Errorf("position of the append to a second stream = %+v, want seq 3 version 1", pos)
@@ -285,6 +285,12 @@ func testInvalid(t *testing.T, b Backend) {
 		{"version set", "s", []event.Envelope{{Type: "a", Version: 9, Time: t0}}},
 		{"other stream named", "s", []event.Envelope{{Type: "a", Stream: "t", Time: t0}}},
 		{"valid then invalid", "s", []event.Envelope{ev("a", "", t0), {Time: t0}}},
+		{"tab in the stream name", "s\tt", []event.Envelope{ev("a", "", t0)}},
+		{"newline in the stream name", "s\n", []event.Envelope{ev("a", "", t0)}},
+		{"NUL in the stream name", "s\x00", []event.Envelope{ev("a", "", t0)}},
+		{"invalid UTF-8 in the stream name", "s\xff", []event.Envelope{ev("a", "", t0)}},
+		{"control character in the type", "s", []event.Envelope{ev("a\x1b[0m", "", t0)}},
+		{"bidi override in the type", "s", []event.Envelope{ev("a\u202e", "", t0)}},
 	} {
 		_, err := l.Append(t.Context(), tc.stream, event.ExpectAny, tc.events...)
 		if !errors.Is(err, evlog.ErrInvalid) {

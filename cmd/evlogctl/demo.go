@@ -13,6 +13,7 @@ import (
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/aggregate"
+	"github.com/evlog/evlog/event"
 	"github.com/evlog/evlog/examples/inventory"
 	"github.com/evlog/evlog/projection"
 	"github.com/evlog/evlog/replay"
@@ -20,8 +21,10 @@ import (
 
 const demoAbout = `
 Runs the inventory example (package examples/inventory) end to end: appends
-a day of item_added / item_removed events to one inventory, with past
-recorded times set explicitly (the first ones in the version 1 payload
+a day of item_added / item_removed events to one inventory (the stream
+inventory-alice: category "inventory", id "alice") and, beside them, a
+wallet with the same id (wallet-alice, another aggregate type's category),
+with past recorded times set explicitly (the first ones in the version 1 payload
 format, read through an upcaster), has the inventory's repository take a
 snapshot every --snapshot-every events (it keeps them by its default
 tiered retention: every snapshot of the last hour, one per hour for a day,
@@ -29,7 +32,9 @@ one per day for 90 days), then prints the inventory now and at 3pm
 yesterday, the most collected items, the items' origins, the items added
 and removed most often, the audit trail of one item, how the 3pm answer was
 computed (snapshot used, events applied, time with and without the
-snapshot), and undoes the last action with a compensating event.
+snapshot), how each category was read (Log.Category, through the streams'
+indexes, against a scan of the whole log), and undoes the last action with
+a compensating event. The projections fold the "inventory" category only.
 
 The log lives in a temporary directory removed at the end, unless --dir
 is given (then it is kept, and must be empty or new).`
@@ -109,6 +114,16 @@ type demoReport struct {
 	TrailTotal int                 `json:"trail_total"`
 	Undo       demoTrailEntry      `json:"undo"`
 	UndoSeq    uint64              `json:"undo_seq"`
+	Categories []demoCategory      `json:"categories"`
+	ScanMS     float64             `json:"full_scan_ms"`
+}
+
+// demoCategory is how one category was read.
+type demoCategory struct {
+	Name    string   `json:"name"`
+	Streams []string `json:"streams"`
+	Events  int      `json:"events"`
+	MS      float64  `json:"ms"`
 }
 
 type demoHow struct {
@@ -130,7 +145,13 @@ type demoTrailEntry struct {
 	Origin string `json:"origin,omitempty"`
 }
 
-const demoStream = "alice"
+// demoID is the id of the demo's inventory (stream inventory-alice) and
+// of its wallet (stream wallet-alice).
+const demoID = "alice"
+
+// demoWallet is the wallet's category: an aggregate type other than the
+// inventory, with instances of the same ids.
+const demoWallet = "wallet"
 
 func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, error) {
 	now := e.now().UTC()
@@ -140,17 +161,18 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 		return nil, err
 	}
 	defer log.Close()
-	rep := &demoReport{Inventory: demoStream, Events: c.events, Legacy: c.legacy}
+	rep := &demoReport{Inventory: inventory.Stream(demoID), Events: c.events, Legacy: c.legacy}
+	wallet := event.StreamName(demoWallet, demoID)
 
 	// The inventory's repository, whose snapshots serve the time queries.
 	// Its retention tiers measure ages on the demo's clock.
-	inv, err := inventory.Open(log, demoStream, aggregate.Options{Clock: e.now})
+	inv, err := inventory.Open(log, demoID, aggregate.Options{Clock: e.now})
 	if err != nil {
 		return nil, err
 	}
 	defer inv.Close()
 	repo := inv.Repository()
-	subj := repo.Subject(demoStream)
+	subj := repo.Subject(demoID)
 
 	// A day of events, in atomic, fsynced batches of up to 1,000, each
 	// --snapshot-every events followed by a snapshot the repository takes
@@ -162,7 +184,7 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 	for lo, nextSnap := 0, c.snapshotEvery; lo < len(events); {
 		hi := min(lo+1000, len(events), nextSnap)
 		batch := events[lo:hi]
-		req, err := typed.Request(demoStream, evlog.ExpectAny, batch...)
+		req, err := typed.Request(inventory.Stream(demoID), evlog.ExpectAny, batch...)
 		if err != nil {
 			return nil, err
 		}
@@ -175,11 +197,17 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 				req.Events[i] = old
 			}
 		}
-		if _, err := log.AppendBatch(ctx, []evlog.AppendRequest{req}); err != nil {
+		// The wallet of the same id: credited once per batch.
+		credit, err := evlog.Encode(evlog.Event[int]{Type: "credited", Time: batch[len(batch)-1].Time, Data: 10})
+		if err != nil {
+			return nil, err
+		}
+		walletReq := evlog.AppendRequest{Stream: wallet, Expect: evlog.ExpectAny, Events: []evlog.Envelope{credit}}
+		if _, err := log.AppendBatch(ctx, []evlog.AppendRequest{req, walletReq}); err != nil {
 			return nil, err
 		}
 		if lo = hi; hi == nextSnap {
-			if err := repo.Snapshot(ctx, demoStream); err != nil {
+			if err := repo.Snapshot(ctx, demoID); err != nil {
 				return nil, err
 			}
 			rep.Snapshots++
@@ -222,9 +250,35 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 		rep.How.Snapshot = &planSnapshotJSON{File: s.File, Seq: s.Seq, Time: formatTime(s.Time)}
 	}
 
-	// The projections, in one pass over the log.
+	// The categories, each read through the streams' indexes, against one
+	// scan of the whole log.
+	for _, name := range []string{inventory.Category, demoWallet} {
+		dc := demoCategory{Name: name}
+		t0 := time.Now()
+		for env, err := range log.Category(ctx, name, 1) {
+			if err != nil {
+				return nil, err
+			}
+			if !slices.Contains(dc.Streams, env.Stream) {
+				dc.Streams = append(dc.Streams, env.Stream)
+			}
+			dc.Events++
+		}
+		dc.MS = ms(time.Since(t0))
+		rep.Categories = append(rep.Categories, dc)
+	}
+	t0 := time.Now()
+	for _, err := range log.Events(ctx, 1) {
+		if err != nil {
+			return nil, err
+		}
+	}
+	rep.ScanMS = ms(time.Since(t0))
+
+	// The projections, in one pass over the inventories' events (the
+	// wallet's are another type's).
 	collected, origins, churn := projection.Start(inventory.MostCollected), projection.Start(inventory.Origins), projection.Start(inventory.Turnover)
-	if err := projection.FoldAll(projection.Map(log.Events(ctx, 1), codec.Decode), collected, origins, churn); err != nil {
+	if err := projection.FoldAll(projection.Map(log.Category(ctx, inventory.Category, 1), codec.Decode), collected, origins, churn); err != nil {
 		return nil, err
 	}
 	rep.Collected = inventory.TopN(collected.State(), 5)
@@ -297,6 +351,12 @@ func (r *demoReport) text(w io.Writer) error {
 		speed = fmt.Sprintf(", %.0fx faster", h.WithoutMS/h.WithMS)
 	}
 	fmt.Fprintf(&b, "  %.2f ms with the snapshot; %.2f ms replaying all %d events%s\n\n", h.WithMS, h.WithoutMS, h.WithoutApplied, speed)
+
+	b.WriteString("Categories (Log.Category, through the streams' indexes):\n")
+	for _, c := range r.Categories {
+		fmt.Fprintf(&b, "  %s: %d events of %s in %.2f ms\n", c.Name, c.Events, strings.Join(c.Streams, ", "), c.MS)
+	}
+	fmt.Fprintf(&b, "  (a scan of the whole log takes %.2f ms)\n\n", r.ScanMS)
 
 	stacks("Most collected items (times added):", r.Collected)
 	b.WriteString("Where they came from:\n")

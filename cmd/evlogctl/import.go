@@ -23,9 +23,14 @@ event gets a new seq and a new version in its stream; "seq" and "version"
 in the input are ignored. Its stream, type, schema_version, id, meta and
 data are kept, and its "time" becomes its recorded time, provided it does
 not go backwards (recorded times never decrease in seq order; an event
-without a time is stamped with the current time). "data" is converted back
-to msgpack (objects with sorted keys; integers as integers, numbers with a
-"." or an exponent as float64; base64 strings that were bin stay strings);
+without a time is stamped with the current time) and is at most
+--max-clock-skew (default 1m) ahead of the current time: one event from
+the future would pin the recorded time of every later one to it. Past
+times, however old, are fine. Stream and type names must be printable
+UTF-8: no control characters (tab, newline, NUL, ...), line separators or
+bidirectional formatting characters. "data" is converted back to msgpack
+(objects with sorted keys; integers as integers, numbers with a "." or an
+exponent as float64; base64 strings that were bin stay strings);
 "data_b64" gives the payload bytes as they were.
 
 An integer too large for 64 bits is an error (msgpack has no larger
@@ -38,14 +43,15 @@ and is rejected without being read whole.
 
 Events are appended in atomic batches of up to 1000 lines. A line that
 cannot be imported (bad JSON, an invalid event, a time earlier than the one
-before it) stops the import with an error naming the line (exit 1); every
-line before it has been appended. import takes the log's writer lock.`
+before it or in the future) stops the import with an error naming the line
+(exit 1); every line before it has been appended. import takes the log's writer lock.`
 
 // importCmd is "evlogctl import".
 type importCmd struct {
 	input    string
 	format   string
 	maxEvent byteSize
+	maxSkew  time.Duration
 }
 
 // maxLineSize bounds an input line for events of at most maxEvent encoded
@@ -69,10 +75,11 @@ const (
 
 func runImport(ctx context.Context, e *env, args []string) error {
 	var c importCmd
-	f := newFlags("import", "import DIR [--input FILE] [--max-event-size BYTES] [--format text|json] < events.jsonl", importAbout)
+	f := newFlags("import", "import DIR [--input FILE] [--max-event-size BYTES] [--max-clock-skew D] [--format text|json] < events.jsonl", importAbout)
 	c.maxEvent = evlog.DefaultMaxEventSize
 	f.StringVar(&c.input, "input", "-", "read the events from `FILE` (- is stdin)")
 	f.Var(&c.maxEvent, "max-event-size", "refuse events encoding to more than `BYTES` (the log's MaxEventSize for this run; at most 16MiB)")
+	f.DurationVar(&c.maxSkew, "max-clock-skew", evlog.DefaultMaxClockSkew, "refuse events whose time is more than `D` ahead of the current time (negative: no limit)")
 	f.format(&c.format, "text", "json")
 	pos, err := f.parse(e, args, "DIR")
 	if err != nil {
@@ -80,6 +87,9 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	}
 	if c.maxEvent < 1 || c.maxEvent > evlog.MaxMaxEventSize {
 		return usagef("import", "--max-event-size %d: must be between 1 and %d", c.maxEvent, evlog.MaxMaxEventSize)
+	}
+	if c.maxSkew == 0 {
+		return usagef("import", "--max-clock-skew 0: give a positive duration, or a negative one for no limit")
 	}
 	return fail("import", c.run(ctx, e, pos[0]))
 }
@@ -106,7 +116,7 @@ func (c *importCmd) run(ctx context.Context, e *env, dir string) error {
 		defer f.Close()
 		in = f
 	}
-	l, err := evlog.Open(dir, evlog.Options{Clock: e.now, MaxEventSize: int(c.maxEvent), MaxBatchSize: evlog.MaxMaxBatchSize})
+	l, err := evlog.Open(dir, evlog.Options{Clock: e.now, MaxClockSkew: c.maxSkew, MaxEventSize: int(c.maxEvent), MaxBatchSize: evlog.MaxMaxBatchSize})
 	if err != nil {
 		return err
 	}
@@ -184,6 +194,10 @@ func (c *importCmd) importLines(ctx context.Context, e *env, l *evlog.Log, in io
 		if err == nil && !ev.Time.IsZero() && ev.Time.Before(lastTime) {
 			err = fmt.Errorf("time %s is earlier than the previous recorded time %s (recorded times never decrease)",
 				formatTime(ev.Time), formatTime(lastTime))
+		}
+		if now := e.now(); err == nil && c.maxSkew > 0 && ev.Time.After(now.Add(c.maxSkew)) {
+			err = fmt.Errorf("%w: time %s is %v ahead of the current time %s, more than --max-clock-skew (%v): it would pin the recorded time of every later event to it; fix the time or the clock",
+				evlog.ErrFutureTime, formatTime(ev.Time), ev.Time.Sub(now), formatTime(now), c.maxSkew)
 		}
 		if err != nil {
 			if ferr := flush(); ferr != nil {

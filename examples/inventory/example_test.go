@@ -2,10 +2,12 @@ package inventory_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"time"
 
 	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/aggregate"
 	"github.com/evlog/evlog/examples/inventory"
 	"github.com/evlog/evlog/snapshot"
 )
@@ -52,4 +54,60 @@ func mustSnapshots(log *evlog.Log) *snapshot.Store {
 		panic(err)
 	}
 	return s
+}
+
+// Every inventory is the stream "inventory-<id>": a wallet "alice" (another
+// aggregate type, stream "wallet-alice") never mixes with the inventory
+// "alice", and Log.Category reads all inventories' events, in seq order,
+// through the streams' indexes.
+func Example_category() {
+	dir, err := os.MkdirTemp("", "inventory-category-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	log, err := evlog.Open(dir, evlog.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer log.Close()
+	alice, err := inventory.Open(log, "alice", aggregate.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer alice.Close()
+	bob, err := inventory.Open(log, "bob", aggregate.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer bob.Close()
+	must(alice.AddItem(ctx, inventory.Item{Name: "sword", Rarity: "rare", Origin: "castle"}))
+	if _, err := log.Append(ctx, "wallet-alice", evlog.ExpectAny, evlog.Envelope{Type: "credited"}); err != nil {
+		panic(err)
+	}
+	must(bob.AddItem(ctx, inventory.Item{Name: "potion", Rarity: "common", Origin: "shop"}))
+	must(alice.RemoveItem(ctx, "sword"))
+
+	codec := evlog.NewCodec[inventory.Item](inventory.Upcasters())
+	for env, err := range log.Category(ctx, inventory.Category, 1) {
+		if err != nil {
+			panic(err)
+		}
+		e, err := codec.Decode(env)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(e.Seq, e.Stream, e.Version, e.Type, e.Data.Name)
+	}
+	// Output:
+	// 1 inventory-alice 1 item_added sword
+	// 3 inventory-bob 1 item_added potion
+	// 4 inventory-alice 2 item_removed sword
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
 }

@@ -24,6 +24,13 @@ import (
 	"github.com/evlog/evlog/replay"
 )
 
+// Category is the category of the inventories' streams: inventory id is
+// stored in the stream "inventory-" + id.
+const Category = "inventory"
+
+// Stream returns the stream name of inventory id.
+func Stream(id string) string { return Definition.Stream(id) }
+
 // Event types.
 const (
 	ItemAdded   = "item_added"
@@ -87,8 +94,11 @@ const maxUndo = 16
 const metaCompensates = "compensates"
 
 // Definition is the inventory aggregate: pure, usable without a log.
+// Inventory id is the stream "inventory-" + id (Category), so another
+// aggregate type's "alice" never mixes with the inventory "alice", and
+// Log.Category(ctx, Category, 1) reads every inventory's events.
 var Definition = aggregate.Definition[State, Event]{
-	Name:          "inventory",
+	Category:      Category,
 	SchemaVersion: 1,
 	Init:          func() State { return State{Counts: map[string]int{}} },
 	Apply:         apply,
@@ -181,7 +191,7 @@ func (s State) Items() []Stack {
 	return out
 }
 
-// Inventory is one inventory (a stream) stored in a log. Reads are served
+// Inventory is one inventory (the stream Stream(id)) stored in a log. Reads are served
 // from the repository's cached state, advanced by new events; writes only
 // append.
 type Inventory struct {
@@ -191,7 +201,7 @@ type Inventory struct {
 	codec *evlog.Codec[Item]
 }
 
-// Open returns the inventory stored in stream id of log. With opts'
+// Open returns the inventory id stored in log (in stream Stream(id)). With opts'
 // snapshot policy, snapshots are taken in the background.
 func Open(log *evlog.Log, id string, opts aggregate.Options) (*Inventory, error) {
 	snaps, err := log.Snapshots()
@@ -266,7 +276,7 @@ func (inv *Inventory) At(ctx context.Context, t time.Time) (replay.Result[State]
 // inventory concerning it, oldest first ("" for all of them).
 func (inv *Inventory) History(ctx context.Context, item string) ([]Event, error) {
 	var out []Event
-	for env, err := range inv.log.Stream(ctx, inv.id, 1) {
+	for env, err := range inv.log.Stream(ctx, Stream(inv.id), 1) {
 		if err != nil {
 			return nil, err
 		}

@@ -39,7 +39,7 @@ func TestSchemaEvolution(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := log.Append(ctx, "bob", evlog.ExpectAny, env); err != nil {
+		if _, err := log.Append(ctx, inventory.Stream("bob"), evlog.ExpectAny, env); err != nil {
 			t.Fatal(err)
 		}
 	}

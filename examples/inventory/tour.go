@@ -29,7 +29,7 @@ func Tour(ctx context.Context, out io.Writer, log aggregate.Log, snaps aggregate
 	if err != nil {
 		return err
 	}
-	if _, err := log.Append(ctx, "alice", evlog.ExpectNoStream, old); err != nil {
+	if _, err := log.Append(ctx, Stream("alice"), evlog.ExpectNoStream, old); err != nil {
 		return err
 	}
 
