@@ -108,6 +108,23 @@ func (l *Log) Sync(ctx context.Context) error {
 	return l.w.submit(ctx, r)
 }
 
+// checkFuture fails with a *FutureTimeError when t, the explicit time of
+// event i of stream, is more than Options.MaxClockSkew ahead of the
+// clock; *latest caches Clock() + MaxClockSkew for a batch (zero: not read
+// yet).
+func (l *Log) checkFuture(latest *time.Time, stream string, i int, t time.Time) error {
+	if t.IsZero() || l.opts.MaxClockSkew < 0 {
+		return nil
+	}
+	if latest.IsZero() {
+		*latest = l.opts.Clock().Add(l.opts.MaxClockSkew)
+	}
+	if t.After(*latest) {
+		return &FutureTimeError{Stream: stream, Index: i, Time: t, Now: latest.Add(-l.opts.MaxClockSkew), MaxSkew: l.opts.MaxClockSkew}
+	}
+	return nil
+}
+
 // checkBatch validates a batch before it is queued and returns an upper
 // bound of its encoded size and its number of events.
 func (l *Log) checkBatch(batch []AppendRequest) (size, n int, err error) {
@@ -137,13 +154,8 @@ func (l *Log) checkBatch(batch []AppendRequest) (size, n int, err error) {
 			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
 				return 0, 0, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, i, req.Stream, e.Time)
 			}
-			if !e.Time.IsZero() && l.opts.MaxClockSkew >= 0 {
-				if latest.IsZero() {
-					latest = l.opts.Clock().Add(l.opts.MaxClockSkew)
-				}
-				if e.Time.After(latest) {
-					return 0, 0, &FutureTimeError{Stream: req.Stream, Index: i, Time: e.Time, Now: latest.Add(-l.opts.MaxClockSkew), MaxSkew: l.opts.MaxClockSkew}
-				}
+			if err := l.checkFuture(&latest, req.Stream, i, e.Time); err != nil {
+				return 0, 0, err
 			}
 			// Upper bound: assigned fields at their widest.
 			e.Seq, e.Version, e.SchemaVersion, e.Time = math.MaxUint64, math.MaxUint64, math.MaxUint32, time.Unix(0, math.MinInt64)

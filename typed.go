@@ -158,7 +158,7 @@ func (l *Log) appendTyped(ctx context.Context, src batchSource) ([]Position, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := checkTyped(src); err != nil {
+	if err := l.checkTyped(src); err != nil {
 		return nil, err
 	}
 	r := &request{src: src, done: make(chan struct{})}
@@ -174,11 +174,12 @@ func (l *Log) appendTyped(ctx context.Context, src batchSource) ([]Position, err
 // checkTyped validates a typed batch as checkBatch validates raw ones,
 // except for the sizes, which the writer checks once it has encoded the
 // payloads.
-func checkTyped(src batchSource) error {
+func (l *Log) checkTyped(src batchSource) error {
 	if src.parts() == 0 {
 		return fmt.Errorf("%w: empty batch", ErrInvalid)
 	}
 	var e Envelope
+	var latest time.Time // Clock() + MaxClockSkew, read once, when needed
 	for i := range src.parts() {
 		stream, expect, n := src.part(i)
 		if !expect.Valid() {
@@ -201,6 +202,9 @@ func checkTyped(src batchSource) error {
 			}
 			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
 				return fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, j, stream, e.Time)
+			}
+			if err := l.checkFuture(&latest, stream, j, e.Time); err != nil {
+				return err
 			}
 		}
 	}
