@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
 )

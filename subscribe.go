@@ -27,7 +27,7 @@ import (
 // The iterator starts no goroutine: breaking out of the loop or cancelling
 // ctx releases everything.
 func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[Envelope, error] {
-	return l.subscribe(ctx, from, nil, nil)
+	return l.subscribe(ctx, from, nil)
 }
 
 // SubscribeFiltered is Subscribe limited to the events matching f: the
@@ -40,13 +40,11 @@ func (l *Log) SubscribeFiltered(ctx context.Context, from uint64, f Filter) iter
 	if err := f.Validate(); err != nil {
 		return func(yield func(Envelope, error) bool) { yield(Envelope{}, err) }
 	}
-	return l.subscribe(ctx, from, f.compile(), nil)
+	return l.subscribe(ctx, from, f.compile())
 }
 
 // subscribe is Subscribe limited to what m matches (nil: everything).
-// caught, if not nil, is called whenever the subscription has handed over
-// every matching event up to through (and is about to wait for more).
-func (l *Log) subscribe(ctx context.Context, from uint64, m *matcher, caught func(through uint64)) iter.Seq2[Envelope, error] {
+func (l *Log) subscribe(ctx context.Context, from uint64, m *matcher) iter.Seq2[Envelope, error] {
 	if m == nil {
 		m = &matcher{}
 	}
@@ -80,9 +78,6 @@ func (l *Log) subscribe(ctx context.Context, from uint64, m *matcher, caught fun
 				}
 				next = last + 1 // nothing more matches up to last
 				continue
-			}
-			if caught != nil && last > 0 {
-				caught(last)
 			}
 			if !l.readOnly {
 				select {
