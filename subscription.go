@@ -404,13 +404,23 @@ func (l *Log) readSubscription(name string) (SubscriptionInfo, bool, error) {
 	}
 	pos, id, t, f, err := decodeSubscription(b)
 	if err != nil {
-		return SubscriptionInfo{}, false, fmt.Errorf("%w: subscription position file %s: %v (remove the file to start the subscription over from the first event, or restore it from a copy)", ErrCorrupt, file, err)
+		return SubscriptionInfo{}, false, &subFileError{file: file, reason: err.Error() + " (remove the file to start the subscription over from the first event, or restore it from a copy)"}
 	}
 	if logID := l.LogID(); logID != ([16]byte{}) && id != logID {
-		return SubscriptionInfo{}, false, fmt.Errorf("%w: subscription position file %s belongs to another log (log ID %x, this log's %x); remove it", ErrCorrupt, file, id, logID)
+		return SubscriptionInfo{}, false, &subFileError{file: file, reason: fmt.Sprintf("it belongs to another log (log ID %x, this log's %x); remove it", id, logID)}
 	}
 	return SubscriptionInfo{Name: name, Filter: f, Position: pos, Updated: t}, true, nil
 }
+
+// subFileError is a damaged subscription position file; it matches
+// ErrCorrupt.
+type subFileError struct{ file, reason string }
+
+func (e *subFileError) Error() string {
+	return "evlog: damaged subscription position file " + e.file + ": " + e.reason
+}
+
+func (e *subFileError) Is(target error) bool { return target == ErrCorrupt }
 
 // readSmallFile reads a regular file of at most limit bytes.
 func readSmallFile(fsys vfs.FS, name string, limit int64) ([]byte, error) {
@@ -424,7 +434,7 @@ func readSmallFile(fsys vfs.FS, name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if size > limit {
-		return nil, fmt.Errorf("%w: %s is %d bytes, more than %d", ErrCorrupt, name, size, limit)
+		return nil, &subFileError{file: name, reason: fmt.Sprintf("%d bytes, more than %d", size, limit)}
 	}
 	b := make([]byte, size)
 	if _, err := f.ReadAt(b, 0); err != nil && !(errors.Is(err, io.EOF) && size == 0) {
