@@ -157,6 +157,10 @@ func (l *Log) Subscription(name string, f Filter) (*Subscription, error) {
 	if err != nil {
 		return nil, err
 	}
+	if last := l.LastSeq(); ok && !l.readOnly && info.Position > last {
+		return nil, &subFileError{file: name + SubscriptionExt, reason: fmt.Sprintf(
+			"position %d is beyond the log's last seq %d (the log was restored to an earlier point, or lost its tail); remove the file to start over from the first event", info.Position, last)}
+	}
 	s := &Subscription{l: l, name: name, filter: cloneFilter(f), m: f.compile()}
 	if ok {
 		s.pos, s.updated = info.Position, info.Updated
@@ -219,7 +223,9 @@ func (s *Subscription) Events(ctx context.Context) iter.Seq2[Envelope, error] {
 // handled, durably: when Ack returns nil the position file holds seq (it
 // was written to a temporary, fsynced, renamed over the old one and the
 // directory fsynced), and a restart resumes after it. The position never
-// goes back: an Ack of a seq at or before the position does nothing. seq
+// goes back: an Ack of a seq at or before the position does nothing. Under
+// SyncNever or SyncInterval, Ack first syncs the log up to seq (a stored
+// position never runs ahead of the durable events). seq
 // may be any seq up to the log's last (not only one handed over). A
 // failed Ack leaves the old or the new position on disk; Ack again.
 func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
@@ -239,6 +245,14 @@ func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
 	}
 	if last := s.l.LastSeq(); seq > last {
 		return fmt.Errorf("%w: seq %d, the log ends at %d", ErrAckBeyondEnd, seq, last)
+	}
+	// The events must be durable before a position past them is: under
+	// SyncNever or SyncInterval a crash could otherwise lose them while
+	// the position survives, and their seqs, appended again, be skipped.
+	if s.l.DurableSeq() < seq {
+		if err := s.l.Sync(ctx); err != nil {
+			return fmt.Errorf("evlog: acknowledging subscription %q: making the log durable first: %w", s.name, err)
+		}
 	}
 	now := s.l.opts.Clock()
 	if err := s.l.writeSubscription(s.name, seq, now, s.filter); err != nil {

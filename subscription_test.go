@@ -337,3 +337,46 @@ func TestSubscriptionReadOnlyFollows(t *testing.T) {
 		}
 	})
 }
+
+// TestSubscriptionAckSyncsTheLog: under SyncNever an Ack makes the events
+// up to its seq durable first, so that a power loss cannot keep a position
+// ahead of the log (whose lost seqs, appended again, would be skipped).
+func TestSubscriptionAckSyncsTheLog(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	l := openMem(t, mem, Options{Sync: SyncNever})
+	appendSeq(t, l, 5)
+	sub, err := l.Subscription("s", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Ack(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	after := mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(3, 4)))
+	sub.Close()
+	l.Close()
+	l = openMem(t, after, Options{})
+	defer l.Close()
+	if l.LastSeq() < 5 {
+		t.Fatalf("after the power loss the log ends at %d, before the acknowledged 5", l.LastSeq())
+	}
+	if _, err := l.Subscription("s", Filter{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSubscriptionAheadOfLog: a position beyond the log's end (a log
+// restored to an earlier point) is refused, not silently skipping seqs.
+func TestSubscriptionAheadOfLog(t *testing.T) {
+	mem := vfs.NewMem()
+	l := openMem(t, mem, Options{})
+	appendSeq(t, l, 2)
+	if err := l.writeSubscription("s", 9, t0, Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Subscription("s", Filter{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("position ahead of the log: %v, want ErrCorrupt", err)
+	}
+}
