@@ -149,6 +149,25 @@
 // are not supported: their locking and fsync semantics do not give the
 // guarantees above.
 //
+// # Subscriptions
+//
+// Subscribe yields the whole log, then live appends; SubscribeFiltered and
+// EventsFiltered yield only the events a Filter matches (event types,
+// stream prefixes, categories: a stream's category is its name up to the
+// first '-'), in seq order, with no gap and no duplicate in the filtered
+// sequence. A log opened with OpenReadOnly follows its writer by itself,
+// polling every Options.FollowInterval.
+//
+// Log.Subscription(name, filter) is a durable subscription: Ack(seq)
+// stores its position (the last handled seq) in the log directory as
+// NAME.sub — written to a temporary, fsynced, renamed, directory fsynced —
+// and Events resumes right after it, after a crash too. Delivery is at
+// least once (what was handed over but not acknowledged comes again); the
+// projection runner's checkpoints, stored with the projection's state, are
+// the exactly-once path. Only the writer's process acknowledges.
+// Position files are not part of the log: recovery, Verify and compaction
+// ignore them, and backups do not copy them (docs/FORMAT.md).
+//
 // # Concurrency
 //
 // A Log is safe for concurrent use. Appends are sequenced by one writer

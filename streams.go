@@ -343,10 +343,7 @@ func (l *Log) listStreams(ctx context.Context, prefix string, fn func(StreamInfo
 		if prefix == "" {
 			active = make([]activeMatch, 0, v.active.Streams())
 		}
-		err := v.active.EachStream(func(name string, sp segment.StreamPostings) {
-			if !strings.HasPrefix(name, prefix) {
-				return
-			}
+		err := v.active.EachStream(prefix, func(name string, sp segment.StreamPostings) {
 			k := sort.Search(len(sp.Posts), func(i int) bool { return sp.Posts[i].Off >= pub.end })
 			if k > 0 {
 				active = append(active, activeMatch{name: name, first: sp.FirstVersion, posts: sp.Posts[:k]})

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Streams, StreamBackward and Category see the streams of a checkpointed active
+// Streams, StreamBackward, Category and EventsFiltered see the streams of a checkpointed active
 // segment (reopened after Close: its index is the checkpoint's, read on
 // use) as well as those appended since.
 func TestStreamsWithCheckpointedActiveSegment(t *testing.T) {
@@ -79,6 +79,16 @@ func TestStreamsWithCheckpointedActiveSegment(t *testing.T) {
 		}
 		if n != 61 {
 			t.Fatalf("read-only %v: Category(old) yielded %d events, want 61", src.ReadOnly(), n)
+		}
+		n = 0
+		for _, err := range src.EventsFiltered(t.Context(), 1, Filter{StreamPrefixes: []string{"old-0"}}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if n != 21 {
+			t.Fatalf("read-only %v: EventsFiltered(old-0) yielded %d events, want 21", src.ReadOnly(), n)
 		}
 	}
 }

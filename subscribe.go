@@ -27,6 +27,27 @@ import (
 // The iterator starts no goroutine: breaking out of the loop or cancelling
 // ctx releases everything.
 func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[Envelope, error] {
+	return l.subscribe(ctx, from, nil)
+}
+
+// SubscribeFiltered is Subscribe limited to the events matching f: the
+// matching events from seq from on, history then live, in seq order, with
+// no gap and no duplicate in the filtered sequence (exactly what filtering
+// Subscribe would yield). History skips sealed segments without a matching
+// stream (see Filter). An invalid f yields only an error matching
+// ErrInvalidFilter.
+func (l *Log) SubscribeFiltered(ctx context.Context, from uint64, f Filter) iter.Seq2[Envelope, error] {
+	if err := f.Validate(); err != nil {
+		return func(yield func(Envelope, error) bool) { yield(Envelope{}, err) }
+	}
+	return l.subscribe(ctx, from, f.compile())
+}
+
+// subscribe is Subscribe limited to what m matches (nil: everything).
+func (l *Log) subscribe(ctx context.Context, from uint64, m *matcher) iter.Seq2[Envelope, error] {
+	if m == nil {
+		m = &matcher{}
+	}
 	return func(yield func(Envelope, error) bool) {
 		next := max(from, 1)
 		convert := copier()
@@ -40,7 +61,7 @@ func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[Envelope, er
 				return
 			}
 			if next <= last {
-				err := l.scan(ctx, next, last, func(e *Envelope) error {
+				err := l.scanFiltered(ctx, next, last, m, func(e *Envelope) error {
 					out, _ := convert(e)
 					if !yield(out, nil) {
 						return errStop
@@ -55,6 +76,7 @@ func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[Envelope, er
 					yield(Envelope{}, err)
 					return
 				}
+				next = last + 1 // nothing more matches up to last
 				continue
 			}
 			if !l.readOnly {

@@ -112,10 +112,8 @@ type ActivePrefixEntry struct {
 // caller releases the lock guarding the index. The cost is proportional
 // to the number of streams in the index.
 func (x *Index) StreamsWithPrefix(prefix string, dst []ActivePrefixEntry) ([]ActivePrefixEntry, error) {
-	err := x.EachStream(func(name string, sp StreamPostings) {
-		if strings.HasPrefix(name, prefix) {
-			dst = append(dst, ActivePrefixEntry{Name: name, StreamPostings: sp})
-		}
+	err := x.EachStream(prefix, func(name string, sp StreamPostings) {
+		dst = append(dst, ActivePrefixEntry{Name: name, StreamPostings: sp})
 	})
 	return dst, err
 }

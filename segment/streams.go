@@ -12,13 +12,13 @@ func (s *Segment) StreamEntries(fn func(name string, e StreamEntry) error) error
 		return err
 	}
 	read := func(b summaryBlock) ([]byte, error) { return s.readFrame(b.off, b.len, KindBlock, nil) }
-	return eachEntry(s.Name, sum, read, s.Trailer.RecordsEnd, s.Trailer.SummaryOff, fn)
+	return footerEntries(s.Name, sum, read, s.Trailer.RecordsEnd, s.Trailer.SummaryOff, fn)
 }
 
-// eachEntry walks the stream blocks of a footer (a sealed segment's or a
+// footerEntries walks the stream blocks of a footer (a sealed segment's or a
 // checkpoint's) whose summary is sum, checking them against the block
 // directory; recordsEnd and summaryOff bound the postings offsets.
-func eachEntry(file string, sum *Summary, read func(summaryBlock) ([]byte, error), recordsEnd, summaryOff int64, fn func(name string, e StreamEntry) error) error {
+func footerEntries(file string, sum *Summary, read func(summaryBlock) ([]byte, error), recordsEnd, summaryOff int64, fn func(name string, e StreamEntry) error) error {
 	seen := 0
 	var prevHash uint64
 	var prevName string
@@ -65,7 +65,7 @@ func (c *Checkpoint) streamNames() ([]string, error) {
 			return err
 		}
 		read := func(b summaryBlock) ([]byte, error) { return readFrameAt(c.f, c.Name, b.off, b.len, KindBlock, nil) }
-		return eachEntry(c.Name, sum, read, CheckpointHeaderSize, c.Trailer.SummaryOff, func(name string, _ StreamEntry) error {
+		return footerEntries(c.Name, sum, read, CheckpointHeaderSize, c.Trailer.SummaryOff, func(name string, _ StreamEntry) error {
 			names = append(names, name)
 			return nil
 		})
@@ -82,40 +82,4 @@ func (c *Checkpoint) streamNames() ([]string, error) {
 		return names, nil
 	}
 	return names, err
-}
-
-// EachStream calls fn with every stream of the index and its postings, in
-// no particular order (with a checkpoint under the index, its streams are
-// read from the checkpoint's stream blocks; errors come from that). The postings slices are never modified afterwards
-// (see Index); the caller holds whatever lock guards the index.
-func (x *Index) EachStream(fn func(name string, sp StreamPostings)) error {
-	if x.base == nil {
-		for name, sp := range x.streams {
-			fn(name, *sp)
-		}
-		return nil
-	}
-	// A checkpoint under the index: its streams (with what was added to
-	// them since), then the streams only added since.
-	names, err := x.base.streamNames()
-	if err != nil {
-		return err
-	}
-	seen := make(map[string]bool, len(names))
-	for _, name := range names {
-		sp, ok, err := x.Stream(name)
-		if err != nil {
-			return err
-		}
-		if ok {
-			fn(name, sp)
-		}
-		seen[name] = true
-	}
-	for name, sp := range x.streams {
-		if !seen[name] {
-			fn(name, *sp)
-		}
-	}
-	return nil
 }

@@ -72,6 +72,7 @@ func init() {
 		{"state", "compute the built-in stats state at a seq or time", runState},
 		{"snapshot", "snapshot the built-in stats state at the last seq", runSnapshot},
 		{"snapshots", "list snapshots, or prune old ones", runSnapshots},
+		{"subscriptions", "list durable subscriptions with their position and lag", runSubscriptions},
 		{"compact", "merge small sealed segments, optionally compressing them", runCompact},
 		{"salvage", "copy every readable event of a damaged log into a new log", runSalvage},
 		{"backup", "back up a log beside its writer, check a backup, or keep one up to date", runBackup},
@@ -143,7 +144,7 @@ Usage: evlogctl COMMAND [ARGS] [FLAGS]
 Commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-13s %s\n", c.name, c.summary)
 	}
 	b.WriteString(`
 Run "evlogctl COMMAND --help" for a command's arguments and flags.

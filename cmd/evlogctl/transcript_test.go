@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -371,6 +372,9 @@ func splitArgs(s string) ([]string, error) {
 //	                             "recorded" the first time, then "unchanged"
 //	                             or "changed"
 //	lock DIR / unlock DIR        hold / release the writer lock (evlog.Open)
+//	ack DIR NAME SEQ [CATEGORY]  acknowledge SEQ in the durable subscription
+//	                             NAME (filtered to CATEGORY), with the writer
+//	                             that lock holds or a new one
 //
 // FILE may be a glob matching exactly one file.
 func (ts *transcript) fixture(args []string) (string, error) {
@@ -641,6 +645,31 @@ func (ts *transcript) fixture(args []string) (string, error) {
 		}
 		ts.locks[args[1]] = l
 		return "", nil
+	case "ack":
+		if len(args) != 4 && len(args) != 5 {
+			return "", errors.New("ack takes DIR NAME SEQ [CATEGORY]")
+		}
+		seq, err := strconv.ParseUint(args[3], 10, 64)
+		if err != nil {
+			return "", err
+		}
+		l := ts.locks[args[1]]
+		if l == nil {
+			if l, err = evlog.Open(args[1], evlog.Options{Clock: func() time.Time { return ts.now }}); err != nil {
+				return "", err
+			}
+			defer l.Close()
+		}
+		var f evlog.Filter
+		if len(args) == 5 {
+			f.Categories = []string{args[4]}
+		}
+		sub, err := l.Subscription(args[2], f)
+		if err != nil {
+			return "", err
+		}
+		defer sub.Close()
+		return "", sub.Ack(context.Background(), seq)
 	case "unlock":
 		if err := need(1); err != nil {
 			return "", err
