@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -75,6 +76,23 @@ func TestSuite(t *testing.T) {
 	cfg := Config{N: 2000, Runs: 1, Dur: 50 * time.Millisecond, Dir: t.TempDir(),
 		Targets: 3, Reps: 2, BatchSize: 1000, Writers: 64, CtlN: 400, CtlReps: 1}
 	rep := smoke(t, cfg, embedded)
+	// Every workload with a raw row gets a chart, linked from the report.
+	charts := t.TempDir()
+	if err := rep.writeCharts(charts, charts); err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range rep.Tables {
+		if tb.ID == WCtlState {
+			continue // evlog only: no raw row
+		}
+		p := rep.Charts[tb.ID]
+		if p != tb.ID+".svg" {
+			t.Errorf("%s: chart link %q, want %s.svg", tb.ID, p, tb.ID)
+		}
+		if _, err := os.Stat(filepath.Join(charts, p)); err != nil {
+			t.Error(err)
+		}
+	}
 	cfg.N, cfg.Work = 200, []string{WBatch, WSingle1, WSingle64, WRead, WStateAt, WAggregate, WDisk}
 	smoke(t, cfg, js)
 	if testing.Verbose() {
