@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,7 +30,30 @@ type Contestant struct {
 	// Compact, if set, compacts the closed store in dir and reports its
 	// bytes afterwards. It may return errCompactUnavailable.
 	Compact func(dir string) (int64, error)
+	// Workloads, if set, lists the only workloads the contestant runs; the
+	// others show n/a with NAReason.
+	Workloads []string
+	NAReason  string
+	// NoReopen, if set, is why workload "reopen" does not apply.
+	NoReopen string
+	// CtlState, if set, runs workload "ctlstate" (evlogctl state --at end
+	// to end); the others show n/a.
+	CtlState func(e *ctlEnv) (with, without float64, err error)
 }
+
+// runs reports whether the contestant takes part in workload id (if not,
+// the reason).
+func (c *Contestant) runs(id string) (string, bool) {
+	if c.Workloads == nil || slices.Contains(c.Workloads, id) {
+		return "", true
+	}
+	return c.NAReason, false
+}
+
+// readPreparer is implemented by stores with untimed setup to do when the
+// suite reopens a written store for the read workloads (evlog: take the
+// fold's snapshots).
+type readPreparer interface{ PrepareReads() error }
 
 // Store is an open contestant. Every method but Append is called from one
 // goroutine at a time; Append must be safe for concurrent use.

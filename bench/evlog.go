@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"time"
 
 	"github.com/evlog/evlog"
@@ -18,12 +19,28 @@ func init() {
 		Order:      1,
 		Durability: "Options{Sync: SyncAlways}: Append/AppendBatch return only after an fsync(2) (os.File.Sync) of the active segment covering the batch; concurrent appenders share fsyncs (group commit).",
 		Open: func(dir string, writers int) (Store, error) {
-			return openEvlog(dir)
+			return openEvlog[EncPayload](dir)
 		},
 		DiskBytes: func(dir string) (int64, error) { return dirBytes(dir, ".seg") },
 		Compact:   compactEvlog,
+		CtlState:  ctlState,
+	})
+	register(&Contestant{
+		Name:       "evlog-plain",
+		Order:      1,
+		Durability: "as evlog; the payload type has no CustomEncoder, so the typed view encodes it by reflection.",
+		Open: func(dir string, writers int) (Store, error) {
+			return openEvlog[Payload](dir)
+		},
+		Workloads: []string{WBatch1, WBatchMulti},
+		NAReason:  "the same engine as evlog; this row differs only in the payload's encoder (appends)",
 	})
 }
+
+// evlogPayload is the typed view's payload: EncPayload (a hand-written
+// msgpack.CustomEncoder) for "evlog", Payload (reflection) for
+// "evlog-plain". Both encode to the same bytes (TestEncPayloadBytes).
+type evlogPayload interface{ Payload | EncPayload }
 
 // compactEvlog is the hook for `evlogctl compact`: it reopens the closed
 // log in dir, runs Log.Compact with Compress (what `evlogctl compact
@@ -60,7 +77,7 @@ func snapshotEvery(last uint64) uint64 { return min(100_000, max(last/10, 1)) }
 
 // ensureSnapshots takes the fold's snapshots once (a deployment takes them
 // as the log grows; this setup is not part of any timing).
-func (s *evlogStore) ensureSnapshots() error {
+func (s *evlogStore[T]) ensureSnapshots() error {
 	last := s.l.LastSeq()
 	snaps, err := s.l.Snapshots()
 	if err != nil || last == 0 {
@@ -82,36 +99,34 @@ func (s *evlogStore) ensureSnapshots() error {
 	return nil
 }
 
-type evlogStore struct {
+type evlogStore[T evlogPayload] struct {
 	ctx   context.Context
 	l     *evlog.Log
-	t     *evlog.TypedLog[Payload]
-	parts []evlog.Batch[Payload]
-	tevs  []evlog.Event[Payload]
+	t     *evlog.TypedLog[T]
+	parts []evlog.Batch[T]
+	tevs  []evlog.Event[T]
 }
 
-func openEvlog(dir string) (*evlogStore, error) {
+func openEvlog[T evlogPayload](dir string) (*evlogStore[T], error) {
 	l, err := evlog.Open(dir, evlog.Options{Sync: evlog.SyncAlways})
 	if err != nil {
 		return nil, err
 	}
-	s := &evlogStore{ctx: context.Background(), l: l, t: evlog.Typed[Payload](l)}
-	// Reopened on a written log (the read workloads): take the fold's
-	// snapshots now, untimed, as a deployment would have taken them while
-	// the log grew.
-	if err := s.ensureSnapshots(); err != nil {
-		return nil, errors.Join(err, l.Close())
-	}
-	return s, nil
+	return &evlogStore[T]{ctx: context.Background(), l: l, t: evlog.Typed[T](l)}, nil
 }
+
+// PrepareReads takes the fold's snapshots, untimed, when the suite has
+// reopened a written log for the read workloads, as a deployment would
+// have taken them while the log grew.
+func (s *evlogStore[T]) PrepareReads() error { return s.ensureSnapshots() }
 
 // AppendBatch appends the batch atomically with one typed AppendBatch:
 // one part per run of consecutive events of the same stream (the log
 // order, and so the recorded times, must stay as given).
-func (s *evlogStore) AppendBatch(evs []Ev) error {
+func (s *evlogStore[T]) AppendBatch(evs []Ev) error {
 	s.parts = s.parts[:0]
 	if cap(s.tevs) < len(evs) {
-		s.tevs = make([]evlog.Event[Payload], len(evs))
+		s.tevs = make([]evlog.Event[T], len(evs))
 	}
 	tevs := s.tevs[:len(evs)]
 	for i := 0; i < len(evs); {
@@ -120,9 +135,9 @@ func (s *evlogStore) AppendBatch(evs []Ev) error {
 			j++
 		}
 		for k := i; k < j; k++ {
-			tevs[k] = evlog.Event[Payload]{Type: EventType, Time: evs[k].Time, Data: evs[k].Data}
+			tevs[k] = evlog.Event[T]{Type: EventType, Time: evs[k].Time, Data: T(evs[k].Data)}
 		}
-		s.parts = append(s.parts, evlog.Batch[Payload]{Stream: evs[i].Stream, Expect: evlog.ExpectAny, Events: tevs[i:j]})
+		s.parts = append(s.parts, evlog.Batch[T]{Stream: evs[i].Stream, Expect: evlog.ExpectAny, Events: tevs[i:j]})
 		i = j
 	}
 	pos, err := s.t.AppendBatch(s.ctx, s.parts)
@@ -140,21 +155,21 @@ func (s *evlogStore) AppendBatch(evs []Ev) error {
 	return nil
 }
 
-func (s *evlogStore) Append(e *Ev) error {
+func (s *evlogStore[T]) Append(e *Ev) error {
 	// Time left zero: stamped by the log's clock (concurrent writers'
 	// explicit times could go backwards in seq order).
-	_, err := s.t.Append(s.ctx, e.Stream, evlog.ExpectAny, evlog.Event[Payload]{Type: EventType, Data: e.Data})
+	_, err := s.t.Append(s.ctx, e.Stream, evlog.ExpectAny, evlog.Event[T]{Type: EventType, Data: T(e.Data)})
 	return err
 }
 
-func (s *evlogStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
+func (s *evlogStore[T]) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 	n := 0
 	for ev, err := range s.t.Events(s.ctx, 0) {
 		if err != nil {
 			return n, err
 		}
 		n++
-		p := ev.Data // only the payload escapes, as with the other contestants
+		p := Payload(ev.Data) // only the payload escapes, as with the other contestants
 		fn(ev.Seq, &p)
 	}
 	return n, nil
@@ -162,7 +177,7 @@ func (s *evlogStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 
 // StateAt answers from the newest snapshot of the fold at or before t and
 // the events after it.
-func (s *evlogStore) StateAt(t time.Time) (Fold, error) {
+func (s *evlogStore[T]) StateAt(t time.Time) (Fold, error) {
 	snaps, err := s.l.Snapshots()
 	if err != nil {
 		return nil, err
@@ -171,7 +186,7 @@ func (s *evlogStore) StateAt(t time.Time) (Fold, error) {
 	return res.State, err
 }
 
-func (s *evlogStore) LoadStream(stream string) (int, error) {
+func (s *evlogStore[T]) LoadStream(stream string) (int, error) {
 	n := 0
 	for _, err := range s.t.Stream(s.ctx, stream, 0) {
 		if err != nil {
@@ -184,7 +199,7 @@ func (s *evlogStore) LoadStream(stream string) (int, error) {
 
 // Stats summarises the writer's group commit and fsyncs (reported in the
 // notes of the single-append rows).
-func (s *evlogStore) Stats() string {
+func (s *evlogStore[T]) Stats() string {
 	st := s.l.Stats()
 	if st.Groups == 0 {
 		return ""
@@ -193,4 +208,60 @@ func (s *evlogStore) Stats() string {
 		float64(st.Appends)/float64(st.Groups), st.Fsyncs, st.FsyncQuantile(0.5), st.FsyncQuantile(0.99))
 }
 
-func (s *evlogStore) Close() error { return s.l.Close() }
+func (s *evlogStore[T]) Close() error { return s.l.Close() }
+
+// ctlState is workload 10 for evlog: write a log of e.n events (workload
+// 8's shape: batches of 1,000 over 1,000 streams) with `evlogctl snapshot`
+// run after every n/20 events but the last interval's, close it, then time
+// `evlogctl state --at T` (T three quarters into the last interval) and
+// the same with --no-snapshot, e.reps times each, alternating. It returns
+// the two medians in seconds.
+func ctlState(e *ctlEnv) (with, without float64, err error) {
+	every := max(e.n/20, 1)
+	last := 19 * every // the newest snapshot's seq
+	st, err := openEvlog[EncPayload](e.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	evs := make([]Ev, 0, 1000)
+	for i := 0; i < e.n; {
+		end := min(i+1000, e.n)
+		if next := (i/every + 1) * every; next <= last && next < end {
+			end = next
+		}
+		evs = evs[:0]
+		for j := i; j < end; j++ {
+			evs = append(evs, Ev{})
+			typedEvent(WBatchMulti, j, 1000, &evs[len(evs)-1])
+		}
+		if err := st.AppendBatch(evs); err != nil {
+			return 0, 0, errors.Join(err, st.Close())
+		}
+		i = end
+		if i%every == 0 && i <= last {
+			// The snapshot process reads what the open writer committed.
+			if out, err := exec.Command(e.bin, "snapshot", e.dir).CombinedOutput(); err != nil {
+				return 0, 0, errors.Join(fmt.Errorf("evlogctl snapshot at %d events: %w: %s", i, err, out), st.Close())
+			}
+		}
+	}
+	if err := st.Close(); err != nil {
+		return 0, 0, err
+	}
+	idx := last + 3*(e.n-last)/4 // event index of T
+	t := baseTime.Add(time.Duration(idx) * time.Millisecond)
+	want := uint64(idx + 1)
+	var ws, wos []float64
+	for range e.reps {
+		d, err := runCtlState(e.bin, e.dir, t, false, want, uint64(last))
+		if err != nil {
+			return 0, 0, err
+		}
+		ws = append(ws, d.Seconds())
+		if d, err = runCtlState(e.bin, e.dir, t, true, want, 0); err != nil {
+			return 0, 0, err
+		}
+		wos = append(wos, d.Seconds())
+	}
+	return median(ws), median(wos), nil
+}

@@ -40,6 +40,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		asJSON  = fs.Bool("json", false, "print one JSON document instead of the table")
 		targets = fs.Int("targets", 20, "workload 4: random past times per run")
 		reps    = fs.Int("reps", 20, "workload 5: repetitions per run")
+		ctln    = fs.Int("ctln", 0, "workload 10: events in the log (default -n)")
+		ctlreps = fs.Int("ctlreps", 3, "workload 10: timed runs of each evlogctl command per run")
+		charts  = fs.String("charts", "", "write one SVG bar chart (×raw) per workload into this directory, and link them from the report")
 		quiet   = fs.Bool("q", false, "no progress lines on stderr")
 		cpuprof = fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
@@ -63,12 +66,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	cfg := Config{N: *n, Runs: *runs, Dur: *dur, Dir: *dir, Targets: *targets, Reps: *reps,
-		BatchSize: 1000, Writers: 64}
+		BatchSize: 1000, Writers: 64, CtlN: *ctln, CtlReps: *ctlreps}
+	if cfg.CtlN == 0 {
+		cfg.CtlN = cfg.N
+	}
 	if !*quiet {
 		cfg.Progress = stderr
 	}
-	if cfg.N < 10 || cfg.Runs < 1 || cfg.Dur <= 0 || cfg.Targets < 1 || cfg.Reps < 1 {
-		return errors.New("need -n >= 10, -runs >= 1, -dur > 0, -targets >= 1, -reps >= 1")
+	if cfg.N < 10 || cfg.Runs < 1 || cfg.Dur <= 0 || cfg.Targets < 1 || cfg.Reps < 1 || cfg.CtlN < 40 || cfg.CtlReps < 1 {
+		return errors.New("need -n >= 10, -runs >= 1, -dur > 0, -targets >= 1, -reps >= 1, -ctln >= 40, -ctlreps >= 1")
 	}
 	var err error
 	if cfg.Work, err = parseList(*work, workloadIDs()); err != nil {
@@ -92,6 +98,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rep, err := Bench(cfg, names)
 	if err != nil {
 		return err
+	}
+	if *charts != "" {
+		if err := rep.writeCharts(*charts, "."); err != nil {
+			return fmt.Errorf("-charts: %w", err)
+		}
 	}
 	if *asJSON {
 		return rep.writeJSON(stdout)

@@ -136,6 +136,8 @@ type Report struct {
 	Durability map[string]string `json:"durability"`
 	DidNotRun  []DidNotRun       `json:"did_not_run"`
 	Elapsed    string            `json:"elapsed"`
+	// Charts maps a workload ID to its SVG chart's path (-charts).
+	Charts map[string]string `json:"charts,omitempty"`
 }
 
 func buildReport(cfg Config, m Machine, contestants []*Contestant, res Results, compact map[string]string, elapsed time.Duration) *Report {
@@ -221,6 +223,9 @@ func (r *Report) writeText(w io.Writer) {
 			better = "higher is better"
 		}
 		fmt.Fprintf(w, "\n## %s (%s, %s)\n\n%s.\n\n", t.Title, t.Unit, better, t.Measures)
+		if p := r.Charts[t.ID]; p != "" {
+			fmt.Fprintf(w, "![%s: ×raw per contestant](%s)\n\n", t.Title, p)
+		}
 		extra := t.ID == WSingle64
 		if extra {
 			fmt.Fprintf(w, "| contestant | median | min–max | ×raw | 64/1 | notes |\n|---|---:|---:|---:|---:|---|\n")

@@ -24,6 +24,11 @@ const (
 	WStateAt   = "stateat"
 	WAggregate = "aggregate"
 	WDisk      = "disk"
+	// Added for issue 17 (typed.go).
+	WBatch1     = "batch1"
+	WBatchMulti = "batchmulti"
+	WReopen     = "reopen"
+	WCtlState   = "ctlstate"
 )
 
 // Workload describes one row group of the report.
@@ -51,6 +56,14 @@ var workloads = []Workload{
 		"read + decode every event of stream s-0 (1,000 events spread evenly over n events in 10k streams); median over the repetitions (warm cache)"},
 	{WDisk, "6. bytes on disk per event", "bytes/event", false,
 		"size of the store after workload 1 and Close, divided by n (evlog: *.seg files; raw: its file; others: every file in their directory)"},
+	{WBatch1, "7. one-stream batches", "events/s", true,
+		"n events in batches of 1,000, each batch one new stream (versions 1..1,000), one transaction and one fsync per batch; evlog through Typed[EncPayload] (a msgpack.CustomEncoder payload), evlog-plain through Typed[Payload] (reflection)"},
+	{WBatchMulti, "8. multi-stream batches", "events/s", true,
+		"n events in batches of 1,000 spread over 1,000 streams: each event of a batch is the next version of its own stream; one transaction and one fsync per batch; evlog as in workload 7"},
+	{WReopen, "9. reopen after Close", "latency", false,
+		"open the store written by workload 7 (n events, closed cleanly) until it can answer; median of 5 opens per run (Close untimed)"},
+	{WCtlState, "10. evlogctl state --at, end to end", "latency", false,
+		"a log of -ctln events with a stats snapshot every ctln/20 events (taken with evlogctl snapshot); `evlogctl state DIR --at T`, T three quarters into the last interval, timed from process start to exit; median of -ctlreps runs; the notes give --no-snapshot and the ratio"},
 }
 
 func workloadByID(id string) (Workload, bool) {
@@ -74,6 +87,8 @@ type Config struct {
 	Reps      int      // workload 5: repetitions per run
 	BatchSize int
 	Writers   int // workload 2b
+	CtlN      int // workload 10: events in the log
+	CtlReps   int // workload 10: runs of each command per run
 	Progress  io.Writer
 }
 
@@ -156,6 +171,7 @@ type Suite struct {
 	scratch string
 	res     Results
 	compact map[string]string // contestant → compaction outcome
+	ctlBin  string            // workload 10: the evlogctl binary
 }
 
 func (s *Suite) logf(format string, args ...any) {
@@ -190,23 +206,58 @@ func sanitize(name string) string {
 func (s *Suite) Run(contestants []*Contestant) error {
 	needDataset := s.cfg.wants(WBatch) || s.cfg.wants(WRead) || s.cfg.wants(WStateAt) ||
 		s.cfg.wants(WAggregate) || s.cfg.wants(WDisk)
+	if s.cfg.wants(WCtlState) {
+		if err := s.buildEvlogctl(); err != nil {
+			return err
+		}
+	}
 	for run := range s.cfg.Runs {
 		// Rotate the order each run, so that no contestant always runs
 		// right after (or before) the same heavy neighbour.
 		for k := range contestants {
 			c := contestants[(k+run)%len(contestants)]
-			if needDataset {
+			if needDataset && s.takesPart(c, WBatch, WRead, WStateAt, WAggregate, WDisk) {
 				s.dataset(c, run)
 			}
-			if s.cfg.wants(WSingle1) {
+			if s.cfg.wants(WSingle1) && s.takesPart(c, WSingle1) {
 				s.single(c, run, 1, WSingle1)
 			}
-			if s.cfg.wants(WSingle64) {
+			if s.cfg.wants(WSingle64) && s.takesPart(c, WSingle64) {
 				s.single(c, run, s.cfg.Writers, WSingle64)
+			}
+			if (s.cfg.wants(WBatch1) || s.cfg.wants(WReopen)) && s.takesPart(c, WBatch1, WReopen) {
+				s.typedBatch(c, run, WBatch1)
+			}
+			if s.cfg.wants(WBatchMulti) && s.takesPart(c, WBatchMulti) {
+				s.typedBatch(c, run, WBatchMulti)
+			}
+			if s.cfg.wants(WCtlState) && s.takesPart(c, WCtlState) {
+				s.ctlState(c, run)
 			}
 		}
 	}
 	return nil
+}
+
+// takesPart reports whether c runs any of the workloads ids; the ones it
+// does not run are recorded as n/a.
+func (s *Suite) takesPart(c *Contestant, ids ...string) bool {
+	any := false
+	for _, id := range ids {
+		if !s.cfg.wants(id) {
+			continue
+		}
+		reason, ok := c.runs(id)
+		switch {
+		case !ok:
+			s.res.record(c.Name, id, 0, notApplicable(reason))
+		case id == WCtlState && c.CtlState == nil:
+			s.res.record(c.Name, id, 0, notApplicable("evlogctl reads evlog logs only"))
+		default:
+			any = true
+		}
+	}
+	return any
 }
 
 // failAll records err for every workload of a phase that did not get a
@@ -287,6 +338,12 @@ func (s *Suite) dataset(c *Contestant, run int) {
 			s.logf("  %s: close after reads: %v", c.Name, err)
 		}
 	}()
+	if p, ok := st.(readPreparer); ok {
+		if err := p.PrepareReads(); err != nil {
+			s.failAll(c, []string{WRead, WStateAt, WAggregate}, fmt.Errorf("prepare reads: %w", err))
+			return
+		}
+	}
 	if s.cfg.wants(WRead) {
 		s.logf("run %d: %s: full read", run+1, c.Name)
 		var sum int64
