@@ -49,6 +49,15 @@ type Source interface {
 	Stream(ctx context.Context, stream string, fromVersion uint64) iter.Seq2[event.Envelope, error]
 }
 
+// BorrowingSource is a Source that can also iterate a seq range without
+// copying each event's payload (*evlog.Log is one): RangeBorrowed yields
+// what Range yields, except that each envelope's Data is valid only until
+// the loop body returns. Run uses it for a Spec with NoCopy set.
+type BorrowingSource interface {
+	Source
+	RangeBorrowed(ctx context.Context, from, to uint64) iter.Seq2[event.Envelope, error]
+}
+
 // Snapshots is the snapshot store replay reads (nil: no snapshots).
 type Snapshots interface {
 	// Candidates returns the snapshots of name at or before the target,
