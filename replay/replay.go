@@ -59,6 +59,11 @@ type BorrowingSource interface {
 }
 
 // Snapshots is the snapshot store replay reads (nil: no snapshots).
+// MakePlan also uses two optional methods when the store has them (as
+// *snapshot.Store does): Unreadable(name, t) ([]snapshot.Unreadable, error),
+// to report files whose header cannot be read, and Walk(name, t)
+// iter.Seq2[snapshot.WalkEntry, error], which visits both kinds newest
+// first and reads each header once, only as far as planning goes.
 type Snapshots interface {
 	// Candidates returns the snapshots of name at or before the target,
 	// newest first, from their headers.
