@@ -41,6 +41,23 @@ func (l *Log) Range(ctx context.Context, from, to uint64) iter.Seq2[Envelope, er
 	return iterate(func(fn func(*Envelope) error) error { return l.scanRange(ctx, from, to, fn) }, copier)
 }
 
+// RangeBorrowed is Range without the copy of each event's payload: the
+// yielded envelope's Data aliases the log's read buffer and is valid only
+// until the loop body returns (the next event overwrites it). Everything
+// else in the envelope (its strings, Meta, Time) is the caller's to keep.
+// It is for folds that look at Data (or decode it) but keep nothing that
+// aliases it, which then read without the copy and its allocation;
+// replay.Run uses it for a Spec with NoCopy set.
+func (l *Log) RangeBorrowed(ctx context.Context, from, to uint64) iter.Seq2[Envelope, error] {
+	return iterate(func(fn func(*Envelope) error) error { return l.scanRange(ctx, from, to, fn) }, lender)
+}
+
+// lender returns the conversion that hands out the visited envelope itself:
+// its Data is valid only during the call.
+func lender() func(*Envelope) (Envelope, error) {
+	return func(e *Envelope) (Envelope, error) { return *e, nil }
+}
+
 // scanRange is scan for [from, to] where to == 0 means nothing (Range's
 // contract), not "to the end" (scan's).
 func (l *Log) scanRange(ctx context.Context, from, to uint64, fn func(*Envelope) error) error {

@@ -110,6 +110,15 @@ var statsSpec = replay.Spec[stats, event.Envelope]{
 	Fold:   foldStats,
 }
 
+// statsSpecNoCopy is statsSpec read without copying payloads: foldStats
+// digests Data but keeps nothing of it.
+var statsSpecNoCopy = replay.Spec[stats, event.Envelope]{
+	Init:   newStats,
+	Decode: replay.Raw,
+	Fold:   foldStats,
+	NoCopy: true,
+}
+
 // statsSubject is the whole-log subject at its current schema version.
 var statsSubject = replay.Subject{Name: "stats", SchemaVersion: 2}
 

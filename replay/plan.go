@@ -1,12 +1,11 @@
 package replay
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/evlog/evlog/event"
@@ -73,32 +72,16 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 	if target.kind == targetLatest {
 		st = snapshot.Latest()
 	}
-	cands, err := snaps.Candidates(subj.Name, st)
-	if err != nil {
-		return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
-	}
-	// Files whose header cannot be read are not candidates; report those
-	// newer than the snapshot finally used.
-	var unreadable []snapshot.Unreadable
-	if u, ok := snaps.(interface {
-		Unreadable(string, snapshot.Target) ([]snapshot.Unreadable, error)
-	}); ok {
-		if unreadable, err = u.Unreadable(subj.Name, st); err != nil {
+	logID := src.LogID()
+	for e, err := range walk(snaps, subj.Name, st) {
+		if err != nil {
 			return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
 		}
-	}
-	defer func() {
-		for _, f := range unreadable {
-			if p.Snapshot == nil || f.Seq > p.Snapshot.Seq {
-				p.fallback(opts.Logger, snapshot.Meta{File: f.File, Seq: f.Seq}, "unreadable: "+f.Reason)
-			}
-		}
-		slices.SortStableFunc(p.Fallbacks, func(a, b Fallback) int { return cmp.Compare(b.Seq, a.Seq) })
-	}()
-	logID := src.LogID()
-	for _, m := range cands {
+		m := e.Meta
 		reason := ""
 		switch {
+		case e.Unreadable != "":
+			reason = "unreadable: " + e.Unreadable
 		case m.SchemaVersion != subj.SchemaVersion:
 			reason = fmt.Sprintf("schema version %d, the current one is %d", m.SchemaVersion, subj.SchemaVersion)
 		case m.LogID != logID:
@@ -112,8 +95,7 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 			case err == nil:
 				reason = p.checkAnchor(ctx, src, m)
 				if reason == "" {
-					mm := m
-					p.Snapshot, p.state = &mm, state
+					p.Snapshot, p.state = &m, state
 					p.FromSeq = m.Seq + 1
 					return p, nil
 				}
@@ -126,6 +108,48 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		p.fallback(opts.Logger, m, reason)
 	}
 	return p, nil
+}
+
+// walk visits the snapshot files of name that t admits, newest first: the
+// readable ones (candidates) and those whose header cannot be read. It
+// uses the store's Walk when it has one (each header read once, and none
+// older than the snapshot finally used), else Candidates and, when the
+// store has it, Unreadable.
+func walk(snaps Snapshots, name string, t snapshot.Target) iter.Seq2[snapshot.WalkEntry, error] {
+	if w, ok := snaps.(interface {
+		Walk(string, snapshot.Target) iter.Seq2[snapshot.WalkEntry, error]
+	}); ok {
+		return w.Walk(name, t)
+	}
+	return func(yield func(snapshot.WalkEntry, error) bool) {
+		cands, err := snaps.Candidates(name, t)
+		if err != nil {
+			yield(snapshot.WalkEntry{}, err)
+			return
+		}
+		var unreadable []snapshot.Unreadable
+		if u, ok := snaps.(interface {
+			Unreadable(string, snapshot.Target) ([]snapshot.Unreadable, error)
+		}); ok {
+			if unreadable, err = u.Unreadable(name, t); err != nil {
+				yield(snapshot.WalkEntry{}, err)
+				return
+			}
+		}
+		// Merge the two lists, both newest first.
+		for len(cands) > 0 || len(unreadable) > 0 {
+			var e snapshot.WalkEntry
+			if len(unreadable) == 0 || len(cands) > 0 && cands[0].Seq >= unreadable[0].Seq {
+				e, cands = snapshot.WalkEntry{Meta: cands[0]}, cands[1:]
+			} else {
+				u := unreadable[0]
+				e, unreadable = snapshot.WalkEntry{Meta: snapshot.Meta{File: u.File, Seq: u.Seq}, Unreadable: u.Reason}, unreadable[1:]
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
 }
 
 // checkAnchor checks that the snapshot's last event is where the snapshot

@@ -155,6 +155,7 @@ func TestStateMatchesReference(t *testing.T) {
 		}
 		for _, tg := range targets {
 			checkTarget(t, ro, store, snaps, statsSubject, statsSpec, events, tg, refs)
+			checkTarget(t, ro, store, snaps, statsSubject, statsSpecNoCopy, events, tg, refs)
 			for _, stream := range rl.streams {
 				checkTarget(t, ro, store, snaps, cartSubject(stream), cartSpec, events, tg, cartRefs[stream])
 			}

@@ -49,7 +49,21 @@ type Source interface {
 	Stream(ctx context.Context, stream string, fromVersion uint64) iter.Seq2[event.Envelope, error]
 }
 
+// BorrowingSource is a Source that can also iterate a seq range without
+// copying each event's payload (*evlog.Log is one): RangeBorrowed yields
+// what Range yields, except that each envelope's Data is valid only until
+// the loop body returns. Run uses it for a Spec with NoCopy set.
+type BorrowingSource interface {
+	Source
+	RangeBorrowed(ctx context.Context, from, to uint64) iter.Seq2[event.Envelope, error]
+}
+
 // Snapshots is the snapshot store replay reads (nil: no snapshots).
+// MakePlan also uses two optional methods when the store has them (as
+// *snapshot.Store does): Unreadable(name, t) ([]snapshot.Unreadable, error),
+// to report files whose header cannot be read, and Walk(name, t)
+// iter.Seq2[snapshot.WalkEntry, error], which visits both kinds newest
+// first and reads each header once, only as far as planning goes.
 type Snapshots interface {
 	// Candidates returns the snapshots of name at or before the target,
 	// newest first, from their headers.

@@ -31,6 +31,14 @@ type Spec[S, E any] struct {
 	// nil means msgpack (github.com/vmihailenco/msgpack/v5).
 	EncodeState func(S) ([]byte, error)
 	DecodeState func([]byte) (S, error)
+	// NoCopy promises that neither Decode nor Fold keeps a reference to an
+	// envelope's Data (or to anything aliasing it) after it returns: they
+	// may read or decode it, and copy what they keep. Run then reads a
+	// whole-log scope through BorrowingSource.RangeBorrowed when the
+	// Source offers it, saving a copy and an allocation per event (what
+	// dominates a short replay in a fresh process). Leave it false when
+	// unsure: a broken promise silently corrupts the state.
+	NoCopy bool
 }
 
 // Raw is the Decode of a fold over raw envelopes.
@@ -71,6 +79,8 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 		var events iter.Seq2[event.Envelope, error]
 		if p.Subject.Stream != "" {
 			events = src.Stream(ctx, p.Subject.Stream, p.FromVersion)
+		} else if b, ok := src.(BorrowingSource); ok && spec.NoCopy {
+			events = b.RangeBorrowed(ctx, p.FromSeq, p.ToSeq)
 		} else {
 			events = src.Range(ctx, p.FromSeq, p.ToSeq)
 		}

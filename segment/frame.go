@@ -124,10 +124,19 @@ type Reader struct {
 	buf    []byte // window of the data
 	bufOff int64  // offset of buf[0]
 	bufLen int    // valid bytes in buf
+	chunk  int    // size of the last fill (0: none since NewReader or Reset)
 }
 
 // readChunk is the size of the Reader's reads (more when a frame is larger).
-const readChunk = 256 << 10
+// The first read after NewReader or Reset is firstChunk bytes and each
+// later one twice the last, up to readChunk: a point look-up (an event by
+// seq or time, about one sparse-index interval of 256 events from where it
+// starts) reads tens of KiB, not 256, and a scan soon reads 256 KiB at a
+// time.
+const (
+	readChunk  = 256 << 10
+	firstChunk = 32 << 10
+)
 
 // NewReader returns a Reader of the frames in [start, end) of ra.
 func NewReader(ra io.ReaderAt, start, end int64) *Reader {
@@ -210,7 +219,8 @@ func (r *Reader) window(n int) ([]byte, error) {
 		copy(nb, r.buf[:r.bufLen])
 		r.buf = nb
 	}
-	fill := min(int64(len(r.buf)), r.end-r.bufOff)
+	r.chunk = min(max(2*r.chunk, firstChunk), readChunk)
+	fill := min(int64(max(n, r.chunk)), int64(len(r.buf)), r.end-r.bufOff)
 	for int64(r.bufLen) < fill {
 		m, err := r.ra.ReadAt(r.buf[r.bufLen:fill], r.bufOff+int64(r.bufLen))
 		r.bufLen += m

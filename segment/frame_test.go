@@ -405,3 +405,64 @@ func TestDecodeCommitRejects(t *testing.T) {
 		}
 	}
 }
+
+// sizeRecordingReaderAt records the size of each read.
+type sizeRecordingReaderAt struct {
+	ra    io.ReaderAt
+	reads []int
+}
+
+func (c *sizeRecordingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	c.reads = append(c.reads, len(p))
+	return c.ra.ReadAt(p, off)
+}
+
+// A Reader's first read after NewReader or Reset is small and each later
+// one doubles, up to readChunk: a point look-up reads tens of KiB, not
+// 256, and a scan still reads every byte once, in few calls.
+func TestReaderReadsGrow(t *testing.T) {
+	var fs []testFrame
+	for i := range 20000 {
+		fs = append(fs, testFrame{KindEvent, bytes.Repeat([]byte{byte(i)}, 100)})
+	}
+	data, want := encodeFrames(nil, fs)
+	c := &sizeRecordingReaderAt{ra: bytes.NewReader(data)}
+	r := NewReader(c, 0, int64(len(data)))
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int{firstChunk}, c.reads); diff != "" {
+		t.Errorf("one frame: reads (-want +got):\n%s", diff)
+	}
+	for {
+		if _, err := r.Next(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	total, wantReads := 0, []int{}
+	for n := firstChunk; total < len(data); n = min(2*n, readChunk) {
+		wantReads = append(wantReads, min(n, len(data)-total))
+		total += n
+	}
+	// Each read after the first also carries the unread tail of a frame
+	// cut by the previous one, so compare the sizes loosely: the count and
+	// the sum (each byte read about once).
+	sum := 0
+	for _, n := range c.reads {
+		sum += n
+	}
+	if len(c.reads) != len(wantReads) || sum > len(data)+len(c.reads)*(FrameHeaderSize+100) {
+		t.Errorf("scan of %d bytes: %d reads summing to %d (%v), want %d reads (%v)", len(data), len(c.reads), sum, c.reads, len(wantReads), wantReads)
+	}
+	// Reset starts small again, with the buffer it has.
+	c.reads = nil
+	r.Reset(c, want[10000].Offset, int64(len(data)))
+	if f, err := r.Next(); err != nil || f.Offset != want[10000].Offset {
+		t.Fatalf("after Reset: frame at %d, %v; want %d", f.Offset, err, want[10000].Offset)
+	}
+	if diff := cmp.Diff([]int{firstChunk}, c.reads); diff != "" {
+		t.Errorf("after Reset: reads (-want +got):\n%s", diff)
+	}
+}

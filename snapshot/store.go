@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"log/slog"
 	"slices"
 	"strings"
@@ -148,6 +149,64 @@ func (s *Store) Unreadable(name string, t Target) ([]Unreadable, error) {
 		}
 	}
 	return out, nil
+}
+
+// WalkEntry is one file Walk visits: a snapshot whose header reads (Meta,
+// as List reports it), or, when Unreadable is set, a file named like a
+// snapshot of the subject whose header is corrupt (Meta then holds only
+// File and Seq, from the file name).
+type WalkEntry struct {
+	Meta       Meta
+	Unreadable string // why the header cannot be read; "" when it can
+}
+
+// Walk visits what Candidates and Unreadable return, merged, newest (highest
+// seq) first, reading each header once and only when the iteration reaches
+// it, so a caller that stops at the first usable snapshot reads no older
+// header. A corrupt header is logged as List logs it; a file removed while
+// Walk runs is left out; any other failure (listing the directory, reading
+// a file) ends the walk with that error.
+func (s *Store) Walk(name string, t Target) iter.Seq2[WalkEntry, error] {
+	return func(yield func(WalkEntry, error) bool) {
+		if err := checkName(name); err != nil {
+			yield(WalkEntry{}, err)
+			return
+		}
+		files, err := s.regularFiles()
+		if err != nil {
+			yield(WalkEntry{}, fmt.Errorf("evlog/snapshot: list directory: %w", err))
+			return
+		}
+		want := NameHash(name)
+		// File names are fixed-width (hash, then seq), so among one
+		// subject's files name order is seq order.
+		for _, file := range slices.Backward(files) {
+			h, seq, ok := ParseFileName(file)
+			if !ok || h != want || t.kind == targetSeq && seq > t.seq {
+				continue
+			}
+			m, err := s.readMeta(file)
+			var e WalkEntry
+			switch {
+			case err == nil:
+				if m.Name != name || !t.Admits(m) {
+					continue // another subject whose name hash collides
+				}
+				e.Meta = m
+			case errors.Is(err, fs.ErrNotExist):
+				continue
+			case errors.Is(err, ErrCorrupt):
+				s.log.Warn("evlog/snapshot: skipping snapshot with a corrupt header", "file", file, "err", err)
+				e = WalkEntry{Meta: Meta{File: file, Seq: seq}, Unreadable: err.Error()}
+			default:
+				yield(WalkEntry{}, err)
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
 }
 
 // Latest returns the newest snapshot of name that t admits and that fully

@@ -40,6 +40,8 @@ var statsSpec = replay.Spec[stats, evlog.Envelope]{
 	Fold:        foldStats,
 	EncodeState: encodeStats,
 	DecodeState: decodeStats,
+	// foldStats keeps only the stream and type names, never Data.
+	NoCopy: true,
 }
 
 func newStats() stats {
