@@ -14,7 +14,7 @@ type PrefixEntry struct {
 	StreamEntry
 }
 
-// maxBlockRead bounds the bytes StreamsWithPrefix reads at once: adjacent
+// maxBlockRead bounds the bytes StreamsWithPrefix (and EachStream) read at once: adjacent
 // block frames are fetched together up to this size.
 const maxBlockRead = 1 << 20
 
