@@ -468,7 +468,25 @@ type StreamEntry struct {
 }
 
 // findEntry looks for the stream in a block frame payload.
-func findEntry(p []byte, h uint64, name string, recordsEnd, footerEnd int64) (StreamEntry, bool, error) {
+func findEntry(p []byte, h uint64, name string, recordsEnd, footerEnd int64) (found StreamEntry, ok bool, err error) {
+	err = eachBlockEntry(p, recordsEnd, footerEnd, func(eh uint64, nm []byte, e StreamEntry) (bool, error) {
+		if eh == h && string(nm) == name {
+			found, ok = e, true
+			return true, nil
+		}
+		return eh > h, nil // entries are in hash order: past it, it is absent
+	})
+	if err != nil || !ok {
+		return StreamEntry{}, false, err
+	}
+	return found, true, nil
+}
+
+// eachBlockEntry decodes the entries of a stream block frame payload in
+// order, checking each (hashes not decreasing, fields in range: postings
+// within [recordsEnd, footerEnd]), and calls fn with each until fn says
+// stop or fails. name aliases p.
+func eachBlockEntry(p []byte, recordsEnd, footerEnd int64, fn func(hash uint64, name []byte, e StreamEntry) (stop bool, err error)) error {
 	r := binReader{b: p}
 	prev := uint64(0)
 	for r.off < len(r.b) && r.err == nil {
@@ -480,20 +498,17 @@ func findEntry(p []byte, h uint64, name string, recordsEnd, footerEnd int64) (St
 			break
 		}
 		if eh < prev || e.FirstVersion == 0 || e.Count == 0 || nl == 0 || e.PostOff < recordsEnd || e.PostOff > footerEnd || int64(e.PostLen) > footerEnd-e.PostOff {
-			return StreamEntry{}, false, fmt.Errorf("stream block: entry %q malformed", nm)
+			return fmt.Errorf("stream block: entry %q malformed", nm)
 		}
 		prev = eh
-		if eh == h && string(nm) == name {
-			return e, true, nil
-		}
-		if eh > h {
-			return StreamEntry{}, false, nil
+		if stop, err := fn(eh, nm, e); stop || err != nil {
+			return err
 		}
 	}
 	if r.err != nil {
-		return StreamEntry{}, false, fmt.Errorf("stream block: %w", r.err)
+		return fmt.Errorf("stream block: %w", r.err)
 	}
-	return StreamEntry{}, false, nil
+	return nil
 }
 
 // decodePostings decodes a postings frame payload holding count postings,

@@ -70,33 +70,18 @@ func (s *Segment) StreamsWithPrefix(prefix string, dst []PrefixEntry) ([]PrefixE
 // prefixEntries appends the entries of a block frame payload whose names
 // start with prefix to dst.
 func prefixEntries(p []byte, prefix string, recordsEnd, footerEnd int64, dst []PrefixEntry) ([]PrefixEntry, error) {
-	r := binReader{b: p}
-	prev := uint64(0)
-	for r.off < len(r.b) && r.err == nil {
-		eh := r.u64()
-		e := StreamEntry{FirstVersion: r.u64(), Count: r.u32(), PostOff: int64(r.u64()), PostLen: r.u32()}
-		nl := int(r.u16())
-		nm := r.take(nl)
-		if r.err != nil {
-			break
-		}
-		if eh < prev || e.FirstVersion == 0 || e.Count == 0 || nl == 0 || e.PostOff < recordsEnd || e.PostOff > footerEnd || int64(e.PostLen) > footerEnd-e.PostOff {
-			return dst, fmt.Errorf("stream block: entry %q malformed", nm)
-		}
-		prev = eh
+	err := eachBlockEntry(p, recordsEnd, footerEnd, func(eh uint64, nm []byte, e StreamEntry) (bool, error) {
 		if !strings.HasPrefix(string(nm), prefix) { // no allocation
-			continue
+			return false, nil
 		}
 		name := string(nm)
 		if streamHash(name) != eh {
-			return dst, fmt.Errorf("stream block: entry %q does not match its hash", nm)
+			return false, fmt.Errorf("stream block: entry %q does not match its hash", nm)
 		}
 		dst = append(dst, PrefixEntry{Name: name, StreamEntry: e})
-	}
-	if r.err != nil {
-		return dst, fmt.Errorf("stream block: %w", r.err)
-	}
-	return dst, nil
+		return false, nil
+	})
+	return dst, err
 }
 
 // ActivePrefixEntry is one stream of an in-memory Index whose name has a
