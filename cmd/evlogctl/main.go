@@ -22,11 +22,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/evlog/evlog/evlogcli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	code := evlogcli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
