@@ -37,7 +37,7 @@ func TestImportRules(t *testing.T) {
 		"aggregate":          {"event", "replay", "snapshot"},
 		"projection":         {"event", "replay", "snapshot"},
 		".":                  {"event", "segment", "snapshot", "replay", "internal/vfs", "internal/testhook", "msgpack"},
-		"cmd/evlogctl":       {"evlogcli"},
+		"cmd/evlogctl":       {".", "evlogcli", "examples/inventory"},
 		"evlogcli":           {".", "event", "segment", "snapshot", "replay", "aggregate", "projection", "internal/vfs", "msgpack", "zstd", "examples/inventory"},
 		"examples/inventory": {".", "event", "aggregate", "projection", "replay"},
 		"evlogtest":          {".", "event", "snapshot", "replay", "aggregate", "projection", "cmp", "cmpopts"},

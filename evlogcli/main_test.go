@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/examples/inventory"
 )
 
 // beMainEnv makes the test binary act as evlogctl (for the tests that need
@@ -29,6 +32,12 @@ func TestMain(m *testing.M) {
 		os.Exit(stressWriter(dir, count))
 	}
 	os.Exit(m.Run())
+}
+
+// stockFolds are the stock evlogctl's application folds, as
+// cmd/evlogctl/main.go gives them: in-process runs are the stock evlogctl.
+var stockFolds = []Fold{
+	AggregateFold(inventory.Definition, evlog.NewCodec[inventory.Item](inventory.Upcasters()).Decode),
 }
 
 // testEpoch is the fixed "now" of in-process runs.
@@ -50,6 +59,7 @@ func runIn(t testing.TB, ctx context.Context, now time.Time, stdin string, args 
 		now:   func() time.Time { return now },
 		since: func(time.Time) time.Duration { return 1500 * time.Microsecond },
 		poll:  10 * time.Millisecond,
+		folds: stockFolds,
 	}
 	err := runEnv(ctx, e, args)
 	r := result{stdout: out.String(), stderr: errb.String(), err: err, code: exitCode(err)}

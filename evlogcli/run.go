@@ -24,6 +24,8 @@ type env struct {
 	since func(time.Time) time.Duration
 	// poll is how often tail -f looks for new events.
 	poll time.Duration
+	// folds are the application's folds (Config.Folds), beside stats.
+	folds []Fold
 }
 
 // defaultPoll is how often tail -f polls for events appended by another
@@ -69,7 +71,7 @@ func init() {
 		{"tail", "print the last events, and follow new ones with -f", runTail},
 		{"streams", "list streams with their version, first and last seq", runStreams},
 		{"verify", "check every checksum of every segment and snapshot", runVerify},
-		{"state", "compute the built-in stats state at a seq or time", runState},
+		{"state", "compute a fold's state (built-in stats, or an application's) at a seq or time", runState},
 		{"snapshot", "snapshot the built-in stats state at the last seq", runSnapshot},
 		{"snapshots", "list snapshots, or prune old ones", runSnapshots},
 		{"subscriptions", "list durable subscriptions with their position and lag", runSubscriptions},

@@ -21,6 +21,11 @@ the target and folds the events after it; snapshots that cannot be used
 are listed as fallbacks. --dry-run prints only the plan; --no-snapshot
 forces a full replay (the same answer, for checking and timing).
 
+--fold NAME computes an application's fold instead (an evlogctl built
+with package evlogcli and its own folds): an aggregate instance's state
+(--id ID: the stream CATEGORY-ID), or a projection's view, from the
+snapshots the application's repository or projection runner saved.
+
 state only reads: it never modifies, creates or locks anything.`
 
 // stateCmd is "evlogctl state".
@@ -30,6 +35,8 @@ type stateCmd struct {
 	dryRun     bool
 	noSnapshot bool
 	format     string
+	fold       string
+	id         string
 }
 
 // stateResult is state's JSON document: how the answer was computed under
@@ -67,7 +74,9 @@ type stateJSON struct {
 
 func runState(ctx context.Context, e *env, args []string) error {
 	var c stateCmd
-	f := newFlags("state", "state DIR [--at TIME | --seq N] [--dry-run] [--no-snapshot] [--format text|json]", stateAbout)
+	f := newFlags("state", "state DIR [--fold NAME [--id ID]] [--at TIME | --seq N] [--dry-run] [--no-snapshot] [--format text|json]", stateAbout+foldsAbout(e.folds))
+	f.StringVar(&c.fold, "fold", statsFoldName, "the fold to compute: `NAME` (see the list above)")
+	f.StringVar(&c.id, "id", "", "with an aggregate fold, the instance `ID` (its stream is CATEGORY-ID)")
 	f.StringVar(&c.at, "at", "", "the state after every event recorded at or before `TIME`")
 	f.Uint64Var(&c.seq, "seq", 0, "the state after the event with seq `N` (0: the initial state)")
 	f.BoolVar(&c.dryRun, "dry-run", false, "print only the plan: the snapshot used and the event range")
@@ -89,6 +98,16 @@ func runState(ctx context.Context, e *env, args []string) error {
 		target = replay.AtTime(t)
 	case f.isSet("seq"):
 		target = replay.AtSeq(c.seq)
+	}
+	if c.fold != statsFoldName {
+		fd, err := c.pickFold(e.folds)
+		if err != nil {
+			return err
+		}
+		return fail("state", c.runFold(ctx, e, pos[0], target, fd))
+	}
+	if f.isSet("id") {
+		return usagef("state", "--id is for an aggregate fold; the stats fold covers the whole log")
 	}
 	return fail("state", c.run(ctx, e, pos[0], target))
 }
