@@ -35,6 +35,9 @@ type Fold struct {
 	subject func(id string) (replay.Subject, error)
 	// run executes a plan with the fold's spec.
 	run func(ctx context.Context, src replay.Source, p *replay.Plan) (foldOutcome, error)
+	// err is what makes the fold unusable (a definition without a valid
+	// category, no Apply, no decode): Main reports it at once.
+	err error
 }
 
 // foldOutcome is a fold's result with its state type erased.
@@ -63,14 +66,16 @@ func AggregateFold[S, E any](def aggregate.Definition[S, E], decode func(event.E
 	// as the application's repositories do; it is never used for I/O.
 	repo := aggregate.NewRepository(nil, nil, def, decodeOnly[E](decode), aggregate.Options{})
 	spec := replay.Spec[S, E]{Init: def.New, Decode: decode, Fold: def.Apply}
+	err := def.Validate()
+	if err == nil {
+		err = checkSpec(spec)
+	}
 	return Fold{
+		err:         err,
 		Name:        name,
 		Description: fmt.Sprintf("aggregate %s: the state of the instance --id ID (stream %s)", name, event.StreamName(def.Category, "ID")),
 		category:    def.Category,
 		subject: func(id string) (replay.Subject, error) {
-			if err := def.Validate(); err != nil {
-				return replay.Subject{}, err
-			}
 			if err := event.CheckID(def.Category, id); err != nil {
 				return replay.Subject{}, err
 			}
@@ -88,6 +93,7 @@ func AggregateFold[S, E any](def aggregate.Definition[S, E], decode func(event.E
 func ProjectionFold[S, E any](p projection.Projection[S, E], decode func(event.Envelope) (E, error)) Fold {
 	spec := replay.Spec[S, E]{Init: p.New, Decode: decode, Fold: p.Apply}
 	return Fold{
+		err:         checkSpec(spec),
 		Name:        p.Name,
 		Description: fmt.Sprintf("projection %s: its view over the whole log", p.Name),
 		subject: func(string) (replay.Subject, error) {
@@ -97,18 +103,19 @@ func ProjectionFold[S, E any](p projection.Projection[S, E], decode func(event.E
 	}
 }
 
+// checkSpec reports a spec Run cannot use.
+func checkSpec[S, E any](spec replay.Spec[S, E]) error {
+	switch {
+	case spec.Fold == nil:
+		return errors.New("no Apply function")
+	case spec.Decode == nil:
+		return errors.New("no decode function")
+	}
+	return nil
+}
+
 // runSpec returns a Fold's run for spec.
 func runSpec[S, E any](spec replay.Spec[S, E]) func(context.Context, replay.Source, *replay.Plan) (foldOutcome, error) {
-	if spec.Fold == nil {
-		return func(context.Context, replay.Source, *replay.Plan) (foldOutcome, error) {
-			return foldOutcome{}, errors.New("the fold has no Apply function")
-		}
-	}
-	if spec.Decode == nil {
-		return func(context.Context, replay.Source, *replay.Plan) (foldOutcome, error) {
-			return foldOutcome{}, errors.New("the fold has no decode function")
-		}
-	}
 	return func(ctx context.Context, src replay.Source, p *replay.Plan) (foldOutcome, error) {
 		res, err := replay.Run(ctx, src, p, spec)
 		if err != nil {
@@ -143,6 +150,8 @@ func validFolds(folds []Fold) error {
 		switch {
 		case f.run == nil || f.subject == nil:
 			return fmt.Errorf("evlogcli: Config.Folds[%d] (%q) was not built by AggregateFold or ProjectionFold", i, f.Name)
+		case f.err != nil:
+			return fmt.Errorf("evlogcli: Config.Folds[%d] (%q): %w", i, f.Name, f.err)
 		case f.Name == "" || strings.ContainsAny(f.Name, " \t\r\n,"):
 			return fmt.Errorf("evlogcli: Config.Folds[%d] has the name %q: give it a name without spaces or commas", i, f.Name)
 		case seen[f.Name]:

@@ -267,10 +267,16 @@ func TestStateFoldUsage(t *testing.T) {
 			"--seq 99 is beyond the end of the log (12)"},
 		{"two folds with one name", append(testFolds(), AggregateFold(testAccountDef, testCodec.Decode)), []string{"state", dir}, 1,
 			`two folds are named "account"`},
-		{"a fold named stats", []Fold{ProjectionFold(projection.Projection[int, evlog.Event[int]]{Name: "stats"}, testCodec.Decode)}, []string{"help"}, 1,
+		{"a fold named stats", []Fold{ProjectionFold(projection.Projection[map[string]int, evlog.Event[int]]{Name: "stats", Apply: testDeposits.Apply}, testCodec.Decode)}, []string{"help"}, 1,
 			`two folds are named "stats"`},
 		{"a zero Fold", []Fold{{Name: "x"}}, []string{"help"}, 1,
 			"was not built by AggregateFold or ProjectionFold"},
+		{"an invalid category", []Fold{AggregateFold(aggregate.Definition[testAccount, evlog.Event[int]]{Category: "a-b", Apply: testAccountDef.Apply}, testCodec.Decode)}, []string{"help"}, 1,
+			`Config.Folds[0] ("a-b"): evlog/aggregate: definition of "a-b": evlog: invalid`},
+		{"no Apply", []Fold{ProjectionFold(projection.Projection[int, evlog.Event[int]]{Name: "p"}, testCodec.Decode)}, []string{"help"}, 1,
+			`Config.Folds[0] ("p"): no Apply function`},
+		{"no decode", []Fold{AggregateFold(testAccountDef, nil)}, []string{"help"}, 1,
+			`Config.Folds[0] ("account"): no decode function`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stdout, stderr, code := mainIn(t, tc.folds, tc.args...)
