@@ -19,10 +19,13 @@ import (
 // (ProjectionFold), from the newest usable snapshot the application's
 // repository or projection runner saved at or before the target, then the
 // events after it. Build one with AggregateFold or ProjectionFold; the
-// zero Fold is invalid.
+// zero Fold is invalid. state prints the state as encoding/json encodes
+// it (the text format indented).
 type Fold struct {
 	// Name selects the fold: state --fold NAME. It must be non-empty,
-	// unique in a Config, and not "stats" (the built-in fold).
+	// without spaces or commas, unique in a Config, and not "stats" (the
+	// built-in fold). Renaming a fold changes only the flag: the
+	// snapshots it reads stay those of its definition or projection.
 	Name string
 	// Description is the line "state --help" shows for the fold.
 	Description string

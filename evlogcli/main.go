@@ -29,7 +29,9 @@
 //     reported as an internal error (status 1).
 //   - Results go to Config.Stdout; each failure is one line on
 //     Config.Stderr ("evlogctl CMD: what went wrong (what to do)"), as are
-//     warnings. Only stdin-reading commands (import) read Config.Stdin.
+//     warnings. Messages and usage name the program "evlogctl" whatever
+//     the binary is called. Only stdin-reading commands (import) read
+//     Config.Stdin.
 //   - ctx cancels long commands (tail -f, backup --follow, load); pass a
 //     context cancelled by SIGINT/SIGTERM, as cmd/evlogctl does.
 //   - Read-only commands (inspect, dump, verify, state, snapshots without
