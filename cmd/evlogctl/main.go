@@ -11,10 +11,10 @@
 // and JSON output, and the exit status: 0 success, 1 failure (corruption,
 // lock held, I/O error), 2 usage error.
 //
-// Read-only commands (inspect, dump, verify, state, snapshots without
-// --prune, tail, and salvage and backup on their source; backup --verify and
-// --status, and restore on the backup) never modify, create or lock
-// anything in the log directory, so they are safe beside a running writer.
+// evlogctl is package evlogcli with the inventory example's aggregate as
+// its one application fold ("state DIR --fold inventory --id alice");
+// an application builds its own evlogctl, with its own folds, the same
+// way.
 package main
 
 import (
@@ -22,11 +22,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/evlogcli"
+	"github.com/evlog/evlog/examples/inventory"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	code := evlogcli.Main(ctx, os.Args[1:], evlogcli.Config{Folds: []evlogcli.Fold{
+		evlogcli.AggregateFold(inventory.Definition, evlog.NewCodec[inventory.Item](inventory.Upcasters()).Decode),
+	}})
 	stop()
 	os.Exit(code)
 }

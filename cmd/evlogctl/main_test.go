@@ -2,106 +2,77 @@ package main
 
 import (
 	"bytes"
-	"context"
+	"encoding/json"
+	"errors"
 	"os"
-	"os/signal"
-	"strconv"
+	"os/exec"
+	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
 
-// beMainEnv makes the test binary act as evlogctl (for the tests that need
-// a real process to kill): EVLOGCTL_BE_MAIN=1 ./evlogctl.test load DIR …
-const beMainEnv = "EVLOGCTL_BE_MAIN"
+// beMainEnv makes the test binary act as evlogctl: the tests below run
+// the real main, with its folds, in a child process.
+const beMainEnv = "EVLOGCTL_CMD_BE_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(beMainEnv) == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-		stop()
-		os.Exit(code)
-	}
-	if dir := os.Getenv(stressWriterEnv); dir != "" {
-		count, _ := strconv.ParseUint(os.Args[1], 10, 64)
-		os.Exit(stressWriter(dir, count))
+		main()
 	}
 	os.Exit(m.Run())
 }
 
-// testEpoch is the fixed "now" of in-process runs.
-var testEpoch = time.Date(2026, 11, 25, 15, 0, 0, 0, time.UTC)
-
-// result is the outcome of one in-process run.
-type result struct {
-	stdout, stderr string
-	err            error
-	code           int
-}
-
-// runIn runs evlogctl in-process with a fixed clock and elapsed time.
-func runIn(t testing.TB, ctx context.Context, now time.Time, stdin string, args ...string) result {
+// evlogctl runs main in a child process with args.
+func evlogctl(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
+	cmd.Env = append(os.Environ(), beMainEnv+"=1")
 	var out, errb bytes.Buffer
-	e := &env{
-		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
-		now:   func() time.Time { return now },
-		since: func(time.Time) time.Duration { return 1500 * time.Microsecond },
-		poll:  10 * time.Millisecond,
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
 	}
-	err := runEnv(ctx, e, args)
-	r := result{stdout: out.String(), stderr: errb.String(), err: err, code: exitCode(err)}
-	checkNoPanic(t, args, r)
-	return r
+	return out.String(), errb.String(), code
 }
 
-// run1 runs evlogctl in-process at testEpoch.
-func run1(t testing.TB, args ...string) result {
-	t.Helper()
-	return runIn(t, context.Background(), testEpoch, "", args...)
-}
-
-// checkNoPanic fails the test if an output shows a panic or an internal
-// error.
-func checkNoPanic(t testing.TB, args []string, r result) {
-	t.Helper()
-	for _, s := range []string{r.stdout, r.stderr} {
-		for _, bad := range []string{"panic:", "goroutine ", "internal error", "runtime error"} {
-			if strings.Contains(s, bad) {
-				t.Fatalf("evlogctl %q printed %q:\nstdout:\n%s\nstderr:\n%s", args, bad, r.stdout, r.stderr)
-			}
+// TestStockFolds runs the stock evlogctl end to end: its one application
+// fold, the inventory example's aggregate, computed from the snapshots
+// the demo's repository saved, and main's exit statuses.
+func TestStockFolds(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	if _, stderr, code := evlogctl(t, "demo", "--dir", dir, "--events", "1000", "--snapshot-every", "100"); code != 0 {
+		t.Fatalf("demo: exit %d: %s", code, stderr)
+	}
+	stdout, stderr, code := evlogctl(t, "state", dir, "--fold", "inventory", "--id", "alice", "--at", "-12h", "--format", "json")
+	if code != 0 || stderr != "" {
+		t.Fatalf("state --fold inventory: exit %d, stderr %q", code, stderr)
+	}
+	var res struct {
+		Plan struct {
+			Subject  string
+			Snapshot *struct{ Seq uint64 }
+		}
+		State struct {
+			Seq   uint64
+			Value struct{ Counts map[string]int }
 		}
 	}
-	if n := strings.Count(strings.TrimRight(r.stderr, "\n"), "\n"); r.err != nil && n > 0 && !strings.HasPrefix(r.stderr, "warning:") && !strings.Contains(r.stderr, "recovery") {
-		t.Errorf("evlogctl %q: an error must be one line on stderr, got:\n%s", args, r.stderr)
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
 	}
-}
-
-func mustRun(t testing.TB, args ...string) result {
-	t.Helper()
-	r := run1(t, args...)
-	if r.err != nil {
-		t.Fatalf("evlogctl %q: %v\nstderr: %s", args, r.err, r.stderr)
+	if res.Plan.Subject != "inventory/inventory-alice" || res.Plan.Snapshot == nil || res.State.Seq == 0 || len(res.State.Value.Counts) == 0 {
+		t.Errorf("state --fold inventory --id alice: want the state from the demo repository's snapshot, got %s", stdout)
 	}
-	return r
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	if stdout, _, code := evlogctl(t, "state", "--help"); code != 0 || !strings.Contains(stdout, "\n  inventory ") {
+		t.Errorf("state --help: exit %d, no inventory fold listed:\n%s", code, stdout)
+	}
+	if _, stderr, code := evlogctl(t, "state", dir, "--fold", "cart"); code != 2 || !strings.Contains(stderr, "this evlogctl has stats, inventory") {
+		t.Errorf("state --fold cart: exit %d, stderr %q; want exit 2 listing the folds", code, stderr)
+	}
+	if _, _, code := evlogctl(t, "verify", filepath.Join(dir, "missing")); code != 1 {
+		t.Errorf("verify of a missing log: exit %d, want 1", code)
+	}
 }

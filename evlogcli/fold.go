@@ -1,0 +1,185 @@
+package evlogcli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/evlog/evlog/aggregate"
+	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/projection"
+	"github.com/evlog/evlog/replay"
+)
+
+// Fold is an application's state that "state --fold NAME" computes: an
+// aggregate instance's state (AggregateFold) or a projection's view
+// (ProjectionFold), from the newest usable snapshot the application's
+// repository or projection runner saved at or before the target, then the
+// events after it. Build one with AggregateFold or ProjectionFold; the
+// zero Fold is invalid. state prints the state as encoding/json encodes
+// it (the text format indented).
+type Fold struct {
+	// Name selects the fold: state --fold NAME. It must be non-empty,
+	// without spaces or commas, unique in a Config, and not "stats" (the
+	// built-in fold). Renaming a fold changes only the flag: the
+	// snapshots it reads stay those of its definition or projection.
+	Name string
+	// Description is the line "state --help" shows for the fold.
+	Description string
+
+	// category is the aggregate type's category ("" for a projection):
+	// state then needs --id ID, and folds the stream CATEGORY-ID.
+	category string
+	// subject returns the snapshot subject of instance id (of the whole
+	// fold for a projection, whose id is "").
+	subject func(id string) (replay.Subject, error)
+	// run executes a plan with the fold's spec.
+	run func(ctx context.Context, src replay.Source, p *replay.Plan) (foldOutcome, error)
+	// err is what makes the fold unusable (a definition without a valid
+	// category, no Apply, no decode): Main reports it at once.
+	err error
+}
+
+// foldOutcome is a fold's result with its state type erased.
+type foldOutcome struct {
+	state   any
+	seq     uint64
+	time    time.Time
+	version uint64
+	applied int
+}
+
+// statsFoldName is the name of the built-in fold.
+const statsFoldName = "stats"
+
+// AggregateFold returns the Fold of an aggregate type: "state --fold NAME
+// --id ID" computes instance ID's state (the stream Category-ID) exactly
+// as an aggregate.Repository of def does, from the snapshots such a
+// repository saved (the subject Repository.Subject(ID), state encoded
+// with msgpack), with events decoded by decode (the decode of the codec
+// the application's repository uses: for evlog.Event[T], the Decode
+// method of evlog.NewCodec[T]). NAME is def.Name, or def.Category when
+// Name is empty.
+func AggregateFold[S, E any](def aggregate.Definition[S, E], decode func(event.Envelope) (E, error)) Fold {
+	name := cmpOr(def.Name, def.Category)
+	// A repository without a log or snapshots, only to name the subjects
+	// as the application's repositories do; it is never used for I/O.
+	repo := aggregate.NewRepository(nil, nil, def, decodeOnly[E](decode), aggregate.Options{})
+	spec := replay.Spec[S, E]{Init: def.New, Decode: decode, Fold: def.Apply}
+	err := def.Validate()
+	if err == nil {
+		err = checkSpec(spec)
+	}
+	return Fold{
+		err:         err,
+		Name:        name,
+		Description: fmt.Sprintf("aggregate %s: the state of the instance --id ID (stream %s)", name, event.StreamName(def.Category, "ID")),
+		category:    def.Category,
+		subject: func(id string) (replay.Subject, error) {
+			if err := event.CheckID(def.Category, id); err != nil {
+				return replay.Subject{}, err
+			}
+			return repo.Subject(id), nil
+		},
+		run: runSpec(spec),
+	}
+}
+
+// ProjectionFold returns the Fold of a projection: "state --fold NAME"
+// computes p's view over the whole log exactly as a projection.Runner of p
+// does, from the checkpoints such a runner saved (the subject
+// "projection/" + p.Name, view encoded with msgpack), with every event
+// decoded by decode. NAME is p.Name.
+func ProjectionFold[S, E any](p projection.Projection[S, E], decode func(event.Envelope) (E, error)) Fold {
+	spec := replay.Spec[S, E]{Init: p.New, Decode: decode, Fold: p.Apply}
+	return Fold{
+		err:         checkSpec(spec),
+		Name:        p.Name,
+		Description: fmt.Sprintf("projection %s: its view over the whole log", p.Name),
+		subject: func(string) (replay.Subject, error) {
+			return replay.Subject{Name: "projection/" + p.Name, SchemaVersion: p.SchemaVersion}, nil
+		},
+		run: runSpec(spec),
+	}
+}
+
+// checkSpec reports a spec Run cannot use.
+func checkSpec[S, E any](spec replay.Spec[S, E]) error {
+	switch {
+	case spec.Fold == nil:
+		return errors.New("no Apply function")
+	case spec.Decode == nil:
+		return errors.New("no decode function")
+	}
+	return nil
+}
+
+// runSpec returns a Fold's run for spec.
+func runSpec[S, E any](spec replay.Spec[S, E]) func(context.Context, replay.Source, *replay.Plan) (foldOutcome, error) {
+	return func(ctx context.Context, src replay.Source, p *replay.Plan) (foldOutcome, error) {
+		res, err := replay.Run(ctx, src, p, spec)
+		if err != nil {
+			return foldOutcome{}, err
+		}
+		return foldOutcome{state: res.State, seq: res.Seq, time: res.Time, version: res.Version, applied: res.Applied}, nil
+	}
+}
+
+// decodeOnly is the aggregate.Codec of a decode function (AggregateFold
+// never encodes).
+type decodeOnly[E any] func(event.Envelope) (E, error)
+
+func (d decodeOnly[E]) Decode(e event.Envelope) (E, error) { return d(e) }
+
+func (decodeOnly[E]) Encode(E) (event.Envelope, error) {
+	return event.Envelope{}, errors.New("evlogcli: a fold never encodes events")
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// validFolds checks a Config's folds: each built by AggregateFold or
+// ProjectionFold, named, with names unique and not the built-in's.
+func validFolds(folds []Fold) error {
+	seen := map[string]bool{statsFoldName: true}
+	for i, f := range folds {
+		switch {
+		case f.run == nil || f.subject == nil:
+			return fmt.Errorf("evlogcli: Config.Folds[%d] (%q) was not built by AggregateFold or ProjectionFold", i, f.Name)
+		case f.err != nil:
+			return fmt.Errorf("evlogcli: Config.Folds[%d] (%q): %w", i, f.Name, f.err)
+		case f.Name == "" || strings.ContainsAny(f.Name, " \t\r\n,"):
+			return fmt.Errorf("evlogcli: Config.Folds[%d] has the name %q: give it a name without spaces or commas", i, f.Name)
+		case seen[f.Name]:
+			return fmt.Errorf("evlogcli: Config.Folds[%d]: two folds are named %q (stats is the built-in fold's name)", i, f.Name)
+		}
+		seen[f.Name] = true
+	}
+	return nil
+}
+
+// foldNames lists the folds state accepts: the built-in first, then the
+// application's in their order.
+func foldNames(folds []Fold) []string {
+	names := []string{statsFoldName}
+	for _, f := range folds {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// findFold returns the application fold named name.
+func findFold(folds []Fold, name string) (*Fold, bool) {
+	i := slices.IndexFunc(folds, func(f Fold) bool { return f.Name == name })
+	if i < 0 {
+		return nil, false
+	}
+	return &folds[i], true
+}

@@ -1,0 +1,124 @@
+package evlogcli
+
+import (
+	"context"
+	"errors"
+
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
+)
+
+// The raw reader reads a log's segments frame by frame, without the log's
+// indexes, so that it can read past damage: dump falls back to it when the
+// log cannot be opened (to print the valid prefix), and salvage uses it to
+// copy what is still readable. The frame-level work (validating frames as
+// the normal reader does, resynchronising after damage, grouping committed
+// batches, telling torn tails from corruption) is segment.Salvage; this
+// file only walks the directory. It only reads (it is given a read-only
+// FS).
+
+// rawBatch is one complete, committed batch of a segment file.
+type rawBatch struct {
+	file string
+	segment.Batch
+}
+
+// rawGap is a region of a segment file from which no complete batch could
+// be read.
+type rawGap struct {
+	file string
+	segment.Gap
+}
+
+// rawVisitor receives what the raw reader finds, in file order. Returning
+// errStop ends the scan without an error.
+type rawVisitor struct {
+	batch func(*rawBatch) error
+	gap   func(*rawGap) error
+}
+
+var errStop = errors.New("stop")
+
+// scanRaw reads every live segment of fsys in log order.
+func scanRaw(ctx context.Context, fsys vfs.FS, v rawVisitor) error {
+	files, err := rawSegments(fsys)
+	if err != nil {
+		return err
+	}
+	// A torn tail can only be in the newest segment, or in the one before
+	// it when a crash during a roll left a newest segment without a batch.
+	tornOK := map[string]bool{}
+	if n := len(files); n > 0 {
+		tornOK[files[n-1]] = true
+		if n > 1 && !anyCommit(fsys, files[n-1]) {
+			tornOK[files[n-2]] = true
+		}
+	}
+	for _, name := range files {
+		err := scanRawFile(ctx, fsys, name, tornOK[name], v)
+		if errors.Is(err, errStop) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rawSegments lists the live segment files in log order, by the
+// directory rules of package segment (segment.Resolve): regular files
+// only, leaving out those superseded by a valid compacted segment. Stray
+// copies and segments of other logs stay in the list (the raw reader
+// reports what it finds in them; verify names them).
+func rawSegments(fsys vfs.FS) ([]string, error) {
+	dir, err := segment.ReadDir(fsys)
+	if err != nil {
+		return nil, err
+	}
+	files, err := segment.OpenSegments(fsys, dir.Segments)
+	if err != nil {
+		return nil, err
+	}
+	defer segment.CloseSegments(files)
+	live, _, _ := segment.Resolve(files)
+	out := make([]string, len(live))
+	for i, f := range live {
+		out[i] = f.Name
+	}
+	return out, nil
+}
+
+// anyCommit reports whether the file holds at least one valid commit frame.
+func anyCommit(fsys vfs.FS, name string) bool {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return false
+	}
+	ok, err := segment.HasCommit(f, segment.HeaderSize, size)
+	return err == nil && ok
+}
+
+// scanRawFile reads one segment file.
+func scanRawFile(ctx context.Context, fsys vfs.FS, name string, tornOK bool, v rawVisitor) error {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return err
+	}
+	return segment.Salvage(ctx, f, size, segment.SalvageOptions{
+		Name:   name,
+		TornOK: tornOK,
+		Batch:  func(b *segment.Batch) error { return v.batch(&rawBatch{file: name, Batch: *b}) },
+		Gap:    func(g *segment.Gap) error { return v.gap(&rawGap{file: name, Gap: *g}) },
+	})
+}

@@ -1,0 +1,407 @@
+package evlogcli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
+)
+
+const salvageAbout = `
+Copies every event of the damaged log in DIR that can still be read into a
+new log in NEWDIR (created; it must not hold events yet), keeping each
+event's recorded time, stream, type, schema version, ID, meta and data.
+Seqs and stream versions are assigned afresh by the new log: where events
+were lost, later ones get lower seqs and versions than they had.
+Snapshots are not copied (take new ones with evlogctl snapshot).
+
+By default salvage copies the valid committed prefix, in whole committed
+batches (a batch is never copied in part): it stops copying at the first
+damage. With --skip-damaged it also copies the valid batches
+after damaged regions: after a bad frame it looks, byte by byte, for the
+next valid frame, and copies only complete batches that end with a valid
+commit frame (exactly what the writer acknowledged).
+
+It prints one line per damaged region and per range of lost seqs, then a
+summary:
+  gap FILE OFFSET LENGTH REASON      bytes no complete batch could be read from
+  torn-tail FILE OFFSET LENGTH       an incomplete end of the newest
+                                     segment that no mark records as
+                                     durable (not counted as a loss)
+  lost FROM..TO                      seqs of DIR that are not in NEWDIR (TO is
+                                     "?" when the end of the damage is unknown)
+  readable FROM..TO                  (without --skip-damaged) events after the
+                                     damage that were not copied
+  copied N events (seqs FROM..TO) into NEWDIR
+Exit status 0 when no committed event outside a torn tail was lost, 1
+otherwise.
+
+DIR is only read, by segment-level code that never modifies, creates or
+locks anything in it. NEWDIR is written with the writer lock.`
+
+// salvageCmd is "evlogctl salvage".
+type salvageCmd struct {
+	skipDamaged bool
+	format      string
+}
+
+// salvageReport is salvage's JSON document.
+type salvageReport struct {
+	Copied   int    `json:"copied"`
+	FirstSeq uint64 `json:"first_seq"` // source seqs of the first and last event copied
+	LastSeq  uint64 `json:"last_seq"`
+	// Gaps are the damaged regions of DIR's segments, torn tails included.
+	Gaps []gapJSON `json:"gaps"`
+	// Lost are the ranges of DIR's seqs missing from NEWDIR; To is 0 when
+	// the end of a range is unknown.
+	Lost []seqRange `json:"lost"`
+	// Readable are events after the damage that were not copied (without
+	// --skip-damaged).
+	Readable []seqRange `json:"readable"`
+	// Complete: no acknowledged event was lost.
+	Complete bool `json:"complete"`
+
+	lines []string // the text report, in discovery order
+}
+
+type gapJSON struct {
+	File   string `json:"file"`
+	Offset int64  `json:"offset"`
+	Length int64  `json:"length"`
+	Reason string `json:"reason"`
+	Torn   bool   `json:"torn"`
+}
+
+type seqRange struct {
+	From   uint64 `json:"from"`
+	To     uint64 `json:"to"` // 0: unknown
+	Reason string `json:"reason,omitempty"`
+}
+
+func (r seqRange) String() string {
+	if r.To == 0 {
+		return fmt.Sprintf("%d..?", r.From)
+	}
+	return fmt.Sprintf("%d..%d", r.From, r.To)
+}
+
+func runSalvage(ctx context.Context, e *env, args []string) error {
+	var c salvageCmd
+	f := newFlags("salvage", "salvage DIR NEWDIR [--skip-damaged] [--format text|json]", salvageAbout)
+	f.BoolVar(&c.skipDamaged, "skip-damaged", false, "also copy the valid batches after damaged regions")
+	f.format(&c.format, "text", "json")
+	pos, err := f.parse(e, args, "DIR", "NEWDIR")
+	if err != nil {
+		return err
+	}
+	if same, err := samePath(pos[0], pos[1]); err != nil || same {
+		if err != nil {
+			return fail("salvage", err)
+		}
+		return usagef("salvage", "NEWDIR must be another directory than DIR")
+	}
+	if inside(pos[1], pos[0]) {
+		return usagef("salvage", "NEWDIR must not be inside DIR (salvage never modifies DIR)")
+	}
+	return fail("salvage", c.run(ctx, e, pos[0], pos[1]))
+}
+
+// samePath reports whether a and b name the same directory.
+func samePath(a, b string) (bool, error) {
+	aa, err := filepath.Abs(a)
+	if err != nil {
+		return false, err
+	}
+	bb, err := filepath.Abs(b)
+	if err != nil {
+		return false, err
+	}
+	if aa == bb {
+		return true, nil
+	}
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb), nil
+}
+
+// inside reports whether path p lies inside directory dir.
+func inside(p, dir string) bool {
+	ap, err1 := filepath.Abs(p)
+	ad, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(ad, ap)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// salvager copies events into the new log and keeps the report.
+type salvager struct {
+	skip     bool
+	out      *evlog.Log
+	rep      salvageReport
+	next     uint64 // the next source seq expected
+	lastTime int64
+	copying  bool    // false once the prefix ended (without --skip-damaged)
+	pending  *rawGap // a corrupt gap after the last event accepted
+	maxSeen  uint64  // the highest source seq seen anywhere
+	buf      appendBuffer
+	lastBuf  uint64 // source seq of the last event in buf
+}
+
+func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", src)
+	}
+	out, err := evlog.Open(dst, evlog.Options{Sync: evlog.SyncNever, Clock: e.now,
+		MaxEventSize: evlog.MaxMaxEventSize, MaxBatchSize: evlog.MaxMaxBatchSize})
+	if err != nil {
+		return err
+	}
+	if n := out.LastSeq(); n > 0 {
+		out.Close()
+		return fmt.Errorf("%s already holds %d events: salvage copies into a new log", dst, n)
+	}
+	s := &salvager{skip: c.skipDamaged, out: out, next: 1, copying: true}
+	s.rep.Gaps, s.rep.Lost, s.rep.Readable = []gapJSON{}, []seqRange{}, []seqRange{}
+	err = s.salvage(ctx, src)
+	if err == nil {
+		err = s.flush(ctx)
+	}
+	if err == nil {
+		err = out.Sync(ctx)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	s.finish()
+	rep := &s.rep
+	if c.format == "json" {
+		if err := writeJSON(e.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		var b strings.Builder
+		for _, l := range rep.lines {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		if rep.Copied == 0 {
+			fmt.Fprintf(&b, "copied 0 events into %s\n", dst)
+		} else {
+			fmt.Fprintf(&b, "copied %d events (seqs %d..%d) into %s; seqs and versions were assigned afresh by the new log\n",
+				rep.Copied, rep.FirstSeq, rep.LastSeq, dst)
+		}
+		if _, err := e.stdout.Write([]byte(b.String())); err != nil {
+			return err
+		}
+	}
+	if !rep.Complete {
+		return errors.New("events were lost (see the lost lines of the report)")
+	}
+	return nil
+}
+
+// salvage reads src: through the log first (fast, and it reads compressed
+// segments), then, if that stops at damage, frame by frame.
+func (s *salvager) salvage(ctx context.Context, src string) error {
+	l, err := evlog.OpenReadOnly(src, evlog.Options{})
+	if err != nil && !errors.Is(err, evlog.ErrCorrupt) {
+		return err
+	}
+	if err == nil {
+		// A read that fails inside a batch has already yielded the
+		// batch's first events, and salvage copies whole committed batches
+		// only: so read the whole log once without copying, and copy
+		// through the log only when it reads cleanly (the raw reader below
+		// works batch by batch).
+		var readErr error
+		for _, err := range l.Events(ctx, 1) {
+			if err != nil {
+				readErr = err
+				break
+			}
+		}
+		if readErr == nil {
+			for ev, err := range l.Events(ctx, 1) {
+				if err == nil {
+					err = s.event(ctx, ev)
+				}
+				if err != nil {
+					l.Close()
+					return err
+				}
+			}
+		}
+		rec := l.Recovery()
+		l.Close()
+		if readErr == nil {
+			if t := rec.TornTail; t != nil {
+				s.gap(&rawGap{file: rec.TornFile, Gap: segment.Gap{Offset: t.Offset, Bad: t.BadOffset, Length: t.Size, Reason: t.Reason, Torn: true, FirstSeq: t.FirstSeq, LastSeq: t.LastSeq}})
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(readErr, evlog.ErrCorrupt) {
+			return readErr
+		}
+	}
+	fsys, err := vfs.OpenOS(src)
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+	return scanRaw(ctx, vfs.ReadOnly(fsys), rawVisitor{
+		batch: func(b *rawBatch) error {
+			for _, ev := range b.Events {
+				if err := s.event(ctx, ev); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		gap: func(g *rawGap) error {
+			s.gap(g)
+			return nil
+		},
+	})
+}
+
+// event handles one readable event of the source, in seq order.
+func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
+	s.maxSeen = max(s.maxSeen, ev.Seq)
+	if ev.Seq < s.next {
+		return nil // read already (an older generation, or the log's read)
+	}
+	if !s.copying {
+		s.readable(ev.Seq)
+		return nil
+	}
+	if ev.Seq > s.next {
+		if !s.skip {
+			s.stopCopying()
+			s.readable(ev.Seq)
+			return nil
+		}
+		s.lost(seqRange{From: s.next, To: ev.Seq - 1})
+	}
+	if t := ev.Time.UnixNano(); t < s.lastTime {
+		r := seqRange{From: ev.Seq, To: ev.Seq, Reason: "recorded before the event copied last"}
+		if !s.skip {
+			s.stopCopying()
+			s.readable(ev.Seq)
+			return nil
+		}
+		s.lost(r)
+		s.next = ev.Seq + 1
+		return nil
+	}
+	s.pending = nil
+	s.lastTime = ev.Time.UnixNano()
+	s.next = ev.Seq + 1
+	if s.rep.FirstSeq == 0 {
+		s.rep.FirstSeq = ev.Seq
+	}
+	s.lastBuf = ev.Seq
+	ev.Seq, ev.Version = 0, 0
+	s.buf.add(ev)
+	if s.buf.events >= importBatch || s.buf.bytes >= importBatchBytes {
+		return s.flush(ctx)
+	}
+	return nil
+}
+
+// flush appends the buffered events.
+func (s *salvager) flush(ctx context.Context) error {
+	if s.buf.events == 0 {
+		return nil
+	}
+	if _, err := s.out.AppendBatch(ctx, s.buf.reqs); err != nil {
+		return fmt.Errorf("writing the new log: %w", err)
+	}
+	s.rep.Copied += s.buf.events
+	s.rep.LastSeq = s.lastBuf
+	s.buf.reset()
+	return nil
+}
+
+// gap records a damaged region.
+func (s *salvager) gap(g *rawGap) {
+	s.rep.Gaps = append(s.rep.Gaps, gapJSON{File: g.file, Offset: g.Offset, Length: g.Length, Reason: g.Reason, Torn: g.Torn})
+	if g.Torn {
+		line := fmt.Sprintf("torn-tail %s %d %d", g.file, g.Offset, g.Length)
+		if g.FirstSeq > 0 {
+			line += fmt.Sprintf(" (uncommitted seqs %d..%d)", g.FirstSeq, g.LastSeq)
+		}
+		s.rep.lines = append(s.rep.lines, line)
+		return
+	}
+	s.rep.lines = append(s.rep.lines, fmt.Sprintf("gap %s %d %d %s", g.file, g.Offset, g.Length, oneLine(g.Reason)))
+	s.maxSeen = max(s.maxSeen, g.LastSeq)
+	if s.copying {
+		s.pending = g
+		if !s.skip {
+			s.stopCopying()
+		}
+	}
+}
+
+// stopCopying ends the copied prefix (without --skip-damaged).
+func (s *salvager) stopCopying() {
+	s.copying = false
+}
+
+// readable notes an event after the damage that was not copied.
+func (s *salvager) readable(seq uint64) {
+	if n := len(s.rep.Readable); n > 0 && s.rep.Readable[n-1].To+1 == seq {
+		s.rep.Readable[n-1].To = seq
+		return
+	}
+	s.rep.Readable = append(s.rep.Readable, seqRange{From: seq, To: seq})
+}
+
+func (s *salvager) lost(r seqRange) {
+	s.rep.Lost = append(s.rep.Lost, r)
+	line := "lost " + r.String()
+	if r.Reason != "" {
+		line += " (" + r.Reason + ")"
+	}
+	s.rep.lines = append(s.rep.lines, line)
+}
+
+// finish records what was lost after the last copied event.
+func (s *salvager) finish() {
+	if !s.copying {
+		// Everything from the end of the prefix on is missing.
+		to := s.maxSeen
+		if to < s.next {
+			to = 0
+		}
+		s.lost(seqRange{From: s.next, To: to})
+		for _, r := range s.rep.Readable {
+			s.rep.lines = append(s.rep.lines, fmt.Sprintf("readable %s (not copied: rerun with --skip-damaged to copy it)", r))
+		}
+	} else if s.pending != nil {
+		to := s.maxSeen
+		if to < s.next {
+			to = 0
+		}
+		s.lost(seqRange{From: s.next, To: to})
+	}
+	s.rep.Complete = len(s.rep.Lost) == 0
+}

@@ -1,0 +1,110 @@
+package evlogcli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/replay"
+	"github.com/evlog/evlog/snapshot"
+)
+
+const snapshotAbout = `
+Takes a snapshot of the built-in stats fold (per-stream counts and last
+versions, per-type counts) at the last seq of the log in DIR: from the
+newest usable stats snapshot plus the events after it. Each snapshot is one
+new file, written atomically (temporary, fsync, rename, directory fsync)
+after the events it folds are made durable. If a snapshot already exists at
+that seq, snapshot says so and exits 0.
+
+snapshot touches only snapshot files: it takes no lock and is safe beside a
+running writer and readers.`
+
+// snapshotCmd is "evlogctl snapshot".
+type snapshotCmd struct {
+	format string
+}
+
+// snapshotResult is snapshot's JSON document.
+type snapshotResult struct {
+	Created  bool   `json:"created"`
+	Exists   bool   `json:"exists"` // one was there already at that seq
+	Name     string `json:"name"`
+	File     string `json:"file,omitempty"`
+	Seq      uint64 `json:"seq"` // 0: the log is empty, nothing to snapshot
+	Time     string `json:"time,omitempty"`
+	Bytes    int64  `json:"bytes,omitempty"`
+	RawBytes int64  `json:"raw_bytes,omitempty"`
+	// Applied is the number of events folded after the snapshot the state
+	// started from.
+	Applied int `json:"applied"`
+}
+
+func runSnapshot(ctx context.Context, e *env, args []string) error {
+	var c snapshotCmd
+	f := newFlags("snapshot", "snapshot DIR [--format text|json]", snapshotAbout)
+	f.format(&c.format, "text", "json")
+	pos, err := f.parse(e, args, "DIR")
+	if err != nil {
+		return err
+	}
+	return fail("snapshot", c.run(ctx, e, pos[0]))
+}
+
+func (c *snapshotCmd) run(ctx context.Context, e *env, dir string) error {
+	l, err := evlog.OpenReadOnly(dir, evlog.Options{AllowSnapshotWrites: true})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	store, err := l.Snapshots()
+	if err != nil {
+		return err
+	}
+	res, err := replay.State(ctx, l, store, statsSubject, replay.Latest(), statsSpec, replay.Options{})
+	if err != nil {
+		return err
+	}
+	warnFallbacks(e.stderr, res.Plan)
+	out := snapshotResult{Name: statsSubject.Name, Seq: res.Seq, Applied: res.Applied}
+	if res.Seq > 0 {
+		out.Time = formatTime(res.Time)
+		m, _, err := replay.Save(ctx, store, l.LogID(), statsSubject, statsSpec, res)
+		switch {
+		case errors.Is(err, snapshot.ErrExists):
+			out.Exists, out.File = true, snapshot.FormatFileName(statsSubject.Name, res.Seq)
+		case err != nil:
+			return err
+		default:
+			out.Created, out.File, out.RawBytes = true, m.File, m.RawSize
+		}
+		out.Bytes = snapshotFileSize(dir, snapshot.Meta{File: out.File})
+	}
+	if c.format == "json" {
+		return writeJSON(e.stdout, out)
+	}
+	var s string
+	switch {
+	case out.Seq == 0:
+		s = "the log is empty: nothing to snapshot\n"
+	case out.Exists:
+		s = fmt.Sprintf("a snapshot of %s at seq %d already exists: %s\n", out.Name, out.Seq, out.File)
+	default:
+		s = fmt.Sprintf("snapshot of %s at seq %d (%s): %s, %d bytes (state %d bytes, %d events folded after the previous snapshot)\n",
+			out.Name, out.Seq, out.Time, out.File, out.Bytes, out.RawBytes, out.Applied)
+	}
+	_, err = io.WriteString(e.stdout, s)
+	return err
+}
+
+// warnFallbacks reports on stderr the snapshots a replay passed over.
+func warnFallbacks(w io.Writer, p *replay.Plan) {
+	if p == nil {
+		return
+	}
+	for _, fb := range p.Fallbacks {
+		fmt.Fprintf(w, "warning: snapshot %s (seq %d) not used: %s\n", fb.File, fb.Seq, oneLine(fb.Reason))
+	}
+}

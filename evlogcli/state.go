@@ -1,0 +1,193 @@
+package evlogcli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/replay"
+)
+
+const stateAbout = `
+Computes the built-in stats state (the last seq applied, the number of
+events, per stream the count and last version, per type the count) of the
+log in DIR at a target: the last event (default), --seq N, or --at TIME (the
+events recorded at or before TIME, inclusive; recorded times never decrease
+in seq order). It starts from the newest usable stats snapshot at or before
+the target and folds the events after it; snapshots that cannot be used
+are listed as fallbacks. --dry-run prints only the plan; --no-snapshot
+forces a full replay (the same answer, for checking and timing).
+
+--fold NAME computes an application's fold instead (an evlogctl built
+with package evlogcli and its own folds): an aggregate instance's state
+(--id ID: the stream CATEGORY-ID), or a projection's view, from the
+snapshots the application's repository or projection runner saved.
+
+state only reads: it never modifies, creates or locks anything.`
+
+// stateCmd is "evlogctl state".
+type stateCmd struct {
+	at         string
+	seq        uint64
+	dryRun     bool
+	noSnapshot bool
+	format     string
+	fold       string
+	id         string
+}
+
+// stateResult is state's JSON document: how the answer was computed under
+// plan and elapsed_ms, the answer under state (absent with --dry-run).
+type stateResult struct {
+	Plan      planJSON   `json:"plan"`
+	State     *stateJSON `json:"state,omitempty"`
+	ElapsedMS float64    `json:"elapsed_ms"`
+}
+
+type planJSON struct {
+	Snapshot  *planSnapshotJSON `json:"snapshot"` // null: from the initial state
+	FromSeq   uint64            `json:"from_seq"`
+	ToSeq     uint64            `json:"to_seq"`
+	Fallbacks []fallbackJSON    `json:"fallbacks"`
+}
+
+type planSnapshotJSON struct {
+	File string `json:"file"`
+	Seq  uint64 `json:"seq"`
+	Time string `json:"time"`
+}
+
+type fallbackJSON struct {
+	File   string `json:"file"`
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
+}
+
+type stateJSON struct {
+	stats
+	// Time is the recorded time of the last event applied (null: none).
+	Time *string `json:"time"`
+}
+
+func runState(ctx context.Context, e *env, args []string) error {
+	var c stateCmd
+	f := newFlags("state", "state DIR [--fold NAME [--id ID]] [--at TIME | --seq N] [--dry-run] [--no-snapshot] [--format text|json]", stateAbout+foldsAbout(e.folds))
+	f.StringVar(&c.fold, "fold", statsFoldName, "the fold to compute: `NAME` (see the list above)")
+	f.StringVar(&c.id, "id", "", "with an aggregate fold, the instance `ID` (its stream is CATEGORY-ID)")
+	f.StringVar(&c.at, "at", "", "the state after every event recorded at or before `TIME`")
+	f.Uint64Var(&c.seq, "seq", 0, "the state after the event with seq `N` (0: the initial state)")
+	f.BoolVar(&c.dryRun, "dry-run", false, "print only the plan: the snapshot used and the event range")
+	f.BoolVar(&c.noSnapshot, "no-snapshot", false, "ignore snapshots: replay every event")
+	f.format(&c.format, "text", "json")
+	pos, err := f.parse(e, args, "DIR")
+	if err != nil {
+		return err
+	}
+	target := replay.Latest()
+	switch {
+	case f.isSet("at") && f.isSet("seq"):
+		return usagef("state", "--at and --seq exclude each other")
+	case f.isSet("at"):
+		t, err := parseTime(c.at, e.now())
+		if err != nil {
+			return usagef("state", "--at: %v", err)
+		}
+		target = replay.AtTime(t)
+	case f.isSet("seq"):
+		target = replay.AtSeq(c.seq)
+	}
+	if c.fold != statsFoldName {
+		fd, err := c.pickFold(e.folds)
+		if err != nil {
+			return err
+		}
+		return fail("state", c.runFold(ctx, e, pos[0], target, fd))
+	}
+	if f.isSet("id") {
+		return usagef("state", "--id is for an aggregate fold; the stats fold covers the whole log")
+	}
+	return fail("state", c.run(ctx, e, pos[0], target))
+}
+
+func (c *stateCmd) run(ctx context.Context, e *env, dir string, target replay.Target) error {
+	start := time.Now()
+	l, err := evlog.OpenReadOnly(dir, evlog.Options{})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	store, err := l.Snapshots()
+	if err != nil {
+		return err
+	}
+	plan, err := replay.MakePlan(ctx, l, store, statsSubject, target, replay.Options{NoSnapshot: c.noSnapshot})
+	if errors.Is(err, replay.ErrBeyondEnd) {
+		return fmt.Errorf("--seq %d is beyond the end of the log (%d)", c.seq, l.LastSeq())
+	}
+	if err != nil {
+		return err
+	}
+	out := stateResult{Plan: planJSON{FromSeq: plan.FromSeq, ToSeq: plan.ToSeq, Fallbacks: []fallbackJSON{}}}
+	if s := plan.Snapshot; s != nil {
+		out.Plan.Snapshot = &planSnapshotJSON{File: s.File, Seq: s.Seq, Time: formatTime(s.Time)}
+	}
+	for _, fb := range plan.Fallbacks {
+		out.Plan.Fallbacks = append(out.Plan.Fallbacks, fallbackJSON{File: fb.File, Seq: fb.Seq, Reason: fb.Reason})
+	}
+	if !c.dryRun {
+		res, err := replay.Run(ctx, l, plan, statsSpec)
+		if err != nil {
+			return err
+		}
+		out.State = &stateJSON{stats: res.State}
+		if res.Seq > 0 {
+			t := formatTime(res.Time)
+			out.State.Time = &t
+		}
+	}
+	out.ElapsedMS = float64(e.since(start).Microseconds()) / 1000
+	if c.format == "json" {
+		return writeJSON(e.stdout, out)
+	}
+	return c.text(e, &out)
+}
+
+func (c *stateCmd) text(e *env, out *stateResult) error {
+	var b strings.Builder
+	p := out.Plan
+	b.WriteString("plan: ")
+	if s := p.Snapshot; s != nil {
+		fmt.Fprintf(&b, "snapshot %s (seq %d, %s), then ", s.File, s.Seq, s.Time)
+	} else {
+		b.WriteString("no snapshot, ")
+	}
+	if p.FromSeq > p.ToSeq {
+		b.WriteString("no events\n")
+	} else {
+		fmt.Fprintf(&b, "events %d..%d (%d)\n", p.FromSeq, p.ToSeq, p.ToSeq-p.FromSeq+1)
+	}
+	for _, fb := range p.Fallbacks {
+		fmt.Fprintf(&b, "fallback: %s (seq %d): %s\n", fb.File, fb.Seq, oneLine(fb.Reason))
+	}
+	if s := out.State; s != nil {
+		fmt.Fprintf(&b, "state at seq %d", s.Seq)
+		if s.Time != nil {
+			fmt.Fprintf(&b, " (%s)", *s.Time)
+		}
+		fmt.Fprintf(&b, ": %d %s, %d %s, %d %s\n", s.Events, plural(int(min(s.Events, 2)), "event", "events"),
+			len(s.Streams), plural(len(s.Streams), "stream", "streams"), len(s.Types), plural(len(s.Types), "type", "types"))
+		for _, k := range sortedKeys(s.Streams) {
+			st := s.Streams[k]
+			fmt.Fprintf(&b, "  stream %s: %d %s, version %d\n", appendWord(nil, k), st.Count, plural(int(min(st.Count, 2)), "event", "events"), st.Version)
+		}
+		for _, k := range sortedKeys(s.Types) {
+			fmt.Fprintf(&b, "  type %s: %d %s\n", appendWord(nil, k), s.Types[k], plural(int(min(s.Types[k], 2)), "event", "events"))
+		}
+	}
+	fmt.Fprintf(&b, "elapsed: %.3fms\n", out.ElapsedMS)
+	_, err := e.stdout.Write([]byte(b.String()))
+	return err
+}

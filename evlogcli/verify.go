@@ -1,0 +1,248 @@
+package evlogcli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
+	"github.com/evlog/evlog/snapshot"
+)
+
+const verifyAbout = `
+Checks the log in DIR completely: every frame's checksum in every segment,
+seq contiguity within and across segments, each sealed segment's index
+against its records, and every snapshot file (checksums, sizes, that it
+belongs to this log, that its last event is where it says). With --replay
+it also re-folds the built-in stats state from the events and compares it
+with each stats snapshot.
+
+Prints one line per finding, then a summary when nothing is corrupt:
+  torn-tail FILE OFFSET        an invalid suffix of the newest segment that
+                               no record of an fsync follows: data a crash
+                               left incomplete, never recorded as durable; a
+                               writer truncates it when it opens the log
+                               (exit 0)
+  stranger FILE REASON         a symbolic link, FIFO, device or directory
+                               named like a log file: not part of the log,
+                               never opened or deleted (a warning, exit 0)
+  corrupt FILE OFFSET REASON   anything else: damage in a sealed segment, a
+                               bad record followed by valid ones, a seq gap,
+                               a bad header, a segment whose header disagrees
+                               with its name or that belongs to another log,
+                               a bad snapshot (exit 1)
+  ok EVENTS SEGMENTS
+verify only reads: it never modifies, creates or locks anything.`
+
+// verifyCmd is "evlogctl verify".
+type verifyCmd struct {
+	replay bool
+	format string
+}
+
+// finding is one line of verify's report.
+type finding struct {
+	Kind   string `json:"kind"` // "torn-tail", "stranger" or "corrupt"
+	File   string `json:"file"`
+	Offset int64  `json:"offset"`
+	Reason string `json:"reason"`
+}
+
+func (f finding) String() string {
+	switch f.Kind {
+	case "torn-tail":
+		return fmt.Sprintf("torn-tail %s %d", f.File, f.Offset)
+	case "stranger":
+		return fmt.Sprintf("stranger %s %s", f.File, oneLine(f.Reason))
+	}
+	return fmt.Sprintf("corrupt %s %d %s", f.File, f.Offset, oneLine(f.Reason))
+}
+
+// verifyReport is verify's JSON document.
+type verifyReport struct {
+	Findings  []finding `json:"findings"`
+	Events    uint64    `json:"events"`
+	Segments  int       `json:"segments"`
+	Snapshots int       `json:"snapshots"`
+	// Replayed counts the stats snapshots compared with the events
+	// (--replay).
+	Replayed int  `json:"replayed"`
+	OK       bool `json:"ok"`
+}
+
+func runVerify(ctx context.Context, e *env, args []string) error {
+	var c verifyCmd
+	f := newFlags("verify", "verify DIR [--replay] [--format text|json]", verifyAbout)
+	f.BoolVar(&c.replay, "replay", false, "also re-fold the stats state from the events and compare it with each stats snapshot")
+	f.format(&c.format, "text", "json")
+	pos, err := f.parse(e, args, "DIR")
+	if err != nil {
+		return err
+	}
+	return fail("verify", c.run(ctx, e, pos[0]))
+}
+
+func (c *verifyCmd) run(ctx context.Context, e *env, dir string) error {
+	rep, err := evlog.Verify(ctx, dir)
+	if err != nil {
+		return err
+	}
+	out := verifyReport{Findings: []finding{}, Events: rep.Events, Segments: rep.Segments}
+	for _, f := range rep.Findings {
+		out.Findings = append(out.Findings, finding{Kind: string(f.Kind), File: f.File, Offset: f.Offset, Reason: f.Reason})
+	}
+	if err := c.snapshots(ctx, dir, &out); err != nil {
+		return err
+	}
+	corrupt := 0
+	for _, f := range out.Findings {
+		if f.Kind == string(evlog.FindingCorrupt) {
+			corrupt++
+		}
+	}
+	out.OK = corrupt == 0
+	if c.format == "json" {
+		if err := writeJSON(e.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		var b []byte
+		for _, f := range out.Findings {
+			b = fmt.Appendln(b, f.String())
+		}
+		if out.OK {
+			b = fmt.Appendf(b, "ok %d %d\n", out.Events, out.Segments)
+		}
+		if _, err := e.stdout.Write(b); err != nil {
+			return err
+		}
+	}
+	if corrupt > 0 {
+		return fmt.Errorf("found %d corrupt %s", corrupt, plural(corrupt, "place", "places"))
+	}
+	return nil
+}
+
+// snapshots verifies every snapshot file of dir and, when the log can be
+// opened, checks each against the log (and re-folds stats for --replay).
+func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport) error {
+	fsys, err := vfs.OpenOS(dir)
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+	ro := vfs.ReadOnly(fsys)
+	store, err := snapshot.Open(ro, snapshot.Options{})
+	if err != nil {
+		return err
+	}
+	listing, err := segment.ReadDir(ro) // regular files only
+	if err != nil {
+		return err
+	}
+	names := listing.Snapshots
+	bad := func(file string, off int64, reason string) {
+		out.Findings = append(out.Findings, finding{Kind: string(evlog.FindingCorrupt), File: file, Offset: off, Reason: reason})
+	}
+	var good []snapshot.Meta
+	for _, name := range names {
+		if _, _, ok := snapshot.ParseFileName(name); !ok {
+			continue
+		}
+		out.Snapshots++
+		m, err := store.Verify(ctx, name)
+		if ce, ok := errors.AsType[*snapshot.CorruptError](err); ok {
+			bad(name, ce.Offset, ce.Reason)
+			continue
+		}
+		if errors.Is(err, snapshot.ErrNotFound) {
+			out.Snapshots-- // removed meanwhile (pruned beside us)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		good = append(good, m)
+	}
+	if len(good) == 0 {
+		return nil
+	}
+	// Checks against the log: only possible when it opens.
+	l, err := evlog.OpenReadOnly(dir, evlog.Options{})
+	if err != nil {
+		return nil // the log's own findings say why
+	}
+	defer l.Close()
+	last, logID := l.LastSeq(), l.LogID()
+	var stats []snapshot.Meta
+	for _, m := range good {
+		switch {
+		case m.Seq > last:
+			bad(m.File, 0, fmt.Sprintf("snapshot of %q claims seq %d, beyond the end of the log (%d)", m.Name, m.Seq, last))
+			continue
+		case m.LogID != logID:
+			bad(m.File, 0, fmt.Sprintf("snapshot of %q belongs to another log (%x, this log is %x)", m.Name, m.LogID[:], logID[:]))
+			continue
+		}
+		for ev, err := range l.Range(ctx, m.Seq, m.Seq) {
+			if err == nil && !ev.Time.Equal(m.Time) {
+				bad(m.File, 0, fmt.Sprintf("snapshot of %q says its last event (seq %d) was recorded at %s, the log says %s",
+					m.Name, m.Seq, formatTime(m.Time), formatTime(ev.Time)))
+			}
+		}
+		if m.Name == statsSubject.Name && m.SchemaVersion == statsSubject.SchemaVersion {
+			stats = append(stats, m)
+		}
+	}
+	if c.replay && len(stats) > 0 {
+		return c.replayStats(ctx, l, store, stats, out, bad)
+	}
+	return nil
+}
+
+// replayStats folds the events once, comparing the state with each stats
+// snapshot as the fold passes its seq.
+func (c *verifyCmd) replayStats(ctx context.Context, l *evlog.Log, store *snapshot.Store, snaps []snapshot.Meta,
+	out *verifyReport, bad func(string, int64, string)) error {
+	slices.SortFunc(snaps, func(a, b snapshot.Meta) int { return cmp.Compare(a.Seq, b.Seq) })
+	st := newStats()
+	i := 0
+	compare := func() {
+		for ; i < len(snaps) && snaps[i].Seq == st.Seq; i++ {
+			m := snaps[i]
+			raw, err := store.Load(ctx, m)
+			if err != nil {
+				bad(m.File, 0, "cannot load: "+err.Error())
+				continue
+			}
+			got, err := decodeStats(raw)
+			if err != nil {
+				bad(m.File, 0, "stats state does not decode: "+err.Error())
+				continue
+			}
+			out.Replayed++
+			if d := statsDiff(got, st); d != "" {
+				bad(m.File, 0, "stats state differs from a replay of the events: "+d)
+			}
+		}
+	}
+	for ev, err := range l.Range(ctx, 1, snaps[len(snaps)-1].Seq) {
+		if err != nil {
+			return nil // the segment findings report it
+		}
+		st = foldStats(st, ev)
+		compare()
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
