@@ -102,7 +102,7 @@ func testEmpty(t *testing.T, b Backend) {
 	if got := l.LastSeq(); got != 0 {
 		t.Errorf("LastSeq of a new log = %d, want 0", got)
 	}
-	if got, err := l.SeqAt(t0.Add(1000 * time.Hour)); err != nil || got != 0 {
+	if got, err := l.SeqAt(t.Context(), t0.Add(1000*time.Hour)); err != nil || got != 0 {
 		t.Errorf("SeqAt on a new log = %d, %v; want 0, nil", got, err)
 	}
 	if got := collect(t, l.Range(t.Context(), 1, 10)); len(got) != 0 {
@@ -417,7 +417,7 @@ func testTime(t *testing.T, b Backend) {
 		{t0.Add(2 * time.Hour), 4},
 		{t0.Add(1000 * time.Hour), 4},
 	} {
-		if got, err := l.SeqAt(tc.at); err != nil || got != tc.want {
+		if got, err := l.SeqAt(t.Context(), tc.at); err != nil || got != tc.want {
 			t.Errorf("SeqAt(%v) = %d, %v; want %d", tc.at, got, err, tc.want)
 		}
 	}

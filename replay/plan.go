@@ -56,7 +56,7 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		}
 		p.ToSeq = target.seq
 	case targetTime:
-		s, err := src.SeqAt(target.time)
+		s, err := src.SeqAt(ctx, target.time)
 		if err != nil {
 			return nil, fmt.Errorf("evlog/replay: resolving %s: %w", target, err)
 		}

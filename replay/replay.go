@@ -41,7 +41,7 @@ type Source interface {
 	// LastSeq returns the seq of the last event (0: empty).
 	LastSeq() uint64
 	// SeqAt returns the seq of the last event recorded at or before t.
-	SeqAt(t time.Time) (uint64, error)
+	SeqAt(ctx context.Context, t time.Time) (uint64, error)
 	// Range iterates the events with seq in [from, to] (nothing if to < from), in
 	// seq order; an error ends the iteration.
 	Range(ctx context.Context, from, to uint64) iter.Seq2[event.Envelope, error]
