@@ -94,8 +94,10 @@ func recoverBesideWriter(fsys vfs.FS, log *slog.Logger) (*recovered, error) {
 // acknowledged. When the last mark is not strict (SyncInterval,
 // SyncNever: appends are acknowledged once written), every committed
 // batch. Segments of format version 1 carry no marks: their committed
-// batches are served. opts.Infos, if set, is rebuilt.
-func durablePrefix(s *segment.Segment, name string, x *segment.Index, opts segment.ScanOptions) (*segment.Index, error) {
+// batches are served. r is the scan of the whole segment with opts; the
+// result's Infos, when opts.CollectInfos is set, are those of the prefix.
+func durablePrefix(s *segment.Segment, name string, r segment.ScanResult, opts segment.ScanOptions) (segment.ScanResult, error) {
+	x := r.Index
 	// Past the durable end there is at most the mark that records it
 	// unless a batch (an event and a commit frame, more than a mark) was
 	// committed after it.
@@ -104,17 +106,14 @@ func durablePrefix(s *segment.Segment, name string, x *segment.Index, opts segme
 		strict = s.Header.Flags&segment.FlagStrict != 0
 	}
 	if s.Header.Version < 2 || !strict || x.End-x.Durable < minBatchBytes {
-		return x, nil
-	}
-	if opts.Infos != nil {
-		*opts.Infos = (*opts.Infos)[:0]
+		return r, nil
 	}
 	if opts.Continue == nil {
 		opts.Checkpoint = x.Base() // the checkpoint proves its prefix durable
 	}
-	d, _, err := segment.Scan(s.File(), s.Header, x.Durable, opts)
+	d, err := segment.Scan(s.File(), s.Header, x.Durable, opts)
 	if err != nil {
-		return nil, fmt.Errorf("evlog: %s: reading its durable prefix: %w", name, err)
+		return segment.ScanResult{}, fmt.Errorf("evlog: %s: reading its durable prefix: %w", name, err)
 	}
 	return d, nil
 }

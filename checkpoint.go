@@ -6,7 +6,6 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"log/slog"
-	"math"
 	"syscall"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -51,17 +50,17 @@ func scanNewest(fsys vfs.FS, s *segment.Segment, opts segment.ScanOptions, readO
 				break
 			}
 		}
-		if ck.Trailer.FirstTime < opts.PrevTime {
+		if !opts.PrevTime.IsZero() && ck.Trailer.FirstTime < opts.PrevTime.UnixNano() {
 			err = &segment.CheckpointError{File: ck.Name, Reason: "its first event precedes the previous segment's last"}
 			ck.Close()
 			break
 		}
 		o := opts
 		o.Checkpoint = ck
-		idx, tail, serr := segment.Scan(s.File(), s.Header, s.Size, o)
+		sr, serr := segment.Scan(s.File(), s.Header, s.Size, o)
 		if serr == nil {
 			s.AttachCheckpoint(ck)
-			return idx, tail, nil, nil
+			return sr.Index, sr.Tail, nil, nil
 		}
 		ck.Close()
 		if !errors.Is(serr, segment.ErrCorrupt) {
@@ -83,8 +82,8 @@ func scanNewest(fsys vfs.FS, s *segment.Segment, opts segment.ScanOptions, readO
 		}
 		drop = append(drop, segment.CheckpointName(s.Name))
 	}
-	idx, tail, err := segment.Scan(s.File(), s.Header, s.Size, opts)
-	return idx, tail, drop, err
+	sr, err := segment.Scan(s.File(), s.Header, s.Size, opts)
+	return sr.Index, sr.Tail, drop, err
 }
 
 // staleCheckpoints returns the checkpoint files of dir a writer removes at
@@ -184,8 +183,8 @@ func newestEmpty(fsys vfs.FS, s *segment.Segment) bool {
 			return false // a checkpoint indexes at least one event
 		}
 	}
-	idx, _, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: s.Name, PrevTime: math.MinInt64})
-	return err == nil && idx.Count == 0
+	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: s.Name})
+	return err == nil && sr.Index.Count == 0
 }
 
 // verifyCheckpoint checks the checkpoint of s, the newest segment, against
@@ -205,13 +204,14 @@ func verifyCheckpoint(fsys vfs.FS, s *segment.Segment) error {
 	bad := func(why string) error {
 		return &segment.CorruptError{File: ck.Name, Reason: "the checkpoint disagrees with " + s.Name + " (" + why + "): remove it (Open then scans the segment)"}
 	}
-	want, _, err := segment.Scan(s.File(), s.Header, ck.End, segment.ScanOptions{File: s.Name, Strict: true, PrevTime: math.MinInt64})
+	sr, err := segment.Scan(s.File(), s.Header, ck.End, segment.ScanOptions{File: s.Name, Strict: true})
 	if err != nil {
 		if errors.Is(err, segment.ErrCorrupt) {
 			return bad(err.Error())
 		}
 		return err
 	}
+	want := sr.Index
 	got, err := segment.NewIndexFrom(ck).Materialize()
 	if err != nil {
 		return err

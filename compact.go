@@ -238,15 +238,15 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 	for _, s := range run {
 		// Check every input frame before copying a byte of it: corruption
 		// is never carried into a new segment.
-		var infos []segment.EventInfo
 		ra, end, err := s.Records()
 		if err != nil {
 			return false, err
 		}
-		x, _, err := segment.Scan(ra, s.Header, end, segment.ScanOptions{File: s.Name, Strict: true, PrevTime: prevTime, Infos: &infos})
+		sr, err := segment.Scan(ra, s.Header, end, segment.ScanOptions{File: s.Name, Strict: true, PrevTime: time.Unix(0, prevTime), CollectInfos: true})
 		if err != nil {
 			return false, err
 		}
+		x, infos := sr.Index, sr.Infos
 		if x.Count > 0 {
 			prevTime = x.LastTime
 		}

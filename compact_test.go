@@ -44,7 +44,7 @@ func observe(t *testing.T, l *Log) string {
 		out += fmt.Sprintf("stream %s v%d\n", s, v)
 	}
 	for i := 0; i < len(all); i += 7 {
-		seq, err := l.SeqAt(all[i].Time)
+		seq, err := l.SeqAt(t.Context(), all[i].Time)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,7 @@
 //	for ev, err := range items.Stream(ctx, "cart-42", 1) { … }
 //	for ev, err := range log.StreamBackward(ctx, "cart-42", 0) { … } // newest first
 //	for st, err := range log.Streams(ctx, "cart-") { … }
-//	seq, err := log.SeqAt(threePMYesterday)
+//	seq, err := log.SeqAt(ctx, threePMYesterday)
 //
 // # Model
 //

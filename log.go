@@ -84,14 +84,15 @@ type published struct {
 // reported (Recovery, and Options.Logger); corruption anywhere else fails
 // Open with an error matching ErrCorrupt.
 func Open(dir string, opts Options) (*Log, error) {
-	if err := opts.Validate(); err != nil {
+	o, err := opts.resolve()
+	if err != nil {
 		return nil, err
 	}
-	fsys, err := vfs.CreateOSPerm(dir, opts.withDefaults().Perm)
+	fsys, err := vfs.CreateOSPerm(dir, o.Perm)
 	if err != nil {
 		return nil, fmt.Errorf("evlog: opening %s: %w", dir, err)
 	}
-	l, err := openFS(fsys, opts, false)
+	l, err := openResolved(fsys, o, false)
 	if err != nil {
 		if errors.Is(err, ErrNotALog) {
 			err = fmt.Errorf("evlog: opening %s: %w", dir, err)
@@ -110,15 +111,16 @@ func Open(dir string, opts Options) (*Log, error) {
 // files but none of a log fails with ErrNotALog. A torn tail is not served
 // and is reported by Recovery.
 func OpenReadOnly(dir string, opts Options) (*Log, error) {
-	if err := opts.Validate(); err != nil {
+	o, err := opts.resolve()
+	if err != nil {
 		return nil, err
 	}
 	fsys, err := vfs.OpenOS(dir)
 	if err != nil {
 		return nil, fmt.Errorf("evlog: opening %s: %w", dir, err)
 	}
-	fsys.SetFilePerm(opts.withDefaults().Perm) // for snapshots (AllowSnapshotWrites)
-	l, err := openFS(vfs.ReadOnly(fsys), opts, true)
+	fsys.SetFilePerm(o.Perm) // for snapshots (AllowSnapshotWrites)
+	l, err := openResolved(vfs.ReadOnly(fsys), o, true)
 	if err != nil {
 		if errors.Is(err, ErrNotALog) {
 			err = fmt.Errorf("evlog: opening %s: %w", dir, err)
@@ -131,11 +133,17 @@ func OpenReadOnly(dir string, opts Options) (*Log, error) {
 
 // openFS opens the log held by fsys; it is Open and OpenReadOnly without
 // the operating system (tests pass in-memory and fault-injecting FSs).
-func openFS(fsys vfs.FS, opts Options, readOnly bool) (_ *Log, err error) {
-	if err := opts.Validate(); err != nil {
+func openFS(fsys vfs.FS, opts Options, readOnly bool) (*Log, error) {
+	o, err := opts.resolve()
+	if err != nil {
 		return nil, err
 	}
-	o := opts.withDefaults()
+	return openResolved(fsys, o, readOnly)
+}
+
+// openResolved is openFS with options already resolved (validated, with
+// defaults applied).
+func openResolved(fsys vfs.FS, o Options, readOnly bool) (_ *Log, err error) {
 	l := &Log{opts: o, fs: fsys, readOnly: readOnly, logger: o.Logger, notify: make(chan struct{}), durableCh: make(chan struct{}),
 		blocks: segment.NewBlockCache(o.BlockCacheSize)}
 	l.closeCtx, l.cancelClose = context.WithCancelCause(context.Background())

@@ -185,7 +185,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 					want = e.Seq
 				}
 			}
-			if got, err := l.SeqAt(at); err != nil || got != want {
+			if got, err := l.SeqAt(t.Context(), at); err != nil || got != want {
 				t.Fatalf("step %d: SeqAt(%v) = %d, %v; want %d", step, at, got, err, want)
 			}
 		case op < 17: // invalid input changes nothing

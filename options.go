@@ -1,6 +1,7 @@
 package evlog
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -174,7 +175,7 @@ func (o Options) Validate() error {
 	if o.MaxBatchSize < 0 || o.MaxBatchSize > MaxMaxBatchSize {
 		errs = append(errs, fmt.Errorf("MaxBatchSize %d: must be 0 (default %d) or at most %d", o.MaxBatchSize, DefaultMaxBatchSize, MaxMaxBatchSize))
 	}
-	if o.MaxBatchSize != 0 && o.MaxBatchSize < o.withDefaults().MaxEventSize {
+	if o.MaxBatchSize != 0 && o.MaxBatchSize < cmp.Or(o.MaxEventSize, DefaultMaxEventSize) {
 		errs = append(errs, fmt.Errorf("MaxBatchSize %d is smaller than MaxEventSize", o.MaxBatchSize))
 	}
 	if o.FollowInterval < 0 {
@@ -190,6 +191,15 @@ func (o Options) Validate() error {
 		return fmt.Errorf("evlog: invalid options: %w", err)
 	}
 	return nil
+}
+
+// resolve validates o and returns it with the defaults applied: done once
+// per open, before anything touches the file system.
+func (o Options) resolve() (Options, error) {
+	if err := o.Validate(); err != nil {
+		return Options{}, err
+	}
+	return o.withDefaults(), nil
 }
 
 // withDefaults returns a copy of o with every zero field set to its default.

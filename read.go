@@ -134,8 +134,7 @@ func (s *slab) copy(b []byte) []byte {
 
 // corruptFrame converts a Reader error into a CorruptError naming file.
 func corruptFrame(err error, file string, lastSeq uint64) error {
-	var fe *segment.FrameError
-	if errors.As(err, &fe) {
+	if fe, ok := errors.AsType[*segment.FrameError](err); ok {
 		return &segment.CorruptError{File: file, Offset: fe.Offset, Seq: lastSeq, Reason: fe.Reason}
 	}
 	return fmt.Errorf("evlog: reading %s: %w", file, err)
@@ -364,8 +363,11 @@ func (l *Log) StreamVersion(ctx context.Context, stream string) (uint64, error) 
 // none). Recorded times never decrease in seq order, so the events with
 // seq <= SeqAt(t) are exactly those recorded at or before t. It binary
 // searches the segments' time ranges, then a sparse time index, and reads
-// at most a few hundred events.
-func (l *Log) SeqAt(t time.Time) (uint64, error) {
+// at most a few hundred events. It returns ctx's error if ctx is done.
+func (l *Log) SeqAt(ctx context.Context, t time.Time) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	v, pub, err := l.acquire()
 	if err != nil {
 		return 0, err

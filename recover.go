@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -210,7 +211,8 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 		case s.Sealed:
 			rec.needSuccessor = true
 		default:
-			idx, tail, bad, err := scanNewest(fsys, s, segment.ScanOptions{File: f.Name, PrevTime: prevTime}, readOnly, log)
+			opts := segment.ScanOptions{File: f.Name, PrevTime: time.Unix(0, prevTime)}
+			idx, tail, bad, err := scanNewest(fsys, s, opts, readOnly, log)
 			if err != nil {
 				return nil, err
 			}
@@ -224,9 +226,11 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err
 			if _, copied := fsys.(interface{ completeCopy() }); readOnly && !copied {
 				// A reader beside a writer serves only what is durable
 				// (a finished copy, as in a backup, is durable whole).
-				if idx, err = durablePrefix(s, f.Name, idx, segment.ScanOptions{File: f.Name, PrevTime: prevTime}); err != nil {
+				d, err := durablePrefix(s, f.Name, segment.ScanResult{Index: idx}, opts)
+				if err != nil {
 					return nil, err
 				}
+				idx = d.Index
 			}
 			rec.active = idx
 			if tail != nil {

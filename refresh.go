@@ -34,15 +34,15 @@ func (l *Log) Refresh() error {
 		if size <= pub.end {
 			return nil
 		}
-		var infos []segment.EventInfo
-		opts := segment.ScanOptions{File: cur.Name, Continue: v.active, Infos: &infos}
-		x, _, err := segment.Scan(cur.File(), cur.Header, size, opts)
+		opts := segment.ScanOptions{File: cur.Name, Continue: v.active, CollectInfos: true}
+		sr, err := segment.Scan(cur.File(), cur.Header, size, opts)
 		if err != nil {
 			return err
 		}
-		if x, err = durablePrefix(cur.Segment, cur.Name, x, opts); err != nil {
+		if sr, err = durablePrefix(cur.Segment, cur.Name, sr, opts); err != nil {
 			return err
 		}
+		x, infos := sr.Index, sr.Infos
 		if len(infos) == 0 {
 			return nil
 		}

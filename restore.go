@@ -289,14 +289,14 @@ func checkBackupLog(bl *Log, backup string, m *Manifest) error {
 
 // restoreEnd returns the seq the restored log ends at: the target, bounded
 // by the backup's end, moved back to a batch boundary later (cutAfter).
-func restoreEnd(bl *Log, m *Manifest, opts RestoreOptions, plan *RestorePlan) (uint64, error) {
+func restoreEnd(ctx context.Context, bl *Log, m *Manifest, opts RestoreOptions, plan *RestorePlan) (uint64, error) {
 	end, target := m.Seq, []string{}
 	if opts.ToSeq > 0 {
 		end = min(end, opts.ToSeq)
 		target = append(target, fmt.Sprintf("seq %d", opts.ToSeq))
 	}
 	if !opts.ToTime.IsZero() {
-		s, err := bl.SeqAt(opts.ToTime)
+		s, err := bl.SeqAt(ctx, opts.ToTime)
 		if err != nil {
 			return 0, err
 		}
@@ -430,7 +430,7 @@ func prepareRestore(ctx context.Context, src vfs.FS, backup string, opts Restore
 		return nil, err
 	}
 	plan.LogID, plan.BackupSeq, plan.BackupTime = m.LogID, m.Seq, m.Time
-	end, err := restoreEnd(bl, m, opts, plan)
+	end, err := restoreEnd(ctx, bl, m, opts, plan)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -148,7 +149,8 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 				// As recovery: before the first event of the segment after
 				// it, a seal is not proven; one that does not verify was
 				// torn by a crash, and the segment is read as unsealed.
-				x, tail, serr := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name, PrevTime: prevTime})
+				sr, serr := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name, PrevTime: time.Unix(0, prevTime)})
+				x, tail := sr.Index, sr.Tail
 				if serr != nil {
 					add(serr, name, 0)
 				} else {
@@ -178,7 +180,8 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 			// (The newest not sealed, as recovery requires: a roll
 			// creates the new segment unsealed.)
 			if i == len(segs)-2 && !(segs[i+1].Err == nil && segs[i+1].Seg.Sealed) && emptySegment(fsys, segs[i+1]) {
-				x, tail, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name, PrevTime: prevTime})
+				sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name, PrevTime: time.Unix(0, prevTime)})
+				x, tail := sr.Index, sr.Tail
 				if err != nil {
 					add(err, name, 0)
 				} else {
@@ -192,7 +195,8 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 			add(errors.New("segment is not the newest but is not sealed (it ends without a valid trailer)"), name, s.Size)
 			next = 0
 		default:
-			x, tail, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name, PrevTime: prevTime})
+			sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: name, PrevTime: time.Unix(0, prevTime)})
+			x, tail := sr.Index, sr.Tail
 			if err != nil {
 				add(err, name, 0)
 				break
@@ -235,6 +239,6 @@ func emptySegment(fsys vfs.FS, f *segment.DirSegment) bool {
 		return serr == nil && size <= segment.HeaderSize
 	}
 	s := f.Seg
-	x, _, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: f.Name, PrevTime: math.MinInt64})
-	return err == nil && x.Count == 0
+	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: f.Name})
+	return err == nil && sr.Index.Count == 0
 }

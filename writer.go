@@ -791,8 +791,8 @@ func (e *fsyncError) Error() string { return "fsync: " + e.err.Error() }
 func (e *fsyncError) Unwrap() error { return e.err }
 
 func (w *writer) isFsyncErr(err error) bool {
-	var fe *fsyncError
-	return errors.As(err, &fe)
+	_, ok := errors.AsType[*fsyncError](err)
+	return ok
 }
 
 // syncFile fsyncs the active segment and records the latency.

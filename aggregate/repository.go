@@ -22,12 +22,9 @@ type Log interface {
 	Append(ctx context.Context, stream string, expect event.Expectation, events ...event.Envelope) (event.Position, error)
 }
 
-// Snapshots is what a Repository needs of a snapshot store (nil: none).
-type Snapshots interface {
-	replay.Snapshots
-	replay.Saver
-	Prune(ctx context.Context, name string, p snapshot.PrunePolicy) ([]snapshot.Meta, error)
-}
+// Snapshots is what a Repository needs of a snapshot store (nil: none):
+// replay's SnapshotStore (read, save and prune).
+type Snapshots = replay.SnapshotStore
 
 // Options tune a Repository. The zero value is usable.
 type Options struct {

@@ -83,8 +83,7 @@ func (e *naError) Error() string { return "n/a: " + e.reason }
 func notApplicable(reason string) error { return &naError{reason} }
 
 func isNA(err error) (string, bool) {
-	var na *naError
-	if errors.As(err, &na) {
+	if na, ok := errors.AsType[*naError](err); ok {
 		return na.reason, true
 	}
 	return "", false

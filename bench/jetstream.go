@@ -370,7 +370,7 @@ func (s *jsStore) StateAt(t time.Time) (Fold, error) {
 	if s.snaps != nil {
 		return nil, notApplicable(jsSnapNA)
 	}
-	seq, err := s.l.SeqAt(t)
+	seq, err := s.l.SeqAt(s.ctx, t)
 	if err != nil || seq == 0 {
 		return Fold{}, err
 	}

@@ -100,17 +100,17 @@ func (f *filter) match(e *evlog.Envelope) bool {
 
 // seqRange narrows [from, to] with the log's time index; ok is false when
 // nothing can match.
-func (f *filter) seqRange(l *evlog.Log) (from, to uint64, ok bool, err error) {
+func (f *filter) seqRange(ctx context.Context, l *evlog.Log) (from, to uint64, ok bool, err error) {
 	from, to = max(f.from, 1), min(f.to, l.LastSeq())
 	if !f.since.IsZero() {
-		s, err := l.SeqAt(f.since.Add(-time.Nanosecond))
+		s, err := l.SeqAt(ctx, f.since.Add(-time.Nanosecond))
 		if err != nil {
 			return 0, 0, false, err
 		}
 		from = max(from, s+1)
 	}
 	if !f.until.IsZero() {
-		s, err := l.SeqAt(f.until)
+		s, err := l.SeqAt(ctx, f.until)
 		if err != nil {
 			return 0, 0, false, err
 		}
@@ -129,7 +129,7 @@ func dumpLog(ctx context.Context, dir string, flt filter, p *eventPrinter) error
 		return err
 	}
 	defer l.Close()
-	from, to, ok, err := flt.seqRange(l)
+	from, to, ok, err := flt.seqRange(ctx, l)
 	if err != nil || !ok {
 		return corruptLine(err)
 	}

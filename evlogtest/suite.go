@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -101,7 +102,7 @@ func testEmpty(t *testing.T, b Backend) {
 	if got := l.LastSeq(); got != 0 {
 		t.Errorf("LastSeq of a new log = %d, want 0", got)
 	}
-	if got, err := l.SeqAt(t0.Add(1000 * time.Hour)); err != nil || got != 0 {
+	if got, err := l.SeqAt(t.Context(), t0.Add(1000*time.Hour)); err != nil || got != 0 {
 		t.Errorf("SeqAt on a new log = %d, %v; want 0, nil", got, err)
 	}
 	if got := collect(t, l.Range(t.Context(), 1, 10)); len(got) != 0 {
@@ -416,7 +417,7 @@ func testTime(t *testing.T, b Backend) {
 		{t0.Add(2 * time.Hour), 4},
 		{t0.Add(1000 * time.Hour), 4},
 	} {
-		if got, err := l.SeqAt(tc.at); err != nil || got != tc.want {
+		if got, err := l.SeqAt(t.Context(), tc.at); err != nil || got != tc.want {
 			t.Errorf("SeqAt(%v) = %d, %v; want %d", tc.at, got, err, tc.want)
 		}
 	}
@@ -565,8 +566,23 @@ func testSnapshots(t *testing.T, b Backend) {
 	for i := range 4 {
 		mustAppend(t, l, "s", event.ExpectAny, ev("e", "", t0.Add(time.Duration(i)*time.Hour)))
 	}
-	if c, err := s.Candidates("subj", snapshot.Latest()); err != nil || len(c) != 0 {
-		t.Fatalf("Candidates before any save = %v, %v", c, err)
+	// candidates collects what Candidates visits; none may be unreadable.
+	candidates := func(name string, maxSeq uint64) []snapshot.Meta {
+		t.Helper()
+		var out []snapshot.Meta
+		for c, err := range s.Candidates(name, maxSeq) {
+			if err != nil {
+				t.Fatalf("Candidates(%q, %d): %v", name, maxSeq, err)
+			}
+			if c.Unreadable != "" {
+				t.Fatalf("Candidates(%q, %d): %s is unreadable: %s", name, maxSeq, c.Meta.File, c.Unreadable)
+			}
+			out = append(out, c.Meta)
+		}
+		return out
+	}
+	if c := candidates("subj", math.MaxUint64); len(c) != 0 {
+		t.Fatalf("Candidates before any save = %v", c)
 	}
 	state := func(seq uint64) []byte { return fmt.Appendf(nil, "state at %d", seq) }
 	for _, seq := range []uint64{1, 3, 2} {
@@ -584,14 +600,10 @@ func testSnapshots(t *testing.T, b Backend) {
 	if _, err := s.Save(ctx, snapshot.Meta{Name: "subj", LogID: l.LogID(), Seq: 3, Time: t0.Add(2 * time.Hour), SchemaVersion: 7}, []byte("again")); !errors.Is(err, snapshot.ErrExists) {
 		t.Errorf("saving a snapshot twice = %v, want snapshot.ErrExists", err)
 	}
-	cands := func(tg snapshot.Target) []uint64 {
+	cands := func(maxSeq uint64) []uint64 {
 		t.Helper()
-		c, err := s.Candidates("subj", tg)
-		if err != nil {
-			t.Fatalf("Candidates(%v): %v", tg, err)
-		}
 		var out []uint64
-		for _, m := range c {
+		for _, m := range candidates("subj", maxSeq) {
 			if m.Name != "subj" || m.LogID != l.LogID() || m.SchemaVersion != 7 {
 				t.Errorf("candidate %+v: wrong name, log or schema version", m)
 			}
@@ -600,21 +612,22 @@ func testSnapshots(t *testing.T, b Backend) {
 		return out
 	}
 	for _, tc := range []struct {
-		tg   snapshot.Target
-		want []uint64
+		maxSeq uint64
+		want   []uint64
 	}{
-		{snapshot.Latest(), []uint64{3, 2, 1}},
-		{snapshot.AtSeq(2), []uint64{2, 1}},
-		{snapshot.AtTime(t0.Add(30 * time.Minute)), []uint64{1}},
-		{snapshot.AtTime(t0.Add(-time.Second)), nil},
+		{math.MaxUint64, []uint64{3, 2, 1}},
+		{4, []uint64{3, 2, 1}},
+		{2, []uint64{2, 1}},
+		{1, []uint64{1}},
+		{0, nil},
 	} {
-		if got := cands(tc.tg); !slices.Equal(got, tc.want) {
-			t.Errorf("Candidates(%v) = %v, want %v", tc.tg, got, tc.want)
+		if got := cands(tc.maxSeq); !slices.Equal(got, tc.want) {
+			t.Errorf("Candidates(%d) = %v, want %v", tc.maxSeq, got, tc.want)
 		}
 	}
-	c, err := s.Candidates("subj", snapshot.Latest())
-	if err != nil || len(c) == 0 {
-		t.Fatal(c, err)
+	c := candidates("subj", math.MaxUint64)
+	if len(c) == 0 {
+		t.Fatal("no candidates")
 	}
 	got, err := s.Load(ctx, c[0])
 	if err != nil || string(got) != string(state(3)) {
@@ -635,11 +648,11 @@ func testSnapshots(t *testing.T, b Backend) {
 	if !slices.Equal(removedSeqs, []uint64{1, 2}) {
 		t.Errorf("Prune(KeepLast 1) removed %v, want [1 2]", removedSeqs)
 	}
-	if got := cands(snapshot.Latest()); !slices.Equal(got, []uint64{3}) {
+	if got := cands(math.MaxUint64); !slices.Equal(got, []uint64{3}) {
 		t.Errorf("after Prune: candidates %v, want [3]", got)
 	}
-	if c, err := s.Candidates("other", snapshot.Latest()); err != nil || len(c) != 1 {
-		t.Errorf("Prune of subj touched other: %v, %v", c, err)
+	if c := candidates("other", math.MaxUint64); len(c) != 1 {
+		t.Errorf("Prune of subj touched other: %v", c)
 	}
 	if _, err := s.Load(ctx, snapshot.Meta{Name: "subj", Seq: 1, File: removed[0].File}); err == nil {
 		t.Error("Load of a pruned snapshot succeeded")

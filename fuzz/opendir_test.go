@@ -250,7 +250,7 @@ func checkServed(t *testing.T, l *evlog.Log) ([]event.Envelope, error) {
 				want++
 			}
 		}
-		if got, err := l.SeqAt(tm); err != nil && !errors.Is(err, evlog.ErrCorrupt) || err == nil && got != uint64(want) {
+		if got, err := l.SeqAt(t.Context(), tm); err != nil && !errors.Is(err, evlog.ErrCorrupt) || err == nil && got != uint64(want) {
 			t.Fatalf("SeqAt(seq %d's time) = %d, %v; want %d", events[i].Seq, got, err, want)
 		}
 	}

@@ -193,8 +193,7 @@ func (l *Log) Stream(ctx context.Context, stream string, fromVersion uint64) ite
 // none). Recorded times never decrease in seq order (Append keeps them
 // so), so it binary-searches the recorded times, reading O(log n) events
 // from the stream leader.
-func (l *Log) SeqAt(t time.Time) (uint64, error) {
-	ctx := context.Background()
+func (l *Log) SeqAt(ctx context.Context, t time.Time) (uint64, error) {
 	if err := l.refresh(ctx); err != nil {
 		return 0, err
 	}

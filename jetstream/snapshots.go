@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"sync"
@@ -318,20 +319,24 @@ func (s *Snapshots) List(ctx context.Context, name string) ([]snapshot.Meta, err
 	return s.list(ctx, name)
 }
 
-// Candidates returns the snapshots of name that t admits, newest first.
-// The request is bounded by Config.Timeout.
-func (s *Snapshots) Candidates(name string, t snapshot.Target) ([]snapshot.Meta, error) {
-	all, err := s.list(context.Background(), name)
-	if err != nil {
-		return nil, err
-	}
-	var out []snapshot.Meta
-	for _, m := range slices.Backward(all) {
-		if t.Admits(m) {
-			out = append(out, m)
+// Candidates visits the snapshots of name with seq <= maxSeq
+// (math.MaxUint64: all), newest first. Every record is listed before the
+// first is yielded; none is reported unreadable (a record that does not
+// decode is left out, as List leaves it out). The request is bounded by
+// Config.Timeout.
+func (s *Snapshots) Candidates(name string, maxSeq uint64) iter.Seq2[snapshot.Candidate, error] {
+	return func(yield func(snapshot.Candidate, error) bool) {
+		all, err := s.list(context.Background(), name)
+		if err != nil {
+			yield(snapshot.Candidate{}, err)
+			return
+		}
+		for _, m := range slices.Backward(all) {
+			if m.Seq <= maxSeq && !yield(snapshot.Candidate{Meta: m}, nil) {
+				return
+			}
 		}
 	}
-	return out, nil
 }
 
 // Load reads and verifies the state of snapshot m (by m.File, or its name

@@ -23,12 +23,9 @@ type Source interface {
 	Subscribe(ctx context.Context, from uint64) iter.Seq2[event.Envelope, error]
 }
 
-// Checkpoints is what a Runner needs of a snapshot store.
-type Checkpoints interface {
-	replay.Snapshots
-	replay.Saver
-	Prune(ctx context.Context, name string, p snapshot.PrunePolicy) ([]snapshot.Meta, error)
-}
+// Checkpoints is what a Runner needs of a snapshot store: replay's
+// SnapshotStore (read, save and prune).
+type Checkpoints = replay.SnapshotStore
 
 // RunnerOptions tune a Runner.
 type RunnerOptions struct {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
@@ -278,15 +277,6 @@ func checkFallback[S, E any](t *testing.T, src *evlog.Log, store *snapshot.Store
 	}
 	if p.Snapshot == nil || p.Snapshot.Seq != uint64(useSeq) {
 		t.Errorf("%s: plan uses snapshot %v, want the one at seq %d", tg.desc, p.Snapshot, useSeq)
-	}
-	// A store without Walk (Candidates and Unreadable only) gives the
-	// same plan.
-	lp, err := replay.MakePlan(ctx, src, listOnly{store}, subj, tg.t, opts)
-	if err != nil {
-		t.Fatalf("%s: MakePlan over Candidates and Unreadable: %v", tg.desc, err)
-	}
-	if diff := cmp.Diff(p, lp, cmpopts.IgnoreFields(replay.Plan{}, "Target"), cmpopts.IgnoreUnexported(replay.Plan{})); diff != "" {
-		t.Errorf("%s: plans with and without Walk differ (-walk +list):\n%s", tg.desc, diff)
 	}
 	i := slices.IndexFunc(p.Fallbacks, func(f replay.Fallback) bool { return f.File == bad })
 	switch {

@@ -2,10 +2,9 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/evlog/evlog/event"
@@ -57,7 +56,7 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		}
 		p.ToSeq = target.seq
 	case targetTime:
-		s, err := src.SeqAt(target.time)
+		s, err := src.SeqAt(ctx, target.time)
 		if err != nil {
 			return nil, fmt.Errorf("evlog/replay: resolving %s: %w", target, err)
 		}
@@ -68,12 +67,12 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 	}
 	// For the latest state every snapshot is a candidate, so that one
 	// claiming a seq beyond the end of the log is seen and reported.
-	st := snapshot.AtSeq(p.ToSeq)
+	maxSeq := p.ToSeq
 	if target.kind == targetLatest {
-		st = snapshot.Latest()
+		maxSeq = math.MaxUint64
 	}
 	logID := src.LogID()
-	for e, err := range walk(snaps, subj.Name, st) {
+	for e, err := range snaps.Candidates(subj.Name, maxSeq) {
 		if err != nil {
 			return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
 		}
@@ -108,48 +107,6 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		p.fallback(opts.Logger, m, reason)
 	}
 	return p, nil
-}
-
-// walk visits the snapshot files of name that t admits, newest first: the
-// readable ones (candidates) and those whose header cannot be read. It
-// uses the store's Walk when it has one (each header read once, and none
-// older than the snapshot finally used), else Candidates and, when the
-// store has it, Unreadable.
-func walk(snaps Snapshots, name string, t snapshot.Target) iter.Seq2[snapshot.WalkEntry, error] {
-	if w, ok := snaps.(interface {
-		Walk(string, snapshot.Target) iter.Seq2[snapshot.WalkEntry, error]
-	}); ok {
-		return w.Walk(name, t)
-	}
-	return func(yield func(snapshot.WalkEntry, error) bool) {
-		cands, err := snaps.Candidates(name, t)
-		if err != nil {
-			yield(snapshot.WalkEntry{}, err)
-			return
-		}
-		var unreadable []snapshot.Unreadable
-		if u, ok := snaps.(interface {
-			Unreadable(string, snapshot.Target) ([]snapshot.Unreadable, error)
-		}); ok {
-			if unreadable, err = u.Unreadable(name, t); err != nil {
-				yield(snapshot.WalkEntry{}, err)
-				return
-			}
-		}
-		// Merge the two lists, both newest first.
-		for len(cands) > 0 || len(unreadable) > 0 {
-			var e snapshot.WalkEntry
-			if len(unreadable) == 0 || len(cands) > 0 && cands[0].Seq >= unreadable[0].Seq {
-				e, cands = snapshot.WalkEntry{Meta: cands[0]}, cands[1:]
-			} else {
-				u := unreadable[0]
-				e, unreadable = snapshot.WalkEntry{Meta: snapshot.Meta{File: u.File, Seq: u.Seq}, Unreadable: u.Reason}, unreadable[1:]
-			}
-			if !yield(e, nil) {
-				return
-			}
-		}
-	}
 }
 
 // checkAnchor checks that the snapshot's last event is where the snapshot
@@ -190,6 +147,3 @@ func (p *Plan) Events() uint64 {
 	}
 	return p.ToSeq - p.FromSeq + 1
 }
-
-// errStop ends an iteration early.
-var errStop = errors.New("stop")

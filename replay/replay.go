@@ -41,7 +41,7 @@ type Source interface {
 	// LastSeq returns the seq of the last event (0: empty).
 	LastSeq() uint64
 	// SeqAt returns the seq of the last event recorded at or before t.
-	SeqAt(t time.Time) (uint64, error)
+	SeqAt(ctx context.Context, t time.Time) (uint64, error)
 	// Range iterates the events with seq in [from, to] (nothing if to < from), in
 	// seq order; an error ends the iteration.
 	Range(ctx context.Context, from, to uint64) iter.Seq2[event.Envelope, error]
@@ -59,17 +59,27 @@ type BorrowingSource interface {
 }
 
 // Snapshots is the snapshot store replay reads (nil: no snapshots).
-// MakePlan also uses two optional methods when the store has them (as
-// *snapshot.Store does): Unreadable(name, t) ([]snapshot.Unreadable, error),
-// to report files whose header cannot be read, and Walk(name, t)
-// iter.Seq2[snapshot.WalkEntry, error], which visits both kinds newest
-// first and reads each header once, only as far as planning goes.
+// *snapshot.Store satisfies it.
 type Snapshots interface {
-	// Candidates returns the snapshots of name at or before the target,
-	// newest first, from their headers.
-	Candidates(name string, t snapshot.Target) ([]snapshot.Meta, error)
+	// Candidates visits the snapshot files of name with seq <= maxSeq
+	// (math.MaxUint64: all), newest first: those whose header reads and
+	// those whose header cannot be read (Unreadable set), which MakePlan
+	// reports as fallbacks. MakePlan stops at the first usable one, so an
+	// implementation should read lazily.
+	Candidates(name string, maxSeq uint64) iter.Seq2[snapshot.Candidate, error]
 	// Load reads and fully verifies a snapshot, returning its state bytes.
 	Load(ctx context.Context, m snapshot.Meta) ([]byte, error)
+}
+
+// SnapshotStore is a snapshot store that also saves and prunes: what an
+// aggregate.Repository (aggregate.Snapshots) and a projection.Runner
+// (projection.Checkpoints) need. *snapshot.Store satisfies it.
+type SnapshotStore interface {
+	Snapshots
+	Saver
+	// Prune removes the snapshots of name that p does not keep and
+	// returns them.
+	Prune(ctx context.Context, name string, p snapshot.PrunePolicy) ([]snapshot.Meta, error)
 }
 
 // Target is what state to compute: Latest, AtSeq or AtTime.

@@ -1,7 +1,6 @@
 package replay_test
 
 import (
-	"context"
 	"iter"
 	"testing"
 
@@ -10,29 +9,16 @@ import (
 	"github.com/evlog/evlog/snapshot"
 )
 
-// listOnly hides the store's Walk: a Snapshots with Candidates and
-// Unreadable only.
-type listOnly struct{ s *snapshot.Store }
-
-func (l listOnly) Candidates(name string, t snapshot.Target) ([]snapshot.Meta, error) {
-	return l.s.Candidates(name, t)
-}
-
-func (l listOnly) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) { return l.s.Load(ctx, m) }
-
-func (l listOnly) Unreadable(name string, t snapshot.Target) ([]snapshot.Unreadable, error) {
-	return l.s.Unreadable(name, t)
-}
-
-// walkCounter counts the entries MakePlan takes from the store's Walk.
+// walkCounter counts the entries MakePlan takes from the store's
+// Candidates.
 type walkCounter struct {
 	*snapshot.Store
 	taken int
 }
 
-func (w *walkCounter) Walk(name string, t snapshot.Target) iter.Seq2[snapshot.WalkEntry, error] {
-	return func(yield func(snapshot.WalkEntry, error) bool) {
-		for e, err := range w.Store.Walk(name, t) {
+func (w *walkCounter) Candidates(name string, maxSeq uint64) iter.Seq2[snapshot.Candidate, error] {
+	return func(yield func(snapshot.Candidate, error) bool) {
+		for e, err := range w.Store.Candidates(name, maxSeq) {
 			w.taken++
 			if !yield(e, err) {
 				return
@@ -62,6 +48,6 @@ func TestPlanStopsAtFirstUsable(t *testing.T) {
 		t.Fatalf("plan uses %v with fallbacks %v, want the snapshot at 90 and none", p.Snapshot, p.Fallbacks)
 	}
 	if w.taken != 1 {
-		t.Errorf("MakePlan took %d entries from Walk, want 1", w.taken)
+		t.Errorf("MakePlan took %d entries from Candidates, want 1", w.taken)
 	}
 }

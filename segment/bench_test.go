@@ -99,7 +99,7 @@ func BenchmarkScan(b *testing.B) {
 			iters := 0
 			start := time.Now()
 			for b.Loop() {
-				x, tail, err := Scan(ra, img.h, int64(len(img.data)), ScanOptions{})
+				x, tail, err := split(Scan(ra, img.h, int64(len(img.data)), ScanOptions{}))
 				if err != nil || tail != nil || x.Count != n {
 					b.Fatal(err, tail)
 				}

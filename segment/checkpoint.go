@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -427,7 +426,8 @@ func (c *Checkpoint) rescue() (*Index, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fallback == nil && c.fallbackErr == nil {
-		x, _, err := Scan(c.segRA, c.segHdr, c.End, ScanOptions{File: c.seg, Strict: true, PrevTime: math.MinInt64})
+		res, err := Scan(c.segRA, c.segHdr, c.End, ScanOptions{File: c.seg, Strict: true})
+		x := res.Index
 		if err == nil && (x.Count != int(c.Trailer.Count) || x.End != c.End) {
 			err = corruptf(c.seg, x.End, "its records before %d hold %d committed events ending at %d; its checkpoint %s says %d", c.End, x.Count, x.End, c.Name, c.Trailer.Count)
 		}

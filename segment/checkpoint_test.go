@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"maps"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -33,7 +32,7 @@ func newCkptFixture(t testing.TB) ckptFixture {
 	p := img.end[k-1]
 	x := img.index(k)
 	ws := CheckpointWindowStart(p)
-	full, _, err := scanBytes(img.data, img.h, ScanOptions{PrevTime: math.MinInt64})
+	full, _, err := scanBytes(img.data, img.h, ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +132,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		t.Errorf("materialized (-want +got):\n%s", diff)
 	}
 	// Scanning on from the checkpoint gives the index of the whole segment.
-	x, tail, err := Scan(s.File(), s.Header, s.Size, ScanOptions{Checkpoint: c, PrevTime: math.MinInt64})
+	x, tail, err := split(Scan(s.File(), s.Header, s.Size, ScanOptions{Checkpoint: c}))
 	if err != nil || tail != nil {
 		t.Fatalf("Scan from the checkpoint: %v, tail %+v", err, tail)
 	}

@@ -149,7 +149,7 @@ func fuzzScanFile(t *testing.T, mem *vfs.Mem) {
 	if s.Sealed {
 		// Everything a sealed segment's footer says is either rejected as
 		// corruption or consistent enough to use.
-		x, tail, err := Scan(s.File(), s.Header, s.Trailer.RecordsEnd, ScanOptions{File: fuzzSegName, Strict: true, PrevTime: math.MinInt64})
+		x, tail, err := split(Scan(s.File(), s.Header, s.Trailer.RecordsEnd, ScanOptions{File: fuzzSegName, Strict: true}))
 		if err != nil {
 			mustCorrupt(t, "strict Scan", err)
 		} else if tail != nil {
@@ -194,7 +194,7 @@ func fuzzScanFile(t *testing.T, mem *vfs.Mem) {
 		}
 		return
 	}
-	x, tail, err := Scan(s.File(), s.Header, s.Size, ScanOptions{File: fuzzSegName, PrevTime: math.MinInt64})
+	x, tail, err := split(Scan(s.File(), s.Header, s.Size, ScanOptions{File: fuzzSegName}))
 	if err != nil {
 		mustCorrupt(t, "Scan", err)
 		return
@@ -210,7 +210,7 @@ func fuzzScanFile(t *testing.T, mem *vfs.Mem) {
 	}
 	checkIndexReadable(t, s.File(), x)
 	// Strict mode accepts exactly the clean case.
-	sx, stail, err := Scan(s.File(), s.Header, s.Size, ScanOptions{File: fuzzSegName, Strict: true, PrevTime: math.MinInt64})
+	sx, stail, err := split(Scan(s.File(), s.Header, s.Size, ScanOptions{File: fuzzSegName, Strict: true}))
 	switch {
 	case tail != nil && err == nil:
 		t.Fatalf("strict Scan accepts what has a torn tail %+v", tail)

@@ -140,10 +140,11 @@ func goldenCompressed(sealed *segImage) []byte {
 	w := NewSegmentWriter(&out, h, true)
 	w.zblockSize = goldenZBlock
 	x := sealed.index(len(sealed.batches))
-	var infos []EventInfo
-	if _, _, err := Scan(bytes.NewReader(sealed.data), sealed.h, x.End, ScanOptions{Strict: true, Infos: &infos}); err != nil {
+	res, err := Scan(bytes.NewReader(sealed.data), sealed.h, x.End, ScanOptions{Strict: true, CollectInfos: true})
+	if err != nil {
 		panic(err)
 	}
+	infos := res.Infos
 	if err := w.AppendRecords(bytes.NewReader(sealed.data[HeaderSize:x.End]), infos, make([]byte, 4096)); err != nil {
 		panic(err)
 	}
@@ -322,7 +323,7 @@ func TestGoldenDecode(t *testing.T) {
 			if got := decodeAll(t, s.File(), tr.RecordsEnd); !cmp.Equal(wantSealed, got, bytesOpt) {
 				t.Errorf("sealed.seg events (-want +got):\n%s", cmp.Diff(wantSealed, got, bytesOpt))
 			}
-			x, tail, err := Scan(s.File(), s.Header, tr.RecordsEnd, ScanOptions{File: "sealed.seg", Strict: true})
+			x, tail, err := split(Scan(s.File(), s.Header, tr.RecordsEnd, ScanOptions{File: "sealed.seg", Strict: true}))
 			if err != nil || tail != nil || x.Count != len(wantSealed) || x.End != tr.RecordsEnd {
 				t.Fatalf("strict Scan of sealed.seg: %v, tail %+v", err, tail)
 			}
@@ -386,7 +387,7 @@ func TestGoldenDecode(t *testing.T) {
 			if u.Sealed || u.Header.BaseSeq != wantTorn[0].Seq {
 				t.Fatalf("torn.seg: Sealed %v, header %+v", u.Sealed, u.Header)
 			}
-			x, tail, err = Scan(u.File(), u.Header, u.Size, ScanOptions{File: "torn.seg", PrevTime: tr.LastTime})
+			x, tail, err = split(Scan(u.File(), u.Header, u.Size, ScanOptions{File: "torn.seg", PrevTime: time.Unix(0, tr.LastTime)}))
 			if err != nil || tail == nil {
 				t.Fatalf("Scan of torn.seg: %v, tail %+v", err, tail)
 			}
@@ -401,7 +402,7 @@ func TestGoldenDecode(t *testing.T) {
 			if got := decodeAll(t, u.File(), tail.BadOffset); !cmp.Equal(wantTorn[:len(wantTorn)-1], got, bytesOpt) {
 				t.Errorf("torn.seg complete events (-want +got):\n%s", cmp.Diff(wantTorn[:len(wantTorn)-1], got, bytesOpt))
 			}
-			if _, _, err := Scan(u.File(), u.Header, u.Size, ScanOptions{File: "torn.seg", Strict: true}); !errors.Is(err, ErrCorrupt) {
+			if _, _, err := split(Scan(u.File(), u.Header, u.Size, ScanOptions{File: "torn.seg", Strict: true})); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("strict Scan of torn.seg: %v, want corruption", err)
 			}
 		})

@@ -218,8 +218,14 @@ func genBatches(rng *rand.Rand, baseSeq uint64, o genOptions) []batch {
 }
 
 // scanBytes scans data (a whole segment file) as Scan's callers do.
+// split returns a Scan's index and tail, for tests written against them.
+// It passes Infos over: set CollectInfos and read ScanResult for them.
+func split(r ScanResult, err error) (*Index, *Tail, error) {
+	return r.Index, r.Tail, err
+}
+
 func scanBytes(data []byte, h Header, opt ScanOptions) (*Index, *Tail, error) {
-	return Scan(bytes.NewReader(data), h, int64(len(data)), opt)
+	return split(Scan(bytes.NewReader(data), h, int64(len(data)), opt))
 }
 
 // indexOpts compares Indexes, including their unexported postings and

@@ -195,7 +195,7 @@ func TestIndexFooterLarge(t *testing.T) {
 	}
 
 	// The records scan strictly to the same index.
-	sx, tail, err := Scan(s.File(), s.Header, tr.RecordsEnd, ScanOptions{File: name, Strict: true})
+	sx, tail, err := split(Scan(s.File(), s.Header, tr.RecordsEnd, ScanOptions{File: name, Strict: true}))
 	if err != nil || tail != nil {
 		t.Fatalf("Scan of the records: %v, tail %+v", err, tail)
 	}
@@ -339,7 +339,7 @@ func TestFooterEmptySegment(t *testing.T) {
 	if _, ok, err := s.Lookup("x"); ok || err != nil {
 		t.Errorf("Lookup in an empty segment: %v, %v", ok, err)
 	}
-	if _, tail, err := Scan(s.File(), s.Header, tr.RecordsEnd, ScanOptions{Strict: true}); err != nil || tail != nil {
+	if _, tail, err := split(Scan(s.File(), s.Header, tr.RecordsEnd, ScanOptions{Strict: true})); err != nil || tail != nil {
 		t.Errorf("Scan of an empty segment: %v %+v", err, tail)
 	}
 }

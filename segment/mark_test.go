@@ -208,7 +208,7 @@ func checkCrashedV2(t *testing.T, desc string, c *vfs.Mem, name string, img *seg
 		t.Fatalf("%s: Open: %v", desc, err)
 	}
 	defer s.Close()
-	x, tail, err := Scan(s.File(), s.Header, s.Size, ScanOptions{File: name})
+	x, tail, err := split(Scan(s.File(), s.Header, s.Size, ScanOptions{File: name}))
 	if err != nil {
 		t.Fatalf("%s: Scan: %v", desc, err)
 	}

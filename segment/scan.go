@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"time"
 
 	"github.com/evlog/evlog/event"
 )
@@ -34,7 +36,8 @@ type Tail struct {
 	Reason  string
 }
 
-// ScanOptions configures Scan.
+// ScanOptions configures Scan. The zero value scans a whole segment that
+// may end in a torn tail, with no bound from an earlier segment.
 type ScanOptions struct {
 	// File is the segment's base name, for errors.
 	File string
@@ -44,41 +47,70 @@ type ScanOptions struct {
 	// no valid commit after it records a durable end beyond its start.
 	Strict bool
 	// PrevTime is the recorded time of the event before this segment's
-	// first (unix ns); times may not decrease.
-	PrevTime int64
-	// Continue, when set, is the index of the segment's frames before
-	// Start: the scan resumes after them (to pick up what a writer in
-	// another process appended since) and returns only the new events, in
-	// Infos. Start must be Continue.End.
+	// first, which no event of it may precede (zero: no earlier event).
+	PrevTime time.Time
+	// Continue, when set, is the index of the segment's frames up to its
+	// End: the scan resumes there (to pick up what a writer in another
+	// process appended since) and returns only the new events.
 	Continue *Index
-	// Start is where to start scanning (0: after the header).
-	Start int64
-	// Infos, when not nil, receives every committed event, in seq order.
-	Infos *[]EventInfo
+	// CollectInfos makes Scan return every committed event it scans, in
+	// seq order, in ScanResult.Infos.
+	CollectInfos bool
 	// Checkpoint, when set (and Continue is not), is a checkpoint of the
 	// segment (see OpenCheckpoint): the scan starts at its end, and the
-	// index returned has it under it (see NewIndexFrom). Infos receives
-	// only the events after it.
+	// index returned has it under it (see NewIndexFrom). Infos holds only
+	// the events after it.
 	Checkpoint *Checkpoint
 }
 
+// ScanResult is what Scan found.
+type ScanResult struct {
+	// Index indexes the committed events (with ScanOptions.Continue, only
+	// those after it).
+	Index *Index
+	// Tail is the torn tail, nil when the data ends exactly after a commit
+	// or mark frame (always nil with ScanOptions.Strict).
+	Tail *Tail
+	// Infos lists the committed events scanned, in seq order, when
+	// ScanOptions.CollectInfos is set.
+	Infos []EventInfo
+}
+
 // Scan reads the frames in [HeaderSize, end) of a segment with header h and
-// returns the index of its committed events, and the torn tail, if any (nil
-// when the data ends exactly after a commit frame). Errors match ErrCorrupt
-// (as a *CorruptError) or come from ra.
-func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, error) {
+// returns the index of its committed events, and the torn tail, if any.
+// Errors match ErrCorrupt (as a *CorruptError) or come from ra.
+func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (ScanResult, error) {
+	var res ScanResult
+	var infos *[]EventInfo
+	if opt.CollectInfos {
+		infos = &res.Infos
+	}
+	x, tail, err := scan(ra, h, end, opt, infos)
+	if err != nil {
+		return ScanResult{}, err
+	}
+	res.Index, res.Tail = x, tail
+	return res, nil
+}
+
+// scan is Scan, appending the committed events to *infos when infos is
+// not nil.
+func scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions, infos *[]EventInfo) (*Index, *Tail, error) {
 	x := NewIndex(h.BaseSeq)
-	start := max(opt.Start, HeaderSize)
+	start := int64(HeaderSize)
 	var (
 		dec     Decoder
 		env     event.Envelope
 		pending []EventInfo
 		vers    = make(map[string]uint64)
-		prevT   = opt.PrevTime
+		prevT   = int64(math.MinInt64)
 		next    = h.BaseSeq
 		base    = opt.Continue
 		ckpt    *Checkpoint
 	)
+	if !opt.PrevTime.IsZero() {
+		prevT = opt.PrevTime.UnixNano()
+	}
 	if base == nil && opt.Checkpoint != nil {
 		ckpt = opt.Checkpoint
 		x = NewIndexFrom(ckpt)
@@ -109,8 +141,7 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 			}
 			return x, tailOf(x, pending, end, end, "incomplete batch (no commit frame)"), nil
 		}
-		var fe *FrameError
-		if errors.As(err, &fe) {
+		if fe, ok := errors.AsType[*FrameError](err); ok {
 			if opt.Strict {
 				return nil, nil, corrupt(fe.Offset, "%s", fe.Reason)
 			}
@@ -163,8 +194,8 @@ func Scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions) (*Index, *Tail, 
 			for _, e := range pending {
 				x.Add(e)
 			}
-			if opt.Infos != nil {
-				*opt.Infos = append(*opt.Infos, pending...)
+			if infos != nil {
+				*infos = append(*infos, pending...)
 			}
 			pending = pending[:0]
 			x.End = f.Offset + f.Size()

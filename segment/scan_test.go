@@ -533,26 +533,34 @@ func TestScanPrevTime(t *testing.T) {
 	img := buildImage(testHeader(1), bs)
 	first := bs[0].events[0].Time.UnixNano()
 	for _, tt := range []struct {
-		prev int64
+		prev time.Time
 		ok   bool
-	}{{math.MinInt64, true}, {0, true}, {first, true}, {first + 1, false}, {math.MaxInt64, false}} {
-		_, _, err := Scan(bytes.NewReader(img.data), img.h, int64(len(img.data)), ScanOptions{File: scanFile, PrevTime: tt.prev})
+	}{
+		{time.Time{}, true},
+		{time.Unix(0, math.MinInt64), true},
+		{time.Unix(0, 0), true},
+		{time.Unix(0, first), true},
+		{time.Unix(0, first+1), false},
+		{time.Unix(0, math.MaxInt64), false},
+	} {
+		_, _, err := split(Scan(bytes.NewReader(img.data), img.h, int64(len(img.data)), ScanOptions{File: scanFile, PrevTime: tt.prev}))
 		if tt.ok && err != nil {
-			t.Errorf("PrevTime %d: %v", tt.prev, err)
+			t.Errorf("PrevTime %v: %v", tt.prev, err)
 		}
 		if !tt.ok {
 			wantCorrupt(t, err, scanFile, HeaderSize)
 		}
 	}
-	// Events before 1970 are fine when the previous time allows them.
+	// Events before 1970 are fine when the previous time allows them, and
+	// the zero ScanOptions sets no bound (it used to mean 1970).
 	for i := range bs {
 		for j := range bs[i].events {
 			bs[i].events[j].Time = bs[i].events[j].Time.AddDate(-100, 0, 0)
 		}
 	}
 	img = buildImage(testHeader(1), bs)
-	if _, _, err := Scan(bytes.NewReader(img.data), img.h, int64(len(img.data)), ScanOptions{File: scanFile, PrevTime: math.MinInt64}); err != nil {
-		t.Errorf("pre-1970 events with PrevTime MinInt64: %v", err)
+	if _, _, err := split(Scan(bytes.NewReader(img.data), img.h, int64(len(img.data)), ScanOptions{File: scanFile})); err != nil {
+		t.Errorf("pre-1970 events with the zero PrevTime: %v", err)
 	}
 }
 
@@ -560,7 +568,7 @@ func TestScanPrevTime(t *testing.T) {
 func TestScanReadError(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	img := buildImage(testHeader(1), genBatches(rng, 1, genOptions{batches: 3, maxBatch: 3, streams: 2, maxData: 10, syncEvery: 1}))
-	x, tail, err := Scan(errReaderAt{syscall.EIO}, img.h, int64(len(img.data)), ScanOptions{File: scanFile})
+	x, tail, err := split(Scan(errReaderAt{syscall.EIO}, img.h, int64(len(img.data)), ScanOptions{File: scanFile}))
 	if !errors.Is(err, syscall.EIO) || errors.Is(err, ErrCorrupt) || x != nil || tail != nil {
 		t.Errorf("Scan over a failing reader: %v, %v, %+v", err, x, tail)
 	}
@@ -568,7 +576,7 @@ func TestScanReadError(t *testing.T) {
 	b := bytes.Clone(img.data)
 	b[HeaderSize+3] ^= 1
 	fr := &failAfterReaderAt{r: bytes.NewReader(b), okReads: 1, err: syscall.EIO}
-	_, _, err = Scan(fr, img.h, int64(len(b)), ScanOptions{File: scanFile})
+	_, _, err = split(Scan(fr, img.h, int64(len(b)), ScanOptions{File: scanFile}))
 	if !errors.Is(err, syscall.EIO) || errors.Is(err, ErrCorrupt) {
 		t.Errorf("Scan with a failing commit search: %v", err)
 	}
@@ -761,7 +769,7 @@ func checkCrashed(t *testing.T, desc string, c *vfs.Mem, name string, img *segIm
 	if s.Sealed {
 		t.Fatalf("%s: sealed", desc)
 	}
-	x, tail, err := Scan(s.File(), s.Header, s.Size, ScanOptions{File: name})
+	x, tail, err := split(Scan(s.File(), s.Header, s.Size, ScanOptions{File: name}))
 	if err != nil {
 		t.Fatalf("%s: Scan: %v", desc, err)
 	}

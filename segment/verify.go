@@ -3,6 +3,7 @@ package segment
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Verify checks a sealed segment completely: every frame of its records
@@ -20,10 +21,11 @@ func Verify(s *Segment, prevTime int64) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, _, err := Scan(ra, s.Header, end, ScanOptions{File: s.Name, Strict: true, PrevTime: prevTime})
+	res, err := Scan(ra, s.Header, end, ScanOptions{File: s.Name, Strict: true, PrevTime: time.Unix(0, prevTime)})
 	if err != nil {
 		return nil, err
 	}
+	x := res.Index
 	trl := s.Size - TrailerSize
 	switch {
 	case x.End != end:

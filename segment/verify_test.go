@@ -97,8 +97,8 @@ func TestScanContinue(t *testing.T) {
 		if err != nil || tail != nil {
 			t.Fatalf("prefix scan to batch %d: %v %+v", k, err, tail)
 		}
-		var infos []EventInfo
-		x, tail, err := scanBytes(img.data, img.h, ScanOptions{File: scanFile, Continue: base, Start: base.End, Infos: &infos})
+		res, err := Scan(bytes.NewReader(img.data), img.h, int64(len(img.data)), ScanOptions{File: scanFile, Continue: base, CollectInfos: true})
+		x, tail, infos := res.Index, res.Tail, res.Infos
 		if err != nil || tail != nil {
 			t.Fatalf("resumed at batch %d: %v %+v", k, err, tail)
 		}
@@ -139,7 +139,7 @@ func TestScanContinue(t *testing.T) {
 		}
 		mut(bs2)
 		img2 := buildImage(testHeader(7), bs2)
-		_, _, err := scanBytes(img2.data, img2.h, ScanOptions{File: scanFile, Continue: base, Start: base.End})
+		_, _, err := scanBytes(img2.data, img2.h, ScanOptions{File: scanFile, Continue: base})
 		return err
 	}
 	err := resume(func(bs []batch) { bs[k].events[0].Time = time.Unix(0, base.LastTime-1).UTC() })

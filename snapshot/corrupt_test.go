@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -77,7 +78,7 @@ func checkRead(t *testing.T, file string, data []byte, corrupt bool, opts ...sto
 	s := newStore(t, vfs.ReadOnly(mem), opts...)
 
 	m, verr := s.Verify(t.Context(), file)
-	_, _, lerr := s.LoadLatest(t.Context(), "cart/1", Latest())
+	_, _, lerr := loadNewest(t.Context(), s, "cart/1", math.MaxUint64)
 	_, aerr := s.VerifyAll(t.Context())
 	if _, err := s.List(""); err != nil {
 		t.Errorf("List: %v", err)
@@ -86,7 +87,7 @@ func checkRead(t *testing.T, file string, data []byte, corrupt bool, opts ...sto
 		assertCorrupt(t, verr, file)
 		assertCorrupt(t, aerr, file)
 		if !errors.Is(lerr, ErrNotFound) {
-			t.Errorf("LoadLatest = %v, want ErrNotFound", lerr)
+			t.Errorf("loadNewest = %v, want ErrNotFound", lerr)
 		}
 		_, err := s.Load(t.Context(), Meta{Name: "cart/1", Seq: 5, File: file})
 		assertCorrupt(t, err, file)

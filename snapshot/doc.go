@@ -18,11 +18,13 @@
 //
 // List reads only headers and returns what they say: every listed entry has
 // a header whose own checksum matched and a file of the size the header
-// declares, but its payload has not been read. Latest, LoadLatest, Load and
-// Verify read the whole file, check the trailer checksum and decompress the
-// payload (bounded by Options.MaxRawSize) before they report success, so a
-// listed entry whose payload is damaged is skipped by Latest and LoadLatest
-// and rejected by Load and Verify with an error matching ErrCorrupt.
+// declares, but its payload has not been read; Candidates visits the same
+// entries of one subject, newest first, plus the files whose header cannot
+// be read. Load and Verify read the whole file, check the trailer checksum
+// and decompress the payload (bounded by Options.MaxRawSize) before they
+// report success, so a listed entry whose payload is damaged is rejected
+// with an error matching ErrCorrupt, and replay falls back to the next
+// candidate.
 //
 // # File names
 //

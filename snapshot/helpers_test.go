@@ -199,3 +199,30 @@ func dirState(t testing.TB, m *vfs.Mem) map[string][]byte {
 	}
 	return out
 }
+
+// loadNewest is the fallback replay.MakePlan runs over a store: it tries
+// Candidates(name, maxSeq) newest first and returns the first snapshot
+// that loads, with its state, passing over unreadable headers and
+// snapshots that fail to load. It returns an error matching ErrNotFound
+// when none loads, and ctx's error when ctx is done.
+func loadNewest(ctx context.Context, s *Store, name string, maxSeq uint64) (Meta, []byte, error) {
+	var skipped []string
+	for c, err := range s.Candidates(name, maxSeq) {
+		if err != nil {
+			return Meta{}, nil, err
+		}
+		if c.Unreadable != "" {
+			skipped = append(skipped, c.Unreadable)
+			continue
+		}
+		state, err := s.Load(ctx, c.Meta)
+		if err == nil {
+			return c.Meta, state, nil
+		}
+		if ctx.Err() != nil {
+			return Meta{}, nil, ctx.Err()
+		}
+		skipped = append(skipped, err.Error())
+	}
+	return Meta{}, nil, fmt.Errorf("%w: no loadable snapshot of %q (skipped %q)", ErrNotFound, name, skipped)
+}

@@ -18,7 +18,7 @@ import (
 // Store keeps snapshots in one directory.
 //
 // A Store is safe for concurrent use by multiple goroutines. Reads (List,
-// Candidates, Latest, LoadLatest, Load, Verify, VerifyAll) take no lock and
+// Candidates, Load, Verify, VerifyAll) take no lock and
 // run beside each other and beside the writing methods (Save, Prune,
 // Remove, CleanTemps), which are serialised among themselves. Reads never
 // create, modify, rename or remove anything, so a process that only reads
@@ -53,10 +53,9 @@ func Open(fsys vfs.FS, opts Options) (*Store, error) {
 // List returns the snapshots of name, or of every subject when name is "",
 // sorted by (Name, Seq). It reads only headers: every entry has a header
 // with a matching checksum and a file of the declared size, but its payload
-// is unchecked, so Load or Verify may still find it corrupt (Latest and
-// LoadLatest skip such entries). Files whose header is corrupt are logged
-// and left out, as are files removed while List runs. Other read failures
-// are returned.
+// is unchecked, so Load or Verify may still find it corrupt. Files whose
+// header is corrupt are logged and left out, as are files removed while
+// List runs. Other read failures are returned.
 func (s *Store) List(name string) ([]Meta, error) {
 	var want uint64
 	if name != "" {
@@ -97,84 +96,35 @@ func (s *Store) List(name string) ([]Meta, error) {
 	return out, nil
 }
 
-// Candidates returns the snapshots of name that t admits, newest (highest
-// Seq) first, as List reports them: the caller tries them in order and
-// falls back to the next when one is unreadable or stale. An empty result
-// is not an error.
-func (s *Store) Candidates(name string, t Target) ([]Meta, error) {
-	if err := checkName(name); err != nil {
-		return nil, err
-	}
-	all, err := s.List(name)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Meta, 0, len(all))
-	for _, m := range slices.Backward(all) {
-		if t.Admits(m) {
-			out = append(out, m)
-		}
-	}
-	return out, nil
-}
-
-// Unreadable is a snapshot file of a subject whose header cannot be read,
-// so List leaves it out: its seq comes from the file name.
-type Unreadable struct {
-	File   string
-	Seq    uint64
-	Reason string
-}
-
-// Unreadable returns the files that may hold snapshots of name (their file
-// name carries name's hash) at a seq t admits, but whose header is corrupt,
-// newest first: what a caller falling back over them should report.
-func (s *Store) Unreadable(name string, t Target) ([]Unreadable, error) {
-	if err := checkName(name); err != nil {
-		return nil, err
-	}
-	files, err := s.regularFiles()
-	if err != nil {
-		return nil, fmt.Errorf("evlog/snapshot: list directory: %w", err)
-	}
-	want := NameHash(name)
-	var out []Unreadable
-	for _, file := range slices.Backward(files) {
-		h, seq, ok := ParseFileName(file)
-		if !ok || h != want || t.kind == targetSeq && seq > t.seq {
-			continue
-		}
-		if _, err := s.readMeta(file); errors.Is(err, ErrCorrupt) {
-			out = append(out, Unreadable{File: file, Seq: seq, Reason: err.Error()})
-		}
-	}
-	return out, nil
-}
-
-// WalkEntry is one file Walk visits: a snapshot whose header reads (Meta,
-// as List reports it), or, when Unreadable is set, a file named like a
-// snapshot of the subject whose header is corrupt (Meta then holds only
-// File and Seq, from the file name).
-type WalkEntry struct {
+// Candidate is one file Candidates visits: a snapshot whose header reads
+// (Meta, as List reports it), or, when Unreadable is set, a file named like
+// a snapshot of the subject whose header is corrupt (Meta then holds only
+// File and Seq, from the file name), which a caller falling back over it
+// should report.
+type Candidate struct {
 	Meta       Meta
 	Unreadable string // why the header cannot be read; "" when it can
 }
 
-// Walk visits what Candidates and Unreadable return, merged, newest (highest
-// seq) first, reading each header once and only when the iteration reaches
-// it, so a caller that stops at the first usable snapshot reads no older
-// header. A corrupt header is logged as List logs it; a file removed while
-// Walk runs is left out; any other failure (listing the directory, reading
-// a file) ends the walk with that error.
-func (s *Store) Walk(name string, t Target) iter.Seq2[WalkEntry, error] {
-	return func(yield func(WalkEntry, error) bool) {
+// Candidates visits the snapshot files of name with Seq <= maxSeq
+// (math.MaxUint64: every one), newest (highest Seq) first: those whose
+// header reads, as List reports them, and those whose header is corrupt
+// (Unreadable set). The caller tries them in order and falls back to the
+// next when one is unusable; Load verifies the payload. Each header is read
+// once and only when the iteration reaches it, so a caller that stops at
+// the first usable snapshot reads no older header. A corrupt header is
+// logged as List logs it; a file removed while Candidates runs is left
+// out; any other failure (an invalid name, listing the directory, reading
+// a file) ends the iteration with that error. No file is not an error.
+func (s *Store) Candidates(name string, maxSeq uint64) iter.Seq2[Candidate, error] {
+	return func(yield func(Candidate, error) bool) {
 		if err := checkName(name); err != nil {
-			yield(WalkEntry{}, err)
+			yield(Candidate{}, err)
 			return
 		}
 		files, err := s.regularFiles()
 		if err != nil {
-			yield(WalkEntry{}, fmt.Errorf("evlog/snapshot: list directory: %w", err))
+			yield(Candidate{}, fmt.Errorf("evlog/snapshot: list directory: %w", err))
 			return
 		}
 		want := NameHash(name)
@@ -182,81 +132,31 @@ func (s *Store) Walk(name string, t Target) iter.Seq2[WalkEntry, error] {
 		// subject's files name order is seq order.
 		for _, file := range slices.Backward(files) {
 			h, seq, ok := ParseFileName(file)
-			if !ok || h != want || t.kind == targetSeq && seq > t.seq {
+			if !ok || h != want || seq > maxSeq {
 				continue
 			}
 			m, err := s.readMeta(file)
-			var e WalkEntry
+			var c Candidate
 			switch {
 			case err == nil:
-				if m.Name != name || !t.Admits(m) {
+				if m.Name != name {
 					continue // another subject whose name hash collides
 				}
-				e.Meta = m
+				c.Meta = m
 			case errors.Is(err, fs.ErrNotExist):
 				continue
 			case errors.Is(err, ErrCorrupt):
 				s.log.Warn("evlog/snapshot: skipping snapshot with a corrupt header", "file", file, "err", err)
-				e = WalkEntry{Meta: Meta{File: file, Seq: seq}, Unreadable: err.Error()}
+				c = Candidate{Meta: Meta{File: file, Seq: seq}, Unreadable: err.Error()}
 			default:
-				yield(WalkEntry{}, err)
+				yield(Candidate{}, err)
 				return
 			}
-			if !yield(e, nil) {
+			if !yield(c, nil) {
 				return
 			}
 		}
 	}
-}
-
-// Latest returns the newest snapshot of name that t admits and that fully
-// verifies (see Verify); candidates that do not are logged and skipped. It
-// returns an error matching ErrNotFound if none does. Latest decompresses
-// each candidate it checks; to get the state too, use LoadLatest, which
-// decompresses once.
-func (s *Store) Latest(name string, t Target) (Meta, error) {
-	m, _, err := s.latest(context.Background(), name, t, false)
-	return m, err
-}
-
-// LoadLatest returns the newest snapshot of name that t admits and loads
-// fully, with its state; candidates that fail to load are logged and
-// skipped (falling back to an older snapshot is always correct: replay
-// folds the events after it). It returns an error matching ErrNotFound if
-// none loads, and ctx's error if ctx is done. The caller owns the state.
-func (s *Store) LoadLatest(ctx context.Context, name string, t Target) (Meta, []byte, error) {
-	return s.latest(ctx, name, t, true)
-}
-
-func (s *Store) latest(ctx context.Context, name string, t Target, wantState bool) (Meta, []byte, error) {
-	cands, err := s.Candidates(name, t)
-	if err != nil {
-		return Meta{}, nil, err
-	}
-	var skipped []error
-	for _, c := range cands {
-		if err := ctx.Err(); err != nil {
-			return Meta{}, nil, err
-		}
-		got, state, err := s.read(ctx, c.File, wantState)
-		if err == nil && !matches(c, got) {
-			err = staleError(c, got)
-		}
-		if err == nil {
-			return got, state, nil
-		}
-		if ctx.Err() != nil {
-			return Meta{}, nil, ctx.Err()
-		}
-		s.log.Warn("evlog/snapshot: skipping unreadable snapshot; falling back to an older one",
-			"name", name, "seq", c.Seq, "file", c.File, "err", err)
-		skipped = append(skipped, err)
-	}
-	if len(skipped) > 0 {
-		return Meta{}, nil, fmt.Errorf("%w: no readable snapshot of %q %s (%d unreadable skipped, the newest: %v)",
-			ErrNotFound, name, t, len(skipped), skipped[0])
-	}
-	return Meta{}, nil, fmt.Errorf("%w: no snapshot of %q %s", ErrNotFound, name, t)
 }
 
 // Load reads the snapshot m, verifies it fully (file checksum, sizes,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -108,74 +109,58 @@ func TestSaveListLoad(t *testing.T) {
 	}
 }
 
-func TestTargets(t *testing.T) {
+func TestCandidatesMaxSeq(t *testing.T) {
 	mem := vfs.NewMem()
 	s := newStore(t, mem)
 	saveAll(t, s, map[string][]uint64{"cart/1": {1, 5, 9}, "cart/2": {3}})
 
 	tests := []struct {
 		name   string
-		target Target
+		maxSeq uint64
 		want   []uint64 // candidates, newest first; the first is the answer
 	}{
-		{"latest", Latest(), []uint64{9, 5, 1}},
-		{"zero target", Target{}, []uint64{9, 5, 1}},
-		{"seq past the end", AtSeq(1000), []uint64{9, 5, 1}},
-		{"seq exact newest", AtSeq(9), []uint64{9, 5, 1}},
-		{"seq between", AtSeq(8), []uint64{5, 1}},
-		{"seq exact middle", AtSeq(5), []uint64{5, 1}},
-		{"seq exact oldest", AtSeq(1), []uint64{1}},
-		{"seq before all", AtSeq(0), nil},
-		{"time exact newest", AtTime(timeOf(9)), []uint64{9, 5, 1}},
-		{"time just before newest", AtTime(timeOf(9).Add(-time.Nanosecond)), []uint64{5, 1}},
-		{"time between", AtTime(timeOf(6)), []uint64{5, 1}},
-		{"time exact middle, other zone", AtTime(timeOf(5).In(time.FixedZone("X", -7*3600))), []uint64{5, 1}},
-		{"time exact oldest", AtTime(timeOf(1)), []uint64{1}},
-		{"time just before oldest", AtTime(timeOf(1).Add(-time.Nanosecond)), nil},
-		{"time far future", AtTime(timeOf(1 << 20)), []uint64{9, 5, 1}},
+		{"every one", math.MaxUint64, []uint64{9, 5, 1}},
+		{"seq past the end", 1000, []uint64{9, 5, 1}},
+		{"seq exact newest", 9, []uint64{9, 5, 1}},
+		{"seq between", 8, []uint64{5, 1}},
+		{"seq exact middle", 5, []uint64{5, 1}},
+		{"seq exact oldest", 1, []uint64{1}},
+		{"seq before all", 0, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cands, err := s.Candidates("cart/1", tt.target)
-			if err != nil {
-				t.Fatal(err)
-			}
 			var gotSeqs []uint64
-			for _, c := range cands {
-				gotSeqs = append(gotSeqs, c.Seq)
+			for c, err := range s.Candidates("cart/1", tt.maxSeq) {
+				if err != nil || c.Unreadable != "" {
+					t.Fatalf("candidate %+v, %v", c, err)
+				}
+				gotSeqs = append(gotSeqs, c.Meta.Seq)
 			}
 			if diff := cmp.Diff(tt.want, gotSeqs); diff != "" {
 				t.Errorf("Candidates seqs (-want +got):\n%s", diff)
 			}
 
-			m, err := s.Latest("cart/1", tt.target)
-			m2, state, err2 := s.LoadLatest(t.Context(), "cart/1", tt.target)
+			m, state, err := loadNewest(t.Context(), s, "cart/1", tt.maxSeq)
 			if len(tt.want) == 0 {
-				if !errors.Is(err, ErrNotFound) || !errors.Is(err2, ErrNotFound) {
-					t.Fatalf("Latest: %v, LoadLatest: %v; want ErrNotFound", err, err2)
+				if !errors.Is(err, ErrNotFound) {
+					t.Fatalf("loadNewest: %v; want ErrNotFound", err)
 				}
 				return
 			}
-			if err != nil || err2 != nil {
-				t.Fatalf("Latest: %v, LoadLatest: %v", err, err2)
+			if err != nil {
+				t.Fatalf("loadNewest: %v", err)
 			}
 			if diff := cmp.Diff(wantMeta("cart/1", tt.want[0]), m, ignoreCompressed); diff != "" {
-				t.Errorf("Latest (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(m, m2); diff != "" {
-				t.Errorf("LoadLatest meta (-Latest +LoadLatest):\n%s", diff)
+				t.Errorf("loadNewest (-want +got):\n%s", diff)
 			}
 			if !bytes.Equal(state, stateOf("cart/1", tt.want[0])) {
-				t.Errorf("LoadLatest returned the wrong state")
+				t.Errorf("loadNewest returned the wrong state")
 			}
 		})
 	}
 
-	if _, err := s.Latest("cart/3", Latest()); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Latest(unknown name) = %v, want ErrNotFound", err)
-	}
-	if _, err := s.Candidates("", Latest()); !errors.Is(err, ErrInvalid) {
-		t.Errorf("Candidates(\"\") = %v, want ErrInvalid", err)
+	for c, err := range s.Candidates("cart/3", math.MaxUint64) {
+		t.Errorf("Candidates(unknown name) visited %+v, %v", c, err)
 	}
 }
 
@@ -193,7 +178,9 @@ func corruptPayload(t testing.TB, mem *vfs.Mem, file string) {
 	}
 }
 
-func TestLatestSkipsCorrupt(t *testing.T) {
+// A snapshot whose payload is damaged is listed (List reads only headers)
+// but fails Load, so the fallback over Candidates skips it.
+func TestFallbackSkipsCorrupt(t *testing.T) {
 	mem := vfs.NewMem()
 	s := newStore(t, mem)
 	saveAll(t, s, map[string][]uint64{"cart/1": {1, 5, 9}})
@@ -212,13 +199,9 @@ func TestLatestSkipsCorrupt(t *testing.T) {
 	_, err = ro.Verify(t.Context(), list[2].File)
 	assertCorrupt(t, err, list[2].File)
 
-	m, err := ro.Latest("cart/1", Latest())
-	if err != nil || m.Seq != 5 {
-		t.Fatalf("Latest = %v, %v; want seq 5", m, err)
-	}
-	m, state, err := ro.LoadLatest(t.Context(), "cart/1", Latest())
+	m, state, err := loadNewest(t.Context(), ro, "cart/1", math.MaxUint64)
 	if err != nil || m.Seq != 5 || !bytes.Equal(state, stateOf("cart/1", 5)) {
-		t.Fatalf("LoadLatest = %v, %v; want seq 5 and its state", m, err)
+		t.Fatalf("loadNewest = %v, %v; want seq 5 and its state", m, err)
 	}
 
 	good, err := ro.VerifyAll(t.Context())
@@ -232,8 +215,8 @@ func TestLatestSkipsCorrupt(t *testing.T) {
 
 	corruptPayload(t, mem, FormatFileName("cart/1", 5))
 	corruptPayload(t, mem, FormatFileName("cart/1", 1))
-	if _, err := ro.Latest("cart/1", Latest()); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) {
-		t.Errorf("Latest with every candidate corrupt = %v, want ErrNotFound (only)", err)
+	if _, _, err := loadNewest(t.Context(), ro, "cart/1", math.MaxUint64); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) {
+		t.Errorf("loadNewest with every candidate corrupt = %v, want ErrNotFound (only)", err)
 	}
 }
 
@@ -482,8 +465,8 @@ func TestReadOnly(t *testing.T) {
 	if _, err := s.Save(t.Context(), meta("cart/1", 9), stateOf("cart/1", 9)); !errors.Is(err, vfs.ErrReadOnly) {
 		t.Errorf("Save on a read-only FS = %v, want vfs.ErrReadOnly", err)
 	}
-	if _, _, err := s.LoadLatest(t.Context(), "cart/1", Latest()); err != nil {
-		t.Errorf("LoadLatest: %v", err)
+	if _, _, err := loadNewest(t.Context(), s, "cart/1", math.MaxUint64); err != nil {
+		t.Errorf("loadNewest: %v", err)
 	}
 	if diff := cmp.Diff(before, dirState(t, mem)); diff != "" {
 		t.Errorf("directory modified (-before +after):\n%s", diff)
@@ -547,13 +530,13 @@ func TestConcurrent(t *testing.T) {
 		})
 		wg.Go(func() {
 			for range seqs {
-				m, state, err := s.LoadLatest(t.Context(), name, Latest())
+				m, state, err := loadNewest(t.Context(), s, name, math.MaxUint64)
 				switch {
 				case errors.Is(err, ErrNotFound):
 				case err != nil:
-					t.Errorf("LoadLatest(%s): %v", name, err)
+					t.Errorf("loadNewest(%s): %v", name, err)
 				case !bytes.Equal(state, stateOf(name, m.Seq)):
-					t.Errorf("LoadLatest(%s) returned the wrong state for seq %d", name, m.Seq)
+					t.Errorf("loadNewest(%s) returned the wrong state for seq %d", name, m.Seq)
 				}
 				if _, err := s.List(""); err != nil {
 					t.Errorf("List: %v", err)
@@ -563,9 +546,9 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	for _, name := range names {
-		m, err := s.Latest(name, Latest())
+		m, _, err := loadNewest(t.Context(), s, name, math.MaxUint64)
 		if err != nil || m.Seq != seqs {
-			t.Errorf("Latest(%s) = %v, %v; want seq %d", name, m, err, seqs)
+			t.Errorf("loadNewest(%s) = %v, %v; want seq %d", name, m, err, seqs)
 		}
 	}
 }

@@ -243,8 +243,7 @@ func TestInjectedErrors(t *testing.T) {
 		if !errors.Is(tt.err, tt.errno) {
 			t.Errorf("%v does not match %v", tt.err, tt.errno)
 		}
-		var pe *fs.PathError
-		if !errors.As(tt.err, &pe) || pe.Path != "seg-1" {
+		if pe, ok := errors.AsType[*fs.PathError](tt.err); !ok || pe.Path != "seg-1" {
 			t.Errorf("%v is not a *fs.PathError on seg-1", tt.err)
 		}
 		if !strings.Contains(tt.err.Error(), "seg-1") {
