@@ -171,6 +171,13 @@ func (x *Index) AddBatch(events []EventInfo) {
 				sp = &StreamPostings{FirstVersion: e.Version}
 				x.streams[last] = sp
 			}
+			// Room for the whole run at once: a batch of one new
+			// stream grows its postings once, not log2(run) times.
+			run := 1
+			for i+run < len(events) && events[i+run].Stream == last {
+				run++
+			}
+			sp.Posts = slices.Grow(sp.Posts, run)
 		}
 		sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
 	}
