@@ -41,9 +41,9 @@ func TestAppendRejectsBadNames(t *testing.T) {
 	}
 	before := readAll(t, l)
 	for _, tc := range badNames {
-		for _, where := range []string{"stream", "type", "batch stream", "batch type", "typed stream", "typed type"} {
+		for _, where := range []string{"stream", "type", "batch stream", "batch type", "typed stream", "typed type", "typed batch stream", "typed later type"} {
 			stream, typ := "s", "t"
-			if where == "stream" || where == "batch stream" || where == "typed stream" {
+			if where == "stream" || where == "batch stream" || where == "typed stream" || where == "typed batch stream" {
 				stream = tc.corrupt
 			} else {
 				typ = tc.corrupt
@@ -57,6 +57,13 @@ func TestAppendRejectsBadNames(t *testing.T) {
 					{Stream: "fine", Expect: ExpectAny, Events: []Envelope{{Type: "ok"}}},
 					{Stream: stream, Expect: ExpectAny, Events: []Envelope{{Type: typ}}},
 				})
+			case "typed batch stream": // after a valid part
+				_, err = Typed[string](l).AppendBatch(ctx, []Batch[string]{
+					{Stream: "fine", Expect: ExpectAny, Events: []Event[string]{{Type: "t", Data: "x"}}},
+					{Stream: stream, Expect: ExpectAny, Events: []Event[string]{{Type: "t", Data: "x"}}},
+				})
+			case "typed later type": // after valid events of the same stream
+				_, err = Typed[string](l).Append(ctx, stream, ExpectAny, Event[string]{Type: "ok", Data: "x"}, Event[string]{Type: "ok", Data: "x"}, Event[string]{Type: typ, Data: "x"})
 			default:
 				_, err = Typed[string](l).Append(ctx, stream, ExpectAny, Event[string]{Type: typ, Data: "x"})
 			}

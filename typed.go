@@ -178,7 +178,7 @@ func (l *Log) checkTyped(src batchSource) error {
 	if src.parts() == 0 {
 		return fmt.Errorf("%w: empty batch", ErrInvalid)
 	}
-	var e Envelope
+	var e, prev Envelope // prev: the last event found valid (its names)
 	var latest time.Time // Clock() + MaxClockSkew, read once, when needed
 	for i := range src.parts() {
 		stream, expect, n := src.part(i)
@@ -197,9 +197,10 @@ func (l *Log) checkTyped(src batchSource) error {
 				return fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, j, e.Stream, stream)
 			}
 			e.Stream = stream
-			if err := e.ValidateFields(); err != nil {
+			if err := e.ValidateFieldsAfter(&prev); err != nil {
 				return err
 			}
+			prev.Stream, prev.Type = e.Stream, e.Type
 			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
 				return fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, j, stream, e.Time)
 			}

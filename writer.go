@@ -84,6 +84,7 @@ type writer struct {
 	// The group being staged.
 	buf      []byte
 	infos    []segment.EventInfo
+	infoSV   []*streamVersion // the version cache entry of each of infos
 	group    []*request
 	undo     []undoEntry
 	nextSeq  uint64 // seq the next staged event gets
@@ -101,7 +102,15 @@ type writer struct {
 
 // streamVersion is a stream's entry in the version cache: a pointer, so
 // that staging a request updates it without looking the stream up again.
-type streamVersion struct{ v uint64 }
+// sp is the stream's postings entry in the index in (set once a flush
+// added the stream's events there): while in is the active index, staging
+// passes it to Index.AddBatch, so an event costs one map look-up (this
+// cache), not two.
+type streamVersion struct {
+	v  uint64
+	sp *segment.StreamPostings
+	in *segment.Index
+}
 
 type undoEntry struct {
 	sv  *streamVersion
@@ -612,7 +621,12 @@ func (w *writer) stage(r *request) error {
 			if n > w.opts.MaxEventSize {
 				return fail(fmt.Errorf("%w: event of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, req.Stream, n, w.opts.MaxEventSize))
 			}
-			w.infos = append(w.infos, segment.EventInfo{Seq: env.Seq, Stream: req.Stream, Version: env.Version, Time: t, Off: w.end + int64(off), Len: uint32(n)})
+			var sp *segment.StreamPostings
+			if sv.in == w.idx {
+				sp = sv.sp
+			}
+			w.infos = append(w.infos, segment.EventInfo{Seq: env.Seq, Stream: req.Stream, Version: env.Version, Time: t, Off: w.end + int64(off), Len: uint32(n), Postings: sp})
+			w.infoSV = append(w.infoSV, sv)
 			if env.Version == 1 {
 				w.newStrs++
 			}
@@ -656,7 +670,7 @@ func (w *writer) stageMark() stageMark {
 // rollback unstages everything staged since m (not w.group: stage adds a
 // request only once it succeeded).
 func (w *writer) rollback(m stageMark) {
-	w.buf, w.infos = w.buf[:m.buf], w.infos[:m.infos]
+	w.buf, w.infos, w.infoSV = w.buf[:m.buf], w.infos[:m.infos], w.infoSV[:m.infos]
 	w.undoTo(m.undo)
 	w.nextSeq, w.nextTime, w.newStrs = m.seq, m.time, m.newStrs
 }
@@ -716,6 +730,9 @@ func (w *writer) flush() {
 	l := w.l
 	l.mu.Lock()
 	w.idx.AddBatch(w.infos)
+	for i, sv := range w.infoSV { // AddBatch set every Postings
+		sv.sp, sv.in = w.infos[i].Postings, w.idx
+	}
 	w.idx.End = w.end
 	l.pub = published{seq: w.lastSeq, time: w.lastTime, end: w.end, streams: w.streams}
 	if w.durable == w.end {
@@ -752,7 +769,9 @@ func (w *writer) flush() {
 func (w *writer) resetGroup() {
 	w.undoTo(0)
 	clear(w.group)
-	w.buf, w.infos, w.group, w.undo = w.buf[:0], w.infos[:0], w.group[:0], w.undo[:0]
+	clear(w.infos) // their Postings may point into an index rolled away since
+	clear(w.infoSV)
+	w.buf, w.infos, w.infoSV, w.group, w.undo = w.buf[:0], w.infos[:0], w.infoSV[:0], w.group[:0], w.undo[:0]
 	if cap(w.buf) > 2*(flushThreshold+w.opts.MaxBatchSize) {
 		w.buf = nil // an oversized batch (or a failed encode) grew it: let it go
 	}

@@ -76,6 +76,38 @@ func TestValidateFields(t *testing.T) {
 	}
 }
 
+// TestValidateFieldsAfter: after a valid event, only a name equal to the
+// previous event's is taken as checked; every other field, and a name
+// that differs, is checked as ValidateFields checks it.
+func TestValidateFieldsAfter(t *testing.T) {
+	prev := Envelope{Stream: "orders-1", Type: "placed"}
+	for _, tc := range []struct {
+		name string
+		e    Envelope
+		ok   bool
+	}{
+		{"same names", Envelope{Stream: "orders-1", Type: "placed"}, true},
+		{"other valid names", Envelope{Stream: "orders-2", Type: "paid"}, true},
+		{"bad stream, same type", Envelope{Stream: "orders\n2", Type: "placed"}, false},
+		{"same stream, bad type", Envelope{Stream: "orders-1", Type: "pa\u202eid"}, false},
+		{"same stream, no type", Envelope{Stream: "orders-1"}, false},
+		{"same names, id too long", Envelope{Stream: "orders-1", Type: "placed", ID: strings.Repeat("x", MaxIDLen+1)}, false},
+		{"same names, meta value too long", Envelope{Stream: "orders-1", Type: "placed", Meta: map[string]string{"k": strings.Repeat("x", MaxMetaValueLen+1)}}, false},
+	} {
+		err := tc.e.ValidateFieldsAfter(&prev)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if want := tc.e.ValidateFields(); (want == nil) != (err == nil) {
+			t.Errorf("%s: ValidateFieldsAfter says %v, ValidateFields %v", tc.name, err, want)
+		}
+	}
+	// A zero prev (nothing validated yet) checks everything.
+	if err := (&Envelope{Stream: "a\x00", Type: "t"}).ValidateFieldsAfter(&Envelope{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("after a zero envelope: %v", err)
+	}
+}
+
 func TestCloneIsDeep(t *testing.T) {
 	e := Envelope{Stream: "s", Meta: map[string]string{"a": "1"}, Data: []byte{1, 2}}
 	c := e.Clone()

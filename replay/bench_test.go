@@ -370,3 +370,37 @@ func BenchmarkLoadAggregate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpenPlan measures what a short-lived process (evlogctl state
+// --at) pays before it applies its first event: OpenReadOnly, the
+// snapshot store, MakePlan for a time just after the newest snapshot
+// (the plan loads it), and Close. The cost must not grow with the log.
+func BenchmarkOpenPlan(b *testing.B) {
+	n := *benchEvents
+	tl := benchTimeLog(b, n)
+	last := n / benchSnapEvery * benchSnapEvery
+	at := replay.AtTime(t0.Add(time.Duration(last)*time.Millisecond + time.Millisecond/2))
+	b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			l, err := evlog.OpenReadOnly(tl.dir, evlog.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			store, err := l.Snapshots()
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, err := replay.MakePlan(b.Context(), l, store, benchSubject, at, replay.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if p.Snapshot == nil || p.Snapshot.Seq != uint64(last) {
+				b.Fatalf("plan %+v: want the snapshot at seq %d", p, last)
+			}
+			if err := l.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

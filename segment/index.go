@@ -1,5 +1,7 @@
 package segment
 
+import "slices"
+
 // Posting locates one event frame: its offset and its size (header
 // included), so a stream read fetches exactly its frames.
 type Posting struct {
@@ -111,6 +113,11 @@ type EventInfo struct {
 	Time    int64 // unix ns
 	Off     int64 // frame offset
 	Len     uint32
+	// Postings, when set, is the stream's entry in the index the event
+	// is added to, as AddBatch left it there (AddBatch sets it on every
+	// event it adds): AddBatch then does not look the stream up. It must
+	// be nil, or that index's own entry for Stream.
+	Postings *StreamPostings
 }
 
 // Add records one committed event. Events must be added in seq order,
@@ -137,7 +144,8 @@ func (x *Index) Add(e EventInfo) {
 }
 
 // AddBatch adds events in order, as Add does one by one, looking each run
-// of consecutive events of one stream up once.
+// of consecutive events of one stream up once (not at all when the run's
+// first event carries its Postings), and sets every event's Postings.
 func (x *Index) AddBatch(events []EventInfo) {
 	var (
 		sp   *StreamPostings
@@ -159,12 +167,22 @@ func (x *Index) AddBatch(events []EventInfo) {
 		}
 		if sp == nil || e.Stream != last {
 			last = e.Stream
-			if sp = x.streams[last]; sp == nil {
-				sp = &StreamPostings{FirstVersion: e.Version}
-				x.streams[last] = sp
+			if sp = e.Postings; sp == nil {
+				if sp = x.streams[last]; sp == nil {
+					sp = &StreamPostings{FirstVersion: e.Version}
+					x.streams[last] = sp
+				}
 			}
+			// Room for the whole run at once: a batch of one new
+			// stream grows its postings once, not log2(run) times.
+			run := 1
+			for i+run < len(events) && events[i+run].Stream == last {
+				run++
+			}
+			sp.Posts = slices.Grow(sp.Posts, run)
 		}
 		sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
+		e.Postings = sp
 	}
 }
 

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -57,11 +58,31 @@ func TestIndexAddBatch(t *testing.T) {
 	}
 	batch.AddBatch(events[:10])
 	batch.AddBatch(events[10:])
-	one.End, batch.End = off, off
+	// As the writer adds: each chunk's events carry the Postings an
+	// earlier AddBatch set for their stream (nil for a stream not added
+	// yet), which AddBatch uses instead of looking the stream up.
+	hinted := NewIndex(100)
+	known := map[string]*StreamPostings{}
+	for c := range slices.Chunk(events, 7) {
+		chunk := slices.Clone(c)
+		for i := range chunk {
+			chunk[i].Postings = known[chunk[i].Stream]
+		}
+		hinted.AddBatch(chunk)
+		for _, e := range chunk {
+			if e.Postings == nil || e.Postings != hinted.streams[e.Stream] {
+				t.Fatalf("event %d: AddBatch set Postings %p, the index's entry is %p", e.Seq, e.Postings, hinted.streams[e.Stream])
+			}
+			known[e.Stream] = e.Postings
+		}
+	}
+	one.End, batch.End, hinted.End = off, off, off
 	var hdr [HeaderSize]byte
 	a, _ := one.AppendFooter(nil, hdr)
-	b, _ := batch.AppendFooter(nil, hdr)
-	if !bytes.Equal(a, b) || one.Count != batch.Count || one.NewStreams != batch.NewStreams || one.FirstTime != batch.FirstTime {
-		t.Fatal("AddBatch built a different index than Add")
+	for name, x := range map[string]*Index{"AddBatch": batch, "AddBatch with Postings": hinted} {
+		b, _ := x.AppendFooter(nil, hdr)
+		if !bytes.Equal(a, b) || one.Count != x.Count || one.NewStreams != x.NewStreams || one.FirstTime != x.FirstTime {
+			t.Fatalf("%s built a different index than Add", name)
+		}
 	}
 }

@@ -67,6 +67,10 @@ func (o *OS) ReadDir() ([]DirEntry, error) {
 		return nil, err
 	}
 	defer d.Close()
+	if pd, err := plainDir(d); err == nil { // no lstat per entry (see plainDir)
+		defer pd.Close()
+		d = pd
+	}
 	entries, err := d.ReadDir(-1)
 	if err != nil {
 		return nil, err
