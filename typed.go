@@ -162,7 +162,9 @@ func (b *typedBatch[T]) envelope(i, j int, e *Envelope) {
 		ID: ev.ID, Time: ev.Time, Meta: ev.Meta}
 }
 
-func (b *typedBatch[T]) check(e *Envelope) *SchemaVersionError { return b.st.check(e.Type, e.SchemaVersion) }
+func (b *typedBatch[T]) check(e *Envelope) *SchemaVersionError {
+	return b.st.check(e.Type, e.SchemaVersion)
+}
 
 func (b *typedBatch[T]) encode(enc *msgpack.Encoder, i, j int) error {
 	p := &b.all[i].Events[j].Data
