@@ -43,13 +43,13 @@ func TestSchemaEvolution(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	up := inventory.Upcasters()
+	reg := inventory.Registry()
 	// The rename: item_picked v1 is item_added v1, which the inventory's
-	// own upcaster then turns into an Item.
-	if err := up.Register(evlog.Upcast{Type: "item_picked", From: 1, To: inventory.ItemAdded}); err != nil {
+	// own upcaster then turns into an Added.
+	if err := reg.Upcast(evlog.Upcast{Type: "item_picked", From: 1, To: inventory.ItemAdded}); err != nil {
 		t.Fatal(err)
 	}
-	codec := evlog.NewCodec[inventory.Item](up)
+	codec := evlog.CodecFor[inventory.Change](reg)
 
 	// Directly.
 	var got []inventory.Event
@@ -65,7 +65,8 @@ func TestSchemaEvolution(t *testing.T) {
 	}
 	want := []inventory.Item{{"sword", "common", "unknown"}, {"potion", "common", "unknown"}, {"sword", "common", "unknown"}, {"potion", "common", "unknown"}}
 	for i, e := range got {
-		if e.Data != want[i] || e.SchemaVersion != inventory.PayloadVersion || (i < 3) != (e.Type == inventory.ItemAdded) {
+		_, added := e.Data.(inventory.Added)
+		if e.Data.Item() != want[i] || e.SchemaVersion != inventory.PayloadVersion || (i < 3) != (e.Type == inventory.ItemAdded) || (i < 3) != added {
 			t.Fatalf("event %d read as %s v%d %+v", i+1, e.Type, e.SchemaVersion, e.Data)
 		}
 	}
