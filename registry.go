@@ -54,7 +54,8 @@ import (
 // buffer) and runs its Upcasters; aggregate and projection stay free of
 // the engine and take it as an aggregate.Codec or a decode func.
 //
-// Register everything at start-up; a Registry is safe for concurrent use,
+// Create one with NewRegistry (the zero Registry is not usable). Register
+// everything at start-up; a Registry is safe for concurrent use,
 // and registering while events are read or written is safe too (readers
 // see the types registered before their call).
 type Registry struct {

@@ -85,6 +85,16 @@ func TestSchemaEvolution(t *testing.T) {
 	if _, err := repo.Execute(ctx, "bob", inventory.Add(inventory.Item{Name: "shield", Rarity: "rare", Origin: "castle"})); err != nil {
 		t.Fatal(err)
 	}
+	// The command set no SchemaVersion: the registry stamped the current one.
+	for e, err := range log.StreamBackward(ctx, inventory.Stream("bob"), 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type != inventory.ItemAdded || e.SchemaVersion != inventory.PayloadVersion {
+			t.Fatalf("the new event was stored as %s v%d, want %s v%d", e.Type, e.SchemaVersion, inventory.ItemAdded, inventory.PayloadVersion)
+		}
+		break
+	}
 	res, err := replay.State(ctx, log, snaps, repo.Subject("bob"), replay.Latest(),
 		replay.Spec[inventory.State, inventory.Event]{Init: inventory.Definition.New, Decode: codec.Decode, Fold: inventory.Definition.Apply}, replay.Options{})
 	if err != nil {
