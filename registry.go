@@ -367,14 +367,27 @@ func (b *regBatch[E]) resolve(tab *regTable) error {
 	}
 	b.ents = make([]*regEntry, n)
 	k := 0
+	// The last entry found by Go type: batches are mostly of one type,
+	// and comparing types is cheaper than hashing one.
+	var lastGo reflect.Type
+	var last *regEntry
 	for i := range b.all {
 		p := &b.all[i]
 		b.base[i] = k
 		for j := range p.Events {
 			ev := &p.Events[j]
-			ent, err := tab.entry(ev.Type, any(ev.Data))
-			if err != nil {
-				return fmt.Errorf("event %d of stream %q: %w", j, p.Stream, err)
+			v := any(ev.Data)
+			var ent *regEntry
+			if gt := reflect.TypeOf(v); ev.Type == "" && gt != nil && gt == lastGo {
+				ent = last
+			} else {
+				var err error
+				if ent, err = tab.entry(ev.Type, v); err != nil {
+					return fmt.Errorf("event %d of stream %q: %w", j, p.Stream, err)
+				}
+				if ev.Type == "" {
+					lastGo, last = gt, ent
+				}
 			}
 			if ev.SchemaVersion != 0 && ev.SchemaVersion != ent.version {
 				return &SchemaVersionError{Stream: p.Stream, Index: j, Type: ent.name, SchemaVersion: ev.SchemaVersion, Declared: ent.version}

@@ -55,6 +55,50 @@ func BenchmarkRegistryAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkRegistryRequest: the codec alone, without the log's I/O:
+// encoding a batch of 1,000 events into an AppendRequest through Typed[T]
+// and through a registry view.
+func BenchmarkRegistryRequest(b *testing.B) {
+	items := benchItems(appendBatchEvents, 0)
+	l, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.Run("impl=typed", func(b *testing.B) {
+		tl := Typed[benchItem](l)
+		evs := make([]Event[benchItem], len(items))
+		for i := range evs {
+			evs[i] = Event[benchItem]{Type: "item_added", Data: items[i]}
+		}
+		b.ReportAllocs()
+		cpu0 := processCPU()
+		for b.Loop() {
+			if _, err := tl.Request("s", ExpectAny, evs...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportEvents(b, b.N*len(evs), cpu0)
+	})
+	b.Run("impl=registry", func(b *testing.B) {
+		reg := NewRegistry()
+		MustRegister[benchItem](reg, "item_added", 0)
+		tl := Typed[any](l, WithRegistry(reg))
+		evs := make([]Event[any], len(items))
+		for i := range evs {
+			evs[i] = Event[any]{Data: items[i]}
+		}
+		b.ReportAllocs()
+		cpu0 := processCPU()
+		for b.Loop() {
+			if _, err := tl.Request("s", ExpectAny, evs...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportEvents(b, b.N*len(evs), cpu0)
+	})
+}
+
 // TestRegistrySameBytesAsTyped: the registry view writes the very payload
 // bytes Typed[T] writes for the same value.
 func TestRegistrySameBytesAsTyped(t *testing.T) {
