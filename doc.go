@@ -16,6 +16,31 @@
 //	for st, err := range log.Streams(ctx, "cart-") { … }
 //	seq, err := log.SeqAt(ctx, threePMYesterday)
 //
+// # Event types and schema versions
+//
+// A Registry is the one list of an application's event types: name, Go
+// payload type, current schema version, upcasters (Register). A typed view
+// over it (Typed[E] with WithRegistry, E any or an interface of the
+// payload types) appends events of every registered type, stamping each
+// one's Type and SchemaVersion from its Go type, and reads each back as its
+// own Go type after upcasting; CodecFor[E] is the same as an
+// aggregate.Codec and a projection decoder. An unregistered type is an
+// error matching ErrUnknownType, or an Unknown with KeepUnknown.
+//
+//	reg := evlog.NewRegistry()
+//	evlog.MustRegister[ItemAdded](reg, "item_added", 2, evlog.Upcast{Type: "item_added", From: 1, Fn: v1toV2})
+//	evlog.MustRegister[ItemRemoved](reg, "item_removed", 1)
+//	items := evlog.Typed[any](log, evlog.WithRegistry(reg))
+//	_, err = items.Append(ctx, "inventory-alice", evlog.ExpectAny, evlog.Event[any]{Data: ItemAdded{Name: "sword"}})
+//	for ev, err := range items.Subscribe(ctx, 1) { … } // ev.Data is an ItemAdded or an ItemRemoved
+//
+// Every typed view stamps the schema version of what it writes: a
+// registry entry's, else the one the payload type declares
+// (SchemaVersioned), else the newest version the view's upcasters produce
+// for the event type. Appending at an older version — which every read
+// would upcast as if it were the old shape — fails at append time with
+// ErrSchemaVersion and writes nothing.
+//
 // # Model
 //
 // Every event has a global Seq (1-based, contiguous), a Version within its

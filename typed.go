@@ -38,15 +38,20 @@ type Event[T any] struct {
 // use one TypedLog per type, or read raw Envelopes and Decode by Type.
 // A TypedLog is as safe for concurrent use as its Log.
 type TypedLog[T any] struct {
-	l    *Log
-	up   *Upcasters
-	plan *structPlan // a flat struct T's encoder (nil: msgpack's)
+	l        *Log
+	up       *Upcasters
+	plan     *structPlan // a flat struct T's encoder (nil: msgpack's)
+	declared uint32      // T's SchemaVersion() (0: none)
+	reg      *Registry   // WithRegistry (nil: none)
 }
 
 // TypedOption configures a TypedLog.
 type TypedOption func(*typedConfig)
 
-type typedConfig struct{ up *Upcasters }
+type typedConfig struct {
+	up  *Upcasters
+	reg *Registry
+}
 
 // WithUpcasters makes the view run the upcasters on every payload before
 // decoding it (see Upcasters).
@@ -58,7 +63,7 @@ func Typed[T any](l *Log, opts ...TypedOption) *TypedLog[T] {
 	for _, o := range opts {
 		o(&c)
 	}
-	return &TypedLog[T]{l: l, up: c.up, plan: planFor[T]()}
+	return &TypedLog[T]{l: l, up: c.up, plan: planFor[T](), declared: declaredVersion[T](), reg: c.reg}
 }
 
 // Log returns the underlying log.
@@ -72,7 +77,10 @@ func (t *TypedLog[T]) Log() *Log { return t.l }
 // EncodeMsgpack directly; any other through msgpack's Encoder.Encode. If
 // encoding panics, Append panics with the same value (nothing is written).
 func (t *TypedLog[T]) Append(ctx context.Context, stream string, expect Expectation, events ...Event[T]) (Position, error) {
-	src := &typedBatch[T]{plan: t.plan}
+	if t.reg != nil {
+		return t.appendRegistered(ctx, stream, expect, events)
+	}
+	src := &typedBatch[T]{plan: t.plan, st: t.stamper()}
 	src.one[0] = Batch[T]{Stream: stream, Expect: expect, Events: events}
 	src.all = src.one[:]
 	pos, err := t.l.appendTyped(ctx, src)
@@ -84,7 +92,17 @@ func (t *TypedLog[T]) Append(ctx context.Context, stream string, expect Expectat
 
 // Request encodes events into an AppendRequest, for Log.AppendBatch.
 func (t *TypedLog[T]) Request(stream string, expect Expectation, events ...Event[T]) (AppendRequest, error) {
-	reqs, err := encodeParts([]Batch[T]{{Stream: stream, Expect: expect, Events: events}})
+	var src batchSource
+	if t.reg != nil {
+		rb, err := newRegBatch(t.reg, []Batch[T]{{Stream: stream, Expect: expect, Events: events}})
+		if err != nil {
+			return AppendRequest{}, err
+		}
+		src = rb
+	} else {
+		src = &typedBatch[T]{all: []Batch[T]{{Stream: stream, Expect: expect, Events: events}}, plan: t.plan, st: t.stamper()}
+	}
+	reqs, err := encodeSource(src)
 	if err != nil {
 		return AppendRequest{}, err
 	}
@@ -104,7 +122,10 @@ type Batch[T any] struct {
 //
 // Payloads are encoded as Append documents.
 func (t *TypedLog[T]) AppendBatch(ctx context.Context, parts []Batch[T]) ([]Position, error) {
-	return t.l.appendTyped(ctx, &typedBatch[T]{all: parts, plan: t.plan})
+	if t.reg != nil {
+		return t.appendBatchRegistered(ctx, parts)
+	}
+	return t.l.appendTyped(ctx, &typedBatch[T]{all: parts, plan: t.plan, st: t.stamper()})
 }
 
 // batchSource is a typed batch: the writer encodes its payloads straight
@@ -116,12 +137,16 @@ type batchSource interface {
 	envelope(i, j int, e *Envelope)
 	// encode encodes the payload of event j of part i with enc.
 	encode(enc *msgpack.Encoder, i, j int) error
+	// check returns the error of appending e (as envelope set it), beyond
+	// the log's own rules (nil: none): its schema version.
+	check(e *Envelope) *SchemaVersionError
 }
 
 type typedBatch[T any] struct {
 	all  []Batch[T]
 	one  [1]Batch[T] // Append's single part, without another allocation
 	plan *structPlan
+	st   stamper
 }
 
 func (b *typedBatch[T]) parts() int { return len(b.all) }
@@ -133,8 +158,12 @@ func (b *typedBatch[T]) part(i int) (string, Expectation, int) {
 
 func (b *typedBatch[T]) envelope(i, j int, e *Envelope) {
 	ev := &b.all[i].Events[j]
-	*e = Envelope{Seq: ev.Seq, Stream: ev.Stream, Version: ev.Version, Type: ev.Type, SchemaVersion: ev.SchemaVersion,
+	*e = Envelope{Seq: ev.Seq, Stream: ev.Stream, Version: ev.Version, Type: ev.Type, SchemaVersion: b.st.stamp(ev.Type, ev.SchemaVersion),
 		ID: ev.ID, Time: ev.Time, Meta: ev.Meta}
+}
+
+func (b *typedBatch[T]) check(e *Envelope) *SchemaVersionError {
+	return b.st.check(e.Type, e.SchemaVersion)
 }
 
 func (b *typedBatch[T]) encode(enc *msgpack.Encoder, i, j int) error {
@@ -201,6 +230,10 @@ func (l *Log) checkTyped(src batchSource) error {
 				return err
 			}
 			prev.Stream, prev.Type = e.Stream, e.Type
+			if err := src.check(&e); err != nil {
+				err.Stream, err.Index = stream, j
+				return err
+			}
 			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
 				return fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, j, stream, e.Time)
 			}
@@ -259,44 +292,6 @@ func (a *appendWriter) WriteString(s string) (int, error) {
 	return len(s), nil
 }
 
-// encodeParts encodes every payload of parts with one pooled encoder into
-// one buffer, and builds the requests over one slice of envelopes: a few
-// allocations for the whole batch, not per event.
-func encodeParts[T any](parts []Batch[T]) ([]AppendRequest, error) {
-	enc := getEncoder()
-	defer putEncoder(enc)
-	n := 0
-	for _, p := range parts {
-		n += len(p.Events)
-	}
-	envs := make([]Envelope, 0, n)
-	ends := make([]int, 0, n) // end of each payload in the buffer
-	for _, p := range parts {
-		for i := range p.Events {
-			e := &p.Events[i]
-			if err := enc.enc.Encode(&e.Data); err != nil {
-				return nil, fmt.Errorf("%w: encoding event %d (%s) of stream %q: %w", ErrInvalid, i, e.Type, p.Stream, err)
-			}
-			ends = append(ends, enc.buf.Len())
-			envs = append(envs, Envelope{Stream: e.Stream, Seq: e.Seq, Version: e.Version, Type: e.Type,
-				SchemaVersion: e.SchemaVersion, ID: e.ID, Time: e.Time, Meta: e.Meta})
-		}
-	}
-	data := bytes.Clone(enc.buf.Bytes()) // the buffer is reused: copy once
-	start := 0
-	for i, end := range ends {
-		envs[i].Data = data[start:end:end]
-		start = end
-	}
-	reqs := make([]AppendRequest, len(parts))
-	k := 0
-	for i, p := range parts {
-		reqs[i] = AppendRequest{Stream: p.Stream, Expect: p.Expect, Events: envs[k : k+len(p.Events) : k+len(p.Events)]}
-		k += len(p.Events)
-	}
-	return reqs, nil
-}
-
 // Events iterates the whole log from seq from, decoding every payload as T
 // (see Log.Events). A payload that does not decode ends the iteration with
 // a *DecodeError.
@@ -318,6 +313,9 @@ func (t *TypedLog[T]) Stream(ctx context.Context, stream string, fromVersion uin
 // decoder returns a conversion decoding payloads as T, with its own
 // (reused) msgpack decoder.
 func (t *TypedLog[T]) decoder() func(*Envelope) (Event[T], error) {
+	if t.reg != nil {
+		return newRegDecoder[T](t.reg).decode
+	}
 	return newTypedDecoder[T](t.up).decode
 }
 
@@ -327,8 +325,20 @@ func Decode[T any](e Envelope, up *Upcasters) (Event[T], error) {
 	return newTypedDecoder[T](up).decode(&e)
 }
 
-// Encode encodes an event's payload into a raw envelope.
+// Encode encodes an event's payload into a raw envelope. A zero
+// SchemaVersion is stamped with the version T declares (SchemaVersioned);
+// another version than the declared one fails with a *SchemaVersionError.
 func Encode[T any](e Event[T]) (Envelope, error) {
+	return encodeStamped(e, stamper{declared: declaredVersion[T]()})
+}
+
+// encodeStamped is Encode with the versions st stamps and checks.
+func encodeStamped[T any](e Event[T], st stamper) (Envelope, error) {
+	e.SchemaVersion = st.stamp(e.Type, e.SchemaVersion)
+	if err := st.check(e.Type, e.SchemaVersion); err != nil {
+		err.Stream = e.Stream
+		return Envelope{}, err
+	}
 	enc := getEncoder()
 	defer putEncoder(enc)
 	if err := enc.enc.Encode(&e.Data); err != nil {

@@ -11,7 +11,8 @@ import (
 )
 
 // A flat struct payload — exported fields of the predeclared scalar types
-// (string, bool, the integer and float types), no methods, no msgpack tag
+// (string, bool, the integer and float types), no methods but
+// SchemaVersion (SchemaVersioned), no msgpack tag
 // options — is encoded by a plan compiled once per type: the very bytes
 // msgpack's reflection writes (a map of field names to values, in field
 // order), without its per-value type-cache look-ups (two sync.Map loads
@@ -58,7 +59,7 @@ var scalarKinds = map[reflect.Kind]bool{
 // compilePlan returns t's plan, or nil if t is not a flat struct or the
 // plan does not reproduce msgpack's bytes for sample values.
 func compilePlan(t reflect.Type) *structPlan {
-	if t.Kind() != reflect.Struct || t.NumMethod() != 0 || reflect.PointerTo(t).NumMethod() != 0 {
+	if t.Kind() != reflect.Struct || !onlyVersionMethod(t) || !onlyVersionMethod(reflect.PointerTo(t)) {
 		return nil
 	}
 	p := &structPlan{}

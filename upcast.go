@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -21,7 +22,37 @@ import (
 type Upcasters struct {
 	mu sync.RWMutex
 	m  map[upKey]Upcast
+	// types says, per event type, the newest version the steps produce
+	// and the versions a step converts (see info).
+	types map[string]upInfo
 }
+
+// upInfo is what the upcasters say of one event type: the newest version
+// they produce for it (0: none), and the versions at which a step
+// converts (or renames) it. Its slice is never modified once published.
+type upInfo struct {
+	latest uint32
+	from   []uint32
+}
+
+// converts reports whether a step applies to the type at version v.
+func (in upInfo) converts(v uint32) bool { return slices.Contains(in.from, v) }
+
+// info returns what the upcasters say of event type typ (nil u: nothing).
+func (u *Upcasters) info(typ string) upInfo {
+	if u == nil {
+		return upInfo{}
+	}
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return u.types[typ]
+}
+
+// Latest returns the newest schema version the upcasters produce for
+// event type typ (0: none): the version a typed view stamps on typ's
+// events when their payload type declares none, and the oldest it
+// accepts.
+func (u *Upcasters) Latest(typ string) uint32 { return u.info(typ).latest }
 
 type upKey struct {
 	typ  string
@@ -51,8 +82,29 @@ type Upcast struct {
 // B to A at one version) end with an error instead of looping.
 const maxUpcastSteps = 64
 
+// output returns the type and version of the payloads the step produces.
+func (up Upcast) output() (string, uint32) {
+	if up.To == "" {
+		return up.Type, up.From + 1
+	}
+	if up.Fn == nil {
+		return up.To, up.From // a pure rename keeps the version
+	}
+	return up.To, up.From + 1
+}
+
+// has reports whether a step for k is registered.
+func (u *Upcasters) has(k upKey) bool {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	_, ok := u.m[k]
+	return ok
+}
+
 // NewUpcasters returns an empty registry.
-func NewUpcasters() *Upcasters { return &Upcasters{m: make(map[upKey]Upcast)} }
+func NewUpcasters() *Upcasters {
+	return &Upcasters{m: make(map[upKey]Upcast), types: make(map[string]upInfo)}
+}
 
 // Register adds an upcast step. Registering two steps for the same type
 // and version is an error.
@@ -67,6 +119,16 @@ func (u *Upcasters) Register(up Upcast) error {
 		return fmt.Errorf("evlog: an upcast for %s v%d is already registered", up.Type, up.From)
 	}
 	u.m[k] = up
+	if u.types == nil {
+		u.types = make(map[string]upInfo)
+	}
+	in := u.types[up.Type]
+	in.from = append(slices.Clone(in.from), up.From)
+	u.types[up.Type] = in
+	to, ver := up.output()
+	out := u.types[to]
+	out.latest = max(out.latest, ver)
+	u.types[to] = out
 	return nil
 }
 

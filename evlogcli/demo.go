@@ -22,7 +22,9 @@ import (
 const demoAbout = `
 Runs the inventory example (package examples/inventory) end to end: appends
 a day of item_added / item_removed events to one inventory (the stream
-inventory-alice: category "inventory", id "alice") and, beside them, a
+inventory-alice: category "inventory", id "alice") through one typed view
+over the inventory's event registry, which stamps each event's type and
+schema version (2) from its Go type, and, beside them, a
 wallet with the same id (wallet-alice, another aggregate type's category),
 with past recorded times set explicitly (the first ones in the version 1 payload
 format, read through an upcaster), has the inventory's repository take a
@@ -115,7 +117,16 @@ type demoReport struct {
 	Undo       demoTrailEntry      `json:"undo"`
 	UndoSeq    uint64              `json:"undo_seq"`
 	Categories []demoCategory      `json:"categories"`
+	Types      []demoType          `json:"event_types"`
+	Refused    string              `json:"refused_append"` // an append at the old schema version
 	ScanMS     float64             `json:"full_scan_ms"`
+}
+
+// demoType is an event type of the inventory's registry.
+type demoType struct {
+	Name          string `json:"name"`
+	SchemaVersion uint32 `json:"schema_version"`
+	GoType        string `json:"go_type"`
 }
 
 // demoCategory is how one category was read.
@@ -179,18 +190,27 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 	// (and prunes by its retention policy).
 	events := inventory.Generate(c.seed, c.events, c.legacy, day, 24*time.Hour)
 	rep.From, rep.To = formatTime(events[0].Time), formatTime(events[len(events)-1].Time)
-	typed := evlog.Typed[inventory.Item](log)
+	// One typed view over the inventory's registry: each event's type and
+	// schema version are stamped from its Go type (Added, Removed).
+	reg := inventory.Registry()
+	typed := evlog.Typed[inventory.Change](log, evlog.WithRegistry(reg))
 	start := time.Now()
+	cur := make([]inventory.Event, 0, 1000)
 	for lo, nextSnap := 0, c.snapshotEvery; lo < len(events); {
 		hi := min(lo+1000, len(events), nextSnap)
 		batch := events[lo:hi]
-		req, err := typed.Request(inventory.Stream(demoID), evlog.ExpectAny, batch...)
+		cur = cur[:0]
+		for _, ev := range batch {
+			ev.SchemaVersion = 0 // stamped (the legacy ones are replaced below)
+			cur = append(cur, ev)
+		}
+		req, err := typed.Request(inventory.Stream(demoID), evlog.ExpectAny, cur...)
 		if err != nil {
 			return nil, err
 		}
 		for i, ev := range batch {
 			if ev.SchemaVersion == 1 { // written by the first version: a bare name
-				old, err := evlog.Encode(evlog.Event[string]{Type: ev.Type, SchemaVersion: 1, Time: ev.Time, Data: ev.Data.Name})
+				old, err := evlog.Encode(evlog.Event[string]{Type: ev.Type, SchemaVersion: 1, Time: ev.Time, Data: ev.Data.Item().Name})
 				if err != nil {
 					return nil, err
 				}
@@ -215,6 +235,18 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 		}
 	}
 	rep.AppendMS = ms(time.Since(start))
+	for _, t := range reg.Types() {
+		rep.Types = append(rep.Types, demoType{Name: t.Name, SchemaVersion: t.SchemaVersion, GoType: t.GoType.String()})
+	}
+	// An append at the old schema version through the view is refused
+	// (nothing written): readers would upcast the current shape as if it
+	// were the old one.
+	_, err = typed.Append(ctx, inventory.Stream(demoID), evlog.ExpectAny,
+		inventory.Event{SchemaVersion: 1, Data: inventory.Added{Name: "sword"}})
+	if !errors.Is(err, evlog.ErrSchemaVersion) {
+		return nil, fmt.Errorf("demo: an append at schema version 1 was not refused: %v", err)
+	}
+	rep.Refused = err.Error()
 	snaps, err := log.Snapshots()
 	if err != nil {
 		return nil, err
@@ -224,7 +256,7 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 		return nil, err
 	}
 	rep.SnapsKept = len(kept)
-	codec := evlog.NewCodec[inventory.Item](inventory.Upcasters())
+	codec := evlog.CodecFor[inventory.Change](reg)
 	spec := replay.Spec[inventory.State, inventory.Event]{Init: inventory.Definition.New, Decode: codec.Decode, Fold: inventory.Definition.Apply}
 
 	if rep.Now, err = inv.Items(ctx); err != nil {
@@ -308,7 +340,8 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 }
 
 func trailEntry(t inventory.Event) demoTrailEntry {
-	return demoTrailEntry{Seq: t.Seq, Time: formatTime(t.Time), Type: t.Type, Item: t.Data.Name, Rarity: t.Data.Rarity, Origin: t.Data.Origin}
+	it := t.Data.Item()
+	return demoTrailEntry{Seq: t.Seq, Time: formatTime(t.Time), Type: t.Type, Item: it.Name, Rarity: it.Rarity, Origin: it.Origin}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -324,7 +357,12 @@ func (r *demoReport) text(w io.Writer) error {
 	fmt.Fprintf(&b, "Appended %d events recorded from %s to %s\n", r.Events, r.From, r.To)
 	fmt.Fprintf(&b, "  (the first %d with the version 1 payload, a bare item name), in batches of 1000,\n", r.Legacy)
 	fmt.Fprintf(&b, "  each fsynced before it was acknowledged: %.0f ms, %.0f events/s.\n", r.AppendMS, float64(r.Events)/(r.AppendMS/1000))
-	fmt.Fprintf(&b, "The repository took %d snapshots of the inventory and, by its retention policy, kept %d.\n\n", r.Snapshots, r.SnapsKept)
+	fmt.Fprintf(&b, "The repository took %d snapshots of the inventory and, by its retention policy, kept %d.\n", r.Snapshots, r.SnapsKept)
+	b.WriteString("Event types (one registry; each append stamped its type and version from the payload's Go type):\n")
+	for _, t := range r.Types {
+		fmt.Fprintf(&b, "  %s v%d (%s)\n", t.Name, t.SchemaVersion, t.GoType)
+	}
+	fmt.Fprintf(&b, "An append at schema version 1 through the view was refused, nothing written:\n  %s\n\n", r.Refused)
 
 	stacks := func(title string, s []inventory.Stack) {
 		fmt.Fprintf(&b, "%s\n", title)

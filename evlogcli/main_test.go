@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/examples/inventory"
 )
 
@@ -37,7 +36,7 @@ func TestMain(m *testing.M) {
 // stockFolds are the stock evlogctl's application folds, as
 // cmd/evlogctl/main.go gives them: in-process runs are the stock evlogctl.
 var stockFolds = []Fold{
-	AggregateFold(inventory.Definition, evlog.NewCodec[inventory.Item](inventory.Upcasters()).Decode),
+	AggregateFold(inventory.Definition, inventory.Codec().Decode),
 }
 
 // testEpoch is the fixed "now" of in-process runs.

@@ -23,7 +23,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/evlogcli"
 	"github.com/evlog/evlog/examples/inventory"
 )
@@ -31,7 +30,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := evlogcli.Main(ctx, os.Args[1:], evlogcli.Config{Folds: []evlogcli.Fold{
-		evlogcli.AggregateFold(inventory.Definition, evlog.NewCodec[inventory.Item](inventory.Upcasters()).Decode),
+		evlogcli.AggregateFold(inventory.Definition, inventory.Codec().Decode),
 	}})
 	stop()
 	os.Exit(code)

@@ -89,21 +89,19 @@ func Example_category() {
 	must(bob.AddItem(ctx, inventory.Item{Name: "potion", Rarity: "common", Origin: "shop"}))
 	must(alice.RemoveItem(ctx, "sword"))
 
-	codec := evlog.NewCodec[inventory.Item](inventory.Upcasters())
-	for env, err := range log.Category(ctx, inventory.Category, 1) {
+	// One typed view over the registry reads both event types, each as
+	// its own Go type.
+	events := evlog.Typed[inventory.Change](log, evlog.WithRegistry(inventory.Registry()))
+	for e, err := range events.Category(ctx, inventory.Category, 1) {
 		if err != nil {
 			panic(err)
 		}
-		e, err := codec.Decode(env)
-		if err != nil {
-			panic(err)
-		}
-		fmt.Println(e.Seq, e.Stream, e.Version, e.Type, e.Data.Name)
+		fmt.Printf("%d %s %d %s %T %s\n", e.Seq, e.Stream, e.Version, e.Type, e.Data, e.Data.Item().Name)
 	}
 	// Output:
-	// 1 inventory-alice 1 item_added sword
-	// 3 inventory-bob 1 item_added potion
-	// 4 inventory-alice 2 item_removed sword
+	// 1 inventory-alice 1 item_added inventory.Added sword
+	// 3 inventory-bob 1 item_added inventory.Added potion
+	// 4 inventory-alice 2 item_removed inventory.Removed sword
 }
 
 func must(err error) {

@@ -43,11 +43,11 @@ func Generate(seed uint64, n, legacy int, start time.Time, span time.Duration) [
 		c := catalogue[pick(rng)]
 		if held[c.name] > 0 && rng.IntN(100) < 42 {
 			e.Type = ItemRemoved
-			e.Data = Item{Name: c.name}
+			e.Data = Removed{Name: c.name}
 			held[c.name]--
 		} else {
 			e.Type = ItemAdded
-			e.Data = Item{Name: c.name, Rarity: c.rarity, Origin: c.origins[rng.IntN(len(c.origins))]}
+			e.Data = Added{Name: c.name, Rarity: c.rarity, Origin: c.origins[rng.IntN(len(c.origins))]}
 			held[c.name]++
 		}
 		if i < legacy {

@@ -3,10 +3,13 @@
 // temporal queries, undo by compensating events, and a payload schema that
 // evolved from a plain string (version 1) to a struct (version 2).
 //
-// Events are "item_added" and "item_removed". Version 1 payloads are the
-// item's name as a msgpack string; version 2 payloads are an Item. An
-// upcaster turns version 1 into version 2 (rarity "common", origin
-// "unknown") before decoding, so the code below only knows Item.
+// Events are "item_added" and "item_removed", each its own Go type (Added,
+// Removed) registered in one evlog.Registry (Registry) with its current
+// schema version (2), which every append stamps. Version 1 payloads were
+// the item's name as a msgpack string; the registered upcasters turn them
+// into version 2 (rarity "common", origin "unknown") before decoding, so
+// the code below only knows the current types. The aggregate's Apply has
+// no switch on type names: each payload applies itself.
 package inventory
 
 import (
@@ -37,23 +40,50 @@ const (
 	ItemRemoved = "item_removed"
 )
 
-// Item is the payload of both event types at schema version 2.
+// Item is an item: the fields of both event types' payloads.
 type Item struct {
 	Name   string `msgpack:"name"`
 	Rarity string `msgpack:"rarity"`
 	Origin string `msgpack:"origin"`
 }
 
-// PayloadVersion is the current schema version of Item payloads.
+// PayloadVersion is the current schema version of both event types.
 const PayloadVersion = 2
 
-// Event is an inventory event with its typed payload.
-type Event = evlog.Event[Item]
+// Change is the payload of an inventory event: Added or Removed.
+type Change interface {
+	// Item is the item added or removed.
+	Item() Item
+	// apply changes the counts.
+	apply(counts map[string]int)
+}
 
-// Upcasters returns the schema evolution of the inventory's events:
-// version 1 payloads (a bare item name) become Items with default rarity
-// and origin.
-func Upcasters() *evlog.Upcasters {
+// Added is the payload of item_added.
+type Added Item
+
+// Removed is the payload of item_removed.
+type Removed Item
+
+func (a Added) Item() Item   { return Item(a) }
+func (r Removed) Item() Item { return Item(r) }
+
+func (a Added) apply(counts map[string]int) { counts[a.Name]++ }
+
+func (r Removed) apply(counts map[string]int) {
+	if counts[r.Name]--; counts[r.Name] <= 0 {
+		delete(counts, r.Name)
+	}
+}
+
+// Event is an inventory event with its typed payload.
+type Event = evlog.Event[Change]
+
+// Registry returns the inventory's event types: item_added (Added) and
+// item_removed (Removed), both at PayloadVersion, with the upcasters from
+// version 1 payloads (a bare item name) to Items with default rarity and
+// origin. Appends through it stamp each event's type and version; reads
+// decode each event to its own Go type.
+func Registry() *evlog.Registry {
 	toItem := func(old any) (any, error) {
 		name, ok := old.(string)
 		if !ok {
@@ -61,11 +91,15 @@ func Upcasters() *evlog.Upcasters {
 		}
 		return Item{Name: name, Rarity: "common", Origin: "unknown"}, nil
 	}
-	return evlog.NewUpcasters().MustRegister(
-		evlog.Upcast{Type: ItemAdded, From: 1, Fn: toItem},
-		evlog.Upcast{Type: ItemRemoved, From: 1, Fn: toItem},
-	)
+	reg := evlog.NewRegistry()
+	evlog.MustRegister[Added](reg, ItemAdded, PayloadVersion, evlog.Upcast{Type: ItemAdded, From: 1, Fn: toItem})
+	evlog.MustRegister[Removed](reg, ItemRemoved, PayloadVersion, evlog.Upcast{Type: ItemRemoved, From: 1, Fn: toItem})
+	return reg
 }
+
+// Codec returns the codec of inventory events over a new Registry: the
+// repository's, and the decoder of projections.
+func Codec() *evlog.Codec[Change] { return evlog.CodecFor[Change](Registry()) }
 
 // ErrNotInInventory rejects removing an item the inventory does not hold.
 var ErrNotInInventory = errors.New("inventory: item not in the inventory")
@@ -111,22 +145,16 @@ func apply(s State, e Event) State {
 	if s.Counts == nil {
 		s.Counts = map[string]int{}
 	}
-	switch e.Type {
-	case ItemAdded:
-		s.Counts[e.Data.Name]++
-	case ItemRemoved:
-		if s.Counts[e.Data.Name]--; s.Counts[e.Data.Name] <= 0 {
-			delete(s.Counts, e.Data.Name)
-		}
-	default:
+	if e.Data == nil {
 		return s
 	}
+	e.Data.apply(s.Counts)
 	if _, undo := e.Meta[metaCompensates]; undo {
 		if n := len(s.Undoable); n > 0 {
 			s.Undoable = s.Undoable[:n-1]
 		}
 	} else {
-		s.Undoable = append(s.Undoable, Action{Seq: e.Seq, Type: e.Type, Item: e.Data})
+		s.Undoable = append(s.Undoable, Action{Seq: e.Seq, Type: e.Type, Item: e.Data.Item()})
 		if len(s.Undoable) > maxUndo {
 			s.Undoable = slices.Delete(s.Undoable, 0, 1)
 		}
@@ -137,7 +165,7 @@ func apply(s State, e Event) State {
 // Add is the command adding an item.
 func Add(item Item) aggregate.Command[State, Event] {
 	return func(State) ([]Event, error) {
-		return []Event{{Type: ItemAdded, SchemaVersion: PayloadVersion, Data: item}}, nil
+		return []Event{{Type: ItemAdded, Data: Added(item)}}, nil
 	}
 }
 
@@ -148,7 +176,7 @@ func Remove(name string) aggregate.Command[State, Event] {
 		if s.Counts[name] <= 0 {
 			return nil, fmt.Errorf("%w: %q", ErrNotInInventory, name)
 		}
-		return []Event{{Type: ItemRemoved, SchemaVersion: PayloadVersion, Data: Item{Name: name}}}, nil
+		return []Event{{Type: ItemRemoved, Data: Removed{Name: name}}}, nil
 	}
 }
 
@@ -161,15 +189,14 @@ func Undo() aggregate.Command[State, Event] {
 			return nil, ErrNothingToUndo
 		}
 		last := s.Undoable[n-1]
-		inverse := ItemRemoved
+		meta := map[string]string{metaCompensates: strconv.FormatUint(last.Seq, 10)}
 		if last.Type == ItemRemoved {
-			inverse = ItemAdded
+			return []Event{{Type: ItemAdded, Data: Added(last.Item), Meta: meta}}, nil
 		}
-		if inverse == ItemRemoved && s.Counts[last.Item.Name] <= 0 {
+		if s.Counts[last.Item.Name] <= 0 {
 			return nil, fmt.Errorf("%w: %q (cannot undo its addition)", ErrNotInInventory, last.Item.Name)
 		}
-		return []Event{{Type: inverse, SchemaVersion: PayloadVersion, Data: last.Item,
-			Meta: map[string]string{metaCompensates: strconv.FormatUint(last.Seq, 10)}}}, nil
+		return []Event{{Type: ItemRemoved, Data: Removed(last.Item), Meta: meta}}, nil
 	}
 }
 
@@ -198,7 +225,7 @@ type Inventory struct {
 	id    string
 	log   aggregate.Log
 	repo  *aggregate.Repository[State, Event]
-	codec *evlog.Codec[Item]
+	codec *evlog.Codec[Change]
 }
 
 // Open returns the inventory id stored in log (in stream Stream(id)). With opts'
@@ -215,7 +242,7 @@ func Open(log *evlog.Log, id string, opts aggregate.Options) (*Inventory, error)
 // example the JetStream log of github.com/evlog/evlog/jetstream) and its
 // snapshot store (nil: no snapshots).
 func OpenOn(log aggregate.Log, snaps aggregate.Snapshots, id string, opts aggregate.Options) *Inventory {
-	codec := evlog.NewCodec[Item](Upcasters())
+	codec := Codec()
 	return &Inventory{id: id, log: log, codec: codec,
 		repo: aggregate.NewRepository(log, snaps, Definition, aggregate.Codec[Event](codec), opts)}
 }
@@ -284,7 +311,7 @@ func (inv *Inventory) History(ctx context.Context, item string) ([]Event, error)
 		if err != nil {
 			return nil, err
 		}
-		if item == "" || e.Data.Name == item {
+		if item == "" || e.Data.Item().Name == item {
 			out = append(out, e)
 		}
 	}

@@ -15,8 +15,8 @@ var MostCollected = projection.Projection[map[string]int, Event]{
 	SchemaVersion: 1,
 	Init:          func() map[string]int { return map[string]int{} },
 	Apply: func(m map[string]int, e Event) map[string]int {
-		if _, undo := e.Meta[metaCompensates]; e.Type == ItemAdded && !undo {
-			m[e.Data.Name]++
+		if a, ok := e.Data.(Added); ok && e.Meta[metaCompensates] == "" {
+			m[a.Name]++
 		}
 		return m
 	},
@@ -43,11 +43,11 @@ var Origins = projection.Projection[map[string]map[string]bool, Event]{
 	SchemaVersion: 1,
 	Init:          func() map[string]map[string]bool { return map[string]map[string]bool{} },
 	Apply: func(m map[string]map[string]bool, e Event) map[string]map[string]bool {
-		if e.Type == ItemAdded && e.Data.Origin != "" {
-			if m[e.Data.Name] == nil {
-				m[e.Data.Name] = map[string]bool{}
+		if a, ok := e.Data.(Added); ok && a.Origin != "" {
+			if m[a.Name] == nil {
+				m[a.Name] = map[string]bool{}
 			}
-			m[e.Data.Name][e.Data.Origin] = true
+			m[a.Name][a.Origin] = true
 		}
 		return m
 	},
@@ -72,17 +72,19 @@ var Turnover = projection.Projection[map[string]Churn, Event]{
 	SchemaVersion: 1,
 	Init:          func() map[string]Churn { return map[string]Churn{} },
 	Apply: func(m map[string]Churn, e Event) map[string]Churn {
-		c := m[e.Data.Name]
-		c.Name = e.Data.Name
-		switch e.Type {
-		case ItemAdded:
-			c.Added++
-		case ItemRemoved:
-			c.Removed++
-		default:
+		if e.Data == nil {
 			return m
 		}
-		m[e.Data.Name] = c
+		name := e.Data.Item().Name
+		c := m[name]
+		c.Name = name
+		switch e.Data.(type) {
+		case Added:
+			c.Added++
+		case Removed:
+			c.Removed++
+		}
+		m[name] = c
 		return m
 	},
 }

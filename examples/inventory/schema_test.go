@@ -43,13 +43,13 @@ func TestSchemaEvolution(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	up := inventory.Upcasters()
+	reg := inventory.Registry()
 	// The rename: item_picked v1 is item_added v1, which the inventory's
-	// own upcaster then turns into an Item.
-	if err := up.Register(evlog.Upcast{Type: "item_picked", From: 1, To: inventory.ItemAdded}); err != nil {
+	// own upcaster then turns into an Added.
+	if err := reg.Upcast(evlog.Upcast{Type: "item_picked", From: 1, To: inventory.ItemAdded}); err != nil {
 		t.Fatal(err)
 	}
-	codec := evlog.NewCodec[inventory.Item](up)
+	codec := evlog.CodecFor[inventory.Change](reg)
 
 	// Directly.
 	var got []inventory.Event
@@ -65,7 +65,8 @@ func TestSchemaEvolution(t *testing.T) {
 	}
 	want := []inventory.Item{{"sword", "common", "unknown"}, {"potion", "common", "unknown"}, {"sword", "common", "unknown"}, {"potion", "common", "unknown"}}
 	for i, e := range got {
-		if e.Data != want[i] || e.SchemaVersion != inventory.PayloadVersion || (i < 3) != (e.Type == inventory.ItemAdded) {
+		_, added := e.Data.(inventory.Added)
+		if e.Data.Item() != want[i] || e.SchemaVersion != inventory.PayloadVersion || (i < 3) != (e.Type == inventory.ItemAdded) || (i < 3) != added {
 			t.Fatalf("event %d read as %s v%d %+v", i+1, e.Type, e.SchemaVersion, e.Data)
 		}
 	}
@@ -83,6 +84,16 @@ func TestSchemaEvolution(t *testing.T) {
 	defer repo.Close()
 	if _, err := repo.Execute(ctx, "bob", inventory.Add(inventory.Item{Name: "shield", Rarity: "rare", Origin: "castle"})); err != nil {
 		t.Fatal(err)
+	}
+	// The command set no SchemaVersion: the registry stamped the current one.
+	for e, err := range log.StreamBackward(ctx, inventory.Stream("bob"), 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type != inventory.ItemAdded || e.SchemaVersion != inventory.PayloadVersion {
+			t.Fatalf("the new event was stored as %s v%d, want %s v%d", e.Type, e.SchemaVersion, inventory.ItemAdded, inventory.PayloadVersion)
+		}
+		break
 	}
 	res, err := replay.State(ctx, log, snaps, repo.Subject("bob"), replay.Latest(),
 		replay.Spec[inventory.State, inventory.Event]{Init: inventory.Definition.New, Decode: codec.Decode, Fold: inventory.Definition.Apply}, replay.Options{})

@@ -54,7 +54,7 @@ func Tour(ctx context.Context, out io.Writer, log aggregate.Log, snaps aggregate
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "undo appended:", undone.Type, undone.Data.Name)
+	fmt.Fprintln(out, "undo appended:", undone.Type, undone.Data.Item().Name)
 
 	items, err := inv.Items(ctx)
 	if err != nil {
@@ -78,11 +78,12 @@ func Tour(ctx context.Context, out io.Writer, log aggregate.Log, snaps aggregate
 		return err
 	}
 	for _, e := range trail {
-		fmt.Fprintf(out, "  %s %s %s (%s, from %s)\n", e.Time.Format("15:04"), e.Type, e.Data.Name, e.Data.Rarity, e.Data.Origin)
+		it := e.Data.Item()
+		fmt.Fprintf(out, "  %s %s %s (%s, from %s)\n", e.Time.Format("15:04"), e.Type, it.Name, it.Rarity, it.Origin)
 	}
 
 	// Both projections in one pass over the log.
-	codec := evlog.NewCodec[Item](Upcasters())
+	codec := Codec()
 	collected, origins := projection.Start(MostCollected), projection.Start(Origins)
 	if err := projection.FoldAll(projection.Map(log.Range(ctx, 1, log.LastSeq()), codec.Decode), collected, origins); err != nil {
 		return err
