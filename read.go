@@ -167,6 +167,9 @@ func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) er
 	if from > to {
 		return nil
 	}
+	if fn, err = l.hideGone(ctx, v, pub, fn); err != nil { // deletion.go
+		return err
+	}
 	var (
 		r   segment.Reader
 		dec segment.Decoder
@@ -248,6 +251,15 @@ func (l *Log) scanStream(ctx context.Context, stream string, fromVersion uint64,
 		return err
 	}
 	defer v.unref()
+	if fn, err = l.hideGone(ctx, v, pub, fn); err != nil { // deletion.go
+		return err
+	}
+	return l.scanStreamIn(ctx, v, pub, stream, fromVersion, 0, fn)
+}
+
+// scanStreamIn is scanStream in (v, pub), skipping the sealed segments
+// whose events all have seqs up to afterSeq, and hiding nothing.
+func (l *Log) scanStreamIn(ctx context.Context, v *view, pub published, stream string, fromVersion, afterSeq uint64, fn func(e *Envelope) error) error {
 	fromVersion = max(fromVersion, 1)
 	var (
 		er    segment.EventReader
@@ -260,6 +272,9 @@ func (l *Log) scanStream(ctx context.Context, stream string, fromVersion uint64,
 	for _, s := range v.segs {
 		var first uint64
 		if s.Sealed {
+			if s.Trailer.LastSeq <= afterSeq {
+				continue
+			}
 			e, ok, err := s.Lookup(stream)
 			if err != nil {
 				return err
@@ -332,6 +347,11 @@ func (l *Log) StreamVersion(ctx context.Context, stream string) (uint64, error) 
 		return 0, err
 	}
 	defer v.unref()
+	return l.streamVersionIn(v, pub, stream)
+}
+
+// streamVersionIn is StreamVersion in (v, pub).
+func (l *Log) streamVersionIn(v *view, pub published, stream string) (uint64, error) {
 	for i := len(v.segs) - 1; i >= 0; i-- {
 		s := v.segs[i]
 		if s.Sealed {

@@ -53,6 +53,9 @@ func (l *Log) scanStreamBackward(ctx context.Context, stream string, fromVersion
 	if fromVersion == 0 {
 		fromVersion = math.MaxUint64
 	}
+	if fn, err = l.hideGone(ctx, v, pub, fn); err != nil { // deletion.go
+		return err
+	}
 	type span struct{ lo, hi int }
 	var (
 		er      segment.EventReader
@@ -170,6 +173,10 @@ type StreamInfo struct {
 	FirstSeq uint64    // seq of its first event (version 1)
 	LastSeq  uint64    // seq of its last event
 	LastTime time.Time // recorded time of its last event (UTC)
+	// TruncatedBefore: the versions below it read as gone (deleted with
+	// TruncateStream, or beyond Options.Retention's MaxCount); 0: none.
+	// FirstSeq stays the seq of the stored version 1.
+	TruncatedBefore uint64
 }
 
 // Streams returns an iterator over the streams whose names start with
@@ -308,6 +315,9 @@ func (l *Log) listStreams(ctx context.Context, prefix string, fn func(StreamInfo
 		return err
 	}
 	defer v.unref()
+	if fn, err = l.hideGoneStreams(ctx, v, pub, fn); err != nil { // deletion.go
+		return err
+	}
 	c, err := l.catalogue(ctx, v)
 	if err != nil {
 		return err
