@@ -1,6 +1,7 @@
 package evlog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -330,5 +331,123 @@ func TestRetention(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("retention (-want +got):\n%s", diff)
+	}
+}
+
+// memBytes returns the total size of mem's files and whether any holds
+// needle.
+func memBytes(t *testing.T, mem *vfs.Mem, needle []byte) (int64, bool) {
+	t.Helper()
+	names, err := mem.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	found := false
+	for _, n := range names {
+		b, err := mem.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += int64(len(b))
+		found = found || bytes.Contains(b, needle)
+	}
+	return total, found
+}
+
+// TestDeleteCompactRemovesPayloads: after a deletion, Compact rewrites
+// the segments holding gone events as placeholders (plain and compressed
+// segments, a lone segment too): the payloads are physically gone, the
+// directory shrinks, every read returns what it returned before Compact,
+// and a second Compact has nothing left to redact.
+func TestDeleteCompactRemovesPayloads(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+			ctx := t.Context()
+			mem := vfs.NewMem()
+			l := openMem(t, mem, Options{SegmentSize: MinSegmentSize, Sync: SyncNever})
+			defer l.Close()
+			secret := bytes.Repeat([]byte("SECRET-PAYLOAD-"), 20)
+			keep := bytes.Repeat([]byte("kept-payload-"), 20)
+			for i := range 60 {
+				for _, s := range []string{"user-1", "user-2"} {
+					p := keep
+					if s == "user-1" {
+						p = secret
+					}
+					data, _ := msgpack.Marshal(map[string]any{"i": i, "p": string(p)})
+					if _, err := l.Append(ctx, s, ExpectAny, Envelope{Type: "t", Data: data}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if compress {
+				if _, err := l.Compact(ctx, CompactOptions{Compress: true, TargetSize: MinSegmentSize}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := l.TombstoneStream(ctx, "user-1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Seal the segment holding the marker and the last events.
+			l.Close()
+			l = openMem(t, mem, Options{SegmentSize: MinSegmentSize, Sync: SyncNever})
+			appendDelN(t, l, "other-1", 40)
+			before := readAll(t, l)
+			sizeBefore, _ := memBytes(t, mem, nil)
+			if !compress {
+				if _, found := memBytes(t, mem, []byte("SECRET-PAYLOAD-")); !found {
+					t.Fatal("the deleted payload is not on disk before Compact: the test cannot tell")
+				}
+			}
+			rep, err := l.Compact(ctx, CompactOptions{Compress: compress, TargetSize: 2 * MinSegmentSize})
+			if err != nil {
+				t.Fatal(err)
+			}
+			redacted := 0
+			for _, g := range rep.Groups {
+				if g.Redact {
+					redacted++
+				}
+			}
+			if redacted == 0 {
+				t.Fatalf("Compact redacted nothing: %+v", rep)
+			}
+			if diff := cmp.Diff(before, readAll(t, l), envCmp...); diff != "" {
+				t.Errorf("reads changed across Compact (-before +after):\n%s", diff)
+			}
+			sizeAfter, found := memBytes(t, mem, []byte("SECRET-PAYLOAD-"))
+			if found {
+				t.Error("a deleted payload is still on disk after Compact")
+			}
+			if sizeAfter >= sizeBefore {
+				t.Errorf("the directory did not shrink: %d bytes before Compact, %d after", sizeBefore, sizeAfter)
+			}
+			if _, found := memBytes(t, mem, []byte("kept-payload-")); !found && !compress {
+				t.Error("a kept payload is gone")
+			}
+			rep, err = l.Compact(ctx, CompactOptions{Compress: compress, TargetSize: 2 * MinSegmentSize})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range rep.Groups {
+				if g.Redact {
+					t.Errorf("a second Compact redacts again: %+v", g)
+				}
+			}
+			// The placeholders keep seqs and versions: the stream's
+			// version, the seqs of the survivors and Verify are intact.
+			if v, err := l.StreamVersion(ctx, "user-1"); err != nil || v != 60 {
+				t.Errorf("StreamVersion(user-1) = %d, %v after Compact, want 60", v, err)
+			}
+			l.Close()
+			l = openMem(t, mem, Options{SegmentSize: MinSegmentSize, Sync: SyncNever})
+			if diff := cmp.Diff(before, readAll(t, l), envCmp...); diff != "" {
+				t.Errorf("reads changed after reopening (-before +after):\n%s", diff)
+			}
+		})
 	}
 }
