@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/evlog/evlog/event"
 )
 
 // Stream deletion (see docs/FORMAT.md, "Deletion and retention").
@@ -44,10 +46,10 @@ import (
 // types starting with SystemTypePrefix belong to evlog: appends using
 // them fail with ErrInvalid.
 const (
-	SystemStreamPrefix = "$$"
+	SystemStreamPrefix = event.SystemStreamPrefix
 	SystemTypePrefix   = "$"
 	// DeletionsStream is the system stream holding deletion markers.
-	DeletionsStream = "$$deletions"
+	DeletionsStream = event.DeletionsStream
 	// Marker types (see the package comment of deletion.go and
 	// docs/FORMAT.md).
 	TypeDeleted   = "$deleted"
@@ -530,4 +532,21 @@ func skipSystem(fn func(*Envelope) error) func(*Envelope) error {
 		}
 		return fn(e)
 	}
+}
+
+// DeletedBefore returns the version of stream below which its events read
+// as gone by DeleteStream or TruncateStream (0: none; retention is not
+// counted), as visible now. A soft-deleted stream's next version is
+// DeletedBefore. It implements replay.StreamDeletions.
+func (l *Log) DeletedBefore(ctx context.Context, stream string) (uint64, error) {
+	v, pub, err := l.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer v.unref()
+	t, err := l.deletionsAt(ctx, v, pub)
+	if err != nil {
+		return 0, err
+	}
+	return t.m[stream].before, nil
 }
