@@ -451,3 +451,60 @@ func TestDeleteCompactRemovesPayloads(t *testing.T) {
 		})
 	}
 }
+
+// TestRetentionCompact: Compact removes the payloads of events beyond
+// retention (MaxCount and MaxAge) and keeps the others; reads are the
+// same before and after.
+func TestRetentionCompact(t *testing.T) {
+	ctx := t.Context()
+	now := t0
+	clock := func() time.Time { return now }
+	mem := vfs.NewMem()
+	opts := Options{Clock: clock, Sync: SyncNever, SegmentSize: MinSegmentSize}
+	l := openMem(t, mem, opts)
+	for i := range 40 {
+		now = t0.Add(time.Duration(i) * time.Minute)
+		for _, s := range []string{"count-1", "age-1", "keep-1"} {
+			if _, err := l.Append(ctx, s, ExpectAny, Envelope{Type: "t", Data: fmt.Appendf(nil, "<%s/%03d>%080d", s, i+1, 0)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l.Close()
+	now = t0.Add(40 * time.Minute)
+	opts.Retention = map[string]Retention{"count": {MaxCount: 5}, "age": {MaxAge: 10 * time.Minute}}
+	l = openMem(t, mem, opts)
+	defer l.Close()
+	for range 2 { // seal the segment holding our last events
+		if _, err := l.Append(ctx, "pad-1", ExpectAny, Envelope{Type: "t", Data: make([]byte, MinSegmentSize)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := readAll(t, l)
+	if _, err := l.Compact(ctx, CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, readAll(t, l), envCmp...); diff != "" {
+		t.Errorf("reads changed across Compact (-before +after):\n%s", diff)
+	}
+	kept := map[string]int{}
+	for _, e := range before {
+		kept[e.Stream]++
+	}
+	// Now is 40m: "age" keeps what was recorded at 30m or later, versions
+	// 31..40 (recorded at 30m..39m).
+	if want := map[string]int{"count-1": 5, "age-1": 10, "keep-1": 40, "pad-1": 2}; !cmp.Equal(want, kept) {
+		t.Errorf("visible events per stream %v, want %v", kept, want)
+	}
+	for v := 1; v <= 40; v++ {
+		for _, tc := range []struct {
+			stream string
+			gone   bool
+		}{{"count-1", v <= 35}, {"age-1", v <= 30}, {"keep-1", false}} {
+			_, found := memBytes(t, mem, fmt.Appendf(nil, "<%s/%03d>", tc.stream, v))
+			if found == tc.gone {
+				t.Errorf("%s/%d: on disk %v after Compact, want %v", tc.stream, v, found, !tc.gone)
+			}
+		}
+	}
+}
