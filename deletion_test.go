@@ -508,3 +508,70 @@ func TestRetentionCompact(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteLiveSubscribe: a subscriber (on the writer, and following it
+// read-only) that read a stream's events before they were deleted keeps
+// them read, then sees the marker and only what follows; nothing is
+// yielded twice and no visible event is skipped.
+func TestDeleteLiveSubscribe(t *testing.T) {
+	mem := vfs.NewMem()
+	l := openMem(t, mem, Options{Sync: SyncNever})
+	defer l.Close()
+	ctx := t.Context()
+	appendDelN(t, l, "a-1", 3)
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := openFS(vfs.ReadOnly(mem), Options{FollowInterval: time.Millisecond}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	want := []string{"a-1/1", "a-1/2", "a-1/3", DeletionsStream + "/1", "a-1/4", "b-1/1"}
+	type result struct {
+		got []string
+		err error
+	}
+	subscribe := func(sl *Log, read3 chan<- struct{}, out chan<- result) {
+		var r result
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		for e, err := range sl.Subscribe(sctx, 1) {
+			if err != nil {
+				r.err = err
+				break
+			}
+			r.got = append(r.got, envKey(e))
+			if len(r.got) == 3 {
+				read3 <- struct{}{}
+			}
+			if e.Stream == "b-1" {
+				break
+			}
+		}
+		out <- r
+	}
+	read3 := make(chan struct{}, 2)
+	out := make(chan result, 2)
+	go subscribe(l, read3, out)
+	go subscribe(ro, read3, out)
+	<-read3
+	<-read3
+	if _, _, err := l.DeleteStream(ctx, "a-1"); err != nil {
+		t.Fatal(err)
+	}
+	appendDelN(t, l, "a-1", 1)
+	appendDelN(t, l, "b-1", 1)
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		r := <-out
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if diff := cmp.Diff(want, r.got); diff != "" {
+			t.Errorf("live subscription across a deletion (-want +got):\n%s", diff)
+		}
+	}
+}
