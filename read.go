@@ -29,6 +29,11 @@ const ctxCheckEvery = 256
 // The yielded envelopes are the caller's: their Meta and Data are never
 // reused or modified by the log (Data is carved out of shared, read-only
 // blocks, so keeping one event keeps its block of up to 64 KiB alive).
+//
+// Events that read as gone — deleted (DeleteStream, TruncateStream,
+// TombstoneStream) or beyond Options.Retention — are skipped, as by every
+// read: seqs are never renumbered, so the yielded seqs have holes there
+// (docs/FORMAT.md, "Deletion and retention").
 func (l *Log) Events(ctx context.Context, from uint64) iter.Seq2[Envelope, error] {
 	return iterate(func(fn func(*Envelope) error) error { return l.scan(ctx, from, 0, fn) }, copier)
 }
@@ -340,7 +345,8 @@ func (l *Log) scanStreamIn(ctx context.Context, v *view, pub published, stream s
 }
 
 // StreamVersion returns the stream's current version (0: no such stream)
-// as visible now.
+// as visible now. Deleted versions count: a soft-deleted stream's next
+// append gets StreamVersion + 1 (see DeletedBefore).
 func (l *Log) StreamVersion(ctx context.Context, stream string) (uint64, error) {
 	v, pub, err := l.acquire()
 	if err != nil {

@@ -182,7 +182,9 @@ type StreamInfo struct {
 // Streams returns an iterator over the streams whose names start with
 // prefix ("" for all), in name order (byte-wise), as visible when the
 // iteration starts. A read error (corruption, I/O, ctx) ends the
-// iteration with that error.
+// iteration with that error. Streams whose events all read as gone
+// (deleted, tombstoned, beyond retention) are not listed; Deletions lists
+// the deleted ones.
 //
 // It is index-backed and never scans event frames: the first call lists
 // the stream blocks in the footers of the sealed segments once and keeps a
