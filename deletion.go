@@ -550,3 +550,32 @@ func (l *Log) DeletedBefore(ctx context.Context, stream string) (uint64, error) 
 	}
 	return t.m[stream].before, nil
 }
+
+// hideGoneStream is hideGone for a read of one stream from version from:
+// a tombstoned stream returns a nil fn (nothing to read), and from moves
+// past the deleted versions. The gone events of a stream are always its
+// first ones (deletions and retention cut a prefix), so a backward read
+// ends at the first gone event it meets.
+func (l *Log) hideGoneStream(ctx context.Context, v *view, pub published, stream string, from uint64, fn func(*Envelope) error, backward bool) (uint64, func(*Envelope) error, error) {
+	vis, err := l.newVisibility(ctx, v, pub)
+	if err != nil {
+		return 0, nil, err
+	}
+	if st, ok := vis.t.m[stream]; ok {
+		if st.tomb {
+			return 0, nil, nil
+		}
+		if !backward {
+			from = max(from, st.before)
+		}
+	}
+	return from, func(e *Envelope) error {
+		if vis.gone(e) {
+			if vis.err == nil && backward {
+				return errStop
+			}
+			return vis.err
+		}
+		return fn(e)
+	}, nil
+}

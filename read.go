@@ -256,7 +256,8 @@ func (l *Log) scanStream(ctx context.Context, stream string, fromVersion uint64,
 		return err
 	}
 	defer v.unref()
-	if fn, err = l.hideGone(ctx, v, pub, fn); err != nil { // deletion.go
+	fromVersion, fn, err = l.hideGoneStream(ctx, v, pub, stream, fromVersion, fn, false) // deletion.go
+	if err != nil || fn == nil {
 		return err
 	}
 	return l.scanStreamIn(ctx, v, pub, stream, fromVersion, 0, fn)

@@ -53,7 +53,7 @@ func (l *Log) scanStreamBackward(ctx context.Context, stream string, fromVersion
 	if fromVersion == 0 {
 		fromVersion = math.MaxUint64
 	}
-	if fn, err = l.hideGone(ctx, v, pub, fn); err != nil { // deletion.go
+	if _, fn, err = l.hideGoneStream(ctx, v, pub, stream, fromVersion, fn, true); err != nil || fn == nil { // deletion.go
 		return err
 	}
 	type span struct{ lo, hi int }
