@@ -109,10 +109,17 @@ func newDelModel() delModel {
 
 // runDelWorkload runs the steps until the first error and returns how
 // many were acknowledged.
+// Without SyncAlways each step is followed by Sync (acknowledged only
+// then).
 func runDelWorkload(ctx context.Context, l *Log, steps []delStep) int {
 	for i, s := range steps {
 		if err := s.run(ctx, l); err != nil {
 			return i
+		}
+		if l.opts.Sync != SyncAlways {
+			if err := l.Sync(ctx); err != nil {
+				return i
+			}
 		}
 	}
 	return len(steps)
@@ -138,8 +145,8 @@ func readVisible(ctx context.Context, l *Log) (map[string][]uint64, error) {
 
 // checkDelRecovered reopens a crashed directory after acked steps of
 // the workload were acknowledged and checks the contract; "" if it holds.
-func checkDelRecovered(ctx context.Context, fsys vfs.FS, mem *vfs.Mem, steps []delStep, acked int) string {
-	l, err := openFS(fsys, crashOpts(SyncAlways), false)
+func checkDelRecovered(ctx context.Context, fsys vfs.FS, mem *vfs.Mem, sync SyncMode, steps []delStep, acked int) string {
+	l, err := openFS(fsys, crashOpts(sync), false)
 	if err != nil {
 		return fmt.Sprintf("reopen failed: %v", err)
 	}
@@ -173,7 +180,7 @@ func checkDelRecovered(ctx context.Context, fsys vfs.FS, mem *vfs.Mem, steps []d
 	if err := l.Close(); err != nil {
 		return fmt.Sprintf("close: %v", err)
 	}
-	if l, err = openFS(fsys, crashOpts(SyncAlways), false); err != nil {
+	if l, err = openFS(fsys, crashOpts(sync), false); err != nil {
 		return fmt.Sprintf("second reopen: %v", err)
 	}
 	if _, err := l.Append(ctx, "pad-1", ExpectAny, Envelope{Type: "t", Data: make([]byte, MinSegmentSize)}); err != nil {
@@ -211,14 +218,14 @@ func memHas(mem *vfs.Mem, needle []byte) bool {
 
 // delCrashLoop runs the deletion workload crashed at every op and returns
 // the violations.
-func delCrashLoop(t *testing.T, seed uint64, wrap func(vfs.FS) vfs.FS) []string {
+func delCrashLoop(t *testing.T, seed uint64, sync SyncMode, wrap func(vfs.FS) vfs.FS) []string {
 	t.Helper()
 	ctx := t.Context()
 	if wrap == nil {
 		wrap = func(f vfs.FS) vfs.FS { return f }
 	}
 	probe := vfs.NewMem()
-	l := openMem(t, wrap(probe), crashOpts(SyncAlways))
+	l := openMem(t, wrap(probe), crashOpts(sync))
 	if n := runDelWorkload(ctx, l, delWorkload()); n != len(delWorkload()) {
 		t.Fatalf("workload without crash stopped at step %d", n)
 	}
@@ -226,7 +233,7 @@ func delCrashLoop(t *testing.T, seed uint64, wrap func(vfs.FS) vfs.FS) []string 
 		t.Fatal(err)
 	}
 	c := probe.Clone()
-	if msg := checkDelRecovered(ctx, wrap(c), c, delWorkload(), len(delWorkload())); msg != "" {
+	if msg := checkDelRecovered(ctx, wrap(c), c, sync, delWorkload(), len(delWorkload())); msg != "" {
 		t.Fatalf("without a crash: %s", msg)
 	}
 	total := probe.Ops()
@@ -236,7 +243,7 @@ func delCrashLoop(t *testing.T, seed uint64, wrap func(vfs.FS) vfs.FS) []string 
 		mem.CrashAt(k)
 		steps := delWorkload()
 		acked := 0
-		if l, err := openFS(wrap(mem), crashOpts(SyncAlways), false); err == nil {
+		if l, err := openFS(wrap(mem), crashOpts(sync), false); err == nil {
 			acked = runDelWorkload(ctx, l, steps)
 			l.Close()
 		} else if !errors.Is(err, vfs.ErrCrashed) {
@@ -245,7 +252,7 @@ func delCrashLoop(t *testing.T, seed uint64, wrap func(vfs.FS) vfs.FS) []string 
 		for _, model := range vfs.CrashModels() {
 			rng := rand.New(rand.NewPCG(seed, uint64(k)<<8|uint64(model)))
 			after := mem.CrashClone(model, rng)
-			if msg := checkDelRecovered(ctx, wrap(after), after, steps, acked); msg != "" {
+			if msg := checkDelRecovered(ctx, wrap(after), after, sync, steps, acked); msg != "" {
 				bad = append(bad, fmt.Sprintf("k=%d/%d model=%v: %s", k, total, model, msg))
 			}
 		}
@@ -255,12 +262,22 @@ func delCrashLoop(t *testing.T, seed uint64, wrap func(vfs.FS) vfs.FS) []string 
 }
 
 func TestDeleteCrashLoop(t *testing.T) {
-	bad := delCrashLoop(t, 1, nil)
-	for _, b := range bad[:min(len(bad), 10)] {
-		t.Error(b)
-	}
-	if len(bad) > 10 {
-		t.Errorf("… and %d more violations", len(bad)-10)
+	for _, tc := range []struct {
+		name string
+		sync SyncMode
+	}{
+		{"always", SyncAlways},
+		{"never+Sync", SyncNever},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := delCrashLoop(t, 1, tc.sync, nil)
+			for _, b := range bad[:min(len(bad), 10)] {
+				t.Error(b)
+			}
+			if len(bad) > 10 {
+				t.Errorf("… and %d more violations", len(bad)-10)
+			}
+		})
 	}
 }
 
@@ -268,7 +285,7 @@ func TestDeleteCrashLoop(t *testing.T) {
 // acknowledges before fsyncing (an acknowledged deletion or append then
 // vanishes in a crash).
 func TestDeleteCrashLoopHasTeeth(t *testing.T) {
-	bad := delCrashLoop(t, 2, func(f vfs.FS) vfs.FS { return lyingFS{FS: f, files: true} })
+	bad := delCrashLoop(t, 2, SyncAlways, func(f vfs.FS) vfs.FS { return lyingFS{FS: f, files: true} })
 	if len(bad) == 0 {
 		t.Fatal("the deletion crash loop found no violation: it has no teeth")
 	}
