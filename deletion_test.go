@@ -575,3 +575,61 @@ func TestDeleteLiveSubscribe(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteBackupRestore: deletions are events, so a backup carries them
+// and the restored log reads (and refuses appends) as the source did; a
+// point-in-time restore to before the deletion has the events back (the
+// backup holds them: erasure must cover backups).
+func TestDeleteBackupRestore(t *testing.T) {
+	ctx := t.Context()
+	dir, bdir := t.TempDir(), t.TempDir()
+	l, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	appendDelN(t, l, "a-1", 5)
+	appendDelN(t, l, "b-1", 4)
+	last := l.LastSeq()
+	if _, err := l.TombstoneStream(ctx, "a-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TruncateStream(ctx, "b-1", 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Backup(ctx, bdir, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		opts  RestoreOptions
+		want  []string
+		tombs bool
+	}{
+		{"whole", RestoreOptions{}, keys("b-1", 3, 4), true},
+		{"before the deletions", RestoreOptions{ToSeq: last}, append(keys("a-1", 1, 5), keys("b-1", 1, 4)...), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdir := t.TempDir() + "/r"
+			if _, err := Restore(ctx, bdir, rdir, tc.opts); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Open(rdir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var got []string
+			for _, s := range []string{"a-1", "b-1"} {
+				got = append(got, collect(t, r.Stream(ctx, s, 0), envKey)...)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("restored log reads (-want +got):\n%s", diff)
+			}
+			_, err = r.Append(ctx, "a-1", ExpectAny, Envelope{Type: "t"})
+			if tc.tombs != errors.Is(err, ErrStreamDeleted) {
+				t.Errorf("append to a-1 in the restored log: %v (tombstoned: %v)", err, tc.tombs)
+			}
+		})
+	}
+}
