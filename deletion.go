@@ -329,9 +329,10 @@ func (l *Log) TruncateStream(ctx context.Context, stream string, before uint64) 
 // TombstoneStream hard-deletes stream: every event of it reads as gone at
 // once, Compact later removes their payloads, and every later append to
 // it fails with ErrStreamDeleted (a *StreamDeletedError). It cannot be
-// undone. An append sequenced concurrently with the tombstone may still
-// succeed; its events read as gone with the rest. It returns the position
-// of the marker.
+// undone. Appends are checked in the order the writer sequences them: one
+// sequenced before the tombstone succeeds (its events then read as gone
+// with the rest), one after fails, even in the same group commit. It
+// returns the position of the marker.
 func (l *Log) TombstoneStream(ctx context.Context, stream string) (Position, error) {
 	return l.appendMarker(ctx, TypeTombstone, marker{Stream: stream})
 }
