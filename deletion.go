@@ -211,7 +211,7 @@ func (vis *visibility) retention(stream string) (Retention, bool) {
 	if len(vis.ret) == 0 {
 		return Retention{}, false
 	}
-	cat, _, ok := strings.Cut(stream, "-")
+	cat, _, ok := strings.Cut(stream, CategorySeparator)
 	if !ok {
 		return Retention{}, false
 	}
@@ -251,8 +251,9 @@ func (l *Log) hideGone(ctx context.Context, v *view, pub published, fn func(*Env
 }
 
 // checkNotDeleted fails with a *StreamDeletedError when one of the
-// streams is tombstoned, and with ErrInvalid when one is a system stream
-// (system says whether the caller is evlog itself).
+// streams is tombstoned (as committed now; the writer checks again while
+// sequencing, deletion_writer.go), and with ErrInvalid when one is a
+// system stream.
 func (l *Log) checkNotDeleted(ctx context.Context, streams iter.Seq[string]) error {
 	var t *deletionTable
 	for s := range streams {
@@ -434,8 +435,8 @@ func validateRetention(r map[string]Retention) error {
 	var errs []error
 	for _, cat := range slices.Sorted(maps.Keys(r)) {
 		x := r[cat]
-		if cat == "" || strings.Contains(cat, "-") || strings.HasPrefix(cat, SystemTypePrefix) {
-			errs = append(errs, fmt.Errorf("Retention: %q is not a category (non-empty, without %q, not starting with %q)", cat, "-", SystemTypePrefix))
+		if cat == "" || strings.Contains(cat, CategorySeparator) || strings.HasPrefix(cat, SystemTypePrefix) {
+			errs = append(errs, fmt.Errorf("Retention: %q is not a category (non-empty, without %q, not starting with %q)", cat, CategorySeparator, SystemTypePrefix))
 		}
 		if x.MaxAge < 0 || x.MaxCount < 0 {
 			errs = append(errs, fmt.Errorf("Retention[%q]: MaxAge %v and MaxCount %d must not be negative", cat, x.MaxAge, x.MaxCount))
