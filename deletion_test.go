@@ -633,3 +633,16 @@ func TestDeleteBackupRestore(t *testing.T) {
 		})
 	}
 }
+
+// TestRetentionOptionsCopied: the log keeps its own copy of
+// Options.Retention; changing the caller's map later changes nothing.
+func TestRetentionOptionsCopied(t *testing.T) {
+	ret := map[string]Retention{"log": {MaxCount: 1}}
+	l := openMem(t, vfs.NewMem(), Options{Retention: ret})
+	defer l.Close()
+	appendDelN(t, l, "log-1", 3)
+	ret["log"] = Retention{MaxCount: 3}
+	if got := collect(t, l.Stream(t.Context(), "log-1", 0), envKey); !cmp.Equal(keys("log-1", 3, 3), got) {
+		t.Errorf("log-1 reads %v after the caller changed its map, want only version 3", got)
+	}
+}
