@@ -92,6 +92,9 @@ func (l *Log) AppendBatch(ctx context.Context, batch []AppendRequest) ([]Positio
 	if err != nil {
 		return nil, err
 	}
+	if err := l.checkBatchDeleted(ctx, batch); err != nil { // deletion.go
+		return nil, err
+	}
 	r := &request{batch: batch, size: size, events: n, done: make(chan struct{})}
 	if err := l.w.submit(ctx, r); err != nil {
 		return nil, err

@@ -63,6 +63,9 @@ func (l *Log) scanCategory(ctx context.Context, name string, from uint64, fn fun
 	if from > pub.seq {
 		return nil
 	}
+	if fn, err = l.hideGone(ctx, v, pub, fn); err != nil { // deletion.go
+		return err
+	}
 	prefix := name + CategorySeparator
 	var (
 		sealed []segment.PrefixEntry

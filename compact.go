@@ -38,6 +38,10 @@ type CompactGroup struct {
 	Inputs []string
 	Output string
 	Bytes  int64 // input bytes
+	// Redact is set when the group rewrites events that read as gone
+	// (deleted, truncated, beyond retention) as placeholders without
+	// payload (see Log.DeleteStream).
+	Redact bool
 	// Committed is set once Output is durably in place (the inputs may
 	// still be present if removing them failed; recovery drops them). An
 	// interrupted Compact reports which groups it had committed.
@@ -55,6 +59,15 @@ type CompactReport struct {
 // Compress, compresses them), beside concurrent appends and reads. Only
 // sealed segments are touched; events, seqs, versions and times are
 // unchanged, so every read returns exactly what it returned before.
+//
+// Events that read as gone (DeleteStream, TruncateStream, TombstoneStream,
+// Options.Retention) when Compact starts are removed physically: every
+// sealed segment holding one is rewritten (alone if it has no neighbour
+// to merge with; a compressed one stays compressed) with each gone event
+// replaced by a placeholder of the same seq, stream, version and time,
+// type TypeRedacted and no ID, Meta or Data, which no reader ever yields
+// (see docs/FORMAT.md, "Deletion and retention"). Events in the active
+// segment are removed by the first Compact after it is sealed.
 //
 // Each output segment is written to a temporary file, fsynced, verified
 // completely and checked against its inputs (first and last seq, event
@@ -92,11 +105,16 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer context.AfterFunc(l.closeCtx, func() { cancel(errCompactClosed) })()
-	v, _, err := l.acquire()
+	v, pub, err := l.acquire()
 	if err != nil {
 		return CompactReport{}, err
 	}
 	defer v.unref()
+	vis, err := l.newVisibility(ctx, v, pub) // deletion.go, deletion_compact.go
+	if err != nil {
+		return CompactReport{}, err
+	}
+	redact := make(map[*segHandle]bool)
 
 	var rep CompactReport
 	rep.SegmentsBefore = len(v.segs)
@@ -104,11 +122,12 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 		rep.BytesBefore += s.Size
 	}
 	var runs [][]*segHandle
+	var runCompress []bool
 	var run []*segHandle
 	var runBytes int64
 	flush := func() {
-		if len(run) > 1 || len(run) == 1 && o.Compress && run[0].Header.Flags&segment.FlagCompressed == 0 {
-			runs = append(runs, run)
+		if len(run) > 1 || len(run) == 1 && (o.Compress && run[0].Header.Flags&segment.FlagCompressed == 0 || redact[run[0]]) {
+			runs, runCompress = append(runs, run), append(runCompress, o.Compress)
 		}
 		run, runBytes = nil, 0
 	}
@@ -121,8 +140,17 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 		if base, gen, ok := segment.ParseFileName(s.Name); !ok || base != s.FirstSeq() || gen != s.Header.Generation {
 			return rep, &segment.CorruptError{File: s.Name, Reason: fmt.Sprintf("the header says first seq %d, generation %d, which the name disagrees with", s.FirstSeq(), s.Header.Generation)}
 		}
+		red, err := vis.needsRedaction(ctx, s)
+		if err != nil {
+			return rep, err
+		}
+		redact[s] = red
 		if s.Header.Flags&segment.FlagCompressed != 0 && !o.Compress {
 			flush() // without Compress, compressed segments stay as they are
+			if red {
+				// … unless they hold gone events: rewritten alone, compressed.
+				runs, runCompress = append(runs, []*segHandle{s}), append(runCompress, true)
+			}
 			continue
 		}
 		size := s.Size // compressed inputs count as what they take on disk
@@ -139,6 +167,7 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 		for _, s := range r {
 			g.Inputs = append(g.Inputs, s.Name)
 			g.Bytes += s.Size
+			g.Redact = g.Redact || redact[s]
 		}
 		total += g.Bytes
 		rep.Groups = append(rep.Groups, g)
@@ -152,7 +181,7 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 		if ctx.Err() != nil {
 			return rep, context.Cause(ctx)
 		}
-		committed, err := l.compactRun(ctx, r, rep.Groups[i].Output, o.Compress, func(n int64) {
+		committed, err := l.compactRun(ctx, r, rep.Groups[i].Output, runCompress[i], vis, redact, func(n int64) {
 			if o.Progress != nil {
 				o.Progress(done+n, total)
 			}
@@ -214,7 +243,9 @@ func maxGen(r []*segHandle) uint64 {
 // compactRun rewrites one run of sealed segments as the segment out;
 // committed reports whether out is durably in place (even when removing the
 // inputs then failed).
-func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, compress bool, progress func(int64)) (committed bool, err error) {
+// Events vis says are gone, in the segments redact marks, are written as
+// placeholders (deletion_compact.go).
+func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, compress bool, vis *visibility, redact map[*segHandle]bool, progress func(int64)) (committed bool, err error) {
 	first := run[0]
 	h := segment.Header{LogID: first.Header.LogID, BaseSeq: first.FirstSeq(), Generation: maxGen(run) + 1, Created: time.Now()}
 	if compress {
@@ -247,6 +278,11 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 			return false, err
 		}
 		x, infos := sr.Index, sr.Infos
+		if redact[s] {
+			if ra, end, infos, err = redactedRecords(s, vis, prevTime); err != nil {
+				return false, err
+			}
+		}
 		if x.Count > 0 {
 			prevTime = x.LastTime
 		}

@@ -193,6 +193,20 @@
 // Position files are not part of the log: recovery, Verify and compaction
 // ignore them, and backups do not copy them (docs/FORMAT.md).
 //
+// # Deletion and retention
+//
+// DeleteStream (soft: the stream reads as empty and is written again from
+// its next version), TruncateStream (versions below N read as gone) and
+// TombstoneStream (hard: appends fail with ErrStreamDeleted) append a
+// marker event to the system stream DeletionsStream, durable like any
+// append; Options.Retention bounds each category's events by age and count.
+// Every reader honours both at once, and Compact then replaces the gone
+// events of sealed segments by placeholders without payload. Seqs are
+// never renumbered: readers see holes, and the no-gap guarantee of
+// Subscribe is about the events still visible. Snapshots, projection
+// checkpoints and cached aggregates from before a deletion are folded
+// again (docs/FORMAT.md, "Deletion and retention").
+//
 // # Concurrency
 //
 // A Log is safe for concurrent use. Appends are sequenced by one writer

@@ -173,6 +173,9 @@ func (l *Log) scanFiltered(ctx context.Context, from, to uint64, m *matcher, fn 
 	if from > to {
 		return nil
 	}
+	if fn, err = l.hideGone(ctx, v, pub, fn); err != nil { // deletion.go
+		return err
+	}
 	var (
 		er    segment.EventReader
 		dec   segment.Decoder

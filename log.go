@@ -59,6 +59,8 @@ type Log struct {
 	snaps    *snapshot.Store
 	snapErr  error
 
+	dels deletions // the deletion table (deletion.go)
+
 	catMu   sync.Mutex            // guards cat and its entries, actSeg and actMemo
 	cat     *streamCatalog        // the sealed segments' streams (Streams), built on first use
 	actSeg  *segHandle            // the active segment actMemo describes

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"sync"
 	"time"
@@ -140,6 +141,14 @@ type Options struct {
 	// never temporaries it did not create: cleaning those up is the
 	// writer's job). Off by default: a read-only log modifies nothing.
 	AllowSnapshotWrites bool
+
+	// Retention bounds, per category (the key: a stream's name up to its
+	// first "-"), how many events of each stream (MaxCount) and how old
+	// events (MaxAge, against Clock) are kept. Events beyond either bound
+	// read as gone at once, to every reader, and Compact removes their
+	// payloads (see Log.DeleteStream and docs/FORMAT.md, "Deletion and
+	// retention"). Default: none (every event is kept).
+	Retention map[string]Retention
 }
 
 // Defaults and limits of Options.
@@ -183,6 +192,9 @@ func (o Options) Validate() error {
 	}
 	if o.Perm != 0 && (o.Perm&^fs.ModePerm != 0 || o.Perm&0o600 != 0o600) {
 		errs = append(errs, fmt.Errorf("Perm %#o: must be 0 (default %#o) or permission bits granting the owner read and write", o.Perm, DefaultPerm))
+	}
+	if err := validateRetention(o.Retention); err != nil { // deletion.go
+		errs = append(errs, err)
 	}
 	if err := o.Snapshot.Validate(); err != nil {
 		errs = append(errs, err)
@@ -235,6 +247,7 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.Retention = maps.Clone(o.Retention) // the caller may change theirs later
 	return o
 }
 

@@ -29,6 +29,11 @@ const ctxCheckEvery = 256
 // The yielded envelopes are the caller's: their Meta and Data are never
 // reused or modified by the log (Data is carved out of shared, read-only
 // blocks, so keeping one event keeps its block of up to 64 KiB alive).
+//
+// Events that read as gone — deleted (DeleteStream, TruncateStream,
+// TombstoneStream) or beyond Options.Retention — are skipped, as by every
+// read: seqs are never renumbered, so the yielded seqs have holes there
+// (docs/FORMAT.md, "Deletion and retention").
 func (l *Log) Events(ctx context.Context, from uint64) iter.Seq2[Envelope, error] {
 	return iterate(func(fn func(*Envelope) error) error { return l.scan(ctx, from, 0, fn) }, copier)
 }
@@ -166,6 +171,9 @@ func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) er
 	if from > to {
 		return nil
 	}
+	if fn, err = l.hideGone(ctx, v, pub, fn); err != nil { // deletion.go
+		return err
+	}
 	var (
 		r   segment.Reader
 		dec segment.Decoder
@@ -247,6 +255,16 @@ func (l *Log) scanStream(ctx context.Context, stream string, fromVersion uint64,
 		return err
 	}
 	defer v.unref()
+	fromVersion, fn, err = l.hideGoneStream(ctx, v, pub, stream, fromVersion, fn, false) // deletion.go
+	if err != nil || fn == nil {
+		return err
+	}
+	return l.scanStreamIn(ctx, v, pub, stream, fromVersion, 0, fn)
+}
+
+// scanStreamIn is scanStream in (v, pub), skipping the sealed segments
+// whose events all have seqs up to afterSeq, and hiding nothing.
+func (l *Log) scanStreamIn(ctx context.Context, v *view, pub published, stream string, fromVersion, afterSeq uint64, fn func(e *Envelope) error) error {
 	fromVersion = max(fromVersion, 1)
 	var (
 		er    segment.EventReader
@@ -259,6 +277,9 @@ func (l *Log) scanStream(ctx context.Context, stream string, fromVersion uint64,
 	for _, s := range v.segs {
 		var first uint64
 		if s.Sealed {
+			if s.Trailer.LastSeq <= afterSeq {
+				continue
+			}
 			e, ok, err := s.Lookup(stream)
 			if err != nil {
 				return err
@@ -324,13 +345,19 @@ func (l *Log) scanStream(ctx context.Context, stream string, fromVersion uint64,
 }
 
 // StreamVersion returns the stream's current version (0: no such stream)
-// as visible now.
+// as visible now. Deleted versions count: a soft-deleted stream's next
+// append gets StreamVersion + 1 (see DeletedBefore).
 func (l *Log) StreamVersion(ctx context.Context, stream string) (uint64, error) {
 	v, pub, err := l.acquire()
 	if err != nil {
 		return 0, err
 	}
 	defer v.unref()
+	return l.streamVersionIn(v, pub, stream)
+}
+
+// streamVersionIn is StreamVersion in (v, pub).
+func (l *Log) streamVersionIn(v *view, pub published, stream string) (uint64, error) {
 	for i := len(v.segs) - 1; i >= 0; i-- {
 		s := v.segs[i]
 		if s.Sealed {

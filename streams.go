@@ -53,6 +53,9 @@ func (l *Log) scanStreamBackward(ctx context.Context, stream string, fromVersion
 	if fromVersion == 0 {
 		fromVersion = math.MaxUint64
 	}
+	if _, fn, err = l.hideGoneStream(ctx, v, pub, stream, fromVersion, fn, true); err != nil || fn == nil { // deletion.go
+		return err
+	}
 	type span struct{ lo, hi int }
 	var (
 		er      segment.EventReader
@@ -170,12 +173,18 @@ type StreamInfo struct {
 	FirstSeq uint64    // seq of its first event (version 1)
 	LastSeq  uint64    // seq of its last event
 	LastTime time.Time // recorded time of its last event (UTC)
+	// TruncatedBefore: the versions below it read as gone (deleted with
+	// TruncateStream, or beyond Options.Retention's MaxCount); 0: none.
+	// FirstSeq stays the seq of the stored version 1.
+	TruncatedBefore uint64
 }
 
 // Streams returns an iterator over the streams whose names start with
 // prefix ("" for all), in name order (byte-wise), as visible when the
 // iteration starts. A read error (corruption, I/O, ctx) ends the
-// iteration with that error.
+// iteration with that error. Streams whose events all read as gone
+// (deleted, tombstoned, beyond retention) are not listed; Deletions lists
+// the deleted ones.
 //
 // It is index-backed and never scans event frames: the first call lists
 // the stream blocks in the footers of the sealed segments once and keeps a
@@ -308,6 +317,9 @@ func (l *Log) listStreams(ctx context.Context, prefix string, fn func(StreamInfo
 		return err
 	}
 	defer v.unref()
+	if fn, err = l.hideGoneStreams(ctx, v, pub, fn); err != nil { // deletion.go
+		return err
+	}
 	c, err := l.catalogue(ctx, v)
 	if err != nil {
 		return err

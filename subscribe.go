@@ -11,8 +11,12 @@ import (
 // Subscribe returns an iterator over every event from seq from (0 or 1:
 // the first) on: first the history, then live appends as they become
 // visible, in seq order, with no gap and no duplicate across the
-// catch-up/live boundary. On a writer's log it wakes on append (no
-// polling); on a log opened with OpenReadOnly it follows the writer in
+// catch-up/live boundary: every event not gone (deleted, beyond
+// retention) when the subscriber reads past its seq is yielded once, so
+// seqs have holes where events were deleted, and an event deleted after
+// it was yielded is not retracted (the deletion marker, an event of
+// DeletionsStream, is yielded like any). On a writer's log it wakes on
+// append (no polling); on a log opened with OpenReadOnly it follows the writer in
 // another process by itself, calling Refresh every Options.FollowInterval
 // (across rolls and compactions; a Refresh failure ends it only when it
 // persists over 10 tries in a row). It runs until

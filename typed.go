@@ -190,6 +190,9 @@ func (l *Log) appendTyped(ctx context.Context, src batchSource) ([]Position, err
 	if err := l.checkTyped(src); err != nil {
 		return nil, err
 	}
+	if err := l.checkTypedDeleted(ctx, src); err != nil { // deletion.go
+		return nil, err
+	}
 	r := &request{src: src, done: make(chan struct{})}
 	if err := l.w.submit(ctx, r); err != nil {
 		if p, ok := errors.AsType[*encoderPanic](err); ok {
@@ -294,15 +297,16 @@ func (a *appendWriter) WriteString(s string) (int, error) {
 
 // Events iterates the whole log from seq from, decoding every payload as T
 // (see Log.Events). A payload that does not decode ends the iteration with
-// a *DecodeError.
+// a *DecodeError. Events of evlog's system streams (DeletionsStream), whose
+// payloads are not T, are skipped.
 func (t *TypedLog[T]) Events(ctx context.Context, from uint64) iter.Seq2[Event[T], error] {
-	return iterate(func(fn func(*Envelope) error) error { return t.l.scan(ctx, from, 0, fn) }, t.decoder)
+	return iterate(func(fn func(*Envelope) error) error { return t.l.scan(ctx, from, 0, skipSystem(fn)) }, t.decoder)
 }
 
 // Range is Events limited to seqs in [from, to] (see Log.Range: to < from,
-// including 0, yields nothing).
+// including 0, yields nothing; system streams are skipped).
 func (t *TypedLog[T]) Range(ctx context.Context, from, to uint64) iter.Seq2[Event[T], error] {
-	return iterate(func(fn func(*Envelope) error) error { return t.l.scanRange(ctx, from, to, fn) }, t.decoder)
+	return iterate(func(fn func(*Envelope) error) error { return t.l.scanRange(ctx, from, to, skipSystem(fn)) }, t.decoder)
 }
 
 // Stream iterates one stream from version fromVersion (see Log.Stream).

@@ -48,6 +48,8 @@ type writer struct {
 	l    *Log
 	opts Options
 
+	tombs tombstones // deletion_writer.go
+
 	qmu     sync.Mutex
 	queue   []*request
 	stopped bool
@@ -565,6 +567,9 @@ func (w *writer) stage(r *request) error {
 			req = r.batch[i]
 			n = len(req.Events)
 		}
+		if err := w.tombs.check(w, req.Stream); err != nil { // deletion_writer.go
+			return fail(err)
+		}
 		sv, err := w.version(req.Stream)
 		if err != nil {
 			return fail(err)
@@ -651,6 +656,7 @@ func (w *writer) stage(r *request) error {
 	}
 	w.group = append(w.group, r)
 	w.calls++
+	w.tombs.staged(w, r) // deletion_writer.go
 	return nil
 }
 

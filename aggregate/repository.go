@@ -165,7 +165,7 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (Instance[S], er
 	if err := r.check(id); err != nil {
 		return Instance[S]{}, err
 	}
-	if inst, ok := r.cache.get(id); ok {
+	if inst, ok := r.cachedFresh(ctx, id); ok { // deletion.go
 		inst.State = r.def.clone(inst.State)
 		n := 0
 		for env, err := range r.log.Stream(ctx, r.def.Stream(id), inst.Version+1) {

@@ -76,6 +76,7 @@ func init() {
 		{"snapshots", "list snapshots, or prune old ones", runSnapshots},
 		{"subscriptions", "list durable subscriptions with their position and lag", runSubscriptions},
 		{"compact", "merge small sealed segments, optionally compressing them", runCompact},
+		{"delete", "delete, truncate or tombstone a stream (compact then removes the payloads)", runDelete},
 		{"salvage", "copy every readable event of a damaged log into a new log", runSalvage},
 		{"backup", "back up a log beside its writer, check a backup, or keep one up to date", runBackup},
 		{"restore", "restore a backup into a new log, optionally to a point in time", runRestore},

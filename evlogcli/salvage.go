@@ -238,6 +238,7 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 		if readErr == nil {
 			for ev, err := range l.Events(ctx, 1) {
 				if err == nil {
+					s.deletedHole(ev) // salvage_delete.go
 					err = s.event(ctx, ev)
 				}
 				if err != nil {
@@ -309,6 +310,9 @@ func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
 		}
 		s.lost(r)
 		s.next = ev.Seq + 1
+		return nil
+	}
+	if s.notCopied(ev) { // salvage_delete.go
 		return nil
 	}
 	s.pending = nil

@@ -16,7 +16,14 @@ the seqs of its first and last events and the recorded time of its last.
 
 It reads the segments' stream indexes (the sealed segments' footers, the
 newest segment's index) and two event frames per stream, never the whole
-log. It only reads: it never modifies, creates or locks anything.`
+log. It only reads: it never modifies, creates or locks anything.
+
+Streams whose events all read as gone (evlogctl delete; tombstoned) are not
+listed among them; a second table (JSON: "deleted") lists every deleted,
+truncated or tombstoned stream with the version below which its events
+read as gone and the seq of its deletion marker, and JSON gives a
+truncated stream's "truncated_before". The system stream $$deletions
+holding the markers is listed like any stream.`
 
 // streamsCmd is "evlogctl streams".
 type streamsCmd struct {
@@ -26,7 +33,8 @@ type streamsCmd struct {
 
 // streamsResult is streams' JSON document.
 type streamsResult struct {
-	Streams []streamJSON `json:"streams"`
+	Streams []streamJSON  `json:"streams"`
+	Deleted []deletedJSON `json:"deleted,omitempty"` // delete.go
 }
 
 type streamJSON struct {
@@ -35,6 +43,8 @@ type streamJSON struct {
 	FirstSeq uint64 `json:"first_seq"`
 	LastSeq  uint64 `json:"last_seq"`
 	LastTime string `json:"last_time"`
+	// TruncatedBefore: its versions below it read as gone (delete.go).
+	TruncatedBefore uint64 `json:"truncated_before,omitempty"`
 }
 
 func runStreams(ctx context.Context, e *env, args []string) error {
@@ -60,7 +70,10 @@ func (c *streamsCmd) run(ctx context.Context, e *env, dir string) error {
 		if err != nil {
 			return err
 		}
-		out.Streams = append(out.Streams, streamJSON{Stream: si.Stream, Version: si.Version, FirstSeq: si.FirstSeq, LastSeq: si.LastSeq, LastTime: formatTime(si.LastTime)})
+		out.Streams = append(out.Streams, streamJSON{Stream: si.Stream, Version: si.Version, FirstSeq: si.FirstSeq, LastSeq: si.LastSeq, LastTime: formatTime(si.LastTime), TruncatedBefore: si.TruncatedBefore})
+	}
+	if out.Deleted, err = listDeleted(ctx, l, c.prefix); err != nil {
+		return err
 	}
 	if c.format == "json" {
 		return writeJSON(e.stdout, out)
@@ -80,6 +93,7 @@ func (c *streamsCmd) run(ctx context.Context, e *env, dir string) error {
 		}
 		tw.Flush()
 	}
+	appendDeletedTable(&b, out.Deleted)
 	_, err = e.stdout.Write([]byte(b.String()))
 	return err
 }

@@ -217,15 +217,23 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
 			}
 			return err
 		}
-		e, err := r.decode(env)
-		if err != nil {
-			return fmt.Errorf("evlog/projection: %s: decoding event %d: %w", r.p.Name, env.Seq, err)
+		if event.IsSystemStream(env.Stream) {
+			// evlog's own events are not folded; a deletion marker
+			// makes the view fold again without the deleted events.
+			if err := r.systemEvent(ctx, env); err != nil { // deletion.go
+				return err
+			}
+		} else {
+			e, err := r.decode(env)
+			if err != nil {
+				return fmt.Errorf("evlog/projection: %s: decoding event %d: %w", r.p.Name, env.Seq, err)
+			}
+			r.mu.Lock()
+			r.state = r.p.Apply(r.state, e)
+			r.seq, r.time = env.Seq, env.Time
+			r.notifyLocked()
+			r.mu.Unlock()
 		}
-		r.mu.Lock()
-		r.state = r.p.Apply(r.state, e)
-		r.seq, r.time = env.Seq, env.Time
-		r.notifyLocked()
-		r.mu.Unlock()
 		sinceCP++
 		force := false
 		select {

@@ -72,6 +72,10 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		maxSeq = math.MaxUint64
 	}
 	logID := src.LogID()
+	deleted, err := lastDeletion(ctx, src)
+	if err != nil {
+		return nil, err
+	}
 	for e, err := range snaps.Candidates(subj.Name, maxSeq) {
 		if err != nil {
 			return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
@@ -87,6 +91,8 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 			reason = fmt.Sprintf("belongs to another log (%x)", m.LogID[:])
 		case m.Seq > last:
 			reason = fmt.Sprintf("claims seq %d, beyond the end of the log (%d)", m.Seq, last)
+		case m.Seq < deleted:
+			reason = fmt.Sprintf("folded the events up to seq %d, before the deletion at seq %d: it may hold data of deleted events", m.Seq, deleted)
 		}
 		if reason == "" {
 			state, err := snaps.Load(ctx, m)
@@ -146,4 +152,28 @@ func (p *Plan) Events() uint64 {
 		return 0
 	}
 	return p.ToSeq - p.FromSeq + 1
+}
+
+// Deletions is implemented by a Source whose events can read as gone after
+// they were folded (*evlog.Log: DeleteStream, TruncateStream,
+// TombstoneStream). LastDeletionSeq returns the seq of the newest deletion
+// (0: none): a snapshot or checkpoint of the events up to a seq below it
+// may hold data of events deleted since, so MakePlan passes over it (a
+// fallback naming the deletion) and the state is folded again from the
+// events, which no longer yield the deleted ones.
+type Deletions interface {
+	LastDeletionSeq(ctx context.Context) (uint64, error)
+}
+
+// lastDeletion returns src's LastDeletionSeq, or 0 when it has none.
+func lastDeletion(ctx context.Context, src Source) (uint64, error) {
+	d, ok := src.(Deletions)
+	if !ok {
+		return 0, nil
+	}
+	seq, err := d.LastDeletionSeq(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("evlog/replay: reading the log's deletions: %w", err)
+	}
+	return seq, nil
 }

@@ -91,6 +91,11 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 			if env.Seq > p.ToSeq {
 				break
 			}
+			if event.IsSystemStream(env.Stream) {
+				// evlog's own events (deletion markers): covered, not folded.
+				res.Seq, res.Time = env.Seq, env.Time
+				continue
+			}
 			e, err := spec.Decode(env)
 			if err != nil {
 				return res, fmt.Errorf("evlog/replay: decoding event %d: %w", env.Seq, err)
@@ -100,8 +105,30 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 			res.Applied++
 		}
 	}
+	if p.Subject.Stream != "" && p.Target.kind == targetLatest {
+		// A stream whose first events were deleted: its version counts
+		// them (the next append continues after them).
+		if d, ok := src.(StreamDeletions); ok {
+			before, err := d.DeletedBefore(ctx, p.Subject.Stream)
+			if err != nil {
+				return res, fmt.Errorf("evlog/replay: reading the deletions of %s: %w", p.Subject.Stream, err)
+			}
+			if before > 1 {
+				res.Version = max(res.Version, before-1)
+			}
+		}
+	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// StreamDeletions is implemented by a Source whose streams can be
+// truncated or soft-deleted (*evlog.Log): DeletedBefore returns the
+// version below which the stream's events read as gone (0 or 1: none).
+// Run reports the latest state of a stream subject at that version at
+// least, so that an append expecting it continues the stream.
+type StreamDeletions interface {
+	DeletedBefore(ctx context.Context, stream string) (uint64, error)
 }
 
 // State plans and runs in one call.

@@ -1,0 +1,583 @@
+package evlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/evlog/evlog/event"
+)
+
+// Stream deletion (see docs/FORMAT.md, "Deletion and retention").
+//
+// A deletion is an ordinary event appended to the system stream
+// DeletionsStream, so it shares everything an append has: one commit
+// frame, the SyncMode's durability, crash recovery, backups and
+// followers. Its Type says what it does and its Data (msgpack) names the
+// stream:
+//
+//	$deleted   {stream, before}  soft delete: versions below before (the
+//	                             stream's version + 1 when it was deleted)
+//	                             read as gone; the stream may be written
+//	                             again from that version on
+//	$truncate  {stream, before}  versions below before read as gone
+//	$tombstone {stream}          hard delete: every version reads as gone
+//	                             and appends fail with ErrStreamDeleted
+//
+// Readers fold these markers into a deletion table (deletionTable) that
+// they consult for every event; the table is built on first use by
+// reading DeletionsStream through the stream index (one bloom-filtered
+// look-up per sealed segment, never a scan of the log), and extended
+// incrementally from the segments holding seqs beyond what it folded.
+// Compact then rewrites the gone events of sealed segments as redacted
+// placeholders (TypeRedacted, no ID, Meta or Data) with the same seq,
+// stream, version and time, so no surviving event is renumbered and every
+// index stays valid.
+
+// Reserved names. Streams starting with SystemStreamPrefix and event
+// types starting with SystemTypePrefix belong to evlog: appends using
+// them fail with ErrInvalid.
+const (
+	SystemStreamPrefix = event.SystemStreamPrefix
+	SystemTypePrefix   = "$"
+	// DeletionsStream is the system stream holding deletion markers.
+	DeletionsStream = event.DeletionsStream
+	// Marker types (see the package comment of deletion.go and
+	// docs/FORMAT.md).
+	TypeDeleted   = "$deleted"
+	TypeTruncate  = "$truncate"
+	TypeTombstone = "$tombstone"
+	// TypeRedacted is the type of the placeholder Compact writes in place
+	// of a gone event. Readers never yield placeholders.
+	TypeRedacted = "$redacted"
+)
+
+// ErrStreamDeleted is matched by the error of an append to, or a delete
+// of, a stream that was hard-deleted (TombstoneStream). The error is a
+// *StreamDeletedError.
+var ErrStreamDeleted = errors.New("evlog: the stream is deleted (tombstoned)")
+
+// StreamDeletedError names the tombstoned stream of a failed append.
+type StreamDeletedError struct {
+	Stream string
+	Seq    uint64 // seq of the tombstone marker
+}
+
+func (e *StreamDeletedError) Error() string {
+	return fmt.Sprintf("%v: stream %q was hard-deleted (tombstone at seq %d); it can never be written again: use another stream name", ErrStreamDeleted, e.Stream, e.Seq)
+}
+
+// Unwrap returns ErrStreamDeleted.
+func (e *StreamDeletedError) Unwrap() error { return ErrStreamDeleted }
+
+// marker is the payload of a deletion marker.
+type marker struct {
+	Stream string `msgpack:"stream"`
+	Before uint64 `msgpack:"before,omitempty"`
+}
+
+// delState is one stream's entry of the deletion table.
+type delState struct {
+	before uint64 // versions below it are gone
+	tomb   bool   // every version is gone
+	kind   string // type of the last marker
+	seq    uint64 // seq of the last marker
+}
+
+// deletionTable is the fold of DeletionsStream up to seq. It is immutable
+// once published.
+type deletionTable struct {
+	seq     uint64 // every marker with seq <= seq is folded
+	version uint64 // version of DeletionsStream folded
+	last    uint64 // seq of the newest marker (0: none)
+	m       map[string]delState
+}
+
+// deletions guards the log's current deletion table.
+type deletions struct {
+	mu sync.Mutex
+	t  *deletionTable
+}
+
+// deletionsAt returns a deletion table holding at least every marker
+// visible in (v, pub).
+func (l *Log) deletionsAt(ctx context.Context, v *view, pub published) (*deletionTable, error) {
+	l.dels.mu.Lock()
+	defer l.dels.mu.Unlock()
+	t := l.dels.t
+	if t == nil {
+		t = &deletionTable{}
+	}
+	if t.seq >= pub.seq {
+		return t, nil
+	}
+	nt := &deletionTable{seq: pub.seq, version: t.version, last: t.last, m: t.m}
+	cloned := false
+	err := l.scanStreamIn(ctx, v, pub, DeletionsStream, t.version+1, t.seq, func(e *Envelope) error {
+		if !cloned {
+			nt.m, cloned = maps.Clone(t.m), true
+			if nt.m == nil {
+				nt.m = make(map[string]delState)
+			}
+		}
+		nt.version, nt.last = e.Version, e.Seq
+		var mk marker
+		if err := msgpack.Unmarshal(e.Data, &mk); err != nil || mk.Stream == "" {
+			return fmt.Errorf("%w: deletion marker at seq %d (%s) does not decode: %v", ErrCorrupt, e.Seq, e.Type, err)
+		}
+		st := nt.m[mk.Stream]
+		switch e.Type {
+		case TypeDeleted, TypeTruncate:
+			st.before = max(st.before, mk.Before)
+		case TypeTombstone:
+			st.tomb = true
+		default:
+			return nil // a later version's marker: not ours to interpret
+		}
+		st.kind, st.seq = e.Type, e.Seq
+		nt.m[mk.Stream] = st
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.dels.t = nt
+	return nt, nil
+}
+
+// visibility decides which events read as gone: deleted, truncated,
+// beyond retention, or redacted placeholders.
+type visibility struct {
+	l    *Log
+	ctx  context.Context
+	v    *view
+	pub  published
+	t    *deletionTable
+	ret  map[string]Retention
+	now  int64
+	vers map[string]uint64 // stream versions, for MaxCount
+	err  error
+}
+
+// newVisibility returns the visibility of the events of (v, pub).
+func (l *Log) newVisibility(ctx context.Context, v *view, pub published) (*visibility, error) {
+	t, err := l.deletionsAt(ctx, v, pub)
+	if err != nil {
+		return nil, err
+	}
+	vis := &visibility{l: l, ctx: ctx, v: v, pub: pub, t: t, ret: l.opts.Retention}
+	if len(vis.ret) > 0 {
+		vis.now = l.opts.Clock().UnixNano()
+	}
+	return vis, nil
+}
+
+// goneVersion reports whether version ver of stream reads as gone, by the
+// deletion table and MaxCount (not MaxAge, which needs the event's time).
+func (vis *visibility) goneVersion(stream string, ver uint64) bool {
+	if st, ok := vis.t.m[stream]; ok && (st.tomb || ver < st.before) {
+		return true
+	}
+	if r, ok := vis.retention(stream); ok && r.MaxCount > 0 {
+		cur, ok := vis.vers[stream]
+		if !ok {
+			var err error
+			cur, err = vis.l.streamVersionIn(vis.v, vis.pub, stream)
+			if err != nil {
+				vis.err = err
+				return false
+			}
+			if vis.vers == nil {
+				vis.vers = make(map[string]uint64)
+			}
+			vis.vers[stream] = cur
+		}
+		if cur > uint64(r.MaxCount) && ver <= cur-uint64(r.MaxCount) {
+			return true
+		}
+	}
+	return false
+}
+
+func (vis *visibility) retention(stream string) (Retention, bool) {
+	if len(vis.ret) == 0 {
+		return Retention{}, false
+	}
+	cat, _, ok := strings.Cut(stream, CategorySeparator)
+	if !ok {
+		return Retention{}, false
+	}
+	r, ok := vis.ret[cat]
+	return r, ok
+}
+
+// gone reports whether e reads as gone.
+func (vis *visibility) gone(e *Envelope) bool {
+	if e.Type == TypeRedacted {
+		return true
+	}
+	if len(vis.t.m) == 0 && len(vis.ret) == 0 {
+		return false
+	}
+	if vis.goneVersion(e.Stream, e.Version) {
+		return true
+	}
+	if r, ok := vis.retention(e.Stream); ok && r.MaxAge > 0 && e.Time.UnixNano() < vis.now-int64(r.MaxAge) {
+		return true
+	}
+	return false
+}
+
+// hideGone returns fn skipping the events of (v, pub) that read as gone.
+func (l *Log) hideGone(ctx context.Context, v *view, pub published, fn func(*Envelope) error) (func(*Envelope) error, error) {
+	vis, err := l.newVisibility(ctx, v, pub)
+	if err != nil {
+		return nil, err
+	}
+	return func(e *Envelope) error {
+		if vis.gone(e) {
+			return vis.err
+		}
+		return fn(e)
+	}, nil
+}
+
+// checkNotDeleted fails with a *StreamDeletedError when one of the
+// streams is tombstoned (as committed now; the writer checks again while
+// sequencing, deletion_writer.go), and with ErrInvalid when one is a
+// system stream.
+func (l *Log) checkNotDeleted(ctx context.Context, streams iter.Seq[string]) error {
+	var t *deletionTable
+	for s := range streams {
+		if strings.HasPrefix(s, SystemStreamPrefix) {
+			return fmt.Errorf("%w: stream %q: names starting with %q are reserved for evlog's system streams", ErrInvalid, s, SystemStreamPrefix)
+		}
+		if t == nil {
+			v, pub, err := l.acquire()
+			if err != nil {
+				return err
+			}
+			t, err = l.deletionsAt(ctx, v, pub)
+			v.unref()
+			if err != nil {
+				return err
+			}
+		}
+		if st, ok := t.m[s]; ok && st.tomb {
+			return &StreamDeletedError{Stream: s, Seq: st.seq}
+		}
+	}
+	return nil
+}
+
+// checkReservedType fails with ErrInvalid when typ is a system type.
+func checkReservedType(stream, typ string) error {
+	if strings.HasPrefix(typ, SystemTypePrefix) {
+		return fmt.Errorf("%w: event type %q of stream %q: types starting with %q are reserved for evlog", ErrInvalid, typ, stream, SystemTypePrefix)
+	}
+	return nil
+}
+
+// DeleteStream soft-deletes stream: its events up to its current version
+// v read as gone at once (Stream, StreamBackward, Events, Category,
+// Subscribe, typed views, Streams) and Compact later removes their
+// payloads. The stream may be written again: the next append gets version
+// v+1 (StreamVersion still reports v, so ExpectVersion(v) works), and
+// only the events from v+1 on are read. It returns the position of the
+// deletion marker (an event of DeletionsStream) and v.
+//
+// The version is read when DeleteStream is called: an event appended to
+// the stream concurrently, after that read, survives. Use TruncateStream
+// with an explicit version to delete exactly what was seen. Deleting a
+// stream without events writes nothing and returns a zero Position; a
+// tombstoned stream fails with ErrStreamDeleted.
+func (l *Log) DeleteStream(ctx context.Context, stream string) (Position, uint64, error) {
+	ver, err := l.StreamVersion(ctx, stream)
+	if err != nil {
+		return Position{}, 0, err
+	}
+	if ver == 0 {
+		return Position{}, 0, l.checkNotDeleted(ctx, slices.Values([]string{stream}))
+	}
+	pos, err := l.appendMarker(ctx, TypeDeleted, marker{Stream: stream, Before: ver + 1})
+	return pos, ver, err
+}
+
+// TruncateStream makes the versions of stream below before read as gone
+// (at once; Compact later removes their payloads). before may be at most
+// the stream's version + 1 (which deletes every event, as DeleteStream
+// does); a truncation at or below an earlier one changes nothing but is
+// recorded. It returns the position of the marker.
+func (l *Log) TruncateStream(ctx context.Context, stream string, before uint64) (Position, error) {
+	ver, err := l.StreamVersion(ctx, stream)
+	if err != nil {
+		return Position{}, err
+	}
+	if before == 0 || before > ver+1 {
+		return Position{}, fmt.Errorf("%w: truncating stream %q before version %d: it has %d events (give 1..%d)", ErrInvalid, stream, before, ver, ver+1)
+	}
+	return l.appendMarker(ctx, TypeTruncate, marker{Stream: stream, Before: before})
+}
+
+// TombstoneStream hard-deletes stream: every event of it reads as gone at
+// once, Compact later removes their payloads, and every later append to
+// it fails with ErrStreamDeleted (a *StreamDeletedError). It cannot be
+// undone. Appends are checked in the order the writer sequences them: one
+// sequenced before the tombstone succeeds (its events then read as gone
+// with the rest), one after fails, even in the same group commit. It
+// returns the position of the marker.
+func (l *Log) TombstoneStream(ctx context.Context, stream string) (Position, error) {
+	return l.appendMarker(ctx, TypeTombstone, marker{Stream: stream})
+}
+
+// appendMarker appends one deletion marker to DeletionsStream.
+func (l *Log) appendMarker(ctx context.Context, typ string, mk marker) (Position, error) {
+	if l.readOnly {
+		return Position{}, ErrReadOnly
+	}
+	if mk.Stream == "" || strings.HasPrefix(mk.Stream, SystemStreamPrefix) {
+		return Position{}, fmt.Errorf("%w: cannot delete stream %q", ErrInvalid, mk.Stream)
+	}
+	if err := l.checkNotDeleted(ctx, slices.Values([]string{mk.Stream})); err != nil {
+		return Position{}, err
+	}
+	data, err := msgpack.Marshal(&mk)
+	if err != nil {
+		return Position{}, err
+	}
+	batch := []AppendRequest{{Stream: DeletionsStream, Expect: ExpectAny, Events: []Envelope{{Type: typ, Data: data}}}}
+	size, n, err := l.checkBatch(batch)
+	if err != nil {
+		return Position{}, err
+	}
+	r := &request{batch: batch, size: size, events: n, done: make(chan struct{})}
+	if err := l.w.submit(ctx, r); err != nil {
+		return Position{}, err
+	}
+	return r.pos[0], nil
+}
+
+// Deletion describes the deletion state of one stream: what Deletions
+// lists.
+type Deletion struct {
+	Stream string
+	// Kind is the type of the last marker: TypeDeleted, TypeTruncate or
+	// TypeTombstone.
+	Kind string
+	// Before: versions below it read as gone (0: none).
+	Before uint64
+	// Tombstoned: every version reads as gone and appends fail.
+	Tombstoned bool
+	// Seq is the seq of the last marker.
+	Seq uint64
+}
+
+// Deletions returns the deletion state of every stream that was deleted,
+// truncated or tombstoned, in name order, as visible now (retention is
+// not listed: it is Options.Retention).
+func (l *Log) Deletions(ctx context.Context) ([]Deletion, error) {
+	v, pub, err := l.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer v.unref()
+	t, err := l.deletionsAt(ctx, v, pub)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Deletion, 0, len(t.m))
+	for _, s := range slices.Sorted(maps.Keys(t.m)) {
+		st := t.m[s]
+		out = append(out, Deletion{Stream: s, Kind: st.kind, Before: st.before, Tombstoned: st.tomb, Seq: st.seq})
+	}
+	return out, nil
+}
+
+// LastDeletionSeq returns the seq of the newest deletion marker visible
+// now (0: none). A snapshot or checkpoint that folded events up to a seq
+// below it may hold data of events deleted since: see
+// docs/FORMAT.md, "Deletion and retention".
+func (l *Log) LastDeletionSeq(ctx context.Context) (uint64, error) {
+	v, pub, err := l.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer v.unref()
+	t, err := l.deletionsAt(ctx, v, pub)
+	if err != nil {
+		return 0, err
+	}
+	return t.last, nil
+}
+
+// Retention bounds how long the events of one category are kept: events
+// beyond either bound read as gone at once, and Compact removes their
+// payloads. See Options.Retention.
+type Retention struct {
+	// MaxAge: events recorded more than MaxAge before Options.Clock() read
+	// as gone. 0: no bound.
+	MaxAge time.Duration
+	// MaxCount: only the newest MaxCount events of each stream of the
+	// category are read. 0: no bound.
+	MaxCount int
+}
+
+// validateRetention checks Options.Retention.
+func validateRetention(r map[string]Retention) error {
+	var errs []error
+	for _, cat := range slices.Sorted(maps.Keys(r)) {
+		x := r[cat]
+		if cat == "" || strings.Contains(cat, CategorySeparator) || strings.HasPrefix(cat, SystemTypePrefix) {
+			errs = append(errs, fmt.Errorf("Retention: %q is not a category (non-empty, without %q, not starting with %q)", cat, CategorySeparator, SystemTypePrefix))
+		}
+		if x.MaxAge < 0 || x.MaxCount < 0 {
+			errs = append(errs, fmt.Errorf("Retention[%q]: MaxAge %v and MaxCount %d must not be negative", cat, x.MaxAge, x.MaxCount))
+		}
+		if x.MaxAge == 0 && x.MaxCount == 0 {
+			errs = append(errs, fmt.Errorf("Retention[%q]: set MaxAge or MaxCount (or remove the entry)", cat))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkBatchDeleted is checkNotDeleted for a raw batch, which also may not
+// use system event types.
+func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest) error {
+	for _, req := range batch {
+		for i := range req.Events {
+			if err := checkReservedType(req.Stream, req.Events[i].Type); err != nil {
+				return err
+			}
+		}
+	}
+	return l.checkNotDeleted(ctx, func(yield func(string) bool) {
+		for _, req := range batch {
+			if !yield(req.Stream) {
+				return
+			}
+		}
+	})
+}
+
+// checkTypedDeleted is checkBatchDeleted for a typed batch.
+func (l *Log) checkTypedDeleted(ctx context.Context, src batchSource) error {
+	var env Envelope
+	for i := range src.parts() {
+		stream, _, n := src.part(i)
+		for j := range n {
+			src.envelope(i, j, &env)
+			if err := checkReservedType(stream, env.Type); err != nil {
+				return err
+			}
+		}
+	}
+	return l.checkNotDeleted(ctx, func(yield func(string) bool) {
+		for i := range src.parts() {
+			stream, _, _ := src.part(i)
+			if !yield(stream) {
+				return
+			}
+		}
+	})
+}
+
+// hideGoneStreams returns fn for Streams: streams whose every event reads
+// as gone are skipped, truncated ones carry TruncatedBefore.
+func (l *Log) hideGoneStreams(ctx context.Context, v *view, pub published, fn func(StreamInfo) error) (func(StreamInfo) error, error) {
+	vis, err := l.newVisibility(ctx, v, pub)
+	if err != nil {
+		return nil, err
+	}
+	if len(vis.t.m) == 0 && len(vis.ret) == 0 {
+		return fn, nil
+	}
+	return func(si StreamInfo) error {
+		before := uint64(0)
+		if st, ok := vis.t.m[si.Stream]; ok {
+			if st.tomb {
+				return nil
+			}
+			before = st.before
+		}
+		if r, ok := vis.retention(si.Stream); ok {
+			if r.MaxCount > 0 && si.Version > uint64(r.MaxCount) {
+				before = max(before, si.Version-uint64(r.MaxCount)+1)
+			}
+			if r.MaxAge > 0 && si.LastTime.UnixNano() < vis.now-int64(r.MaxAge) {
+				return nil // its last event is beyond MaxAge: all are
+			}
+		}
+		if before > si.Version {
+			return nil
+		}
+		if before > 1 {
+			si.TruncatedBefore = before
+		}
+		return fn(si)
+	}, nil
+}
+
+// skipSystem returns fn skipping the events of system streams (typed
+// views: their payloads are not the view's type).
+func skipSystem(fn func(*Envelope) error) func(*Envelope) error {
+	return func(e *Envelope) error {
+		if strings.HasPrefix(e.Stream, SystemStreamPrefix) {
+			return nil
+		}
+		return fn(e)
+	}
+}
+
+// DeletedBefore returns the version of stream below which its events read
+// as gone by DeleteStream or TruncateStream (0: none; retention is not
+// counted), as visible now. A soft-deleted stream's next version is
+// DeletedBefore. It implements replay.StreamDeletions.
+func (l *Log) DeletedBefore(ctx context.Context, stream string) (uint64, error) {
+	v, pub, err := l.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer v.unref()
+	t, err := l.deletionsAt(ctx, v, pub)
+	if err != nil {
+		return 0, err
+	}
+	return t.m[stream].before, nil
+}
+
+// hideGoneStream is hideGone for a read of one stream from version from:
+// a tombstoned stream returns a nil fn (nothing to read), and from moves
+// past the deleted versions. The gone events of a stream are always its
+// first ones (deletions and retention cut a prefix), so a backward read
+// ends at the first gone event it meets.
+func (l *Log) hideGoneStream(ctx context.Context, v *view, pub published, stream string, from uint64, fn func(*Envelope) error, backward bool) (uint64, func(*Envelope) error, error) {
+	vis, err := l.newVisibility(ctx, v, pub)
+	if err != nil {
+		return 0, nil, err
+	}
+	if st, ok := vis.t.m[stream]; ok {
+		if st.tomb {
+			return 0, nil, nil
+		}
+		if !backward {
+			from = max(from, st.before)
+		}
+	}
+	return from, func(e *Envelope) error {
+		if vis.gone(e) {
+			if vis.err == nil && backward {
+				return errStop
+			}
+			return vis.err
+		}
+		return fn(e)
+	}, nil
+}
