@@ -554,7 +554,9 @@ func WithRegistry(r *Registry) TypedOption { return func(c *typedConfig) { c.reg
 
 // Subscribe is Log.Subscribe decoding every event as the view's reads do:
 // history then live appends, in seq order, with no gap and no duplicate.
-// A payload that does not decode ends the iteration with a *DecodeError.
+// Events of evlog's system streams (DeletionsStream) are skipped, as
+// Events skips them. A payload that does not decode ends the iteration
+// with a *DecodeError.
 func (t *TypedLog[T]) Subscribe(ctx context.Context, from uint64) iter.Seq2[Event[T], error] {
 	return func(yield func(Event[T], error) bool) {
 		decode := t.decoder()
@@ -562,6 +564,9 @@ func (t *TypedLog[T]) Subscribe(ctx context.Context, from uint64) iter.Seq2[Even
 			if err != nil {
 				yield(Event[T]{}, err)
 				return
+			}
+			if event.IsSystemStream(env.Stream) {
+				continue // deletion markers: not the view's payloads (as Events skips them)
 			}
 			ev, err := decode(&env)
 			if err != nil {
