@@ -134,12 +134,6 @@ type Options struct {
 	// shared cache (each segment keeps only its last few blocks). Plain
 	// segments never use it: they are read through the OS page cache.
 	BlockCacheSize int64
-
-	// AllowSnapshotWrites lets the snapshot store of a log opened with
-	// OpenReadOnly create and remove snapshot files (never segments, and
-	// never temporaries it did not create: cleaning those up is the
-	// writer's job). Off by default: a read-only log modifies nothing.
-	AllowSnapshotWrites bool
 }
 
 // Defaults and limits of Options.
