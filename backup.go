@@ -107,14 +107,7 @@ func (l *Log) Backup(ctx context.Context, dst string, opts BackupOptions) (Backu
 
 // osDir returns the log's directory when it is one of the operating
 // system.
-func (l *Log) osDir() (string, bool) {
-	for _, f := range []vfs.FS{l.rawFS, l.fs} {
-		if o, ok := f.(*vfs.OS); ok {
-			return o.Dir(), true
-		}
-	}
-	return "", false
-}
+func (l *Log) osDir() (string, bool) { return l.dir, l.dir != "" }
 
 // backupLockFile keeps two backups out of one directory.
 const backupLockFile = "BACKUP.LOCK"

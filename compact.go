@@ -262,7 +262,7 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 			err = errors.Join(err, f.Close(), l.fs.Remove(tmp))
 		}
 	}()
-	w := segment.NewSegmentWriter(f, h, compress)
+	w := segment.NewSealedWriter(f, h, compress)
 	prevTime := int64(math.MinInt64)
 	var copied int64
 	buf := make([]byte, 1<<20)

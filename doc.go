@@ -144,7 +144,9 @@
 // *CorruptError naming the file and the offset of the first invalid frame. Sealed segments' records are
 // checked on every read (and by `evlogctl verify`): a bad record is an
 // ErrCorrupt error from the read, never skipped. OpenReadOnly takes no
-// lock and never modifies, creates or removes anything.
+// lock and never modifies, creates or removes anything (its snapshot store
+// is read-only); tools that write snapshots beside a writer open a
+// SnapshotWriter (OpenSnapshotWriter), whose store alone may write.
 //
 // Recovery validates the whole directory before it removes anything
 // (temporaries, segments superseded by a compaction, which it removes only

@@ -54,7 +54,7 @@ type Log struct {
 	stats  counters
 	blocks *segment.BlockCache // decompressed blocks of compressed segments
 
-	rawFS    vfs.FS // read-only logs: the FS without the read-only guard
+	dir      string // the operating-system directory ("" for other FSs)
 	snapOnce sync.Once
 	snaps    *snapshot.Store
 	snapErr  error
@@ -101,14 +101,16 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 		return nil, errors.Join(err, fsys.Close())
 	}
-	l.closeFS = fsys.Close
+	l.closeFS, l.dir = fsys.Close, dir
 	return l, nil
 }
 
 // OpenReadOnly opens the log in dir for reading. It takes no lock and never
 // modifies, creates or removes anything, so it can read a log that another
 // process is writing; it sees the events committed when it opened (and
-// after each Refresh). dir must exist; an empty directory, or one with a
+// after each Refresh). Its snapshot store is read-only too: a tool that
+// writes snapshots beside the log opens it with OpenSnapshotWriter. dir
+// must exist; an empty directory, or one with a
 // LOCK file but no segments, is an empty log; a directory holding other
 // files but none of a log fails with ErrNotALog. A torn tail is not served
 // and is reported by Recovery.
@@ -121,7 +123,6 @@ func OpenReadOnly(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evlog: opening %s: %w", dir, err)
 	}
-	fsys.SetFilePerm(o.Perm) // for snapshots (AllowSnapshotWrites)
 	l, err := openResolved(vfs.ReadOnly(fsys), o, true)
 	if err != nil {
 		if errors.Is(err, ErrNotALog) {
@@ -129,7 +130,7 @@ func OpenReadOnly(dir string, opts Options) (*Log, error) {
 		}
 		return nil, errors.Join(err, fsys.Close())
 	}
-	l.closeFS, l.rawFS = fsys.Close, fsys
+	l.closeFS, l.dir = fsys.Close, dir
 	return l, nil
 }
 

@@ -136,12 +136,6 @@ type Options struct {
 	// segments never use it: they are read through the OS page cache.
 	BlockCacheSize int64
 
-	// AllowSnapshotWrites lets the snapshot store of a log opened with
-	// OpenReadOnly create and remove snapshot files (never segments, and
-	// never temporaries it did not create: cleaning those up is the
-	// writer's job). Off by default: a read-only log modifies nothing.
-	AllowSnapshotWrites bool
-
 	// Retention bounds, per category (the key: a stream's name up to its
 	// first "-"), how many events of each stream (MaxCount) and how old
 	// events (MaxAge, against Clock) are kept. Events beyond either bound

@@ -2,6 +2,8 @@ package evlog
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,9 +28,9 @@ func blockRename(fsys vfs.FS) (f *vfs.Faulty, reached, release chan struct{}) {
 	return f, reached, release
 }
 
-// TestSnapshotToolsKeepWritersTemporaries: a read-only log allowed to write
-// snapshots (what `evlogctl snapshot` and `snapshots --prune` open beside a
-// running writer) never removes the writer's snapshot temporaries, so a
+// TestSnapshotToolsKeepWritersTemporaries: a SnapshotWriter (what
+// `evlogctl snapshot` and `snapshots --prune` open beside a running
+// writer) never removes the writer's snapshot temporaries, so a
 // Save in progress in the writer completes.
 func TestSnapshotToolsKeepWritersTemporaries(t *testing.T) {
 	ctx := t.Context()
@@ -59,14 +61,14 @@ func TestSnapshotToolsKeepWritersTemporaries(t *testing.T) {
 		done <- err
 	}()
 	<-reached
-	ro, err := OpenReadOnly(dir, Options{AllowSnapshotWrites: true})
+	sw, err := OpenSnapshotWriter(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ro.Snapshots(); err != nil {
+	if _, err := sw.Log().Snapshots(); err != nil {
 		t.Fatal(err)
 	}
-	ro.Close()
+	sw.Close()
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("the writer's Save failed: %v", err)
@@ -104,5 +106,63 @@ func TestCleanTempsKeepsSavesInProgress(t *testing.T) {
 	}
 	if _, err := mem.Stat(abandoned); err == nil {
 		t.Errorf("the abandoned temporary %s is still there", abandoned)
+	}
+}
+
+// TestSnapshotWriterContract: a SnapshotWriter saves and prunes snapshots
+// beside a running writer, while the read-only log it holds never writes
+// (its own store refuses), and a snapshot beyond the events the log serves
+// fails.
+func TestSnapshotWriterContract(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	l, err := Open(dir, Options{Sync: SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := runWorkload(ctx, l, genWorkload(1, 5)); err != nil {
+		t.Fatal(err)
+	}
+	sw, err := OpenSnapshotWriter(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Close()
+	last := sw.Log().LastSeq()
+	if last == 0 {
+		t.Fatal("the SnapshotWriter's log serves no events")
+	}
+	ro, err := sw.Log().Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Save(ctx, snapshot.Meta{Name: "s", Seq: last, Time: t0}, []byte("state")); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Save through the read-only log's store = %v, want ErrReadOnly", err)
+	}
+	store := sw.Snapshots()
+	if _, err := store.Save(ctx, snapshot.Meta{Name: "s", Seq: last + 1, Time: t0}, []byte("state")); err == nil {
+		t.Fatal("a snapshot beyond the end of the log was saved")
+	}
+	m, err := store.Save(ctx, snapshot.Meta{Name: "s", Seq: last, Time: t0}, []byte("state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas, err := ws.List("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(metas, func(x snapshot.Meta) bool { return x.File == m.File }) {
+		t.Fatalf("the writer's store lists %v, not the SnapshotWriter's %s", metas, m.File)
+	}
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }

@@ -20,7 +20,6 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		l.rawFS = fsys
 		return l, nil
 	}
 	testhook.Verify = func(ctx context.Context, fsys vfs.FS) (any, error) {

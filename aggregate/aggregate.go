@@ -5,7 +5,7 @@
 // resulting events with optimistic concurrency, retrying on conflicts.
 //
 // The definition is pure — no I/O, no context — and usable with no log at
-// all (Fold). The Repository does its I/O through small interfaces (Log,
+// all (ApplyAll). The Repository does its I/O through small interfaces (Log,
 // Snapshots) that *evlog.Log and its snapshot store satisfy, so it never
 // depends on the storage engine.
 package aggregate
@@ -82,9 +82,9 @@ func (d *Definition[S, E]) New() S {
 	return s
 }
 
-// Fold applies events to s in order and returns the result: the pure way
+// ApplyAll applies events to s in order and returns the result: the pure way
 // to compute a state, with no log involved.
-func (d *Definition[S, E]) Fold(s S, events ...E) S {
+func (d *Definition[S, E]) ApplyAll(s S, events ...E) S {
 	for _, e := range events {
 		s = d.Apply(s, e)
 	}

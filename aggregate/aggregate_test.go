@@ -74,7 +74,7 @@ func newRepo(t testing.TB, opts aggregate.Options, logOpts evlog.Options) (*evlo
 
 // TestDefinitionIsPure: the definition works with no log at all.
 func TestDefinitionIsPure(t *testing.T) {
-	s := counterDef.Fold(counterDef.New(), evlog.Event[inc]{Data: inc{"a", 2}}, evlog.Event[inc]{Data: inc{"a", 3}})
+	s := counterDef.ApplyAll(counterDef.New(), evlog.Event[inc]{Data: inc{"a", 2}}, evlog.Event[inc]{Data: inc{"a", 3}})
 	if s.N["a"] != 5 || s.Adds != 2 {
 		t.Fatalf("fold: %+v", s)
 	}

@@ -400,7 +400,7 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 						envs = envs[:mark] // nothing of a failed command
 						outs[i].err = err
 					} else {
-						state = r.def.Fold(state, events...)
+						state = r.def.ApplyAll(state, events...)
 					}
 				}
 				outs[i].state = r.def.clone(state)

@@ -146,8 +146,8 @@ func (s *boltStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 
 // StateAt binary searches the events (keyed by seq, recorded times never
 // decrease) for the last one recorded at or before t, then folds up to it.
-func (s *boltStore) StateAt(t time.Time) (Fold, error) {
-	fold := Fold{}
+func (s *boltStore) StateAt(t time.Time) (ItemCounts, error) {
+	fold := ItemCounts{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(boltEvents)
 		last := b.Sequence()

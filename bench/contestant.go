@@ -67,7 +67,7 @@ type Store interface {
 	// a Payload, and calls fn for each. It returns the number of events.
 	ReadAll(fn func(seq uint64, p *Payload)) (int, error)
 	// StateAt folds every event recorded at or before t.
-	StateAt(t time.Time) (Fold, error)
+	StateAt(t time.Time) (ItemCounts, error)
 	// LoadStream reads and decodes every event of one stream, in version
 	// order, and returns how many there were.
 	LoadStream(stream string) (int, error)

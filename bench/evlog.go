@@ -65,10 +65,10 @@ var foldSubject = replay.Subject{Name: "bench/items", SchemaVersion: 1}
 
 var foldCodec = evlog.NewCodec[Payload](nil)
 
-var foldSpec = replay.Spec[Fold, evlog.Event[Payload]]{
-	Init:   func() Fold { return Fold{} },
+var foldSpec = replay.Spec[ItemCounts, evlog.Event[Payload]]{
+	Init:   func() ItemCounts { return ItemCounts{} },
 	Decode: foldCodec.Decode,
-	Fold:   func(f Fold, e evlog.Event[Payload]) Fold { f.add(&e.Data); return f },
+	Fold:   func(f ItemCounts, e evlog.Event[Payload]) ItemCounts { f.add(&e.Data); return f },
 }
 
 // snapshotEvery is how many events apart the fold's snapshots are (fewer
@@ -177,7 +177,7 @@ func (s *evlogStore[T]) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 
 // StateAt answers from the newest snapshot of the fold at or before t and
 // the events after it.
-func (s *evlogStore[T]) StateAt(t time.Time) (Fold, error) {
+func (s *evlogStore[T]) StateAt(t time.Time) (ItemCounts, error) {
 	snaps, err := s.l.Snapshots()
 	if err != nil {
 		return nil, err

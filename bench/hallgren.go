@@ -122,7 +122,7 @@ func (s *hallgrenStore) ReadAll(fn func(seq uint64, p *Payload)) (n int, err err
 	return n, nil
 }
 
-func (s *hallgrenStore) StateAt(time.Time) (Fold, error) {
+func (s *hallgrenStore) StateAt(time.Time) (ItemCounts, error) {
 	return nil, notApplicable("no time index; not run")
 }
 

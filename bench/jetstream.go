@@ -106,7 +106,7 @@ type jsStore struct {
 	reqs  []evlog.AppendRequest
 	envs  []event.Envelope
 	seen  map[string]bool
-	spec  replay.Spec[Fold, Payload]
+	spec  replay.Spec[ItemCounts, Payload]
 }
 
 func openJetStream(dir string, replicas int, snap bool) (_ *jsStore, err error) {
@@ -156,13 +156,13 @@ func openJetStream(dir string, replicas int, snap bool) (_ *jsStore, err error) 
 		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
 	}
 	dec := newCodec()
-	s.spec = replay.Spec[Fold, Payload]{
-		Init: func() Fold { return Fold{} },
+	s.spec = replay.Spec[ItemCounts, Payload]{
+		Init: func() ItemCounts { return ItemCounts{} },
 		Decode: func(e event.Envelope) (Payload, error) {
 			var p Payload
 			return p, dec.decode(e.Data, &p)
 		},
-		Fold: func(f Fold, p Payload) Fold { f.add(&p); return f },
+		Fold: func(f ItemCounts, p Payload) ItemCounts { f.add(&p); return f },
 	}
 	if snap {
 		if s.snaps, err = s.l.Snapshots(); err != nil {
@@ -366,15 +366,15 @@ func (s *jsStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 
 // StateAt resolves t with Log.SeqAt (a binary search on the recorded
 // times) and folds the events up to it with Range.
-func (s *jsStore) StateAt(t time.Time) (Fold, error) {
+func (s *jsStore) StateAt(t time.Time) (ItemCounts, error) {
 	if s.snaps != nil {
 		return nil, notApplicable(jsSnapNA)
 	}
 	seq, err := s.l.SeqAt(s.ctx, t)
 	if err != nil || seq == 0 {
-		return Fold{}, err
+		return ItemCounts{}, err
 	}
-	f := Fold{}
+	f := ItemCounts{}
 	var p Payload
 	for e, err := range s.l.Range(s.ctx, 1, seq) {
 		if err != nil {

@@ -105,12 +105,12 @@ func (d *Dataset) Event(i int, e *Ev) {
 // TimeOf returns the recorded time of event i.
 func (d *Dataset) TimeOf(i int) time.Time { return baseTime.Add(time.Duration(i) * time.Millisecond) }
 
-// Fold is the state computed by workload "stateat": items counted by name.
-type Fold map[string]int
+// ItemCounts is the state computed by workload "stateat": items counted by name.
+type ItemCounts map[string]int
 
-func (f Fold) add(p *Payload) { f[p.Item]++ }
+func (f ItemCounts) add(p *Payload) { f[p.Item]++ }
 
-func (f Fold) total() int {
+func (f ItemCounts) total() int {
 	n := 0
 	for _, c := range f {
 		n += c

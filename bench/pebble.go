@@ -154,8 +154,8 @@ func (s *pebbleStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 // StateAt binary searches the events (keyed by seq, recorded times never
 // decrease) with point gets for the last one recorded at or before t, then
 // folds up to it with an iterator.
-func (s *pebbleStore) StateAt(t time.Time) (Fold, error) {
-	fold := Fold{}
+func (s *pebbleStore) StateAt(t time.Time) (ItemCounts, error) {
+	fold := ItemCounts{}
 	last := s.seq.Load()
 	var serr error
 	k := sort.Search(int(last), func(i int) bool {

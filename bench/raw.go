@@ -260,11 +260,11 @@ func (s *rawStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 
 // StateAt replays from the start and stops at the first event recorded
 // after t (recorded times never decrease).
-func (s *rawStore) StateAt(t time.Time) (Fold, error) {
+func (s *rawStore) StateAt(t time.Time) (ItemCounts, error) {
 	if err := s.flushForRead(); err != nil {
 		return nil, err
 	}
-	fold := Fold{}
+	fold := ItemCounts{}
 	err := s.readFrames(func(c *codec) (bool, error) {
 		if c.env.Time.After(t) {
 			return false, nil

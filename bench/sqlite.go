@@ -153,8 +153,8 @@ func (s *sqliteStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 
 // StateAt: WHERE time <= ? ORDER BY seq (no index on time: a scan of the
 // table in rowid order, filtering every row).
-func (s *sqliteStore) StateAt(t time.Time) (Fold, error) {
-	fold := Fold{}
+func (s *sqliteStore) StateAt(t time.Time) (ItemCounts, error) {
+	fold := ItemCounts{}
 	_, err := s.query(func(_ uint64, p *Payload) { fold.add(p) },
 		`SELECT seq, stream, version, type, time, data FROM events WHERE time <= ? ORDER BY seq`, t.UnixNano())
 	return fold, err

@@ -131,12 +131,12 @@ func (s *walStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 
 // StateAt binary searches the entries for the last one recorded at or
 // before t (recorded times never decrease), then folds entries 1..that.
-func (s *walStore) StateAt(t time.Time) (Fold, error) {
+func (s *walStore) StateAt(t time.Time) (ItemCounts, error) {
 	first, last, err := s.bounds()
 	if err != nil {
 		return nil, err
 	}
-	fold := Fold{}
+	fold := ItemCounts{}
 	if last == 0 {
 		return fold, nil
 	}

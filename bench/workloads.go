@@ -366,7 +366,7 @@ func (s *Suite) dataset(c *Contestant, run int) {
 		for range s.cfg.Targets {
 			idx := rng.IntN(ds.N)
 			t0 := time.Now()
-			var fold Fold
+			var fold ItemCounts
 			fold, err = st.StateAt(ds.TimeOf(idx))
 			lats = append(lats, time.Since(t0).Seconds())
 			if err == nil && fold.total() != idx+1 {

@@ -310,7 +310,7 @@ func (c *demoCmd) run(ctx context.Context, e *env, dir string) (*demoReport, err
 	// The projections, in one pass over the inventories' events (the
 	// wallet's are another type's).
 	collected, origins, churn := projection.Start(inventory.MostCollected), projection.Start(inventory.Origins), projection.Start(inventory.Turnover)
-	if err := projection.FoldAll(projection.Map(log.Category(ctx, inventory.Category, 1), codec.Decode), collected, origins, churn); err != nil {
+	if err := projection.FeedAll(projection.Map(log.Category(ctx, inventory.Category, 1), codec.Decode), collected, origins, churn); err != nil {
 		return nil, err
 	}
 	rep.Collected = inventory.TopN(collected.State(), 5)

@@ -54,15 +54,12 @@ func runSnapshot(ctx context.Context, e *env, args []string) error {
 }
 
 func (c *snapshotCmd) run(ctx context.Context, e *env, dir string) error {
-	l, err := evlog.OpenReadOnly(dir, evlog.Options{AllowSnapshotWrites: true})
+	w, err := evlog.OpenSnapshotWriter(dir, evlog.Options{})
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	store, err := l.Snapshots()
-	if err != nil {
-		return err
-	}
+	defer w.Close()
+	l, store := w.Log(), w.Snapshots()
 	res, err := replay.State(ctx, l, store, statsSubject, replay.Latest(), statsSpec, replay.Options{})
 	if err != nil {
 		return err

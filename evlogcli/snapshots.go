@@ -129,15 +129,12 @@ func (c *snapshotsCmd) run(ctx context.Context, e *env, dir string, policy snaps
 	out := snapshotsResult{Snapshots: []snapshotListJSON{}}
 	var metas []snapshot.Meta
 	if c.prune {
-		l, err := evlog.OpenReadOnly(dir, evlog.Options{AllowSnapshotWrites: true})
+		w, err := evlog.OpenSnapshotWriter(dir, evlog.Options{})
 		if err != nil {
 			return err
 		}
-		defer l.Close()
-		store, err := l.Snapshots()
-		if err != nil {
-			return err
-		}
+		defer w.Close()
+		store := w.Snapshots()
 		before, err := store.List("")
 		if err != nil {
 			return err

@@ -37,7 +37,7 @@ func BenchmarkPass(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		types, count := projection.Start(typesCount), projection.Start(total)
-		if err := projection.FoldAll(l.Events(ctx, 1), types, count); err != nil {
+		if err := projection.FeedAll(l.Events(ctx, 1), types, count); err != nil {
 			b.Fatal(err)
 		}
 		n += count.State()

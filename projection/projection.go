@@ -1,8 +1,8 @@
 // Package projection derives read models (views) from the event stream.
 //
 // A Projection is a pure fold — no I/O, no context — from events to a
-// view. Drive one or several over any iter.Seq2 of events with Fold and
-// FoldAll: they stop at the first read error, so a damaged log never yields
+// view. Drive one or several over any iter.Seq2 of events with Compute and
+// FeedAll: they stop at the first read error, so a damaged log never yields
 // a silently shortened view, and several views are computed in one pass
 // without modifying anything.
 //
@@ -40,8 +40,8 @@ func (p *Projection[S, E]) New() S {
 	return s
 }
 
-// Fold computes the view from events, stopping at the first error.
-func Fold[S, E any](p Projection[S, E], events iter.Seq2[E, error]) (S, error) {
+// Compute computes the view from events, stopping at the first error.
+func Compute[S, E any](p Projection[S, E], events iter.Seq2[E, error]) (S, error) {
 	s := p.New()
 	for e, err := range events {
 		if err != nil {
@@ -52,12 +52,13 @@ func Fold[S, E any](p Projection[S, E], events iter.Seq2[E, error]) (S, error) {
 	return s, nil
 }
 
-// Folder is a projection being computed: FoldAll feeds several at once.
-type Folder[E any] interface {
+// Consumer is a projection being computed, consuming events one at a time
+// (View is one): FeedAll feeds several at once.
+type Consumer[E any] interface {
 	Add(E)
 }
 
-// View is a running Projection: a Folder holding its current state.
+// View is a running Projection: a Consumer holding its current state.
 type View[S, E any] struct {
 	p     Projection[S, E]
 	state S
@@ -76,15 +77,15 @@ func (v *View[S, E]) State() S { return v.state }
 // Events returns the number of events folded in.
 func (v *View[S, E]) Events() int { return v.n }
 
-// FoldAll feeds every event to every folder, in one pass, stopping at the
+// FeedAll feeds every event to every consumer, in one pass, stopping at the
 // first error (returned).
-func FoldAll[E any](events iter.Seq2[E, error], folders ...Folder[E]) error {
+func FeedAll[E any](events iter.Seq2[E, error], consumers ...Consumer[E]) error {
 	for e, err := range events {
 		if err != nil {
 			return err
 		}
-		for _, f := range folders {
-			f.Add(e)
+		for _, c := range consumers {
+			c.Add(e)
 		}
 	}
 	return nil

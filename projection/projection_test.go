@@ -43,31 +43,31 @@ func events(types ...string) iter.Seq2[event.Envelope, error] {
 	}
 }
 
-func TestFoldIsPureAndStopsOnError(t *testing.T) {
-	got, err := projection.Fold(typesCount, events("a", "b", "a"))
+func TestComputeIsPureAndStopsOnError(t *testing.T) {
+	got, err := projection.Compute(typesCount, events("a", "b", "a"))
 	if err != nil || !cmp.Equal(got, map[string]int{"a": 2, "b": 1}) {
 		t.Fatalf("fold: %v %v", got, err)
 	}
-	if _, err := projection.Fold(typesCount, events("a", "ERR", "b")); err == nil {
+	if _, err := projection.Compute(typesCount, events("a", "ERR", "b")); err == nil {
 		t.Fatal("a read error must end the fold with that error, not a shortened view")
 	}
 }
 
-func TestFoldAllOnePass(t *testing.T) {
+func TestFeedAllOnePass(t *testing.T) {
 	passes := 0
 	src := func(yield func(event.Envelope, error) bool) {
 		passes++
 		events("a", "b", "b")(yield)
 	}
 	a, b := projection.Start(typesCount), projection.Start(total)
-	if err := projection.FoldAll(src, a, b); err != nil {
+	if err := projection.FeedAll(src, a, b); err != nil {
 		t.Fatal(err)
 	}
 	if passes != 1 || b.State() != 3 || a.State()["b"] != 2 || a.Events() != 3 {
 		t.Fatalf("passes %d, total %d, types %v", passes, b.State(), a.State())
 	}
-	if err := projection.FoldAll(events("a", "ERR"), a); err == nil {
-		t.Fatal("FoldAll must stop with the read error")
+	if err := projection.FeedAll(events("a", "ERR"), a); err == nil {
+		t.Fatal("FeedAll must stop with the read error")
 	}
 }
 

@@ -137,7 +137,7 @@ func goldenCompressed(sealed *segImage) []byte {
 	h := goldenHeader(1)
 	h.Generation, h.Flags = 1, FlagCompressed
 	var out bytes.Buffer
-	w := NewSegmentWriter(&out, h, true)
+	w := NewSealedWriter(&out, h, true)
 	w.zblockSize = goldenZBlock
 	x := sealed.index(len(sealed.batches))
 	res, err := Scan(bytes.NewReader(sealed.data), sealed.h, x.End, ScanOptions{Strict: true, CollectInfos: true})

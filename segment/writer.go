@@ -8,11 +8,11 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// SegmentWriter writes a whole sealed segment sequentially — header,
+// SealedWriter writes a whole sealed segment sequentially — header,
 // record frames copied from other segments, footer, trailer — for
 // compaction. With compression the records go into zblocks (see
 // compressed.go). It does not sync or close w.
-type SegmentWriter struct {
+type SealedWriter struct {
 	w        io.Writer
 	hb       [HeaderSize]byte
 	compress bool
@@ -30,15 +30,15 @@ type SegmentWriter struct {
 	zblockSize int
 }
 
-// NewSegmentWriter returns a writer of a segment with header h.
-func NewSegmentWriter(w io.Writer, h Header, compress bool) *SegmentWriter {
+// NewSealedWriter returns a writer of a segment with header h.
+func NewSealedWriter(w io.Writer, h Header, compress bool) *SealedWriter {
 	if compress {
 		h.Flags |= FlagCompressed
 	}
-	return &SegmentWriter{w: w, hb: h.Encode(), compress: compress, idx: NewIndex(h.BaseSeq), zblockSize: ZBlockSize}
+	return &SealedWriter{w: w, hb: h.Encode(), compress: compress, idx: NewIndex(h.BaseSeq), zblockSize: ZBlockSize}
 }
 
-func (sw *SegmentWriter) write(p []byte) {
+func (sw *SealedWriter) write(p []byte) {
 	if sw.err != nil {
 		return
 	}
@@ -54,7 +54,7 @@ func (sw *SegmentWriter) write(p []byte) {
 // fsyncs of the file they were written to, and a sealed segment needs none
 // (so compaction's output is the same whatever the marks' random tags).
 // The next event must have seq BaseSeq+events so far.
-func (sw *SegmentWriter) AppendRecords(r io.Reader, infos []EventInfo, buf []byte) error {
+func (sw *SealedWriter) AppendRecords(r io.Reader, infos []EventInfo, buf []byte) error {
 	if !sw.started {
 		sw.started = true
 		sw.write(sw.hb[:])
@@ -113,7 +113,7 @@ func (sw *SegmentWriter) AppendRecords(r io.Reader, infos []EventInfo, buf []byt
 
 // emit appends record bytes to the output (compressed: to the pending
 // block).
-func (sw *SegmentWriter) emit(p []byte) {
+func (sw *SealedWriter) emit(p []byte) {
 	sw.idx.End += int64(len(p))
 	if !sw.compress {
 		sw.write(p)
@@ -127,7 +127,7 @@ func (sw *SegmentWriter) emit(p []byte) {
 }
 
 // block writes one zblock frame.
-func (sw *SegmentWriter) block(p []byte) {
+func (sw *SealedWriter) block(p []byte) {
 	if sw.enc == nil {
 		sw.enc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(MaxZBlock))
 	}
@@ -141,7 +141,7 @@ func (sw *SegmentWriter) block(p []byte) {
 }
 
 // Seal writes the footer and trailer.
-func (sw *SegmentWriter) Seal() error {
+func (sw *SealedWriter) Seal() error {
 	if !sw.started {
 		sw.started = true
 		sw.write(sw.hb[:])

@@ -85,7 +85,7 @@ func Tour(ctx context.Context, out io.Writer, log aggregate.Log, snaps aggregate
 	// Both projections in one pass over the log.
 	codec := Codec()
 	collected, origins := projection.Start(MostCollected), projection.Start(Origins)
-	if err := projection.FoldAll(projection.Map(log.Range(ctx, 1, log.LastSeq()), codec.Decode), collected, origins); err != nil {
+	if err := projection.FeedAll(projection.Map(log.Range(ctx, 1, log.LastSeq()), codec.Decode), collected, origins); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "most collected:", TopN(collected.State(), 2))

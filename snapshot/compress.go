@@ -1,5 +1,8 @@
 package snapshot
 
+// A snapshot file's encoding: the process-wide zstd coders, and encode and
+// decode of a whole file (header, compressed state, file checksum).
+
 import (
 	"encoding/binary"
 	"errors"
