@@ -139,6 +139,14 @@ type Options struct {
 	// never temporaries it did not create: cleaning those up is the
 	// writer's job). Off by default: a read-only log modifies nothing.
 	AllowSnapshotWrites bool
+
+	// DedupeWindow bounds how far back an append's event IDs are looked
+	// up (see Append, "Idempotency"): the IDs of the last DedupeWindow
+	// events (by seq, from the newest). An event whose ID was last used
+	// further back is not recognised: it is appended again. The writer
+	// keeps the IDs in the window in memory (about the ID's length plus
+	// 50 bytes each). Default 0: the whole log. Negative is invalid.
+	DedupeWindow int64
 }
 
 // Defaults and limits of Options.
@@ -182,6 +190,9 @@ func (o Options) Validate() error {
 	}
 	if o.Perm != 0 && (o.Perm&^fs.ModePerm != 0 || o.Perm&0o600 != 0o600) {
 		errs = append(errs, fmt.Errorf("Perm %#o: must be 0 (default %#o) or permission bits granting the owner read and write", o.Perm, DefaultPerm))
+	}
+	if o.DedupeWindow < 0 {
+		errs = append(errs, fmt.Errorf("DedupeWindow %d: must be 0 (the whole log) or a positive number of events", o.DedupeWindow))
 	}
 	if err := o.Snapshot.Validate(); err != nil {
 		errs = append(errs, err)
