@@ -2,10 +2,13 @@ package evlog
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
+	"slices"
 
 	"github.com/evlog/evlog/event"
 )
@@ -62,47 +65,59 @@ func (e *DuplicateIDError) Error() string {
 func (e *DuplicateIDError) Unwrap() error { return ErrDuplicateID }
 
 // idIndex maps the IDs of the log's events (the last window of them) to
-// their seqs. Owned by the writer goroutine.
+// their seqs, by hash (idTable): a hash hit is a candidate, confirmed by
+// reading the event. Owned by the writer goroutine.
 type idIndex struct {
-	m      map[string]uint64
-	staged []string // IDs entered by the staged group, in order
-	// order lists the committed IDs in seq order, for DedupeWindow's
+	t    idTable
+	seed maphash.Seed
+	// staged lists the IDs entered by the staged group, in seq order.
+	staged []stagedID
+	// order lists the committed entries in seq order, for DedupeWindow's
 	// eviction (nil without a window).
-	order  []idSeq
+	order  []idSlot
 	head   int
 	window uint64 // 0: the whole log
 }
 
-type idSeq struct {
-	id  string
-	seq uint64
+type stagedID struct {
+	h, seq uint64
+	id     string
 }
 
-// lookup returns the seq of the event holding id, if it is within the
-// window of a log whose last seq is last.
-func (x *idIndex) lookup(id string, last uint64) (uint64, bool) {
-	s, ok := x.m[id]
-	if !ok || (x.window != 0 && s+x.window <= last) {
-		return 0, false
-	}
-	return s, true
+func (x *idIndex) hash(id string) uint64 { return maphash.String(x.seed, id) }
+
+// inWindow reports whether seq is within the window of a log whose last
+// committed seq is last (staged seqs are).
+func (x *idIndex) inWindow(seq, last uint64) bool {
+	return x.window == 0 || seq+x.window > last
 }
 
-// stage enters id (of the staged event seq); false if the index holds it
-// already (from the same append: dedupe found none before staging).
-func (x *idIndex) stage(id string, seq uint64) bool {
-	if _, ok := x.m[id]; ok {
-		return false
+// stage enters id (of the staged event seq); false if an event staged
+// before it holds the same ID (dedupe found none in the log before
+// staging, so it is one of the same append).
+func (x *idIndex) stage(id string, seq, last uint64) bool {
+	h := x.hash(id)
+	if x.t.has(h) {
+		var buf [4]uint64
+		for _, s := range x.t.appendSeqs(buf[:0], h) {
+			if s <= last {
+				continue // a committed event: a hash collision (dedupe read it)
+			}
+			i, _ := slices.BinarySearchFunc(x.staged, s, func(e stagedID, s uint64) int { return cmp.Compare(e.seq, s) })
+			if i < len(x.staged) && x.staged[i].seq == s && x.staged[i].id == id {
+				return false
+			}
+		}
 	}
-	x.m[id] = seq
-	x.staged = append(x.staged, id)
+	x.t.insert(h, seq)
+	x.staged = append(x.staged, stagedID{h, seq, id})
 	return true
 }
 
 // unstage removes the IDs staged from mark on.
 func (x *idIndex) unstage(mark int) {
-	for _, id := range x.staged[mark:] {
-		delete(x.m, id)
+	for _, e := range x.staged[mark:] {
+		x.t.remove(e.h, e.seq)
 	}
 	clear(x.staged[mark:])
 	x.staged = x.staged[:mark]
@@ -112,8 +127,8 @@ func (x *idIndex) unstage(mark int) {
 // seq) and evicts those that left the window.
 func (x *idIndex) commit(last uint64) {
 	if x.window != 0 {
-		for _, id := range x.staged {
-			x.order = append(x.order, idSeq{id, x.m[id]})
+		for _, e := range x.staged {
+			x.order = append(x.order, idSlot{e.h, e.seq})
 		}
 		x.evict(last)
 	}
@@ -122,24 +137,20 @@ func (x *idIndex) commit(last uint64) {
 }
 
 func (x *idIndex) evict(last uint64) {
-	for x.head < len(x.order) && x.order[x.head].seq+x.window <= last {
+	for x.head < len(x.order) && !x.inWindow(x.order[x.head].seq, last) {
 		e := x.order[x.head]
-		if x.m[e.id] == e.seq {
-			delete(x.m, e.id)
-		}
-		x.order[x.head] = idSeq{}
+		x.t.remove(e.h, e.seq)
 		x.head++
 	}
 	if x.head > 1024 && x.head > len(x.order)/2 {
 		n := copy(x.order, x.order[x.head:])
-		clear(x.order[n:])
 		x.order, x.head = x.order[:n], 0
 	}
 }
 
 // buildIDs reads the IDs of the events in the window into a new index.
 func (w *writer) buildIDs() (*idIndex, error) {
-	x := &idIndex{m: make(map[string]uint64), window: uint64(w.opts.DedupeWindow)}
+	x := &idIndex{seed: maphash.MakeSeed(), window: uint64(w.opts.DedupeWindow)}
 	from := uint64(1)
 	if x.window != 0 && w.lastSeq > x.window {
 		from = w.lastSeq - x.window + 1
@@ -149,9 +160,10 @@ func (w *writer) buildIDs() (*idIndex, error) {
 	}
 	err := w.l.scan(context.Background(), from, w.lastSeq, func(e *Envelope) error {
 		if e.ID != "" {
-			x.m[e.ID] = e.Seq // the newest holder of an ID written before IDs were checked
+			h := x.hash(e.ID)
+			x.t.insert(h, e.Seq)
 			if x.window != 0 {
-				x.order = append(x.order, idSeq{e.ID, e.Seq})
+				x.order = append(x.order, idSlot{h, e.Seq})
 			}
 		}
 		return nil
@@ -165,59 +177,45 @@ func (w *writer) buildIDs() (*idIndex, error) {
 // dedupe checks r's event IDs against the log before r is staged. It
 // returns true when it finished r: a retry of an append in the log
 // (success, with the original positions) or an ErrDuplicateID (or a read
-// error). Requests without IDs cost one pass over their envelopes.
+// error). The common case, IDs the index does not hold, costs one hash
+// and one probe per event (and stage another probe to enter it); a
+// request without IDs, one pass over its envelopes.
 func (w *writer) dedupe(r *request) bool {
 	var env Envelope
-	parts, withID := w.dedupeParts(r), false
+	parts, hit := w.dedupeParts(r), false
+scan:
 	for i := range parts {
 		for j := range w.partLen(r, i) {
 			w.envelopeAt(r, i, j, &env)
-			if env.ID != "" {
-				withID = true
-				break
+			if env.ID == "" {
+				continue
+			}
+			if w.ids == nil {
+				x, err := w.buildIDs()
+				if err != nil {
+					r.finish(err)
+					return true
+				}
+				w.ids = x
+			}
+			if w.ids.t.has(w.ids.hash(env.ID)) {
+				hit = true
+				break scan
 			}
 		}
 	}
-	if !withID {
+	if !hit {
 		return false
 	}
-	if w.ids == nil {
-		x, err := w.buildIDs()
-		if err != nil {
-			r.finish(err)
-			return true
-		}
-		w.ids = x
+	origs, seqs, err := w.resolveIDs(r)
+	if err != nil {
+		r.finish(err)
+		return true
 	}
-	for attempt := 0; ; attempt++ {
-		hits, staged := 0, false
-		for i := range parts {
-			for j := range w.partLen(r, i) {
-				w.envelopeAt(r, i, j, &env)
-				if env.ID == "" {
-					continue
-				}
-				if s, ok := w.ids.lookup(env.ID, w.lastSeq); ok {
-					hits++
-					staged = staged || s > w.lastSeq
-				}
-			}
-		}
-		if hits == 0 {
-			return false
-		}
-		if !staged || attempt > 0 {
-			break
-		}
-		// The originals are in the staged group: write it first, to read
-		// them back (and then answer only once they are committed).
-		w.flush()
-		if w.failed != nil {
-			r.finish(w.failed)
-			return true
-		}
+	if !slices.ContainsFunc(seqs, func(s uint64) bool { return s != 0 }) {
+		return false // hash collisions only
 	}
-	pos, err := w.retryPositions(r)
+	pos, err := w.retryPositions(r, origs, seqs)
 	if err != nil {
 		r.finish(err)
 		return true
@@ -225,6 +223,83 @@ func (w *writer) dedupe(r *request) bool {
 	r.pos = pos
 	r.finish(nil)
 	return true
+}
+
+// resolveIDs returns, for each event of r in order, the seq of the event
+// in the log holding its ID (0: none, or no ID), and the events read to
+// find out, by seq.
+func (w *writer) resolveIDs(r *request) (map[uint64]*Envelope, []uint64, error) {
+	var env Envelope
+	parts := w.dedupeParts(r)
+	var cands []uint64
+	collect := func() bool { // false: a candidate is staged
+		cands = cands[:0]
+		staged := false
+		for i := range parts {
+			for j := range w.partLen(r, i) {
+				w.envelopeAt(r, i, j, &env)
+				if env.ID == "" {
+					continue
+				}
+				n := len(cands)
+				cands = w.ids.t.appendSeqs(cands, w.ids.hash(env.ID))
+				for _, s := range cands[n:] {
+					staged = staged || s > w.lastSeq
+				}
+			}
+		}
+		return !staged
+	}
+	if !collect() {
+		// The originals are in the staged group: write it first, to read
+		// them back (and to answer only once they are committed).
+		w.flush()
+		if w.failed != nil {
+			return nil, nil, w.failed
+		}
+		collect()
+	}
+	cands = slices.DeleteFunc(cands, func(s uint64) bool { return !w.ids.inWindow(s, w.lastSeq) })
+	slices.Sort(cands)
+	cands = slices.Compact(cands)
+	// Read the candidates, in runs of nearby seqs (a retry's originals
+	// are consecutive: one run).
+	read := make(map[uint64]*Envelope, len(cands))
+	for i := 0; i < len(cands); {
+		j := i + 1
+		for j < len(cands) && cands[j]-cands[j-1] <= 16 {
+			j++
+		}
+		from, to := cands[i], cands[j-1]
+		err := w.l.scan(context.Background(), from, to, func(e *Envelope) error {
+			if _, ok := slices.BinarySearch(cands[i:j], e.Seq); ok {
+				c := e.Clone()
+				read[e.Seq] = &c
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("evlog: reading the events holding the IDs of an append: %w", err)
+		}
+		i = j
+	}
+	var seqs []uint64
+	for i := range parts {
+		for j := range w.partLen(r, i) {
+			w.envelopeAt(r, i, j, &env)
+			found := uint64(0)
+			if env.ID != "" {
+				var buf [4]uint64
+				for _, s := range w.ids.t.appendSeqs(buf[:0], w.ids.hash(env.ID)) {
+					if o := read[s]; o != nil && o.ID == env.ID && s > found {
+						found = s // the newest holder (logs written before IDs were checked may hold an ID twice)
+					}
+				}
+			}
+			seqs = append(seqs, found)
+		}
+	}
+	return read, seqs, nil
 }
 
 func (w *writer) dedupeParts(r *request) int {
@@ -254,70 +329,36 @@ func (w *writer) envelopeAt(r *request, i, j int, e *Envelope) {
 	e.Stream = r.batch[i].Stream
 }
 
-// retryPositions checks that r, which holds known IDs, is a retry of
-// events in the log, and returns their positions (per part, its last
-// event's), or a *DuplicateIDError.
-func (w *writer) retryPositions(r *request) ([]Position, error) {
+// retryPositions checks that r, whose events' IDs resolveIDs found at
+// seqs (some non-zero), is a retry of the events origs holds, and returns
+// their positions (per part, its last event's); or a *DuplicateIDError.
+func (w *writer) retryPositions(r *request, origs map[uint64]*Envelope, seqs []uint64) ([]Position, error) {
 	var env Envelope
 	parts := w.dedupeParts(r)
-	first, k := uint64(0), uint64(0)
-	dup := func(i, j int, seq uint64, reason string) *DuplicateIDError {
-		return &DuplicateIDError{ID: env.ID, Stream: env.Stream, Index: j, OrigSeq: seq, Reason: reason}
-	}
-	// IDs: all known, naming consecutive events.
-	var firstErr *DuplicateIDError
-	for i := range parts {
-		for j := range w.partLen(r, i) {
-			w.envelopeAt(r, i, j, &env)
-			s, ok := uint64(0), false
-			if env.ID != "" {
-				s, ok = w.ids.lookup(env.ID, w.lastSeq)
-			}
-			switch {
-			case !ok && firstErr == nil:
-				firstErr = dup(i, j, 0, "")
-			case ok && k == 0:
-				first = s
-			case ok && s != first+k && firstErr == nil:
-				firstErr = dup(i, j, s, "the append's events are not in the same order as their originals")
-			}
-			k++
+	dup := func(j int, seq uint64, reason string) *DuplicateIDError {
+		e := &DuplicateIDError{ID: env.ID, Stream: env.Stream, Index: j, OrigSeq: seq, Reason: reason}
+		if o := origs[seq]; o != nil {
+			e.OrigStream = o.Stream
 		}
+		return e
 	}
-	if firstErr != nil && firstErr.Reason == "" {
-		// A partial overlap: name the first known ID.
-		for i := range parts {
-			for j := range w.partLen(r, i) {
-				w.envelopeAt(r, i, j, &env)
-				if s, ok := w.ids.lookup(env.ID, w.lastSeq); env.ID != "" && ok {
-					e := dup(i, j, s, "only part of the append's events are already in the log")
-					return nil, w.nameOrig(e)
-				}
-			}
-		}
-	}
-	if firstErr != nil {
-		return nil, w.nameOrig(firstErr)
-	}
-	// Content: read the originals.
-	origs := make([]Envelope, 0, k)
-	err := w.l.scan(context.Background(), first, first+k-1, func(e *Envelope) error {
-		c := e.Clone()
-		origs = append(origs, c)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("evlog: reading the originals of a retried append: %w", err)
-	}
-	if uint64(len(origs)) != k {
-		return nil, fmt.Errorf("evlog: reading the originals of a retried append: found %d of the %d events from seq %d", len(origs), k, first)
-	}
+	partial := slices.Contains(seqs, 0)
 	pos := make([]Position, parts)
-	n := 0
 	var data []byte
+	k := 0
 	for i := range parts {
 		for j := range w.partLen(r, i) {
 			w.envelopeAt(r, i, j, &env)
+			s := seqs[k]
+			k++
+			switch {
+			case s == 0:
+				continue
+			case partial:
+				return nil, dup(j, s, "only part of the append's events are already in the log")
+			case s != seqs[0]+uint64(k-1):
+				return nil, dup(j, s, "the append's events are not in the same order as their originals")
+			}
 			if r.src != nil {
 				var err error
 				if data, err = w.encodeScratch(r, i, j, data[:0]); err != nil {
@@ -325,30 +366,14 @@ func (w *writer) retryPositions(r *request) ([]Position, error) {
 				}
 				env.Data = data
 			}
-			o := &origs[n]
+			o := origs[s]
 			if reason := sameEvent(&env, o); reason != "" {
-				e := dup(i, j, o.Seq, reason)
-				e.OrigStream = o.Stream
-				return nil, e
+				return nil, dup(j, s, reason)
 			}
 			pos[i] = Position{Seq: o.Seq, Version: o.Version, Time: o.Time}
-			n++
 		}
 	}
 	return pos, nil
-}
-
-// nameOrig fills in e.OrigStream by reading the event at e.OrigSeq (best
-// effort: the error is what matters).
-func (w *writer) nameOrig(e *DuplicateIDError) *DuplicateIDError {
-	if e.OrigSeq == 0 {
-		return e
-	}
-	_ = w.l.scan(context.Background(), e.OrigSeq, e.OrigSeq, func(o *Envelope) error {
-		e.OrigStream = o.Stream
-		return nil
-	})
-	return e
 }
 
 // encodeScratch encodes the payload of typed event j of part i of r into
@@ -389,3 +414,8 @@ func sameEvent(a, o *Envelope) string {
 	}
 	return ""
 }
+
+// noDedupe turns the ID check off: set only by BenchmarkAppendIDsNoDedupe
+// (before opening a log), which measures what the check costs apart from
+// the ID bytes themselves.
+var noDedupe bool
