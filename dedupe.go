@@ -158,7 +158,7 @@ func (w *writer) buildIDs() (*idIndex, error) {
 	if w.lastSeq < from {
 		return x, nil
 	}
-	err := w.l.scan(context.Background(), from, w.lastSeq, func(e *Envelope) error {
+	err := w.scan(from, w.lastSeq, func(e *Envelope) error {
 		if e.ID != "" {
 			h := x.hash(e.ID)
 			x.t.insert(h, e.Seq)
@@ -271,7 +271,7 @@ func (w *writer) resolveIDs(r *request) (map[uint64]*Envelope, []uint64, error) 
 			j++
 		}
 		from, to := cands[i], cands[j-1]
-		err := w.l.scan(context.Background(), from, to, func(e *Envelope) error {
+		err := w.scan(from, to, func(e *Envelope) error {
 			if _, ok := slices.BinarySearch(cands[i:j], e.Seq); ok {
 				c := e.Clone()
 				read[e.Seq] = &c
@@ -419,3 +419,16 @@ func sameEvent(a, o *Envelope) string {
 // (before opening a log), which measures what the check costs apart from
 // the ID bytes themselves.
 var noDedupe bool
+
+// scan is Log.scan for the writer's own reads: they see every committed
+// event, also while Close drains the queue (Log.scan fails with ErrClosed
+// once Close began).
+func (w *writer) scan(from, to uint64, fn func(e *Envelope) error) error {
+	l := w.l
+	l.mu.RLock()
+	v, pub := l.v, l.pub
+	v.ref()
+	l.mu.RUnlock()
+	defer v.unref()
+	return l.scanIn(context.Background(), v, pub, from, to, fn)
+}

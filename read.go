@@ -160,6 +160,12 @@ func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) er
 		return err
 	}
 	defer v.unref()
+	return l.scanIn(ctx, v, pub, from, to, fn)
+}
+
+// scanIn is scan over the view v (referenced by the caller) as pub
+// publishes it.
+func (l *Log) scanIn(ctx context.Context, v *view, pub published, from, to uint64, fn func(e *Envelope) error) error {
 	from = max(from, 1)
 	if to == 0 || to > pub.seq {
 		to = pub.seq
