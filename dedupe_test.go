@@ -413,3 +413,45 @@ func TestDedupeCrashRetry(t *testing.T) {
 	}
 	t.Logf("crashed at each of %d ops under %d models", total+1, len(vfs.CrashModels()))
 }
+
+// TestDedupeReadsOnce: after Open, the first append carrying an ID reads
+// the log's IDs once; later appends with new IDs read nothing (a hash
+// look-up each), and a retry reads only its originals.
+func TestDedupeReadsOnce(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	opts := Options{SegmentSize: MinSegmentSize}
+	l := openMem(t, mem, opts)
+	for i := range 200 {
+		if _, err := l.Append(ctx, "s", ExpectAny, idEv(fmt.Sprint("id", i), "t", byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	cfs := vfs.NewCounting(mem)
+	l = openMem(t, cfs, Options{}) // no roll (which reads the sealed segment back) from here on
+	defer l.Close()
+	cfs.Reset()
+	if _, err := l.Append(ctx, "s", ExpectAny, idEv("new0", "t", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if r := cfs.Total().BytesRead; r == 0 {
+		t.Fatal("the first append with an ID read nothing: where do the log's IDs come from?")
+	}
+	cfs.Reset()
+	for i := range 50 {
+		if _, err := l.Append(ctx, "s", ExpectAny, idEv(fmt.Sprint("new", i+1), "t", 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := cfs.Total(); r.Reads != 0 {
+		t.Fatalf("appends with new IDs read %d times (%d bytes): the index should answer", r.Reads, r.BytesRead)
+	}
+	p, err := l.Append(ctx, "s", ExpectAny, idEv("id7", "t", 7))
+	if err != nil || p.Seq != 8 {
+		t.Fatalf("retry: %+v, %v", p, err)
+	}
+	if r := cfs.Total(); r.BytesRead > 4*MinSegmentSize {
+		t.Fatalf("a retry of one event read %d bytes", r.BytesRead)
+	}
+}
