@@ -144,8 +144,9 @@ type Options struct {
 	// up (see Append, "Idempotency"): the IDs of the last DedupeWindow
 	// events (by seq, from the newest). An event whose ID was last used
 	// further back is not recognised: it is appended again. The writer
-	// keeps the IDs in the window in memory (about the ID's length plus
-	// 50 bytes each). Default 0: the whole log. Negative is invalid.
+	// keeps a 64-bit hash of each ID in the window in memory, 21 to 43
+	// bytes per ID (16 more with a window, for evicting them in order).
+	// Default 0: the whole log. Negative is invalid.
 	DedupeWindow int64
 }
 
