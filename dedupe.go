@@ -2,7 +2,6 @@ package evlog
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,18 +64,16 @@ func (e *DuplicateIDError) Error() string {
 func (e *DuplicateIDError) Unwrap() error { return ErrDuplicateID }
 
 // idIndex maps the IDs of the log's events (the last window of them) to
-// their seqs, by hash (idTable): a hash hit is a candidate, confirmed by
-// reading the event. Owned by the writer goroutine.
+// their seqs, by a 64-bit hash: committed entries in an idSet, the staged
+// group's in staged. A hash hit is a candidate, confirmed by reading the
+// event. Owned by the writer goroutine.
 type idIndex struct {
-	t    idTable
+	set  idSet
 	seed maphash.Seed
 	// staged lists the IDs entered by the staged group, in seq order.
 	staged []stagedID
-	// order lists the committed entries in seq order, for DedupeWindow's
-	// eviction (nil without a window).
-	order  []idSlot
-	head   int
-	window uint64 // 0: the whole log
+	window uint64   // 0: the whole log
+	cands  []uint64 // scratch
 }
 
 type stagedID struct {
@@ -92,60 +89,57 @@ func (x *idIndex) inWindow(seq, last uint64) bool {
 	return x.window == 0 || seq+x.window > last
 }
 
+// has reports whether an entry (committed or staged) may have hash h.
+func (x *idIndex) has(h uint64) bool { return x.set.mayContain(h) }
+
+// appendSeqs appends the seqs of the entries with hash h, committed and
+// staged.
+func (x *idIndex) appendSeqs(dst []uint64, h uint64) []uint64 {
+	dst = x.set.appendSeqs(dst, h)
+	for _, e := range x.staged {
+		if e.h == h {
+			dst = append(dst, e.seq)
+		}
+	}
+	return dst
+}
+
 // stage enters id (of the staged event seq); false if an event staged
 // before it holds the same ID (dedupe found none in the log before
 // staging, so it is one of the same append).
-func (x *idIndex) stage(id string, seq, last uint64) bool {
+func (x *idIndex) stage(id string, seq uint64) bool {
 	h := x.hash(id)
-	if x.t.has(h) {
-		var buf [4]uint64
-		for _, s := range x.t.appendSeqs(buf[:0], h) {
-			if s <= last {
-				continue // a committed event: a hash collision (dedupe read it)
-			}
-			i, _ := slices.BinarySearchFunc(x.staged, s, func(e stagedID, s uint64) int { return cmp.Compare(e.seq, s) })
-			if i < len(x.staged) && x.staged[i].seq == s && x.staged[i].id == id {
+	if x.set.mayContain(h) {
+		for _, e := range x.staged {
+			if e.h == h && e.id == id {
 				return false
 			}
 		}
 	}
-	x.t.insert(h, seq)
+	x.set.add(h, x.staged)
 	x.staged = append(x.staged, stagedID{h, seq, id})
 	return true
 }
 
-// unstage removes the IDs staged from mark on.
+// unstage removes the IDs staged from mark on (their filter bits stay
+// until the filter is rebuilt).
 func (x *idIndex) unstage(mark int) {
-	for _, e := range x.staged[mark:] {
-		x.t.remove(e.h, e.seq)
-	}
 	clear(x.staged[mark:])
 	x.staged = x.staged[:mark]
 }
 
 // commit keeps the staged IDs (their group is written; last is its last
-// seq) and evicts those that left the window.
+// seq) and drops those that left the window.
 func (x *idIndex) commit(last uint64) {
+	var keep func(uint64) bool
 	if x.window != 0 {
-		for _, e := range x.staged {
-			x.order = append(x.order, idSlot{e.h, e.seq})
-		}
-		x.evict(last)
+		keep = func(seq uint64) bool { return x.inWindow(seq, last) }
+	}
+	for _, e := range x.staged {
+		x.set.insert(e.h, e.seq, keep)
 	}
 	clear(x.staged)
 	x.staged = x.staged[:0]
-}
-
-func (x *idIndex) evict(last uint64) {
-	for x.head < len(x.order) && !x.inWindow(x.order[x.head].seq, last) {
-		e := x.order[x.head]
-		x.t.remove(e.h, e.seq)
-		x.head++
-	}
-	if x.head > 1024 && x.head > len(x.order)/2 {
-		n := copy(x.order, x.order[x.head:])
-		x.order, x.head = x.order[:n], 0
-	}
 }
 
 // buildIDs reads the IDs of the events in the window into a new index.
@@ -155,22 +149,18 @@ func (w *writer) buildIDs() (*idIndex, error) {
 	if x.window != 0 && w.lastSeq > x.window {
 		from = w.lastSeq - x.window + 1
 	}
-	if w.lastSeq < from {
-		return x, nil
-	}
-	err := w.scan(from, w.lastSeq, func(e *Envelope) error {
-		if e.ID != "" {
-			h := x.hash(e.ID)
-			x.t.insert(h, e.Seq)
-			if x.window != 0 {
-				x.order = append(x.order, idSlot{h, e.Seq})
+	if w.lastSeq >= from {
+		err := w.scan(from, w.lastSeq, func(e *Envelope) error {
+			if e.ID != "" {
+				x.set.insert(x.hash(e.ID), e.Seq, nil)
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("evlog: indexing the log's event IDs: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("evlog: indexing the log's event IDs: %w", err)
 	}
+	x.set.rebuild(nil)
 	return x, nil
 }
 
@@ -198,9 +188,13 @@ scan:
 				}
 				w.ids = x
 			}
-			if w.ids.t.has(w.ids.hash(env.ID)) {
-				hit = true
-				break scan
+			// The filter's "maybe" (rarely a false positive) is
+			// confirmed by the entries' hashes.
+			if h := w.ids.hash(env.ID); w.ids.has(h) {
+				if w.ids.cands = w.ids.appendSeqs(w.ids.cands[:0], h); len(w.ids.cands) > 0 {
+					hit = true
+					break scan
+				}
 			}
 		}
 	}
@@ -242,7 +236,7 @@ func (w *writer) resolveIDs(r *request) (map[uint64]*Envelope, []uint64, error) 
 					continue
 				}
 				n := len(cands)
-				cands = w.ids.t.appendSeqs(cands, w.ids.hash(env.ID))
+				cands = w.ids.appendSeqs(cands, w.ids.hash(env.ID))
 				for _, s := range cands[n:] {
 					staged = staged || s > w.lastSeq
 				}
@@ -290,7 +284,7 @@ func (w *writer) resolveIDs(r *request) (map[uint64]*Envelope, []uint64, error) 
 			found := uint64(0)
 			if env.ID != "" {
 				var buf [4]uint64
-				for _, s := range w.ids.t.appendSeqs(buf[:0], w.ids.hash(env.ID)) {
+				for _, s := range w.ids.appendSeqs(buf[:0], w.ids.hash(env.ID)) {
 					if o := read[s]; o != nil && o.ID == env.ID && s > found {
 						found = s // the newest holder (logs written before IDs were checked may hold an ID twice)
 					}

@@ -617,7 +617,7 @@ func (w *writer) stage(r *request) error {
 			if n > w.opts.MaxEventSize {
 				return fail(fmt.Errorf("%w: event of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, req.Stream, n, w.opts.MaxEventSize))
 			}
-			if env.ID != "" && w.ids != nil && !w.ids.stage(env.ID, env.Seq, w.lastSeq) {
+			if env.ID != "" && w.ids != nil && !w.ids.stage(env.ID, env.Seq) {
 				return fail(&DuplicateIDError{ID: env.ID, Stream: req.Stream, Index: j, Reason: "two events of the append share it"})
 			}
 			w.infos = append(w.infos, segment.EventInfo{Seq: env.Seq, Stream: req.Stream, Version: env.Version, Time: t, Off: w.end + int64(off), Len: uint32(n)})
