@@ -144,9 +144,10 @@ type Options struct {
 	// up (see Append, "Idempotency"): the IDs of the last DedupeWindow
 	// events (by seq, from the newest). An event whose ID was last used
 	// further back is not recognised: it is appended again. The writer
-	// keeps a 64-bit hash of each ID in the window in memory, 21 to 43
-	// bytes per ID (16 more with a window, for evicting them in order).
-	// Default 0: the whole log. Negative is invalid.
+	// keeps a 64-bit hash and the seq of each ID in the window in memory,
+	// about 20 to 36 bytes per ID (with a window, IDs that left it are
+	// dropped lazily: up to twice the window may be held). Default 0: the
+	// whole log. Negative is invalid.
 	DedupeWindow int64
 }
 
