@@ -150,8 +150,10 @@ func (x *idSet) split() {
 			hi += int(e.h>>shift) & 1
 		}
 		lo := len(b) - hi
-		nb[2*i] = make([]idSlot, 0, lo+lo/4+1)
-		nb[2*i+1] = make([]idSlot, 0, hi+hi/4+1)
+		// Room to double before the next split: no bucket regrows
+		// in between, as a rule.
+		nb[2*i] = make([]idSlot, 0, 2*lo+8)
+		nb[2*i+1] = make([]idSlot, 0, 2*hi+8)
 		for _, e := range b {
 			j := e.h >> shift
 			nb[j] = append(nb[j], e)
