@@ -13,7 +13,7 @@ import (
 // SyncNever. The IDs are generated before the timed loop (for up to
 // idBatches batches). Compare the pairs of one run:
 //
-//	go test -run '^$' -bench AppendIDs -benchtime 200x -count 5 .
+//	go test -run '^$' -bench AppendIDs -benchtime 250x -count 1 . # (3 times)
 func BenchmarkAppendIDs(b *testing.B) {
 	const idBatches = 256
 	items := benchItems(appendBatchEvents, 0)
