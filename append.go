@@ -45,7 +45,8 @@ type AppendRequest struct {
 // Atomicity: all events of the call become visible and durable together,
 // or none do; a crash during the write leaves none of them after recovery.
 // On ErrVersionConflict (a *ConflictError carrying the actual version),
-// ErrInvalid, ErrFutureTime or ErrTimeBackwards nothing is written.
+// ErrInvalid, ErrFutureTime, ErrTimeBackwards or ErrDuplicateID nothing is
+// written.
 //
 // Fields: leave Seq, Version (and Stream) zero, they are assigned. The
 // stream name and each event's Type must be printable UTF-8 — no control
@@ -69,6 +70,33 @@ type AppendRequest struct {
 //
 // The events' Meta and Data are read during the call only; the caller may
 // reuse them once Append returns.
+//
+// Idempotency (KurrentDB's rules for idempotent writes). Event IDs
+// (Envelope.ID) are unique in the log, within Options.DedupeWindow:
+//   - An append every event of which carries an ID the log holds, the
+//     holders being consecutive events in the same streams and order with
+//     the same Type, SchemaVersion (0 counting as 1), Meta and Data, is a
+//     retry: it succeeds without writing anything and returns the
+//     positions the holders got (as the first append returned them). It is
+//     checked before the expectations and ErrTimeBackwards: a retry
+//     succeeds whatever its expectation, and Time is not compared (a retry
+//     re-sends the original's explicit time or a zero one).
+//   - An append holding a known ID that is not such a retry — only part
+//     of its events are in the log, or one differs from its holder
+//     (another stream, type, schema version, meta, data or order) — or
+//     holding one ID twice fails with ErrDuplicateID (a *DuplicateIDError
+//     naming the ID, the stream and the holder's seq) and writes nothing.
+//   - Events without an ID are never deduplicated.
+//   - Deleted, truncated or expired events keep their IDs until Compact
+//     replaces them by placeholders (which hold no ID): until then a retry
+//     of their append is recognised (it returns their positions and writes
+//     nothing, never bringing deleted events back); after it, the retry is
+//     a new append.
+//
+// Typed appends (TypedLog) go through the same check. The first append
+// carrying an ID after Open reads the IDs of the events in the window
+// once (the whole log by default); later ones cost a hash look-up per
+// event.
 func (l *Log) Append(ctx context.Context, stream string, expect Expectation, events ...Envelope) (Position, error) {
 	pos, err := l.AppendBatch(ctx, []AppendRequest{{Stream: stream, Expect: expect, Events: events}})
 	if err != nil {

@@ -104,8 +104,9 @@
 // An Append or Sync that fails with ErrWriterFailed has an unknown
 // outcome: its batch may have reached the disk before the failure (a
 // failed fsync says nothing about what the disk kept), so after reopening
-// it may or may not be present. Check before retrying; once appends are
-// idempotent, retry with the same event IDs.
+// it may or may not be present. Retry with the same event IDs: an append
+// whose events' IDs the log already holds writes nothing (see Log.Append,
+// "Idempotency").
 //
 // After every fsync of the newest segment (each group under SyncAlways,
 // Sync, the SyncInterval tick, Close, and Open) the writer appends a mark

@@ -56,8 +56,8 @@ var (
 	// fsync failed: the writer stops for good (it never retries and
 	// pretends). Close the Log and open it again; recovery re-reads what is
 	// on disk. The outcome of the append that failed (and of any append
-	// failing with it) is unknown: it may be present after reopening. Check
-	// before retrying; once appends are idempotent, retry with the same
-	// event IDs.
+	// failing with it) is unknown: it may be present after reopening.
+	// Retry with the same event IDs (see Log.Append, "Idempotency"): the
+	// retry writes nothing if the append did reach the log.
 	ErrWriterFailed = errors.New("evlog: the log writer failed; close and reopen the log")
 )

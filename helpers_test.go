@@ -82,7 +82,7 @@ func genWorkload(seed uint64, n int) []*batch {
 					e.Meta = map[string]string{"correlation_id": fmt.Sprint(ev)}
 				}
 				if rng.IntN(7) == 0 {
-					e.ID = fmt.Sprintf("id-%d", ev)
+					e.ID = fmt.Sprintf("id-%d-%d", seed, ev) // unique across workloads of other seeds
 				}
 				r.Events = append(r.Events, e)
 			}

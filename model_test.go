@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,17 @@ import (
 type model struct {
 	events   []Envelope
 	versions map[string]uint64
+	// Appends whose events carry IDs: written ones with the positions
+	// they got (retried later: nothing is written again), and refused
+	// ones (nothing was written: a retry is a new append).
+	written []modelAppend
+	refused [][]AppendRequest
+	nextID  int
+}
+
+type modelAppend struct {
+	reqs []AppendRequest
+	pos  []Position
 }
 
 func (m *model) lastTime() time.Time {
@@ -46,7 +58,10 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	l := openMem(t, mem, opts)
 	defer func() { l.Close() }()
 	m := &model{versions: make(map[string]uint64)}
-	streams := []string{"a", "b", "c", "d", "e", "f", "g"}
+	// Streams of two categories (one id holding the separator) and two
+	// outside any.
+	streams := []string{"inv-1", "inv-2", "inv-a-b", "wal-1", "wal-2", "f", "g"}
+	categories := []string{"inv", "wal", "inv-a"}
 	expectFor := func(s string) (Expectation, bool) {
 		v := m.versions[s]
 		switch rng.IntN(6) {
@@ -60,12 +75,74 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			return ExpectVersion(v), true
 		}
 	}
+	// appendChecked appends reqs and checks the outcome against the model
+	// (ok: every expectation holds; explicit: some event has a Time).
+	appendChecked := func(step int, reqs []AppendRequest, ok, explicit bool) {
+		hasIDs := reqs[0].Events[0].ID != ""
+		pos, err := l.AppendBatch(ctx, reqs)
+		if err != nil && hasIDs {
+			m.refused = append(m.refused, reqs)
+		}
+		switch {
+		case !ok:
+			if !errors.Is(err, ErrVersionConflict) && !(explicit && errors.Is(err, ErrTimeBackwards)) {
+				t.Fatalf("step %d: want a version conflict, got %v", step, err)
+			}
+		case err != nil && errors.Is(err, ErrTimeBackwards):
+			// Possible whenever an explicit time was set: it may precede
+			// the log's last time or a time stamped earlier in the batch.
+			if !explicit {
+				t.Fatalf("step %d: ErrTimeBackwards without an explicit time", step)
+			}
+			if l.LastSeq() != uint64(len(m.events)) {
+				t.Fatalf("step %d: a refused batch changed the log", step)
+			}
+		case err != nil:
+			t.Fatalf("step %d: append: %v", step, err)
+		default:
+			// Apply to the model; times: read back what the log chose
+			// and check the clamping rule.
+			var got []Envelope
+			for e, err := range l.Events(ctx, uint64(len(m.events)+1)) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, e)
+			}
+			k := 0
+			for ri, r := range reqs {
+				for _, e := range r.Events {
+					m.versions[r.Stream]++
+					e.Stream, e.Seq, e.Version, e.SchemaVersion = r.Stream, uint64(len(m.events)+1), m.versions[r.Stream], 1
+					if len(m.events) > 0 && got[k].Time.Before(m.lastTime()) {
+						t.Fatalf("step %d: recorded time %v before the last %v", step, got[k].Time, m.lastTime())
+					}
+					if e.Time.IsZero() {
+						e.Time = got[k].Time
+					}
+					m.events = append(m.events, e)
+					k++
+				}
+				if want := (Position{Seq: uint64(len(m.events)), Version: m.versions[r.Stream], Time: m.events[len(m.events)-1].Time}); pos[ri].Seq != want.Seq || pos[ri].Version != want.Version || !pos[ri].Time.Equal(want.Time) {
+					t.Fatalf("step %d: position %+v, want %+v", step, pos[ri], want)
+				}
+			}
+			if hasIDs {
+				m.written = append(m.written, modelAppend{reqs, pos})
+			}
+		}
+	}
+	newID := func() string {
+		m.nextID++
+		return fmt.Sprint("id-", m.nextID)
+	}
 	for step := range steps {
-		switch op := rng.IntN(20); {
-		case op < 10: // append, possibly a multi-stream batch
+		switch op := rng.IntN(25); {
+		case op < 10: // append, possibly a multi-stream batch, with IDs or without
 			var reqs []AppendRequest
 			ok := true
 			explicit := false
+			withIDs := rng.IntN(2) == 0
 			local := make(map[string]uint64)
 			for range 1 + rng.IntN(3) {
 				s := streams[rng.IntN(len(streams))]
@@ -77,6 +154,9 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				r := AppendRequest{Stream: s, Expect: exp}
 				for range 1 + rng.IntN(4) {
 					e := Envelope{Type: "t" + fmt.Sprint(rng.IntN(3)), Data: []byte{0xa1, byte('a' + rng.IntN(26))}}
+					if withIDs {
+						e.ID = newID()
+					}
 					if rng.IntN(8) == 0 {
 						// An explicit time, sometimes before the log's last.
 						e.Time = m.lastTime().Add(time.Duration(rng.IntN(3000)-1000) * time.Microsecond)
@@ -87,52 +167,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				local[s] = 1
 				reqs = append(reqs, r)
 			}
-			pos, err := l.AppendBatch(ctx, reqs)
-			switch {
-			case !ok:
-				if !errors.Is(err, ErrVersionConflict) && !(explicit && errors.Is(err, ErrTimeBackwards)) {
-					t.Fatalf("step %d: want a version conflict, got %v", step, err)
-				}
-			case err != nil && errors.Is(err, ErrTimeBackwards):
-				// Possible whenever an explicit time was set: it may precede
-				// the log's last time or a time stamped earlier in the batch.
-				if !explicit {
-					t.Fatalf("step %d: ErrTimeBackwards without an explicit time", step)
-				}
-				if l.LastSeq() != uint64(len(m.events)) {
-					t.Fatalf("step %d: a refused batch changed the log", step)
-				}
-			case err != nil:
-				t.Fatalf("step %d: append: %v", step, err)
-			default:
-				// Apply to the model; times: read back what the log chose
-				// and check the clamping rule.
-				var got []Envelope
-				for e, err := range l.Events(ctx, uint64(len(m.events)+1)) {
-					if err != nil {
-						t.Fatal(err)
-					}
-					got = append(got, e)
-				}
-				k := 0
-				for ri, r := range reqs {
-					for _, e := range r.Events {
-						m.versions[r.Stream]++
-						e.Stream, e.Seq, e.Version, e.SchemaVersion = r.Stream, uint64(len(m.events)+1), m.versions[r.Stream], 1
-						if len(m.events) > 0 && got[k].Time.Before(m.lastTime()) {
-							t.Fatalf("step %d: recorded time %v before the last %v", step, got[k].Time, m.lastTime())
-						}
-						if e.Time.IsZero() {
-							e.Time = got[k].Time
-						}
-						m.events = append(m.events, e)
-						k++
-					}
-					if want := (Position{Seq: uint64(len(m.events)), Version: m.versions[r.Stream], Time: m.events[len(m.events)-1].Time}); pos[ri].Seq != want.Seq || pos[ri].Version != want.Version || !pos[ri].Time.Equal(want.Time) {
-						t.Fatalf("step %d: position %+v, want %+v", step, pos[ri], want)
-					}
-				}
-			}
+			appendChecked(step, reqs, ok, explicit)
 		case op < 12: // read a stream from a version
 			s := streams[rng.IntN(len(streams))]
 			from := uint64(rng.IntN(int(m.versions[s]) + 2))
@@ -193,7 +228,90 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("step %d: empty type: %v", step, err)
 			}
-		case op < 18: // reopen (sometimes read-only first)
+		case op < 20: // retry an append with IDs: written, changed, partial, or refused
+			last := l.LastSeq()
+			switch c := rng.IntN(4); {
+			case c == 3 && len(m.refused) > 0:
+				// Nothing of it was written: appended as new (without the
+				// expectations and times that got it refused).
+				i := rng.IntN(len(m.refused))
+				reqs := m.refused[i]
+				m.refused = append(m.refused[:i], m.refused[i+1:]...)
+				for ri := range reqs {
+					reqs[ri].Expect = ExpectAny
+					for j := range reqs[ri].Events {
+						reqs[ri].Events[j].Time = time.Time{}
+					}
+				}
+				appendChecked(step, reqs, true, false)
+			case len(m.written) == 0:
+			case c == 0: // the very append again: its positions, nothing written
+				w := m.written[rng.IntN(len(m.written))]
+				reqs := append([]AppendRequest(nil), w.reqs...)
+				if rng.IntN(2) == 0 {
+					for ri := range reqs {
+						reqs[ri].Expect = ExpectAny
+					}
+				}
+				pos, err := l.AppendBatch(ctx, reqs)
+				if err != nil {
+					t.Fatalf("step %d: retry: %v", step, err)
+				}
+				for i := range pos {
+					if p, want := pos[i], w.pos[i]; p.Seq != want.Seq || p.Version != want.Version || !p.Time.Equal(want.Time) {
+						t.Fatalf("step %d: retry returned %+v, the append %+v", step, pos, w.pos)
+					}
+				}
+			default: // changed content, or a partial overlap: refused
+				w := m.written[rng.IntN(len(m.written))]
+				var reqs []AppendRequest
+				if c == 1 {
+					for _, r := range w.reqs {
+						r.Events = append([]Envelope(nil), r.Events...)
+						reqs = append(reqs, r)
+					}
+					e := &reqs[rng.IntN(len(reqs))].Events[0]
+					e.Data = []byte{0xa1, 'Z'}
+				} else {
+					r := w.reqs[rng.IntN(len(w.reqs))]
+					reqs = []AppendRequest{{Stream: r.Stream, Expect: ExpectAny, Events: []Envelope{r.Events[0], {ID: newID(), Type: "t0"}}}}
+				}
+				if _, err := l.AppendBatch(ctx, reqs); !errors.Is(err, ErrDuplicateID) {
+					t.Fatalf("step %d: want ErrDuplicateID, got %v", step, err)
+				}
+			}
+			if l.LastSeq() != uint64(len(m.events)) {
+				t.Fatalf("step %d: the log is at seq %d (before the retry %d), the model at %d", step, l.LastSeq(), last, len(m.events))
+			}
+		case op < 22: // a category from a seq
+			c := categories[rng.IntN(len(categories))]
+			from := uint64(rng.IntN(len(m.events) + 2))
+			var want []Envelope
+			for _, e := range m.events {
+				if strings.HasPrefix(e.Stream, c+CategorySeparator) && e.Seq >= max(from, 1) {
+					want = append(want, e)
+				}
+			}
+			var got []Envelope
+			for e, err := range l.Category(ctx, c, from) {
+				if c == "inv-a" {
+					if !errors.Is(err, ErrInvalid) {
+						t.Fatalf("step %d: Category(%q): %v, want ErrInvalid", step, c, err)
+					}
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, e)
+			}
+			if c == "inv-a" {
+				continue
+			}
+			if d := cmp.Diff(want, got, envCmp...); d != "" {
+				t.Fatalf("step %d: Category(%s, %d) (-want +got):\n%s", step, c, from, d)
+			}
+		case op < 23: // reopen (sometimes read-only first)
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}

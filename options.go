@@ -143,6 +143,16 @@ type Options struct {
 	// payloads (see Log.DeleteStream and docs/FORMAT.md, "Deletion and
 	// retention"). Default: none (every event is kept).
 	Retention map[string]Retention
+
+	// DedupeWindow bounds how far back an append's event IDs are looked
+	// up (see Append, "Idempotency"): the IDs of the last DedupeWindow
+	// events (by seq, from the newest). An event whose ID was last used
+	// further back is not recognised: it is appended again. The writer
+	// keeps a 64-bit hash and the seq of each ID in the window in memory,
+	// about 20 to 36 bytes per ID (with a window, IDs that left it are
+	// dropped lazily: up to twice the window may be held). Default 0: the
+	// whole log. Negative is invalid.
+	DedupeWindow int64
 }
 
 // Defaults and limits of Options.
@@ -189,6 +199,9 @@ func (o Options) Validate() error {
 	}
 	if err := validateRetention(o.Retention); err != nil { // deletion.go
 		errs = append(errs, err)
+	}
+	if o.DedupeWindow < 0 {
+		errs = append(errs, fmt.Errorf("DedupeWindow %d: must be 0 (the whole log) or a positive number of events", o.DedupeWindow))
 	}
 	if err := o.Snapshot.Validate(); err != nil {
 		errs = append(errs, err)

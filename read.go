@@ -164,6 +164,12 @@ func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) er
 		return err
 	}
 	defer v.unref()
+	return l.scanIn(ctx, v, pub, from, to, fn)
+}
+
+// scanIn is scan over the view v (referenced by the caller) as pub
+// publishes it.
+func (l *Log) scanIn(ctx context.Context, v *view, pub published, from, to uint64, fn func(e *Envelope) error) error {
 	from = max(from, 1)
 	if to == 0 || to > pub.seq {
 		to = pub.seq
@@ -171,8 +177,23 @@ func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) er
 	if from > to {
 		return nil
 	}
-	if fn, err = l.hideGone(ctx, v, pub, fn); err != nil { // deletion.go
+	fn, err := l.hideGone(ctx, v, pub, fn) // deletion.go
+	if err != nil {
 		return err
+	}
+	return l.scanAllIn(ctx, v, pub, from, to, fn)
+}
+
+// scanAllIn is scanIn without hiding the events that read as gone
+// (deleted, truncated, expired but not compacted yet): the writer's ID
+// check sees them, so a retry never writes deleted events again.
+func (l *Log) scanAllIn(ctx context.Context, v *view, pub published, from, to uint64, fn func(e *Envelope) error) error {
+	from = max(from, 1)
+	if to == 0 || to > pub.seq {
+		to = pub.seq
+	}
+	if from > to {
+		return nil
 	}
 	var (
 		r   segment.Reader

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,11 @@ func TestTypedAppendSameAsRaw(t *testing.T) {
 	for round := range 6 {
 		var evs []Event[sizedPayload]
 		for i, n := range sizes {
-			evs = append(evs, Event[sizedPayload]{Type: "sized", ID: strings.Repeat("i", i), Data: sized(n + round)})
+			id := "" // IDs of every length, unique in the log
+			if i > 0 {
+				id = strings.Repeat("i", i) + fmt.Sprint(round)
+			}
+			evs = append(evs, Event[sizedPayload]{Type: "sized", ID: id, Data: sized(n + round)})
 		}
 		var raws []Envelope
 		for _, e := range evs {

@@ -96,6 +96,8 @@ type writer struct {
 	calls    int            // append calls in the group
 	penc     payloadEncoder // encodes typed payloads into buf
 
+	ids *idIndex // event IDs (dedupe.go); nil until an append carries one
+
 	// Adaptive group commit (see gather).
 	lastCalls   int           // append calls in the last group written
 	lastFsync   time.Duration // duration of its fsync
@@ -432,6 +434,9 @@ func (w *writer) take(r *request) {
 		r.finish(w.failed)
 		return
 	}
+	if !noDedupe && w.dedupe(r) { // a retry, or a duplicate ID (dedupe.go)
+		return
+	}
 	if r.src != nil && r.size == 0 {
 		// A typed request's size is known once encoded: stage it, and
 		// unstage it if it turns out not to fit after all.
@@ -626,6 +631,9 @@ func (w *writer) stage(r *request) error {
 			if n > w.opts.MaxEventSize {
 				return fail(fmt.Errorf("%w: event of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, req.Stream, n, w.opts.MaxEventSize))
 			}
+			if env.ID != "" && w.ids != nil && !w.ids.stage(env.ID, env.Seq) {
+				return fail(&DuplicateIDError{ID: env.ID, Stream: req.Stream, Index: j, Reason: "two events of the append share it"})
+			}
 			var sp *segment.StreamPostings
 			if sv.in == w.idx {
 				sp = sv.sp
@@ -664,13 +672,18 @@ func (w *writer) stage(r *request) error {
 // it.
 type stageMark struct {
 	buf, infos, undo int
+	ids              int // staged event IDs
 	seq              uint64
 	time             int64
 	newStrs          uint64
 }
 
 func (w *writer) stageMark() stageMark {
-	return stageMark{buf: len(w.buf), infos: len(w.infos), undo: len(w.undo), seq: w.nextSeq, time: w.nextTime, newStrs: w.newStrs}
+	m := stageMark{buf: len(w.buf), infos: len(w.infos), undo: len(w.undo), seq: w.nextSeq, time: w.nextTime, newStrs: w.newStrs}
+	if w.ids != nil {
+		m.ids = len(w.ids.staged)
+	}
+	return m
 }
 
 // rollback unstages everything staged since m (not w.group: stage adds a
@@ -678,6 +691,9 @@ func (w *writer) stageMark() stageMark {
 func (w *writer) rollback(m stageMark) {
 	w.buf, w.infos, w.infoSV = w.buf[:m.buf], w.infos[:m.infos], w.infoSV[:m.infos]
 	w.undoTo(m.undo)
+	if w.ids != nil {
+		w.ids.unstage(m.ids)
+	}
 	w.nextSeq, w.nextTime, w.newStrs = m.seq, m.time, m.newStrs
 }
 
@@ -753,6 +769,9 @@ func (w *writer) flush() {
 	markErr := w.mark()
 
 	w.undo = w.undo[:0] // the staged versions are committed now
+	if w.ids != nil {
+		w.ids.commit(w.lastSeq)
+	}
 	if len(w.versions) >= maxVersionCache {
 		clear(w.versions) // a cache: the indexes hold every committed version
 	}
@@ -774,6 +793,9 @@ func (w *writer) flush() {
 // are left to undo after a successful flush).
 func (w *writer) resetGroup() {
 	w.undoTo(0)
+	if w.ids != nil {
+		w.ids.unstage(0)
+	}
 	clear(w.group)
 	clear(w.infos) // their Postings may point into an index rolled away since
 	clear(w.infoSV)

@@ -40,8 +40,11 @@ type Envelope struct {
 	// SchemaVersion is the version of the payload's shape for this Type.
 	// Zero when appending means DefaultSchemaVersion.
 	SchemaVersion uint32
-	// ID is an optional caller-supplied identifier (for idempotency and
-	// correlation); at most MaxIDLen bytes.
+	// ID is an optional caller-supplied identifier, at most MaxIDLen
+	// bytes, unique in the log: appends are idempotent by ID (evlog's
+	// Log.Append, "Idempotency": an append all of whose IDs the log holds,
+	// with the same content, is a retry and writes nothing; any other
+	// reuse of an ID is refused). Empty: never deduplicated.
 	ID string
 	// Time is the recorded time, always UTC. When appending, a zero Time
 	// is stamped from the log's clock; a set Time is kept as given, but it

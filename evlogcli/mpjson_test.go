@@ -2,6 +2,7 @@ package evlogcli
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,18 +83,18 @@ func TestDumpRawPayloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	payloads := [][]byte{nil, {0xc1}, {0x01, 0x02}, []byte("plain text"), {0x92, 0x01}}
-	for _, p := range payloads {
-		if _, err := l.Append(context.Background(), "raw", evlog.ExpectAny, evlog.Envelope{Type: "raw", Data: p, ID: "x", Meta: map[string]string{"k": "v"}, SchemaVersion: 2}); err != nil {
+	for i, p := range payloads {
+		if _, err := l.Append(context.Background(), "raw", evlog.ExpectAny, evlog.Envelope{Type: "raw", Data: p, ID: fmt.Sprint("x", i+1), Meta: map[string]string{"k": "v"}, SchemaVersion: 2}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	l.Close()
 	dump := mustRun(t, "dump", dir, "--format", "jsonl").stdout
-	want := `{"seq":1,"stream":"raw","version":1,"type":"raw","time":"2026-11-25T15:00:00.000000000Z","schema_version":2,"id":"x","meta":{"k":"v"},"data":null}
-{"seq":2,"stream":"raw","version":2,"type":"raw","time":"2026-11-25T15:00:00.000000000Z","schema_version":2,"id":"x","meta":{"k":"v"},"data":null,"data_b64":"wQ=="}
-{"seq":3,"stream":"raw","version":3,"type":"raw","time":"2026-11-25T15:00:00.000000000Z","schema_version":2,"id":"x","meta":{"k":"v"},"data":null,"data_b64":"AQI="}
-{"seq":4,"stream":"raw","version":4,"type":"raw","time":"2026-11-25T15:00:00.000000000Z","schema_version":2,"id":"x","meta":{"k":"v"},"data":null,"data_b64":"cGxhaW4gdGV4dA=="}
-{"seq":5,"stream":"raw","version":5,"type":"raw","time":"2026-11-25T15:00:00.000000000Z","schema_version":2,"id":"x","meta":{"k":"v"},"data":[1,null]}
+	want := `{"seq":1,"stream":"raw","version":1,"type":"raw","time":"2026-11-25T15:00:00.000000000Z","schema_version":2,"id":"x1","meta":{"k":"v"},"data":null}
+{"seq":2,"stream":"raw","version":2,"type":"raw","time":"2026-11-25T15:00:00.000000000Z","schema_version":2,"id":"x2","meta":{"k":"v"},"data":null,"data_b64":"wQ=="}
+{"seq":3,"stream":"raw","version":3,"type":"raw","time":"2026-11-25T15:00:00.000000000Z","schema_version":2,"id":"x3","meta":{"k":"v"},"data":null,"data_b64":"AQI="}
+{"seq":4,"stream":"raw","version":4,"type":"raw","time":"2026-11-25T15:00:00.000000000Z","schema_version":2,"id":"x4","meta":{"k":"v"},"data":null,"data_b64":"cGxhaW4gdGV4dA=="}
+{"seq":5,"stream":"raw","version":5,"type":"raw","time":"2026-11-25T15:00:00.000000000Z","schema_version":2,"id":"x5","meta":{"k":"v"},"data":[1,null]}
 `
 	// The last payload is an array of 2 with one element: not valid.
 	want = strings.Replace(want, `"data":[1,null]}`, `"data":null,"data_b64":"kgE="}`, 1)

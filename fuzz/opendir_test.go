@@ -329,7 +329,9 @@ func smallLog(t *testing.T, segs, seed int) ([]uint64, [][]byte) {
 		if i%5 == 0 {
 			e.ID, e.Meta = fmt.Sprint("id-", i), map[string]string{"k": "v"}
 		}
-		if _, err := l.Append(t.Context(), []string{"cart-1", "cart-2", "user-9"}[i%3], evlog.ExpectAny, e, e); err != nil {
+		e2 := e
+		e2.ID = "" // IDs are unique in a log
+		if _, err := l.Append(t.Context(), []string{"cart-1", "cart-2", "user-9"}[i%3], evlog.ExpectAny, e, e2); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,79 @@
+package evlog
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestIDSet checks the set against a map: runs pushed in groups (merged,
+// with a window dropping old seqs), no false negatives from the filter
+// across rebuilds, every entry found, false positives rare.
+func TestIDSet(t *testing.T) {
+	for _, window := range []uint64{0, 500} {
+		rng := rand.New(rand.NewPCG(window, 1))
+		var x idSet
+		ref := map[uint64][]uint64{}
+		keys := make([]uint64, 4000)
+		for i := range keys {
+			keys[i] = rng.Uint64()
+		}
+		keys[1] = keys[0] // equal hashes
+		seq := uint64(0)
+		keep := func(s uint64) bool { return window == 0 || s+window > seq }
+		for round := range 5000 {
+			var staged []stagedID
+			for range 1 + rng.IntN(40) {
+				seq++
+				h := keys[rng.IntN(len(keys))]
+				x.add(h, staged)
+				staged = append(staged, stagedID{h: h, seq: seq})
+				ref[h] = append(ref[h], seq)
+			}
+			k := keep
+			if window == 0 {
+				k = nil
+			}
+			for _, e := range staged {
+				x.insert(e.h, e.seq, k)
+			}
+			if round%250 != 0 && round != 4999 {
+				continue
+			}
+			for h, seqs := range ref {
+				var want []uint64
+				for _, s := range seqs {
+					if keep(s) {
+						want = append(want, s)
+					}
+				}
+				var got []uint64
+				for _, s := range x.appendSeqs(nil, h) {
+					if keep(s) {
+						got = append(got, s)
+					}
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, want) {
+					t.Fatalf("window %d seq %d: hash %x: %v, want %v", window, seq, h, got, want)
+				}
+				if len(want) > 0 && !x.mayContain(h) {
+					t.Fatalf("window %d: the filter lost hash %x", window, h)
+				}
+			}
+		}
+		fp := 0
+		for range 100000 {
+			if x.mayContain(rng.Uint64()) {
+				fp++
+			}
+		}
+		if fp > 2000 {
+			t.Errorf("window %d: %d false positives in 100000", window, fp)
+		}
+		if window != 0 && x.n > 4*int(window)+len(x.buckets)*8 {
+			t.Errorf("window %d: %d entries kept", window, x.n)
+		}
+		t.Logf("window %d: %d entries in %d buckets, %d false positives in 100000", window, x.n, len(x.buckets), fp)
+	}
+}
