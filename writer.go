@@ -259,7 +259,7 @@ func (w *writer) strictFlag() uint16 {
 // must already be sealed and closed by the caller; with replaceEmpty it is
 // an empty segment under the same name, replaced atomically.
 func (w *writer) startSegment(replaceEmpty bool) error {
-	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now(), Flags: w.strictFlag()}
+	h := w.nextHeader()
 	create := segment.Create
 	if replaceEmpty {
 		create = segment.ReplaceEmpty
@@ -268,6 +268,22 @@ func (w *writer) startSegment(replaceEmpty bool) error {
 	if err != nil {
 		return err
 	}
+	return w.enterSegment(f, hb, h, nil)
+}
+
+// nextHeader is the header of the segment after the last committed seq.
+func (w *writer) nextHeader() segment.Header {
+	return segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now(), Flags: w.strictFlag()}
+}
+
+// enterSegment makes f, just created with header h (encoded as hb), the
+// active segment, and publishes a view in which it follows the sealed
+// segments and, when not nil, sealed: the previous active segment, which
+// the view lists sealed now instead of active (a roll). Everything
+// committed before the new segment is durable (a roll's seal fsynced it;
+// a start follows recovery, which did). On an error f is closed and
+// nothing changed; sealed is the caller's to close.
+func (w *writer) enterSegment(f vfs.File, hb [segment.HeaderSize]byte, h segment.Header, sealed *segment.Segment) error {
 	name := segment.FormatFileName(h.BaseSeq, 0)
 	seg, err := segment.Open(w.l.fs, name)
 	if err != nil {
@@ -279,26 +295,21 @@ func (w *writer) startSegment(replaceEmpty bool) error {
 	w.dirtySince = time.Time{}
 	l := w.l
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	var segs []*segHandle
 	if l.v != nil {
 		segs = append(segs, l.v.segs...)
-		if l.v.active != nil { // the caller replaced the old active segment
+		if l.v.active != nil { // the old active segment: sealed, or replaced
 			segs = segs[:len(segs)-1]
 		}
 	}
-	w.publishView(append(segs, w.l.segHandle(seg)), w.idx)
-	l.pub.end = segment.HeaderSize
-	l.mu.Unlock()
-	return nil
-}
-
-// publishView installs a new view; l.mu is held.
-func (w *writer) publishView(segs []*segHandle, active *segment.Index) {
-	old := w.l.v
-	w.l.v = newView(segs, active)
-	if old != nil {
-		old.unref()
+	if sealed != nil {
+		segs = append(segs, l.segHandle(sealed))
 	}
+	l.swapViewLocked(append(segs, l.segHandle(seg)), w.idx)
+	l.setEndLocked(segment.HeaderSize)
+	l.setDurableLocked(w.lastSeq)
+	return nil
 }
 
 // submit queues r and waits for its outcome (see Append for ctx).
@@ -756,11 +767,11 @@ func (w *writer) flush() {
 		sv.sp, sv.in = w.infos[i].Postings, w.idx
 	}
 	w.idx.End = w.end
-	l.pub = published{seq: w.lastSeq, time: w.lastTime, end: w.end, streams: w.streams}
+	durable := uint64(0)
 	if w.durable == w.end {
-		l.setDurableLocked(w.lastSeq)
+		durable = w.lastSeq
 	}
-	l.broadcastLocked()
+	l.commitLocked(published{seq: w.lastSeq, time: w.lastTime, end: w.end, streams: w.streams}, durable)
 	l.mu.Unlock()
 
 	// Under SyncAlways, record the fsync before acknowledging the group:
@@ -909,7 +920,7 @@ func (w *writer) mark() error {
 	l.mu.Lock()
 	w.idx.End, w.idx.Durable = w.end, at
 	w.idx.Marked, w.idx.Strict = true, strict
-	l.pub.end = w.end
+	l.setEndLocked(w.end)
 	l.mu.Unlock()
 	return nil
 }
@@ -922,8 +933,7 @@ func (w *writer) fail(err error) {
 	w.failed = fmt.Errorf("%w: %w", ErrWriterFailed, err)
 	w.failedAt.Store(&w.failed)
 	w.l.mu.Lock()
-	close(w.l.durableCh) // wake WaitDurable: it will see the failure
-	w.l.durableCh = make(chan struct{})
+	w.l.wakeDurableLocked() // WaitDurable will see the failure
 	w.l.mu.Unlock()
 	w.l.logger.Error("evlog: writer failed; appends are refused until the log is reopened", "err", err)
 	for _, r := range w.group {
@@ -950,7 +960,7 @@ func (w *writer) roll() error {
 		w.fail(err)
 		return w.failed
 	}
-	h := segment.Header{LogID: w.l.logID, BaseSeq: w.lastSeq + 1, Created: time.Now(), Flags: w.strictFlag()}
+	h := w.nextHeader()
 	nf, nhb, err := segment.Create(w.l.fs, h)
 	if err != nil {
 		name := segment.FormatFileName(h.BaseSeq, 0)
@@ -961,54 +971,43 @@ func (w *writer) roll() error {
 		w.fail(err)
 		return w.failed
 	}
-	footer, _ := full.AppendFooter(nil, w.hdr)
-	if _, err := w.f.Write(footer); err != nil {
-		nf.Close()
-		w.fail(fmt.Errorf("sealing %s: %w", w.name, err))
-		return w.failed
-	}
-	if err := w.syncFile(); err != nil {
-		nf.Close()
-		w.fail(fmt.Errorf("sealing %s: %w", w.name, err))
-		return w.failed
-	}
 	oldName := w.name
-	if err := w.f.Close(); err != nil {
-		nf.Close()
-		w.fail(fmt.Errorf("closing %s: %w", oldName, err))
-		return w.failed
-	}
-	sealed, err := segment.Open(w.l.fs, oldName)
-	if err == nil && !sealed.Sealed {
-		sealed.Close()
-		err = fmt.Errorf("evlog: %s reads back unsealed after sealing", oldName)
-	}
+	sealed, err := w.seal(full)
 	if err != nil {
 		nf.Close()
+	} else if err = w.enterSegment(nf, nhb, h, sealed); err != nil {
+		sealed.Close()
+	}
+	if err != nil {
 		w.fail(err)
 		return w.failed
 	}
-	name := segment.FormatFileName(h.BaseSeq, 0)
-	seg, err := segment.Open(w.l.fs, name)
-	if err != nil {
-		sealed.Close()
-		nf.Close()
-		w.fail(err)
-		return w.failed
-	}
-	w.f, w.name, w.hdr, w.header = nf, name, nhb, seg.Header
-	w.idx = segment.NewIndex(h.BaseSeq)
-	w.end, w.durable, w.markEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize
-	w.dirtySince = time.Time{}
-	l := w.l
-	l.mu.Lock()
-	segs := append([]*segHandle(nil), l.v.segs[:len(l.v.segs)-1]...)
-	w.publishView(append(segs, w.l.segHandle(sealed), w.l.segHandle(seg)), w.idx)
-	l.pub.end = segment.HeaderSize
-	l.setDurableLocked(w.lastSeq) // sealing fsynced everything before
-	l.mu.Unlock()
 	w.dropCheckpoint(oldName)
 	return nil
+}
+
+// seal writes the footer of the active segment (full is its index,
+// materialized), fsyncs and closes it, and reopens it sealed.
+func (w *writer) seal(full *segment.Index) (*segment.Segment, error) {
+	footer, _ := full.AppendFooter(nil, w.hdr)
+	if _, err := w.f.Write(footer); err != nil {
+		return nil, fmt.Errorf("sealing %s: %w", w.name, err)
+	}
+	if err := w.syncFile(); err != nil {
+		return nil, fmt.Errorf("sealing %s: %w", w.name, err)
+	}
+	if err := w.f.Close(); err != nil {
+		return nil, fmt.Errorf("closing %s: %w", w.name, err)
+	}
+	sealed, err := segment.Open(w.l.fs, w.name)
+	if err == nil && !sealed.Sealed {
+		sealed.Close()
+		err = fmt.Errorf("evlog: %s reads back unsealed after sealing", w.name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sealed, nil
 }
 
 // stop makes the writer finish the queue, sync and exit.
