@@ -145,7 +145,7 @@ func (w *writer) writeCheckpoint(p int64, syncDir bool) error {
 		l := w.l
 		l.mu.Lock()
 		w.idx = full
-		w.publishView(l.v.segs, full)
+		l.swapViewLocked(l.v.segs, full)
 		l.mu.Unlock()
 	}
 	start := segment.CheckpointWindowStart(p)

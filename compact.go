@@ -363,10 +363,8 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 		return true, fmt.Errorf("evlog: compact: the segment list changed underneath (concurrent compaction?)")
 	}
 	segs := append(append(append([]*segHandle(nil), cur[:i]...), l.segHandle(seg)), cur[i+len(run):]...)
-	old := l.v
-	l.v = newView(segs, old.active)
+	l.swapViewLocked(segs, l.v.active)
 	l.mu.Unlock()
-	old.unref()
 	for _, s := range run {
 		if err := l.fs.Remove(s.Name); err != nil {
 			return true, fmt.Errorf("evlog: compact: removing %s (recovery will finish the job): %w", s.Name, err)

@@ -39,12 +39,3 @@ func (l *Log) WaitDurable(ctx context.Context, seq uint64) error {
 		}
 	}
 }
-
-// setDurableLocked advances durableSeq and wakes WaitDurable; l.mu is held.
-func (l *Log) setDurableLocked(seq uint64) {
-	if seq > l.durableSeq {
-		l.durableSeq = seq
-		close(l.durableCh)
-		l.durableCh = make(chan struct{})
-	}
-}

@@ -67,15 +67,6 @@ type Log struct {
 	actMemo map[string]activeSeen // what Streams read of actSeg's frames
 }
 
-// published is the state readers may see: everything up to seq, which in
-// the active segment ends at end.
-type published struct {
-	seq     uint64 // last visible seq (0: empty log)
-	time    int64  // its recorded time, unix ns
-	end     int64  // end of the visible frames in the newest segment
-	streams uint64 // number of streams with visible events
-}
-
 // Open opens the log in dir for writing, creating dir (and fsyncing its
 // parent) if needed. A new log is created only in an empty directory: a
 // directory holding files but none of a log (no segment, snapshot or LOCK
@@ -196,9 +187,9 @@ func openResolved(fsys vfs.FS, o Options, readOnly bool) (_ *Log, err error) {
 		segs[i] = l.segHandle(s)
 	}
 	l.logID = rec.logID
-	l.v = newView(segs, rec.active)
-	l.pub = initialPublished(segs, rec.active)
-	l.durableSeq = l.pub.seq // a writer fsyncs it before appending (a reader cannot know)
+	l.mu.Lock() // nobody else holds l yet: for the protocol's sake
+	l.loadLocked(segs, rec.active)
+	l.mu.Unlock()
 	if readOnly {
 		return l, nil
 	}
@@ -282,27 +273,6 @@ func moreSuffix(n int) string {
 	return ""
 }
 
-func initialPublished(segs []*segHandle, active *segment.Index) published {
-	var p published
-	for _, s := range segs {
-		if s.Sealed {
-			p.seq = s.Trailer.LastSeq
-			p.streams += uint64(s.Trailer.NewStreams)
-			if s.Trailer.Count > 0 {
-				p.time = s.Trailer.LastTime
-			}
-		}
-	}
-	if active != nil {
-		p.end = active.End
-		p.streams += uint64(active.NewStreams)
-		if active.Count > 0 {
-			p.seq, p.time = active.LastSeq, active.LastTime
-		}
-	}
-	return p
-}
-
 func newLogID() (segment.LogID, error) {
 	var id segment.LogID
 	_, err := rand.Read(id[:])
@@ -362,9 +332,7 @@ func (l *Log) Close() error {
 		errs = append(errs, l.w.stop())
 	}
 	l.mu.Lock()
-	l.v.unref()
-	close(l.notify)
-	close(l.durableCh)
+	l.closeLocked()
 	l.mu.Unlock()
 	if l.lock != nil {
 		errs = append(errs, l.lock.Close())
@@ -387,16 +355,4 @@ func (l *Log) checkLock() error {
 		return fmt.Errorf("evlog: the log's %s file no longer guards it (it must never be removed; stop every process writing this log, then reopen): %w", LockFile, err)
 	}
 	return nil
-}
-
-// acquire returns the current view (referenced: call unref) and the
-// published state, or ErrClosed.
-func (l *Log) acquire() (*view, published, error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return nil, published{}, ErrClosed
-	}
-	l.v.ref()
-	return l.v, l.pub, nil
 }

@@ -56,9 +56,8 @@ func (l *Log) Refresh() error {
 		}
 		v.active.End = x.End
 		last := infos[len(infos)-1]
-		l.pub = published{seq: last.Seq, time: last.Time, end: x.End, streams: l.pub.streams + newStreams}
-		l.setDurableLocked(last.Seq) // a reader serves only durable batches
-		l.broadcastLocked()
+		// A reader serves only durable batches.
+		l.commitLocked(published{seq: last.Seq, time: last.Time, end: x.End, streams: l.pub.streams + newStreams}, last.Seq)
 		l.mu.Unlock()
 		return nil
 	}
@@ -71,19 +70,9 @@ func (l *Log) Refresh() error {
 	for i, s := range rec.segs {
 		segs[i] = l.segHandle(s)
 	}
-	nv := newView(segs, rec.active)
 	l.mu.Lock()
-	old := l.v
-	l.v, l.pub, l.logID = nv, initialPublished(segs, rec.active), rec.logID
-	l.setDurableLocked(l.pub.seq) // a reader serves only durable batches
-	l.broadcastLocked()
+	l.logID = rec.logID
+	l.loadLocked(segs, rec.active)
 	l.mu.Unlock()
-	old.unref()
 	return nil
-}
-
-// broadcastLocked wakes everything waiting for new events; l.mu is held.
-func (l *Log) broadcastLocked() {
-	close(l.notify)
-	l.notify = make(chan struct{})
 }

@@ -1,0 +1,97 @@
+package evlog
+
+// Durability: fsyncing the active segment and recording each fsync on
+// disk with a mark frame.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+	"time"
+
+	"github.com/evlog/evlog/segment"
+)
+
+type fsyncError struct{ err error }
+
+func (e *fsyncError) Error() string { return "fsync: " + e.err.Error() }
+
+func (e *fsyncError) Unwrap() error { return e.err }
+
+func (w *writer) isFsyncErr(err error) bool {
+	_, ok := errors.AsType[*fsyncError](err)
+	return ok
+}
+
+// syncFile fsyncs the active segment and records the latency.
+func (w *writer) syncFile() error {
+	t0 := time.Now()
+	err := w.f.Sync()
+	w.l.stats.fsync(time.Since(t0))
+	if err != nil {
+		return &fsyncError{err}
+	}
+	return nil
+}
+
+// fsync makes the committed frames durable (Sync, interval, Close) and
+// records it with a mark.
+func (w *writer) fsync() {
+	if err := w.syncFile(); err != nil {
+		w.fail(err)
+		return
+	}
+	w.durable = w.end
+	w.dirtySince = time.Time{}
+	w.l.mu.Lock()
+	w.l.setDurableLocked(w.lastSeq)
+	w.l.mu.Unlock()
+	if err := w.mark(); err != nil {
+		w.fail(err)
+	} else if err := w.maybeCheckpoint(false); err != nil {
+		w.fail(err)
+	}
+}
+
+// mark appends a mark frame recording on disk that the active segment was
+// fsynced up to w.end; it is called right after each fsync and does
+// nothing when no frame was written since the last mark (or the segment
+// is of format version 1, which has no marks). The mark is not fsynced
+// here: the next fsync (the next group under SyncAlways, the next Sync or
+// interval tick, a roll, Close) makes it durable. A write that fails for
+// lack of space with nothing left behind only skips the mark (the data is
+// durable; the next mark records it); any other failure is returned and
+// is fatal.
+func (w *writer) mark() error {
+	if w.header.Version < 2 || w.end <= w.markEnd || w.durable != w.end {
+		return nil
+	}
+	at := w.end
+	strict := w.opts.Sync == SyncAlways
+	w.markBuf = segment.AppendMarkFrame(w.markBuf[:0], w.header, at, strict)
+	n, err := w.f.Write(w.markBuf)
+	if err != nil {
+		var undoErr error
+		if n > 0 {
+			undoErr = w.f.Truncate(at)
+		}
+		if undoErr == nil {
+			_, undoErr = w.f.Seek(at, io.SeekStart)
+		}
+		if undoErr == nil && errors.Is(err, syscall.ENOSPC) {
+			w.l.logger.Warn("evlog: no space left to record an fsync in a mark frame; the data is durable, the next mark will record it", "file", w.name, "err", err)
+			return nil
+		}
+		return errors.Join(fmt.Errorf("writing a mark to %s: %w", w.name, err), undoErr)
+	}
+	w.end += int64(n)
+	w.markEnd = w.end
+	l := w.l
+	l.mu.Lock()
+	w.idx.End, w.idx.Durable = w.end, at
+	w.idx.Marked, w.idx.Strict = true, strict
+	l.setEndLocked(w.end)
+	l.mu.Unlock()
+	return nil
+}
