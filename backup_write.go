@@ -1,0 +1,331 @@
+package evlog
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"strings"
+
+	"github.com/evlog/evlog/internal/vfs"
+)
+
+// backupWriter puts the files of a backup in place.
+type backupWriter struct {
+	l    *Log
+	dst  vfs.FS
+	dir  string
+	link bool
+	res  *BackupResult
+	buf  []byte
+}
+
+// source returns the file to copy p from and its size.
+func (bw *backupWriter) source(p *backupPart) (io.ReaderAt, int64, func(), error) {
+	if p.seg != nil {
+		return p.seg.File(), p.cut, func() {}, nil
+	}
+	f, err := bw.l.fs.Open(p.snap)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	return f, size, func() { f.Close() }, nil
+}
+
+// place puts p into the backup, reusing old (its entry in the previous
+// manifest) where it can, and fills in p's size and checksum.
+func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
+	src, size, done, err := bw.source(p)
+	if errors.Is(err, fs.ErrNotExist) && p.seg == nil {
+		return nil // a snapshot pruned meanwhile (left out below)
+	}
+	if err != nil {
+		return fmt.Errorf("evlog: backup: opening %s: %w", p.Name, err)
+	}
+	defer done()
+	p.Size = size
+	if p.seg == nil {
+		// A snapshot's last 4 bytes are its file checksum, covering all of
+		// it: its identity.
+		var c [4]byte
+		if _, err := src.ReadAt(c[:], size-4); err != nil {
+			return fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+		}
+		p.Trailer = hex.EncodeToString(c[:])
+	}
+	if old != nil && old.Size == size && old.Trailer != "" && old.Trailer == p.Trailer && (old.Sealed || p.seg == nil) {
+		p.SHA256 = old.SHA256 // immutable, and the same file
+		bw.res.Kept++
+		return nil
+	}
+	h := sha256.New()
+	from := int64(0)
+	if old != nil && old.Sealed {
+		old = nil // a sealed file that changed (never, but): replace it whole
+	}
+	// A prefix the previous backup holds is always its own copy (only
+	// whole sealed segments and snapshots are ever linked, and only
+	// under names the previous manifest does not list), so it may be
+	// appended to in place: never a file shared with the log.
+	if old != nil && old.Size <= size {
+		// The previous backup holds a prefix of this file (the newest
+		// segment, grown or sealed since): check that the source still
+		// starts with it, then add the rest.
+		if err := hashRange(h, src, 0, old.Size, &bw.buf); err != nil {
+			return fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+		}
+		if hex.EncodeToString(h.Sum(nil)) != old.SHA256 {
+			return fmt.Errorf("%w: %s of the log no longer starts with the %d bytes the backup in %s holds (the log was restored or rewritten since): take a full backup into a new directory", ErrBackupDiverged, p.Name, old.Size, bw.dir)
+		}
+		from = old.Size
+		if from == size {
+			p.SHA256 = old.SHA256
+			bw.res.Kept++
+			return nil
+		}
+	}
+	if bw.link && from == 0 && (p.Sealed || p.seg == nil) {
+		ok, err := bw.linkFile(p, src, size, h, from)
+		if err != nil || ok {
+			return err
+		}
+	}
+	if from > 0 {
+		// Only a file that is the backup's alone is appended to in place
+		// (defence in depth: one shared with the log — a hard link an
+		// older release, or a hand, put under a prefix's name — would
+		// change the log): otherwise it is copied anew, whole.
+		shared, err := vfs.Shared(bw.dst, p.Name)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("evlog: backup: %s: %w", p.Name, err)
+		}
+		if !shared && err == nil {
+			return bw.appendRange(p, src, from, size, h)
+		}
+		h.Reset()
+	}
+	return bw.copyFile(p, src, size, h)
+}
+
+// linkFile hard-links p into the backup (through a temporary, renamed over
+// any older copy) and hashes it; ok is false when it cannot be linked.
+func (bw *backupWriter) linkFile(p *backupPart, src io.ReaderAt, size int64, h hash.Hash, from int64) (ok bool, err error) {
+	srcFS := bw.l.fs
+	tmp := p.Name + ".tmp"
+	if err := bw.dst.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if err := vfs.Link(srcFS, p.Name, bw.dst, tmp); err != nil {
+		return false, nil // compacted away meanwhile, another file system, …: copy
+	}
+	f, err := bw.dst.Open(tmp)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	// The link must be the very file read so far (names are never reused,
+	// but a segment may have been compacted away and the name restored).
+	if n, _ := f.Size(); n != size || !sameRange(f, src, 0, min(size, 4096)) || !sameRange(f, src, max(0, size-4096), size) {
+		bw.dst.Remove(tmp)
+		return false, nil
+	}
+	if err := hashRange(h, f, from, size, &bw.buf); err != nil {
+		return false, err
+	}
+	if err := bw.dst.Rename(tmp, p.Name); err != nil {
+		return false, err
+	}
+	p.SHA256 = hex.EncodeToString(h.Sum(nil))
+	bw.res.Linked++
+	bw.res.BytesLinked += size
+	return true, nil
+}
+
+// copyFile copies the first size bytes of src into the backup as p.Name
+// (written to a temporary, fsynced, renamed).
+func (bw *backupWriter) copyFile(p *backupPart, src io.ReaderAt, size int64, h hash.Hash) error {
+	tmp := p.Name + ".tmp"
+	// A leftover temporary may be a hard link to the log's file (a pass
+	// killed between link and rename): unlink it, never truncate it.
+	if err := bw.dst.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("evlog: backup: removing %s: %w", tmp, err)
+	}
+	f, err := bw.dst.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("evlog: backup: creating %s: %w", tmp, err)
+	}
+	err = copyRange(io.MultiWriter(f, h), src, 0, size, &bw.buf)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = bw.dst.Rename(tmp, p.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("evlog: backup: copying %s: %w", p.Name, err)
+	}
+	p.SHA256 = hex.EncodeToString(h.Sum(nil))
+	bw.res.Copied++
+	bw.res.BytesCopied += size
+	return nil
+}
+
+// appendRange adds src's bytes [from, size) to the backup's copy of p,
+// which the previous manifest lists with from bytes (anything after them
+// is left by an interrupted pass and is cut first). The previous manifest
+// stays valid throughout: it covers only the first from bytes.
+func (bw *backupWriter) appendRange(p *backupPart, src io.ReaderAt, from, size int64, h hash.Hash) error {
+	f, err := bw.dst.OpenReadWrite(p.Name)
+	if err != nil {
+		return fmt.Errorf("evlog: backup: opening %s: %w", p.Name, err)
+	}
+	err = func() error {
+		n, err := f.Size()
+		if err != nil {
+			return err
+		}
+		if n < from {
+			return fmt.Errorf("%s is %d bytes, the previous manifest says %d: %w", p.Name, n, from, ErrBackupCorrupt)
+		}
+		if n > from {
+			if err := f.Truncate(from); err != nil {
+				return err
+			}
+		}
+		if _, err := f.Seek(from, io.SeekStart); err != nil {
+			return err
+		}
+		if err := copyRange(io.MultiWriter(f, h), src, from, size, &bw.buf); err != nil {
+			return err
+		}
+		return f.Sync()
+	}()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("evlog: backup: appending to %s: %w", p.Name, err)
+	}
+	p.SHA256 = hex.EncodeToString(h.Sum(nil))
+	bw.res.Copied++
+	bw.res.BytesCopied += size - from
+	return nil
+}
+
+// copyRange writes src's bytes [from, to) to w.
+func copyRange(w io.Writer, src io.ReaderAt, from, to int64, buf *[]byte) error {
+	if len(*buf) == 0 {
+		*buf = make([]byte, 1<<20)
+	}
+	for off := from; off < to; {
+		n := int(min(int64(len(*buf)), to-off))
+		m, err := src.ReadAt((*buf)[:n], off)
+		if m < n {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if _, err := w.Write((*buf)[:n]); err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	return nil
+}
+
+// hashRange adds src's bytes [from, to) to h.
+func hashRange(h hash.Hash, src io.ReaderAt, from, to int64, buf *[]byte) error {
+	return copyRange(h, src, from, to, buf)
+}
+
+// sameRange reports whether a and b hold the same bytes in [from, to).
+func sameRange(a, b io.ReaderAt, from, to int64) bool {
+	x, y := make([]byte, to-from), make([]byte, to-from)
+	if n, _ := a.ReadAt(x, from); n != len(x) {
+		return false
+	}
+	if n, _ := b.ReadAt(y, from); n != len(y) {
+		return false
+	}
+	return string(x) == string(y)
+}
+
+// writeManifest writes m to dst atomically: a temporary, fsynced, renamed
+// over the old manifest, and the directory fsynced.
+func writeManifest(dst vfs.FS, m *Manifest) error {
+	b, err := encodeManifest(m)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(dst, ManifestFile, b)
+}
+
+// writeFileAtomic writes name in fsys: a temporary, fsynced, renamed, and
+// the directory fsynced.
+func writeFileAtomic(fsys vfs.FS, name string, b []byte) error {
+	tmp := name + ".tmp"
+	if err := fsys.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := fsys.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.Rename(tmp, name)
+	}
+	if err == nil {
+		err = fsys.SyncDir()
+	}
+	return err
+}
+
+// removeUnlisted removes, after a new manifest m is durable, the files of
+// the backup's kinds that m does not list (the previous backup's files
+// that are no longer part of it, temporaries of an interrupted pass).
+func removeUnlisted(dst vfs.FS, m *Manifest) ([]string, error) {
+	names, err := dst.List()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, n := range names {
+		if n == ManifestFile || n == backupLockFile || !backupFileName(n) {
+			continue
+		}
+		if _, ok := m.file(n); ok {
+			continue
+		}
+		if err := dst.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("evlog: backup: removing %s: %w", n, err)
+		}
+		if !strings.HasSuffix(n, ".tmp") {
+			removed = append(removed, n)
+		}
+	}
+	if len(removed) > 0 {
+		if err := dst.SyncDir(); err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
