@@ -161,7 +161,7 @@
 // segment never gets a mark (a version 1 reader would take it for a torn
 // tail): a writer that opens a log whose newest segment is of version 1
 // first seals it with a roll, or, when it holds no event, replaces it by a
-// version 2 segment (an atomic rename). Version 3 (the ID table) changed
+// segment of the current version (an atomic rename). Version 3 (the ID table) changed
 // only the footer: a writer keeps appending to a version 2 active segment
 // and seals it with a version 2 footer (AppendFooterAt follows the
 // header's version); segments created since are of version 3.
