@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"maps"
 	"slices"
 
 	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/segment"
 )
 
 // Idempotent appends by event ID (Envelope.ID; docs/FORMAT.md "Event
@@ -64,12 +64,12 @@ func (e *DuplicateIDError) Error() string {
 func (e *DuplicateIDError) Unwrap() error { return ErrDuplicateID }
 
 // idIndex maps the IDs of the log's events (the last window of them) to
-// their seqs, by a 64-bit hash: committed entries in an idSet, the staged
+// their seqs, by segment.IDHash (the hash of the sealed segments' ID
+// tables): committed entries in an idSet, the staged
 // group's in staged. A hash hit is a candidate, confirmed by reading the
 // event. Owned by the writer goroutine.
 type idIndex struct {
-	set  idSet
-	seed maphash.Seed
+	set idSet
 	// staged lists the IDs entered by the staged group, in seq order.
 	staged []stagedID
 	window uint64   // 0: the whole log
@@ -81,7 +81,7 @@ type stagedID struct {
 	id     string
 }
 
-func (x *idIndex) hash(id string) uint64 { return maphash.String(x.seed, id) }
+func (x *idIndex) hash(id string) uint64 { return segment.IDHash(id) }
 
 // inWindow reports whether seq is within the window of a log whose last
 // committed seq is last (staged seqs are).
@@ -142,26 +142,88 @@ func (x *idIndex) commit(last uint64) {
 	x.staged = x.staged[:0]
 }
 
-// buildIDs reads the IDs of the events in the window into a new index.
+// buildIDs reads the IDs of the events in the window into a new index:
+// from the ID tables of the sealed segments that have one (their footers,
+// not their records), and by reading the events of the others (the
+// active segment, and segments written before format version 3).
 func (w *writer) buildIDs() (*idIndex, error) {
-	x := &idIndex{seed: maphash.MakeSeed(), window: uint64(w.opts.DedupeWindow)}
+	x := &idIndex{window: uint64(w.opts.DedupeWindow)}
 	from := uint64(1)
 	if x.window != 0 && w.lastSeq > x.window {
 		from = w.lastSeq - x.window + 1
 	}
 	if w.lastSeq >= from {
-		err := w.scan(from, w.lastSeq, func(e *Envelope) error {
-			if e.ID != "" {
-				x.set.insert(x.hash(e.ID), e.Seq, nil)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := w.indexIDs(x, from); err != nil {
 			return nil, fmt.Errorf("evlog: indexing the log's event IDs: %w", err)
 		}
 	}
 	x.set.rebuild(nil)
 	return x, nil
+}
+
+// indexIDs enters the IDs of the events from seq from to w.lastSeq into x.
+func (w *writer) indexIDs(x *idIndex, from uint64) error {
+	l := w.l
+	l.mu.RLock()
+	v := l.v
+	v.ref()
+	l.mu.RUnlock()
+	defer v.unref()
+	var ids []segment.IDEntry
+	scanFrom := uint64(0) // > 0: a run of segments without a table to read, from there
+	for i, s := range v.segs {
+		last := w.lastSeq
+		if i+1 < len(v.segs) {
+			last = v.segs[i+1].FirstSeq() - 1
+		}
+		if last < from || s.FirstSeq() > w.lastSeq {
+			continue
+		}
+		if s.Sealed {
+			var (
+				ok  bool
+				err error
+			)
+			if ids, ok, err = s.IDTable(ids); err != nil {
+				return err
+			}
+			if ok {
+				if scanFrom > 0 {
+					if err := w.scanIDs(x, scanFrom, s.FirstSeq()-1); err != nil {
+						return err
+					}
+					scanFrom = 0
+				}
+				for _, e := range ids {
+					if e.Seq >= from && e.Seq <= w.lastSeq {
+						x.set.insert(e.Hash, e.Seq, nil)
+					}
+				}
+				continue
+			}
+		}
+		if scanFrom == 0 {
+			scanFrom = max(from, s.FirstSeq())
+		}
+	}
+	if scanFrom > 0 {
+		return w.scanIDs(x, scanFrom, w.lastSeq)
+	}
+	return nil
+}
+
+// scanIDs enters the IDs of the events from seq from to to into x, read
+// from the records.
+func (w *writer) scanIDs(x *idIndex, from, to uint64) error {
+	if from > to {
+		return nil
+	}
+	return w.scan(from, to, func(e *Envelope) error {
+		if e.ID != "" {
+			x.set.insert(x.hash(e.ID), e.Seq, nil)
+		}
+		return nil
+	})
 }
 
 // dedupe checks r's event IDs against the log before r is staged. It

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
 )
 
 func idEv(id, typ string, data byte) Envelope {
@@ -453,5 +454,87 @@ func TestDedupeReadsOnce(t *testing.T) {
 	}
 	if r := cfs.Total(); r.BytesRead > 4*MinSegmentSize {
 		t.Fatalf("a retry of one event read %d bytes", r.BytesRead)
+	}
+}
+
+// TestDedupeIndexReadsFooters: the ID index is built from the ID tables
+// in the sealed segments' footers: the first append with an ID after Open
+// reads no sealed segment's records, only its footer (and the active
+// segment's records), and the index it builds recognises a retry of an
+// event in the oldest segment.
+func TestDedupeIndexReadsFooters(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	l := openMem(t, mem, Options{SegmentSize: MinSegmentSize})
+	for i := range 50 {
+		evs := make([]Envelope, 20)
+		for j := range evs {
+			evs[j] = idEv(fmt.Sprint("id", i*20+j), "t", byte(j))
+		}
+		if _, err := l.Append(ctx, fmt.Sprint("s", i%7), ExpectAny, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The sealed segments and where their footers start.
+	footers := map[string]int64{}
+	var records int64
+	names, err := mem.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if _, _, ok := segment.ParseFileName(name); !ok {
+			continue
+		}
+		s, err := segment.Open(mem, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Sealed {
+			footers[name] = s.Trailer.RecordsEnd
+			records += s.Trailer.RecordsEnd
+		}
+		s.Close()
+	}
+	if len(footers) < 5 {
+		t.Fatalf("%d sealed segments: the test needs more", len(footers))
+	}
+
+	cfs := vfs.NewCounting(mem)
+	l = openMem(t, cfs, Options{})
+	defer l.Close()
+	cfs.Reset()
+	if _, err := l.Append(ctx, "new", ExpectAny, idEv("fresh", "t", 0)); err != nil {
+		t.Fatal(err)
+	}
+	var sealedRead int64
+	for name, recEnd := range footers {
+		size, err := mem.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := cfs.File(name).BytesRead
+		sealedRead += n
+		if n > size-recEnd {
+			t.Errorf("%s: building the ID index read %d bytes, more than its footer (%d of %d bytes): it read records", name, n, size-recEnd, size)
+		}
+	}
+	t.Logf("building the ID index read %d bytes of %d sealed segments (%d bytes of records)", sealedRead, len(footers), records)
+
+	// The index holds the sealed segments' IDs: a retry of the first
+	// append is recognised, a reuse of one of its IDs rejected.
+	evs := make([]Envelope, 20)
+	for j := range evs {
+		evs[j] = idEv(fmt.Sprint("id", j), "t", byte(j))
+	}
+	p, err := l.Append(ctx, "s0", ExpectAny, evs...)
+	if err != nil || p.Seq != 20 {
+		t.Fatalf("retry of the first append: %+v, %v", p, err)
+	}
+	if _, err := l.Append(ctx, "s1", ExpectAny, idEv("id5", "t", 5)); !errors.Is(err, ErrDuplicateID) {
+		t.Fatalf("reuse of an ID of the oldest segment in another stream: %v, want ErrDuplicateID", err)
 	}
 }

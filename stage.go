@@ -186,7 +186,7 @@ func (w *writer) stage(r *request) error {
 			if sv.in == w.idx {
 				sp = sv.sp
 			}
-			w.infos = append(w.infos, segment.EventInfo{Seq: env.Seq, Stream: req.Stream, Version: env.Version, Time: t, Off: w.end + int64(off), Len: uint32(n), Postings: sp})
+			w.infos = append(w.infos, segment.EventInfo{Seq: env.Seq, Stream: req.Stream, Version: env.Version, Time: t, Off: w.end + int64(off), Len: uint32(n), ID: env.ID, Postings: sp})
 			w.infoSV = append(w.infoSV, sv)
 			if env.Version == 1 {
 				w.newStrs++

@@ -71,9 +71,9 @@ func TestUpgradeFromVersion1(t *testing.T) {
 			old := v1Log(t, mem, n)
 			opts := Options{Sync: SyncNever, Clock: fakeClock(t0.Add(time.Second), time.Millisecond)}
 			l := openMem(t, mem, opts)
-			want := map[string]uint16{segment.FormatFileName(1, 0): 2}
+			want := map[string]uint16{segment.FormatFileName(1, 0): segment.FormatVersion}
 			if n > 0 {
-				want = map[string]uint16{segment.FormatFileName(1, 0): 1, segment.FormatFileName(uint64(n+1), 0): 2}
+				want = map[string]uint16{segment.FormatFileName(1, 0): 1, segment.FormatFileName(uint64(n+1), 0): segment.FormatVersion}
 			}
 			if d := cmp.Diff(want, segVersions(t, mem)); d != "" {
 				t.Fatalf("segment versions after open (-want +got):\n%s", d)

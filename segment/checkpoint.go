@@ -143,7 +143,7 @@ func EncodeCheckpoint(h Header, hb [HeaderSize]byte, x *Index, p int64, windowCR
 		panic("evlog/segment: EncodeCheckpoint of an index with a checkpoint under it")
 	}
 	dst := make([]byte, CheckpointHeaderSize, CheckpointHeaderSize+64<<10)
-	dst, _ = x.AppendFooterAt(dst, hb, p, CheckpointHeaderSize)
+	dst, _ = x.appendFooter(dst, hb, p, CheckpointHeaderSize, 2) // no ID table: a checkpoint keeps no event IDs
 	hdr := dst[:CheckpointHeaderSize]
 	copy(hdr[ckptMagicOff:], ckptMagic)
 	le.PutUint16(hdr[ckptVersionOff:], ckptVersion)
@@ -393,7 +393,7 @@ func (c *Checkpoint) summaryLocked() (*Summary, error) {
 	p, err := readFrameAt(c.f, c.Name, t.SummaryOff, t.SummaryLen, KindSummary, nil)
 	if err == nil {
 		var sum *Summary
-		sum, err = decodeSummary(p, c.End, CheckpointHeaderSize, t.SummaryOff, int(t.Count))
+		sum, err = decodeSummary(p, c.End, CheckpointHeaderSize, t.SummaryOff, int(t.Count), 2)
 		if err == nil && sum.NumStreams != c.Streams {
 			err = fmt.Errorf("summary: %d streams, the header says %d", sum.NumStreams, c.Streams)
 		}

@@ -25,7 +25,9 @@
 //	+--------------------+  RecordsEnd        (sealed segments only:)
 //	| postings frames    |  per stream: offsets and sizes of its frames
 //	| block frames       |  stream entries sorted by (hash, name), 16 per block
+//	| ID table frame     |  v3, optional: (IDHash, seq) of the events with an ID
 //	| summary frame      |  sparse seq/time index, block directory, bloom filter
+//	|                    |  (v3: + ID table offset u64, length u32)
 //	| trailer (64 bytes) |  magic "evlogidx", ranges, counts, CRC
 //	+--------------------+
 //
@@ -33,7 +35,7 @@
 //
 //	off size field
 //	  0    8 magic "evlogseg"
-//	  8    2 format version (2; 1 is still read)
+//	  8    2 format version (3; 1 and 2 are still read)
 //	 10    2 flags (bit 0: compressed, by compaction; bit 1: strict,
 //	           version 2, created by a SyncAlways writer; see mark.go)
 //	 12    4 header size (64)
@@ -55,7 +57,7 @@
 //	The CRC covers the length, the kind and the payload. length <= 64 MiB.
 //
 // Kinds: 1 event, 2 commit, 3 postings, 4 block, 5 summary, 6 zblock,
-// 7 zmap, 8 mark (version 2). An event payload is one msgpack array (see
+// 7 zmap, 8 mark (version 2), 9 ID table (version 3, footer only). An event payload is one msgpack array (see
 // AppendEnvelope):
 //
 //	[seq, stream, version, type, schema_version, id, time_unix_ns, meta, data]
@@ -114,7 +116,15 @@
 // time); a block holds entries (hash u64, first version u64, count u32,
 // postings offset u64, postings length u32, name length u16, name); a
 // postings frame holds a uvarint count then (offset delta, frame size)
-// uvarint pairs. The stream hash is 64-bit FNV-1a.
+// uvarint pairs. The stream hash is 64-bit FNV-1a. In version 3 the
+// summary ends with the offset (u64) and length (u32, header included) of
+// the ID table frame, both 0 when there is none; the table is a u32 count
+// then (IDHash u64, seq u64) entries sorted by (hash, seq), one per event
+// carrying an ID (IDHash: 64-bit FNV-1a, the same in every process; see
+// Segment.IDTable). A footer has no table when its header is of version 1
+// or 2, when the sealed index did not see every ID (resumed from a
+// checkpoint) or when the table would not fit in a frame: no table means
+// "read the records for IDs", never "no IDs".
 //
 // Trailer (see Trailer): magic "evlogidx", records end u64, summary offset
 // u64, summary length u32, count u32, last seq u64, first time i64, last
@@ -128,8 +138,9 @@
 // index of the committed events of the active segment NAME.seg before an
 // offset P it was fsynced through: a 64-byte header (magic "evlogckp",
 // version 1, flags, stream count, CRC32C of the segment's 4 KiB before P,
-// an HMAC tag keyed by the segment's mark key, CRC), then exactly a sealed
-// segment's footer — postings frames (offsets in the segment), block
+// an HMAC tag keyed by the segment's mark key, CRC), then exactly a
+// version 2 sealed segment's footer (no ID table, whatever the segment's
+// version) — postings frames (offsets in the segment), block
 // frames and summary frame (offsets in the checkpoint file), and a
 // trailer whose records end is P and whose CRC covers the segment's
 // header. OpenCheckpoint and Check read the header, the trailer and the
@@ -150,5 +161,8 @@
 // segment never gets a mark (a version 1 reader would take it for a torn
 // tail): a writer that opens a log whose newest segment is of version 1
 // first seals it with a roll, or, when it holds no event, replaces it by a
-// version 2 segment (an atomic rename).
+// segment of the current version (an atomic rename). Version 3 (the ID table) changed
+// only the footer: a writer keeps appending to a version 2 active segment
+// and seals it with a version 2 footer (AppendFooterAt follows the
+// header's version); segments created since are of version 3.
 package segment

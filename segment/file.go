@@ -133,7 +133,7 @@ func (s *Segment) Summary() (*Summary, error) {
 	}
 	p, err := s.readFrame(t.SummaryOff, t.SummaryLen, KindSummary, nil)
 	if err == nil {
-		s.summary, err = decodeSummary(p, logicalEnd, t.RecordsEnd, t.SummaryOff, int(t.Count))
+		s.summary, err = decodeSummary(p, logicalEnd, t.RecordsEnd, t.SummaryOff, int(t.Count), s.Header.Version)
 		if err != nil {
 			err = &CorruptError{File: s.Name, Offset: t.SummaryOff, Seq: s.Header.BaseSeq - 1, Reason: err.Error()}
 		}
@@ -142,6 +142,30 @@ func (s *Segment) Summary() (*Summary, error) {
 		s.sumErr = err // corruption stays; an I/O error is retried next time
 	}
 	return s.summary, err
+}
+
+// IDTable returns the entries of the sealed segment's ID table, sorted by
+// (hash, seq), in dst's storage; ok is false when the segment has none
+// (format version 1 or 2, or a footer written without it). It reads the
+// summary (on first use) and the table's frame, nothing else.
+func (s *Segment) IDTable(dst []IDEntry) (ids []IDEntry, ok bool, err error) {
+	sum, err := s.Summary()
+	if err != nil {
+		return nil, false, err
+	}
+	if !sum.HasIDTable() {
+		return nil, false, nil
+	}
+	p, err := s.readFrame(sum.idsOff, sum.idsLen, KindIDs, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	t := s.Trailer
+	ids, err = decodeIDs(p, s.Header.BaseSeq, t.LastSeq, int(t.Count), dst)
+	if err != nil {
+		return nil, false, &CorruptError{File: s.Name, Offset: sum.idsOff, Seq: s.Header.BaseSeq - 1, Reason: err.Error()}
+	}
+	return ids, true, nil
 }
 
 // readFrame reads the frame of size n at off, checks it and returns its

@@ -12,7 +12,10 @@ import (
 //
 //	postings frame × streams   (uvarint count, then count × (Δoffset, length) uvarints)
 //	block frame × ⌈streams/16⌉ (entries sorted by (hash, name))
-//	summary frame              (sparse index, block directory, bloom filter)
+//	ID table frame             (version 3, optional: u32 count, then count ×
+//	                            (IDHash u64, seq u64) sorted by (hash, seq))
+//	summary frame              (sparse index, block directory, bloom filter;
+//	                            version 3: ID table offset u64, length u32)
 //	trailer                    (64 bytes)
 
 // AppendFooter appends the footer frames and the trailer of a segment whose
@@ -26,7 +29,16 @@ func (x *Index) AppendFooter(dst []byte, header [HeaderSize]byte) ([]byte, Trail
 // footerStart, in a segment whose records (physically) end at recordsEnd.
 // In a compressed segment the index's offsets are logical (offsets in the
 // uncompressed records) while the footer's own are physical.
+//
+// A header of version 3 or later gets the ID table (when every event
+// carrying an ID was indexed and the table fits in a frame).
 func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64) ([]byte, Trailer) {
+	return x.appendFooter(dst, header, recordsEnd, footerStart, le.Uint16(header[hdrVersionOff:]))
+}
+
+// appendFooter writes the footer of format version (3 and later: with
+// the ID table reference in the summary).
+func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64, version uint16) ([]byte, Trailer) {
 	if x.base != nil {
 		panic("evlog/segment: AppendFooter of an index with a checkpoint under it (Materialize it first)")
 	}
@@ -102,6 +114,24 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 		blocks = append(blocks, b)
 	}
 
+	var idsOff int64
+	var idsLen uint32
+	if version >= 3 && !x.idsLost && len(x.ids) > 0 && 4+len(x.ids)*idEntrySize <= MaxFramePayload {
+		ids := slices.Clone(x.ids)
+		slices.SortFunc(ids, func(a, b IDEntry) int {
+			return cmp.Or(cmp.Compare(a.Hash, b.Hash), cmp.Compare(a.Seq, b.Seq))
+		})
+		p = slices.Grow(p[:0], 4+len(ids)*idEntrySize)
+		p = le.AppendUint32(p, uint32(len(ids)))
+		for _, e := range ids {
+			p = le.AppendUint64(p, e.Hash)
+			p = le.AppendUint64(p, e.Seq)
+		}
+		idsOff = off()
+		dst = AppendFrame(dst, KindIDs, p)
+		idsLen = uint32(off() - idsOff)
+	}
+
 	p = le.AppendUint32(p[:0], uint32(len(x.sparse)))
 	for _, s := range x.sparse {
 		p = le.AppendUint64(p, s.Seq)
@@ -121,6 +151,10 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 	}
 	p = le.AppendUint32(p, uint32(len(bloom)*8))
 	p = append(p, bloom...)
+	if version >= 3 {
+		p = le.AppendUint64(p, uint64(idsOff))
+		p = le.AppendUint32(p, idsLen)
+	}
 
 	t := Trailer{
 		RecordsEnd: recordsEnd,
@@ -144,7 +178,13 @@ type Summary struct {
 	NumStreams int
 	blocks     []summaryBlock
 	bloom      bloom
+	// idsOff and idsLen locate the ID table frame (version 3; 0: none).
+	idsOff int64
+	idsLen uint32
 }
+
+// HasIDTable reports whether the segment's footer holds an ID table.
+func (s *Summary) HasIDTable() bool { return s.idsLen != 0 }
 
 type summaryBlock struct {
 	hash uint64
@@ -154,13 +194,14 @@ type summaryBlock struct {
 
 // DecodeSummary decodes a summary frame payload. footerStart and footerEnd
 // bound the offsets it may reference; count is the segment's event count.
+// The summary is of format version 2 (or 1).
 func DecodeSummary(p []byte, recordsEnd, footerEnd int64, count int) (*Summary, error) {
-	return decodeSummary(p, recordsEnd, recordsEnd, footerEnd, count)
+	return decodeSummary(p, recordsEnd, recordsEnd, footerEnd, count, 2)
 }
 
 // decodeSummary decodes a summary whose sparse offsets lie below
 // logicalEnd and whose block frames lie in [recordsEnd, footerEnd).
-func decodeSummary(p []byte, logicalEnd, recordsEnd, footerEnd int64, count int) (*Summary, error) {
+func decodeSummary(p []byte, logicalEnd, recordsEnd, footerEnd int64, count int, version uint16) (*Summary, error) {
 	r := binReader{b: p}
 	s := &Summary{}
 	n := r.u32()
@@ -199,6 +240,14 @@ func decodeSummary(p []byte, logicalEnd, recordsEnd, footerEnd int64, count int)
 		return nil, fmt.Errorf("summary: bloom filter of %d bits does not fit", bits)
 	}
 	s.bloom = bloom(r.take(int(bits / 8)))
+	if version >= 3 {
+		s.idsOff, s.idsLen = int64(r.u64()), r.u32()
+		if s.idsOff == 0 && s.idsLen == 0 {
+			// no ID table
+		} else if s.idsOff < recordsEnd || s.idsOff > footerEnd || int64(s.idsLen) > footerEnd-s.idsOff || s.idsLen < FrameHeaderSize+4 || int64(s.idsLen) > FrameHeaderSize+MaxFramePayload {
+			return nil, fmt.Errorf("summary: ID table at %d+%d out of range", s.idsOff, s.idsLen)
+		}
+	}
 	if r.err != nil || len(r.b) != r.off {
 		return nil, fmt.Errorf("summary: malformed (%d trailing bytes)", len(r.b)-r.off)
 	}
@@ -352,4 +401,29 @@ func (r *binReader) u64() uint64 {
 // fits reports whether n items of size bytes each fit in what is left.
 func (r *binReader) fits(n uint32, size int) bool {
 	return r.err == nil && uint64(n)*uint64(size) <= uint64(len(r.b)-r.off)
+}
+
+// decodeIDs decodes an ID table frame payload of a segment holding count
+// events with seqs in [first, last]: entries sorted by (hash, seq), each
+// seq in range, at most count of them.
+func decodeIDs(p []byte, first, last uint64, count int, dst []IDEntry) ([]IDEntry, error) {
+	r := binReader{b: p}
+	n := r.u32()
+	if !r.fits(n, idEntrySize) || uint64(n)*idEntrySize != uint64(len(p)-r.off) || int64(n) > int64(count) {
+		return nil, fmt.Errorf("ID table: %d entries in %d bytes for %d events", n, len(p), count)
+	}
+	dst = slices.Grow(dst[:0], int(n))
+	for i := range int(n) {
+		e := IDEntry{Hash: r.u64(), Seq: r.u64()}
+		if e.Seq < first || e.Seq > last {
+			return nil, fmt.Errorf("ID table: entry %d has seq %d, outside %d..%d", i, e.Seq, first, last)
+		}
+		if i > 0 {
+			if pe := dst[i-1]; e.Hash < pe.Hash || (e.Hash == pe.Hash && e.Seq <= pe.Seq) {
+				return nil, fmt.Errorf("ID table: entry %d out of order", i)
+			}
+		}
+		dst = append(dst, e)
+	}
+	return dst, nil
 }

@@ -12,8 +12,10 @@ const (
 	// FormatVersion is the segment format this package writes. Version 2
 	// added the mark key to the header (in place of the nanoseconds of the
 	// creation time) and the mark frame (KindMark); version 1 files decode
-	// unchanged.
-	FormatVersion = 2
+	// unchanged. Version 3 added the event ID table to the footer (KindIDs,
+	// referenced from the end of the summary frame); version 1 and 2 files
+	// decode unchanged (without a table).
+	FormatVersion = 3
 
 	// headerMagic opens every segment file.
 	headerMagic = "evlogseg"
@@ -113,6 +115,16 @@ const (
 	ZBlockSize = 64 << 10
 	MaxZBlock  = 1 << 20
 
+	// Summary, version 3: the ID table reference after the bloom filter.
+	sumIDsOffOff = 0 // uint64 offset of the ID table frame (0: none)
+	sumIDsLenOff = 8 // uint32 length of that frame (header included; 0: none)
+	sumIDsSize   = 12
+
+	// ID table entry (after a u32 count), sorted by (hash, seq).
+	idHashOff   = 0 // uint64 IDHash(event ID)
+	idSeqOff    = 8 // uint64 seq of the event carrying it
+	idEntrySize = 16
+
 	// Bloom filter parameters.
 	bloomBitsPerKey = 10
 	bloomProbes     = 7
@@ -128,6 +140,7 @@ const (
 	KindZBlock   Kind = 6 // compressed segments: one zstd frame of record bytes
 	KindZMap     Kind = 7 // compressed segments: the directory of the zblocks
 	KindMark     Kind = 8 // version 2: records that the file was fsynced up to an offset
+	KindIDs      Kind = 9 // version 3, footer: (ID hash, seq) of the events carrying an ID
 )
 
 // Header flags. NEVER CHANGE the values.
@@ -165,11 +178,13 @@ func (k Kind) String() string {
 		return "zmap"
 	case KindMark:
 		return "mark"
+	case KindIDs:
+		return "ids"
 	}
 	return "invalid"
 }
 
-func (k Kind) valid() bool { return k >= KindEvent && k <= KindMark }
+func (k Kind) valid() bool { return k >= KindEvent && k <= KindIDs }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -191,5 +206,11 @@ func streamHash(s string) uint64 {
 	}
 	return h
 }
+
+// IDHash is the 64-bit hash of an event ID kept in a sealed segment's ID
+// table: FNV-1a, as streamHash. It is part of the format (tables are
+// sorted by it), the same in every process. Equal hashes are candidates
+// only: a reader confirms the ID by reading the event.
+func IDHash(id string) uint64 { return streamHash(id) }
 
 func crc32Update(c uint32, b []byte) uint32 { return crc32.Update(c, castagnoli, b) }

@@ -209,13 +209,25 @@ func TestGoldenCompressed(t *testing.T) {
 type goldenVersion struct {
 	dir           string
 	sealed, torn  []batch
-	tornCommitted int // batches of torn.seg that are committed
+	tornCommitted int  // batches of torn.seg that are committed
+	ids           bool // sealed.seg has an ID table (version 3)
+}
+
+func compareU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func goldenVersions() []goldenVersion {
 	return []goldenVersion{
 		{dir: "testdata/v1", sealed: goldenSealedBatches(), torn: goldenTornBatches(), tornCommitted: 2},
 		{dir: "testdata/v2", sealed: goldenSealedBatches(), torn: goldenTornBatches(), tornCommitted: 2},
+		{dir: "testdata/v3", sealed: goldenSealedBatches(), torn: goldenTornBatches(), tornCommitted: 2, ids: true},
 	}
 }
 
@@ -336,6 +348,24 @@ func TestGoldenDecode(t *testing.T) {
 			}
 			if len(sum.Sparse) != 1 || sum.Sparse[0] != (SparseEntry{Seq: 1, Off: HeaderSize, Time: goldenTime.UnixNano()}) {
 				t.Errorf("sealed.seg sparse index %+v", sum.Sparse)
+			}
+			// Version 3 footers hold the events' IDs; older ones none.
+			var wantIDs []IDEntry
+			if v.ids {
+				for _, e := range wantSealed {
+					if e.ID != "" {
+						wantIDs = append(wantIDs, IDEntry{Hash: IDHash(e.ID), Seq: e.Seq})
+					}
+				}
+				slices.SortFunc(wantIDs, func(a, b IDEntry) int {
+					if a.Hash != b.Hash {
+						return compareU64(a.Hash, b.Hash)
+					}
+					return compareU64(a.Seq, b.Seq)
+				})
+			}
+			if ids, ok, err := s.IDTable(nil); err != nil || ok != v.ids || !slices.Equal(ids, wantIDs) {
+				t.Errorf("sealed.seg IDTable = %+v, %v, %v; want %+v, %v", ids, ok, err, wantIDs, v.ids)
 			}
 			byStream := map[string][]event.Envelope{}
 			for _, e := range wantSealed {

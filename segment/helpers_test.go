@@ -143,7 +143,7 @@ func (img *segImage) index(n int) *Index {
 			continue
 		}
 		e := &img.batches[f.batch].events[f.event]
-		x.Add(EventInfo{Seq: e.Seq, Stream: e.Stream, Version: e.Version, Time: e.Time.UnixNano(), Off: f.off, Len: uint32(f.end - f.off)})
+		x.Add(EventInfo{Seq: e.Seq, Stream: e.Stream, Version: e.Version, Time: e.Time.UnixNano(), Off: f.off, Len: uint32(f.end - f.off), ID: e.ID})
 	}
 	return x
 }

@@ -27,6 +27,13 @@ type StreamPostings struct {
 	Posts        []Posting
 }
 
+// IDEntry is one entry of a sealed segment's ID table: the IDHash of an
+// event's ID and the event's seq.
+type IDEntry struct {
+	Hash uint64
+	Seq  uint64
+}
+
 // Index is the index of one segment's events: per-stream postings, a sparse
 // seq/time index and the segment's totals. The active segment keeps one in
 // memory (built by scanning at open, extended on every append); sealing
@@ -52,6 +59,11 @@ type Index struct {
 	Marked, Strict bool
 	streams        map[string]*StreamPostings
 	sparse         []SparseEntry
+	// ids lists the (IDHash, seq) of the events carrying an ID, in seq
+	// order; idsLost says some were not recorded (events indexed by a
+	// checkpoint, which keeps no IDs): the footer then has no ID table.
+	ids     []IDEntry
+	idsLost bool
 	// base, when set, is a checkpoint indexing the events before base.End:
 	// the counters above include its events, streams and sparse only
 	// what was added after it (see NewIndexFrom).
@@ -83,6 +95,7 @@ func (x *Index) Materialize() (*Index, error) {
 	}
 	y := *x
 	y.base, y.sparse, y.streams = nil, nil, make(map[string]*StreamPostings, x.base.Streams+len(x.streams))
+	y.idsLost = true // a checkpoint keeps no event IDs
 	if err := x.base.load(&y); err != nil {
 		return nil, err
 	}
@@ -113,6 +126,8 @@ type EventInfo struct {
 	Time    int64 // unix ns
 	Off     int64 // frame offset
 	Len     uint32
+	// ID is the event's ID ("" if none), for the footer's ID table.
+	ID string
 	// Postings, when set, is the stream's entry in the index the event
 	// is added to, as AddBatch left it there (AddBatch sets it on every
 	// event it adds): AddBatch then does not look the stream up. It must
@@ -134,6 +149,9 @@ func (x *Index) Add(e EventInfo) {
 	x.LastTime = e.Time
 	if e.Version == 1 {
 		x.NewStreams++
+	}
+	if e.ID != "" {
+		x.ids = append(x.ids, IDEntry{Hash: IDHash(e.ID), Seq: e.Seq})
 	}
 	sp := x.streams[e.Stream]
 	if sp == nil {
@@ -164,6 +182,9 @@ func (x *Index) AddBatch(events []EventInfo) {
 		x.LastTime = e.Time
 		if e.Version == 1 {
 			x.NewStreams++
+		}
+		if e.ID != "" {
+			x.ids = append(x.ids, IDEntry{Hash: IDHash(e.ID), Seq: e.Seq})
 		}
 		if sp == nil || e.Stream != last {
 			last = e.Stream

@@ -29,7 +29,7 @@ func (img *segImage) prefix(size, bad int64) scanWant {
 		case KindCommit:
 			for _, p := range pending {
 				e := &img.batches[p.batch].events[p.event]
-				x.Add(EventInfo{Seq: e.Seq, Stream: e.Stream, Version: e.Version, Time: e.Time.UnixNano(), Off: p.off, Len: uint32(p.end - p.off)})
+				x.Add(EventInfo{Seq: e.Seq, Stream: e.Stream, Version: e.Version, Time: e.Time.UnixNano(), Off: p.off, Len: uint32(p.end - p.off), ID: e.ID})
 			}
 			pending = nil
 			x.End = f.end

@@ -175,7 +175,7 @@ func scan(ra io.ReaderAt, h Header, end int64, opt ScanOptions, infos *[]EventIn
 				return nil, nil, corrupt(f.Offset, "event seq %d is version %d of stream %q, want %d", env.Seq, env.Version, env.Stream, last+1)
 			}
 			vers[env.Stream] = env.Version
-			pending = append(pending, EventInfo{Seq: env.Seq, Stream: env.Stream, Version: env.Version, Time: t, Off: f.Offset, Len: uint32(f.Size())})
+			pending = append(pending, EventInfo{Seq: env.Seq, Stream: env.Stream, Version: env.Version, Time: t, Off: f.Offset, Len: uint32(f.Size()), ID: env.ID})
 			next++
 			prevT = t
 		case KindCommit:

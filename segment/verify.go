@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -9,7 +10,8 @@ import (
 // Verify checks a sealed segment completely: every frame of its records
 // (as Scan does in strict mode), then its footer against those records —
 // the trailer's totals, the sparse index, every stream block entry and
-// every postings list, and the bloom filter. It returns the records' index.
+// every postings list, the bloom filter and the ID table (version 3). It
+// returns the records' index.
 // prevTime is the recorded time of the event before the segment (unix ns).
 // Every error matches ErrCorrupt and names the file and offset.
 func Verify(s *Segment, prevTime int64) (*Index, error) {
@@ -85,6 +87,17 @@ func Verify(s *Segment, prevTime int64) (*Index, error) {
 	}
 	if seen != len(x.streams) {
 		return nil, corruptf(s.Name, t.SummaryOff, "stream blocks hold %d entries, the records %d streams", seen, len(x.streams))
+	}
+	ids, ok, err := s.IDTable(nil)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		want := slices.Clone(x.ids)
+		slices.SortFunc(want, func(a, b IDEntry) int { return cmp.Or(cmp.Compare(a.Hash, b.Hash), cmp.Compare(a.Seq, b.Seq)) })
+		if !slices.Equal(ids, want) {
+			return nil, corruptf(s.Name, sum.idsOff, "ID table (%d entries) differs from the records' IDs (%d)", len(ids), len(want))
+		}
 	}
 	return x, nil
 }

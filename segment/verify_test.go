@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -115,7 +116,7 @@ func TestScanContinue(t *testing.T) {
 				continue
 			}
 			e := img.batches[f.batch].events[f.event]
-			info := EventInfo{Seq: e.Seq, Stream: e.Stream, Version: e.Version, Time: e.Time.UnixNano(), Off: f.off, Len: uint32(f.end - f.off)}
+			info := EventInfo{Seq: e.Seq, Stream: e.Stream, Version: e.Version, Time: e.Time.UnixNano(), Off: f.off, Len: uint32(f.end - f.off), ID: e.ID}
 			want.Add(info)
 			wantInfos = append(wantInfos, info)
 		}
@@ -164,4 +165,65 @@ func TestScanContinue(t *testing.T) {
 		return
 	}
 	t.Fatal("setup: no later event continues a stream of the earlier index")
+}
+
+// TestVerifyIDTable: a version 3 footer's ID table holds exactly the
+// records' IDs; Verify rejects a table that differs from them, though its
+// frame and every checksum are valid, and a version 2 footer has none.
+func TestVerifyIDTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	bs := genBatches(rng, 1, genOptions{batches: 20, maxBatch: 8, streams: 6, maxData: 50, syncEvery: 2})
+	h := testHeaderV2(1)
+	h.Version = 3
+	img := buildImage(h, bs)
+	n := len(img.batches)
+	name := FormatFileName(1, 0)
+	refooter := func(mut func(x *Index)) []byte {
+		x := img.index(n)
+		mut(x)
+		file, _ := seal(x, img.h, img.data[HeaderSize:])
+		return file
+	}
+	good := refooter(func(*Index) {})
+	s, _ := openMem(t, name, good)
+	if _, err := Verify(s, math.MinInt64); err != nil {
+		t.Fatalf("Verify of a good segment: %v", err)
+	}
+	ids, ok, err := s.IDTable(nil)
+	if err != nil || !ok || len(ids) == 0 || len(ids) != len(img.index(n).ids) {
+		t.Fatalf("IDTable = %d entries, %v, %v; want the %d IDs of the records", len(ids), ok, err, len(img.index(n).ids))
+	}
+	tests := []struct {
+		name string
+		file []byte
+	}{
+		{"an ID missing", refooter(func(x *Index) { x.ids = x.ids[1:] })},
+		{"another seq", refooter(func(x *Index) { x.ids[0].Seq = x.LastSeq + x.BaseSeq - x.ids[0].Seq })},
+		{"another hash", refooter(func(x *Index) { x.ids[len(x.ids)-1].Hash ^= 1 })},
+	}
+	for _, tc := range tests {
+		s, _ := openMem(t, name, tc.file)
+		_, err := Verify(s, math.MinInt64)
+		if ce, ok := errors.AsType[*CorruptError](err); !ok || ce.File != name {
+			t.Errorf("%s: Verify = %v, want a CorruptError naming %s", tc.name, err, name)
+		}
+	}
+	// A table entry whose seq is outside the segment is refused when read.
+	bad := refooter(func(x *Index) { x.ids[0].Seq = x.LastSeq + 1 })
+	s, _ = openMem(t, name, bad)
+	if _, _, err := s.IDTable(nil); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("IDTable of a table with a seq past the segment: %v, want ErrCorrupt", err)
+	}
+
+	// Version 2: no table.
+	h2 := testHeaderV2(1)
+	img2 := buildImage(h2, bs)
+	file, _ := seal(img2.index(n), img2.h, img2.data[HeaderSize:])
+	s2, _ := openMem(t, name, file)
+	if ids, ok, err := s2.IDTable(nil); ok || err != nil || ids != nil {
+		t.Errorf("IDTable of a version 2 segment = %v, %v, %v; want none", ids, ok, err)
+	}
+	if _, err := Verify(s2, math.MinInt64); err != nil {
+		t.Errorf("Verify of a version 2 segment: %v", err)
+	}
 }
