@@ -116,8 +116,8 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 
 	var idsOff int64
 	var idsLen uint32
-	if version >= 3 && !x.idsLost && len(x.ids) > 0 && 4+len(x.ids)*idEntrySize <= MaxFramePayload {
-		ids := slices.Clone(x.ids)
+	if version >= 3 && !x.idsLost && x.ids.len() > 0 && 4+x.ids.len()*idEntrySize <= MaxFramePayload {
+		ids := x.ids.all()
 		slices.SortFunc(ids, func(a, b IDEntry) int {
 			return cmp.Or(cmp.Compare(a.Hash, b.Hash), cmp.Compare(a.Seq, b.Seq))
 		})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -229,8 +230,8 @@ func scanBytes(data []byte, h Header, opt ScanOptions) (*Index, *Tail, error) {
 }
 
 // indexOpts compares Indexes, including their unexported postings and
-// sparse index.
-var indexOpts = cmp.Options{cmp.AllowUnexported(Index{})}
+// sparse index and IDs (an idList by its entries, not its chunks).
+var indexOpts = cmp.Options{cmp.AllowUnexported(Index{}), cmp.Comparer(func(a, b idList) bool { return slices.Equal(a.all(), b.all()) })}
 
 // wantCorrupt checks that err is a *CorruptError for file at offset off.
 func wantCorrupt(t testing.TB, err error, file string, off int64) *CorruptError {

@@ -62,7 +62,7 @@ type Index struct {
 	// ids lists the (IDHash, seq) of the events carrying an ID, in seq
 	// order; idsLost says some were not recorded (events indexed by a
 	// checkpoint, which keeps no IDs): the footer then has no ID table.
-	ids     []IDEntry
+	ids     idList
 	idsLost bool
 	// base, when set, is a checkpoint indexing the events before base.End:
 	// the counters above include its events, streams and sparse only
@@ -151,7 +151,7 @@ func (x *Index) Add(e EventInfo) {
 		x.NewStreams++
 	}
 	if e.ID != "" {
-		x.ids = append(x.ids, IDEntry{Hash: IDHash(e.ID), Seq: e.Seq})
+		x.ids.add(IDEntry{Hash: IDHash(e.ID), Seq: e.Seq})
 	}
 	sp := x.streams[e.Stream]
 	if sp == nil {
@@ -184,7 +184,7 @@ func (x *Index) AddBatch(events []EventInfo) {
 			x.NewStreams++
 		}
 		if e.ID != "" {
-			x.ids = append(x.ids, IDEntry{Hash: IDHash(e.ID), Seq: e.Seq})
+			x.ids.add(IDEntry{Hash: IDHash(e.ID), Seq: e.Seq})
 		}
 		if sp == nil || e.Stream != last {
 			last = e.Stream

@@ -93,7 +93,7 @@ func Verify(s *Segment, prevTime int64) (*Index, error) {
 		return nil, err
 	}
 	if ok {
-		want := slices.Clone(x.ids)
+		want := x.ids.all()
 		slices.SortFunc(want, func(a, b IDEntry) int { return cmp.Or(cmp.Compare(a.Hash, b.Hash), cmp.Compare(a.Seq, b.Seq)) })
 		if !slices.Equal(ids, want) {
 			return nil, corruptf(s.Name, sum.idsOff, "ID table (%d entries) differs from the records' IDs (%d)", len(ids), len(want))

@@ -190,16 +190,24 @@ func TestVerifyIDTable(t *testing.T) {
 		t.Fatalf("Verify of a good segment: %v", err)
 	}
 	ids, ok, err := s.IDTable(nil)
-	if err != nil || !ok || len(ids) == 0 || len(ids) != len(img.index(n).ids) {
-		t.Fatalf("IDTable = %d entries, %v, %v; want the %d IDs of the records", len(ids), ok, err, len(img.index(n).ids))
+	if err != nil || !ok || len(ids) == 0 || len(ids) != img.index(n).ids.len() {
+		t.Fatalf("IDTable = %d entries, %v, %v; want the %d IDs of the records", len(ids), ok, err, img.index(n).ids.len())
 	}
 	tests := []struct {
 		name string
 		file []byte
 	}{
-		{"an ID missing", refooter(func(x *Index) { x.ids = x.ids[1:] })},
-		{"another seq", refooter(func(x *Index) { x.ids[0].Seq = x.LastSeq + x.BaseSeq - x.ids[0].Seq })},
-		{"another hash", refooter(func(x *Index) { x.ids[len(x.ids)-1].Hash ^= 1 })},
+		{"an ID missing", refooter(func(x *Index) { x.ids = idListOf(x.ids.all()[1:]) })},
+		{"another seq", refooter(func(x *Index) {
+			ids := x.ids.all()
+			ids[0].Seq = x.LastSeq + x.BaseSeq - ids[0].Seq
+			x.ids = idListOf(ids)
+		})},
+		{"another hash", refooter(func(x *Index) {
+			ids := x.ids.all()
+			ids[len(ids)-1].Hash ^= 1
+			x.ids = idListOf(ids)
+		})},
 	}
 	for _, tc := range tests {
 		s, _ := openMem(t, name, tc.file)
@@ -209,7 +217,11 @@ func TestVerifyIDTable(t *testing.T) {
 		}
 	}
 	// A table entry whose seq is outside the segment is refused when read.
-	bad := refooter(func(x *Index) { x.ids[0].Seq = x.LastSeq + 1 })
+	bad := refooter(func(x *Index) {
+		ids := x.ids.all()
+		ids[0].Seq = x.LastSeq + 1
+		x.ids = idListOf(ids)
+	})
 	s, _ = openMem(t, name, bad)
 	if _, _, err := s.IDTable(nil); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("IDTable of a table with a seq past the segment: %v, want ErrCorrupt", err)
@@ -226,4 +238,13 @@ func TestVerifyIDTable(t *testing.T) {
 	if _, err := Verify(s2, math.MinInt64); err != nil {
 		t.Errorf("Verify of a version 2 segment: %v", err)
 	}
+}
+
+// idListOf returns the idList holding es.
+func idListOf(es []IDEntry) idList {
+	var l idList
+	for _, e := range es {
+		l.add(e)
+	}
+	return l
 }
