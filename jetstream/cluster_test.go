@@ -96,11 +96,7 @@ func TestConformanceR3(t *testing.T) {
 	waitForR3(t, js)
 	evlogtest.Run(t, func(t *testing.T) evlogtest.Backend {
 		l := openLog(t, js, evjs.Config{Replicas: 3})
-		snaps, err := l.Snapshots()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return evlogtest.Backend{Log: l, Snapshots: snaps}
+		return evlogtest.Backend{Log: l, Snapshots: snapshotsOf(t, l)}
 	})
 }
 

@@ -14,10 +14,6 @@ func TestConformanceR1(t *testing.T) {
 	js := connect(t, s.ClientURL())
 	evlogtest.Run(t, func(t *testing.T) evlogtest.Backend {
 		l := openLog(t, js, evjs.Config{Replicas: 1})
-		snaps, err := l.Snapshots()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return evlogtest.Backend{Log: l, Snapshots: snaps}
+		return evlogtest.Backend{Log: l, Snapshots: snapshotsOf(t, l)}
 	})
 }

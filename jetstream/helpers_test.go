@@ -83,3 +83,22 @@ func openLog(t testing.TB, js jetstream.JetStream, cfg evjs.Config) *evjs.Log {
 		t.Logf("opening %s timed out; retrying: %v", cfg.Name, err)
 	}
 }
+
+// snapshotsOf returns l's snapshot store. On a loaded machine creating
+// its buckets (R3: a raft group per bucket) can outlast one request's
+// timeout; Snapshots keeps no failure, so retry it on a timeout, as
+// openLog retries Open. hangGuard only turns a hang into a failure.
+func snapshotsOf(t testing.TB, l *evjs.Log) *evjs.Snapshots {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for {
+		snaps, err := l.Snapshots()
+		if err == nil {
+			return snaps
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		t.Logf("creating the snapshot buckets timed out; retrying: %v", err)
+	}
+}

@@ -99,9 +99,10 @@ type Log struct {
 	lastTime time.Time
 	hints    map[string][]hint // stream -> (version, seq) pairs seen lately
 
-	snapOnce sync.Once
-	snaps    *Snapshots
-	snapErr  error
+	// snapMu guards snaps, set by the first Snapshots call that creates
+	// the buckets; a failed call leaves it nil, so the next one retries.
+	snapMu sync.Mutex
+	snaps  *Snapshots
 }
 
 // Open opens the log cfg.Name on js, creating its stream if needed (file

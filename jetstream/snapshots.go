@@ -65,30 +65,34 @@ type record struct {
 }
 
 // Snapshots returns the log's snapshot store, creating its buckets on
-// first use (with the log's replica count).
+// first use (with the log's replica count). A failure (a timeout on a
+// busy cluster, a conflicting bucket) is returned and not kept: the next
+// call tries again. Safe for concurrent use.
 func (l *Log) Snapshots() (*Snapshots, error) {
-	l.snapOnce.Do(func() {
-		ctx, cancel := l.bound(context.Background())
-		defer cancel()
-		kvName, obsName := l.streamName+"_SNAPMETA", l.streamName+"_SNAPSHOTS"
-		s := &Snapshots{l: l, kvBucket: kvName}
-		s.kv, l.snapErr = l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: kvName, Description: "evlog snapshot records of " + l.cfg.Name,
-			History: 1, Storage: jetstream.FileStorage, Replicas: l.cfg.Replicas})
-		if l.snapErr != nil {
-			l.snapErr = fmt.Errorf("evlog/jetstream: snapshot bucket %s: %w", kvName, l.snapErr)
-			return
-		}
-		s.obs, l.snapErr = l.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket: obsName, Description: "evlog snapshot states of " + l.cfg.Name,
-			Storage: jetstream.FileStorage, Replicas: l.cfg.Replicas})
-		if l.snapErr != nil {
-			l.snapErr = fmt.Errorf("evlog/jetstream: snapshot object store %s: %w", obsName, l.snapErr)
-			return
-		}
-		l.snaps = s
-	})
-	return l.snaps, l.snapErr
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+	if l.snaps != nil {
+		return l.snaps, nil
+	}
+	ctx, cancel := l.bound(context.Background())
+	defer cancel()
+	kvName, obsName := l.streamName+"_SNAPMETA", l.streamName+"_SNAPSHOTS"
+	s := &Snapshots{l: l, kvBucket: kvName}
+	var err error
+	s.kv, err = l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: kvName, Description: "evlog snapshot records of " + l.cfg.Name,
+		History: 1, Storage: jetstream.FileStorage, Replicas: l.cfg.Replicas})
+	if err != nil {
+		return nil, fmt.Errorf("evlog/jetstream: snapshot bucket %s: %w (nothing is kept: call Snapshots again to retry)", kvName, err)
+	}
+	s.obs, err = l.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: obsName, Description: "evlog snapshot states of " + l.cfg.Name,
+		Storage: jetstream.FileStorage, Replicas: l.cfg.Replicas})
+	if err != nil {
+		return nil, fmt.Errorf("evlog/jetstream: snapshot object store %s: %w (call Snapshots again to retry)", obsName, err)
+	}
+	l.snaps = s
+	return s, nil
 }
 
 // key returns the record key of a snapshot: the escaped name and the seq.

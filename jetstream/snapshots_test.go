@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
@@ -172,4 +173,37 @@ func candidates(s *evjs.Snapshots, name string, maxSeq uint64) ([]snapshot.Meta,
 		out = append(out, c.Meta)
 	}
 	return out, nil
+}
+
+// TestSnapshotsRetryAfterFailure: a failure to create the snapshot buckets
+// (a timeout on a loaded cluster, a conflicting bucket) is returned, not
+// kept: the next Snapshots call tries again and succeeds once the cause
+// is gone. (A sync.Once kept the first error for the Log's lifetime, and
+// TestConformanceR3 failed at random on a loaded machine: "snapshot
+// bucket …: context deadline exceeded".)
+func TestSnapshotsRetryAfterFailure(t *testing.T) {
+	ctx := t.Context()
+	s := startServer(t)
+	js := connect(t, s.ClientURL())
+	name := newLogName()
+	l := openLog(t, js, evjs.Config{Name: name, Replicas: 1})
+	// A bucket of the same name in memory storage: creating the log's
+	// file-storage bucket over it fails (the storage type cannot change).
+	kvName := "EVLOG_" + name + "_SNAPMETA"
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: kvName, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Snapshots(); err == nil {
+		t.Fatal("Snapshots succeeded over a conflicting bucket")
+	}
+	if err := js.DeleteKeyValue(ctx, kvName); err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := l.Snapshots()
+	if err != nil {
+		t.Fatalf("Snapshots after the conflict was removed: %v", err)
+	}
+	if snaps == nil {
+		t.Fatal("Snapshots returned no store")
+	}
 }
