@@ -68,13 +68,12 @@ func (e *DuplicateIDError) Unwrap() error { return ErrDuplicateID }
 // and one probe per event (and stage another probe to enter it); a
 // request without IDs, one pass over its envelopes.
 func (w *writer) dedupe(r *request) bool {
-	var env Envelope
 	parts, hit := w.dedupeParts(r), false
 scan:
 	for i := range parts {
 		for j := range w.partLen(r, i) {
-			w.envelopeAt(r, i, j, &env)
-			if env.ID == "" {
+			id := w.idAt(r, i, j)
+			if id == "" {
 				continue
 			}
 			if w.ids == nil {
@@ -87,7 +86,7 @@ scan:
 			}
 			// The filter's "maybe" (rarely a false positive) is
 			// confirmed by the entries' hashes.
-			if h := w.ids.hash(env.ID); w.ids.has(h) {
+			if h := w.ids.hash(id); w.ids.has(h) {
 				if w.ids.cands = w.ids.appendSeqs(w.ids.cands[:0], h); len(w.ids.cands) > 0 {
 					hit = true
 					break scan
@@ -210,6 +209,15 @@ func (w *writer) partLen(r *request, i int) int {
 
 // envelopeAt sets e from event j of part i of r, except a typed event's
 // Data.
+// idAt returns the ID of event j of part i of r, without building its
+// envelope (the check asks it of every event, most often to find none).
+func (w *writer) idAt(r *request, i, j int) string {
+	if r.src != nil {
+		return r.src.id(i, j)
+	}
+	return r.batch[i].Events[j].ID
+}
+
 func (w *writer) envelopeAt(r *request, i, j int, e *Envelope) {
 	if r.src != nil {
 		r.src.envelope(i, j, e)

@@ -85,6 +85,8 @@ func (b *regBatch[E]) envelope(i, j int, e *Envelope) {
 		ID: ev.ID, Time: ev.Time, Meta: ev.Meta}
 }
 
+func (b *regBatch[E]) id(i, j int) string { return b.all[i].Events[j].ID }
+
 func (b *regBatch[E]) encode(enc *msgpack.Encoder, i, j int) error {
 	return b.ents[b.base[i]+j].encode(enc, any(b.all[i].Events[j].Data))
 }

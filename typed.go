@@ -135,6 +135,10 @@ type batchSource interface {
 	part(i int) (stream string, expect Expectation, events int)
 	// envelope sets e's fields from event j of part i, except Data.
 	envelope(i, j int, e *Envelope)
+	// id returns the ID of event j of part i (what envelope would set,
+	// without building the envelope: the writer's ID check asks it of
+	// every event).
+	id(i, j int) string
 	// encode encodes the payload of event j of part i with enc.
 	encode(enc *msgpack.Encoder, i, j int) error
 	// check returns the error of appending e (as envelope set it), beyond
@@ -161,6 +165,8 @@ func (b *typedBatch[T]) envelope(i, j int, e *Envelope) {
 	*e = Envelope{Seq: ev.Seq, Stream: ev.Stream, Version: ev.Version, Type: ev.Type, SchemaVersion: b.st.stamp(ev.Type, ev.SchemaVersion),
 		ID: ev.ID, Time: ev.Time, Meta: ev.Meta}
 }
+
+func (b *typedBatch[T]) id(i, j int) string { return b.all[i].Events[j].ID }
 
 func (b *typedBatch[T]) check(e *Envelope) *SchemaVersionError {
 	return b.st.check(e.Type, e.SchemaVersion)
