@@ -112,24 +112,35 @@ func runState(ctx context.Context, e *env, args []string) error {
 	return fail("state", c.run(ctx, e, pos[0], target))
 }
 
+// openPlan opens the log in dir read-only and plans the state of subj at
+// target (from the newest usable snapshot unless --no-snapshot). The
+// caller closes the log.
+func (c *stateCmd) openPlan(ctx context.Context, dir string, subj replay.Subject, target replay.Target) (*evlog.Log, *replay.Plan, error) {
+	l, err := evlog.OpenReadOnly(dir, evlog.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := l.Snapshots()
+	if err != nil {
+		return nil, nil, errors.Join(err, l.Close())
+	}
+	plan, err := replay.MakePlan(ctx, l, store, subj, target, replay.Options{NoSnapshot: c.noSnapshot})
+	if errors.Is(err, replay.ErrBeyondEnd) {
+		err = fmt.Errorf("--seq %d is beyond the end of the log (%d)", c.seq, l.LastSeq())
+	}
+	if err != nil {
+		return nil, nil, errors.Join(err, l.Close())
+	}
+	return l, plan, nil
+}
+
 func (c *stateCmd) run(ctx context.Context, e *env, dir string, target replay.Target) error {
 	start := time.Now()
-	l, err := evlog.OpenReadOnly(dir, evlog.Options{})
+	l, plan, err := c.openPlan(ctx, dir, statsSubject, target)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	store, err := l.Snapshots()
-	if err != nil {
-		return err
-	}
-	plan, err := replay.MakePlan(ctx, l, store, statsSubject, target, replay.Options{NoSnapshot: c.noSnapshot})
-	if errors.Is(err, replay.ErrBeyondEnd) {
-		return fmt.Errorf("--seq %d is beyond the end of the log (%d)", c.seq, l.LastSeq())
-	}
-	if err != nil {
-		return err
-	}
 	out := stateResult{Plan: planJSON{FromSeq: plan.FromSeq, ToSeq: plan.ToSeq, Fallbacks: []fallbackJSON{}}}
 	if s := plan.Snapshot; s != nil {
 		out.Plan.Snapshot = &planSnapshotJSON{File: s.File, Seq: s.Seq, Time: formatTime(s.Time)}

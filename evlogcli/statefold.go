@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/replay"
 )
 
@@ -81,22 +79,11 @@ func (c *stateCmd) runFold(ctx context.Context, e *env, dir string, target repla
 	if err != nil {
 		return err
 	}
-	l, err := evlog.OpenReadOnly(dir, evlog.Options{})
+	l, plan, err := c.openPlan(ctx, dir, subj, target)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	store, err := l.Snapshots()
-	if err != nil {
-		return err
-	}
-	plan, err := replay.MakePlan(ctx, l, store, subj, target, replay.Options{NoSnapshot: c.noSnapshot})
-	if errors.Is(err, replay.ErrBeyondEnd) {
-		return fmt.Errorf("--seq %d is beyond the end of the log (%d)", c.seq, l.LastSeq())
-	}
-	if err != nil {
-		return err
-	}
 	out := foldStateResult{Fold: fd.Name, ID: c.id, Stream: subj.Stream,
 		Plan: foldPlanJSON{Subject: subj.Name, planJSON: planJSON{FromSeq: plan.FromSeq, ToSeq: plan.ToSeq, Fallbacks: []fallbackJSON{}}}}
 	if subj.Stream != "" {
