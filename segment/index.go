@@ -138,6 +138,18 @@ type EventInfo struct {
 // Add records one committed event. Events must be added in seq order,
 // starting at BaseSeq; the caller has checked that.
 func (x *Index) Add(e EventInfo) {
+	x.count(&e)
+	sp := x.streams[e.Stream]
+	if sp == nil {
+		sp = &StreamPostings{FirstVersion: e.Version}
+		x.streams[e.Stream] = sp
+	}
+	sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
+}
+
+// count records e in the counters, the sparse index and the ID list (all
+// but its stream's postings).
+func (x *Index) count(e *EventInfo) {
 	if x.Count == 0 {
 		x.FirstTime = e.Time
 	}
@@ -153,12 +165,6 @@ func (x *Index) Add(e EventInfo) {
 	if e.ID != "" {
 		x.ids.add(IDEntry{Hash: IDHash(e.ID), Seq: e.Seq})
 	}
-	sp := x.streams[e.Stream]
-	if sp == nil {
-		sp = &StreamPostings{FirstVersion: e.Version}
-		x.streams[e.Stream] = sp
-	}
-	sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
 }
 
 // AddBatch adds events in order, as Add does one by one, looking each run
@@ -171,21 +177,7 @@ func (x *Index) AddBatch(events []EventInfo) {
 	)
 	for i := range events {
 		e := &events[i]
-		if x.Count == 0 {
-			x.FirstTime = e.Time
-		}
-		if x.Count%SparseInterval == 0 {
-			x.sparse = append(x.sparse, SparseEntry{Seq: e.Seq, Off: e.Off, Time: e.Time})
-		}
-		x.Count++
-		x.LastSeq = e.Seq
-		x.LastTime = e.Time
-		if e.Version == 1 {
-			x.NewStreams++
-		}
-		if e.ID != "" {
-			x.ids.add(IDEntry{Hash: IDHash(e.ID), Seq: e.Seq})
-		}
+		x.count(e)
 		if sp == nil || e.Stream != last {
 			last = e.Stream
 			if sp = e.Postings; sp == nil {
