@@ -24,9 +24,61 @@ func startCluster(t testing.TB) []*server.Server {
 	t.Helper()
 	const n = 3
 	// Clustered JetStream needs its routes configured up front: reserve
-	// three loopback ports (another process could take one between Close
-	// and the node's Listen; then the node fails to start and the test
-	// says so).
+	// three loopback ports. Another process can take one between Close
+	// and the node's Listen; the node then never becomes ready, so a
+	// start that is not ready within startGuard is retried on fresh ports
+	// (a start on a loaded machine takes well under a second).
+	const startGuard = 20 * time.Second
+	var nodes []*server.Server
+	for attempt := 1; ; attempt++ {
+		nodes = tryStartCluster(t, n)
+		ready := true
+		for _, s := range nodes {
+			if !s.ReadyForConnections(startGuard) {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			break
+		}
+		for _, s := range nodes {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+		if attempt == 3 {
+			t.Fatalf("the cluster did not become ready in %d starts of %v each", attempt, startGuard)
+		}
+		t.Logf("cluster start %d not ready within %v (a reserved port taken?); retrying on fresh ports", attempt, startGuard)
+	}
+	// Poll (with a hang guard, never a fixed sleep) for a meta leader that
+	// sees all peers: an election may take a while on a loaded machine.
+	deadline := time.Now().Add(hangGuard)
+	for {
+		leaders, current, peers := 0, 0, 0
+		for _, s := range nodes {
+			if s.JetStreamIsLeader() {
+				leaders++
+				peers = len(s.JetStreamClusterPeers())
+			}
+			if s.JetStreamIsCurrent() {
+				current++
+			}
+		}
+		if leaders == 1 && current == n && peers == n {
+			return nodes
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no JetStream meta leader with all peers after %v (leaders %d, current %d, peers %d)", hangGuard, leaders, current, peers)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// tryStartCluster starts n clustered nodes on freshly reserved loopback
+// route ports, without waiting for them. They stop when the test ends.
+func tryStartCluster(t testing.TB, n int) []*server.Server {
+	t.Helper()
 	ports := make([]int, n)
 	var routes []*url.URL
 	for i := range ports {
@@ -58,33 +110,7 @@ func startCluster(t testing.TB) []*server.Server {
 		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 		nodes = append(nodes, s)
 	}
-	for i, s := range nodes {
-		if !s.ReadyForConnections(hangGuard) {
-			t.Fatalf("node %d did not become ready", i)
-		}
-	}
-	// Poll (with a hang guard, never a fixed sleep) for a meta leader that
-	// sees all peers: an election may take a while on a loaded machine.
-	deadline := time.Now().Add(hangGuard)
-	for {
-		leaders, current, peers := 0, 0, 0
-		for _, s := range nodes {
-			if s.JetStreamIsLeader() {
-				leaders++
-				peers = len(s.JetStreamClusterPeers())
-			}
-			if s.JetStreamIsCurrent() {
-				current++
-			}
-		}
-		if leaders == 1 && current == n && peers == n {
-			return nodes
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no JetStream meta leader with all peers after %v (leaders %d, current %d, peers %d)", hangGuard, leaders, current, peers)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+	return nodes
 }
 
 // TestConformanceR3 runs the conformance suite on a 3-node cluster with
