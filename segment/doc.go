@@ -57,7 +57,8 @@
 //	The CRC covers the length, the kind and the payload. length <= 64 MiB.
 //
 // Kinds: 1 event, 2 commit, 3 postings, 4 block, 5 summary, 6 zblock,
-// 7 zmap, 8 mark (version 2), 9 ID table (version 3, footer only). An event payload is one msgpack array (see
+// 7 zmap, 8 mark (version 2), 9 ID table (version 3, footer only), 10 name
+// block (version 4, footer only). An event payload is one msgpack array (see
 // AppendEnvelope):
 //
 //	[seq, stream, version, type, schema_version, id, time_unix_ns, meta, data]
@@ -126,6 +127,17 @@
 // checkpoint) or when the table would not fit in a frame: no table means
 // "read the records for IDs", never "no IDs".
 //
+// Version 4 adds name blocks (kind 10) after the stream blocks: the same
+// entries, byte for byte, sorted by name, 64 per block (the last fewer),
+// and ends the summary with their directory: u32 count (⌈streams/64⌉),
+// then per block offset u64, length u32, first-name length u16 and the
+// first name. The names with a prefix form one run of blocks, found by
+// binary search over the first names (Summary.PrefixBlockBytes), so
+// StreamsWithPrefix (and with it Log.Category and the stream-prefix
+// filters) reads those blocks only; in older segments it reads every
+// stream block. Lookup by exact name still uses the bloom filter and the
+// hash-ordered blocks.
+//
 // Trailer (see Trailer): magic "evlogidx", records end u64, summary offset
 // u64, summary length u32, count u32, last seq u64, first time i64, last
 // time i64, new streams u32, CRC32C over the header's first 60 bytes
@@ -164,5 +176,8 @@
 // segment of the current version (an atomic rename). Version 3 (the ID table) changed
 // only the footer: a writer keeps appending to a version 2 active segment
 // and seals it with a version 2 footer (AppendFooterAt follows the
-// header's version); segments created since are of version 3.
+// header's version); segments created since are of version 3. Version 4
+// (the name blocks) likewise changed only the footer: a version 2 or 3
+// active segment is sealed with its own version's footer; segments
+// created since are of version 4. Compaction writes the current version.
 package segment
