@@ -149,11 +149,14 @@
 // NAME.ckpt (see checkpoint.go and docs/FORMAT.md, "Checkpoints") is the
 // index of the committed events of the active segment NAME.seg before an
 // offset P it was fsynced through: a 64-byte header (magic "evlogckp",
-// version 1, flags, stream count, CRC32C of the segment's 4 KiB before P,
+// version 2, flags, stream count, CRC32C of the segment's 4 KiB before P,
 // an HMAC tag keyed by the segment's mark key, CRC), then exactly a
-// version 2 sealed segment's footer (no ID table, whatever the segment's
-// version) — postings frames (offsets in the segment), block
-// frames and summary frame (offsets in the checkpoint file), and a
+// sealed segment's footer without an ID table, whatever the segment's
+// version: in checkpoint version 1 a version 2 footer, in checkpoint
+// version 2 (written since segment version 4) a version 4 footer, with
+// name blocks and a zero ID table reference — postings frames (offsets
+// in the segment), block and name block frames and summary frame
+// (offsets in the checkpoint file), and a
 // trailer whose records end is P and whose CRC covers the segment's
 // header. OpenCheckpoint and Check read the header, the trailer and the
 // window (O(1) bytes); NewIndexFrom builds an Index on top of it that

@@ -49,7 +49,7 @@ func (x *Index) EachStream(prefix string, fn func(name string, sp StreamPostings
 		}
 		return nil
 	}
-	names, err := x.base.streamNames()
+	names, err := x.base.streamNames(prefix)
 	if err != nil {
 		return err
 	}

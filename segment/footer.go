@@ -33,12 +33,13 @@ func (x *Index) AppendFooter(dst []byte, header [HeaderSize]byte) ([]byte, Trail
 // A header of version 3 or later gets the ID table (when every event
 // carrying an ID was indexed and the table fits in a frame).
 func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64) ([]byte, Trailer) {
-	return x.appendFooter(dst, header, recordsEnd, footerStart, le.Uint16(header[hdrVersionOff:]))
+	return x.appendFooter(dst, header, recordsEnd, footerStart, le.Uint16(header[hdrVersionOff:]), true)
 }
 
 // appendFooter writes the footer of format version (3 and later: with
-// the ID table reference in the summary).
-func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64, version uint16) ([]byte, Trailer) {
+// the ID table reference in the summary, and, if ids, the table; 4 and
+// later: with the name blocks and their directory).
+func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64, version uint16, ids bool) ([]byte, Trailer) {
 	if x.base != nil {
 		panic("evlog/segment: AppendFooter of an index with a checkpoint under it (Materialize it first)")
 	}
@@ -131,7 +132,7 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 
 	var idsOff int64
 	var idsLen uint32
-	if version >= 3 && !x.idsLost && x.ids.len() > 0 && 4+x.ids.len()*idEntrySize <= MaxFramePayload {
+	if version >= 3 && ids && !x.idsLost && x.ids.len() > 0 && 4+x.ids.len()*idEntrySize <= MaxFramePayload {
 		ids := x.ids.all()
 		slices.SortFunc(ids, func(a, b IDEntry) int {
 			return cmp.Or(cmp.Compare(a.Hash, b.Hash), cmp.Compare(a.Seq, b.Seq))

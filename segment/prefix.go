@@ -37,27 +37,34 @@ func (s *Segment) StreamsWithPrefix(prefix string, dst []PrefixEntry) ([]PrefixE
 	}
 	recEnd, footEnd := s.Trailer.RecordsEnd, s.Trailer.SummaryOff
 	if sum.hasNames {
-		lo, hi := sum.nameRange(prefix)
-		frames := make([]frameRef, 0, hi-lo)
-		for _, b := range sum.names[lo:hi] {
-			frames = append(frames, frameRef{b.off, b.len})
-		}
-		k := lo
-		err := s.eachFrame(frames, KindNames, func(p []byte, off int64) error {
-			var err error
-			dst, err = nameEntries(p, prefix, sum.names[k].first, recEnd, footEnd, dst)
-			k++
-			return err
-		})
-		return dst, err
+		return namesWithPrefix(s.f, s.Name, sum, prefix, recEnd, footEnd, dst)
 	}
 	frames := make([]frameRef, 0, len(sum.blocks))
 	for _, b := range sum.blocks {
 		frames = append(frames, frameRef{b.off, b.len})
 	}
-	err = s.eachFrame(frames, KindBlock, func(p []byte, off int64) error {
+	err = eachFrame(s.f, s.Name, frames, KindBlock, func(p []byte, off int64) error {
 		var err error
 		dst, err = prefixEntries(p, prefix, recEnd, footEnd, dst)
+		return err
+	})
+	return dst, err
+}
+
+// namesWithPrefix reads the name blocks of a version 4 footer (a sealed
+// segment's or a checkpoint's, in file f) that may hold names starting
+// with prefix and appends those entries to dst, in name order.
+func namesWithPrefix(f io.ReaderAt, file string, sum *Summary, prefix string, recordsEnd, summaryOff int64, dst []PrefixEntry) ([]PrefixEntry, error) {
+	lo, hi := sum.nameRange(prefix)
+	frames := make([]frameRef, 0, hi-lo)
+	for _, b := range sum.names[lo:hi] {
+		frames = append(frames, frameRef{b.off, b.len})
+	}
+	k := lo
+	err := eachFrame(f, file, frames, KindNames, func(p []byte, off int64) error {
+		var err error
+		dst, err = nameEntries(p, prefix, sum.names[k].first, recordsEnd, summaryOff, dst)
+		k++
 		return err
 	})
 	return dst, err
@@ -73,11 +80,11 @@ type frameRef struct {
 // ones into reads of up to maxBlockRead bytes, checks each and calls fn
 // with its payload (valid during the call only). fn's error is reported
 // as corruption of the frame.
-func (s *Segment) eachFrame(frames []frameRef, kind Kind, fn func(p []byte, off int64) error) error {
+func eachFrame(f io.ReaderAt, file string, frames []frameRef, kind Kind, fn func(p []byte, off int64) error) error {
 	var buf []byte
 	for i := 0; i < len(frames); {
 		if frames[i].len > FrameHeaderSize+MaxFramePayload {
-			return corruptf(s.Name, frames[i].off, "%s frame length %d out of range", kind, frames[i].len)
+			return corruptf(file, frames[i].off, "%s frame length %d out of range", kind, frames[i].len)
 		}
 		// A run of adjacent frames, read at once.
 		j, n := i+1, int64(frames[i].len)
@@ -89,21 +96,21 @@ func (s *Segment) eachFrame(frames []frameRef, kind Kind, fn func(p []byte, off 
 			buf = make([]byte, n)
 		}
 		b := buf[:n]
-		if _, err := s.f.ReadAt(b, frames[i].off); err != nil {
+		if _, err := f.ReadAt(b, frames[i].off); err != nil {
 			if errors.Is(err, io.EOF) {
-				return corruptf(s.Name, frames[i].off, "%s frames run past the end of the file", kind)
+				return corruptf(file, frames[i].off, "%s frames run past the end of the file", kind)
 			}
-			return fmt.Errorf("evlog/segment: reading %s: %w", s.Name, err)
+			return fmt.Errorf("evlog/segment: reading %s: %w", file, err)
 		}
 		for k := i; k < j; k++ {
 			fr := b[:frames[k].len]
 			b = b[frames[k].len:]
-			p, err := checkFrame(fr, kind, s.Name, frames[k].off)
+			p, err := checkFrame(fr, kind, file, frames[k].off)
 			if err != nil {
 				return err
 			}
 			if err := fn(p, frames[k].off); err != nil {
-				return &CorruptError{File: s.Name, Offset: frames[k].off, Reason: err.Error()}
+				return &CorruptError{File: file, Offset: frames[k].off, Reason: err.Error()}
 			}
 		}
 		i = j
