@@ -200,7 +200,7 @@ func (l *Log) scanFiltered(ctx context.Context, from, to uint64, m *matcher, fn 
 			if err != nil {
 				return err
 			}
-			if sum.BlockBytes() >= s.Trailer.RecordsEnd-segment.HeaderSize {
+			if sum.PrefixBlockBytes(m.commonPrefix()) >= s.Trailer.RecordsEnd-segment.HeaderSize {
 				// About one event per stream: reading the blocks costs as
 				// much as scanning the records.
 				err := l.scan(ctx, max(from, s.FirstSeq()), min(to, last), func(e *Envelope) error {

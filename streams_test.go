@@ -386,8 +386,23 @@ func TestStreamsCorruptFooter(t *testing.T) {
 	if !s.Sealed {
 		t.Fatalf("%s is not sealed", first)
 	}
-	off := s.Trailer.SummaryOff - 1 // the last byte of the last stream block
+	// The last byte of the last stream block (name blocks and the ID
+	// table may follow it).
+	off := int64(-1)
+	fr := segment.NewReader(s.File(), s.Trailer.RecordsEnd, s.Trailer.SummaryOff)
+	for {
+		f, err := fr.Next()
+		if err != nil {
+			break
+		}
+		if f.Kind == segment.KindBlock {
+			off = f.Offset + f.Size() - 1
+		}
+	}
 	s.Close()
+	if off < 0 {
+		t.Fatalf("%s: no stream block found", first)
+	}
 	data, err := mem.ReadFile(first)
 	if err != nil {
 		t.Fatal(err)

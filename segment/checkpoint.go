@@ -22,7 +22,8 @@ import (
 //	+------------------------------+  streams, window CRC, tag, CRC
 //	| postings frames              |  \  exactly a sealed segment's footer:
 //	| block frames                 |   | postings offsets point into the
-//	| summary frame                |   | segment, frame offsets into this
+//	| name block frames (v2)       |   | segment, frame offsets into this
+//	| summary frame                |   |
 //	| trailer (64 bytes)           |  /  file; records end = prefix end P
 //	+------------------------------+
 //
@@ -30,7 +31,7 @@ import (
 //
 //	off size field
 //	  0    8 magic "evlogckp"
-//	  8    2 checkpoint version (1)
+//	  8    2 checkpoint version (2; 1 is read too)
 //	 10    2 flags: bit 0 marked, bit 1 strict (Index.Marked, Index.Strict at P)
 //	 12    4 header size (64)
 //	 16    4 streams indexed (the summary's stream count)
@@ -50,7 +51,7 @@ import (
 // NEVER CHANGE these constants (see format.go).
 const (
 	ckptMagic          = "evlogckp"
-	ckptVersion        = 1
+	ckptVersion        = 2
 	ckptMagicOff       = 0
 	ckptVersionOff     = 8
 	ckptFlagsOff       = 10
@@ -74,6 +75,17 @@ const (
 	// maxCheckpointSize bounds the checkpoint file size Open accepts.
 	maxCheckpointSize = 1 << 31
 )
+
+// ckptFooterVersion is the segment format version whose footer layout a
+// checkpoint of version v holds, without an ID table: version 1, a
+// version 2 footer; version 2, a version 4 footer (name blocks; the
+// summary's ID table reference is zero).
+func ckptFooterVersion(v uint16) uint16 {
+	if v >= 2 {
+		return 4
+	}
+	return 2
+}
 
 // CheckpointName returns the name of the checkpoint file of segment name.
 func CheckpointName(segName string) string {
@@ -143,7 +155,7 @@ func EncodeCheckpoint(h Header, hb [HeaderSize]byte, x *Index, p int64, windowCR
 		panic("evlog/segment: EncodeCheckpoint of an index with a checkpoint under it")
 	}
 	dst := make([]byte, CheckpointHeaderSize, CheckpointHeaderSize+64<<10)
-	dst, _ = x.appendFooter(dst, hb, p, CheckpointHeaderSize, 2) // no ID table: a checkpoint keeps no event IDs
+	dst, _ = x.appendFooter(dst, hb, p, CheckpointHeaderSize, ckptFooterVersion(ckptVersion), false) // no ID table: a checkpoint keeps no event IDs
 	hdr := dst[:CheckpointHeaderSize]
 	copy(hdr[ckptMagicOff:], ckptMagic)
 	le.PutUint16(hdr[ckptVersionOff:], ckptVersion)
@@ -219,6 +231,7 @@ type Checkpoint struct {
 	Strict  bool
 	Streams int
 
+	version   uint16 // checkpoint version (1 or 2)
 	seg       string
 	baseSeq   uint64
 	windowCRC uint32
@@ -315,8 +328,9 @@ func decodeCheckpoint(hdr, tb []byte, s *Segment, size int64) (*Checkpoint, erro
 	if got, want := crc(hdr[:ckptCRCOff]), le.Uint32(hdr[ckptCRCOff:]); got != want {
 		return nil, fmt.Errorf("header checksum mismatch (stored %08x, computed %08x)", want, got)
 	}
-	if v := le.Uint16(hdr[ckptVersionOff:]); v != ckptVersion {
-		return nil, fmt.Errorf("checkpoint version %d, want %d", v, ckptVersion)
+	v := le.Uint16(hdr[ckptVersionOff:])
+	if v < 1 || v > ckptVersion {
+		return nil, fmt.Errorf("checkpoint version %d, want 1 to %d", v, ckptVersion)
 	}
 	flags := le.Uint16(hdr[ckptFlagsOff:])
 	if flags&^ckptKnownFlags != 0 || le.Uint32(hdr[ckptSizeOff:]) != CheckpointHeaderSize {
@@ -365,7 +379,7 @@ func decodeCheckpoint(hdr, tb []byte, s *Segment, size int64) (*Checkpoint, erro
 	return &Checkpoint{
 		End: t.RecordsEnd, Trailer: t, Streams: int(streams),
 		Marked: flags&ckptFlagMarked != 0, Strict: flags&ckptFlagStrict != 0,
-		seg: s.Name, baseSeq: h.BaseSeq,
+		version: v, seg: s.Name, baseSeq: h.BaseSeq,
 	}, nil
 }
 
@@ -393,7 +407,7 @@ func (c *Checkpoint) summaryLocked() (*Summary, error) {
 	p, err := readFrameAt(c.f, c.Name, t.SummaryOff, t.SummaryLen, KindSummary, nil)
 	if err == nil {
 		var sum *Summary
-		sum, err = decodeSummary(p, c.End, CheckpointHeaderSize, t.SummaryOff, int(t.Count), 2)
+		sum, err = decodeSummary(p, c.End, CheckpointHeaderSize, t.SummaryOff, int(t.Count), ckptFooterVersion(c.version))
 		if err == nil && sum.NumStreams != c.Streams {
 			err = fmt.Errorf("summary: %d streams, the header says %d", sum.NumStreams, c.Streams)
 		}

@@ -3,11 +3,13 @@ package segment
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -236,48 +238,78 @@ func FuzzCheckpoint(f *testing.F) {
 	})
 }
 
-// TestGoldenCheckpoint keeps a checkpoint of format version 1 (with its
-// segment) under testdata/ckpt/v1: the encoder must still write exactly
-// it, and it must always decode. Regenerate with -update (before any
-// release only).
+// TestGoldenCheckpoint keeps a checkpoint of every checkpoint version
+// (with its segment) under testdata/ckpt/v<N>: the encoder must still
+// write exactly the current version's, and every version must always
+// decode, and answer prefix queries (version 2 from its name blocks).
+// Regenerate the current version's with -update (before any release
+// only).
 func TestGoldenCheckpoint(t *testing.T) {
 	fx := newCkptFixture(t)
-	dir := filepath.Join("testdata", "ckpt", "v1")
+	cur := filepath.Join("testdata", "ckpt", "v"+strconv.Itoa(ckptVersion))
 	files := map[string][]byte{"active.seg": fx.seg, "active.ckpt": fx.ckpt}
 	if *update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(cur, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		for name, b := range files {
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(cur, name), b, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 		return
 	}
 	for name, want := range files {
-		got, err := os.ReadFile(filepath.Join(dir, name))
+		got, err := os.ReadFile(filepath.Join(cur, name))
 		if err != nil {
 			t.Fatalf("%v (generate the golden files with -update)", err)
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: the current encoder writes other bytes: the checkpoint format changed, which needs a new checkpoint version (the old one must keep decoding)", name)
 		}
-		files[name] = got
 	}
-	golden := fx
-	golden.seg, golden.ckpt = files["active.seg"], files["active.ckpt"]
-	s, c, err := golden.open(t, golden.ckpt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	want, _ := contentsOf(t, fx.x, fx.names())
-	got, err := contentsOf(t, NewIndexFrom(c), fx.names())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
-		t.Errorf("golden checkpoint decodes to (-want +got):\n%s", diff)
+	for v := 1; v <= ckptVersion; v++ {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			dir := filepath.Join("testdata", "ckpt", "v"+strconv.Itoa(v))
+			golden := fx
+			for name := range files {
+				b, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				files[name] = b
+			}
+			golden.seg, golden.ckpt = files["active.seg"], files["active.ckpt"]
+			s, c, err := golden.open(t, golden.ckpt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			got, err := contentsOf(t, NewIndexFrom(c), fx.names())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("golden checkpoint decodes to (-want +got):\n%s", diff)
+			}
+			sum, err := c.Summary()
+			if err != nil || sum.hasNames != (v >= 2) {
+				t.Errorf("checkpoint version %d: name blocks %v (%v), want %v", v, sum != nil && sum.hasNames, err, v >= 2)
+			}
+			for _, prefix := range []string{"", "o", "order-1", "zz"} {
+				var names, wantNames []string
+				err := NewIndexFrom(c).EachStream(prefix, func(name string, _ StreamPostings) { names = append(names, name) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				fx.x.EachStream(prefix, func(name string, _ StreamPostings) { wantNames = append(wantNames, name) })
+				slices.Sort(names)
+				slices.Sort(wantNames)
+				if !slices.Equal(names, wantNames) {
+					t.Errorf("EachStream(%q) = %q, want %q", prefix, names, wantNames)
+				}
+			}
+		})
 	}
 }

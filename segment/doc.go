@@ -57,7 +57,8 @@
 //	The CRC covers the length, the kind and the payload. length <= 64 MiB.
 //
 // Kinds: 1 event, 2 commit, 3 postings, 4 block, 5 summary, 6 zblock,
-// 7 zmap, 8 mark (version 2), 9 ID table (version 3, footer only). An event payload is one msgpack array (see
+// 7 zmap, 8 mark (version 2), 9 ID table (version 3, footer only), 10 name
+// block (version 4, footer only). An event payload is one msgpack array (see
 // AppendEnvelope):
 //
 //	[seq, stream, version, type, schema_version, id, time_unix_ns, meta, data]
@@ -126,6 +127,17 @@
 // checkpoint) or when the table would not fit in a frame: no table means
 // "read the records for IDs", never "no IDs".
 //
+// Version 4 adds name blocks (kind 10) after the stream blocks: the same
+// entries, byte for byte, sorted by name, 64 per block (the last fewer),
+// and ends the summary with their directory: u32 count (⌈streams/64⌉),
+// then per block offset u64, length u32, first-name length u16 and the
+// first name. The names with a prefix form one run of blocks, found by
+// binary search over the first names (Summary.PrefixBlockBytes), so
+// StreamsWithPrefix (and with it Log.Category and the stream-prefix
+// filters) reads those blocks only; in older segments it reads every
+// stream block. Lookup by exact name still uses the bloom filter and the
+// hash-ordered blocks.
+//
 // Trailer (see Trailer): magic "evlogidx", records end u64, summary offset
 // u64, summary length u32, count u32, last seq u64, first time i64, last
 // time i64, new streams u32, CRC32C over the header's first 60 bytes
@@ -137,11 +149,14 @@
 // NAME.ckpt (see checkpoint.go and docs/FORMAT.md, "Checkpoints") is the
 // index of the committed events of the active segment NAME.seg before an
 // offset P it was fsynced through: a 64-byte header (magic "evlogckp",
-// version 1, flags, stream count, CRC32C of the segment's 4 KiB before P,
+// version 2, flags, stream count, CRC32C of the segment's 4 KiB before P,
 // an HMAC tag keyed by the segment's mark key, CRC), then exactly a
-// version 2 sealed segment's footer (no ID table, whatever the segment's
-// version) — postings frames (offsets in the segment), block
-// frames and summary frame (offsets in the checkpoint file), and a
+// sealed segment's footer without an ID table, whatever the segment's
+// version: in checkpoint version 1 a version 2 footer, in checkpoint
+// version 2 (written since segment version 4) a version 4 footer, with
+// name blocks and a zero ID table reference — postings frames (offsets
+// in the segment), block and name block frames and summary frame
+// (offsets in the checkpoint file), and a
 // trailer whose records end is P and whose CRC covers the segment's
 // header. OpenCheckpoint and Check read the header, the trailer and the
 // window (O(1) bytes); NewIndexFrom builds an Index on top of it that
@@ -164,5 +179,8 @@
 // segment of the current version (an atomic rename). Version 3 (the ID table) changed
 // only the footer: a writer keeps appending to a version 2 active segment
 // and seals it with a version 2 footer (AppendFooterAt follows the
-// header's version); segments created since are of version 3.
+// header's version); segments created since are of version 3. Version 4
+// (the name blocks) likewise changed only the footer: a version 2 or 3
+// active segment is sealed with its own version's footer; segments
+// created since are of version 4. Compaction writes the current version.
 package segment

@@ -15,10 +15,12 @@ func (s *Summary) BlockBytes() int64 {
 }
 
 // EachStream calls fn with the name and entry of every stream of a sealed
-// segment whose name starts with prefix ("" for all), in block order (by
-// hash, not by name). It reads every stream block frame of the footer (see
-// Summary.BlockBytes) — names are hashed, so a prefix cannot be looked up —
-// but no postings and no events. name is valid only during the call.
+// segment whose name starts with prefix ("" for all), in the order of
+// StreamsWithPrefix (by name in format version 4, by hash before). It
+// reads the footer blocks StreamsWithPrefix reads (see
+// Summary.PrefixBlockBytes) — in older segments every stream block, as
+// names are hashed there — but no postings and no events. name is valid
+// only during the call.
 func (s *Segment) EachStream(prefix string, fn func(name string, e StreamEntry) error) error {
 	entries, err := s.StreamsWithPrefix(prefix, nil)
 	if err != nil {
@@ -47,7 +49,7 @@ func (x *Index) EachStream(prefix string, fn func(name string, sp StreamPostings
 		}
 		return nil
 	}
-	names, err := x.base.streamNames()
+	names, err := x.base.streamNames(prefix)
 	if err != nil {
 		return err
 	}

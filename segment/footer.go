@@ -33,12 +33,13 @@ func (x *Index) AppendFooter(dst []byte, header [HeaderSize]byte) ([]byte, Trail
 // A header of version 3 or later gets the ID table (when every event
 // carrying an ID was indexed and the table fits in a frame).
 func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64) ([]byte, Trailer) {
-	return x.appendFooter(dst, header, recordsEnd, footerStart, le.Uint16(header[hdrVersionOff:]))
+	return x.appendFooter(dst, header, recordsEnd, footerStart, le.Uint16(header[hdrVersionOff:]), true)
 }
 
 // appendFooter writes the footer of format version (3 and later: with
-// the ID table reference in the summary).
-func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64, version uint16) ([]byte, Trailer) {
+// the ID table reference in the summary, and, if ids, the table; 4 and
+// later: with the name blocks and their directory).
+func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64, version uint16, ids bool) ([]byte, Trailer) {
 	if x.base != nil {
 		panic("evlog/segment: AppendFooter of an index with a checkpoint under it (Materialize it first)")
 	}
@@ -98,15 +99,7 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 		hi := min(lo+blockStride, len(streams))
 		p = p[:0]
 		for i := lo; i < hi; i++ {
-			sp := streams[i].sp
-			var e [entFixedSize]byte
-			le.PutUint64(e[entHashOff:], streams[i].hash)
-			le.PutUint64(e[entFirstVerOff:], sp.FirstVersion)
-			le.PutUint32(e[entCountOff:], uint32(len(sp.Posts)))
-			le.PutUint64(e[entPostOffOff:], uint64(refs[i].off))
-			le.PutUint32(e[entPostLenOff:], refs[i].len)
-			le.PutUint16(e[entNameLenOff:], uint16(len(streams[i].name)))
-			p = append(append(p, e[:]...), streams[i].name...)
+			p = appendBlockEntry(p, streams[i].hash, streams[i].name, streams[i].sp, refs[i].off, refs[i].len)
 		}
 		b := blockRef{hash: streams[lo].hash, off: off()}
 		dst = AppendFrame(dst, KindBlock, p)
@@ -114,9 +107,32 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 		blocks = append(blocks, b)
 	}
 
+	// Version 4: the same entries again, in name order, in blocks of
+	// nameStride, so that a name prefix is found by binary search over the
+	// directory's first names.
+	var names []nameRef
+	if version >= 4 {
+		order := make([]int32, len(streams))
+		for i := range order {
+			order[i] = int32(i)
+		}
+		slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(streams[a].name, streams[b].name) })
+		for lo := 0; lo < len(order); lo += nameStride {
+			hi := min(lo+nameStride, len(order))
+			p = p[:0]
+			for _, i := range order[lo:hi] {
+				p = appendBlockEntry(p, streams[i].hash, streams[i].name, streams[i].sp, refs[i].off, refs[i].len)
+			}
+			nb := nameRef{first: streams[order[lo]].name, off: off()}
+			dst = AppendFrame(dst, KindNames, p)
+			nb.len = uint32(off() - nb.off)
+			names = append(names, nb)
+		}
+	}
+
 	var idsOff int64
 	var idsLen uint32
-	if version >= 3 && !x.idsLost && x.ids.len() > 0 && 4+x.ids.len()*idEntrySize <= MaxFramePayload {
+	if version >= 3 && ids && !x.idsLost && x.ids.len() > 0 && 4+x.ids.len()*idEntrySize <= MaxFramePayload {
 		ids := x.ids.all()
 		slices.SortFunc(ids, func(a, b IDEntry) int {
 			return cmp.Or(cmp.Compare(a.Hash, b.Hash), cmp.Compare(a.Seq, b.Seq))
@@ -155,6 +171,15 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 		p = le.AppendUint64(p, uint64(idsOff))
 		p = le.AppendUint32(p, idsLen)
 	}
+	if version >= 4 {
+		p = le.AppendUint32(p, uint32(len(names)))
+		for _, nb := range names {
+			p = le.AppendUint64(p, uint64(nb.off))
+			p = le.AppendUint32(p, nb.len)
+			p = le.AppendUint16(p, uint16(len(nb.first)))
+			p = append(p, nb.first...)
+		}
+	}
 
 	t := Trailer{
 		RecordsEnd: recordsEnd,
@@ -171,6 +196,26 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 	return append(dst, tb[:]...), t
 }
 
+// appendBlockEntry appends a stream block entry (the layout of both stream and
+// name blocks) to p.
+func appendBlockEntry(p []byte, hash uint64, name string, sp *StreamPostings, postOff int64, postLen uint32) []byte {
+	var e [entFixedSize]byte
+	le.PutUint64(e[entHashOff:], hash)
+	le.PutUint64(e[entFirstVerOff:], sp.FirstVersion)
+	le.PutUint32(e[entCountOff:], uint32(len(sp.Posts)))
+	le.PutUint64(e[entPostOffOff:], uint64(postOff))
+	le.PutUint32(e[entPostLenOff:], postLen)
+	le.PutUint16(e[entNameLenOff:], uint16(len(name)))
+	return append(append(p, e[:]...), name...)
+}
+
+// nameRef is a name block's entry in the summary's name-block directory.
+type nameRef struct {
+	first string // the name of the block's first entry
+	off   int64
+	len   uint32
+}
+
 // Summary is the decoded summary frame of a sealed segment: what a reader
 // keeps in memory to seek by seq or time and to find a stream's entry.
 type Summary struct {
@@ -181,6 +226,11 @@ type Summary struct {
 	// idsOff and idsLen locate the ID table frame (version 3; 0: none).
 	idsOff int64
 	idsLen uint32
+	// names is the name-block directory (version 4), in name order;
+	// hasNames tells a version 4 summary (even of no streams) from an
+	// older one.
+	names    []nameRef
+	hasNames bool
 }
 
 // HasIDTable reports whether the segment's footer holds an ID table.
@@ -248,6 +298,26 @@ func decodeSummary(p []byte, logicalEnd, recordsEnd, footerEnd int64, count int,
 			return nil, fmt.Errorf("summary: ID table at %d+%d out of range", s.idsOff, s.idsLen)
 		}
 	}
+	if version >= 4 {
+		n = r.u32()
+		if want := (s.NumStreams + nameStride - 1) / nameStride; int64(n) != int64(want) || !r.fits(n, nbFixedSize+1) {
+			return nil, fmt.Errorf("summary: %d name blocks for %d streams", n, s.NumStreams)
+		}
+		s.names, s.hasNames = make([]nameRef, n), true
+		for i := range s.names {
+			b := nameRef{off: int64(r.u64()), len: r.u32()}
+			first := r.take(int(r.u16()))
+			if r.err != nil {
+				break
+			}
+			if len(first) == 0 || b.off < recordsEnd || b.off > footerEnd || int64(b.len) > footerEnd-b.off || b.len < FrameHeaderSize ||
+				(i > 0 && string(first) <= s.names[i-1].first) {
+				return nil, fmt.Errorf("summary: name block %d at %d+%d out of order or range", i, b.off, b.len)
+			}
+			b.first = string(first)
+			s.names[i] = b
+		}
+	}
 	if r.err != nil || len(r.b) != r.off {
 		return nil, fmt.Errorf("summary: malformed (%d trailing bytes)", len(r.b)-r.off)
 	}
@@ -284,7 +354,7 @@ type StreamEntry struct {
 
 // findEntry looks for the stream in a block frame payload.
 func findEntry(p []byte, h uint64, name string, recordsEnd, footerEnd int64) (found StreamEntry, ok bool, err error) {
-	err = eachBlockEntry(p, recordsEnd, footerEnd, func(eh uint64, nm []byte, e StreamEntry) (bool, error) {
+	err = eachBlockEntry(p, recordsEnd, footerEnd, false, func(eh uint64, nm []byte, e StreamEntry) (bool, error) {
 		if eh == h && string(nm) == name {
 			found, ok = e, true
 			return true, nil
@@ -297,13 +367,15 @@ func findEntry(p []byte, h uint64, name string, recordsEnd, footerEnd int64) (fo
 	return found, true, nil
 }
 
-// eachBlockEntry decodes the entries of a stream block frame payload in
-// order, checking each (hashes not decreasing, fields in range: postings
-// within [recordsEnd, footerEnd]), and calls fn with each until fn says
-// stop or fails. name aliases p.
-func eachBlockEntry(p []byte, recordsEnd, footerEnd int64, fn func(hash uint64, name []byte, e StreamEntry) (stop bool, err error)) error {
+// eachBlockEntry decodes the entries of a stream block frame payload (or,
+// byName, of a name block: version 4) in order, checking each (hashes not
+// decreasing, or names increasing; fields in range: postings within
+// [recordsEnd, footerEnd]), and calls fn with each until fn says stop or
+// fails. name aliases p.
+func eachBlockEntry(p []byte, recordsEnd, footerEnd int64, byName bool, fn func(hash uint64, name []byte, e StreamEntry) (stop bool, err error)) error {
 	r := binReader{b: p}
 	prev := uint64(0)
+	var prevName []byte
 	for r.off < len(r.b) && r.err == nil {
 		eh := r.u64()
 		e := StreamEntry{FirstVersion: r.u64(), Count: r.u32(), PostOff: int64(r.u64()), PostLen: r.u32()}
@@ -312,10 +384,16 @@ func eachBlockEntry(p []byte, recordsEnd, footerEnd int64, fn func(hash uint64, 
 		if r.err != nil {
 			break
 		}
-		if eh < prev || e.FirstVersion == 0 || e.Count == 0 || nl == 0 || e.PostOff < recordsEnd || e.PostOff > footerEnd || int64(e.PostLen) > footerEnd-e.PostOff {
+		if e.FirstVersion == 0 || e.Count == 0 || nl == 0 || e.PostOff < recordsEnd || e.PostOff > footerEnd || int64(e.PostLen) > footerEnd-e.PostOff {
 			return fmt.Errorf("stream block: entry %q malformed", nm)
 		}
-		prev = eh
+		if byName && prevName != nil && string(nm) <= string(prevName) {
+			return fmt.Errorf("name block: entry %q out of order", nm)
+		}
+		if !byName && eh < prev {
+			return fmt.Errorf("stream block: entry %q out of order", nm)
+		}
+		prev, prevName = eh, nm
 		if stop, err := fn(eh, nm, e); stop || err != nil {
 			return err
 		}

@@ -14,8 +14,12 @@ const (
 	// creation time) and the mark frame (KindMark); version 1 files decode
 	// unchanged. Version 3 added the event ID table to the footer (KindIDs,
 	// referenced from the end of the summary frame); version 1 and 2 files
-	// decode unchanged (without a table).
-	FormatVersion = 3
+	// decode unchanged (without a table). Version 4 added the name-ordered
+	// stream index to the footer (KindNames frames, their directory at the
+	// end of the summary frame), so that a stream-name prefix reads only
+	// the blocks covering it; older files decode unchanged (a prefix query
+	// reads all their stream blocks).
+	FormatVersion = 4
 
 	// headerMagic opens every segment file.
 	headerMagic = "evlogseg"
@@ -120,6 +124,18 @@ const (
 	sumIDsLenOff = 8 // uint32 length of that frame (header included; 0: none)
 	sumIDsSize   = 12
 
+	// Summary, version 4: the name-block directory after the ID table
+	// reference: a u32 count (⌈streams/nameStride⌉), then per name block
+	// (in name order) this fixed part followed by the block's first name.
+	nbOffOff     = 0  // uint64 offset of the name block frame
+	nbLenOff     = 8  // uint32 length of that frame (header included)
+	nbNameLenOff = 12 // uint16 length of the block's first stream name
+	nbFixedSize  = 14
+	// nameStride is the number of stream entries per name block (at most;
+	// only the last block holds fewer). Entries have the stream block
+	// entry layout (ent* above), sorted by name.
+	nameStride = 64
+
 	// ID table entry (after a u32 count), sorted by (hash, seq).
 	idHashOff   = 0 // uint64 IDHash(event ID)
 	idSeqOff    = 8 // uint64 seq of the event carrying it
@@ -132,15 +148,16 @@ const (
 
 // Frame kinds. NEVER CHANGE the values.
 const (
-	KindEvent    Kind = 1 // one event envelope (msgpack)
-	KindCommit   Kind = 2 // ends a batch: the batch's events are committed
-	KindPostings Kind = 3 // footer: frame offsets of one stream's events
-	KindBlock    Kind = 4 // footer: up to blockStride stream-index entries
-	KindSummary  Kind = 5 // footer: sparse seq/time index, block directory, bloom
-	KindZBlock   Kind = 6 // compressed segments: one zstd frame of record bytes
-	KindZMap     Kind = 7 // compressed segments: the directory of the zblocks
-	KindMark     Kind = 8 // version 2: records that the file was fsynced up to an offset
-	KindIDs      Kind = 9 // version 3, footer: (ID hash, seq) of the events carrying an ID
+	KindEvent    Kind = 1  // one event envelope (msgpack)
+	KindCommit   Kind = 2  // ends a batch: the batch's events are committed
+	KindPostings Kind = 3  // footer: frame offsets of one stream's events
+	KindBlock    Kind = 4  // footer: up to blockStride stream-index entries
+	KindSummary  Kind = 5  // footer: sparse seq/time index, block directory, bloom
+	KindZBlock   Kind = 6  // compressed segments: one zstd frame of record bytes
+	KindZMap     Kind = 7  // compressed segments: the directory of the zblocks
+	KindMark     Kind = 8  // version 2: records that the file was fsynced up to an offset
+	KindIDs      Kind = 9  // version 3, footer: (ID hash, seq) of the events carrying an ID
+	KindNames    Kind = 10 // version 4, footer: up to nameStride stream-index entries, by name
 )
 
 // Header flags. NEVER CHANGE the values.
@@ -180,11 +197,13 @@ func (k Kind) String() string {
 		return "mark"
 	case KindIDs:
 		return "ids"
+	case KindNames:
+		return "names"
 	}
 	return "invalid"
 }
 
-func (k Kind) valid() bool { return k >= KindEvent && k <= KindIDs }
+func (k Kind) valid() bool { return k >= KindEvent && k <= KindNames }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -227,7 +227,7 @@ func TestReaderCorrupt(t *testing.T) {
 			return b
 		}, frameOutcome{frames: 1, offset: want[1].Offset}},
 	}
-	for _, k := range []Kind{0, KindIDs + 1, 0x80, 0xff} {
+	for _, k := range []Kind{0, KindNames + 1, 0x80, 0xff} {
 		tests = append(tests, tcase{fmt.Sprintf("unknown kind %d with a valid checksum", k), func(b []byte) []byte {
 			f := b[want[1].Offset : want[1].Offset+want[1].Size()]
 			f[frameKindOff] = byte(k)
@@ -357,7 +357,7 @@ func TestFrameErrorIs(t *testing.T) {
 
 func TestKindString(t *testing.T) {
 	want := map[Kind]string{0: "invalid", KindEvent: "event", KindCommit: "commit", KindPostings: "postings", KindBlock: "block", KindSummary: "summary",
-		KindZBlock: "zblock", KindZMap: "zmap", KindMark: "mark", KindIDs: "ids", 10: "invalid", 255: "invalid"}
+		KindZBlock: "zblock", KindZMap: "zmap", KindMark: "mark", KindIDs: "ids", KindNames: "names", 11: "invalid", 255: "invalid"}
 	for k, s := range want {
 		if k.String() != s || k.valid() != (s != "invalid") {
 			t.Errorf("Kind(%d): String %q valid %v", k, k.String(), k.valid())

@@ -253,6 +253,11 @@ func checkIndexReadable(t *testing.T, ra io.ReaderAt, x *Index) {
 func FuzzSummary(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p []byte, recordsEnd, footerEnd int64, count uint32, stream string) {
 		checkAlloc(t, 64*uint64(len(p))+1<<20, func() {
+			for _, version := range []uint16{3, 4} {
+				if sum, err := decodeSummary(p, recordsEnd, recordsEnd, footerEnd, int(count), version); err == nil {
+					checkNames(t, sum, recordsEnd, footerEnd, stream)
+				}
+			}
 			if sum, err := DecodeSummary(p, recordsEnd, footerEnd, int(count)); err == nil {
 				if len(sum.Sparse) != (int(count)+SparseInterval-1)/SparseInterval || sum.NumStreams > int(count) ||
 					len(sum.blocks) != (sum.NumStreams+blockStride-1)/blockStride {
@@ -281,6 +286,14 @@ func FuzzSummary(f *testing.F) {
 					t.Fatalf("entry %+v out of [%d, %d]", e, recordsEnd, footerEnd)
 				}
 			}
+			if dst, err := nameEntries(p, stream, stream, recordsEnd, footerEnd, nil); err == nil {
+				for i, e := range dst {
+					if !strings.HasPrefix(e.Name, stream) || streamHash(e.Name) == 0 || (i > 0 && e.Name <= dst[i-1].Name) ||
+						e.PostOff < recordsEnd || e.PostOff > footerEnd || int64(e.PostLen) > footerEnd-e.PostOff {
+						t.Fatalf("name entry %d %+v: prefix %q, out of order or range", i, e, stream)
+					}
+				}
+			}
 			if posts, err := decodePostings(p, count, recordsEnd, nil); err == nil {
 				if len(posts) != int(count) {
 					t.Fatalf("%d postings, want %d", len(posts), count)
@@ -293,6 +306,25 @@ func FuzzSummary(f *testing.F) {
 			}
 		})
 	})
+}
+
+// checkNames checks the name-block directory of a decoded summary: in
+// range, in order, and the blocks a prefix query reads a run of it.
+func checkNames(t *testing.T, sum *Summary, recordsEnd, footerEnd int64, prefix string) {
+	t.Helper()
+	if sum.hasNames && len(sum.names) != (sum.NumStreams+nameStride-1)/nameStride {
+		t.Fatalf("%d name blocks for %d streams", len(sum.names), sum.NumStreams)
+	}
+	for i, b := range sum.names {
+		if b.off < recordsEnd || b.off > footerEnd || int64(b.len) > footerEnd-b.off || b.len < FrameHeaderSize || b.first == "" ||
+			(i > 0 && b.first <= sum.names[i-1].first) {
+			t.Fatalf("name block %d %+v out of order or [%d, %d]", i, b, recordsEnd, footerEnd)
+		}
+	}
+	lo, hi := sum.nameRange(prefix)
+	if lo < 0 || hi < lo || hi > len(sum.names) {
+		t.Fatalf("nameRange(%q) = [%d, %d) of %d blocks", prefix, lo, hi, len(sum.names))
+	}
 }
 
 // Seed corpora.
@@ -404,6 +436,9 @@ func fuzzSeeds() map[string]map[string][]byte {
 	}
 	for i, b := range sum.blocks {
 		add("FuzzSummary", fmt.Sprintf("golden-block-%d", i), sealed[b.off+FrameHeaderSize:b.off+int64(b.len)], tr.RecordsEnd, tr.SummaryOff, tr.Count, "cart-2")
+	}
+	for i, b := range sum.names {
+		add("FuzzSummary", fmt.Sprintf("golden-names-%d", i), sealed[b.off+FrameHeaderSize:b.off+int64(b.len)], tr.RecordsEnd, tr.SummaryOff, tr.Count, "cart-")
 	}
 	for _, stream := range []string{"cart-1", "user-alice"} {
 		e, _, err := s.Lookup(stream)

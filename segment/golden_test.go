@@ -211,6 +211,7 @@ type goldenVersion struct {
 	sealed, torn  []batch
 	tornCommitted int  // batches of torn.seg that are committed
 	ids           bool // sealed.seg has an ID table (version 3)
+	names         bool // sealed.seg has name blocks (version 4)
 }
 
 func compareU64(a, b uint64) int {
@@ -228,6 +229,7 @@ func goldenVersions() []goldenVersion {
 		{dir: "testdata/v1", sealed: goldenSealedBatches(), torn: goldenTornBatches(), tornCommitted: 2},
 		{dir: "testdata/v2", sealed: goldenSealedBatches(), torn: goldenTornBatches(), tornCommitted: 2},
 		{dir: "testdata/v3", sealed: goldenSealedBatches(), torn: goldenTornBatches(), tornCommitted: 2, ids: true},
+		{dir: "testdata/v4", sealed: goldenSealedBatches(), torn: goldenTornBatches(), tornCommitted: 2, ids: true, names: true},
 	}
 }
 
@@ -404,6 +406,37 @@ func TestGoldenDecode(t *testing.T) {
 			}
 			if _, ok, err := s.Lookup("cart-404"); ok || err != nil {
 				t.Errorf("Lookup of an absent stream: %v, %v", ok, err)
+			}
+			// Version 4 footers hold the entries in name order too; a
+			// prefix query answers from them (in name order) or, before,
+			// from every stream block (in hash order).
+			if sum.hasNames != v.names || (v.names && len(sum.names) != 1) {
+				t.Errorf("sealed.seg: name index %v with %d blocks, want %v", sum.hasNames, len(sum.names), v.names)
+			}
+			for _, prefix := range []string{"", "cart-", "cart-2", "user-", "c", "d", "zzz", "cart-404"} {
+				got, err := s.StreamsWithPrefix(prefix, nil)
+				if err != nil {
+					t.Fatalf("StreamsWithPrefix(%q): %v", prefix, err)
+				}
+				var names []string
+				for _, e := range got {
+					names = append(names, e.Name)
+					if le, ok, _ := s.Lookup(e.Name); !ok || le != e.StreamEntry {
+						t.Errorf("StreamsWithPrefix(%q): %q entry %+v, Lookup says %+v", prefix, e.Name, e.StreamEntry, le)
+					}
+				}
+				if !v.names {
+					slices.Sort(names)
+				}
+				var want []string
+				for _, stream := range slices.Sorted(maps.Keys(byStream)) {
+					if strings.HasPrefix(stream, prefix) {
+						want = append(want, stream)
+					}
+				}
+				if !slices.Equal(names, want) {
+					t.Errorf("StreamsWithPrefix(%q) = %q, want %q", prefix, names, want)
+				}
 			}
 
 			// The torn newest segment.

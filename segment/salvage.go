@@ -420,7 +420,7 @@ func (s *salvager) resync(ctx context.Context, from, end int64) (int64, error) {
 			if n != markPayloadSize {
 				continue
 			}
-		case KindPostings, KindBlock, KindIDs, KindSummary, KindZBlock, KindZMap:
+		case KindPostings, KindBlock, KindNames, KindIDs, KindSummary, KindZBlock, KindZMap:
 			if n == 0 {
 				continue
 			}

@@ -54,14 +54,23 @@ func footerEntries(file string, sum *Summary, read func(summaryBlock) ([]byte, e
 	return nil
 }
 
-// streamNames returns the names of the checkpoint's streams, read from its
-// stream blocks (a damaged checkpoint answers from a scan of the segment,
-// as everywhere).
-func (c *Checkpoint) streamNames() ([]string, error) {
+// streamNames returns the names of the checkpoint's streams that start
+// with prefix (and maybe others: callers filter), read from its name
+// blocks covering prefix (checkpoint version 2) or from all its stream
+// blocks (version 1). A damaged checkpoint answers from a scan of the
+// segment, as everywhere.
+func (c *Checkpoint) streamNames(prefix string) ([]string, error) {
 	var names []string
 	err := func() error {
 		sum, err := c.Summary()
 		if err != nil {
+			return err
+		}
+		if sum.hasNames {
+			es, err := namesWithPrefix(c.f, c.Name, sum, prefix, CheckpointHeaderSize, c.Trailer.SummaryOff, nil)
+			for _, e := range es {
+				names = append(names, e.Name)
+			}
 			return err
 		}
 		read := func(b summaryBlock) ([]byte, error) { return readFrameAt(c.f, c.Name, b.off, b.len, KindBlock, nil) }

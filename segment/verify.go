@@ -10,8 +10,10 @@ import (
 // Verify checks a sealed segment completely: every frame of its records
 // (as Scan does in strict mode), then its footer against those records —
 // the trailer's totals, the sparse index, every stream block entry and
-// every postings list, the bloom filter and the ID table (version 3). It
-// returns the records' index.
+// every postings list, the bloom filter, the ID table (version 3) and the
+// name blocks (version 4: each entry equal to its stream block entry, in
+// name order, matching the summary's directory). It returns the records'
+// index.
 // prevTime is the recorded time of the event before the segment (unix ns).
 // Every error matches ErrCorrupt and names the file and offset.
 func Verify(s *Segment, prevTime int64) (*Index, error) {
@@ -52,6 +54,10 @@ func Verify(s *Segment, prevTime int64) (*Index, error) {
 	var prevHash uint64
 	var prevName string
 	var posts []Posting
+	var byName map[string]namedEntry // version 4: what the name blocks must repeat
+	if sum.hasNames {
+		byName = make(map[string]namedEntry, len(x.streams))
+	}
 	for bi, b := range sum.blocks {
 		p, err := s.readFrame(b.off, b.len, KindBlock, nil)
 		if err != nil {
@@ -83,10 +89,18 @@ func Verify(s *Segment, prevTime int64) (*Index, error) {
 			if !sum.bloom.mayContain(e.hash) {
 				return nil, corruptf(s.Name, t.SummaryOff, "bloom filter misses stream %q", e.name)
 			}
+			if byName != nil {
+				byName[e.name] = e
+			}
 		}
 	}
 	if seen != len(x.streams) {
 		return nil, corruptf(s.Name, t.SummaryOff, "stream blocks hold %d entries, the records %d streams", seen, len(x.streams))
+	}
+	if byName != nil {
+		if err := verifyNames(s, sum, byName); err != nil {
+			return nil, err
+		}
 	}
 	ids, ok, err := s.IDTable(nil)
 	if err != nil {
@@ -100,6 +114,49 @@ func Verify(s *Segment, prevTime int64) (*Index, error) {
 		}
 	}
 	return x, nil
+}
+
+// verifyNames checks the name blocks of a version 4 footer against the
+// stream blocks' entries (already checked against the records): every
+// stream once, in name order, in blocks of nameStride (the last one
+// fewer) whose first names the directory holds, each entry equal to the
+// stream block's.
+func verifyNames(s *Segment, sum *Summary, want map[string]namedEntry) error {
+	t := s.Trailer
+	seen := 0
+	prev := ""
+	for bi, b := range sum.names {
+		p, err := s.readFrame(b.off, b.len, KindNames, nil)
+		if err != nil {
+			return err
+		}
+		n := 0
+		err = eachBlockEntry(p, t.RecordsEnd, t.SummaryOff, true, func(eh uint64, nm []byte, e StreamEntry) (bool, error) {
+			name := string(nm)
+			switch w, ok := want[name]; {
+			case n == 0 && name != b.first:
+				return true, fmt.Errorf("name block %d begins with %q, the directory says %q", bi, name, b.first)
+			case seen > 0 && name <= prev:
+				return true, fmt.Errorf("name block entries out of order at %q", name)
+			case !ok || w.hash != eh || w.StreamEntry != e:
+				return true, fmt.Errorf("name block entry for %q does not match the stream blocks", name)
+			}
+			prev = name
+			n++
+			seen++
+			return false, nil
+		})
+		if err == nil && (n == 0 || (bi < len(sum.names)-1 && n != nameStride)) {
+			err = fmt.Errorf("name block %d holds %d entries, want %d", bi, n, nameStride)
+		}
+		if err != nil {
+			return &CorruptError{File: s.Name, Offset: b.off, Reason: err.Error()}
+		}
+	}
+	if seen != len(want) {
+		return corruptf(s.Name, t.SummaryOff, "name blocks hold %d entries, the stream blocks %d", seen, len(want))
+	}
+	return nil
 }
 
 type namedEntry struct {
