@@ -2,13 +2,10 @@ package evlog
 
 import (
 	"errors"
-	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 
 	"github.com/evlog/evlog/internal/vfs"
-	"github.com/evlog/evlog/segment"
 )
 
 // TestTombstoneSameGroup: an append sequenced after a tombstone in the
@@ -18,44 +15,24 @@ import (
 func TestTombstoneSameGroup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
-		var (
-			mu      sync.Mutex
-			gate    chan struct{}
-			holding = make(chan struct{}, 1)
-		)
-		fsys := vfs.NewFaulty(vfs.NewMem(), func(op vfs.Op) error {
-			if op.Kind != vfs.OpWrite || !strings.HasSuffix(strings.TrimSuffix(op.Name, segment.TempExt), segment.Ext) {
-				return nil
-			}
-			mu.Lock()
-			g := gate
-			gate = nil
-			mu.Unlock()
-			if g != nil {
-				holding <- struct{}{}
-				<-g
-			}
-			return nil
-		})
+		gate := newWriteGate()
+		fsys := vfs.NewFaulty(vfs.NewMem(), func(op vfs.Op) error { gate.Hold(op); return nil })
 		l := openMem(t, fsys, Options{})
 		defer l.Close()
 		appendDelN(t, l, "a-1", 2)
 		// Hold the writer in the write of an append while the tombstone
 		// and then an append to the tombstoned stream queue behind it.
-		release := make(chan struct{})
-		mu.Lock()
-		gate = release
-		mu.Unlock()
+		release := gate.Arm()
 		first := make(chan error, 1)
 		go func() { _, err := l.Append(ctx, "x-1", ExpectAny, Envelope{Type: "t"}); first <- err }()
-		<-holding
+		<-gate.Holding
 		tomb := make(chan error, 1)
 		go func() { _, err := l.TombstoneStream(ctx, "a-1"); tomb <- err }()
 		synctest.Wait()
 		late := make(chan error, 1)
 		go func() { _, err := l.Append(ctx, "a-1", ExpectAny, Envelope{Type: "t"}); late <- err }()
 		synctest.Wait()
-		close(release)
+		release()
 		if err := <-first; err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -115,23 +114,17 @@ func TestFaultENOSPCAfterRoll(t *testing.T) {
 				ctx := t.Context()
 				mem := vfs.NewMem()
 				var (
-					mu      sync.Mutex
-					gate    chan struct{} // when set, the next write to a segment waits for it
-					failOn  string        // the second write to this file (the first after its header) fails with tc.err
-					writes  int
-					failed  bool
-					holding = make(chan struct{}, 1)
+					mu     sync.Mutex
+					gate   = newWriteGate()
+					failOn string // the second write to this file (the first after its header) fails with tc.err
+					writes int
+					failed bool
 				)
 				fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
-					// Only writes to segments: the writer also writes a
-					// checkpoint (NAME.ckpt.tmp) after acknowledging an
-					// append, which the gate must not catch instead.
-					if op.Kind != vfs.OpWrite || !strings.HasSuffix(strings.TrimSuffix(op.Name, segment.TempExt), segment.Ext) {
+					if !isSegmentWrite(op) {
 						return nil
 					}
 					mu.Lock()
-					g := gate
-					gate = nil
 					if op.Name == failOn {
 						writes++
 					}
@@ -140,10 +133,7 @@ func TestFaultENOSPCAfterRoll(t *testing.T) {
 						failed = true
 					}
 					mu.Unlock()
-					if g != nil {
-						holding <- struct{}{}
-						<-g
-					}
+					gate.Hold(op)
 					if fail {
 						return tc.err
 					}
@@ -167,13 +157,10 @@ func TestFaultENOSPCAfterRoll(t *testing.T) {
 				appendOK(0)
 				// Hold the writer in the write of a third append while A
 				// and B queue behind it.
-				release := make(chan struct{})
-				mu.Lock()
-				gate = release
-				mu.Unlock()
+				release := gate.Arm()
 				third := make(chan error, 1)
 				go func() { _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "small"}); third <- err }()
-				<-holding
+				<-gate.Holding
 				type result struct {
 					pos Position
 					err error
@@ -188,7 +175,7 @@ func TestFaultENOSPCAfterRoll(t *testing.T) {
 				mu.Lock()
 				failOn = segment.FormatFileName(uint64(len(acked)+2), 0) + segment.TempExt // the name it was created under
 				mu.Unlock()
-				close(release)
+				release()
 				if err := <-third; err != nil {
 					t.Fatalf("third append: %v", err)
 				}
@@ -297,28 +284,12 @@ func TestFaultLoopGrouped(t *testing.T) {
 			for k := -1; k < total || total < 0; k++ {
 				synctest.Test(t, func(t *testing.T) {
 					mem := vfs.NewMem()
-					var (
-						mu      sync.Mutex
-						gate    chan struct{}
-						holding = make(chan struct{}, 1)
-					)
+					gate := newWriteGate()
 					fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
 						if op.Kind.Mutating() && op.Index == k {
 							return tc.err()
 						}
-						// The gate holds segment writes only (not the
-						// checkpoint the writer writes after acknowledging).
-						if op.Kind != vfs.OpWrite || !strings.HasSuffix(strings.TrimSuffix(op.Name, segment.TempExt), segment.Ext) {
-							return nil
-						}
-						mu.Lock()
-						g := gate
-						gate = nil
-						mu.Unlock()
-						if g != nil {
-							holding <- struct{}{}
-							<-g
-						}
+						gate.Hold(op)
 						return nil
 					})
 					opts := Options{SegmentSize: MinSegmentSize, Sync: SyncAlways, Clock: fakeClock(t0, time.Millisecond)}
@@ -341,14 +312,11 @@ func TestFaultLoopGrouped(t *testing.T) {
 						return ch
 					}
 					for i := range steps {
-						release := make(chan struct{})
-						mu.Lock()
-						gate = release
-						mu.Unlock()
+						release := gate.Arm()
 						x := appendAsync(fmt.Sprintf("x%d", i), 10)
 						var xr *res
 						select {
-						case <-holding:
+						case <-gate.Holding:
 						case r := <-x:
 							xr = &r // no write happened (the writer had failed)
 						}
@@ -356,10 +324,8 @@ func TestFaultLoopGrouped(t *testing.T) {
 						synctest.Wait()
 						b := appendAsync(fmt.Sprintf("b%d", i), 2100)
 						synctest.Wait()
-						mu.Lock()
-						gate = nil
-						mu.Unlock()
-						close(release)
+						gate.Disarm()
+						release()
 						if xr == nil {
 							r := <-x
 							xr = &r

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,12 +194,7 @@ func exists(path string) bool {
 // backup --verify; one without (only possible before any pass completed)
 // is refused with ErrNotABackup, and a new full backup into it succeeds.
 func TestBackupKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	rng := killRand(t)
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "log")
 	stop := backupWriter(t, src)
@@ -289,12 +283,7 @@ func TestBackupKilled(t *testing.T) {
 // source's end (backup --status: lag 0), and SIGTERM ends it with status
 // 0; DEST then restores to exactly the source.
 func TestBackupFollowKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	rng := killRand(t)
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "log")
 	dest := filepath.Join(tmp, "backup")
@@ -355,12 +344,7 @@ func TestBackupFollowKilled(t *testing.T) {
 // directory that dump and verify refuse with ErrRestoreIncomplete; a
 // second restore into it completes, and its dump is the backup's.
 func TestRestoreKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	rng := killRand(t)
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "log")
 	mustRun(t, "load", src, "--count", "2000", "--size", "64", "--batch", "5", "--sync", "never", "--streams", "5", "--segment-size", "4096")

@@ -135,17 +135,28 @@ func dumpAll(t *testing.T, dir string) []dumpedEvent {
 	return evs
 }
 
+// killRand skips t in -short mode (the kill tests start processes) and
+// returns the random source of its kill points: seeded from the clock,
+// or from EVLOG_KILL_SEED to replay a failed run. The seed is logged.
+func killRand(t *testing.T) *rand.Rand {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("EVLOG_KILL_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	t.Logf("seed %d (EVLOG_KILL_SEED=%d replays it)", seed, seed)
+	return rand.New(rand.NewPCG(seed, seed))
+}
+
 // TestLoadKilled runs load as a real process, kills it with SIGKILL at
 // random moments, and checks after each kill that every acked seq is in
 // the log (dump exits 0, seqs contiguous), that verify exits 0 (a torn tail
 // is allowed), and that the next load continues at the next seq.
 func TestLoadKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	rng := killRand(t)
 	dir := filepath.Join(t.TempDir(), "log")
 	modes := [][]string{
 		{"--sync", "always", "--batch", "7"},
