@@ -69,6 +69,13 @@ func TestDedupeRules(t *testing.T) {
 			{Stream: "n", Events: []Envelope{idEv("z", "t", 'z')}},
 			{Stream: "m", Events: []Envelope{idEv("z", "t", 'z')}}},
 			want{dupID: "z", last: 3}},
+		// The appender tells the writer whether any event carries an ID
+		// (the writer skips the check otherwise): an ID only on a later
+		// part's last event counts.
+		{"known ID only on the last part's last event", []AppendRequest{
+			{Stream: "n", Expect: ExpectAny, Events: []Envelope{idEv("", "t", 'n')}},
+			{Stream: "other", Expect: ExpectAny, Events: []Envelope{idEv("", "t", 'x'), idEv("c", "t", 'c')}}},
+			want{dupID: "c", origSq: 3, last: 3}},
 		{"new IDs are written", []AppendRequest{{Stream: "s", Expect: ExpectAny, Events: []Envelope{idEv("d", "t", 'd')}}},
 			want{pos: []Position{{Seq: 4, Version: 3}}, last: 4}},
 		{"no IDs are never deduplicated", []AppendRequest{{Stream: "s", Expect: ExpectAny, Events: []Envelope{idEv("", "t", 'a'), idEv("", "t", 'b')}}},
@@ -191,6 +198,12 @@ func TestDedupeTyped(t *testing.T) {
 	}
 	if _, err := tl.Append(ctx, "inv2", ExpectAny, Event[item]{ID: "d", Type: "t"}, Event[item]{ID: "d", Type: "t"}); !errors.Is(err, ErrDuplicateID) {
 		t.Fatalf("typed, ID twice in a batch: %v, want ErrDuplicateID", err)
+	}
+	// A known ID only on a later part's last event still goes through the
+	// check (the appender flags the batch as carrying IDs).
+	mixed := []Batch[item]{{Stream: "inv3", Expect: ExpectAny, Events: []Event[item]{{Type: "t"}}}, {Stream: "inv", Expect: ExpectAny, Events: []Event[item]{{Type: "t"}, evs[1]}}}
+	if _, err := tl.AppendBatch(ctx, mixed); !errors.Is(err, ErrDuplicateID) {
+		t.Fatalf("typed, known ID on a later part's last event: %v, want ErrDuplicateID", err)
 	}
 	if l.LastSeq() != 2 {
 		t.Fatalf("last seq %d, want 2", l.LastSeq())

@@ -180,11 +180,11 @@ func (l *Log) appendMarker(ctx context.Context, typ string, mk marker) (Position
 		return Position{}, err
 	}
 	batch := []AppendRequest{{Stream: DeletionsStream, Expect: ExpectAny, Events: []Envelope{{Type: typ, Data: data}}}}
-	size, n, err := l.checkBatch(batch)
+	size, n, ids, err := l.checkBatch(batch)
 	if err != nil {
 		return Position{}, err
 	}
-	r := &request{batch: batch, size: size, events: n, done: make(chan struct{})}
+	r := &request{batch: batch, size: size, events: n, noIDs: !ids, done: make(chan struct{})}
 	if err := l.w.submit(ctx, r); err != nil {
 		return Position{}, err
 	}
