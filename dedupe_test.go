@@ -551,3 +551,54 @@ func TestDedupeIndexReadsFooters(t *testing.T) {
 		t.Fatalf("reuse of an ID of the oldest segment in another stream: %v, want ErrDuplicateID", err)
 	}
 }
+
+// TestDedupeMixedBatchHashes: the writer hashes each ID once, in its
+// check, and enters those hashes into its ID index and the segment's ID
+// table; in a batch mixing events with and without IDs (the first one
+// with IDs, so the index is built in the middle of its check), each ID
+// must keep its own hash: a reuse of any of them is rejected, naming its
+// holder, in the same session and after the segment is sealed (its
+// footer's ID table) and the log reopened.
+func TestDedupeMixedBatchHashes(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	l := openMem(t, mem, Options{SegmentSize: MinSegmentSize})
+	batch := []AppendRequest{
+		{Stream: "s0", Expect: ExpectAny, Events: []Envelope{idEv("", "t", 0), idEv("", "t", 1)}},
+		{Stream: "s1", Expect: ExpectAny, Events: []Envelope{idEv("a", "t", 2), idEv("b", "t", 3)}},
+		{Stream: "s2", Expect: ExpectAny, Events: []Envelope{idEv("", "t", 4), idEv("c", "t", 5)}},
+	}
+	if _, err := l.AppendBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	holders := map[string]uint64{"a": 3, "b": 4, "c": 6}
+	check := func(when string) {
+		t.Helper()
+		for id, seq := range holders {
+			_, err := l.Append(ctx, "other", ExpectAny, idEv(id, "t", 9))
+			if e, ok := errors.AsType[*DuplicateIDError](err); !ok || e.OrigSeq != seq {
+				t.Errorf("%s: reuse of ID %q: %v, want a *DuplicateIDError naming seq %d", when, id, err, seq)
+			}
+		}
+	}
+	check("same session")
+	// Seal the segment: events without IDs until it rolls.
+	for {
+		segs, err := l.Segments()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if segs[0].Sealed {
+			break
+		}
+		if _, err := l.Append(ctx, "fill", ExpectAny, Envelope{Type: "t", Data: make([]byte, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openMem(t, mem, Options{SegmentSize: MinSegmentSize})
+	defer l.Close()
+	check("after reopen (the sealed segment's ID table)")
+}

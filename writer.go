@@ -394,6 +394,7 @@ func (w *writer) resetGroup() {
 	w.undoTo(0)
 	if w.ids != nil {
 		w.ids.unstage(0)
+		w.ids.req = nil
 	}
 	clear(w.group)
 	clear(w.infos) // their Postings may point into an index rolled away since
