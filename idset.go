@@ -33,15 +33,32 @@ type idSet struct {
 	n        int  // entries in the buckets
 }
 
-// idSlot is one entry.
+// idSlot is one entry: h is the ID's hash, mixed (see mix).
 type idSlot struct{ h, seq uint64 }
+
+// mix is a bijection of 64-bit hashes (MurmurHash3's finalizer) whose
+// every output bit depends on every input bit. The set positions keys
+// (filter word and bits, bucket) by the mixed hash: IDHash is FNV-1a,
+// whose top bits change little between IDs that differ only in their
+// last characters (a counter after a fixed prefix, as time-ordered UUIDs
+// have), which clustered them in a few buckets and filter words. Being a
+// bijection, equal mixed hashes are equal hashes.
+func mix(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
 
 const (
 	idFilterMinKeys = 4096
 	idFilterK       = 6
 )
 
-// filterBits returns the word of h's block and the bits h sets in it.
+// filterBits returns the word of the block of the mixed hash h and the
+// bits h sets in it.
 func (x *idSet) filterBits(h uint64) (int, uint64) {
 	w := int((h >> 32) * uint64(len(x.filter)) >> 32)
 	h2 := h * 0x9e3779b97f4a7c15
@@ -58,7 +75,7 @@ func (x *idSet) mayContain(h uint64) bool {
 	if len(x.filter) == 0 {
 		return false
 	}
-	w, m := x.filterBits(h)
+	w, m := x.filterBits(mix(h))
 	return x.filter[w]&m == m
 }
 
@@ -69,7 +86,7 @@ func (x *idSet) add(h uint64, more []stagedID) {
 	if x.added >= x.capacity {
 		x.rebuild(more)
 	}
-	w, m := x.filterBits(h)
+	w, m := x.filterBits(mix(h))
 	x.filter[w] |= m
 	x.added++
 }
@@ -98,7 +115,7 @@ func (x *idSet) rebuild(more []stagedID) {
 		}
 	}
 	for _, e := range more {
-		set(e.h)
+		set(mix(e.h))
 	}
 }
 
@@ -107,6 +124,7 @@ func (x *idSet) appendSeqs(dst []uint64, h uint64) []uint64 {
 	if x.n == 0 {
 		return dst
 	}
+	h = mix(h)
 	for _, e := range x.buckets[h>>x.shift] {
 		if e.h == h {
 			dst = append(dst, e.seq)
@@ -127,6 +145,7 @@ func (x *idSet) insert(h, seq uint64, keep func(uint64) bool) {
 	if x.buckets == nil {
 		x.buckets, x.shift = make([][]idSlot, idBucketsMin), idBucketShift
 	}
+	h = mix(h)
 	b := &x.buckets[h>>x.shift]
 	if len(*b) == cap(*b) && keep != nil {
 		n := len(*b)
