@@ -263,18 +263,10 @@ func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest) erro
 	})
 }
 
-// checkTypedDeleted is checkBatchDeleted for a typed batch.
+// checkTypedDeleted is checkBatchDeleted for a typed batch, whose
+// events' types checkTyped checked (checkReservedType) as it built their
+// envelopes.
 func (l *Log) checkTypedDeleted(ctx context.Context, src batchSource) error {
-	var env Envelope
-	for i := range src.parts() {
-		stream, _, n := src.part(i)
-		for j := range n {
-			src.envelope(i, j, &env)
-			if err := checkReservedType(stream, env.Type); err != nil {
-				return err
-			}
-		}
-	}
 	return l.checkNotDeleted(ctx, func(yield func(string) bool) {
 		for i := range src.parts() {
 			stream, _, _ := src.part(i)

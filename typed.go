@@ -212,7 +212,8 @@ func (l *Log) appendTyped(ctx context.Context, src batchSource) ([]Position, err
 
 // checkTyped validates a typed batch as checkBatch validates raw ones,
 // except for the sizes, which the writer checks once it has encoded the
-// payloads; it reports whether any event carries an ID.
+// payloads, plus the reserved types (checkBatchDeleted's part of it for
+// raw batches); it reports whether any event carries an ID.
 func (l *Log) checkTyped(src batchSource) (ids bool, err error) {
 	if src.parts() == 0 {
 		return false, fmt.Errorf("%w: empty batch", ErrInvalid)
@@ -249,6 +250,9 @@ func (l *Log) checkTyped(src batchSource) (ids bool, err error) {
 				return false, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, j, stream, e.Time)
 			}
 			if err := l.checkFuture(&latest, stream, j, e.Time); err != nil {
+				return false, err
+			}
+			if err := checkReservedType(stream, e.Type); err != nil { // deletion.go
 				return false, err
 			}
 		}
