@@ -84,7 +84,7 @@ func (l *Log) checkNotDeleted(ctx context.Context, streams iter.Seq[string]) err
 	var t *deletionTable
 	for s := range streams {
 		if strings.HasPrefix(s, SystemStreamPrefix) {
-			return fmt.Errorf("%w: stream %q: names starting with %q are reserved for evlog's system streams", ErrInvalid, s, SystemStreamPrefix)
+			return reservedStreamError(s)
 		}
 		if t == nil {
 			v, pub, err := l.acquire()
@@ -102,6 +102,10 @@ func (l *Log) checkNotDeleted(ctx context.Context, streams iter.Seq[string]) err
 		}
 	}
 	return nil
+}
+
+func reservedStreamError(s string) error {
+	return fmt.Errorf("%w: stream %q: names starting with %q are reserved for evlog's system streams", ErrInvalid, s, SystemStreamPrefix)
 }
 
 // checkReservedType fails with ErrInvalid when typ is a system type.
@@ -254,7 +258,7 @@ func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest) erro
 			}
 		}
 	}
-	return l.checkNotDeleted(ctx, func(yield func(string) bool) {
+	return l.checkAppendDeleted(ctx, func(yield func(string) bool) {
 		for _, req := range batch {
 			if !yield(req.Stream) {
 				return
@@ -263,11 +267,27 @@ func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest) erro
 	})
 }
 
+// checkAppendDeleted is checkNotDeleted for an append's streams: when the
+// writer knows the log holds no tombstone (none committed, none staged),
+// it only checks that no stream is a system stream, without the
+// deletion table and a look-up per stream.
+func (l *Log) checkAppendDeleted(ctx context.Context, streams iter.Seq[string]) error {
+	if !l.w.tombs.none.Load() {
+		return l.checkNotDeleted(ctx, streams)
+	}
+	for s := range streams {
+		if strings.HasPrefix(s, SystemStreamPrefix) {
+			return reservedStreamError(s)
+		}
+	}
+	return nil
+}
+
 // checkTypedDeleted is checkBatchDeleted for a typed batch, whose
 // events' types checkTyped checked (checkReservedType) as it built their
 // envelopes.
 func (l *Log) checkTypedDeleted(ctx context.Context, src batchSource) error {
-	return l.checkNotDeleted(ctx, func(yield func(string) bool) {
+	return l.checkAppendDeleted(ctx, func(yield func(string) bool) {
 		for i := range src.parts() {
 			stream, _, _ := src.part(i)
 			if !yield(stream) {
