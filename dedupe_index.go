@@ -61,14 +61,13 @@ func (x *idIndex) appendSeqs(dst []uint64, h uint64) []uint64 {
 // an event staged before it holds the same ID (dedupe found none in the
 // log before staging, so it is one of the same append).
 func (x *idIndex) stage(id string, h, seq uint64) bool {
-	if x.set.mayContain(h) {
+	if x.set.add(h, x.staged) {
 		for _, e := range x.staged {
 			if e.h == h && e.id == id {
 				return false
 			}
 		}
 	}
-	x.set.add(h, x.staged)
 	x.staged = append(x.staged, stagedID{h, seq, id})
 	return true
 }

@@ -156,15 +156,18 @@ func (x *idSet) mayContain(h uint64) bool {
 }
 
 // add sets h's bits in the filter, rebuilding it first if it is full;
-// more are the staged entries (not in the runs) to keep in a rebuilt
-// filter.
-func (x *idSet) add(h uint64, more []stagedID) {
+// more are the staged entries (not in the buckets) to keep in a rebuilt
+// filter. It reports whether they were all set already: whether an entry
+// with hash h may be in the set or staged (mayContain, computed once).
+func (x *idSet) add(h uint64, more []stagedID) (maybe bool) {
 	if x.added >= x.capacity {
 		x.rebuild(more)
 	}
 	w, m := x.filterBits(mix(h))
+	maybe = x.filter[w]&m == m
 	x.filter[w] |= m
 	x.added++
+	return maybe
 }
 
 // rebuild sizes the filter for twice the live entries and fills it.
