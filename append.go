@@ -116,14 +116,14 @@ func (l *Log) AppendBatch(ctx context.Context, batch []AppendRequest) ([]Positio
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	size, n, err := l.checkBatch(batch)
+	size, n, ids, err := l.checkBatch(batch)
 	if err != nil {
 		return nil, err
 	}
 	if err := l.checkBatchDeleted(ctx, batch); err != nil { // deletion.go
 		return nil, err
 	}
-	r := &request{batch: batch, size: size, events: n, done: make(chan struct{})}
+	r := &request{batch: batch, size: size, events: n, noIDs: !ids, done: make(chan struct{})}
 	if err := l.w.submit(ctx, r); err != nil {
 		return nil, err
 	}
@@ -157,52 +157,54 @@ func (l *Log) checkFuture(latest *time.Time, stream string, i int, t time.Time) 
 }
 
 // checkBatch validates a batch before it is queued and returns an upper
-// bound of its encoded size and its number of events.
-func (l *Log) checkBatch(batch []AppendRequest) (size, n int, err error) {
+// bound of its encoded size, its number of events and whether any of them
+// carries an ID.
+func (l *Log) checkBatch(batch []AppendRequest) (size, n int, ids bool, err error) {
 	if len(batch) == 0 {
-		return 0, 0, fmt.Errorf("%w: empty batch", ErrInvalid)
+		return 0, 0, false, fmt.Errorf("%w: empty batch", ErrInvalid)
 	}
 	var latest time.Time // Clock() + MaxClockSkew, read once, when needed
 	for _, req := range batch {
 		if !req.Expect.Valid() {
-			return 0, 0, fmt.Errorf("%w: invalid expectation %d for stream %q", ErrInvalid, int64(req.Expect), req.Stream)
+			return 0, 0, false, fmt.Errorf("%w: invalid expectation %d for stream %q", ErrInvalid, int64(req.Expect), req.Stream)
 		}
 		if len(req.Events) == 0 {
-			return 0, 0, fmt.Errorf("%w: no events for stream %q", ErrInvalid, req.Stream)
+			return 0, 0, false, fmt.Errorf("%w: no events for stream %q", ErrInvalid, req.Stream)
 		}
 		for i := range req.Events {
 			e := req.Events[i] // a copy: the caller's value is never modified
 			if e.Seq != 0 || e.Version != 0 {
-				return 0, 0, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, i, req.Stream)
+				return 0, 0, false, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, i, req.Stream)
 			}
 			if e.Stream != "" && e.Stream != req.Stream {
-				return 0, 0, fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, i, e.Stream, req.Stream)
+				return 0, 0, false, fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, i, e.Stream, req.Stream)
 			}
 			e.Stream = req.Stream
 			if err := e.ValidateFields(); err != nil {
-				return 0, 0, err
+				return 0, 0, false, err
 			}
 			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
-				return 0, 0, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, i, req.Stream, e.Time)
+				return 0, 0, false, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, i, req.Stream, e.Time)
 			}
 			if err := l.checkFuture(&latest, req.Stream, i, e.Time); err != nil {
-				return 0, 0, err
+				return 0, 0, false, err
 			}
 			// Upper bound: assigned fields at their widest.
 			e.Seq, e.Version, e.SchemaVersion, e.Time = math.MaxUint64, math.MaxUint64, math.MaxUint32, time.Unix(0, math.MinInt64)
 			es := segment.EncodedSize(&e)
 			if es > l.opts.MaxEventSize {
-				return 0, 0, fmt.Errorf("%w: event %d of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, i, req.Stream, es, l.opts.MaxEventSize)
+				return 0, 0, false, fmt.Errorf("%w: event %d of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, i, req.Stream, es, l.opts.MaxEventSize)
 			}
 			size += es
 			n++
+			ids = ids || e.ID != ""
 		}
 	}
 	size += len(batch) * segment.CommitFrameSize
 	if size > l.opts.MaxBatchSize {
-		return 0, 0, fmt.Errorf("%w: batch of %d events encodes to about %d bytes, over MaxBatchSize (%d); split it", ErrInvalid, n, size, l.opts.MaxBatchSize)
+		return 0, 0, false, fmt.Errorf("%w: batch of %d events encodes to about %d bytes, over MaxBatchSize (%d); split it", ErrInvalid, n, size, l.opts.MaxBatchSize)
 	}
-	return size, n, nil
+	return size, n, ids, nil
 }
 
 // ErrFutureTime is matched by the error of an append holding an event

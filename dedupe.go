@@ -69,11 +69,19 @@ func (e *DuplicateIDError) Unwrap() error { return ErrDuplicateID }
 // request without IDs, one pass over its envelopes.
 func (w *writer) dedupe(r *request) bool {
 	parts, hit := w.dedupeParts(r), false
+	if w.ids != nil {
+		w.ids.req, w.ids.hashes = nil, w.ids.hashes[:0]
+	}
+	k := 0 // events seen, this one included
 scan:
 	for i := range parts {
 		for j := range w.partLen(r, i) {
+			k++
 			id := w.idAt(r, i, j)
 			if id == "" {
+				if w.ids != nil {
+					w.ids.hashes = append(w.ids.hashes, 0)
+				}
 				continue
 			}
 			if w.ids == nil {
@@ -83,10 +91,14 @@ scan:
 					return true
 				}
 				w.ids = x
+				// The events before this one carry no ID.
+				w.ids.hashes = append(w.ids.hashes, make([]uint64, k-1)...)
 			}
+			h := w.ids.hash(id)
+			w.ids.hashes = append(w.ids.hashes, h)
 			// The filter's "maybe" (rarely a false positive) is
 			// confirmed by the entries' hashes.
-			if h := w.ids.hash(id); w.ids.has(h) {
+			if w.ids.has(h) {
 				if w.ids.cands = w.ids.appendSeqs(w.ids.cands[:0], h); len(w.ids.cands) > 0 {
 					hit = true
 					break scan
@@ -95,6 +107,9 @@ scan:
 		}
 	}
 	if !hit {
+		if w.ids != nil {
+			w.ids.req = r // stage enters the hashes computed here
+		}
 		return false
 	}
 	origs, seqs, err := w.resolveIDs(r)

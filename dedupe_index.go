@@ -22,6 +22,11 @@ type idIndex struct {
 	staged []stagedID
 	window uint64   // 0: the whole log
 	cands  []uint64 // scratch
+	// hashes holds the hashes of the IDs of the events of req (0 for
+	// events without an ID), in order, as dedupe computed them: stage
+	// enters them without hashing again. nil req: none.
+	hashes []uint64
+	req    *request
 }
 
 type stagedID struct {
@@ -52,19 +57,17 @@ func (x *idIndex) appendSeqs(dst []uint64, h uint64) []uint64 {
 	return dst
 }
 
-// stage enters id (of the staged event seq); false if an event staged
-// before it holds the same ID (dedupe found none in the log before
-// staging, so it is one of the same append).
-func (x *idIndex) stage(id string, seq uint64) bool {
-	h := x.hash(id)
-	if x.set.mayContain(h) {
+// stage enters id, whose hash is h (of the staged event seq); false if
+// an event staged before it holds the same ID (dedupe found none in the
+// log before staging, so it is one of the same append).
+func (x *idIndex) stage(id string, h, seq uint64) bool {
+	if x.set.add(h, x.staged) {
 		for _, e := range x.staged {
 			if e.h == h && e.id == id {
 				return false
 			}
 		}
 	}
-	x.set.add(h, x.staged)
 	x.staged = append(x.staged, stagedID{h, seq, id})
 	return true
 }
@@ -187,4 +190,13 @@ func (w *writer) scan(from, to uint64, fn func(e *Envelope) error) error {
 	l.mu.RUnlock()
 	defer v.unref()
 	return l.scanAllIn(context.Background(), v, pub, from, to, fn)
+}
+
+// idHash returns the hash of id, the ID of event k (counting from 0 across
+// parts) of r: the one dedupe computed, if it did for r.
+func (x *idIndex) idHash(r *request, k int, id string) uint64 {
+	if x.req == r && k < len(x.hashes) {
+		return x.hashes[k]
+	}
+	return x.hash(id)
 }

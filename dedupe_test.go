@@ -69,6 +69,13 @@ func TestDedupeRules(t *testing.T) {
 			{Stream: "n", Events: []Envelope{idEv("z", "t", 'z')}},
 			{Stream: "m", Events: []Envelope{idEv("z", "t", 'z')}}},
 			want{dupID: "z", last: 3}},
+		// The appender tells the writer whether any event carries an ID
+		// (the writer skips the check otherwise): an ID only on a later
+		// part's last event counts.
+		{"known ID only on the last part's last event", []AppendRequest{
+			{Stream: "n", Expect: ExpectAny, Events: []Envelope{idEv("", "t", 'n')}},
+			{Stream: "other", Expect: ExpectAny, Events: []Envelope{idEv("", "t", 'x'), idEv("c", "t", 'c')}}},
+			want{dupID: "c", origSq: 3, last: 3}},
 		{"new IDs are written", []AppendRequest{{Stream: "s", Expect: ExpectAny, Events: []Envelope{idEv("d", "t", 'd')}}},
 			want{pos: []Position{{Seq: 4, Version: 3}}, last: 4}},
 		{"no IDs are never deduplicated", []AppendRequest{{Stream: "s", Expect: ExpectAny, Events: []Envelope{idEv("", "t", 'a'), idEv("", "t", 'b')}}},
@@ -191,6 +198,12 @@ func TestDedupeTyped(t *testing.T) {
 	}
 	if _, err := tl.Append(ctx, "inv2", ExpectAny, Event[item]{ID: "d", Type: "t"}, Event[item]{ID: "d", Type: "t"}); !errors.Is(err, ErrDuplicateID) {
 		t.Fatalf("typed, ID twice in a batch: %v, want ErrDuplicateID", err)
+	}
+	// A known ID only on a later part's last event still goes through the
+	// check (the appender flags the batch as carrying IDs).
+	mixed := []Batch[item]{{Stream: "inv3", Expect: ExpectAny, Events: []Event[item]{{Type: "t"}}}, {Stream: "inv", Expect: ExpectAny, Events: []Event[item]{{Type: "t"}, evs[1]}}}
+	if _, err := tl.AppendBatch(ctx, mixed); !errors.Is(err, ErrDuplicateID) {
+		t.Fatalf("typed, known ID on a later part's last event: %v, want ErrDuplicateID", err)
 	}
 	if l.LastSeq() != 2 {
 		t.Fatalf("last seq %d, want 2", l.LastSeq())
@@ -537,4 +550,55 @@ func TestDedupeIndexReadsFooters(t *testing.T) {
 	if _, err := l.Append(ctx, "s1", ExpectAny, idEv("id5", "t", 5)); !errors.Is(err, ErrDuplicateID) {
 		t.Fatalf("reuse of an ID of the oldest segment in another stream: %v, want ErrDuplicateID", err)
 	}
+}
+
+// TestDedupeMixedBatchHashes: the writer hashes each ID once, in its
+// check, and enters those hashes into its ID index and the segment's ID
+// table; in a batch mixing events with and without IDs (the first one
+// with IDs, so the index is built in the middle of its check), each ID
+// must keep its own hash: a reuse of any of them is rejected, naming its
+// holder, in the same session and after the segment is sealed (its
+// footer's ID table) and the log reopened.
+func TestDedupeMixedBatchHashes(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	l := openMem(t, mem, Options{SegmentSize: MinSegmentSize})
+	batch := []AppendRequest{
+		{Stream: "s0", Expect: ExpectAny, Events: []Envelope{idEv("", "t", 0), idEv("", "t", 1)}},
+		{Stream: "s1", Expect: ExpectAny, Events: []Envelope{idEv("a", "t", 2), idEv("b", "t", 3)}},
+		{Stream: "s2", Expect: ExpectAny, Events: []Envelope{idEv("", "t", 4), idEv("c", "t", 5)}},
+	}
+	if _, err := l.AppendBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	holders := map[string]uint64{"a": 3, "b": 4, "c": 6}
+	check := func(when string) {
+		t.Helper()
+		for id, seq := range holders {
+			_, err := l.Append(ctx, "other", ExpectAny, idEv(id, "t", 9))
+			if e, ok := errors.AsType[*DuplicateIDError](err); !ok || e.OrigSeq != seq {
+				t.Errorf("%s: reuse of ID %q: %v, want a *DuplicateIDError naming seq %d", when, id, err, seq)
+			}
+		}
+	}
+	check("same session")
+	// Seal the segment: events without IDs until it rolls.
+	for {
+		segs, err := l.Segments()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if segs[0].Sealed {
+			break
+		}
+		if _, err := l.Append(ctx, "fill", ExpectAny, Envelope{Type: "t", Data: make([]byte, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openMem(t, mem, Options{SegmentSize: MinSegmentSize})
+	defer l.Close()
+	check("after reopen (the sealed segment's ID table)")
 }

@@ -84,7 +84,7 @@ func (l *Log) checkNotDeleted(ctx context.Context, streams iter.Seq[string]) err
 	var t *deletionTable
 	for s := range streams {
 		if strings.HasPrefix(s, SystemStreamPrefix) {
-			return fmt.Errorf("%w: stream %q: names starting with %q are reserved for evlog's system streams", ErrInvalid, s, SystemStreamPrefix)
+			return reservedStreamError(s)
 		}
 		if t == nil {
 			v, pub, err := l.acquire()
@@ -102,6 +102,10 @@ func (l *Log) checkNotDeleted(ctx context.Context, streams iter.Seq[string]) err
 		}
 	}
 	return nil
+}
+
+func reservedStreamError(s string) error {
+	return fmt.Errorf("%w: stream %q: names starting with %q are reserved for evlog's system streams", ErrInvalid, s, SystemStreamPrefix)
 }
 
 // checkReservedType fails with ErrInvalid when typ is a system type.
@@ -180,11 +184,11 @@ func (l *Log) appendMarker(ctx context.Context, typ string, mk marker) (Position
 		return Position{}, err
 	}
 	batch := []AppendRequest{{Stream: DeletionsStream, Expect: ExpectAny, Events: []Envelope{{Type: typ, Data: data}}}}
-	size, n, err := l.checkBatch(batch)
+	size, n, ids, err := l.checkBatch(batch)
 	if err != nil {
 		return Position{}, err
 	}
-	r := &request{batch: batch, size: size, events: n, done: make(chan struct{})}
+	r := &request{batch: batch, size: size, events: n, noIDs: !ids, done: make(chan struct{})}
 	if err := l.w.submit(ctx, r); err != nil {
 		return Position{}, err
 	}
@@ -254,7 +258,7 @@ func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest) erro
 			}
 		}
 	}
-	return l.checkNotDeleted(ctx, func(yield func(string) bool) {
+	return l.checkAppendDeleted(ctx, func(yield func(string) bool) {
 		for _, req := range batch {
 			if !yield(req.Stream) {
 				return
@@ -263,19 +267,27 @@ func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest) erro
 	})
 }
 
-// checkTypedDeleted is checkBatchDeleted for a typed batch.
-func (l *Log) checkTypedDeleted(ctx context.Context, src batchSource) error {
-	var env Envelope
-	for i := range src.parts() {
-		stream, _, n := src.part(i)
-		for j := range n {
-			src.envelope(i, j, &env)
-			if err := checkReservedType(stream, env.Type); err != nil {
-				return err
-			}
+// checkAppendDeleted is checkNotDeleted for an append's streams: when the
+// writer knows the log holds no tombstone (none committed, none staged),
+// it only checks that no stream is a system stream, without the
+// deletion table and a look-up per stream.
+func (l *Log) checkAppendDeleted(ctx context.Context, streams iter.Seq[string]) error {
+	if !l.w.tombs.none.Load() {
+		return l.checkNotDeleted(ctx, streams)
+	}
+	for s := range streams {
+		if strings.HasPrefix(s, SystemStreamPrefix) {
+			return reservedStreamError(s)
 		}
 	}
-	return l.checkNotDeleted(ctx, func(yield func(string) bool) {
+	return nil
+}
+
+// checkTypedDeleted is checkBatchDeleted for a typed batch, whose
+// events' types checkTyped checked (checkReservedType) as it built their
+// envelopes.
+func (l *Log) checkTypedDeleted(ctx context.Context, src batchSource) error {
+	return l.checkAppendDeleted(ctx, func(yield func(string) bool) {
 		for i := range src.parts() {
 			stream, _, _ := src.part(i)
 			if !yield(stream) {

@@ -646,3 +646,42 @@ func TestRetentionOptionsCopied(t *testing.T) {
 		t.Errorf("log-1 reads %v after the caller changed its map, want only version 3", got)
 	}
 }
+
+// TestAppendTombstoneFastPath: appenders skip the deletion table while
+// the writer knows the log holds no tombstone; the first tombstone ends
+// that, so an append to the tombstoned stream — even a retry, which the
+// writer's ID check would otherwise answer with the original positions —
+// fails with ErrStreamDeleted before it is queued, raw and typed, also
+// after reopening.
+func TestAppendTombstoneFastPath(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	l := openMem(t, mem, Options{})
+	retry := []AppendRequest{{Stream: "a-1", Expect: ExpectAny, Events: []Envelope{idEv("i1", "t", 1)}}}
+	if _, err := l.AppendBatch(ctx, retry); err != nil {
+		t.Fatal(err)
+	}
+	appendDelN(t, l, "b-1", 2) // the writer has loaded its (empty) tombstone set
+	if !l.w.tombs.none.Load() {
+		t.Fatal("the writer does not know the log holds no tombstone: the test checks nothing")
+	}
+	if _, err := l.TombstoneStream(ctx, "a-1"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if _, err := l.AppendBatch(ctx, retry); !errors.Is(err, ErrStreamDeleted) {
+			t.Errorf("%s: retry of an append to a tombstoned stream: %v, want ErrStreamDeleted", when, err)
+		}
+		if _, err := Typed[delPayload](l).Append(ctx, "a-1", ExpectAny, Event[delPayload]{ID: "i1", Type: "t"}); !errors.Is(err, ErrStreamDeleted) {
+			t.Errorf("%s: typed append to a tombstoned stream: %v, want ErrStreamDeleted", when, err)
+		}
+	}
+	check("same session")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openMem(t, mem, Options{})
+	defer l.Close()
+	check("after reopen")
+}

@@ -3,6 +3,7 @@ package evlog
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -17,6 +18,10 @@ import (
 type tombstones struct {
 	loaded bool
 	set    map[string]uint64 // stream -> seq of its tombstone
+	// none is set while the set is loaded and empty, for the appenders'
+	// own check (Log.checkAppendDeleted), which then has nothing to look
+	// up: cleared before a tombstone is staged, so before it can commit.
+	none atomic.Bool
 }
 
 // check fails with a *StreamDeletedError when stream is tombstoned.
@@ -54,6 +59,7 @@ func (t *tombstones) load(w *writer) error {
 		}
 	}
 	t.loaded = true
+	t.none.Store(len(t.set) == 0)
 	return nil
 }
 
@@ -76,6 +82,7 @@ func (t *tombstones) staged(w *writer, r *request) {
 			if !t.loaded && t.load(w) != nil {
 				return
 			}
+			t.none.Store(false)
 			var mk marker
 			if msgpack.Unmarshal(req.Events[j].Data, &mk) == nil && mk.Stream != "" {
 				last := r.pos[i].Seq

@@ -179,14 +179,18 @@ func (w *writer) stage(r *request) error {
 			if n > w.opts.MaxEventSize {
 				return fail(fmt.Errorf("%w: event of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, req.Stream, n, w.opts.MaxEventSize))
 			}
-			if env.ID != "" && w.ids != nil && !w.ids.stage(env.ID, env.Seq) {
-				return fail(&DuplicateIDError{ID: env.ID, Stream: req.Stream, Index: j, Reason: "two events of the append share it"})
+			var idh uint64 // the ID's hash, if the ID index has it
+			if env.ID != "" && w.ids != nil {
+				idh = w.ids.idHash(r, int(env.Seq-seq0), env.ID)
+				if !w.ids.stage(env.ID, idh, env.Seq) {
+					return fail(&DuplicateIDError{ID: env.ID, Stream: req.Stream, Index: j, Reason: "two events of the append share it"})
+				}
 			}
 			var sp *segment.StreamPostings
 			if sv.in == w.idx {
 				sp = sv.sp
 			}
-			w.infos = append(w.infos, segment.EventInfo{Seq: env.Seq, Stream: req.Stream, Version: env.Version, Time: t, Off: w.end + int64(off), Len: uint32(n), ID: env.ID, Postings: sp})
+			w.infos = append(w.infos, segment.EventInfo{Seq: env.Seq, Stream: req.Stream, Version: env.Version, Time: t, Off: w.end + int64(off), Len: uint32(n), ID: env.ID, IDHash: idh, Postings: sp})
 			w.infoSV = append(w.infoSV, sv)
 			if env.Version == 1 {
 				w.newStrs++

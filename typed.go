@@ -193,13 +193,14 @@ func (l *Log) appendTyped(ctx context.Context, src batchSource) ([]Position, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := l.checkTyped(src); err != nil {
+	ids, err := l.checkTyped(src)
+	if err != nil {
 		return nil, err
 	}
 	if err := l.checkTypedDeleted(ctx, src); err != nil { // deletion.go
 		return nil, err
 	}
-	r := &request{src: src, done: make(chan struct{})}
+	r := &request{src: src, noIDs: !ids, done: make(chan struct{})}
 	if err := l.w.submit(ctx, r); err != nil {
 		if p, ok := errors.AsType[*encoderPanic](err); ok {
 			panic(p.value)
@@ -211,47 +212,52 @@ func (l *Log) appendTyped(ctx context.Context, src batchSource) ([]Position, err
 
 // checkTyped validates a typed batch as checkBatch validates raw ones,
 // except for the sizes, which the writer checks once it has encoded the
-// payloads.
-func (l *Log) checkTyped(src batchSource) error {
+// payloads, plus the reserved types (checkBatchDeleted's part of it for
+// raw batches); it reports whether any event carries an ID.
+func (l *Log) checkTyped(src batchSource) (ids bool, err error) {
 	if src.parts() == 0 {
-		return fmt.Errorf("%w: empty batch", ErrInvalid)
+		return false, fmt.Errorf("%w: empty batch", ErrInvalid)
 	}
 	var e, prev Envelope // prev: the last event found valid (its names)
 	var latest time.Time // Clock() + MaxClockSkew, read once, when needed
 	for i := range src.parts() {
 		stream, expect, n := src.part(i)
 		if !expect.Valid() {
-			return fmt.Errorf("%w: invalid expectation %d for stream %q", ErrInvalid, int64(expect), stream)
+			return false, fmt.Errorf("%w: invalid expectation %d for stream %q", ErrInvalid, int64(expect), stream)
 		}
 		if n == 0 {
-			return fmt.Errorf("%w: no events for stream %q", ErrInvalid, stream)
+			return false, fmt.Errorf("%w: no events for stream %q", ErrInvalid, stream)
 		}
 		for j := range n {
 			src.envelope(i, j, &e)
 			if e.Seq != 0 || e.Version != 0 {
-				return fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, j, stream)
+				return false, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, j, stream)
 			}
 			if e.Stream != "" && e.Stream != stream {
-				return fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, j, e.Stream, stream)
+				return false, fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, j, e.Stream, stream)
 			}
 			e.Stream = stream
 			if err := e.ValidateFieldsAfter(&prev); err != nil {
-				return err
+				return false, err
 			}
 			prev.Stream, prev.Type = e.Stream, e.Type
+			ids = ids || e.ID != ""
 			if err := src.check(&e); err != nil {
 				err.Stream, err.Index = stream, j
-				return err
+				return false, err
 			}
 			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
-				return fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, j, stream, e.Time)
+				return false, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, j, stream, e.Time)
 			}
 			if err := l.checkFuture(&latest, stream, j, e.Time); err != nil {
-				return err
+				return false, err
+			}
+			if err := checkReservedType(stream, e.Type); err != nil { // deletion.go
+				return false, err
 			}
 		}
 	}
-	return nil
+	return ids, nil
 }
 
 // encoderPanic carries a panic of a payload's encoder from the writer

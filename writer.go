@@ -18,8 +18,12 @@ type request struct {
 	src    batchSource // a typed batch, encoded by the writer (batch is nil)
 	size   int         // upper bound of the encoded size (typed: once staged)
 	events int
-	sync   bool  // a Sync call: no events
-	now    int64 // the clock's reading for the batch, once read
+	sync   bool // a Sync call: no events
+	// noIDs: no event carries an ID (the appender checked), so the
+	// writer's ID check (dedupe.go) skips the request. The zero value
+	// has the writer look.
+	noIDs bool
+	now   int64 // the clock's reading for the batch, once read
 
 	state atomic.Int32 // reqPending → reqTaken (writer) or reqCanceled (caller)
 	done  chan struct{}
@@ -271,7 +275,7 @@ func (w *writer) take(r *request) {
 		r.finish(w.failed)
 		return
 	}
-	if !noDedupe && w.dedupe(r) { // a retry, or a duplicate ID (dedupe.go)
+	if !noDedupe && !r.noIDs && w.dedupe(r) { // a retry, or a duplicate ID (dedupe.go)
 		return
 	}
 	if r.src != nil && r.size == 0 {
@@ -390,6 +394,7 @@ func (w *writer) resetGroup() {
 	w.undoTo(0)
 	if w.ids != nil {
 		w.ids.unstage(0)
+		w.ids.req = nil
 	}
 	clear(w.group)
 	clear(w.infos) // their Postings may point into an index rolled away since

@@ -128,6 +128,10 @@ type EventInfo struct {
 	Len     uint32
 	// ID is the event's ID ("" if none), for the footer's ID table.
 	ID string
+	// IDHash is IDHash(ID) if the caller has it (0: AddBatch computes
+	// it), so that a writer that hashed the ID already does not hash it
+	// again.
+	IDHash uint64
 	// Postings, when set, is the stream's entry in the index the event
 	// is added to, as AddBatch left it there (AddBatch sets it on every
 	// event it adds): AddBatch then does not look the stream up. It must
@@ -163,7 +167,11 @@ func (x *Index) count(e *EventInfo) {
 		x.NewStreams++
 	}
 	if e.ID != "" {
-		x.ids.add(IDEntry{Hash: IDHash(e.ID), Seq: e.Seq})
+		h := e.IDHash
+		if h == 0 {
+			h = IDHash(e.ID) // 0 too if that is the hash
+		}
+		x.ids.add(IDEntry{Hash: h, Seq: e.Seq})
 	}
 }
 
