@@ -2,6 +2,7 @@ package evlogcli
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -38,5 +39,94 @@ func TestStatsEncodingDeterministic(t *testing.T) {
 	}
 	if d := cmp.Diff(s, viaLib); d != "" {
 		t.Fatalf("msgpack.Unmarshal (-want +got):\n%s", d)
+	}
+}
+
+// TestDecodeStatsAsMsgpack checks the hand-written decodeStats against
+// msgpack.Unmarshal into the struct (what it replaced) on encodings
+// encodeStats never writes: reflection's own (unsorted maps, nil maps,
+// fields in another order), negative-int and nil numbers, unknown fields,
+// nested nil entries.
+func TestDecodeStatsAsMsgpack(t *testing.T) {
+	marshal := func(v any) []byte {
+		t.Helper()
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	full := newStats()
+	full.Seq, full.Events = 1<<40, 300
+	full.Streams["a-1"] = streamStats{Count: 2, Version: 7}
+	full.Streams[""] = streamStats{Count: 1}
+	full.Types["t"], full.Types["ü"] = 5, 1<<33
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"reflection encoding", marshal(full)},
+		{"nil maps", marshal(stats{Seq: 3})},
+		{"nil", marshal(nil)},
+		{"empty map", marshal(map[string]any{})},
+		{"other order, unknown fields, int numbers", marshal(map[string]any{
+			"types": map[string]any{"x": int8(4)}, "extra": []any{1, "two", map[string]any{"k": nil}},
+			"streams": map[string]any{"s": map[string]any{"version": int64(9), "note": "hi", "count": nil}, "z": nil},
+			"events":  int16(12), "seq": uint8(200),
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := newStats()
+			if err := msgpack.Unmarshal(tt.in, &want); err != nil {
+				t.Fatal(err)
+			}
+			if want.Streams == nil {
+				want.Streams = map[string]streamStats{}
+			}
+			if want.Types == nil {
+				want.Types = map[string]uint64{}
+			}
+			got, err := decodeStats(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Fatalf("decodeStats differs from msgpack.Unmarshal (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// TestDecodeStatsHostile feeds decodeStats damaged states: each is an
+// error, and a map claiming 2^32-1 entries in a few bytes does not
+// allocate for them.
+func TestDecodeStatsHostile(t *testing.T) {
+	good, err := encodeStats(stats{Seq: 1, Events: 1, Streams: map[string]streamStats{"s": {1, 1}}, Types: map[string]uint64{"t": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range len(good) {
+		if _, err := decodeStats(good[:n]); err == nil && n > 0 {
+			t.Errorf("truncated to %d of %d bytes: no error", n, len(good))
+		}
+	}
+	huge := mpAppendStr([]byte{0x81}, "streams")
+	huge = append(huge, 0xdf, 0xff, 0xff, 0xff, 0xff) // map32 of 2^32-1 entries
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, err := decodeStats(huge); err == nil {
+			t.Fatal("a map of 2^32-1 entries in 14 bytes: no error")
+		}
+	})
+	if allocs > 50 {
+		t.Errorf("%v allocations for a 14-byte state", allocs)
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	before := m.TotalAlloc
+	decodeStats(huge)
+	runtime.ReadMemStats(&m)
+	if got := m.TotalAlloc - before; got > 1<<16 {
+		t.Errorf("decoding a 14-byte state allocated %d bytes", got)
 	}
 }
