@@ -1,9 +1,13 @@
 package evlogcli
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -161,9 +165,109 @@ func (c *stateCmd) run(ctx context.Context, e *env, dir string, target replay.Ta
 	}
 	out.ElapsedMS = float64(e.since(start).Microseconds()) / 1000
 	if c.format == "json" {
-		return writeJSON(e.stdout, out)
+		return out.writeJSON(e.stdout)
 	}
 	return c.text(e, &out)
+}
+
+// writeJSON writes out as writeJSON(w, out) does, byte for byte
+// (TestStateJSONAsEncodingJSON), but streams the state's maps through a
+// small buffer instead of building the whole document by reflection: a
+// log's stats state holds an entry per stream, and state is a one-shot
+// process for which that document was a large part of the work.
+func (out *stateResult) writeJSON(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 8<<10)
+	b := make([]byte, 0, 1<<10)
+	b = append(b, `{"plan":`...)
+	b, err := appendJSON(b, out.Plan)
+	if err != nil {
+		return err
+	}
+	if s := out.State; s != nil {
+		b = append(b, `,"state":{"seq":`...)
+		b = strconv.AppendUint(b, s.Seq, 10)
+		b = append(b, `,"events":`...)
+		b = strconv.AppendUint(b, s.Events, 10)
+		b = append(b, `,"streams":`...)
+		if b, err = appendJSONMap(bw, b, s.Streams, func(b []byte, st streamStats) []byte {
+			b = append(b, `{"count":`...)
+			b = strconv.AppendUint(b, st.Count, 10)
+			b = append(b, `,"version":`...)
+			b = strconv.AppendUint(b, st.Version, 10)
+			return append(b, '}')
+		}); err != nil {
+			return err
+		}
+		b = append(b, `,"types":`...)
+		if b, err = appendJSONMap(bw, b, s.Types, func(b []byte, n uint64) []byte {
+			return strconv.AppendUint(b, n, 10)
+		}); err != nil {
+			return err
+		}
+		b = append(b, `,"time":`...)
+		if b, err = appendJSON(b, s.Time); err != nil {
+			return err
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"elapsed_ms":`...)
+	if b, err = appendJSON(b, out.ElapsedMS); err != nil {
+		return err
+	}
+	b = append(b, "}\n"...)
+	if _, err := bw.Write(b); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// appendJSONMap appends m as encoding/json encodes it (keys sorted, nil:
+// null), each value by val, passing full chunks of b on to w.
+func appendJSONMap[V any](w io.Writer, b []byte, m map[string]V, val func([]byte, V) []byte) ([]byte, error) {
+	if m == nil {
+		return append(b, "null"...), nil
+	}
+	b = append(b, '{')
+	for i, k := range sortedKeys(m) {
+		if len(b) > 4<<10 {
+			if _, err := w.Write(b); err != nil {
+				return nil, err
+			}
+			b = b[:0]
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendJSONKey(b, k); err != nil {
+			return nil, err
+		}
+		b = val(append(b, ':'), m[k])
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONKey appends s as a JSON string exactly as writeJSON's encoder
+// writes it: printable ASCII other than '"' and '\\' as is, anything else
+// (escapes, invalid UTF-8, U+2028) by encoding/json itself.
+func appendJSONKey(b []byte, s string) ([]byte, error) {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return appendJSON(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), nil
+}
+
+// appendJSON appends v as writeJSON encodes it, without the newline.
+func appendJSON(b []byte, v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, v); err != nil {
+		return nil, err
+	}
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...), nil
 }
 
 func (c *stateCmd) text(e *env, out *stateResult) error {

@@ -2,6 +2,7 @@ package evlogcli
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"testing"
 
@@ -128,5 +129,52 @@ func TestDecodeStatsHostile(t *testing.T) {
 	runtime.ReadMemStats(&m)
 	if got := m.TotalAlloc - before; got > 1<<16 {
 		t.Errorf("decoding a 14-byte state allocated %d bytes", got)
+	}
+}
+
+// TestStateJSONAsEncodingJSON checks state's streamed JSON document
+// against encoding/json's (writeJSON, what it replaced) byte for byte:
+// names needing escapes, invalid UTF-8, U+2028, HTML characters, nil
+// maps, no state, a snapshot with fallbacks, and a state large enough to
+// pass through the writer's buffer in several chunks.
+func TestStateJSONAsEncodingJSON(t *testing.T) {
+	tm := "2026-01-01T00:00:00Z"
+	big := newStats()
+	for i := range 3000 {
+		big.Streams[fmt.Sprintf("order-%05d", i)] = streamStats{Count: uint64(i), Version: uint64(i) * 3}
+		big.Types[fmt.Sprintf("T%d", i%7)]++
+	}
+	odd := newStats()
+	for _, k := range []string{"", `q"uote`, `back\slash`, "tab\tnew\nline\r\b\f\x00\x1f\x7f", "<a&b>", "bad\xffutf8", "line\u2028sep\u2029", "ü-é", "😀"} {
+		odd.Streams[k] = streamStats{Count: 1, Version: 2}
+		odd.Types[k] = 3
+	}
+	plan := planJSON{FromSeq: 5, ToSeq: 9, Fallbacks: []fallbackJSON{}}
+	snapPlan := planJSON{Snapshot: &planSnapshotJSON{File: "x.snap", Seq: 4, Time: tm}, FromSeq: 5, ToSeq: 4,
+		Fallbacks: []fallbackJSON{{File: "y.snap", Seq: 8, Reason: `bad <"checksum">`}}}
+	tests := []struct {
+		name string
+		out  stateResult
+	}{
+		{"dry run", stateResult{Plan: plan, ElapsedMS: 0.001}},
+		{"nil fallbacks", stateResult{Plan: planJSON{}, ElapsedMS: 1e21}},
+		{"empty state", stateResult{Plan: plan, State: &stateJSON{stats: newStats()}, ElapsedMS: 12.5}},
+		{"nil maps", stateResult{Plan: snapPlan, State: &stateJSON{stats: stats{Seq: 1}, Time: &tm}, ElapsedMS: 3}},
+		{"odd names", stateResult{Plan: snapPlan, State: &stateJSON{stats: odd, Time: &tm}, ElapsedMS: 0.25}},
+		{"big", stateResult{Plan: plan, State: &stateJSON{stats: big, Time: &tm}, ElapsedMS: 123.456}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want, got bytes.Buffer
+			if err := writeJSON(&want, tt.out); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.out.writeJSON(&got); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want.String(), got.String()); d != "" {
+				t.Fatalf("streamed document differs from encoding/json's (-want +got):\n%s", d)
+			}
+		})
 	}
 }
