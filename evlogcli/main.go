@@ -33,7 +33,9 @@
 //     the binary is called. Only stdin-reading commands (import) read
 //     Config.Stdin.
 //   - ctx cancels long commands (tail -f, backup --follow, load); pass a
-//     context cancelled by SIGINT/SIGTERM, as cmd/evlogctl does.
+//     context cancelled by SIGINT/SIGTERM, as cmd/evlogctl does for the
+//     commands HandlesSignals names (the one-shot queries do not act on
+//     it, and need no signal handler).
 //   - Read-only commands (inspect, dump, verify, state, snapshots without
 //     --prune, tail, and salvage and backup on their source; backup
 //     --verify and --status, and restore on the backup) never modify,

@@ -86,6 +86,42 @@ func init() {
 	}
 }
 
+// oneShot lists the commands that only read and end on their own: they
+// do not act on a cancelled context (tail does, with -f; snapshots does
+// with --prune, which removes files). TestHandlesSignals keeps it to
+// command names.
+var oneShot = map[string]bool{
+	"inspect": true, "dump": true, "streams": true, "verify": true, "state": true,
+	"snapshots": true, "subscriptions": true, "help": true,
+}
+
+// HandlesSignals reports whether the command args names (Main's args)
+// acts on the cancellation of Main's ctx: tail -f and backup --follow
+// then end with status 0, and the commands that write stop between
+// steps and report what they did. The others (inspect, dump, streams,
+// verify, state, snapshots without --prune, subscriptions, help, and any
+// usage error) only read and end on their own: a process running one
+// loses nothing when SIGINT or SIGTERM ends it at once (the default
+// action), so it need not install a handler — a thread and one to two
+// milliseconds at the start of every short query. cmd/evlogctl cancels
+// its ctx on SIGINT and SIGTERM only when HandlesSignals says so.
+func HandlesSignals(args []string) bool {
+	if len(args) == 0 || lookup(args[0]) == nil {
+		return false
+	}
+	if args[0] == "snapshots" {
+		for _, a := range args[1:] {
+			if a == "--" {
+				break
+			}
+			if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name == "prune" {
+				return true
+			}
+		}
+	}
+	return !oneShot[args[0]]
+}
+
 func lookup(name string) *command {
 	for i := range commands {
 		if commands[i].name == name {

@@ -38,7 +38,12 @@ func decodeInventory(e evlog.Envelope) (evlog.Event[inventory.Change], error) {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGINT and SIGTERM cancel ctx for the commands that act on it;
+	// the one-shot queries keep the default action (see HandlesSignals).
+	ctx, stop := context.Background(), context.CancelFunc(func() {})
+	if evlogcli.HandlesSignals(os.Args[1:]) {
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	}
 	code := evlogcli.Main(ctx, os.Args[1:], evlogcli.Config{Folds: []evlogcli.Fold{
 		evlogcli.AggregateFold(inventory.Definition, decodeInventory),
 	}})
