@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -171,15 +172,16 @@ func (c *stateCmd) run(ctx context.Context, e *env, dir string, target replay.Ta
 }
 
 // writeJSON writes out as writeJSON(w, out) does, byte for byte
-// (TestStateJSONAsEncodingJSON), but streams the state's maps through a
-// small buffer instead of building the whole document by reflection: a
-// log's stats state holds an entry per stream, and state is a one-shot
-// process for which that document was a large part of the work.
+// (TestStateJSONAsEncodingJSON), but without encoding/json's reflection,
+// whose first use a one-shot process pays in full, and streaming the
+// state's maps (an entry per stream) through a small buffer instead of
+// building the whole document: for state that document was a large part
+// of the work.
 func (out *stateResult) writeJSON(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 8<<10)
 	b := make([]byte, 0, 1<<10)
 	b = append(b, `{"plan":`...)
-	b, err := appendJSON(b, out.Plan)
+	b, err := out.Plan.appendJSON(b)
 	if err != nil {
 		return err
 	}
@@ -205,13 +207,15 @@ func (out *stateResult) writeJSON(w io.Writer) error {
 			return err
 		}
 		b = append(b, `,"time":`...)
-		if b, err = appendJSON(b, s.Time); err != nil {
+		if s.Time == nil {
+			b = append(b, "null"...)
+		} else if b, err = appendJSONStr(b, *s.Time); err != nil {
 			return err
 		}
 		b = append(b, '}')
 	}
 	b = append(b, `,"elapsed_ms":`...)
-	if b, err = appendJSON(b, out.ElapsedMS); err != nil {
+	if b, err = appendJSONFloat(b, out.ElapsedMS); err != nil {
 		return err
 	}
 	b = append(b, "}\n"...)
@@ -219,6 +223,64 @@ func (out *stateResult) writeJSON(w io.Writer) error {
 		return err
 	}
 	return bw.Flush()
+}
+
+// appendJSON appends p as encoding/json encodes it.
+func (p *planJSON) appendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"snapshot":`...)
+	if s := p.Snapshot; s == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"file":`...)
+		if b, err = appendJSONStr(b, s.File); err != nil {
+			return nil, err
+		}
+		b = strconv.AppendUint(append(b, `,"seq":`...), s.Seq, 10)
+		if b, err = appendJSONStr(append(b, `,"time":`...), s.Time); err != nil {
+			return nil, err
+		}
+		b = append(b, '}')
+	}
+	b = strconv.AppendUint(append(b, `,"from_seq":`...), p.FromSeq, 10)
+	b = strconv.AppendUint(append(b, `,"to_seq":`...), p.ToSeq, 10)
+	b = append(b, `,"fallbacks":`...)
+	if p.Fallbacks == nil {
+		return append(b, "null}"...), nil
+	}
+	b = append(b, '[')
+	for i, fb := range p.Fallbacks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendJSONStr(append(b, `{"file":`...), fb.File); err != nil {
+			return nil, err
+		}
+		b = strconv.AppendUint(append(b, `,"seq":`...), fb.Seq, 10)
+		if b, err = appendJSONStr(append(b, `,"reason":`...), fb.Reason); err != nil {
+			return nil, err
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), nil
+}
+
+// appendJSONFloat appends f as encoding/json encodes a float64 (NaN and
+// infinities, which it rejects, by encoding/json itself).
+func appendJSONFloat(b []byte, f float64) ([]byte, error) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return appendJSON(b, f)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1] // e-09 -> e-9, as encoding/json writes it
+		b = b[:n-1]
+	}
+	return b, nil
 }
 
 // appendJSONMap appends m as encoding/json encodes it (keys sorted, nil:
@@ -239,7 +301,7 @@ func appendJSONMap[V any](w io.Writer, b []byte, m map[string]V, val func([]byte
 			b = append(b, ',')
 		}
 		var err error
-		if b, err = appendJSONKey(b, k); err != nil {
+		if b, err = appendJSONStr(b, k); err != nil {
 			return nil, err
 		}
 		b = val(append(b, ':'), m[k])
@@ -247,10 +309,10 @@ func appendJSONMap[V any](w io.Writer, b []byte, m map[string]V, val func([]byte
 	return append(b, '}'), nil
 }
 
-// appendJSONKey appends s as a JSON string exactly as writeJSON's encoder
+// appendJSONStr appends s as a JSON string exactly as writeJSON's encoder
 // writes it: printable ASCII other than '"' and '\\' as is, anything else
 // (escapes, invalid UTF-8, U+2028) by encoding/json itself.
-func appendJSONKey(b []byte, s string) ([]byte, error) {
+func appendJSONStr(b []byte, s string) ([]byte, error) {
 	for i := range len(s) {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
 			return appendJSON(b, s)

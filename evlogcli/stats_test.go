@@ -158,6 +158,11 @@ func TestStateJSONAsEncodingJSON(t *testing.T) {
 	}{
 		{"dry run", stateResult{Plan: plan, ElapsedMS: 0.001}},
 		{"nil fallbacks", stateResult{Plan: planJSON{}, ElapsedMS: 1e21}},
+		{"tiny elapsed", stateResult{Plan: plan, ElapsedMS: 1.5e-9}},
+		{"zero elapsed", stateResult{Plan: plan}},
+		{"large elapsed", stateResult{Plan: plan, ElapsedMS: 123456789.125}},
+		{"two fallbacks, odd names", stateResult{Plan: planJSON{Snapshot: &planSnapshotJSON{File: "a\u2028\"b", Seq: 1, Time: "t\x01"},
+			Fallbacks: []fallbackJSON{{File: "<f>", Seq: 2, Reason: "r\xff"}, {File: "g", Seq: 3, Reason: "line\nbreak"}}}, ElapsedMS: 7}},
 		{"empty state", stateResult{Plan: plan, State: &stateJSON{stats: newStats()}, ElapsedMS: 12.5}},
 		{"nil maps", stateResult{Plan: snapPlan, State: &stateJSON{stats: stats{Seq: 1}, Time: &tm}, ElapsedMS: 3}},
 		{"odd names", stateResult{Plan: snapPlan, State: &stateJSON{stats: odd, Time: &tm}, ElapsedMS: 0.25}},
