@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +136,7 @@ func writeTestApp(t *testing.T, dir string) {
 func mainIn(t *testing.T, folds []Fold, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = Main(t.Context(), args, Config{Folds: folds, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+	code = Main(t.Context(), args, Config{Name: "evlogctl", Folds: folds, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 		Now: func() time.Time { return testEpoch }})
 	return out.String(), errb.String(), code
 }
@@ -323,5 +325,46 @@ func TestMainStreams(t *testing.T) {
 	stdout, stderr, code = mainIn(t, nil, "help")
 	if code != 0 || stderr != "" || !strings.Contains(stdout, fmt.Sprintf("  %-13s ", "state")) {
 		t.Errorf("help: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TestConfigName runs an application's own tool named cartctl: its usage,
+// help, usage errors, failures and recovery notes name it, never
+// evlogctl; a Config without Name takes the name the program was run by.
+func TestConfigName(t *testing.T) {
+	dir := t.TempDir()
+	run := func(name string, args ...string) (string, string, int) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := Main(t.Context(), args, Config{Name: name, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+			Now: func() time.Time { return testEpoch }})
+		return out.String(), errb.String(), code
+	}
+	if _, stderr, code := run("cartctl", "load", dir, "--count", "10"); code != 0 {
+		t.Fatalf("load: exit %d: %s", code, stderr)
+	}
+	tests := []struct {
+		args           []string
+		code           int
+		stdout, stderr string // prefixes
+	}{
+		{[]string{"help"}, 0, "cartctl: the operator's tool for evlog event logs\n\nUsage: cartctl COMMAND", ""},
+		{[]string{"state", "--help"}, 0, "Usage: cartctl state DIR", ""},
+		{[]string{"backup", "--help"}, 0, "Usage: cartctl backup DIR DEST [--incremental] [--copy] [--follow [--interval D]] [--format text|json|jsonl]\n       cartctl backup --verify", ""},
+		{[]string{"nosuch"}, 2, "", "cartctl: unknown command \"nosuch\" (see cartctl help)\n"},
+		{[]string{"state"}, 2, "", "cartctl state: "},
+		{[]string{"state", dir, "--fold", "cart"}, 2, "", "cartctl state: --fold \"cart\": no such fold; this cartctl has stats (see cartctl state --help)\n"},
+		{[]string{"verify", filepath.Join(dir, "missing")}, 1, "", "cartctl verify: "},
+	}
+	for _, tt := range tests {
+		stdout, stderr, code := run("cartctl", tt.args...)
+		if code != tt.code || !strings.HasPrefix(stdout, tt.stdout) || !strings.HasPrefix(stderr, tt.stderr) ||
+			strings.Contains(stdout+stderr, "evlogctl") {
+			t.Errorf("cartctl %q: exit %d (want %d)\nstdout %q\n(want prefix %q)\nstderr %q\n(want prefix %q)", tt.args, code, tt.code, stdout, tt.stdout, stderr, tt.stderr)
+		}
+	}
+	// No Name: the program's own name, as it was run.
+	if _, stderr, _ := run("", "nosuch"); !strings.HasPrefix(stderr, filepath.Base(os.Args[0])+": unknown command") {
+		t.Errorf("Config without Name: stderr %q, want it to name %s", stderr, filepath.Base(os.Args[0]))
 	}
 }

@@ -27,11 +27,12 @@ func foldsAbout(folds []Fold) string {
 
 // pickFold returns the application fold --fold names, checking --id
 // against its kind.
-func (c *stateCmd) pickFold(folds []Fold) (*Fold, error) {
+func (c *stateCmd) pickFold(e *env) (*Fold, error) {
+	folds := e.folds
 	fd, ok := findFold(folds, c.fold)
 	switch {
 	case !ok:
-		return nil, usagef("state", "--fold %q: no such fold; this evlogctl has %s", c.fold, strings.Join(foldNames(folds), ", "))
+		return nil, usagef("state", "--fold %q: no such fold; this %s has %s", c.fold, e.prog(), strings.Join(foldNames(folds), ", "))
 	case fd.category != "" && c.id == "":
 		return nil, usagef("state", "--fold %s is an aggregate: give the instance with --id ID (its stream is %s-ID)", fd.Name, fd.category)
 	case fd.category == "" && c.id != "":
