@@ -105,7 +105,7 @@ func runState(ctx context.Context, e *env, args []string) error {
 		target = replay.AtSeq(c.seq)
 	}
 	if c.fold != statsFoldName {
-		fd, err := c.pickFold(e)
+		fd, err := pickFold(e, "state", c.fold, c.id)
 		if err != nil {
 			return err
 		}
