@@ -63,7 +63,7 @@ var workloads = []Workload{
 	{WReopen, "9. reopen after Close", "latency", false,
 		"open the store written by workload 7 (n events, closed cleanly) until it can answer; median of 5 opens per run (Close untimed)"},
 	{WCtlState, "10. evlogctl state --at, end to end", "latency", false,
-		"a log of -ctln events with a stats snapshot every ctln/20 events (taken with evlogctl snapshot); `evlogctl state DIR --at T`, T three quarters into the last interval, timed from process start to exit; median of -ctlreps runs; the notes give --no-snapshot and the ratio"},
+		"a log of -ctln events with a stats snapshot every 100k events (ctln/20 below 2M; taken with evlogctl snapshot); `evlogctl state DIR --at T`, T three quarters into the last interval, timed from process start to exit; median of -ctlreps runs; the notes give --no-snapshot and the ratio"},
 }
 
 func workloadByID(id string) (Workload, bool) {

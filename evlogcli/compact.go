@@ -96,7 +96,7 @@ func (c *compactCmd) run(ctx context.Context, e *env, dir string) error {
 	if err != nil {
 		return err
 	}
-	reportRecovery(e.stderr, "compact", l)
+	reportRecovery(e, "compact", l)
 	opts := evlog.CompactOptions{TargetSize: int64(c.targetSize), Compress: c.compress, DryRun: c.dryRun}
 	bar := newProgressBar(e.stderr)
 	if bar != nil && !c.dryRun {

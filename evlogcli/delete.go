@@ -81,7 +81,7 @@ func (c *deleteCmd) run(ctx context.Context, e *env, dir, stream string) error {
 	if err != nil {
 		return err
 	}
-	reportRecovery(e.stderr, "delete", l)
+	reportRecovery(e, "delete", l)
 	out := deleteResult{Stream: stream}
 	var pos evlog.Position
 	switch {

@@ -47,7 +47,7 @@ func (f *flags) parse(e *env, args []string, names ...string) ([]string, error) 
 	for {
 		err := f.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
-			f.usage(e.stdout)
+			f.usage(e.stdout, e.prog())
 			return nil, errHelp
 		}
 		if err != nil {
@@ -114,8 +114,8 @@ func flagMessage(err error) string {
 	return msg
 }
 
-// usage prints the command's help.
-func (f *flags) usage(w io.Writer) {
+// usage prints the command's help, naming the program prog.
+func (f *flags) usage(w io.Writer, prog string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Usage: evlogctl %s\n\n", f.synopsis)
 	if f.about != "" {
@@ -140,7 +140,7 @@ func (f *flags) usage(w io.Writer) {
 		b.WriteString("\n")
 	})
 	b.WriteString("  --help\n      print this help\n")
-	io.WriteString(w, b.String())
+	io.WriteString(w, renameProg(b.String(), prog))
 }
 
 // timeLayout is how evlogctl prints times: UTC, exactly nine fractional

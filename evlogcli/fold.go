@@ -1,9 +1,12 @@
 package evlogcli
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/evlog/evlog/event"
 	"github.com/evlog/evlog/projection"
 	"github.com/evlog/evlog/replay"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // Fold is an application's state that "state --fold NAME" computes: an
@@ -38,6 +42,12 @@ type Fold struct {
 	subject func(id string) (replay.Subject, error)
 	// run executes a plan with the fold's spec.
 	run func(ctx context.Context, src replay.Source, p *replay.Plan) (foldOutcome, error)
+	// save computes subj's latest state from its newest usable snapshot
+	// and saves it as a snapshot ("snapshot --fold").
+	save func(ctx context.Context, src replay.Source, store *snapshot.Store, logID [16]byte, subj replay.Subject) (savedFold, error)
+	// verify re-folds subj's events and compares the state with each of
+	// snaps as the fold passes its seq ("verify --replay --fold").
+	verify func(ctx context.Context, src replay.Source, subj replay.Subject, snaps []snapshot.Meta, load loadFunc, bad badFunc) (int, error)
 	// err is what makes the fold unusable (a definition without a valid
 	// category, no Apply, no decode): Main reports it at once.
 	err error
@@ -84,7 +94,9 @@ func AggregateFold[S, E any](def aggregate.Definition[S, E], decode func(event.E
 			}
 			return repo.Subject(id), nil
 		},
-		run: runSpec(spec),
+		run:    runSpec(spec),
+		save:   saveSpec(spec),
+		verify: verifySpec(spec),
 	}
 }
 
@@ -102,7 +114,9 @@ func ProjectionFold[S, E any](p projection.Projection[S, E], decode func(event.E
 		subject: func(string) (replay.Subject, error) {
 			return replay.Subject{Name: "projection/" + p.Name, SchemaVersion: p.SchemaVersion}, nil
 		},
-		run: runSpec(spec),
+		run:    runSpec(spec),
+		save:   saveSpec(spec),
+		verify: verifySpec(spec),
 	}
 }
 
@@ -128,6 +142,136 @@ func runSpec[S, E any](spec replay.Spec[S, E]) func(context.Context, replay.Sour
 	}
 }
 
+// savedFold is what "snapshot --fold" computed and saved.
+type savedFold struct {
+	plan    *replay.Plan
+	seq     uint64 // 0: nothing to snapshot
+	time    time.Time
+	applied int
+	meta    snapshot.Meta // the new snapshot (when created)
+	exists  bool          // one was there already at seq
+}
+
+// saveSpec returns a Fold's save for spec: the state as the application's
+// repository or runner saves it (replay.Save: spec's msgpack encoding,
+// the subject's name and schema version), so that they read it back.
+func saveSpec[S, E any](spec replay.Spec[S, E]) func(context.Context, replay.Source, *snapshot.Store, [16]byte, replay.Subject) (savedFold, error) {
+	return func(ctx context.Context, src replay.Source, store *snapshot.Store, logID [16]byte, subj replay.Subject) (savedFold, error) {
+		res, err := replay.State(ctx, src, store, subj, replay.Latest(), spec, replay.Options{})
+		if err != nil {
+			return savedFold{}, err
+		}
+		out := savedFold{plan: res.Plan, seq: res.Seq, time: res.Time, applied: res.Applied}
+		m, _, err := replay.Save(ctx, store, logID, subj, spec, res)
+		switch {
+		case errors.Is(err, snapshot.ErrExists):
+			out.exists = true
+		case err != nil:
+			return savedFold{}, err
+		}
+		out.meta = m
+		return out, nil
+	}
+}
+
+// loadFunc loads a snapshot's state bytes; badFunc reports a snapshot that
+// does not match the events.
+type (
+	loadFunc func(snapshot.Meta) ([]byte, error)
+	badFunc  func(m snapshot.Meta, reason string)
+)
+
+// verifySpec returns a Fold's verify for spec: one pass over subj's events
+// (its stream, or the whole log) folded as replay.Run folds them (evlog's
+// system events covered, not folded), comparing the state after the event
+// at each snapshot's seq with the snapshot's, decoded as Run decodes it.
+// States compare as sameState says. It returns how many snapshots it compared; an event it cannot read ends
+// the pass (verify reports the damage), one the fold cannot decode is an
+// error.
+func verifySpec[S, E any](spec replay.Spec[S, E]) func(context.Context, replay.Source, replay.Subject, []snapshot.Meta, loadFunc, badFunc) (int, error) {
+	return func(ctx context.Context, src replay.Source, subj replay.Subject, snaps []snapshot.Meta, load loadFunc, bad badFunc) (int, error) {
+		slices.SortFunc(snaps, func(a, b snapshot.Meta) int { return cmp.Compare(a.Seq, b.Seq) })
+		var st S
+		if spec.Init != nil {
+			st = spec.Init()
+		}
+		compared, i := 0, 0
+		compare := func(seq uint64) error {
+			for ; i < len(snaps) && snaps[i].Seq <= seq; i++ {
+				m := snaps[i]
+				if m.Seq < seq {
+					bad(m, fmt.Sprintf("its last event (seq %d) is not one of the events it folds", m.Seq))
+					continue
+				}
+				raw, err := load(m)
+				if err != nil {
+					bad(m, "cannot load: "+err.Error())
+					continue
+				}
+				got, err := replay.DecodeState(spec, raw)
+				if err != nil {
+					bad(m, "state does not decode: "+err.Error())
+					continue
+				}
+				same, err := sameState(spec, got, raw, st)
+				if err != nil {
+					return fmt.Errorf("comparing the state at seq %d: %w", seq, err)
+				}
+				compared++
+				if !same {
+					bad(m, "state differs from a replay of the events")
+				}
+			}
+			return nil
+		}
+		last := snaps[len(snaps)-1].Seq
+		events := src.Range(ctx, 1, last)
+		if subj.Stream != "" {
+			events = src.Stream(ctx, subj.Stream, 1)
+		}
+		for env, err := range events {
+			if err != nil {
+				return compared, nil // verify's segment findings report it
+			}
+			if env.Seq > last {
+				break
+			}
+			if !event.IsSystemStream(env.Stream) {
+				e, err := spec.Decode(env)
+				if err != nil {
+					return compared, fmt.Errorf("decoding event %d: %w", env.Seq, err)
+				}
+				st = spec.Fold(st, e)
+			}
+			if err := compare(env.Seq); err != nil {
+				return compared, err
+			}
+		}
+		for ; i < len(snaps); i++ {
+			bad(snaps[i], fmt.Sprintf("its last event (seq %d) is not one of the events it folds", snaps[i].Seq))
+		}
+		return compared, nil
+	}
+}
+
+// sameState reports whether the replayed state st equals the snapshot's,
+// raw as stored and got as decoded: when st encodes to raw, or else when
+// st, encoded and decoded back (as got was), is deeply equal to got — so
+// that maps compare whatever their encoding's order, and what the
+// encoding drops (unexported fields, a time's monotonic reading) does not
+// count.
+func sameState[S, E any](spec replay.Spec[S, E], got S, raw []byte, st S) (bool, error) {
+	enc, err := replay.EncodeState(spec, st)
+	if err != nil || bytes.Equal(enc, raw) {
+		return err == nil, err
+	}
+	back, err := replay.DecodeState(spec, enc)
+	if err != nil {
+		return false, err
+	}
+	return reflect.DeepEqual(got, back), nil
+}
+
 // decodeOnly is the aggregate.Codec of a decode function (AggregateFold
 // never encodes).
 type decodeOnly[E any] func(event.Envelope) (E, error)
@@ -151,7 +295,7 @@ func validFolds(folds []Fold) error {
 	seen := map[string]bool{statsFoldName: true}
 	for i, f := range folds {
 		switch {
-		case f.run == nil || f.subject == nil:
+		case f.run == nil || f.subject == nil || f.save == nil || f.verify == nil:
 			return fmt.Errorf("evlogcli: Config.Folds[%d] (%q) was not built by AggregateFold or ProjectionFold", i, f.Name)
 		case f.err != nil:
 			return fmt.Errorf("evlogcli: Config.Folds[%d] (%q): %w", i, f.Name, f.err)

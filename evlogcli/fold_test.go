@@ -6,15 +6,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/aggregate"
 	"github.com/evlog/evlog/projection"
+	"github.com/evlog/evlog/replay"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // The test application: accounts whose balance "deposited" and
@@ -134,7 +140,7 @@ func writeTestApp(t *testing.T, dir string) {
 func mainIn(t *testing.T, folds []Fold, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = Main(t.Context(), args, Config{Folds: folds, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+	code = Main(t.Context(), args, Config{Name: "evlogctl", Folds: folds, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 		Now: func() time.Time { return testEpoch }})
 	return out.String(), errb.String(), code
 }
@@ -265,6 +271,18 @@ func TestStateFoldUsage(t *testing.T) {
 			`--id "a\x00b"`},
 		{"beyond the end", testFolds(), []string{"state", dir, "--fold", "account", "--id", "42", "--seq", "99"}, 1,
 			"--seq 99 is beyond the end of the log (12)"},
+		{"snapshot: unknown fold", testFolds(), []string{"snapshot", dir, "--fold", "x"}, 2,
+			`evlogctl snapshot: --fold "x": no such fold; this evlogctl has stats, account, deposits (see evlogctl snapshot --help)`},
+		{"snapshot: aggregate without --id", testFolds(), []string{"snapshot", dir, "--fold", "account"}, 2,
+			"evlogctl snapshot: --fold account is an aggregate: give the instance with --id ID"},
+		{"snapshot: stats with --id", testFolds(), []string{"snapshot", dir, "--id", "42"}, 2,
+			"evlogctl snapshot: --id is for an aggregate fold"},
+		{"verify: --fold without --replay", testFolds(), []string{"verify", dir, "--fold", "deposits"}, 2,
+			"evlogctl verify: --fold and --id choose the fold --replay re-folds: give --replay"},
+		{"verify: projection with --id", testFolds(), []string{"verify", dir, "--replay", "--fold", "deposits", "--id", "1"}, 2,
+			"evlogctl verify: --fold deposits is a projection over the whole log: it takes no --id"},
+		{"verify: stats with --id", testFolds(), []string{"verify", dir, "--replay", "--id", "1"}, 2,
+			"evlogctl verify: --id is for an aggregate fold"},
 		{"two folds with one name", append(testFolds(), AggregateFold(testAccountDef, testCodec.Decode)), []string{"state", dir}, 1,
 			`two folds are named "account"`},
 		{"a fold named stats", []Fold{ProjectionFold(projection.Projection[map[string]int, evlog.Event[int]]{Name: "stats", Apply: testDeposits.Apply}, testCodec.Decode)}, []string{"help"}, 1,
@@ -323,5 +341,216 @@ func TestMainStreams(t *testing.T) {
 	stdout, stderr, code = mainIn(t, nil, "help")
 	if code != 0 || stderr != "" || !strings.Contains(stdout, fmt.Sprintf("  %-13s ", "state")) {
 		t.Errorf("help: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TestConfigName runs an application's own tool named cartctl: its usage,
+// help, usage errors, failures and recovery notes name it, never
+// evlogctl; a Config without Name takes the name the program was run by.
+func TestConfigName(t *testing.T) {
+	dir := t.TempDir()
+	run := func(name string, args ...string) (string, string, int) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := Main(t.Context(), args, Config{Name: name, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+			Now: func() time.Time { return testEpoch }})
+		return out.String(), errb.String(), code
+	}
+	if _, stderr, code := run("cartctl", "load", dir, "--count", "10"); code != 0 {
+		t.Fatalf("load: exit %d: %s", code, stderr)
+	}
+	tests := []struct {
+		args           []string
+		code           int
+		stdout, stderr string // prefixes
+	}{
+		{[]string{"help"}, 0, "cartctl: the operator's tool for evlog event logs\n\nUsage: cartctl COMMAND", ""},
+		{[]string{"state", "--help"}, 0, "Usage: cartctl state DIR", ""},
+		{[]string{"backup", "--help"}, 0, "Usage: cartctl backup DIR DEST [--incremental] [--copy] [--follow [--interval D]] [--format text|json|jsonl]\n       cartctl backup --verify", ""},
+		{[]string{"nosuch"}, 2, "", "cartctl: unknown command \"nosuch\" (see cartctl help)\n"},
+		{[]string{"state"}, 2, "", "cartctl state: "},
+		{[]string{"state", dir, "--fold", "cart"}, 2, "", "cartctl state: --fold \"cart\": no such fold; this cartctl has stats (see cartctl state --help)\n"},
+		{[]string{"verify", filepath.Join(dir, "missing")}, 1, "", "cartctl verify: "},
+	}
+	for _, tt := range tests {
+		stdout, stderr, code := run("cartctl", tt.args...)
+		if code != tt.code || !strings.HasPrefix(stdout, tt.stdout) || !strings.HasPrefix(stderr, tt.stderr) ||
+			strings.Contains(stdout+stderr, "evlogctl") {
+			t.Errorf("cartctl %q: exit %d (want %d)\nstdout %q\n(want prefix %q)\nstderr %q\n(want prefix %q)", tt.args, code, tt.code, stdout, tt.stdout, stderr, tt.stderr)
+		}
+	}
+	// No Name: the program's own name, as it was run.
+	if _, stderr, _ := run("", "nosuch"); !strings.HasPrefix(stderr, filepath.Base(os.Args[0])+": unknown command") {
+		t.Errorf("Config without Name: stderr %q, want it to name %s", stderr, filepath.Base(os.Args[0]))
+	}
+}
+
+// TestSnapshotVerifyFold snapshots the application's aggregate instance
+// and projection from the CLI (snapshot --fold), checks state starts from
+// those snapshots and gets the model's answer, checks verify --replay
+// --fold re-folds and accepts them and the application's own, and that it
+// reports a snapshot whose state the events do not give.
+func TestSnapshotVerifyFold(t *testing.T) {
+	dir := t.TempDir()
+	writeTestApp(t, dir)
+	// One event past every snapshot the application saved.
+	l, err := evlog.Open(dir, evlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := testEventTime(len(testHistory))
+	if _, err := evlog.Typed[int](l).Append(t.Context(), "account-42", evlog.ExpectAny, evlog.Event[int]{Type: "deposited", Time: extra, Data: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	balance42, deposits := 5, map[string]int{"account-42": 5}
+	for _, ev := range testHistory {
+		switch {
+		case ev.typ == "deposited":
+			deposits["account-"+ev.id] += ev.amount
+			if ev.id == "42" {
+				balance42 += ev.amount
+			}
+		case ev.id == "42":
+			balance42 -= ev.amount
+		}
+	}
+	last := uint64(len(testHistory) + 1)
+
+	for _, tc := range []struct {
+		fold, id string
+		want     any
+	}{
+		{"account", "42", testAccount{balance42}},
+		{"deposits", "", deposits},
+	} {
+		t.Run(tc.fold, func(t *testing.T) {
+			args := []string{"snapshot", dir, "--fold", tc.fold, "--format", "json"}
+			if tc.id != "" {
+				args = append(args, "--id", tc.id)
+			}
+			stdout, stderr, code := mainIn(t, testFolds(), args...)
+			if code != 0 || stderr != "" {
+				t.Fatalf("snapshot --fold %s: exit %d: %s", tc.fold, code, stderr)
+			}
+			var snap snapshotResult
+			if err := json.Unmarshal([]byte(stdout), &snap); err != nil {
+				t.Fatal(err)
+			}
+			if !snap.Created || snap.Seq != last || snap.File == "" {
+				t.Fatalf("snapshot --fold %s: %s; want a new snapshot at seq %d", tc.fold, stdout, last)
+			}
+			// Again: it exists.
+			if stdout, _, code := mainIn(t, testFolds(), args...); code != 0 || !strings.Contains(stdout, `"exists":true`) {
+				t.Errorf("second snapshot --fold %s: exit %d: %s", tc.fold, code, stdout)
+			}
+
+			// state starts from it, and gets the model's answer.
+			args = []string{"state", dir, "--fold", tc.fold, "--format", "json"}
+			if tc.id != "" {
+				args = append(args, "--id", tc.id)
+			}
+			stdout, stderr, code = mainIn(t, testFolds(), args...)
+			if code != 0 {
+				t.Fatalf("state --fold %s: exit %d: %s", tc.fold, code, stderr)
+			}
+			var res foldStateResult
+			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Plan.Snapshot == nil || res.Plan.Snapshot.File != snap.File || res.Plan.Subject != snap.Name || res.State.Applied != 0 {
+				t.Errorf("state --fold %s did not start from the CLI's snapshot %s: %s", tc.fold, snap.File, stdout)
+			}
+			wantJSON, _ := json.Marshal(tc.want)
+			if d := cmp.Diff(string(wantJSON), string(res.State.Value)); d != "" {
+				t.Errorf("state --fold %s from the CLI's snapshot (-model +got):\n%s", tc.fold, d)
+			}
+
+			// verify --replay --fold re-folds and accepts every snapshot
+			// of the subject: the application's and the CLI's.
+			args = []string{"verify", dir, "--replay", "--fold", tc.fold, "--format", "json"}
+			if tc.id != "" {
+				args = append(args, "--id", tc.id)
+			}
+			stdout, stderr, code = mainIn(t, testFolds(), args...)
+			var rep verifyReport
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatalf("verify: %v: %s %s", err, stdout, stderr)
+			}
+			if code != 0 || !rep.OK || rep.Replayed < 2 {
+				t.Fatalf("verify --replay --fold %s: exit %d, %s (want ok, the application's snapshots and the CLI's compared)", tc.fold, code, stdout)
+			}
+
+			// A snapshot at the same seq whose state the events do not give.
+			l, err := evlog.Open(dir, evlog.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			store, err := l.Snapshots()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, snap.File)); err != nil {
+				t.Fatal(err)
+			}
+			wrong, err := msgpack.Marshal(testAccount{Balance: -1})
+			if tc.id == "" {
+				wrong, err = msgpack.Marshal(map[string]int{"account-42": -1})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			schema := testAccountDef.SchemaVersion
+			if tc.id == "" {
+				schema = testDeposits.SchemaVersion
+			}
+			if _, err := store.Save(t.Context(), snapshot.Meta{Name: snap.Name, LogID: l.LogID(), Seq: last, Time: extra, SchemaVersion: schema}, wrong); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			args = []string{"verify", dir, "--replay", "--fold", tc.fold}
+			if tc.id != "" {
+				args = append(args, "--id", tc.id)
+			}
+			stdout, _, code = mainIn(t, testFolds(), args...)
+			want := fmt.Sprintf("corrupt %s 0 state of %s: state differs from a replay of the events\n", snap.File, snap.Name)
+			if code != 1 || !strings.Contains(stdout, want) || strings.Count(stdout, "corrupt") != 1 {
+				t.Errorf("verify --replay --fold %s with a wrong snapshot: exit %d:\n%s\nwant exit 1 and only %q", tc.fold, code, stdout, want)
+			}
+		})
+	}
+}
+
+// TestSameState checks verify --replay --fold's comparison: a map state
+// equals its snapshot whatever order the snapshot's encoding wrote the
+// keys in (msgpack.Marshal follows map iteration), and differs when one
+// value does.
+func TestSameState(t *testing.T) {
+	spec := replay.Spec[map[string]int, int]{}
+	st := map[string]int{}
+	for i := range 100 {
+		st[fmt.Sprintf("k%d", i)] = i
+	}
+	for range 20 {
+		raw, err := msgpack.Marshal(st) // its own key order each time
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := replay.DecodeState(spec, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if same, err := sameState(spec, got, raw, st); err != nil || !same {
+			t.Fatalf("sameState of a state and its own snapshot: %v, %v", same, err)
+		}
+		other := maps.Clone(st)
+		other["k7"]++
+		if same, err := sameState(spec, got, raw, other); err != nil || same {
+			t.Fatalf("sameState of a state and another's snapshot: %v, %v", same, err)
+		}
 	}
 }

@@ -120,7 +120,7 @@ func (c *importCmd) run(ctx context.Context, e *env, dir string) error {
 	if err != nil {
 		return err
 	}
-	reportRecovery(e.stderr, "import", l)
+	reportRecovery(e, "import", l)
 	out := importResult{}
 	err = c.importLines(ctx, e, l, in, &out)
 	if cerr := l.Close(); err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -126,7 +125,7 @@ func (c *loadCmd) run(ctx context.Context, e *env, dir string, opts evlog.Option
 	if err != nil {
 		return err
 	}
-	reportRecovery(e.stderr, "load", l)
+	reportRecovery(e, "load", l)
 	err = c.load(ctx, e, l)
 	if cerr := l.Close(); err == nil {
 		err = cerr
@@ -251,13 +250,14 @@ func (a *intervalAcker) finish(abandon bool) error {
 	return a.err
 }
 
-// reportRecovery tells on stderr what a writer's open repaired.
-func reportRecovery(w io.Writer, cmd string, l *evlog.Log) {
+// reportRecovery tells on e's stderr what a writer's open repaired.
+func reportRecovery(e *env, cmd string, l *evlog.Log) {
+	w, prog := e.stderr, e.prog()
 	rec := l.Recovery()
 	if t := rec.TornTail; t != nil {
-		fmt.Fprintf(w, "evlogctl %s: recovery truncated the torn tail of %s at offset %d (%d bytes not recorded as durable)\n", cmd, rec.TornFile, t.Offset, t.Size)
+		fmt.Fprintf(w, "%s %s: recovery truncated the torn tail of %s at offset %d (%d bytes not recorded as durable)\n", prog, cmd, rec.TornFile, t.Offset, t.Size)
 	}
 	for _, f := range rec.Removed {
-		fmt.Fprintf(w, "evlogctl %s: recovery removed %s\n", cmd, f)
+		fmt.Fprintf(w, "%s %s: recovery removed %s\n", prog, cmd, f)
 	}
 }

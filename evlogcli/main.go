@@ -29,11 +29,13 @@
 //     reported as an internal error (status 1).
 //   - Results go to Config.Stdout; each failure is one line on
 //     Config.Stderr ("evlogctl CMD: what went wrong (what to do)"), as are
-//     warnings. Messages and usage name the program "evlogctl" whatever
-//     the binary is called. Only stdin-reading commands (import) read
-//     Config.Stdin.
+//     warnings. Messages, usage and help name the program Config.Name,
+//     by default the name it was run by (the stock tool: "evlogctl").
+//     Only stdin-reading commands (import) read Config.Stdin.
 //   - ctx cancels long commands (tail -f, backup --follow, load); pass a
-//     context cancelled by SIGINT/SIGTERM, as cmd/evlogctl does.
+//     context cancelled by SIGINT/SIGTERM, as cmd/evlogctl does for the
+//     commands HandlesSignals names (the one-shot queries do not act on
+//     it, and need no signal handler).
 //   - Read-only commands (inspect, dump, verify, state, snapshots without
 //     --prune, tail, and salvage and backup on their source; backup
 //     --verify and --status, and restore on the backup) never modify,
@@ -48,12 +50,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
 // Config is what Main runs with. The zero Config is the stock evlogctl
 // without application folds, on the process's standard streams.
 type Config struct {
+	// Name is the program's name in messages, usage and help ("cartctl
+	// state: ..."). Empty: the name the program was run by
+	// (filepath.Base(os.Args[0])), or "evlogctl" when there is none.
+	Name string
 	// Folds are the application's states "state --fold NAME" computes,
 	// beside the built-in "stats". Build them with AggregateFold and
 	// ProjectionFold; names must be unique.
@@ -67,10 +75,24 @@ type Config struct {
 	Now func() time.Time
 }
 
+// programName is the name the program was run by, without a directory
+// or ".exe" ("" when unknown).
+func programName() string {
+	if len(os.Args) == 0 {
+		return ""
+	}
+	name := strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe")
+	if name == "." || name == string(filepath.Separator) {
+		return ""
+	}
+	return name
+}
+
 // Main runs evlogctl with args (without the program name) and returns its
 // exit status; see the package contract.
 func Main(ctx context.Context, args []string, cfg Config) int {
-	e := &env{stdin: cfg.Stdin, stdout: cfg.Stdout, stderr: cfg.Stderr, now: cfg.Now, since: time.Since, poll: defaultPoll, folds: cfg.Folds}
+	e := &env{stdin: cfg.Stdin, stdout: cfg.Stdout, stderr: cfg.Stderr, now: cfg.Now, since: time.Since, poll: defaultPoll, folds: cfg.Folds,
+		name: cmpOr(cfg.Name, programName())}
 	if e.stdin == nil {
 		e.stdin = os.Stdin
 	}

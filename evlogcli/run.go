@@ -26,6 +26,17 @@ type env struct {
 	poll time.Duration
 	// folds are the application's folds (Config.Folds), beside stats.
 	folds []Fold
+	// name is the program's name in messages and usage (Config.Name;
+	// "": evlogctl).
+	name string
+}
+
+// prog is the program's name in messages and usage.
+func (e *env) prog() string {
+	if e.name == "" {
+		return "evlogctl"
+	}
+	return e.name
 }
 
 // defaultPoll is how often tail -f polls for events appended by another
@@ -44,12 +55,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func runEnv(ctx context.Context, e *env, args []string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &internalError{msg: fmt.Sprint(r)}
-			fmt.Fprintln(e.stderr, oneLine(err.Error()))
+			ie := &internalError{msg: fmt.Sprint(r)}
+			err = ie
+			fmt.Fprintln(e.stderr, oneLine(ie.line(e.prog())))
 		}
 	}()
 	err = dispatch(ctx, e, args)
-	report(e.stderr, err)
+	report(e, err)
 	return err
 }
 
@@ -86,6 +98,42 @@ func init() {
 	}
 }
 
+// oneShot lists the commands that only read and end on their own: they
+// do not act on a cancelled context (tail does, with -f; snapshots does
+// with --prune, which removes files). TestHandlesSignals keeps it to
+// command names.
+var oneShot = map[string]bool{
+	"inspect": true, "dump": true, "streams": true, "verify": true, "state": true,
+	"snapshots": true, "subscriptions": true, "help": true,
+}
+
+// HandlesSignals reports whether the command args names (Main's args)
+// acts on the cancellation of Main's ctx: tail -f and backup --follow
+// then end with status 0, and the commands that write stop between
+// steps and report what they did. The others (inspect, dump, streams,
+// verify, state, snapshots without --prune, subscriptions, help, and any
+// usage error) only read and end on their own: a process running one
+// loses nothing when SIGINT or SIGTERM ends it at once (the default
+// action), so it need not install a handler — a thread and one to two
+// milliseconds at the start of every short query. cmd/evlogctl cancels
+// its ctx on SIGINT and SIGTERM only when HandlesSignals says so.
+func HandlesSignals(args []string) bool {
+	if len(args) == 0 || lookup(args[0]) == nil {
+		return false
+	}
+	if args[0] == "snapshots" {
+		for _, a := range args[1:] {
+			if a == "--" {
+				break
+			}
+			if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name == "prune" {
+				return true
+			}
+		}
+	}
+	return !oneShot[args[0]]
+}
+
 func lookup(name string) *command {
 	for i := range commands {
 		if commands[i].name == name {
@@ -97,20 +145,20 @@ func lookup(name string) *command {
 
 func dispatch(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return &usageError{msg: "missing command", hint: "evlogctl help"}
+		return &usageError{msg: "missing command", hint: "help"}
 	}
 	name := args[0]
 	switch name {
 	case "-h", "-help", "--help":
-		printOverview(e.stdout)
+		printOverview(e.stdout, e.prog())
 		return nil
 	}
 	c := lookup(name)
 	if c == nil {
 		if strings.HasPrefix(name, "-") {
-			return &usageError{msg: fmt.Sprintf("flags go after the command: %q", name), hint: "evlogctl help"}
+			return &usageError{msg: fmt.Sprintf("flags go after the command: %q", name), hint: "help"}
 		}
-		return &usageError{msg: fmt.Sprintf("unknown command %q", name), hint: "evlogctl help"}
+		return &usageError{msg: fmt.Sprintf("unknown command %q", name), hint: "help"}
 	}
 	err := c.run(ctx, e, args[1:])
 	if errors.Is(err, errHelp) {
@@ -123,22 +171,23 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 func runHelp(_ context.Context, e *env, args []string) error {
 	switch {
 	case len(args) == 0:
-		printOverview(e.stdout)
+		printOverview(e.stdout, e.prog())
 		return nil
 	case len(args) > 1:
 		return &usageError{cmd: "help", msg: "too many arguments"}
 	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
-		printOverview(e.stdout)
+		printOverview(e.stdout, e.prog())
 		return nil
 	}
 	c := lookup(args[0])
 	if c == nil {
-		return &usageError{cmd: "help", msg: fmt.Sprintf("unknown command %q", args[0]), hint: "evlogctl help"}
+		return &usageError{cmd: "help", msg: fmt.Sprintf("unknown command %q", args[0]), hint: "help"}
 	}
 	return c.run(context.Background(), e, []string{"--help"})
 }
 
-func printOverview(w io.Writer) {
+// printOverview prints "evlogctl help", naming the program prog.
+func printOverview(w io.Writer, prog string) {
 	var b strings.Builder
 	b.WriteString(`evlogctl: the operator's tool for evlog event logs
 
@@ -158,7 +207,16 @@ now (-24h, -90m); range flags are inclusive.
 Exit status: 0 success, 1 failure (corruption, lock held, I/O error),
 2 usage error.
 `)
-	io.WriteString(w, b.String())
+	io.WriteString(w, renameProg(b.String(), prog))
+}
+
+// renameProg returns text, one of evlogctl's own help texts, with the
+// program named prog instead of evlogctl (an application's own tool).
+func renameProg(text, prog string) string {
+	if prog == "evlogctl" {
+		return text
+	}
+	return strings.ReplaceAll(text, "evlogctl", prog)
 }
 
 // errHelp is returned by a command that printed its usage for --help.
@@ -169,16 +227,18 @@ var errHelp = errors.New("help requested")
 type usageError struct {
 	cmd  string // the command, "" for evlogctl itself
 	msg  string
-	hint string // what to run for help (default: "evlogctl CMD --help")
+	hint string // the arguments to run for help after the program's name (default: "CMD --help")
 }
 
-func (e *usageError) Error() string {
-	prog := "evlogctl"
+func (e *usageError) Error() string { return e.line("evlogctl") }
+
+// line is the error's stderr line in a program named prog.
+func (e *usageError) line(prog string) string {
+	hint := prog + " " + e.hint
 	if e.cmd != "" {
 		prog += " " + e.cmd
 	}
-	hint := e.hint
-	if hint == "" {
+	if e.hint == "" {
 		hint = prog + " --help"
 	}
 	return fmt.Sprintf("%s: %s (see %s)", prog, e.msg, hint)
@@ -195,8 +255,11 @@ type cmdError struct {
 	err error
 }
 
-func (e *cmdError) Error() string { return "evlogctl " + e.cmd + ": " + e.err.Error() }
-func (e *cmdError) Unwrap() error { return e.err }
+func (e *cmdError) Error() string { return e.line("evlogctl") }
+
+// line is the error's stderr line in a program named prog.
+func (e *cmdError) line(prog string) string { return prog + " " + e.cmd + ": " + e.err.Error() }
+func (e *cmdError) Unwrap() error           { return e.err }
 
 // fail wraps err as a failure of cmd (nil stays nil).
 func fail(cmd string, err error) error {
@@ -225,16 +288,23 @@ func (e *lineError) Unwrap() error { return e.err }
 // internalError is a recovered panic: a bug in evlogctl or evlog.
 type internalError struct{ msg string }
 
-func (e *internalError) Error() string {
-	return "evlogctl: internal error: " + e.msg + " (this is a bug; please report it)"
+func (e *internalError) Error() string { return e.line("evlogctl") }
+
+// line is the error's stderr line in a program named prog.
+func (e *internalError) line(prog string) string {
+	return prog + ": internal error: " + e.msg + " (this is a bug; please report it)"
 }
 
-// report prints err's line on stderr.
-func report(stderr io.Writer, err error) {
+// report prints err's line on e's stderr, naming the program e.prog().
+func report(e *env, err error) {
 	if err == nil || errors.Is(err, errHelp) {
 		return
 	}
-	fmt.Fprintln(stderr, oneLine(err.Error()))
+	msg := err.Error()
+	if l, ok := err.(interface{ line(prog string) string }); ok {
+		msg = l.line(e.prog())
+	}
+	fmt.Fprintln(e.stderr, oneLine(msg))
 }
 
 // oneLine folds a multi-line message (errors.Join) onto one line.

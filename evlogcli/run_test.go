@@ -51,3 +51,41 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestHandlesSignals(t *testing.T) {
+	for name := range oneShot {
+		if lookup(name) == nil {
+			t.Errorf("oneShot lists %q, which is not a command", name)
+		}
+	}
+	tests := []struct {
+		args []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"nosuch"}, false},
+		{[]string{"--help"}, false},
+		{[]string{"state", "DIR", "--at", "-1h"}, false},
+		{[]string{"inspect", "DIR"}, false},
+		{[]string{"dump", "DIR"}, false},
+		{[]string{"verify", "DIR", "--replay"}, false},
+		{[]string{"snapshots", "DIR"}, false},
+		{[]string{"snapshots", "DIR", "--", "--prune"}, false},
+		{[]string{"snapshots", "DIR", "--prune"}, true},
+		{[]string{"snapshots", "-prune", "DIR"}, true},
+		{[]string{"snapshots", "DIR", "--prune=true", "--keep", "3"}, true},
+		{[]string{"tail", "DIR", "-f"}, true},
+		{[]string{"backup", "DIR", "DEST", "--follow"}, true},
+		{[]string{"compact", "DIR", "--yes"}, true},
+		{[]string{"restore", "B", "DIR"}, true},
+		{[]string{"import", "DIR"}, true},
+		{[]string{"load", "DIR"}, true},
+		{[]string{"snapshot", "DIR"}, true},
+		{[]string{"demo"}, true},
+	}
+	for _, tt := range tests {
+		if got := HandlesSignals(tt.args); got != tt.want {
+			t.Errorf("HandlesSignals(%q) = %v, want %v", tt.args, got, tt.want)
+		}
+	}
+}

@@ -19,12 +19,20 @@ new file, written atomically (temporary, fsync, rename, directory fsync)
 after the events it folds are made durable. If a snapshot already exists at
 that seq, snapshot says so and exits 0.
 
+--fold NAME snapshots an application's fold instead (a tool built with
+package evlogcli and its own folds): an aggregate instance's state (--id
+ID: the stream CATEGORY-ID) or a projection's view, encoded and named as
+the application's repository or projection runner saves them, so that
+they start from it.
+
 snapshot touches only snapshot files: it takes no lock and is safe beside a
 running writer and readers.`
 
 // snapshotCmd is "evlogctl snapshot".
 type snapshotCmd struct {
 	format string
+	fold   string
+	id     string
 }
 
 // snapshotResult is snapshot's JSON document.
@@ -44,13 +52,55 @@ type snapshotResult struct {
 
 func runSnapshot(ctx context.Context, e *env, args []string) error {
 	var c snapshotCmd
-	f := newFlags("snapshot", "snapshot DIR [--format text|json]", snapshotAbout)
+	f := newFlags("snapshot", "snapshot DIR [--fold NAME [--id ID]] [--format text|json]", snapshotAbout+foldsAbout(e.folds))
+	f.StringVar(&c.fold, "fold", statsFoldName, "the fold to snapshot: `NAME` (see the list above)")
+	f.StringVar(&c.id, "id", "", "with an aggregate fold, the instance `ID` (its stream is CATEGORY-ID)")
 	f.format(&c.format, "text", "json")
 	pos, err := f.parse(e, args, "DIR")
 	if err != nil {
 		return err
 	}
+	if c.fold != statsFoldName {
+		fd, err := pickFold(e, "snapshot", c.fold, c.id)
+		if err != nil {
+			return err
+		}
+		return fail("snapshot", c.runFold(ctx, e, pos[0], fd))
+	}
+	if f.isSet("id") {
+		return usagef("snapshot", "--id is for an aggregate fold; the stats fold covers the whole log")
+	}
 	return fail("snapshot", c.run(ctx, e, pos[0]))
+}
+
+// runFold snapshots the application fold fd (instance c.id).
+func (c *snapshotCmd) runFold(ctx context.Context, e *env, dir string, fd *Fold) error {
+	subj, err := fd.subject(c.id)
+	if err != nil {
+		return err
+	}
+	w, err := evlog.OpenSnapshotWriter(dir, evlog.Options{})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	l, store := w.Log(), w.Snapshots()
+	res, err := fd.save(ctx, l, store, l.LogID(), subj)
+	if err != nil {
+		return err
+	}
+	warnFallbacks(e.stderr, res.plan)
+	out := snapshotResult{Name: subj.Name, Seq: res.seq, Applied: res.applied}
+	if res.seq > 0 {
+		out.Time = formatTime(res.time)
+		if res.exists {
+			out.Exists, out.File = true, snapshot.FormatFileName(subj.Name, res.seq)
+		} else {
+			out.Created, out.File, out.RawBytes = true, res.meta.File, res.meta.RawSize
+		}
+		out.Bytes = snapshotFileSize(dir, snapshot.Meta{File: out.File})
+	}
+	return c.print(e, out, subj.Stream)
 }
 
 func (c *snapshotCmd) run(ctx context.Context, e *env, dir string) error {
@@ -79,11 +129,19 @@ func (c *snapshotCmd) run(ctx context.Context, e *env, dir string) error {
 		}
 		out.Bytes = snapshotFileSize(dir, snapshot.Meta{File: out.File})
 	}
+	return c.print(e, out, "")
+}
+
+// print writes snapshot's result; stream is the stream of an aggregate
+// instance ("" for the whole log).
+func (c *snapshotCmd) print(e *env, out snapshotResult, stream string) error {
 	if c.format == "json" {
 		return writeJSON(e.stdout, out)
 	}
 	var s string
 	switch {
+	case out.Seq == 0 && stream != "":
+		s = fmt.Sprintf("stream %s has no events: nothing to snapshot\n", appendWord(nil, stream))
 	case out.Seq == 0:
 		s = "the log is empty: nothing to snapshot\n"
 	case out.Exists:
@@ -92,7 +150,7 @@ func (c *snapshotCmd) run(ctx context.Context, e *env, dir string) error {
 		s = fmt.Sprintf("snapshot of %s at seq %d (%s): %s, %d bytes (state %d bytes, %d events folded after the previous snapshot)\n",
 			out.Name, out.Seq, out.Time, out.File, out.Bytes, out.RawBytes, out.Applied)
 	}
-	_, err = io.WriteString(e.stdout, s)
+	_, err := io.WriteString(e.stdout, s)
 	return err
 }
 

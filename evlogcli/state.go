@@ -1,9 +1,14 @@
 package evlogcli
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,7 +105,7 @@ func runState(ctx context.Context, e *env, args []string) error {
 		target = replay.AtSeq(c.seq)
 	}
 	if c.fold != statsFoldName {
-		fd, err := c.pickFold(e.folds)
+		fd, err := pickFold(e, "state", c.fold, c.id)
 		if err != nil {
 			return err
 		}
@@ -161,9 +166,170 @@ func (c *stateCmd) run(ctx context.Context, e *env, dir string, target replay.Ta
 	}
 	out.ElapsedMS = float64(e.since(start).Microseconds()) / 1000
 	if c.format == "json" {
-		return writeJSON(e.stdout, out)
+		return out.writeJSON(e.stdout)
 	}
 	return c.text(e, &out)
+}
+
+// writeJSON writes out as writeJSON(w, out) does, byte for byte
+// (TestStateJSONAsEncodingJSON), but without encoding/json's reflection,
+// whose first use a one-shot process pays in full, and streaming the
+// state's maps (an entry per stream) through a small buffer instead of
+// building the whole document: for state that document was a large part
+// of the work.
+func (out *stateResult) writeJSON(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 8<<10)
+	b := make([]byte, 0, 1<<10)
+	b = append(b, `{"plan":`...)
+	b, err := out.Plan.appendJSON(b)
+	if err != nil {
+		return err
+	}
+	if s := out.State; s != nil {
+		b = append(b, `,"state":{"seq":`...)
+		b = strconv.AppendUint(b, s.Seq, 10)
+		b = append(b, `,"events":`...)
+		b = strconv.AppendUint(b, s.Events, 10)
+		b = append(b, `,"streams":`...)
+		if b, err = appendJSONMap(bw, b, s.Streams, func(b []byte, st streamStats) []byte {
+			b = append(b, `{"count":`...)
+			b = strconv.AppendUint(b, st.Count, 10)
+			b = append(b, `,"version":`...)
+			b = strconv.AppendUint(b, st.Version, 10)
+			return append(b, '}')
+		}); err != nil {
+			return err
+		}
+		b = append(b, `,"types":`...)
+		if b, err = appendJSONMap(bw, b, s.Types, func(b []byte, n uint64) []byte {
+			return strconv.AppendUint(b, n, 10)
+		}); err != nil {
+			return err
+		}
+		b = append(b, `,"time":`...)
+		if s.Time == nil {
+			b = append(b, "null"...)
+		} else if b, err = appendJSONStr(b, *s.Time); err != nil {
+			return err
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"elapsed_ms":`...)
+	if b, err = appendJSONFloat(b, out.ElapsedMS); err != nil {
+		return err
+	}
+	b = append(b, "}\n"...)
+	if _, err := bw.Write(b); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// appendJSON appends p as encoding/json encodes it.
+func (p *planJSON) appendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"snapshot":`...)
+	if s := p.Snapshot; s == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"file":`...)
+		if b, err = appendJSONStr(b, s.File); err != nil {
+			return nil, err
+		}
+		b = strconv.AppendUint(append(b, `,"seq":`...), s.Seq, 10)
+		if b, err = appendJSONStr(append(b, `,"time":`...), s.Time); err != nil {
+			return nil, err
+		}
+		b = append(b, '}')
+	}
+	b = strconv.AppendUint(append(b, `,"from_seq":`...), p.FromSeq, 10)
+	b = strconv.AppendUint(append(b, `,"to_seq":`...), p.ToSeq, 10)
+	b = append(b, `,"fallbacks":`...)
+	if p.Fallbacks == nil {
+		return append(b, "null}"...), nil
+	}
+	b = append(b, '[')
+	for i, fb := range p.Fallbacks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendJSONStr(append(b, `{"file":`...), fb.File); err != nil {
+			return nil, err
+		}
+		b = strconv.AppendUint(append(b, `,"seq":`...), fb.Seq, 10)
+		if b, err = appendJSONStr(append(b, `,"reason":`...), fb.Reason); err != nil {
+			return nil, err
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), nil
+}
+
+// appendJSONFloat appends f as encoding/json encodes a float64 (NaN and
+// infinities, which it rejects, by encoding/json itself).
+func appendJSONFloat(b []byte, f float64) ([]byte, error) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return appendJSON(b, f)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1] // e-09 -> e-9, as encoding/json writes it
+		b = b[:n-1]
+	}
+	return b, nil
+}
+
+// appendJSONMap appends m as encoding/json encodes it (keys sorted, nil:
+// null), each value by val, passing full chunks of b on to w.
+func appendJSONMap[V any](w io.Writer, b []byte, m map[string]V, val func([]byte, V) []byte) ([]byte, error) {
+	if m == nil {
+		return append(b, "null"...), nil
+	}
+	b = append(b, '{')
+	for i, k := range sortedKeys(m) {
+		if len(b) > 4<<10 {
+			if _, err := w.Write(b); err != nil {
+				return nil, err
+			}
+			b = b[:0]
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendJSONStr(b, k); err != nil {
+			return nil, err
+		}
+		b = val(append(b, ':'), m[k])
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONStr appends s as a JSON string exactly as writeJSON's encoder
+// writes it: printable ASCII other than '"' and '\\' as is, anything else
+// (escapes, invalid UTF-8, U+2028) by encoding/json itself.
+func appendJSONStr(b []byte, s string) ([]byte, error) {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return appendJSON(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), nil
+}
+
+// appendJSON appends v as writeJSON encodes it, without the newline.
+func appendJSON(b []byte, v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, v); err != nil {
+		return nil, err
+	}
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...), nil
 }
 
 func (c *stateCmd) text(e *env, out *stateResult) error {

@@ -25,20 +25,21 @@ func foldsAbout(folds []Fold) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-// pickFold returns the application fold --fold names, checking --id
-// against its kind.
-func (c *stateCmd) pickFold(folds []Fold) (*Fold, error) {
-	fd, ok := findFold(folds, c.fold)
+// pickFold returns the application fold named by cmd's --fold, checking
+// --id against its kind.
+func pickFold(e *env, cmd, name, id string) (*Fold, error) {
+	folds := e.folds
+	fd, ok := findFold(folds, name)
 	switch {
 	case !ok:
-		return nil, usagef("state", "--fold %q: no such fold; this evlogctl has %s", c.fold, strings.Join(foldNames(folds), ", "))
-	case fd.category != "" && c.id == "":
-		return nil, usagef("state", "--fold %s is an aggregate: give the instance with --id ID (its stream is %s-ID)", fd.Name, fd.category)
-	case fd.category == "" && c.id != "":
-		return nil, usagef("state", "--fold %s is a projection over the whole log: it takes no --id", fd.Name)
+		return nil, usagef(cmd, "--fold %q: no such fold; this %s has %s", name, e.prog(), strings.Join(foldNames(folds), ", "))
+	case fd.category != "" && id == "":
+		return nil, usagef(cmd, "--fold %s is an aggregate: give the instance with --id ID (its stream is %s-ID)", fd.Name, fd.category)
+	case fd.category == "" && id != "":
+		return nil, usagef(cmd, "--fold %s is a projection over the whole log: it takes no --id", fd.Name)
 	}
-	if _, err := fd.subject(c.id); err != nil {
-		return nil, usagef("state", "--id %q: %v", c.id, err)
+	if _, err := fd.subject(id); err != nil {
+		return nil, usagef(cmd, "--id %q: %v", id, err)
 	}
 	return fd, nil
 }

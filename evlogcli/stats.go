@@ -1,6 +1,7 @@
 package evlogcli
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -84,9 +85,36 @@ func encodeStats(s stats) ([]byte, error) {
 	return b, nil
 }
 
+// decodeStats decodes a stats state: the msgpack map of the struct's
+// fields that encodeStats (or msgpack.Marshal) writes. It decodes field by
+// field with the decoder's typed calls rather than by reflection: a
+// one-shot "evlogctl state" decodes one snapshot, and reflection's
+// first-use setup was most of that work. Unknown fields are skipped and
+// nil maps read as empty, as with msgpack.Unmarshal; a map's length is
+// only a hint bounded by the input's size, never trusted for allocation.
 func decodeStats(b []byte) (stats, error) {
-	var s stats
-	if err := msgpack.Unmarshal(b, &s); err != nil {
+	d := msgpack.NewDecoder(bytes.NewReader(b))
+	s := stats{}
+	n, err := d.DecodeMapLen()
+	for i := 0; err == nil && i < n; i++ {
+		var key string
+		if key, err = d.DecodeString(); err != nil {
+			break
+		}
+		switch key {
+		case "seq":
+			s.Seq, err = d.DecodeUint64()
+		case "events":
+			s.Events, err = d.DecodeUint64()
+		case "streams":
+			s.Streams, err = decodeStrMap(d, len(b), func() (streamStats, error) { return decodeStreamStats(d) })
+		case "types":
+			s.Types, err = decodeStrMap(d, len(b), d.DecodeUint64)
+		default:
+			err = d.Skip()
+		}
+	}
+	if err != nil {
 		return stats{}, err
 	}
 	if s.Streams == nil {
@@ -96,6 +124,50 @@ func decodeStats(b []byte) (stats, error) {
 		s.Types = map[string]uint64{}
 	}
 	return s, nil
+}
+
+// decodeStrMap decodes a msgpack map with string keys (nil: a nil map),
+// each value with val. size, the input's length, bounds the initial
+// capacity (an entry takes at least two bytes).
+func decodeStrMap[V any](d *msgpack.Decoder, size int, val func() (V, error)) (map[string]V, error) {
+	n, err := d.DecodeMapLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	m := make(map[string]V, min(n, size/2))
+	for range n {
+		k, err := d.DecodeString()
+		if err != nil {
+			return nil, err
+		}
+		v, err := val()
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// decodeStreamStats decodes one stream's entry (nil: the zero entry).
+func decodeStreamStats(d *msgpack.Decoder) (streamStats, error) {
+	var st streamStats
+	n, err := d.DecodeMapLen()
+	for i := 0; err == nil && i < n; i++ {
+		var key string
+		if key, err = d.DecodeString(); err != nil {
+			break
+		}
+		switch key {
+		case "count":
+			st.Count, err = d.DecodeUint64()
+		case "version":
+			st.Version, err = d.DecodeUint64()
+		default:
+			err = d.Skip()
+		}
+	}
+	return st, err
 }
 
 // statsDiff describes the first difference between a (a snapshot) and b

@@ -2,6 +2,8 @@ package evlogcli
 
 import (
 	"bytes"
+	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -38,5 +40,146 @@ func TestStatsEncodingDeterministic(t *testing.T) {
 	}
 	if d := cmp.Diff(s, viaLib); d != "" {
 		t.Fatalf("msgpack.Unmarshal (-want +got):\n%s", d)
+	}
+}
+
+// TestDecodeStatsAsMsgpack checks the hand-written decodeStats against
+// msgpack.Unmarshal into the struct (what it replaced) on encodings
+// encodeStats never writes: reflection's own (unsorted maps, nil maps,
+// fields in another order), negative-int and nil numbers, unknown fields,
+// nested nil entries.
+func TestDecodeStatsAsMsgpack(t *testing.T) {
+	marshal := func(v any) []byte {
+		t.Helper()
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	full := newStats()
+	full.Seq, full.Events = 1<<40, 300
+	full.Streams["a-1"] = streamStats{Count: 2, Version: 7}
+	full.Streams[""] = streamStats{Count: 1}
+	full.Types["t"], full.Types["ü"] = 5, 1<<33
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"reflection encoding", marshal(full)},
+		{"nil maps", marshal(stats{Seq: 3})},
+		{"nil", marshal(nil)},
+		{"empty map", marshal(map[string]any{})},
+		{"other order, unknown fields, int numbers", marshal(map[string]any{
+			"types": map[string]any{"x": int8(4)}, "extra": []any{1, "two", map[string]any{"k": nil}},
+			"streams": map[string]any{"s": map[string]any{"version": int64(9), "note": "hi", "count": nil}, "z": nil},
+			"events":  int16(12), "seq": uint8(200),
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := newStats()
+			if err := msgpack.Unmarshal(tt.in, &want); err != nil {
+				t.Fatal(err)
+			}
+			if want.Streams == nil {
+				want.Streams = map[string]streamStats{}
+			}
+			if want.Types == nil {
+				want.Types = map[string]uint64{}
+			}
+			got, err := decodeStats(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Fatalf("decodeStats differs from msgpack.Unmarshal (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// TestDecodeStatsHostile feeds decodeStats damaged states: each is an
+// error, and a map claiming 2^32-1 entries in a few bytes does not
+// allocate for them.
+func TestDecodeStatsHostile(t *testing.T) {
+	good, err := encodeStats(stats{Seq: 1, Events: 1, Streams: map[string]streamStats{"s": {1, 1}}, Types: map[string]uint64{"t": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range len(good) {
+		if _, err := decodeStats(good[:n]); err == nil && n > 0 {
+			t.Errorf("truncated to %d of %d bytes: no error", n, len(good))
+		}
+	}
+	huge := mpAppendStr([]byte{0x81}, "streams")
+	huge = append(huge, 0xdf, 0xff, 0xff, 0xff, 0xff) // map32 of 2^32-1 entries
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, err := decodeStats(huge); err == nil {
+			t.Fatal("a map of 2^32-1 entries in 14 bytes: no error")
+		}
+	})
+	if allocs > 50 {
+		t.Errorf("%v allocations for a 14-byte state", allocs)
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	before := m.TotalAlloc
+	decodeStats(huge)
+	runtime.ReadMemStats(&m)
+	if got := m.TotalAlloc - before; got > 1<<16 {
+		t.Errorf("decoding a 14-byte state allocated %d bytes", got)
+	}
+}
+
+// TestStateJSONAsEncodingJSON checks state's streamed JSON document
+// against encoding/json's (writeJSON, what it replaced) byte for byte:
+// names needing escapes, invalid UTF-8, U+2028, HTML characters, nil
+// maps, no state, a snapshot with fallbacks, and a state large enough to
+// pass through the writer's buffer in several chunks.
+func TestStateJSONAsEncodingJSON(t *testing.T) {
+	tm := "2026-01-01T00:00:00Z"
+	big := newStats()
+	for i := range 3000 {
+		big.Streams[fmt.Sprintf("order-%05d", i)] = streamStats{Count: uint64(i), Version: uint64(i) * 3}
+		big.Types[fmt.Sprintf("T%d", i%7)]++
+	}
+	odd := newStats()
+	for _, k := range []string{"", `q"uote`, `back\slash`, "tab\tnew\nline\r\b\f\x00\x1f\x7f", "<a&b>", "bad\xffutf8", "line\u2028sep\u2029", "ü-é", "😀"} {
+		odd.Streams[k] = streamStats{Count: 1, Version: 2}
+		odd.Types[k] = 3
+	}
+	plan := planJSON{FromSeq: 5, ToSeq: 9, Fallbacks: []fallbackJSON{}}
+	snapPlan := planJSON{Snapshot: &planSnapshotJSON{File: "x.snap", Seq: 4, Time: tm}, FromSeq: 5, ToSeq: 4,
+		Fallbacks: []fallbackJSON{{File: "y.snap", Seq: 8, Reason: `bad <"checksum">`}}}
+	tests := []struct {
+		name string
+		out  stateResult
+	}{
+		{"dry run", stateResult{Plan: plan, ElapsedMS: 0.001}},
+		{"nil fallbacks", stateResult{Plan: planJSON{}, ElapsedMS: 1e21}},
+		{"tiny elapsed", stateResult{Plan: plan, ElapsedMS: 1.5e-9}},
+		{"zero elapsed", stateResult{Plan: plan}},
+		{"large elapsed", stateResult{Plan: plan, ElapsedMS: 123456789.125}},
+		{"two fallbacks, odd names", stateResult{Plan: planJSON{Snapshot: &planSnapshotJSON{File: "a\u2028\"b", Seq: 1, Time: "t\x01"},
+			Fallbacks: []fallbackJSON{{File: "<f>", Seq: 2, Reason: "r\xff"}, {File: "g", Seq: 3, Reason: "line\nbreak"}}}, ElapsedMS: 7}},
+		{"empty state", stateResult{Plan: plan, State: &stateJSON{stats: newStats()}, ElapsedMS: 12.5}},
+		{"nil maps", stateResult{Plan: snapPlan, State: &stateJSON{stats: stats{Seq: 1}, Time: &tm}, ElapsedMS: 3}},
+		{"odd names", stateResult{Plan: snapPlan, State: &stateJSON{stats: odd, Time: &tm}, ElapsedMS: 0.25}},
+		{"big", stateResult{Plan: plan, State: &stateJSON{stats: big, Time: &tm}, ElapsedMS: 123.456}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want, got bytes.Buffer
+			if err := writeJSON(&want, tt.out); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.out.writeJSON(&got); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want.String(), got.String()); d != "" {
+				t.Fatalf("streamed document differs from encoding/json's (-want +got):\n%s", d)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/replay"
 	"github.com/evlog/evlog/segment"
 	"github.com/evlog/evlog/snapshot"
 )
@@ -19,7 +20,10 @@ seq contiguity within and across segments, each sealed segment's index
 against its records, and every snapshot file (checksums, sizes, that it
 belongs to this log, that its last event is where it says). With --replay
 it also re-folds the built-in stats state from the events and compares it
-with each stats snapshot.
+with each stats snapshot; --replay --fold NAME re-folds an application's
+fold instead (a tool built with package evlogcli and its own folds) and
+compares it with each of the fold's snapshots: an aggregate instance's
+(--id ID) or a projection's.
 
 Prints one line per finding, then a summary when nothing is corrupt:
   torn-tail FILE OFFSET        an invalid suffix of the newest segment that
@@ -42,6 +46,12 @@ verify only reads: it never modifies, creates or locks anything.`
 type verifyCmd struct {
 	replay bool
 	format string
+	fold   string
+	id     string
+	// fd and subj are the application fold --replay re-folds (fd nil:
+	// stats) and its snapshots' subject.
+	fd   *Fold
+	subj replay.Subject
 }
 
 // finding is one line of verify's report.
@@ -68,20 +78,35 @@ type verifyReport struct {
 	Events    uint64    `json:"events"`
 	Segments  int       `json:"segments"`
 	Snapshots int       `json:"snapshots"`
-	// Replayed counts the stats snapshots compared with the events
-	// (--replay).
+	// Replayed counts the snapshots compared with the events (--replay):
+	// the stats fold's, or those of the --fold.
 	Replayed int  `json:"replayed"`
 	OK       bool `json:"ok"`
 }
 
 func runVerify(ctx context.Context, e *env, args []string) error {
 	var c verifyCmd
-	f := newFlags("verify", "verify DIR [--replay] [--format text|json]", verifyAbout)
-	f.BoolVar(&c.replay, "replay", false, "also re-fold the stats state from the events and compare it with each stats snapshot")
+	f := newFlags("verify", "verify DIR [--replay [--fold NAME [--id ID]]] [--format text|json]", verifyAbout+foldsAbout(e.folds))
+	f.BoolVar(&c.replay, "replay", false, "also re-fold the stats state (or the --fold) from the events and compare it with each of its snapshots")
+	f.StringVar(&c.fold, "fold", statsFoldName, "with --replay, the fold to re-fold: `NAME` (see the list above)")
+	f.StringVar(&c.id, "id", "", "with an aggregate fold, the instance `ID` (its stream is CATEGORY-ID)")
 	f.format(&c.format, "text", "json")
 	pos, err := f.parse(e, args, "DIR")
 	if err != nil {
 		return err
+	}
+	switch {
+	case (f.isSet("fold") || f.isSet("id")) && !c.replay:
+		return usagef("verify", "--fold and --id choose the fold --replay re-folds: give --replay")
+	case c.fold != statsFoldName:
+		if c.fd, err = pickFold(e, "verify", c.fold, c.id); err != nil {
+			return err
+		}
+		if c.subj, err = c.fd.subject(c.id); err != nil {
+			return err
+		}
+	case f.isSet("id"):
+		return usagef("verify", "--id is for an aggregate fold; the stats fold covers the whole log")
 	}
 	return fail("verify", c.run(ctx, e, pos[0]))
 }
@@ -194,14 +219,28 @@ func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport
 					m.Name, m.Seq, formatTime(m.Time), formatTime(ev.Time)))
 			}
 		}
-		if m.Name == statsSubject.Name && m.SchemaVersion == statsSubject.SchemaVersion {
+		want := statsSubject
+		if c.fd != nil {
+			want = c.subj
+		}
+		if m.Name == want.Name && m.SchemaVersion == want.SchemaVersion {
 			stats = append(stats, m)
 		}
 	}
-	if c.replay && len(stats) > 0 {
-		return c.replayStats(ctx, l, store, stats, out, bad)
+	switch {
+	case !c.replay || len(stats) == 0:
+		return nil
+	case c.fd != nil:
+		n, err := c.fd.verify(ctx, l, c.subj, stats,
+			func(m snapshot.Meta) ([]byte, error) { return store.Load(ctx, m) },
+			func(m snapshot.Meta, reason string) { bad(m.File, 0, "state of "+m.Name+": "+reason) })
+		out.Replayed += n
+		if err != nil {
+			return fmt.Errorf("re-folding %s: %w", c.subj.Name, err)
+		}
+		return nil
 	}
-	return nil
+	return c.replayStats(ctx, l, store, stats, out, bad)
 }
 
 // replayStats folds the events once, comparing the state with each stats

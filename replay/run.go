@@ -140,6 +140,10 @@ func State[S, E any](ctx context.Context, src Source, snaps Snapshots, subj Subj
 	return Run(ctx, src, p, spec)
 }
 
+// DecodeState deserialises a state as spec says (msgpack by default): how
+// Run reads a snapshot's state.
+func DecodeState[S, E any](spec Spec[S, E], b []byte) (S, error) { return decodeState(spec, b) }
+
 func decodeState[S, E any](spec Spec[S, E], b []byte) (S, error) {
 	if spec.DecodeState != nil {
 		return spec.DecodeState(b)

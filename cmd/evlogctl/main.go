@@ -21,16 +21,31 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
+	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/evlogcli"
 	"github.com/evlog/evlog/examples/inventory"
 )
 
+// inventoryCodec is built on first use: building its registry costs about
+// a millisecond, which only "state --fold inventory" needs to pay.
+var inventoryCodec = sync.OnceValue(inventory.Codec)
+
+func decodeInventory(e evlog.Envelope) (evlog.Event[inventory.Change], error) {
+	return inventoryCodec().Decode(e)
+}
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGINT and SIGTERM cancel ctx for the commands that act on it;
+	// the one-shot queries keep the default action (see HandlesSignals).
+	ctx, stop := context.Background(), context.CancelFunc(func() {})
+	if evlogcli.HandlesSignals(os.Args[1:]) {
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	}
 	code := evlogcli.Main(ctx, os.Args[1:], evlogcli.Config{Folds: []evlogcli.Fold{
-		evlogcli.AggregateFold(inventory.Definition, inventory.Codec().Decode),
+		evlogcli.AggregateFold(inventory.Definition, decodeInventory),
 	}})
 	stop()
 	os.Exit(code)

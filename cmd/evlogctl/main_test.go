@@ -22,10 +22,19 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// evlogctl runs main in a child process with args.
+// evlogctl runs main in a child process with args, as a program named
+// evlogctl.
 func evlogctl(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runAs(t, "evlogctl", args...)
+}
+
+// runAs runs main in a child process with args, as a program run by the
+// name argv0 (its os.Args[0]).
+func runAs(t *testing.T, argv0 string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
+	cmd.Args[0] = argv0
 	cmd.Env = append(os.Environ(), beMainEnv+"=1")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -71,6 +80,15 @@ func TestStockFolds(t *testing.T) {
 	}
 	if _, stderr, code := evlogctl(t, "state", dir, "--fold", "cart"); code != 2 || !strings.Contains(stderr, "this evlogctl has stats, inventory") {
 		t.Errorf("state --fold cart: exit %d, stderr %q; want exit 2 listing the folds", code, stderr)
+	}
+	// The program names itself as it was run: an installed copy renamed
+	// (or an application's tool) says so in its messages and usage.
+	if _, stderr, code := runAs(t, "/opt/bin/invctl", "state", dir, "--fold", "cart"); code != 2 ||
+		stderr != "invctl state: --fold \"cart\": no such fold; this invctl has stats, inventory (see invctl state --help)\n" {
+		t.Errorf("run as invctl: state --fold cart: exit %d, stderr %q", code, stderr)
+	}
+	if stdout, _, code := runAs(t, "invctl", "help"); code != 0 || !strings.HasPrefix(stdout, "invctl: the operator's tool") || strings.Contains(stdout, "evlogctl") {
+		t.Errorf("run as invctl: help: exit %d:\n%s", code, stdout)
 	}
 	if _, _, code := evlogctl(t, "verify", filepath.Join(dir, "missing")); code != 1 {
 		t.Errorf("verify of a missing log: exit %d, want 1", code)
