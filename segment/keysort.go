@@ -1,0 +1,110 @@
+package segment
+
+import (
+	"cmp"
+	"slices"
+)
+
+// keyed is a sort item of the footer encoder: a 64-bit key and a value
+// (a seq, or the index of a stream).
+type keyed struct {
+	key, val uint64
+}
+
+// radixMin is the length below which sortKeyed uses a comparison sort:
+// shorter, the radix sort's eight histograms cost more than they save.
+const radixMin = 256
+
+// sortKeyed sorts a by key, stably, and then orders each run of equal keys
+// with tie (nil: leaves it in its input order). It returns the sorted
+// slice, which is a or tmp: tmp is scratch of at least len(a) items.
+//
+// The footer encoder sorts hundreds of thousands of items per checkpoint
+// and seal (the ID table, the streams by hash, the streams by name); a
+// least-significant-digit radix sort of the 64-bit keys does that in a
+// few linear passes (one per byte of the key that is not the same in
+// every item), where a comparison sort took ten times as long.
+func sortKeyed(a, tmp []keyed, tie func(a, b keyed) int) []keyed {
+	if len(a) < radixMin {
+		slices.SortStableFunc(a, func(x, y keyed) int { return cmp.Compare(x.key, y.key) })
+	} else {
+		tmp = tmp[:len(a)]
+		var counts [8][256]int
+		for _, e := range a {
+			k := e.key
+			counts[0][byte(k)]++
+			counts[1][byte(k>>8)]++
+			counts[2][byte(k>>16)]++
+			counts[3][byte(k>>24)]++
+			counts[4][byte(k>>32)]++
+			counts[5][byte(k>>40)]++
+			counts[6][byte(k>>48)]++
+			counts[7][byte(k>>56)]++
+		}
+		for d := range 8 {
+			c := &counts[d]
+			shift := uint(8 * d)
+			if c[byte(a[0].key>>shift)] == len(a) {
+				continue // this byte is the same in every key
+			}
+			sum := 0
+			for i, n := range c {
+				c[i] = sum
+				sum += n
+			}
+			for _, e := range a {
+				b := byte(e.key >> shift)
+				tmp[c[b]] = e
+				c[b]++
+			}
+			a, tmp = tmp, a
+		}
+	}
+	if tie != nil {
+		for lo := 0; lo < len(a); {
+			hi := lo + 1
+			for hi < len(a) && a[hi].key == a[lo].key {
+				hi++
+			}
+			if hi-lo > 1 {
+				slices.SortFunc(a[lo:hi], tie)
+			}
+			lo = hi
+		}
+	}
+	return a
+}
+
+// nameKey returns the sort key of a name whose first skip bytes are those
+// of every name sorted with it: its next 8 bytes, big-endian, zero-padded.
+// If nameKey(a) < nameKey(b) then a < b; equal keys say nothing.
+func nameKey(name string, skip int) uint64 {
+	var k uint64
+	n := 0
+	for i := skip; i < len(name) && n < 8; i++ {
+		k = k<<8 | uint64(name[i])
+		n++
+	}
+	return k << (8 * uint(8-n))
+}
+
+// commonPrefixLen returns the length of the longest common prefix of the
+// names (0 if there are none).
+func commonPrefixLen(names []string) int {
+	if len(names) == 0 {
+		return 0
+	}
+	p := names[0]
+	for _, s := range names[1:] {
+		n := min(len(p), len(s))
+		i := 0
+		for i < n && p[i] == s[i] {
+			i++
+		}
+		p = p[:i]
+		if len(p) == 0 {
+			break
+		}
+	}
+	return len(p)
+}
