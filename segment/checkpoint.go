@@ -151,10 +151,19 @@ func CheckpointWindowStart(p int64) int64 { return max(HeaderSize, p-CheckpointW
 // wholly in memory (no checkpoint under it) whose events all lie before p,
 // and windowCRC the CRC32C of the segment's bytes [CheckpointWindowStart(p), p).
 func EncodeCheckpoint(h Header, hb [HeaderSize]byte, x *Index, p int64, windowCRC uint32) []byte {
+	return AppendCheckpoint(nil, h, hb, x, p, windowCRC)
+}
+
+// AppendCheckpoint is EncodeCheckpoint into dst's storage: it returns the
+// checkpoint file in dst[:0] grown as needed, so that a writer that keeps
+// the returned slice (once the file is written, its bytes are dead) and
+// passes it to the next AppendCheckpoint or Index.AppendFooter allocates
+// its footers' buffer about once. dst's contents are overwritten.
+func AppendCheckpoint(dst []byte, h Header, hb [HeaderSize]byte, x *Index, p int64, windowCRC uint32) []byte {
 	if x.base != nil {
 		panic("evlog/segment: EncodeCheckpoint of an index with a checkpoint under it")
 	}
-	dst := make([]byte, CheckpointHeaderSize, CheckpointHeaderSize+64<<10)
+	dst = append(dst[:0], make([]byte, CheckpointHeaderSize)...)
 	dst, _ = x.appendFooter(dst, hb, p, CheckpointHeaderSize, ckptFooterVersion(ckptVersion), false) // no ID table: a checkpoint keeps no event IDs
 	hdr := dst[:CheckpointHeaderSize]
 	copy(hdr[ckptMagicOff:], ckptMagic)

@@ -61,7 +61,7 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 	for i := range ss {
 		f := len(dst)
 		dst = append(dst, zeroFrameHeader[:]...)
-		dst = appendPostings(dst, ss[i].sp.Posts)
+		dst = appendPostings(dst, ss[i].sp.Posts, int(ss[i].postLen)-FrameHeaderSize)
 		dst = endFrame(dst, f, KindPostings)
 		ss[i].postOff = footerStart + int64(f-start)
 	}
@@ -274,15 +274,46 @@ func postingsSize(posts []Posting) int {
 	return n
 }
 
-// appendPostings appends the postings frame payload of posts: their
-// count, then each posting's offset delta and length, as uvarints.
-func appendPostings(dst []byte, posts []Posting) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(posts)))
+// appendPostings appends the postings frame payload of posts, which is
+// size bytes (postingsSize): their count, then each posting's offset
+// delta and length, as uvarints. A segment's worth of postings is most of
+// a checkpoint's bytes, so the one- and two-byte uvarints (most deltas and
+// lengths) are written inline.
+func appendPostings(dst []byte, posts []Posting, size int) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, size)[:n+size]
+	b := dst[n:]
+	i := binary.PutUvarint(b, uint64(len(posts)))
 	prev := int64(0)
 	for _, po := range posts {
-		dst = binary.AppendUvarint(dst, uint64(po.Off-prev))
-		dst = binary.AppendUvarint(dst, uint64(po.Len))
+		d := uint64(po.Off - prev)
 		prev = po.Off
+		switch {
+		case d < 1<<7:
+			b[i] = byte(d)
+			i++
+		case d < 1<<14:
+			b[i] = byte(d) | 0x80
+			b[i+1] = byte(d >> 7)
+			i += 2
+		default:
+			i += binary.PutUvarint(b[i:], d)
+		}
+		l := uint64(po.Len)
+		switch {
+		case l < 1<<7:
+			b[i] = byte(l)
+			i++
+		case l < 1<<14:
+			b[i] = byte(l) | 0x80
+			b[i+1] = byte(l >> 7)
+			i += 2
+		default:
+			i += binary.PutUvarint(b[i:], l)
+		}
+	}
+	if i != size {
+		panic("evlog/segment: postings size miscomputed")
 	}
 	return dst
 }
