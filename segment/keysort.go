@@ -11,9 +11,17 @@ type keyed struct {
 	key, val uint64
 }
 
+// The radix sort's digits: radixPasses digits of radixBits bits cover a
+// 64-bit key.
+const (
+	radixBits   = 11
+	radixMask   = 1<<radixBits - 1
+	radixPasses = (64 + radixBits - 1) / radixBits
+)
+
 // radixMin is the length below which sortKeyed uses a comparison sort:
-// shorter, the radix sort's eight histograms cost more than they save.
-const radixMin = 256
+// shorter, the radix sort's histograms cost more than they save.
+const radixMin = 1024
 
 // sortKeyed sorts a by key, stably, and then orders each run of equal keys
 // with tie (nil: leaves it in its input order). It returns the sorted
@@ -22,30 +30,28 @@ const radixMin = 256
 // The footer encoder sorts hundreds of thousands of items per checkpoint
 // and seal (the ID table, the streams by hash, the streams by name); a
 // least-significant-digit radix sort of the 64-bit keys does that in a
-// few linear passes (one per byte of the key that is not the same in
-// every item), where a comparison sort took ten times as long.
+// few linear passes (one per 11-bit digit of the key that is not the same
+// in every item), where a comparison sort took ten times as long.
 func sortKeyed(a, tmp []keyed, tie func(a, b keyed) int) []keyed {
 	if len(a) < radixMin {
 		slices.SortStableFunc(a, func(x, y keyed) int { return cmp.Compare(x.key, y.key) })
 	} else {
 		tmp = tmp[:len(a)]
-		var counts [8][256]int
+		// Six passes of 11 bits: a histogram of every digit in one read
+		// of a, then one scatter per digit that is not the same in every
+		// key.
+		counts := make([]int, radixPasses<<radixBits)
 		for _, e := range a {
 			k := e.key
-			counts[0][byte(k)]++
-			counts[1][byte(k>>8)]++
-			counts[2][byte(k>>16)]++
-			counts[3][byte(k>>24)]++
-			counts[4][byte(k>>32)]++
-			counts[5][byte(k>>40)]++
-			counts[6][byte(k>>48)]++
-			counts[7][byte(k>>56)]++
+			for d := range radixPasses {
+				counts[d<<radixBits|int(k>>(d*radixBits)&radixMask)]++
+			}
 		}
-		for d := range 8 {
-			c := &counts[d]
-			shift := uint(8 * d)
-			if c[byte(a[0].key>>shift)] == len(a) {
-				continue // this byte is the same in every key
+		for d := range radixPasses {
+			c := counts[d<<radixBits : (d+1)<<radixBits]
+			shift := uint(d * radixBits)
+			if c[a[0].key>>shift&radixMask] == len(a) {
+				continue // this digit is the same in every key
 			}
 			sum := 0
 			for i, n := range c {
@@ -53,7 +59,7 @@ func sortKeyed(a, tmp []keyed, tie func(a, b keyed) int) []keyed {
 				sum += n
 			}
 			for _, e := range a {
-				b := byte(e.key >> shift)
+				b := e.key >> shift & radixMask
 				tmp[c[b]] = e
 				c[b]++
 			}
