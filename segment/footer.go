@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 	"sort"
@@ -44,8 +45,8 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 // It is on the writer's path (every checkpoint and every seal encodes the
 // whole index), so it plans first (the streams sorted by hash and by name
 // with radix sorts, the ID table sorted, every frame's size computed),
-// grows dst once to the footer's exact size, and then encodes each frame
-// straight into dst. Its output is byte for byte that of the reference
+// grows dst once to (a bound on) the footer's size, and then encodes each
+// frame straight into dst. Its output is byte for byte that of the reference
 // encoder in footer_ref_test.go (the differential tests check it).
 func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64, version uint16, ids bool) ([]byte, Trailer) {
 	if x.base != nil {
@@ -57,13 +58,13 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 	off := func() int64 { return footerStart + int64(len(dst)-start) }
 	ss := pl.streams
 
-	// Postings frames, in hash order (their offsets were planned).
+	// Postings frames, in hash order.
 	for i := range ss {
 		f := len(dst)
 		dst = append(dst, zeroFrameHeader[:]...)
-		dst = appendPostings(dst, ss[i].sp.Posts, int(ss[i].postLen)-FrameHeaderSize)
+		dst = appendPostings(dst, ss[i].sp.Posts)
 		dst = endFrame(dst, f, KindPostings)
-		ss[i].postOff = footerStart + int64(f-start)
+		ss[i].postOff, ss[i].postLen = footerStart+int64(f-start), uint32(len(dst)-f)
 	}
 
 	blocks := make([]summaryBlock, 0, (len(ss)+blockStride-1)/blockStride)
@@ -169,8 +170,8 @@ type footerStream struct {
 	hash    uint64
 	name    string
 	sp      *StreamPostings
-	postOff int64  // set as the postings frame is written
-	postLen uint32 // the postings frame's size, header included
+	postOff int64  // the postings frame's offset and size (header
+	postLen uint32 // included): set as it is written
 }
 
 // footerPlan is what appendFooter computes before it writes a byte.
@@ -178,12 +179,13 @@ type footerPlan struct {
 	streams []footerStream // in (hash, name) order
 	byName  []keyed        // version 4: val indexes streams, in name order
 	ids     []keyed        // the ID table (key: IDHash, val: seq), sorted; nil: none
-	size    int            // the footer's size in bytes, trailer included
+	size    int            // the footer's size in bytes, trailer included, or more (postings are bounded, not counted)
 }
 
 // planFooter orders the index's streams and IDs for a footer of format
 // version (ids: with the ID table, if the index has one that fits) and
-// computes the footer's exact size.
+// computes the footer's size: exactly but for the postings, whose size is
+// bounded (postingsBound) to spare a pass over every posting.
 func (x *Index) planFooter(version uint16, ids bool) footerPlan {
 	n := len(x.streams)
 	var pl footerPlan
@@ -209,8 +211,7 @@ func (x *Index) planFooter(version uint16, ids bool) footerPlan {
 	for i, k := range keys {
 		s := unsorted[k.val]
 		s.hash = k.key
-		s.postLen = uint32(FrameHeaderSize + postingsSize(s.sp.Posts))
-		size += int(s.postLen)
+		size += FrameHeaderSize + postingsBound(s.sp.Posts)
 		entries += entFixedSize + len(s.name)
 		ss[i] = s
 	}
@@ -263,59 +264,67 @@ func (x *Index) planFooter(version uint16, ids bool) footerPlan {
 	return pl
 }
 
-// postingsSize returns the size of the postings frame payload of posts.
-func postingsSize(posts []Posting) int {
-	n := uvarintLen(uint64(len(posts)))
-	prev := int64(0)
-	for _, po := range posts {
-		n += uvarintLen(uint64(po.Off-prev)) + uvarintLen(uint64(po.Len))
-		prev = po.Off
+// postingsBound returns a bound on the size of the postings frame
+// payload of posts: offsets increase (the index adds events in order), so
+// each offset delta is at most the last offset; a length is a uint32. For
+// 140-byte events it is about twice the size.
+func postingsBound(posts []Posting) int {
+	if len(posts) == 0 {
+		return 1
 	}
-	return n
+	per := uvarintLen(uint64(posts[len(posts)-1].Off)) + uvarintLen(math.MaxUint32)
+	return uvarintLen(uint64(len(posts))) + len(posts)*per
 }
 
-// appendPostings appends the postings frame payload of posts, which is
-// size bytes (postingsSize): their count, then each posting's offset
-// delta and length, as uvarints. A segment's worth of postings is most of
-// a checkpoint's bytes, so the one- and two-byte uvarints (most deltas and
-// lengths) are written inline.
-func appendPostings(dst []byte, posts []Posting, size int) []byte {
+// appendPostings appends the postings frame payload of posts: their
+// count, then each posting's offset delta and length, as uvarints. A
+// segment's worth of postings is most of a checkpoint's bytes, so the
+// uvarints of up to three bytes (nearly all deltas and lengths) are
+// written inline, into room reserved for the worst case.
+func appendPostings(dst []byte, posts []Posting) []byte {
 	n := len(dst)
-	dst = slices.Grow(dst, size)[:n+size]
+	room := postingsBound(posts)
+	dst = slices.Grow(dst, room)[:n+room]
 	b := dst[n:]
 	i := binary.PutUvarint(b, uint64(len(posts)))
 	prev := int64(0)
 	for _, po := range posts {
-		d := uint64(po.Off - prev)
-		prev = po.Off
-		switch {
+		// Inline (a call per uvarint costs as much as writing it): the
+		// offset delta, usually of 1 to 3 bytes, then the length,
+		// usually of 1 or 2.
+		switch d := uint64(po.Off - prev); {
 		case d < 1<<7:
 			b[i] = byte(d)
 			i++
 		case d < 1<<14:
+			_ = b[i+1]
 			b[i] = byte(d) | 0x80
 			b[i+1] = byte(d >> 7)
 			i += 2
+		case d < 1<<21:
+			_ = b[i+2]
+			b[i] = byte(d) | 0x80
+			b[i+1] = byte(d>>7) | 0x80
+			b[i+2] = byte(d >> 14)
+			i += 3
 		default:
 			i += binary.PutUvarint(b[i:], d)
 		}
-		l := uint64(po.Len)
-		switch {
+		switch l := uint64(po.Len); {
 		case l < 1<<7:
 			b[i] = byte(l)
 			i++
 		case l < 1<<14:
+			_ = b[i+1]
 			b[i] = byte(l) | 0x80
 			b[i+1] = byte(l >> 7)
 			i += 2
 		default:
 			i += binary.PutUvarint(b[i:], l)
 		}
+		prev = po.Off
 	}
-	if i != size {
-		panic("evlog/segment: postings size miscomputed")
-	}
-	return dst
+	return dst[:n+i]
 }
 
 // uvarintLen returns the size of v as a uvarint.

@@ -79,8 +79,8 @@ func randomIndex(rng *rand.Rand, streams, events int) *Index {
 // size class the sorts treat differently, for every footer version, with
 // and without the ID table, at a footer offset other than the records'
 // end (compressed segments, checkpoints), into a reused buffer holding
-// garbage: the output must be byte for byte the same, and exactly as
-// long as planned.
+// garbage: the output must be byte for byte the same, and fit in the
+// room planned (no regrowing).
 func TestAppendFooterMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 3))
 	sizes := []struct{ streams, events int }{
@@ -116,7 +116,7 @@ func TestAppendFooterMatchesReference(t *testing.T) {
 					if diff := gocmp.Diff(wantT, gotT); diff != "" {
 						t.Fatalf("%s: trailer (-ref +got):\n%s", name, diff)
 					}
-					if pl := x.planFooter(version, ids); pl.size != len(want)-len("prefix") {
+					if pl := x.planFooter(version, ids); pl.size < len(want)-len("prefix") {
 						t.Fatalf("%s: planned %d bytes, wrote %d", name, pl.size, len(want)-len("prefix"))
 					}
 				}

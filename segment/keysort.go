@@ -34,6 +34,15 @@ const radixMin = 1024
 // in every item), where a comparison sort took ten times as long.
 func sortKeyed(a, tmp []keyed, tie func(a, b keyed) int) []keyed {
 	if len(a) < radixMin {
+		if tie != nil {
+			slices.SortFunc(a, func(x, y keyed) int {
+				if c := cmp.Compare(x.key, y.key); c != 0 {
+					return c
+				}
+				return tie(x, y)
+			})
+			return a
+		}
 		slices.SortStableFunc(a, func(x, y keyed) int { return cmp.Compare(x.key, y.key) })
 	} else {
 		tmp = tmp[:len(a)]
