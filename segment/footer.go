@@ -62,7 +62,7 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 	for i := range ss {
 		f := len(dst)
 		dst = append(dst, zeroFrameHeader[:]...)
-		dst = appendPostings(dst, ss[i].sp.Posts)
+		dst = appendPostings(dst, ss[i].sp.Posts, pl.end)
 		dst = endFrame(dst, f, KindPostings)
 		ss[i].postOff, ss[i].postLen = footerStart+int64(f-start), uint32(len(dst)-f)
 	}
@@ -180,6 +180,7 @@ type footerPlan struct {
 	byName  []keyed        // version 4: val indexes streams, in name order
 	ids     []keyed        // the ID table (key: IDHash, val: seq), sorted; nil: none
 	size    int            // the footer's size in bytes, trailer included, or more (postings are bounded, not counted)
+	end     int64          // the index's End, which bounds its offsets (see postingsBound)
 }
 
 // planFooter orders the index's streams and IDs for a footer of format
@@ -188,14 +189,31 @@ type footerPlan struct {
 // bounded (postingsBound) to spare a pass over every posting.
 func (x *Index) planFooter(version uint16, ids bool) footerPlan {
 	n := len(x.streams)
-	var pl footerPlan
+	pl := footerPlan{end: x.End}
+	end := x.End
 	// The streams in (hash, name) order: a radix sort of (hash, index)
-	// pairs; equal hashes (rare) are ordered by name.
-	unsorted := make([]footerStream, 0, n)
+	// pairs; equal hashes (rare) are ordered by name. The one pass over
+	// the map also sums the sizes and finds the prefix all names share.
+	type nameSP struct {
+		name string
+		sp   *StreamPostings
+	}
+	unsorted := make([]nameSP, 0, n)
 	keys := make([]keyed, 0, n)
+	size := 0
+	entries := 0 // the size of all stream entries
+	var first string
+	skip := 0 // the length of the prefix all names share
 	for name, sp := range x.streams {
 		keys = append(keys, keyed{key: streamHash(name), val: uint64(len(unsorted))})
-		unsorted = append(unsorted, footerStream{name: name, sp: sp})
+		unsorted = append(unsorted, nameSP{name: name, sp: sp})
+		size += FrameHeaderSize + postingsBound(len(sp.Posts), end)
+		entries += entFixedSize + len(name)
+		if len(unsorted) == 1 {
+			first, skip = name, len(name)
+		} else {
+			skip = commonPrefixLen(first[:skip], name)
+		}
 	}
 	// sortKeyed sorts into either buffer; spare is then the other.
 	tmp := make([]keyed, n)
@@ -206,28 +224,17 @@ func (x *Index) planFooter(version uint16, ids bool) footerPlan {
 	}
 	keys = sorted
 	ss := make([]footerStream, n)
-	size := 0
-	entries := 0 // the size of all stream entries
 	for i, k := range keys {
-		s := unsorted[k.val]
-		s.hash = k.key
-		size += FrameHeaderSize + postingsBound(s.sp.Posts)
-		entries += entFixedSize + len(s.name)
-		ss[i] = s
+		u := &unsorted[k.val]
+		ss[i] = footerStream{hash: k.key, name: u.name, sp: u.sp}
 	}
 	pl.streams = ss
-	unsorted = nil
 	nblocks := (n + blockStride - 1) / blockStride
 	size += nblocks*FrameHeaderSize + entries
 
 	// The name order: a radix sort of the 8 bytes of each name past the
 	// prefix all names share; equal keys are ordered by the whole name.
 	if version >= 4 {
-		names := make([]string, n)
-		for i := range ss {
-			names[i] = ss[i].name
-		}
-		skip := commonPrefixLen(names)
 		by := keys[:0] // keys is spent; reuse it
 		for i := range ss {
 			by = append(by, keyed{key: nameKey(ss[i].name, skip), val: uint64(i)})
@@ -265,30 +272,45 @@ func (x *Index) planFooter(version uint16, ids bool) footerPlan {
 }
 
 // postingsBound returns a bound on the size of the postings frame
-// payload of posts: offsets increase (the index adds events in order), so
-// each offset delta is at most the last offset; a length is a uint32. For
-// 140-byte events it is about twice the size.
-func postingsBound(posts []Posting) int {
-	if len(posts) == 0 {
-		return 1
-	}
-	per := uvarintLen(uint64(posts[len(posts)-1].Off)) + uvarintLen(math.MaxUint32)
-	return uvarintLen(uint64(len(posts))) + len(posts)*per
+// payload of n postings in a segment whose records end at end: offsets
+// increase (the index adds events in order) and lie below end, so each
+// offset delta is less than end; a length is a uint32. For 140-byte events
+// it is about twice the size. (Bounding each stream's deltas by its last
+// offset instead costs a cache miss per stream on the encoder's path.)
+// The bound includes maxPosting bytes of slack, which appendPostings
+// needs.
+func postingsBound(n int, end int64) int {
+	return uvarintLen(uint64(n)) + n*(uvarintLen(uint64(max(end, 0)))+uvarintLen(math.MaxUint32)) + maxPosting
 }
+
+// maxPosting is the size of the longest posting: two uvarints, of an
+// int64 delta and a uint32 length.
+const maxPosting = binary.MaxVarintLen64 + 5
 
 // appendPostings appends the postings frame payload of posts: their
 // count, then each posting's offset delta and length, as uvarints. A
 // segment's worth of postings is most of a checkpoint's bytes, so the
 // uvarints of up to three bytes (nearly all deltas and lengths) are
-// written inline, into room reserved for the worst case.
-func appendPostings(dst []byte, posts []Posting) []byte {
+// written inline, into room reserved for the worst case when offsets lie
+// below end (postingsBound). Should they not, it finishes with appends.
+func appendPostings(dst []byte, posts []Posting, end int64) []byte {
 	n := len(dst)
-	room := postingsBound(posts)
+	room := postingsBound(len(posts), end)
 	dst = slices.Grow(dst, room)[:n+room]
 	b := dst[n:]
 	i := binary.PutUvarint(b, uint64(len(posts)))
 	prev := int64(0)
-	for _, po := range posts {
+	for k, po := range posts {
+		if len(b)-i < maxPosting {
+			// Out of room: offsets past end. Append the rest.
+			dst = dst[:n+i]
+			for _, po := range posts[k:] {
+				dst = binary.AppendUvarint(dst, uint64(po.Off-prev))
+				dst = binary.AppendUvarint(dst, uint64(po.Len))
+				prev = po.Off
+			}
+			return dst
+		}
 		// Inline (a call per uvarint costs as much as writing it): the
 		// offset delta, usually of 1 to 3 bytes, then the length,
 		// usually of 1 or 2.

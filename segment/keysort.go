@@ -103,23 +103,13 @@ func nameKey(name string, skip int) uint64 {
 	return k << (8 * uint(8-n))
 }
 
-// commonPrefixLen returns the length of the longest common prefix of the
-// names (0 if there are none).
-func commonPrefixLen(names []string) int {
-	if len(names) == 0 {
-		return 0
+// commonPrefixLen returns the length of the longest common prefix of a
+// and b.
+func commonPrefixLen(a, b string) int {
+	n := min(len(a), len(b))
+	i := 0
+	for i < n && a[i] == b[i] {
+		i++
 	}
-	p := names[0]
-	for _, s := range names[1:] {
-		n := min(len(p), len(s))
-		i := 0
-		for i < n && p[i] == s[i] {
-			i++
-		}
-		p = p[:i]
-		if len(p) == 0 {
-			break
-		}
-	}
-	return len(p)
+	return i
 }
