@@ -173,7 +173,8 @@ func footerIndex(streams, events int) *Index {
 // (a 64 MiB segment holds about 250k events of ~140 bytes once, at the
 // seal, and half of it at the mid-segment checkpoint): kind=seal is a
 // current-version footer with its ID table, kind=checkpoint a checkpoint
-// file (no ID table).
+// file (no ID table), encoded into a new buffer or (checkpoint-reused)
+// into the last one, as the writer does.
 func BenchmarkFooter(b *testing.B) {
 	for _, sz := range []struct{ streams, events int }{{10_000, 50_000}, {1, 250_000}, {1000, 250_000}, {100_000, 250_000}} {
 		var x *Index // built on first use: only for the sizes run
@@ -205,6 +206,16 @@ func BenchmarkFooter(b *testing.B) {
 				data = EncodeCheckpoint(h, hb, x, x.End, 0)
 			}
 			_ = data
+		})
+		// As the writer does: one buffer for every checkpoint.
+		b.Run(fmt.Sprintf("kind=checkpoint-reused/streams=%d/events=%d", sz.streams, sz.events), func(b *testing.B) {
+			x := index()
+			data := AppendCheckpoint(nil, h, hb, x, x.End, 0)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				data = AppendCheckpoint(data, h, hb, x, x.End, 0)
+			}
 		})
 	}
 }
