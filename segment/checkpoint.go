@@ -155,16 +155,22 @@ func EncodeCheckpoint(h Header, hb [HeaderSize]byte, x *Index, p int64, windowCR
 }
 
 // AppendCheckpoint is EncodeCheckpoint into dst's storage: it returns the
-// checkpoint file in dst[:0] grown as needed, so that a writer that keeps
-// the returned slice (once the file is written, its bytes are dead) and
-// passes it to the next AppendCheckpoint or Index.AppendFooter allocates
-// its footers' buffer about once. dst's contents are overwritten.
+// checkpoint file in dst[:0], grown if need be to twice the checkpoint's
+// size, so that a writer that keeps the returned slice (once the file is
+// written, its bytes are dead) and passes it to the next AppendCheckpoint
+// or Index.AppendFooter allocates its footers' buffer about once. dst's
+// contents are overwritten.
 func AppendCheckpoint(dst []byte, h Header, hb [HeaderSize]byte, x *Index, p int64, windowCRC uint32) []byte {
 	if x.base != nil {
 		panic("evlog/segment: EncodeCheckpoint of an index with a checkpoint under it")
 	}
 	dst = append(dst[:0], make([]byte, CheckpointHeaderSize)...)
-	dst, _ = x.appendFooter(dst, hb, p, CheckpointHeaderSize, ckptFooterVersion(ckptVersion), false) // no ID table: a checkpoint keeps no event IDs
+	// No ID table: a checkpoint keeps no event IDs. Headroom: the later
+	// checkpoints and the seal footer of the segment are larger (the
+	// mid-segment checkpoint indexes half of what the seal does); grown
+	// to twice this one, the buffer holds them too, and a writer touches
+	// fresh memory (a page fault per 4 KiB) about once, not per footer.
+	dst, _ = x.appendFooter(dst, hb, p, CheckpointHeaderSize, ckptFooterVersion(ckptVersion), false, 2)
 	hdr := dst[:CheckpointHeaderSize]
 	copy(hdr[ckptMagicOff:], ckptMagic)
 	le.PutUint16(hdr[ckptVersionOff:], ckptVersion)

@@ -35,7 +35,7 @@ func (x *Index) AppendFooter(dst []byte, header [HeaderSize]byte) ([]byte, Trail
 // A header of version 3 or later gets the ID table (when every event
 // carrying an ID was indexed and the table fits in a frame).
 func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64) ([]byte, Trailer) {
-	return x.appendFooter(dst, header, recordsEnd, footerStart, le.Uint16(header[hdrVersionOff:]), true)
+	return x.appendFooter(dst, header, recordsEnd, footerStart, le.Uint16(header[hdrVersionOff:]), true, 1)
 }
 
 // appendFooter writes the footer of format version (3 and later: with
@@ -48,13 +48,18 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 // grows dst once to (a bound on) the footer's size, and then encodes each
 // frame straight into dst. Its output is byte for byte that of the reference
 // encoder in footer_ref_test.go (the differential tests check it).
-func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64, version uint16, ids bool) ([]byte, Trailer) {
+//
+// When dst has not the room for the footer, it is grown to headroom times
+// the footer's size (see AppendCheckpoint).
+func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64, version uint16, ids bool, headroom int) ([]byte, Trailer) {
 	if x.base != nil {
 		panic("evlog/segment: AppendFooter of an index with a checkpoint under it (Materialize it first)")
 	}
 	pl := x.planFooter(version, ids)
 	start := len(dst)
-	dst = slices.Grow(dst, pl.size)
+	if cap(dst)-len(dst) < pl.size {
+		dst = slices.Grow(dst, max(headroom, 1)*pl.size)
+	}
 	off := func() int64 { return footerStart + int64(len(dst)-start) }
 	ss := pl.streams
 

@@ -111,7 +111,7 @@ func TestAppendFooterMatchesReference(t *testing.T) {
 
 					garbage := bytes.Repeat([]byte{0xff}, len(want)+100)
 					dst := append(garbage[:0], "prefix"...)
-					got, gotT := x.appendFooter(dst, hb, recordsEnd, footerStart, version, ids)
+					got, gotT := x.appendFooter(dst, hb, recordsEnd, footerStart, version, ids, 1+rep%2)
 					if !bytes.Equal(got, want) {
 						i := 0
 						for i < min(len(got), len(want)) && got[i] == want[i] {
