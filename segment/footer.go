@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"math/bits"
 	"slices"
 	"sort"
@@ -67,7 +66,7 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 	for i := range ss {
 		f := len(dst)
 		dst = append(dst, zeroFrameHeader[:]...)
-		dst = appendPostings(dst, ss[i].sp.Posts, pl.end)
+		dst = appendPostings(dst, ss[i].sp.Posts, int(ss[i].postLen)-FrameHeaderSize)
 		dst = endFrame(dst, f, KindPostings)
 		ss[i].postOff, ss[i].postLen = footerStart+int64(f-start), uint32(len(dst)-f)
 	}
@@ -175,8 +174,8 @@ type footerStream struct {
 	hash    uint64
 	name    string
 	sp      *StreamPostings
-	postOff int64  // the postings frame's offset and size (header
-	postLen uint32 // included): set as it is written
+	postOff int64  // the postings frame's offset (set as it is written)
+	postLen uint32 // and size, header included
 }
 
 // footerPlan is what appendFooter computes before it writes a byte.
@@ -184,24 +183,24 @@ type footerPlan struct {
 	streams []footerStream // in (hash, name) order
 	byName  []keyed        // version 4: val indexes streams, in name order
 	ids     []keyed        // the ID table (key: IDHash, val: seq), sorted; nil: none
-	size    int            // the footer's size in bytes, trailer included, or more (postings are bounded, not counted)
-	end     int64          // the index's End, which bounds its offsets (see postingsBound)
+	size    int            // the footer's size in bytes, trailer included
 }
 
 // planFooter orders the index's streams and IDs for a footer of format
 // version (ids: with the ID table, if the index has one that fits) and
-// computes the footer's size: exactly but for the postings, whose size is
-// bounded (postingsBound) to spare a pass over every posting.
+// computes the footer's exact size. (Sizing the postings takes a pass over
+// them, but a bound would have the writer touch, and so fault in, pages it
+// never uses: that costs more.)
 func (x *Index) planFooter(version uint16, ids bool) footerPlan {
 	n := len(x.streams)
-	pl := footerPlan{end: x.End}
-	end := x.End
+	var pl footerPlan
 	// The streams in (hash, name) order: a radix sort of (hash, index)
 	// pairs; equal hashes (rare) are ordered by name. The one pass over
 	// the map also sums the sizes and finds the prefix all names share.
 	type nameSP struct {
 		name string
 		sp   *StreamPostings
+		post uint32 // the postings frame's size
 	}
 	unsorted := make([]nameSP, 0, n)
 	keys := make([]keyed, 0, n)
@@ -211,8 +210,9 @@ func (x *Index) planFooter(version uint16, ids bool) footerPlan {
 	skip := 0 // the length of the prefix all names share
 	for name, sp := range x.streams {
 		keys = append(keys, keyed{key: streamHash(name), val: uint64(len(unsorted))})
-		unsorted = append(unsorted, nameSP{name: name, sp: sp})
-		size += FrameHeaderSize + postingsBound(len(sp.Posts), end)
+		post := FrameHeaderSize + postingsSize(sp.Posts)
+		unsorted = append(unsorted, nameSP{name: name, sp: sp, post: uint32(post)})
+		size += post
 		entries += entFixedSize + len(name)
 		if len(unsorted) == 1 {
 			first, skip = name, len(name)
@@ -231,7 +231,7 @@ func (x *Index) planFooter(version uint16, ids bool) footerPlan {
 	ss := make([]footerStream, n)
 	for i, k := range keys {
 		u := &unsorted[k.val]
-		ss[i] = footerStream{hash: k.key, name: u.name, sp: u.sp}
+		ss[i] = footerStream{hash: k.key, name: u.name, sp: u.sp, postLen: u.post}
 	}
 	pl.streams = ss
 	nblocks := (n + blockStride - 1) / blockStride
@@ -276,38 +276,39 @@ func (x *Index) planFooter(version uint16, ids bool) footerPlan {
 	return pl
 }
 
-// postingsBound returns a bound on the size of the postings frame
-// payload of n postings in a segment whose records end at end: offsets
-// increase (the index adds events in order) and lie below end, so each
-// offset delta is less than end; a length is a uint32. For 140-byte events
-// it is about twice the size. (Bounding each stream's deltas by its last
-// offset instead costs a cache miss per stream on the encoder's path.)
-// The bound includes maxPosting bytes of slack, which appendPostings
-// needs.
-func postingsBound(n int, end int64) int {
-	return uvarintLen(uint64(n)) + n*(uvarintLen(uint64(max(end, 0)))+uvarintLen(math.MaxUint32)) + maxPosting
+// postingsSize returns the size of the postings frame payload of posts.
+func postingsSize(posts []Posting) int {
+	n := uvarintLen(uint64(len(posts)))
+	prev := int64(0)
+	for _, po := range posts {
+		n += uvarintLen(uint64(po.Off-prev)) + uvarintLen(uint64(po.Len))
+		prev = po.Off
+	}
+	return n
 }
 
 // maxPosting is the size of the longest posting: two uvarints, of an
 // int64 delta and a uint32 length.
 const maxPosting = binary.MaxVarintLen64 + 5
 
-// appendPostings appends the postings frame payload of posts: their
-// count, then each posting's offset delta and length, as uvarints. A
-// segment's worth of postings is most of a checkpoint's bytes, so the
-// uvarints of up to three bytes (nearly all deltas and lengths) are
-// written inline, into room reserved for the worst case when offsets lie
-// below end (postingsBound). Should they not, it finishes with appends.
-func appendPostings(dst []byte, posts []Posting, end int64) []byte {
+// appendPostings appends the postings frame payload of posts, of size
+// bytes (postingsSize): their count, then each posting's offset delta and
+// length, as uvarints. A segment's worth of postings is most of a
+// checkpoint's bytes, so the uvarints of up to three bytes (nearly all
+// deltas and lengths) are written inline, into room reserved up front
+// (with maxPosting bytes to spare, which the footer's later frames have
+// reserved in dst already). Should size be short, it finishes with
+// appends.
+func appendPostings(dst []byte, posts []Posting, size int) []byte {
 	n := len(dst)
-	room := postingsBound(len(posts), end)
+	room := size + maxPosting
 	dst = slices.Grow(dst, room)[:n+room]
 	b := dst[n:]
 	i := binary.PutUvarint(b, uint64(len(posts)))
 	prev := int64(0)
 	for k, po := range posts {
 		if len(b)-i < maxPosting {
-			// Out of room: offsets past end. Append the rest.
+			// Out of room (size was short): append the rest.
 			dst = dst[:n+i]
 			for _, po := range posts[k:] {
 				dst = binary.AppendUvarint(dst, uint64(po.Off-prev))
