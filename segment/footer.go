@@ -44,9 +44,10 @@ func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, 
 // It is on the writer's path (every checkpoint and every seal encodes the
 // whole index), so it plans first (the streams sorted by hash and by name
 // with radix sorts, the ID table sorted, every frame's size computed),
-// grows dst once to (a bound on) the footer's size, and then encodes each
-// frame straight into dst. Its output is byte for byte that of the reference
-// encoder in footer_ref_test.go (the differential tests check it).
+// grows dst once to the footer's size, and then encodes each frame
+// straight into dst. Its output is byte for byte that of the reference
+// encoder in footer_ref_test.go (the differential tests check it). It
+// does not modify x.
 //
 // When dst has not the room for the footer, it is grown to headroom times
 // the footer's size (see AppendCheckpoint).

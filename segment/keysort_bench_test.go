@@ -5,6 +5,8 @@ import (
 	"testing"
 )
 
+// BenchmarkSortKeyed: the radix sort on 250k random keys (a seal's ID
+// table).
 func BenchmarkSortKeyed(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	a := make([]keyed, 250_000)
