@@ -153,7 +153,8 @@ func (w *writer) writeCheckpoint(p int64, syncDir bool) error {
 	if _, err := w.f.ReadAt(window, start); err != nil {
 		return fmt.Errorf("evlog: reading %s for its checkpoint: %w", w.name, err)
 	}
-	data := segment.EncodeCheckpoint(w.header, w.hdr, w.idx, p, crc32.Checksum(window, crc32.MakeTable(crc32.Castagnoli)))
+	data := segment.AppendCheckpoint(w.footerBuf, w.header, w.hdr, w.idx, p, crc32.Checksum(window, crc32.MakeTable(crc32.Castagnoli)))
+	w.footerBuf = data
 	if err := segment.WriteCheckpoint(w.l.fs, w.name, data, syncDir); err != nil {
 		return err
 	}

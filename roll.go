@@ -215,7 +215,8 @@ func (w *writer) roll() error {
 // seal writes the footer of the active segment (full is its index,
 // materialized), fsyncs and closes it, and reopens it sealed.
 func (w *writer) seal(full *segment.Index) (*segment.Segment, error) {
-	footer, _ := full.AppendFooter(nil, w.hdr)
+	footer, _ := full.AppendFooter(w.footerBuf[:0], w.hdr)
+	w.footerBuf = footer
 	if _, err := w.f.Write(footer); err != nil {
 		return nil, fmt.Errorf("sealing %s: %w", w.name, err)
 	}

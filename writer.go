@@ -98,6 +98,13 @@ type writer struct {
 
 	ids *idIndex // event IDs (dedupe.go); nil until an append carries one
 
+	// footerBuf is the storage of the last checkpoint file or seal footer
+	// the writer encoded, reused by the next one (its bytes are dead once
+	// written: vfs files copy what they are given). Only the writer
+	// goroutine touches it; a segment's footers then cost one allocation
+	// of their size, not one (zeroed) per checkpoint and seal.
+	footerBuf []byte
+
 	// Adaptive group commit (see gather).
 	lastCalls   int           // append calls in the last group written
 	lastFsync   time.Duration // duration of its fsync

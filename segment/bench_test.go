@@ -150,17 +150,71 @@ func benchIndex(streams int) *Index {
 	return x
 }
 
+// footerIndex returns the index of a segment of events events (frames of
+// 140 bytes) spread round-robin over streams streams, every event carrying
+// an ID: what the writer holds when it checkpoints or seals.
+func footerIndex(streams, events int) *Index {
+	x := NewIndex(1)
+	off := int64(HeaderSize)
+	names := make([]string, streams)
+	for i := range names {
+		names[i] = fmt.Sprintf("orders-%d", i)
+	}
+	for i := range events {
+		x.Add(EventInfo{Seq: 1 + uint64(i), Stream: names[i%streams], Version: 1 + uint64(i/streams), Time: t0 + int64(i), Off: off, Len: 140,
+			ID: fmt.Sprintf("req-%d", i)})
+		off += 140
+	}
+	x.End = off
+	return x
+}
+
+// BenchmarkFooter measures the footer encoder at the sizes the writer sees
+// (a 64 MiB segment holds about 250k events of ~140 bytes once, at the
+// seal, and half of it at the mid-segment checkpoint): kind=seal is a
+// current-version footer with its ID table, kind=checkpoint a checkpoint
+// file (no ID table), encoded into a new buffer or (checkpoint-reused)
+// into the last one, as the writer does.
 func BenchmarkFooter(b *testing.B) {
-	for _, streams := range []int{10_000} {
-		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
-			x := benchIndex(streams)
-			hb := testHeader(1).Encode()
+	for _, sz := range []struct{ streams, events int }{{10_000, 50_000}, {1, 250_000}, {1000, 250_000}, {100_000, 250_000}} {
+		var x *Index // built on first use: only for the sizes run
+		index := func() *Index {
+			if x == nil {
+				x = footerIndex(sz.streams, sz.events)
+			}
+			return x
+		}
+		h := testHeader(1)
+		h.Version = FormatVersion
+		hb := h.Encode()
+		b.Run(fmt.Sprintf("kind=seal/streams=%d/events=%d", sz.streams, sz.events), func(b *testing.B) {
+			x := index()
 			var buf []byte
 			buf, _ = x.AppendFooter(buf, hb)
 			b.SetBytes(int64(len(buf)))
 			b.ReportAllocs()
 			for b.Loop() {
 				buf, _ = x.AppendFooter(buf[:0], hb)
+			}
+		})
+		b.Run(fmt.Sprintf("kind=checkpoint/streams=%d/events=%d", sz.streams, sz.events), func(b *testing.B) {
+			x := index()
+			data := EncodeCheckpoint(h, hb, x, x.End, 0)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				data = EncodeCheckpoint(h, hb, x, x.End, 0)
+			}
+			_ = data
+		})
+		// As the writer does: one buffer for every checkpoint.
+		b.Run(fmt.Sprintf("kind=checkpoint-reused/streams=%d/events=%d", sz.streams, sz.events), func(b *testing.B) {
+			x := index()
+			data := AppendCheckpoint(nil, h, hb, x, x.End, 0)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				data = AppendCheckpoint(data, h, hb, x, x.End, 0)
 			}
 		})
 	}

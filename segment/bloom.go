@@ -3,9 +3,12 @@ package segment
 // bloom is a bloom filter over stream hashes (double hashing).
 type bloom []byte
 
-func newBloom(keys int) bloom {
+func newBloom(keys int) bloom { return make(bloom, bloomBytes(keys)) }
+
+// bloomBytes returns the size of the bloom filter of keys keys.
+func bloomBytes(keys int) int {
 	bits := max(64, keys*bloomBitsPerKey)
-	return make(bloom, (bits+7)/8)
+	return (bits + 7) / 8
 }
 
 func (b bloom) add(h uint64) {

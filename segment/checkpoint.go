@@ -151,11 +151,33 @@ func CheckpointWindowStart(p int64) int64 { return max(HeaderSize, p-CheckpointW
 // wholly in memory (no checkpoint under it) whose events all lie before p,
 // and windowCRC the CRC32C of the segment's bytes [CheckpointWindowStart(p), p).
 func EncodeCheckpoint(h Header, hb [HeaderSize]byte, x *Index, p int64, windowCRC uint32) []byte {
+	return appendCheckpoint(nil, h, hb, x, p, windowCRC, 1)
+}
+
+// AppendCheckpoint is EncodeCheckpoint into dst's storage: it returns the
+// checkpoint file in dst[:0], grown if need be to twice the checkpoint's
+// size, so that a writer that keeps the returned slice (once the file is
+// written, its bytes are dead) and passes it to the next AppendCheckpoint
+// or Index.AppendFooter allocates its footers' buffer about once. dst's
+// contents are overwritten.
+func AppendCheckpoint(dst []byte, h Header, hb [HeaderSize]byte, x *Index, p int64, windowCRC uint32) []byte {
+	return appendCheckpoint(dst, h, hb, x, p, windowCRC, 2)
+}
+
+// appendCheckpoint is AppendCheckpoint, growing a short dst to headroom
+// times the checkpoint's size.
+func appendCheckpoint(dst []byte, h Header, hb [HeaderSize]byte, x *Index, p int64, windowCRC uint32, headroom int) []byte {
 	if x.base != nil {
 		panic("evlog/segment: EncodeCheckpoint of an index with a checkpoint under it")
 	}
-	dst := make([]byte, CheckpointHeaderSize, CheckpointHeaderSize+64<<10)
-	dst, _ = x.appendFooter(dst, hb, p, CheckpointHeaderSize, ckptFooterVersion(ckptVersion), false) // no ID table: a checkpoint keeps no event IDs
+	dst = append(dst[:0], make([]byte, CheckpointHeaderSize)...)
+	// No ID table: a checkpoint keeps no event IDs. Headroom (2 for a
+	// writer): the later checkpoints and the seal footer of the segment
+	// are larger (the mid-segment checkpoint indexes half of what the
+	// seal does); grown to twice this one, the buffer holds them too, and
+	// a writer touches fresh memory (a page fault per 4 KiB) about once,
+	// not per footer.
+	dst, _ = x.appendFooter(dst, hb, p, CheckpointHeaderSize, ckptFooterVersion(ckptVersion), false, headroom)
 	hdr := dst[:CheckpointHeaderSize]
 	copy(hdr[ckptMagicOff:], ckptMagic)
 	le.PutUint16(hdr[ckptVersionOff:], ckptVersion)

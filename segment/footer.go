@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"slices"
 	"sort"
 )
@@ -33,152 +34,87 @@ func (x *Index) AppendFooter(dst []byte, header [HeaderSize]byte) ([]byte, Trail
 // A header of version 3 or later gets the ID table (when every event
 // carrying an ID was indexed and the table fits in a frame).
 func (x *Index) AppendFooterAt(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64) ([]byte, Trailer) {
-	return x.appendFooter(dst, header, recordsEnd, footerStart, le.Uint16(header[hdrVersionOff:]), true)
+	return x.appendFooter(dst, header, recordsEnd, footerStart, le.Uint16(header[hdrVersionOff:]), true, 1)
 }
 
 // appendFooter writes the footer of format version (3 and later: with
 // the ID table reference in the summary, and, if ids, the table; 4 and
 // later: with the name blocks and their directory).
-func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64, version uint16, ids bool) ([]byte, Trailer) {
+//
+// It is on the writer's path (every checkpoint and every seal encodes the
+// whole index), so it plans first (the streams sorted by hash and by name
+// with radix sorts, the ID table sorted, every frame's size computed),
+// grows dst once to the footer's size, and then encodes each frame
+// straight into dst. Its output is byte for byte that of the reference
+// encoder in footer_ref_test.go (the differential tests check it). It
+// does not modify x.
+//
+// When dst has not the room for the footer, it is grown to headroom times
+// the footer's size (see AppendCheckpoint).
+func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, footerStart int64, version uint16, ids bool, headroom int) ([]byte, Trailer) {
 	if x.base != nil {
 		panic("evlog/segment: AppendFooter of an index with a checkpoint under it (Materialize it first)")
 	}
+	pl := x.planFooter(version, ids)
 	start := len(dst)
+	if cap(dst)-len(dst) < pl.size {
+		dst = slices.Grow(dst, max(headroom, 1)*pl.size)
+	}
 	off := func() int64 { return footerStart + int64(len(dst)-start) }
+	ss := pl.streams
 
-	// The streams in (hash, name) order, each hashed and looked up once.
-	type stream struct {
-		hash uint64
-		name string
-		sp   *StreamPostings
-	}
-	streams := make([]stream, 0, len(x.streams))
-	// Room for the footer up front (postings take at most 2 uvarints of
-	// 10 bytes each, usually far less): no regrowing a segment's worth of
-	// postings while it is built.
-	size := len(x.sparse)*24 + 4*TrailerSize
-	for name, sp := range x.streams {
-		streams = append(streams, stream{hash: streamHash(name), name: name, sp: sp})
-		size += 2*FrameHeaderSize + entFixedSize + len(name) + 10 + len(sp.Posts)*8
-	}
-	dst = slices.Grow(dst, size)
-	slices.SortFunc(streams, func(a, b stream) int {
-		if c := cmp.Compare(a.hash, b.hash); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.name, b.name)
-	})
-
-	type postRef struct {
-		off int64
-		len uint32
-	}
-	refs := make([]postRef, len(streams))
-	var p []byte
-	for i := range streams {
-		sp := streams[i].sp
-		p = binary.AppendUvarint(p[:0], uint64(len(sp.Posts)))
-		prev := int64(0)
-		for _, po := range sp.Posts {
-			p = binary.AppendUvarint(p, uint64(po.Off-prev))
-			p = binary.AppendUvarint(p, uint64(po.Len))
-			prev = po.Off
-		}
-		refs[i] = postRef{off: off()}
-		dst = AppendFrame(dst, KindPostings, p)
-		refs[i].len = uint32(off() - refs[i].off)
+	// Postings frames, in hash order.
+	for i := range ss {
+		f := len(dst)
+		dst = append(dst, zeroFrameHeader[:]...)
+		dst = appendPostings(dst, ss[i].sp.Posts, int(ss[i].postLen)-FrameHeaderSize)
+		dst = endFrame(dst, f, KindPostings)
+		ss[i].postOff, ss[i].postLen = footerStart+int64(f-start), uint32(len(dst)-f)
 	}
 
-	type blockRef struct {
-		hash uint64
-		off  int64
-		len  uint32
-	}
-	var blocks []blockRef
-	for lo := 0; lo < len(streams); lo += blockStride {
-		hi := min(lo+blockStride, len(streams))
-		p = p[:0]
+	blocks := make([]summaryBlock, 0, (len(ss)+blockStride-1)/blockStride)
+	for lo := 0; lo < len(ss); lo += blockStride {
+		hi := min(lo+blockStride, len(ss))
+		f := len(dst)
+		dst = append(dst, zeroFrameHeader[:]...)
 		for i := lo; i < hi; i++ {
-			p = appendBlockEntry(p, streams[i].hash, streams[i].name, streams[i].sp, refs[i].off, refs[i].len)
+			dst = appendBlockEntry(dst, ss[i].hash, ss[i].name, ss[i].sp, ss[i].postOff, ss[i].postLen)
 		}
-		b := blockRef{hash: streams[lo].hash, off: off()}
-		dst = AppendFrame(dst, KindBlock, p)
-		b.len = uint32(off() - b.off)
-		blocks = append(blocks, b)
+		dst = endFrame(dst, f, KindBlock)
+		blocks = append(blocks, summaryBlock{hash: ss[lo].hash, off: footerStart + int64(f-start), len: uint32(len(dst) - f)})
 	}
 
 	// Version 4: the same entries again, in name order, in blocks of
 	// nameStride, so that a name prefix is found by binary search over the
 	// directory's first names.
 	var names []nameRef
-	if version >= 4 {
-		order := make([]int32, len(streams))
-		for i := range order {
-			order[i] = int32(i)
-		}
-		slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(streams[a].name, streams[b].name) })
-		for lo := 0; lo < len(order); lo += nameStride {
-			hi := min(lo+nameStride, len(order))
-			p = p[:0]
-			for _, i := range order[lo:hi] {
-				p = appendBlockEntry(p, streams[i].hash, streams[i].name, streams[i].sp, refs[i].off, refs[i].len)
+	if pl.byName != nil {
+		names = make([]nameRef, 0, (len(ss)+nameStride-1)/nameStride)
+		for lo := 0; lo < len(pl.byName); lo += nameStride {
+			hi := min(lo+nameStride, len(pl.byName))
+			f := len(dst)
+			dst = append(dst, zeroFrameHeader[:]...)
+			for _, k := range pl.byName[lo:hi] {
+				s := &ss[k.val]
+				dst = appendBlockEntry(dst, s.hash, s.name, s.sp, s.postOff, s.postLen)
 			}
-			nb := nameRef{first: streams[order[lo]].name, off: off()}
-			dst = AppendFrame(dst, KindNames, p)
-			nb.len = uint32(off() - nb.off)
-			names = append(names, nb)
+			dst = endFrame(dst, f, KindNames)
+			names = append(names, nameRef{first: ss[pl.byName[lo].val].name, off: footerStart + int64(f-start), len: uint32(len(dst) - f)})
 		}
 	}
 
 	var idsOff int64
 	var idsLen uint32
-	if version >= 3 && ids && !x.idsLost && x.ids.len() > 0 && 4+x.ids.len()*idEntrySize <= MaxFramePayload {
-		ids := x.ids.all()
-		slices.SortFunc(ids, func(a, b IDEntry) int {
-			return cmp.Or(cmp.Compare(a.Hash, b.Hash), cmp.Compare(a.Seq, b.Seq))
-		})
-		p = slices.Grow(p[:0], 4+len(ids)*idEntrySize)
-		p = le.AppendUint32(p, uint32(len(ids)))
-		for _, e := range ids {
-			p = le.AppendUint64(p, e.Hash)
-			p = le.AppendUint64(p, e.Seq)
+	if pl.ids != nil {
+		f := len(dst)
+		dst = append(dst, zeroFrameHeader[:]...)
+		dst = le.AppendUint32(dst, uint32(len(pl.ids)))
+		for _, e := range pl.ids {
+			dst = le.AppendUint64(dst, e.key)
+			dst = le.AppendUint64(dst, e.val)
 		}
-		idsOff = off()
-		dst = AppendFrame(dst, KindIDs, p)
-		idsLen = uint32(off() - idsOff)
-	}
-
-	p = le.AppendUint32(p[:0], uint32(len(x.sparse)))
-	for _, s := range x.sparse {
-		p = le.AppendUint64(p, s.Seq)
-		p = le.AppendUint64(p, uint64(s.Off))
-		p = le.AppendUint64(p, uint64(s.Time))
-	}
-	p = le.AppendUint32(p, uint32(len(blocks)))
-	for _, b := range blocks {
-		p = le.AppendUint64(p, b.hash)
-		p = le.AppendUint64(p, uint64(b.off))
-		p = le.AppendUint32(p, b.len)
-	}
-	p = le.AppendUint32(p, uint32(len(streams)))
-	bloom := newBloom(len(streams))
-	for i := range streams {
-		bloom.add(streams[i].hash)
-	}
-	p = le.AppendUint32(p, uint32(len(bloom)*8))
-	p = append(p, bloom...)
-	if version >= 3 {
-		p = le.AppendUint64(p, uint64(idsOff))
-		p = le.AppendUint32(p, idsLen)
-	}
-	if version >= 4 {
-		p = le.AppendUint32(p, uint32(len(names)))
-		for _, nb := range names {
-			p = le.AppendUint64(p, uint64(nb.off))
-			p = le.AppendUint32(p, nb.len)
-			p = le.AppendUint16(p, uint16(len(nb.first)))
-			p = append(p, nb.first...)
-		}
+		dst = endFrame(dst, f, KindIDs)
+		idsOff, idsLen = footerStart+int64(f-start), uint32(len(dst)-f)
 	}
 
 	t := Trailer{
@@ -190,11 +126,238 @@ func (x *Index) appendFooter(dst []byte, header [HeaderSize]byte, recordsEnd, fo
 		LastTime:   x.LastTime,
 		NewStreams: uint32(x.NewStreams),
 	}
-	dst = AppendFrame(dst, KindSummary, p)
-	t.SummaryLen = uint32(off() - t.SummaryOff)
+	f := len(dst)
+	dst = append(dst, zeroFrameHeader[:]...)
+	dst = le.AppendUint32(dst, uint32(len(x.sparse)))
+	for _, s := range x.sparse {
+		dst = le.AppendUint64(dst, s.Seq)
+		dst = le.AppendUint64(dst, uint64(s.Off))
+		dst = le.AppendUint64(dst, uint64(s.Time))
+	}
+	dst = le.AppendUint32(dst, uint32(len(blocks)))
+	for _, b := range blocks {
+		dst = le.AppendUint64(dst, b.hash)
+		dst = le.AppendUint64(dst, uint64(b.off))
+		dst = le.AppendUint32(dst, b.len)
+	}
+	dst = le.AppendUint32(dst, uint32(len(ss)))
+	nb := bloomBytes(len(ss))
+	dst = le.AppendUint32(dst, uint32(nb*8))
+	dst = append(dst, make([]byte, nb)...)
+	bl := bloom(dst[len(dst)-nb:])
+	clear(bl) // dst may be a reused buffer
+	for i := range ss {
+		bl.add(ss[i].hash)
+	}
+	if version >= 3 {
+		dst = le.AppendUint64(dst, uint64(idsOff))
+		dst = le.AppendUint32(dst, idsLen)
+	}
+	if version >= 4 {
+		dst = le.AppendUint32(dst, uint32(len(names)))
+		for _, nb := range names {
+			dst = le.AppendUint64(dst, uint64(nb.off))
+			dst = le.AppendUint32(dst, nb.len)
+			dst = le.AppendUint16(dst, uint16(len(nb.first)))
+			dst = append(dst, nb.first...)
+		}
+	}
+	dst = endFrame(dst, f, KindSummary)
+	t.SummaryLen = uint32(len(dst) - f)
 	tb := t.Encode(header)
 	return append(dst, tb[:]...), t
 }
+
+var zeroFrameHeader [FrameHeaderSize]byte
+
+// footerStream is a stream as the footer encoder lays it out.
+type footerStream struct {
+	hash    uint64
+	name    string
+	sp      *StreamPostings
+	postOff int64  // the postings frame's offset (set as it is written)
+	postLen uint32 // and size, header included
+}
+
+// footerPlan is what appendFooter computes before it writes a byte.
+type footerPlan struct {
+	streams []footerStream // in (hash, name) order
+	byName  []keyed        // version 4: val indexes streams, in name order
+	ids     []keyed        // the ID table (key: IDHash, val: seq), sorted; nil: none
+	size    int            // the footer's size in bytes, trailer included
+}
+
+// planFooter orders the index's streams and IDs for a footer of format
+// version (ids: with the ID table, if the index has one that fits) and
+// computes the footer's exact size. (Sizing the postings takes a pass over
+// them, but a bound would have the writer touch, and so fault in, pages it
+// never uses: that costs more.)
+func (x *Index) planFooter(version uint16, ids bool) footerPlan {
+	n := len(x.streams)
+	var pl footerPlan
+	// The streams in (hash, name) order: a radix sort of (hash, index)
+	// pairs; equal hashes (rare) are ordered by name. The one pass over
+	// the map also sums the sizes and finds the prefix all names share.
+	type nameSP struct {
+		name string
+		sp   *StreamPostings
+		post uint32 // the postings frame's size
+	}
+	unsorted := make([]nameSP, 0, n)
+	keys := make([]keyed, 0, n)
+	size := 0
+	entries := 0 // the size of all stream entries
+	var first string
+	skip := 0 // the length of the prefix all names share
+	for name, sp := range x.streams {
+		keys = append(keys, keyed{key: streamHash(name), val: uint64(len(unsorted))})
+		post := FrameHeaderSize + postingsSize(sp.Posts)
+		unsorted = append(unsorted, nameSP{name: name, sp: sp, post: uint32(post)})
+		size += post
+		entries += entFixedSize + len(name)
+		if len(unsorted) == 1 {
+			first, skip = name, len(name)
+		} else {
+			skip = commonPrefixLen(first[:skip], name)
+		}
+	}
+	// sortKeyed sorts into either buffer; spare is then the other.
+	tmp := make([]keyed, n)
+	sorted := sortKeyed(keys, tmp, func(a, b keyed) int { return cmp.Compare(unsorted[a.val].name, unsorted[b.val].name) })
+	spare := tmp
+	if n > 0 && &sorted[0] == &tmp[0] {
+		spare = keys
+	}
+	keys = sorted
+	ss := make([]footerStream, n)
+	for i, k := range keys {
+		u := &unsorted[k.val]
+		ss[i] = footerStream{hash: k.key, name: u.name, sp: u.sp, postLen: u.post}
+	}
+	pl.streams = ss
+	nblocks := (n + blockStride - 1) / blockStride
+	size += nblocks*FrameHeaderSize + entries
+
+	// The name order: a radix sort of the 8 bytes of each name past the
+	// prefix all names share; equal keys are ordered by the whole name.
+	if version >= 4 {
+		by := keys[:0] // keys is spent; reuse it
+		for i := range ss {
+			by = append(by, keyed{key: nameKey(ss[i].name, skip), val: uint64(i)})
+		}
+		pl.byName = sortKeyed(by, spare, func(a, b keyed) int { return cmp.Compare(ss[a.val].name, ss[b.val].name) })
+		if pl.byName == nil {
+			pl.byName = []keyed{} // version 4 even without streams
+		}
+		size += (n+nameStride-1)/nameStride*FrameHeaderSize + entries
+		for lo := 0; lo < n; lo += nameStride {
+			size += nbFixedSize + len(ss[pl.byName[lo].val].name)
+		}
+		size += 4
+	}
+
+	// The ID table, sorted by (hash, seq): the list is in seq order and
+	// the radix sort stable, but equal hashes are ordered by seq anyway.
+	if version >= 3 && ids && !x.idsLost && x.ids.len() > 0 && 4+x.ids.len()*idEntrySize <= MaxFramePayload {
+		all := make([]keyed, 0, x.ids.len())
+		for _, c := range x.ids.chunks {
+			for _, e := range c {
+				all = append(all, keyed{key: e.Hash, val: e.Seq})
+			}
+		}
+		pl.ids = sortKeyed(all, make([]keyed, len(all)), func(a, b keyed) int { return cmp.Compare(a.val, b.val) })
+		size += FrameHeaderSize + 4 + len(all)*idEntrySize
+	}
+
+	size += FrameHeaderSize + 4 + len(x.sparse)*sparseSize + 4 + nblocks*blkSize + 4 + 4 + bloomBytes(n)
+	if version >= 3 {
+		size += 12
+	}
+	pl.size = size + TrailerSize
+	return pl
+}
+
+// postingsSize returns the size of the postings frame payload of posts.
+func postingsSize(posts []Posting) int {
+	n := uvarintLen(uint64(len(posts)))
+	prev := int64(0)
+	for _, po := range posts {
+		n += uvarintLen(uint64(po.Off-prev)) + uvarintLen(uint64(po.Len))
+		prev = po.Off
+	}
+	return n
+}
+
+// maxPosting is the size of the longest posting: two uvarints, of an
+// int64 delta and a uint32 length.
+const maxPosting = binary.MaxVarintLen64 + 5
+
+// appendPostings appends the postings frame payload of posts, of size
+// bytes (postingsSize): their count, then each posting's offset delta and
+// length, as uvarints. A segment's worth of postings is most of a
+// checkpoint's bytes, so the uvarints of up to three bytes (nearly all
+// deltas and lengths) are written inline, into room reserved up front
+// (with maxPosting bytes to spare, which the footer's later frames have
+// reserved in dst already). Should size be short, it finishes with
+// appends.
+func appendPostings(dst []byte, posts []Posting, size int) []byte {
+	n := len(dst)
+	room := size + maxPosting
+	dst = slices.Grow(dst, room)[:n+room]
+	b := dst[n:]
+	i := binary.PutUvarint(b, uint64(len(posts)))
+	prev := int64(0)
+	for k, po := range posts {
+		if len(b)-i < maxPosting {
+			// Out of room (size was short): append the rest.
+			dst = dst[:n+i]
+			for _, po := range posts[k:] {
+				dst = binary.AppendUvarint(dst, uint64(po.Off-prev))
+				dst = binary.AppendUvarint(dst, uint64(po.Len))
+				prev = po.Off
+			}
+			return dst
+		}
+		// Inline (a call per uvarint costs as much as writing it): the
+		// offset delta, usually of 1 to 3 bytes, then the length,
+		// usually of 1 or 2.
+		switch d := uint64(po.Off - prev); {
+		case d < 1<<7:
+			b[i] = byte(d)
+			i++
+		case d < 1<<14:
+			_ = b[i+1]
+			b[i] = byte(d) | 0x80
+			b[i+1] = byte(d >> 7)
+			i += 2
+		case d < 1<<21:
+			_ = b[i+2]
+			b[i] = byte(d) | 0x80
+			b[i+1] = byte(d>>7) | 0x80
+			b[i+2] = byte(d >> 14)
+			i += 3
+		default:
+			i += binary.PutUvarint(b[i:], d)
+		}
+		switch l := uint64(po.Len); {
+		case l < 1<<7:
+			b[i] = byte(l)
+			i++
+		case l < 1<<14:
+			_ = b[i+1]
+			b[i] = byte(l) | 0x80
+			b[i+1] = byte(l >> 7)
+			i += 2
+		default:
+			i += binary.PutUvarint(b[i:], l)
+		}
+		prev = po.Off
+	}
+	return dst[:n+i]
+}
+
+// uvarintLen returns the size of v as a uvarint.
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
 
 // appendBlockEntry appends a stream block entry (the layout of both stream and
 // name blocks) to p.
