@@ -95,12 +95,7 @@ func encodeStats(s stats) ([]byte, error) {
 func decodeStats(b []byte) (stats, error) {
 	d := msgpack.NewDecoder(bytes.NewReader(b))
 	s := stats{}
-	n, err := d.DecodeMapLen()
-	for i := 0; err == nil && i < n; i++ {
-		var key string
-		if key, err = d.DecodeString(); err != nil {
-			break
-		}
+	err := eachField(d, func(key string) (err error) {
 		switch key {
 		case "seq":
 			s.Seq, err = d.DecodeUint64()
@@ -113,7 +108,8 @@ func decodeStats(b []byte) (stats, error) {
 		default:
 			err = d.Skip()
 		}
-	}
+		return err
+	})
 	if err != nil {
 		return stats{}, err
 	}
@@ -152,12 +148,7 @@ func decodeStrMap[V any](d *msgpack.Decoder, size int, val func() (V, error)) (m
 // decodeStreamStats decodes one stream's entry (nil: the zero entry).
 func decodeStreamStats(d *msgpack.Decoder) (streamStats, error) {
 	var st streamStats
-	n, err := d.DecodeMapLen()
-	for i := 0; err == nil && i < n; i++ {
-		var key string
-		if key, err = d.DecodeString(); err != nil {
-			break
-		}
+	err := eachField(d, func(key string) (err error) {
 		switch key {
 		case "count":
 			st.Count, err = d.DecodeUint64()
@@ -166,8 +157,22 @@ func decodeStreamStats(d *msgpack.Decoder) (streamStats, error) {
 		default:
 			err = d.Skip()
 		}
-	}
+		return err
+	})
 	return st, err
+}
+
+// eachField decodes a msgpack map with string keys (nil: no field),
+// calling field with each key to decode its value, until an error.
+func eachField(d *msgpack.Decoder, field func(key string) error) error {
+	n, err := d.DecodeMapLen()
+	for i := 0; err == nil && i < n; i++ {
+		var key string
+		if key, err = d.DecodeString(); err == nil {
+			err = field(key)
+		}
+	}
+	return err
 }
 
 // statsDiff describes the first difference between a (a snapshot) and b
