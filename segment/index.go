@@ -157,8 +157,8 @@ func (x *Index) Add(e EventInfo) {
 }
 
 const (
-	// postSlab is the size, in postings, of the slabs grow cuts short
-	// postings lists' arrays from (64 KiB).
+	// postSlab is the largest size, in postings, of the slabs grow cuts
+	// short postings lists' arrays from (64 KiB).
 	postSlab = 4096
 	// slabMaxCap is the largest capacity grow cuts from a slab; longer
 	// lists grow on the heap, so that a slab never holds a long list's
@@ -181,7 +181,9 @@ func (x *Index) grow(p []Posting, n int) []Posting {
 		return slices.Grow(p, n)
 	}
 	if len(x.slab) < c {
-		x.slab = make([]Posting, postSlab)
+		// No larger than the postings indexed so far (a small log's
+		// index keeps a small slab), at least 4*slabMaxCap.
+		x.slab = make([]Posting, min(postSlab, max(4*slabMaxCap, x.Count)))
 	}
 	q := x.slab[:len(p):c]
 	copy(q, p)
