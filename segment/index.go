@@ -158,8 +158,9 @@ func (x *Index) Add(e EventInfo) {
 
 const (
 	// postSlab is the largest size, in postings, of the slabs grow cuts
-	// short postings lists' arrays from (64 KiB).
-	postSlab = 4096
+	// short postings lists' arrays from (32 KiB, a small object: no
+	// large-object allocation per slab).
+	postSlab = 2048
 	// slabMaxCap is the largest capacity grow cuts from a slab; longer
 	// lists grow on the heap, so that a slab never holds a long list's
 	// outgrown arrays.
