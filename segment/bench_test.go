@@ -248,3 +248,41 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIndexAddBatch: indexing a segment's worth of 1,000-event
+// batches as the writer does, the events of one batch in one stream
+// (streams=1, 100 streams in turn) or each in its own (streams=1000,
+// 10k streams in all).
+func BenchmarkIndexAddBatch(b *testing.B) {
+	const batches, per = 300, 1000
+	for _, streams := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+			names := make([]string, 10_000)
+			for i := range names {
+				names[i] = fmt.Sprintf("s-%d", i)
+			}
+			versions := map[string]uint64{}
+			all := make([][]EventInfo, batches)
+			off := int64(HeaderSize)
+			for i := range all {
+				for j := range per {
+					s := names[i%100]
+					if streams > 1 {
+						s = names[(i*per+j)%len(names)]
+					}
+					versions[s]++
+					all[i] = append(all[i], EventInfo{Seq: uint64(i*per + j + 1), Stream: s, Version: versions[s], Time: int64(i), Off: off, Len: 200})
+					off += 200
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				x := NewIndex(1)
+				for _, batch := range all {
+					x.AddBatch(batch)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batches*per), "ns/event")
+		})
+	}
+}

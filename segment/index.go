@@ -68,6 +68,10 @@ type Index struct {
 	// the counters above include its events, streams and sparse only
 	// what was added after it (see NewIndexFrom).
 	base *Checkpoint
+	// slab is where postings lists of up to slabMaxCap entries get their
+	// backing arrays (see grow): one allocation per postSlab postings,
+	// not one per growth of every short list.
+	slab []Posting
 }
 
 // NewIndexFrom returns the index of a segment's events as far as the
@@ -95,6 +99,7 @@ func (x *Index) Materialize() (*Index, error) {
 	}
 	y := *x
 	y.base, y.sparse, y.streams = nil, nil, make(map[string]*StreamPostings, x.base.Streams+len(x.streams))
+	y.slab = nil     // x's: y must not cut arrays from it as well
 	y.idsLost = true // a checkpoint keeps no event IDs
 	if err := x.base.load(&y); err != nil {
 		return nil, err
@@ -148,7 +153,43 @@ func (x *Index) Add(e EventInfo) {
 		sp = &StreamPostings{FirstVersion: e.Version}
 		x.streams[e.Stream] = sp
 	}
-	sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
+	sp.Posts = append(x.grow(sp.Posts, 1), Posting{Off: e.Off, Len: e.Len})
+}
+
+const (
+	// postSlab is the largest size, in postings, of the slabs grow cuts
+	// short postings lists' arrays from (32 KiB, a small object: no
+	// large-object allocation per slab).
+	postSlab = 2048
+	// slabMaxCap is the largest capacity grow cuts from a slab; longer
+	// lists grow on the heap, so that a slab never holds a long list's
+	// outgrown arrays.
+	slabMaxCap = 64
+)
+
+// grow returns p with room for n more postings. A short list's new array
+// is cut from x's slab, capacity-limited so that no append can run into
+// its neighbour: with many streams of a few events each (the 1,000-stream
+// batch), that is one allocation per postSlab postings rather than one
+// per stream per doubling. An outgrown array stays in the slab until the
+// index is dropped: at most the list's final size again.
+func (x *Index) grow(p []Posting, n int) []Posting {
+	if cap(p)-len(p) >= n {
+		return p
+	}
+	c := max(2*cap(p), len(p)+n)
+	if c > slabMaxCap {
+		return slices.Grow(p, n)
+	}
+	if len(x.slab) < c {
+		// No larger than the postings indexed so far (a small log's
+		// index keeps a small slab), at least 4*slabMaxCap.
+		x.slab = make([]Posting, min(postSlab, max(4*slabMaxCap, x.Count)))
+	}
+	q := x.slab[:len(p):c]
+	copy(q, p)
+	x.slab = x.slab[c:]
+	return q
 }
 
 // count records e in the counters, the sparse index and the ID list (all
@@ -200,7 +241,7 @@ func (x *Index) AddBatch(events []EventInfo) {
 			for i+run < len(events) && events[i+run].Stream == last {
 				run++
 			}
-			sp.Posts = slices.Grow(sp.Posts, run)
+			sp.Posts = x.grow(sp.Posts, run)
 		}
 		sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
 		e.Postings = sp

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -83,6 +84,53 @@ func TestIndexAddBatch(t *testing.T) {
 		b, _ := x.AppendFooter(nil, hdr)
 		if !bytes.Equal(a, b) || one.Count != x.Count || one.NewStreams != x.NewStreams || one.FirstTime != x.FirstTime {
 			t.Fatalf("%s built a different index than Add", name)
+		}
+	}
+}
+
+// TestIndexSlabPostings: postings lists whose arrays are cut from the
+// index's slab keep their own postings while many streams grow in turn
+// (each growth cuts a new array next to the others'), past several slabs
+// and past slabMaxCap, with AddBatch and Add mixed.
+func TestIndexSlabPostings(t *testing.T) {
+	const streams = 300
+	x := NewIndex(1)
+	want := map[string][]Posting{}
+	versions := map[string]uint64{}
+	seq, off := uint64(1), int64(HeaderSize)
+	next := func(s string, n uint32) EventInfo {
+		versions[s]++
+		e := EventInfo{Seq: seq, Stream: s, Version: versions[s], Time: int64(seq), Off: off, Len: n}
+		want[s] = append(want[s], Posting{Off: off, Len: n})
+		seq++
+		off += int64(n)
+		return e
+	}
+	for round := range 130 { // past slabMaxCap (64)
+		var batch []EventInfo
+		for i := range streams {
+			s := fmt.Sprintf("s-%d", i)
+			// Stream i gets 1 + i%3 events per round: lists of
+			// different lengths, growing at different rounds.
+			for range 1 + i%3 {
+				batch = append(batch, next(s, uint32(40+i)))
+			}
+		}
+		if round%2 == 0 {
+			x.AddBatch(batch)
+		} else {
+			for _, e := range batch {
+				x.Add(e)
+			}
+		}
+	}
+	for s, w := range want {
+		got, ok, err := x.Stream(s)
+		if err != nil || !ok {
+			t.Fatalf("Stream(%q): ok %v, err %v", s, ok, err)
+		}
+		if got.FirstVersion != 1 || !slices.Equal(got.Posts, w) {
+			t.Fatalf("stream %q: %d postings from version %d, want the %d added", s, len(got.Posts), got.FirstVersion, len(w))
 		}
 	}
 }
