@@ -30,41 +30,39 @@ const besideWriterAttempts = 20
 // kept changing across every attempt.
 var errDirChanging = errors.New("the log directory kept changing while it was read (a writer rolling or compacting very fast?); try again")
 
-// segmentListing is the names of the segment files of fsys, in log order.
-func segmentListing(fsys vfs.FS) ([]string, error) {
-	d, err := segment.ReadDir(fsys)
-	if err != nil {
-		return nil, err
-	}
+// segmentNames is the names of d's segment files, in log order.
+func segmentNames(d *segment.Dir) []string {
 	names := make([]string, len(d.Segments))
 	for i, f := range d.Segments {
 		names[i] = f.Name
 	}
-	return names, nil
+	return names
 }
 
 // besideWriter runs attempt until it succeeds, or fails across a stable
 // listing of fsys (then its failure is the answer), or
-// besideWriterAttempts attempts were made. failed reports whether an
-// attempt's outcome is a failure (an error, or a report of damage); a
-// missing file is always retried. attempt must modify nothing.
-func besideWriter[T any](fsys vfs.FS, attempt func() (T, error), failed func(T, error) bool) (T, error) {
+// besideWriterAttempts attempts were made. Each attempt gets the listing
+// taken just before it, which it may use instead of listing the
+// directory again. failed reports whether an attempt's outcome is a
+// failure (an error, or a report of damage); a missing file is always
+// retried. attempt must modify nothing.
+func besideWriter[T any](fsys vfs.FS, attempt func(before *segment.Dir) (T, error), failed func(T, error) bool) (T, error) {
 	var res T
 	var err error
 	for i := range besideWriterAttempts {
-		before, lerr := segmentListing(fsys)
+		before, lerr := segment.ReadDir(fsys)
 		if lerr != nil {
 			return res, lerr
 		}
-		res, err = attempt()
+		res, err = attempt(before)
 		if !failed(res, err) {
 			return res, err
 		}
-		after, lerr := segmentListing(fsys)
+		after, lerr := segment.ReadDir(fsys)
 		if lerr != nil {
 			return res, lerr
 		}
-		if slices.Equal(before, after) && !errors.Is(err, fs.ErrNotExist) {
+		if slices.Equal(segmentNames(before), segmentNames(after)) && !errors.Is(err, fs.ErrNotExist) {
 			return res, err // the same files before and after: real
 		}
 		time.Sleep(time.Duration(1<<min(i, 4)) * time.Millisecond)
@@ -76,10 +74,11 @@ func besideWriter[T any](fsys vfs.FS, attempt func() (T, error), failed func(T, 
 }
 
 // recoverBesideWriter is a read-only recoverDir that a writer in another
-// process may be changing (see besideWriter).
+// process may be changing (see besideWriter). It recovers from the
+// listing besideWriter took, not a second one.
 func recoverBesideWriter(fsys vfs.FS, log *slog.Logger) (*recovered, error) {
-	return besideWriter(fsys, func() (*recovered, error) {
-		return recoverDir(fsys, log, true)
+	return besideWriter(fsys, func(dir *segment.Dir) (*recovered, error) {
+		return recoverListed(fsys, dir, log, true)
 	}, func(_ *recovered, err error) bool { return err != nil })
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
 )
 
 // TestReadOnlyBesideWriter: read-only opens, Refreshes and Verifies run in
@@ -71,7 +72,7 @@ func TestReadOnlyBesideWriter(t *testing.T) {
 			want++
 		}
 		r.Close()
-		rep, err := besideWriter(ro, func() (VerifyReport, error) { return verifyFS(ctx, ro) },
+		rep, err := besideWriter(ro, func(*segment.Dir) (VerifyReport, error) { return verifyFS(ctx, ro) },
 			func(r VerifyReport, err error) bool { return err != nil || r.Corrupt() })
 		if err != nil || rep.Corrupt() {
 			t.Errorf("round %d: verify beside the writer: %v %v", round, rep.Findings, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/evlog/evlog/segment"
 )
@@ -27,22 +28,36 @@ func (l *Log) scanStream(ctx context.Context, stream string, fromVersion uint64,
 }
 
 // scanStreamIn is scanStream in (v, pub), skipping the sealed segments
-// whose events all have seqs up to afterSeq, and hiding nothing.
+// whose events all have seqs up to afterSeq, and hiding nothing. A system
+// stream (the deletion stream, looked up at every open) is in few
+// segments: for it the others are passed over by their bloom filters
+// (Segment.MayContain) without decoding and keeping their summaries.
 func (l *Log) scanStreamIn(ctx context.Context, v *view, pub published, stream string, fromVersion, afterSeq uint64, fn func(e *Envelope) error) error {
 	fromVersion = max(fromVersion, 1)
 	var (
-		er    segment.EventReader
-		dec   segment.Decoder
-		env   Envelope
-		posts []segment.Posting
-		next  uint64 // version the next event must have (0: not known yet)
-		n     int
+		er     segment.EventReader
+		dec    segment.Decoder
+		env    Envelope
+		posts  []segment.Posting
+		next   uint64 // version the next event must have (0: not known yet)
+		n      int
+		sumBuf []byte // for MayContain
 	)
+	system := strings.HasPrefix(stream, SystemStreamPrefix)
 	for _, s := range v.segs {
 		var first uint64
 		if s.Sealed {
 			if s.Trailer.LastSeq <= afterSeq {
 				continue
+			}
+			if system {
+				ok, err := s.MayContain(stream, &sumBuf)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
 			}
 			e, ok, err := s.Lookup(stream)
 			if err != nil {

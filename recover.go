@@ -58,11 +58,16 @@ func (r *recovered) close() {
 // docs/FORMAT.md ("Recovery"). With readOnly it modifies nothing. A writer
 // validates the whole directory before it deletes anything: removals are
 // collected and carried out only once every check has passed.
-func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (_ *recovered, err error) {
+func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (*recovered, error) {
 	dir, err := segment.ReadDir(fsys)
 	if err != nil {
 		return nil, fmt.Errorf("evlog: %w", err)
 	}
+	return recoverListed(fsys, dir, log, readOnly)
+}
+
+// recoverListed is recoverDir from dir, a listing of fsys just taken.
+func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly bool) (_ *recovered, err error) {
 	rec := &recovered{}
 	for _, e := range dir.Strangers {
 		log.Warn("evlog: recovery: ignoring a file that is not a regular file", "file", e.Name, "type", vfs.TypeName(e.Mode))

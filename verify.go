@@ -81,7 +81,7 @@ func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 	}
 	// Beside a writer, a finding is reported only when it persists across
 	// a stable listing (see besideWriter).
-	return besideWriter(ro, func() (VerifyReport, error) { return verifyFS(ctx, ro) },
+	return besideWriter(ro, func(*segment.Dir) (VerifyReport, error) { return verifyFS(ctx, ro) },
 		func(r VerifyReport, err error) bool { return ctx.Err() == nil && (err != nil || r.Corrupt()) })
 }
 

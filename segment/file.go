@@ -188,6 +188,69 @@ func checkFrame(b []byte, kind Kind, file string, off int64) ([]byte, error) {
 	return b[FrameHeaderSize:], nil
 }
 
+// MayContain reports whether the sealed segment may hold events of the
+// stream, by its summary's bloom filter: false is certain. It uses the
+// summary if Summary has decoded it; otherwise it reads the summary frame
+// into *buf (grown as needed: the caller reuses it across segments),
+// verifies its checksum and reads the bloom filter in place, without
+// decoding the rest of the summary (the sparse index, the block and
+// name directories) or keeping anything. A look-up that misses in most
+// segments, such as the deletion stream's at every open, then costs one
+// reused buffer instead of every segment's decoded summary. A summary
+// whose layout does not reach a well-formed bloom filter is decoded by
+// Summary, whose error (naming file and offset) is returned.
+func (s *Segment) MayContain(stream string, buf *[]byte) (bool, error) {
+	s.mu.Lock()
+	sum, sumErr, sealed := s.summary, s.sumErr, s.Sealed
+	s.mu.Unlock()
+	switch {
+	case sum != nil:
+		return sum.MayContain(stream), nil
+	case sumErr != nil:
+		return false, sumErr
+	case !sealed:
+		return false, fmt.Errorf("evlog/segment: %s is not sealed", s.Name)
+	}
+	if n := int(s.Trailer.SummaryLen); cap(*buf) < n && n <= FrameHeaderSize+MaxFramePayload {
+		*buf = make([]byte, n)
+	}
+	p, err := s.readFrame(s.Trailer.SummaryOff, s.Trailer.SummaryLen, KindSummary, *buf)
+	if err != nil {
+		return false, err
+	}
+	if b, ok := summaryBloom(p); ok {
+		return b.mayContain(streamHash(stream)), nil
+	}
+	if sum, err = s.Summary(); err != nil {
+		return false, err
+	}
+	return sum.MayContain(stream), nil
+}
+
+// summaryBloom returns the bloom filter of summary frame payload p,
+// skipping what precedes it with decodeSummary's bounds checks; ok is
+// false when p is malformed before the bloom filter ends.
+func summaryBloom(p []byte) (b bloom, ok bool) {
+	r := binReader{b: p}
+	n := r.u32()
+	if !r.fits(n, sparseSize) {
+		return nil, false
+	}
+	r.take(int(n) * sparseSize)
+	n = r.u32()
+	if !r.fits(n, blkSize) {
+		return nil, false
+	}
+	r.take(int(n) * blkSize)
+	r.u32() // streams
+	bits := r.u32()
+	if bits%8 != 0 || !r.fits(bits/8, 1) {
+		return nil, false
+	}
+	b = bloom(r.take(int(bits / 8)))
+	return b, r.err == nil
+}
+
 // Lookup finds a stream's entry in a sealed segment. It reads (at most) the
 // stream blocks that may hold it; the bloom filter answers most misses from
 // memory.

@@ -545,3 +545,53 @@ func TestEventReaderDetectsBadPostings(t *testing.T) {
 		t.Errorf("no postings: %v", err)
 	}
 }
+
+// MayContain answers as the decoded summary's bloom filter does, without
+// decoding the summary, and reports a damaged summary frame as Summary
+// does.
+func TestMayContain(t *testing.T) {
+	img, sealed, tr := sealedImage(t, 6)
+	name := FormatFileName(1, 0)
+	x := img.index(len(img.batches))
+	names := []string{"$$deletions", "no-such-stream", "order-999999"}
+	for n := range x.streams {
+		names = append(names, n)
+	}
+	s, _ := openMem(t, name, sealed)
+	var buf []byte
+	got := map[string]bool{}
+	for _, n := range names {
+		ok, err := s.MayContain(n, &buf)
+		if err != nil {
+			t.Fatalf("MayContain(%q): %v", n, err)
+		}
+		got[n] = ok
+	}
+	s.mu.Lock()
+	decoded := s.summary != nil
+	s.mu.Unlock()
+	if decoded {
+		t.Error("MayContain decoded and kept the summary")
+	}
+	sum, err := s.Summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		_, present := x.streams[n]
+		if want := sum.MayContain(n); got[n] != want || present && !got[n] {
+			t.Errorf("MayContain(%q) = %v, the summary says %v (present: %v)", n, got[n], want, present)
+		}
+		if ok, err := s.MayContain(n, &buf); ok != got[n] || err != nil { // from the decoded summary
+			t.Errorf("MayContain(%q) after Summary = %v, %v", n, ok, err)
+		}
+	}
+	if got["$$deletions"] && got["no-such-stream"] && got["order-999999"] {
+		t.Error("the bloom filter admits every absent stream: the test proves nothing")
+	}
+
+	flip := func(off int64) []byte { b := bytes.Clone(sealed); b[off] ^= 0x08; return b }
+	s, _ = openMem(t, name, flip(tr.SummaryOff+FrameHeaderSize+2))
+	_, err = s.MayContain("order-1", &buf)
+	wantCorrupt(t, err, name, tr.SummaryOff)
+}
