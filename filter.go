@@ -1,6 +1,7 @@
 package evlog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -252,7 +253,7 @@ func (l *Log) scanFiltered(ctx context.Context, from, to uint64, m *matcher, fn 
 		if len(posts) == 0 {
 			continue
 		}
-		slices.SortFunc(posts, func(a, b segment.Posting) int { return cmpInt64(a.Off, b.Off) })
+		slices.SortFunc(posts, func(a, b segment.Posting) int { return cmp.Compare(a.Off, b.Off) })
 		k := sort.Search(len(posts), func(i int) bool { return posts[i].Off >= lo })
 		ra, _, err := s.Records()
 		if err != nil {
@@ -299,13 +300,3 @@ var errPastTo = errors.New("past the end of the range")
 // ErrInvalidFilter is matched by the error of a read or subscription given
 // a Filter that does not validate.
 var ErrInvalidFilter = errors.New("evlog: invalid filter")
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}

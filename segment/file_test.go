@@ -557,7 +557,8 @@ func TestMayContain(t *testing.T) {
 	for n := range x.streams {
 		names = append(names, n)
 	}
-	s, _ := openMem(t, name, sealed)
+	s, c := openMem(t, name, sealed)
+	c.Reset()
 	var buf []byte
 	got := map[string]bool{}
 	for _, n := range names {
@@ -572,6 +573,11 @@ func TestMayContain(t *testing.T) {
 	s.mu.Unlock()
 	if decoded {
 		t.Error("MayContain decoded and kept the summary")
+	}
+	// The summary frame is read once however often MayContain is asked
+	// (it keeps the bloom filter).
+	if got := c.Total().BytesRead; got != int64(tr.SummaryLen) {
+		t.Errorf("%d MayContain calls read %d bytes, want the summary frame's %d once", len(names), got, tr.SummaryLen)
 	}
 	sum, err := s.Summary()
 	if err != nil {

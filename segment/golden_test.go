@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	stdcmp "cmp"
 	"errors"
 	"io"
 	"maps"
@@ -214,16 +215,6 @@ type goldenVersion struct {
 	names         bool // sealed.seg has name blocks (version 4)
 }
 
-func compareU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func goldenVersions() []goldenVersion {
 	return []goldenVersion{
 		{dir: "testdata/v1", sealed: goldenSealedBatches(), torn: goldenTornBatches(), tornCommitted: 2},
@@ -361,9 +352,9 @@ func TestGoldenDecode(t *testing.T) {
 				}
 				slices.SortFunc(wantIDs, func(a, b IDEntry) int {
 					if a.Hash != b.Hash {
-						return compareU64(a.Hash, b.Hash)
+						return stdcmp.Compare(a.Hash, b.Hash)
 					}
-					return compareU64(a.Seq, b.Seq)
+					return stdcmp.Compare(a.Seq, b.Seq)
 				})
 			}
 			if ids, ok, err := s.IDTable(nil); err != nil || ok != v.ids || !slices.Equal(ids, wantIDs) {
