@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -273,12 +272,8 @@ func optTime(t time.Time) *string {
 func (c *backupCmd) runFollow(ctx context.Context, e *env, dir, dest string) error {
 	// The first pass needs DIR; later ones survive it vanishing for a
 	// while (a writer restarting, a directory being replaced).
-	fi, err := os.Stat(dir)
-	if err != nil {
+	if err := requireDir(dir); err != nil {
 		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
 	}
 	src, err := backupSource(dir)
 	if err != nil {

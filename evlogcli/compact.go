@@ -85,18 +85,10 @@ func runCompact(ctx context.Context, e *env, args []string) error {
 }
 
 func (c *compactCmd) run(ctx context.Context, e *env, dir string) error {
-	// evlog.Open would create a missing directory: compacting nothing is
-	// a mistake worth reporting.
-	if fi, err := os.Stat(dir); err != nil {
-		return err
-	} else if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	l, err := evlog.Open(dir, evlog.Options{Clock: e.now})
+	l, err := openExisting(e, "compact", dir)
 	if err != nil {
 		return err
 	}
-	reportRecovery(e, "compact", l)
 	opts := evlog.CompactOptions{TargetSize: int64(c.targetSize), Compress: c.compress, DryRun: c.dryRun}
 	bar := newProgressBar(e.stderr)
 	if bar != nil && !c.dryRun {

@@ -3,7 +3,6 @@ package evlogcli
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -71,17 +70,10 @@ func runDelete(ctx context.Context, e *env, args []string) error {
 }
 
 func (c *deleteCmd) run(ctx context.Context, e *env, dir, stream string) error {
-	// evlog.Open would create a missing directory.
-	if fi, err := os.Stat(dir); err != nil {
-		return err
-	} else if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	l, err := evlog.Open(dir, evlog.Options{Clock: e.now})
+	l, err := openExisting(e, "delete", dir)
 	if err != nil {
 		return err
 	}
-	reportRecovery(e, "delete", l)
 	out := deleteResult{Stream: stream}
 	var pos evlog.Position
 	switch {

@@ -249,15 +249,3 @@ func (a *intervalAcker) finish(abandon bool) error {
 	<-a.done
 	return a.err
 }
-
-// reportRecovery tells on e's stderr what a writer's open repaired.
-func reportRecovery(e *env, cmd string, l *evlog.Log) {
-	w, prog := e.stderr, e.prog()
-	rec := l.Recovery()
-	if t := rec.TornTail; t != nil {
-		fmt.Fprintf(w, "%s %s: recovery truncated the torn tail of %s at offset %d (%d bytes not recorded as durable)\n", prog, cmd, rec.TornFile, t.Offset, t.Size)
-	}
-	for _, f := range rec.Removed {
-		fmt.Fprintf(w, "%s %s: recovery removed %s\n", prog, cmd, f)
-	}
-}

@@ -156,12 +156,8 @@ type salvager struct {
 }
 
 func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
-	fi, err := os.Stat(src)
-	if err != nil {
+	if err := requireDir(src); err != nil {
 		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", src)
 	}
 	out, err := evlog.Open(dst, evlog.Options{Sync: evlog.SyncNever, Clock: e.now,
 		MaxEventSize: evlog.MaxMaxEventSize, MaxBatchSize: evlog.MaxMaxBatchSize})
