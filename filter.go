@@ -159,22 +159,18 @@ func (l *Log) scanFiltered(ctx context.Context, from, to uint64, m *matcher, fn 
 			return fn(e)
 		})
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	v, pub, err := l.acquire()
-	if err != nil {
-		return err
-	}
-	defer v.unref()
-	from = max(from, 1)
-	if to == 0 || to > pub.seq {
-		to = pub.seq
-	}
-	if from > to {
+	return l.inView(ctx, func(v *view, pub published) error { return l.scanFilteredIn(ctx, v, pub, from, to, m, fn) })
+}
+
+// scanFilteredIn is scanFiltered (for a matcher with prefixes) over the
+// view v (referenced by the caller) as pub publishes it.
+func (l *Log) scanFilteredIn(ctx context.Context, v *view, pub published, from, to uint64, m *matcher, fn func(e *Envelope) error) error {
+	from, to, ok := clampRange(pub, from, to)
+	if !ok {
 		return nil
 	}
-	if fn, err = l.hideGone(ctx, v, pub, fn); err != nil { // deletion.go
+	fn, err := l.hideGone(ctx, v, pub, fn) // deletion.go
+	if err != nil {
 		return err
 	}
 	var (
@@ -185,12 +181,8 @@ func (l *Log) scanFiltered(ctx context.Context, from, to uint64, m *matcher, fn 
 		tmp   []segment.Posting
 		n     int
 	)
-	for i := max(v.findSeq(from), 0); i < len(v.segs); i++ {
-		s := v.segs[i]
-		if s.FirstSeq() > to {
-			break
-		}
-		last, lo := pub.seq, int64(segment.HeaderSize)
+	for s := range segmentsIn(v, from, to) {
+		last := pub.seq
 		posts = posts[:0]
 		if s.Sealed {
 			last = s.Trailer.LastSeq
@@ -229,7 +221,6 @@ func (l *Log) scanFiltered(ctx context.Context, from, to uint64, m *matcher, fn 
 			if err != nil {
 				return err
 			}
-			lo = segment.SeekSeq(sum.Sparse, from)
 		} else {
 			l.mu.RLock()
 			err := v.active.EachStream(m.commonPrefix(), func(name string, sp segment.StreamPostings) {
@@ -240,19 +231,19 @@ func (l *Log) scanFiltered(ctx context.Context, from, to uint64, m *matcher, fn 
 				k := sort.Search(len(sp.Posts), func(i int) bool { return sp.Posts[i].Off >= pub.end })
 				posts = append(posts, sp.Posts[:k]...)
 			})
-			var sparse []segment.SparseEntry
-			if err == nil {
-				sparse, err = v.active.Sparse()
-			}
 			l.mu.RUnlock()
 			if err != nil {
 				return err
 			}
-			lo = segment.SeekSeq(sparse, from)
 		}
 		if len(posts) == 0 {
 			continue
 		}
+		sparse, err := l.sparseOf(v, s)
+		if err != nil {
+			return err
+		}
+		lo := segment.SeekSeq(sparse, from)
 		slices.SortFunc(posts, func(a, b segment.Posting) int { return cmp.Compare(a.Off, b.Off) })
 		k := sort.Search(len(posts), func(i int) bool { return posts[i].Off >= lo })
 		ra, _, err := s.Records()
@@ -262,7 +253,7 @@ func (l *Log) scanFiltered(ctx context.Context, from, to uint64, m *matcher, fn 
 		prev := uint64(0)
 		err = er.Read(ra, s.Name, posts[k:], func(off int64, p []byte) error {
 			if err := dec.Decode(p, &env); err != nil {
-				return &segment.CorruptError{File: s.Name, Offset: off, Reason: err.Error()}
+				return corruptEvent(s.Name, off, prev, err)
 			}
 			if env.Seq <= prev || env.Seq < s.FirstSeq() || env.Seq > last || !m.matchStream(env.Stream) {
 				return &segment.CorruptError{File: s.Name, Offset: off, Seq: prev, Reason: fmt.Sprintf("index points at %q seq %d (after seq %d, in a segment of seqs %d..%d)", env.Stream, env.Seq, prev, s.FirstSeq(), last)}

@@ -116,6 +116,7 @@ func TestEventsFilteredReadsLittle(t *testing.T) {
 		}
 		return k
 	})
+	t.Logf("filtered subscription catch-up: %d bytes", sub)
 	if nsub != n/1000 || float64(sub)/float64(all) > 0.05 {
 		t.Fatalf("filtered subscription: %d events, %d bytes (%.2f%% of a full scan)", nsub, sub, 100*float64(sub)/float64(all))
 	}

@@ -175,7 +175,6 @@ func (l *Log) SeqAt(ctx context.Context, t time.Time) (uint64, error) {
 		return 0, nil
 	}
 	s := v.segs[i]
-	var sparse []segment.SparseEntry
 	if s.Sealed && s.Trailer.LastTime <= tn {
 		return s.Trailer.LastSeq, nil
 	}
@@ -183,17 +182,12 @@ func (l *Log) SeqAt(ctx context.Context, t time.Time) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if s.Sealed {
-		sum, err := s.Summary()
-		if err != nil {
-			return 0, err
-		}
-		sparse = sum.Sparse
-	} else {
-		if sparse, err = l.activeSparse(v); err != nil {
-			return 0, err
-		}
+	if !s.Sealed {
 		end = pub.end
+	}
+	sparse, err := l.sparseOf(v, s)
+	if err != nil {
+		return 0, err
 	}
 	off, ok := segment.SeekTime(sparse, tn)
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 
 	"github.com/evlog/evlog/segment"
 )
@@ -17,6 +18,12 @@ func corruptFrame(err error, file string, lastSeq uint64) error {
 	return fmt.Errorf("evlog: reading %s: %w", file, err)
 }
 
+// corruptEvent is the error of an event frame at off of file whose
+// payload does not decode (err), after the event of seq.
+func corruptEvent(file string, off int64, seq uint64, err error) error {
+	return &segment.CorruptError{File: file, Offset: off, Seq: seq, Reason: err.Error()}
+}
+
 // activeSparse returns a copy of the active index's sparse entries.
 func (l *Log) activeSparse(v *view) ([]segment.SparseEntry, error) {
 	l.mu.RLock()
@@ -24,29 +31,70 @@ func (l *Log) activeSparse(v *view) ([]segment.SparseEntry, error) {
 	return v.active.Sparse()
 }
 
-// scan calls fn for each event with seq in [from, to] (to == 0: the last
-// visible), in order. e.Data aliases a read buffer and is valid only
-// during the call.
-func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) error) error {
+// inView calls fn with the view as published now, referenced during the
+// call; a done ctx ends it first (before the first event, not after
+// ctxCheckEvery of them).
+func (l *Log) inView(ctx context.Context, fn func(v *view, pub published) error) error {
 	if err := ctx.Err(); err != nil {
-		return err // before the first event, not after ctxCheckEvery of them
+		return err
 	}
 	v, pub, err := l.acquire()
 	if err != nil {
 		return err
 	}
 	defer v.unref()
-	return l.scanIn(ctx, v, pub, from, to, fn)
+	return fn(v, pub)
+}
+
+// clampRange returns the seqs of [from, to] (from 0: 1; to 0: the last
+// published) that pub publishes; ok is false when there are none.
+func clampRange(pub published, from, to uint64) (uint64, uint64, bool) {
+	from = max(from, 1)
+	if to == 0 || to > pub.seq {
+		to = pub.seq
+	}
+	return from, to, from <= to
+}
+
+// segmentsIn yields the segments of v that may hold seqs [from, to], in
+// seq order.
+func segmentsIn(v *view, from, to uint64) iter.Seq[*segHandle] {
+	return func(yield func(*segHandle) bool) {
+		for i := max(v.findSeq(from), 0); i < len(v.segs); i++ {
+			s := v.segs[i]
+			if s.FirstSeq() > to || !yield(s) {
+				return
+			}
+		}
+	}
+}
+
+// sparseOf returns the sparse index of s (of view v): a sealed
+// segment's summary's (read once per segment) or a copy of the active
+// index's.
+func (l *Log) sparseOf(v *view, s *segHandle) ([]segment.SparseEntry, error) {
+	if !s.Sealed {
+		return l.activeSparse(v)
+	}
+	sum, err := s.Summary()
+	if err != nil {
+		return nil, err
+	}
+	return sum.Sparse, nil
+}
+
+// scan calls fn for each event with seq in [from, to] (to == 0: the last
+// visible), in order. e.Data aliases a read buffer and is valid only
+// during the call.
+func (l *Log) scan(ctx context.Context, from, to uint64, fn func(e *Envelope) error) error {
+	return l.inView(ctx, func(v *view, pub published) error { return l.scanIn(ctx, v, pub, from, to, fn) })
 }
 
 // scanIn is scan over the view v (referenced by the caller) as pub
 // publishes it.
 func (l *Log) scanIn(ctx context.Context, v *view, pub published, from, to uint64, fn func(e *Envelope) error) error {
-	from = max(from, 1)
-	if to == 0 || to > pub.seq {
-		to = pub.seq
-	}
-	if from > to {
+	from, to, ok := clampRange(pub, from, to)
+	if !ok {
 		return nil
 	}
 	fn, err := l.hideGone(ctx, v, pub, fn) // deletion.go
@@ -60,11 +108,8 @@ func (l *Log) scanIn(ctx context.Context, v *view, pub published, from, to uint6
 // (deleted, truncated, expired but not compacted yet): the writer's ID
 // check sees them, so a retry never writes deleted events again.
 func (l *Log) scanAllIn(ctx context.Context, v *view, pub published, from, to uint64, fn func(e *Envelope) error) error {
-	from = max(from, 1)
-	if to == 0 || to > pub.seq {
-		to = pub.seq
-	}
-	if from > to {
+	from, to, ok := clampRange(pub, from, to)
+	if !ok {
 		return nil
 	}
 	var (
@@ -73,27 +118,17 @@ func (l *Log) scanAllIn(ctx context.Context, v *view, pub published, from, to ui
 		env Envelope
 		n   int
 	)
-	for i := max(v.findSeq(from), 0); i < len(v.segs); i++ {
-		s := v.segs[i]
-		if s.FirstSeq() > to {
-			break
-		}
-		var sparse []segment.SparseEntry
+	for s := range segmentsIn(v, from, to) {
 		ra, end, err := s.Records()
 		if err != nil {
 			return err
 		}
-		if s.Sealed {
-			sum, err := s.Summary()
-			if err != nil {
-				return err
-			}
-			sparse = sum.Sparse
-		} else {
-			if sparse, err = l.activeSparse(v); err != nil {
-				return err
-			}
+		if !s.Sealed {
 			end = pub.end
+		}
+		sparse, err := l.sparseOf(v, s)
+		if err != nil {
+			return err
 		}
 		r.Reset(ra, segment.SeekSeq(sparse, from), end)
 		prev := uint64(0)
@@ -109,7 +144,7 @@ func (l *Log) scanAllIn(ctx context.Context, v *view, pub published, from, to ui
 				continue
 			}
 			if err := dec.Decode(f.Payload, &env); err != nil {
-				return &segment.CorruptError{File: s.Name, Offset: f.Offset, Seq: prev, Reason: err.Error()}
+				return corruptEvent(s.Name, f.Offset, prev, err)
 			}
 			if prev != 0 && env.Seq != prev+1 {
 				return &segment.CorruptError{File: s.Name, Offset: f.Offset, Seq: prev, Reason: fmt.Sprintf("event seq %d follows %d", env.Seq, prev)}

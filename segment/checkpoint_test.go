@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -107,6 +108,28 @@ func contentsOf(t testing.TB, x *Index, names []string) (indexContents, error) {
 	return c, nil
 }
 
+// equal reports whether c and d say the same, nil and empty alike (as
+// cmpopts.EquateEmpty): the fast check, cmp.Diff explains a difference.
+func (c indexContents) equal(d indexContents) bool {
+	return c.Count == d.Count && c.NewStreams == d.NewStreams && c.LastSeq == d.LastSeq &&
+		c.FirstTime == d.FirstTime && c.LastTime == d.LastTime && c.End == d.End &&
+		slices.Equal(c.Sparse, d.Sparse) && maps.Equal(c.LastVersions, d.LastVersions) &&
+		maps.EqualFunc(c.Streams, d.Streams, func(a, b StreamPostings) bool {
+			return a.FirstVersion == b.FirstVersion && slices.Equal(a.Posts, b.Posts)
+		})
+}
+
+// equalStreams reports whether two indexes' streams are equal as cmp.Diff
+// sees them (nil and empty Posts differ).
+func equalStreams(a, b map[string]*StreamPostings) bool {
+	return maps.EqualFunc(a, b, func(x, y *StreamPostings) bool {
+		if x == nil || y == nil {
+			return x == y
+		}
+		return x.FirstVersion == y.FirstVersion && (x.Posts == nil) == (y.Posts == nil) && slices.Equal(x.Posts, y.Posts)
+	})
+}
+
 func (fx ckptFixture) names() []string {
 	return append(slices.Sorted(maps.Keys(fx.full.streams)), "no-such-stream")
 }
@@ -151,48 +174,65 @@ func TestCheckpointRoundTrip(t *testing.T) {
 // every length: the checkpoint is refused at open (header, trailer, tag,
 // window) or, when the damage lies in a frame read later, found then and
 // answered from a scan of the segment. The index never differs from the
-// truth.
+// truth. The cases run in parallel subtests over ranges of offsets, each
+// compared with a direct equality check (cmp.Diff, costly under -race,
+// only explains a difference).
 func TestCheckpointDamage(t *testing.T) {
 	fx := newCkptFixture(t)
-	want, _ := contentsOf(t, fx.x, fx.names())
-	refused, rescued := 0, 0
-	check := func(what string, ckpt []byte) {
+	names := fx.names()
+	want, _ := contentsOf(t, fx.x, names)
+	var checked, refused, rescued atomic.Int64
+	check := func(t *testing.T, what string, ckpt []byte) {
+		checked.Add(1)
 		s, c, err := fx.open(t, ckpt)
 		if err != nil {
 			if !errors.Is(err, ErrCheckpoint) {
 				t.Fatalf("%s: OpenCheckpoint: %v, want ErrCheckpoint", what, err)
 			}
-			refused++
+			refused.Add(1)
 			return
 		}
 		defer s.Close()
-		got, err := contentsOf(t, NewIndexFrom(c), fx.names())
+		got, err := contentsOf(t, NewIndexFrom(c), names)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
-			t.Fatalf("%s: index differs (-want +got):\n%s", what, diff)
+		if !want.equal(got) {
+			t.Fatalf("%s: index differs (-want +got):\n%s", what, cmp.Diff(want, got, cmpopts.EquateEmpty()))
 		}
 		m, err := NewIndexFrom(c).Materialize()
 		if err != nil {
 			t.Fatalf("%s: Materialize: %v", what, err)
 		}
-		if diff := cmp.Diff(fx.x.streams, m.streams); diff != "" {
-			t.Fatalf("%s: materialized (-want +got):\n%s", what, diff)
+		if !equalStreams(fx.x.streams, m.streams) {
+			t.Fatalf("%s: materialized (-want +got):\n%s", what, cmp.Diff(fx.x.streams, m.streams))
 		}
 		if c.fallback != nil {
-			rescued++
+			rescued.Add(1)
 		}
 	}
-	for i := range fx.ckpt {
-		for _, x := range []byte{0x01, 0xff} {
-			b := slices.Clone(fx.ckpt)
-			b[i] ^= x
-			check("flip", b)
+	// Every offset's flips and every length's cut, in ranges of offsets
+	// run in parallel (the parent waits for them all).
+	const chunk = 64
+	t.Run("ranges", func(t *testing.T) {
+		for lo := 0; lo < len(fx.ckpt); lo += chunk {
+			hi := min(lo+chunk, len(fx.ckpt))
+			t.Run(fmt.Sprintf("%d-%d", lo, hi), func(t *testing.T) {
+				t.Parallel()
+				b := slices.Clone(fx.ckpt)
+				for i := lo; i < hi; i++ {
+					for _, x := range []byte{0x01, 0xff} {
+						b[i] ^= x
+						check(t, fmt.Sprintf("flip %#x at %d", x, i), b)
+						b[i] ^= x
+					}
+					check(t, fmt.Sprintf("cut at %d", i), fx.ckpt[:i])
+				}
+			})
 		}
-	}
-	for n := range len(fx.ckpt) {
-		check("cut", fx.ckpt[:n])
+	})
+	if t.Failed() {
+		return
 	}
 	// The segment cut before the checkpoint's end, or changed in its window.
 	fxs := fx
@@ -205,8 +245,11 @@ func TestCheckpointDamage(t *testing.T) {
 	if _, _, err := fxs.open(t, fx.ckpt); !errors.Is(err, ErrCheckpoint) {
 		t.Errorf("segment changed before the checkpoint's end: %v, want ErrCheckpoint", err)
 	}
-	t.Logf("%d damaged checkpoints refused at open, %d found damaged later and rescued by a scan", refused, rescued)
-	if rescued == 0 {
+	t.Logf("%d damaged checkpoints refused at open, %d found damaged later and rescued by a scan", refused.Load(), rescued.Load())
+	if want := 3 * int64(len(fx.ckpt)); checked.Load() != want {
+		t.Errorf("%d cases checked, want %d (two flips and a cut per offset)", checked.Load(), want)
+	}
+	if rescued.Load() == 0 {
 		t.Error("no damage was found after open: the test does not reach the rescue")
 	}
 }

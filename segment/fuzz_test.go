@@ -286,6 +286,16 @@ func FuzzSummary(f *testing.F) {
 					t.Fatalf("entry %+v out of [%d, %d]", e, recordsEnd, footerEnd)
 				}
 			}
+			for _, byName := range []bool{false, true} {
+				if es, err := blockEntries(p, recordsEnd, footerEnd, byName, nil); err == nil {
+					for i, e := range es {
+						if e.FirstVersion == 0 || e.Count == 0 || e.name == "" || e.PostOff < recordsEnd || e.PostOff > footerEnd || int64(e.PostLen) > footerEnd-e.PostOff ||
+							(i > 0 && (byName && e.name <= es[i-1].name || !byName && e.hash < es[i-1].hash)) {
+							t.Fatalf("block entry %d %+v (by name: %v) out of order or [%d, %d]", i, e, byName, recordsEnd, footerEnd)
+						}
+					}
+				}
+			}
 			if dst, err := nameEntries(p, stream, stream, recordsEnd, footerEnd, nil); err == nil {
 				for i, e := range dst {
 					if !strings.HasPrefix(e.Name, stream) || streamHash(e.Name) == 0 || (i > 0 && e.Name <= dst[i-1].Name) ||

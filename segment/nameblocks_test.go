@@ -129,7 +129,7 @@ func TestVerifyNameBlocks(t *testing.T) {
 	// same lengths: the frame keeps its size).
 	reblock := func(mut func(es []namedEntry)) []byte {
 		return reframe(good, nb.off, func(p []byte) {
-			es, err := parseBlock(p, tr.RecordsEnd, tr.SummaryOff)
+			es, err := blockEntries(p, tr.RecordsEnd, tr.SummaryOff, true, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,29 +12,43 @@ func (s *Segment) StreamEntries(fn func(name string, e StreamEntry) error) error
 		return err
 	}
 	read := func(b summaryBlock) ([]byte, error) { return s.readFrame(b.off, b.len, KindBlock, nil) }
-	return footerEntries(s.Name, sum, read, s.Trailer.RecordsEnd, s.Trailer.SummaryOff, fn)
+	return footerEntries(s.Name, sum, read, s.Trailer.RecordsEnd, s.Trailer.SummaryOff, func(_ int64, e *namedEntry) error {
+		return fn(e.name, e.StreamEntry)
+	})
 }
 
 // footerEntries walks the stream blocks of a footer (a sealed segment's or a
 // checkpoint's) whose summary is sum, checking them against the block
-// directory; recordsEnd and summaryOff bound the postings offsets.
-func footerEntries(file string, sum *Summary, read func(summaryBlock) ([]byte, error), recordsEnd, summaryOff int64, fn func(name string, e StreamEntry) error) error {
+// directory (each block's first hash, its count of entries, the order of
+// all entries by (hash, name), each name's hash, their total against the
+// summary's count of streams); recordsEnd and summaryOff bound the
+// postings offsets. It decodes each block whole (blockEntries) before it
+// calls fn with the block's offset and each of its entries, so fn never
+// sees an entry of a block that fails. Its own errors are
+// *CorruptErrors naming file and the block's offset; fn's error is
+// returned as it is.
+//
+// It is the one walker of stream blocks: StreamEntries, the checkpoint's
+// streamNames and Verify share it.
+func footerEntries(file string, sum *Summary, read func(summaryBlock) ([]byte, error), recordsEnd, summaryOff int64, fn func(blockOff int64, e *namedEntry) error) error {
 	seen := 0
 	var prevHash uint64
 	var prevName string
+	var entries []namedEntry
 	for bi, b := range sum.blocks {
 		p, err := read(b)
 		if err != nil {
 			return err
 		}
-		entries, err := parseBlock(p, recordsEnd, summaryOff)
+		entries, err = blockEntries(p, recordsEnd, summaryOff, false, entries)
 		if err != nil {
 			return &CorruptError{File: file, Offset: b.off, Reason: err.Error()}
 		}
 		if len(entries) == 0 || entries[0].hash != b.hash || (bi < len(sum.blocks)-1 && len(entries) != blockStride) {
 			return corruptf(file, b.off, "stream block %d does not match the block directory", bi)
 		}
-		for _, e := range entries {
+		for i := range entries {
+			e := &entries[i]
 			if seen > 0 && (e.hash < prevHash || e.hash == prevHash && e.name <= prevName) {
 				return corruptf(file, b.off, "stream block entries out of order at %q", e.name)
 			}
@@ -43,7 +57,7 @@ func footerEntries(file string, sum *Summary, read func(summaryBlock) ([]byte, e
 			}
 			prevHash, prevName = e.hash, e.name
 			seen++
-			if err := fn(e.name, e.StreamEntry); err != nil {
+			if err := fn(b.off, e); err != nil {
 				return err
 			}
 		}
@@ -74,8 +88,8 @@ func (c *Checkpoint) streamNames(prefix string) ([]string, error) {
 			return err
 		}
 		read := func(b summaryBlock) ([]byte, error) { return readFrameAt(c.f, c.Name, b.off, b.len, KindBlock, nil) }
-		return footerEntries(c.Name, sum, read, CheckpointHeaderSize, c.Trailer.SummaryOff, func(name string, _ StreamEntry) error {
-			names = append(names, name)
+		return footerEntries(c.Name, sum, read, CheckpointHeaderSize, c.Trailer.SummaryOff, func(_ int64, e *namedEntry) error {
+			names = append(names, e.name)
 			return nil
 		})
 	}()

@@ -50,52 +50,37 @@ func Verify(s *Segment, prevTime int64) (*Index, error) {
 	if sum.NumStreams != len(x.streams) {
 		return nil, corruptf(s.Name, t.SummaryOff, "summary lists %d streams, the records hold %d", sum.NumStreams, len(x.streams))
 	}
-	seen := 0
-	var prevHash uint64
-	var prevName string
 	var posts []Posting
 	var byName map[string]namedEntry // version 4: what the name blocks must repeat
 	if sum.hasNames {
 		byName = make(map[string]namedEntry, len(x.streams))
 	}
-	for bi, b := range sum.blocks {
-		p, err := s.readFrame(b.off, b.len, KindBlock, nil)
-		if err != nil {
-			return nil, err
+	read := func(b summaryBlock) ([]byte, error) { return s.readFrame(b.off, b.len, KindBlock, nil) }
+	// footerEntries checks the blocks against the directory, their order,
+	// each name's hash and their count (the summary's, checked above
+	// against the records).
+	err = footerEntries(s.Name, sum, read, t.RecordsEnd, t.SummaryOff, func(blockOff int64, e *namedEntry) error {
+		sp := x.streams[e.name]
+		if sp == nil || sp.FirstVersion != e.FirstVersion || len(sp.Posts) != int(e.Count) {
+			return corruptf(s.Name, blockOff, "stream block entry for %q does not match the records", e.name)
 		}
-		entries, err := parseBlock(p, t.RecordsEnd, t.SummaryOff)
-		if err != nil {
-			return nil, &CorruptError{File: s.Name, Offset: b.off, Reason: err.Error()}
+		var err error
+		if posts, err = s.Postings(e.StreamEntry, posts); err != nil {
+			return err
 		}
-		if len(entries) == 0 || entries[0].hash != b.hash || (bi < len(sum.blocks)-1 && len(entries) != blockStride) {
-			return nil, corruptf(s.Name, b.off, "stream block %d does not match the block directory", bi)
+		if !slices.Equal(posts, sp.Posts) {
+			return corruptf(s.Name, e.PostOff, "postings of stream %q differ from the records", e.name)
 		}
-		for _, e := range entries {
-			if seen > 0 && (e.hash < prevHash || e.hash == prevHash && e.name <= prevName) {
-				return nil, corruptf(s.Name, b.off, "stream block entries out of order at %q", e.name)
-			}
-			prevHash, prevName = e.hash, e.name
-			seen++
-			sp := x.streams[e.name]
-			if sp == nil || streamHash(e.name) != e.hash || sp.FirstVersion != e.FirstVersion || len(sp.Posts) != int(e.Count) {
-				return nil, corruptf(s.Name, b.off, "stream block entry for %q does not match the records", e.name)
-			}
-			if posts, err = s.Postings(e.StreamEntry, posts); err != nil {
-				return nil, err
-			}
-			if !slices.Equal(posts, sp.Posts) {
-				return nil, corruptf(s.Name, e.PostOff, "postings of stream %q differ from the records", e.name)
-			}
-			if !sum.bloom.mayContain(e.hash) {
-				return nil, corruptf(s.Name, t.SummaryOff, "bloom filter misses stream %q", e.name)
-			}
-			if byName != nil {
-				byName[e.name] = e
-			}
+		if !sum.bloom.mayContain(e.hash) {
+			return corruptf(s.Name, t.SummaryOff, "bloom filter misses stream %q", e.name)
 		}
-	}
-	if seen != len(x.streams) {
-		return nil, corruptf(s.Name, t.SummaryOff, "stream blocks hold %d entries, the records %d streams", seen, len(x.streams))
+		if byName != nil {
+			byName[e.name] = *e
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if byName != nil {
 		if err := verifyNames(s, sum, byName); err != nil {
@@ -165,21 +150,14 @@ type namedEntry struct {
 	name string
 }
 
-// parseBlock decodes every entry of a block frame payload.
-func parseBlock(p []byte, recordsEnd, footerEnd int64) ([]namedEntry, error) {
-	r := binReader{b: p}
-	var out []namedEntry
-	for r.off < len(r.b) {
-		h := r.u64()
-		e := StreamEntry{FirstVersion: r.u64(), Count: r.u32(), PostOff: int64(r.u64()), PostLen: r.u32()}
-		nm := r.take(int(r.u16()))
-		if r.err != nil {
-			return nil, fmt.Errorf("stream block: truncated entry")
-		}
-		if e.FirstVersion == 0 || e.Count == 0 || len(nm) == 0 || e.PostOff < recordsEnd || e.PostOff > footerEnd || int64(e.PostLen) > footerEnd-e.PostOff {
-			return nil, fmt.Errorf("stream block: entry %q malformed", nm)
-		}
-		out = append(out, namedEntry{StreamEntry: e, hash: h, name: string(nm)})
-	}
-	return out, nil
+// blockEntries decodes every entry of a block frame payload (of a stream
+// block, or, byName, of a name block) into dst (reused), checking each as
+// eachBlockEntry does: the one decoder of block entries.
+func blockEntries(p []byte, recordsEnd, footerEnd int64, byName bool, dst []namedEntry) ([]namedEntry, error) {
+	dst = dst[:0]
+	err := eachBlockEntry(p, recordsEnd, footerEnd, byName, func(h uint64, nm []byte, e StreamEntry) (bool, error) {
+		dst = append(dst, namedEntry{StreamEntry: e, hash: h, name: string(nm)})
+		return false, nil
+	})
+	return dst, err
 }
