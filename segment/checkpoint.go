@@ -534,24 +534,9 @@ func (c *Checkpoint) Lookup(stream string) (StreamEntry, bool, error) {
 	if err != nil {
 		return StreamEntry{}, false, err
 	}
-	if !sum.MayContain(stream) {
-		return StreamEntry{}, false, nil
-	}
-	h := streamHash(stream)
-	for _, b := range sum.blockCandidates(h) {
-		p, err := readFrameAt(c.f, c.Name, b.off, b.len, KindBlock, nil)
-		if err != nil {
-			return StreamEntry{}, false, err
-		}
-		e, ok, err := findEntry(p, h, stream, CheckpointHeaderSize, c.Trailer.SummaryOff)
-		if err != nil {
-			return StreamEntry{}, false, c.corrupt(b.off, "%v", err)
-		}
-		if ok {
-			return e, true, nil
-		}
-	}
-	return StreamEntry{}, false, nil
+	read := func(b summaryBlock) ([]byte, error) { return readFrameAt(c.f, c.Name, b.off, b.len, KindBlock, nil) }
+	corrupt := func(off int64, err error) error { return c.corrupt(off, "%v", err) }
+	return lookupEntry(sum, stream, read, corrupt, CheckpointHeaderSize, c.Trailer.SummaryOff)
 }
 
 // Postings reads the postings of a stream entry found by Lookup.

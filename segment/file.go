@@ -276,24 +276,9 @@ func (s *Segment) Lookup(stream string) (StreamEntry, bool, error) {
 	if err != nil {
 		return StreamEntry{}, false, err
 	}
-	if !sum.MayContain(stream) {
-		return StreamEntry{}, false, nil
-	}
-	h := streamHash(stream)
-	for _, b := range sum.blockCandidates(h) {
-		p, err := s.readFrame(b.off, b.len, KindBlock, nil)
-		if err != nil {
-			return StreamEntry{}, false, err
-		}
-		e, ok, err := findEntry(p, h, stream, s.Trailer.RecordsEnd, s.Trailer.SummaryOff)
-		if err != nil {
-			return StreamEntry{}, false, &CorruptError{File: s.Name, Offset: b.off, Reason: err.Error()}
-		}
-		if ok {
-			return e, true, nil
-		}
-	}
-	return StreamEntry{}, false, nil
+	read := func(b summaryBlock) ([]byte, error) { return s.readFrame(b.off, b.len, KindBlock, nil) }
+	corrupt := func(off int64, err error) error { return &CorruptError{File: s.Name, Offset: off, Reason: err.Error()} }
+	return lookupEntry(sum, stream, read, corrupt, s.Trailer.RecordsEnd, s.Trailer.SummaryOff)
 }
 
 // Postings reads the postings of a stream entry.

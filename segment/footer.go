@@ -515,6 +515,32 @@ type StreamEntry struct {
 	PostLen      uint32
 }
 
+// lookupEntry finds a stream's entry through a summary (of a sealed
+// segment or a checkpoint): the bloom filter answers most misses from
+// memory; otherwise it reads, with read, the stream blocks whose hash
+// range may hold it. A malformed block is reported by corrupt at the
+// block's offset.
+func lookupEntry(sum *Summary, stream string, read func(summaryBlock) ([]byte, error), corrupt func(off int64, err error) error, recordsEnd, footerEnd int64) (StreamEntry, bool, error) {
+	if !sum.MayContain(stream) {
+		return StreamEntry{}, false, nil
+	}
+	h := streamHash(stream)
+	for _, b := range sum.blockCandidates(h) {
+		p, err := read(b)
+		if err != nil {
+			return StreamEntry{}, false, err
+		}
+		e, ok, err := findEntry(p, h, stream, recordsEnd, footerEnd)
+		if err != nil {
+			return StreamEntry{}, false, corrupt(b.off, err)
+		}
+		if ok {
+			return e, true, nil
+		}
+	}
+	return StreamEntry{}, false, nil
+}
+
 // findEntry looks for the stream in a block frame payload.
 func findEntry(p []byte, h uint64, name string, recordsEnd, footerEnd int64) (found StreamEntry, ok bool, err error) {
 	err = eachBlockEntry(p, recordsEnd, footerEnd, false, func(eh uint64, nm []byte, e StreamEntry) (bool, error) {
