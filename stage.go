@@ -102,6 +102,11 @@ func (w *writer) stage(r *request) error {
 	}
 	r.pos = make([]Position, parts)
 	var env event.Envelope
+	// A typed event with the fields of the one before it (batchSource.same)
+	// reuses env: explicit is its Time as envelope set it, bound its size
+	// bound without the data (typedSizeBound).
+	var explicit time.Time
+	bound := 0
 	size := 0 // upper bound of the encoded size, as checkBatch computes it
 	// The clock is read once per batch: one batch, one instant (also when
 	// a typed batch is staged again after a roll).
@@ -132,12 +137,21 @@ func (w *writer) stage(r *request) error {
 			return fail(&event.ConflictError{Stream: req.Stream, Expected: req.Expect, Actual: cur})
 		}
 		for j := range n {
+			same := false
 			if r.src != nil {
-				r.src.envelope(i, j, &env)
+				if same = r.src.same(i, j); same {
+					env.Time = explicit
+				} else {
+					r.src.envelope(i, j, &env)
+					explicit = env.Time
+				}
 			} else {
 				env = req.Events[j]
 			}
 			env.Stream = req.Stream
+			if r.src != nil && (!same || j == 0) {
+				bound = typedSizeBound(&env, 0) - segment.DataSize(0)
+			}
 			env.Seq = w.nextSeq
 			cur++
 			env.Version = cur
@@ -167,7 +181,7 @@ func (w *writer) stage(r *request) error {
 				dn := len(w.buf) - data
 				w.buf = segment.EndEventFrame(w.buf, p)
 				// The size bound checkBatch computes for raw envelopes.
-				es := typedSizeBound(&env, dn)
+				es := bound + segment.DataSize(dn)
 				if es > w.opts.MaxEventSize {
 					return fail(fmt.Errorf("%w: event %d of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, j, req.Stream, es, w.opts.MaxEventSize))
 				}
