@@ -148,10 +148,16 @@ func (w *writer) stage(r *request) error {
 			} else {
 				env = req.Events[j]
 			}
-			env.Stream = req.Stream
-			if r.src != nil && (!same || j == 0) {
-				bound = typedSizeBound(&env, 0) - segment.DataSize(0)
+			if r.src != nil {
+				if !same {
+					env.Stream = req.Stream
+					bound = typedSizeBound(&env, 0) - segment.DataSize(0)
+				} else if j == 0 {
+					// Only the stream differs from the event before.
+					bound += segment.StringSize(len(req.Stream)) - segment.StringSize(len(env.Stream))
+				}
 			}
+			env.Stream = req.Stream
 			env.Seq = w.nextSeq
 			cur++
 			env.Version = cur

@@ -107,6 +107,12 @@ func widenBin(dst []byte, at, k int) []byte {
 // bytes (its bin header and the bytes).
 func DataSize(n int) int { return binSize(n) }
 
+// StringSize is the encoded size of an envelope's string field (Stream,
+// Type, ID) holding n bytes (its str header and the bytes): EncodedSize
+// of an envelope changes by the difference of StringSize when one of
+// those fields changes.
+func StringSize(n int) int { return strSize(n) }
+
 // sortedKeys returns m's keys in order, so that encoding is deterministic.
 // Meta maps are small (event.MaxMetaEntries), so insertion sort is fine.
 func sortedKeys(m map[string]string) []string {

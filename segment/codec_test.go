@@ -761,3 +761,15 @@ func TestCheckMsgpackDoesNotAllocate(t *testing.T) {
 		t.Errorf("CheckMsgpack allocates %v times", allocs)
 	}
 }
+
+// TestStringSize: StringSize is what a string field of n bytes adds to
+// EncodedSize, at every str header width.
+func TestStringSize(t *testing.T) {
+	for _, n := range []int{0, 1, 31, 32, 255, 256, 65535, 65536} {
+		e := event.Envelope{Stream: strings.Repeat("s", n), Type: "t"}
+		want := EncodedSize(&e) - EncodedSize(&event.Envelope{Type: "t"}) + StringSize(0)
+		if got := StringSize(n); got != want {
+			t.Errorf("StringSize(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
