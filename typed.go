@@ -269,17 +269,18 @@ func (l *Log) checkTyped(src batchSource) (ids bool, err error) {
 		for j := range n {
 			// An event with the fields of the one before it (which was
 			// valid): valid too in the same part; in a new part e still
-			// holds those fields, to be checked in this part's stream.
-			if src.same(i, j) {
-				if j > 0 {
-					continue
-				}
-			} else {
+			// holds those fields, and only what depends on the stream is
+			// checked again.
+			same := src.same(i, j)
+			if same && j > 0 {
+				continue
+			}
+			if !same {
 				src.envelope(i, j, &e)
 				named = e.Stream
-			}
-			if e.Seq != 0 || e.Version != 0 {
-				return false, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, j, stream)
+				if e.Seq != 0 || e.Version != 0 {
+					return false, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, j, stream)
+				}
 			}
 			if named != "" && named != stream {
 				return false, fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, j, named, stream)
@@ -289,6 +290,9 @@ func (l *Log) checkTyped(src batchSource) (ids bool, err error) {
 				return false, err
 			}
 			prev.Stream, prev.Type = e.Stream, e.Type
+			if same {
+				continue // the checks below depend on the fields only
+			}
 			ids = ids || e.ID != ""
 			if err := src.check(&e); err != nil {
 				err.Stream, err.Index = stream, j
