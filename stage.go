@@ -107,7 +107,8 @@ func (w *writer) stage(r *request) error {
 	// bound without the data (typedSizeBound).
 	var explicit time.Time
 	bound := 0
-	size := 0 // upper bound of the encoded size, as checkBatch computes it
+	var prevFrame segment.PendingFrame // the last event's frame
+	size := 0                          // upper bound of the encoded size, as checkBatch computes it
 	// The clock is read once per batch: one batch, one instant (also when
 	// a typed batch is staged again after a roll).
 	stamp := func() int64 {
@@ -176,7 +177,15 @@ func (w *writer) stage(r *request) error {
 			if r.src != nil {
 				// Encode the payload straight into the group buffer.
 				var p segment.PendingFrame
-				w.buf, p = segment.BeginEventFrame(w.buf, &env)
+				if same && j > 0 {
+					// The envelope of the event before but for Seq
+					// and Version, each one more: its time too is
+					// the same (stamped, or the same explicit one).
+					w.buf, p = segment.BeginNextEventFrame(w.buf, prevFrame, &env)
+				} else {
+					w.buf, p = segment.BeginEventFrame(w.buf, &env)
+				}
+				prevFrame = p
 				data := len(w.buf)
 				w.penc.w.b = w.buf
 				err := r.src.encode(w.penc.enc, i, j)
