@@ -87,6 +87,13 @@ func (b *regBatch[E]) envelope(i, j int, e *Envelope) {
 
 func (b *regBatch[E]) id(i, j int) string { return b.all[i].Events[j].ID }
 
+func (b *regBatch[E]) same(i, j int) bool {
+	ev, pv := prevEvent(b.all, i, j)
+	// Type and SchemaVersion come from the events' entries.
+	k := b.base[i] + j
+	return pv != nil && b.ents[k] == b.ents[k-1] && sameFields(ev, pv)
+}
+
 func (b *regBatch[E]) encode(enc *msgpack.Encoder, i, j int) error {
 	return b.ents[b.base[i]+j].encode(enc, any(b.all[i].Events[j].Data))
 }

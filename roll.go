@@ -111,7 +111,7 @@ func (w *writer) startSegment(replaceEmpty bool) error {
 	if err != nil {
 		return err
 	}
-	return w.enterSegment(f, hb, h, nil)
+	return w.enterSegment(f, hb, h, nil, nil)
 }
 
 // nextHeader is the header of the segment after the last committed seq.
@@ -124,16 +124,23 @@ func (w *writer) nextHeader() segment.Header {
 // segments and, when not nil, sealed: the previous active segment, which
 // the view lists sealed now instead of active (a roll). Everything
 // committed before the new segment is durable (a roll's seal fsynced it;
-// a start follows recovery, which did). On an error f is closed and
-// nothing changed; sealed is the caller's to close.
-func (w *writer) enterSegment(f vfs.File, hb [segment.HeaderSize]byte, h segment.Header, sealed *segment.Segment) error {
+// a start follows recovery, which did). The new segment's index is sized
+// like full, the sealed segment's whole index (segment.NewIndexLike),
+// unless nil (a start). On
+// an error f is closed and nothing changed; sealed is the caller's to
+// close.
+func (w *writer) enterSegment(f vfs.File, hb [segment.HeaderSize]byte, h segment.Header, sealed *segment.Segment, full *segment.Index) error {
 	name := segment.FormatFileName(h.BaseSeq, 0)
 	seg, err := segment.Open(w.l.fs, name)
 	if err != nil {
 		return errors.Join(err, f.Close())
 	}
 	w.f, w.name, w.hdr, w.header = f, name, hb, seg.Header
-	w.idx = segment.NewIndex(h.BaseSeq)
+	if full != nil {
+		w.idx = segment.NewIndexLike(h.BaseSeq, full)
+	} else {
+		w.idx = segment.NewIndex(h.BaseSeq)
+	}
 	w.end, w.durable, w.markEnd, w.ckptEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize, 0
 	w.dirtySince = time.Time{}
 	l := w.l
@@ -201,7 +208,7 @@ func (w *writer) roll() error {
 	sealed, err := w.seal(full)
 	if err != nil {
 		nf.Close()
-	} else if err = w.enterSegment(nf, nhb, h, sealed); err != nil {
+	} else if err = w.enterSegment(nf, nhb, h, sealed, full); err != nil {
 		sealed.Close()
 	}
 	if err != nil {

@@ -102,7 +102,13 @@ func (w *writer) stage(r *request) error {
 	}
 	r.pos = make([]Position, parts)
 	var env event.Envelope
-	size := 0 // upper bound of the encoded size, as checkBatch computes it
+	// A typed event with the fields of the one before it (batchSource.same)
+	// reuses env: explicit is its Time as envelope set it, bound its size
+	// bound without the data (typedSizeBound).
+	var explicit time.Time
+	bound := 0
+	var prevFrame segment.PendingFrame // the last event's frame
+	size := 0                          // upper bound of the encoded size, as checkBatch computes it
 	// The clock is read once per batch: one batch, one instant (also when
 	// a typed batch is staged again after a roll).
 	stamp := func() int64 {
@@ -132,10 +138,25 @@ func (w *writer) stage(r *request) error {
 			return fail(&event.ConflictError{Stream: req.Stream, Expected: req.Expect, Actual: cur})
 		}
 		for j := range n {
+			same := false
 			if r.src != nil {
-				r.src.envelope(i, j, &env)
+				if same = r.src.same(i, j); same {
+					env.Time = explicit
+				} else {
+					r.src.envelope(i, j, &env)
+					explicit = env.Time
+				}
 			} else {
 				env = req.Events[j]
+			}
+			if r.src != nil {
+				if !same {
+					env.Stream = req.Stream
+					bound = typedSizeBound(&env, 0) - segment.DataSize(0)
+				} else if j == 0 {
+					// Only the stream differs from the event before.
+					bound += segment.StringSize(len(req.Stream)) - segment.StringSize(len(env.Stream))
+				}
 			}
 			env.Stream = req.Stream
 			env.Seq = w.nextSeq
@@ -156,7 +177,15 @@ func (w *writer) stage(r *request) error {
 			if r.src != nil {
 				// Encode the payload straight into the group buffer.
 				var p segment.PendingFrame
-				w.buf, p = segment.BeginEventFrame(w.buf, &env)
+				if same && j > 0 {
+					// The envelope of the event before but for Seq
+					// and Version, each one more: its time too is
+					// the same (stamped, or the same explicit one).
+					w.buf, p = segment.BeginNextEventFrame(w.buf, prevFrame, &env)
+				} else {
+					w.buf, p = segment.BeginEventFrame(w.buf, &env)
+				}
+				prevFrame = p
 				data := len(w.buf)
 				w.penc.w.b = w.buf
 				err := r.src.encode(w.penc.enc, i, j)
@@ -167,7 +196,7 @@ func (w *writer) stage(r *request) error {
 				dn := len(w.buf) - data
 				w.buf = segment.EndEventFrame(w.buf, p)
 				// The size bound checkBatch computes for raw envelopes.
-				es := typedSizeBound(&env, dn)
+				es := bound + segment.DataSize(dn)
 				if es > w.opts.MaxEventSize {
 					return fail(fmt.Errorf("%w: event %d of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, j, req.Stream, es, w.opts.MaxEventSize))
 				}

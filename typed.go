@@ -144,6 +144,15 @@ type batchSource interface {
 	// check returns the error of appending e (as envelope set it), beyond
 	// the log's own rules (nil: none): its schema version.
 	check(e *Envelope) *SchemaVersionError
+	// same reports whether envelope would set, for event j of part i,
+	// exactly what it set for the event before it in the batch (event
+	// j-1, or part i-1's last event when j is 0), Data aside: the same
+	// Seq, Stream, Version, Type, SchemaVersion, ID and Time and no Meta
+	// (nil) in either. Such an event is valid in the same part if the one
+	// before it was, and the writer encodes it with the same envelope
+	// head: neither builds its envelope again. False for the batch's
+	// first event.
+	same(i, j int) bool
 }
 
 type typedBatch[T any] struct {
@@ -167,6 +176,34 @@ func (b *typedBatch[T]) envelope(i, j int, e *Envelope) {
 }
 
 func (b *typedBatch[T]) id(i, j int) string { return b.all[i].Events[j].ID }
+
+func (b *typedBatch[T]) same(i, j int) bool {
+	ev, pv := prevEvent(b.all, i, j)
+	// The stamped schema version depends on Type and SchemaVersion only.
+	return pv != nil && ev.Type == pv.Type && ev.SchemaVersion == pv.SchemaVersion && sameFields(ev, pv)
+}
+
+// prevEvent returns event j of part i and the event before it in the
+// batch (nil for the first).
+func prevEvent[T any](all []Batch[T], i, j int) (ev, pv *Event[T]) {
+	evs := all[i].Events
+	switch {
+	case j > 0:
+		return &evs[j], &evs[j-1]
+	case i > 0 && len(all[i-1].Events) > 0:
+		p := all[i-1].Events
+		return &evs[j], &p[len(p)-1]
+	}
+	return &evs[j], nil
+}
+
+// sameFields reports whether ev and pv have the same Seq, Stream, Version,
+// ID and Time and no Meta: the envelope fields that batchSource.same
+// compares besides the type and its schema version.
+func sameFields[T any](ev, pv *Event[T]) bool {
+	return ev.Meta == nil && pv.Meta == nil && ev.Seq == pv.Seq && ev.Version == pv.Version &&
+		ev.Stream == pv.Stream && ev.ID == pv.ID && ev.Time == pv.Time
+}
 
 func (b *typedBatch[T]) check(e *Envelope) *SchemaVersionError {
 	return b.st.check(e.Type, e.SchemaVersion)
@@ -219,6 +256,7 @@ func (l *Log) checkTyped(src batchSource) (ids bool, err error) {
 		return false, fmt.Errorf("%w: empty batch", ErrInvalid)
 	}
 	var e, prev Envelope // prev: the last event found valid (its names)
+	var named string     // e's Stream as envelope set it
 	var latest time.Time // Clock() + MaxClockSkew, read once, when needed
 	for i := range src.parts() {
 		stream, expect, n := src.part(i)
@@ -229,18 +267,32 @@ func (l *Log) checkTyped(src batchSource) (ids bool, err error) {
 			return false, fmt.Errorf("%w: no events for stream %q", ErrInvalid, stream)
 		}
 		for j := range n {
-			src.envelope(i, j, &e)
-			if e.Seq != 0 || e.Version != 0 {
-				return false, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, j, stream)
+			// An event with the fields of the one before it (which was
+			// valid): valid too in the same part; in a new part e still
+			// holds those fields, and only what depends on the stream is
+			// checked again.
+			same := src.same(i, j)
+			if same && j > 0 {
+				continue
 			}
-			if e.Stream != "" && e.Stream != stream {
-				return false, fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, j, e.Stream, stream)
+			if !same {
+				src.envelope(i, j, &e)
+				named = e.Stream
+				if e.Seq != 0 || e.Version != 0 {
+					return false, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, j, stream)
+				}
+			}
+			if named != "" && named != stream {
+				return false, fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, j, named, stream)
 			}
 			e.Stream = stream
 			if err := e.ValidateFieldsAfter(&prev); err != nil {
 				return false, err
 			}
 			prev.Stream, prev.Type = e.Stream, e.Type
+			if same {
+				continue // the checks below depend on the fields only
+			}
 			ids = ids || e.ID != ""
 			if err := src.check(&e); err != nil {
 				err.Stream, err.Index = stream, j

@@ -77,6 +77,39 @@ func BeginEventFrame(dst []byte, e *event.Envelope) ([]byte, PendingFrame) {
 	return dst, PendingFrame{start: start, data: len(dst)}
 }
 
+// BeginNextEventFrame is BeginEventFrame for an event e whose envelope is
+// that of prev, the last frame begun in dst (and ended), but for Seq and
+// Version, each one more: it copies prev's bytes up to its data and
+// rewrites those two fields, rather than encoding every field again (a
+// batch of one stream's events of one type). The caller guarantees the
+// other fields (Stream, Type, SchemaVersion, ID, Time, Meta) are equal;
+// builds with the invariants or race tag check the frame against
+// BeginEventFrame's.
+func BeginNextEventFrame(dst []byte, prev PendingFrame, e *event.Envelope) ([]byte, PendingFrame) {
+	if uintSize(e.Seq) != uintSize(e.Seq-1) || uintSize(e.Version) != uintSize(e.Version-1) {
+		return BeginEventFrame(dst, e) // a field's width changes
+	}
+	// prev's head: after its frame header, before its 2-byte bin8 header
+	// (EndEventFrame widens a bin header past it, not before).
+	hs, he := prev.start+FrameHeaderSize, prev.data-2
+	dst, start := beginFrame(dst)
+	head := len(dst)
+	dst = append(dst, dst[hs:he]...)
+	// [array header, seq, stream, version, …]: rewrite seq and version in
+	// place, at their unchanged widths.
+	at := head + 1
+	appendUint(dst[at:at], e.Seq)
+	at += uintSize(e.Seq) + strSize(len(e.Stream))
+	appendUint(dst[at:at], e.Version)
+	dst = append(dst, mpBin8, 0)
+	if invariants {
+		if want := appendEnvelopeHead(nil, e); string(want) != string(dst[head:len(dst)-2]) {
+			panic(fmt.Sprintf("segment: BeginNextEventFrame wrote %x, the envelope encodes to %x", dst[head:len(dst)-2], want))
+		}
+	}
+	return dst, PendingFrame{start: start, data: len(dst)}
+}
+
 // EndEventFrame completes the frame p of dst, whose data is everything
 // appended after BeginEventFrame returned.
 func EndEventFrame(dst []byte, p PendingFrame) []byte {
@@ -106,6 +139,12 @@ func widenBin(dst []byte, at, k int) []byte {
 // DataSize is the encoded size of an envelope's data field holding n
 // bytes (its bin header and the bytes).
 func DataSize(n int) int { return binSize(n) }
+
+// StringSize is the encoded size of an envelope's string field (Stream,
+// Type, ID) holding n bytes (its str header and the bytes): EncodedSize
+// of an envelope changes by the difference of StringSize when one of
+// those fields changes.
+func StringSize(n int) int { return strSize(n) }
 
 // sortedKeys returns m's keys in order, so that encoding is deterministic.
 // Meta maps are small (event.MaxMetaEntries), so insertion sort is fine.

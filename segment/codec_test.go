@@ -761,3 +761,54 @@ func TestCheckMsgpackDoesNotAllocate(t *testing.T) {
 		t.Errorf("CheckMsgpack allocates %v times", allocs)
 	}
 }
+
+// TestStringSize: StringSize is what a string field of n bytes adds to
+// EncodedSize, at every str header width.
+func TestStringSize(t *testing.T) {
+	for _, n := range []int{0, 1, 31, 32, 255, 256, 65535, 65536} {
+		e := event.Envelope{Stream: strings.Repeat("s", n), Type: "t"}
+		want := EncodedSize(&e) - EncodedSize(&event.Envelope{Type: "t"}) + StringSize(0)
+		if got := StringSize(n); got != want {
+			t.Errorf("StringSize(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
+
+// TestBeginNextEventFrame: a frame begun from the one before it (its
+// envelope but for Seq and Version, each one more) is byte for byte the
+// frame BeginEventFrame writes, across every width change of the two
+// fields, for data of every bin header width (EndEventFrame widening the
+// previous frame's bin header), with a stamped or far time, an ID and meta.
+func TestBeginNextEventFrame(t *testing.T) {
+	var starts []uint64
+	for _, edge := range []uint64{0x7f, math.MaxUint8, math.MaxUint16, math.MaxUint32} {
+		starts = append(starts, edge-2)
+	}
+	data := [][]byte{{1}, bytes.Repeat([]byte{2}, 300), bytes.Repeat([]byte{3}, 70_000)}
+	for _, seq := range append(starts, 1) {
+		for _, ver := range append(starts, 1) {
+			for _, tm := range []time.Time{time.Unix(0, 1_700_000_000_000_000_000), MinTime} {
+				e := event.Envelope{Seq: seq, Stream: strings.Repeat("s", int(seq%300)), Version: ver, Type: "t", SchemaVersion: 2, ID: "id", Time: tm, Meta: map[string]string{"k": "v"}}
+				var got, want []byte
+				var p PendingFrame
+				for i := range 5 {
+					d := data[i%len(data)]
+					var q PendingFrame
+					want, q = BeginEventFrame(want, &e)
+					want = EndEventFrame(append(want, d...), q)
+					if i == 0 {
+						got, p = BeginEventFrame(got, &e)
+					} else {
+						got, p = BeginNextEventFrame(got, p, &e)
+					}
+					got = EndEventFrame(append(got, d...), p)
+					e.Seq++
+					e.Version++
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("seq %d, version %d, time %v: frames differ from BeginEventFrame's", seq, ver, tm)
+				}
+			}
+		}
+	}
+}

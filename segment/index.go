@@ -72,6 +72,10 @@ type Index struct {
 	// backing arrays (see grow): one allocation per postSlab postings,
 	// not one per growth of every short list.
 	slab []Posting
+	// hint is the number of postings the segment before held of each of
+	// its streams with more than one (see NewIndexLike): a stream's first
+	// postings array is sized for as many.
+	hint map[string]int
 }
 
 // NewIndexFrom returns the index of a segment's events as far as the
@@ -123,6 +127,42 @@ func NewIndex(baseSeq uint64) *Index {
 	return &Index{BaseSeq: baseSeq, LastSeq: baseSeq - 1, End: HeaderSize, Durable: HeaderSize, streams: make(map[string]*StreamPostings)}
 }
 
+const (
+	// maxHintStreams bounds the streams NewIndexLike records a size
+	// hint for (a segment may hold a stream per event).
+	maxHintStreams = 1 << 16
+	// maxHint bounds one stream's hint, in postings (1 MiB).
+	maxHint = 1 << 16
+)
+
+// NewIndexLike is NewIndex for the segment following the one prev indexes
+// (its events in memory: a Materialize-d index), expecting appends like
+// prev's: the stream table is sized for prev's streams, and the first
+// postings array of a stream prev held several events of is sized for a
+// quarter more (at most maxHint), so that it is not grown (and copied)
+// again and again as the segment fills. Nothing else of prev is kept.
+func NewIndexLike(baseSeq uint64, prev *Index) *Index {
+	x := NewIndex(baseSeq)
+	n := min(len(prev.streams), maxHintStreams)
+	if n == 0 {
+		return x
+	}
+	x.streams = make(map[string]*StreamPostings, n)
+	x.sparse = make([]SparseEntry, 0, prev.Count/SparseInterval+1)
+	for name, sp := range prev.streams {
+		if len(x.hint) == maxHintStreams {
+			break
+		}
+		if k := len(sp.Posts); k > 1 {
+			if x.hint == nil {
+				x.hint = make(map[string]int)
+			}
+			x.hint[name] = min(k+k/4, maxHint) // a little more: segments differ
+		}
+	}
+	return x
+}
+
 // EventInfo is what the index records of one event.
 type EventInfo struct {
 	Seq     uint64
@@ -150,10 +190,22 @@ func (x *Index) Add(e EventInfo) {
 	x.count(&e)
 	sp := x.streams[e.Stream]
 	if sp == nil {
-		sp = &StreamPostings{FirstVersion: e.Version}
-		x.streams[e.Stream] = sp
+		sp = x.newStream(e.Stream, e.Version, 1)
 	}
 	sp.Posts = append(x.grow(sp.Posts, 1), Posting{Off: e.Off, Len: e.Len})
+}
+
+// newStream adds the entry of a stream new to the index, whose first
+// event has version v, with room for n postings or as many as its hint
+// says.
+func (x *Index) newStream(name string, v uint64, n int) *StreamPostings {
+	sp := &StreamPostings{FirstVersion: v}
+	if h := x.hint[name]; h > n {
+		n = h
+	}
+	sp.Posts = x.grow(nil, n)
+	x.streams[name] = sp
+	return sp
 }
 
 const (
@@ -229,19 +281,20 @@ func (x *Index) AddBatch(events []EventInfo) {
 		x.count(e)
 		if sp == nil || e.Stream != last {
 			last = e.Stream
-			if sp = e.Postings; sp == nil {
-				if sp = x.streams[last]; sp == nil {
-					sp = &StreamPostings{FirstVersion: e.Version}
-					x.streams[last] = sp
-				}
-			}
 			// Room for the whole run at once: a batch of one new
 			// stream grows its postings once, not log2(run) times.
 			run := 1
 			for i+run < len(events) && events[i+run].Stream == last {
 				run++
 			}
-			sp.Posts = x.grow(sp.Posts, run)
+			if sp = e.Postings; sp == nil {
+				sp = x.streams[last]
+			}
+			if sp == nil {
+				sp = x.newStream(last, e.Version, run)
+			} else {
+				sp.Posts = x.grow(sp.Posts, run)
+			}
 		}
 		sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
 		e.Postings = sp
