@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -49,6 +50,24 @@ func fillNewest(t *testing.T, l *Log, size int64) {
 	}
 }
 
+// logExtent reads every event of l and returns how many there are and the
+// last seq, failing on a seq gap. It borrows each payload (nothing is kept):
+// copying a 32 MiB log event by event is not what the callers check.
+func logExtent(t *testing.T, l *Log) (n int, last uint64) {
+	t.Helper()
+	for e, err := range l.RangeBorrowed(t.Context(), 1, math.MaxUint64) {
+		if err != nil {
+			t.Fatalf("reading events: %v", err)
+		}
+		n++
+		if e.Seq != uint64(n) {
+			t.Fatalf("event %d has seq %d", n, e.Seq)
+		}
+		last = e.Seq
+	}
+	return n, last
+}
+
 // TestOpenReadsBoundedBytes is the byte-counter proof that Open after a
 // clean Close reads a number of bytes independent of the newest segment's
 // size: the same at 1 MiB and at 32 MiB, writer and read-only. Without the
@@ -61,7 +80,7 @@ func TestOpenReadsBoundedBytes(t *testing.T) {
 		mem := vfs.NewMem()
 		l := openMem(t, mem, opts)
 		fillNewest(t, l, size)
-		want := readAll(t, l)
+		wantN, wantLast := logExtent(t, l)
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -76,8 +95,8 @@ func TestOpenReadsBoundedBytes(t *testing.T) {
 				t.Fatal(err)
 			}
 			n := c.Total().BytesRead
-			if got := readAll(t, l); len(got) != len(want) || got[len(got)-1].Seq != want[len(want)-1].Seq {
-				t.Errorf("size %d read-only %v: reopened log has %d events, want %d", size, ro, len(got), len(want))
+			if n, last := logExtent(t, l); n != wantN || last != wantLast {
+				t.Errorf("size %d read-only %v: reopened log has %d events up to seq %d, want %d up to %d", size, ro, n, last, wantN, wantLast)
 			}
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
