@@ -2,12 +2,15 @@ package evlog
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/snapshot"
 	"github.com/google/go-cmp/cmp"
 )
@@ -144,7 +147,6 @@ func TestRestoreToEveryBoundary(t *testing.T) {
 		t.Fatal(err)
 	}
 	ends := batchEnds(work)
-	prefix := func(seq uint64) []Envelope { return all[:seq] }
 	prevEnd := func(seq uint64) uint64 {
 		i, _ := slices.BinarySearch(ends, seq+1)
 		if i == 0 {
@@ -152,47 +154,102 @@ func TestRestoreToEveryBoundary(t *testing.T) {
 		}
 		return ends[i-1]
 	}
-	n := 0
-	for seq := uint64(1); seq <= uint64(len(all)); seq++ {
-		want := prevEnd(seq)
-		rdir := filepath.Join(t.TempDir(), "r")
-		plan, err := Restore(t.Context(), bdir, rdir, RestoreOptions{ToSeq: seq})
-		if err != nil {
-			t.Fatalf("restore to seq %d: %v", seq, err)
-		}
-		if plan.EndSeq != want {
-			t.Fatalf("restore to seq %d ends at %d, want %d", seq, plan.EndSeq, want)
-		}
-		if got := logEvents(t, rdir); !envsEqual(got, prefix(want)) {
-			t.Fatalf("restore to seq %d: %s", seq, cmp.Diff(prefix(want), got, envCmp...))
-		}
-		// By time: the boundary's own time restores through it (and any
-		// later batch recorded at the same instant).
-		if want > 0 {
-			tm := all[want-1].Time
-			tseq := uint64(len(all))
-			for i, e := range all {
-				if e.Time.After(tm) {
-					tseq = uint64(i)
-					break
+	// Every seq, in parallel ranges: each restore is independent and spends
+	// most of its time waiting for fsyncs, which overlap.
+	const chunk = 16
+	var n atomic.Int64
+	t.Run("ranges", func(t *testing.T) {
+		for lo := uint64(1); lo <= uint64(len(all)); lo += chunk {
+			hi := min(lo+chunk-1, uint64(len(all)))
+			t.Run(fmt.Sprintf("%d-%d", lo, hi), func(t *testing.T) {
+				t.Parallel()
+				for seq := lo; seq <= hi; seq++ {
+					restoreToBoundary(t, bdir, all, seq, prevEnd)
+					n.Add(1)
 				}
-			}
-			tdir := filepath.Join(t.TempDir(), "t")
-			plan, err := Restore(t.Context(), bdir, tdir, RestoreOptions{ToTime: tm})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if plan.EndSeq != prevEnd(tseq) {
-				t.Fatalf("restore to time %v ends at %d, want %d", tm, plan.EndSeq, prevEnd(tseq))
-			}
-			if got := logEvents(t, tdir); !envsEqual(got, prefix(plan.EndSeq)) {
-				t.Fatalf("restore to time %v: events differ", tm)
-			}
+			})
 		}
-		n++
+	})
+	if n.Load() != int64(len(all)) {
+		t.Fatalf("restored to %d seqs, want every one of %d", n.Load(), len(all))
 	}
-	if n == 0 {
-		t.Fatal("no restore ran")
+	// Once through Restore into a directory, mid-batch: the same cut.
+	seq := uint64(len(all)) / 2
+	rdir := filepath.Join(t.TempDir(), "r")
+	plan, err := Restore(t.Context(), bdir, rdir, RestoreOptions{ToSeq: seq})
+	if err != nil {
+		t.Fatalf("restore to seq %d: %v", seq, err)
+	}
+	if want := prevEnd(seq); plan.EndSeq != want || !envsEqual(logEvents(t, rdir), all[:want]) {
+		t.Fatalf("Restore to seq %d into a directory ends at %d, want %d, or its events differ", seq, plan.EndSeq, want)
+	}
+}
+
+// restoreToMem is Restore from the backup directory bdir into a Mem, and
+// the events the restored log holds: Restore's own restoreFS (the plan, the
+// cut, every file it writes), without the destination's disk writes and
+// fsyncs, which were most of TestRestoreToEveryBoundary's time and are not
+// its point (the tests of Restore into a directory check those).
+func restoreToMem(t *testing.T, bdir string, opts RestoreOptions) (RestorePlan, []Envelope, error) {
+	t.Helper()
+	src, err := vfs.OpenOS(bdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst := vfs.NewMem()
+	plan := RestorePlan{Backup: bdir, Dir: "mem"}
+	plan, err = restoreFS(t.Context(), src, bdir, func() (vfs.FS, error) { return dst, nil }, "mem", opts, &plan)
+	if err != nil {
+		return plan, nil, err
+	}
+	l, err := openFS(vfs.ReadOnly(dst), Options{}, true)
+	if err != nil {
+		t.Fatalf("opening the restored log: %v", err)
+	}
+	defer l.Close()
+	return plan, readAll(t, l), nil
+}
+
+// restoreToBoundary restores the backup bdir of a log holding all to seq,
+// which must end at the batch boundary prevEnd(seq), and, when that is past
+// 0, to the boundary's time.
+func restoreToBoundary(t *testing.T, bdir string, all []Envelope, seq uint64, prevEnd func(uint64) uint64) {
+	t.Helper()
+	prefix := func(seq uint64) []Envelope { return all[:seq] }
+	want := prevEnd(seq)
+	plan, got, err := restoreToMem(t, bdir, RestoreOptions{ToSeq: seq})
+	if err != nil {
+		t.Fatalf("restore to seq %d: %v", seq, err)
+	}
+	if plan.EndSeq != want {
+		t.Fatalf("restore to seq %d ends at %d, want %d", seq, plan.EndSeq, want)
+	}
+	if !envsEqual(got, prefix(want)) {
+		t.Fatalf("restore to seq %d: %s", seq, cmp.Diff(prefix(want), got, envCmp...))
+	}
+	// By time: the boundary's own time restores through it (and any later
+	// batch recorded at the same instant).
+	if want == 0 {
+		return
+	}
+	tm := all[want-1].Time
+	tseq := uint64(len(all))
+	for i, e := range all {
+		if e.Time.After(tm) {
+			tseq = uint64(i)
+			break
+		}
+	}
+	plan, got, err = restoreToMem(t, bdir, RestoreOptions{ToTime: tm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.EndSeq != prevEnd(tseq) {
+		t.Fatalf("restore to time %v ends at %d, want %d", tm, plan.EndSeq, prevEnd(tseq))
+	}
+	if !envsEqual(got, prefix(plan.EndSeq)) {
+		t.Fatalf("restore to time %v: events differ", tm)
 	}
 }
 

@@ -43,6 +43,7 @@ func TestFaultLoop(t *testing.T) {
 		{"short write ENOSPC", func(n string) error { return vfs.ShortWrite(7, vfs.ENOSPC(n)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // the three errors' loops are independent: use the second core
 			soft := 0
 			for k := range total {
 				mem := vfs.NewMem()

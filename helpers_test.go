@@ -112,6 +112,20 @@ func runWorkload(ctx context.Context, l *Log, work []*batch) error {
 	return nil
 }
 
+// envsDiff returns "" when want and got hold the same envelopes, else
+// go-cmp's explanation (-want +got). It checks with envsEqual first:
+// cmp.Diff walks every payload byte through reflection, which in hot loops
+// costs far more than the engine under test.
+func envsDiff(want, got []Envelope) string {
+	if envsEqual(want, got) {
+		return ""
+	}
+	if d := cmp.Diff(want, got, envCmp...); d != "" {
+		return d
+	}
+	return "envsEqual and go-cmp disagree: the envelopes differ in a way cmp.Diff does not show"
+}
+
 // envsEqual is a fast exact comparison for hot test loops (go-cmp then
 // explains a difference).
 func envsEqual(a, b []Envelope) bool {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/evlog/evlog/internal/vfs"
 )
 
@@ -38,7 +36,7 @@ func (m *model) lastTime() time.Time {
 }
 
 // TestModel runs random operation sequences against the log and the model
-// and compares every observable result with go-cmp.
+// and compares every observable result (envsDiff: exact, go-cmp explains).
 func TestModel(t *testing.T) {
 	for seed := range uint64(6) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { runModel(t, seed, 300) })
@@ -184,7 +182,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				}
 				got = append(got, e)
 			}
-			if d := cmp.Diff(want, got, envCmp...); d != "" {
+			if d := envsDiff(want, got); d != "" {
 				t.Fatalf("step %d: Stream(%s, %d) (-want +got):\n%s", step, s, from, d)
 			}
 			if v, err := l.StreamVersion(ctx, s); err != nil || v != m.versions[s] {
@@ -206,7 +204,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				}
 				got = append(got, e)
 			}
-			if d := cmp.Diff(want, got, envCmp...); d != "" {
+			if d := envsDiff(want, got); d != "" {
 				t.Fatalf("step %d: Range(%d, %d) (-want +got):\n%s", step, from, to, d)
 			}
 		case op < 16: // SeqAt at event times and between them
@@ -308,7 +306,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			if c == "inv-a" {
 				continue
 			}
-			if d := cmp.Diff(want, got, envCmp...); d != "" {
+			if d := envsDiff(want, got); d != "" {
 				t.Fatalf("step %d: Category(%s, %d) (-want +got):\n%s", step, c, from, d)
 			}
 		case op < 23: // reopen (sometimes read-only first)
@@ -320,14 +318,14 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d := cmp.Diff(m.events, readAll(t, ro), envCmp...); d != "" {
+				if d := envsDiff(m.events, readAll(t, ro)); d != "" {
 					t.Fatalf("step %d: read-only view (-want +got):\n%s", step, d)
 				}
 				ro.Close()
 			}
 			l = openMem(t, mem, opts)
 		default: // everything
-			if d := cmp.Diff(m.events, readAll(t, l), envCmp...); d != "" {
+			if d := envsDiff(m.events, readAll(t, l)); d != "" {
 				t.Fatalf("step %d: Events (-want +got):\n%s", step, d)
 			}
 			if s := l.Stats(); s.Events != uint64(len(m.events)) || s.Streams != uint64(len(m.versions)) {

@@ -51,6 +51,11 @@ type inode struct {
 	id     uint64 // creation order, for stable iteration
 	data   []byte // current content
 	synced []byte // content as of the last successful Sync; never aliases data
+	// clean is a length up to which data and synced are known to agree
+	// (both at least that long), so Sync copies only what follows; every
+	// change to data lowers it to where the change starts. 0 is always
+	// correct.
+	clean int64
 }
 
 type dirOpKind uint8
@@ -152,7 +157,7 @@ func (m *Mem) Create(name string) (File, error) {
 	}
 	ino := m.names[name]
 	if ino != nil {
-		ino.data = nil
+		ino.data, ino.clean = nil, 0
 	} else {
 		ino = m.newInode(nil)
 		m.names[name] = ino
