@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"reflect"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -86,6 +87,8 @@ func (b *regBatch[E]) envelope(i, j int, e *Envelope) {
 }
 
 func (b *regBatch[E]) id(i, j int) string { return b.all[i].Events[j].ID }
+
+func (b *regBatch[E]) time(i, j int) time.Time { return b.all[i].Events[j].Time }
 
 func (b *regBatch[E]) same(i, j int) bool {
 	ev, pv := prevEvent(b.all, i, j)

@@ -102,10 +102,10 @@ func (w *writer) stage(r *request) error {
 	}
 	r.pos = make([]Position, parts)
 	var env event.Envelope
-	// A typed event with the fields of the one before it (batchSource.same)
-	// reuses env: explicit is its Time as envelope set it, bound its size
-	// bound without the data (typedSizeBound).
-	var explicit time.Time
+	// A typed event with the fields of the one before it but maybe its
+	// time (batchSource.same) reuses env, and bound, its size bound
+	// without the data (typedSizeBound, which counts the time at its
+	// widest).
 	bound := 0
 	var prevFrame segment.PendingFrame // the last event's frame
 	size := 0                          // upper bound of the encoded size, as checkBatch computes it
@@ -141,10 +141,9 @@ func (w *writer) stage(r *request) error {
 			same := false
 			if r.src != nil {
 				if same = r.src.same(i, j); same {
-					env.Time = explicit
+					env.Time = r.src.time(i, j)
 				} else {
 					r.src.envelope(i, j, &env)
-					explicit = env.Time
 				}
 			} else {
 				env = req.Events[j]
@@ -166,6 +165,7 @@ func (w *writer) stage(r *request) error {
 				env.SchemaVersion = event.DefaultSchemaVersion
 			}
 			var t int64
+			prevTime := w.nextTime // the event before's, when it is in this part
 			if env.Time.IsZero() {
 				t = stamp()
 			} else if t = env.Time.UnixNano(); t < w.nextTime {
@@ -179,9 +179,8 @@ func (w *writer) stage(r *request) error {
 				var p segment.PendingFrame
 				if same && j > 0 {
 					// The envelope of the event before but for Seq
-					// and Version, each one more: its time too is
-					// the same (stamped, or the same explicit one).
-					w.buf, p = segment.BeginNextEventFrame(w.buf, prevFrame, &env)
+					// and Version, each one more, and its time.
+					w.buf, p = segment.BeginNextEventFrame(w.buf, prevFrame, prevTime, &env)
 				} else {
 					w.buf, p = segment.BeginEventFrame(w.buf, &env)
 				}

@@ -145,14 +145,18 @@ type batchSource interface {
 	// the log's own rules (nil: none): its schema version.
 	check(e *Envelope) *SchemaVersionError
 	// same reports whether envelope would set, for event j of part i,
-	// exactly what it set for the event before it in the batch (event
-	// j-1, or part i-1's last event when j is 0), Data aside: the same
-	// Seq, Stream, Version, Type, SchemaVersion, ID and Time and no Meta
-	// (nil) in either. Such an event is valid in the same part if the one
-	// before it was, and the writer encodes it with the same envelope
-	// head: neither builds its envelope again. False for the batch's
-	// first event.
+	// what it set for the event before it in the batch (event j-1, or
+	// part i-1's last event when j is 0), Data and Time aside: the same
+	// Seq, Stream, Version, Type, SchemaVersion and ID and no Meta (nil)
+	// in either. Such an event is valid in the same part if the one
+	// before it was and its own time is (checkTyped checks a time that
+	// differs), and the writer encodes it from the envelope head of the
+	// one before, rewriting what the log assigns and the time: neither
+	// builds its envelope again. False for the batch's first event.
 	same(i, j int) bool
+	// time returns the Time of event j of part i (what envelope would
+	// set).
+	time(i, j int) time.Time
 }
 
 type typedBatch[T any] struct {
@@ -177,6 +181,8 @@ func (b *typedBatch[T]) envelope(i, j int, e *Envelope) {
 
 func (b *typedBatch[T]) id(i, j int) string { return b.all[i].Events[j].ID }
 
+func (b *typedBatch[T]) time(i, j int) time.Time { return b.all[i].Events[j].Time }
+
 func (b *typedBatch[T]) same(i, j int) bool {
 	ev, pv := prevEvent(b.all, i, j)
 	// The stamped schema version depends on Type and SchemaVersion only.
@@ -197,12 +203,12 @@ func prevEvent[T any](all []Batch[T], i, j int) (ev, pv *Event[T]) {
 	return &evs[j], nil
 }
 
-// sameFields reports whether ev and pv have the same Seq, Stream, Version,
-// ID and Time and no Meta: the envelope fields that batchSource.same
-// compares besides the type and its schema version.
+// sameFields reports whether ev and pv have the same Seq, Stream, Version
+// and ID and no Meta: the envelope fields that batchSource.same compares
+// besides the type and its schema version.
 func sameFields[T any](ev, pv *Event[T]) bool {
 	return ev.Meta == nil && pv.Meta == nil && ev.Seq == pv.Seq && ev.Version == pv.Version &&
-		ev.Stream == pv.Stream && ev.ID == pv.ID && ev.Time == pv.Time
+		ev.Stream == pv.Stream && ev.ID == pv.ID
 }
 
 func (b *typedBatch[T]) check(e *Envelope) *SchemaVersionError {
@@ -268,44 +274,51 @@ func (l *Log) checkTyped(src batchSource) (ids bool, err error) {
 		}
 		for j := range n {
 			// An event with the fields of the one before it (which was
-			// valid): valid too in the same part; in a new part e still
-			// holds those fields, and only what depends on the stream is
-			// checked again.
+			// valid), but maybe its time: valid too in the same part if
+			// its time is; in a new part e still holds those fields, and
+			// only what depends on the stream is checked again.
 			same := src.same(i, j)
-			if same && j > 0 {
-				continue
-			}
-			if !same {
+			newTime := !same
+			if same {
+				if t := src.time(i, j); t != e.Time {
+					e.Time, newTime = t, true
+				}
+			} else {
 				src.envelope(i, j, &e)
 				named = e.Stream
 				if e.Seq != 0 || e.Version != 0 {
 					return false, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", ErrInvalid, j, stream)
 				}
 			}
-			if named != "" && named != stream {
-				return false, fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, j, named, stream)
+			if !same || j == 0 {
+				if named != "" && named != stream {
+					return false, fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, j, named, stream)
+				}
+				e.Stream = stream
+				if err := e.ValidateFieldsAfter(&prev); err != nil {
+					return false, err
+				}
+				prev.Stream, prev.Type = e.Stream, e.Type
 			}
-			e.Stream = stream
-			if err := e.ValidateFieldsAfter(&prev); err != nil {
-				return false, err
+			if !same {
+				ids = ids || e.ID != ""
+				if err := src.check(&e); err != nil {
+					err.Stream, err.Index = stream, j
+					return false, err
+				}
 			}
-			prev.Stream, prev.Type = e.Stream, e.Type
-			if same {
-				continue // the checks below depend on the fields only
+			if newTime {
+				if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
+					return false, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, j, stream, e.Time)
+				}
+				if err := l.checkFuture(&latest, stream, j, e.Time); err != nil {
+					return false, err
+				}
 			}
-			ids = ids || e.ID != ""
-			if err := src.check(&e); err != nil {
-				err.Stream, err.Index = stream, j
-				return false, err
-			}
-			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {
-				return false, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", ErrInvalid, j, stream, e.Time)
-			}
-			if err := l.checkFuture(&latest, stream, j, e.Time); err != nil {
-				return false, err
-			}
-			if err := checkReservedType(stream, e.Type); err != nil { // deletion.go
-				return false, err
+			if !same {
+				if err := checkReservedType(stream, e.Type); err != nil { // deletion.go
+					return false, err
+				}
 			}
 		}
 	}

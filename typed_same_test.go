@@ -80,6 +80,18 @@ func TestTypedBatchRefusesBadEventMidBatch(t *testing.T) {
 		}, ErrInvalid},
 		{"time before 1678", func(_ []Batch[string], ev *Event[string]) { ev.Time = time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC) }, ErrInvalid},
 		{"future time", func(_ []Batch[string], ev *Event[string]) { ev.Time = clock.Add(time.Hour) }, ErrFutureTime},
+		{"future time among advancing times", func(b []Batch[string], ev *Event[string]) {
+			advancing(b)
+			ev.Time = clock.Add(time.Hour)
+		}, ErrFutureTime},
+		{"time before 1678 among advancing times", func(b []Batch[string], ev *Event[string]) {
+			advancing(b)
+			ev.Time = time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
+		}, ErrInvalid},
+		{"time backwards among advancing times", func(b []Batch[string], ev *Event[string]) {
+			advancing(b)
+			ev.Time = ev.Time.Add(-2 * time.Millisecond)
+		}, ErrTimeBackwards},
 		{"time backwards", func(b []Batch[string], ev *Event[string]) {
 			for i := range b {
 				for j := range b[i].Events {
@@ -144,6 +156,18 @@ func TestTypedBatchRefusesBadEventMidBatch(t *testing.T) {
 	}
 }
 
+// advancing gives the events of b their own times, a millisecond apart,
+// after the first event TestTypedBatchRefusesBadEventMidBatch appends.
+func advancing(b []Batch[string]) {
+	at := t0.Add(2 * time.Second)
+	for i := range b {
+		for j := range b[i].Events {
+			at = at.Add(time.Millisecond)
+			b[i].Events[j].Time = at
+		}
+	}
+}
+
 // TestTypedRepeatedEventsSameAsRaw: typed batches whose events repeat the
 // one before them (written with the previous event's envelope, not a new
 // one) write the very event frames appending their Encode-d envelopes
@@ -151,7 +175,9 @@ func TestTypedBatchRefusesBadEventMidBatch(t *testing.T) {
 // their part's stream or not, through a view and through a registry.
 func TestTypedRepeatedEventsSameAsRaw(t *testing.T) {
 	explicit := t0.Add(time.Minute)
-	opts := Options{SegmentSize: MinSegmentSize * 32, Clock: fakeClock(t0, time.Millisecond)}
+	// MaxClockSkew: the advancing explicit times run ahead of the fake
+	// clock.
+	opts := Options{SegmentSize: MinSegmentSize * 32, Clock: fakeClock(t0, time.Millisecond), MaxClockSkew: time.Hour}
 	typedFS, rawFS, regFS := vfs.NewMem(), vfs.NewMem(), vfs.NewMem()
 	tl := Typed[string](openMem(t, typedFS, opts))
 	opts.Clock = fakeClock(t0, time.Millisecond)
@@ -163,15 +189,24 @@ func TestTypedRepeatedEventsSameAsRaw(t *testing.T) {
 	opts.Clock = fakeClock(t0, time.Millisecond)
 	gl := Typed[any](openMem(t, regFS, opts), WithRegistry(reg))
 	ctx := t.Context()
-	for round := range 8 {
+	// Rounds: one part or many (round%2); times stamped, one explicit
+	// time for all, or each event its own (round/2%3: the envelope head
+	// is copied and its time rewritten); events naming their stream or
+	// not (round/6).
+	at := explicit // advancing explicit times
+	for round := range 12 {
 		b := sameBatch(300, round%2 == 1)
 		for i := range b {
 			for j := range b[i].Events {
 				ev := &b[i].Events[j]
-				if round/2%2 == 1 {
-					ev.Time = explicit
+				switch round / 2 % 3 {
+				case 1:
+					ev.Time = at // one explicit time, not before the rounds' before
+				case 2:
+					at = at.Add(time.Millisecond + time.Duration(j%3)*time.Nanosecond)
+					ev.Time = at
 				}
-				if round/4 == 1 {
+				if round/6 == 1 {
 					ev.Stream = b[i].Stream
 				}
 			}

@@ -79,14 +79,16 @@ func BeginEventFrame(dst []byte, e *event.Envelope) ([]byte, PendingFrame) {
 
 // BeginNextEventFrame is BeginEventFrame for an event e whose envelope is
 // that of prev, the last frame begun in dst (and ended), but for Seq and
-// Version, each one more: it copies prev's bytes up to its data and
-// rewrites those two fields, rather than encoding every field again (a
-// batch of one stream's events of one type). The caller guarantees the
-// other fields (Stream, Type, SchemaVersion, ID, Time, Meta) are equal;
-// builds with the invariants or race tag check the frame against
+// Version, each one more, and its Time (prevTime: prev's, in unix ns): it
+// copies prev's bytes up to its data and rewrites those fields, rather
+// than encoding every field again (a batch of one stream's events of one
+// type, stamped by the log or carrying their own times). The caller
+// guarantees the other fields (Stream, Type, SchemaVersion, ID, Meta) are
+// equal; builds with the invariants or race tag check the frame against
 // BeginEventFrame's.
-func BeginNextEventFrame(dst []byte, prev PendingFrame, e *event.Envelope) ([]byte, PendingFrame) {
-	if uintSize(e.Seq) != uintSize(e.Seq-1) || uintSize(e.Version) != uintSize(e.Version-1) {
+func BeginNextEventFrame(dst []byte, prev PendingFrame, prevTime int64, e *event.Envelope) ([]byte, PendingFrame) {
+	t := e.Time.UnixNano()
+	if uintSize(e.Seq) != uintSize(e.Seq-1) || uintSize(e.Version) != uintSize(e.Version-1) || intSize(t) != intSize(prevTime) {
 		return BeginEventFrame(dst, e) // a field's width changes
 	}
 	// prev's head: after its frame header, before its 2-byte bin8 header
@@ -95,12 +97,17 @@ func BeginNextEventFrame(dst []byte, prev PendingFrame, e *event.Envelope) ([]by
 	dst, start := beginFrame(dst)
 	head := len(dst)
 	dst = append(dst, dst[hs:he]...)
-	// [array header, seq, stream, version, …]: rewrite seq and version in
-	// place, at their unchanged widths.
+	// [array header, seq, stream, version, type, schema version, ID,
+	// time, meta]: rewrite seq, version and time in place, at their
+	// unchanged widths.
 	at := head + 1
 	appendUint(dst[at:at], e.Seq)
 	at += uintSize(e.Seq) + strSize(len(e.Stream))
 	appendUint(dst[at:at], e.Version)
+	if t != prevTime {
+		at += uintSize(e.Version) + strSize(len(e.Type)) + uintSize(uint64(e.SchemaVersion)) + strSize(len(e.ID))
+		appendInt(dst[at:at], t)
+	}
 	dst = append(dst, mpBin8, 0)
 	if invariants {
 		if want := appendEnvelopeHead(nil, e); string(want) != string(dst[head:len(dst)-2]) {

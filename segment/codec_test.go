@@ -775,20 +775,32 @@ func TestStringSize(t *testing.T) {
 }
 
 // TestBeginNextEventFrame: a frame begun from the one before it (its
-// envelope but for Seq and Version, each one more) is byte for byte the
-// frame BeginEventFrame writes, across every width change of the two
-// fields, for data of every bin header width (EndEventFrame widening the
-// previous frame's bin header), with a stamped or far time, an ID and meta.
+// envelope but for Seq and Version, each one more, and its time) is byte
+// for byte the frame BeginEventFrame writes, across every width change of
+// the three fields, for data of every bin header width (EndEventFrame
+// widening the previous frame's bin header), with a repeated (stamped) or
+// advancing time, near and far from the epoch, an ID and meta.
 func TestBeginNextEventFrame(t *testing.T) {
 	var starts []uint64
 	for _, edge := range []uint64{0x7f, math.MaxUint8, math.MaxUint16, math.MaxUint32} {
 		starts = append(starts, edge-2)
 	}
+	// A time and its step per event: a repeated time (0), and times
+	// crossing each width edge of a msgpack int, up and down.
+	type clock struct{ start, step int64 }
+	clocks := []clock{{1_700_000_000_000_000_000, 0}, {MinTime.UnixNano(), 0}, {1_700_000_000_000_000_000, 1_000_000}, {MinTime.UnixNano(), 1}}
+	for _, edge := range []int64{0x7f, math.MaxUint8, math.MaxUint16, math.MaxUint32} {
+		clocks = append(clocks, clock{edge - 2, 1})
+	}
+	for _, edge := range []int64{-32, math.MinInt8, math.MinInt16, math.MinInt32} {
+		clocks = append(clocks, clock{edge + 2, -1})
+	}
 	data := [][]byte{{1}, bytes.Repeat([]byte{2}, 300), bytes.Repeat([]byte{3}, 70_000)}
+	rewrote := 0 // frames BeginNextEventFrame built from the one before
 	for _, seq := range append(starts, 1) {
 		for _, ver := range append(starts, 1) {
-			for _, tm := range []time.Time{time.Unix(0, 1_700_000_000_000_000_000), MinTime} {
-				e := event.Envelope{Seq: seq, Stream: strings.Repeat("s", int(seq%300)), Version: ver, Type: "t", SchemaVersion: 2, ID: "id", Time: tm, Meta: map[string]string{"k": "v"}}
+			for _, c := range clocks {
+				e := event.Envelope{Seq: seq, Stream: strings.Repeat("s", int(seq%300)), Version: ver, Type: "t", SchemaVersion: 2, ID: "id", Time: time.Unix(0, c.start), Meta: map[string]string{"k": "v"}}
 				var got, want []byte
 				var p PendingFrame
 				for i := range 5 {
@@ -799,16 +811,24 @@ func TestBeginNextEventFrame(t *testing.T) {
 					if i == 0 {
 						got, p = BeginEventFrame(got, &e)
 					} else {
-						got, p = BeginNextEventFrame(got, p, &e)
+						pt := e.Time.UnixNano() - c.step
+						if uintSize(e.Seq) == uintSize(e.Seq-1) && uintSize(e.Version) == uintSize(e.Version-1) && intSize(e.Time.UnixNano()) == intSize(pt) {
+							rewrote++
+						}
+						got, p = BeginNextEventFrame(got, p, pt, &e)
 					}
 					got = EndEventFrame(append(got, d...), p)
 					e.Seq++
 					e.Version++
+					e.Time = e.Time.Add(time.Duration(c.step))
 				}
 				if !bytes.Equal(got, want) {
-					t.Fatalf("seq %d, version %d, time %v: frames differ from BeginEventFrame's", seq, ver, tm)
+					t.Fatalf("seq %d, version %d, time %d step %d: frames differ from BeginEventFrame's", seq, ver, c.start, c.step)
 				}
 			}
 		}
+	}
+	if rewrote == 0 {
+		t.Fatal("no frame was built from the one before it")
 	}
 }
