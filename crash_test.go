@@ -143,9 +143,20 @@ func crashLoop(t *testing.T, seed uint64, nbatches int, mode SyncMode, wrap func
 		t.Fatal(err)
 	}
 	total := probe.Ops()
-	// The crash points are independent: workers take them in turn, each
-	// point's violations land in its own slot, and the report keeps the
-	// order of k.
+	bad := eachCrashPoint(t, total, func(k int, checked *atomic.Int64) []string {
+		return crashAt(ctx, seed, nbatches, mode, wrap, k, total, checked)
+	})
+	t.Logf("seed %d: crashed at each of %d ops under %d models", seed, total+1, len(vfs.CrashModels()))
+	return bad
+}
+
+// eachCrashPoint runs check for every crash point k in [0, total] on
+// GOMAXPROCS workers (the points are independent: each a fresh Mem) and
+// returns their violations in the order of k. check adds one to checked
+// per crash model it checked; eachCrashPoint fails the test unless every
+// point was checked under every model.
+func eachCrashPoint(t *testing.T, total int, check func(k int, checked *atomic.Int64) []string) []string {
+	t.Helper()
 	badAt := make([][]string, total+1)
 	var next, checked atomic.Int64
 	var wg sync.WaitGroup
@@ -156,7 +167,7 @@ func crashLoop(t *testing.T, seed uint64, nbatches int, mode SyncMode, wrap func
 				if k > total {
 					return
 				}
-				badAt[k] = crashAt(ctx, seed, nbatches, mode, wrap, k, total, &checked)
+				badAt[k] = check(k, &checked)
 			}
 		})
 	}
@@ -168,7 +179,6 @@ func crashLoop(t *testing.T, seed uint64, nbatches int, mode SyncMode, wrap func
 	for _, b := range badAt {
 		bad = append(bad, b...)
 	}
-	t.Logf("seed %d: crashed at each of %d ops under %d models", seed, total+1, len(vfs.CrashModels()))
 	return bad
 }
 

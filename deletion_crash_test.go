@@ -8,9 +8,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -249,30 +247,9 @@ func delCrashLoop(t *testing.T, seed uint64, mode SyncMode, wrap func(vfs.FS) vf
 		t.Fatalf("without a crash: %s", msg)
 	}
 	total := probe.Ops()
-	// The crash points are independent: workers take them in turn (as in
-	// crashLoop), and the report keeps the order of k.
-	badAt := make([][]string, total+1)
-	var next, checked atomic.Int64
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for {
-				k := int(next.Add(1) - 1)
-				if k > total {
-					return
-				}
-				badAt[k] = delCrashAt(ctx, seed, mode, wrap, k, total, &checked)
-			}
-		})
-	}
-	wg.Wait()
-	if want := int64((total + 1) * len(vfs.CrashModels())); checked.Load() != want {
-		t.Fatalf("checked %d crash states, want %d (every op under every model)", checked.Load(), want)
-	}
-	var bad []string
-	for _, b := range badAt {
-		bad = append(bad, b...)
-	}
+	bad := eachCrashPoint(t, total, func(k int, checked *atomic.Int64) []string {
+		return delCrashAt(ctx, seed, mode, wrap, k, total, checked)
+	})
 	t.Logf("crashed at each of %d ops under %d models", total+1, len(vfs.CrashModels()))
 	return bad
 }
