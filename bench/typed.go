@@ -38,53 +38,105 @@ func typedEvent(id string, i, batch int, e *Ev) {
 // reopens is the number of timed opens per run of workload 9.
 const reopens = 5
 
-// typedBatch runs workload 7 (and then 9 on its store) or 8 on a fresh
-// directory: append n events in batches, close, and for 7 reopen.
-func (s *Suite) typedBatch(c *Contestant, run int, id string) {
+// turnBatches is how many batches a contestant appends in one turn of
+// workloads 7 and 8.
+const turnBatches = 10
+
+// typedRun is one contestant's store in workload 7 or 8.
+type typedRun struct {
+	c       *Contestant
+	dir     string
+	st      Store
+	elapsed time.Duration
+	failed  bool
+}
+
+// typedBatches runs workload 7 (and then 9 on each store) or 8 for the
+// contestants cs at once, each on a fresh directory: the contestants take
+// turns of turnBatches batches (in an order rotated each turn), so that
+// the disk's fsync latency, which drifts by tens of percent over seconds
+// on a shared machine, weighs on all of them alike and the ×raw ratios
+// compare like with like. Each is timed over its own append calls only;
+// the turns are fine enough (10,000 events) that a contestant's
+// background work (pebble's flushes) spills into its neighbours' turns
+// as it would into its own.
+func (s *Suite) typedBatches(cs []*Contestant, run int, id string) {
 	ids := []string{id}
 	if id == WBatch1 {
 		ids = append(ids, WReopen)
 	}
-	dir, err := s.freshDir(c, id, run)
-	if err != nil {
-		s.failAll(c, ids, err)
-		return
-	}
-	defer os.RemoveAll(dir)
-	n := s.cfg.N
-	s.logf("run %d: %s: %s, %d events in batches of %d", run+1, c.Name, id, n, s.cfg.BatchSize)
-	st, err := c.Open(dir, 1)
-	if err != nil {
-		s.failAll(c, ids, fmt.Errorf("open: %w", err))
-		return
-	}
-	evs := make([]Ev, 0, s.cfg.BatchSize)
-	var elapsed time.Duration
-	for i := 0; i < n; i += s.cfg.BatchSize {
-		evs = evs[:0]
-		for j := i; j < min(i+s.cfg.BatchSize, n); j++ {
-			evs = append(evs, Ev{})
-			typedEvent(id, j, s.cfg.BatchSize, &evs[len(evs)-1])
-		}
-		t0 := time.Now()
-		err := st.AppendBatch(evs)
-		elapsed += time.Since(t0)
+	var runs []*typedRun
+	for _, c := range cs {
+		dir, err := s.freshDir(c, id, run)
 		if err != nil {
-			st.Close()
-			s.failAll(c, ids, fmt.Errorf("append batch at event %d: %w", i, err))
-			return
+			s.failAll(c, ids, err)
+			continue
+		}
+		st, err := c.Open(dir, 1)
+		if err != nil {
+			os.RemoveAll(dir)
+			s.failAll(c, ids, fmt.Errorf("open: %w", err))
+			continue
+		}
+		runs = append(runs, &typedRun{c: c, dir: dir, st: st})
+	}
+	defer func() {
+		for _, r := range runs {
+			os.RemoveAll(r.dir)
+		}
+	}()
+	n := s.cfg.N
+	s.logf("run %d: %s: %d events in batches of %d, %d contestants taking turns of %d batches", run+1, id, n, s.cfg.BatchSize, len(runs), turnBatches)
+	evs := make([]Ev, 0, s.cfg.BatchSize)
+	turn := turnBatches * s.cfg.BatchSize
+	for t, from := 0, 0; from < n; t, from = t+1, from+turn {
+		for k := range runs {
+			r := runs[(k+t)%len(runs)]
+			if r.failed {
+				continue
+			}
+			for i := from; i < min(from+turn, n); i += s.cfg.BatchSize {
+				evs = evs[:0]
+				for j := i; j < min(i+s.cfg.BatchSize, n); j++ {
+					evs = append(evs, Ev{})
+					typedEvent(id, j, s.cfg.BatchSize, &evs[len(evs)-1])
+				}
+				t0 := time.Now()
+				err := r.st.AppendBatch(evs)
+				r.elapsed += time.Since(t0)
+				if err != nil {
+					r.st.Close()
+					r.failed = true
+					s.failAll(r.c, ids, fmt.Errorf("append batch at event %d: %w", i, err))
+					break
+				}
+			}
 		}
 	}
-	if s.cfg.wants(id) {
-		s.res.record(c.Name, id, float64(n)/elapsed.Seconds(), nil)
-	}
-	if err := st.Close(); err != nil {
-		s.failAll(c, ids, fmt.Errorf("close after append: %w", err))
-		return
+	for _, r := range runs {
+		if r.failed {
+			continue
+		}
+		if s.cfg.wants(id) {
+			s.res.record(r.c.Name, id, float64(n)/r.elapsed.Seconds(), nil)
+		}
+		if err := r.st.Close(); err != nil {
+			r.failed = true
+			s.failAll(r.c, ids, fmt.Errorf("close after append: %w", err))
+		}
 	}
 	if id != WBatch1 || !s.cfg.wants(WReopen) {
 		return
 	}
+	for _, r := range runs {
+		if !r.failed {
+			s.reopen(r.c, r.dir)
+		}
+	}
+}
+
+// reopen runs workload 9 on the store workload 7 wrote in dir.
+func (s *Suite) reopen(c *Contestant, dir string) {
 	if c.NoReopen != "" {
 		s.res.record(c.Name, WReopen, 0, notApplicable(c.NoReopen))
 		return

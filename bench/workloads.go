@@ -225,15 +225,27 @@ func (s *Suite) Run(contestants []*Contestant) error {
 			if s.cfg.wants(WSingle64) && s.takesPart(c, WSingle64) {
 				s.single(c, run, s.cfg.Writers, WSingle64)
 			}
-			if (s.cfg.wants(WBatch1) || s.cfg.wants(WReopen)) && s.takesPart(c, WBatch1, WReopen) {
-				s.typedBatch(c, run, WBatch1)
-			}
-			if s.cfg.wants(WBatchMulti) && s.takesPart(c, WBatchMulti) {
-				s.typedBatch(c, run, WBatchMulti)
-			}
 			if s.cfg.wants(WCtlState) && s.takesPart(c, WCtlState) {
 				s.ctlState(c, run)
 			}
+		}
+		// Workloads 7 (with 9) and 8: the contestants at once, taking
+		// turns (typedBatches), in this run's rotated order.
+		var one, multi []*Contestant
+		for k := range contestants {
+			c := contestants[(k+run)%len(contestants)]
+			if (s.cfg.wants(WBatch1) || s.cfg.wants(WReopen)) && s.takesPart(c, WBatch1, WReopen) {
+				one = append(one, c)
+			}
+			if s.cfg.wants(WBatchMulti) && s.takesPart(c, WBatchMulti) {
+				multi = append(multi, c)
+			}
+		}
+		if len(one) > 0 {
+			s.typedBatches(one, run, WBatch1)
+		}
+		if len(multi) > 0 {
+			s.typedBatches(multi, run, WBatchMulti)
 		}
 	}
 	return nil
