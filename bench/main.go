@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -45,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		charts  = fs.String("charts", "", "write one SVG bar chart (×raw) per workload into this directory, and link them from the report")
 		quiet   = fs.Bool("q", false, "no progress lines on stderr")
 		cpuprof = fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		memprof = fs.String("memprofile", "", "write the allocations of the whole run (pprof allocs profile) to this file at the end")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -95,9 +97,22 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *memprof != "" {
+		runtime.MemProfileRate = 64 << 10 // the heap's size matters here, not every small object
+	}
 	rep, err := Bench(cfg, names)
 	if err != nil {
 		return err
+	}
+	if *memprof != "" {
+		f, err := os.Create(*memprof)
+		if err != nil {
+			return err
+		}
+		err = errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+		if err != nil {
+			return fmt.Errorf("-memprofile: %w", err)
+		}
 	}
 	if *charts != "" {
 		if err := rep.writeCharts(*charts, "."); err != nil {
