@@ -131,15 +131,7 @@ func (s *boltStore) events(tx *bolt.Tx, from, to uint64, fn func(c *codec) (bool
 func (s *boltStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 	n := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return s.events(tx, 0, 0, func(c *codec) (bool, error) {
-			var p Payload
-			if err := c.decode(c.env.Data, &p); err != nil {
-				return false, err
-			}
-			n++
-			fn(c.env.Seq, &p)
-			return true, nil
-		})
+		return s.events(tx, 0, 0, deliver(&n, fn))
 	})
 	return n, err
 }

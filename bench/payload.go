@@ -152,6 +152,20 @@ func (c *codec) encode(p *Payload) ([]byte, error) {
 	return c.buf.Bytes(), nil
 }
 
+// deliver is ReadAll's callback for each event a contestant reads: decode
+// its payload, count it in *n, hand it to fn.
+func deliver(n *int, fn func(seq uint64, p *Payload)) func(c *codec) (bool, error) {
+	return func(c *codec) (bool, error) {
+		var p Payload
+		if err := c.decode(c.env.Data, &p); err != nil {
+			return false, err
+		}
+		*n++
+		fn(c.env.Seq, &p)
+		return true, nil
+	}
+}
+
 // decode decodes a msgpack payload into p.
 func (c *codec) decode(b []byte, p *Payload) error {
 	c.rd.Reset(b)

@@ -139,15 +139,7 @@ func (s *pebbleStore) events(from, to uint64, fn func(c *codec) (bool, error)) (
 
 func (s *pebbleStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 	n := 0
-	err := s.events(1, s.seq.Load(), func(c *codec) (bool, error) {
-		var p Payload
-		if err := c.decode(c.env.Data, &p); err != nil {
-			return false, err
-		}
-		n++
-		fn(c.env.Seq, &p)
-		return true, nil
-	})
+	err := s.events(1, s.seq.Load(), deliver(&n, fn))
 	return n, err
 }
 

@@ -246,15 +246,7 @@ func (s *rawStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 		return 0, err
 	}
 	n := 0
-	err := s.readFrames(func(c *codec) (bool, error) {
-		var p Payload
-		if err := c.decode(c.env.Data, &p); err != nil {
-			return false, err
-		}
-		n++
-		fn(c.env.Seq, &p)
-		return true, nil
-	})
+	err := s.readFrames(deliver(&n, fn))
 	return n, err
 }
 

@@ -117,15 +117,7 @@ func (s *walStore) ReadAll(fn func(seq uint64, p *Payload)) (int, error) {
 		return 0, err
 	}
 	n := 0
-	err = s.each(first, last, func(c *codec) (bool, error) {
-		var p Payload
-		if err := c.decode(c.env.Data, &p); err != nil {
-			return false, err
-		}
-		n++
-		fn(c.env.Seq, &p)
-		return true, nil
-	})
+	err = s.each(first, last, deliver(&n, fn))
 	return n, err
 }
 
