@@ -107,6 +107,7 @@ func TestCompact(t *testing.T) {
 // every crash model: the log reads the same afterwards, and compacting
 // again completes the job.
 func TestCompactCrash(t *testing.T) {
+	t.Parallel()
 	bad := compactCrashLoop(t, func(f vfs.FS) vfs.FS { return f })
 	for _, b := range bad[:min(len(bad), 10)] {
 		t.Error(b)
@@ -120,6 +121,7 @@ func TestCompactCrash(t *testing.T) {
 // compaction whose output is not durable when it replaces its inputs
 // (file fsyncs acknowledged without being done, directory fsyncs done).
 func TestCompactCrashHasTeeth(t *testing.T) {
+	t.Parallel()
 	bad := compactCrashLoop(t, func(f vfs.FS) vfs.FS { return fileSyncLiar{lyingFS{FS: f, files: true}} })
 	if len(bad) == 0 {
 		t.Fatal("the compaction crash loop found no violation: it has no teeth")
