@@ -188,6 +188,21 @@ func newestEmpty(fsys vfs.FS, s *segment.Segment) bool {
 	return err == nil && sr.Index.Count == 0
 }
 
+// newestBlank reports whether s, the newest segment, holds neither a
+// committed event nor a mark: whether nothing in it proves that the
+// segment before it was sealed durably (see newestEmpty).
+func newestBlank(fsys vfs.FS, s *segment.Segment) bool {
+	if ck, err := segment.OpenCheckpoint(fsys, s); err == nil {
+		ok := ck.Check(s) == nil
+		ck.Close()
+		if ok {
+			return false // a checkpoint indexes at least one event
+		}
+	}
+	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: s.Name})
+	return err == nil && sr.Index.Count == 0 && !sr.Index.Marked
+}
+
 // verifyCheckpoint checks the checkpoint of s, the newest segment, against
 // a scan of the records it indexes. One that Open would not use (absent,
 // damaged, stale) is no finding: Open scans instead, and a writer removes

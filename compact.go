@@ -67,7 +67,10 @@ type CompactReport struct {
 // replaced by a placeholder of the same seq, stream, version and time,
 // type TypeRedacted and no ID, Meta or Data, which no reader ever yields
 // (see docs/FORMAT.md, "Deletion and retention"). Events in the active
-// segment are removed by the first Compact after it is sealed.
+// segment are removed by the first Compact after it is sealed. Before
+// redacting, Compact makes every append so far durable (Sync), so that a
+// crash never keeps a redaction and loses the marker (or, for MaxCount,
+// the newer versions) that made the events gone.
 //
 // Each output segment is written to a temporary file, fsynced, verified
 // completely and checked against its inputs (first and last seq, event
@@ -113,6 +116,15 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 	vis, err := l.newVisibility(ctx, v, pub) // deletion.go, deletion_compact.go
 	if err != nil {
 		return CompactReport{}, err
+	}
+	if !o.DryRun && (len(vis.t.m) > 0 || len(vis.ret) > 0) {
+		// Redaction goes by the markers and stream versions published at
+		// pub, which under SyncNever and SyncInterval may not be durable
+		// yet: make them durable first, so that a crash never leaves
+		// durable events redacted and what made them gone lost.
+		if err := l.Sync(ctx); err != nil {
+			return CompactReport{}, fmt.Errorf("evlog: compact: making the deletions it acts on durable (nothing was rewritten): %w", err)
+		}
 	}
 	redact := make(map[*segHandle]bool)
 

@@ -474,3 +474,67 @@ func TestDurabilityAfterPowerLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestSealedDamageBeforeEmptyNewest: a roll left the newest segment
+// without an event — the append that needed the roll was refused (a
+// version conflict) and the log closed, or the process was killed after
+// the refusal — and then a bit flipped in the sealed segment before
+// it, in records no mark covers (SyncNever, no Sync). The sealed segment
+// was fsynced whole by its seal: the damage is corruption, found when it
+// is read, never taken for a torn seal and truncated away with every event
+// after it.
+func TestSealedDamageBeforeEmptyNewest(t *testing.T) {
+	t.Parallel()
+	for _, killed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("killed=%v", killed), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			mem := vfs.NewMem()
+			opts := crashOpts(SyncNever)
+			l := openMem(t, mem, opts)
+			var v uint64
+			for l.Stats().Bytes < MinSegmentSize-300 {
+				if _, err := l.Append(ctx, "s", ExpectVersion(v), Envelope{Type: "t", Data: make([]byte, 100)}); err != nil {
+					t.Fatal(err)
+				}
+				v++
+			}
+			// Needs a roll, which happens; then the append is refused.
+			if _, err := l.Append(ctx, "s", ExpectVersion(v+1), Envelope{Type: "t", Data: make([]byte, 400)}); !errors.Is(err, ErrVersionConflict) {
+				t.Fatalf("append: %v, want a version conflict", err)
+			}
+			after := mem
+			if killed {
+				after = mem.Clone() // the page cache survives a killed process
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			segs := segNames(t, after)
+			if len(segs) != 2 {
+				t.Fatalf("segments %v, want a sealed one and an empty newest one", segs)
+			}
+			flipAt(t, after, segs[0], 1000)
+			l, err := openFS(after, opts, false)
+			if errors.Is(err, ErrCorrupt) {
+				return // refusing is fine; truncating is not
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if rep := l.Recovery(); rep.TornTail != nil || len(rep.Removed) > 0 || l.LastSeq() != v {
+				t.Fatalf("recovery took damage in a sealed segment for a torn tail: torn tail %+v in %s, removed %v, last seq %d of %d", rep.TornTail, rep.TornFile, rep.Removed, l.LastSeq(), v)
+			}
+			for _, err := range l.Events(ctx, 1) {
+				if err != nil {
+					if !errors.Is(err, ErrCorrupt) {
+						t.Fatalf("reading: %v, want corruption", err)
+					}
+					return
+				}
+			}
+			t.Fatal("the damaged event was read without an error")
+		})
+	}
+}

@@ -153,14 +153,18 @@ func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly boo
 	// seal's fsync completed can leave N's trailer on disk without all of
 	// the footer (or records) before it: the disk keeps unsynced sectors
 	// in any order. So while N+1 holds no committed event, N's seal is not
-	// proven: verify N; if it does not verify, its seal was torn, and N is
-	// read as unsealed (damage in it is then corruption or a torn tail by
-	// the marks, as for any newest segment). Rare: only a crash between a
-	// roll and the first append after it leaves an empty newest segment.
+	// proven — unless N+1 holds a mark, written after the seal's fsync
+	// returned (the writer marks an N+1 it leaves empty: markEmpty): verify N; if it does
+	// not verify, its seal was torn, and N is read as unsealed (damage in
+	// it is then corruption or a torn tail by the marks, as for any newest
+	// segment). Rare: only a crash between a roll and the first append
+	// after it leaves an unmarked, empty newest segment; trusting a mark
+	// instead keeps damage in a cleanly closed log's sealed segment from
+	// being taken for a torn seal and truncated.
 	if n := len(live); n >= 2 && live[n-2].Seg.Sealed && !live[n-1].Seg.Sealed &&
 		live[n-2].Seg.Header.Generation == 0 && live[n-2].Seg.Header.Flags&segment.FlagCompressed == 0 {
 		nf, prev := live[n-1], live[n-2]
-		if newestEmpty(fsys, nf.Seg) {
+		if newestBlank(fsys, nf.Seg) {
 			if _, verr := segment.Verify(prev.Seg, math.MinInt64); verr != nil {
 				if !errors.Is(verr, segment.ErrCorrupt) {
 					return nil, verr

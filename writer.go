@@ -321,10 +321,29 @@ func (w *writer) take(r *request) {
 	}
 	if err := w.stageTyped(r); err != nil {
 		r.finish(err)
+		w.markEmpty() // a roll's append, refused
 		return
 	}
 	if len(w.buf) >= flushThreshold {
 		w.flush()
+	}
+}
+
+// markEmpty writes a mark into the active segment when it follows a
+// sealed one and holds nothing (a roll whose append was refused, or ran
+// out of space; Close): the mark records that the seal before it is
+// durable (its fsync returned before the mark was written). Without it,
+// the next Open cannot tell damage in the sealed segment from a seal torn
+// by a crash during the roll (see recoverListed), and reads it as
+// unsealed. The mark is made durable by the next fsync (at the latest,
+// Close's). Nothing may be staged: staged events' offsets assume w.end.
+func (w *writer) markEmpty() {
+	if w.failed != nil || w.idx.Count > 0 || w.end != segment.HeaderSize || w.header.BaseSeq == 1 || len(w.group) > 0 || len(w.buf) > 0 {
+		return
+	}
+	w.markEnd = 0 // nothing recorded in this segment yet
+	if err := w.mark(); err != nil {
+		w.fail(err)
 	}
 }
 
@@ -425,6 +444,7 @@ func (w *writer) stop() error {
 
 func (w *writer) shutdown() {
 	var errs []error
+	w.markEmpty()
 	if w.failed == nil && w.end > w.durable {
 		w.fsync()
 	}

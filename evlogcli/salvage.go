@@ -152,7 +152,8 @@ type salvager struct {
 	pending  *rawGap // a corrupt gap after the last event accepted
 	maxSeen  uint64  // the highest source seq seen anywhere
 	buf      appendBuffer
-	lastBuf  uint64 // source seq of the last event in buf
+	lastBuf  uint64      // source seq of the last event in buf
+	gone     goneStreams // read frame by frame: what the markers delete
 }
 
 func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
@@ -263,6 +264,9 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 		return err
 	}
 	defer fsys.Close()
+	if s.gone, err = rawGone(ctx, vfs.ReadOnly(fsys)); err != nil { // salvage_delete.go
+		return err
+	}
 	return scanRaw(ctx, vfs.ReadOnly(fsys), rawVisitor{
 		batch: func(b *rawBatch) error {
 			for _, ev := range b.Events {

@@ -1,15 +1,23 @@
 package evlogcli
 
 import (
+	"context"
+
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
+	"github.com/evlog/evlog/internal/vfs"
 )
 
 // Salvage and stream deletion (see evlog's docs/FORMAT.md, "Deletion and
 // retention"): salvage copies the events that read as visible. Deletion
 // markers (events of evlog's system streams) and the placeholders Compact
 // leaves of deleted events are not copied — the new log has no deletions,
-// and its streams are numbered from the events copied.
+// and its streams are numbered from the events copied. Through the source
+// log (which reads cleanly) the log hides deleted events; frame by frame
+// (a damaged log), salvage first folds every readable marker (rawGone)
+// and leaves out the events they delete, wherever the marker lies.
 
 // deletedHole is called, on the path that copies through the source log
 // (which reads cleanly), before each event: a seq hole there is events
@@ -22,14 +30,64 @@ func (s *salvager) deletedHole(ev evlog.Envelope) {
 }
 
 // notCopied reports whether ev, about to be copied, is one salvage does
-// not copy (a system event or a placeholder), and then counts it as
-// handled.
+// not copy (a system event, a placeholder, or, read frame by frame, an
+// event a marker deletes), and then counts it as handled.
 func (s *salvager) notCopied(ev evlog.Envelope) bool {
-	if !event.IsSystemStream(ev.Stream) && ev.Type != evlog.TypeRedacted {
+	if !event.IsSystemStream(ev.Stream) && ev.Type != evlog.TypeRedacted && !s.gone.has(ev) {
 		return false
 	}
 	s.pending = nil
 	s.lastTime = ev.Time.UnixNano()
 	s.next = ev.Seq + 1
 	return true
+}
+
+// goneStreams is the fold of the deletion markers read frame by frame:
+// per stream, the versions below before read as gone, and every version
+// of a tombstoned one.
+type goneStreams map[string]struct {
+	before uint64
+	tomb   bool
+}
+
+// has reports whether ev reads as gone by the markers.
+func (g goneStreams) has(ev evlog.Envelope) bool {
+	st, ok := g[ev.Stream]
+	return ok && (st.tomb || ev.Version < st.before)
+}
+
+// rawGone folds the deletion markers of every complete batch of the
+// segments of fsys that can be read.
+func rawGone(ctx context.Context, fsys vfs.FS) (goneStreams, error) {
+	g := goneStreams{}
+	err := scanRaw(ctx, fsys, rawVisitor{
+		batch: func(b *rawBatch) error {
+			for _, ev := range b.Events {
+				if ev.Stream != evlog.DeletionsStream {
+					continue
+				}
+				// The marker's Data: msgpack {stream, before}.
+				var mk struct {
+					Stream string `msgpack:"stream"`
+					Before uint64 `msgpack:"before,omitempty"`
+				}
+				if msgpack.Unmarshal(ev.Data, &mk) != nil || mk.Stream == "" {
+					continue // not one evlog writes: nothing to fold
+				}
+				st := g[mk.Stream]
+				switch ev.Type {
+				case evlog.TypeDeleted, evlog.TypeTruncate:
+					st.before = max(st.before, mk.Before)
+				case evlog.TypeTombstone:
+					st.tomb = true
+				default:
+					continue // a later version's marker
+				}
+				g[mk.Stream] = st
+			}
+			return nil
+		},
+		gap: func(*rawGap) error { return nil },
+	})
+	return g, err
 }
