@@ -1,14 +1,18 @@
 package evlog
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // rollPause holds a writer inside a roll: the new segment created, the old
@@ -183,4 +187,237 @@ func servesPrefix(t *testing.T, l *Log, acked uint64) error {
 		return fmt.Errorf("served seqs 1..%d (LastSeq %d), acknowledged %d", last, l.LastSeq(), acked)
 	}
 	return nil
+}
+
+// warnRecorder is a slog handler keeping the messages of warnings.
+type warnRecorder struct {
+	mu   *sync.Mutex
+	msgs *[]string
+}
+
+func newWarnRecorder() warnRecorder { return warnRecorder{mu: new(sync.Mutex), msgs: new([]string)} }
+
+func (h warnRecorder) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h warnRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+	*h.msgs = append(*h.msgs, msg)
+	return nil
+}
+func (h warnRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h warnRecorder) WithGroup(string) slog.Handler      { return h }
+
+func (h warnRecorder) take() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := *h.msgs
+	*h.msgs = nil
+	return out
+}
+
+// TestReadersAtEveryWriterOp pauses a writer before each of its file
+// operations — appends over checkpoints and rolls, a durable
+// subscription's acks, a stream's deletion and the compaction that
+// redacts it, snapshot saves and a prune, Close (the final checkpoint), a
+// second writer's recovery — and at each instant runs the readers: a
+// read-only open (events, streams, filtered events, a stream, SeqAt,
+// segments, subscriptions, snapshots, deletions), Refresh of a reader
+// opened at the start, and Verify. None may fail, warn or report damage,
+// none may modify anything (they read through vfs.ReadOnly), and each
+// serves at least what was acknowledged.
+func TestReadersAtEveryWriterOp(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	ro := vfs.ReadOnly(mem)
+	warns := newWarnRecorder()
+	ropts := Options{Logger: slog.New(warns)}
+	var (
+		mu       sync.Mutex // guards streamOf and the instants' count
+		streamOf = map[uint64]string{}
+		acked    atomic.Uint64
+		instants int
+		follower *Log
+	)
+	const gone = "gone-1" // the stream deleted, whose events may read as gone
+	check := func(op vfs.Op) {
+		mu.Lock()
+		defer mu.Unlock()
+		instants++
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Errorf("before %v: "+format, append([]any{op}, args...)...)
+		}
+		want := acked.Load()
+		served := func(what string, l *Log) {
+			var prev uint64
+			missing := uint64(1)
+			for e, err := range l.Events(ctx, 1) {
+				if err != nil {
+					fail("%s: Events: %v", what, err)
+					return
+				}
+				if e.Seq <= prev {
+					fail("%s: seq %d after %d", what, e.Seq, prev)
+					return
+				}
+				for ; missing < e.Seq; missing++ {
+					if s, ok := streamOf[missing]; ok && s != gone {
+						fail("%s: seq %d (stream %s) not served", what, missing, s)
+						return
+					}
+				}
+				prev, missing = e.Seq, e.Seq+1
+			}
+			if l.LastSeq() < want {
+				fail("%s: serves up to seq %d, %d acknowledged", what, l.LastSeq(), want)
+			}
+		}
+		r, err := openFS(ro, ropts, true)
+		if err != nil {
+			fail("read-only open: %v", err)
+		} else {
+			served("read-only open", r)
+			for s, err := range r.Streams(ctx, "") {
+				if err != nil {
+					fail("Streams: %v", err)
+					break
+				}
+				for _, err := range r.Stream(ctx, s.Stream, 1) {
+					if err != nil {
+						fail("Stream %s: %v", s.Stream, err)
+						break
+					}
+				}
+			}
+			for _, err := range r.EventsFiltered(ctx, 1, Filter{StreamPrefixes: []string{"s-2"}, Types: []string{"t1"}}) {
+				if err != nil {
+					fail("EventsFiltered: %v", err)
+					break
+				}
+			}
+			if _, err := r.SeqAt(ctx, t0.Add(time.Minute)); err != nil {
+				fail("SeqAt: %v", err)
+			}
+			if _, err := r.Segments(); err != nil {
+				fail("Segments: %v", err)
+			}
+			if _, err := r.Subscriptions(); err != nil {
+				fail("Subscriptions: %v", err)
+			}
+			if _, err := r.Deletions(ctx); err != nil {
+				fail("Deletions: %v", err)
+			}
+			if store, err := r.Snapshots(); err != nil {
+				fail("Snapshots: %v", err)
+			} else if metas, err := store.List(""); err != nil {
+				fail("snapshot List: %v", err)
+			} else {
+				for _, m := range metas {
+					if _, err := store.Load(ctx, m); err != nil {
+						fail("snapshot Load %s: %v", m.File, err)
+					}
+				}
+			}
+			r.Close()
+		}
+		if follower != nil {
+			if err := follower.Refresh(); err != nil {
+				fail("Refresh: %v", err)
+			} else {
+				served("Refresh", follower)
+			}
+		}
+		rep, err := verifyFS(ctx, ro)
+		if err != nil || rep.Corrupt() {
+			fail("Verify: %v %v", rep.Findings, err)
+		}
+		for _, w := range warns.take() {
+			fail("a reader warned: %s", w)
+		}
+	}
+	var armed atomic.Bool
+	fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+		// Lock too: a snapshot's Save locks its temporary (creating it)
+		// before it creates it.
+		if armed.Load() && (op.Kind.Mutating() || op.Kind == vfs.OpLock) {
+			check(op)
+		}
+		return nil
+	})
+	wopts := Options{SegmentSize: MinSegmentSize, Clock: fakeClock(t0, time.Millisecond)}
+	w := openMem(t, fsys, wopts)
+	defer func() { w.Close() }()
+	n := 0
+	appendN := func(l *Log, batches int) {
+		t.Helper()
+		for range batches {
+			stream := []string{"s-1", "s-2", gone}[n%3]
+			typ := []string{"t1", "t2"}[n%2]
+			n++
+			evs := []Envelope{{Type: typ, Data: make([]byte, 150)}, {Type: typ, Data: make([]byte, 10)}}
+			pos, err := l.Append(ctx, stream, ExpectAny, evs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			for s := pos.Seq - uint64(len(evs)) + 1; s <= pos.Seq; s++ {
+				streamOf[s] = stream
+			}
+			mu.Unlock()
+			acked.Store(pos.Seq)
+		}
+	}
+	appendN(w, 2)
+	var err error
+	if follower, err = openFS(ro, ropts, true); err != nil {
+		t.Fatal(err)
+	}
+	defer follower.Close()
+	armed.Store(true)
+	appendN(w, 30) // checkpoints and rolls
+	sub, err := w.Subscription("sub-1", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{3, 9} {
+		if err := sub.Ack(ctx, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub.Close()
+	if _, _, err := w.DeleteStream(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	appendN(w, 6)
+	if _, err := w.Compact(ctx, CompactOptions{TargetSize: 3 * MinSegmentSize}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := w.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{10, 20} {
+		if _, err := store.Save(ctx, snapshot.Meta{Name: "stats", LogID: w.LogID(), Seq: seq, Time: t0}, []byte("state")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.Prune(ctx, "stats", snapshot.PrunePolicy{KeepLast: 1}); err != nil {
+		t.Fatal(err)
+	}
+	appendN(w, 3)
+	if _, err := w.Compact(ctx, CompactOptions{TargetSize: 4 * MinSegmentSize, Compress: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = openMem(t, fsys, wopts) // recovery, beside the readers
+	appendN(w, 3)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(false)
+	t.Logf("readers ran at %d instants of the writer", instants)
 }
