@@ -3,6 +3,7 @@ package evlog
 import (
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/replay"
 	"github.com/evlog/evlog/segment"
 	"github.com/evlog/evlog/snapshot"
 )
@@ -420,4 +422,107 @@ func TestReadersAtEveryWriterOp(t *testing.T) {
 	}
 	armed.Store(false)
 	t.Logf("readers ran at %d instants of the writer", instants)
+}
+
+// pruneOnVisit is a snapshot store whose Candidates has the writer's
+// store remove each candidate right after listing it: a prune beside the
+// reader, between its listing and its load.
+type pruneOnVisit struct {
+	*snapshot.Store
+	writer *snapshot.Store
+	t      *testing.T
+}
+
+func (p pruneOnVisit) Candidates(name string, maxSeq uint64) iter.Seq2[snapshot.Candidate, error] {
+	return func(yield func(snapshot.Candidate, error) bool) {
+		for c, err := range p.Store.Candidates(name, maxSeq) {
+			if err == nil {
+				if err := p.writer.Remove(p.t.Context(), c.Meta); err != nil {
+					p.t.Fatal(err)
+				}
+			}
+			if !yield(c, err) {
+				return
+			}
+		}
+	}
+}
+
+// TestReplayPlanBesideSnapshotWriter: a reader planning a replay (evlogctl
+// state) beside a writer that saves and prunes snapshots. A snapshot the
+// writer saved after the reader opened the log claims a seq beyond the
+// reader's view of it; a snapshot the writer pruned after the reader
+// listed it is gone when loaded. Neither is damage: the plan must not
+// record them as fallbacks (nor warn), and must still serve the state at
+// the end of the reader's view.
+func TestReplayPlanBesideSnapshotWriter(t *testing.T) {
+	ctx := t.Context()
+	subj := replay.Subject{Name: "stats", SchemaVersion: 1}
+	for _, tc := range []struct {
+		name  string
+		prune bool
+	}{{"saved after the reader opened", false}, {"pruned after the reader listed it", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			w := openMem(t, mem, Options{})
+			defer w.Close()
+			wstore, err := w.Snapshots()
+			if err != nil {
+				t.Fatal(err)
+			}
+			save := func(seq uint64) {
+				t.Helper()
+				var tm time.Time
+				for e, err := range w.Range(ctx, seq, seq) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					tm = e.Time
+				}
+				if _, err := wstore.Save(ctx, snapshot.Meta{Name: subj.Name, SchemaVersion: 1, LogID: w.LogID(), Seq: seq, Time: tm}, []byte("state")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 4 {
+				if _, err := w.Append(ctx, "s", ExpectAny, Envelope{Type: "t"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			save(2)
+			warns := newWarnRecorder()
+			r, err := openFS(vfs.ReadOnly(mem), Options{}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var snaps replay.Snapshots
+			if snaps, err = r.Snapshots(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.prune {
+				snaps = pruneOnVisit{Store: snaps.(*snapshot.Store), writer: wstore, t: t}
+			} else {
+				// The writer moves on and snapshots past the reader's view.
+				for range 3 {
+					if _, err := w.Append(ctx, "s", ExpectAny, Envelope{Type: "t"}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				save(6)
+			}
+			p, err := replay.MakePlan(ctx, r, snaps, subj, replay.Latest(), replay.Options{Logger: slog.New(warns)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Fallbacks) > 0 || len(warns.take()) > 0 {
+				t.Errorf("a plan beside a writer reports fallbacks: %+v", p.Fallbacks)
+			}
+			if p.ToSeq != 4 {
+				t.Errorf("plan to seq %d, want 4 (the reader's view)", p.ToSeq)
+			}
+			if !tc.prune && (p.Snapshot == nil || p.Snapshot.Seq != 2) {
+				t.Errorf("plan from snapshot %+v, want the one at seq 2", p.Snapshot)
+			}
+		})
+	}
 }
