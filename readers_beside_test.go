@@ -526,3 +526,62 @@ func TestReplayPlanBesideSnapshotWriter(t *testing.T) {
 		})
 	}
 }
+
+// TestReadersBesideRacingCheckpoint: a reader opens the active segment,
+// then, before it opens the segment's checkpoint, the writer appends and
+// checkpoints past the size the reader took (Close writes the final
+// checkpoint). A read-only open and Verify must take that for what it is,
+// a state a live writer passes through: no warning, no finding, and the
+// open serves at least what was acknowledged when it started.
+func TestReadersBesideRacingCheckpoint(t *testing.T) {
+	ctx := t.Context()
+	for _, name := range []string{"open", "verify"} {
+		t.Run(name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			w := openMem(t, mem, Options{})
+			for range 3 {
+				if _, err := w.Append(ctx, "s", ExpectAny, Envelope{Type: "t", Data: make([]byte, 100)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			acked := w.LastSeq()
+			ckpt := segment.CheckpointName(w.v.segs[len(w.v.segs)-1].Name)
+			var once sync.Once
+			rfs := vfs.NewFaulty(vfs.ReadOnly(mem), func(op vfs.Op) error {
+				if op.Kind == vfs.OpOpen && op.Name == ckpt {
+					once.Do(func() {
+						if _, err := w.Append(ctx, "s", ExpectAny, Envelope{Type: "t"}); err != nil {
+							t.Error(err)
+						}
+						if err := w.Close(); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				return nil
+			})
+			warns := newWarnRecorder()
+			if name == "open" {
+				r, err := openFS(rfs, Options{Logger: slog.New(warns)}, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				if err := servesPrefix(t, r, acked); err != nil {
+					t.Error(err)
+				}
+			} else {
+				rep, err := verifyFS(ctx, rfs)
+				if err != nil || len(rep.Findings) > 0 {
+					t.Errorf("Verify beside a checkpoint written after the segment was opened: %v %v", rep.Findings, err)
+				}
+			}
+			if w := warns.take(); len(w) > 0 {
+				t.Errorf("a reader warned of a checkpoint written after it opened the segment: %q", w)
+			}
+			if _, err := mem.Stat(ckpt); err != nil {
+				t.Fatalf("the writer wrote no checkpoint: %v", err)
+			}
+		})
+	}
+}
