@@ -585,3 +585,32 @@ func TestReadersBesideRacingCheckpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshBesideUpgradeOfEmptySegment: a reader follows a log whose
+// only segment is an empty one of format version 1; a writer opens it and
+// replaces that segment, under the same name, by a version 2 one (an
+// atomic rename), then appends. The reader's Refresh must see the appends
+// (it must not go on reading the replaced file).
+func TestRefreshBesideUpgradeOfEmptySegment(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	v1Log(t, mem, 0)
+	r, err := openFS(vfs.ReadOnly(mem), Options{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w := openMem(t, mem, Options{})
+	defer w.Close()
+	for range 3 {
+		if _, err := w.Append(ctx, "s", ExpectAny, Envelope{Type: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if err := servesPrefix(t, r, 3); err != nil {
+		t.Error(err)
+	}
+}
