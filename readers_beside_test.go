@@ -420,7 +420,13 @@ func TestReadersAtEveryWriterOp(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	w = openMem(t, fsys, wopts) // from the checkpoint Close wrote
+	appendN(w, 8)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	armed.Store(false)
+	check(vfs.Op{Kind: vfs.OpLock, Name: "(the end)"})
 	t.Logf("readers ran at %d instants of the writer", instants)
 }
 
