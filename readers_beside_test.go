@@ -620,3 +620,181 @@ func TestRefreshBesideUpgradeOfEmptySegment(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestReadersInterleavedWithWriter interleaves a reader's file operations
+// with a writer's: the writer (appending, rolling, sealing, checkpointing,
+// compacting, saving and pruning snapshots) stops before each of its file
+// operations; a read-only open, a follower's Refresh, Verify or a replay
+// plan (evlogctl state) runs, and
+// at its k-th file operation (opens, reads, listings, stats) lets the
+// writer take m more. k, m and the writer's position vary over the runs.
+// No reader may fail, warn or report damage, and each serves at least
+// what was acknowledged when it started.
+func TestReadersInterleavedWithWriter(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	var stopping atomic.Bool
+	reached, proceed, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	wfs := vfs.NewFaulty(mem, func(op vfs.Op) error {
+		if op.Kind.Mutating() && !stopping.Load() {
+			select {
+			case reached <- struct{}{}:
+			case <-ctx.Done():
+			}
+			select {
+			case <-proceed:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	})
+	var acked atomic.Uint64
+	go func() {
+		defer close(done)
+		w, err := openFS(wfs, Options{SegmentSize: MinSegmentSize}, false)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer w.Close()
+		store, err := w.Snapshots()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for i := 0; !stopping.Load(); i++ {
+			switch {
+			case i%23 == 22:
+				_, err = w.Compact(ctx, CompactOptions{TargetSize: 4 * MinSegmentSize, Compress: i%46 == 45})
+			case i%13 == 12:
+				seq := w.LastSeq()
+				var tm time.Time
+				for e, rerr := range w.Range(ctx, seq, seq) {
+					tm, err = e.Time, rerr
+				}
+				if err == nil {
+					_, err = store.Save(ctx, snapshot.Meta{Name: "stats", LogID: w.LogID(), Seq: seq, Time: tm}, []byte("state"))
+				}
+				if err == nil {
+					_, err = store.Prune(ctx, "stats", snapshot.PrunePolicy{KeepLast: 1})
+				}
+			default:
+				var pos Position
+				pos, err = w.Append(ctx, fmt.Sprintf("s-%d", i%3), ExpectAny, Envelope{Type: "t", Data: make([]byte, 300)}, Envelope{Type: "t"})
+				acked.Store(pos.Seq)
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	// advance lets the writer through one file operation and waits until
+	// it stops before the next one.
+	advance := func() {
+		select {
+		case proceed <- struct{}{}:
+		case <-done:
+			return
+		}
+		select {
+		case <-reached:
+		case <-done:
+		}
+	}
+	defer func() {
+		stopping.Store(true)
+		select {
+		case proceed <- struct{}{}:
+		case <-done:
+		}
+		<-done
+	}()
+	select {
+	case <-reached:
+	case <-done:
+		t.Fatal("the writer ended")
+	}
+	for range 40 {
+		advance() // a first batch
+	}
+	warns := newWarnRecorder()
+	ropts := Options{Logger: slog.New(warns)}
+	var ops, at, m atomic.Int64
+	rfs := vfs.NewFaulty(vfs.ReadOnly(mem), func(op vfs.Op) error {
+		if ops.Add(1) == at.Load() {
+			for range m.Load() {
+				advance()
+			}
+		}
+		return nil
+	})
+	follower, err := openFS(rfs, ropts, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer follower.Close()
+	readers := []struct {
+		name string
+		run  func(acked uint64) error
+	}{
+		{"open", func(acked uint64) error {
+			r, err := openFS(rfs, ropts, true)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			return servesPrefix(t, r, acked)
+		}},
+		{"refresh", func(acked uint64) error {
+			if err := follower.Refresh(); err != nil {
+				return err
+			}
+			return servesPrefix(t, follower, acked)
+		}},
+		{"verify", func(uint64) error {
+			rep, err := besideWriter(rfs, func(*segment.Dir) (VerifyReport, error) { return verifyFS(ctx, rfs) },
+				func(r VerifyReport, err error) bool { return err != nil || r.Corrupt() })
+			if err == nil && rep.Corrupt() {
+				err = fmt.Errorf("findings %v", rep.Findings)
+			}
+			return err
+		}},
+		{"replay plan", func(uint64) error { // evlogctl state
+			r, err := openFS(rfs, ropts, true)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			store, err := r.Snapshots()
+			if err != nil {
+				return err
+			}
+			p, err := replay.MakePlan(ctx, r, store, replay.Subject{Name: "stats"}, replay.Latest(), replay.Options{Logger: ropts.Logger})
+			if err == nil && len(p.Fallbacks) > 0 {
+				err = fmt.Errorf("fallbacks %+v", p.Fallbacks)
+			}
+			return err
+		}},
+	}
+	// Each reader at one of its first 25 operations, letting 1 to 8 of
+	// the writer's through; the writer moves on by one more after each
+	// run, so that the runs meet it in every phase of its segments.
+	const runs = 800
+	for i := range runs {
+		r := readers[i%len(readers)]
+		ops.Store(0)
+		at.Store(int64(1 + (i/4)%25))
+		m.Store(int64(1 + (i/100)%8))
+		if err := r.run(acked.Load()); err != nil {
+			t.Fatalf("%s, the writer let through %d operations at the reader's operation %d: %v", r.name, m.Load(), at.Load(), err)
+		}
+		for _, msg := range warns.take() {
+			t.Errorf("%s, the writer let through %d operations at the reader's operation %d: a reader warned: %s", r.name, m.Load(), at.Load(), msg)
+		}
+		advance()
+		if t.Failed() {
+			break
+		}
+	}
+}
