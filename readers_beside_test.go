@@ -465,9 +465,10 @@ func TestReplayPlanBesideSnapshotWriter(t *testing.T) {
 	ctx := t.Context()
 	subj := replay.Subject{Name: "stats", SchemaVersion: 1}
 	for _, tc := range []struct {
-		name  string
-		prune bool
-	}{{"saved after the reader opened", false}, {"pruned after the reader listed it", true}} {
+		name       string
+		prune, del bool
+	}{{"saved after the reader opened", false, false}, {"pruned after the reader listed it", true, false},
+		{"saved after the reader opened, after a deletion", false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := vfs.NewMem()
 			w := openMem(t, mem, Options{})
@@ -489,12 +490,12 @@ func TestReplayPlanBesideSnapshotWriter(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			for range 4 {
-				if _, err := w.Append(ctx, "s", ExpectAny, Envelope{Type: "t"}); err != nil {
+			for _, stream := range []string{"a", "a", "s", "s"} {
+				if _, err := w.Append(ctx, stream, ExpectAny, Envelope{Type: "t"}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			save(2)
+			save(2) // its last event is of stream a, which stays
 			warns := newWarnRecorder()
 			r, err := openFS(vfs.ReadOnly(mem), Options{}, true)
 			if err != nil {
@@ -509,6 +510,11 @@ func TestReplayPlanBesideSnapshotWriter(t *testing.T) {
 				snaps = pruneOnVisit{Store: snaps.(*snapshot.Store), writer: wstore, t: t}
 			} else {
 				// The writer moves on and snapshots past the reader's view.
+				if tc.del {
+					if _, _, err := w.DeleteStream(ctx, "s"); err != nil {
+						t.Fatal(err)
+					}
+				}
 				for range 3 {
 					if _, err := w.Append(ctx, "s", ExpectAny, Envelope{Type: "t"}); err != nil {
 						t.Fatal(err)
@@ -519,6 +525,14 @@ func TestReplayPlanBesideSnapshotWriter(t *testing.T) {
 			p, err := replay.MakePlan(ctx, r, snaps, subj, replay.Latest(), replay.Options{Logger: slog.New(warns)})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.del {
+				// The plan reads the view refreshed past the deletion of
+				// stream s: the snapshot at seq 2 folded its events.
+				if len(p.Fallbacks) != 1 || p.Fallbacks[0].Seq != 2 || p.Snapshot != nil {
+					t.Errorf("a plan past a deletion: snapshot %+v, fallbacks %+v; want none, the one at seq 2", p.Snapshot, p.Fallbacks)
+				}
+				return
 			}
 			if len(p.Fallbacks) > 0 || len(warns.take()) > 0 {
 				t.Errorf("a plan beside a writer reports fallbacks: %+v", p.Fallbacks)

@@ -98,7 +98,12 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		case m.LogID != logID:
 			reason = fmt.Sprintf("belongs to another log (%x)", m.LogID[:])
 		case m.Seq > last && reaches(src, m.Seq, &refreshed):
-			continue // saved after src's view was taken
+			// Saved after src's view was taken. The view is refreshed:
+			// older snapshots are checked against its deletions.
+			if deleted, err = lastDeletion(ctx, src); err != nil {
+				return nil, err
+			}
+			continue
 		case m.Seq > last:
 			reason = fmt.Sprintf("claims seq %d, beyond the end of the log (%d)", m.Seq, last)
 		case m.Seq < deleted:
