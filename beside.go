@@ -21,7 +21,11 @@ import (
 // successor) but is only half of a step the writer is taking. The rule:
 // a failure is reported only when it persists across a stable listing,
 // that is when the segment files were the same before and after the
-// attempt; otherwise the attempt is retried, a bounded number of times.
+// attempt — the same names, and every segment but the newest the same
+// size (a roll seals segment N in place, then appends to N+1: an attempt
+// that opened N before the seal and N+1 after the append sees an unsealed
+// segment that is not the newest, under an unchanged listing); otherwise
+// the attempt is retried, a bounded number of times.
 
 // besideWriterAttempts bounds the retries of one read beside a writer.
 const besideWriterAttempts = 20
@@ -39,13 +43,33 @@ func segmentNames(d *segment.Dir) []string {
 	return names
 }
 
+// olderSizes returns the sizes of d's segment files but the newest (ok
+// false if one vanished or cannot be read): a sealed segment never
+// changes size, the one being sealed does.
+func olderSizes(fsys vfs.FS, d *segment.Dir) (_ []int64, ok bool) {
+	if len(d.Segments) == 0 {
+		return nil, true
+	}
+	sizes := make([]int64, len(d.Segments)-1)
+	for i, f := range d.Segments[:len(d.Segments)-1] {
+		size, err := fsys.Stat(f.Name)
+		if err != nil {
+			return nil, false
+		}
+		sizes[i] = size
+	}
+	return sizes, true
+}
+
 // besideWriter runs attempt until it succeeds, or fails across a stable
 // listing of fsys (then its failure is the answer), or
 // besideWriterAttempts attempts were made. Each attempt gets the listing
 // taken just before it, which it may use instead of listing the
 // directory again. failed reports whether an attempt's outcome is a
 // failure (an error, or a report of damage); a missing file is always
-// retried. attempt must modify nothing.
+// retried. A first failure is always retried: the sizes of the segments
+// are taken only from the second attempt on, so that an attempt that
+// succeeds costs no stat per segment. attempt must modify nothing.
 func besideWriter[T any](fsys vfs.FS, attempt func(before *segment.Dir) (T, error), failed func(T, error) bool) (T, error) {
 	var res T
 	var err error
@@ -53,6 +77,11 @@ func besideWriter[T any](fsys vfs.FS, attempt func(before *segment.Dir) (T, erro
 		before, lerr := segment.ReadDir(fsys)
 		if lerr != nil {
 			return res, lerr
+		}
+		var sizes []int64
+		sized := false
+		if i > 0 {
+			sizes, sized = olderSizes(fsys, before)
 		}
 		res, err = attempt(before)
 		if !failed(res, err) {
@@ -62,8 +91,10 @@ func besideWriter[T any](fsys vfs.FS, attempt func(before *segment.Dir) (T, erro
 		if lerr != nil {
 			return res, lerr
 		}
-		if slices.Equal(segmentNames(before), segmentNames(after)) && !errors.Is(err, fs.ErrNotExist) {
-			return res, err // the same files before and after: real
+		if sized && slices.Equal(segmentNames(before), segmentNames(after)) && !errors.Is(err, fs.ErrNotExist) {
+			if now, ok := olderSizes(fsys, after); ok && slices.Equal(sizes, now) {
+				return res, err // the same files before and after: real
+			}
 		}
 		time.Sleep(time.Duration(1<<min(i, 4)) * time.Millisecond)
 	}

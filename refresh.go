@@ -7,7 +7,8 @@ import (
 // Refresh makes a log opened with OpenReadOnly see what the writer (in
 // another process) has committed since Open or the last Refresh: new
 // batches in the newest segment are scanned incrementally; after a roll the
-// segment list is reloaded. On a writer's log it does nothing (a writer's
+// segment list is reloaded (and after the newest segment was replaced
+// under its name). On a writer's log it does nothing (a writer's
 // reads are always current). Safe for concurrent use.
 func (l *Log) Refresh() error {
 	if !l.readOnly {
@@ -33,6 +34,17 @@ func (l *Log) Refresh() error {
 		}
 		if size <= pub.end {
 			return nil
+		}
+		// The file held only grows: held shorter than the name's, it is
+		// no longer the file under the name (an empty segment replaced
+		// by one of the current format version, under the same name,
+		// and appended to): reload.
+		held, err := cur.HeldSize()
+		if err != nil {
+			return err
+		}
+		if held < size {
+			return l.reload()
 		}
 		opts := segment.ScanOptions{File: cur.Name, Continue: v.active, CollectInfos: true}
 		sr, err := segment.Scan(cur.File(), cur.Header, size, opts)
@@ -62,6 +74,12 @@ func (l *Log) Refresh() error {
 		return nil
 	}
 	// The segment list changed (a roll, a compaction): reload it.
+	return l.reload()
+}
+
+// reload reloads a read-only log's view from the directory (l's
+// refreshMu held).
+func (l *Log) reload() error {
 	rec, err := recoverBesideWriter(l.fs, l.logger)
 	if err != nil {
 		return err

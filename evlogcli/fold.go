@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"reflect"
 	"slices"
 	"strings"
@@ -204,6 +205,9 @@ func verifySpec[S, E any](spec replay.Spec[S, E]) func(context.Context, replay.S
 					continue
 				}
 				raw, err := load(m)
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // pruned beside us since it was listed
+				}
 				if err != nil {
 					bad(m, "cannot load: "+err.Error())
 					continue

@@ -29,9 +29,10 @@ const stressWriterEnv = "EVLOGCTL_STRESS_WRITER"
 
 // stressWriter appends count events in batches of 10 over 7 streams with
 // tiny segments and SyncAlways, printing "acked SEQ" after each batch is
-// durable, while two goroutines compact (plain and compressed, in turn)
-// and save and prune stats snapshots: every state a writer passes through,
-// as often as possible. It returns the exit status.
+// durable and acknowledging a durable subscription every 50 batches,
+// while two goroutines compact (plain and compressed, in turn) and save
+// and prune stats snapshots: every state a writer passes through, as
+// often as possible. It returns the exit status.
 func stressWriter(dir string, count uint64) int {
 	fail := func(what string, err error) int {
 		fmt.Fprintf(os.Stderr, "stress writer: %s: %v\n", what, err)
@@ -75,6 +76,10 @@ func stressWriter(dir string, count uint64) int {
 			}
 		}
 	})
+	sub, err := l.Subscription("stress", evlog.Filter{})
+	if err != nil {
+		return fail("subscription", err)
+	}
 	out := bufio.NewWriter(os.Stdout)
 	pad := strings.Repeat("p", 60)
 	var n uint64
@@ -90,6 +95,11 @@ func stressWriter(dir string, count uint64) int {
 		}
 		fmt.Fprintf(out, "acked %d\n", pos.Seq)
 		out.Flush()
+		if n%500 == 0 {
+			if err := sub.Ack(ctx, pos.Seq); err != nil {
+				return fail("ack", err)
+			}
+		}
 		select {
 		case err := <-errs:
 			return fail("background", err)
@@ -111,7 +121,9 @@ func stressWriter(dir string, count uint64) int {
 
 // TestStressReadersBesideWriter: one writer process appending with tiny
 // segments while it compacts and saves and prunes snapshots; reader
-// processes run verify, dump, inspect and state in loops and one tail -f
+// processes run verify (--replay too), dump (with filters too), tail,
+// inspect, streams, subscriptions, snapshots and state (--at too) in
+// loops and one tail -f
 // follows from seq 1; this process follows with OpenReadOnly + Subscribe.
 // No reader may report a false error, and every follower must see exactly
 // 1..N in order, equal to a final dump.
@@ -156,14 +168,17 @@ func TestStressReadersBesideWriter(t *testing.T) {
 	}
 	runs := map[string]int{}
 	var readers sync.WaitGroup
-	for _, args := range [][]string{
-		{"verify", dir},
-		{"dump", dir, "--format", "jsonl"},
-		{"inspect", dir},
-		{"state", dir},
+	// Four reader processes at a time, each going through its commands in
+	// turn.
+	for _, cmds := range [][][]string{
+		{{"verify", dir}, {"verify", dir, "--replay"}},
+		{{"dump", dir, "--format", "jsonl"}, {"dump", dir, "--stream", "s-3", "--type", "tick", "--format", "jsonl"}, {"tail", dir, "-n", "5"}},
+		{{"inspect", dir}, {"streams", dir}, {"subscriptions", dir}, {"snapshots", dir}},
+		{{"state", dir}, {"state", dir, "--at", "-20ms"}, {"state", dir, "--seq", "1", "--dry-run"}},
 	} {
 		readers.Go(func() {
-			for ctx.Err() == nil {
+			for i := 0; ctx.Err() == nil; i++ {
+				args := cmds[i%len(cmds)]
 				cmd := exec.Command(os.Args[0], args...)
 				cmd.Env = append(os.Environ(), beMainEnv+"=1")
 				var stdout, stderr bytes.Buffer
@@ -173,10 +188,13 @@ func TestStressReadersBesideWriter(t *testing.T) {
 					report("evlogctl %s beside the writer: %v: %s", strings.Join(args, " "), err, firstLine(stderr.String()+stdout.String()))
 					continue
 				}
-				if args[0] == "dump" {
+				if args[0] == "dump" && len(args) == 4 {
 					if err := contiguousJSONL(stdout.String()); err != nil {
 						report("dump beside the writer: %v", err)
 					}
+				}
+				if args[0] == "state" && strings.Contains(stdout.String(), "fallback") {
+					report("evlogctl %s beside the writer reports a fallback: %s", strings.Join(args, " "), stdout.String())
 				}
 				mu.Lock()
 				runs[args[0]]++

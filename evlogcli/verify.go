@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 
 	"github.com/evlog/evlog"
@@ -254,6 +255,9 @@ func (c *verifyCmd) replayStats(ctx context.Context, l *evlog.Log, store *snapsh
 		for ; i < len(snaps) && snaps[i].Seq == st.Seq; i++ {
 			m := snaps[i]
 			raw, err := store.Load(ctx, m)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // pruned beside us since it was listed
+			}
 			if err != nil {
 				bad(m.File, 0, "cannot load: "+err.Error())
 				continue

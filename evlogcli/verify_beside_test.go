@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // TestVerifyBesideFollow: backup --verify and restore --dry-run of a
@@ -63,4 +66,68 @@ func TestVerifyBesideFollow(t *testing.T) {
 	<-acks.done
 	writer.Wait()
 	t.Logf("%d runs, %d failures; follow stderr: %s", runs, fails, f.stderr)
+}
+
+// TestVerifyReplayBesidePrune: verify --replay lists the stats snapshots,
+// then loads each as the re-fold passes its seq; a writer pruning
+// snapshots meanwhile removes one in between. A snapshot gone since it
+// was listed is not damage: neither the stats re-fold nor a fold's
+// (--fold) may report it.
+func TestVerifyReplayBesidePrune(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "log")
+	mustRun(t, "load", dir, "--count", "20")
+	mustRun(t, "snapshot", dir)
+	mustRun(t, "load", dir, "--count", "5")
+	mustRun(t, "snapshot", dir)
+	l, err := evlog.OpenReadOnly(dir, evlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	store, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []string{"stats", "fold"} {
+		t.Run(how, func(t *testing.T) {
+			snaps, err := store.List(statsSubject.Name)
+			if err != nil || len(snaps) != 2 {
+				t.Fatalf("%d snapshots (%v), want 2", len(snaps), err)
+			}
+			// The prune: the older snapshot goes after the listing.
+			data, err := os.ReadFile(filepath.Join(dir, snaps[0].File))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, snaps[0].File)); err != nil {
+				t.Fatal(err)
+			}
+			defer os.WriteFile(filepath.Join(dir, snaps[0].File), data, 0o600)
+			var bad []string
+			report := func(file string, reason string) { bad = append(bad, file+": "+reason) }
+			var replayed int
+			if how == "stats" {
+				out := &verifyReport{}
+				c := &verifyCmd{replay: true}
+				if err := c.replayStats(ctx, l, store, snaps, out, func(f string, _ int64, r string) { report(f, r) }); err != nil {
+					t.Fatal(err)
+				}
+				replayed = out.Replayed
+			} else {
+				replayed, err = verifySpec(statsSpec)(ctx, l, statsSubject, snaps,
+					func(m snapshot.Meta) ([]byte, error) { return store.Load(ctx, m) },
+					func(m snapshot.Meta, r string) { report(m.File, r) })
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(bad) > 0 {
+				t.Errorf("verify --replay reports a snapshot pruned beside it: %q", bad)
+			}
+			if replayed != 1 {
+				t.Errorf("%d snapshots compared, want 1 (the one left)", replayed)
+			}
+		})
+	}
 }

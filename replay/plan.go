@@ -2,7 +2,9 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"time"
@@ -40,7 +42,12 @@ type Options struct {
 // the subject at or before it that is usable: same schema version, same
 // log, not beyond the end of the log, and (it is loaded and checked here)
 // intact. Anything else is recorded as a fallback and an older snapshot is
-// tried, down to none.
+// tried, down to none. Beside a writer in another process two states are
+// no damage and are passed over without a fallback: a snapshot removed
+// since it was listed (a prune), and one beyond the end of a src that
+// lags the log (a read-only view, with a Refresh method) once a Refresh
+// shows the log reaching it (saved after the view was taken; beyond the
+// target anyway).
 func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, target Target, opts Options) (*Plan, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -76,6 +83,7 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 	if err != nil {
 		return nil, err
 	}
+	refreshed := false
 	for e, err := range snaps.Candidates(subj.Name, maxSeq) {
 		if err != nil {
 			return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
@@ -89,6 +97,13 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 			reason = fmt.Sprintf("schema version %d, the current one is %d", m.SchemaVersion, subj.SchemaVersion)
 		case m.LogID != logID:
 			reason = fmt.Sprintf("belongs to another log (%x)", m.LogID[:])
+		case m.Seq > last && reaches(src, m.Seq, &refreshed):
+			// Saved after src's view was taken. The view is refreshed:
+			// older snapshots are checked against its deletions.
+			if deleted, err = lastDeletion(ctx, src); err != nil {
+				return nil, err
+			}
+			continue
 		case m.Seq > last:
 			reason = fmt.Sprintf("claims seq %d, beyond the end of the log (%d)", m.Seq, last)
 		case m.Seq < deleted:
@@ -106,6 +121,8 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 				}
 			case ctx.Err() != nil:
 				return nil, ctx.Err()
+			case errors.Is(err, fs.ErrNotExist):
+				continue // removed since it was listed (pruned)
 			default:
 				reason = "unreadable: " + err.Error()
 			}
@@ -113,6 +130,26 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		p.fallback(opts.Logger, m, reason)
 	}
 	return p, nil
+}
+
+// refresher is a Source that may lag the log it reads and can catch up:
+// a log opened read-only beside a writer in another process.
+type refresher interface{ Refresh() error }
+
+// reaches reports whether the log src reads reaches seq once src is
+// refreshed (at most once per plan: *refreshed), when src is a refresher.
+func reaches(src Source, seq uint64, refreshed *bool) bool {
+	r, ok := src.(refresher)
+	if !ok {
+		return false
+	}
+	if !*refreshed {
+		if r.Refresh() != nil {
+			return false
+		}
+		*refreshed = true
+	}
+	return src.LastSeq() >= seq
 }
 
 // checkAnchor checks that the snapshot's last event is where the snapshot

@@ -91,6 +91,11 @@ func open(f vfs.File, name string) (*Segment, error) {
 // File returns the segment's open file, for reading with ReadAt.
 func (s *Segment) File() io.ReaderAt { return s.f }
 
+// HeldSize returns the size the file s holds has now (Size is its size
+// when s was opened): it grows while a writer appends to it, and stays
+// when the name is renamed over to another file.
+func (s *Segment) HeldSize() (int64, error) { return s.f.Size() }
+
 // Close closes the file handle (and that of the checkpoint attached by
 // AttachCheckpoint, if any).
 func (s *Segment) Close() error {
