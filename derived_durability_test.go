@@ -58,8 +58,8 @@ func killedMidSeal(t *testing.T) (*vfs.Mem, uint64) {
 
 // TestDurableAfterKillMidSeal: after a writer under SyncNever is killed
 // between the seal of a segment and its fsync, what is made durable next
-// — by the reopened writer's Sync, a snapshot saved through its store, a
-// subscription's Ack — survives a power loss: the
+// — by the reopened writer's Sync, a snapshot saved through its store or
+// a SnapshotWriter's, a subscription's Ack — survives a power loss: the
 // log keeps every event up to the seq claimed durable, and the snapshot
 // is usable (not one claiming a seq beyond the end of the log, whose seqs
 // new appends would re-use).
@@ -100,6 +100,19 @@ func TestDurableAfterKillMidSeal(t *testing.T) {
 				t.Fatal(err)
 			}
 			return false
+		}},
+		{"SnapshotWriter.Save", func(t *testing.T, fsys vfs.FS, seq uint64) bool {
+			o, err := opts.resolve()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := openSnapshotWriter(fsys, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			saveSnap(t, w.Log(), w.Snapshots(), seq)
+			return true
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
