@@ -2,9 +2,11 @@ package evlog
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/replay"
@@ -166,5 +168,58 @@ func saveSnap(t *testing.T, l *Log, s *snapshot.Store, seq uint64) {
 	}
 	if _, err := s.Save(context.WithoutCancel(t.Context()), snapshot.Meta{Name: "s", LogID: l.LogID(), Seq: seq, Time: at.Time}, []byte("state")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSnapshotSaveMakesTheLogDurable: under SyncNever and SyncInterval a
+// snapshot saved through the writer's store, or through a SnapshotWriter
+// beside the live writer, is saved only once the events it folds are
+// durable: after a power loss right after the Save, the log still holds
+// them and replay starts from the snapshot.
+func TestSnapshotSaveMakesTheLogDurable(t *testing.T) {
+	for _, mode := range []SyncMode{SyncNever, SyncInterval(time.Hour)} {
+		for _, beside := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/SnapshotWriter=%v", mode, beside), func(t *testing.T) {
+				mem := vfs.NewMem()
+				opts := Options{Sync: mode}
+				l := openMem(t, mem, opts)
+				defer l.Close()
+				appendN(t, l, "s", 20)
+				n := l.LastSeq()
+				if d := l.DurableSeq(); d >= n {
+					t.Fatalf("DurableSeq %d before the Save: the test needs events not yet durable", d)
+				}
+				if beside {
+					o, err := opts.resolve()
+					if err != nil {
+						t.Fatal(err)
+					}
+					w, err := openSnapshotWriter(mem, o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer w.Close()
+					saveSnap(t, w.Log(), w.Snapshots(), n)
+				} else {
+					saveSnap(t, l, mustSnapshots(t, l), n)
+				}
+				lost := mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2)))
+				l2, err := openFS(lost, opts, false)
+				if err != nil {
+					t.Fatalf("open after the power loss: %v", err)
+				}
+				defer l2.Close()
+				if got := l2.LastSeq(); got < n {
+					t.Fatalf("after the power loss the log ends at seq %d, before the snapshot's %d", got, n)
+				}
+				p, err := replay.MakePlan(t.Context(), l2, mustSnapshots(t, l2), replay.Subject{Name: "s"}, replay.Latest(), replay.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Snapshot == nil || p.Snapshot.Seq != n {
+					t.Fatalf("plan starts from snapshot %v (fallbacks %v), want the one at seq %d", p.Snapshot, p.Fallbacks, n)
+				}
+			})
+		}
 	}
 }
