@@ -18,36 +18,47 @@ import (
 var crashSeed = flag.Uint64("crash.seed", 0, "seed of the crash tests' random choices (0: random)")
 
 // step is one operation of the crash workload: a Save of name at seq, or,
-// when prune is set, a Prune of name keeping the newest snapshot.
+// when prune is set, a Prune of name keeping the newest snapshot, or, when
+// remove is set, a Remove of name's snapshot at seq.
 type step struct {
-	name  string
-	seq   uint64
-	prune bool
+	name   string
+	seq    uint64
+	prune  bool
+	remove bool
 }
 
-// crashWorkload saves and prunes two subjects; states differ per seq and
-// are over 256 bytes (frames declare their size).
+// crashWorkload saves, prunes and removes snapshots of two subjects; states
+// differ per seq and are over 256 bytes (frames declare their size).
 var crashWorkload = []step{
 	{name: "cart/1", seq: 3},
 	{name: "stats", seq: 4},
 	{name: "cart/1", seq: 7},
 	{name: "cart/1", prune: true},
 	{name: "stats", seq: 9},
+	{name: "stats", seq: 4, remove: true},
 	{name: "cart/1", seq: 12},
 }
 
 // acked is what the workload was told succeeded before it stopped.
 type acked struct {
-	saved  map[string]uint64 // name → newest acknowledged seq
-	pruned map[string]uint64 // name → newest seq at an acknowledged Prune
-	tried  map[string][]uint64
+	saved   map[string]uint64 // name → newest acknowledged seq
+	pruned  map[string]uint64 // name → newest seq at an acknowledged Prune
+	removed map[string]bool   // files of acknowledged Removes
+	tried   map[string][]uint64
 }
 
 // runWorkload runs steps against s until one fails.
 func runWorkload(t *testing.T, s *Store, steps []step) (acked, error) {
 	t.Helper()
-	a := acked{saved: map[string]uint64{}, pruned: map[string]uint64{}, tried: map[string][]uint64{}}
+	a := acked{saved: map[string]uint64{}, pruned: map[string]uint64{}, removed: map[string]bool{}, tried: map[string][]uint64{}}
 	for _, st := range steps {
+		if st.remove {
+			if err := s.Remove(t.Context(), meta(st.name, st.seq)); err != nil {
+				return a, err
+			}
+			a.removed[FormatFileName(st.name, st.seq)] = true
+			continue
+		}
 		if st.prune {
 			if _, err := s.Prune(t.Context(), st.name, PrunePolicy{KeepLast: 1}); err != nil {
 				return a, err
@@ -126,6 +137,9 @@ func checkAfterCrash(t *testing.T, mem *vfs.Mem, a acked) {
 		}
 		if p, ok := a.pruned[m.Name]; ok && m.Seq < p {
 			t.Errorf("snapshot %v survived an acknowledged Prune keeping seq %d", m, p)
+		}
+		if a.removed[m.File] {
+			t.Errorf("snapshot %v survived an acknowledged Remove", m)
 		}
 	}
 	for name, tried := range a.tried {
