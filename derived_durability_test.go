@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,40 @@ func TestSnapshotSaveMakesTheLogDurable(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestSnapshotWriterSaveBesideCompaction: a SnapshotWriter whose view
+// (not refreshed) still lists as active a segment the writer has since
+// sealed and compacted away saves its snapshot: a segment gone from the
+// directory was made durable before it went (sealed, then replaced by a
+// durable output), so there is nothing left to fsync.
+func TestSnapshotWriterSaveBesideCompaction(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	opts := Options{Sync: SyncNever, SegmentSize: 4 << 10}
+	l := openMem(t, mem, opts)
+	defer l.Close()
+	for len(segNames(t, mem)) < 2 {
+		appendN(t, l, "s", 1)
+	}
+	appendN(t, l, "s", 1) // an event in the new active segment
+	o, err := opts.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := openSnapshotWriter(mem, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	active := segNames(t, mem)[1]
+	for slices.Contains(segNames(t, mem), active) {
+		appendN(t, l, "s", 1)
+		if len(segNames(t, mem)) > 2 {
+			if _, err := l.Compact(ctx, CompactOptions{Compress: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	saveSnap(t, w.Log(), w.Snapshots(), w.Log().LastSeq())
 }

@@ -107,7 +107,8 @@ func (w *SnapshotWriter) Close() error {
 // may have been killed in between), so a segment reading as sealed may
 // still hold events in the page cache only (under SyncNever or
 // SyncInterval). Older sealed segments were fsynced before anything went
-// into the segment after them.
+// into the segment after them. A segment gone from the directory since
+// Log's view was taken was made durable before it went.
 func (w *SnapshotWriter) syncThrough(_ context.Context, seq uint64) error {
 	v, pub, err := w.log.acquire()
 	if err != nil {
@@ -128,8 +129,11 @@ func (w *SnapshotWriter) syncThrough(_ context.Context, seq uint64) error {
 			continue
 		}
 		err := syncNamed(w.fs, s.Name)
-		if s.Sealed && errors.Is(err, fs.ErrNotExist) {
-			continue // compacted away: its replacement was durable first
+		if errors.Is(err, fs.ErrNotExist) {
+			// Gone since Log's view was taken: sealed (fsynced), then
+			// compacted away (its replacement durable first) or
+			// removed by retention; or an empty newest segment.
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("evlog: syncing %s before a snapshot: %w", s.Name, err)
