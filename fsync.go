@@ -97,9 +97,11 @@ func (w *writer) mark() error {
 	return nil
 }
 
-// syncNamed fsyncs file name of fsys through a handle of its own.
-func syncNamed(fsys vfs.FS, name string) error {
-	f, err := fsys.Open(name)
+// syncNamed fsyncs file name through a handle of its own, opened by open
+// (fsys.Open, or fsys.OpenReadWrite where a read-only handle cannot be
+// fsynced, as on Windows, and the caller may write).
+func syncNamed(open func(string) (vfs.File, error), name string) error {
+	f, err := open(name)
 	if err != nil {
 		return err
 	}
@@ -132,7 +134,7 @@ func syncUnprovenSeal(fsys vfs.FS, rec *recovered) error {
 		return nil
 	}
 	name := rec.segs[n-1].Name
-	if err := syncNamed(fsys, name); err != nil {
+	if err := syncNamed(fsys.OpenReadWrite, name); err != nil {
 		return fmt.Errorf("evlog: recovery: syncing %s, sealed just before the writer stopped: %w", name, err)
 	}
 	return nil

@@ -128,7 +128,7 @@ func (w *SnapshotWriter) syncThrough(_ context.Context, seq uint64) error {
 		if (s.Sealed && i != newestSealed) || s.FirstSeq() > seq {
 			continue
 		}
-		err := syncNamed(w.fs, s.Name)
+		err := syncNamed(w.fs.Open, s.Name)
 		if errors.Is(err, fs.ErrNotExist) {
 			// Gone since Log's view was taken: sealed (fsynced), then
 			// compacted away (its replacement durable first) or
