@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
 )
 
@@ -93,5 +94,48 @@ func (w *writer) mark() error {
 	w.idx.Marked, w.idx.Strict = true, strict
 	l.setEndLocked(w.end)
 	l.mu.Unlock()
+	return nil
+}
+
+// syncNamed fsyncs file name through a handle of its own, opened by open
+// (fsys.Open, or fsys.OpenReadWrite where a read-only handle cannot be
+// fsynced, as on Windows, and the caller may write).
+func syncNamed(open func(string) (vfs.File, error), name string) error {
+	f, err := open(name)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncUnprovenSeal fsyncs the newest sealed segment recovery found when no
+// event was committed after it. A roll puts events into the next segment
+// only once the seal's fsync has returned, so only then is the seal proven
+// durable: a writer killed between writing a seal and fsyncing it (under
+// SyncNever or SyncInterval) leaves the sealed segment's events, and the
+// seal, in the page cache only, while the log about to be opened reports
+// them durable (DurableSeq, and so Sync, snapshots and subscription
+// positions, build on them). An empty newest segment after a sealed one
+// is that state, or a clean stop right after a roll: one fsync of a file
+// that is then already clean.
+func syncUnprovenSeal(fsys vfs.FS, rec *recovered) error {
+	n := len(rec.segs)
+	if rec.active != nil {
+		if rec.active.Count > 0 {
+			return nil
+		}
+		n--
+	}
+	if n == 0 || !rec.segs[n-1].Sealed {
+		return nil
+	}
+	name := rec.segs[n-1].Name
+	if err := syncNamed(fsys.OpenReadWrite, name); err != nil {
+		return fmt.Errorf("evlog: recovery: syncing %s, sealed just before the writer stopped: %w", name, err)
+	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -22,11 +23,12 @@ import (
 //     atomically and removes them (Prune); it never touches a segment,
 //     the LOCK file, or a temporary it did not create (cleaning up
 //     leftover temporaries is the writer's job, on Open).
-//   - Before a Save, the segments holding the snapshot's events that are
-//     still being written are fsynced, so a snapshot never outlives the
-//     events it folds even beside a writer that syncs lazily; a snapshot
-//     beyond the events Log serves fails (Refresh first to see newer
-//     ones).
+//   - Before a Save, the segments holding the snapshot's events that may
+//     not be durable yet (those still being written, and the newest
+//     sealed one, whose seal may not have been fsynced) are fsynced, so
+//     a snapshot never outlives the events it folds even beside a writer
+//     that syncs lazily; a snapshot beyond the events Log serves fails
+//     (Refresh first to see newer ones).
 //
 // Close closes both. A SnapshotWriter is safe for concurrent use.
 type SnapshotWriter struct {
@@ -98,9 +100,15 @@ func (w *SnapshotWriter) Close() error {
 }
 
 // syncThrough is the store's BeforeSave: it fsyncs, through the writable
-// handle, every unsealed segment holding events up to seq — what a reader
-// beside another process's writer can do to make sure the events a
-// snapshot folds are durable.
+// handle, every segment holding events up to seq that may not be durable
+// yet — what a reader beside another process's writer can do to make sure
+// the events a snapshot folds are durable. Those are the unsealed ones and
+// the newest sealed one: a writer writes a seal before fsyncing it (and
+// may have been killed in between), so a segment reading as sealed may
+// still hold events in the page cache only (under SyncNever or
+// SyncInterval). Older sealed segments were fsynced before anything went
+// into the segment after them. A segment gone from the directory since
+// Log's view was taken was made durable before it went.
 func (w *SnapshotWriter) syncThrough(_ context.Context, seq uint64) error {
 	v, pub, err := w.log.acquire()
 	if err != nil {
@@ -110,17 +118,22 @@ func (w *SnapshotWriter) syncThrough(_ context.Context, seq uint64) error {
 	if seq > pub.seq {
 		return fmt.Errorf("evlog: a snapshot at seq %d is beyond the end of the log (%d)", seq, pub.seq)
 	}
-	for _, s := range v.segs {
-		if s.Sealed || s.FirstSeq() > seq {
+	newestSealed := -1
+	for i, s := range v.segs {
+		if s.Sealed {
+			newestSealed = i
+		}
+	}
+	for i, s := range v.segs {
+		if (s.Sealed && i != newestSealed) || s.FirstSeq() > seq {
 			continue
 		}
-		f, err := w.fs.Open(s.Name)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
+		err := syncNamed(w.fs.Open, s.Name)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Gone since Log's view was taken: sealed (fsynced), then
+			// compacted away (its replacement durable first) or
+			// removed by retention; or an empty newest segment.
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("evlog: syncing %s before a snapshot: %w", s.Name, err)

@@ -167,43 +167,52 @@ func TestSubscriptionDamagedFile(t *testing.T) {
 // a subscription, crashing at every mutating op k; after each crash, under
 // every crash model, the stored position is readable (never torn), at
 // least the last acknowledged seq and at most the last one attempted, and
-// the subscription resumes right after it.
+// the subscription resumes right after it; once DeleteSubscription has
+// returned, the subscription stays deleted.
 func subCrashLoop(t *testing.T, wrap func(vfs.FS) vfs.FS) []string {
 	ctx := t.Context()
 	const events = 12
-	run := func(fsys vfs.FS) (acked, tried uint64, err error) {
+	// deleting: DeleteSubscription was called; deleted: it returned nil.
+	var deleting bool
+	run := func(fsys vfs.FS) (acked, tried uint64, deleted bool, err error) {
+		deleting = false
 		l, err := openFS(fsys, Options{}, false)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 		defer l.Close()
 		for range events {
 			if _, err := l.Append(ctx, "cart-1", ExpectAny, Envelope{Type: "t"}); err != nil {
-				return 0, 0, err
+				return 0, 0, false, err
 			}
 		}
 		sub, err := l.Subscription("s", Filter{Categories: []string{"cart"}})
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 		defer sub.Close()
 		for e, err := range sub.Events(ctx) {
 			if err != nil {
-				return acked, tried, err
+				return acked, tried, false, err
 			}
 			tried = e.Seq
 			if err := sub.Ack(ctx, e.Seq); err != nil {
-				return acked, tried, err
+				return acked, tried, false, err
 			}
 			acked = e.Seq
 			if e.Seq == events {
 				break
 			}
 		}
-		return acked, tried, nil
+		sub.Close()
+		deleting = true
+		if err := l.DeleteSubscription("s"); err != nil {
+			return acked, tried, false, err
+		}
+		return acked, tried, true, nil
 	}
 	probe := vfs.NewMem()
-	if _, _, err := run(wrap(probe)); err != nil {
+	if _, _, _, err := run(wrap(probe)); err != nil {
 		t.Fatal(err)
 	}
 	total := probe.Ops()
@@ -211,7 +220,7 @@ func subCrashLoop(t *testing.T, wrap func(vfs.FS) vfs.FS) []string {
 	for k := range total + 1 {
 		mem := vfs.NewMem()
 		mem.CrashAt(k)
-		acked, tried, _ := run(wrap(mem))
+		acked, tried, deleted, _ := run(wrap(mem))
 		for _, model := range vfs.CrashModels() {
 			after := mem.CrashClone(model, rand.New(rand.NewPCG(uint64(k), uint64(model))))
 			l, err := openFS(after, Options{}, false)
@@ -223,6 +232,9 @@ func subCrashLoop(t *testing.T, wrap func(vfs.FS) vfs.FS) []string {
 			switch {
 			case err != nil:
 				bad = append(bad, fmt.Sprintf("k=%d model=%v: the position file: %v", k, model, err))
+			case deleted && sub.Position() != 0:
+				bad = append(bad, fmt.Sprintf("k=%d model=%v: position %d after an acknowledged DeleteSubscription", k, model, sub.Position()))
+			case deleted, deleting && sub.Position() == 0:
 			case sub.Position() < acked:
 				bad = append(bad, fmt.Sprintf("k=%d model=%v: position %d went back past the acknowledged %d", k, model, sub.Position(), acked))
 			case sub.Position() > tried:

@@ -123,6 +123,9 @@ func startWriter(l *Log, rec *recovered) (*writer, error) {
 	}
 	w.penc.reset()
 	w.lastSeq, w.lastTime, w.streams = l.pub.seq, l.pub.time, l.pub.streams
+	if err := syncUnprovenSeal(l.fs, rec); err != nil {
+		return nil, err
+	}
 	if rec.active == nil {
 		// An empty directory, or a sealed newest segment whose successor
 		// never became durable: start a new active segment.

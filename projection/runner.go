@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -157,13 +158,56 @@ func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
 
-// Rebuild is Run from the first event, ignoring checkpoints (a fresh
-// checkpoint replaces them as it goes).
+// Rebuild is Run from the first event, ignoring checkpoints: the
+// projection's checkpoints are removed first (when the Checkpoints can
+// Remove, as *snapshot.Store can), so that neither a restart nor a view
+// at a past time starts from a checkpoint of the old fold, even one at
+// the seq the rebuilt view reaches; fresh checkpoints are written as it
+// goes. Killed midway, the next Run starts from the first event or from
+// a fresh checkpoint. With Checkpoints that cannot Remove, the old
+// checkpoints are only replaced by fresh ones at later seqs (pruned by
+// CheckpointRetention).
 func (r *Runner[S, E]) Rebuild(ctx context.Context) error {
 	return r.run(ctx, true)
 }
 
+// remover is implemented by Checkpoints that can remove one checkpoint.
+type remover interface {
+	Remove(ctx context.Context, m snapshot.Meta) error
+}
+
+// dropCheckpoints removes every checkpoint of the projection (Rebuild's
+// first step), if r.cps can.
+func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
+	rm, ok := r.cps.(remover)
+	if !ok {
+		if r.cps != nil {
+			r.opts.Logger.Warn("evlog/projection: rebuilding without removing the old checkpoints (the checkpoint store cannot Remove)", "projection", r.p.Name)
+		}
+		return nil
+	}
+	name := r.subject().Name
+	var old []snapshot.Meta
+	for c, err := range r.cps.Candidates(name, math.MaxUint64) {
+		if err != nil {
+			return fmt.Errorf("evlog/projection: %s: listing the checkpoints to rebuild: %w", r.p.Name, err)
+		}
+		old = append(old, c.Meta)
+	}
+	for _, m := range old {
+		if err := rm.Remove(ctx, m); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+			return fmt.Errorf("evlog/projection: %s: removing checkpoint %s to rebuild: %w", r.p.Name, m.File, err)
+		}
+	}
+	return nil
+}
+
 func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
+	if rebuild {
+		if err := r.dropCheckpoints(ctx); err != nil {
+			return err
+		}
+	}
 	res, err := replay.State(ctx, r.src, r.cps, r.subject(), replay.Latest(), r.spec(), replay.Options{NoSnapshot: rebuild, Logger: r.opts.Logger})
 	if err != nil {
 		return err

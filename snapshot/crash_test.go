@@ -18,36 +18,47 @@ import (
 var crashSeed = flag.Uint64("crash.seed", 0, "seed of the crash tests' random choices (0: random)")
 
 // step is one operation of the crash workload: a Save of name at seq, or,
-// when prune is set, a Prune of name keeping the newest snapshot.
+// when prune is set, a Prune of name keeping the newest snapshot, or, when
+// remove is set, a Remove of name's snapshot at seq.
 type step struct {
-	name  string
-	seq   uint64
-	prune bool
+	name   string
+	seq    uint64
+	prune  bool
+	remove bool
 }
 
-// crashWorkload saves and prunes two subjects; states differ per seq and
-// are over 256 bytes (frames declare their size).
+// crashWorkload saves, prunes and removes snapshots of two subjects; states
+// differ per seq and are over 256 bytes (frames declare their size).
 var crashWorkload = []step{
 	{name: "cart/1", seq: 3},
 	{name: "stats", seq: 4},
 	{name: "cart/1", seq: 7},
 	{name: "cart/1", prune: true},
 	{name: "stats", seq: 9},
+	{name: "stats", seq: 4, remove: true},
 	{name: "cart/1", seq: 12},
 }
 
 // acked is what the workload was told succeeded before it stopped.
 type acked struct {
-	saved  map[string]uint64 // name → newest acknowledged seq
-	pruned map[string]uint64 // name → newest seq at an acknowledged Prune
-	tried  map[string][]uint64
+	saved   map[string]uint64 // name → newest acknowledged seq
+	pruned  map[string]uint64 // name → newest seq at an acknowledged Prune
+	removed map[string]bool   // files of acknowledged Removes
+	tried   map[string][]uint64
 }
 
 // runWorkload runs steps against s until one fails.
 func runWorkload(t *testing.T, s *Store, steps []step) (acked, error) {
 	t.Helper()
-	a := acked{saved: map[string]uint64{}, pruned: map[string]uint64{}, tried: map[string][]uint64{}}
+	a := acked{saved: map[string]uint64{}, pruned: map[string]uint64{}, removed: map[string]bool{}, tried: map[string][]uint64{}}
 	for _, st := range steps {
+		if st.remove {
+			if err := s.Remove(t.Context(), meta(st.name, st.seq)); err != nil {
+				return a, err
+			}
+			a.removed[FormatFileName(st.name, st.seq)] = true
+			continue
+		}
 		if st.prune {
 			if _, err := s.Prune(t.Context(), st.name, PrunePolicy{KeepLast: 1}); err != nil {
 				return a, err
@@ -83,83 +94,160 @@ func seed(t *testing.T) uint64 {
 // save again.
 func TestCrashDuringWorkload(t *testing.T) {
 	base := seed(t)
-	dry := vfs.NewMem()
-	if _, err := runWorkload(t, newStore(t, dry), crashWorkload); err != nil {
-		t.Fatal(err)
-	}
-	ops := dry.Ops()
-	t.Logf("workload: %d mutating operations", ops)
-
+	ops := workloadOps(t, nil)
 	for k := range ops + 1 {
 		for _, model := range vfs.CrashModels() {
 			t.Run(fmt.Sprintf("op=%d/model=%v", k, model), func(t *testing.T) {
-				mem := vfs.NewMem()
-				mem.CrashAt(k)
-				a, err := runWorkload(t, newStore(t, mem), crashWorkload)
-				if k < ops && !errors.Is(err, vfs.ErrCrashed) {
-					t.Fatalf("workload error = %v, want vfs.ErrCrashed", err)
-				}
-				if k == ops && err != nil {
-					t.Fatalf("workload: %v", err)
-				}
-				rng := rand.New(rand.NewPCG(base, uint64(k)<<8|uint64(model)))
-				after := mem.CrashClone(model, rng)
-				checkAfterCrash(t, after, a)
+				crashWorkloadAt(t, k, ops, model, base, nil, t.Errorf)
 			})
 		}
 	}
 }
 
-func checkAfterCrash(t *testing.T, mem *vfs.Mem, a acked) {
+// workloadOps returns the number of mutating operations of the workload
+// (through wrap, when not nil).
+func workloadOps(t *testing.T, wrap func(vfs.FS) vfs.FS) int {
+	t.Helper()
+	dry := vfs.NewMem()
+	if _, err := runWorkload(t, newStore(t, wrapped(dry, wrap)), crashWorkload); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("workload: %d mutating operations", dry.Ops())
+	return dry.Ops()
+}
+
+func wrapped(mem *vfs.Mem, wrap func(vfs.FS) vfs.FS) vfs.FS {
+	if wrap == nil {
+		return mem
+	}
+	return wrap(mem)
+}
+
+// crashWorkloadAt runs the workload on a Mem (wrapped by wrap, when not
+// nil) that loses power at op k (of ops), and checks what survives under
+// model, reporting violations to errorf.
+func crashWorkloadAt(t *testing.T, k, ops int, model vfs.CrashModel, base uint64, wrap func(vfs.FS) vfs.FS, errorf func(string, ...any)) {
+	t.Helper()
+	mem := vfs.NewMem()
+	mem.CrashAt(k)
+	a, err := runWorkload(t, newStore(t, wrapped(mem, wrap)), crashWorkload)
+	if k < ops && !errors.Is(err, vfs.ErrCrashed) {
+		errorf("workload error = %v, want vfs.ErrCrashed", err)
+		return
+	}
+	if k == ops && err != nil {
+		errorf("workload: %v", err)
+		return
+	}
+	rng := rand.New(rand.NewPCG(base, uint64(k)<<8|uint64(model)))
+	after := mem.CrashClone(model, rng)
+	checkAfterCrash(t, after, a, errorf)
+}
+
+// noSyncDir acknowledges directory fsyncs without doing them.
+type noSyncDir struct{ vfs.FS }
+
+func (noSyncDir) SyncDir() error { return nil }
+
+// noFileSync acknowledges file fsyncs without doing them.
+type noFileSync struct{ vfs.FS }
+
+func (f noFileSync) Create(name string) (vfs.File, error) {
+	file, err := f.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return lyingFile{file}, nil
+}
+
+type lyingFile struct{ vfs.File }
+
+func (lyingFile) Sync() error { return nil }
+
+// TestCrashDuringWorkloadHasTeeth: with the directory fsyncs, or the
+// snapshot files' fsyncs, skipped, the crash loop finds violations.
+func TestCrashDuringWorkloadHasTeeth(t *testing.T) {
+	base := seed(t)
+	for _, tc := range []struct {
+		name string
+		wrap func(vfs.FS) vfs.FS
+	}{
+		{"no directory fsync", func(f vfs.FS) vfs.FS { return noSyncDir{f} }},
+		{"no file fsync", func(f vfs.FS) vfs.FS { return noFileSync{f} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ops := workloadOps(t, tc.wrap)
+			var bad []string
+			errorf := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
+			for k := range ops + 1 {
+				for _, model := range vfs.CrashModels() {
+					crashWorkloadAt(t, k, ops, model, base, tc.wrap, errorf)
+				}
+			}
+			if len(bad) == 0 {
+				t.Fatal("the crash loop found no violation: it has no teeth")
+			}
+			t.Logf("%d violations, e.g. %s", len(bad), bad[0])
+		})
+	}
+}
+
+func checkAfterCrash(t *testing.T, mem *vfs.Mem, a acked, errorf func(string, ...any)) {
 	t.Helper()
 	ro := newStore(t, vfs.ReadOnly(mem))
 	list, err := ro.List("")
 	if err != nil {
-		t.Fatalf("List: %v", err)
+		errorf("List: %v", err)
+		return
 	}
 	for _, m := range list {
 		if _, err := ro.Verify(t.Context(), m.File); err != nil {
-			t.Errorf("listed snapshot %v does not verify: %v", m, err)
+			errorf("listed snapshot %v does not verify: %v", m, err)
 		}
 		if !slices.Contains(a.tried[m.Name], m.Seq) {
-			t.Errorf("listed snapshot %v was never saved", m)
+			errorf("listed snapshot %v was never saved", m)
 		}
 		if p, ok := a.pruned[m.Name]; ok && m.Seq < p {
-			t.Errorf("snapshot %v survived an acknowledged Prune keeping seq %d", m, p)
+			errorf("snapshot %v survived an acknowledged Prune keeping seq %d", m, p)
+		}
+		if a.removed[m.File] {
+			errorf("snapshot %v survived an acknowledged Remove", m)
 		}
 	}
 	for name, tried := range a.tried {
 		m, state, err := loadNewest(t.Context(), ro, name, math.MaxUint64)
 		if errors.Is(err, ErrNotFound) {
 			if a.saved[name] != 0 {
-				t.Errorf("no snapshot of %s, but seq %d was acknowledged", name, a.saved[name])
+				errorf("no snapshot of %s, but seq %d was acknowledged", name, a.saved[name])
 			}
 			continue
 		}
 		if err != nil {
-			t.Fatalf("loadNewest(%s): %v", name, err)
+			errorf("loadNewest(%s): %v", name, err)
+			return
 		}
 		if m.Seq < a.saved[name] || !slices.Contains(tried, m.Seq) {
-			t.Errorf("latest snapshot of %s is at seq %d; acknowledged %d, tried %v", name, m.Seq, a.saved[name], tried)
+			errorf("latest snapshot of %s is at seq %d; acknowledged %d, tried %v", name, m.Seq, a.saved[name], tried)
 		}
 		if !bytes.Equal(state, stateOf(name, m.Seq)) {
-			t.Errorf("snapshot of %s at seq %d holds a torn or wrong state", name, m.Seq)
+			errorf("snapshot of %s at seq %d holds a torn or wrong state", name, m.Seq)
 		}
 	}
 
 	// A writer cleans up and carries on.
 	w := newStore(t, mem)
 	if err := w.CleanTemps(); err != nil {
-		t.Fatalf("CleanTemps: %v", err)
+		errorf("CleanTemps: %v", err)
+		return
 	}
 	names, _ := mem.List()
 	for _, n := range names {
 		if strings.HasSuffix(n, tempExt) {
-			t.Errorf("temporary %s left after CleanTemps", n)
+			errorf("temporary %s left after CleanTemps", n)
 		}
 	}
 	if _, err := w.Save(t.Context(), meta("cart/1", 100), stateOf("cart/1", 100)); err != nil {
-		t.Errorf("Save after the crash: %v", err)
+		errorf("Save after the crash: %v", err)
 	}
 }
 
