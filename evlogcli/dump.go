@@ -167,13 +167,19 @@ func corruptLine(err error) error {
 
 // dumpRaw prints the valid prefix of a log that cannot be opened (openErr
 // says why), reading its segments frame by frame, and then the corruption
-// that ends the prefix.
+// that ends the prefix. As through the log, it does not print the events
+// that a readable deletion marker deletes (rawGone, wherever the marker
+// lies) nor the placeholders compact leaves of them.
 func dumpRaw(ctx context.Context, dir string, flt filter, p *eventPrinter, openErr error) error {
 	fsys, err := vfs.OpenOS(dir)
 	if err != nil {
 		return err
 	}
 	defer fsys.Close()
+	gone, err := rawGone(ctx, vfs.ReadOnly(fsys)) // salvage_delete.go
+	if err != nil {
+		return err
+	}
 	var (
 		next     uint64 = 1
 		prevTime int64  = math.MinInt64
@@ -199,7 +205,7 @@ func dumpRaw(ctx context.Context, dir string, flt filter, p *eventPrinter, openE
 				if ev.Seq > flt.to {
 					return errStop
 				}
-				if flt.match(ev) {
+				if flt.match(ev) && ev.Type != evlog.TypeRedacted && !gone.has(*ev) {
 					if err := p.print(ev); err != nil {
 						return err
 					}

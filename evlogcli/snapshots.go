@@ -20,7 +20,10 @@ const snapshotsAbout = `
 Lists the snapshots in DIR (file, seq, time, bytes, subject), oldest first
 per subject, from their headers (verify checks them completely). With
 --prune it first removes the snapshots of each subject that the retention
-policy does not keep, and lists what it removed and what is left.
+policy does not keep, and lists what it removed and what is left. It
+removes a snapshot only if the newer one kept in its place verifies
+completely; those it leaves for that reason get a warning on stderr (run
+verify, which names the damaged one).
 
 The policy keeps a snapshot if any rule does: --keep N keeps the newest N;
 --tiers keeps snapshots by age, measured from now back to their recorded
@@ -153,6 +156,11 @@ func (c *snapshotsCmd) run(ctx context.Context, e *env, dir string, policy snaps
 		}
 		if metas, err = store.List(""); err != nil {
 			return err
+		}
+		// What the policy dooms but is left: Prune keeps the snapshots
+		// that a kept snapshot failing to verify was to replace.
+		for _, m := range policy.Doomed(metas) {
+			fmt.Fprintf(e.stderr, "warning: snapshot %s (seq %d) not pruned: a newer snapshot kept in its place fails to verify (run evlogctl verify)\n", m.File, m.Seq)
 		}
 	} else {
 		if err := evlog.CheckLogDir(dir); err != nil {

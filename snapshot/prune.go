@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 )
 
@@ -105,24 +106,48 @@ func (p PrunePolicy) Validate() error {
 
 // Doomed returns the snapshots of all — a listing sorted by name, then
 // seq — that p does not keep, each subject judged on its own (Keeps),
-// oldest first within a subject: what every snapshot store's Prune removes.
+// oldest first within a subject: what every snapshot store's Prune may
+// remove. The file store's Prune removes one only if the nearest newer
+// snapshot p keeps, which replaces it, verifies (see Store.Prune).
 func (p PrunePolicy) Doomed(all []Meta) []Meta {
+	var out []Meta
+	for _, d := range p.doomed(all) {
+		out = append(out, d.Meta)
+	}
+	return out
+}
+
+// doom is a snapshot a policy does not keep, with its replacement: the
+// nearest newer snapshot of its subject the policy keeps (nil if none).
+type doom struct {
+	Meta
+	by *Meta
+}
+
+// doomed is Doomed with each snapshot's replacement.
+func (p PrunePolicy) doomed(all []Meta) []doom {
 	p = p.withDefaults()
 	if p.Now.IsZero() {
 		p.Now = time.Now()
 	}
-	var out []Meta
+	var out []doom
 	for i := 0; i < len(all); {
 		j := i + 1
 		for j < len(all) && all[j].Name == all[i].Name {
 			j++
 		}
 		group := all[i:j]
-		for k, keep := range p.Keeps(group) {
-			if !keep {
-				out = append(out, group[k])
+		keep := p.Keeps(group)
+		var by *Meta
+		start := len(out)
+		for k := len(group) - 1; k >= 0; k-- {
+			if keep[k] {
+				by = &group[k]
+			} else {
+				out = append(out, doom{group[k], by})
 			}
 		}
+		slices.Reverse(out[start:])
 		i = j
 	}
 	return out
@@ -196,9 +221,16 @@ func periodOf(t time.Time, every time.Duration) int64 {
 // Prune removes the snapshots of name (of every subject, each on its own,
 // when name is "") that p does not keep, oldest first, then fsyncs the
 // directory. It returns what it removed. It decides from the headers, as
-// List does, and leaves files with a corrupt header alone. On error it
-// stops, fsyncs the directory and returns what it removed so far; a crash
-// midway leaves a subset of the snapshots, all of them whole.
+// List does, and leaves files with a corrupt header alone. Before removing
+// a snapshot it verifies, as Load does, the snapshot that replaces it (the
+// nearest newer one p keeps; each at most once per call): if that one is
+// damaged, it is logged and kept, and so are the snapshots it was to
+// replace, since they may be the only record of their state. A snapshot
+// with no newer kept one (only a policy of tiers alone leaves such, once
+// every snapshot is older than its last tier) is removed as p says, and a
+// damaged snapshot p does not keep like any other. On error it stops,
+// fsyncs the directory and returns what it removed so far; a crash midway
+// leaves a subset of the snapshots, all of them whole.
 func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed []Meta, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -216,9 +248,24 @@ func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed 
 			}
 		}
 	}()
-	for _, m := range p.Doomed(all) {
+	sound := map[string]bool{} // replacements verified, by file
+	for _, d := range p.doomed(all) {
 		if err := ctx.Err(); err != nil {
 			return removed, err
+		}
+		m := d.Meta
+		if d.by != nil {
+			ok, seen := sound[d.by.File]
+			if !seen {
+				if ok, err = s.sound(ctx, *d.by); err != nil {
+					return removed, err
+				}
+				sound[d.by.File] = ok
+			}
+			if !ok {
+				s.log.Debug("evlog/snapshot: not pruning: its replacement is damaged", "name", m.Name, "seq", m.Seq, "file", m.File, "replacement", d.by.File)
+				continue
+			}
 		}
 		if err := s.fs.Remove(m.File); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return removed, fmt.Errorf("evlog/snapshot: prune %v: remove %s: %w", m, m.File, err)
@@ -227,6 +274,25 @@ func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed 
 		s.log.Debug("evlog/snapshot: pruned", "name", m.Name, "seq", m.Seq, "file", m.File)
 	}
 	return removed, nil
+}
+
+// sound verifies the snapshot m as Load does and reports whether it is
+// whole and still the snapshot List reported. Damage, or a file removed or
+// replaced since, is logged and reported as false; other failures (reading
+// the file) are returned.
+func (s *Store) sound(ctx context.Context, m Meta) (bool, error) {
+	got, _, err := s.read(ctx, m.File, false)
+	switch {
+	case err == nil && matches(m, got):
+		return true, nil
+	case err == nil:
+		err = staleError(m, got)
+	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrNotFound):
+	default:
+		return false, err
+	}
+	s.log.Warn("evlog/snapshot: not pruning the older snapshots that a snapshot failing to verify was to replace; run verify, then remove it", "file", m.File, "err", err)
+	return false, nil
 }
 
 // Remove deletes the snapshot m (m.File, or FormatFileName(m.Name, m.Seq)

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"testing"
@@ -122,5 +123,81 @@ func TestPruneInvalid(t *testing.T) {
 	}
 	if list, _ := s.List("cart/1"); len(list) != 2 {
 		t.Errorf("invalid Prunes removed snapshots: %v left", list)
+	}
+}
+
+// TestPruneDamagedReplacement damages the body of a snapshot the policy
+// keeps, its header intact (List still reports it), and checks that Prune
+// does not remove the older snapshots it was to replace: a snapshot is
+// removed only on the word of a newer kept one that verifies as Load
+// would. Older doomed snapshots replaced by an intact kept one still go.
+func TestPruneDamagedReplacement(t *testing.T) {
+	// 1 MiB of zeros: a small frame that decompresses far beyond the
+	// declared raw size.
+	small, err := zeroFrame(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(b []byte) []byte {
+		hlen := int(binary.LittleEndian.Uint32(b[offHeaderLen:]))
+		b = slices.Clone(b)
+		b[hlen+(len(b)-trailerLen-hlen)/2] ^= 0x55
+		return b
+	}
+	// Seqs 1 to 6 of cart/1; KeepSince timeOf(5) keeps 4 (the newest
+	// before it), 5 and 6, and dooms 1 to 3, all of which 4 replaces.
+	policy := PrunePolicy{KeepSince: timeOf(5)}
+	tests := []struct {
+		name    string
+		corrupt func([]byte) []byte // applied to seq `damaged`'s file
+		damaged uint64
+		keep    []uint64
+	}{
+		{"clean", nil, 0, []uint64{4, 5, 6}},
+		{"replacement byte flipped", flip, 4, []uint64{1, 2, 3, 4, 5, 6}},
+		{"replacement bomb", func(b []byte) []byte { return withPayload(b, small, -1) }, 4, []uint64{1, 2, 3, 4, 5, 6}},
+		// A truncated file fails its header's size check: List leaves it
+		// out, so the policy keeps 3 in its place (and 4 is left alone).
+		{"replacement truncated", func(b []byte) []byte { return b[:len(b)-1] }, 4, []uint64{3, 4, 5, 6}},
+		// A damaged snapshot newer than the replacement changes nothing.
+		{"newest byte flipped", flip, 6, []uint64{4, 5, 6}},
+		{"newest bomb", func(b []byte) []byte { return withPayload(b, small, -1) }, 6, []uint64{4, 5, 6}},
+		// A damaged doomed snapshot is pruned as before.
+		{"doomed byte flipped", flip, 2, []uint64{4, 5, 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			s := newStore(t, mem)
+			for seq := range uint64(6) {
+				mustSave(t, s, "cart/1", seq+1)
+			}
+			if tt.corrupt != nil {
+				file := FormatFileName("cart/1", tt.damaged)
+				b, err := mem.ReadFile(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := mem.WriteFile(file, tt.corrupt(b)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.Prune(t.Context(), "cart/1", policy); err != nil {
+				t.Fatal(err)
+			}
+			var left []uint64
+			names, err := mem.List()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range names {
+				if _, seq, ok := ParseFileName(n); ok {
+					left = append(left, seq)
+				}
+			}
+			if diff := cmp.Diff(tt.keep, left); diff != "" {
+				t.Errorf("snapshot files left (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

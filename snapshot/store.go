@@ -195,8 +195,10 @@ func (s *Store) Verify(ctx context.Context, file string) (Meta, error) {
 // VerifyAll verifies every snapshot file in the directory, for tools. It
 // returns the metadata of those that verify, sorted by (Name, Seq), and an
 // error joining one error per file that does not (each a *CorruptError
-// for damage) or the first failure to list the directory. Leftover
-// temporaries are not snapshots and are not reported.
+// for damage) or the first failure to list the directory. A file removed
+// while VerifyAll runs (by a writer's Prune beside it) is left out, as List
+// leaves it out. Leftover temporaries are not snapshots and are not
+// reported.
 func (s *Store) VerifyAll(ctx context.Context) ([]Meta, error) {
 	files, err := s.regularFiles()
 	if err != nil {
@@ -212,6 +214,9 @@ func (s *Store) VerifyAll(ctx context.Context) ([]Meta, error) {
 			return good, err
 		}
 		m, err := s.Verify(ctx, file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
