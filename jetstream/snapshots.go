@@ -390,7 +390,11 @@ func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
 
 // Prune removes the snapshots of name (of every subject, each on its own,
 // when name is "") that p does not keep, oldest first, and returns them.
-// On error it stops and returns what it removed so far.
+// As the file store's Prune, it removes a snapshot only once the newer
+// snapshot p keeps in its place (snapshot.Removal's By) has been loaded
+// and verified; one that fails to verify is logged and keeps the
+// snapshots it was to replace. On error it stops and returns what it
+// removed so far.
 func (s *Snapshots) Prune(ctx context.Context, name string, p snapshot.PrunePolicy) (removed []snapshot.Meta, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -399,13 +403,43 @@ func (s *Snapshots) Prune(ctx context.Context, name string, p snapshot.PrunePoli
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range p.Doomed(all) {
-		if err := s.Remove(ctx, m); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+	sound := map[string]bool{} // replacements verified, by record key
+	for _, d := range p.Removals(all) {
+		if d.By != nil {
+			k := recordKey(*d.By)
+			ok, seen := sound[k]
+			if !seen {
+				if ok, err = s.sound(ctx, *d.By); err != nil {
+					return removed, err
+				}
+				sound[k] = ok
+			}
+			if !ok {
+				continue
+			}
+		}
+		if err := s.Remove(ctx, d.Meta); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 			return removed, err
 		}
-		removed = append(removed, m)
+		removed = append(removed, d.Meta)
 	}
 	return removed, nil
+}
+
+// sound loads the snapshot m, which a prune keeps in place of older ones,
+// and reports whether it verifies (record, state object, size and
+// SHA-256). A damaged or vanished one is logged and reported as false, so
+// that what it was to replace stays; other failures are returned.
+func (s *Snapshots) sound(ctx context.Context, m snapshot.Meta) (bool, error) {
+	_, err := s.Load(ctx, m)
+	if _, corrupt := errors.AsType[*snapshot.CorruptError](err); err != nil && !corrupt && !errors.Is(err, snapshot.ErrNotFound) {
+		return false, err
+	}
+	if err != nil {
+		s.l.logger.Warn("evlog/jetstream: not pruning the older snapshots that a snapshot failing to verify was to replace; remove it (Remove), then prune again", "snapshot", recordKey(m), "err", err)
+		return false, nil
+	}
+	return true, nil
 }
 
 // Remove deletes snapshot m: its record, then its state object.

@@ -1,6 +1,7 @@
 package jetstream_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -205,5 +207,80 @@ func TestSnapshotsRetryAfterFailure(t *testing.T) {
 	}
 	if snaps == nil {
 		t.Fatal("Snapshots returned no store")
+	}
+}
+
+// TestPruneKeepsWhatADamagedSnapshotReplaces: Prune removes an old
+// snapshot only once the newer one kept in its place verifies: with that
+// one's state damaged (its record's SHA-256 no longer matches), the old
+// ones stay, the only intact state of the subject.
+func TestPruneKeepsWhatADamagedSnapshotReplaces(t *testing.T) {
+	ctx := t.Context()
+	s := startServer(t)
+	js := connect(t, s.ClientURL())
+	for _, damaged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("damaged=%v", damaged), func(t *testing.T) {
+			name := newLogName()
+			l := openLog(t, js, evjs.Config{Name: name, Replicas: 1})
+			snaps, err := l.Snapshots()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var saved []snapshot.Meta
+			for i := range 3 {
+				pos, err := l.Append(ctx, "agg", evlog.ExpectAny, event.Envelope{Type: "e"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := snaps.Save(ctx, snapshot.Meta{Name: "agg", LogID: l.LogID(), Seq: pos.Seq, Time: pos.Time, SchemaVersion: 1}, []byte{byte(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				saved = append(saved, m)
+			}
+			if damaged {
+				kv, err := js.KeyValue(ctx, "EVLOG_"+name+"_SNAPMETA")
+				if err != nil {
+					t.Fatal(err)
+				}
+				e, err := kv.Get(ctx, saved[2].File)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var r map[string]any
+				if err := json.Unmarshal(e.Value(), &r); err != nil {
+					t.Fatal(err)
+				}
+				r["sha256"] = strings.Repeat("0", 64)
+				b, err := json.Marshal(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := kv.Put(ctx, saved[2].File, b); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := snaps.Load(ctx, saved[2]); err == nil {
+					t.Fatal("the damaged snapshot still loads")
+				}
+			}
+			removed, err := snaps.Prune(ctx, "agg", snapshot.PrunePolicy{KeepLast: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := saved[:2]
+			if damaged {
+				want = nil
+			}
+			if diff := cmp.Diff(want, removed, cmpMeta, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Prune KeepLast 1 removed (-want +got):\n%s", diff)
+			}
+			left, err := snaps.List(ctx, "agg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(left)+len(removed) != 3 {
+				t.Errorf("after Prune: %d snapshots listed, %d removed, want 3 in all", len(left), len(removed))
+			}
+		})
 	}
 }

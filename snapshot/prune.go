@@ -111,26 +111,29 @@ func (p PrunePolicy) Validate() error {
 // snapshot p keeps, which replaces it, verifies (see Store.Prune).
 func (p PrunePolicy) Doomed(all []Meta) []Meta {
 	var out []Meta
-	for _, d := range p.doomed(all) {
+	for _, d := range p.Removals(all) {
 		out = append(out, d.Meta)
 	}
 	return out
 }
 
-// doom is a snapshot a policy does not keep, with its replacement: the
-// nearest newer snapshot of its subject the policy keeps (nil if none).
-type doom struct {
+// Removal is a snapshot a policy does not keep, with its replacement By:
+// the nearest newer snapshot of its subject the policy keeps (nil if
+// none). A store removes it only once By verifies completely (Store.Prune
+// and the JetStream store's Prune do): nothing is removed on the word of
+// a snapshot whose body was never read.
+type Removal struct {
 	Meta
-	by *Meta
+	By *Meta
 }
 
-// doomed is Doomed with each snapshot's replacement.
-func (p PrunePolicy) doomed(all []Meta) []doom {
+// Removals is Doomed with each snapshot's replacement.
+func (p PrunePolicy) Removals(all []Meta) []Removal {
 	p = p.withDefaults()
 	if p.Now.IsZero() {
 		p.Now = time.Now()
 	}
-	var out []doom
+	var out []Removal
 	for i := 0; i < len(all); {
 		j := i + 1
 		for j < len(all) && all[j].Name == all[i].Name {
@@ -144,7 +147,7 @@ func (p PrunePolicy) doomed(all []Meta) []doom {
 			if keep[k] {
 				by = &group[k]
 			} else {
-				out = append(out, doom{group[k], by})
+				out = append(out, Removal{group[k], by})
 			}
 		}
 		slices.Reverse(out[start:])
@@ -249,21 +252,21 @@ func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed 
 		}
 	}()
 	sound := map[string]bool{} // replacements verified, by file
-	for _, d := range p.doomed(all) {
+	for _, d := range p.Removals(all) {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
 		m := d.Meta
-		if d.by != nil {
-			ok, seen := sound[d.by.File]
+		if d.By != nil {
+			ok, seen := sound[d.By.File]
 			if !seen {
-				if ok, err = s.sound(ctx, *d.by); err != nil {
+				if ok, err = s.sound(ctx, *d.By); err != nil {
 					return removed, err
 				}
-				sound[d.by.File] = ok
+				sound[d.By.File] = ok
 			}
 			if !ok {
-				s.log.Debug("evlog/snapshot: not pruning: its replacement is damaged", "name", m.Name, "seq", m.Seq, "file", m.File, "replacement", d.by.File)
+				s.log.Debug("evlog/snapshot: not pruning: its replacement is damaged", "name", m.Name, "seq", m.Seq, "file", m.File, "replacement", d.By.File)
 				continue
 			}
 		}
