@@ -16,7 +16,8 @@ import (
 // read-only open only reports (it never modifies anything).
 type RecoveryReport struct {
 	// TornTail, when not nil, is the invalid suffix of the newest segment:
-	// an incomplete batch or torn frame that no mark records as durable. A
+	// an incomplete batch or torn frame that no mark or checkpoint records
+	// as durable (either makes it corruption instead). A
 	// writer truncated it. Not recorded as durable is not the same as never
 	// acknowledged: under SyncNever and SyncInterval appends are
 	// acknowledged before their fsync, and a power loss can take the mark
