@@ -227,12 +227,10 @@ func (w *writer) dropCheckpoint(segName string) {
 }
 
 // newestEmpty reports whether s, the newest segment, holds no committed
-// event — without scanning it when a checkpoint proves it does: an
-// authentic one indexes at least one event its writer fsynced (whether s
-// still holds it is scanNewest's question).
-func newestEmpty(fsys vfs.FS, s *segment.Segment) bool {
-	if ck, err := segment.OpenCheckpoint(fsys, s); err == nil {
-		ck.Close()
+// event — without scanning it when a checkpoint proves it does (see
+// checkpointProvesEvent).
+func newestEmpty(fsys vfs.FS, s *segment.Segment, readOnly bool) bool {
+	if checkpointProvesEvent(fsys, s, readOnly) {
 		return false
 	}
 	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: s.Name})
@@ -242,13 +240,27 @@ func newestEmpty(fsys vfs.FS, s *segment.Segment) bool {
 // newestBlank reports whether s, the newest segment, holds neither a
 // committed event nor a mark: whether nothing in it proves that the
 // segment before it was sealed durably (see newestEmpty).
-func newestBlank(fsys vfs.FS, s *segment.Segment) bool {
-	if ck, err := segment.OpenCheckpoint(fsys, s); err == nil {
-		ck.Close()
-		return false // an authentic checkpoint indexes at least one event
+func newestBlank(fsys vfs.FS, s *segment.Segment, readOnly bool) bool {
+	if checkpointProvesEvent(fsys, s, readOnly) {
+		return false
 	}
 	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: s.Name})
 	return err == nil && sr.Index.Count == 0 && !sr.Index.Marked
+}
+
+// checkpointProvesEvent reports whether s has an authentic checkpoint: one
+// indexes at least one event its writer fsynced (whether s still holds it
+// is scanNewest's question). A reader (readOnly) beside a live writer does
+// not count one written after it took s.Size (its end beyond it, the file
+// grown to it since): the reader's view of the segments before s may
+// predate that event (taken before the roll that sealed the previous one).
+func checkpointProvesEvent(fsys vfs.FS, s *segment.Segment, readOnly bool) bool {
+	ck, err := segment.OpenCheckpoint(fsys, s)
+	if err != nil {
+		return false
+	}
+	defer ck.Close()
+	return !readOnly || ck.End <= s.Size || !grownTo(s, ck.End)
 }
 
 // verifyCheckpoint checks the checkpoint of s, the newest segment, against

@@ -3,6 +3,7 @@ package evlog
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"testing"
@@ -284,5 +285,67 @@ func TestCheckpointedNewestProvesSeal(t *testing.T) {
 		return f.Kind == FindingCorrupt && f.File == newest.File && f.Offset == segment.HeaderSize
 	}) || slices.ContainsFunc(rep.Findings, func(f Finding) bool { return f.Kind == FindingTornTail }) {
 		t.Errorf("verify: %v, want the newest segment's loss at %d and no torn tail", rep.Findings, segment.HeaderSize)
+	}
+}
+
+// TestReaderCheckpointAfterRoll: a reader beside a live writer opened the
+// segments during a roll — the old one not yet sealed, the new one empty —
+// and finds the new one's checkpoint, written after the writer sealed the
+// old one and appended (its end beyond the size the reader took, the file
+// grown since). That checkpoint is not the reader's proof that the new
+// segment held an event: in its view the roll is still interrupted (the
+// stress test's verify beside a writer reported "segment is not the newest
+// but is not sealed" when it was). For the writer, and for a segment that
+// did not grow, it is proof.
+func TestReaderCheckpointAfterRoll(t *testing.T) {
+	base, seg, p := closedCheckpointedLog(t)
+	full, err := base.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt := segment.CheckpointName(seg)
+	ck, err := base.ReadFile(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, grow := range []bool{true, false} {
+		m := copyMem(t, base)
+		if err := m.Remove(ckpt); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WriteFile(seg, full[:segment.HeaderSize]); err != nil {
+			t.Fatal(err)
+		}
+		s, err := segment.Open(vfs.ReadOnly(m), seg) // the reader takes the empty segment
+		if err != nil {
+			t.Fatal(err)
+		}
+		if grow { // the writer appends to the same file
+			f, err := m.OpenReadWrite(seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Seek(segment.HeaderSize, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write(full[segment.HeaderSize:p]); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		if err := m.WriteFile(ckpt, ck); err != nil {
+			t.Fatal(err)
+		}
+		ro := vfs.ReadOnly(m)
+		if got, want := emptySegment(ro, &segment.DirSegment{DirFile: segment.DirFile{Name: seg}, Seg: s}), grow; got != want {
+			t.Errorf("file grown %v: verify's emptySegment %v, want %v", grow, got, want)
+		}
+		if got, want := newestEmpty(ro, s, true), grow; got != want {
+			t.Errorf("file grown %v: a reader's newestEmpty %v, want %v", grow, got, want)
+		}
+		if newestEmpty(ro, s, false) {
+			t.Errorf("file grown %v: the writer's newestEmpty ignores an authentic checkpoint", grow)
+		}
+		s.Close()
 	}
 }

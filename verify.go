@@ -241,8 +241,7 @@ func emptySegment(fsys vfs.FS, f *segment.DirSegment) bool {
 		return serr == nil && size <= segment.HeaderSize
 	}
 	s := f.Seg
-	if ck, err := segment.OpenCheckpoint(fsys, s); err == nil {
-		ck.Close()
+	if checkpointProvesEvent(fsys, s, true) {
 		return false
 	}
 	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: f.Name})
