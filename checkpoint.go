@@ -20,7 +20,8 @@ import (
 // P on, with the usual torn-tail and corruption rules. A checkpoint is
 // never required: one that is absent, damaged, stale or of another
 // segment is ignored (with a warning when it is damaged) and the segment
-// scanned in full.
+// scanned in full. An authentic one is proof, though: a segment that no
+// longer holds what it records as fsynced is corruption (scanNewest).
 
 // checkpointInterval is how many bytes of records the writer appends
 // between two checkpoints of the active segment.
@@ -39,16 +40,37 @@ var trustCheckpointBeyondDurable = false
 // checkpoint when one proves a prefix, scanning only past it; otherwise by
 // scanning the whole segment. It returns the names of checkpoint files
 // found unusable, for a writer to remove.
+//
+// An authentic checkpoint (OpenCheckpoint checked its tag) proves s was
+// fsynced through its end P: if s is shorter than P, or its bytes before P
+// are not those the checkpoint was written for, or a scan finds a torn
+// tail starting before P, durable data was lost and the answer is
+// corruption (see segment.Checkpoint.Check), never a torn tail to
+// truncate. Only for a reader (readOnly) is a segment shorter than P a
+// state a live writer passes through — it appended and checkpointed after
+// the reader took s.Size — when the file has grown to P since.
 func scanNewest(fsys vfs.FS, s *segment.Segment, opts segment.ScanOptions, readOnly bool, log *slog.Logger) (*segment.Index, *segment.Tail, []string, error) {
 	var drop []string
+	var proven int64 // the end of the prefix an authentic checkpoint proves durable (0: none)
 	ck, err := segment.OpenCheckpoint(fsys, s)
 	switch {
 	case err == nil:
 		if !trustCheckpointBeyondDurable {
 			if err = ck.Check(s); err != nil {
 				ck.Close()
-				break
+				switch {
+				case ck.End > s.Size && readOnly && grownTo(s, ck.End):
+					// A live writer checkpointed after the segment's size
+					// was taken: not damage. Scan what was taken.
+					log.Debug("evlog: recovery: checkpoint not used", "file", ck.Name, "err", err)
+					return scanWhole(s, opts, 0, "", nil, nil)
+				case ck.End > s.Size || !errors.Is(err, segment.ErrCorrupt):
+					return nil, nil, nil, err
+				}
+				// The window differs: a scan may locate the damage.
+				return scanWhole(s, opts, ck.End, ck.Name, err, nil)
 			}
+			proven = ck.End
 		}
 		if !opts.PrevTime.IsZero() && ck.Trailer.FirstTime < opts.PrevTime.UnixNano() {
 			err = &segment.CheckpointError{File: ck.Name, Reason: "its first event precedes the previous segment's last"}
@@ -73,17 +95,47 @@ func scanNewest(fsys vfs.FS, s *segment.Segment, opts segment.ScanOptions, readO
 		err = nil
 	}
 	if err != nil {
-		if ce, ok := errors.AsType[*segment.CheckpointError](err); ok && ce.Racing && readOnly {
-			// A live writer checkpointed after the segment's size was
-			// taken: a state it passes through, not damage.
-			log.Debug("evlog: recovery: checkpoint not used", "file", ce.File, "err", err)
-		} else {
-			log.Warn("evlog: recovery: ignoring the active segment's checkpoint; scanning the segment instead", "file", segment.CheckpointName(s.Name), "err", err)
-		}
+		log.Warn("evlog: recovery: ignoring the active segment's checkpoint; scanning the segment instead", "file", segment.CheckpointName(s.Name), "err", err)
 		drop = append(drop, segment.CheckpointName(s.Name))
 	}
+	return scanWhole(s, opts, proven, segment.CheckpointName(s.Name), nil, drop)
+}
+
+// scanWhole scans all of s, the newest segment, for scanNewest. proven is
+// the end of the prefix an authentic checkpoint (named ckName) proves
+// durable, 0 if none; mismatch, when not nil, is that checkpoint's window
+// mismatch, the answer unless the scan locates the damage.
+func scanWhole(s *segment.Segment, opts segment.ScanOptions, proven int64, ckName string, mismatch error, drop []string) (*segment.Index, *segment.Tail, []string, error) {
 	sr, err := segment.Scan(s.File(), s.Header, s.Size, opts)
-	return sr.Index, sr.Tail, drop, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := provenLoss(s, sr, proven, ckName); err != nil {
+		return nil, nil, nil, err
+	}
+	if mismatch != nil {
+		return nil, nil, nil, mismatch
+	}
+	return sr.Index, sr.Tail, drop, nil
+}
+
+// provenLoss is the corruption a checkpoint named ckName proves when sr,
+// a scan of all of s, found a torn tail starting before proven, the end
+// of the prefix the checkpoint proves fsynced: damaged durable data, not
+// a torn write. Nil when there is none.
+func provenLoss(s *segment.Segment, sr segment.ScanResult, proven int64, ckName string) error {
+	if sr.Tail == nil || sr.Tail.Offset >= proven {
+		return nil
+	}
+	return &segment.CorruptError{File: s.Name, Offset: sr.Tail.Offset, Seq: sr.Index.LastSeq, Reason: fmt.Sprintf(
+		"%s, but its checkpoint %s records that the segment had been fsynced through %d", sr.Tail.Reason, ckName, proven)}
+}
+
+// grownTo reports whether the file of s is now at least n bytes long: a
+// reader took s.Size before a live writer appended through n.
+func grownTo(s *segment.Segment, n int64) bool {
+	size, err := s.CurrentSize()
+	return err == nil && size >= n
 }
 
 // staleCheckpoints returns the checkpoint files of dir a writer removes at
@@ -175,14 +227,11 @@ func (w *writer) dropCheckpoint(segName string) {
 }
 
 // newestEmpty reports whether s, the newest segment, holds no committed
-// event — without scanning it when a checkpoint proves it does.
-func newestEmpty(fsys vfs.FS, s *segment.Segment) bool {
-	if ck, err := segment.OpenCheckpoint(fsys, s); err == nil {
-		ok := ck.Check(s) == nil
-		ck.Close()
-		if ok {
-			return false // a checkpoint indexes at least one event
-		}
+// event — without scanning it when a checkpoint proves it does (see
+// checkpointProvesEvent).
+func newestEmpty(fsys vfs.FS, s *segment.Segment, readOnly bool) bool {
+	if checkpointProvesEvent(fsys, s, readOnly) {
+		return false
 	}
 	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: s.Name})
 	return err == nil && sr.Index.Count == 0
@@ -191,49 +240,77 @@ func newestEmpty(fsys vfs.FS, s *segment.Segment) bool {
 // newestBlank reports whether s, the newest segment, holds neither a
 // committed event nor a mark: whether nothing in it proves that the
 // segment before it was sealed durably (see newestEmpty).
-func newestBlank(fsys vfs.FS, s *segment.Segment) bool {
-	if ck, err := segment.OpenCheckpoint(fsys, s); err == nil {
-		ok := ck.Check(s) == nil
-		ck.Close()
-		if ok {
-			return false // a checkpoint indexes at least one event
-		}
+func newestBlank(fsys vfs.FS, s *segment.Segment, readOnly bool) bool {
+	if checkpointProvesEvent(fsys, s, readOnly) {
+		return false
 	}
 	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: s.Name})
 	return err == nil && sr.Index.Count == 0 && !sr.Index.Marked
 }
 
-// verifyCheckpoint checks the checkpoint of s, the newest segment, against
-// a scan of the records it indexes. One that Open would not use (absent,
-// damaged, stale) is no finding: Open scans instead, and a writer removes
-// it. One that Open would use and that disagrees with the segment is
-// corruption: remove it.
-func verifyCheckpoint(fsys vfs.FS, s *segment.Segment) error {
+// checkpointProvesEvent reports whether s has an authentic checkpoint: one
+// indexes at least one event its writer fsynced (whether s still holds it
+// is scanNewest's question). A reader (readOnly) beside a live writer does
+// not count one written after it took s.Size (its end beyond it, the file
+// grown to it since): the reader's view of the segments before s may
+// predate that event (taken before the roll that sealed the previous one).
+func checkpointProvesEvent(fsys vfs.FS, s *segment.Segment, readOnly bool) bool {
 	ck, err := segment.OpenCheckpoint(fsys, s)
 	if err != nil {
-		return nil
+		return false
 	}
 	defer ck.Close()
-	if ck.Check(s) != nil {
-		return nil
+	return !readOnly || ck.End <= s.Size || !grownTo(s, ck.End)
+}
+
+// verifyCheckpoint checks the checkpoint of s, the newest segment, against
+// sr, a scan of the whole segment that found no corruption. It returns
+// whether sr's torn tail (if any) is one, and the corruption to report.
+// A checkpoint Open would not use (absent, damaged, stale) is no finding:
+// Open scans instead, and a writer removes it. An authentic one whose
+// segment no longer holds what it proves durable is corruption of the
+// segment, as Open reports it (scanNewest; the torn tail then is part of
+// it); one that Open would use and that disagrees with the segment is
+// corruption of the checkpoint: remove it.
+func verifyCheckpoint(fsys vfs.FS, s *segment.Segment, sr segment.ScanResult) (torn bool, _ error) {
+	torn = sr.Tail != nil
+	ck, err := segment.OpenCheckpoint(fsys, s)
+	if err != nil {
+		return torn, nil
+	}
+	defer ck.Close()
+	if err := ck.Check(s); err != nil {
+		switch {
+		case ck.End > s.Size && grownTo(s, ck.End):
+			return torn, nil // checkpointed by a live writer after the scan took the size
+		case ck.End > s.Size || !errors.Is(err, segment.ErrCorrupt):
+			return false, err
+		}
+		if loss := provenLoss(s, sr, ck.End, ck.Name); loss != nil {
+			return false, loss
+		}
+		return torn, err
+	}
+	if loss := provenLoss(s, sr, ck.End, ck.Name); loss != nil {
+		return false, loss
 	}
 	bad := func(why string) error {
 		return &segment.CorruptError{File: ck.Name, Reason: "the checkpoint disagrees with " + s.Name + " (" + why + "): remove it (Open then scans the segment)"}
 	}
-	sr, err := segment.Scan(s.File(), s.Header, ck.End, segment.ScanOptions{File: s.Name, Strict: true})
+	pr, err := segment.Scan(s.File(), s.Header, ck.End, segment.ScanOptions{File: s.Name, Strict: true})
 	if err != nil {
 		if errors.Is(err, segment.ErrCorrupt) {
-			return bad(err.Error())
+			return torn, bad(err.Error())
 		}
-		return err
+		return torn, err
 	}
-	want := sr.Index
+	want := pr.Index
 	got, err := segment.NewIndexFrom(ck).Materialize()
 	if err != nil {
-		return err
+		return torn, err
 	}
 	if why := segment.IndexDiff(want, got); why != "" {
-		return bad(why)
+		return torn, bad(why)
 	}
-	return nil
+	return torn, nil
 }

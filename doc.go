@@ -119,10 +119,14 @@
 // group under SyncAlways, the appends up to the last Sync under SyncNever,
 // the last interval under SyncInterval — cannot be told from a torn write
 // if the disk also damaged them, and are truncated as a torn tail; so are
-// data never fsynced, and the end of a newest segment that was cut short.
-// A torn tail is data not recorded as durable, which is not the same as
-// never acknowledged. Damage anywhere else is reported as corruption,
-// never repaired.
+// data never fsynced, and the end of a newest segment that was cut short
+// past the end of its checkpoint (or that has none). A checkpoint is
+// written only after an fsync and records the segment durable through
+// its end: a segment shorter than that, or changed before it, lost
+// acknowledged, durable data, which no crash does — corruption. A torn
+// tail is data not recorded as durable, which is not the same as never
+// acknowledged. Damage anywhere else is reported as corruption, never
+// repaired.
 //
 // # Recovery
 //
@@ -135,8 +139,9 @@
 // the writer had fsynced when it last wrote one: at Close, and every
 // SegmentSize/2 bytes) and scans only what follows it — after a clean
 // Close, nothing; without a usable checkpoint, all of it. A torn tail of the newest segment
-// (an incomplete batch or frame, or garbage, that no mark records as
-// durable) is truncated, and reported through Recovery and Options.Logger.
+// (an incomplete batch or frame, or garbage, that no mark or checkpoint
+// records as durable) is truncated, and reported through Recovery and
+// Options.Logger.
 // A newest segment no longer than a header and without a valid one is
 // removed only after an unsealed segment (a roll interrupted before the
 // seal, when it cannot have held an event). A checksum failure elsewhere —

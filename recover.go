@@ -16,7 +16,8 @@ import (
 // read-only open only reports (it never modifies anything).
 type RecoveryReport struct {
 	// TornTail, when not nil, is the invalid suffix of the newest segment:
-	// an incomplete batch or torn frame that no mark records as durable. A
+	// an incomplete batch or torn frame that no mark or checkpoint records
+	// as durable (either makes it corruption instead). A
 	// writer truncated it. Not recorded as durable is not the same as never
 	// acknowledged: under SyncNever and SyncInterval appends are
 	// acknowledged before their fsync, and a power loss can take the mark
@@ -164,7 +165,7 @@ func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly boo
 	if n := len(live); n >= 2 && live[n-2].Seg.Sealed && !live[n-1].Seg.Sealed &&
 		live[n-2].Seg.Header.Generation == 0 && live[n-2].Seg.Header.Flags&segment.FlagCompressed == 0 {
 		nf, prev := live[n-1], live[n-2]
-		if newestBlank(fsys, nf.Seg) {
+		if newestBlank(fsys, nf.Seg, readOnly) {
 			if _, verr := segment.Verify(prev.Seg, math.MinInt64); verr != nil {
 				if !errors.Is(verr, segment.ErrCorrupt) {
 					return nil, verr
@@ -179,7 +180,7 @@ func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly boo
 	// holding no committed event: drop the newest, continue the old one.
 	if n := len(live); n >= 2 && !live[n-2].Seg.Sealed && !live[n-1].Seg.Sealed {
 		nf := live[n-1]
-		if newestEmpty(fsys, nf.Seg) {
+		if newestEmpty(fsys, nf.Seg, readOnly) {
 			nf.Close()
 			if err := remove(nf.Name, "empty newest segment left by a crash during a roll"); err != nil {
 				return nil, err

@@ -146,12 +146,19 @@ func checkRestoreDir(dir string) error {
 		return fmt.Errorf("evlog: restore: reading %s: %w", dir, err)
 	}
 	var names []string
-	marker := false
 	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return checkRestoreNames(dir, names)
+}
+
+// checkRestoreNames is checkRestoreDir for dir holding the entries names.
+func checkRestoreNames(dir string, names []string) error {
+	marker := false
+	for _, n := range names {
 		// The marker, or its temporary: a restore killed while writing
 		// the marker wrote nothing else.
-		marker = marker || e.Name() == RestoreMarker || e.Name() == RestoreMarker+".tmp"
-		names = append(names, e.Name())
+		marker = marker || n == RestoreMarker || n == RestoreMarker+".tmp"
 	}
 	if len(names) == 0 || marker {
 		return nil
@@ -230,14 +237,19 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 }
 
 // startRestore empties dst of an interrupted restore's files and writes
-// the marker (with the plan, for whoever finds it).
+// the marker (with the plan, for whoever finds it). An interrupted
+// restore's marker is never removed, only replaced by the new one (an
+// atomic rename) once every other file of it is gone: killed at any
+// point, startRestore leaves a directory that still holds the marker (or
+// nothing), which the next restore accepts. (Removing it in listing order
+// removed it before snapshots named a… to f…, which sort after it.)
 func startRestore(dst vfs.FS, plan *RestorePlan) error {
 	names, err := dst.List()
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
-		if n == RestoreMarker || n == RestoreMarker+".tmp" || backupFileName(n) {
+		if n != RestoreMarker && (n == RestoreMarker+".tmp" || backupFileName(n)) {
 			if err := dst.Remove(n); err != nil {
 				return err
 			}

@@ -202,11 +202,12 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 				break
 			}
 			rep.Events += uint64(x.Count)
-			if tail != nil {
+			torn, cerr := verifyCheckpoint(fsys, s, sr)
+			if torn {
 				rep.Findings = append(rep.Findings, Finding{Kind: FindingTornTail, File: name, Offset: tail.Offset, Reason: tail.Reason})
 			}
-			if err := verifyCheckpoint(fsys, s); err != nil {
-				add(err, segment.CheckpointName(name), 0)
+			if cerr != nil {
+				add(cerr, segment.CheckpointName(name), 0)
 			}
 		}
 	}
@@ -232,13 +233,17 @@ func unsealedSeg(f *segment.DirSegment) bool {
 	return f.Err == nil && f.Seg != nil && !f.Seg.Sealed
 }
 
-// emptySegment reports whether a segment holds no committed event.
+// emptySegment reports whether a segment holds no committed event. An
+// authentic checkpoint proves it held one (as in newestEmpty).
 func emptySegment(fsys vfs.FS, f *segment.DirSegment) bool {
 	if f.Err != nil {
 		size, serr := fsys.Stat(f.Name)
 		return serr == nil && size <= segment.HeaderSize
 	}
 	s := f.Seg
+	if checkpointProvesEvent(fsys, s, true) {
+		return false
+	}
 	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: f.Name})
 	return err == nil && sr.Index.Count == 0
 }

@@ -32,8 +32,9 @@ It prints one line per damaged region and per range of lost seqs, then a
 summary:
   gap FILE OFFSET LENGTH REASON      bytes no complete batch could be read from
   torn-tail FILE OFFSET LENGTH       an incomplete end of the newest
-                                     segment that no mark records as
-                                     durable (not counted as a loss)
+                                     segment that no mark or checkpoint
+                                     records as durable (not counted as a
+                                     loss)
   lost FROM..TO                      seqs of DIR that are not in NEWDIR (TO is
                                      "?" when the end of the damage is unknown)
   readable FROM..TO                  (without --skip-damaged) events after the
@@ -277,10 +278,36 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 			return nil
 		},
 		gap: func(g *rawGap) error {
+			if g.Torn {
+				provenTorn(vfs.ReadOnly(fsys), g)
+			}
 			s.gap(g)
 			return nil
 		},
 	})
+}
+
+// provenTorn turns g, a torn tail of a newest segment, into a loss when an
+// authentic checkpoint of the segment records it fsynced beyond g's start:
+// the bytes were durable (the log's Open reports that as corruption), and
+// the events the checkpoint indexes through its last seq were committed.
+func provenTorn(fsys vfs.FS, g *rawGap) {
+	seg, err := segment.Open(fsys, g.file)
+	if err != nil {
+		return
+	}
+	defer seg.Close()
+	ck, err := segment.OpenCheckpoint(fsys, seg)
+	if err != nil {
+		return
+	}
+	defer ck.Close()
+	if ck.End <= g.Offset {
+		return
+	}
+	g.Torn = false
+	g.Reason = fmt.Sprintf("%s, but its checkpoint %s records that the segment had been fsynced through %d", g.Reason, ck.Name, ck.End)
+	g.LastSeq = max(g.LastSeq, ck.Trailer.LastSeq)
 }
 
 // event handles one readable event of the source, in seq order.

@@ -108,16 +108,14 @@ func CheckpointSegment(ckptName string) (string, bool) {
 
 // ErrCheckpoint marks a checkpoint that is not used: absent, damaged,
 // stale or of another segment. It is never an error of the log: the
-// caller scans the segment instead.
+// caller scans the segment instead. (An authentic checkpoint whose
+// segment no longer holds what it indexes is another matter: see Check.)
 var ErrCheckpoint = errors.New("evlog/segment: checkpoint not usable")
 
 // CheckpointError says why a checkpoint is not used.
 type CheckpointError struct {
 	File   string
 	Reason string
-	// Racing is set when the checkpoint may be one a live writer wrote
-	// after the segment's size was taken (not damage: nothing to warn of).
-	Racing bool
 }
 
 func (e *CheckpointError) Error() string {
@@ -321,22 +319,32 @@ func OpenCheckpoint(fsys vfs.FS, s *Segment) (_ *Checkpoint, err error) {
 
 // Check checks that the segment s still holds the prefix c indexes: that
 // it is at least c.End bytes long and that its last CheckpointWindow bytes
-// before c.End are those the checkpoint was written for (a segment
-// restored from an older copy, or cut and rewritten by an older release,
-// fails here). It reads at most CheckpointWindow bytes.
+// before c.End are those the checkpoint was written for. It reads at most
+// CheckpointWindow bytes.
+//
+// c is authentic (OpenCheckpoint checked its tag): its writer had fsynced
+// s through c.End before writing it, so a segment that fails either test
+// lost data that was durable — a disk fault, a lost file tail, a manual
+// truncation, a segment restored from an older copy; no crash leaves that.
+// Check then returns a *CorruptError (ErrCorrupt) naming s: at s.Size when
+// s is shorter than c.End (a reader beside a live writer must first rule
+// out a checkpoint written after it took s.Size: see CurrentSize), at the
+// window's start when its bytes differ. Other errors are failures to read.
 func (c *Checkpoint) Check(s *Segment) error {
 	if c.End > s.Size {
-		// A live writer may have appended and checkpointed after s.Size
-		// was taken; or the segment lost data it had fsynced.
-		return &CheckpointError{File: c.Name, Reason: fmt.Sprintf("it covers %d bytes, the segment has %d", c.End, s.Size), Racing: true}
+		return &CorruptError{File: s.Name, Offset: s.Size, Reason: fmt.Sprintf(
+			"the segment is %d bytes, but its checkpoint %s records that it had been fsynced through %d: durable events were lost (a disk fault, a lost file tail, a truncation)",
+			s.Size, c.Name, c.End)}
 	}
 	ws := CheckpointWindowStart(c.End)
 	w := make([]byte, c.End-ws)
 	if _, err := s.f.ReadAt(w, ws); err != nil {
-		return &CheckpointError{File: c.Name, Reason: fmt.Sprintf("reading the segment's bytes before %d: %v", c.End, err)}
+		return fmt.Errorf("evlog/segment: reading %s before %d for its checkpoint: %w", s.Name, c.End, err)
 	}
 	if got := crc(w); got != c.windowCRC {
-		return &CheckpointError{File: c.Name, Reason: fmt.Sprintf("the segment's bytes before %d do not match it (CRC %08x, want %08x)", c.End, got, c.windowCRC)}
+		return &CorruptError{File: s.Name, Offset: ws, Reason: fmt.Sprintf(
+			"the segment's bytes [%d, %d) are not those its checkpoint %s was written for (CRC %08x, want %08x), which it records as fsynced: durable data was damaged, or the segment replaced by an older copy",
+			ws, c.End, c.Name, got, c.windowCRC)}
 	}
 	return nil
 }

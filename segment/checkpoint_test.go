@@ -234,17 +234,24 @@ func TestCheckpointDamage(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	// The segment cut before the checkpoint's end, or changed in its window.
+	// The segment cut before the checkpoint's end, or changed in its window:
+	// the checkpoint is authentic, so the segment lost durable data, which is
+	// corruption of the segment (at its size, at the window's start).
+	wantCorrupt := func(what string, err error, off int64) {
+		t.Helper()
+		ce, ok := errors.AsType[*CorruptError](err)
+		if !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrCheckpoint) || !ok || ce.File != fx.name || ce.Offset != off {
+			t.Errorf("%s: %v, want ErrCorrupt naming %s at %d", what, err, fx.name, off)
+		}
+	}
 	fxs := fx
 	fxs.seg = fx.seg[:fx.x.End-1]
-	if _, _, err := fxs.open(t, fx.ckpt); !errors.Is(err, ErrCheckpoint) {
-		t.Errorf("segment shorter than the checkpoint: %v, want ErrCheckpoint", err)
-	}
+	_, _, err := fxs.open(t, fx.ckpt)
+	wantCorrupt("segment shorter than the checkpoint", err, fx.x.End-1)
 	fxs.seg = slices.Clone(fx.seg)
 	fxs.seg[fx.x.End-1] ^= 1
-	if _, _, err := fxs.open(t, fx.ckpt); !errors.Is(err, ErrCheckpoint) {
-		t.Errorf("segment changed before the checkpoint's end: %v, want ErrCheckpoint", err)
-	}
+	_, _, err = fxs.open(t, fx.ckpt)
+	wantCorrupt("segment changed before the checkpoint's end", err, CheckpointWindowStart(fx.x.End))
 	t.Logf("%d damaged checkpoints refused at open, %d found damaged later and rescued by a scan", refused.Load(), rescued.Load())
 	if want := 3 * int64(len(fx.ckpt)); checked.Load() != want {
 		t.Errorf("%d cases checked, want %d (two flips and a cut per offset)", checked.Load(), want)

@@ -164,7 +164,10 @@
 // P. Damage found in its frames after it was opened is answered by
 // scanning the segment's prefix (never trusted past its checksums). It is
 // a file of its own, so no event payload can imitate it; it is never
-// required.
+// required. Its tag makes it proof, though: a segment shorter than the
+// P of an authentic checkpoint, or whose window no longer matches, lost
+// data that had been fsynced, and Check reports that as corruption of
+// the segment (ErrCorrupt), not as a checkpoint to ignore.
 //
 // # Versioning
 //

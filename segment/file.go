@@ -88,6 +88,10 @@ func open(f vfs.File, name string) (*Segment, error) {
 	return s, nil
 }
 
+// CurrentSize returns the size of the segment's open file now: more than
+// Size when a live writer appended since it was opened.
+func (s *Segment) CurrentSize() (int64, error) { return s.f.Size() }
+
 // File returns the segment's open file, for reading with ReadAt.
 func (s *Segment) File() io.ReaderAt { return s.f }
 
