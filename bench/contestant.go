@@ -34,6 +34,12 @@ type Contestant struct {
 	// others show n/a with NAReason.
 	Workloads []string
 	NAReason  string
+	// Background marks an engine that does I/O in goroutines of its own
+	// (pebble's flushes and compactions, a NATS server's): in workloads 7
+	// and 8 it does not take turns with the others (its background work
+	// would land in their turns: raw appended 25-35% slower beside
+	// pebble) but runs alone after them.
+	Background bool
 	// NoReopen, if set, is why workload "reopen" does not apply.
 	NoReopen string
 	// CtlState, if set, runs workload "ctlstate" (evlogctl state --at end

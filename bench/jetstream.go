@@ -49,6 +49,7 @@ func init() {
 			}
 			c := &Contestant{
 				Name:       name,
+				Background: true, // the embedded servers
 				Order:      7 + 2*i + j,
 				Workloads:  []string{WBatch, WSingle1, WSingle64, WRead, WStateAt, WAggregate, WDisk},
 				NAReason:   "not run: the backend appends ~1k events/s here (a round trip per stream), see the JetStream run",

@@ -18,6 +18,7 @@ import (
 func init() {
 	register(&Contestant{
 		Name:       "pebble",
+		Background: true,
 		Order:      4,
 		Durability: "WriteOptions{Sync: true} (pebble.Sync) on every Batch.Commit / Set: the commit returns after the WAL record is fdatasync'd; concurrent commits share WAL syncs (pebble's commit pipeline groups them).",
 		Open:       openPebble,

@@ -56,10 +56,9 @@ type typedRun struct {
 // turns of turnBatches batches (in an order rotated each turn), so that
 // the disk's fsync latency, which drifts by tens of percent over seconds
 // on a shared machine, weighs on all of them alike and the ×raw ratios
-// compare like with like. Each is timed over its own append calls only;
-// the turns are fine enough (10,000 events) that a contestant's
-// background work (pebble's flushes) spills into its neighbours' turns
-// as it would into its own.
+// compare like with like. Each is timed over its own append calls only.
+// Contestants with background I/O (Contestant.Background) are given here
+// alone (turnGroups).
 func (s *Suite) typedBatches(cs []*Contestant, run int, id string) {
 	ids := []string{id}
 	if id == WBatch1 {

@@ -241,14 +241,33 @@ func (s *Suite) Run(contestants []*Contestant) error {
 				multi = append(multi, c)
 			}
 		}
-		if len(one) > 0 {
-			s.typedBatches(one, run, WBatch1)
+		for _, g := range turnGroups(one) {
+			s.typedBatches(g, run, WBatch1)
 		}
-		if len(multi) > 0 {
-			s.typedBatches(multi, run, WBatchMulti)
+		for _, g := range turnGroups(multi) {
+			s.typedBatches(g, run, WBatchMulti)
 		}
 	}
 	return nil
+}
+
+// turnGroups splits cs into the groups typedBatches runs: every
+// contestant without background I/O in one group, taking turns, then each
+// one with background I/O alone.
+func turnGroups(cs []*Contestant) [][]*Contestant {
+	var turns []*Contestant
+	var out [][]*Contestant
+	for _, c := range cs {
+		if c.Background {
+			out = append(out, []*Contestant{c})
+		} else {
+			turns = append(turns, c)
+		}
+	}
+	if len(turns) > 0 {
+		out = append([][]*Contestant{turns}, out...)
+	}
+	return out
 }
 
 // takesPart reports whether c runs any of the workloads ids; the ones it
