@@ -105,14 +105,7 @@ func TestDurableAfterKillMidSeal(t *testing.T) {
 			return false
 		}},
 		{"SnapshotWriter.Save", func(t *testing.T, fsys vfs.FS, seq uint64) bool {
-			o, err := opts.resolve()
-			if err != nil {
-				t.Fatal(err)
-			}
-			w, err := openSnapshotWriter(fsys, o)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := snapshotWriterOn(t, fsys, opts)
 			defer w.Close()
 			saveSnap(t, w.Log(), w.Snapshots(), seq)
 			return true
@@ -191,14 +184,7 @@ func TestSnapshotSaveMakesTheLogDurable(t *testing.T) {
 					t.Fatalf("DurableSeq %d before the Save: the test needs events not yet durable", d)
 				}
 				if beside {
-					o, err := opts.resolve()
-					if err != nil {
-						t.Fatal(err)
-					}
-					w, err := openSnapshotWriter(mem, o)
-					if err != nil {
-						t.Fatal(err)
-					}
+					w := snapshotWriterOn(t, mem, opts)
 					defer w.Close()
 					saveSnap(t, w.Log(), w.Snapshots(), n)
 				} else {
@@ -240,14 +226,7 @@ func TestSnapshotWriterSaveBesideCompaction(t *testing.T) {
 		appendN(t, l, "s", 1)
 	}
 	appendN(t, l, "s", 1) // an event in the new active segment
-	o, err := opts.resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := openSnapshotWriter(mem, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := snapshotWriterOn(t, mem, opts)
 	defer w.Close()
 	active := segNames(t, mem)[1]
 	for slices.Contains(segNames(t, mem), active) {
@@ -259,4 +238,18 @@ func TestSnapshotWriterSaveBesideCompaction(t *testing.T) {
 		}
 	}
 	saveSnap(t, w.Log(), w.Snapshots(), w.Log().LastSeq())
+}
+
+// snapshotWriterOn opens a SnapshotWriter on fsys with opts.
+func snapshotWriterOn(t *testing.T, fsys vfs.FS, opts Options) *SnapshotWriter {
+	t.Helper()
+	o, err := opts.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := openSnapshotWriter(fsys, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
