@@ -35,7 +35,9 @@ var (
 //     is stored once. An append whose answer is lost is
 //     retried that way (Config.Retries times), and a conflict met by a
 //     retry, or by an append whose caller set the IDs, is resolved by
-//     reading the stream: if its last event is ours, the append succeeded.
+//     reading the stream: if its last event is ours (or, after a lost
+//     attempt, one of the events appended to it since that attempt was
+//     sent), the append succeeded.
 //     ErrUnknownOutcome means even that did not settle it.
 //   - ctx bounds the whole append, retries included. Unlike the file log,
 //     an append cut short by ctx after its events were sent cannot know
@@ -138,6 +140,10 @@ type appendOp struct {
 	reqs    []request
 	n       int
 	unknown bool // a previous attempt may have been committed
+	// sentAfter holds, per part, the stream's last seq when the first
+	// attempt was sent (nil before): a lost attempt's events, if
+	// committed, are after it.
+	sentAfter []uint64
 }
 
 // streamHead is the last event of a stream as the stream leader has it.
@@ -203,13 +209,26 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			continue
 		}
 		// Check expectations locally: a conflict needs no round trip.
+		conflict := -1
 		for i, r := range a.reqs {
 			if !r.expect.Check(heads[i].version) {
-				if pos, ok := a.ours(heads); ok {
-					return pos, nil
-				}
-				return nil, &event.ConflictError{Stream: r.stream, Expected: r.expect, Actual: heads[i].version}
+				conflict = i
+				break
 			}
+		}
+		if conflict >= 0 {
+			pos, ok, err := a.ours(ctx, heads)
+			if err != nil {
+				if rerr := retry(err, false); rerr != nil {
+					return nil, rerr
+				}
+				continue
+			}
+			if ok {
+				return pos, nil
+			}
+			r := a.reqs[conflict]
+			return nil, &event.ConflictError{Stream: r.stream, Expected: r.expect, Actual: heads[conflict].version}
 		}
 		l.mu.Lock()
 		lastSeq, lastTime := l.lastSeq, l.lastTime
@@ -217,6 +236,12 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		msgs, err := a.build(heads, lastSeq, lastTime)
 		if err != nil {
 			return nil, err
+		}
+		if a.sentAfter == nil {
+			a.sentAfter = make([]uint64, len(a.reqs))
+			for i := range a.reqs {
+				a.sentAfter[i] = heads[i].seq
+			}
 		}
 		last, dup, err := a.publish(ctx, msgs)
 		switch code := apiCode(err); {
@@ -232,7 +257,14 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 				}
 				continue
 			}
-			if pos, ok := a.ours(heads); ok {
+			pos, ok, err := a.ours(ctx, heads)
+			if err != nil {
+				if rerr := retry(err, false); rerr != nil {
+					return nil, rerr
+				}
+				continue
+			}
+			if ok {
 				return pos, nil
 			}
 			return nil, fmt.Errorf("%w: an event ID of this append was used by another event within the stream's duplicate window (%v); use unique IDs", evlog.ErrInvalid, l.cfg.Duplicates)
@@ -315,23 +347,59 @@ func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
 	return out, nil
 }
 
-// ours reports whether the streams' last events are this append's (a
-// previous attempt, or the caller's earlier call with the same IDs, was
-// committed), and if so returns its positions. It is consulted only when
-// the IDs identify the append: after a lost attempt, or when the caller
-// set them.
-func (a *appendOp) ours(heads []streamHead) ([]event.Position, bool) {
+// ours reports whether this append is committed (a previous attempt, or
+// the caller's earlier call with the same IDs), and if so returns its
+// positions. It is consulted only when the IDs identify the append: after
+// a lost attempt, or when the caller set them. Each part is ours if the
+// stream's last event is its last event, or, after a lost attempt, if its
+// last event is among the stream's events since the first attempt was
+// sent (other writers may have appended after it before the retry).
+func (a *appendOp) ours(ctx context.Context, heads []streamHead) ([]event.Position, bool, error) {
 	pos := make([]event.Position, len(a.reqs))
 	for i, r := range a.reqs {
 		if !a.unknown && !r.callerIDs {
-			return nil, false
+			return nil, false, nil
 		}
-		if heads[i].seq == 0 || heads[i].msgID != r.msgIDs[len(r.msgIDs)-1] {
-			return nil, false
+		want := r.msgIDs[len(r.msgIDs)-1]
+		if heads[i].seq != 0 && heads[i].msgID == want {
+			pos[i] = event.Position{Seq: heads[i].seq, Version: heads[i].version, Time: heads[i].time}
+			continue
 		}
-		pos[i] = event.Position{Seq: heads[i].seq, Version: heads[i].version, Time: heads[i].time}
+		if !a.unknown || a.sentAfter == nil || heads[i].seq <= a.sentAfter[i] {
+			return nil, false, nil
+		}
+		p, found, err := a.l.find(ctx, r.stream, a.sentAfter[i]+1, heads[i].seq, want)
+		if err != nil || !found {
+			return nil, false, err
+		}
+		pos[i] = p
 	}
-	return pos, true
+	return pos, true, nil
+}
+
+// find looks for the event of stream whose Nats-Msg-Id is msgID among
+// those with seq in [from, to].
+func (l *Log) find(ctx context.Context, stream string, from, to uint64, msgID string) (pos event.Position, found bool, err error) {
+	var herr error
+	err = l.read(ctx, from, to, l.subject(stream), func(e event.Envelope, h nats.Header) bool {
+		id, err := unescape(h.Get(jetstream.MsgIDHeader))
+		if err != nil {
+			herr = fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", e.Seq, l.streamName, err)
+			return false
+		}
+		if id == msgID {
+			pos, found = event.Position{Seq: e.Seq, Version: e.Version, Time: e.Time}, true
+			return false
+		}
+		return true
+	})
+	if herr != nil {
+		return event.Position{}, false, herr
+	}
+	if err != nil && err != errStop {
+		return event.Position{}, false, err
+	}
+	return pos, found, nil
 }
 
 // build assigns versions and times and encodes the messages, with the

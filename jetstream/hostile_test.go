@@ -1,0 +1,73 @@
+package jetstream_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/event"
+	evjs "github.com/evlog/evlog/jetstream"
+)
+
+// interleavingJS publishes for real, then (once) runs between before
+// reporting a timeout: an append whose answer was lost, with another
+// writer appending before the retry.
+type interleavingJS struct {
+	jetstream.JetStream
+	between atomic.Pointer[func()]
+}
+
+func (j *interleavingJS) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	ack, err := j.JetStream.PublishMsg(ctx, m, opts...)
+	if f := j.between.Swap(nil); err == nil && f != nil {
+		(*f)()
+		return nil, nats.ErrTimeout
+	}
+	return ack, err
+}
+
+// TestLostAnswerThenAnotherWriter: an append is committed, its answer is
+// lost, and another writer appends to the same stream before the retry.
+// The retry must report the append committed at its original position
+// (not a conflict or ErrInvalid), and the event is stored once.
+func TestLostAnswerThenAnotherWriter(t *testing.T) {
+	s := startServer(t)
+	for _, expect := range []event.Expectation{evlog.ExpectNoStream, evlog.ExpectAny} {
+		t.Run(fmt.Sprint(int64(expect)), func(t *testing.T) {
+			ij := &interleavingJS{JetStream: connect(t, s.ClientURL())}
+			name := newLogName()
+			l := openLog(t, ij, evjs.Config{Name: name, Replicas: 1, Retries: 3})
+			other := openLog(t, connect(t, s.ClientURL()), evjs.Config{Name: name, Replicas: 1})
+			ctx := t.Context()
+			var otherErr error
+			f := func() { _, otherErr = other.Append(ctx, "s", evlog.ExpectAny, ev("theirs")) }
+			ij.between.Store(&f)
+			pos, err := l.Append(ctx, "s", expect, ev("ours"))
+			if otherErr != nil {
+				t.Fatal(otherErr)
+			}
+			if err != nil {
+				t.Fatalf("committed append whose answer was lost, retried after another writer's append: %v", err)
+			}
+			if pos.Seq != 1 || pos.Version != 1 {
+				t.Errorf("position %+v, want seq 1 version 1 (where it was committed)", pos)
+			}
+			var ours int
+			for _, e := range allEvents(t, l) {
+				if e.Type == "ours" {
+					ours++
+				}
+			}
+			if ours != 1 {
+				t.Errorf("the append is stored %d times, want once", ours)
+			}
+		})
+	}
+}
+
+
