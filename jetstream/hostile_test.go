@@ -69,5 +69,3 @@ func TestLostAnswerThenAnotherWriter(t *testing.T) {
 		})
 	}
 }
-
-
