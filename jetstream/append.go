@@ -37,7 +37,9 @@ var (
 //     retry, or by an append whose caller set the IDs, is resolved by
 //     reading the stream: if its last event is ours (or, after a lost
 //     attempt, one of the events appended to it since that attempt was
-//     sent), the append succeeded.
+//     sent), the append succeeded. A retry after a lost attempt looks
+//     first, before sending again, so it is stored once even when it
+//     comes after the duplicate window.
 //     ErrUnknownOutcome means even that did not settle it.
 //   - ctx bounds the whole append, retries included. Unlike the file log,
 //     an append cut short by ctx after its events were sent cannot know
@@ -216,7 +218,11 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 				break
 			}
 		}
-		if conflict >= 0 {
+		// After a lost attempt, look for it before sending again (also
+		// when the expectations hold, as ExpectAny's always do): the
+		// server recognises a resent Nats-Msg-Id only within the
+		// duplicate window, and the retry may come later.
+		if conflict >= 0 || a.unknown {
 			pos, ok, err := a.ours(ctx, heads)
 			if err != nil {
 				if rerr := retry(err, false); rerr != nil {
@@ -227,6 +233,8 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			if ok {
 				return pos, nil
 			}
+		}
+		if conflict >= 0 {
 			r := a.reqs[conflict]
 			return nil, &event.ConflictError{Stream: r.stream, Expected: r.expect, Actual: heads[conflict].version}
 		}

@@ -69,3 +69,47 @@ func TestLostAnswerThenAnotherWriter(t *testing.T) {
 		})
 	}
 }
+
+// forgetfulJS publishes for real but loses the first answer, and gives
+// every later publish a fresh Nats-Msg-Id: a retry that reaches the
+// server after the duplicate window expired (or a leader that lost its
+// duplicate tracking), deterministically.
+type forgetfulJS struct {
+	jetstream.JetStream
+	calls atomic.Int32
+}
+
+func (j *forgetfulJS) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if j.calls.Add(1) > 1 {
+		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprint("forgotten-", j.calls.Load()))
+	}
+	ack, err := j.JetStream.PublishMsg(ctx, m, opts...)
+	if err == nil && j.calls.Load() == 1 {
+		return nil, nats.ErrTimeout
+	}
+	return ack, err
+}
+
+// TestLostAnswerAfterDuplicateWindow: a committed append whose answer is
+// lost is not stored again by its retry when the server no longer knows
+// its Nats-Msg-Id: the retry first checks whether the lost attempt was
+// committed, whatever the expectation.
+func TestLostAnswerAfterDuplicateWindow(t *testing.T) {
+	s := startServer(t)
+	for _, expect := range []event.Expectation{evlog.ExpectNoStream, evlog.ExpectAny} {
+		t.Run(fmt.Sprint(int64(expect)), func(t *testing.T) {
+			fj := &forgetfulJS{JetStream: connect(t, s.ClientURL())}
+			l := openLog(t, fj, evjs.Config{Replicas: 1, Retries: 3})
+			pos, err := l.Append(t.Context(), "s", expect, ev("ours"))
+			if err != nil {
+				t.Fatalf("committed append whose answer was lost: %v", err)
+			}
+			if pos.Seq != 1 || pos.Version != 1 {
+				t.Errorf("position %+v, want seq 1 version 1 (where it was committed)", pos)
+			}
+			if n := len(allEvents(t, l)); n != 1 {
+				t.Errorf("the log holds %d events, want the append once", n)
+			}
+		})
+	}
+}
