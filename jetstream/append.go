@@ -291,9 +291,11 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 			continue
 		case code == codeBatchTooLarge:
-			return nil, fmt.Errorf("%w: the server refused %d events in one batch (%w)", ErrBatchTooLarge, a.n, err)
+			return nil, a.failed(fmt.Errorf("%w: the server refused %d events in one batch (%w)", ErrBatchTooLarge, a.n, err))
 		case code != 0:
-			return nil, fmt.Errorf("evlog/jetstream: append to %s: %w", l.streamName, err)
+			// This attempt was refused, but a lost earlier one may yet
+			// be committed.
+			return nil, a.failed(fmt.Errorf("evlog/jetstream: append to %s: %w", l.streamName, err))
 		case ctx.Err() != nil:
 			// The caller gave up while the append was (maybe) on its way.
 			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())

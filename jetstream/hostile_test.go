@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -111,5 +112,34 @@ func TestLostAnswerAfterDuplicateWindow(t *testing.T) {
 				t.Errorf("the log holds %d events, want the append once", n)
 			}
 		})
+	}
+}
+
+// refusingJS loses the first request on its way (a timeout, nothing
+// published; the client cannot tell it from a lost answer, and the request
+// may still be delivered) and refuses the next with a JetStream API error
+// that does not say whether the first was committed.
+type refusingJS struct {
+	jetstream.JetStream
+	calls atomic.Int32
+}
+
+func (j *refusingJS) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if j.calls.Add(1) == 1 {
+		return nil, nats.ErrTimeout
+	}
+	return nil, &jetstream.APIError{Code: 500, ErrorCode: 10999, Description: "injected refusal"}
+}
+
+// TestRefusalAfterLostAttemptIsUnknown: an append refused by the server
+// after an earlier attempt of it was lost has an unknown outcome (the lost
+// attempt may yet be committed): the error must match ErrUnknownOutcome.
+func TestRefusalAfterLostAttemptIsUnknown(t *testing.T) {
+	s := startServer(t)
+	rj := &refusingJS{JetStream: connect(t, s.ClientURL())}
+	l := openLog(t, rj, evjs.Config{Replicas: 1, Retries: 3})
+	_, err := l.Append(t.Context(), "s", evlog.ExpectAny, ev("e"))
+	if !errors.Is(err, evjs.ErrUnknownOutcome) {
+		t.Fatalf("append refused after a lost attempt = %v, want ErrUnknownOutcome", err)
 	}
 }
