@@ -1,9 +1,11 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,7 +39,9 @@ var (
 //     retry, or by an append whose caller set the IDs, is resolved by
 //     reading the stream: if its last event is ours (or, after a lost
 //     attempt, one of the events appended to it since that attempt was
-//     sent), the append succeeded. A retry after a lost attempt looks
+//     sent), the append succeeded; "ours" means the same ID, type, schema
+//     version, meta and data (an ID reused for another event is no
+//     retry: a conflict, or ErrInvalid). A retry after a lost attempt looks
 //     first, before sending again, so it is stored once even when it
 //     comes after the duplicate window.
 //     ErrUnknownOutcome means even that did not settle it.
@@ -153,6 +157,7 @@ type streamHead struct {
 	seq, version uint64
 	msgID        string // its Nats-Msg-Id, unescaped
 	time         time.Time
+	event        event.Envelope // the event itself (Data included)
 }
 
 func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
@@ -334,7 +339,7 @@ func (l *Log) head(ctx context.Context, stream string) (streamHead, error) {
 	if err != nil || !found {
 		return streamHead{}, err
 	}
-	e, err := l.decode(m.Subject, m.Seq, m.hdr, nil)
+	e, err := l.decode(m.Subject, m.Seq, m.hdr, m.Data)
 	if err != nil {
 		return streamHead{}, err
 	}
@@ -342,7 +347,7 @@ func (l *Log) head(ctx context.Context, stream string) (streamHead, error) {
 	if err != nil {
 		return streamHead{}, fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", m.Seq, l.streamName, err)
 	}
-	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, time: e.Time}, nil
+	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, time: e.Time, event: e}, nil
 }
 
 func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
@@ -363,22 +368,24 @@ func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
 // a lost attempt, or when the caller set them. Each part is ours if the
 // stream's last event is its last event, or, after a lost attempt, if its
 // last event is among the stream's events since the first attempt was
-// sent (other writers may have appended after it before the retry).
+// sent (other writers may have appended after it before the retry). An
+// event holding our ID but differing from ours (type, schema version, meta
+// or data) is another event reusing the ID, never ours.
 func (a *appendOp) ours(ctx context.Context, heads []streamHead) ([]event.Position, bool, error) {
 	pos := make([]event.Position, len(a.reqs))
 	for i, r := range a.reqs {
 		if !a.unknown && !r.callerIDs {
 			return nil, false, nil
 		}
-		want := r.msgIDs[len(r.msgIDs)-1]
-		if heads[i].seq != 0 && heads[i].msgID == want {
+		want, ev := r.msgIDs[len(r.msgIDs)-1], r.events[len(r.events)-1]
+		if heads[i].seq != 0 && heads[i].msgID == want && sameEvent(heads[i].event, ev) {
 			pos[i] = event.Position{Seq: heads[i].seq, Version: heads[i].version, Time: heads[i].time}
 			continue
 		}
 		if !a.unknown || a.sentAfter == nil || heads[i].seq <= a.sentAfter[i] {
 			return nil, false, nil
 		}
-		p, found, err := a.l.find(ctx, r.stream, a.sentAfter[i]+1, heads[i].seq, want)
+		p, found, err := a.l.find(ctx, r.stream, a.sentAfter[i]+1, heads[i].seq, want, ev)
 		if err != nil || !found {
 			return nil, false, err
 		}
@@ -388,8 +395,9 @@ func (a *appendOp) ours(ctx context.Context, heads []streamHead) ([]event.Positi
 }
 
 // find looks for the event of stream whose Nats-Msg-Id is msgID among
-// those with seq in [from, to].
-func (l *Log) find(ctx context.Context, stream string, from, to uint64, msgID string) (pos event.Position, found bool, err error) {
+// those with seq in [from, to], and reports it found if it is the same
+// event as ev.
+func (l *Log) find(ctx context.Context, stream string, from, to uint64, msgID string, ev event.Envelope) (pos event.Position, found bool, err error) {
 	var herr error
 	err = l.read(ctx, from, to, l.subject(stream), func(e event.Envelope, h nats.Header) bool {
 		id, err := unescape(h.Get(jetstream.MsgIDHeader))
@@ -398,7 +406,7 @@ func (l *Log) find(ctx context.Context, stream string, from, to uint64, msgID st
 			return false
 		}
 		if id == msgID {
-			pos, found = event.Position{Seq: e.Seq, Version: e.Version, Time: e.Time}, true
+			pos, found = event.Position{Seq: e.Seq, Version: e.Version, Time: e.Time}, sameEvent(e, ev)
 			return false
 		}
 		return true
@@ -410,6 +418,14 @@ func (l *Log) find(ctx context.Context, stream string, from, to uint64, msgID st
 		return event.Position{}, false, err
 	}
 	return pos, found, nil
+}
+
+// sameEvent reports whether stored is the event ev an append carries (its
+// Time aside: a retry re-sends an explicit time or a zero one).
+func sameEvent(stored, ev event.Envelope) bool {
+	return stored.Stream == ev.Stream && stored.ID == ev.ID && stored.Type == ev.Type &&
+		stored.SchemaVersion == ev.SchemaVersion && maps.Equal(stored.Meta, ev.Meta) &&
+		bytes.Equal(stored.Data, ev.Data)
 }
 
 // build assigns versions and times and encodes the messages, with the

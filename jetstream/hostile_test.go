@@ -143,3 +143,37 @@ func TestRefusalAfterLostAttemptIsUnknown(t *testing.T) {
 		t.Fatalf("append refused after a lost attempt = %v, want ErrUnknownOutcome", err)
 	}
 }
+
+// TestReusedIDForDifferentEventNotARetry: an append whose last event
+// reuses the ID of the stream's last event but is a different event (other
+// type or data) is not a retry: it must not report success with the
+// holder's position while writing nothing.
+func TestReusedIDForDifferentEventNotARetry(t *testing.T) {
+	s := startServer(t)
+	l := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+	ctx := t.Context()
+	if _, err := l.Append(ctx, "s", evlog.ExpectNoStream, event.Envelope{Type: "a", ID: "x", Data: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		expect event.Expectation
+		e      event.Envelope
+	}{
+		{"any/type", evlog.ExpectAny, event.Envelope{Type: "b", ID: "x", Data: []byte("1")}},
+		{"any/data", evlog.ExpectAny, event.Envelope{Type: "a", ID: "x", Data: []byte("2")}},
+		{"stale/type", evlog.ExpectNoStream, event.Envelope{Type: "b", ID: "x", Data: []byte("1")}},
+	} {
+		pos, err := l.Append(ctx, "s", tc.expect, tc.e)
+		if err == nil {
+			t.Errorf("%s: append of a different event reusing ID x = %+v, nil; want an error (nothing was written)", tc.name, pos)
+		}
+	}
+	if n := len(allEvents(t, l)); n != 1 {
+		t.Errorf("log holds %d events, want 1", n)
+	}
+	// The true retry still succeeds.
+	if _, err := l.Append(ctx, "s", evlog.ExpectNoStream, event.Envelope{Type: "a", ID: "x", Data: []byte("1")}); err != nil {
+		t.Errorf("retry of the same event: %v", err)
+	}
+}
