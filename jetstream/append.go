@@ -43,7 +43,10 @@ var (
 //     version, meta and data (an ID reused for another event is no
 //     retry: a conflict, or ErrInvalid). A retry after a lost attempt looks
 //     first, before sending again, so it is stored once even when it
-//     comes after the duplicate window.
+//     comes after the duplicate window. A one-event append that the
+//     server reports as a duplicate is resolved at the seq the server
+//     names, so the caller's retry of it succeeds within the duplicate
+//     window even after other appends to the stream.
 //     ErrUnknownOutcome means even that did not settle it.
 //   - ctx bounds the whole append, retries included. Unlike the file log,
 //     an append cut short by ctx after its events were sent cannot know
@@ -263,6 +266,19 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		case err == nil && dup, code == codeBatchDuplicateID, code == codeDuplicateConflict:
 			// A message ID seen before: ours from a lost attempt, or
 			// reused by the caller for another event.
+			if err == nil && len(msgs) == 1 {
+				// The server named the holder's seq: look there.
+				pos, ok, gerr := a.at(ctx, last)
+				if gerr != nil {
+					if rerr := retry(gerr, false); rerr != nil {
+						return nil, rerr
+					}
+					continue
+				}
+				if ok {
+					return pos, nil
+				}
+			}
 			heads, herr := a.heads(ctx)
 			if herr != nil {
 				if rerr := retry(herr, false); rerr != nil {
@@ -392,6 +408,25 @@ func (a *appendOp) ours(ctx context.Context, heads []streamHead) ([]event.Positi
 		pos[i] = p
 	}
 	return pos, true, nil
+}
+
+// at reports whether the event at seq is this one-event append's last
+// (and only) event, and if so returns its position.
+func (a *appendOp) at(ctx context.Context, seq uint64) ([]event.Position, bool, error) {
+	r := a.reqs[len(a.reqs)-1]
+	m, found, err := a.l.getMsg(ctx, seq, "")
+	if err != nil || !found || m.Subject != a.l.subject(r.stream) {
+		return nil, false, err
+	}
+	e, err := a.l.decode(m.Subject, m.Seq, m.hdr, m.Data)
+	if err != nil {
+		return nil, false, err
+	}
+	id, err := unescape(m.hdr.Get(jetstream.MsgIDHeader))
+	if err != nil || id != r.msgIDs[len(r.msgIDs)-1] || !sameEvent(e, r.events[len(r.events)-1]) {
+		return nil, false, nil
+	}
+	return []event.Position{{Seq: e.Seq, Version: e.Version, Time: e.Time}}, true, nil
 }
 
 // find looks for the event of stream whose Nats-Msg-Id is msgID among

@@ -177,3 +177,31 @@ func TestReusedIDForDifferentEventNotARetry(t *testing.T) {
 		t.Errorf("retry of the same event: %v", err)
 	}
 }
+
+// TestCallerRetryAfterAnotherWriter: a caller retrying a one-event append
+// with the same ID within the duplicate window, after another writer
+// appended to the stream, gets the original position (the server names
+// the original's seq), not ErrInvalid blaming a reused ID.
+func TestCallerRetryAfterAnotherWriter(t *testing.T) {
+	s := startServer(t)
+	l := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+	ctx := t.Context()
+	one := event.Envelope{Type: "e", ID: "order-1/created"}
+	first, err := l.Append(ctx, "o", evlog.ExpectAny, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, "o", evlog.ExpectAny, ev("later")); err != nil {
+		t.Fatal(err)
+	}
+	again, err := l.Append(ctx, "o", evlog.ExpectAny, one)
+	if err != nil {
+		t.Fatalf("retry after another append to the stream: %v", err)
+	}
+	if again != first {
+		t.Errorf("retry position %+v, want the original %+v", again, first)
+	}
+	if n := len(allEvents(t, l)); n != 2 {
+		t.Errorf("log holds %d events, want 2", n)
+	}
+}
