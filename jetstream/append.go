@@ -1,9 +1,11 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,7 +37,16 @@ var (
 //     is stored once. An append whose answer is lost is
 //     retried that way (Config.Retries times), and a conflict met by a
 //     retry, or by an append whose caller set the IDs, is resolved by
-//     reading the stream: if its last event is ours, the append succeeded.
+//     reading the stream: if its last event is ours (or, after a lost
+//     attempt, one of the events appended to it since that attempt was
+//     sent), the append succeeded; "ours" means the same ID, type, schema
+//     version, meta and data (an ID reused for another event is no
+//     retry: a conflict, or ErrInvalid). A retry after a lost attempt looks
+//     first, before sending again, so it is stored once even when it
+//     comes after the duplicate window. A one-event append that the
+//     server reports as a duplicate is resolved at the seq the server
+//     names, so the caller's retry of it succeeds within the duplicate
+//     window even after other appends to the stream.
 //     ErrUnknownOutcome means even that did not settle it.
 //   - ctx bounds the whole append, retries included. Unlike the file log,
 //     an append cut short by ctx after its events were sent cannot know
@@ -138,6 +149,10 @@ type appendOp struct {
 	reqs    []request
 	n       int
 	unknown bool // a previous attempt may have been committed
+	// sentAfter holds, per part, the stream's last seq when the first
+	// attempt was sent (nil before): a lost attempt's events, if
+	// committed, are after it.
+	sentAfter []uint64
 }
 
 // streamHead is the last event of a stream as the stream leader has it.
@@ -145,6 +160,7 @@ type streamHead struct {
 	seq, version uint64
 	msgID        string // its Nats-Msg-Id, unescaped
 	time         time.Time
+	event        event.Envelope // the event itself (Data included)
 }
 
 func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
@@ -203,13 +219,32 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			continue
 		}
 		// Check expectations locally: a conflict needs no round trip.
+		conflict := -1
 		for i, r := range a.reqs {
 			if !r.expect.Check(heads[i].version) {
-				if pos, ok := a.ours(heads); ok {
-					return pos, nil
-				}
-				return nil, &event.ConflictError{Stream: r.stream, Expected: r.expect, Actual: heads[i].version}
+				conflict = i
+				break
 			}
+		}
+		// After a lost attempt, look for it before sending again (also
+		// when the expectations hold, as ExpectAny's always do): the
+		// server recognises a resent Nats-Msg-Id only within the
+		// duplicate window, and the retry may come later.
+		if conflict >= 0 || a.unknown {
+			pos, ok, err := a.ours(ctx, heads)
+			if err != nil {
+				if rerr := retry(err, false); rerr != nil {
+					return nil, rerr
+				}
+				continue
+			}
+			if ok {
+				return pos, nil
+			}
+		}
+		if conflict >= 0 {
+			r := a.reqs[conflict]
+			return nil, &event.ConflictError{Stream: r.stream, Expected: r.expect, Actual: heads[conflict].version}
 		}
 		l.mu.Lock()
 		lastSeq, lastTime := l.lastSeq, l.lastTime
@@ -218,6 +253,12 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		if err != nil {
 			return nil, err
 		}
+		if a.sentAfter == nil {
+			a.sentAfter = make([]uint64, len(a.reqs))
+			for i := range a.reqs {
+				a.sentAfter[i] = heads[i].seq
+			}
+		}
 		last, dup, err := a.publish(ctx, msgs)
 		switch code := apiCode(err); {
 		case err == nil && !dup:
@@ -225,6 +266,19 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		case err == nil && dup, code == codeBatchDuplicateID, code == codeDuplicateConflict:
 			// A message ID seen before: ours from a lost attempt, or
 			// reused by the caller for another event.
+			if err == nil && len(msgs) == 1 {
+				// The server named the holder's seq: look there.
+				pos, ok, gerr := a.at(ctx, last)
+				if gerr != nil {
+					if rerr := retry(gerr, false); rerr != nil {
+						return nil, rerr
+					}
+					continue
+				}
+				if ok {
+					return pos, nil
+				}
+			}
 			heads, herr := a.heads(ctx)
 			if herr != nil {
 				if rerr := retry(herr, false); rerr != nil {
@@ -232,7 +286,14 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 				}
 				continue
 			}
-			if pos, ok := a.ours(heads); ok {
+			pos, ok, err := a.ours(ctx, heads)
+			if err != nil {
+				if rerr := retry(err, false); rerr != nil {
+					return nil, rerr
+				}
+				continue
+			}
+			if ok {
 				return pos, nil
 			}
 			return nil, fmt.Errorf("%w: an event ID of this append was used by another event within the stream's duplicate window (%v); use unique IDs", evlog.ErrInvalid, l.cfg.Duplicates)
@@ -251,9 +312,11 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 			continue
 		case code == codeBatchTooLarge:
-			return nil, fmt.Errorf("%w: the server refused %d events in one batch (%w)", ErrBatchTooLarge, a.n, err)
+			return nil, a.failed(fmt.Errorf("%w: the server refused %d events in one batch (%w)", ErrBatchTooLarge, a.n, err))
 		case code != 0:
-			return nil, fmt.Errorf("evlog/jetstream: append to %s: %w", l.streamName, err)
+			// This attempt was refused, but a lost earlier one may yet
+			// be committed.
+			return nil, a.failed(fmt.Errorf("evlog/jetstream: append to %s: %w", l.streamName, err))
 		case ctx.Err() != nil:
 			// The caller gave up while the append was (maybe) on its way.
 			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
@@ -292,7 +355,7 @@ func (l *Log) head(ctx context.Context, stream string) (streamHead, error) {
 	if err != nil || !found {
 		return streamHead{}, err
 	}
-	e, err := l.decode(m.Subject, m.Seq, m.hdr, nil)
+	e, err := l.decode(m.Subject, m.Seq, m.hdr, m.Data)
 	if err != nil {
 		return streamHead{}, err
 	}
@@ -300,7 +363,7 @@ func (l *Log) head(ctx context.Context, stream string) (streamHead, error) {
 	if err != nil {
 		return streamHead{}, fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", m.Seq, l.streamName, err)
 	}
-	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, time: e.Time}, nil
+	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, time: e.Time, event: e}, nil
 }
 
 func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
@@ -315,23 +378,89 @@ func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
 	return out, nil
 }
 
-// ours reports whether the streams' last events are this append's (a
-// previous attempt, or the caller's earlier call with the same IDs, was
-// committed), and if so returns its positions. It is consulted only when
-// the IDs identify the append: after a lost attempt, or when the caller
-// set them.
-func (a *appendOp) ours(heads []streamHead) ([]event.Position, bool) {
+// ours reports whether this append is committed (a previous attempt, or
+// the caller's earlier call with the same IDs), and if so returns its
+// positions. It is consulted only when the IDs identify the append: after
+// a lost attempt, or when the caller set them. Each part is ours if the
+// stream's last event is its last event, or, after a lost attempt, if its
+// last event is among the stream's events since the first attempt was
+// sent (other writers may have appended after it before the retry). An
+// event holding our ID but differing from ours (type, schema version, meta
+// or data) is another event reusing the ID, never ours.
+func (a *appendOp) ours(ctx context.Context, heads []streamHead) ([]event.Position, bool, error) {
 	pos := make([]event.Position, len(a.reqs))
 	for i, r := range a.reqs {
 		if !a.unknown && !r.callerIDs {
-			return nil, false
+			return nil, false, nil
 		}
-		if heads[i].seq == 0 || heads[i].msgID != r.msgIDs[len(r.msgIDs)-1] {
-			return nil, false
+		want, ev := r.msgIDs[len(r.msgIDs)-1], r.events[len(r.events)-1]
+		if heads[i].seq != 0 && heads[i].msgID == want && sameEvent(heads[i].event, ev) {
+			pos[i] = event.Position{Seq: heads[i].seq, Version: heads[i].version, Time: heads[i].time}
+			continue
 		}
-		pos[i] = event.Position{Seq: heads[i].seq, Version: heads[i].version, Time: heads[i].time}
+		if !a.unknown || a.sentAfter == nil || heads[i].seq <= a.sentAfter[i] {
+			return nil, false, nil
+		}
+		p, found, err := a.l.find(ctx, r.stream, a.sentAfter[i]+1, heads[i].seq, want, ev)
+		if err != nil || !found {
+			return nil, false, err
+		}
+		pos[i] = p
 	}
-	return pos, true
+	return pos, true, nil
+}
+
+// at reports whether the event at seq is this one-event append's last
+// (and only) event, and if so returns its position.
+func (a *appendOp) at(ctx context.Context, seq uint64) ([]event.Position, bool, error) {
+	r := a.reqs[len(a.reqs)-1]
+	m, found, err := a.l.getMsg(ctx, seq, "")
+	if err != nil || !found || m.Subject != a.l.subject(r.stream) {
+		return nil, false, err
+	}
+	e, err := a.l.decode(m.Subject, m.Seq, m.hdr, m.Data)
+	if err != nil {
+		return nil, false, err
+	}
+	id, err := unescape(m.hdr.Get(jetstream.MsgIDHeader))
+	if err != nil || id != r.msgIDs[len(r.msgIDs)-1] || !sameEvent(e, r.events[len(r.events)-1]) {
+		return nil, false, nil
+	}
+	return []event.Position{{Seq: e.Seq, Version: e.Version, Time: e.Time}}, true, nil
+}
+
+// find looks for the event of stream whose Nats-Msg-Id is msgID among
+// those with seq in [from, to], and reports it found if it is the same
+// event as ev.
+func (l *Log) find(ctx context.Context, stream string, from, to uint64, msgID string, ev event.Envelope) (pos event.Position, found bool, err error) {
+	var herr error
+	err = l.read(ctx, from, to, l.subject(stream), func(e event.Envelope, h nats.Header) bool {
+		id, err := unescape(h.Get(jetstream.MsgIDHeader))
+		if err != nil {
+			herr = fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", e.Seq, l.streamName, err)
+			return false
+		}
+		if id == msgID {
+			pos, found = event.Position{Seq: e.Seq, Version: e.Version, Time: e.Time}, sameEvent(e, ev)
+			return false
+		}
+		return true
+	})
+	if herr != nil {
+		return event.Position{}, false, herr
+	}
+	if err != nil && err != errStop {
+		return event.Position{}, false, err
+	}
+	return pos, found, nil
+}
+
+// sameEvent reports whether stored is the event ev an append carries (its
+// Time aside: a retry re-sends an explicit time or a zero one).
+func sameEvent(stored, ev event.Envelope) bool {
+	return stored.Stream == ev.Stream && stored.ID == ev.ID && stored.Type == ev.Type &&
+		stored.SchemaVersion == ev.SchemaVersion && maps.Equal(stored.Meta, ev.Meta) &&
+		bytes.Equal(stored.Data, ev.Data)
 }
 
 // build assigns versions and times and encodes the messages, with the

@@ -110,13 +110,19 @@ func TestIdempotentRetry(t *testing.T) {
 }
 
 // lossyJS publishes for real but reports a timeout for the first n
-// single-message publishes: an append whose answer was lost.
+// single-message publishes: an append whose answer was lost. With drop
+// set, it reports the timeout without publishing: a request lost on its
+// way, which the client cannot tell from a lost answer.
 type lossyJS struct {
 	jetstream.JetStream
 	lose atomic.Int32
+	drop atomic.Bool
 }
 
 func (j *lossyJS) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if j.drop.Load() {
+		return nil, nats.ErrTimeout
+	}
 	ack, err := j.JetStream.PublishMsg(ctx, m, opts...)
 	if err == nil && j.lose.Add(-1) >= 0 {
 		return nil, nats.ErrTimeout
@@ -125,8 +131,9 @@ func (j *lossyJS) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream
 }
 
 // TestUnknownOutcomeResolved: a committed append whose answer is lost is
-// retried with the same ID and reported once, as committed; when every
-// answer is lost the caller gets ErrUnknownOutcome.
+// retried with the same ID and reported once, as committed, even when
+// every answer is lost (the stream shows it committed); when every
+// request is lost the caller gets ErrUnknownOutcome.
 func TestUnknownOutcomeResolved(t *testing.T) {
 	s := startServer(t)
 	lossy := &lossyJS{JetStream: connect(t, s.ClientURL())}
@@ -150,9 +157,17 @@ func TestUnknownOutcomeResolved(t *testing.T) {
 		t.Fatalf("log holds %d events, want 2 (each lost-answer append exactly once)", got)
 	}
 	lossy.lose.Store(100)
-	_, err = l.Append(ctx, "t", evlog.ExpectAny, ev("c"))
+	pos, err = l.Append(ctx, "t", evlog.ExpectAny, ev("c"))
+	if err != nil || pos.Seq != 3 {
+		t.Fatalf("append whose answers are all lost: %+v, %v; want seq 3 (it was committed)", pos, err)
+	}
+	lossy.drop.Store(true)
+	_, err = l.Append(ctx, "t", evlog.ExpectAny, ev("d"))
 	if !errors.Is(err, evjs.ErrUnknownOutcome) {
-		t.Fatalf("append whose answers are all lost = %v, want ErrUnknownOutcome", err)
+		t.Fatalf("append whose requests are all lost = %v, want ErrUnknownOutcome", err)
+	}
+	if got := len(allEvents(t, l)); got != 3 {
+		t.Fatalf("log holds %d events, want 3", got)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
@@ -42,7 +43,7 @@ func (l *Log) Range(ctx context.Context, from, to uint64) iter.Seq2[event.Envelo
 		if from > to {
 			return
 		}
-		err := l.read(ctx, from, to, "", func(e event.Envelope) bool {
+		err := l.read(ctx, from, to, "", func(e event.Envelope, _ nats.Header) bool {
 			if from == to {
 				l.learn(e.Stream, e.Version, e.Seq) // replay's snapshot anchor
 			}
@@ -59,8 +60,8 @@ var errStop = errors.New("stop")
 // read calls fn for the events with seq in [from, to] (of subject, if not
 // ""), in order, until fn returns false (errStop). For a subject, next is
 // checked by version by the caller; for the whole log, seqs must be
-// contiguous.
-func (l *Log) read(ctx context.Context, from, to uint64, subject string, fn func(event.Envelope) bool) error {
+// contiguous. fn also gets the message's headers (for its Nats-Msg-Id).
+func (l *Log) read(ctx context.Context, from, to uint64, subject string, fn func(event.Envelope, nats.Header) bool) error {
 	next := from
 	lag := 0
 	for next <= to {
@@ -110,7 +111,7 @@ func (l *Log) read(ctx context.Context, from, to uint64, subject string, fn func
 			}
 			got++
 			next = m.Sequence + 1
-			if !fn(e) {
+			if !fn(e, m.Header) {
 				cancel()
 				return errStop
 			}
@@ -162,7 +163,7 @@ func (l *Log) Stream(ctx context.Context, stream string, fromVersion uint64) ite
 		}
 		l.learn(stream, h.version, h.seq)
 		var verr error
-		err = l.read(ctx, start, h.seq, l.subject(stream), func(e event.Envelope) bool {
+		err = l.read(ctx, start, h.seq, l.subject(stream), func(e event.Envelope, _ nats.Header) bool {
 			if e.Version != want {
 				verr = fmt.Errorf("evlog/jetstream: stream %q of %s: version %d at seq %d, want %d", stream, l.streamName, e.Version, e.Seq, want)
 				return false
