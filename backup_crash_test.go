@@ -147,20 +147,27 @@ func TestBackupCrashLoop(t *testing.T) {
 	}
 }
 
-// restoreCrashLoop crashes a restore at every mutating op of the target
-// directory: what survives is refused by Open (an interrupted restore) or
-// is the complete restored log, and a second restore into it completes.
-func restoreCrashLoop(t *testing.T, cs *crashSource, wrap func(vfs.FS) vfs.FS) []string {
+// memRestore backs cs's log up into a Mem and returns a function
+// restoring that backup into dst (as directory "r").
+func memRestore(t *testing.T, cs *crashSource) func(dst vfs.FS) error {
+	t.Helper()
 	ctx := t.Context()
 	b := vfs.NewMem()
 	if _, err := cs.l.backupFS(ctx, b, "backup", BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	restore := func(dst vfs.FS) error {
+	return func(dst vfs.FS) error {
 		var plan RestorePlan
 		_, err := restoreFS(ctx, b, "backup", func() (vfs.FS, error) { return dst, nil }, "r", RestoreOptions{}, &plan)
 		return err
 	}
+}
+
+// restoreCrashLoop crashes a restore at every mutating op of the target
+// directory: what survives is refused by Open (an interrupted restore) or
+// is the complete restored log, and a second restore into it completes.
+func restoreCrashLoop(t *testing.T, cs *crashSource, wrap func(vfs.FS) vfs.FS) []string {
+	restore := memRestore(t, cs)
 	probe := vfs.NewMem()
 	if err := restore(wrap(probe)); err != nil {
 		t.Fatal(err)

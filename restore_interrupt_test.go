@@ -19,17 +19,8 @@ import (
 // order removed the marker before them, and a kill then left stray
 // snapshots and no marker ("not empty").
 func TestRestoreStartOverKeepsMarker(t *testing.T) {
-	ctx := t.Context()
 	cs := newCrashSource(t)
-	b := vfs.NewMem()
-	if _, err := cs.l.backupFS(ctx, b, "backup", BackupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	restore := func(dst vfs.FS) error {
-		var plan RestorePlan
-		_, err := restoreFS(ctx, b, "backup", func() (vfs.FS, error) { return dst, nil }, "r", RestoreOptions{}, &plan)
-		return err
-	}
+	restore := memRestore(t, cs)
 	// The interrupted restore: every file written, the marker not yet
 	// removed; plus snapshots sorting after the marker.
 	interrupted := vfs.NewMem()
