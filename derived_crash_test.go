@@ -66,11 +66,7 @@ func derivedWorkload(ctx context.Context, fsys vfs.FS) error {
 		return err
 	}
 	defer l.Close()
-	snaps, err := l.Snapshots()
-	if err != nil {
-		return err
-	}
-	sub, err := l.Subscription("sub", Filter{})
+	snaps, sub, err := derivedStores(l)
 	if err != nil {
 		return err
 	}
@@ -98,6 +94,17 @@ func derivedWorkload(ctx context.Context, fsys vfs.FS) error {
 	return l.Close()
 }
 
+// derivedStores opens what the workload saves into: l's snapshot store
+// and its subscription "sub".
+func derivedStores(l *Log) (*snapshot.Store, *Subscription, error) {
+	snaps, err := l.Snapshots()
+	if err != nil {
+		return nil, nil, err
+	}
+	sub, err := l.Subscription("sub", Filter{})
+	return snaps, sub, err
+}
+
 // derivedRestart is what a restarted writer does: it saves a snapshot of
 // everything and acknowledges it (and is then cut off by a power loss:
 // it is never closed).
@@ -109,11 +116,7 @@ func derivedRestart(ctx context.Context, fsys vfs.FS) error {
 	if l.LastSeq() == 0 {
 		return nil
 	}
-	snaps, err := l.Snapshots()
-	if err != nil {
-		return err
-	}
-	sub, err := l.Subscription("sub", Filter{})
+	snaps, sub, err := derivedStores(l)
 	if err != nil {
 		return err
 	}
