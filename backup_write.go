@@ -75,6 +75,12 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 	// whole sealed segments and snapshots are ever linked, and only
 	// under names the previous manifest does not list), so it may be
 	// appended to in place: never a file shared with the log.
+	if old != nil && p.seg != nil && old.Size > size {
+		// The previous backup holds more of this file than the log does
+		// now: the log lost the end of it (and may have appended other
+		// events after).
+		return fmt.Errorf("%w: %s of the log is %d bytes, the backup in %s holds %d of it (the log lost what the backup holds after them): keep this backup, and take a full one into another directory", ErrBackupDiverged, p.Name, size, bw.dir, old.Size)
+	}
 	if old != nil && old.Size <= size {
 		// The previous backup holds a prefix of this file (the newest
 		// segment, grown or sealed since): check that the source still
