@@ -203,8 +203,20 @@ func restoreCrashLoop(t *testing.T, cs *crashSource, wrap func(vfs.FS) vfs.FS) [
 				bad = append(bad, fmt.Sprintf("k=%d/%d model=%v: %s", k, total, model, msg))
 				continue
 			}
-			// Running the restore again completes it.
+			// Running the restore again completes it, or refuses a
+			// directory that holds the complete restored log (a restore
+			// whose marker removal was durable).
 			again := after.CrashClone(vfs.DropUnsynced, nil)
+			names, err := again.List()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if checkRestoreNames("r", names) != nil {
+				if msg := check(again, true); msg != "" {
+					bad = append(bad, fmt.Sprintf("k=%d model=%v: a new restore refuses the directory, and %s", k, model, msg))
+				}
+				continue
+			}
 			if err := restore(again); err != nil {
 				bad = append(bad, fmt.Sprintf("k=%d model=%v: the second restore: %v", k, model, err))
 			} else if msg := check(again, true); msg != "" {

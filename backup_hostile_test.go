@@ -50,3 +50,41 @@ func TestIncrementalRefusesALogThatLostEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreRefusesADirectoryInUse: Restore checks that its target is
+// empty, then reads and checks the whole backup (minutes, for a large
+// one) before it writes. A writer that opens the directory meanwhile, or
+// a second restore into it, must make the restore fail, never have its
+// files removed and overwritten: the restore takes the directory's LOCK
+// and checks it again under it.
+func TestRestoreRefusesADirectoryInUse(t *testing.T) {
+	cs := newCrashSource(t)
+	restore := memRestore(t, cs)
+	dst := vfs.NewMem()
+	w := openMem(t, dst, Options{})
+	defer w.Close()
+	appendN(t, w, "mine", 5)
+	want := readAll(t, w)
+	before := snapshotFiles(t, dst)
+	err := restore(dst)
+	if err == nil {
+		t.Error("a restore into a directory a writer holds succeeded")
+	}
+	delete(before, LockFile)
+	after := snapshotFiles(t, dst)
+	delete(after, LockFile)
+	if d := cmp.Diff(before, after); d != "" {
+		t.Errorf("the restore (%v) changed the writer's directory:\n%s", err, d)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := openFS(vfs.ReadOnly(dst), Options{}, true)
+	if err != nil {
+		t.Fatalf("reopening the writer's log: %v", err)
+	}
+	defer r.Close()
+	if d := cmp.Diff(want, readAll(t, r), envCmp...); d != "" {
+		t.Errorf("the writer's log changed (-before +after):\n%s", d)
+	}
+}

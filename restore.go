@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -155,6 +156,8 @@ func checkRestoreDir(dir string) error {
 // checkRestoreNames is checkRestoreDir for dir holding the entries names.
 func checkRestoreNames(dir string, names []string) error {
 	marker := false
+	// The lock file a restore (or a writer) takes: alone, it holds nothing.
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == LockFile })
 	for _, n := range names {
 		// The marker, or its temporary: a restore killed while writing
 		// the marker wrote nothing else.
@@ -187,6 +190,25 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 	dst, err := openDst()
 	if err != nil {
 		return *plan, fmt.Errorf("evlog: restore: creating %s: %w", dir, err)
+	}
+	// The directory was found empty (or holding an interrupted restore)
+	// before the backup was read, which takes long: hold it, as a writer
+	// does, and look again, so that a writer or a restore that took it
+	// meanwhile keeps its files.
+	lock, err := dst.Lock(LockFile)
+	if err != nil {
+		if errors.Is(err, vfs.ErrLocked) {
+			return *plan, fmt.Errorf("evlog: restore: %s is in use (a log is open on it, or another restore writes into it): restore into another directory: %w", dir, err)
+		}
+		return *plan, fmt.Errorf("evlog: restore: locking %s: %w", dir, err)
+	}
+	defer lock.Close()
+	names, err := dst.List()
+	if err != nil {
+		return *plan, fmt.Errorf("evlog: restore: listing %s: %w", dir, err)
+	}
+	if err := checkRestoreNames(dir, names); err != nil {
+		return *plan, err
 	}
 
 	id, err := newLogID()
