@@ -1,12 +1,15 @@
 package evlog
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // TestIncrementalRefusesALogThatLostEvents: a read-only backup beside a
@@ -86,5 +89,90 @@ func TestRestoreRefusesADirectoryInUse(t *testing.T) {
 	defer r.Close()
 	if d := cmp.Diff(want, readAll(t, r), envCmp...); d != "" {
 		t.Errorf("the writer's log changed (-before +after):\n%s", d)
+	}
+}
+
+// TestRestoreChecksSnapshotsAsVerifyDoes: a restore relabels every
+// snapshot it keeps with the restored log's new ID, which erases what
+// would show that a snapshot does not belong there. A backup listing,
+// with checksums that match, another log's snapshot, or a later snapshot
+// under an earlier one's name (kept by a point-in-time restore that ends
+// before its seq), is refused by VerifyBackup; Restore must refuse it too,
+// before it writes anything, not adopt the state of another log or of
+// events the restored log does not have.
+func TestRestoreChecksSnapshotsAsVerifyDoes(t *testing.T) {
+	ctx := t.Context()
+	save := func(l *Log, seq uint64, state string) []byte {
+		t.Helper()
+		store, err := l.Snapshots()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tm, err := l.eventTime(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := store.Save(ctx, snapshot.Meta{Name: "all", LogID: l.LogID(), Seq: seq, Time: tm, SchemaVersion: 1}, []byte(state))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := l.fs.(*vfs.Mem).ReadFile(m.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	srcMem := vfs.NewMem()
+	src := openMem(t, srcMem, Options{})
+	defer src.Close()
+	appendN(t, src, "s", 10)
+	save(src, 5, "mine at 5")
+	later := save(src, 9, "mine at 9")
+	other := openMem(t, vfs.NewMem(), Options{})
+	defer other.Close()
+	appendN(t, other, "s", 10)
+	foreign := save(other, 5, "another log's")
+	name5 := snapshot.FormatFileName("all", 5)
+
+	for _, tc := range []struct {
+		name string
+		data []byte
+		opts RestoreOptions
+	}{
+		{"another log's snapshot", foreign, RestoreOptions{}},
+		{"a later snapshot under an earlier name", later, RestoreOptions{ToSeq: 6}},
+	} {
+		b := vfs.NewMem()
+		if _, err := src.backupFS(ctx, b, "backup", BackupOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := readManifest(b, "backup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range m.Files {
+			if f := &m.Files[i]; f.Name == name5 {
+				sum := sha256.Sum256(tc.data)
+				f.Size, f.SHA256, f.Trailer = int64(len(tc.data)), hex.EncodeToString(sum[:]), hex.EncodeToString(tc.data[len(tc.data)-4:])
+			}
+		}
+		if err := b.WriteFile(name5, tc.data); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeManifest(b, m); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := verifyBackupFS(ctx, vfs.ReadOnly(b), "backup"); !errors.Is(err, ErrBackupCorrupt) {
+			t.Fatalf("%s: VerifyBackup: %v, want ErrBackupCorrupt", tc.name, err)
+		}
+		dst := vfs.NewMem()
+		var plan RestorePlan
+		_, err = restoreFS(ctx, b, "backup", func() (vfs.FS, error) { return dst, nil }, "r", tc.opts, &plan)
+		if !errors.Is(err, ErrBackupCorrupt) {
+			t.Errorf("%s: restore: %v, want ErrBackupCorrupt", tc.name, err)
+		}
+		if names, _ := dst.List(); len(names) > 0 {
+			t.Errorf("%s: the refused restore wrote %q", tc.name, names)
+		}
 	}
 }
