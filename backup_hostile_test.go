@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -162,7 +164,7 @@ func TestRestoreChecksSnapshotsAsVerifyDoes(t *testing.T) {
 		if err := writeManifest(b, m); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := verifyBackupFS(ctx, vfs.ReadOnly(b), "backup"); !errors.Is(err, ErrBackupCorrupt) {
+		if _, err := verifyBackupFS(ctx, vfs.ReadOnly(b), "backup", VerifyBackupOptions{}); !errors.Is(err, ErrBackupCorrupt) {
 			t.Fatalf("%s: VerifyBackup: %v, want ErrBackupCorrupt", tc.name, err)
 		}
 		dst := vfs.NewMem()
@@ -174,5 +176,52 @@ func TestRestoreChecksSnapshotsAsVerifyDoes(t *testing.T) {
 		if names, _ := dst.List(); len(names) > 0 {
 			t.Errorf("%s: the refused restore wrote %q", tc.name, names)
 		}
+	}
+}
+
+// TestVerifyBackupAgreesWithRestoreOnSnapshotSize: VerifyBackup bounds a
+// snapshot's decompressed size as Restore does, by default and when
+// raised. It bounded it by snapshot.MaxRawSizeLimit (16 GiB): a backup of
+// a log whose snapshots exceed the default (its Options.Snapshot.MaxRawSize
+// raised) verified, and Restore with defaults (evlogctl restore) refused it
+// as damaged; and a hostile backup could make it decompress 16 GiB.
+func TestVerifyBackupAgreesWithRestoreOnSnapshotSize(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "log")
+	big := int64(snapshot.DefaultMaxRawSize + 1)
+	l, err := Open(src, Options{Snapshot: snapshot.Options{MaxRawSize: 2 * big}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	appendN(t, l, "s", 3)
+	store, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := l.eventTime(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Save(ctx, snapshot.Meta{Name: "all", LogID: l.LogID(), Seq: 3, Time: tm}, make([]byte, big)); err != nil {
+		t.Fatal(err)
+	}
+	bdir := filepath.Join(dir, "backup")
+	if _, err := l.Backup(ctx, bdir, BackupOptions{NoLink: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, max := range []int64{0, 2 * big} {
+		_, verr := VerifyBackupWith(ctx, bdir, VerifyBackupOptions{MaxSnapshotSize: max})
+		_, rerr := Restore(ctx, bdir, filepath.Join(dir, fmt.Sprintf("r%d", max)), RestoreOptions{MaxSnapshotSize: max})
+		if (verr == nil) != (rerr == nil) {
+			t.Errorf("max %d: VerifyBackup: %v; Restore: %v; want both to succeed or both to fail", max, verr, rerr)
+		}
+		if max > 0 && verr != nil {
+			t.Errorf("max %d: VerifyBackup: %v", max, verr)
+		}
+	}
+	if _, err := VerifyBackup(ctx, bdir); !errors.Is(err, ErrBackupCorrupt) {
+		t.Errorf("VerifyBackup of a snapshot over the default bound: %v, want ErrBackupCorrupt", err)
 	}
 }
