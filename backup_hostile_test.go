@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -223,5 +224,49 @@ func TestVerifyBackupAgreesWithRestoreOnSnapshotSize(t *testing.T) {
 	}
 	if _, err := VerifyBackup(ctx, bdir); !errors.Is(err, ErrBackupCorrupt) {
 		t.Errorf("VerifyBackup of a snapshot over the default bound: %v, want ErrBackupCorrupt", err)
+	}
+}
+
+// TestRestoredLogRefusesCopiedSubscriptions: docs/BACKUP.md said a .sub
+// file copied by hand into a restored directory keeps its position ("they
+// carry the log ID, which a restore keeps"); a restore gives the log a new
+// ID, so the copy is refused as another log's (ErrCorrupt, "remove it"),
+// which is what the document says now.
+func TestRestoredLogRefusesCopiedSubscriptions(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	l, err := Open(filepath.Join(dir, "log"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	appendN(t, l, "s", 4)
+	sub, err := l.Subscription("orders", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Ack(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Backup(ctx, filepath.Join(dir, "b"), BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(ctx, filepath.Join(dir, "b"), filepath.Join(dir, "r"), RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "log", "orders"+SubscriptionExt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "r", "orders"+SubscriptionExt), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(filepath.Join(dir, "r"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Subscription("orders", Filter{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a subscription copied into the restored log: %v, want it refused as another log's (ErrCorrupt)", err)
 	}
 }
