@@ -270,3 +270,53 @@ func TestRestoredLogRefusesCopiedSubscriptions(t *testing.T) {
 		t.Fatalf("a subscription copied into the restored log: %v, want it refused as another log's (ErrCorrupt)", err)
 	}
 }
+
+// TestIncrementalReplacesAMissingFile: an incremental pass keeps the files
+// of the previous backup it already holds without reading them; one that
+// is no longer there (removed, truncated, replaced by a symbolic link) must
+// be copied again, not listed in a new manifest that claims it: each pass
+// of FollowBackup would report success over a backup that does not restore.
+func TestIncrementalReplacesAMissingFile(t *testing.T) {
+	ctx := t.Context()
+	l, _, _ := backupLog(t, 60, Options{})
+	saveSnapshots(t, l, 20)
+	for _, damage := range []string{"removed", "truncated", "symlink"} {
+		for _, kind := range []string{kindSegment, kindSnapshot} {
+			bdir := filepath.Join(t.TempDir(), "b")
+			if _, err := l.Backup(ctx, bdir, BackupOptions{NoLink: true}); err != nil {
+				t.Fatal(err)
+			}
+			var name string
+			for _, f := range readManifestT(t, bdir).Files {
+				if f.Kind == kind && (f.Sealed || kind == kindSnapshot) {
+					name = f.Name
+					break
+				}
+			}
+			if name == "" {
+				t.Fatalf("no %s in the backup", kind)
+			}
+			path := filepath.Join(bdir, name)
+			var err error
+			switch damage {
+			case "removed":
+				err = os.Remove(path)
+			case "truncated":
+				err = os.Truncate(path, 10)
+			case "symlink":
+				if err = os.Rename(path, path+".away"); err == nil {
+					err = os.Symlink(name+".away", path)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Backup(ctx, bdir, BackupOptions{Incremental: true, NoLink: true}); err != nil {
+				t.Fatalf("%s %s: incremental pass: %v", damage, kind, err)
+			}
+			if _, err := VerifyBackup(ctx, bdir); err != nil {
+				t.Errorf("%s %s %s: after an incremental pass, the backup does not verify: %v", damage, kind, name, err)
+			}
+		}
+	}
+}

@@ -52,6 +52,20 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 	}
 	defer done()
 	p.Size = size
+	if old != nil {
+		// What the previous backup holds is kept without reading it: it
+		// must at least still be there, a regular file as long as listed
+		// (else it is copied anew, and the new manifest is true).
+		info, err := bw.dst.Lstat(p.Name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			old = nil
+		case err != nil:
+			return fmt.Errorf("evlog: backup: %s: %w", p.Name, err)
+		case !info.Regular() || info.Size < old.Size:
+			old = nil
+		}
+	}
 	if p.seg == nil {
 		// A snapshot's last 4 bytes are its file checksum, covering all of
 		// it: its identity.
