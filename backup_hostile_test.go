@@ -320,3 +320,54 @@ func TestIncrementalReplacesAMissingFile(t *testing.T) {
 		}
 	}
 }
+
+// TestIncrementalReplacesAResavedSnapshot: a snapshot removed from the log
+// and saved again at the same seq (a projection rebuilt after a fix) has
+// the same name and other bytes. A snapshot is never appended to: the
+// pass must copy the new one, not take the log for another one
+// (ErrBackupDiverged, which ends FollowBackup).
+func TestIncrementalReplacesAResavedSnapshot(t *testing.T) {
+	ctx := t.Context()
+	l, _, _ := backupLog(t, 30, Options{})
+	store, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := l.eventTime(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := snapshot.Meta{Name: "all", LogID: l.LogID(), Seq: 10, Time: tm, SchemaVersion: 1}
+	if _, err := store.Save(ctx, meta, []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	bdir := filepath.Join(t.TempDir(), "b")
+	if _, err := l.Backup(ctx, bdir, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Remove(ctx, meta); err != nil {
+		t.Fatal(err)
+	}
+	meta.SchemaVersion = 2
+	if _, err := store.Save(ctx, meta, []byte("version two of the state, longer")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Backup(ctx, bdir, BackupOptions{Incremental: true}); err != nil {
+		t.Fatalf("incremental pass after a snapshot was saved again: %v", err)
+	}
+	if _, err := VerifyBackup(ctx, bdir); err != nil {
+		t.Fatal(err)
+	}
+	view, err := vfs.OpenOS(bdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+	bs, err := snapshot.Open(vfs.ReadOnly(view), snapshot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := bs.Verify(ctx, snapshot.FormatFileName("all", 10)); err != nil || got.SchemaVersion != 2 {
+		t.Fatalf("the backup's snapshot: %+v, %v; want the one saved again (schema version 2)", got, err)
+	}
+}

@@ -82,8 +82,11 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 	}
 	h := sha256.New()
 	from := int64(0)
-	if old != nil && old.Sealed {
-		old = nil // a sealed file that changed (never, but): replace it whole
+	if old != nil && (old.Sealed || p.seg == nil) {
+		// A sealed segment that changed (never, but), or a snapshot saved
+		// again under its name (removed, then saved at the same seq): never
+		// a prefix of the new one: replace it whole.
+		old = nil
 	}
 	// A prefix the previous backup holds is always its own copy (only
 	// whole sealed segments and snapshots are ever linked, and only
