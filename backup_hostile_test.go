@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -370,4 +371,58 @@ func TestIncrementalReplacesAResavedSnapshot(t *testing.T) {
 	if got, err := bs.Verify(ctx, snapshot.FormatFileName("all", 10)); err != nil || got.SchemaVersion != 2 {
 		t.Fatalf("the backup's snapshot: %+v, %v; want the one saved again (schema version 2)", got, err)
 	}
+}
+
+// TestRestoreToBeforeADeletion: the point-in-time restore that undoes a
+// mistaken deletion ends where the deleted stream's events are the last:
+// the restore reads the time of its end event, which the backup's deletion
+// marker (after that end) hides from its readers. It failed with "no event
+// at seq N"; it must restore the events the deletion hid.
+func TestRestoreToBeforeADeletion(t *testing.T) {
+	ctx := t.Context()
+	l, _, _ := backupLog(t, 0, Options{})
+	appendN(t, l, "y", 1)
+	appendN(t, l, "x", 3)
+	if _, _, err := l.DeleteStream(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	all := readAllIncludingGone(t, l)
+	bdir := filepath.Join(t.TempDir(), "b")
+	if _, err := l.Backup(ctx, bdir, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []RestoreOptions{{ToSeq: 4}, {ToTime: all[3].Time}} {
+		rdir := filepath.Join(t.TempDir(), "r")
+		plan, err := Restore(ctx, bdir, rdir, opts)
+		if err != nil {
+			t.Errorf("restore %+v: %v", opts, err)
+			continue
+		}
+		if plan.EndSeq != 4 || !plan.EndTime.Equal(all[3].Time) {
+			t.Errorf("restore %+v: ends at seq %d (%v), want 4 (%v)", opts, plan.EndSeq, plan.EndTime, all[3].Time)
+		}
+		if got := logEvents(t, rdir); !envsEqual(got, all[:4]) {
+			t.Errorf("restore %+v: the restored log holds %d events, want the 4 before the deletion", opts, len(got))
+		}
+	}
+}
+
+// readAllIncludingGone returns every event of l, those that read as gone
+// included.
+func readAllIncludingGone(t *testing.T, l *Log) []Envelope {
+	t.Helper()
+	var out []Envelope
+	err := l.inView(t.Context(), func(v *view, pub published) error {
+		return l.scanAllIn(t.Context(), v, pub, 1, 0, func(e *Envelope) error {
+			c := *e
+			c.Data = append([]byte(nil), e.Data...)
+			c.Meta = maps.Clone(e.Meta)
+			out = append(out, c)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
