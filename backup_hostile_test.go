@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -425,4 +426,64 @@ func readAllIncludingGone(t *testing.T, l *Log) []Envelope {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestRestoreRefusesADamagedFrameBeforeWriting: a backup copies sealed
+// segments as they are on disk, so one damaged in the log before the
+// backup is in it with matching checksums. The restore finds the damage
+// only when it checks every frame: a dry run (which copies nothing) said it
+// would restore, and a restore failed midway leaving the target holding
+// segments and its marker. A dry run must refuse it, and a restore must
+// leave the target as it found it (nothing but the LOCK it took).
+func TestRestoreRefusesADamagedFrameBeforeWriting(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	l := openMem(t, mem, Options{SegmentSize: MinSegmentSize})
+	if err := runWorkload(ctx, l, genWorkload(3, 60)); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := l.Segments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) < 3 || !segs[1].Sealed {
+		t.Fatalf("want at least 3 segments, the second sealed: %+v", segs)
+	}
+	// Damage a record in the middle of the second (sealed) segment.
+	data, err := mem.ReadFile(segs[1].File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40
+	if err := mem.WriteFile(segs[1].File, data); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := openFS(vfs.ReadOnly(mem), Options{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	b := vfs.NewMem()
+	if _, err := ro.backupFS(ctx, b, "backup", BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var plan RestorePlan
+	if _, err := restoreFS(ctx, b, "backup", nil, "r", RestoreOptions{DryRun: true}, &plan); !errors.Is(err, ErrBackupCorrupt) {
+		t.Errorf("dry run: %v, want ErrBackupCorrupt", err)
+	}
+	dst := vfs.NewMem()
+	plan = RestorePlan{}
+	if _, err := restoreFS(ctx, b, "backup", func() (vfs.FS, error) { return dst, nil }, "r", RestoreOptions{}, &plan); !errors.Is(err, ErrBackupCorrupt) {
+		t.Errorf("restore: %v, want ErrBackupCorrupt", err)
+	}
+	names, err := dst.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names = slices.DeleteFunc(names, func(n string) bool { return n == LockFile }); len(names) > 0 {
+		t.Errorf("the refused restore left %q in the target", names)
+	}
 }

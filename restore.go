@@ -35,7 +35,8 @@ type RestoreOptions struct {
 	// ends where the backup does. A batch is never split.
 	ToSeq  uint64
 	ToTime time.Time
-	// DryRun checks the backup and returns the plan without writing
+	// DryRun checks the backup as a restore would (every frame of the
+	// files it would write too) and returns the plan without writing
 	// anything.
 	DryRun bool
 	// Perm is the permission of the files created (0: DefaultPerm).
@@ -94,7 +95,9 @@ const (
 // over). The backup is checked first — its manifest, every file's size and
 // SHA-256, and every frame as it is copied — and a damaged one is refused
 // with the file and the reason (an error matching ErrNotABackup or
-// ErrBackupCorrupt), before anything is written.
+// ErrBackupCorrupt): before anything is written, or, for a damaged frame
+// (a sealed segment is backed up as it is on disk), once what the restore
+// wrote is removed again.
 //
 // The restored log ends where the backup does, or at the point in time
 // opts asks for (always at a batch boundary); snapshots after that point
@@ -184,7 +187,49 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 	}
 	defer rb.close()
 	segs, cut := rb.bl.v.segs, rb.cut
+	// copyFile writes file i of the plan, relabelled with id, to w,
+	// checking every frame as it goes.
+	copyFile := func(w io.Writer, i int, id segment.LogID) error {
+		f := plan.Files[i]
+		switch {
+		case f.Kind == kindSnapshot:
+			_, err := snapshot.CopyAs(w, f.Name, rb.snaps[f.Name], f.Size, id, opts.MaxSnapshotSize)
+			return err
+		case f.Action == actionCut:
+			_, err := segment.CopyPrefixAs(w, segs[i].Segment, cut, id)
+			return err
+		default:
+			_, err := segment.CopyAs(w, segs[i].Segment, id)
+			return err
+		}
+	}
+	damaged := func(name string, err error) error {
+		if errors.Is(err, segment.ErrCorrupt) || errors.Is(err, snapshot.ErrCorrupt) {
+			return &BackupError{Dir: backup, File: name, Reason: err.Error(), Err: ErrBackupCorrupt}
+		}
+		return nil
+	}
 	if openDst == nil {
+		// A dry run checks what a restore would check as it copies: every
+		// frame of every file kept.
+		id, err := parseLogID(plan.LogID)
+		if err != nil {
+			return *plan, err
+		}
+		for i, f := range plan.Files {
+			if err := ctx.Err(); err != nil {
+				return *plan, err
+			}
+			if f.Action == actionLeave {
+				continue
+			}
+			if err := copyFile(io.Discard, i, id); err != nil {
+				if derr := damaged(f.Name, err); derr != nil {
+					return *plan, derr
+				}
+				return *plan, fmt.Errorf("evlog: restore: reading %s of backup %s: %w", f.Name, backup, err)
+			}
+		}
 		return *plan, nil
 	}
 	dst, err := openDst()
@@ -219,6 +264,7 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 	if err := startRestore(dst, plan); err != nil {
 		return *plan, fmt.Errorf("evlog: restore into %s: %w", dir, err)
 	}
+	var written []string
 	for i, f := range plan.Files {
 		if err := ctx.Err(); err != nil {
 			return *plan, err
@@ -226,23 +272,17 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 		if f.Action == actionLeave {
 			continue
 		}
-		err := writeRestored(dst, f.Name, func(w io.Writer) error {
-			switch {
-			case f.Kind == kindSnapshot:
-				_, err := snapshot.CopyAs(w, f.Name, rb.snaps[f.Name], f.Size, id, opts.MaxSnapshotSize)
-				return err
-			case f.Action == actionCut:
-				_, err := segment.CopyPrefixAs(w, segs[i].Segment, cut, id)
-				return err
-			default:
-				_, err := segment.CopyAs(w, segs[i].Segment, id)
-				return err
+		written = append(written, f.Name)
+		err := writeRestored(dst, f.Name, func(w io.Writer) error { return copyFile(w, i, id) })
+		if derr := damaged(f.Name, err); derr != nil {
+			// Found damaged midway (a sealed segment is copied into a
+			// backup as it is on disk): leave the directory as it was found.
+			if uerr := undoRestore(dst, written); uerr != nil {
+				return *plan, errors.Join(derr, fmt.Errorf("evlog: restore: removing what it wrote into %s: %w", dir, uerr))
 			}
-		})
+			return *plan, derr
+		}
 		if err != nil {
-			if errors.Is(err, segment.ErrCorrupt) || errors.Is(err, snapshot.ErrCorrupt) {
-				return *plan, &BackupError{Dir: backup, File: f.Name, Reason: err.Error(), Err: ErrBackupCorrupt}
-			}
 			return *plan, fmt.Errorf("evlog: restore: writing %s into %s: %w", f.Name, dir, err)
 		}
 	}
@@ -282,6 +322,25 @@ func startRestore(dst vfs.FS, plan *RestorePlan) error {
 		return err
 	}
 	return writeFileAtomic(dst, RestoreMarker, append(b, '\n'))
+}
+
+// undoRestore removes the files a restore wrote (names) and then its
+// marker: the marker stays until everything else is gone, so a crash
+// midway leaves a directory that Open refuses and a new restore starts
+// over.
+func undoRestore(dst vfs.FS, names []string) error {
+	for _, n := range names {
+		if err := dst.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := dst.SyncDir(); err != nil {
+		return err
+	}
+	if err := dst.Remove(RestoreMarker); err != nil {
+		return err
+	}
+	return dst.SyncDir()
 }
 
 // writeRestored creates name in dst, fills it with write, and fsyncs it.
