@@ -52,18 +52,18 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 	}
 	defer done()
 	p.Size = size
+	// have: the previous backup's copy is still there, a regular file at
+	// least as long as listed. What it holds is kept (or appended to)
+	// without reading it; otherwise it is copied anew, so that the new
+	// manifest is true.
+	have := false
 	if old != nil {
-		// What the previous backup holds is kept without reading it: it
-		// must at least still be there, a regular file as long as listed
-		// (else it is copied anew, and the new manifest is true).
 		info, err := bw.dst.Lstat(p.Name)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			old = nil
-		case err != nil:
+		case err == nil:
+			have = info.Regular() && info.Size >= old.Size
+		case !errors.Is(err, fs.ErrNotExist):
 			return fmt.Errorf("evlog: backup: %s: %w", p.Name, err)
-		case !info.Regular() || info.Size < old.Size:
-			old = nil
 		}
 	}
 	if p.seg == nil {
@@ -75,7 +75,7 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		}
 		p.Trailer = hex.EncodeToString(c[:])
 	}
-	if old != nil && old.Size == size && old.Trailer != "" && old.Trailer == p.Trailer && (old.Sealed || p.seg == nil) {
+	if old != nil && have && old.Size == size && old.Trailer != "" && old.Trailer == p.Trailer && (old.Sealed || p.seg == nil) {
 		p.SHA256 = old.SHA256 // immutable, and the same file
 		bw.res.Kept++
 		return nil
@@ -88,17 +88,26 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		// a prefix of the new one: replace it whole.
 		old = nil
 	}
+	if old != nil && old.Size > size {
+		// The previous backup holds more of this file than the log does
+		// now: the log lost the end of it — events (a power loss took
+		// batches a read-only pass copied; other events may follow them
+		// now), or, harmlessly, only a mark frame after its last batch (a
+		// mark the writer wrote, then cut after its write failed).
+		same, err := bw.samePrefix(p, src, size)
+		if err != nil {
+			return err
+		}
+		if !have || !same || p.LastSeq < old.LastSeq {
+			return fmt.Errorf("%w: %s of the log is %d bytes, the backup in %s holds %d of it (the log lost what the backup holds after them): keep this backup, and take a full one into another directory", ErrBackupDiverged, p.Name, size, bw.dir, old.Size)
+		}
+		old = nil // only a mark lost: copy it anew
+	}
 	// A prefix the previous backup holds is always its own copy (only
 	// whole sealed segments and snapshots are ever linked, and only
 	// under names the previous manifest does not list), so it may be
 	// appended to in place: never a file shared with the log.
-	if old != nil && p.seg != nil && old.Size > size {
-		// The previous backup holds more of this file than the log does
-		// now: the log lost the end of it (and may have appended other
-		// events after).
-		return fmt.Errorf("%w: %s of the log is %d bytes, the backup in %s holds %d of it (the log lost what the backup holds after them): keep this backup, and take a full one into another directory", ErrBackupDiverged, p.Name, size, bw.dir, old.Size)
-	}
-	if old != nil && old.Size <= size {
+	if old != nil {
 		// The previous backup holds a prefix of this file (the newest
 		// segment, grown or sealed since): check that the source still
 		// starts with it, then add the rest.
@@ -109,7 +118,7 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 			return fmt.Errorf("%w: %s of the log no longer starts with the %d bytes the backup in %s holds (the log was restored or rewritten since): take a full backup into a new directory", ErrBackupDiverged, p.Name, old.Size, bw.dir)
 		}
 		from = old.Size
-		if from == size {
+		if from == size && have {
 			p.SHA256 = old.SHA256
 			bw.res.Kept++
 			return nil
@@ -130,12 +139,33 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("evlog: backup: %s: %w", p.Name, err)
 		}
-		if !shared && err == nil {
+		if !shared && err == nil && have {
 			return bw.appendRange(p, src, from, size, h)
 		}
 		h.Reset()
 	}
 	return bw.copyFile(p, src, size, h)
+}
+
+// samePrefix reports whether the backup's copy of p starts with the first
+// size bytes of src (compared by their SHA-256).
+func (bw *backupWriter) samePrefix(p *backupPart, src io.ReaderAt, size int64) (bool, error) {
+	f, err := bw.dst.Open(p.Name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("evlog: backup: opening %s: %w", p.Name, err)
+	}
+	defer f.Close()
+	a, b := sha256.New(), sha256.New()
+	if err := hashRange(a, f, 0, size, &bw.buf); err != nil {
+		return false, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+	}
+	if err := hashRange(b, src, 0, size, &bw.buf); err != nil {
+		return false, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+	}
+	return string(a.Sum(nil)) == string(b.Sum(nil)), nil
 }
 
 // linkFile hard-links p into the backup (through a temporary, renamed over
