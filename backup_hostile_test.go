@@ -546,3 +546,35 @@ func TestIncrementalToleratesALostMark(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestIncrementalAcrossAnEmptySegmentReplaced: a writer of this release
+// opening a log whose newest segment is an empty one of format version 1
+// replaces it, under its name, by a version 2 segment. A backup followed
+// across that holds the old empty segment's header as a prefix the new
+// file does not start with; no event of the backup is lost, so the pass
+// must copy the new segment, not end FollowBackup with ErrBackupDiverged.
+func TestIncrementalAcrossAnEmptySegmentReplaced(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	v1Log(t, mem, 0)
+	ro, err := openFS(vfs.ReadOnly(mem), Options{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := vfs.NewMem()
+	_, err = ro.backupFS(ctx, b, "backup", BackupOptions{})
+	ro.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := openMem(t, mem, Options{})
+	defer w.Close()
+	appendN(t, w, "new", 3)
+	res, err := w.backupFS(ctx, b, "backup", BackupOptions{Incremental: true})
+	if err != nil || res.Seq != 3 {
+		t.Fatalf("incremental pass after the empty segment was replaced: seq %d, %v; want 3", res.Seq, err)
+	}
+	if _, err := verifyBackupFS(ctx, vfs.ReadOnly(b), "backup", VerifyBackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}

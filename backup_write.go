@@ -88,6 +88,13 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		// a prefix of the new one: replace it whole.
 		old = nil
 	}
+	if old != nil && old.LastSeq < old.FirstSeq && p.LastSeq >= old.LastSeq {
+		// The previous backup holds no event of this segment, only its
+		// header: one replaced under its name while empty (a writer of
+		// this release replaces an empty segment of format version 1) is
+		// no divergence: copy it anew.
+		old = nil
+	}
 	if old != nil && old.Size > size {
 		// The previous backup holds more of this file than the log does
 		// now: the log lost the end of it — events (a power loss took
