@@ -578,3 +578,20 @@ func TestIncrementalAcrossAnEmptySegmentReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestoreDryRunChecksTheTarget: a dry run says what the restore would
+// do; into a directory the restore refuses (not empty), it must refuse
+// too, not print a plan the restore then does not carry out.
+func TestRestoreDryRunChecksTheTarget(t *testing.T) {
+	ctx := t.Context()
+	l, dir, _ := backupLog(t, 10, Options{})
+	bdir := filepath.Join(t.TempDir(), "b")
+	if _, err := l.Backup(ctx, bdir, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, real := Restore(ctx, bdir, dir, RestoreOptions{})
+	_, dry := Restore(ctx, bdir, dir, RestoreOptions{DryRun: true})
+	if real == nil || dry == nil {
+		t.Fatalf("restore into the log's own (non-empty) directory: %v; dry run: %v; want both refused", real, dry)
+	}
+}

@@ -36,8 +36,8 @@ type RestoreOptions struct {
 	ToSeq  uint64
 	ToTime time.Time
 	// DryRun checks the backup as a restore would (every frame of the
-	// files it would write too) and returns the plan without writing
-	// anything.
+	// files it would write too), and that dir is one a restore accepts,
+	// and returns the plan without writing anything.
 	DryRun bool
 	// Perm is the permission of the files created (0: DefaultPerm).
 	Perm fs.FileMode
@@ -115,11 +115,12 @@ func Restore(ctx context.Context, backup, dir string, opts RestoreOptions) (Rest
 		return plan, fmt.Errorf("evlog: restore: opening backup %s: %w", backup, err)
 	}
 	defer src.Close()
+	// A dry run refuses what the restore would refuse: its target too.
+	if err := checkRestoreDir(dir); err != nil {
+		return plan, err
+	}
 	var openDst func() (vfs.FS, error)
 	if !opts.DryRun {
-		if err := checkRestoreDir(dir); err != nil {
-			return plan, err
-		}
 		perm := opts.Perm
 		if perm == 0 {
 			perm = DefaultPerm
