@@ -101,11 +101,14 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		// batches a read-only pass copied; other events may follow them
 		// now), or, harmlessly, only a mark frame after its last batch (a
 		// mark the writer wrote, then cut after its write failed).
-		same, err := bw.samePrefix(p, src, size)
-		if err != nil {
-			return err
+		same := false
+		if have && p.LastSeq >= old.LastSeq {
+			var err error
+			if same, err = bw.samePrefix(p, src, size); err != nil {
+				return err
+			}
 		}
-		if !have || !same || p.LastSeq < old.LastSeq {
+		if !same {
 			return fmt.Errorf("%w: %s of the log is %d bytes, the backup in %s holds %d of it (the log lost what the backup holds after them): keep this backup, and take a full one into another directory", ErrBackupDiverged, p.Name, size, bw.dir, old.Size)
 		}
 		old = nil // only a mark lost: copy it anew
