@@ -146,6 +146,12 @@ func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupO
 	if prev != nil && prev.LogID != logID.String() {
 		return res, fmt.Errorf("%w: %s holds a backup of log %s, this is log %s: back it up into another directory", ErrBackupDiverged, dir, prev.LogID, logID)
 	}
+	if prev != nil && seq < prev.Seq {
+		// The log lost events the backup holds (committed batches a read-only
+		// pass backed up, taken by a power loss of the source before its
+		// writer fsynced them): the backup may be their only copy.
+		return res, fmt.Errorf("%w: the log ends at seq %d, the backup in %s at seq %d: the log lost events the backup holds; keep this backup, and take a full one into another directory", ErrBackupDiverged, seq, dir, prev.Seq)
+	}
 
 	parts, err := l.planBackup(ctx, v, seq, visibleEnd)
 	if err != nil {

@@ -151,15 +151,24 @@ func TestBackupCrashLoop(t *testing.T) {
 // restoring that backup into dst (as directory "r").
 func memRestore(t *testing.T, cs *crashSource) func(dst vfs.FS) error {
 	t.Helper()
+	restore := memRestoreOpts(t, cs, RestoreOptions{})
+	return func(dst vfs.FS) error {
+		_, err := restore(dst)
+		return err
+	}
+}
+
+// memRestoreOpts is memRestore with options, returning the plan.
+func memRestoreOpts(t *testing.T, cs *crashSource, opts RestoreOptions) func(dst vfs.FS) (RestorePlan, error) {
+	t.Helper()
 	ctx := t.Context()
 	b := vfs.NewMem()
 	if _, err := cs.l.backupFS(ctx, b, "backup", BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return func(dst vfs.FS) error {
+	return func(dst vfs.FS) (RestorePlan, error) {
 		var plan RestorePlan
-		_, err := restoreFS(ctx, b, "backup", func() (vfs.FS, error) { return dst, nil }, "r", RestoreOptions{}, &plan)
-		return err
+		return restoreFS(ctx, b, "backup", func() (vfs.FS, error) { return dst, nil }, "r", opts, &plan)
 	}
 }
 
@@ -167,12 +176,31 @@ func memRestore(t *testing.T, cs *crashSource) func(dst vfs.FS) error {
 // directory: what survives is refused by Open (an interrupted restore) or
 // is the complete restored log, and a second restore into it completes.
 func restoreCrashLoop(t *testing.T, cs *crashSource, wrap func(vfs.FS) vfs.FS) []string {
-	restore := memRestore(t, cs)
-	probe := vfs.NewMem()
-	if err := restore(wrap(probe)); err != nil {
+	return restoreCrashLoopWith(t, cs, wrap, RestoreOptions{}, nil)
+}
+
+// restoreCrashLoopWith is restoreCrashLoop for a restore with opts into a
+// directory that prefill (when set) fills first (an interrupted restore).
+func restoreCrashLoopWith(t *testing.T, cs *crashSource, wrap func(vfs.FS) vfs.FS, opts RestoreOptions, prefill func(*vfs.Mem)) []string {
+	restoreOpts := memRestoreOpts(t, cs, opts)
+	restore := func(dst vfs.FS) error {
+		_, err := restoreOpts(dst)
+		return err
+	}
+	start := func() (*vfs.Mem, int) {
+		m := vfs.NewMem()
+		if prefill != nil {
+			prefill(m)
+		}
+		return m, m.Ops()
+	}
+	probe, base := start()
+	plan, err := restoreOpts(wrap(probe))
+	if err != nil {
 		t.Fatal(err)
 	}
-	total := probe.Ops()
+	total := probe.Ops() - base
+	want := cs.all[:plan.EndSeq]
 	check := func(fsys vfs.FS, done bool) string {
 		l, err := openFS(fsys, Options{}, true)
 		if err != nil {
@@ -183,18 +211,18 @@ func restoreCrashLoop(t *testing.T, cs *crashSource, wrap func(vfs.FS) vfs.FS) [
 		}
 		defer l.Close()
 		got := readAll(t, l)
-		if len(got) == 0 && !done {
+		if len(got) == 0 && !done && prefill == nil {
 			return "" // nothing written yet: an empty directory
 		}
-		if !envsEqual(got, cs.all) {
-			return fmt.Sprintf("opened a log of %d events, want the whole backup (%d)", len(got), len(cs.all))
+		if !envsEqual(got, want) {
+			return fmt.Sprintf("opened a log of %d events, want the restore's %d", len(got), len(want))
 		}
 		return ""
 	}
 	var bad []string
 	for k := range total + 1 {
-		m := vfs.NewMem()
-		m.CrashAt(k)
+		m, base := start()
+		m.CrashAt(base + k)
 		err := restore(wrap(m))
 		for _, model := range vfs.CrashModels() {
 			rng := rand.New(rand.NewPCG(uint64(k), uint64(model)))
@@ -203,8 +231,20 @@ func restoreCrashLoop(t *testing.T, cs *crashSource, wrap func(vfs.FS) vfs.FS) [
 				bad = append(bad, fmt.Sprintf("k=%d/%d model=%v: %s", k, total, model, msg))
 				continue
 			}
-			// Running the restore again completes it.
+			// Running the restore again completes it, or refuses a
+			// directory that holds the complete restored log (a restore
+			// whose marker removal was durable).
 			again := after.CrashClone(vfs.DropUnsynced, nil)
+			names, err := again.List()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if checkRestoreNames("r", names) != nil {
+				if msg := check(again, true); msg != "" {
+					bad = append(bad, fmt.Sprintf("k=%d model=%v: a new restore refuses the directory, and %s", k, model, msg))
+				}
+				continue
+			}
 			if err := restore(again); err != nil {
 				bad = append(bad, fmt.Sprintf("k=%d model=%v: the second restore: %v", k, model, err))
 			} else if msg := check(again, true); msg != "" {
@@ -219,6 +259,37 @@ func restoreCrashLoop(t *testing.T, cs *crashSource, wrap func(vfs.FS) vfs.FS) [
 func TestRestoreCrashLoop(t *testing.T) {
 	cs := newCrashSource(t)
 	for _, b := range restoreCrashLoop(t, cs, func(f vfs.FS) vfs.FS { return f }) {
+		t.Error(b)
+	}
+}
+
+// TestRestoreCrashLoopPointInTime is the restore crash loop for what the
+// whole restore into an empty directory does not exercise: a restore to a
+// seq inside a batch in the middle of the log (a segment cut, later ones
+// and the later snapshot left out) into a directory holding an
+// interrupted restore of the whole backup (every segment and snapshot
+// written, the marker still there), whose later files must not survive
+// into the restored log.
+func TestRestoreCrashLoopPointInTime(t *testing.T) {
+	cs := newCrashSource(t)
+	whole := memRestore(t, cs)
+	prefill := func(m *vfs.Mem) {
+		if err := whole(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WriteFile(RestoreMarker, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SyncDir(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	to := cs.s0 + (cs.s1-cs.s0)/2
+	for cs.ends[to] {
+		to++ // inside a batch
+	}
+	opts := RestoreOptions{ToSeq: to}
+	for _, b := range restoreCrashLoopWith(t, cs, func(f vfs.FS) vfs.FS { return f }, opts, prefill) {
 		t.Error(b)
 	}
 }

@@ -12,9 +12,11 @@ import (
 
 // ErrBackupDiverged is matched by the error of an incremental backup (and
 // of FollowBackup) whose directory holds a backup that the log no longer
-// continues: another log's, or one whose files the log has since
-// rewritten (it was restored from another backup). Take a full backup into
-// a new directory.
+// continues: another log's, one whose files the log has since rewritten
+// (it was restored from another backup), or one holding events the log has
+// lost (committed batches a read-only pass copied, taken by a power loss
+// of the source). Nothing is written: keep that backup, and take a full
+// one into a new directory.
 var ErrBackupDiverged = errors.New("evlog: the log does not continue this backup")
 
 // FollowOptions configures FollowBackup.

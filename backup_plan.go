@@ -148,13 +148,27 @@ func (l *Log) backupSnapshots(ctx context.Context, seq uint64) (parts []backupPa
 	return parts, skipped, ctx.Err()
 }
 
-// eventTime returns the recorded time of the event at seq.
+// eventTime returns the recorded time of the event at seq, one that reads
+// as gone included: a backup's end, or a point-in-time restore's, may be
+// an event that a later deletion marker hides (or a placeholder Compact
+// left in its place, which keeps its time).
 func (l *Log) eventTime(ctx context.Context, seq uint64) (time.Time, error) {
-	for e, err := range l.Range(ctx, seq, seq) {
-		if err != nil {
-			return time.Time{}, err
+	var t time.Time
+	found := false
+	err := l.inView(ctx, func(v *view, pub published) error {
+		if seq == 0 || seq > pub.seq {
+			return nil
 		}
-		return e.Time, nil
+		return l.scanAllIn(ctx, v, pub, seq, seq, func(e *Envelope) error {
+			t, found = e.Time, true
+			return nil
+		})
+	})
+	if err != nil {
+		return time.Time{}, err
 	}
-	return time.Time{}, fmt.Errorf("evlog: no event at seq %d", seq)
+	if !found {
+		return time.Time{}, fmt.Errorf("evlog: no event at seq %d", seq)
+	}
+	return t, nil
 }

@@ -24,11 +24,27 @@ type BackupReport struct {
 // changing anything: the manifest and its checksum, every listed file's
 // size and SHA-256, every frame, record and index of the segments (as
 // Verify does), that they belong to the manifest's log and end at its seq,
-// and every snapshot (checksums, decompression, log ID). A backup that
+// and every snapshot (checksums, decompression bounded by
+// snapshot.DefaultMaxRawSize as Restore bounds it by default, log ID: see
+// VerifyBackupWith to raise the bound). A backup that
 // fails any check is reported with an error matching ErrNotABackup or
 // ErrBackupCorrupt (a *BackupError naming the file and the reason); the
 // segment findings are also in the report.
 func VerifyBackup(ctx context.Context, dir string) (BackupReport, error) {
+	return VerifyBackupWith(ctx, dir, VerifyBackupOptions{})
+}
+
+// VerifyBackupOptions configures VerifyBackupWith.
+type VerifyBackupOptions struct {
+	// MaxSnapshotSize bounds the decompressed size of a snapshot in the
+	// backup (0: snapshot.DefaultMaxRawSize); a larger one is refused as
+	// damaged. It is the bound Restore applies (RestoreOptions.MaxSnapshotSize):
+	// give both the Options.Snapshot.MaxRawSize of the log.
+	MaxSnapshotSize int64
+}
+
+// VerifyBackupWith is VerifyBackup with options.
+func VerifyBackupWith(ctx context.Context, dir string, opts VerifyBackupOptions) (BackupReport, error) {
 	rep := BackupReport{Dir: dir}
 	fsys, err := vfs.OpenOS(dir)
 	if err != nil {
@@ -36,10 +52,10 @@ func VerifyBackup(ctx context.Context, dir string) (BackupReport, error) {
 	}
 	defer fsys.Close()
 	ro := vfs.ReadOnly(fsys)
-	return besidePass(ro, func() (BackupReport, error) { return verifyBackupFS(ctx, ro, dir) })
+	return besidePass(ro, func() (BackupReport, error) { return verifyBackupFS(ctx, ro, dir, opts) })
 }
 
-func verifyBackupFS(ctx context.Context, fsys vfs.FS, dir string) (BackupReport, error) {
+func verifyBackupFS(ctx context.Context, fsys vfs.FS, dir string, opts VerifyBackupOptions) (BackupReport, error) {
 	rep := BackupReport{Dir: dir}
 	m, err := readManifest(fsys, dir)
 	if err != nil {
@@ -66,7 +82,7 @@ func verifyBackupFS(ctx context.Context, fsys vfs.FS, dir string) (BackupReport,
 	if err := checkBackupLog(bl, dir, m); err != nil {
 		return rep, err
 	}
-	store, err := snapshot.Open(view, snapshot.Options{MaxRawSize: snapshot.MaxRawSizeLimit})
+	store, err := snapshot.Open(view, snapshot.Options{MaxRawSize: opts.MaxSnapshotSize})
 	if err != nil {
 		return rep, err
 	}

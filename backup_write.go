@@ -52,6 +52,20 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 	}
 	defer done()
 	p.Size = size
+	// have: the previous backup's copy is still there, a regular file at
+	// least as long as listed. What it holds is kept (or appended to)
+	// without reading it; otherwise it is copied anew, so that the new
+	// manifest is true.
+	have := false
+	if old != nil {
+		info, err := bw.dst.Lstat(p.Name)
+		switch {
+		case err == nil:
+			have = info.Regular() && info.Size >= old.Size
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("evlog: backup: %s: %w", p.Name, err)
+		}
+	}
 	if p.seg == nil {
 		// A snapshot's last 4 bytes are its file checksum, covering all of
 		// it: its identity.
@@ -61,21 +75,49 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		}
 		p.Trailer = hex.EncodeToString(c[:])
 	}
-	if old != nil && old.Size == size && old.Trailer != "" && old.Trailer == p.Trailer && (old.Sealed || p.seg == nil) {
+	if old != nil && have && old.Size == size && old.Trailer != "" && old.Trailer == p.Trailer && (old.Sealed || p.seg == nil) {
 		p.SHA256 = old.SHA256 // immutable, and the same file
 		bw.res.Kept++
 		return nil
 	}
 	h := sha256.New()
 	from := int64(0)
-	if old != nil && old.Sealed {
-		old = nil // a sealed file that changed (never, but): replace it whole
+	if old != nil && (old.Sealed || p.seg == nil) {
+		// A sealed segment that changed (never, but), or a snapshot saved
+		// again under its name (removed, then saved at the same seq): never
+		// a prefix of the new one: replace it whole.
+		old = nil
+	}
+	if old != nil && old.LastSeq < old.FirstSeq && p.LastSeq >= old.LastSeq {
+		// The previous backup holds no event of this segment, only its
+		// header: one replaced under its name while empty (a writer of
+		// this release replaces an empty segment of format version 1) is
+		// no divergence: copy it anew.
+		old = nil
+	}
+	if old != nil && old.Size > size {
+		// The previous backup holds more of this file than the log does
+		// now: the log lost the end of it — events (a power loss took
+		// batches a read-only pass copied; other events may follow them
+		// now), or, harmlessly, only a mark frame after its last batch (a
+		// mark the writer wrote, then cut after its write failed).
+		same := false
+		if have && p.LastSeq >= old.LastSeq {
+			var err error
+			if same, err = bw.samePrefix(p, src, size); err != nil {
+				return err
+			}
+		}
+		if !same {
+			return fmt.Errorf("%w: %s of the log is %d bytes, the backup in %s holds %d of it (the log lost what the backup holds after them): keep this backup, and take a full one into another directory", ErrBackupDiverged, p.Name, size, bw.dir, old.Size)
+		}
+		old = nil // only a mark lost: copy it anew
 	}
 	// A prefix the previous backup holds is always its own copy (only
 	// whole sealed segments and snapshots are ever linked, and only
 	// under names the previous manifest does not list), so it may be
 	// appended to in place: never a file shared with the log.
-	if old != nil && old.Size <= size {
+	if old != nil {
 		// The previous backup holds a prefix of this file (the newest
 		// segment, grown or sealed since): check that the source still
 		// starts with it, then add the rest.
@@ -86,7 +128,7 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 			return fmt.Errorf("%w: %s of the log no longer starts with the %d bytes the backup in %s holds (the log was restored or rewritten since): take a full backup into a new directory", ErrBackupDiverged, p.Name, old.Size, bw.dir)
 		}
 		from = old.Size
-		if from == size {
+		if from == size && have {
 			p.SHA256 = old.SHA256
 			bw.res.Kept++
 			return nil
@@ -107,12 +149,33 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("evlog: backup: %s: %w", p.Name, err)
 		}
-		if !shared && err == nil {
+		if !shared && err == nil && have {
 			return bw.appendRange(p, src, from, size, h)
 		}
 		h.Reset()
 	}
 	return bw.copyFile(p, src, size, h)
+}
+
+// samePrefix reports whether the backup's copy of p starts with the first
+// size bytes of src (compared by their SHA-256).
+func (bw *backupWriter) samePrefix(p *backupPart, src io.ReaderAt, size int64) (bool, error) {
+	f, err := bw.dst.Open(p.Name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("evlog: backup: opening %s: %w", p.Name, err)
+	}
+	defer f.Close()
+	a, b := sha256.New(), sha256.New()
+	if err := hashRange(a, f, 0, size, &bw.buf); err != nil {
+		return false, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+	}
+	if err := hashRange(b, src, 0, size, &bw.buf); err != nil {
+		return false, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+	}
+	return string(a.Sum(nil)) == string(b.Sum(nil)), nil
 }
 
 // linkFile hard-links p into the backup (through a temporary, renamed over

@@ -55,10 +55,21 @@ func (l *Log) Refresh() error {
 			return err
 		}
 		x, infos := sr.Index, sr.Infos
-		if len(infos) == 0 {
+		if x.End <= v.active.End {
 			return nil
 		}
 		l.mu.Lock()
+		// The marks scanned too, even with no event after them: the next
+		// Refresh continues from this index and judges the unmarked tail
+		// by its durable end and the strictness of its last mark, as a
+		// fresh open would.
+		v.active.End, v.active.Durable = x.End, x.Durable
+		v.active.Marked, v.active.Strict = x.Marked, x.Strict
+		if len(infos) == 0 {
+			l.setEndLocked(x.End) // a mark alone
+			l.mu.Unlock()
+			return nil
+		}
 		newStreams := uint64(0)
 		for _, e := range infos {
 			v.active.Add(e)
@@ -66,7 +77,6 @@ func (l *Log) Refresh() error {
 				newStreams++
 			}
 		}
-		v.active.End = x.End
 		last := infos[len(infos)-1]
 		// A reader serves only durable batches.
 		l.commitLocked(published{seq: last.Seq, time: last.Time, end: x.End, streams: l.pub.streams + newStreams}, last.Seq)

@@ -70,3 +70,61 @@ func TestVerifyFindings(t *testing.T) {
 	}
 	t.Log(kinds)
 }
+
+// TestRefreshKeepsTheNewestMarks: after Refresh, the index a read-only log
+// holds of the newest segment records what a fresh open records — its end,
+// its durable end and the strictness of its last mark — so that the next
+// Refresh judges the segment's unmarked tail as a fresh open does. Here a
+// SyncAlways writer left a strict mark, a SyncNever writer continued the
+// segment and recorded its own fsync with a non-strict mark, which one
+// Refresh saw; the batches that writer then committed without an fsync
+// are served by a fresh open (a SyncNever writer's batches are), and must
+// be by the next Refresh too, which held the first writer's strict mark.
+func TestRefreshKeepsTheNewestMarks(t *testing.T) {
+	mem := vfs.NewMem()
+	a := openMem(t, mem, Options{})
+	appendN(t, a, "a", 3)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := openFS(vfs.ReadOnly(mem), Options{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	b := openMem(t, mem, Options{Sync: SyncNever})
+	defer b.Close()
+	appendN(t, b, "b", 2)
+	if err := b.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string) {
+		t.Helper()
+		if err := ro.Refresh(); err != nil {
+			t.Fatalf("%s: refresh: %v", step, err)
+		}
+		fresh, err := openFS(vfs.ReadOnly(mem), Options{}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fresh.Close()
+		if got, want := ro.LastSeq(), fresh.LastSeq(); got != want {
+			t.Errorf("%s: the refreshed reader ends at seq %d, a fresh open at %d", step, got, want)
+		}
+		held, want := ro.v.active, fresh.v.active
+		type marks struct {
+			End, Durable   int64
+			Marked, Strict bool
+		}
+		if d := cmp.Diff(marks{want.End, want.Durable, want.Marked, want.Strict}, marks{held.End, held.Durable, held.Marked, held.Strict}); d != "" {
+			t.Errorf("%s: the held index of the newest segment differs from a fresh open's (-fresh +held):\n%s", step, d)
+		}
+	}
+	check("after the non-strict mark")
+	appendN(t, b, "b", 2) // committed, not fsynced, no mark
+	check("after unmarked batches")
+	if err := b.Sync(t.Context()); err != nil { // a mark alone
+		t.Fatal(err)
+	}
+	check("after a mark alone")
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -34,8 +35,9 @@ type RestoreOptions struct {
 	// ends where the backup does. A batch is never split.
 	ToSeq  uint64
 	ToTime time.Time
-	// DryRun checks the backup and returns the plan without writing
-	// anything.
+	// DryRun checks the backup as a restore would (every frame of the
+	// files it would write too), and that dir is one a restore accepts,
+	// and returns the plan without writing anything.
 	DryRun bool
 	// Perm is the permission of the files created (0: DefaultPerm).
 	Perm fs.FileMode
@@ -93,7 +95,9 @@ const (
 // over). The backup is checked first — its manifest, every file's size and
 // SHA-256, and every frame as it is copied — and a damaged one is refused
 // with the file and the reason (an error matching ErrNotABackup or
-// ErrBackupCorrupt), before anything is written.
+// ErrBackupCorrupt): before anything is written, or, for a damaged frame
+// (a sealed segment is backed up as it is on disk), once what the restore
+// wrote is removed again.
 //
 // The restored log ends where the backup does, or at the point in time
 // opts asks for (always at a batch boundary); snapshots after that point
@@ -111,11 +115,12 @@ func Restore(ctx context.Context, backup, dir string, opts RestoreOptions) (Rest
 		return plan, fmt.Errorf("evlog: restore: opening backup %s: %w", backup, err)
 	}
 	defer src.Close()
+	// A dry run refuses what the restore would refuse: its target too.
+	if err := checkRestoreDir(dir); err != nil {
+		return plan, err
+	}
 	var openDst func() (vfs.FS, error)
 	if !opts.DryRun {
-		if err := checkRestoreDir(dir); err != nil {
-			return plan, err
-		}
 		perm := opts.Perm
 		if perm == 0 {
 			perm = DefaultPerm
@@ -155,6 +160,8 @@ func checkRestoreDir(dir string) error {
 // checkRestoreNames is checkRestoreDir for dir holding the entries names.
 func checkRestoreNames(dir string, names []string) error {
 	marker := false
+	// The lock file a restore (or a writer) takes: alone, it holds nothing.
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == LockFile })
 	for _, n := range names {
 		// The marker, or its temporary: a restore killed while writing
 		// the marker wrote nothing else.
@@ -181,12 +188,73 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 	}
 	defer rb.close()
 	segs, cut := rb.bl.v.segs, rb.cut
+	// copyFile writes file i of the plan, relabelled with id, to w,
+	// checking every frame as it goes.
+	copyFile := func(w io.Writer, i int, id segment.LogID) error {
+		f := plan.Files[i]
+		switch {
+		case f.Kind == kindSnapshot:
+			_, err := snapshot.CopyAs(w, f.Name, rb.snaps[f.Name], f.Size, id, opts.MaxSnapshotSize)
+			return err
+		case f.Action == actionCut:
+			_, err := segment.CopyPrefixAs(w, segs[i].Segment, cut, id)
+			return err
+		default:
+			_, err := segment.CopyAs(w, segs[i].Segment, id)
+			return err
+		}
+	}
+	damaged := func(name string, err error) error {
+		if errors.Is(err, segment.ErrCorrupt) || errors.Is(err, snapshot.ErrCorrupt) {
+			return &BackupError{Dir: backup, File: name, Reason: err.Error(), Err: ErrBackupCorrupt}
+		}
+		return nil
+	}
 	if openDst == nil {
+		// A dry run checks what a restore would check as it copies: every
+		// frame of every file kept.
+		id, err := parseLogID(plan.LogID)
+		if err != nil {
+			return *plan, err
+		}
+		for i, f := range plan.Files {
+			if err := ctx.Err(); err != nil {
+				return *plan, err
+			}
+			if f.Action == actionLeave {
+				continue
+			}
+			if err := copyFile(io.Discard, i, id); err != nil {
+				if derr := damaged(f.Name, err); derr != nil {
+					return *plan, derr
+				}
+				return *plan, fmt.Errorf("evlog: restore: reading %s of backup %s: %w", f.Name, backup, err)
+			}
+		}
 		return *plan, nil
 	}
 	dst, err := openDst()
 	if err != nil {
 		return *plan, fmt.Errorf("evlog: restore: creating %s: %w", dir, err)
+	}
+	// The directory was found empty (or holding an interrupted restore)
+	// before the backup was read, which takes long: hold it, as a writer
+	// does, and look again, so that a writer or a restore that took it
+	// meanwhile keeps its files.
+	lock, err := dst.Lock(LockFile)
+	if err != nil {
+		if errors.Is(err, vfs.ErrLocked) {
+			return *plan, fmt.Errorf("evlog: restore: %s is in use (a log is open on it, or another restore writes into it): restore into another directory: %w", dir, err)
+		}
+		return *plan, fmt.Errorf("evlog: restore: locking %s: %w", dir, err)
+	}
+	defer lock.Close()
+	names, err := dst.List()
+	if err != nil {
+		return *plan, fmt.Errorf("evlog: restore: listing %s: %w", dir, err)
+	}
+	if err := checkRestoreNames(dir, names); err != nil {
+		return *plan, err
 	}
 
 	id, err := newLogID()
@@ -197,6 +265,7 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 	if err := startRestore(dst, plan); err != nil {
 		return *plan, fmt.Errorf("evlog: restore into %s: %w", dir, err)
 	}
+	var written []string
 	for i, f := range plan.Files {
 		if err := ctx.Err(); err != nil {
 			return *plan, err
@@ -204,23 +273,17 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 		if f.Action == actionLeave {
 			continue
 		}
-		err := writeRestored(dst, f.Name, func(w io.Writer) error {
-			switch {
-			case f.Kind == kindSnapshot:
-				_, err := snapshot.CopyAs(w, f.Name, rb.snaps[f.Name], f.Size, id, opts.MaxSnapshotSize)
-				return err
-			case f.Action == actionCut:
-				_, err := segment.CopyPrefixAs(w, segs[i].Segment, cut, id)
-				return err
-			default:
-				_, err := segment.CopyAs(w, segs[i].Segment, id)
-				return err
+		written = append(written, f.Name)
+		err := writeRestored(dst, f.Name, func(w io.Writer) error { return copyFile(w, i, id) })
+		if derr := damaged(f.Name, err); derr != nil {
+			// Found damaged midway (a sealed segment is copied into a
+			// backup as it is on disk): leave the directory as it was found.
+			if uerr := undoRestore(dst, written); uerr != nil {
+				return *plan, errors.Join(derr, fmt.Errorf("evlog: restore: removing what it wrote into %s: %w", dir, uerr))
 			}
-		})
+			return *plan, derr
+		}
 		if err != nil {
-			if errors.Is(err, segment.ErrCorrupt) || errors.Is(err, snapshot.ErrCorrupt) {
-				return *plan, &BackupError{Dir: backup, File: f.Name, Reason: err.Error(), Err: ErrBackupCorrupt}
-			}
 			return *plan, fmt.Errorf("evlog: restore: writing %s into %s: %w", f.Name, dir, err)
 		}
 	}
@@ -260,6 +323,25 @@ func startRestore(dst vfs.FS, plan *RestorePlan) error {
 		return err
 	}
 	return writeFileAtomic(dst, RestoreMarker, append(b, '\n'))
+}
+
+// undoRestore removes the files a restore wrote (names) and then its
+// marker: the marker stays until everything else is gone, so a crash
+// midway leaves a directory that Open refuses and a new restore starts
+// over.
+func undoRestore(dst vfs.FS, names []string) error {
+	for _, n := range names {
+		if err := dst.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := dst.SyncDir(); err != nil {
+		return err
+	}
+	if err := dst.Remove(RestoreMarker); err != nil {
+		return err
+	}
+	return dst.SyncDir()
 }
 
 // writeRestored creates name in dst, fills it with write, and fsyncs it.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // checkBackupFiles checks that every file the manifest lists is a regular
@@ -213,6 +214,7 @@ func prepareRestore(ctx context.Context, src vfs.FS, backup string, opts Restore
 		}
 		plan.Files = append(plan.Files, f)
 	}
+	var store *snapshot.Store
 	for _, e := range m.Files {
 		if e.Kind != kindSnapshot {
 			continue
@@ -227,6 +229,22 @@ func prepareRestore(ctx context.Context, src vfs.FS, backup string, opts Restore
 				return nil, &BackupError{Dir: backup, File: e.Name, Reason: err.Error(), Err: ErrBackupCorrupt}
 			}
 			rb.snaps[e.Name] = sf
+			// Checked as VerifyBackup checks it, now: the copy is relabelled
+			// with the restored log's ID, which erases what shows that a
+			// snapshot of another log, or of a later seq than its name
+			// says, does not belong there.
+			if store == nil {
+				if store, err = snapshot.Open(view, snapshot.Options{MaxRawSize: opts.MaxSnapshotSize}); err != nil {
+					return nil, err
+				}
+			}
+			sm, err := store.Verify(ctx, e.Name)
+			if err == nil && hex.EncodeToString(sm.LogID[:]) != m.LogID {
+				err = fmt.Errorf("belongs to log %x, the backup is of log %s", sm.LogID[:], m.LogID)
+			}
+			if err != nil {
+				return nil, &BackupError{Dir: backup, File: e.Name, Reason: err.Error(), Err: errors.Join(ErrBackupCorrupt, err)}
+			}
 		}
 		plan.Files = append(plan.Files, f)
 	}

@@ -53,6 +53,7 @@ type backupCmd struct {
 	status      bool
 	follow      bool
 	interval    time.Duration
+	maxSnap     int64
 	format      string
 }
 
@@ -118,13 +119,14 @@ type backupStatusJSON struct {
 
 func runBackup(ctx context.Context, e *env, args []string) error {
 	var c backupCmd
-	f := newFlags("backup", "backup DIR DEST [--incremental] [--copy] [--follow [--interval D]] [--format text|json|jsonl]\n       evlogctl backup --verify DEST [--format text|json]\n       evlogctl backup --status DEST [--format text|json]", backupAbout)
+	f := newFlags("backup", "backup DIR DEST [--incremental] [--copy] [--follow [--interval D]] [--format text|json|jsonl]\n       evlogctl backup --verify DEST [--max-snapshot-size BYTES] [--format text|json]\n       evlogctl backup --status DEST [--format text|json]", backupAbout)
 	f.BoolVar(&c.incremental, "incremental", false, "bring the backup of the same log in DEST up to date, copying only what is new")
 	f.BoolVar(&c.copy, "copy", false, "copy every file, never hard-link (a backup that survives the loss of DIR's disk, when DEST is on another)")
 	f.BoolVar(&c.follow, "follow", false, "keep DEST up to date: an incremental pass every --interval until interrupted")
 	f.DurationVar(&c.interval, "interval", time.Second, "with --follow, the time between passes `D`")
 	f.BoolVar(&c.verify, "verify", false, "check the backup in DEST: every file, checksum and record")
 	f.BoolVar(&c.status, "status", false, "print where the backup in DEST ends and how far it lags its source")
+	f.Int64Var(&c.maxSnap, "max-snapshot-size", 0, "with --verify, refuse a snapshot that decompresses to more than `BYTES` (default 64 MiB, as restore): give the log's Options.Snapshot.MaxRawSize")
 	f.format(&c.format, "text", "json", "jsonl")
 	pos, err := f.parse(e, args, "DIR?", "DEST?")
 	if err != nil {
@@ -154,6 +156,12 @@ func runBackup(ctx context.Context, e *env, args []string) error {
 		case c.format == "jsonl":
 			return usagef("backup", "--format jsonl is for --follow: use text or json")
 		}
+		if f.isSet("max-snapshot-size") && !c.verify {
+			return usagef("backup", "--max-snapshot-size is for --verify")
+		}
+		if c.maxSnap < 0 {
+			return usagef("backup", "--max-snapshot-size %d: want a positive size in bytes", c.maxSnap)
+		}
 		if c.verify {
 			return fail("backup", c.runVerify(ctx, e, pos[0]))
 		}
@@ -166,6 +174,8 @@ func runBackup(ctx context.Context, e *env, args []string) error {
 		return usagef("backup", "missing DEST")
 	case f.isSet("interval") && !c.follow:
 		return usagef("backup", "--interval is for --follow")
+	case f.isSet("max-snapshot-size"):
+		return usagef("backup", "--max-snapshot-size is for --verify")
 	case c.follow && c.interval <= 0:
 		return usagef("backup", "--interval %v: want a positive duration", c.interval)
 	case c.follow && c.format == "json":
@@ -325,7 +335,7 @@ func (c *backupCmd) runFollow(ctx context.Context, e *env, dir, dest string) err
 }
 
 func (c *backupCmd) runVerify(ctx context.Context, e *env, dest string) error {
-	rep, err := evlog.VerifyBackup(ctx, dest)
+	rep, err := evlog.VerifyBackupWith(ctx, dest, evlog.VerifyBackupOptions{MaxSnapshotSize: c.maxSnap})
 	out := backupVerifyJSON{Dest: dest, OK: err == nil}
 	if m := rep.Manifest; m != nil {
 		out.LogID, out.Seq, out.Time, out.Files = m.LogID, m.Seq, optTime(m.Time), len(m.Files)

@@ -35,10 +35,11 @@ anything. BACKUP is only read.`
 
 // restoreCmd is "evlogctl restore".
 type restoreCmd struct {
-	toSeq  uint64
-	toTime string
-	dryRun bool
-	format string
+	toSeq   uint64
+	toTime  string
+	dryRun  bool
+	maxSnap int64
+	format  string
 }
 
 // restoreJSON is restore's JSON document: the plan, carried out unless
@@ -74,10 +75,11 @@ type restoreFileJSON struct {
 
 func runRestore(ctx context.Context, e *env, args []string) error {
 	var c restoreCmd
-	f := newFlags("restore", "restore BACKUP DIR [--to-seq N | --to-time TIME] [--dry-run] [--format text|json]", restoreAbout)
+	f := newFlags("restore", "restore BACKUP DIR [--to-seq N | --to-time TIME] [--dry-run] [--max-snapshot-size BYTES] [--format text|json]", restoreAbout)
 	f.Uint64Var(&c.toSeq, "to-seq", 0, "end the restored log at the last batch boundary at or before seq `N`")
 	f.StringVar(&c.toTime, "to-time", "", "end the restored log at the last batch boundary at or before the events recorded at or before `TIME`")
 	f.BoolVar(&c.dryRun, "dry-run", false, "check the backup and print the plan; write nothing")
+	f.Int64Var(&c.maxSnap, "max-snapshot-size", 0, "refuse a snapshot that decompresses to more than `BYTES` (default 64 MiB): give the log's Options.Snapshot.MaxRawSize")
 	f.format(&c.format, "text", "json")
 	pos, err := f.parse(e, args, "BACKUP", "DIR")
 	if err != nil {
@@ -100,6 +102,10 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 		opts.ToTime = t
 	}
 	opts.DryRun = c.dryRun
+	if c.maxSnap < 0 {
+		return usagef("restore", "--max-snapshot-size %d: want a positive size in bytes", c.maxSnap)
+	}
+	opts.MaxSnapshotSize = c.maxSnap
 	backup, dir := pos[0], pos[1]
 	if same, err := samePath(backup, dir); err != nil || same {
 		if err != nil {

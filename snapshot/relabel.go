@@ -7,11 +7,12 @@ import (
 	"io"
 )
 
-// CopyAs writes to w a copy of the snapshot file r (size bytes, named file
-// for errors) that belongs to the log id: the same bytes but for the log ID
+// CopyAs writes to w a copy of the snapshot file r (size bytes, named
+// file) that belongs to the log id: the same bytes but for the log ID
 // in the header and the two checksums that cover it. The source is checked
 // first as Verify checks it (checksums, frame, decompressed size bounded by
-// maxRaw; 0 means DefaultMaxRawSize): damage is a *CorruptError and
+// maxRaw; 0 means DefaultMaxRawSize; the header agrees with the name
+// file, which must be a snapshot file name): damage is a *CorruptError and
 // nothing is written. A restore uses it to re-anchor the snapshots it
 // keeps to the restored log's new ID. It returns the copy's metadata (File
 // unset); it does not sync w.
@@ -23,6 +24,10 @@ func CopyAs(w io.Writer, file string, r io.ReaderAt, size int64, id [16]byte, ma
 	if err != nil {
 		return Meta{}, err
 	}
+	if err := checkFileName(file, &m); err != nil {
+		return Meta{}, err
+	}
+	m.File = ""
 	_, hdr, err := readHeader(file, r, size, maxRaw)
 	if err != nil {
 		return Meta{}, err
