@@ -32,22 +32,29 @@ var (
 //
 //   - At most MaxBatch events per call (ErrBatchTooLarge otherwise).
 //   - An event's ID is its message's Nats-Msg-Id (an event without one
-//     gets a random Nats-Msg-Id; its ID stays empty, as on the file log),
-//     so an append retried with the same IDs within the duplicate window
-//     is stored once. An append whose answer is lost is
-//     retried that way (Config.Retries times), and a conflict met by a
-//     retry, or by an append whose caller set the IDs, is resolved by
-//     reading the stream: if its last event is ours (or, after a lost
-//     attempt, one of the events appended to it since that attempt was
-//     sent), the append succeeded; "ours" means the same ID, type, schema
-//     version, meta and data (an ID reused for another event is no
-//     retry: a conflict, or ErrInvalid). A retry after a lost attempt looks
-//     first, before sending again, so it is stored once even when it
-//     comes after the duplicate window. A one-event append that the
-//     server reports as a duplicate is resolved at the seq the server
-//     names, so the caller's retry of it succeeds within the duplicate
-//     window even after other appends to the stream.
-//     ErrUnknownOutcome means even that did not settle it.
+//     gets a random Nats-Msg-Id; its ID stays empty, as on the file log).
+//     IDs follow the file log's rules within the stream's duplicate window
+//     (Config.Duplicates), not Options.DedupeWindow: an append every event
+//     of which carries an ID, all of them held by one earlier append's
+//     events (consecutive, in the same streams and order, with the same
+//     type, schema version, meta and data; time aside), is a retry: it
+//     succeeds without writing and returns their positions, whatever its
+//     expectation and whatever was appended since. An append holding a
+//     known ID that is not such a retry, or holding one ID twice, fails
+//     with an error matching evlog.ErrDuplicateID and evlog.ErrInvalid (a
+//     *evlog.DuplicateIDError where the holder was found) and writes
+//     nothing. The log finds the holders by reading: the streams' last
+//     events first, else the appended streams' events stored within twice
+//     the duplicate window (by the servers' clocks); a retry after the
+//     window may be stored again, unless its expectation fails (a
+//     conflict).
+//   - An append whose answer is lost (a timeout, a lost connection) is
+//     retried with the same Nats-Msg-Ids (Config.Retries times); before
+//     each resend it looks for its events among those appended to its
+//     streams since the first attempt was sent (by the same rules), so it
+//     is stored once even when the retry comes after the duplicate window
+//     or after other writers appended. ErrUnknownOutcome means even that
+//     did not settle it.
 //   - ctx bounds the whole append, retries included. Unlike the file log,
 //     an append cut short by ctx after its events were sent cannot know
 //     whether they were committed: the error then matches both
@@ -75,7 +82,10 @@ func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]e
 	if err != nil {
 		return nil, err
 	}
-	a := &appendOp{l: l, reqs: reqs, n: n}
+	a := &appendOp{l: l, reqs: reqs, n: n, callerIDs: true}
+	for _, r := range reqs {
+		a.callerIDs = a.callerIDs && r.callerIDs
+	}
 	return a.run(ctx)
 }
 
@@ -86,7 +96,7 @@ type request struct {
 	expect    event.Expectation
 	events    []event.Envelope
 	msgIDs    []string // Nats-Msg-Id of each event: its ID, or a random one
-	callerIDs bool     // the caller set the ID of the last event
+	callerIDs bool     // the caller set the ID of every event
 }
 
 func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
@@ -95,6 +105,7 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 	}
 	n := 0
 	seen := map[string]bool{}
+	ids := map[string]bool{} // the IDs of the events checked so far
 	reqs := make([]request, len(batch))
 	for i, req := range batch {
 		if !req.Expect.Valid() {
@@ -129,8 +140,16 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 			if e.SchemaVersion == 0 {
 				e.SchemaVersion = event.DefaultSchemaVersion
 			}
-			if j == len(req.Events)-1 {
-				r.callerIDs = e.ID != ""
+			if j == 0 {
+				r.callerIDs = true
+			}
+			r.callerIDs = r.callerIDs && e.ID != ""
+			if e.ID != "" {
+				if ids[e.ID] {
+					return nil, 0, fmt.Errorf("%w (%w)", &evlog.DuplicateIDError{ID: e.ID, Stream: req.Stream, Index: j,
+						Reason: "two events of one append cannot share an ID"}, evlog.ErrInvalid)
+				}
+				ids[e.ID] = true
 			}
 			r.msgIDs[j] = e.ID
 			if e.ID == "" {
@@ -145,10 +164,13 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 
 // appendOp is one append in progress.
 type appendOp struct {
-	l       *Log
-	reqs    []request
-	n       int
-	unknown bool // a previous attempt may have been committed
+	l    *Log
+	reqs []request
+	n    int
+	// callerIDs: the caller set the ID of every event, so the IDs identify
+	// the append also before any attempt of this call was sent.
+	callerIDs bool
+	unknown   bool // a previous attempt may have been committed
 	// sentAfter holds, per part, the stream's last seq when the first
 	// attempt was sent (nil before): a lost attempt's events, if
 	// committed, are after it.
@@ -229,17 +251,22 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		// After a lost attempt, look for it before sending again (also
 		// when the expectations hold, as ExpectAny's always do): the
 		// server recognises a resent Nats-Msg-Id only within the
-		// duplicate window, and the retry may come later.
+		// duplicate window, and the retry may come later. A conflict may
+		// be the caller's retry of an append already in the log (as on
+		// the file log, the IDs are checked before the expectations).
 		if conflict >= 0 || a.unknown {
-			pos, ok, err := a.ours(ctx, heads)
+			pos, dup, err := a.recogniseSince(ctx, heads, false)
 			if err != nil {
 				if rerr := retry(err, false); rerr != nil {
 					return nil, rerr
 				}
 				continue
 			}
-			if ok {
+			if pos != nil {
 				return pos, nil
+			}
+			if dup != nil {
+				return nil, a.failed(dup)
 			}
 		}
 		if conflict >= 0 {
@@ -264,39 +291,42 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		case err == nil && !dup:
 			return a.done(last, msgs)
 		case err == nil && dup, code == codeBatchDuplicateID, code == codeDuplicateConflict:
-			// A message ID seen before: ours from a lost attempt, or
-			// reused by the caller for another event.
+			// A message ID seen before: ours from a lost attempt or the
+			// caller's earlier call, or reused for another event.
+			var (
+				pos    []event.Position
+				dupErr error
+				rerr   error
+			)
 			if err == nil && len(msgs) == 1 {
 				// The server named the holder's seq: look there.
-				pos, ok, gerr := a.at(ctx, last)
-				if gerr != nil {
-					if rerr := retry(gerr, false); rerr != nil {
-						return nil, rerr
-					}
-					continue
-				}
-				if ok {
-					return pos, nil
+				pos, dupErr, rerr = a.verify(ctx, last, last, 0, 0, last)
+			} else {
+				var heads []streamHead
+				if heads, rerr = a.heads(ctx); rerr == nil {
+					pos, dupErr, rerr = a.recogniseSince(ctx, heads, true)
 				}
 			}
-			heads, herr := a.heads(ctx)
-			if herr != nil {
-				if rerr := retry(herr, false); rerr != nil {
+			switch {
+			case rerr != nil:
+				if rerr := retry(rerr, false); rerr != nil {
 					return nil, rerr
 				}
 				continue
-			}
-			pos, ok, err := a.ours(ctx, heads)
-			if err != nil {
+			case pos != nil:
+				return pos, nil
+			case dupErr != nil:
+				return nil, a.failed(dupErr)
+			case code == codeDuplicateConflict:
+				// The holder is still being stored (perhaps our lost
+				// attempt): look again.
 				if rerr := retry(err, false); rerr != nil {
 					return nil, rerr
 				}
 				continue
 			}
-			if ok {
-				return pos, nil
-			}
-			return nil, fmt.Errorf("%w: an event ID of this append was used by another event within the stream's duplicate window (%v); use unique IDs", evlog.ErrInvalid, l.cfg.Duplicates)
+			return nil, a.failed(fmt.Errorf("%w (%w): an event ID of this append is held by another event within the log's duplicate window (%v); nothing was written: a retry must re-send the original append unchanged (same streams, events, order and content); new events need new IDs",
+				evlog.ErrDuplicateID, evlog.ErrInvalid, max(l.cfg.Duplicates, l.duplicates)))
 		case code == codeWrongLastSeq || code == codeWrongLastSeqConstant:
 			// Another writer appended first (to the log or to one of our
 			// streams): re-read and decide again.
@@ -337,10 +367,11 @@ func (a *appendOp) failed(err error) error {
 
 // isUnknown reports whether err leaves the outcome of a sent append open,
 // or is a transient refusal worth retrying: a timeout, a lost connection,
-// no responders, or a 503 from JetStream (no leader or quorum for now, as
-// during an election).
+// no responders, a 503 from JetStream (no leader or quorum for now, as
+// during an election), or a duplicate Nats-Msg-Id whose holder is still
+// being stored.
 func isUnknown(err error) bool {
-	if api := apiError(err); api != nil && (api.Code == 503 || api.ErrorCode == codeUnavailable) {
+	if api := apiError(err); api != nil && (api.Code == 503 || api.ErrorCode == codeUnavailable || api.ErrorCode == codeDuplicateConflict) {
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
@@ -378,61 +409,155 @@ func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
 	return out, nil
 }
 
-// ours reports whether this append is committed (a previous attempt, or
-// the caller's earlier call with the same IDs), and if so returns its
-// positions. It is consulted only when the IDs identify the append: after
-// a lost attempt, or when the caller set them. Each part is ours if the
-// stream's last event is its last event, or, after a lost attempt, if its
-// last event is among the stream's events since the first attempt was
-// sent (other writers may have appended after it before the retry). An
-// event holding our ID but differing from ours (type, schema version, meta
-// or data) is another event reusing the ID, never ours.
-func (a *appendOp) ours(ctx context.Context, heads []streamHead) ([]event.Position, bool, error) {
-	pos := make([]event.Position, len(a.reqs))
-	for i, r := range a.reqs {
-		if !a.unknown && !r.callerIDs {
-			return nil, false, nil
+// recogniseSince is recognise searching where the append may be: after
+// a lost attempt, among the events since it was sent; when the caller set
+// every ID or the server reported a duplicate (dup), also among those
+// stored within the duplicate window (the caller's earlier call).
+func (a *appendOp) recogniseSince(ctx context.Context, heads []streamHead, dup bool) ([]event.Position, error, error) {
+	from := uint64(0)
+	if a.unknown {
+		from = a.sentAfter[0] + 1
+	}
+	if dup || a.callerIDs {
+		ws, err := a.l.windowStart(ctx)
+		if err != nil {
+			return nil, nil, err
 		}
-		want, ev := r.msgIDs[len(r.msgIDs)-1], r.events[len(r.events)-1]
-		if heads[i].seq != 0 && heads[i].msgID == want && sameEvent(heads[i].event, ev) {
-			pos[i] = event.Position{Seq: heads[i].seq, Version: heads[i].version, Time: heads[i].time}
+		if from == 0 || ws < from {
+			from = ws
+		}
+	}
+	return a.recognise(ctx, heads, from)
+}
+
+// recognise reports whether this append is already in the log (a lost
+// attempt of it, or the caller's earlier call with the same IDs), and if
+// so returns the positions its events got. It is consulted only when the
+// IDs identify the append: after a lost attempt, or when the caller set
+// the ID of every event (an event without one gets a fresh Nats-Msg-Id per
+// call, so the caller's retry of it can never match). An append is in the
+// log when all its events are, as one atomic batch stores them: at
+// consecutive seqs, in its streams and order, with the same Nats-Msg-Ids
+// and content (type, schema version, meta, data; time aside). It finds
+// them from a part whose stream ends with that part's last event or, when
+// from is not 0, from the first event with seq in [from, its head] of a
+// part's stream that holds one of the part's Nats-Msg-Ids.
+//
+// dup is set when an event holding one of the append's IDs was found but
+// the append is not in the log (only some of its events are, or they
+// differ): the append is no retry and must not be sent (the server would
+// refuse it as a duplicate within its window, and store it twice after).
+func (a *appendOp) recognise(ctx context.Context, heads []streamHead, from uint64) (pos []event.Position, dup error, err error) {
+	if !a.unknown && !a.callerIDs {
+		return nil, nil, nil
+	}
+	to := uint64(0) // no event of the append is after the newest head
+	for _, h := range heads {
+		to = max(to, h.seq)
+	}
+	end := 0 // flat index after part i
+	for i, r := range a.reqs {
+		end += len(r.events)
+		last := len(r.events) - 1
+		h := heads[i]
+		if h.seq == 0 || h.msgID != r.msgIDs[last] || h.seq < uint64(end) {
 			continue
 		}
-		if !a.unknown || a.sentAfter == nil || heads[i].seq <= a.sentAfter[i] {
-			return nil, false, nil
-		}
-		p, found, err := a.l.find(ctx, r.stream, a.sentAfter[i]+1, heads[i].seq, want, ev)
-		if err != nil || !found {
-			return nil, false, err
-		}
-		pos[i] = p
+		return a.verify(ctx, h.seq-uint64(end-1), to, i, last, h.seq)
 	}
-	return pos, true, nil
+	if from == 0 {
+		return nil, nil, nil
+	}
+	first := 0 // flat index of part i's first event
+	for i, r := range a.reqs {
+		if heads[i].seq >= from {
+			ids := make(map[string]int, len(r.msgIDs))
+			for j, id := range r.msgIDs {
+				ids[id] = j
+			}
+			seq, j, found, err := a.l.findID(ctx, r.stream, from, heads[i].seq, ids)
+			if err != nil {
+				return nil, nil, err
+			}
+			if found {
+				if k := uint64(first + j); seq > k {
+					return a.verify(ctx, seq-k, to, i, j, seq)
+				}
+				pos, dup := a.notRetry(i, j, seq, "the append's earlier events cannot be before it")
+				return pos, dup, nil
+			}
+		}
+		first += len(r.events)
+	}
+	return nil, nil, nil
 }
 
-// at reports whether the event at seq is this one-event append's last
-// (and only) event, and if so returns its position.
-func (a *appendOp) at(ctx context.Context, seq uint64) ([]event.Position, bool, error) {
-	r := a.reqs[len(a.reqs)-1]
-	m, found, err := a.l.getMsg(ctx, seq, "")
-	if err != nil || !found || m.Subject != a.l.subject(r.stream) {
-		return nil, false, err
+// notRetry is the error of an append holding an ID of the log's event at
+// seq (its event j of part i) which is not a retry, for reason.
+func (a *appendOp) notRetry(i, j int, seq uint64, reason string) ([]event.Position, error) {
+	r := a.reqs[i]
+	d := &evlog.DuplicateIDError{ID: r.events[j].ID, Stream: r.stream, Index: j, OrigSeq: seq, OrigStream: r.stream, Reason: reason}
+	if d.ID == "" {
+		d.ID = r.msgIDs[j] // a lost attempt's own Nats-Msg-Id
 	}
-	e, err := a.l.decode(m.Subject, m.Seq, m.hdr, m.Data)
-	if err != nil {
-		return nil, false, err
-	}
-	id, err := unescape(m.hdr.Get(jetstream.MsgIDHeader))
-	if err != nil || id != r.msgIDs[len(r.msgIDs)-1] || !sameEvent(e, r.events[len(r.events)-1]) {
-		return nil, false, nil
-	}
-	return []event.Position{{Seq: e.Seq, Version: e.Version, Time: e.Time}}, true, nil
+	return nil, fmt.Errorf("%w (%w)", d, evlog.ErrInvalid)
 }
 
-// find looks for the event of stream whose Nats-Msg-Id is msgID among
-// those with seq in [from, to], and reports it found if it is the same
-// event as ev.
-func (l *Log) find(ctx context.Context, stream string, from, to uint64, msgID string, ev event.Envelope) (pos event.Position, found bool, err error) {
+// verify reports whether the append is stored at seqs [start,
+// start+a.n-1] (reading no further than to), event j of part i (its
+// anchor) having been found at seq anchor. If not, dup names the anchor
+// and what differs.
+func (a *appendOp) verify(ctx context.Context, start, to uint64, i, j int, anchor uint64) (pos []event.Position, dup error, err error) {
+	l := a.l
+	notRetry := func(reason string) ([]event.Position, error, error) {
+		pos, dup := a.notRetry(i, j, anchor, reason)
+		return pos, dup, nil
+	}
+	pos = make([]event.Position, len(a.reqs))
+	part, k := 0, 0 // the next event to match: event k of part part
+	var (
+		reason string
+		herr   error
+	)
+	err = l.read(ctx, start, min(start+uint64(a.n)-1, to), "", func(e event.Envelope, h nats.Header) bool {
+		r := a.reqs[part]
+		id, err := unescape(h.Get(jetstream.MsgIDHeader))
+		if err != nil {
+			herr = fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", e.Seq, l.streamName, err)
+			return false
+		}
+		if id != r.msgIDs[k] || e.Stream != r.stream {
+			reason = fmt.Sprintf("seq %d (stream %q) holds another event where the append's event %d of stream %q would be: only part of the append's events are in the log, or not in its order", e.Seq, e.Stream, k, r.stream)
+			return false
+		}
+		if reason = differs(e, r.events[k]); reason != "" {
+			reason = fmt.Sprintf("event %d of stream %q, at seq %d: %s", k, r.stream, e.Seq, reason)
+			return false
+		}
+		if k++; k == len(r.events) {
+			pos[part] = event.Position{Seq: e.Seq, Version: e.Version, Time: e.Time}
+			part, k = part+1, 0
+		}
+		return part < len(a.reqs)
+	})
+	if herr != nil {
+		return nil, nil, herr
+	}
+	if err != nil && err != errStop {
+		return nil, nil, err
+	}
+	if reason != "" {
+		return notRetry(reason)
+	}
+	if part < len(a.reqs) {
+		return notRetry("only part of the append's events are in the log")
+	}
+	return pos, nil, nil
+}
+
+// findID returns the first event of stream with seq in [from, to] whose
+// Nats-Msg-Id is in ids, and that ID's value in ids.
+func (l *Log) findID(ctx context.Context, stream string, from, to uint64, ids map[string]int) (seq uint64, j int, found bool, err error) {
 	var herr error
 	err = l.read(ctx, from, to, l.subject(stream), func(e event.Envelope, h nats.Header) bool {
 		id, err := unescape(h.Get(jetstream.MsgIDHeader))
@@ -440,27 +565,70 @@ func (l *Log) find(ctx context.Context, stream string, from, to uint64, msgID st
 			herr = fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", e.Seq, l.streamName, err)
 			return false
 		}
-		if id == msgID {
-			pos, found = event.Position{Seq: e.Seq, Version: e.Version, Time: e.Time}, sameEvent(e, ev)
+		if j, found = ids[id]; found {
+			seq = e.Seq
 			return false
 		}
 		return true
 	})
 	if herr != nil {
-		return event.Position{}, false, herr
+		return 0, 0, false, herr
 	}
 	if err != nil && err != errStop {
-		return event.Position{}, false, err
+		return 0, 0, false, err
 	}
-	return pos, found, nil
+	return seq, j, found, nil
 }
 
-// sameEvent reports whether stored is the event ev an append carries (its
-// Time aside: a retry re-sends an explicit time or a zero one).
-func sameEvent(stored, ev event.Envelope) bool {
-	return stored.Stream == ev.Stream && stored.ID == ev.ID && stored.Type == ev.Type &&
-		stored.SchemaVersion == ev.SchemaVersion && maps.Equal(stored.Meta, ev.Meta) &&
-		bytes.Equal(stored.Data, ev.Data)
+// windowStart returns a seq at or below the first event the server may
+// still hold in its duplicate tracking: the first event stored (by the
+// servers' clocks) less than twice the duplicate window before the log's
+// last event (the margin covers a new leader's clock running behind); 1
+// if the servers cannot tell.
+func (l *Log) windowStart(ctx context.Context) (uint64, error) {
+	m, found, err := l.getMsg(ctx, 0, l.prefix+">")
+	if err != nil || !found {
+		return 1, err
+	}
+	window := max(l.cfg.Duplicates, l.duplicates)
+	since := m.Time.Add(-2 * window)
+	rctx, cancel := l.bound(ctx)
+	defer cancel()
+	msgs, err := jetstreamext.GetBatch(rctx, l.js, l.streamName, 1, jetstreamext.GetBatchStartTime(since))
+	if err != nil {
+		return 0, fmt.Errorf("evlog/jetstream: finding the start of %s's duplicate window: %w", l.streamName, err)
+	}
+	for m, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("evlog/jetstream: finding the start of %s's duplicate window: %w", l.streamName, err)
+		}
+		return m.Sequence, nil
+	}
+	return 1, nil // a replica that has not caught up: search everything
+}
+
+// differs says how the stored event differs from ev, the event an append
+// carries ("": the same event). Time is not compared: a retry re-sends an
+// explicit time or a zero one, which the first attempt stamped.
+func differs(stored, ev event.Envelope) string {
+	switch {
+	case stored.Stream != ev.Stream:
+		return fmt.Sprintf("the original is in stream %q", stored.Stream)
+	case stored.ID != ev.ID:
+		return fmt.Sprintf("the original has ID %q", stored.ID)
+	case stored.Type != ev.Type:
+		return fmt.Sprintf("the original has type %q, not %q", stored.Type, ev.Type)
+	case stored.SchemaVersion != ev.SchemaVersion:
+		return fmt.Sprintf("the original has schema version %d, not %d", stored.SchemaVersion, ev.SchemaVersion)
+	case !maps.Equal(stored.Meta, ev.Meta):
+		return "the original has other meta"
+	case !bytes.Equal(stored.Data, ev.Data):
+		return "the original has other data"
+	}
+	return ""
 }
 
 // build assigns versions and times and encodes the messages, with the

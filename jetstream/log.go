@@ -93,6 +93,7 @@ type Log struct {
 	prefix     string // subject prefix "evlog.<Name>."
 	apiPrefix  string
 	logID      [16]byte
+	duplicates time.Duration // the stream's duplicate window, as configured
 
 	mu       sync.Mutex
 	lastSeq  uint64 // the last seq this Log knows of
@@ -225,6 +226,7 @@ func (l *Log) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 
 func (l *Log) checkStream(c jetstream.StreamConfig) error {
 	var bad []string
+	l.duplicates = c.Duplicates
 	if !slices.Equal(c.Subjects, []string{l.prefix + ">"}) {
 		bad = append(bad, fmt.Sprintf("subjects %v, want [%s>]", c.Subjects, l.prefix))
 	}

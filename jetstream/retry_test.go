@@ -1,0 +1,161 @@
+package jetstream_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/event"
+	evjs "github.com/evlog/evlog/jetstream"
+)
+
+// idEv returns an event of type typ with ID id and data typ.
+func idEv(typ, id string) event.Envelope {
+	return event.Envelope{Type: typ, ID: id, Data: []byte(typ)}
+}
+
+// TestCallerRetryOfBatchAfterAnotherWriter: a caller re-sending a
+// multi-event append (same IDs, same events) after other writers appended
+// to its streams gets the original positions and writes nothing, as on the
+// file log, whatever its expectation: the server names no seq for a
+// duplicate inside a batch, so the log finds the batch by its IDs.
+func TestCallerRetryOfBatchAfterAnotherWriter(t *testing.T) {
+	s := startServer(t)
+	for _, expect := range []event.Expectation{evlog.ExpectNoStream, evlog.ExpectAny} {
+		t.Run(fmt.Sprint(int64(expect)), func(t *testing.T) {
+			l := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+			other := openLog(t, connect(t, s.ClientURL()), evjs.Config{Name: l.Name(), Replicas: 1})
+			ctx := t.Context()
+			if _, err := other.Append(ctx, "x", evlog.ExpectAny, ev("before")); err != nil {
+				t.Fatal(err)
+			}
+			batch := []evlog.AppendRequest{
+				{Stream: "a", Expect: expect, Events: []event.Envelope{idEv("a1", "r/a1"), idEv("a2", "r/a2")}},
+				{Stream: "b", Expect: expect, Events: []event.Envelope{idEv("b1", "r/b1")}},
+			}
+			first, err := l.AppendBatch(ctx, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range []string{"a", "b", "x"} {
+				if _, err := other.Append(ctx, st, evlog.ExpectAny, ev("later")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			again, err := l.AppendBatch(ctx, batch)
+			if err != nil {
+				t.Fatalf("caller's retry of a committed batch after other appends to its streams: %v", err)
+			}
+			if diff := cmp.Diff(first, again); diff != "" {
+				t.Errorf("retry positions differ from the original's (-first +retry):\n%s", diff)
+			}
+			// A one-stream multi-event retry, through Append.
+			one := []event.Envelope{idEv("c1", "r/c1"), idEv("c2", "r/c2")}
+			p1, err := l.Append(ctx, "c", expect, one...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.Append(ctx, "c", evlog.ExpectAny, ev("later")); err != nil {
+				t.Fatal(err)
+			}
+			p2, err := l.Append(ctx, "c", expect, one...)
+			if err != nil {
+				t.Fatalf("caller's retry of a two-event append after another append to its stream: %v", err)
+			}
+			if p1 != p2 {
+				t.Errorf("retry position %+v, want the original %+v", p2, p1)
+			}
+			if n := len(allEvents(t, l)); n != 1+3+3+2+1 {
+				t.Errorf("log holds %d events, want %d (each append once)", n, 1+3+3+2+1)
+			}
+		})
+	}
+}
+
+// TestRetryRecognitionChecksEveryEvent: an append is a retry only if every
+// one of its events is in the log, consecutive, in its streams and order,
+// with the same content; an append sharing only its last event (or only
+// its first part) with the log is not a retry: it fails with
+// ErrDuplicateID (and ErrInvalid) and writes nothing, as on the file log.
+// Before, a match of each part's last event passed for the whole append,
+// so the other events were silently never written.
+func TestRetryRecognitionChecksEveryEvent(t *testing.T) {
+	s := startServer(t)
+	for _, tc := range []struct {
+		name   string
+		expect event.Expectation
+		first  []evlog.AppendRequest
+		second []evlog.AppendRequest
+	}{
+		{
+			name:   "earlier event changed",
+			expect: evlog.ExpectAny,
+			first:  []evlog.AppendRequest{{Stream: "s", Events: []event.Envelope{idEv("e1", "x1"), idEv("e2", "x2")}}},
+			second: []evlog.AppendRequest{{Stream: "s", Events: []event.Envelope{idEv("e1-changed", "x1"), idEv("e2", "x2")}}},
+		},
+		{
+			name:   "new event before a known one",
+			expect: evlog.ExpectAny,
+			first:  []evlog.AppendRequest{{Stream: "s", Events: []event.Envelope{idEv("e2", "x2")}}},
+			second: []evlog.AppendRequest{{Stream: "s", Events: []event.Envelope{ev("new"), idEv("e2", "x2")}}},
+		},
+		{
+			name:   "new event with an ID before a known one, stale expectation",
+			expect: evlog.ExpectNoStream,
+			first:  []evlog.AppendRequest{{Stream: "s", Events: []event.Envelope{idEv("e2", "x2")}}},
+			second: []evlog.AppendRequest{{Stream: "s", Events: []event.Envelope{idEv("new", "x0"), idEv("e2", "x2")}}},
+		},
+		{
+			name:   "two events of the append share an ID",
+			expect: evlog.ExpectNoStream,
+			first:  []evlog.AppendRequest{{Stream: "s", Events: []event.Envelope{ev("e0")}}},
+			second: []evlog.AppendRequest{
+				{Stream: "s", Events: []event.Envelope{idEv("a1", "x1")}},
+				{Stream: "t", Events: []event.Envelope{idEv("b1", "x1")}},
+			},
+		},
+		{
+			name:   "first part committed, second not",
+			expect: evlog.ExpectAny,
+			first:  []evlog.AppendRequest{{Stream: "s", Events: []event.Envelope{idEv("a1", "x1")}}},
+			second: []evlog.AppendRequest{
+				{Stream: "s", Events: []event.Envelope{idEv("a1", "x1")}},
+				{Stream: "t", Events: []event.Envelope{idEv("b1", "x2")}},
+			},
+		},
+		{
+			name:   "second part committed, first not",
+			expect: evlog.ExpectAny,
+			first:  []evlog.AppendRequest{{Stream: "t", Events: []event.Envelope{idEv("b1", "x2")}}},
+			second: []evlog.AppendRequest{
+				{Stream: "s", Events: []event.Envelope{idEv("a1", "x1")}},
+				{Stream: "t", Events: []event.Envelope{idEv("b1", "x2")}},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+			ctx := t.Context()
+			for i := range tc.first {
+				tc.first[i].Expect = evlog.ExpectAny
+			}
+			if _, err := l.AppendBatch(ctx, tc.first); err != nil {
+				t.Fatal(err)
+			}
+			before := allEvents(t, l)
+			for i := range tc.second {
+				tc.second[i].Expect = tc.expect
+			}
+			pos, err := l.AppendBatch(ctx, tc.second)
+			if !errors.Is(err, evlog.ErrDuplicateID) || !errors.Is(err, evlog.ErrInvalid) {
+				t.Errorf("append sharing only some events with the log = %+v, %v; want ErrDuplicateID and ErrInvalid", pos, err)
+			}
+			if diff := cmp.Diff(before, allEvents(t, l)); diff != "" {
+				t.Errorf("the refused append changed the log (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
