@@ -39,7 +39,8 @@ var (
 //     events (consecutive, in the same streams and order, with the same
 //     type, schema version, meta and data; time aside), is a retry: it
 //     succeeds without writing and returns their positions, whatever its
-//     expectation and whatever was appended since. An append holding a
+//     expectation, whatever was appended since and whatever later times
+//     those appends recorded (its explicit times are not checked). An append holding a
 //     known ID that is not such a retry, or holding one ID twice, fails
 //     with an error matching evlog.ErrDuplicateID and evlog.ErrInvalid (a
 //     *evlog.DuplicateIDError where the holder was found) and writes
@@ -277,6 +278,23 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		lastSeq, lastTime := l.lastSeq, l.lastTime
 		l.mu.Unlock()
 		msgs, err := a.build(heads, lastSeq, lastTime)
+		if errors.Is(err, evlog.ErrTimeBackwards) && a.callerIDs && !a.unknown {
+			// As on the file log, a retry is recognised before its
+			// times are checked: the caller re-sends the original's
+			// explicit times, which later appends may have passed.
+			pos, dup, rerr := a.recogniseSince(ctx, heads, true)
+			switch {
+			case rerr != nil:
+				if rerr := retry(rerr, false); rerr != nil {
+					return nil, rerr
+				}
+				continue
+			case pos != nil:
+				return pos, nil
+			case dup != nil:
+				return nil, dup
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

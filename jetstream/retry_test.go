@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -157,5 +158,49 @@ func TestRetryRecognitionChecksEveryEvent(t *testing.T) {
 				t.Errorf("the refused append changed the log (-before +after):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestCallerRetryWithExplicitTimeAfterLaterAppend: a caller's retry of an
+// append with explicit times, after another writer appended later in time,
+// is recognised before its times are checked, as on the file log: it
+// returns the original positions, not ErrTimeBackwards.
+func TestCallerRetryWithExplicitTimeAfterLaterAppend(t *testing.T) {
+	s := startServer(t)
+	l := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+	other := openLog(t, connect(t, s.ClientURL()), evjs.Config{Name: l.Name(), Replicas: 1})
+	ctx := t.Context()
+	for _, events := range [][]event.Envelope{
+		{{Type: "one", ID: "t/one"}},
+		{{Type: "two-a", ID: "t/two-a"}, {Type: "two-b", ID: "t/two-b"}},
+	} {
+		stream := events[0].Type
+		at := allEvents(t, l)
+		t0 := time.Unix(0, 1).UTC() // explicit, and no earlier than the log's last time
+		if len(at) > 0 {
+			t0 = at[len(at)-1].Time
+		}
+		for i := range events {
+			events[i].Time = t0
+		}
+		first, err := l.Append(ctx, stream, evlog.ExpectAny, events...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		later := ev("later")
+		later.Time = t0.Add(time.Second)
+		if _, err := other.Append(ctx, "elsewhere", evlog.ExpectAny, later); err != nil {
+			t.Fatal(err)
+		}
+		again, err := l.Append(ctx, stream, evlog.ExpectAny, events...)
+		if err != nil {
+			t.Fatalf("%s: caller's retry with the original explicit time after a later append: %v", stream, err)
+		}
+		if again != first {
+			t.Errorf("%s: retry position %+v, want the original %+v", stream, again, first)
+		}
+	}
+	if n := len(allEvents(t, l)); n != 5 {
+		t.Errorf("log holds %d events, want 5", n)
 	}
 }
