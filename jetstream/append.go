@@ -31,6 +31,8 @@ var (
 // It has the contract of (*evlog.Log).Append, with these differences:
 //
 //   - At most MaxBatch events per call (ErrBatchTooLarge otherwise).
+//   - Config.MaxClockSkew and Config.Clock stand for
+//     Options.MaxClockSkew and Options.Clock (ErrFutureTime).
 //   - An event's ID is its message's Nats-Msg-Id (an event without one
 //     gets a random Nats-Msg-Id; its ID stays empty, as on the file log).
 //     IDs follow the file log's rules within the stream's duplicate window
@@ -107,6 +109,7 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 	n := 0
 	seen := map[string]bool{}
 	ids := map[string]bool{} // the IDs of the events checked so far
+	var latest time.Time     // Clock() + MaxClockSkew, read once, when needed
 	reqs := make([]request, len(batch))
 	for i, req := range batch {
 		if !req.Expect.Valid() {
@@ -137,6 +140,15 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 			}
 			if !e.Time.IsZero() && (e.Time.Before(minTime) || e.Time.After(maxTime)) {
 				return nil, 0, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", evlog.ErrInvalid, j, req.Stream, e.Time)
+			}
+			if !e.Time.IsZero() && l.cfg.MaxClockSkew >= 0 {
+				if latest.IsZero() {
+					latest = l.cfg.Clock().Add(l.cfg.MaxClockSkew)
+				}
+				if e.Time.After(latest) {
+					return nil, 0, &evlog.FutureTimeError{Stream: req.Stream, Index: j, Time: e.Time,
+						Now: latest.Add(-l.cfg.MaxClockSkew), MaxSkew: l.cfg.MaxClockSkew}
+				}
 			}
 			if e.SchemaVersion == 0 {
 				e.SchemaVersion = event.DefaultSchemaVersion

@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evlog/evlog"
 )
 
 // Config configures Open. Only Name is required.
@@ -32,6 +34,14 @@ type Config struct {
 	Duplicates time.Duration
 	// Clock stamps events appended without a Time (default time.Now).
 	Clock func() time.Time
+	// MaxClockSkew bounds how far ahead of Clock an event's explicit Time
+	// may be, as evlog.Options.MaxClockSkew does: an append with a later
+	// Time fails with evlog.ErrFutureTime (a *evlog.FutureTimeError) and
+	// writes nothing, since recorded times never decrease and one event in
+	// the future would pin every later event's time to it. 0 means
+	// evlog.DefaultMaxClockSkew (1 minute); evlog.NoClockSkewLimit (any
+	// negative value) disables the check.
+	MaxClockSkew time.Duration
 	// Timeout bounds each request to the servers when ctx has no deadline
 	// (default 10 s).
 	Timeout time.Duration
@@ -123,6 +133,9 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
+	}
+	if cfg.MaxClockSkew == 0 {
+		cfg.MaxClockSkew = evlog.DefaultMaxClockSkew
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second

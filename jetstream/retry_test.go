@@ -204,3 +204,33 @@ func TestCallerRetryWithExplicitTimeAfterLaterAppend(t *testing.T) {
 		t.Errorf("log holds %d events, want 5", n)
 	}
 }
+
+// TestFutureTimeRefused: an explicit Time more than Config.MaxClockSkew
+// ahead of Config.Clock fails with ErrFutureTime and writes nothing, as on
+// the file log: stored, it would pin the recorded time of every later
+// append to it. NoClockSkewLimit turns the check off.
+func TestFutureTimeRefused(t *testing.T) {
+	s := startServer(t)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	l := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1, Clock: clock})
+	ctx := t.Context()
+	e := event.Envelope{Type: "e", Time: now.Add(evlog.DefaultMaxClockSkew + time.Nanosecond)}
+	_, err := l.Append(ctx, "s", evlog.ExpectAny, ev("first"), e)
+	fe, ok := errors.AsType[*evlog.FutureTimeError](err)
+	if !ok || !errors.Is(err, evlog.ErrFutureTime) || fe.Index != 1 || fe.Stream != "s" {
+		t.Fatalf("append of an event %v ahead of the clock = %v, want a *FutureTimeError for event 1 of s", evlog.DefaultMaxClockSkew+time.Nanosecond, err)
+	}
+	if n := len(allEvents(t, l)); n != 0 {
+		t.Fatalf("the refused append wrote %d events", n)
+	}
+	e.Time = now.Add(evlog.DefaultMaxClockSkew)
+	if _, err := l.Append(ctx, "s", evlog.ExpectAny, e); err != nil {
+		t.Fatalf("an event exactly MaxClockSkew ahead: %v", err)
+	}
+	off := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1, Clock: clock, MaxClockSkew: evlog.NoClockSkewLimit})
+	e.Time = now.Add(24 * time.Hour)
+	if _, err := off.Append(ctx, "s", evlog.ExpectAny, e); err != nil {
+		t.Fatalf("with NoClockSkewLimit: %v", err)
+	}
+}
