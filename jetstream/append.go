@@ -444,6 +444,9 @@ func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
 // every ID or the server reported a duplicate (dup), also among those
 // stored within the duplicate window (the caller's earlier call).
 func (a *appendOp) recogniseSince(ctx context.Context, heads []streamHead, dup bool) ([]event.Position, error, error) {
+	if !a.unknown && !a.callerIDs {
+		return nil, nil, nil // the IDs identify nothing: no need to look
+	}
 	from := uint64(0)
 	if a.unknown {
 		from = a.sentAfter[0] + 1

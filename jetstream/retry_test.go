@@ -234,3 +234,49 @@ func TestFutureTimeRefused(t *testing.T) {
 		t.Fatalf("with NoClockSkewLimit: %v", err)
 	}
 }
+
+// TestConcurrentSameIDAppends: several goroutines append the same batch
+// (same IDs) at once, as a caller retrying while its first call is still
+// on its way: it is stored once, and every call succeeds with the same
+// positions (a duplicate still being stored is looked for again, not an
+// error).
+func TestConcurrentSameIDAppends(t *testing.T) {
+	s := startServer(t)
+	l := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+	ctx := t.Context()
+	batch := []evlog.AppendRequest{
+		{Stream: "a", Expect: evlog.ExpectAny, Events: []event.Envelope{idEv("a1", "c/a1"), idEv("a2", "c/a2")}},
+		{Stream: "b", Expect: evlog.ExpectAny, Events: []event.Envelope{idEv("b1", "c/b1")}},
+	}
+	const n = 8
+	type result struct {
+		pos []event.Position
+		err error
+	}
+	results := make(chan result, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			pos, err := l.AppendBatch(ctx, batch)
+			results <- result{pos, err}
+		}()
+	}
+	close(start)
+	var first []event.Position
+	for range n {
+		r := <-results
+		if r.err != nil {
+			t.Errorf("concurrent append of the same batch: %v", r.err)
+			continue
+		}
+		if first == nil {
+			first = r.pos
+		} else if diff := cmp.Diff(first, r.pos); diff != "" {
+			t.Errorf("positions differ between calls (-one +another):\n%s", diff)
+		}
+	}
+	if got := len(allEvents(t, l)); got != 3 {
+		t.Errorf("log holds %d events, want the batch once (3)", got)
+	}
+}
