@@ -38,6 +38,9 @@ type faultProxy struct {
 	pubs  int    // publishes to watch seen
 	fired bool   // the fault happened
 	batch string // the faulted publish's Nats-Batch-Id
+	// answered: the faulted publish asked for an answer, which the
+	// client never got.
+	answered bool
 	// after runs once, when the fault happens (before the answer is
 	// dropped or the connection cut): another writer appending.
 	after func()
@@ -92,14 +95,15 @@ func (p *faultProxy) URL() string { return "nats://" + p.ln.Addr().String() }
 func (p *faultProxy) arm(watch string, kind faultKind, n int, after func(), forget bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.watch, p.kind, p.n, p.pubs, p.fired, p.batch, p.after, p.forget = watch, kind, n, 0, false, "", after, forget
+	p.watch, p.kind, p.n, p.pubs, p.fired, p.batch, p.answered, p.after, p.forget = watch, kind, n, 0, false, "", false, after, forget
 }
 
-// hasFired reports whether the armed fault happened.
-func (p *faultProxy) hasFired() bool {
+// hasFired reports whether the armed fault happened, and whether it took
+// an answer from the client.
+func (p *faultProxy) hasFired() (fired, answered bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.fired
+	return p.fired, p.answered
 }
 
 func (p *faultProxy) accept() {
@@ -210,7 +214,7 @@ func (pc *proxyConn) clientToServer() {
 			if p.watch != "" && strings.HasPrefix(subject, p.watch) {
 				p.pubs++
 				if !p.fired && p.pubs == p.n {
-					fire, p.fired, p.batch = true, true, batch
+					fire, p.fired, p.batch, p.answered = true, true, batch, reply != ""
 					after, p.after = p.after, nil
 				} else if p.fired && p.forget && hdrLen > 0 && (batch == "" || batch != p.batch) {
 					line, payload = forgetMsgID(fields, payload, hdrLen)

@@ -107,7 +107,8 @@ func TestLostAnswerOnEveryPartOfABatch(t *testing.T) {
 							}
 						}
 						pos, err := l.AppendBatch(ctx, reqs)
-						if !p.hasFired() {
+						fired, answered := p.hasFired()
+						if !fired {
 							t.Fatal("the fault never happened")
 						}
 						if m == otherWriter {
@@ -115,8 +116,11 @@ func TestLostAnswerOnEveryPartOfABatch(t *testing.T) {
 								t.Fatal(err)
 							}
 						}
-						if warns.n.Load() == 0 {
-							t.Error("the append did not notice the fault (no retry)")
+						// A cut after a publish that asks for no answer may
+						// go unnoticed: the rest of the batch can reach the
+						// server over the next connection.
+						if answered && warns.n.Load() == 0 {
+							t.Error("the append did not notice the lost answer (no retry)")
 						}
 						stored := map[string][]event.Envelope{}
 						for _, e := range allEvents(t, l) {
