@@ -75,8 +75,10 @@ func (l *Log) Append(ctx context.Context, stream string, expect event.Expectatio
 
 // AppendBatch appends the events of several streams in one atomic batch
 // (one JetStream atomic publish), each part with its own expectation: if
-// any fails, nothing is written. A stream may appear only once per batch.
-// Everything Append documents applies.
+// any fails, nothing is written. As on the file log, a stream may appear
+// in several requests: each one's expectation is checked against the
+// stream's version after the requests before it. Everything Append
+// documents applies.
 func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]event.Position, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -100,6 +102,10 @@ type request struct {
 	events    []event.Envelope
 	msgIDs    []string // Nats-Msg-Id of each event: its ID, or a random one
 	callerIDs bool     // the caller set the ID of every event
+	// prev is the index of the batch's previous request for the same
+	// stream (-1: none): this one's expectation is checked against the
+	// stream's version after it, as the file log does.
+	prev int
 }
 
 func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
@@ -107,7 +113,7 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 		return nil, 0, fmt.Errorf("%w: empty batch", evlog.ErrInvalid)
 	}
 	n := 0
-	seen := map[string]bool{}
+	seen := map[string]int{} // stream -> its last request so far
 	ids := map[string]bool{} // the IDs of the events checked so far
 	var latest time.Time     // Clock() + MaxClockSkew, read once, when needed
 	reqs := make([]request, len(batch))
@@ -118,15 +124,16 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 		if len(req.Events) == 0 {
 			return nil, 0, fmt.Errorf("%w: no events for stream %q", evlog.ErrInvalid, req.Stream)
 		}
-		if seen[req.Stream] {
-			return nil, 0, fmt.Errorf("%w: stream %q appears twice in one batch; put all its events in one request", evlog.ErrInvalid, req.Stream)
+		prev, ok := seen[req.Stream]
+		if !ok {
+			prev = -1
 		}
-		seen[req.Stream] = true
+		seen[req.Stream] = i
 		n += len(req.Events)
 		if n > MaxBatch {
 			return nil, 0, fmt.Errorf("%w (%w): a JetStream atomic batch holds at most %d events; nothing was written", ErrBatchTooLarge, evlog.ErrInvalid, MaxBatch)
 		}
-		r := request{stream: req.Stream, expect: req.Expect, events: make([]event.Envelope, len(req.Events)), msgIDs: make([]string, len(req.Events))}
+		r := request{stream: req.Stream, expect: req.Expect, prev: prev, events: make([]event.Envelope, len(req.Events)), msgIDs: make([]string, len(req.Events))}
 		for j, e := range req.Events {
 			if e.Seq != 0 || e.Version != 0 {
 				return nil, 0, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", evlog.ErrInvalid, j, req.Stream)
@@ -191,8 +198,13 @@ type appendOp struct {
 }
 
 // streamHead is the last event of a stream as the stream leader has it.
+//
+// For a stream's later request in a batch (request.prev >= 0) it is the
+// stream's head as the requests before it leave it: the real head's seq
+// and event, with the version those requests reach (repeat set).
 type streamHead struct {
 	seq, version uint64
+	repeat       bool
 	msgID        string // its Nats-Msg-Id, unescaped
 	time         time.Time
 	event        event.Envelope // the event itself (Data included)
@@ -238,19 +250,11 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 			return nil, err
 		}
-		heads := make([]streamHead, len(a.reqs))
-		for i, r := range a.reqs {
-			h, err := l.head(ctx, r.stream)
-			if err != nil {
-				if rerr := retry(err, false); rerr != nil {
-					return nil, rerr
-				}
-				heads = nil
-				break
+		heads, err := a.heads(ctx)
+		if err != nil {
+			if rerr := retry(err, false); rerr != nil {
+				return nil, rerr
 			}
-			heads[i] = h
-		}
-		if heads == nil {
 			continue
 		}
 		// Check expectations locally: a conflict needs no round trip.
@@ -427,9 +431,17 @@ func (l *Log) head(ctx context.Context, stream string) (streamHead, error) {
 	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, time: e.Time, event: e}, nil
 }
 
+// heads returns the head of each request's stream (see streamHead).
 func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
 	out := make([]streamHead, len(a.reqs))
 	for i, r := range a.reqs {
+		if r.prev >= 0 {
+			h := out[r.prev]
+			h.version += uint64(len(a.reqs[r.prev].events))
+			h.repeat = true
+			out[i] = h
+			continue
+		}
 		h, err := a.l.head(ctx, r.stream)
 		if err != nil {
 			return nil, err
@@ -692,7 +704,9 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time)
 			if len(msgs) == 0 {
 				m.Header.Set(jetstream.ExpectedLastSeqHeader, fmt.Sprint(lastSeq))
 			}
-			if j == 0 {
+			if j == 0 && !heads[i].repeat {
+				// (A later request for the stream is pinned by its
+				// first request's expectation.)
 				m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, fmt.Sprint(heads[i].seq))
 			}
 			msgs = append(msgs, m)
