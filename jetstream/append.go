@@ -50,7 +50,10 @@ var (
 //     events first, else the appended streams' events stored within twice
 //     the duplicate window (by the servers' clocks); a retry after the
 //     window may be stored again, unless its expectation fails (a
-//     conflict).
+//     conflict). An ID held by an event of a stream the append does not
+//     name is found only by the server's refusal, which a failing
+//     expectation pre-empts: that append is a conflict, not
+//     ErrDuplicateID (nothing is written either way).
 //   - An append whose answer is lost (a timeout, a lost connection) is
 //     retried with the same Nats-Msg-Ids (Config.Retries times); before
 //     each resend it looks for its events among those appended to its
@@ -87,9 +90,9 @@ func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]e
 	if err != nil {
 		return nil, err
 	}
-	a := &appendOp{l: l, reqs: reqs, n: n, callerIDs: true}
+	a := &appendOp{l: l, reqs: reqs, n: n}
 	for _, r := range reqs {
-		a.callerIDs = a.callerIDs && r.callerIDs
+		a.callerIDs = a.callerIDs || r.callerIDs
 	}
 	return a.run(ctx)
 }
@@ -101,7 +104,7 @@ type request struct {
 	expect    event.Expectation
 	events    []event.Envelope
 	msgIDs    []string // Nats-Msg-Id of each event: its ID, or a random one
-	callerIDs bool     // the caller set the ID of every event
+	callerIDs bool     // the caller set the ID of an event
 	// prev is the index of the batch's previous request for the same
 	// stream (-1: none): this one's expectation is checked against the
 	// stream's version after it, as the file log does.
@@ -160,10 +163,7 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 			if e.SchemaVersion == 0 {
 				e.SchemaVersion = event.DefaultSchemaVersion
 			}
-			if j == 0 {
-				r.callerIDs = true
-			}
-			r.callerIDs = r.callerIDs && e.ID != ""
+			r.callerIDs = r.callerIDs || e.ID != ""
 			if e.ID != "" {
 				if ids[e.ID] {
 					return nil, 0, fmt.Errorf("%w (%w)", &evlog.DuplicateIDError{ID: e.ID, Stream: req.Stream, Index: j,
@@ -187,8 +187,10 @@ type appendOp struct {
 	l    *Log
 	reqs []request
 	n    int
-	// callerIDs: the caller set the ID of every event, so the IDs identify
-	// the append also before any attempt of this call was sent.
+	// callerIDs: the caller set the ID of an event, so the append may be
+	// a retry of an earlier call (if it holds only known IDs) or hold an
+	// ID already taken (ErrDuplicateID), also before any attempt of this
+	// call was sent.
 	callerIDs bool
 	unknown   bool // a previous attempt may have been committed
 	// sentAfter holds, per part, the stream's last seq when the first
@@ -453,8 +455,8 @@ func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
 
 // recogniseSince is recognise searching where the append may be: after
 // a lost attempt, among the events since it was sent; when the caller set
-// every ID or the server reported a duplicate (dup), also among those
-// stored within the duplicate window (the caller's earlier call).
+// IDs or the server reported a duplicate (dup), also among those stored
+// within the duplicate window (the caller's earlier call).
 func (a *appendOp) recogniseSince(ctx context.Context, heads []streamHead, dup bool) ([]event.Position, error, error) {
 	if !a.unknown && !a.callerIDs {
 		return nil, nil, nil // the IDs identify nothing: no need to look
@@ -478,9 +480,10 @@ func (a *appendOp) recogniseSince(ctx context.Context, heads []streamHead, dup b
 // recognise reports whether this append is already in the log (a lost
 // attempt of it, or the caller's earlier call with the same IDs), and if
 // so returns the positions its events got. It is consulted only when the
-// IDs identify the append: after a lost attempt, or when the caller set
-// the ID of every event (an event without one gets a fresh Nats-Msg-Id per
-// call, so the caller's retry of it can never match). An append is in the
+// IDs identify something: after a lost attempt, or when the caller set
+// IDs (an event without one gets a fresh Nats-Msg-Id per call, so the
+// caller's retry of an append holding one can never match, but an ID it
+// holds may be taken: dup). An append is in the
 // log when all its events are, as one atomic batch stores them: at
 // consecutive seqs, in its streams and order, with the same Nats-Msg-Ids
 // and content (type, schema version, meta, data; time aside). It finds

@@ -119,6 +119,18 @@ func TestRetryRecognitionChecksEveryEvent(t *testing.T) {
 			},
 		},
 		{
+			name:   "re-sent with an event without an ID, stale expectation",
+			expect: evlog.ExpectNoStream,
+			first: []evlog.AppendRequest{
+				{Stream: "s", Events: []event.Envelope{idEv("a1", "x1")}},
+				{Stream: "t", Events: []event.Envelope{ev("no-id")}},
+			},
+			second: []evlog.AppendRequest{
+				{Stream: "s", Events: []event.Envelope{idEv("a1", "x1")}},
+				{Stream: "t", Events: []event.Envelope{ev("no-id")}},
+			},
+		},
+		{
 			name:   "first part committed, second not",
 			expect: evlog.ExpectAny,
 			first:  []evlog.AppendRequest{{Stream: "s", Events: []event.Envelope{idEv("a1", "x1")}}},
