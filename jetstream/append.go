@@ -52,8 +52,9 @@ var (
 //     window may be stored again, unless its expectation fails (a
 //     conflict). An ID held by an event of a stream the append does not
 //     name is found only by the server's refusal, which a failing
-//     expectation pre-empts: that append is a conflict, not
-//     ErrDuplicateID (nothing is written either way).
+//     expectation or time check pre-empts: that append is a conflict or
+//     ErrTimeBackwards, not ErrDuplicateID (nothing is written either
+//     way).
 //   - An append whose answer is lost (a timeout, a lost connection) is
 //     retried with the same Nats-Msg-Ids (Config.Retries times); before
 //     each resend it looks for its events among those appended to its
@@ -259,21 +260,11 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 			continue
 		}
-		// Check expectations locally: a conflict needs no round trip.
-		conflict := -1
-		for i, r := range a.reqs {
-			if !r.expect.Check(heads[i].version) {
-				conflict = i
-				break
-			}
-		}
 		// After a lost attempt, look for it before sending again (also
 		// when the expectations hold, as ExpectAny's always do): the
 		// server recognises a resent Nats-Msg-Id only within the
-		// duplicate window, and the retry may come later. A conflict may
-		// be the caller's retry of an append already in the log (as on
-		// the file log, the IDs are checked before the expectations).
-		if conflict >= 0 || a.unknown {
+		// duplicate window, and the retry may come later.
+		if a.unknown {
 			pos, dup, err := a.recogniseSince(ctx, heads, false)
 			if err != nil {
 				if rerr := retry(err, false); rerr != nil {
@@ -288,19 +279,18 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 				return nil, a.failed(dup)
 			}
 		}
-		if conflict >= 0 {
-			r := a.reqs[conflict]
-			return nil, &event.ConflictError{Stream: r.stream, Expected: r.expect, Actual: heads[conflict].version}
-		}
 		l.mu.Lock()
 		lastSeq, lastTime := l.lastSeq, l.lastTime
 		l.mu.Unlock()
+		// Expectations and times are checked locally, part by part as the
+		// file log checks them: a conflict needs no round trip.
 		msgs, err := a.build(heads, lastSeq, lastTime)
-		if errors.Is(err, evlog.ErrTimeBackwards) && a.callerIDs && !a.unknown {
-			// As on the file log, a retry is recognised before its
-			// times are checked: the caller re-sends the original's
-			// explicit times, which later appends may have passed.
-			pos, dup, rerr := a.recogniseSince(ctx, heads, true)
+		if (errors.Is(err, evlog.ErrVersionConflict) || errors.Is(err, evlog.ErrTimeBackwards)) && a.callerIDs && !a.unknown {
+			// As on the file log, the IDs are checked first: the append
+			// may be the caller's retry of one already in the log (whose
+			// expectations and explicit times later appends passed), or
+			// hold an ID already taken.
+			pos, dup, rerr := a.recogniseSince(ctx, heads, false)
 			switch {
 			case rerr != nil:
 				if rerr := retry(rerr, false); rerr != nil {
@@ -679,7 +669,10 @@ func differs(stored, ev event.Envelope) string {
 	return ""
 }
 
-// build assigns versions and times and encodes the messages, with the
+// build checks each part's expectation against heads and its events'
+// explicit times against the log's last time (part by part, in the order
+// the file log checks them: a *event.ConflictError or ErrTimeBackwards),
+// assigns versions and times and encodes the messages, with the
 // expectations that make the commit conditional: the log's last seq (so
 // that recorded times never decrease) on the first message, and each
 // stream's last seq on its first message.
@@ -688,6 +681,9 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time)
 	at := lastTime
 	msgs := make([]*nats.Msg, 0, a.n)
 	for i, r := range a.reqs {
+		if !r.expect.Check(heads[i].version) {
+			return nil, &event.ConflictError{Stream: r.stream, Expected: r.expect, Actual: heads[i].version}
+		}
 		for j := range r.events {
 			e := r.events[j] // a copy
 			e.Version = heads[i].version + uint64(j) + 1

@@ -1,11 +1,14 @@
 package jetstream_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -26,6 +29,8 @@ func outcome(err error) string {
 		return "conflict"
 	case errors.Is(err, evlog.ErrTimeBackwards):
 		return "time backwards"
+	case errors.Is(err, evlog.ErrFutureTime):
+		return "future time"
 	case errors.Is(err, evlog.ErrInvalid):
 		return "invalid"
 	}
@@ -33,9 +38,9 @@ func outcome(err error) string {
 }
 
 // TestAppendContractAsFileLog runs the same random appends on a file log
-// and on a JetStream log and requires the same outcome (success, conflict,
-// duplicate ID, invalid) and positions (time aside) for each, and the same
-// events in the end: appends with and without IDs, exact, stale and
+// and on a JetStream log, sharing one clock, and requires the same outcome
+// (success, conflict, duplicate ID, invalid, time backwards or in the
+// future) and positions for each, and the same events in the end: appends with and without IDs, exact, stale and
 // ExpectAny expectations, batches naming several streams (one of them
 // twice), and retries of earlier appends, whole, in part, changed, or with
 // their IDs moved to another stream.
@@ -44,12 +49,18 @@ func TestAppendContractAsFileLog(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	fl, err := evlog.Open(t.TempDir(), evlog.Options{})
+	// One clock for both, moved by the test between appends, so that
+	// stamped times, ErrTimeBackwards and ErrFutureTime must agree too.
+	var clock atomic.Int64
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	fl, err := evlog.Open(t.TempDir(), evlog.Options{Clock: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fl.Close()
-	js := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+	js := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1, Clock: now})
 	ctx := t.Context()
 	streams := []string{"a", "b", "c"}
 	version := map[string]uint64{} // as the file log reports them
@@ -74,6 +85,9 @@ func TestAppendContractAsFileLog(t *testing.T) {
 			withIDs := rng.IntN(3) > 0
 			for range 1 + rng.IntN(3) {
 				e := event.Envelope{Type: fmt.Sprint("t", rng.IntN(3)), Data: fmt.Appendf(nil, "%d", rng.IntN(4))}
+				if rng.IntN(4) == 0 { // an explicit time: past, now, or ahead (by more than the skew allowed, at times)
+					e.Time = now().Add([]time.Duration{-time.Second, 0, 30 * time.Second, 2 * time.Minute}[rng.IntN(4)])
+				}
 				if withIDs {
 					ids++
 					e.ID = fmt.Sprint("id-", ids)
@@ -93,6 +107,7 @@ func TestAppendContractAsFileLog(t *testing.T) {
 		return out
 	}
 	for op := range 300 {
+		clock.Add(int64(rng.IntN(3)) * int64(time.Second))
 		var batch []evlog.AppendRequest
 		kind := "new"
 		if len(sent) > 0 && rng.IntN(3) == 0 {
@@ -123,16 +138,16 @@ func TestAppendContractAsFileLog(t *testing.T) {
 		}
 		wantPos, wantErr := fl.AppendBatch(ctx, batch)
 		gotPos, gotErr := js.AppendBatch(ctx, batch)
-		if kind == "retry in another stream" && outcome(wantErr) == "duplicate ID" && outcome(gotErr) == "conflict" {
+		if kind == "retry in another stream" && outcome(wantErr) == "duplicate ID" && (outcome(gotErr) == "conflict" || outcome(gotErr) == "time backwards") {
 			// Documented: JetStream finds the holder of an ID only in
 			// the append's own streams, or through the server's refusal,
-			// which a failing expectation pre-empts.
+			// which a failing expectation or time check pre-empts.
 			wantErr = gotErr
 		}
 		if outcome(wantErr) != outcome(gotErr) {
 			t.Fatalf("op %d (%s) %+v:\nfile log:  %v\nJetStream: %v", op, kind, batch, wantErr, gotErr)
 		}
-		if diff := cmp.Diff(wantPos, gotPos, cmpopts.IgnoreFields(event.Position{}, "Time")); diff != "" {
+		if diff := cmp.Diff(wantPos, gotPos); diff != "" {
 			t.Fatalf("op %d (%s) %+v: positions (-file log +JetStream):\n%s", op, kind, batch, diff)
 		}
 		if wantErr == nil && kind == "new" {
@@ -151,7 +166,54 @@ func TestAppendContractAsFileLog(t *testing.T) {
 		}
 		want = append(want, e.Clone())
 	}
-	if diff := cmp.Diff(want, allEvents(t, js), cmpopts.IgnoreFields(event.Envelope{}, "Time"), cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, allEvents(t, js), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("the logs differ (-file log +JetStream):\n%s", diff)
+	}
+}
+
+// TestCheckOrderAsFileLog: an append failing two checks reports the one
+// the file log reports: requests are checked in order, each one's
+// expectation and then its events' times. JetStream checked every
+// expectation first, so a batch whose first request went back in time and
+// whose second had a stale expectation was a conflict, not
+// ErrTimeBackwards.
+func TestCheckOrderAsFileLog(t *testing.T) {
+	s := startServer(t)
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return at }
+	for _, tc := range []struct {
+		name  string
+		batch []evlog.AppendRequest
+	}{
+		{"time then conflict", []evlog.AppendRequest{
+			{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{{Type: "e", Time: at.Add(-time.Hour)}}},
+			{Stream: "t", Expect: 5, Events: []event.Envelope{ev("e")}},
+		}},
+		{"conflict then time", []evlog.AppendRequest{
+			{Stream: "t", Expect: 5, Events: []event.Envelope{ev("e")}},
+			{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{{Type: "e", Time: at.Add(-time.Hour)}}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fl, err := evlog.Open(t.TempDir(), evlog.Options{Clock: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fl.Close()
+			js := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1, Clock: now})
+			ctx := t.Context()
+			for _, l := range []interface {
+				Append(context.Context, string, event.Expectation, ...event.Envelope) (event.Position, error)
+			}{fl, js} {
+				if _, err := l.Append(ctx, "x", evlog.ExpectAny, ev("first")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, wantErr := fl.AppendBatch(ctx, tc.batch)
+			_, gotErr := js.AppendBatch(ctx, tc.batch)
+			if outcome(wantErr) != outcome(gotErr) {
+				t.Errorf("file log: %v\nJetStream: %v", wantErr, gotErr)
+			}
+		})
 	}
 }
