@@ -285,6 +285,22 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		// Expectations and times are checked locally, part by part as the
 		// file log checks them: a conflict needs no round trip.
 		msgs, err := a.build(heads, lastSeq, lastTime)
+		if errors.Is(err, evlog.ErrVersionConflict) {
+			// The times of the requests before the conflicting one were
+			// checked against what this Log knows of the log's end,
+			// which other writers may have moved: check them against
+			// the leader's, so the error is the file log's.
+			if rerr := l.refresh(ctx); rerr != nil {
+				if rerr := retry(rerr, false); rerr != nil {
+					return nil, rerr
+				}
+				continue
+			}
+			l.mu.Lock()
+			lastSeq, lastTime = l.lastSeq, l.lastTime
+			l.mu.Unlock()
+			msgs, err = a.build(heads, lastSeq, lastTime)
+		}
 		if (errors.Is(err, evlog.ErrVersionConflict) || errors.Is(err, evlog.ErrTimeBackwards)) && a.callerIDs && !a.unknown {
 			// As on the file log, the IDs are checked first: the append
 			// may be the caller's retry of one already in the log (whose

@@ -40,7 +40,8 @@ func outcome(err error) string {
 // TestAppendContractAsFileLog runs the same random appends on a file log
 // and on a JetStream log, sharing one clock, and requires the same outcome
 // (success, conflict, duplicate ID, invalid, time backwards or in the
-// future) and positions for each, and the same events in the end: appends with and without IDs, exact, stale and
+// future) and positions for each, and the same events in the end (two
+// JetStream writers taking turns): appends with and without IDs, exact, stale and
 // ExpectAny expectations, batches naming several streams (one of them
 // twice), and retries of earlier appends, whole, in part, changed, or with
 // their IDs moved to another stream.
@@ -60,7 +61,10 @@ func TestAppendContractAsFileLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fl.Close()
-	js := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1, Clock: now})
+	// Two writers on the JetStream log, taking turns at random: each knows
+	// only what it read or wrote of the log's end.
+	js1 := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1, Clock: now})
+	js2 := openLog(t, connect(t, s.ClientURL()), evjs.Config{Name: js1.Name(), Replicas: 1, Clock: now})
 	ctx := t.Context()
 	streams := []string{"a", "b", "c"}
 	version := map[string]uint64{} // as the file log reports them
@@ -85,6 +89,12 @@ func TestAppendContractAsFileLog(t *testing.T) {
 			withIDs := rng.IntN(3) > 0
 			for range 1 + rng.IntN(3) {
 				e := event.Envelope{Type: fmt.Sprint("t", rng.IntN(3)), Data: fmt.Appendf(nil, "%d", rng.IntN(4))}
+				if rng.IntN(4) == 0 {
+					e.Meta = map[string]string{"m": fmt.Sprint(rng.IntN(2))}
+				}
+				if rng.IntN(4) == 0 {
+					e.SchemaVersion = uint32(1 + rng.IntN(2))
+				}
 				if rng.IntN(4) == 0 { // an explicit time: past, now, or ahead (by more than the skew allowed, at times)
 					e.Time = now().Add([]time.Duration{-time.Second, 0, 30 * time.Second, 2 * time.Minute}[rng.IntN(4)])
 				}
@@ -112,7 +122,7 @@ func TestAppendContractAsFileLog(t *testing.T) {
 		kind := "new"
 		if len(sent) > 0 && rng.IntN(3) == 0 {
 			batch = clone(sent[rng.IntN(len(sent))])
-			switch rng.IntN(5) {
+			switch rng.IntN(9) {
 			case 0:
 				kind = "retry"
 			case 1:
@@ -128,6 +138,28 @@ func TestAppendContractAsFileLog(t *testing.T) {
 				kind = "retry with changed data"
 				r := &batch[rng.IntN(len(batch))]
 				r.Events[rng.IntN(len(r.Events))].Data = []byte("changed")
+			case 5:
+				kind = "retry with another type, schema version or meta"
+				r := &batch[rng.IntN(len(batch))]
+				e := &r.Events[rng.IntN(len(r.Events))]
+				switch rng.IntN(3) {
+				case 0:
+					e.Type += "x"
+				case 1:
+					e.SchemaVersion = 2
+				default:
+					e.Meta = map[string]string{"k": "v"}
+				}
+			case 6:
+				kind = "retry with the requests swapped"
+				slices.Reverse(batch)
+			case 7:
+				kind = "retry with times cleared"
+				for i := range batch {
+					for j := range batch[i].Events {
+						batch[i].Events[j].Time = time.Time{}
+					}
+				}
 			default:
 				kind = "retry in another stream"
 				r := &batch[rng.IntN(len(batch))]
@@ -137,6 +169,10 @@ func TestAppendContractAsFileLog(t *testing.T) {
 			batch = newBatch()
 		}
 		wantPos, wantErr := fl.AppendBatch(ctx, batch)
+		js := js1
+		if rng.IntN(2) == 0 {
+			js = js2
+		}
 		gotPos, gotErr := js.AppendBatch(ctx, batch)
 		if kind == "retry in another stream" && outcome(wantErr) == "duplicate ID" && (outcome(gotErr) == "conflict" || outcome(gotErr) == "time backwards") {
 			// Documented: JetStream finds the holder of an ID only in
@@ -166,7 +202,7 @@ func TestAppendContractAsFileLog(t *testing.T) {
 		}
 		want = append(want, e.Clone())
 	}
-	if diff := cmp.Diff(want, allEvents(t, js), cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, allEvents(t, js1), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("the logs differ (-file log +JetStream):\n%s", diff)
 	}
 }
@@ -215,5 +251,49 @@ func TestCheckOrderAsFileLog(t *testing.T) {
 				t.Errorf("file log: %v\nJetStream: %v", wantErr, gotErr)
 			}
 		})
+	}
+}
+
+// TestCheckOrderAfterAnotherWriter: the file log's check order holds for
+// a writer that has not seen another writer's later append: the times of
+// the requests before a conflicting one are checked against the log's
+// real end, not the end this writer last saw.
+func TestCheckOrderAfterAnotherWriter(t *testing.T) {
+	s := startServer(t)
+	var clock atomic.Int64
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock.Store(at.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	fl, err := evlog.Open(t.TempDir(), evlog.Options{Clock: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	js1 := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1, Clock: now})
+	js2 := openLog(t, connect(t, s.ClientURL()), evjs.Config{Name: js1.Name(), Replicas: 1, Clock: now})
+	ctx := t.Context()
+	for _, l := range []interface {
+		Append(context.Context, string, event.Expectation, ...event.Envelope) (event.Position, error)
+	}{fl, js1} {
+		if _, err := l.Append(ctx, "x", evlog.ExpectAny, ev("first")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Add(int64(time.Hour))
+	for _, l := range []interface {
+		Append(context.Context, string, event.Expectation, ...event.Envelope) (event.Position, error)
+	}{fl, js2} {
+		if _, err := l.Append(ctx, "x", evlog.ExpectAny, ev("later")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := []evlog.AppendRequest{
+		{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{{Type: "e", Time: at.Add(30 * time.Minute)}}},
+		{Stream: "t", Expect: 5, Events: []event.Envelope{ev("e")}},
+	}
+	_, wantErr := fl.AppendBatch(ctx, batch)
+	_, gotErr := js1.AppendBatch(ctx, batch)
+	if outcome(wantErr) != outcome(gotErr) {
+		t.Errorf("file log: %v\nJetStream (a writer that has not seen the later append): %v", wantErr, gotErr)
 	}
 }
