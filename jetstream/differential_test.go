@@ -85,6 +85,9 @@ func TestAppendContractAsFileLog(t *testing.T) {
 			default:
 				expect = event.Expectation(rng.IntN(int(version[st]) + 2))
 			}
+			if rng.IntN(30) == 0 {
+				st = []string{"", "bad\x00stream", "ä.b*>"}[rng.IntN(3)]
+			}
 			req := evlog.AppendRequest{Stream: st, Expect: expect}
 			withIDs := rng.IntN(3) > 0
 			for range 1 + rng.IntN(3) {
@@ -100,7 +103,19 @@ func TestAppendContractAsFileLog(t *testing.T) {
 				}
 				if withIDs {
 					ids++
-					e.ID = fmt.Sprint("id-", ids)
+					e.ID = fmt.Sprint("id-", ids, []string{"", "/ü x", ".*>", "=41"}[rng.IntN(4)])
+				}
+				switch rng.IntN(40) { // now and then, an event the logs must refuse alike
+				case 0:
+					e.Type = "bad\ntype"
+				case 1:
+					e.Type = ""
+				case 2:
+					e.Seq = 7
+				case 3:
+					e.Stream = "elsewhere"
+				case 4:
+					e.Time = time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
 				}
 				req.Events = append(req.Events, e)
 			}
@@ -204,6 +219,38 @@ func TestAppendContractAsFileLog(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, allEvents(t, js1), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("the logs differ (-file log +JetStream):\n%s", diff)
+	}
+	// And the reads agree: Range windows, Stream from a version (read by
+	// the writer that did not write last, and by the other), SeqAt.
+	collect := func(seq func(func(event.Envelope, error) bool)) []event.Envelope {
+		var out []event.Envelope
+		for e, err := range seq {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e.Clone())
+		}
+		return out
+	}
+	last := fl.LastSeq()
+	for range 30 {
+		from, to := uint64(rng.IntN(int(last)+2)), uint64(rng.IntN(int(last)+3))
+		if diff := cmp.Diff(collect(fl.Range(ctx, from, to)), collect(js2.Range(ctx, from, to)), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("Range(%d, %d) (-file log +JetStream):\n%s", from, to, diff)
+		}
+		st := append(streams, "other", "nothing")[rng.IntN(len(streams)+2)]
+		v := uint64(rng.IntN(int(version[st]) + 2))
+		for _, js := range []*evjs.Log{js1, js2} {
+			if diff := cmp.Diff(collect(fl.Stream(ctx, st, v)), collect(js.Stream(ctx, st, v)), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Stream(%q, %d) (-file log +JetStream):\n%s", st, v, diff)
+			}
+		}
+		at := t0.Add(time.Duration(rng.IntN(int(time.Unix(0, clock.Load()).Sub(t0)/time.Second)+60)-30) * time.Second)
+		ws, werr := fl.SeqAt(ctx, at)
+		gs, gerr := js1.SeqAt(ctx, at)
+		if ws != gs || (werr == nil) != (gerr == nil) {
+			t.Errorf("SeqAt(%v): file log %d, %v; JetStream %d, %v", at, ws, werr, gs, gerr)
+		}
 	}
 }
 
