@@ -94,6 +94,9 @@ func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]e
 	a := &appendOp{l: l, reqs: reqs, n: n}
 	for _, r := range reqs {
 		a.callerIDs = a.callerIDs || r.callerIDs
+		for _, e := range r.events {
+			a.explicitTimes = a.explicitTimes || !e.Time.IsZero()
+		}
 	}
 	return a.run(ctx)
 }
@@ -192,8 +195,9 @@ type appendOp struct {
 	// a retry of an earlier call (if it holds only known IDs) or hold an
 	// ID already taken (ErrDuplicateID), also before any attempt of this
 	// call was sent.
-	callerIDs bool
-	unknown   bool // a previous attempt may have been committed
+	callerIDs     bool
+	explicitTimes bool // an event carries its own Time
+	unknown       bool // a previous attempt may have been committed
 	// sentAfter holds, per part, the stream's last seq when the first
 	// attempt was sent (nil before): a lost attempt's events, if
 	// committed, are after it.
@@ -285,7 +289,7 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		// Expectations and times are checked locally, part by part as the
 		// file log checks them: a conflict needs no round trip.
 		msgs, err := a.build(heads, lastSeq, lastTime)
-		if errors.Is(err, evlog.ErrVersionConflict) {
+		if errors.Is(err, evlog.ErrVersionConflict) && a.explicitTimes {
 			// The times of the requests before the conflicting one were
 			// checked against what this Log knows of the log's end,
 			// which other writers may have moved: check them against
