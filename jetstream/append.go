@@ -493,13 +493,13 @@ func (a *appendOp) recogniseSince(ctx context.Context, heads []streamHead, dup b
 // IDs identify something: after a lost attempt, or when the caller set
 // IDs (an event without one gets a fresh Nats-Msg-Id per call, so the
 // caller's retry of an append holding one can never match, but an ID it
-// holds may be taken: dup). An append is in the
-// log when all its events are, as one atomic batch stores them: at
-// consecutive seqs, in its streams and order, with the same Nats-Msg-Ids
-// and content (type, schema version, meta, data; time aside). It finds
-// them from a part whose stream ends with that part's last event or, when
-// from is not 0, from the first event with seq in [from, its head] of a
-// part's stream that holds one of the part's Nats-Msg-Ids.
+// holds may be taken: dup). An append is in the log when all its events
+// are, as one atomic batch stores them: at consecutive seqs, in its
+// streams and order, with the same Nats-Msg-Ids and content (type, schema
+// version, meta, data; time aside). It finds them from a part whose
+// stream ends with that part's last event or, when from is not 0, from
+// the first event with seq in [from, its head] of a part's stream that
+// holds one of the part's Nats-Msg-Ids, and checks every event.
 //
 // dup is set when an event holding one of the append's IDs was found but
 // the append is not in the log (only some of its events are, or they
