@@ -37,9 +37,10 @@ const proxyTimeout = 2 * time.Second
 // append is three publishes (the first and the commit answered); the
 // fault proxy loses the answer to each answered one, or cuts the
 // connection once the server received each, in turn, alone, with another
-// writer appending to both streams when the fault happens, or with the
+// writer appending to both streams when the fault happens, with the
 // server forgetting the first attempt's IDs (a retry after the duplicate
-// window). Each append must end in success at the positions its events
+// window), or with the answer to the next read of a stream's head lost as
+// well. Each append must end in success at the positions its events
 // are stored at, stored exactly once; or, when nothing was committed and
 // its expectation no longer holds, in a conflict or ErrUnknownOutcome.
 // Never a plain failure for a committed write, never a double store.
@@ -51,8 +52,9 @@ func TestLostAnswerOnEveryPartOfABatch(t *testing.T) {
 		alone mode = iota
 		otherWriter
 		afterWindow
+		readLost // the answer to the next read of a stream's head is lost too
 	)
-	modes := map[mode]string{alone: "alone", otherWriter: "other-writer", afterWindow: "after-window"}
+	modes := map[mode]string{alone: "alone", otherWriter: "other-writer", afterWindow: "after-window", readLost: "read-lost"}
 	type fault struct {
 		kind faultKind
 		n    int
@@ -71,7 +73,7 @@ func TestLostAnswerOnEveryPartOfABatch(t *testing.T) {
 		{"single", single, []fault{{faultDrop, 1}, {faultCut, 1}}},
 	} {
 		for _, f := range shape.faults {
-			for _, m := range []mode{alone, otherWriter, afterWindow} {
+			for _, m := range []mode{alone, otherWriter, afterWindow, readLost} {
 				expects := []event.Expectation{evlog.ExpectAny}
 				if m == otherWriter {
 					expects = append(expects, evlog.ExpectNoStream)
@@ -97,6 +99,13 @@ func TestLostAnswerOnEveryPartOfABatch(t *testing.T) {
 								otherErr <- err
 							}
 						}
+						var firstFired atomic.Bool
+						if m == readLost {
+							after = func() {
+								firstFired.Store(true)
+								p.arm("$JS.API.STREAM.MSG.GET.", faultDrop, 1, nil, false)
+							}
+						}
 						p.arm("evlog."+l.Name()+".", f.kind, f.n, after, m == afterWindow)
 						reqs := make([]evlog.AppendRequest, len(shape.reqs))
 						var types []string // of the append's events
@@ -108,6 +117,11 @@ func TestLostAnswerOnEveryPartOfABatch(t *testing.T) {
 						}
 						pos, err := l.AppendBatch(ctx, reqs)
 						fired, answered := p.hasFired()
+						if m == readLost {
+							// The read fault fires only if the append reads
+							// again, which a cut it did not notice spares.
+							fired, answered = firstFired.Load(), false
+						}
 						if !fired {
 							t.Fatal("the fault never happened")
 						}
