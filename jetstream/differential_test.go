@@ -47,6 +47,21 @@ func outcome(err error) string {
 // their IDs moved to another stream.
 func TestAppendContractAsFileLog(t *testing.T) {
 	s := startServer(t)
+	appendContractAsFileLog(t, s.ClientURL(), s.ClientURL(), 1, 300)
+}
+
+// TestAppendContractAsFileLogR3 is TestAppendContractAsFileLog on a
+// 3-node cluster, the two writers connected to different nodes (reads may
+// be served by replicas behind the leader).
+func TestAppendContractAsFileLogR3(t *testing.T) {
+	nodes := startCluster(t)
+	waitForR3(t, connect(t, nodes[0].ClientURL()))
+	appendContractAsFileLog(t, nodes[0].ClientURL(), nodes[1].ClientURL(), 3, 100)
+}
+
+// appendContractAsFileLog runs ops random appends on a file log and on a
+// JetStream log of replicas copies written through url1 and url2.
+func appendContractAsFileLog(t *testing.T, url1, url2 string, replicas, ops int) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
@@ -63,8 +78,8 @@ func TestAppendContractAsFileLog(t *testing.T) {
 	defer fl.Close()
 	// Two writers on the JetStream log, taking turns at random: each knows
 	// only what it read or wrote of the log's end.
-	js1 := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1, Clock: now})
-	js2 := openLog(t, connect(t, s.ClientURL()), evjs.Config{Name: js1.Name(), Replicas: 1, Clock: now})
+	js1 := openLog(t, connect(t, url1), evjs.Config{Replicas: replicas, Clock: now})
+	js2 := openLog(t, connect(t, url2), evjs.Config{Name: js1.Name(), Replicas: replicas, Clock: now})
 	ctx := t.Context()
 	streams := []string{"a", "b", "c"}
 	version := map[string]uint64{} // as the file log reports them
@@ -131,7 +146,7 @@ func TestAppendContractAsFileLog(t *testing.T) {
 		}
 		return out
 	}
-	for op := range 300 {
+	for op := range ops {
 		clock.Add(int64(rng.IntN(3)) * int64(time.Second))
 		var batch []evlog.AppendRequest
 		kind := "new"
