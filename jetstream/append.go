@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,7 +31,9 @@ var (
 // version satisfies expect, and returns the position of the last event.
 // It has the contract of (*evlog.Log).Append, with these differences:
 //
-//   - At most MaxBatch events per call (ErrBatchTooLarge otherwise).
+//   - At most MaxBatch events per call (ErrBatchTooLarge otherwise), each
+//     small enough for one message: an event over the servers'
+//     max_payload (1 MB by default), headers included, is ErrInvalid.
 //   - Config.MaxClockSkew and Config.Clock stand for
 //     Options.MaxClockSkew and Options.Clock (ErrFutureTime).
 //   - An event's ID is its message's Nats-Msg-Id (an event without one
@@ -167,6 +170,10 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 			if e.SchemaVersion == 0 {
 				e.SchemaVersion = event.DefaultSchemaVersion
 			}
+			if size, limit := l.messageSize(e), l.nc.MaxPayload(); limit > 0 && size > limit {
+				return nil, 0, fmt.Errorf("%w: event %d of stream %q is about %d bytes as a message, over the servers' max_payload (%d); nothing was written",
+					evlog.ErrInvalid, j, req.Stream, size, limit)
+			}
 			r.callerIDs = r.callerIDs || e.ID != ""
 			if e.ID != "" {
 				if ids[e.ID] {
@@ -184,6 +191,28 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 		reqs[i] = r
 	}
 	return reqs, n, nil
+}
+
+// headerReserve is what messageSize counts for the headers set after the
+// event's own (expected sequences, batch ID, sequence and commit).
+const headerReserve = 256
+
+// messageSize returns an upper bound of the size, headers included, of
+// the message carrying e (Stream and SchemaVersion set), as the client
+// checks it against the servers' max_payload.
+func (l *Log) messageSize(e event.Envelope) int64 {
+	e.Version, e.Time = math.MaxUint64, time.Unix(0, math.MinInt64)
+	m := l.encode(&e, e.ID)
+	if e.ID == "" {
+		m.Header.Set(jetstream.MsgIDHeader, newID())
+	}
+	n := len("NATS/1.0\r\n\r\n") + headerReserve + len(m.Data)
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return int64(n)
 }
 
 // appendOp is one append in progress.

@@ -292,3 +292,23 @@ func TestConcurrentSameIDAppends(t *testing.T) {
 		t.Errorf("log holds %d events, want the batch once (3)", got)
 	}
 }
+
+// TestEventOverMaxPayloadIsInvalid: an event too large for one message
+// (the servers' max_payload) is refused with ErrInvalid before anything is
+// sent, as the file log refuses one over MaxEventSize, not with the
+// client's bare "maximum payload exceeded".
+func TestEventOverMaxPayloadIsInvalid(t *testing.T) {
+	s := startServer(t)
+	js := connect(t, s.ClientURL())
+	l := openLog(t, js, evjs.Config{Replicas: 1})
+	big := event.Envelope{Type: "big", Data: make([]byte, js.Conn().MaxPayload())}
+	for _, events := range [][]event.Envelope{{big}, {ev("small"), big}} {
+		_, err := l.Append(t.Context(), "s", evlog.ExpectAny, events...)
+		if !errors.Is(err, evlog.ErrInvalid) {
+			t.Errorf("append of %d events, one of %d bytes = %v, want ErrInvalid", len(events), len(big.Data), err)
+		}
+	}
+	if n := len(allEvents(t, l)); n != 0 {
+		t.Errorf("the refused appends wrote %d events", n)
+	}
+}
