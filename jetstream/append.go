@@ -87,6 +87,9 @@ func (l *Log) Append(ctx context.Context, stream string, expect event.Expectatio
 // stream's version after the requests before it. Everything Append
 // documents applies.
 func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]event.Position, error) {
+	if err := l.closedErr(); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -110,6 +110,10 @@ type Log struct {
 	lastTime time.Time
 	hints    map[string][]hint // stream -> (version, seq) pairs seen lately
 
+	// closed is done once Close was called (its cause evlog.ErrClosed).
+	closed     context.Context
+	closeCause context.CancelCauseFunc
+
 	// snapMu guards snaps, set by the first Snapshots call that creates
 	// the buckets; a failed call leaves it nil, so the next one retries.
 	snapMu sync.Mutex
@@ -148,6 +152,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error)
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
+	l.closed, l.closeCause = context.WithCancelCause(context.Background())
 	o := js.Options()
 	switch {
 	case o.Domain != "":
@@ -357,6 +362,20 @@ func (l *Log) refresh(ctx context.Context) error {
 	return nil
 }
 
-// Close releases nothing but marks the end of use: the connection is the
-// caller's. It exists so the log can stand in where *evlog.Log is closed.
-func (l *Log) Close() error { return nil }
+// Close marks the end of use, as closing the file log does: appends and
+// reads started later fail with evlog.ErrClosed, and running
+// subscriptions end with it (iterations of Range and Stream already
+// running finish). It releases nothing else: the connection and the
+// stream are the caller's, shared with other Logs. Close is idempotent.
+func (l *Log) Close() error {
+	l.closeCause(evlog.ErrClosed)
+	return nil
+}
+
+// closedErr returns evlog.ErrClosed once Close was called.
+func (l *Log) closedErr() error {
+	if l.closed.Err() != nil {
+		return evlog.ErrClosed
+	}
+	return nil
+}
