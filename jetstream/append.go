@@ -33,7 +33,9 @@ var (
 //
 //   - At most MaxBatch events per call (ErrBatchTooLarge otherwise), each
 //     small enough for one message: an event over the servers'
-//     max_payload (1 MB by default), headers included, is ErrInvalid.
+//     max_payload (1 MB by default), headers included, or whose headers
+//     (type, ID and meta, escaped: up to three bytes per byte) exceed
+//     64 KiB, is ErrInvalid.
 //   - Config.MaxClockSkew and Config.Clock stand for
 //     Options.MaxClockSkew and Options.Clock (ErrFutureTime).
 //   - An event's ID is its message's Nats-Msg-Id (an event without one
@@ -173,7 +175,12 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 			if e.SchemaVersion == 0 {
 				e.SchemaVersion = event.DefaultSchemaVersion
 			}
-			if size, limit := l.messageSize(e), l.nc.MaxPayload(); limit > 0 && size > limit {
+			size, hdr := l.messageSize(e)
+			if hdr > math.MaxUint16 {
+				return nil, 0, fmt.Errorf("%w: event %d of stream %q: its headers (type, ID and meta, escaped) are about %d bytes, over the %d a JetStream message carries; nothing was written",
+					evlog.ErrInvalid, j, req.Stream, hdr, math.MaxUint16)
+			}
+			if limit := l.nc.MaxPayload(); limit > 0 && size > limit {
 				return nil, 0, fmt.Errorf("%w: event %d of stream %q is about %d bytes as a message, over the servers' max_payload (%d); nothing was written",
 					evlog.ErrInvalid, j, req.Stream, size, limit)
 			}
@@ -200,22 +207,23 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 // event's own (expected sequences, batch ID, sequence and commit).
 const headerReserve = 256
 
-// messageSize returns an upper bound of the size, headers included, of
-// the message carrying e (Stream and SchemaVersion set), as the client
-// checks it against the servers' max_payload.
-func (l *Log) messageSize(e event.Envelope) int64 {
+// messageSize returns upper bounds of the size, headers included, of the
+// message carrying e (Stream and SchemaVersion set), as the client checks
+// it against the servers' max_payload, and of its header block, which the
+// server bounds by 64 KiB.
+func (l *Log) messageSize(e event.Envelope) (size, header int64) {
 	e.Version, e.Time = math.MaxUint64, time.Unix(0, math.MinInt64)
 	m := l.encode(&e, e.ID)
 	if e.ID == "" {
 		m.Header.Set(jetstream.MsgIDHeader, newID())
 	}
-	n := len("NATS/1.0\r\n\r\n") + headerReserve + len(m.Data)
+	n := len("NATS/1.0\r\n\r\n") + headerReserve
 	for k, vs := range m.Header {
 		for _, v := range vs {
 			n += len(k) + len(": \r\n") + len(v)
 		}
 	}
-	return int64(n)
+	return int64(n + len(m.Data)), int64(n)
 }
 
 // appendOp is one append in progress.

@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -310,5 +311,25 @@ func TestEventOverMaxPayloadIsInvalid(t *testing.T) {
 	}
 	if n := len(allEvents(t, l)); n != 0 {
 		t.Errorf("the refused appends wrote %d events", n)
+	}
+}
+
+// TestEventHeadersOverLimitIsInvalid: an event whose headers (type, ID and
+// meta, escaped) exceed what a JetStream message carries (64 KiB) is
+// refused with ErrInvalid before anything is sent, not with the server's
+// bare API error.
+func TestEventHeadersOverLimitIsInvalid(t *testing.T) {
+	s := startServer(t)
+	l := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+	meta := map[string]string{}
+	for i := range event.MaxMetaEntries {
+		meta[fmt.Sprint("k", i)] = strings.Repeat(".", event.MaxMetaValueLen) // escaped to three bytes each
+	}
+	_, err := l.Append(t.Context(), "s", evlog.ExpectAny, event.Envelope{Type: "e", Meta: meta})
+	if !errors.Is(err, evlog.ErrInvalid) {
+		t.Errorf("append of an event with %d meta entries of %d bytes = %v, want ErrInvalid", len(meta), event.MaxMetaValueLen, err)
+	}
+	if n := len(allEvents(t, l)); n != 0 {
+		t.Errorf("the refused append wrote %d events", n)
 	}
 }
