@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,24 +31,42 @@ var (
 // version satisfies expect, and returns the position of the last event.
 // It has the contract of (*evlog.Log).Append, with these differences:
 //
-//   - At most MaxBatch events per call (ErrBatchTooLarge otherwise).
+//   - At most MaxBatch events per call (ErrBatchTooLarge otherwise), each
+//     small enough for one message: an event over the servers'
+//     max_payload (1 MB by default), headers included, or whose headers
+//     (type, ID and meta, escaped: up to three bytes per byte) exceed
+//     64 KiB, is ErrInvalid.
+//   - Config.MaxClockSkew and Config.Clock stand for
+//     Options.MaxClockSkew and Options.Clock (ErrFutureTime).
 //   - An event's ID is its message's Nats-Msg-Id (an event without one
-//     gets a random Nats-Msg-Id; its ID stays empty, as on the file log),
-//     so an append retried with the same IDs within the duplicate window
-//     is stored once. An append whose answer is lost is
-//     retried that way (Config.Retries times), and a conflict met by a
-//     retry, or by an append whose caller set the IDs, is resolved by
-//     reading the stream: if its last event is ours (or, after a lost
-//     attempt, one of the events appended to it since that attempt was
-//     sent), the append succeeded; "ours" means the same ID, type, schema
-//     version, meta and data (an ID reused for another event is no
-//     retry: a conflict, or ErrInvalid). A retry after a lost attempt looks
-//     first, before sending again, so it is stored once even when it
-//     comes after the duplicate window. A one-event append that the
-//     server reports as a duplicate is resolved at the seq the server
-//     names, so the caller's retry of it succeeds within the duplicate
-//     window even after other appends to the stream.
-//     ErrUnknownOutcome means even that did not settle it.
+//     gets a random Nats-Msg-Id; its ID stays empty, as on the file log).
+//     IDs follow the file log's rules within the stream's duplicate window
+//     (Config.Duplicates), not Options.DedupeWindow: an append every event
+//     of which carries an ID, all of them held by one earlier append's
+//     events (consecutive, in the same streams and order, with the same
+//     type, schema version, meta and data; time aside), is a retry: it
+//     succeeds without writing and returns their positions, whatever its
+//     expectation, whatever was appended since and whatever later times
+//     those appends recorded (its explicit times are not checked). An append holding a
+//     known ID that is not such a retry, or holding one ID twice, fails
+//     with an error matching evlog.ErrDuplicateID and evlog.ErrInvalid (a
+//     *evlog.DuplicateIDError where the holder was found) and writes
+//     nothing. The log finds the holders by reading: the streams' last
+//     events first, else the appended streams' events stored within twice
+//     the duplicate window (by the servers' clocks); a retry after the
+//     window may be stored again, unless its expectation fails (a
+//     conflict). An ID held by an event of a stream the append does not
+//     name is found only by the server's refusal, which a failing
+//     expectation or time check pre-empts: that append is a conflict or
+//     ErrTimeBackwards, not ErrDuplicateID (nothing is written either
+//     way).
+//   - An append whose answer is lost (a timeout, a lost connection) is
+//     retried with the same Nats-Msg-Ids (Config.Retries times); before
+//     each resend it looks for its events among those appended to its
+//     streams since the first attempt was sent (by the same rules), so it
+//     is stored once even when the retry comes after the duplicate window
+//     or after other writers appended. ErrUnknownOutcome means even that
+//     did not settle it.
 //   - ctx bounds the whole append, retries included. Unlike the file log,
 //     an append cut short by ctx after its events were sent cannot know
 //     whether they were committed: the error then matches both
@@ -65,9 +84,14 @@ func (l *Log) Append(ctx context.Context, stream string, expect event.Expectatio
 
 // AppendBatch appends the events of several streams in one atomic batch
 // (one JetStream atomic publish), each part with its own expectation: if
-// any fails, nothing is written. A stream may appear only once per batch.
-// Everything Append documents applies.
+// any fails, nothing is written. As on the file log, a stream may appear
+// in several requests: each one's expectation is checked against the
+// stream's version after the requests before it. Everything Append
+// documents applies.
 func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]event.Position, error) {
+	if err := l.closedErr(); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -76,6 +100,12 @@ func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]e
 		return nil, err
 	}
 	a := &appendOp{l: l, reqs: reqs, n: n}
+	for _, r := range reqs {
+		a.callerIDs = a.callerIDs || r.callerIDs
+		for _, e := range r.events {
+			a.explicitTimes = a.explicitTimes || !e.Time.IsZero()
+		}
+	}
 	return a.run(ctx)
 }
 
@@ -86,7 +116,11 @@ type request struct {
 	expect    event.Expectation
 	events    []event.Envelope
 	msgIDs    []string // Nats-Msg-Id of each event: its ID, or a random one
-	callerIDs bool     // the caller set the ID of the last event
+	callerIDs bool     // the caller set the ID of an event
+	// prev is the index of the batch's previous request for the same
+	// stream (-1: none): this one's expectation is checked against the
+	// stream's version after it, as the file log does.
+	prev int
 }
 
 func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
@@ -94,7 +128,9 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 		return nil, 0, fmt.Errorf("%w: empty batch", evlog.ErrInvalid)
 	}
 	n := 0
-	seen := map[string]bool{}
+	seen := map[string]int{} // stream -> its last request so far
+	ids := map[string]bool{} // the IDs of the events checked so far
+	var latest time.Time     // Clock() + MaxClockSkew, read once, when needed
 	reqs := make([]request, len(batch))
 	for i, req := range batch {
 		if !req.Expect.Valid() {
@@ -103,15 +139,16 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 		if len(req.Events) == 0 {
 			return nil, 0, fmt.Errorf("%w: no events for stream %q", evlog.ErrInvalid, req.Stream)
 		}
-		if seen[req.Stream] {
-			return nil, 0, fmt.Errorf("%w: stream %q appears twice in one batch; put all its events in one request", evlog.ErrInvalid, req.Stream)
+		prev, ok := seen[req.Stream]
+		if !ok {
+			prev = -1
 		}
-		seen[req.Stream] = true
+		seen[req.Stream] = i
 		n += len(req.Events)
 		if n > MaxBatch {
 			return nil, 0, fmt.Errorf("%w (%w): a JetStream atomic batch holds at most %d events; nothing was written", ErrBatchTooLarge, evlog.ErrInvalid, MaxBatch)
 		}
-		r := request{stream: req.Stream, expect: req.Expect, events: make([]event.Envelope, len(req.Events)), msgIDs: make([]string, len(req.Events))}
+		r := request{stream: req.Stream, expect: req.Expect, prev: prev, events: make([]event.Envelope, len(req.Events)), msgIDs: make([]string, len(req.Events))}
 		for j, e := range req.Events {
 			if e.Seq != 0 || e.Version != 0 {
 				return nil, 0, fmt.Errorf("%w: event %d of stream %q has Seq or Version set; the log assigns them, leave them zero", evlog.ErrInvalid, j, req.Stream)
@@ -126,11 +163,34 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 			if !e.Time.IsZero() && (e.Time.Before(minTime) || e.Time.After(maxTime)) {
 				return nil, 0, fmt.Errorf("%w: event %d of stream %q: time %v outside the years 1678-2262", evlog.ErrInvalid, j, req.Stream, e.Time)
 			}
+			if !e.Time.IsZero() && l.cfg.MaxClockSkew >= 0 {
+				if latest.IsZero() {
+					latest = l.cfg.Clock().Add(l.cfg.MaxClockSkew)
+				}
+				if e.Time.After(latest) {
+					return nil, 0, &evlog.FutureTimeError{Stream: req.Stream, Index: j, Time: e.Time,
+						Now: latest.Add(-l.cfg.MaxClockSkew), MaxSkew: l.cfg.MaxClockSkew}
+				}
+			}
 			if e.SchemaVersion == 0 {
 				e.SchemaVersion = event.DefaultSchemaVersion
 			}
-			if j == len(req.Events)-1 {
-				r.callerIDs = e.ID != ""
+			size, hdr := l.messageSize(e)
+			if hdr > math.MaxUint16 {
+				return nil, 0, fmt.Errorf("%w: event %d of stream %q: its headers (type, ID and meta, escaped) are about %d bytes, over the %d a JetStream message carries; nothing was written",
+					evlog.ErrInvalid, j, req.Stream, hdr, math.MaxUint16)
+			}
+			if limit := l.nc.MaxPayload(); limit > 0 && size > limit {
+				return nil, 0, fmt.Errorf("%w: event %d of stream %q is about %d bytes as a message, over the servers' max_payload (%d); nothing was written",
+					evlog.ErrInvalid, j, req.Stream, size, limit)
+			}
+			r.callerIDs = r.callerIDs || e.ID != ""
+			if e.ID != "" {
+				if ids[e.ID] {
+					return nil, 0, fmt.Errorf("%w (%w)", &evlog.DuplicateIDError{ID: e.ID, Stream: req.Stream, Index: j,
+						Reason: "two events of one append cannot share an ID"}, evlog.ErrInvalid)
+				}
+				ids[e.ID] = true
 			}
 			r.msgIDs[j] = e.ID
 			if e.ID == "" {
@@ -143,12 +203,41 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 	return reqs, n, nil
 }
 
+// headerReserve is what messageSize counts for the headers set after the
+// event's own (expected sequences, batch ID, sequence and commit).
+const headerReserve = 256
+
+// messageSize returns upper bounds of the size, headers included, of the
+// message carrying e (Stream and SchemaVersion set), as the client checks
+// it against the servers' max_payload, and of its header block, which the
+// server bounds by 64 KiB.
+func (l *Log) messageSize(e event.Envelope) (size, header int64) {
+	e.Version, e.Time = math.MaxUint64, time.Unix(0, math.MinInt64)
+	m := l.encode(&e, e.ID)
+	if e.ID == "" {
+		m.Header.Set(jetstream.MsgIDHeader, newID())
+	}
+	n := len("NATS/1.0\r\n\r\n") + headerReserve
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return int64(n + len(m.Data)), int64(n)
+}
+
 // appendOp is one append in progress.
 type appendOp struct {
-	l       *Log
-	reqs    []request
-	n       int
-	unknown bool // a previous attempt may have been committed
+	l    *Log
+	reqs []request
+	n    int
+	// callerIDs: the caller set the ID of an event, so the append may be
+	// a retry of an earlier call (if it holds only known IDs) or hold an
+	// ID already taken (ErrDuplicateID), also before any attempt of this
+	// call was sent.
+	callerIDs     bool
+	explicitTimes bool // an event carries its own Time
+	unknown       bool // a previous attempt may have been committed
 	// sentAfter holds, per part, the stream's last seq when the first
 	// attempt was sent (nil before): a lost attempt's events, if
 	// committed, are after it.
@@ -156,8 +245,13 @@ type appendOp struct {
 }
 
 // streamHead is the last event of a stream as the stream leader has it.
+//
+// For a stream's later request in a batch (request.prev >= 0) it is the
+// stream's head as the requests before it leave it: the real head's seq
+// and event, with the version those requests reach (repeat set).
 type streamHead struct {
 	seq, version uint64
+	repeat       bool
 	msgID        string // its Nats-Msg-Id, unescaped
 	time         time.Time
 	event        event.Envelope // the event itself (Data included)
@@ -203,53 +297,72 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 			return nil, err
 		}
-		heads := make([]streamHead, len(a.reqs))
-		for i, r := range a.reqs {
-			h, err := l.head(ctx, r.stream)
-			if err != nil {
-				if rerr := retry(err, false); rerr != nil {
-					return nil, rerr
-				}
-				heads = nil
-				break
+		heads, err := a.heads(ctx)
+		if err != nil {
+			if rerr := retry(err, false); rerr != nil {
+				return nil, rerr
 			}
-			heads[i] = h
-		}
-		if heads == nil {
 			continue
-		}
-		// Check expectations locally: a conflict needs no round trip.
-		conflict := -1
-		for i, r := range a.reqs {
-			if !r.expect.Check(heads[i].version) {
-				conflict = i
-				break
-			}
 		}
 		// After a lost attempt, look for it before sending again (also
 		// when the expectations hold, as ExpectAny's always do): the
 		// server recognises a resent Nats-Msg-Id only within the
 		// duplicate window, and the retry may come later.
-		if conflict >= 0 || a.unknown {
-			pos, ok, err := a.ours(ctx, heads)
+		if a.unknown {
+			pos, dup, err := a.recogniseSince(ctx, heads, false)
 			if err != nil {
 				if rerr := retry(err, false); rerr != nil {
 					return nil, rerr
 				}
 				continue
 			}
-			if ok {
+			if pos != nil {
 				return pos, nil
 			}
-		}
-		if conflict >= 0 {
-			r := a.reqs[conflict]
-			return nil, &event.ConflictError{Stream: r.stream, Expected: r.expect, Actual: heads[conflict].version}
+			if dup != nil {
+				return nil, a.failed(dup)
+			}
 		}
 		l.mu.Lock()
 		lastSeq, lastTime := l.lastSeq, l.lastTime
 		l.mu.Unlock()
+		// Expectations and times are checked locally, part by part as the
+		// file log checks them: a conflict needs no round trip.
 		msgs, err := a.build(heads, lastSeq, lastTime)
+		if errors.Is(err, evlog.ErrVersionConflict) && a.explicitTimes {
+			// The times of the requests before the conflicting one were
+			// checked against what this Log knows of the log's end,
+			// which other writers may have moved: check them against
+			// the leader's, so the error is the file log's.
+			if rerr := l.refresh(ctx); rerr != nil {
+				if rerr := retry(rerr, false); rerr != nil {
+					return nil, rerr
+				}
+				continue
+			}
+			l.mu.Lock()
+			lastSeq, lastTime = l.lastSeq, l.lastTime
+			l.mu.Unlock()
+			msgs, err = a.build(heads, lastSeq, lastTime)
+		}
+		if (errors.Is(err, evlog.ErrVersionConflict) || errors.Is(err, evlog.ErrTimeBackwards)) && a.callerIDs && !a.unknown {
+			// As on the file log, the IDs are checked first: the append
+			// may be the caller's retry of one already in the log (whose
+			// expectations and explicit times later appends passed), or
+			// hold an ID already taken.
+			pos, dup, rerr := a.recogniseSince(ctx, heads, false)
+			switch {
+			case rerr != nil:
+				if rerr := retry(rerr, false); rerr != nil {
+					return nil, rerr
+				}
+				continue
+			case pos != nil:
+				return pos, nil
+			case dup != nil:
+				return nil, dup
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -264,39 +377,42 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		case err == nil && !dup:
 			return a.done(last, msgs)
 		case err == nil && dup, code == codeBatchDuplicateID, code == codeDuplicateConflict:
-			// A message ID seen before: ours from a lost attempt, or
-			// reused by the caller for another event.
+			// A message ID seen before: ours from a lost attempt or the
+			// caller's earlier call, or reused for another event.
+			var (
+				pos    []event.Position
+				dupErr error
+				rerr   error
+			)
 			if err == nil && len(msgs) == 1 {
 				// The server named the holder's seq: look there.
-				pos, ok, gerr := a.at(ctx, last)
-				if gerr != nil {
-					if rerr := retry(gerr, false); rerr != nil {
-						return nil, rerr
-					}
-					continue
-				}
-				if ok {
-					return pos, nil
+				pos, dupErr, rerr = a.verify(ctx, last, last, 0, 0, last)
+			} else {
+				var heads []streamHead
+				if heads, rerr = a.heads(ctx); rerr == nil {
+					pos, dupErr, rerr = a.recogniseSince(ctx, heads, true)
 				}
 			}
-			heads, herr := a.heads(ctx)
-			if herr != nil {
-				if rerr := retry(herr, false); rerr != nil {
+			switch {
+			case rerr != nil:
+				if rerr := retry(rerr, false); rerr != nil {
 					return nil, rerr
 				}
 				continue
-			}
-			pos, ok, err := a.ours(ctx, heads)
-			if err != nil {
+			case pos != nil:
+				return pos, nil
+			case dupErr != nil:
+				return nil, a.failed(dupErr)
+			case code == codeDuplicateConflict:
+				// The holder is still being stored (perhaps our lost
+				// attempt): look again.
 				if rerr := retry(err, false); rerr != nil {
 					return nil, rerr
 				}
 				continue
 			}
-			if ok {
-				return pos, nil
-			}
-			return nil, fmt.Errorf("%w: an event ID of this append was used by another event within the stream's duplicate window (%v); use unique IDs", evlog.ErrInvalid, l.cfg.Duplicates)
+			return nil, a.failed(fmt.Errorf("%w (%w): an event ID of this append is held by another event within the log's duplicate window (%v); nothing was written: a retry must re-send the original append unchanged (same streams, events, order and content); new events need new IDs",
+				evlog.ErrDuplicateID, evlog.ErrInvalid, max(l.cfg.Duplicates, l.duplicates)))
 		case code == codeWrongLastSeq || code == codeWrongLastSeqConstant:
 			// Another writer appended first (to the log or to one of our
 			// streams): re-read and decide again.
@@ -337,10 +453,11 @@ func (a *appendOp) failed(err error) error {
 
 // isUnknown reports whether err leaves the outcome of a sent append open,
 // or is a transient refusal worth retrying: a timeout, a lost connection,
-// no responders, or a 503 from JetStream (no leader or quorum for now, as
-// during an election).
+// no responders, a 503 from JetStream (no leader or quorum for now, as
+// during an election), or a duplicate Nats-Msg-Id whose holder is still
+// being stored.
 func isUnknown(err error) bool {
-	if api := apiError(err); api != nil && (api.Code == 503 || api.ErrorCode == codeUnavailable) {
+	if api := apiError(err); api != nil && (api.Code == 503 || api.ErrorCode == codeUnavailable || api.ErrorCode == codeDuplicateConflict) {
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
@@ -366,9 +483,17 @@ func (l *Log) head(ctx context.Context, stream string) (streamHead, error) {
 	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, time: e.Time, event: e}, nil
 }
 
+// heads returns the head of each request's stream (see streamHead).
 func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
 	out := make([]streamHead, len(a.reqs))
 	for i, r := range a.reqs {
+		if r.prev >= 0 {
+			h := out[r.prev]
+			h.version += uint64(len(a.reqs[r.prev].events))
+			h.repeat = true
+			out[i] = h
+			continue
+		}
 		h, err := a.l.head(ctx, r.stream)
 		if err != nil {
 			return nil, err
@@ -378,61 +503,159 @@ func (a *appendOp) heads(ctx context.Context) ([]streamHead, error) {
 	return out, nil
 }
 
-// ours reports whether this append is committed (a previous attempt, or
-// the caller's earlier call with the same IDs), and if so returns its
-// positions. It is consulted only when the IDs identify the append: after
-// a lost attempt, or when the caller set them. Each part is ours if the
-// stream's last event is its last event, or, after a lost attempt, if its
-// last event is among the stream's events since the first attempt was
-// sent (other writers may have appended after it before the retry). An
-// event holding our ID but differing from ours (type, schema version, meta
-// or data) is another event reusing the ID, never ours.
-func (a *appendOp) ours(ctx context.Context, heads []streamHead) ([]event.Position, bool, error) {
-	pos := make([]event.Position, len(a.reqs))
-	for i, r := range a.reqs {
-		if !a.unknown && !r.callerIDs {
-			return nil, false, nil
+// recogniseSince is recognise searching where the append may be: after
+// a lost attempt, among the events since it was sent; when the caller set
+// IDs or the server reported a duplicate (dup), also among those stored
+// within the duplicate window (the caller's earlier call).
+func (a *appendOp) recogniseSince(ctx context.Context, heads []streamHead, dup bool) ([]event.Position, error, error) {
+	if !a.unknown && !a.callerIDs {
+		return nil, nil, nil // the IDs identify nothing: no need to look
+	}
+	from := uint64(0)
+	if a.unknown {
+		from = a.sentAfter[0] + 1
+	}
+	if dup || a.callerIDs {
+		ws, err := a.l.windowStart(ctx)
+		if err != nil {
+			return nil, nil, err
 		}
-		want, ev := r.msgIDs[len(r.msgIDs)-1], r.events[len(r.events)-1]
-		if heads[i].seq != 0 && heads[i].msgID == want && sameEvent(heads[i].event, ev) {
-			pos[i] = event.Position{Seq: heads[i].seq, Version: heads[i].version, Time: heads[i].time}
+		if from == 0 || ws < from {
+			from = ws
+		}
+	}
+	return a.recognise(ctx, heads, from)
+}
+
+// recognise reports whether this append is already in the log (a lost
+// attempt of it, or the caller's earlier call with the same IDs), and if
+// so returns the positions its events got. It is consulted only when the
+// IDs identify something: after a lost attempt, or when the caller set
+// IDs (an event without one gets a fresh Nats-Msg-Id per call, so the
+// caller's retry of an append holding one can never match, but an ID it
+// holds may be taken: dup). An append is in the log when all its events
+// are, as one atomic batch stores them: at consecutive seqs, in its
+// streams and order, with the same Nats-Msg-Ids and content (type, schema
+// version, meta, data; time aside). It finds them from a part whose
+// stream ends with that part's last event or, when from is not 0, from
+// the first event with seq in [from, its head] of a part's stream that
+// holds one of the part's Nats-Msg-Ids, and checks every event.
+//
+// dup is set when an event holding one of the append's IDs was found but
+// the append is not in the log (only some of its events are, or they
+// differ): the append is no retry and must not be sent (the server would
+// refuse it as a duplicate within its window, and store it twice after).
+func (a *appendOp) recognise(ctx context.Context, heads []streamHead, from uint64) (pos []event.Position, dup error, err error) {
+	if !a.unknown && !a.callerIDs {
+		return nil, nil, nil
+	}
+	to := uint64(0) // no event of the append is after the newest head
+	for _, h := range heads {
+		to = max(to, h.seq)
+	}
+	end := 0 // flat index after part i
+	for i, r := range a.reqs {
+		end += len(r.events)
+		last := len(r.events) - 1
+		h := heads[i]
+		if h.seq == 0 || h.msgID != r.msgIDs[last] || h.seq < uint64(end) {
 			continue
 		}
-		if !a.unknown || a.sentAfter == nil || heads[i].seq <= a.sentAfter[i] {
-			return nil, false, nil
-		}
-		p, found, err := a.l.find(ctx, r.stream, a.sentAfter[i]+1, heads[i].seq, want, ev)
-		if err != nil || !found {
-			return nil, false, err
-		}
-		pos[i] = p
+		return a.verify(ctx, h.seq-uint64(end-1), to, i, last, h.seq)
 	}
-	return pos, true, nil
+	if from == 0 {
+		return nil, nil, nil
+	}
+	first := 0 // flat index of part i's first event
+	for i, r := range a.reqs {
+		if heads[i].seq >= from {
+			ids := make(map[string]int, len(r.msgIDs))
+			for j, id := range r.msgIDs {
+				ids[id] = j
+			}
+			seq, j, found, err := a.l.findID(ctx, r.stream, from, heads[i].seq, ids)
+			if err != nil {
+				return nil, nil, err
+			}
+			if found {
+				if k := uint64(first + j); seq > k {
+					return a.verify(ctx, seq-k, to, i, j, seq)
+				}
+				pos, dup := a.notRetry(i, j, seq, "the append's earlier events cannot be before it")
+				return pos, dup, nil
+			}
+		}
+		first += len(r.events)
+	}
+	return nil, nil, nil
 }
 
-// at reports whether the event at seq is this one-event append's last
-// (and only) event, and if so returns its position.
-func (a *appendOp) at(ctx context.Context, seq uint64) ([]event.Position, bool, error) {
-	r := a.reqs[len(a.reqs)-1]
-	m, found, err := a.l.getMsg(ctx, seq, "")
-	if err != nil || !found || m.Subject != a.l.subject(r.stream) {
-		return nil, false, err
+// notRetry is the error of an append holding an ID of the log's event at
+// seq (its event j of part i) which is not a retry, for reason.
+func (a *appendOp) notRetry(i, j int, seq uint64, reason string) ([]event.Position, error) {
+	r := a.reqs[i]
+	d := &evlog.DuplicateIDError{ID: r.events[j].ID, Stream: r.stream, Index: j, OrigSeq: seq, OrigStream: r.stream, Reason: reason}
+	if d.ID == "" {
+		d.ID = r.msgIDs[j] // a lost attempt's own Nats-Msg-Id
 	}
-	e, err := a.l.decode(m.Subject, m.Seq, m.hdr, m.Data)
-	if err != nil {
-		return nil, false, err
-	}
-	id, err := unescape(m.hdr.Get(jetstream.MsgIDHeader))
-	if err != nil || id != r.msgIDs[len(r.msgIDs)-1] || !sameEvent(e, r.events[len(r.events)-1]) {
-		return nil, false, nil
-	}
-	return []event.Position{{Seq: e.Seq, Version: e.Version, Time: e.Time}}, true, nil
+	return nil, fmt.Errorf("%w (%w)", d, evlog.ErrInvalid)
 }
 
-// find looks for the event of stream whose Nats-Msg-Id is msgID among
-// those with seq in [from, to], and reports it found if it is the same
-// event as ev.
-func (l *Log) find(ctx context.Context, stream string, from, to uint64, msgID string, ev event.Envelope) (pos event.Position, found bool, err error) {
+// verify reports whether the append is stored at seqs [start,
+// start+a.n-1] (reading no further than to), event j of part i (its
+// anchor) having been found at seq anchor. If not, dup names the anchor
+// and what differs.
+func (a *appendOp) verify(ctx context.Context, start, to uint64, i, j int, anchor uint64) (pos []event.Position, dup error, err error) {
+	l := a.l
+	notRetry := func(reason string) ([]event.Position, error, error) {
+		pos, dup := a.notRetry(i, j, anchor, reason)
+		return pos, dup, nil
+	}
+	pos = make([]event.Position, len(a.reqs))
+	part, k := 0, 0 // the next event to match: event k of part part
+	var (
+		reason string
+		herr   error
+	)
+	err = l.read(ctx, start, min(start+uint64(a.n)-1, to), "", func(e event.Envelope, h nats.Header) bool {
+		r := a.reqs[part]
+		id, err := unescape(h.Get(jetstream.MsgIDHeader))
+		if err != nil {
+			herr = fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", e.Seq, l.streamName, err)
+			return false
+		}
+		if id != r.msgIDs[k] || e.Stream != r.stream {
+			reason = fmt.Sprintf("seq %d (stream %q) holds another event where the append's event %d of stream %q would be: only part of the append's events are in the log, or not in its order", e.Seq, e.Stream, k, r.stream)
+			return false
+		}
+		if reason = differs(e, r.events[k]); reason != "" {
+			reason = fmt.Sprintf("event %d of stream %q, at seq %d: %s", k, r.stream, e.Seq, reason)
+			return false
+		}
+		if k++; k == len(r.events) {
+			pos[part] = event.Position{Seq: e.Seq, Version: e.Version, Time: e.Time}
+			part, k = part+1, 0
+		}
+		return part < len(a.reqs)
+	})
+	if herr != nil {
+		return nil, nil, herr
+	}
+	if err != nil && err != errStop {
+		return nil, nil, err
+	}
+	if reason != "" {
+		return notRetry(reason)
+	}
+	if part < len(a.reqs) {
+		return notRetry("only part of the append's events are in the log")
+	}
+	return pos, nil, nil
+}
+
+// findID returns the first event of stream with seq in [from, to] whose
+// Nats-Msg-Id is in ids, and that ID's value in ids.
+func (l *Log) findID(ctx context.Context, stream string, from, to uint64, ids map[string]int) (seq uint64, j int, found bool, err error) {
 	var herr error
 	err = l.read(ctx, from, to, l.subject(stream), func(e event.Envelope, h nats.Header) bool {
 		id, err := unescape(h.Get(jetstream.MsgIDHeader))
@@ -440,30 +663,76 @@ func (l *Log) find(ctx context.Context, stream string, from, to uint64, msgID st
 			herr = fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", e.Seq, l.streamName, err)
 			return false
 		}
-		if id == msgID {
-			pos, found = event.Position{Seq: e.Seq, Version: e.Version, Time: e.Time}, sameEvent(e, ev)
+		if j, found = ids[id]; found {
+			seq = e.Seq
 			return false
 		}
 		return true
 	})
 	if herr != nil {
-		return event.Position{}, false, herr
+		return 0, 0, false, herr
 	}
 	if err != nil && err != errStop {
-		return event.Position{}, false, err
+		return 0, 0, false, err
 	}
-	return pos, found, nil
+	return seq, j, found, nil
 }
 
-// sameEvent reports whether stored is the event ev an append carries (its
-// Time aside: a retry re-sends an explicit time or a zero one).
-func sameEvent(stored, ev event.Envelope) bool {
-	return stored.Stream == ev.Stream && stored.ID == ev.ID && stored.Type == ev.Type &&
-		stored.SchemaVersion == ev.SchemaVersion && maps.Equal(stored.Meta, ev.Meta) &&
-		bytes.Equal(stored.Data, ev.Data)
+// windowStart returns a seq at or below the first event the server may
+// still hold in its duplicate tracking: the first event stored (by the
+// servers' clocks) less than twice the duplicate window before the log's
+// last event (the margin covers a new leader's clock running behind); 1
+// if the servers cannot tell.
+func (l *Log) windowStart(ctx context.Context) (uint64, error) {
+	m, found, err := l.getMsg(ctx, 0, l.prefix+">")
+	if err != nil || !found {
+		return 1, err
+	}
+	window := max(l.cfg.Duplicates, l.duplicates)
+	since := m.Time.Add(-2 * window)
+	rctx, cancel := l.bound(ctx)
+	defer cancel()
+	msgs, err := jetstreamext.GetBatch(rctx, l.js, l.streamName, 1, jetstreamext.GetBatchStartTime(since))
+	if err != nil {
+		return 0, fmt.Errorf("evlog/jetstream: finding the start of %s's duplicate window: %w", l.streamName, err)
+	}
+	for m, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("evlog/jetstream: finding the start of %s's duplicate window: %w", l.streamName, err)
+		}
+		return m.Sequence, nil
+	}
+	return 1, nil // a replica that has not caught up: search everything
 }
 
-// build assigns versions and times and encodes the messages, with the
+// differs says how the stored event differs from ev, the event an append
+// carries ("": the same event). Time is not compared: a retry re-sends an
+// explicit time or a zero one, which the first attempt stamped.
+func differs(stored, ev event.Envelope) string {
+	switch {
+	case stored.Stream != ev.Stream:
+		return fmt.Sprintf("the original is in stream %q", stored.Stream)
+	case stored.ID != ev.ID:
+		return fmt.Sprintf("the original has ID %q", stored.ID)
+	case stored.Type != ev.Type:
+		return fmt.Sprintf("the original has type %q, not %q", stored.Type, ev.Type)
+	case stored.SchemaVersion != ev.SchemaVersion:
+		return fmt.Sprintf("the original has schema version %d, not %d", stored.SchemaVersion, ev.SchemaVersion)
+	case !maps.Equal(stored.Meta, ev.Meta):
+		return "the original has other meta"
+	case !bytes.Equal(stored.Data, ev.Data):
+		return "the original has other data"
+	}
+	return ""
+}
+
+// build checks each part's expectation against heads and its events'
+// explicit times against the log's last time (part by part, in the order
+// the file log checks them: a *event.ConflictError or ErrTimeBackwards),
+// assigns versions and times and encodes the messages, with the
 // expectations that make the commit conditional: the log's last seq (so
 // that recorded times never decrease) on the first message, and each
 // stream's last seq on its first message.
@@ -472,6 +741,9 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time)
 	at := lastTime
 	msgs := make([]*nats.Msg, 0, a.n)
 	for i, r := range a.reqs {
+		if !r.expect.Check(heads[i].version) {
+			return nil, &event.ConflictError{Stream: r.stream, Expected: r.expect, Actual: heads[i].version}
+		}
 		for j := range r.events {
 			e := r.events[j] // a copy
 			e.Version = heads[i].version + uint64(j) + 1
@@ -491,7 +763,9 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time)
 			if len(msgs) == 0 {
 				m.Header.Set(jetstream.ExpectedLastSeqHeader, fmt.Sprint(lastSeq))
 			}
-			if j == 0 {
+			if j == 0 && !heads[i].repeat {
+				// (A later request for the stream is pinned by its
+				// first request's expectation.)
 				m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, fmt.Sprint(heads[i].seq))
 			}
 			msgs = append(msgs, m)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evlog/evlog"
 )
 
 // Config configures Open. Only Name is required.
@@ -32,6 +34,14 @@ type Config struct {
 	Duplicates time.Duration
 	// Clock stamps events appended without a Time (default time.Now).
 	Clock func() time.Time
+	// MaxClockSkew bounds how far ahead of Clock an event's explicit Time
+	// may be, as evlog.Options.MaxClockSkew does: an append with a later
+	// Time fails with evlog.ErrFutureTime (a *evlog.FutureTimeError) and
+	// writes nothing, since recorded times never decrease and one event in
+	// the future would pin every later event's time to it. 0 means
+	// evlog.DefaultMaxClockSkew (1 minute); evlog.NoClockSkewLimit (any
+	// negative value) disables the check.
+	MaxClockSkew time.Duration
 	// Timeout bounds each request to the servers when ctx has no deadline
 	// (default 10 s).
 	Timeout time.Duration
@@ -93,11 +103,16 @@ type Log struct {
 	prefix     string // subject prefix "evlog.<Name>."
 	apiPrefix  string
 	logID      [16]byte
+	duplicates time.Duration // the stream's duplicate window, as configured
 
 	mu       sync.Mutex
 	lastSeq  uint64 // the last seq this Log knows of
 	lastTime time.Time
 	hints    map[string][]hint // stream -> (version, seq) pairs seen lately
+
+	// closed is done once Close was called (its cause evlog.ErrClosed).
+	closed     context.Context
+	closeCause context.CancelCauseFunc
 
 	// snapMu guards snaps, set by the first Snapshots call that creates
 	// the buckets; a failed call leaves it nil, so the next one retries.
@@ -123,6 +138,9 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error)
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.MaxClockSkew == 0 {
+		cfg.MaxClockSkew = evlog.DefaultMaxClockSkew
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
@@ -134,6 +152,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error)
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
+	l.closed, l.closeCause = context.WithCancelCause(context.Background())
 	o := js.Options()
 	switch {
 	case o.Domain != "":
@@ -225,6 +244,7 @@ func (l *Log) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 
 func (l *Log) checkStream(c jetstream.StreamConfig) error {
 	var bad []string
+	l.duplicates = c.Duplicates
 	if !slices.Equal(c.Subjects, []string{l.prefix + ">"}) {
 		bad = append(bad, fmt.Sprintf("subjects %v, want [%s>]", c.Subjects, l.prefix))
 	}
@@ -342,6 +362,20 @@ func (l *Log) refresh(ctx context.Context) error {
 	return nil
 }
 
-// Close releases nothing but marks the end of use: the connection is the
-// caller's. It exists so the log can stand in where *evlog.Log is closed.
-func (l *Log) Close() error { return nil }
+// Close marks the end of use, as closing the file log does: appends and
+// reads started later fail with evlog.ErrClosed, and running
+// subscriptions end with it (iterations of Range and Stream already
+// running finish). It releases nothing else: the connection and the
+// stream are the caller's, shared with other Logs. Close is idempotent.
+func (l *Log) Close() error {
+	l.closeCause(evlog.ErrClosed)
+	return nil
+}
+
+// closedErr returns evlog.ErrClosed once Close was called.
+func (l *Log) closedErr() error {
+	if l.closed.Err() != nil {
+		return evlog.ErrClosed
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
 )
 
@@ -29,6 +31,10 @@ const maxLagRetries = 100
 // again, and a gap in the seqs is an error.
 func (l *Log) Range(ctx context.Context, from, to uint64) iter.Seq2[event.Envelope, error] {
 	return func(yield func(event.Envelope, error) bool) {
+		if err := l.closedErr(); err != nil {
+			yield(event.Envelope{}, err)
+			return
+		}
 		if to == 0 || to < from {
 			return
 		}
@@ -142,7 +148,7 @@ func (l *Log) read(ctx context.Context, from, to uint64, subject string, fn func
 // stream with few events in a large log: aggregates should snapshot.
 func (l *Log) Stream(ctx context.Context, stream string, fromVersion uint64) iter.Seq2[event.Envelope, error] {
 	return func(yield func(event.Envelope, error) bool) {
-		if err := ctx.Err(); err != nil {
+		if err := cmp.Or(l.closedErr(), ctx.Err()); err != nil {
 			yield(event.Envelope{}, err)
 			return
 		}
@@ -195,6 +201,9 @@ func (l *Log) Stream(ctx context.Context, stream string, fromVersion uint64) ite
 // so), so it binary-searches the recorded times, reading O(log n) events
 // from the stream leader.
 func (l *Log) SeqAt(ctx context.Context, t time.Time) (uint64, error) {
+	if err := l.closedErr(); err != nil {
+		return 0, err
+	}
 	if err := l.refresh(ctx); err != nil {
 		return 0, err
 	}
@@ -242,14 +251,20 @@ const (
 
 // Subscribe iterates every event from seq from (0 or 1: the first) on:
 // the history, then live appends, in seq order, with no gap and no
-// duplicate, until ctx is done (the iteration then ends with ctx's error)
-// or reading fails for good. It reads through an ordered consumer. When
-// no message comes for a while although the stream leader has events past
-// the last one yielded (the consumer was on a node that died, say), it
-// re-creates the consumer at the next seq; seqs are checked, so a restart
-// can neither skip nor repeat an event.
+// duplicate, until ctx is done (the iteration then ends with ctx's
+// error), the Log is closed (evlog.ErrClosed) or reading fails for good.
+// It reads through an ordered consumer. When no message comes for a while
+// although the stream leader has events past the last one yielded (the
+// consumer was on a node that died, say), it re-creates the consumer at
+// the next seq; seqs are checked, so a restart can neither skip nor
+// repeat an event.
 func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[event.Envelope, error] {
 	return func(yield func(event.Envelope, error) bool) {
+		// ctx ends also when the Log is closed, with evlog.ErrClosed as
+		// its cause.
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		defer context.AfterFunc(l.closed, func() { cancel(evlog.ErrClosed) })()
 		next := max(from, 1)
 		var (
 			it       jetstream.MessagesContext
@@ -264,8 +279,8 @@ func (l *Log) Subscribe(ctx context.Context, from uint64) iter.Seq2[event.Envelo
 		}
 		defer stop()
 		for {
-			if err := ctx.Err(); err != nil {
-				yield(event.Envelope{}, err)
+			if ctx.Err() != nil {
+				yield(event.Envelope{}, context.Cause(ctx))
 				return
 			}
 			if it == nil {

@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer closeFn()
-		fl, err := evlog.Open(*to, evlog.Options{})
+		fl, err := evlog.Open(*to, evlog.Options{MaxClockSkew: evlog.NoClockSkewLimit}) // keep the source's times
 		if err != nil {
 			return err
 		}
@@ -124,7 +124,9 @@ func openNATS(ctx context.Context, raw string, replicas int) (*evjs.Log, func(),
 		nc.Close()
 		return nil, nil, err
 	}
-	l, err := evjs.Open(ctx, js, evjs.Config{Name: name, Replicas: replicas})
+	// A copy keeps the source's recorded times, however far ahead of this
+	// machine's clock.
+	l, err := evjs.Open(ctx, js, evjs.Config{Name: name, Replicas: replicas, MaxClockSkew: evlog.NoClockSkewLimit})
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

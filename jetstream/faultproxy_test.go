@@ -1,0 +1,321 @@
+package jetstream_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// faultProxy is a loopback TCP proxy between nats.go clients and a NATS
+// server that injects connection-level faults deterministically: it parses
+// the protocol both ways, counts the clients' publishes (PUB and HPUB) to
+// subjects under watch, over all connections, and at the nth one either
+// drops the server's answer to it (faultDrop) or cuts the connection once
+// the server received it (faultCut: after the server answered it, the
+// answer dropped, if it asks for one; else right after forwarding it).
+// Nothing is timed: the client learns of the fault by its own timeout or
+// by the lost connection.
+type faultProxy struct {
+	t      testing.TB
+	ln     net.Listener
+	server string
+	watch  string
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	kind  faultKind
+	n     int    // the publish to fault (1-based)
+	pubs  int    // publishes to watch seen
+	fired bool   // the fault happened
+	batch string // the faulted publish's Nats-Batch-Id
+	// answered: the faulted publish asked for an answer, which the
+	// client never got.
+	answered bool
+	// after runs once, when the fault happens (before the answer is
+	// dropped or the connection cut): another writer appending.
+	after func()
+	// forget gives every later publish not of the faulted batch a
+	// different Nats-Msg-Id: a retry reaching a server that no longer
+	// remembers the first attempt's IDs (after the duplicate window).
+	forget bool
+	conns  map[net.Conn]bool
+}
+
+type faultKind int
+
+const (
+	faultDrop faultKind = iota + 1
+	faultCut
+)
+
+func (k faultKind) String() string {
+	if k == faultDrop {
+		return "drop-answer"
+	}
+	return "cut"
+}
+
+// startFaultProxy listens on a loopback port, forwarding to serverAddr
+// (host:port), until the test ends.
+func startFaultProxy(t testing.TB, serverAddr string) *faultProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{t: t, ln: ln, server: serverAddr, conns: map[net.Conn]bool{}}
+	p.wg.Go(p.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// URL is the proxy's client URL.
+func (p *faultProxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+// arm sets the fault for the nth publish to subjects starting with watch,
+// counting from now.
+func (p *faultProxy) arm(watch string, kind faultKind, n int, after func(), forget bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watch, p.kind, p.n, p.pubs, p.fired, p.batch, p.answered, p.after, p.forget = watch, kind, n, 0, false, "", false, after, forget
+}
+
+// hasFired reports whether the armed fault happened, and whether it took
+// an answer from the client.
+func (p *faultProxy) hasFired() (fired, answered bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fired, p.answered
+}
+
+func (p *faultProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.server)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[s] = true, true
+		p.mu.Unlock()
+		pc := &proxyConn{p: p, client: c, server: s}
+		p.wg.Go(pc.clientToServer)
+		p.wg.Go(pc.serverToClient)
+	}
+}
+
+// proxyConn is one proxied client connection.
+type proxyConn struct {
+	p              *faultProxy
+	client, server net.Conn
+
+	mu     sync.Mutex
+	dropTo string // the reply subject whose answer is dropped
+	cut    bool   // and then the connection cut
+	after  func() // run when that answer comes
+}
+
+func (pc *proxyConn) close() {
+	pc.client.Close()
+	pc.server.Close()
+}
+
+// frame reads one protocol line and, for the operations that carry one,
+// its payload (with its trailing CRLF). fields are the line's fields.
+func frame(r *bufio.Reader) (line []byte, fields []string, payload []byte, err error) {
+	line, err = r.ReadBytes('\n')
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fields = strings.Fields(string(line))
+	if len(fields) == 0 {
+		return line, fields, nil, nil
+	}
+	switch strings.ToUpper(fields[0]) {
+	case "PUB", "HPUB", "MSG", "HMSG":
+		size, err := strconv.Atoi(fields[len(fields)-1])
+		if err != nil || size < 0 || size > 64<<20 {
+			return nil, nil, nil, fmt.Errorf("faultProxy: bad size in %q", line)
+		}
+		payload = make([]byte, size+2)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return line, fields, payload, nil
+}
+
+// header returns the value of header key in an HPUB/HMSG payload whose
+// header block is hdrLen bytes.
+func header(payload []byte, hdrLen int, key string) string {
+	for l := range strings.SplitSeq(string(payload[:hdrLen]), "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, key) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func (pc *proxyConn) clientToServer() {
+	p := pc.p
+	defer pc.close()
+	r := bufio.NewReader(pc.client)
+	for {
+		line, fields, payload, err := frame(r)
+		if err != nil {
+			return
+		}
+		op := ""
+		if len(fields) > 0 {
+			op = strings.ToUpper(fields[0])
+		}
+		fire, cutNow := false, false
+		var after func()
+		if (op == "PUB" || op == "HPUB") && len(fields) >= 3 {
+			subject, reply := fields[1], ""
+			hdrLen := 0
+			if op == "PUB" && len(fields) == 4 {
+				reply = fields[2]
+			}
+			if op == "HPUB" {
+				if len(fields) == 5 {
+					reply = fields[2]
+				}
+				hdrLen, _ = strconv.Atoi(fields[len(fields)-2])
+				hdrLen = min(max(hdrLen, 0), len(payload)-2)
+			}
+			batch := ""
+			if hdrLen > 0 {
+				batch = header(payload, hdrLen, "Nats-Batch-Id")
+			}
+			p.mu.Lock()
+			if p.watch != "" && strings.HasPrefix(subject, p.watch) {
+				p.pubs++
+				if !p.fired && p.pubs == p.n {
+					fire, p.fired, p.batch, p.answered = true, true, batch, reply != ""
+					after, p.after = p.after, nil
+				} else if p.fired && p.forget && hdrLen > 0 && (batch == "" || batch != p.batch) {
+					line, payload = forgetMsgID(fields, payload, hdrLen)
+				}
+			}
+			kind := p.kind
+			p.mu.Unlock()
+			if fire {
+				if reply == "" && kind == faultDrop {
+					p.t.Errorf("faultProxy: publish %d asks for no answer to drop", p.n)
+				}
+				if reply != "" {
+					// Set before the publish goes on: the hook runs
+					// when its answer comes.
+					pc.mu.Lock()
+					pc.dropTo, pc.cut, pc.after = reply, kind == faultCut, after
+					pc.mu.Unlock()
+					after = nil
+				} else {
+					cutNow = kind == faultCut
+				}
+			}
+		}
+		if _, err := pc.server.Write(append(line, payload...)); err != nil {
+			return
+		}
+		if cutNow {
+			if after != nil {
+				after()
+			}
+			return
+		}
+	}
+}
+
+func (pc *proxyConn) serverToClient() {
+	defer pc.close()
+	r := bufio.NewReader(pc.server)
+	for {
+		line, fields, payload, err := frame(r)
+		if err != nil {
+			return
+		}
+		if len(fields) >= 2 {
+			if op := strings.ToUpper(fields[0]); op == "MSG" || op == "HMSG" {
+				pc.mu.Lock()
+				drop := pc.dropTo != "" && fields[1] == pc.dropTo
+				cut, after := drop && pc.cut, pc.after
+				if drop {
+					pc.dropTo, pc.after = "", nil
+				}
+				pc.mu.Unlock()
+				if drop {
+					if after != nil {
+						after()
+					}
+					if cut {
+						return
+					}
+					continue
+				}
+			}
+		}
+		if _, err := pc.client.Write(append(line, payload...)); err != nil {
+			return
+		}
+	}
+}
+
+// forgetMsgID rewrites an HPUB frame so its Nats-Msg-Id is another one.
+func forgetMsgID(fields []string, payload []byte, hdrLen int) ([]byte, []byte) {
+	hdr := payload[:hdrLen]
+	i := bytes.Index(bytes.ToLower(hdr), []byte("nats-msg-id:"))
+	if i < 0 {
+		return []byte(strings.Join(fields, " ") + "\r\n"), payload
+	}
+	end := i + bytes.Index(hdr[i:], []byte("\r\n"))
+	const suffix = "-forgotten"
+	out := make([]byte, 0, len(payload)+len(suffix))
+	out = append(out, payload[:end]...)
+	out = append(out, suffix...)
+	out = append(out, payload[end:]...)
+	f := append([]string(nil), fields...)
+	hl, _ := strconv.Atoi(f[len(f)-2])
+	tl, _ := strconv.Atoi(f[len(f)-1])
+	f[len(f)-2], f[len(f)-1] = strconv.Itoa(hl+len(suffix)), strconv.Itoa(tl+len(suffix))
+	return []byte(strings.Join(f, " ") + "\r\n"), out
+}
+
+// connectVia returns a JetStream context through url that reconnects at
+// once after a cut and gives up on an answer after timeout.
+func connectVia(t testing.TB, url string, timeout time.Duration) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(time.Millisecond), nats.ReconnectJitter(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(timeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}

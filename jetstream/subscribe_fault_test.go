@@ -1,0 +1,63 @@
+package jetstream_test
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/event"
+	evjs "github.com/evlog/evlog/jetstream"
+)
+
+// TestSubscribeAcrossACutConnection: a subscriber following appends
+// whose connection is cut mid-stream (after its second pull request
+// reached the server) yields every event once, in seq order, with no gap:
+// the events before the cut, those appended while it reconnects and those
+// after.
+func TestSubscribeAcrossACutConnection(t *testing.T) {
+	s := startServer(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Addr().(*net.TCPAddr).Port))
+	p := startFaultProxy(t, addr)
+	w := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+	sub := openLog(t, connectVia(t, p.URL(), proxyTimeout), evjs.Config{Name: w.Name(), Replicas: 1})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	appendN := func(n int) {
+		for i := 0; i < n; i += 50 {
+			evs := make([]event.Envelope, 50)
+			for j := range evs {
+				evs[j] = ev("e")
+			}
+			if _, err := w.Append(ctx, strconv.Itoa(i%7), evlog.ExpectAny, evs...); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+	const half = 400
+	appendN(half)
+	p.arm("$JS.API.CONSUMER.MSG.NEXT.", faultCut, 2, nil, false)
+	done := make(chan struct{})
+	next := uint64(1)
+	for e, err := range sub.Subscribe(ctx, 1) {
+		if err != nil {
+			t.Fatalf("after seq %d: %v", next-1, err)
+		}
+		if e.Seq != next {
+			t.Fatalf("got seq %d, want %d", e.Seq, next)
+		}
+		if next == half/2 {
+			go func() { defer close(done); appendN(half) }()
+		}
+		if next == 2*half {
+			break
+		}
+		next++
+	}
+	<-done
+	if fired, _ := p.hasFired(); !fired {
+		t.Error("the connection was never cut")
+	}
+}
