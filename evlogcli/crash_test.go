@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/internal/vfs"
 )
 
 // startLoad starts "evlogctl load DIR args…" as a real process (this test
@@ -293,10 +295,34 @@ func TestSecondWriter(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, "locked") || out != "" {
 			t.Fatalf("second writer (in process: %v): exit %d, stdout %q, stderr %q; want exit 1, no output, \"locked\"", inProcess, code, out, errOut)
 		}
-		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
-			t.Fatalf("the first writer ended (%v) before the second one failed: the test proved nothing", err)
+		// The first writer holds the lock now, so it held it when the
+		// second one failed. (Signal(0) cannot tell: it succeeds on a
+		// process that has exited but is not yet reaped.)
+		if !lockHeld(t, dir) {
+			t.Fatal("the first writer no longer holds the lock (it ended before the second one failed): the test proved nothing")
 		}
 	}
+}
+
+// lockHeld reports whether a writer holds the lock of the log in dir: the
+// flock of its LOCK file, which the kernel releases when the writer's
+// process exits.
+func lockHeld(t *testing.T, dir string) bool {
+	t.Helper()
+	fsys, err := vfs.OpenOS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	lk, err := fsys.Lock(evlog.LockFile)
+	if errors.Is(err, vfs.ErrLocked) {
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk.Close()
+	return false
 }
 
 // TestTailFollowsAnotherProcess runs tail -f while a load process appends
