@@ -174,8 +174,9 @@ func TestLoadKilled(t *testing.T) {
 		cmd, stdout, stderr := startLoad(t, dir, args...)
 		acks := readAcks(stdout)
 		// Kill once the run is under way (its first ack; for --sync never,
-		// which acks nothing, its first segment write), at a random moment
-		// after that: the kill point is random, the test's outcome is not.
+		// which acks nothing, its first batch a reader sees), at a random
+		// moment after that: the kill point is random, the test's outcome
+		// is not.
 		wait := time.Duration(20+rng.IntN(150)) * time.Millisecond
 		if mode[1] != "never" {
 			select {
@@ -183,6 +184,16 @@ func TestLoadKilled(t *testing.T) {
 			case <-acks.done: // exited before any ack: reported below
 			case <-time.After(hangGuard):
 				t.Fatalf("run %d: no ack within %v", i, hangGuard)
+			}
+		} else {
+			// (Left to the random delay alone, a loaded machine killed
+			// this run before it had written anything.)
+			waitUntil(t, fmt.Sprintf("run %d: the --sync never load's first batch", i), func() bool {
+				return exitedEarly(acks) || servedSeq(t, dir) > before
+			})
+			if exitedEarly(acks) {
+				cmd.Wait()
+				t.Fatalf("run %d (%v): exited before its first batch: %s", i, mode, stderr)
 			}
 		}
 		time.Sleep(wait)
@@ -253,6 +264,29 @@ func TestLoadKilled(t *testing.T) {
 	if evs := dumpAll(t, dir); uint64(len(evs)) != before+10 {
 		t.Fatalf("the log holds %d events, want %d", len(evs), before+10)
 	}
+}
+
+// exitedEarly reports whether a load process's stdout has ended (it
+// exited).
+func exitedEarly(a *ackReader) bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// servedSeq is the last seq a read-only open of the log in dir serves,
+// beside a live writer.
+func servedSeq(t *testing.T, dir string) uint64 {
+	t.Helper()
+	r, err := evlog.OpenReadOnly(dir, evlog.Options{})
+	if err != nil {
+		t.Fatalf("a read-only open beside the load: %v", err)
+	}
+	defer r.Close()
+	return r.LastSeq()
 }
 
 // TestSecondWriter starts a load process, then a second writer on the same
