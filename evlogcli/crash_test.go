@@ -367,19 +367,23 @@ func TestTailFollowsAnotherProcess(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	dir := filepath.Join(t.TempDir(), "log")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	out := &syncBuffer{}
 	done := make(chan error, 1)
+	const n = 300
+	// The log's first event is there before tail starts, and the load
+	// process starts once tail has printed it: tail has opened the log by
+	// then, so it follows every other event, however late its goroutine
+	// runs (one that first ran after the load would print only the last
+	// 10).
+	mustRun(t, "load", dir, "--count", "1", "--size", "40", "--streams", "4", "--segment-size", "4096")
 	go func() {
 		e := &env{stdin: strings.NewReader(""), stdout: out, stderr: out, now: time.Now, since: time.Since, poll: 5 * time.Millisecond}
 		done <- runEnv(ctx, e, []string{"tail", dir, "-f", "--format", "jsonl"})
 	}()
-	const n = 300
-	cmd, stdout, stderr := startLoad(t, dir, "--count", strconv.Itoa(n), "--size", "40", "--batch", "3", "--streams", "4", "--segment-size", "4096")
+	waitUntil(t, "tail -f to print the first event", func() bool { return strings.Count(out.String(), "\n") >= 1 })
+	cmd, stdout, stderr := startLoad(t, dir, "--count", strconv.Itoa(n-1), "--size", "40", "--batch", "3", "--streams", "4", "--segment-size", "4096")
 	io.Copy(io.Discard, stdout)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("load: %v: %s", err, stderr)

@@ -233,16 +233,25 @@ func TestTailFollow(t *testing.T) {
 	defer cancel()
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() {
-		e := &env{stdin: strings.NewReader(""), stdout: out, stderr: out, now: time.Now, since: time.Since, poll: 5 * time.Millisecond}
-		done <- runEnv(ctx, e, []string{"tail", dir, "-f", "--format", "jsonl"})
-	}()
 	const n = 120 // enough to roll several segments
-	for i := range n {
+	appendEvent := func(i int) {
 		ev := evlog.Envelope{Type: "tick", Data: loadData(nil, uint64(i+1), strings.Repeat("y", 60))}
 		if _, err := w.Append(ctx, fmt.Sprintf("s-%d", i%3), evlog.ExpectAny, ev); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The first event is there before tail starts, and the others are
+	// appended once tail has printed it: tail has opened the log by then,
+	// so it follows them, however late its goroutine runs (one that first
+	// ran after all the appends would print only the last 10).
+	appendEvent(0)
+	go func() {
+		e := &env{stdin: strings.NewReader(""), stdout: out, stderr: out, now: time.Now, since: time.Since, poll: 5 * time.Millisecond}
+		done <- runEnv(ctx, e, []string{"tail", dir, "-f", "--format", "jsonl"})
+	}()
+	waitUntil(t, "tail -f to print the first event", func() bool { return strings.Count(out.String(), "\n") >= 1 })
+	for i := 1; i < n; i++ {
+		appendEvent(i)
 	}
 	waitUntil(t, fmt.Sprintf("tail -f to print %d lines", n), func() bool { return strings.Count(out.String(), "\n") >= n })
 	cancel()
