@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -210,33 +211,50 @@ func TestDedupeTyped(t *testing.T) {
 	}
 }
 
-// TestDedupeConcurrentRetry: a retry racing its original (both staged in
-// one group) still writes once.
+// TestDedupeSameGroup: retries queued behind their original, so that the
+// writer stages the original and meets the retries in the same group
+// (resolveIDs' "originals are in the staged group" path), still write the
+// events once and answer every call with the original's positions. The
+// writer is held in the write of an earlier append until every call has
+// queued (synctest.Wait), so the group is created, not hoped for: left to
+// the scheduler, 8 concurrent calls shared a group in 1 run of 12.
 func TestDedupeSameGroup(t *testing.T) {
-	ctx := t.Context()
-	l := openMem(t, vfs.NewMem(), Options{Sync: SyncNever})
-	defer l.Close()
-	const n = 8
-	errs := make(chan error, n)
-	pos := make(chan Position, n)
-	for range n {
-		go func() {
-			p, err := l.Append(ctx, "s", ExpectAny, idEv("a", "t", 'a'), idEv("b", "t", 'b'))
-			errs <- err
-			pos <- p
-		}()
-	}
-	for range n {
-		if err := <-errs; err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		gate := newWriteGate()
+		l := openMem(t, vfs.NewFaulty(vfs.NewMem(), func(op vfs.Op) error { gate.Hold(op); return nil }), Options{Sync: SyncNever})
+		defer l.Close()
+		release := gate.Arm()
+		held := make(chan error, 1)
+		go func() { _, err := l.Append(ctx, "other", ExpectAny, Envelope{Type: "t"}); held <- err }()
+		<-gate.Holding // the writer is inside the write of seq 1
+		const n = 8
+		errs := make(chan error, n)
+		pos := make(chan Position, n)
+		for range n {
+			go func() {
+				p, err := l.Append(ctx, "s", ExpectAny, idEv("a", "t", 'a'), idEv("b", "t", 'b'))
+				errs <- err
+				pos <- p
+			}()
+		}
+		synctest.Wait() // every call is queued behind the held write
+		release()
+		if err := <-held; err != nil {
 			t.Fatal(err)
 		}
-		if p := <-pos; p.Seq != 2 || p.Version != 2 {
-			t.Fatalf("position %+v, want seq 2 version 2", p)
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+			if p := <-pos; p.Seq != 3 || p.Version != 2 {
+				t.Fatalf("position %+v, want seq 3 version 2", p)
+			}
 		}
-	}
-	if l.LastSeq() != 2 {
-		t.Fatalf("last seq %d, want 2", l.LastSeq())
-	}
+		if l.LastSeq() != 3 {
+			t.Fatalf("last seq %d, want 3", l.LastSeq())
+		}
+	})
 }
 
 // TestDedupeReopenRollCompact: IDs are recognised across Close/Open,

@@ -485,13 +485,19 @@ func (s *Suite) single(c *Contestant, run, writers int, id string) {
 		go func() {
 			defer wg.Done()
 			stream := "w-" + strconv.Itoa(w)
-			for v := 1; time.Now().Before(deadline); v++ {
+			// Each writer appends at least once before it reads the
+			// clock: one first scheduled after the deadline (a loaded
+			// machine) still appends, so the rate is never 0.
+			for v := 1; ; v++ {
 				e := Ev{Stream: stream, Version: uint64(v), Data: payloadFor(v)}
 				if err := st.Append(&e); err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("writer %d, append %d: %w", w, v, err) })
 					return
 				}
 				total.Add(1)
+				if !time.Now().Before(deadline) {
+					return
+				}
 			}
 		}()
 	}

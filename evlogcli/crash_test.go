@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/internal/vfs"
 )
 
 // startLoad starts "evlogctl load DIR args…" as a real process (this test
@@ -172,8 +174,9 @@ func TestLoadKilled(t *testing.T) {
 		cmd, stdout, stderr := startLoad(t, dir, args...)
 		acks := readAcks(stdout)
 		// Kill once the run is under way (its first ack; for --sync never,
-		// which acks nothing, its first segment write), at a random moment
-		// after that: the kill point is random, the test's outcome is not.
+		// which acks nothing, its first batch a reader sees), at a random
+		// moment after that: the kill point is random, the test's outcome
+		// is not.
 		wait := time.Duration(20+rng.IntN(150)) * time.Millisecond
 		if mode[1] != "never" {
 			select {
@@ -181,6 +184,16 @@ func TestLoadKilled(t *testing.T) {
 			case <-acks.done: // exited before any ack: reported below
 			case <-time.After(hangGuard):
 				t.Fatalf("run %d: no ack within %v", i, hangGuard)
+			}
+		} else {
+			// (Left to the random delay alone, a loaded machine killed
+			// this run before it had written anything.)
+			waitUntil(t, fmt.Sprintf("run %d: the --sync never load's first batch", i), func() bool {
+				return exitedEarly(acks) || servedSeq(t, dir) > before
+			})
+			if exitedEarly(acks) {
+				cmd.Wait()
+				t.Fatalf("run %d (%v): exited before its first batch: %s", i, mode, stderr)
 			}
 		}
 		time.Sleep(wait)
@@ -253,6 +266,29 @@ func TestLoadKilled(t *testing.T) {
 	}
 }
 
+// exitedEarly reports whether a load process's stdout has ended (it
+// exited).
+func exitedEarly(a *ackReader) bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// servedSeq is the last seq a read-only open of the log in dir serves,
+// beside a live writer.
+func servedSeq(t *testing.T, dir string) uint64 {
+	t.Helper()
+	r, err := evlog.OpenReadOnly(dir, evlog.Options{})
+	if err != nil {
+		t.Fatalf("a read-only open beside the load: %v", err)
+	}
+	defer r.Close()
+	return r.LastSeq()
+}
+
 // TestSecondWriter starts a load process, then a second writer on the same
 // DIR: it must exit 1 within a second with "locked" on stderr, having
 // written nothing (no ack, no file changed).
@@ -293,10 +329,34 @@ func TestSecondWriter(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, "locked") || out != "" {
 			t.Fatalf("second writer (in process: %v): exit %d, stdout %q, stderr %q; want exit 1, no output, \"locked\"", inProcess, code, out, errOut)
 		}
-		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
-			t.Fatalf("the first writer ended (%v) before the second one failed: the test proved nothing", err)
+		// The first writer holds the lock now, so it held it when the
+		// second one failed. (Signal(0) cannot tell: it succeeds on a
+		// process that has exited but is not yet reaped.)
+		if !lockHeld(t, dir) {
+			t.Fatal("the first writer no longer holds the lock (it ended before the second one failed): the test proved nothing")
 		}
 	}
+}
+
+// lockHeld reports whether a writer holds the lock of the log in dir: the
+// flock of its LOCK file, which the kernel releases when the writer's
+// process exits.
+func lockHeld(t *testing.T, dir string) bool {
+	t.Helper()
+	fsys, err := vfs.OpenOS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	lk, err := fsys.Lock(evlog.LockFile)
+	if errors.Is(err, vfs.ErrLocked) {
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk.Close()
+	return false
 }
 
 // TestTailFollowsAnotherProcess runs tail -f while a load process appends
@@ -307,19 +367,23 @@ func TestTailFollowsAnotherProcess(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	dir := filepath.Join(t.TempDir(), "log")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	out := &syncBuffer{}
 	done := make(chan error, 1)
+	const n = 300
+	// The log's first event is there before tail starts, and the load
+	// process starts once tail has printed it: tail has opened the log by
+	// then, so it follows every other event, however late its goroutine
+	// runs (one that first ran after the load would print only the last
+	// 10).
+	mustRun(t, "load", dir, "--count", "1", "--size", "40", "--streams", "4", "--segment-size", "4096")
 	go func() {
 		e := &env{stdin: strings.NewReader(""), stdout: out, stderr: out, now: time.Now, since: time.Since, poll: 5 * time.Millisecond}
 		done <- runEnv(ctx, e, []string{"tail", dir, "-f", "--format", "jsonl"})
 	}()
-	const n = 300
-	cmd, stdout, stderr := startLoad(t, dir, "--count", strconv.Itoa(n), "--size", "40", "--batch", "3", "--streams", "4", "--segment-size", "4096")
+	waitUntil(t, "tail -f to print the first event", func() bool { return strings.Count(out.String(), "\n") >= 1 })
+	cmd, stdout, stderr := startLoad(t, dir, "--count", strconv.Itoa(n-1), "--size", "40", "--batch", "3", "--streams", "4", "--segment-size", "4096")
 	io.Copy(io.Discard, stdout)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("load: %v: %s", err, stderr)

@@ -83,8 +83,32 @@ func freePorts(t testing.TB, n int) []int {
 }
 
 // startProcessCluster starts a 3-node cluster, one child process per
-// node, and returns the client URLs and the processes by server name.
+// node, on freshly reserved loopback ports, and returns the client URLs
+// and the processes by server name. As in startCluster, another process
+// can take a reserved port between its release and the node's Listen;
+// the node then never becomes ready, so a start whose nodes are not all
+// ready within startGuard is retried on fresh ports.
 func startProcessCluster(t *testing.T) ([]string, map[string]*os.Process) {
+	t.Helper()
+	const startGuard = 20 * time.Second
+	for attempt := 1; ; attempt++ {
+		urls, procs, err := tryStartProcessCluster(t, startGuard)
+		if err == nil {
+			return urls, procs
+		}
+		for _, p := range procs {
+			p.Kill() // reaped by the Cleanup tryStartProcessCluster registered
+		}
+		if attempt == 3 {
+			t.Fatalf("the process cluster did not become ready in %d starts: %v", attempt, err)
+		}
+		t.Logf("process cluster start %d: %v; retrying on fresh ports", attempt, err)
+	}
+}
+
+// tryStartProcessCluster starts the three node processes and waits up to
+// guard for each to say it is ready. They are killed when the test ends.
+func tryStartProcessCluster(t *testing.T, guard time.Duration) ([]string, map[string]*os.Process, error) {
 	t.Helper()
 	ports := freePorts(t, 6)
 	clientPorts, clusterPorts := ports[:3], ports[3:]
@@ -118,17 +142,18 @@ func startProcessCluster(t *testing.T) ([]string, map[string]*os.Process) {
 		procs[fmt.Sprintf("evlog-p%d", i)] = cmd.Process
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
 	}
+	timeout := time.After(guard)
 	for range 3 {
 		select {
 		case err := <-ready:
 			if err != nil {
-				t.Fatal(err)
+				return urls, procs, err
 			}
-		case <-time.After(hangGuard):
-			t.Fatal("cluster nodes not ready")
+		case <-timeout:
+			return urls, procs, fmt.Errorf("a node was not ready within %v (a reserved port taken?)", guard)
 		}
 	}
-	return urls, procs
+	return urls, procs, nil
 }
 
 // TestLeaderKilled is TestLeaderFailover with the stream leader's process

@@ -233,6 +233,7 @@ func TestFallback(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			backdate(t, f.dir)
 			before := dirHashes(t, f.dir)
 
 			var logLog, replayLog captureLog

@@ -302,6 +302,23 @@ func saveCart(t testing.TB, saver replay.Saver, logID [16]byte, stream string, e
 // dirHashes returns a digest of every file in dir (name, size, mode,
 // modification time and content), to show that a read path modified
 // nothing.
+// backdate sets the access and modification times of dir's entries to a
+// moment long past, so that dirHashes shows an entry a read path touches
+// afterwards whatever the timestamp granularity of the file system.
+func backdate(t testing.TB, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	for _, de := range ents {
+		if err := os.Chtimes(filepath.Join(dir, de.Name()), past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func dirHashes(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
