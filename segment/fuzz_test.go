@@ -88,8 +88,17 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// What decodes is a valid envelope.
-		if err := e.ValidateFields(); err != nil || e.Seq == 0 || e.Version == 0 || e.SchemaVersion == 0 || e.Time.Location() != time.UTC {
+		// What decodes is a valid envelope, but for the characters of its
+		// names: reads never check those (docs/FORMAT.md, "Names": a log
+		// written before the rule still reads), so they are replaced by
+		// as many valid bytes before the check.
+		ve := e
+		for _, name := range []*string{&ve.Stream, &ve.Type} {
+			if !event.ValidName(*name) {
+				*name = strings.Repeat("x", len(*name))
+			}
+		}
+		if err := ve.ValidateFields(); err != nil || e.Seq == 0 || e.Version == 0 || e.SchemaVersion == 0 || e.Time.Location() != time.UTC {
 			t.Fatalf("decoded an invalid envelope %+v: %v", e, err)
 		}
 		if len(e.Data) > 0 && !aliases(e.Data, payload) {
