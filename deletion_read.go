@@ -2,12 +2,15 @@ package evlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/evlog/evlog/segment"
 )
 
 // What readers see of deletions and retention (see deletion.go): the
@@ -18,6 +21,24 @@ import (
 type marker struct {
 	Stream string `msgpack:"stream"`
 	Before uint64 `msgpack:"before,omitempty"`
+}
+
+// decodeMarker decodes a deletion marker's Data (untrusted bytes from
+// disk): one msgpack value nested at most segment.MaxPayloadDepth deep
+// (msgpack/v5 skips unknown fields recursively: deeper nesting would
+// exhaust the stack), naming a stream.
+func decodeMarker(data []byte) (marker, error) {
+	if err := segment.CheckMsgpack(data); err != nil {
+		return marker{}, err
+	}
+	var mk marker
+	if err := msgpack.Unmarshal(data, &mk); err != nil {
+		return marker{}, err
+	}
+	if mk.Stream == "" {
+		return marker{}, errors.New("it names no stream")
+	}
+	return mk, nil
 }
 
 // delState is one stream's entry of the deletion table.
@@ -65,8 +86,8 @@ func (l *Log) deletionsAt(ctx context.Context, v *view, pub published) (*deletio
 			}
 		}
 		nt.version, nt.last = e.Version, e.Seq
-		var mk marker
-		if err := msgpack.Unmarshal(e.Data, &mk); err != nil || mk.Stream == "" {
+		mk, err := decodeMarker(e.Data)
+		if err != nil {
 			return fmt.Errorf("%w: deletion marker at seq %d (%s) does not decode: %v", ErrCorrupt, e.Seq, e.Type, err)
 		}
 		st := nt.m[mk.Stream]

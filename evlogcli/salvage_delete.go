@@ -8,6 +8,7 @@ import (
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
 )
 
 // Salvage and stream deletion (see evlog's docs/FORMAT.md, "Deletion and
@@ -67,12 +68,8 @@ func rawGone(ctx context.Context, fsys vfs.FS) (goneStreams, error) {
 				if ev.Stream != evlog.DeletionsStream {
 					continue
 				}
-				// The marker's Data: msgpack {stream, before}.
-				var mk struct {
-					Stream string `msgpack:"stream"`
-					Before uint64 `msgpack:"before,omitempty"`
-				}
-				if msgpack.Unmarshal(ev.Data, &mk) != nil || mk.Stream == "" {
+				mk, ok := decodeRawMarker(ev.Data)
+				if !ok {
 					continue // not one evlog writes: nothing to fold
 				}
 				st := g[mk.Stream]
@@ -91,4 +88,22 @@ func rawGone(ctx context.Context, fsys vfs.FS) (goneStreams, error) {
 		gap: func(*rawGap) error { return nil },
 	})
 	return g, err
+}
+
+// rawMarker is a deletion marker's Data: msgpack {stream, before}.
+type rawMarker struct {
+	Stream string `msgpack:"stream"`
+	Before uint64 `msgpack:"before,omitempty"`
+}
+
+// decodeRawMarker decodes a deletion marker's Data, read frame by frame
+// from a possibly damaged log: false if it is not one evlog writes. The
+// depth check comes first: msgpack/v5 skips unknown fields recursively,
+// and a hostile nesting would exhaust the stack.
+func decodeRawMarker(data []byte) (rawMarker, bool) {
+	var mk rawMarker
+	if segment.CheckMsgpack(data) != nil || msgpack.Unmarshal(data, &mk) != nil || mk.Stream == "" {
+		return rawMarker{}, false
+	}
+	return mk, true
 }

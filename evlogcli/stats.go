@@ -9,6 +9,7 @@ import (
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/replay"
+	"github.com/evlog/evlog/segment"
 )
 
 // stats is the state of the built-in "stats" fold: what snapshot, state
@@ -92,7 +93,14 @@ func encodeStats(s stats) ([]byte, error) {
 // first-use setup was most of that work. Unknown fields are skipped and
 // nil maps read as empty, as with msgpack.Unmarshal; a map's length is
 // only a hint bounded by the input's size, never trusted for allocation.
+//
+// The state is untrusted bytes from disk: it is checked first
+// (segment.CheckMsgpack: at most 32 deep), as the decoder's Skip recurses
+// once per nesting level and would exhaust the stack.
 func decodeStats(b []byte) (stats, error) {
+	if err := segment.CheckMsgpack(b); err != nil {
+		return stats{}, err
+	}
 	d := msgpack.NewDecoder(bytes.NewReader(b))
 	s := stats{}
 	err := eachField(d, func(key string) (err error) {

@@ -183,3 +183,19 @@ func TestStateJSONAsEncodingJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeStatsDeep: a stats snapshot state (untrusted bytes from disk)
+// whose unknown field nests arrays millions deep is an error, not a stack
+// overflow (the decoder skips unknown fields recursively).
+func TestDecodeStatsDeep(t *testing.T) {
+	deep := mpAppendStr([]byte{0x81}, "x")
+	deep = append(append(deep, bytes.Repeat([]byte{0x91}, 16<<20)...), 0xc0)
+	if _, err := decodeStats(deep); err == nil {
+		t.Fatal("a state nested 16M deep: no error")
+	}
+	shallow := mpAppendStr([]byte{0x81}, "x")
+	shallow = append(append(shallow, bytes.Repeat([]byte{0x91}, 3)...), 0xc0)
+	if _, err := decodeStats(shallow); err != nil {
+		t.Fatalf("an unknown field nested 3 deep: %v", err)
+	}
+}

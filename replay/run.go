@@ -28,7 +28,9 @@ type Spec[S, E any] struct {
 	Decode func(event.Envelope) (E, error)
 	Fold   Fold[S, E]
 	// EncodeState and DecodeState (de)serialise the state for snapshots;
-	// nil means msgpack (github.com/vmihailenco/msgpack/v5).
+	// nil means msgpack (github.com/vmihailenco/msgpack/v5); a state it
+	// decodes must then nest at most event.MaxPayloadDepth deep (a deeper
+	// one is refused, as hostile bytes, not decoded).
 	EncodeState func(S) ([]byte, error)
 	DecodeState func([]byte) (S, error)
 	// NoCopy promises that neither Decode nor Fold keeps a reference to an
@@ -149,6 +151,11 @@ func decodeState[S, E any](spec Spec[S, E], b []byte) (S, error) {
 		return spec.DecodeState(b)
 	}
 	var s S
+	// The state is untrusted bytes from disk: bound its nesting and its
+	// containers' lengths before msgpack/v5 recurses and allocates.
+	if err := event.CheckMsgpack(b); err != nil {
+		return s, err
+	}
 	err := msgpack.Unmarshal(b, &s)
 	return s, err
 }

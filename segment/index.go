@@ -102,7 +102,7 @@ func (x *Index) Materialize() (*Index, error) {
 		return x, nil
 	}
 	y := *x
-	y.base, y.sparse, y.streams = nil, nil, make(map[string]*StreamPostings, x.base.Streams+len(x.streams))
+	y.base, y.sparse, y.streams = nil, nil, make(map[string]*StreamPostings, min(x.base.Streams, maxHintStreams)+len(x.streams))
 	y.slab = nil     // x's: y must not cut arrays from it as well
 	y.idsLost = true // a checkpoint keeps no event IDs
 	if err := x.base.load(&y); err != nil {
@@ -129,7 +129,9 @@ func NewIndex(baseSeq uint64) *Index {
 
 const (
 	// maxHintStreams bounds the streams NewIndexLike records a size
-	// hint for (a segment may hold a stream per event).
+	// hint for (a segment may hold a stream per event), and the hint
+	// Materialize takes from a checkpoint's header (untrusted: up to its
+	// count of events, 2^32-1).
 	maxHintStreams = 1 << 16
 	// maxHint bounds one stream's hint, in postings (1 MiB).
 	maxHint = 1 << 16

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/evlog/evlog/event"
 )
 
 // A minimal, allocation-free msgpack writer and a bounds-checked reader for
@@ -324,10 +326,11 @@ func (r *mpReader) readMapLen() (int, error) {
 const maxSkipDepth = MaxPayloadDepth
 
 // MaxPayloadDepth is the one nesting limit of msgpack in evlog: envelopes,
-// payloads checked before a typed decode (CheckMsgpack), and evlogctl's
-// msgpack↔JSON conversions (dump prints, import writes) all stop at it, so
-// nothing one of them accepts is refused by another.
-const MaxPayloadDepth = 32
+// payloads checked before a typed decode (CheckMsgpack), snapshot states
+// (event.CheckMsgpack), and evlogctl's msgpack↔JSON conversions (dump
+// prints, import writes) all stop at it, so nothing one of them accepts is
+// refused by another.
+const MaxPayloadDepth = event.MaxPayloadDepth
 
 // skip steps over one value of any type.
 func (r *mpReader) skip(depth int) error {
