@@ -102,7 +102,9 @@ func ParseSubscriptionFileName(file string) (name string, ok bool) {
 // acknowledged: it starts from the first event) if the log directory holds
 // no position file of that name. Nothing is written until the first Ack.
 // f is the filter of its events; a subscription reopened with another
-// filter keeps its position and stores the new filter at its next Ack.
+// filter keeps its position and stores the new filter at its next Ack. A
+// filter whose encoding is longer than a position file holds (64 KiB of
+// JSON) is refused with an error matching ErrInvalidFilter.
 //
 // On a log opened with OpenReadOnly a Subscription reads its position and
 // its events (following the writer), but Ack fails with ErrReadOnly: only
@@ -112,6 +114,9 @@ func (l *Log) Subscription(name string, f Filter) (*Subscription, error) {
 		return nil, fmt.Errorf("%w %q: use 1 to %d of A-Z a-z 0-9 . _ - (not starting with '.')", ErrSubscriptionName, name, subMaxNameLen)
 	}
 	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := subFilterBytes(f); err != nil { // Ack stores it
 		return nil, err
 	}
 	if _, _, err := l.acquireNothing(); err != nil {

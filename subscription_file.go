@@ -52,14 +52,25 @@ type subFilterJSON struct {
 
 var subCRC = crc32.MakeTable(crc32.Castagnoli)
 
-// encodeSubscription returns the bytes of a position file.
-func encodeSubscription(pos uint64, logID [16]byte, t time.Time, f Filter) ([]byte, error) {
+// subFilterBytes returns f's encoding in a position file, or an error
+// matching ErrInvalidFilter if it is longer than a position file holds
+// (JSON escapes some bytes, such as '<', as six).
+func subFilterBytes(f Filter) ([]byte, error) {
 	fj, err := json.Marshal(subFilterJSON(f))
 	if err != nil {
 		return nil, err
 	}
 	if len(fj) > subMaxFilter {
-		return nil, fmt.Errorf("evlog: the subscription's filter encodes to %d bytes, more than %d", len(fj), subMaxFilter)
+		return nil, fmt.Errorf("%w: a subscription's filter encodes to %d bytes, more than the %d its position file holds; select fewer types or prefixes (or filter the events in the subscriber)", ErrInvalidFilter, len(fj), subMaxFilter)
+	}
+	return fj, nil
+}
+
+// encodeSubscription returns the bytes of a position file.
+func encodeSubscription(pos uint64, logID [16]byte, t time.Time, f Filter) ([]byte, error) {
+	fj, err := subFilterBytes(f)
+	if err != nil {
+		return nil, err
 	}
 	b := make([]byte, subFixedSize, subFixedSize+len(fj)+4)
 	copy(b, subMagic)

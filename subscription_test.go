@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -390,5 +392,35 @@ func TestSubscriptionAheadOfLog(t *testing.T) {
 	defer l.Close()
 	if _, err := l.Subscription("s", Filter{}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("position ahead of the log: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestSubscriptionFilterTooLargeToStore: a filter whose encoding exceeds
+// what a position file holds is refused when the subscription is opened,
+// not by every Ack after the events were consumed. '<' is escaped by JSON
+// as six bytes, so the filter's own bytes may be well under the limit.
+func TestSubscriptionFilterTooLargeToStore(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name string
+		f    Filter
+	}{
+		{"many types", Filter{Types: slices.Repeat([]string{strings.Repeat("t", 100)}, 700)}},
+		{"escaped bytes", Filter{StreamPrefixes: []string{strings.Repeat("<", 12<<10)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := openMem(t, vfs.NewMem(), Options{})
+			defer l.Close()
+			appendSeq(t, l, 2)
+			sub, err := l.Subscription("s", tc.f)
+			if err == nil {
+				ackErr := sub.Ack(ctx, 1)
+				sub.Close()
+				t.Fatalf("Subscription accepted a filter it cannot store (Ack: %v)", ackErr)
+			}
+			if !errors.Is(err, ErrInvalidFilter) {
+				t.Fatalf("Subscription: %v, want ErrInvalidFilter", err)
+			}
+		})
 	}
 }
