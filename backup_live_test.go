@@ -41,6 +41,19 @@ func appendUntil(t testing.TB, l *Log, n int, stop <-chan struct{}, acked *atomi
 	return &wg
 }
 
+// stopIfWritersFailed ends the test if an appendUntil writer failed (the
+// writers' count would never reach what the test waits for): it stops the
+// other writers and waits for them first, so that none logs after the
+// test.
+func stopIfWritersFailed(t *testing.T, stop chan struct{}, wg *sync.WaitGroup) {
+	t.Helper()
+	if t.Failed() {
+		close(stop)
+		wg.Wait()
+		t.FailNow()
+	}
+}
+
 // restoredEvents restores the backup in bdir and returns the restored
 // log's events.
 func restoredEvents(t *testing.T, bdir string) []Envelope {
@@ -78,6 +91,7 @@ func TestBackupBesideWriters(t *testing.T) {
 	var backups []taken
 	for i := range 6 {
 		for acked.Load() < uint64(2000*(i+1)) {
+			stopIfWritersFailed(t, stop, wg)
 			runtime.Gosched()
 		}
 		src, name := l, "writer"
@@ -139,6 +153,7 @@ func TestFollowBackupCatchesUp(t *testing.T) {
 	}()
 	// Let it make passes while the writers run, over several rolls.
 	for n := 0; n < 5 || acked.Load() < 20000; {
+		stopIfWritersFailed(t, stop, wg)
 		select {
 		case <-passes:
 			n++
