@@ -595,3 +595,39 @@ func TestRestoreDryRunChecksTheTarget(t *testing.T) {
 		t.Fatalf("restore into the log's own (non-empty) directory: %v; dry run: %v; want both refused", real, dry)
 	}
 }
+
+// TestRestoreHoldsTheTargetWhileWriting: the restore found the target
+// empty; a writer that opens it before the restore writes anything (here
+// at the restore's first write into it) must be refused, or its
+// acknowledged events would be removed and overwritten by the restore.
+// TestRestoreRefusesADirectoryInUse is the writer that was there first.
+func TestRestoreHoldsTheTargetWhileWriting(t *testing.T) {
+	cs := newCrashSource(t)
+	restore := memRestore(t, cs)
+	dst := vfs.NewMem()
+	var (
+		tried   bool
+		openErr error
+	)
+	wrapped := vfs.NewFaulty(dst, func(op vfs.Op) error {
+		if op.Kind.Mutating() && !tried {
+			tried = true
+			w, err := openFS(dst, Options{}, false)
+			if err == nil {
+				appendN(t, w, "mine", 5)
+				w.Close()
+			}
+			openErr = err
+		}
+		return nil
+	})
+	if err := restore(wrapped); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if !tried {
+		t.Fatal("the restore wrote nothing")
+	}
+	if !errors.Is(openErr, ErrLocked) {
+		t.Fatalf("a writer opening the target while the restore writes into it: %v, want ErrLocked", openErr)
+	}
+}
