@@ -22,7 +22,9 @@ type CompactOptions struct {
 	// independently zstd-compressed blocks (reads, indexes and stream
 	// look-ups stay transparent).
 	Compress bool
-	// DryRun computes and returns the plan without writing anything.
+	// DryRun computes and returns the plan without writing anything. It
+	// is the one compaction a log opened with OpenReadOnly runs (beside a
+	// writer too: the plan is then that of the sealed segments it sees).
 	DryRun bool
 	// Progress, if set, is called with the input bytes processed so far
 	// and the total.
@@ -86,7 +88,7 @@ type CompactReport struct {
 // stops it between input segments; the error is ctx's cause or matches
 // ErrClosed, and the report's groups say which were already committed.
 func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, error) {
-	if l.readOnly {
+	if l.readOnly && !o.DryRun {
 		return CompactReport{}, ErrReadOnly
 	}
 	if o.TargetSize == 0 {
