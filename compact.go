@@ -293,15 +293,15 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 		}
 		x, infos := sr.Index, sr.Infos
 		if redact[s] {
-			if ra, end, infos, err = redactedRecords(s, vis, prevTime); err != nil {
-				return false, err
-			}
+			err = appendRedacted(w, s, vis, prevTime, buf)
+		} else {
+			err = w.AppendRecords(io.NewSectionReader(ra, segment.HeaderSize, end-segment.HeaderSize), infos, buf)
+		}
+		if err != nil {
+			return false, fmt.Errorf("evlog: compact: writing %s: %w", tmp, err)
 		}
 		if x.Count > 0 {
 			prevTime = x.LastTime
-		}
-		if err := w.AppendRecords(io.NewSectionReader(ra, segment.HeaderSize, end-segment.HeaderSize), infos, buf); err != nil {
-			return false, fmt.Errorf("evlog: compact: writing %s: %w", tmp, err)
 		}
 		copied += s.Size
 		progress(copied)
