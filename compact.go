@@ -22,7 +22,9 @@ type CompactOptions struct {
 	// independently zstd-compressed blocks (reads, indexes and stream
 	// look-ups stay transparent).
 	Compress bool
-	// DryRun computes and returns the plan without writing anything.
+	// DryRun computes and returns the plan without writing anything. It
+	// is the one compaction a log opened with OpenReadOnly runs (beside a
+	// writer too: the plan is then that of the sealed segments it sees).
 	DryRun bool
 	// Progress, if set, is called with the input bytes processed so far
 	// and the total.
@@ -86,7 +88,7 @@ type CompactReport struct {
 // stops it between input segments; the error is ctx's cause or matches
 // ErrClosed, and the report's groups say which were already committed.
 func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, error) {
-	if l.readOnly {
+	if l.readOnly && !o.DryRun {
 		return CompactReport{}, ErrReadOnly
 	}
 	if o.TargetSize == 0 {
@@ -291,15 +293,15 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 		}
 		x, infos := sr.Index, sr.Infos
 		if redact[s] {
-			if ra, end, infos, err = redactedRecords(s, vis, prevTime); err != nil {
-				return false, err
-			}
+			err = appendRedacted(w, s, vis, prevTime, buf)
+		} else {
+			err = w.AppendRecords(io.NewSectionReader(ra, segment.HeaderSize, end-segment.HeaderSize), infos, buf)
+		}
+		if err != nil {
+			return false, fmt.Errorf("evlog: compact: writing %s: %w", tmp, err)
 		}
 		if x.Count > 0 {
 			prevTime = x.LastTime
-		}
-		if err := w.AppendRecords(io.NewSectionReader(ra, segment.HeaderSize, end-segment.HeaderSize), infos, buf); err != nil {
-			return false, fmt.Errorf("evlog: compact: writing %s: %w", tmp, err)
 		}
 		copied += s.Size
 		progress(copied)

@@ -120,39 +120,65 @@ func eachRecord(s *segHandle, fn func(f segment.Frame, e *Envelope) error) error
 	}
 }
 
-// redactedRecords returns the records of the sealed segment s (checked
-// by the caller with a strict Scan) with every event vis says is gone
-// replaced by its placeholder, as a reader of a segment image (records
-// from segment.HeaderSize to end), and the events' infos. Mark frames
-// are dropped (as SegmentWriter.AppendRecords drops them).
-func redactedRecords(s *segHandle, vis *visibility, prevTime int64) (io.ReaderAt, int64, []segment.EventInfo, error) {
-	buf := make([]byte, segment.HeaderSize, s.Size)
+// redactChunk bounds the records appendRedacted holds in memory at once
+// (more only for a single batch that is larger).
+const redactChunk = 1 << 20
+
+// appendRedacted appends the records of the sealed segment s (checked by
+// the caller with a strict Scan) to w, with every event vis says is gone
+// replaced by its placeholder; mark frames are dropped (as
+// SegmentWriter.AppendRecords drops them). prevTime is the recorded time
+// of the event before s. It works in runs of whole batches of about
+// redactChunk bytes, each checked (a strict Scan) before it is appended,
+// so that its memory does not grow with the segment (a compressed one
+// can hold far more record bytes than its size on disk).
+func appendRedacted(w *segment.SealedWriter, s *segHandle, vis *visibility, prevTime int64, buf []byte) error {
+	chunk := make([]byte, segment.HeaderSize, segment.HeaderSize+redactChunk)
+	first := uint64(0) // seq of the chunk's first event
+	flush := func() error {
+		if first == 0 {
+			return nil
+		}
+		// The chunk's commits keep the durable ends of the input (as
+		// AppendRecords keeps them): check it as part of the compacted
+		// segment it becomes, a generation above 0.
+		h := s.Header
+		h.Generation, h.BaseSeq = max(h.Generation, 1), first
+		sr, err := segment.Scan(bytes.NewReader(chunk), h, int64(len(chunk)), segment.ScanOptions{File: s.Name + " (redacted)", Strict: true, PrevTime: time.Unix(0, prevTime), CollectInfos: true})
+		if err != nil {
+			return fmt.Errorf("evlog: compact: the redacted records of %s do not scan (nothing was replaced): %w", s.Name, err)
+		}
+		if sr.Index.Count > 0 {
+			prevTime = sr.Index.LastTime
+		}
+		if err := w.AppendRecords(bytes.NewReader(chunk[segment.HeaderSize:]), sr.Infos, buf); err != nil {
+			return err
+		}
+		chunk, first = chunk[:segment.HeaderSize], 0
+		return nil
+	}
 	err := eachRecord(s, func(f segment.Frame, e *Envelope) error {
+		if e != nil && first == 0 {
+			first = e.Seq
+		}
 		switch {
 		case f.Kind == segment.KindMark:
 		case e != nil && e.Type != TypeRedacted && vis.gone(e):
 			p := Envelope{Seq: e.Seq, Stream: e.Stream, Version: e.Version, Type: TypeRedacted, SchemaVersion: e.SchemaVersion, Time: e.Time}
-			buf = segment.AppendEventFrame(buf, &p)
+			chunk = segment.AppendEventFrame(chunk, &p)
 		default:
-			buf = segment.AppendFrame(buf, f.Kind, f.Payload)
+			chunk = segment.AppendFrame(chunk, f.Kind, f.Payload)
+		}
+		if vis.err != nil {
+			return vis.err
+		}
+		if f.Kind == segment.KindCommit && len(chunk) >= redactChunk {
+			return flush()
 		}
 		return nil
 	})
-	if err == nil {
-		err = vis.err
-	}
 	if err != nil {
-		return nil, 0, nil, err
+		return err
 	}
-	// The image's commits keep the durable ends of the input (as
-	// AppendRecords keeps them): check it as the compacted segment it
-	// becomes, a generation above 0.
-	h := s.Header
-	h.Generation = max(h.Generation, 1)
-	ra := bytes.NewReader(buf)
-	sr, err := segment.Scan(ra, h, int64(len(buf)), segment.ScanOptions{File: s.Name + " (redacted)", Strict: true, PrevTime: time.Unix(0, prevTime), CollectInfos: true})
-	if err != nil {
-		return nil, 0, nil, fmt.Errorf("evlog: compact: the redacted records of %s do not scan (nothing was replaced): %w", s.Name, err)
-	}
-	return ra, int64(len(buf)), sr.Infos, nil
+	return flush()
 }

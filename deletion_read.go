@@ -86,18 +86,22 @@ func (l *Log) deletionsAt(ctx context.Context, v *view, pub published) (*deletio
 			}
 		}
 		nt.version, nt.last = e.Version, e.Seq
+		switch e.Type {
+		case TypeDeleted, TypeTruncate, TypeTombstone:
+		default:
+			// A later version's marker: not ours to interpret, nor to
+			// decode (its Data may have another shape).
+			return nil
+		}
 		mk, err := decodeMarker(e.Data)
 		if err != nil {
 			return fmt.Errorf("%w: deletion marker at seq %d (%s) does not decode: %v", ErrCorrupt, e.Seq, e.Type, err)
 		}
 		st := nt.m[mk.Stream]
-		switch e.Type {
-		case TypeDeleted, TypeTruncate:
-			st.before = max(st.before, mk.Before)
-		case TypeTombstone:
+		if e.Type == TypeTombstone {
 			st.tomb = true
-		default:
-			return nil // a later version's marker: not ours to interpret
+		} else {
+			st.before = max(st.before, mk.Before)
 		}
 		st.kind, st.seq = e.Type, e.Seq
 		nt.m[mk.Stream] = st

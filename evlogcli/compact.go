@@ -29,8 +29,10 @@ compact is the library's Log.Compact run by a writer: it takes the log's
 writer lock, so it fails with "locked" while another process writes the
 log (that process can compact itself, beside its appends). --dry-run
 prints the plan (which segments would be merged into which) and changes
-nothing. On a terminal (standard input), compact asks for --yes before it changes
-anything; scripts (standard input not a terminal) need not. It prints one line per group as soon as it is committed, then the
+nothing: it reads DIR as the read-only commands do (no lock, no repair of
+a torn tail; beside a writer too). On a terminal (standard input),
+compact asks for --yes before it changes anything; scripts (standard input
+not a terminal) need not. It prints one line per group as soon as it is committed, then the
 bytes before and after, and a progress bar on stderr when stderr is a
 terminal. Interrupted (or failing), it exits 1 saying how many groups it
 had committed: those printed (with --format json, those marked
@@ -85,7 +87,20 @@ func runCompact(ctx context.Context, e *env, args []string) error {
 }
 
 func (c *compactCmd) run(ctx context.Context, e *env, dir string) error {
-	l, err := openExisting(e, "compact", dir)
+	var (
+		l   *evlog.Log
+		err error
+	)
+	if c.dryRun {
+		// A plan changes nothing: not even what a writer's open repairs
+		// (a torn tail, temporaries), and it needs no lock.
+		if err := requireDir(dir); err != nil {
+			return err
+		}
+		l, err = evlog.OpenReadOnly(dir, evlog.Options{Clock: e.now})
+	} else {
+		l, err = openExisting(e, "compact", dir)
+	}
 	if err != nil {
 		return err
 	}

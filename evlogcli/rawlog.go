@@ -1,8 +1,11 @@
 package evlogcli
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"math"
+	"slices"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -81,12 +84,61 @@ func rawSegments(fsys vfs.FS) ([]string, error) {
 		return nil, err
 	}
 	defer segment.CloseSegments(files)
-	live, _, _ := segment.Resolve(files)
+	live, superseded, _ := segment.Resolve(files)
+	live = intactInputs(live, superseded)
 	out := make([]string, len(live))
 	for i, f := range live {
 		out[i] = f.Name
 	}
 	return out, nil
+}
+
+// intactInputs replaces, in live, each compacted segment that supersedes
+// segments still present (a compaction stopped between its commit and the
+// removal of its inputs) and does not verify, by those inputs, when they
+// cover all of its seqs: they hold the same events, undamaged by what
+// damaged the copy. A writer's open refuses such a log (it removes the
+// inputs only once the compacted segment verifies); salvage then copies
+// from the inputs instead of losing what the damage hides.
+func intactInputs(live, superseded []*segment.DirSegment) []*segment.DirSegment {
+	inputs := map[*segment.DirSegment][]*segment.DirSegment{}
+	for _, f := range superseded {
+		inputs[f.By] = append(inputs[f.By], f)
+	}
+	if len(inputs) == 0 {
+		return live
+	}
+	var out []*segment.DirSegment
+	for _, f := range live {
+		in := inputs[f]
+		if len(in) == 0 || f.Seg == nil {
+			out = append(out, f)
+			continue
+		}
+		if _, err := segment.Verify(f.Seg, math.MinInt64); err == nil {
+			out = append(out, f)
+			continue
+		}
+		// A chain of inputs from f's first seq to its last, the highest
+		// generation first where several start at one seq.
+		slices.SortFunc(in, func(a, b *segment.DirSegment) int {
+			return cmp.Or(cmp.Compare(a.BaseSeq, b.BaseSeq), cmp.Compare(b.Generation, a.Generation))
+		})
+		var chain []*segment.DirSegment
+		next := f.BaseSeq
+		for _, s := range in {
+			if s.BaseSeq == next {
+				chain = append(chain, s)
+				next = s.Seg.Trailer.LastSeq + 1
+			}
+		}
+		if next != f.Seg.Trailer.LastSeq+1 {
+			out = append(out, f) // some inputs are gone already: read what f holds
+			continue
+		}
+		out = append(out, chain...)
+	}
+	return out
 }
 
 // anyCommit reports whether the file holds at least one valid commit frame.

@@ -161,7 +161,9 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	if err := requireDir(src); err != nil {
 		return err
 	}
-	out, err := evlog.Open(dst, evlog.Options{Sync: evlog.SyncNever, Clock: e.now,
+	// The events keep their recorded times, however far ahead of this
+	// machine's clock (the writer's may have run ahead): no skew limit.
+	out, err := evlog.Open(dst, evlog.Options{Sync: evlog.SyncNever, Clock: e.now, MaxClockSkew: evlog.NoClockSkewLimit,
 		MaxEventSize: evlog.MaxMaxEventSize, MaxBatchSize: evlog.MaxMaxBatchSize})
 	if err != nil {
 		return err

@@ -100,8 +100,10 @@ var errTorn = errors.New("evlog/segment: torn tail")
 // ended, except that a region of valid frames that carry no events (marks)
 // belongs to neither. A file whose header is damaged is read on as a
 // version 1 segment (its records may be intact); a compressed segment is
-// read through its logical view, and a damaged compressed block ends what
-// can be read of it. Errors are ra's, ctx's, or a callback's.
+// read through its logical view, and a damaged compressed block loses only
+// the frames with bytes in it: the blocks are compressed independently, so
+// reading resynchronises in the block after it. Errors are ra's, ctx's, or
+// a callback's.
 func Salvage(ctx context.Context, ra io.ReaderAt, size int64, opt SalvageOptions) error {
 	err := salvage(ctx, ra, size, &opt)
 	if ve, ok := errors.AsType[*visitError](err); ok {
@@ -204,6 +206,7 @@ func salvageCompressed(ctx context.Context, ra io.ReaderAt, size int64, h Header
 		}
 		return opt.gap(whole)
 	}
+	defer sg.Close() // stops its read-ahead before ra goes back to the caller
 	rec, end, err := sg.Records()
 	if err != nil {
 		whole.Reason = "compressed segment: " + err.Error()
@@ -212,19 +215,22 @@ func salvageCompressed(ctx context.Context, ra io.ReaderAt, size int64, h Header
 		}
 		return opt.gap(whole)
 	}
-	s := &salvager{ra: rec, opt: opt, compressed: true}
+	s := &salvager{ra: rec, opt: opt, z: sg.zr.z}
 	return s.frames(ctx, HeaderSize, end, end)
 }
 
 // salvager reads the frames of one segment file.
 type salvager struct {
-	ra         io.ReaderAt // the records (the logical view of a compressed segment)
-	torn       bool        // a torn tail is possible in this file
-	hdr        Header
-	compressed bool
-	opt        *SalvageOptions
-	r          Reader // frame validation: the normal reader's
-	dec        Decoder
+	ra   io.ReaderAt // the records (the logical view of a compressed segment)
+	torn bool        // a torn tail is possible in this file
+	hdr  Header
+	// z is the block directory of a compressed segment (nil: not
+	// compressed): a damaged block loses the frames that have bytes in
+	// it, and reading goes on in the block after it.
+	z   *zmap
+	opt *SalvageOptions
+	r   Reader // frame validation: the normal reader's
+	dec Decoder
 }
 
 // frames reads the frames in [off, end) (size is the file's size).
@@ -286,6 +292,16 @@ func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 			}
 			s.r.seek(off)
 			f, err := s.r.Next()
+			if next, reason, ok := s.pastBlock(err); ok {
+				// A damaged compressed block under the frame at off.
+				if err := damage(off, reason); err != nil {
+					return err
+				}
+				if off, err = s.resync(ctx, max(next, off+1), end); err != nil {
+					return err
+				}
+				continue
+			}
 			if fe, ok := errors.AsType[*FrameError](err); ok {
 				if err := damage(off, fe.Reason); err != nil {
 					return err
@@ -366,23 +382,29 @@ func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 	if errors.Is(err, errTorn) {
 		return s.opt.gap(gap)
 	}
-	if ce, ok := errors.AsType[*CorruptError](err); ok && s.compressed {
-		// A damaged compressed block: nothing more of this file can be
-		// read.
-		if gap == nil {
-			start := off
-			if pendingOff >= 0 {
-				start = pendingOff
-			}
-			gap = &Gap{Offset: start, Bad: off, Reason: fmt.Sprintf("%s (at file offset %d)", ce.Reason, ce.Offset)}
-		}
-		for _, e := range pending {
-			gap.seen(e.Seq)
-		}
-		gap.Length = end - gap.Offset
-		return s.opt.gap(gap)
-	}
 	return err
+}
+
+// pastBlock reports whether err is the damage of a block of a compressed
+// segment, and then the logical offset where the block after it starts
+// (the end of the records after the last block) and the damage's
+// description: the blocks are compressed independently, so the frames
+// after it can still be read.
+func (s *salvager) pastBlock(err error) (next int64, reason string, ok bool) {
+	ce, ok := errors.AsType[*CorruptError](err)
+	if !ok || s.z == nil {
+		return 0, "", false
+	}
+	for i, p := range s.z.phys {
+		if p == ce.Offset {
+			next = s.z.end
+			if i+1 < len(s.z.starts) {
+				next = s.z.starts[i+1]
+			}
+			return next, fmt.Sprintf("%s (at file offset %d)", ce.Reason, ce.Offset), true
+		}
+	}
+	return 0, "", false
 }
 
 // resync returns the first offset in [from, end) where a valid frame
@@ -399,6 +421,10 @@ func (s *salvager) resync(ctx context.Context, from, end int64) (int64, error) {
 		}
 		s.r.seek(q)
 		h, err := s.r.window(min(FrameHeaderSize+1, int(end-q)))
+		if next, _, ok := s.pastBlock(err); ok {
+			q = max(q, next-1) // on in the block after the damaged one
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -430,6 +456,9 @@ func (s *salvager) resync(ctx context.Context, from, end int64) (int64, error) {
 		_, err = s.r.Next()
 		if _, ok := errors.AsType[*FrameError](err); ok {
 			continue
+		}
+		if _, _, ok := s.pastBlock(err); ok {
+			continue // a frame with bytes in a damaged block: not one to read
 		}
 		if err != nil {
 			return 0, err

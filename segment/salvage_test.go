@@ -176,7 +176,7 @@ func checkSalvagedEvents(t *testing.T, img *segImage, got []salvaged) {
 }
 
 // TestSalvageCompressed: a compressed segment is read through its logical
-// view; a damaged block ends what can be read of it, and a compressed
+// view; a damaged block loses the frames with bytes in it, and a compressed
 // segment without a valid trailer is one whole gap.
 func TestSalvageCompressed(t *testing.T) {
 	img := buildImage(goldenHeader(1), goldenSealedBatches())
@@ -196,13 +196,16 @@ func TestSalvageCompressed(t *testing.T) {
 	}
 	checkSalvagedEvents(t, img, got)
 
-	// A flipped byte in the first zblock's payload.
+	// A flipped byte in the first zblock's payload: a gap from the start,
+	// then the batches of the blocks after it
+	// (TestSalvageCompressedPastDamagedBlock tries every block).
 	bad := bytes.Clone(comp)
 	bad[HeaderSize+FrameHeaderSize+10] ^= 0xff
 	got = salvageAll(t, bad, false)
-	if len(got) != 1 || got[0].Batch || got[0].Offset != HeaderSize || !strings.Contains(got[0].Reason, "zblock frame checksum mismatch") {
+	if len(got) < 2 || got[0].Batch || got[0].Offset != HeaderSize || !strings.Contains(got[0].Reason, "zblock frame checksum mismatch") || !got[len(got)-1].Batch || got[len(got)-1].LastSeq != 9 {
 		t.Fatalf("damaged first zblock: %+v", got)
 	}
+	checkSalvagedEvents(t, img, got)
 	// A flipped byte in the last zblock: the batches before it are read
 	// (the Reader's read ahead meets the damaged block early, but reports
 	// it only to a read that needs its bytes).
