@@ -165,25 +165,8 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (Instance[S], er
 	if err := r.check(id); err != nil {
 		return Instance[S]{}, err
 	}
-	if inst, ok := r.cachedFresh(ctx, id); ok { // deletion.go
-		inst.State = r.def.clone(inst.State)
-		n := 0
-		for env, err := range r.log.Stream(ctx, r.def.Stream(id), inst.Version+1) {
-			if err != nil {
-				return Instance[S]{}, err
-			}
-			e, err := r.codec.Decode(env)
-			if err != nil {
-				return Instance[S]{}, fmt.Errorf("evlog/aggregate: decoding %s event %d: %w", id, env.Version, err)
-			}
-			inst.State = r.def.Apply(inst.State, e)
-			inst.Version, inst.Seq, inst.Time = env.Version, env.Seq, env.Time
-			n++
-		}
-		if n > 0 {
-			r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(inst.State), Version: inst.Version, Seq: inst.Seq, Time: inst.Time})
-		}
-		return inst, nil
+	if inst, ok, err := r.loadCached(ctx, id); err != nil || ok {
+		return inst, err
 	}
 	res, err := r.At(ctx, id, replay.Latest())
 	if err != nil {
@@ -197,6 +180,43 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (Instance[S], er
 	}
 	r.mu.Unlock()
 	return inst, nil
+}
+
+// loadCached returns instance id from the cache advanced by the events
+// appended since (ok false: not cached, or a deletion was appended
+// meanwhile and the instance must be folded again).
+func (r *Repository[S, E]) loadCached(ctx context.Context, id string) (Instance[S], bool, error) {
+	inst, ok := r.cachedFresh(ctx, id) // deletion.go
+	if !ok {
+		return inst, false, nil
+	}
+	base := inst.Seq
+	inst.State = r.def.clone(inst.State)
+	n := 0
+	for env, err := range r.log.Stream(ctx, r.def.Stream(id), inst.Version+1) {
+		if err != nil {
+			return Instance[S]{}, false, err
+		}
+		e, err := r.codec.Decode(env)
+		if err != nil {
+			return Instance[S]{}, false, fmt.Errorf("evlog/aggregate: decoding %s event %d: %w", id, env.Version, err)
+		}
+		inst.State = r.def.Apply(inst.State, e)
+		inst.Version, inst.Seq, inst.Time = env.Version, env.Seq, env.Time
+		n++
+	}
+	if n == 0 {
+		return inst, true, nil
+	}
+	if r.deletedSince(ctx, base) {
+		// A deletion was appended after the cache was checked: the
+		// events read after it are folded onto a state that may hold
+		// the deleted ones.
+		r.cache.drop(id)
+		return Instance[S]{}, false, nil
+	}
+	r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(inst.State), Version: inst.Version, Seq: inst.Seq, Time: inst.Time})
+	return inst, true, nil
 }
 
 // At returns instance id's state at a target (latest, a seq, or a recorded
@@ -434,9 +454,17 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 			}
 			return
 		}
-		final := Instance[S]{ID: id, State: state, Version: pos.Version, Seq: pos.Seq, Time: pos.Time}
-		r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(state), Version: pos.Version, Seq: pos.Seq, Time: pos.Time})
-		r.maybeSnapshot(id, final)
+		if r.deletedSince(ctx, inst.Seq) {
+			// A deletion was appended between the load and the append:
+			// state may hold data of the events it deleted, at a seq past
+			// it, so it is neither cached nor snapshotted (the next Load
+			// folds the instance again).
+			r.cache.drop(id)
+		} else {
+			final := Instance[S]{ID: id, State: state, Version: pos.Version, Seq: pos.Seq, Time: pos.Time}
+			r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(state), Version: pos.Version, Seq: pos.Seq, Time: pos.Time})
+			r.maybeSnapshot(id, final)
+		}
 		n := uint64(len(envs))
 		for _, o := range outs {
 			if o.err != nil {
