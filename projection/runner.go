@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evlog/evlog/event"
@@ -58,6 +59,11 @@ type RunnerOptions struct {
 	Logger      *slog.Logger
 }
 
+// ErrRunning is returned by Run and Rebuild on a Runner that is running
+// (one Run or Rebuild at a time per Runner: a second would fold every event
+// into the view again).
+var ErrRunning = errors.New("evlog/projection: the runner is already running; stop it (cancel its context) first")
+
 // Runner keeps a projection's view up to date and persisted.
 type Runner[S, E any] struct {
 	p      Projection[S, E]
@@ -65,6 +71,8 @@ type Runner[S, E any] struct {
 	cps    Checkpoints
 	decode func(event.Envelope) (E, error)
 	opts   RunnerOptions
+
+	running atomic.Bool // Run or Rebuild is in progress
 
 	mu      sync.RWMutex
 	state   S
@@ -153,7 +161,8 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 // written with its own context bounded by StopTimeout, even when ctx is
 // cancelled right after catching up). It returns ctx's error (joined with
 // the final checkpoint's, if that failed), or the first
-// read/decode/checkpoint error.
+// read/decode/checkpoint error. One Run or Rebuild runs at a time: another
+// call meanwhile returns ErrRunning.
 func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
@@ -203,6 +212,10 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 }
 
 func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer r.running.Store(false)
 	if rebuild {
 		if err := r.dropCheckpoints(ctx); err != nil {
 			return err
