@@ -162,7 +162,9 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 // cancelled right after catching up). It returns ctx's error (joined with
 // the final checkpoint's, if that failed), or the first
 // read/decode/checkpoint error. One Run or Rebuild runs at a time: another
-// call meanwhile returns ErrRunning.
+// call meanwhile returns ErrRunning. A panic in Apply goes on to Run's
+// caller; the runner can then be run again (it starts over from its
+// newest checkpoint).
 func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
@@ -285,11 +287,7 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
 			if err != nil {
 				return fmt.Errorf("evlog/projection: %s: decoding event %d: %w", r.p.Name, env.Seq, err)
 			}
-			r.mu.Lock()
-			r.state = r.p.Apply(r.state, e)
-			r.seq, r.time = env.Seq, env.Time
-			r.notifyLocked()
-			r.mu.Unlock()
+			r.fold(e, env)
 		}
 		sinceCP++
 		force := false
@@ -307,6 +305,17 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
 		err = ctx.Err()
 	}
 	return err
+}
+
+// fold folds one live event into the view. A panicking Apply releases the
+// view (the panic goes on to Run's caller; the view may be half folded
+// until the next Run starts over from a checkpoint).
+func (r *Runner[S, E]) fold(e E, env event.Envelope) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.state = r.p.Apply(r.state, e)
+	r.seq, r.time = env.Seq, env.Time
+	r.notifyLocked()
 }
 
 func (r *Runner[S, E]) notifyLocked() {

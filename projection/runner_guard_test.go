@@ -94,3 +94,33 @@ func TestRunnerRefusesSecondRun(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
+
+// TestRunnerFoldPanicReleasesView: a fold that panics while the runner
+// follows the log panics in Run's caller, and leaves the runner usable: a
+// caller that recovers (a supervisor restarting it) can read the view and
+// run it again. The view's lock used to stay held, so State, Read,
+// WaitFor and the next Run hung forever.
+func TestRunnerFoldPanicReleasesView(t *testing.T) {
+	l := guardLog(t)
+	guardAppend(t, l, "a")
+	r := NewRunner(guardCount, l, nil, rawEnv, RunnerOptions{})
+	recovered := make(chan any, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		_ = r.Run(t.Context())
+	}()
+	if err := r.WaitFor(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	guardAppend(t, l, "boom")
+	if v := <-recovered; v != "fold failed" {
+		t.Fatalf("recovered %v, want the fold's panic", v)
+	}
+	if !r.mu.TryLock() {
+		t.Fatal("the view's lock is still held after the fold panicked")
+	}
+	r.mu.Unlock()
+	if r.running.Load() {
+		t.Fatal("the runner still counts as running after the fold panicked")
+	}
+}
