@@ -122,20 +122,26 @@ func (l *Log) Subscription(name string, f Filter) (*Subscription, error) {
 	if _, _, err := l.acquireNothing(); err != nil {
 		return nil, err
 	}
-	info, ok, err := l.readSubscription(name)
-	if err != nil {
-		return nil, err
+	// The name is taken before the position is read, so that no
+	// DeleteSubscription removes the file between the read and the
+	// registration (the subscription would go on from a deleted position).
+	if _, loaded := openSubs.LoadOrStore(subKey{l, name}, struct{}{}); loaded {
+		return nil, fmt.Errorf("%w: %q is open on this log; Close it first", ErrSubscriptionInUse, name)
 	}
-	if last := l.LastSeq(); ok && !l.readOnly && info.Position > last {
-		return nil, &subFileError{file: name + SubscriptionExt, reason: fmt.Sprintf(
-			"position %d is beyond the log's last seq %d (the log was restored to an earlier point, or lost its tail); remove the file to start over from the first event", info.Position, last)}
+	info, ok, err := l.readSubscription(name)
+	if err == nil && ok && !l.readOnly {
+		if last := l.LastSeq(); info.Position > last {
+			err = &subFileError{file: name + SubscriptionExt, reason: fmt.Sprintf(
+				"position %d is beyond the log's last seq %d (the log was restored to an earlier point, or lost its tail); remove the file to start over from the first event", info.Position, last)}
+		}
+	}
+	if err != nil {
+		openSubs.Delete(subKey{l, name})
+		return nil, err
 	}
 	s := &Subscription{l: l, name: name, filter: cloneFilter(f), m: f.compile()}
 	if ok {
 		s.pos, s.updated = info.Position, info.Updated
-	}
-	if _, loaded := openSubs.LoadOrStore(subKey{l, name}, struct{}{}); loaded {
-		return nil, fmt.Errorf("%w: %q is open on this log; Close it first", ErrSubscriptionInUse, name)
 	}
 	return s, nil
 }

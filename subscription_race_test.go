@@ -1,0 +1,80 @@
+package evlog
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/evlog/evlog/internal/vfs"
+)
+
+// openHookFS runs a hook, once, right after a file whose name has the
+// given suffix is opened read-only (before it is read).
+type openHookFS struct {
+	vfs.FS
+	mu     sync.Mutex
+	suffix string
+	hook   func()
+}
+
+func (f *openHookFS) Open(name string) (vfs.File, error) {
+	file, err := f.FS.Open(name)
+	f.mu.Lock()
+	h := f.hook
+	if !strings.HasSuffix(name, f.suffix) {
+		h = nil
+	}
+	if h != nil {
+		f.hook = nil
+	}
+	f.mu.Unlock()
+	if err == nil && h != nil {
+		h()
+	}
+	return file, err
+}
+
+// TestSubscriptionOpenBesideDelete: DeleteSubscription running while
+// Log.Subscription reads the position file either fails with
+// ErrSubscriptionInUse (and the subscription keeps its position) or
+// deletes it first (and the subscription starts over). It used to
+// succeed while the subscription went on with the deleted position, as if
+// the delete had not happened.
+func TestSubscriptionOpenBesideDelete(t *testing.T) {
+	ctx := t.Context()
+	fsys := &openHookFS{FS: vfs.NewMem(), suffix: SubscriptionExt}
+	l := openMem(t, fsys, Options{})
+	defer l.Close()
+	for range 3 {
+		if _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "e"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := l.Subscription("sub", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	var delErr error
+	fsys.mu.Lock()
+	fsys.hook = func() { delErr = l.DeleteSubscription("sub") }
+	fsys.mu.Unlock()
+	s, err = l.Subscription("sub", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	switch {
+	case delErr == nil && s.Position() != 0:
+		t.Fatalf("DeleteSubscription succeeded while the subscription opened, which kept position %d", s.Position())
+	case delErr != nil && !errors.Is(delErr, ErrSubscriptionInUse):
+		t.Fatalf("DeleteSubscription: %v", delErr)
+	case delErr != nil && s.Position() != 2:
+		t.Fatalf("position %d after a refused delete, want 2", s.Position())
+	}
+}
