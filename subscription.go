@@ -202,7 +202,8 @@ func (s *Subscription) Events(ctx context.Context) iter.Seq2[Envelope, error] {
 // SyncNever or SyncInterval, Ack first syncs the log up to seq (a stored
 // position never runs ahead of the durable events). seq
 // may be any seq up to the log's last (not only one handed over). A
-// failed Ack leaves the old or the new position on disk; Ack again.
+// failed Ack leaves the old or the new position on disk; Ack again. On a
+// closed log Ack fails with ErrClosed.
 func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -217,6 +218,10 @@ func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
 	}
 	if s.l.readOnly {
 		return fmt.Errorf("evlog: acknowledging subscription %q: %w (only the writer's process stores positions)", s.name, ErrReadOnly)
+	}
+	// A closed log's process no longer holds the directory's lock.
+	if _, _, err := s.l.acquireNothing(); err != nil {
+		return fmt.Errorf("evlog: acknowledging subscription %q: %w", s.name, err)
 	}
 	if last := s.l.LastSeq(); seq > last {
 		return fmt.Errorf("%w: seq %d, the log ends at %d", ErrAckBeyondEnd, seq, last)

@@ -2,6 +2,7 @@ package evlog
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,5 +77,31 @@ func TestSubscriptionOpenBesideDelete(t *testing.T) {
 		t.Fatalf("DeleteSubscription: %v", delErr)
 	case delErr != nil && s.Position() != 2:
 		t.Fatalf("position %d after a refused delete, want 2", s.Position())
+	}
+}
+
+// TestAckAfterClose: Ack on a closed log fails with ErrClosed and writes
+// nothing: the process no longer holds the log's lock, so another writer
+// may own the directory. It used to store the position.
+func TestAckAfterClose(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	l := openMem(t, mem, Options{})
+	if _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "e"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.Subscription("sub", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(ctx, 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("Ack after Close: %v, want ErrClosed", err)
+	}
+	if names, err := mem.List(); err != nil || slices.Contains(names, "sub"+SubscriptionExt) {
+		t.Errorf("the position file was written after Close (%v, %v)", names, err)
 	}
 }
