@@ -252,7 +252,8 @@ type Result[S, E any] struct {
 // (one fsync): a hot aggregate is not slowed down by conflicts between its
 // own callers. Each command's result is its own (its events, the version
 // after them). ctx bounds the wait in the queue; once a command is taken
-// into a batch, it completes.
+// into a batch, it completes, and Execute returns (commands queued behind
+// it are run by another goroutine).
 func (r *Repository[S, E]) Execute(ctx context.Context, id string, cmd Command[S, E]) (Result[S, E], error) {
 	if err := r.check(id); err != nil {
 		return Result[S, E]{}, err
@@ -269,7 +270,7 @@ func (r *Repository[S, E]) Execute(ctx context.Context, id string, cmd Command[S
 	q.running = true
 	r.mu.Unlock()
 	if leader {
-		r.lead(ctx, id, q)
+		r.lead(ctx, id, q, p)
 	}
 	select {
 	case <-p.done:
@@ -322,8 +323,10 @@ const (
 )
 
 // lead runs the queued commands of instance id in batches until the queue
-// is empty.
-func (r *Repository[S, E]) lead(ctx context.Context, id string, q *cmdQueue[S, E]) {
+// is empty. A caller leading for its own command (own) hands the queue
+// over to a goroutine once that command is done, so that its Execute
+// returns however many commands other callers keep queueing.
+func (r *Repository[S, E]) lead(ctx context.Context, id string, q *cmdQueue[S, E], own *pendingCmd[S, E]) {
 	ctx = context.WithoutCancel(ctx) // a batch carries other callers' commands
 	for {
 		r.mu.Lock()
@@ -333,6 +336,14 @@ func (r *Repository[S, E]) lead(ctx context.Context, id string, q *cmdQueue[S, E
 			q.running = false
 			delete(r.queues, id)
 			r.mu.Unlock()
+			return
+		}
+		if own != nil && own.finished {
+			q.items = batch
+			r.mu.Unlock()
+			// It ends when the queue is empty; every command in it
+			// has a caller waiting for it.
+			go r.lead(ctx, id, q, nil)
 			return
 		}
 		r.mu.Unlock()
