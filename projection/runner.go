@@ -33,7 +33,9 @@ type Checkpoints = replay.SnapshotStore
 type RunnerOptions struct {
 	// CheckpointEvery saves a checkpoint after this many new events
 	// (default 10,000), and CheckpointInterval after this much time with
-	// new events (default 10s), whichever comes first.
+	// new events (default 10s), whichever comes first: events followed
+	// by silence are checkpointed once CheckpointInterval has passed
+	// since the last checkpoint, without waiting for the next event.
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
 	// CheckpointRetention says which checkpoints are kept: after saving
@@ -266,45 +268,75 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
 			return err
 		}
 	}
-	tick := time.NewTicker(r.opts.CheckpointInterval)
-	defer tick.Stop()
-	for env, err := range r.src.Subscribe(ctx, res.Seq+1) {
-		if err != nil {
-			if ctx.Err() != nil {
-				_, err := checkpoint(false) // stopping: keep what was folded
-				return err
+	// Events folded and then none for CheckpointInterval are
+	// checkpointed then: a timer (armed at the first event after a
+	// checkpoint) ends the subscription, which starts again after the
+	// checkpoint.
+	next := res.Seq + 1
+	for {
+		sctx, idle := context.WithCancel(ctx)
+		var timer *time.Timer
+		arm := func() {
+			if timer == nil && sinceCP > 0 {
+				timer = time.AfterFunc(max(0, r.opts.CheckpointInterval-time.Since(lastCP)), idle)
 			}
-			return err
 		}
-		if event.IsSystemStream(env.Stream) {
-			// evlog's own events are not folded; a deletion marker
-			// makes the view fold again without the deleted events.
-			if err := r.systemEvent(ctx, env); err != nil { // deletion.go
-				return err
+		disarm := func() {
+			if timer != nil {
+				timer.Stop()
+				timer = nil
 			}
-		} else {
-			e, err := r.decode(env)
+		}
+		arm()
+		var subErr, foldErr error
+		for env, err := range r.src.Subscribe(sctx, next) {
 			if err != nil {
-				return fmt.Errorf("evlog/projection: %s: decoding event %d: %w", r.p.Name, env.Seq, err)
+				subErr = err
+				break
 			}
-			r.fold(e, env)
+			if event.IsSystemStream(env.Stream) {
+				// evlog's own events are not folded; a deletion marker
+				// makes the view fold again without the deleted events.
+				foldErr = r.systemEvent(ctx, env) // deletion.go
+			} else if e, err := r.decode(env); err != nil {
+				foldErr = fmt.Errorf("evlog/projection: %s: decoding event %d: %w", r.p.Name, env.Seq, err)
+			} else {
+				r.fold(e, env)
+			}
+			if foldErr != nil {
+				break
+			}
+			next = env.Seq + 1
+			if sinceCP++; sinceCP >= r.opts.CheckpointEvery {
+				disarm() // saved now: the interval starts again
+			}
+			if stop, err := checkpoint(false); stop {
+				disarm()
+				idle()
+				return err
+			}
+			arm()
 		}
-		sinceCP++
-		force := false
-		select {
-		case <-tick.C:
-			force = sinceCP > 0 && time.Since(lastCP) >= r.opts.CheckpointInterval
-		default:
+		disarm()
+		idle()
+		switch {
+		case foldErr != nil:
+			return foldErr
+		case ctx.Err() != nil:
+			_, err := checkpoint(false) // stopping: keep what was folded
+			return err
+		case sctx.Err() == nil && subErr != nil:
+			return subErr
+		case sctx.Err() == nil:
+			// The source's subscription ended by itself.
+			_, err := checkpoint(false)
+			return err
 		}
-		if stop, err := checkpoint(force); stop {
+		// The interval passed with events not checkpointed.
+		if stop, err := checkpoint(sinceCP > 0); stop {
 			return err
 		}
 	}
-	_, err = checkpoint(false)
-	if err == nil {
-		err = ctx.Err()
-	}
-	return err
 }
 
 // fold folds one live event into the view. A panicking Apply releases the
