@@ -75,6 +75,9 @@ type Runner[S, E any] struct {
 	opts   RunnerOptions
 
 	running atomic.Bool // Run or Rebuild is in progress
+	// rebuilding: Rebuild's marker may be in place, to remove once the
+	// view is checkpointed (used by the running Run only).
+	rebuilding bool
 
 	mu      sync.RWMutex
 	state   S
@@ -176,10 +179,12 @@ func (r *Runner[S, E]) Run(ctx context.Context) error {
 // Remove, as *snapshot.Store can), so that neither a restart nor a view
 // at a past time starts from a checkpoint of the old fold, even one at
 // the seq the rebuilt view reaches; fresh checkpoints are written as it
-// goes. Killed midway, the next Run starts from the first event or from
-// a fresh checkpoint. With Checkpoints that cannot Remove, the old
-// checkpoints are only replaced by fresh ones at later seqs (pruned by
-// CheckpointRetention).
+// goes. Before removing them it saves a marker (the subject
+// "projection-rebuild/" + Name), removed once the rebuilt view is
+// checkpointed: killed midway (even with some old checkpoints removed and
+// others not), the next Run finds the marker and rebuilds again. With
+// Checkpoints that cannot Remove, the old checkpoints are only replaced
+// by fresh ones at later seqs (pruned by CheckpointRetention).
 func (r *Runner[S, E]) Rebuild(ctx context.Context) error {
 	return r.run(ctx, true)
 }
@@ -207,9 +212,62 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 		}
 		old = append(old, c.Meta)
 	}
+	r.rebuilding = true
+	if len(old) > 0 {
+		// Removing several files is not atomic: the marker, durable
+		// first, makes a restart rebuild until the fresh checkpoint is
+		// saved.
+		if last := r.src.LastSeq(); last > 0 {
+			m := snapshot.Meta{Name: r.markerName(), LogID: r.src.LogID(), Seq: last, Time: r.opts.Clock(), SchemaVersion: r.p.SchemaVersion}
+			if _, err := r.cps.Save(ctx, m, nil); err != nil && !errors.Is(err, snapshot.ErrExists) {
+				return fmt.Errorf("evlog/projection: %s: saving the rebuild marker: %w", r.p.Name, err)
+			}
+		}
+	}
 	for _, m := range old {
 		if err := rm.Remove(ctx, m); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 			return fmt.Errorf("evlog/projection: %s: removing checkpoint %s to rebuild: %w", r.p.Name, m.File, err)
+		}
+	}
+	return nil
+}
+
+// markerName is the subject of the marker Rebuild saves while the old
+// checkpoints are being replaced ("projection/" names never collide).
+func (r *Runner[S, E]) markerName() string { return "projection-rebuild/" + r.p.Name }
+
+// rebuildPending reports whether a Rebuild was interrupted before its
+// view was checkpointed (its marker is there).
+func (r *Runner[S, E]) rebuildPending() (bool, error) {
+	if _, ok := r.cps.(remover); !ok {
+		return false, nil
+	}
+	for _, err := range r.cps.Candidates(r.markerName(), math.MaxUint64) {
+		if err != nil {
+			return false, fmt.Errorf("evlog/projection: %s: looking for an interrupted rebuild: %w", r.p.Name, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// clearRebuildMarker removes Rebuild's marker once a checkpoint of the
+// rebuilt view is saved.
+func (r *Runner[S, E]) clearRebuildMarker(ctx context.Context) error {
+	rm, ok := r.cps.(remover)
+	if !ok {
+		return nil
+	}
+	var markers []snapshot.Meta
+	for c, err := range r.cps.Candidates(r.markerName(), math.MaxUint64) {
+		if err != nil {
+			return err
+		}
+		markers = append(markers, c.Meta)
+	}
+	for _, m := range markers {
+		if err := rm.Remove(ctx, m); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+			return err
 		}
 	}
 	return nil
@@ -220,6 +278,17 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
 		return ErrRunning
 	}
 	defer r.running.Store(false)
+	r.rebuilding = false
+	if !rebuild {
+		pending, err := r.rebuildPending()
+		if err != nil {
+			return err
+		}
+		if pending {
+			r.opts.Logger.Warn("evlog/projection: a Rebuild was interrupted; rebuilding", "projection", r.p.Name)
+			rebuild = true
+		}
+	}
 	if rebuild {
 		if err := r.dropCheckpoints(ctx); err != nil {
 			return err
@@ -374,6 +443,14 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	_, err = r.cps.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion}, b)
 	if err != nil && !errors.Is(err, snapshot.ErrExists) {
 		return fmt.Errorf("evlog/projection: %s: checkpoint at seq %d: %w", r.p.Name, res.Seq, err)
+	}
+	if r.rebuilding {
+		// The rebuilt view is checkpointed: a restart may start from it.
+		if err := r.clearRebuildMarker(ctx); err != nil {
+			r.opts.Logger.Warn("evlog/projection: removing the rebuild marker (the next Run rebuilds again)", "projection", r.p.Name, "err", err)
+		} else {
+			r.rebuilding = false
+		}
 	}
 	p := r.opts.CheckpointRetention
 	p.Now = r.opts.Clock()
