@@ -52,7 +52,8 @@ type subKey struct {
 // counted in the lag (SubscriptionInfo.Lag) until the next Ack.
 //
 // A Subscription is safe for concurrent use. Only one value per name may
-// be open on a Log at a time; Close releases the name.
+// be open on a Log at a time; Close releases the name (closing the Log
+// releases every name).
 type Subscription struct {
 	l      *Log
 	name   string
@@ -144,6 +145,17 @@ func (l *Log) Subscription(name string, f Filter) (*Subscription, error) {
 		s.pos, s.updated = info.Position, info.Updated
 	}
 	return s, nil
+}
+
+// releaseSubscriptions drops l's names from the registry (Close): a
+// Subscription left open must not keep the closed Log reachable for good.
+func (l *Log) releaseSubscriptions() {
+	openSubs.Range(func(k, _ any) bool {
+		if k.(subKey).l == l {
+			openSubs.Delete(k)
+		}
+		return true
+	})
 }
 
 // acquireNothing fails with ErrClosed on a closed log.

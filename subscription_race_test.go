@@ -105,3 +105,28 @@ func TestAckAfterClose(t *testing.T) {
 		t.Errorf("the position file was written after Close (%v, %v)", names, err)
 	}
 }
+
+// TestCloseReleasesSubscriptions: closing a log releases the names of
+// its subscriptions left open, so that the process-wide registry does not
+// keep every closed Log (its indexes and buffers) reachable for good.
+func TestCloseReleasesSubscriptions(t *testing.T) {
+	l := openMem(t, vfs.NewMem(), Options{})
+	for _, name := range []string{"a", "b"} {
+		if _, err := l.Subscription(name, Filter{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	openSubs.Range(func(k, _ any) bool {
+		if k.(subKey).l == l {
+			left = append(left, k.(subKey).name)
+		}
+		return true
+	})
+	if len(left) > 0 {
+		t.Fatalf("subscriptions %q of the closed log are still registered", left)
+	}
+}
