@@ -524,7 +524,7 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 	r.inFlight[id] = true
 	r.wg.Go(func() {
 		for {
-			if err := r.snapshot(id, next.inst, next.state); err != nil {
+			if err := r.snapshot(context.Background(), id, next.inst, next.state); err != nil {
 				r.opts.Logger.Warn("evlog/aggregate: snapshot failed", "aggregate", r.def.name(), "id", id, "err", err)
 			}
 			r.mu.Lock()
@@ -543,8 +543,7 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 }
 
 // snapshot saves state as instance id's snapshot at inst.Seq and prunes.
-func (r *Repository[S, E]) snapshot(id string, inst Instance[S], state S) error {
-	ctx := context.Background()
+func (r *Repository[S, E]) snapshot(ctx context.Context, id string, inst Instance[S], state S) error {
 	subj := r.Subject(id)
 	res := replay.Result[S]{State: state, Seq: inst.Seq, Time: inst.Time, Version: inst.Version}
 	if _, _, err := replay.Save(ctx, r.snaps, r.log.LogID(), subj, r.spec(), res); err != nil && !errors.Is(err, snapshot.ErrExists) {
@@ -556,7 +555,8 @@ func (r *Repository[S, E]) snapshot(id string, inst Instance[S], state S) error 
 	return err
 }
 
-// Snapshot takes a snapshot of instance id now (synchronously).
+// Snapshot takes a snapshot of instance id now (synchronously), saving and
+// pruning with ctx.
 func (r *Repository[S, E]) Snapshot(ctx context.Context, id string) error {
 	if r.snaps == nil {
 		return errors.New("evlog/aggregate: the repository has no snapshot store")
@@ -568,7 +568,7 @@ func (r *Repository[S, E]) Snapshot(ctx context.Context, id string) error {
 	if err != nil || inst.Version == 0 {
 		return err
 	}
-	return r.snapshot(id, inst, inst.State)
+	return r.snapshot(ctx, id, inst, inst.State)
 }
 
 // Close waits for background snapshots to finish, including the last one
