@@ -51,6 +51,13 @@ type subKey struct {
 // a filter, the events between it and the log's end that do not match are
 // counted in the lag (SubscriptionInfo.Lag) until the next Ack.
 //
+// Deletions: an event deleted after it was handed over is not retracted;
+// the deletion marker (an event of DeletionsStream) is the signal, and it
+// is filtered like any event. A subscriber keeping data of the events it
+// handles must see the markers: include DeletionsStream in the filter's
+// StreamPrefixes (and TypeDeleted, TypeTruncate and TypeTombstone in its
+// Types, if it sets Types), or it keeps deleted data without knowing.
+//
 // A Subscription is safe for concurrent use. Only one value per name may
 // be open on a Log at a time; Close releases the name (closing the Log
 // releases every name).

@@ -130,3 +130,30 @@ func TestCloseReleasesSubscriptions(t *testing.T) {
 		t.Fatalf("subscriptions %q of the closed log are still registered", left)
 	}
 }
+
+// TestFilteredSubscriptionSeesMarkersItAsksFor: a filtered subscription
+// whose filter includes DeletionsStream and the marker types (as its doc
+// says a subscriber keeping data must) is handed the deletion marker of
+// a stream it follows.
+func TestFilteredSubscriptionSeesMarkersItAsksFor(t *testing.T) {
+	ctx := t.Context()
+	l := openMem(t, vfs.NewMem(), Options{})
+	defer l.Close()
+	if _, err := l.Append(ctx, "order-1", ExpectAny, Envelope{Type: "placed"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.DeleteStream(ctx, "order-1"); err != nil {
+		t.Fatal(err)
+	}
+	f := Filter{Categories: []string{"order"}, StreamPrefixes: []string{DeletionsStream}, Types: []string{"placed", TypeDeleted, TypeTruncate, TypeTombstone}}
+	var got []string
+	for e, err := range l.EventsFiltered(ctx, 0, f) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e.Type)
+	}
+	if want := []string{TypeDeleted}; !slices.Equal(got, want) {
+		t.Fatalf("filtered events %q, want %q (the order's event is gone, its marker read)", got, want)
+	}
+}
