@@ -97,6 +97,26 @@ type snapMark struct {
 	at      time.Time
 }
 
+// maxSnapMarks bounds lastSnap: beyond it an arbitrary instance's mark is
+// forgotten (not one being snapshotted). A forgotten mark is taken again
+// from the snapshot a Load starts from, or else counts from version 0, so
+// the worst is an early snapshot.
+const maxSnapMarks = 4096
+
+// markLocked records instance id's snapshot mark, keeping lastSnap
+// bounded.
+func (r *Repository[S, E]) markLocked(id string, m snapMark) {
+	if _, ok := r.lastSnap[id]; !ok && len(r.lastSnap) >= maxSnapMarks {
+		for old := range r.lastSnap {
+			if !r.inFlight[old] {
+				delete(r.lastSnap, old)
+				break
+			}
+		}
+	}
+	r.lastSnap[id] = m
+}
+
 // NewRepository returns a repository of the aggregate type def over log,
 // with snapshots in snaps (may be nil) and events converted by codec.
 func NewRepository[S, E any](log Log, snaps Snapshots, def Definition[S, E], codec Codec[E], opts Options) *Repository[S, E] {
@@ -176,7 +196,7 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (Instance[S], er
 	r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(inst.State), Version: inst.Version, Seq: inst.Seq, Time: inst.Time})
 	r.mu.Lock()
 	if _, ok := r.lastSnap[id]; !ok && res.Plan.Snapshot != nil {
-		r.lastSnap[id] = snapMark{version: res.Version - uint64(res.Applied), at: time.Now()}
+		r.markLocked(id, snapMark{version: res.Version - uint64(res.Applied), at: time.Now()})
 	}
 	r.mu.Unlock()
 	return inst, nil
@@ -508,14 +528,14 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 	last, seen := r.lastSnap[id]
 	if !seen {
 		last = snapMark{at: time.Now()}
-		r.lastSnap[id] = last
+		r.markLocked(id, last)
 	}
 	due := r.opts.SnapshotEvery > 0 && inst.Version-last.version >= uint64(r.opts.SnapshotEvery) ||
 		r.opts.SnapshotInterval > 0 && time.Since(last.at) >= r.opts.SnapshotInterval
 	if !due || r.closed {
 		return
 	}
-	r.lastSnap[id] = snapMark{version: inst.Version, at: time.Now()}
+	r.markLocked(id, snapMark{version: inst.Version, at: time.Now()})
 	next := pendingSnap[S]{inst: inst, state: r.def.clone(inst.State)}
 	if r.inFlight[id] {
 		r.pending[id] = next // replaces an older pending one: coalesced
