@@ -446,7 +446,9 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	}
 	if r.rebuilding {
 		// The rebuilt view is checkpointed: a restart may start from it.
-		if err := r.clearRebuildMarker(ctx); err != nil {
+		// This completes the checkpoint, even if ctx is done meanwhile
+		// (the next Run would otherwise rebuild again).
+		if err := r.clearRebuildMarker(context.WithoutCancel(ctx)); err != nil {
 			r.opts.Logger.Warn("evlog/projection: removing the rebuild marker (the next Run rebuilds again)", "projection", r.p.Name, "err", err)
 		} else {
 			r.rebuilding = false
