@@ -19,9 +19,11 @@ import (
 const CategorySeparator = event.CategorySeparator
 
 // Category returns an iterator over the events of every stream of the
-// category name — the streams named name + "-" + id, for any non-empty id
-// (the id may itself contain "-": "order-2026-11-25" is in "order", never
-// in "order-2026") — in seq order, from seq from (0 or 1: the beginning)
+// category name — the streams named name + "-" + id, for any id (the id
+// may itself contain "-": "order-2026-11-25" is in "order", never in
+// "order-2026"; an empty one too: the stream "order-", which appends
+// accept, is in "order", as for Filter.Categories and Retention) — in seq
+// order, from seq from (0 or 1: the beginning)
 // through the last event visible when the iteration starts.
 //
 // It is index-assisted, never a scan of the log's events: in each sealed

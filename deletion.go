@@ -298,9 +298,10 @@ func (l *Log) checkTypedDeleted(ctx context.Context, src batchSource) error {
 }
 
 // DeletedBefore returns the version of stream below which its events read
-// as gone by DeleteStream or TruncateStream (0: none; retention is not
-// counted), as visible now. A soft-deleted stream's next version is
-// DeletedBefore. It implements replay.StreamDeletions.
+// as gone by DeleteStream or TruncateStream, or by retention (see
+// retainedBefore in anchor.go) (0: none), as visible now. A soft-deleted
+// stream's next version is DeletedBefore. It implements
+// replay.StreamDeletions.
 func (l *Log) DeletedBefore(ctx context.Context, stream string) (uint64, error) {
 	v, pub, err := l.acquire()
 	if err != nil {
@@ -311,5 +312,9 @@ func (l *Log) DeletedBefore(ctx context.Context, stream string) (uint64, error) 
 	if err != nil {
 		return 0, err
 	}
-	return t.m[stream].before, nil
+	kept, err := l.retainedBefore(ctx, v, pub, stream)
+	if err != nil {
+		return 0, err
+	}
+	return max(t.m[stream].before, kept), nil
 }

@@ -324,6 +324,7 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	l.releaseSubscriptions() // subscription.go
 	// No compaction may touch the directory once the lock is released.
 	l.cancelClose(ErrClosed)
 	l.compactions.Wait()

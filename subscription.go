@@ -51,8 +51,16 @@ type subKey struct {
 // a filter, the events between it and the log's end that do not match are
 // counted in the lag (SubscriptionInfo.Lag) until the next Ack.
 //
+// Deletions: an event deleted after it was handed over is not retracted;
+// the deletion marker (an event of DeletionsStream) is the signal, and it
+// is filtered like any event. A subscriber keeping data of the events it
+// handles must see the markers: include DeletionsStream in the filter's
+// StreamPrefixes (and TypeDeleted, TypeTruncate and TypeTombstone in its
+// Types, if it sets Types), or it keeps deleted data without knowing.
+//
 // A Subscription is safe for concurrent use. Only one value per name may
-// be open on a Log at a time; Close releases the name.
+// be open on a Log at a time; Close releases the name (closing the Log
+// releases every name).
 type Subscription struct {
 	l      *Log
 	name   string
@@ -122,22 +130,39 @@ func (l *Log) Subscription(name string, f Filter) (*Subscription, error) {
 	if _, _, err := l.acquireNothing(); err != nil {
 		return nil, err
 	}
-	info, ok, err := l.readSubscription(name)
-	if err != nil {
-		return nil, err
+	// The name is taken before the position is read, so that no
+	// DeleteSubscription removes the file between the read and the
+	// registration (the subscription would go on from a deleted position).
+	if _, loaded := openSubs.LoadOrStore(subKey{l, name}, struct{}{}); loaded {
+		return nil, fmt.Errorf("%w: %q is open on this log; Close it first", ErrSubscriptionInUse, name)
 	}
-	if last := l.LastSeq(); ok && !l.readOnly && info.Position > last {
-		return nil, &subFileError{file: name + SubscriptionExt, reason: fmt.Sprintf(
-			"position %d is beyond the log's last seq %d (the log was restored to an earlier point, or lost its tail); remove the file to start over from the first event", info.Position, last)}
+	info, ok, err := l.readSubscription(name)
+	if err == nil && ok && !l.readOnly {
+		if last := l.LastSeq(); info.Position > last {
+			err = &subFileError{file: name + SubscriptionExt, reason: fmt.Sprintf(
+				"position %d is beyond the log's last seq %d (the log was restored to an earlier point, or lost its tail); remove the file to start over from the first event", info.Position, last)}
+		}
+	}
+	if err != nil {
+		openSubs.Delete(subKey{l, name})
+		return nil, err
 	}
 	s := &Subscription{l: l, name: name, filter: cloneFilter(f), m: f.compile()}
 	if ok {
 		s.pos, s.updated = info.Position, info.Updated
 	}
-	if _, loaded := openSubs.LoadOrStore(subKey{l, name}, struct{}{}); loaded {
-		return nil, fmt.Errorf("%w: %q is open on this log; Close it first", ErrSubscriptionInUse, name)
-	}
 	return s, nil
+}
+
+// releaseSubscriptions drops l's names from the registry (Close): a
+// Subscription left open must not keep the closed Log reachable for good.
+func (l *Log) releaseSubscriptions() {
+	openSubs.Range(func(k, _ any) bool {
+		if k.(subKey).l == l {
+			openSubs.Delete(k)
+		}
+		return true
+	})
 }
 
 // acquireNothing fails with ErrClosed on a closed log.
@@ -196,7 +221,8 @@ func (s *Subscription) Events(ctx context.Context) iter.Seq2[Envelope, error] {
 // SyncNever or SyncInterval, Ack first syncs the log up to seq (a stored
 // position never runs ahead of the durable events). seq
 // may be any seq up to the log's last (not only one handed over). A
-// failed Ack leaves the old or the new position on disk; Ack again.
+// failed Ack leaves the old or the new position on disk; Ack again. On a
+// closed log Ack fails with ErrClosed.
 func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -211,6 +237,10 @@ func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
 	}
 	if s.l.readOnly {
 		return fmt.Errorf("evlog: acknowledging subscription %q: %w (only the writer's process stores positions)", s.name, ErrReadOnly)
+	}
+	// A closed log's process no longer holds the directory's lock.
+	if _, _, err := s.l.acquireNothing(); err != nil {
+		return fmt.Errorf("evlog: acknowledging subscription %q: %w", s.name, err)
 	}
 	if last := s.l.LastSeq(); seq > last {
 		return fmt.Errorf("%w: seq %d, the log ends at %d", ErrAckBeyondEnd, seq, last)

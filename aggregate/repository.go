@@ -97,6 +97,26 @@ type snapMark struct {
 	at      time.Time
 }
 
+// maxSnapMarks bounds lastSnap: beyond it an arbitrary instance's mark is
+// forgotten (not one being snapshotted). A forgotten mark is taken again
+// from the snapshot a Load starts from, or else counts from version 0, so
+// the worst is an early snapshot.
+const maxSnapMarks = 4096
+
+// markLocked records instance id's snapshot mark, keeping lastSnap
+// bounded.
+func (r *Repository[S, E]) markLocked(id string, m snapMark) {
+	if _, ok := r.lastSnap[id]; !ok && len(r.lastSnap) >= maxSnapMarks {
+		for old := range r.lastSnap {
+			if !r.inFlight[old] {
+				delete(r.lastSnap, old)
+				break
+			}
+		}
+	}
+	r.lastSnap[id] = m
+}
+
 // NewRepository returns a repository of the aggregate type def over log,
 // with snapshots in snaps (may be nil) and events converted by codec.
 func NewRepository[S, E any](log Log, snaps Snapshots, def Definition[S, E], codec Codec[E], opts Options) *Repository[S, E] {
@@ -165,25 +185,8 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (Instance[S], er
 	if err := r.check(id); err != nil {
 		return Instance[S]{}, err
 	}
-	if inst, ok := r.cachedFresh(ctx, id); ok { // deletion.go
-		inst.State = r.def.clone(inst.State)
-		n := 0
-		for env, err := range r.log.Stream(ctx, r.def.Stream(id), inst.Version+1) {
-			if err != nil {
-				return Instance[S]{}, err
-			}
-			e, err := r.codec.Decode(env)
-			if err != nil {
-				return Instance[S]{}, fmt.Errorf("evlog/aggregate: decoding %s event %d: %w", id, env.Version, err)
-			}
-			inst.State = r.def.Apply(inst.State, e)
-			inst.Version, inst.Seq, inst.Time = env.Version, env.Seq, env.Time
-			n++
-		}
-		if n > 0 {
-			r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(inst.State), Version: inst.Version, Seq: inst.Seq, Time: inst.Time})
-		}
-		return inst, nil
+	if inst, ok, err := r.loadCached(ctx, id); err != nil || ok {
+		return inst, err
 	}
 	res, err := r.At(ctx, id, replay.Latest())
 	if err != nil {
@@ -193,10 +196,47 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (Instance[S], er
 	r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(inst.State), Version: inst.Version, Seq: inst.Seq, Time: inst.Time})
 	r.mu.Lock()
 	if _, ok := r.lastSnap[id]; !ok && res.Plan.Snapshot != nil {
-		r.lastSnap[id] = snapMark{version: res.Version - uint64(res.Applied), at: time.Now()}
+		r.markLocked(id, snapMark{version: res.Version - uint64(res.Applied), at: time.Now()})
 	}
 	r.mu.Unlock()
 	return inst, nil
+}
+
+// loadCached returns instance id from the cache advanced by the events
+// appended since (ok false: not cached, or a deletion was appended
+// meanwhile and the instance must be folded again).
+func (r *Repository[S, E]) loadCached(ctx context.Context, id string) (Instance[S], bool, error) {
+	inst, ok := r.cachedFresh(ctx, id) // deletion.go
+	if !ok {
+		return inst, false, nil
+	}
+	base := inst.Seq
+	inst.State = r.def.clone(inst.State)
+	n := 0
+	for env, err := range r.log.Stream(ctx, r.def.Stream(id), inst.Version+1) {
+		if err != nil {
+			return Instance[S]{}, false, err
+		}
+		e, err := r.codec.Decode(env)
+		if err != nil {
+			return Instance[S]{}, false, fmt.Errorf("evlog/aggregate: decoding %s event %d: %w", id, env.Version, err)
+		}
+		inst.State = r.def.Apply(inst.State, e)
+		inst.Version, inst.Seq, inst.Time = env.Version, env.Seq, env.Time
+		n++
+	}
+	if n == 0 {
+		return inst, true, nil
+	}
+	if r.deletedSince(ctx, base) {
+		// A deletion was appended after the cache was checked: the
+		// events read after it are folded onto a state that may hold
+		// the deleted ones.
+		r.cache.drop(id)
+		return Instance[S]{}, false, nil
+	}
+	r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(inst.State), Version: inst.Version, Seq: inst.Seq, Time: inst.Time})
+	return inst, true, nil
 }
 
 // At returns instance id's state at a target (latest, a seq, or a recorded
@@ -232,7 +272,8 @@ type Result[S, E any] struct {
 // (one fsync): a hot aggregate is not slowed down by conflicts between its
 // own callers. Each command's result is its own (its events, the version
 // after them). ctx bounds the wait in the queue; once a command is taken
-// into a batch, it completes.
+// into a batch, it completes, and Execute returns (commands queued behind
+// it are run by another goroutine).
 func (r *Repository[S, E]) Execute(ctx context.Context, id string, cmd Command[S, E]) (Result[S, E], error) {
 	if err := r.check(id); err != nil {
 		return Result[S, E]{}, err
@@ -249,7 +290,7 @@ func (r *Repository[S, E]) Execute(ctx context.Context, id string, cmd Command[S
 	q.running = true
 	r.mu.Unlock()
 	if leader {
-		r.lead(ctx, id, q)
+		r.lead(ctx, id, q, p)
 	}
 	select {
 	case <-p.done:
@@ -302,8 +343,10 @@ const (
 )
 
 // lead runs the queued commands of instance id in batches until the queue
-// is empty.
-func (r *Repository[S, E]) lead(ctx context.Context, id string, q *cmdQueue[S, E]) {
+// is empty. A caller leading for its own command (own) hands the queue
+// over to a goroutine once that command is done, so that its Execute
+// returns however many commands other callers keep queueing.
+func (r *Repository[S, E]) lead(ctx context.Context, id string, q *cmdQueue[S, E], own *pendingCmd[S, E]) {
 	ctx = context.WithoutCancel(ctx) // a batch carries other callers' commands
 	for {
 		r.mu.Lock()
@@ -313,6 +356,14 @@ func (r *Repository[S, E]) lead(ctx context.Context, id string, q *cmdQueue[S, E
 			q.running = false
 			delete(r.queues, id)
 			r.mu.Unlock()
+			return
+		}
+		if own != nil && own.finished {
+			q.items = batch
+			r.mu.Unlock()
+			// It ends when the queue is empty; every command in it
+			// has a caller waiting for it.
+			go r.lead(ctx, id, q, nil)
 			return
 		}
 		r.mu.Unlock()
@@ -434,9 +485,17 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 			}
 			return
 		}
-		final := Instance[S]{ID: id, State: state, Version: pos.Version, Seq: pos.Seq, Time: pos.Time}
-		r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(state), Version: pos.Version, Seq: pos.Seq, Time: pos.Time})
-		r.maybeSnapshot(id, final)
+		if r.deletedSince(ctx, inst.Seq) {
+			// A deletion was appended between the load and the append:
+			// state may hold data of the events it deleted, at a seq past
+			// it, so it is neither cached nor snapshotted (the next Load
+			// folds the instance again).
+			r.cache.drop(id)
+		} else {
+			final := Instance[S]{ID: id, State: state, Version: pos.Version, Seq: pos.Seq, Time: pos.Time}
+			r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(state), Version: pos.Version, Seq: pos.Seq, Time: pos.Time})
+			r.maybeSnapshot(id, final)
+		}
 		n := uint64(len(envs))
 		for _, o := range outs {
 			if o.err != nil {
@@ -469,14 +528,14 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 	last, seen := r.lastSnap[id]
 	if !seen {
 		last = snapMark{at: time.Now()}
-		r.lastSnap[id] = last
+		r.markLocked(id, last)
 	}
 	due := r.opts.SnapshotEvery > 0 && inst.Version-last.version >= uint64(r.opts.SnapshotEvery) ||
 		r.opts.SnapshotInterval > 0 && time.Since(last.at) >= r.opts.SnapshotInterval
 	if !due || r.closed {
 		return
 	}
-	r.lastSnap[id] = snapMark{version: inst.Version, at: time.Now()}
+	r.markLocked(id, snapMark{version: inst.Version, at: time.Now()})
 	next := pendingSnap[S]{inst: inst, state: r.def.clone(inst.State)}
 	if r.inFlight[id] {
 		r.pending[id] = next // replaces an older pending one: coalesced
@@ -485,7 +544,7 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 	r.inFlight[id] = true
 	r.wg.Go(func() {
 		for {
-			if err := r.snapshot(id, next.inst, next.state); err != nil {
+			if err := r.snapshot(context.Background(), id, next.inst, next.state); err != nil {
 				r.opts.Logger.Warn("evlog/aggregate: snapshot failed", "aggregate", r.def.name(), "id", id, "err", err)
 			}
 			r.mu.Lock()
@@ -504,8 +563,7 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 }
 
 // snapshot saves state as instance id's snapshot at inst.Seq and prunes.
-func (r *Repository[S, E]) snapshot(id string, inst Instance[S], state S) error {
-	ctx := context.Background()
+func (r *Repository[S, E]) snapshot(ctx context.Context, id string, inst Instance[S], state S) error {
 	subj := r.Subject(id)
 	res := replay.Result[S]{State: state, Seq: inst.Seq, Time: inst.Time, Version: inst.Version}
 	if _, _, err := replay.Save(ctx, r.snaps, r.log.LogID(), subj, r.spec(), res); err != nil && !errors.Is(err, snapshot.ErrExists) {
@@ -517,7 +575,8 @@ func (r *Repository[S, E]) snapshot(id string, inst Instance[S], state S) error 
 	return err
 }
 
-// Snapshot takes a snapshot of instance id now (synchronously).
+// Snapshot takes a snapshot of instance id now (synchronously), saving and
+// pruning with ctx.
 func (r *Repository[S, E]) Snapshot(ctx context.Context, id string) error {
 	if r.snaps == nil {
 		return errors.New("evlog/aggregate: the repository has no snapshot store")
@@ -529,7 +588,7 @@ func (r *Repository[S, E]) Snapshot(ctx context.Context, id string) error {
 	if err != nil || inst.Version == 0 {
 		return err
 	}
-	return r.snapshot(id, inst, inst.State)
+	return r.snapshot(ctx, id, inst, inst.State)
 }
 
 // Close waits for background snapshots to finish, including the last one

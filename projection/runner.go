@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evlog/evlog/event"
@@ -32,7 +33,9 @@ type Checkpoints = replay.SnapshotStore
 type RunnerOptions struct {
 	// CheckpointEvery saves a checkpoint after this many new events
 	// (default 10,000), and CheckpointInterval after this much time with
-	// new events (default 10s), whichever comes first.
+	// new events (default 10s), whichever comes first: events followed
+	// by silence are checkpointed once CheckpointInterval has passed
+	// since the last checkpoint, without waiting for the next event.
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
 	// CheckpointRetention says which checkpoints are kept: after saving
@@ -58,6 +61,11 @@ type RunnerOptions struct {
 	Logger      *slog.Logger
 }
 
+// ErrRunning is returned by Run and Rebuild on a Runner that is running
+// (one Run or Rebuild at a time per Runner: a second would fold every event
+// into the view again).
+var ErrRunning = errors.New("evlog/projection: the runner is already running; stop it (cancel its context) first")
+
 // Runner keeps a projection's view up to date and persisted.
 type Runner[S, E any] struct {
 	p      Projection[S, E]
@@ -65,6 +73,11 @@ type Runner[S, E any] struct {
 	cps    Checkpoints
 	decode func(event.Envelope) (E, error)
 	opts   RunnerOptions
+
+	running atomic.Bool // Run or Rebuild is in progress
+	// rebuilding: Rebuild's marker may be in place, to remove once the
+	// view is checkpointed (used by the running Run only).
+	rebuilding bool
 
 	mu      sync.RWMutex
 	state   S
@@ -153,7 +166,10 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 // written with its own context bounded by StopTimeout, even when ctx is
 // cancelled right after catching up). It returns ctx's error (joined with
 // the final checkpoint's, if that failed), or the first
-// read/decode/checkpoint error.
+// read/decode/checkpoint error. One Run or Rebuild runs at a time: another
+// call meanwhile returns ErrRunning. A panic in Apply goes on to Run's
+// caller; the runner can then be run again (it starts over from its
+// newest checkpoint).
 func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
@@ -163,10 +179,12 @@ func (r *Runner[S, E]) Run(ctx context.Context) error {
 // Remove, as *snapshot.Store can), so that neither a restart nor a view
 // at a past time starts from a checkpoint of the old fold, even one at
 // the seq the rebuilt view reaches; fresh checkpoints are written as it
-// goes. Killed midway, the next Run starts from the first event or from
-// a fresh checkpoint. With Checkpoints that cannot Remove, the old
-// checkpoints are only replaced by fresh ones at later seqs (pruned by
-// CheckpointRetention).
+// goes. Before removing them it saves a marker (the subject
+// "projection-rebuild/" + Name), removed once the rebuilt view is
+// checkpointed: killed midway (even with some old checkpoints removed and
+// others not), the next Run finds the marker and rebuilds again. With
+// Checkpoints that cannot Remove, the old checkpoints are only replaced
+// by fresh ones at later seqs (pruned by CheckpointRetention).
 func (r *Runner[S, E]) Rebuild(ctx context.Context) error {
 	return r.run(ctx, true)
 }
@@ -194,6 +212,18 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 		}
 		old = append(old, c.Meta)
 	}
+	r.rebuilding = true
+	if len(old) > 0 {
+		// Removing several files is not atomic: the marker, durable
+		// first, makes a restart rebuild until the fresh checkpoint is
+		// saved.
+		if last := r.src.LastSeq(); last > 0 {
+			m := snapshot.Meta{Name: r.markerName(), LogID: r.src.LogID(), Seq: last, Time: r.opts.Clock(), SchemaVersion: r.p.SchemaVersion}
+			if _, err := r.cps.Save(ctx, m, nil); err != nil && !errors.Is(err, snapshot.ErrExists) {
+				return fmt.Errorf("evlog/projection: %s: saving the rebuild marker: %w", r.p.Name, err)
+			}
+		}
+	}
 	for _, m := range old {
 		if err := rm.Remove(ctx, m); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 			return fmt.Errorf("evlog/projection: %s: removing checkpoint %s to rebuild: %w", r.p.Name, m.File, err)
@@ -202,7 +232,63 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 	return nil
 }
 
+// markerName is the subject of the marker Rebuild saves while the old
+// checkpoints are being replaced ("projection/" names never collide).
+func (r *Runner[S, E]) markerName() string { return "projection-rebuild/" + r.p.Name }
+
+// rebuildPending reports whether a Rebuild was interrupted before its
+// view was checkpointed (its marker is there).
+func (r *Runner[S, E]) rebuildPending() (bool, error) {
+	if _, ok := r.cps.(remover); !ok {
+		return false, nil
+	}
+	for _, err := range r.cps.Candidates(r.markerName(), math.MaxUint64) {
+		if err != nil {
+			return false, fmt.Errorf("evlog/projection: %s: looking for an interrupted rebuild: %w", r.p.Name, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// clearRebuildMarker removes Rebuild's marker once a checkpoint of the
+// rebuilt view is saved.
+func (r *Runner[S, E]) clearRebuildMarker(ctx context.Context) error {
+	rm, ok := r.cps.(remover)
+	if !ok {
+		return nil
+	}
+	var markers []snapshot.Meta
+	for c, err := range r.cps.Candidates(r.markerName(), math.MaxUint64) {
+		if err != nil {
+			return err
+		}
+		markers = append(markers, c.Meta)
+	}
+	for _, m := range markers {
+		if err := rm.Remove(ctx, m); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
 func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer r.running.Store(false)
+	r.rebuilding = false
+	if !rebuild {
+		pending, err := r.rebuildPending()
+		if err != nil {
+			return err
+		}
+		if pending {
+			r.opts.Logger.Warn("evlog/projection: a Rebuild was interrupted; rebuilding", "projection", r.p.Name)
+			rebuild = true
+		}
+	}
 	if rebuild {
 		if err := r.dropCheckpoints(ctx); err != nil {
 			return err
@@ -251,49 +337,86 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
 			return err
 		}
 	}
-	tick := time.NewTicker(r.opts.CheckpointInterval)
-	defer tick.Stop()
-	for env, err := range r.src.Subscribe(ctx, res.Seq+1) {
-		if err != nil {
-			if ctx.Err() != nil {
-				_, err := checkpoint(false) // stopping: keep what was folded
-				return err
+	// Events folded and then none for CheckpointInterval are
+	// checkpointed then: a timer (armed at the first event after a
+	// checkpoint) ends the subscription, which starts again after the
+	// checkpoint.
+	next := res.Seq + 1
+	for {
+		sctx, idle := context.WithCancel(ctx)
+		var timer *time.Timer
+		arm := func() {
+			if timer == nil && sinceCP > 0 {
+				timer = time.AfterFunc(max(0, r.opts.CheckpointInterval-time.Since(lastCP)), idle)
 			}
-			return err
 		}
-		if event.IsSystemStream(env.Stream) {
-			// evlog's own events are not folded; a deletion marker
-			// makes the view fold again without the deleted events.
-			if err := r.systemEvent(ctx, env); err != nil { // deletion.go
-				return err
+		disarm := func() {
+			if timer != nil {
+				timer.Stop()
+				timer = nil
 			}
-		} else {
-			e, err := r.decode(env)
+		}
+		arm()
+		var subErr, foldErr error
+		for env, err := range r.src.Subscribe(sctx, next) {
 			if err != nil {
-				return fmt.Errorf("evlog/projection: %s: decoding event %d: %w", r.p.Name, env.Seq, err)
+				subErr = err
+				break
 			}
-			r.mu.Lock()
-			r.state = r.p.Apply(r.state, e)
-			r.seq, r.time = env.Seq, env.Time
-			r.notifyLocked()
-			r.mu.Unlock()
+			if event.IsSystemStream(env.Stream) {
+				// evlog's own events are not folded; a deletion marker
+				// makes the view fold again without the deleted events.
+				foldErr = r.systemEvent(ctx, env) // deletion.go
+			} else if e, err := r.decode(env); err != nil {
+				foldErr = fmt.Errorf("evlog/projection: %s: decoding event %d: %w", r.p.Name, env.Seq, err)
+			} else {
+				r.fold(e, env)
+			}
+			if foldErr != nil {
+				break
+			}
+			next = env.Seq + 1
+			if sinceCP++; sinceCP >= r.opts.CheckpointEvery {
+				disarm() // saved now: the interval starts again
+			}
+			if stop, err := checkpoint(false); stop {
+				disarm()
+				idle()
+				return err
+			}
+			arm()
 		}
-		sinceCP++
-		force := false
-		select {
-		case <-tick.C:
-			force = sinceCP > 0 && time.Since(lastCP) >= r.opts.CheckpointInterval
-		default:
+		disarm()
+		idle()
+		switch {
+		case foldErr != nil:
+			return foldErr
+		case ctx.Err() != nil:
+			_, err := checkpoint(false) // stopping: keep what was folded
+			return err
+		case sctx.Err() == nil && subErr != nil:
+			return subErr
+		case sctx.Err() == nil:
+			// The source's subscription ended by itself.
+			_, err := checkpoint(false)
+			return err
 		}
-		if stop, err := checkpoint(force); stop {
+		// The interval passed with events not checkpointed.
+		if stop, err := checkpoint(sinceCP > 0); stop {
 			return err
 		}
 	}
-	_, err = checkpoint(false)
-	if err == nil {
-		err = ctx.Err()
-	}
-	return err
+}
+
+// fold folds one live event into the view. A panicking Apply releases the
+// view (the panic goes on to Run's caller; the view may be half folded
+// until the next Run starts over from a checkpoint).
+func (r *Runner[S, E]) fold(e E, env event.Envelope) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.state = r.p.Apply(r.state, e)
+	r.seq, r.time = env.Seq, env.Time
+	r.notifyLocked()
 }
 
 func (r *Runner[S, E]) notifyLocked() {
@@ -320,6 +443,16 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	_, err = r.cps.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion}, b)
 	if err != nil && !errors.Is(err, snapshot.ErrExists) {
 		return fmt.Errorf("evlog/projection: %s: checkpoint at seq %d: %w", r.p.Name, res.Seq, err)
+	}
+	if r.rebuilding {
+		// The rebuilt view is checkpointed: a restart may start from it.
+		// This completes the checkpoint, even if ctx is done meanwhile
+		// (the next Run would otherwise rebuild again).
+		if err := r.clearRebuildMarker(context.WithoutCancel(ctx)); err != nil {
+			r.opts.Logger.Warn("evlog/projection: removing the rebuild marker (the next Run rebuilds again)", "projection", r.p.Name, "err", err)
+		} else {
+			r.rebuilding = false
+		}
 	}
 	p := r.opts.CheckpointRetention
 	p.Now = r.opts.Clock()

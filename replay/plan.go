@@ -132,6 +132,18 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 	return p, nil
 }
 
+// Anchors is implemented by a Source whose events can read as gone while
+// a snapshot that folded them stays valid: events expired by retention
+// (*evlog.Log). AnchorEvent returns the event at seq as recorded, gone or
+// not (its payload may be absent); found is false when there is none.
+// MakePlan checks a snapshot's last event with it (time, stream), so that
+// a snapshot of events since expired still anchors and keeps their
+// effect. Events deleted after a snapshot's seq are caught before, by
+// Deletions.
+type Anchors interface {
+	AnchorEvent(ctx context.Context, seq uint64) (event.Envelope, bool, error)
+}
+
 // refresher is a Source that may lag the log it reads and can catch up:
 // a log opened read-only beside a writer in another process.
 type refresher interface{ Refresh() error }
@@ -157,11 +169,21 @@ func reaches(src Source, seq uint64, refreshed *bool) bool {
 // FromVersion.
 func (p *Plan) checkAnchor(ctx context.Context, src Source, m snapshot.Meta) string {
 	var ev *event.Envelope
-	for e, err := range src.Range(ctx, m.Seq, m.Seq) {
+	if a, ok := src.(Anchors); ok {
+		e, found, err := a.AnchorEvent(ctx, m.Seq)
 		if err != nil {
 			return "cannot read its last event: " + err.Error()
 		}
-		ev = &e
+		if found {
+			ev = &e
+		}
+	} else {
+		for e, err := range src.Range(ctx, m.Seq, m.Seq) {
+			if err != nil {
+				return "cannot read its last event: " + err.Error()
+			}
+			ev = &e
+		}
 	}
 	switch {
 	case ev == nil:

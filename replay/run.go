@@ -125,8 +125,9 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 }
 
 // StreamDeletions is implemented by a Source whose streams can be
-// truncated or soft-deleted (*evlog.Log): DeletedBefore returns the
-// version below which the stream's events read as gone (0 or 1: none).
+// truncated, soft-deleted or bounded by retention (*evlog.Log):
+// DeletedBefore returns the version below which the stream's events read
+// as gone (0 or 1: none).
 // Run reports the latest state of a stream subject at that version at
 // least, so that an append expecting it continues the stream.
 type StreamDeletions interface {

@@ -1,0 +1,77 @@
+package evlog
+
+import (
+	"context"
+)
+
+// Derived state over events that expire. Retention (Options.Retention) is
+// an option of the reading process, not a record in the log: an expired
+// event reads as gone, but a snapshot or checkpoint that folded it is how
+// its effect is kept (docs/FORMAT.md, "Deletion and retention"). So replay
+// anchors a snapshot on its last event as recorded, expired or not
+// (AnchorEvent), and the latest version of a stream subject counts the
+// versions retention hides (retainedBefore, through DeletedBefore).
+
+// AnchorEvent returns the event at seq as recorded, whether it reads as
+// gone or not — expired by retention, deleted, or redacted by compaction
+// (which keeps its seq, stream, version and time) — without its Data,
+// Meta and ID; found is false when the log has no event at seq (0 or
+// beyond its last visible one). It implements replay.Anchors, with which
+// replay checks a snapshot's last event: one deleted since is caught
+// before (replay.Deletions), one expired must still anchor the snapshot.
+func (l *Log) AnchorEvent(ctx context.Context, seq uint64) (e Envelope, found bool, err error) {
+	if seq == 0 {
+		return Envelope{}, false, nil
+	}
+	err = l.inView(ctx, func(v *view, pub published) error {
+		return l.scanAllIn(ctx, v, pub, seq, seq, func(x *Envelope) error {
+			if x.Seq == seq {
+				e = Envelope{Seq: x.Seq, Stream: x.Stream, Version: x.Version, Type: x.Type, SchemaVersion: x.SchemaVersion, Time: x.Time}
+				found = true
+			}
+			return nil
+		})
+	})
+	return e, found, err
+}
+
+// retainedBefore returns the version of stream below which its events
+// read as gone by retention in (v, pub) (0: none): by MaxCount, the
+// versions before the newest MaxCount; by MaxAge, every version when the
+// newest one has expired (an older one recorded later may still read,
+// but the stream's version is then what a state of its visible events
+// stands at).
+func (l *Log) retainedBefore(ctx context.Context, v *view, pub published, stream string) (uint64, error) {
+	vis, err := l.newVisibility(ctx, v, pub)
+	if err != nil {
+		return 0, err
+	}
+	r, ok := vis.retention(stream)
+	if !ok {
+		return 0, nil
+	}
+	cur, err := l.streamVersionIn(v, pub, stream)
+	if err != nil || cur == 0 {
+		return 0, err
+	}
+	var before uint64
+	if r.MaxCount > 0 && cur > uint64(r.MaxCount) {
+		before = cur - uint64(r.MaxCount) + 1
+	}
+	if r.MaxAge > 0 {
+		expired := false
+		err := l.scanStreamIn(ctx, v, pub, stream, cur, 0, func(e *Envelope) error {
+			if e.Version == cur {
+				expired = e.Time.UnixNano() < vis.now-int64(r.MaxAge)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		if expired {
+			before = cur + 1
+		}
+	}
+	return before, nil
+}

@@ -1,0 +1,126 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/event"
+)
+
+var guardCount = Projection[map[string]int, event.Envelope]{
+	Name:          "guard",
+	SchemaVersion: 1,
+	Init:          func() map[string]int { return map[string]int{} },
+	Apply: func(m map[string]int, e event.Envelope) map[string]int {
+		if e.Type == "boom" {
+			m["half"]++ // in place, then the fold fails
+			panic("fold failed")
+		}
+		m[e.Type]++
+		return m
+	},
+}
+
+func rawEnv(e event.Envelope) (event.Envelope, error) { return e, nil }
+
+func guardLog(t *testing.T) *evlog.Log {
+	t.Helper()
+	l, err := evlog.Open(t.TempDir(), evlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func guardAppend(t *testing.T, l *evlog.Log, types ...string) {
+	t.Helper()
+	for _, typ := range types {
+		if _, err := l.Append(t.Context(), "s", evlog.ExpectAny, event.Envelope{Type: typ}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRunnerRefusesSecondRun: Run or Rebuild on a runner that is running
+// fails with ErrRunning and changes nothing; both used to go ahead, the
+// second replacing the view and then folding every live event into it a
+// second time (and Rebuild removing the running view's checkpoints).
+func TestRunnerRefusesSecondRun(t *testing.T) {
+	l := guardLog(t)
+	guardAppend(t, l, "a", "a", "a")
+	snaps, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRunner(guardCount, l, snaps, rawEnv, RunnerOptions{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	if err := r.WaitFor(t.Context(), 3); err != nil {
+		t.Fatal(err)
+	}
+	// Contexts already done: the old code returned at its first step
+	// instead of running on.
+	dead, kill := context.WithCancel(t.Context())
+	kill()
+	if err := r.Rebuild(dead); !errors.Is(err, ErrRunning) {
+		t.Errorf("Rebuild while running: %v, want ErrRunning", err)
+	}
+	if err := r.Run(dead); !errors.Is(err, ErrRunning) {
+		t.Errorf("Run while running: %v, want ErrRunning", err)
+	}
+	guardAppend(t, l, "a")
+	if err := r.WaitFor(t.Context(), 4); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	if m, seq := r.State(); m["a"] != 4 || seq != 4 {
+		t.Errorf("view %v at seq %d, want a:4 at 4", m, seq)
+	}
+	// Stopped, it runs again.
+	ctx, cancel = context.WithCancel(t.Context())
+	go func() { done <- r.Run(ctx) }()
+	if err := r.WaitFor(t.Context(), 4); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("second Run: %v", err)
+	}
+}
+
+// TestRunnerFoldPanicReleasesView: a fold that panics while the runner
+// follows the log panics in Run's caller, and leaves the runner usable: a
+// caller that recovers (a supervisor restarting it) can read the view and
+// run it again. The view's lock used to stay held, so State, Read,
+// WaitFor and the next Run hung forever.
+func TestRunnerFoldPanicReleasesView(t *testing.T) {
+	l := guardLog(t)
+	guardAppend(t, l, "a")
+	r := NewRunner(guardCount, l, nil, rawEnv, RunnerOptions{})
+	recovered := make(chan any, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		_ = r.Run(t.Context())
+	}()
+	if err := r.WaitFor(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	guardAppend(t, l, "boom")
+	if v := <-recovered; v != "fold failed" {
+		t.Fatalf("recovered %v, want the fold's panic", v)
+	}
+	if !r.mu.TryLock() {
+		t.Fatal("the view's lock is still held after the fold panicked")
+	}
+	r.mu.Unlock()
+	if r.running.Load() {
+		t.Fatal("the runner still counts as running after the fold panicked")
+	}
+}
