@@ -153,8 +153,11 @@ func reaches(src Source, seq uint64, refreshed *bool) bool {
 }
 
 // checkAnchor checks that the snapshot's last event is where the snapshot
-// says (its time; for a stream scope, that it is of the stream) and sets
-// FromVersion.
+// says — its time, and its anchor (snapshot.AnchorOf: the whole event)
+// when the snapshot records one (format version 2; a version 1 snapshot
+// is checked by time only, so one taken on another history whose event
+// at the same seq has the same time is not told apart); for a stream
+// scope, that it is of the stream — and sets FromVersion.
 func (p *Plan) checkAnchor(ctx context.Context, src Source, m snapshot.Meta) string {
 	var ev *event.Envelope
 	for e, err := range src.Range(ctx, m.Seq, m.Seq) {
@@ -168,6 +171,9 @@ func (p *Plan) checkAnchor(ctx context.Context, src Source, m snapshot.Meta) str
 		return fmt.Sprintf("its last event (seq %d) is not in the log", m.Seq)
 	case !ev.Time.Equal(m.Time):
 		return fmt.Sprintf("its last event (seq %d) was recorded at %s, the snapshot says %s", m.Seq, ev.Time.Format(time.RFC3339Nano), m.Time.UTC().Format(time.RFC3339Nano))
+	case m.Anchor != 0 && snapshot.AnchorOf(*ev) != m.Anchor:
+		// A version 1 snapshot (Anchor 0) has only the time to go by.
+		return fmt.Sprintf("its last event (seq %d) is not the event it was folded up to (anchor mismatch): the log's history after an older point differs from the snapshot's (restored from an older copy and appended to again?)", m.Seq)
 	case p.Subject.Stream != "" && ev.Stream != p.Subject.Stream:
 		return fmt.Sprintf("its last event (seq %d) belongs to stream %q, not %q", m.Seq, ev.Stream, p.Subject.Stream)
 	}
