@@ -202,8 +202,10 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 	case m.RawSize < 0:
 		return corrupt(offRawSize, "negative raw size %d", m.RawSize)
 	case m.RawSize > maxRaw:
-		return corrupt(offRawSize, "raw size %d exceeds MaxRawSize %d (if the snapshot is genuine, raise Options.MaxRawSize)",
-			m.RawSize, maxRaw)
+		// Also ErrTooLarge: perhaps a genuine snapshot of a log whose
+		// bound is higher than this reader's.
+		return Meta{}, 0, &CorruptError{File: file, Offset: offRawSize, Err: ErrTooLarge,
+			Reason: fmt.Sprintf("raw size %d exceeds MaxRawSize %d (if the snapshot is genuine, raise Options.MaxRawSize)", m.RawSize, maxRaw)}
 	case m.CompressedSize < minFrameLen || m.CompressedSize > maxCompressedLen(m.RawSize):
 		return corrupt(offCompressedSize, "compressed size %d outside [%d, %d] for raw size %d",
 			m.CompressedSize, minFrameLen, maxCompressedLen(m.RawSize), m.RawSize)
