@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/evlog/evlog/event"
@@ -27,7 +28,8 @@ type Plan struct {
 	// Fallbacks lists the newer snapshots that were passed over.
 	Fallbacks []Fallback
 
-	state []byte // the verified snapshot state, loaded while planning
+	state []byte       // the verified snapshot state, loaded while planning
+	log   *slog.Logger // MakePlan's Options.Logger; nil discards
 }
 
 // Options tune planning.
@@ -53,7 +55,7 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	last := src.LastSeq()
-	p := &Plan{Subject: subj, Target: target, FromSeq: 1, FromVersion: 1}
+	p := &Plan{Subject: subj, Target: target, FromSeq: 1, FromVersion: 1, log: opts.Logger}
 	switch target.kind {
 	case targetLatest:
 		p.ToSeq = last
@@ -181,6 +183,20 @@ func (p *Plan) checkAnchor(ctx context.Context, src Source, m snapshot.Meta) str
 		p.FromVersion = ev.Version + 1
 	}
 	return ""
+}
+
+// withoutSnapshot returns a copy of p that starts from the initial state
+// instead of its snapshot, which it reports as a fallback for reason.
+func (p *Plan) withoutSnapshot(reason string) *Plan {
+	q := *p
+	q.Fallbacks = slices.Clone(p.Fallbacks)
+	q.Snapshot, q.state, q.FromSeq, q.FromVersion = nil, nil, 1, 1
+	log := p.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	q.fallback(log, *p.Snapshot, reason)
+	return &q
 }
 
 func (p *Plan) fallback(log *slog.Logger, m snapshot.Meta, reason string) {
