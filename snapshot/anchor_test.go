@@ -113,3 +113,26 @@ func TestAnchorOf(t *testing.T) {
 
 // anchorOfBase is AnchorOf(base) in TestAnchorOf, as format version 2 fixes it.
 const anchorOfBase = 0x3ec42da0facb0b35
+
+// Load compares every non-zero field of the Meta it is given with the
+// file, so that a file replaced since it was listed is not taken for the
+// one listed: the Anchor too (replay checks a candidate's anchor against
+// the log, then loads it).
+func TestLoadComparesAnchor(t *testing.T) {
+	mem := vfs.NewMem()
+	s := newStore(t, mem)
+	m := meta("cart/1", 3)
+	m.Anchor = 0xaaaa
+	saved, err := s.Save(t.Context(), m, []byte("state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(t.Context(), saved); err != nil {
+		t.Fatalf("Load of the listed snapshot: %v", err)
+	}
+	other := saved
+	other.Anchor = 0xbbbb // the same snapshot but for the event it was folded up to
+	if _, err := s.Load(t.Context(), other); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Load with another anchor: %v, want ErrNotFound (the file holds another snapshot)", err)
+	}
+}

@@ -299,6 +299,7 @@ func matches(want, got Meta) bool {
 		(want.LogID == [16]byte{} || want.LogID == got.LogID) &&
 		(want.Time.IsZero() || want.Time.Equal(got.Time)) &&
 		(want.SchemaVersion == 0 || want.SchemaVersion == got.SchemaVersion) &&
+		(want.Anchor == 0 || want.Anchor == got.Anchor) &&
 		(want.RawSize == 0 || want.RawSize == got.RawSize) &&
 		(want.CompressedSize == 0 || want.CompressedSize == got.CompressedSize) &&
 		(want.File == "" || want.File == got.File)
