@@ -1,11 +1,13 @@
 package replay_test
 
 import (
+	"io/fs"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/replay"
 	"github.com/evlog/evlog/snapshot"
 )
@@ -52,6 +54,53 @@ func TestUndecodableSnapshotFallsBack(t *testing.T) {
 			}
 			if got.Applied != len(f.events) {
 				t.Errorf("Applied %d, want %d (every event, from seq 1)", got.Applied, len(f.events))
+			}
+		})
+	}
+}
+
+// A snapshot file whose header cannot be read — no permission to open it
+// (saved by another user, e.g. evlogctl snapshot run as root), or an I/O
+// error — ended Candidates with that error, and MakePlan with it: no state
+// at all while the file was there. Like a damaged one, it is passed over
+// (reported) for an older snapshot or the events.
+func TestUnreadableSnapshotFallsBack(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name string
+		kind vfs.OpKind
+		err  error
+	}{
+		{"open: permission denied", vfs.OpOpen, fs.ErrPermission},
+		{"read: I/O error", vfs.OpRead, vfs.EIO("disk")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := f.clone(t)
+			bad := saveStats(t, rawStore(t, f.dir), f.logID, statsSubject, f.events, badSeq)
+			osfs, err := vfs.OpenOS(f.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { osfs.Close() })
+			store, err := snapshot.Open(vfs.ReadOnly(vfs.NewFaulty(osfs, func(op vfs.Op) error {
+				if op.Kind == tc.kind && op.Name == bad.File {
+					return tc.err
+				}
+				return nil
+			})), snapshot.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ro := openRO(t, f.dir, evlog.Options{})
+			got, err := replay.State(t.Context(), ro, store, statsSubject, replay.Latest(), statsSpec, replay.Options{})
+			if err != nil {
+				t.Fatalf("State: %v; want the snapshot at seq %d used and %s reported", err, goodSeq, bad.File)
+			}
+			if diff := cmp.Diff(refStats(f.events, len(f.events)), got.State, stateCmp); diff != "" {
+				t.Errorf("state (-want +got):\n%s", diff)
+			}
+			if s := got.Plan.Snapshot; s == nil || s.Seq != goodSeq || len(got.Plan.Fallbacks) != 1 || got.Plan.Fallbacks[0].File != bad.File {
+				t.Errorf("plan: snapshot %v, fallbacks %+v; want the one at seq %d used and %s reported", s, got.Plan.Fallbacks, goodSeq, bad.File)
 			}
 		})
 	}
