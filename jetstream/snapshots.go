@@ -60,11 +60,11 @@ type record struct {
 	SchemaVersion uint64 `json:"schema_version"`
 	RawSize       int64  `json:"raw_size"`
 	SHA256        string `json:"sha256"`
+	Inline        []byte `json:"inline,omitempty"`
+	Object        string `json:"object,omitempty"`
 	// Anchor is snapshot.AnchorOf the log's event at Seq at Save (0 or
 	// absent: not recorded, in records saved before it was).
 	Anchor uint64 `json:"anchor,omitempty"`
-	Inline        []byte `json:"inline,omitempty"`
-	Object        string `json:"object,omitempty"`
 }
 
 // Snapshots returns the log's snapshot store, creating its buckets on
