@@ -202,8 +202,10 @@ func TestRestoreChecksSnapshotsAsVerifyDoes(t *testing.T) {
 // snapshot's decompressed size as Restore does, by default and when
 // raised. It bounded it by snapshot.MaxRawSizeLimit (16 GiB): a backup of
 // a log whose snapshots exceed the default (its Options.Snapshot.MaxRawSize
-// raised) verified, and Restore with defaults (evlogctl restore) refused it
-// as damaged; and a hostile backup could make it decompress 16 GiB.
+// raised) verified, and Restore with defaults found it over the bound;
+// and a hostile backup could make it decompress 16 GiB. Over the bound,
+// VerifyBackup reports damage and Restore restores the events and leaves
+// that snapshot out, saying so (TestRestoreLeavesOutSnapshotOverTheBound).
 func TestVerifyBackupAgreesWithRestoreOnSnapshotSize(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -232,9 +234,13 @@ func TestVerifyBackupAgreesWithRestoreOnSnapshotSize(t *testing.T) {
 	}
 	for _, max := range []int64{0, 2 * big} {
 		_, verr := VerifyBackupWith(ctx, bdir, VerifyBackupOptions{MaxSnapshotSize: max})
-		_, rerr := Restore(ctx, bdir, filepath.Join(dir, fmt.Sprintf("r%d", max)), RestoreOptions{MaxSnapshotSize: max})
-		if (verr == nil) != (rerr == nil) {
-			t.Errorf("max %d: VerifyBackup: %v; Restore: %v; want both to succeed or both to fail", max, verr, rerr)
+		plan, rerr := Restore(ctx, bdir, filepath.Join(dir, fmt.Sprintf("r%d", max)), RestoreOptions{MaxSnapshotSize: max})
+		if rerr != nil {
+			t.Errorf("max %d: Restore: %v", max, rerr)
+		}
+		over := len(plan.SnapshotsLeftOut()) > 0
+		if (verr == nil) == over {
+			t.Errorf("max %d: VerifyBackup: %v; Restore left out %+v; want VerifyBackup to fail exactly when Restore leaves the snapshot out", max, verr, plan.SnapshotsLeftOut())
 		}
 		if max > 0 && verr != nil {
 			t.Errorf("max %d: VerifyBackup: %v", max, verr)

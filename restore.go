@@ -81,6 +81,25 @@ type RestoreFile struct {
 	FirstSeq uint64 `json:"first_seq,omitempty"`
 	LastSeq  uint64 `json:"last_seq,omitempty"` // segments: the last seq restored
 	Seq      uint64 `json:"seq,omitempty"`      // snapshots
+	// Reason says why a file the restore would otherwise copy is left
+	// out: a snapshot within the restored range that is over
+	// RestoreOptions.MaxSnapshotSize. Empty for files left out because
+	// they lie after EndSeq.
+	Reason string `json:"reason,omitempty"`
+}
+
+// SnapshotsLeftOut returns the snapshots within the restored range that
+// the restore leaves out, each with its Reason (over the snapshot size
+// bound): the restored log holds every event, and replay folds the
+// events those snapshots covered again.
+func (p *RestorePlan) SnapshotsLeftOut() []RestoreFile {
+	var out []RestoreFile
+	for _, f := range p.Files {
+		if f.Kind == kindSnapshot && f.Reason != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 const (
@@ -101,7 +120,10 @@ const (
 //
 // The restored log ends where the backup does, or at the point in time
 // opts asks for (always at a batch boundary); snapshots after that point
-// are left out. It gets a new log ID — a new timeline: once appended to, it
+// are left out. So is a snapshot over opts.MaxSnapshotSize: snapshots are
+// derived from the events, so it does not cost the restore of the events
+// and of the other snapshots; the plan names it with its Reason
+// (RestorePlan.SnapshotsLeftOut), in a dry run too. It gets a new log ID — a new timeline: once appended to, it
 // diverges from the log it was copied from — and every segment and kept
 // snapshot is relabelled with it, so that no snapshot of the old timeline
 // is ever taken for one of the new. A restore writes RestoreMarker first

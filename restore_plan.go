@@ -242,7 +242,21 @@ func prepareRestore(ctx context.Context, src vfs.FS, backup string, opts Restore
 			if err == nil && hex.EncodeToString(sm.LogID[:]) != m.LogID {
 				err = fmt.Errorf("belongs to log %x, the backup is of log %s", sm.LogID[:], m.LogID)
 			}
-			if err != nil {
+			switch {
+			case errors.Is(err, snapshot.ErrTooLarge):
+				// Over the bound (its SHA-256 matched the manifest):
+				// a snapshot of a log with a higher bound, or damaged
+				// before the backup. Snapshots are derived: restore
+				// the events without it, and say so.
+				why := err.Error()
+				if ce, ok := errors.AsType[*snapshot.CorruptError](err); ok {
+					why = ce.Reason
+				}
+				f.Action = actionLeave
+				f.Reason = fmt.Sprintf("over the snapshot size bound: %s (raise RestoreOptions.MaxSnapshotSize, evlogctl restore --max-snapshot-size, to the log's Options.Snapshot.MaxRawSize to keep it; replay folds the events it covered again without it)", why)
+				sf.Close()
+				delete(rb.snaps, e.Name)
+			case err != nil:
 				return nil, &BackupError{Dir: backup, File: e.Name, Reason: err.Error(), Err: errors.Join(ErrBackupCorrupt, err)}
 			}
 		}

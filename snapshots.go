@@ -28,6 +28,7 @@ func (l *Log) Snapshots() (*snapshot.Store, error) {
 		} else {
 			o.BeforeSave = l.syncThrough
 		}
+		o.Anchor = l.anchorAt
 		l.snaps, l.snapErr = snapshot.Open(l.fs, o)
 		// Only the writer (the holder of the log's lock) cleans up
 		// leftover temporaries: a SnapshotWriter never removes a file it
@@ -39,6 +40,22 @@ func (l *Log) Snapshots() (*snapshot.Store, error) {
 		}
 	})
 	return l.snaps, l.snapErr
+}
+
+// anchorAt returns snapshot.AnchorOf the event at seq, or 0 when the log
+// does not yield it (deleted, or beyond the end): the store's
+// Options.Anchor, so that every snapshot records which event it was
+// folded up to and replay can tell it from another event at the same seq
+// (a log whose tail was replaced).
+func (l *Log) anchorAt(ctx context.Context, seq uint64) (uint64, error) {
+	var a uint64
+	for e, err := range l.Range(ctx, seq, seq) {
+		if err != nil {
+			return 0, err
+		}
+		a = snapshot.AnchorOf(e)
+	}
+	return a, nil
 }
 
 // syncThrough makes the log durable through seq (the writer's BeforeSave).

@@ -75,6 +75,7 @@ func openSnapshotWriter(fsys vfs.FS, o Options) (*SnapshotWriter, error) {
 	so := o.Snapshot
 	so.Logger = l.logger
 	so.BeforeSave = w.syncThrough
+	so.Anchor = l.anchorAt
 	if w.store, err = snapshot.Open(fsys, so); err != nil {
 		return nil, errors.Join(err, l.Close())
 	}

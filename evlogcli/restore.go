@@ -28,6 +28,11 @@ relabelled with it. A restore writes a RESTORING file first and removes it
 last: a restore killed midway leaves a directory that every command
 refuses until the restore is run again.
 
+A snapshot over --max-snapshot-size does not stop the restore: the events
+and the other snapshots are restored, that snapshot is left out (snapshots
+are derived from the events), and the plan and stderr say which and why;
+the status is 0.
+
 It prints a line per file of the backup and what the restore does with it
 (copy, cut: the segment the restored log ends in, or leave out), then a
 summary. --dry-run checks the backup and prints the plan without writing
@@ -71,6 +76,9 @@ type restoreFileJSON struct {
 	FirstSeq uint64 `json:"first_seq,omitempty"`
 	LastSeq  uint64 `json:"last_seq,omitempty"`
 	Seq      uint64 `json:"seq,omitempty"`
+	// Reason: why a snapshot within the restored range is left out
+	// (over --max-snapshot-size); absent otherwise.
+	Reason string `json:"reason,omitempty"`
 }
 
 func runRestore(ctx context.Context, e *env, args []string) error {
@@ -79,7 +87,7 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	f.Uint64Var(&c.toSeq, "to-seq", 0, "end the restored log at the last batch boundary at or before seq `N`")
 	f.StringVar(&c.toTime, "to-time", "", "end the restored log at the last batch boundary at or before the events recorded at or before `TIME`")
 	f.BoolVar(&c.dryRun, "dry-run", false, "check the backup and print the plan; write nothing")
-	f.Int64Var(&c.maxSnap, "max-snapshot-size", 0, "refuse a snapshot that decompresses to more than `BYTES` (default 64 MiB): give the log's Options.Snapshot.MaxRawSize")
+	f.Int64Var(&c.maxSnap, "max-snapshot-size", 0, "leave out a snapshot that decompresses to more than `BYTES` (default 64 MiB): give the log's Options.Snapshot.MaxRawSize")
 	f.format(&c.format, "text", "json")
 	pos, err := f.parse(e, args, "BACKUP", "DIR")
 	if err != nil {
@@ -129,7 +137,11 @@ func (c *restoreCmd) run(ctx context.Context, e *env, backup, dir string, opts e
 		Target: plan.Target, CutEvents: plan.CutEvents, Files: []restoreFileJSON{}}
 	for _, f := range plan.Files {
 		out.Files = append(out.Files, restoreFileJSON{Name: f.Name, Kind: f.Kind, Action: f.Action, Size: f.Size,
-			FirstSeq: f.FirstSeq, LastSeq: f.LastSeq, Seq: f.Seq})
+			FirstSeq: f.FirstSeq, LastSeq: f.LastSeq, Seq: f.Seq, Reason: f.Reason})
+	}
+	// Never silently: what was left out, and why, also on stderr.
+	for _, f := range plan.SnapshotsLeftOut() {
+		fmt.Fprintf(e.stderr, "warning: snapshot %s (seq %d) left out: %s\n", f.Name, f.Seq, f.Reason)
 	}
 	if c.format == "json" {
 		return writeJSON(e.stdout, out)
@@ -156,6 +168,13 @@ func (r *restoreJSON) text(e *env) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", f.Action, f.Name, seqs, f.Size)
 	}
 	tw.Flush()
+	leftOut := 0
+	for _, f := range r.Files {
+		if f.Reason != "" {
+			fmt.Fprintf(&b, "left out %s: %s\n", f.Name, f.Reason)
+			leftOut++
+		}
+	}
 	verb := "restored"
 	if r.DryRun {
 		verb = "would restore"
@@ -168,6 +187,9 @@ func (r *restoreJSON) text(e *env) error {
 	if r.CutEvents > 0 {
 		fmt.Fprintf(&b, "; %d %s of the backup (seqs %d..%d) left out", r.CutEvents, plural(int(min(r.CutEvents, 2)), "event", "events"),
 			r.EndSeq+1, r.BackupSeq)
+	}
+	if leftOut > 0 {
+		fmt.Fprintf(&b, "; %d %s left out (over the snapshot size bound; replay folds their events again)", leftOut, plural(min(leftOut, 2), "snapshot", "snapshots"))
 	}
 	if r.NewLogID != "" {
 		fmt.Fprintf(&b, "; new log ID %s", r.NewLogID)

@@ -217,9 +217,14 @@ func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport
 			continue
 		}
 		for ev, err := range l.Range(ctx, m.Seq, m.Seq) {
-			if err == nil && !ev.Time.Equal(m.Time) {
+			switch {
+			case err != nil:
+			case !ev.Time.Equal(m.Time):
 				bad(m.File, 0, fmt.Sprintf("snapshot of %q says its last event (seq %d) was recorded at %s, the log says %s",
 					m.Name, m.Seq, formatTime(m.Time), formatTime(ev.Time)))
+			case m.Anchor != 0 && snapshot.AnchorOf(ev) != m.Anchor:
+				bad(m.File, 0, fmt.Sprintf("snapshot of %q was folded up to another event at seq %d than the log holds (anchor mismatch: taken on another history of the log)",
+					m.Name, m.Seq))
 			}
 		}
 		want := statsSubject

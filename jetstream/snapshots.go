@@ -62,6 +62,9 @@ type record struct {
 	SHA256        string `json:"sha256"`
 	Inline        []byte `json:"inline,omitempty"`
 	Object        string `json:"object,omitempty"`
+	// Anchor is snapshot.AnchorOf the log's event at Seq at Save (0 or
+	// absent: not recorded, in records saved before it was).
+	Anchor uint64 `json:"anchor,omitempty"`
 }
 
 // Snapshots returns the log's snapshot store, creating its buckets on
@@ -111,7 +114,8 @@ func checkName(name string) error {
 }
 
 // Save stores a snapshot of state as m (Name, LogID, Seq, Time,
-// SchemaVersion; the rest is set) and returns its full Meta. It refuses a
+// SchemaVersion; the rest is set, Anchor from the log's event at Seq, as
+// the file store does: see snapshot.Meta.Anchor) and returns its full Meta. It refuses a
 // snapshot beyond the end of the log, an existing one (snapshot.ErrExists)
 // and states over MaxSnapshotSize (snapshot.ErrTooLarge). When it returns
 // nil the snapshot is stored with the servers' durability (see README).
@@ -138,12 +142,28 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 	if m.Seq > last {
 		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: a snapshot at seq %d is beyond the end of the log (%d)", m.Seq, last)
 	}
+	// The anchor: which event the state was folded up to, so that replay
+	// tells it from another event at the same seq and time.
+	var anchor uint64
+	for e, err := range s.l.Range(ctx, m.Seq, m.Seq) {
+		if err != nil {
+			return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: reading the event at its seq: %w", m, err)
+		}
+		anchor = snapshot.AnchorOf(e)
+	}
+	switch {
+	case anchor != 0 && m.Anchor != 0 && anchor != m.Anchor:
+		return snapshot.Meta{}, fmt.Errorf("%w: snapshot %v: the log's event at seq %d is not the one the state was folded up to (anchor mismatch); fold again from the log",
+			snapshot.ErrInvalid, m, m.Seq)
+	case anchor != 0:
+		m.Anchor = anchor
+	}
 	m.Time = m.Time.UTC()
 	m.RawSize, m.CompressedSize = int64(len(state)), int64(len(state))
 	m.File = key(m.Name, m.Seq)
 	sum := sha256.Sum256(state)
 	rec := record{Name: m.Name, LogID: hex.EncodeToString(m.LogID[:]), Seq: m.Seq, Time: m.Time.UnixNano(),
-		SchemaVersion: m.SchemaVersion, RawSize: m.RawSize, SHA256: hex.EncodeToString(sum[:])}
+		SchemaVersion: m.SchemaVersion, RawSize: m.RawSize, SHA256: hex.EncodeToString(sum[:]), Anchor: m.Anchor}
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
 	if _, _, found, err := s.getRecord(ctx, m.File); err != nil {
@@ -196,7 +216,7 @@ func (s *Snapshots) getRecord(ctx context.Context, k string) (value []byte, rev 
 // meta turns a record into a Meta.
 func (r *record) meta(k string) (snapshot.Meta, error) {
 	m := snapshot.Meta{Name: r.Name, Seq: r.Seq, Time: time.Unix(0, r.Time).UTC(), SchemaVersion: r.SchemaVersion,
-		RawSize: r.RawSize, CompressedSize: r.RawSize, File: k}
+		RawSize: r.RawSize, CompressedSize: r.RawSize, Anchor: r.Anchor, File: k}
 	id, err := hex.DecodeString(r.LogID)
 	if err != nil || len(id) != 16 || k != key(r.Name, r.Seq) {
 		return snapshot.Meta{}, fmt.Errorf("record %s does not match its key or has a bad log ID", k)

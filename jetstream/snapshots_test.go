@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -282,5 +283,51 @@ func TestPruneKeepsWhatADamagedSnapshotReplaces(t *testing.T) {
 				t.Errorf("after Prune: %d snapshots listed, %d removed, want 3 in all", len(left), len(removed))
 			}
 		})
+	}
+}
+
+// TestSnapshotAnchor: a snapshot records the anchor of the log's event at
+// its seq (snapshot.Meta.Anchor), as the file store does, so that replay
+// passes over a snapshot whose seq now holds another event with the same
+// time; one the caller says was folded up to another event is refused.
+func TestSnapshotAnchor(t *testing.T) {
+	ctx := t.Context()
+	s := startServer(t)
+	js := connect(t, s.ClientURL())
+	l := openLog(t, js, evjs.Config{Name: newLogName(), Replicas: 1})
+	tm := time.Date(2026, 11, 25, 15, 0, 0, 0, time.UTC)
+	var evs []event.Envelope
+	for i := range 3 {
+		evs = append(evs, event.Envelope{Type: "e", Time: tm, Data: []byte{0xa1, 'a' + byte(i)}})
+	}
+	if _, err := l.Append(ctx, "s", evlog.ExpectAny, evs...); err != nil {
+		t.Fatal(err)
+	}
+	var at2 event.Envelope
+	for e, err := range l.Range(ctx, 2, 2) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		at2 = e
+	}
+	snaps, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := snaps.Save(ctx, snapshot.Meta{Name: "subj", LogID: l.LogID(), Seq: 2, Time: tm}, []byte("state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := snapshot.AnchorOf(at2); m.Anchor != want {
+		t.Errorf("Save: Anchor %#x, want %#x", m.Anchor, want)
+	}
+	ms, err := candidates(snaps, "subj", 2)
+	if err != nil || len(ms) != 1 || ms[0].Anchor != m.Anchor {
+		t.Errorf("candidates = %+v, %v; want the snapshot with anchor %#x", ms, err, m.Anchor)
+	}
+	other := at2
+	other.Data = []byte{0xa1, 'z'}
+	if _, err := snaps.Save(ctx, snapshot.Meta{Name: "subj", LogID: l.LogID(), Seq: 3, Time: tm, Anchor: snapshot.AnchorOf(other)}, []byte("x")); !errors.Is(err, snapshot.ErrInvalid) {
+		t.Errorf("Save with another event's anchor: %v, want ErrInvalid", err)
 	}
 }

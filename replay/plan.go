@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/evlog/evlog/event"
@@ -27,7 +28,8 @@ type Plan struct {
 	// Fallbacks lists the newer snapshots that were passed over.
 	Fallbacks []Fallback
 
-	state []byte // the verified snapshot state, loaded while planning
+	state []byte       // the verified snapshot state, loaded while planning
+	log   *slog.Logger // MakePlan's Options.Logger; nil discards
 }
 
 // Options tune planning.
@@ -53,7 +55,7 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	last := src.LastSeq()
-	p := &Plan{Subject: subj, Target: target, FromSeq: 1, FromVersion: 1}
+	p := &Plan{Subject: subj, Target: target, FromSeq: 1, FromVersion: 1, log: opts.Logger}
 	switch target.kind {
 	case targetLatest:
 		p.ToSeq = last
@@ -165,8 +167,11 @@ func reaches(src Source, seq uint64, refreshed *bool) bool {
 }
 
 // checkAnchor checks that the snapshot's last event is where the snapshot
-// says (its time; for a stream scope, that it is of the stream) and sets
-// FromVersion.
+// says — its time, and its anchor (snapshot.AnchorOf: the whole event)
+// when the snapshot records one (format version 2; a version 1 snapshot
+// is checked by time only, so one taken on another history whose event
+// at the same seq has the same time is not told apart); for a stream
+// scope, that it is of the stream — and sets FromVersion.
 func (p *Plan) checkAnchor(ctx context.Context, src Source, m snapshot.Meta) string {
 	var ev *event.Envelope
 	if a, ok := src.(Anchors); ok {
@@ -190,6 +195,9 @@ func (p *Plan) checkAnchor(ctx context.Context, src Source, m snapshot.Meta) str
 		return fmt.Sprintf("its last event (seq %d) is not in the log", m.Seq)
 	case !ev.Time.Equal(m.Time):
 		return fmt.Sprintf("its last event (seq %d) was recorded at %s, the snapshot says %s", m.Seq, ev.Time.Format(time.RFC3339Nano), m.Time.UTC().Format(time.RFC3339Nano))
+	case m.Anchor != 0 && snapshot.AnchorOf(*ev) != m.Anchor:
+		// A version 1 snapshot (Anchor 0) has only the time to go by.
+		return fmt.Sprintf("its last event (seq %d) is not the event it was folded up to (anchor mismatch): the log's history after an older point differs from the snapshot's (restored from an older copy and appended to again?)", m.Seq)
 	case p.Subject.Stream != "" && ev.Stream != p.Subject.Stream:
 		return fmt.Sprintf("its last event (seq %d) belongs to stream %q, not %q", m.Seq, ev.Stream, p.Subject.Stream)
 	}
@@ -197,6 +205,20 @@ func (p *Plan) checkAnchor(ctx context.Context, src Source, m snapshot.Meta) str
 		p.FromVersion = ev.Version + 1
 	}
 	return ""
+}
+
+// withoutSnapshot returns a copy of p that starts from the initial state
+// instead of its snapshot, which it reports as a fallback for reason.
+func (p *Plan) withoutSnapshot(reason string) *Plan {
+	q := *p
+	q.Fallbacks = slices.Clone(p.Fallbacks)
+	q.Snapshot, q.state, q.FromSeq, q.FromVersion = nil, nil, 1, 1
+	log := p.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	q.fallback(log, *p.Snapshot, reason)
+	return &q
 }
 
 func (p *Plan) fallback(log *slog.Logger, m snapshot.Meta, reason string) {

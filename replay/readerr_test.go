@@ -1,8 +1,8 @@
 package replay_test
 
 import (
+	"encoding/binary"
 	"errors"
-	"flag"
 	"hash/fnv"
 	"os"
 	"path/filepath"
@@ -225,23 +225,16 @@ func TestReplayMemoryIsOState(t *testing.T) {
 	}
 }
 
-var knownLimits = flag.Bool("replay.known-limits", false, "also run the tests of known design limits (they fail)")
-
 // A snapshot outlives the events it folds when the log's segments are
 // restored from an older backup (or its tail otherwise lost after being
 // made durable) and new, different events are appended at the same seqs.
-// The anchor check (plan.go checkAnchor) compares only the recorded time
-// of the snapshot's last event (and, for a stream, its stream): when the
-// new event at that seq has the same recorded time — an import with
-// explicit times, or a clamped clock — the stale snapshot is used and the
-// state folds events that are no longer in the log.
-//
-// Gated by -replay.known-limits: telling the events apart needs more than
-// the snapshot format (v1) records about its last event.
+// The new event at the snapshot's seq has the same recorded time (an
+// import with explicit times, or a clamped clock), stream, type and
+// version; only its payload differs. The anchor check (plan.go
+// checkAnchor) once compared only the time, used the stale snapshot and
+// folded events no longer in the log; it now compares the snapshot's
+// Anchor (format version 2), a digest of the whole event.
 func TestStaleSnapshotAfterTailLoss(t *testing.T) {
-	if !*knownLimits {
-		t.Skip("a known limit of snapshot format v1; run with -replay.known-limits")
-	}
 	dir, backup := t.TempDir(), t.TempDir()
 	tm := t0 // every event recorded at the same (explicit) time
 	l := openRW(t, dir, evlog.Options{Sync: evlog.SyncNever})
@@ -269,7 +262,8 @@ func TestStaleSnapshotAfterTailLoss(t *testing.T) {
 	copySegments(t, backup, dir)
 	l = openRW(t, dir, evlog.Options{Sync: evlog.SyncNever})
 	for range 10 {
-		appendItems(t, l, "a", tm, item{Name: "potion", Qty: -2})
+		// Same stream, type, versions and time: only the payload differs.
+		appendItems(t, l, "a", tm, item{Name: "potion", Qty: 2})
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -285,6 +279,15 @@ func TestStaleSnapshotAfterTailLoss(t *testing.T) {
 	if diff := cmp.Diff(want, got.State, stateCmp); diff != "" {
 		t.Errorf("the state uses snapshot %v, which folds events no longer in the log (-log +got):\n%s", got.Plan.Snapshot, diff)
 	}
+	if got.Plan.Snapshot != nil || len(got.Plan.Fallbacks) != 1 {
+		t.Errorf("plan: snapshot %v, fallbacks %+v; want the stale snapshot reported as a fallback", got.Plan.Snapshot, got.Plan.Fallbacks)
+	}
+}
+
+// logFile reports whether name is one of the log's own files (segments,
+// their checkpoints, catalogs): everything but snapshots and the lock.
+func logFile(name string) bool {
+	return name != "LOCK" && !strings.HasSuffix(name, ".snap")
 }
 
 func copySegments(t *testing.T, from, to string) {
@@ -294,7 +297,7 @@ func copySegments(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 	for _, de := range ents {
-		if _, _, ok := segment.ParseFileName(de.Name()); !ok {
+		if !de.Type().IsRegular() || !logFile(de.Name()) {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(from, de.Name()))
@@ -314,10 +317,41 @@ func removeSegments(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	for _, de := range ents {
-		if _, _, ok := segment.ParseFileName(de.Name()); ok {
+		if de.Type().IsRegular() && logFile(de.Name()) {
 			if err := os.Remove(filepath.Join(dir, de.Name())); err != nil {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// A format version 1 snapshot (no anchor) is still used: it is checked
+// against its last event's recorded time only (snapshot/doc.go).
+func TestVersion1SnapshotUsed(t *testing.T) {
+	f := newFixture(t)
+	ro := openRO(t, f.dir, evlog.Options{})
+	store := snapshots(t, ro)
+	ms, err := store.List(statsSubject.Name)
+	if err != nil || len(ms) != 1 || ms[0].Anchor == 0 {
+		t.Fatalf("List = %+v, %v; want one snapshot with an anchor", ms, err)
+	}
+	// Rewrite it as version 1: no anchor after the name.
+	editFile(t, f.dir, ms[0].File, func(b []byte) []byte {
+		h := snapHeaderLen(b)
+		v1 := append([]byte(nil), b[:h-12]...)
+		v1 = append(v1, b[h-4:]...) // the header CRC, the payload, the file CRC
+		binary.LittleEndian.PutUint16(v1[8:], 1)
+		binary.LittleEndian.PutUint32(v1[12:], uint32(h-8))
+		return resealSnapshot(v1)
+	})
+	got, err := replay.State(t.Context(), ro, store, statsSubject, replay.Latest(), statsSpec, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Plan.Snapshot == nil || got.Plan.Snapshot.Seq != goodSeq || got.Plan.Snapshot.Anchor != 0 || len(got.Plan.Fallbacks) != 0 {
+		t.Fatalf("plan: snapshot %+v, fallbacks %+v; want the version 1 snapshot at seq %d", got.Plan.Snapshot, got.Plan.Fallbacks, goodSeq)
+	}
+	if diff := cmp.Diff(refStats(f.events, len(f.events)), got.State, stateCmp); diff != "" {
+		t.Errorf("state (-want +got):\n%s", diff)
 	}
 }

@@ -60,7 +60,11 @@ type Result[S any] struct {
 	Elapsed time.Duration
 }
 
-// Run executes a plan.
+// Run executes a plan. When the plan's snapshot state does not decode
+// (Spec.DecodeState, or msgpack) Run folds from the first event instead,
+// with the snapshot added to the Fallbacks of the plan in the result (a
+// copy: p is not modified) and a warning logged through the plan's
+// Options.Logger.
 func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (Result[S], error) {
 	start := time.Now()
 	res := Result[S]{Plan: p}
@@ -70,11 +74,17 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 	if p.Snapshot != nil {
 		st, err := decodeState(spec, p.state)
 		if err != nil {
-			return res, fmt.Errorf("evlog/replay: decoding snapshot %s: %w", p.Snapshot.File, err)
-		}
-		res.State, res.Seq, res.Time = st, p.Snapshot.Seq, p.Snapshot.Time
-		if p.Subject.Stream != "" {
-			res.Version = p.FromVersion - 1
+			// Verified bytes that do not decode (a hostile file with
+			// recomputed checksums, an encoder bug): a snapshot is an
+			// optimisation, so fold from the events instead, and say so.
+			// p is the caller's: the result gets a copy.
+			p = p.withoutSnapshot("its state does not decode: " + err.Error())
+			res.Plan = p
+		} else {
+			res.State, res.Seq, res.Time = st, p.Snapshot.Seq, p.Snapshot.Time
+			if p.Subject.Stream != "" {
+				res.Version = p.FromVersion - 1
+			}
 		}
 	}
 	if p.FromSeq <= p.ToSeq {

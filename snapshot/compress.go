@@ -73,18 +73,27 @@ var readBufs = sync.Pool{New: func() any { return new([]byte) }}
 //
 //	header (see appendHeader) | zstd frame | CRC-32C of everything before
 func encode(m Meta, state []byte, level zstd.EncoderLevel, dst []byte) ([]byte, Meta, error) {
+	return encodeV(currentVersion, m, state, level, dst)
+}
+
+// encodeV is encode in format version v (the golden files of older
+// versions are written with it).
+func encodeV(v uint16, m Meta, state []byte, level zstd.EncoderLevel, dst []byte) ([]byte, Meta, error) {
 	enc, err := encoders[level]()
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("evlog/snapshot: zstd encoder: %w", err)
 	}
-	hlen := headerLen(len(m.Name))
+	if v == formatVersion1 {
+		m.Anchor = 0 // version 1 has no anchor
+	}
+	hlen := headerLenV(v, len(m.Name))
 	if need := hlen + enc.MaxEncodedSize(len(state)) + trailerLen; cap(dst) < need {
 		dst = make([]byte, 0, need)
 	}
 	buf := enc.EncodeAll(state, dst[:hlen])
 	m.RawSize = int64(len(state))
 	m.CompressedSize = int64(len(buf) - hlen)
-	appendHeader(buf[:0], &m)
+	appendHeader(buf[:0], &m, v)
 	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
 	return buf, m, nil
 }

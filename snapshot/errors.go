@@ -19,7 +19,10 @@ var ErrCorrupt = errors.New("evlog/snapshot: corrupt snapshot")
 var ErrNotFound = errors.New("evlog/snapshot: snapshot not found")
 
 // ErrTooLarge is matched by Save's error when the state is larger than
-// Options.MaxRawSize. Nothing was written.
+// Options.MaxRawSize (nothing was written), and by the *CorruptError of a
+// read of a file whose header declares a state larger than the reader's
+// MaxRawSize (which also matches ErrCorrupt; nothing was allocated for
+// it): perhaps damage, perhaps a snapshot saved under a higher bound.
 var ErrTooLarge = errors.New("evlog/snapshot: state too large")
 
 // ErrExists is matched by Save's error when a snapshot file for that name

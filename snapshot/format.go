@@ -10,15 +10,17 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Wire format, version 1 (see the package documentation for the diagram).
-// These values are the on-disk format: never change them. A new layout is a
-// new formatVersion, and readers keep decoding the old ones.
+// Wire format, versions 1 and 2 (see the package documentation for the
+// diagram). These values are the on-disk format: never change them. A new
+// layout is a new formatVersion, and readers keep decoding the old ones.
 const (
 	magic = "evlogsnp"
 
 	formatVersion1 uint16 = 1
+	// formatVersion2 adds the Anchor after the name.
+	formatVersion2 uint16 = 2
 	// currentVersion is the version Save writes.
-	currentVersion = formatVersion1
+	currentVersion = formatVersion2
 
 	// Header field offsets.
 	offMagic          = 0
@@ -32,13 +34,15 @@ const (
 	offRawSize        = 56
 	offCompressedSize = 64
 	offNameLen        = 72
-	offName           = 74 // the name, then the header CRC
+	offName           = 74 // the name, then (version 2) the anchor, then the header CRC
 
-	crcLen = 4 // a CRC-32C, little-endian
+	crcLen    = 4 // a CRC-32C, little-endian
+	anchorLen = 8 // version 2: the Anchor, little-endian, after the name
 
-	// minHeaderLen and maxHeaderLen bound the header length field.
+	// minHeaderLen and maxHeaderLen bound the header length field (of
+	// any version).
 	minHeaderLen = offName + 1 + crcLen
-	maxHeaderLen = offName + MaxNameLen + crcLen
+	maxHeaderLen = offName + MaxNameLen + anchorLen + crcLen
 	// trailerLen is the size of the file CRC after the payload.
 	trailerLen = crcLen
 	// minFileLen is the shortest possible snapshot file: a one-byte name
@@ -92,20 +96,31 @@ func maxCompressedLen(rawSize int64) int64 {
 	return rawSize + rawSize>>10 + frameOverhead
 }
 
-// headerLen returns the length of the header for a name of nameLen bytes.
-func headerLen(nameLen int) int { return offName + nameLen + crcLen }
+// headerLen returns the length of the header Save writes (the current
+// version) for a name of nameLen bytes.
+func headerLen(nameLen int) int { return headerLenV(currentVersion, nameLen) }
 
-// appendHeader appends the version 1 header of m to dst. m.RawSize and
-// m.CompressedSize must be set. The name must be valid (checkName).
+// headerLenV returns the length of a header of format version v (1 or 2)
+// for a name of nameLen bytes.
+func headerLenV(v uint16, nameLen int) int {
+	if v == formatVersion1 {
+		return offName + nameLen + crcLen
+	}
+	return offName + nameLen + anchorLen + crcLen
+}
+
+// appendHeader appends the header of m in format version v (1 or 2; a
+// version 1 header has no anchor) to dst. m.RawSize and m.CompressedSize
+// must be set. The name must be valid (checkName).
 //
 //	magic | ver | flags | hdrlen | LogID | Seq | Time | SchemaVersion |
-//	RawSize | CompressedSize | N | Name | hdrCRC
-func appendHeader(dst []byte, m *Meta) []byte {
+//	RawSize | CompressedSize | N | Name | Anchor (v2) | hdrCRC
+func appendHeader(dst []byte, m *Meta, v uint16) []byte {
 	start := len(dst)
 	dst = append(dst, magic...)
-	dst = binary.LittleEndian.AppendUint16(dst, currentVersion)
+	dst = binary.LittleEndian.AppendUint16(dst, v)
 	dst = binary.LittleEndian.AppendUint16(dst, 0) // flags
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(headerLen(len(m.Name))))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(headerLenV(v, len(m.Name))))
 	dst = append(dst, m.LogID[:]...)
 	dst = binary.LittleEndian.AppendUint64(dst, m.Seq)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(m.Time.UnixNano()))
@@ -114,6 +129,9 @@ func appendHeader(dst []byte, m *Meta) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(m.CompressedSize))
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(m.Name)))
 	dst = append(dst, m.Name...)
+	if v != formatVersion1 {
+		dst = binary.LittleEndian.AppendUint64(dst, m.Anchor)
+	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
@@ -124,7 +142,7 @@ func appendHeader(dst []byte, m *Meta) []byte {
 // sizes the header declares.
 //
 //	magic | ver | flags | hdrlen | LogID | Seq | Time | SchemaVersion |
-//	RawSize | CompressedSize | N | Name | hdrCRC
+//	RawSize | CompressedSize | N | Name | Anchor (v2) | hdrCRC
 func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) {
 	corrupt := func(off int64, format string, args ...any) (Meta, int, error) {
 		return Meta{}, 0, &CorruptError{File: file, Offset: off, Reason: fmt.Sprintf(format, args...)}
@@ -138,7 +156,8 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 		return corrupt(offMagic, "not a snapshot file (bad magic %q)", b[offMagic:offMagic+len(magic)])
 	}
 	le := binary.LittleEndian
-	if v := le.Uint16(b[offVersion:]); v != formatVersion1 {
+	v := le.Uint16(b[offVersion:])
+	if v != formatVersion1 && v != formatVersion2 {
 		if v > currentVersion {
 			return corrupt(offVersion, "format version %d is newer than this build reads (%d); upgrade evlog", v, currentVersion)
 		}
@@ -155,10 +174,10 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 		return corrupt(size, "file is %d bytes, shorter than its %d-byte header", size, hlen)
 	}
 	n := int(le.Uint16(b[offNameLen:]))
-	if int64(headerLen(n)) != hlen {
+	if int64(headerLenV(v, n)) != hlen {
 		return corrupt(offNameLen, "name length %d does not match header length %d", n, hlen)
 	}
-	crcOff := offName + n
+	crcOff := int(hlen) - crcLen
 	if got, want := crc32.Checksum(b[:crcOff], castagnoli), le.Uint32(b[crcOff:]); got != want {
 		return corrupt(int64(crcOff), "header checksum mismatch (computed %#08x, stored %#08x)", got, want)
 	}
@@ -171,7 +190,10 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 		CompressedSize: int64(le.Uint64(b[offCompressedSize:])),
 	}
 	copy(m.LogID[:], b[offLogID:offSeq])
-	name := b[offName:crcOff]
+	name := b[offName : offName+n]
+	if v != formatVersion1 {
+		m.Anchor = le.Uint64(b[offName+n:])
+	}
 	switch {
 	case !utf8.Valid(name):
 		return corrupt(offName, "name is not valid UTF-8")
@@ -180,8 +202,10 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 	case m.RawSize < 0:
 		return corrupt(offRawSize, "negative raw size %d", m.RawSize)
 	case m.RawSize > maxRaw:
-		return corrupt(offRawSize, "raw size %d exceeds MaxRawSize %d (if the snapshot is genuine, raise Options.MaxRawSize)",
-			m.RawSize, maxRaw)
+		// Also ErrTooLarge: perhaps a genuine snapshot of a log whose
+		// bound is higher than this reader's.
+		return Meta{}, 0, &CorruptError{File: file, Offset: offRawSize, Err: ErrTooLarge,
+			Reason: fmt.Sprintf("raw size %d exceeds MaxRawSize %d (if the snapshot is genuine, raise Options.MaxRawSize)", m.RawSize, maxRaw)}
 	case m.CompressedSize < minFrameLen || m.CompressedSize > maxCompressedLen(m.RawSize):
 		return corrupt(offCompressedSize, "compressed size %d outside [%d, %d] for raw size %d",
 			m.CompressedSize, minFrameLen, maxCompressedLen(m.RawSize), m.RawSize)

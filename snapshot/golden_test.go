@@ -14,9 +14,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/v1 and the FuzzDecode seed corpus")
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/v<N> and the FuzzDecode seed corpus")
 
-// golden is a golden file of format version 1 and the input it encodes.
+// golden is a golden file and the input it encodes.
 type golden struct {
 	file  string
 	meta  Meta
@@ -37,24 +37,44 @@ func goldensV1() []golden {
 	}
 }
 
-// TestGoldenV1 checks that the version 1 golden files decode to their
-// inputs, forever, and that the encoder still writes them byte for byte.
-// zstd output is deterministic for a given level and library version; if a
-// zstd upgrade changes it, the old files must still decode: keep them and
-// only then consider regenerating with -update.
-func TestGoldenV1(t *testing.T) {
-	for _, g := range goldensV1() {
+func goldensV2() []golden {
+	g := goldensV1()
+	g[0].meta.Anchor = 0x0123456789abcdef
+	g[1].meta.Anchor = 0 // not recorded
+	return g
+}
+
+// TestGoldenV1 checks that the version 1 golden files (no anchor) decode to
+// their inputs, forever, and that the version 1 encoder still writes them
+// byte for byte. zstd output is deterministic for a given level and
+// library version; if a zstd upgrade changes it, the old files must still
+// decode: keep them and only then consider regenerating with -update.
+func TestGoldenV1(t *testing.T) { testGolden(t, formatVersion1, goldensV1()) }
+
+// TestGoldenV2 is TestGoldenV1 for version 2 (an anchor after the name),
+// the version Save writes.
+func TestGoldenV2(t *testing.T) { testGolden(t, formatVersion2, goldensV2()) }
+
+func testGolden(t *testing.T, v uint16, goldens []golden) {
+	for _, g := range goldens {
 		t.Run(g.file, func(t *testing.T) {
-			path := filepath.Join("testdata", "v1", g.file)
+			path := filepath.Join("testdata", fmt.Sprintf("v%d", v), g.file)
 			if *update {
-				b, _, err := encode(g.meta, g.state, goldenLevel, nil)
+				b, _, err := encodeV(v, g.meta, g.state, goldenLevel, nil)
 				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					t.Fatal(err)
 				}
 				if err := os.WriteFile(path, b, 0o644); err != nil {
 					t.Fatal(err)
 				}
-				writeFuzzSeed(t, "golden-"+g.file, b)
+				seed := "golden-" + g.file
+				if v != formatVersion1 {
+					seed = fmt.Sprintf("golden-v%d-%s", v, g.file)
+				}
+				writeFuzzSeed(t, seed, b)
 			}
 			b, err := os.ReadFile(path)
 			if err != nil {
@@ -67,7 +87,7 @@ func TestGoldenV1(t *testing.T) {
 			}
 			want := g.meta
 			want.RawSize = int64(len(g.state))
-			want.CompressedSize = int64(len(b) - headerLen(len(g.meta.Name)) - trailerLen)
+			want.CompressedSize = int64(len(b) - headerLenV(v, len(g.meta.Name)) - trailerLen)
 			if diff := cmp.Diff(want, m); diff != "" {
 				t.Errorf("decoded meta (-want +got):\n%s", diff)
 			}
@@ -86,7 +106,7 @@ func TestGoldenV1(t *testing.T) {
 				t.Errorf("Verify = %+v, %v; want %+v", got, err, want)
 			}
 
-			enc, _, err := encode(g.meta, g.state, goldenLevel, nil)
+			enc, _, err := encodeV(v, g.meta, g.state, goldenLevel, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,8 +1,13 @@
 package snapshot
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/evlog/evlog/event"
 )
 
 // Meta describes one snapshot: whose state it is, of which log, as of which
@@ -24,6 +29,15 @@ type Meta struct {
 	// shape and fold logic; the owner changes it when either changes, and
 	// ignores snapshots of another version.
 	SchemaVersion uint64
+	// Anchor identifies the event at Seq: AnchorOf of that event as the
+	// log holds it, so that a reader can tell the event the state was
+	// folded up to from another event at the same seq and time (a log
+	// whose tail was replaced: restored from an older backup, then
+	// appended to again). Zero: not recorded (format version 1 files,
+	// and stores without Options.Anchor); a reader then has only Time to
+	// go by. Save records what Options.Anchor returns; a non-zero value
+	// set by the caller must agree with it.
+	Anchor uint64
 	// RawSize is the size of the state in bytes; CompressedSize the size
 	// of its zstd frame. Set by the Store.
 	RawSize, CompressedSize int64
@@ -50,4 +64,46 @@ func checkMeta(m *Meta) error {
 		return invalidf("snapshot %q time %v is outside the years 1678 to 2262", m.Name, m.Time)
 	}
 	return nil
+}
+
+// AnchorOf returns the anchor of an event (see Meta.Anchor): the first 8
+// bytes, little-endian, of the SHA-256 of a length-prefixed encoding of
+// everything the log stores of it — seq, stream, version, type, schema
+// version, ID, recorded time (Unix nanoseconds), meta (sorted by key) and
+// data — never 0 (a digest of 0 maps to 1). It is part of the snapshot
+// format: never change it (a change is a new format version).
+func AnchorOf(e event.Envelope) uint64 {
+	h := sha256.New()
+	var b []byte
+	str := func(s string) {
+		b = binary.LittleEndian.AppendUint64(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = append(b, "evlog/snapshot anchor v1\x00"...)
+	b = binary.LittleEndian.AppendUint64(b, e.Seq)
+	str(e.Stream)
+	b = binary.LittleEndian.AppendUint64(b, e.Version)
+	str(e.Type)
+	b = binary.LittleEndian.AppendUint32(b, e.SchemaVersion)
+	str(e.ID)
+	b = binary.LittleEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
+	keys := make([]string, 0, len(e.Meta))
+	for k := range e.Meta {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(keys)))
+	for _, k := range keys {
+		str(k)
+		str(e.Meta[k])
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(e.Data)))
+	h.Write(b)
+	h.Write(e.Data)
+	var sum [sha256.Size]byte
+	a := binary.LittleEndian.Uint64(h.Sum(sum[:0]))
+	if a == 0 {
+		a = 1
+	}
+	return a
 }

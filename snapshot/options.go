@@ -47,6 +47,13 @@ type Options struct {
 	// seq: a snapshot must never outlive the events it folds, even when
 	// the log syncs lazily. An error aborts the Save and is returned.
 	BeforeSave func(ctx context.Context, seq uint64) error
+	// Anchor, if set, is called by Save (after BeforeSave) with the
+	// snapshot's Seq and returns AnchorOf the log's event at that seq, or
+	// 0 when the log does not yield it; Save records it in the file (see
+	// Meta.Anchor). Without it, or when it returns 0, the snapshot
+	// records the caller's Meta.Anchor (0: none). An error aborts the
+	// Save and is returned.
+	Anchor func(ctx context.Context, seq uint64) (uint64, error)
 }
 
 // Validate reports whether o is usable. The error matches ErrInvalid.

@@ -98,7 +98,7 @@ func (s *Store) List(name string) ([]Meta, error) {
 
 // Candidate is one file Candidates visits: a snapshot whose header reads
 // (Meta, as List reports it), or, when Unreadable is set, a file named like
-// a snapshot of the subject whose header is corrupt (Meta then holds only
+// a snapshot of the subject whose header is corrupt or cannot be read (Meta then holds only
 // File and Seq, from the file name), which a caller falling back over it
 // should report.
 type Candidate struct {
@@ -114,8 +114,10 @@ type Candidate struct {
 // once and only when the iteration reaches it, so a caller that stops at
 // the first usable snapshot reads no older header. A corrupt header is
 // logged as List logs it; a file removed while Candidates runs is left
-// out; any other failure (an invalid name, listing the directory, reading
-// a file) ends the iteration with that error. No file is not an error.
+// out; a file that cannot be opened or read (no permission, an I/O error)
+// is visited with Unreadable set, as a corrupt one is; an invalid name or
+// a failure to list the directory ends the iteration with that error. No
+// file is not an error.
 func (s *Store) Candidates(name string, maxSeq uint64) iter.Seq2[Candidate, error] {
 	return func(yield func(Candidate, error) bool) {
 		if err := checkName(name); err != nil {
@@ -149,8 +151,11 @@ func (s *Store) Candidates(name string, maxSeq uint64) iter.Seq2[Candidate, erro
 				s.log.Warn("evlog/snapshot: skipping snapshot with a corrupt header", "file", file, "err", err)
 				c = Candidate{Meta: Meta{File: file, Seq: seq}, Unreadable: err.Error()}
 			default:
-				yield(Candidate{}, err)
-				return
+				// Cannot be read (no permission, an I/O error): like a
+				// damaged one, it is passed over, not the end of the
+				// subject's snapshots.
+				s.log.Warn("evlog/snapshot: skipping snapshot whose header cannot be read", "file", file, "err", err)
+				c = Candidate{Meta: Meta{File: file, Seq: seq}, Unreadable: err.Error()}
 			}
 			if !yield(c, nil) {
 				return
@@ -299,6 +304,7 @@ func matches(want, got Meta) bool {
 		(want.LogID == [16]byte{} || want.LogID == got.LogID) &&
 		(want.Time.IsZero() || want.Time.Equal(got.Time)) &&
 		(want.SchemaVersion == 0 || want.SchemaVersion == got.SchemaVersion) &&
+		(want.Anchor == 0 || want.Anchor == got.Anchor) &&
 		(want.RawSize == 0 || want.RawSize == got.RawSize) &&
 		(want.CompressedSize == 0 || want.CompressedSize == got.CompressedSize) &&
 		(want.File == "" || want.File == got.File)

@@ -14,6 +14,7 @@ import (
 // Save writes the snapshot of m.Name at m.Seq holding state, and returns
 // m with Time in UTC and RawSize, CompressedSize and File set. m needs
 // Name, Seq (≥ 1) and Time; LogID and SchemaVersion are recorded as given;
+// Anchor as Options.Anchor says (see Meta.Anchor);
 // RawSize, CompressedSize and File are ignored. state is read, never
 // retained or modified.
 //
@@ -48,6 +49,18 @@ func (s *Store) Save(ctx context.Context, m Meta, state []byte) (Meta, error) {
 	if s.opts.BeforeSave != nil {
 		if err := s.opts.BeforeSave(ctx, m.Seq); err != nil {
 			return Meta{}, fmt.Errorf("evlog/snapshot: save %v: BeforeSave: %w", m, err)
+		}
+	}
+	if s.opts.Anchor != nil {
+		a, err := s.opts.Anchor(ctx, m.Seq)
+		switch {
+		case err != nil:
+			return Meta{}, fmt.Errorf("evlog/snapshot: save %v: reading the anchor event: %w", m, err)
+		case a != 0 && m.Anchor != 0 && a != m.Anchor:
+			return Meta{}, invalidf("snapshot %v: the log's event at seq %d is not the one the state was folded up to (anchor %#016x, the caller's %#016x); fold again from the log",
+				m, m.Seq, a, m.Anchor)
+		case a != 0:
+			m.Anchor = a
 		}
 	}
 	start := time.Now()
