@@ -2,6 +2,8 @@ package evlog
 
 import (
 	"context"
+
+	"github.com/evlog/evlog/snapshot"
 )
 
 // Derived state over events that expire. Retention (Options.Retention) is
@@ -15,24 +17,30 @@ import (
 // AnchorEvent returns the event at seq as recorded, whether it reads as
 // gone or not — expired by retention, deleted, or redacted by compaction
 // (which keeps its seq, stream, version and time) — without its Data,
-// Meta and ID; found is false when the log has no event at seq (0 or
-// beyond its last visible one). It implements replay.Anchors, with which
-// replay checks a snapshot's last event: one deleted since is caught
-// before (replay.Deletions), one expired must still anchor the snapshot.
-func (l *Log) AnchorEvent(ctx context.Context, seq uint64) (e Envelope, found bool, err error) {
+// Meta and ID, and its anchor: snapshot.AnchorOf the whole event, 0 when
+// the log no longer holds all of it (a placeholder Compact left in its
+// place). found is false when the log has no event at seq (0 or beyond
+// its last visible one). It implements replay.Anchors, with which replay
+// checks a snapshot's last event: one deleted since is caught before
+// (replay.Deletions), one expired must still anchor the snapshot. The
+// payload of a gone event is never returned, only its digest.
+func (l *Log) AnchorEvent(ctx context.Context, seq uint64) (e Envelope, anchor uint64, found bool, err error) {
 	if seq == 0 {
-		return Envelope{}, false, nil
+		return Envelope{}, 0, false, nil
 	}
 	err = l.inView(ctx, func(v *view, pub published) error {
 		return l.scanAllIn(ctx, v, pub, seq, seq, func(x *Envelope) error {
 			if x.Seq == seq {
 				e = Envelope{Seq: x.Seq, Stream: x.Stream, Version: x.Version, Type: x.Type, SchemaVersion: x.SchemaVersion, Time: x.Time}
+				if x.Type != TypeRedacted {
+					anchor = snapshot.AnchorOf(*x)
+				}
 				found = true
 			}
 			return nil
 		})
 	})
-	return e, found, err
+	return e, anchor, found, err
 }
 
 // retainedBefore returns the version of stream below which its events

@@ -42,20 +42,15 @@ func (l *Log) Snapshots() (*snapshot.Store, error) {
 	return l.snaps, l.snapErr
 }
 
-// anchorAt returns snapshot.AnchorOf the event at seq, or 0 when the log
-// does not yield it (deleted, or beyond the end): the store's
-// Options.Anchor, so that every snapshot records which event it was
-// folded up to and replay can tell it from another event at the same seq
-// (a log whose tail was replaced).
+// anchorAt returns snapshot.AnchorOf the event at seq as recorded (an
+// event expired by retention included), or 0 when the log does not hold
+// all of it (beyond the end, or a placeholder Compact left of a gone
+// event): the store's Options.Anchor, so that every snapshot records
+// which event it was folded up to and replay can tell it from another
+// event at the same seq (a log whose tail was replaced).
 func (l *Log) anchorAt(ctx context.Context, seq uint64) (uint64, error) {
-	var a uint64
-	for e, err := range l.Range(ctx, seq, seq) {
-		if err != nil {
-			return 0, err
-		}
-		a = snapshot.AnchorOf(e)
-	}
-	return a, nil
+	_, a, _, err := l.AnchorEvent(ctx, seq)
+	return a, err
 }
 
 // syncThrough makes the log durable through seq (the writer's BeforeSave).

@@ -137,13 +137,15 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 // Anchors is implemented by a Source whose events can read as gone while
 // a snapshot that folded them stays valid: events expired by retention
 // (*evlog.Log). AnchorEvent returns the event at seq as recorded, gone or
-// not (its payload may be absent); found is false when there is none.
-// MakePlan checks a snapshot's last event with it (time, stream), so that
-// a snapshot of events since expired still anchors and keeps their
-// effect. Events deleted after a snapshot's seq are caught before, by
-// Deletions.
+// not, without its payload (Data, Meta and ID), and its anchor
+// (snapshot.AnchorOf the whole event; 0 when the source no longer holds
+// all of it, as for a placeholder of a redacted event); found is false
+// when there is none. MakePlan checks a snapshot's last event with it
+// (time, anchor, stream), so that a snapshot of events since expired
+// still anchors and keeps their effect. Events deleted after a
+// snapshot's seq are caught before, by Deletions.
 type Anchors interface {
-	AnchorEvent(ctx context.Context, seq uint64) (event.Envelope, bool, error)
+	AnchorEvent(ctx context.Context, seq uint64) (e event.Envelope, anchor uint64, found bool, err error)
 }
 
 // refresher is a Source that may lag the log it reads and can catch up:
@@ -171,23 +173,27 @@ func reaches(src Source, seq uint64, refreshed *bool) bool {
 // when the snapshot records one (format version 2; a version 1 snapshot
 // is checked by time only, so one taken on another history whose event
 // at the same seq has the same time is not told apart); for a stream
-// scope, that it is of the stream — and sets FromVersion.
+// scope, that it is of the stream — and sets FromVersion. The anchor is
+// compared only while the log holds all of the event: once Compact has
+// replaced it by a placeholder (deleted or expired, see Anchors), its
+// time and stream are all there is to go by.
 func (p *Plan) checkAnchor(ctx context.Context, src Source, m snapshot.Meta) string {
 	var ev *event.Envelope
+	var anchor uint64 // AnchorOf the log's event at m.Seq (0: unknown)
 	if a, ok := src.(Anchors); ok {
-		e, found, err := a.AnchorEvent(ctx, m.Seq)
+		e, an, found, err := a.AnchorEvent(ctx, m.Seq)
 		if err != nil {
 			return "cannot read its last event: " + err.Error()
 		}
 		if found {
-			ev = &e
+			ev, anchor = &e, an
 		}
 	} else {
 		for e, err := range src.Range(ctx, m.Seq, m.Seq) {
 			if err != nil {
 				return "cannot read its last event: " + err.Error()
 			}
-			ev = &e
+			ev, anchor = &e, snapshot.AnchorOf(e)
 		}
 	}
 	switch {
@@ -195,7 +201,7 @@ func (p *Plan) checkAnchor(ctx context.Context, src Source, m snapshot.Meta) str
 		return fmt.Sprintf("its last event (seq %d) is not in the log", m.Seq)
 	case !ev.Time.Equal(m.Time):
 		return fmt.Sprintf("its last event (seq %d) was recorded at %s, the snapshot says %s", m.Seq, ev.Time.Format(time.RFC3339Nano), m.Time.UTC().Format(time.RFC3339Nano))
-	case m.Anchor != 0 && snapshot.AnchorOf(*ev) != m.Anchor:
+	case m.Anchor != 0 && anchor != 0 && anchor != m.Anchor:
 		// A version 1 snapshot (Anchor 0) has only the time to go by.
 		return fmt.Sprintf("its last event (seq %d) is not the event it was folded up to (anchor mismatch): the log's history after an older point differs from the snapshot's (restored from an older copy and appended to again?)", m.Seq)
 	case p.Subject.Stream != "" && ev.Stream != p.Subject.Stream:
