@@ -49,17 +49,23 @@ type Options struct {
 // since it was listed (a prune), and one beyond the end of a src that
 // lags the log (a read-only view, with a Refresh method) once a Refresh
 // shows the log reaching it (saved after the view was taken; beyond the
-// target anyway).
+// target anyway). A seq target beyond the end of such a view is
+// ErrBeyondEnd only if the log does not reach it after a Refresh either
+// (the view then includes what the writer appended since).
 func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, target Target, opts Options) (*Plan, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	last := src.LastSeq()
 	p := &Plan{Subject: subj, Target: target, FromSeq: 1, FromVersion: 1, log: opts.Logger}
+	refreshed := false // src was refreshed (at most once per plan: reaches)
 	switch target.kind {
 	case targetLatest:
 		p.ToSeq = last
 	case targetSeq:
+		if target.seq > last && reaches(src, target.seq, &refreshed) {
+			last = src.LastSeq() // a lagging view, refreshed: the writer is there
+		}
 		if target.seq > last {
 			return nil, fmt.Errorf("%w: seq %d, the log ends at %d", ErrBeyondEnd, target.seq, last)
 		}
@@ -85,7 +91,6 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 	if err != nil {
 		return nil, err
 	}
-	refreshed := false
 	for e, err := range snaps.Candidates(subj.Name, maxSeq) {
 		if err != nil {
 			return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
