@@ -66,6 +66,11 @@ type RunnerOptions struct {
 // into the view again).
 var ErrRunning = errors.New("evlog/projection: the runner is already running; stop it (cancel its context) first")
 
+// ErrStopped is returned by WaitFor when the runner's Run (or Rebuild)
+// ended before its view covered the seq waited for; the error also
+// carries what Run returned. Run the runner again, then wait again.
+var ErrStopped = errors.New("evlog/projection: the runner stopped before its view covered the seq")
+
 // Runner keeps a projection's view up to date and persisted.
 type Runner[S, E any] struct {
 	p      Projection[S, E]
@@ -85,6 +90,11 @@ type Runner[S, E any] struct {
 	time    time.Time
 	plan    *replay.Plan
 	changed chan struct{}
+	// ended: the last Run or Rebuild has returned, with endErr (nil
+	// for a panic, told by endPanic); cleared when the next one starts.
+	ended    bool
+	endErr   error
+	endPanic bool
 }
 
 // NewRunner returns a runner of p over src, checkpointing into cps, with
@@ -142,14 +152,23 @@ func (r *Runner[S, E]) Plan() *replay.Plan {
 	return r.plan
 }
 
-// WaitFor blocks until the view covers seq or ctx is done.
+// WaitFor blocks until the view covers seq, ctx is done, or a Run (or
+// Rebuild) that was running, or has run, ended without covering it: then
+// it returns an error matching ErrStopped (and what Run returned). Before
+// the first Run it waits for one.
 func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 	for {
 		r.mu.RLock()
-		done, ch := r.seq >= seq, r.changed
+		done, ch, at := r.seq >= seq, r.changed, r.seq
+		ended, endErr, endPanic := r.ended, r.endErr, r.endPanic
 		r.mu.RUnlock()
-		if done {
+		switch {
+		case done:
 			return nil
+		case ended && endPanic:
+			return fmt.Errorf("%w (at seq %d, waiting for %d): Run ended by a panic in Apply", ErrStopped, at, seq)
+		case ended:
+			return fmt.Errorf("%w (at seq %d, waiting for %d): Run returned: %w", ErrStopped, at, seq, endErr)
 		}
 		select {
 		case <-ch:
@@ -273,11 +292,30 @@ func (r *Runner[S, E]) clearRebuildMarker(ctx context.Context) error {
 	return nil
 }
 
-func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) error {
+func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) (err error) {
 	if !r.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
 	defer r.running.Store(false)
+	r.mu.Lock()
+	r.ended, r.endErr, r.endPanic = false, nil, false
+	r.mu.Unlock()
+	panicked := true // until runOnce returns
+	defer func() {
+		// Wake WaitFor: the view will not move until the next Run. (A
+		// panicking Apply released mu: see fold.)
+		r.mu.Lock()
+		r.ended, r.endErr, r.endPanic = true, err, panicked
+		r.notifyLocked()
+		r.mu.Unlock()
+	}()
+	err = r.runOnce(ctx, rebuild)
+	panicked = false
+	return err
+}
+
+// runOnce is run's work, while the runner is marked running.
+func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 	r.rebuilding = false
 	if !rebuild {
 		pending, err := r.rebuildPending()
