@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,6 +76,9 @@ func startCluster(t testing.TB) []*server.Server {
 	}
 }
 
+// clusterSeq numbers the clusters tryStartCluster starts in this process.
+var clusterSeq atomic.Int64
+
 // tryStartCluster starts n clustered nodes on freshly reserved loopback
 // route ports, without waiting for them. They stop when the test ends.
 func tryStartCluster(t testing.TB, n int) []*server.Server {
@@ -90,13 +94,19 @@ func tryStartCluster(t testing.TB, n int) []*server.Server {
 		ln.Close()
 		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])})
 	}
+	// A cluster name and server names of its own: a route that reaches a
+	// node of another test's cluster (a reserved port reused while that
+	// cluster stops) is refused by name, and no node is taken for a
+	// namesake of another cluster (JetStream identifies peers by a hash
+	// of the server name, and marks one offline when a namesake leaves).
+	cluster := fmt.Sprintf("evlog-test-%d", clusterSeq.Add(1))
 	var nodes []*server.Server
 	for i := range n {
 		opts := &server.Options{
-			ServerName: fmt.Sprintf("evlog-%d", i), Host: "127.0.0.1", Port: -1,
+			ServerName: fmt.Sprintf("%s-%d", cluster, i), Host: "127.0.0.1", Port: -1,
 			JetStream: true, StoreDir: t.TempDir(), SyncAlways: true,
 			NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "evlog-test", Host: "127.0.0.1", Port: ports[i]},
+			Cluster: server.ClusterOpts{Name: cluster, Host: "127.0.0.1", Port: ports[i]},
 			Routes:  routes,
 		}
 		s, err := server.NewServer(opts)

@@ -77,12 +77,29 @@ func openLog(t testing.TB, js jetstream.JetStream, cfg evjs.Config) *evjs.Log {
 		if err == nil {
 			return l
 		}
-		if !errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline) {
+		if !transient(err) || time.Now().After(deadline) {
 			t.Fatal(err)
 		}
-		t.Logf("opening %s timed out; retrying: %v", cfg.Name, err)
+		t.Logf("opening %s: %v; retrying", cfg.Name, err)
 	}
 }
+
+// transient reports whether creating a stream or bucket failed for a
+// reason a new cluster passes through: a request that outlasted its
+// timeout on a loaded machine, or no peers to place it on because the
+// meta leader has not yet heard from all of them since a node started
+// (JetStream error 10005, "no suitable peers for placement").
+func transient(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	apiErr, ok := errors.AsType[*jetstream.APIError](err)
+	return ok && apiErr.ErrorCode == jsErrClusterNoPeers
+}
+
+// jsErrClusterNoPeers is JetStream's error code for "no suitable peers
+// for placement" (nats-server's JSClusterNoPeersErrF).
+const jsErrClusterNoPeers jetstream.ErrorCode = 10005
 
 // snapshotsOf returns l's snapshot store. On a loaded machine creating
 // its buckets (R3: a raft group per bucket) can outlast one request's
@@ -96,9 +113,9 @@ func snapshotsOf(t testing.TB, l *evjs.Log) *evjs.Snapshots {
 		if err == nil {
 			return snaps
 		}
-		if !errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline) {
+		if !transient(err) || time.Now().After(deadline) {
 			t.Fatal(err)
 		}
-		t.Logf("creating the snapshot buckets timed out; retrying: %v", err)
+		t.Logf("creating the snapshot buckets: %v; retrying", err)
 	}
 }
