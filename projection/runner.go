@@ -167,6 +167,8 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 			return nil
 		case ended && endPanic:
 			return fmt.Errorf("%w (at seq %d, waiting for %d): Run ended by a panic in Apply", ErrStopped, at, seq)
+		case ended && endErr == nil:
+			return fmt.Errorf("%w (at seq %d, waiting for %d): Run returned", ErrStopped, at, seq)
 		case ended:
 			return fmt.Errorf("%w (at seq %d, waiting for %d): Run returned: %w", ErrStopped, at, seq, endErr)
 		}
