@@ -2,11 +2,8 @@ package evlog
 
 import (
 	"slices"
-	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/replay"
 )
 
@@ -19,36 +16,12 @@ import (
 // placeholder's would pass over every such snapshot.)
 func TestSnapshotAnchoredOnARedactedEvent(t *testing.T) {
 	ctx := t.Context()
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var now atomic.Int64
-	now.Store(t0.UnixNano())
-	l := openMem(t, vfs.NewMem(), Options{
-		SegmentSize: MinSegmentSize,
-		Clock:       func() time.Time { return time.Unix(0, now.Load()).UTC() },
-		Retention:   map[string]Retention{"old": {MaxAge: time.Hour}},
-	})
-	defer l.Close()
-	for _, s := range []string{"old-1", "old-2"} {
-		if _, err := l.Append(ctx, s, ExpectAny, Envelope{Type: "e", Data: []byte(s)}); err != nil {
-			t.Fatal(err)
-		}
+	l, snaps, expire := expiringView(t, Options{SegmentSize: MinSegmentSize}, "old-1", "old-2")
+	metas, err := snaps.List(viewSubject.Name)
+	if err != nil || len(metas) != 1 || metas[0].Anchor == 0 {
+		t.Fatalf("snapshots %+v, %v: want one recording an anchor", metas, err)
 	}
-	snaps, err := l.Snapshots()
-	if err != nil {
-		t.Fatal(err)
-	}
-	subj := replay.Subject{Name: "view"}
-	res, err := replay.State(ctx, l, snaps, subj, replay.Latest(), derivedSpec, replay.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, _, err := replay.Save(ctx, snaps, l.LogID(), subj, derivedSpec, res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if meta.Anchor == 0 {
-		t.Fatal("the snapshot records no anchor")
-	}
+	meta := metas[0]
 	// Seal the segment holding seqs 1 and 2, then let them expire and
 	// have Compact redact them.
 	for i := 0; len(l.v.segs) < 3; i++ {
@@ -56,7 +29,7 @@ func TestSnapshotAnchoredOnARedactedEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	now.Store(t0.Add(2 * time.Hour).UnixNano())
+	expire()
 	if _, err := l.Compact(ctx, CompactOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +37,7 @@ func TestSnapshotAnchoredOnARedactedEvent(t *testing.T) {
 	if err != nil || !found || e.Type != TypeRedacted || anchor != 0 {
 		t.Fatalf("AnchorEvent(%d) = %+v, anchor %x, found %v, %v; want the redacted placeholder, anchor 0", meta.Seq, e, anchor, found, err)
 	}
-	res, err = replay.State(ctx, l, snaps, subj, replay.Latest(), derivedSpec, replay.Options{})
+	res, err := replay.State(ctx, l, snaps, viewSubject, replay.Latest(), derivedSpec, replay.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

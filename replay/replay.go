@@ -17,8 +17,9 @@
 //     log, it does not claim events beyond the end of the log, and it fully
 //     verifies (checksums, sizes); otherwise the next older one is tried,
 //     down to a full replay from seq 1. A verified snapshot whose state
-//     does not decode (Run) is replaced by a full replay from seq 1. Every fallback is reported (in the
-//     plan and result, and through the logger).
+//     does not decode (Run) is replaced by a full replay from seq 1.
+//     Every fallback is reported (in the plan and result, and through the
+//     logger).
 //   - A read error during replay aborts it with that error; replay never
 //     returns a silently shortened state.
 //   - Memory is O(state): events are streamed.

@@ -98,9 +98,9 @@ func (s *Store) List(name string) ([]Meta, error) {
 
 // Candidate is one file Candidates visits: a snapshot whose header reads
 // (Meta, as List reports it), or, when Unreadable is set, a file named like
-// a snapshot of the subject whose header is corrupt or cannot be read (Meta then holds only
-// File and Seq, from the file name), which a caller falling back over it
-// should report.
+// a snapshot of the subject whose header is corrupt or cannot be read
+// (Meta then holds only File and Seq, from the file name), which a caller
+// falling back over it should report.
 type Candidate struct {
 	Meta       Meta
 	Unreadable string // why the header cannot be read; "" when it can
