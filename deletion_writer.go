@@ -85,7 +85,7 @@ func (t *tombstones) staged(w *writer, r *request) {
 			t.none.Store(false)
 			var mk marker
 			if msgpack.Unmarshal(req.Events[j].Data, &mk) == nil && mk.Stream != "" {
-				last := r.pos[i].Seq
+				last := w.infos[w.partLast[r.part0+i]].Seq
 				t.set[mk.Stream] = last - uint64(len(req.Events)-1-j)
 			}
 		}

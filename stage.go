@@ -100,7 +100,7 @@ func (w *writer) stage(r *request) error {
 		parts = r.src.parts()
 		w.penc.configure()
 	}
-	r.pos = make([]Position, parts)
+	r.part0 = len(w.partLast)
 	var env event.Envelope
 	// A typed event with the fields of the one before it but maybe its
 	// time (batchSource.same) reuses env, and bound, its size bound
@@ -230,7 +230,9 @@ func (w *writer) stage(r *request) error {
 		// puts it back if the request or the group fails.
 		w.undo = append(w.undo, undoEntry{sv: sv, old: sv.v})
 		sv.v = cur
-		r.pos[i] = Position{Seq: w.nextSeq - 1, Version: cur, Time: time.Unix(0, w.nextTime).UTC()}
+		// r's positions are built from its parts' last events once the
+		// group is written (commit.go), off the path to its fsync.
+		w.partLast = append(w.partLast, int32(len(w.infos)-1))
 	}
 	w.buf = segment.AppendCommitFrame(w.buf, segment.Commit{FirstSeq: seq0, Count: uint32(w.nextSeq - seq0), DurableEnd: w.durable})
 	if r.src != nil {
@@ -252,6 +254,7 @@ func (w *writer) stage(r *request) error {
 // it.
 type stageMark struct {
 	buf, infos, undo int
+	parts            int // w.partLast
 	ids              int // staged event IDs
 	seq              uint64
 	time             int64
@@ -259,7 +262,7 @@ type stageMark struct {
 }
 
 func (w *writer) stageMark() stageMark {
-	m := stageMark{buf: len(w.buf), infos: len(w.infos), undo: len(w.undo), seq: w.nextSeq, time: w.nextTime, newStrs: w.newStrs}
+	m := stageMark{buf: len(w.buf), infos: len(w.infos), undo: len(w.undo), parts: len(w.partLast), seq: w.nextSeq, time: w.nextTime, newStrs: w.newStrs}
 	if w.ids != nil {
 		m.ids = len(w.ids.staged)
 	}
@@ -270,6 +273,7 @@ func (w *writer) stageMark() stageMark {
 // request only once it succeeded).
 func (w *writer) rollback(m stageMark) {
 	w.buf, w.infos, w.infoSV = w.buf[:m.buf], w.infos[:m.infos], w.infoSV[:m.infos]
+	w.partLast = w.partLast[:m.parts]
 	w.undoTo(m.undo)
 	if w.ids != nil {
 		w.ids.unstage(m.ids)

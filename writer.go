@@ -24,6 +24,9 @@ type request struct {
 	// has the writer look.
 	noIDs bool
 	now   int64 // the clock's reading for the batch, once read
+	// part0 is the index in writer.partLast of its first part, once
+	// staged (the writer's).
+	part0 int
 
 	state atomic.Int32 // reqPending → reqTaken (writer) or reqCanceled (caller)
 	done  chan struct{}
@@ -87,6 +90,7 @@ type writer struct {
 	buf      []byte
 	infos    []segment.EventInfo
 	infoSV   []*streamVersion // the version cache entry of each of infos
+	partLast []int32          // per staged part, the index in infos of its last event
 	group    []*request
 	undo     []undoEntry
 	nextSeq  uint64 // seq the next staged event gets
@@ -357,10 +361,19 @@ func (w *writer) flush() {
 		return
 	}
 	n, err := w.f.Write(w.buf)
+	indexed := false
 	if err == nil && w.opts.Sync == SyncAlways {
+		// While the fsync runs, another goroutine adds the group to the
+		// index and builds its positions (commit.go): the index is
+		// shared with readers, but they read only what a commit
+		// published, and this group is not published before its fsync
+		// returned.
+		done := w.indexAsync()
 		t0 := time.Now()
 		err = w.syncFile()
 		w.lastFsync = time.Since(t0)
+		<-done
+		indexed = true
 	}
 	w.lastCalls = w.calls
 	if err != nil {
@@ -379,9 +392,8 @@ func (w *writer) flush() {
 
 	l := w.l
 	l.mu.Lock()
-	w.idx.AddBatch(w.infos)
-	for i, sv := range w.infoSV { // AddBatch set every Postings
-		sv.sp, sv.in = w.infos[i].Postings, w.idx
+	if !indexed {
+		w.index()
 	}
 	w.idx.End = w.end
 	durable := uint64(0)
@@ -390,6 +402,9 @@ func (w *writer) flush() {
 	}
 	l.commitLocked(published{seq: w.lastSeq, time: w.lastTime, end: w.end, streams: w.streams}, durable)
 	l.mu.Unlock()
+	if !indexed {
+		w.positions()
+	}
 
 	// Under SyncAlways, record the fsync before acknowledging the group:
 	// once any append of it returns, a mark says on disk that it is
@@ -429,6 +444,7 @@ func (w *writer) resetGroup() {
 	clear(w.infos) // their Postings may point into an index rolled away since
 	clear(w.infoSV)
 	w.buf, w.infos, w.infoSV, w.group, w.undo = w.buf[:0], w.infos[:0], w.infoSV[:0], w.group[:0], w.undo[:0]
+	w.partLast = w.partLast[:0]
 	if cap(w.buf) > 2*(flushThreshold+w.opts.MaxBatchSize) {
 		w.buf = nil // an oversized batch (or a failed encode) grew it: let it go
 	}
