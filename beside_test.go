@@ -209,3 +209,85 @@ func TestReadOnlyFreshSegmentStrict(t *testing.T) {
 		t.Fatalf("after the fsync: reader at seq %d (%v), want 1", r.LastSeq(), err)
 	}
 }
+
+// rollStorm lists a log directory as a reader beside a writer rolling
+// faster than it reads may: every other listing (the first, third, …)
+// misses the newest segment, as if taken just before the writer created
+// it — while the segment before it is already sealed when the reader
+// opens it.
+type rollStorm struct {
+	vfs.FS
+	hide  string
+	calls atomic.Int64
+}
+
+func (r *rollStorm) ReadDir() ([]vfs.DirEntry, error) {
+	entries, err := r.FS.ReadDir()
+	if err != nil || r.calls.Add(1)%2 == 0 {
+		return entries, err
+	}
+	var out []vfs.DirEntry
+	for _, e := range entries {
+		if e.Name != r.hide {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// TestReadOnlyOpenBesideRollStorm: a read-only open whose listing misses
+// the segment a roll just created finds the segment before it sealed
+// with no successor. That is a state every roll passes through (the new
+// segment is created, then the old one sealed), not damage: the reader
+// serves the log through the sealed segment. It used to retry, and fail
+// with errDirChanging when every attempt met a roll (TestLoadKilled on a
+// tmpfs, where 4 KiB segments roll every few hundred µs).
+func TestReadOnlyOpenBesideRollStorm(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	w := openMem(t, mem, Options{SegmentSize: MinSegmentSize, Sync: SyncNever})
+	for i := 0; len(segmentFiles(t, mem)) < 3; i++ {
+		if _, err := w.Append(ctx, "s", ExpectAny, Envelope{Type: "t", Data: make([]byte, 200)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Append(ctx, "s", ExpectAny, Envelope{Type: "t", Data: make([]byte, 200)}); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := w.Segments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	newest, sealed := segs[len(segs)-1], segs[len(segs)-2]
+	if newest.Sealed || !sealed.Sealed || newest.Events == 0 {
+		t.Fatalf("want a sealed segment, then the active one holding events: %+v", segs)
+	}
+
+	fsys := &rollStorm{FS: vfs.ReadOnly(mem), hide: newest.File}
+	r, err := openFS(fsys, Options{}, true)
+	if err != nil {
+		t.Fatalf("read-only open while the newest segment is missing from every other listing: %v", err)
+	}
+	defer r.Close()
+	if got := r.LastSeq(); got != sealed.LastSeq {
+		t.Errorf("the reader serves through seq %d, want %d (the sealed segment's last)", got, sealed.LastSeq)
+	}
+	for i, e := range readAll(t, r) {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("event %d has seq %d", i, e.Seq)
+		}
+	}
+}
+
+// segmentFiles returns the names of the segment files of fsys.
+func segmentFiles(t *testing.T, fsys vfs.FS) []string {
+	t.Helper()
+	d, err := segment.ReadDir(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return segmentNames(d)
+}

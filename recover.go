@@ -44,7 +44,8 @@ type recovered struct {
 	segs   []*segment.Segment // live segments in log order
 	active *segment.Index     // index of the newest, unsealed segment (nil if none)
 	// needSuccessor is set when the newest live segment is sealed and a
-	// new active segment must be created after it.
+	// new active segment must be created after it (a writer), or exists
+	// but was listed too late (a reader: see successorListed).
 	needSuccessor bool
 	report        RecoveryReport
 }
@@ -215,10 +216,13 @@ func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly boo
 	if n := len(live); n > 0 {
 		f, s := live[n-1], live[n-1].Seg
 		switch {
-		case s.Sealed && !removedTorn:
+		case s.Sealed && !removedTorn && !(readOnly && successorListed(fsys, s.Trailer.LastSeq+1)):
 			return nil, &segment.CorruptError{File: f.Name, Offset: s.Size - segment.TrailerSize,
 				Reason: "the newest segment is sealed but no segment follows it (was the newest segment deleted?)"}
 		case s.Sealed:
+			// A torn successor removed, or, for a reader, one a roll
+			// created after dir was listed: the log (as far as this
+			// listing serves it) ends with the sealed segment.
 			rec.needSuccessor = true
 		default:
 			opts := segment.ScanOptions{File: f.Name, PrevTime: time.Unix(0, prevTime)}
@@ -288,4 +292,20 @@ func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly boo
 		rec.logID = live[0].Seg.Header.LogID
 	}
 	return rec, nil
+}
+
+// successorListed reports whether a listing of fsys taken now holds a
+// segment starting at seq next. A reader that listed the directory just
+// before a roll created segment N+1, and opened N after the roll sealed it,
+// finds N sealed with no successor: every roll passes through that state
+// (it creates N+1 durably, then seals N), so the reader serves the log
+// through N instead of calling it damage — once a fresh listing shows that
+// N+1 exists. (Retrying the whole open instead can fail for good beside a
+// writer that rolls faster than the reader reads.)
+func successorListed(fsys vfs.FS, next uint64) bool {
+	d, err := segment.ReadDir(fsys)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(d.Segments, func(f segment.DirFile) bool { return f.BaseSeq == next })
 }

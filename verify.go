@@ -171,7 +171,7 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 			if x.Count > 0 {
 				prevTime = x.LastTime
 			}
-			if newest {
+			if newest && !successorListed(fsys, s.Trailer.LastSeq+1) { // a roll after the listing: see successorListed
 				add(errors.New("the newest segment is sealed but no segment follows it (was the newest segment deleted?)"), name, s.Size-segment.TrailerSize)
 			}
 		case !newest:
