@@ -31,6 +31,10 @@ type Batch struct {
 	Offset int64
 	// Events are the batch's events, in seq order; the caller owns them.
 	Events []event.Envelope
+	// Offsets[i] is the offset of the frame of Events[i] (logical in a
+	// compressed segment), and Offsets[len(Events)] that of the commit
+	// frame: event i's frame is Offsets[i+1]-Offsets[i] bytes.
+	Offsets []int64
 }
 
 // Gap is a region of a segment file from which no complete batch could be
@@ -240,7 +244,8 @@ type salvager struct {
 func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 	var (
 		pending    []event.Envelope
-		pendingOff int64 = -1
+		offsets    []int64 // of the pending events' frames
+		pendingOff int64   = -1
 		gap        *Gap
 		env        event.Envelope
 		n          int
@@ -268,7 +273,7 @@ func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 		for _, e := range pending {
 			gap.seen(e.Seq)
 		}
-		pending, pendingOff = pending[:0], -1
+		pending, offsets, pendingOff = pending[:0], offsets[:0], -1
 		if gap.Torn {
 			return errTorn
 		}
@@ -339,6 +344,7 @@ func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 				ev := env
 				ev.Data = slices.Clone(env.Data)
 				pending = append(pending, ev)
+				offsets = append(offsets, off)
 			case KindCommit:
 				c, cerr := DecodeCommit(f.Payload)
 				if cerr != nil || len(pending) == 0 || c.FirstSeq != pending[0].Seq || int(c.Count) != len(pending) {
@@ -353,9 +359,9 @@ func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 				if err := endGap(pendingOff); err != nil {
 					return err
 				}
-				b := &Batch{Offset: pendingOff, Events: pending}
+				b := &Batch{Offset: pendingOff, Events: pending, Offsets: append(offsets, off)}
 				lastSeq = pending[len(pending)-1].Seq
-				pending, pendingOff = nil, -1
+				pending, offsets, pendingOff = nil, nil, -1
 				if err := s.opt.batch(b); err != nil {
 					return err
 				}

@@ -24,6 +24,7 @@ type salvaged struct {
 	FirstSeq, LastSeq uint64
 	Reason            string // a gap's reason (tests compare a prefix)
 	events            []event.Envelope
+	offsets           []int64 // Batch.Offsets
 }
 
 // salvageAll runs Salvage on data and returns what it reported.
@@ -34,7 +35,7 @@ func salvageAll(t testing.TB, data []byte, tornOK bool) []salvaged {
 		Name:   fuzzSegName,
 		TornOK: tornOK,
 		Batch: func(b *Batch) error {
-			out = append(out, salvaged{Batch: true, Offset: b.Offset, FirstSeq: b.Events[0].Seq, LastSeq: b.Events[len(b.Events)-1].Seq, events: b.Events})
+			out = append(out, salvaged{Batch: true, Offset: b.Offset, FirstSeq: b.Events[0].Seq, LastSeq: b.Events[len(b.Events)-1].Seq, events: b.Events, offsets: b.Offsets})
 			return nil
 		},
 		Gap: func(g *Gap) error {
@@ -142,7 +143,7 @@ func TestSalvage(t *testing.T) {
 					got[i].Reason = tt.want[i].Reason
 				}
 			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(salvaged{}), cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".events" }, cmp.Ignore())); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(salvaged{}), cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".events" || p.Last().String() == ".offsets" }, cmp.Ignore())); diff != "" {
 				t.Errorf("Salvage (-want +got):\n%s", diff)
 			}
 			checkSalvagedEvents(t, img, got)
@@ -374,6 +375,9 @@ func checkSalvaged(t *testing.T, ra io.ReaderAt, end int64, tornOK bool, got []s
 			if err != nil || fr.Kind != KindEvent {
 				t.Fatalf("batch at %d: event %d is not an event frame: %v", it.Offset, k, err)
 			}
+			if len(it.offsets) != len(it.events)+1 || it.offsets[k] != fr.Offset {
+				t.Fatalf("batch at %d: event %d's frame is at %d, Offsets say %v", it.Offset, k, fr.Offset, it.offsets)
+			}
 			if err := dec.Decode(fr.Payload, &env); err != nil {
 				t.Fatalf("batch at %d: event %d does not decode: %v", it.Offset, k, err)
 			}
@@ -382,8 +386,8 @@ func checkSalvaged(t *testing.T, ra io.ReaderAt, end int64, tornOK bool, got []s
 			}
 		}
 		fr, err := r.Next()
-		if err != nil || fr.Kind != KindCommit {
-			t.Fatalf("batch at %d: no commit frame after its events: %v", it.Offset, err)
+		if err != nil || fr.Kind != KindCommit || it.offsets[len(it.events)] != fr.Offset {
+			t.Fatalf("batch at %d: no commit frame after its events where Offsets %v say: %v", it.Offset, it.offsets, err)
 		}
 		c, err := DecodeCommit(fr.Payload)
 		if err != nil || c.FirstSeq != it.events[0].Seq || int(c.Count) != len(it.events) {
