@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -128,6 +129,42 @@ func TestSalvageCompressedWithoutBlockMap(t *testing.T) {
 				}
 			}
 			checkSalvagedEvents(t, img, got)
+		})
+	}
+}
+
+// TestSalvageCompressedWithoutBlockMapHostile: finding the blocks without
+// the map reads untrusted bytes: a zblock frame that checksums but whose
+// zstd frame claims gigabytes, or a region of plausible frame headers, is
+// damage, decoded under the block cap, without a panic and with bounded
+// allocation.
+func TestSalvageCompressedWithoutBlockMapHostile(t *testing.T) {
+	h := goldenHeader(1)
+	h.Generation, h.Flags = 1, FlagCompressed
+	hb := h.Encode()
+	block := func(payload []byte) []byte { return AppendFrame(nil, KindZBlock, payload) }
+	comp := goldenFiles()["compressed.seg"]
+	z := goldenZMap(t, comp)
+	intactFirst := comp[z.phys[0] : z.phys[0]+int64(z.plen[0])]
+	tests := []struct {
+		name    string
+		corrupt []byte // after the header
+	}{
+		{"block claiming 4 GiB", block(zstdFrame(4<<30, []byte("hostile")))},
+		{"block claiming 2^64-1 bytes", block(zstdFrame(^uint64(0), []byte("hostile")))},
+		{"block holding more than MaxZBlock", block(zstdFrame(2*MaxZBlock, bytes.Repeat([]byte{1}, 1<<16)))},
+		{"empty block", block(zstdFrame(0, nil))},
+		{"plausible zblock headers everywhere", bytes.Repeat([]byte{0, 0, 0, 0, 0, 0, 1, 0, byte(KindZBlock)}, 1<<14)},
+		{"a valid block after garbage", append(bytes.Repeat([]byte{0xff}, 1000), intactFirst...)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := append(slices.Clone(hb[:]), tc.corrupt...)
+			var got []salvaged
+			checkAlloc(t, 16*MaxZBlock, func() { got = salvageAll(t, data, false) })
+			if len(got) == 0 || got[len(got)-1].Batch {
+				t.Fatalf("no gap for a segment whose end nothing proves: %+v", got)
+			}
 		})
 	}
 }
