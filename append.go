@@ -110,6 +110,14 @@ func (l *Log) Append(ctx context.Context, stream string, expect Expectation, eve
 // written (the error names the stream). It returns, per request, the
 // position of its last event. Everything Append documents applies.
 func (l *Log) AppendBatch(ctx context.Context, batch []AppendRequest) ([]Position, error) {
+	return l.appendBatch(ctx, batch, false)
+}
+
+// appendBatch is AppendBatch; copied says the events are copied as they
+// are from an existing log (evlogctl salvage, through internal/copyhook),
+// which may hold event types an older evlog accepted and that are
+// reserved now.
+func (l *Log) appendBatch(ctx context.Context, batch []AppendRequest, copied bool) ([]Position, error) {
 	if l.readOnly {
 		return nil, ErrReadOnly
 	}
@@ -120,7 +128,7 @@ func (l *Log) AppendBatch(ctx context.Context, batch []AppendRequest) ([]Positio
 	if err != nil {
 		return nil, err
 	}
-	if err := l.checkBatchDeleted(ctx, batch); err != nil { // deletion.go
+	if err := l.checkBatchDeleted(ctx, batch, copied); err != nil { // deletion.go
 		return nil, err
 	}
 	r := &request{batch: batch, size: size, events: n, noIDs: !ids, done: make(chan struct{})}

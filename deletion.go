@@ -249,9 +249,13 @@ func (l *Log) LastDeletionSeq(ctx context.Context) (uint64, error) {
 }
 
 // checkBatchDeleted is checkNotDeleted for a raw batch, which also may not
-// use system event types.
-func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest) error {
+// use system event types, unless it is copied from an existing log
+// (copied: an older evlog accepted them, see internal/copyhook).
+func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest, copied bool) error {
 	for _, req := range batch {
+		if copied {
+			break // the types were accepted when written
+		}
 		for i := range req.Events {
 			if err := checkReservedType(req.Stream, req.Events[i].Type); err != nil {
 				return err

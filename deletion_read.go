@@ -95,7 +95,8 @@ func (l *Log) deletionsAt(ctx context.Context, v *view, pub published) (*deletio
 		}
 		mk, err := decodeMarker(e.Data)
 		if err != nil {
-			return fmt.Errorf("%w: deletion marker at seq %d (%s) does not decode: %v", ErrCorrupt, e.Seq, e.Type, err)
+			// scanStreamIn names the file and the frame's offset.
+			return &segment.CorruptError{Seq: e.Seq - 1, Reason: fmt.Sprintf("deletion marker at seq %d (%s) does not decode: %v", e.Seq, e.Type, err)}
 		}
 		st := nt.m[mk.Stream]
 		if e.Type == TypeTombstone {

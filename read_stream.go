@@ -2,6 +2,7 @@ package evlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -31,7 +32,10 @@ func (l *Log) scanStream(ctx context.Context, stream string, fromVersion uint64,
 // whose events all have seqs up to afterSeq, and hiding nothing. A system
 // stream (the deletion stream, looked up at every open) is in few
 // segments: for it the others are passed over by their bloom filters
-// (Segment.MayContain) without decoding and keeping their summaries.
+// (Segment.MayContain) without decoding and keeping their summaries. A
+// *segment.CorruptError returned by fn without a File (an event whose
+// content fn finds invalid) is given the segment's name and the event's
+// frame offset, so that the damage is named like any other.
 func (l *Log) scanStreamIn(ctx context.Context, v *view, pub published, stream string, fromVersion, afterSeq uint64, fn func(e *Envelope) error) error {
 	fromVersion = max(fromVersion, 1)
 	var (
@@ -114,7 +118,11 @@ func (l *Log) scanStreamIn(ctx context.Context, v *view, pub published, stream s
 					return err
 				}
 			}
-			return fn(&env)
+			err := fn(&env)
+			if ce, ok := errors.AsType[*segment.CorruptError](err); ok && ce.File == "" {
+				ce.File, ce.Offset = s.Name, off
+			}
+			return err
 		})
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/internal/copyhook"
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
 )
@@ -364,7 +365,9 @@ func (s *salvager) flush(ctx context.Context) error {
 	if s.buf.events == 0 {
 		return nil
 	}
-	if _, err := s.out.AppendBatch(ctx, s.buf.reqs); err != nil {
+	// As they are: event types an older evlog accepted and reserved since
+	// (starting with "$") are the user's data (internal/copyhook).
+	if _, err := copyhook.AppendBatch(ctx, s.out, s.buf.reqs); err != nil {
 		return fmt.Errorf("writing the new log: %w", err)
 	}
 	s.rep.Copied += s.buf.events

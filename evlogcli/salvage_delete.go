@@ -2,6 +2,7 @@ package evlogcli
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -33,10 +34,20 @@ func (s *salvager) deletedHole(ev evlog.Envelope) {
 
 // notCopied reports whether ev, about to be copied, is one salvage does
 // not copy (a system event, a placeholder, or, read frame by frame, an
-// event a marker deletes), and then counts it as handled.
+// event a marker deletes), and then counts it as handled. A deletion
+// marker that does not decode is damage: a gap naming its file and
+// offset, and its seq lost (what it deletes cannot be known); without
+// --skip-damaged copying stops there.
 func (s *salvager) notCopied(ev evlog.Envelope) bool {
 	if !event.IsSystemStream(ev.Stream) && ev.Type != evlog.TypeRedacted && !s.gone.has(ev) {
 		return false
+	}
+	if g, ok := s.gone.bad[ev.Seq]; ok {
+		s.gap(g)
+		if !s.copying {
+			return true // finish reports the seqs from this one on as lost
+		}
+		s.lost(seqRange{From: ev.Seq, To: ev.Seq, Reason: "a deletion marker that does not decode: the events it deletes cannot be known"})
 	}
 	s.pending = nil
 	s.lastTime = ev.Time.UnixNano()
@@ -46,42 +57,56 @@ func (s *salvager) notCopied(ev evlog.Envelope) bool {
 
 // goneStreams is the fold of the deletion markers read frame by frame:
 // per stream, the versions below before read as gone, and every version
-// of a tombstoned one.
-type goneStreams map[string]struct {
-	before uint64
-	tomb   bool
+// of a tombstoned one; and the markers that do not decode.
+type goneStreams struct {
+	m map[string]struct {
+		before uint64
+		tomb   bool
+	}
+	// bad holds, by seq, the gap of each marker (of a type evlog knows)
+	// whose frame checksums but whose Data does not decode: its frame.
+	bad map[uint64]*rawGap
 }
 
 // has reports whether ev reads as gone by the markers.
 func (g goneStreams) has(ev evlog.Envelope) bool {
-	st, ok := g[ev.Stream]
+	st, ok := g.m[ev.Stream]
 	return ok && (st.tomb || ev.Version < st.before)
 }
 
 // rawGone folds the deletion markers of every complete batch of the
 // segments of fsys that can be read.
 func rawGone(ctx context.Context, fsys vfs.FS) (goneStreams, error) {
-	g := goneStreams{}
+	g := goneStreams{m: map[string]struct {
+		before uint64
+		tomb   bool
+	}{}, bad: map[uint64]*rawGap{}}
 	err := scanRaw(ctx, fsys, rawVisitor{
 		batch: func(b *rawBatch) error {
-			for _, ev := range b.Events {
+			for i, ev := range b.Events {
 				if ev.Stream != evlog.DeletionsStream {
 					continue
 				}
+				switch ev.Type {
+				case evlog.TypeDeleted, evlog.TypeTruncate, evlog.TypeTombstone:
+				default:
+					continue // a later version's marker: not ours to decode
+				}
 				mk, ok := decodeRawMarker(ev.Data)
 				if !ok {
-					continue // not one evlog writes: nothing to fold
+					off := b.Offsets[i]
+					g.bad[ev.Seq] = &rawGap{file: b.file, Gap: segment.Gap{Offset: off, Bad: off, Length: b.Offsets[i+1] - off,
+						Reason: fmt.Sprintf("deletion marker at seq %d (%s) does not decode", ev.Seq, ev.Type), FirstSeq: ev.Seq, LastSeq: ev.Seq}}
+					continue
 				}
-				st := g[mk.Stream]
+				st := g.m[mk.Stream]
 				switch ev.Type {
 				case evlog.TypeDeleted, evlog.TypeTruncate:
 					st.before = max(st.before, mk.Before)
 				case evlog.TypeTombstone:
 					st.tomb = true
-				default:
-					continue // a later version's marker
 				}
-				g[mk.Stream] = st
+				g.m[mk.Stream] = st
 			}
 			return nil
 		},
@@ -97,7 +122,8 @@ type rawMarker struct {
 }
 
 // decodeRawMarker decodes a deletion marker's Data, read frame by frame
-// from a possibly damaged log: false if it is not one evlog writes. The
+// from a possibly damaged log: false if it is not one evlog writes
+// (rawGone reports it as damage). The
 // depth check comes first: msgpack/v5 skips unknown fields recursively,
 // and a hostile nesting would exhaust the stack.
 func decodeRawMarker(data []byte) (rawMarker, bool) {

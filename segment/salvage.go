@@ -31,6 +31,10 @@ type Batch struct {
 	Offset int64
 	// Events are the batch's events, in seq order; the caller owns them.
 	Events []event.Envelope
+	// Offsets[i] is the offset of the frame of Events[i] (logical in a
+	// compressed segment), and Offsets[len(Events)] that of the commit
+	// frame: event i's frame is Offsets[i+1]-Offsets[i] bytes.
+	Offsets []int64
 }
 
 // Gap is a region of a segment file from which no complete batch could be
@@ -38,6 +42,8 @@ type Batch struct {
 type Gap struct {
 	Offset int64 // where the region starts (the start of a broken batch)
 	Bad    int64 // the first invalid frame (what verify and dump report)
+	// Length is the region's size; 0 for the last gap of a compressed
+	// segment whose end nothing proves (see Salvage).
 	Length int64
 	Reason string
 	// Torn: an invalid suffix of the newest segment that nothing after it
@@ -102,7 +108,12 @@ var errTorn = errors.New("evlog/segment: torn tail")
 // version 1 segment (its records may be intact); a compressed segment is
 // read through its logical view, and a damaged compressed block loses only
 // the frames with bytes in it: the blocks are compressed independently, so
-// reading resynchronises in the block after it. Errors are ra's, ctx's, or
+// reading resynchronises in the block after it. A compressed segment
+// whose trailer or block map (zmap) cannot be used is read through the
+// blocks found by scanning for them (salvage_zscan.go): its offsets after
+// a damaged block are then estimates, and a last gap of length 0 at the
+// logical end reports that records after the blocks found may be lost
+// when nothing proves they are all. Errors are ra's, ctx's, or
 // a callback's.
 func Salvage(ctx context.Context, ra io.ReaderAt, size int64, opt SalvageOptions) error {
 	err := salvage(ctx, ra, size, &opt)
@@ -188,35 +199,31 @@ func salvage(ctx context.Context, ra io.ReaderAt, size int64, opt *SalvageOption
 
 // salvageCompressed reads a segment compaction compressed, through its
 // logical view of the records (the same frames as in an uncompressed
-// segment; offsets are logical).
+// segment; offsets are logical). Without a valid trailer or block map it
+// finds the blocks by scanning (salvageScanned).
 func salvageCompressed(ctx context.Context, ra io.ReaderAt, size int64, h Header, t Trailer, sealed bool, opt *SalvageOptions) error {
-	whole := &Gap{Length: size, Whole: true}
-	if sealed && t.Count > 0 {
-		whole.FirstSeq, whole.LastSeq = h.BaseSeq, t.LastSeq
-	}
 	if !sealed {
-		whole.Reason = "compressed segment without a valid trailer: its records cannot be located"
-		return opt.gap(whole)
+		return salvageScanned(ctx, ra, size, t, false, "compressed segment without a valid trailer", opt)
 	}
 	sg, err := open(&readerAtFile{ra: ra, size: size}, opt.Name)
 	if err != nil {
-		whole.Reason = err.Error()
-		if ce, ok := errors.AsType[*CorruptError](err); ok {
-			whole.Reason = ce.Reason
-		}
-		return opt.gap(whole)
+		return salvageScanned(ctx, ra, size, t, false, "compressed segment: "+reasonOf(err), opt)
 	}
 	defer sg.Close() // stops its read-ahead before ra goes back to the caller
 	rec, end, err := sg.Records()
 	if err != nil {
-		whole.Reason = "compressed segment: " + err.Error()
-		if ce, ok := errors.AsType[*CorruptError](err); ok {
-			whole.Reason = "compressed segment: " + ce.Reason
-		}
-		return opt.gap(whole)
+		return salvageScanned(ctx, ra, size, t, true, "compressed segment: "+reasonOf(err), opt)
 	}
 	s := &salvager{ra: rec, opt: opt, z: sg.zr.z}
 	return s.frames(ctx, HeaderSize, end, end)
+}
+
+// reasonOf is the reason of a *CorruptError, or err's message.
+func reasonOf(err error) string {
+	if ce, ok := errors.AsType[*CorruptError](err); ok {
+		return fmt.Sprintf("%s (at file offset %d)", ce.Reason, ce.Offset)
+	}
+	return err.Error()
 }
 
 // salvager reads the frames of one segment file.
@@ -237,7 +244,8 @@ type salvager struct {
 func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 	var (
 		pending    []event.Envelope
-		pendingOff int64 = -1
+		offsets    []int64 // of the pending events' frames
+		pendingOff int64   = -1
 		gap        *Gap
 		env        event.Envelope
 		n          int
@@ -265,7 +273,7 @@ func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 		for _, e := range pending {
 			gap.seen(e.Seq)
 		}
-		pending, pendingOff = pending[:0], -1
+		pending, offsets, pendingOff = pending[:0], offsets[:0], -1
 		if gap.Torn {
 			return errTorn
 		}
@@ -336,6 +344,7 @@ func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 				ev := env
 				ev.Data = slices.Clone(env.Data)
 				pending = append(pending, ev)
+				offsets = append(offsets, off)
 			case KindCommit:
 				c, cerr := DecodeCommit(f.Payload)
 				if cerr != nil || len(pending) == 0 || c.FirstSeq != pending[0].Seq || int(c.Count) != len(pending) {
@@ -350,9 +359,9 @@ func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 				if err := endGap(pendingOff); err != nil {
 					return err
 				}
-				b := &Batch{Offset: pendingOff, Events: pending}
+				b := &Batch{Offset: pendingOff, Events: pending, Offsets: append(offsets, off)}
 				lastSeq = pending[len(pending)-1].Seq
-				pending, pendingOff = nil, -1
+				pending, offsets, pendingOff = nil, nil, -1
 				if err := s.opt.batch(b); err != nil {
 					return err
 				}

@@ -24,6 +24,7 @@ type salvaged struct {
 	FirstSeq, LastSeq uint64
 	Reason            string // a gap's reason (tests compare a prefix)
 	events            []event.Envelope
+	offsets           []int64 // Batch.Offsets
 }
 
 // salvageAll runs Salvage on data and returns what it reported.
@@ -34,7 +35,7 @@ func salvageAll(t testing.TB, data []byte, tornOK bool) []salvaged {
 		Name:   fuzzSegName,
 		TornOK: tornOK,
 		Batch: func(b *Batch) error {
-			out = append(out, salvaged{Batch: true, Offset: b.Offset, FirstSeq: b.Events[0].Seq, LastSeq: b.Events[len(b.Events)-1].Seq, events: b.Events})
+			out = append(out, salvaged{Batch: true, Offset: b.Offset, FirstSeq: b.Events[0].Seq, LastSeq: b.Events[len(b.Events)-1].Seq, events: b.Events, offsets: b.Offsets})
 			return nil
 		},
 		Gap: func(g *Gap) error {
@@ -142,7 +143,7 @@ func TestSalvage(t *testing.T) {
 					got[i].Reason = tt.want[i].Reason
 				}
 			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(salvaged{}), cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".events" }, cmp.Ignore())); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(salvaged{}), cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".events" || p.Last().String() == ".offsets" }, cmp.Ignore())); diff != "" {
 				t.Errorf("Salvage (-want +got):\n%s", diff)
 			}
 			checkSalvagedEvents(t, img, got)
@@ -177,7 +178,7 @@ func checkSalvagedEvents(t *testing.T, img *segImage, got []salvaged) {
 
 // TestSalvageCompressed: a compressed segment is read through its logical
 // view; a damaged block loses the frames with bytes in it, and a compressed
-// segment without a valid trailer is one whole gap.
+// segment without a valid trailer is read by finding its blocks.
 func TestSalvageCompressed(t *testing.T) {
 	img := buildImage(goldenHeader(1), goldenSealedBatches())
 	comp := goldenFiles()["compressed.seg"]
@@ -237,10 +238,20 @@ func TestSalvageCompressed(t *testing.T) {
 	}
 	checkSalvagedEvents(t, img, got)
 
-	// No trailer.
+	// No trailer: the blocks are found without it, and the zmap after
+	// them proves they are all (TestSalvageCompressedWithoutBlockMap).
 	got = salvageAll(t, comp[:len(comp)-TrailerSize], true)
-	if len(got) != 1 || !got[0].Whole || got[0].Torn || got[0].Length != int64(len(comp)-TrailerSize) {
-		t.Fatalf("compressed without a trailer: %+v", got)
+	seqs = nil
+	for _, it := range got {
+		if !it.Batch {
+			t.Fatalf("compressed without a trailer: a gap: %+v", got)
+		}
+		for _, e := range it.events {
+			seqs = append(seqs, e.Seq)
+		}
+	}
+	if want := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}; !slices.Equal(seqs, want) {
+		t.Fatalf("compressed without a trailer: seqs %v, want %v", seqs, want)
 	}
 }
 
@@ -281,10 +292,24 @@ func FuzzSalvage(f *testing.F) {
 		records, end := io.ReaderAt(bytes.NewReader(data)), int64(len(data))
 		if len(data) >= HeaderSize {
 			if h, err := DecodeHeader(data[:HeaderSize]); err == nil && h.Flags&FlagCompressed != 0 {
+				var (
+					tr     Trailer
+					sealed bool
+				)
+				records = nil
 				if s, err := open(&readerAtFile{ra: bytes.NewReader(data), size: end}, fuzzSegName); err == nil {
-					if ra, e, err := s.Records(); err == nil {
+					tr, sealed = s.Trailer, s.Sealed
+					if ra, e, err := s.Records(); err == nil && sealed {
 						records, end = ra, e
 					}
+				}
+				if records == nil {
+					// Salvage finds the blocks without the zmap.
+					v, err := scanView(t.Context(), bytes.NewReader(data), fuzzSegName, end, tr, sealed)
+					if err != nil {
+						t.Fatal(err)
+					}
+					records, end = v.zr, v.zr.z.end
 				}
 			}
 		}
@@ -350,6 +375,9 @@ func checkSalvaged(t *testing.T, ra io.ReaderAt, end int64, tornOK bool, got []s
 			if err != nil || fr.Kind != KindEvent {
 				t.Fatalf("batch at %d: event %d is not an event frame: %v", it.Offset, k, err)
 			}
+			if len(it.offsets) != len(it.events)+1 || it.offsets[k] != fr.Offset {
+				t.Fatalf("batch at %d: event %d's frame is at %d, Offsets say %v", it.Offset, k, fr.Offset, it.offsets)
+			}
 			if err := dec.Decode(fr.Payload, &env); err != nil {
 				t.Fatalf("batch at %d: event %d does not decode: %v", it.Offset, k, err)
 			}
@@ -358,8 +386,8 @@ func checkSalvaged(t *testing.T, ra io.ReaderAt, end int64, tornOK bool, got []s
 			}
 		}
 		fr, err := r.Next()
-		if err != nil || fr.Kind != KindCommit {
-			t.Fatalf("batch at %d: no commit frame after its events: %v", it.Offset, err)
+		if err != nil || fr.Kind != KindCommit || it.offsets[len(it.events)] != fr.Offset {
+			t.Fatalf("batch at %d: no commit frame after its events where Offsets %v say: %v", it.Offset, it.offsets, err)
 		}
 		c, err := DecodeCommit(fr.Payload)
 		if err != nil || c.FirstSeq != it.events[0].Seq || int(c.Count) != len(it.events) {
