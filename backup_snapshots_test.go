@@ -1,0 +1,137 @@
+package evlog
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/snapshot"
+)
+
+// snapshotBackup is a backup in memory of a log of 10 events with two
+// snapshots, "keep" at seq 3 and "all" at seq 5 (a 1000-byte state).
+type snapshotBackup struct {
+	src  *Log
+	b    vfs.FS // the backup, under the name "backup"
+	keep string // the snapshot files
+	all  string
+}
+
+func newSnapshotBackup(t *testing.T) snapshotBackup {
+	t.Helper()
+	ctx := t.Context()
+	src := openMem(t, vfs.NewMem(), Options{})
+	t.Cleanup(func() { src.Close() })
+	appendN(t, src, "s", 10)
+	store, err := src.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := func(name string, seq uint64, size int) string {
+		t.Helper()
+		tm, err := src.eventTime(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := store.Save(ctx, snapshot.Meta{Name: name, LogID: src.LogID(), Seq: seq, Time: tm}, make([]byte, size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.File
+	}
+	sb := snapshotBackup{src: src, b: vfs.NewMem(), keep: save("keep", 3, 10), all: save("all", 5, 1000)}
+	if _, err := src.backupFS(ctx, sb.b, "backup", BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
+// relist replaces the backup's file name with data and rewrites the
+// manifest to list data's size and SHA-256: a backup that faithfully
+// copied the file as data.
+func (sb snapshotBackup) relist(t *testing.T, name string, data []byte) {
+	t.Helper()
+	m, err := readManifest(sb.b, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Files {
+		if f := &m.Files[i]; f.Name == name {
+			sum := sha256.Sum256(data)
+			f.Size, f.SHA256, f.Trailer = int64(len(data)), hex.EncodeToString(sum[:]), hex.EncodeToString(data[len(data)-4:])
+		}
+	}
+	if err := sb.b.(*vfs.Mem).WriteFile(name, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeManifest(sb.b, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flipped returns the backup's file name with one byte of its middle
+// flipped.
+func (sb snapshotBackup) flipped(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := sb.b.(*vfs.Mem).ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append([]byte(nil), b...)
+	b[len(b)/2] ^= 0x40
+	return b
+}
+
+// restore restores the backup into a new in-memory directory.
+func (sb snapshotBackup) restore(t *testing.T, opts RestoreOptions) (RestorePlan, *vfs.Mem, error) {
+	t.Helper()
+	dst := vfs.NewMem()
+	var plan RestorePlan
+	_, err := restoreFS(t.Context(), sb.b, "backup", func() (vfs.FS, error) { return dst, nil }, "r", opts, &plan)
+	return plan, dst, err
+}
+
+// TestRestoreLeavesOutCorruptSnapshotMatchingManifest: a backup that
+// faithfully copied a snapshot already corrupt in the log (its bytes are
+// the ones the manifest lists) was refused whole by Restore
+// (ErrBackupCorrupt), events and all: the events were unrestorable with
+// the tool. Snapshots are derived: the restore restores the events and the
+// other snapshots, leaves that one out and says why, as it does for a
+// snapshot over the size bound.
+func TestRestoreLeavesOutCorruptSnapshotMatchingManifest(t *testing.T) {
+	sb := newSnapshotBackup(t)
+	sb.relist(t, sb.all, sb.flipped(t, sb.all))
+	want := readAll(t, sb.src)
+	for _, dry := range []bool{true, false} {
+		plan, dst, err := sb.restore(t, RestoreOptions{DryRun: dry})
+		if err != nil {
+			t.Fatalf("dry run %v: Restore: %v; want the events and the intact snapshot restored, the corrupt one left out", dry, err)
+		}
+		left := plan.SnapshotsLeftOut()
+		if len(left) != 1 || left[0].Name != sb.all || left[0].Action != actionLeave || left[0].Reason == "" {
+			t.Fatalf("dry run %v: SnapshotsLeftOut = %+v, want %s left out with a reason", dry, left, sb.all)
+		}
+		if dry {
+			continue
+		}
+		r := openMem(t, dst, Options{})
+		defer r.Close()
+		if d := cmp.Diff(want, readAll(t, r), envCmp...); d != "" {
+			t.Errorf("restored events (-source +restored):\n%s", d)
+		}
+		rs, err := r.Snapshots()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := rs.VerifyAll(t.Context())
+		if err != nil {
+			t.Fatalf("the restored log's snapshots: %v", err)
+		}
+		if len(got) != 1 || got[0].File != sb.keep {
+			t.Errorf("restored snapshots %+v, want only %s", got, sb.keep)
+		}
+	}
+}
