@@ -3,9 +3,11 @@ package evlog
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/snapshot"
@@ -133,5 +135,112 @@ func TestRestoreLeavesOutCorruptSnapshotMatchingManifest(t *testing.T) {
 		if len(got) != 1 || got[0].File != sb.keep {
 			t.Errorf("restored snapshots %+v, want only %s", got, sb.keep)
 		}
+	}
+}
+
+// TestVerifyBackupAgreesWithRestoreOnSnapshots: VerifyBackup reported a
+// snapshot over the size bound as damage (ErrBackupCorrupt, evlogctl
+// backup --verify status 1) while Restore left it out and restored
+// everything else: the operator was told the backup was bad although its
+// restore succeeds. Both now judge a snapshot alike (checkBackupSnapshot);
+// for each condition of the snapshot at seq 5, VerifyBackup's outcome is
+// Restore's: the same snapshots left out with the same reasons, or the
+// same damage refusing both.
+func TestVerifyBackupAgreesWithRestoreOnSnapshots(t *testing.T) {
+	ctx := t.Context()
+	other := openMem(t, vfs.NewMem(), Options{})
+	defer other.Close()
+	appendN(t, other, "s", 10)
+	store, err := other.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := other.eventTime(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another log's snapshot of subject "all" at seq 5: under the name of
+	// the backup's own.
+	foreign, err := store.Save(ctx, snapshot.Meta{Name: "all", LogID: other.LogID(), Seq: 5, Time: tm}, []byte("another log's"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreignBytes, err := other.fs.(*vfs.Mem).ReadFile(foreign.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		max     int64 // the snapshot size bound of both
+		corrupt func(t *testing.T, sb snapshotBackup)
+		// leftOut: the snapshot at seq 5 is left out; damaged: the
+		// backup is refused as damaged, naming it.
+		leftOut, damaged bool
+	}{
+		{name: "intact", corrupt: func(*testing.T, snapshotBackup) {}},
+		{name: "over the size bound", max: 500, corrupt: func(*testing.T, snapshotBackup) {}, leftOut: true},
+		{name: "corrupt, matching the manifest", corrupt: func(t *testing.T, sb snapshotBackup) {
+			sb.relist(t, sb.all, sb.flipped(t, sb.all))
+		}, leftOut: true},
+		{name: "another log's, matching the manifest", corrupt: func(t *testing.T, sb snapshotBackup) {
+			sb.relist(t, sb.all, foreignBytes)
+		}, leftOut: true},
+		{name: "bytes not matching the manifest", corrupt: func(t *testing.T, sb snapshotBackup) {
+			if err := sb.b.(*vfs.Mem).WriteFile(sb.all, sb.flipped(t, sb.all)); err != nil {
+				t.Fatal(err)
+			}
+		}, damaged: true},
+		{name: "missing", corrupt: func(t *testing.T, sb snapshotBackup) {
+			if err := sb.b.Remove(sb.all); err != nil {
+				t.Fatal(err)
+			}
+		}, damaged: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sb := newSnapshotBackup(t)
+			tc.corrupt(t, sb)
+			rep, verr := verifyBackupFS(ctx, vfs.ReadOnly(sb.b), "backup", VerifyBackupOptions{MaxSnapshotSize: tc.max})
+			plan, dst, rerr := sb.restore(t, RestoreOptions{MaxSnapshotSize: tc.max})
+			if tc.damaged {
+				for what, err := range map[string]error{"VerifyBackup": verr, "Restore": rerr} {
+					if be, ok := errors.AsType[*BackupError](err); !ok || !errors.Is(err, ErrBackupCorrupt) || be.File != sb.all {
+						t.Errorf("%s: %v, want a *BackupError on %s matching ErrBackupCorrupt", what, err, sb.all)
+					}
+				}
+				if names, _ := dst.List(); len(names) > 0 {
+					t.Errorf("the refused restore wrote %q", names)
+				}
+				return
+			}
+			if verr != nil || rerr != nil {
+				t.Fatalf("VerifyBackup: %v; Restore: %v; want both to succeed", verr, rerr)
+			}
+			if d := cmp.Diff(plan.SnapshotsLeftOut(), rep.SnapshotsLeftOut, cmpopts.EquateEmpty()); d != "" {
+				t.Errorf("snapshots left out (-Restore +VerifyBackup):\n%s", d)
+			}
+			var want []string
+			if tc.leftOut {
+				want = []string{sb.all}
+			}
+			var got []string
+			for _, f := range plan.SnapshotsLeftOut() {
+				got = append(got, f.Name)
+				if f.Reason == "" || f.Action != actionLeave {
+					t.Errorf("left out without a reason: %+v", f)
+				}
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("snapshots left out (-want +got):\n%s", d)
+			}
+			if kept := 2 - len(want); rep.Snapshots != kept {
+				t.Errorf("VerifyBackup verified %d snapshots, want %d (those a restore keeps)", rep.Snapshots, kept)
+			}
+			r := openMem(t, dst, Options{})
+			defer r.Close()
+			if d := cmp.Diff(readAll(t, sb.src), readAll(t, r), envCmp...); d != "" {
+				t.Errorf("restored events (-source +restored):\n%s", d)
+			}
+		})
 	}
 }

@@ -138,3 +138,77 @@ func TestRestoreLeavesOutCorruptSnapshot(t *testing.T) {
 		t.Errorf("verify of the restored log: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
 }
+
+// TestBackupVerifyAgreesWithRestoreOnSnapshots: backup --verify reported a
+// snapshot that restore leaves out (over --max-snapshot-size; corrupt when
+// the backup was taken) as damage, status 1, while restore restored
+// everything else with status 0: the operator was told the backup was bad.
+// Verify now says what restore does: status 0, "ok": true, the snapshot
+// in "snapshots_left_out" with restore's reason, a warning on stderr.
+func TestBackupVerifyAgreesWithRestoreOnSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	bdir, _, bad := corruptSnapshotBackup(t, dir)
+	for _, tc := range []struct {
+		name  string
+		bound []string
+		// the snapshots left out: the corrupt one, and with a bound below
+		// every snapshot's size the good one too
+		want int
+	}{
+		{"corrupt", nil, 1},
+		{"corrupt and over the bound", []string{"--max-snapshot-size", "5"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := run1(t, append([]string{"backup", "--verify", bdir, "--format", "json"}, tc.bound...)...)
+			if v.code != 0 {
+				t.Fatalf("backup --verify: exit %d, want 0 (restore succeeds) (%v)\n%s", v.code, v.err, v.stdout)
+			}
+			var doc struct {
+				OK        bool `json:"ok"`
+				Snapshots int  `json:"snapshots"`
+				LeftOut   []struct {
+					Name   string `json:"name"`
+					Seq    uint64 `json:"seq"`
+					Reason string `json:"reason"`
+				} `json:"snapshots_left_out"`
+			}
+			if err := json.Unmarshal([]byte(v.stdout), &doc); err != nil {
+				t.Fatalf("%v:\n%s", err, v.stdout)
+			}
+			r := run1(t, append([]string{"restore", bdir, filepath.Join(dir, "dry"), "--dry-run", "--format", "json"}, tc.bound...)...)
+			if r.code != 0 {
+				t.Fatalf("restore --dry-run: exit %d (%v)", r.code, r.err)
+			}
+			var plan struct {
+				Files []struct{ Name, Reason string } `json:"files"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil {
+				t.Fatalf("%v:\n%s", err, r.stdout)
+			}
+			reasons := map[string]string{}
+			for _, f := range plan.Files {
+				if f.Reason != "" {
+					reasons[f.Name] = f.Reason
+				}
+			}
+			if !doc.OK || len(doc.LeftOut) != tc.want || len(reasons) != tc.want || doc.Snapshots != 2-tc.want {
+				t.Errorf("verify: %+v; restore left out %v; want ok, %d left out by both", doc, reasons, tc.want)
+			}
+			for _, f := range doc.LeftOut {
+				if f.Reason == "" || f.Reason != reasons[f.Name] {
+					t.Errorf("verify: %s left out because %q; restore: because %q", f.Name, f.Reason, reasons[f.Name])
+				}
+				if !strings.Contains(v.stderr, "warning: snapshot "+f.Name) {
+					t.Errorf("verify: no warning on stderr for %s:\n%s", f.Name, v.stderr)
+				}
+			}
+			if _, ok := reasons[bad]; !ok {
+				t.Errorf("restore did not leave out the corrupt %s: %v", bad, reasons)
+			}
+			text := run1(t, append([]string{"backup", "--verify", bdir}, tc.bound...)...)
+			if text.code != 0 || !strings.Contains(text.stdout, "left out "+bad+": "+reasons[bad]) || !strings.Contains(text.stdout, "ok backup") {
+				t.Errorf("backup --verify (text): exit %d\nstdout:\n%s\nstderr:\n%s", text.code, text.stdout, text.stderr)
+			}
+		})
+	}
+}
