@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/snapshot"
 )
 
@@ -52,4 +53,23 @@ func checkBackupSnapshot(ctx context.Context, store *snapshot.Store, backup stri
 	default:
 		return "", &BackupError{Dir: backup, File: name, Reason: err.Error(), Err: errors.Join(ErrBackupCorrupt, err)}
 	}
+}
+
+// errBackupChanged fails a read of a backup that found a snapshot
+// unusable while a pass beside it replaced the manifest (see
+// leftOutBeside); besidePass reads the backup again.
+var errBackupChanged = errors.New("evlog: the backup changed while it was read (a backup pass ran beside it): run again")
+
+// leftOutBeside returns errBackupChanged when a read of the backup in
+// fsys, which began when the manifest's first line was head, left out
+// snapshots (leftOut) and the manifest has changed since: a pass may have
+// replaced a snapshot under its name, which the read then took through
+// the old manifest's size, and it must not be reported as unusable (as
+// "its bytes are the ones the manifest lists") on that word. A read that
+// left nothing out stands: every file it kept was read whole and checked.
+func leftOutBeside(fsys vfs.FS, head string, leftOut int) error {
+	if leftOut > 0 && manifestHead(fsys) != head {
+		return errBackupChanged
+	}
+	return nil
 }

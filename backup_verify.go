@@ -73,6 +73,7 @@ func VerifyBackupWith(ctx context.Context, dir string, opts VerifyBackupOptions)
 
 func verifyBackupFS(ctx context.Context, fsys vfs.FS, dir string, opts VerifyBackupOptions) (BackupReport, error) {
 	rep := BackupReport{Dir: dir}
+	head := manifestHead(fsys)
 	m, err := readManifest(fsys, dir)
 	if err != nil {
 		return rep, err
@@ -117,6 +118,9 @@ func verifyBackupFS(ctx context.Context, fsys vfs.FS, dir string, opts VerifyBac
 			continue
 		}
 		rep.Snapshots++
+	}
+	if err := leftOutBeside(fsys, head, len(rep.SnapshotsLeftOut)); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }

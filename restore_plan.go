@@ -155,6 +155,7 @@ func (rb *restoreSource) close() {
 
 // prepareRestore checks the backup and plans the restore into plan.
 func prepareRestore(ctx context.Context, src vfs.FS, backup string, opts RestoreOptions, plan *RestorePlan) (_ *restoreSource, err error) {
+	head := manifestHead(src)
 	m, err := readManifest(src, backup)
 	if err != nil {
 		return nil, err
@@ -252,6 +253,9 @@ func prepareRestore(ctx context.Context, src vfs.FS, backup string, opts Restore
 			}
 		}
 		plan.Files = append(plan.Files, f)
+	}
+	if err := leftOutBeside(src, head, len(plan.SnapshotsLeftOut())); err != nil {
+		return nil, err
 	}
 	return rb, nil
 }
