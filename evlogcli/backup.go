@@ -106,7 +106,9 @@ type leftOutJSON struct {
 
 type backupProblemJSON struct {
 	// Kind is "not-a-backup" (no valid manifest), "damaged" (a file is
-	// missing, truncated, changed, or does not verify) or "error" (the
+	// missing, truncated, changed, or a segment does not verify; a
+	// snapshot that does not verify but is unchanged is in
+	// snapshots_left_out instead) or "error" (the
 	// check could not be run: I/O error).
 	Kind   string `json:"kind"`
 	File   string `json:"file"`
