@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -118,9 +120,12 @@ func TestRestoreRefusesADirectoryInUse(t *testing.T) {
 // would show that a snapshot does not belong there. A backup listing,
 // with checksums that match, another log's snapshot, or a later snapshot
 // under an earlier one's name (kept by a point-in-time restore that ends
-// before its seq), is refused by VerifyBackup; Restore must refuse it too,
-// before it writes anything, not adopt the state of another log or of
-// events the restored log does not have.
+// before its seq), must not be adopted by Restore: the state of another
+// log or of events the restored log does not have. Both refused the whole
+// backup; snapshots are derived, so Restore now leaves that one out, says
+// why, and restores the events, and VerifyBackup reports it as one a
+// restore leaves out (checkBackupSnapshot,
+// TestVerifyBackupAgreesWithRestoreOnSnapshots).
 func TestRestoreChecksSnapshotsAsVerifyDoes(t *testing.T) {
 	ctx := t.Context()
 	save := func(l *Log, seq uint64, state string) []byte {
@@ -183,17 +188,24 @@ func TestRestoreChecksSnapshotsAsVerifyDoes(t *testing.T) {
 		if err := writeManifest(b, m); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := verifyBackupFS(ctx, vfs.ReadOnly(b), "backup", VerifyBackupOptions{}); !errors.Is(err, ErrBackupCorrupt) {
-			t.Fatalf("%s: VerifyBackup: %v, want ErrBackupCorrupt", tc.name, err)
+		rep, err := verifyBackupFS(ctx, vfs.ReadOnly(b), "backup", VerifyBackupOptions{})
+		if err != nil {
+			t.Fatalf("%s: VerifyBackup: %v, want the snapshot reported as one a restore leaves out", tc.name, err)
+		}
+		if left := rep.SnapshotsLeftOut; len(left) != 1 || left[0].Name != name5 || left[0].Reason == "" {
+			t.Errorf("%s: VerifyBackup: SnapshotsLeftOut = %+v, want %s with a reason", tc.name, left, name5)
 		}
 		dst := vfs.NewMem()
 		var plan RestorePlan
 		_, err = restoreFS(ctx, b, "backup", func() (vfs.FS, error) { return dst, nil }, "r", tc.opts, &plan)
-		if !errors.Is(err, ErrBackupCorrupt) {
-			t.Errorf("%s: restore: %v, want ErrBackupCorrupt", tc.name, err)
+		if err != nil {
+			t.Fatalf("%s: restore: %v, want the events restored and the snapshot left out", tc.name, err)
 		}
-		if names, _ := dst.List(); len(names) > 0 {
-			t.Errorf("%s: the refused restore wrote %q", tc.name, names)
+		if left := plan.SnapshotsLeftOut(); len(left) != 1 || left[0].Name != name5 || left[0].Reason == "" {
+			t.Errorf("%s: SnapshotsLeftOut = %+v, want %s left out with a reason", tc.name, left, name5)
+		}
+		if _, err := dst.Lstat(name5); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: the restore adopted %s (%v)", tc.name, name5, err)
 		}
 	}
 }
@@ -204,8 +216,9 @@ func TestRestoreChecksSnapshotsAsVerifyDoes(t *testing.T) {
 // a log whose snapshots exceed the default (its Options.Snapshot.MaxRawSize
 // raised) verified, and Restore with defaults found it over the bound;
 // and a hostile backup could make it decompress 16 GiB. Over the bound,
-// VerifyBackup reports damage and Restore restores the events and leaves
-// that snapshot out, saying so (TestRestoreLeavesOutSnapshotOverTheBound).
+// Restore restores the events and leaves that snapshot out, saying so
+// (TestRestoreLeavesOutSnapshotOverTheBound), and VerifyBackup, which
+// reported it as damage, reports the same (SnapshotsLeftOut).
 func TestVerifyBackupAgreesWithRestoreOnSnapshotSize(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -233,21 +246,20 @@ func TestVerifyBackupAgreesWithRestoreOnSnapshotSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, max := range []int64{0, 2 * big} {
-		_, verr := VerifyBackupWith(ctx, bdir, VerifyBackupOptions{MaxSnapshotSize: max})
+		rep, verr := VerifyBackupWith(ctx, bdir, VerifyBackupOptions{MaxSnapshotSize: max})
 		plan, rerr := Restore(ctx, bdir, filepath.Join(dir, fmt.Sprintf("r%d", max)), RestoreOptions{MaxSnapshotSize: max})
 		if rerr != nil {
 			t.Errorf("max %d: Restore: %v", max, rerr)
 		}
-		over := len(plan.SnapshotsLeftOut()) > 0
-		if (verr == nil) == over {
-			t.Errorf("max %d: VerifyBackup: %v; Restore left out %+v; want VerifyBackup to fail exactly when Restore leaves the snapshot out", max, verr, plan.SnapshotsLeftOut())
-		}
-		if max > 0 && verr != nil {
+		if verr != nil {
 			t.Errorf("max %d: VerifyBackup: %v", max, verr)
 		}
-	}
-	if _, err := VerifyBackup(ctx, bdir); !errors.Is(err, ErrBackupCorrupt) {
-		t.Errorf("VerifyBackup of a snapshot over the default bound: %v, want ErrBackupCorrupt", err)
+		if over := len(plan.SnapshotsLeftOut()) > 0; over != (max == 0) {
+			t.Errorf("max %d: Restore left out %+v", max, plan.SnapshotsLeftOut())
+		}
+		if d := cmp.Diff(plan.SnapshotsLeftOut(), rep.SnapshotsLeftOut, cmpopts.EquateEmpty()); d != "" {
+			t.Errorf("max %d: snapshots left out (-Restore +VerifyBackup):\n%s", max, d)
+		}
 	}
 }
 

@@ -90,7 +90,10 @@ var ErrNotABackup = errors.New("evlog: not a backup")
 
 // ErrBackupCorrupt is matched by the error of VerifyBackup and Restore when
 // a file of a backup is missing, shorter than the manifest says, or does
-// not hash to the manifest's checksum, or when its contents do not verify.
+// not hash to the manifest's checksum, or when a segment's contents do not
+// verify. A snapshot that hashes to the manifest's checksum but does not
+// verify is not: Restore leaves it out and VerifyBackup lists it
+// (RestorePlan.SnapshotsLeftOut, BackupReport.SnapshotsLeftOut).
 var ErrBackupCorrupt = errors.New("evlog: backup damaged")
 
 // BackupError names the backup file at fault and why.

@@ -16,8 +16,18 @@ type BackupReport struct {
 	// Verify is the verification of the backup's segments, every record
 	// and index, as Verify does for a log directory.
 	Verify VerifyReport
-	// Snapshots is the number of snapshots verified.
+	// Snapshots is the number of snapshots that verify: those a restore
+	// copies.
 	Snapshots int
+	// SnapshotsLeftOut lists the snapshots that a restore to the end of
+	// the backup (with the same size bound) leaves out, exactly as its
+	// RestorePlan.SnapshotsLeftOut lists them, each with its Reason:
+	// snapshots the backup holds as the log held them (their bytes match
+	// the manifest) that cannot be used — over the size bound, corrupt
+	// (damaged before the backup was taken), another log's. They are not
+	// damage of the backup, which VerifyBackup passes: its events restore
+	// whole, and replay folds the events those snapshots covered again.
+	SnapshotsLeftOut []RestoreFile
 }
 
 // VerifyBackup checks the backup in dir without a writer and without
@@ -29,7 +39,12 @@ type BackupReport struct {
 // VerifyBackupWith to raise the bound). A backup that
 // fails any check is reported with an error matching ErrNotABackup or
 // ErrBackupCorrupt (a *BackupError naming the file and the reason); the
-// segment findings are also in the report.
+// segment findings are also in the report. A snapshot is judged as
+// Restore judges it: one that a restore leaves out (its bytes match the
+// manifest, but it is over the bound, corrupt, or another log's) is not
+// an error but listed in BackupReport.SnapshotsLeftOut with the reason;
+// one missing or whose bytes do not match the manifest is damage
+// (ErrBackupCorrupt), which Restore refuses too.
 func VerifyBackup(ctx context.Context, dir string) (BackupReport, error) {
 	return VerifyBackupWith(ctx, dir, VerifyBackupOptions{})
 }
@@ -37,9 +52,10 @@ func VerifyBackup(ctx context.Context, dir string) (BackupReport, error) {
 // VerifyBackupOptions configures VerifyBackupWith.
 type VerifyBackupOptions struct {
 	// MaxSnapshotSize bounds the decompressed size of a snapshot in the
-	// backup (0: snapshot.DefaultMaxRawSize); a larger one is refused as
-	// damaged. It is the bound Restore applies (RestoreOptions.MaxSnapshotSize):
-	// give both the Options.Snapshot.MaxRawSize of the log.
+	// backup (0: snapshot.DefaultMaxRawSize); a larger one is listed in
+	// BackupReport.SnapshotsLeftOut, as Restore leaves it out. It is the
+	// bound Restore applies (RestoreOptions.MaxSnapshotSize): give both
+	// the Options.Snapshot.MaxRawSize of the log.
 	MaxSnapshotSize int64
 }
 
@@ -57,6 +73,7 @@ func VerifyBackupWith(ctx context.Context, dir string, opts VerifyBackupOptions)
 
 func verifyBackupFS(ctx context.Context, fsys vfs.FS, dir string, opts VerifyBackupOptions) (BackupReport, error) {
 	rep := BackupReport{Dir: dir}
+	head := manifestHead(fsys)
 	m, err := readManifest(fsys, dir)
 	if err != nil {
 		return rep, err
@@ -90,14 +107,20 @@ func verifyBackupFS(ctx context.Context, fsys vfs.FS, dir string, opts VerifyBac
 		if f.Kind != kindSnapshot {
 			continue
 		}
-		sm, err := store.Verify(ctx, f.Name)
-		if err == nil && fmt.Sprintf("%x", sm.LogID[:]) != m.LogID {
-			err = fmt.Errorf("belongs to log %x, the backup is of log %s", sm.LogID[:], m.LogID)
-		}
+		why, err := checkBackupSnapshot(ctx, store, dir, m, f.Name)
 		if err != nil {
-			return rep, &BackupError{Dir: dir, File: f.Name, Reason: err.Error(), Err: ErrBackupCorrupt}
+			return rep, err
+		}
+		if why != "" {
+			// What a restore does with it (prepareRestore): leave it out.
+			rep.SnapshotsLeftOut = append(rep.SnapshotsLeftOut, RestoreFile{Name: f.Name, Kind: kindSnapshot,
+				Action: actionLeave, Size: f.Size, Seq: f.Seq, Reason: why})
+			continue
 		}
 		rep.Snapshots++
+	}
+	if err := leftOutBeside(fsys, head, len(rep.SnapshotsLeftOut)); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }

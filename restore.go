@@ -42,8 +42,9 @@ type RestoreOptions struct {
 	// Perm is the permission of the files created (0: DefaultPerm).
 	Perm fs.FileMode
 	// MaxSnapshotSize bounds the decompressed size of a snapshot in the
-	// backup (0: snapshot.DefaultMaxRawSize); a larger one is refused as
-	// damaged. Set it to the Options.Snapshot.MaxRawSize of the log.
+	// backup (0: snapshot.DefaultMaxRawSize); a larger one is left out
+	// (RestorePlan.SnapshotsLeftOut). Set it to the
+	// Options.Snapshot.MaxRawSize of the log.
 	MaxSnapshotSize int64
 }
 
@@ -82,16 +83,21 @@ type RestoreFile struct {
 	LastSeq  uint64 `json:"last_seq,omitempty"` // segments: the last seq restored
 	Seq      uint64 `json:"seq,omitempty"`      // snapshots
 	// Reason says why a file the restore would otherwise copy is left
-	// out: a snapshot within the restored range that is over
-	// RestoreOptions.MaxSnapshotSize. Empty for files left out because
-	// they lie after EndSeq.
+	// out: a snapshot within the restored range that the backup holds as
+	// the log held it (its bytes match the manifest) but that cannot be
+	// used: over RestoreOptions.MaxSnapshotSize, corrupt (it names the
+	// file and offset and what is wrong), or not a snapshot of these
+	// events (another log's). Empty for files left out because they lie
+	// after EndSeq.
 	Reason string `json:"reason,omitempty"`
 }
 
 // SnapshotsLeftOut returns the snapshots within the restored range that
 // the restore leaves out, each with its Reason (over the snapshot size
-// bound): the restored log holds every event, and replay folds the
-// events those snapshots covered again.
+// bound, corrupt, another log's): the restored log holds every event, and
+// replay folds the events those snapshots covered again.
+// BackupReport.SnapshotsLeftOut lists the same for a restore to the end
+// of the backup.
 func (p *RestorePlan) SnapshotsLeftOut() []RestoreFile {
 	var out []RestoreFile
 	for _, f := range p.Files {
@@ -120,10 +126,16 @@ const (
 //
 // The restored log ends where the backup does, or at the point in time
 // opts asks for (always at a batch boundary); snapshots after that point
-// are left out. So is a snapshot over opts.MaxSnapshotSize: snapshots are
-// derived from the events, so it does not cost the restore of the events
-// and of the other snapshots; the plan names it with its Reason
-// (RestorePlan.SnapshotsLeftOut), in a dry run too. It gets a new log ID — a new timeline: once appended to, it
+// are left out. So is a snapshot the backup holds as the log held it (its
+// bytes match the manifest) that cannot be used: over
+// opts.MaxSnapshotSize, corrupt (damaged before the backup was taken), or
+// another log's. Snapshots are derived from the events, so it does not
+// cost the restore of the events and of the other snapshots; the plan
+// names it with its Reason (RestorePlan.SnapshotsLeftOut), in a dry run
+// too, and VerifyBackup reports the same (BackupReport.SnapshotsLeftOut).
+// A snapshot missing from the backup or whose bytes do not match the
+// manifest (damaged in the backup) refuses it, as any damaged file does.
+// The restored log gets a new log ID — a new timeline: once appended to, it
 // diverges from the log it was copied from — and every segment and kept
 // snapshot is relabelled with it, so that no snapshot of the old timeline
 // is ever taken for one of the new. A restore writes RestoreMarker first

@@ -155,6 +155,7 @@ func (rb *restoreSource) close() {
 
 // prepareRestore checks the backup and plans the restore into plan.
 func prepareRestore(ctx context.Context, src vfs.FS, backup string, opts RestoreOptions, plan *RestorePlan) (_ *restoreSource, err error) {
+	head := manifestHead(src)
 	m, err := readManifest(src, backup)
 	if err != nil {
 		return nil, err
@@ -229,38 +230,32 @@ func prepareRestore(ctx context.Context, src vfs.FS, backup string, opts Restore
 				return nil, &BackupError{Dir: backup, File: e.Name, Reason: err.Error(), Err: ErrBackupCorrupt}
 			}
 			rb.snaps[e.Name] = sf
-			// Checked as VerifyBackup checks it, now: the copy is relabelled
-			// with the restored log's ID, which erases what shows that a
-			// snapshot of another log, or of a later seq than its name
-			// says, does not belong there.
+			// Checked now, as VerifyBackup checks it (one judgement for
+			// both): the copy is relabelled with the restored log's ID,
+			// which erases what shows that a snapshot of another log, or
+			// of a later seq than its name says, does not belong there.
 			if store == nil {
 				if store, err = snapshot.Open(view, snapshot.Options{MaxRawSize: opts.MaxSnapshotSize}); err != nil {
 					return nil, err
 				}
 			}
-			sm, err := store.Verify(ctx, e.Name)
-			if err == nil && hex.EncodeToString(sm.LogID[:]) != m.LogID {
-				err = fmt.Errorf("belongs to log %x, the backup is of log %s", sm.LogID[:], m.LogID)
+			why, err := checkBackupSnapshot(ctx, store, backup, m, e.Name)
+			if err != nil {
+				return nil, err
 			}
-			switch {
-			case errors.Is(err, snapshot.ErrTooLarge):
-				// Over the bound (its SHA-256 matched the manifest):
-				// a snapshot of a log with a higher bound, or damaged
-				// before the backup. Snapshots are derived: restore
-				// the events without it, and say so.
-				why := err.Error()
-				if ce, ok := errors.AsType[*snapshot.CorruptError](err); ok {
-					why = ce.Reason
-				}
-				f.Action = actionLeave
-				f.Reason = fmt.Sprintf("over the snapshot size bound: %s (raise RestoreOptions.MaxSnapshotSize, evlogctl restore --max-snapshot-size, to the log's Options.Snapshot.MaxRawSize to keep it; replay folds the events it covered again without it)", why)
+			if why != "" {
+				// Unusable, as the backup took it (over the bound,
+				// corrupt, another log's). Snapshots are derived:
+				// restore the events without it, and say so.
+				f.Action, f.Reason = actionLeave, why
 				sf.Close()
 				delete(rb.snaps, e.Name)
-			case err != nil:
-				return nil, &BackupError{Dir: backup, File: e.Name, Reason: err.Error(), Err: errors.Join(ErrBackupCorrupt, err)}
 			}
 		}
 		plan.Files = append(plan.Files, f)
+	}
+	if err := leftOutBeside(src, head, len(plan.SnapshotsLeftOut())); err != nil {
+		return nil, err
 	}
 	return rb, nil
 }

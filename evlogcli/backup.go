@@ -41,7 +41,10 @@ same as a full backup.
                                   passes are reported on stderr and retried.
                                   Restarted after a crash, it resumes.
   backup --verify DEST            re-check every file, checksum and record of
-                                  the backup (reads only)
+                                  the backup (reads only); a snapshot that
+                                  restore would leave out (over
+                                  --max-snapshot-size, corrupt when backed
+                                  up, another log's) is a warning, status 0
   backup --status DEST            where the backup ends, and how far it lags
                                   its source log (reads only)`
 
@@ -84,13 +87,28 @@ type backupVerifyJSON struct {
 	Segments  int     `json:"segments"`
 	Snapshots int     `json:"snapshots"`
 	Files     int     `json:"files"`
+	// SnapshotsLeftOut: the snapshots restore leaves out (as its plan
+	// does, with the same reason), which do not fail the check: they
+	// are as the log held them, and unusable (over --max-snapshot-size,
+	// corrupt before the backup was taken, another log's); [] when none.
+	SnapshotsLeftOut []leftOutJSON `json:"snapshots_left_out"`
 	// Problem is why the backup failed the check (null when OK).
 	Problem *backupProblemJSON `json:"problem"`
 }
 
+// leftOutJSON is a snapshot that restore would leave out.
+type leftOutJSON struct {
+	Name   string `json:"name"`
+	Seq    uint64 `json:"seq"`
+	Size   int64  `json:"size"`
+	Reason string `json:"reason"`
+}
+
 type backupProblemJSON struct {
 	// Kind is "not-a-backup" (no valid manifest), "damaged" (a file is
-	// missing, truncated, changed, or does not verify) or "error" (the
+	// missing, truncated, changed, or a segment does not verify; a
+	// snapshot that does not verify but is unchanged is in
+	// snapshots_left_out instead) or "error" (the
 	// check could not be run: I/O error).
 	Kind   string `json:"kind"`
 	File   string `json:"file"`
@@ -126,7 +144,7 @@ func runBackup(ctx context.Context, e *env, args []string) error {
 	f.DurationVar(&c.interval, "interval", time.Second, "with --follow, the time between passes `D`")
 	f.BoolVar(&c.verify, "verify", false, "check the backup in DEST: every file, checksum and record")
 	f.BoolVar(&c.status, "status", false, "print where the backup in DEST ends and how far it lags its source")
-	f.Int64Var(&c.maxSnap, "max-snapshot-size", 0, "with --verify, refuse a snapshot that decompresses to more than `BYTES` (default 64 MiB, as restore): give the log's Options.Snapshot.MaxRawSize")
+	f.Int64Var(&c.maxSnap, "max-snapshot-size", 0, "with --verify, report as left out by restore a snapshot that decompresses to more than `BYTES` (default 64 MiB, as restore): give the log's Options.Snapshot.MaxRawSize")
 	f.format(&c.format, "text", "json", "jsonl")
 	pos, err := f.parse(e, args, "DIR?", "DEST?")
 	if err != nil {
@@ -336,12 +354,17 @@ func (c *backupCmd) runFollow(ctx context.Context, e *env, dir, dest string) err
 
 func (c *backupCmd) runVerify(ctx context.Context, e *env, dest string) error {
 	rep, err := evlog.VerifyBackupWith(ctx, dest, evlog.VerifyBackupOptions{MaxSnapshotSize: c.maxSnap})
-	out := backupVerifyJSON{Dest: dest, OK: err == nil}
+	out := backupVerifyJSON{Dest: dest, OK: err == nil, SnapshotsLeftOut: []leftOutJSON{}}
 	if m := rep.Manifest; m != nil {
 		out.LogID, out.Seq, out.Time, out.Files = m.LogID, m.Seq, optTime(m.Time), len(m.Files)
 	}
 	if err == nil {
 		out.Events, out.Segments, out.Snapshots = rep.Verify.Events, rep.Verify.Segments, rep.Snapshots
+		// Never silently, as restore: what it would leave out, and why.
+		for _, f := range rep.SnapshotsLeftOut {
+			out.SnapshotsLeftOut = append(out.SnapshotsLeftOut, leftOutJSON{Name: f.Name, Seq: f.Seq, Size: f.Size, Reason: f.Reason})
+			fmt.Fprintf(e.stderr, "warning: snapshot %s (seq %d) would be left out by restore: %s\n", f.Name, f.Seq, f.Reason)
+		}
 	} else {
 		p := &backupProblemJSON{Kind: "error", Reason: err.Error()}
 		if be, ok := errors.AsType[*evlog.BackupError](err); ok {
@@ -360,9 +383,18 @@ func (c *backupCmd) runVerify(ctx context.Context, e *env, dest string) error {
 			return werr
 		}
 	} else if err == nil {
-		if _, werr := fmt.Fprintf(e.stdout, "ok backup of log %s at seq %d%s: %d %s in %d %s, %d %s\n",
+		var b strings.Builder
+		for _, f := range out.SnapshotsLeftOut {
+			fmt.Fprintf(&b, "left out %s: %s\n", f.Name, f.Reason)
+		}
+		fmt.Fprintf(&b, "ok backup of log %s at seq %d%s: %d %s in %d %s, %d %s",
 			out.LogID, out.Seq, timeSuffix(out.Time), out.Events, plural(int(min(out.Events, 2)), "event", "events"),
-			out.Segments, plural(out.Segments, "segment", "segments"), out.Snapshots, plural(out.Snapshots, "snapshot", "snapshots")); werr != nil {
+			out.Segments, plural(out.Segments, "segment", "segments"), out.Snapshots, plural(out.Snapshots, "snapshot", "snapshots"))
+		if n := len(out.SnapshotsLeftOut); n > 0 {
+			fmt.Fprintf(&b, "; %d %s restore leaves out (unusable as backed up, see above; replay folds their events again)", n, plural(min(n, 2), "snapshot", "snapshots"))
+		}
+		b.WriteString("\n")
+		if _, werr := e.stdout.Write([]byte(b.String())); werr != nil {
 			return werr
 		}
 	}

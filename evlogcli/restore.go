@@ -28,10 +28,15 @@ relabelled with it. A restore writes a RESTORING file first and removes it
 last: a restore killed midway leaves a directory that every command
 refuses until the restore is run again.
 
-A snapshot over --max-snapshot-size does not stop the restore: the events
-and the other snapshots are restored, that snapshot is left out (snapshots
-are derived from the events), and the plan and stderr say which and why;
-the status is 0.
+A snapshot the backup holds as the log held it (its bytes match the
+MANIFEST) that cannot be used — over --max-snapshot-size, corrupt (damaged
+before the backup was taken), or another log's — does not stop the
+restore: the events and the other snapshots are restored, that snapshot
+is left out (snapshots are derived from the events), and the plan and
+stderr say which and why; the status is 0 (backup --verify reports the
+same). A snapshot missing from the backup, or whose bytes do not match
+the MANIFEST (damaged in the backup), refuses the backup as any damaged
+file does.
 
 It prints a line per file of the backup and what the restore does with it
 (copy, cut: the segment the restored log ends in, or leave out), then a
@@ -77,7 +82,8 @@ type restoreFileJSON struct {
 	LastSeq  uint64 `json:"last_seq,omitempty"`
 	Seq      uint64 `json:"seq,omitempty"`
 	// Reason: why a snapshot within the restored range is left out
-	// (over --max-snapshot-size); absent otherwise.
+	// (over --max-snapshot-size, corrupt, another log's); absent
+	// otherwise.
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -189,7 +195,7 @@ func (r *restoreJSON) text(e *env) error {
 			r.EndSeq+1, r.BackupSeq)
 	}
 	if leftOut > 0 {
-		fmt.Fprintf(&b, "; %d %s left out (over the snapshot size bound; replay folds their events again)", leftOut, plural(min(leftOut, 2), "snapshot", "snapshots"))
+		fmt.Fprintf(&b, "; %d %s left out (unusable as backed up, see above; replay folds their events again)", leftOut, plural(min(leftOut, 2), "snapshot", "snapshots"))
 	}
 	if r.NewLogID != "" {
 		fmt.Fprintf(&b, "; new log ID %s", r.NewLogID)
