@@ -12,6 +12,7 @@ import (
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
 	"github.com/evlog/evlog/projection"
+	"github.com/evlog/evlog/replay"
 )
 
 // acctCount counts the events of each stream of category "acct".
@@ -115,5 +116,60 @@ func TestRunnerKeepsCheckpointAcrossUnrelatedDeletion(t *testing.T) {
 	}
 	if pos2.Seq != pos.Seq+1 {
 		t.Fatalf("second deletion at seq %d, want %d", pos2.Seq, pos.Seq+1)
+	}
+}
+
+// TestRunnerStopsWhenADeletionMeetsExpiredHistory: a deletion of a stream
+// in the view's scope, after events the view folded have expired, cannot
+// be applied by folding again (the expired events' effect would be lost
+// silently): Run ends with replay.ErrHistoryLost, and so does the next Run
+// (from its checkpoint before the deletion), until Rebuild folds what is
+// left.
+func TestRunnerStopsWhenADeletionMeetsExpiredHistory(t *testing.T) {
+	l, expire := expiringLog(t)
+	last := appendTo(t, l, "acct-1", "acct-2", "other-1")
+	snaps, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func(e event.Envelope) (event.Envelope, error) { return e, nil }
+	r := projection.NewRunner(acctCount, l, snaps, decode, projection.RunnerOptions{})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(t.Context()) }()
+	if err := r.WaitFor(t.Context(), last); err != nil {
+		t.Fatal(err)
+	}
+	expire()
+	pos, _, err := l.DeleteStream(t.Context(), "acct-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, replay.ErrHistoryLost) {
+		t.Fatalf("Run after the deletion at seq %d ended with %v, want ErrHistoryLost", pos.Seq, err)
+	}
+	r.Read(func(m map[string]int, seq uint64) {
+		if diff := cmp.Diff(map[string]int{"acct-1": 1, "acct-2": 1}, m); diff != "" || seq != last {
+			t.Errorf("view at seq %d after the failed refold, want it left at seq %d (-want +got):\n%s", seq, last, diff)
+		}
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if err := r.Run(ctx); !errors.Is(err, replay.ErrHistoryLost) {
+		t.Fatalf("the next Run ended with %v, want ErrHistoryLost", err)
+	}
+	// A fresh runner: WaitFor on r would see its failed Run's end.
+	r = projection.NewRunner(acctCount, l, snaps, decode, projection.RunnerOptions{})
+	go func() { done <- r.Rebuild(ctx) }()
+	if err := r.WaitFor(ctx, pos.Seq); err != nil {
+		t.Fatal(err)
+	}
+	r.Read(func(m map[string]int, seq uint64) {
+		if len(m) != 0 {
+			t.Errorf("rebuilt view %v, want what is left: nothing", m)
+		}
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Rebuild ended with %v", err)
 	}
 }
