@@ -38,6 +38,10 @@ type Fold struct {
 	// category is the aggregate type's category ("" for a projection):
 	// state then needs --id ID, and folds the stream CATEGORY-ID.
 	category string
+	// rebuildMarker is, for a projection, the subject of the marker an
+	// interrupted projection.Runner Rebuild leaves ("projection-rebuild/"
+	// + NAME): while one exists, state passes over the checkpoints.
+	rebuildMarker string
 	// subject returns the snapshot subject of instance id (of the whole
 	// fold for a projection, whose id is "").
 	subject func(id string) (replay.Subject, error)
@@ -110,9 +114,10 @@ func AggregateFold[S, E any](def aggregate.Definition[S, E], decode func(event.E
 func ProjectionFold[S, E any](p projection.Projection[S, E], decode func(event.Envelope) (E, error)) Fold {
 	spec := replay.Spec[S, E]{Init: p.New, Decode: decode, Fold: p.Apply}
 	return Fold{
-		err:         checkSpec(spec),
-		Name:        p.Name,
-		Description: fmt.Sprintf("projection %s: its view %s", p.Name, projectionScope(p.Categories)),
+		err:           checkSpec(spec),
+		Name:          p.Name,
+		Description:   fmt.Sprintf("projection %s: its view %s", p.Name, projectionScope(p.Categories)),
+		rebuildMarker: "projection-rebuild/" + p.Name,
 		subject: func(string) (replay.Subject, error) {
 			return replay.Subject{Name: "projection/" + p.Name, SchemaVersion: p.SchemaVersion, Scope: replay.Scope{Categories: p.Categories}}, nil
 		},
