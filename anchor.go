@@ -2,6 +2,7 @@ package evlog
 
 import (
 	"context"
+	"strings"
 
 	"github.com/evlog/evlog/snapshot"
 )
@@ -82,4 +83,45 @@ func (l *Log) retainedBefore(ctx context.Context, v *view, pub published, stream
 		}
 	}
 	return before, nil
+}
+
+// FirstExpired returns the seq of the first event with seq in [from, to]
+// of a stream for which in returns true (system streams excluded) that
+// reads as gone other than by a deletion marker (found false: none):
+// expired by this Log's Options.Retention, or a placeholder Compact left
+// in its place whose deletion the markers do not explain (retention of
+// another process that compacted). Such an event's effect is held only by
+// the snapshots that folded it. It reads every event of the range (the
+// payloads of gone ones are never returned). It implements
+// replay.Expirations.
+func (l *Log) FirstExpired(ctx context.Context, from, to uint64, in func(stream string) bool) (seq uint64, found bool, err error) {
+	if to == 0 || to < from {
+		return 0, false, nil
+	}
+	err = l.inView(ctx, func(v *view, pub published) error {
+		vis, err := l.newVisibility(ctx, v, pub)
+		if err != nil {
+			return err
+		}
+		return l.scanAllIn(ctx, v, pub, from, to, func(e *Envelope) error {
+			if strings.HasPrefix(e.Stream, SystemStreamPrefix) || !in(e.Stream) {
+				return nil
+			}
+			if st, ok := vis.t.m[e.Stream]; ok && (st.tomb || e.Version < st.before) {
+				return nil // deleted: its effect is to go
+			}
+			if vis.gone(e) {
+				seq, found = e.Seq, true
+				return errStop
+			}
+			return vis.err
+		})
+	})
+	if err == errStop {
+		err = nil
+	}
+	if err == nil && !found {
+		seq = 0
+	}
+	return seq, found, err
 }

@@ -248,6 +248,34 @@ func (l *Log) LastDeletionSeq(ctx context.Context) (uint64, error) {
 	return t.last, nil
 }
 
+// LastDeletionIn returns the seq of the newest deletion marker visible now
+// of a stream for which in returns true (0: none), and that stream. A
+// marker of a type this version does not interpret may have deleted
+// events of any stream: it counts for every in, with stream "". Only the
+// newest marker of each stream is kept (the deletion table), which is
+// all the question needs: a snapshot or checkpoint of the streams in
+// folded up to a seq below it may hold data of events deleted since; one
+// of other streams only is not affected. It implements
+// replay.ScopedDeletions.
+func (l *Log) LastDeletionIn(ctx context.Context, in func(stream string) bool) (uint64, string, error) {
+	v, pub, err := l.acquire()
+	if err != nil {
+		return 0, "", err
+	}
+	defer v.unref()
+	t, err := l.deletionsAt(ctx, v, pub)
+	if err != nil {
+		return 0, "", err
+	}
+	seq, stream := t.unknown, ""
+	for s, st := range t.m {
+		if st.seq > seq && in(s) {
+			seq, stream = st.seq, s
+		}
+	}
+	return seq, stream, nil
+}
+
 // checkBatchDeleted is checkNotDeleted for a raw batch, which also may not
 // use system event types, unless it is copied from an existing log
 // (copied: an older evlog accepted them, see internal/copyhook).

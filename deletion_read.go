@@ -55,6 +55,7 @@ type deletionTable struct {
 	seq     uint64 // every marker with seq <= seq is folded
 	version uint64 // version of DeletionsStream folded
 	last    uint64 // seq of the newest marker (0: none)
+	unknown uint64 // seq of the newest marker of a type not interpreted (0: none)
 	m       map[string]delState
 }
 
@@ -76,7 +77,7 @@ func (l *Log) deletionsAt(ctx context.Context, v *view, pub published) (*deletio
 	if t.seq >= pub.seq {
 		return t, nil
 	}
-	nt := &deletionTable{seq: pub.seq, version: t.version, last: t.last, m: t.m}
+	nt := &deletionTable{seq: pub.seq, version: t.version, last: t.last, unknown: t.unknown, m: t.m}
 	cloned := false
 	err := l.scanStreamIn(ctx, v, pub, DeletionsStream, t.version+1, t.seq, func(e *Envelope) error {
 		if !cloned {
@@ -90,7 +91,9 @@ func (l *Log) deletionsAt(ctx context.Context, v *view, pub published) (*deletio
 		case TypeDeleted, TypeTruncate, TypeTombstone:
 		default:
 			// A later version's marker: not ours to interpret, nor to
-			// decode (its Data may have another shape).
+			// decode (its Data may have another shape). It may have
+			// deleted events of any stream (LastDeletionIn).
+			nt.unknown = e.Seq
 			return nil
 		}
 		mk, err := decodeMarker(e.Data)

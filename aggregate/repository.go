@@ -228,7 +228,7 @@ func (r *Repository[S, E]) loadCached(ctx context.Context, id string) (Instance[
 	if n == 0 {
 		return inst, true, nil
 	}
-	if r.deletedSince(ctx, base) {
+	if r.deletedSince(ctx, id, base) {
 		// A deletion was appended after the cache was checked: the
 		// events read after it are folded onto a state that may hold
 		// the deleted ones.
@@ -485,7 +485,7 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 			}
 			return
 		}
-		if r.deletedSince(ctx, inst.Seq) {
+		if r.deletedSince(ctx, id, inst.Seq) {
 			// A deletion was appended between the load and the append:
 			// state may hold data of the events it deleted, at a seq past
 			// it, so it is neither cached nor snapshotted (the next Load

@@ -9,6 +9,7 @@ import (
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/aggregate"
+	"github.com/evlog/evlog/replay"
 )
 
 // TestRepositoryAfterRetention: once an instance's events are older than
@@ -83,5 +84,57 @@ func TestRepositoryAfterRetention(t *testing.T) {
 		if diff := cmp.Diff(c.want, got{res.State.N["x"], int(res.Version)}); diff != "" {
 			t.Errorf("%s after a command (-want +got):\n%s", c.id, diff)
 		}
+	}
+}
+
+// TestRepositoryKeepsSnapshotAcrossUnrelatedDeletion: an instance's
+// snapshot is kept when a deletion after it removed events of another
+// stream only. It used to be passed over for any deletion newer than it
+// ("before the deletion at seq N"), and the instance was folded again
+// from its events, which retention had expired meanwhile: its state came
+// back without them.
+func TestRepositoryKeepsSnapshotAcrossUnrelatedDeletion(t *testing.T) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var now atomic.Int64
+	now.Store(t0.UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	l, err := evlog.Open(t.TempDir(), evlog.Options{Clock: clock, Retention: map[string]evlog.Retention{"counter": {MaxAge: time.Hour}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	snaps, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := aggregate.Codec[evlog.Event[inc]](evlog.NewCodec[inc](nil))
+	r := aggregate.NewRepository(l, snaps, counterDef, codec, aggregate.Options{Clock: clock})
+	defer r.Close()
+	for range 3 {
+		if _, err := r.Execute(ctx, "a", add("x", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Snapshot(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, "other-1", evlog.ExpectAny, evlog.Envelope{Type: "e"}); err != nil {
+		t.Fatal(err)
+	}
+	now.Store(t0.Add(2 * time.Hour).UnixNano()) // a's events expire
+	if _, _, err := l.DeleteStream(ctx, "other-1"); err != nil {
+		t.Fatal(err)
+	}
+
+	r2 := aggregate.NewRepository(l, snaps, counterDef, codec, aggregate.Options{Clock: clock})
+	defer r2.Close()
+	res, err := r2.At(ctx, "a", replay.Latest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type got struct{ X, Version int }
+	if diff := cmp.Diff(got{3, 3}, got{res.State.N["x"], int(res.Version)}); diff != "" {
+		t.Errorf("a after a deletion of another stream (-want +got):\n%s\nplan: snapshot %v, fallbacks %+v", diff, res.Plan.Snapshot, res.Plan.Fallbacks)
 	}
 }

@@ -38,6 +38,10 @@ type Fold struct {
 	// category is the aggregate type's category ("" for a projection):
 	// state then needs --id ID, and folds the stream CATEGORY-ID.
 	category string
+	// rebuildMarker is, for a projection, the subject of the marker an
+	// interrupted projection.Runner Rebuild leaves ("projection-rebuild/"
+	// + NAME): while one exists, state passes over the checkpoints.
+	rebuildMarker string
 	// subject returns the snapshot subject of instance id (of the whole
 	// fold for a projection, whose id is "").
 	subject func(id string) (replay.Subject, error)
@@ -102,23 +106,33 @@ func AggregateFold[S, E any](def aggregate.Definition[S, E], decode func(event.E
 }
 
 // ProjectionFold returns the Fold of a projection: "state --fold NAME"
-// computes p's view over the whole log exactly as a projection.Runner of p
-// does, from the checkpoints such a runner saved (the subject
-// "projection/" + p.Name, view encoded with msgpack), with every event
+// computes p's view over the whole log (the streams of p.Categories, when
+// set) exactly as a projection.Runner of p does, from the checkpoints
+// such a runner saved (the subject "projection/" + p.Name, scoped to
+// p.Categories, view encoded with msgpack), with every event it folds
 // decoded by decode. NAME is p.Name.
 func ProjectionFold[S, E any](p projection.Projection[S, E], decode func(event.Envelope) (E, error)) Fold {
 	spec := replay.Spec[S, E]{Init: p.New, Decode: decode, Fold: p.Apply}
 	return Fold{
-		err:         checkSpec(spec),
-		Name:        p.Name,
-		Description: fmt.Sprintf("projection %s: its view over the whole log", p.Name),
+		err:           checkSpec(spec),
+		Name:          p.Name,
+		Description:   fmt.Sprintf("projection %s: its view %s", p.Name, projectionScope(p.Categories)),
+		rebuildMarker: "projection-rebuild/" + p.Name,
 		subject: func(string) (replay.Subject, error) {
-			return replay.Subject{Name: "projection/" + p.Name, SchemaVersion: p.SchemaVersion}, nil
+			return replay.Subject{Name: "projection/" + p.Name, SchemaVersion: p.SchemaVersion, Scope: replay.Scope{Categories: p.Categories}}, nil
 		},
 		run:    runSpec(spec),
 		save:   saveSpec(spec),
 		verify: verifySpec(spec),
 	}
+}
+
+// projectionScope describes the streams a projection of categories folds.
+func projectionScope(categories []string) string {
+	if categories == nil {
+		return "over the whole log"
+	}
+	return "of the streams of categories " + strings.Join(categories, ", ")
 }
 
 // checkSpec reports a spec Run cannot use.
@@ -184,7 +198,8 @@ type (
 
 // verifySpec returns a Fold's verify for spec: one pass over subj's events
 // (its stream, or the whole log) folded as replay.Run folds them (evlog's
-// system events covered, not folded), comparing the state after the event
+// system events, and those outside subj's categories, covered, not
+// folded), comparing the state after the event
 // at each snapshot's seq with the snapshot's, decoded as Run decodes it.
 // States compare as sameState says. It returns how many snapshots it compared; an event it cannot read ends
 // the pass (verify reports the damage), one the fold cannot decode is an
@@ -240,7 +255,7 @@ func verifySpec[S, E any](spec replay.Spec[S, E]) func(context.Context, replay.S
 			if env.Seq > last {
 				break
 			}
-			if !event.IsSystemStream(env.Stream) {
+			if subj.Includes(env.Stream) {
 				e, err := spec.Decode(env)
 				if err != nil {
 					return compared, fmt.Errorf("decoding event %d: %w", env.Seq, err)

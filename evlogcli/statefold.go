@@ -80,7 +80,7 @@ func (c *stateCmd) runFold(ctx context.Context, e *env, dir string, target repla
 	if err != nil {
 		return err
 	}
-	l, plan, err := c.openPlan(ctx, dir, subj, target)
+	l, plan, err := c.openPlan(ctx, dir, subj, fd.rebuildMarker, target)
 	if err != nil {
 		return err
 	}

@@ -207,6 +207,10 @@ func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport
 	defer l.Close()
 	last, logID := l.LastSeq(), l.LogID()
 	var stats []snapshot.Meta
+	want := statsSubject
+	if c.fd != nil {
+		want = c.subj
+	}
 	for _, m := range good {
 		switch {
 		case m.Seq > last:
@@ -227,19 +231,17 @@ func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport
 					m.Name, m.Seq))
 			}
 		}
-		want := statsSubject
-		if c.fd != nil {
-			want = c.subj
-		}
 		if m.Name == want.Name && m.SchemaVersion == want.SchemaVersion {
 			stats = append(stats, m)
 		}
 	}
 	if c.replay && len(stats) > 0 {
-		// A snapshot from before the newest deletion folded events that
-		// read as gone since (as it should have: plans pass over it); a
-		// replay of the events now cannot re-fold its state.
-		del, err := l.LastDeletionSeq(ctx)
+		// A snapshot from before the newest deletion of a stream in its
+		// scope folded events that read as gone since (as it should
+		// have: plans pass over it); a replay of the events now cannot
+		// re-fold its state. A deletion of another stream leaves it
+		// comparable, as replay.MakePlan leaves it usable.
+		del, _, err := replay.LastDeletionIn(ctx, l, want.Scope)
 		if err != nil {
 			return nil // the log's own findings say why
 		}

@@ -24,6 +24,14 @@ type Projection[S, E any] struct {
 	// SchemaVersion is the version of the view's shape and of Apply;
 	// change it and persisted views are rebuilt.
 	SchemaVersion uint64
+	// Categories limits the view to the events of the streams of these
+	// categories (event.CategoryOf): a Runner folds only those (the
+	// others are covered, not folded), and a deletion of a stream of
+	// another category leaves its view and checkpoints as they are. nil:
+	// every stream, so that any deletion folds the view again. Changing
+	// it changes the fold: change SchemaVersion too. (Compute and
+	// FeedAll fold what they are given.)
+	Categories []string
 	// Init returns the empty view (nil: zero S).
 	Init func() S
 	// Apply returns the view after one event. Pure and deterministic; it

@@ -122,7 +122,7 @@ func NewRunner[S, E any](p Projection[S, E], src Source, cps Checkpoints, decode
 }
 
 func (r *Runner[S, E]) subject() replay.Subject {
-	return replay.Subject{Name: "projection/" + r.p.Name, SchemaVersion: r.p.SchemaVersion}
+	return replay.Subject{Name: "projection/" + r.p.Name, SchemaVersion: r.p.SchemaVersion, Scope: replay.Scope{Categories: r.p.Categories}}
 }
 
 func (r *Runner[S, E]) spec() replay.Spec[S, E] {
@@ -382,6 +382,7 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 	// checkpoint) ends the subscription, which starts again after the
 	// checkpoint.
 	next := res.Seq + 1
+	scope := r.subject().Scope
 	for {
 		sctx, idle := context.WithCancel(ctx)
 		var timer *time.Timer
@@ -405,8 +406,11 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 			}
 			if event.IsSystemStream(env.Stream) {
 				// evlog's own events are not folded; a deletion marker
-				// makes the view fold again without the deleted events.
+				// of a stream in the view's scope makes the view fold
+				// again without the deleted events.
 				foldErr = r.systemEvent(ctx, env) // deletion.go
+			} else if !scope.Includes(env.Stream) {
+				r.cover(env) // outside Categories
 			} else if e, err := r.decode(env); err != nil {
 				foldErr = fmt.Errorf("evlog/projection: %s: decoding event %d: %w", r.p.Name, env.Seq, err)
 			} else {
@@ -455,6 +459,14 @@ func (r *Runner[S, E]) fold(e E, env event.Envelope) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.state = r.p.Apply(r.state, e)
+	r.seq, r.time = env.Seq, env.Time
+	r.notifyLocked()
+}
+
+// cover moves the view past an event it does not fold.
+func (r *Runner[S, E]) cover(env event.Envelope) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.seq, r.time = env.Seq, env.Time
 	r.notifyLocked()
 }

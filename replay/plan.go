@@ -52,6 +52,17 @@ type Options struct {
 // target anyway). A seq target beyond the end of such a view is
 // ErrBeyondEnd only if the log does not reach it after a Refresh either
 // (the view then includes what the writer appended since).
+//
+// A snapshot from before a deletion of a stream in the subject's scope
+// (LastDeletionIn: ScopedDeletions, or conservatively any deletion) may
+// hold data of the deleted events and is passed over (a fallback); a
+// deletion of another stream leaves it usable. When a deletion passes
+// over a snapshot and src (Expirations) reports that an event of the
+// scope it folded reads as gone by retention since, folding again would
+// silently lose that event's effect: MakePlan then fails with a
+// *HistoryLostError (ErrHistoryLost) naming the snapshot, the deletion
+// and the event, and the caller chooses (Options.NoSnapshot folds the
+// events that are left).
 func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, target Target, opts Options) (*Plan, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -87,10 +98,11 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		maxSeq = math.MaxUint64
 	}
 	logID := src.LogID()
-	deleted, err := lastDeletion(ctx, src)
+	deleted, delStream, err := LastDeletionIn(ctx, src, subj.Scope)
 	if err != nil {
 		return nil, err
 	}
+	var stale *snapshot.Meta // the newest snapshot passed over for a deletion
 	for e, err := range snaps.Candidates(subj.Name, maxSeq) {
 		if err != nil {
 			return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
@@ -107,14 +119,17 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		case m.Seq > last && reaches(src, m.Seq, &refreshed):
 			// Saved after src's view was taken. The view is refreshed:
 			// older snapshots are checked against its deletions.
-			if deleted, err = lastDeletion(ctx, src); err != nil {
+			if deleted, delStream, err = LastDeletionIn(ctx, src, subj.Scope); err != nil {
 				return nil, err
 			}
 			continue
 		case m.Seq > last:
 			reason = fmt.Sprintf("claims seq %d, beyond the end of the log (%d)", m.Seq, last)
 		case m.Seq < deleted:
-			reason = fmt.Sprintf("folded the events up to seq %d, before the deletion at seq %d: it may hold data of deleted events", m.Seq, deleted)
+			reason = fmt.Sprintf("folded the events up to seq %d, before the deletion at seq %d%s: it may hold data of deleted events", m.Seq, deleted, ofStream(delStream))
+			if stale == nil {
+				stale = &m
+			}
 		}
 		if reason == "" {
 			state, err := snaps.Load(ctx, m)
@@ -136,7 +151,40 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 		}
 		p.fallback(opts.Logger, m, reason)
 	}
+	if stale != nil {
+		// Every older snapshot is from before the deletion too: the
+		// plan folds from the first event, which must still hold
+		// everything the stale snapshot folded.
+		if err := checkRefold(ctx, src, subj, *stale, deleted, delStream); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+func ofStream(stream string) string {
+	if stream == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (of stream %q)", stream)
+}
+
+// checkRefold returns a *HistoryLostError when an event of the subject's
+// scope up to the stale snapshot's seq reads as gone other than by a
+// deletion (src is Expirations; a src that cannot tell is trusted).
+func checkRefold(ctx context.Context, src Source, subj Subject, stale snapshot.Meta, deleted uint64, delStream string) error {
+	x, ok := src.(Expirations)
+	if !ok {
+		return nil
+	}
+	seq, found, err := x.FirstExpired(ctx, 1, stale.Seq, subj.Includes)
+	if err != nil {
+		return fmt.Errorf("evlog/replay: %s: reading which events up to seq %d expired: %w", subj.Name, stale.Seq, err)
+	}
+	if !found {
+		return nil
+	}
+	return &HistoryLostError{Subject: subj.Name, Snapshot: stale, DeletionSeq: deleted, DeletedStream: delStream, ExpiredSeq: seq}
 }
 
 // Anchors is implemented by a Source whose events can read as gone while
@@ -148,7 +196,7 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 // when there is none. MakePlan checks a snapshot's last event with it
 // (time, anchor, stream), so that a snapshot of events since expired
 // still anchors and keeps their effect. Events deleted after a
-// snapshot's seq are caught before, by Deletions.
+// snapshot's seq are caught before, by ScopedDeletions (or Deletions).
 type Anchors interface {
 	AnchorEvent(ctx context.Context, seq uint64) (e event.Envelope, anchor uint64, found bool, err error)
 }
@@ -249,23 +297,87 @@ func (p *Plan) Events() uint64 {
 // Deletions is implemented by a Source whose events can read as gone after
 // they were folded (*evlog.Log: DeleteStream, TruncateStream,
 // TombstoneStream). LastDeletionSeq returns the seq of the newest deletion
-// (0: none): a snapshot or checkpoint of the events up to a seq below it
-// may hold data of events deleted since, so MakePlan passes over it (a
-// fallback naming the deletion) and the state is folded again from the
-// events, which no longer yield the deleted ones.
+// (0: none), whatever stream it deleted. For a Source that is not
+// ScopedDeletions, a snapshot or checkpoint of the events up to a seq
+// below it may hold data of events deleted since, so MakePlan passes over
+// it (a fallback naming the deletion) and the state is folded again from
+// the events, which no longer yield the deleted ones.
 type Deletions interface {
 	LastDeletionSeq(ctx context.Context) (uint64, error)
 }
 
-// lastDeletion returns src's LastDeletionSeq, or 0 when it has none.
-func lastDeletion(ctx context.Context, src Source) (uint64, error) {
-	d, ok := src.(Deletions)
-	if !ok {
-		return 0, nil
-	}
-	seq, err := d.LastDeletionSeq(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("evlog/replay: reading the log's deletions: %w", err)
-	}
-	return seq, nil
+// ScopedDeletions is implemented by a Source that can say which stream
+// each of its deletions deleted (*evlog.Log). LastDeletionIn returns the
+// seq of the newest deletion marker of a stream for which in returns
+// true (0: none) and that stream; a marker the source cannot attribute to
+// one stream (a kind it does not know) counts for every in, with stream
+// "". MakePlan asks it with the subject's Scope.Includes: a snapshot is
+// passed over only for a deletion after it of a stream in its scope; a
+// deletion of another stream removed no event it folded.
+type ScopedDeletions interface {
+	LastDeletionIn(ctx context.Context, in func(stream string) bool) (seq uint64, stream string, err error)
 }
+
+// Expirations is implemented by a Source whose events can read as gone
+// without a deletion (*evlog.Log: events expired by retention, and
+// placeholders Compact left of them). FirstExpired returns the seq of the
+// first event with seq in [from, to] of a stream for which in returns true
+// that reads as gone other than by a deletion marker (found false: none).
+// Only a snapshot that folded such an event holds its effect: MakePlan
+// asks it before folding again in place of a snapshot a deletion made
+// stale (see HistoryLostError).
+type Expirations interface {
+	FirstExpired(ctx context.Context, from, to uint64, in func(stream string) bool) (seq uint64, found bool, err error)
+}
+
+// LastDeletionIn returns the seq of the newest deletion in src that can
+// have removed events of scope (0: none) and the stream it deleted (""
+// when unknown): by ScopedDeletions when src is one; else, conservatively,
+// the newest deletion of any stream (Deletions); else 0. A state of scope
+// folded up to a seq below it may hold data of deleted events.
+func LastDeletionIn(ctx context.Context, src Source, scope Scope) (seq uint64, stream string, err error) {
+	switch d := src.(type) {
+	case ScopedDeletions:
+		seq, stream, err = d.LastDeletionIn(ctx, scope.Includes)
+	case Deletions:
+		seq, err = d.LastDeletionSeq(ctx)
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("evlog/replay: reading the log's deletions: %w", err)
+	}
+	return seq, stream, nil
+}
+
+// ErrHistoryLost is matched by the error of MakePlan (a
+// *HistoryLostError) when a deletion made the subject's snapshots stale
+// and events its newest stale snapshot folded have expired since: folding
+// again from the events, as a stale snapshot calls for, would silently
+// lose their effect, and using the snapshot would keep data of the
+// deleted events. The caller chooses: fold without the expired events
+// (Options.NoSnapshot; projection.Runner.Rebuild), or restore the log and
+// its snapshots from a backup taken before the events expired.
+var ErrHistoryLost = errors.New("evlog/replay: a deletion made the snapshot stale, and events it folded have expired since")
+
+// HistoryLostError names the stale snapshot, the deletion and the first
+// expired event of an ErrHistoryLost.
+type HistoryLostError struct {
+	Subject string
+	// Snapshot is the newest snapshot passed over for the deletion.
+	Snapshot snapshot.Meta
+	// DeletionSeq is the seq of the deletion marker, DeletedStream the
+	// stream it deleted ("" when the source cannot say).
+	DeletionSeq   uint64
+	DeletedStream string
+	// ExpiredSeq is the seq of the first event the snapshot folded that
+	// reads as gone by retention (or was compacted away).
+	ExpiredSeq uint64
+}
+
+func (e *HistoryLostError) Error() string {
+	return fmt.Sprintf("%v: %s: snapshot %s (seq %d) may hold data deleted at seq %d%s, and the event at seq %d it folded has expired since: "+
+		"folding the events again would lose it; fold without the expired events (replay.Options.NoSnapshot, projection.Runner.Rebuild) or restore the log from a backup taken before it expired",
+		ErrHistoryLost, e.Subject, e.Snapshot.File, e.Snapshot.Seq, e.DeletionSeq, ofStream(e.DeletedStream), e.ExpiredSeq)
+}
+
+// Unwrap returns ErrHistoryLost.
+func (e *HistoryLostError) Unwrap() error { return ErrHistoryLost }

@@ -20,6 +20,17 @@
 //     does not decode (Run) is replaced by a full replay from seq 1.
 //     Every fallback is reported (in the plan and result, and through the
 //     logger).
+//   - Deletions: a snapshot is stale, and passed over, only if a deletion
+//     after it removed events its fold could have included: a stream in
+//     its subject's Scope (its stream; its categories; the whole log). A
+//     source that cannot say which stream a deletion deleted (only
+//     Deletions) makes every deletion count.
+//   - Retention: a snapshot keeps the effect of the events it folded that
+//     have expired since (Anchors). When a deletion makes such a snapshot
+//     stale, folding again cannot reproduce its state: MakePlan fails
+//     with ErrHistoryLost (a *HistoryLostError naming the snapshot, the
+//     deletion and the first expired event) instead of returning a view
+//     silently missing history; Options.NoSnapshot folds what is left.
 //   - A read error during replay aborts it with that error; replay never
 //     returns a silently shortened state.
 //   - Memory is O(state): events are streamed.
@@ -30,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 
 	"github.com/evlog/evlog/event"
@@ -119,11 +131,36 @@ func (t Target) String() string {
 	return "latest"
 }
 
-// Scope says which events a replay folds.
+// Scope says which events a replay folds, and so which deletions can
+// make a snapshot of it stale (see ScopedDeletions).
 type Scope struct {
 	// Stream limits the replay to one stream (an aggregate instance); ""
 	// folds the whole log.
 	Stream string
+	// Categories limits a whole-log replay (Stream "") to the events of
+	// the streams of these categories (event.CategoryOf); the events of
+	// other streams are covered (passed, like evlog's system events) but
+	// not folded. nil folds every stream. A deletion of a stream outside
+	// the scope leaves the subject's snapshots usable. Changing the
+	// categories of a subject changes its fold: change its SchemaVersion
+	// too.
+	Categories []string
+}
+
+// Includes reports whether the events of stream are in the scope: folded
+// by a replay of it, so that their deletion can make its snapshots stale.
+// System streams are in no scope.
+func (s Scope) Includes(stream string) bool {
+	switch {
+	case event.IsSystemStream(stream):
+		return false
+	case s.Stream != "":
+		return stream == s.Stream
+	case s.Categories == nil:
+		return true
+	}
+	cat, _, ok := event.CategoryOf(stream)
+	return ok && slices.Contains(s.Categories, cat)
 }
 
 // Subject identifies the state being computed, for snapshot selection.

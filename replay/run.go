@@ -103,8 +103,9 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 			if env.Seq > p.ToSeq {
 				break
 			}
-			if event.IsSystemStream(env.Stream) {
-				// evlog's own events (deletion markers): covered, not folded.
+			if !p.Subject.Includes(env.Stream) {
+				// evlog's own events (deletion markers), or events
+				// outside the subject's categories: covered, not folded.
 				res.Seq, res.Time = env.Seq, env.Time
 				continue
 			}
