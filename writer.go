@@ -363,17 +363,22 @@ func (w *writer) flush() {
 	n, err := w.f.Write(w.buf)
 	indexed := false
 	if err == nil && w.opts.Sync == SyncAlways {
-		// While the fsync runs, another goroutine adds the group to the
-		// index and builds its positions (commit.go): the index is
-		// shared with readers, but they read only what a commit
+		// While the fsync of a large group runs, another goroutine adds
+		// it to the index and builds its positions (commit.go): the
+		// index is shared with readers, but they read only what a commit
 		// published, and this group is not published before its fsync
 		// returned.
-		done := w.indexAsync()
+		var done <-chan struct{}
+		if len(w.infos) >= asyncIndexEvents {
+			done = w.indexAsync()
+		}
 		t0 := time.Now()
 		err = w.syncFile()
 		w.lastFsync = time.Since(t0)
-		<-done
-		indexed = true
+		if done != nil {
+			<-done
+			indexed = true
+		}
 	}
 	w.lastCalls = w.calls
 	if err != nil {
