@@ -20,7 +20,8 @@ import (
 // log (which reads cleanly) the log hides deleted events; frame by frame
 // (a damaged log), salvage first folds every readable marker (rawGone)
 // and leaves out the events they delete, wherever the marker lies; dump's
-// frame-by-frame fallback (dumpRaw) prints what it reads the same way.
+// frame-by-frame fallback (dumpRaw) prints what it reads the same way,
+// and stops at a marker that does not decode (damage: rawGone.bad).
 
 // deletedHole is called, on the path that copies through the source log
 // (which reads cleanly), before each event: a seq hole there is events
