@@ -43,6 +43,10 @@ func (s *salvager) notCopied(ev evlog.Envelope) bool {
 	if !event.IsSystemStream(ev.Stream) && ev.Type != evlog.TypeRedacted && !s.gone.has(ev) {
 		return false
 	}
+	if ev.Stream != evlog.DeletionsStream && event.IsSystemStream(ev.Stream) {
+		s.notHeld(ev, fmt.Sprintf("stream %q: names starting with %q are reserved for evlog's system streams (an evlog before stream deletion accepted it for user events, or a later evlog wrote it): the new log cannot hold it",
+			ev.Stream, evlog.SystemStreamPrefix))
+	}
 	if g, ok := s.gone.bad[ev.Seq]; ok {
 		s.gap(g)
 		if !s.copying {

@@ -1,6 +1,8 @@
 package evlogcli
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -164,4 +166,119 @@ func TestSalvageCopiesOldNames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSalvageReportsOldSystemStreamNames: an evlog before stream deletion
+// (segment format versions 1 and 2) accepted user streams whose names
+// start with "$$", reserved for evlog's system streams since. The new log
+// cannot hold them (an append refuses them; its readers would take them
+// for system events), so salvage copies everything else and reports each
+// such event as lost — seq, segment file, frame offset and why — with exit
+// status 1, instead of leaving it out silently as a system event.
+func TestSalvageReportsOldSystemStreamNames(t *testing.T) {
+	t.Parallel()
+	at := func(i int) time.Time { return testEpoch.Add(time.Duration(i) * time.Second) }
+	events := []event.Envelope{
+		{Seq: 1, Stream: "order-1", Version: 1, Type: "placed", SchemaVersion: 1, Time: at(1), Data: mpStr("a")},
+		{Seq: 2, Stream: "$$mine", Version: 1, Type: "t", SchemaVersion: 1, Time: at(2), Data: mpStr("b")},
+		{Seq: 3, Stream: "order-1", Version: 2, Type: "shipped", SchemaVersion: 1, Time: at(3), Data: mpStr("c")},
+		{Seq: 4, Stream: "$$mine", Version: 2, Type: "t", SchemaVersion: 1, Time: at(4), Data: mpStr("d")},
+		{Seq: 5, Stream: "order-2", Version: 1, Type: "placed", SchemaVersion: 1, Time: at(5), Data: mpStr("e")},
+	}
+	tests := []struct {
+		name    string
+		version uint16
+		damage  int
+		args    []string
+		copied  []uint64 // source seqs
+		lost    []seqRange
+	}{
+		{"v1 through the log", 1, -1, nil, []uint64{1, 3, 5}, []seqRange{{From: 2, To: 2}, {From: 4, To: 4}}},
+		{"v2 through the log", 2, -1, nil, []uint64{1, 3, 5}, []seqRange{{From: 2, To: 2}, {From: 4, To: 4}}},
+		{"v2 frame by frame", 2, 2, []string{"--skip-damaged"}, []uint64{1, 5}, []seqRange{{From: 2, To: 2}, {From: 3, To: 3}, {From: 4, To: 4}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := oldLogVersion(t, tc.version, events, tc.damage)
+			// Offsets from an undamaged copy (a flipped byte moves none).
+			offs := frameOffsets(t, oldLogVersion(t, tc.version, events, -1))
+			out := filepath.Join(t.TempDir(), "salvaged")
+			args := append([]string{"salvage", dir, out, "--format", "json"}, tc.args...)
+			r := run1(t, args...)
+			checkNoPanic(t, args, r)
+			var rep salvageReport
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+				t.Fatalf("exit %d: %v:\n%s%s", r.code, err, r.stdout, r.stderr)
+			}
+			if r.code != 1 || rep.Complete || rep.Copied != len(tc.copied) {
+				t.Errorf("exit %d, complete %v, copied %d; want 1, false, %d:\n%s%s", r.code, rep.Complete, rep.Copied, len(tc.copied), r.stdout, r.stderr)
+			}
+			var lost []seqRange
+			for _, l := range rep.Lost {
+				if l.File == "" && l.Reason == "" { // a damaged frame's loss
+					lost = append(lost, seqRange{From: l.From, To: l.To})
+					continue
+				}
+				if l.From != l.To || l.File != segment.FormatFileName(1, 0) || l.Offset != offs[l.From] || !strings.Contains(l.Reason, `"$$mine"`) {
+					t.Errorf("lost %+v: want one seq, file %s, offset %d, a reason naming the stream", l, segment.FormatFileName(1, 0), offs[l.From])
+				}
+				lost = append(lost, seqRange{From: l.From, To: l.To})
+			}
+			if d := cmp.Diff(tc.lost, lost); d != "" {
+				t.Errorf("lost (-want +got):\n%s\n%s", d, r.stdout)
+			}
+			// The text report names them too.
+			rt := run1(t, append([]string{"salvage", dir, filepath.Join(t.TempDir(), "salvaged")}, tc.args...)...)
+			for _, seq := range []uint64{2, 4} {
+				want := fmt.Sprintf("lost %d..%d (%s %d: stream \"$$mine\"", seq, seq, segment.FormatFileName(1, 0), offs[seq])
+				if !strings.Contains(rt.stdout, want) {
+					t.Errorf("text report lacks %q:\n%s", want, rt.stdout)
+				}
+			}
+			l, err := evlog.Open(out, evlog.Options{Sync: evlog.SyncNever})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			var got []string
+			for ev, err := range l.Events(t.Context(), 1) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, string(ev.Data))
+			}
+			var want []string
+			for _, seq := range tc.copied {
+				want = append(want, string(events[seq-1].Data))
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("salvaged events' data (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// frameOffsets returns, by seq, the offset of each event frame of the one
+// segment of dir.
+func frameOffsets(t *testing.T, dir string) map[uint64]int64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, segment.FormatFileName(1, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs := map[uint64]int64{}
+	r := segment.NewReader(bytes.NewReader(b), segment.HeaderSize, int64(len(b)))
+	var dec segment.Decoder
+	for {
+		f, err := r.Next()
+		if err != nil {
+			break
+		}
+		var ev event.Envelope
+		if f.Kind == segment.KindEvent && dec.Decode(f.Payload, &ev) == nil {
+			offs[ev.Seq] = f.Offset
+		}
+	}
+	return offs
 }
