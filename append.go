@@ -115,8 +115,9 @@ func (l *Log) AppendBatch(ctx context.Context, batch []AppendRequest) ([]Positio
 
 // appendBatch is AppendBatch; copied says the events are copied as they
 // are from an existing log (evlogctl salvage, through internal/copyhook),
-// which may hold event types an older evlog accepted and that are
-// reserved now.
+// which may hold what an older evlog accepted and refuses now: event
+// types starting with "$", and stream names and types outside the name
+// rule (event.ValidName).
 func (l *Log) appendBatch(ctx context.Context, batch []AppendRequest, copied bool) ([]Position, error) {
 	if l.readOnly {
 		return nil, ErrReadOnly
@@ -124,7 +125,7 @@ func (l *Log) appendBatch(ctx context.Context, batch []AppendRequest, copied boo
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	size, n, ids, err := l.checkBatch(batch)
+	size, n, ids, err := l.checkBatchAs(batch, copied)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +169,14 @@ func (l *Log) checkFuture(latest *time.Time, stream string, i int, t time.Time) 
 // bound of its encoded size, its number of events and whether any of them
 // carries an ID.
 func (l *Log) checkBatch(batch []AppendRequest) (size, n int, ids bool, err error) {
+	return l.checkBatchAs(batch, false)
+}
+
+// checkBatchAs is checkBatch; copied says the events are copied as they
+// are from an existing log, whose stream names and types an older evlog
+// stored without the name rule: they are checked against the limits only
+// (event.Envelope.ValidateLimits), not against event.ValidName.
+func (l *Log) checkBatchAs(batch []AppendRequest, copied bool) (size, n int, ids bool, err error) {
 	if len(batch) == 0 {
 		return 0, 0, false, fmt.Errorf("%w: empty batch", ErrInvalid)
 	}
@@ -188,7 +197,12 @@ func (l *Log) checkBatch(batch []AppendRequest) (size, n int, ids bool, err erro
 				return 0, 0, false, fmt.Errorf("%w: event %d names stream %q inside a request for stream %q", ErrInvalid, i, e.Stream, req.Stream)
 			}
 			e.Stream = req.Stream
-			if err := e.ValidateFields(); err != nil {
+			if copied {
+				err = e.ValidateLimits()
+			} else {
+				err = e.ValidateFields()
+			}
+			if err != nil {
 				return 0, 0, false, err
 			}
 			if !e.Time.IsZero() && (e.Time.Before(segment.MinTime) || e.Time.After(segment.MaxTime)) {

@@ -86,15 +86,26 @@ func (e Envelope) Clone() Envelope {
 // above, and its stream name and type against ValidName. It does not look
 // at Seq, Version or Time. Appends call it; reads do not (a stored name is
 // read as it is).
-func (e *Envelope) ValidateFields() error { return e.validate(nil) }
+func (e *Envelope) ValidateFields() error { return e.validate(nil, true) }
+
+// ValidateLimits is ValidateFields without the name rule: it checks that
+// the stream name and type are non-empty and within their length limits,
+// and the ID and Meta limits, but not ValidName. The limits have applied
+// since the first format version; the name rule has not (an older evlog
+// stored names holding any bytes, see docs/FORMAT.md "Names"). It is for
+// events copied as they are from an existing log (evlogctl salvage);
+// appends of new events use ValidateFields.
+func (e *Envelope) ValidateLimits() error { return e.validate(nil, false) }
 
 // ValidateFieldsAfter is ValidateFields for an event following prev, an
 // event whose fields passed ValidateFields: a stream name or type equal to
 // prev's is not scanned again. A batch of one stream and one type thus
 // checks its names once, not once per event.
-func (e *Envelope) ValidateFieldsAfter(prev *Envelope) error { return e.validate(prev) }
+func (e *Envelope) ValidateFieldsAfter(prev *Envelope) error { return e.validate(prev, true) }
 
-func (e *Envelope) validate(prev *Envelope) error {
+// validate checks the limits, and, if names, the name rule (for a stream
+// name and type differing from prev's, when prev is not nil).
+func (e *Envelope) validate(prev *Envelope, names bool) error {
 	switch {
 	case e.Stream == "":
 		return fmt.Errorf("%w: empty stream name", ErrInvalid)
@@ -109,12 +120,12 @@ func (e *Envelope) validate(prev *Envelope) error {
 	case len(e.Meta) > MaxMetaEntries:
 		return fmt.Errorf("%w: %d meta entries, the limit is %d", ErrInvalid, len(e.Meta), MaxMetaEntries)
 	}
-	if prev == nil || e.Stream != prev.Stream {
+	if names && (prev == nil || e.Stream != prev.Stream) {
 		if err := checkName("stream name", e.Stream); err != nil {
 			return err
 		}
 	}
-	if prev == nil || e.Type != prev.Type {
+	if names && (prev == nil || e.Type != prev.Type) {
 		if err := checkName("event type", e.Type); err != nil {
 			return err
 		}

@@ -73,6 +73,11 @@ func TestValidateFields(t *testing.T) {
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
+		// The limits hold for copied events too (ValidateLimits).
+		err = tc.e.ValidateLimits()
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("%s: ValidateLimits: %v", tc.name, err)
+		}
 	}
 }
 
@@ -156,6 +161,11 @@ func TestValidName(t *testing.T) {
 		e = Envelope{Stream: "s", Type: "t" + tc.name}
 		if err := e.ValidateFields(); (err == nil) != tc.ok || err != nil && !errors.Is(err, ErrInvalid) {
 			t.Errorf("ValidateFields with type %q: %v", e.Type, err)
+		}
+		// ValidateLimits leaves the name rule out (names an older evlog stored).
+		e = Envelope{Stream: "s" + tc.name, Type: "t" + tc.name}
+		if err := e.ValidateLimits(); err != nil {
+			t.Errorf("ValidateLimits with stream %q and type %q: %v", e.Stream, e.Type, err)
 		}
 	}
 }

@@ -28,7 +28,10 @@ compact does not change them.
 A torn tail (data after the last recorded fsync that a crash left
 incomplete) is not printed and is not an error. On corruption dump prints
 the valid prefix, then "corrupt FILE OFFSET REASON" on stderr, and exits
-1: it never skips a bad record. dump only reads: it never modifies, creates or locks anything.`
+1: it never skips a bad record. A deletion marker that does not decode is
+such damage (what it deleted cannot be known): dump prints the events
+before it, which may include some it deleted. dump only reads: it never
+modifies, creates or locks anything.`
 
 // dumpCmd is "evlogctl dump".
 type dumpCmd struct {
@@ -139,9 +142,12 @@ func dumpLog(ctx context.Context, dir string, flt filter, p *eventPrinter) error
 	} else {
 		events = l.Range(ctx, from, to)
 	}
+	printed := false
+	var readErr error
 	for ev, err := range events {
 		if err != nil {
-			return corruptLine(err)
+			readErr = err
+			break
 		}
 		if ev.Seq > to {
 			break
@@ -152,8 +158,21 @@ func dumpLog(ctx context.Context, dir string, flt filter, p *eventPrinter) error
 		if err := p.print(&ev); err != nil {
 			return err
 		}
+		printed = true
 	}
-	return nil
+	if readErr == nil {
+		return nil
+	}
+	if !printed && errors.Is(readErr, evlog.ErrCorrupt) && ctx.Err() == nil {
+		// The read failed before yielding anything it selects: a
+		// deletion marker that does not decode fails every read (the
+		// log cannot tell what it deletes), wherever it lies. Frame by
+		// frame, dump prints the events before the first damage, as for
+		// a log that cannot be opened.
+		l.Close()
+		return dumpRaw(ctx, dir, flt, p, readErr)
+	}
+	return corruptLine(readErr)
 }
 
 // corruptLine turns a corruption error into dump's stderr line "corrupt
@@ -165,11 +184,16 @@ func corruptLine(err error) error {
 	return err
 }
 
-// dumpRaw prints the valid prefix of a log that cannot be opened (openErr
-// says why), reading its segments frame by frame, and then the corruption
-// that ends the prefix. As through the log, it does not print the events
-// that a readable deletion marker deletes (rawGone, wherever the marker
-// lies) nor the placeholders compact leaves of them.
+// dumpRaw prints the valid prefix of a log that cannot be opened or read
+// (openErr says why), reading its segments frame by frame, and then the
+// corruption that ends the prefix (openErr when the frames show none
+// before the end of the selected range, or the same one). As through the
+// log, it does not print the events that a readable deletion marker
+// deletes (rawGone, wherever the marker lies) nor the placeholders
+// compact leaves of them. A deletion marker whose frame checksums but
+// whose data does not decode ends the prefix: it is damage, named by its
+// segment file and frame offset, and is not printed (the events before
+// it may include some it deleted: that cannot be known).
 func dumpRaw(ctx context.Context, dir string, flt filter, p *eventPrinter, openErr error) error {
 	fsys, err := vfs.OpenOS(dir)
 	if err != nil {
@@ -201,10 +225,13 @@ func dumpRaw(ctx context.Context, dir string, flt filter, p *eventPrinter, openE
 				case ev.Time.UnixNano() < prevTime:
 					return corrupt(b.file, b.Offset, "event seq %d recorded before the previous event", ev.Seq)
 				}
-				next, prevTime = ev.Seq+1, ev.Time.UnixNano()
 				if ev.Seq > flt.to {
 					return errStop
 				}
+				if g, ok := gone.bad[ev.Seq]; ok {
+					return corrupt(g.file, g.Offset, "%s", g.Reason)
+				}
+				next, prevTime = ev.Seq+1, ev.Time.UnixNano()
 				if flt.match(ev) && ev.Type != evlog.TypeRedacted && !gone.has(*ev) {
 					if err := p.print(ev); err != nil {
 						return err

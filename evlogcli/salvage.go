@@ -37,7 +37,10 @@ summary:
                                      records as durable (not counted as a
                                      loss)
   lost FROM..TO                      seqs of DIR that are not in NEWDIR (TO is
-                                     "?" when the end of the damage is unknown)
+                                     "?" when the end of the damage is unknown;
+                                     "(FILE OFFSET: …)" for an event read but
+                                     not copied: a user stream named "$$…",
+                                     reserved since, that NEWDIR cannot hold)
   readable FROM..TO                  (without --skip-damaged) events after the
                                      damage that were not copied
   copied N events (seqs FROM..TO) into NEWDIR
@@ -84,6 +87,10 @@ type seqRange struct {
 	From   uint64 `json:"from"`
 	To     uint64 `json:"to"` // 0: unknown
 	Reason string `json:"reason,omitempty"`
+	// File and Offset locate the one event of a range that was read but
+	// could not be copied (notHeld): its segment file and event frame.
+	File   string `json:"file,omitempty"`
+	Offset int64  `json:"offset,omitempty"`
 }
 
 func (r seqRange) String() string {
@@ -156,6 +163,10 @@ type salvager struct {
 	buf      appendBuffer
 	lastBuf  uint64      // source seq of the last event in buf
 	gone     goneStreams // read frame by frame: what the markers delete
+	at       rawLoc      // read frame by frame: the event being handled
+	// notHeldAt are the report entries of the events read but not copied
+	// because the new log cannot hold them (salvage_notheld.go).
+	notHeldAt []notHeldRef
 }
 
 func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
@@ -178,6 +189,9 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	err = s.salvage(ctx, src)
 	if err == nil {
 		err = s.flush(ctx)
+	}
+	if err == nil {
+		err = s.locateNotHeld(ctx, src) // salvage_notheld.go
 	}
 	if err == nil {
 		err = out.Sync(ctx)
@@ -273,7 +287,8 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 	}
 	return scanRaw(ctx, vfs.ReadOnly(fsys), rawVisitor{
 		batch: func(b *rawBatch) error {
-			for _, ev := range b.Events {
+			for i, ev := range b.Events {
+				s.at = rawLoc{seq: ev.Seq, file: b.file, off: b.Offsets[i]}
 				if err := s.event(ctx, ev); err != nil {
 					return err
 				}

@@ -20,7 +20,8 @@ import (
 // log (which reads cleanly) the log hides deleted events; frame by frame
 // (a damaged log), salvage first folds every readable marker (rawGone)
 // and leaves out the events they delete, wherever the marker lies; dump's
-// frame-by-frame fallback (dumpRaw) prints what it reads the same way.
+// frame-by-frame fallback (dumpRaw) prints what it reads the same way,
+// and stops at a marker that does not decode (damage: rawGone.bad).
 
 // deletedHole is called, on the path that copies through the source log
 // (which reads cleanly), before each event: a seq hole there is events
@@ -41,6 +42,10 @@ func (s *salvager) deletedHole(ev evlog.Envelope) {
 func (s *salvager) notCopied(ev evlog.Envelope) bool {
 	if !event.IsSystemStream(ev.Stream) && ev.Type != evlog.TypeRedacted && !s.gone.has(ev) {
 		return false
+	}
+	if ev.Stream != evlog.DeletionsStream && event.IsSystemStream(ev.Stream) {
+		s.notHeld(ev, fmt.Sprintf("stream %q: names starting with %q are reserved for evlog's system streams (an evlog before stream deletion accepted it for user events, or a later evlog wrote it): the new log cannot hold it",
+			ev.Stream, evlog.SystemStreamPrefix))
 	}
 	if g, ok := s.gone.bad[ev.Seq]; ok {
 		s.gap(g)

@@ -1,10 +1,14 @@
 // Package copyhook gives evlogctl salvage what the root package keeps
 // unexported: appending events copied from an existing log as they are.
 // An older evlog accepted event types starting with "$", reserved for
-// evlog since; such events are the user's data, and a copy of the log must
-// carry them over instead of failing. Normal appends (Append, AppendBatch,
-// typed appends) keep refusing them. The root package sets AppendBatch in
-// its init; nothing outside the module can import this package.
+// evlog since, and stream names and event types holding any bytes
+// (control characters, line separators, bidirectional formatting
+// characters, invalid UTF-8), refused since by the name rule
+// (event.ValidName, docs/FORMAT.md "Names"). Such events are the user's
+// data, and a copy of the log must carry them over instead of failing.
+// Normal appends (Append, AppendBatch, typed appends) keep refusing them.
+// The root package sets AppendBatch in its init; nothing outside the
+// module can import this package.
 //
 // The values are untyped because this package cannot import the root:
 // AppendBatch takes a *evlog.Log and a []evlog.AppendRequest and returns
@@ -14,6 +18,9 @@ package copyhook
 import "context"
 
 // AppendBatch is evlog's Log.AppendBatch without the reservation of
-// event types starting with "$". Every other check applies: system
-// streams ("$$") and tombstoned streams are refused.
+// event types starting with "$" and without the name rule
+// (event.ValidName): names are checked against the limits that always
+// applied (event.Envelope.ValidateLimits: non-empty, within the length
+// limits). Every other check applies: system streams ("$$") and
+// tombstoned streams are refused.
 var AppendBatch func(ctx context.Context, l any, batch any) (any, error)
