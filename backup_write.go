@@ -82,9 +82,16 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 	}
 	h := sha256.New()
 	from := int64(0)
+	if old != nil && old.Sealed && have {
+		// A sealed segment the backup holds whole, which the log now
+		// holds with other bytes under its name: the log was rewritten
+		// under the backup (never by a compaction, which writes new
+		// names). The backup's copy may be the only one of it.
+		return fmt.Errorf("%w: %s of the log is not the sealed segment the backup in %s holds under that name (the log was rewritten since): keep this backup, and take a full one into another directory", ErrBackupDiverged, p.Name, bw.dir)
+	}
 	if old != nil && (old.Sealed || p.seg == nil) {
-		// A sealed segment that changed (never, but), or a snapshot saved
-		// again under its name (removed, then saved at the same seq): never
+		// A snapshot saved again under its name (removed, then saved at
+		// the same seq), or a sealed copy that is missing or short: never
 		// a prefix of the new one: replace it whole.
 		old = nil
 	}
