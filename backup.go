@@ -170,7 +170,7 @@ func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupO
 		}
 	}
 
-	bw := backupWriter{l: l, dst: dst, dir: dir, link: !opts.NoLink, res: &res}
+	bw := backupWriter{l: l, dst: dst, dir: dir, link: !opts.NoLink, res: &res, pub: prev}
 	m := &Manifest{Version: manifestVersion, LogID: logID.String(), Seq: seq, Time: res.Time, Source: opts.Source,
 		SegmentFormats: []int{}, SnapshotFormats: []int{}}
 	for i := range parts {

@@ -1,6 +1,7 @@
 package evlog
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -647,5 +648,60 @@ func TestRestoreHoldsTheTargetWhileWriting(t *testing.T) {
 	}
 	if !errors.Is(openErr, ErrLocked) {
 		t.Fatalf("a writer opening the target while the restore writes into it: %v, want ErrLocked", openErr)
+	}
+}
+
+// TestIncrementalRefusesARewrittenSealedSegment: a sealed segment the
+// backup holds whole, which the log now holds under the same name with
+// other bytes (a log rewritten under the backup: a compaction writes new
+// names), was replaced by the pass, under the manifest that listed it —
+// the backup's copy may be the only one of those events. The pass must
+// refuse (ErrBackupDiverged) and leave the backup as it was.
+func TestIncrementalRefusesARewrittenSealedSegment(t *testing.T) {
+	ctx := t.Context()
+	l := openMem(t, vfs.NewMem(), Options{SegmentSize: MinSegmentSize})
+	defer l.Close()
+	appendN(t, l, "r", 300)
+	b := vfs.NewMem()
+	if _, err := l.backupFS(ctx, b, "backup", BackupOptions{NoLink: true}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := readManifest(b, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(m.Files, func(f BackupedFile) bool { return f.Sealed })
+	if i < 0 {
+		t.Fatal("no sealed segment in the backup")
+	}
+	// The backup's copy: another sealed segment under the log's name (its
+	// trailer differs), listed as such.
+	f := &m.Files[i]
+	data, err := b.ReadFile(f.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-1] ^= 0xff
+	sum := sha256.Sum256(data)
+	f.SHA256, f.Trailer = hex.EncodeToString(sum[:]), hex.EncodeToString(data[len(data)-segment.TrailerSize:])
+	if err := b.WriteFile(f.Name, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeManifest(b, m); err != nil {
+		t.Fatal(err)
+	}
+	before, err := b.ReadFile(ManifestFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.backupFS(ctx, b, "backup", BackupOptions{Incremental: true, NoLink: true})
+	if !errors.Is(err, ErrBackupDiverged) {
+		t.Fatalf("incremental pass over a sealed segment the log holds with other bytes: %v, want ErrBackupDiverged", err)
+	}
+	if got, err := b.ReadFile(f.Name); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("the backup's copy of %s was changed (%v)", f.Name, err)
+	}
+	if got, err := b.ReadFile(ManifestFile); err != nil || !bytes.Equal(got, before) {
+		t.Errorf("the manifest was changed (%v)", err)
 	}
 }

@@ -152,7 +152,9 @@ func (f *prefixFile) Size() (int64, error) { return f.size, nil }
 // (FollowBackup, an incremental Backup) replaced the manifest: a pass
 // removes the files the new manifest no longer lists, which a reader of
 // the old one may be about to open. A failure with the same manifest
-// before and after is real.
+// before and after is real: a pass never changes or removes the bytes a
+// published manifest lists (see backupWriter and docs/BACKUP.md, "Beside
+// a backup pass").
 func besidePass[T any](fsys vfs.FS, read func() (T, error)) (T, error) {
 	for i := 0; ; i++ {
 		before := manifestHead(fsys)

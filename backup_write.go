@@ -8,12 +8,21 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/evlog/evlog/internal/vfs"
 )
 
 // backupWriter puts the files of a backup in place.
+//
+// It never changes or removes the bytes that the published manifest (pub)
+// lists for a file — the first Size bytes of each listed file — so that a
+// reader holding that manifest (VerifyBackup, Restore beside the pass)
+// finds every file as listed: a file it must replace under its name is
+// first dropped from the published manifest (unpublish), new bytes go
+// only after the listed ones (appendRange), and files the new manifest no
+// longer lists are removed only after it is published (removeUnlisted).
 type backupWriter struct {
 	l    *Log
 	dst  vfs.FS
@@ -21,6 +30,33 @@ type backupWriter struct {
 	link bool
 	res  *BackupResult
 	buf  []byte
+	pub  *Manifest // the manifest published in dst (nil: none)
+}
+
+// unpublish makes sure that the published manifest does not list name
+// before the pass replaces it under its name with other bytes: if it does,
+// a manifest without it (the same backup, the same S) is written and made
+// durable first. Only entries whose absence leaves a valid backup may be
+// unpublished (a snapshot, or a newest segment that holds no event);
+// anything else is an error, and nothing is written.
+func (bw *backupWriter) unpublish(name string) error {
+	if bw.pub == nil {
+		return nil
+	}
+	i := slices.IndexFunc(bw.pub.Files, func(f BackupedFile) bool { return f.Name == name })
+	if i < 0 {
+		return nil
+	}
+	m := *bw.pub
+	m.Files = slices.Delete(slices.Clone(m.Files), i, i+1)
+	if err := m.check(); err != nil {
+		return fmt.Errorf("evlog: backup: %s of %s must be replaced, and the backup without it is not valid (%v): take a full backup into a new directory", name, bw.dir, err)
+	}
+	if err := writeManifest(bw.dst, &m); err != nil {
+		return fmt.Errorf("evlog: backup: writing the manifest of %s without %s: %w", bw.dir, name, err)
+	}
+	bw.pub = &m
+	return nil
 }
 
 // source returns the file to copy p from and its size.
@@ -82,18 +118,44 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 	}
 	h := sha256.New()
 	from := int64(0)
+	if old != nil && old.Sealed && have {
+		// A sealed segment the backup holds whole, which the log now
+		// holds with other bytes under its name: the log was rewritten
+		// under the backup (never by a compaction, which writes new
+		// names). The backup's copy may be the only one of it.
+		return fmt.Errorf("%w: %s of the log is not the sealed segment the backup in %s holds under that name (the log was rewritten since): keep this backup, and take a full one into another directory", ErrBackupDiverged, p.Name, bw.dir)
+	}
 	if old != nil && (old.Sealed || p.seg == nil) {
-		// A sealed segment that changed (never, but), or a snapshot saved
-		// again under its name (removed, then saved at the same seq): never
-		// a prefix of the new one: replace it whole.
+		// A snapshot saved again under its name (removed, then saved at
+		// the same seq), or a sealed copy that is missing or short: never
+		// a prefix of the new one: replace it whole — a copy that is
+		// there as listed once the published manifest no longer lists it
+		// (one that is not is already not what that manifest says).
+		if have {
+			if err := bw.unpublish(p.Name); err != nil {
+				return err
+			}
+		}
 		old = nil
 	}
 	if old != nil && old.LastSeq < old.FirstSeq && p.LastSeq >= old.LastSeq {
 		// The previous backup holds no event of this segment, only its
 		// header: one replaced under its name while empty (a writer of
 		// this release replaces an empty segment of format version 1) is
-		// no divergence: copy it anew.
-		old = nil
+		// no divergence: copy it anew, once the published manifest no
+		// longer lists it. (The same header, grown, is appended to.)
+		same, err := bw.startsWith(src, old)
+		if err != nil {
+			return err
+		}
+		if !same {
+			if have {
+				if err := bw.unpublish(p.Name); err != nil {
+					return err
+				}
+			}
+			old = nil
+		}
 	}
 	if old != nil && old.Size > size {
 		// The previous backup holds more of this file than the log does
@@ -101,17 +163,23 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		// batches a read-only pass copied; other events may follow them
 		// now), or, harmlessly, only a mark frame after its last batch (a
 		// mark the writer wrote, then cut after its write failed).
-		same := false
+		var sum []byte
 		if have && p.LastSeq >= old.LastSeq {
 			var err error
-			if same, err = bw.samePrefix(p, src, size); err != nil {
+			if sum, err = bw.samePrefix(p, src, size); err != nil {
 				return err
 			}
 		}
-		if !same {
+		if sum == nil {
 			return fmt.Errorf("%w: %s of the log is %d bytes, the backup in %s holds %d of it (the log lost what the backup holds after them): keep this backup, and take a full one into another directory", ErrBackupDiverged, p.Name, size, bw.dir, old.Size)
 		}
-		old = nil // only a mark lost: copy it anew
+		// Only a mark lost: the backup's copy starts with the log's
+		// bytes. Keep it as it is (the published manifest lists more of
+		// it), listing its first size bytes: the next pass cuts the rest
+		// before it appends.
+		p.SHA256 = hex.EncodeToString(sum)
+		bw.res.Kept++
+		return nil
 	}
 	// A prefix the previous backup holds is always its own copy (only
 	// whole sealed segments and snapshots are ever linked, and only
@@ -157,25 +225,43 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 	return bw.copyFile(p, src, size, h)
 }
 
-// samePrefix reports whether the backup's copy of p starts with the first
-// size bytes of src (compared by their SHA-256).
-func (bw *backupWriter) samePrefix(p *backupPart, src io.ReaderAt, size int64) (bool, error) {
+// samePrefix returns the SHA-256 of the first size bytes of src when the
+// backup's copy of p starts with them (compared by their SHA-256), nil
+// when it does not.
+func (bw *backupWriter) samePrefix(p *backupPart, src io.ReaderAt, size int64) ([]byte, error) {
 	f, err := bw.dst.Open(p.Name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("evlog: backup: opening %s: %w", p.Name, err)
+		return nil, fmt.Errorf("evlog: backup: opening %s: %w", p.Name, err)
 	}
 	defer f.Close()
 	a, b := sha256.New(), sha256.New()
 	if err := hashRange(a, f, 0, size, &bw.buf); err != nil {
-		return false, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+		return nil, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
 	}
 	if err := hashRange(b, src, 0, size, &bw.buf); err != nil {
-		return false, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+		return nil, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
 	}
-	return string(a.Sum(nil)) == string(b.Sum(nil)), nil
+	if sum := b.Sum(nil); string(a.Sum(nil)) == string(sum) {
+		return sum, nil
+	}
+	return nil, nil
+}
+
+// startsWith reports whether src starts with the bytes old lists (by
+// their SHA-256); a source shorter than them does not.
+func (bw *backupWriter) startsWith(src io.ReaderAt, old *BackupedFile) (bool, error) {
+	h := sha256.New()
+	err := hashRange(h, src, 0, old.Size, &bw.buf)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("evlog: backup: reading %s: %w", old.Name, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)) == old.SHA256, nil
 }
 
 // linkFile hard-links p into the backup (through a temporary, renamed over

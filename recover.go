@@ -302,7 +302,15 @@ func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly boo
 // through N instead of calling it damage — once a fresh listing shows that
 // N+1 exists. (Retrying the whole open instead can fail for good beside a
 // writer that rolls faster than the reader reads.)
+//
+// A finished copy (a backup read through its manifest, which says which
+// segments it holds) has every successor it will ever have: one taken by
+// a reader that met a roll ends with a sealed segment, which is its end,
+// not damage.
 func successorListed(fsys vfs.FS, next uint64) bool {
+	if _, copied := fsys.(interface{ completeCopy() }); copied {
+		return true
+	}
 	d, err := segment.ReadDir(fsys)
 	if err != nil {
 		return false
