@@ -85,7 +85,11 @@ func (c *snapshotCmd) runFold(ctx context.Context, e *env, dir string, fd *Fold)
 	}
 	defer w.Close()
 	l, store := w.Log(), w.Snapshots()
-	res, err := fd.save(ctx, l, store, l.LogID(), subj)
+	plan, err := planFold(ctx, l, store, subj, fd.rebuildMarker, replay.Latest(), false)
+	if err != nil {
+		return err
+	}
+	res, err := fd.save(ctx, l, store, l.LogID(), subj, plan)
 	if err != nil {
 		return err
 	}
@@ -110,7 +114,11 @@ func (c *snapshotCmd) run(ctx context.Context, e *env, dir string) error {
 	}
 	defer w.Close()
 	l, store := w.Log(), w.Snapshots()
-	res, err := replay.State(ctx, l, store, statsSubject, replay.Latest(), statsSpec, replay.Options{})
+	plan, err := planFold(ctx, l, store, statsSubject, "", replay.Latest(), false)
+	if err != nil {
+		return err
+	}
+	res, err := replay.Run(ctx, l, plan, statsSpec)
 	if err != nil {
 		return err
 	}
