@@ -69,8 +69,11 @@ func planFold(ctx context.Context, src replay.Source, store replay.Snapshots, su
 
 // comparableSnapshots returns, of metas (snapshots verified intact, of
 // this log, not beyond its end), those of subj that a plan under the
-// rule above may start from, by seq: of subj's name and schema version,
-// not from before the newest deletion of a stream in its scope, and none
+// rule above may start from and that a replay of the events can re-fold,
+// by seq: of subj's name and schema version, not from before the newest
+// deletion of a stream in its scope, not folding an event of its scope
+// that has expired since (replay.Expirations: a plan keeps such a
+// snapshot, and its effect, but the events no longer yield it), and none
 // while the projection's rebuild marker is there. The snapshots of subj's
 // name it leaves out are returned as skipped, with why (those of another
 // schema version are not listed: they are of another fold, which no plan
@@ -106,7 +109,22 @@ func comparableSnapshots(ctx context.Context, src replay.Source, store replay.Sn
 	if err != nil {
 		return nil, nil, err
 	}
+	// A snapshot that folded an event which has expired since (retention,
+	// or a placeholder compact left of it) keeps its effect, as plans
+	// keep using it (replay.Anchors); a replay of the events now cannot
+	// re-fold it.
+	expired, found := uint64(0), false
+	if x, ok := src.(replay.Expirations); ok {
+		if expired, found, err = x.FirstExpired(ctx, 1, keep[len(keep)-1].Seq, subj.Includes); err != nil {
+			return nil, nil, err
+		}
+	}
 	keep = slices.DeleteFunc(keep, func(m snapshot.Meta) bool {
+		if found && m.Seq >= expired {
+			skipped = append(skipped, replay.Fallback{File: m.File, Seq: m.Seq,
+				Reason: fmt.Sprintf("folded the event at seq %d, which has expired since (retention): it keeps its effect, which a replay no longer yields", expired)})
+			return true
+		}
 		if m.Seq >= del {
 			return false
 		}
