@@ -23,7 +23,9 @@ that seq, snapshot says so and exits 0.
 package evlogcli and its own folds): an aggregate instance's state (--id
 ID: the stream CATEGORY-ID) or a projection's view, encoded and named as
 the application's repository or projection runner saves them, so that
-they start from it.
+they start from it. It starts from the snapshot state would start from
+(for a projection, none while an interrupted rebuild's marker is there),
+and writes nothing when state would report a history lost.
 
 snapshot touches only snapshot files: it takes no lock and is safe beside a
 running writer and readers.`

@@ -26,8 +26,11 @@ it also re-folds the built-in stats state from the events and compares it
 with each stats snapshot; --replay --fold NAME re-folds an application's
 fold instead (a tool built with package evlogcli and its own folds) and
 compares it with each of the fold's snapshots: an aggregate instance's
-(--id ID) or a projection's. Snapshots from before the newest stream
-deletion are not re-folded: they folded events that read as gone since.
+(--id ID) or a projection's. Only the snapshots state would start from
+are compared: not those from before the newest deletion of a stream the
+fold reads, nor those that folded events expired since (they keep an
+effect the events no longer yield), nor a projection's while an
+interrupted rebuild's marker is there; each is a warning on stderr.
 
 Prints one line per finding, then a summary when nothing is corrupt:
   torn-tail FILE OFFSET        an invalid suffix of the newest segment that
