@@ -2,6 +2,7 @@ package evlogcli
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -219,5 +220,26 @@ func TestStateFoldHonoursRebuildMarker(t *testing.T) {
 	}
 	if diff := cmp.Diff(deposits, view); diff != "" {
 		t.Errorf("view (-want +got):\n%s", diff)
+	}
+}
+
+// TestSnapshotFoldStaleCheckpointAtLastSeq: when the file snapshot
+// --fold would write is already there but is one of the checkpoints its
+// plan passed over (here: of the old fold, while a rebuild marker is
+// there), it is not replaced (snapshot never renames over a file), and
+// snapshot fails naming it instead of saying, with status 0, that the
+// snapshot already exists.
+func TestSnapshotFoldStaleCheckpointAtLastSeq(t *testing.T) {
+	dir := t.TempDir()
+	writeTestApp(t, dir)
+	stale, _ := interruptRebuild(t, dir, len(testHistory)-1)
+
+	stdout, stderr, err := runCLI(t, testFolds(), "snapshot", dir, "--fold", "deposits")
+	pe, ok := errors.AsType[*passedOverError](err)
+	if !ok || exitCode(err) != 1 || pe.File != stale.File {
+		t.Fatalf("snapshot: %v (status %d), want a *passedOverError naming %s, status 1\n%s%s", err, exitCode(err), stale.File, stdout, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q, want nothing", stdout)
 	}
 }

@@ -192,3 +192,33 @@ func (e *historyLostError) Error() string {
 
 // Unwrap returns the *replay.HistoryLostError.
 func (e *historyLostError) Unwrap() error { return e.hl }
+
+// passedOverError is snapshot's failure when the file it would write is
+// already there but is a snapshot its plan passed over (File, for
+// Reason): it is not replaced (a snapshot is never renamed over a file),
+// so the state computed is not saved.
+type passedOverError struct {
+	File   string
+	Reason string
+}
+
+func (e *passedOverError) Error() string {
+	return fmt.Sprintf("snapshot %s, at the seq of the state computed, was passed over (%s): it is not replaced and the state is not saved "+
+		"(a projection's runner replaces a checkpoint of the old fold when it rebuilds; `verify` reports a damaged snapshot, which you may then move away and snapshot again)",
+		e.File, e.Reason)
+}
+
+// checkNotPassedOver returns a *passedOverError when file, the snapshot
+// already at the seq of a state computed by plan, is one plan passed
+// over.
+func checkNotPassedOver(plan *replay.Plan, file string) error {
+	if plan == nil {
+		return nil
+	}
+	for _, fb := range plan.Fallbacks {
+		if fb.File == file {
+			return &passedOverError{File: file, Reason: fb.Reason}
+		}
+	}
+	return nil
+}

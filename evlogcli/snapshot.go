@@ -101,6 +101,9 @@ func (c *snapshotCmd) runFold(ctx context.Context, e *env, dir string, fd *Fold)
 		out.Time = formatTime(res.time)
 		if res.exists {
 			out.Exists, out.File = true, snapshot.FormatFileName(subj.Name, res.seq)
+			if err := checkNotPassedOver(res.plan, out.File); err != nil {
+				return err
+			}
 		} else {
 			out.Created, out.File, out.RawBytes = true, res.meta.File, res.meta.RawSize
 		}
@@ -132,6 +135,9 @@ func (c *snapshotCmd) run(ctx context.Context, e *env, dir string) error {
 		switch {
 		case errors.Is(err, snapshot.ErrExists):
 			out.Exists, out.File = true, snapshot.FormatFileName(statsSubject.Name, res.Seq)
+			if err := checkNotPassedOver(res.Plan, out.File); err != nil {
+				return err
+			}
 		case err != nil:
 			return err
 		default:
