@@ -40,18 +40,20 @@ type Fold struct {
 	category string
 	// rebuildMarker is, for a projection, the subject of the marker an
 	// interrupted projection.Runner Rebuild leaves ("projection-rebuild/"
-	// + NAME): while one exists, state passes over the checkpoints.
+	// + NAME): while one exists, every command passes over the
+	// checkpoints (planFold, comparableSnapshots).
 	rebuildMarker string
 	// subject returns the snapshot subject of instance id (of the whole
 	// fold for a projection, whose id is "").
 	subject func(id string) (replay.Subject, error)
 	// run executes a plan with the fold's spec.
 	run func(ctx context.Context, src replay.Source, p *replay.Plan) (foldOutcome, error)
-	// save computes subj's latest state from its newest usable snapshot
-	// and saves it as a snapshot ("snapshot --fold").
-	save func(ctx context.Context, src replay.Source, store *snapshot.Store, logID [16]byte, subj replay.Subject) (savedFold, error)
+	// save runs p, a plan of subj's latest state (planFold), and saves
+	// the state as a snapshot of subj ("snapshot --fold").
+	save func(ctx context.Context, src replay.Source, store replay.Saver, logID [16]byte, subj replay.Subject, p *replay.Plan) (savedFold, error)
 	// verify re-folds subj's events and compares the state with each of
-	// snaps as the fold passes its seq ("verify --replay --fold").
+	// snaps (comparableSnapshots) as the fold passes its seq ("verify
+	// --replay --fold").
 	verify func(ctx context.Context, src replay.Source, subj replay.Subject, snaps []snapshot.Meta, load loadFunc, bad badFunc) (int, error)
 	// err is what makes the fold unusable (a definition without a valid
 	// category, no Apply, no decode): Main reports it at once.
@@ -167,12 +169,13 @@ type savedFold struct {
 	exists  bool          // one was there already at seq
 }
 
-// saveSpec returns a Fold's save for spec: the state as the application's
-// repository or runner saves it (replay.Save: spec's msgpack encoding,
-// the subject's name and schema version), so that they read it back.
-func saveSpec[S, E any](spec replay.Spec[S, E]) func(context.Context, replay.Source, *snapshot.Store, [16]byte, replay.Subject) (savedFold, error) {
-	return func(ctx context.Context, src replay.Source, store *snapshot.Store, logID [16]byte, subj replay.Subject) (savedFold, error) {
-		res, err := replay.State(ctx, src, store, subj, replay.Latest(), spec, replay.Options{})
+// saveSpec returns a Fold's save for spec: the state p computes, saved as
+// the application's repository or runner saves it (replay.Save: spec's
+// msgpack encoding, the subject's name and schema version), so that they
+// read it back.
+func saveSpec[S, E any](spec replay.Spec[S, E]) func(context.Context, replay.Source, replay.Saver, [16]byte, replay.Subject, *replay.Plan) (savedFold, error) {
+	return func(ctx context.Context, src replay.Source, store replay.Saver, logID [16]byte, subj replay.Subject, p *replay.Plan) (savedFold, error) {
+		res, err := replay.Run(ctx, src, p, spec)
 		if err != nil {
 			return savedFold{}, err
 		}

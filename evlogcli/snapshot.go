@@ -23,7 +23,9 @@ that seq, snapshot says so and exits 0.
 package evlogcli and its own folds): an aggregate instance's state (--id
 ID: the stream CATEGORY-ID) or a projection's view, encoded and named as
 the application's repository or projection runner saves them, so that
-they start from it.
+they start from it. It starts from the snapshot state would start from
+(for a projection, none while an interrupted rebuild's marker is there),
+and writes nothing when state would report a history lost.
 
 snapshot touches only snapshot files: it takes no lock and is safe beside a
 running writer and readers.`
@@ -85,7 +87,11 @@ func (c *snapshotCmd) runFold(ctx context.Context, e *env, dir string, fd *Fold)
 	}
 	defer w.Close()
 	l, store := w.Log(), w.Snapshots()
-	res, err := fd.save(ctx, l, store, l.LogID(), subj)
+	plan, err := planFold(ctx, l, store, subj, fd.rebuildMarker, replay.Latest(), false)
+	if err != nil {
+		return err
+	}
+	res, err := fd.save(ctx, l, store, l.LogID(), subj, plan)
 	if err != nil {
 		return err
 	}
@@ -95,6 +101,9 @@ func (c *snapshotCmd) runFold(ctx context.Context, e *env, dir string, fd *Fold)
 		out.Time = formatTime(res.time)
 		if res.exists {
 			out.Exists, out.File = true, snapshot.FormatFileName(subj.Name, res.seq)
+			if err := checkNotPassedOver(res.plan, out.File); err != nil {
+				return err
+			}
 		} else {
 			out.Created, out.File, out.RawBytes = true, res.meta.File, res.meta.RawSize
 		}
@@ -110,7 +119,11 @@ func (c *snapshotCmd) run(ctx context.Context, e *env, dir string) error {
 	}
 	defer w.Close()
 	l, store := w.Log(), w.Snapshots()
-	res, err := replay.State(ctx, l, store, statsSubject, replay.Latest(), statsSpec, replay.Options{})
+	plan, err := planFold(ctx, l, store, statsSubject, "", replay.Latest(), false)
+	if err != nil {
+		return err
+	}
+	res, err := replay.Run(ctx, l, plan, statsSpec)
 	if err != nil {
 		return err
 	}
@@ -122,6 +135,9 @@ func (c *snapshotCmd) run(ctx context.Context, e *env, dir string) error {
 		switch {
 		case errors.Is(err, snapshot.ErrExists):
 			out.Exists, out.File = true, snapshot.FormatFileName(statsSubject.Name, res.Seq)
+			if err := checkNotPassedOver(res.Plan, out.File); err != nil {
+				return err
+			}
 		case err != nil:
 			return err
 		default:

@@ -14,7 +14,6 @@ import (
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/replay"
-	"github.com/evlog/evlog/snapshot"
 )
 
 const stateAbout = `
@@ -119,9 +118,9 @@ func runState(ctx context.Context, e *env, args []string) error {
 }
 
 // openPlan opens the log in dir read-only and plans the state of subj at
-// target (from the newest usable snapshot unless --no-snapshot, or unless
-// a snapshot of the subject marker exists: see rebuildPending). The
-// caller closes the log.
+// target under the rule every fold follows (planFold; marker: the
+// projection's rebuild marker subject, "" for none; from no snapshot
+// with --no-snapshot). The caller closes the log.
 func (c *stateCmd) openPlan(ctx context.Context, dir string, subj replay.Subject, marker string, target replay.Target) (*evlog.Log, *replay.Plan, error) {
 	l, err := evlog.OpenReadOnly(dir, evlog.Options{})
 	if err != nil {
@@ -131,56 +130,14 @@ func (c *stateCmd) openPlan(ctx context.Context, dir string, subj replay.Subject
 	if err != nil {
 		return nil, nil, errors.Join(err, l.Close())
 	}
-	var stale *snapshot.Meta
-	if marker != "" && !c.noSnapshot {
-		if stale, err = rebuildPending(store, marker); err != nil {
-			return nil, nil, errors.Join(err, l.Close())
-		}
-	}
-	plan, err := replay.MakePlan(ctx, l, store, subj, target, replay.Options{NoSnapshot: c.noSnapshot || stale != nil})
+	plan, err := planFold(ctx, l, store, subj, marker, target, c.noSnapshot)
 	if errors.Is(err, replay.ErrBeyondEnd) {
 		err = fmt.Errorf("--seq %d is beyond the end of the log (%d)", c.seq, l.LastSeq())
-	}
-	if err == nil && stale != nil {
-		err = passOverForRebuild(store, subj, *stale, plan)
 	}
 	if err != nil {
 		return nil, nil, errors.Join(err, l.Close())
 	}
 	return l, plan, nil
-}
-
-// rebuildPending returns the marker an interrupted projection.Runner
-// Rebuild left (a snapshot of the subject marker, "projection-rebuild/"
-// + NAME; nil: none). While it is there the runner trusts none of the
-// projection's checkpoints (they may be of the old fold): it rebuilds
-// from the first event at its next Run.
-func rebuildPending(store *snapshot.Store, marker string) (*snapshot.Meta, error) {
-	for c, err := range store.Candidates(marker, math.MaxUint64) {
-		if err != nil {
-			return nil, fmt.Errorf("looking for an interrupted rebuild (%s): %w", marker, err)
-		}
-		return &c.Meta, nil
-	}
-	return nil, nil
-}
-
-// passOverForRebuild records the checkpoints of subj at or before the
-// plan's target, passed over for the rebuild marker, as the plan's
-// fallbacks.
-func passOverForRebuild(store *snapshot.Store, subj replay.Subject, marker snapshot.Meta, plan *replay.Plan) error {
-	maxSeq := plan.ToSeq
-	if plan.Target == replay.Latest() {
-		maxSeq = math.MaxUint64
-	}
-	for c, err := range store.Candidates(subj.Name, maxSeq) {
-		if err != nil {
-			return fmt.Errorf("listing the checkpoints of %s: %w", subj.Name, err)
-		}
-		plan.Fallbacks = append(plan.Fallbacks, replay.Fallback{File: c.Meta.File, Seq: c.Meta.Seq,
-			Reason: fmt.Sprintf("an interrupted projection rebuild (marker %s) replaces the checkpoints of the old fold: its runner rebuilds at its next Run", marker.File)})
-	}
-	return nil
 }
 
 func (c *stateCmd) run(ctx context.Context, e *env, dir string, target replay.Target) error {

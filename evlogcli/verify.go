@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"slices"
 
@@ -25,8 +26,11 @@ it also re-folds the built-in stats state from the events and compares it
 with each stats snapshot; --replay --fold NAME re-folds an application's
 fold instead (a tool built with package evlogcli and its own folds) and
 compares it with each of the fold's snapshots: an aggregate instance's
-(--id ID) or a projection's. Snapshots from before the newest stream
-deletion are not re-folded: they folded events that read as gone since.
+(--id ID) or a projection's. Only the snapshots state would start from
+are compared: not those from before the newest deletion of a stream the
+fold reads, nor those that folded events expired since (they keep an
+effect the events no longer yield), nor a projection's while an
+interrupted rebuild's marker is there; each is a warning on stderr.
 
 Prints one line per finding, then a summary when nothing is corrupt:
   torn-tail FILE OFFSET        an invalid suffix of the newest segment that
@@ -123,7 +127,7 @@ func (c *verifyCmd) run(ctx context.Context, e *env, dir string) error {
 	for _, f := range rep.Findings {
 		out.Findings = append(out.Findings, finding{Kind: string(f.Kind), File: f.File, Offset: f.Offset, Reason: f.Reason})
 	}
-	if err := c.snapshots(ctx, dir, &out); err != nil {
+	if err := c.snapshots(ctx, dir, &out, e.stderr); err != nil {
 		return err
 	}
 	corrupt := 0
@@ -156,8 +160,10 @@ func (c *verifyCmd) run(ctx context.Context, e *env, dir string) error {
 }
 
 // snapshots verifies every snapshot file of dir and, when the log can be
-// opened, checks each against the log (and re-folds stats for --replay).
-func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport) error {
+// opened, checks each against the log (and, for --replay, re-folds stats
+// or the --fold and compares it with the snapshots comparableSnapshots
+// keeps, warning on warn about the others).
+func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport, warn io.Writer) error {
 	fsys, err := vfs.OpenOS(dir)
 	if err != nil {
 		return err
@@ -206,10 +212,10 @@ func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport
 	}
 	defer l.Close()
 	last, logID := l.LastSeq(), l.LogID()
-	var stats []snapshot.Meta
-	want := statsSubject
+	var intact []snapshot.Meta
+	want, marker := statsSubject, ""
 	if c.fd != nil {
-		want = c.subj
+		want, marker = c.subj, c.fd.rebuildMarker
 	}
 	for _, m := range good {
 		switch {
@@ -231,21 +237,24 @@ func (c *verifyCmd) snapshots(ctx context.Context, dir string, out *verifyReport
 					m.Name, m.Seq))
 			}
 		}
-		if m.Name == want.Name && m.SchemaVersion == want.SchemaVersion {
-			stats = append(stats, m)
-		}
+		intact = append(intact, m)
 	}
-	if c.replay && len(stats) > 0 {
-		// A snapshot from before the newest deletion of a stream in its
-		// scope folded events that read as gone since (as it should
-		// have: plans pass over it); a replay of the events now cannot
-		// re-fold its state. A deletion of another stream leaves it
-		// comparable, as replay.MakePlan leaves it usable.
-		del, _, err := replay.LastDeletionIn(ctx, l, want.Scope)
-		if err != nil {
-			return nil // the log's own findings say why
-		}
-		stats = slices.DeleteFunc(stats, func(m snapshot.Meta) bool { return m.Seq < del })
+	if !c.replay {
+		return nil
+	}
+	// The snapshots a plan may start from (the rule every fold follows:
+	// see planFold) are compared; the others of the subject are not:
+	// those of another schema version (another fold), and, with a
+	// warning, those from before a deletion of the scope and a
+	// projection's while its rebuild marker is there.
+	stats, skipped, err := comparableSnapshots(ctx, l, store, want, marker, intact)
+	if err != nil {
+		// The log's own findings say why, when it is damaged.
+		fmt.Fprintf(warn, "warning: --replay compared no snapshot of %s: %s\n", want.Name, oneLine(err.Error()))
+		return nil
+	}
+	for _, fb := range skipped {
+		fmt.Fprintf(warn, "warning: snapshot %s (seq %d) not compared: %s\n", fb.File, fb.Seq, oneLine(fb.Reason))
 	}
 	switch {
 	case !c.replay || len(stats) == 0:
