@@ -19,9 +19,37 @@ import (
 // *segment.CorruptError with the segment file and the marker frame's
 // offset (and the seq before it), not the marker's seq alone.
 func TestBadMarkerNamesFileAndOffset(t *testing.T) {
+	mem, want := memLogWithBadMarker(t, 0)
+	for _, readOnly := range []bool{true, false} {
+		l, err := openFS(mem, Options{}, readOnly)
+		if err != nil {
+			t.Fatalf("readOnly=%v: %v", readOnly, err)
+		}
+		_, err = readAllErr(l)
+		l.Close()
+		ce, ok := errors.AsType[*segment.CorruptError](err)
+		if !ok || !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("readOnly=%v: reading past the marker: %v, want a *segment.CorruptError", readOnly, err)
+		}
+		got := segment.CorruptError{File: ce.File, Offset: ce.Offset, Seq: ce.Seq}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("readOnly=%v: %v: (-want +got):\n%s", readOnly, err, d)
+		}
+	}
+}
+
+// memLogWithBadMarker returns a log in memory whose deletion marker
+// (deleting stream del-1) checksums but does not decode: its Data's first
+// byte is 0xc1, never valid msgpack (a writer bug, or a hostile file with
+// a recomputed checksum). Seqs: 1, 2 del-1; 3, 4 keep-1; 5 the marker;
+// then after events of about 2 KiB in keep-1, enough to seal the marker's
+// segment when after >= 2 (SegmentSize is MinSegmentSize). want names the
+// marker's segment, the marker frame's offset and the seq before it.
+func memLogWithBadMarker(t *testing.T, after int) (*vfs.Mem, segment.CorruptError) {
+	t.Helper()
 	ctx := t.Context()
 	mem := vfs.NewMem()
-	l := openMem(t, mem, Options{Sync: SyncNever, Clock: fakeClock(t0, 0)})
+	l := openMem(t, mem, Options{Sync: SyncNever, Clock: fakeClock(t0, 0), SegmentSize: MinSegmentSize})
 	for _, s := range []string{"del-1", "keep-1"} {
 		if _, err := l.Append(ctx, s, ExpectAny, Envelope{Type: "t"}, Envelope{Type: "t"}); err != nil {
 			t.Fatal(err)
@@ -30,6 +58,11 @@ func TestBadMarkerNamesFileAndOffset(t *testing.T) {
 	mpos, _, err := l.DeleteStream(ctx, "del-1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for range after {
+		if _, err := l.Append(ctx, "keep-1", ExpectAny, Envelope{Type: "t", Data: append([]byte{0xda, 0x07, 0xd0}, bytes.Repeat([]byte("x"), 2000)...)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -80,20 +113,5 @@ func TestBadMarkerNamesFileAndOffset(t *testing.T) {
 	if want.File == "" {
 		t.Fatal("the marker was not found")
 	}
-	for _, readOnly := range []bool{true, false} {
-		l, err := openFS(mem, Options{}, readOnly)
-		if err != nil {
-			t.Fatalf("readOnly=%v: %v", readOnly, err)
-		}
-		_, err = readAllErr(l)
-		l.Close()
-		ce, ok := errors.AsType[*segment.CorruptError](err)
-		if !ok || !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("readOnly=%v: reading past the marker: %v, want a *segment.CorruptError", readOnly, err)
-		}
-		got := segment.CorruptError{File: ce.File, Offset: ce.Offset, Seq: ce.Seq}
-		if d := cmp.Diff(want, got); d != "" {
-			t.Errorf("readOnly=%v: %v: (-want +got):\n%s", readOnly, err, d)
-		}
-	}
+	return mem, want
 }

@@ -41,6 +41,14 @@ func decodeMarker(data []byte) (marker, error) {
 	return mk, nil
 }
 
+// badMarker returns the corruption of deletion marker e, whose Data does
+// not decode (err): every read of the log fails with it, as it cannot tell
+// what the marker deletes. File and Offset are left to the caller, which
+// knows the marker's frame.
+func badMarker(e *Envelope, err error) *segment.CorruptError {
+	return &segment.CorruptError{Seq: e.Seq - 1, Reason: fmt.Sprintf("deletion marker at seq %d (%s) does not decode: %v", e.Seq, e.Type, err)}
+}
+
 // delState is one stream's entry of the deletion table.
 type delState struct {
 	before uint64 // versions below it are gone
@@ -98,8 +106,7 @@ func (l *Log) deletionsAt(ctx context.Context, v *view, pub published) (*deletio
 		}
 		mk, err := decodeMarker(e.Data)
 		if err != nil {
-			// scanStreamIn names the file and the frame's offset.
-			return &segment.CorruptError{Seq: e.Seq - 1, Reason: fmt.Sprintf("deletion marker at seq %d (%s) does not decode: %v", e.Seq, e.Type, err)}
+			return badMarker(e, err) // scanStreamIn names the file and the frame's offset
 		}
 		st := nt.m[mk.Stream]
 		if e.Type == TypeTombstone {

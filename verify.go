@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"time"
 
@@ -65,8 +66,10 @@ func (r VerifyReport) Corrupt() bool {
 
 // Verify checks every segment in dir completely — every frame's checksum,
 // seq contiguity within and across segments, each sealed segment's footer
-// against its records — and reports every problem it finds rather than
-// stopping at the first. It takes no lock and modifies nothing, so it can
+// against its records, that every deletion marker of a verified segment
+// decodes as the read path decodes it (a FindingCorrupt at the marker's
+// frame otherwise: every read of the log fails on it) — and reports every
+// problem it finds rather than stopping at the first. It takes no lock and modifies nothing, so it can
 // run beside a writer. The error is for failures to read the directory,
 // and ErrNotALog for a directory that holds files but no log.
 func Verify(ctx context.Context, dir string) (VerifyReport, error) {
@@ -155,6 +158,7 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 					add(serr, name, 0)
 				} else {
 					rep.Events += uint64(x.Count)
+					verifyMarkers(s.File(), name, x, add)
 					if tail != nil {
 						rep.Findings = append(rep.Findings, Finding{Kind: FindingTornTail, File: name, Offset: tail.Offset, Reason: "torn seal: " + tail.Reason})
 					}
@@ -171,6 +175,11 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 			if x.Count > 0 {
 				prevTime = x.LastTime
 			}
+			if ra, _, err := s.Records(); err != nil {
+				add(err, name, 0)
+			} else {
+				verifyMarkers(ra, name, x, add)
+			}
 			if newest && !successorListed(fsys, s.Trailer.LastSeq+1) { // a roll after the listing: see successorListed
 				add(errors.New("the newest segment is sealed but no segment follows it (was the newest segment deleted?)"), name, s.Size-segment.TrailerSize)
 			}
@@ -186,6 +195,7 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 					add(err, name, 0)
 				} else {
 					rep.Events += uint64(x.Count)
+					verifyMarkers(s.File(), name, x, add)
 					if tail != nil {
 						rep.Findings = append(rep.Findings, Finding{Kind: FindingTornTail, File: name, Offset: tail.Offset, Reason: tail.Reason})
 					}
@@ -202,6 +212,7 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 				break
 			}
 			rep.Events += uint64(x.Count)
+			verifyMarkers(s.File(), name, x, add)
 			torn, cerr := verifyCheckpoint(fsys, s, sr)
 			if torn {
 				rep.Findings = append(rep.Findings, Finding{Kind: FindingTornTail, File: name, Offset: tail.Offset, Reason: tail.Reason})
@@ -212,6 +223,49 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// verifyMarkers decodes every deletion marker among the committed events
+// that x indexes in segment name (records ra, in x's offsets), as every
+// read of the log does (deletionsAt), and reports each one whose Data does
+// not decode to add, as corruption at its frame's offset: the log's reads
+// all fail on it. Only DeletionsStream's postings are read, so a segment
+// without markers costs one map look-up. Marker types this version does
+// not interpret are not decoded, as by the read path.
+func verifyMarkers(ra io.ReaderAt, name string, x *segment.Index, add func(error, string, int64)) {
+	sp, ok, err := x.Stream(DeletionsStream)
+	if err != nil {
+		add(err, name, 0)
+		return
+	}
+	if !ok {
+		return
+	}
+	var (
+		er  segment.EventReader
+		dec segment.Decoder
+		e   Envelope
+	)
+	err = er.Read(ra, name, sp.Posts, func(off int64, p []byte) error {
+		if err := dec.Decode(p, &e); err != nil {
+			add(&segment.CorruptError{File: name, Offset: off, Reason: err.Error()}, name, off)
+			return nil
+		}
+		switch e.Type {
+		case TypeDeleted, TypeTruncate, TypeTombstone:
+		default:
+			return nil
+		}
+		if _, err := decodeMarker(e.Data); err != nil {
+			ce := badMarker(&e, err)
+			ce.File, ce.Offset = name, off
+			add(ce, name, off)
+		}
+		return nil
+	})
+	if err != nil {
+		add(err, name, 0)
+	}
 }
 
 // tornSealPossible reports whether segs[i] is sealed by a roll whose seal a

@@ -20,8 +20,9 @@ import (
 const verifyAbout = `
 Checks the log in DIR completely: every frame's checksum in every segment,
 seq contiguity within and across segments, each sealed segment's index
-against its records, and every snapshot file (checksums, sizes, that it
-belongs to this log, that its last event is where it says). With --replay
+against its records, that every deletion marker decodes, and every
+snapshot file (checksums, sizes, that it belongs to this log, that its
+last event is where it says). With --replay
 it also re-folds the built-in stats state from the events and compares it
 with each stats snapshot; --replay --fold NAME re-folds an application's
 fold instead (a tool built with package evlogcli and its own folds) and
@@ -45,7 +46,8 @@ Prints one line per finding, then a summary when nothing is corrupt:
                                bad record followed by valid ones, a seq gap,
                                a bad header, a segment whose header disagrees
                                with its name or that belongs to another log,
-                               a bad snapshot (exit 1)
+                               a deletion marker that does not decode (every
+                               read fails on it), a bad snapshot (exit 1)
   ok EVENTS SEGMENTS
 verify only reads: it never modifies, creates or locks anything.`
 
