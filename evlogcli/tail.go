@@ -2,6 +2,8 @@ package evlogcli
 
 import (
 	"context"
+	"errors"
+	"math"
 
 	"github.com/evlog/evlog"
 )
@@ -15,6 +17,12 @@ newest segment (and for new segments, across rolls and compactions)
 without locking anything, so it sees a batch at most about 100ms after the
 writer committed it; it prints every event once, in order. It is the
 library's follow loop (Subscribe on a log opened with OpenReadOnly).
+
+On corruption tail prints the events of its range before the damage,
+then "corrupt FILE OFFSET REASON" on stderr, and exits 1 (with -f too),
+as dump does: a deletion marker that does not decode, which fails every
+read through the log, is such damage, and the events before it (which
+may include some it deleted) are read frame by frame.
 
 tail only reads: it never modifies, creates or locks anything.`
 
@@ -57,15 +65,26 @@ func (c *tailCmd) run(ctx context.Context, e *env, dir string, fromSet bool) err
 	next = max(next, 1)
 	p := newEventPrinter(e.stdout, c.format)
 	defer p.flush()
+	// damaged ends tail at a read error: the events from next on (none
+	// printed yet) that precede the damage, read frame by frame as dump
+	// does (a deletion marker that does not decode fails every read
+	// through the log, wherever it lies), then the corrupt line.
+	damaged := func(err error) error {
+		if !errors.Is(err, evlog.ErrCorrupt) || ctx.Err() != nil {
+			p.flush()
+			return corruptLine(err)
+		}
+		return dumpRaw(ctx, dir, filter{from: next, to: math.MaxUint64}, p, err)
+	}
 	if !c.follow {
 		for ev, err := range l.Events(ctx, next) {
 			if err != nil {
-				p.flush()
-				return corruptLine(err)
+				return damaged(err)
 			}
 			if err := p.print(&ev); err != nil {
 				return err
 			}
+			next = ev.Seq + 1
 		}
 		return p.flush()
 	}
@@ -78,12 +97,12 @@ func (c *tailCmd) run(ctx context.Context, e *env, dir string, fromSet bool) err
 			if ctx.Err() != nil {
 				return p.flush() // interrupted: the normal end of tail -f
 			}
-			p.flush()
-			return corruptLine(err)
+			return damaged(err)
 		}
 		if err := p.print(&ev); err != nil {
 			return err
 		}
+		next = ev.Seq + 1
 		if ev.Seq >= l.LastSeq() {
 			if err := p.flush(); err != nil {
 				return err
