@@ -169,7 +169,11 @@ func passCases(ctx context.Context) []passCase {
 			if err != nil {
 				t.Fatal(err)
 			}
-			data = append(data[:last.Size:last.Size], make([]byte, segment.MarkFrameSize)...)
+			h, err := segment.DecodeHeader(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = segment.AppendMarkFrame(data[:last.Size:last.Size], h, last.Size, false)
 			sum := sha256.Sum256(data)
 			last.Size, last.SHA256 = int64(len(data)), hex.EncodeToString(sum[:])
 			if err := b.(*vfs.Mem).WriteFile(last.Name, data); err != nil {

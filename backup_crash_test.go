@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
-	"github.com/evlog/evlog/snapshot"
 )
 
 // crashSource is a log on a Mem (small segments, two snapshots) that the
@@ -311,4 +313,268 @@ func TestBackupCrashLoopsHaveTeeth(t *testing.T) {
 	}
 }
 
-var _ = snapshot.Meta{}
+// restoredState is what a restore of a backup yields: its events and, per
+// snapshot (subject@seq), its schema version and state.
+type restoredState struct {
+	plan   RestorePlan
+	events []Envelope
+	snaps  map[string]string
+}
+
+// restoreState restores the backup in b into memory and reads it back.
+func restoreState(ctx context.Context, b vfs.FS) (restoredState, error) {
+	var rs restoredState
+	dst := vfs.NewMem()
+	if _, err := restoreFS(ctx, b, "backup", func() (vfs.FS, error) { return dst, nil }, "r", RestoreOptions{}, &rs.plan); err != nil {
+		return rs, fmt.Errorf("restore: %w", err)
+	}
+	rl, err := openFS(vfs.ReadOnly(dst), Options{}, true)
+	if err != nil {
+		return rs, fmt.Errorf("opening the restored log: %w", err)
+	}
+	defer rl.Close()
+	for e, err := range rl.Events(ctx, 1) {
+		if err != nil {
+			return rs, fmt.Errorf("reading the restored log: %w", err)
+		}
+		rs.events = append(rs.events, e)
+	}
+	rs.snaps, err = snapStates(ctx, rl)
+	return rs, err
+}
+
+// snapStates returns l's snapshots of subject "all" (the only one the
+// backup pass cases save): subject@seq to schema version and state.
+func snapStates(ctx context.Context, l *Log) (map[string]string, error) {
+	store, err := l.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	ms, err := store.List("all")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, m := range ms {
+		state, err := store.Load(ctx, m)
+		if err != nil {
+			return nil, fmt.Errorf("loading snapshot %s@%d: %w", m.Name, m.Seq, err)
+		}
+		out[fmt.Sprintf("%s@%d", m.Name, m.Seq)] = fmt.Sprintf("v%d %q", m.SchemaVersion, state)
+	}
+	return out, nil
+}
+
+// backupPassCrashCases are the pass cases (see passCases) whose pass
+// writes in the order that "Beside a backup pass" (docs/BACKUP.md)
+// describes for a file it cannot simply append to: a snapshot saved again
+// and an empty newest segment replaced (an in-between manifest without
+// the entry, published before the file is replaced), and a copy kept
+// shorter (a lost mark). grow is how many events the source gets after
+// the case's setup, so that the pass also appends to the newest segment.
+var backupPassCrashCases = []struct {
+	name string
+	grow int
+}{
+	{"snapshot saved again", 3},
+	{"empty segment replaced", 0},
+	{"mark lost", 0},
+}
+
+// backupPassCrashLoop crashes an incremental pass of each of
+// backupPassCrashCases at every mutating op of the backup directory and,
+// for each crash model, checks what survives: the backup verifies; it
+// restores exactly the source's events up to the S of the previous pass
+// or of the crashed one (nothing else is ever published), with each
+// snapshot as the previous backup or the source holds it; and a following
+// pass completes, after which the backup verifies and restores the
+// source's every event and snapshot. It returns the violations and the
+// number of crash states checked.
+func backupPassCrashLoop(t *testing.T) (bad []string, checked int) {
+	ctx := t.Context()
+	cases := passCases(ctx)
+	for _, pc := range backupPassCrashCases {
+		i := slices.IndexFunc(cases, func(c passCase) bool { return c.name == pc.name })
+		if i < 0 {
+			t.Fatalf("no pass case %q", pc.name)
+		}
+		fx := cases[i].setup(t)
+		if pc.grow > 0 {
+			appendN(t, fx.src, "grown", pc.grow)
+		}
+		base := fx.b.(*vfs.Mem)
+		prev, err := readManifest(base, "backup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := restoreState(ctx, base.Clone())
+		if err != nil {
+			t.Fatalf("%s: the backup before the pass: %v", pc.name, err)
+		}
+		all := readAll(t, fx.src)
+		srcSnaps, err := snapStates(ctx, fx.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s0, s1 := prev.Seq, fx.src.LastSeq()
+		// A snapshot restored from any state is the previous backup's or
+		// the source's.
+		snapOK := func(got map[string]string) string {
+			for k, v := range got {
+				if v != before.snaps[k] && v != srcSnaps[k] {
+					return fmt.Sprintf("snapshot %s is %s: neither the previous backup's (%s) nor the source's (%s)", k, v, before.snaps[k], srcSnaps[k])
+				}
+			}
+			return ""
+		}
+		// check returns what is wrong with a backup directory after a
+		// crash ("" if nothing): the published manifest's S is one of
+		// seqs.
+		check := func(b vfs.FS, seqs ...uint64) string {
+			rep, err := verifyBackupFS(ctx, vfs.ReadOnly(b), "backup", VerifyBackupOptions{})
+			if err != nil {
+				return fmt.Sprintf("VerifyBackup: %v", err)
+			}
+			if !slices.Contains(seqs, rep.Manifest.Seq) {
+				return fmt.Sprintf("the manifest says seq %d, want one of %v", rep.Manifest.Seq, seqs)
+			}
+			rs, err := restoreState(ctx, b)
+			if err != nil {
+				return err.Error()
+			}
+			if rs.plan.EndSeq != rep.Manifest.Seq {
+				return fmt.Sprintf("restored up to seq %d, the manifest says %d", rs.plan.EndSeq, rep.Manifest.Seq)
+			}
+			if !envsEqual(rs.events, all[:rs.plan.EndSeq]) {
+				return fmt.Sprintf("the restored log (%d events) is not the source's first %d events", len(rs.events), rs.plan.EndSeq)
+			}
+			return snapOK(rs.snaps)
+		}
+
+		probe := base.Clone()
+		if _, err := fx.src.backupFS(ctx, probe, "backup", BackupOptions{Incremental: true}); err != nil {
+			t.Fatalf("%s: the pass: %v", pc.name, err)
+		}
+		total := probe.Ops()
+		for k := range total + 1 {
+			m := base.Clone()
+			m.CrashAt(k)
+			_, err := fx.src.backupFS(ctx, m, "backup", BackupOptions{Incremental: true})
+			switch {
+			case k < total && !errors.Is(err, vfs.ErrCrashed):
+				bad = append(bad, fmt.Sprintf("%s k=%d/%d: the pass returned %v, want the crash", pc.name, k, total, err))
+			case k == total && err != nil:
+				bad = append(bad, fmt.Sprintf("%s k=%d/%d: the uncrashed pass: %v", pc.name, k, total, err))
+			}
+			for _, model := range vfs.CrashModels() {
+				checked++
+				rng := rand.New(rand.NewPCG(uint64(k), uint64(model)))
+				after := m.CrashClone(model, rng)
+				what := fmt.Sprintf("%s k=%d/%d model=%v", pc.name, k, total, model)
+				if msg := check(after, s0, s1); msg != "" {
+					bad = append(bad, what+": "+msg)
+					continue
+				}
+				// The next pass completes, and the backup then holds the
+				// source whole.
+				res, err := fx.src.backupFS(ctx, after, "backup", BackupOptions{Incremental: true})
+				if err != nil {
+					bad = append(bad, fmt.Sprintf("%s: the following pass: %v", what, err))
+					continue
+				}
+				if res.Seq != s1 {
+					bad = append(bad, fmt.Sprintf("%s: the following pass backed up to seq %d, want %d", what, res.Seq, s1))
+					continue
+				}
+				if msg := check(after, s1); msg != "" {
+					bad = append(bad, fmt.Sprintf("%s: after the following pass: %s", what, msg))
+					continue
+				}
+				if rs, err := restoreState(ctx, after); err != nil || !maps.Equal(rs.snaps, srcSnaps) {
+					bad = append(bad, fmt.Sprintf("%s: after the following pass, the restored snapshots are %v (%v), want the source's %v", what, rs.snaps, err, srcSnaps))
+				}
+			}
+		}
+		t.Logf("%s: crashed the pass at each of %d ops under %d models", pc.name, total+1, len(vfs.CrashModels()))
+	}
+	return bad, checked
+}
+
+// TestBackupPassCrashLoop crashes incremental passes that take the paths
+// of a pass that must not change what the published manifest lists (an
+// in-between manifest, a copy kept shorter) at every write op.
+func TestBackupPassCrashLoop(t *testing.T) {
+	bad, checked := backupPassCrashLoop(t)
+	for _, b := range bad {
+		t.Error(b)
+	}
+	// Every case crashes at several ops (its pass writes at least a
+	// manifest: a temporary, its fsync, a rename, a directory fsync).
+	if min := len(backupPassCrashCases) * 5 * len(vfs.CrashModels()); checked < min {
+		t.Errorf("checked %d crash states, want at least %d", checked, min)
+	}
+}
+
+// TestBackupPassCrashLoopHasTeeth: a pass that replaces a file before it
+// publishes the manifest without it, or publishes that manifest without
+// fsyncing it, breaks the backup pass crash loop.
+func TestBackupPassCrashLoopHasTeeth(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		breakIt func(t *testing.T)
+		cases   []string // the cases whose pass takes the broken path
+	}{
+		{"replaced before unpublished", func(t *testing.T) {
+			unpublishSkipped = true
+			t.Cleanup(func() { unpublishSkipped = false })
+		}, []string{"snapshot saved again", "empty segment replaced"}},
+		{"in-between manifest not fsynced", func(t *testing.T) {
+			writeUnpublished = writeManifestUnsynced
+			t.Cleanup(func() { writeUnpublished = writeManifest })
+		}, []string{"snapshot saved again", "empty segment replaced"}},
+		{"kept copy cut while listed longer", func(t *testing.T) {
+			keptCopyCut = true
+			t.Cleanup(func() { keptCopyCut = false })
+		}, []string{"mark lost"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.breakIt(t)
+			bad, _ := backupPassCrashLoop(t)
+			// Each case that takes the broken path must catch it.
+			for _, c := range tc.cases {
+				i := slices.IndexFunc(bad, func(b string) bool { return strings.HasPrefix(b, c+" ") })
+				if i < 0 {
+					t.Errorf("case %q found no violation: the loop has no teeth there", c)
+					continue
+				}
+				t.Logf("%s: e.g. %s", c, bad[i])
+			}
+			t.Logf("%d violations in all", len(bad))
+		})
+	}
+}
+
+// writeManifestUnsynced is writeManifest without the temporary's fsync
+// (teeth).
+func writeManifestUnsynced(dst vfs.FS, m *Manifest) error {
+	b, err := encodeManifest(m)
+	if err != nil {
+		return err
+	}
+	tmp := ManifestFile + ".tmp"
+	f, err := dst.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = dst.Rename(tmp, ManifestFile)
+	}
+	if err == nil {
+		err = dst.SyncDir()
+	}
+	return err
+}

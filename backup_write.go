@@ -40,7 +40,7 @@ type backupWriter struct {
 // unpublished (a snapshot, or a newest segment that holds no event);
 // anything else is an error, and nothing is written.
 func (bw *backupWriter) unpublish(name string) error {
-	if bw.pub == nil {
+	if bw.pub == nil || unpublishSkipped {
 		return nil
 	}
 	i := slices.IndexFunc(bw.pub.Files, func(f BackupedFile) bool { return f.Name == name })
@@ -52,11 +52,37 @@ func (bw *backupWriter) unpublish(name string) error {
 	if err := m.check(); err != nil {
 		return fmt.Errorf("evlog: backup: %s of %s must be replaced, and the backup without it is not valid (%v): take a full backup into a new directory", name, bw.dir, err)
 	}
-	if err := writeManifest(bw.dst, &m); err != nil {
+	if err := writeUnpublished(bw.dst, &m); err != nil {
 		return fmt.Errorf("evlog: backup: writing the manifest of %s without %s: %w", bw.dir, name, err)
 	}
 	bw.pub = &m
 	return nil
+}
+
+// Set only by the teeth tests of the backup pass crash loop
+// (TestBackupPassCrashLoopHasTeeth), to break the order unpublish keeps:
+// unpublishSkipped leaves the published manifest listing a file the pass
+// then replaces under its name; writeUnpublished writes the in-between
+// manifest (a test swaps in one that skips its fsync); keptCopyCut cuts a
+// copy kept shorter (a lost mark) to its new size while the published
+// manifest still lists it longer.
+var (
+	unpublishSkipped = false
+	writeUnpublished = writeManifest
+	keptCopyCut      = false
+)
+
+// cutForTeeth cuts name in dst to size, fsynced (keptCopyCut only).
+func cutForTeeth(dst vfs.FS, name string, size int64) error {
+	f, err := dst.OpenReadWrite(name)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
 }
 
 // source returns the file to copy p from and its size.
@@ -177,6 +203,11 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		// bytes. Keep it as it is (the published manifest lists more of
 		// it), listing its first size bytes: the next pass cuts the rest
 		// before it appends.
+		if keptCopyCut {
+			if err := cutForTeeth(bw.dst, p.Name, size); err != nil {
+				return err
+			}
+		}
 		p.SHA256 = hex.EncodeToString(sum)
 		bw.res.Kept++
 		return nil
