@@ -7,7 +7,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
+	"github.com/evlog/evlog/event"
 	"github.com/evlog/evlog/internal/vfs"
 )
 
@@ -141,6 +143,80 @@ func TestExtentFits(t *testing.T) {
 			err := tc.e.Fits(tc.compressed)
 			if tc.ok != (err == nil) || err != nil && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("Fits(%+v, %v) = %v, want ok=%v (or ErrTooLarge)", tc.e, tc.compressed, err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestOversizedFooterFrameNamed: a segment written before the bounds (by
+// an older compaction) whose postings frame, or zmap, is past the frame
+// limit: Verify names the file and the frame's offset, and Salvage still
+// copies every event (it reads the records, not the footer). The limit is
+// lowered to 256 bytes to build such a segment from a few hundred events.
+func TestOversizedFooterFrameNamed(t *testing.T) {
+	const events = 300 // one stream: ~600 bytes of postings
+	var bs []batch
+	for i := range events / 10 {
+		var b batch
+		for j := range 10 {
+			n := uint64(i*10 + j + 1)
+			b.events = append(b.events, event.Envelope{Seq: n, Stream: "s", Version: n, Type: "e", SchemaVersion: 1, Time: time.Unix(0, t0).UTC()})
+		}
+		bs = append(bs, b)
+	}
+	img := buildImage(testHeaderV2(1), bs)
+	plain, _ := seal(img.index(len(bs)), img.h, img.data[HeaderSize:])
+	h := testHeaderV2(1)
+	h.Generation = 1
+	var out bytes.Buffer
+	w := NewSealedWriter(&out, h, true)
+	w.zblockSize = 64 // many zblocks: a zmap of ~1.5 KiB
+	res, err := Scan(bytes.NewReader(plain), img.h, img.index(len(bs)).End, ScanOptions{Strict: true, CollectInfos: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AppendRecords(bytes.NewReader(img.data[HeaderSize:]), res.Infos, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	compressed := out.Bytes()
+
+	for _, tc := range []struct {
+		name string
+		data []byte
+		// off returns the offset of the oversized frame.
+		off func(s *Segment) int64
+	}{
+		{"postings", plain, func(s *Segment) int64 {
+			e, ok, err := s.Lookup("s")
+			if err != nil || !ok {
+				t.Fatalf("Lookup: %v, %v", ok, err)
+			}
+			return e.PostOff
+		}},
+		{"zmap", compressed, func(s *Segment) int64 { return s.Trailer.RecordsEnd }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			s := openImage(t, mem, "x.seg", tc.data)
+			off := tc.off(s)
+			old := footerFrameLimit.Swap(256)
+			t.Cleanup(func() { footerFrameLimit.Store(old) })
+			_, err := Verify(s, math.MinInt64)
+			ce, ok := errors.AsType[*CorruptError](err)
+			if !ok || ce.File != "x.seg" || ce.Offset != off {
+				t.Fatalf("Verify: %v, want a *CorruptError naming x.seg at offset %d", err, off)
+			}
+			n := 0
+			err = Salvage(t.Context(), bytes.NewReader(tc.data), int64(len(tc.data)), SalvageOptions{
+				Name:  "x.seg",
+				Batch: func(b *Batch) error { n += len(b.Events); return nil },
+				Gap:   func(g *Gap) error { return fmt.Errorf("gap at %d: %s", g.Offset, g.Reason) },
+			})
+			if err != nil || n != events {
+				t.Fatalf("Salvage: %d events, %v; want %d", n, err, events)
 			}
 		})
 	}
