@@ -15,8 +15,13 @@ import (
 // CompactOptions configure Compact.
 type CompactOptions struct {
 	// TargetSize bounds the size of a merged segment: runs of adjacent
-	// sealed segments are merged while their total stays at or below it.
-	// Zero means Options.SegmentSize.
+	// sealed segments are merged while their total stays at or below it
+	// (a compressed segment counting as the bytes it takes on disk).
+	// Zero means Options.SegmentSize. Whatever the target, a run is also
+	// cut before its output would pass a bound of the format (one
+	// stream's postings, the summary, the zmap, 2^32-1 events; see
+	// segment.Extent and docs/FORMAT.md, "Bounds of a segment"), which
+	// readers would refuse.
 	TargetSize int64
 	// Compress rewrites sealed segments with their records in
 	// independently zstd-compressed blocks (reads, indexes and stream
@@ -139,11 +144,12 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 	var runCompress []bool
 	var run []*segHandle
 	var runBytes int64
+	var runExt segment.Extent // bounds the run's output (segment/bounds.go)
 	flush := func() {
 		if len(run) > 1 || len(run) == 1 && (o.Compress && run[0].Header.Flags&segment.FlagCompressed == 0 || redact[run[0]]) {
 			runs, runCompress = append(runs, run), append(runCompress, o.Compress)
 		}
-		run, runBytes = nil, 0
+		run, runBytes, runExt = nil, 0, segment.Extent{}
 	}
 	for _, s := range v.segs {
 		if !s.Sealed {
@@ -168,8 +174,27 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 			continue
 		}
 		size := s.Size // compressed inputs count as what they take on disk
-		if runBytes+size > o.TargetSize {
+		// TargetSize bounds the bytes on disk, not what the output holds:
+		// compressed inputs hold many times their size. Cut the output too
+		// before any per-segment structure would pass what readers accept
+		// (a stream's postings, the summary, the zmap, the event count),
+		// whatever the compression ratio. (A segment alone always fits:
+		// it was written within the bounds, or predates them and is
+		// rewritten as it is.)
+		ext, err := s.Extent()
+		if err != nil {
+			return rep, err
+		}
+		if red {
+			ext = redactedExtent(ext)
+		}
+		if runBytes+size > o.TargetSize || len(run) > 0 && runExt.Merge(ext).Fits(o.Compress) != nil {
 			flush()
+		}
+		if len(run) == 0 {
+			runExt = ext
+		} else {
+			runExt = runExt.Merge(ext)
 		}
 		run = append(run, s)
 		runBytes += size
@@ -241,6 +266,18 @@ func checkCompacted(s *segment.Segment, h segment.Header, run []*segHandle) erro
 			s.Name, s.Trailer.Count, s.Header.BaseSeq, s.Trailer.LastSeq, count, run[0].FirstSeq(), last)
 	}
 	return nil
+}
+
+// redactedExtent bounds the extent of a segment of extent e once its gone
+// events are rewritten as placeholders: a placeholder keeps its event's
+// seq, stream, version and time, drops its ID, Meta and Data, and has type
+// TypeRedacted, so it is at most len(TypeRedacted) bytes longer; its
+// length and every delta spanning it (grown by less than half) gain at
+// most one uvarint byte each.
+func redactedExtent(e segment.Extent) segment.Extent {
+	e.Records += int64(e.Events) * int64(len(TypeRedacted))
+	e.Postings += 2 * int64(e.Events)
+	return e
 }
 
 // errCompactClosed is Compact's error when Close stopped it.

@@ -32,7 +32,7 @@ func TestImportRules(t *testing.T) {
 		"internal/vfs":       {},
 		"internal/testhook":  {"internal/vfs"},
 		"internal/copyhook":  {},
-		"segment":            {"event", "internal/vfs", "zstd"},
+		"segment":            {"event", "internal/vfs", "internal/testhook", "zstd"}, // testhook: the frame-limit seam (limit.go)
 		"snapshot":           {"event", "internal/vfs", "zstd"},
 		"replay":             {"event", "snapshot", "msgpack"},
 		"aggregate":          {"event", "replay", "snapshot"},

@@ -624,7 +624,7 @@ func (c *Checkpoint) loadFile(x *Index) error {
 // readFrameAt reads the frame of size n at off of ra (file name), checks it
 // and returns its payload (in buf if it is large enough).
 func readFrameAt(ra io.ReaderAt, name string, off int64, n uint32, kind Kind, buf []byte) ([]byte, error) {
-	if n < FrameHeaderSize || n > FrameHeaderSize+MaxFramePayload {
+	if n < FrameHeaderSize || int64(n) > FrameHeaderSize+frameLimit(kind) {
 		return nil, corruptf(name, off, "%s frame length %d out of range", kind, n)
 	}
 	if cap(buf) < int(n) {

@@ -22,4 +22,10 @@ var (
 	OpenReadOnly func(fsys vfs.FS, opts any) (any, error)
 	// Verify is evlog.Verify on fsys.
 	Verify func(ctx context.Context, fsys vfs.FS) (any, error)
+	// SetFrameLimit (set by package segment) lowers the payload bound
+	// readers accept for footer frames, the zmap and zblocks (normally
+	// segment.MaxFramePayload) to n, until restore is called: tests reach
+	// the bound with kilobytes rather than gigabytes. Not for parallel
+	// tests.
+	SetFrameLimit func(n int64) (restore func())
 )
