@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/evlog/evlog/event"
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
 )
@@ -169,10 +170,43 @@ func (w *writer) needRoll(r *request) bool {
 	return w.needRollAt(w.stageMark(), r)
 }
 
-// needRollAt is needRoll for r staged after m.
+// needRollAt is needRoll for r staged after m. Besides SegmentSize, the
+// segment must stay within the bounds of the format once sealed (its
+// footer's frames, its count of events: segment.Extent.Fits), which
+// SegmentSize alone does not ensure for tiny events in a large segment.
 func (w *writer) needRollAt(m stageMark, r *request) bool {
 	staged := m.seq - w.lastSeq - 1
-	return (w.idx.Count > 0 || staged > 0) && w.end+int64(m.buf)+int64(r.size) > w.opts.SegmentSize
+	if w.idx.Count == 0 && staged == 0 {
+		return false
+	}
+	if w.end+int64(m.buf)+int64(r.size) > w.opts.SegmentSize {
+		return true
+	}
+	n := int(staged) + r.events
+	if w.idx.ExtentWith(n, event.MaxStreamLen).Fits(false) == nil {
+		return false // far from any bound: the names' lengths need no look
+	}
+	return w.idx.ExtentWith(n, max(w.stagedName, r.longestStream())).Fits(false) != nil
+}
+
+// longestStream returns the length of the longest stream name of r
+// (computed once).
+func (r *request) longestStream() int {
+	if r.nameLen == 0 {
+		n := 0
+		if r.src != nil {
+			for i := range r.src.parts() {
+				s, _, _ := r.src.part(i)
+				n = max(n, len(s))
+			}
+		} else {
+			for i := range r.batch {
+				n = max(n, len(r.batch[i].Stream))
+			}
+		}
+		r.nameLen = max(n, 1)
+	}
+	return r.nameLen
 }
 
 // roll seals the active segment and starts the next one. The new segment

@@ -4,6 +4,7 @@ package evlog
 // stream versions, and undoing them when a request or the group fails.
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"time"
@@ -236,6 +237,7 @@ func (w *writer) stage(r *request) error {
 	}
 	w.buf = segment.AppendCommitFrame(w.buf, segment.Commit{FirstSeq: seq0, Count: uint32(w.nextSeq - seq0), DurableEnd: w.durable})
 	if r.src != nil {
+		r.events = int(w.nextSeq - seq0)
 		size += parts * segment.CommitFrameSize
 		if r.size = size; size > w.opts.MaxBatchSize {
 			return fail(fmt.Errorf("%w: batch of %d events encodes to about %d bytes, over MaxBatchSize (%d); split it", ErrInvalid, w.nextSeq-seq0, size, w.opts.MaxBatchSize))
@@ -246,6 +248,9 @@ func (w *writer) stage(r *request) error {
 	}
 	w.group = append(w.group, r)
 	w.calls++
+	// The staged names' bound: r's longest, if needRollAt looked (near a
+	// bound of the format), else the longest any name may be.
+	w.stagedName = max(w.stagedName, cmp.Or(r.nameLen, event.MaxStreamLen))
 	w.tombs.staged(w, r) // deletion_writer.go
 	return nil
 }

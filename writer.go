@@ -27,6 +27,9 @@ type request struct {
 	// part0 is the index in writer.partLast of its first part, once
 	// staged (the writer's).
 	part0 int
+	// nameLen is the length of its longest stream name, once the writer
+	// needed it (0: not yet; see longestStream).
+	nameLen int
 
 	state atomic.Int32 // reqPending → reqTaken (writer) or reqCanceled (caller)
 	done  chan struct{}
@@ -91,14 +94,17 @@ type writer struct {
 	infos    []segment.EventInfo
 	infoSV   []*streamVersion // the version cache entry of each of infos
 	partLast []int32          // per staged part, the index in infos of its last event
-	group    []*request
-	undo     []undoEntry
-	nextSeq  uint64 // seq the next staged event gets
-	nextTime int64  // recorded time of the last staged event
-	newStrs  uint64 // streams begun by the staged events
-	spare    []*request
-	calls    int            // append calls in the group
-	penc     payloadEncoder // encodes typed payloads into buf
+	// stagedName bounds the length of the staged events' stream names
+	// (reset with the group; see needRollAt).
+	stagedName int
+	group      []*request
+	undo       []undoEntry
+	nextSeq    uint64 // seq the next staged event gets
+	nextTime   int64  // recorded time of the last staged event
+	newStrs    uint64 // streams begun by the staged events
+	spare      []*request
+	calls      int            // append calls in the group
+	penc       payloadEncoder // encodes typed payloads into buf
 
 	ids *idIndex // event IDs (dedupe.go); nil until an append carries one
 
@@ -449,7 +455,7 @@ func (w *writer) resetGroup() {
 	clear(w.infos) // their Postings may point into an index rolled away since
 	clear(w.infoSV)
 	w.buf, w.infos, w.infoSV, w.group, w.undo = w.buf[:0], w.infos[:0], w.infoSV[:0], w.group[:0], w.undo[:0]
-	w.partLast = w.partLast[:0]
+	w.partLast, w.stagedName = w.partLast[:0], 0
 	if cap(w.buf) > 2*(flushThreshold+w.opts.MaxBatchSize) {
 		w.buf = nil // an oversized batch (or a failed encode) grew it: let it go
 	}

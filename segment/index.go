@@ -1,6 +1,11 @@
 package segment
 
-import "slices"
+import (
+	"encoding/binary"
+	"slices"
+
+	"github.com/evlog/evlog/event"
+)
 
 // Posting locates one event frame: its offset and its size (header
 // included), so a stream read fetches exactly its frames.
@@ -76,6 +81,9 @@ type Index struct {
 	// its streams with more than one (see NewIndexLike): a stream's first
 	// postings array is sized for as many.
 	hint map[string]int
+	// maxPosts is the most postings one stream has in streams, maxName
+	// the longest name there (for ExtentWith).
+	maxPosts, maxName int
 }
 
 // NewIndexFrom returns the index of a segment's events as far as the
@@ -118,6 +126,10 @@ func (x *Index) Materialize() (*Index, error) {
 			continue
 		}
 		y.streams[name] = &StreamPostings{FirstVersion: sp.FirstVersion, Posts: sp.Posts}
+	}
+	y.maxPosts, y.maxName = 0, 0
+	for name, sp := range y.streams {
+		y.maxPosts, y.maxName = max(y.maxPosts, len(sp.Posts)), max(y.maxName, len(name))
 	}
 	return &y, nil
 }
@@ -195,6 +207,7 @@ func (x *Index) Add(e EventInfo) {
 		sp = x.newStream(e.Stream, e.Version, 1)
 	}
 	sp.Posts = append(x.grow(sp.Posts, 1), Posting{Off: e.Off, Len: e.Len})
+	x.maxPosts = max(x.maxPosts, len(sp.Posts))
 }
 
 // newStream adds the entry of a stream new to the index, whose first
@@ -207,6 +220,7 @@ func (x *Index) newStream(name string, v uint64, n int) *StreamPostings {
 	}
 	sp.Posts = x.grow(nil, n)
 	x.streams[name] = sp
+	x.maxName = max(x.maxName, len(name))
 	return sp
 }
 
@@ -300,7 +314,33 @@ func (x *Index) AddBatch(events []EventInfo) {
 		}
 		sp.Posts = append(sp.Posts, Posting{Off: e.Off, Len: e.Len})
 		e.Postings = sp
+		x.maxPosts = max(x.maxPosts, len(sp.Posts))
 	}
+}
+
+// ExtentWith bounds the extent of the segment this index would seal into
+// with n more events, each maybe of a stream of its own with a name of up
+// to nameLen bytes: the writer rolls before a batch that would take the
+// segment past a bound of the format (Extent.Fits), since readers refuse
+// such a segment once it is sealed. The bound is loose where exact sizes
+// would cost the append path (each posting at its widest; a checkpoint's
+// stream with as many postings as the checkpoint has events, and names of
+// event.MaxStreamLen), so only segments of tiny events far larger than the
+// default SegmentSize roll early because of it.
+func (x *Index) ExtentWith(n, nameLen int) Extent {
+	e := Extent{
+		Events:   uint64(x.Count + n),
+		Records:  x.End - HeaderSize,
+		Streams:  uint64(len(x.streams) + n),
+		Postings: int64(x.maxPosts+n)*maxPosting + binary.MaxVarintLen64,
+		NameLen:  max(x.maxName, nameLen),
+	}
+	if x.base != nil {
+		e.Streams += uint64(x.base.Streams)
+		e.Postings += int64(x.base.Trailer.Count) * maxPosting
+		e.NameLen = event.MaxStreamLen
+	}
+	return e
 }
 
 // Stream returns the stream's postings in this segment (ok false if none):
