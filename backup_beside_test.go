@@ -2,8 +2,6 @@ package evlog
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"sync"
 	"testing"
 
@@ -154,36 +152,15 @@ func passCases(ctx context.Context) []passCase {
 	}, {
 		// The backup's copy of the newest segment ends with a mark the
 		// log no longer has (cut after a failed write).
-		name: "mark lost",
-		setup: func(t *testing.T) passFixture {
-			l := openMem(t, vfs.NewMem(), Options{})
-			t.Cleanup(func() { l.Close() })
-			appendN(t, l, "a", 4)
-			b := backup(t, l)
-			m, err := readManifest(b, "backup")
-			if err != nil {
-				t.Fatal(err)
-			}
-			last := &m.Files[len(m.segments())-1]
-			data, err := b.(*vfs.Mem).ReadFile(last.Name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := segment.DecodeHeader(data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data = segment.AppendMarkFrame(data[:last.Size:last.Size], h, last.Size, false)
-			sum := sha256.Sum256(data)
-			last.Size, last.SHA256 = int64(len(data)), hex.EncodeToString(sum[:])
-			if err := b.(*vfs.Mem).WriteFile(last.Name, data); err != nil {
-				t.Fatal(err)
-			}
-			if err := writeManifest(b, m); err != nil {
-				t.Fatal(err)
-			}
-			return passFixture{src: l, b: b, stopAfter: last.Name}
-		},
+		name:  "mark lost",
+		setup: func(t *testing.T) passFixture { return markLost(t, 0) },
+	}, {
+		// The same, and the log has since appended events where the
+		// mark was: the pass publishes a manifest listing the copy
+		// without the mark, then appends to it; held right before it
+		// publishes the manifest after that one.
+		name:  "mark lost, then grown",
+		setup: func(t *testing.T) passFixture { return markLost(t, 3) },
 	}, {
 		// Segments compacted away: the pass removes them once its
 		// manifest is published.
@@ -237,6 +214,22 @@ func passCases(ctx context.Context) []passCase {
 			return passFixture{src: l, b: b}
 		},
 	}}
+}
+
+// markLost is a backup whose copy of the newest segment ends with a mark
+// the log no longer has (the writer cut it after a failed write), and the
+// log, grown by grow events since, where the mark was.
+func markLost(t *testing.T, grow int) passFixture {
+	t.Helper()
+	l, b := cutMarkFixture(t, marks(1), grow)
+	if grow > 0 {
+		return passFixture{src: l, b: b, stopAfter: ManifestFile}
+	}
+	m, err := readManifest(b, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return passFixture{src: l, b: b, stopAfter: m.Files[len(m.segments())-1].Name}
 }
 
 type passCase struct {

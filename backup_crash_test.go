@@ -370,8 +370,11 @@ func snapStates(ctx context.Context, l *Log) (map[string]string, error) {
 // describes for a file it cannot simply append to: a snapshot saved again
 // and an empty newest segment replaced (an in-between manifest without
 // the entry, published before the file is replaced), and a copy kept
-// shorter (a lost mark). grow is how many events the source gets after
-// the case's setup, so that the pass also appends to the newest segment.
+// shorter (a lost mark), or listed shorter and then appended to (a lost
+// mark, the log grown where it was: an in-between manifest listing the
+// copy without the mark, published before the copy is cut). grow is how
+// many events the source gets after the case's setup, so that the pass
+// also appends to the newest segment.
 var backupPassCrashCases = []struct {
 	name string
 	grow int
@@ -379,6 +382,7 @@ var backupPassCrashCases = []struct {
 	{"snapshot saved again", 3},
 	{"empty segment replaced", 0},
 	{"mark lost", 0},
+	{"mark lost, then grown", 0},
 }
 
 // backupPassCrashLoop crashes an incremental pass of each of
@@ -516,7 +520,8 @@ func TestBackupPassCrashLoop(t *testing.T) {
 }
 
 // TestBackupPassCrashLoopHasTeeth: a pass that replaces a file before it
-// publishes the manifest without it, or publishes that manifest without
+// publishes the manifest without it (or cuts a copy before it publishes
+// the manifest listing it shorter), or publishes that manifest without
 // fsyncing it, breaks the backup pass crash loop.
 func TestBackupPassCrashLoopHasTeeth(t *testing.T) {
 	for _, tc := range []struct {
@@ -527,11 +532,11 @@ func TestBackupPassCrashLoopHasTeeth(t *testing.T) {
 		{"replaced before unpublished", func(t *testing.T) {
 			unpublishSkipped = true
 			t.Cleanup(func() { unpublishSkipped = false })
-		}, []string{"snapshot saved again", "empty segment replaced"}},
+		}, []string{"snapshot saved again", "empty segment replaced", "mark lost, then grown"}},
 		{"in-between manifest not fsynced", func(t *testing.T) {
 			writeUnpublished = writeManifestUnsynced
 			t.Cleanup(func() { writeUnpublished = writeManifest })
-		}, []string{"snapshot saved again", "empty segment replaced"}},
+		}, []string{"snapshot saved again", "empty segment replaced", "mark lost, then grown"}},
 		{"kept copy cut while listed longer", func(t *testing.T) {
 			keptCopyCut = true
 			t.Cleanup(func() { keptCopyCut = false })

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
 )
 
 // backupWriter puts the files of a backup in place.
@@ -20,9 +21,11 @@ import (
 // lists for a file — the first Size bytes of each listed file — so that a
 // reader holding that manifest (VerifyBackup, Restore beside the pass)
 // finds every file as listed: a file it must replace under its name is
-// first dropped from the published manifest (unpublish), new bytes go
-// only after the listed ones (appendRange), and files the new manifest no
-// longer lists are removed only after it is published (removeUnlisted).
+// first dropped from the published manifest (unpublish), a copy whose
+// listed bytes end in marks the log has cut is first listed without them
+// (relist), new bytes go only after the listed ones (appendRange), and
+// files the new manifest no longer lists are removed only after it is
+// published (removeUnlisted).
 type backupWriter struct {
 	l    *Log
 	dst  vfs.FS
@@ -196,6 +199,17 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 				return err
 			}
 		}
+		if sum == nil && have && p.LastSeq >= old.LastSeq {
+			// Or a mark lost, and the log grown where it was, by less
+			// than the copy holds after it.
+			cut, err := bw.cutMarks(p, src, size, old)
+			if err != nil {
+				return err
+			}
+			if cut != nil {
+				return bw.appendAfter(p, src, size, cut, h)
+			}
+		}
 		if sum == nil {
 			return fmt.Errorf("%w: %s of the log is %d bytes, the backup in %s holds %d of it (the log lost what the backup holds after them): keep this backup, and take a full one into another directory", ErrBackupDiverged, p.Name, size, bw.dir, old.Size)
 		}
@@ -224,6 +238,17 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 			return fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
 		}
 		if hex.EncodeToString(h.Sum(nil)) != old.SHA256 {
+			if have && p.LastSeq >= old.LastSeq {
+				// A mark lost, and the log grown where it was.
+				cut, err := bw.cutMarks(p, src, size, old)
+				if err != nil {
+					return err
+				}
+				if cut != nil {
+					h.Reset()
+					return bw.appendAfter(p, src, size, cut, h)
+				}
+			}
 			return fmt.Errorf("%w: %s of the log no longer starts with the %d bytes the backup in %s holds (the log was restored or rewritten since): take a full backup into a new directory", ErrBackupDiverged, p.Name, old.Size, bw.dir)
 		}
 		from = old.Size
@@ -254,6 +279,172 @@ func (bw *backupWriter) place(p *backupPart, old *BackupedFile) error {
 		h.Reset()
 	}
 	return bw.copyFile(p, src, size, h)
+}
+
+// cutMarks reports whether the backup's copy of p ends in mark frames the
+// log (src, size bytes) no longer has, and nothing else: a writer cut them
+// after a failed write (back to its last committed end), and may have
+// appended other frames where they were since. It walks the frames of the
+// copy's listed bytes (old.Size) from its header; when the copy's last
+// frames, from some frame boundary c on, are all whole marks — checksums
+// valid, kind mark, each one a mark this segment's writer wrote at its
+// offset (its tag) — and the log starts with the copy's first c bytes,
+// no event or commit frame the backup holds is missing from the log. It
+// then publishes a manifest listing the copy with its first c bytes (the
+// same backup, the same S: the marks hold no event), durably, before
+// anything changes the copy, and returns that entry. It returns nil, and
+// writes nothing, otherwise: a log rewritten under the backup.
+func (bw *backupWriter) cutMarks(p *backupPart, src io.ReaderAt, size int64, old *BackupedFile) (*BackupedFile, error) {
+	f, err := bw.dst.Open(p.Name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evlog: backup: opening %s: %w", p.Name, err)
+	}
+	defer f.Close()
+	hb := make([]byte, segment.HeaderSize)
+	if old.Size < segment.HeaderSize {
+		return nil, nil
+	}
+	if _, err := f.ReadAt(hb, 0); err != nil {
+		return nil, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+	}
+	hdr, err := segment.DecodeHeader(hb)
+	if err != nil {
+		return nil, nil
+	}
+	// marks: the offsets of the copy's last frames, all genuine marks.
+	var marks []int64
+	r := segment.NewReader(f, segment.HeaderSize, old.Size)
+	for {
+		fr, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if _, ok := errors.AsType[*segment.FrameError](err); ok {
+			return nil, nil // not whole frames: not what a writer cut
+		}
+		if err != nil {
+			return nil, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+		}
+		if fr.Kind != segment.KindMark {
+			marks = marks[:0]
+			continue
+		}
+		if _, ok := segment.VerifyMark(hdr, fr.Payload, fr.Offset); !ok {
+			marks = marks[:0]
+			continue
+		}
+		marks = append(marks, fr.Offset)
+	}
+	d, err := bw.commonPrefix(f, src, min(old.Size, size))
+	if err != nil {
+		return nil, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+	}
+	// c: the last mark at or before the first byte where the log and the
+	// copy differ; every frame after it is a mark.
+	c := int64(-1)
+	for _, m := range marks {
+		if m <= d {
+			c = m
+		}
+	}
+	if c < 0 {
+		return nil, nil
+	}
+	h := sha256.New()
+	if err := hashRange(h, f, 0, c, &bw.buf); err != nil {
+		return nil, fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+	}
+	cut := *old
+	cut.Size, cut.SHA256 = c, hex.EncodeToString(h.Sum(nil))
+	if err := bw.relist(&cut); err != nil {
+		return nil, err
+	}
+	return &cut, nil
+}
+
+// commonPrefix returns the number of bytes, up to n, that a and b start
+// with alike.
+func (bw *backupWriter) commonPrefix(a, b io.ReaderAt, n int64) (int64, error) {
+	const chunk = 64 << 10
+	x, y := make([]byte, chunk), make([]byte, chunk)
+	for off := int64(0); off < n; off += chunk {
+		k := int(min(chunk, n-off))
+		for _, r := range []struct {
+			ra  io.ReaderAt
+			buf []byte
+		}{{a, x[:k]}, {b, y[:k]}} {
+			if m, err := r.ra.ReadAt(r.buf, off); m < k {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return 0, err
+			}
+		}
+		for i := range k {
+			if x[i] != y[i] {
+				return off + int64(i), nil
+			}
+		}
+	}
+	return n, nil
+}
+
+// relist makes sure that the published manifest lists no more of f.Name
+// than f does (its first f.Size bytes, whose SHA-256 is f.SHA256) before
+// the pass changes the bytes after them: if it lists more, a manifest
+// listing f instead (the same backup, the same S) is written and made
+// durable first.
+func (bw *backupWriter) relist(f *BackupedFile) error {
+	if bw.pub == nil || unpublishSkipped {
+		return nil
+	}
+	i := slices.IndexFunc(bw.pub.Files, func(g BackupedFile) bool { return g.Name == f.Name })
+	if i < 0 || bw.pub.Files[i].Size <= f.Size {
+		return nil
+	}
+	m := *bw.pub
+	m.Files = slices.Clone(m.Files)
+	m.Files[i].Size, m.Files[i].SHA256 = f.Size, f.SHA256
+	if err := m.check(); err != nil {
+		return fmt.Errorf("evlog: backup: %s of %s must be listed shorter, and the backup so is not valid (%v): take a full backup into a new directory", f.Name, bw.dir, err)
+	}
+	if err := writeUnpublished(bw.dst, &m); err != nil {
+		return fmt.Errorf("evlog: backup: writing the manifest of %s listing %s without its cut marks: %w", bw.dir, f.Name, err)
+	}
+	bw.pub = &m
+	return nil
+}
+
+// appendAfter appends src's bytes after the first cut.Size bytes of the
+// backup's copy of p (which the published manifest lists, see cutMarks)
+// up to size, checking first that src still starts with them; h is
+// empty.
+func (bw *backupWriter) appendAfter(p *backupPart, src io.ReaderAt, size int64, cut *BackupedFile, h hash.Hash) error {
+	if err := hashRange(h, src, 0, cut.Size, &bw.buf); err != nil {
+		return fmt.Errorf("evlog: backup: reading %s: %w", p.Name, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != cut.SHA256 {
+		return fmt.Errorf("%w: %s of the log no longer starts with the %d bytes the backup in %s holds (the log changed during the pass): take a full backup into a new directory", ErrBackupDiverged, p.Name, cut.Size, bw.dir)
+	}
+	if cut.Size == size {
+		p.SHA256 = cut.SHA256
+		bw.res.Kept++
+		return nil
+	}
+	// Only a file that is the backup's alone is appended to in place (see
+	// place); otherwise it is copied anew, whole.
+	shared, err := vfs.Shared(bw.dst, p.Name)
+	if err != nil {
+		return fmt.Errorf("evlog: backup: %s: %w", p.Name, err)
+	}
+	if shared {
+		h.Reset()
+		return bw.copyFile(p, src, size, h)
+	}
+	return bw.appendRange(p, src, cut.Size, size, h)
 }
 
 // samePrefix returns the SHA-256 of the first size bytes of src when the
