@@ -153,18 +153,24 @@ func (r *zReader) ReadAt(p []byte, off int64) (int, error) {
 		r.readAhead(next)
 	}
 	r.lastEnd.Store(off + int64(len(p)))
+	return r.z.readAt(p, off, r.block)
+}
+
+// readAt reads the logical record bytes at off into p, from the blocks
+// block decompresses (by index in z).
+func (z *zmap) readAt(p []byte, off int64, block func(i int) ([]byte, error)) (int, error) {
 	n := 0
 	for n < len(p) {
 		pos := off + int64(n)
-		if pos >= r.z.end {
+		if pos >= z.end {
 			return n, io.EOF
 		}
-		i := sort.Search(len(r.z.starts), func(i int) bool { return r.z.starts[i] > pos }) - 1
-		b, err := r.block(i)
+		i := sort.Search(len(z.starts), func(i int) bool { return z.starts[i] > pos }) - 1
+		b, err := block(i)
 		if err != nil {
 			return n, err
 		}
-		n += copy(p[n:], b[pos-r.z.starts[i]:])
+		n += copy(p[n:], b[pos-z.starts[i]:])
 	}
 	return n, nil
 }

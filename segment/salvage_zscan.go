@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -317,18 +316,5 @@ func (r *zscanReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < HeaderSize {
 		return 0, errors.New("evlog/segment: read before the records")
 	}
-	n := 0
-	for n < len(p) {
-		pos := off + int64(n)
-		if pos >= r.z.end {
-			return n, io.EOF
-		}
-		i := sort.Search(len(r.z.starts), func(i int) bool { return r.z.starts[i] > pos }) - 1
-		b, err := r.block(i)
-		if err != nil {
-			return n, err
-		}
-		n += copy(p[n:], b[pos-r.z.starts[i]:])
-	}
-	return n, nil
+	return r.z.readAt(p, off, r.block)
 }
