@@ -168,10 +168,21 @@ func salvage(ctx context.Context, ra io.ReaderAt, size int64, opt *SalvageOption
 	end := size
 	h, herr := DecodeHeader(hb[:])
 	if herr != nil {
-		// The records may be intact: report the header and read on.
+		// The records may be intact: report the header and read on, as
+		// the file itself shows them to be stored (headerless).
 		s.hdr.Version = 1 // no mark key: durability is judged by commit frames
 		if err := opt.gap(&Gap{Length: HeaderSize, Reason: "bad header: " + herr.Error(), Torn: opt.TornOK && size <= HeaderSize}); err != nil {
 			return err
+		}
+		e, err := headerless(ctx, ra, size)
+		if err != nil {
+			return err
+		}
+		switch {
+		case e.compressed:
+			return salvageScanned(ctx, ra, size, e.t, e.sealed, e.claimedEnd, "compressed segment with a damaged header ("+e.why+")", opt)
+		case e.why != "":
+			return opt.gap(&Gap{Offset: HeaderSize, Bad: HeaderSize, Length: size - HeaderSize, Whole: true, Reason: e.why})
 		}
 	} else {
 		s.hdr = h
@@ -203,16 +214,16 @@ func salvage(ctx context.Context, ra io.ReaderAt, size int64, opt *SalvageOption
 // finds the blocks by scanning (salvageScanned).
 func salvageCompressed(ctx context.Context, ra io.ReaderAt, size int64, h Header, t Trailer, sealed bool, opt *SalvageOptions) error {
 	if !sealed {
-		return salvageScanned(ctx, ra, size, t, false, "compressed segment without a valid trailer", opt)
+		return salvageScanned(ctx, ra, size, t, false, 0, "compressed segment without a valid trailer", opt)
 	}
 	sg, err := open(&readerAtFile{ra: ra, size: size}, opt.Name)
 	if err != nil {
-		return salvageScanned(ctx, ra, size, t, false, "compressed segment: "+reasonOf(err), opt)
+		return salvageScanned(ctx, ra, size, t, false, 0, "compressed segment: "+reasonOf(err), opt)
 	}
 	defer sg.Close() // stops its read-ahead before ra goes back to the caller
 	rec, end, err := sg.Records()
 	if err != nil {
-		return salvageScanned(ctx, ra, size, t, true, "compressed segment: "+reasonOf(err), opt)
+		return salvageScanned(ctx, ra, size, t, true, 0, "compressed segment: "+reasonOf(err), opt)
 	}
 	s := &salvager{ra: rec, opt: opt, z: sg.zr.z}
 	return s.frames(ctx, HeaderSize, end, end)

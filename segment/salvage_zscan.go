@@ -39,11 +39,18 @@ import (
 
 // salvageScanned salvages the compressed segment of size bytes in ra
 // without its block directory; t is its trailer when sealed (valid); why
-// says why the directory cannot be used.
-func salvageScanned(ctx context.Context, ra io.ReaderAt, size int64, t Trailer, sealed bool, why string, opt *SalvageOptions) error {
+// says why the directory cannot be used. claimedEnd, when > 0, is the
+// records end an unverified trailer states (one whose checksum cannot be
+// checked because it covers a damaged header): it never bounds the walk,
+// but blocks found from HeaderSize that end exactly there are all the
+// segment held (two independent records agree).
+func salvageScanned(ctx context.Context, ra io.ReaderAt, size int64, t Trailer, sealed bool, claimedEnd int64, why string, opt *SalvageOptions) error {
 	v, err := scanView(ctx, ra, opt.Name, size, t, sealed)
 	if err != nil {
 		return err
+	}
+	if !v.complete && claimedEnd > 0 && v.stop == claimedEnd {
+		v.complete = true // damage after it is the footer's, not records'
 	}
 	s := &salvager{ra: v.zr, opt: opt, z: v.zr.z}
 	if err := s.frames(ctx, HeaderSize, v.zr.z.end, v.zr.z.end); err != nil {
@@ -317,4 +324,117 @@ func (r *zscanReader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, errors.New("evlog/segment: read before the records")
 	}
 	return r.z.readAt(p, off, r.block)
+}
+
+// headerEvidence is what a segment file whose header does not verify
+// shows about how its records are stored (see headerless).
+type headerEvidence struct {
+	compressed bool
+	// t is the trailer, with its records end at a valid zmap frame, when
+	// sealed; claimedEnd the records end an unverified trailer states.
+	t          Trailer
+	sealed     bool
+	claimedEnd int64
+	// why is the evidence when compressed; otherwise, when not "", why it
+	// cannot be told whether the segment is compressed.
+	why string
+}
+
+// headerless decides, for the segment of size bytes in ra whose header
+// does not verify (so its compressed flag cannot be trusted), whether it
+// is compressed, from what the file itself proves. The first frame at
+// HeaderSize is written by the writer, never by a payload:
+//
+//   - a zblock frame there that checksums and decompresses: compressed;
+//   - a valid event, commit, mark or footer frame there: not compressed;
+//   - otherwise (damage at HeaderSize), a valid zmap frame placing blocks
+//     contiguously from HeaderSize up to itself, found at the records end
+//     the trailer states or where the blocks found by scanning end:
+//     compressed;
+//   - otherwise, if the scan finds valid compressed blocks further on,
+//     the evidence is ambiguous (why says so; a payload may hold bytes
+//     shaped like a block, and frames may lie verbatim inside a block):
+//     the records are one gap;
+//   - otherwise not compressed.
+//
+// The trailer's checksum covers the header, so with a damaged header it
+// cannot be checked: its records end is used only where a valid zmap
+// frame confirms it (bounding the walk) or where the blocks found end
+// (claimedEnd). Errors are ra's or ctx's.
+func headerless(ctx context.Context, ra io.ReaderAt, size int64) (headerEvidence, error) {
+	var e headerEvidence
+	if size <= HeaderSize {
+		return e, nil
+	}
+	if size >= HeaderSize+TrailerSize {
+		var tb [TrailerSize]byte
+		if err := readFull(ra, tb[:], size-TrailerSize); err != nil {
+			return e, err
+		}
+		if string(tb[trlMagicOff:trlMagicOff+len(trailerMagic)]) == trailerMagic {
+			if end := int64(le.Uint64(tb[trlRecordsEndOff:])); end > HeaderSize && end <= size-TrailerSize {
+				e.claimedEnd = end
+			}
+		}
+	}
+	var r Reader
+	r.Reset(ra, HeaderSize, size)
+	r.seek(HeaderSize)
+	f, err := r.Next()
+	first := ""
+	if fe, ok := errors.AsType[*FrameError](err); ok {
+		first = fe.Reason
+	} else if err != nil {
+		return e, err
+	}
+	if first == "" {
+		switch f.Kind {
+		case KindEvent, KindCommit, KindMark, KindPostings, KindBlock, KindNames, KindIDs, KindSummary, KindZMap:
+			return e, nil // read on frame by frame, as an uncompressed segment
+		case KindZBlock:
+			b, _, err := zblockAt(&r, HeaderSize)
+			if err != nil {
+				return e, err
+			}
+			if b.bad == "" {
+				e.compressed, e.why = true, fmt.Sprintf("a valid compressed block at file offset %d", HeaderSize)
+				return e, nil
+			}
+			first = b.bad
+		default:
+			first = fmt.Sprintf("%s frame", f.Kind)
+		}
+	}
+	// Damage at HeaderSize: a block map proves the segment compressed.
+	if e.claimedEnd > 0 {
+		if _, ok := zmapAt(ra, e.claimedEnd, size); ok {
+			e.compressed, e.sealed, e.t.RecordsEnd = true, true, e.claimedEnd
+			e.why = fmt.Sprintf("a valid block map at file offset %d, where the trailer says the records end", e.claimedEnd)
+			return e, nil
+		}
+	}
+	found, stop, err := scanZBlocks(ctx, ra, size)
+	if err != nil {
+		return e, err
+	}
+	intact, at := 0, int64(-1)
+	for _, b := range found {
+		if b.bad == "" {
+			if intact++; at < 0 {
+				at = b.phys
+			}
+		}
+	}
+	if intact == 0 {
+		return e, nil
+	}
+	if _, ok := zmapAt(ra, stop, size); ok {
+		e.compressed, e.sealed, e.t.RecordsEnd = true, true, stop
+		e.why = fmt.Sprintf("a valid block map at file offset %d, where the compressed blocks found end", stop)
+		return e, nil
+	}
+	e.why = fmt.Sprintf("bad header and no valid frame at file offset %d (%s): cannot tell whether the segment is compressed "+
+		"(%d valid compressed blocks from file offset %d, but no valid block map proves it); its records are not read",
+		HeaderSize, first, intact, at)
+	return e, nil
 }
