@@ -104,8 +104,15 @@ var errTorn = errors.New("evlog/segment: torn tail")
 // batches and damaged regions, in file order, through opt. Batches and gaps
 // tile the file's records: each gap starts where the previous batch or gap
 // ended, except that a region of valid frames that carry no events (marks)
-// belongs to neither. A file whose header is damaged is read on as a
-// version 1 segment (its records may be intact); a compressed segment is
+// belongs to neither. A file whose header is damaged is reported as a gap
+// at offset 0 of HeaderSize bytes and read on (its records may be
+// intact): as a compressed segment when the file proves it is one (a
+// valid compressed block at HeaderSize, or a valid block map placing the
+// blocks from there; see headerless), else as a version 1 segment, except
+// that valid compressed blocks further on without such proof make the
+// records one gap whose reason says it cannot be told how they are
+// stored. Seqs then come from the frames alone, never from the damaged
+// header; a compressed segment is
 // read through its logical view, and a damaged compressed block loses only
 // the frames with bytes in it: the blocks are compressed independently, so
 // reading resynchronises in the block after it. A compressed segment
