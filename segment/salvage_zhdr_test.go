@@ -57,6 +57,9 @@ func TestSalvageDamagedHeader(t *testing.T) {
 		// The first block is damaged: the block map behind the trailer's
 		// records end proves the segment compressed.
 		{"compressed: header and first block", flip(comp, hdrFlagsOff, z.phys[0]+FrameHeaderSize+3), nil, true, ""},
+		// The trailer is damaged too: the block map where the blocks
+		// found end proves it.
+		{"compressed: header, first block and trailer", flip(comp, hdrFlagsOff, z.phys[0]+FrameHeaderSize+3, trailerField(comp)), nil, true, ""},
 		// Nothing at the records' start and no block map: ambiguous.
 		{"compressed: header, first block and zmap", flip(comp, hdrFlagsOff, z.phys[0]+FrameHeaderSize+3, zmapOff+FrameHeaderSize+5),
 			nil, true, "cannot tell whether the segment is compressed"},
@@ -65,6 +68,8 @@ func TestSalvageDamagedHeader(t *testing.T) {
 		{"uncompressed: magic", flip(plain, hdrMagicOff), every, false, ""},
 		{"uncompressed: base seq", flip(plain, hdrBaseSeqOff+1), every, false, ""},
 		{"uncompressed: header and trailer", flip(plain, hdrLogIDOff, trailerField(plain)), every, false, ""},
+		// No valid block anywhere: read on frame by frame, as before.
+		{"uncompressed: header and first frame", flip(plain, hdrLogIDOff, HeaderSize+FrameHeaderSize+2), nil, true, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,6 +101,44 @@ func TestSalvageDamagedHeader(t *testing.T) {
 			default:
 				if d := cmp.Diff(tc.seqs, seqs); d != "" || len(gaps) > 0 {
 					t.Fatalf("events (-want +got):\n%s\nall: %s", d, fmt.Sprintf("%+v", got))
+				}
+			}
+		})
+	}
+}
+
+// TestSalvageDamagedHeaderHostile: deciding whether a segment with a
+// damaged header is compressed reads untrusted bytes: a block at offset 64
+// whose zstd frame claims gigabytes, or plausible block headers
+// everywhere, is decided under the block cap, with bounded allocation and
+// no panic, and the header is still reported.
+func TestSalvageDamagedHeaderHostile(t *testing.T) {
+	hb := goldenHeader(1).Encode()
+	hb[hdrCRCOff] ^= 0xff
+	block := func(payload []byte) []byte { return AppendFrame(nil, KindZBlock, payload) }
+	tests := []struct {
+		name    string
+		corrupt []byte // after the header
+	}{
+		{"block claiming 4 GiB", block(zstdFrame(4<<30, []byte("hostile")))},
+		{"block holding more than MaxZBlock", block(zstdFrame(2*MaxZBlock, bytes.Repeat([]byte{1}, 1<<16)))},
+		{"plausible zblock headers everywhere", bytes.Repeat([]byte{0, 0, 0, 0, 0, 0, 1, 0, byte(KindZBlock)}, 1<<14)},
+		{"a trailer pointing at garbage", append(bytes.Repeat([]byte{0x7f}, 300), func() []byte {
+			tr := Trailer{RecordsEnd: HeaderSize + 10, SummaryOff: HeaderSize + 300, SummaryLen: 0}.Encode(hb)
+			return tr[:]
+		}()...)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := append(slices.Clone(hb[:]), tc.corrupt...)
+			var got []salvaged
+			checkAlloc(t, 16*MaxZBlock, func() { got = salvageAll(t, data, false) })
+			if len(got) == 0 || got[0].Batch || got[0].Offset != 0 || got[0].Length != HeaderSize {
+				t.Fatalf("the damaged header is not reported: %+v", got)
+			}
+			for _, it := range got {
+				if it.Batch {
+					t.Fatalf("a batch salvaged from hostile bytes: %+v", got)
 				}
 			}
 		})
