@@ -23,7 +23,10 @@ import (
 // testdata/fuzz are generated from the golden files (TestFuzzSeedCorpora
 // -update) and run by every `go test`. Fuzz with e.g.
 //
-//	go test ./segment -run '^$' -fuzz FuzzScan -fuzztime 1m
+//	go test ./segment -run '^$' -fuzz FuzzScan -fuzztime 1m -fuzzminimizetime 100x
+//
+// (without -fuzzminimizetime, minimizing each new input of kilobytes
+// stops the fuzzing for up to a minute: docs/TESTING.md, "Fuzz targets").
 
 // maxFuzzAlloc bounds the heap allocation for one fuzz input.
 const maxFuzzAlloc = 256 << 20
