@@ -23,7 +23,10 @@ import (
 // testdata/fuzz are generated from the golden files (TestFuzzSeedCorpora
 // -update) and run by every `go test`. Fuzz with e.g.
 //
-//	go test ./segment -run '^$' -fuzz FuzzScan -fuzztime 1m
+//	go test ./segment -run '^$' -fuzz FuzzScan -fuzztime 1m -fuzzminimizetime 100x
+//
+// (without -fuzzminimizetime, minimizing each new input of kilobytes
+// stops the fuzzing for up to a minute: docs/TESTING.md, "Fuzz targets").
 
 // maxFuzzAlloc bounds the heap allocation for one fuzz input.
 const maxFuzzAlloc = 256 << 20
@@ -471,6 +474,44 @@ func fuzzSeeds() map[string]map[string][]byte {
 	add("FuzzSalvage", "garbage-between", sealed[:HeaderSize], garbage)
 	add("FuzzSalvage", "bad-header", badHeader, records)
 	add("FuzzSalvage", "short", sealed[:HeaderSize/2], []byte{})
+	// Compressed segments whose blocks Salvage must find without their
+	// block map (the cases of TestSalvageCompressedWithoutBlockMap and
+	// ...Hostile), so that the fuzzer starts in that scan.
+	z := compressedZMap(comp)
+	zmapOff := z.phys[len(z.phys)-1] + int64(z.plen[len(z.plen)-1])
+	mid := len(z.phys) / 2
+	flip := func(data []byte, offs ...int64) []byte {
+		bad := bytes.Clone(data)
+		for _, off := range offs {
+			bad[off] ^= 0xff
+		}
+		return bad
+	}
+	addComp := func(name string, data []byte) { add("FuzzSalvage", name, data[:HeaderSize], data[HeaderSize:]) }
+	addComp("compressed-trailer-damaged", flip(comp, int64(len(comp))-TrailerSize+9))
+	addComp("compressed-zmap-damaged", flip(comp, zmapOff+FrameHeaderSize+5))
+	addComp("compressed-cut-in-zmap", comp[:zmapOff+FrameHeaderSize+4])
+	addComp("compressed-zmap-and-block-damaged", flip(comp, zmapOff+FrameHeaderSize+5, z.phys[mid]+FrameHeaderSize+3))
+	addComp("compressed-cut-in-block", comp[:z.phys[mid]+int64(z.plen[mid])/2])
+	addComp("compressed-garbage-between-blocks", slices.Concat(comp[:z.phys[mid]], bytes.Repeat([]byte{0xab}, 40), comp[z.phys[mid]:len(comp)-TrailerSize]))
+	// Blocks of hostile zstd frames after the header of a compressed
+	// segment, alone or before the golden segment's genuine blocks.
+	ch := goldenHeader(1)
+	ch.Generation, ch.Flags = 1, FlagCompressed
+	chb := ch.Encode()
+	zblock := func(payload []byte) []byte { return AppendFrame(nil, KindZBlock, payload) }
+	blocks := comp[z.phys[0]:zmapOff]
+	for name, body := range map[string][]byte{
+		"zblock-claims-4GiB":             zblock(zstdFrame(4<<30, []byte("hostile"))),
+		"zblock-claims-max-uint64":       zblock(zstdFrame(^uint64(0), []byte("hostile"))),
+		"zblock-claims-over-MaxZBlock":   zblock(zstdFrame(2*MaxZBlock, bytes.Repeat([]byte{1}, 64))),
+		"zblock-empty":                   zblock(zstdFrame(0, nil)),
+		"zblock-plausible-headers":       bytes.Repeat([]byte{0, 0, 0, 0, 0, 0, 1, 0, byte(KindZBlock)}, 64),
+		"zblock-valid-after-garbage":     slices.Concat(bytes.Repeat([]byte{0xff}, 100), comp[z.phys[0]:z.phys[0]+int64(z.plen[0])]),
+		"zblock-claims-4GiB-then-golden": slices.Concat(zblock(zstdFrame(4<<30, []byte("hostile"))), blocks),
+	} {
+		add("FuzzSalvage", name, chb[:], body)
+	}
 
 	// FuzzSummary: the golden footer's summary, blocks and postings.
 	s, err := Open(memWith("s.seg", sealed), "s.seg")
@@ -499,6 +540,19 @@ func fuzzSeeds() map[string]map[string][]byte {
 		add("FuzzSummary", "golden-postings-"+stream, sealed[e.PostOff+FrameHeaderSize:e.PostOff+int64(e.PostLen)], tr.RecordsEnd, tr.SummaryOff, e.Count, stream)
 	}
 	return seeds
+}
+
+// compressedZMap returns the block map of an intact compressed segment.
+func compressedZMap(comp []byte) *zmap {
+	sg, err := open(&readerAtFile{ra: bytes.NewReader(comp), size: int64(len(comp))}, "c.seg")
+	if err != nil {
+		panic(err)
+	}
+	defer sg.Close()
+	if _, _, err := sg.Records(); err != nil {
+		panic(err)
+	}
+	return sg.zr.z
 }
 
 func memWith(name string, data []byte) *vfs.Mem {
