@@ -8,6 +8,17 @@
 // all (ApplyAll). The Repository does its I/O through small interfaces (Log,
 // Snapshots) that *evlog.Log and its snapshot store satisfy, so it never
 // depends on the storage engine.
+//
+// Derived state never silently comes back wrong. After a deletion of an
+// instance's stream, its cache and snapshots from before the deletion are
+// passed over and it is folded again from its events. When events such a
+// stale snapshot folded have expired by retention since, folding again
+// would lose their effect: Load, At and Execute then fail with
+// replay.ErrHistoryLost (a *replay.HistoryLostError naming the snapshot,
+// the deletion and the first expired event), and keep failing, after a
+// restart too, until the application either restores the log from a
+// backup or calls Repository.Rebuild, which durably accepts the loss and
+// folds the events that are left. Nothing goes past the error implicitly.
 package aggregate
 
 import (

@@ -2,8 +2,12 @@ package aggregate
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 
 	"github.com/evlog/evlog/replay"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // A cached state (and a snapshot taken by the repository) at seq s must
@@ -43,4 +47,102 @@ func (r *Repository[S, E]) cachedFresh(ctx context.Context, id string) (Instance
 func (r *Repository[S, E]) deletedSince(ctx context.Context, id string, seq uint64) bool {
 	last, _, err := replay.LastDeletionIn(ctx, r.log, r.Subject(id).Scope)
 	return err != nil || last > seq
+}
+
+// Rebuild is the explicit way past replay.ErrHistoryLost for instance id:
+// the application's decision to go on without the effect of events that
+// are gone. Load, At and Execute fail with that error (a
+// *replay.HistoryLostError) when a deletion in the instance's stream made
+// its snapshot stale (the snapshot may hold data of the deleted events)
+// and events the snapshot folded have expired by retention since, so that
+// folding again would silently lose their effect. Nothing past that error
+// happens by default: it is returned until Rebuild is called (or the log
+// and its snapshots are restored from a backup taken before the events
+// expired, which keeps them).
+//
+// Rebuild removes the instance's stale snapshots (those of its subject
+// and schema version, of this log, before the newest deletion of its
+// stream), oldest first, and loads the instance again. The state that
+// results is Definition.Init folded with the events its stream still
+// holds: neither deleted nor expired. What is lost is the effect of every
+// event the removed snapshots folded that has expired since (the first is
+// HistoryLostError.ExpiredSeq); events the log still holds are folded
+// again. Version continues after the stream's last version (deleted and
+// expired versions count), so commands continue the stream.
+//
+// Durability: each removal is durable when the store's Remove returns
+// (*snapshot.Store fsyncs the directory), and the removal is the record
+// of the decision: once the stale snapshots are gone, Load and Execute
+// fold the events that are left, in this process and after a restart,
+// and never report this loss again; the next snapshot (taken after a
+// command, by policy or Snapshot) lies after the deletion and is used as
+// usual. Interrupted (a crash, an error) before the newest stale snapshot
+// is removed, Load still fails with ErrHistoryLost, never with a wrong
+// state, and calling Rebuild again finishes. Rebuild is idempotent, and
+// with no loss pending it changes nothing Load returns (a stale snapshot
+// is never used). A store that cannot remove a snapshot (no
+// Remove(ctx, snapshot.Meta) error method; *snapshot.Store has one)
+// cannot record the decision: Rebuild then fails with an error matching
+// errors.ErrUnsupported and leaves everything as it was. A repository
+// without a snapshot store has no snapshot to lose: Rebuild is Load.
+//
+// Rebuild is safe for concurrent use; a command running meanwhile on the
+// same instance either fails with ErrHistoryLost or runs on the rebuilt
+// state. Only the process that writes the log should call it.
+func (r *Repository[S, E]) Rebuild(ctx context.Context, id string) (Instance[S], error) {
+	if err := r.check(id); err != nil {
+		return Instance[S]{}, err
+	}
+	if r.snaps != nil {
+		if err := r.dropStale(ctx, id); err != nil {
+			return Instance[S]{}, err
+		}
+	}
+	r.cache.drop(id)
+	r.mu.Lock()
+	delete(r.lastSnap, id) // its snapshot may be gone
+	r.mu.Unlock()
+	return r.Load(ctx, id)
+}
+
+// remover is implemented by a snapshot store that can remove one
+// snapshot (*snapshot.Store).
+type remover interface {
+	Remove(ctx context.Context, m snapshot.Meta) error
+}
+
+// dropStale removes instance id's snapshots that a deletion of its stream
+// made stale, oldest first (see Rebuild).
+func (r *Repository[S, E]) dropStale(ctx context.Context, id string) error {
+	subj := r.Subject(id)
+	deleted, _, err := replay.LastDeletionIn(ctx, r.log, subj.Scope)
+	if err != nil || deleted == 0 {
+		return err
+	}
+	logID := r.log.LogID()
+	var stale []snapshot.Meta // newest first
+	for c, err := range r.snaps.Candidates(subj.Name, deleted-1) {
+		if err != nil {
+			return fmt.Errorf("evlog/aggregate: %s: listing the snapshots to rebuild: %w", id, err)
+		}
+		m := c.Meta
+		if c.Unreadable == "" && m.SchemaVersion == subj.SchemaVersion && m.LogID == logID && m.Seq < deleted {
+			stale = append(stale, m)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	rm, ok := r.snaps.(remover)
+	if !ok {
+		return fmt.Errorf("evlog/aggregate: %s: rebuilding needs a snapshot store that can remove the %d snapshot(s) the deletion at seq %d made stale (*snapshot.Store can): %w",
+			id, len(stale), deleted, errors.ErrUnsupported)
+	}
+	for _, m := range slices.Backward(stale) {
+		if err := rm.Remove(ctx, m); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+			return fmt.Errorf("evlog/aggregate: %s: removing stale snapshot %s to rebuild (call Rebuild again): %w", id, m.File, err)
+		}
+		r.opts.Logger.Warn("evlog/aggregate: rebuilding: removed a stale snapshot", "aggregate", r.def.name(), "id", id, "file", m.File, "seq", m.Seq, "deletion", deleted)
+	}
+	return nil
 }

@@ -241,7 +241,10 @@ func (r *Repository[S, E]) loadCached(ctx context.Context, id string) (Instance[
 
 // At returns instance id's state at a target (latest, a seq, or a recorded
 // time), from its newest usable snapshot at or before the target; the
-// result says how it was computed.
+// result says how it was computed. It fails with replay.ErrHistoryLost (a
+// *replay.HistoryLostError), as do Load and Execute, when a deletion made
+// the instance's snapshot stale and events it folded have expired since:
+// see Rebuild.
 func (r *Repository[S, E]) At(ctx context.Context, id string, t replay.Target) (replay.Result[S], error) {
 	if err := r.check(id); err != nil {
 		return replay.Result[S]{}, err
@@ -250,7 +253,11 @@ func (r *Repository[S, E]) At(ctx context.Context, id string, t replay.Target) (
 	if r.snaps != nil {
 		snaps = r.snaps
 	}
-	return replay.State(ctx, r.log, snaps, r.Subject(id), t, r.spec(), replay.Options{Logger: r.opts.Logger})
+	res, err := replay.State(ctx, r.log, snaps, r.Subject(id), t, r.spec(), replay.Options{Logger: r.opts.Logger})
+	if errors.Is(err, replay.ErrHistoryLost) {
+		return res, fmt.Errorf("evlog/aggregate: instance %q: %w", id, err)
+	}
+	return res, err
 }
 
 // Result is the outcome of Execute.

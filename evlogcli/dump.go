@@ -195,6 +195,12 @@ func corruptLine(err error) error {
 // segment file and frame offset, and is not printed (the events before
 // it may include some it deleted: that cannot be known).
 func dumpRaw(ctx context.Context, dir string, flt filter, p *eventPrinter, openErr error) error {
+	return readRaw(ctx, dir, flt, p.print, openErr)
+}
+
+// readRaw is dumpRaw, calling emit with each event it would print (the
+// envelope is emit's only until it returns).
+func readRaw(ctx context.Context, dir string, flt filter, emit func(*evlog.Envelope) error, openErr error) error {
 	fsys, err := vfs.OpenOS(dir)
 	if err != nil {
 		return err
@@ -233,7 +239,7 @@ func dumpRaw(ctx context.Context, dir string, flt filter, p *eventPrinter, openE
 				}
 				next, prevTime = ev.Seq+1, ev.Time.UnixNano()
 				if flt.match(ev) && ev.Type != evlog.TypeRedacted && !gone.has(*ev) {
-					if err := p.print(ev); err != nil {
+					if err := emit(ev); err != nil {
 						return err
 					}
 				}

@@ -185,7 +185,7 @@ func (e *historyLostError) Error() string {
 	}
 	return fmt.Sprintf("history lost: snapshot %s of %s (seq %d) is stale since the deletion at %s, and the event at seq %d it folded has expired since; "+
 		"folding the events again would silently lose that event's effect, so nothing is computed or saved "+
-		"(state --no-snapshot prints the state of the events that are left, as the application's projection.Runner.Rebuild would fold it; "+
+		"(state --no-snapshot prints the state of the events that are left, as the application's projection.Runner.Rebuild or aggregate.Repository.Rebuild would fold it; "+
 		"to keep the expired events' effect, restore the log and its snapshots from a backup taken before seq %d expired)",
 		hl.Snapshot.File, hl.Subject, hl.Snapshot.Seq, del, hl.ExpiredSeq, hl.ExpiredSeq)
 }

@@ -22,7 +22,10 @@ On corruption tail prints the events of its range before the damage,
 then "corrupt FILE OFFSET REASON" on stderr, and exits 1 (with -f too),
 as dump does: a deletion marker that does not decode, which fails every
 read through the log, is such damage, and the events before it (which
-may include some it deleted) are read frame by frame.
+may include some it deleted) are read frame by frame. A log that cannot
+be opened (damage the open finds) is read frame by frame too: tail prints
+the events of its range before the damage; its end being unknown, -n N
+prints the last N events before the damage.
 
 tail only reads: it never modifies, creates or locks anything.`
 
@@ -52,7 +55,12 @@ func runTail(ctx context.Context, e *env, args []string) error {
 }
 
 func (c *tailCmd) run(ctx context.Context, e *env, dir string, fromSet bool) error {
+	p := newEventPrinter(e.stdout, c.format)
+	defer p.flush()
 	l, err := evlog.OpenReadOnly(dir, evlog.Options{FollowInterval: e.poll})
+	if errors.Is(err, evlog.ErrCorrupt) && ctx.Err() == nil {
+		return c.unopenable(ctx, dir, fromSet, p, err)
+	}
 	if err != nil {
 		return corruptLine(err)
 	}
@@ -63,8 +71,6 @@ func (c *tailCmd) run(ctx context.Context, e *env, dir string, fromSet bool) err
 		next = last - min(c.n, last) + 1
 	}
 	next = max(next, 1)
-	p := newEventPrinter(e.stdout, c.format)
-	defer p.flush()
 	// damaged ends tail at a read error: the events from next on (none
 	// printed yet) that precede the damage, read frame by frame as dump
 	// does (a deletion marker that does not decode fails every read
@@ -110,4 +116,35 @@ func (c *tailCmd) run(ctx context.Context, e *env, dir string, fromSet bool) err
 		}
 	}
 	return p.flush()
+}
+
+// unopenable is tail on a log that cannot be opened (openErr, a
+// corruption): as dump does, it reads the segments frame by frame and
+// prints the events of its range before the damage, then returns the
+// corruption (the corrupt line). With --from, its range is from that seq
+// on; otherwise, the end of the log being unknown, the last -n events
+// before the damage (held until the damage is reached: at most -n of
+// them). -f cannot follow a log that cannot be opened: it ends the same
+// way.
+func (c *tailCmd) unopenable(ctx context.Context, dir string, fromSet bool, p *eventPrinter, openErr error) error {
+	if fromSet {
+		return dumpRaw(ctx, dir, filter{from: max(c.from, 1), to: math.MaxUint64}, p, openErr)
+	}
+	var last []evlog.Envelope // the last c.n events read, oldest first
+	err := readRaw(ctx, dir, filter{from: 1, to: math.MaxUint64}, func(e *evlog.Envelope) error {
+		if c.n == 0 {
+			return nil
+		}
+		if uint64(len(last)) == c.n {
+			last = last[1:] // append copies to a fresh array in time: memory stays O(n)
+		}
+		last = append(last, e.Clone())
+		return nil
+	}, openErr)
+	for i := range last {
+		if perr := p.print(&last[i]); perr != nil {
+			return perr
+		}
+	}
+	return err
 }

@@ -354,7 +354,8 @@ func LastDeletionIn(ctx context.Context, src Source, scope Scope) (seq uint64, s
 // again from the events, as a stale snapshot calls for, would silently
 // lose their effect, and using the snapshot would keep data of the
 // deleted events. The caller chooses: fold without the expired events
-// (Options.NoSnapshot; projection.Runner.Rebuild), or restore the log and
+// (Options.NoSnapshot; projection.Runner.Rebuild;
+// aggregate.Repository.Rebuild), or restore the log and
 // its snapshots from a backup taken before the events expired.
 var ErrHistoryLost = errors.New("evlog/replay: a deletion made the snapshot stale, and events it folded have expired since")
 
@@ -375,7 +376,7 @@ type HistoryLostError struct {
 
 func (e *HistoryLostError) Error() string {
 	return fmt.Sprintf("%v: %s: snapshot %s (seq %d) may hold data deleted at seq %d%s, and the event at seq %d it folded has expired since: "+
-		"folding the events again would lose it; fold without the expired events (replay.Options.NoSnapshot, projection.Runner.Rebuild) or restore the log from a backup taken before it expired",
+		"folding the events again would lose it; fold without the expired events (replay.Options.NoSnapshot, projection.Runner.Rebuild, aggregate.Repository.Rebuild) or restore the log from a backup taken before it expired",
 		ErrHistoryLost, e.Subject, e.Snapshot.File, e.Snapshot.Seq, e.DeletionSeq, ofStream(e.DeletedStream), e.ExpiredSeq)
 }
 
