@@ -188,7 +188,7 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 		if red {
 			ext = redactedExtent(ext)
 		}
-		if runBytes+size > o.TargetSize || len(run) > 0 && runExt.Merge(ext).Fits(o.Compress) != nil {
+		if runBytes+size > o.TargetSize || len(run) > 0 && !redactable(runExt.Merge(ext), o.Compress) {
 			flush()
 		}
 		if len(run) == 0 {
@@ -273,11 +273,22 @@ func checkCompacted(s *segment.Segment, h segment.Header, run []*segHandle) erro
 // seq, stream, version and time, drops its ID, Meta and Data, and has type
 // TypeRedacted, so it is at most len(TypeRedacted) bytes longer; its
 // length and every delta spanning it (grown by less than half) gain at
-// most one uvarint byte each.
+// most one uvarint byte each. A postings frame holds at most one entry
+// per byte, so it at most doubles.
 func redactedExtent(e segment.Extent) segment.Extent {
 	e.Records += int64(e.Events) * int64(len(TypeRedacted))
-	e.Postings += 2 * int64(e.Events)
+	e.Postings = min(e.Postings+2*int64(e.Events), 2*e.Postings)
 	return e
+}
+
+// redactable reports whether a compaction output of extent e stays within
+// the format's bounds, and would still once every event in it is redacted:
+// a segment is rewritten alone to redact it (compaction merges segments,
+// it never splits one), so an output merged up to a bound could never be
+// redacted (its rewrite would not verify, and every later compaction
+// would fail on it).
+func redactable(e segment.Extent, compressed bool) bool {
+	return e.Fits(compressed) == nil && redactedExtent(e).Fits(compressed) == nil
 }
 
 // errCompactClosed is Compact's error when Close stopped it.

@@ -15,10 +15,10 @@ import (
 // postings frame in the merged output then grows past the frame bound
 // readers accept; the output must be cut before that (not written,
 // refused by its own verification, and the same group planned again at
-// every compaction). The bound is lowered from 64 MiB to 2 KiB to reach
+// every compaction). The bound is lowered from 64 MiB to 4 KiB to reach
 // it with kilobytes.
 func TestCompactCompressedPostingsBound(t *testing.T) {
-	const limit = 2 << 10
+	const limit = 4 << 10
 	restore := testhook.SetFrameLimit(limit)
 	t.Cleanup(restore)
 	ctx := t.Context()

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"slices"
 
@@ -31,6 +32,9 @@ type rawBatch struct {
 type rawGap struct {
 	file string
 	segment.Gap
+	// excluded: the whole file was left out (rawVisitor.owned); Gap's
+	// FirstSeq..LastSeq are then the seqs of its batches, if read.
+	excluded exclusion
 }
 
 // rawVisitor receives what the raw reader finds, in file order. Returning
@@ -38,13 +42,18 @@ type rawGap struct {
 type rawVisitor struct {
 	batch func(*rawBatch) error
 	gap   func(*rawGap) error
+	// owned: read only the segments that can be taken for the log's own
+	// (vetSegment, salvage_foreign.go); each of the others is one gap of
+	// the whole file with excluded set, and none of its batches is
+	// delivered.
+	owned bool
 }
 
 var errStop = errors.New("stop")
 
 // scanRaw reads every live segment of fsys in log order.
 func scanRaw(ctx context.Context, fsys vfs.FS, v rawVisitor) error {
-	files, err := rawSegments(fsys)
+	files, logID, err := rawSegments(fsys)
 	if err != nil {
 		return err
 	}
@@ -52,13 +61,35 @@ func scanRaw(ctx context.Context, fsys vfs.FS, v rawVisitor) error {
 	// it when a crash during a roll left a newest segment without a batch.
 	tornOK := map[string]bool{}
 	if n := len(files); n > 0 {
-		tornOK[files[n-1]] = true
-		if n > 1 && !anyCommit(fsys, files[n-1]) {
-			tornOK[files[n-2]] = true
+		tornOK[files[n-1].name] = true
+		if n > 1 && !anyCommit(fsys, files[n-1].name) {
+			tornOK[files[n-2].name] = true
 		}
 	}
-	for _, name := range files {
-		err := scanRawFile(ctx, fsys, name, tornOK[name], v)
+	var seen uint64 // the highest seq of a batch delivered
+	visit := v
+	visit.batch = func(b *rawBatch) error {
+		seen = max(seen, b.Events[len(b.Events)-1].Seq)
+		return v.batch(b)
+	}
+	for i, f := range files {
+		if v.owned {
+			g, err := vetSegment(ctx, fsys, files, i, logID, seen, tornOK[f.name])
+			if err != nil {
+				return err
+			}
+			if g != nil {
+				err = v.gap(g)
+				if errors.Is(err, errStop) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		err := scanRawFile(ctx, fsys, f.name, tornOK[f.name], visit)
 		if errors.Is(err, errStop) {
 			return nil
 		}
@@ -69,28 +100,71 @@ func scanRaw(ctx context.Context, fsys vfs.FS, v rawVisitor) error {
 	return nil
 }
 
+// rawFile is a live segment file of the raw reader.
+type rawFile struct {
+	segment.DirFile
+	name string
+	// hdrOK: its header decodes; logID is then the log ID it holds.
+	hdrOK bool
+	logID segment.LogID
+}
+
 // rawSegments lists the live segment files in log order, by the
 // directory rules of package segment (segment.Resolve): regular files
-// only, leaving out those superseded by a valid compacted segment. Stray
-// copies and segments of other logs stay in the list (the raw reader
-// reports what it finds in them; verify names them).
-func rawSegments(fsys vfs.FS) ([]string, error) {
+// only, leaving out those superseded by a valid compacted segment, and
+// returns the log's ID (segment.DirLogID; logID.ok is false when no
+// segment has a valid header). Stray copies and segments of other logs
+// stay in the list (the raw reader reports what it finds in them, or,
+// with rawVisitor.owned, leaves them out; verify names them).
+func rawSegments(fsys vfs.FS) ([]rawFile, rawLogID, error) {
 	dir, err := segment.ReadDir(fsys)
 	if err != nil {
-		return nil, err
+		return nil, rawLogID{}, err
 	}
 	files, err := segment.OpenSegments(fsys, dir.Segments)
 	if err != nil {
-		return nil, err
+		return nil, rawLogID{}, err
 	}
 	defer segment.CloseSegments(files)
+	var id rawLogID
+	id.id, id.name, id.ok = segment.DirLogID(files)
 	live, superseded, _ := segment.Resolve(files)
 	live = intactInputs(live, superseded)
-	out := make([]string, len(live))
+	out := make([]rawFile, len(live))
 	for i, f := range live {
-		out[i] = f.Name
+		out[i] = rawFile{DirFile: f.DirFile, name: f.Name}
+		if f.Seg != nil {
+			out[i].hdrOK, out[i].logID = true, f.Seg.Header.LogID
+		} else if h, err := readHeader(fsys, f.Name); err == nil {
+			out[i].hdrOK, out[i].logID = true, h.LogID // the trailer is what is damaged
+		}
 	}
-	return out, nil
+	return out, id, nil
+}
+
+// rawLogID is the log's ID by the directory rules, and the segment it
+// was taken from.
+type rawLogID struct {
+	id   segment.LogID
+	name string
+	ok   bool
+}
+
+// readHeader reads and decodes the header of the segment file name.
+func readHeader(fsys vfs.FS, name string) (segment.Header, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return segment.Header{}, err
+	}
+	defer f.Close()
+	var b [segment.HeaderSize]byte
+	if n, err := f.ReadAt(b[:], 0); n < len(b) {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return segment.Header{}, err
+	}
+	return segment.DecodeHeader(b[:])
 }
 
 // intactInputs replaces, in live, each compacted segment that supersedes

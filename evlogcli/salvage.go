@@ -44,6 +44,11 @@ summary:
   readable FROM..TO                  (without --skip-damaged) events after the
                                      damage that were not copied
   copied N events (seqs FROM..TO) into NEWDIR
+A segment of another log is not copied: one whose header holds another
+log ID, or, when its header is damaged, whose marks prove another log's, or
+(nothing proving whose it is) whose seqs do not fit where its name puts it.
+It is one gap line covering the whole file ("not copied: …"); the seqs of
+the last kind not copied from elsewhere are reported lost.
 Exit status 0 when no committed event outside a torn tail was lost, 1
 otherwise.
 
@@ -167,6 +172,9 @@ type salvager struct {
 	// notHeldAt are the report entries of the events read but not copied
 	// because the new log cannot hold them (salvage_notheld.go).
 	notHeldAt []notHeldRef
+	// copied are the source seqs copied, withheld those of the segment
+	// files left out that may be the log's (salvage_foreign.go).
+	copied, withheld []seqRange
 }
 
 func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
@@ -296,12 +304,17 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 			return nil
 		},
 		gap: func(g *rawGap) error {
+			if g.excluded != notExcluded {
+				s.exclude(g) // salvage_foreign.go
+				return nil
+			}
 			if g.Torn {
 				provenTorn(vfs.ReadOnly(fsys), g)
 			}
 			s.gap(g)
 			return nil
 		},
+		owned: true,
 	})
 }
 
@@ -367,6 +380,7 @@ func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
 		s.rep.FirstSeq = ev.Seq
 	}
 	s.lastBuf = ev.Seq
+	s.copiedSeq(ev.Seq)
 	ev.Seq, ev.Version = 0, 0
 	s.buf.add(ev)
 	if s.buf.events >= importBatch || s.buf.bytes >= importBatchBytes {
@@ -454,5 +468,6 @@ func (s *salvager) finish() {
 		}
 		s.lost(seqRange{From: s.next, To: to})
 	}
+	s.settleWithheld() // salvage_foreign.go
 	s.rep.Complete = len(s.rep.Lost) == 0
 }

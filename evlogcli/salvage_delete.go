@@ -115,7 +115,8 @@ func rawGone(ctx context.Context, fsys vfs.FS) (goneStreams, error) {
 			}
 			return nil
 		},
-		gap: func(*rawGap) error { return nil },
+		gap:   func(*rawGap) error { return nil },
+		owned: true,
 	})
 	return g, err
 }

@@ -63,7 +63,8 @@ func (s *salvager) locateNotHeld(ctx context.Context, src string) error {
 				}
 				return nil
 			},
-			gap: func(*rawGap) error { return nil },
+			gap:   func(*rawGap) error { return nil },
+			owned: true,
 		})
 		if err != nil {
 			return err

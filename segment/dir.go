@@ -177,6 +177,27 @@ func CloseSegments(files []*DirSegment) {
 // last returns the last seq of a sealed segment.
 func (f *DirSegment) last() uint64 { return f.Seg.Trailer.LastSeq }
 
+// DirLogID returns the log's ID by the directory rules: the one most of
+// the opened segments of files carry; ties go to the one of the segment
+// first in (first seq, generation) order, whose name it returns too. ok
+// is false when no segment of files is open.
+func DirLogID(files []*DirSegment) (id LogID, name string, ok bool) {
+	counts := map[LogID]int{}
+	for _, f := range slices.SortedFunc(slices.Values(files), func(a, b *DirSegment) int {
+		return cmp.Or(cmp.Compare(a.BaseSeq, b.BaseSeq), cmp.Compare(a.Generation, b.Generation))
+	}) {
+		if f.Seg == nil {
+			continue
+		}
+		h := f.Seg.Header.LogID
+		counts[h]++
+		if name == "" || counts[h] > counts[id] {
+			id, name = h, f.Name
+		}
+	}
+	return id, name, name != ""
+}
+
 // Resolve applies the directory rules to the opened segment files of one
 // directory, given in log order (as ReadDir and OpenSegments return them).
 // It returns the live segments in log order, the superseded ones (each
@@ -191,23 +212,7 @@ func (f *DirSegment) last() uint64 { return f.Seg.Trailer.LastSeq }
 // Resolve does not check the chain of seqs, the sealed state of the
 // segments, or their records.
 func Resolve(files []*DirSegment) (live, superseded []*DirSegment, problems []error) {
-	// The log's ID is the one most segments carry; ties go to the one of
-	// the segment first in (first seq, generation) order.
-	counts := map[LogID]int{}
-	var ref LogID
-	var refName string
-	for _, f := range slices.SortedFunc(slices.Values(files), func(a, b *DirSegment) int {
-		return cmp.Or(cmp.Compare(a.BaseSeq, b.BaseSeq), cmp.Compare(a.Generation, b.Generation))
-	}) {
-		if f.Seg == nil {
-			continue
-		}
-		id := f.Seg.Header.LogID
-		counts[id]++
-		if refName == "" || counts[id] > counts[ref] {
-			ref, refName = id, f.Name
-		}
-	}
+	ref, refName, _ := DirLogID(files)
 	valid := make(map[*DirSegment]bool, len(files))
 	for _, f := range files {
 		if f.Seg == nil {
