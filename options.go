@@ -72,7 +72,10 @@ type Options struct {
 
 	// SegmentSize is the size at which the active segment is sealed and a
 	// new one started. A segment may exceed it by one batch (a batch never
-	// spans segments). Default 64 MiB; minimum 4 KiB; maximum 1 GiB.
+	// spans segments). A segment is also sealed earlier when its footer
+	// would otherwise pass a bound of the format (tiny events in a large
+	// segment: docs/FORMAT.md, "Bounds of a segment"). Default 64 MiB;
+	// minimum 4 KiB; maximum 1 GiB.
 	SegmentSize int64
 
 	// MaxEventSize bounds the encoded size of one event (envelope and
