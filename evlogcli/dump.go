@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/evlog/evlog"
@@ -30,8 +32,10 @@ incomplete) is not printed and is not an error. On corruption dump prints
 the valid prefix, then "corrupt FILE OFFSET REASON" on stderr, and exits
 1: it never skips a bad record. A deletion marker that does not decode is
 such damage (what it deleted cannot be known): dump prints the events
-before it, which may include some it deleted. dump only reads: it never
-modifies, creates or locks anything.`
+before it, which may include some it deleted. Reading a log that cannot
+be opened frame by frame, dump leaves out a segment of another log, as
+salvage does, with a line "corrupt FILE 0 not printed: REASON" (exit 1).
+dump only reads: it never modifies, creates or locks anything.`
 
 // dumpCmd is "evlogctl dump".
 type dumpCmd struct {
@@ -214,6 +218,7 @@ func readRaw(ctx context.Context, dir string, flt filter, emit func(*evlog.Envel
 		next     uint64 = 1
 		prevTime int64  = math.MinInt64
 		problem  error
+		left     []*segment.CorruptError // the segment files left out
 	)
 	corrupt := func(file string, off int64, format string, args ...any) error {
 		problem = &segment.CorruptError{File: file, Offset: off, Reason: fmt.Sprintf(format, args...)}
@@ -247,11 +252,18 @@ func readRaw(ctx context.Context, dir string, flt filter, emit func(*evlog.Envel
 			return nil
 		},
 		gap: func(g *rawGap) error {
+			if g.excluded != notExcluded {
+				// Not the log's (salvage_foreign.go): its events are
+				// not printed, and the log's own are read on.
+				left = append(left, &segment.CorruptError{File: g.file, Offset: g.Offset, Reason: "not printed: " + g.Reason})
+				return nil
+			}
 			if g.Torn {
 				return nil // not served, as by the log
 			}
 			return corrupt(g.file, g.Bad, "%s", g.Reason)
 		},
+		owned: true,
 	})
 	if err != nil {
 		return err
@@ -263,5 +275,26 @@ func readRaw(ctx context.Context, dir string, flt filter, emit func(*evlog.Envel
 	if problem == nil || ok1 && ok2 && pe.File == oe.File && pe.Offset == oe.Offset {
 		problem = openErr
 	}
-	return corruptLine(problem)
+	if len(left) == 0 {
+		return corruptLine(problem)
+	}
+	// One line for each file left out, in file order, then the damage
+	// that ends the prefix, unless it is the open's finding about a file
+	// left out (which its line names already).
+	if ok2 && problem == openErr && slices.ContainsFunc(left, func(l *segment.CorruptError) bool { return l.File == oe.File }) {
+		problem = nil
+	}
+	var (
+		lines []string
+		errs  []error
+	)
+	for _, l := range left {
+		lines = append(lines, corruptLine(l).Error())
+		errs = append(errs, l)
+	}
+	if problem != nil {
+		lines = append(lines, corruptLine(problem).Error())
+		errs = append([]error{problem}, errs...) // the damage that ends the prefix first, for errors.As
+	}
+	return &lineError{line: strings.Join(lines, "\n"), err: errors.Join(errs...)}
 }

@@ -31,7 +31,10 @@ import (
 // last (exDoubt) may hold the log's events: its seqs that are not copied
 // from elsewhere are reported lost. A segment whose header is damaged and
 // whose seqs fit is read as before (no proof against it). Each left-out
-// file is one gap covering it, whose reason says why.
+// file is one gap covering it, whose reason says why ("not copied: "
+// REASON). dump and tail, reading a log that cannot be opened frame by
+// frame (readRaw, dump.go), leave out the same segments by the same
+// decision, and name each ("corrupt FILE 0 not printed: " REASON).
 
 // exclusion says why the raw reader left a segment file out.
 type exclusion int
@@ -43,14 +46,15 @@ const (
 )
 
 // vetSegment decides whether files[i] is read as the log's (nil) or left
-// out (the gap reporting it). id is the log's ID, seen the highest seq of
+// out (the gap reporting it, whose reason says why, for its reader to
+// prefix with what it does not do with the file). id is the log's ID, seen the highest seq of
 // the batches read so far from the files before it, tornOK whether it may
 // end in a torn tail.
 func vetSegment(ctx context.Context, fsys vfs.FS, files []rawFile, i int, id rawLogID, seen uint64, tornOK bool) (*rawGap, error) {
 	f := files[i]
 	if f.hdrOK {
 		if id.ok && f.logID != id.id {
-			return excluded(fsys, f, exForeign, fmt.Sprintf("not copied: a segment of another log (its header holds log ID %s; the log's is %s, as in %s)", f.logID, id.id, id.name), 0, 0)
+			return excluded(fsys, f, exForeign, fmt.Sprintf("a segment of another log (its header holds log ID %s; the log's is %s, as in %s)", f.logID, id.id, id.name), 0, 0)
 		}
 		return nil, nil
 	}
@@ -72,7 +76,7 @@ func vetSegment(ctx context.Context, fsys vfs.FS, files []rawFile, i int, id raw
 		case segment.KinOwn:
 			return nil, nil
 		case segment.KinForeign:
-			return excluded(fsys, f, exForeign, fmt.Sprintf("not copied: a segment of another log (its header is damaged, but its marks verify with log ID %s; the log's is %s, as in %s)", other, id.id, id.name), 0, 0)
+			return excluded(fsys, f, exForeign, fmt.Sprintf("a segment of another log (its header is damaged, but its marks verify with log ID %s; the log's is %s, as in %s)", other, id.id, id.name), 0, 0)
 		}
 	}
 	// Nothing proves whose it is: its seqs must fit where its name puts it.
@@ -126,7 +130,7 @@ func vetSegment(ctx context.Context, fsys vfs.FS, files []rawFile, i int, id raw
 	default:
 		return nil, nil
 	}
-	return excluded(fsys, f, exDoubt, fmt.Sprintf("not copied: its header is damaged, no mark proves it a segment of this log, and its seqs %d..%d do not fit: %s", lo, hi, why), lo, hi)
+	return excluded(fsys, f, exDoubt, fmt.Sprintf("its header is damaged, no mark proves it a segment of this log, and its seqs %d..%d do not fit: %s", lo, hi, why), lo, hi)
 }
 
 // excluded is the gap reporting the whole of file f, left out.
@@ -147,8 +151,9 @@ func excluded(fsys vfs.FS, f rawFile, ex exclusion, reason string, first, last u
 // that may be the log's (exDoubt) are reported lost at the end, as far as
 // they were not copied from elsewhere (settleWithheld).
 func (s *salvager) exclude(g *rawGap) {
-	s.rep.Gaps = append(s.rep.Gaps, gapJSON{File: g.file, Offset: g.Offset, Length: g.Length, Reason: g.Reason})
-	s.rep.lines = append(s.rep.lines, fmt.Sprintf("gap %s %d %d %s", g.file, g.Offset, g.Length, oneLine(g.Reason)))
+	reason := "not copied: " + g.Reason
+	s.rep.Gaps = append(s.rep.Gaps, gapJSON{File: g.file, Offset: g.Offset, Length: g.Length, Reason: reason})
+	s.rep.lines = append(s.rep.lines, fmt.Sprintf("gap %s %d %d %s", g.file, g.Offset, g.Length, oneLine(reason)))
 	if g.excluded == exDoubt && g.FirstSeq > 0 {
 		s.withheld = append(s.withheld, seqRange{From: g.FirstSeq, To: g.LastSeq,
 			Reason: fmt.Sprintf("in %s, not copied: its header is damaged and nothing proves it this log's", g.file)})

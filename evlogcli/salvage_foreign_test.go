@@ -65,47 +65,16 @@ func logEvents(t *testing.T, dir string) []salvagedEvent {
 // segments with a damaged header are still copied (the control rows).
 func TestSalvageForeignSegment(t *testing.T) {
 	t.Parallel()
-	tmp := t.TempDir()
-	// Logs A (the one salvaged) and B differ in their events' streams,
-	// not in their layout: B's segments start at the same seqs as A's.
-	logA, logB := filepath.Join(tmp, "a"), filepath.Join(tmp, "b")
-	mustRun(t, "load", logA, "--count", "120", "--size", "40", "--batch", "6", "--streams", "4", "--segment-size", "4096")
-	mustRun(t, "load", logB, "--count", "240", "--size", "40", "--batch", "6", "--streams", "5", "--segment-size", "4096")
+	fs := newForeignLogs(t)
+	logA, logB, basesB, mid, beyond := fs.logA, fs.logB, fs.basesB, fs.mid, fs.beyond
 	want := logEvents(t, logA)
-	basesA, basesB := sealedBases(t, logA), sealedBases(t, logB)
-	if len(basesA) < 3 {
-		t.Fatalf("log A has sealed segments at %v: want at least 3", basesA)
-	}
-	mid := basesA[len(basesA)/2] // a sealed segment of A in the middle
-	var beyond uint64            // a sealed segment of B wholly beyond A's events
-	for _, b := range basesB {
-		if b > 120 {
-			beyond = b
-			break
-		}
-	}
-	if !slices.Contains(basesB, mid) || beyond == 0 {
-		t.Fatalf("log B's sealed segments start at %v: want one at %d and one after seq 120", basesB, mid)
-	}
-
-	flip := func(off int) func([]byte) {
-		return func(b []byte) { b[off] ^= 0x01 }
-	}
-	zero := func(b []byte) { clear(b[:segment.HeaderSize]) }
-	type placement struct {
-		from     string // log holding the segment
-		base     uint64 // its first seq there
-		asBase   uint64 // the name it gets in A's directory
-		asGen    uint64
-		foreign  bool
-		wantLost []seqRange // From..To only
-	}
 	collides := placement{from: logB, base: mid, asBase: mid, asGen: 1, foreign: true}
 	// Seqs 1..120 are A's; B's segment's beyond them, under a name among
 	// A's. Nothing in a zeroed header or in the file tells whose they
 	// are: they may be the log's, so they are reported lost.
 	beyondFit := placement{from: logB, base: beyond, asBase: mid + 1, foreign: true}
 	own := placement{from: logA, base: mid, asBase: mid}
+	flip, zero := flipHeader, zeroHeader
 	for _, tc := range []struct {
 		name    string
 		place   placement
@@ -128,22 +97,8 @@ func TestSalvageForeignSegment(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			dir := filepath.Join(t.TempDir(), "log")
-			if err := os.CopyFS(dir, os.DirFS(logA)); err != nil {
-				t.Fatal(err)
-			}
 			p := tc.place
-			b, err := os.ReadFile(filepath.Join(p.from, segment.FormatFileName(p.base, 0)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.corrupt != nil {
-				tc.corrupt(b)
-			}
-			name := segment.FormatFileName(p.asBase, p.asGen)
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			dir, name, b := withSegment(t, logA, p, tc.corrupt)
 			modes := []bool{false, true} // --skip-damaged
 			if !p.foreign {
 				// Without --skip-damaged the copy stops at the log's own
@@ -201,4 +156,77 @@ func TestSalvageForeignSegment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// foreignLogs are two logs, A and B, that differ in their events'
+// streams, not in their layout: B's segments start at the same seqs as
+// A's, and run beyond A's last seq 120.
+type foreignLogs struct {
+	logA, logB     string
+	basesA, basesB []uint64 // the first seqs of their sealed segments
+	mid            uint64   // a sealed segment of A in the middle (and one of B)
+	beyond         uint64   // a sealed segment of B wholly beyond A's events
+}
+
+func newForeignLogs(t *testing.T) foreignLogs {
+	t.Helper()
+	tmp := t.TempDir()
+	fs := foreignLogs{logA: filepath.Join(tmp, "a"), logB: filepath.Join(tmp, "b")}
+	mustRun(t, "load", fs.logA, "--count", "120", "--size", "40", "--batch", "6", "--streams", "4", "--segment-size", "4096")
+	mustRun(t, "load", fs.logB, "--count", "240", "--size", "40", "--batch", "6", "--streams", "5", "--segment-size", "4096")
+	fs.basesA, fs.basesB = sealedBases(t, fs.logA), sealedBases(t, fs.logB)
+	if len(fs.basesA) < 3 {
+		t.Fatalf("log A has sealed segments at %v: want at least 3", fs.basesA)
+	}
+	fs.mid = fs.basesA[len(fs.basesA)/2]
+	for _, b := range fs.basesB {
+		if b > 120 {
+			fs.beyond = b
+			break
+		}
+	}
+	if !slices.Contains(fs.basesB, fs.mid) || fs.beyond == 0 {
+		t.Fatalf("log B's sealed segments start at %v: want one at %d and one after seq 120", fs.basesB, fs.mid)
+	}
+	return fs
+}
+
+// placement is a segment copied into log A's directory.
+type placement struct {
+	from    string // log holding the segment
+	base    uint64 // its first seq there
+	asBase  uint64 // the name it gets in A's directory
+	asGen   uint64
+	foreign bool
+}
+
+// flipHeader flips a bit of the header byte at off; zeroHeader zeroes the
+// header.
+func flipHeader(off int) func([]byte) {
+	return func(b []byte) { b[off] ^= 0x01 }
+}
+
+func zeroHeader(b []byte) { clear(b[:segment.HeaderSize]) }
+
+// withSegment returns a copy of logA's directory holding the segment p
+// places in it, its header changed by corrupt (nil: intact), with the
+// file's name and contents.
+func withSegment(t *testing.T, logA string, p placement, corrupt func([]byte)) (dir, name string, b []byte) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "log")
+	if err := os.CopyFS(dir, os.DirFS(logA)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(p.from, segment.FormatFileName(p.base, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if corrupt != nil {
+		corrupt(b)
+	}
+	name = segment.FormatFileName(p.asBase, p.asGen)
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, name, b
 }
