@@ -1,12 +1,9 @@
 package evlogcli
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/evlog/evlog/segment"
 )
 
 // TestSalvageCompressedDamagedHeader: a compressed segment (compact
@@ -18,30 +15,9 @@ func TestSalvageCompressedDamagedHeader(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "log")
 	makeLog(t, dir, false) // 150 events, the first 120 compacted and compressed
-	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	damaged := ""
-	for _, p := range segs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := segment.DecodeHeader(b[:segment.HeaderSize])
-		if err != nil || h.Flags&segment.FlagCompressed == 0 {
-			continue
-		}
+	damaged := damageCompressedSegment(t, dir, func(b []byte) {
 		b[10] ^= 0x01 // the flags: the compressed bit cleared, the checksum fails
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		damaged = filepath.Base(p)
-		break
-	}
-	if damaged == "" {
-		t.Fatal("makeLog wrote no compressed segment")
-	}
+	})
 	out := filepath.Join(t.TempDir(), "salvaged")
 	r := run1(t, "salvage", dir, out, "--skip-damaged")
 	checkNoPanic(t, []string{"salvage"}, r)

@@ -17,11 +17,27 @@ func TestSalvageCompressedDamagedTrailer(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "log")
 	makeLog(t, dir, false) // 150 events, the first 120 compacted and compressed
+	damaged := damageCompressedSegment(t, dir, func(b []byte) {
+		b[len(b)-segment.TrailerSize+9] ^= 0xff // the records end field
+	})
+	out := filepath.Join(t.TempDir(), "salvaged")
+	r := run1(t, "salvage", dir, out)
+	checkNoPanic(t, []string{"salvage"}, r)
+	if r.code != 0 || !strings.Contains(r.stdout, "copied 150 events (seqs 1..150)") {
+		t.Fatalf("salvage of a log whose compressed segment %s has a damaged trailer: exit %d, want 0 with every event copied:\n%s%s",
+			damaged, r.code, r.stdout, r.stderr)
+	}
+}
+
+// damageCompressedSegment applies damage to the bytes of the first
+// compressed segment of the log in dir (makeLog's: 120 events compacted
+// and compressed), writes them back and returns the file's name.
+func damageCompressedSegment(t *testing.T, dir string, damage func(b []byte)) string {
+	t.Helper()
 	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	damaged := ""
 	for _, p := range segs {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -31,21 +47,12 @@ func TestSalvageCompressedDamagedTrailer(t *testing.T) {
 		if err != nil || h.Flags&segment.FlagCompressed == 0 {
 			continue
 		}
-		b[len(b)-segment.TrailerSize+9] ^= 0xff // the records end field
+		damage(b)
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		damaged = p
-		break
+		return filepath.Base(p)
 	}
-	if damaged == "" {
-		t.Fatal("makeLog wrote no compressed segment")
-	}
-	out := filepath.Join(t.TempDir(), "salvaged")
-	r := run1(t, "salvage", dir, out)
-	checkNoPanic(t, []string{"salvage"}, r)
-	if r.code != 0 || !strings.Contains(r.stdout, "copied 150 events (seqs 1..150)") {
-		t.Fatalf("salvage of a log whose compressed segment %s has a damaged trailer: exit %d, want 0 with every event copied:\n%s%s",
-			filepath.Base(damaged), r.code, r.stdout, r.stderr)
-	}
+	t.Fatal("makeLog wrote no compressed segment")
+	return ""
 }
