@@ -23,9 +23,15 @@ func TestAppendRollsBeforeAFormatBound(t *testing.T) {
 		name   string
 		stream func(batch, i int) string
 		batch  int
+		typed  bool
+		// maxSegs: no more segments than this — the roll looks at the
+		// names' real lengths near a bound, not at the longest allowed
+		// (which would take one batch per segment here).
+		maxSegs int
 	}{
-		{"one stream's postings", func(int, int) string { return "s" }, 50},
-		{"many streams' name block", func(b, i int) string { return fmt.Sprintf("%04d", b*10+i) }, 10},
+		{"one stream's postings", func(int, int) string { return "s" }, 50, false, 0},
+		{"many streams' name block", func(b, i int) string { return fmt.Sprintf("%04d", b*10+i) }, 10, false, 300},
+		{"many streams' name block, typed", func(b, i int) string { return fmt.Sprintf("%04d", b*10+i) }, 10, true, 300},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			restore := testhook.SetFrameLimit(2 << 10)
@@ -44,7 +50,19 @@ func TestAppendRollsBeforeAFormatBound(t *testing.T) {
 					}
 					batch = append(batch, AppendRequest{Stream: s, Expect: ExpectAny, Events: []Envelope{{Type: "e"}}})
 				}
-				if _, err := l.AppendBatch(ctx, batch); err != nil {
+				if tc.typed {
+					var parts []Batch[delPayload]
+					for _, req := range batch {
+						evs := make([]Event[delPayload], len(req.Events))
+						for k := range evs {
+							evs[k] = Event[delPayload]{Type: "e"}
+						}
+						parts = append(parts, Batch[delPayload]{Stream: req.Stream, Expect: ExpectAny, Events: evs})
+					}
+					if _, err := Typed[delPayload](l).AppendBatch(ctx, parts); err != nil {
+						t.Fatal(err)
+					}
+				} else if _, err := l.AppendBatch(ctx, batch); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -58,6 +76,9 @@ func TestAppendRollsBeforeAFormatBound(t *testing.T) {
 			}
 			if len(segs) < 3 {
 				t.Fatalf("%d segments: the case should roll", len(segs))
+			}
+			if tc.maxSegs > 0 && len(segs) > tc.maxSegs {
+				t.Errorf("%d segments, want at most %d: the writer rolled as if every name were of the longest length", len(segs), tc.maxSegs)
 			}
 			r, err := openFS(mem, opts, false)
 			if err != nil {

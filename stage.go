@@ -4,7 +4,6 @@ package evlog
 // stream versions, and undoing them when a request or the group fails.
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"time"
@@ -127,6 +126,7 @@ func (w *writer) stage(r *request) error {
 			req = r.batch[i]
 			n = len(req.Events)
 		}
+		w.stagedName = max(w.stagedName, len(req.Stream))    // see needRollAt
 		if err := w.tombs.check(w, req.Stream); err != nil { // deletion_writer.go
 			return fail(err)
 		}
@@ -248,9 +248,6 @@ func (w *writer) stage(r *request) error {
 	}
 	w.group = append(w.group, r)
 	w.calls++
-	// The staged names' bound: r's longest, if needRollAt looked (near a
-	// bound of the format), else the longest any name may be.
-	w.stagedName = max(w.stagedName, cmp.Or(r.nameLen, event.MaxStreamLen))
 	w.tombs.staged(w, r) // deletion_writer.go
 	return nil
 }

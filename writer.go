@@ -95,7 +95,8 @@ type writer struct {
 	infoSV   []*streamVersion // the version cache entry of each of infos
 	partLast []int32          // per staged part, the index in infos of its last event
 	// stagedName bounds the length of the staged events' stream names
-	// (reset with the group; see needRollAt).
+	// (set while staging, not undone by a rollback, reset with the
+	// group; see needRollAt).
 	stagedName int
 	group      []*request
 	undo       []undoEntry
