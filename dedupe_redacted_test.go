@@ -3,6 +3,7 @@ package evlog
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -194,5 +195,55 @@ func TestPlaceholderKeepsID(t *testing.T) {
 	e, _, found, err := l.AnchorEvent(ctx, 1)
 	if err != nil || !found || e.ID != "" || e.Meta != nil || e.Data != nil {
 		t.Errorf("AnchorEvent(1) = %+v, %v, %v: want the placeholder without ID, meta or data", e, found, err)
+	}
+}
+
+// TestDedupeRetryAfterRedactionRestored: a backup copies the placeholders
+// with their IDs, so in a log restored from it a retry of an append whose
+// events were deleted and compacted before the backup still writes
+// nothing and returns the original position.
+func TestDedupeRetryAfterRedactionRestored(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "log")
+	opts := Options{SegmentSize: MinSegmentSize}
+	l, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { l.Close() }()
+	evs := []Envelope{idEv("order-a", "t", 'a'), idEv("order-b", "t", 'b')}
+	p1, err := l.Append(ctx, "cart-1", ExpectNoStream, evs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.DeleteStream(ctx, "cart-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{MinSegmentSize, 0} { // seal the segment holding them
+		if _, err := l.Append(ctx, "pad-1", ExpectAny, Envelope{Type: "t", Data: make([]byte, n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Compact(ctx, CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bdir := filepath.Join(t.TempDir(), "backup")
+	if _, err := l.Backup(ctx, bdir, BackupOptions{NoLink: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rdir := filepath.Join(t.TempDir(), "restored")
+	if _, err := Restore(ctx, bdir, rdir, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = Open(rdir, opts); err != nil {
+		t.Fatal(err)
+	}
+	last := l.LastSeq()
+	p2, err := l.Append(ctx, "cart-1", ExpectNoStream, evs...)
+	if err != nil || !cmp.Equal(p1, p2) || l.LastSeq() != last {
+		t.Fatalf("retry in the restored log: %+v, %v, and the log grew by %d; want the original position %+v and nothing written", p2, err, l.LastSeq()-last, p1)
 	}
 }
