@@ -87,11 +87,20 @@ type AppendRequest struct {
 //     holding one ID twice fails with ErrDuplicateID (a *DuplicateIDError
 //     naming the ID, the stream and the holder's seq) and writes nothing.
 //   - Events without an ID are never deduplicated.
-//   - Deleted, truncated or expired events keep their IDs until Compact
-//     replaces them by placeholders (which hold no ID): until then a retry
-//     of their append is recognised (it returns their positions and writes
-//     nothing, never bringing deleted events back); after it, the retry is
-//     a new append.
+//   - Deleted, truncated or expired events keep their IDs, also once
+//     Compact has replaced them by placeholders (which keep the ID, seq,
+//     stream, version, time and schema version, never the payload): a
+//     retry of their append is recognised (it returns their positions and
+//     writes nothing, never bringing deleted events back), before and
+//     after the compaction. Against a placeholder only what it kept is
+//     compared (stream, schema version, order), so an append of other
+//     content reusing the IDs of compacted events also writes nothing.
+//     An append to a tombstoned stream fails with ErrStreamDeleted, a
+//     retry too. Placeholders written by an earlier evlog version hold no
+//     ID: a retry of an append all of whose events such a version
+//     compacted is a new append, one with only some of them fails with
+//     ErrDuplicateID. IDs outlive the events' deletion: do not put
+//     personal data in IDs.
 //
 // Typed appends (TypedLog) go through the same check. The first append
 // carrying an ID after Open reads the IDs of the events in the window

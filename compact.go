@@ -71,8 +71,8 @@ type CompactReport struct {
 // Options.Retention) when Compact starts are removed physically: every
 // sealed segment holding one is rewritten (alone if it has no neighbour
 // to merge with; a compressed one stays compressed) with each gone event
-// replaced by a placeholder of the same seq, stream, version and time,
-// type TypeRedacted and no ID, Meta or Data, which no reader ever yields
+// replaced by a placeholder of the same seq, stream, version, time and ID,
+// type TypeRedacted and no Meta or Data, which no reader ever yields
 // (see docs/FORMAT.md, "Deletion and retention"). Events in the active
 // segment are removed by the first Compact after it is sealed. Before
 // redacting, Compact makes every append so far durable (Sync), so that a
@@ -270,7 +270,7 @@ func checkCompacted(s *segment.Segment, h segment.Header, run []*segHandle) erro
 
 // redactedExtent bounds the extent of a segment of extent e once its gone
 // events are rewritten as placeholders: a placeholder keeps its event's
-// seq, stream, version and time, drops its ID, Meta and Data, and has type
+// seq, stream, version, time and ID, drops its Meta and Data, and has type
 // TypeRedacted, so it is at most len(TypeRedacted) bytes longer; its
 // length and every delta spanning it (grown by less than half) gain at
 // most one uvarint byte each. A postings frame holds at most one entry

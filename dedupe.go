@@ -26,6 +26,13 @@ import (
 //     without writing and returns the originals' positions;
 //   - anything else holding a known ID fails with ErrDuplicateID and
 //     writes nothing.
+//
+// The originals are read as recorded (writer.scan), deleted and expired
+// ones included, so a retry never writes gone events back. A placeholder
+// Compact left in place of a gone event keeps its ID (placeholderOf), so
+// it still answers: it is compared on what it kept (stream, schema
+// version, seq order), and the retry succeeds with the original positions
+// — the same outcome as before the compaction.
 
 // ErrDuplicateID is matched by the error of an append holding an event
 // whose ID the log already holds (within Options.DedupeWindow) but which
@@ -308,7 +315,10 @@ func (w *writer) encodeScratch(r *request, i, j int, dst []byte) (_ []byte, err 
 
 // sameEvent says how the appended event a differs from the stored o ("":
 // a retry of it). Time is not compared: a retry re-sends the original's
-// explicit time or a zero one, which the first append stamped.
+// explicit time or a zero one, which the first append stamped. When o is
+// a placeholder (its event was deleted or expired, then compacted), only
+// what it kept is compared: stream and schema version (the seq and ID
+// were matched by the caller); its type, meta and data are gone.
 func sameEvent(a, o *Envelope) string {
 	sv := a.SchemaVersion
 	if sv == 0 {
@@ -317,10 +327,12 @@ func sameEvent(a, o *Envelope) string {
 	switch {
 	case a.Stream != o.Stream:
 		return fmt.Sprintf("the original is in stream %q", o.Stream)
-	case a.Type != o.Type:
-		return fmt.Sprintf("the original has type %q, not %q", o.Type, a.Type)
 	case sv != o.SchemaVersion:
 		return fmt.Sprintf("the original has schema version %d, not %d", o.SchemaVersion, sv)
+	case o.Type == TypeRedacted:
+		return ""
+	case a.Type != o.Type:
+		return fmt.Sprintf("the original has type %q, not %q", o.Type, a.Type)
 	case !maps.Equal(a.Meta, o.Meta):
 		return "the original has other meta"
 	case !bytes.Equal(a.Data, o.Data):

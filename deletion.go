@@ -36,9 +36,10 @@ import (
 // look-up per sealed segment, never a scan of the log), and extended
 // incrementally from the segments holding seqs beyond what it folded.
 // Compact then rewrites the gone events of sealed segments as redacted
-// placeholders (TypeRedacted, no ID, Meta or Data) with the same seq,
-// stream, version and time, so no surviving event is renumbered and every
-// index stays valid.
+// placeholders (TypeRedacted, no Meta or Data) with the same seq,
+// stream, version, time and ID, so no surviving event is renumbered,
+// every index stays valid and a retry of their append is still
+// recognised (placeholderOf).
 
 // Reserved names. Streams starting with SystemStreamPrefix and event
 // types starting with SystemTypePrefix belong to evlog: appends using

@@ -14,9 +14,10 @@ import (
 // sealed segment holding an event that reads as gone and is not a
 // placeholder yet is rewritten (alone, or merged with its neighbours as
 // usual), each gone event replaced by a redacted placeholder: same seq,
-// stream, version, time and schema version, type TypeRedacted, no ID,
-// Meta or Data. Seqs, versions and every index stay as they were; the
-// payloads are gone from the disk once the inputs are removed.
+// stream, version, time, schema version and ID, type TypeRedacted, no
+// Meta or Data (placeholderOf). Seqs, versions and every index stay as
+// they were; the payloads are gone from the disk once the inputs are
+// removed.
 
 // needsRedaction reports whether the sealed segment s holds an event
 // that vis says is gone and that is not a placeholder yet. It looks the
@@ -164,7 +165,7 @@ func appendRedacted(w *segment.SealedWriter, s *segHandle, vis *visibility, prev
 		switch {
 		case f.Kind == segment.KindMark:
 		case e != nil && e.Type != TypeRedacted && vis.gone(e):
-			p := Envelope{Seq: e.Seq, Stream: e.Stream, Version: e.Version, Type: TypeRedacted, SchemaVersion: e.SchemaVersion, Time: e.Time}
+			p := placeholderOf(e)
 			chunk = segment.AppendEventFrame(chunk, &p)
 		default:
 			chunk = segment.AppendFrame(chunk, f.Kind, f.Payload)
