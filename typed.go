@@ -76,6 +76,9 @@ func (t *TypedLog[T]) Log() *Log { return t.l }
 // pointer implements msgpack.CustomEncoder is encoded by calling its
 // EncodeMsgpack directly; any other through msgpack's Encoder.Encode. If
 // encoding panics, Append panics with the same value (nothing is written).
+// A call of 256 events or more is encoded on two goroutines at once (each
+// event by one of them; the bytes written are the same): encoding one
+// payload must not modify state another payload's encoding uses.
 func (t *TypedLog[T]) Append(ctx context.Context, stream string, expect Expectation, events ...Event[T]) (Position, error) {
 	if t.reg != nil {
 		return t.appendRegistered(ctx, stream, expect, events)
