@@ -181,9 +181,13 @@ func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly boo
 	// A crash during a roll (the new segment created, the old one not yet
 	// sealed) leaves an unsealed second-newest segment and a newest one
 	// holding no committed event: drop the newest, continue the old one.
+	// Not when the newest holds a mark: one is written there only once
+	// the old segment's seal was fsynced, so an unsealed old segment was
+	// damaged after it was durable (its trailer, and perhaps records
+	// before it), which is corruption, never a torn tail to truncate.
 	if n := len(live); n >= 2 && !live[n-2].Seg.Sealed && !live[n-1].Seg.Sealed {
 		nf := live[n-1]
-		if newestEmpty(fsys, nf.Seg, readOnly) {
+		if newestBlank(fsys, nf.Seg, readOnly) {
 			nf.Close()
 			if err := remove(nf.Name, "empty newest segment left by a crash during a roll"); err != nil {
 				return nil, err

@@ -2,9 +2,13 @@ package evlog
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -116,5 +120,96 @@ func TestTornSealRepairCrash(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestMarkedSuccessorKeepsDamagedSealed: a mark in the newest segment is
+// written only after the seal of the segment before it was fsynced
+// (markEmpty; a roll seals the old segment before anything goes into the
+// new one). So when the segment before a newest one that holds only a
+// mark reads as unsealed, no crash during a roll explains it: its end was
+// damaged after it was durable. Recovery must report that as corruption,
+// not remove the newest segment and truncate the damaged one's "torn
+// tail" — which would cut acknowledged, fsynced events.
+func TestMarkedSuccessorKeepsDamagedSealed(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	opts := crashOpts(SyncAlways)
+	l, err := openFS(mem, opts, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []SegmentInfo
+	for i := 0; len(segs) < 2; i++ {
+		if _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "t", Time: t0, Data: bytes.Repeat([]byte{byte(i)}, 100)}); err != nil {
+			t.Fatal(err)
+		}
+		if segs, err = l.Segments(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, newest := segs[0], segs[1]
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The newest segment as a writer closed right after the roll leaves
+	// it: its header and a mark recording that the seal was durable.
+	ns, err := segment.Open(mem, newest.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nh := ns.Header
+	ns.Close()
+	nb, err := mem.ReadFile(newest.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb = segment.AppendMarkFrame(nb[:segment.HeaderSize:segment.HeaderSize], nh, segment.HeaderSize, true)
+	if err := mem.WriteFile(newest.File, nb); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.Remove(segment.CheckpointName(newest.File)); err != nil {
+		t.Fatal(err)
+	}
+	// The damage: the old segment's last sector (its trailer and the end
+	// of what comes before it) reads as zeros.
+	ob, err := mem.ReadFile(old.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	osg, err := segment.Open(mem, old.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recEnd := osg.Trailer.RecordsEnd
+	osg.Close()
+	from := len(ob) - vfs.SectorSize
+	if from >= int(recEnd) {
+		from = int(recEnd) - 64 // reach into the records
+	}
+	clear(ob[from:])
+	if err := mem.WriteFile(old.File, ob); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.SyncDir(); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshotFiles(t, mem)
+
+	l, err = openFS(mem, opts, false)
+	if err == nil {
+		n := 0
+		for range l.RangeBorrowed(ctx, 1, math.MaxUint64) {
+			n++
+		}
+		l.Close()
+		t.Fatalf("open repaired damage in a sealed segment whose seal a mark proves durable: it removed %v, truncated %s at %+v and keeps %d of the %d events acknowledged", l.Recovery().Removed, l.Recovery().TornFile, l.Recovery().TornTail, n, old.Events)
+	}
+	ce, ok := errors.AsType[*segment.CorruptError](err)
+	if !ok || ce.File != old.File {
+		t.Fatalf("open: got %v, want a CorruptError naming %s", err, old.File)
+	}
+	if d := cmp.Diff(before, snapshotFiles(t, mem)); d != "" {
+		t.Fatalf("a failed open changed the directory:\n%s", d)
 	}
 }

@@ -288,7 +288,7 @@ func unsealedSeg(f *segment.DirSegment) bool {
 }
 
 // emptySegment reports whether a segment holds no committed event. An
-// authentic checkpoint proves it held one (as in newestEmpty).
+// authentic checkpoint proves it held one (as in newestBlank).
 func emptySegment(fsys vfs.FS, f *segment.DirSegment) bool {
 	if f.Err != nil {
 		size, serr := fsys.Stat(f.Name)
