@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -123,19 +124,15 @@ func TestTornSealRepairCrash(t *testing.T) {
 	}
 }
 
-// TestMarkedSuccessorKeepsDamagedSealed: a mark in the newest segment is
-// written only after the seal of the segment before it was fsynced
-// (markEmpty; a roll seals the old segment before anything goes into the
-// new one). So when the segment before a newest one that holds only a
-// mark reads as unsealed, no crash during a roll explains it: its end was
-// damaged after it was durable. Recovery must report that as corruption,
-// not remove the newest segment and truncate the damaged one's "torn
-// tail" — which would cut acknowledged, fsynced events.
-func TestMarkedSuccessorKeepsDamagedSealed(t *testing.T) {
+// markedSuccessorMem returns a log directory as a writer closed right
+// after a roll leaves it: the old segment sealed, the newest holding only
+// its header and a mark recording that the seal was durable (markEmpty).
+// It returns the old segment and where its records end.
+func markedSuccessorMem(t *testing.T) (*vfs.Mem, SegmentInfo, int64) {
+	t.Helper()
 	ctx := t.Context()
 	mem := vfs.NewMem()
-	opts := crashOpts(SyncAlways)
-	l, err := openFS(mem, opts, false)
+	l, err := openFS(mem, crashOpts(SyncAlways), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,8 +149,6 @@ func TestMarkedSuccessorKeepsDamagedSealed(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The newest segment as a writer closed right after the roll leaves
-	// it: its header and a mark recording that the seal was durable.
 	ns, err := segment.Open(mem, newest.File)
 	if err != nil {
 		t.Fatal(err)
@@ -171,32 +166,49 @@ func TestMarkedSuccessorKeepsDamagedSealed(t *testing.T) {
 	if err := mem.Remove(segment.CheckpointName(newest.File)); err != nil {
 		t.Fatal(err)
 	}
-	// The damage: the old segment's last sector (its trailer and the end
-	// of what comes before it) reads as zeros.
-	ob, err := mem.ReadFile(old.File)
-	if err != nil {
-		t.Fatal(err)
-	}
-	osg, err := segment.Open(mem, old.File)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recEnd := osg.Trailer.RecordsEnd
-	osg.Close()
-	from := len(ob) - vfs.SectorSize
-	if from >= int(recEnd) {
-		from = int(recEnd) - 64 // reach into the records
-	}
-	clear(ob[from:])
-	if err := mem.WriteFile(old.File, ob); err != nil {
-		t.Fatal(err)
-	}
 	if err := mem.SyncDir(); err != nil {
 		t.Fatal(err)
 	}
+	s, err := segment.Open(mem, old.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	return mem, old, s.Trailer.RecordsEnd
+}
+
+// damageFile applies damage to name's bytes in mem (durably).
+func damageFile(t *testing.T, mem *vfs.Mem, name string, damage func([]byte)) {
+	t.Helper()
+	b, err := mem.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damage(b)
+	if err := mem.WriteFile(name, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMarkedSuccessorKeepsDamagedSealed: a mark in the newest segment is
+// written only after the seal of the segment before it was fsynced
+// (markEmpty; a roll seals the old segment before anything goes into the
+// new one). So when the segment before a newest one that holds only a
+// mark reads as unsealed, no crash during a roll explains it: its end was
+// damaged after it was durable. Recovery must report that as corruption,
+// not remove the newest segment and truncate the damaged one's "torn
+// tail" — which would cut acknowledged, fsynced events.
+func TestMarkedSuccessorKeepsDamagedSealed(t *testing.T) {
+	ctx := t.Context()
+	mem, old, recEnd := markedSuccessorMem(t)
+	// The damage: the old segment's last sector (its trailer and the end
+	// of what comes before it) reads as zeros.
+	damageFile(t, mem, old.File, func(b []byte) {
+		clear(b[min(len(b)-vfs.SectorSize, int(recEnd)-64):])
+	})
 	before := snapshotFiles(t, mem)
 
-	l, err = openFS(mem, opts, false)
+	l, err := openFS(mem, crashOpts(SyncAlways), false)
 	if err == nil {
 		n := 0
 		for range l.RangeBorrowed(ctx, 1, math.MaxUint64) {
@@ -211,5 +223,31 @@ func TestMarkedSuccessorKeepsDamagedSealed(t *testing.T) {
 	}
 	if d := cmp.Diff(before, snapshotFiles(t, mem)); d != "" {
 		t.Fatalf("a failed open changed the directory:\n%s", d)
+	}
+}
+
+// TestVerifyMarkedSuccessorDamage: verify classifies as recovery does. A
+// mark in the newest segment proves the seal before it durable, so damage
+// at the end of that segment (read as unsealed, or sealed with damaged
+// records) is corruption (verify=1), never a torn seal or a torn tail.
+func TestVerifyMarkedSuccessorDamage(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte, recEnd int64)
+	}{
+		{"last sector zeroed", func(b []byte, recEnd int64) { clear(b[min(len(b)-vfs.SectorSize, int(recEnd)-64):]) }},
+		{"last mark flipped", func(b []byte, recEnd int64) { b[recEnd-8] ^= 0x10 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem, old, recEnd := markedSuccessorMem(t)
+			damageFile(t, mem, old.File, func(b []byte) { tc.damage(b, recEnd) })
+			rep, err := verifyFS(t.Context(), vfs.ReadOnly(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.Corrupt() || !slices.ContainsFunc(rep.Findings, func(f Finding) bool { return f.File == old.File && f.Kind != FindingTornTail }) {
+				t.Fatalf("verify: corrupt %v, findings %+v; want corruption naming %s", rep.Corrupt(), rep.Findings, old.File)
+			}
+		})
 	}
 }
