@@ -125,7 +125,7 @@ func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupO
 		return res, fmt.Errorf("evlog: backup: locking %s: %w", dir, err)
 	}
 	defer lock.Close()
-	prev, err := checkBackupDir(dst, dir, opts.Incremental)
+	prev, err := checkBackupDir(dst, dir, opts.Incremental, l.LogID())
 	if err != nil {
 		return res, err
 	}
@@ -215,8 +215,8 @@ func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupO
 // checkBackupDir checks what dst holds before a backup: for an incremental
 // one, the previous manifest (nil when there is none: then, as for a full
 // backup, the directory must hold nothing but the files of an interrupted
-// backup).
-func checkBackupDir(dst vfs.FS, dir string, incremental bool) (*Manifest, error) {
+// backup of the log logID, which the backup replaces or removes).
+func checkBackupDir(dst vfs.FS, dir string, incremental bool, logID [16]byte) (*Manifest, error) {
 	names, err := dst.List()
 	if err != nil {
 		return nil, fmt.Errorf("evlog: backup: listing %s: %w", dir, err)
@@ -232,7 +232,40 @@ func checkBackupDir(dst vfs.FS, dir string, incremental bool) (*Manifest, error)
 			return nil, fmt.Errorf("evlog: backup: %s holds %q, which no backup writes: give an empty directory", dir, n)
 		}
 	}
+	// Named like a backup's is not enough: a segment of another log (a
+	// log directory without its LOCK, a backup that lost its manifest)
+	// may be the only copy of that log's events.
+	for _, n := range names {
+		if _, _, ok := segment.ParseFileName(n); !ok {
+			continue
+		}
+		if err := leftoverSegment(dst, n, logID); err != nil {
+			return nil, fmt.Errorf("evlog: backup: %s holds %s, which is not a segment an interrupted backup of this log left (%v); nothing was written: give an empty directory", dir, n, err)
+		}
+	}
 	return nil, nil
+}
+
+// leftoverSegment returns nil when the segment file name in dst carries a
+// valid header of the log logID.
+func leftoverSegment(dst vfs.FS, name string, logID [16]byte) error {
+	f, err := dst.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var b [segment.HeaderSize]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		return fmt.Errorf("reading its header: %w", err)
+	}
+	h, err := segment.DecodeHeader(b[:])
+	switch {
+	case err != nil:
+		return err
+	case h.LogID != logID:
+		return fmt.Errorf("a segment of log %s", h.LogID)
+	}
+	return nil
 }
 
 // backupFileName reports whether a backup writes files named n (its

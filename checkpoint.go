@@ -226,20 +226,10 @@ func (w *writer) dropCheckpoint(segName string) {
 	w.ckptEnd = 0
 }
 
-// newestEmpty reports whether s, the newest segment, holds no committed
-// event — without scanning it when a checkpoint proves it does (see
-// checkpointProvesEvent).
-func newestEmpty(fsys vfs.FS, s *segment.Segment, readOnly bool) bool {
-	if checkpointProvesEvent(fsys, s, readOnly) {
-		return false
-	}
-	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: s.Name})
-	return err == nil && sr.Index.Count == 0
-}
-
 // newestBlank reports whether s, the newest segment, holds neither a
 // committed event nor a mark: whether nothing in it proves that the
-// segment before it was sealed durably (see newestEmpty).
+// segment before it was sealed durably — without scanning it when a
+// checkpoint proves it held an event (see checkpointProvesEvent).
 func newestBlank(fsys vfs.FS, s *segment.Segment, readOnly bool) bool {
 	if checkpointProvesEvent(fsys, s, readOnly) {
 		return false

@@ -340,11 +340,11 @@ func TestReaderCheckpointAfterRoll(t *testing.T) {
 		if got, want := emptySegment(ro, &segment.DirSegment{DirFile: segment.DirFile{Name: seg}, Seg: s}), grow; got != want {
 			t.Errorf("file grown %v: verify's emptySegment %v, want %v", grow, got, want)
 		}
-		if got, want := newestEmpty(ro, s, true), grow; got != want {
-			t.Errorf("file grown %v: a reader's newestEmpty %v, want %v", grow, got, want)
+		if got, want := newestBlank(ro, s, true), grow; got != want {
+			t.Errorf("file grown %v: a reader's newestBlank %v, want %v", grow, got, want)
 		}
-		if newestEmpty(ro, s, false) {
-			t.Errorf("file grown %v: the writer's newestEmpty ignores an authentic checkpoint", grow)
+		if newestBlank(ro, s, false) {
+			t.Errorf("file grown %v: the writer's newestBlank ignores an authentic checkpoint", grow)
 		}
 		s.Close()
 	}

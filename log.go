@@ -161,6 +161,14 @@ func openResolved(fsys vfs.FS, o Options, readOnly bool) (_ *Log, err error) {
 				l.lock.Close()
 			}
 		}()
+		// Again under the lock: a restore into the directory takes the
+		// same lock, and one that ran and was killed since the check above
+		// left its marker. Taken for a log, its files would be appended
+		// to, and the restore run again (as the marker asks) starts over
+		// by removing them, acknowledged appends and all.
+		if err := checkLogDir(fsys); err != nil {
+			return nil, err
+		}
 	}
 	var rec *recovered
 	if readOnly {

@@ -163,6 +163,7 @@ func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly boo
 	// after it leaves an unmarked, empty newest segment; trusting a mark
 	// instead keeps damage in a cleanly closed log's sealed segment from
 	// being taken for a torn seal and truncated.
+	tornSeal := "" // the segment whose seal was torn, read as unsealed
 	if n := len(live); n >= 2 && live[n-2].Seg.Sealed && !live[n-1].Seg.Sealed &&
 		live[n-2].Seg.Header.Generation == 0 && live[n-2].Seg.Header.Flags&segment.FlagCompressed == 0 {
 		nf, prev := live[n-1], live[n-2]
@@ -173,15 +174,20 @@ func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly boo
 				}
 				log.Warn("evlog: recovery: the seal of the segment before an empty newest one does not verify: a crash tore it; reading it as unsealed", "file", prev.Name, "err", verr)
 				prev.Seg.TornSeal()
+				tornSeal = prev.Name
 			}
 		}
 	}
 	// A crash during a roll (the new segment created, the old one not yet
 	// sealed) leaves an unsealed second-newest segment and a newest one
 	// holding no committed event: drop the newest, continue the old one.
+	// Not when the newest holds a mark: one is written there only once
+	// the old segment's seal was fsynced, so an unsealed old segment was
+	// damaged after it was durable (its trailer, and perhaps records
+	// before it), which is corruption, never a torn tail to truncate.
 	if n := len(live); n >= 2 && !live[n-2].Seg.Sealed && !live[n-1].Seg.Sealed {
 		nf := live[n-1]
-		if newestEmpty(fsys, nf.Seg, readOnly) {
+		if newestBlank(fsys, nf.Seg, readOnly) {
 			nf.Close()
 			if err := remove(nf.Name, "empty newest segment left by a crash during a roll"); err != nil {
 				return nil, err
@@ -268,6 +274,17 @@ func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly boo
 		}
 	}
 	segment.CloseSegments(superseded)
+	// A torn seal is undone before the empty segment after it is removed:
+	// removed first, a crash before openActive truncated the torn seal
+	// would leave a sealed newest segment with no successor, which the
+	// next Open refuses as a deleted newest segment. Truncated and fsynced
+	// first, a crash leaves an unsealed segment and the empty one after
+	// it, which the next Open repairs again.
+	if tornSeal != "" && tornSeal == activeName && rec.report.TornTail != nil && !readOnly {
+		if err := truncateDurably(fsys, tornSeal, rec.active.End); err != nil {
+			return nil, fmt.Errorf("evlog: recovery: truncating the torn seal of %s: %w", tornSeal, err)
+		}
+	}
 	for _, r := range pending {
 		if err := fsys.Remove(r.name); err != nil && slices.Contains(dir.Checkpoints, r.name) {
 			// Never required, and never used unless it proves itself.
@@ -316,4 +333,17 @@ func successorListed(fsys vfs.FS, next uint64) bool {
 		return false
 	}
 	return slices.ContainsFunc(d.Segments, func(f segment.DirFile) bool { return f.BaseSeq == next })
+}
+
+// truncateDurably truncates name to size and fsyncs it.
+func truncateDurably(fsys vfs.FS, name string, size int64) error {
+	f, err := fsys.OpenReadWrite(name)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
 }

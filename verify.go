@@ -271,7 +271,7 @@ func verifyMarkers(ra io.ReaderAt, name string, x *segment.Index, add func(error
 // tornSealPossible reports whether segs[i] is sealed by a roll whose seal a
 // crash may have torn (recoverDir): the second-newest segment, written by
 // appends (generation 0, uncompressed), and the newest holds no committed
-// event and is not sealed.
+// event and no mark and is not sealed.
 func tornSealPossible(fsys vfs.FS, segs []*segment.DirSegment, i int) bool {
 	if i != len(segs)-2 {
 		return false
@@ -287,8 +287,10 @@ func unsealedSeg(f *segment.DirSegment) bool {
 	return f.Err == nil && f.Seg != nil && !f.Seg.Sealed
 }
 
-// emptySegment reports whether a segment holds no committed event. An
-// authentic checkpoint proves it held one (as in newestEmpty).
+// emptySegment reports whether a segment holds neither a committed event
+// nor a mark, as recovery's newestBlank: a mark is written into a segment
+// only after the seal of the one before it was fsynced, and an authentic
+// checkpoint proves it held an event.
 func emptySegment(fsys vfs.FS, f *segment.DirSegment) bool {
 	if f.Err != nil {
 		size, serr := fsys.Stat(f.Name)
@@ -299,5 +301,5 @@ func emptySegment(fsys vfs.FS, f *segment.DirSegment) bool {
 		return false
 	}
 	sr, err := segment.Scan(s.File(), s.Header, s.Size, segment.ScanOptions{File: f.Name})
-	return err == nil && sr.Index.Count == 0
+	return err == nil && sr.Index.Count == 0 && !sr.Index.Marked
 }

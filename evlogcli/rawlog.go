@@ -58,11 +58,13 @@ func scanRaw(ctx context.Context, fsys vfs.FS, v rawVisitor) error {
 		return err
 	}
 	// A torn tail can only be in the newest segment, or in the one before
-	// it when a crash during a roll left a newest segment without a batch.
+	// it when a crash during a roll left a newest segment without a batch
+	// and without a mark (one is written there only once the seal before
+	// it was fsynced: evlog's recovery rules).
 	tornOK := map[string]bool{}
 	if n := len(files); n > 0 {
 		tornOK[files[n-1].name] = true
-		if n > 1 && !anyCommit(fsys, files[n-1].name) {
+		if n > 1 && !anyCommit(fsys, files[n-1].name) && !anyMark(fsys, files[n-1].name) {
 			tornOK[files[n-2].name] = true
 		}
 	}
@@ -228,6 +230,30 @@ func anyCommit(fsys vfs.FS, name string) bool {
 	}
 	ok, err := segment.HasCommit(f, segment.HeaderSize, size)
 	return err == nil && ok
+}
+
+// anyMark reports whether the segment file name holds a valid mark frame
+// (one its header's mark key authenticates).
+func anyMark(fsys vfs.FS, name string) bool {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil || size <= segment.HeaderSize {
+		return false
+	}
+	var hb [segment.HeaderSize]byte
+	if _, err := f.ReadAt(hb[:], 0); err != nil {
+		return false
+	}
+	h, err := segment.DecodeHeader(hb[:])
+	if err != nil || h.Version < 2 {
+		return false
+	}
+	off, _, err := segment.ProvesDurable(f, h, segment.HeaderSize-1, size, 0)
+	return err == nil && off >= 0
 }
 
 // scanRawFile reads one segment file.

@@ -83,7 +83,8 @@ type SalvageOptions struct {
 	// Name is the file's base name, for messages.
 	Name string
 	// TornOK says the file may end in a torn tail: it is the newest
-	// segment (or the one before it when the newest holds no commit).
+	// segment (or the one before it when the newest holds no commit and
+	// no mark).
 	TornOK bool
 	// Batch and Gap receive what Salvage finds, in file order; an error
 	// they return ends Salvage, which returns it unchanged. Either may be
