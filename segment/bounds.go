@@ -49,6 +49,16 @@ func (s *Segment) Extent() (Extent, error) {
 	return e, err
 }
 
+// extent returns the exact extent of the segment x would seal into (x has
+// no checkpoint under it: a SealedWriter's index).
+func (x *Index) extent() Extent {
+	e := Extent{Events: uint64(x.Count), Records: x.End - HeaderSize, Streams: uint64(len(x.streams)), NameLen: x.maxName}
+	for _, sp := range x.streams {
+		e.Postings = max(e.Postings, int64(postingsSize(sp.Posts)))
+	}
+	return e
+}
+
 // Merge returns the extent of a segment holding the events of e and then
 // those of o. Each stream's postings merge into one frame: the postings
 // keep their encoding (their offsets shift together; dropped mark frames
