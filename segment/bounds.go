@@ -10,7 +10,8 @@ import (
 // ErrTooLarge is matched by Extent.Fits's error: a segment holding those
 // events would exceed a bound of the format (a footer frame or the zmap
 // past MaxFramePayload, more than 2^32-1 events), and readers would refuse
-// it. Compaction cuts its outputs before that; split the input instead.
+// it. Compaction cuts its outputs before that; SealedWriter.Seal refuses
+// to seal such a segment (compaction then leaves that group out).
 var ErrTooLarge = errors.New("evlog/segment: segment would exceed a bound of the format")
 
 // Extent bounds what a sealed segment's events take in the per-segment
