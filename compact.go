@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/evlog/evlog/segment"
@@ -53,7 +54,40 @@ type CompactGroup struct {
 	// still be present if removing them failed; recovery drops them). An
 	// interrupted Compact reports which groups it had committed.
 	Committed bool
+	// LeftOut, when not nil, says why the group was not written: its
+	// output would pass a bound of the format (a *CompactLeftOutError
+	// matching segment.ErrTooLarge, naming the inputs and what to do).
+	// Its inputs stay as they are and Compact goes on with the next
+	// group. It is never set with DryRun: only writing the output tells.
+	LeftOut error
 }
+
+// CompactLeftOutError is the LeftOut of a CompactGroup: the rewrite of
+// Inputs (with Redact, the redaction of a segment written before the
+// bounds were enforced, whose placeholders are larger than the events
+// they replace) would pass a bound of the format that readers enforce, so
+// it was discarded before it replaced anything. Compaction never splits a
+// segment (see docs/FORMAT.md, "Bounds of a segment"), so every later
+// compaction leaves the same group out; the rest of the log is compacted
+// as usual.
+type CompactLeftOutError struct {
+	Inputs []string
+	Redact bool
+	Err    error // matches segment.ErrTooLarge
+}
+
+func (e *CompactLeftOutError) Error() string {
+	what := "rewriting it"
+	next := "it reads as it is and needs nothing"
+	if e.Redact {
+		what = "rewriting its events that read as gone as placeholders"
+		next = "no reader returns those events, but their payloads stay on the disk; to remove them, copy the log without them with `evlogctl salvage DIR NEWDIR` (seqs and versions renumbered)"
+	}
+	return fmt.Sprintf("evlog: compact: left %s as it is: %s would pass a bound of the format (%v), and compaction never splits a segment; %s",
+		strings.Join(e.Inputs, " "), what, e.Err, next)
+}
+
+func (e *CompactLeftOutError) Unwrap() error { return e.Err }
 
 // CompactReport says what Compact did (or, with DryRun, would do).
 type CompactReport struct {
@@ -88,6 +122,15 @@ type CompactReport struct {
 // reads the same afterwards, and running Compact again completes the job.
 // Corruption in an input aborts the compaction with an ErrCorrupt error
 // and changes nothing.
+//
+// A group whose output would pass a bound of the format (a segment
+// appended or compacted before the writer and compaction kept to the
+// bounds, whose redaction makes it grow) is left out: its temporary file
+// is discarded before it replaces anything, the group's LeftOut says why
+// (a *CompactLeftOutError matching segment.ErrTooLarge), and Compact goes
+// on with the next group and returns no error for it. Such a group is
+// planned, and left out, at every compaction: finding it costs a rewrite
+// of its input that is then discarded.
 //
 // Cancelling ctx, or closing the Log (which waits for Compact to return),
 // stops it between input segments; the error is ctx's cause or matches
@@ -178,9 +221,10 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 		// compressed inputs hold many times their size. Cut the output too
 		// before any per-segment structure would pass what readers accept
 		// (a stream's postings, the summary, the zmap, the event count),
-		// whatever the compression ratio. (A segment alone always fits:
-		// it was written within the bounds, or predates them and is
-		// rewritten as it is.)
+		// whatever the compression ratio. (A segment alone fits unless
+		// it predates the bounds and its redaction makes it grow: then
+		// its output fails to seal with segment.ErrTooLarge and the
+		// group is left out.)
 		ext, err := s.Extent()
 		if err != nil {
 			return rep, err
@@ -225,6 +269,11 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 				o.Progress(done+n, total)
 			}
 		})
+		if !committed && errors.Is(err, segment.ErrTooLarge) {
+			rep.Groups[i].LeftOut = &CompactLeftOutError{Inputs: rep.Groups[i].Inputs, Redact: rep.Groups[i].Redact, Err: err}
+			done += rep.Groups[i].Bytes
+			continue
+		}
 		rep.Groups[i].Committed = committed
 		if committed && o.Committed != nil {
 			o.Committed(rep.Groups[i])
@@ -285,8 +334,8 @@ func redactedExtent(e segment.Extent) segment.Extent {
 // the format's bounds, and would still once every event in it is redacted:
 // a segment is rewritten alone to redact it (compaction merges segments,
 // it never splits one), so an output merged up to a bound could never be
-// redacted (its rewrite would not verify, and every later compaction
-// would fail on it).
+// redacted (its rewrite would pass the bound, and every later compaction
+// would leave it out).
 func redactable(e segment.Extent, compressed bool) bool {
 	return e.Fits(compressed) == nil && redactedExtent(e).Fits(compressed) == nil
 }
@@ -358,6 +407,9 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 		}
 	}
 	if err := w.Seal(); err != nil {
+		if errors.Is(err, segment.ErrTooLarge) {
+			return false, err // the caller leaves the group out; tmp is removed on return
+		}
 		return false, fmt.Errorf("evlog: compact: sealing %s: %w", tmp, err)
 	}
 	if err := f.Sync(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -25,17 +26,19 @@ func observe(t *testing.T, l *Log) string {
 	all := readAll(t, l)
 	out := fmt.Sprintf("%d events\n", len(all))
 	streams := map[string]bool{}
+	streamOf := map[uint64]string{} // by seq (deleted events read as gone: seqs have holes)
 	for _, e := range all {
 		out += fmt.Sprintf("%d %s %d %s %s %x %v\n", e.Seq, e.Stream, e.Version, e.Type, e.Time.Format("15:04:05.000000000"), e.Data, e.Meta)
 		streams[e.Stream] = true
+		streamOf[e.Seq] = e.Stream
 	}
 	for _, s := range slices.Sorted(maps.Keys(streams)) {
 		for e, err := range l.Stream(t.Context(), s, 2) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if all[e.Seq-1].Stream != s {
-				t.Fatalf("Stream(%s) returned seq %d of %s", s, e.Seq, all[e.Seq-1].Stream)
+			if streamOf[e.Seq] != s {
+				t.Fatalf("Stream(%s) returned seq %d of %q", s, e.Seq, streamOf[e.Seq])
 			}
 		}
 		v, err := l.StreamVersion(t.Context(), s)
@@ -147,26 +150,70 @@ func compactCrashLoop(t *testing.T, wrap func(vfs.FS) vfs.FS) []string {
 	if err := runWorkload(ctx, l, genWorkload(22, 120)); err != nil {
 		t.Fatal(err)
 	}
+	l.Close()
+	return compactCrashLoopOn(t, compactCrashCase{base: base, opts: opts, target: 1 << 20, segmentsAfter: 2}, wrap)
+}
+
+// compactCrashCase is a log to crash compactions of.
+type compactCrashCase struct {
+	base   *vfs.Mem // the log, closed
+	opts   Options
+	target int64 // CompactOptions.TargetSize (with Compress)
+	// segmentsAfter is the number of segments once a compaction after
+	// the crash finished the job (0: not checked).
+	segmentsAfter int
+	// leftOut are the segments every compaction must leave out (and so
+	// never change or remove), crashed or not.
+	leftOut []string
+}
+
+// compactCrashLoopOn is compactCrashLoop on the log of c.
+func compactCrashLoopOn(t *testing.T, c compactCrashCase, wrap func(vfs.FS) vfs.FS) []string {
+	t.Helper()
+	ctx := t.Context()
+	copts := CompactOptions{TargetSize: c.target, Compress: true}
+	l := openMem(t, c.base.Clone(), c.opts)
 	want := observe(t, l)
 	l.Close()
-	probe := base.Clone()
-	l = openMem(t, wrap(probe), opts)
+	keep := map[string][]byte{}
+	for _, name := range c.leftOut {
+		data, err := c.base.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep[name] = data
+	}
+	probe := c.base.Clone()
+	l = openMem(t, wrap(probe), c.opts)
 	ops0 := probe.Ops()
-	if _, err := l.Compact(ctx, CompactOptions{TargetSize: 1 << 20, Compress: true}); err != nil {
+	rep, err := l.Compact(ctx, copts)
+	if err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
+	if msg := checkLeftOut(rep, c.leftOut); msg != "" {
+		t.Fatalf("compaction without a crash: %s", msg)
+	}
 	total := probe.Ops() - ops0
 	var bad []string
 	for k := range total + 1 {
-		mem := base.Clone()
-		l := openMem(t, wrap(mem), opts)
+		mem := c.base.Clone()
+		l := openMem(t, wrap(mem), c.opts)
 		mem.CrashAt(mem.Ops() + k)
-		l.Compact(ctx, CompactOptions{TargetSize: 1 << 20, Compress: true})
+		l.Compact(ctx, copts)
 		l.Close()
 		for _, model := range vfs.CrashModels() {
 			after := mem.CrashClone(model, rand.New(rand.NewPCG(uint64(k), uint64(model))))
-			if msg := checkCompactRecovered(t, wrap(after), opts, want); msg != "" {
+			msg := ""
+			for name, data := range keep {
+				if got, err := after.ReadFile(name); err != nil || !bytes.Equal(got, data) {
+					msg = fmt.Sprintf("%s, which compaction leaves out, was changed or removed (%v)", name, err)
+				}
+			}
+			if msg == "" {
+				msg = checkCompactRecovered(t, wrap(after), c, want)
+			}
+			if msg != "" {
 				bad = append(bad, fmt.Sprintf("k=%d/%d %v: %s", k, total, model, msg))
 			}
 		}
@@ -175,11 +222,29 @@ func compactCrashLoop(t *testing.T, wrap func(vfs.FS) vfs.FS) []string {
 	return bad
 }
 
+// checkLeftOut checks that the groups of rep left out are exactly those of
+// the segments leftOut, each alone ("" if so).
+func checkLeftOut(rep CompactReport, leftOut []string) string {
+	var got []string
+	for _, g := range rep.Groups {
+		if g.LeftOut != nil {
+			if !errors.Is(g.LeftOut, segment.ErrTooLarge) || g.Committed {
+				return fmt.Sprintf("group %v left out with %v (committed %v)", g.Inputs, g.LeftOut, g.Committed)
+			}
+			got = append(got, g.Inputs...)
+		}
+	}
+	if d := cmp.Diff(leftOut, got, cmpopts.EquateEmpty()); d != "" {
+		return fmt.Sprintf("segments left out (-want +got):\n%s", d)
+	}
+	return ""
+}
+
 // checkCompactRecovered reopens a log whose compaction crashed and checks
 // that it reads as want, before and after compacting it again ("" if so).
-func checkCompactRecovered(t *testing.T, fsys vfs.FS, opts Options, want string) string {
+func checkCompactRecovered(t *testing.T, fsys vfs.FS, c compactCrashCase, want string) string {
 	ctx := t.Context()
-	l, err := openFS(fsys, opts, false)
+	l, err := openFS(fsys, c.opts, false)
 	if err != nil {
 		return fmt.Sprintf("reopen: %v", err)
 	}
@@ -192,9 +257,12 @@ func checkCompactRecovered(t *testing.T, fsys vfs.FS, opts Options, want string)
 	if d := cmp.Diff(want, observe(t, l)); d != "" {
 		return fmt.Sprintf("reads differ after a crashed compaction (-want +got):\n%s", d)
 	}
-	rep, err := l.Compact(ctx, CompactOptions{TargetSize: 1 << 20, Compress: true})
-	if err != nil || rep.SegmentsAfter != 2 {
+	rep, err := l.Compact(ctx, CompactOptions{TargetSize: c.target, Compress: true})
+	if err != nil || c.segmentsAfter != 0 && rep.SegmentsAfter != c.segmentsAfter {
 		return fmt.Sprintf("re-running compaction: %+v %v", rep, err)
+	}
+	if msg := checkLeftOut(rep, c.leftOut); msg != "" {
+		return "re-running compaction: " + msg
 	}
 	if d := cmp.Diff(want, observe(t, l)); d != "" {
 		return fmt.Sprintf("reads differ after completing the compaction:\n%s", d)

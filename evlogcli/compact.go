@@ -34,7 +34,11 @@ a torn tail; beside a writer too). On a terminal (standard input),
 compact asks for --yes before it changes anything; scripts (standard input
 not a terminal) need not. It prints one line per group as soon as it is committed, then the
 bytes before and after, and a progress bar on stderr when stderr is a
-terminal. Interrupted (or failing), it exits 1 saying how many groups it
+terminal. A group whose output would pass a bound of the format (a
+segment written before the bounds were enforced, whose deleted events'
+placeholders make it grow) is left out, as it is: "left out SEGMENT
+(BYTES bytes): why and what to do", and the rest is compacted (exit 0).
+Interrupted (or failing), it exits 1 saying how many groups it
 had committed: those printed (with --format json, those marked
 "committed"); the log reads the same either way, and running compact
 again finishes the job.`
@@ -63,6 +67,9 @@ type compactGroupJSON struct {
 	Inputs    []string `json:"inputs"`
 	Bytes     int64    `json:"bytes"`     // input bytes
 	Committed bool     `json:"committed"` // false with --dry-run, and for groups an interruption left undone
+	// LeftOut says why the group was not written (its output would pass a
+	// bound of the format; its inputs stay as they are); omitted otherwise.
+	LeftOut string `json:"left_out,omitempty"`
 }
 
 func runCompact(ctx context.Context, e *env, args []string) error {
@@ -128,11 +135,22 @@ func (c *compactCmd) run(ctx context.Context, e *env, dir string) error {
 	out := compactResult{DryRun: c.dryRun, SegmentsBefore: rep.SegmentsBefore, SegmentsAfter: rep.SegmentsAfter,
 		BytesBefore: rep.BytesBefore, Groups: []compactGroupJSON{}}
 	merged, committed := 0, 0
+	var leftOut strings.Builder // text: a line per group left out
 	for _, g := range rep.Groups {
-		out.Groups = append(out.Groups, compactGroupJSON{Output: g.Output, Inputs: g.Inputs, Bytes: g.Bytes, Committed: g.Committed})
+		j := compactGroupJSON{Output: g.Output, Inputs: g.Inputs, Bytes: g.Bytes, Committed: g.Committed}
+		if g.LeftOut != nil {
+			j.LeftOut = g.LeftOut.Error()
+			fmt.Fprintf(&leftOut, "left out %s (%d bytes): %s\n", strings.Join(g.Inputs, " "), g.Bytes, oneLine(j.LeftOut))
+		}
+		out.Groups = append(out.Groups, j)
 		merged += len(g.Inputs) - 1
 		if g.Committed {
 			committed++
+		}
+	}
+	if c.format != "json" && leftOut.Len() > 0 {
+		if _, werr := io.WriteString(e.stdout, leftOut.String()); printErr == nil {
+			printErr = werr
 		}
 	}
 	if err != nil {

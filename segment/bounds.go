@@ -10,7 +10,8 @@ import (
 // ErrTooLarge is matched by Extent.Fits's error: a segment holding those
 // events would exceed a bound of the format (a footer frame or the zmap
 // past MaxFramePayload, more than 2^32-1 events), and readers would refuse
-// it. Compaction cuts its outputs before that; split the input instead.
+// it. Compaction cuts its outputs before that; SealedWriter.Seal refuses
+// to seal such a segment (compaction then leaves that group out).
 var ErrTooLarge = errors.New("evlog/segment: segment would exceed a bound of the format")
 
 // Extent bounds what a sealed segment's events take in the per-segment
@@ -47,6 +48,16 @@ func (s *Segment) Extent() (Extent, error) {
 		return nil
 	})
 	return e, err
+}
+
+// extent returns the exact extent of the segment x would seal into (x has
+// no checkpoint under it: a SealedWriter's index).
+func (x *Index) extent() Extent {
+	e := Extent{Events: uint64(x.Count), Records: x.End - HeaderSize, Streams: uint64(len(x.streams)), NameLen: x.maxName}
+	for _, sp := range x.streams {
+		e.Postings = max(e.Postings, int64(postingsSize(sp.Posts)))
+	}
+	return e
 }
 
 // Merge returns the extent of a segment holding the events of e and then

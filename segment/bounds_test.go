@@ -221,3 +221,63 @@ func TestOversizedFooterFrameNamed(t *testing.T) {
 		})
 	}
 }
+
+// TestSealRefusesPastBound: SealedWriter.Seal never seals a segment
+// readers would refuse. With the frame limit lowered below one stream's
+// postings, Seal fails with ErrTooLarge and writes no footer; at exactly
+// the postings' size it seals a segment that verifies.
+func TestSealRefusesPastBound(t *testing.T) {
+	var bs []batch
+	for i := range 30 {
+		var b batch
+		for j := range 10 {
+			n := uint64(i*10 + j + 1)
+			b.events = append(b.events, event.Envelope{Seq: n, Stream: "s", Version: n, Type: "e", SchemaVersion: 1, Time: time.Unix(0, t0).UTC()})
+		}
+		bs = append(bs, b)
+	}
+	img := buildImage(testHeaderV2(1), bs)
+	x := img.index(len(bs))
+	plain, _ := seal(x, img.h, img.data[HeaderSize:])
+	postings := int64(postingsSize(x.streams["s"].Posts))
+	res, err := Scan(bytes.NewReader(plain), img.h, x.End, ScanOptions{Strict: true, CollectInfos: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, compress := range []bool{false, true} {
+		for _, tc := range []struct {
+			limit int64
+			ok    bool
+		}{{postings, true}, {postings - 1, false}} {
+			t.Run(fmt.Sprintf("compress=%v/limit=%d", compress, tc.limit), func(t *testing.T) {
+				old := footerFrameLimit.Swap(tc.limit)
+				t.Cleanup(func() { footerFrameLimit.Store(old) })
+				h := testHeaderV2(1)
+				h.Generation = 1
+				var out bytes.Buffer
+				w := NewSealedWriter(&out, h, compress)
+				if err := w.AppendRecords(bytes.NewReader(img.data[HeaderSize:]), res.Infos, make([]byte, 4096)); err != nil {
+					t.Fatal(err)
+				}
+				before := out.Len()
+				err := w.Seal()
+				if !tc.ok {
+					if !errors.Is(err, ErrTooLarge) {
+						t.Fatalf("Seal past the bound: %v, want ErrTooLarge", err)
+					}
+					if out.Len() != before {
+						t.Fatalf("Seal past the bound wrote %d bytes", out.Len()-before)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := openImage(t, vfs.NewMem(), "out.seg", out.Bytes())
+				if _, err := Verify(s, math.MinInt64); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}

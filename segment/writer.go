@@ -140,11 +140,23 @@ func (sw *SealedWriter) block(p []byte) {
 	sw.zblocks++
 }
 
-// Seal writes the footer and trailer.
+// Seal writes the footer and trailer. A segment that would pass a bound
+// of the format (Extent.Fits: a footer frame or the zmap past the frame
+// limit readers accept, more than 2^32-1 events) is never sealed: Seal
+// then writes nothing more and returns an error matching ErrTooLarge
+// (what was written is not a segment: discard it). The check is on the
+// segment's exact extent, so it refuses only what readers would refuse
+// (the summary's size is bounded with the longest name).
 func (sw *SealedWriter) Seal() error {
 	if !sw.started {
 		sw.started = true
 		sw.write(sw.hb[:])
+	}
+	if sw.err != nil {
+		return sw.err
+	}
+	if err := sw.idx.extent().Fits(sw.compress); err != nil {
+		return err
 	}
 	recordsEnd := sw.phys
 	if sw.compress {
