@@ -169,7 +169,7 @@ func (c *inspectCmd) text(e *env, dir string, rep *inspectReport) error {
 		tw.Flush()
 	}
 	if t := rep.TornTail; t != nil {
-		fmt.Fprintf(&b, "torn tail: %s at offset %d, %d bytes (%s): not served; a writer truncates it\n", t.File, t.Offset, t.Bytes, t.Reason)
+		fmt.Fprintf(&b, "torn tail: %s at offset %d, %d bytes (%s): not served; a crash left it, or a live writer is writing it (a writer opening the log truncates a crash's)\n", t.File, t.Offset, t.Bytes, t.Reason)
 	}
 	fmt.Fprintf(&b, "%d %s, %d bytes\n", rep.Totals.Snapshots, plural(rep.Totals.Snapshots, "snapshot", "snapshots"), rep.Totals.SnapshotBytes)
 	if len(rep.Snapshots) > 0 {

@@ -36,8 +36,9 @@ interrupted rebuild's marker is there; each is a warning on stderr.
 Prints one line per finding, then a summary when nothing is corrupt:
   torn-tail FILE OFFSET        an invalid suffix of the newest segment that
                                no record of an fsync follows: data a crash
-                               left incomplete, never recorded as durable; a
-                               writer truncates it when it opens the log
+                               left incomplete, or a live writer is still
+                               writing, never recorded as durable; a writer
+                               truncates a crash's when it opens the log
                                (exit 0)
   stranger FILE REASON         a symbolic link, FIFO, device or directory
                                named like a log file: not part of the log,
