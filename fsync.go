@@ -65,10 +65,24 @@ func (w *writer) fsync() {
 // durable; the next mark records it); any other failure is returned and
 // is fatal.
 func (w *writer) mark() error {
-	if w.header.Version < 2 || w.end <= w.markEnd || w.durable != w.end {
-		return nil
+	at, marked, err := w.writeMark()
+	if marked {
+		w.l.mu.Lock()
+		w.markedLocked(at)
+		w.l.mu.Unlock()
 	}
-	at := w.end
+	return err
+}
+
+// writeMark is mark's write: it appends the mark frame (marked: one was
+// written, recording the segment durable up to at) and leaves recording
+// it in the index to the caller, under l.mu (markedLocked), so that flush
+// publishes a group and its mark at once, after the mark is on disk.
+func (w *writer) writeMark() (at int64, marked bool, _ error) {
+	if w.header.Version < 2 || w.end <= w.markEnd || w.durable != w.end {
+		return 0, false, nil
+	}
+	at = w.end
 	strict := w.opts.Sync == SyncAlways
 	w.markBuf = segment.AppendMarkFrame(w.markBuf[:0], w.header, at, strict)
 	n, err := w.f.Write(w.markBuf)
@@ -82,19 +96,21 @@ func (w *writer) mark() error {
 		}
 		if undoErr == nil && errors.Is(err, syscall.ENOSPC) {
 			w.l.logger.Warn("evlog: no space left to record an fsync in a mark frame; the data is durable, the next mark will record it", "file", w.name, "err", err)
-			return nil
+			return 0, false, nil
 		}
-		return errors.Join(fmt.Errorf("writing a mark to %s: %w", w.name, err), undoErr)
+		return 0, false, errors.Join(fmt.Errorf("writing a mark to %s: %w", w.name, err), undoErr)
 	}
 	w.end += int64(n)
 	w.markEnd = w.end
-	l := w.l
-	l.mu.Lock()
+	return at, true, nil
+}
+
+// markedLocked records in the active index and the published end the mark
+// writeMark wrote (l.mu held).
+func (w *writer) markedLocked(at int64) {
 	w.idx.End, w.idx.Durable = w.end, at
-	w.idx.Marked, w.idx.Strict = true, strict
-	l.setEndLocked(w.end)
-	l.mu.Unlock()
-	return nil
+	w.idx.Marked, w.idx.Strict = true, w.opts.Sync == SyncAlways
+	w.l.setEndLocked(w.end)
 }
 
 // syncNamed fsyncs file name through a handle of its own, opened by open

@@ -409,6 +409,19 @@ func (w *writer) flush() {
 	events := len(w.infos)
 	w.lastSeq, w.lastTime = w.nextSeq-1, w.nextTime
 	w.streams += w.newStrs
+	durable := uint64(0)
+	if w.durable == w.end {
+		durable = w.lastSeq
+	}
+
+	// Under SyncAlways, record the fsync in a mark before the group is
+	// published, let alone acknowledged: a reader in another process
+	// serves a group only once a mark records it durable, and nothing
+	// this process shows (its reads, a snapshot saved from them, an
+	// acknowledged seq) may be ahead of what such a reader opened
+	// afterwards serves. (The mark itself becomes durable with the next
+	// fsync.)
+	markAt, marked, markErr := w.writeMark()
 
 	l := w.l
 	l.mu.Lock()
@@ -416,20 +429,14 @@ func (w *writer) flush() {
 		w.index()
 	}
 	w.idx.End = w.end
-	durable := uint64(0)
-	if w.durable == w.end {
-		durable = w.lastSeq
+	if marked {
+		w.markedLocked(markAt)
 	}
 	l.commitLocked(published{seq: w.lastSeq, time: w.lastTime, end: w.end, streams: w.streams}, durable)
 	l.mu.Unlock()
 	if !indexed {
 		w.positions()
 	}
-
-	// Under SyncAlways, record the fsync before acknowledging the group:
-	// once any append of it returns, a mark says on disk that it is
-	// durable (the mark itself becomes durable with the next fsync).
-	markErr := w.mark()
 
 	w.undo = w.undo[:0] // the staged versions are committed now
 	if w.ids != nil {

@@ -185,7 +185,7 @@ func TestStressReadersBesideWriter(t *testing.T) {
 				cmd.Stdout, cmd.Stderr = &stdout, &stderr
 				err := cmd.Run()
 				if err != nil {
-					report("evlogctl %s beside the writer: %v: %s", strings.Join(args, " "), err, firstLine(stderr.String()+stdout.String()))
+					report("evlogctl %s beside the writer: %v\nstderr:\n%s\nstdout (its first lines):\n%s", strings.Join(args, " "), err, stderr.String(), headLines(stdout.String(), 20))
 					continue
 				}
 				if args[0] == "dump" && len(args) == 4 {
@@ -279,9 +279,15 @@ func TestStressReadersBesideWriter(t *testing.T) {
 	}
 }
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
+// headLines returns the first n lines of s: enough of a failed reader's
+// output (a verify's findings come first) to tell what it saw, without a
+// dump's megabytes.
+func headLines(s string, n int) string {
+	lines := splitLines(s)
+	if len(lines) > n {
+		lines = append(lines[:n], fmt.Sprintf("(%d more lines)", len(lines)-n))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // contiguousJSONL checks that a jsonl dump holds seqs 1..n in order.
