@@ -189,8 +189,9 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 // the final checkpoint's, if that failed), or the first
 // read/decode/checkpoint error. One Run or Rebuild runs at a time: another
 // call meanwhile returns ErrRunning. A panic in Apply goes on to Run's
-// caller; the runner can then be run again (it starts over from its
-// newest checkpoint).
+// caller; the view is then the empty view at seq 0 (State, Read; WaitFor
+// returns ErrStopped), never the half-folded one Apply may leave, and the
+// runner can be run again (it starts over from its newest checkpoint).
 func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
@@ -453,12 +454,23 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 }
 
 // fold folds one live event into the view. A panicking Apply releases the
-// view (the panic goes on to Run's caller; the view may be half folded
-// until the next Run starts over from a checkpoint).
+// view and the panic goes on to Run's caller. Apply may have modified the
+// view in place before it panicked, so the view is reset to the empty
+// view at seq 0 (true, if stale) rather than kept as a half-folded view
+// passing for the view at the seq before the event; the next Run starts
+// over from a checkpoint.
 func (r *Runner[S, E]) fold(e E, env event.Envelope) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	folded := false
+	defer func() {
+		if !folded {
+			r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+			r.notifyLocked()
+		}
+	}()
 	r.state = r.p.Apply(r.state, e)
+	folded = true
 	r.seq, r.time = env.Seq, env.Time
 	r.notifyLocked()
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
 )
@@ -122,5 +124,49 @@ func TestRunnerFoldPanicReleasesView(t *testing.T) {
 	r.mu.Unlock()
 	if r.running.Load() {
 		t.Fatal("the runner still counts as running after the fold panicked")
+	}
+}
+
+// TestRunnerFoldPanicLeavesNoHalfFoldedView: once Apply has panicked while
+// the runner followed the log (and modified the view in place first, as
+// Apply may), State, Read and WaitFor must not serve that half-folded view
+// as the view at the seq before the event: the view a reader gets must be
+// the fold of the events up to the seq it is given with. The runner used
+// to keep the half-folded view with the old seq, and WaitFor(that seq)
+// answered at once.
+func TestRunnerFoldPanicLeavesNoHalfFoldedView(t *testing.T) {
+	l := guardLog(t)
+	guardAppend(t, l, "a")
+	r := NewRunner(guardCount, l, nil, rawEnv, RunnerOptions{})
+	recovered := make(chan any, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		_ = r.Run(t.Context())
+	}()
+	if err := r.WaitFor(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	guardAppend(t, l, "boom")
+	if v := <-recovered; v != "fold failed" {
+		t.Fatalf("recovered %v, want the fold's panic", v)
+	}
+	consistent := func(how string, view map[string]int, seq uint64) {
+		t.Helper()
+		want, err := Compute(guardCount, l.Range(t.Context(), 1, seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, view); diff != "" {
+			t.Errorf("%s after the fold panicked: the view at seq %d is not the fold of the events up to it (-want +got):\n%s", how, seq, diff)
+		}
+	}
+	view, seq := r.State()
+	consistent("State", view, seq)
+	r.Read(func(view map[string]int, seq uint64) { consistent("Read", view, seq) })
+	if err := r.WaitFor(t.Context(), 1); err == nil {
+		view, seq := r.State()
+		consistent("WaitFor(1) returned nil; State", view, seq)
+	} else if !errors.Is(err, ErrStopped) {
+		t.Errorf("WaitFor(1) after the fold panicked: %v, want nil or ErrStopped", err)
 	}
 }
