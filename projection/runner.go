@@ -166,7 +166,7 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 		case done:
 			return nil
 		case ended && endPanic:
-			return fmt.Errorf("%w (at seq %d, waiting for %d): Run ended by a panic in Apply", ErrStopped, at, seq)
+			return fmt.Errorf("%w (at seq %d, waiting for %d): Run ended by a panic (in Apply, the decoder, or encoding the view for a checkpoint): fix it, then Run again", ErrStopped, at, seq)
 		case ended && endErr == nil:
 			return fmt.Errorf("%w (at seq %d, waiting for %d): Run returned", ErrStopped, at, seq)
 		case ended:
@@ -192,6 +192,9 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 // caller; the view is then the empty view at seq 0 (State, Read; WaitFor
 // returns ErrStopped), never the half-folded one Apply may leave, and the
 // runner can be run again (it starts over from its newest checkpoint).
+// A panic in the decoder or in encoding the view for a checkpoint (a
+// view's MarshalMsgpack) goes on to Run's caller too, with the view as it
+// was.
 func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
@@ -488,15 +491,24 @@ func (r *Runner[S, E]) notifyLocked() {
 	r.changed = make(chan struct{})
 }
 
+// encodeView encodes the view for a checkpoint, with the seq it covers.
+// The view's lock is released however the encoding ends: an encoder that
+// panics (a view's MarshalMsgpack) must not leave it held, which would
+// wedge Run's own deferred bookkeeping, the next fold and every WaitFor.
+func (r *Runner[S, E]) encodeView() (replay.Result[S], []byte, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	res := replay.Result[S]{State: r.state, Seq: r.seq, Time: r.time}
+	b, err := replay.EncodeState(r.spec(), res.State)
+	return res, b, err
+}
+
 // checkpoint saves the view with the seq it covers, in one atomic file.
 func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	if r.cps == nil {
 		return nil
 	}
-	r.mu.RLock()
-	res := replay.Result[S]{State: r.state, Seq: r.seq, Time: r.time}
-	b, err := replay.EncodeState(r.spec(), res.State)
-	r.mu.RUnlock()
+	res, b, err := r.encodeView()
 	if err != nil {
 		return fmt.Errorf("evlog/projection: %s: encoding the view: %w", r.p.Name, err)
 	}

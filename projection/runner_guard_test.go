@@ -170,3 +170,53 @@ func TestRunnerFoldPanicLeavesNoHalfFoldedView(t *testing.T) {
 		t.Errorf("WaitFor(1) after the fold panicked: %v, want nil or ErrStopped", err)
 	}
 }
+
+// badView is a view whose msgpack encoding panics (a bug in an
+// application's MarshalMsgpack), met when the runner checkpoints it.
+type badView struct{ N int }
+
+func (badView) MarshalMsgpack() ([]byte, error) { panic("encoding failed") }
+
+var badEncoding = Projection[badView, event.Envelope]{
+	Name:          "bad-encoding",
+	SchemaVersion: 1,
+	Apply:         func(v badView, _ event.Envelope) badView { v.N++; return v },
+}
+
+// TestRunnerCheckpointPanicReleasesView: a view whose encoding panics
+// while the runner checkpoints it panics in Run's caller and leaves the
+// view's lock free. The lock used to stay read-locked: Run's own deferred
+// bookkeeping then waited for it for ever (the panic never reached the
+// caller, Run never returned), as did the next fold, Run and WaitFor.
+func TestRunnerCheckpointPanicReleasesView(t *testing.T) {
+	l := guardLog(t)
+	guardAppend(t, l, "a")
+	r := NewRunner(badEncoding, l, &savedCheckpoints{}, rawEnv, RunnerOptions{})
+	r.state, r.seq = badView{N: 1}, 1
+	func() {
+		defer func() {
+			if v := recover(); v != "encoding failed" {
+				t.Errorf("checkpoint: recovered %v, want the encoder's panic", v)
+			}
+		}()
+		_ = r.checkpoint(t.Context())
+	}()
+	if !r.mu.TryLock() {
+		t.Fatal("the view's lock is still held after encoding the view for a checkpoint panicked")
+	}
+	r.mu.Unlock()
+
+	// Through Run: the panic reaches its caller, and the runner is free.
+	r = NewRunner(badEncoding, l, &savedCheckpoints{}, rawEnv, RunnerOptions{})
+	recovered := make(chan any, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		_ = r.Run(t.Context())
+	}()
+	if v := <-recovered; v != "encoding failed" {
+		t.Fatalf("Run: recovered %v, want the encoder's panic", v)
+	}
+	if err := r.WaitFor(t.Context(), 2); !errors.Is(err, ErrStopped) {
+		t.Fatalf("WaitFor after Run panicked: %v, want ErrStopped", err)
+	}
+}
