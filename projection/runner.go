@@ -209,7 +209,11 @@ func (r *Runner[S, E]) Run(ctx context.Context) error {
 // checkpointed: killed midway (even with some old checkpoints removed and
 // others not), the next Run finds the marker and rebuilds again. With
 // Checkpoints that cannot Remove, the old checkpoints are only replaced
-// by fresh ones at later seqs (pruned by CheckpointRetention).
+// by fresh ones at later seqs (pruned by CheckpointRetention). While it
+// runs, the view is the empty view at seq 0 until the rebuilt one is
+// there (a Run that finds an interrupted Rebuild does the same): the view
+// the runner had may be of the old fold, so State and Read do not serve
+// it and WaitFor waits for the rebuilt view.
 func (r *Runner[S, E]) Rebuild(ctx context.Context) error {
 	return r.run(ctx, true)
 }
@@ -334,6 +338,13 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 		}
 	}
 	if rebuild {
+		// The view may come from a checkpoint of the old fold, which is
+		// what a Rebuild replaces: it is not served (State, Read, WaitFor)
+		// while the rebuild runs.
+		r.mu.Lock()
+		r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+		r.notifyLocked()
+		r.mu.Unlock()
 		if err := r.dropCheckpoints(ctx); err != nil {
 			return err
 		}
