@@ -166,7 +166,7 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 		case done:
 			return nil
 		case ended && endPanic:
-			return fmt.Errorf("%w (at seq %d, waiting for %d): Run ended by a panic in Apply", ErrStopped, at, seq)
+			return fmt.Errorf("%w (at seq %d, waiting for %d): Run ended by a panic (in Apply, the decoder, or encoding the view for a checkpoint): fix it, then Run again", ErrStopped, at, seq)
 		case ended && endErr == nil:
 			return fmt.Errorf("%w (at seq %d, waiting for %d): Run returned", ErrStopped, at, seq)
 		case ended:
@@ -189,8 +189,12 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 // the final checkpoint's, if that failed), or the first
 // read/decode/checkpoint error. One Run or Rebuild runs at a time: another
 // call meanwhile returns ErrRunning. A panic in Apply goes on to Run's
-// caller; the runner can then be run again (it starts over from its
-// newest checkpoint).
+// caller; the view is then the empty view at seq 0 (State, Read; WaitFor
+// returns ErrStopped), never the half-folded one Apply may leave, and the
+// runner can be run again (it starts over from its newest checkpoint).
+// A panic in the decoder or in encoding the view for a checkpoint (a
+// view's MarshalMsgpack) goes on to Run's caller too, with the view as it
+// was.
 func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
@@ -205,7 +209,11 @@ func (r *Runner[S, E]) Run(ctx context.Context) error {
 // checkpointed: killed midway (even with some old checkpoints removed and
 // others not), the next Run finds the marker and rebuilds again. With
 // Checkpoints that cannot Remove, the old checkpoints are only replaced
-// by fresh ones at later seqs (pruned by CheckpointRetention).
+// by fresh ones at later seqs (pruned by CheckpointRetention). While it
+// runs, the view is the empty view at seq 0 until the rebuilt one is
+// there (a Run that finds an interrupted Rebuild does the same): the view
+// the runner had may be of the old fold, so State and Read do not serve
+// it and WaitFor waits for the rebuilt view.
 func (r *Runner[S, E]) Rebuild(ctx context.Context) error {
 	return r.run(ctx, true)
 }
@@ -330,6 +338,13 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 		}
 	}
 	if rebuild {
+		// The view may come from a checkpoint of the old fold, which is
+		// what a Rebuild replaces: it is not served (State, Read, WaitFor)
+		// while the rebuild runs.
+		r.mu.Lock()
+		r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+		r.notifyLocked()
+		r.mu.Unlock()
 		if err := r.dropCheckpoints(ctx); err != nil {
 			return err
 		}
@@ -453,12 +468,23 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 }
 
 // fold folds one live event into the view. A panicking Apply releases the
-// view (the panic goes on to Run's caller; the view may be half folded
-// until the next Run starts over from a checkpoint).
+// view and the panic goes on to Run's caller. Apply may have modified the
+// view in place before it panicked, so the view is reset to the empty
+// view at seq 0 (true, if stale) rather than kept as a half-folded view
+// passing for the view at the seq before the event; the next Run starts
+// over from a checkpoint.
 func (r *Runner[S, E]) fold(e E, env event.Envelope) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	folded := false
+	defer func() {
+		if !folded {
+			r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+			r.notifyLocked()
+		}
+	}()
 	r.state = r.p.Apply(r.state, e)
+	folded = true
 	r.seq, r.time = env.Seq, env.Time
 	r.notifyLocked()
 }
@@ -476,15 +502,24 @@ func (r *Runner[S, E]) notifyLocked() {
 	r.changed = make(chan struct{})
 }
 
+// encodeView encodes the view for a checkpoint, with the seq it covers.
+// The view's lock is released however the encoding ends: an encoder that
+// panics (a view's MarshalMsgpack) must not leave it held, which would
+// wedge Run's own deferred bookkeeping, the next fold and every WaitFor.
+func (r *Runner[S, E]) encodeView() (replay.Result[S], []byte, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	res := replay.Result[S]{State: r.state, Seq: r.seq, Time: r.time}
+	b, err := replay.EncodeState(r.spec(), res.State)
+	return res, b, err
+}
+
 // checkpoint saves the view with the seq it covers, in one atomic file.
 func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	if r.cps == nil {
 		return nil
 	}
-	r.mu.RLock()
-	res := replay.Result[S]{State: r.state, Seq: r.seq, Time: r.time}
-	b, err := replay.EncodeState(r.spec(), res.State)
-	r.mu.RUnlock()
+	res, b, err := r.encodeView()
 	if err != nil {
 		return fmt.Errorf("evlog/projection: %s: encoding the view: %w", r.p.Name, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
 )
@@ -122,5 +124,99 @@ func TestRunnerFoldPanicReleasesView(t *testing.T) {
 	r.mu.Unlock()
 	if r.running.Load() {
 		t.Fatal("the runner still counts as running after the fold panicked")
+	}
+}
+
+// TestRunnerFoldPanicLeavesNoHalfFoldedView: once Apply has panicked while
+// the runner followed the log (and modified the view in place first, as
+// Apply may), State, Read and WaitFor must not serve that half-folded view
+// as the view at the seq before the event: the view a reader gets must be
+// the fold of the events up to the seq it is given with. The runner used
+// to keep the half-folded view with the old seq, and WaitFor(that seq)
+// answered at once.
+func TestRunnerFoldPanicLeavesNoHalfFoldedView(t *testing.T) {
+	l := guardLog(t)
+	guardAppend(t, l, "a")
+	r := NewRunner(guardCount, l, nil, rawEnv, RunnerOptions{})
+	recovered := make(chan any, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		_ = r.Run(t.Context())
+	}()
+	if err := r.WaitFor(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	guardAppend(t, l, "boom")
+	if v := <-recovered; v != "fold failed" {
+		t.Fatalf("recovered %v, want the fold's panic", v)
+	}
+	consistent := func(how string, view map[string]int, seq uint64) {
+		t.Helper()
+		want, err := Compute(guardCount, l.Range(t.Context(), 1, seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, view); diff != "" {
+			t.Errorf("%s after the fold panicked: the view at seq %d is not the fold of the events up to it (-want +got):\n%s", how, seq, diff)
+		}
+	}
+	view, seq := r.State()
+	consistent("State", view, seq)
+	r.Read(func(view map[string]int, seq uint64) { consistent("Read", view, seq) })
+	if err := r.WaitFor(t.Context(), 1); err == nil {
+		view, seq := r.State()
+		consistent("WaitFor(1) returned nil; State", view, seq)
+	} else if !errors.Is(err, ErrStopped) {
+		t.Errorf("WaitFor(1) after the fold panicked: %v, want nil or ErrStopped", err)
+	}
+}
+
+// badView is a view whose msgpack encoding panics (a bug in an
+// application's MarshalMsgpack), met when the runner checkpoints it.
+type badView struct{ N int }
+
+func (badView) MarshalMsgpack() ([]byte, error) { panic("encoding failed") }
+
+var badEncoding = Projection[badView, event.Envelope]{
+	Name:          "bad-encoding",
+	SchemaVersion: 1,
+	Apply:         func(v badView, _ event.Envelope) badView { v.N++; return v },
+}
+
+// TestRunnerCheckpointPanicReleasesView: a view whose encoding panics
+// while the runner checkpoints it panics in Run's caller and leaves the
+// view's lock free. The lock used to stay read-locked: Run's own deferred
+// bookkeeping then waited for it for ever (the panic never reached the
+// caller, Run never returned), as did the next fold, Run and WaitFor.
+func TestRunnerCheckpointPanicReleasesView(t *testing.T) {
+	l := guardLog(t)
+	guardAppend(t, l, "a")
+	r := NewRunner(badEncoding, l, &savedCheckpoints{}, rawEnv, RunnerOptions{})
+	r.state, r.seq = badView{N: 1}, 1
+	func() {
+		defer func() {
+			if v := recover(); v != "encoding failed" {
+				t.Errorf("checkpoint: recovered %v, want the encoder's panic", v)
+			}
+		}()
+		_ = r.checkpoint(t.Context())
+	}()
+	if !r.mu.TryLock() {
+		t.Fatal("the view's lock is still held after encoding the view for a checkpoint panicked")
+	}
+	r.mu.Unlock()
+
+	// Through Run: the panic reaches its caller, and the runner is free.
+	r = NewRunner(badEncoding, l, &savedCheckpoints{}, rawEnv, RunnerOptions{})
+	recovered := make(chan any, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		_ = r.Run(t.Context())
+	}()
+	if v := <-recovered; v != "encoding failed" {
+		t.Fatalf("Run: recovered %v, want the encoder's panic", v)
+	}
+	if err := r.WaitFor(t.Context(), 2); !errors.Is(err, ErrStopped) {
+		t.Fatalf("WaitFor after Run panicked: %v, want ErrStopped", err)
 	}
 }
