@@ -27,8 +27,14 @@ import (
 // segment that is not the newest, under an unchanged listing); otherwise
 // the attempt is retried, a bounded number of times.
 
-// besideWriterAttempts bounds the retries of one read beside a writer.
-const besideWriterAttempts = 20
+// besideWriterAttempts bounds the retries of one read beside a writer:
+// with the pauses between them (at most 16 ms each) about a second of a
+// writer changing the directory under every attempt. An attempt that met
+// no change answers at once, so the bound only decides how long a reader
+// keeps up with a writer that rolls or compacts faster than it reads; on
+// a loaded machine, where the reader may be descheduled for tens of
+// milliseconds inside one attempt, 20 attempts (270 ms) was short.
+const besideWriterAttempts = 64
 
 // errDirChanging is wrapped around the last failure when the directory
 // kept changing across every attempt.
