@@ -58,7 +58,10 @@ type Options struct {
 	// CacheSize bounds the number of instance states kept in memory
 	// (default 1024; negative: no cache).
 	CacheSize int
-	// Logger receives snapshot failures and replay fallbacks (nil: discard).
+	// Logger receives snapshot failures and replay fallbacks (nil: discard),
+	// and, at level Error, a background snapshot that panicked (a bug of
+	// the state's encoder: the panic is recovered there, since no caller
+	// could recover it, and would otherwise end the process).
 	Logger *slog.Logger
 }
 
@@ -551,7 +554,7 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 	r.inFlight[id] = true
 	r.wg.Go(func() {
 		for {
-			if err := r.snapshot(context.Background(), id, next.inst, next.state); err != nil {
+			if err := r.backgroundSnapshot(id, next); err != nil {
 				r.opts.Logger.Warn("evlog/aggregate: snapshot failed", "aggregate", r.def.name(), "id", id, "err", err)
 			}
 			r.mu.Lock()
@@ -567,6 +570,22 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 			next = p
 		}
 	})
+}
+
+// backgroundSnapshot is snapshot on the background worker. A panic there
+// (the state's encoder, the store) has no caller to reach and would end
+// the process: it is reported to the Logger as an error, and the worker
+// goes on (the next due snapshot is tried again; loads replay from the
+// last good one meanwhile).
+func (r *Repository[S, E]) backgroundSnapshot(id string, next pendingSnap[S]) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.opts.Logger.Error("evlog/aggregate: a background snapshot panicked; no snapshot of this instance is saved until the state's encoder (or the snapshot store) is fixed",
+				"aggregate", r.def.name(), "id", id, "version", next.inst.Version, "panic", fmt.Sprint(p))
+			err = nil
+		}
+	}()
+	return r.snapshot(context.Background(), id, next.inst, next.state)
 }
 
 // snapshot saves state as instance id's snapshot at inst.Seq and prunes.
