@@ -119,6 +119,11 @@ func checkName(name string) error {
 // snapshot beyond the end of the log, an existing one (snapshot.ErrExists)
 // and states over MaxSnapshotSize (snapshot.ErrTooLarge). When it returns
 // nil the snapshot is stored with the servers' durability (see README).
+// When the answer to the record's create is lost (a timeout, a cut
+// connection), Save reads the record back: its own record stored is
+// success, never an error over a stored snapshot; if it cannot tell, the
+// error says so, and the state object is kept for the record that may
+// reference it (saving again then reports snapshot.ErrExists if it does).
 func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (snapshot.Meta, error) {
 	if err := checkName(m.Name); err != nil {
 		return snapshot.Meta{}, err
@@ -164,6 +169,7 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 	sum := sha256.Sum256(state)
 	rec := record{Name: m.Name, LogID: hex.EncodeToString(m.LogID[:]), Seq: m.Seq, Time: m.Time.UnixNano(),
 		SchemaVersion: m.SchemaVersion, RawSize: m.RawSize, SHA256: hex.EncodeToString(sum[:]), Anchor: m.Anchor}
+	callerCtx := ctx
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
 	if _, _, found, err := s.getRecord(ctx, m.File); err != nil {
@@ -187,15 +193,36 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 		return snapshot.Meta{}, err
 	}
 	if _, err := s.kv.Create(ctx, m.File, b); err != nil {
-		if rec.Object != "" {
-			_ = s.obs.Delete(ctx, rec.Object) // best effort: unreferenced anyway
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
-		}
-		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
+		return s.created(callerCtx, m, rec.Object, b, err)
 	}
 	return m, nil
+}
+
+// created settles a Save whose record create failed with err: the answer
+// may have been lost after the record was stored (a timeout, a cut
+// connection), so the record is read back from the leader (in a request
+// of its own: err may be ctx's deadline) before anything is decided. Its
+// own record stored (value b, which names its object) is success; another
+// record under the key is snapshot.ErrExists, and its object, which no
+// record references, is deleted (best effort). Otherwise the object is
+// left alone (the record might yet be stored; an unreferenced object is
+// harmless) and err is returned.
+func (s *Snapshots) created(ctx context.Context, m snapshot.Meta, object string, b []byte, err error) (snapshot.Meta, error) {
+	ctx, cancel := s.l.bound(ctx)
+	defer cancel()
+	value, _, found, gerr := s.getRecord(ctx, m.File)
+	switch {
+	case gerr == nil && found && bytes.Equal(value, b):
+		return m, nil
+	case gerr == nil && found || gerr == nil && errors.Is(err, jetstream.ErrKeyExists):
+		if object != "" {
+			_ = s.obs.Delete(ctx, object) // best effort: unreferenced anyway
+		}
+		return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
+	case gerr != nil:
+		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w; reading the record back to see whether it was stored failed too (%w): Load it to find out, or Save again (snapshot.ErrExists: it is stored)", m, err, gerr)
+	}
+	return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
 }
 
 // getRecord reads the record under k from the KV bucket's stream leader

@@ -1,0 +1,64 @@
+package jetstream_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evlog/evlog/event"
+	evjs "github.com/evlog/evlog/jetstream"
+	"github.com/evlog/evlog/snapshot"
+)
+
+// TestSaveLostAnswer: the answer to the publish that creates a snapshot's
+// KV record (its commit point) is lost, or the connection is cut once the
+// server answered it: the record is stored. Save must not then treat the
+// snapshot as failed and delete the state object the stored record
+// references (a record without its state, which the Snapshots contract
+// rules out, and which a retried Save cannot repair: ErrExists). It
+// finds its record and succeeds; the snapshot loads; saving it again is
+// snapshot.ErrExists.
+func TestSaveLostAnswer(t *testing.T) {
+	s := startServer(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Addr().(*net.TCPAddr).Port))
+	for _, size := range []int{100, 64<<10 + 1} { // inline in the record; in the object store
+		for _, kind := range []faultKind{faultDrop, faultCut} {
+			t.Run(fmt.Sprintf("%d/%v", size, kind), func(t *testing.T) {
+				t.Parallel()
+				ctx := t.Context()
+				p := startFaultProxy(t, addr)
+				l := openLog(t, connectVia(t, p.URL(), proxyTimeout), evjs.Config{Replicas: 1, Timeout: proxyTimeout})
+				if _, err := l.Append(ctx, "s", event.ExpectAny, ev("e1")); err != nil {
+					t.Fatal(err)
+				}
+				snaps := snapshotsOf(t, l)
+				state := bytes.Repeat([]byte{0xA5}, size)
+				m := snapshot.Meta{Name: "agg", LogID: l.LogID(), Seq: 1, Time: time.Unix(1, 0).UTC(), SchemaVersion: 1}
+				p.arm("$KV.EVLOG_"+l.Name()+"_SNAPMETA.", kind, 1, nil, false)
+				_, err := snaps.Save(ctx, m, state)
+				if fired, answered := p.hasFired(); !fired || !answered {
+					t.Fatalf("the fault did not hit the record's publish (fired %v, answered %v)", fired, answered)
+				}
+				if err != nil {
+					t.Fatalf("Save whose record was stored but whose answer was lost: %v", err)
+				}
+				got, err := snaps.Load(ctx, m)
+				if err != nil {
+					t.Fatalf("Load of the snapshot Save reported saved: %v", err)
+				}
+				if diff := cmp.Diff(state, got); diff != "" {
+					t.Fatalf("loaded state differs (-want +got):\n%s", diff)
+				}
+				if _, err := snaps.Save(ctx, m, state); !errors.Is(err, snapshot.ErrExists) {
+					t.Fatalf("saving it again: %v, want snapshot.ErrExists", err)
+				}
+			})
+		}
+	}
+}
