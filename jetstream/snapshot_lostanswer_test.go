@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evlog/evlog/event"
 	evjs "github.com/evlog/evlog/jetstream"
@@ -60,5 +61,60 @@ func TestSaveLostAnswer(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRemoveLostAnswer: the answer to the publish that deletes a
+// snapshot's record is lost, or the connection is cut once the server
+// answered it: the record is deleted. Remove must not report a failure
+// and leave the state object behind, which nothing would ever delete (a
+// retried Remove finds no record: snapshot.ErrNotFound); it finds the
+// record gone, deletes the object and succeeds.
+func TestRemoveLostAnswer(t *testing.T) {
+	s := startServer(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Addr().(*net.TCPAddr).Port))
+	direct := connect(t, s.ClientURL())
+	for _, kind := range []faultKind{faultDrop, faultCut} {
+		t.Run(kind.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			p := startFaultProxy(t, addr)
+			l := openLog(t, connectVia(t, p.URL(), proxyTimeout), evjs.Config{Replicas: 1, Timeout: proxyTimeout})
+			if _, err := l.Append(ctx, "s", event.ExpectAny, ev("e1")); err != nil {
+				t.Fatal(err)
+			}
+			snaps := snapshotsOf(t, l)
+			m, err := snaps.Save(ctx, snapshot.Meta{Name: "agg", LogID: l.LogID(), Seq: 1, Time: time.Unix(1, 0).UTC(), SchemaVersion: 1},
+				bytes.Repeat([]byte{0x5A}, 64<<10+1)) // in the object store
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.arm("$KV.EVLOG_"+l.Name()+"_SNAPMETA.", kind, 1, nil, false)
+			err = snaps.Remove(ctx, m)
+			if fired, answered := p.hasFired(); !fired || !answered {
+				t.Fatalf("the fault did not hit the record's deletion (fired %v, answered %v)", fired, answered)
+			}
+			if err != nil {
+				t.Fatalf("Remove whose record was deleted but whose answer was lost: %v", err)
+			}
+			if _, err := snaps.Load(ctx, m); !errors.Is(err, snapshot.ErrNotFound) {
+				t.Fatalf("Load after Remove: %v, want snapshot.ErrNotFound", err)
+			}
+			obs, err := direct.ObjectStore(ctx, "EVLOG_"+l.Name()+"_SNAPSHOTS")
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := obs.List(ctx)
+			if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, o := range objs {
+				names = append(names, o.Name)
+			}
+			if len(names) > 0 {
+				t.Fatalf("state objects left after Remove: %q", names)
+			}
+		})
 	}
 }

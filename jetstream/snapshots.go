@@ -489,9 +489,13 @@ func (s *Snapshots) sound(ctx context.Context, m snapshot.Meta) (bool, error) {
 	return true, nil
 }
 
-// Remove deletes snapshot m: its record, then its state object.
+// Remove deletes snapshot m: its record, then its state object. When the
+// answer to the record's deletion is lost (a timeout, a cut connection),
+// it reads the record back: deleted is success, and the object is
+// deleted too, never left behind with no record to find it by.
 func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 	k := recordKey(m)
+	callerCtx := ctx
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
 	value, rev, found, err := s.getRecord(ctx, k)
@@ -504,7 +508,20 @@ func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 	var r record
 	_ = json.Unmarshal(value, &r) // a damaged record is removed all the same
 	if err := s.kv.Delete(ctx, k, jetstream.LastRevision(rev)); err != nil {
-		return fmt.Errorf("evlog/jetstream: remove %v: %w", m, err)
+		// Deleted after all, the answer lost? Ask in a request of its
+		// own (err may be ctx's deadline).
+		cancel()
+		ctx, cancel = s.l.bound(callerCtx)
+		defer cancel()
+		_, nowRev, found, gerr := s.getRecord(ctx, k)
+		if gerr != nil || found && nowRev == rev {
+			return fmt.Errorf("evlog/jetstream: remove %v: %w", m, err)
+		}
+		if found {
+			// Replaced since it was read: by another Remove and a new
+			// Save, say. r.Object is referenced by neither record.
+			s.l.logger.Warn("evlog/jetstream: snapshot record replaced while being removed", "key", k, "err", err)
+		}
 	}
 	if r.Object != "" {
 		if err := s.obs.Delete(ctx, r.Object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
