@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +117,51 @@ func TestRemoveLostAnswer(t *testing.T) {
 				t.Fatalf("state objects left after Remove: %q", names)
 			}
 		})
+	}
+}
+
+// TestLoadBoundsStateObject: the state object is untrusted (replaced by
+// another tool, or damaged): one whose size differs from the record's is
+// a *snapshot.CorruptError found from its info alone, before a byte of it
+// is read (reading it means a consumer on the object store's stream), so
+// an object of any size costs nothing to reject.
+func TestLoadBoundsStateObject(t *testing.T) {
+	ctx := t.Context()
+	s := startServer(t)
+	js := connect(t, s.ClientURL())
+	l := openLog(t, js, evjs.Config{Replicas: 1})
+	if _, err := l.Append(ctx, "s", event.ExpectAny, ev("e1")); err != nil {
+		t.Fatal(err)
+	}
+	snaps := snapshotsOf(t, l)
+	state := bytes.Repeat([]byte{0x3C}, 64<<10+1)
+	m, err := snaps.Save(ctx, snapshot.Meta{Name: "agg", LogID: l.LogID(), Seq: 1, Time: time.Unix(1, 0).UTC(), SchemaVersion: 1}, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := js.ObjectStore(ctx, l.StreamName()+"_SNAPSHOTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	for info, err := range listObjects(t, obs) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		name = info
+	}
+	if _, err := obs.PutBytes(ctx, name, bytes.Repeat([]byte{0x3C}, 4*len(state))); err != nil {
+		t.Fatal(err)
+	}
+	tap := newAPITap(t, s.ClientURL())
+	tap.requests(t, js.Conn())
+	_, err = snaps.Load(ctx, m)
+	if _, ok := errors.AsType[*snapshot.CorruptError](err); !ok {
+		t.Fatalf("Load of a state object four times the recorded size: %v, want a *snapshot.CorruptError", err)
+	}
+	for _, req := range tap.requests(t, js.Conn()) {
+		if strings.HasPrefix(req, "CONSUMER.") {
+			t.Errorf("Load read the oversized state object (API request %s) instead of rejecting it by its size", req)
+		}
 	}
 }

@@ -393,7 +393,8 @@ func (s *Snapshots) Candidates(name string, maxSeq uint64) iter.Seq2[snapshot.Ca
 // Load reads and verifies the state of snapshot m (by m.File, or its name
 // and seq). A missing snapshot or one that is not m is
 // snapshot.ErrNotFound; a state of the wrong size or checksum is a
-// *snapshot.CorruptError.
+// *snapshot.CorruptError. A state object's size is checked against the
+// record (at most MaxSnapshotSize) before any of it is read.
 func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
 	k := recordKey(m)
 	ctx, cancel := s.l.bound(ctx)
@@ -418,6 +419,21 @@ func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
 	}
 	state := r.Inline
 	if r.Object != "" {
+		// The object is untrusted: check its size (and the record's)
+		// before reading a byte of it.
+		if r.RawSize < 0 || r.RawSize > MaxSnapshotSize {
+			return nil, &snapshot.CorruptError{File: k, Reason: fmt.Sprintf("record claims a state of %d bytes, the limit is %d", r.RawSize, MaxSnapshotSize)}
+		}
+		info, err := s.obs.GetInfo(ctx, r.Object)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrObjectNotFound) {
+				return nil, &snapshot.CorruptError{File: k, Reason: "state object " + r.Object + " is missing", Err: err}
+			}
+			return nil, fmt.Errorf("evlog/jetstream: load %v: %w", m, err)
+		}
+		if info.Size != uint64(r.RawSize) || info.Opts != nil && info.Opts.Link != nil {
+			return nil, &snapshot.CorruptError{File: k, Reason: fmt.Sprintf("state object %s is %d bytes (link %v), the record says %d", r.Object, info.Size, info.Opts != nil && info.Opts.Link != nil, r.RawSize)}
+		}
 		if state, err = s.obs.GetBytes(ctx, r.Object); err != nil {
 			if errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, jetstream.ErrDigestMismatch) {
 				return nil, &snapshot.CorruptError{File: k, Reason: "state object " + r.Object + " is missing or damaged", Err: err}
