@@ -124,7 +124,7 @@ type Log struct {
 // storage, cfg.Replicas copies, atomic batches and direct reads allowed,
 // deletes and purges denied, no age/size/count limits so that seqs stay
 // gap-free). An existing stream is checked, never changed: a configuration
-// that could lose events is ErrConfig.
+// that could lose events (memory storage among them) is ErrConfig.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error) {
 	if !validName(cfg.Name) {
 		return nil, fmt.Errorf("evlog/jetstream: log name %q: use 1 to 64 ASCII letters, digits, '-' or '_'", cfg.Name)
@@ -247,6 +247,9 @@ func (l *Log) checkStream(c jetstream.StreamConfig) error {
 	l.duplicates = c.Duplicates
 	if !slices.Equal(c.Subjects, []string{l.prefix + ">"}) {
 		bad = append(bad, fmt.Sprintf("subjects %v, want [%s>]", c.Subjects, l.prefix))
+	}
+	if c.Storage != jetstream.FileStorage {
+		bad = append(bad, fmt.Sprintf("%s storage (a restart of its servers would lose every event), want file", strings.ToLower(c.Storage.String())))
 	}
 	if !c.AllowAtomicPublish {
 		bad = append(bad, "atomic publish not allowed")

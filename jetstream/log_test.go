@@ -214,19 +214,35 @@ func TestTimeNeverDecreasesAcrossWriters(t *testing.T) {
 }
 
 // TestOpenRefusesUnsafeStream: an existing stream whose limits would
-// delete events (or that lacks atomic publish) is not used.
+// delete events, whose storage does not survive a restart (memory), or
+// that lacks atomic publish is not used.
 func TestOpenRefusesUnsafeStream(t *testing.T) {
 	s := startServer(t)
 	js := connect(t, s.ClientURL())
-	_, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
-		Name: "EVLOG_aged", Subjects: []string{"evlog.aged.>"}, MaxAge: time.Hour,
-		Metadata: map[string]string{"evlog_log_id": "00112233445566778899aabbccddeeff"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := evjs.Open(t.Context(), js, evjs.Config{Name: "aged", Replicas: 1}); !errors.Is(err, evjs.ErrConfig) {
-		t.Errorf("Open on a stream with MaxAge = %v, want ErrConfig", err)
+	for _, tc := range []struct {
+		name   string
+		modify func(*jetstream.StreamConfig)
+	}{
+		{"aged", func(c *jetstream.StreamConfig) { c.MaxAge = time.Hour }},
+		{"memory", func(c *jetstream.StreamConfig) { c.Storage = jetstream.MemoryStorage }},
+		{"noatomic", func(c *jetstream.StreamConfig) { c.AllowAtomicPublish = false }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The configuration Open creates, but for one setting.
+			c := jetstream.StreamConfig{
+				Name: "EVLOG_" + tc.name, Subjects: []string{"evlog." + tc.name + ".>"},
+				Storage: jetstream.FileStorage, Replicas: 1, Discard: jetstream.DiscardNew,
+				DenyDelete: true, DenyPurge: true, AllowDirect: true, AllowAtomicPublish: true,
+				Metadata: map[string]string{"evlog_log_id": "00112233445566778899aabbccddeeff"},
+			}
+			tc.modify(&c)
+			if _, err := js.CreateStream(t.Context(), c); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := evjs.Open(t.Context(), js, evjs.Config{Name: tc.name, Replicas: 1}); !errors.Is(err, evjs.ErrConfig) {
+				t.Errorf("Open on a stream with %s: %v, want ErrConfig", tc.name, err)
+			}
+		})
 	}
 	if _, err := evjs.Open(t.Context(), js, evjs.Config{Name: "bad.name"}); err == nil {
 		t.Error("Open accepted a log name with a dot")

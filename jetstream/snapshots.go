@@ -119,6 +119,11 @@ func checkName(name string) error {
 // snapshot beyond the end of the log, an existing one (snapshot.ErrExists)
 // and states over MaxSnapshotSize (snapshot.ErrTooLarge). When it returns
 // nil the snapshot is stored with the servers' durability (see README).
+// When the answer to the record's create is lost (a timeout, a cut
+// connection), Save reads the record back: its own record stored is
+// success, never an error over a stored snapshot; if it cannot tell, the
+// error says so, and the state object is kept for the record that may
+// reference it (saving again then reports snapshot.ErrExists if it does).
 func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (snapshot.Meta, error) {
 	if err := checkName(m.Name); err != nil {
 		return snapshot.Meta{}, err
@@ -164,6 +169,7 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 	sum := sha256.Sum256(state)
 	rec := record{Name: m.Name, LogID: hex.EncodeToString(m.LogID[:]), Seq: m.Seq, Time: m.Time.UnixNano(),
 		SchemaVersion: m.SchemaVersion, RawSize: m.RawSize, SHA256: hex.EncodeToString(sum[:]), Anchor: m.Anchor}
+	callerCtx := ctx
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
 	if _, _, found, err := s.getRecord(ctx, m.File); err != nil {
@@ -187,15 +193,36 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 		return snapshot.Meta{}, err
 	}
 	if _, err := s.kv.Create(ctx, m.File, b); err != nil {
-		if rec.Object != "" {
-			_ = s.obs.Delete(ctx, rec.Object) // best effort: unreferenced anyway
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
-		}
-		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
+		return s.created(callerCtx, m, rec.Object, b, err)
 	}
 	return m, nil
+}
+
+// created settles a Save whose record create failed with err: the answer
+// may have been lost after the record was stored (a timeout, a cut
+// connection), so the record is read back from the leader (in a request
+// of its own: err may be ctx's deadline) before anything is decided. Its
+// own record stored (value b, which names its object) is success; another
+// record under the key is snapshot.ErrExists, and its object, which no
+// record references, is deleted (best effort). Otherwise the object is
+// left alone (the record might yet be stored; an unreferenced object is
+// harmless) and err is returned.
+func (s *Snapshots) created(ctx context.Context, m snapshot.Meta, object string, b []byte, err error) (snapshot.Meta, error) {
+	ctx, cancel := s.l.bound(ctx)
+	defer cancel()
+	value, _, found, gerr := s.getRecord(ctx, m.File)
+	switch {
+	case gerr == nil && found && bytes.Equal(value, b):
+		return m, nil
+	case gerr == nil && found || gerr == nil && errors.Is(err, jetstream.ErrKeyExists):
+		if object != "" {
+			_ = s.obs.Delete(ctx, object) // best effort: unreferenced anyway
+		}
+		return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
+	case gerr != nil:
+		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w; reading the record back to see whether it was stored failed too (%w): Load it to find out, or Save again (snapshot.ErrExists: it is stored)", m, err, gerr)
+	}
+	return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
 }
 
 // getRecord reads the record under k from the KV bucket's stream leader
@@ -366,7 +393,8 @@ func (s *Snapshots) Candidates(name string, maxSeq uint64) iter.Seq2[snapshot.Ca
 // Load reads and verifies the state of snapshot m (by m.File, or its name
 // and seq). A missing snapshot or one that is not m is
 // snapshot.ErrNotFound; a state of the wrong size or checksum is a
-// *snapshot.CorruptError.
+// *snapshot.CorruptError. A state object's size is checked against the
+// record (at most MaxSnapshotSize) before any of it is read.
 func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
 	k := recordKey(m)
 	ctx, cancel := s.l.bound(ctx)
@@ -391,6 +419,21 @@ func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
 	}
 	state := r.Inline
 	if r.Object != "" {
+		// The object is untrusted: check its size (and the record's)
+		// before reading a byte of it.
+		if r.RawSize < 0 || r.RawSize > MaxSnapshotSize {
+			return nil, &snapshot.CorruptError{File: k, Reason: fmt.Sprintf("record claims a state of %d bytes, the limit is %d", r.RawSize, MaxSnapshotSize)}
+		}
+		info, err := s.obs.GetInfo(ctx, r.Object)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrObjectNotFound) {
+				return nil, &snapshot.CorruptError{File: k, Reason: "state object " + r.Object + " is missing", Err: err}
+			}
+			return nil, fmt.Errorf("evlog/jetstream: load %v: %w", m, err)
+		}
+		if info.Size != uint64(r.RawSize) || info.Opts != nil && info.Opts.Link != nil {
+			return nil, &snapshot.CorruptError{File: k, Reason: fmt.Sprintf("state object %s is %d bytes (link %v), the record says %d", r.Object, info.Size, info.Opts != nil && info.Opts.Link != nil, r.RawSize)}
+		}
 		if state, err = s.obs.GetBytes(ctx, r.Object); err != nil {
 			if errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, jetstream.ErrDigestMismatch) {
 				return nil, &snapshot.CorruptError{File: k, Reason: "state object " + r.Object + " is missing or damaged", Err: err}
@@ -462,9 +505,13 @@ func (s *Snapshots) sound(ctx context.Context, m snapshot.Meta) (bool, error) {
 	return true, nil
 }
 
-// Remove deletes snapshot m: its record, then its state object.
+// Remove deletes snapshot m: its record, then its state object. When the
+// answer to the record's deletion is lost (a timeout, a cut connection),
+// it reads the record back: deleted is success, and the object is
+// deleted too, never left behind with no record to find it by.
 func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 	k := recordKey(m)
+	callerCtx := ctx
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
 	value, rev, found, err := s.getRecord(ctx, k)
@@ -477,7 +524,20 @@ func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 	var r record
 	_ = json.Unmarshal(value, &r) // a damaged record is removed all the same
 	if err := s.kv.Delete(ctx, k, jetstream.LastRevision(rev)); err != nil {
-		return fmt.Errorf("evlog/jetstream: remove %v: %w", m, err)
+		// Deleted after all, the answer lost? Ask in a request of its
+		// own (err may be ctx's deadline).
+		cancel()
+		ctx, cancel = s.l.bound(callerCtx)
+		defer cancel()
+		_, nowRev, found, gerr := s.getRecord(ctx, k)
+		if gerr != nil || found && nowRev == rev {
+			return fmt.Errorf("evlog/jetstream: remove %v: %w", m, err)
+		}
+		if found {
+			// Replaced since it was read: by another Remove and a new
+			// Save, say. r.Object is referenced by neither record.
+			s.l.logger.Warn("evlog/jetstream: snapshot record replaced while being removed", "key", k, "err", err)
+		}
 	}
 	if r.Object != "" {
 		if err := s.obs.Delete(ctx, r.Object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
