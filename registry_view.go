@@ -86,9 +86,6 @@ func (b *regBatch[E]) envelope(i, j int, e *Envelope) {
 		ID: ev.ID, Time: ev.Time, Meta: ev.Meta}
 }
 
-// fork returns b: its methods only read it.
-func (b *regBatch[E]) fork() batchSource { return b }
-
 func (b *regBatch[E]) id(i, j int) string { return b.all[i].Events[j].ID }
 
 func (b *regBatch[E]) time(i, j int) time.Time { return b.all[i].Events[j].Time }

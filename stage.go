@@ -98,9 +98,17 @@ func (w *writer) stage(r *request) error {
 	parts := len(r.batch)
 	if r.src != nil {
 		parts = r.src.parts()
+		w.penc.configure()
 	}
 	r.part0 = len(w.partLast)
 	var env event.Envelope
+	// A typed event with the fields of the one before it but maybe its
+	// time (batchSource.same) reuses env, and bound, its size bound
+	// without the data (typedSizeBound, which counts the time at its
+	// widest).
+	bound := 0
+	var prevFrame segment.PendingFrame // the last event's frame
+	size := 0                          // upper bound of the encoded size, as checkBatch computes it
 	// The clock is read once per batch: one batch, one instant (also when
 	// a typed batch is staged again after a roll).
 	stamp := func() int64 {
@@ -109,10 +117,6 @@ func (w *writer) stage(r *request) error {
 		}
 		return max(r.now, w.nextTime)
 	}
-	// A typed request is staged in two passes: this loop assigns seqs,
-	// versions and times and checks expectations, IDs and times; then
-	// encodeTyped encodes its frames (maybe on two goroutines) and fills
-	// in their offsets and lengths.
 	for i := range parts {
 		var req AppendRequest
 		n := 0
@@ -135,50 +139,89 @@ func (w *writer) stage(r *request) error {
 			return fail(&event.ConflictError{Stream: req.Stream, Expected: req.Expect, Actual: cur})
 		}
 		for j := range n {
-			var at time.Time // the event's Time as given
-			var id string
+			same := false
 			if r.src != nil {
-				at, id = r.src.time(i, j), r.src.id(i, j)
+				if same = r.src.same(i, j); same {
+					env.Time = r.src.time(i, j)
+				} else {
+					r.src.envelope(i, j, &env)
+				}
 			} else {
 				env = req.Events[j]
-				at, id = env.Time, env.ID
 			}
-			seq := w.nextSeq
+			if r.src != nil {
+				if !same {
+					env.Stream = req.Stream
+					bound = typedSizeBound(&env, 0) - segment.DataSize(0)
+				} else if j == 0 {
+					// Only the stream differs from the event before.
+					bound += segment.StringSize(len(req.Stream)) - segment.StringSize(len(env.Stream))
+				}
+			}
+			env.Stream = req.Stream
+			env.Seq = w.nextSeq
 			cur++
-			var t int64
-			if at.IsZero() {
-				t = stamp()
-			} else if t = at.UnixNano(); t < w.nextTime {
-				return fail(fmt.Errorf("%w: event %d of stream %q at %s, the log is at %s",
-					ErrTimeBackwards, seq-seq0, req.Stream, at.UTC().Format(time.RFC3339Nano), time.Unix(0, w.nextTime).UTC().Format(time.RFC3339Nano)))
+			env.Version = cur
+			if env.SchemaVersion == 0 {
+				env.SchemaVersion = event.DefaultSchemaVersion
 			}
-			off, n := 0, 0 // typed: set by encodeTyped
-			if r.src == nil {
-				env.Stream, env.Seq, env.Version = req.Stream, seq, cur
-				if env.SchemaVersion == 0 {
-					env.SchemaVersion = event.DefaultSchemaVersion
+			var t int64
+			prevTime := w.nextTime // the event before's, when it is in this part
+			if env.Time.IsZero() {
+				t = stamp()
+			} else if t = env.Time.UnixNano(); t < w.nextTime {
+				return fail(fmt.Errorf("%w: event %d of stream %q at %s, the log is at %s",
+					ErrTimeBackwards, env.Seq-seq0, req.Stream, env.Time.UTC().Format(time.RFC3339Nano), time.Unix(0, w.nextTime).UTC().Format(time.RFC3339Nano)))
+			}
+			env.Time = time.Unix(0, t).UTC()
+			off := len(w.buf)
+			if r.src != nil {
+				// Encode the payload straight into the group buffer.
+				var p segment.PendingFrame
+				if same && j > 0 {
+					// The envelope of the event before but for Seq
+					// and Version, each one more, and its time.
+					w.buf, p = segment.BeginNextEventFrame(w.buf, prevFrame, prevTime, &env)
+				} else {
+					w.buf, p = segment.BeginEventFrame(w.buf, &env)
 				}
-				env.Time = time.Unix(0, t).UTC()
-				off = len(w.buf)
+				prevFrame = p
+				data := len(w.buf)
+				w.penc.w.b = w.buf
+				err := r.src.encode(w.penc.enc, i, j)
+				w.buf, w.penc.w.b = w.penc.w.b, nil
+				if err != nil {
+					return fail(fmt.Errorf("%w: encoding event %d (%s) of stream %q: %w", ErrInvalid, j, env.Type, req.Stream, err))
+				}
+				dn := len(w.buf) - data
+				w.buf = segment.EndEventFrame(w.buf, p)
+				// The size bound checkBatch computes for raw envelopes.
+				es := bound + segment.DataSize(dn)
+				if es > w.opts.MaxEventSize {
+					return fail(fmt.Errorf("%w: event %d of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, j, req.Stream, es, w.opts.MaxEventSize))
+				}
+				size += es
+			} else {
 				w.buf = segment.AppendEventFrame(w.buf, &env)
-				if n = len(w.buf) - off; n > w.opts.MaxEventSize {
-					return fail(fmt.Errorf("%w: event of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, req.Stream, n, w.opts.MaxEventSize))
-				}
+			}
+			n := len(w.buf) - off
+			if n > w.opts.MaxEventSize {
+				return fail(fmt.Errorf("%w: event of stream %q encodes to %d bytes, over MaxEventSize (%d)", ErrInvalid, req.Stream, n, w.opts.MaxEventSize))
 			}
 			var idh uint64 // the ID's hash, if the ID index has it
-			if id != "" && w.ids != nil {
-				idh = w.ids.idHash(r, int(seq-seq0), id)
-				if !w.ids.stage(id, idh, seq) {
-					return fail(&DuplicateIDError{ID: id, Stream: req.Stream, Index: j, Reason: "two events of the append share it"})
+			if env.ID != "" && w.ids != nil {
+				idh = w.ids.idHash(r, int(env.Seq-seq0), env.ID)
+				if !w.ids.stage(env.ID, idh, env.Seq) {
+					return fail(&DuplicateIDError{ID: env.ID, Stream: req.Stream, Index: j, Reason: "two events of the append share it"})
 				}
 			}
 			var sp *segment.StreamPostings
 			if sv.in == w.idx {
 				sp = sv.sp
 			}
-			w.infos = append(w.infos, segment.EventInfo{Seq: seq, Stream: req.Stream, Version: cur, Time: t, Off: w.end + int64(off), Len: uint32(n), ID: id, IDHash: idh, Postings: sp})
+			w.infos = append(w.infos, segment.EventInfo{Seq: env.Seq, Stream: req.Stream, Version: env.Version, Time: t, Off: w.end + int64(off), Len: uint32(n), ID: env.ID, IDHash: idh, Postings: sp})
 			w.infoSV = append(w.infoSV, sv)
-			if cur == 1 {
+			if env.Version == 1 {
 				w.newStrs++
 			}
 			w.nextSeq++
@@ -191,13 +234,6 @@ func (w *writer) stage(r *request) error {
 		// r's positions are built from its parts' last events once the
 		// group is written (commit.go), off the path to its fsync.
 		w.partLast = append(w.partLast, int32(len(w.infos)-1))
-	}
-	size := 0 // typed: upper bound of the encoded size, as checkBatch computes it
-	if r.src != nil {
-		var err error
-		if size, err = w.encodeTyped(r, m.infos); err != nil {
-			return fail(err)
-		}
 	}
 	w.buf = segment.AppendCommitFrame(w.buf, segment.Commit{FirstSeq: seq0, Count: uint32(w.nextSeq - seq0), DurableEnd: w.durable})
 	if r.src != nil {

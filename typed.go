@@ -76,9 +76,6 @@ func (t *TypedLog[T]) Log() *Log { return t.l }
 // pointer implements msgpack.CustomEncoder is encoded by calling its
 // EncodeMsgpack directly; any other through msgpack's Encoder.Encode. If
 // encoding panics, Append panics with the same value (nothing is written).
-// A call of 256 events or more is encoded on two goroutines at once (each
-// event by one of them; the bytes written are the same): encoding one
-// payload must not modify state another payload's encoding uses.
 func (t *TypedLog[T]) Append(ctx context.Context, stream string, expect Expectation, events ...Event[T]) (Position, error) {
 	if t.reg != nil {
 		return t.appendRegistered(ctx, stream, expect, events)
@@ -160,9 +157,6 @@ type batchSource interface {
 	// time returns the Time of event j of part i (what envelope would
 	// set).
 	time(i, j int) time.Time
-	// fork returns a source of the same batch for another goroutine:
-	// the two may be used at the same time (each keeps its own caches).
-	fork() batchSource
 }
 
 type typedBatch[T any] struct {
@@ -183,12 +177,6 @@ func (b *typedBatch[T]) envelope(i, j int, e *Envelope) {
 	ev := &b.all[i].Events[j]
 	*e = Envelope{Seq: ev.Seq, Stream: ev.Stream, Version: ev.Version, Type: ev.Type, SchemaVersion: b.st.stamp(ev.Type, ev.SchemaVersion),
 		ID: ev.ID, Time: ev.Time, Meta: ev.Meta}
-}
-
-// fork copies b: its stamper caches the last type's answer.
-func (b *typedBatch[T]) fork() batchSource {
-	c := &typedBatch[T]{all: b.all, plan: b.plan, st: b.st}
-	return c
 }
 
 func (b *typedBatch[T]) id(i, j int) string { return b.all[i].Events[j].ID }

@@ -106,13 +106,6 @@ type writer struct {
 	spare      []*request
 	calls      int            // append calls in the group
 	penc       payloadEncoder // encodes typed payloads into buf
-	// penc2 and buf2 are the encoder and buffer of the goroutine that
-	// encodes the second part of a large typed request (encodeTyped); the
-	// writer touches them only while no such goroutine runs.
-	penc2 payloadEncoder
-	buf2  []byte
-	// encodeCut, if set (by tests), replaces the function of that name.
-	encodeCut func(events int) int
 
 	ids *idIndex // event IDs (dedupe.go); nil until an append carries one
 
@@ -140,7 +133,6 @@ func startWriter(l *Log, rec *recovered) (*writer, error) {
 		versions: make(map[string]*streamVersion),
 	}
 	w.penc.reset()
-	w.penc2.reset()
 	w.lastSeq, w.lastTime, w.streams = l.pub.seq, l.pub.time, l.pub.streams
 	if err := syncUnprovenSeal(l.fs, rec); err != nil {
 		return nil, err
@@ -474,9 +466,6 @@ func (w *writer) resetGroup() {
 	w.partLast, w.stagedName = w.partLast[:0], 0
 	if cap(w.buf) > 2*(flushThreshold+w.opts.MaxBatchSize) {
 		w.buf = nil // an oversized batch (or a failed encode) grew it: let it go
-	}
-	if cap(w.buf2) > flushThreshold+w.opts.MaxBatchSize {
-		w.buf2 = nil
 	}
 	w.nextSeq, w.nextTime, w.newStrs, w.calls = w.lastSeq+1, w.lastTime, 0, 0
 }
