@@ -1,6 +1,7 @@
 package evlogcli
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -57,6 +58,93 @@ func TestVerifySnapshotAfterPowerLoss(t *testing.T) {
 	}
 	if r := run1(t, "state", dir); r.code != 0 || strings.Contains(r.stdout+r.stderr, "fallback") {
 		t.Errorf("state after a power loss right after a snapshot at seq %d: exit %d: %s\n%s", res.Seq, r.code, r.stderr, r.stdout)
+	}
+}
+
+// TestVerifySnapshotPastDurableMark: the directory a power loss leaves
+// when a writer (SyncAlways) saved a snapshot of its last group without
+// fsyncing that group's mark first, as evlog did before the fix
+// TestVerifySnapshotAfterPowerLoss checks: the group is committed and
+// checksums, no durable mark records it, and a snapshot claims its seq.
+// Logs that went through it exist, so verify must not call them corrupt:
+// the snapshot is a warning naming what to do (a writer's open keeps the
+// group), status 0. A snapshot beyond every committed event (the group
+// itself lost) stays corruption. On the code before, the first case
+// found "corrupt ….snap 0 snapshot of "stats" claims seq 3, beyond the
+// end of the log (2)" (exit 1).
+func TestVerifySnapshotPastDurableMark(t *testing.T) {
+	ctx := t.Context()
+	mem := vfs.NewMem()
+	opened, err := testhook.Open(mem, evlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := opened.(*evlog.Log)
+	defer l.Close()
+	ev := evlog.Envelope{Type: "t", Data: []byte{0xc0}}
+	var twoGroups *vfs.Mem
+	for i := range 3 {
+		if i == 2 {
+			twoGroups = mem.Clone() // the third group never written
+		}
+		if _, err := l.Append(ctx, "s", evlog.ExpectAny, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	markLost := mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2))) // the third group's mark not durable
+	store, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := replay.State(ctx, l, store, statsSubject, replay.Latest(), statsSpec, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := replay.Save(ctx, store, l.LogID(), statsSubject, statsSpec, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name         string
+		fsys         *vfs.Mem
+		code         int
+		stdout, warn string
+	}{
+		{"mark lost", markLost, 0, "ok 3 1\n",
+			fmt.Sprintf("(seq %d) is beyond the events a reader serves (up to seq 2) but within the committed events of the newest segment (up to seq 3)", res.Seq)},
+		{"group lost", twoGroups, 1,
+			fmt.Sprintf("snapshot of %q claims seq %d, beyond the end of the log (2)", statsSubject.Name, res.Seq), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			graftSnapshots(t, mem, tc.fsys)
+			dir := t.TempDir()
+			copyMem(t, tc.fsys, dir)
+			r := run1(t, "verify", dir)
+			if r.code != tc.code || !strings.Contains(r.stdout, tc.stdout) || !strings.Contains(r.stderr, tc.warn) {
+				t.Errorf("verify: exit %d, want %d with %q on stdout and %q on stderr:\nstdout:\n%s\nstderr:\n%s",
+					r.code, tc.code, tc.stdout, tc.warn, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+// graftSnapshots copies the snapshot files of from into to.
+func graftSnapshots(t *testing.T, from, to *vfs.Mem) {
+	t.Helper()
+	names, err := from.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if !strings.HasSuffix(name, ".snap") {
+			continue
+		}
+		data, err := from.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := to.WriteFile(name, data); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
