@@ -33,6 +33,9 @@ func (w *writer) syncFile() error {
 	if err != nil {
 		return &fsyncError{err}
 	}
+	if w.markSeq > 0 {
+		w.l.markSynced.Store(w.markSeq) // the marks written before are durable now
+	}
 	return nil
 }
 
@@ -102,6 +105,7 @@ func (w *writer) writeMark() (at int64, marked bool, _ error) {
 	}
 	w.end += int64(n)
 	w.markEnd = w.end
+	w.markSeq = w.lastSeq
 	return at, true, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -49,6 +50,11 @@ type Log struct {
 
 	durableSeq uint64        // every event up to it is durable
 	durableCh  chan struct{} // closed and replaced when durableSeq grows
+	// markSynced is the last seq a mark records durable that was itself
+	// fsynced (or sealed with its segment) since the writer opened the
+	// log: a reader in another process serves every event up to it,
+	// also after a power loss (see syncThrough). 0 when read-only.
+	markSynced atomic.Uint64
 
 	w      *writer // nil when read-only
 	stats  counters

@@ -143,6 +143,7 @@ func (w *writer) enterSegment(f vfs.File, hb [segment.HeaderSize]byte, h segment
 		w.idx = segment.NewIndex(h.BaseSeq)
 	}
 	w.end, w.durable, w.markEnd, w.ckptEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize, 0
+	w.markSeq = 0 // the new file's fsyncs make no mark of the sealed one durable (its seal's did)
 	w.dirtySince = time.Time{}
 	l := w.l
 	l.mu.Lock()

@@ -11,8 +11,11 @@ import (
 // log directory beside the segments, configured by Options.Snapshot.
 //
 // Saving a snapshot first makes the log durable through the snapshot's
-// seq (it fsyncs under SyncNever and SyncInterval), so a snapshot never
-// outlives the events it folds. On a log opened with OpenReadOnly the store
+// seq, and the mark recording that durable (it fsyncs the active segment
+// when anything was written to it since its last fsync: under SyncNever
+// and SyncInterval the events, under SyncAlways the last group's mark),
+// so a snapshot never outlives the events it folds, and a reader in
+// another process serves them after a power loss. On a log opened with OpenReadOnly the store
 // is read-only (Save and Prune fail with ErrReadOnly): a read-only log
 // never writes. Tools that write snapshots beside a read-only log use
 // OpenSnapshotWriter.
@@ -53,13 +56,25 @@ func (l *Log) anchorAt(ctx context.Context, seq uint64) (uint64, error) {
 	return a, err
 }
 
-// syncThrough makes the log durable through seq (the writer's BeforeSave).
+// syncThrough makes the log durable through seq, and the mark recording
+// that durable, before a snapshot at seq is saved (the writer's
+// BeforeSave). Under SyncAlways the visible events are durable already,
+// but the mark after the last group is not (a mark becomes durable only
+// with the next fsync), and a reader in another process serves only what
+// a durable mark records (docs/FORMAT.md, "Recovery", rule 9): after a
+// power loss right after the Save it would serve the log up to the
+// mark before, and take the snapshot for one beyond the end of the log.
+// So unless a fsynced mark already covers seq (markSynced: the next
+// group's fsync made it durable), it syncs; Sync fsyncs only when
+// something was written since the last fsync (here: that mark), so this
+// costs at most one fsync per Save, and none once a later group's fsync
+// has made that mark durable.
 func (l *Log) syncThrough(ctx context.Context, seq uint64) error {
 	if last := l.LastSeq(); seq > last {
 		return fmt.Errorf("evlog: a snapshot at seq %d is beyond the end of the log (%d)", seq, last)
 	}
-	if l.opts.Sync == SyncAlways {
-		return nil // visible events are durable already
+	if l.opts.Sync == SyncAlways && l.markSynced.Load() >= seq {
+		return nil
 	}
 	return l.Sync(ctx)
 }

@@ -71,6 +71,7 @@ type writer struct {
 	end     int64          // end of the committed frames
 	durable int64          // end of the fsynced frames
 	markEnd int64          // end of the data recorded as durable, including the last mark frame
+	markSeq uint64         // the last seq a mark written to the active segment records durable (0: none yet)
 	ckptEnd int64          // prefix end of the active segment's newest checkpoint (0: none)
 	markBuf []byte
 	// dirtySince is when the first frames not yet fsynced were written
