@@ -19,7 +19,9 @@ import (
 // from, and cannot drift apart again:
 //
 //   - replay.MakePlan's rules: a snapshot of another schema version, of
-//     another log, beyond the end of the log, damaged, whose last event
+//     another scope (replay.ScopeMismatch: a projection's checkpoint
+//     folded under other Categories, or one that records none while
+//     the projection has Categories), of another log, beyond the end of the log, damaged, whose last event
 //     is not where it says, or from before a deletion of a stream in the
 //     subject's scope (replay.Scope: an aggregate's stream, a
 //     projection's Categories, the whole log) is passed over; a deletion
@@ -70,7 +72,7 @@ func planFold(ctx context.Context, src replay.Source, store replay.Snapshots, su
 // comparableSnapshots returns, of metas (snapshots verified intact, of
 // this log, not beyond its end), those of subj that a plan under the
 // rule above may start from and that a replay of the events can re-fold,
-// by seq: of subj's name and schema version, not from before the newest
+// by seq: of subj's name, schema version and scope, not from before the newest
 // deletion of a stream in its scope, not folding an event of its scope
 // that has expired since (replay.Expirations: a plan keeps such a
 // snapshot, and its effect, but the events no longer yield it), and none
@@ -80,12 +82,21 @@ func planFold(ctx context.Context, src replay.Source, store replay.Snapshots, su
 // of subj reads).
 func comparableSnapshots(ctx context.Context, src replay.Source, store replay.Snapshots, subj replay.Subject, marker string, metas []snapshot.Meta) (keep []snapshot.Meta, skipped []replay.Fallback, err error) {
 	for _, m := range metas {
-		if m.Name == subj.Name && m.SchemaVersion == subj.SchemaVersion {
-			keep = append(keep, m)
+		if m.Name != subj.Name || m.SchemaVersion != subj.SchemaVersion {
+			continue
 		}
+		reason, _, err := replay.ScopeMismatch(ctx, src, subj, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		if reason != "" {
+			skipped = append(skipped, replay.Fallback{File: m.File, Seq: m.Seq, Reason: reason})
+			continue
+		}
+		keep = append(keep, m)
 	}
 	if len(keep) == 0 {
-		return nil, nil, nil
+		return nil, skipped, nil
 	}
 	slices.SortFunc(keep, func(a, b snapshot.Meta) int { return cmp.Compare(a.Seq, b.Seq) })
 	if marker != "" {

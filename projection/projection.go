@@ -29,8 +29,13 @@ type Projection[S, E any] struct {
 	// others are covered, not folded), and a deletion of a stream of
 	// another category leaves its view and checkpoints as they are. nil:
 	// every stream, so that any deletion folds the view again. Changing
-	// it changes the fold: change SchemaVersion too. (Compute and
-	// FeedAll fold what they are given.)
+	// it changes the fold: a Runner records the scope in its checkpoints
+	// (replay.Scope.Digest; order and duplicates do not count) and
+	// passes over those of other Categories, folding the new scope from
+	// an older matching checkpoint or the first event (see
+	// replay.ScopeMismatch, also for checkpoints of older evlogs, which
+	// record none); changing SchemaVersion too is still clearer. (Compute
+	// and FeedAll fold what they are given.)
 	Categories []string
 	// Init returns the empty view (nil: zero S).
 	Init func() S

@@ -527,7 +527,7 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 		return nil
 	}
 	subj := r.subject()
-	_, err = r.cps.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion}, b)
+	_, err = r.cps.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest()}, b)
 	if err != nil && !errors.Is(err, snapshot.ErrExists) {
 		return fmt.Errorf("evlog/projection: %s: checkpoint at seq %d: %w", r.p.Name, res.Seq, err)
 	}

@@ -157,8 +157,8 @@ func TestFallback(t *testing.T) {
 		{"truncated by one byte", statsSubject, statsWith(func(b []byte) []byte { return b[:len(b)-1] })},
 		{"one byte appended", statsSubject, statsWith(func(b []byte) []byte { return append(b, 0) })},
 		{"zero-length", statsSubject, statsWith(func(b []byte) []byte { return nil })},
-		{"format version 3", statsSubject, statsWith(func(b []byte) []byte {
-			binary.LittleEndian.PutUint16(b[8:], 3)
+		{"format version 4", statsSubject, statsWith(func(b []byte) []byte {
+			binary.LittleEndian.PutUint16(b[8:], 4)
 			return resealSnapshot(b)
 		})},
 		{"unknown flag", statsSubject, statsWith(func(b []byte) []byte {

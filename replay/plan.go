@@ -42,8 +42,8 @@ type Options struct {
 
 // MakePlan resolves the target to a seq and picks the newest snapshot of
 // the subject at or before it that is usable: same schema version, same
-// log, not beyond the end of the log, and (it is loaded and checked here)
-// intact. Anything else is recorded as a fallback and an older snapshot is
+// scope (ScopeMismatch), same log, not beyond the end of the log, and (it
+// is loaded and checked here) intact. Anything else is recorded as a fallback and an older snapshot is
 // tried, down to none. Beside a writer in another process two states are
 // no damage and are passed over without a fallback: a snapshot removed
 // since it was listed (a prune), and one beyond the end of a src that
@@ -108,7 +108,19 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 			return nil, fmt.Errorf("evlog/replay: listing snapshots of %s: %w", subj.Name, err)
 		}
 		m := e.Meta
-		reason := ""
+		reason, otherScope := "", ""
+		if e.Unreadable == "" && m.SchemaVersion == subj.SchemaVersion && m.LogID == logID {
+			// Before the deletion check: a snapshot of another scope
+			// holds nothing of this subject's history.
+			var trusted bool
+			if otherScope, trusted, err = ScopeMismatch(ctx, src, subj, m); err != nil {
+				return nil, err
+			}
+			if trusted {
+				opts.Logger.Warn("evlog/replay: using a snapshot that records no scope, as events it folded have expired (folding again would lose them); if its Categories were not the current ones, Rebuild",
+					"subject", subj.Name, "file", m.File, "seq", m.Seq)
+			}
+		}
 		switch {
 		case e.Unreadable != "":
 			reason = "unreadable: " + e.Unreadable
@@ -116,6 +128,8 @@ func MakePlan(ctx context.Context, src Source, snaps Snapshots, subj Subject, ta
 			reason = fmt.Sprintf("schema version %d, the current one is %d", m.SchemaVersion, subj.SchemaVersion)
 		case m.LogID != logID:
 			reason = fmt.Sprintf("belongs to another log (%x)", m.LogID[:])
+		case otherScope != "":
+			reason = otherScope
 		case m.Seq > last && reaches(src, m.Seq, &refreshed):
 			// Saved after src's view was taken. The view is refreshed:
 			// older snapshots are checked against its deletions.

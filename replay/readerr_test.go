@@ -335,13 +335,13 @@ func TestVersion1SnapshotUsed(t *testing.T) {
 	if err != nil || len(ms) != 1 || ms[0].Anchor == 0 {
 		t.Fatalf("List = %+v, %v; want one snapshot with an anchor", ms, err)
 	}
-	// Rewrite it as version 1: no anchor after the name.
+	// Rewrite it as version 1: no anchor or scope after the name.
 	editFile(t, f.dir, ms[0].File, func(b []byte) []byte {
 		h := snapHeaderLen(b)
-		v1 := append([]byte(nil), b[:h-12]...)
+		v1 := append([]byte(nil), b[:h-20]...)
 		v1 = append(v1, b[h-4:]...) // the header CRC, the payload, the file CRC
 		binary.LittleEndian.PutUint16(v1[8:], 1)
-		binary.LittleEndian.PutUint32(v1[12:], uint32(h-8))
+		binary.LittleEndian.PutUint32(v1[12:], uint32(h-16))
 		return resealSnapshot(v1)
 	})
 	got, err := replay.State(t.Context(), ro, store, statsSubject, replay.Latest(), statsSpec, replay.Options{})

@@ -142,8 +142,9 @@ type Scope struct {
 	// other streams are covered (passed, like evlog's system events) but
 	// not folded. nil folds every stream. A deletion of a stream outside
 	// the scope leaves the subject's snapshots usable. Changing the
-	// categories of a subject changes its fold: change its SchemaVersion
-	// too.
+	// categories of a subject changes its fold: Save records the scope
+	// (Digest) and MakePlan passes over snapshots of another
+	// (ScopeMismatch); changing its SchemaVersion too is still clearer.
 	Categories []string
 }
 

@@ -186,7 +186,8 @@ type Saver interface {
 	Save(ctx context.Context, m snapshot.Meta, state []byte) (snapshot.Meta, error)
 }
 
-// Save snapshots a result's state under the subject. A result that folded
+// Save snapshots a result's state under the subject, recording its
+// scope (Scope.Digest). A result that folded
 // no event (Seq 0) has nothing to snapshot and returns ok=false.
 func Save[S, E any](ctx context.Context, s Saver, logID [16]byte, subj Subject, spec Spec[S, E], res Result[S]) (snapshot.Meta, bool, error) {
 	if res.Seq == 0 {
@@ -196,7 +197,7 @@ func Save[S, E any](ctx context.Context, s Saver, logID [16]byte, subj Subject, 
 	if err != nil {
 		return snapshot.Meta{}, false, fmt.Errorf("evlog/replay: encoding the state of %s: %w", subj.Name, err)
 	}
-	m, err := s.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: logID, Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion}, b)
+	m, err := s.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: logID, Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest()}, b)
 	if err != nil {
 		return snapshot.Meta{}, false, err
 	}

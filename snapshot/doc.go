@@ -38,22 +38,22 @@
 // is in the header and is always compared: two subjects whose names share
 // a hash are never mixed up. Temporaries are the final name plus ".tmp".
 //
-// # File format, version 2
+// # File format, version 3
 //
 // All integers are little-endian. CRCs are CRC-32C (Castagnoli).
 //
 //	 0                   8       10      12              16
 //	+-------------------+-------+-------+---------------+
-//	| magic "evlogsnp"  | ver=2 | flags | header length |
+//	| magic "evlogsnp"  | ver=3 | flags | header length |
 //	+-------------------+-------+-------+---------------+
 //	16                                  32        40        48
 //	+-----------------------------------+---------+---------+
 //	| LogID (16 bytes)                  |   Seq   |  Time   |
 //	+-----------------------------------+---------+---------+
-//	48              56        64               72      74       74+N     82+N     86+N = H
-//	+---------------+---------+----------------+-------+--------+--------+--------+
-//	| SchemaVersion | RawSize | CompressedSize | N u16 | Name   | Anchor | hdrCRC |
-//	+---------------+---------+----------------+-------+--------+--------+--------+
+//	48              56        64               72      74       74+N     82+N    90+N     94+N = H
+//	+---------------+---------+----------------+-------+--------+--------+--------+--------+
+//	| SchemaVersion | RawSize | CompressedSize | N u16 | Name   | Anchor | Scope  | hdrCRC |
+//	+---------------+---------+----------------+-------+--------+--------+--------+--------+
 //	H                               H+C       H+C+4
 //	+-------------------------------+---------+
 //	| payload: one zstd frame       | fileCRC |
@@ -62,9 +62,9 @@
 //
 //	offset  size  field           meaning
 //	0       8     magic           "evlogsnp"
-//	8       2     version         format version, 2 (1: see Versioning)
-//	10      2     flags           reserved, 0 in versions 1 and 2
-//	12      4     header length   H = 86 + N, the bytes from offset 0 through hdrCRC
+//	8       2     version         format version, 3 (1, 2: see Versioning)
+//	10      2     flags           reserved, 0 in versions 1 to 3
+//	12      4     header length   H = 94 + N, the bytes from offset 0 through hdrCRC
 //	16      16    LogID           the log the snapshot belongs to
 //	32      8     Seq             last event folded in; ≥ 1
 //	40      8     Time            that event's recorded time, Unix nanoseconds (int64, UTC)
@@ -74,7 +74,8 @@
 //	72      2     N               length of Name in bytes; 1 ≤ N ≤ MaxNameLen
 //	74      N     Name            the subject, UTF-8
 //	74+N    8     Anchor          AnchorOf the event at Seq (0: not recorded)
-//	82+N    4     hdrCRC          CRC-32C of bytes [0, 82+N)
+//	82+N    8     Scope           digest of the subject's scope (0: not recorded)
+//	90+N    4     hdrCRC          CRC-32C of bytes [0, 90+N)
 //	H       C     payload         exactly one zstd frame decoding to RawSize bytes
 //	H+C     4     fileCRC         CRC-32C of bytes [0, H+C): header and payload
 //
@@ -103,6 +104,9 @@
 // under testdata/v<N>/) and reject a newer or unknown version, or any flag
 // bit they do not know, as corrupt (upgrade evlog to read it).
 //
+// Version 2 is version 3 without the Scope (H = 86 + N, hdrCRC at 82+N);
+// it reads with Scope 0 (not recorded: see Meta.Scope, and
+// replay.ScopeMismatch for whom replay trusts such a snapshot).
 // Version 1 is version 2 without the Anchor (H = 78 + N, hdrCRC at 74+N).
 // It reads with Anchor 0, and replay then checks the snapshot against the
 // log's event at Seq by recorded time (and stream) only, so a version 1

@@ -10,7 +10,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Wire format, versions 1 and 2 (see the package documentation for the
+// Wire format, versions 1 to 3 (see the package documentation for the
 // diagram). These values are the on-disk format: never change them. A new
 // layout is a new formatVersion, and readers keep decoding the old ones.
 const (
@@ -19,8 +19,10 @@ const (
 	formatVersion1 uint16 = 1
 	// formatVersion2 adds the Anchor after the name.
 	formatVersion2 uint16 = 2
+	// formatVersion3 adds the Scope after the Anchor.
+	formatVersion3 uint16 = 3
 	// currentVersion is the version Save writes.
-	currentVersion = formatVersion2
+	currentVersion = formatVersion3
 
 	// Header field offsets.
 	offMagic          = 0
@@ -34,15 +36,16 @@ const (
 	offRawSize        = 56
 	offCompressedSize = 64
 	offNameLen        = 72
-	offName           = 74 // the name, then (version 2) the anchor, then the header CRC
+	offName           = 74 // the name, then (version 2) the anchor, (version 3) the scope, then the header CRC
 
 	crcLen    = 4 // a CRC-32C, little-endian
-	anchorLen = 8 // version 2: the Anchor, little-endian, after the name
+	anchorLen = 8 // versions 2 and 3: the Anchor, little-endian, after the name
+	scopeLen  = 8 // version 3: the Scope, little-endian, after the Anchor
 
 	// minHeaderLen and maxHeaderLen bound the header length field (of
 	// any version).
 	minHeaderLen = offName + 1 + crcLen
-	maxHeaderLen = offName + MaxNameLen + anchorLen + crcLen
+	maxHeaderLen = offName + MaxNameLen + anchorLen + scopeLen + crcLen
 	// trailerLen is the size of the file CRC after the payload.
 	trailerLen = crcLen
 	// minFileLen is the shortest possible snapshot file: a one-byte name
@@ -100,21 +103,25 @@ func maxCompressedLen(rawSize int64) int64 {
 // version) for a name of nameLen bytes.
 func headerLen(nameLen int) int { return headerLenV(currentVersion, nameLen) }
 
-// headerLenV returns the length of a header of format version v (1 or 2)
+// headerLenV returns the length of a header of format version v (1 to 3)
 // for a name of nameLen bytes.
 func headerLenV(v uint16, nameLen int) int {
-	if v == formatVersion1 {
+	switch v {
+	case formatVersion1:
 		return offName + nameLen + crcLen
+	case formatVersion2:
+		return offName + nameLen + anchorLen + crcLen
 	}
-	return offName + nameLen + anchorLen + crcLen
+	return offName + nameLen + anchorLen + scopeLen + crcLen
 }
 
-// appendHeader appends the header of m in format version v (1 or 2; a
-// version 1 header has no anchor) to dst. m.RawSize and m.CompressedSize
-// must be set. The name must be valid (checkName).
+// appendHeader appends the header of m in format version v (1 to 3; a
+// version 1 header has no anchor, a version 1 or 2 header no scope) to
+// dst. m.RawSize and m.CompressedSize must be set. The name must be valid
+// (checkName).
 //
 //	magic | ver | flags | hdrlen | LogID | Seq | Time | SchemaVersion |
-//	RawSize | CompressedSize | N | Name | Anchor (v2) | hdrCRC
+//	RawSize | CompressedSize | N | Name | Anchor (v2+) | Scope (v3) | hdrCRC
 func appendHeader(dst []byte, m *Meta, v uint16) []byte {
 	start := len(dst)
 	dst = append(dst, magic...)
@@ -132,6 +139,9 @@ func appendHeader(dst []byte, m *Meta, v uint16) []byte {
 	if v != formatVersion1 {
 		dst = binary.LittleEndian.AppendUint64(dst, m.Anchor)
 	}
+	if v >= formatVersion3 {
+		dst = binary.LittleEndian.AppendUint64(dst, m.Scope)
+	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
@@ -142,7 +152,7 @@ func appendHeader(dst []byte, m *Meta, v uint16) []byte {
 // sizes the header declares.
 //
 //	magic | ver | flags | hdrlen | LogID | Seq | Time | SchemaVersion |
-//	RawSize | CompressedSize | N | Name | Anchor (v2) | hdrCRC
+//	RawSize | CompressedSize | N | Name | Anchor (v2+) | Scope (v3) | hdrCRC
 func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) {
 	corrupt := func(off int64, format string, args ...any) (Meta, int, error) {
 		return Meta{}, 0, &CorruptError{File: file, Offset: off, Reason: fmt.Sprintf(format, args...)}
@@ -157,7 +167,7 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 	}
 	le := binary.LittleEndian
 	v := le.Uint16(b[offVersion:])
-	if v != formatVersion1 && v != formatVersion2 {
+	if v != formatVersion1 && v != formatVersion2 && v != formatVersion3 {
 		if v > currentVersion {
 			return corrupt(offVersion, "format version %d is newer than this build reads (%d); upgrade evlog", v, currentVersion)
 		}
@@ -193,6 +203,9 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 	name := b[offName : offName+n]
 	if v != formatVersion1 {
 		m.Anchor = le.Uint64(b[offName+n:])
+	}
+	if v >= formatVersion3 {
+		m.Scope = le.Uint64(b[offName+n+anchorLen:])
 	}
 	switch {
 	case !utf8.Valid(name):

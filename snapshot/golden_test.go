@@ -44,6 +44,13 @@ func goldensV2() []golden {
 	return g
 }
 
+func goldensV3() []golden {
+	g := goldensV2()
+	g[0].meta.Scope = 0xfedcba9876543210
+	g[1].meta.Scope = 0 // not recorded
+	return g
+}
+
 // TestGoldenV1 checks that the version 1 golden files (no anchor) decode to
 // their inputs, forever, and that the version 1 encoder still writes them
 // byte for byte. zstd output is deterministic for a given level and
@@ -51,9 +58,12 @@ func goldensV2() []golden {
 // decode: keep them and only then consider regenerating with -update.
 func TestGoldenV1(t *testing.T) { testGolden(t, formatVersion1, goldensV1()) }
 
-// TestGoldenV2 is TestGoldenV1 for version 2 (an anchor after the name),
-// the version Save writes.
+// TestGoldenV2 is TestGoldenV1 for version 2 (an anchor after the name).
 func TestGoldenV2(t *testing.T) { testGolden(t, formatVersion2, goldensV2()) }
+
+// TestGoldenV3 is TestGoldenV1 for version 3 (a scope after the anchor),
+// the version Save writes.
+func TestGoldenV3(t *testing.T) { testGolden(t, formatVersion3, goldensV3()) }
 
 func testGolden(t *testing.T, v uint16, goldens []golden) {
 	for _, g := range goldens {

@@ -38,6 +38,14 @@ type Meta struct {
 	// go by. Save records what Options.Anchor returns; a non-zero value
 	// set by the caller must agree with it.
 	Anchor uint64
+	// Scope identifies which events the state folds, as its owner sees
+	// it (replay.Scope.Digest: a projection's Categories), so that a
+	// reader can tell a state of another scope from one of its own under
+	// the same Name and SchemaVersion. Zero: not recorded (format version
+	// 1 and 2 files, and owners that do not record one); the owner
+	// decides whether to trust such a snapshot. The store records it as
+	// given.
+	Scope uint64
 	// RawSize is the size of the state in bytes; CompressedSize the size
 	// of its zstd frame. Set by the Store.
 	RawSize, CompressedSize int64

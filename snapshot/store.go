@@ -305,6 +305,7 @@ func matches(want, got Meta) bool {
 		(want.Time.IsZero() || want.Time.Equal(got.Time)) &&
 		(want.SchemaVersion == 0 || want.SchemaVersion == got.SchemaVersion) &&
 		(want.Anchor == 0 || want.Anchor == got.Anchor) &&
+		(want.Scope == 0 || want.Scope == got.Scope) &&
 		(want.RawSize == 0 || want.RawSize == got.RawSize) &&
 		(want.CompressedSize == 0 || want.CompressedSize == got.CompressedSize) &&
 		(want.File == "" || want.File == got.File)
