@@ -60,7 +60,9 @@ var (
 //     expectation or time check pre-empts: that append is a conflict or
 //     ErrTimeBackwards, not ErrDuplicateID (nothing is written either
 //     way).
-//   - An append whose answer is lost (a timeout, a lost connection) is
+//   - An append whose answer is lost (a timeout, a lost connection) or
+//     cannot be parsed (jetstream.ErrInvalidJSAck,
+//     jetstreamext.ErrInvalidBatchAck: the server may have committed it) is
 //     retried with the same Nats-Msg-Ids (Config.Retries times); before
 //     each resend it looks for its events among those appended to its
 //     streams since the first attempt was sent (by the same rules), so it
@@ -453,14 +455,17 @@ func (a *appendOp) failed(err error) error {
 
 // isUnknown reports whether err leaves the outcome of a sent append open,
 // or is a transient refusal worth retrying: a timeout, a lost connection,
-// no responders, a 503 from JetStream (no leader or quorum for now, as
-// during an election), or a duplicate Nats-Msg-Id whose holder is still
+// no responders, an answer that cannot be parsed (jetstream.ErrInvalidJSAck,
+// jetstreamext.ErrInvalidBatchAck: the server may have committed the
+// append all the same), a 503 from JetStream (no leader or quorum for now,
+// as during an election), or a duplicate Nats-Msg-Id whose holder is still
 // being stored.
 func isUnknown(err error) bool {
 	if api := apiError(err); api != nil && (api.Code == 503 || api.ErrorCode == codeUnavailable || api.ErrorCode == codeDuplicateConflict) {
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrInvalidJSAck) || errors.Is(err, jetstreamext.ErrInvalidBatchAck) ||
 		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, nats.ErrConnectionReconnecting)

@@ -57,8 +57,9 @@ type Config struct {
 // (evlog.ErrVersionConflict, evlog.ErrInvalid, evlog.ErrTimeBackwards).
 var (
 	// ErrUnknownOutcome is returned when an append was sent but no answer
-	// came back, even after Config.Retries retries with the same event
-	// IDs: the events may or may not be in the log. Retry the append with
+	// came back (or none that could be parsed), even after Config.Retries
+	// retries with the same event IDs: the events may or may not be in the
+	// log. Retry the append with
 	// the same IDs (it is idempotent within the duplicate window), or read
 	// the stream to find out.
 	ErrUnknownOutcome = errors.New("evlog/jetstream: the outcome of the append is unknown; retry it with the same event IDs or read the stream")
