@@ -91,13 +91,22 @@ func (l *Log) Append(ctx context.Context, stream string, expect event.Expectatio
 // stream's version after the requests before it. Everything Append
 // documents applies.
 func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]event.Position, error) {
+	return l.appendBatch(ctx, batch, false)
+}
+
+// appendBatch is AppendBatch; with freshMsgIDs every event gets a random
+// Nats-Msg-Id, its ID kept in its Evlog-Id header only: neither the
+// server's duplicate detection nor the log's recognition of retries then
+// relates it to events holding the same ID (Copy's way to store an ID the
+// source holds twice).
+func (l *Log) appendBatch(ctx context.Context, batch []evlog.AppendRequest, freshMsgIDs bool) ([]event.Position, error) {
 	if err := l.closedErr(); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	reqs, n, err := l.check(batch)
+	reqs, n, err := l.check(batch, freshMsgIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +134,7 @@ type request struct {
 	prev int
 }
 
-func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
+func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs bool) ([]request, int, error) {
 	if len(batch) == 0 {
 		return nil, 0, fmt.Errorf("%w: empty batch", evlog.ErrInvalid)
 	}
@@ -186,7 +195,7 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 				return nil, 0, fmt.Errorf("%w: event %d of stream %q is about %d bytes as a message, over the servers' max_payload (%d); nothing was written",
 					evlog.ErrInvalid, j, req.Stream, size, limit)
 			}
-			r.callerIDs = r.callerIDs || e.ID != ""
+			r.callerIDs = r.callerIDs || e.ID != "" && !freshMsgIDs
 			if e.ID != "" {
 				if ids[e.ID] {
 					return nil, 0, fmt.Errorf("%w (%w)", &evlog.DuplicateIDError{ID: e.ID, Stream: req.Stream, Index: j,
@@ -195,7 +204,7 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 				ids[e.ID] = true
 			}
 			r.msgIDs[j] = e.ID
-			if e.ID == "" {
+			if e.ID == "" || freshMsgIDs {
 				r.msgIDs[j] = newID()
 			}
 			r.events[j] = e // Meta and Data are shared with the caller, read only
