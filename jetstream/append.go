@@ -60,7 +60,9 @@ var (
 //     expectation or time check pre-empts: that append is a conflict or
 //     ErrTimeBackwards, not ErrDuplicateID (nothing is written either
 //     way).
-//   - An append whose answer is lost (a timeout, a lost connection) is
+//   - An append whose answer is lost (a timeout, a lost connection) or
+//     cannot be parsed (jetstream.ErrInvalidJSAck,
+//     jetstreamext.ErrInvalidBatchAck: the server may have committed it) is
 //     retried with the same Nats-Msg-Ids (Config.Retries times); before
 //     each resend it looks for its events among those appended to its
 //     streams since the first attempt was sent (by the same rules), so it
@@ -89,13 +91,22 @@ func (l *Log) Append(ctx context.Context, stream string, expect event.Expectatio
 // stream's version after the requests before it. Everything Append
 // documents applies.
 func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]event.Position, error) {
+	return l.appendBatch(ctx, batch, false)
+}
+
+// appendBatch is AppendBatch; with freshMsgIDs every event gets a random
+// Nats-Msg-Id, its ID kept in its Evlog-Id header only: neither the
+// server's duplicate detection nor the log's recognition of retries then
+// relates it to events holding the same ID (Copy's way to store an ID the
+// source holds twice).
+func (l *Log) appendBatch(ctx context.Context, batch []evlog.AppendRequest, freshMsgIDs bool) ([]event.Position, error) {
 	if err := l.closedErr(); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	reqs, n, err := l.check(batch)
+	reqs, n, err := l.check(batch, freshMsgIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +134,7 @@ type request struct {
 	prev int
 }
 
-func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
+func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs bool) ([]request, int, error) {
 	if len(batch) == 0 {
 		return nil, 0, fmt.Errorf("%w: empty batch", evlog.ErrInvalid)
 	}
@@ -184,7 +195,7 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 				return nil, 0, fmt.Errorf("%w: event %d of stream %q is about %d bytes as a message, over the servers' max_payload (%d); nothing was written",
 					evlog.ErrInvalid, j, req.Stream, size, limit)
 			}
-			r.callerIDs = r.callerIDs || e.ID != ""
+			r.callerIDs = r.callerIDs || e.ID != "" && !freshMsgIDs
 			if e.ID != "" {
 				if ids[e.ID] {
 					return nil, 0, fmt.Errorf("%w (%w)", &evlog.DuplicateIDError{ID: e.ID, Stream: req.Stream, Index: j,
@@ -193,7 +204,7 @@ func (l *Log) check(batch []evlog.AppendRequest) ([]request, int, error) {
 				ids[e.ID] = true
 			}
 			r.msgIDs[j] = e.ID
-			if e.ID == "" {
+			if e.ID == "" || freshMsgIDs {
 				r.msgIDs[j] = newID()
 			}
 			r.events[j] = e // Meta and Data are shared with the caller, read only
@@ -453,14 +464,17 @@ func (a *appendOp) failed(err error) error {
 
 // isUnknown reports whether err leaves the outcome of a sent append open,
 // or is a transient refusal worth retrying: a timeout, a lost connection,
-// no responders, a 503 from JetStream (no leader or quorum for now, as
-// during an election), or a duplicate Nats-Msg-Id whose holder is still
+// no responders, an answer that cannot be parsed (jetstream.ErrInvalidJSAck,
+// jetstreamext.ErrInvalidBatchAck: the server may have committed the
+// append all the same), a 503 from JetStream (no leader or quorum for now,
+// as during an election), or a duplicate Nats-Msg-Id whose holder is still
 // being stored.
 func isUnknown(err error) bool {
 	if api := apiError(err); api != nil && (api.Code == 503 || api.ErrorCode == codeUnavailable || api.ErrorCode == codeDuplicateConflict) {
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrInvalidJSAck) || errors.Is(err, jetstreamext.ErrInvalidBatchAck) ||
 		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, nats.ErrConnectionReconnecting)

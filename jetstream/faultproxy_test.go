@@ -20,9 +20,12 @@ import (
 // server that injects connection-level faults deterministically: it parses
 // the protocol both ways, counts the clients' publishes (PUB and HPUB) to
 // subjects under watch, over all connections, and at the nth one either
-// drops the server's answer to it (faultDrop) or cuts the connection once
-// the server received it (faultCut: after the server answered it, the
-// answer dropped, if it asks for one; else right after forwarding it).
+// drops the server's answer to it (faultDrop), replaces that answer with
+// bytes that are no JSON (faultGarble) or with JSON that is no
+// acknowledgement (faultBlank: "{}"), as a broken server or middlebox
+// might, though the server acted on the publish, or cuts the connection once the server received it (faultCut:
+// after the server answered it, the answer dropped, if it asks for one;
+// else right after forwarding it).
 // Nothing is timed: the client learns of the fault by its own timeout or
 // by the lost connection.
 type faultProxy struct {
@@ -56,11 +59,21 @@ type faultKind int
 const (
 	faultDrop faultKind = iota + 1
 	faultCut
+	faultGarble
+	faultBlank
 )
 
+// garbage is what faultGarble and faultBlank answer instead of the server.
+var garbage = map[faultKind]string{faultGarble: "{\"stream\":\x00garbled", faultBlank: "{}"}
+
 func (k faultKind) String() string {
-	if k == faultDrop {
+	switch k {
+	case faultDrop:
 		return "drop-answer"
+	case faultGarble:
+		return "garble-answer"
+	case faultBlank:
+		return "blank-answer"
 	}
 	return "cut"
 }
@@ -134,6 +147,7 @@ type proxyConn struct {
 	mu     sync.Mutex
 	dropTo string // the reply subject whose answer is dropped
 	cut    bool   // and then the connection cut
+	garble string // or replaced by this instead (garbage)
 	after  func() // run when that answer comes
 }
 
@@ -223,14 +237,14 @@ func (pc *proxyConn) clientToServer() {
 			kind := p.kind
 			p.mu.Unlock()
 			if fire {
-				if reply == "" && kind == faultDrop {
-					p.t.Errorf("faultProxy: publish %d asks for no answer to drop", p.n)
+				if reply == "" && kind != faultCut {
+					p.t.Errorf("faultProxy: publish %d asks for no answer to %v", p.n, kind)
 				}
 				if reply != "" {
 					// Set before the publish goes on: the hook runs
 					// when its answer comes.
 					pc.mu.Lock()
-					pc.dropTo, pc.cut, pc.after = reply, kind == faultCut, after
+					pc.dropTo, pc.cut, pc.garble, pc.after = reply, kind == faultCut, garbage[kind], after
 					pc.mu.Unlock()
 					after = nil
 				} else {
@@ -262,9 +276,9 @@ func (pc *proxyConn) serverToClient() {
 			if op := strings.ToUpper(fields[0]); op == "MSG" || op == "HMSG" {
 				pc.mu.Lock()
 				drop := pc.dropTo != "" && fields[1] == pc.dropTo
-				cut, after := drop && pc.cut, pc.after
+				cut, garble, after := drop && pc.cut, pc.garble, pc.after
 				if drop {
-					pc.dropTo, pc.after = "", nil
+					pc.dropTo, pc.after, pc.garble = "", nil, ""
 				}
 				pc.mu.Unlock()
 				if drop {
@@ -274,7 +288,10 @@ func (pc *proxyConn) serverToClient() {
 					if cut {
 						return
 					}
-					continue
+					if garble == "" {
+						continue
+					}
+					line, payload = replaceAnswer(fields, garble)
 				}
 			}
 		}
@@ -282,6 +299,18 @@ func (pc *proxyConn) serverToClient() {
 			return
 		}
 	}
+}
+
+// replaceAnswer returns a frame in place of the MSG or HMSG frame with
+// fields: a MSG to the same subject, sid and reply carrying junk.
+func replaceAnswer(fields []string, junk string) (line, payload []byte) {
+	f := fields[:len(fields)-1]
+	if strings.EqualFold(fields[0], "HMSG") {
+		f = fields[:len(fields)-2]
+	}
+	f = append([]string{"MSG"}, f[1:]...)
+	f = append(f, strconv.Itoa(len(junk)))
+	return []byte(strings.Join(f, " ") + "\r\n"), []byte(junk + "\r\n")
 }
 
 // forgetMsgID rewrites an HPUB frame so its Nats-Msg-Id is another one.

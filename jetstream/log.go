@@ -57,8 +57,9 @@ type Config struct {
 // (evlog.ErrVersionConflict, evlog.ErrInvalid, evlog.ErrTimeBackwards).
 var (
 	// ErrUnknownOutcome is returned when an append was sent but no answer
-	// came back, even after Config.Retries retries with the same event
-	// IDs: the events may or may not be in the log. Retry the append with
+	// came back (or none that could be parsed), even after Config.Retries
+	// retries with the same event IDs: the events may or may not be in the
+	// log. Retry the append with
 	// the same IDs (it is idempotent within the duplicate window), or read
 	// the stream to find out.
 	ErrUnknownOutcome = errors.New("evlog/jetstream: the outcome of the append is unknown; retry it with the same event IDs or read the stream")
@@ -70,7 +71,42 @@ var (
 	// configuration the log cannot work with (limits that delete events,
 	// no atomic publish, other subjects, no log ID).
 	ErrConfig = errors.New("evlog/jetstream: the stream's configuration does not suit an event log")
+	// ErrStreamReplaced matches a *StreamReplacedError: the stream holding
+	// the log is no longer the one the Log was opened on. Open the log
+	// again.
+	ErrStreamReplaced = errors.New("evlog/jetstream: the log's stream was replaced while the Log was open; open the log again")
 )
+
+// StreamReplacedError reports that the stream holding the log no longer
+// holds an event the Log saw stored there: it was deleted and recreated
+// under the same name (by hand or by another process's Open), restored
+// from an older backup, purged, or lost acknowledged events in a crash of
+// servers not run with sync_interval: always, while the Log was open.
+// Deletes and purges are denied on a log's stream, so the stream the Log
+// knew is gone;
+// the Log refuses further work with this error (LastSeq aside), since
+// appending after, or reading by, seqs of another stream would be wrong.
+// Nothing was written by the call that returned it. Open the log again
+// (Open) to work on the stream as it now is, and check that its contents
+// are what you expect: the events the old stream held may be lost.
+//
+// The Log finds this out when it reads the stream's end (LastSeq, an
+// append, Range, SeqAt, a snapshot Save) and finds it below the last seq
+// it knew of; a replacement already holding more events than that goes
+// unnoticed (its appends and reads then work on the new stream).
+type StreamReplacedError struct {
+	Stream string // the JetStream stream
+	Seen   uint64 // a seq the Log saw stored, which the stream no longer holds
+	Last   uint64 // the stream's last seq when that was found (0: empty)
+}
+
+func (e *StreamReplacedError) Error() string {
+	return fmt.Sprintf("evlog/jetstream: stream %s no longer holds seq %d, which this Log saw stored (its last seq is now %d): it was deleted and recreated, restored from an older backup or purged while the Log was open; open the log again and check its contents",
+		e.Stream, e.Seen, e.Last)
+}
+
+// Is reports whether target is ErrStreamReplaced.
+func (e *StreamReplacedError) Is(target error) bool { return target == ErrStreamReplaced }
 
 // MaxBatch is the largest number of events one Append or AppendBatch may
 // carry: JetStream's limit on an atomic batch.
@@ -108,6 +144,7 @@ type Log struct {
 	mu       sync.Mutex
 	lastSeq  uint64 // the last seq this Log knows of
 	lastTime time.Time
+	replaced error             // the *StreamReplacedError once found (then final)
 	hints    map[string][]hint // stream -> (version, seq) pairs seen lately
 
 	// closed is done once Close was called (its cause evlog.ErrClosed).
@@ -332,9 +369,13 @@ func (l *Log) LogID() [16]byte { return l.logID }
 // LastSeq returns the seq of the last event (0: empty), asking the stream
 // leader. The interface it serves has no error: if the servers cannot be
 // reached within Config.Timeout it returns the last seq this Log knows of
-// (never more than the truth) and logs a warning.
+// (never more than the truth) and logs a warning. If the stream was
+// replaced (see StreamReplacedError) it returns the new stream's last seq
+// and logs an error.
 func (l *Log) LastSeq() uint64 {
-	if err := l.refresh(context.Background()); err != nil {
+	if err := l.refresh(context.Background()); errors.Is(err, ErrStreamReplaced) {
+		l.logger.Error("evlog/jetstream: LastSeq: the log's stream was replaced; open the log again", "err", err)
+	} else if err != nil {
 		l.logger.Warn("evlog/jetstream: LastSeq: the stream leader did not answer; using the last known seq", "err", err)
 	}
 	l.mu.Lock()
@@ -343,7 +384,10 @@ func (l *Log) LastSeq() uint64 {
 }
 
 // refresh reads the stream's last event (seq and recorded time) from the
-// stream leader.
+// stream leader. A seq below the last one this Log knows of is either an
+// answer overtaken by this Log's own append or a stream that lost events:
+// refresh tells them apart by asking for the event at the known seq, and
+// returns a *StreamReplacedError for the latter.
 func (l *Log) refresh(ctx context.Context) error {
 	m, found, err := l.getMsg(ctx, 0, l.prefix+">")
 	if err != nil {
@@ -358,11 +402,28 @@ func (l *Log) refresh(ctx context.Context) error {
 		seq, t = e.Seq, e.Time
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if seq >= l.lastSeq {
+	known := l.lastSeq
+	if seq >= known {
 		l.lastSeq, l.lastTime = seq, t
 	}
-	return nil
+	l.mu.Unlock()
+	if seq >= known {
+		return nil
+	}
+	_, found, err = l.getMsg(ctx, known, "")
+	if err != nil || found {
+		return err // found: overtaken by an append of this Log
+	}
+	// Deletes and purges are denied: the stream is not the one this Log
+	// saw the event in.
+	rerr := &StreamReplacedError{Stream: l.streamName, Seen: known, Last: seq}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.replaced == nil {
+		l.replaced = rerr
+	}
+	l.lastSeq, l.lastTime = seq, t // never more than the truth
+	return rerr
 }
 
 // Close marks the end of use, as closing the file log does: appends and
@@ -375,10 +436,13 @@ func (l *Log) Close() error {
 	return nil
 }
 
-// closedErr returns evlog.ErrClosed once Close was called.
+// closedErr returns evlog.ErrClosed once Close was called, else the
+// *StreamReplacedError once refresh found the stream replaced.
 func (l *Log) closedErr() error {
 	if l.closed.Err() != nil {
 		return evlog.ErrClosed
 	}
-	return nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.replaced
 }

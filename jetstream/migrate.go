@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"iter"
 	"maps"
@@ -51,7 +52,19 @@ const copyBatch = MaxBatch
 // checked to land at the source's seq and version. It ends with a
 // verification, counts and a checksum over every event of both logs.
 // progress, if not nil, is called after each appended batch with the
-// last seq copied. Snapshots are not copied: take them again on the
+// last seq copied.
+//
+// A log may hold one event ID more than once: stored again after its
+// duplicate window, which both backends allow. Copy keeps such events in
+// separate appends; the target's duplicate detection may still take the
+// repeat for a retry of the first or refuse its ID (nothing is written
+// either way). A JetStream target then stores that batch again under
+// fresh Nats-Msg-Ids (each event's ID is kept, in its Evlog-Id header;
+// only the duplicate detection of a later append reusing those IDs no
+// longer covers them). A file-log target cannot: Copy fails with an error
+// matching evlog.ErrDuplicateID; copy into a file log opened with an
+// Options.DedupeWindow (in events) smaller than the distance between the
+// two, and resume. Snapshots are not copied: take them again on the
 // target (a snapshot names its log's ID, which differs).
 func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq uint64)) (CopyReport, error) {
 	rep := CopyReport{Last: src.LastSeq(), Resumed: dst.LastSeq()}
@@ -73,20 +86,35 @@ func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq
 	}
 	var (
 		batch   []evlog.AppendRequest
-		pending []event.Envelope // the source events in batch, in order
-		index   = map[string]int{}
+		pending []event.Envelope    // the source events in batch, in order
+		index   = map[string]int{}  // stream -> its request in batch
+		ids     = map[string]bool{} // the event IDs in batch
 	)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
+		through := pending[len(pending)-1].Seq
 		pos, err := dst.AppendBatch(ctx, batch)
+		if l, ok := dst.(*Log); ok && idHeld(batch, pending, pos, err) {
+			// Nothing was written: an ID of the batch is one the target
+			// already holds, which the source holds twice. Store the
+			// events again under fresh message IDs, keeping their IDs.
+			pos, err = l.appendBatch(ctx, batch, true)
+		}
 		if err != nil {
-			return fmt.Errorf("evlog/jetstream: copy: appending through seq %d: %w", pending[len(pending)-1].Seq, err)
+			if errors.Is(err, evlog.ErrDuplicateID) && !errors.Is(err, ErrUnknownOutcome) {
+				return fmt.Errorf("evlog/jetstream: copy: appending through seq %d: %w; %s", through, err, heldTwiceHint)
+			}
+			return fmt.Errorf("evlog/jetstream: copy: appending through seq %d: %w", through, err)
 		}
 		for i, r := range batch {
 			want := lastOf(pending, r.Stream)
-			if pos[i].Seq != want.Seq || pos[i].Version != want.Version {
+			switch {
+			case pos[i].Seq < want.Seq:
+				return fmt.Errorf("%w: copy: appending through seq %d: the target took the events of %q for a retry of those it holds through seq %d with the same IDs and wrote nothing; %s",
+					evlog.ErrDuplicateID, through, r.Stream, pos[i].Seq, heldTwiceHint)
+			case pos[i].Seq != want.Seq || pos[i].Version != want.Version:
 				return fmt.Errorf("evlog/jetstream: copy: %q landed at seq %d version %d, the source has %d/%d: another writer appended to the target; start again on an empty target",
 					r.Stream, pos[i].Seq, pos[i].Version, want.Seq, want.Version)
 			}
@@ -97,6 +125,7 @@ func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq
 		}
 		batch, pending = batch[:0], pending[:0]
 		clear(index)
+		clear(ids)
 		return nil
 	}
 	if rep.Resumed < rep.Last {
@@ -107,12 +136,17 @@ func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq
 			i, ok := index[e.Stream]
 			// A stream appears once per batch, and its events must stay in
 			// seq order with the others': start a new batch when the
-			// stream was seen before but is not the last request.
-			if ok && i != len(batch)-1 || len(pending) == copyBatch {
+			// stream was seen before but is not the last request. An ID
+			// the log holds twice (stored again after the duplicate
+			// window) must not appear twice in one append either.
+			if ok && i != len(batch)-1 || len(pending) == copyBatch || e.ID != "" && ids[e.ID] {
 				if err := flush(); err != nil {
 					return rep, err
 				}
 				ok = false
+			}
+			if e.ID != "" {
+				ids[e.ID] = true
 			}
 			c := e.Clone()
 			pending = append(pending, c)
@@ -142,6 +176,27 @@ func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq
 	}
 	rep.Events, rep.Checksum = n1, s1
 	return rep, nil
+}
+
+// heldTwiceHint explains an event ID the target refuses to store again.
+const heldTwiceHint = "the source holds an event ID of this batch more than once (stored again after its duplicate window, as both backends allow), " +
+	"and the target's duplicate detection still covers the first: copy into a JetStream log, or into a file log opened with a DedupeWindow " +
+	"(in events) smaller than the distance between the two; the target holds the events before this batch"
+
+// idHeld reports whether the append of batch (the source's events pending)
+// wrote nothing because the target holds one of its IDs: it failed with
+// evlog.ErrDuplicateID (its outcome known), or succeeded at positions
+// before the source's, as the target's own for a retry of events it holds.
+func idHeld(batch []evlog.AppendRequest, pending []event.Envelope, pos []event.Position, err error) bool {
+	if err != nil {
+		return errors.Is(err, evlog.ErrDuplicateID) && !errors.Is(err, ErrUnknownOutcome)
+	}
+	for i, r := range batch {
+		if pos[i].Seq < lastOf(pending, r.Stream).Seq {
+			return true
+		}
+	}
+	return false
 }
 
 func lastOf(es []event.Envelope, stream string) event.Envelope {

@@ -107,3 +107,81 @@ func TestCopyRoundTrip(t *testing.T) {
 		t.Errorf("a refused copy appended: last seq %d", other.LastSeq())
 	}
 }
+
+// TestCopyIDStoredTwice: a log may hold one event ID twice, stored again
+// after its duplicate window (here a file log whose DedupeWindow is one
+// event). Copy must copy it faithfully, IDs included: inside one batch
+// (which an append refuses), and in a later batch, where the target's
+// duplicate detection takes the repeat for a retry of the first (same
+// content: it returns the first's positions and writes nothing) or for a
+// reuse of its ID (other content: ErrDuplicateID). Copy used to stop,
+// blaming another writer or the duplicate ID. A file-log target whose
+// window covers both fails with ErrDuplicateID and writes nothing; with a
+// small enough window it takes the copy.
+func TestCopyIDStoredTwice(t *testing.T) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	e := func(typ, id, data string) event.Envelope {
+		return event.Envelope{Type: typ, ID: id, Time: t0, Data: []byte(data)}
+	}
+	src, err := evlog.Open(t.TempDir(), evlog.Options{DedupeWindow: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	for _, a := range []struct {
+		stream string
+		ev     event.Envelope
+	}{
+		{"a", e("t", "same-batch", "1")},
+		{"a", e("t", "other", "2")},
+		{"a", e("t", "same-batch", "1")}, // in the batch of its first
+		{"a", e("t", "same-content", "3")},
+		{"b", e("t", "filler", "4")},
+		{"a", e("t", "same-content", "3")}, // a later batch, identical: a "retry"
+		{"a", e("t", "other-content", "5")},
+		{"b", e("t", "filler2", "6")},
+		{"a", e("u", "other-content", "7")}, // a later batch, different
+	} {
+		if _, err := src.Append(ctx, a.stream, evlog.ExpectAny, a.ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := readAll(t, src)
+	opts := cmp.Options{cmpopts.EquateEmpty(), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })}
+
+	s := startServer(t)
+	dst := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+	rep, err := evjs.Copy(ctx, dst, src, nil)
+	if err != nil {
+		t.Fatalf("file log -> JetStream: %v", err)
+	}
+	if rep.Events != uint64(len(want)) {
+		t.Errorf("report %+v, want %d events", rep, len(want))
+	}
+	if d := cmp.Diff(want, readAll(t, dst), opts); d != "" {
+		t.Errorf("file log -> JetStream (-want +got):\n%s", d)
+	}
+
+	back, err := evlog.Open(t.TempDir(), evlog.Options{DedupeWindow: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close() })
+	if _, err := evjs.Copy(ctx, back, dst, nil); err != nil {
+		t.Fatalf("JetStream -> file log (DedupeWindow 1): %v", err)
+	}
+	if d := cmp.Diff(want, readAll(t, back), opts); d != "" {
+		t.Errorf("JetStream -> file log (-want +got):\n%s", d)
+	}
+
+	whole := fileLog(t) // DedupeWindow 0: the whole log
+	_, err = evjs.Copy(ctx, whole, dst, nil)
+	if !errors.Is(err, evlog.ErrDuplicateID) {
+		t.Fatalf("copy into a file log remembering every ID: %v; want ErrDuplicateID", err)
+	}
+	t.Logf("copy into a file log remembering every ID: %v", err)
+	if n := whole.LastSeq(); n >= uint64(len(want)) {
+		t.Errorf("refused copy holds %d events", n)
+	}
+}

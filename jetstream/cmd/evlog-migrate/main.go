@@ -2,7 +2,7 @@
 // NATS JetStream, either way:
 //
 //	evlog-migrate -from DIR -to nats://HOST:PORT/LOG [-replicas 3]
-//	evlog-migrate -from nats://HOST:PORT/LOG -to DIR
+//	evlog-migrate -from nats://HOST:PORT/LOG -to DIR [-dedupe-window N]
 //
 // It preserves every event's seq, stream, version, type, schema version,
 // ID, meta, recorded time and payload bytes, into an empty target. Killed
@@ -11,6 +11,11 @@
 // that both logs hold the same number of events with the same checksum.
 // Snapshots are not copied: they name their log, so take them again on the
 // target.
+//
+// A log may hold one event ID twice, stored again after its duplicate
+// window. A file-log target remembers every ID by default and refuses the
+// repeat: run again with -dedupe-window N (its Options.DedupeWindow while
+// copying), N below the distance in events between the two.
 //
 // It lives in the jetstream module, not in evlogctl, because the core
 // module never depends on NATS.
@@ -43,7 +48,7 @@ func main() {
 	}
 }
 
-var errUsage = errors.New("usage: evlog-migrate -from DIR|nats://HOST:PORT/LOG -to DIR|nats://HOST:PORT/LOG [-replicas N]")
+var errUsage = errors.New("usage: evlog-migrate -from DIR|nats://HOST:PORT/LOG -to DIR|nats://HOST:PORT/LOG [-replicas N] [-dedupe-window N]")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("evlog-migrate", flag.ContinueOnError)
@@ -51,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	from := fs.String("from", "", "source: a log directory or nats://HOST:PORT/LOG")
 	to := fs.String("to", "", "target (empty, or a copy interrupted earlier): a log directory or nats://HOST:PORT/LOG")
 	replicas := fs.Int("replicas", 3, "replicas of a JetStream target created by the copy (1 for a single server)")
+	window := fs.Int64("dedupe-window", 0, "a file-log target's DedupeWindow while copying, in events (0: the whole log); below the distance between two events of the source sharing an ID")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer closeFn()
-		fl, err := evlog.Open(*to, evlog.Options{MaxClockSkew: evlog.NoClockSkewLimit}) // keep the source's times
+		fl, err := evlog.Open(*to, evlog.Options{MaxClockSkew: evlog.NoClockSkewLimit, DedupeWindow: *window}) // keep the source's times
 		if err != nil {
 			return err
 		}
@@ -92,6 +98,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep, err := evjs.Copy(ctx, dst, src, func(seq uint64) {
 		fmt.Fprintf(stderr, "copied through seq %d\n", seq)
 	})
+	if errors.Is(err, evlog.ErrDuplicateID) && !isNATS(*to) {
+		return fmt.Errorf("%w (run again with -dedupe-window to resume)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w (run again with the same arguments to resume)", err)
 	}

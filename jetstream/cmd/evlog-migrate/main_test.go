@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -65,5 +66,52 @@ func TestMigrateBothWays(t *testing.T) {
 		if err := run(t.Context(), args, &out, &errOut); err == nil {
 			t.Errorf("run(%q) succeeded", args)
 		}
+	}
+}
+
+// TestMigrateIDStoredTwice: a log holding one ID twice (stored again
+// after its DedupeWindow) goes to JetStream as it is; into a file log that
+// remembers every ID it fails with evlog.ErrDuplicateID, and -dedupe-window
+// resumes it.
+func TestMigrateIDStoredTwice(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), SyncAlways: true, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(2 * time.Minute) {
+		t.Fatal("embedded nats-server did not become ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+
+	from := t.TempDir()
+	l, err := evlog.Open(from, evlog.Options{DedupeWindow: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"x", "y", "x"} {
+		if _, err := l.Append(t.Context(), "s", evlog.ExpectAny, event.Envelope{Type: "e", ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	target := s.ClientURL() + "/twice"
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"-from", from, "-to", target, "-replicas", "1"}, &out, &errOut); err != nil {
+		t.Fatalf("to JetStream: %v\n%s", err, errOut.String())
+	}
+	back := t.TempDir() + "/back"
+	if err := run(t.Context(), []string{"-from", target, "-to", back}, &out, &errOut); !errors.Is(err, evlog.ErrDuplicateID) {
+		t.Fatalf("into a file log remembering every ID: %v; want ErrDuplicateID", err)
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"-from", target, "-to", back, "-dedupe-window", "1"}, &out, &errOut); err != nil {
+		t.Fatalf("with -dedupe-window 1: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "verified: both logs hold 3 events") {
+		t.Errorf("output: %q", out.String())
 	}
 }
