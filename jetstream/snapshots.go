@@ -65,6 +65,9 @@ type record struct {
 	// Anchor is snapshot.AnchorOf the log's event at Seq at Save (0 or
 	// absent: not recorded, in records saved before it was).
 	Anchor uint64 `json:"anchor,omitempty"`
+	// Scope is snapshot.Meta.Scope, the digest of the owner's scope (a
+	// projection's Categories; 0 or absent: not recorded).
+	Scope uint64 `json:"scope,omitempty"`
 }
 
 // Snapshots returns the log's snapshot store, creating its buckets on
@@ -168,7 +171,7 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 	m.File = key(m.Name, m.Seq)
 	sum := sha256.Sum256(state)
 	rec := record{Name: m.Name, LogID: hex.EncodeToString(m.LogID[:]), Seq: m.Seq, Time: m.Time.UnixNano(),
-		SchemaVersion: m.SchemaVersion, RawSize: m.RawSize, SHA256: hex.EncodeToString(sum[:]), Anchor: m.Anchor}
+		SchemaVersion: m.SchemaVersion, RawSize: m.RawSize, SHA256: hex.EncodeToString(sum[:]), Anchor: m.Anchor, Scope: m.Scope}
 	callerCtx := ctx
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
@@ -243,7 +246,7 @@ func (s *Snapshots) getRecord(ctx context.Context, k string) (value []byte, rev 
 // meta turns a record into a Meta.
 func (r *record) meta(k string) (snapshot.Meta, error) {
 	m := snapshot.Meta{Name: r.Name, Seq: r.Seq, Time: time.Unix(0, r.Time).UTC(), SchemaVersion: r.SchemaVersion,
-		RawSize: r.RawSize, CompressedSize: r.RawSize, Anchor: r.Anchor, File: k}
+		RawSize: r.RawSize, CompressedSize: r.RawSize, Anchor: r.Anchor, Scope: r.Scope, File: k}
 	id, err := hex.DecodeString(r.LogID)
 	if err != nil || len(id) != 16 || k != key(r.Name, r.Seq) {
 		return snapshot.Meta{}, fmt.Errorf("record %s does not match its key or has a bad log ID", k)

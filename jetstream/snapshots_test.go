@@ -331,3 +331,33 @@ func TestSnapshotAnchor(t *testing.T) {
 		t.Errorf("Save with another event's anchor: %v, want ErrInvalid", err)
 	}
 }
+
+// TestSnapshotScope: a snapshot keeps the scope its owner recorded
+// (snapshot.Meta.Scope, a projection's Categories digest), as the file
+// store does; without it a scoped projection takes its own checkpoint for
+// one of unknown scope and folds the log again at every restart.
+func TestSnapshotScope(t *testing.T) {
+	ctx := t.Context()
+	s := startServer(t)
+	js := connect(t, s.ClientURL())
+	l := openLog(t, js, evjs.Config{Name: newLogName(), Replicas: 1})
+	if _, err := l.Append(ctx, "s", evlog.ExpectAny, event.Envelope{Type: "e", Data: []byte{0xa1, 'a'}}); err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const scope = 0x5c09e
+	m, err := snaps.Save(ctx, snapshot.Meta{Name: "subj", LogID: l.LogID(), Seq: 1, Time: time.Now(), Scope: scope}, []byte("state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Scope != scope {
+		t.Errorf("Save: Scope %#x, want %#x", m.Scope, scope)
+	}
+	ms, err := candidates(snaps, "subj", 1)
+	if err != nil || len(ms) != 1 || ms[0].Scope != scope {
+		t.Errorf("candidates = %+v, %v; want the snapshot with scope %#x", ms, err, scope)
+	}
+}
