@@ -2,6 +2,7 @@ package aggregate_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -51,9 +52,17 @@ func (s removableSaves) Remove(ctx context.Context, m snapshot.Meta) error {
 // which Rebuild promises never happens. Instance a: versions 1..3
 // snapshotted at seq 3, expired; version 4 (seq 4) appended with a
 // background snapshot due, whose Save is held; then a truncation of
-// version 1 (seq 5); Rebuild; the Save is released only once Rebuild
-// waits for it (or has returned, as it used to).
+// version 1; Rebuild; the Save is released only once Rebuild waits for
+// it (or has returned, as it used to). With pending, version 5 is
+// appended while the Save is held, so that a second snapshot (seq 5, as
+// stale) waits for the worker when Rebuild runs.
 func TestRepositoryRebuildOutlivesBackgroundSnapshot(t *testing.T) {
+	for _, pending := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pending=%v", pending), func(t *testing.T) { testRebuildOutlivesBackgroundSnapshot(t, pending) })
+	}
+}
+
+func testRebuildOutlivesBackgroundSnapshot(t *testing.T, pending bool) {
 	ctx := t.Context()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var now atomic.Int64
@@ -90,6 +99,13 @@ func TestRepositoryRebuildOutlivesBackgroundSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-held.started // the worker holds the snapshot at seq 4
+	want := counterGot{N: map[string]int{"d": 8}, Version: 4}
+	if pending {
+		if _, err := r.Execute(ctx, "a", add("e", 16)); err != nil {
+			t.Fatal(err)
+		}
+		want = counterGot{N: map[string]int{"d": 8, "e": 16}, Version: 5}
+	}
 	if _, err := l.TruncateStream(ctx, "counter-a", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +130,6 @@ func TestRepositoryRebuildOutlivesBackgroundSnapshot(t *testing.T) {
 	if res.err != nil {
 		t.Fatalf("Rebuild: %v", res.err)
 	}
-	want := counterGot{N: map[string]int{"d": 8}, Version: 4}
 	if diff := cmp.Diff(want, res.got); diff != "" {
 		t.Errorf("Rebuild's instance (-want +got):\n%s", diff)
 	}
