@@ -64,17 +64,30 @@ func (l *Log) anchorAt(ctx context.Context, seq uint64) (uint64, error) {
 // a durable mark records (docs/FORMAT.md, "Recovery", rule 9): after a
 // power loss right after the Save it would serve the log up to the
 // mark before, and take the snapshot for one beyond the end of the log.
-// So unless a fsynced mark already covers seq (markSynced: the next
-// group's fsync made it durable), it syncs; Sync fsyncs only when
-// something was written since the last fsync (here: that mark), so this
+// So unless such a reader already serves seq after a power loss
+// (servedAfterPowerLoss), it syncs; Sync fsyncs only when something was
+// written since the last fsync (under SyncAlways: that mark), so this
 // costs at most one fsync per Save, and none once a later group's fsync
-// has made that mark durable.
+// has made that mark durable. Subscription.Ack follows the same rule.
 func (l *Log) syncThrough(ctx context.Context, seq uint64) error {
 	if last := l.LastSeq(); seq > last {
 		return fmt.Errorf("evlog: a snapshot at seq %d is beyond the end of the log (%d)", seq, last)
 	}
-	if l.opts.Sync == SyncAlways && l.markSynced.Load() >= seq {
+	if l.servedAfterPowerLoss(seq) {
 		return nil
 	}
 	return l.Sync(ctx)
+}
+
+// servedAfterPowerLoss reports whether a reader in another process
+// serves every event up to seq, also after a power loss: under
+// SyncAlways once a fsynced mark records them durable (markSynced: the
+// next group's fsync, a Sync or a roll made the mark durable); under the
+// other modes, whose readers serve every committed batch, once they are
+// durable (DurableSeq).
+func (l *Log) servedAfterPowerLoss(seq uint64) bool {
+	if l.opts.Sync == SyncAlways {
+		return l.markSynced.Load() >= seq
+	}
+	return l.DurableSeq() >= seq
 }

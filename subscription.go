@@ -217,9 +217,14 @@ func (s *Subscription) Events(ctx context.Context) iter.Seq2[Envelope, error] {
 // handled, durably: when Ack returns nil the position file holds seq (it
 // was written to a temporary, fsynced, renamed over the old one and the
 // directory fsynced), and a restart resumes after it. The position never
-// goes back: an Ack of a seq at or before the position does nothing. Under
-// SyncNever or SyncInterval, Ack first syncs the log up to seq (a stored
-// position never runs ahead of the durable events). seq
+// goes back: an Ack of a seq at or before the position does nothing. Ack
+// first syncs the log up to seq unless that is durable already, so that a
+// stored position never runs ahead of the durable events, nor of what a
+// reader in another process (OpenReadOnly, evlogctl) serves after a power
+// loss: under SyncAlways the events are durable once appended, but the
+// mark that lets such a reader serve the last group is durable only with
+// the next fsync, which Ack then makes (at most one fsync per Ack, none
+// once a later group's fsync has made the mark durable). seq
 // may be any seq up to the log's last (not only one handed over). A
 // failed Ack leaves the old or the new position on disk; Ack again. On a
 // closed log Ack fails with ErrClosed.
@@ -248,7 +253,12 @@ func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
 	// The events must be durable before a position past them is: under
 	// SyncNever or SyncInterval a crash could otherwise lose them while
 	// the position survives, and their seqs, appended again, be skipped.
-	if s.l.DurableSeq() < seq {
+	// Under SyncAlways they are, but the mark recording it may not be,
+	// and a reader in another process (evlogctl subscriptions, verify)
+	// serves only what a durable mark records: after a power loss it
+	// would list a position past the end of the log it serves (see
+	// syncThrough, the same rule for snapshots).
+	if !s.l.servedAfterPowerLoss(seq) {
 		if err := s.l.Sync(ctx); err != nil {
 			return fmt.Errorf("evlog: acknowledging subscription %q: making the log durable first: %w", s.name, err)
 		}

@@ -88,12 +88,23 @@ func (r *Repository[S, E]) deletedSince(ctx context.Context, id string, seq uint
 //
 // Rebuild is safe for concurrent use; a command running meanwhile on the
 // same instance either fails with ErrHistoryLost or runs on the rebuilt
-// state. Only the process that writes the log should call it.
+// state. Snapshots of the instance do not outlive it: before removing
+// anything, Rebuild drops the instance's background snapshots that fell
+// due and were not started, and waits for the saves in progress
+// (background ones and Snapshot calls) to finish, so that it removes
+// what they saved if it is stale; a snapshot of a state loaded before
+// Rebuild began is never saved afterwards (a background one is dropped,
+// Snapshot saves nothing and returns nil). When ctx ends during that
+// wait, Rebuild fails with ctx's error having removed nothing: call it
+// again. Only the process that writes the log should call it.
 func (r *Repository[S, E]) Rebuild(ctx context.Context, id string) (Instance[S], error) {
 	if err := r.check(id); err != nil {
 		return Instance[S]{}, err
 	}
 	if r.snaps != nil {
+		if err := r.quiesce(ctx, id); err != nil {
+			return Instance[S]{}, err
+		}
 		if err := r.dropStale(ctx, id); err != nil {
 			return Instance[S]{}, err
 		}
@@ -103,6 +114,27 @@ func (r *Repository[S, E]) Rebuild(ctx context.Context, id string) (Instance[S],
 	delete(r.lastSnap, id) // its snapshot may be gone
 	r.mu.Unlock()
 	return r.Load(ctx, id)
+}
+
+// quiesce begins a new generation of instance id, so that no snapshot of
+// a state loaded before is saved from now on (a pending background one is
+// dropped), and waits for the saves in progress to finish (see Rebuild).
+func (r *Repository[S, E]) quiesce(ctx context.Context, id string) error {
+	r.mu.Lock()
+	r.gens[id]++
+	delete(r.pending, id)
+	s := r.saving[id]
+	r.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	r.opts.Logger.Debug("evlog/aggregate: rebuilding: waiting for a snapshot in flight", "aggregate", r.def.name(), "id", id)
+	select {
+	case <-s.idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("evlog/aggregate: %s: waiting for a snapshot being saved before rebuilding (nothing was removed; call Rebuild again): %w", id, context.Cause(ctx))
+	}
 }
 
 // remover is implemented by a snapshot store that can remove one

@@ -82,8 +82,16 @@ type Repository[S, E any] struct {
 	inFlight map[string]bool // instances being snapshotted
 	// pending holds, per instance being snapshotted, the newest snapshot
 	// that fell due meanwhile; the running worker takes it next, so a
-	// busy worker coalesces requests but never drops the last due one.
-	pending  map[string]pendingSnap[S]
+	// busy worker coalesces requests but never drops the last due one
+	// (only a Rebuild of the instance does).
+	pending map[string]pendingSnap[S]
+	// gens counts the Rebuilds of an instance (absent: none): a snapshot
+	// is saved only of a state loaded at the instance's current
+	// generation (see Rebuild). One entry per instance ever rebuilt.
+	gens map[string]uint64
+	// saving holds, per instance, the snapshot saves in progress (see
+	// beginSave); Rebuild waits for them.
+	saving   map[string]*saves
 	queues   map[string]*cmdQueue[S, E]
 	lastSnap map[string]snapMark
 	closed   bool
@@ -93,6 +101,50 @@ type Repository[S, E any] struct {
 type pendingSnap[S any] struct {
 	inst  Instance[S]
 	state S
+	gen   uint64 // the instance's generation when inst was loaded
+}
+
+// saves counts an instance's snapshot saves in progress; idle is closed
+// when the count drops to zero.
+type saves struct {
+	n    int
+	idle chan struct{}
+}
+
+// generation returns instance id's generation: the number of Rebuilds
+// begun on it. A state loaded at an older generation may predate a
+// rebuild and is never saved as a snapshot.
+func (r *Repository[S, E]) generation(id string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gens[id]
+}
+
+// beginSave registers a snapshot save of instance id's state loaded at
+// generation gen, and returns the function that ends it; ok is false,
+// and nothing must be saved, when a Rebuild began since gen (the state
+// may hold data of deleted events, and Rebuild may have removed the
+// snapshots before it already).
+func (r *Repository[S, E]) beginSave(id string, gen uint64) (end func(), ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gens[id] != gen {
+		return nil, false
+	}
+	s := r.saving[id]
+	if s == nil {
+		s = &saves{idle: make(chan struct{})}
+		r.saving[id] = s
+	}
+	s.n++
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if s.n--; s.n == 0 {
+			close(s.idle)
+			delete(r.saving, id)
+		}
+	}, true
 }
 
 type snapMark struct {
@@ -140,6 +192,7 @@ func NewRepository[S, E any](log Log, snaps Snapshots, def Definition[S, E], cod
 	}
 	return &Repository[S, E]{def: def, log: log, snaps: snaps, codec: codec, opts: opts,
 		cache: newCache[S](opts.CacheSize), inFlight: make(map[string]bool), pending: make(map[string]pendingSnap[S]), lastSnap: make(map[string]snapMark),
+		gens: make(map[string]uint64), saving: make(map[string]*saves),
 		queues: make(map[string]*cmdQueue[S, E]), defErr: def.Validate()}
 }
 
@@ -416,6 +469,7 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 		if len(batch) == 0 {
 			return
 		}
+		gen := r.generation(id) // before the state is loaded
 		inst, err := r.Load(ctx, id)
 		if err != nil {
 			for _, p := range batch {
@@ -504,7 +558,7 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 		} else {
 			final := Instance[S]{ID: id, State: state, Version: pos.Version, Seq: pos.Seq, Time: pos.Time}
 			r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(state), Version: pos.Version, Seq: pos.Seq, Time: pos.Time})
-			r.maybeSnapshot(id, final)
+			r.maybeSnapshot(id, final, gen)
 		}
 		n := uint64(len(envs))
 		for _, o := range outs {
@@ -528,8 +582,9 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 // so. While a snapshot of the same instance is running, the newest due
 // request waits as pending and the running worker takes it next: requests
 // coalesce, but the last due snapshot is always written (Close waits for
-// it).
-func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
+// it), unless a Rebuild of the instance began after inst was loaded (at
+// generation gen): then it is dropped.
+func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S], gen uint64) {
 	if r.snaps == nil || (r.opts.SnapshotEvery <= 0 && r.opts.SnapshotInterval <= 0) {
 		return
 	}
@@ -542,11 +597,11 @@ func (r *Repository[S, E]) maybeSnapshot(id string, inst Instance[S]) {
 	}
 	due := r.opts.SnapshotEvery > 0 && inst.Version-last.version >= uint64(r.opts.SnapshotEvery) ||
 		r.opts.SnapshotInterval > 0 && time.Since(last.at) >= r.opts.SnapshotInterval
-	if !due || r.closed {
+	if !due || r.closed || r.gens[id] != gen {
 		return
 	}
 	r.markLocked(id, snapMark{version: inst.Version, at: time.Now()})
-	next := pendingSnap[S]{inst: inst, state: r.def.clone(inst.State)}
+	next := pendingSnap[S]{inst: inst, state: r.def.clone(inst.State), gen: gen}
 	if r.inFlight[id] {
 		r.pending[id] = next // replaces an older pending one: coalesced
 		return
@@ -585,11 +640,19 @@ func (r *Repository[S, E]) backgroundSnapshot(id string, next pendingSnap[S]) (e
 			err = nil
 		}
 	}()
-	return r.snapshot(context.Background(), id, next.inst, next.state)
+	return r.snapshot(context.Background(), id, next.gen, next.inst, next.state)
 }
 
-// snapshot saves state as instance id's snapshot at inst.Seq and prunes.
-func (r *Repository[S, E]) snapshot(ctx context.Context, id string, inst Instance[S], state S) error {
+// snapshot saves state as instance id's snapshot at inst.Seq and prunes,
+// unless a Rebuild of the instance began since the state was loaded (at
+// generation gen): then it saves nothing and returns nil.
+func (r *Repository[S, E]) snapshot(ctx context.Context, id string, gen uint64, inst Instance[S], state S) error {
+	end, ok := r.beginSave(id, gen)
+	if !ok {
+		r.opts.Logger.Debug("evlog/aggregate: dropped a snapshot of a state loaded before a rebuild", "aggregate", r.def.name(), "id", id, "version", inst.Version)
+		return nil
+	}
+	defer end()
 	subj := r.Subject(id)
 	res := replay.Result[S]{State: state, Seq: inst.Seq, Time: inst.Time, Version: inst.Version}
 	if _, _, err := replay.Save(ctx, r.snaps, r.log.LogID(), subj, r.spec(), res); err != nil && !errors.Is(err, snapshot.ErrExists) {
@@ -602,7 +665,8 @@ func (r *Repository[S, E]) snapshot(ctx context.Context, id string, inst Instanc
 }
 
 // Snapshot takes a snapshot of instance id now (synchronously), saving and
-// pruning with ctx.
+// pruning with ctx. When a Rebuild of the instance begins meanwhile, it
+// saves nothing and returns nil (the state it loaded may predate it).
 func (r *Repository[S, E]) Snapshot(ctx context.Context, id string) error {
 	if r.snaps == nil {
 		return errors.New("evlog/aggregate: the repository has no snapshot store")
@@ -610,11 +674,12 @@ func (r *Repository[S, E]) Snapshot(ctx context.Context, id string) error {
 	if err := r.check(id); err != nil {
 		return err
 	}
+	gen := r.generation(id)
 	inst, err := r.Load(ctx, id)
 	if err != nil || inst.Version == 0 {
 		return err
 	}
-	return r.snapshot(ctx, id, inst, inst.State)
+	return r.snapshot(ctx, id, gen, inst, inst.State)
 }
 
 // Close waits for background snapshots to finish, including the last one

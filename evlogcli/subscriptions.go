@@ -17,7 +17,12 @@ position was last acknowledged, and the filter.
 
 It only reads: it never modifies, creates or locks anything, and runs
 beside a writer (it sees what the writer has committed). A damaged
-position file is an error naming it (exit status 1).`
+position file is an error naming it (exit status 1). A position past the
+log's last seq is listed with lag 0 and a warning on stderr: the writer
+may have acknowledged events appended after this reader opened the log,
+or a power loss may have left committed events no durable mark records
+(the writer's open keeps them), or the log was restored to an earlier
+point.`
 
 // subscriptionsCmd is "evlogctl subscriptions".
 type subscriptionsCmd struct {
@@ -69,6 +74,13 @@ func (c *subscriptionsCmd) run(_ context.Context, e *env, dir string) error {
 			j.Updated = formatTime(s.Updated)
 		}
 		out.Subscriptions = append(out.Subscriptions, j)
+		if s.Position > out.LastSeq {
+			// Not corruption: see subscriptionsAbout.
+			fmt.Fprintf(e.stderr, "warning: subscription %q is at seq %d, past the last seq this reader serves (%d): "+
+				"a writer is appending beside, or a power loss right after its Ack by an older evlog left its last events committed with no durable mark recording them (open the log with its writer, which keeps them), "+
+				"or the log was restored to an earlier point (its writer then refuses the subscription: remove %s to start over)\n",
+				s.Name, s.Position, out.LastSeq, s.Name+evlog.SubscriptionExt)
+		}
 	}
 	if c.format == "json" {
 		return writeJSON(e.stdout, out)
