@@ -26,6 +26,22 @@ const RestoreMarker = "RESTORING"
 // Verify on a directory where a restore was interrupted.
 var ErrRestoreIncomplete = errors.New("evlog: an interrupted restore")
 
+// restoreMarked fails with ErrRestoreIncomplete when names, a listing of
+// a directory, hold RestoreMarker or its temporary (a restore killed while
+// writing the marker). A reader must check the listing it reads the log
+// from, not only one taken before: a restore writes the marker first and
+// removes it last, so a listing that shows its files before it is
+// complete shows the marker too, while an earlier listing may show
+// neither.
+func restoreMarked(names []string) error {
+	for _, n := range names {
+		if n == RestoreMarker || n == RestoreMarker+".tmp" {
+			return fmt.Errorf("%w: the directory holds %s: a restore into it did not finish; run the restore again (it starts over), or remove the directory", ErrRestoreIncomplete, n)
+		}
+	}
+	return nil
+}
+
 // RestoreOptions configures Restore.
 type RestoreOptions struct {
 	// ToSeq, when not 0, ends the restored log at the last batch boundary
