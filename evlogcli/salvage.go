@@ -144,15 +144,38 @@ func samePath(a, b string) (bool, error) {
 	return err1 == nil && err2 == nil && os.SameFile(fa, fb), nil
 }
 
-// inside reports whether path p lies inside directory dir.
+// inside reports whether path p lies inside directory dir: as written, or
+// once the symbolic links in either are followed (a source given by a
+// link, an output under a link into the source), so that a command that
+// never modifies dir does not create its output in it.
 func inside(p, dir string) bool {
 	ap, err1 := filepath.Abs(p)
 	ad, err2 := filepath.Abs(dir)
 	if err1 != nil || err2 != nil {
 		return false
 	}
-	rel, err := filepath.Rel(ad, ap)
-	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	under := func(p, dir string) bool {
+		rel, err := filepath.Rel(dir, p)
+		return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	return under(ap, ad) || under(resolvePath(ap), resolvePath(ad))
+}
+
+// resolvePath returns the absolute, clean path p with the symbolic links
+// of its longest existing prefix followed (the rest need not exist yet).
+func resolvePath(p string) string {
+	rest := ""
+	for cur := p; ; {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
 }
 
 // salvager copies events into the new log and keeps the report.
