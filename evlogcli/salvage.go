@@ -53,7 +53,10 @@ Exit status 0 when no committed event outside a torn tail was lost, 1
 otherwise.
 
 DIR is only read, by segment-level code that never modifies, creates or
-locks anything in it. NEWDIR is written with the writer lock.`
+locks anything in it. NEWDIR is written with the writer lock. A SALVAGING
+file in NEWDIR marks a salvage not yet complete: every command refuses
+NEWDIR while it is there, and a salvage killed midway is started over
+when it is run again.`
 
 // salvageCmd is "evlogctl salvage".
 type salvageCmd struct {
@@ -204,6 +207,10 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	if err := requireDir(src); err != nil {
 		return err
 	}
+	// An interrupted salvage into dst: start over (salvage_interrupt.go).
+	if err := restartSalvage(dst); err != nil {
+		return err
+	}
 	// The events keep their recorded times, however far ahead of this
 	// machine's clock (the writer's may have run ahead): no skew limit.
 	out, err := evlog.Open(dst, evlog.Options{Sync: evlog.SyncNever, Clock: e.now, MaxClockSkew: evlog.NoClockSkewLimit,
@@ -213,7 +220,13 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	}
 	if n := out.LastSeq(); n > 0 {
 		out.Close()
-		return fmt.Errorf("%s already holds %d events: salvage copies into a new log", dst, n)
+		return fmt.Errorf("%s already holds %d events: salvage copies into a new log; give a new or empty directory", dst, n)
+	}
+	// Until every event copied is durable, NEWDIR is refused as an
+	// interrupted salvage.
+	if err := markSalvage(dst, src, out); err != nil {
+		out.Close()
+		return err
 	}
 	s := &salvager{skip: c.skipDamaged, out: out, next: 1, copying: true}
 	s.rep.Gaps, s.rep.Lost, s.rep.Readable = []gapJSON{}, []seqRange{}, []seqRange{}
@@ -229,6 +242,9 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = unmarkSalvage(dst)
 	}
 	if err != nil {
 		return err
