@@ -240,11 +240,14 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	if err == nil {
 		err = out.Sync(ctx)
 	}
+	if err == nil {
+		// Every event copied is durable: NEWDIR is the salvaged log. The
+		// marker goes while the lock is still held, so that another
+		// salvage into NEWDIR never takes this one for interrupted.
+		err = unmarkSalvage(dst)
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = unmarkSalvage(dst)
 	}
 	if err != nil {
 		return err
