@@ -84,6 +84,11 @@ func besideWriter[T any](fsys vfs.FS, attempt func(before *segment.Dir) (T, erro
 		if lerr != nil {
 			return res, lerr
 		}
+		// A restore writing into the directory: not a log yet (nor
+		// damage), whatever the attempt would find.
+		if err := restoreMarked(before.Other); err != nil {
+			return res, err
+		}
 		var sizes []int64
 		sized := false
 		if i > 0 {

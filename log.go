@@ -240,10 +240,8 @@ func checkLogDir(fsys vfs.FS) error {
 		return fmt.Errorf("evlog: listing the log directory: %w", err)
 	}
 	var foreign []string
-	for _, n := range names {
-		if n == RestoreMarker || n == RestoreMarker+".tmp" { // a restore killed while writing the marker
-			return fmt.Errorf("%w: the directory holds %s: a restore into it did not finish; run the restore again (it starts over), or remove the directory", ErrRestoreIncomplete, RestoreMarker)
-		}
+	if err := restoreMarked(names); err != nil {
+		return err
 	}
 	for _, n := range names {
 		if isLogFile(n) {

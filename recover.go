@@ -70,6 +70,9 @@ func recoverDir(fsys vfs.FS, log *slog.Logger, readOnly bool) (*recovered, error
 
 // recoverListed is recoverDir from dir, a listing of fsys just taken.
 func recoverListed(fsys vfs.FS, dir *segment.Dir, log *slog.Logger, readOnly bool) (_ *recovered, err error) {
+	if err := restoreMarked(dir.Other); err != nil {
+		return nil, err
+	}
 	rec := &recovered{}
 	for _, e := range dir.Strangers {
 		log.Warn("evlog: recovery: ignoring a file that is not a regular file", "file", e.Name, "type", vfs.TypeName(e.Mode))

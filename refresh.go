@@ -25,6 +25,11 @@ func (l *Log) Refresh() error {
 	if err != nil {
 		return err
 	}
+	// A restore writing into the directory (the reader opened it empty,
+	// or before the restore's files): not a log until it completes.
+	if err := restoreMarked(dir.Other); err != nil {
+		return err
+	}
 	newest, _ := dir.Newest()
 	if n := len(v.segs); n > 0 && v.active != nil && v.segs[n-1].Name == newest.Name {
 		cur := v.segs[n-1]

@@ -26,6 +26,37 @@ const RestoreMarker = "RESTORING"
 // Verify on a directory where a restore was interrupted.
 var ErrRestoreIncomplete = errors.New("evlog: an interrupted restore")
 
+// SalvageMarker is the file evlogctl salvage writes into the new log's
+// directory before it copies the first event and removes once every event
+// it copies is durable. Open, OpenReadOnly and Verify refuse a directory
+// holding it (ErrSalvageIncomplete): a salvage interrupted midway leaves a
+// partial copy that must not be taken for the salvaged log.
+const SalvageMarker = "SALVAGING"
+
+// ErrSalvageIncomplete is matched by the error of Open, OpenReadOnly and
+// Verify on a directory where evlogctl salvage was interrupted.
+var ErrSalvageIncomplete = errors.New("evlog: an interrupted salvage")
+
+// restoreMarked fails with ErrRestoreIncomplete when names, a listing of
+// a directory, hold RestoreMarker or its temporary (a restore killed while
+// writing the marker), and with ErrSalvageIncomplete when they hold
+// SalvageMarker or its temporary. A reader must check the listing it
+// reads the log from, not only one taken before: a restore writes the
+// marker first and removes it last, so a listing that shows its files
+// before it is complete shows the marker too, while an earlier listing
+// may show neither.
+func restoreMarked(names []string) error {
+	for _, n := range names {
+		switch n {
+		case RestoreMarker, RestoreMarker + ".tmp":
+			return fmt.Errorf("%w: the directory holds %s: a restore into it did not finish; run the restore again (it starts over), or remove the directory", ErrRestoreIncomplete, n)
+		case SalvageMarker, SalvageMarker + ".tmp":
+			return fmt.Errorf("%w: the directory holds %s: evlogctl salvage into it did not finish, and it holds only part of what the salvage copies; run the salvage again (it starts over), or remove the directory", ErrSalvageIncomplete, n)
+		}
+	}
+	return nil
+}
+
 // RestoreOptions configures Restore.
 type RestoreOptions struct {
 	// ToSeq, when not 0, ends the restored log at the last batch boundary

@@ -97,8 +97,13 @@ func Verify(ctx context.Context, dir string) (VerifyReport, error) {
 	if err := checkLogDir(ro); err != nil {
 		return VerifyReport{}, fmt.Errorf("evlog: opening %s: %w", dir, err)
 	}
-	// Beside a writer, a finding is reported only when it persists across
-	// a stable listing (see besideWriter).
+	return verifyBeside(ctx, ro)
+}
+
+// verifyBeside is Verify of the log directory ro (read-only), which a
+// writer in another process may be changing: a finding is reported only
+// when it persists across a stable listing (see besideWriter).
+func verifyBeside(ctx context.Context, ro vfs.FS) (VerifyReport, error) {
 	return besideWriter(ro, func(*segment.Dir) (VerifyReport, error) { return verifyFS(ctx, ro) },
 		func(r VerifyReport, err error) bool { return ctx.Err() == nil && (err != nil || r.Corrupt()) })
 }
@@ -107,6 +112,9 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 	var rep VerifyReport
 	dir, err := segment.ReadDir(fsys)
 	if err != nil {
+		return rep, err
+	}
+	if err := restoreMarked(dir.Other); err != nil {
 		return rep, err
 	}
 	add := func(err error, file string, off int64) {

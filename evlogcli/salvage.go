@@ -53,7 +53,10 @@ Exit status 0 when no committed event outside a torn tail was lost, 1
 otherwise.
 
 DIR is only read, by segment-level code that never modifies, creates or
-locks anything in it. NEWDIR is written with the writer lock.`
+locks anything in it. NEWDIR is written with the writer lock. A SALVAGING
+file in NEWDIR marks a salvage not yet complete: every command refuses
+NEWDIR while it is there, and a salvage killed midway is started over
+when it is run again.`
 
 // salvageCmd is "evlogctl salvage".
 type salvageCmd struct {
@@ -144,15 +147,38 @@ func samePath(a, b string) (bool, error) {
 	return err1 == nil && err2 == nil && os.SameFile(fa, fb), nil
 }
 
-// inside reports whether path p lies inside directory dir.
+// inside reports whether path p lies inside directory dir: as written, or
+// once the symbolic links in either are followed (a source given by a
+// link, an output under a link into the source), so that a command that
+// never modifies dir does not create its output in it.
 func inside(p, dir string) bool {
 	ap, err1 := filepath.Abs(p)
 	ad, err2 := filepath.Abs(dir)
 	if err1 != nil || err2 != nil {
 		return false
 	}
-	rel, err := filepath.Rel(ad, ap)
-	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	under := func(p, dir string) bool {
+		rel, err := filepath.Rel(dir, p)
+		return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	return under(ap, ad) || under(resolvePath(ap), resolvePath(ad))
+}
+
+// resolvePath returns the absolute, clean path p with the symbolic links
+// of its longest existing prefix followed (the rest need not exist yet).
+func resolvePath(p string) string {
+	rest := ""
+	for cur := p; ; {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
 }
 
 // salvager copies events into the new log and keeps the report.
@@ -181,6 +207,10 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	if err := requireDir(src); err != nil {
 		return err
 	}
+	// An interrupted salvage into dst: start over (salvage_interrupt.go).
+	if err := restartSalvage(dst); err != nil {
+		return err
+	}
 	// The events keep their recorded times, however far ahead of this
 	// machine's clock (the writer's may have run ahead): no skew limit.
 	out, err := evlog.Open(dst, evlog.Options{Sync: evlog.SyncNever, Clock: e.now, MaxClockSkew: evlog.NoClockSkewLimit,
@@ -190,7 +220,13 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	}
 	if n := out.LastSeq(); n > 0 {
 		out.Close()
-		return fmt.Errorf("%s already holds %d events: salvage copies into a new log", dst, n)
+		return fmt.Errorf("%s already holds %d events: salvage copies into a new log; give a new or empty directory", dst, n)
+	}
+	// Until every event copied is durable, NEWDIR is refused as an
+	// interrupted salvage.
+	if err := markSalvage(dst, src, out); err != nil {
+		out.Close()
+		return err
 	}
 	s := &salvager{skip: c.skipDamaged, out: out, next: 1, copying: true}
 	s.rep.Gaps, s.rep.Lost, s.rep.Readable = []gapJSON{}, []seqRange{}, []seqRange{}
@@ -203,6 +239,12 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	}
 	if err == nil {
 		err = out.Sync(ctx)
+	}
+	if err == nil {
+		// Every event copied is durable: NEWDIR is the salvaged log. The
+		// marker goes while the lock is still held, so that another
+		// salvage into NEWDIR never takes this one for interrupted.
+		err = unmarkSalvage(dst)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr

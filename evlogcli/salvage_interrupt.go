@@ -1,0 +1,162 @@
+package evlogcli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
+)
+
+// An interrupted salvage. Salvage writes evlog.SalvageMarker into NEWDIR
+// (atomically, durably) once it has opened the new log and before it
+// copies the first event, and removes it once every event copied is
+// durable. While the marker is there every open of NEWDIR refuses it
+// (evlog.ErrSalvageIncomplete), so a salvage killed or cancelled midway
+// never leaves a partial copy that reads as the salvaged log; run again,
+// salvage empties NEWDIR of that copy (the marker last) and starts over.
+// DIR is never touched, so starting over loses nothing.
+
+// salvageMarkerJSON is what the marker holds, for whoever finds it.
+type salvageMarkerJSON struct {
+	Source string `json:"source"`
+	LogID  string `json:"log_id"` // the new log's
+}
+
+// markSalvage writes the marker into dst, the directory of out.
+func markSalvage(dst, src string, out *evlog.Log) error {
+	fsys, err := vfs.OpenOS(dst)
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+	id := out.LogID()
+	b, err := json.Marshal(salvageMarkerJSON{Source: src, LogID: fmt.Sprintf("%x", id[:])})
+	if err != nil {
+		return err
+	}
+	tmp := evlog.SalvageMarker + ".tmp"
+	f, err := fsys.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("writing %s into %s: %w", evlog.SalvageMarker, dst, err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.Rename(tmp, evlog.SalvageMarker)
+	}
+	if err == nil {
+		err = fsys.SyncDir()
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s into %s: %w", evlog.SalvageMarker, dst, err)
+	}
+	return nil
+}
+
+// unmarkSalvage removes the marker from dst once the salvage is durable.
+func unmarkSalvage(dst string) error {
+	fsys, err := vfs.OpenOS(dst)
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+	if err := fsys.Remove(evlog.SalvageMarker); err != nil {
+		return fmt.Errorf("removing %s from %s: %w", evlog.SalvageMarker, dst, err)
+	}
+	if err := fsys.SyncDir(); err != nil {
+		return fmt.Errorf("removing %s from %s: %w", evlog.SalvageMarker, dst, err)
+	}
+	return nil
+}
+
+// restartSalvage empties dst of an interrupted salvage, if it holds one
+// (the marker or its temporary): under dst's lock (a salvage still
+// running into it makes this fail), it removes the files of the log the
+// salvage wrote — segments, checkpoints, snapshots and their
+// temporaries — then the marker, each step made durable, so that killed
+// at any point it leaves the marker until nothing else of that salvage is
+// left. Files that are not a log's are left alone.
+func restartSalvage(dst string) error {
+	names, err := listDir(dst)
+	if err != nil || !slices.ContainsFunc(names, isSalvageMarker) {
+		return err
+	}
+	fsys, err := vfs.OpenOS(dst)
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+	lock, err := fsys.Lock(evlog.LockFile)
+	if err != nil {
+		if errors.Is(err, vfs.ErrLocked) {
+			return fmt.Errorf("%s holds an interrupted salvage and is in use (another salvage into it is running?): wait for it, or salvage into another directory: %w", dst, err)
+		}
+		return err
+	}
+	defer lock.Close()
+	if names, err = fsys.List(); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if isSalvageMarker(n) || n == evlog.LockFile || !salvagedLogFile(n) {
+			continue
+		}
+		if err := fsys.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing %s of an interrupted salvage from %s: %w", n, dst, err)
+		}
+	}
+	if err := fsys.SyncDir(); err != nil {
+		return err
+	}
+	for _, n := range []string{evlog.SalvageMarker + ".tmp", evlog.SalvageMarker} {
+		if err := fsys.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing %s from %s: %w", n, dst, err)
+		}
+	}
+	return fsys.SyncDir()
+}
+
+func isSalvageMarker(n string) bool {
+	return n == evlog.SalvageMarker || n == evlog.SalvageMarker+".tmp"
+}
+
+// salvagedLogFile reports whether name is a file a new log holds: a
+// segment, its checkpoint, a snapshot, or a temporary of one.
+func salvagedLogFile(name string) bool {
+	base, _ := strings.CutSuffix(name, segment.TempExt)
+	if b, ok := strings.CutSuffix(base, segment.CheckpointExt); ok {
+		base = b + segment.Ext // a checkpoint is named after its segment
+	}
+	if _, _, ok := segment.ParseFileName(base); ok {
+		return true
+	}
+	return strings.HasSuffix(base, ".snap")
+}
+
+// listDir lists dir's names (none when it does not exist).
+func listDir(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names, nil
+}
