@@ -204,8 +204,12 @@ func compactCrashLoopOn(t *testing.T, c compactCrashCase, wrap func(vfs.FS) vfs.
 		mem.CrashAt(mem.Ops() + k)
 		l.Compact(ctx, copts)
 		l.Close()
+		var states crashStates
 		for _, model := range vfs.CrashModels() {
 			after := mem.CrashClone(model, rand.New(rand.NewPCG(uint64(k), uint64(model))))
+			if states.checked(after) {
+				continue // the same files as under a model before: that check stands for this one
+			}
 			msg := ""
 			for name, data := range keep {
 				if got, err := after.ReadFile(name); err != nil || !bytes.Equal(got, data) {
