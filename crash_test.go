@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -313,6 +314,24 @@ func TestCrashStates(t *testing.T) {
 	} {
 		if got := s.checked(c.m); got != c.seen {
 			t.Errorf("state %d: checked %v, want %v", i, got, c.seen)
+		}
+	}
+}
+
+// envsEqual compares every field of an envelope, and envsDiffExact agrees
+// with cmp.Diff on envelopes differing in each field or only in nil and
+// empty Data or Meta.
+func TestEnvsDiffExactAgreesWithCmp(t *testing.T) {
+	if n := reflect.TypeFor[Envelope]().NumField(); n != 9 {
+		t.Fatalf("Envelope has %d fields; envsEqual compares 9", n)
+	}
+	envs := [][]Envelope{nil, {}, {{}}, {{Seq: 1}}, {{Stream: "s"}}, {{Version: 1}}, {{Type: "t"}}, {{SchemaVersion: 1}},
+		{{ID: "i"}}, {{Time: t0}}, {{Data: []byte{}}}, {{Data: []byte{1}}}, {{Meta: map[string]string{}}}, {{Meta: map[string]string{"k": "v"}}}, {{}, {}}}
+	for i, a := range envs {
+		for j, b := range envs {
+			if fast, slow := envsDiffExact(a, b) == "", cmp.Diff(a, b) == ""; fast != slow {
+				t.Errorf("envelopes %d and %d: envsDiffExact equal %v, cmp.Diff equal %v", i, j, fast, slow)
+			}
 		}
 	}
 }
