@@ -144,8 +144,9 @@ func crashLoop(t *testing.T, seed uint64, nbatches int, mode SyncMode, wrap func
 		t.Fatal(err)
 	}
 	total := probe.Ops()
+	reqs := genWorkload(seed, nbatches) // generated once: the crash points share its requests, read-only
 	bad := eachCrashPoint(t, total, func(k int, checked *atomic.Int64) []string {
-		return crashAt(ctx, seed, nbatches, mode, wrap, k, total, checked)
+		return crashAt(ctx, seed, reqs, mode, wrap, k, total, checked)
 	})
 	t.Logf("seed %d: crashed at each of %d ops under %d models", seed, total+1, len(vfs.CrashModels()))
 	return bad
@@ -183,14 +184,25 @@ func eachCrashPoint(t *testing.T, total int, check func(k int, checked *atomic.I
 	return bad
 }
 
+// unrun returns a workload of the requests of work, none acknowledged
+// yet. The requests are shared: nothing writes them (the race detector
+// would see it, as the crash points run in parallel).
+func unrun(work []*batch) []*batch {
+	out := make([]*batch, len(work))
+	for i, b := range work {
+		out[i] = &batch{reqs: b.reqs}
+	}
+	return out
+}
+
 // crashAt runs the workload on a fresh Mem that loses power at op k (of
 // total), then checks recovery under every crash model, adding one to
 // checked per model. It returns the violations found.
-func crashAt(ctx context.Context, seed uint64, nbatches int, mode SyncMode, wrap func(vfs.FS) vfs.FS, k, total int, checked *atomic.Int64) []string {
+func crashAt(ctx context.Context, seed uint64, reqs []*batch, mode SyncMode, wrap func(vfs.FS) vfs.FS, k, total int, checked *atomic.Int64) []string {
 	var bad []string
 	mem := vfs.NewMem()
 	mem.CrashAt(k)
-	work := genWorkload(seed, nbatches)
+	work := unrun(reqs)
 	if l, err := openFS(wrap(mem), crashOpts(mode), false); err == nil {
 		werr := runWorkload(ctx, l, work)
 		cerr := l.Close()
