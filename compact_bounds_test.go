@@ -3,8 +3,6 @@ package evlog
 import (
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/evlog/evlog/internal/testhook"
 	"github.com/evlog/evlog/internal/vfs"
 )
@@ -48,7 +46,7 @@ func TestCompactCompressedPostingsBound(t *testing.T) {
 			t.Fatalf("compaction %d merged nothing (%d segments before, %d after)", i, rep.SegmentsBefore, rep.SegmentsAfter)
 		}
 	}
-	if diff := cmp.Diff(want, readAll(t, l)); diff != "" {
+	if diff := envsDiffExact(want, readAll(t, l)); diff != "" {
 		t.Fatalf("events changed (-want +got):\n%s", diff)
 	}
 	rep, err := verifyFS(ctx, vfs.ReadOnly(mem))

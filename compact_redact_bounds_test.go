@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/evlog/evlog/internal/testhook"
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -114,7 +112,7 @@ func TestCompactRedactBounds(t *testing.T) {
 				if i == 0 && redact == 0 {
 					t.Fatalf("compaction %d redacted nothing: %+v", i, rep.Groups)
 				}
-				if diff := cmp.Diff(want, readAll(t, l)); diff != "" {
+				if diff := envsDiffExact(want, readAll(t, l)); diff != "" {
 					t.Fatalf("compaction %d: events changed (-want +got):\n%s", i, diff)
 				}
 				vrep, err := verifyFS(ctx, vfs.ReadOnly(mem))

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,11 +25,12 @@ import (
 func observe(t *testing.T, l *Log) string {
 	t.Helper()
 	all := readAll(t, l)
-	out := fmt.Sprintf("%d events\n", len(all))
+	var out strings.Builder // not +=: that copies the text so far for every line, quadratic
+	fmt.Fprintf(&out, "%d events\n", len(all))
 	streams := map[string]bool{}
 	streamOf := map[uint64]string{} // by seq (deleted events read as gone: seqs have holes)
 	for _, e := range all {
-		out += fmt.Sprintf("%d %s %d %s %s %x %v\n", e.Seq, e.Stream, e.Version, e.Type, e.Time.Format("15:04:05.000000000"), e.Data, e.Meta)
+		fmt.Fprintf(&out, "%d %s %d %s %s %x %v\n", e.Seq, e.Stream, e.Version, e.Type, e.Time.Format("15:04:05.000000000"), e.Data, e.Meta)
 		streams[e.Stream] = true
 		streamOf[e.Seq] = e.Stream
 	}
@@ -45,16 +47,16 @@ func observe(t *testing.T, l *Log) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out += fmt.Sprintf("stream %s v%d\n", s, v)
+		fmt.Fprintf(&out, "stream %s v%d\n", s, v)
 	}
 	for i := 0; i < len(all); i += 7 {
 		seq, err := l.SeqAt(t.Context(), all[i].Time)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out += fmt.Sprintf("at %s: %d\n", all[i].Time.Format("15:04:05.000000000"), seq)
+		fmt.Fprintf(&out, "at %s: %d\n", all[i].Time.Format("15:04:05.000000000"), seq)
 	}
-	return out
+	return out.String()
 }
 
 func TestCompact(t *testing.T) {
@@ -202,8 +204,12 @@ func compactCrashLoopOn(t *testing.T, c compactCrashCase, wrap func(vfs.FS) vfs.
 		mem.CrashAt(mem.Ops() + k)
 		l.Compact(ctx, copts)
 		l.Close()
+		var states crashStates
 		for _, model := range vfs.CrashModels() {
 			after := mem.CrashClone(model, rand.New(rand.NewPCG(uint64(k), uint64(model))))
+			if states.checked(after) {
+				continue // the same files as under a model before: that check stands for this one
+			}
 			msg := ""
 			for name, data := range keep {
 				if got, err := after.ReadFile(name); err != nil || !bytes.Equal(got, data) {

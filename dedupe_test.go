@@ -7,8 +7,6 @@ import (
 	"testing"
 	"testing/synctest"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
 )
@@ -128,7 +126,7 @@ func TestDedupeRules(t *testing.T) {
 				t.Errorf("last seq %d, want %d", got, tc.want.last)
 			}
 			if tc.want.last == 3 {
-				if d := cmp.Diff(before, readAll(t, l), envCmp...); d != "" {
+				if d := envsDiff(before, readAll(t, l)); d != "" {
 					t.Errorf("log changed (-before +after):\n%s", d)
 				}
 			}

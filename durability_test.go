@@ -257,7 +257,7 @@ func TestTornCreation(t *testing.T) {
 			if rep := l.Recovery(); !slices.Contains(rep.Removed, f.active()) {
 				t.Fatalf("recovery report %+v does not list %s as removed", rep, f.active())
 			}
-			if d := cmp.Diff(f.events[:lastSeq], readAll(t, l), envCmp...); d != "" {
+			if d := envsDiff(f.events[:lastSeq], readAll(t, l)); d != "" {
 				t.Fatalf("events (-want +got):\n%s", d)
 			}
 			if pos, err := l.Append(t.Context(), "x", ExpectAny, Envelope{Type: "t", Time: t0.AddDate(1, 0, 0)}); err != nil || pos.Seq != lastSeq+1 {

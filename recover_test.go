@@ -227,7 +227,7 @@ func TestRecoveryTable(t *testing.T) {
 					t.Fatalf("unexpected torn tail %+v", rep.TornTail)
 				}
 			}
-			if d := cmp.Diff(wantEvents, readAll(t, l), envCmp...); d != "" {
+			if d := envsDiff(wantEvents, readAll(t, l)); d != "" {
 				t.Fatalf("events after recovery (-want +got):\n%s", d)
 			}
 			// The tail is gone: a second open finds nothing to repair, and

@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/evlog/evlog/segment"
 )
 
@@ -125,7 +123,7 @@ func TestRecoveryStrangers(t *testing.T) {
 			if err := ro.Refresh(); err != nil {
 				t.Errorf("refresh: %v", err)
 			}
-			if d := cmp.Diff(want, readAll(t, ro), envCmp...); d != "" {
+			if d := envsDiff(want, readAll(t, ro)); d != "" {
 				t.Errorf("read-only events (-want +got):\n%s", d)
 			}
 			if rep := ro.Recovery(); !slices.Contains(rep.Strangers, stranger) {
@@ -136,7 +134,7 @@ func TestRecoveryStrangers(t *testing.T) {
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}
-			if d := cmp.Diff(want, readAll(t, l), envCmp...); d != "" {
+			if d := envsDiff(want, readAll(t, l)); d != "" {
 				t.Errorf("events (-want +got):\n%s", d)
 			}
 			if rep := l.Recovery(); len(rep.Removed) != 0 {

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/evlog/evlog/internal/vfs"
 )
 
@@ -142,7 +140,7 @@ func TestTypedBatchRefusesBadEventMidBatch(t *testing.T) {
 				if _, err := tl.AppendBatch(ctx, b); !errors.Is(err, tc.want) {
 					t.Fatalf("AppendBatch: %v, want %v", err, tc.want)
 				}
-				if d := cmp.Diff(before, readAll(t, l), envCmp...); d != "" {
+				if d := envsDiff(before, readAll(t, l)); d != "" {
 					t.Fatalf("the refused batch changed the log:\n%s", d)
 				}
 				if _, err := tl.AppendBatch(ctx, sameBatch(n, parts)); err != nil {
@@ -238,10 +236,10 @@ func TestTypedRepeatedEventsSameAsRaw(t *testing.T) {
 		}
 	}
 	want := readAll(t, rl)
-	if diff := cmp.Diff(want, readAll(t, tl.Log()), envCmp...); diff != "" {
+	if diff := envsDiff(want, readAll(t, tl.Log())); diff != "" {
 		t.Fatalf("typed log differs from raw log (-raw +typed):\n%s", diff)
 	}
-	if diff := cmp.Diff(want, readAll(t, gl.Log()), envCmp...); diff != "" {
+	if diff := envsDiff(want, readAll(t, gl.Log())); diff != "" {
 		t.Fatalf("registry log differs from raw log (-raw +registry):\n%s", diff)
 	}
 	for _, l := range []*Log{tl.Log(), rl, gl.Log()} {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -165,6 +167,28 @@ func cartSubject(stream string) replay.Subject {
 
 // stateCmp compares states, treating nil and empty maps and slices alike.
 var stateCmp = cmpopts.EquateEmpty()
+
+// sameState reports whether the states a and b are equal as
+// cmp.Equal(a, b, stateCmp) sees them, with a direct check of the states
+// the tests fold (stats, cart) first: cmp was a fifth of the CPU of
+// TestStateMatchesReference under -race. Other types go to cmp, and so
+// do states the direct check finds different.
+func sameState[S any](a, b S) bool {
+	switch x := any(a).(type) {
+	case stats:
+		y := any(b).(stats)
+		if x.Events == y.Events && x.LastSeq == y.LastSeq && x.Digest == y.Digest &&
+			maps.Equal(x.ByType, y.ByType) && maps.Equal(x.ByStream, y.ByStream) {
+			return true
+		}
+	case cart:
+		y := any(b).(cart)
+		if x.Version == y.Version && maps.Equal(x.Qty, y.Qty) && slices.Equal(x.Log, y.Log) {
+			return true
+		}
+	}
+	return cmp.Equal(a, b, stateCmp)
+}
 
 // refStats folds events[:n] with an independent loop.
 func refStats(events []event.Envelope, n int) stats {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -255,60 +256,60 @@ func memo[S any](f func(int) S) func(int) S {
 func checkTarget[S, E any](t *testing.T, src *evlog.Log, store *snapshot.Store, snaps snapSet, subj replay.Subject, spec replay.Spec[S, E], events []event.Envelope, tg target, ref func(n int) S) {
 	t.Helper()
 	ctx := t.Context()
-	where := fmt.Sprintf("%s at %s", subj.Name, tg.desc)
+	where := func() string { return fmt.Sprintf("%s at %s", subj.Name, tg.desc) } // formatted only for a failure
 	want := ref(tg.cut)
 
 	p, err := replay.MakePlan(ctx, src, store, subj, tg.t, replay.Options{})
 	if err != nil {
-		t.Fatalf("%s: MakePlan: %v", where, err)
+		t.Fatalf("%s: MakePlan: %v", where(), err)
 	}
 	got, err := replay.Run(ctx, src, p, spec)
 	if err != nil {
-		t.Fatalf("%s: Run: %v", where, err)
+		t.Fatalf("%s: Run: %v", where(), err)
 	}
 	full, err := replay.State(ctx, src, store, subj, tg.t, spec, replay.Options{NoSnapshot: true})
 	if err != nil {
-		t.Fatalf("%s: full replay: %v", where, err)
+		t.Fatalf("%s: full replay: %v", where(), err)
 	}
-	if !cmp.Equal(want, got.State, stateCmp) {
-		t.Fatalf("%s: state via snapshot %v differs from the reference (-want +got):\n%s", where, p.Snapshot, cmp.Diff(want, got.State, stateCmp))
+	if !sameState(want, got.State) {
+		t.Fatalf("%s: state via snapshot %v differs from the reference (-want +got):\n%s", where(), p.Snapshot, cmp.Diff(want, got.State, stateCmp))
 	}
-	if !cmp.Equal(want, full.State, stateCmp) {
-		t.Fatalf("%s: state of a full replay differs from the reference (-want +got):\n%s", where, cmp.Diff(want, full.State, stateCmp))
+	if !sameState(want, full.State) {
+		t.Fatalf("%s: state of a full replay differs from the reference (-want +got):\n%s", where(), cmp.Diff(want, full.State, stateCmp))
 	}
 	if full.Plan.Snapshot != nil || full.Plan.FromSeq != 1 {
-		t.Errorf("%s: the NoSnapshot plan starts from %v, seq %d", where, full.Plan.Snapshot, full.Plan.FromSeq)
+		t.Errorf("%s: the NoSnapshot plan starts from %v, seq %d", where(), full.Plan.Snapshot, full.Plan.FromSeq)
 	}
 
 	// The plan: the newest usable snapshot at or before the target.
 	cut := uint64(tg.cut)
 	use, fallbacks := snaps.expectPlan(subj.Name, cut)
 	if p.ToSeq != cut {
-		t.Errorf("%s: plan ToSeq %d, want %d", where, p.ToSeq, cut)
+		t.Errorf("%s: plan ToSeq %d, want %d", where(), p.ToSeq, cut)
 	}
 	gotUse := uint64(0)
 	if p.Snapshot != nil {
 		gotUse = p.Snapshot.Seq
 		m := p.Snapshot
 		if m.Name != subj.Name || m.SchemaVersion != subj.SchemaVersion || m.LogID != src.LogID() || !m.Time.Equal(events[m.Seq-1].Time) {
-			t.Errorf("%s: plan uses snapshot %+v", where, *m)
+			t.Errorf("%s: plan uses snapshot %+v", where(), *m)
 		}
 	}
 	if gotUse != use {
-		t.Errorf("%s: plan uses the snapshot at seq %d, want %d", where, gotUse, use)
+		t.Errorf("%s: plan uses the snapshot at seq %d, want %d", where(), gotUse, use)
 	}
 	if p.FromSeq != use+1 {
-		t.Errorf("%s: plan FromSeq %d, want %d", where, p.FromSeq, use+1)
+		t.Errorf("%s: plan FromSeq %d, want %d", where(), p.FromSeq, use+1)
 	}
 	var gotFallbacks []uint64
 	for _, f := range p.Fallbacks {
 		gotFallbacks = append(gotFallbacks, f.Seq)
 		if f.Reason == "" || f.File == "" {
-			t.Errorf("%s: fallback %+v without a file or reason", where, f)
+			t.Errorf("%s: fallback %+v without a file or reason", where(), f)
 		}
 	}
 	if !slices.Equal(gotFallbacks, fallbacks) {
-		t.Errorf("%s: fallbacks at seqs %v, want %v (the stale snapshots newer than the one used)", where, gotFallbacks, fallbacks)
+		t.Errorf("%s: fallbacks at seqs %v, want %v (the stale snapshots newer than the one used)", where(), gotFallbacks, fallbacks)
 	}
 
 	// The result: exactly the events of the scope after the snapshot.
@@ -320,21 +321,50 @@ func checkTarget[S, E any](t *testing.T, src *evlog.Log, store *snapshot.Store, 
 		}
 	}
 	if got.Applied != applied {
-		t.Errorf("%s: Applied %d, want %d (events of the scope in seqs %d..%d)", where, got.Applied, applied, use+1, cut)
+		t.Errorf("%s: Applied %d, want %d (events of the scope in seqs %d..%d)", where(), got.Applied, applied, use+1, cut)
 	}
 	if got.Seq != last {
-		t.Errorf("%s: result Seq %d, want %d", where, got.Seq, last)
+		t.Errorf("%s: result Seq %d, want %d", where(), got.Seq, last)
 	}
 	if last > 0 {
 		e := events[last-1]
 		if !got.Time.Equal(e.Time) {
-			t.Errorf("%s: result Time %v, want %v (seq %d's)", where, got.Time, e.Time, last)
+			t.Errorf("%s: result Time %v, want %v (seq %d's)", where(), got.Time, e.Time, last)
 		}
 		if subj.Stream != "" && got.Version != e.Version {
-			t.Errorf("%s: result Version %d, want %d", where, got.Version, e.Version)
+			t.Errorf("%s: result Version %d, want %d", where(), got.Version, e.Version)
 		}
 	}
 	if full.Seq != got.Seq || !full.Time.Equal(got.Time) || (subj.Stream != "" && full.Version != got.Version) {
-		t.Errorf("%s: full replay ends at seq %d (%v) version %d, via snapshot at seq %d (%v) version %d", where, full.Seq, full.Time, full.Version, got.Seq, got.Time, got.Version)
+		t.Errorf("%s: full replay ends at seq %d (%v) version %d, via snapshot at seq %d (%v) version %d", where(), full.Seq, full.Time, full.Version, got.Seq, got.Time, got.Version)
+	}
+}
+
+// sameState, the fast check before cmp, agrees with cmp.Equal(stateCmp) on
+// states differing in each field, and compares every field there is.
+func TestSameStateAgreesWithCmp(t *testing.T) {
+	if n := reflect.TypeFor[stats]().NumField(); n != 5 {
+		t.Fatalf("stats has %d fields; sameState compares 5", n)
+	}
+	if n := reflect.TypeFor[cart]().NumField(); n != 3 {
+		t.Fatalf("cart has %d fields; sameState compares 3", n)
+	}
+	ss := []stats{{}, {ByType: map[string]int{}}, {Events: 1}, {LastSeq: 1}, {Digest: 1},
+		{ByType: map[string]int{"a": 1}}, {ByType: map[string]int{"a": 2}}, {ByStream: map[string]int{"a": 1}}}
+	for i, a := range ss {
+		for j, b := range ss {
+			if same, equal := sameState(a, b), cmp.Equal(a, b, stateCmp); same != equal {
+				t.Errorf("stats %d and %d: sameState %v, cmp.Equal %v", i, j, same, equal)
+			}
+		}
+	}
+	cs := []cart{{}, {Qty: map[string]int{}, Log: []string{}}, {Version: 1}, {Qty: map[string]int{"a": 1}},
+		{Qty: map[string]int{"b": 1}}, {Log: []string{"a"}}, {Log: []string{"a", "b"}}}
+	for i, a := range cs {
+		for j, b := range cs {
+			if same, equal := sameState(a, b), cmp.Equal(a, b, stateCmp); same != equal {
+				t.Errorf("carts %d and %d: sameState %v, cmp.Equal %v", i, j, same, equal)
+			}
+		}
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/evlog/evlog/internal/vfs"
 )
 
@@ -23,7 +21,7 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify of a good segment: %v", err)
 	}
-	if diff := cmp.Diff(img.index(n), x, indexOpts); diff != "" {
+	if diff := indexDiff(img.index(n), x); diff != "" {
 		t.Errorf("Verify's index (-want +got):\n%s", diff)
 	}
 	if _, err := Verify(s, img.batches[0].events[0].Time.UnixNano()+1); !errors.Is(err, ErrCorrupt) {
@@ -120,7 +118,7 @@ func TestScanContinue(t *testing.T) {
 			want.Add(info)
 			wantInfos = append(wantInfos, info)
 		}
-		if diff := cmp.Diff(want, x, indexOpts); diff != "" {
+		if diff := indexDiff(want, x); diff != "" {
 			t.Errorf("resumed at batch %d: index (-want +got):\n%s", k, diff)
 		}
 		if !slices.Equal(wantInfos, infos) {

@@ -42,9 +42,15 @@ func zeroFrame(n int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// bomb returns a zstd frame of 4 GiB of zeros, a few hundred KiB long,
-// made once per test binary (it takes a second or so).
-var bomb = sync.OnceValues(func() ([]byte, error) { return zeroFrame(4 << 30) })
+// bombSize is the content of the bomb: 4 times the most any case lets
+// Load allocate (the cap plus 16 MiB), so a Load that decompressed it
+// whole would fail every bound by far. (It was 4 GiB, whose encoding took
+// 95% of the test's time under -race; the headers still claim 4 GiB.)
+const bombSize = 4 * (DefaultMaxRawSize + 16<<20)
+
+// bomb returns a zstd frame of bombSize zeros, some tens of KiB long, made
+// once per test binary.
+var bomb = sync.OnceValues(func() ([]byte, error) { return zeroFrame(bombSize) })
 
 // allocated returns the bytes allocated while f runs.
 func allocated(f func()) uint64 {
@@ -57,16 +63,17 @@ func allocated(f func()) uint64 {
 }
 
 // TestDecompressionBomb loads forged snapshots whose payload decompresses
-// to 4 GiB, with headers that lie in every way, and checks that each is
-// rejected as corrupt having allocated at most the raw size cap plus a
-// little: never the 4 GiB, and nothing proportional to what the headers
-// claim beyond the cap.
+// to 4 times what Load may allocate, with headers that lie in every way
+// (claiming up to 4 GiB), and checks that each is rejected as corrupt
+// having allocated at most the raw size cap plus a little: never the
+// bomb, and nothing proportional to what the headers claim beyond the
+// cap.
 func TestDecompressionBomb(t *testing.T) {
 	frame, err := bomb()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("bomb: 4 GiB of zeros in a %d-byte zstd frame", len(frame))
+	t.Logf("bomb: %d MiB of zeros in a %d-byte zstd frame", bombSize>>20, len(frame))
 	// A 1 MiB frame that fits the payload bound of a 100-byte state.
 	small, err := zeroFrame(1 << 20)
 	if err != nil {
@@ -85,6 +92,7 @@ func TestDecompressionBomb(t *testing.T) {
 		decoded bool   // rejected by the decoder, not before
 	}{
 		{"no content size, header claims the cap", frame, capRaw, 4 << 20, false},
+		{"frame and header claim the true size", withFrameContentSize(t, frame, bombSize), bombSize, 4 << 20, false},
 		{"frame and header claim 4 GiB", withFrameContentSize(t, frame, 4<<30), 4 << 30, 4 << 20, false},
 		{"frame claims 4 GiB, header the cap", withFrameContentSize(t, frame, 4<<30), capRaw, 4 << 20, false},
 		{"frame and header lie alike: the cap", withFrameContentSize(t, frame, capRaw), capRaw, capRaw + 16<<20, true},
@@ -104,6 +112,9 @@ func TestDecompressionBomb(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range tests {
+		if tt.limit*2 > bombSize {
+			t.Fatalf("%s: Load may allocate %d bytes, too close to the bomb's %d to tell a bounded Load", tt.name, tt.limit, bombSize)
+		}
 		t.Run(tt.name, func(t *testing.T) {
 			data := withPayload(valid, tt.payload, tt.raw)
 			if err := mem.WriteFile(file, data); err != nil {
