@@ -207,10 +207,15 @@ func Restore(ctx context.Context, backup, dir string, opts RestoreOptions) (Rest
 
 // checkRestoreDir fails unless dir is absent, empty, or holds an
 // interrupted restore whose files are all provably its own (see
-// restartFiles).
+// restartFiles). A symbolic link to nothing is refused: the restore could
+// not create the directory.
 func checkRestoreDir(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
+		if fi, lerr := os.Lstat(dir); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			to, _ := os.Readlink(dir)
+			return fmt.Errorf("evlog: restore: %s is a symbolic link to %s, which does not exist: create the directory %s (the restore fills it), or restore into another directory", dir, to, to)
+		}
 		return nil
 	}
 	if err != nil {

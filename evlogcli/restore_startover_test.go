@@ -127,3 +127,28 @@ func TestSalvageStartOverRefusesAnotherLogsFiles(t *testing.T) {
 	}
 	t.Logf("%s", r.stderr)
 }
+
+// TestRestoreDanglingSymlink: DIR a symbolic link to a directory that does
+// not exist. restore --dry-run accepted it, and the restore then failed
+// creating the directory: the dry run must refuse it as the restore does.
+func TestRestoreDanglingSymlink(t *testing.T) {
+	tmp, src := sourceLog(t)
+	loadSource(t, src, 20)
+	backup := filepath.Join(tmp, "backup")
+	mustRun(t, "backup", src, backup)
+	dir := filepath.Join(tmp, "r")
+	if err := os.Symlink(filepath.Join(tmp, "nowhere"), dir); err != nil {
+		t.Fatal(err)
+	}
+	dry := run1(t, "restore", backup, dir, "--dry-run")
+	real := run1(t, "restore", backup, dir)
+	if dry.code != real.code {
+		t.Fatalf("restore --dry-run into a dangling symbolic link: exit %d (%s); the restore: exit %d (%s)", dry.code, dry.stdout+dry.stderr, real.code, real.stderr)
+	}
+	if real.code == 0 {
+		t.Fatalf("restore into a dangling symbolic link succeeded")
+	}
+	if !strings.Contains(real.stderr, "symbolic link") {
+		t.Errorf("the refusal does not say DIR is a dangling symbolic link: %s", real.stderr)
+	}
+}
