@@ -147,9 +147,11 @@ const (
 )
 
 // Restore restores the backup in the directory backup into dir, which
-// must be absent, empty, or hold an interrupted restore (which is started
-// over). The backup is checked first — its manifest, every file's size and
-// SHA-256, and every frame as it is copied — and a damaged one is refused
+// must be absent, empty (hidden files and a lost+found directory aside,
+// as for Open; they are left alone), or hold an interrupted restore (which
+// is started over, see startRestore). The backup is checked first — its
+// manifest, every file's size and SHA-256, and every frame as it is
+// copied — and a damaged one is refused
 // with the file and the reason (an error matching ErrNotABackup or
 // ErrBackupCorrupt): before anything is written, or, for a damaged frame
 // (a sealed segment is backed up as it is on disk), once what the restore
@@ -207,8 +209,9 @@ func Restore(ctx context.Context, backup, dir string, opts RestoreOptions) (Rest
 
 // checkRestoreDir fails unless dir is absent, empty, or holds an
 // interrupted restore whose files are all provably its own (see
-// restartFiles). A symbolic link to nothing is refused: the restore could
-// not create the directory.
+// restartFiles). Hidden files and lost+found do not count (as for Open):
+// a freshly mounted file system's root is empty. A symbolic link to
+// nothing is refused: the restore could not create the directory.
 func checkRestoreDir(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -223,7 +226,9 @@ func checkRestoreDir(dir string) error {
 	}
 	var names []string
 	for _, e := range entries {
-		names = append(names, e.Name())
+		if !ignoredDirEntry(e.Name(), e.IsDir()) {
+			names = append(names, e.Name())
+		}
 	}
 	if err := checkRestoreNames(dir, names); err != nil {
 		return err
@@ -247,15 +252,15 @@ func checkRestoreDir(dir string) error {
 func isRestoreMarker(n string) bool { return n == RestoreMarker || n == RestoreMarker+".tmp" }
 
 // checkRestoreNames is checkRestoreDir for dir holding the entries names:
-// it fails unless they are none (LOCK aside) or hold
+// it fails unless they are none (LOCK and ignored entries aside) or hold
 // the marker of an interrupted restore.
 func checkRestoreNames(dir string, names []string) error {
 	// The lock file a restore (or a writer) takes: alone, it holds nothing.
-	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == LockFile })
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == LockFile || ignoredDirEntry(n, false) })
 	if len(names) == 0 || slices.ContainsFunc(names, isRestoreMarker) {
 		return nil
 	}
-	return fmt.Errorf("evlog: restore: %s is not empty (it holds %q%s): restore into a new or empty directory", dir, names[0], moreSuffix(len(names)))
+	return fmt.Errorf("evlog: restore: %s is not empty (it holds %q%s): restore into a new or empty directory (hidden files and lost+found are allowed)", dir, names[0], moreSuffix(len(names)))
 }
 
 // restoreFS is Restore from the backup directory src into the directory

@@ -152,3 +152,31 @@ func TestRestoreDanglingSymlink(t *testing.T) {
 		t.Errorf("the refusal does not say DIR is a dangling symbolic link: %s", real.stderr)
 	}
 }
+
+// TestRestoreOntoFreshVolume: a freshly made file system's root holds
+// lost+found, and a directory may hold hidden files (.DS_Store). Open
+// takes such a directory for empty; restore refused it as not empty. It
+// must restore into it, leaving them alone.
+func TestRestoreOntoFreshVolume(t *testing.T) {
+	tmp, src := sourceLog(t)
+	loadSource(t, src, 20)
+	backup := filepath.Join(tmp, "backup")
+	mustRun(t, "backup", src, backup)
+	dir := filepath.Join(tmp, "volume")
+	if err := os.MkdirAll(filepath.Join(dir, "lost+found"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string][]byte{".DS_Store": []byte("x")})
+	for _, args := range [][]string{{"restore", backup, dir, "--dry-run"}, {"restore", backup, dir}} {
+		if r := run1(t, args...); r.code != 0 {
+			t.Fatalf("%s into a directory holding lost+found and a hidden file: exit %d: %s", strings.Join(args[3:], " "), r.code, r.stderr)
+		}
+	}
+	if got, want := mustRun(t, "dump", dir).stdout, mustRun(t, "dump", src).stdout; got != want {
+		t.Fatalf("restored dump differs:\n%s\nwant:\n%s", got, want)
+	}
+	checkKept(t, "restore", filepath.Join(dir, ".DS_Store"), []byte("x"))
+	if fi, err := os.Stat(filepath.Join(dir, "lost+found")); err != nil || !fi.IsDir() {
+		t.Fatalf("lost+found is gone (%v)", err)
+	}
+}
