@@ -2,6 +2,7 @@ package evlog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -274,12 +275,17 @@ func TestRestoreCrashLoop(t *testing.T) {
 // into the restored log.
 func TestRestoreCrashLoopPointInTime(t *testing.T) {
 	cs := newCrashSource(t)
-	whole := memRestore(t, cs)
+	whole := memRestoreOpts(t, cs, RestoreOptions{})
 	prefill := func(m *vfs.Mem) {
-		if err := whole(m); err != nil {
+		plan, err := whole(m)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := m.WriteFile(RestoreMarker, []byte("{}")); err != nil {
+		marker, err := json.Marshal(plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WriteFile(RestoreMarker, marker); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.SyncDir(); err != nil {

@@ -147,9 +147,11 @@ const (
 )
 
 // Restore restores the backup in the directory backup into dir, which
-// must be absent, empty, or hold an interrupted restore (which is started
-// over). The backup is checked first — its manifest, every file's size and
-// SHA-256, and every frame as it is copied — and a damaged one is refused
+// must be absent, empty (hidden files and a lost+found directory aside,
+// as for Open; they are left alone), or hold an interrupted restore (which
+// is started over, see startRestore). The backup is checked first — its
+// manifest, every file's size and SHA-256, and every frame as it is
+// copied — and a damaged one is refused
 // with the file and the reason (an error matching ErrNotABackup or
 // ErrBackupCorrupt): before anything is written, or, for a damaged frame
 // (a sealed segment is backed up as it is on disk), once what the restore
@@ -206,10 +208,17 @@ func Restore(ctx context.Context, backup, dir string, opts RestoreOptions) (Rest
 }
 
 // checkRestoreDir fails unless dir is absent, empty, or holds an
-// interrupted restore.
+// interrupted restore whose files are all provably its own (see
+// restartFiles). Hidden files and lost+found do not count (as for Open):
+// a freshly mounted file system's root is empty. A symbolic link to
+// nothing is refused: the restore could not create the directory.
 func checkRestoreDir(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
+		if fi, lerr := os.Lstat(dir); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			to, _ := os.Readlink(dir)
+			return fmt.Errorf("evlog: restore: %s is a symbolic link to %s, which does not exist: create the directory %s (the restore fills it), or restore into another directory", dir, to, to)
+		}
 		return nil
 	}
 	if err != nil {
@@ -217,25 +226,41 @@ func checkRestoreDir(dir string) error {
 	}
 	var names []string
 	for _, e := range entries {
-		names = append(names, e.Name())
+		if !ignoredDirEntry(e.Name(), e.IsDir()) {
+			names = append(names, e.Name())
+		}
 	}
-	return checkRestoreNames(dir, names)
-}
-
-// checkRestoreNames is checkRestoreDir for dir holding the entries names.
-func checkRestoreNames(dir string, names []string) error {
-	marker := false
-	// The lock file a restore (or a writer) takes: alone, it holds nothing.
-	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == LockFile })
-	for _, n := range names {
-		// The marker, or its temporary: a restore killed while writing
-		// the marker wrote nothing else.
-		marker = marker || n == RestoreMarker || n == RestoreMarker+".tmp"
+	if err := checkRestoreNames(dir, names); err != nil {
+		return err
 	}
-	if len(names) == 0 || marker {
+	if !slices.ContainsFunc(names, isRestoreMarker) {
 		return nil
 	}
-	return fmt.Errorf("evlog: restore: %s is not empty (it holds %q%s): restore into a new or empty directory", dir, names[0], moreSuffix(len(names)))
+	// An interrupted restore: a dry run refuses what the restore would.
+	fsys, err := vfs.OpenOS(dir)
+	if err != nil {
+		return fmt.Errorf("evlog: restore: reading %s: %w", dir, err)
+	}
+	defer fsys.Close()
+	if names, err = fsys.List(); err != nil {
+		return fmt.Errorf("evlog: restore: listing %s: %w", dir, err)
+	}
+	_, err = restartFiles(fsys, dir, names)
+	return err
+}
+
+func isRestoreMarker(n string) bool { return n == RestoreMarker || n == RestoreMarker+".tmp" }
+
+// checkRestoreNames is checkRestoreDir for dir holding the entries names:
+// it fails unless they are none (LOCK and ignored entries aside) or hold
+// the marker of an interrupted restore.
+func checkRestoreNames(dir string, names []string) error {
+	// The lock file a restore (or a writer) takes: alone, it holds nothing.
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == LockFile || ignoredDirEntry(n, false) })
+	if len(names) == 0 || slices.ContainsFunc(names, isRestoreMarker) {
+		return nil
+	}
+	return fmt.Errorf("evlog: restore: %s is not empty (it holds %q%s): restore into a new or empty directory (hidden files and lost+found are allowed)", dir, names[0], moreSuffix(len(names)))
 }
 
 // restoreFS is Restore from the backup directory src into the directory
@@ -327,7 +352,10 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 		return *plan, err
 	}
 	plan.NewLogID = id.String()
-	if err := startRestore(dst, plan); err != nil {
+	if err := startRestore(dst, dir, plan); err != nil {
+		if _, ok := errors.AsType[*StartOverError](err); ok {
+			return *plan, err
+		}
 		return *plan, fmt.Errorf("evlog: restore into %s: %w", dir, err)
 	}
 	var written []string
@@ -365,22 +393,36 @@ func restoreFS(ctx context.Context, src vfs.FS, backup string, openDst func() (v
 }
 
 // startRestore empties dst of an interrupted restore's files and writes
-// the marker (with the plan, for whoever finds it). An interrupted
-// restore's marker is never removed, only replaced by the new one (an
-// atomic rename) once every other file of it is gone: killed at any
-// point, startRestore leaves a directory that still holds the marker (or
-// nothing), which the next restore accepts. (Removing it in listing order
-// removed it before snapshots named a… to f…, which sort after it.)
-func startRestore(dst vfs.FS, plan *RestorePlan) error {
+// the marker (with the plan, for whoever finds it). It removes only files
+// provably that restore's (restartFiles: those its plan lists whose
+// header carries its new log ID, their temporaries), and nothing at all
+// when any other file is there: a marker beside another log's files
+// (copied in by hand, a directory reused) must not cost them. An
+// interrupted restore's marker is never removed, only replaced by the new
+// one (an atomic rename) once every other file of it is gone, durably:
+// killed at any point, startRestore leaves a directory that still holds
+// the marker (or nothing), which the next restore accepts. (Removing it
+// in listing order removed it before snapshots named a… to f…, which sort
+// after it.)
+func startRestore(dst vfs.FS, dir string, plan *RestorePlan) error {
 	names, err := dst.List()
 	if err != nil {
 		return err
 	}
-	for _, n := range names {
-		if n != RestoreMarker && (n == RestoreMarker+".tmp" || backupFileName(n)) {
-			if err := dst.Remove(n); err != nil {
-				return err
-			}
+	remove, err := restartFiles(dst, dir, names)
+	if err != nil {
+		return err
+	}
+	for _, n := range remove {
+		if err := dst.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if len(remove) > 0 {
+		// Gone before the new marker (with another log ID) replaces the
+		// old one: never the new marker beside the old restore's files.
+		if err := dst.SyncDir(); err != nil {
+			return err
 		}
 	}
 	b, err := json.MarshalIndent(plan, "", "  ")
@@ -409,9 +451,13 @@ func undoRestore(dst vfs.FS, names []string) error {
 	return dst.SyncDir()
 }
 
-// writeRestored creates name in dst, fills it with write, and fsyncs it.
+// writeRestored creates name in dst, filled by write and fsynced, under
+// a temporary name (name+".tmp") renamed to name once complete: a file
+// under its own name always has its whole header, which a restore
+// starting over checks before it removes the file.
 func writeRestored(dst vfs.FS, name string, write func(io.Writer) error) error {
-	f, err := dst.Create(name)
+	tmp := name + ".tmp"
+	f, err := dst.Create(tmp)
 	if err != nil {
 		return err
 	}
@@ -421,6 +467,14 @@ func writeRestored(dst vfs.FS, name string, write func(io.Writer) error) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = dst.RenameNoReplace(tmp, name)
+	}
+	if err != nil {
+		if rerr := dst.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package evlog
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -14,23 +15,39 @@ import (
 // interrupted restore first removes that restore's files. Killed or
 // crashed at any op of that (or later), it must leave a directory a third
 // restore accepts — one still holding RestoreMarker, or empty — and that
-// restore completes. The interrupted restore here holds snapshot files
-// named a… and f…, which sort after RESTORING: removing files in listing
+// restore completes. The interrupted restore here holds (temporaries of)
+// snapshot files named a… and f…, which sort after RESTORING: removing files in listing
 // order removed the marker before them, and a kill then left stray
 // snapshots and no marker ("not empty").
 func TestRestoreStartOverKeepsMarker(t *testing.T) {
 	cs := newCrashSource(t)
-	restore := memRestore(t, cs)
+	restoreOpts := memRestoreOpts(t, cs, RestoreOptions{})
+	restore := func(dst vfs.FS) error {
+		_, err := restoreOpts(dst)
+		return err
+	}
 	// The interrupted restore: every file written, the marker not yet
-	// removed; plus snapshots sorting after the marker.
+	// removed; plus the temporaries of snapshots of its plan that sort
+	// after the marker. (A restore starting over removes only files its
+	// marker proves the interrupted restore's.)
 	interrupted := vfs.NewMem()
-	if err := restore(interrupted); err != nil {
+	plan, err := restoreOpts(interrupted)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{RestoreMarker, "aaaaaaaaaaaaaaaa-00000000000000000007.snap", "ffffffffffffffff-00000000000000000009.snap"} {
-		if err := interrupted.WriteFile(name, []byte("x")); err != nil {
+	later := []string{"aaaaaaaaaaaaaaaa-00000000000000000007.snap", "ffffffffffffffff-00000000000000000009.snap"}
+	for _, name := range later {
+		plan.Files = append(plan.Files, RestoreFile{Name: name, Kind: kindSnapshot, Action: actionCopy})
+		if err := interrupted.WriteFile(name+".tmp", []byte("x")); err != nil {
 			t.Fatal(err)
 		}
+	}
+	marker, err := json.Marshal(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := interrupted.WriteFile(RestoreMarker, marker); err != nil {
+		t.Fatal(err)
 	}
 	if err := interrupted.SyncDir(); err != nil {
 		t.Fatal(err)

@@ -11,11 +11,13 @@ import (
 
 const restoreAbout = `
 Restores the backup in BACKUP (taken with evlogctl backup) into DIR, which
-must be absent or empty (or hold an interrupted restore, which is started
-over). The backup is checked first — its MANIFEST, every file's size and
-SHA-256, every record — and a damaged one, or a directory that is not a
-complete backup, is refused with the file and the reason before anything
-is written.
+must be absent or empty (hidden files and lost+found are left alone), or
+hold an interrupted restore, which is started over: only files that
+restore provably wrote are removed, and beside any other log file the
+restore refuses, naming it. The backup is checked first — its MANIFEST,
+every file's size and SHA-256, every record — and a damaged one, or a
+directory that is not a complete backup, is refused with the file and the
+reason before anything is written.
 
 Without a target the restored log ends where the backup does. --to-seq N
 ends it at the last batch boundary at or before seq N; --to-time T at the

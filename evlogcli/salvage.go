@@ -56,7 +56,9 @@ DIR is only read, by segment-level code that never modifies, creates or
 locks anything in it. NEWDIR is written with the writer lock. A SALVAGING
 file in NEWDIR marks a salvage not yet complete: every command refuses
 NEWDIR while it is there, and a salvage killed midway is started over
-when it is run again.`
+when it is run again: it removes only the files whose header carries the
+log ID SALVAGING records (and their checkpoints and temporaries), and
+beside any other log file it refuses, naming it.`
 
 // salvageCmd is "evlogctl salvage".
 type salvageCmd struct {

@@ -1,9 +1,11 @@
 package evlogcli
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // An interrupted salvage. Salvage writes evlog.SalvageMarker into NEWDIR
@@ -84,10 +87,15 @@ func unmarkSalvage(dst string) error {
 // restartSalvage empties dst of an interrupted salvage, if it holds one
 // (the marker or its temporary): under dst's lock (a salvage still
 // running into it makes this fail), it removes the files of the log the
-// salvage wrote — segments, checkpoints, snapshots and their
-// temporaries — then the marker, each step made durable, so that killed
-// at any point it leaves the marker until nothing else of that salvage is
-// left. Files that are not a log's are left alone.
+// salvage wrote — segments and snapshots whose header carries the log ID
+// the marker records, the checkpoints of those segments, and temporaries
+// of them — then the marker, each step made durable, so that killed at
+// any point it leaves the marker until nothing else of that salvage is
+// left. It checks every file before it removes any: a file named like a
+// log's that it cannot prove the salvage's (another log's, copied in
+// beside the marker or left in a reused directory) refuses the restart
+// with an *evlog.StartOverError naming it, and nothing is removed. Files
+// that are not a log's are left alone.
 func restartSalvage(dst string) error {
 	names, err := listDir(dst)
 	if err != nil || !slices.ContainsFunc(names, isSalvageMarker) {
@@ -109,10 +117,11 @@ func restartSalvage(dst string) error {
 	if names, err = fsys.List(); err != nil {
 		return err
 	}
-	for _, n := range names {
-		if isSalvageMarker(n) || n == evlog.LockFile || !salvagedLogFile(n) {
-			continue
-		}
+	remove, err := salvageRestartFiles(fsys, dst, names)
+	if err != nil {
+		return err
+	}
+	for _, n := range remove {
 		if err := fsys.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("removing %s of an interrupted salvage from %s: %w", n, dst, err)
 		}
@@ -126,6 +135,144 @@ func restartSalvage(dst string) error {
 		}
 	}
 	return fsys.SyncDir()
+}
+
+// salvageRestartFiles returns the files of fsys (dst, listed as names)
+// that the interrupted salvage whose marker it holds wrote (see
+// restartSalvage), or a *evlog.StartOverError naming the first log file
+// it cannot prove that salvage's. With only the marker's temporary, and
+// that unreadable (killed writing it, before the first event was
+// copied), it returns none: the log in dst, if any, holds no event of
+// the salvage, and the salvage's own checks (an empty log, or none)
+// decide whether dst can take it.
+func salvageRestartFiles(fsys vfs.FS, dst string, names []string) ([]string, error) {
+	marker := evlog.SalvageMarker
+	if !slices.Contains(names, marker) {
+		marker += ".tmp"
+	}
+	var m salvageMarkerJSON
+	var id segment.LogID
+	b, err := readMarkerFile(fsys, marker)
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err == nil {
+		err = parseSegLogID(m.LogID, &id)
+	}
+	if err != nil {
+		if marker != evlog.SalvageMarker {
+			return nil, nil
+		}
+		return nil, &evlog.StartOverError{Dir: dst, Marker: marker, File: marker,
+			Reason: fmt.Sprintf("it cannot be read (%v), so which files the interrupted salvage wrote is unknown", err)}
+	}
+	ours := map[string]bool{}
+	var ckpts, remove []string
+	for _, n := range names {
+		if isSalvageMarker(n) || n == evlog.LockFile || !salvagedLogFile(n) {
+			continue
+		}
+		base, tmp := strings.CutSuffix(n, segment.TempExt)
+		if _, ok := segment.CheckpointSegment(base); ok {
+			ckpts = append(ckpts, n) // judged by its segment, below
+			continue
+		}
+		kind := "segment"
+		if strings.HasSuffix(base, ".snap") {
+			kind = "snapshot"
+		}
+		got, size, err := headerLogID(fsys, n, kind)
+		switch {
+		case err == nil && got == id:
+			ours[n] = true
+			remove = append(remove, n)
+			continue
+		case tmp && size == 0 && err != nil && !errors.Is(err, errNotRegular):
+			// A temporary created and never written: it holds nothing.
+			remove = append(remove, n)
+			continue
+		}
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+		} else {
+			reason = fmt.Sprintf("its header carries log ID %s, the interrupted salvage's is %s", got, id)
+		}
+		return nil, &evlog.StartOverError{Dir: dst, Marker: marker, File: n, Reason: reason}
+	}
+	for _, n := range ckpts {
+		base, _ := strings.CutSuffix(n, segment.TempExt)
+		seg, _ := segment.CheckpointSegment(base)
+		if !ours[seg] {
+			return nil, &evlog.StartOverError{Dir: dst, Marker: marker, File: n,
+				Reason: fmt.Sprintf("it is the checkpoint of %s, which is not a segment of the interrupted salvage's log (%s) in %s", seg, id, dst)}
+		}
+		remove = append(remove, n)
+	}
+	return remove, nil
+}
+
+var errNotRegular = errors.New("not a regular file")
+
+// headerLogID returns the log ID in the header of the file name of fsys,
+// a segment or (kind "snapshot") a snapshot, and the file's size.
+func headerLogID(fsys vfs.FS, name, kind string) (segment.LogID, int64, error) {
+	info, err := fsys.Lstat(name)
+	if err != nil {
+		return segment.LogID{}, 0, err
+	}
+	if !info.Regular() {
+		return segment.LogID{}, 0, fmt.Errorf("it is a %s, %w", vfs.TypeName(info.Mode), errNotRegular)
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return segment.LogID{}, info.Size, err
+	}
+	defer f.Close()
+	if kind == "snapshot" {
+		sm, err := snapshot.ReadMeta(name, f, info.Size)
+		if err != nil {
+			return segment.LogID{}, info.Size, fmt.Errorf("its snapshot header cannot be read: %w", err)
+		}
+		return sm.LogID, info.Size, nil
+	}
+	b := make([]byte, min(info.Size, segment.HeaderSize))
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return segment.LogID{}, info.Size, err
+	}
+	h, err := segment.DecodeHeader(b)
+	if err != nil {
+		return segment.LogID{}, info.Size, fmt.Errorf("its segment header cannot be read: %v", err)
+	}
+	return h.LogID, info.Size, nil
+}
+
+// readMarkerFile reads the marker name of fsys (a small regular file).
+func readMarkerFile(fsys vfs.FS, name string) ([]byte, error) {
+	const maxMarker = 1 << 20
+	info, err := fsys.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Regular() || info.Size > maxMarker {
+		return nil, fmt.Errorf("not a regular file of at most %d bytes", maxMarker)
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxMarker))
+}
+
+// parseSegLogID parses a log ID written as 32 hex digits into id.
+func parseSegLogID(s string, id *segment.LogID) error {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return fmt.Errorf("log ID %q is not %d hex bytes", s, len(id))
+	}
+	copy(id[:], b)
+	return nil
 }
 
 func isSalvageMarker(n string) bool {
