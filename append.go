@@ -148,12 +148,26 @@ func (l *Log) appendBatch(ctx context.Context, batch []AppendRequest, copied boo
 	return r.pos, nil
 }
 
-// Sync makes every event appended so far durable (under any SyncMode).
+// Sync makes every event appended so far durable (under any SyncMode),
+// and writes (and fsyncs) a mark that an earlier lack of space skipped.
 func (l *Log) Sync(ctx context.Context) error {
 	if l.readOnly {
 		return ErrReadOnly
 	}
 	r := &request{sync: true, done: make(chan struct{})}
+	return l.w.submit(ctx, r)
+}
+
+// syncMarked is Sync for syncThrough and Subscription.Ack: it also makes
+// sure the last group's mark is on disk (and fsynced), so that a reader in
+// another process serves every event appended so far, also after a power
+// loss, and fails (matching syscall.ENOSPC) when that mark cannot be
+// written.
+func (l *Log) syncMarked(ctx context.Context) error {
+	if l.readOnly {
+		return ErrReadOnly
+	}
+	r := &request{sync: true, marked: true, done: make(chan struct{})}
 	return l.w.submit(ctx, r)
 }
 

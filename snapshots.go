@@ -76,7 +76,7 @@ func (l *Log) syncThrough(ctx context.Context, seq uint64) error {
 	if l.servedAfterPowerLoss(seq) {
 		return nil
 	}
-	return l.Sync(ctx)
+	return l.syncMarked(ctx)
 }
 
 // servedAfterPowerLoss reports whether a reader in another process

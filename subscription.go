@@ -259,7 +259,7 @@ func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
 	// would list a position past the end of the log it serves (see
 	// syncThrough, the same rule for snapshots).
 	if !s.l.servedAfterPowerLoss(seq) {
-		if err := s.l.Sync(ctx); err != nil {
+		if err := s.l.syncMarked(ctx); err != nil {
 			return fmt.Errorf("evlog: acknowledging subscription %q: making the log durable first: %w", s.name, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -19,6 +20,10 @@ type request struct {
 	size   int         // upper bound of the encoded size (typed: once staged)
 	events int
 	sync   bool // a Sync call: no events
+	// marked, with sync: the call needs the last group's mark on disk
+	// too (syncThrough, Subscription.Ack), and fails if it cannot be
+	// written (see writer.remark).
+	marked bool
 	// noIDs: no event carries an ID (the appender checked), so the
 	// writer's ID check (dedupe.go) skips the request. The zero value
 	// has the writer look.
@@ -291,10 +296,15 @@ func (w *writer) take(r *request) {
 	}
 	if r.sync {
 		w.flush()
+		w.remark()
 		if w.failed == nil && w.end > w.durable {
 			w.fsync()
 		}
-		r.finish(w.failed)
+		err := w.failed
+		if err == nil && r.marked && w.unmarked() {
+			err = fmt.Errorf("evlog: no space left to record in a mark of %s that its last group is durable; a reader in another process does not serve that group until a mark does: free space and retry: %w", w.name, syscall.ENOSPC)
+		}
+		r.finish(err)
 		return
 	}
 	if !noDedupe && !r.noIDs && w.dedupe(r) { // a retry, or a duplicate ID (dedupe.go)
@@ -341,6 +351,29 @@ func (w *writer) take(r *request) {
 	}
 	if len(w.buf) >= flushThreshold {
 		w.flush()
+	}
+}
+
+// unmarked reports whether, under SyncAlways, frames of the active segment
+// are durable but recorded so by no mark: a mark write that ran out of
+// space was skipped (writeMark), and a reader in another process does not
+// serve the group until a mark records it.
+func (w *writer) unmarked() bool {
+	return w.opts.Sync == SyncAlways && w.header.Version >= 2 && w.markEnd < w.end && w.durable == w.end
+}
+
+// remark writes the mark a write that ran out of space skipped (the
+// frames are durable; see writeMark), for a Sync: the fsync after it makes
+// it durable. Without it a Sync after such a skip found nothing written
+// since the last fsync and returned with no mark on disk, and a snapshot
+// Save or Subscription.Ack (syncThrough, servedAfterPowerLoss) recorded a
+// seq that a reader in another process does not serve.
+func (w *writer) remark() {
+	if w.failed != nil || w.header.Version < 2 || w.markEnd >= w.end || w.durable != w.end {
+		return
+	}
+	if err := w.mark(); err != nil {
+		w.fail(err)
 	}
 }
 

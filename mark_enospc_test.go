@@ -1,0 +1,121 @@
+package evlog
+
+import (
+	"errors"
+	"math/rand/v2"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
+)
+
+// TestSyncAfterSkippedMark: under SyncAlways a mark whose write runs out
+// of space is skipped (the group is durable; "the next mark records it"),
+// so a reader in another process does not serve that group until a later
+// mark does. A snapshot Save and a Subscription.Ack of the group call
+// Sync to make that mark durable (syncThrough, servedAfterPowerLoss), but
+// Sync fsynced only when something was written since the last fsync, and
+// the skipped mark left nothing: the Save and the Ack succeeded with no
+// mark at all, a snapshot and a position past the end of the log such a
+// reader serves, even without a power loss. Sync must write the mark a
+// failed write skipped, and fsync it.
+func TestSyncAfterSkippedMark(t *testing.T) {
+	for _, what := range []string{"snapshot", "ack"} {
+		t.Run(what, func(t *testing.T) {
+			mem := vfs.NewMem()
+			var failMark atomic.Bool
+			fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+				if isSegmentWrite(op) && op.Len == segment.MarkFrameSize && failMark.CompareAndSwap(true, false) {
+					return vfs.ENOSPC(op.Name)
+				}
+				return nil
+			})
+			opts := Options{Sync: SyncAlways}
+			l := openMem(t, fsys, opts)
+			defer l.Close()
+			appendN(t, l, "s", 2)
+			failMark.Store(true)
+			appendN(t, l, "s", 1) // its group is durable, its mark skipped
+			if failMark.Load() {
+				t.Fatal("no mark write failed: the test does not test what it claims")
+			}
+			n := l.LastSeq()
+			switch what {
+			case "snapshot":
+				saveSnap(t, l, mustSnapshots(t, l), n)
+			case "ack":
+				sub, err := l.Subscription("sub", Filter{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := sub.Ack(t.Context(), n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, c := range []struct {
+				name string
+				fs   vfs.FS
+			}{
+				{"beside the writer", mem.Clone()},
+				{"after a power loss", mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2)))},
+			} {
+				ro, err := openFS(vfs.ReadOnly(c.fs), opts, true)
+				if err != nil {
+					t.Fatalf("%s: read-only open: %v", c.name, err)
+				}
+				if got := ro.LastSeq(); got < n {
+					t.Errorf("%s: a read-only open serves up to seq %d, but the %s was saved at %d", c.name, got, what, n)
+				}
+				ro.Close()
+			}
+		})
+	}
+}
+
+// TestAckFailsWhenTheMarkCannotBeWritten: when the mark a Sync writes
+// again runs out of space too, an Ack (and a snapshot Save, which shares
+// syncThrough's path) must fail, matching syscall.ENOSPC, rather than
+// record a position a reader in another process does not serve; once
+// space is freed the Ack succeeds. On the old code the Ack succeeded at
+// once.
+func TestAckFailsWhenTheMarkCannotBeWritten(t *testing.T) {
+	mem := vfs.NewMem()
+	var failMarks atomic.Int32
+	fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+		if isSegmentWrite(op) && op.Len == segment.MarkFrameSize && failMarks.Add(-1) >= 0 {
+			return vfs.ENOSPC(op.Name)
+		}
+		return nil
+	})
+	opts := Options{Sync: SyncAlways}
+	l := openMem(t, fsys, opts)
+	defer l.Close()
+	appendN(t, l, "s", 2)
+	failMarks.Store(2) // the group's mark, and the one Ack's Sync writes again
+	appendN(t, l, "s", 1)
+	n := l.LastSeq()
+	sub, err := l.Subscription("sub", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sub.Ack(t.Context(), n)
+	if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrWriterFailed) {
+		t.Fatalf("Ack with no space for the mark: %v; want an ENOSPC error, the writer still usable", err)
+	}
+	if failMarks.Load() > 0 {
+		t.Fatal("fewer than two mark writes failed: the test does not test what it claims")
+	}
+	if err := sub.Ack(t.Context(), n); err != nil {
+		t.Fatalf("Ack once space is freed: %v", err)
+	}
+	ro, err := openFS(vfs.ReadOnly(mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2)))), opts, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if got := ro.LastSeq(); got < n {
+		t.Errorf("after a power loss a read-only open serves up to seq %d, but the Ack was of %d", got, n)
+	}
+}
