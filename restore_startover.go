@@ -4,12 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
+	"github.com/evlog/evlog/internal/filehead"
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
-	"github.com/evlog/evlog/snapshot"
 )
 
 // ErrStartOverRefused is matched by the error of a restore (and of
@@ -66,7 +65,7 @@ func restartFiles(fsys vfs.FS, dir string, names []string) ([]string, error) {
 		bad := func(reason string) error {
 			return &StartOverError{Dir: dir, Marker: marker, File: marker, Reason: reason + " (it cannot tell which files the interrupted restore wrote)"}
 		}
-		b, err := readMarker(fsys, RestoreMarker, maxMarkerSize)
+		b, err := filehead.ReadMarker(fsys, RestoreMarker, maxMarkerSize)
 		if err != nil {
 			return nil, bad(err.Error())
 		}
@@ -112,7 +111,7 @@ func restartFiles(fsys vfs.FS, dir string, names []string) ([]string, error) {
 			remove = append(remove, n) // the temporary of a file of the plan
 			continue
 		}
-		got, err := fileLogID(fsys, n, kind)
+		got, _, err := filehead.LogID(fsys, n, kind == kindSnapshot)
 		if err != nil {
 			return nil, refuse(err.Error())
 		}
@@ -122,60 +121,4 @@ func restartFiles(fsys vfs.FS, dir string, names []string) ([]string, error) {
 		remove = append(remove, n)
 	}
 	return remove, nil
-}
-
-// fileLogID returns the log ID in the header of the regular file name of
-// fsys, a segment or (kind kindSnapshot) a snapshot.
-func fileLogID(fsys vfs.FS, name, kind string) (segment.LogID, error) {
-	info, err := fsys.Lstat(name)
-	if err != nil {
-		return segment.LogID{}, err
-	}
-	if !info.Regular() {
-		return segment.LogID{}, fmt.Errorf("it is a %s, not a regular file", vfs.TypeName(info.Mode))
-	}
-	f, err := fsys.Open(name)
-	if err != nil {
-		return segment.LogID{}, err
-	}
-	defer f.Close()
-	if kind == kindSnapshot {
-		m, err := snapshot.ReadMeta(name, f, info.Size)
-		if err != nil {
-			return segment.LogID{}, fmt.Errorf("its snapshot header cannot be read: %w", err)
-		}
-		return m.LogID, nil
-	}
-	b := make([]byte, segment.HeaderSize)
-	if n, err := f.ReadAt(b, 0); err != nil && !(errors.Is(err, io.EOF) && n == len(b)) {
-		if !errors.Is(err, io.EOF) {
-			return segment.LogID{}, err
-		}
-		b = b[:n]
-	}
-	h, err := segment.DecodeHeader(b)
-	if err != nil {
-		return segment.LogID{}, fmt.Errorf("its segment header cannot be read: %v", err)
-	}
-	return h.LogID, nil
-}
-
-// readMarker reads the marker file name of fsys, at most max bytes long.
-func readMarker(fsys vfs.FS, name string, max int64) ([]byte, error) {
-	info, err := fsys.Lstat(name)
-	if err != nil {
-		return nil, err
-	}
-	if !info.Regular() {
-		return nil, fmt.Errorf("it is a %s, not a regular file", vfs.TypeName(info.Mode))
-	}
-	if info.Size > max {
-		return nil, fmt.Errorf("it is %d bytes, more than any marker (%d)", info.Size, max)
-	}
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, max))
 }

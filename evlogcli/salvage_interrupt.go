@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"slices"
 	"strings"
 
 	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/internal/filehead"
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
-	"github.com/evlog/evlog/snapshot"
 )
 
 // An interrupted salvage. Salvage writes evlog.SalvageMarker into NEWDIR
@@ -152,7 +151,7 @@ func salvageRestartFiles(fsys vfs.FS, dst string, names []string) ([]string, err
 	}
 	var m salvageMarkerJSON
 	var id segment.LogID
-	b, err := readMarkerFile(fsys, marker)
+	b, err := filehead.ReadMarker(fsys, marker, 1<<20)
 	if err == nil {
 		err = json.Unmarshal(b, &m)
 	}
@@ -181,13 +180,13 @@ func salvageRestartFiles(fsys vfs.FS, dst string, names []string) ([]string, err
 		if strings.HasSuffix(base, ".snap") {
 			kind = "snapshot"
 		}
-		got, size, err := headerLogID(fsys, n, kind)
+		got, size, err := filehead.LogID(fsys, n, kind == "snapshot")
 		switch {
 		case err == nil && got == id:
 			ours[n] = true
 			remove = append(remove, n)
 			continue
-		case tmp && size == 0 && err != nil && !errors.Is(err, errNotRegular):
+		case tmp && size == 0 && err != nil && !errors.Is(err, filehead.ErrNotRegular):
 			// A temporary created and never written: it holds nothing.
 			remove = append(remove, n)
 			continue
@@ -210,59 +209,6 @@ func salvageRestartFiles(fsys vfs.FS, dst string, names []string) ([]string, err
 		remove = append(remove, n)
 	}
 	return remove, nil
-}
-
-var errNotRegular = errors.New("not a regular file")
-
-// headerLogID returns the log ID in the header of the file name of fsys,
-// a segment or (kind "snapshot") a snapshot, and the file's size.
-func headerLogID(fsys vfs.FS, name, kind string) (segment.LogID, int64, error) {
-	info, err := fsys.Lstat(name)
-	if err != nil {
-		return segment.LogID{}, 0, err
-	}
-	if !info.Regular() {
-		return segment.LogID{}, 0, fmt.Errorf("it is a %s, %w", vfs.TypeName(info.Mode), errNotRegular)
-	}
-	f, err := fsys.Open(name)
-	if err != nil {
-		return segment.LogID{}, info.Size, err
-	}
-	defer f.Close()
-	if kind == "snapshot" {
-		sm, err := snapshot.ReadMeta(name, f, info.Size)
-		if err != nil {
-			return segment.LogID{}, info.Size, fmt.Errorf("its snapshot header cannot be read: %w", err)
-		}
-		return sm.LogID, info.Size, nil
-	}
-	b := make([]byte, min(info.Size, segment.HeaderSize))
-	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return segment.LogID{}, info.Size, err
-	}
-	h, err := segment.DecodeHeader(b)
-	if err != nil {
-		return segment.LogID{}, info.Size, fmt.Errorf("its segment header cannot be read: %v", err)
-	}
-	return h.LogID, info.Size, nil
-}
-
-// readMarkerFile reads the marker name of fsys (a small regular file).
-func readMarkerFile(fsys vfs.FS, name string) ([]byte, error) {
-	const maxMarker = 1 << 20
-	info, err := fsys.Lstat(name)
-	if err != nil {
-		return nil, err
-	}
-	if !info.Regular() || info.Size > maxMarker {
-		return nil, fmt.Errorf("not a regular file of at most %d bytes", maxMarker)
-	}
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, maxMarker))
 }
 
 // parseSegLogID parses a log ID written as 32 hex digits into id.
