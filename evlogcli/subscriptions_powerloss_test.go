@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evlog/evlog"
-	"github.com/evlog/evlog/internal/testhook"
 	"github.com/evlog/evlog/internal/vfs"
 )
 
@@ -27,19 +26,7 @@ import (
 // listing is no error: it shows the position and warns on stderr.
 func TestSubscriptionsAfterPowerLoss(t *testing.T) {
 	ctx := t.Context()
-	mem := vfs.NewMem()
-	opened, err := testhook.Open(mem, evlog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := opened.(*evlog.Log)
-	defer l.Close()
-	ev := evlog.Envelope{Type: "t", Data: []byte{0xc0}}
-	for range 3 {
-		if _, err := l.Append(ctx, "s", evlog.ExpectAny, ev); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mem, l, _ := threeGroups(t)
 	markLost := mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2))) // the third group's mark not durable
 	sub, err := l.Subscription("sub", evlog.Filter{})
 	if err != nil {

@@ -26,19 +26,7 @@ import (
 // (2)" (exit 1) on this healthy log, and state fell back from it.
 func TestVerifySnapshotAfterPowerLoss(t *testing.T) {
 	ctx := t.Context()
-	mem := vfs.NewMem()
-	opened, err := testhook.Open(mem, evlog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := opened.(*evlog.Log)
-	defer l.Close()
-	ev := evlog.Envelope{Type: "t", Data: []byte{0xc0}}
-	for range 3 {
-		if _, err := l.Append(ctx, "s", evlog.ExpectAny, ev); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mem, l, _ := threeGroups(t)
 	store, err := l.Snapshots()
 	if err != nil {
 		t.Fatal(err)
@@ -74,23 +62,7 @@ func TestVerifySnapshotAfterPowerLoss(t *testing.T) {
 // end of the log (2)" (exit 1).
 func TestVerifySnapshotPastDurableMark(t *testing.T) {
 	ctx := t.Context()
-	mem := vfs.NewMem()
-	opened, err := testhook.Open(mem, evlog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := opened.(*evlog.Log)
-	defer l.Close()
-	ev := evlog.Envelope{Type: "t", Data: []byte{0xc0}}
-	var twoGroups *vfs.Mem
-	for i := range 3 {
-		if i == 2 {
-			twoGroups = mem.Clone() // the third group never written
-		}
-		if _, err := l.Append(ctx, "s", evlog.ExpectAny, ev); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mem, l, twoGroups := threeGroups(t)
 	markLost := mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2))) // the third group's mark not durable
 	store, err := l.Snapshots()
 	if err != nil {
@@ -164,4 +136,28 @@ func copyMem(t *testing.T, mem *vfs.Mem, dir string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// threeGroups opens a SyncAlways log on a Mem FS (closed at the test's
+// end) and appends three single-event groups to stream s; twoGroups is
+// the FS as it was before the third was written.
+func threeGroups(t *testing.T) (mem *vfs.Mem, l *evlog.Log, twoGroups *vfs.Mem) {
+	t.Helper()
+	mem = vfs.NewMem()
+	opened, err := testhook.Open(mem, evlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l = opened.(*evlog.Log)
+	t.Cleanup(func() { l.Close() })
+	ev := evlog.Envelope{Type: "t", Data: []byte{0xc0}}
+	for i := range 3 {
+		if i == 2 {
+			twoGroups = mem.Clone() // the third group never written
+		}
+		if _, err := l.Append(t.Context(), "s", evlog.ExpectAny, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mem, l, twoGroups
 }
