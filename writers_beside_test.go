@@ -699,48 +699,6 @@ func TestReadAPIsInterleavedWithWriter(t *testing.T) {
 	}
 }
 
-// splitWrites is an FS whose files write in pieces of at most n bytes,
-// one Write of the FS below each: what a reader in another process may
-// see of a write in progress (a write is not atomic to a concurrent
-// reader). Put a Faulty below it to stop the writer between the pieces.
-type splitWrites struct {
-	vfs.FS
-	n int
-}
-
-func (s splitWrites) Create(name string) (vfs.File, error) {
-	f, err := s.FS.Create(name)
-	if err != nil {
-		return nil, err
-	}
-	return splitFile{File: f, n: s.n}, nil
-}
-
-func (s splitWrites) OpenReadWrite(name string) (vfs.File, error) {
-	f, err := s.FS.OpenReadWrite(name)
-	if err != nil {
-		return nil, err
-	}
-	return splitFile{File: f, n: s.n}, nil
-}
-
-type splitFile struct {
-	vfs.File
-	n int
-}
-
-func (f splitFile) Write(p []byte) (int, error) {
-	done := 0
-	for done < len(p) {
-		k, err := f.File.Write(p[done:min(len(p), done+f.n)])
-		done += k
-		if err != nil {
-			return done, err
-		}
-	}
-	return done, nil
-}
-
 // TestReadersAtEveryPieceOfAWrite: a write reaches a reader in another
 // process in pieces. The writer's writes are split in pieces of 13 bytes
 // (a frame header, a commit frame, a durability mark, a segment header
@@ -755,12 +713,12 @@ func TestReadersAtEveryPieceOfAWrite(t *testing.T) {
 	mem := vfs.NewMem()
 	c := newBesideChecker(t, mem, func(_ uint64, s string) bool { return s == "gone-1" })
 	var armed atomic.Bool
-	wfs := splitWrites{FS: vfs.NewFaulty(mem, func(op vfs.Op) error {
+	wfs := vfs.SplitWrites{FS: vfs.NewFaulty(mem, func(op vfs.Op) error {
 		if armed.Load() && op.Kind == vfs.OpWrite {
 			c.check(op)
 		}
 		return nil
-	}), n: 13}
+	}), N: 13}
 	opts := Options{SegmentSize: MinSegmentSize, Clock: fakeClock(t0, time.Millisecond)}
 	w := openMem(t, wfs, opts)
 	defer func() { w.Close() }()

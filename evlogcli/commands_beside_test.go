@@ -119,12 +119,12 @@ func TestCommandsAtEveryWriterOp(t *testing.T) {
 			}
 		}
 	}
-	wfs := splitWrites{FS: vfs.NewFaulty(osfs, func(op vfs.Op) error {
+	wfs := vfs.SplitWrites{FS: vfs.NewFaulty(osfs, func(op vfs.Op) error {
 		if armed.Load() && (op.Kind.Mutating() || op.Kind == vfs.OpLock) {
 			check(op)
 		}
 		return nil
-	}), n: 40}
+	}), N: 40}
 	n := 0
 	clock := func() func() time.Time {
 		tm := testEpoch.Add(-time.Hour)
@@ -238,46 +238,4 @@ func TestCommandsAtEveryWriterOp(t *testing.T) {
 	armed.Store(false)
 	check(vfs.Op{Kind: vfs.OpLock, Name: "(the end)", Index: -1})
 	t.Logf("the read-only commands ran at %d instants of the writer", instants)
-}
-
-// splitWrites is an FS whose files write in pieces of at most n bytes,
-// one Write of the FS below each: what a reader in another process may
-// see of a write in progress (a write is not atomic to a concurrent
-// reader). Put a Faulty below it to stop the writer between the pieces.
-type splitWrites struct {
-	vfs.FS
-	n int
-}
-
-func (s splitWrites) Create(name string) (vfs.File, error) {
-	f, err := s.FS.Create(name)
-	if err != nil {
-		return nil, err
-	}
-	return splitFile{File: f, n: s.n}, nil
-}
-
-func (s splitWrites) OpenReadWrite(name string) (vfs.File, error) {
-	f, err := s.FS.OpenReadWrite(name)
-	if err != nil {
-		return nil, err
-	}
-	return splitFile{File: f, n: s.n}, nil
-}
-
-type splitFile struct {
-	vfs.File
-	n int
-}
-
-func (f splitFile) Write(p []byte) (int, error) {
-	done := 0
-	for done < len(p) {
-		k, err := f.File.Write(p[done:min(len(p), done+f.n)])
-		done += k
-		if err != nil {
-			return done, err
-		}
-	}
-	return done, nil
 }
