@@ -647,24 +647,10 @@ func TestRefreshBesideUpgradeOfEmptySegment(t *testing.T) {
 func TestReadersInterleavedWithWriter(t *testing.T) {
 	ctx := t.Context()
 	mem := vfs.NewMem()
-	var stopping atomic.Bool
-	reached, proceed, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	wfs := vfs.NewFaulty(mem, func(op vfs.Op) error {
-		if op.Kind.Mutating() && !stopping.Load() {
-			select {
-			case reached <- struct{}{}:
-			case <-ctx.Done():
-			}
-			select {
-			case <-proceed:
-			case <-ctx.Done():
-			}
-		}
-		return nil
-	})
+	g := newWriterGate()
+	wfs := g.fs(ctx, mem)
 	var acked atomic.Uint64
-	go func() {
-		defer close(done)
+	g.start(t, func() {
 		w, err := openFS(wfs, Options{SegmentSize: MinSegmentSize}, false)
 		if err != nil {
 			t.Error(err)
@@ -676,7 +662,7 @@ func TestReadersInterleavedWithWriter(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		for i := 0; !stopping.Load(); i++ {
+		for i := 0; !g.stopped(); i++ {
 			switch {
 			case i%23 == 22:
 				_, err = w.Compact(ctx, CompactOptions{TargetSize: 4 * MinSegmentSize, Compress: i%46 == 45})
@@ -702,33 +688,9 @@ func TestReadersInterleavedWithWriter(t *testing.T) {
 				return
 			}
 		}
-	}()
-	// advance lets the writer through one file operation and waits until
-	// it stops before the next one.
-	advance := func() {
-		select {
-		case proceed <- struct{}{}:
-		case <-done:
-			return
-		}
-		select {
-		case <-reached:
-		case <-done:
-		}
-	}
-	defer func() {
-		stopping.Store(true)
-		select {
-		case proceed <- struct{}{}:
-		case <-done:
-		}
-		<-done
-	}()
-	select {
-	case <-reached:
-	case <-done:
-		t.Fatal("the writer ended")
-	}
+	})
+	defer g.stop()
+	advance := g.advance
 	for range 40 {
 		advance() // a first batch
 	}
@@ -811,4 +773,77 @@ func TestReadersInterleavedWithWriter(t *testing.T) {
 			break
 		}
 	}
+}
+
+// writerGate runs a writer on a goroutine of its own and stops it before
+// each of its mutating file operations until the test lets it through
+// (advance): where the writer is when a reader runs is the test's choice,
+// never the scheduler's.
+type writerGate struct {
+	stopping               atomic.Bool
+	reached, proceed, done chan struct{}
+}
+
+func newWriterGate() *writerGate {
+	return &writerGate{reached: make(chan struct{}), proceed: make(chan struct{}), done: make(chan struct{})}
+}
+
+// fs returns fsys behind the gate (once the gate is stopping, or ctx
+// done, operations pass).
+func (g *writerGate) fs(ctx context.Context, fsys vfs.FS) vfs.FS {
+	return vfs.NewFaulty(fsys, func(op vfs.Op) error {
+		if op.Kind.Mutating() && !g.stopping.Load() {
+			select {
+			case g.reached <- struct{}{}:
+			case <-ctx.Done():
+			}
+			select {
+			case <-g.proceed:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	})
+}
+
+// start runs writer, which writes through fs and loops until stopped,
+// and waits until it stops before its first file operation.
+func (g *writerGate) start(t *testing.T, writer func()) {
+	t.Helper()
+	go func() {
+		defer close(g.done)
+		writer()
+	}()
+	select {
+	case <-g.reached:
+	case <-g.done:
+		t.Fatal("the writer ended")
+	}
+}
+
+// stopped reports whether the writer should end its loop.
+func (g *writerGate) stopped() bool { return g.stopping.Load() }
+
+// advance lets the writer through one file operation and waits until it
+// stops before the next one (or ends).
+func (g *writerGate) advance() {
+	select {
+	case g.proceed <- struct{}{}:
+	case <-g.done:
+		return
+	}
+	select {
+	case <-g.reached:
+	case <-g.done:
+	}
+}
+
+// stop lets the writer through and waits for it to end.
+func (g *writerGate) stop() {
+	g.stopping.Store(true)
+	select {
+	case g.proceed <- struct{}{}:
+	case <-g.done:
+	}
+	<-g.done
 }

@@ -514,23 +514,9 @@ func TestReadersAtEveryOpOfMoreWriters(t *testing.T) {
 func TestReadAPIsInterleavedWithWriter(t *testing.T) {
 	ctx := t.Context()
 	mem := vfs.NewMem()
-	var stopping atomic.Bool
-	reached, proceed, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	wfs := vfs.NewFaulty(mem, func(op vfs.Op) error {
-		if op.Kind.Mutating() && !stopping.Load() {
-			select {
-			case reached <- struct{}{}:
-			case <-ctx.Done():
-			}
-			select {
-			case <-proceed:
-			case <-ctx.Done():
-			}
-		}
-		return nil
-	})
-	go func() {
-		defer close(done)
+	g := newWriterGate()
+	wfs := g.fs(ctx, mem)
+	g.start(t, func() {
 		w, err := openFS(wfs, Options{SegmentSize: MinSegmentSize}, false)
 		if err != nil {
 			t.Error(err)
@@ -542,7 +528,7 @@ func TestReadAPIsInterleavedWithWriter(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		for i := 0; !stopping.Load(); i++ {
+		for i := 0; !g.stopped(); i++ {
 			stream := fmt.Sprintf("s-%d", i%4)
 			switch {
 			case i%29 == 28:
@@ -580,31 +566,9 @@ func TestReadAPIsInterleavedWithWriter(t *testing.T) {
 				return
 			}
 		}
-	}()
-	advance := func() {
-		select {
-		case proceed <- struct{}{}:
-		case <-done:
-			return
-		}
-		select {
-		case <-reached:
-		case <-done:
-		}
-	}
-	defer func() {
-		stopping.Store(true)
-		select {
-		case proceed <- struct{}{}:
-		case <-done:
-		}
-		<-done
-	}()
-	select {
-	case <-reached:
-	case <-done:
-		t.Fatal("the writer ended")
-	}
+	})
+	defer g.stop()
+	advance := g.advance
 	for range 40 {
 		advance()
 	}
