@@ -95,6 +95,10 @@ type Runner[S, E any] struct {
 	ended    bool
 	endErr   error
 	endPanic bool
+	// lost: a Run (or Rebuild) ended with replay.ErrHistoryLost (this
+	// error): the view is the empty view at seq 0, and View and WaitFor
+	// report lost, until a Run or Rebuild has a view again.
+	lost error
 }
 
 // NewRunner returns a runner of p over src, checkpointing into cps, with
@@ -131,18 +135,50 @@ func (r *Runner[S, E]) spec() replay.Spec[S, E] {
 
 // State returns the view and the seq of the last event folded into it.
 // With a view that Apply modifies in place, callers must not modify it
-// and must not keep it across a later Run step; use Read for that.
+// and must not keep it across a later Run step; use Read for that. A view
+// that is not served (see View) is the empty view at seq 0.
 func (r *Runner[S, E]) State() (S, uint64) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.state, r.seq
 }
 
-// Read calls fn with the view while the runner cannot change it.
+// Read calls fn with the view while the runner cannot change it. A view
+// that is not served (see View) is the empty view at seq 0.
 func (r *Runner[S, E]) Read(fn func(S, uint64)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	fn(r.state, r.seq)
+}
+
+// View is Read that reports a view the runner cannot serve: once a Run
+// (or Rebuild) has ended with replay.ErrHistoryLost — a deletion in the
+// view's scope after events it folded expired (retention, Compact), so
+// that the view held data of deleted events and folding again would
+// silently lose the expired events' effect — View returns an error
+// matching replay.ErrHistoryLost (errors.AsType *replay.HistoryLostError
+// names the checkpoint, the deletion and the first expired event) without
+// calling fn, and so does WaitFor, until the decision is made, as with
+// aggregate.Repository.Rebuild: Rebuild folds the events that are left
+// (the expired events' effect is lost; Rebuild records that by removing
+// the old checkpoints, so a restart does not report the loss again), or
+// the log and its checkpoints are restored from a backup taken before the
+// events expired (a Run then starts over). Meanwhile State and Read give
+// the empty view at seq 0; a Run (not Rebuild) fails with the same error.
+// Otherwise View calls fn as Read does and returns nil.
+func (r *Runner[S, E]) View(fn func(S, uint64)) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.lost != nil {
+		return r.lostErrorLocked()
+	}
+	fn(r.state, r.seq)
+	return nil
+}
+
+// lostErrorLocked is the error View and WaitFor report for r.lost.
+func (r *Runner[S, E]) lostErrorLocked() error {
+	return fmt.Errorf("evlog/projection: %s: the view is not served: Rebuild folds the events that are left (a restore from a backup taken before they expired keeps them): %w", r.p.Name, r.lost)
 }
 
 // Plan returns how the runner started (checkpoint used, fallbacks).
@@ -155,14 +191,25 @@ func (r *Runner[S, E]) Plan() *replay.Plan {
 // WaitFor blocks until the view covers seq, ctx is done, or a Run (or
 // Rebuild) that was running, or has run, ended without covering it: then
 // it returns an error matching ErrStopped (and what Run returned). Before
-// the first Run it waits for one.
+// the first Run it waits for one. While the view is not served after
+// replay.ErrHistoryLost (see View), it returns at once an error matching
+// replay.ErrHistoryLost (and ErrStopped, once the Run has ended), for
+// every seq, until Rebuild.
 func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 	for {
 		r.mu.RLock()
 		done, ch, at := r.seq >= seq, r.changed, r.seq
 		ended, endErr, endPanic := r.ended, r.endErr, r.endPanic
+		var lost error
+		if r.lost != nil {
+			lost = r.lostErrorLocked()
+		}
 		r.mu.RUnlock()
 		switch {
+		case lost != nil && ended:
+			return fmt.Errorf("%w (waiting for %d): %w", ErrStopped, seq, lost)
+		case lost != nil:
+			return lost
 		case done:
 			return nil
 		case ended && endPanic:
@@ -187,7 +234,10 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 // written with its own context bounded by StopTimeout, even when ctx is
 // cancelled right after catching up). It returns ctx's error (joined with
 // the final checkpoint's, if that failed), or the first
-// read/decode/checkpoint error. One Run or Rebuild runs at a time: another
+// read/decode/checkpoint error; after replay.ErrHistoryLost (a deletion
+// in the view's scope met while starting or following, after events the
+// view folded expired) the view is not served until Rebuild (see View).
+// One Run or Rebuild runs at a time: another
 // call meanwhile returns ErrRunning. A panic in Apply goes on to Run's
 // caller; the view is then the empty view at seq 0 (State, Read; WaitFor
 // returns ErrStopped), never the half-folded one Apply may leave, and the
@@ -199,7 +249,8 @@ func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
 
-// Rebuild is Run from the first event, ignoring checkpoints: the
+// Rebuild is Run from the first event, ignoring checkpoints, and the way
+// past replay.ErrHistoryLost (see View): the
 // projection's checkpoints are removed first (when the Checkpoints can
 // Remove, as *snapshot.Store can), so that neither a restart nor a view
 // at a past time starts from a checkpoint of the old fold, even one at
@@ -316,6 +367,12 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) (err error) {
 		// panicking Apply released mu: see fold.)
 		r.mu.Lock()
 		r.ended, r.endErr, r.endPanic = true, err, panicked
+		if errors.Is(err, replay.ErrHistoryLost) {
+			// The view (if any) is of the events before a deletion it
+			// does not reflect: not served until Rebuild (see View).
+			r.lost = err
+			r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+		}
 		r.notifyLocked()
 		r.mu.Unlock()
 	}()
@@ -343,6 +400,7 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 		// while the rebuild runs.
 		r.mu.Lock()
 		r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+		r.lost = nil // Rebuild is the way past it: WaitFor waits for the rebuilt view
 		r.notifyLocked()
 		r.mu.Unlock()
 		if err := r.dropCheckpoints(ctx); err != nil {
@@ -355,6 +413,7 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 	}
 	r.mu.Lock()
 	r.state, r.seq, r.time, r.plan = res.State, res.Seq, res.Time, res.Plan
+	r.lost = nil // a usable view again (the log was restored)
 	r.notifyLocked()
 	r.mu.Unlock()
 	sinceCP, lastCP := res.Applied, time.Now()
