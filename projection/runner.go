@@ -228,23 +228,25 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 }
 
 // Run starts from the newest usable checkpoint (or from the first event:
-// none, or one of another schema version), catches up, then follows live
-// appends until ctx is done, checkpointing on the way and when it stops
-// (that final checkpoint, of everything folded since the last one, is
-// written with its own context bounded by StopTimeout, even when ctx is
-// cancelled right after catching up). It returns ctx's error (joined with
+// none, or one of another schema version or scope), catches up, then
+// follows live appends until ctx is done, checkpointing on the way and
+// when it stops (that final checkpoint, of everything folded since the
+// last one, is written with its own context bounded by StopTimeout, even
+// when ctx is cancelled right after catching up). A checkpoint of another
+// fold (SchemaVersion, Categories) at the seq of one it saves is replaced
+// when no event up to that seq has expired (it can be folded again from
+// the log), and kept otherwise. It returns ctx's error (joined with
 // the final checkpoint's, if that failed), or the first
 // read/decode/checkpoint error; after replay.ErrHistoryLost (a deletion
 // in the view's scope met while starting or following, after events the
 // view folded expired) the view is not served until Rebuild (see View).
-// One Run or Rebuild runs at a time: another
-// call meanwhile returns ErrRunning. A panic in Apply goes on to Run's
-// caller; the view is then the empty view at seq 0 (State, Read; WaitFor
-// returns ErrStopped), never the half-folded one Apply may leave, and the
-// runner can be run again (it starts over from its newest checkpoint).
-// A panic in the decoder or in encoding the view for a checkpoint (a
-// view's MarshalMsgpack) goes on to Run's caller too, with the view as it
-// was.
+// One Run or Rebuild runs at a time: another call meanwhile returns
+// ErrRunning. A panic in Apply goes on to Run's caller; the view is then
+// the empty view at seq 0 (State, Read; WaitFor returns ErrStopped), never
+// the half-folded one Apply may leave, and the runner can be run again
+// (it starts over from its newest checkpoint). A panic in the decoder or
+// in encoding the view for a checkpoint (a view's MarshalMsgpack) goes on
+// to Run's caller too, with the view as it was.
 func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
@@ -310,6 +312,84 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// replaceOtherFold is called when the checkpoint m cannot be saved because
+// a checkpoint of the projection at m.Seq exists (one file per subject and
+// seq: snapshot.FormatFileName). When that file is a checkpoint of another
+// fold — another SchemaVersion, or another scope (replay.ScopeMismatch:
+// Categories changed, or a scoped projection over a checkpoint that
+// records no scope and is not trusted) — the current fold could never be
+// checkpointed at that seq, and every restart would fold again from an
+// older checkpoint or the first event until the log grows; it is then
+// replaced (removed, durably, and m saved), but only if that loses
+// nothing but work:
+//
+//   - its header reads (nothing is removed on the word of a file that
+//     does not), and it is of this log (LogID);
+//   - r.cps can Remove and r.src says which events expired
+//     (replay.Expirations), and no event of any stream up to m.Seq reads
+//     as gone other than by a deletion: the other fold's state is then
+//     all in the log, and a reader of that fold (the projection with its
+//     old Categories or SchemaVersion again, a tool folding it) that finds
+//     the file gone, or replaced between listing and loading (Load checks
+//     the whole Meta: a fallback, never the wrong state), folds it again
+//     from an older checkpoint or the first event, to the same view.
+//
+// A checkpoint of another fold that may hold the effect of expired events
+// is kept (logged): the current fold is checkpointed once the log grows.
+// Otherwise (a checkpoint of the same fold, or one passed over for another
+// reason) it returns the ErrExists error, as before. Crashing between the
+// removal and the save leaves neither at m.Seq: the next Run folds from an
+// older checkpoint, as it would have anyway.
+func (r *Runner[S, E]) replaceOtherFold(ctx context.Context, m snapshot.Meta, b []byte) error {
+	exists := fmt.Errorf("%w: a checkpoint at seq %d", snapshot.ErrExists, m.Seq)
+	rm, canRemove := r.cps.(remover)
+	x, canTell := r.src.(replay.Expirations)
+	if !canRemove || !canTell {
+		return exists
+	}
+	var old *snapshot.Meta
+	for c, err := range r.cps.Candidates(m.Name, m.Seq) {
+		if err != nil {
+			return fmt.Errorf("evlog/projection: %s: reading the checkpoint in the way at seq %d: %w", r.p.Name, m.Seq, err)
+		}
+		if c.Unreadable == "" && c.Meta.Seq == m.Seq && c.Meta.Name == m.Name {
+			old = &c.Meta
+		}
+		break
+	}
+	if old == nil || old.LogID != m.LogID {
+		return exists
+	}
+	reason := ""
+	if old.SchemaVersion != m.SchemaVersion {
+		reason = fmt.Sprintf("schema version %d, the current one is %d", old.SchemaVersion, m.SchemaVersion)
+	} else {
+		var err error
+		if reason, _, err = replay.ScopeMismatch(ctx, r.src, r.subject(), *old); err != nil {
+			return err
+		}
+	}
+	if reason == "" {
+		return exists // the current fold's
+	}
+	expired, found, err := x.FirstExpired(ctx, 1, m.Seq, func(string) bool { return true })
+	if err != nil {
+		return fmt.Errorf("evlog/projection: %s: reading which events up to seq %d expired: %w", r.p.Name, m.Seq, err)
+	}
+	if found {
+		r.opts.Logger.Warn("evlog/projection: not replacing a checkpoint of another fold at the seq of the view (it may hold the effect of expired events); the view is checkpointed once the log grows",
+			"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason, "expired_seq", expired)
+		return exists
+	}
+	r.opts.Logger.Info("evlog/projection: replacing a checkpoint of another fold at the seq of the view",
+		"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason)
+	if err := rm.Remove(ctx, *old); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+		return fmt.Errorf("removing the checkpoint of another fold (%s) in the way: %w", reason, err)
+	}
+	_, err = r.cps.Save(ctx, m, b)
+	return err
 }
 
 // markerName is the subject of the marker Rebuild saves while the old
@@ -586,7 +666,11 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 		return nil
 	}
 	subj := r.subject()
-	_, err = r.cps.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest()}, b)
+	m := snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest()}
+	_, err = r.cps.Save(ctx, m, b)
+	if errors.Is(err, snapshot.ErrExists) {
+		err = r.replaceOtherFold(ctx, m, b)
+	}
 	if err != nil && !errors.Is(err, snapshot.ErrExists) {
 		return fmt.Errorf("evlog/projection: %s: checkpoint at seq %d: %w", r.p.Name, res.Seq, err)
 	}
