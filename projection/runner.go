@@ -252,9 +252,9 @@ func (r *Runner[S, E]) Run(ctx context.Context) error {
 }
 
 // Rebuild is Run from the first event, ignoring checkpoints, and the way
-// past replay.ErrHistoryLost (see View): the
-// projection's checkpoints are removed first (when the Checkpoints can
-// Remove, as *snapshot.Store can), so that neither a restart nor a view
+// past replay.ErrHistoryLost (see View): the projection's checkpoints are
+// removed first (when the Checkpoints can Remove, as *snapshot.Store can),
+// so that neither a restart nor a view
 // at a past time starts from a checkpoint of the old fold, even one at
 // the seq the rebuilt view reaches; fresh checkpoints are written as it
 // goes. Before removing them it saves a marker (the subject
