@@ -223,6 +223,59 @@ func loadView(t *testing.T, dir, file string) map[string]int {
 	return v
 }
 
+// unrecordScope rewrites every checkpoint of subject name in dir as an
+// evlog before snapshot format version 3 saved it: recording no scope
+// (snapshot.Meta.Scope 0), the state and everything else as they were.
+func unrecordScope(t *testing.T, dir, name string) {
+	t.Helper()
+	l, err := evlog.Open(dir, evlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	store, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps, err := store.List(name)
+	if err != nil || len(cps) == 0 {
+		t.Fatalf("checkpoints of %s: %v, %v", name, cps, err)
+	}
+	for _, m := range cps {
+		state, err := store.Load(t.Context(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Remove(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+		m.Scope, m.File, m.RawSize, m.CompressedSize = 0, "", 0, 0
+		if _, err := store.Save(t.Context(), m, state); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startsFrom returns a check that the runner started from a checkpoint
+// (from) or from the first event, having passed over one for its scope.
+func startsFrom(from bool) func(t *testing.T, r runnerOutcome) {
+	return func(t *testing.T, r runnerOutcome) {
+		t.Helper()
+		if r.err != nil {
+			t.Fatalf("the runner: %v", r.err)
+		}
+		if from {
+			if r.plan.Snapshot == nil {
+				t.Fatalf("the runner started from no checkpoint (fallbacks %+v), want the one recording no scope", r.plan.Fallbacks)
+			}
+			return
+		}
+		if r.plan.Snapshot != nil || len(r.plan.Fallbacks) == 0 {
+			t.Fatalf("the runner started from %v (fallbacks %+v), want the first event, passing over the checkpoint of another scope", r.plan.Snapshot, r.plan.Fallbacks)
+		}
+	}
+}
+
 // TestProjectionFoldRules drives state, snapshot and verify --replay of
 // a projection fold over the states in which a projection.Runner passes
 // over checkpoints, or keeps them, or refuses to fold, and checks that
@@ -237,11 +290,14 @@ func TestProjectionFoldRules(t *testing.T) {
 		name  string
 		p     projection.Projection[map[string]int, evlog.Event[int]]
 		setup func(t *testing.T, dir string)
+		// runner, if set, checks that the runner does what the row is
+		// about (so that the commands are compared on it).
+		runner func(t *testing.T, r runnerOutcome)
 	}{
 		{"rebuild marker", testDeposits, func(t *testing.T, dir string) {
 			writeTestApp(t, dir)
 			interruptRebuild(t, dir, len(testHistory)-2)
-		}},
+		}, nil},
 		{"checkpoint of another schema version", testDeposits, func(t *testing.T, dir string) {
 			writeTestApp(t, dir)
 			l, err := evlog.Open(dir, evlog.Options{})
@@ -271,7 +327,7 @@ func TestProjectionFoldRules(t *testing.T) {
 			if _, err := store.Save(t.Context(), snapshot.Meta{Name: "projection/deposits", LogID: l.LogID(), Seq: uint64(i + 1), Time: testEventTime(i), SchemaVersion: testDeposits.SchemaVersion - 1}, old); err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, nil},
 		{"categories: events of other categories after the checkpoint, a deletion of another category", testAccountDeposits, func(t *testing.T, dir string) {
 			l, err := evlog.Open(dir, evlog.Options{})
 			if err != nil {
@@ -284,18 +340,56 @@ func TestProjectionFoldRules(t *testing.T) {
 			if _, _, err := l.DeleteStream(t.Context(), "other-1"); err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, nil},
 		{"expired history, a deletion of another category", testAccountDeposits, func(t *testing.T, dir string) {
 			expiredAccounts(t, dir, "other-1")
-		}},
+		}, nil},
 		{"expired history, a deletion in the categories", testAccountDeposits, func(t *testing.T, dir string) {
 			expiredAccounts(t, dir, "account-1")
-		}},
+		}, nil},
+		{"checkpoint of other categories", testAccountDeposits, func(t *testing.T, dir string) {
+			l, err := evlog.Open(dir, evlog.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			appendAll(t, l, "account-1", 10, "other-1", 99, "account-2", 5)
+			// The same projection before its Categories changed
+			// (without a new SchemaVersion): its view counts other-1.
+			widened := testAccountDeposits
+			widened.Categories = []string{"account", "other"}
+			checkpointAll(t, l, widened)
+			appendAll(t, l, "account-1", 1, "other-2", 7)
+		}, startsFrom(false)},
+		{"checkpoint recording no scope (format v1/v2), projection with categories", testAccountDeposits, func(t *testing.T, dir string) {
+			l, err := evlog.Open(dir, evlog.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendAll(t, l, "account-1", 10, "other-1", 99, "account-2", 5)
+			checkpointAll(t, l, testAccountDeposits)
+			appendAll(t, l, "account-1", 1)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			unrecordScope(t, dir, "projection/"+testAccountDeposits.Name)
+		}, startsFrom(false)},
+		{"checkpoint recording no scope (format v1/v2), projection without categories", testDeposits, func(t *testing.T, dir string) {
+			writeTestApp(t, dir)
+			unrecordScope(t, dir, "projection/"+testDeposits.Name)
+		}, startsFrom(true)},
+		{"checkpoint recording no scope (format v1/v2), projection with categories, its events expired", testAccountDeposits, func(t *testing.T, dir string) {
+			expiredAccounts(t, dir, "other-1")
+			unrecordScope(t, dir, "projection/"+testAccountDeposits.Name)
+		}, startsFrom(true)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tc.setup(t, dir)
 			want := runProjection(t, tc.p, dir)
+			if tc.runner != nil {
+				tc.runner(t, want)
+			}
 			wantLost, lost := errors.AsType[*replay.HistoryLostError](want.err)
 			if want.err != nil && !lost {
 				t.Fatalf("the runner: %v", want.err)

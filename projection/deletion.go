@@ -18,7 +18,8 @@ import (
 // replay.ScopedDeletions), so the view never keeps serving deleted data;
 // the next checkpoint saves the rebuilt view. Folding again fails with
 // replay.ErrHistoryLost when events the view folded have expired since
-// (retention): Run returns it, and the view is left as it was.
+// (retention): Run returns it, and the view is no longer served (see
+// Runner.View) until Rebuild.
 func (r *Runner[S, E]) systemEvent(ctx context.Context, env event.Envelope) error {
 	if env.Stream == event.DeletionsStream {
 		r.mu.RLock()

@@ -34,8 +34,11 @@ type Projection[S, E any] struct {
 	// passes over those of other Categories, folding the new scope from
 	// an older matching checkpoint or the first event (see
 	// replay.ScopeMismatch, also for checkpoints of older evlogs, which
-	// record none); changing SchemaVersion too is still clearer. (Compute
-	// and FeedAll fold what they are given.)
+	// record none); changing SchemaVersion too is still clearer. A
+	// checkpoint of the old Categories (or SchemaVersion) at the seq the
+	// new view reaches is replaced by the new one when no event up to it
+	// has expired (see the Runner's checkpoints). (Compute and FeedAll
+	// fold what they are given.)
 	Categories []string
 	// Init returns the empty view (nil: zero S).
 	Init func() S

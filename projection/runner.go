@@ -95,6 +95,10 @@ type Runner[S, E any] struct {
 	ended    bool
 	endErr   error
 	endPanic bool
+	// lost: a Run (or Rebuild) ended with replay.ErrHistoryLost (this
+	// error): the view is the empty view at seq 0, and View and WaitFor
+	// report lost, until a Run or Rebuild has a view again.
+	lost error
 }
 
 // NewRunner returns a runner of p over src, checkpointing into cps, with
@@ -131,18 +135,50 @@ func (r *Runner[S, E]) spec() replay.Spec[S, E] {
 
 // State returns the view and the seq of the last event folded into it.
 // With a view that Apply modifies in place, callers must not modify it
-// and must not keep it across a later Run step; use Read for that.
+// and must not keep it across a later Run step; use Read for that. A view
+// that is not served (see View) is the empty view at seq 0.
 func (r *Runner[S, E]) State() (S, uint64) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.state, r.seq
 }
 
-// Read calls fn with the view while the runner cannot change it.
+// Read calls fn with the view while the runner cannot change it. A view
+// that is not served (see View) is the empty view at seq 0.
 func (r *Runner[S, E]) Read(fn func(S, uint64)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	fn(r.state, r.seq)
+}
+
+// View is Read that reports a view the runner cannot serve: once a Run
+// (or Rebuild) has ended with replay.ErrHistoryLost — a deletion in the
+// view's scope after events it folded expired (retention, Compact), so
+// that the view held data of deleted events and folding again would
+// silently lose the expired events' effect — View returns an error
+// matching replay.ErrHistoryLost (errors.AsType *replay.HistoryLostError
+// names the checkpoint, the deletion and the first expired event) without
+// calling fn, and so does WaitFor, until the decision is made, as with
+// aggregate.Repository.Rebuild: Rebuild folds the events that are left
+// (the expired events' effect is lost; Rebuild records that by removing
+// the old checkpoints, so a restart does not report the loss again), or
+// the log and its checkpoints are restored from a backup taken before the
+// events expired (a Run then starts over). Meanwhile State and Read give
+// the empty view at seq 0; a Run (not Rebuild) fails with the same error.
+// Otherwise View calls fn as Read does and returns nil.
+func (r *Runner[S, E]) View(fn func(S, uint64)) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.lost != nil {
+		return r.lostErrorLocked()
+	}
+	fn(r.state, r.seq)
+	return nil
+}
+
+// lostErrorLocked is the error View and WaitFor report for r.lost.
+func (r *Runner[S, E]) lostErrorLocked() error {
+	return fmt.Errorf("evlog/projection: %s: the view is not served: Rebuild folds the events that are left (a restore from a backup taken before they expired keeps them): %w", r.p.Name, r.lost)
 }
 
 // Plan returns how the runner started (checkpoint used, fallbacks).
@@ -155,14 +191,25 @@ func (r *Runner[S, E]) Plan() *replay.Plan {
 // WaitFor blocks until the view covers seq, ctx is done, or a Run (or
 // Rebuild) that was running, or has run, ended without covering it: then
 // it returns an error matching ErrStopped (and what Run returned). Before
-// the first Run it waits for one.
+// the first Run it waits for one. While the view is not served after
+// replay.ErrHistoryLost (see View), it returns at once an error matching
+// replay.ErrHistoryLost (and ErrStopped, once the Run has ended), for
+// every seq, until Rebuild.
 func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 	for {
 		r.mu.RLock()
 		done, ch, at := r.seq >= seq, r.changed, r.seq
 		ended, endErr, endPanic := r.ended, r.endErr, r.endPanic
+		var lost error
+		if r.lost != nil {
+			lost = r.lostErrorLocked()
+		}
 		r.mu.RUnlock()
 		switch {
+		case lost != nil && ended:
+			return fmt.Errorf("%w (waiting for %d): %w", ErrStopped, seq, lost)
+		case lost != nil:
+			return lost
 		case done:
 			return nil
 		case ended && endPanic:
@@ -181,27 +228,33 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 }
 
 // Run starts from the newest usable checkpoint (or from the first event:
-// none, or one of another schema version), catches up, then follows live
-// appends until ctx is done, checkpointing on the way and when it stops
-// (that final checkpoint, of everything folded since the last one, is
-// written with its own context bounded by StopTimeout, even when ctx is
-// cancelled right after catching up). It returns ctx's error (joined with
+// none, or one of another schema version or scope), catches up, then
+// follows live appends until ctx is done, checkpointing on the way and
+// when it stops (that final checkpoint, of everything folded since the
+// last one, is written with its own context bounded by StopTimeout, even
+// when ctx is cancelled right after catching up). A checkpoint of another
+// fold (SchemaVersion, Categories) at the seq of one it saves is replaced
+// when no event up to that seq has expired (it can be folded again from
+// the log), and kept otherwise. It returns ctx's error (joined with
 // the final checkpoint's, if that failed), or the first
-// read/decode/checkpoint error. One Run or Rebuild runs at a time: another
-// call meanwhile returns ErrRunning. A panic in Apply goes on to Run's
-// caller; the view is then the empty view at seq 0 (State, Read; WaitFor
-// returns ErrStopped), never the half-folded one Apply may leave, and the
-// runner can be run again (it starts over from its newest checkpoint).
-// A panic in the decoder or in encoding the view for a checkpoint (a
-// view's MarshalMsgpack) goes on to Run's caller too, with the view as it
-// was.
+// read/decode/checkpoint error; after replay.ErrHistoryLost (a deletion
+// in the view's scope met while starting or following, after events the
+// view folded expired) the view is not served until Rebuild (see View).
+// One Run or Rebuild runs at a time: another call meanwhile returns
+// ErrRunning. A panic in Apply goes on to Run's caller; the view is then
+// the empty view at seq 0 (State, Read; WaitFor returns ErrStopped), never
+// the half-folded one Apply may leave, and the runner can be run again
+// (it starts over from its newest checkpoint). A panic in the decoder or
+// in encoding the view for a checkpoint (a view's MarshalMsgpack) goes on
+// to Run's caller too, with the view as it was.
 func (r *Runner[S, E]) Run(ctx context.Context) error {
 	return r.run(ctx, false)
 }
 
-// Rebuild is Run from the first event, ignoring checkpoints: the
-// projection's checkpoints are removed first (when the Checkpoints can
-// Remove, as *snapshot.Store can), so that neither a restart nor a view
+// Rebuild is Run from the first event, ignoring checkpoints, and the way
+// past replay.ErrHistoryLost (see View): the projection's checkpoints are
+// removed first (when the Checkpoints can Remove, as *snapshot.Store can),
+// so that neither a restart nor a view
 // at a past time starts from a checkpoint of the old fold, even one at
 // the seq the rebuilt view reaches; fresh checkpoints are written as it
 // goes. Before removing them it saves a marker (the subject
@@ -261,6 +314,84 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 	return nil
 }
 
+// replaceOtherFold is called when the checkpoint m cannot be saved because
+// a checkpoint of the projection at m.Seq exists (one file per subject and
+// seq: snapshot.FormatFileName). When that file is a checkpoint of another
+// fold — another SchemaVersion, or another scope (replay.ScopeMismatch:
+// Categories changed, or a scoped projection over a checkpoint that
+// records no scope and is not trusted) — the current fold could never be
+// checkpointed at that seq, and every restart would fold again from an
+// older checkpoint or the first event until the log grows; it is then
+// replaced (removed, durably, and m saved), but only if that loses
+// nothing but work:
+//
+//   - its header reads (nothing is removed on the word of a file that
+//     does not), and it is of this log (LogID);
+//   - r.cps can Remove and r.src says which events expired
+//     (replay.Expirations), and no event of any stream up to m.Seq reads
+//     as gone other than by a deletion: the other fold's state is then
+//     all in the log, and a reader of that fold (the projection with its
+//     old Categories or SchemaVersion again, a tool folding it) that finds
+//     the file gone, or replaced between listing and loading (Load checks
+//     the whole Meta: a fallback, never the wrong state), folds it again
+//     from an older checkpoint or the first event, to the same view.
+//
+// A checkpoint of another fold that may hold the effect of expired events
+// is kept (logged): the current fold is checkpointed once the log grows.
+// Otherwise (a checkpoint of the same fold, or one passed over for another
+// reason) it returns the ErrExists error, as before. Crashing between the
+// removal and the save leaves neither at m.Seq: the next Run folds from an
+// older checkpoint, as it would have anyway.
+func (r *Runner[S, E]) replaceOtherFold(ctx context.Context, m snapshot.Meta, b []byte) error {
+	exists := fmt.Errorf("%w: a checkpoint at seq %d", snapshot.ErrExists, m.Seq)
+	rm, canRemove := r.cps.(remover)
+	x, canTell := r.src.(replay.Expirations)
+	if !canRemove || !canTell {
+		return exists
+	}
+	var old *snapshot.Meta
+	for c, err := range r.cps.Candidates(m.Name, m.Seq) {
+		if err != nil {
+			return fmt.Errorf("evlog/projection: %s: reading the checkpoint in the way at seq %d: %w", r.p.Name, m.Seq, err)
+		}
+		if c.Unreadable == "" && c.Meta.Seq == m.Seq && c.Meta.Name == m.Name {
+			old = &c.Meta
+		}
+		break
+	}
+	if old == nil || old.LogID != m.LogID {
+		return exists
+	}
+	reason := ""
+	if old.SchemaVersion != m.SchemaVersion {
+		reason = fmt.Sprintf("schema version %d, the current one is %d", old.SchemaVersion, m.SchemaVersion)
+	} else {
+		var err error
+		if reason, _, err = replay.ScopeMismatch(ctx, r.src, r.subject(), *old); err != nil {
+			return err
+		}
+	}
+	if reason == "" {
+		return exists // the current fold's
+	}
+	expired, found, err := x.FirstExpired(ctx, 1, m.Seq, func(string) bool { return true })
+	if err != nil {
+		return fmt.Errorf("evlog/projection: %s: reading which events up to seq %d expired: %w", r.p.Name, m.Seq, err)
+	}
+	if found {
+		r.opts.Logger.Warn("evlog/projection: not replacing a checkpoint of another fold at the seq of the view (it may hold the effect of expired events); the view is checkpointed once the log grows",
+			"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason, "expired_seq", expired)
+		return exists
+	}
+	r.opts.Logger.Info("evlog/projection: replacing a checkpoint of another fold at the seq of the view",
+		"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason)
+	if err := rm.Remove(ctx, *old); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+		return fmt.Errorf("removing the checkpoint of another fold (%s) in the way: %w", reason, err)
+	}
+	_, err = r.cps.Save(ctx, m, b)
+	return err
+}
+
 // markerName is the subject of the marker Rebuild saves while the old
 // checkpoints are being replaced ("projection/" names never collide).
 func (r *Runner[S, E]) markerName() string { return "projection-rebuild/" + r.p.Name }
@@ -316,6 +447,12 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) (err error) {
 		// panicking Apply released mu: see fold.)
 		r.mu.Lock()
 		r.ended, r.endErr, r.endPanic = true, err, panicked
+		if errors.Is(err, replay.ErrHistoryLost) {
+			// The view (if any) is of the events before a deletion it
+			// does not reflect: not served until Rebuild (see View).
+			r.lost = err
+			r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+		}
 		r.notifyLocked()
 		r.mu.Unlock()
 	}()
@@ -343,6 +480,7 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 		// while the rebuild runs.
 		r.mu.Lock()
 		r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+		r.lost = nil // Rebuild is the way past it: WaitFor waits for the rebuilt view
 		r.notifyLocked()
 		r.mu.Unlock()
 		if err := r.dropCheckpoints(ctx); err != nil {
@@ -355,6 +493,7 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 	}
 	r.mu.Lock()
 	r.state, r.seq, r.time, r.plan = res.State, res.Seq, res.Time, res.Plan
+	r.lost = nil // a usable view again (the log was restored)
 	r.notifyLocked()
 	r.mu.Unlock()
 	sinceCP, lastCP := res.Applied, time.Now()
@@ -527,7 +666,11 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 		return nil
 	}
 	subj := r.subject()
-	_, err = r.cps.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest()}, b)
+	m := snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest()}
+	_, err = r.cps.Save(ctx, m, b)
+	if errors.Is(err, snapshot.ErrExists) {
+		err = r.replaceOtherFold(ctx, m, b)
+	}
 	if err != nil && !errors.Is(err, snapshot.ErrExists) {
 		return fmt.Errorf("evlog/projection: %s: checkpoint at seq %d: %w", r.p.Name, res.Seq, err)
 	}
