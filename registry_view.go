@@ -97,6 +97,24 @@ func (b *regBatch[E]) same(i, j int) bool {
 	return pv != nil && b.ents[k] == b.ents[k-1] && sameFields(ev, pv)
 }
 
+func (b *regBatch[E]) sameRun(i, j int) (int, bool) {
+	if !b.same(i, j) {
+		return 0, false
+	}
+	if j == 0 {
+		return 0, true // a run starts at a part's second event
+	}
+	evs, ents, run := b.all[i].Events, b.ents[b.base[i]:], 0
+	for k := j; k < len(evs); k++ {
+		ev, pv := &evs[k], &evs[k-1]
+		if ev.Time != pv.Time || ents[k] != ents[k-1] || !sameFields(ev, pv) {
+			break
+		}
+		run++
+	}
+	return run, true
+}
+
 func (b *regBatch[E]) encode(enc *msgpack.Encoder, i, j int) error {
 	return b.ents[b.base[i]+j].encode(enc, any(b.all[i].Events[j].Data))
 }

@@ -138,10 +138,19 @@ func (w *writer) stage(r *request) error {
 		if !req.Expect.Check(cur) {
 			return fail(&event.ConflictError{Stream: req.Stream, Expected: req.Expect, Actual: cur})
 		}
+		run := 0 // events left of a run (batchSource.sameRun)
 		for j := range n {
-			same := false
+			// inRun: the event is the one before's but for what the log
+			// assigns, its time included: env holds its fields and time.
+			same, inRun := false, false
 			if r.src != nil {
-				if same = r.src.same(i, j); same {
+				if run > 0 {
+					run--
+					same, inRun = true, true
+				} else if run, same = r.src.sameRun(i, j); run > 0 {
+					run--
+					inRun = true
+				} else if same {
 					env.Time = r.src.time(i, j)
 				} else {
 					r.src.envelope(i, j, &env)
@@ -167,13 +176,22 @@ func (w *writer) stage(r *request) error {
 			}
 			var t int64
 			prevTime := w.nextTime // the event before's, when it is in this part
-			if env.Time.IsZero() {
+			switch {
+			case inRun:
+				// The time of the event before, whose t is prevTime
+				// (stamped or its own) and env.Time already.
+				t = prevTime
+			case env.Time.IsZero():
 				t = stamp()
-			} else if t = env.Time.UnixNano(); t < w.nextTime {
-				return fail(fmt.Errorf("%w: event %d of stream %q at %s, the log is at %s",
-					ErrTimeBackwards, env.Seq-seq0, req.Stream, env.Time.UTC().Format(time.RFC3339Nano), time.Unix(0, w.nextTime).UTC().Format(time.RFC3339Nano)))
+			default:
+				if t = env.Time.UnixNano(); t < w.nextTime {
+					return fail(fmt.Errorf("%w: event %d of stream %q at %s, the log is at %s",
+						ErrTimeBackwards, env.Seq-seq0, req.Stream, env.Time.UTC().Format(time.RFC3339Nano), time.Unix(0, w.nextTime).UTC().Format(time.RFC3339Nano)))
+				}
 			}
-			env.Time = time.Unix(0, t).UTC()
+			if !inRun {
+				env.Time = time.Unix(0, t).UTC()
+			}
 			off := len(w.buf)
 			if r.src != nil {
 				// Encode the payload straight into the group buffer.

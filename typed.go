@@ -154,6 +154,14 @@ type batchSource interface {
 	// one before, rewriting what the log assigns and the time: neither
 	// builds its envelope again. False for the batch's first event.
 	same(i, j int) bool
+	// sameRun reports what same reports for event j of part i, and the
+	// length of the run of events from j on, in part i and from its
+	// second event on, each the same as the one before it with its Time
+	// too (0 if event j is not one): their envelopes are the one before's
+	// but for what the log assigns, so checkTyped skips the run and the
+	// writer neither asks for their times nor computes them again. One
+	// call covers a run, where same and time cost two calls per event.
+	sameRun(i, j int) (run int, same bool)
 	// time returns the Time of event j of part i (what envelope would
 	// set).
 	time(i, j int) time.Time
@@ -187,6 +195,24 @@ func (b *typedBatch[T]) same(i, j int) bool {
 	ev, pv := prevEvent(b.all, i, j)
 	// The stamped schema version depends on Type and SchemaVersion only.
 	return pv != nil && ev.Type == pv.Type && ev.SchemaVersion == pv.SchemaVersion && sameFields(ev, pv)
+}
+
+func (b *typedBatch[T]) sameRun(i, j int) (int, bool) {
+	if !b.same(i, j) {
+		return 0, false
+	}
+	if j == 0 {
+		return 0, true // a run starts at a part's second event
+	}
+	evs, run := b.all[i].Events, 0
+	for k := j; k < len(evs); k++ {
+		ev, pv := &evs[k], &evs[k-1]
+		if ev.Time != pv.Time || ev.Type != pv.Type || ev.SchemaVersion != pv.SchemaVersion || !sameFields(ev, pv) {
+			break
+		}
+		run++
+	}
+	return run, true
 }
 
 // prevEvent returns event j of part i and the event before it in the
@@ -272,12 +298,18 @@ func (l *Log) checkTyped(src batchSource) (ids bool, err error) {
 		if n == 0 {
 			return false, fmt.Errorf("%w: no events for stream %q", ErrInvalid, stream)
 		}
-		for j := range n {
+		for j := 0; j < n; j++ {
 			// An event with the fields of the one before it (which was
 			// valid), but maybe its time: valid too in the same part if
 			// its time is; in a new part e still holds those fields, and
-			// only what depends on the stream is checked again.
-			same := src.same(i, j)
+			// only what depends on the stream is checked again. A run of
+			// such events with the time of the one before too is valid
+			// as a whole, since e holds that event's fields and time.
+			run, same := src.sameRun(i, j)
+			if run > 0 {
+				j += run - 1
+				continue
+			}
 			newTime := !same
 			if same {
 				if t := src.time(i, j); t != e.Time {

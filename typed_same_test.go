@@ -188,23 +188,32 @@ func TestTypedRepeatedEventsSameAsRaw(t *testing.T) {
 	gl := Typed[any](openMem(t, regFS, opts), WithRegistry(reg))
 	ctx := t.Context()
 	// Rounds: one part or many (round%2); times stamped, one explicit
-	// time for all, or each event its own (round/2%3: the envelope head
-	// is copied and its time rewritten); events naming their stream or
-	// not (round/6).
+	// time for all, each event its own (the envelope head is copied and
+	// its time rewritten), or runs of 1 to 7 events with one time, each
+	// run's instant given first in another Location (batchSource.sameRun:
+	// an equal instant is no run) (round/2%4); events naming their
+	// stream or not (round/8).
 	at := explicit // advancing explicit times
-	for round := range 12 {
+	east := time.FixedZone("east", 3600)
+	for round := range 16 {
 		b := sameBatch(300, round%2 == 1)
 		for i := range b {
 			for j := range b[i].Events {
 				ev := &b[i].Events[j]
-				switch round / 2 % 3 {
+				switch round / 2 % 4 {
 				case 1:
 					ev.Time = at // one explicit time, not before the rounds' before
 				case 2:
 					at = at.Add(time.Millisecond + time.Duration(j%3)*time.Nanosecond)
 					ev.Time = at
+				case 3:
+					ev.Time = at
+					if k := i + j; k%7 == k/7%7 {
+						at = at.Add(time.Microsecond)
+						ev.Time = at.In(east)
+					}
 				}
-				if round/6 == 1 {
+				if round/8 == 1 {
 					ev.Stream = b[i].Stream
 				}
 			}
