@@ -69,6 +69,12 @@ var (
 //     is stored once even when the retry comes after the duplicate window
 //     or after other writers appended. ErrUnknownOutcome means even that
 //     did not settle it.
+//   - An append reaching another stream than the log's (the servers route
+//     its subjects elsewhere: an account subject mapping, a
+//     misconfiguration) fails with ErrForeignStream, a *ForeignStreamError,
+//     and is not retried: every message names the log's stream
+//     (Nats-Expected-Stream), which another stream refuses, and an
+//     acknowledgement from another stream is never taken for success.
 //   - ctx bounds the whole append, retries included. Unlike the file log,
 //     an append cut short by ctx after its events were sent cannot know
 //     whether they were committed: the error then matches both
@@ -215,8 +221,9 @@ func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs bool) ([]request, i
 }
 
 // headerReserve is what messageSize counts for the headers set after the
-// event's own (expected sequences, batch ID, sequence and commit).
-const headerReserve = 256
+// event's own (expected stream and sequences, batch ID, sequence and
+// commit: about 300 bytes at most).
+const headerReserve = 384
 
 // messageSize returns upper bounds of the size, headers included, of the
 // message carrying e (Stream and SchemaVersion set), as the client checks
@@ -438,6 +445,12 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 				return nil, rerr
 			}
 			continue
+		case code == codeStreamNotMatch:
+			// Another stream got the append and refused it: retrying
+			// would go the same way.
+			return nil, a.failed(fmt.Errorf("%w (%w)", &ForeignStreamError{Stream: l.streamName}, err))
+		case errors.Is(err, ErrForeignStream):
+			return nil, a.failed(err)
 		case code == codeBatchTooLarge:
 			return nil, a.failed(fmt.Errorf("%w: the server refused %d events in one batch (%w)", ErrBatchTooLarge, a.n, err))
 		case code != 0:
@@ -774,6 +787,7 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time)
 				at = e.Time
 			}
 			m := a.l.encode(&e, r.msgIDs[j])
+			m.Header.Set(jetstream.ExpectedStreamHeader, a.l.streamName)
 			if len(msgs) == 0 {
 				m.Header.Set(jetstream.ExpectedLastSeqHeader, fmt.Sprint(lastSeq))
 			}
@@ -790,7 +804,11 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time)
 
 // publish sends the messages: one as a plain publish, more as an atomic
 // batch. It returns the seq of the last one, and whether the server
-// reported a duplicate.
+// reported a duplicate. Every message names the log's stream
+// (Nats-Expected-Stream, set by build), so a stream the servers route the
+// log's subjects to instead refuses it; an acknowledgement from another
+// stream all the same (a server ignoring the header) is a
+// *ForeignStreamError, never success.
 func (a *appendOp) publish(ctx context.Context, msgs []*nats.Msg) (last uint64, dup bool, err error) {
 	ctx, cancel := a.l.bound(ctx)
 	defer cancel()
@@ -800,7 +818,7 @@ func (a *appendOp) publish(ctx context.Context, msgs []*nats.Msg) (last uint64, 
 			return 0, false, err
 		}
 		if ack.Stream != a.l.streamName {
-			return 0, false, fmt.Errorf("evlog/jetstream: append acknowledged by stream %s, not %s: another stream claims the subjects", ack.Stream, a.l.streamName)
+			return 0, false, &ForeignStreamError{Stream: a.l.streamName, Other: ack.Stream, Seq: ack.Sequence, Stored: true}
 		}
 		return ack.Sequence, ack.Duplicate, nil
 	}
@@ -809,7 +827,7 @@ func (a *appendOp) publish(ctx context.Context, msgs []*nats.Msg) (last uint64, 
 		return 0, false, err
 	}
 	if ack.Stream != a.l.streamName {
-		return 0, false, fmt.Errorf("evlog/jetstream: append acknowledged by stream %s, not %s: another stream claims the subjects", ack.Stream, a.l.streamName)
+		return 0, false, &ForeignStreamError{Stream: a.l.streamName, Other: ack.Stream, Seq: ack.Sequence, Stored: true}
 	}
 	return ack.Sequence, false, nil
 }

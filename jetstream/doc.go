@@ -13,6 +13,11 @@
 // This is a module of its own (github.com/evlog/evlog/jetstream), so the
 // core library never depends on NATS.
 //
+// An append counts only when the log's own stream acknowledges it: every
+// message names that stream (Nats-Expected-Stream), and an append the
+// servers route to another stream fails with ErrForeignStream, a
+// *ForeignStreamError (see Append).
+//
 // Durability is the servers': run them with sync_interval: always, or a
 // power loss of every node can lose up to two minutes of acknowledged
 // appends (see the repository README, "When one machine is not enough",

@@ -61,6 +61,10 @@ const (
 	faultCut
 	faultGarble
 	faultBlank
+	// faultForeign rewrites the answer's stream name ("stream":"X" to
+	// "stream":"ELSEWHERE_X"), as from a server that stored the publish
+	// in another stream.
+	faultForeign
 )
 
 // garbage is what faultGarble and faultBlank answer instead of the server.
@@ -74,6 +78,8 @@ func (k faultKind) String() string {
 		return "garble-answer"
 	case faultBlank:
 		return "blank-answer"
+	case faultForeign:
+		return "foreign-answer"
 	}
 	return "cut"
 }
@@ -144,11 +150,12 @@ type proxyConn struct {
 	p              *faultProxy
 	client, server net.Conn
 
-	mu     sync.Mutex
-	dropTo string // the reply subject whose answer is dropped
-	cut    bool   // and then the connection cut
-	garble string // or replaced by this instead (garbage)
-	after  func() // run when that answer comes
+	mu      sync.Mutex
+	dropTo  string // the reply subject whose answer is dropped
+	cut     bool   // and then the connection cut
+	garble  string // or replaced by this instead (garbage)
+	foreign bool   // or its stream name rewritten (faultForeign)
+	after   func() // run when that answer comes
 }
 
 func (pc *proxyConn) close() {
@@ -244,7 +251,7 @@ func (pc *proxyConn) clientToServer() {
 					// Set before the publish goes on: the hook runs
 					// when its answer comes.
 					pc.mu.Lock()
-					pc.dropTo, pc.cut, pc.garble, pc.after = reply, kind == faultCut, garbage[kind], after
+					pc.dropTo, pc.cut, pc.garble, pc.foreign, pc.after = reply, kind == faultCut, garbage[kind], kind == faultForeign, after
 					pc.mu.Unlock()
 					after = nil
 				} else {
@@ -276,9 +283,9 @@ func (pc *proxyConn) serverToClient() {
 			if op := strings.ToUpper(fields[0]); op == "MSG" || op == "HMSG" {
 				pc.mu.Lock()
 				drop := pc.dropTo != "" && fields[1] == pc.dropTo
-				cut, garble, after := drop && pc.cut, pc.garble, pc.after
+				cut, garble, foreign, after := drop && pc.cut, pc.garble, pc.foreign, pc.after
 				if drop {
-					pc.dropTo, pc.after, pc.garble = "", nil, ""
+					pc.dropTo, pc.after, pc.garble, pc.foreign = "", nil, "", false
 				}
 				pc.mu.Unlock()
 				if drop {
@@ -287,6 +294,9 @@ func (pc *proxyConn) serverToClient() {
 					}
 					if cut {
 						return
+					}
+					if foreign {
+						garble = strings.Replace(string(payload[:len(payload)-2]), `"stream":"`, `"stream":"ELSEWHERE_`, 1)
 					}
 					if garble == "" {
 						continue

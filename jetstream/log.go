@@ -75,7 +75,39 @@ var (
 	// the log is no longer the one the Log was opened on. Open the log
 	// again.
 	ErrStreamReplaced = errors.New("evlog/jetstream: the log's stream was replaced while the Log was open; open the log again")
+	// ErrForeignStream matches a *ForeignStreamError: an append reached
+	// another stream than the log's. It never counts as stored in the log.
+	ErrForeignStream = errors.New("evlog/jetstream: an append reached another stream than the log's; check the account's subject mappings and the subjects of its other streams")
 )
+
+// ForeignStreamError reports an append that reached a JetStream stream
+// other than the log's: the servers route the log's subjects elsewhere (an
+// account subject mapping, a stream claiming them through an import, a
+// misconfigured server). The events are not in the log, and the append is
+// not retried (a retry would go the same way). Every message an append
+// sends names the log's stream (the Nats-Expected-Stream header), so a
+// server refuses to store it in another (Stored false, Other unknown: the
+// server does not name it); a server that stores it there all the same
+// acknowledges it from Other (Stored true, Seq its last seq there), and
+// the events must then be removed from Other by hand. Fix the routing
+// (check the account's subject mappings and other streams' subjects for
+// Stream's subjects, evlog.<Name>.>) and append again.
+type ForeignStreamError struct {
+	Stream string // the log's stream
+	Other  string // the stream that acknowledged the append ("": unknown)
+	Seq    uint64 // the seq of its last event in Other, when Stored
+	Stored bool   // Other stored the events (they are not in the log)
+}
+
+func (e *ForeignStreamError) Error() string {
+	if !e.Stored {
+		return fmt.Sprintf("evlog/jetstream: append to stream %s reached another stream, which refused it: nothing was stored; the servers route the log's subjects to another stream: check the account's subject mappings and other streams' subjects, then append again", e.Stream)
+	}
+	return fmt.Sprintf("evlog/jetstream: append to stream %s was acknowledged by stream %s (seq %d): the events are stored there, not in the log; check the account's subject mappings and other streams' subjects, remove them from %s, then append again", e.Stream, e.Other, e.Seq, e.Other)
+}
+
+// Is reports whether target is ErrForeignStream.
+func (e *ForeignStreamError) Is(target error) bool { return target == ErrForeignStream }
 
 // StreamReplacedError reports that the stream holding the log no longer
 // holds an event the Log saw stored there: it was deleted and recreated
