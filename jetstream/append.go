@@ -853,7 +853,7 @@ func (a *appendOp) done(last uint64, msgs []*nats.Msg) ([]event.Position, error)
 	l := a.l
 	l.mu.Lock()
 	if last > l.lastSeq {
-		l.lastSeq, l.lastTime = last, t
+		l.lastSeq, l.lastTime, l.lastID = last, t, msgs[len(msgs)-1].Header.Get(jetstream.MsgIDHeader)
 	}
 	l.mu.Unlock()
 	return pos, nil

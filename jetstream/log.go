@@ -123,17 +123,22 @@ func (e *ForeignStreamError) Is(target error) bool { return target == ErrForeign
 // are what you expect: the events the old stream held may be lost.
 //
 // The Log finds this out when it reads the stream's end (LastSeq, an
-// append, Range, SeqAt, a snapshot Save) and finds it below the last seq
-// it knew of; a replacement already holding more events than that goes
-// unnoticed (its appends and reads then work on the new stream).
+// append losing the race for the end, Range, SeqAt, a snapshot Save) and
+// finds the last seq it knew of missing, or holding another event than the
+// one it saw there (another Nats-Msg-Id), also when the new stream holds
+// as many events as that or more. One case escapes the appends: a
+// replacement whose end is exactly the last seq the Log knew of is found
+// by the next read of the end, but an append before it lands on the new
+// stream (JetStream cannot make an atomic batch conditional on the last
+// message's identity).
 type StreamReplacedError struct {
 	Stream string // the JetStream stream
-	Seen   uint64 // a seq the Log saw stored, which the stream no longer holds
+	Seen   uint64 // a seq the Log saw an event stored at, which the stream no longer holds there
 	Last   uint64 // the stream's last seq when that was found (0: empty)
 }
 
 func (e *StreamReplacedError) Error() string {
-	return fmt.Sprintf("evlog/jetstream: stream %s no longer holds seq %d, which this Log saw stored (its last seq is now %d): it was deleted and recreated, restored from an older backup or purged while the Log was open; open the log again and check its contents",
+	return fmt.Sprintf("evlog/jetstream: stream %s no longer holds the event this Log saw stored at seq %d (its last seq is now %d): it was deleted and recreated, restored from an older backup or purged while the Log was open; open the log again and check its contents",
 		e.Stream, e.Seen, e.Last)
 }
 
@@ -176,6 +181,7 @@ type Log struct {
 	mu       sync.Mutex
 	lastSeq  uint64 // the last seq this Log knows of
 	lastTime time.Time
+	lastID   string            // the Nats-Msg-Id (as stored) of the event at lastSeq
 	replaced error             // the *StreamReplacedError once found (then final)
 	hints    map[string][]hint // stream -> (version, seq) pairs seen lately
 
@@ -420,41 +426,57 @@ func (l *Log) LastSeq() uint64 {
 // answer overtaken by this Log's own append or a stream that lost events:
 // refresh tells them apart by asking for the event at the known seq, and
 // returns a *StreamReplacedError for the latter.
+//
+// A stream holding as many events as the Log knows of, or more, is checked
+// too: the event at the known seq must be the one the Log saw there (the
+// same Nats-Msg-Id: random per event unless the caller set its ID). Its
+// end is the last message read (no further request); a later seq costs
+// one more read, of the event at the known seq.
 func (l *Log) refresh(ctx context.Context) error {
 	m, found, err := l.getMsg(ctx, 0, l.prefix+">")
 	if err != nil {
 		return err
 	}
-	seq, t := uint64(0), time.Time{}
+	seq, t, id := uint64(0), time.Time{}, ""
 	if found {
 		e, err := l.decode(m.Subject, m.Seq, m.hdr, nil)
 		if err != nil {
 			return err
 		}
-		seq, t = e.Seq, e.Time
+		seq, t, id = e.Seq, e.Time, m.hdr.Get(jetstream.MsgIDHeader)
 	}
 	l.mu.Lock()
-	known := l.lastSeq
-	if seq >= known {
-		l.lastSeq, l.lastTime = seq, t
-	}
+	known, knownID := l.lastSeq, l.lastID
 	l.mu.Unlock()
-	if seq >= known {
-		return nil
+	same := true // the stream holds the event the Log saw at known
+	switch {
+	case known == 0 || knownID == "":
+	case seq == known:
+		same = id == knownID
+	default:
+		// Below known: overtaken by an append of this Log, or events
+		// lost. Above: appended since, or another stream holding more.
+		k, found, err := l.getMsg(ctx, known, "")
+		if err != nil {
+			return err
+		}
+		same = found && k.hdr.Get(jetstream.MsgIDHeader) == knownID
 	}
-	_, found, err = l.getMsg(ctx, known, "")
-	if err != nil || found {
-		return err // found: overtaken by an append of this Log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if same {
+		if seq >= l.lastSeq {
+			l.lastSeq, l.lastTime, l.lastID = seq, t, id
+		}
+		return nil
 	}
 	// Deletes and purges are denied: the stream is not the one this Log
 	// saw the event in.
 	rerr := &StreamReplacedError{Stream: l.streamName, Seen: known, Last: seq}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.replaced == nil {
 		l.replaced = rerr
 	}
-	l.lastSeq, l.lastTime = seq, t // never more than the truth
+	l.lastSeq, l.lastTime, l.lastID = seq, t, id // never more than the truth
 	return rerr
 }
 
