@@ -97,15 +97,16 @@ func (l *Log) Append(ctx context.Context, stream string, expect event.Expectatio
 // stream's version after the requests before it. Everything Append
 // documents applies.
 func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]event.Position, error) {
-	return l.appendBatch(ctx, batch, false)
+	return l.appendBatch(ctx, batch, nil)
 }
 
-// appendBatch is AppendBatch; with freshMsgIDs every event gets a random
-// Nats-Msg-Id, its ID kept in its Evlog-Id header only: neither the
-// server's duplicate detection nor the log's recognition of retries then
-// relates it to events holding the same ID (Copy's way to store an ID the
-// source holds twice).
-func (l *Log) appendBatch(ctx context.Context, batch []evlog.AppendRequest, freshMsgIDs bool) ([]event.Position, error) {
+// appendBatch is AppendBatch; with freshMsgIDs, event j of request i gets
+// the Nats-Msg-Id freshMsgIDs(i, j), its ID kept in its Evlog-Id header
+// only: neither the server's duplicate detection nor the log's recognition
+// of the caller's retries then relates it to events holding the same ID
+// (Copy's way to store an ID the source holds twice). The append's own
+// resends carry the same Nats-Msg-Ids, as always.
+func (l *Log) appendBatch(ctx context.Context, batch []evlog.AppendRequest, freshMsgIDs func(i, j int) string) ([]event.Position, error) {
 	if err := l.closedErr(); err != nil {
 		return nil, err
 	}
@@ -140,7 +141,7 @@ type request struct {
 	prev int
 }
 
-func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs bool) ([]request, int, error) {
+func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs func(i, j int) string) ([]request, int, error) {
 	if len(batch) == 0 {
 		return nil, 0, fmt.Errorf("%w: empty batch", evlog.ErrInvalid)
 	}
@@ -201,7 +202,7 @@ func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs bool) ([]request, i
 				return nil, 0, fmt.Errorf("%w: event %d of stream %q is about %d bytes as a message, over the servers' max_payload (%d); nothing was written",
 					evlog.ErrInvalid, j, req.Stream, size, limit)
 			}
-			r.callerIDs = r.callerIDs || e.ID != "" && !freshMsgIDs
+			r.callerIDs = r.callerIDs || e.ID != "" && freshMsgIDs == nil
 			if e.ID != "" {
 				if ids[e.ID] {
 					return nil, 0, fmt.Errorf("%w (%w)", &evlog.DuplicateIDError{ID: e.ID, Stream: req.Stream, Index: j,
@@ -209,9 +210,13 @@ func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs bool) ([]request, i
 				}
 				ids[e.ID] = true
 			}
-			r.msgIDs[j] = e.ID
-			if e.ID == "" || freshMsgIDs {
+			switch {
+			case freshMsgIDs != nil:
+				r.msgIDs[j] = freshMsgIDs(i, j)
+			case e.ID == "":
 				r.msgIDs[j] = newID()
+			default:
+				r.msgIDs[j] = e.ID
 			}
 			r.events[j] = e // Meta and Data are shared with the caller, read only
 		}

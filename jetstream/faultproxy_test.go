@@ -158,6 +158,13 @@ func (p *faultProxy) arm(watch string, kind faultKind, n int, after func(), forg
 	p.watch, p.kind, p.n, p.pubs, p.fired, p.batch, p.answered, p.after, p.forget = watch, kind, n, 0, false, "", false, after, forget
 }
 
+// published returns the number of publishes to watch seen since arm.
+func (p *faultProxy) published() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pubs
+}
+
 // hasFired reports whether the armed fault happened, and whether it took
 // an answer from the client.
 func (p *faultProxy) hasFired() (fired, answered bool) {
