@@ -21,6 +21,7 @@ const (
 	codeBatchDuplicateID     jetstream.ErrorCode = 10201
 	codeDuplicateConflict    jetstream.ErrorCode = 10158 // Nats-Msg-Id seen, seq unknown
 	codeUnavailable          jetstream.ErrorCode = 10008 // "JetStream system temporarily unavailable"
+	codeStreamNotMatch       jetstream.ErrorCode = 10060 // Nats-Expected-Stream names another stream
 )
 
 // apiCode returns the JetStream error code of err (0: none).

@@ -69,6 +69,12 @@ var (
 //     is stored once even when the retry comes after the duplicate window
 //     or after other writers appended. ErrUnknownOutcome means even that
 //     did not settle it.
+//   - An append reaching another stream than the log's (the servers route
+//     its subjects elsewhere: an account subject mapping, a
+//     misconfiguration) fails with ErrForeignStream, a *ForeignStreamError,
+//     and is not retried: every message names the log's stream
+//     (Nats-Expected-Stream), which another stream refuses, and an
+//     acknowledgement from another stream is never taken for success.
 //   - ctx bounds the whole append, retries included. Unlike the file log,
 //     an append cut short by ctx after its events were sent cannot know
 //     whether they were committed: the error then matches both
@@ -91,15 +97,16 @@ func (l *Log) Append(ctx context.Context, stream string, expect event.Expectatio
 // stream's version after the requests before it. Everything Append
 // documents applies.
 func (l *Log) AppendBatch(ctx context.Context, batch []evlog.AppendRequest) ([]event.Position, error) {
-	return l.appendBatch(ctx, batch, false)
+	return l.appendBatch(ctx, batch, nil)
 }
 
-// appendBatch is AppendBatch; with freshMsgIDs every event gets a random
-// Nats-Msg-Id, its ID kept in its Evlog-Id header only: neither the
-// server's duplicate detection nor the log's recognition of retries then
-// relates it to events holding the same ID (Copy's way to store an ID the
-// source holds twice).
-func (l *Log) appendBatch(ctx context.Context, batch []evlog.AppendRequest, freshMsgIDs bool) ([]event.Position, error) {
+// appendBatch is AppendBatch; with freshMsgIDs, event j of request i gets
+// the Nats-Msg-Id freshMsgIDs(i, j), its ID kept in its Evlog-Id header
+// only: neither the server's duplicate detection nor the log's recognition
+// of the caller's retries then relates it to events holding the same ID
+// (Copy's way to store an ID the source holds twice). The append's own
+// resends carry the same Nats-Msg-Ids, as always.
+func (l *Log) appendBatch(ctx context.Context, batch []evlog.AppendRequest, freshMsgIDs func(i, j int) string) ([]event.Position, error) {
 	if err := l.closedErr(); err != nil {
 		return nil, err
 	}
@@ -134,7 +141,7 @@ type request struct {
 	prev int
 }
 
-func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs bool) ([]request, int, error) {
+func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs func(i, j int) string) ([]request, int, error) {
 	if len(batch) == 0 {
 		return nil, 0, fmt.Errorf("%w: empty batch", evlog.ErrInvalid)
 	}
@@ -195,7 +202,7 @@ func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs bool) ([]request, i
 				return nil, 0, fmt.Errorf("%w: event %d of stream %q is about %d bytes as a message, over the servers' max_payload (%d); nothing was written",
 					evlog.ErrInvalid, j, req.Stream, size, limit)
 			}
-			r.callerIDs = r.callerIDs || e.ID != "" && !freshMsgIDs
+			r.callerIDs = r.callerIDs || e.ID != "" && freshMsgIDs == nil
 			if e.ID != "" {
 				if ids[e.ID] {
 					return nil, 0, fmt.Errorf("%w (%w)", &evlog.DuplicateIDError{ID: e.ID, Stream: req.Stream, Index: j,
@@ -203,9 +210,13 @@ func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs bool) ([]request, i
 				}
 				ids[e.ID] = true
 			}
-			r.msgIDs[j] = e.ID
-			if e.ID == "" || freshMsgIDs {
+			switch {
+			case freshMsgIDs != nil:
+				r.msgIDs[j] = freshMsgIDs(i, j)
+			case e.ID == "":
 				r.msgIDs[j] = newID()
+			default:
+				r.msgIDs[j] = e.ID
 			}
 			r.events[j] = e // Meta and Data are shared with the caller, read only
 		}
@@ -215,8 +226,9 @@ func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs bool) ([]request, i
 }
 
 // headerReserve is what messageSize counts for the headers set after the
-// event's own (expected sequences, batch ID, sequence and commit).
-const headerReserve = 256
+// event's own (expected stream and sequences, batch ID, sequence and
+// commit: about 300 bytes at most).
+const headerReserve = 384
 
 // messageSize returns upper bounds of the size, headers included, of the
 // message carrying e (Stream and SchemaVersion set), as the client checks
@@ -438,6 +450,12 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 				return nil, rerr
 			}
 			continue
+		case code == codeStreamNotMatch:
+			// Another stream got the append and refused it: retrying
+			// would go the same way.
+			return nil, a.failed(fmt.Errorf("%w (%w)", &ForeignStreamError{Stream: l.streamName}, err))
+		case errors.Is(err, ErrForeignStream):
+			return nil, a.failed(err)
 		case code == codeBatchTooLarge:
 			return nil, a.failed(fmt.Errorf("%w: the server refused %d events in one batch (%w)", ErrBatchTooLarge, a.n, err))
 		case code != 0:
@@ -774,6 +792,7 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time)
 				at = e.Time
 			}
 			m := a.l.encode(&e, r.msgIDs[j])
+			m.Header.Set(jetstream.ExpectedStreamHeader, a.l.streamName)
 			if len(msgs) == 0 {
 				m.Header.Set(jetstream.ExpectedLastSeqHeader, fmt.Sprint(lastSeq))
 			}
@@ -790,7 +809,11 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time)
 
 // publish sends the messages: one as a plain publish, more as an atomic
 // batch. It returns the seq of the last one, and whether the server
-// reported a duplicate.
+// reported a duplicate. Every message names the log's stream
+// (Nats-Expected-Stream, set by build), so a stream the servers route the
+// log's subjects to instead refuses it; an acknowledgement from another
+// stream all the same (a server ignoring the header) is a
+// *ForeignStreamError, never success.
 func (a *appendOp) publish(ctx context.Context, msgs []*nats.Msg) (last uint64, dup bool, err error) {
 	ctx, cancel := a.l.bound(ctx)
 	defer cancel()
@@ -800,7 +823,7 @@ func (a *appendOp) publish(ctx context.Context, msgs []*nats.Msg) (last uint64, 
 			return 0, false, err
 		}
 		if ack.Stream != a.l.streamName {
-			return 0, false, fmt.Errorf("evlog/jetstream: append acknowledged by stream %s, not %s: another stream claims the subjects", ack.Stream, a.l.streamName)
+			return 0, false, &ForeignStreamError{Stream: a.l.streamName, Other: ack.Stream, Seq: ack.Sequence, Stored: true}
 		}
 		return ack.Sequence, ack.Duplicate, nil
 	}
@@ -809,7 +832,7 @@ func (a *appendOp) publish(ctx context.Context, msgs []*nats.Msg) (last uint64, 
 		return 0, false, err
 	}
 	if ack.Stream != a.l.streamName {
-		return 0, false, fmt.Errorf("evlog/jetstream: append acknowledged by stream %s, not %s: another stream claims the subjects", ack.Stream, a.l.streamName)
+		return 0, false, &ForeignStreamError{Stream: a.l.streamName, Other: ack.Stream, Seq: ack.Sequence, Stored: true}
 	}
 	return ack.Sequence, false, nil
 }
@@ -835,7 +858,7 @@ func (a *appendOp) done(last uint64, msgs []*nats.Msg) ([]event.Position, error)
 	l := a.l
 	l.mu.Lock()
 	if last > l.lastSeq {
-		l.lastSeq, l.lastTime = last, t
+		l.lastSeq, l.lastTime, l.lastID = last, t, msgs[len(msgs)-1].Header.Get(jetstream.MsgIDHeader)
 	}
 	l.mu.Unlock()
 	return pos, nil

@@ -13,6 +13,24 @@
 // This is a module of its own (github.com/evlog/evlog/jetstream), so the
 // core library never depends on NATS.
 //
+// What the package guards against, beyond lost and garbled answers (which
+// appends and snapshot saves settle by reading back, see Append and
+// Snapshots.Save):
+//
+//   - An append counts only when the log's own stream acknowledges it:
+//     every message names that stream (Nats-Expected-Stream), and an append
+//     the servers route to another stream fails with ErrForeignStream, a
+//     *ForeignStreamError.
+//   - A stream deleted and recreated under an open Log is found when the Log
+//     reads the stream's end and the event at the last seq it knew of is
+//     missing or another one, however many events the new stream holds:
+//     ErrStreamReplaced (see StreamReplacedError for the one case an append
+//     can miss).
+//   - State objects a Save left behind without a record are deleted by
+//     Snapshots.Sweep, which is safe beside other processes' saves.
+//   - Copy stores an event ID the source holds twice under fresh,
+//     deterministic Nats-Msg-Ids, so every resend is recognised.
+//
 // Durability is the servers': run them with sync_interval: always, or a
 // power loss of every node can lose up to two minutes of acknowledged
 // appends (see the repository README, "When one machine is not enough",

@@ -52,6 +52,36 @@ type faultProxy struct {
 	// remembers the first attempt's IDs (after the duplicate window).
 	forget bool
 	conns  map[net.Conn]bool
+	// held is the publish faultHold holds back, and the connection to
+	// the server it was to go on.
+	held      []byte
+	heldReply string
+	heldTo    *proxyConn
+}
+
+// release sends the publish faultHold held back to the server, on the
+// connection it came from, and waits for the server's answer (which goes
+// on to a client that gave up): the server has acted on it.
+func (p *faultProxy) release() {
+	p.mu.Lock()
+	frame, reply, pc := p.held, p.heldReply, p.heldTo
+	p.held, p.heldReply, p.heldTo = nil, "", nil
+	p.mu.Unlock()
+	if pc == nil || reply == "" {
+		p.t.Fatal("faultProxy: release with nothing held that asks for an answer")
+	}
+	answered := make(chan struct{})
+	pc.mu.Lock()
+	pc.awaitTo, pc.awaited = reply, answered
+	pc.mu.Unlock()
+	if err := pc.toServer(frame); err != nil {
+		p.t.Fatalf("faultProxy: releasing the held publish: %v", err)
+	}
+	select {
+	case <-answered:
+	case <-time.After(hangGuard):
+		p.t.Fatal("faultProxy: the server never answered the released publish")
+	}
 }
 
 type faultKind int
@@ -61,6 +91,17 @@ const (
 	faultCut
 	faultGarble
 	faultBlank
+	// faultHold holds the publish back, unsent, until release: a request
+	// stuck in a buffer and delivered late, after its client gave up.
+	faultHold
+	// faultHook passes the answer on unchanged, after running the hook:
+	// another process acting between the server's answer and the
+	// client's next step.
+	faultHook
+	// faultForeign rewrites the answer's stream name ("stream":"X" to
+	// "stream":"ELSEWHERE_X"), as from a server that stored the publish
+	// in another stream.
+	faultForeign
 )
 
 // garbage is what faultGarble and faultBlank answer instead of the server.
@@ -74,6 +115,12 @@ func (k faultKind) String() string {
 		return "garble-answer"
 	case faultBlank:
 		return "blank-answer"
+	case faultForeign:
+		return "foreign-answer"
+	case faultHold:
+		return "hold"
+	case faultHook:
+		return "hook"
 	}
 	return "cut"
 }
@@ -111,6 +158,13 @@ func (p *faultProxy) arm(watch string, kind faultKind, n int, after func(), forg
 	p.watch, p.kind, p.n, p.pubs, p.fired, p.batch, p.answered, p.after, p.forget = watch, kind, n, 0, false, "", false, after, forget
 }
 
+// published returns the number of publishes to watch seen since arm.
+func (p *faultProxy) published() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pubs
+}
+
 // hasFired reports whether the armed fault happened, and whether it took
 // an answer from the client.
 func (p *faultProxy) hasFired() (fired, answered bool) {
@@ -144,11 +198,25 @@ type proxyConn struct {
 	p              *faultProxy
 	client, server net.Conn
 
-	mu     sync.Mutex
-	dropTo string // the reply subject whose answer is dropped
-	cut    bool   // and then the connection cut
-	garble string // or replaced by this instead (garbage)
-	after  func() // run when that answer comes
+	wmu sync.Mutex // serialises writes to server
+
+	mu      sync.Mutex
+	dropTo  string        // the reply subject whose answer is dropped
+	cut     bool          // and then the connection cut
+	garble  string        // or replaced by this instead (garbage)
+	foreign bool          // or its stream name rewritten (faultForeign)
+	after   func()        // run when that answer comes
+	pass    bool          // then passed on unchanged (faultHook)
+	awaitTo string        // the reply subject of a released publish
+	awaited chan struct{} // closed when its answer comes
+}
+
+// toServer writes one frame to the server.
+func (pc *proxyConn) toServer(frame []byte) error {
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	_, err := pc.server.Write(frame)
+	return err
 }
 
 func (pc *proxyConn) close() {
@@ -236,6 +304,12 @@ func (pc *proxyConn) clientToServer() {
 			}
 			kind := p.kind
 			p.mu.Unlock()
+			if fire && kind == faultHold {
+				p.mu.Lock()
+				p.held, p.heldReply, p.heldTo = append(append([]byte(nil), line...), payload...), reply, pc
+				p.mu.Unlock()
+				continue
+			}
 			if fire {
 				if reply == "" && kind != faultCut {
 					p.t.Errorf("faultProxy: publish %d asks for no answer to %v", p.n, kind)
@@ -244,7 +318,7 @@ func (pc *proxyConn) clientToServer() {
 					// Set before the publish goes on: the hook runs
 					// when its answer comes.
 					pc.mu.Lock()
-					pc.dropTo, pc.cut, pc.garble, pc.after = reply, kind == faultCut, garbage[kind], after
+					pc.dropTo, pc.cut, pc.garble, pc.foreign, pc.pass, pc.after = reply, kind == faultCut, garbage[kind], kind == faultForeign, kind == faultHook, after
 					pc.mu.Unlock()
 					after = nil
 				} else {
@@ -252,7 +326,7 @@ func (pc *proxyConn) clientToServer() {
 				}
 			}
 		}
-		if _, err := pc.server.Write(append(line, payload...)); err != nil {
+		if err := pc.toServer(append(line, payload...)); err != nil {
 			return
 		}
 		if cutNow {
@@ -275,10 +349,14 @@ func (pc *proxyConn) serverToClient() {
 		if len(fields) >= 2 {
 			if op := strings.ToUpper(fields[0]); op == "MSG" || op == "HMSG" {
 				pc.mu.Lock()
+				if pc.awaitTo != "" && fields[1] == pc.awaitTo {
+					close(pc.awaited)
+					pc.awaitTo, pc.awaited = "", nil
+				}
 				drop := pc.dropTo != "" && fields[1] == pc.dropTo
-				cut, garble, after := drop && pc.cut, pc.garble, pc.after
+				cut, garble, foreign, pass, after := drop && pc.cut, pc.garble, pc.foreign, pc.pass, pc.after
 				if drop {
-					pc.dropTo, pc.after, pc.garble = "", nil, ""
+					pc.dropTo, pc.after, pc.garble, pc.foreign, pc.pass = "", nil, "", false, false
 				}
 				pc.mu.Unlock()
 				if drop {
@@ -288,10 +366,16 @@ func (pc *proxyConn) serverToClient() {
 					if cut {
 						return
 					}
-					if garble == "" {
-						continue
+					if foreign {
+						garble = strings.Replace(string(payload[:len(payload)-2]), `"stream":"`, `"stream":"ELSEWHERE_`, 1)
 					}
-					line, payload = replaceAnswer(fields, garble)
+					switch {
+					case pass:
+					case garble == "":
+						continue
+					default:
+						line, payload = replaceAnswer(fields, garble)
+					}
 				}
 			}
 		}

@@ -75,7 +75,39 @@ var (
 	// the log is no longer the one the Log was opened on. Open the log
 	// again.
 	ErrStreamReplaced = errors.New("evlog/jetstream: the log's stream was replaced while the Log was open; open the log again")
+	// ErrForeignStream matches a *ForeignStreamError: an append reached
+	// another stream than the log's. It never counts as stored in the log.
+	ErrForeignStream = errors.New("evlog/jetstream: an append reached another stream than the log's; check the account's subject mappings and the subjects of its other streams")
 )
+
+// ForeignStreamError reports an append that reached a JetStream stream
+// other than the log's: the servers route the log's subjects elsewhere (an
+// account subject mapping, a stream claiming them through an import, a
+// misconfigured server). The events are not in the log, and the append is
+// not retried (a retry would go the same way). Every message an append
+// sends names the log's stream (the Nats-Expected-Stream header), so a
+// server refuses to store it in another (Stored false, Other unknown: the
+// server does not name it); a server that stores it there all the same
+// acknowledges it from Other (Stored true, Seq its last seq there), and
+// the events must then be removed from Other by hand. Fix the routing
+// (check the account's subject mappings and other streams' subjects for
+// Stream's subjects, evlog.<Name>.>) and append again.
+type ForeignStreamError struct {
+	Stream string // the log's stream
+	Other  string // the stream that acknowledged the append ("": unknown)
+	Seq    uint64 // the seq of its last event in Other, when Stored
+	Stored bool   // Other stored the events (they are not in the log)
+}
+
+func (e *ForeignStreamError) Error() string {
+	if !e.Stored {
+		return fmt.Sprintf("evlog/jetstream: append to stream %s reached another stream, which refused it: nothing was stored; the servers route the log's subjects to another stream: check the account's subject mappings and other streams' subjects, then append again", e.Stream)
+	}
+	return fmt.Sprintf("evlog/jetstream: append to stream %s was acknowledged by stream %s (seq %d): the events are stored there, not in the log; check the account's subject mappings and other streams' subjects, remove them from %s, then append again", e.Stream, e.Other, e.Seq, e.Other)
+}
+
+// Is reports whether target is ErrForeignStream.
+func (e *ForeignStreamError) Is(target error) bool { return target == ErrForeignStream }
 
 // StreamReplacedError reports that the stream holding the log no longer
 // holds an event the Log saw stored there: it was deleted and recreated
@@ -91,17 +123,22 @@ var (
 // are what you expect: the events the old stream held may be lost.
 //
 // The Log finds this out when it reads the stream's end (LastSeq, an
-// append, Range, SeqAt, a snapshot Save) and finds it below the last seq
-// it knew of; a replacement already holding more events than that goes
-// unnoticed (its appends and reads then work on the new stream).
+// append losing the race for the end, Range, SeqAt, a snapshot Save) and
+// finds the last seq it knew of missing, or holding another event than the
+// one it saw there (another Nats-Msg-Id), also when the new stream holds
+// as many events as that or more. One case escapes the appends: a
+// replacement whose end is exactly the last seq the Log knew of is found
+// by the next read of the end, but an append before it lands on the new
+// stream (JetStream cannot make an atomic batch conditional on the last
+// message's identity).
 type StreamReplacedError struct {
 	Stream string // the JetStream stream
-	Seen   uint64 // a seq the Log saw stored, which the stream no longer holds
+	Seen   uint64 // a seq the Log saw an event stored at, which the stream no longer holds there
 	Last   uint64 // the stream's last seq when that was found (0: empty)
 }
 
 func (e *StreamReplacedError) Error() string {
-	return fmt.Sprintf("evlog/jetstream: stream %s no longer holds seq %d, which this Log saw stored (its last seq is now %d): it was deleted and recreated, restored from an older backup or purged while the Log was open; open the log again and check its contents",
+	return fmt.Sprintf("evlog/jetstream: stream %s no longer holds the event this Log saw stored at seq %d (its last seq is now %d): it was deleted and recreated, restored from an older backup or purged while the Log was open; open the log again and check its contents",
 		e.Stream, e.Seen, e.Last)
 }
 
@@ -144,6 +181,7 @@ type Log struct {
 	mu       sync.Mutex
 	lastSeq  uint64 // the last seq this Log knows of
 	lastTime time.Time
+	lastID   string            // the Nats-Msg-Id (as stored) of the event at lastSeq
 	replaced error             // the *StreamReplacedError once found (then final)
 	hints    map[string][]hint // stream -> (version, seq) pairs seen lately
 
@@ -388,41 +426,57 @@ func (l *Log) LastSeq() uint64 {
 // answer overtaken by this Log's own append or a stream that lost events:
 // refresh tells them apart by asking for the event at the known seq, and
 // returns a *StreamReplacedError for the latter.
+//
+// A stream holding as many events as the Log knows of, or more, is checked
+// too: the event at the known seq must be the one the Log saw there (the
+// same Nats-Msg-Id: random per event unless the caller set its ID). Its
+// end is the last message read (no further request); a later seq costs
+// one more read, of the event at the known seq.
 func (l *Log) refresh(ctx context.Context) error {
 	m, found, err := l.getMsg(ctx, 0, l.prefix+">")
 	if err != nil {
 		return err
 	}
-	seq, t := uint64(0), time.Time{}
+	seq, t, id := uint64(0), time.Time{}, ""
 	if found {
 		e, err := l.decode(m.Subject, m.Seq, m.hdr, nil)
 		if err != nil {
 			return err
 		}
-		seq, t = e.Seq, e.Time
+		seq, t, id = e.Seq, e.Time, m.hdr.Get(jetstream.MsgIDHeader)
 	}
 	l.mu.Lock()
-	known := l.lastSeq
-	if seq >= known {
-		l.lastSeq, l.lastTime = seq, t
-	}
+	known, knownID := l.lastSeq, l.lastID
 	l.mu.Unlock()
-	if seq >= known {
-		return nil
+	same := true // the stream holds the event the Log saw at known
+	switch {
+	case known == 0 || knownID == "":
+	case seq == known:
+		same = id == knownID
+	default:
+		// Below known: overtaken by an append of this Log, or events
+		// lost. Above: appended since, or another stream holding more.
+		k, found, err := l.getMsg(ctx, known, "")
+		if err != nil {
+			return err
+		}
+		same = found && k.hdr.Get(jetstream.MsgIDHeader) == knownID
 	}
-	_, found, err = l.getMsg(ctx, known, "")
-	if err != nil || found {
-		return err // found: overtaken by an append of this Log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if same {
+		if seq >= l.lastSeq {
+			l.lastSeq, l.lastTime, l.lastID = seq, t, id
+		}
+		return nil
 	}
 	// Deletes and purges are denied: the stream is not the one this Log
 	// saw the event in.
 	rerr := &StreamReplacedError{Stream: l.streamName, Seen: known, Last: seq}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.replaced == nil {
 		l.replaced = rerr
 	}
-	l.lastSeq, l.lastTime = seq, t // never more than the truth
+	l.lastSeq, l.lastTime, l.lastID = seq, t, id // never more than the truth
 	return rerr
 }
 

@@ -58,10 +58,16 @@ const copyBatch = MaxBatch
 // duplicate window, which both backends allow. Copy keeps such events in
 // separate appends; the target's duplicate detection may still take the
 // repeat for a retry of the first or refuse its ID (nothing is written
-// either way). A JetStream target then stores that batch again under
-// fresh Nats-Msg-Ids (each event's ID is kept, in its Evlog-Id header;
-// only the duplicate detection of a later append reusing those IDs no
-// longer covers them). A file-log target cannot: Copy fails with an error
+// either way, also when that append's answer was lost and it ends in
+// ErrUnknownOutcome as well). A JetStream target then stores that batch
+// again under fresh Nats-Msg-Ids, derived from each event's seq and ID, so
+// that a resend of any of its messages, by the append's own retries or by
+// a resumed Copy, carries the same one (each event's ID is kept, in its
+// Evlog-Id header; only the duplicate detection of a later append reusing
+// those IDs no longer covers them). This is safe even when the refused
+// attempt's outcome is unknown: every append of Copy is conditional on the
+// target's last seq and each stream's version, so at most one of the two
+// is stored, at the source's positions. A file-log target cannot: Copy fails with an error
 // matching evlog.ErrDuplicateID; copy into a file log opened with an
 // Options.DedupeWindow (in events) smaller than the distance between the
 // two, and resume. Snapshots are not copied: take them again on the
@@ -87,6 +93,7 @@ func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq
 	var (
 		batch   []evlog.AppendRequest
 		pending []event.Envelope    // the source events in batch, in order
+		seqs    [][]uint64          // the source seq of each event of batch
 		index   = map[string]int{}  // stream -> its request in batch
 		ids     = map[string]bool{} // the event IDs in batch
 	)
@@ -96,11 +103,15 @@ func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq
 		}
 		through := pending[len(pending)-1].Seq
 		pos, err := dst.AppendBatch(ctx, batch)
-		if l, ok := dst.(*Log); ok && idHeld(batch, pending, pos, err) {
-			// Nothing was written: an ID of the batch is one the target
-			// already holds, which the source holds twice. Store the
-			// events again under fresh message IDs, keeping their IDs.
-			pos, err = l.appendBatch(ctx, batch, true)
+		if l, ok := dst.(*Log); ok && (idHeld(batch, pending, pos, err) || errors.Is(err, evlog.ErrDuplicateID)) {
+			// Nothing was written (or, the answer lost, may yet be: the
+			// expectations let at most one of the two appends in): an ID
+			// of the batch is one the target already holds, which the
+			// source holds twice. Store the events again under fresh
+			// message IDs, keeping their IDs.
+			pos, err = l.appendBatch(ctx, batch, func(i, j int) string {
+				return copyMsgID(seqs[i][j], batch[i].Events[j].ID)
+			})
 		}
 		if err != nil {
 			if errors.Is(err, evlog.ErrDuplicateID) && !errors.Is(err, ErrUnknownOutcome) {
@@ -123,7 +134,7 @@ func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq
 		if progress != nil {
 			progress(pending[len(pending)-1].Seq)
 		}
-		batch, pending = batch[:0], pending[:0]
+		batch, pending, seqs = batch[:0], pending[:0], seqs[:0]
 		clear(index)
 		clear(ids)
 		return nil
@@ -155,9 +166,11 @@ func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq
 				index[e.Stream] = len(batch)
 				expect := evlog.ExpectVersion(e.Version - 1)
 				batch = append(batch, evlog.AppendRequest{Stream: e.Stream, Expect: expect})
+				seqs = append(seqs, nil)
 			}
 			r := &batch[index[e.Stream]]
 			r.Events = append(r.Events, c)
+			seqs[index[e.Stream]] = append(seqs[index[e.Stream]], e.Seq)
 		}
 		if err := flush(); err != nil {
 			return rep, err
@@ -176,6 +189,14 @@ func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq
 	}
 	rep.Events, rep.Checksum = n1, s1
 	return rep, nil
+}
+
+// copyMsgID is the fresh Nats-Msg-Id Copy gives the event at seq with ID
+// id: the same in every attempt and every run of Copy, and unique in the
+// target, whose seqs are the source's.
+func copyMsgID(seq uint64, id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return fmt.Sprintf("evlog-copy-%d-%x", seq, sum[:8])
 }
 
 // heldTwiceHint explains an event ID the target refuses to store again.

@@ -10,12 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evlog/evlog/snapshot"
@@ -42,7 +45,10 @@ const (
 // creates the record (failing with snapshot.ErrExists if one exists);
 // Prune and Remove delete the record first, then the object. A crash in
 // between leaves at worst an unreferenced object, never a record without
-// its state. Load verifies size and checksum; a mismatch is a
+// its state; Sweep deletes such objects. A record is created only at the
+// revision its key had before the object was stored (a Save whose key
+// moved on meanwhile tries again), which is what lets Sweep run beside
+// Saves. Load verifies size and checksum; a mismatch is a
 // *snapshot.CorruptError, which replay treats as a fallback.
 type Snapshots struct {
 	l        *Log
@@ -126,7 +132,8 @@ func checkName(name string) error {
 // connection), Save reads the record back: its own record stored is
 // success, never an error over a stored snapshot; if it cannot tell, the
 // error says so, and the state object is kept for the record that may
-// reference it (saving again then reports snapshot.ErrExists if it does).
+// reference it (saving again then reports snapshot.ErrExists if it does);
+// Sweep deletes it once no record can.
 func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (snapshot.Meta, error) {
 	if err := checkName(m.Name); err != nil {
 		return snapshot.Meta{}, err
@@ -175,31 +182,47 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 	callerCtx := ctx
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
-	if _, _, found, err := s.getRecord(ctx, m.File); err != nil {
-		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
-	} else if found {
-		return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
-	}
-	if len(state) <= inlineMax {
-		rec.Inline = state
-		if rec.Inline == nil {
-			rec.Inline = []byte{}
+	for attempt := 1; ; attempt++ {
+		// The record is created only if its key is still at the revision
+		// read here, before the object is stored: a Sweep that may delete
+		// the object moves the key on first, so the record can never
+		// name a deleted object (see Sweep).
+		_, rev, found, err := s.getRecord(ctx, m.File)
+		if err != nil {
+			return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
+		} else if found {
+			return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
 		}
-	} else {
-		rec.Object = m.File + "." + newID()
-		if _, err := s.obs.PutBytes(ctx, rec.Object, state); err != nil {
-			return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: storing the state: %w", m, err)
+		if len(state) <= inlineMax {
+			rec.Inline = state
+			if rec.Inline == nil {
+				rec.Inline = []byte{}
+			}
+		} else {
+			rec.Object = m.File + "." + newID()
+			if _, err := s.obs.PutBytes(ctx, rec.Object, state); err != nil {
+				return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: storing the state: %w", m, err)
+			}
 		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return snapshot.Meta{}, err
+		}
+		if _, err := s.kv.Update(ctx, m.File, b, rev); err != nil {
+			got, again, err := s.created(callerCtx, m, rec.Object, b, err)
+			if again && attempt < saveAttempts {
+				continue
+			}
+			return got, err
+		}
+		return m, nil
 	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return snapshot.Meta{}, err
-	}
-	if _, err := s.kv.Create(ctx, m.File, b); err != nil {
-		return s.created(callerCtx, m, rec.Object, b, err)
-	}
-	return m, nil
 }
+
+// saveAttempts bounds the attempts of one Save whose key moves on between
+// reading it and creating the record (a concurrent Sweep, or another
+// process's Save and Remove).
+const saveAttempts = 3
 
 // created settles a Save whose record create failed with err: the answer
 // may have been lost after the record was stored (a timeout, a cut
@@ -207,38 +230,45 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 // of its own: err may be ctx's deadline) before anything is decided. Its
 // own record stored (value b, which names its object) is success; another
 // record under the key is snapshot.ErrExists, and its object, which no
-// record references, is deleted (best effort). Otherwise the object is
-// left alone (the record might yet be stored; an unreferenced object is
-// harmless) and err is returned.
-func (s *Snapshots) created(ctx context.Context, m snapshot.Meta, object string, b []byte, err error) (snapshot.Meta, error) {
+// record references, is deleted (best effort). A key that moved on with
+// no record under it (the server refused the create: a Sweep, or another
+// Save and Remove, came between) asks for another attempt (again), its
+// object deleted. Otherwise the object is left alone (the record might
+// yet be stored, until a Sweep makes sure it cannot) and err is returned.
+func (s *Snapshots) created(ctx context.Context, m snapshot.Meta, object string, b []byte, err error) (_ snapshot.Meta, again bool, _ error) {
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
 	value, _, found, gerr := s.getRecord(ctx, m.File)
+	refused := errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 	switch {
 	case gerr == nil && found && bytes.Equal(value, b):
-		return m, nil
-	case gerr == nil && found || gerr == nil && errors.Is(err, jetstream.ErrKeyExists):
+		return m, false, nil
+	case gerr == nil && (found || refused):
 		if object != "" {
-			_ = s.obs.Delete(ctx, object) // best effort: unreferenced anyway
+			_ = s.obs.Delete(ctx, object) // best effort: unreferenced for good
 		}
-		return snapshot.Meta{}, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
+		if !found {
+			return snapshot.Meta{}, true, fmt.Errorf("evlog/jetstream: save %v: the record's key kept changing (concurrent sweeps or saves); save again: %w", m, err)
+		}
+		return snapshot.Meta{}, false, fmt.Errorf("%w: %v", snapshot.ErrExists, m)
 	case gerr != nil:
-		return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w; reading the record back to see whether it was stored failed too (%w): Load it to find out, or Save again (snapshot.ErrExists: it is stored)", m, err, gerr)
+		return snapshot.Meta{}, false, fmt.Errorf("evlog/jetstream: save %v: %w; reading the record back to see whether it was stored failed too (%w): Load it to find out, or Save again (snapshot.ErrExists: it is stored)", m, err, gerr)
 	}
-	return snapshot.Meta{}, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
+	return snapshot.Meta{}, false, fmt.Errorf("evlog/jetstream: save %v: %w", m, err)
 }
 
 // getRecord reads the record under k from the KV bucket's stream leader
 // (kv.Get may be answered by a replica that has not caught up, so a
 // snapshot just saved could look missing). found is false for a missing
-// or deleted key; rev is the record's revision.
+// or deleted key; rev is the key's revision (its last message: the record
+// or the deletion; 0: none ever).
 func (s *Snapshots) getRecord(ctx context.Context, k string) (value []byte, rev uint64, found bool, err error) {
 	m, found, err := s.l.getStreamMsg(ctx, "KV_"+s.kvBucket, 0, "$KV."+s.kvBucket+"."+k)
 	if err != nil || !found {
 		return nil, 0, false, err
 	}
 	if op := m.hdr.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
-		return nil, 0, false, nil
+		return nil, m.Seq, false, nil
 	}
 	return m.Data, m.Seq, true, nil
 }
@@ -557,4 +587,130 @@ func recordKey(m snapshot.Meta) string {
 		return m.File
 	}
 	return key(m.Name, m.Seq)
+}
+
+// DefaultSweepLimit is the number of state objects one Sweep deletes at
+// most when its limit is 0.
+const DefaultSweepLimit = 1000
+
+// Sweep deletes state objects that no snapshot record references and none
+// ever can: those a Save left behind when its record was not stored (its
+// answer lost, its process killed) and those a Remove or Prune failed to
+// delete. It deletes at most limit objects (0: DefaultSweepLimit) and
+// returns their names; call it again while it returns limit names. It is
+// safe beside Saves, Removes and Sweeps of other processes: it never
+// deletes an object a stored record names, nor one a Save still running
+// (or a record create still on its way, however late) may yet name. An
+// object whose key holds a record that does not decode is kept.
+//
+// How: every object is named after its record's key. Sweep lists the
+// objects first, then reads each key's revision. A key holding a record
+// at that revision: every object of the key the record does not name is
+// kept by no one, since a Save creates its record only if the key is at
+// the revision it read before storing its object (one that read this
+// record stored nothing; one that read earlier cannot create it any
+// more). A key with no record: Sweep first moves it on with a deletion
+// marker conditional on that revision, after which no Save that stored
+// an object of the key before can create its record; if the key moved
+// meanwhile, the key is skipped.
+func (s *Snapshots) Sweep(ctx context.Context, limit int) (removed []string, err error) {
+	if limit <= 0 {
+		limit = DefaultSweepLimit
+	}
+	objs, err := s.obs.List(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, fmt.Errorf("evlog/jetstream: sweep: listing the state objects: %w", err)
+	}
+	byKey := map[string][]string{}
+	for _, o := range objs {
+		k, ok := objectKey(o.Name)
+		if !ok {
+			continue // not a Save's: leave it alone
+		}
+		byKey[k] = append(byKey[k], o.Name)
+	}
+	for _, k := range slices.Sorted(maps.Keys(byKey)) {
+		if len(removed) >= limit {
+			break
+		}
+		rctx, cancel := s.l.bound(ctx)
+		doomed, err := s.unreferenced(rctx, k, byKey[k])
+		if err == nil {
+			for _, name := range doomed[:min(len(doomed), limit-len(removed))] {
+				if err = s.obs.Delete(rctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+					break
+				}
+				err = nil
+				removed = append(removed, name)
+			}
+		}
+		cancel()
+		if err != nil {
+			return removed, fmt.Errorf("evlog/jetstream: sweep: key %s: %w (nothing unsafe was deleted; sweep again)", k, err)
+		}
+	}
+	return removed, nil
+}
+
+// unreferenced returns those of the objects of key k, listed before the
+// call, that no record references or ever can (see Sweep).
+func (s *Snapshots) unreferenced(ctx context.Context, k string, objects []string) ([]string, error) {
+	value, rev, found, err := s.getRecord(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	keep := ""
+	if found {
+		var r record
+		if err := json.Unmarshal(value, &r); err != nil {
+			s.l.logger.Warn("evlog/jetstream: sweep: keeping the state objects of a snapshot record that does not decode", "key", k, "err", err)
+			return nil, nil
+		}
+		keep = r.Object
+	}
+	var doomed []string
+	for _, name := range objects {
+		if name != keep {
+			doomed = append(doomed, name)
+		}
+	}
+	if found || len(doomed) == 0 {
+		return doomed, nil
+	}
+	// No record: a Save that stored one of these objects may still
+	// create its record at rev. Move the key on first.
+	m := nats.NewMsg("$KV." + s.kvBucket + "." + k)
+	m.Header.Set("KV-Operation", "DEL")
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
+	m.Header.Set(jetstream.ExpectedStreamHeader, "KV_"+s.kvBucket)
+	if _, err := s.l.js.PublishMsg(ctx, m, jetstream.WithRetryAttempts(0)); err != nil {
+		if c := apiCode(err); c == codeWrongLastSeq || c == codeWrongLastSeqConstant {
+			return nil, nil // a record arrived (or another sweep): leave the key for the next sweep
+		}
+		return nil, err
+	}
+	return doomed, nil
+}
+
+// objectKey returns the record key a state object's name starts with
+// (Save names it key + "." + a random ID), or ok false for a name no Save
+// gives.
+func objectKey(name string) (k string, ok bool) {
+	k, id, ok := cutLast(name, ".")
+	if !ok || id == "" {
+		return "", false
+	}
+	_, seq, ok := cutLast(k, ".")
+	if !ok || len(seq) != 20 || strings.Trim(seq, "0123456789") != "" {
+		return "", false
+	}
+	return k, true
+}
+
+func cutLast(s, sep string) (before, after string, ok bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }
