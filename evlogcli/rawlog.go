@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"slices"
 
+	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
 )
@@ -118,9 +120,17 @@ type rawFile struct {
 // segment has a valid header). Stray copies and segments of other logs
 // stay in the list (the raw reader reports what it finds in them, or,
 // with rawVisitor.owned, leaves them out; verify names them).
+//
+// A listing holding a restore's or a salvage's marker is refused, as the
+// library's readers refuse it (rawMarked): the raw reader runs after an
+// open that failed, and a restore or salvage may have begun writing into
+// the directory since.
 func rawSegments(fsys vfs.FS) ([]rawFile, rawLogID, error) {
 	dir, err := segment.ReadDir(fsys)
 	if err != nil {
+		return nil, rawLogID{}, err
+	}
+	if err := rawMarked(dir.Other); err != nil {
 		return nil, rawLogID{}, err
 	}
 	files, err := segment.OpenSegments(fsys, dir.Segments)
@@ -142,6 +152,25 @@ func rawSegments(fsys vfs.FS) ([]rawFile, rawLogID, error) {
 		}
 	}
 	return out, id, nil
+}
+
+// rawMarked fails as the library's readers do (evlog's restoreMarked,
+// which is not exported) when names, a listing of the directory, hold
+// evlog.RestoreMarker or evlog.SalvageMarker or the temporary of either:
+// with an error matching evlog.ErrRestoreIncomplete or
+// evlog.ErrSalvageIncomplete, and the same message. The directory then
+// holds part of a restore or salvage, not a log: none of its files is
+// read, and nothing in it is damage of the log.
+func rawMarked(names []string) error {
+	for _, n := range names {
+		switch n {
+		case evlog.RestoreMarker, evlog.RestoreMarker + ".tmp":
+			return fmt.Errorf("%w: the directory holds %s: a restore into it did not finish; run the restore again (it starts over), or remove the directory", evlog.ErrRestoreIncomplete, n)
+		case evlog.SalvageMarker, evlog.SalvageMarker + ".tmp":
+			return fmt.Errorf("%w: the directory holds %s: evlogctl salvage into it did not finish, and it holds only part of what the salvage copies; run the salvage again (it starts over), or remove the directory", evlog.ErrSalvageIncomplete, n)
+		}
+	}
+	return nil
 }
 
 // rawLogID is the log's ID by the directory rules, and the segment it

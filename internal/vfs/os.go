@@ -36,9 +36,21 @@ func DirPerm(filePerm fs.FileMode) fs.FileMode {
 
 var _ FS = (*OS)(nil)
 
+// errNotDir is OpenOS's error for a path that is not a directory (what
+// os.OpenRoot says of a regular file).
+var errNotDir = errors.New("not a directory")
+
 // OpenOS opens the existing directory dir. It never creates anything: when
-// dir does not exist the error matches fs.ErrNotExist.
+// dir does not exist the error matches fs.ErrNotExist. When dir is not a
+// directory (a regular file, a FIFO, a device) it fails at once, never
+// opening it: os.OpenRoot opens dir without O_DIRECTORY, which on a FIFO
+// blocks until a writer opens it, so dir is stat'ed first (a path
+// replaced by a FIFO between the two can still block; nothing is ever
+// read from it).
 func OpenOS(dir string) (*OS, error) {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: errNotDir}
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
