@@ -336,6 +336,11 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 //     the whole Meta: a fallback, never the wrong state), folds it again
 //     from an older checkpoint or the first event, to the same view.
 //
+// The removal names the whole Meta read (snapshot.Store.Remove removes
+// the file only if it still holds that checkpoint): a checkpoint another
+// writer saved at the same seq meanwhile is never removed; the save then
+// finds it and it is judged as above.
+//
 // A checkpoint of another fold that may hold the effect of expired events
 // is kept (logged): the current fold is checkpointed once the log grows.
 // Otherwise (a checkpoint of the same fold, or one passed over for another
