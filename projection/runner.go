@@ -239,7 +239,17 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 // the final checkpoint's, if that failed), or the first
 // read/decode/checkpoint error; after replay.ErrHistoryLost (a deletion
 // in the view's scope met while starting or following, after events the
-// view folded expired) the view is not served until Rebuild (see View).
+// view folded expired — checked for its checkpoints and for the view it
+// holds in memory, with or without a checkpoint store) the view is not
+// served until Rebuild (see View). An event of the view's scope that
+// expired (retention) before the runner folded it — after its
+// checkpoint's seq while it was stopped, or while it lagged behind live
+// appends — ends Run with an error matching replay.ErrExpiredUnfolded (an
+// *replay.ExpiredUnfoldedError naming the first such event), never a
+// view silently missing it; the view it had stays served (it is correct
+// up to its seq), a restart from the same checkpoint fails the same way,
+// and Rebuild folds the events that are left (expired events of other
+// Categories do not count).
 // One Run or Rebuild runs at a time: another call meanwhile returns
 // ErrRunning. A panic in Apply goes on to Run's caller; the view is then
 // the empty view at seq 0 (State, Read; WaitFor returns ErrStopped), never
@@ -540,7 +550,9 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 	// checkpointed then: a timer (armed at the first event after a
 	// checkpoint) ends the subscription, which starts again after the
 	// checkpoint.
-	next := res.Seq + 1
+	// The replay covered the log up to its plan's ToSeq (events gone by
+	// then were never folded, or failed it: replay.ErrExpiredUnfolded).
+	next := max(res.Seq, res.Plan.ToSeq) + 1
 	scope := r.subject().Scope
 	for {
 		sctx, idle := context.WithCancel(ctx)
@@ -562,6 +574,14 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 			if err != nil {
 				subErr = err
 				break
+			}
+			if env.Seq > next {
+				// A hole: events gone before the runner read them. One
+				// of the scope that expired would be missing from the
+				// view with no error.
+				if foldErr = r.checkUnfolded(ctx, next, env.Seq-1); foldErr != nil {
+					break
+				}
 			}
 			if event.IsSystemStream(env.Stream) {
 				// evlog's own events are not folded; a deletion marker
@@ -609,6 +629,31 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 			return err
 		}
 	}
+}
+
+// checkUnfolded returns a *replay.ExpiredUnfoldedError when an event of
+// the view's scope with seq in [from, to] — a hole in what the
+// subscription yielded after the view's seq — reads as gone by retention
+// (r.src is replay.Expirations): it expired before the runner folded it
+// (stopped or lagging). Events of other categories, and deleted ones (a
+// marker follows, which folds the view again), do not count.
+func (r *Runner[S, E]) checkUnfolded(ctx context.Context, from, to uint64) error {
+	x, ok := r.src.(replay.Expirations)
+	if !ok {
+		return nil
+	}
+	subj := r.subject()
+	exp, found, err := x.FirstExpired(ctx, from, to, subj.Includes)
+	if err != nil {
+		return fmt.Errorf("evlog/projection: %s: reading which events in seq %d..%d expired: %w", r.p.Name, from, to, err)
+	}
+	if !found {
+		return nil
+	}
+	r.mu.RLock()
+	seq := r.seq
+	r.mu.RUnlock()
+	return fmt.Errorf("evlog/projection: %s: %w", r.p.Name, &replay.ExpiredUnfoldedError{Subject: subj.Name, Seq: seq, ExpiredSeq: exp})
 }
 
 // fold folds one live event into the view. A panicking Apply releases the
