@@ -40,7 +40,10 @@ type RunnerOptions struct {
 	CheckpointInterval time.Duration
 	// CheckpointRetention says which checkpoints are kept: after saving
 	// one, the runner prunes its checkpoints with it (its Now set from
-	// Clock). The zero value is snapshot.DefaultPrunePolicy: the newest 2
+	// Clock), fold by fold (its Fold set: checkpoints of another
+	// SchemaVersion, scope or log under the projection's Name are judged
+	// on their own, so KeepLast N keeps the newest N of the current fold
+	// and the newest N of each other one). The zero value is snapshot.DefaultPrunePolicy: the newest 2
 	// plus every checkpoint of the last hour, the newest of each hour for
 	// a day and of each UTC day for 90 days, so that the view at a past
 	// time (replay.State with AtTime) starts from a checkpoint near it.
@@ -691,6 +694,17 @@ func (r *Runner[S, E]) notifyLocked() {
 	r.changed = make(chan struct{})
 }
 
+// checkpointFold is the fold of a checkpoint as the runner prunes them
+// (snapshot.PrunePolicy.Fold): its log, SchemaVersion and recorded scope.
+// Checkpoints of another fold under the projection's Name (another
+// SchemaVersion or Categories, run before or by another deployment) are
+// judged on their own: the runner keeps the newest ones of each fold its
+// retention keeps, never counts them as its own, and never removes the
+// only checkpoint another fold could resume from.
+func checkpointFold(m snapshot.Meta) string {
+	return fmt.Sprintf("%x/%d/%d", m.LogID, m.SchemaVersion, m.Scope)
+}
+
 // encodeView encodes the view for a checkpoint, with the seq it covers.
 // The view's lock is released however the encoding ends: an encoder that
 // panics (a view's MarshalMsgpack) must not leave it held, which would
@@ -736,6 +750,7 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	}
 	p := r.opts.CheckpointRetention
 	p.Now = r.opts.Clock()
+	p.Fold = checkpointFold
 	if _, err := r.cps.Prune(ctx, subj.Name, p); err != nil {
 		r.opts.Logger.Warn("evlog/projection: pruning checkpoints", "projection", r.p.Name, "err", err)
 	}

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,16 @@ type PrunePolicy struct {
 	// Prune, Keeps or Doomed call). Set it to make a decision
 	// reproducible, or to follow a log's own clock.
 	Now time.Time
+	// Fold, if set, splits the snapshots of a subject into folds judged
+	// each on its own, as if they were subjects of their own: KeepLast N
+	// keeps the newest N of each fold, and a snapshot is removed only in
+	// favour of a newer one of its fold (Removal.By). Snapshots of one
+	// Name may hold different folds — another SchemaVersion, another
+	// scope (Meta.Scope), another log — which cannot replace each other:
+	// counted together, the newest N could all be of another fold, and
+	// the only snapshot a fold can use be removed. nil: all the snapshots
+	// of a subject are one fold.
+	Fold func(Meta) string
 }
 
 // Tier is one age band of tiered retention. It covers the snapshots
@@ -67,8 +78,8 @@ func DefaultPrunePolicy() PrunePolicy {
 	return PrunePolicy{KeepLast: 2, Tiers: DefaultTiers()}
 }
 
-// IsZero reports whether p sets no rule (Now aside): whether it means
-// DefaultPrunePolicy.
+// IsZero reports whether p sets no rule (Now and Fold aside): whether it
+// means DefaultPrunePolicy (with p's Now and Fold).
 func (p PrunePolicy) IsZero() bool {
 	return p.KeepLast == 0 && p.KeepSince.IsZero() && len(p.Tiers) == 0
 }
@@ -80,7 +91,7 @@ func (p PrunePolicy) withDefaults() PrunePolicy {
 		return p
 	}
 	d := DefaultPrunePolicy()
-	d.Now = p.Now
+	d.Now, d.Fold = p.Now, p.Fold
 	return d
 }
 
@@ -139,19 +150,43 @@ func (p PrunePolicy) Removals(all []Meta) []Removal {
 		for j < len(all) && all[j].Name == all[i].Name {
 			j++
 		}
-		group := all[i:j]
-		keep := p.Keeps(group)
-		var by *Meta
 		start := len(out)
-		for k := len(group) - 1; k >= 0; k-- {
-			if keep[k] {
-				by = &group[k]
-			} else {
-				out = append(out, Removal{group[k], by})
+		for _, group := range p.folds(all[i:j]) {
+			keep := p.Keeps(group)
+			var by *Meta
+			for k := len(group) - 1; k >= 0; k-- {
+				if keep[k] {
+					by = &group[k]
+				} else {
+					out = append(out, Removal{group[k], by})
+				}
 			}
 		}
-		slices.Reverse(out[start:])
+		// Oldest first within the subject.
+		slices.SortStableFunc(out[start:], func(a, b Removal) int { return cmp.Compare(a.Seq, b.Seq) })
 		i = j
+	}
+	return out
+}
+
+// folds splits the snapshots of one subject, sorted by Seq, into p.Fold's
+// folds, each sorted by Seq (one fold when p.Fold is nil).
+func (p PrunePolicy) folds(subject []Meta) [][]Meta {
+	if p.Fold == nil {
+		return [][]Meta{subject}
+	}
+	var keys []string
+	by := map[string][]Meta{}
+	for _, m := range subject {
+		k := p.Fold(m)
+		if _, ok := by[k]; !ok {
+			keys = append(keys, k)
+		}
+		by[k] = append(by[k], m)
+	}
+	out := make([][]Meta, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, by[k])
 	}
 	return out
 }
@@ -159,7 +194,8 @@ func (p PrunePolicy) Removals(all []Meta) []Removal {
 // Keeps returns, for the snapshots of one subject sorted by Seq, which
 // ones p keeps: the rule every snapshot store applies (the file store's
 // Prune, and other backends'). It is a pure function of p and ms when
-// p.Now is set.
+// p.Now is set. It judges ms as one fold, whatever p.Fold says: Removals
+// (and Doomed, Prune) split a subject into folds first.
 func (p PrunePolicy) Keeps(ms []Meta) []bool {
 	p = p.withDefaults()
 	keep := make([]bool, len(ms))
