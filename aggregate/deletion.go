@@ -62,7 +62,11 @@ func (r *Repository[S, E]) deletedSince(ctx context.Context, id string, seq uint
 //
 // Rebuild removes the instance's stale snapshots (those of its subject
 // and schema version, of this log, before the newest deletion of its
-// stream), oldest first, and loads the instance again. The state that
+// stream), oldest first, and loads the instance again. When that Load
+// fails with replay.ErrExpiredUnfolded (events of the stream after its
+// newest snapshot expired before they were folded: a Retention.MaxCount
+// shorter than the snapshot interval), it also removes the snapshots
+// before the first such event, the same way, and loads again. The state that
 // results is Definition.Init folded with the events its stream still
 // holds: neither deleted nor expired. What is lost is the effect of every
 // event the removed snapshots folded that has expired since (the first is
@@ -113,6 +117,21 @@ func (r *Repository[S, E]) Rebuild(ctx context.Context, id string) (Instance[S],
 	r.mu.Lock()
 	delete(r.lastSnap, id) // its snapshot may be gone
 	r.mu.Unlock()
+	inst, err := r.Load(ctx, id)
+	eu, ok := errors.AsType[*replay.ExpiredUnfoldedError](err)
+	if !ok || eu.Snapshot == nil || r.snaps == nil {
+		return inst, err
+	}
+	// Events after its newest snapshot expired before they were folded:
+	// every snapshot before the first is of a history the stream no
+	// longer continues (see Rebuild).
+	if err := r.dropBelow(ctx, id, eu.ExpiredSeq, fmt.Sprintf("the event at seq %d after it expired before it was folded", eu.ExpiredSeq)); err != nil {
+		return Instance[S]{}, err
+	}
+	r.cache.drop(id)
+	r.mu.Lock()
+	delete(r.lastSnap, id)
+	r.mu.Unlock()
 	return r.Load(ctx, id)
 }
 
@@ -146,11 +165,19 @@ type remover interface {
 // dropStale removes instance id's snapshots that a deletion of its stream
 // made stale, oldest first (see Rebuild).
 func (r *Repository[S, E]) dropStale(ctx context.Context, id string) error {
-	subj := r.Subject(id)
-	deleted, _, err := replay.LastDeletionIn(ctx, r.log, subj.Scope)
+	deleted, _, err := replay.LastDeletionIn(ctx, r.log, r.Subject(id).Scope)
 	if err != nil || deleted == 0 {
 		return err
 	}
+	return r.dropBelow(ctx, id, deleted, fmt.Sprintf("the deletion at seq %d", deleted))
+}
+
+// dropBelow removes instance id's snapshots (of its subject and schema
+// version, of this log) with a seq below the seq below, which why made
+// unusable, oldest first (see Rebuild).
+func (r *Repository[S, E]) dropBelow(ctx context.Context, id string, below uint64, why string) error {
+	subj := r.Subject(id)
+	deleted := below // the first seq whose snapshots stay
 	logID := r.log.LogID()
 	var stale []snapshot.Meta // newest first
 	for c, err := range r.snaps.Candidates(subj.Name, deleted-1) {
@@ -167,14 +194,14 @@ func (r *Repository[S, E]) dropStale(ctx context.Context, id string) error {
 	}
 	rm, ok := r.snaps.(remover)
 	if !ok {
-		return fmt.Errorf("evlog/aggregate: %s: rebuilding needs a snapshot store that can remove the %d snapshot(s) the deletion at seq %d made stale (*snapshot.Store can): %w",
-			id, len(stale), deleted, errors.ErrUnsupported)
+		return fmt.Errorf("evlog/aggregate: %s: rebuilding needs a snapshot store that can remove the %d snapshot(s) %s made stale (*snapshot.Store can): %w",
+			id, len(stale), why, errors.ErrUnsupported)
 	}
 	for _, m := range slices.Backward(stale) {
 		if err := rm.Remove(ctx, m); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 			return fmt.Errorf("evlog/aggregate: %s: removing stale snapshot %s to rebuild (call Rebuild again): %w", id, m.File, err)
 		}
-		r.opts.Logger.Warn("evlog/aggregate: rebuilding: removed a stale snapshot", "aggregate", r.def.name(), "id", id, "file", m.File, "seq", m.Seq, "deletion", deleted)
+		r.opts.Logger.Warn("evlog/aggregate: rebuilding: removed a stale snapshot", "aggregate", r.def.name(), "id", id, "file", m.File, "seq", m.Seq, "stale_by", why)
 	}
 	return nil
 }

@@ -215,7 +215,7 @@ type passedOverError struct {
 
 func (e *passedOverError) Error() string {
 	return fmt.Sprintf("snapshot %s, at the seq of the state computed, was passed over (%s): it is not replaced and the state is not saved "+
-		"(a projection's runner replaces a checkpoint of the old fold when it rebuilds; `verify` reports a damaged snapshot, which you may then move away and snapshot again)",
+		"(a projection's runner replaces a checkpoint of another fold when it rebuilds, or at its next checkpoint when no event up to it has expired; snapshot succeeds once the log grows; `verify` reports a damaged snapshot, which you may then move away and snapshot again)",
 		e.File, e.Reason)
 }
 

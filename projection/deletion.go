@@ -6,6 +6,7 @@ import (
 
 	"github.com/evlog/evlog/event"
 	"github.com/evlog/evlog/replay"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // systemEvent handles an event of one of evlog's system streams met while
@@ -25,16 +26,48 @@ func (r *Runner[S, E]) systemEvent(ctx context.Context, env event.Envelope) erro
 		r.mu.RLock()
 		seq := r.seq
 		r.mu.RUnlock()
-		last, _, err := replay.LastDeletionIn(ctx, r.src, r.subject().Scope)
+		last, stream, err := replay.LastDeletionIn(ctx, r.src, r.subject().Scope)
 		if err != nil {
 			return fmt.Errorf("evlog/projection: %s: after the deletion at seq %d: %w", r.p.Name, env.Seq, err)
 		}
 		if last > seq {
+			if err := r.checkRefold(ctx, env, stream); err != nil {
+				return err
+			}
 			return r.refold(ctx, env)
 		}
 	}
 	r.cover(env)
 	return nil
+}
+
+// checkRefold returns a *replay.HistoryLostError when an event of the
+// view's scope up to the view's seq reads as expired (r.src is
+// replay.Expirations): the view held in memory may have folded it (after
+// its newest checkpoint, or with no checkpoint store at all), and folding
+// again from a checkpoint or the first event would silently lose its
+// effect. It is the rule replay.MakePlan applies to a checkpoint a
+// deletion made stale, applied to the view itself, and as conservative:
+// an event that had expired before the view folded it counts too (the
+// runner does not record which events it folded).
+func (r *Runner[S, E]) checkRefold(ctx context.Context, env event.Envelope, stream string) error {
+	x, ok := r.src.(replay.Expirations)
+	if !ok {
+		return nil
+	}
+	r.mu.RLock()
+	seq, at := r.seq, r.time
+	r.mu.RUnlock()
+	subj := r.subject()
+	exp, found, err := x.FirstExpired(ctx, 1, seq, subj.Includes)
+	if err != nil {
+		return fmt.Errorf("evlog/projection: %s: reading which events up to seq %d expired, after the deletion at seq %d: %w", r.p.Name, seq, env.Seq, err)
+	}
+	if !found {
+		return nil
+	}
+	return &replay.HistoryLostError{Subject: subj.Name, Snapshot: snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: seq, Time: at, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest()},
+		DeletionSeq: env.Seq, DeletedStream: stream, ExpiredSeq: exp}
 }
 
 // refold folds the view again from the events up to the deletion marker

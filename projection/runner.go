@@ -40,7 +40,10 @@ type RunnerOptions struct {
 	CheckpointInterval time.Duration
 	// CheckpointRetention says which checkpoints are kept: after saving
 	// one, the runner prunes its checkpoints with it (its Now set from
-	// Clock). The zero value is snapshot.DefaultPrunePolicy: the newest 2
+	// Clock), fold by fold (its Fold set: checkpoints of another
+	// SchemaVersion, scope or log under the projection's Name are judged
+	// on their own, so KeepLast N keeps the newest N of the current fold
+	// and the newest N of each other one). The zero value is snapshot.DefaultPrunePolicy: the newest 2
 	// plus every checkpoint of the last hour, the newest of each hour for
 	// a day and of each UTC day for 90 days, so that the view at a past
 	// time (replay.State with AtTime) starts from a checkpoint near it.
@@ -239,7 +242,17 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 // the final checkpoint's, if that failed), or the first
 // read/decode/checkpoint error; after replay.ErrHistoryLost (a deletion
 // in the view's scope met while starting or following, after events the
-// view folded expired) the view is not served until Rebuild (see View).
+// view folded expired — checked for its checkpoints and for the view it
+// holds in memory, with or without a checkpoint store) the view is not
+// served until Rebuild (see View). An event of the view's scope that
+// expired (retention) before the runner folded it — after its
+// checkpoint's seq while it was stopped, or while it lagged behind live
+// appends — ends Run with an error matching replay.ErrExpiredUnfolded (an
+// *replay.ExpiredUnfoldedError naming the first such event), never a
+// view silently missing it; the view it had stays served (it is correct
+// up to its seq), a restart from the same checkpoint fails the same way,
+// and Rebuild folds the events that are left (expired events of other
+// Categories do not count).
 // One Run or Rebuild runs at a time: another call meanwhile returns
 // ErrRunning. A panic in Apply goes on to Run's caller; the view is then
 // the empty view at seq 0 (State, Read; WaitFor returns ErrStopped), never
@@ -335,6 +348,11 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 //     the file gone, or replaced between listing and loading (Load checks
 //     the whole Meta: a fallback, never the wrong state), folds it again
 //     from an older checkpoint or the first event, to the same view.
+//
+// The removal names the whole Meta read (snapshot.Store.Remove removes
+// the file only if it still holds that checkpoint): a checkpoint another
+// writer saved at the same seq meanwhile is never removed; the save then
+// finds it and it is judged as above.
 //
 // A checkpoint of another fold that may hold the effect of expired events
 // is kept (logged): the current fold is checkpointed once the log grows.
@@ -535,7 +553,9 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 	// checkpointed then: a timer (armed at the first event after a
 	// checkpoint) ends the subscription, which starts again after the
 	// checkpoint.
-	next := res.Seq + 1
+	// The replay covered the log up to its plan's ToSeq (events gone by
+	// then were never folded, or failed it: replay.ErrExpiredUnfolded).
+	next := max(res.Seq, res.Plan.ToSeq) + 1
 	scope := r.subject().Scope
 	for {
 		sctx, idle := context.WithCancel(ctx)
@@ -557,6 +577,14 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 			if err != nil {
 				subErr = err
 				break
+			}
+			if env.Seq > next {
+				// A hole: events gone before the runner read them. One
+				// of the scope that expired would be missing from the
+				// view with no error.
+				if foldErr = r.checkUnfolded(ctx, next, env.Seq-1); foldErr != nil {
+					break
+				}
 			}
 			if event.IsSystemStream(env.Stream) {
 				// evlog's own events are not folded; a deletion marker
@@ -606,6 +634,31 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 	}
 }
 
+// checkUnfolded returns a *replay.ExpiredUnfoldedError when an event of
+// the view's scope with seq in [from, to] — a hole in what the
+// subscription yielded after the view's seq — reads as gone by retention
+// (r.src is replay.Expirations): it expired before the runner folded it
+// (stopped or lagging). Events of other categories, and deleted ones (a
+// marker follows, which folds the view again), do not count.
+func (r *Runner[S, E]) checkUnfolded(ctx context.Context, from, to uint64) error {
+	x, ok := r.src.(replay.Expirations)
+	if !ok {
+		return nil
+	}
+	subj := r.subject()
+	exp, found, err := x.FirstExpired(ctx, from, to, subj.Includes)
+	if err != nil {
+		return fmt.Errorf("evlog/projection: %s: reading which events in seq %d..%d expired: %w", r.p.Name, from, to, err)
+	}
+	if !found {
+		return nil
+	}
+	r.mu.RLock()
+	seq := r.seq
+	r.mu.RUnlock()
+	return fmt.Errorf("evlog/projection: %s: %w", r.p.Name, &replay.ExpiredUnfoldedError{Subject: subj.Name, Seq: seq, ExpiredSeq: exp})
+}
+
 // fold folds one live event into the view. A panicking Apply releases the
 // view and the panic goes on to Run's caller. Apply may have modified the
 // view in place before it panicked, so the view is reset to the empty
@@ -639,6 +692,17 @@ func (r *Runner[S, E]) cover(env event.Envelope) {
 func (r *Runner[S, E]) notifyLocked() {
 	close(r.changed)
 	r.changed = make(chan struct{})
+}
+
+// checkpointFold is the fold of a checkpoint as the runner prunes them
+// (snapshot.PrunePolicy.Fold): its log, SchemaVersion and recorded scope.
+// Checkpoints of another fold under the projection's Name (another
+// SchemaVersion or Categories, run before or by another deployment) are
+// judged on their own: the runner keeps the newest ones of each fold its
+// retention keeps, never counts them as its own, and never removes the
+// only checkpoint another fold could resume from.
+func checkpointFold(m snapshot.Meta) string {
+	return fmt.Sprintf("%x/%d/%d", m.LogID, m.SchemaVersion, m.Scope)
 }
 
 // encodeView encodes the view for a checkpoint, with the seq it covers.
@@ -686,6 +750,7 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	}
 	p := r.opts.CheckpointRetention
 	p.Now = r.opts.Clock()
+	p.Fold = checkpointFold
 	if _, err := r.cps.Prune(ctx, subj.Name, p); err != nil {
 		r.opts.Logger.Warn("evlog/projection: pruning checkpoints", "projection", r.p.Name, "err", err)
 	}

@@ -377,7 +377,10 @@ var ErrHistoryLost = errors.New("evlog/replay: a deletion made the snapshot stal
 // expired event of an ErrHistoryLost.
 type HistoryLostError struct {
 	Subject string
-	// Snapshot is the newest snapshot passed over for the deletion.
+	// Snapshot is the newest snapshot passed over for the deletion; for
+	// a state held in memory (a projection Runner's view, which may have
+	// folded events after its newest checkpoint, or has none), its Name,
+	// Seq and Time, and File "".
 	Snapshot snapshot.Meta
 	// DeletionSeq is the seq of the deletion marker, DeletedStream the
 	// stream it deleted ("" when the source cannot say).
@@ -389,10 +392,77 @@ type HistoryLostError struct {
 }
 
 func (e *HistoryLostError) Error() string {
-	return fmt.Sprintf("%v: %s: snapshot %s (seq %d) may hold data deleted at seq %d%s, and the event at seq %d it folded has expired since: "+
+	state := fmt.Sprintf("snapshot %s (seq %d)", e.Snapshot.File, e.Snapshot.Seq)
+	if e.Snapshot.File == "" {
+		state = fmt.Sprintf("the view held in memory (seq %d)", e.Snapshot.Seq)
+	}
+	return fmt.Sprintf("%v: %s: %s may hold data deleted at seq %d%s, and the event at seq %d it folded has expired since: "+
 		"folding the events again would lose it; fold without the expired events (replay.Options.NoSnapshot, projection.Runner.Rebuild, aggregate.Repository.Rebuild) or restore the log from a backup taken before it expired",
-		ErrHistoryLost, e.Subject, e.Snapshot.File, e.Snapshot.Seq, e.DeletionSeq, ofStream(e.DeletedStream), e.ExpiredSeq)
+		ErrHistoryLost, e.Subject, state, e.DeletionSeq, ofStream(e.DeletedStream), e.ExpiredSeq)
 }
 
 // Unwrap returns ErrHistoryLost.
 func (e *HistoryLostError) Unwrap() error { return ErrHistoryLost }
+
+// ErrExpiredUnfolded is matched by the error of Run (an
+// *ExpiredUnfoldedError) when the state starts from a snapshot and an
+// event of the subject's scope after the snapshot's seq reads as gone by
+// retention (Expirations): it expired before it was folded (a projection
+// stopped or lagging while retention removed it; a snapshot interval
+// longer than a stream's MaxCount). Folding on would return a state with
+// the snapshot's history and without that event: a view silently missing
+// events. Events of streams outside the scope, and events deleted by a
+// marker, do not count. The caller chooses: fold the events that are left
+// from the first one (Options.NoSnapshot; projection.Runner.Rebuild;
+// aggregate.Repository.Rebuild), or restore the log and its snapshots
+// from a backup taken before the events expired; and bound retention (or
+// the projection's Categories) so that events do not expire before they
+// are folded.
+var ErrExpiredUnfolded = errors.New("evlog/replay: an event after the state's seq expired before it was folded")
+
+// ExpiredUnfoldedError names the state and the first event of an
+// ErrExpiredUnfolded.
+type ExpiredUnfoldedError struct {
+	Subject string
+	// Snapshot is the snapshot the state started from; nil for a state
+	// held in memory (a projection Runner's view).
+	Snapshot *snapshot.Meta
+	// Seq is the seq of the state: the last event folded into it.
+	Seq uint64
+	// ExpiredSeq is the seq of the first event of the scope after Seq
+	// that reads as gone other than by a deletion marker.
+	ExpiredSeq uint64
+}
+
+func (e *ExpiredUnfoldedError) Error() string {
+	state := fmt.Sprintf("the view held in memory at seq %d", e.Seq)
+	if e.Snapshot != nil {
+		state = fmt.Sprintf("snapshot %s (seq %d)", e.Snapshot.File, e.Snapshot.Seq)
+	}
+	return fmt.Sprintf("%v: %s: %s, and the event at seq %d of its scope expired (retention) before it was folded: "+
+		"folding on would silently miss it; fold the events that are left from the first one (replay.Options.NoSnapshot, projection.Runner.Rebuild, aggregate.Repository.Rebuild) "+
+		"or restore the log from a backup taken before it expired, and bound retention so that events are folded before they expire",
+		ErrExpiredUnfolded, e.Subject, state, e.ExpiredSeq)
+}
+
+// Unwrap returns ErrExpiredUnfolded.
+func (e *ExpiredUnfoldedError) Unwrap() error { return ErrExpiredUnfolded }
+
+// checkUnfolded returns an *ExpiredUnfoldedError when an event of a
+// stream for which in returns true, with seq in [from, to], reads as gone
+// other than by a deletion (src is Expirations; one that cannot tell is
+// trusted): the events of a gap in what a replay from a snapshot read.
+func checkUnfolded(ctx context.Context, src Source, p *Plan, from, to uint64, in func(string) bool) error {
+	x, ok := src.(Expirations)
+	if !ok || from > to {
+		return nil
+	}
+	seq, found, err := x.FirstExpired(ctx, from, to, in)
+	if err != nil {
+		return fmt.Errorf("evlog/replay: %s: reading which events in seq %d..%d expired: %w", p.Subject.Name, from, to, err)
+	}
+	if !found {
+		return nil
+	}
+	return &ExpiredUnfoldedError{Subject: p.Subject.Name, Snapshot: p.Snapshot, Seq: p.Snapshot.Seq, ExpiredSeq: seq}
+}

@@ -31,6 +31,13 @@
 //     with ErrHistoryLost (a *HistoryLostError naming the snapshot, the
 //     deletion and the first expired event) instead of returning a view
 //     silently missing history; Options.NoSnapshot folds what is left.
+//   - Retention after a snapshot: an event of the subject's scope after
+//     the snapshot's seq that expired before it was folded (a projection
+//     stopped or lagging, a stream's MaxCount shorter than its snapshot
+//     interval) makes Run fail with ErrExpiredUnfolded (an
+//     *ExpiredUnfoldedError naming the snapshot and the event) instead of
+//     returning the snapshot's state without it; expired events of
+//     streams outside the scope do not count.
 //   - A read error during replay aborts it with that error; replay never
 //     returns a silently shortened state.
 //   - Memory is O(state): events are streamed.

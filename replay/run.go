@@ -64,7 +64,14 @@ type Result[S any] struct {
 // (Spec.DecodeState, or msgpack) Run folds from the first event instead,
 // with the snapshot added to the Fallbacks of the plan in the result (a
 // copy: p is not modified) and a warning logged through the plan's
-// Options.Logger.
+// Options.Logger. From a snapshot, Run fails with an
+// *ExpiredUnfoldedError (ErrExpiredUnfolded) when an event of the
+// subject's scope after the snapshot's seq reads as gone by retention
+// (src is Expirations; it is asked only about the holes in what src
+// yields: seqs for a whole-log subject, versions for a stream, and a
+// stream's last versions when DeletedBefore says they are gone): the
+// state would miss it silently. From the first event, events gone before
+// the replay were never folded and are not missed.
 func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (Result[S], error) {
 	start := time.Now()
 	res := Result[S]{Plan: p}
@@ -96,9 +103,29 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 		} else {
 			events = src.Range(ctx, p.FromSeq, p.ToSeq)
 		}
+		// From a snapshot, a hole in what the source yields (seqs, or a
+		// stream's versions) may be events of the scope that expired
+		// before they were folded: an error, never a silent gap
+		// (checkUnfolded; from the first event, expired events were
+		// never folded and are not missed).
+		gaps := p.Snapshot != nil
+		prevSeq, nextVersion := p.FromSeq-1, p.FromVersion
+		inScope := p.Subject.Includes
 		for env, err := range events {
 			if err != nil {
 				return res, fmt.Errorf("evlog/replay: reading events: %w", err)
+			}
+			if gaps {
+				hole := env.Seq > prevSeq+1
+				if p.Subject.Stream != "" {
+					hole = env.Version > nextVersion
+				}
+				if hole {
+					if err := checkUnfolded(ctx, src, p, prevSeq+1, min(env.Seq-1, p.ToSeq), inScope); err != nil {
+						return res, err
+					}
+				}
+				prevSeq, nextVersion = env.Seq, env.Version+1
 			}
 			if env.Seq > p.ToSeq {
 				break
@@ -116,6 +143,27 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 			res.State = spec.Fold(res.State, e)
 			res.Seq, res.Time, res.Version = env.Seq, env.Time, env.Version
 			res.Applied++
+		}
+		if gaps && p.Subject.Stream == "" && prevSeq < p.ToSeq {
+			if err := checkUnfolded(ctx, src, p, prevSeq+1, p.ToSeq, inScope); err != nil {
+				return res, err
+			}
+		}
+		if gaps && p.Subject.Stream != "" && prevSeq < p.ToSeq {
+			// The stream's last versions may have expired: only when the
+			// source says versions from nextVersion on read as gone is
+			// the rest of the log read.
+			if d, ok := src.(StreamDeletions); ok {
+				before, err := d.DeletedBefore(ctx, p.Subject.Stream)
+				if err != nil {
+					return res, fmt.Errorf("evlog/replay: reading the deletions of %s: %w", p.Subject.Stream, err)
+				}
+				if before > nextVersion {
+					if err := checkUnfolded(ctx, src, p, prevSeq+1, p.ToSeq, inScope); err != nil {
+						return res, err
+					}
+				}
+			}
 		}
 	}
 	if p.Subject.Stream != "" && p.Target.kind == targetLatest {

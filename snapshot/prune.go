@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,16 @@ type PrunePolicy struct {
 	// Prune, Keeps or Doomed call). Set it to make a decision
 	// reproducible, or to follow a log's own clock.
 	Now time.Time
+	// Fold, if set, splits the snapshots of a subject into folds judged
+	// each on its own, as if they were subjects of their own: KeepLast N
+	// keeps the newest N of each fold, and a snapshot is removed only in
+	// favour of a newer one of its fold (Removal.By). Snapshots of one
+	// Name may hold different folds — another SchemaVersion, another
+	// scope (Meta.Scope), another log — which cannot replace each other:
+	// counted together, the newest N could all be of another fold, and
+	// the only snapshot a fold can use be removed. nil: all the snapshots
+	// of a subject are one fold.
+	Fold func(Meta) string
 }
 
 // Tier is one age band of tiered retention. It covers the snapshots
@@ -67,8 +78,8 @@ func DefaultPrunePolicy() PrunePolicy {
 	return PrunePolicy{KeepLast: 2, Tiers: DefaultTiers()}
 }
 
-// IsZero reports whether p sets no rule (Now aside): whether it means
-// DefaultPrunePolicy.
+// IsZero reports whether p sets no rule (Now and Fold aside): whether it
+// means DefaultPrunePolicy (with p's Now and Fold).
 func (p PrunePolicy) IsZero() bool {
 	return p.KeepLast == 0 && p.KeepSince.IsZero() && len(p.Tiers) == 0
 }
@@ -80,7 +91,7 @@ func (p PrunePolicy) withDefaults() PrunePolicy {
 		return p
 	}
 	d := DefaultPrunePolicy()
-	d.Now = p.Now
+	d.Now, d.Fold = p.Now, p.Fold
 	return d
 }
 
@@ -139,19 +150,43 @@ func (p PrunePolicy) Removals(all []Meta) []Removal {
 		for j < len(all) && all[j].Name == all[i].Name {
 			j++
 		}
-		group := all[i:j]
-		keep := p.Keeps(group)
-		var by *Meta
 		start := len(out)
-		for k := len(group) - 1; k >= 0; k-- {
-			if keep[k] {
-				by = &group[k]
-			} else {
-				out = append(out, Removal{group[k], by})
+		for _, group := range p.folds(all[i:j]) {
+			keep := p.Keeps(group)
+			var by *Meta
+			for k := len(group) - 1; k >= 0; k-- {
+				if keep[k] {
+					by = &group[k]
+				} else {
+					out = append(out, Removal{group[k], by})
+				}
 			}
 		}
-		slices.Reverse(out[start:])
+		// Oldest first within the subject.
+		slices.SortStableFunc(out[start:], func(a, b Removal) int { return cmp.Compare(a.Seq, b.Seq) })
 		i = j
+	}
+	return out
+}
+
+// folds splits the snapshots of one subject, sorted by Seq, into p.Fold's
+// folds, each sorted by Seq (one fold when p.Fold is nil).
+func (p PrunePolicy) folds(subject []Meta) [][]Meta {
+	if p.Fold == nil {
+		return [][]Meta{subject}
+	}
+	var keys []string
+	by := map[string][]Meta{}
+	for _, m := range subject {
+		k := p.Fold(m)
+		if _, ok := by[k]; !ok {
+			keys = append(keys, k)
+		}
+		by[k] = append(by[k], m)
+	}
+	out := make([][]Meta, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, by[k])
 	}
 	return out
 }
@@ -159,7 +194,8 @@ func (p PrunePolicy) Removals(all []Meta) []Removal {
 // Keeps returns, for the snapshots of one subject sorted by Seq, which
 // ones p keeps: the rule every snapshot store applies (the file store's
 // Prune, and other backends'). It is a pure function of p and ms when
-// p.Now is set.
+// p.Now is set. It judges ms as one fold, whatever p.Fold says: Removals
+// (and Doomed, Prune) split a subject into folds first.
 func (p PrunePolicy) Keeps(ms []Meta) []bool {
 	p = p.withDefaults()
 	keep := make([]bool, len(ms))
@@ -299,9 +335,19 @@ func (s *Store) sound(ctx context.Context, m Meta) (bool, error) {
 }
 
 // Remove deletes the snapshot m (m.File, or FormatFileName(m.Name, m.Seq)
-// if unset) and fsyncs the directory. It refuses, with an error matching
-// ErrNotFound, if the file is missing or its header names another
-// snapshot; a file whose header is corrupt is removed.
+// if unset) and fsyncs the directory. It removes the file only if its
+// header is the snapshot m describes: for a Meta read from a store (as
+// List, Candidates and Save return it: CompressedSize set), every field
+// equal, zero ones included (a Scope or Anchor of 0 is "not recorded",
+// not "any"); for a Meta the caller built (CompressedSize 0), the same
+// Name and Seq and the same value of every other field set in it, as Load
+// checks. So a Meta read from the store removes that snapshot and never
+// one another writer saved at the same name and seq since (the same file
+// name): it refuses, with an error matching ErrNotFound, if the file is
+// missing or holds another snapshot (list again to decide about that
+// one); a Meta with only Name and Seq set removes whichever snapshot of
+// that subject and seq is there. A file whose header is corrupt is
+// removed.
 func (s *Store) Remove(ctx context.Context, m Meta) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -326,7 +372,7 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 		s.log.Warn("evlog/snapshot: removing snapshot with a corrupt header", "file", file, "err", err)
 	case err != nil:
 		return err
-	case got.Name != m.Name || got.Seq != m.Seq:
+	case !sameSnapshot(m, got):
 		return staleError(m, got)
 	}
 	if err := s.fs.Remove(file); err != nil {
@@ -340,4 +386,16 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 	}
 	s.log.Debug("evlog/snapshot: removed", "name", m.Name, "seq", m.Seq, "file", file)
 	return nil
+}
+
+// sameSnapshot reports whether got, read from a file, is the snapshot m
+// describes, as Remove decides it: every field equal when m was read from
+// a store (CompressedSize set: a zstd frame is never empty), else matches.
+func sameSnapshot(m, got Meta) bool {
+	if m.CompressedSize == 0 {
+		return matches(m, got)
+	}
+	return m.Name == got.Name && m.Seq == got.Seq && m.LogID == got.LogID && m.Time.Equal(got.Time) &&
+		m.SchemaVersion == got.SchemaVersion && m.Anchor == got.Anchor && m.Scope == got.Scope &&
+		m.RawSize == got.RawSize && m.CompressedSize == got.CompressedSize && (m.File == "" || m.File == got.File)
 }

@@ -1,0 +1,60 @@
+package snapshot
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evlog/evlog/internal/vfs"
+)
+
+// TestRemoveChecksTheWholeMeta: Remove(m) of a Meta read from the store
+// (List, Candidates) removes the file only if it still holds that
+// snapshot. It used to compare only Name and Seq, so a snapshot another
+// writer saved at the same name and seq after the caller read m (another
+// SchemaVersion, Scope or state: the file name is the same) was removed
+// on the word of a header the caller never read. A Meta with only Name
+// and Seq set still removes whatever snapshot of that subject and seq is
+// there.
+func TestRemoveChecksTheWholeMeta(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		other func(Meta) Meta // the concurrent writer's snapshot at m's name and seq
+	}{
+		{"another schema version", func(m Meta) Meta { m.SchemaVersion++; return m }},
+		{"another scope", func(m Meta) Meta { m.Scope = 42; return m }},
+		{"another time", func(m Meta) Meta { m.Time = m.Time.Add(1); return m }},
+		{"another log", func(m Meta) Meta { m.LogID[0]++; return m }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			s := newStore(t, mem)
+			read := mustSave(t, s, "projection/p", 5) // what the caller read
+			// Interleaving: another writer replaces it before the
+			// caller's Remove.
+			if err := s.Remove(t.Context(), read); err != nil {
+				t.Fatal(err)
+			}
+			in := tc.other(meta("projection/p", 5))
+			newer, err := s.Save(t.Context(), in, stateOf("projection/p", 5)) // same size: only the field differs
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Remove(t.Context(), read); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Remove(the snapshot read before another writer replaced it) = %v, want ErrNotFound", err)
+			}
+			list, err := s.List("projection/p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]Meta{newer}, list); diff != "" {
+				t.Errorf("snapshots after the stale Remove (-want +got):\n%s", diff)
+			}
+			// Name and Seq alone: whatever is there.
+			if err := s.Remove(t.Context(), Meta{Name: "projection/p", Seq: 5}); err != nil {
+				t.Errorf("Remove(name and seq only) = %v", err)
+			}
+		})
+	}
+}
