@@ -33,8 +33,43 @@ func (w *writer) syncFile() error {
 	if err != nil {
 		return &fsyncError{err}
 	}
-	if w.markSeq > 0 {
-		w.l.markSynced.Store(w.markSeq) // the marks written before are durable now
+	w.markSyncedThrough(w.markSeq) // the marks written before are durable now
+	return nil
+}
+
+// markSyncedThrough records that a reader in another process serves every
+// event up to seq, also after a power loss (Log.markSynced; see
+// servedAfterPowerLoss). It never moves markSynced back. Only the writer
+// goroutine (and Open, before it starts) calls it.
+func (w *writer) markSyncedThrough(seq uint64) {
+	if seq > w.l.markSynced.Load() {
+		w.l.markSynced.Store(seq)
+	}
+}
+
+// syncOpenMark completes Open's recovery of the active segment under
+// SyncAlways (openActive: recovery fsynced the segment, then wrote the
+// mark recording what it kept, unless the file already ended with one).
+// Every mark on disk before that fsync is durable; the mark just written
+// is not, and a reader in another process serves, after a power loss,
+// only what a durable mark records. Rather than leave it to the first
+// snapshot Save or Subscription.Ack (one fsync each, after every Open
+// that found a tail no mark recorded), it fsyncs that mark here: then a
+// reader serves the whole log after a power loss, and markSynced says so
+// from the start. A mark skipped for lack of space leaves markSynced
+// where it is: Save and Ack then write the mark first, or fail.
+func (w *writer) syncOpenMark() error {
+	if w.opts.Sync != SyncAlways {
+		return nil // markSynced is read under SyncAlways only
+	}
+	if w.end > w.durable {
+		if err := w.syncFile(); err != nil {
+			return fmt.Errorf("evlog: recovery: syncing the mark of %s: %w", w.name, err)
+		}
+		w.durable = w.end
+	}
+	if !w.unmarked() {
+		w.markSyncedThrough(w.lastSeq)
 	}
 	return nil
 }

@@ -51,9 +51,10 @@ type Log struct {
 	durableSeq uint64        // every event up to it is durable
 	durableCh  chan struct{} // closed and replaced when durableSeq grows
 	// markSynced is the last seq a mark records durable that was itself
-	// fsynced (or sealed with its segment) since the writer opened the
-	// log: a reader in another process serves every event up to it,
-	// also after a power loss (see syncThrough). 0 when read-only.
+	// fsynced (or sealed with its segment, or made durable by Open's
+	// recovery: syncOpenMark): a reader in another process serves every
+	// event up to it, also after a power loss (see syncThrough). Read
+	// under SyncAlways only; 0 when read-only.
 	markSynced atomic.Uint64
 
 	w      *writer // nil when read-only
