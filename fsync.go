@@ -144,6 +144,16 @@ func (w *writer) writeMark() (at int64, marked bool, _ error) {
 	return at, true, nil
 }
 
+// unmarkedErr is the error of a call that needs the active segment's
+// last group recorded by a mark (a marked Sync: snapshot Save and
+// Subscription.Ack; Close) when, under SyncAlways, that mark still cannot
+// be written for lack of space (unmarked); next says what to do. It
+// matches syscall.ENOSPC, not ErrWriterFailed: the group is durable and
+// the writer goes on.
+func (w *writer) unmarkedErr(next string) error {
+	return fmt.Errorf("evlog: no space left to record in a mark of %s that its last group is durable; a reader in another process does not serve that group until a mark does: %s: %w", w.name, next, syscall.ENOSPC)
+}
+
 // markedLocked records in the active index and the published end the mark
 // writeMark wrote (l.mu held).
 func (w *writer) markedLocked(at int64) {

@@ -329,6 +329,11 @@ func (l *Log) ReadOnly() bool { return l.readOnly }
 // and closes the files. A running Compact is cancelled and Close waits for
 // it to return first (groups it had committed stay committed). Iterations
 // still running finish on the files they hold. Close is idempotent.
+// Under SyncAlways, when the mark recording the last group cannot be
+// written for lack of space (see SyncAlways), Close still closes the log
+// but fails with an error matching syscall.ENOSPC: the group is durable,
+// but a reader in another process does not serve it until a writer opens
+// the log again.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {

@@ -15,7 +15,10 @@ import (
 // when anything was written to it since its last fsync: under SyncNever
 // and SyncInterval the events, under SyncAlways the last group's mark),
 // so a snapshot never outlives the events it folds, and a reader in
-// another process serves them after a power loss. On a log opened with OpenReadOnly the store
+// another process serves them after a power loss. Under SyncAlways, when
+// that mark cannot be written for lack of space (see SyncAlways), Save
+// fails with an error matching syscall.ENOSPC and saves nothing. On a log
+// opened with OpenReadOnly the store
 // is read-only (Save and Prune fail with ErrReadOnly): a read-only log
 // never writes. Tools that write snapshots beside a read-only log use
 // OpenSnapshotWriter.

@@ -224,7 +224,9 @@ func (s *Subscription) Events(ctx context.Context) iter.Seq2[Envelope, error] {
 // loss: under SyncAlways the events are durable once appended, but the
 // mark that lets such a reader serve the last group is durable only with
 // the next fsync, which Ack then makes (at most one fsync per Ack, none
-// once a later group's fsync has made the mark durable). seq
+// once a later group's fsync has made the mark durable); when that mark
+// cannot be written for lack of space (see SyncAlways), Ack fails with an
+// error matching syscall.ENOSPC and stores nothing. seq
 // may be any seq up to the log's last (not only one handed over). A
 // failed Ack leaves the old or the new position on disk; Ack again. On a
 // closed log Ack fails with ErrClosed.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -302,7 +301,7 @@ func (w *writer) take(r *request) {
 		}
 		err := w.failed
 		if err == nil && r.marked && w.unmarked() {
-			err = fmt.Errorf("evlog: no space left to record in a mark of %s that its last group is durable; a reader in another process does not serve that group until a mark does: free space and retry: %w", w.name, syscall.ENOSPC)
+			err = w.unmarkedErr("free space and retry")
 		}
 		r.finish(err)
 		return
@@ -363,8 +362,10 @@ func (w *writer) unmarked() bool {
 }
 
 // remark writes the mark a write that ran out of space skipped (the
-// frames are durable; see writeMark), for a Sync: the fsync after it makes
-// it durable. Without it a Sync after such a skip found nothing written
+// frames are durable; see writeMark), at the writer's next opportunity
+// that is no group's: a Sync, Close (the fsync after it makes it
+// durable), an append that failed for lack of space (the next fsync
+// does). A successful group's flush writes it anyway (writeMark). Without it a Sync after such a skip found nothing written
 // since the last fsync and returned with no mark on disk, and a snapshot
 // Save or Subscription.Ack (syncThrough, servedAfterPowerLoss) recorded a
 // seq that a reader in another process does not serve.
@@ -517,6 +518,7 @@ func (w *writer) stop() error {
 func (w *writer) shutdown() {
 	var errs []error
 	w.markEmpty()
+	w.remark() // a mark skipped for lack of space (fsync.go)
 	if w.failed == nil && w.end > w.durable {
 		w.fsync()
 	}
@@ -531,6 +533,8 @@ func (w *writer) shutdown() {
 	}
 	if w.failed != nil {
 		errs = append(errs, w.failed)
+	} else if w.unmarked() {
+		errs = append(errs, w.unmarkedErr("free space and open the log again: its recovery records it"))
 	}
 	errs = append(errs, w.f.Close())
 	w.closeErr = errors.Join(errs...)
