@@ -144,6 +144,56 @@ func (w *writer) writeMark() (at int64, marked bool, _ error) {
 	return at, true, nil
 }
 
+// deferMarked takes a marked Sync that needs durable only the marks
+// recording the events up to r.through (a snapshot Save or
+// Subscription.Ack: Log.syncMarkedThrough). Those marks were written
+// before the Sync was queued, so any fsync of the active segment from now
+// on makes them durable (syncFile: markSynced), and so does a roll's
+// seal. r is done at once when an fsync since it was queued (the group
+// the writer was busy with) already did; else it waits for the end of
+// the writer's batch of requests (finishDeferred), whose group's fsync,
+// if the batch holds appends, does it: an Ack or Save beside appends
+// costs no fsync of its own, and those of one batch share one.
+func (w *writer) deferMarked(r *request) {
+	if w.failed != nil {
+		r.finish(w.failed)
+		return
+	}
+	if w.l.servedAfterPowerLoss(r.through) {
+		r.finish(nil)
+		return
+	}
+	w.deferred = append(w.deferred, r)
+}
+
+// finishDeferred completes the Syncs deferMarked deferred, once the
+// batch's group is flushed: those its fsync did not serve are served as
+// a Sync with marked is (take), by one fsync for them all.
+func (w *writer) finishDeferred() {
+	if len(w.deferred) == 0 {
+		return
+	}
+	need := false
+	for _, r := range w.deferred {
+		need = need || !w.l.servedAfterPowerLoss(r.through)
+	}
+	if need {
+		w.remark()
+		if w.failed == nil && w.end > w.durable {
+			w.fsync()
+		}
+	}
+	for _, r := range w.deferred {
+		err := w.failed
+		if err == nil && !w.l.servedAfterPowerLoss(r.through) && w.unmarked() {
+			err = w.unmarkedErr("free space and retry")
+		}
+		r.finish(err)
+	}
+	clear(w.deferred)
+	w.deferred = w.deferred[:0]
+}
+
 // unmarkedErr is the error of a call that needs the active segment's
 // last group recorded by a mark (a marked Sync: snapshot Save and
 // Subscription.Ack; Close) when, under SyncAlways, that mark still cannot

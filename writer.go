@@ -23,6 +23,9 @@ type request struct {
 	// too (syncThrough, Subscription.Ack), and fails if it cannot be
 	// written (see writer.remark).
 	marked bool
+	// through, with marked: only the marks recording the events up to
+	// it must be durable (Log.syncMarkedThrough); 0: every event.
+	through uint64
 	// noIDs: no event carries an ID (the appender checked), so the
 	// writer's ID check (dedupe.go) skips the request. The zero value
 	// has the writer look.
@@ -120,6 +123,10 @@ type writer struct {
 	// goroutine touches it; a segment's footers then cost one allocation
 	// of their size, not one (zeroed) per checkpoint and seal.
 	footerBuf []byte
+
+	// deferred holds the marked Syncs with a through taken from the
+	// queue, until the group staged with them is flushed (fsync.go).
+	deferred []*request
 
 	// Adaptive group commit (see gather).
 	lastCalls   int           // append calls in the last group written
@@ -233,6 +240,7 @@ func (w *writer) drain() {
 			w.take(r)
 		}
 		w.flush()
+		w.finishDeferred()
 		clear(q)
 		w.spare = q
 		// Under load the queue never empties and run's ticker is never
@@ -294,6 +302,10 @@ func (w *writer) take(r *request) {
 		return
 	}
 	if r.sync {
+		if r.marked && r.through > 0 {
+			w.deferMarked(r)
+			return
+		}
 		w.flush()
 		w.remark()
 		if w.failed == nil && w.end > w.durable {
