@@ -70,7 +70,11 @@ type BackupResult struct {
 //
 // S is the log's DurableSeq when the backup starts; a writer's log is
 // first synced (Sync), so S covers every append acknowledged before Backup
-// was called. A log opened with OpenReadOnly backs up what it serves
+// was called. Under SyncAlways that sync also writes the mark recording
+// the last group, which a lack of space may have skipped (see
+// SyncAlways), and Backup fails with an error matching syscall.ENOSPC
+// while it cannot be written: a manifest never claims a seq a reader in
+// another process does not serve. A log opened with OpenReadOnly backs up what it serves
 // (refresh it first): beside a writer running SyncAlways, what that
 // writer has made durable; beside one running SyncInterval or SyncNever,
 // every committed batch, which a power loss of the source may still take.
@@ -130,7 +134,10 @@ func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupO
 		return res, err
 	}
 	if !l.readOnly {
-		if err := l.Sync(ctx); err != nil {
+		// syncMarked, not Sync: under SyncAlways the manifest must not
+		// claim a group that no mark records (one skipped for lack of
+		// space), which a reader in another process does not serve.
+		if err := l.syncMarked(ctx); err != nil {
 			return res, fmt.Errorf("evlog: backup: syncing the log: %w", err)
 		}
 	}

@@ -99,7 +99,13 @@
 // retried (after a failed fsync the page cache cannot be trusted).
 // Reopening the log runs recovery. An out-of-space error (ENOSPC) on the
 // write of a batch fails only that batch when its partial bytes could be
-// removed; appends resume once space is freed.
+// removed; appends resume once space is freed. Under SyncAlways an
+// ENOSPC on the small mark written after a group's fsync fails nothing:
+// the group is durable and this process sees it, readers in other
+// processes serve it once a later mark records it, and meanwhile a
+// snapshot Save, Subscription.Ack, Backup and Close fail matching
+// syscall.ENOSPC rather than persist a seq those readers do not serve
+// (see SyncAlways).
 //
 // An Append or Sync that fails with ErrWriterFailed has an unknown
 // outcome: its batch may have reached the disk before the failure (a

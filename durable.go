@@ -39,3 +39,20 @@ func (l *Log) WaitDurable(ctx context.Context, seq uint64) error {
 		}
 	}
 }
+
+// syncMarkedThrough is syncMarked for a snapshot Save or Subscription.Ack
+// at seq (syncThrough, Ack): it returns once a reader in another process
+// serves every event up to seq also after a power loss
+// (servedAfterPowerLoss), which under SyncAlways takes the marks recording
+// them durable, and fails (matching syscall.ENOSPC) when the mark that
+// would record the last group cannot be written. The writer completes it
+// after the appends queued with it (writer.deferMarked): their group's
+// fsync makes those marks durable, so it fsyncs for it only when no group
+// does, once for every such call queued together.
+func (l *Log) syncMarkedThrough(ctx context.Context, seq uint64) error {
+	if l.readOnly {
+		return ErrReadOnly
+	}
+	r := &request{sync: true, marked: true, through: max(seq, 1), done: make(chan struct{})}
+	return l.w.submit(ctx, r)
+}

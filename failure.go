@@ -25,6 +25,13 @@ func (w *writer) abortGroup(written int, err error) {
 		if undoErr == nil {
 			err = fmt.Errorf("evlog: no space left on the device; nothing of this batch was written (free space and retry): %w", err)
 			w.l.logger.Warn("evlog: append failed for lack of space", "err", err)
+			// The bytes removed may leave room for a mark that an
+			// earlier lack of space skipped (fsync.go): write it before
+			// the appenders hear of this failure, so that then a reader
+			// in another process serves every group acknowledged before.
+			if w.remark(); w.failed != nil {
+				return // fail finished the group's requests
+			}
 			for _, r := range w.group {
 				r.finish(err)
 			}

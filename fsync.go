@@ -33,8 +33,43 @@ func (w *writer) syncFile() error {
 	if err != nil {
 		return &fsyncError{err}
 	}
-	if w.markSeq > 0 {
-		w.l.markSynced.Store(w.markSeq) // the marks written before are durable now
+	w.markSyncedThrough(w.markSeq) // the marks written before are durable now
+	return nil
+}
+
+// markSyncedThrough records that a reader in another process serves every
+// event up to seq, also after a power loss (Log.markSynced; see
+// servedAfterPowerLoss). It never moves markSynced back. Only the writer
+// goroutine (and Open, before it starts) calls it.
+func (w *writer) markSyncedThrough(seq uint64) {
+	if seq > w.l.markSynced.Load() {
+		w.l.markSynced.Store(seq)
+	}
+}
+
+// syncOpenMark completes Open's recovery of the active segment under
+// SyncAlways (openActive: recovery fsynced the segment, then wrote the
+// mark recording what it kept, unless the file already ended with one).
+// Every mark on disk before that fsync is durable; the mark just written
+// is not, and a reader in another process serves, after a power loss,
+// only what a durable mark records. Rather than leave it to the first
+// snapshot Save or Subscription.Ack (one fsync each, after every Open
+// that found a tail no mark recorded), it fsyncs that mark here: then a
+// reader serves the whole log after a power loss, and markSynced says so
+// from the start. A mark skipped for lack of space leaves markSynced
+// where it is: Save and Ack then write the mark first, or fail.
+func (w *writer) syncOpenMark() error {
+	if w.opts.Sync != SyncAlways {
+		return nil // markSynced is read under SyncAlways only
+	}
+	if w.end > w.durable {
+		if err := w.syncFile(); err != nil {
+			return fmt.Errorf("evlog: recovery: syncing the mark of %s: %w", w.name, err)
+		}
+		w.durable = w.end
+	}
+	if !w.unmarked() {
+		w.markSyncedThrough(w.lastSeq)
 	}
 	return nil
 }
@@ -107,6 +142,66 @@ func (w *writer) writeMark() (at int64, marked bool, _ error) {
 	w.markEnd = w.end
 	w.markSeq = w.lastSeq
 	return at, true, nil
+}
+
+// deferMarked takes a marked Sync that needs durable only the marks
+// recording the events up to r.through (a snapshot Save or
+// Subscription.Ack: Log.syncMarkedThrough). Those marks were written
+// before the Sync was queued, so any fsync of the active segment from now
+// on makes them durable (syncFile: markSynced), and so does a roll's
+// seal. r is done at once when an fsync since it was queued (the group
+// the writer was busy with) already did; else it waits for the end of
+// the writer's batch of requests (finishDeferred), whose group's fsync,
+// if the batch holds appends, does it: an Ack or Save beside appends
+// costs no fsync of its own, and those of one batch share one.
+func (w *writer) deferMarked(r *request) {
+	if w.failed != nil {
+		r.finish(w.failed)
+		return
+	}
+	if w.l.servedAfterPowerLoss(r.through) {
+		r.finish(nil)
+		return
+	}
+	w.deferred = append(w.deferred, r)
+}
+
+// finishDeferred completes the Syncs deferMarked deferred, once the
+// batch's group is flushed: those its fsync did not serve are served as
+// a Sync with marked is (take), by one fsync for them all.
+func (w *writer) finishDeferred() {
+	if len(w.deferred) == 0 {
+		return
+	}
+	need := false
+	for _, r := range w.deferred {
+		need = need || !w.l.servedAfterPowerLoss(r.through)
+	}
+	if need {
+		w.remark()
+		if w.failed == nil && w.end > w.durable {
+			w.fsync()
+		}
+	}
+	for _, r := range w.deferred {
+		err := w.failed
+		if err == nil && !w.l.servedAfterPowerLoss(r.through) && w.unmarked() {
+			err = w.unmarkedErr("free space and retry")
+		}
+		r.finish(err)
+	}
+	clear(w.deferred)
+	w.deferred = w.deferred[:0]
+}
+
+// unmarkedErr is the error of a call that needs the active segment's
+// last group recorded by a mark (a marked Sync: snapshot Save and
+// Subscription.Ack; Close) when, under SyncAlways, that mark still cannot
+// be written for lack of space (unmarked); next says what to do. It
+// matches syscall.ENOSPC, not ErrWriterFailed: the group is durable and
+// the writer goes on.
+func (w *writer) unmarkedErr(next string) error {
+	return fmt.Errorf("evlog: no space left to record in a mark of %s that its last group is durable; a reader in another process does not serve that group until a mark does: %s: %w", w.name, next, syscall.ENOSPC)
 }
 
 // markedLocked records in the active index and the published end the mark

@@ -51,9 +51,10 @@ type Log struct {
 	durableSeq uint64        // every event up to it is durable
 	durableCh  chan struct{} // closed and replaced when durableSeq grows
 	// markSynced is the last seq a mark records durable that was itself
-	// fsynced (or sealed with its segment) since the writer opened the
-	// log: a reader in another process serves every event up to it,
-	// also after a power loss (see syncThrough). 0 when read-only.
+	// fsynced (or sealed with its segment, or made durable by Open's
+	// recovery: syncOpenMark): a reader in another process serves every
+	// event up to it, also after a power loss (see syncThrough). Read
+	// under SyncAlways only; 0 when read-only.
 	markSynced atomic.Uint64
 
 	w      *writer // nil when read-only
@@ -328,6 +329,11 @@ func (l *Log) ReadOnly() bool { return l.readOnly }
 // and closes the files. A running Compact is cancelled and Close waits for
 // it to return first (groups it had committed stay committed). Iterations
 // still running finish on the files they hold. Close is idempotent.
+// Under SyncAlways, when the mark recording the last group cannot be
+// written for lack of space (see SyncAlways), Close still closes the log
+// but fails with an error matching syscall.ENOSPC: the group is durable,
+// but a reader in another process does not serve it until a writer opens
+// the log again.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {

@@ -3,6 +3,7 @@ package evlog
 import (
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -117,5 +118,108 @@ func TestAckFailsWhenTheMarkCannotBeWritten(t *testing.T) {
 	defer ro.Close()
 	if got := ro.LastSeq(); got < n {
 		t.Errorf("after a power loss a read-only open serves up to seq %d, but the Ack was of %d", got, n)
+	}
+}
+
+// TestSkippedMarkIsWrittenAgain: a mark skipped for lack of space must be
+// written at the writer's next opportunity, so that a reader in another
+// process serves the group it skipped as soon as space allows — not only
+// at the next successful group or Sync. Close left it unwritten (Close
+// fsyncs only when something was written since the last fsync, and the
+// skipped mark left nothing): a closed log whose last group a reader in
+// another process never served, until a writer opened it again. An
+// append that failed for lack of space (its partial bytes removed, which
+// may free the 16 bytes a mark needs) did not try it either.
+func TestSkippedMarkIsWrittenAgain(t *testing.T) {
+	for _, next := range []string{"close", "failed append"} {
+		t.Run(next, func(t *testing.T) {
+			mem := vfs.NewMem()
+			var failMark, failGroup, noSpace atomic.Bool
+			fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+				if noSpace.Load() && op.Kind == vfs.OpWrite && strings.Contains(op.Name, segment.CheckpointExt) {
+					// The disk is full: Close's checkpoint, which would
+					// also prove the group durable, cannot be written.
+					return vfs.ENOSPC(op.Name)
+				}
+				if !isSegmentWrite(op) {
+					return nil
+				}
+				if op.Len == segment.MarkFrameSize && failMark.CompareAndSwap(true, false) ||
+					op.Len > segment.MarkFrameSize && failGroup.CompareAndSwap(true, false) {
+					return vfs.ENOSPC(op.Name)
+				}
+				return nil
+			})
+			opts := Options{Sync: SyncAlways}
+			l := openMem(t, fsys, opts)
+			defer l.Close()
+			appendN(t, l, "s", 2)
+			failMark.Store(true)
+			appendN(t, l, "s", 1) // its group is durable, its mark skipped
+			if failMark.Load() {
+				t.Fatal("no mark write failed: the test does not test what it claims")
+			}
+			n := l.LastSeq()
+			switch next {
+			case "close":
+				noSpace.Store(true)
+				if err := l.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+			case "failed append":
+				failGroup.Store(true)
+				_, err := l.Append(t.Context(), "s", ExpectAny, Envelope{Type: "e"})
+				if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrWriterFailed) {
+					t.Fatalf("append with no space: %v; want an ENOSPC error, the writer still usable", err)
+				}
+			}
+			ro, err := openFS(vfs.ReadOnly(mem.Clone()), opts, true)
+			if err != nil {
+				t.Fatalf("read-only open: %v", err)
+			}
+			defer ro.Close()
+			if got := ro.LastSeq(); got < n {
+				t.Errorf("after the %s, a read-only open serves up to seq %d; the writer acknowledged %d", next, got, n)
+			}
+		})
+	}
+}
+
+// TestCloseFailsWhenTheMarkCannotBeWritten: when, at Close, the mark a
+// lack of space skipped still cannot be written, Close reports it
+// (matching syscall.ENOSPC, not ErrWriterFailed: the group is durable),
+// as Save and Ack do, instead of returning nil for a log whose last
+// acknowledged group a reader in another process does not serve. The
+// next writer's Open records it.
+func TestCloseFailsWhenTheMarkCannotBeWritten(t *testing.T) {
+	mem := vfs.NewMem()
+	var full atomic.Bool
+	fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+		if full.Load() && op.Kind == vfs.OpWrite && (op.Len == segment.MarkFrameSize || strings.Contains(op.Name, segment.CheckpointExt)) {
+			return vfs.ENOSPC(op.Name)
+		}
+		return nil
+	})
+	opts := Options{Sync: SyncAlways}
+	l := openMem(t, fsys, opts)
+	appendN(t, l, "s", 2)
+	full.Store(true)
+	appendN(t, l, "s", 1) // its group is durable, its mark skipped
+	n := l.LastSeq()
+	if err := l.Close(); !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrWriterFailed) {
+		t.Fatalf("Close with no space for the mark: %v; want an ENOSPC error", err)
+	}
+	full.Store(false)
+	w := openMem(t, fsys, opts)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := openFS(vfs.ReadOnly(mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2)))), opts, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if got := ro.LastSeq(); got < n {
+		t.Errorf("once a writer opened the log again, a read-only open serves up to seq %d; the first writer acknowledged %d", got, n)
 	}
 }

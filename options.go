@@ -23,7 +23,24 @@ type SyncMode int64
 const (
 	// SyncAlways (the default) makes Append return only after an fsync
 	// covering its batch has completed. Concurrent appenders share fsyncs
-	// (group commit).
+	// (group commit). After the fsync the writer writes a mark recording
+	// it (docs/FORMAT.md, "Mark"), and only then makes the batch visible
+	// and acknowledges it: readers in other processes (OpenReadOnly,
+	// evlogctl) serve a batch only once a mark records it.
+	//
+	// When that mark cannot be written for lack of space, the append
+	// still succeeds: its batch is durable, and this process sees it at
+	// once (its reads, subscriptions, projections and aggregates: read
+	// your writes). A reader in another process serves it only once a
+	// later mark records it, which the writer writes at every
+	// opportunity: the next group, an append that fails for lack of
+	// space, Sync, Close, and the next Open. Meanwhile nothing the log
+	// persists claims the batch: a snapshot Save through Log.Snapshots
+	// (projection checkpoints and aggregate snapshots stored there
+	// included) and Subscription.Ack write the mark first and fail,
+	// matching syscall.ENOSPC, while it cannot be written; Close then
+	// fails the same way (the batch stays durable: the next writer's
+	// Open records it).
 	SyncAlways SyncMode = 0
 	// SyncNever never fsyncs on its own: only Sync, Close, a segment roll and
 	// a snapshot save make events durable. A crash (of the machine, not just

@@ -52,6 +52,9 @@ func (w *writer) openActive(rec *recovered) error {
 	if err := w.mark(); err != nil {
 		return errors.Join(err, f.Close())
 	}
+	if err := w.syncOpenMark(); err != nil {
+		return errors.Join(err, f.Close())
+	}
 	return nil
 }
 
@@ -144,6 +147,9 @@ func (w *writer) enterSegment(f vfs.File, hb [segment.HeaderSize]byte, h segment
 	}
 	w.end, w.durable, w.markEnd, w.ckptEnd = segment.HeaderSize, segment.HeaderSize, segment.HeaderSize, 0
 	w.markSeq = 0 // the new file's fsyncs make no mark of the sealed one durable (its seal's did)
+	// A reader in another process serves a durably sealed segment whole,
+	// and nothing of the new one until a mark: everything before it.
+	w.markSyncedThrough(w.lastSeq)
 	w.dirtySince = time.Time{}
 	l := w.l
 	l.mu.Lock()

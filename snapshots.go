@@ -15,7 +15,10 @@ import (
 // when anything was written to it since its last fsync: under SyncNever
 // and SyncInterval the events, under SyncAlways the last group's mark),
 // so a snapshot never outlives the events it folds, and a reader in
-// another process serves them after a power loss. On a log opened with OpenReadOnly the store
+// another process serves them after a power loss. Under SyncAlways, when
+// that mark cannot be written for lack of space (see SyncAlways), Save
+// fails with an error matching syscall.ENOSPC and saves nothing. On a log
+// opened with OpenReadOnly the store
 // is read-only (Save and Prune fail with ErrReadOnly): a read-only log
 // never writes. Tools that write snapshots beside a read-only log use
 // OpenSnapshotWriter.
@@ -65,10 +68,11 @@ func (l *Log) anchorAt(ctx context.Context, seq uint64) (uint64, error) {
 // power loss right after the Save it would serve the log up to the
 // mark before, and take the snapshot for one beyond the end of the log.
 // So unless such a reader already serves seq after a power loss
-// (servedAfterPowerLoss), it syncs; Sync fsyncs only when something was
-// written since the last fsync (under SyncAlways: that mark), so this
-// costs at most one fsync per Save, and none once a later group's fsync
-// has made that mark durable. Subscription.Ack follows the same rule.
+// (servedAfterPowerLoss), it has the writer make that mark durable
+// (syncMarkedThrough): at most one fsync per Save, none when the fsync of
+// a group appended meanwhile, or queued with the Save, makes the mark
+// durable, and one for all the Saves and Acks queued together.
+// Subscription.Ack follows the same rule.
 func (l *Log) syncThrough(ctx context.Context, seq uint64) error {
 	if last := l.LastSeq(); seq > last {
 		return fmt.Errorf("evlog: a snapshot at seq %d is beyond the end of the log (%d)", seq, last)
@@ -76,7 +80,7 @@ func (l *Log) syncThrough(ctx context.Context, seq uint64) error {
 	if l.servedAfterPowerLoss(seq) {
 		return nil
 	}
-	return l.syncMarked(ctx)
+	return l.syncMarkedThrough(ctx, seq)
 }
 
 // servedAfterPowerLoss reports whether a reader in another process

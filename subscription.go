@@ -223,8 +223,12 @@ func (s *Subscription) Events(ctx context.Context) iter.Seq2[Envelope, error] {
 // reader in another process (OpenReadOnly, evlogctl) serves after a power
 // loss: under SyncAlways the events are durable once appended, but the
 // mark that lets such a reader serve the last group is durable only with
-// the next fsync, which Ack then makes (at most one fsync per Ack, none
-// once a later group's fsync has made the mark durable). seq
+// the next fsync, which Ack then has the writer make (at most one fsync
+// per Ack: none when the fsync of a group appended meanwhile, or queued
+// with the Ack, makes the mark durable, and one for all the Acks and
+// snapshot Saves queued together); when that mark
+// cannot be written for lack of space (see SyncAlways), Ack fails with an
+// error matching syscall.ENOSPC and stores nothing. seq
 // may be any seq up to the log's last (not only one handed over). A
 // failed Ack leaves the old or the new position on disk; Ack again. On a
 // closed log Ack fails with ErrClosed.
@@ -259,7 +263,7 @@ func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
 	// would list a position past the end of the log it serves (see
 	// syncThrough, the same rule for snapshots).
 	if !s.l.servedAfterPowerLoss(seq) {
-		if err := s.l.syncMarked(ctx); err != nil {
+		if err := s.l.syncMarkedThrough(ctx, seq); err != nil {
 			return fmt.Errorf("evlog: acknowledging subscription %q: making the log durable first: %w", s.name, err)
 		}
 	}

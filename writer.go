@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
@@ -24,6 +23,9 @@ type request struct {
 	// too (syncThrough, Subscription.Ack), and fails if it cannot be
 	// written (see writer.remark).
 	marked bool
+	// through, with marked: only the marks recording the events up to
+	// it must be durable (Log.syncMarkedThrough); 0: every event.
+	through uint64
 	// noIDs: no event carries an ID (the appender checked), so the
 	// writer's ID check (dedupe.go) skips the request. The zero value
 	// has the writer look.
@@ -121,6 +123,10 @@ type writer struct {
 	// goroutine touches it; a segment's footers then cost one allocation
 	// of their size, not one (zeroed) per checkpoint and seal.
 	footerBuf []byte
+
+	// deferred holds the marked Syncs with a through taken from the
+	// queue, until the group staged with them is flushed (fsync.go).
+	deferred []*request
 
 	// Adaptive group commit (see gather).
 	lastCalls   int           // append calls in the last group written
@@ -234,6 +240,7 @@ func (w *writer) drain() {
 			w.take(r)
 		}
 		w.flush()
+		w.finishDeferred()
 		clear(q)
 		w.spare = q
 		// Under load the queue never empties and run's ticker is never
@@ -295,6 +302,10 @@ func (w *writer) take(r *request) {
 		return
 	}
 	if r.sync {
+		if r.marked && r.through > 0 {
+			w.deferMarked(r)
+			return
+		}
 		w.flush()
 		w.remark()
 		if w.failed == nil && w.end > w.durable {
@@ -302,7 +313,7 @@ func (w *writer) take(r *request) {
 		}
 		err := w.failed
 		if err == nil && r.marked && w.unmarked() {
-			err = fmt.Errorf("evlog: no space left to record in a mark of %s that its last group is durable; a reader in another process does not serve that group until a mark does: free space and retry: %w", w.name, syscall.ENOSPC)
+			err = w.unmarkedErr("free space and retry")
 		}
 		r.finish(err)
 		return
@@ -363,8 +374,10 @@ func (w *writer) unmarked() bool {
 }
 
 // remark writes the mark a write that ran out of space skipped (the
-// frames are durable; see writeMark), for a Sync: the fsync after it makes
-// it durable. Without it a Sync after such a skip found nothing written
+// frames are durable; see writeMark), at the writer's next opportunity
+// that is no group's: a Sync, Close (the fsync after it makes it
+// durable), an append that failed for lack of space (the next fsync
+// does). A successful group's flush writes it anyway (writeMark). Without it a Sync after such a skip found nothing written
 // since the last fsync and returned with no mark on disk, and a snapshot
 // Save or Subscription.Ack (syncThrough, servedAfterPowerLoss) recorded a
 // seq that a reader in another process does not serve.
@@ -517,6 +530,7 @@ func (w *writer) stop() error {
 func (w *writer) shutdown() {
 	var errs []error
 	w.markEmpty()
+	w.remark() // a mark skipped for lack of space (fsync.go)
 	if w.failed == nil && w.end > w.durable {
 		w.fsync()
 	}
@@ -531,6 +545,8 @@ func (w *writer) shutdown() {
 	}
 	if w.failed != nil {
 		errs = append(errs, w.failed)
+	} else if w.unmarked() {
+		errs = append(errs, w.unmarkedErr("free space and open the log again: its recovery records it"))
 	}
 	errs = append(errs, w.f.Close())
 	w.closeErr = errors.Join(errs...)
