@@ -60,7 +60,9 @@ type AppendRequest struct {
 // as 1.
 //
 // Durability: see SyncMode. With SyncAlways, Append returns nil only after
-// an fsync covering the events completed. An error matching
+// an fsync covering the events completed; readers in other processes
+// serve them once a mark records that fsync, which a lack of space can
+// delay (see SyncAlways). An error matching
 // ErrWriterFailed leaves the outcome unknown: the events may be in the log
 // after it is reopened (see ErrWriterFailed).
 //
