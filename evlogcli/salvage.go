@@ -64,6 +64,9 @@ beside any other log file it refuses, naming it.`
 type salvageCmd struct {
 	skipDamaged bool
 	format      string
+	// dstFS, when not nil, is NEWDIR (tests: an in-memory directory that
+	// can lose power at any write; salvageDst); nil in evlogctl.
+	dstFS vfs.FS
 }
 
 // salvageReport is salvage's JSON document.
@@ -209,13 +212,14 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	if err := requireDir(src); err != nil {
 		return err
 	}
+	d := salvageDst{dir: dst, mem: c.dstFS}
 	// An interrupted salvage into dst: start over (salvage_interrupt.go).
-	if err := restartSalvage(dst); err != nil {
+	if err := restartSalvage(d); err != nil {
 		return err
 	}
 	// The events keep their recorded times, however far ahead of this
 	// machine's clock (the writer's may have run ahead): no skew limit.
-	out, err := evlog.Open(dst, evlog.Options{Sync: evlog.SyncNever, Clock: e.now, MaxClockSkew: evlog.NoClockSkewLimit,
+	out, err := d.openLog(evlog.Options{Sync: evlog.SyncNever, Clock: e.now, MaxClockSkew: evlog.NoClockSkewLimit,
 		MaxEventSize: evlog.MaxMaxEventSize, MaxBatchSize: evlog.MaxMaxBatchSize})
 	if err != nil {
 		return err
@@ -226,7 +230,7 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	}
 	// Until every event copied is durable, NEWDIR is refused as an
 	// interrupted salvage.
-	if err := markSalvage(dst, src, out); err != nil {
+	if err := markSalvage(d, src, out); err != nil {
 		out.Close()
 		return err
 	}
@@ -246,7 +250,7 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 		// Every event copied is durable: NEWDIR is the salvaged log. The
 		// marker goes while the lock is still held, so that another
 		// salvage into NEWDIR never takes this one for interrupted.
-		err = unmarkSalvage(dst)
+		err = unmarkSalvage(d)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr

@@ -32,12 +32,13 @@ type salvageMarkerJSON struct {
 }
 
 // markSalvage writes the marker into dst, the directory of out.
-func markSalvage(dst, src string, out *evlog.Log) error {
-	fsys, err := vfs.OpenOS(dst)
+func markSalvage(d salvageDst, src string, out *evlog.Log) error {
+	dst := d.dir
+	fsys, closeFS, err := d.open()
 	if err != nil {
 		return err
 	}
-	defer fsys.Close()
+	defer closeFS()
 	id := out.LogID()
 	b, err := json.Marshal(salvageMarkerJSON{Source: src, LogID: fmt.Sprintf("%x", id[:])})
 	if err != nil {
@@ -68,12 +69,13 @@ func markSalvage(dst, src string, out *evlog.Log) error {
 }
 
 // unmarkSalvage removes the marker from dst once the salvage is durable.
-func unmarkSalvage(dst string) error {
-	fsys, err := vfs.OpenOS(dst)
+func unmarkSalvage(d salvageDst) error {
+	dst := d.dir
+	fsys, closeFS, err := d.open()
 	if err != nil {
 		return err
 	}
-	defer fsys.Close()
+	defer closeFS()
 	if err := fsys.Remove(evlog.SalvageMarker); err != nil {
 		return fmt.Errorf("removing %s from %s: %w", evlog.SalvageMarker, dst, err)
 	}
@@ -95,16 +97,17 @@ func unmarkSalvage(dst string) error {
 // beside the marker or left in a reused directory) refuses the restart
 // with an *evlog.StartOverError naming it, and nothing is removed. Files
 // that are not a log's are left alone.
-func restartSalvage(dst string) error {
-	names, err := listDir(dst)
+func restartSalvage(d salvageDst) error {
+	dst := d.dir
+	names, err := d.names()
 	if err != nil || !slices.ContainsFunc(names, isSalvageMarker) {
 		return err
 	}
-	fsys, err := vfs.OpenOS(dst)
+	fsys, closeFS, err := d.open()
 	if err != nil {
 		return err
 	}
-	defer fsys.Close()
+	defer closeFS()
 	lock, err := fsys.Lock(evlog.LockFile)
 	if err != nil {
 		if errors.Is(err, vfs.ErrLocked) {
