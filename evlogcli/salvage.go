@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/evlog/evlog"
@@ -186,6 +187,15 @@ func resolvePath(p string) string {
 	}
 }
 
+// errEventsLost is salvage's error (exit status 1) after a salvage that
+// completed but could not copy every committed event of DIR.
+var errEventsLost = errors.New("events were lost (see the lost lines of the report)")
+
+// errHoldsEvents is matched by salvage's error when NEWDIR holds a log
+// with events (and no marker of an interrupted salvage): a salvage
+// completed into it already, or another log is there.
+var errHoldsEvents = errors.New("salvage copies into a new log; give a new or empty directory")
+
 // salvager copies events into the new log and keeps the report.
 type salvager struct {
 	skip     bool
@@ -214,23 +224,51 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	}
 	d := salvageDst{dir: dst, mem: c.dstFS}
 	// An interrupted salvage into dst: start over (salvage_interrupt.go).
-	if err := restartSalvage(d); err != nil {
-		return err
-	}
-	// The events keep their recorded times, however far ahead of this
-	// machine's clock (the writer's may have run ahead): no skew limit.
-	out, err := d.openLog(evlog.Options{Sync: evlog.SyncNever, Clock: e.now, MaxClockSkew: evlog.NoClockSkewLimit,
-		MaxEventSize: evlog.MaxMaxEventSize, MaxBatchSize: evlog.MaxMaxBatchSize})
+	premarked, err := restartSalvage(d)
 	if err != nil {
 		return err
 	}
+	names, err := d.names()
+	if err != nil {
+		return err
+	}
+	fsys, closeFS, err := d.create()
+	if err != nil {
+		return err
+	}
+	defer closeFS()
+	// NEWDIR holding no log yet is marked before the new log is created:
+	// killed at any point, salvage never leaves a directory that opens as
+	// a log (an empty one) without being its complete output.
+	if !premarked && !slices.ContainsFunc(names, isNewLogFile) {
+		if err := markSalvage(fsys, dst, src, ""); err != nil {
+			return err
+		}
+		premarked = true
+	}
+	// The events keep their recorded times, however far ahead of this
+	// machine's clock (the writer's may have run ahead): no skew limit.
+	out, err := openSalvageLog(fsys, evlog.Options{Sync: evlog.SyncNever, Clock: e.now, MaxClockSkew: evlog.NoClockSkewLimit,
+		MaxEventSize: evlog.MaxMaxEventSize, MaxBatchSize: evlog.MaxMaxBatchSize})
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", dst, err)
+	}
 	if n := out.LastSeq(); n > 0 {
 		out.Close()
-		return fmt.Errorf("%s already holds %d events: salvage copies into a new log; give a new or empty directory", dst, n)
+		err := fmt.Errorf("%s already holds %d events: %w", dst, n, errHoldsEvents)
+		if premarked {
+			// The marker written before the log was there: no event of
+			// this salvage is in dst (copying starts once the marker
+			// records the new log's ID).
+			err = errors.Join(err, unmarkSalvage(fsys, dst))
+		}
+		return err
 	}
 	// Until every event copied is durable, NEWDIR is refused as an
-	// interrupted salvage.
-	if err := markSalvage(d, src, out); err != nil {
+	// interrupted salvage. The marker records the new log's ID, which
+	// is how a salvage run again knows the files to remove.
+	id := out.LogID()
+	if err := markSalvage(fsys, dst, src, fmt.Sprintf("%x", id[:])); err != nil {
 		out.Close()
 		return err
 	}
@@ -250,7 +288,7 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 		// Every event copied is durable: NEWDIR is the salvaged log. The
 		// marker goes while the lock is still held, so that another
 		// salvage into NEWDIR never takes this one for interrupted.
-		err = unmarkSalvage(d)
+		err = unmarkSalvage(fsys, dst)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
@@ -281,7 +319,7 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 		}
 	}
 	if !rep.Complete {
-		return errors.New("events were lost (see the lost lines of the report)")
+		return errEventsLost
 	}
 	return nil
 }

@@ -2,9 +2,10 @@ package evlogcli
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/evlog/evlog"
-	"github.com/evlog/evlog/internal/testhook"
+	"github.com/evlog/evlog/internal/copyhook"
 	"github.com/evlog/evlog/internal/vfs"
 )
 
@@ -29,8 +30,8 @@ func (d salvageDst) names() ([]string, error) {
 	return listDir(d.dir)
 }
 
-// open opens NEWDIR, which must exist, for the marker and the start-over;
-// close releases it.
+// open opens NEWDIR, which must exist, for the start-over; close
+// releases it.
 func (d salvageDst) open() (fsys vfs.FS, close func() error, err error) {
 	if d.mem != nil {
 		return d.mem, func() error { return nil }, nil
@@ -42,19 +43,46 @@ func (d salvageDst) open() (fsys vfs.FS, close func() error, err error) {
 	return o, o.Close, nil
 }
 
-// openLog opens (creating NEWDIR if need be) the new log for writing:
-// evlog.Open.
-func (d salvageDst) openLog(opts evlog.Options) (*evlog.Log, error) {
-	if d.mem == nil {
-		return evlog.Open(d.dir, opts)
+// create opens NEWDIR, creating it (and its missing parents, durably) as
+// evlog.Open does; close releases it, after the log opened in it is
+// closed.
+func (d salvageDst) create() (fsys vfs.FS, close func() error, err error) {
+	if d.mem != nil {
+		return d.mem, func() error { return nil }, nil
 	}
-	l, err := testhook.Open(d.mem, opts)
+	o, err := vfs.CreateOSPerm(d.dir, evlog.DefaultPerm)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o, o.Close, nil
+}
+
+// openSalvageLog opens the new log in fsys (NEWDIR, from create) for
+// writing, as evlog.Open does, except that the log does not see
+// salvage's marker there (Open refuses a directory holding it): salvage
+// writes the marker before it creates the new log.
+func openSalvageLog(fsys vfs.FS, opts evlog.Options) (*evlog.Log, error) {
+	l, err := copyhook.Open(unmarkedFS{fsys}, opts)
 	if err != nil {
 		return nil, err
 	}
 	out, ok := l.(*evlog.Log)
 	if !ok {
-		return nil, errors.New("evlogcli: testhook.Open returned no *evlog.Log")
+		return nil, errors.New("evlogcli: copyhook.Open returned no *evlog.Log")
 	}
 	return out, nil
+}
+
+// unmarkedFS is a directory without salvage's marker (and its
+// temporary) in its listings.
+type unmarkedFS struct{ vfs.FS }
+
+func (u unmarkedFS) List() ([]string, error) {
+	names, err := u.FS.List()
+	return slices.DeleteFunc(names, isSalvageMarker), err
+}
+
+func (u unmarkedFS) ReadDir() ([]vfs.DirEntry, error) {
+	ents, err := u.FS.ReadDir()
+	return slices.DeleteFunc(ents, func(e vfs.DirEntry) bool { return isSalvageMarker(e.Name) }), err
 }

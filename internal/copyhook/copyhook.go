@@ -12,10 +12,15 @@
 //
 // The values are untyped because this package cannot import the root:
 // AppendBatch takes a *evlog.Log and a []evlog.AppendRequest and returns
-// a []evlog.Position.
+// a []evlog.Position; Open takes an evlog.Options and returns a
+// *evlog.Log.
 package copyhook
 
-import "context"
+import (
+	"context"
+
+	"github.com/evlog/evlog/internal/vfs"
+)
 
 // AppendBatch is evlog's Log.AppendBatch without the reservation of
 // event types starting with "$" and without the name rule
@@ -24,3 +29,9 @@ import "context"
 // limits). Every other check applies: system streams ("$$") and
 // tombstoned streams are refused.
 var AppendBatch func(ctx context.Context, l any, batch any) (any, error)
+
+// Open is evlog.Open of the directory fsys (which the caller keeps and
+// closes after the log): evlogctl salvage opens the new log through a
+// view of NEWDIR that does not show its SALVAGING marker, which it writes
+// before the log is created (and Open refuses a directory holding it).
+var Open func(fsys vfs.FS, opts any) (any, error)
