@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,9 @@ event's recorded time, stream, type, schema version, ID, meta and data.
 Seqs and stream versions are assigned afresh by the new log: where events
 were lost, later ones get lower seqs and versions than they had.
 Snapshots are not copied (take new ones with evlogctl snapshot).
+Events that read as deleted are not copied; each of them with an ID is
+copied as a placeholder (no meta or data, never read), so that a retry of
+its append writes nothing against NEWDIR either.
 
 By default salvage copies the valid committed prefix, in whole committed
 batches (a batch is never copied in part): it stops copying at the first
@@ -83,6 +87,9 @@ type salvageReport struct {
 	// Readable are events after the damage that were not copied (without
 	// --skip-damaged).
 	Readable []seqRange `json:"readable"`
+	// Placeholders are the events copied as placeholders, to keep their
+	// IDs (gone events with an ID; salvage_delete.go): not in Copied.
+	Placeholders int `json:"placeholders,omitempty"`
 	// Complete: no acknowledged event was lost.
 	Complete bool `json:"complete"`
 
@@ -216,6 +223,11 @@ type salvager struct {
 	// copied are the source seqs copied, withheld those of the segment
 	// files left out that may be the log's (salvage_foreign.go).
 	copied, withheld []seqRange
+	// kept are the placeholders to carry into the new log, by the path
+	// that copies through the source log, in seq order (rawKept);
+	// bufPlaceholders counts the placeholders in buf.
+	kept            []evlog.Envelope
+	bufPlaceholders int
 }
 
 func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
@@ -345,15 +357,27 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 			}
 		}
 		if readErr == nil {
+			// The log hides the events that read as gone: the IDs to
+			// carry as placeholders are read frame by frame.
+			if s.kept, err = srcKept(ctx, src); err != nil {
+				l.Close()
+				return err
+			}
 			for ev, err := range l.Events(ctx, 1) {
 				if err == nil {
-					s.deletedHole(ev) // salvage_delete.go
+					err = s.deletedHole(ctx, ev) // salvage_delete.go
+				}
+				if err == nil {
 					err = s.event(ctx, ev)
 				}
 				if err != nil {
 					l.Close()
 					return err
 				}
+			}
+			if err := s.deletedHole(ctx, evlog.Envelope{Seq: math.MaxUint64}); err != nil {
+				l.Close()
+				return err
 			}
 		}
 		rec := l.Recovery()
@@ -457,7 +481,7 @@ func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
 		return nil
 	}
 	if s.notCopied(ev) { // salvage_delete.go
-		return nil
+		return s.flushFull(ctx)
 	}
 	s.pending = nil
 	s.lastTime = ev.Time.UnixNano()
@@ -469,6 +493,11 @@ func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
 	s.copiedSeq(ev.Seq)
 	ev.Seq, ev.Version = 0, 0
 	s.buf.add(ev)
+	return s.flushFull(ctx)
+}
+
+// flushFull flushes the buffered events once they fill a batch.
+func (s *salvager) flushFull(ctx context.Context) error {
 	if s.buf.events >= importBatch || s.buf.bytes >= importBatchBytes {
 		return s.flush(ctx)
 	}
@@ -485,9 +514,13 @@ func (s *salvager) flush(ctx context.Context) error {
 	if _, err := copyhook.AppendBatch(ctx, s.out, s.buf.reqs); err != nil {
 		return fmt.Errorf("writing the new log: %w", err)
 	}
-	s.rep.Copied += s.buf.events
-	s.rep.LastSeq = s.lastBuf
+	s.rep.Copied += s.buf.events - s.bufPlaceholders
+	s.rep.Placeholders += s.bufPlaceholders
+	if s.buf.events > s.bufPlaceholders {
+		s.rep.LastSeq = s.lastBuf
+	}
 	s.buf.reset()
+	s.bufPlaceholders = 0
 	return nil
 }
 
