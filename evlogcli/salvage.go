@@ -63,7 +63,9 @@ file in NEWDIR marks a salvage not yet complete: every command refuses
 NEWDIR while it is there, and a salvage killed midway is started over
 when it is run again: it removes only the files whose header carries the
 log ID SALVAGING records (and their checkpoints and temporaries), and
-beside any other log file it refuses, naming it.`
+beside any other log file it refuses, naming it. Run again into its
+complete output (NEWDIR holding exactly what it copies), salvage only
+prints the report.`
 
 // salvageCmd is "evlogctl salvage".
 type salvageCmd struct {
@@ -228,6 +230,8 @@ type salvager struct {
 	// bufPlaceholders counts the placeholders in buf.
 	kept            []evlog.Envelope
 	bufPlaceholders int
+	// sink, when set, takes each batch instead of out (sameEvents).
+	sink func([]evlog.AppendRequest) error
 }
 
 func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
@@ -266,8 +270,26 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 		return fmt.Errorf("opening %s: %w", dst, err)
 	}
 	if n := out.LastSeq(); n > 0 {
+		var s *salvager
+		err := errHoldsEvents
+		if !premarked {
+			// Killed after it removed its marker (the report lost), a
+			// salvage run again finds its complete output: when NEWDIR
+			// holds exactly what it copies, it only reports.
+			sink, stop := sameEvents(ctx, fsys)
+			s, err = c.salvageTo(ctx, src, nil, sink)
+			stop()
+		}
 		out.Close()
-		err := fmt.Errorf("%s already holds %d events: %w", dst, n, errHoldsEvents)
+		if err == nil {
+			return c.report(e, dst, s)
+		}
+		if errors.Is(err, errNotSame) {
+			err = errHoldsEvents
+		}
+		if errors.Is(err, errHoldsEvents) {
+			err = fmt.Errorf("%s already holds %d events: %w", dst, n, errHoldsEvents)
+		}
 		if premarked {
 			// The marker written before the log was there: no event of
 			// this salvage is in dst (copying starts once the marker
@@ -284,15 +306,7 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 		out.Close()
 		return err
 	}
-	s := &salvager{skip: c.skipDamaged, out: out, next: 1, copying: true}
-	s.rep.Gaps, s.rep.Lost, s.rep.Readable = []gapJSON{}, []seqRange{}, []seqRange{}
-	err = s.salvage(ctx, src)
-	if err == nil {
-		err = s.flush(ctx)
-	}
-	if err == nil {
-		err = s.locateNotHeld(ctx, src) // salvage_notheld.go
-	}
+	s, err := c.salvageTo(ctx, src, out, nil)
 	if err == nil {
 		err = out.Sync(ctx)
 	}
@@ -308,6 +322,29 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	if err != nil {
 		return err
 	}
+	return c.report(e, dst, s)
+}
+
+// salvageTo copies what salvage copies of src into out, or, with sink
+// set, hands each batch to sink instead (out unused).
+func (c *salvageCmd) salvageTo(ctx context.Context, src string, out *evlog.Log, sink func([]evlog.AppendRequest) error) (*salvager, error) {
+	s := &salvager{skip: c.skipDamaged, out: out, sink: sink, next: 1, copying: true}
+	s.rep.Gaps, s.rep.Lost, s.rep.Readable = []gapJSON{}, []seqRange{}, []seqRange{}
+	err := s.salvage(ctx, src)
+	if err == nil {
+		err = s.flush(ctx)
+	}
+	if err == nil {
+		err = s.locateNotHeld(ctx, src) // salvage_notheld.go
+	}
+	if err == nil && sink != nil {
+		err = sink(nil) // the end
+	}
+	return s, err
+}
+
+// report prints the report of s, a salvage into dst that completed.
+func (c *salvageCmd) report(e *env, dst string, s *salvager) error {
 	s.finish()
 	rep := &s.rep
 	if c.format == "json" {
@@ -511,7 +548,11 @@ func (s *salvager) flush(ctx context.Context) error {
 	}
 	// As they are: event types an older evlog accepted and reserved since
 	// (starting with "$") are the user's data (internal/copyhook).
-	if _, err := copyhook.AppendBatch(ctx, s.out, s.buf.reqs); err != nil {
+	if s.sink != nil {
+		if err := s.sink(s.buf.reqs); err != nil {
+			return err
+		}
+	} else if _, err := copyhook.AppendBatch(ctx, s.out, s.buf.reqs); err != nil {
 		return fmt.Errorf("writing the new log: %w", err)
 	}
 	s.rep.Copied += s.buf.events - s.bufPlaceholders
