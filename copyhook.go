@@ -11,8 +11,8 @@ func init() {
 	copyhook.AppendBatch = func(ctx context.Context, l any, batch any) (any, error) {
 		return l.(*Log).appendBatch(ctx, batch.([]AppendRequest), true)
 	}
-	copyhook.Open = func(fsys vfs.FS, opts any) (any, error) {
-		l, err := openFS(fsys, opts.(Options), false)
+	copyhook.Open = func(fsys any, opts any) (any, error) {
+		l, err := openFS(fsys.(vfs.FS), opts.(Options), false)
 		if err != nil {
 			return nil, err
 		}

@@ -12,15 +12,12 @@
 //
 // The values are untyped because this package cannot import the root:
 // AppendBatch takes a *evlog.Log and a []evlog.AppendRequest and returns
-// a []evlog.Position; Open takes an evlog.Options and returns a
-// *evlog.Log.
+// a []evlog.Position; Open takes an internal/vfs.FS (untyped too: this
+// package imports nothing of the module) and an evlog.Options and returns
+// a *evlog.Log.
 package copyhook
 
-import (
-	"context"
-
-	"github.com/evlog/evlog/internal/vfs"
-)
+import "context"
 
 // AppendBatch is evlog's Log.AppendBatch without the reservation of
 // event types starting with "$" and without the name rule
@@ -34,4 +31,4 @@ var AppendBatch func(ctx context.Context, l any, batch any) (any, error)
 // closes after the log): evlogctl salvage opens the new log through a
 // view of NEWDIR that does not show its SALVAGING marker, which it writes
 // before the log is created (and Open refuses a directory holding it).
-var Open func(fsys vfs.FS, opts any) (any, error)
+var Open func(fsys any, opts any) (any, error)
