@@ -4,10 +4,18 @@ import (
 	"context"
 
 	"github.com/evlog/evlog/internal/copyhook"
+	"github.com/evlog/evlog/internal/vfs"
 )
 
 func init() {
 	copyhook.AppendBatch = func(ctx context.Context, l any, batch any) (any, error) {
 		return l.(*Log).appendBatch(ctx, batch.([]AppendRequest), true)
+	}
+	copyhook.Open = func(fsys any, opts any) (any, error) {
+		l, err := openFS(fsys.(vfs.FS), opts.(Options), false)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/evlog/evlog"
@@ -21,6 +23,9 @@ event's recorded time, stream, type, schema version, ID, meta and data.
 Seqs and stream versions are assigned afresh by the new log: where events
 were lost, later ones get lower seqs and versions than they had.
 Snapshots are not copied (take new ones with evlogctl snapshot).
+Events that read as deleted are not copied; each of them with an ID is
+copied as a placeholder (no meta or data, never read), so that a retry of
+its append writes nothing against NEWDIR either.
 
 By default salvage copies the valid committed prefix, in whole committed
 batches (a batch is never copied in part): it stops copying at the first
@@ -58,12 +63,17 @@ file in NEWDIR marks a salvage not yet complete: every command refuses
 NEWDIR while it is there, and a salvage killed midway is started over
 when it is run again: it removes only the files whose header carries the
 log ID SALVAGING records (and their checkpoints and temporaries), and
-beside any other log file it refuses, naming it.`
+beside any other log file it refuses, naming it. Run again into its
+complete output (NEWDIR holding exactly what it copies), salvage only
+prints the report.`
 
 // salvageCmd is "evlogctl salvage".
 type salvageCmd struct {
 	skipDamaged bool
 	format      string
+	// dstFS, when not nil, is NEWDIR (tests: an in-memory directory that
+	// can lose power at any write; salvageDst); nil in evlogctl.
+	dstFS vfs.FS
 }
 
 // salvageReport is salvage's JSON document.
@@ -79,6 +89,9 @@ type salvageReport struct {
 	// Readable are events after the damage that were not copied (without
 	// --skip-damaged).
 	Readable []seqRange `json:"readable"`
+	// Placeholders are the events copied as placeholders, to keep their
+	// IDs (gone events with an ID; salvage_delete.go): not in Copied.
+	Placeholders int `json:"placeholders,omitempty"`
 	// Complete: no acknowledged event was lost.
 	Complete bool `json:"complete"`
 
@@ -183,6 +196,15 @@ func resolvePath(p string) string {
 	}
 }
 
+// errEventsLost is salvage's error (exit status 1) after a salvage that
+// completed but could not copy every committed event of DIR.
+var errEventsLost = errors.New("events were lost (see the lost lines of the report)")
+
+// errHoldsEvents is matched by salvage's error when NEWDIR holds a log
+// with events (and no marker of an interrupted salvage): a salvage
+// completed into it already, or another log is there.
+var errHoldsEvents = errors.New("salvage copies into a new log; give a new or empty directory")
+
 // salvager copies events into the new log and keeps the report.
 type salvager struct {
 	skip     bool
@@ -203,42 +225,88 @@ type salvager struct {
 	// copied are the source seqs copied, withheld those of the segment
 	// files left out that may be the log's (salvage_foreign.go).
 	copied, withheld []seqRange
+	// kept are the placeholders to carry into the new log, by the path
+	// that copies through the source log, in seq order (rawKept);
+	// bufPlaceholders counts the placeholders in buf.
+	kept            []evlog.Envelope
+	bufPlaceholders int
+	// sink, when set, takes each batch instead of out (sameEvents).
+	sink func([]evlog.AppendRequest) error
 }
 
 func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	if err := requireDir(src); err != nil {
 		return err
 	}
+	d := salvageDst{dir: dst, mem: c.dstFS}
 	// An interrupted salvage into dst: start over (salvage_interrupt.go).
-	if err := restartSalvage(dst); err != nil {
-		return err
-	}
-	// The events keep their recorded times, however far ahead of this
-	// machine's clock (the writer's may have run ahead): no skew limit.
-	out, err := evlog.Open(dst, evlog.Options{Sync: evlog.SyncNever, Clock: e.now, MaxClockSkew: evlog.NoClockSkewLimit,
-		MaxEventSize: evlog.MaxMaxEventSize, MaxBatchSize: evlog.MaxMaxBatchSize})
+	premarked, err := restartSalvage(d)
 	if err != nil {
 		return err
 	}
+	names, err := d.names()
+	if err != nil {
+		return err
+	}
+	fsys, closeFS, err := d.create()
+	if err != nil {
+		return err
+	}
+	defer closeFS()
+	// NEWDIR holding no log yet is marked before the new log is created:
+	// killed at any point, salvage never leaves a directory that opens as
+	// a log (an empty one) without being its complete output.
+	if !premarked && !slices.ContainsFunc(names, isNewLogFile) {
+		if err := markSalvage(fsys, dst, src, ""); err != nil {
+			return err
+		}
+		premarked = true
+	}
+	// The events keep their recorded times, however far ahead of this
+	// machine's clock (the writer's may have run ahead): no skew limit.
+	out, err := openSalvageLog(fsys, evlog.Options{Sync: evlog.SyncNever, Clock: e.now, MaxClockSkew: evlog.NoClockSkewLimit,
+		MaxEventSize: evlog.MaxMaxEventSize, MaxBatchSize: evlog.MaxMaxBatchSize})
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", dst, err)
+	}
 	if n := out.LastSeq(); n > 0 {
+		var s *salvager
+		err := errHoldsEvents
+		if !premarked {
+			// Killed after it removed its marker (the report lost), a
+			// salvage run again finds its complete output: when NEWDIR
+			// holds exactly what it copies, it only reports.
+			sink, stop := sameEvents(ctx, fsys)
+			s, err = c.salvageTo(ctx, src, nil, sink)
+			stop()
+		}
 		out.Close()
-		return fmt.Errorf("%s already holds %d events: salvage copies into a new log; give a new or empty directory", dst, n)
+		if err == nil {
+			return c.report(e, dst, s)
+		}
+		if errors.Is(err, errNotSame) {
+			err = errHoldsEvents
+		}
+		if errors.Is(err, errHoldsEvents) {
+			err = fmt.Errorf("%s already holds %d events: %w", dst, n, errHoldsEvents)
+		}
+		if premarked {
+			// The marker written before the log was there: no event of
+			// this salvage is in dst (copying starts once the marker
+			// records the new log's ID).
+			err = errors.Join(err, unmarkSalvage(fsys, dst))
+		}
+		return err
 	}
 	// Until every event copied is durable, NEWDIR is refused as an
-	// interrupted salvage.
-	if err := markSalvage(dst, src, out); err != nil {
+	// interrupted salvage. The marker records the new log's ID, which
+	// is how a salvage run again knows the files to remove.
+	id := out.LogID()
+	if err := markSalvage(fsys, dst, src, fmt.Sprintf("%x", id[:])); err != nil {
 		out.Close()
 		return err
 	}
-	s := &salvager{skip: c.skipDamaged, out: out, next: 1, copying: true}
-	s.rep.Gaps, s.rep.Lost, s.rep.Readable = []gapJSON{}, []seqRange{}, []seqRange{}
-	err = s.salvage(ctx, src)
-	if err == nil {
-		err = s.flush(ctx)
-	}
-	if err == nil {
-		err = s.locateNotHeld(ctx, src) // salvage_notheld.go
-	}
+	s, err := c.salvageTo(ctx, src, out, nil)
 	if err == nil {
 		err = out.Sync(ctx)
 	}
@@ -246,7 +314,7 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 		// Every event copied is durable: NEWDIR is the salvaged log. The
 		// marker goes while the lock is still held, so that another
 		// salvage into NEWDIR never takes this one for interrupted.
-		err = unmarkSalvage(dst)
+		err = unmarkSalvage(fsys, dst)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
@@ -254,6 +322,29 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 	if err != nil {
 		return err
 	}
+	return c.report(e, dst, s)
+}
+
+// salvageTo copies what salvage copies of src into out, or, with sink
+// set, hands each batch to sink instead (out unused).
+func (c *salvageCmd) salvageTo(ctx context.Context, src string, out *evlog.Log, sink func([]evlog.AppendRequest) error) (*salvager, error) {
+	s := &salvager{skip: c.skipDamaged, out: out, sink: sink, next: 1, copying: true}
+	s.rep.Gaps, s.rep.Lost, s.rep.Readable = []gapJSON{}, []seqRange{}, []seqRange{}
+	err := s.salvage(ctx, src)
+	if err == nil {
+		err = s.flush(ctx)
+	}
+	if err == nil {
+		err = s.locateNotHeld(ctx, src) // salvage_notheld.go
+	}
+	if err == nil && sink != nil {
+		err = sink(nil) // the end
+	}
+	return s, err
+}
+
+// report prints the report of s, a salvage into dst that completed.
+func (c *salvageCmd) report(e *env, dst string, s *salvager) error {
 	s.finish()
 	rep := &s.rep
 	if c.format == "json" {
@@ -277,7 +368,7 @@ func (c *salvageCmd) run(ctx context.Context, e *env, src, dst string) error {
 		}
 	}
 	if !rep.Complete {
-		return errors.New("events were lost (see the lost lines of the report)")
+		return errEventsLost
 	}
 	return nil
 }
@@ -303,15 +394,27 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 			}
 		}
 		if readErr == nil {
+			// The log hides the events that read as gone: the IDs to
+			// carry as placeholders are read frame by frame.
+			if s.kept, err = srcKept(ctx, src); err != nil {
+				l.Close()
+				return err
+			}
 			for ev, err := range l.Events(ctx, 1) {
 				if err == nil {
-					s.deletedHole(ev) // salvage_delete.go
+					err = s.deletedHole(ctx, ev) // salvage_delete.go
+				}
+				if err == nil {
 					err = s.event(ctx, ev)
 				}
 				if err != nil {
 					l.Close()
 					return err
 				}
+			}
+			if err := s.deletedHole(ctx, evlog.Envelope{Seq: math.MaxUint64}); err != nil {
+				l.Close()
+				return err
 			}
 		}
 		rec := l.Recovery()
@@ -415,7 +518,7 @@ func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
 		return nil
 	}
 	if s.notCopied(ev) { // salvage_delete.go
-		return nil
+		return s.flushFull(ctx)
 	}
 	s.pending = nil
 	s.lastTime = ev.Time.UnixNano()
@@ -427,6 +530,11 @@ func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
 	s.copiedSeq(ev.Seq)
 	ev.Seq, ev.Version = 0, 0
 	s.buf.add(ev)
+	return s.flushFull(ctx)
+}
+
+// flushFull flushes the buffered events once they fill a batch.
+func (s *salvager) flushFull(ctx context.Context) error {
 	if s.buf.events >= importBatch || s.buf.bytes >= importBatchBytes {
 		return s.flush(ctx)
 	}
@@ -440,12 +548,20 @@ func (s *salvager) flush(ctx context.Context) error {
 	}
 	// As they are: event types an older evlog accepted and reserved since
 	// (starting with "$") are the user's data (internal/copyhook).
-	if _, err := copyhook.AppendBatch(ctx, s.out, s.buf.reqs); err != nil {
+	if s.sink != nil {
+		if err := s.sink(s.buf.reqs); err != nil {
+			return err
+		}
+	} else if _, err := copyhook.AppendBatch(ctx, s.out, s.buf.reqs); err != nil {
 		return fmt.Errorf("writing the new log: %w", err)
 	}
-	s.rep.Copied += s.buf.events
-	s.rep.LastSeq = s.lastBuf
+	s.rep.Copied += s.buf.events - s.bufPlaceholders
+	s.rep.Placeholders += s.bufPlaceholders
+	if s.buf.events > s.bufPlaceholders {
+		s.rep.LastSeq = s.lastBuf
+	}
 	s.buf.reset()
+	s.bufPlaceholders = 0
 	return nil
 }
 

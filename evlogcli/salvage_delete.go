@@ -3,6 +3,7 @@ package evlogcli
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -14,9 +15,12 @@ import (
 
 // Salvage and stream deletion (see evlog's docs/FORMAT.md, "Deletion and
 // retention"): salvage copies the events that read as visible. Deletion
-// markers (events of evlog's system streams) and the placeholders Compact
-// leaves of deleted events are not copied — the new log has no deletions,
-// and its streams are numbered from the events copied. Through the source
+// markers (events of evlog's system streams) are not copied — the new
+// log has no deletions, and its streams are numbered from the events
+// copied — and the events that read as gone are not either, except that
+// each of them with an ID (a placeholder Compact left, or a deleted event)
+// is copied as its placeholder (salvager.placeholder), so that the ID
+// still answers a retry against the new log. Through the source
 // log (which reads cleanly) the log hides deleted events; frame by frame
 // (a damaged log), salvage first folds every readable marker (rawGone)
 // and leaves out the events they delete, wherever the marker lies; dump's
@@ -24,18 +28,75 @@ import (
 // and stops at a marker that does not decode (damage: rawGone.bad).
 
 // deletedHole is called, on the path that copies through the source log
-// (which reads cleanly), before each event: a seq hole there is events
-// that read as gone (deleted), never damage, so it is skipped, not
-// reported as lost.
-func (s *salvager) deletedHole(ev evlog.Envelope) {
-	if s.copying && ev.Seq > s.next && s.next > 0 {
+// (which reads cleanly), before each event (and with seq MaxUint64 after
+// the last): a seq hole there is events that read as gone (deleted),
+// never damage, so it is skipped, not reported as lost; the placeholders
+// of those of them that carry an ID (s.kept, read by rawKept) are
+// copied first.
+func (s *salvager) deletedHole(ctx context.Context, ev evlog.Envelope) error {
+	for len(s.kept) > 0 && s.kept[0].Seq < ev.Seq {
+		if s.copying && s.kept[0].Seq >= s.next {
+			s.placeholder(s.kept[0])
+			if err := s.flushFull(ctx); err != nil {
+				return err
+			}
+		}
+		s.kept = s.kept[1:]
+	}
+	if s.copying && ev.Seq > s.next && s.next > 0 && ev.Seq != math.MaxUint64 {
 		s.next = ev.Seq
 	}
+	return nil
+}
+
+// keepsID reports whether ev, an event salvage does not copy, is one
+// whose ID it carries into the new log as a placeholder: a user event
+// with an ID that reads as gone (a placeholder Compact left, or an event
+// a deletion marker deletes).
+func keepsID(ev *evlog.Envelope, gone goneStreams) bool {
+	return ev.ID != "" && !event.IsSystemStream(ev.Stream) && (ev.Type == evlog.TypeRedacted || gone.has(*ev))
+}
+
+// placeholder appends the placeholder of ev (an event keepsID accepts)
+// to the new log, as Compact would leave it: its stream, schema version,
+// time and ID, type evlog.TypeRedacted, no meta or data. The new log's
+// readers never yield it; its dedupe index reads its ID, so that a
+// client's retry of the append that wrote ev writes nothing against the
+// new log either, as against DIR. Not counted as copied.
+func (s *salvager) placeholder(ev evlog.Envelope) {
+	t := ev.Time.UnixNano()
+	if t < s.lastTime {
+		return // the new log cannot hold it in this place (never in a log evlog wrote)
+	}
+	s.lastTime = t
+	s.buf.add(evlog.Envelope{Stream: ev.Stream, Type: evlog.TypeRedacted, SchemaVersion: ev.SchemaVersion, Time: ev.Time, ID: ev.ID})
+	s.bufPlaceholders++
+}
+
+// rawKept returns, in seq order, the events of the complete batches of
+// fsys that keepsID accepts (gone folds fsys's markers): what the source
+// log, read through evlog, hides.
+func rawKept(ctx context.Context, fsys vfs.FS, gone goneStreams) ([]evlog.Envelope, error) {
+	var out []evlog.Envelope
+	err := scanRaw(ctx, fsys, rawVisitor{
+		batch: func(b *rawBatch) error {
+			for _, ev := range b.Events {
+				if keepsID(&ev, gone) && (len(out) == 0 || ev.Seq > out[len(out)-1].Seq) {
+					out = append(out, evlog.Envelope{Seq: ev.Seq, Stream: ev.Stream, SchemaVersion: ev.SchemaVersion, Time: ev.Time, ID: ev.ID})
+				}
+			}
+			return nil
+		},
+		gap:   func(*rawGap) error { return nil },
+		owned: true,
+	})
+	return out, err
 }
 
 // notCopied reports whether ev, about to be copied, is one salvage does
 // not copy (a system event, a placeholder, or, read frame by frame, an
-// event a marker deletes), and then counts it as handled. A deletion
+// event a marker deletes), and then counts it as handled, buffering its
+// placeholder when it carries an ID (keepsID). A deletion
 // marker that does not decode is damage: a gap naming its file and
 // offset, and its seq lost (what it deletes cannot be known); without
 // --skip-damaged copying stops there.
@@ -47,6 +108,9 @@ func (s *salvager) notCopied(ev evlog.Envelope) bool {
 		s.notHeld(ev, fmt.Sprintf("stream %q: names starting with %q are reserved for evlog's system streams (an evlog before stream deletion accepted it for user events, or a later evlog wrote it): the new log cannot hold it",
 			ev.Stream, evlog.SystemStreamPrefix))
 	}
+	if keepsID(&ev, s.gone) {
+		s.placeholder(ev)
+	}
 	if g, ok := s.gone.bad[ev.Seq]; ok {
 		s.gap(g)
 		if !s.copying {
@@ -55,7 +119,7 @@ func (s *salvager) notCopied(ev evlog.Envelope) bool {
 		s.lost(seqRange{From: ev.Seq, To: ev.Seq, Reason: "a deletion marker that does not decode: the events it deletes cannot be known"})
 	}
 	s.pending = nil
-	s.lastTime = ev.Time.UnixNano()
+	s.lastTime = max(s.lastTime, ev.Time.UnixNano())
 	s.next = ev.Seq + 1
 	return true
 }
@@ -138,4 +202,20 @@ func decodeRawMarker(data []byte) (rawMarker, bool) {
 		return rawMarker{}, false
 	}
 	return mk, true
+}
+
+// srcKept is rawKept of the segments in src (read-only), with the
+// deletion markers there folded.
+func srcKept(ctx context.Context, src string) ([]evlog.Envelope, error) {
+	fsys, err := vfs.OpenOS(src)
+	if err != nil {
+		return nil, err
+	}
+	defer fsys.Close()
+	ro := vfs.ReadOnly(fsys)
+	gone, err := rawGone(ctx, ro)
+	if err != nil {
+		return nil, err
+	}
+	return rawKept(ctx, ro, gone)
 }

@@ -31,15 +31,12 @@ type salvageMarkerJSON struct {
 	LogID  string `json:"log_id"` // the new log's
 }
 
-// markSalvage writes the marker into dst, the directory of out.
-func markSalvage(dst, src string, out *evlog.Log) error {
-	fsys, err := vfs.OpenOS(dst)
-	if err != nil {
-		return err
-	}
-	defer fsys.Close()
-	id := out.LogID()
-	b, err := json.Marshal(salvageMarkerJSON{Source: src, LogID: fmt.Sprintf("%x", id[:])})
+// markSalvage writes the marker into dst (fsys), recording logID, the
+// new log's ID as 32 hex digits, or "" when the new log is not created
+// yet (then no event of the salvage is in dst). It replaces a marker
+// there, atomically.
+func markSalvage(fsys vfs.FS, dst, src, logID string) error {
+	b, err := json.Marshal(salvageMarkerJSON{Source: src, LogID: logID})
 	if err != nil {
 		return err
 	}
@@ -67,13 +64,9 @@ func markSalvage(dst, src string, out *evlog.Log) error {
 	return nil
 }
 
-// unmarkSalvage removes the marker from dst once the salvage is durable.
-func unmarkSalvage(dst string) error {
-	fsys, err := vfs.OpenOS(dst)
-	if err != nil {
-		return err
-	}
-	defer fsys.Close()
+// unmarkSalvage removes the marker from dst (fsys) once the salvage is
+// durable.
+func unmarkSalvage(fsys vfs.FS, dst string) error {
 	if err := fsys.Remove(evlog.SalvageMarker); err != nil {
 		return fmt.Errorf("removing %s from %s: %w", evlog.SalvageMarker, dst, err)
 	}
@@ -95,45 +88,58 @@ func unmarkSalvage(dst string) error {
 // beside the marker or left in a reused directory) refuses the restart
 // with an *evlog.StartOverError naming it, and nothing is removed. Files
 // that are not a log's are left alone.
-func restartSalvage(dst string) error {
-	names, err := listDir(dst)
+//
+// A marker that records no log ID was written before the salvage created
+// its new log, so no event of the salvage is in dst: restartSalvage then
+// removes nothing and leaves the marker, and returns premarked true (the
+// salvage goes on under that marker).
+func restartSalvage(d salvageDst) (premarked bool, err error) {
+	dst := d.dir
+	names, err := d.names()
 	if err != nil || !slices.ContainsFunc(names, isSalvageMarker) {
-		return err
+		return false, err
 	}
-	fsys, err := vfs.OpenOS(dst)
+	fsys, closeFS, err := d.open()
 	if err != nil {
-		return err
+		return false, err
 	}
-	defer fsys.Close()
+	defer closeFS()
 	lock, err := fsys.Lock(evlog.LockFile)
 	if err != nil {
 		if errors.Is(err, vfs.ErrLocked) {
-			return fmt.Errorf("%s holds an interrupted salvage and is in use (another salvage into it is running?): wait for it, or salvage into another directory: %w", dst, err)
+			return false, fmt.Errorf("%s holds an interrupted salvage and is in use (another salvage into it is running?): wait for it, or salvage into another directory: %w", dst, err)
 		}
-		return err
+		return false, err
 	}
 	defer lock.Close()
 	if names, err = fsys.List(); err != nil {
-		return err
+		return false, err
+	}
+	if slices.Contains(names, evlog.SalvageMarker) {
+		b, err := filehead.ReadMarker(fsys, evlog.SalvageMarker, 1<<20)
+		var m salvageMarkerJSON
+		if err == nil && json.Unmarshal(b, &m) == nil && m.LogID == "" {
+			return true, nil
+		}
 	}
 	remove, err := salvageRestartFiles(fsys, dst, names)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, n := range remove {
 		if err := fsys.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("removing %s of an interrupted salvage from %s: %w", n, dst, err)
+			return false, fmt.Errorf("removing %s of an interrupted salvage from %s: %w", n, dst, err)
 		}
 	}
 	if err := fsys.SyncDir(); err != nil {
-		return err
+		return false, err
 	}
 	for _, n := range []string{evlog.SalvageMarker + ".tmp", evlog.SalvageMarker} {
 		if err := fsys.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("removing %s from %s: %w", n, dst, err)
+			return false, fmt.Errorf("removing %s from %s: %w", n, dst, err)
 		}
 	}
-	return fsys.SyncDir()
+	return false, fsys.SyncDir()
 }
 
 // salvageRestartFiles returns the files of fsys (dst, listed as names)
@@ -219,6 +225,12 @@ func parseSegLogID(s string, id *segment.LogID) error {
 	}
 	copy(id[:], b)
 	return nil
+}
+
+// isNewLogFile reports whether name is a file of a log in NEWDIR: its
+// LOCK, or one salvagedLogFile names.
+func isNewLogFile(name string) bool {
+	return name == evlog.LockFile || salvagedLogFile(name)
 }
 
 func isSalvageMarker(n string) bool {

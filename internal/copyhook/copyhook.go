@@ -12,7 +12,9 @@
 //
 // The values are untyped because this package cannot import the root:
 // AppendBatch takes a *evlog.Log and a []evlog.AppendRequest and returns
-// a []evlog.Position.
+// a []evlog.Position; Open takes an internal/vfs.FS (untyped too: this
+// package imports nothing of the module) and an evlog.Options and returns
+// a *evlog.Log.
 package copyhook
 
 import "context"
@@ -24,3 +26,9 @@ import "context"
 // limits). Every other check applies: system streams ("$$") and
 // tombstoned streams are refused.
 var AppendBatch func(ctx context.Context, l any, batch any) (any, error)
+
+// Open is evlog.Open of the directory fsys (which the caller keeps and
+// closes after the log): evlogctl salvage opens the new log through a
+// view of NEWDIR that does not show its SALVAGING marker, which it writes
+// before the log is created (and Open refuses a directory holding it).
+var Open func(fsys any, opts any) (any, error)
