@@ -47,19 +47,21 @@ func (r *Runner[S, E]) systemEvent(ctx context.Context, env event.Envelope) erro
 // its newest checkpoint, or with no checkpoint store at all), and folding
 // again from a checkpoint or the first event would silently lose its
 // effect. It is the rule replay.MakePlan applies to a checkpoint a
-// deletion made stale, applied to the view itself, and as conservative:
-// an event that had expired before the view folded it counts too (the
-// runner does not record which events it folded).
+// deletion made stale, applied to the view itself: events in the view's
+// Unfolded ranges (replay.Result.Unfolded of the fold from the first
+// event, or of the checkpoint it started from: gone before the view was
+// folded) do not count; every other expired event up to the view's seq
+// does, the safe side.
 func (r *Runner[S, E]) checkRefold(ctx context.Context, env event.Envelope, stream string) error {
 	x, ok := r.src.(replay.Expirations)
 	if !ok {
 		return nil
 	}
 	r.mu.RLock()
-	seq, at := r.seq, r.time
+	seq, at, unfolded := r.seq, r.time, r.unfolded
 	r.mu.RUnlock()
 	subj := r.subject()
-	exp, found, err := x.FirstExpired(ctx, 1, seq, subj.Includes)
+	exp, found, err := replay.FirstFoldedExpired(ctx, x, seq, unfolded, subj.Includes)
 	if err != nil {
 		return fmt.Errorf("evlog/projection: %s: reading which events up to seq %d expired, after the deletion at seq %d: %w", r.p.Name, seq, env.Seq, err)
 	}
@@ -78,7 +80,7 @@ func (r *Runner[S, E]) refold(ctx context.Context, env event.Envelope) error {
 		return fmt.Errorf("evlog/projection: %s: folding again after the deletion at seq %d: %w", r.p.Name, env.Seq, err)
 	}
 	r.mu.Lock()
-	r.state, r.seq, r.time, r.plan = res.State, env.Seq, env.Time, res.Plan
+	r.state, r.seq, r.time, r.plan, r.unfolded = res.State, env.Seq, env.Time, res.Plan, res.Unfolded
 	r.notifyLocked()
 	r.mu.Unlock()
 	return nil

@@ -87,12 +87,15 @@ type Runner[S, E any] struct {
 	// view is checkpointed (used by the running Run only).
 	rebuilding bool
 
-	mu      sync.RWMutex
-	state   S
-	seq     uint64
-	time    time.Time
-	plan    *replay.Plan
-	changed chan struct{}
+	mu    sync.RWMutex
+	state S
+	seq   uint64
+	time  time.Time
+	plan  *replay.Plan
+	// unfolded: seq ranges up to seq holding no event folded into state
+	// (replay.Result.Unfolded), recorded in its checkpoints.
+	unfolded snapshot.SeqRanges
+	changed  chan struct{}
 	// ended: the last Run or Rebuild has returned, with endErr (nil
 	// for a panic, told by endPanic); cleared when the next one starts.
 	ended    bool
@@ -469,7 +472,7 @@ func (r *Runner[S, E]) run(ctx context.Context, rebuild bool) (err error) {
 			// The view (if any) is of the events before a deletion it
 			// does not reflect: not served until Rebuild (see View).
 			r.lost = err
-			r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+			r.state, r.seq, r.time, r.unfolded = r.p.New(), 0, time.Time{}, snapshot.SeqRanges{}
 		}
 		r.notifyLocked()
 		r.mu.Unlock()
@@ -497,7 +500,7 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 		// what a Rebuild replaces: it is not served (State, Read, WaitFor)
 		// while the rebuild runs.
 		r.mu.Lock()
-		r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+		r.state, r.seq, r.time, r.unfolded = r.p.New(), 0, time.Time{}, snapshot.SeqRanges{}
 		r.lost = nil // Rebuild is the way past it: WaitFor waits for the rebuilt view
 		r.notifyLocked()
 		r.mu.Unlock()
@@ -510,7 +513,7 @@ func (r *Runner[S, E]) runOnce(ctx context.Context, rebuild bool) error {
 		return err
 	}
 	r.mu.Lock()
-	r.state, r.seq, r.time, r.plan = res.State, res.Seq, res.Time, res.Plan
+	r.state, r.seq, r.time, r.plan, r.unfolded = res.State, res.Seq, res.Time, res.Plan, res.Unfolded
 	r.lost = nil // a usable view again (the log was restored)
 	r.notifyLocked()
 	r.mu.Unlock()
@@ -671,7 +674,7 @@ func (r *Runner[S, E]) fold(e E, env event.Envelope) {
 	folded := false
 	defer func() {
 		if !folded {
-			r.state, r.seq, r.time = r.p.New(), 0, time.Time{}
+			r.state, r.seq, r.time, r.unfolded = r.p.New(), 0, time.Time{}, snapshot.SeqRanges{}
 			r.notifyLocked()
 		}
 	}()
@@ -712,7 +715,7 @@ func checkpointFold(m snapshot.Meta) string {
 func (r *Runner[S, E]) encodeView() (replay.Result[S], []byte, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	res := replay.Result[S]{State: r.state, Seq: r.seq, Time: r.time}
+	res := replay.Result[S]{State: r.state, Seq: r.seq, Time: r.time, Unfolded: r.unfolded}
 	b, err := replay.EncodeState(r.spec(), res.State)
 	return res, b, err
 }
@@ -730,7 +733,7 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 		return nil
 	}
 	subj := r.subject()
-	m := snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest()}
+	m := snapshot.Meta{Name: subj.Name, LogID: r.src.LogID(), Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest(), Unfolded: res.Unfolded}
 	_, err = r.cps.Save(ctx, m, b)
 	if errors.Is(err, snapshot.ErrExists) {
 		err = r.replaceOtherFold(ctx, m, b)

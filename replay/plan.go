@@ -184,14 +184,15 @@ func ofStream(stream string) string {
 }
 
 // checkRefold returns a *HistoryLostError when an event of the subject's
-// scope up to the stale snapshot's seq reads as gone other than by a
-// deletion (src is Expirations; a src that cannot tell is trusted).
+// scope up to the stale snapshot's seq that the snapshot may have folded
+// (outside its Unfolded ranges) reads as gone other than by a deletion
+// (src is Expirations; a src that cannot tell is trusted).
 func checkRefold(ctx context.Context, src Source, subj Subject, stale snapshot.Meta, deleted uint64, delStream string) error {
 	x, ok := src.(Expirations)
 	if !ok {
 		return nil
 	}
-	seq, found, err := x.FirstExpired(ctx, 1, stale.Seq, subj.Includes)
+	seq, found, err := FirstFoldedExpired(ctx, x, stale.Seq, stale.Unfolded, subj.Includes)
 	if err != nil {
 		return fmt.Errorf("evlog/replay: %s: reading which events up to seq %d expired: %w", subj.Name, stale.Seq, err)
 	}
@@ -342,6 +343,32 @@ type ScopedDeletions interface {
 // stale (see HistoryLostError).
 type Expirations interface {
 	FirstExpired(ctx context.Context, from, to uint64, in func(stream string) bool) (seq uint64, found bool, err error)
+}
+
+// FirstFoldedExpired returns the first event with seq in [1, to] of a
+// stream for which in returns true that reads as gone other than by a
+// deletion (x.FirstExpired) outside the ranges unfolded (a state's
+// snapshot.Meta.Unfolded, or Result.Unfolded: no event there was folded
+// into it): an event the state may have folded whose effect folding again
+// would lose. With no ranges (not recorded) every expired event up to to
+// counts, the safe side.
+func FirstFoldedExpired(ctx context.Context, x Expirations, to uint64, unfolded snapshot.SeqRanges, in func(stream string) bool) (seq uint64, found bool, err error) {
+	from := uint64(1)
+	for r := range unfolded.All() {
+		if r.From > to {
+			break
+		}
+		if r.From > from {
+			if seq, found, err = x.FirstExpired(ctx, from, r.From-1, in); err != nil || found {
+				return seq, found, err
+			}
+		}
+		from = max(from, r.To+1)
+	}
+	if from > to {
+		return 0, false, nil
+	}
+	return x.FirstExpired(ctx, from, to, in)
 }
 
 // LastDeletionIn returns the seq of the newest deletion in src that can

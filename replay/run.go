@@ -57,7 +57,15 @@ type Result[S any] struct {
 	Version uint64
 	// Applied is the number of events folded after the snapshot.
 	Applied int
-	Elapsed time.Duration
+	// Unfolded lists seq ranges up to Seq holding no event folded into
+	// State (snapshot.Meta.Unfolded; Save records it): from the first
+	// event, the holes in what the source yielded (events gone before
+	// the replay: expired, deleted), each widened up to the folded events
+	// around it, the first snapshot.MaxUnfolded of them (later holes are
+	// not recorded: their events count as folded, the safe side); from a
+	// snapshot, the snapshot's (holes after it are errors or deletions).
+	Unfolded snapshot.SeqRanges
+	Elapsed  time.Duration
 }
 
 // Run executes a plan. When the plan's snapshot state does not decode
@@ -89,6 +97,7 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 			res.Plan = p
 		} else {
 			res.State, res.Seq, res.Time = st, p.Snapshot.Seq, p.Snapshot.Time
+			res.Unfolded = p.Snapshot.Unfolded
 			if p.Subject.Stream != "" {
 				res.Version = p.FromVersion - 1
 			}
@@ -109,24 +118,27 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 		// (checkUnfolded; from the first event, expired events were
 		// never folded and are not missed).
 		gaps := p.Snapshot != nil
+		// From the first event, the holes are recorded instead
+		// (Result.Unfolded): their events were not folded.
+		var holes unfolded
 		prevSeq, nextVersion := p.FromSeq-1, p.FromVersion
 		inScope := p.Subject.Includes
 		for env, err := range events {
 			if err != nil {
 				return res, fmt.Errorf("evlog/replay: reading events: %w", err)
 			}
-			if gaps {
-				hole := env.Seq > prevSeq+1
-				if p.Subject.Stream != "" {
-					hole = env.Version > nextVersion
-				}
-				if hole {
-					if err := checkUnfolded(ctx, src, p, prevSeq+1, min(env.Seq-1, p.ToSeq), inScope); err != nil {
-						return res, err
-					}
-				}
-				prevSeq, nextVersion = env.Seq, env.Version+1
+			hole := env.Seq > prevSeq+1
+			if p.Subject.Stream != "" {
+				hole = env.Version > nextVersion
 			}
+			if hole && gaps {
+				if err := checkUnfolded(ctx, src, p, prevSeq+1, min(env.Seq-1, p.ToSeq), inScope); err != nil {
+					return res, err
+				}
+			} else if hole {
+				holes.add(min(env.Seq-1, p.ToSeq))
+			}
+			prevSeq, nextVersion = env.Seq, env.Version+1
 			if env.Seq > p.ToSeq {
 				break
 			}
@@ -143,6 +155,16 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 			res.State = spec.Fold(res.State, e)
 			res.Seq, res.Time, res.Version = env.Seq, env.Time, env.Version
 			res.Applied++
+			holes.folded(env.Seq)
+		}
+		if !gaps && prevSeq < p.ToSeq {
+			// Trailing events gone (for a stream: of other streams, or
+			// its last versions): nothing after prevSeq was folded.
+			holes.add(p.ToSeq)
+		}
+		if !gaps {
+			holes.clip(res.Seq)
+			res.Unfolded = snapshot.MakeSeqRanges(holes.r...)
 		}
 		if gaps && p.Subject.Stream == "" && prevSeq < p.ToSeq {
 			if err := checkUnfolded(ctx, src, p, prevSeq+1, p.ToSeq, inScope); err != nil {
@@ -181,6 +203,44 @@ func Run[S, E any](ctx context.Context, src Source, p *Plan, spec Spec[S, E]) (R
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// unfolded collects the seq ranges a replay from the first event folded
+// nothing in (Result.Unfolded).
+type unfolded struct {
+	r          []snapshot.SeqRange
+	lastFolded uint64 // the seq of the last event folded (0: none)
+}
+
+// add records that no event was folded from after the last folded one
+// through to: extending the last range when no event was folded since it
+// began, else a new range (up to snapshot.MaxUnfolded: one not recorded
+// counts as folded, the safe side).
+func (u *unfolded) add(to uint64) {
+	if to <= u.lastFolded {
+		return
+	}
+	if n := len(u.r); n > 0 && u.r[n-1].From > u.lastFolded {
+		u.r[n-1].To = max(u.r[n-1].To, to)
+		return
+	}
+	if len(u.r) < snapshot.MaxUnfolded {
+		u.r = append(u.r, snapshot.SeqRange{From: u.lastFolded + 1, To: to})
+	}
+}
+
+// folded records the event at seq as folded.
+func (u *unfolded) folded(seq uint64) { u.lastFolded = seq }
+
+// clip bounds the ranges to the state's seq (the events after the last
+// folded one are covered only up to it).
+func (u *unfolded) clip(seq uint64) {
+	for len(u.r) > 0 && u.r[len(u.r)-1].From > seq {
+		u.r = u.r[:len(u.r)-1]
+	}
+	if n := len(u.r); n > 0 && u.r[n-1].To > seq {
+		u.r[n-1].To = seq
+	}
 }
 
 // StreamDeletions is implemented by a Source whose streams can be
@@ -245,7 +305,7 @@ func Save[S, E any](ctx context.Context, s Saver, logID [16]byte, subj Subject, 
 	if err != nil {
 		return snapshot.Meta{}, false, fmt.Errorf("evlog/replay: encoding the state of %s: %w", subj.Name, err)
 	}
-	m, err := s.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: logID, Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest()}, b)
+	m, err := s.Save(ctx, snapshot.Meta{Name: subj.Name, LogID: logID, Seq: res.Seq, Time: res.Time, SchemaVersion: subj.SchemaVersion, Scope: subj.Scope.Digest(), Unfolded: res.Unfolded}, b)
 	if err != nil {
 		return snapshot.Meta{}, false, err
 	}

@@ -73,7 +73,7 @@ var readBufs = sync.Pool{New: func() any { return new([]byte) }}
 //
 //	header (see appendHeader) | zstd frame | CRC-32C of everything before
 func encode(m Meta, state []byte, level zstd.EncoderLevel, dst []byte) ([]byte, Meta, error) {
-	return encodeV(currentVersion, m, state, level, dst)
+	return encodeV(versionFor(&m), m, state, level, dst)
 }
 
 // encodeV is encode in format version v (the golden files of older
@@ -86,7 +86,13 @@ func encodeV(v uint16, m Meta, state []byte, level zstd.EncoderLevel, dst []byte
 	if v == formatVersion1 {
 		m.Anchor = 0 // version 1 has no anchor
 	}
-	hlen := headerLenV(v, len(m.Name))
+	if v < formatVersion3 {
+		m.Scope = 0
+	}
+	if v < formatVersion4 {
+		m.Unfolded = SeqRanges{}
+	}
+	hlen := headerLenV(v, len(m.Name), m.Unfolded.Len())
 	if need := hlen + enc.MaxEncodedSize(len(state)) + trailerLen; cap(dst) < need {
 		dst = make([]byte, 0, need)
 	}

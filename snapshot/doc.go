@@ -104,6 +104,11 @@
 // under testdata/v<N>/) and reject a newer or unknown version, or any flag
 // bit they do not know, as corrupt (upgrade evlog to read it).
 //
+// Version 4 is version 3 followed, after the Scope, by a u16 count K (1
+// to MaxUnfolded) and K ranges of two u64 (From, To): Meta.Unfolded
+// (H = 96 + N + 16K). Save writes version 4 only for a Meta with Unfolded
+// ranges, version 3 otherwise.
+//
 // Version 2 is version 3 without the Scope (H = 86 + N, hdrCRC at 82+N);
 // it reads with Scope 0 (not recorded: see Meta.Scope, and
 // replay.ScopeMismatch for whom replay trusts such a snapshot).

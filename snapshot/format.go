@@ -10,7 +10,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Wire format, versions 1 to 3 (see the package documentation for the
+// Wire format, versions 1 to 4 (see the package documentation for the
 // diagram). These values are the on-disk format: never change them. A new
 // layout is a new formatVersion, and readers keep decoding the old ones.
 const (
@@ -21,8 +21,13 @@ const (
 	formatVersion2 uint16 = 2
 	// formatVersion3 adds the Scope after the Anchor.
 	formatVersion3 uint16 = 3
-	// currentVersion is the version Save writes.
-	currentVersion = formatVersion3
+	// formatVersion4 adds the Unfolded ranges after the Scope. Save
+	// writes it only for a Meta with Unfolded ranges (version 3
+	// otherwise), so that only such files need a reader of version 4.
+	formatVersion4 uint16 = 4
+	// currentVersion is the newest version: Save writes it (or version
+	// 3: see formatVersion4), readers reject newer ones.
+	currentVersion = formatVersion4
 
 	// Header field offsets.
 	offMagic          = 0
@@ -40,12 +45,16 @@ const (
 
 	crcLen    = 4 // a CRC-32C, little-endian
 	anchorLen = 8 // versions 2 and 3: the Anchor, little-endian, after the name
-	scopeLen  = 8 // version 3: the Scope, little-endian, after the Anchor
+	scopeLen  = 8 // versions 3 and 4: the Scope, little-endian, after the Anchor
+	// version 4: after the Scope, the count K (u16) of Unfolded ranges,
+	// then K ranges of two u64 (From, To).
+	unfoldedCountLen = 2
+	seqRangeLen      = 16
 
 	// minHeaderLen and maxHeaderLen bound the header length field (of
 	// any version).
 	minHeaderLen = offName + 1 + crcLen
-	maxHeaderLen = offName + MaxNameLen + anchorLen + scopeLen + crcLen
+	maxHeaderLen = offName + MaxNameLen + anchorLen + scopeLen + unfoldedCountLen + MaxUnfolded*seqRangeLen + crcLen
 	// trailerLen is the size of the file CRC after the payload.
 	trailerLen = crcLen
 	// minFileLen is the shortest possible snapshot file: a one-byte name
@@ -99,35 +108,48 @@ func maxCompressedLen(rawSize int64) int64 {
 	return rawSize + rawSize>>10 + frameOverhead
 }
 
-// headerLen returns the length of the header Save writes (the current
-// version) for a name of nameLen bytes.
-func headerLen(nameLen int) int { return headerLenV(currentVersion, nameLen) }
+// headerLen returns the length of the header Save writes for a Meta with
+// a name of nameLen bytes and no Unfolded ranges (version 3).
+func headerLen(nameLen int) int { return headerLenV(formatVersion3, nameLen, 0) }
 
-// headerLenV returns the length of a header of format version v (1 to 3)
-// for a name of nameLen bytes.
-func headerLenV(v uint16, nameLen int) int {
+// versionFor returns the format version Save writes m in: 4 when m has
+// Unfolded ranges, else 3.
+func versionFor(m *Meta) uint16 {
+	if m.Unfolded.Len() > 0 {
+		return formatVersion4
+	}
+	return formatVersion3
+}
+
+// headerLenV returns the length of a header of format version v (1 to 4)
+// for a name of nameLen bytes (and, version 4, k Unfolded ranges).
+func headerLenV(v uint16, nameLen, k int) int {
 	switch v {
 	case formatVersion1:
 		return offName + nameLen + crcLen
 	case formatVersion2:
 		return offName + nameLen + anchorLen + crcLen
+	case formatVersion3:
+		return offName + nameLen + anchorLen + scopeLen + crcLen
 	}
-	return offName + nameLen + anchorLen + scopeLen + crcLen
+	return offName + nameLen + anchorLen + scopeLen + unfoldedCountLen + k*seqRangeLen + crcLen
 }
 
-// appendHeader appends the header of m in format version v (1 to 3; a
-// version 1 header has no anchor, a version 1 or 2 header no scope) to
+// appendHeader appends the header of m in format version v (1 to 4; a
+// version 1 header has no anchor, a version 1 or 2 header no scope, only
+// a version 4 header has the Unfolded ranges) to
 // dst. m.RawSize and m.CompressedSize must be set. The name must be valid
 // (checkName).
 //
 //	magic | ver | flags | hdrlen | LogID | Seq | Time | SchemaVersion |
-//	RawSize | CompressedSize | N | Name | Anchor (v2+) | Scope (v3) | hdrCRC
+//	RawSize | CompressedSize | N | Name | Anchor (v2+) | Scope (v3+) |
+//	K, K × (From, To) (v4) | hdrCRC
 func appendHeader(dst []byte, m *Meta, v uint16) []byte {
 	start := len(dst)
 	dst = append(dst, magic...)
 	dst = binary.LittleEndian.AppendUint16(dst, v)
 	dst = binary.LittleEndian.AppendUint16(dst, 0) // flags
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(headerLenV(v, len(m.Name))))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(headerLenV(v, len(m.Name), m.Unfolded.Len())))
 	dst = append(dst, m.LogID[:]...)
 	dst = binary.LittleEndian.AppendUint64(dst, m.Seq)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(m.Time.UnixNano()))
@@ -142,6 +164,10 @@ func appendHeader(dst []byte, m *Meta, v uint16) []byte {
 	if v >= formatVersion3 {
 		dst = binary.LittleEndian.AppendUint64(dst, m.Scope)
 	}
+	if v >= formatVersion4 {
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(m.Unfolded.Len()))
+		dst = append(dst, m.Unfolded.b...)
+	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
@@ -152,7 +178,8 @@ func appendHeader(dst []byte, m *Meta, v uint16) []byte {
 // sizes the header declares.
 //
 //	magic | ver | flags | hdrlen | LogID | Seq | Time | SchemaVersion |
-//	RawSize | CompressedSize | N | Name | Anchor (v2+) | Scope (v3) | hdrCRC
+//	RawSize | CompressedSize | N | Name | Anchor (v2+) | Scope (v3+) |
+//	K, K × (From, To) (v4) | hdrCRC
 func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) {
 	corrupt := func(off int64, format string, args ...any) (Meta, int, error) {
 		return Meta{}, 0, &CorruptError{File: file, Offset: off, Reason: fmt.Sprintf(format, args...)}
@@ -167,7 +194,7 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 	}
 	le := binary.LittleEndian
 	v := le.Uint16(b[offVersion:])
-	if v != formatVersion1 && v != formatVersion2 && v != formatVersion3 {
+	if v != formatVersion1 && v != formatVersion2 && v != formatVersion3 && v != formatVersion4 {
 		if v > currentVersion {
 			return corrupt(offVersion, "format version %d is newer than this build reads (%d); upgrade evlog", v, currentVersion)
 		}
@@ -184,7 +211,17 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 		return corrupt(size, "file is %d bytes, shorter than its %d-byte header", size, hlen)
 	}
 	n := int(le.Uint16(b[offNameLen:]))
-	if int64(headerLenV(v, n)) != hlen {
+	k := 0 // version 4: the number of Unfolded ranges
+	if v == formatVersion4 {
+		offK := int64(offName + n + anchorLen + scopeLen)
+		if offK+unfoldedCountLen+crcLen > hlen {
+			return corrupt(offNameLen, "name length %d does not fit header length %d", n, hlen)
+		}
+		if k = int(le.Uint16(b[offK:])); k > MaxUnfolded {
+			return corrupt(offK, "%d unfolded ranges, more than %d", k, MaxUnfolded)
+		}
+	}
+	if int64(headerLenV(v, n, k)) != hlen {
 		return corrupt(offNameLen, "name length %d does not match header length %d", n, hlen)
 	}
 	crcOff := int(hlen) - crcLen
@@ -207,11 +244,19 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 	if v >= formatVersion3 {
 		m.Scope = le.Uint64(b[offName+n+anchorLen:])
 	}
+	if v >= formatVersion4 {
+		off := offName + n + anchorLen + scopeLen + unfoldedCountLen
+		m.Unfolded = SeqRanges{string(b[off : off+k*seqRangeLen])}
+	}
 	switch {
 	case !utf8.Valid(name):
 		return corrupt(offName, "name is not valid UTF-8")
 	case m.Seq == 0:
 		return corrupt(offSeq, "seq is 0")
+	case v == formatVersion4 && k == 0:
+		return corrupt(int64(offName+n+anchorLen+scopeLen), "version 4 header with no unfolded ranges")
+	case checkUnfolded(m.Unfolded, m.Seq) != "":
+		return corrupt(int64(offName+n+anchorLen+scopeLen), "%s", checkUnfolded(m.Unfolded, m.Seq))
 	case m.RawSize < 0:
 		return corrupt(offRawSize, "negative raw size %d", m.RawSize)
 	case m.RawSize > maxRaw:

@@ -51,6 +51,13 @@ func goldensV3() []golden {
 	return g
 }
 
+func goldensV4() []golden {
+	g := goldensV3()
+	g[0].meta.Unfolded = MakeSeqRanges(SeqRange{From: 2, To: 5}, SeqRange{From: 700, To: 700}, SeqRange{From: 1000, To: 1233})
+	g[1].meta.Unfolded = MakeSeqRanges(SeqRange{From: 1, To: 1})
+	return g
+}
+
 // TestGoldenV1 checks that the version 1 golden files (no anchor) decode to
 // their inputs, forever, and that the version 1 encoder still writes them
 // byte for byte. zstd output is deterministic for a given level and
@@ -62,8 +69,12 @@ func TestGoldenV1(t *testing.T) { testGolden(t, formatVersion1, goldensV1()) }
 func TestGoldenV2(t *testing.T) { testGolden(t, formatVersion2, goldensV2()) }
 
 // TestGoldenV3 is TestGoldenV1 for version 3 (a scope after the anchor),
-// the version Save writes.
+// the version Save writes for a Meta without Unfolded ranges.
 func TestGoldenV3(t *testing.T) { testGolden(t, formatVersion3, goldensV3()) }
+
+// TestGoldenV4 is TestGoldenV1 for version 4 (Unfolded ranges after the
+// scope), the version Save writes for a Meta with Unfolded ranges.
+func TestGoldenV4(t *testing.T) { testGolden(t, formatVersion4, goldensV4()) }
 
 func testGolden(t *testing.T, v uint16, goldens []golden) {
 	for _, g := range goldens {
@@ -97,7 +108,7 @@ func testGolden(t *testing.T, v uint16, goldens []golden) {
 			}
 			want := g.meta
 			want.RawSize = int64(len(g.state))
-			want.CompressedSize = int64(len(b) - headerLenV(v, len(g.meta.Name)) - trailerLen)
+			want.CompressedSize = int64(len(b) - headerLenV(v, len(g.meta.Name), g.meta.Unfolded.Len()) - trailerLen)
 			if diff := cmp.Diff(want, m); diff != "" {
 				t.Errorf("decoded meta (-want +got):\n%s", diff)
 			}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -46,12 +47,93 @@ type Meta struct {
 	// decides whether to trust such a snapshot. The store records it as
 	// given.
 	Scope uint64
+	// Unfolded lists seq ranges, up to Seq, holding no event folded into
+	// the state (sorted, disjoint, not adjacent, each within [1, Seq]; at
+	// most MaxUnfolded), as its owner recorded them: events there that
+	// read as gone (expired by retention) were never folded, so the
+	// state holds nothing of them (replay.Result.Unfolded: a fold from
+	// the first event records the holes in what the log yielded). A
+	// range may also cover events the fold did not read for other
+	// reasons (other streams): it only promises that none was folded.
+	// Empty: not recorded (format version 1 to 3 files; a fold that met
+	// no hole); every event up to Seq may have been folded. The store
+	// records it as given (format version 4, only when non-empty). It is
+	// a value (Meta stays comparable with ==).
+	Unfolded SeqRanges
 	// RawSize is the size of the state in bytes; CompressedSize the size
 	// of its zstd frame. Set by the Store.
 	RawSize, CompressedSize int64
 	// File is the base name of the file holding the snapshot. Set by the
 	// Store.
 	File string
+}
+
+// SeqRange is the seqs From to To, both included.
+type SeqRange struct{ From, To uint64 }
+
+// MaxUnfolded bounds Meta.Unfolded. It is part of the file format.
+const MaxUnfolded = 256
+
+// SeqRanges is an immutable list of SeqRange, comparable with == (equal
+// lists are equal). The zero value is the empty list.
+type SeqRanges struct{ b string } // 16 bytes a range: From, To, little-endian
+
+// MakeSeqRanges returns the list of rs (copied).
+func MakeSeqRanges(rs ...SeqRange) SeqRanges {
+	b := make([]byte, 0, len(rs)*seqRangeLen)
+	for _, r := range rs {
+		b = binary.LittleEndian.AppendUint64(b, r.From)
+		b = binary.LittleEndian.AppendUint64(b, r.To)
+	}
+	return SeqRanges{string(b)}
+}
+
+// Equal reports whether s and o list the same ranges (s == o; also what
+// go-cmp compares them by).
+func (s SeqRanges) Equal(o SeqRanges) bool { return s == o }
+
+// Len returns the number of ranges.
+func (s SeqRanges) Len() int { return len(s.b) / seqRangeLen }
+
+// At returns range i (0 ≤ i < Len).
+func (s SeqRanges) At(i int) SeqRange {
+	b := s.b[i*seqRangeLen:]
+	return SeqRange{From: binary.LittleEndian.Uint64([]byte(b[:8])), To: binary.LittleEndian.Uint64([]byte(b[8:16]))}
+}
+
+// All iterates the ranges in order.
+func (s SeqRanges) All() iter.Seq[SeqRange] {
+	return func(yield func(SeqRange) bool) {
+		for i := range s.Len() {
+			if !yield(s.At(i)) {
+				return
+			}
+		}
+	}
+}
+
+// Slice returns the ranges in a new slice (nil when empty).
+func (s SeqRanges) Slice() []SeqRange { return slices.Collect(s.All()) }
+
+func (s SeqRanges) String() string { return fmt.Sprint(s.Slice()) }
+
+// checkUnfolded returns why u is not a valid Meta.Unfolded of a snapshot
+// at seq ("" if it is).
+func checkUnfolded(u SeqRanges, seq uint64) string {
+	if u.Len() > MaxUnfolded {
+		return fmt.Sprintf("%d unfolded ranges, more than %d", u.Len(), MaxUnfolded)
+	}
+	var prev uint64 // To of the previous range
+	for i, r := range u.Slice() {
+		switch {
+		case r.From == 0 || r.From > r.To || r.To > seq:
+			return fmt.Sprintf("unfolded range %d (%d..%d) is not within [1, %d]", i, r.From, r.To, seq)
+		case i > 0 && r.From <= prev+1:
+			return fmt.Sprintf("unfolded range %d (%d..%d) is not after range %d (..%d) with a gap", i, r.From, r.To, i-1, prev)
+		}
+		prev = r.To
+	}
+	return ""
 }
 
 func (m Meta) String() string {
@@ -70,6 +152,8 @@ func checkMeta(m *Meta) error {
 		return invalidf("snapshot %q at seq %d has no time; it must be the time of the last event folded in", m.Name, m.Seq)
 	case m.Time.Before(minTime) || m.Time.After(maxTime):
 		return invalidf("snapshot %q time %v is outside the years 1678 to 2262", m.Name, m.Time)
+	case checkUnfolded(m.Unfolded, m.Seq) != "":
+		return invalidf("snapshot %q at seq %d: %s", m.Name, m.Seq, checkUnfolded(m.Unfolded, m.Seq))
 	}
 	return nil
 }

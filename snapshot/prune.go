@@ -397,5 +397,6 @@ func sameSnapshot(m, got Meta) bool {
 	}
 	return m.Name == got.Name && m.Seq == got.Seq && m.LogID == got.LogID && m.Time.Equal(got.Time) &&
 		m.SchemaVersion == got.SchemaVersion && m.Anchor == got.Anchor && m.Scope == got.Scope &&
+		m.Unfolded == got.Unfolded &&
 		m.RawSize == got.RawSize && m.CompressedSize == got.CompressedSize && (m.File == "" || m.File == got.File)
 }

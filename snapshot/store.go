@@ -306,6 +306,7 @@ func matches(want, got Meta) bool {
 		(want.SchemaVersion == 0 || want.SchemaVersion == got.SchemaVersion) &&
 		(want.Anchor == 0 || want.Anchor == got.Anchor) &&
 		(want.Scope == 0 || want.Scope == got.Scope) &&
+		(want.Unfolded.Len() == 0 || want.Unfolded == got.Unfolded) &&
 		(want.RawSize == 0 || want.RawSize == got.RawSize) &&
 		(want.CompressedSize == 0 || want.CompressedSize == got.CompressedSize) &&
 		(want.File == "" || want.File == got.File)
