@@ -233,23 +233,31 @@ func CheckLogDir(dir string) error {
 
 // checkLogDir fails with ErrNotALog when fsys holds files but none that
 // belongs to a log: no LOCK, segment, snapshot or temporary of either.
-// Hidden files (".DS_Store") are ignored, and subdirectories are not
-// listed (a mount point's lost+found), so such a directory counts as empty.
+// Hidden files (".DS_Store") and subdirectories (a mount point's
+// lost+found) are ignored, so such a directory counts as empty. A restore
+// or salvage marker of any type refuses the directory, as Open does.
 func checkLogDir(fsys vfs.FS) error {
-	names, err := fsys.List()
+	entries, err := fsys.ReadDir()
 	if err != nil {
 		return fmt.Errorf("evlog: listing the log directory: %w", err)
 	}
-	var foreign []string
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name
+	}
 	if err := restoreMarked(names); err != nil {
 		return err
 	}
-	for _, n := range names {
-		if isLogFile(n) {
+	var foreign []string
+	for _, e := range entries {
+		if e.Mode.IsDir() {
+			continue
+		}
+		if isLogFile(e.Name) {
 			return nil
 		}
-		if !strings.HasPrefix(n, ".") {
-			foreign = append(foreign, n)
+		if !strings.HasPrefix(e.Name, ".") {
+			foreign = append(foreign, e.Name)
 		}
 	}
 	if len(foreign) == 0 {
