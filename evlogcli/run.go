@@ -99,8 +99,8 @@ func init() {
 }
 
 // oneShot lists the commands that only read and end on their own: they
-// do not act on a cancelled context (tail does, with -f; snapshots does
-// with --prune, which removes files). TestHandlesSignals keeps it to
+// do not act on a cancelled context (tail, listed apart, does with -f;
+// snapshots does with --prune, which removes files). TestHandlesSignals keeps it to
 // command names.
 var oneShot = map[string]bool{
 	"inspect": true, "dump": true, "streams": true, "verify": true, "state": true,
@@ -111,8 +111,9 @@ var oneShot = map[string]bool{
 // acts on the cancellation of Main's ctx: tail -f and backup --follow
 // then end with status 0, and the commands that write stop between
 // steps and report what they did. The others (inspect, dump, streams,
-// verify, state, snapshots without --prune, subscriptions, help, and any
-// usage error) only read and end on their own: a process running one
+// verify, state, tail without -f, snapshots without --prune,
+// subscriptions, help, and any usage error) only read and end on their
+// own: a process running one
 // loses nothing when SIGINT or SIGTERM ends it at once (the default
 // action), so it need not install a handler — a thread and one to two
 // milliseconds at the start of every short query. cmd/evlogctl cancels
@@ -121,17 +122,27 @@ func HandlesSignals(args []string) bool {
 	if len(args) == 0 || lookup(args[0]) == nil {
 		return false
 	}
-	if args[0] == "snapshots" {
-		for _, a := range args[1:] {
-			if a == "--" {
-				break
-			}
-			if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name == "prune" {
-				return true
-			}
-		}
+	switch args[0] {
+	case "snapshots":
+		return flagGiven(args[1:], "prune")
+	case "tail":
+		return flagGiven(args[1:], "f")
 	}
 	return !oneShot[args[0]]
+}
+
+// flagGiven reports whether args (a command's, after its name) give the
+// flag name (-name, --name, -name=…), before any "--".
+func flagGiven(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && n == name {
+			return true
+		}
+	}
+	return false
 }
 
 func lookup(name string) *command {
