@@ -356,8 +356,11 @@ func (w *writer) take(r *request) {
 		}
 	}
 	if err := w.stageTyped(r); err != nil {
+		// A roll's append, refused: the mark goes in before the refusal
+		// returns, so a process killed once it has returned leaves the
+		// proof of the seal on disk.
+		w.markEmpty()
 		r.finish(err)
-		w.markEmpty() // a roll's append, refused
 		return
 	}
 	if len(w.buf) >= flushThreshold {
