@@ -211,6 +211,11 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 		return corrupt(size, "file is %d bytes, shorter than its %d-byte header", size, hlen)
 	}
 	n := int(le.Uint16(b[offNameLen:]))
+	if n < 1 || n > MaxNameLen {
+		// Checked on its own: the header length bound (which leaves room
+		// for MaxUnfolded ranges) does not bound the name.
+		return corrupt(offNameLen, "name length %d outside [1, %d]", n, MaxNameLen)
+	}
 	k := 0 // version 4: the number of Unfolded ranges
 	if v == formatVersion4 {
 		offK := int64(offName + n + anchorLen + scopeLen)
