@@ -13,6 +13,13 @@ import (
 // fatal to replay: it falls back to an older snapshot or to the events.
 var ErrCorrupt = errors.New("evlog/snapshot: corrupt snapshot")
 
+// ErrNewerFormat is matched, besides ErrCorrupt, by the *CorruptError of
+// a file whose header names a format version, or flags, newer than this
+// build reads: a snapshot a newer evlog wrote (before a binary was rolled
+// back), or damage this build cannot tell from one. Reads fall back as
+// from any corrupt snapshot; Remove refuses to delete such a file.
+var ErrNewerFormat = errors.New("evlog/snapshot: snapshot of a newer format")
+
 // ErrNotFound is matched by errors reporting that no snapshot answers a
 // request: none of that name at or before the target, or the file is
 // missing, or it holds a different snapshot than the Meta asked for.
@@ -46,6 +53,9 @@ type CorruptError struct {
 	Reason string
 	// Err is the underlying error, if any (for example the decompressor's).
 	Err error
+	// Newer: the header names a format version or flags newer than this
+	// build reads (the error also matches ErrNewerFormat).
+	Newer bool
 }
 
 func (e *CorruptError) Error() string {
@@ -56,8 +66,11 @@ func (e *CorruptError) Error() string {
 	return msg + "; replay falls back to an older snapshot or the events; remove the file or run evlogctl verify"
 }
 
-// Is makes errors.Is(err, ErrCorrupt) true.
-func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+// Is makes errors.Is(err, ErrCorrupt) true, and errors.Is(err,
+// ErrNewerFormat) for a newer format.
+func (e *CorruptError) Is(target error) bool {
+	return target == ErrCorrupt || target == ErrNewerFormat && e.Newer
+}
 
 // Unwrap returns the underlying error.
 func (e *CorruptError) Unwrap() error { return e.Err }

@@ -184,6 +184,9 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 	corrupt := func(off int64, format string, args ...any) (Meta, int, error) {
 		return Meta{}, 0, &CorruptError{File: file, Offset: off, Reason: fmt.Sprintf(format, args...)}
 	}
+	newer := func(off int64, format string, args ...any) (Meta, int, error) {
+		return Meta{}, 0, &CorruptError{File: file, Offset: off, Reason: fmt.Sprintf(format, args...), Newer: true}
+	}
 	switch {
 	case size == 0:
 		return corrupt(0, "empty file")
@@ -196,12 +199,12 @@ func decodeHeader(file string, b []byte, size, maxRaw int64) (Meta, int, error) 
 	v := le.Uint16(b[offVersion:])
 	if v != formatVersion1 && v != formatVersion2 && v != formatVersion3 && v != formatVersion4 {
 		if v > currentVersion {
-			return corrupt(offVersion, "format version %d is newer than this build reads (%d); upgrade evlog", v, currentVersion)
+			return newer(offVersion, "format version %d is newer than this build reads (%d); upgrade evlog", v, currentVersion)
 		}
 		return corrupt(offVersion, "unknown format version %d", v)
 	}
 	if f := le.Uint16(b[offFlags:]); f != 0 {
-		return corrupt(offFlags, "unknown flags %#04x (written by a newer evlog?)", f)
+		return newer(offFlags, "unknown flags %#04x (written by a newer evlog?)", f)
 	}
 	hlen := int64(le.Uint32(b[offHeaderLen:]))
 	if hlen < minHeaderLen || hlen > maxHeaderLen {

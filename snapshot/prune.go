@@ -347,7 +347,9 @@ func (s *Store) sound(ctx context.Context, m Meta) (bool, error) {
 // missing or holds another snapshot (list again to decide about that
 // one); a Meta with only Name and Seq set removes whichever snapshot of
 // that subject and seq is there. A file whose header is corrupt is
-// removed.
+// removed, but not one whose header names a format version or flags newer
+// than this build reads (ErrNewerFormat): perhaps a newer evlog's
+// snapshot, it is left in place with an error matching ErrNewerFormat.
 func (s *Store) Remove(ctx context.Context, m Meta) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -368,6 +370,10 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: %s: %w", ErrNotFound, file, err)
+	case errors.Is(err, ErrNewerFormat):
+		// Perhaps a newer evlog's snapshot, which this build cannot
+		// tell from the one m describes: never removed on its word.
+		return fmt.Errorf("evlog/snapshot: not removing %s, written in a format newer than this build reads: run a newer evlog, or remove the file by hand if it is damaged: %w", file, err)
 	case errors.Is(err, ErrCorrupt):
 		s.log.Warn("evlog/snapshot: removing snapshot with a corrupt header", "file", file, "err", err)
 	case err != nil:

@@ -58,3 +58,50 @@ func TestRemoveChecksTheWholeMeta(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoveRefusesNewerFormat: Remove deletes a snapshot whose header is
+// damaged (Rebuild clearing out checkpoints), but not one whose header
+// names a format version or flags newer than this build reads: that is a
+// snapshot a newer evlog wrote (a binary rolled back), which this build
+// cannot tell from its own, so it is left in place with an error matching
+// ErrNewerFormat (and ErrCorrupt). It used to be removed on the word of a
+// header this build could not read.
+func TestRemoveRefusesNewerFormat(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		patch func(b []byte)
+		newer bool
+	}{
+		{"newer version", func(b []byte) { b[offVersion] = byte(currentVersion + 1) }, true},
+		{"unknown flags", func(b []byte) { b[offFlags] = 0x80 }, true},
+		{"damaged header", func(b []byte) { b[offSeq] ^= 0xff }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			s := newStore(t, mem)
+			m := mustSave(t, s, "projection/p", 5)
+			b, err := mem.ReadFile(m.File)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.patch(b)
+			if err := mem.WriteFile(m.File, b); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Remove(t.Context(), m)
+			_, statErr := mem.Stat(m.File)
+			if !tc.newer {
+				if err != nil || statErr == nil {
+					t.Fatalf("Remove of a damaged snapshot: %v, file still there: %v; want it removed", err, statErr == nil)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNewerFormat) || !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Remove = %v, want an error matching ErrNewerFormat and ErrCorrupt", err)
+			}
+			if statErr != nil {
+				t.Errorf("the snapshot of a newer format was removed (%v)", statErr)
+			}
+		})
+	}
+}
