@@ -233,31 +233,23 @@ func CheckLogDir(dir string) error {
 
 // checkLogDir fails with ErrNotALog when fsys holds files but none that
 // belongs to a log: no LOCK, segment, snapshot or temporary of either.
-// Hidden files (".DS_Store") and subdirectories (a mount point's
-// lost+found) are ignored, so such a directory counts as empty. A restore
-// or salvage marker of any type refuses the directory, as Open does.
+// Hidden files (".DS_Store") are ignored, and subdirectories are not
+// listed (a mount point's lost+found), so such a directory counts as empty.
 func checkLogDir(fsys vfs.FS) error {
-	entries, err := fsys.ReadDir()
+	names, err := fsys.List()
 	if err != nil {
 		return fmt.Errorf("evlog: listing the log directory: %w", err)
 	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.Name
-	}
+	var foreign []string
 	if err := restoreMarked(names); err != nil {
 		return err
 	}
-	var foreign []string
-	for _, e := range entries {
-		if e.Mode.IsDir() {
-			continue
-		}
-		if isLogFile(e.Name) {
+	for _, n := range names {
+		if isLogFile(n) {
 			return nil
 		}
-		if !strings.HasPrefix(e.Name, ".") {
-			foreign = append(foreign, e.Name)
+		if !strings.HasPrefix(n, ".") {
+			foreign = append(foreign, n)
 		}
 	}
 	if len(foreign) == 0 {
