@@ -119,6 +119,10 @@ type backupPart struct {
 	snap string     // snapshots: the source file
 }
 
+// testBackupSynced, when a test sets it, runs after a writer's Backup
+// made its marks durable and before it reads the seq it backs up to.
+var testBackupSynced func(*Log)
+
 // backupFS is Backup into the directory dst (named dir, for messages).
 func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupOptions) (res BackupResult, err error) {
 	lock, err := dst.Lock(backupLockFile)
@@ -141,12 +145,21 @@ func (l *Log) backupFS(ctx context.Context, dst vfs.FS, dir string, opts BackupO
 			return res, fmt.Errorf("evlog: backup: syncing the log: %w", err)
 		}
 	}
+	if testBackupSynced != nil {
+		testBackupSynced(l)
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
 		return res, ErrClosed
 	}
 	v, seq, logID, visibleEnd := l.v, l.durableSeq, l.logID, l.pub.end
+	if !l.readOnly && l.opts.Sync == SyncAlways {
+		// A group committed since syncMarked returned is fsynced, but
+		// its mark may not be yet: no further than the durable marks,
+		// which a reader in another process serves after a power loss.
+		seq = min(seq, l.markSynced.Load())
+	}
 	v.ref()
 	l.mu.RUnlock()
 	defer v.unref()

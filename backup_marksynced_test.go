@@ -1,0 +1,41 @@
+package evlog
+
+import (
+	"testing"
+
+	"github.com/evlog/evlog/internal/vfs"
+)
+
+// TestBackupClaimsOnlyDurablyMarkedGroups: under SyncAlways a writer's
+// Backup makes its marks durable, then reads the seq it backs up to. A
+// group an appender commits between the two has its mark written but not
+// fsynced: after a power loss a reader in another process does not serve
+// it, so a manifest claiming it makes the next incremental backup beside
+// the log refuse with a false ErrBackupDiverged. The backup stops at the
+// last group whose mark is durable (the next backup takes the rest). It
+// used to claim the new group.
+func TestBackupClaimsOnlyDurablyMarkedGroups(t *testing.T) {
+	fsys := vfs.NewMem()
+	l := openMem(t, fsys, Options{Sync: SyncAlways, Clock: fakeClock(t0, 1)})
+	defer l.Close()
+	ctx := t.Context()
+	if _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "t"}, Envelope{Type: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	testBackupSynced = func(l *Log) {
+		if _, err := l.Append(ctx, "s", ExpectAny, Envelope{Type: "t"}); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { testBackupSynced = nil }()
+	res, err := l.Backup(ctx, t.TempDir(), BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if synced := l.markSynced.Load(); res.Seq > synced {
+		t.Errorf("the backup claims seq %d; marks are durable through %d only (a reader serves no more after a power loss)", res.Seq, synced)
+	}
+	if res.Seq != 2 {
+		t.Errorf("backup at seq %d, want 2 (the group before the one committed after the backup's sync)", res.Seq)
+	}
+}
