@@ -80,7 +80,10 @@ func (r *Repository[S, E]) deletedSince(ctx context.Context, id string, seq uint
 // fold the events that are left, in this process and after a restart,
 // and never report this loss again; the next snapshot (taken after a
 // command, by policy or Snapshot) lies after the deletion and is used as
-// usual. Interrupted (a crash, an error) before the newest stale snapshot
+// usual. The rebuilt state records the events that were gone when it was
+// folded (Instance.Unfolded), and so do its snapshots: a later deletion
+// in the stream folds again without reporting them as lost; an event it
+// did fold that expires afterwards is a loss again. Interrupted (a crash, an error) before the newest stale snapshot
 // is removed, Load still fails with ErrHistoryLost, never with a wrong
 // state, and calling Rebuild again finishes. Rebuild is idempotent, and
 // with no loss pending it changes nothing Load returns (a stale snapshot

@@ -24,10 +24,17 @@ import (
 // at t0+2h; the caller closes it).
 func historyLost(t *testing.T) (open func() *evlog.Log) {
 	t.Helper()
+	var now atomic.Int64
+	return historyLostClock(t, &now)
+}
+
+// historyLostClock is historyLost with the log's clock in now (UnixNano),
+// for the caller to move on.
+func historyLostClock(t *testing.T, now *atomic.Int64) (open func() *evlog.Log) {
+	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var now atomic.Int64
 	now.Store(t0.UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
 	open = func() *evlog.Log {
@@ -237,5 +244,85 @@ func TestRepositoryRebuildNeedsRemove(t *testing.T) {
 	}
 	if _, err := r.Load(ctx, "a"); !errors.Is(err, replay.ErrHistoryLost) {
 		t.Errorf("Load after a failed Rebuild: %v, want ErrHistoryLost", err)
+	}
+}
+
+// TestRepositoryRebuiltDeletionNoFalseLoss: after Rebuild, the events
+// that had expired before it (versions 2 and 3) were never folded into the
+// rebuilt state, so a later deletion making its snapshot stale folds again
+// losing nothing. The repository's snapshots did not record them
+// (Instance carried no Unfolded), and Load failed with
+// replay.ErrHistoryLost at the next deletion after a Rebuild, naming seq
+// 2. An event the rebuilt state did fold (version 4, seq 4) that expires
+// afterwards is still a loss, and is the one reported.
+func TestRepositoryRebuiltDeletionNoFalseLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// restart: the second deletion and the Load happen in a new
+		// process (the snapshot read from its file).
+		restart bool
+		// foldedExpires: version 4, which the rebuilt state folded,
+		// expires before the second deletion.
+		foldedExpires bool
+	}{
+		{name: "same repository"},
+		{name: "restart", restart: true},
+		{name: "same repository, a folded event expires", foldedExpires: true},
+		{name: "restart, a folded event expires", restart: true, foldedExpires: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			var now atomic.Int64
+			open := historyLostClock(t, &now) // the clock at t0+2h
+			l := open()
+			defer func() { l.Close() }()
+			r := counterRepo(t, l)
+			defer func() { r.Close() }()
+			if _, err := r.Rebuild(ctx, "a"); err != nil {
+				t.Fatalf("Rebuild: %v", err)
+			}
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			now.Store(t0.Add(150 * time.Minute).UnixNano())
+			// Version 5 at seq 6; the snapshot at seq 6 is of the
+			// rebuilt state, by Execute's cached instance.
+			if _, err := r.Execute(ctx, "a", add("e", 16)); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Snapshot(ctx, "a"); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]uint64{6}, snapshotSeqs(t, l, r)); diff != "" {
+				t.Fatalf("snapshots after Rebuild and Execute (-want +got):\n%s", diff)
+			}
+			if tc.foldedExpires {
+				now.Store(t0.Add(195 * time.Minute).UnixNano()) // version 4 (t0+2h) expires, not 5
+			}
+			if tc.restart {
+				r.Close()
+				l.Close()
+				l = open()
+				r = counterRepo(t, l)
+			}
+			// Truncating again below version 2 deletes nothing more but
+			// makes the snapshot at seq 6 stale (the marker at seq 7).
+			if _, err := l.TruncateStream(ctx, "counter-a", 2); err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.Load(ctx, "a")
+			if tc.foldedExpires {
+				hl, ok := errors.AsType[*replay.HistoryLostError](err)
+				if !ok || hl.ExpiredSeq != 4 || hl.DeletionSeq != 7 {
+					t.Fatalf("Load after the deletion, version 4 expired: %v, want a *replay.HistoryLostError naming the expired seq 4 and the deletion at seq 7", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load after the second deletion: %v, want the state folded again (seqs 2 and 3 expired before the rebuilt state folded them)", err)
+			}
+			want := counterGot{N: map[string]int{"d": 8, "e": 16}, Version: 5}
+			if diff := cmp.Diff(want, counterGot{got.State.N, got.Version}); diff != "" {
+				t.Errorf("Load after the second deletion (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -218,6 +218,19 @@ type Instance[S any] struct {
 	Version uint64    // version of its last event (0: no events)
 	Seq     uint64    // seq of its last event
 	Time    time.Time // recorded time of its last event
+	// Unfolded lists seq ranges up to Seq holding no event folded into
+	// State (replay.Result.Unfolded of the fold it was loaded by: after
+	// Rebuild, the events gone before it), unchanged by the events
+	// Execute appends (they are folded). The repository's snapshots
+	// record it (snapshot.Meta.Unfolded), so a deletion after a Rebuild
+	// does not report as lost the events that were never folded.
+	Unfolded snapshot.SeqRanges
+}
+
+// withState returns inst holding state instead.
+func (inst Instance[S]) withState(state S) Instance[S] {
+	inst.State = state
+	return inst
 }
 
 // Subject returns the snapshot subject of instance id: the name
@@ -248,8 +261,8 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (Instance[S], er
 	if err != nil {
 		return Instance[S]{}, err
 	}
-	inst := Instance[S]{ID: id, State: res.State, Version: res.Version, Seq: res.Seq, Time: res.Time}
-	r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(inst.State), Version: inst.Version, Seq: inst.Seq, Time: inst.Time})
+	inst := Instance[S]{ID: id, State: res.State, Version: res.Version, Seq: res.Seq, Time: res.Time, Unfolded: res.Unfolded}
+	r.cache.put(id, inst.withState(r.def.clone(inst.State)))
 	r.mu.Lock()
 	if _, ok := r.lastSnap[id]; !ok && res.Plan.Snapshot != nil {
 		r.markLocked(id, snapMark{version: res.Version - uint64(res.Applied), at: time.Now()})
@@ -291,7 +304,7 @@ func (r *Repository[S, E]) loadCached(ctx context.Context, id string) (Instance[
 		r.cache.drop(id)
 		return Instance[S]{}, false, nil
 	}
-	r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(inst.State), Version: inst.Version, Seq: inst.Seq, Time: inst.Time})
+	r.cache.put(id, inst.withState(r.def.clone(inst.State)))
 	return inst, true, nil
 }
 
@@ -533,7 +546,7 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 		}
 		if len(envs) == 0 {
 			for _, o := range outs {
-				finish(o.p, Result[S, E]{Instance: Instance[S]{ID: id, State: o.state, Version: inst.Version, Seq: inst.Seq, Time: inst.Time}, Attempts: attempt}, o.err)
+				finish(o.p, Result[S, E]{Instance: inst.withState(o.state), Attempts: attempt}, o.err)
 			}
 			return
 		}
@@ -556,8 +569,8 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 			// folds the instance again).
 			r.cache.drop(id)
 		} else {
-			final := Instance[S]{ID: id, State: state, Version: pos.Version, Seq: pos.Seq, Time: pos.Time}
-			r.cache.put(id, Instance[S]{ID: id, State: r.def.clone(state), Version: pos.Version, Seq: pos.Seq, Time: pos.Time})
+			final := Instance[S]{ID: id, State: state, Version: pos.Version, Seq: pos.Seq, Time: pos.Time, Unfolded: inst.Unfolded}
+			r.cache.put(id, final.withState(r.def.clone(state)))
 			r.maybeSnapshot(id, final, gen)
 		}
 		n := uint64(len(envs))
@@ -567,7 +580,7 @@ func (r *Repository[S, E]) runBatch(ctx context.Context, id string, batch []*pen
 				continue
 			}
 			back := n - uint64(o.count) // events appended after this command's
-			in := Instance[S]{ID: id, State: o.state, Version: pos.Version - back, Seq: pos.Seq - back, Time: pos.Time}
+			in := Instance[S]{ID: id, State: o.state, Version: pos.Version - back, Seq: pos.Seq - back, Time: pos.Time, Unfolded: inst.Unfolded}
 			finish(o.p, Result[S, E]{Instance: in, Events: o.events, Attempts: attempt}, nil)
 		}
 		return
@@ -654,7 +667,7 @@ func (r *Repository[S, E]) snapshot(ctx context.Context, id string, gen uint64, 
 	}
 	defer end()
 	subj := r.Subject(id)
-	res := replay.Result[S]{State: state, Seq: inst.Seq, Time: inst.Time, Version: inst.Version}
+	res := replay.Result[S]{State: state, Seq: inst.Seq, Time: inst.Time, Version: inst.Version, Unfolded: inst.Unfolded}
 	if _, _, err := replay.Save(ctx, r.snaps, r.log.LogID(), subj, r.spec(), res); err != nil && !errors.Is(err, snapshot.ErrExists) {
 		return err
 	}

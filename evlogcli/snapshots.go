@@ -20,16 +20,19 @@ const snapshotsAbout = `
 Lists the snapshots in DIR (file, seq, time, bytes, subject), oldest first
 per subject, from their headers (verify checks them completely). With
 --prune it first removes the snapshots of each subject that the retention
-policy does not keep, and lists what it removed and what is left. It
+policy does not keep, and lists what it removed and what is left. The
+policy judges the snapshots of a subject fold by fold (same log ID, schema
+version and scope), as the projection runner prunes its checkpoints: one
+fold's snapshots cannot replace another's, so each keeps its own. It
 removes a snapshot only if the newer one kept in its place verifies
 completely; those it leaves for that reason get a warning on stderr (run
 verify, which names the damaged one).
 
-The policy keeps a snapshot if any rule does: --keep N keeps the newest N;
---tiers keeps snapshots by age, measured from now back to their recorded
-times, as comma-separated WITHIN:EVERY bands: in each band it keeps the
-newest snapshot of each EVERY-long period (periods aligned to UTC), or all
-of them for EVERY "all". Durations are Go durations or whole days ("90d").
+The policy keeps a snapshot if any rule does: --keep N keeps the newest N
+(of each fold); --tiers keeps snapshots by age, measured from now back to
+their recorded times, as comma-separated WITHIN:EVERY bands: in each band
+it keeps the newest snapshot of each EVERY-long period (periods aligned to
+UTC), or all of them for EVERY "all". Durations are Go durations or whole days ("90d").
 --prune alone uses the default policy, the library's: --keep 2 --tiers
 1h:all,24h:1h,90d:1d (every snapshot of the last hour, one per hour for a
 day, one per day for 90 days), which keeps time queries over the last 90
@@ -65,7 +68,7 @@ func runSnapshots(ctx context.Context, e *env, args []string) error {
 	var c snapshotsCmd
 	f := newFlags("snapshots", "snapshots DIR [--prune [--keep N] [--tiers WITHIN:EVERY,…]] [--format text|json]", snapshotsAbout)
 	f.BoolVar(&c.prune, "prune", false, "remove the snapshots the retention policy does not keep (default: --keep 2 --tiers 1h:all,24h:1h,90d:1d)")
-	f.IntVar(&c.keep, "keep", 0, "with --prune: keep the newest `N` snapshots of each subject (N >= 1)")
+	f.IntVar(&c.keep, "keep", 0, "with --prune: keep the newest `N` snapshots of each subject's fold (N >= 1)")
 	f.StringVar(&c.tiers, "tiers", "", "with --prune: keep by age, `WITHIN:EVERY,…` (e.g. 1h:all,24h:1h,90d:1d)")
 	f.format(&c.format, "text", "json")
 	pos, err := f.parse(e, args, "DIR")
@@ -80,13 +83,22 @@ func runSnapshots(ctx context.Context, e *env, args []string) error {
 	case c.prune && f.isSet("keep") && c.keep < 1:
 		return usagef("snapshots", "--keep %d: keep at least 1 (to remove every snapshot, delete the files)", c.keep)
 	}
-	policy := snapshot.PrunePolicy{KeepLast: c.keep, Now: e.now()}
+	policy := snapshot.PrunePolicy{KeepLast: c.keep, Now: e.now(), Fold: snapshotFold}
 	if f.isSet("tiers") {
 		if policy.Tiers, err = parseTiers(c.tiers); err != nil {
 			return usagef("snapshots", "--tiers %q: %v", c.tiers, err)
 		}
 	}
 	return fail("snapshots", c.run(ctx, e, pos[0], policy))
+}
+
+// snapshotFold is the fold of a snapshot, as --prune judges them: the
+// snapshots of one subject of another log, schema version or scope cannot
+// replace each other, so each fold keeps its own newest ones. It is the
+// key the projection runner prunes its checkpoints by (projection's
+// checkpointFold), so that --prune never removes what the runner keeps.
+func snapshotFold(m snapshot.Meta) string {
+	return fmt.Sprintf("%x/%d/%d", m.LogID, m.SchemaVersion, m.Scope)
 }
 
 // parseTiers parses --tiers: comma-separated WITHIN:EVERY bands, each a Go

@@ -74,6 +74,46 @@ type record struct {
 	// Scope is snapshot.Meta.Scope, the digest of the owner's scope (a
 	// projection's Categories; 0 or absent: not recorded).
 	Scope uint64 `json:"scope,omitempty"`
+	// Unfolded is snapshot.Meta.Unfolded, each range a pair [from, to]
+	// (absent: not recorded). Untrusted on load: more than
+	// snapshot.MaxUnfolded ranges, a range not a pair, or ranges not
+	// sorted, disjoint, not adjacent and within [1, Seq] make the record
+	// corrupt (unfoldedOf).
+	Unfolded [][]uint64 `json:"unfolded,omitempty"`
+}
+
+// unfoldedRecord returns u as the record holds it (nil when empty).
+func unfoldedRecord(u snapshot.SeqRanges) [][]uint64 {
+	var out [][]uint64
+	for r := range u.All() {
+		out = append(out, []uint64{r.From, r.To})
+	}
+	return out
+}
+
+// unfoldedOf returns the ranges a record at seq holds, or why they are
+// not a valid snapshot.Meta.Unfolded of it.
+func unfoldedOf(rec [][]uint64, seq uint64) (snapshot.SeqRanges, error) {
+	if len(rec) > snapshot.MaxUnfolded {
+		return snapshot.SeqRanges{}, fmt.Errorf("%d unfolded ranges, more than %d", len(rec), snapshot.MaxUnfolded)
+	}
+	rs := make([]snapshot.SeqRange, 0, len(rec))
+	var prev uint64 // To of the previous range
+	for i, p := range rec {
+		if len(p) != 2 {
+			return snapshot.SeqRanges{}, fmt.Errorf("unfolded range %d has %d bounds, not 2", i, len(p))
+		}
+		r := snapshot.SeqRange{From: p[0], To: p[1]}
+		switch {
+		case r.From == 0 || r.From > r.To || r.To > seq:
+			return snapshot.SeqRanges{}, fmt.Errorf("unfolded range %d (%d..%d) is not within [1, %d]", i, r.From, r.To, seq)
+		case i > 0 && r.From <= prev+1:
+			return snapshot.SeqRanges{}, fmt.Errorf("unfolded range %d (%d..%d) is not after range %d (..%d) with a gap", i, r.From, r.To, i-1, prev)
+		}
+		prev = r.To
+		rs = append(rs, r)
+	}
+	return snapshot.MakeSeqRanges(rs...), nil
 }
 
 // Snapshots returns the log's snapshot store, creating its buckets on
@@ -148,6 +188,9 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 	case len(state) > MaxSnapshotSize:
 		return snapshot.Meta{}, fmt.Errorf("%w: state of %v is %d bytes, the limit is %d", snapshot.ErrTooLarge, m, len(state), MaxSnapshotSize)
 	}
+	if _, err := unfoldedOf(unfoldedRecord(m.Unfolded), m.Seq); err != nil {
+		return snapshot.Meta{}, fmt.Errorf("%w: snapshot %v: %w", snapshot.ErrInvalid, m, err)
+	}
 	if err := s.l.refresh(ctx); err != nil {
 		return snapshot.Meta{}, err
 	}
@@ -178,7 +221,8 @@ func (s *Snapshots) Save(ctx context.Context, m snapshot.Meta, state []byte) (sn
 	m.File = key(m.Name, m.Seq)
 	sum := sha256.Sum256(state)
 	rec := record{Name: m.Name, LogID: hex.EncodeToString(m.LogID[:]), Seq: m.Seq, Time: m.Time.UnixNano(),
-		SchemaVersion: m.SchemaVersion, RawSize: m.RawSize, SHA256: hex.EncodeToString(sum[:]), Anchor: m.Anchor, Scope: m.Scope}
+		SchemaVersion: m.SchemaVersion, RawSize: m.RawSize, SHA256: hex.EncodeToString(sum[:]), Anchor: m.Anchor, Scope: m.Scope,
+		Unfolded: unfoldedRecord(m.Unfolded)}
 	callerCtx := ctx
 	ctx, cancel := s.l.bound(ctx)
 	defer cancel()
@@ -282,6 +326,9 @@ func (r *record) meta(k string) (snapshot.Meta, error) {
 		return snapshot.Meta{}, fmt.Errorf("record %s does not match its key or has a bad log ID", k)
 	}
 	copy(m.LogID[:], id)
+	if m.Unfolded, err = unfoldedOf(r.Unfolded, r.Seq); err != nil {
+		return snapshot.Meta{}, fmt.Errorf("record %s: %w", k, err)
+	}
 	return m, nil
 }
 
@@ -489,8 +536,9 @@ func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
 // As the file store's Prune, it removes a snapshot only once the newer
 // snapshot p keeps in its place (snapshot.Removal's By) has been loaded
 // and verified; one that fails to verify is logged and keeps the
-// snapshots it was to replace. On error it stops and returns what it
-// removed so far.
+// snapshots it was to replace. It removes a snapshot only if it is still
+// the one listed (see Remove); one removed or replaced since is not
+// returned. On error it stops and returns what it removed so far.
 func (s *Snapshots) Prune(ctx context.Context, name string, p snapshot.PrunePolicy) (removed []snapshot.Meta, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -514,7 +562,11 @@ func (s *Snapshots) Prune(ctx context.Context, name string, p snapshot.PrunePoli
 				continue
 			}
 		}
-		if err := s.Remove(ctx, d.Meta); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+		if err := s.Remove(ctx, d.Meta); errors.Is(err, snapshot.ErrNotFound) {
+			// Removed, or replaced (by another process) since it was
+			// listed: the replacement was not judged; the next Prune does.
+			continue
+		} else if err != nil {
 			return removed, err
 		}
 		removed = append(removed, d.Meta)
@@ -538,7 +590,19 @@ func (s *Snapshots) sound(ctx context.Context, m snapshot.Meta) (bool, error) {
 	return true, nil
 }
 
-// Remove deletes snapshot m: its record, then its state object. When the
+// Remove deletes snapshot m (by m.File, or its name and seq): its
+// record, then its state object. It deletes the record only if it is the
+// snapshot m describes, as the file store's Remove decides it: for a Meta
+// read from the store (as List, Candidates and Save return it: File set),
+// every field equal, zero ones included; for a Meta the caller built
+// (File and CompressedSize unset), the same Name and Seq and the same
+// value of every other field set in it. So a Meta read from the store
+// removes that snapshot and never one another process saved at the same
+// name and seq since: it fails with an error matching
+// snapshot.ErrNotFound if the record is missing or holds another snapshot
+// (list again to decide about that one); a Meta with only Name and Seq
+// set removes whichever snapshot of that subject and seq is there. A
+// record that does not decode is removed all the same (logged). When the
 // answer to the record's deletion is lost (a timeout, a cut connection),
 // it reads the record back: deleted is success, and the object is
 // deleted too, never left behind with no record to find it by.
@@ -555,7 +619,20 @@ func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 		return fmt.Errorf("%w: %v (%s)", snapshot.ErrNotFound, m, k)
 	}
 	var r record
-	_ = json.Unmarshal(value, &r) // a damaged record is removed all the same
+	got, err := func() (snapshot.Meta, error) {
+		if err := json.Unmarshal(value, &r); err != nil {
+			return snapshot.Meta{}, err
+		}
+		return r.meta(k)
+	}()
+	switch {
+	case err != nil:
+		// A damaged record is removed all the same.
+		s.l.logger.Warn("evlog/jetstream: removing a snapshot record that does not decode", "key", k, "err", err)
+	case !sameSnapshot(m, got):
+		return fmt.Errorf("%w: %s holds %v (schema %d, %d bytes, scope %#x, unfolded %v), not the requested %v (schema %d, %d bytes, scope %#x, unfolded %v); list again",
+			snapshot.ErrNotFound, k, got, got.SchemaVersion, got.RawSize, got.Scope, got.Unfolded, m, m.SchemaVersion, m.RawSize, m.Scope, m.Unfolded)
+	}
 	if err := s.kv.Delete(ctx, k, jetstream.LastRevision(rev)); err != nil {
 		// Deleted after all, the answer lost? Ask in a request of its
 		// own (err may be ctx's deadline).
@@ -578,6 +655,28 @@ func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 		}
 	}
 	return nil
+}
+
+// sameSnapshot reports whether got, read from a record, is the snapshot m
+// describes, as Remove decides it: every field equal when m was read from
+// the store (File set: List, Candidates and Save set it, also for an empty
+// state, whose CompressedSize is 0), else the same Name and Seq and the
+// same value of every other non-zero field of m.
+func sameSnapshot(m, got snapshot.Meta) bool {
+	if m.File != "" || m.CompressedSize != 0 {
+		return m.Name == got.Name && m.Seq == got.Seq && m.LogID == got.LogID && m.Time.Equal(got.Time) &&
+			m.SchemaVersion == got.SchemaVersion && m.Anchor == got.Anchor && m.Scope == got.Scope &&
+			m.Unfolded == got.Unfolded && m.RawSize == got.RawSize && m.CompressedSize == got.CompressedSize &&
+			(m.File == "" || m.File == got.File)
+	}
+	return m.Name == got.Name && m.Seq == got.Seq &&
+		(m.LogID == [16]byte{} || m.LogID == got.LogID) &&
+		(m.Time.IsZero() || m.Time.Equal(got.Time)) &&
+		(m.SchemaVersion == 0 || m.SchemaVersion == got.SchemaVersion) &&
+		(m.Anchor == 0 || m.Anchor == got.Anchor) &&
+		(m.Scope == 0 || m.Scope == got.Scope) &&
+		(m.Unfolded.Len() == 0 || m.Unfolded == got.Unfolded) &&
+		(m.RawSize == 0 || m.RawSize == got.RawSize)
 }
 
 // recordKey is the KV key of snapshot m: its File as listed, else the key

@@ -40,7 +40,8 @@ type RunnerOptions struct {
 	CheckpointInterval time.Duration
 	// CheckpointRetention says which checkpoints are kept: after saving
 	// one, the runner prunes its checkpoints with it (its Now set from
-	// Clock), fold by fold (its Fold set: checkpoints of another
+	// Clock; even when Run's ctx is done right after the save, with a
+	// context bounded by StopTimeout), fold by fold (its Fold set: checkpoints of another
 	// SchemaVersion, scope or log under the projection's Name are judged
 	// on their own, so KeepLast N keeps the newest N of the current fold
 	// and the newest N of each other one). The zero value is snapshot.DefaultPrunePolicy: the newest 2
@@ -58,8 +59,9 @@ type RunnerOptions struct {
 	// recorded time.
 	Clock func() time.Time
 	// StopTimeout bounds the final checkpoint written when Run's ctx is
-	// done (with a context of its own, as ctx can no longer be used).
-	// Default 30s.
+	// done (with a context of its own, as ctx can no longer be used), and
+	// the prune after each checkpoint saved (also with a context of its
+	// own: a Run stopped right after a save still prunes). Default 30s.
 	StopTimeout time.Duration
 	Logger      *slog.Logger
 }
@@ -754,7 +756,13 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	p := r.opts.CheckpointRetention
 	p.Now = r.opts.Clock()
 	p.Fold = checkpointFold
-	if _, err := r.cps.Prune(ctx, subj.Name, p); err != nil {
+	// The prune completes the checkpoint, even if ctx is done meanwhile
+	// (Run stopped right after the save): with ctx's, it would prune
+	// nothing, and with nothing folded since, the final checkpoint would
+	// not prune either. Bounded by StopTimeout, as the final checkpoint.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.StopTimeout)
+	defer cancel()
+	if _, err := r.cps.Prune(pctx, subj.Name, p); err != nil {
 		r.opts.Logger.Warn("evlog/projection: pruning checkpoints", "projection", r.p.Name, "err", err)
 	}
 	return nil
