@@ -34,8 +34,9 @@ func TestRunnerPrunesOnlyItsFold(t *testing.T) {
 		t.Fatalf("the other fold's checkpoints: %v, %v; want one", theirs, err)
 	}
 
-	// Each run saves a checkpoint after catching up and prunes, before
-	// it is stopped (a prune with a cancelled context does nothing).
+	// Each run saves a checkpoint after catching up and prunes; the test
+	// waits for that prune before it stops the run, so that each run's
+	// prune sees the checkpoints as that run left them.
 	cps := &prunedAt{Store: store, pruned: make(chan struct{}, 1)}
 	for _, stream := range []string{"acct-3", "acct-4"} {
 		appendTo(t, l, stream)
