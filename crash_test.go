@@ -247,35 +247,6 @@ func TestCrashLoop(t *testing.T) {
 	}
 }
 
-// lyingFS acknowledges directory fsyncs (and, with files, file fsyncs)
-// without doing them: the engine with its fsyncs removed.
-type lyingFS struct {
-	vfs.FS
-	files bool
-}
-
-func (f lyingFS) SyncDir() error { return nil }
-
-func (f lyingFS) Create(name string) (vfs.File, error) {
-	file, err := f.FS.Create(name)
-	if err != nil || !f.files {
-		return file, err
-	}
-	return lyingFile{file}, nil
-}
-
-func (f lyingFS) OpenReadWrite(name string) (vfs.File, error) {
-	file, err := f.FS.OpenReadWrite(name)
-	if err != nil || !f.files {
-		return file, err
-	}
-	return lyingFile{file}, nil
-}
-
-type lyingFile struct{ vfs.File }
-
-func (lyingFile) Sync() error { return nil }
-
 // TestCrashLoopHasTeeth shows the crash loop catches an engine that skips
 // its directory fsyncs, or acknowledges appends before they are fsynced.
 func TestCrashLoopHasTeeth(t *testing.T) {
@@ -283,8 +254,8 @@ func TestCrashLoopHasTeeth(t *testing.T) {
 		name string
 		wrap func(vfs.FS) vfs.FS
 	}{
-		{"no directory fsync", func(f vfs.FS) vfs.FS { return lyingFS{FS: f} }},
-		{"ack before fsync", func(f vfs.FS) vfs.FS { return lyingFS{FS: f, files: true} }},
+		{"no directory fsync", func(f vfs.FS) vfs.FS { return vfs.NoSync{FS: f, Dirs: true} }},
+		{"ack before fsync", func(f vfs.FS) vfs.FS { return vfs.NoSync{FS: f, Dirs: true, Files: vfs.AnyFile} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := crashLoop(t, 2, 30, SyncAlways, tc.wrap)

@@ -285,35 +285,6 @@ func placeholderLog(t *testing.T) string {
 	return dir
 }
 
-// salvageLyingFS acknowledges directory fsyncs (and, with files, file
-// fsyncs) without doing them.
-type salvageLyingFS struct {
-	vfs.FS
-	files bool
-}
-
-func (f salvageLyingFS) SyncDir() error { return nil }
-
-func (f salvageLyingFS) Create(name string) (vfs.File, error) {
-	file, err := f.FS.Create(name)
-	if err != nil || !f.files {
-		return file, err
-	}
-	return salvageLyingFile{file}, nil
-}
-
-func (f salvageLyingFS) OpenReadWrite(name string) (vfs.File, error) {
-	file, err := f.FS.OpenReadWrite(name)
-	if err != nil || !f.files {
-		return file, err
-	}
-	return salvageLyingFile{file}, nil
-}
-
-type salvageLyingFile struct{ vfs.File }
-
-func (salvageLyingFile) Sync() error { return nil }
-
 // TestSalvageCrashHasTeeth: the loop catches a salvage whose directory
 // fsyncs, or all of whose fsyncs, do nothing.
 func TestSalvageCrashHasTeeth(t *testing.T) {
@@ -322,8 +293,8 @@ func TestSalvageCrashHasTeeth(t *testing.T) {
 		name string
 		wrap func(vfs.FS) vfs.FS
 	}{
-		{"no directory fsync", func(f vfs.FS) vfs.FS { return salvageLyingFS{FS: f} }},
-		{"no fsync", func(f vfs.FS) vfs.FS { return salvageLyingFS{FS: f, files: true} }},
+		{"no directory fsync", func(f vfs.FS) vfs.FS { return vfs.NoSync{FS: f, Dirs: true} }},
+		{"no fsync", func(f vfs.FS) vfs.FS { return vfs.NoSync{FS: f, Dirs: true, Files: vfs.AnyFile} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := salvageCrashLoop(t, src, tc.wrap)

@@ -144,26 +144,6 @@ func crashWorkloadAt(t *testing.T, k, ops int, model vfs.CrashModel, base uint64
 	checkAfterCrash(t, after, a, errorf)
 }
 
-// noSyncDir acknowledges directory fsyncs without doing them.
-type noSyncDir struct{ vfs.FS }
-
-func (noSyncDir) SyncDir() error { return nil }
-
-// noFileSync acknowledges file fsyncs without doing them.
-type noFileSync struct{ vfs.FS }
-
-func (f noFileSync) Create(name string) (vfs.File, error) {
-	file, err := f.FS.Create(name)
-	if err != nil {
-		return nil, err
-	}
-	return lyingFile{file}, nil
-}
-
-type lyingFile struct{ vfs.File }
-
-func (lyingFile) Sync() error { return nil }
-
 // TestCrashDuringWorkloadHasTeeth: with the directory fsyncs, or the
 // snapshot files' fsyncs, skipped, the crash loop finds violations.
 func TestCrashDuringWorkloadHasTeeth(t *testing.T) {
@@ -172,8 +152,8 @@ func TestCrashDuringWorkloadHasTeeth(t *testing.T) {
 		name string
 		wrap func(vfs.FS) vfs.FS
 	}{
-		{"no directory fsync", func(f vfs.FS) vfs.FS { return noSyncDir{f} }},
-		{"no file fsync", func(f vfs.FS) vfs.FS { return noFileSync{f} }},
+		{"no directory fsync", func(f vfs.FS) vfs.FS { return vfs.NoSync{FS: f, Dirs: true} }},
+		{"no file fsync", func(f vfs.FS) vfs.FS { return vfs.NoSync{FS: f, Files: vfs.AnyFile} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ops := workloadOps(t, tc.wrap)
