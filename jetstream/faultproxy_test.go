@@ -52,6 +52,7 @@ type faultProxy struct {
 	// remembers the first attempt's IDs (after the duplicate window).
 	forget bool
 	conns  map[net.Conn]bool
+	closed bool // the test ended: no new connection is proxied
 	// held is the publish faultHold holds back, and the connection to
 	// the server it was to go on.
 	held      []byte
@@ -138,11 +139,20 @@ func startFaultProxy(t testing.TB, serverAddr string) *faultProxy {
 	t.Cleanup(func() {
 		ln.Close()
 		p.mu.Lock()
+		p.closed = true
 		for c := range p.conns {
 			c.Close()
 		}
 		p.mu.Unlock()
-		p.wg.Wait()
+		// Every proxy goroutine ends once its connections are closed,
+		// unless a fault's hook blocks: fail, never hang, then.
+		done := make(chan struct{})
+		go func() { p.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(hangGuard):
+			t.Errorf("faultProxy: its goroutines did not end within %v of the test's end (a fault's hook blocked?)", hangGuard)
+		}
 	})
 	return p
 }
@@ -185,6 +195,14 @@ func (p *faultProxy) accept() {
 			continue
 		}
 		p.mu.Lock()
+		if p.closed {
+			// Accepted as the test ended, after its connections were
+			// closed: nothing would ever close these.
+			p.mu.Unlock()
+			c.Close()
+			s.Close()
+			return
+		}
 		p.conns[c], p.conns[s] = true, true
 		p.mu.Unlock()
 		pc := &proxyConn{p: p, client: c, server: s}

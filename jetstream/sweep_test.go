@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"slices"
@@ -109,7 +110,11 @@ func objectNames(t *testing.T, js jetstream.JetStream, l *evjs.Log) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := obs.List(t.Context())
+	// List waits for the watch it opens to deliver every object, with
+	// no bound of its own: only ctx ends it.
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	objs, err := obs.List(ctx)
 	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
 		t.Fatal(err)
 	}
@@ -163,7 +168,7 @@ func TestSweepBesideSave(t *testing.T) {
 	if fired, _ := p.hasFired(); !fired {
 		t.Fatal("the sweep did not run during the Save")
 	}
-	res := <-swept // sent before the answer the Save waited for
+	res := receive(t, swept, "the sweep run by the fault's hook") // sent before the answer the Save waited for
 	removed, sweepErr := res.removed, res.err
 	if sweepErr != nil {
 		t.Fatalf("Sweep: %v", sweepErr)
