@@ -53,6 +53,9 @@ type faultProxy struct {
 	forget bool
 	conns  map[net.Conn]bool
 	closed bool // the test ended: no new connection is proxied
+	// muted: the messages the server delivers on subjects starting with
+	// it are dropped, every one (see mute).
+	muted string
 	// held is the publish faultHold holds back, and the connection to
 	// the server it was to go on.
 	held      []byte
@@ -166,6 +169,15 @@ func (p *faultProxy) arm(watch string, kind faultKind, n int, after func(), forg
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.watch, p.kind, p.n, p.pubs, p.fired, p.batch, p.answered, p.after, p.forget = watch, kind, n, 0, false, "", false, after, forget
+}
+
+// mute drops, from now on, every message the server delivers to a client
+// on a subject starting with prefix (a consumer's deliveries, say), while
+// everything else passes: a watch that never receives what it waits for.
+func (p *faultProxy) mute(prefix string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.muted = prefix
 }
 
 // published returns the number of publishes to watch seen since arm.
@@ -366,6 +378,13 @@ func (pc *proxyConn) serverToClient() {
 		}
 		if len(fields) >= 2 {
 			if op := strings.ToUpper(fields[0]); op == "MSG" || op == "HMSG" {
+				p := pc.p
+				p.mu.Lock()
+				muted := p.muted != "" && strings.HasPrefix(fields[1], p.muted)
+				p.mu.Unlock()
+				if muted {
+					continue
+				}
 				pc.mu.Lock()
 				if pc.awaitTo != "" && fields[1] == pc.awaitTo {
 					close(pc.awaited)
