@@ -22,7 +22,11 @@ func TestClosedLogRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	subErr := make(chan error, 1)
-	got := make(chan struct{})
+	// Buffered: the first event's signal is kept for the receive below
+	// whenever it comes. Unbuffered, it was dropped when the event came
+	// before this goroutine waited for it (a thread descheduled on a
+	// loaded machine), and the test hung: one event, never another.
+	got := make(chan struct{}, 1)
 	go func() {
 		for _, err := range l.Subscribe(ctx, 1) {
 			if err != nil {
@@ -36,7 +40,13 @@ func TestClosedLogRefuses(t *testing.T) {
 		}
 		subErr <- nil
 	}()
-	<-got // the subscription runs
+	select { // the subscription runs
+	case <-got:
+	case err := <-subErr:
+		t.Fatalf("the subscription ended before its first event: %v", err)
+	case <-time.After(hangGuard): // only turns a hang into a failure
+		t.Fatal("the subscription yielded no event")
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,10 @@ func runFailover(t *testing.T, urls []string, kill func(js jetstream.JetStream, 
 	}
 	waitForR3(t, js)
 	l := openLog(t, js, evjs.Config{Replicas: 3, Retries: 30})
-	ctx := t.Context()
+	// One append may retry for minutes (30 retries of 10 s requests, and
+	// appendOne tries six times): the whole run is guarded, so a cluster
+	// that never recovers fails the test instead of hanging it.
+	ctx := guarded(t, hangGuard)
 	const n, killAt = 120, 40
 
 	// The subscriber: resubscribes from where it was if the subscription
@@ -94,6 +97,9 @@ func runFailover(t *testing.T, urls []string, kill func(js jetstream.JetStream, 
 			_, err := l.Append(ctx, fmt.Sprint("s", i%4), evlog.ExpectAny, e)
 			if err == nil {
 				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("append %d: %v (%v)", i, err, context.Cause(ctx))
 			}
 			if !errors.Is(err, evjs.ErrUnknownOutcome) || attempt >= 5 {
 				t.Fatalf("append %d: %v", i, err)

@@ -52,6 +52,10 @@ type faultProxy struct {
 	// remembers the first attempt's IDs (after the duplicate window).
 	forget bool
 	conns  map[net.Conn]bool
+	closed bool // the test ended: no new connection is proxied
+	// muted: the messages the server delivers on subjects starting with
+	// it are dropped, every one (see mute).
+	muted string
 	// held is the publish faultHold holds back, and the connection to
 	// the server it was to go on.
 	held      []byte
@@ -138,11 +142,20 @@ func startFaultProxy(t testing.TB, serverAddr string) *faultProxy {
 	t.Cleanup(func() {
 		ln.Close()
 		p.mu.Lock()
+		p.closed = true
 		for c := range p.conns {
 			c.Close()
 		}
 		p.mu.Unlock()
-		p.wg.Wait()
+		// Every proxy goroutine ends once its connections are closed,
+		// unless a fault's hook blocks: fail, never hang, then.
+		done := make(chan struct{})
+		go func() { p.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(hangGuard):
+			t.Errorf("faultProxy: its goroutines did not end within %v of the test's end (a fault's hook blocked?)", hangGuard)
+		}
 	})
 	return p
 }
@@ -156,6 +169,15 @@ func (p *faultProxy) arm(watch string, kind faultKind, n int, after func(), forg
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.watch, p.kind, p.n, p.pubs, p.fired, p.batch, p.answered, p.after, p.forget = watch, kind, n, 0, false, "", false, after, forget
+}
+
+// mute drops, from now on, every message the server delivers to a client
+// on a subject starting with prefix (a consumer's deliveries, say), while
+// everything else passes: a watch that never receives what it waits for.
+func (p *faultProxy) mute(prefix string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.muted = prefix
 }
 
 // published returns the number of publishes to watch seen since arm.
@@ -185,6 +207,14 @@ func (p *faultProxy) accept() {
 			continue
 		}
 		p.mu.Lock()
+		if p.closed {
+			// Accepted as the test ended, after its connections were
+			// closed: nothing would ever close these.
+			p.mu.Unlock()
+			c.Close()
+			s.Close()
+			return
+		}
 		p.conns[c], p.conns[s] = true, true
 		p.mu.Unlock()
 		pc := &proxyConn{p: p, client: c, server: s}
@@ -348,6 +378,13 @@ func (pc *proxyConn) serverToClient() {
 		}
 		if len(fields) >= 2 {
 			if op := strings.ToUpper(fields[0]); op == "MSG" || op == "HMSG" {
+				p := pc.p
+				p.mu.Lock()
+				muted := p.muted != "" && strings.HasPrefix(fields[1], p.muted)
+				p.mu.Unlock()
+				if muted {
+					continue
+				}
 				pc.mu.Lock()
 				if pc.awaitTo != "" && fields[1] == pc.awaitTo {
 					close(pc.awaited)

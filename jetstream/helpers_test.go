@@ -19,6 +19,40 @@ import (
 // than anything takes on a loaded machine (docs/TESTING.md).
 const hangGuard = 2 * time.Minute
 
+// errHangGuard is the cause a guarded context ends with when its guard
+// runs out.
+var errHangGuard = errors.New("hang guard: the test waited longer than it could on a loaded machine")
+
+// guarded returns t.Context(), also canceled (with cause errHangGuard)
+// after d: a bound on a whole sequence of calls, turning a hang into a
+// failure. It has no deadline, on purpose: a Log bounds each request by
+// its Config.Timeout and retries one that timed out only when ctx has no
+// deadline (with one, every request could wait until it).
+func guarded(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithCancelCause(t.Context())
+	timer := time.AfterFunc(d, func() { cancel(errHangGuard) })
+	t.Cleanup(func() {
+		timer.Stop()
+		cancel(nil)
+	})
+	return ctx
+}
+
+// receive returns the next value from ch, failing the test (never
+// hanging it) if none comes within hangGuard. what names the wait.
+func receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	timer := time.NewTimer(hangGuard)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("%s: nothing came within %v", what, hangGuard)
+	}
+	panic("unreachable")
+}
+
 // startServer starts an embedded single JetStream server on a random
 // loopback port, storing in a temporary directory with sync_interval:
 // always, and stops it when the test ends.

@@ -308,7 +308,9 @@ func TestLargeSnapshot(t *testing.T) {
 
 func listObjects(t *testing.T, obs jetstream.ObjectStore) func(func(string, error) bool) {
 	return func(yield func(string, error) bool) {
-		infos, err := obs.List(t.Context())
+		ctx, cancel := context.WithTimeout(t.Context(), hangGuard) // List has no bound of its own
+		defer cancel()
+		infos, err := obs.List(ctx)
 		if err != nil {
 			yield("", err)
 			return

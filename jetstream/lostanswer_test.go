@@ -126,7 +126,8 @@ func TestLostAnswerOnEveryPartOfABatch(t *testing.T) {
 							t.Fatal("the fault never happened")
 						}
 						if m == otherWriter {
-							if err := <-otherErr; err != nil { // the hook ran before the fault reached the client
+							// The hook ran before the fault reached the client.
+							if err := receive(t, otherErr, "the other writer's append, from the fault's hook"); err != nil {
 								t.Fatal(err)
 							}
 						}

@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -105,7 +106,9 @@ func TestRemoveLostAnswer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			objs, err := obs.List(ctx)
+			lctx, cancel := context.WithTimeout(ctx, hangGuard) // List has no bound of its own
+			defer cancel()
+			objs, err := obs.List(lctx)
 			if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
 				t.Fatal(err)
 			}

@@ -716,7 +716,12 @@ func (s *Snapshots) Sweep(ctx context.Context, limit int) (removed []string, err
 	if limit <= 0 {
 		limit = DefaultSweepLimit
 	}
-	objs, err := s.obs.List(ctx)
+	// The listing is a watch that ends only once the server delivered
+	// every object: bound it as a request, or a caller without a
+	// deadline waits for ever for a delivery that never comes.
+	lctx, cancel := s.l.bound(ctx)
+	objs, err := s.obs.List(lctx)
+	cancel()
 	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil, fmt.Errorf("evlog/jetstream: sweep: listing the state objects: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/evlog/evlog"
@@ -22,7 +23,9 @@ func TestSubscribeAcrossACutConnection(t *testing.T) {
 	p := startFaultProxy(t, addr)
 	w := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
 	sub := openLog(t, connectVia(t, p.URL(), proxyTimeout), evjs.Config{Name: w.Name(), Replicas: 1})
-	ctx, cancel := context.WithCancel(t.Context())
+	// The subscription follows appends forever: a guard ends it (with
+	// an error, a failure) if it stalls.
+	ctx, cancel := context.WithCancel(guarded(t, hangGuard))
 	defer cancel()
 	appendN := func(n int) {
 		for i := 0; i < n; i += 50 {
@@ -40,6 +43,10 @@ func TestSubscribeAcrossACutConnection(t *testing.T) {
 	appendN(half)
 	p.arm("$JS.API.CONSUMER.MSG.NEXT.", faultCut, 2, nil, false)
 	done := make(chan struct{})
+	var appending sync.WaitGroup
+	// The appender ends (cancel) and is waited for before the test
+	// ends, also when it fails early: it reports to t.
+	t.Cleanup(appending.Wait)
 	next := uint64(1)
 	for e, err := range sub.Subscribe(ctx, 1) {
 		if err != nil {
@@ -49,14 +56,14 @@ func TestSubscribeAcrossACutConnection(t *testing.T) {
 			t.Fatalf("got seq %d, want %d", e.Seq, next)
 		}
 		if next == half/2 {
-			go func() { defer close(done); appendN(half) }()
+			appending.Go(func() { defer close(done); appendN(half) })
 		}
 		if next == 2*half {
 			break
 		}
 		next++
 	}
-	<-done
+	receive(t, done, "the second half of the appends")
 	if fired, _ := p.hasFired(); !fired {
 		t.Error("the connection was never cut")
 	}

@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"slices"
@@ -109,7 +110,11 @@ func objectNames(t *testing.T, js jetstream.JetStream, l *evjs.Log) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := obs.List(t.Context())
+	// List waits for the watch it opens to deliver every object, with
+	// no bound of its own: only ctx ends it.
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	objs, err := obs.List(ctx)
 	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
 		t.Fatal(err)
 	}
@@ -163,7 +168,7 @@ func TestSweepBesideSave(t *testing.T) {
 	if fired, _ := p.hasFired(); !fired {
 		t.Fatal("the sweep did not run during the Save")
 	}
-	res := <-swept // sent before the answer the Save waited for
+	res := receive(t, swept, "the sweep run by the fault's hook") // sent before the answer the Save waited for
 	removed, sweepErr := res.removed, res.err
 	if sweepErr != nil {
 		t.Fatalf("Sweep: %v", sweepErr)
@@ -176,5 +181,43 @@ func TestSweepBesideSave(t *testing.T) {
 		t.Errorf("Save succeeded, Sweep removed %q, and Load fails: %v", removed, err)
 	case saveErr == nil && !bytes.Equal(got, state):
 		t.Error("Save succeeded, but Load gives another state")
+	}
+}
+
+// TestSweepBoundsListing: Sweep lists the state objects through a watch
+// that ends only once the server delivered every object; with a ctx
+// without deadline, Config.Timeout must bound that listing, as it bounds
+// every request of the Log. Here the fault proxy drops every delivery of
+// an object's metadata (the watch's consumer is reset and redelivers, in
+// vain): Sweep must fail with context.DeadlineExceeded, having deleted
+// nothing. Before, it waited for the listing as long as ctx lasted: for
+// ever, for a caller without a deadline.
+func TestSweepBoundsListing(t *testing.T) {
+	s := startServer(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Addr().(*net.TCPAddr).Port))
+	direct := connect(t, s.ClientURL())
+	ctx := t.Context()
+	p := startFaultProxy(t, addr)
+	l := openLog(t, connectVia(t, p.URL(), proxyTimeout), evjs.Config{Replicas: 1, Timeout: proxyTimeout})
+	if _, err := l.Append(ctx, "s", event.ExpectAny, ev("e")); err != nil {
+		t.Fatal(err)
+	}
+	snaps := snapshotsOf(t, l)
+	state := bytes.Repeat([]byte{3}, 64<<10+1) // in the object store
+	m := snapshot.Meta{Name: "agg", LogID: l.LogID(), Seq: 1, Time: time.Unix(1, 0).UTC(), SchemaVersion: 1}
+	if _, err := snaps.Save(ctx, m, state); err != nil {
+		t.Fatal(err)
+	}
+	p.mute("$O." + l.StreamName() + "_SNAPSHOTS.M.")
+	swept := make(chan error, 1)
+	go func() {
+		_, err := snaps.Sweep(ctx, 0) // no deadline: Config.Timeout applies
+		swept <- err
+	}()
+	if err := receive(t, swept, "Sweep whose listing never completes"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Sweep whose listing never completes: %v, want context.DeadlineExceeded", err)
+	}
+	if names := objectNames(t, direct, l); len(names) != 1 {
+		t.Errorf("state objects %q after the failed sweep, want the snapshot's", names)
 	}
 }
