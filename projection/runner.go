@@ -699,14 +699,18 @@ func (r *Runner[S, E]) notifyLocked() {
 	r.changed = make(chan struct{})
 }
 
-// checkpointFold is the fold of a checkpoint as the runner prunes them
-// (snapshot.PrunePolicy.Fold): its log, SchemaVersion and recorded scope.
-// Checkpoints of another fold under the projection's Name (another
+// CheckpointFold is the fold of a checkpoint as the runner prunes them
+// (its snapshot.PrunePolicy.Fold): its log, SchemaVersion and recorded
+// scope. Checkpoints of another fold under the projection's Name (another
 // SchemaVersion or Categories, run before or by another deployment) are
 // judged on their own: the runner keeps the newest ones of each fold its
 // retention keeps, never counts them as its own, and never removes the
-// only checkpoint another fold could resume from.
-func checkpointFold(m snapshot.Meta) string {
+// only checkpoint another fold could resume from. Tools that prune a
+// projection's checkpoints (evlogctl snapshots --prune) use it too, so
+// that they never remove what the runner keeps. It is a pure function of
+// m's LogID, SchemaVersion and Scope; two Metas get the same key exactly
+// when those three are equal.
+func CheckpointFold(m snapshot.Meta) string {
 	return fmt.Sprintf("%x/%d/%d", m.LogID, m.SchemaVersion, m.Scope)
 }
 
@@ -755,7 +759,7 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	}
 	p := r.opts.CheckpointRetention
 	p.Now = r.opts.Clock()
-	p.Fold = checkpointFold
+	p.Fold = CheckpointFold
 	// The prune completes the checkpoint, even if ctx is done meanwhile
 	// (Run stopped right after the save): with ctx's, it would prune
 	// nothing, and with nothing folded since, the final checkpoint would
