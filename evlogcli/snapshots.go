@@ -13,6 +13,7 @@ import (
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/projection"
 	"github.com/evlog/evlog/snapshot"
 )
 
@@ -83,22 +84,17 @@ func runSnapshots(ctx context.Context, e *env, args []string) error {
 	case c.prune && f.isSet("keep") && c.keep < 1:
 		return usagef("snapshots", "--keep %d: keep at least 1 (to remove every snapshot, delete the files)", c.keep)
 	}
-	policy := snapshot.PrunePolicy{KeepLast: c.keep, Now: e.now(), Fold: snapshotFold}
+	// Fold by fold, by the projection runner's own key (log, schema
+	// version, scope): the snapshots of one subject of another fold cannot
+	// replace each other, so each fold keeps its own newest ones, and
+	// --prune never removes what the runner keeps.
+	policy := snapshot.PrunePolicy{KeepLast: c.keep, Now: e.now(), Fold: projection.CheckpointFold}
 	if f.isSet("tiers") {
 		if policy.Tiers, err = parseTiers(c.tiers); err != nil {
 			return usagef("snapshots", "--tiers %q: %v", c.tiers, err)
 		}
 	}
 	return fail("snapshots", c.run(ctx, e, pos[0], policy))
-}
-
-// snapshotFold is the fold of a snapshot, as --prune judges them: the
-// snapshots of one subject of another log, schema version or scope cannot
-// replace each other, so each fold keeps its own newest ones. It is the
-// key the projection runner prunes its checkpoints by (projection's
-// checkpointFold), so that --prune never removes what the runner keeps.
-func snapshotFold(m snapshot.Meta) string {
-	return fmt.Sprintf("%x/%d/%d", m.LogID, m.SchemaVersion, m.Scope)
 }
 
 // parseTiers parses --tiers: comma-separated WITHIN:EVERY bands, each a Go

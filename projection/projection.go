@@ -37,8 +37,9 @@ type Projection[S, E any] struct {
 	// record none); changing SchemaVersion too is still clearer. A
 	// checkpoint of the old Categories (or SchemaVersion) at the seq the
 	// new view reaches is replaced by the new one when no event up to it
-	// has expired (see the Runner's checkpoints). (Compute and FeedAll
-	// fold what they are given.)
+	// has expired (see docs/SNAPSHOT_FORMAT.md: on a log with Retention,
+	// events that expire after the replacement are lost to a rollback of
+	// the fold). (Compute and FeedAll fold what they are given.)
 	Categories []string
 	// Init returns the empty view (nil: zero S).
 	Init func() S

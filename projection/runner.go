@@ -357,14 +357,31 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 // The removal names the whole Meta read (snapshot.Store.Remove removes
 // the file only if it still holds that checkpoint): a checkpoint another
 // writer saved at the same seq meanwhile is never removed; the save then
-// finds it and it is judged as above.
+// finds it and it is judged as above. Before removing it, the runner
+// loads it (fully verified; one that does not load is kept), and after
+// removing it, it asks again which events expired: events expire with no
+// write to the log (retention's MaxAge as the clock moves, MaxCount as
+// other goroutines append), so one up to m.Seq may have expired between
+// the first check and the removal, and the removed checkpoint be the only
+// record of its effect. It is then saved back (the same Meta and state)
+// and m is not saved.
 //
 // A checkpoint of another fold that may hold the effect of expired events
 // is kept (logged): the current fold is checkpointed once the log grows.
 // Otherwise (a checkpoint of the same fold, or one passed over for another
 // reason) it returns the ErrExists error, as before. Crashing between the
 // removal and the save leaves neither at m.Seq: the next Run folds from an
-// older checkpoint, as it would have anyway.
+// older checkpoint, as it would have anyway (and, if events up to m.Seq
+// expired in that instant, the other fold's state up to m.Seq is lost).
+//
+// What this cannot guard: an event up to m.Seq that expires after the
+// replacement is done. The other fold's checkpoint was the only record of
+// its effect; that fold (its Categories or SchemaVersion rolled back)
+// then folds from an older checkpoint of its own (replay reports the
+// expired event after it: ErrExpiredUnfolded) or from the first event
+// (without the expired event's effect). On a log with Retention, keep a
+// backup before changing a projection's fold if a rollback must keep
+// that effect.
 func (r *Runner[S, E]) replaceOtherFold(ctx context.Context, m snapshot.Meta, b []byte) error {
 	exists := fmt.Errorf("%w: a checkpoint at seq %d", snapshot.ErrExists, m.Seq)
 	rm, canRemove := r.cps.(remover)
@@ -397,7 +414,8 @@ func (r *Runner[S, E]) replaceOtherFold(ctx context.Context, m snapshot.Meta, b 
 	if reason == "" {
 		return exists // the current fold's
 	}
-	expired, found, err := x.FirstExpired(ctx, 1, m.Seq, func(string) bool { return true })
+	everything := func(string) bool { return true }
+	expired, found, err := x.FirstExpired(ctx, 1, m.Seq, everything)
 	if err != nil {
 		return fmt.Errorf("evlog/projection: %s: reading which events up to seq %d expired: %w", r.p.Name, m.Seq, err)
 	}
@@ -406,13 +424,48 @@ func (r *Runner[S, E]) replaceOtherFold(ctx context.Context, m snapshot.Meta, b 
 			"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason, "expired_seq", expired)
 		return exists
 	}
+	// Its state, verified, so that it can be saved back: events expire
+	// without any write to the log (MaxAge, as the clock moves; MaxCount,
+	// as other goroutines append), so some may expire between the check
+	// above and the removal. One that does not load is kept. Load,
+	// Remove, the check after it and the save are one step, run to
+	// completion even if ctx ends meanwhile (a Run stopped right after
+	// its save), bounded by StopTimeout.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.StopTimeout)
+	defer cancel()
+	state, err := r.cps.Load(cctx, *old)
+	if err != nil {
+		r.opts.Logger.Warn("evlog/projection: not replacing a checkpoint of another fold at the seq of the view (it does not load); the view is checkpointed once the log grows",
+			"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason, "err", err)
+		return exists
+	}
 	r.opts.Logger.Info("evlog/projection: replacing a checkpoint of another fold at the seq of the view",
 		"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason)
-	if err := rm.Remove(ctx, *old); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+	if err := rm.Remove(cctx, *old); errors.Is(err, snapshot.ErrNotFound) {
+		// Gone or replaced meanwhile, not by this runner: nothing to
+		// save back (a replacement is found by the save, ErrExists).
+		_, err = r.cps.Save(cctx, m, b)
+		return err
+	} else if err != nil {
 		return fmt.Errorf("removing the checkpoint of another fold (%s) in the way: %w", reason, err)
 	}
-	_, err = r.cps.Save(ctx, m, b)
-	return err
+	// Removed: the check again. An event expired meanwhile: the removed
+	// checkpoint may be the only record of its effect, so it is saved
+	// back.
+	expired, found, err = x.FirstExpired(cctx, 1, m.Seq, everything)
+	if err == nil && !found {
+		_, err = r.cps.Save(cctx, m, b)
+		return err
+	}
+	back := *old
+	back.RawSize, back.CompressedSize, back.File = 0, 0, ""
+	if _, serr := r.cps.Save(cctx, back, state); serr != nil {
+		return fmt.Errorf("evlog/projection: %s: removed the checkpoint of another fold (%s) at seq %d to replace it, then events up to it expired (or which did could not be read: %v), and saving it back failed: %w; that fold's state up to seq %d is lost unless a backup holds %s",
+			r.p.Name, reason, m.Seq, err, serr, m.Seq, old.File)
+	}
+	r.opts.Logger.Warn("evlog/projection: saved back the checkpoint of another fold it was replacing (an event up to its seq expired meanwhile, or which did could not be read); the view is checkpointed once the log grows",
+		"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason, "expired_seq", expired, "err", err)
+	return exists
 }
 
 // markerName is the subject of the marker Rebuild saves while the old
@@ -699,14 +752,18 @@ func (r *Runner[S, E]) notifyLocked() {
 	r.changed = make(chan struct{})
 }
 
-// checkpointFold is the fold of a checkpoint as the runner prunes them
-// (snapshot.PrunePolicy.Fold): its log, SchemaVersion and recorded scope.
-// Checkpoints of another fold under the projection's Name (another
+// CheckpointFold is the fold of a checkpoint as the runner prunes them
+// (its snapshot.PrunePolicy.Fold): its log, SchemaVersion and recorded
+// scope. Checkpoints of another fold under the projection's Name (another
 // SchemaVersion or Categories, run before or by another deployment) are
 // judged on their own: the runner keeps the newest ones of each fold its
 // retention keeps, never counts them as its own, and never removes the
-// only checkpoint another fold could resume from.
-func checkpointFold(m snapshot.Meta) string {
+// only checkpoint another fold could resume from. Tools that prune a
+// projection's checkpoints (evlogctl snapshots --prune) use it too, so
+// that they never remove what the runner keeps. It is a pure function of
+// m's LogID, SchemaVersion and Scope; two Metas get the same key exactly
+// when those three are equal.
+func CheckpointFold(m snapshot.Meta) string {
 	return fmt.Sprintf("%x/%d/%d", m.LogID, m.SchemaVersion, m.Scope)
 }
 
@@ -755,7 +812,7 @@ func (r *Runner[S, E]) checkpoint(ctx context.Context) error {
 	}
 	p := r.opts.CheckpointRetention
 	p.Now = r.opts.Clock()
-	p.Fold = checkpointFold
+	p.Fold = CheckpointFold
 	// The prune completes the checkpoint, even if ctx is done meanwhile
 	// (Run stopped right after the save): with ctx's, it would prune
 	// nothing, and with nothing folded since, the final checkpoint would

@@ -122,8 +122,12 @@
 //
 // # Durability
 //
-// Save calls Options.BeforeSave(Seq) first, so the log is durable through
-// Seq before any snapshot that folds those events exists. It then writes
+// Save calls Options.BeforeSave(Seq) first, so that the log is durable
+// through Seq, and a reader in another process serves it, before any
+// snapshot that folds those events exists. The Store knows no log: that
+// promise is BeforeSave's, and the log's stores (evlog.Log.Snapshots,
+// evlog.OpenSnapshotWriter) set it; a Store opened without it promises
+// only its own file's durability (see Options.BeforeSave). It then writes
 // "<name>.tmp", fsyncs it, renames it to the final name and fsyncs the
 // directory. A crash at any point leaves either no snapshot or a complete,
 // durable one (plus, perhaps, a temporary, which CleanTemps removes), never

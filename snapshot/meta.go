@@ -59,6 +59,18 @@ type Meta struct {
 	// no hole); every event up to Seq may have been folded. The store
 	// records it as given (format version 4, only when non-empty). It is
 	// a value (Meta stays comparable with ==).
+	//
+	// The claim may say less than the truth, never more: a seq outside
+	// the ranges counts as possibly folded, so its later expiry is
+	// reported (replay.FirstFoldedExpired: replay.ErrHistoryLost) instead
+	// of being folded again without it. A fold that met more than
+	// MaxUnfolded holes records the first MaxUnfolded and leaves the rest
+	// out (replay.Result.Unfolded): a deletion after one of the others
+	// expired reports a loss that is not one, the price of the bound. No
+	// writer merges ranges to fit: a merged range would cover a folded
+	// event between them, whose expiry would then go unreported and its
+	// effect be lost silently. Save refuses more than MaxUnfolded ranges
+	// (ErrInvalid), writing nothing.
 	Unfolded SeqRanges
 	// RawSize is the size of the state in bytes; CompressedSize the size
 	// of its zstd frame. Set by the Store.
@@ -152,6 +164,8 @@ func checkMeta(m *Meta) error {
 		return invalidf("snapshot %q at seq %d has no time; it must be the time of the last event folded in", m.Name, m.Seq)
 	case m.Time.Before(minTime) || m.Time.After(maxTime):
 		return invalidf("snapshot %q time %v is outside the years 1678 to 2262", m.Name, m.Time)
+	case m.Unfolded.Len() > MaxUnfolded:
+		return invalidf("snapshot %q at seq %d: %s; record the first %d and leave the rest out (a seq left out counts as possibly folded, the safe side), never merge ranges across folded events", m.Name, m.Seq, checkUnfolded(m.Unfolded, m.Seq), MaxUnfolded)
 	case checkUnfolded(m.Unfolded, m.Seq) != "":
 		return invalidf("snapshot %q at seq %d: %s", m.Name, m.Seq, checkUnfolded(m.Unfolded, m.Seq))
 	}

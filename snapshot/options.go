@@ -44,8 +44,24 @@ type Options struct {
 	Logger *slog.Logger
 	// BeforeSave, if set, is called by Save with the snapshot's Seq before
 	// anything is written, so the log can make itself durable through that
-	// seq: a snapshot must never outlive the events it folds, even when
-	// the log syncs lazily. An error aborts the Save and is returned.
+	// seq, and the mark that lets a reader in another process serve it: a
+	// snapshot must never outlive the events it folds, even when the log
+	// syncs lazily, nor be durable before a reader can serve them. An
+	// error aborts the Save and is returned.
+	//
+	// A Store knows no log: without BeforeSave, Save makes its own file
+	// durable and promises nothing about the events the snapshot folds
+	// (it cannot even tell whether Seq is beyond the end of the log).
+	// After a power loss such a snapshot may claim events the log lost;
+	// replay then passes it over while its Seq is beyond the end of the
+	// log, and once the log has grown past it again tells it from the new
+	// events at its Seq only by the Anchor (set Anchor too) or, without
+	// one, by recorded time. So never Save a snapshot of an evlog log
+	// through a Store opened directly: use evlog.Log.Snapshots (the
+	// writer) or evlog.OpenSnapshotWriter (a tool beside it), which set
+	// BeforeSave and Anchor. Stores opened directly are for reading (as
+	// evlogctl's read-only commands, backup verification and restore
+	// planning use them, over a read-only FS) and for tests.
 	BeforeSave func(ctx context.Context, seq uint64) error
 	// Anchor, if set, is called by Save (after BeforeSave) with the
 	// snapshot's Seq and returns AnchorOf the log's event at that seq, or

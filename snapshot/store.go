@@ -38,7 +38,12 @@ type Store struct {
 
 // Open returns a Store over the directory fsys with the given options. It
 // validates opts and never modifies anything; it does not clean up
-// leftover temporaries (the writer calls CleanTemps).
+// leftover temporaries (the writer calls CleanTemps). The Store knows no
+// log: only opts.BeforeSave ties a Save to the durability of the events
+// it folds (see Options.BeforeSave). A log's snapshots are saved through
+// evlog.Log.Snapshots or evlog.OpenSnapshotWriter, which set it; a Store
+// opened here without it is for reading and tests. (Open takes an
+// internal/vfs FS, so only code inside this module can call it.)
 func Open(fsys vfs.FS, opts Options) (*Store, error) {
 	if fsys == nil {
 		return nil, invalidf("nil FS")

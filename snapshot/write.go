@@ -24,7 +24,10 @@ import (
 // Options.BeforeSave(m.Seq), compresses the state, writes it to a
 // temporary, fsyncs it, renames it into place and fsyncs the directory.
 //
-// Durability: when Save returns nil the snapshot is durable. When it fails,
+// Durability: when Save returns nil the snapshot is durable. That the
+// events it folds are durable, and served by readers, is BeforeSave's
+// promise, not Save's: without Options.BeforeSave nothing about the log is
+// checked (see Options.BeforeSave). When it fails,
 // the temporary is removed (best effort; CleanTemps removes what is left)
 // and no other file is touched; if only the final directory fsync failed,
 // the complete snapshot is in place but may not survive a power loss, and
