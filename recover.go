@@ -50,12 +50,6 @@ type recovered struct {
 	report        RecoveryReport
 }
 
-func (r *recovered) close() {
-	for _, s := range r.segs {
-		s.Close()
-	}
-}
-
 // recoverDir opens the segments of fsys and applies the recovery rules of
 // docs/FORMAT.md ("Recovery"). With readOnly it modifies nothing. A writer
 // validates the whole directory before it deletes anything: removals are

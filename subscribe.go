@@ -112,7 +112,6 @@ const maxFollowFailures = 10
 type follower struct {
 	l        *Log
 	failures int
-	last     error
 }
 
 func (f *follower) wait(ctx context.Context, wake <-chan struct{}) error {

@@ -390,7 +390,6 @@ func (s *salvager) frames(ctx context.Context, off, end, size int64) error {
 					if err := damage(off, "mark frame inside a batch or malformed"); err != nil {
 						return err
 					}
-					break
 				}
 			default:
 				// The footer of a segment whose trailer is missing or
