@@ -226,9 +226,11 @@ func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs func(i, j int) stri
 }
 
 // headerReserve is what messageSize counts for the headers set after the
-// event's own (expected stream and sequences, batch ID, sequence and
-// commit: about 300 bytes at most).
-const headerReserve = 384
+// event's own: expected stream and sequences, batch ID, sequence and
+// commit (about 300 bytes at most), and the expected last message ID (the
+// Nats-Msg-Id of the log's last event, escaped: at most three bytes per
+// byte of an event ID).
+const headerReserve = 384 + len(jetstream.ExpectedLastMsgIDHeader) + len(": \r\n") + 3*event.MaxIDLen
 
 // messageSize returns upper bounds of the size, headers included, of the
 // message carrying e (Stream and SchemaVersion set), as the client checks
@@ -276,6 +278,7 @@ type streamHead struct {
 	seq, version uint64
 	repeat       bool
 	msgID        string // its Nats-Msg-Id, unescaped
+	rawMsgID     string // its Nats-Msg-Id as stored
 	time         time.Time
 	event        event.Envelope // the event itself (Data included)
 }
@@ -347,11 +350,22 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 		}
 		l.mu.Lock()
-		lastSeq, lastTime := l.lastSeq, l.lastTime
+		lastSeq, lastTime, lastID := l.lastSeq, l.lastTime, l.lastID
 		l.mu.Unlock()
+		if a.n > 1 {
+			// The batch is pinned to lastSeq; check that the event there
+			// is still the one this Log saw (a single message carries
+			// that check to the server: see build).
+			if err := a.checkEnd(ctx, heads, lastSeq, lastID); err != nil {
+				if rerr := retry(err, false); rerr != nil {
+					return nil, rerr
+				}
+				continue
+			}
+		}
 		// Expectations and times are checked locally, part by part as the
 		// file log checks them: a conflict needs no round trip.
-		msgs, err := a.build(heads, lastSeq, lastTime)
+		msgs, err := a.build(heads, lastSeq, lastTime, lastID)
 		if errors.Is(err, evlog.ErrVersionConflict) && a.explicitTimes {
 			// The times of the requests before the conflicting one were
 			// checked against what this Log knows of the log's end,
@@ -364,9 +378,9 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 				continue
 			}
 			l.mu.Lock()
-			lastSeq, lastTime = l.lastSeq, l.lastTime
+			lastSeq, lastTime, lastID = l.lastSeq, l.lastTime, l.lastID
 			l.mu.Unlock()
-			msgs, err = a.build(heads, lastSeq, lastTime)
+			msgs, err = a.build(heads, lastSeq, lastTime, lastID)
 		}
 		if (errors.Is(err, evlog.ErrVersionConflict) || errors.Is(err, evlog.ErrTimeBackwards)) && a.callerIDs && !a.unknown {
 			// As on the file log, the IDs are checked first: the append
@@ -436,9 +450,11 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 			return nil, a.failed(fmt.Errorf("%w (%w): an event ID of this append is held by another event within the log's duplicate window (%v); nothing was written: a retry must re-send the original append unchanged (same streams, events, order and content); new events need new IDs",
 				evlog.ErrDuplicateID, evlog.ErrInvalid, max(l.cfg.Duplicates, l.duplicates)))
-		case code == codeWrongLastSeq || code == codeWrongLastSeqConstant:
+		case code == codeWrongLastSeq || code == codeWrongLastSeqConstant || code == codeWrongLastMsgID:
 			// Another writer appended first (to the log or to one of our
-			// streams): re-read and decide again.
+			// streams), or the stream was replaced (the event at the
+			// log's last seq is another one): re-read and decide again;
+			// refresh finds a replacement.
 			if err := l.refresh(ctx); err != nil {
 				if rerr := retry(err, false); rerr != nil {
 					return nil, rerr
@@ -512,7 +528,7 @@ func (l *Log) head(ctx context.Context, stream string) (streamHead, error) {
 	if err != nil {
 		return streamHead{}, fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", m.Seq, l.streamName, err)
 	}
-	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, time: e.Time, event: e}, nil
+	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, rawMsgID: m.hdr.Get(jetstream.MsgIDHeader), time: e.Time, event: e}, nil
 }
 
 // heads returns the head of each request's stream (see streamHead).
@@ -761,14 +777,46 @@ func differs(stored, ev event.Envelope) string {
 	return ""
 }
 
+// checkEnd returns nil if the log's event at lastSeq is the one this Log
+// saw there (Nats-Msg-Id lastID; "": nothing to check), read from a head
+// at that seq if there is one, else from the stream leader. Otherwise the
+// stream was replaced (deletes and purges are denied, so the event cannot
+// have gone or changed in the stream this Log saw), and it returns what
+// refresh finds: a *StreamReplacedError.
+func (a *appendOp) checkEnd(ctx context.Context, heads []streamHead, lastSeq uint64, lastID string) error {
+	if lastSeq == 0 || lastID == "" {
+		return nil
+	}
+	for _, h := range heads {
+		if h.seq == lastSeq {
+			if h.rawMsgID == lastID {
+				return nil
+			}
+			return a.l.refresh(ctx)
+		}
+	}
+	m, found, err := a.l.getMsg(ctx, lastSeq, "")
+	if err != nil {
+		return err
+	}
+	if found && m.hdr.Get(jetstream.MsgIDHeader) == lastID {
+		return nil
+	}
+	return a.l.refresh(ctx)
+}
+
 // build checks each part's expectation against heads and its events'
 // explicit times against the log's last time (part by part, in the order
 // the file log checks them: a *event.ConflictError or ErrTimeBackwards),
 // assigns versions and times and encodes the messages, with the
 // expectations that make the commit conditional: the log's last seq (so
 // that recorded times never decrease) on the first message, and each
-// stream's last seq on its first message.
-func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time) ([]*nats.Msg, error) {
+// stream's last seq on its first message. A single message also names
+// lastID, the Nats-Msg-Id of the event this Log saw at lastSeq
+// (Nats-Expected-Last-Msg-Id), so the server refuses it on a stream
+// replaced by one ending at the same seq; JetStream refuses that header in
+// an atomic batch, whose end run checks by reading (checkEnd).
+func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time, lastID string) ([]*nats.Msg, error) {
 	now := a.l.cfg.Clock()
 	at := lastTime
 	msgs := make([]*nats.Msg, 0, a.n)
@@ -795,6 +843,9 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time)
 			m.Header.Set(jetstream.ExpectedStreamHeader, a.l.streamName)
 			if len(msgs) == 0 {
 				m.Header.Set(jetstream.ExpectedLastSeqHeader, fmt.Sprint(lastSeq))
+				if a.n == 1 && lastSeq > 0 && lastID != "" {
+					m.Header.Set(jetstream.ExpectedLastMsgIDHeader, lastID)
+				}
 			}
 			if j == 0 && !heads[i].repeat {
 				// (A later request for the stream is pinned by its

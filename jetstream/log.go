@@ -126,11 +126,20 @@ func (e *ForeignStreamError) Is(target error) bool { return target == ErrForeign
 // append losing the race for the end, Range, SeqAt, a snapshot Save) and
 // finds the last seq it knew of missing, or holding another event than the
 // one it saw there (another Nats-Msg-Id), also when the new stream holds
-// as many events as that or more. One case escapes the appends: a
-// replacement whose end is exactly the last seq the Log knew of is found
-// by the next read of the end, but an append before it lands on the new
-// stream (JetStream cannot make an atomic batch conditional on the last
-// message's identity).
+// as many events as that or more. An append finds it too when the new
+// stream ends exactly at the last seq the Log knew of (its expectation on
+// the log's end then holds): a single event names the Nats-Msg-Id the Log
+// saw there (Nats-Expected-Last-Msg-Id), which the server checks as it
+// stores the event; a batch of several events (JetStream refuses that
+// header in an atomic batch) reads the event at that seq first, from a
+// stream head it reads anyway when one ends there, else with one more
+// request. What cannot be told apart: a batch is unchecked against a
+// replacement made between that read and its commit (milliseconds), and a
+// new stream holding the same message (the same Nats-Msg-Id) at the last
+// seq the Log knew of is taken for the old one. A restart of the servers
+// keeping the stream is no replacement (the event is still there); one
+// that lost acknowledged events (servers not run with sync_interval:
+// always) is reported as one, since the history the Log saw is gone.
 type StreamReplacedError struct {
 	Stream string // the JetStream stream
 	Seen   uint64 // a seq the Log saw an event stored at, which the stream no longer holds there
