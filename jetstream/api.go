@@ -22,7 +22,6 @@ const (
 	codeDuplicateConflict    jetstream.ErrorCode = 10158 // Nats-Msg-Id seen, seq unknown
 	codeUnavailable          jetstream.ErrorCode = 10008 // "JetStream system temporarily unavailable"
 	codeStreamNotMatch       jetstream.ErrorCode = 10060 // Nats-Expected-Stream names another stream
-	codeWrongLastMsgID       jetstream.ErrorCode = 10070 // Nats-Expected-Last-Msg-Id is not the last message's
 )
 
 // apiCode returns the JetStream error code of err (0: none).

@@ -226,11 +226,9 @@ func (l *Log) check(batch []evlog.AppendRequest, freshMsgIDs func(i, j int) stri
 }
 
 // headerReserve is what messageSize counts for the headers set after the
-// event's own: expected stream and sequences, batch ID, sequence and
-// commit (about 300 bytes at most), and the expected last message ID (the
-// Nats-Msg-Id of the log's last event, escaped: at most three bytes per
-// byte of an event ID).
-const headerReserve = 384 + len(jetstream.ExpectedLastMsgIDHeader) + len(": \r\n") + 3*event.MaxIDLen
+// event's own (expected stream and sequences, batch ID, sequence and
+// commit: about 300 bytes at most).
+const headerReserve = 384
 
 // messageSize returns upper bounds of the size, headers included, of the
 // message carrying e (Stream and SchemaVersion set), as the client checks
@@ -352,20 +350,18 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		l.mu.Lock()
 		lastSeq, lastTime, lastID := l.lastSeq, l.lastTime, l.lastID
 		l.mu.Unlock()
-		if a.n > 1 {
-			// The batch is pinned to lastSeq; check that the event there
-			// is still the one this Log saw (a single message carries
-			// that check to the server: see build).
-			if err := a.checkEnd(ctx, heads, lastSeq, lastID); err != nil {
-				if rerr := retry(err, false); rerr != nil {
-					return nil, rerr
-				}
-				continue
+		// The append is pinned to lastSeq (build): check that the event
+		// there is still the one this Log saw, or a stream replaced by
+		// one ending at the same seq would take it.
+		if err := a.checkEnd(ctx, heads, lastSeq, lastID); err != nil {
+			if rerr := retry(err, false); rerr != nil {
+				return nil, rerr
 			}
+			continue
 		}
 		// Expectations and times are checked locally, part by part as the
 		// file log checks them: a conflict needs no round trip.
-		msgs, err := a.build(heads, lastSeq, lastTime, lastID)
+		msgs, err := a.build(heads, lastSeq, lastTime)
 		if errors.Is(err, evlog.ErrVersionConflict) && a.explicitTimes {
 			// The times of the requests before the conflicting one were
 			// checked against what this Log knows of the log's end,
@@ -378,9 +374,9 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 				continue
 			}
 			l.mu.Lock()
-			lastSeq, lastTime, lastID = l.lastSeq, l.lastTime, l.lastID
+			lastSeq, lastTime = l.lastSeq, l.lastTime
 			l.mu.Unlock()
-			msgs, err = a.build(heads, lastSeq, lastTime, lastID)
+			msgs, err = a.build(heads, lastSeq, lastTime)
 		}
 		if (errors.Is(err, evlog.ErrVersionConflict) || errors.Is(err, evlog.ErrTimeBackwards)) && a.callerIDs && !a.unknown {
 			// As on the file log, the IDs are checked first: the append
@@ -450,11 +446,9 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 			return nil, a.failed(fmt.Errorf("%w (%w): an event ID of this append is held by another event within the log's duplicate window (%v); nothing was written: a retry must re-send the original append unchanged (same streams, events, order and content); new events need new IDs",
 				evlog.ErrDuplicateID, evlog.ErrInvalid, max(l.cfg.Duplicates, l.duplicates)))
-		case code == codeWrongLastSeq || code == codeWrongLastSeqConstant || code == codeWrongLastMsgID:
+		case code == codeWrongLastSeq || code == codeWrongLastSeqConstant:
 			// Another writer appended first (to the log or to one of our
-			// streams), or the stream was replaced (the event at the
-			// log's last seq is another one): re-read and decide again;
-			// refresh finds a replacement.
+			// streams): re-read and decide again.
 			if err := l.refresh(ctx); err != nil {
 				if rerr := retry(err, false); rerr != nil {
 					return nil, rerr
@@ -779,10 +773,20 @@ func differs(stored, ev event.Envelope) string {
 
 // checkEnd returns nil if the log's event at lastSeq is the one this Log
 // saw there (Nats-Msg-Id lastID; "": nothing to check), read from a head
-// at that seq if there is one, else from the stream leader. Otherwise the
-// stream was replaced (deletes and purges are denied, so the event cannot
-// have gone or changed in the stream this Log saw), and it returns what
-// refresh finds: a *StreamReplacedError.
+// at that seq if there is one (no request), else from the stream leader
+// (one request). Otherwise the stream was replaced (deletes and purges
+// are denied, so the event cannot have gone or changed in the stream this
+// Log saw), and it returns what refresh finds: a *StreamReplacedError.
+//
+// The append's expectation on the log's last seq (build) catches a
+// replacement ending elsewhere; this catches one ending at lastSeq, up to
+// the moment of the read: a replacement between it and the commit is not
+// seen. The server could check it atomically for a single message
+// (Nats-Expected-Last-Msg-Id; JetStream refuses it in an atomic batch),
+// but it checks that header as each replica applies the message, against
+// a last message ID a replica caught up from a peer does not update
+// (nats-server v2.15.2, processCatchupMsg), so on a replicated stream one
+// replica could refuse what the others store: not used.
 func (a *appendOp) checkEnd(ctx context.Context, heads []streamHead, lastSeq uint64, lastID string) error {
 	if lastSeq == 0 || lastID == "" {
 		return nil
@@ -811,12 +815,10 @@ func (a *appendOp) checkEnd(ctx context.Context, heads []streamHead, lastSeq uin
 // assigns versions and times and encodes the messages, with the
 // expectations that make the commit conditional: the log's last seq (so
 // that recorded times never decrease) on the first message, and each
-// stream's last seq on its first message. A single message also names
-// lastID, the Nats-Msg-Id of the event this Log saw at lastSeq
-// (Nats-Expected-Last-Msg-Id), so the server refuses it on a stream
-// replaced by one ending at the same seq; JetStream refuses that header in
-// an atomic batch, whose end run checks by reading (checkEnd).
-func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time, lastID string) ([]*nats.Msg, error) {
+// stream's last seq on its first message. That the event at lastSeq is
+// the one this Log saw there is checked before (checkEnd), not by the
+// server: see checkEnd.
+func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time) ([]*nats.Msg, error) {
 	now := a.l.cfg.Clock()
 	at := lastTime
 	msgs := make([]*nats.Msg, 0, a.n)
@@ -843,9 +845,6 @@ func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time,
 			m.Header.Set(jetstream.ExpectedStreamHeader, a.l.streamName)
 			if len(msgs) == 0 {
 				m.Header.Set(jetstream.ExpectedLastSeqHeader, fmt.Sprint(lastSeq))
-				if a.n == 1 && lastSeq > 0 && lastID != "" {
-					m.Header.Set(jetstream.ExpectedLastMsgIDHeader, lastID)
-				}
 			}
 			if j == 0 && !heads[i].repeat {
 				// (A later request for the stream is pinned by its

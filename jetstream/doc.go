@@ -24,10 +24,9 @@
 //   - A stream deleted and recreated under an open Log is found when the Log
 //     reads the stream's end and the event at the last seq it knew of is
 //     missing or another one, however many events the new stream holds:
-//     ErrStreamReplaced. An append checks that event too, when the new
-//     stream ends at that seq: a single event by the server
-//     (Nats-Expected-Last-Msg-Id), a batch by reading it just before
-//     sending (see StreamReplacedError for what cannot be told apart).
+//     ErrStreamReplaced. An append checks that event too, reading it
+//     just before sending, so a new stream ending at that seq takes no
+//     append (see StreamReplacedError for what cannot be told apart).
 //   - State objects a Save left behind without a record are deleted by
 //     Snapshots.Sweep, which is safe beside other processes' saves.
 //   - Copy stores an event ID the source holds twice under fresh,

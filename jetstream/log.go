@@ -128,18 +128,19 @@ func (e *ForeignStreamError) Is(target error) bool { return target == ErrForeign
 // one it saw there (another Nats-Msg-Id), also when the new stream holds
 // as many events as that or more. An append finds it too when the new
 // stream ends exactly at the last seq the Log knew of (its expectation on
-// the log's end then holds): a single event names the Nats-Msg-Id the Log
-// saw there (Nats-Expected-Last-Msg-Id), which the server checks as it
-// stores the event; a batch of several events (JetStream refuses that
-// header in an atomic batch) reads the event at that seq first, from a
-// stream head it reads anyway when one ends there, else with one more
-// request. What cannot be told apart: a batch is unchecked against a
-// replacement made between that read and its commit (milliseconds), and a
-// new stream holding the same message (the same Nats-Msg-Id) at the last
-// seq the Log knew of is taken for the old one. A restart of the servers
-// keeping the stream is no replacement (the event is still there); one
-// that lost acknowledged events (servers not run with sync_interval:
-// always) is reported as one, since the history the Log saw is gone.
+// the log's end then holds): before sending, it reads the event at that
+// seq (from a stream head it reads anyway when one of its streams ends
+// there, else with one more request). What cannot be told apart: a
+// replacement made between that read and the append's commit
+// (milliseconds) is not seen by that append (JetStream cannot make an
+// atomic batch conditional on the last message's identity, and checks it
+// for a single message only as each replica applies it: see checkEnd),
+// and a new stream holding the same message (the same Nats-Msg-Id) at the
+// last seq the Log knew of is taken for the old one. A restart of the
+// servers keeping the stream is no replacement (the event is still
+// there); one that lost acknowledged events (servers not run with
+// sync_interval: always) is reported as one, since the history the Log
+// saw is gone.
 type StreamReplacedError struct {
 	Stream string // the JetStream stream
 	Seen   uint64 // a seq the Log saw an event stored at, which the stream no longer holds there

@@ -147,10 +147,9 @@ func TestStreamReplacedHoldingMore(t *testing.T) {
 // end first. The append's expectation on the log's last seq holds on the
 // new stream, so before, the append landed there (as if it followed the
 // events the Log had seen). The append path must check that the event at
-// that seq is still the one the Log saw: a single event by the server's
-// Nats-Expected-Last-Msg-Id, a batch by reading it, for free when an
-// appended stream ends there. Either way the append fails with
-// ErrStreamReplaced and the new stream holds only its own events.
+// that seq is still the one the Log saw (by reading it, for free when an
+// appended stream ends there): the append fails with ErrStreamReplaced
+// and the new stream holds only its own events.
 func TestStreamReplacedSameEnd(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -214,8 +213,7 @@ func TestStreamReplacedSameEnd(t *testing.T) {
 // TestServerRestartIsNoReplacement: a restart of the server keeping the
 // stream (its files) is no replacement: the stream still holds the event
 // the Log saw at its last seq, so the Log's next appends, a single event
-// (checked by the server's Nats-Expected-Last-Msg-Id, which it rebuilds
-// from the stored last message) and a batch, succeed after the restart.
+// and a batch, succeed after the restart.
 func TestServerRestartIsNoReplacement(t *testing.T) {
 	dir := t.TempDir()
 	opts := func(port int) *server.Options {
