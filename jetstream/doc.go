@@ -27,6 +27,10 @@
 //     ErrStreamReplaced. An append checks that event too, reading it
 //     just before sending, so a new stream ending at that seq takes no
 //     append (see StreamReplacedError for what cannot be told apart).
+//   - Snapshots.Load and Snapshots.Remove act only on the snapshot their
+//     Meta describes (every field of a Meta the store returned), never on
+//     one saved since at the same name and seq by another fold:
+//     snapshot.ErrNotFound, list again.
 //   - State objects a Save left behind without a record are deleted by
 //     Snapshots.Sweep, which is safe beside other processes' saves.
 //   - Copy stores an event ID the source holds twice under fresh,
