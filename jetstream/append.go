@@ -276,6 +276,7 @@ type streamHead struct {
 	seq, version uint64
 	repeat       bool
 	msgID        string // its Nats-Msg-Id, unescaped
+	rawMsgID     string // its Nats-Msg-Id as stored
 	time         time.Time
 	event        event.Envelope // the event itself (Data included)
 }
@@ -347,8 +348,17 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 		}
 		l.mu.Lock()
-		lastSeq, lastTime := l.lastSeq, l.lastTime
+		lastSeq, lastTime, lastID := l.lastSeq, l.lastTime, l.lastID
 		l.mu.Unlock()
+		// The append is pinned to lastSeq (build): check that the event
+		// there is still the one this Log saw, or a stream replaced by
+		// one ending at the same seq would take it.
+		if err := a.checkEnd(ctx, heads, lastSeq, lastID); err != nil {
+			if rerr := retry(err, false); rerr != nil {
+				return nil, rerr
+			}
+			continue
+		}
 		// Expectations and times are checked locally, part by part as the
 		// file log checks them: a conflict needs no round trip.
 		msgs, err := a.build(heads, lastSeq, lastTime)
@@ -512,7 +522,7 @@ func (l *Log) head(ctx context.Context, stream string) (streamHead, error) {
 	if err != nil {
 		return streamHead{}, fmt.Errorf("evlog/jetstream: message %d of %s: Nats-Msg-Id: %w", m.Seq, l.streamName, err)
 	}
-	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, time: e.Time, event: e}, nil
+	return streamHead{seq: e.Seq, version: e.Version, msgID: msgID, rawMsgID: m.hdr.Get(jetstream.MsgIDHeader), time: e.Time, event: e}, nil
 }
 
 // heads returns the head of each request's stream (see streamHead).
@@ -761,13 +771,53 @@ func differs(stored, ev event.Envelope) string {
 	return ""
 }
 
+// checkEnd returns nil if the log's event at lastSeq is the one this Log
+// saw there (Nats-Msg-Id lastID; "": nothing to check), read from a head
+// at that seq if there is one (no request), else from the stream leader
+// (one request). Otherwise the stream was replaced (deletes and purges
+// are denied, so the event cannot have gone or changed in the stream this
+// Log saw), and it returns what refresh finds: a *StreamReplacedError.
+//
+// The append's expectation on the log's last seq (build) catches a
+// replacement ending elsewhere; this catches one ending at lastSeq, up to
+// the moment of the read: a replacement between it and the commit is not
+// seen. The server could check it atomically for a single message
+// (Nats-Expected-Last-Msg-Id; JetStream refuses it in an atomic batch),
+// but it checks that header as each replica applies the message, against
+// a last message ID a replica caught up from a peer does not update
+// (nats-server v2.15.2, processCatchupMsg), so on a replicated stream one
+// replica could refuse what the others store: not used.
+func (a *appendOp) checkEnd(ctx context.Context, heads []streamHead, lastSeq uint64, lastID string) error {
+	if lastSeq == 0 || lastID == "" {
+		return nil
+	}
+	for _, h := range heads {
+		if h.seq == lastSeq {
+			if h.rawMsgID == lastID {
+				return nil
+			}
+			return a.l.refresh(ctx)
+		}
+	}
+	m, found, err := a.l.getMsg(ctx, lastSeq, "")
+	if err != nil {
+		return err
+	}
+	if found && m.hdr.Get(jetstream.MsgIDHeader) == lastID {
+		return nil
+	}
+	return a.l.refresh(ctx)
+}
+
 // build checks each part's expectation against heads and its events'
 // explicit times against the log's last time (part by part, in the order
 // the file log checks them: a *event.ConflictError or ErrTimeBackwards),
 // assigns versions and times and encodes the messages, with the
 // expectations that make the commit conditional: the log's last seq (so
 // that recorded times never decrease) on the first message, and each
-// stream's last seq on its first message.
+// stream's last seq on its first message. That the event at lastSeq is
+// the one this Log saw there is checked before (checkEnd), not by the
+// server: see checkEnd.
 func (a *appendOp) build(heads []streamHead, lastSeq uint64, lastTime time.Time) ([]*nats.Msg, error) {
 	now := a.l.cfg.Clock()
 	at := lastTime

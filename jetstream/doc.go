@@ -24,8 +24,13 @@
 //   - A stream deleted and recreated under an open Log is found when the Log
 //     reads the stream's end and the event at the last seq it knew of is
 //     missing or another one, however many events the new stream holds:
-//     ErrStreamReplaced (see StreamReplacedError for the one case an append
-//     can miss).
+//     ErrStreamReplaced. An append checks that event too, reading it
+//     just before sending, so a new stream ending at that seq takes no
+//     append (see StreamReplacedError for what cannot be told apart).
+//   - Snapshots.Load and Snapshots.Remove act only on the snapshot their
+//     Meta describes (every field of a Meta the store returned), never on
+//     one saved since at the same name and seq by another fold:
+//     snapshot.ErrNotFound, list again.
 //   - State objects a Save left behind without a record are deleted by
 //     Snapshots.Sweep, which is safe beside other processes' saves.
 //   - Copy stores an event ID the source holds twice under fresh,

@@ -126,11 +126,21 @@ func (e *ForeignStreamError) Is(target error) bool { return target == ErrForeign
 // append losing the race for the end, Range, SeqAt, a snapshot Save) and
 // finds the last seq it knew of missing, or holding another event than the
 // one it saw there (another Nats-Msg-Id), also when the new stream holds
-// as many events as that or more. One case escapes the appends: a
-// replacement whose end is exactly the last seq the Log knew of is found
-// by the next read of the end, but an append before it lands on the new
-// stream (JetStream cannot make an atomic batch conditional on the last
-// message's identity).
+// as many events as that or more. An append finds it too when the new
+// stream ends exactly at the last seq the Log knew of (its expectation on
+// the log's end then holds): before sending, it reads the event at that
+// seq (from a stream head it reads anyway when one of its streams ends
+// there, else with one more request). What cannot be told apart: a
+// replacement made between that read and the append's commit
+// (milliseconds) is not seen by that append (JetStream cannot make an
+// atomic batch conditional on the last message's identity, and checks it
+// for a single message only as each replica applies it: see checkEnd),
+// and a new stream holding the same message (the same Nats-Msg-Id) at the
+// last seq the Log knew of is taken for the old one. A restart of the
+// servers keeping the stream is no replacement (the event is still
+// there); one that lost acknowledged events (servers not run with
+// sync_interval: always) is reported as one, since the history the Log
+// saw is gone.
 type StreamReplacedError struct {
 	Stream string // the JetStream stream
 	Seen   uint64 // a seq the Log saw an event stored at, which the stream no longer holds there

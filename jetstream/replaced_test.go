@@ -3,8 +3,11 @@ package jetstream_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
@@ -136,5 +139,122 @@ func TestStreamReplacedHoldingMore(t *testing.T) {
 				t.Errorf("the new stream holds %v, want only the %d events appended to it", types, n)
 			}
 		})
+	}
+}
+
+// TestStreamReplacedSameEnd: the stream is replaced by one ending exactly
+// at the last seq the Log saw, and the Log appends without reading the
+// end first. The append's expectation on the log's last seq holds on the
+// new stream, so before, the append landed there (as if it followed the
+// events the Log had seen). The append path must check that the event at
+// that seq is still the one the Log saw (by reading it, for free when an
+// appended stream ends there): the append fails with ErrStreamReplaced
+// and the new stream holds only its own events.
+func TestStreamReplacedSameEnd(t *testing.T) {
+	tests := []struct {
+		name      string
+		newStream string // the stream of the new log's three events
+		batch     []evlog.AppendRequest
+	}{
+		{"one-event", "s", []evlog.AppendRequest{{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine")}}}},
+		{"one-event-other-stream", "x", []evlog.AppendRequest{{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine")}}}},
+		{"batch-head-at-end", "s", []evlog.AppendRequest{
+			{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine1"), ev("mine2")}}}},
+		{"batch-other-streams", "x", []evlog.AppendRequest{
+			{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine1")}},
+			{Stream: "t", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine2")}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t)
+			ctx := guarded(t, hangGuard)
+			js := connect(t, s.ClientURL())
+			l := openLog(t, js, evjs.Config{Replicas: 1})
+			for _, typ := range []string{"old1", "old2", "old3"} {
+				if _, err := l.Append(ctx, "s", evlog.ExpectAny, ev(typ)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := js.DeleteStream(ctx, l.StreamName()); err != nil {
+				t.Fatal(err)
+			}
+			other := openLog(t, connect(t, s.ClientURL()), evjs.Config{Name: l.Name(), Replicas: 1})
+			for _, typ := range []string{"new1", "new2", "new3"} {
+				if _, err := other.Append(ctx, tc.newStream, evlog.ExpectAny, ev(typ)); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			_, err := l.AppendBatch(ctx, tc.batch)
+			if !errors.Is(err, evjs.ErrStreamReplaced) {
+				t.Fatalf("append to a replaced stream ending at the Log's last seq: %v; want ErrStreamReplaced", err)
+			}
+			if errors.Is(err, evjs.ErrUnknownOutcome) {
+				t.Errorf("append refused before it was stored reported ErrUnknownOutcome: %v", err)
+			}
+			re, ok := errors.AsType[*evjs.StreamReplacedError](err)
+			if !ok {
+				t.Fatalf("%v is no *StreamReplacedError", err)
+			}
+			if want := (evjs.StreamReplacedError{Stream: l.StreamName(), Seen: 3, Last: 3}); *re != want {
+				t.Errorf("StreamReplacedError %+v, want %+v", *re, want)
+			}
+			var types []string
+			for _, e := range allEvents(t, other) {
+				types = append(types, e.Type)
+			}
+			if want := []string{"new1", "new2", "new3"}; !slices.Equal(types, want) {
+				t.Errorf("the new stream holds %v, want %v", types, want)
+			}
+		})
+	}
+}
+
+// TestServerRestartIsNoReplacement: a restart of the server keeping the
+// stream (its files) is no replacement: the stream still holds the event
+// the Log saw at its last seq, so the Log's next appends, a single event
+// and a batch, succeed after the restart.
+func TestServerRestartIsNoReplacement(t *testing.T) {
+	dir := t.TempDir()
+	opts := func(port int) *server.Options {
+		return &server.Options{ServerName: "evlog-restart", Host: "127.0.0.1", Port: port,
+			JetStream: true, StoreDir: dir, SyncAlways: true, NoLog: true, NoSigs: true}
+	}
+	start := func(port int) *server.Server {
+		t.Helper()
+		s, err := server.NewServer(opts(port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		if !s.ReadyForConnections(hangGuard) {
+			s.Shutdown()
+			t.Fatalf("embedded nats-server (port %d) did not become ready", port)
+		}
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		return s
+	}
+	s := start(-1)
+	port := s.Addr().(*net.TCPAddr).Port
+	ctx := guarded(t, hangGuard)
+	js := connect(t, s.ClientURL())
+	l := openLog(t, js, evjs.Config{Replicas: 1})
+	for _, typ := range []string{"a1", "a2", "a3"} {
+		if _, err := l.Append(ctx, "s", evlog.ExpectAny, ev(typ)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Shutdown()
+	s.WaitForShutdown()
+	start(port) // the client reconnects to the same address
+
+	if pos, err := l.Append(ctx, "s", 3, ev("after1")); err != nil || pos.Seq != 4 {
+		t.Fatalf("append after a restart: %+v, %v; want seq 4", pos, err)
+	}
+	pos, err := l.AppendBatch(ctx, []evlog.AppendRequest{
+		{Stream: "t", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("after2")}},
+		{Stream: "s", Expect: 4, Events: []event.Envelope{ev("after3")}}})
+	if err != nil || len(pos) != 2 || pos[1].Seq != 6 {
+		t.Fatalf("batch after a restart: %+v, %v; want seqs 5, 6", pos, err)
 	}
 }

@@ -472,7 +472,13 @@ func (s *Snapshots) Candidates(name string, maxSeq uint64) iter.Seq2[snapshot.Ca
 
 // Load reads and verifies the state of snapshot m (by m.File, or its name
 // and seq). A missing snapshot or one that is not m is
-// snapshot.ErrNotFound; a state of the wrong size or checksum is a
+// snapshot.ErrNotFound: as Remove decides it, for a Meta read from the
+// store (List, Candidates, Save: File set) every field of the record must
+// equal m's, zero ones included, so a snapshot removed and saved again at
+// the same name and seq since m was listed (another fold: other schema,
+// scope, Unfolded ranges, time or size) is never returned as m; for a
+// Meta the caller built, the same Name and Seq and the same value of
+// every other field set in it. A state of the wrong size or checksum is a
 // *snapshot.CorruptError. A state object's size is checked against the
 // record (at most MaxSnapshotSize) before any of it is read.
 func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
@@ -494,8 +500,9 @@ func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
 	if err != nil {
 		return nil, &snapshot.CorruptError{File: k, Reason: err.Error()}
 	}
-	if got.Name != m.Name || got.Seq != m.Seq {
-		return nil, fmt.Errorf("%w: %s holds %v, not %v", snapshot.ErrNotFound, k, got, m)
+	if !sameSnapshot(m, got) {
+		return nil, fmt.Errorf("%w: %s holds %v (schema %d, %d bytes, scope %#x, unfolded %v), not the requested %v (schema %d, %d bytes, scope %#x, unfolded %v): replaced since it was listed; list again",
+			snapshot.ErrNotFound, k, got, got.SchemaVersion, got.RawSize, got.Scope, got.Unfolded, m, m.SchemaVersion, m.RawSize, m.Scope, m.Unfolded)
 	}
 	state := r.Inline
 	if r.Object != "" {
@@ -658,7 +665,7 @@ func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 }
 
 // sameSnapshot reports whether got, read from a record, is the snapshot m
-// describes, as Remove decides it: every field equal when m was read from
+// describes, as Load and Remove decide it: every field equal when m was read from
 // the store (File set: List, Candidates and Save set it, also for an empty
 // state, whose CompressedSize is 0), else the same Name and Seq and the
 // same value of every other non-zero field of m.

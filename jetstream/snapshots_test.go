@@ -361,3 +361,80 @@ func TestSnapshotScope(t *testing.T) {
 		t.Errorf("candidates = %+v, %v; want the snapshot with scope %#x", ms, err, scope)
 	}
 }
+
+// TestLoadRefusesAnotherSnapshotAtSameKey: a snapshot listed, then
+// removed and saved again at the same name and seq by another fold (other
+// schema, scope, Unfolded ranges or time: a concurrent save of another
+// fold) must not be loaded for the listed one: Load compares the whole
+// Meta, as Remove does, and fails with snapshot.ErrNotFound (list again).
+// Before, Load compared only name and seq and returned the other fold's
+// state, which the caller then read with the listed Meta's schema and
+// Unfolded ranges. A Meta the caller built with only name and seq still
+// loads whatever is there.
+func TestLoadRefusesAnotherSnapshotAtSameKey(t *testing.T) {
+	s := startServer(t)
+	ctx := guarded(t, hangGuard)
+	l := openLog(t, connect(t, s.ClientURL()), evjs.Config{Replicas: 1})
+	var last event.Position
+	for _, typ := range []string{"a", "b", "c"} {
+		pos, err := l.Append(ctx, "s", evlog.ExpectAny, ev(typ))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = pos
+	}
+	snaps, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := snapshot.Meta{LogID: l.LogID(), Seq: last.Seq, Time: last.Time, SchemaVersion: 1, Scope: 7}
+	tests := []struct {
+		name  string
+		other func(m snapshot.Meta) snapshot.Meta
+	}{
+		{"schema", func(m snapshot.Meta) snapshot.Meta { m.SchemaVersion = 2; return m }},
+		{"scope", func(m snapshot.Meta) snapshot.Meta { m.Scope = 8; return m }},
+		{"unfolded", func(m snapshot.Meta) snapshot.Meta {
+			m.Unfolded = snapshot.MakeSeqRanges(snapshot.SeqRange{From: 1, To: 1})
+			return m
+		}},
+		{"time", func(m snapshot.Meta) snapshot.Meta { m.Time = m.Time.Add(time.Nanosecond); return m }},
+		{"big-state", func(m snapshot.Meta) snapshot.Meta { return m }}, // same Meta fields, other size
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base
+			m.Name = "fold-" + tc.name
+			if _, err := snaps.Save(ctx, m, []byte("listed state")); err != nil {
+				t.Fatal(err)
+			}
+			all, err := snaps.List(ctx, m.Name)
+			if err != nil || len(all) != 1 {
+				t.Fatalf("List: %v, %v; want the one snapshot saved", all, err)
+			}
+			listed := all[0]
+			if err := snaps.Remove(ctx, listed); err != nil {
+				t.Fatal(err)
+			}
+			otherState := []byte("the other fold's state")
+			if tc.name == "big-state" {
+				otherState = make([]byte, 100<<10) // in the object store
+			}
+			saved, err := snaps.Save(ctx, tc.other(m), otherState)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			got, err := snaps.Load(ctx, listed)
+			if !errors.Is(err, snapshot.ErrNotFound) {
+				t.Fatalf("Load of the listed snapshot, replaced by another at the same name and seq: %d bytes, %v; want snapshot.ErrNotFound", len(got), err)
+			}
+			if got, err := snaps.Load(ctx, saved); err != nil || string(got) != string(otherState) {
+				t.Errorf("Load of the snapshot now stored: %d bytes, %v; want its state", len(got), err)
+			}
+			if got, err := snaps.Load(ctx, snapshot.Meta{Name: m.Name, Seq: m.Seq}); err != nil || string(got) != string(otherState) {
+				t.Errorf("Load by name and seq only: %d bytes, %v; want the state stored there", len(got), err)
+			}
+		})
+	}
+}
