@@ -98,7 +98,7 @@ func TestCompactFaultLoop(t *testing.T) {
 				}
 				l.Close()
 				for _, s := range states {
-					if msg := checkCompactRecovered(t, s.fs, c, want); msg != "" {
+					if msg := checkCompactRecovered(t, s.fs, s.fs, c, want); msg != "" {
 						report("%s: %s", s.name, msg)
 					}
 				}
