@@ -118,7 +118,10 @@ type CompactReport struct {
 // count), renamed into place without replacing any existing file (the
 // commit point), the directory fsynced, and only then are its inputs
 // removed; recovery drops inputs a crash left
-// behind (a higher generation covers them). Killed at any instant, the log
+// behind (a higher generation covers them). When that directory fsync
+// fails, whether the rename is durable is unknown: the output is removed
+// again and the inputs kept, Compact fails (the group not Committed), and
+// a later Compact redoes the group. Killed at any instant, the log
 // reads the same afterwards, and running Compact again completes the job.
 // Corruption in an input aborts the compaction with an ErrCorrupt error
 // and changes nothing.
@@ -455,7 +458,17 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 		return false, fmt.Errorf("evlog: compact: renaming %s: %w", tmp, err)
 	}
 	if err := l.fs.SyncDir(); err != nil {
-		return false, fmt.Errorf("evlog: compact: syncing the directory after creating %s (its durability is unknown): %w", out, err)
+		// Whether the rename is durable is unknown, and a later fsync's
+		// success would not tell (fsyncgate): the inputs must stay, so
+		// the output must go, or the next Compact, planning the same
+		// group under the same name, would find it in the way. Either
+		// way a crash leaves a log that reads the same: the inputs, with
+		// or without the output covering them.
+		err = fmt.Errorf("evlog: compact: syncing the directory after creating %s failed, so its inputs were kept and it was removed again (run Compact again once the file system is healthy): %w", out, err)
+		if rerr := l.fs.Remove(out); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("evlog: compact: removing %s again (recovery drops its inputs, which it covers; until the log is reopened, Compact cannot redo this group): %w", out, rerr))
+		}
+		return false, err
 	}
 	seg, err := segment.Open(l.fs, out)
 	if err != nil {

@@ -212,7 +212,7 @@ func compactCrashLoopOn(t *testing.T, c compactCrashCase, wrap func(vfs.FS) vfs.
 				}
 			}
 			if msg == "" {
-				msg = checkCompactRecovered(t, wrap(after), c, want)
+				msg = checkCompactRecovered(t, wrap(after), after, c, want)
 			}
 			if msg != "" {
 				bad = append(bad, fmt.Sprintf("k=%d/%d %v: %s", k, total, model, msg))
@@ -241,15 +241,28 @@ func checkLeftOut(rep CompactReport, leftOut []string) string {
 	return ""
 }
 
-// checkCompactRecovered reopens a log whose compaction crashed and checks
-// that it reads as want, before and after compacting it again ("" if so).
-func checkCompactRecovered(t *testing.T, fsys vfs.FS, c compactCrashCase, want string) string {
+// checkCompactRecovered reopens a log whose compaction crashed (mem,
+// seen through fsys) and checks that it reads as want, that a second open
+// changes no file, and that it reads as want after compacting it again
+// ("" if so).
+func checkCompactRecovered(t *testing.T, fsys vfs.FS, mem *vfs.Mem, c compactCrashCase, want string) string {
 	ctx := t.Context()
 	l, err := openFS(fsys, c.opts, false)
 	if err != nil {
 		return fmt.Sprintf("reopen: %v", err)
 	}
+	if err := l.Close(); err != nil {
+		return fmt.Sprintf("closing the reopened log: %v", err)
+	}
+	files := memFiles(mem)
+	l, err = openFS(fsys, c.opts, false)
+	if err != nil {
+		return fmt.Sprintf("second open: %v", err)
+	}
 	defer l.Close()
+	if now := memFiles(mem); !maps.EqualFunc(files, now, bytes.Equal) {
+		return fmt.Sprintf("a second open changed the files: %v -> %v", slices.Sorted(maps.Keys(files)), slices.Sorted(maps.Keys(now)))
+	}
 	for _, err := range l.RangeBorrowed(ctx, 1, math.MaxUint64) {
 		if err != nil {
 			return fmt.Sprintf("reading: %v", err)

@@ -64,7 +64,8 @@ func (t *tombstones) load(w *writer) error {
 }
 
 // staged notes the tombstones of r, just staged. A group that then fails
-// stops the writer for good, so nothing staged here needs undoing.
+// either stops the writer for good or, out of space with nothing of it
+// written, is undone by unstage.
 func (t *tombstones) staged(w *writer, r *request) {
 	if r.src != nil {
 		return // typed batches never write system streams
@@ -90,4 +91,16 @@ func (t *tombstones) staged(w *writer, r *request) {
 			}
 		}
 	}
+}
+
+// unstage forgets the tombstones staged in a group that failed without
+// stopping the writer (out of space, nothing of it written): they were
+// never committed, so their streams stay writable. The committed ones are
+// loaded again at the next check.
+func (t *tombstones) unstage() {
+	if !t.loaded || t.none.Load() {
+		return // none committed, none staged
+	}
+	t.loaded, t.set = false, nil
+	t.none.Store(false) // until loaded again: appenders check the committed table
 }

@@ -32,6 +32,7 @@ func (w *writer) abortGroup(written int, err error) {
 			if w.remark(); w.failed != nil {
 				return // fail finished the group's requests
 			}
+			w.tombs.unstage() // deletion_writer.go
 			for _, r := range w.group {
 				r.finish(err)
 			}

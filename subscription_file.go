@@ -173,7 +173,10 @@ func readSmallFile(fsys vfs.FS, name string, limit int64) ([]byte, error) {
 }
 
 // writeSubscription replaces name's position file atomically and durably:
-// temporary, fsync, rename, directory fsync.
+// temporary, fsync, rename, directory fsync. On a failure before the
+// rename the previous file stays and the temporary is removed; after it
+// (the directory fsync) the new position is in place but may not survive
+// a crash.
 func (l *Log) writeSubscription(name string, pos uint64, t time.Time, filter Filter) error {
 	b, err := encodeSubscription(pos, l.LogID(), t, filter)
 	if err != nil {
@@ -182,6 +185,10 @@ func (l *Log) writeSubscription(name string, pos uint64, t time.Time, filter Fil
 	file := name + SubscriptionExt
 	tmp := file + ".tmp"
 	fail := func(err error) error {
+		// Nothing else ever removes a subscription's temporary.
+		if rerr := l.fs.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
 		return fmt.Errorf("evlog: storing the position of subscription %q (the previous one stays; Ack again): %w", name, err)
 	}
 	f, err := l.fs.Create(tmp)
@@ -198,11 +205,11 @@ func (l *Log) writeSubscription(name string, pos uint64, t time.Time, filter Fil
 	if err == nil {
 		err = l.fs.Rename(tmp, file)
 	}
-	if err == nil {
-		err = l.fs.SyncDir()
-	}
 	if err != nil {
 		return fail(err)
+	}
+	if err := l.fs.SyncDir(); err != nil {
+		return fmt.Errorf("evlog: storing the position of subscription %q: it is in place, but syncing the directory failed, so it may not survive a crash (Ack again): %w", name, err)
 	}
 	return nil
 }
