@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		count, _ := strconv.ParseUint(os.Args[1], 10, 64)
 		os.Exit(stressWriter(dir, count))
 	}
+	if dir := os.Getenv(besideWriterEnv); dir != "" {
+		steps, _ := strconv.Atoi(os.Args[1])
+		os.Exit(besideWriter(dir, steps))
+	}
 	os.Exit(m.Run())
 }
 

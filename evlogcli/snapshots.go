@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -179,6 +180,9 @@ func (c *snapshotsCmd) run(ctx context.Context, e *env, dir string, policy snaps
 			return err
 		}
 		defer fsys.Close()
+		if err := refuseMarkerDirs(fsys); err != nil {
+			return err
+		}
 		store, err := snapshot.Open(vfs.ReadOnly(fsys), snapshot.Options{})
 		if err != nil {
 			return err
@@ -209,6 +213,32 @@ func (c *snapshotsCmd) run(ctx context.Context, e *env, dir string, policy snaps
 	}
 	_, err := e.stdout.Write([]byte(b.String()))
 	return err
+}
+
+// refuseMarkerDirs fails, as the log's open does, when DIR holds a
+// directory named like a restore's or a salvage's marker or its temporary:
+// evlog.CheckLogDir, which refuses those files, lists no subdirectory. It
+// looks the four names up (lstat) rather than listing DIR again.
+func refuseMarkerDirs(fsys vfs.FS) error {
+	for _, m := range []struct {
+		name string
+		is   error
+		what string
+	}{
+		{evlog.RestoreMarker, evlog.ErrRestoreIncomplete, "a restore into it did not finish; run the restore again (it starts over), or remove the directory"},
+		{evlog.RestoreMarker + ".tmp", evlog.ErrRestoreIncomplete, "a restore into it did not finish; run the restore again (it starts over), or remove the directory"},
+		{evlog.SalvageMarker, evlog.ErrSalvageIncomplete, "evlogctl salvage into it did not finish; run the salvage again (it starts over), or remove the directory"},
+		{evlog.SalvageMarker + ".tmp", evlog.ErrSalvageIncomplete, "evlogctl salvage into it did not finish; run the salvage again (it starts over), or remove the directory"},
+	} {
+		_, err := fsys.Lstat(m.name)
+		switch {
+		case err == nil:
+			return fmt.Errorf("%w: the directory holds %s: %s", m.is, m.name, m.what)
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
+		}
+	}
+	return nil
 }
 
 // snapshotFileSize returns the size of m's file (0 if it cannot be

@@ -42,21 +42,46 @@ var errNotDir = errors.New("not a directory")
 
 // OpenOS opens the existing directory dir. It never creates anything: when
 // dir does not exist the error matches fs.ErrNotExist. When dir is not a
-// directory (a regular file, a FIFO, a device) it fails at once, never
-// opening it: os.OpenRoot opens dir without O_DIRECTORY, which on a FIFO
-// blocks until a writer opens it, so dir is stat'ed first (a path
-// replaced by a FIFO between the two can still block; nothing is ever
-// read from it).
+// directory (a regular file, a FIFO, a device) it fails at once and never
+// blocks: os.OpenRoot opens its path without O_DIRECTORY, which on a FIFO
+// waits for a writer, so dir is stat'ed first (for the error), and then
+// opened as dirPath(dir), a path only a directory resolves: a path
+// replaced by a FIFO between the two fails with ENOTDIR instead of
+// blocking. os.OpenRoot then checks the opened descriptor (fstat) is a
+// directory.
 func OpenOS(dir string) (*OS, error) {
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: errNotDir}
 	}
-	root, err := os.OpenRoot(dir)
+	beforeOpenRoot(dir)
+	root, err := os.OpenRoot(dirPath(dir))
 	if err != nil {
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			pe.Path = dir // as given, without dirPath's separator
+		}
 		return nil, err
 	}
 	return &OS{dir: dir, root: root, filePerm: DefaultFilePerm}, nil
 }
+
+// dirPath returns dir with a trailing separator: POSIX path resolution
+// fails with ENOTDIR, without opening anything, unless such a path names a
+// directory (or a symbolic link to one), so opening it never blocks on a
+// FIFO. "" stays "" (not the root directory).
+func dirPath(dir string) string {
+	if dir == "" || os.IsPathSeparator(dir[len(dir)-1]) {
+		return dir
+	}
+	return dir + string(filepath.Separator)
+}
+
+// beforeOpenFile runs in Open, OpenReadWrite and Create between the check
+// of name and its open: a variable so that tests can change what name is.
+var beforeOpenFile = func(string) {}
+
+// beforeOpenRoot runs in OpenOS between the check of dir and its open: a
+// variable so that tests can change what dir is there.
+var beforeOpenRoot = func(string) {}
 
 // SetFilePerm sets the permission of the files o creates from now on
 // (Create, and Lock's lock file). Call it before sharing o.
@@ -109,9 +134,10 @@ func CreateOSPerm(dir string, filePerm fs.FileMode) (*OS, error) {
 // can observe it.
 var syncParent = syncPath
 
-// syncPath fsyncs the directory at path.
+// syncPath fsyncs the directory at path (never blocking on a FIFO there,
+// see dirPath).
 func syncPath(path string) error {
-	d, err := os.Open(path)
+	d, err := os.Open(dirPath(path))
 	if err != nil {
 		return err
 	}
@@ -153,10 +179,13 @@ func (o *OS) open(op, name string, flag int) (File, error) {
 	}
 	// Only regular files (see FS): refuse anything else before opening it,
 	// open without blocking (a FIFO swapped in meanwhile must not hang us)
-	// and without truncating, then check what was opened.
+	// and without truncating, then check what was opened (fstat: only a
+	// regular file is kept, on which O_NONBLOCK has no effect, so it is
+	// left set).
 	if err := o.lstatRegular(op, name, flag&os.O_CREATE != 0); err != nil {
 		return nil, err
 	}
+	beforeOpenFile(name)
 	f, err := o.root.OpenFile(name, flag&^os.O_TRUNC|oNonblock, o.filePerm)
 	if err != nil {
 		return nil, err
