@@ -33,6 +33,13 @@
 //     snapshot.ErrNotFound, list again.
 //   - State objects a Save left behind without a record are deleted by
 //     Snapshots.Sweep, which is safe beside other processes' saves.
+//   - Copy refuses, before appending anything, a source whose seqs have
+//     holes (events deleted, truncated, tombstoned or expired, compacted
+//     or not) or that holds deletion markers: ErrHoles, a *HolesError
+//     naming the first. A JetStream stream numbers messages contiguously
+//     and this package never deletes, so such a copy would renumber the
+//     events after the hole (breaking every snapshot, checkpoint and
+//     subscription position naming a seq) or drop the deletions.
 //   - Copy stores an event ID the source holds twice under fresh,
 //     deterministic Nats-Msg-Ids, so every resend is recognised.
 //

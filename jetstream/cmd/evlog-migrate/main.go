@@ -12,6 +12,17 @@
 // Snapshots are not copied: they name their log, so take them again on the
 // target.
 //
+// A file log whose seqs have holes is refused before anything is copied:
+// events deleted (evlogctl delete, truncate or tombstone; compacted or
+// not) or expired by retention and compacted, or a deletion marker. The
+// target numbers events contiguously, so the copy could not keep their
+// seqs and versions (which snapshots, checkpoints and subscription
+// positions name), and a JetStream log never deletes. Keep the file log,
+// or copy a renumbered copy (evlogctl salvage DIR NEWDIR, which drops
+// what is gone) and rebuild everything naming a seq on the target. The
+// source is opened without Options.Retention: events it expired but that
+// were not compacted yet are copied.
+//
 // A log may hold one event ID twice, stored again after its duplicate
 // window. A file-log target remembers every ID by default and refuses the
 // repeat: run again with -dedupe-window N (its Options.DedupeWindow while
@@ -98,6 +109,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep, err := evjs.Copy(ctx, dst, src, func(seq uint64) {
 		fmt.Fprintf(stderr, "copied through seq %d\n", seq)
 	})
+	if errors.Is(err, evjs.ErrHoles) {
+		return err // running again fails the same way; the error says what to do
+	}
 	if errors.Is(err, evlog.ErrDuplicateID) && !isNATS(*to) {
 		return fmt.Errorf("%w (run again with -dedupe-window to resume)", err)
 	}
