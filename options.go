@@ -173,7 +173,8 @@ type Options struct {
 	//     retention), Open appends a new record and makes it durable
 	//     (also under SyncNever) before it returns; an empty non-nil map
 	//     records "no retention". A crash during Open leaves the old or
-	//     the new settings recorded.
+	//     the new settings recorded. The record carries the log's last
+	//     recorded time: it never moves the log's time forward.
 	//   - OpenReadOnly, nil: apply what the log records as of the view
 	//     (Refresh picks up a new record). Non-nil: it must equal the
 	//     recorded settings, else OpenReadOnly fails with a

@@ -299,7 +299,16 @@ func (l *Log) recordRetention(ctx context.Context, r map[string]Retention) error
 	if err != nil {
 		return err
 	}
-	batch := []AppendRequest{{Stream: RetentionStream, Expect: ExpectAny, Events: []Envelope{{Type: TypeRetention, Data: data}}}}
+	// The record is configuration, not an event of the application's
+	// timeline: it carries the log's last recorded time (the Unix epoch in
+	// an empty log), so that it never moves that time forward and events
+	// appended with their own past times after it (an import of history)
+	// are not refused with ErrTimeBackwards.
+	at := l.LastTime()
+	if at.IsZero() {
+		at = time.Unix(0, 0).UTC()
+	}
+	batch := []AppendRequest{{Stream: RetentionStream, Expect: ExpectAny, Events: []Envelope{{Type: TypeRetention, Time: at, Data: data}}}}
 	size, n, ids, err := l.checkBatch(batch)
 	if err != nil {
 		return err
