@@ -7,10 +7,10 @@ import (
 	"github.com/evlog/evlog/snapshot"
 )
 
-// Derived state over events that expire. Retention (Options.Retention) is
-// an option of the reading process, not a record in the log: an expired
-// event reads as gone, but a snapshot or checkpoint that folded it is how
-// its effect is kept (docs/FORMAT.md, "Deletion and retention"). So replay
+// Derived state over events that expire. Retention is recorded in the log
+// (Options.Retention, retention.go) and every process applies it: an
+// expired event reads as gone, but a snapshot or checkpoint that folded it
+// is how its effect is kept (docs/FORMAT.md, "Deletion and retention"). So replay
 // anchors a snapshot on its last event as recorded, expired or not
 // (AnchorEvent), and the latest version of a stream subject counts the
 // versions retention hides (retainedBefore, through DeletedBefore).
@@ -88,9 +88,9 @@ func (l *Log) retainedBefore(ctx context.Context, v *view, pub published, stream
 // FirstExpired returns the seq of the first event with seq in [from, to]
 // of a stream for which in returns true (system streams excluded) that
 // reads as gone other than by a deletion marker (found false: none):
-// expired by this Log's Options.Retention, or a placeholder Compact left
-// in its place whose deletion the markers do not explain (retention of
-// another process that compacted). Such an event's effect is held only by
+// expired by the retention the log records, or a placeholder Compact left
+// in its place whose deletion the markers do not explain (retention since
+// changed, or an older evlog's process-only retention). Such an event's effect is held only by
 // the snapshots that folded it. It reads every event of the range (the
 // payloads of gone ones are never returned). It implements
 // replay.Expirations.

@@ -213,7 +213,7 @@ type Deletion struct {
 
 // Deletions returns the deletion state of every stream that was deleted,
 // truncated or tombstoned, in name order, as visible now (retention is
-// not listed: it is Options.Retention).
+// not listed: see RecordedRetention).
 func (l *Log) Deletions(ctx context.Context) ([]Deletion, error) {
 	v, pub, err := l.acquire()
 	if err != nil {
@@ -280,6 +280,11 @@ func (l *Log) LastDeletionIn(ctx context.Context, in func(stream string) bool) (
 // checkBatchDeleted is checkNotDeleted for a raw batch, which also may not
 // use system event types, unless it is copied from an existing log
 // (copied: an older evlog accepted them, see internal/copyhook).
+//
+// A copied batch may also hold retention records (RetentionStream events of
+// TypeRetention whose Data decodes to valid settings: checkCopiedRetention),
+// so that a copy of a log keeps its retention; nothing else of a system
+// stream.
 func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest, copied bool) error {
 	for _, req := range batch {
 		if copied {
@@ -291,13 +296,39 @@ func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest, copi
 			}
 		}
 	}
+	for _, req := range batch {
+		if copied && req.Stream == RetentionStream {
+			if err := checkCopiedRetention(req); err != nil {
+				return err
+			}
+		}
+	}
 	return l.checkAppendDeleted(ctx, func(yield func(string) bool) {
 		for _, req := range batch {
+			if copied && req.Stream == RetentionStream {
+				continue // checked above
+			}
 			if !yield(req.Stream) {
 				return
 			}
 		}
 	})
+}
+
+// checkCopiedRetention fails with ErrInvalid unless every event of req, a
+// copied request for RetentionStream, is a retention record whose Data
+// decodes to valid settings.
+func checkCopiedRetention(req AppendRequest) error {
+	for i := range req.Events {
+		e := &req.Events[i]
+		if e.Type != TypeRetention {
+			return fmt.Errorf("%w: copying event type %q into %s: only retention records (%s) can be copied there", ErrInvalid, e.Type, RetentionStream, TypeRetention)
+		}
+		if _, err := decodeRetention(e.Data); err != nil {
+			return fmt.Errorf("%w: copying a retention record: its Data does not decode: %v", ErrInvalid, err)
+		}
+	}
+	return nil
 }
 
 // checkAppendDeleted is checkNotDeleted for an append's streams: when the

@@ -145,7 +145,15 @@ func (l *Log) newVisibility(ctx context.Context, v *view, pub published) (*visib
 	if err != nil {
 		return nil, err
 	}
-	vis := &visibility{l: l, ctx: ctx, v: v, pub: pub, t: t, ret: l.opts.Retention}
+	rt, err := l.retentionAt(ctx, v, pub) // retention.go: the log's, not the process's
+	if err != nil {
+		return nil, err
+	}
+	ret, err := rt.settings()
+	if err != nil {
+		return nil, err
+	}
+	vis := &visibility{l: l, ctx: ctx, v: v, pub: pub, t: t, ret: ret}
 	if len(vis.ret) > 0 {
 		vis.now = l.opts.Clock().UnixNano()
 	}

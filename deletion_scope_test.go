@@ -20,8 +20,9 @@ var (
 
 // scopedView opens a log on fsys (opts, with a clock of its own and
 // retention of an hour for category "old") holding an event in each of
-// "old-1", "old-2", "keep-1" (seqs 1..3; payload: the stream's name),
-// saves the snapshot of subj through seq 3, and returns the log and a
+// "old-1", "old-2", "keep-1" (seqs 2..4 after the retention record at
+// seq 1; payload: the stream's name), saves the snapshot of subj through
+// seq 4, and returns the log and a
 // function that moves the clock two hours on (old-1 and old-2 expire).
 func scopedView(t *testing.T, fsys vfs.FS, opts Options, subj replay.Subject) (*Log, func()) {
 	t.Helper()
@@ -80,10 +81,10 @@ func TestDeletionStalesOnlySnapshotsOfItsScope(t *testing.T) {
 		{name: "another category, expired", subj: old, delete: "keep-1", expire: true, want: []string{"old-1", "old-2"}, fromSnap: true},
 		{name: "whole log, not expired", subj: whole, delete: "keep-1", want: []string{"old-1", "old-2"}},
 		{name: "whole log, expired", subj: whole, delete: "keep-1", expire: true,
-			lost: &lost{DeletionSeq: 4, DeletedStream: "keep-1", ExpiredSeq: 1, SnapshotSeq: 3}},
+			lost: &lost{DeletionSeq: 5, DeletedStream: "keep-1", ExpiredSeq: 2, SnapshotSeq: 4}},
 		{name: "whole log, expired, no snapshot", subj: whole, delete: "keep-1", expire: true, noSnapshot: true, want: []string{}},
 		{name: "in scope, the other expired", subj: old, delete: "old-1", expire: true,
-			lost: &lost{DeletionSeq: 4, DeletedStream: "old-1", ExpiredSeq: 2, SnapshotSeq: 3}},
+			lost: &lost{DeletionSeq: 5, DeletedStream: "old-1", ExpiredSeq: 3, SnapshotSeq: 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -120,15 +121,15 @@ func TestDeletionStalesOnlySnapshotsOfItsScope(t *testing.T) {
 	}
 }
 
-// TestHistoryLostAfterCompaction: a reader without the writer's retention
-// (as evlogctl opens a log) still tells that events a stale snapshot
+// TestHistoryLostAfterCompaction: a reader opened without Options.Retention
+// (as evlogctl opens a log; it applies the recorded retention) still tells that events a stale snapshot
 // folded are gone once Compact has replaced them by placeholders.
 func TestHistoryLostAfterCompaction(t *testing.T) {
 	ctx := t.Context()
 	fsys := vfs.NewMem()
 	whole := replay.Subject{Name: "view"}
 	l, expire := scopedView(t, fsys, Options{SegmentSize: MinSegmentSize}, whole)
-	for i := 0; len(l.v.segs) < 3; i++ { // seal the segment of seqs 1..3
+	for i := 0; len(l.v.segs) < 3; i++ { // seal the segment of seqs 1..4
 		if _, err := l.Append(ctx, "keep-2", ExpectAny, Envelope{Type: "e", Data: derivedPayload("keep", i)}); err != nil {
 			t.Fatal(err)
 		}
@@ -149,8 +150,8 @@ func TestHistoryLostAfterCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = replay.MakePlan(ctx, r, snaps, whole, replay.AtSeq(3), replay.Options{})
-	if hl, ok := errors.AsType[*replay.HistoryLostError](err); !ok || hl.ExpiredSeq != 1 || hl.DeletedStream != "keep-1" {
-		t.Fatalf("MakePlan: %v; want a HistoryLostError naming seq 1 and keep-1's deletion", err)
+	_, err = replay.MakePlan(ctx, r, snaps, whole, replay.AtSeq(4), replay.Options{})
+	if hl, ok := errors.AsType[*replay.HistoryLostError](err); !ok || hl.ExpiredSeq != 2 || hl.DeletedStream != "keep-1" {
+		t.Fatalf("MakePlan: %v; want a HistoryLostError naming seq 2 and keep-1's deletion", err)
 	}
 }

@@ -326,8 +326,9 @@ func TestRetention(t *testing.T) {
 	// versions 5 and 6 (recorded at 4h and 5h).
 	want := map[string][]string{
 		"log-1": keys("log-1", 5, 6), "keep-1": keys("keep-1", 1, 6), "aged-1": keys("aged-1", 5, 6),
-		"events":  append(keys("keep-1", 1, 4), "log-1/5", "keep-1/5", "aged-1/5", "log-1/6", "keep-1/6", "aged-1/6"),
-		"streams": {"aged-1 0", "keep-1 0", "log-1 5"},
+		// The reopen recorded the retention: an event of RetentionStream.
+		"events":  append(keys("keep-1", 1, 4), "log-1/5", "keep-1/5", "aged-1/5", "log-1/6", "keep-1/6", "aged-1/6", RetentionStream+"/1"),
+		"streams": {RetentionStream + " 0", "aged-1 0", "keep-1 0", "log-1 5"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("retention (-want +got):\n%s", diff)
@@ -493,7 +494,8 @@ func TestRetentionCompact(t *testing.T) {
 	}
 	// Now is 40m: "age" keeps what was recorded at 30m or later, versions
 	// 31..40 (recorded at 30m..39m).
-	if want := map[string]int{"count-1": 5, "age-1": 10, "keep-1": 40, "pad-1": 2}; !cmp.Equal(want, kept) {
+	// The reopen recorded the retention: an event of RetentionStream.
+	if want := map[string]int{"count-1": 5, "age-1": 10, "keep-1": 40, "pad-1": 2, RetentionStream: 1}; !cmp.Equal(want, kept) {
 		t.Errorf("visible events per stream %v, want %v", kept, want)
 	}
 	for v := 1; v <= 40; v++ {

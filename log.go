@@ -66,7 +66,8 @@ type Log struct {
 	snaps    *snapshot.Store
 	snapErr  error
 
-	dels deletions // the deletion table (deletion.go)
+	dels deletions  // the deletion table (deletion.go)
+	rets retentions // the recorded retention (retention.go)
 
 	catMu   sync.Mutex            // guards cat and its entries, actSeg and actMemo
 	cat     *streamCatalog        // the sealed segments' streams (Streams), built on first use
@@ -206,10 +207,21 @@ func openResolved(fsys vfs.FS, o Options, readOnly bool) (_ *Log, err error) {
 	l.loadLocked(segs, rec.active)
 	l.mu.Unlock()
 	if readOnly {
+		if err := l.checkRetention(context.Background()); err != nil { // retention.go
+			l.v.unref()
+			return nil, err
+		}
 		return l, nil
 	}
 	if l.w, err = startWriter(l, rec); err != nil {
 		l.v.unref()
+		return nil, err
+	}
+	if err := l.checkRetention(context.Background()); err != nil { // retention.go: records Options.Retention
+		err = errors.Join(err, l.w.stop())
+		l.mu.Lock()
+		l.closeLocked()
+		l.mu.Unlock()
 		return nil, err
 	}
 	return l, nil

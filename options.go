@@ -161,7 +161,26 @@ type Options struct {
 	// events (MaxAge, against Clock) are kept. Events beyond either bound
 	// read as gone at once, to every reader, and Compact removes their
 	// payloads (see Log.DeleteStream and docs/FORMAT.md, "Deletion and
-	// retention"). Default: none (every event is kept).
+	// retention").
+	//
+	// Retention is recorded in the log (an event of RetentionStream), and
+	// every process applies the settings the log records, not its own
+	// option:
+	//   - Open, nil: use what the log records (none if nothing is
+	//     recorded: every event is kept).
+	//   - Open, non-nil: the log's retention from now on. If it differs
+	//     from the recorded settings (nil and empty both mean no
+	//     retention), Open appends a new record and makes it durable
+	//     (also under SyncNever) before it returns; an empty non-nil map
+	//     records "no retention". A crash during Open leaves the old or
+	//     the new settings recorded. The record carries the log's last
+	//     recorded time: it never moves the log's time forward.
+	//   - OpenReadOnly, nil: apply what the log records as of the view
+	//     (Refresh picks up a new record). Non-nil: it must equal the
+	//     recorded settings, else OpenReadOnly fails with a
+	//     *RetentionMismatchError (ErrRetentionMismatch): only a writer
+	//     changes a log's retention.
+	// Log.RecordedRetention returns the recorded settings.
 	Retention map[string]Retention
 
 	// DedupeWindow bounds how far back an append's event IDs are looked

@@ -252,46 +252,54 @@ func verifyFS(ctx context.Context, fsys vfs.FS) (VerifyReport, error) {
 	return rep, nil
 }
 
-// verifyMarkers decodes every deletion marker among the committed events
-// that x indexes in segment name (records ra, in x's offsets), as every
-// read of the log does (deletionsAt), and reports each one whose Data does
-// not decode to add, as corruption at its frame's offset: the log's reads
-// all fail on it. Only DeletionsStream's postings are read, so a segment
-// without markers costs one map look-up. Marker types this version does
-// not interpret are not decoded, as by the read path.
+// verifyMarkers decodes every deletion marker and retention record among
+// the committed events that x indexes in segment name (records ra, in x's
+// offsets), as every read of the log does (deletionsAt, retentionAt), and
+// reports each one whose Data does not decode to add, as corruption at its
+// frame's offset: the log's reads all fail on it. Only DeletionsStream's
+// and RetentionStream's postings are read, so a segment without either
+// costs two map look-ups. Types this version does not interpret are not
+// decoded, as by the read path.
 func verifyMarkers(ra io.ReaderAt, name string, x *segment.Index, add func(error, string, int64)) {
-	sp, ok, err := x.Stream(DeletionsStream)
-	if err != nil {
-		add(err, name, 0)
-		return
-	}
-	if !ok {
-		return
-	}
-	var (
-		er  segment.EventReader
-		dec segment.Decoder
-		e   Envelope
-	)
-	err = er.Read(ra, name, sp.Posts, func(off int64, p []byte) error {
-		if err := dec.Decode(p, &e); err != nil {
-			add(&segment.CorruptError{File: name, Offset: off, Reason: err.Error()}, name, off)
+	for _, stream := range []string{DeletionsStream, RetentionStream} {
+		sp, ok, err := x.Stream(stream)
+		if err != nil {
+			add(err, name, 0)
+			return
+		}
+		if !ok {
+			continue
+		}
+		var (
+			er  segment.EventReader
+			dec segment.Decoder
+			e   Envelope
+		)
+		err = er.Read(ra, name, sp.Posts, func(off int64, p []byte) error {
+			if err := dec.Decode(p, &e); err != nil {
+				add(&segment.CorruptError{File: name, Offset: off, Reason: err.Error()}, name, off)
+				return nil
+			}
+			var ce *segment.CorruptError
+			switch {
+			case stream == DeletionsStream && (e.Type == TypeDeleted || e.Type == TypeTruncate || e.Type == TypeTombstone):
+				if _, err := decodeMarker(e.Data); err != nil {
+					ce = badMarker(&e, err)
+				}
+			case stream == RetentionStream && e.Type == TypeRetention:
+				if _, err := decodeRetention(e.Data); err != nil {
+					ce = badRetention(&e, err)
+				}
+			}
+			if ce != nil {
+				ce.File, ce.Offset = name, off
+				add(ce, name, off)
+			}
 			return nil
+		})
+		if err != nil {
+			add(err, name, 0)
 		}
-		switch e.Type {
-		case TypeDeleted, TypeTruncate, TypeTombstone:
-		default:
-			return nil
-		}
-		if _, err := decodeMarker(e.Data); err != nil {
-			ce := badMarker(&e, err)
-			ce.File, ce.Offset = name, off
-			add(ce, name, off)
-		}
-		return nil
-	})
-	if err != nil {
-		add(err, name, 0)
 	}
 }
 

@@ -15,10 +15,10 @@ import (
 )
 
 // historyLost builds, in dir, instance "a" of counterDef whose history is
-// lost: versions 1..3 (seqs 1..3, keys a, b, c) recorded at t0 and
-// snapshotted at seq 3, version 4 (key d) two hours later once 1..3 have
-// expired (category "counter" keeps an hour), and then a truncation of
-// version 1 (the marker at seq 5). The snapshot holds deleted data and
+// lost: versions 1..3 (seqs 2..4, after the retention record at seq 1;
+// keys a, b, c) recorded at t0 and snapshotted at seq 4, version 4 (key d)
+// two hours later once 1..3 have expired (category "counter" keeps an
+// hour), and then a truncation of version 1 (the marker at seq 6). The snapshot holds deleted data and
 // versions 2 and 3 are gone by retention: folding again would lose them.
 // It returns the opener of the log (a fresh *evlog.Log on dir, the clock
 // at t0+2h; the caller closes it).
@@ -124,11 +124,11 @@ func TestRepositoryRebuildAfterHistoryLost(t *testing.T) {
 		if !ok || !errors.Is(err, replay.ErrHistoryLost) {
 			t.Fatalf("%s before Rebuild: %v; want a *replay.HistoryLostError", call.name, err)
 		}
-		if hl.ExpiredSeq != 2 || hl.DeletionSeq != 5 || hl.Snapshot.Seq != 3 {
-			t.Errorf("%s: HistoryLostError %+v, want the snapshot at seq 3, the deletion at seq 5, the expired event at seq 2", call.name, hl)
+		if hl.ExpiredSeq != 3 || hl.DeletionSeq != 6 || hl.Snapshot.Seq != 4 {
+			t.Errorf("%s: HistoryLostError %+v, want the snapshot at seq 4, the deletion at seq 6, the expired event at seq 3", call.name, hl)
 		}
 	}
-	if diff := cmp.Diff([]uint64{3}, snapshotSeqs(t, l, r)); diff != "" {
+	if diff := cmp.Diff([]uint64{4}, snapshotSeqs(t, l, r)); diff != "" {
 		t.Errorf("snapshots before Rebuild (-want +got):\n%s", diff)
 	}
 	// Without Rebuild nothing changes, not even after a restart.
@@ -253,7 +253,7 @@ func TestRepositoryRebuildNeedsRemove(t *testing.T) {
 // losing nothing. The repository's snapshots did not record them
 // (Instance carried no Unfolded), and Load failed with
 // replay.ErrHistoryLost at the next deletion after a Rebuild, naming seq
-// 2. An event the rebuilt state did fold (version 4, seq 4) that expires
+// 3. An event the rebuilt state did fold (version 4, seq 5) that expires
 // afterwards is still a loss, and is the one reported.
 func TestRepositoryRebuiltDeletionNoFalseLoss(t *testing.T) {
 	for _, tc := range []struct {
@@ -283,7 +283,7 @@ func TestRepositoryRebuiltDeletionNoFalseLoss(t *testing.T) {
 			}
 			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			now.Store(t0.Add(150 * time.Minute).UnixNano())
-			// Version 5 at seq 6; the snapshot at seq 6 is of the
+			// Version 5 at seq 7; the snapshot at seq 7 is of the
 			// rebuilt state, by Execute's cached instance.
 			if _, err := r.Execute(ctx, "a", add("e", 16)); err != nil {
 				t.Fatal(err)
@@ -291,7 +291,7 @@ func TestRepositoryRebuiltDeletionNoFalseLoss(t *testing.T) {
 			if err := r.Snapshot(ctx, "a"); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff([]uint64{6}, snapshotSeqs(t, l, r)); diff != "" {
+			if diff := cmp.Diff([]uint64{7}, snapshotSeqs(t, l, r)); diff != "" {
 				t.Fatalf("snapshots after Rebuild and Execute (-want +got):\n%s", diff)
 			}
 			if tc.foldedExpires {
@@ -304,20 +304,20 @@ func TestRepositoryRebuiltDeletionNoFalseLoss(t *testing.T) {
 				r = counterRepo(t, l)
 			}
 			// Truncating again below version 2 deletes nothing more but
-			// makes the snapshot at seq 6 stale (the marker at seq 7).
+			// makes the snapshot at seq 7 stale (the marker at seq 8).
 			if _, err := l.TruncateStream(ctx, "counter-a", 2); err != nil {
 				t.Fatal(err)
 			}
 			got, err := r.Load(ctx, "a")
 			if tc.foldedExpires {
 				hl, ok := errors.AsType[*replay.HistoryLostError](err)
-				if !ok || hl.ExpiredSeq != 4 || hl.DeletionSeq != 7 {
-					t.Fatalf("Load after the deletion, version 4 expired: %v, want a *replay.HistoryLostError naming the expired seq 4 and the deletion at seq 7", err)
+				if !ok || hl.ExpiredSeq != 5 || hl.DeletionSeq != 8 {
+					t.Fatalf("Load after the deletion, version 4 expired: %v, want a *replay.HistoryLostError naming the expired seq 5 and the deletion at seq 8", err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("Load after the second deletion: %v, want the state folded again (seqs 2 and 3 expired before the rebuilt state folded them)", err)
+				t.Fatalf("Load after the second deletion: %v, want the state folded again (seqs 3 and 4 expired before the rebuilt state folded them)", err)
 			}
 			want := counterGot{N: map[string]int{"d": 8, "e": 16}, Version: 5}
 			if diff := cmp.Diff(want, counterGot{got.State.N, got.Version}); diff != "" {

@@ -14,6 +14,10 @@ const (
 	// retention"): a state folded from events before one may hold data of
 	// events that read as gone since.
 	DeletionsStream = "$$deletions"
+	// RetentionStream holds the records of the log's retention settings
+	// (see evlog.Options.Retention and docs/FORMAT.md, "Deletion and
+	// retention"): the newest one is what every process applies.
+	RetentionStream = "$$retention"
 )
 
 // IsSystemStream reports whether stream is one of evlog's system streams.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/replay"
@@ -23,8 +22,9 @@ const besideWriterEnv = "EVLOGCTL_BESIDE_WRITER"
 // every operation a writer does to its directory: appends rolling tiny
 // segments, stats snapshots saved and pruned, a durable subscription's
 // acknowledgements, a stream deleted (a deletion marker), a category under
-// Options.Retention (nothing expires, see below), and compactions (plain and compressed) that redact
-// what reads as gone. Before each step it waits for a line on stdin (the
+// Options.Retention whose MaxCount expires events the stats snapshots
+// folded, and compactions (plain and compressed) that redact what reads as
+// gone. Before each step it waits for a line on stdin (the
 // barrier: EOF ends it); after each step it prints "paused STEP SEQ" and
 // does nothing until the next line. Returns the exit status.
 func besideWriter(dir string, steps int) int {
@@ -34,12 +34,16 @@ func besideWriter(dir string, steps int) int {
 	}
 	l, err := evlog.Open(dir, evlog.Options{
 		SegmentSize: evlog.MinSegmentSize,
-		// Nothing expires in the test's time: retention hiding events
-		// is an option of the writer's process that a reader's process
-		// does not share (docs/FORMAT.md, "Retention"), so verify
-		// --replay there finds the writer's stats snapshots counting
-		// fewer events than it does until compaction redacts them.
-		Retention: map[string]evlog.Retention{"r": {MaxAge: 24 * time.Hour}},
+		// Recorded in the log (docs/FORMAT.md, "Deletion and
+		// retention"), so the reader processes hide what this writer
+		// hides. Each step appends 16 events to each of r-0 and r-1, so
+		// from step 2 on (48 > 40) events the stats snapshots folded
+		// expire (verify --replay passes over those snapshots, with a
+		// warning). Not before: the deletion of step 1 makes the stats
+		// snapshot of step 0 stale while the readers run, and had an
+		// event it folded expired by then, the log's stats history
+		// would be lost (state fails with ErrHistoryLost, rightly).
+		Retention: map[string]evlog.Retention{"r": {MaxCount: 40}},
 	})
 	if err != nil {
 		return fail("open", err)
@@ -78,6 +82,13 @@ func besideWriter(dir string, steps int) int {
 		if err := sub.Ack(ctx, last.Seq); err != nil {
 			return fail("ack", err)
 		}
+		// The deletion before the step's stats snapshot, which is then
+		// not stale while the writer pauses.
+		if step%3 == 1 {
+			if _, _, err := l.DeleteStream(ctx, fmt.Sprintf("s-%d", step%6)); err != nil {
+				return fail("delete stream", err)
+			}
+		}
 		res, err := replay.State(ctx, l, store, statsSubject, replay.Latest(), statsSpec, replay.Options{})
 		if err != nil {
 			return fail("stats", err)
@@ -87,11 +98,6 @@ func besideWriter(dir string, steps int) int {
 		}
 		if _, err := store.Prune(ctx, statsSubject.Name, snapshot.PrunePolicy{KeepLast: 2}); err != nil {
 			return fail("prune snapshots", err)
-		}
-		if step%3 == 1 {
-			if _, _, err := l.DeleteStream(ctx, fmt.Sprintf("s-%d", step%6)); err != nil {
-				return fail("delete stream", err)
-			}
 		}
 		if step%2 == 1 {
 			if _, err := l.Compact(ctx, evlog.CompactOptions{TargetSize: 32 << 10, Compress: step%4 == 3}); err != nil {

@@ -123,18 +123,22 @@ func comparableSnapshots(ctx context.Context, src replay.Source, store replay.Sn
 	// A snapshot that folded an event which has expired since (retention,
 	// or a placeholder compact left of it) keeps its effect, as plans
 	// keep using it (replay.Anchors); a replay of the events now cannot
-	// re-fold it.
-	expired, found := uint64(0), false
-	if x, ok := src.(replay.Expirations); ok {
-		if expired, found, err = x.FirstExpired(ctx, 1, keep[len(keep)-1].Seq, subj.Includes); err != nil {
-			return nil, nil, err
-		}
-	}
+	// re-fold it. Events in the snapshot's Unfolded ranges were never
+	// folded into it: their expiry leaves it comparable (FirstFoldedExpired).
+	x, _ := src.(replay.Expirations)
+	var ferr error
 	keep = slices.DeleteFunc(keep, func(m snapshot.Meta) bool {
-		if found && m.Seq >= expired {
-			skipped = append(skipped, replay.Fallback{File: m.File, Seq: m.Seq,
-				Reason: fmt.Sprintf("folded the event at seq %d, which has expired since (retention): it keeps its effect, which a replay no longer yields", expired)})
-			return true
+		if x != nil && ferr == nil {
+			expired, found, err := replay.FirstFoldedExpired(ctx, x, m.Seq, m.Unfolded, subj.Includes)
+			if err != nil {
+				ferr = err
+				return false
+			}
+			if found {
+				skipped = append(skipped, replay.Fallback{File: m.File, Seq: m.Seq,
+					Reason: fmt.Sprintf("folded the event at seq %d, which has expired since (retention): it keeps its effect, which a replay no longer yields", expired)})
+				return true
+			}
 		}
 		if m.Seq >= del {
 			return false
@@ -146,6 +150,9 @@ func comparableSnapshots(ctx context.Context, src replay.Source, store replay.Sn
 		skipped = append(skipped, replay.Fallback{File: m.File, Seq: m.Seq, Reason: reason + ": it may hold data of deleted events, which a replay no longer yields"})
 		return true
 	})
+	if ferr != nil {
+		return nil, nil, ferr
+	}
 	return keep, skipped, nil
 }
 

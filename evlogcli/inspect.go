@@ -3,6 +3,8 @@ package evlogcli
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -13,7 +15,8 @@ import (
 const inspectAbout = `
 Describes the log in DIR: its segments (file, first and last seq, first and
 last recorded time, events, bytes, sealed or active, compressed), the torn
-tail a writer would truncate, and its snapshots (subject, seq, time, bytes,
+tail a writer would truncate, the retention the log records (which every
+reader and compaction applies), and its snapshots (subject, seq, time, bytes,
 compression ratio of the state), with totals. inspect only reads: it never
 modifies, creates or locks anything.`
 
@@ -27,6 +30,7 @@ type inspectReport struct {
 	LogID     string            `json:"log_id"`
 	Segments  []segmentJSON     `json:"segments"`
 	TornTail  *tornTailJSON     `json:"torn_tail"`
+	Retention *retentionJSON    `json:"retention"` // null: none recorded
 	Snapshots []snapshotJSON    `json:"snapshots"`
 	Totals    inspectTotalsJSON `json:"totals"`
 }
@@ -48,6 +52,20 @@ type tornTailJSON struct {
 	Offset int64  `json:"offset"`
 	Bytes  int64  `json:"bytes"`
 	Reason string `json:"reason"`
+}
+
+// retentionJSON is the retention the log records (evlog.Log.RecordedRetention),
+// which every reader and compaction applies.
+type retentionJSON struct {
+	Seq        uint64                  `json:"seq"`        // of the record
+	Categories []retentionCategoryJSON `json:"categories"` // in name order; empty: the record says no retention
+}
+
+type retentionCategoryJSON struct {
+	Category    string `json:"category"`
+	MaxAge      string `json:"max_age,omitempty"`    // Go duration
+	MaxAgeNanos int64  `json:"max_age_ns,omitempty"` // the same in nanoseconds
+	MaxCount    int    `json:"max_count,omitempty"`
 }
 
 type snapshotJSON struct {
@@ -81,7 +99,7 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	return fail("inspect", c.run(ctx, e, pos[0]))
 }
 
-func (c *inspectCmd) run(_ context.Context, e *env, dir string) error {
+func (c *inspectCmd) run(ctx context.Context, e *env, dir string) error {
 	l, err := evlog.OpenReadOnly(dir, evlog.Options{})
 	if err != nil {
 		return err
@@ -111,6 +129,21 @@ func (c *inspectCmd) run(_ context.Context, e *env, dir string) error {
 		t := rec.TornTail
 		rep.TornTail = &tornTailJSON{File: rec.TornFile, Offset: t.Offset, Bytes: t.Size, Reason: t.Reason}
 	}
+	ret, seq, err := l.RecordedRetention(ctx)
+	if err != nil {
+		return err
+	}
+	if seq > 0 {
+		rep.Retention = &retentionJSON{Seq: seq, Categories: []retentionCategoryJSON{}}
+		for _, cat := range slices.Sorted(maps.Keys(ret)) {
+			x := ret[cat]
+			c := retentionCategoryJSON{Category: cat, MaxCount: x.MaxCount}
+			if x.MaxAge > 0 {
+				c.MaxAge, c.MaxAgeNanos = x.MaxAge.String(), int64(x.MaxAge)
+			}
+			rep.Retention.Categories = append(rep.Retention.Categories, c)
+		}
+	}
 	store, err := l.Snapshots()
 	if err != nil {
 		return err
@@ -130,6 +163,33 @@ func (c *inspectCmd) run(_ context.Context, e *env, dir string) error {
 		return writeJSON(e.stdout, rep)
 	}
 	return c.text(e, dir, &rep)
+}
+
+// retentionLine is inspect's text line for the recorded retention.
+func retentionLine(r *retentionJSON) string {
+	if r == nil || len(r.Categories) == 0 {
+		if r != nil {
+			return fmt.Sprintf("retention (recorded at seq %d): none (every event is kept)\n", r.Seq)
+		}
+		return "retention: none (every event is kept)\n"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "retention (recorded at seq %d): ", r.Seq)
+	for i, c := range r.Categories {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.Write(appendWord(nil, c.Category))
+		b.WriteString(":")
+		if c.MaxAge != "" {
+			b.WriteString(" MaxAge " + c.MaxAge)
+		}
+		if c.MaxCount > 0 {
+			fmt.Fprintf(&b, " MaxCount %d", c.MaxCount)
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 func snapshotEntry(m snapshot.Meta) snapshotJSON {
@@ -171,6 +231,7 @@ func (c *inspectCmd) text(e *env, dir string, rep *inspectReport) error {
 	if t := rep.TornTail; t != nil {
 		fmt.Fprintf(&b, "torn tail: %s at offset %d, %d bytes (%s): not served; a crash left it, or a live writer is writing it (a writer opening the log truncates a crash's)\n", t.File, t.Offset, t.Bytes, t.Reason)
 	}
+	b.WriteString(retentionLine(rep.Retention))
 	fmt.Fprintf(&b, "%d %s, %d bytes\n", rep.Totals.Snapshots, plural(rep.Totals.Snapshots, "snapshot", "snapshots"), rep.Totals.SnapshotBytes)
 	if len(rep.Snapshots) > 0 {
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)

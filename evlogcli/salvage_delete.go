@@ -94,7 +94,8 @@ func rawKept(ctx context.Context, fsys vfs.FS, gone goneStreams) ([]evlog.Envelo
 }
 
 // notCopied reports whether ev, about to be copied, is one salvage does
-// not copy (a system event, a placeholder, or, read frame by frame, an
+// not copy (a system event other than a retention record, a placeholder,
+// or, read frame by frame, an
 // event a marker deletes), and then counts it as handled, buffering its
 // placeholder when it carries an ID (keepsID). A deletion
 // marker that does not decode is damage: a gap naming its file and
@@ -103,6 +104,9 @@ func rawKept(ctx context.Context, fsys vfs.FS, gone goneStreams) ([]evlog.Envelo
 func (s *salvager) notCopied(ev evlog.Envelope) bool {
 	if !event.IsSystemStream(ev.Stream) && ev.Type != evlog.TypeRedacted && !s.gone.has(ev) {
 		return false
+	}
+	if ev.Stream == evlog.RetentionStream && ev.Type == evlog.TypeRetention {
+		return false // copied: the new log keeps the log's retention
 	}
 	if ev.Stream != evlog.DeletionsStream && event.IsSystemStream(ev.Stream) {
 		s.notHeld(ev, fmt.Sprintf("stream %q: names starting with %q are reserved for evlog's system streams (an evlog before stream deletion accepted it for user events, or a later evlog wrote it): the new log cannot hold it",

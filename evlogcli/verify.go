@@ -282,7 +282,7 @@ func (c *verifyCmd) snapshots(ctx context.Context, dir string, committed uint64,
 		}
 		return nil
 	}
-	return c.replayStats(ctx, l, store, stats, out, bad)
+	return c.replayStats(ctx, l, store, stats, out, warn, bad)
 }
 
 // unmarkedSnapshot is verify's warning about snapshot m, beyond last, the
@@ -302,18 +302,27 @@ func unmarkedSnapshot(m snapshot.Meta, last, committed uint64) string {
 }
 
 // replayStats folds the events once, comparing the state with each stats
-// snapshot as the fold passes its seq.
+// snapshot as the fold passes its seq. A snapshot whose Unfolded ranges
+// hold an event the fold now reads (gone when the snapshot was folded,
+// readable since: the log's retention was loosened) is not compared, with
+// a warning: its state rightly lacks that event.
 func (c *verifyCmd) replayStats(ctx context.Context, l *evlog.Log, store *snapshot.Store, snaps []snapshot.Meta,
-	out *verifyReport, bad func(string, int64, string)) error {
+	out *verifyReport, warn io.Writer, bad func(string, int64, string)) error {
 	slices.SortFunc(snaps, func(a, b snapshot.Meta) int { return cmp.Compare(a.Seq, b.Seq) })
 	st := newStats()
 	i := 0
-	pos := uint64(0) // seq of the last event read, folded or not
+	pos := uint64(0)                 // seq of the last event read, folded or not
+	unfoldedRead := map[int]uint64{} // snaps index -> an event of its Unfolded ranges the fold read
+	anyUnfolded := slices.ContainsFunc(snaps, func(m snapshot.Meta) bool { return m.Unfolded.Len() > 0 })
 	compare := func() {
 		for ; i < len(snaps) && snaps[i].Seq <= pos; i++ {
 			m := snaps[i]
 			if m.Seq < pos {
 				continue // its last event reads as gone: not one to compare at
+			}
+			if seq, ok := unfoldedRead[i]; ok {
+				fmt.Fprintf(warn, "warning: snapshot %s (seq %d) not compared: the event at seq %d read as gone when it was folded (retention), and reads now (the log's retention was changed since)\n", m.File, m.Seq, seq)
+				continue
 			}
 			raw, err := store.Load(ctx, m)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -342,11 +351,26 @@ func (c *verifyCmd) replayStats(ctx context.Context, l *evlog.Log, store *snapsh
 		// are covered, not folded.
 		if !event.IsSystemStream(ev.Stream) {
 			st = foldStats(st, ev)
+			for j := i; anyUnfolded && j < len(snaps); j++ {
+				if _, ok := unfoldedRead[j]; !ok && inRanges(snaps[j].Unfolded, ev.Seq) {
+					unfoldedRead[j] = ev.Seq
+				}
+			}
 		}
 		pos = ev.Seq
 		compare()
 	}
 	return nil
+}
+
+// inRanges reports whether seq is in one of rs.
+func inRanges(rs snapshot.SeqRanges, seq uint64) bool {
+	for r := range rs.All() {
+		if seq >= r.From && seq <= r.To {
+			return true
+		}
+	}
+	return false
 }
 
 func plural(n int, one, many string) string {

@@ -1,6 +1,7 @@
 package evlogcli
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +111,7 @@ func TestVerifyReplayBesidePrune(t *testing.T) {
 			if how == "stats" {
 				out := &verifyReport{}
 				c := &verifyCmd{replay: true}
-				if err := c.replayStats(ctx, l, store, snaps, out, func(f string, _ int64, r string) { report(f, r) }); err != nil {
+				if err := c.replayStats(ctx, l, store, snaps, out, io.Discard, func(f string, _ int64, r string) { report(f, r) }); err != nil {
 					t.Fatal(err)
 				}
 				replayed = out.Replayed

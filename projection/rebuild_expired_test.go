@@ -40,7 +40,8 @@ func TestRunnerRebuiltViewDeletionNoFalseLoss(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := countingLog(t) // acct keeps the newest event of each stream
-			// seq 1 acct-1, 2 acct-2 (expired by 3), 3 acct-2, 4 acct-3
+			// seq 1 the retention record, 2 acct-1, 3 acct-2 (expired by
+			// 4), 4 acct-2, 5 acct-3
 			last := appendTo(t, l, "acct-1", "acct-2", "acct-2", "acct-3")
 			store, err := l.Snapshots()
 			if err != nil {
@@ -57,7 +58,7 @@ func TestRunnerRebuiltViewDeletionNoFalseLoss(t *testing.T) {
 			}
 			want := map[string]int{"acct-1": 1, "acct-2": 1}
 			if tc.foldedExpires {
-				last = appendTo(t, l, "acct-1") // expires seq 1, which the view folded
+				last = appendTo(t, l, "acct-1") // expires seq 2, which the view folded
 				if err := r.WaitFor(t.Context(), last); err != nil {
 					t.Fatal(err)
 				}
@@ -96,13 +97,13 @@ func TestRunnerRebuiltViewDeletionNoFalseLoss(t *testing.T) {
 			}
 			err = r.WaitFor(t.Context(), del)
 			if tc.foldedExpires {
-				if hl, ok := errors.AsType[*replay.HistoryLostError](err); !ok || hl.ExpiredSeq != 1 {
-					t.Fatalf("WaitFor(%d), the deletion after an event the rebuilt view folded expired: %v, want a *replay.HistoryLostError naming seq 1", del, err)
+				if hl, ok := errors.AsType[*replay.HistoryLostError](err); !ok || hl.ExpiredSeq != 2 {
+					t.Fatalf("WaitFor(%d), the deletion after an event the rebuilt view folded expired: %v, want a *replay.HistoryLostError naming seq 2", del, err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("WaitFor(%d), the deletion after the Rebuild: %v, want the view folded again (seq 2 expired before the rebuilt view folded it)", del, err)
+				t.Fatalf("WaitFor(%d), the deletion after the Rebuild: %v, want the view folded again (seq 3 expired before the rebuilt view folded it)", del, err)
 			}
 			var got map[string]int
 			if err := r.View(func(v map[string]int, _ uint64) { got = maps.Clone(v) }); err != nil {
