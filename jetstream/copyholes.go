@@ -9,7 +9,8 @@ import (
 )
 
 // ErrHoles is matched by the error of a Copy whose source has holes in
-// its seqs (or deletion markers): see HolesError.
+// its seqs (or records of evlog's system streams: deletion markers, the
+// log's retention settings): see HolesError.
 var ErrHoles = errors.New("evlog/jetstream: copy: the source has events that read as gone; its seqs cannot be preserved")
 
 // HolesError reports that Copy refused a source whose seqs have holes:
@@ -19,15 +20,20 @@ var ErrHoles = errors.New("evlog/jetstream: copy: the source has events that rea
 // assigns seqs contiguously, so every event after a hole would land at
 // another seq than the source's (and streams after a truncation at other
 // versions), invalidating every snapshot, checkpoint and subscription
-// position that names one; and the deletion markers (events of
-// evlog.DeletionsStream) mean nothing to a JetStream log, which never
-// deletes. Copy checks the whole source before it appends anything.
+// position that names one; and the records of evlog's system streams
+// mean nothing to a JetStream log, which never deletes: deletion markers
+// (evlog.DeletionsStream) and the log's retention settings
+// (evlog.RetentionStream, recorded by a writer opened with
+// Options.Retention: the copy would keep for ever what the source lets
+// expire). Copy checks the whole source before it appends anything.
 type HolesError struct {
 	// Seq is the first seq of the source, from 1, that holds no visible
-	// event, or (Marker) the seq of its first deletion marker.
+	// event, or (Marker) the seq of its first record of a system stream.
 	Seq uint64
-	// Marker: Seq holds a deletion marker.
+	// Marker: Seq holds a record of the system stream Stream (a deletion
+	// marker, or the log's retention settings).
 	Marker bool
+	Stream string
 	// Last is the source's last seq, Events its events through Last.
 	Last, Events uint64
 	// Resumed is the target's last seq: events it holds from an earlier
@@ -38,7 +44,7 @@ type HolesError struct {
 func (e *HolesError) Error() string {
 	what := fmt.Sprintf("seq %d holds no event (deleted, truncated, tombstoned or expired)", e.Seq)
 	if e.Marker {
-		what = fmt.Sprintf("seq %d holds a deletion marker (%s)", e.Seq, event.DeletionsStream)
+		what = fmt.Sprintf("seq %d holds a record of %s (deletion markers and the log's retention settings are applied by a file log only)", e.Seq, e.Stream)
 	}
 	msg := fmt.Sprintf("evlog/jetstream: copy: %s; the source holds %d events through seq %d: "+
 		"the target numbers events contiguously, so the copy would not keep their seqs and versions (every snapshot, checkpoint and subscription position naming one), nor the deletions; ",
@@ -55,7 +61,8 @@ func (e *HolesError) Error() string {
 func (e *HolesError) Is(target error) bool { return target == ErrHoles }
 
 // checkHoles returns a *HolesError if src has no event at some seq in
-// [1, last] or holds a deletion marker there (the first of either). It
+// [1, last] or holds a record of a system stream there (the first of
+// either). It
 // reads the whole source and appends nothing, so that Copy refuses such
 // a source before it writes.
 func checkHoles(ctx context.Context, src CopySource, last, resumed uint64) error {
@@ -71,8 +78,8 @@ func checkHoles(ctx context.Context, src CopySource, last, resumed uint64) error
 		case he != nil:
 		case e.Seq != events+1:
 			he = &HolesError{Seq: events + 1}
-		case e.Stream == event.DeletionsStream:
-			he = &HolesError{Seq: e.Seq, Marker: true}
+		case event.IsSystemStream(e.Stream):
+			he = &HolesError{Seq: e.Seq, Marker: true, Stream: e.Stream}
 		}
 		events++
 	}

@@ -83,14 +83,17 @@ func holeCases() []holeCase {
 			holeCase{name: "truncated", opts: plain, events: 60, build: then(trunc("c-1", 10), 5), compact: compact, wantSeq: 3},
 			holeCase{name: "tombstoned", opts: plain, events: 60, build: then(tomb("b-1"), 5), compact: compact, wantSeq: 2},
 			// MaxCount 5 of category "a": a-1's older events expire.
+			// In these three retention cases the writer's Open has
+			// recorded the settings at seq 1 ($$retention), which Copy
+			// refuses first; their holes come after it.
 			holeCase{name: "retention count", opts: func(*holeClock) evlog.Options {
 				return evlog.Options{SegmentSize: evlog.MinSegmentSize, Retention: map[string]evlog.Retention{"a": {MaxCount: 5}}}
-			}, events: 60, compact: compact, wantSeq: 1},
+			}, events: 60, compact: compact, wantSeq: 1, marker: true},
 			// MaxAge of category "c": everything of c-1 expires, its
 			// last event the log's last: a hole at the end.
 			holeCase{name: "retention age at end", opts: func(c *holeClock) evlog.Options {
 				return evlog.Options{SegmentSize: evlog.MinSegmentSize, Clock: c.Now, Retention: map[string]evlog.Retention{"c": {MaxAge: time.Hour}}}
-			}, events: 60, build: func(t *testing.T, l *evlog.Log, c *holeClock) { c.now = c.now.Add(2 * time.Hour) }, compact: compact, wantSeq: 3},
+			}, events: 60, build: func(t *testing.T, l *evlog.Log, c *holeClock) { c.now = c.now.Add(2 * time.Hour) }, compact: compact, wantSeq: 1, marker: true},
 		)
 	}
 	// (Its events are in the unsealed segment, which Compact leaves.)
@@ -106,12 +109,19 @@ func holeCases() []holeCase {
 				}
 			}
 			c.now = c.now.Add(2 * time.Hour)
-		}, wantSeq: 61},
+		}, wantSeq: 1, marker: true},
 	)
 	// A deletion marker that hides nothing (a tombstone of a stream that
 	// never had an event) is a hole too: JetStream would not refuse the
 	// appends to it that the file log refuses.
 	cs = append(cs, holeCase{name: "marker alone", opts: plain, events: 6, build: then(tomb("z-1"), 3), wantSeq: 7, marker: true})
+	// A log recording retention settings ($$retention, at seq 1: the
+	// writer's Open records them), nothing expired yet: a JetStream log
+	// would never apply them, so the copy would keep for ever what the
+	// file log lets expire.
+	cs = append(cs, holeCase{name: "retention recorded, nothing expired", opts: func(*holeClock) evlog.Options {
+		return evlog.Options{SegmentSize: evlog.MinSegmentSize, Retention: map[string]evlog.Retention{"a": {MaxCount: 1000}}}
+	}, events: 6, wantSeq: 1, marker: true})
 	return cs
 }
 

@@ -35,11 +35,13 @@
 //     Snapshots.Sweep, which is safe beside other processes' saves.
 //   - Copy refuses, before appending anything, a source whose seqs have
 //     holes (events deleted, truncated, tombstoned or expired, compacted
-//     or not) or that holds deletion markers: ErrHoles, a *HolesError
+//     or not) or that holds records of evlog's system streams (deletion
+//     markers, the log's recorded retention): ErrHoles, a *HolesError
 //     naming the first. A JetStream stream numbers messages contiguously
 //     and this package never deletes, so such a copy would renumber the
 //     events after the hole (breaking every snapshot, checkpoint and
-//     subscription position naming a seq) or drop the deletions.
+//     subscription position naming a seq), drop the deletions, or keep
+//     for ever what the source's retention lets expire.
 //   - Copy stores an event ID the source holds twice under fresh,
 //     deterministic Nats-Msg-Ids, so every resend is recognised.
 //

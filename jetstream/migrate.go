@@ -78,7 +78,7 @@ func Copy(ctx context.Context, dst CopyTarget, src CopySource, progress func(seq
 		return rep, fmt.Errorf("evlog/jetstream: copy: the target holds %d events, the source %d: not a copy of it", rep.Resumed, rep.Last)
 	}
 	// The target numbers events contiguously: a source with holes (or
-	// deletion markers) cannot be copied with its seqs, so refuse it
+	// records of system streams: deletion markers, retention) cannot be copied with its seqs, so refuse it
 	// before appending anything, also when resuming (the source may have
 	// deleted events since the earlier run).
 	if err := checkHoles(ctx, src, rep.Last, rep.Resumed); err != nil {

@@ -14,14 +14,13 @@
 //
 // A file log whose seqs have holes is refused before anything is copied:
 // events deleted (evlogctl delete, truncate or tombstone; compacted or
-// not) or expired by retention and compacted, or a deletion marker. The
+// not) or expired by retention and compacted, a deletion marker, or a
+// record of the log's retention settings. The
 // target numbers events contiguously, so the copy could not keep their
 // seqs and versions (which snapshots, checkpoints and subscription
 // positions name), and a JetStream log never deletes. Keep the file log,
 // or copy a renumbered copy (evlogctl salvage DIR NEWDIR, which drops
-// what is gone) and rebuild everything naming a seq on the target. The
-// source is opened without Options.Retention: events it expired but that
-// were not compacted yet are copied.
+// what is gone) and rebuild everything naming a seq on the target.
 //
 // A log may hold one event ID twice, stored again after its duplicate
 // window. A file-log target remembers every ID by default and refuses the
