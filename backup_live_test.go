@@ -162,6 +162,7 @@ func TestFollowBackupCatchesUp(t *testing.T) {
 		}
 		return len(m)
 	}
+	guard := time.After(4 * time.Minute) // a hang guard for both waits, not a bound
 	for n := 0; n < 5 || segments() < 17; {
 		stopIfWritersFailed(t, stop, wg)
 		select {
@@ -169,13 +170,16 @@ func TestFollowBackupCatchesUp(t *testing.T) {
 			n++
 		case err := <-done:
 			t.Fatalf("FollowBackup returned %v", err)
+		case <-guard:
+			close(stop)
+			wg.Wait()
+			t.Fatalf("%d passes, %d segments at seq %d: the writers never made 16 rolls", n, segments(), l.LastSeq())
 		}
 	}
 	close(stop)
 	wg.Wait()
 	final := l.LastSeq()
 	t.Logf("%d events in %d segments", final, segments())
-	guard := time.After(2 * time.Minute) // a hang guard, not a bound
 	for caught := false; !caught; {
 		select {
 		case r := <-passes:

@@ -22,7 +22,7 @@ func TestConcurrentAppendsAndReads(t *testing.T) {
 	const writers, perWriter = 8, 60
 	var wg sync.WaitGroup
 	var stop atomic.Bool
-	readErr := make(chan error, 4)
+	readErr := make(chan error, 3+writers) // each reader and writer sends at most once
 	for r := range 3 {
 		wg.Go(func() {
 			for !stop.Load() {

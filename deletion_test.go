@@ -2,7 +2,6 @@ package evlog
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"iter"
@@ -71,10 +70,10 @@ func readEveryWay(t *testing.T, l *Log, stream string) seen {
 	s.filtered = collect(t, l.EventsFiltered(ctx, 1, Filter{StreamPrefixes: []string{"cart-", "order-"}}), envKey)
 	s.category = collect(t, l.Category(ctx, "cart", 1), envKey)
 	last := l.pub.seq
-	sctx, cancel := context.WithCancel(ctx)
+	sctx, cancel := guarded(ctx)
 	for e, err := range l.Subscribe(sctx, 1) {
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("Subscribe(1) up to seq %d: %v", last, hungErr(sctx, err))
 		}
 		s.subscribe = append(s.subscribe, envKey(e))
 		if e.Seq == last {
@@ -536,11 +535,11 @@ func TestDeleteLiveSubscribe(t *testing.T) {
 	}
 	subscribe := func(sl *Log, read3 chan<- struct{}, out chan<- result) {
 		var r result
-		sctx, cancel := context.WithCancel(ctx)
+		sctx, cancel := guarded(ctx)
 		defer cancel()
 		for e, err := range sl.Subscribe(sctx, 1) {
 			if err != nil {
-				r.err = err
+				r.err = hungErr(sctx, err)
 				break
 			}
 			r.got = append(r.got, envKey(e))
@@ -557,8 +556,13 @@ func TestDeleteLiveSubscribe(t *testing.T) {
 	out := make(chan result, 2)
 	go subscribe(l, read3, out)
 	go subscribe(ro, read3, out)
-	<-read3
-	<-read3
+	for range 2 {
+		select {
+		case <-read3:
+		case r := <-out: // a subscription ended before its third event
+			t.Fatalf("a subscription ended after %v: %v", r.got, r.err)
+		}
+	}
 	if _, _, err := l.DeleteStream(ctx, "a-1"); err != nil {
 		t.Fatal(err)
 	}

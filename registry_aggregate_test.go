@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -125,8 +126,12 @@ func TestRegistryAggregate(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
-	if err := r.WaitFor(ctx, l.LastSeq()); err != nil {
-		t.Fatal(err)
+	// A hang guard, no timing assertion: a lost event fails the test
+	// instead of hanging it until -timeout.
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer wcancel()
+	if err := r.WaitFor(wctx, l.LastSeq()); err != nil {
+		t.Fatalf("WaitFor(%d), the log's last seq (a hang guard of 2m): %v", l.LastSeq(), err)
 	}
 	r.Read(func(m map[string]int, _ uint64) {
 		if d := cmp.Diff(map[string]int{"item_added": 4, "item_removed": 1, "item_renamed": 1}, m); d != "" {

@@ -46,9 +46,11 @@ func TestTypedSubscribeSkipsSystemStreams(t *testing.T) {
 		}
 	}
 	got("Typed[item].Subscribe", func(yield func(string, error) bool) {
-		for ev, err := range plain.Subscribe(ctx, 1) {
+		sctx, cancel := guarded(ctx)
+		defer cancel()
+		for ev, err := range plain.Subscribe(sctx, 1) {
 			if err != nil {
-				yield("", err)
+				yield("", hungErr(sctx, err))
 				return
 			}
 			if !yield(ev.Stream+":"+ev.Data.Name, nil) || ev.Seq >= last {
@@ -62,9 +64,11 @@ func TestTypedSubscribeSkipsSystemStreams(t *testing.T) {
 	}
 	regView := Typed[any](l, WithRegistry(reg))
 	got("registry view Subscribe", func(yield func(string, error) bool) {
-		for ev, err := range regView.Subscribe(ctx, 1) {
+		sctx, cancel := guarded(ctx)
+		defer cancel()
+		for ev, err := range regView.Subscribe(sctx, 1) {
 			if err != nil {
-				yield("", err)
+				yield("", hungErr(sctx, err))
 				return
 			}
 			if !yield(ev.Stream+":"+ev.Data.(item).Name, nil) || ev.Seq >= last {

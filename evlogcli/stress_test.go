@@ -148,11 +148,14 @@ func TestStressReadersBesideWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	acks := readAcks(wout)
+	t.Cleanup(func() { writer.Process.Kill() }) // a no-op once it exited; ends it after a failure
 	select {
 	case <-acks.first:
 	case <-acks.done:
 		writer.Wait()
 		t.Fatalf("the writer acked nothing: %s", werr.String()) // stdout ended: Wait is safe
+	case <-time.After(hangGuard):
+		t.Fatalf("waited %v for the writer's first ack", hangGuard)
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -233,7 +236,7 @@ func TestStressReadersBesideWriter(t *testing.T) {
 		}
 	}()
 
-	<-acks.done // all of stdout read: Wait closes the pipe
+	await(t, acks.done, fmt.Sprintf("the writer to ack %d events and exit", count)) // all of stdout read: Wait closes the pipe
 	werrWait := writer.Wait()
 	if werrWait != nil {
 		cancel()
@@ -243,7 +246,7 @@ func TestStressReadersBesideWriter(t *testing.T) {
 	if last := acks.acks[len(acks.acks)-1]; last != count {
 		t.Fatalf("the writer's last ack is %d, want %d", last, count)
 	}
-	if err := <-subDone; err != nil {
+	if err := await(t, subDone, fmt.Sprintf("OpenReadOnly+Subscribe beside the writer to reach seq %d", count)); err != nil {
 		t.Errorf("OpenReadOnly+Subscribe beside the writer: %v", err)
 	}
 	waitUntil(t, "tail -f to print every event", func() bool { return strings.Count(tailOut.String(), "\n") >= count })

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/snapshot"
@@ -38,7 +39,15 @@ func TestVerifyBesideFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	acks := readAcks(wout)
-	<-acks.first
+	t.Cleanup(func() { writer.Process.Kill() }) // a no-op once it exited; ends it after a failure
+	select {
+	case <-acks.first:
+	case <-acks.done:
+		writer.Wait() // stdout ended: Wait is safe
+		t.Fatal("the writer acked nothing")
+	case <-time.After(hangGuard):
+		t.Fatalf("waited %v for the writer's first ack", hangGuard)
+	}
 	f := startEvlogctl(t, "backup", src, dest, "--follow", "--interval", "1ms")
 	f.waitFor(t, "a first pass", func() bool { return strings.Contains(f.stdout.String(), "backup at seq") })
 	fails := 0
@@ -64,8 +73,10 @@ func TestVerifyBesideFollow(t *testing.T) {
 		}
 		break
 	}
-	<-acks.done
-	writer.Wait()
+	await(t, acks.done, "the writer to ack its 3000 events and exit")
+	if err := writer.Wait(); err != nil {
+		t.Errorf("the writer: %v", err)
+	}
 	t.Logf("%d runs, %d failures; follow stderr: %s", runs, fails, f.stderr)
 }
 

@@ -17,8 +17,12 @@
 //
 // The suite depends only on the standard library and go-cmp, plus the
 // interfaces of this module; it is deterministic (no sleeps, no wall-clock
-// bounds): every wait is on an event the suite itself causes, bounded only
-// by the test's context.
+// bounds): every wait is on an event the suite itself causes. A wait that
+// would block for ever if that event never came (a subscriber's next
+// event, the writer it waits on, a racing append) is bounded by a hang
+// guard of two minutes, far longer than anything takes on a loaded
+// machine: a backend that loses an event fails the check with a message
+// saying what never came, instead of hanging until go test's -timeout.
 package evlogtest
 
 import (

@@ -355,6 +355,8 @@ func testBatch(t *testing.T, b Backend) {
 func testRace(t *testing.T, b Backend) {
 	l := b.Log
 	const writers, rounds = 16, 5
+	ctx, cancel := guarded(t) // done.Wait below waits for every append
+	defer cancel()
 	for round := range rounds {
 		version := streamVersion(t, l, "hot")
 		var (
@@ -369,12 +371,13 @@ func testRace(t *testing.T, b Backend) {
 				defer done.Done()
 				ready.Done()
 				<-start
-				_, errs[w] = l.Append(t.Context(), "hot", event.ExpectVersion(version), ev("inc", fmt.Sprint(w), t0))
+				_, errs[w] = l.Append(ctx, "hot", event.ExpectVersion(version), ev("inc", fmt.Sprint(w), t0))
 			}()
 		}
 		ready.Wait()
 		close(start)
 		done.Wait()
+		hung(t, ctx, "round %d: the racing appends", round)
 		wins := 0
 		for _, err := range errs {
 			switch {
@@ -443,6 +446,32 @@ func testTime(t *testing.T, b Backend) {
 	}
 }
 
+// hangGuard bounds the suite's waits for what the suite itself causes (an
+// event a subscriber waits for, the writer it waits on, a racing append).
+// It is no timing assertion: far longer than anything takes on a loaded
+// machine, it only turns a hang (an event that never comes) into a failure
+// that says what was awaited, instead of a test binary killed by -timeout
+// with every other result lost. A variable only for the suite's own test of
+// it, which lowers it in a child process.
+var hangGuard = 2 * time.Minute
+
+// errHangGuard is the cause of a guarded context that hangGuard ended.
+var errHangGuard = errors.New("evlogtest: hang guard expired: an awaited event never came")
+
+// guarded returns t's context, ended with errHangGuard as its cause once
+// hangGuard has passed.
+func guarded(t *testing.T) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(t.Context(), hangGuard, errHangGuard)
+}
+
+// hung fails t if ctx was ended by the hang guard, saying what never came.
+func hung(t *testing.T, ctx context.Context, format string, args ...any) {
+	t.Helper()
+	if errors.Is(context.Cause(ctx), errHangGuard) {
+		t.Fatalf("%s: still waiting after %v: %v", fmt.Sprintf(format, args...), hangGuard, errHangGuard)
+	}
+}
+
 // testSubscribe subscribes in the middle of the history and appends more
 // once the subscriber has caught up: it sees every event from its start
 // exactly once, in order.
@@ -451,7 +480,7 @@ func testSubscribe(t *testing.T, b Backend) {
 	for i := range 5 {
 		mustAppend(t, l, "s", event.ExpectAny, ev("e", fmt.Sprint(i), t0))
 	}
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := guarded(t)
 	defer cancel()
 	caughtUp := make(chan struct{})
 	appended := make(chan error, 1)
@@ -484,13 +513,16 @@ func testSubscribe(t *testing.T, b Backend) {
 		}
 		if e.Seq == 9 {
 			// The last live event can be delivered before its Append
-			// returns (on a replicated backend): let the writer finish.
+			// returns (on a replicated backend): let the writer finish
+			// (bounded: it appends with ctx).
 			if err := <-appended; err != nil {
+				hung(t, ctx, "Subscribe(3) saw %v, waiting for the live appends to return", got)
 				t.Fatalf("live appends: %v", err)
 			}
 			cancel() // the iteration must now end with ctx's error
 		}
 	}
+	hung(t, ctx, "Subscribe(3) saw %v, waiting for seqs up to 9 (the writer was started at seq 5)", got)
 	select {
 	case err := <-appended: // the writer failed and ended the subscription
 		t.Fatalf("live appends: %v (subscriber saw %v)", err, got)
@@ -510,7 +542,7 @@ func testSubscribe(t *testing.T, b Backend) {
 func testSubscribeConcurrent(t *testing.T, b Backend) {
 	l := b.Log
 	const n = 60
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := guarded(t)
 	defer cancel()
 	writerDone := make(chan error, 1)
 	mustAppend(t, l, "w0", event.ExpectAny, ev("e", "", t0))
@@ -535,6 +567,7 @@ func testSubscribeConcurrent(t *testing.T, b Backend) {
 	var got []uint64
 	for e, err := range l.Subscribe(ctx, 0) {
 		if err != nil {
+			hung(t, ctx, "Subscribe(0) saw %d events (%v), waiting for %d", len(got), got, n)
 			select {
 			case werr := <-writerDone:
 				t.Fatalf("writer: %v (subscriber saw %v)", werr, got)
@@ -547,7 +580,9 @@ func testSubscribeConcurrent(t *testing.T, b Backend) {
 			break
 		}
 	}
+	// Bounded: the writer appends with ctx.
 	if err := <-writerDone; err != nil {
+		hung(t, ctx, "the writer, after the subscriber saw all %d events", n)
 		t.Fatalf("writer: %v", err)
 	}
 	for i, s := range got {
