@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -321,7 +322,11 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 			}
 			return nil, err
 		}
-		heads, err := a.heads(ctx)
+		l.mu.Lock()
+		endSeq, endID, endStream := l.lastSeq, l.lastID, l.lastStream
+		l.mu.Unlock()
+		need, token, trusted := l.watch.suspect()
+		heads, end, err := a.headsAndEnd(ctx, need, endSeq, endID, endStream)
 		if err != nil {
 			if rerr := retry(err, false); rerr != nil {
 				return nil, rerr
@@ -352,12 +357,30 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		l.mu.Unlock()
 		// The append is pinned to lastSeq (build): check that the event
 		// there is still the one this Log saw, or a stream replaced by
-		// one ending at the same seq would take it.
-		if err := a.checkEnd(ctx, heads, lastSeq, lastID); err != nil {
+		// one ending at the same seq would take it (when the watch is
+		// suspect; a head ending there is compared always). The read
+		// made with the heads is of no use if the Log learnt of a later
+		// end meanwhile (its own append, a refresh), and neither is a
+		// head if the watch moved during the heads' reads (an advisory
+		// came, perhaps of a replacement made after them): checkEnd
+		// reads again.
+		need, token2, trusted2 := l.watch.suspect()
+		moved := token2 != token || trusted2 != trusted
+		if moved || lastSeq != endSeq || lastID != endID {
+			end = nil
+		}
+		evidence := heads
+		if moved {
+			evidence = nil
+		}
+		if err := a.checkEnd(ctx, evidence, end, need, lastSeq, lastID); err != nil {
 			if rerr := retry(err, false); rerr != nil {
 				return nil, rerr
 			}
 			continue
+		}
+		if need {
+			l.watch.verified(token2, trusted2)
 		}
 		// Expectations and times are checked locally, part by part as the
 		// file log checks them: a conflict needs no round trip.
@@ -771,12 +794,66 @@ func differs(stored, ev event.Envelope) string {
 	return ""
 }
 
+// endRead is the answer to the read of the message at the log's last seq
+// that headsAndEnd makes beside the heads' reads.
+type endRead struct {
+	m     *rawMsg
+	found bool
+}
+
+// headsAndEnd returns the heads (see heads) and, when checkEnd will need
+// it, the log's message at seq (end; nil when not read), read
+// concurrently with the heads, so that both cost one round trip of
+// latency, not two in series. It is needed when the watch is suspect
+// (need) and seq and id name an event the Log saw (seq not 0, id not "")
+// whose stream (stream, as far as the Log knows) is not one of the
+// append's: otherwise a head ends at seq and checkEnd needs no request.
+// The first read to fail cancels the others; its error is returned.
+// Nothing outlives the call.
+func (a *appendOp) headsAndEnd(ctx context.Context, need bool, seq uint64, id, stream string) ([]streamHead, *endRead, error) {
+	if !need || seq == 0 || id == "" || slices.ContainsFunc(a.reqs, func(r request) bool { return r.stream == stream }) {
+		heads, err := a.heads(ctx)
+		return heads, nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type result struct {
+		end endRead
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		m, found, err := a.l.getMsg(ctx, seq, "")
+		if err != nil {
+			cancel(err)
+		}
+		done <- result{endRead{m, found}, err}
+	}()
+	heads, err := a.heads(ctx)
+	if err != nil {
+		cancel(err)
+	}
+	r := <-done
+	switch {
+	case r.err != nil && (err == nil || context.Cause(ctx) == r.err):
+		return nil, nil, r.err // the end's read failed first
+	case err != nil:
+		return nil, nil, err
+	}
+	return heads, &r.end, nil
+}
+
 // checkEnd returns nil if the log's event at lastSeq is the one this Log
 // saw there (Nats-Msg-Id lastID; "": nothing to check), read from a head
-// at that seq if there is one (no request), else from the stream leader
-// (one request). Otherwise the stream was replaced (deletes and purges
-// are denied, so the event cannot have gone or changed in the stream this
-// Log saw), and it returns what refresh finds: a *StreamReplacedError.
+// at that seq if there is one, else, if read (the watch is suspect), from
+// end (the message at lastSeq as headsAndEnd read it), else from the
+// stream leader (one request: the Log learnt of a later end meanwhile, or
+// of the event's stream wrongly, or the watch turned suspect). Without a
+// head there and read false, it returns nil: the watch saw no sign of a
+// replacement (see watch). heads must have been read after the watch last
+// moved. Otherwise the stream was replaced (deletes and purges are
+// denied, so the event cannot have gone or changed in the stream this Log
+// saw), and it returns what refresh finds: a *StreamReplacedError.
 //
 // The append's expectation on the log's last seq (build) catches a
 // replacement ending elsewhere; this catches one ending at lastSeq, up to
@@ -787,7 +864,7 @@ func differs(stored, ev event.Envelope) string {
 // a last message ID a replica caught up from a peer does not update
 // (nats-server v2.15.2, processCatchupMsg), so on a replicated stream one
 // replica could refuse what the others store: not used.
-func (a *appendOp) checkEnd(ctx context.Context, heads []streamHead, lastSeq uint64, lastID string) error {
+func (a *appendOp) checkEnd(ctx context.Context, heads []streamHead, end *endRead, read bool, lastSeq uint64, lastID string) error {
 	if lastSeq == 0 || lastID == "" {
 		return nil
 	}
@@ -799,11 +876,17 @@ func (a *appendOp) checkEnd(ctx context.Context, heads []streamHead, lastSeq uin
 			return a.l.refresh(ctx)
 		}
 	}
-	m, found, err := a.l.getMsg(ctx, lastSeq, "")
-	if err != nil {
-		return err
+	if !read {
+		return nil
 	}
-	if found && m.hdr.Get(jetstream.MsgIDHeader) == lastID {
+	if end == nil {
+		m, found, err := a.l.getMsg(ctx, lastSeq, "")
+		if err != nil {
+			return err
+		}
+		end = &endRead{m, found}
+	}
+	if end.found && end.m.hdr.Get(jetstream.MsgIDHeader) == lastID {
 		return nil
 	}
 	return a.l.refresh(ctx)
@@ -909,6 +992,7 @@ func (a *appendOp) done(last uint64, msgs []*nats.Msg) ([]event.Position, error)
 	l.mu.Lock()
 	if last > l.lastSeq {
 		l.lastSeq, l.lastTime, l.lastID = last, t, msgs[len(msgs)-1].Header.Get(jetstream.MsgIDHeader)
+		l.lastStream = a.reqs[len(a.reqs)-1].stream
 	}
 	l.mu.Unlock()
 	return pos, nil

@@ -24,9 +24,20 @@
 //   - A stream deleted and recreated under an open Log is found when the Log
 //     reads the stream's end and the event at the last seq it knew of is
 //     missing or another one, however many events the new stream holds:
-//     ErrStreamReplaced. An append checks that event too, reading it
-//     just before sending, so a new stream ending at that seq takes no
-//     append (see StreamReplacedError for what cannot be told apart).
+//     ErrStreamReplaced. An append checks that event too, so a new stream
+//     ending at that seq takes no append. To cost an append (nearly)
+//     nothing, the Log watches the servers' advisories about its stream
+//     ($JS.EVENT.ADVISORY.STREAM.*.<stream>: a replacement is a deletion
+//     and a creation) and reads that event, concurrently with the
+//     appended streams' heads, only while the watch is suspect: until it
+//     has proof that the account's advisories reach it, after any
+//     advisory about the stream, after a reconnection (advisories sent
+//     meanwhile are lost) or a dropped advisory, until an append has read
+//     it since. Without advisories (a user who may not subscribe to
+//     $JS.EVENT.>, a JetStream API under a domain or imported from
+//     another account) every append reads it: one more request, made
+//     beside the heads' reads. See StreamReplacedError for what cannot be
+//     told apart.
 //   - Snapshots.Load and Snapshots.Remove act only on the snapshot their
 //     Meta describes (every field of a Meta the store returned), never on
 //     one saved since at the same name and seq by another fold:

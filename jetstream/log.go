@@ -128,15 +128,35 @@ func (e *ForeignStreamError) Is(target error) bool { return target == ErrForeign
 // one it saw there (another Nats-Msg-Id), also when the new stream holds
 // as many events as that or more. An append finds it too when the new
 // stream ends exactly at the last seq the Log knew of (its expectation on
-// the log's end then holds): before sending, it reads the event at that
-// seq (from a stream head it reads anyway when one of its streams ends
-// there, else with one more request). What cannot be told apart: a
-// replacement made between that read and the append's commit
-// (milliseconds) is not seen by that append (JetStream cannot make an
+// the log's end then holds), by checking the event at that seq before
+// sending: for free when one of its streams ends there (it reads that
+// stream's head anyway); else it reads the event, with one more request
+// made concurrently with the heads' reads, but only while the Log's watch
+// of the servers' advisories about the stream is suspect (see the
+// package documentation): until the watch has proof that the account's
+// advisories reach the Log (an audit advisory of a request on the
+// stream), after any advisory about the stream (the deletion and the
+// creation of a replacement among them), after the connection
+// reconnected or an advisory was dropped, until an append has read the
+// event since. While the watch has seen nothing, an append costs no more
+// than without the check. Where advisories do not reach the Log (a user
+// who may not subscribe to $JS.EVENT.>, a JetStream domain or an API
+// imported from another account) every append reads the event.
+//
+// What cannot be told apart: a replacement made between that read (or,
+// while the watch has seen nothing, the arrival of its advisories: the
+// servers send them asynchronously, after the deletion, usually within
+// microseconds on one server and a route hop on a cluster) and the
+// append's commit is not seen by that append (JetStream cannot make an
 // atomic batch conditional on the last message's identity, and checks it
-// for a single message only as each replica applies it: see checkEnd),
-// and a new stream holding the same message (the same Nats-Msg-Id) at the
-// last seq the Log knew of is taken for the old one. A restart of the
+// for a single message only as each replica applies it: see checkEnd);
+// on a cluster, the Log cannot know of advisories lost on a route between
+// the servers that broke and healed while its connection stayed up, so a
+// replacement made meanwhile, ending at the Log's last seq, is found only
+// when the Log next reads the stream's end (LastSeq, Range, an append
+// losing the race for the end); and a new stream holding the same
+// message (the same Nats-Msg-Id) at the last seq the Log knew of is taken
+// for the old one. A restart of the
 // servers keeping the stream is no replacement (the event is still
 // there); one that lost acknowledged events (servers not run with
 // sync_interval: always) is reported as one, since the history the Log
@@ -188,12 +208,17 @@ type Log struct {
 	logID      [16]byte
 	duplicates time.Duration // the stream's duplicate window, as configured
 
-	mu       sync.Mutex
-	lastSeq  uint64 // the last seq this Log knows of
-	lastTime time.Time
-	lastID   string            // the Nats-Msg-Id (as stored) of the event at lastSeq
-	replaced error             // the *StreamReplacedError once found (then final)
-	hints    map[string][]hint // stream -> (version, seq) pairs seen lately
+	mu         sync.Mutex
+	lastSeq    uint64 // the last seq this Log knows of
+	lastTime   time.Time
+	lastID     string            // the Nats-Msg-Id (as stored) of the event at lastSeq
+	lastStream string            // the stream of the event at lastSeq (see headsAndEnd)
+	replaced   error             // the *StreamReplacedError once found (then final)
+	hints      map[string][]hint // stream -> (version, seq) pairs seen lately
+
+	// watch tells an append whether it must read the event at lastSeq
+	// (nil: always; see watch).
+	watch *watch
 
 	// closed is done once Close was called (its cause evlog.ErrClosed).
 	closed     context.Context
@@ -250,14 +275,18 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error)
 	if !strings.HasSuffix(l.apiPrefix, ".") {
 		l.apiPrefix += "."
 	}
+	// Watch before the first read: whatever happens to the stream after
+	// the Log reads its end is seen (see watch).
+	l.watch = startWatch(l.nc, l.apiPrefix, l.streamName)
 	info, err := l.ensureStream(ctx)
+	if err == nil {
+		err = l.checkStream(info.Config)
+	}
+	if err == nil {
+		err = l.refresh(ctx)
+	}
 	if err != nil {
-		return nil, err
-	}
-	if err := l.checkStream(info.Config); err != nil {
-		return nil, err
-	}
-	if err := l.refresh(ctx); err != nil {
+		l.watch.stop()
 		return nil, err
 	}
 	return l, nil
@@ -447,13 +476,13 @@ func (l *Log) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	seq, t, id := uint64(0), time.Time{}, ""
+	seq, t, id, stream := uint64(0), time.Time{}, "", ""
 	if found {
 		e, err := l.decode(m.Subject, m.Seq, m.hdr, nil)
 		if err != nil {
 			return err
 		}
-		seq, t, id = e.Seq, e.Time, m.hdr.Get(jetstream.MsgIDHeader)
+		seq, t, id, stream = e.Seq, e.Time, m.hdr.Get(jetstream.MsgIDHeader), e.Stream
 	}
 	l.mu.Lock()
 	known, knownID := l.lastSeq, l.lastID
@@ -476,7 +505,7 @@ func (l *Log) refresh(ctx context.Context) error {
 	defer l.mu.Unlock()
 	if same {
 		if seq >= l.lastSeq {
-			l.lastSeq, l.lastTime, l.lastID = seq, t, id
+			l.lastSeq, l.lastTime, l.lastID, l.lastStream = seq, t, id, stream
 		}
 		return nil
 	}
@@ -486,17 +515,20 @@ func (l *Log) refresh(ctx context.Context) error {
 	if l.replaced == nil {
 		l.replaced = rerr
 	}
-	l.lastSeq, l.lastTime, l.lastID = seq, t, id // never more than the truth
+	l.lastSeq, l.lastTime, l.lastID, l.lastStream = seq, t, id, stream // never more than the truth
 	return rerr
 }
 
 // Close marks the end of use, as closing the file log does: appends and
 // reads started later fail with evlog.ErrClosed, and running
 // subscriptions end with it (iterations of Range and Stream already
-// running finish). It releases nothing else: the connection and the
-// stream are the caller's, shared with other Logs. Close is idempotent.
+// running finish). It unsubscribes the Log from its stream's advisories
+// (see StreamReplacedError) and releases nothing else: the connection and
+// the stream are the caller's, shared with other Logs. Close is
+// idempotent.
 func (l *Log) Close() error {
 	l.closeCause(evlog.ErrClosed)
+	l.watch.stop()
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
@@ -150,6 +151,12 @@ func TestStreamReplacedHoldingMore(t *testing.T) {
 // that seq is still the one the Log saw (by reading it, for free when an
 // appended stream ends there): the append fails with ErrStreamReplaced
 // and the new stream holds only its own events.
+//
+// Both ways the Log learns that it must read it are run: the advisory of
+// the deletion reaching its watch ("advisories": the test waits for it,
+// as the servers send it asynchronously), and a user who may not
+// subscribe to advisories ("no-advisories": the watch is never trusted,
+// every append reads).
 func TestStreamReplacedSameEnd(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -158,56 +165,82 @@ func TestStreamReplacedSameEnd(t *testing.T) {
 	}{
 		{"one-event", "s", []evlog.AppendRequest{{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine")}}}},
 		{"one-event-other-stream", "x", []evlog.AppendRequest{{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine")}}}},
+		// Not to the stream of the event at the last seq: read with the
+		// head, concurrently.
+		{"one-event-third-stream", "x", []evlog.AppendRequest{{Stream: "u", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine")}}}},
 		{"batch-head-at-end", "s", []evlog.AppendRequest{
 			{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine1"), ev("mine2")}}}},
 		{"batch-other-streams", "x", []evlog.AppendRequest{
 			{Stream: "s", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine1")}},
 			{Stream: "t", Expect: evlog.ExpectAny, Events: []event.Envelope{ev("mine2")}}}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t)
-			ctx := guarded(t, hangGuard)
-			js := connect(t, s.ClientURL())
-			l := openLog(t, js, evjs.Config{Replicas: 1})
-			for _, typ := range []string{"old1", "old2", "old3"} {
-				if _, err := l.Append(ctx, "s", evlog.ExpectAny, ev(typ)); err != nil {
-					t.Fatal(err)
-				}
+	for _, advisories := range []bool{true, false} {
+		for _, tc := range tests {
+			name := "advisories/" + tc.name
+			if !advisories {
+				name = "no-advisories/" + tc.name
 			}
-			if err := js.DeleteStream(ctx, l.StreamName()); err != nil {
-				t.Fatal(err)
-			}
-			other := openLog(t, connect(t, s.ClientURL()), evjs.Config{Name: l.Name(), Replicas: 1})
-			for _, typ := range []string{"new1", "new2", "new3"} {
-				if _, err := other.Append(ctx, tc.newStream, evlog.ExpectAny, ev(typ)); err != nil {
-					t.Fatal(err)
-				}
-			}
-
-			_, err := l.AppendBatch(ctx, tc.batch)
-			if !errors.Is(err, evjs.ErrStreamReplaced) {
-				t.Fatalf("append to a replaced stream ending at the Log's last seq: %v; want ErrStreamReplaced", err)
-			}
-			if errors.Is(err, evjs.ErrUnknownOutcome) {
-				t.Errorf("append refused before it was stored reported ErrUnknownOutcome: %v", err)
-			}
-			re, ok := errors.AsType[*evjs.StreamReplacedError](err)
-			if !ok {
-				t.Fatalf("%v is no *StreamReplacedError", err)
-			}
-			if want := (evjs.StreamReplacedError{Stream: l.StreamName(), Seen: 3, Last: 3}); *re != want {
-				t.Errorf("StreamReplacedError %+v, want %+v", *re, want)
-			}
-			var types []string
-			for _, e := range allEvents(t, other) {
-				types = append(types, e.Type)
-			}
-			if want := []string{"new1", "new2", "new3"}; !slices.Equal(types, want) {
-				t.Errorf("the new stream holds %v, want %v", types, want)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				testStreamReplacedSameEnd(t, advisories, tc.newStream, tc.batch)
+			})
+		}
 	}
+}
+
+func testStreamReplacedSameEnd(t *testing.T, advisories bool, newStream string, batch []evlog.AppendRequest) {
+	var conn func() jetstream.JetStream
+	if advisories {
+		s := startServer(t)
+		conn = func() jetstream.JetStream { return connect(t, s.ClientURL()) }
+	} else {
+		conn = startServerDenyingAdvisories(t)
+	}
+	ctx := guarded(t, hangGuard)
+	js := conn()
+	l := openLog(t, js, evjs.Config{Replicas: 1})
+	for _, typ := range []string{"old1", "old2", "old3"} {
+		if _, err := l.Append(ctx, "s", evlog.ExpectAny, ev(typ)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := js.DeleteStream(ctx, l.StreamName()); err != nil {
+		t.Fatal(err)
+	}
+	other := openLog(t, conn(), evjs.Config{Name: l.Name(), Replicas: 1})
+	for _, typ := range []string{"new1", "new2", "new3"} {
+		if _, err := other.Append(ctx, newStream, evlog.ExpectAny, ev(typ)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if advisories {
+		if ok, err := evjs.AwaitWatch(ctx, l, "DELETED", 1); !ok || err != nil {
+			t.Fatalf("the Log did not receive the advisory of its stream's deletion: %v, %v", ok, err)
+		}
+	}
+
+	_, err := l.AppendBatch(ctx, batch)
+	if !errors.Is(err, evjs.ErrStreamReplaced) {
+		t.Fatalf("append to a replaced stream ending at the Log's last seq: %v; want ErrStreamReplaced", err)
+	}
+	if errors.Is(err, evjs.ErrUnknownOutcome) {
+		t.Errorf("append refused before it was stored reported ErrUnknownOutcome: %v", err)
+	}
+	re, ok := errors.AsType[*evjs.StreamReplacedError](err)
+	if !ok {
+		t.Fatalf("%v is no *StreamReplacedError", err)
+	}
+	if want := (evjs.StreamReplacedError{Stream: l.StreamName(), Seen: 3, Last: 3}); *re != want {
+		t.Errorf("StreamReplacedError %+v, want %+v", *re, want)
+	}
+	var types []string
+	for _, e := range allEvents(t, other) {
+		types = append(types, e.Type)
+	}
+	if want := []string{"new1", "new2", "new3"}; !slices.Equal(types, want) {
+		t.Errorf("the new stream holds %v, want %v", types, want)
+	}
+
 }
 
 // TestServerRestartIsNoReplacement: a restart of the server keeping the

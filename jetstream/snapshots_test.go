@@ -99,14 +99,10 @@ func TestSnapshotLookupNoConsumer(t *testing.T) {
 			writer := openLog(t, connect(t, tc.url), evjs.Config{Name: name, Replicas: tc.replicas})
 			readerJS := connect(t, url)
 			reader := openLog(t, readerJS, evjs.Config{Name: name, Replicas: tc.replicas})
-			wsnaps, err := writer.Snapshots()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rsnaps, err := reader.Snapshots()
-			if err != nil {
-				t.Fatal(err)
-			}
+			// On a loaded machine creating the R3 buckets can outlast one
+			// request's timeout: snapshotsOf retries.
+			wsnaps := snapshotsOf(t, writer)
+			rsnaps := snapshotsOf(t, reader)
 			tap := newAPITap(t, url)
 			tap.requests(t, readerJS.Conn()) // drain what opening sent
 
