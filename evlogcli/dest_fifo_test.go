@@ -3,7 +3,6 @@
 package evlogcli
 
 import (
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -14,9 +13,8 @@ import (
 // never opened for reading: such an open blocks until a writer opens the
 // FIFO, so the command would hang. restore and salvage list the
 // destination with os.ReadDir, which is safe only because it opens with
-// O_DIRECTORY (Go 1.26): this test keeps them that way. The check is
-// TestReadOnlyCommandsOnAFIFO's: a non-blocking open for writing succeeds
-// only while a reader has the FIFO open.
+// O_DIRECTORY (Go 1.26): this test keeps them that way (runBesideFIFO
+// sees an open for reading).
 func TestDestinationFIFO(t *testing.T) {
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "log")
@@ -33,22 +31,7 @@ func TestDestinationFIFO(t *testing.T) {
 		{"salvage", dir, fifo},
 		{"backup", dir, fifo},
 	} {
-		done := make(chan result, 1)
-		go func() { done <- run1(t, args...) }()
-		var f *os.File
-		waitUntil(t, "evlogctl to end or to open the FIFO", func() bool {
-			if len(done) > 0 {
-				return true
-			}
-			g, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
-			f = g
-			return err == nil
-		})
-		opened := f != nil
-		if opened {
-			f.Close() // lets the reader's open return
-		}
-		r := <-done
+		r, opened := runBesideFIFO(t, fifo, args...)
 		if opened {
 			t.Errorf("evlogctl %q opened the FIFO given as its destination for reading (it blocks until a writer opens it)", args)
 		}

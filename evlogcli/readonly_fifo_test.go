@@ -24,23 +24,7 @@ func TestReadOnlyCommandsOnAFIFO(t *testing.T) {
 		t.Skipf("mkfifo: %v", err)
 	}
 	for _, args := range stateCommands(fifo) {
-		done := make(chan result, 1)
-		go func() { done <- run1(t, args...) }()
-		var f *os.File
-		waitUntil(t, "evlogctl to end or to open the FIFO", func() bool {
-			if len(done) > 0 {
-				return true
-			}
-			// Succeeds only while a reader has the FIFO open.
-			g, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
-			f = g
-			return err == nil
-		})
-		opened := f != nil
-		if opened {
-			f.Close() // the reader's open has returned
-		}
-		r := <-done
+		r, opened := runBesideFIFO(t, fifo, args...)
 		if opened {
 			t.Errorf("evlogctl %q opened the FIFO given as DIR for reading (it blocks until a writer opens it)", args)
 		}
@@ -48,4 +32,28 @@ func TestReadOnlyCommandsOnAFIFO(t *testing.T) {
 			t.Errorf("evlogctl %q on a FIFO: exit %d, want 1\nstderr: %s", args, r.code, r.stderr)
 		}
 	}
+}
+
+// runBesideFIFO runs evlogctl with args, which name fifo, and reports
+// whether it opened fifo for reading meanwhile (such an open blocks until
+// a writer opens the FIFO: the test then opens it, which lets the command
+// go on). A non-blocking open for writing succeeds only while a reader
+// has the FIFO open.
+func runBesideFIFO(t *testing.T, fifo string, args ...string) (result, bool) {
+	t.Helper()
+	done := make(chan result, 1)
+	go func() { done <- run1(t, args...) }()
+	var f *os.File
+	waitUntil(t, "evlogctl to end or to open the FIFO", func() bool {
+		if len(done) > 0 {
+			return true
+		}
+		g, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		f = g
+		return err == nil
+	})
+	if f != nil {
+		f.Close() // the reader's open has returned
+	}
+	return <-done, f != nil
 }
