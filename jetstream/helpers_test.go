@@ -58,11 +58,19 @@ func receive[T any](t testing.TB, ch <-chan T, what string) T {
 // always, and stops it when the test ends.
 func startServer(t testing.TB) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		ServerName: "evlog-test", Host: "127.0.0.1", Port: -1,
-		JetStream: true, StoreDir: t.TempDir(), SyncAlways: true,
-		NoLog: true, NoSigs: true,
-	})
+	return startServerWith(t, &server.Options{ServerName: "evlog-test"})
+}
+
+// startServerWith is startServer with opts (its name, users, …): the
+// loopback address, a random port, JetStream storing in a temporary
+// directory with sync_interval: always and no logging are set here.
+func startServerWith(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	o := *opts
+	o.Host, o.Port = "127.0.0.1", -1
+	o.JetStream, o.StoreDir, o.SyncAlways = true, t.TempDir(), true
+	o.NoLog, o.NoSigs = true, true
+	s, err := server.NewServer(&o)
 	if err != nil {
 		t.Fatal(err)
 	}

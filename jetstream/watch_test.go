@@ -58,23 +58,13 @@ func TestAppendSkipsEndReadWhileWatching(t *testing.T) {
 // and returns a function connecting as that user.
 func startServerDenyingAdvisories(t *testing.T) func() jetstream.JetStream {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		ServerName: "evlog-noadvisories", Host: "127.0.0.1", Port: -1,
-		JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoLog: true, NoSigs: true,
+	s := startServerWith(t, &server.Options{
+		ServerName: "evlog-noadvisories",
 		Users: []*server.User{{Username: "app", Password: "app", Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{">"}},
 			Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.EVENT.>"}},
 		}}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(hangGuard) {
-		s.Shutdown()
-		t.Fatal("embedded nats-server did not become ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	return func() jetstream.JetStream {
 		t.Helper()
 		// The server refuses the advisory subscriptions: an asynchronous
