@@ -84,7 +84,7 @@ func runProjection(t *testing.T, p projection.Projection[map[string]int, evlog.E
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	var out runnerOutcome
-	if err := r.WaitFor(ctx, l.LastSeq()); err != nil {
+	if err := waitFolded(t, r, l.LastSeq(), "the view to cover the log (or the runner's end)"); err != nil {
 		if !errors.Is(err, projection.ErrStopped) {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func checkpointAll(t *testing.T, l *evlog.Log, p projection.Projection[map[strin
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	if err := r.WaitFor(ctx, l.LastSeq()); err != nil {
+	if err := waitFolded(t, r, l.LastSeq(), "the view to cover the log"); err != nil {
 		t.Fatal(err)
 	}
 	cancel()

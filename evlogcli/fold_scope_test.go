@@ -51,7 +51,7 @@ func TestStateFoldScopedAcrossUnrelatedDeletion(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
-	if err := r.WaitFor(ctx, l.LastSeq()); err != nil {
+	if err := waitFolded(t, r, l.LastSeq(), "the view to cover the log"); err != nil {
 		t.Fatal(err)
 	}
 	cancel()

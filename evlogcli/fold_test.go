@@ -83,6 +83,29 @@ var testHistory = func() []testEvent {
 	return h
 }()
 
+// errFoldHangGuard is the cause of a waitFolded context that hangGuard
+// ended.
+var errFoldHangGuard = errors.New("evlogcli test: hang guard expired: the view never covered the awaited seq")
+
+// waitFolded returns r.WaitFor(seq) under a context derived from
+// t.Context() that hangGuard ends: what WaitFor returned (nil, or an
+// error such as projection.ErrStopped for the caller to check), unless
+// the guard ended the wait (a runner that lost an event, whose Run never
+// ends), which fails t naming what was awaited. Call it from the test's
+// own goroutine.
+func waitFolded(t *testing.T, r interface {
+	WaitFor(context.Context, uint64) error
+}, seq uint64, what string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeoutCause(t.Context(), hangGuard, errFoldHangGuard)
+	defer cancel()
+	err := r.WaitFor(ctx, seq)
+	if err != nil && errors.Is(context.Cause(ctx), errFoldHangGuard) {
+		t.Fatalf("WaitFor(%d): waited %v for %s: %v (a runner lost an event, or its Run never ended)", seq, hangGuard, what, errFoldHangGuard)
+	}
+	return err
+}
+
 func testEventTime(i int) time.Time {
 	return time.Date(2026, 11, 25, i, 0, 0, 0, time.UTC)
 }
@@ -119,7 +142,7 @@ func writeTestApp(t *testing.T, dir string) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(rctx) }()
-	if err := runner.WaitFor(ctx, log.LastSeq()); err != nil {
+	if err := waitFolded(t, runner, log.LastSeq(), "the view to cover the test app's log"); err != nil {
 		t.Fatal(err)
 	}
 	cancel()

@@ -28,7 +28,7 @@ func TestRunnerAfterDeletion(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	if err := r.WaitFor(ctx, 30); err != nil {
+	if err := projection.WaitGuarded(t, r, 30, "the first 30 events"); err != nil {
 		t.Fatal(err)
 	}
 	pos, err := l.TruncateStream(t.Context(), "s", 11)
@@ -36,7 +36,7 @@ func TestRunnerAfterDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, l, "b", 2)
-	if err := r.WaitFor(ctx, pos.Seq+2); err != nil {
+	if err := projection.WaitGuarded(t, r, pos.Seq+2, "the deletion and the 2 events after it"); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]int{"a": 20, "b": 2}
@@ -54,7 +54,7 @@ func TestRunnerAfterDeletion(t *testing.T) {
 	r2 := projection.NewRunner(typesCount, l, snaps, decode, projection.RunnerOptions{})
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	go func() { done <- r2.Run(ctx2) }()
-	if err := r2.WaitFor(ctx2, pos.Seq+2); err != nil {
+	if err := projection.WaitGuarded(t, r2, pos.Seq+2, "the deletion and the 2 events after it, from the checkpoint"); err != nil {
 		t.Fatal(err)
 	}
 	r2.Read(func(m map[string]int, seq uint64) {
@@ -88,7 +88,7 @@ func TestRunnerAfterDeletion(t *testing.T) {
 	ctx3, cancel3 := context.WithCancel(t.Context())
 	defer cancel3()
 	go func() { done <- r3.Run(ctx3) }()
-	if err := r3.WaitFor(ctx3, pos.Seq+2); err != nil {
+	if err := projection.WaitGuarded(t, r3, pos.Seq+2, "the deletion and the 2 events after it, from a fresh fold"); err != nil {
 		t.Fatal(err)
 	}
 	r3.Read(func(m map[string]int, seq uint64) {

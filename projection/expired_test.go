@@ -77,15 +77,15 @@ func TestRunnerRefoldKeepsExpiredEffect(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- r.Run(ctx) }()
-			if err := r.WaitFor(t.Context(), first); err != nil {
+			if err := projection.WaitGuarded(t, r, first, "the first event"); err != nil {
 				t.Fatal(err)
 			}
 			folded := appendTo(t, l, "acct-2")
-			if err := r.WaitFor(t.Context(), folded); err != nil {
+			if err := projection.WaitGuarded(t, r, folded, "the event that will expire"); err != nil {
 				t.Fatal(err)
 			}
 			last := appendTo(t, l, "acct-2") // expires the one folded
-			if err := r.WaitFor(t.Context(), last); err != nil {
+			if err := projection.WaitGuarded(t, r, last, "the event that expires the one folded"); err != nil {
 				t.Fatal(err)
 			}
 			pos, _, err := l.DeleteStream(t.Context(), "acct-1")
@@ -94,7 +94,7 @@ func TestRunnerRefoldKeepsExpiredEffect(t *testing.T) {
 			}
 			// A view folded again (without the expired event) covers the
 			// marker: WaitFor returns nil.
-			err = r.WaitFor(t.Context(), pos.Seq)
+			err = projection.WaitGuarded(t, r, pos.Seq, "the deletion (or its HistoryLostError)")
 			hl, ok := errors.AsType[*replay.HistoryLostError](err)
 			if !ok || hl.ExpiredSeq != folded || hl.DeletionSeq != pos.Seq {
 				view, seq := r.State()
@@ -171,7 +171,7 @@ func TestRunnerExpiredBeforeFolded(t *testing.T) {
 					return
 				}
 			}
-			err = r.WaitFor(t.Context(), last)
+			err = projection.WaitGuarded(t, r, last, "the last event (or the runner's end)")
 			if !tc.wantErr {
 				if err != nil {
 					t.Fatal(err)

@@ -103,7 +103,7 @@ func TestRunnerCheckpointsAndFollows(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
-		if err := r.WaitFor(ctx, l.LastSeq()); err != nil {
+		if err := projection.WaitGuarded(t, r, l.LastSeq(), "the log's last seq"); err != nil {
 			t.Fatal(err)
 		}
 		extra(r)
@@ -114,8 +114,8 @@ func TestRunnerCheckpointsAndFollows(t *testing.T) {
 		return r
 	}
 	r := run(typesCount, func(r *projection.Runner[map[string]int, event.Envelope]) {
-		appendN(t, l, "b", 25)                             // live
-		if err := r.WaitFor(t.Context(), 55); err != nil { // a hang ends at the test binary's -timeout
+		appendN(t, l, "b", 25) // live
+		if err := projection.WaitGuarded(t, r, 55, "the 25 live events"); err != nil {
 			t.Fatal(err)
 		}
 		r.Read(func(m map[string]int, seq uint64) {

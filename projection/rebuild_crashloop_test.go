@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
@@ -22,8 +23,10 @@ func openMemLog(fsys vfs.FS) (*evlog.Log, error) {
 }
 
 // runOn runs (or rebuilds) p over l until its view covers seq or the run
-// ends, then stops it; it returns the run's error and the view.
-func runOn(l *evlog.Log, p projection.Projection[map[string]int, event.Envelope], seq uint64, rebuild bool) (map[string]int, error) {
+// ends, then stops it; it returns the run's error and the view. It fails
+// t if neither comes within projection.HangGuard (a runner that lost an
+// event and never ended).
+func runOn(t *testing.T, l *evlog.Log, p projection.Projection[map[string]int, event.Envelope], seq uint64, rebuild bool) (map[string]int, error) {
 	snaps, err := l.Snapshots()
 	if err != nil {
 		return nil, err
@@ -40,6 +43,8 @@ func runOn(l *evlog.Log, p projection.Projection[map[string]int, event.Envelope]
 		}
 	}()
 	go func() { caught <- r.WaitFor(ctx, seq) }()
+	guard := time.NewTimer(projection.HangGuard)
+	defer guard.Stop()
 	var runErr error
 	select {
 	case runErr = <-done:
@@ -48,6 +53,8 @@ func runOn(l *evlog.Log, p projection.Projection[map[string]int, event.Envelope]
 	case <-caught:
 		cancel()
 		runErr = <-done
+	case <-guard.C:
+		t.Fatalf("waited %v for the view to cover seq %d (rebuild %v), or the run to end: neither came (a runner lost an event, or its Run never ended)", projection.HangGuard, seq, rebuild)
 	}
 	if runErr == context.Canceled {
 		runErr = nil
@@ -74,7 +81,7 @@ func TestRebuildCrashLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i%2 == 1 { // checkpoints of the old fold at seqs 2 and 4
-			if _, err := runOn(l, buggy, uint64(i+1), false); err != nil {
+			if _, err := runOn(t, l, buggy, uint64(i+1), false); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -88,7 +95,7 @@ func TestRebuildCrashLoop(t *testing.T) {
 			return err
 		}
 		defer l.Close()
-		_, err = runOn(l, typesCount, 4, true)
+		_, err = runOn(t, l, typesCount, 4, true)
 		return err
 	}
 	probe := base.Clone()
@@ -108,7 +115,7 @@ func TestRebuildCrashLoop(t *testing.T) {
 				bad = append(bad, fmt.Sprintf("k=%d model=%v: open: %v", k, model, err))
 				continue
 			}
-			view, err := runOn(l, typesCount, 4, false)
+			view, err := runOn(t, l, typesCount, 4, false)
 			l.Close()
 			// a:8 is the old fold's view, whole (the Rebuild had not
 			// started); anything else but the new fold's a:4 mixes them.

@@ -53,13 +53,13 @@ func TestRunnerRebuiltViewDeletionNoFalseLoss(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- r.Rebuild(ctx) }()
-			if err := r.WaitFor(t.Context(), last); err != nil {
+			if err := projection.WaitGuarded(t, r, last, "the rebuilt view up to the last event"); err != nil {
 				t.Fatal(err)
 			}
 			want := map[string]int{"acct-1": 1, "acct-2": 1}
 			if tc.foldedExpires {
 				last = appendTo(t, l, "acct-1") // expires seq 2, which the view folded
-				if err := r.WaitFor(t.Context(), last); err != nil {
+				if err := projection.WaitGuarded(t, r, last, "the event that expires seq 2"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -87,7 +87,7 @@ func TestRunnerRebuiltViewDeletionNoFalseLoss(t *testing.T) {
 				defer cancel()
 				go func() { done <- r.Run(ctx) }()
 				if !tc.deleteStopped {
-					if err := r.WaitFor(t.Context(), last); err != nil {
+					if err := projection.WaitGuarded(t, r, last, "the last event, after the restart"); err != nil {
 						t.Fatalf("restart: %v", err)
 					}
 				}
@@ -95,7 +95,7 @@ func TestRunnerRebuiltViewDeletionNoFalseLoss(t *testing.T) {
 			if !tc.deleteStopped {
 				deleteStream()
 			}
-			err = r.WaitFor(t.Context(), del)
+			err = projection.WaitGuarded(t, r, del, "the deletion after the Rebuild (or its HistoryLostError)")
 			if tc.foldedExpires {
 				if hl, ok := errors.AsType[*replay.HistoryLostError](err); !ok || hl.ExpiredSeq != 2 {
 					t.Fatalf("WaitFor(%d), the deletion after an event the rebuilt view folded expired: %v, want a *replay.HistoryLostError naming seq 2", del, err)
@@ -118,7 +118,7 @@ func TestRunnerRebuiltViewDeletionNoFalseLoss(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := r.WaitFor(t.Context(), pos.Seq); err != nil {
+			if err := projection.WaitGuarded(t, r, pos.Seq, "the second deletion"); err != nil {
 				t.Fatalf("WaitFor(%d), the second deletion: %v", pos.Seq, err)
 			}
 		})

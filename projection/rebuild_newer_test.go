@@ -48,7 +48,7 @@ func TestRebuildKeepsANewerFormatCheckpoint(t *testing.T) {
 	go func() { done <- r.Rebuild(ctx) }()
 	// Until Rebuild fails, or has rebuilt the view (then it follows
 	// appends until cancelled).
-	_ = r.WaitFor(t.Context(), 4)
+	_ = projection.WaitGuarded(t, r, 4, "the rebuilt view, or the Rebuild's failure")
 	cancel()
 	if err := <-done; !errors.Is(err, snapshot.ErrNewerFormat) {
 		t.Fatalf("Rebuild over a checkpoint of a newer format: %v, want an error matching snapshot.ErrNewerFormat", err)

@@ -27,7 +27,7 @@ func runUntilCaughtUp[S any](t *testing.T, r *projection.Runner[S, event.Envelop
 			done <- r.Run(ctx)
 		}
 	}()
-	if err := r.WaitFor(t.Context(), seq); err != nil {
+	if err := projection.WaitGuarded(t, r, seq, "the view to cover the log"); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -116,7 +116,7 @@ func TestRebuildDoesNotServeTheOldView(t *testing.T) {
 		t.Errorf("while rebuilding, the view at seq %d is not the fold of the events up to it (-want +got):\n%s", seq, diff)
 	}
 	close(cps.release)
-	if err := r.WaitFor(t.Context(), 4); err != nil {
+	if err := projection.WaitGuarded(t, r, 4, "the Rebuild, once the held checkpoint was released"); err != nil {
 		t.Fatal(err)
 	}
 	if view, seq := r.State(); view["a"] != 4 || seq != 4 {

@@ -61,7 +61,7 @@ func TestRunnerRefusesSecondRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	if err := r.WaitFor(t.Context(), 3); err != nil {
+	if err := WaitGuarded(t, r, 3, "the 3 appended events"); err != nil {
 		t.Fatal(err)
 	}
 	// Contexts already done: the old code returned at its first step
@@ -75,7 +75,7 @@ func TestRunnerRefusesSecondRun(t *testing.T) {
 		t.Errorf("Run while running: %v, want ErrRunning", err)
 	}
 	guardAppend(t, l, "a")
-	if err := r.WaitFor(t.Context(), 4); err != nil {
+	if err := WaitGuarded(t, r, 4, "the event appended while running"); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -88,7 +88,7 @@ func TestRunnerRefusesSecondRun(t *testing.T) {
 	// Stopped, it runs again.
 	ctx, cancel = context.WithCancel(t.Context())
 	go func() { done <- r.Run(ctx) }()
-	if err := r.WaitFor(t.Context(), 4); err != nil {
+	if err := WaitGuarded(t, r, 4, "the 4 events, after the restart"); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -111,7 +111,7 @@ func TestRunnerFoldPanicReleasesView(t *testing.T) {
 		defer func() { recovered <- recover() }()
 		_ = r.Run(t.Context())
 	}()
-	if err := r.WaitFor(t.Context(), 1); err != nil {
+	if err := WaitGuarded(t, r, 1, "the first event"); err != nil {
 		t.Fatal(err)
 	}
 	guardAppend(t, l, "boom")
@@ -143,7 +143,7 @@ func TestRunnerFoldPanicLeavesNoHalfFoldedView(t *testing.T) {
 		defer func() { recovered <- recover() }()
 		_ = r.Run(t.Context())
 	}()
-	if err := r.WaitFor(t.Context(), 1); err != nil {
+	if err := WaitGuarded(t, r, 1, "the first event"); err != nil {
 		t.Fatal(err)
 	}
 	guardAppend(t, l, "boom")
@@ -163,7 +163,7 @@ func TestRunnerFoldPanicLeavesNoHalfFoldedView(t *testing.T) {
 	view, seq := r.State()
 	consistent("State", view, seq)
 	r.Read(func(view map[string]int, seq uint64) { consistent("Read", view, seq) })
-	if err := r.WaitFor(t.Context(), 1); err == nil {
+	if err := WaitGuarded(t, r, 1, "the first event (or the runner's end, after the fold panicked)"); err == nil {
 		view, seq := r.State()
 		consistent("WaitFor(1) returned nil; State", view, seq)
 	} else if !errors.Is(err, ErrStopped) {
@@ -216,7 +216,7 @@ func TestRunnerCheckpointPanicReleasesView(t *testing.T) {
 	if v := <-recovered; v != "encoding failed" {
 		t.Fatalf("Run: recovered %v, want the encoder's panic", v)
 	}
-	if err := r.WaitFor(t.Context(), 2); !errors.Is(err, ErrStopped) {
+	if err := WaitGuarded(t, r, 2, "the runner's end, after the encoder panicked"); !errors.Is(err, ErrStopped) {
 		t.Fatalf("WaitFor after Run panicked: %v, want ErrStopped", err)
 	}
 }

@@ -61,7 +61,7 @@ func TestRunnerCheckpointsIdleView(t *testing.T) {
 		go func() { done <- r.Run(ctx) }()
 		synctest.Wait() // caught up with the empty log, following it
 		guardAppend(t, l, "a", "a", "a")
-		if err := r.WaitFor(t.Context(), 3); err != nil {
+		if err := WaitGuarded(t, r, 3, "the 3 appended events"); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(11 * time.Second)
@@ -71,7 +71,7 @@ func TestRunnerCheckpointsIdleView(t *testing.T) {
 		}
 		// It goes on following after that checkpoint.
 		guardAppend(t, l, "b")
-		if err := r.WaitFor(t.Context(), 4); err != nil {
+		if err := WaitGuarded(t, r, 4, "the event appended after the checkpoint"); err != nil {
 			t.Fatal(err)
 		}
 		cancel()

@@ -65,7 +65,7 @@ func TestRunnerServesNoViewAfterHistoryLost(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
 			go func() { done <- r.Run(ctx) }()
-			if err := r.WaitFor(t.Context(), last); err != nil {
+			if err := projection.WaitGuarded(t, r, last, "the last event"); err != nil {
 				t.Fatal(err)
 			}
 			if !tc.running {
@@ -89,7 +89,7 @@ func TestRunnerServesNoViewAfterHistoryLost(t *testing.T) {
 
 			checkLost := func(when string) {
 				t.Helper()
-				err := r.WaitFor(t.Context(), last)
+				err := projection.WaitGuarded(t, r, last, "the view's HistoryLostError")
 				if _, ok := errors.AsType[*replay.HistoryLostError](err); !ok || !errors.Is(err, replay.ErrHistoryLost) {
 					t.Errorf("%s: WaitFor(%d): %v, want an error matching ErrHistoryLost (a *replay.HistoryLostError)", when, last, err)
 				}
@@ -125,7 +125,7 @@ func TestRunnerServesNoViewAfterHistoryLost(t *testing.T) {
 				}
 			}
 			// The rebuilt view is checkpointed: it is served.
-			if err := r.WaitFor(t.Context(), pos.Seq); err != nil {
+			if err := projection.WaitGuarded(t, r, pos.Seq, "the deletion, after the Rebuild"); err != nil {
 				t.Fatalf("WaitFor(%d) after Rebuild: %v", pos.Seq, err)
 			}
 			// What is left: acct-2's event expired too.

@@ -76,7 +76,7 @@ func TestRunnerStoppedAfterCatchUpKeepsCheckpoint(t *testing.T) {
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx2) }()
-	if err := r.WaitFor(t.Context(), 4); err != nil {
+	if err := projection.WaitGuarded(t, r, 4, "the 4 events, after the restart"); err != nil {
 		t.Fatal(err)
 	}
 	cancel2()

@@ -28,7 +28,7 @@ func TestWaitForEndsWhenRunEnds(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
-		if err := r.WaitFor(t.Context(), 2); err != nil {
+		if err := WaitGuarded(t, r, 2, "the 2 appended events"); err != nil {
 			t.Fatal(err)
 		}
 		cancel()

@@ -83,7 +83,7 @@ func TestRunnerKeepsCheckpointAcrossUnrelatedDeletion(t *testing.T) {
 				wait(0)
 				continue
 			}
-			if err := r.WaitFor(ctx, seq); err != nil {
+			if err := projection.WaitGuarded(t, r, seq, "the view to cover the seq"); err != nil {
 				t.Fatal(err)
 			}
 			r.Read(func(m map[string]int, at uint64) {
@@ -136,7 +136,7 @@ func TestRunnerStopsWhenADeletionMeetsExpiredHistory(t *testing.T) {
 	r := projection.NewRunner(acctCount, l, snaps, decode, projection.RunnerOptions{})
 	done := make(chan error, 1)
 	go func() { done <- r.Run(t.Context()) }()
-	if err := r.WaitFor(t.Context(), last); err != nil {
+	if err := projection.WaitGuarded(t, r, last, "the last event"); err != nil {
 		t.Fatal(err)
 	}
 	expire()
@@ -160,7 +160,7 @@ func TestRunnerStopsWhenADeletionMeetsExpiredHistory(t *testing.T) {
 	// A fresh runner: WaitFor on r would see its failed Run's end.
 	r = projection.NewRunner(acctCount, l, snaps, decode, projection.RunnerOptions{})
 	go func() { done <- r.Rebuild(ctx) }()
-	if err := r.WaitFor(ctx, pos.Seq); err != nil {
+	if err := projection.WaitGuarded(t, r, pos.Seq, "the deletion, after the Rebuild"); err != nil {
 		t.Fatal(err)
 	}
 	r.Read(func(m map[string]int, seq uint64) {

@@ -64,14 +64,14 @@ func TestRunnerUnfoldedCap(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- r.Run(ctx) }()
-			if err := r.WaitFor(t.Context(), last); err != nil {
+			if err := projection.WaitGuarded(t, r, last, "the last event"); err != nil {
 				t.Fatal(err)
 			}
 			pos, _, err := l.DeleteStream(t.Context(), "acct-1")
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = r.WaitFor(t.Context(), pos.Seq)
+			err = projection.WaitGuarded(t, r, pos.Seq, "the deletion (or its HistoryLostError)")
 			if holes <= snapshot.MaxUnfolded {
 				if err != nil {
 					t.Fatalf("WaitFor(%d), the deletion after %d holes, all recorded: %v, want the view folded again", pos.Seq, holes, err)
