@@ -136,8 +136,8 @@ func TestSalvageNamesBadRetention(t *testing.T) {
 }
 
 // TestDecodesRawRetentionAgrees: salvage's check of a retention record's
-// Data (decodesRawRetention) accepts exactly what the new log accepts
-// from a copy of the record, so that a record it keeps never fails the
+// Data (decodesRawRetention, the root package's rule through copyhook)
+// accepts exactly what the new log accepts from a copy of the record, so that a record it keeps never fails the
 // salvage ("writing the new log") and one it replaces is one the new log
 // could not hold.
 func TestDecodesRawRetentionAgrees(t *testing.T) {
@@ -158,7 +158,7 @@ func TestDecodesRawRetentionAgrees(t *testing.T) {
 	}{
 		{"settings", true, mp(m{"categories": m{"r": m{"max_count": 2, "max_age": int64(time.Hour)}}})},
 		{"none", true, mp(m{"categories": m{}})},
-		{"no retention record data", true, noRetentionData},
+		{"no retention record data", true, copyhook.NoRetention()},
 		{"nil", false, nil},
 		{"not msgpack", false, []byte{0xc1}},
 		{"trailing bytes", false, append(mp(m{"categories": m{}}), 0)},

@@ -2,12 +2,9 @@ package evlogcli
 
 import (
 	"fmt"
-	"math"
-	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/evlog/evlog"
+	"github.com/evlog/evlog/internal/copyhook"
 	"github.com/evlog/evlog/segment"
 )
 
@@ -27,45 +24,11 @@ import (
 // user sets the retention they want by opening the new log's writer with
 // Options.Retention.
 
-// rawRetention is a retention record's Data: msgpack {categories:
-// {CATEGORY: {max_age, max_count}}} (docs/FORMAT.md).
-type rawRetention struct {
-	Categories map[string]rawRetentionEntry `msgpack:"categories"`
-}
-
-type rawRetentionEntry struct {
-	MaxAge   int64 `msgpack:"max_age,omitempty"` // nanoseconds
-	MaxCount int64 `msgpack:"max_count,omitempty"`
-}
-
-// noRetentionData is the Data of a record of no retention.
-var noRetentionData = func() []byte {
-	b, err := msgpack.Marshal(&rawRetention{Categories: map[string]rawRetentionEntry{}})
-	if err != nil {
-		panic(err) // a constant value: never
-	}
-	return b
-}()
-
 // decodesRawRetention reports whether data, a retention record's Data read
 // frame by frame from a possibly damaged log, decodes to valid settings
 // as evlog reads them (and as an append copying the record into the new
-// log requires): one msgpack value, bounded in depth before it is
-// decoded, whose settings pass Options.Validate.
-func decodesRawRetention(data []byte) bool {
-	var d rawRetention
-	if segment.CheckMsgpack(data) != nil || msgpack.Unmarshal(data, &d) != nil {
-		return false
-	}
-	r := make(map[string]evlog.Retention, len(d.Categories))
-	for cat, x := range d.Categories {
-		if x.MaxCount > math.MaxInt32 {
-			return false
-		}
-		r[cat] = evlog.Retention{MaxAge: time.Duration(x.MaxAge), MaxCount: int(x.MaxCount)}
-	}
-	return evlog.Options{Retention: r}.Validate() == nil
-}
+// log requires): the root package's own rule, through copyhook.
+func decodesRawRetention(data []byte) bool { return copyhook.DecodesRetention(data) }
 
 // badRetentionGap returns the gap of the retention record ev, at offset
 // off of file, whose frame ends at end, when its Data does not decode;
@@ -85,7 +48,7 @@ func badRetentionGap(ev *evlog.Envelope, file string, off, end int64) *rawGap {
 func (s *salvager) replaceRetention(ev evlog.Envelope, g *rawGap) {
 	s.gap(g)
 	s.lastTime = max(s.lastTime, ev.Time.UnixNano())
-	s.buf.add(evlog.Envelope{Stream: evlog.RetentionStream, Type: evlog.TypeRetention, Time: ev.Time, Data: noRetentionData})
+	s.buf.add(evlog.Envelope{Stream: evlog.RetentionStream, Type: evlog.TypeRetention, Time: ev.Time, Data: copyhook.NoRetention()})
 	s.bufReplaced++
 	if !s.copying {
 		return // finish reports the seqs from this one on as lost
