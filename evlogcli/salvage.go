@@ -34,6 +34,11 @@ after damaged regions: after a bad frame it looks, byte by byte, for the
 next valid frame, and copies only complete batches that end with a valid
 commit frame (exactly what the writer acknowledged).
 
+Retention records are copied; one whose data does not decode is damage (a
+gap line, its seq lost), and the new log records no retention in its
+place (never the settings before it, which could hide events it kept
+visible): set retention by opening the new log's writer.
+
 It prints one line per damaged region and per range of lost seqs, then a
 summary:
   gap FILE OFFSET LENGTH REASON      bytes no complete batch could be read from
@@ -230,6 +235,10 @@ type salvager struct {
 	// bufPlaceholders counts the placeholders in buf.
 	kept            []evlog.Envelope
 	bufPlaceholders int
+	// bufReplaced counts the records of no retention in buf written in
+	// place of damaged retention records (salvage_retention.go): not
+	// copied events either.
+	bufReplaced int
 	// sink, when set, takes each batch instead of out (sameEvents).
 	sink func([]evlog.AppendRequest) error
 }
@@ -555,13 +564,13 @@ func (s *salvager) flush(ctx context.Context) error {
 	} else if _, err := copyhook.AppendBatch(ctx, s.out, s.buf.reqs); err != nil {
 		return fmt.Errorf("writing the new log: %w", err)
 	}
-	s.rep.Copied += s.buf.events - s.bufPlaceholders
+	s.rep.Copied += s.buf.events - s.bufPlaceholders - s.bufReplaced
 	s.rep.Placeholders += s.bufPlaceholders
-	if s.buf.events > s.bufPlaceholders {
+	if s.buf.events > s.bufPlaceholders+s.bufReplaced {
 		s.rep.LastSeq = s.lastBuf
 	}
 	s.buf.reset()
-	s.bufPlaceholders = 0
+	s.bufPlaceholders, s.bufReplaced = 0, 0
 	return nil
 }
 

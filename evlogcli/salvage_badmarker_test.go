@@ -48,6 +48,19 @@ func logWithBadMarker(t *testing.T) (dir, file string, off int64) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	file, off = patchEventData(t, dir, evlog.DeletionsStream, 0)
+	return dir, file, off
+}
+
+// patchEventData makes the Data of the event of stream at seq (0: its
+// first event) in the log in dir (closed) invalid msgpack: its first byte becomes 0xc1, never
+// valid, and the frame's checksum is recomputed, so that the frame
+// checksums but its Data does not decode (a writer bug, or a hostile
+// file). It removes the checkpoints (which would find the segment's
+// bytes changed: the event was written so, not damaged after the
+// checkpoint) and returns the segment file's name and the frame's offset.
+func patchEventData(t *testing.T, dir, stream string, seq uint64) (file string, off int64) {
+	t.Helper()
 	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	if err != nil {
 		t.Fatal(err)
@@ -65,12 +78,12 @@ func logWithBadMarker(t *testing.T) (dir, file string, off int64) {
 				break
 			}
 			var ev event.Envelope
-			if f.Kind != segment.KindEvent || dec.Decode(f.Payload, &ev) != nil || ev.Stream != evlog.DeletionsStream {
+			if f.Kind != segment.KindEvent || dec.Decode(f.Payload, &ev) != nil || ev.Stream != stream || (seq != 0 && ev.Seq != seq) {
 				continue
 			}
 			i := bytes.Index(f.Payload, ev.Data)
 			if i < 0 {
-				t.Fatal("the marker's Data is not in its frame")
+				t.Fatalf("the Data of the %s event is not in its frame", stream)
 			}
 			fb := b[f.Offset : f.Offset+f.Size()]
 			fb[segment.FrameHeaderSize+i] = 0xc1
@@ -78,19 +91,17 @@ func logWithBadMarker(t *testing.T) (dir, file string, off int64) {
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			// The checkpoint would find the segment's bytes changed: the
-			// marker was written so, not damaged after the checkpoint.
 			ckpts, _ := filepath.Glob(filepath.Join(dir, "*.ckpt"))
 			for _, c := range ckpts {
 				if err := os.Remove(c); err != nil {
 					t.Fatal(err)
 				}
 			}
-			return dir, filepath.Base(p), f.Offset
+			return filepath.Base(p), f.Offset
 		}
 	}
-	t.Fatal("no deletion marker found")
-	return "", "", 0
+	t.Fatalf("no event of %s at seq %d found", stream, seq)
+	return "", 0
 }
 
 // TestSalvageNamesBadMarker: a deletion marker that checksums but does

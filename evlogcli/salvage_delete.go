@@ -94,7 +94,8 @@ func rawKept(ctx context.Context, fsys vfs.FS, gone goneStreams) ([]evlog.Envelo
 }
 
 // notCopied reports whether ev, about to be copied, is one salvage does
-// not copy (a system event other than a retention record, a placeholder,
+// not copy (a system event other than a retention record that decodes,
+// a placeholder,
 // or, read frame by frame, an
 // event a marker deletes), and then counts it as handled, buffering its
 // placeholder when it carries an ID (keepsID). A deletion
@@ -106,7 +107,12 @@ func (s *salvager) notCopied(ev evlog.Envelope) bool {
 		return false
 	}
 	if ev.Stream == evlog.RetentionStream && ev.Type == evlog.TypeRetention {
-		return false // copied: the new log keeps the log's retention
+		g, bad := s.gone.badRet[ev.Seq]
+		if !bad {
+			return false // copied: the new log keeps the log's retention
+		}
+		s.replaceRetention(ev, g) // salvage_retention.go
+		return true
 	}
 	if ev.Stream != evlog.DeletionsStream && event.IsSystemStream(ev.Stream) {
 		s.notHeld(ev, fmt.Sprintf("stream %q: names starting with %q are reserved for evlog's system streams (an evlog before stream deletion accepted it for user events, or a later evlog wrote it): the new log cannot hold it",
@@ -139,6 +145,9 @@ type goneStreams struct {
 	// bad holds, by seq, the gap of each marker (of a type evlog knows)
 	// whose frame checksums but whose Data does not decode: its frame.
 	bad map[uint64]*rawGap
+	// badRet holds the same for the retention records (salvage only;
+	// salvage_retention.go).
+	badRet map[uint64]*rawGap
 }
 
 // has reports whether ev reads as gone by the markers.
@@ -148,15 +157,22 @@ func (g goneStreams) has(ev evlog.Envelope) bool {
 }
 
 // rawGone folds the deletion markers of every complete batch of the
-// segments of fsys that can be read.
+// segments of fsys that can be read, and finds the retention records
+// there whose Data does not decode.
 func rawGone(ctx context.Context, fsys vfs.FS) (goneStreams, error) {
 	g := goneStreams{m: map[string]struct {
 		before uint64
 		tomb   bool
-	}{}, bad: map[uint64]*rawGap{}}
+	}{}, bad: map[uint64]*rawGap{}, badRet: map[uint64]*rawGap{}}
 	err := scanRaw(ctx, fsys, rawVisitor{
 		batch: func(b *rawBatch) error {
 			for i, ev := range b.Events {
+				if ev.Stream == evlog.RetentionStream && ev.Type == evlog.TypeRetention {
+					if bg := badRetentionGap(&ev, b.file, b.Offsets[i], b.Offsets[i+1]); bg != nil {
+						g.badRet[ev.Seq] = bg
+					}
+					continue
+				}
 				if ev.Stream != evlog.DeletionsStream {
 					continue
 				}

@@ -32,3 +32,13 @@ var AppendBatch func(ctx context.Context, l any, batch any) (any, error)
 // view of NEWDIR that does not show its SALVAGING marker, which it writes
 // before the log is created (and Open refuses a directory holding it).
 var Open func(fsys any, opts any) (any, error)
+
+// DecodesRetention reports whether data, a retention record's Data
+// (docs/FORMAT.md, "Recorded retention"), decodes to valid settings as
+// every evlog read decodes it; NoRetention is the Data of a record of no
+// retention. evlogctl salvage judges the records it copies with them,
+// rather than with a copy of the rule that could drift from it.
+var (
+	DecodesRetention func(data []byte) bool
+	NoRetention      func() []byte
+)
