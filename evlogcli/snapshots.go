@@ -218,22 +218,15 @@ func (c *snapshotsCmd) run(ctx context.Context, e *env, dir string, policy snaps
 // refuseMarkerDirs fails, as the log's open does, when DIR holds a
 // directory named like a restore's or a salvage's marker or its temporary:
 // evlog.CheckLogDir, which refuses those files, lists no subdirectory. It
-// looks the four names up (lstat) rather than listing DIR again.
+// looks the four names up (lstat) rather than listing DIR again, and fails
+// with rawMarked's error (the same sentinels and messages as the raw
+// reader's and the library's).
 func refuseMarkerDirs(fsys vfs.FS) error {
-	for _, m := range []struct {
-		name string
-		is   error
-		what string
-	}{
-		{evlog.RestoreMarker, evlog.ErrRestoreIncomplete, "a restore into it did not finish; run the restore again (it starts over), or remove the directory"},
-		{evlog.RestoreMarker + ".tmp", evlog.ErrRestoreIncomplete, "a restore into it did not finish; run the restore again (it starts over), or remove the directory"},
-		{evlog.SalvageMarker, evlog.ErrSalvageIncomplete, "evlogctl salvage into it did not finish; run the salvage again (it starts over), or remove the directory"},
-		{evlog.SalvageMarker + ".tmp", evlog.ErrSalvageIncomplete, "evlogctl salvage into it did not finish; run the salvage again (it starts over), or remove the directory"},
-	} {
-		_, err := fsys.Lstat(m.name)
+	for _, n := range []string{evlog.RestoreMarker, evlog.RestoreMarker + ".tmp", evlog.SalvageMarker, evlog.SalvageMarker + ".tmp"} {
+		_, err := fsys.Lstat(n)
 		switch {
 		case err == nil:
-			return fmt.Errorf("%w: the directory holds %s: %s", m.is, m.name, m.what)
+			return rawMarked([]string{n})
 		case !errors.Is(err, fs.ErrNotExist):
 			return err
 		}
