@@ -287,17 +287,15 @@ func (l *Log) LastDeletionIn(ctx context.Context, in func(stream string) bool) (
 // stream.
 func (l *Log) checkBatchDeleted(ctx context.Context, batch []AppendRequest, copied bool) error {
 	for _, req := range batch {
-		if copied {
-			break // the types were accepted when written
-		}
-		for i := range req.Events {
-			if err := checkReservedType(req.Stream, req.Events[i].Type); err != nil {
-				return err
+		switch {
+		case !copied:
+			for i := range req.Events {
+				if err := checkReservedType(req.Stream, req.Events[i].Type); err != nil {
+					return err
+				}
 			}
-		}
-	}
-	for _, req := range batch {
-		if copied && req.Stream == RetentionStream {
+		case req.Stream == RetentionStream:
+			// The other types were accepted when written.
 			if err := checkCopiedRetention(req); err != nil {
 				return err
 			}
