@@ -92,28 +92,23 @@ func unfoldedRecord(u snapshot.SeqRanges) [][]uint64 {
 }
 
 // unfoldedOf returns the ranges a record at seq holds, or why they are
-// not a valid snapshot.Meta.Unfolded of it.
+// not a valid snapshot.Meta.Unfolded of it (snapshot.CheckUnfolded).
 func unfoldedOf(rec [][]uint64, seq uint64) (snapshot.SeqRanges, error) {
 	if len(rec) > snapshot.MaxUnfolded {
 		return snapshot.SeqRanges{}, fmt.Errorf("%d unfolded ranges, more than %d", len(rec), snapshot.MaxUnfolded)
 	}
 	rs := make([]snapshot.SeqRange, 0, len(rec))
-	var prev uint64 // To of the previous range
 	for i, p := range rec {
 		if len(p) != 2 {
 			return snapshot.SeqRanges{}, fmt.Errorf("unfolded range %d has %d bounds, not 2", i, len(p))
 		}
-		r := snapshot.SeqRange{From: p[0], To: p[1]}
-		switch {
-		case r.From == 0 || r.From > r.To || r.To > seq:
-			return snapshot.SeqRanges{}, fmt.Errorf("unfolded range %d (%d..%d) is not within [1, %d]", i, r.From, r.To, seq)
-		case i > 0 && r.From <= prev+1:
-			return snapshot.SeqRanges{}, fmt.Errorf("unfolded range %d (%d..%d) is not after range %d (..%d) with a gap", i, r.From, r.To, i-1, prev)
-		}
-		prev = r.To
-		rs = append(rs, r)
+		rs = append(rs, snapshot.SeqRange{From: p[0], To: p[1]})
 	}
-	return snapshot.MakeSeqRanges(rs...), nil
+	u := snapshot.MakeSeqRanges(rs...)
+	if err := snapshot.CheckUnfolded(u, seq); err != nil {
+		return snapshot.SeqRanges{}, err
+	}
+	return u, nil
 }
 
 // Snapshots returns the log's snapshot store, creating its buckets on

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -128,6 +129,18 @@ func (s SeqRanges) All() iter.Seq[SeqRange] {
 func (s SeqRanges) Slice() []SeqRange { return slices.Collect(s.All()) }
 
 func (s SeqRanges) String() string { return fmt.Sprint(s.Slice()) }
+
+// CheckUnfolded returns an error saying why u is not a valid
+// Meta.Unfolded of a snapshot at seq (nil if it is): at most MaxUnfolded
+// ranges, each within [1, seq], in order with a gap between them. Stores
+// that keep Unfolded in another form (evlog's JetStream backend) check
+// what they read with it.
+func CheckUnfolded(u SeqRanges, seq uint64) error {
+	if why := checkUnfolded(u, seq); why != "" {
+		return errors.New(why)
+	}
+	return nil
+}
 
 // checkUnfolded returns why u is not a valid Meta.Unfolded of a snapshot
 // at seq ("" if it is).
