@@ -126,27 +126,37 @@ func TestSalvageNamesBadMarker(t *testing.T) {
 			args := append([]string{"salvage", dir, filepath.Join(t.TempDir(), "salvaged"), "--format", "json"}, tc.args...)
 			r := run1(t, args...)
 			checkNoPanic(t, args, r)
-			var rep salvageReport
-			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-				t.Fatalf("exit %d: %v:\n%s%s", r.code, err, r.stdout, r.stderr)
+			if r.code != 1 {
+				t.Errorf("exit %d, want 1:\n%s%s", r.code, r.stdout, r.stderr)
 			}
-			if r.code != 1 || rep.Complete || rep.Copied != tc.copied {
-				t.Errorf("exit %d, complete %v, copied %d; want 1, false, %d:\n%s%s", r.code, rep.Complete, rep.Copied, tc.copied, r.stdout, r.stderr)
-			}
-			var gaps []gapJSON
-			for _, g := range rep.Gaps {
-				gaps = append(gaps, gapJSON{File: g.File, Offset: g.Offset})
-			}
-			if d := cmp.Diff([]gapJSON{{File: file, Offset: off}}, gaps); d != "" {
-				t.Errorf("gaps (-want +got):\n%s\n%s", d, r.stdout)
-			}
-			var lost []seqRange
-			for _, l := range rep.Lost {
-				lost = append(lost, seqRange{From: l.From, To: l.To})
-			}
-			if d := cmp.Diff(tc.lost, lost); d != "" {
-				t.Errorf("lost (-want +got):\n%s\n%s", d, r.stdout)
-			}
+			checkOneGapReport(t, r, tc.copied, file, off, tc.lost)
 		})
+	}
+}
+
+// checkOneGapReport checks salvage's JSON report in r: incomplete, copied
+// events copied, one gap at file and off, and the lost seq ranges lost.
+func checkOneGapReport(t *testing.T, r result, copied int, file string, off int64, lost []seqRange) {
+	t.Helper()
+	var rep salvageReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("exit %d: %v:\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if rep.Complete || rep.Copied != copied {
+		t.Errorf("complete %v, copied %d; want false, %d:\n%s", rep.Complete, rep.Copied, copied, r.stdout)
+	}
+	var gaps []gapJSON
+	for _, g := range rep.Gaps {
+		gaps = append(gaps, gapJSON{File: g.File, Offset: g.Offset})
+	}
+	if d := cmp.Diff([]gapJSON{{File: file, Offset: off}}, gaps); d != "" {
+		t.Errorf("gaps (-want +got):\n%s\n%s", d, r.stdout)
+	}
+	var got []seqRange
+	for _, l := range rep.Lost {
+		got = append(got, seqRange{From: l.From, To: l.To})
+	}
+	if d := cmp.Diff(lost, got); d != "" {
+		t.Errorf("lost (-want +got):\n%s\n%s", d, r.stdout)
 	}
 }

@@ -1,7 +1,6 @@
 package evlogcli
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -77,27 +76,7 @@ func TestSalvageNamesBadRetention(t *testing.T) {
 						t.Errorf("the report does not name the record (%q, seq 5):\n%s", want, r.stdout)
 					}
 				} else {
-					var rep salvageReport
-					if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-						t.Fatalf("exit %d: %v:\n%s%s", r.code, err, r.stdout, r.stderr)
-					}
-					if rep.Complete || rep.Copied != tc.copied {
-						t.Errorf("complete %v, copied %d; want false, %d:\n%s", rep.Complete, rep.Copied, tc.copied, r.stdout)
-					}
-					var gaps []gapJSON
-					for _, g := range rep.Gaps {
-						gaps = append(gaps, gapJSON{File: g.File, Offset: g.Offset})
-					}
-					if d := cmp.Diff([]gapJSON{{File: file, Offset: off}}, gaps); d != "" {
-						t.Errorf("gaps (-want +got):\n%s\n%s", d, r.stdout)
-					}
-					var lost []seqRange
-					for _, l := range rep.Lost {
-						lost = append(lost, seqRange{From: l.From, To: l.To})
-					}
-					if d := cmp.Diff(tc.lost, lost); d != "" {
-						t.Errorf("lost (-want +got):\n%s\n%s", d, r.stdout)
-					}
+					checkOneGapReport(t, r, tc.copied, file, off, tc.lost)
 				}
 				// Run again into its complete output, salvage only reports
 				// (salvage_again.go): the record of no retention is what it
