@@ -267,9 +267,19 @@ func periodOf(t time.Time, every time.Duration) int64 {
 // replace, since they may be the only record of their state. A snapshot
 // with no newer kept one (only a policy of tiers alone leaves such, once
 // every snapshot is older than its last tier) is removed as p says, and a
-// damaged snapshot p does not keep like any other. On error it stops,
-// fsyncs the directory and returns what it removed so far; a crash midway
-// leaves a subset of the snapshots, all of them whole.
+// damaged snapshot p does not keep like any other.
+//
+// Durability: nothing is removed on the word of a snapshot that may not
+// survive a power loss. A replacement's data was fsynced before it was
+// renamed into place, but its directory entry is durable only once the
+// directory is fsynced, which its Save may have failed to do (Save then
+// returns an error, yet the file is listed) or, in another process, not
+// done yet. So Prune verifies every replacement first, then fsyncs the
+// directory, and only then removes anything: if that fsync fails, it
+// removes nothing and returns the error. On a later error it stops, fsyncs
+// the directory and returns what it removed so far; a crash at any point
+// leaves a subset of the snapshots, all of them whole, and every removed
+// snapshot's replacement.
 func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed []Meta, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -280,24 +290,19 @@ func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed 
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if len(removed) > 0 {
-			if serr := s.fs.SyncDir(); serr != nil {
-				err = errors.Join(err, fmt.Errorf("evlog/snapshot: fsync directory after pruning: %w", serr))
-			}
-		}
-	}()
+	// Decide, verifying the replacements, before removing anything.
+	var doomed []Meta
 	sound := map[string]bool{} // replacements verified, by file
 	for _, d := range p.Removals(all) {
 		if err := ctx.Err(); err != nil {
-			return removed, err
+			return nil, err
 		}
 		m := d.Meta
 		if d.By != nil {
 			ok, seen := sound[d.By.File]
 			if !seen {
 				if ok, err = s.sound(ctx, *d.By); err != nil {
-					return removed, err
+					return nil, err
 				}
 				sound[d.By.File] = ok
 			}
@@ -305,6 +310,27 @@ func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed 
 				s.log.Debug("evlog/snapshot: not pruning: its replacement is damaged", "name", m.Name, "seq", m.Seq, "file", m.File, "replacement", d.By.File)
 				continue
 			}
+		}
+		doomed = append(doomed, m)
+	}
+	if len(doomed) == 0 {
+		return nil, nil
+	}
+	// Make the replacements' directory entries durable (and every other
+	// entry listed) before the first removal.
+	if err := s.fs.SyncDir(); err != nil {
+		return nil, fmt.Errorf("evlog/snapshot: prune: fsync directory before removing anything: %w; nothing was removed (the snapshots that replace the pruned ones might not survive a power loss): check the disk, then prune again", err)
+	}
+	defer func() {
+		if len(removed) > 0 {
+			if serr := s.fs.SyncDir(); serr != nil {
+				err = errors.Join(err, fmt.Errorf("evlog/snapshot: fsync directory after pruning: %w", serr))
+			}
+		}
+	}()
+	for _, m := range doomed {
+		if err := ctx.Err(); err != nil {
+			return removed, err
 		}
 		if err := s.fs.Remove(m.File); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return removed, fmt.Errorf("evlog/snapshot: prune %v: remove %s: %w", m, m.File, err)
