@@ -361,7 +361,12 @@ func (s *Store) sound(ctx context.Context, m Meta) (bool, error) {
 }
 
 // Remove deletes the snapshot m (m.File, or FormatFileName(m.Name, m.Seq)
-// if unset) and fsyncs the directory. It removes the file only if its
+// if unset) and fsyncs the directory. It fsyncs the directory before the
+// removal too, so every snapshot saved before it (even by a Save whose
+// directory fsync failed, or in another process) is durable before the
+// removal is: a caller that removes m on the word of another snapshot
+// (a newer one, the projection runner's rebuild marker) never loses both
+// to a power loss. If that fsync fails, nothing is removed. It removes the file only if its
 // header is the snapshot m describes: for a Meta read from a store (as
 // List, Candidates and Save return it: CompressedSize set), every field
 // equal, zero ones included (a Scope or Anchor of 0 is "not recorded",
@@ -406,6 +411,11 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 		return err
 	case !sameSnapshot(m, got):
 		return staleError(m, got)
+	}
+	// Every entry saved before, by a Save whose directory fsync failed
+	// or in another process, durable before the removal is.
+	if err := s.fs.SyncDir(); err != nil {
+		return fmt.Errorf("evlog/snapshot: fsync directory before removing %s: %w; nothing was removed: check the disk, then remove it again", file, err)
 	}
 	if err := s.fs.Remove(file); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -307,3 +307,43 @@ func TestCrashSavePruneHasTeeth(t *testing.T) {
 	}
 	t.Logf("%d violations, e.g. %s", len(bad), bad[0])
 }
+
+// TestRemoveAfterFailedSaveDirSync: a caller that saves a snapshot (the
+// projection runner's rebuild marker, a newer snapshot) and removes
+// another on its word, when that Save reported a failed directory fsync
+// or ErrExists, must not lose both to a power loss just after the
+// removal: Remove makes the directory durable first. If that fsync fails,
+// it removes nothing.
+func TestRemoveAfterFailedSaveDirSync(t *testing.T) {
+	mem := vfs.NewMem()
+	old := mustSave(t, newStore(t, mem), "cart/1", 1)
+
+	rec := &reorderFS{FS: vfs.NewFaulty(mem, vfs.FailKind(vfs.OpSyncDir, 0, vfs.EIO("."))), mem: mem}
+	s := newStore(t, rec)
+	if _, err := s.Save(t.Context(), meta("cart/1", 2), stateOf("cart/1", 2)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Save with a failing directory fsync = %v, want EIO", err)
+	}
+	var crashes []*vfs.Mem
+	rec.afterRemove = func() { crashes = append(crashes, rec.removalsFirst(t)) }
+	if err := s.Remove(t.Context(), old); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if len(crashes) != 1 {
+		t.Fatalf("%d removals, want 1", len(crashes))
+	}
+	ro := newStore(t, vfs.ReadOnly(crashes[0]))
+	if m, _, err := loadNewest(t.Context(), ro, "cart/1", math.MaxUint64); err != nil || m.Seq != 2 {
+		t.Errorf("power loss just after the Remove: newest snapshot of cart/1 = %v, %v; want seq 2", m, err)
+	}
+
+	// A failing directory fsync: nothing removed.
+	mem = vfs.NewMem()
+	old = mustSave(t, newStore(t, mem), "cart/1", 1)
+	s = newStore(t, vfs.NewFaulty(mem, vfs.FailKind(vfs.OpSyncDir, 0, vfs.EIO("."))))
+	if err := s.Remove(t.Context(), old); !errors.Is(err, syscall.EIO) {
+		t.Errorf("Remove with a failing directory fsync = %v, want EIO", err)
+	}
+	if _, err := mem.ReadFile(old.File); err != nil {
+		t.Errorf("Remove removed %s although the directory fsync before it failed: %v", old.File, err)
+	}
+}
