@@ -367,12 +367,12 @@ func (s *Store) sound(ctx context.Context, m Meta) (bool, error) {
 // removal is: a caller that removes m on the word of another snapshot
 // (a newer one, the projection runner's rebuild marker) never loses both
 // to a power loss. If that fsync fails, nothing is removed. It removes the file only if its
-// header is the snapshot m describes: for a Meta read from a store (as
-// List, Candidates and Save return it: CompressedSize set), every field
+// header is the snapshot m describes (SameSnapshot): for a Meta read from
+// a store (as List, Candidates and Save return it: File set), every field
 // equal, zero ones included (a Scope or Anchor of 0 is "not recorded",
-// not "any"); for a Meta the caller built (CompressedSize 0), the same
-// Name and Seq and the same value of every other field set in it, as Load
-// checks. So a Meta read from the store removes that snapshot and never
+// not "any"); for a Meta the caller built (File and CompressedSize not
+// set), the same Name and Seq and the same value of every other field set
+// in it, as Load checks. So a Meta read from the store removes that snapshot and never
 // one another writer saved at the same name and seq since (the same file
 // name): it refuses, with an error matching ErrNotFound, if the file is
 // missing or holds another snapshot (list again to decide about that
@@ -409,7 +409,7 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 		s.log.Warn("evlog/snapshot: removing snapshot with a corrupt header", "file", file, "err", err)
 	case err != nil:
 		return err
-	case !sameSnapshot(m, got):
+	case !SameSnapshot(m, got):
 		return staleError(m, got)
 	}
 	// Every entry saved before, by a Save whose directory fsync failed
@@ -428,17 +428,4 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 	}
 	s.log.Debug("evlog/snapshot: removed", "name", m.Name, "seq", m.Seq, "file", file)
 	return nil
-}
-
-// sameSnapshot reports whether got, read from a file, is the snapshot m
-// describes, as Remove decides it: every field equal when m was read from
-// a store (CompressedSize set: a zstd frame is never empty), else matches.
-func sameSnapshot(m, got Meta) bool {
-	if m.CompressedSize == 0 {
-		return matches(m, got)
-	}
-	return m.Name == got.Name && m.Seq == got.Seq && m.LogID == got.LogID && m.Time.Equal(got.Time) &&
-		m.SchemaVersion == got.SchemaVersion && m.Anchor == got.Anchor && m.Scope == got.Scope &&
-		m.Unfolded == got.Unfolded &&
-		m.RawSize == got.RawSize && m.CompressedSize == got.CompressedSize && (m.File == "" || m.File == got.File)
 }
