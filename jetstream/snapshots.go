@@ -495,7 +495,7 @@ func (s *Snapshots) Load(ctx context.Context, m snapshot.Meta) ([]byte, error) {
 	if err != nil {
 		return nil, &snapshot.CorruptError{File: k, Reason: err.Error()}
 	}
-	if !sameSnapshot(m, got) {
+	if !snapshot.SameSnapshot(m, got) {
 		return nil, fmt.Errorf("%w: %s holds %v (schema %d, %d bytes, scope %#x, unfolded %v), not the requested %v (schema %d, %d bytes, scope %#x, unfolded %v): replaced since it was listed; list again",
 			snapshot.ErrNotFound, k, got, got.SchemaVersion, got.RawSize, got.Scope, got.Unfolded, m, m.SchemaVersion, m.RawSize, m.Scope, m.Unfolded)
 	}
@@ -631,7 +631,7 @@ func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 	case err != nil:
 		// A damaged record is removed all the same.
 		s.l.logger.Warn("evlog/jetstream: removing a snapshot record that does not decode", "key", k, "err", err)
-	case !sameSnapshot(m, got):
+	case !snapshot.SameSnapshot(m, got):
 		return fmt.Errorf("%w: %s holds %v (schema %d, %d bytes, scope %#x, unfolded %v), not the requested %v (schema %d, %d bytes, scope %#x, unfolded %v); list again",
 			snapshot.ErrNotFound, k, got, got.SchemaVersion, got.RawSize, got.Scope, got.Unfolded, m, m.SchemaVersion, m.RawSize, m.Scope, m.Unfolded)
 	}
@@ -657,28 +657,6 @@ func (s *Snapshots) Remove(ctx context.Context, m snapshot.Meta) error {
 		}
 	}
 	return nil
-}
-
-// sameSnapshot reports whether got, read from a record, is the snapshot m
-// describes, as Load and Remove decide it: every field equal when m was read from
-// the store (File set: List, Candidates and Save set it, also for an empty
-// state, whose CompressedSize is 0), else the same Name and Seq and the
-// same value of every other non-zero field of m.
-func sameSnapshot(m, got snapshot.Meta) bool {
-	if m.File != "" || m.CompressedSize != 0 {
-		return m.Name == got.Name && m.Seq == got.Seq && m.LogID == got.LogID && m.Time.Equal(got.Time) &&
-			m.SchemaVersion == got.SchemaVersion && m.Anchor == got.Anchor && m.Scope == got.Scope &&
-			m.Unfolded == got.Unfolded && m.RawSize == got.RawSize && m.CompressedSize == got.CompressedSize &&
-			(m.File == "" || m.File == got.File)
-	}
-	return m.Name == got.Name && m.Seq == got.Seq &&
-		(m.LogID == [16]byte{} || m.LogID == got.LogID) &&
-		(m.Time.IsZero() || m.Time.Equal(got.Time)) &&
-		(m.SchemaVersion == 0 || m.SchemaVersion == got.SchemaVersion) &&
-		(m.Anchor == 0 || m.Anchor == got.Anchor) &&
-		(m.Scope == 0 || m.Scope == got.Scope) &&
-		(m.Unfolded.Len() == 0 || m.Unfolded == got.Unfolded) &&
-		(m.RawSize == 0 || m.RawSize == got.RawSize)
 }
 
 // recordKey is the KV key of snapshot m: its File as listed, else the key

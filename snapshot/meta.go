@@ -161,6 +161,30 @@ func checkUnfolded(u SeqRanges, seq uint64) string {
 	return ""
 }
 
+// SameSnapshot reports whether got, read back from a store (a file's
+// header, a record), is the snapshot m describes. Stores check it before
+// acting on m (Store.Remove; the JetStream store's Load and Remove), so
+// that a snapshot removed and saved again at the same name and seq since
+// m was read (another fold: other schema, scope, Unfolded ranges, time or
+// size) is never taken for m.
+//
+// For a Meta read from a store (File or CompressedSize set: List,
+// Candidates and Save set File, also for an empty state, whose
+// CompressedSize a store may report as 0), every field must be equal,
+// zero ones included (a Scope, Anchor or Unfolded left zero means "not
+// recorded", not "any"), Time by Equal, File only when m's is set. For a
+// Meta the caller built (neither set), got must have the same Name and
+// Seq and the same value of every other field set in m.
+func SameSnapshot(m, got Meta) bool {
+	if m.File == "" && m.CompressedSize == 0 {
+		return matches(m, got)
+	}
+	return m.Name == got.Name && m.Seq == got.Seq && m.LogID == got.LogID && m.Time.Equal(got.Time) &&
+		m.SchemaVersion == got.SchemaVersion && m.Anchor == got.Anchor && m.Scope == got.Scope &&
+		m.Unfolded == got.Unfolded && m.RawSize == got.RawSize && m.CompressedSize == got.CompressedSize &&
+		(m.File == "" || m.File == got.File)
+}
+
 func (m Meta) String() string {
 	return fmt.Sprintf("%q@%d", m.Name, m.Seq)
 }

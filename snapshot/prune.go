@@ -267,9 +267,19 @@ func periodOf(t time.Time, every time.Duration) int64 {
 // replace, since they may be the only record of their state. A snapshot
 // with no newer kept one (only a policy of tiers alone leaves such, once
 // every snapshot is older than its last tier) is removed as p says, and a
-// damaged snapshot p does not keep like any other. On error it stops,
-// fsyncs the directory and returns what it removed so far; a crash midway
-// leaves a subset of the snapshots, all of them whole.
+// damaged snapshot p does not keep like any other.
+//
+// Durability: nothing is removed on the word of a snapshot that may not
+// survive a power loss. A replacement's data was fsynced before it was
+// renamed into place, but its directory entry is durable only once the
+// directory is fsynced, which its Save may have failed to do (Save then
+// returns an error, yet the file is listed) or, in another process, not
+// done yet. So Prune verifies every replacement first, then fsyncs the
+// directory, and only then removes anything: if that fsync fails, it
+// removes nothing and returns the error. On a later error it stops, fsyncs
+// the directory and returns what it removed so far; a crash at any point
+// leaves a subset of the snapshots, all of them whole, and every removed
+// snapshot's replacement.
 func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed []Meta, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -280,24 +290,19 @@ func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed 
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if len(removed) > 0 {
-			if serr := s.fs.SyncDir(); serr != nil {
-				err = errors.Join(err, fmt.Errorf("evlog/snapshot: fsync directory after pruning: %w", serr))
-			}
-		}
-	}()
+	// Decide, verifying the replacements, before removing anything.
+	var doomed []Meta
 	sound := map[string]bool{} // replacements verified, by file
 	for _, d := range p.Removals(all) {
 		if err := ctx.Err(); err != nil {
-			return removed, err
+			return nil, err
 		}
 		m := d.Meta
 		if d.By != nil {
 			ok, seen := sound[d.By.File]
 			if !seen {
 				if ok, err = s.sound(ctx, *d.By); err != nil {
-					return removed, err
+					return nil, err
 				}
 				sound[d.By.File] = ok
 			}
@@ -305,6 +310,27 @@ func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed 
 				s.log.Debug("evlog/snapshot: not pruning: its replacement is damaged", "name", m.Name, "seq", m.Seq, "file", m.File, "replacement", d.By.File)
 				continue
 			}
+		}
+		doomed = append(doomed, m)
+	}
+	if len(doomed) == 0 {
+		return nil, nil
+	}
+	// Make the replacements' directory entries durable (and every other
+	// entry listed) before the first removal.
+	if err := s.fs.SyncDir(); err != nil {
+		return nil, fmt.Errorf("evlog/snapshot: prune: fsync directory before removing anything: %w; nothing was removed (the snapshots that replace the pruned ones might not survive a power loss): check the disk, then prune again", err)
+	}
+	defer func() {
+		if len(removed) > 0 {
+			if serr := s.fs.SyncDir(); serr != nil {
+				err = errors.Join(err, fmt.Errorf("evlog/snapshot: fsync directory after pruning: %w", serr))
+			}
+		}
+	}()
+	for _, m := range doomed {
+		if err := ctx.Err(); err != nil {
+			return removed, err
 		}
 		if err := s.fs.Remove(m.File); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return removed, fmt.Errorf("evlog/snapshot: prune %v: remove %s: %w", m, m.File, err)
@@ -335,13 +361,18 @@ func (s *Store) sound(ctx context.Context, m Meta) (bool, error) {
 }
 
 // Remove deletes the snapshot m (m.File, or FormatFileName(m.Name, m.Seq)
-// if unset) and fsyncs the directory. It removes the file only if its
-// header is the snapshot m describes: for a Meta read from a store (as
-// List, Candidates and Save return it: CompressedSize set), every field
+// if unset) and fsyncs the directory. It fsyncs the directory before the
+// removal too, so every snapshot saved before it (even by a Save whose
+// directory fsync failed, or in another process) is durable before the
+// removal is: a caller that removes m on the word of another snapshot
+// (a newer one, the projection runner's rebuild marker) never loses both
+// to a power loss. If that fsync fails, nothing is removed. It removes the file only if its
+// header is the snapshot m describes (SameSnapshot): for a Meta read from
+// a store (as List, Candidates and Save return it: File set), every field
 // equal, zero ones included (a Scope or Anchor of 0 is "not recorded",
-// not "any"); for a Meta the caller built (CompressedSize 0), the same
-// Name and Seq and the same value of every other field set in it, as Load
-// checks. So a Meta read from the store removes that snapshot and never
+// not "any"); for a Meta the caller built (File and CompressedSize not
+// set), the same Name and Seq and the same value of every other field set
+// in it, as Load checks. So a Meta read from the store removes that snapshot and never
 // one another writer saved at the same name and seq since (the same file
 // name): it refuses, with an error matching ErrNotFound, if the file is
 // missing or holds another snapshot (list again to decide about that
@@ -378,8 +409,13 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 		s.log.Warn("evlog/snapshot: removing snapshot with a corrupt header", "file", file, "err", err)
 	case err != nil:
 		return err
-	case !sameSnapshot(m, got):
+	case !SameSnapshot(m, got):
 		return staleError(m, got)
+	}
+	// Every entry saved before, by a Save whose directory fsync failed
+	// or in another process, durable before the removal is.
+	if err := s.fs.SyncDir(); err != nil {
+		return fmt.Errorf("evlog/snapshot: fsync directory before removing %s: %w; nothing was removed: check the disk, then remove it again", file, err)
 	}
 	if err := s.fs.Remove(file); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -392,17 +428,4 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 	}
 	s.log.Debug("evlog/snapshot: removed", "name", m.Name, "seq", m.Seq, "file", file)
 	return nil
-}
-
-// sameSnapshot reports whether got, read from a file, is the snapshot m
-// describes, as Remove decides it: every field equal when m was read from
-// a store (CompressedSize set: a zstd frame is never empty), else matches.
-func sameSnapshot(m, got Meta) bool {
-	if m.CompressedSize == 0 {
-		return matches(m, got)
-	}
-	return m.Name == got.Name && m.Seq == got.Seq && m.LogID == got.LogID && m.Time.Equal(got.Time) &&
-		m.SchemaVersion == got.SchemaVersion && m.Anchor == got.Anchor && m.Scope == got.Scope &&
-		m.Unfolded == got.Unfolded &&
-		m.RawSize == got.RawSize && m.CompressedSize == got.CompressedSize && (m.File == "" || m.File == got.File)
 }

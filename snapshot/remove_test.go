@@ -3,6 +3,7 @@ package snapshot
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -103,5 +104,40 @@ func TestRemoveRefusesNewerFormat(t *testing.T) {
 				t.Errorf("the snapshot of a newer format was removed (%v)", statErr)
 			}
 		})
+	}
+}
+
+// TestSameSnapshot: a Meta read from a store (File or CompressedSize set)
+// describes only a snapshot equal in every field, zero ones included; a
+// Meta the caller built, every snapshot agreeing with the fields set in it.
+func TestSameSnapshot(t *testing.T) {
+	read := wantMeta("cart/1", 5) // as a store returns it
+	read.CompressedSize = 99
+	empty := read // an empty state, as the JetStream store reports it
+	empty.CompressedSize, empty.RawSize = 0, 0
+	with := func(m Meta, f func(*Meta)) Meta { f(&m); return m }
+	for _, tc := range []struct {
+		name   string
+		m, got Meta
+		want   bool
+	}{
+		{"read: itself", read, read, true},
+		{"read: time in another zone", read, with(read, func(m *Meta) { m.Time = m.Time.In(time.FixedZone("x", 3600)) }), true},
+		{"read: another scope", read, with(read, func(m *Meta) { m.Scope = 42 }), false},
+		{"read: another anchor", read, with(read, func(m *Meta) { m.Anchor = 7 }), false},
+		{"read: another schema", read, with(read, func(m *Meta) { m.SchemaVersion++ }), false},
+		{"read: unfolded ranges", read, with(read, func(m *Meta) { m.Unfolded = MakeSeqRanges(SeqRange{From: 1, To: 2}) }), false},
+		{"read: another size", read, with(read, func(m *Meta) { m.CompressedSize++ }), false},
+		{"read: another file", read, with(read, func(m *Meta) { m.File = "x" }), false},
+		{"read, empty state: itself", empty, empty, true},
+		{"read, empty state: another scope", empty, with(empty, func(m *Meta) { m.Scope = 42 }), false},
+		{"built: name and seq", Meta{Name: "cart/1", Seq: 5}, with(read, func(m *Meta) { m.Scope = 42 }), true},
+		{"built: another seq", Meta{Name: "cart/1", Seq: 6}, read, false},
+		{"built: schema set and equal", Meta{Name: "cart/1", Seq: 5, SchemaVersion: read.SchemaVersion}, read, true},
+		{"built: schema set and different", Meta{Name: "cart/1", Seq: 5, SchemaVersion: 99}, read, false},
+	} {
+		if got := SameSnapshot(tc.m, tc.got); got != tc.want {
+			t.Errorf("%s: SameSnapshot = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -31,7 +31,8 @@ import (
 // the temporary is removed (best effort; CleanTemps removes what is left)
 // and no other file is touched; if only the final directory fsync failed,
 // the complete snapshot is in place but may not survive a power loss, and
-// retrying reports ErrExists. A crash at any point leaves either no
+// retrying reports ErrExists (Prune fsyncs the directory before removing
+// anything on its word). A crash at any point leaves either no
 // snapshot under the final name or a complete one, never a torn one.
 func (s *Store) Save(ctx context.Context, m Meta, state []byte) (Meta, error) {
 	if err := checkMeta(&m); err != nil {
