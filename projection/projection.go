@@ -9,7 +9,16 @@
 // A Runner keeps a projection up to date persistently: it starts from its
 // checkpoint (the view snapshotted together with the seq it covers, in one
 // atomic file), catches up, then follows live appends, checkpointing as it
-// goes. A changed SchemaVersion makes it rebuild from the first event.
+// goes. A changed SchemaVersion (or Categories) makes it fold from the
+// first event (or an older checkpoint of the new fold). Checkpoints of the
+// old fold are kept for a rollback, pruned fold by fold (CheckpointFold);
+// the one at the seq the new view reaches, which takes the file name of
+// the new fold's checkpoint there, is replaced only on a log whose events
+// cannot expire (no Retention): on a log with Retention it is kept, since
+// an event it folded may expire later and it would then be the only
+// record of that event's effect, and the new fold is checkpointed once
+// the log grows (RunnerOptions.ReplaceOtherFoldDespiteRetention changes
+// that, with its risk).
 package projection
 
 import (
@@ -36,10 +45,12 @@ type Projection[S, E any] struct {
 	// replay.ScopeMismatch, also for checkpoints of older evlogs, which
 	// record none); changing SchemaVersion too is still clearer. A
 	// checkpoint of the old Categories (or SchemaVersion) at the seq the
-	// new view reaches is replaced by the new one when no event up to it
-	// has expired (see docs/SNAPSHOT_FORMAT.md: on a log with Retention,
-	// events that expire after the replacement are lost to a rollback of
-	// the fold). (Compute and FeedAll fold what they are given.)
+	// new view reaches is replaced by the new one only when no event up
+	// to it has expired and none can expire later (the log records no
+	// Retention; see Runner.Run and docs/SNAPSHOT_FORMAT.md): on a log
+	// with Retention it is kept, so that a rollback of the fold resumes
+	// from it with the effect of events expired since. (Compute and
+	// FeedAll fold what they are given.)
 	Categories []string
 	// Init returns the empty view (nil: zero S).
 	Init func() S

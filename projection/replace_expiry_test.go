@@ -1,10 +1,13 @@
 package projection_test
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/event"
 	"github.com/evlog/evlog/projection"
 )
@@ -18,7 +21,9 @@ import (
 // Remove, the runner used to remove that checkpoint anyway, the only
 // record of their effect, and the other fold (after a rollback of its
 // Categories) then served a view without them. The checkpoint must be
-// kept, and the other fold must serve its view as before.
+// kept, and the other fold must serve its view as before. (On a log with
+// retention the runner replaces another fold's checkpoint only with
+// RunnerOptions.ReplaceOtherFoldDespiteRetention.)
 func TestRunnerReplaceKeepsCheckpointWhoseEventsExpireMeanwhile(t *testing.T) {
 	l, expire := expiringLog(t)
 	last := appendTo(t, l, "acct-1", "other-1", "acct-2", "other-2")
@@ -43,7 +48,7 @@ func TestRunnerReplaceKeepsCheckpointWhoseEventsExpireMeanwhile(t *testing.T) {
 	cps := &interleavingStore{Store: store, before: expire}
 	cur := old
 	cur.Categories = []string{"other"}
-	runUntilCaughtUp(t, projection.NewRunner(cur, l, cps, decode, projection.RunnerOptions{}), last, false)
+	runUntilCaughtUp(t, projection.NewRunner(cur, l, cps, decode, projection.RunnerOptions{ReplaceOtherFoldDespiteRetention: true}), last, false)
 	if cps.before != nil {
 		t.Fatal("the runner did not try to replace the old fold's checkpoint: the interleaving did not happen")
 	}
@@ -61,5 +66,55 @@ func TestRunnerReplaceKeepsCheckpointWhoseEventsExpireMeanwhile(t *testing.T) {
 	runUntilCaughtUp(t, back, last, false)
 	if view, _ := back.State(); !cmp.Equal(oldView, view) {
 		t.Errorf("the old fold, rolled back to, serves %v; it served %v before the replacement (the expired events' effect lost)", view, oldView)
+	}
+}
+
+// retentionFlip is a log whose ExpiresEvents answer the test sets: a log
+// whose writer records retention while the runner replaces a checkpoint
+// (another process reopening it with Options.Retention).
+type retentionFlip struct {
+	*evlog.Log
+	expires atomic.Bool
+}
+
+func (l *retentionFlip) ExpiresEvents(context.Context) (bool, error) { return l.expires.Load(), nil }
+
+// TestRunnerReplaceKeepsCheckpointWhenRetentionRecordedMeanwhile: the
+// runner replaces another fold's checkpoint only on a log whose events
+// cannot expire, and asks again once it has removed it: when the log
+// records retention between its first question and the removal, an event
+// the removed checkpoint folded may expire later, so it must be saved back
+// (same Meta) rather than replaced.
+func TestRunnerReplaceKeepsCheckpointWhenRetentionRecordedMeanwhile(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	defer l.Close()
+	last := appendTo(t, l, "acct-1", "other-1", "acct-2")
+	store, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func(e event.Envelope) (event.Envelope, error) { return e, nil }
+	old := acctCount
+	old.Name = "count"
+	runUntilCaughtUp(t, projection.NewRunner(old, l, store, decode, projection.RunnerOptions{}), last, false)
+	before, err := store.List("projection/count")
+	if err != nil || len(before) != 1 || before[0].Seq != last {
+		t.Fatalf("the old fold's checkpoints: %v, %v; want one at seq %d", before, err, last)
+	}
+
+	src := &retentionFlip{Log: l}
+	cps := &interleavingStore{Store: store, before: func() { src.expires.Store(true) }}
+	cur := old
+	cur.SchemaVersion++
+	runUntilCaughtUp(t, projection.NewRunner(cur, src, cps, decode, projection.RunnerOptions{}), last, false)
+	if cps.before != nil {
+		t.Fatal("the runner did not try to replace the old fold's checkpoint: the interleaving did not happen")
+	}
+	got, err := store.List("projection/count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, got); diff != "" {
+		t.Errorf("checkpoints at seq %d after retention was recorded during their replacement (-the old fold's +left):\n%s", last, diff)
 	}
 }

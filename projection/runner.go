@@ -29,6 +29,19 @@ type Source interface {
 // SnapshotStore (read, save and prune).
 type Checkpoints = replay.SnapshotStore
 
+// RetentionSource is implemented by a Source that can tell whether its
+// events can come to read as gone (expire) other than by a deletion,
+// with no further write to the log (*evlog.Log: true when the log
+// records retention, evlog.Options.Retention). A Runner replaces a
+// checkpoint of another fold of its projection only over a source that
+// says false (see RunnerOptions.ReplaceOtherFoldDespiteRetention): once
+// an event the other fold's checkpoint folded expires, that checkpoint
+// is the only record of its effect. An error removes nothing: the
+// checkpoint fails with it (Run returns it).
+type RetentionSource interface {
+	ExpiresEvents(ctx context.Context) (bool, error)
+}
+
 // RunnerOptions tune a Runner.
 type RunnerOptions struct {
 	// CheckpointEvery saves a checkpoint after this many new events
@@ -64,6 +77,23 @@ type RunnerOptions struct {
 	// own: a Run stopped right after a save still prunes). Default 30s.
 	StopTimeout time.Duration
 	Logger      *slog.Logger
+	// ReplaceOtherFoldDespiteRetention lets the runner replace a
+	// checkpoint of another fold of the projection (another
+	// SchemaVersion or Categories) at the seq of its view on a log whose
+	// events can expire (RetentionSource says so, or the source cannot
+	// tell), as it does on a log without retention, when no event up to
+	// that seq has expired yet. The risk: an event up to that seq that
+	// expires later (MaxAge as the clock moves, MaxCount as its stream
+	// grows) had its effect recorded only in the removed checkpoint, so
+	// the other fold, rolled back to (its SchemaVersion or Categories
+	// again), folds from an older checkpoint of its own and fails with
+	// replay.ErrExpiredUnfolded, or folds from the first event and
+	// silently serves a view without that event's effect. Set it only
+	// when no rollback of the fold will ever be run, or a backup taken
+	// before the change keeps the other fold's checkpoints. Default
+	// false: on such a log the other fold's checkpoint is kept (logged
+	// at Warn) and the view is checkpointed once the log grows.
+	ReplaceOtherFoldDespiteRetention bool
 }
 
 // ErrRunning is returned by Run and Rebuild on a Runner that is running
@@ -242,8 +272,11 @@ func (r *Runner[S, E]) WaitFor(ctx context.Context, seq uint64) error {
 // last one, is written with its own context bounded by StopTimeout, even
 // when ctx is cancelled right after catching up). A checkpoint of another
 // fold (SchemaVersion, Categories) at the seq of one it saves is replaced
-// when no event up to that seq has expired (it can be folded again from
-// the log), and kept otherwise. It returns ctx's error (joined with
+// when no event up to that seq has expired and none can expire later (the
+// log records no retention, see RetentionSource; or
+// RunnerOptions.ReplaceOtherFoldDespiteRetention): it can be folded again
+// from the log. It is kept otherwise, and the view is checkpointed once
+// the log grows. It returns ctx's error (joined with
 // the final checkpoint's, if that failed), or the first
 // read/decode/checkpoint error; after replay.ErrHistoryLost (a deletion
 // in the view's scope met while starting or following, after events the
@@ -341,7 +374,7 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 // checkpointed at that seq, and every restart would fold again from an
 // older checkpoint or the first event until the log grows; it is then
 // replaced (removed, durably, and m saved), but only if that loses
-// nothing but work:
+// nothing but work, now or later:
 //
 //   - its header reads (nothing is removed on the word of a file that
 //     does not), and it is of this log (LogID);
@@ -352,36 +385,49 @@ func (r *Runner[S, E]) dropCheckpoints(ctx context.Context) error {
 //     old Categories or SchemaVersion again, a tool folding it) that finds
 //     the file gone, or replaced between listing and loading (Load checks
 //     the whole Meta: a fallback, never the wrong state), folds it again
-//     from an older checkpoint or the first event, to the same view.
+//     from an older checkpoint or the first event, to the same view;
+//   - no event can expire later: r.src is a RetentionSource saying so
+//     (*evlog.Log: the log records no retention). Otherwise an event up
+//     to m.Seq that expired after the replacement (MaxAge as the clock
+//     moves, MaxCount as its stream grows) would have had its effect
+//     recorded only in the removed checkpoint, and the other fold, rolled
+//     back to, would fold from an older checkpoint of its own (replay
+//     reports the expired event after it: ErrExpiredUnfolded) or from the
+//     first event, silently without that event's effect. This condition
+//     is waived by RunnerOptions.ReplaceOtherFoldDespiteRetention, which
+//     accepts that risk.
 //
 // The removal names the whole Meta read (snapshot.Store.Remove removes
 // the file only if it still holds that checkpoint): a checkpoint another
 // writer saved at the same seq meanwhile is never removed; the save then
 // finds it and it is judged as above. Before removing it, the runner
 // loads it (fully verified; one that does not load is kept), and after
-// removing it, it asks again which events expired: events expire with no
-// write to the log (retention's MaxAge as the clock moves, MaxCount as
-// other goroutines append), so one up to m.Seq may have expired between
-// the first check and the removal, and the removed checkpoint be the only
-// record of its effect. It is then saved back (the same Meta and state)
-// and m is not saved.
+// removing it, it asks both questions again (which events expired, and
+// whether events can expire): events expire with no write to the log,
+// and another process may record retention (a writer opened with
+// Options.Retention), so one up to m.Seq may have expired, or become able
+// to, between the first check and the removal, and the removed checkpoint
+// be the only record of its effect. It is then saved back (the same Meta
+// and state) and m is not saved.
 //
-// A checkpoint of another fold that may hold the effect of expired events
-// is kept (logged): the current fold is checkpointed once the log grows.
-// Otherwise (a checkpoint of the same fold, or one passed over for another
-// reason) it returns the ErrExists error, as before. Crashing between the
-// removal and the save leaves neither at m.Seq: the next Run folds from an
-// older checkpoint, as it would have anyway (and, if events up to m.Seq
-// expired in that instant, the other fold's state up to m.Seq is lost).
+// A checkpoint of another fold that may hold, or come to hold, the effect
+// of expired events is kept (logged at Warn): the current fold is
+// checkpointed once the log grows. Otherwise (a checkpoint of the same
+// fold, or one passed over for another reason) it returns the ErrExists
+// error, as before. Crashing between the removal and the save leaves
+// neither at m.Seq: the next Run folds from an older checkpoint, as it
+// would have anyway (and, if events up to m.Seq expired in that instant,
+// the other fold's state up to m.Seq is lost; only possible with
+// ReplaceOtherFoldDespiteRetention, or retention recorded in that
+// instant).
 //
-// What this cannot guard: an event up to m.Seq that expires after the
-// replacement is done. The other fold's checkpoint was the only record of
-// its effect; that fold (its Categories or SchemaVersion rolled back)
-// then folds from an older checkpoint of its own (replay reports the
-// expired event after it: ErrExpiredUnfolded) or from the first event
-// (without the expired event's effect). On a log with Retention, keep a
-// backup before changing a projection's fold if a rollback must keep
-// that effect.
+// What this cannot guard: retention recorded later (a writer opened with
+// Options.Retention after the replacement) can expire an event whose
+// effect only the replaced checkpoint held. Take a backup before turning
+// retention on if a rollback of a changed fold must keep that effect.
+// The JetStream source (jetstream.Log) is neither a replay.Expirations
+// nor a RetentionSource: the runner never replaces another fold's
+// checkpoint there (as before).
 func (r *Runner[S, E]) replaceOtherFold(ctx context.Context, m snapshot.Meta, b []byte) error {
 	exists := fmt.Errorf("%w: a checkpoint at seq %d", snapshot.ErrExists, m.Seq)
 	rm, canRemove := r.cps.(remover)
@@ -413,6 +459,15 @@ func (r *Runner[S, E]) replaceOtherFold(ctx context.Context, m snapshot.Meta, b 
 	}
 	if reason == "" {
 		return exists // the current fold's
+	}
+	why, err := r.mayExpire(ctx)
+	if err != nil {
+		return fmt.Errorf("evlog/projection: %s: reading whether the log's events expire: %w", r.p.Name, err)
+	}
+	if why != "" {
+		r.opts.Logger.Warn("evlog/projection: not replacing a checkpoint of another fold at the seq of the view (an event it folded may expire later, and it would then be the only record of that event's effect); the view is checkpointed once the log grows",
+			"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason, "kept_because", why)
+		return exists
 	}
 	everything := func(string) bool { return true }
 	expired, found, err := x.FirstExpired(ctx, 1, m.Seq, everything)
@@ -449,23 +504,47 @@ func (r *Runner[S, E]) replaceOtherFold(ctx context.Context, m snapshot.Meta, b 
 	} else if err != nil {
 		return fmt.Errorf("removing the checkpoint of another fold (%s) in the way: %w", reason, err)
 	}
-	// Removed: the check again. An event expired meanwhile: the removed
-	// checkpoint may be the only record of its effect, so it is saved
-	// back.
+	// Removed: the checks again. An event expired meanwhile, or the
+	// log's events can expire now (retention recorded meanwhile): the
+	// removed checkpoint may be, or become, the only record of an
+	// event's effect, so it is saved back.
 	expired, found, err = x.FirstExpired(cctx, 1, m.Seq, everything)
 	if err == nil && !found {
-		_, err = r.cps.Save(cctx, m, b)
-		return err
+		if why, err = r.mayExpire(cctx); err == nil && why == "" {
+			_, err = r.cps.Save(cctx, m, b)
+			return err
+		}
 	}
 	back := *old
 	back.RawSize, back.CompressedSize, back.File = 0, 0, ""
 	if _, serr := r.cps.Save(cctx, back, state); serr != nil {
-		return fmt.Errorf("evlog/projection: %s: removed the checkpoint of another fold (%s) at seq %d to replace it, then events up to it expired (or which did could not be read: %v), and saving it back failed: %w; that fold's state up to seq %d is lost unless a backup holds %s",
-			r.p.Name, reason, m.Seq, err, serr, m.Seq, old.File)
+		return fmt.Errorf("evlog/projection: %s: removed the checkpoint of another fold (%s) at seq %d to replace it, then events up to it expired or may expire (%s; or that could not be read: %v), and saving it back failed: %w; that fold's state up to seq %d is lost unless a backup holds %s",
+			r.p.Name, reason, m.Seq, why, err, serr, m.Seq, old.File)
 	}
-	r.opts.Logger.Warn("evlog/projection: saved back the checkpoint of another fold it was replacing (an event up to its seq expired meanwhile, or which did could not be read); the view is checkpointed once the log grows",
-		"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason, "expired_seq", expired, "err", err)
+	r.opts.Logger.Warn("evlog/projection: saved back the checkpoint of another fold it was replacing (an event up to its seq expired meanwhile, the log's events can expire now, or that could not be read); the view is checkpointed once the log grows",
+		"projection", r.p.Name, "file", old.File, "seq", m.Seq, "reason", reason, "expired_seq", expired, "kept_because", why, "err", err)
 	return exists
+}
+
+// mayExpire returns why an event of r.src may expire later ("": it
+// cannot, or RunnerOptions.ReplaceOtherFoldDespiteRetention is set):
+// replaceOtherFold keeps the other fold's checkpoint then.
+func (r *Runner[S, E]) mayExpire(ctx context.Context) (string, error) {
+	if r.opts.ReplaceOtherFoldDespiteRetention {
+		return "", nil
+	}
+	rs, ok := r.src.(RetentionSource)
+	if !ok {
+		return "the source cannot tell whether its events expire (it is no projection.RetentionSource)", nil
+	}
+	expires, err := rs.ExpiresEvents(ctx)
+	if err != nil {
+		return "", err
+	}
+	if expires {
+		return "the log records retention: its events expire", nil
+	}
+	return "", nil
 }
 
 // markerName is the subject of the marker Rebuild saves while the old

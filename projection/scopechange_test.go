@@ -156,8 +156,11 @@ func TestRunnerUnrecordedScopeCheckpoint(t *testing.T) {
 // taken for "already checkpointed"), and every restart folded the whole
 // log again until the log grew. A checkpoint of another fold that holds
 // nothing the log cannot give again (no event up to its seq has expired)
-// is now replaced by the current fold's; one that may hold the effect of
-// expired events is kept (only work is lost).
+// is now replaced by the current fold's on a log whose events cannot
+// expire (no retention), or with RunnerOptions.ReplaceOtherFoldDespiteRetention;
+// one on a log with retention, or that may hold the effect of expired
+// events, is kept (only work is lost; see
+// TestRunnerKeepsOtherFoldCheckpointOnLogWithRetention).
 func TestRunnerCheckpointsOverOtherFoldAtTheSameSeq(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -198,78 +201,117 @@ func TestRunnerCheckpointsOverOtherFoldAtTheSameSeq(t *testing.T) {
 				return p
 			}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			l, expire := expiringLog(t)
-			last := appendTo(t, l, "acct-1", "other-1", "acct-2", "other-2")
-			store, err := l.Snapshots()
+		for _, lc := range []struct {
+			name      string
+			retention bool // category acct keeps its events for an hour
+			optIn     bool // RunnerOptions.ReplaceOtherFoldDespiteRetention
+		}{
+			{name: "no retention"},
+			{name: "retention", retention: true},
+			{name: "retention, replacing despite it", retention: true, optIn: true},
+		} {
+			if tc.expire && !lc.retention {
+				continue // nothing expires
+			}
+			// On a log with retention an event the old fold's checkpoint
+			// folded may expire later: only the opt-in replaces it.
+			replaced := tc.replaced && (!lc.retention || lc.optIn)
+			t.Run(tc.name+"/"+lc.name, func(t *testing.T) {
+				checkpointsOverOtherFold(t, otherFoldCase{old: tc.old, cur: tc.cur, retention: lc.retention, optIn: lc.optIn, expire: tc.expire, replaced: replaced})
+			})
+		}
+	}
+}
+
+// otherFoldCase is one case of TestRunnerCheckpointsOverOtherFoldAtTheSameSeq.
+type otherFoldCase struct {
+	// old is the projection whose checkpoint is at the end of the log
+	// (nil: one that records no scope, as an older evlog saved).
+	old, cur  func(p projection.Projection[map[string]int, event.Envelope]) projection.Projection[map[string]int, event.Envelope]
+	retention bool // category acct keeps its events for an hour
+	optIn     bool // RunnerOptions.ReplaceOtherFoldDespiteRetention
+	expire    bool // events up to the old checkpoint expired
+	replaced  bool
+}
+
+func checkpointsOverOtherFold(t *testing.T, c otherFoldCase) {
+	t.Helper()
+	var l *evlog.Log
+	var expire func()
+	if c.retention {
+		l, expire = expiringLog(t)
+	} else {
+		l = openLog(t, t.TempDir())
+		t.Cleanup(func() { l.Close() })
+	}
+	last := appendTo(t, l, "acct-1", "other-1", "acct-2", "other-2")
+	store, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func(e event.Envelope) (event.Envelope, error) { return e, nil }
+	var folds int
+	base := acctCount
+	base.Name = "count"
+	base.Apply = func(m map[string]int, e event.Envelope) map[string]int {
+		folds++ // only the runner's goroutine folds
+		m[e.Stream]++
+		return m
+	}
+	if c.old != nil {
+		runUntilCaughtUp(t, projection.NewRunner(c.old(base), l, store, decode, projection.RunnerOptions{}), last, false)
+	} else {
+		b, err := msgpack.Marshal(map[string]int{"old": 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var at time.Time
+		for e, err := range l.Range(t.Context(), last, last) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			decode := func(e event.Envelope) (event.Envelope, error) { return e, nil }
-			var folds int
-			base := acctCount
-			base.Name = "count"
-			base.Apply = func(m map[string]int, e event.Envelope) map[string]int {
-				folds++ // only the runner's goroutine folds
-				m[e.Stream]++
-				return m
-			}
-			if tc.old != nil {
-				runUntilCaughtUp(t, projection.NewRunner(tc.old(base), l, store, decode, projection.RunnerOptions{}), last, false)
-			} else {
-				b, err := msgpack.Marshal(map[string]int{"old": 1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				var at time.Time
-				for e, err := range l.Range(t.Context(), last, last) {
-					if err != nil {
-						t.Fatal(err)
-					}
-					at = e.Time
-				}
-				if _, err := store.Save(t.Context(), snapshot.Meta{Name: "projection/count", LogID: l.LogID(), Seq: last, Time: at, SchemaVersion: base.SchemaVersion}, b); err != nil {
-					t.Fatal(err)
-				}
-			}
-			old, err := store.List("projection/count")
-			if err != nil || len(old) != 1 || old[0].Seq != last {
-				t.Fatalf("the old fold's checkpoints: %v, %v; want one at seq %d", old, err, last)
-			}
-			if tc.expire {
-				expire()
-			}
-			p := tc.cur(base)
-			want, err := projection.Compute(p, scoped(t, l, p.Categories))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for restart := range 2 {
-				folds = 0
-				r := projection.NewRunner(p, l, store, decode, projection.RunnerOptions{})
-				runUntilCaughtUp(t, r, last, false)
-				if got, _ := r.State(); !cmp.Equal(want, got) {
-					t.Errorf("restart %d: view %v, want %v", restart, got, want)
-				}
-				wantFolds := len(want)
-				for _, n := range want {
-					wantFolds += n - 1
-				}
-				if restart == 1 && tc.replaced {
-					wantFolds = 0 // from the checkpoint of the first restart
-				}
-				if folds != wantFolds {
-					plan := r.Plan()
-					t.Errorf("restart %d folded %d events, want %d (plan: checkpoint %v, fallbacks %+v)", restart, folds, wantFolds, plan.Snapshot, plan.Fallbacks)
-				}
-			}
-			cps, err := store.List("projection/count")
-			if err != nil || len(cps) != 1 {
-				t.Fatalf("checkpoints: %v, %v; want one", cps, err)
-			}
-			if kept := cmp.Equal(old[0], cps[0]); kept == tc.replaced {
-				t.Errorf("checkpoint at seq %d: %+v, the old fold's was %+v; want it replaced: %v", last, cps[0], old[0], tc.replaced)
-			}
-		})
+			at = e.Time
+		}
+		if _, err := store.Save(t.Context(), snapshot.Meta{Name: "projection/count", LogID: l.LogID(), Seq: last, Time: at, SchemaVersion: base.SchemaVersion}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := store.List("projection/count")
+	if err != nil || len(old) != 1 || old[0].Seq != last {
+		t.Fatalf("the old fold's checkpoints: %v, %v; want one at seq %d", old, err, last)
+	}
+	if c.expire {
+		expire()
+	}
+	p := c.cur(base)
+	want, err := projection.Compute(p, scoped(t, l, p.Categories))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for restart := range 2 {
+		folds = 0
+		r := projection.NewRunner(p, l, store, decode, projection.RunnerOptions{ReplaceOtherFoldDespiteRetention: c.optIn})
+		runUntilCaughtUp(t, r, last, false)
+		if got, _ := r.State(); !cmp.Equal(want, got) {
+			t.Errorf("restart %d: view %v, want %v", restart, got, want)
+		}
+		wantFolds := len(want)
+		for _, n := range want {
+			wantFolds += n - 1
+		}
+		if restart == 1 && c.replaced {
+			wantFolds = 0 // from the checkpoint of the first restart
+		}
+		if folds != wantFolds {
+			plan := r.Plan()
+			t.Errorf("restart %d folded %d events, want %d (plan: checkpoint %v, fallbacks %+v)", restart, folds, wantFolds, plan.Snapshot, plan.Fallbacks)
+		}
+	}
+	cps, err := store.List("projection/count")
+	if err != nil || len(cps) != 1 {
+		t.Fatalf("checkpoints: %v, %v; want one", cps, err)
+	}
+	if kept := cmp.Equal(old[0], cps[0]); kept == c.replaced {
+		t.Errorf("checkpoint at seq %d: %+v, the old fold's was %+v; want it replaced: %v", last, cps[0], old[0], c.replaced)
 	}
 }
