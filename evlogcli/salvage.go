@@ -37,7 +37,11 @@ commit frame (exactly what the writer acknowledged).
 Retention records are copied; one whose data does not decode is damage (a
 gap line, its seq lost), and the new log records no retention in its
 place (never the settings before it, which could hide events it kept
-visible): set retention by opening the new log's writer.
+visible): set retention by opening the new log's writer. The new log
+never ends with retention stricter than DIR's: when DIR's last readable
+retention record was not copied (after the damage), salvage ends the new
+log with a copy of its settings; when damage follows that record (a later
+one may be lost there), with a record of no retention (a retention line).
 
 It prints one line per damaged region and per range of lost seqs, then a
 summary:
@@ -53,6 +57,8 @@ summary:
                                      reserved since, that NEWDIR cannot hold)
   readable FROM..TO                  (without --skip-damaged) events after the
                                      damage that were not copied
+  retention: REASON                  the retention record written at the end
+                                     of NEWDIR, and why
   copied N events (seqs FROM..TO) into NEWDIR
 A segment of another log is not copied: one whose header holds another
 log ID, or, when its header is damaged, whose marks prove another log's, or
@@ -97,6 +103,10 @@ type salvageReport struct {
 	// Placeholders are the events copied as placeholders, to keep their
 	// IDs (gone events with an ID; salvage_delete.go): not in Copied.
 	Placeholders int `json:"placeholders,omitempty"`
+	// Retention is the retention record salvage wrote at the end of
+	// NEWDIR so that it does not end with settings stricter than DIR's
+	// (salvage_retention.go); nil when none was needed.
+	Retention *salvageRetentionJSON `json:"retention,omitempty"`
 	// Complete: no acknowledged event was lost.
 	Complete bool `json:"complete"`
 
@@ -239,6 +249,16 @@ type salvager struct {
 	// place of damaged retention records (salvage_retention.go): not
 	// copied events either.
 	bufReplaced int
+	// srcRet is DIR's last retention record read (nil: none), retUnsure
+	// whether damage was read after it (or, with none, at all); outRetSeq
+	// and outRetData are DIR's seq and the settings of the last retention
+	// record written to NEWDIR (0: none). See salvage_retention.go.
+	srcRet     *evlog.Envelope
+	retUnsure  bool
+	outRetSeq  uint64
+	outRetData []byte
+	// raw: reading DIR frame by frame (a seq hole is damage there).
+	raw bool
 	// sink, when set, takes each batch instead of out (sameEvents).
 	sink func([]evlog.AppendRequest) error
 }
@@ -341,6 +361,7 @@ func (c *salvageCmd) salvageTo(ctx context.Context, src string, out *evlog.Log, 
 	s.rep.Gaps, s.rep.Lost, s.rep.Readable = []gapJSON{}, []seqRange{}, []seqRange{}
 	err := s.salvage(ctx, src)
 	if err == nil {
+		s.settleRetention() // salvage_retention.go
 		err = s.flush(ctx)
 	}
 	if err == nil {
@@ -446,6 +467,7 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 		return err
 	}
 	defer fsys.Close()
+	s.raw = true
 	if s.gone, err = rawGone(ctx, vfs.ReadOnly(fsys)); err != nil { // salvage_delete.go
 		return err
 	}
@@ -499,6 +521,12 @@ func provenTorn(fsys vfs.FS, g *rawGap) {
 
 // event handles one readable event of the source, in seq order.
 func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
+	if s.raw && ev.Seq > s.maxSeen+1 {
+		s.retUnsure = true // events not read: damage (salvage_retention.go)
+	}
+	if ev.Stream == evlog.RetentionStream {
+		defer s.noteRetention(ev) // once handled (salvage_retention.go)
+	}
 	s.maxSeen = max(s.maxSeen, ev.Seq)
 	if ev.Seq < s.next {
 		return nil // read already (an older generation, or the log's read)
@@ -586,6 +614,7 @@ func (s *salvager) gap(g *rawGap) {
 		return
 	}
 	s.rep.lines = append(s.rep.lines, fmt.Sprintf("gap %s %d %d %s", g.file, g.Offset, g.Length, oneLine(g.Reason)))
+	s.retUnsure = true // salvage_retention.go
 	s.maxSeen = max(s.maxSeen, g.LastSeq)
 	if s.copying {
 		s.pending = g

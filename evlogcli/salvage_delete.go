@@ -109,7 +109,9 @@ func (s *salvager) notCopied(ev evlog.Envelope) bool {
 	if ev.Stream == evlog.RetentionStream && ev.Type == evlog.TypeRetention {
 		g, bad := s.gone.badRet[ev.Seq]
 		if !bad {
-			return false // copied: the new log keeps the log's retention
+			// Copied: the new log keeps the log's retention.
+			s.wroteRetention(ev.Seq, ev.Data) // salvage_retention.go
+			return false
 		}
 		s.replaceRetention(ev, g) // salvage_retention.go
 		return true
