@@ -54,7 +54,11 @@ summary:
                                      "?" when the end of the damage is unknown;
                                      "(FILE OFFSET: …)" for an event read but
                                      not copied: a user stream named "$$…",
-                                     reserved since, that NEWDIR cannot hold)
+                                     reserved since, that NEWDIR cannot hold,
+                                     or an event recorded before the event
+                                     copied last, which NEWDIR cannot hold
+                                     in its place; without --skip-damaged
+                                     copying stops after the latter)
   readable FROM..TO                  (without --skip-damaged) events after the
                                      damage that were not copied
   retention: REASON                  the retention record written at the end
@@ -544,14 +548,10 @@ func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
 		s.lost(seqRange{From: s.next, To: ev.Seq - 1})
 	}
 	if t := ev.Time.UnixNano(); t < s.lastTime {
-		r := seqRange{From: ev.Seq, To: ev.Seq, Reason: "recorded before the event copied last"}
+		s.backwards(ev)
 		if !s.skip {
-			s.stopCopying()
-			s.readable(ev.Seq)
-			return nil
+			s.stopCopying() // the events after it are readable, not copied
 		}
-		s.lost(r)
-		s.next = ev.Seq + 1
 		return nil
 	}
 	if s.notCopied(ev) { // salvage_delete.go
@@ -568,6 +568,22 @@ func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
 	ev.Seq, ev.Version = 0, 0
 	s.buf.add(ev)
 	return s.flushFull(ctx)
+}
+
+// backwards reports ev, recorded before the event copied last, as lost,
+// naming its segment file, frame offset and why (notHeld): the new log's
+// times never go backwards. evlog's writer never records such a time, and
+// evlog's open refuses a log holding one, so ev is read frame by frame
+// (a hand-made log, or a time damaged under a valid checksum). A gone
+// event whose ID salvage keeps as a placeholder is checked here too,
+// before notCopied: its ID cannot be kept either.
+func (s *salvager) backwards(ev evlog.Envelope) {
+	reason := "recorded before the event copied last: the new log's times never go backwards (evlog's writer never records such a time: a hand-made or damaged log)"
+	if keepsID(&ev, s.gone) {
+		reason = fmt.Sprintf("a gone event whose ID %q salvage keeps as a placeholder, %s; a retry of its append against NEWDIR would write it again", ev.ID, reason)
+	}
+	s.notHeld(ev, reason)
+	s.next = ev.Seq + 1
 }
 
 // flushFull flushes the buffered events once they fill a batch.
@@ -650,12 +666,16 @@ func (s *salvager) lost(r seqRange) {
 // finish records what was lost after the last copied event.
 func (s *salvager) finish() {
 	if !s.copying {
-		// Everything from the end of the prefix on is missing.
+		// Everything from the end of the prefix on is missing: seqs seen
+		// after it, or a gap's whose end may be unknown (nothing when the
+		// prefix ended with an event reported lost, and nothing followed).
 		to := s.maxSeen
 		if to < s.next {
 			to = 0
 		}
-		s.lost(seqRange{From: s.next, To: to})
+		if to > 0 || s.pending != nil {
+			s.lost(seqRange{From: s.next, To: to})
+		}
 		for _, r := range s.rep.Readable {
 			s.rep.lines = append(s.rep.lines, fmt.Sprintf("readable %s (not copied: rerun with --skip-damaged to copy it)", r))
 		}

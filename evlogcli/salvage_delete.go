@@ -66,7 +66,11 @@ func keepsID(ev *evlog.Envelope, gone goneStreams) bool {
 func (s *salvager) placeholder(ev evlog.Envelope) {
 	t := ev.Time.UnixNano()
 	if t < s.lastTime {
-		return // the new log cannot hold it in this place (never in a log evlog wrote)
+		// The new log cannot hold it in this place. Never reached today
+		// (event checks every event's time first, and evlog's open
+		// refuses a log whose times go backwards), but never silent.
+		s.backwards(ev)
+		return
 	}
 	s.lastTime = t
 	s.buf.add(evlog.Envelope{Stream: ev.Stream, Type: evlog.TypeRedacted, SchemaVersion: ev.SchemaVersion, Time: ev.Time, ID: ev.ID})
