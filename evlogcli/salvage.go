@@ -37,7 +37,11 @@ commit frame (exactly what the writer acknowledged).
 Retention records are copied; one whose data does not decode is damage (a
 gap line, its seq lost), and the new log records no retention in its
 place (never the settings before it, which could hide events it kept
-visible): set retention by opening the new log's writer.
+visible): set retention by opening the new log's writer. The new log
+never ends with retention stricter than DIR's: when DIR's last readable
+retention record was not copied (after the damage), salvage ends the new
+log with a copy of its settings; when damage follows that record (a later
+one may be lost there), with a record of no retention (a retention line).
 
 It prints one line per damaged region and per range of lost seqs, then a
 summary:
@@ -50,9 +54,15 @@ summary:
                                      "?" when the end of the damage is unknown;
                                      "(FILE OFFSET: …)" for an event read but
                                      not copied: a user stream named "$$…",
-                                     reserved since, that NEWDIR cannot hold)
+                                     reserved since, that NEWDIR cannot hold,
+                                     or an event recorded before the event
+                                     copied last, which NEWDIR cannot hold
+                                     in its place; without --skip-damaged
+                                     copying stops after the latter)
   readable FROM..TO                  (without --skip-damaged) events after the
                                      damage that were not copied
+  retention: REASON                  the retention record written at the end
+                                     of NEWDIR, and why
   copied N events (seqs FROM..TO) into NEWDIR
 A segment of another log is not copied: one whose header holds another
 log ID, or, when its header is damaged, whose marks prove another log's, or
@@ -97,6 +107,10 @@ type salvageReport struct {
 	// Placeholders are the events copied as placeholders, to keep their
 	// IDs (gone events with an ID; salvage_delete.go): not in Copied.
 	Placeholders int `json:"placeholders,omitempty"`
+	// Retention is the retention record salvage wrote at the end of
+	// NEWDIR so that it does not end with settings stricter than DIR's
+	// (salvage_retention.go); nil when none was needed.
+	Retention *salvageRetentionJSON `json:"retention,omitempty"`
 	// Complete: no acknowledged event was lost.
 	Complete bool `json:"complete"`
 
@@ -239,6 +253,16 @@ type salvager struct {
 	// place of damaged retention records (salvage_retention.go): not
 	// copied events either.
 	bufReplaced int
+	// srcRet is DIR's last retention record read (nil: none), retUnsure
+	// whether damage was read after it (or, with none, at all); outRetSeq
+	// and outRetData are DIR's seq and the settings of the last retention
+	// record written to NEWDIR (0: none). See salvage_retention.go.
+	srcRet     *evlog.Envelope
+	retUnsure  bool
+	outRetSeq  uint64
+	outRetData []byte
+	// raw: reading DIR frame by frame (a seq hole is damage there).
+	raw bool
 	// sink, when set, takes each batch instead of out (sameEvents).
 	sink func([]evlog.AppendRequest) error
 }
@@ -341,6 +365,7 @@ func (c *salvageCmd) salvageTo(ctx context.Context, src string, out *evlog.Log, 
 	s.rep.Gaps, s.rep.Lost, s.rep.Readable = []gapJSON{}, []seqRange{}, []seqRange{}
 	err := s.salvage(ctx, src)
 	if err == nil {
+		s.settleRetention() // salvage_retention.go
 		err = s.flush(ctx)
 	}
 	if err == nil {
@@ -446,6 +471,7 @@ func (s *salvager) salvage(ctx context.Context, src string) error {
 		return err
 	}
 	defer fsys.Close()
+	s.raw = true
 	if s.gone, err = rawGone(ctx, vfs.ReadOnly(fsys)); err != nil { // salvage_delete.go
 		return err
 	}
@@ -499,6 +525,12 @@ func provenTorn(fsys vfs.FS, g *rawGap) {
 
 // event handles one readable event of the source, in seq order.
 func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
+	if s.raw && ev.Seq > s.maxSeen+1 {
+		s.retUnsure = true // events not read: damage (salvage_retention.go)
+	}
+	if ev.Stream == evlog.RetentionStream {
+		defer s.noteRetention(ev) // once handled (salvage_retention.go)
+	}
 	s.maxSeen = max(s.maxSeen, ev.Seq)
 	if ev.Seq < s.next {
 		return nil // read already (an older generation, or the log's read)
@@ -516,14 +548,10 @@ func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
 		s.lost(seqRange{From: s.next, To: ev.Seq - 1})
 	}
 	if t := ev.Time.UnixNano(); t < s.lastTime {
-		r := seqRange{From: ev.Seq, To: ev.Seq, Reason: "recorded before the event copied last"}
+		s.backwards(ev)
 		if !s.skip {
-			s.stopCopying()
-			s.readable(ev.Seq)
-			return nil
+			s.stopCopying() // the events after it are readable, not copied
 		}
-		s.lost(r)
-		s.next = ev.Seq + 1
 		return nil
 	}
 	if s.notCopied(ev) { // salvage_delete.go
@@ -540,6 +568,22 @@ func (s *salvager) event(ctx context.Context, ev evlog.Envelope) error {
 	ev.Seq, ev.Version = 0, 0
 	s.buf.add(ev)
 	return s.flushFull(ctx)
+}
+
+// backwards reports ev, recorded before the event copied last, as lost,
+// naming its segment file, frame offset and why (notHeld): the new log's
+// times never go backwards. evlog's writer never records such a time, and
+// evlog's open refuses a log holding one, so ev is read frame by frame
+// (a hand-made log, or a time damaged under a valid checksum). A gone
+// event whose ID salvage keeps as a placeholder is checked here too,
+// before notCopied: its ID cannot be kept either.
+func (s *salvager) backwards(ev evlog.Envelope) {
+	reason := "recorded before the event copied last: the new log's times never go backwards (evlog's writer never records such a time: a hand-made or damaged log)"
+	if keepsID(&ev, s.gone) {
+		reason = fmt.Sprintf("a gone event whose ID %q salvage keeps as a placeholder, %s; a retry of its append against NEWDIR would write it again", ev.ID, reason)
+	}
+	s.notHeld(ev, reason)
+	s.next = ev.Seq + 1
 }
 
 // flushFull flushes the buffered events once they fill a batch.
@@ -586,6 +630,7 @@ func (s *salvager) gap(g *rawGap) {
 		return
 	}
 	s.rep.lines = append(s.rep.lines, fmt.Sprintf("gap %s %d %d %s", g.file, g.Offset, g.Length, oneLine(g.Reason)))
+	s.retUnsure = true // salvage_retention.go
 	s.maxSeen = max(s.maxSeen, g.LastSeq)
 	if s.copying {
 		s.pending = g
@@ -621,12 +666,16 @@ func (s *salvager) lost(r seqRange) {
 // finish records what was lost after the last copied event.
 func (s *salvager) finish() {
 	if !s.copying {
-		// Everything from the end of the prefix on is missing.
+		// Everything from the end of the prefix on is missing: seqs seen
+		// after it, or a gap's whose end may be unknown (nothing when the
+		// prefix ended with an event reported lost, and nothing followed).
 		to := s.maxSeen
 		if to < s.next {
 			to = 0
 		}
-		s.lost(seqRange{From: s.next, To: to})
+		if to > 0 || s.pending != nil {
+			s.lost(seqRange{From: s.next, To: to})
+		}
 		for _, r := range s.rep.Readable {
 			s.rep.lines = append(s.rep.lines, fmt.Sprintf("readable %s (not copied: rerun with --skip-damaged to copy it)", r))
 		}

@@ -66,7 +66,11 @@ func keepsID(ev *evlog.Envelope, gone goneStreams) bool {
 func (s *salvager) placeholder(ev evlog.Envelope) {
 	t := ev.Time.UnixNano()
 	if t < s.lastTime {
-		return // the new log cannot hold it in this place (never in a log evlog wrote)
+		// The new log cannot hold it in this place. Never reached today
+		// (event checks every event's time first, and evlog's open
+		// refuses a log whose times go backwards), but never silent.
+		s.backwards(ev)
+		return
 	}
 	s.lastTime = t
 	s.buf.add(evlog.Envelope{Stream: ev.Stream, Type: evlog.TypeRedacted, SchemaVersion: ev.SchemaVersion, Time: ev.Time, ID: ev.ID})
@@ -109,7 +113,9 @@ func (s *salvager) notCopied(ev evlog.Envelope) bool {
 	if ev.Stream == evlog.RetentionStream && ev.Type == evlog.TypeRetention {
 		g, bad := s.gone.badRet[ev.Seq]
 		if !bad {
-			return false // copied: the new log keeps the log's retention
+			// Copied: the new log keeps the log's retention.
+			s.wroteRetention(ev.Seq, ev.Data) // salvage_retention.go
+			return false
 		}
 		s.replaceRetention(ev, g) // salvage_retention.go
 		return true

@@ -154,6 +154,9 @@ func (s *salvager) exclude(g *rawGap) {
 	reason := "not copied: " + g.Reason
 	s.rep.Gaps = append(s.rep.Gaps, gapJSON{File: g.file, Offset: g.Offset, Length: g.Length, Reason: reason})
 	s.rep.lines = append(s.rep.lines, fmt.Sprintf("gap %s %d %d %s", g.file, g.Offset, g.Length, oneLine(reason)))
+	if g.excluded == exDoubt {
+		s.retUnsure = true // maybe the log's, not read (salvage_retention.go)
+	}
 	if g.excluded == exDoubt && g.FirstSeq > 0 {
 		s.withheld = append(s.withheld, seqRange{From: g.FirstSeq, To: g.LastSeq,
 			Reason: fmt.Sprintf("in %s, not copied: its header is damaged and nothing proves it this log's", g.file)})

@@ -1,7 +1,9 @@
 package evlogcli
 
 import (
+	"bytes"
 	"fmt"
+	"time"
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/internal/copyhook"
@@ -50,10 +52,89 @@ func (s *salvager) replaceRetention(ev evlog.Envelope, g *rawGap) {
 	s.lastTime = max(s.lastTime, ev.Time.UnixNano())
 	s.buf.add(evlog.Envelope{Stream: evlog.RetentionStream, Type: evlog.TypeRetention, Time: ev.Time, Data: copyhook.NoRetention()})
 	s.bufReplaced++
+	s.wroteRetention(ev.Seq, copyhook.NoRetention())
 	if !s.copying {
 		return // finish reports the seqs from this one on as lost
 	}
 	s.lost(seqRange{From: ev.Seq, To: ev.Seq, Reason: "a retention record that does not decode: the new log records no retention in its place"})
 	s.pending = nil
 	s.next = ev.Seq + 1
+}
+
+// The retention NEWDIR ends with. Retention applies the newest record to
+// the whole log, so NEWDIR must not end with settings stricter than the
+// ones the damaged log's writer applied: a default salvage stops at the
+// first damage, and the retention records after it (a looser MaxCount,
+// say) are not copied, so NEWDIR would keep applying an earlier, stricter
+// record, hiding events DIR showed (and a compact of NEWDIR would destroy
+// them). So salvage notes every retention record it reads, copied or not
+// (noteRetention), and whether damage was read after the last one
+// (retUnsure: a gap, a seq hole, a segment left out that may be the
+// log's), and settleRetention ends NEWDIR with:
+//   - nothing more when NEWDIR's last record is DIR's last readable one
+//     and no damage follows it;
+//   - else a copy of the settings of DIR's last readable record (read,
+//     not copied: after the damage) when no damage follows it: NEWDIR's
+//     events are a subset of DIR's, so the settings DIR's writer applied
+//     hide none that DIR showed;
+//   - else a record of no retention: damage after DIR's last readable
+//     record may hold a later record, whose settings cannot be known and
+//     may keep more events (so may the record itself, when it does not
+//     decode or is of a kind this evlog does not know); no retention
+//     never hides an event.
+// Either written record is reported (salvageReport.Retention and a text
+// line) and not counted as copied; the operator sets the retention they
+// want by opening NEWDIR's writer with Options.Retention.
+
+// salvageRetentionJSON is salvage's report of the retention record written at
+// the end of NEWDIR (settleRetention).
+type salvageRetentionJSON struct {
+	// Seq is DIR's seq of its last readable retention record (0: none).
+	Seq uint64 `json:"seq"`
+	// None: NEWDIR ends with a record of no retention; otherwise with a
+	// copy of the settings of record Seq.
+	None   bool   `json:"none"`
+	Reason string `json:"reason"`
+}
+
+// noteRetention notes ev, an event of DIR's retention stream read (in
+// seq order), once it has been handled.
+func (s *salvager) noteRetention(ev evlog.Envelope) {
+	if s.srcRet == nil || ev.Seq > s.srcRet.Seq {
+		s.srcRet = &evlog.Envelope{Seq: ev.Seq, Type: ev.Type, Data: ev.Data}
+		s.retUnsure = false
+	}
+}
+
+// wroteRetention notes that the last retention record written to NEWDIR
+// so far is one of the settings data, for DIR's record at seq.
+func (s *salvager) wroteRetention(seq uint64, data []byte) {
+	s.outRetSeq, s.outRetData = seq, data
+}
+
+// settleRetention buffers, at the end of NEWDIR, the retention record
+// that keeps NEWDIR from ending with settings stricter than DIR's (see
+// above), when one is needed.
+func (s *salvager) settleRetention() {
+	if s.srcRet == nil {
+		return // none read: NEWDIR records none either
+	}
+	none := copyhook.NoRetention()
+	want, reason := s.srcRet.Data, fmt.Sprintf("NEWDIR ends with the settings of DIR's last readable retention record (seq %d), which was not copied: not those of an earlier record, which may hide events DIR showed", s.srcRet.Seq)
+	switch {
+	case s.retUnsure:
+		want, reason = none, fmt.Sprintf("damage after DIR's last readable retention record (seq %d) may hide a later record, whose settings may keep more events: NEWDIR records no retention at its end; set the retention you want by opening NEWDIR's writer with Options.Retention", s.srcRet.Seq)
+	case s.srcRet.Seq == s.outRetSeq:
+		return // NEWDIR ends with it (or with no retention in its place)
+	case s.srcRet.Type != evlog.TypeRetention || !decodesRawRetention(s.srcRet.Data):
+		want, reason = none, fmt.Sprintf("DIR's last readable retention record (seq %d), not copied, gives settings this salvage cannot apply: NEWDIR records no retention at its end; set the retention you want by opening NEWDIR's writer with Options.Retention", s.srcRet.Seq)
+	}
+	if s.outRetSeq == 0 && bytes.Equal(want, none) || s.outRetSeq != 0 && bytes.Equal(want, s.outRetData) {
+		return // NEWDIR applies those settings already
+	}
+	s.buf.add(evlog.Envelope{Stream: evlog.RetentionStream, Type: evlog.TypeRetention, Time: time.Unix(0, s.lastTime).UTC(), Data: want})
+	s.bufReplaced++
+	s.wroteRetention(s.srcRet.Seq, want)
+	s.rep.Retention = &salvageRetentionJSON{Seq: s.srcRet.Seq, None: bytes.Equal(want, none), Reason: reason}
+	s.rep.lines = append(s.rep.lines, "retention: "+reason)
 }
