@@ -13,7 +13,8 @@ import (
 // TestSnapshotFoldKeepsOtherFoldCheckpoint: a checkpoint of another fold
 // of a projection (another schema version) at the last seq takes the file
 // name snapshot --fold would write. projection.Runner replaces such a
-// checkpoint when no event up to it has expired; evlogctl does not (see
+// checkpoint on a log whose events cannot expire (no retention recorded);
+// evlogctl does not (see
 // docs/CLI.md, "snapshot"): it fails naming the file, status 1, and the
 // other fold's checkpoint is left as it was.
 func TestSnapshotFoldKeepsOtherFoldCheckpoint(t *testing.T) {
