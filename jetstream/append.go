@@ -23,6 +23,12 @@ import (
 // append succeeded, so the log makes progress).
 const maxGlobalRetries = 1000
 
+// afterHeadsRead, when set (by tests only, before any append), runs in
+// every append attempt right after the read of the heads (and maybe of
+// the event at the log's last seq), before the watch is asked again: the
+// moment an advisory of a replacement made during those reads arrives.
+var afterHeadsRead func()
+
 var (
 	minTime = time.Unix(0, -1<<63).UTC()
 	maxTime = time.Unix(0, 1<<63-1).UTC()
@@ -327,6 +333,9 @@ func (a *appendOp) run(ctx context.Context) ([]event.Position, error) {
 		l.mu.Unlock()
 		need, token, trusted := l.watch.suspect()
 		heads, end, err := a.headsAndEnd(ctx, need, endSeq, endID, endStream)
+		if afterHeadsRead != nil {
+			afterHeadsRead()
+		}
 		if err != nil {
 			if rerr := retry(err, false); rerr != nil {
 				return nil, rerr

@@ -23,3 +23,11 @@ func AdvisoryKinds(l *Log) map[string]uint64 {
 	}
 	return out
 }
+
+// SetAfterHeadsRead makes f run in every append attempt right after its
+// heads read, until the test ends. Tests using it must not run in
+// parallel with other appends.
+func SetAfterHeadsRead(t interface{ Cleanup(func()) }, f func()) {
+	afterHeadsRead = f
+	t.Cleanup(func() { afterHeadsRead = nil })
+}

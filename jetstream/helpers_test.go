@@ -130,18 +130,27 @@ func openLog(t testing.TB, js jetstream.JetStream, cfg evjs.Config) *evjs.Log {
 // reason a new cluster passes through: a request that outlasted its
 // timeout on a loaded machine, or no peers to place it on because the
 // meta leader has not yet heard from all of them since a node started
-// (JetStream error 10005, "no suitable peers for placement").
+// (JetStream error 10005, "no suitable peers for placement"); or, for a
+// test replacing a stream (deleting it and creating one of the same
+// name), the store of the deleted stream still being removed (error
+// 10049, "error creating store for stream": nats-server v2.15.2 removes
+// a deleted file store's directory while the create request may already
+// be making the new one; seen about once in 200 replacements under load).
 func transient(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
 	apiErr, ok := errors.AsType[*jetstream.APIError](err)
-	return ok && apiErr.ErrorCode == jsErrClusterNoPeers
+	return ok && (apiErr.ErrorCode == jsErrClusterNoPeers || apiErr.ErrorCode == jsErrStreamStoreFailed)
 }
 
-// jsErrClusterNoPeers is JetStream's error code for "no suitable peers
-// for placement" (nats-server's JSClusterNoPeersErrF).
-const jsErrClusterNoPeers jetstream.ErrorCode = 10005
+// JetStream's error codes for "no suitable peers for placement"
+// (nats-server's JSClusterNoPeersErrF) and "error creating store for
+// stream" (JSStreamStoreFailedF).
+const (
+	jsErrClusterNoPeers    jetstream.ErrorCode = 10005
+	jsErrStreamStoreFailed jetstream.ErrorCode = 10049
+)
 
 // snapshotsOf returns l's snapshot store. On a loaded machine creating
 // its buckets (R3: a raft group per bucket) can outlast one request's

@@ -214,8 +214,11 @@ func testStreamReplacedSameEnd(t *testing.T, advisories bool, newStream string, 
 	}
 
 	if advisories {
-		if ok, err := evjs.AwaitWatch(ctx, l, "DELETED", 1); !ok || err != nil {
-			t.Fatalf("the Log did not receive the advisory of its stream's deletion: %v, %v", ok, err)
+		// The replacement's creation advisory (the second CREATED), not
+		// the deletion's: nats-server v2.15.2 may lose the latter
+		// (stream.stop queues it, then closes the loop that sends it).
+		if ok, err := evjs.AwaitWatch(ctx, l, "CREATED", 2); !ok || err != nil {
+			t.Fatalf("the Log did not receive the advisory of its stream's replacement: %v, %v", ok, err)
 		}
 	}
 

@@ -38,6 +38,10 @@ const (
 //     meanwhile are lost) or an advisory was dropped (slow consumer),
 //     until an append has read the end since.
 //
+// A replacement is seen by its creation's advisory as much as by its
+// deletion's: nats-server v2.15.2 may lose the deletion's (stream.stop
+// queues it, then closes the loop that sends it), never the creation's.
+//
 // What it cannot tell apart: an advisory still on its way when the append
 // decides (the servers send it asynchronously, after the deletion), and,
 // on a cluster, one lost on a route between the servers that broke and
