@@ -131,6 +131,10 @@
 // "<name>.tmp", fsyncs it, renames it to the final name and fsyncs the
 // directory. A crash at any point leaves either no snapshot or a complete,
 // durable one (plus, perhaps, a temporary, which CleanTemps removes), never
-// a torn one under the final name. The long-form recovery story is in
-// docs/FORMAT.md.
+// a torn one under the final name. Prune and Remove fsync the directory
+// before their first removal, so nothing is removed on the word of a
+// snapshot whose directory entry is not durable; once a directory fsync
+// of the Store has failed, which may have lost directory changes for good,
+// they refuse (ErrDirSyncFailed). The long-form recovery story is in
+// docs/FORMAT.md and docs/SNAPSHOT_FORMAT.md.
 package snapshot

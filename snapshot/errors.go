@@ -42,6 +42,42 @@ var ErrExists = errors.New("evlog/snapshot: snapshot already exists")
 // was read or written.
 var ErrInvalid = errors.New("evlog/snapshot: invalid argument")
 
+// ErrDirSyncFailed is matched by the error of a Store's directory fsync
+// that failed (Save's after its rename, Prune's and Remove's before and
+// after their removals, CleanTemps') and, from then on, by every Prune and
+// Remove of that Store: they refuse, before reading anything, and remove
+// nothing. The Store remembers the failure for as long as it lives, as
+// the log's writer stops at a failed fsync.
+//
+// Why: a directory fsync that failed may have lost the directory changes
+// it was to write (a snapshot renamed into place, a removal) for good. On
+// Linux the kernel may mark them clean after the write error
+// ("fsyncgate"), so a later directory fsync succeeds without writing them,
+// while listings, served from the kernel's cache, still show them. No
+// later fsync, by this Store or any other, proves such a snapshot is on
+// disk, and removing an older one in its favour could lose both to a
+// power loss.
+//
+// What to do: check the disk (the kernel log, free space, the device's
+// health) and fix what failed. Then restart the machine, or unmount and
+// mount the file system again, before pruning or removing snapshots: only
+// then does a listing read the directory from the disk, so that a Store
+// opened afterwards removes only in favour of snapshots that are really
+// there (one whose entry was lost is simply missing, and the older ones it
+// was to replace are kept). Reopening the Store or restarting the process
+// is not enough: it forgets the failure (it is remembered in memory, by
+// this Store only), but its listings still come from the kernel's cache,
+// which may show entries the disk does not have. For the same reason
+// another Store over the same directory (another Open, a SnapshotWriter,
+// another process) does not know of the failure.
+//
+// Save goes on working: a snapshot it renames into place after the failure
+// is durable once its own directory fsync succeeds, which is what a nil
+// error from Save reports. A snapshot whose Save failed may be listed and
+// loaded while it lasts (List, Load), but a retried Save of it reports
+// ErrExists although it may not be durable: save it at a new seq.
+var ErrDirSyncFailed = errors.New("evlog/snapshot: a directory fsync failed")
+
 // CorruptError reports a corrupt snapshot file. It matches ErrCorrupt.
 type CorruptError struct {
 	// File is the base name of the snapshot file.

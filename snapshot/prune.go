@@ -280,12 +280,25 @@ func periodOf(t time.Time, every time.Duration) int64 {
 // the directory and returns what it removed so far; a crash at any point
 // leaves a subset of the snapshots, all of them whole, and every removed
 // snapshot's replacement.
+//
+// That fsync proves nothing about changes an earlier directory fsync
+// failed to write: a file system may drop them for good at the failure
+// (Linux does, "fsyncgate") and let a later fsync succeed without them.
+// So once any directory fsync of s failed (a Save's, a Prune's, a
+// Remove's or CleanTemps'; this one included), Prune refuses, before
+// reading anything, with an error matching ErrDirSyncFailed (and the
+// failure's cause) and removes nothing; see ErrDirSyncFailed for what to
+// do. Another Store, in this process or another, does not know of the
+// failure: its Prune relies on its own fsync as described above.
 func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed []Meta, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.refuseLocked("Prune"); err != nil {
+		return nil, err
+	}
 	all, err := s.List(name)
 	if err != nil {
 		return nil, err
@@ -318,12 +331,12 @@ func (s *Store) Prune(ctx context.Context, name string, p PrunePolicy) (removed 
 	}
 	// Make the replacements' directory entries durable (and every other
 	// entry listed) before the first removal.
-	if err := s.fs.SyncDir(); err != nil {
-		return nil, fmt.Errorf("evlog/snapshot: prune: fsync directory before removing anything: %w; nothing was removed (the snapshots that replace the pruned ones might not survive a power loss): check the disk, then prune again", err)
+	if err := s.syncDirLocked(); err != nil {
+		return nil, fmt.Errorf("evlog/snapshot: prune: fsync directory before removing anything: %w; nothing was removed (the snapshots that replace the pruned ones might not survive a power loss): check the disk, then restart the machine or remount the file system before pruning again (see ErrDirSyncFailed)", err)
 	}
 	defer func() {
 		if len(removed) > 0 {
-			if serr := s.fs.SyncDir(); serr != nil {
+			if serr := s.syncDirLocked(); serr != nil {
 				err = errors.Join(err, fmt.Errorf("evlog/snapshot: fsync directory after pruning: %w", serr))
 			}
 		}
@@ -362,8 +375,10 @@ func (s *Store) sound(ctx context.Context, m Meta) (bool, error) {
 
 // Remove deletes the snapshot m (m.File, or FormatFileName(m.Name, m.Seq)
 // if unset) and fsyncs the directory. It fsyncs the directory before the
-// removal too, so every snapshot saved before it (even by a Save whose
-// directory fsync failed, or in another process) is durable before the
+// removal too, so every snapshot saved before it (in another process that
+// has not fsynced the directory yet, or by a Save whose directory fsync
+// failed, where the file system kept what that fsync did not write; a
+// failure in this Store makes Remove refuse, below) is durable before the
 // removal is: a caller that removes m on the word of another snapshot
 // (a newer one, the projection runner's rebuild marker) never loses both
 // to a power loss. If that fsync fails, nothing is removed. It removes the file only if its
@@ -381,6 +396,11 @@ func (s *Store) sound(ctx context.Context, m Meta) (bool, error) {
 // removed, but not one whose header names a format version or flags newer
 // than this build reads (ErrNewerFormat): perhaps a newer evlog's
 // snapshot, it is left in place with an error matching ErrNewerFormat.
+//
+// Once any directory fsync of s failed (this Remove's included), Remove
+// refuses, before reading anything, with an error matching
+// ErrDirSyncFailed, and removes nothing, as Prune does: the fsync before
+// the removal cannot prove durable what a failed one may have dropped.
 func (s *Store) Remove(ctx context.Context, m Meta) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -397,6 +417,9 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.refuseLocked("Remove of " + file); err != nil {
+		return err
+	}
 	got, err := s.readMeta(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -414,8 +437,8 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 	}
 	// Every entry saved before, by a Save whose directory fsync failed
 	// or in another process, durable before the removal is.
-	if err := s.fs.SyncDir(); err != nil {
-		return fmt.Errorf("evlog/snapshot: fsync directory before removing %s: %w; nothing was removed: check the disk, then remove it again", file, err)
+	if err := s.syncDirLocked(); err != nil {
+		return fmt.Errorf("evlog/snapshot: fsync directory before removing %s: %w; nothing was removed: check the disk, then restart the machine or remount the file system before removing it again (see ErrDirSyncFailed)", file, err)
 	}
 	if err := s.fs.Remove(file); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -423,7 +446,7 @@ func (s *Store) Remove(ctx context.Context, m Meta) error {
 		}
 		return fmt.Errorf("evlog/snapshot: remove %s: %w", file, err)
 	}
-	if err := s.fs.SyncDir(); err != nil {
+	if err := s.syncDirLocked(); err != nil {
 		return fmt.Errorf("evlog/snapshot: fsync directory after removing %s: %w", file, err)
 	}
 	s.log.Debug("evlog/snapshot: removed", "name", m.Name, "seq", m.Seq, "file", file)

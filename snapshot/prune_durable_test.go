@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -32,6 +35,58 @@ type reorderFS struct {
 	mu       sync.Mutex
 	removed  []string // removals since the last successful SyncDir
 	skipSync bool     // SyncDir does nothing and reports success (teeth)
+
+	// The "failed directory fsync drops its operations for good" model
+	// (Linux, fsyncgate: after a writeback error the kernel may mark the
+	// directory's dirty state clean, so a later fsync succeeds without
+	// writing it): the names created (Create, Lock, the target of a
+	// rename) since the last successful SyncDir, and those pending when a
+	// SyncDir failed, which no later SyncDir makes durable (dropFailed
+	// applies that to a crash state). A name created again after the
+	// failure is pending again, no longer lost. Lost removals (a removed
+	// file coming back) are not modelled: they only add files.
+	created []string
+	lost    map[string]bool
+}
+
+func (r *reorderFS) create(name string) {
+	r.mu.Lock()
+	r.created = append(r.created, name)
+	delete(r.lost, name)
+	r.mu.Unlock()
+}
+
+func (r *reorderFS) Create(name string) (vfs.File, error) {
+	f, err := r.FS.Create(name)
+	if err == nil {
+		r.create(name)
+	}
+	return f, err
+}
+
+func (r *reorderFS) Lock(name string) (io.Closer, error) {
+	_, statErr := r.FS.Stat(name)
+	lk, err := r.FS.Lock(name)
+	if err == nil && errors.Is(statErr, fs.ErrNotExist) {
+		r.create(name)
+	}
+	return lk, err
+}
+
+func (r *reorderFS) Rename(oldname, newname string) error {
+	if err := r.FS.Rename(oldname, newname); err != nil {
+		return err
+	}
+	r.create(newname)
+	return nil
+}
+
+func (r *reorderFS) RenameNoReplace(oldname, newname string) error {
+	if err := r.FS.RenameNoReplace(oldname, newname); err != nil {
+		return err
+	}
+	r.create(newname)
+	return nil
 }
 
 func (r *reorderFS) Remove(name string) error {
@@ -55,12 +110,40 @@ func (r *reorderFS) SyncDir() error {
 		return nil
 	}
 	if err := r.FS.SyncDir(); err != nil {
+		r.mu.Lock()
+		if r.lost == nil {
+			r.lost = map[string]bool{}
+		}
+		for _, name := range r.created {
+			r.lost[name] = true
+		}
+		r.created = nil
+		r.mu.Unlock()
 		return err
 	}
 	r.mu.Lock()
-	r.removed = nil
+	r.removed, r.created = nil, nil
 	r.mu.Unlock()
 	return nil
+}
+
+// dropFailed turns after, a crash state of r.mem, into what survives on a
+// file system where every failed SyncDir dropped its pending directory
+// operations for good: the names they created are gone.
+func (r *reorderFS) dropFailed(t testing.TB, after *vfs.Mem) *vfs.Mem {
+	t.Helper()
+	r.mu.Lock()
+	lost := slices.Sorted(maps.Keys(r.lost))
+	r.mu.Unlock()
+	for _, name := range lost {
+		if err := after.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("dropping the lost entry %s: %v", name, err)
+		}
+	}
+	if err := after.SyncDir(); err != nil {
+		t.Fatal(err)
+	}
+	return after
 }
 
 func (r *reorderFS) setSkipSync(skip bool) {
@@ -93,20 +176,22 @@ func (r *reorderFS) removalsFirst(t testing.TB) *vfs.Mem {
 // leaves its complete snapshot listed but not durable; a Prune that then
 // removes the older snapshot in its favour must first make it durable, so
 // that a power loss just after the removal, even one that persisted the
-// removal and nothing else, leaves a snapshot of the subject.
+// removal and nothing else, leaves a snapshot of the subject. The Prune
+// runs in another Store (another process beside the Save's, or this one
+// reopened), which does not know that the Save's fsync failed: the Save's
+// own Store refuses to prune (TestPruneAfterDroppedDirSync).
 func TestPruneAfterFailedSaveDirSync(t *testing.T) {
 	mem := vfs.NewMem()
 	mustSave(t, newStore(t, mem), "cart/1", 1)
 
 	rec := &reorderFS{FS: vfs.NewFaulty(mem, vfs.FailKind(vfs.OpSyncDir, 0, vfs.EIO("."))), mem: mem}
-	s := newStore(t, rec)
-	if _, err := s.Save(t.Context(), meta("cart/1", 2), stateOf("cart/1", 2)); !errors.Is(err, syscall.EIO) {
+	if _, err := newStore(t, rec).Save(t.Context(), meta("cart/1", 2), stateOf("cart/1", 2)); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("Save with a failing directory fsync = %v, want EIO", err)
 	}
 
 	var crashes []*vfs.Mem // the state after a power loss just after each removal
 	rec.afterRemove = func() { crashes = append(crashes, rec.removalsFirst(t)) }
-	removed, err := s.Prune(t.Context(), "cart/1", PrunePolicy{KeepLast: 1})
+	removed, err := newStore(t, rec).Prune(t.Context(), "cart/1", PrunePolicy{KeepLast: 1})
 	if err != nil {
 		t.Fatalf("Prune: %v", err)
 	}
@@ -159,26 +244,53 @@ type savePruneStep struct {
 
 var savePruneWorkload = []savePruneStep{
 	{seq: 1},
-	{seq: 2, failSync: true},
+	{seq: 2},
 	{}, // Prune
-	{seq: 3},
-	{seq: 4, failSync: true},
+	{seq: 3, failSync: true},
+	{}, // Prune
+	{seq: 4},
+	{seq: 5, failSync: true},
 	{}, // Prune
 }
 
-// runSavePrune runs savePruneWorkload on a Store over rec until a step
-// fails other than by the injected directory fsync failure. It returns
-// the newest seq whose Save was acknowledged. With teeth set, Prune's
-// directory fsyncs do nothing.
-func runSavePrune(t *testing.T, rec *reorderFS, failSync *bool, teeth bool) (acked uint64, err error) {
+// savePruneMode says how the save-and-prune workload prunes, and which
+// crash states its check covers.
+type savePruneMode struct {
+	// otherStore: each Prune goes through a new Store over the directory
+	// (another process beside the one saving, or this one reopened),
+	// which knows of no failed directory fsync. Otherwise the Store that
+	// saves prunes, and refuses once a directory fsync of it failed.
+	otherStore bool
+	// skipPruneSync: Prune's directory fsyncs do nothing and report
+	// success (teeth for the fsync before the first removal).
+	skipPruneSync bool
+	// dropped: also check each crash state under the model where a
+	// failed directory fsync drops its pending operations for good
+	// (reorderFS.dropFailed).
+	dropped bool
+}
+
+// runSavePrune runs savePruneWorkload over rec until a step fails other
+// than by the injected directory fsync failure or, in the saving Store,
+// the refusal to prune that follows it. It returns the newest seq whose
+// Save was acknowledged.
+func runSavePrune(t *testing.T, rec *reorderFS, failSync *bool, mode savePruneMode) (acked uint64, err error) {
 	t.Helper()
 	s := newStore(t, rec)
+	syncFailed := false
 	for _, st := range savePruneWorkload {
 		if st.seq == 0 {
-			rec.setSkipSync(teeth)
-			_, err := s.Prune(t.Context(), "cart/1", PrunePolicy{KeepLast: 1})
+			ps := s
+			if mode.otherStore {
+				ps = newStore(t, rec)
+			}
+			rec.setSkipSync(mode.skipPruneSync)
+			_, err := ps.Prune(t.Context(), "cart/1", PrunePolicy{KeepLast: 1})
 			rec.setSkipSync(false)
-			if err != nil {
+			switch {
+			case err == nil:
+			case syncFailed && !mode.otherStore && errors.Is(err, ErrDirSyncFailed) && !errors.Is(err, vfs.ErrCrashed):
+			default:
 				return acked, err
 			}
 			continue
@@ -190,6 +302,7 @@ func runSavePrune(t *testing.T, rec *reorderFS, failSync *bool, teeth bool) (ack
 		case err == nil:
 			acked = st.seq
 		case st.failSync && errors.Is(err, syscall.EIO):
+			syncFailed = true
 		default:
 			return acked, err
 		}
@@ -212,21 +325,26 @@ func newSavePruneFS(mem *vfs.Mem) (*reorderFS, *bool) {
 
 // crashSavePrune runs the save-and-prune workload with a power loss at
 // mutating op k (of ops) and checks, under every crash model and under
-// removalsFirst, that once a Save was acknowledged a whole snapshot of
-// cart/1 survives, at least as new as the newest acknowledged Save, and that every listed snapshot
-// verifies. Violations go to errorf.
-func crashSavePrune(t *testing.T, k, ops int, base uint64, teeth bool, errorf func(string, ...any)) {
+// removalsFirst (and, with mode.dropped, each of those with the entries
+// failed directory fsyncs dropped), that once a Save was acknowledged a
+// whole snapshot of cart/1 survives, at least as new as the newest
+// acknowledged Save, and that every listed snapshot verifies. Violations
+// go to errorf.
+func crashSavePrune(t *testing.T, k, ops int, base uint64, mode savePruneMode, errorf func(string, ...any)) {
 	t.Helper()
 	mem := vfs.NewMem()
 	mem.CrashAt(k)
 	rec, failSync := newSavePruneFS(mem)
-	acked, err := runSavePrune(t, rec, failSync, teeth)
-	if k < ops && !errors.Is(err, vfs.ErrCrashed) {
-		errorf("op %d: workload error = %v, want vfs.ErrCrashed", k, err)
+	acked, err := runSavePrune(t, rec, failSync, mode)
+	// A power loss may surface as no error: at the removal of a
+	// temporary a Save no longer has (logged, not returned), followed
+	// only by Prunes that refuse before any I/O.
+	switch {
+	case k < ops && !mem.Crashed():
+		errorf("op %d: the power loss did not happen (workload error: %v)", k, err)
 		return
-	}
-	if k == ops && err != nil {
-		errorf("workload: %v", err)
+	case err != nil && !errors.Is(err, vfs.ErrCrashed):
+		errorf("op %d: workload: %v", k, err)
 		return
 	}
 	type state struct {
@@ -236,6 +354,11 @@ func crashSavePrune(t *testing.T, k, ops int, base uint64, teeth bool, errorf fu
 	states := []state{{"removalsFirst", rec.removalsFirst(t)}}
 	for _, model := range vfs.CrashModels() {
 		states = append(states, state{model.String(), mem.CrashClone(model, rand.New(rand.NewPCG(base, uint64(k)<<8|uint64(model))))})
+	}
+	if mode.dropped {
+		for _, st := range states {
+			states = append(states, state{st.model + "+dropFailed", rec.dropFailed(t, st.after.Clone())})
+		}
 	}
 	for _, st := range states {
 		model := st.model
@@ -269,11 +392,11 @@ func crashSavePrune(t *testing.T, k, ops int, base uint64, teeth bool, errorf fu
 
 // savePruneOps returns the number of mutating operations of the
 // save-and-prune workload.
-func savePruneOps(t *testing.T, teeth bool) int {
+func savePruneOps(t *testing.T, mode savePruneMode) int {
 	t.Helper()
 	mem := vfs.NewMem()
 	rec, failSync := newSavePruneFS(mem)
-	if _, err := runSavePrune(t, rec, failSync, teeth); err != nil {
+	if _, err := runSavePrune(t, rec, failSync, mode); err != nil {
 		t.Fatal(err)
 	}
 	return mem.Ops()
@@ -283,29 +406,56 @@ func savePruneOps(t *testing.T, teeth bool) int {
 // (some whose directory fsync fails) and Prunes, under every crash model
 // and under one that persists removals before the unsynced directory
 // operations that preceded them: a whole snapshot of the subject always
-// survives.
+// survives. Pruned by another Store, which knows of no failure, that
+// rests on Prune's directory fsync before its first removal; pruned by
+// the saving Store, it holds also where a failed directory fsync dropped
+// its operations for good (a later fsync succeeding without writing
+// them), because that Store then refuses to prune (ErrDirSyncFailed).
 func TestCrashSavePrune(t *testing.T) {
-	base := seed(t)
-	ops := savePruneOps(t, false)
-	for k := range ops + 1 {
-		crashSavePrune(t, k, ops, base, false, t.Errorf)
+	for _, tc := range []struct {
+		name string
+		mode savePruneMode
+	}{
+		{"other store", savePruneMode{otherStore: true}},
+		{"saving store, failed fsync drops for good", savePruneMode{dropped: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := seed(t)
+			ops := savePruneOps(t, tc.mode)
+			for k := range ops + 1 {
+				crashSavePrune(t, k, ops, base, tc.mode, t.Errorf)
+			}
+		})
 	}
 }
 
-// TestCrashSavePruneHasTeeth: with Prune's directory fsyncs skipped, the
-// save-and-prune crash loop finds a power loss that leaves no snapshot.
+// TestCrashSavePruneHasTeeth: the save-and-prune crash loop finds a power
+// loss that leaves no snapshot with Prune's directory fsyncs skipped, and,
+// under the model where a failed directory fsync drops its operations for
+// good, with Prunes by a Store that does not know of the failure (what
+// every Store was before it remembered one).
 func TestCrashSavePruneHasTeeth(t *testing.T) {
-	base := seed(t)
-	ops := savePruneOps(t, true)
-	var bad []string
-	errorf := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
-	for k := range ops + 1 {
-		crashSavePrune(t, k, ops, base, true, errorf)
+	for _, tc := range []struct {
+		name string
+		mode savePruneMode
+	}{
+		{"fsync before removal skipped", savePruneMode{otherStore: true, skipPruneSync: true}},
+		{"failure forgotten", savePruneMode{otherStore: true, dropped: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := seed(t)
+			ops := savePruneOps(t, tc.mode)
+			var bad []string
+			errorf := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
+			for k := range ops + 1 {
+				crashSavePrune(t, k, ops, base, tc.mode, errorf)
+			}
+			if len(bad) == 0 {
+				t.Fatal("the crash loop found no violation: it has no teeth")
+			}
+			t.Logf("%d violations, e.g. %s", len(bad), bad[0])
+		})
 	}
-	if len(bad) == 0 {
-		t.Fatal("the crash loop found no violation: it has no teeth")
-	}
-	t.Logf("%d violations, e.g. %s", len(bad), bad[0])
 }
 
 // TestRemoveAfterFailedSaveDirSync: a caller that saves a snapshot (the
@@ -313,19 +463,21 @@ func TestCrashSavePruneHasTeeth(t *testing.T) {
 // another on its word, when that Save reported a failed directory fsync
 // or ErrExists, must not lose both to a power loss just after the
 // removal: Remove makes the directory durable first. If that fsync fails,
-// it removes nothing.
+// it removes nothing. (The Remove runs in another Store: the saving one
+// refuses, TestDirSyncFailedIsSticky.)
 func TestRemoveAfterFailedSaveDirSync(t *testing.T) {
 	mem := vfs.NewMem()
 	old := mustSave(t, newStore(t, mem), "cart/1", 1)
 
 	rec := &reorderFS{FS: vfs.NewFaulty(mem, vfs.FailKind(vfs.OpSyncDir, 0, vfs.EIO("."))), mem: mem}
-	s := newStore(t, rec)
-	if _, err := s.Save(t.Context(), meta("cart/1", 2), stateOf("cart/1", 2)); !errors.Is(err, syscall.EIO) {
+	if _, err := newStore(t, rec).Save(t.Context(), meta("cart/1", 2), stateOf("cart/1", 2)); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("Save with a failing directory fsync = %v, want EIO", err)
 	}
 	var crashes []*vfs.Mem
 	rec.afterRemove = func() { crashes = append(crashes, rec.removalsFirst(t)) }
-	if err := s.Remove(t.Context(), old); err != nil {
+	// Another Store (another process, or this one reopened), which does
+	// not know that the Save's fsync failed.
+	if err := newStore(t, rec).Remove(t.Context(), old); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
 	if len(crashes) != 1 {
@@ -339,7 +491,7 @@ func TestRemoveAfterFailedSaveDirSync(t *testing.T) {
 	// A failing directory fsync: nothing removed.
 	mem = vfs.NewMem()
 	old = mustSave(t, newStore(t, mem), "cart/1", 1)
-	s = newStore(t, vfs.NewFaulty(mem, vfs.FailKind(vfs.OpSyncDir, 0, vfs.EIO("."))))
+	s := newStore(t, vfs.NewFaulty(mem, vfs.FailKind(vfs.OpSyncDir, 0, vfs.EIO("."))))
 	if err := s.Remove(t.Context(), old); !errors.Is(err, syscall.EIO) {
 		t.Errorf("Remove with a failing directory fsync = %v, want EIO", err)
 	}

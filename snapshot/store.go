@@ -25,6 +25,13 @@ import (
 // can use a read-only FS. Writes from several processes are safe with
 // respect to temporaries: a Save locks its temporary, and CleanTemps only
 // removes temporaries nobody holds locked (see CleanTemps).
+//
+// A Store remembers, for as long as it lives, that one of its directory
+// fsyncs failed: from then on Prune and Remove refuse with an error
+// matching ErrDirSyncFailed and remove nothing, since the failed fsync may
+// have lost directory changes for good that no later fsync brings back
+// (see ErrDirSyncFailed for why, and for what to do). Save, CleanTemps and
+// the reads go on.
 type Store struct {
 	fs   vfs.FS
 	opts Options // with defaults applied
@@ -34,6 +41,34 @@ type Store struct {
 	// the rename of a Save are atomic with respect to other writes and a
 	// Save's temporary is never removed by CleanTemps while in use.
 	mu sync.Mutex
+	// dirSyncErr is the first directory fsync failure (guarded by mu):
+	// once set, Prune and Remove refuse (ErrDirSyncFailed).
+	dirSyncErr error
+}
+
+// syncDirLocked fsyncs the directory. A failure is remembered, so that
+// Prune and Remove refuse from then on, and returned matching both
+// ErrDirSyncFailed and its cause.
+func (s *Store) syncDirLocked() error {
+	err := s.fs.SyncDir()
+	if err == nil {
+		return nil
+	}
+	if s.dirSyncErr == nil {
+		s.dirSyncErr = err
+		s.log.Error("evlog/snapshot: a directory fsync failed; this Store prunes and removes nothing from now on (check the disk, then restart the machine or remount the file system before pruning)", "err", err)
+	}
+	return fmt.Errorf("%w: %w", ErrDirSyncFailed, err)
+}
+
+// refuseLocked returns the refusal of Prune or Remove (op) once a
+// directory fsync of s failed, and nil before.
+func (s *Store) refuseLocked(op string) error {
+	if s.dirSyncErr == nil {
+		return nil
+	}
+	return fmt.Errorf("%w earlier in this Store (%w), so %s removes nothing: the file system may have lost directory changes made before it (a snapshot renamed into place) for good, and no later fsync proves them durable; check the disk, then restart the machine or remount the file system before pruning or removing snapshots (reopening the store or restarting the process proves nothing: listings still come from the kernel's cache)",
+		ErrDirSyncFailed, s.dirSyncErr, op)
 }
 
 // Open returns a Store over the directory fsys with the given options. It

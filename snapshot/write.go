@@ -29,11 +29,14 @@ import (
 // promise, not Save's: without Options.BeforeSave nothing about the log is
 // checked (see Options.BeforeSave). When it fails,
 // the temporary is removed (best effort; CleanTemps removes what is left)
-// and no other file is touched; if only the final directory fsync failed,
-// the complete snapshot is in place but may not survive a power loss, and
-// retrying reports ErrExists (Prune fsyncs the directory before removing
-// anything on its word). A crash at any point leaves either no
-// snapshot under the final name or a complete one, never a torn one.
+// and no other file is touched; if only the final directory fsync failed
+// (the error then matches ErrDirSyncFailed), the complete snapshot is in
+// place but may not survive a power loss, even after a later directory
+// fsync succeeds, and retrying reports ErrExists; the Store then prunes
+// and removes nothing (see ErrDirSyncFailed), but Save goes on: a later
+// Save's nil still means its snapshot is durable. A crash at any point
+// leaves either no snapshot under the final name or a complete one, never
+// a torn one.
 func (s *Store) Save(ctx context.Context, m Meta, state []byte) (Meta, error) {
 	if err := checkMeta(&m); err != nil {
 		return Meta{}, err
@@ -169,7 +172,7 @@ func (s *Store) writeLocked(file string, data []byte) (err error) {
 		}
 		return fmt.Errorf("rename %s to %s: %w", tmp, file, err)
 	}
-	if err := s.fs.SyncDir(); err != nil {
+	if err := s.syncDirLocked(); err != nil {
 		return fmt.Errorf("fsync directory after renaming %s: %w", file, err)
 	}
 	return nil
@@ -189,7 +192,10 @@ func (s *Store) removeTemp(tmp string) {
 // skips every temporary whose lock it cannot take. Only the log's writer
 // calls it (when its snapshot store is first used); Open, readers and
 // tools never do. Entries that are not regular files are never removed.
-// It returns the joined errors of the removals that failed.
+// It returns the joined errors of the removals that failed. It runs also
+// after a directory fsync of the Store failed (a temporary is no snapshot's
+// only copy); a failure of its own directory fsync makes Prune and Remove
+// refuse from then on, as any (ErrDirSyncFailed).
 func (s *Store) CleanTemps() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,7 +227,7 @@ func (s *Store) CleanTemps() error {
 		s.log.Info("evlog/snapshot: removed leftover temporary", "file", file)
 	}
 	if removed > 0 {
-		if err := s.fs.SyncDir(); err != nil {
+		if err := s.syncDirLocked(); err != nil {
 			errs = append(errs, fmt.Errorf("evlog/snapshot: fsync directory: %w", err))
 		}
 	}
