@@ -1,11 +1,8 @@
 package evlogcli
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/evlog/evlog"
 	"github.com/evlog/evlog/replay"
@@ -88,33 +85,34 @@ func encodeStats(s stats) ([]byte, error) {
 
 // decodeStats decodes a stats state: the msgpack map of the struct's
 // fields that encodeStats (or msgpack.Marshal) writes. It decodes field by
-// field with the decoder's typed calls rather than by reflection: a
-// one-shot "evlogctl state" decodes one snapshot, and reflection's
-// first-use setup was most of that work. Unknown fields are skipped and
-// nil maps read as empty, as with msgpack.Unmarshal; a map's length is
-// only a hint bounded by the input's size, never trusted for allocation.
+// field over the bytes (statsIn) rather than by reflection or the msgpack
+// library's Decoder: a one-shot "evlogctl state" decodes one snapshot,
+// and reflection's first-use setup, then the Decoder's per-key calls and
+// strings, were most of that work. Unknown fields are skipped and nil maps
+// read as empty, as with msgpack.Unmarshal; a map's length is only a hint
+// bounded by the input's size, never trusted for allocation.
 //
 // The state is untrusted bytes from disk: it is checked first
-// (segment.CheckMsgpack: at most 32 deep), as the decoder's Skip recurses
-// once per nesting level and would exhaust the stack.
+// (segment.CheckMsgpack: one well-formed value, at most 32 deep), so that
+// skipping a value never recurses deeper.
 func decodeStats(b []byte) (stats, error) {
 	if err := segment.CheckMsgpack(b); err != nil {
 		return stats{}, err
 	}
-	d := msgpack.NewDecoder(bytes.NewReader(b))
+	r := &statsIn{b: b}
 	s := stats{}
-	err := eachField(d, func(key string) (err error) {
-		switch key {
+	err := r.fields(func(key []byte) (err error) {
+		switch string(key) {
 		case "seq":
-			s.Seq, err = d.DecodeUint64()
+			s.Seq, err = r.uint()
 		case "events":
-			s.Events, err = d.DecodeUint64()
+			s.Events, err = r.uint()
 		case "streams":
-			s.Streams, err = decodeStrMap(d, len(b), func() (streamStats, error) { return decodeStreamStats(d) })
+			s.Streams, err = strMap(r, len(b), (*statsIn).streamStats)
 		case "types":
-			s.Types, err = decodeStrMap(d, len(b), d.DecodeUint64)
+			s.Types, err = strMap(r, len(b), (*statsIn).uint)
 		default:
-			err = d.Skip()
+			err = r.skip()
 		}
 		return err
 	})
@@ -128,59 +126,6 @@ func decodeStats(b []byte) (stats, error) {
 		s.Types = map[string]uint64{}
 	}
 	return s, nil
-}
-
-// decodeStrMap decodes a msgpack map with string keys (nil: a nil map),
-// each value with val. size, the input's length, bounds the initial
-// capacity (an entry takes at least two bytes).
-func decodeStrMap[V any](d *msgpack.Decoder, size int, val func() (V, error)) (map[string]V, error) {
-	n, err := d.DecodeMapLen()
-	if err != nil || n < 0 {
-		return nil, err
-	}
-	m := make(map[string]V, min(n, size/2))
-	for range n {
-		k, err := d.DecodeString()
-		if err != nil {
-			return nil, err
-		}
-		v, err := val()
-		if err != nil {
-			return nil, err
-		}
-		m[k] = v
-	}
-	return m, nil
-}
-
-// decodeStreamStats decodes one stream's entry (nil: the zero entry).
-func decodeStreamStats(d *msgpack.Decoder) (streamStats, error) {
-	var st streamStats
-	err := eachField(d, func(key string) (err error) {
-		switch key {
-		case "count":
-			st.Count, err = d.DecodeUint64()
-		case "version":
-			st.Version, err = d.DecodeUint64()
-		default:
-			err = d.Skip()
-		}
-		return err
-	})
-	return st, err
-}
-
-// eachField decodes a msgpack map with string keys (nil: no field),
-// calling field with each key to decode its value, until an error.
-func eachField(d *msgpack.Decoder, field func(key string) error) error {
-	n, err := d.DecodeMapLen()
-	for i := 0; err == nil && i < n; i++ {
-		var key string
-		if key, err = d.DecodeString(); err == nil {
-			err = field(key)
-		}
-	}
-	return err
 }
 
 // statsDiff describes the first difference between a (a snapshot) and b

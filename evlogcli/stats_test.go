@@ -76,6 +76,28 @@ func TestDecodeStatsAsMsgpack(t *testing.T) {
 			"events":  int16(12), "seq": uint8(200),
 		})},
 	}
+	many := map[string]any{}
+	for i := range 20 { // map16
+		many[fmt.Sprint("s-", i)] = map[string]any{"count": i, "version": i + 1}
+	}
+	tests = append(tests, []struct {
+		name string
+		in   []byte
+	}{
+		{"every integer width and sign", marshal(map[string]any{
+			"seq": uint64(1 << 63), "events": int64(-1),
+			"types": map[string]any{"a": int16(-300), "b": uint32(1 << 31), "c": int32(-70000), "d": uint8(255), "e": int8(-3), "f": uint16(65535), "g": -5},
+			"streams": map[string]any{
+				"s":                       map[string]any{"count": uint16(65535), "version": int8(-3)},
+				string(make([]byte, 40)):  map[string]any{"count": uint32(70000)}, // str8 key
+				string(make([]byte, 300)): map[string]any{"version": int32(-1)},   // str16 key
+			},
+		})},
+		{"map16 of streams", marshal(map[string]any{"streams": many})},
+		// A bin key and a nil key (the empty name), which DecodeString
+		// accepts, written by hand.
+		{"bin and nil keys", []byte{0x82, 0xc4, 0x03, 's', 'e', 'q', 0x05, 0xa5, 't', 'y', 'p', 'e', 's', 0x81, 0xc0, 0x07}},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			want := newStats()
@@ -97,6 +119,56 @@ func TestDecodeStatsAsMsgpack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDecodeStats: no input makes decodeStats panic, and one it accepts
+// decodes to what msgpack.Unmarshal into the struct decodes, unless that
+// input repeats a top-level field (repeatsField) or the library refuses
+// it.
+func FuzzDecodeStats(f *testing.F) {
+	good, err := encodeStats(stats{Seq: 9, Events: 2, Streams: map[string]streamStats{"s": {1, 1}, "t": {1, 4}}, Types: map[string]uint64{"x": 2}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte{0x82, 0xc4, 0x03, 's', 'e', 'q', 0x05, 0xa5, 't', 'y', 'p', 'e', 's', 0x81, 0xc0, 0x07})
+	f.Add([]byte{0xc0})
+	f.Add(append(mpAppendStr([]byte{0x81}, "streams"), 0xdf, 0xff, 0xff, 0xff, 0xff))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := decodeStats(b)
+		if err != nil || repeatsField(b) {
+			return
+		}
+		want := newStats()
+		if msgpack.Unmarshal(b, &want) != nil {
+			return // the library refuses some inputs decodeStats skips
+		}
+		if want.Streams == nil {
+			want.Streams = map[string]streamStats{}
+		}
+		if want.Types == nil {
+			want.Types = map[string]uint64{}
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("decodeStats differs from msgpack.Unmarshal (-want +got):\n%s", d)
+		}
+	})
+}
+
+// repeatsField reports whether b, a state decodeStats accepted, has a
+// top-level field twice: msgpack.Unmarshal merges a repeated map field
+// into the first, decodeStats keeps the last (both keep the last of any
+// other repeated key).
+func repeatsField(b []byte) bool {
+	r := &statsIn{b: b}
+	seen := map[string]bool{}
+	dup := false
+	_ = r.fields(func(k []byte) error {
+		dup = dup || seen[string(k)]
+		seen[string(k)] = true
+		return r.skip()
+	})
+	return dup
 }
 
 // TestDecodeStatsHostile feeds decodeStats damaged states: each is an
@@ -197,5 +269,26 @@ func TestDecodeStatsDeep(t *testing.T) {
 	shallow = append(append(shallow, bytes.Repeat([]byte{0x91}, 3)...), 0xc0)
 	if _, err := decodeStats(shallow); err != nil {
 		t.Fatalf("an unknown field nested 3 deep: %v", err)
+	}
+}
+
+// BenchmarkDecodeStats: the state of 1,000 streams and 3 types that
+// "evlogctl state" decodes from a snapshot (workload 10 of bench/).
+func BenchmarkDecodeStats(b *testing.B) {
+	s := newStats()
+	for i := range 1000 {
+		s.Streams[fmt.Sprint("m-", i)] = streamStats{Count: 1975, Version: 1975}
+	}
+	s.Types["a"], s.Types["b"], s.Types["c"], s.Seq, s.Events = 1, 2, 3, 1_900_000, 1_900_000
+	enc, err := encodeStats(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeStats(enc); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

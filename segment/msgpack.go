@@ -421,6 +421,18 @@ func (r *mpReader) skipN(n uint64, depth int) error {
 	return nil
 }
 
+// MsgpackValueLen returns the length in bytes of the well-formed msgpack
+// value b starts with (nesting at most 32 deep, containers claiming no
+// more elements than there are bytes left), or an error: what a decoder
+// reading a payload that passed CheckMsgpack steps over to skip a value.
+func MsgpackValueLen(b []byte) (int, error) {
+	r := mpReader{b: b}
+	if err := r.skip(0); err != nil {
+		return 0, fmt.Errorf("malformed msgpack value: %w", err)
+	}
+	return r.off, nil
+}
+
 // CheckMsgpack checks that b holds exactly one well-formed msgpack value
 // whose containers claim no more elements than there are bytes left, and
 // that nests at most 32 deep. Decoding a payload that passes cannot make a
