@@ -28,27 +28,10 @@ func TestSalvageNamesBadRetention(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	dir := filepath.Join(t.TempDir(), "log")
-	clock := func() time.Time { return testEpoch }
-	for _, o := range []struct {
-		ret    map[string]evlog.Retention
-		events int
-	}{
+	appendUnderRetentions(t, dir, []retentionRun{
 		{map[string]evlog.Retention{"r": {MaxCount: 2}}, 3}, // seq 1 the record, 2..4 r-1
 		{map[string]evlog.Retention{"r": {MaxCount: 5}}, 1}, // seq 5 the record (damaged below), 6 r-1
-	} {
-		l, err := evlog.Open(dir, evlog.Options{Sync: evlog.SyncNever, Clock: clock, Retention: o.ret})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range o.events {
-			if _, err := l.Append(ctx, "r-1", evlog.ExpectAny, evlog.Envelope{Type: "t", Data: mpStr("x")}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	file, off := patchEventData(t, dir, evlog.RetentionStream, 5)
 
 	tests := []struct {
@@ -164,5 +147,33 @@ func TestDecodesRawRetentionAgrees(t *testing.T) {
 				t.Errorf("decodesRawRetention %v, but the new log's append returns %v", got, err)
 			}
 		})
+	}
+}
+
+// retentionRun is one writer of appendUnderRetentions: opened with ret (a
+// retention record, when it differs from the one before), it appends
+// events events of stream r-1.
+type retentionRun struct {
+	ret    map[string]evlog.Retention
+	events int
+}
+
+// appendUnderRetentions writes the log in dir with one writer per run, in
+// turn, at testEpoch.
+func appendUnderRetentions(t *testing.T, dir string, runs []retentionRun) {
+	t.Helper()
+	for _, o := range runs {
+		l, err := evlog.Open(dir, evlog.Options{Sync: evlog.SyncNever, Clock: func() time.Time { return testEpoch }, Retention: o.ret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range o.events {
+			if _, err := l.Append(t.Context(), "r-1", evlog.ExpectAny, evlog.Envelope{Type: "t", Data: mpStr("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

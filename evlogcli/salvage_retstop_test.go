@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -31,23 +30,7 @@ func TestSalvageNeverEndsStricter(t *testing.T) {
 	logWith := func(t *testing.T, damage uint64) string {
 		t.Helper()
 		dir := filepath.Join(t.TempDir(), "log")
-		for _, o := range []struct {
-			ret    map[string]evlog.Retention
-			events int
-		}{{strict, 5}, {loose, 2}} {
-			l, err := evlog.Open(dir, evlog.Options{Sync: evlog.SyncNever, Clock: func() time.Time { return testEpoch }, Retention: o.ret})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for range o.events {
-				if _, err := l.Append(ctx, "r-1", evlog.ExpectAny, evlog.Envelope{Type: "t", Data: mpStr("x")}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
-		}
+		appendUnderRetentions(t, dir, []retentionRun{{strict, 5}, {loose, 2}})
 		off, ok := frameOffsets(t, dir)[damage]
 		if !ok {
 			t.Fatalf("no frame of seq %d", damage)

@@ -99,18 +99,18 @@ func decodeStats(b []byte) (stats, error) {
 	if err := segment.CheckMsgpack(b); err != nil {
 		return stats{}, err
 	}
-	r := &statsIn{b: b}
+	r := &statsIn{mpDec{b: b}}
 	s := stats{}
 	err := r.fields(func(key []byte) (err error) {
 		switch string(key) {
 		case "seq":
-			s.Seq, err = r.uint()
+			s.Seq, err = r.u64()
 		case "events":
-			s.Events, err = r.uint()
+			s.Events, err = r.u64()
 		case "streams":
 			s.Streams, err = strMap(r, len(b), (*statsIn).streamStats)
 		case "types":
-			s.Types, err = strMap(r, len(b), (*statsIn).uint)
+			s.Types, err = strMap(r, len(b), (*statsIn).u64)
 		default:
 			err = r.skip()
 		}

@@ -6,58 +6,25 @@ package evlogcli
 // io.Reader) was most of that snapshot's cost.
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/evlog/evlog/segment"
 )
 
-// errStatsShort is a state that ends inside a value (CheckMsgpack, run
-// first, makes it unreachable; kept so that no input can panic).
-var errStatsShort = errors.New("msgpack: unexpected end of the state")
-
-// statsIn reads msgpack values from b with the semantics of the msgpack
-// library's Decoder calls decodeStats used before (DecodeMapLen,
-// DecodeString, DecodeUint64, Skip), so that it decodes what
-// msgpack.Unmarshal into the struct decodes (TestDecodeStatsAsMsgpack).
-type statsIn struct {
-	b   []byte
-	off int
-}
-
-func (r *statsIn) take(n uint64) ([]byte, error) {
-	if n > uint64(len(r.b)-r.off) {
-		return nil, errStatsShort
-	}
-	s := r.b[r.off : r.off+int(n)]
-	r.off += int(n)
-	return s, nil
-}
+// statsIn reads msgpack values from its bytes (mpDec's: need, uint) with
+// the semantics of the msgpack library's Decoder calls decodeStats used
+// before (DecodeMapLen, DecodeString, DecodeUint64, Skip), so that it
+// decodes what msgpack.Unmarshal into the struct decodes
+// (TestDecodeStatsAsMsgpack). A state that ends inside a value is an
+// error (CheckMsgpack, run first, makes it unreachable).
+type statsIn struct{ mpDec }
 
 func (r *statsIn) code() (byte, error) {
-	b, err := r.take(1)
+	b, err := r.need(1)
 	if err != nil {
 		return 0, err
 	}
 	return b[0], nil
-}
-
-// be reads a big-endian unsigned integer of n (1, 2, 4 or 8) bytes.
-func (r *statsIn) be(n int) (uint64, error) {
-	b, err := r.take(uint64(n))
-	if err != nil {
-		return 0, err
-	}
-	switch n {
-	case 1:
-		return uint64(b[0]), nil
-	case 2:
-		return uint64(binary.BigEndian.Uint16(b)), nil
-	case 4:
-		return uint64(binary.BigEndian.Uint32(b)), nil
-	}
-	return binary.BigEndian.Uint64(b), nil
 }
 
 // mapLen is DecodeMapLen: -1 for nil.
@@ -71,7 +38,7 @@ func (r *statsIn) mapLen() (int, error) {
 	case c&0xf0 == 0x80:
 		return int(c & 0x0f), nil
 	case c == 0xde, c == 0xdf:
-		n, err := r.be(2 << (c - 0xde)) // map16: 2 bytes, map32: 4
+		n, err := r.uint(2 << (c - 0xde)) // map16: 2 bytes, map32: 4
 		return int(n), err
 	}
 	return 0, fmt.Errorf("msgpack: invalid code=%x decoding map length", c)
@@ -91,23 +58,23 @@ func (r *statsIn) str() ([]byte, error) {
 	case c&0xe0 == 0xa0:
 		n = uint64(c & 0x1f)
 	case c == 0xd9, c == 0xc4: // str8, bin8
-		n, err = r.be(1)
+		n, err = r.uint(1)
 	case c == 0xda, c == 0xc5: // str16, bin16
-		n, err = r.be(2)
+		n, err = r.uint(2)
 	case c == 0xdb, c == 0xc6: // str32, bin32
-		n, err = r.be(4)
+		n, err = r.uint(4)
 	default:
 		return nil, fmt.Errorf("msgpack: invalid code=%x decoding string/bytes length", c)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return r.take(n)
+	return r.need(n)
 }
 
-// uint is DecodeUint64: nil is 0, and signed values are converted as
+// u64 is DecodeUint64: nil is 0, and signed values are converted as
 // uint64(int64(v)).
-func (r *statsIn) uint() (uint64, error) {
+func (r *statsIn) u64() (uint64, error) {
 	c, err := r.code()
 	if err != nil {
 		return 0, err
@@ -120,18 +87,18 @@ func (r *statsIn) uint() (uint64, error) {
 	}
 	switch c {
 	case 0xcc, 0xcd, 0xce, 0xcf: // uint8..64
-		return r.be(1 << (c - 0xcc))
+		return r.uint(1 << (c - 0xcc))
 	case 0xd0:
-		v, err := r.be(1)
+		v, err := r.uint(1)
 		return uint64(int8(v)), err
 	case 0xd1:
-		v, err := r.be(2)
+		v, err := r.uint(2)
 		return uint64(int16(v)), err
 	case 0xd2:
-		v, err := r.be(4)
+		v, err := r.uint(4)
 		return uint64(int32(v)), err
 	case 0xd3:
-		return r.be(8)
+		return r.uint(8)
 	}
 	return 0, fmt.Errorf("msgpack: invalid code=%x decoding uint64", c)
 }
@@ -189,9 +156,9 @@ func (r *statsIn) streamStats() (streamStats, error) {
 	err := r.fields(func(key []byte) (err error) {
 		switch string(key) {
 		case "count":
-			st.Count, err = r.uint()
+			st.Count, err = r.u64()
 		case "version":
-			st.Version, err = r.uint()
+			st.Version, err = r.u64()
 		default:
 			err = r.skip()
 		}

@@ -160,7 +160,7 @@ func FuzzDecodeStats(f *testing.F) {
 // into the first, decodeStats keeps the last (both keep the last of any
 // other repeated key).
 func repeatsField(b []byte) bool {
-	r := &statsIn{b: b}
+	r := &statsIn{mpDec{b: b}}
 	seen := map[string]bool{}
 	dup := false
 	_ = r.fields(func(k []byte) error {
