@@ -673,8 +673,13 @@ func (r *Repository[S, E]) snapshot(ctx context.Context, id string, gen uint64, 
 	}
 	p := r.opts.SnapshotRetention
 	p.Now = r.opts.Clock()
-	_, err := r.snaps.Prune(ctx, subj.Name, p)
-	return err
+	if _, err := r.snaps.Prune(ctx, subj.Name, p); err != nil {
+		// Saved: say so, or a caller retries a save that succeeded (after
+		// a failed directory fsync, Prune refuses until the next restart:
+		// snapshot.ErrDirSyncFailed).
+		return fmt.Errorf("evlog/aggregate: the snapshot of %s at version %d was saved, but pruning older ones failed: %w", id, inst.Version, err)
+	}
+	return nil
 }
 
 // Snapshot takes a snapshot of instance id now (synchronously), saving and
