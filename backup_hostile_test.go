@@ -143,7 +143,7 @@ func TestRestoreChecksSnapshotsAsVerifyDoes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := l.fs.(*vfs.Mem).ReadFile(m.File)
+		b, err := memOf(l.fs).ReadFile(m.File)
 		if err != nil {
 			t.Fatal(err)
 		}

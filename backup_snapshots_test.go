@@ -165,7 +165,7 @@ func TestVerifyBackupAgreesWithRestoreOnSnapshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreignBytes, err := other.fs.(*vfs.Mem).ReadFile(foreign.File)
+	foreignBytes, err := memOf(other.fs).ReadFile(foreign.File)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestSnapshotReplacedBesideIsNotLeftOut(t *testing.T) {
 	if _, err := store.Save(ctx, m, state); err != nil {
 		t.Fatal(err)
 	}
-	resaved, err := sb.src.fs.(*vfs.Mem).ReadFile(sb.all)
+	resaved, err := memOf(sb.src.fs).ReadFile(sb.all)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,8 +121,19 @@ type CompactReport struct {
 // behind (a higher generation covers them). When that directory fsync
 // fails, whether the rename is durable is unknown: the output is removed
 // again and the inputs kept, Compact fails (the group not Committed), and
-// a later Compact redoes the group. Killed at any instant, the log
-// reads the same afterwards, and running Compact again completes the job.
+// a Compact after the log is reopened redoes the group. Killed at any
+// instant, the log reads the same afterwards, and running Compact again
+// completes the job.
+//
+// Once any directory fsync of the log directory failed in this process
+// (the writer's, a compaction's, a subscription's, a snapshot Save's:
+// they share the directory), that fsync and every later one proves
+// nothing durable (fsyncgate; see ErrDirSyncFailed): Compact then
+// refuses before rewriting anything, with an error matching
+// ErrDirSyncFailed and the failure's cause, and a Compact under way
+// keeps the inputs of the group whose directory fsync fails (as above).
+// Check the disk, then restart the machine or remount the file system
+// before reopening the log and compacting again.
 // Corruption in an input aborts the compaction with an ErrCorrupt error
 // and changes nothing.
 //
@@ -147,6 +158,14 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactReport, err
 	}
 	if o.TargetSize < MinSegmentSize {
 		return CompactReport{}, fmt.Errorf("%w: compaction target size %d is below the minimum segment size %d", ErrInvalid, o.TargetSize, MinSegmentSize)
+	}
+	if !o.DryRun {
+		// It removes inputs on the word of outputs whose entries only a
+		// directory fsync makes durable, which proves nothing after a
+		// failed one (dirsync.go).
+		if err := l.dirSyncFailure(); err != nil {
+			return CompactReport{}, fmt.Errorf("evlog: compact: nothing was rewritten: %w", err)
+		}
 	}
 	l.compactMu.Lock()
 	defer l.compactMu.Unlock()
@@ -464,7 +483,7 @@ func (l *Log) compactRun(ctx context.Context, run []*segHandle, out string, comp
 		// group under the same name, would find it in the way. Either
 		// way a crash leaves a log that reads the same: the inputs, with
 		// or without the output covering them.
-		err = fmt.Errorf("evlog: compact: syncing the directory after creating %s failed, so its inputs were kept and it was removed again (run Compact again once the file system is healthy): %w", out, err)
+		err = fmt.Errorf("evlog: compact: syncing the directory after creating %s failed, so its inputs were kept and it was removed again (Compact refuses until the log is reopened: check the disk, then restart the machine or remount the file system, reopen the log and run Compact again; see ErrDirSyncFailed): %w", out, err)
 		if rerr := l.fs.Remove(out); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("evlog: compact: removing %s again (recovery drops its inputs, which it covers; until the log is reopened, Compact cannot redo this group): %w", out, rerr))
 		}

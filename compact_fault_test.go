@@ -1,6 +1,7 @@
 package evlog
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
@@ -16,7 +17,9 @@ import (
 // run. Whatever failed, the log reads as before in the same process, and
 // after a restart or a power loss there; and running Compact again, in
 // the same process or after reopening, completes the job (the contract of
-// Compact: "running Compact again completes the job").
+// Compact: "running Compact again completes the job"), except that after a
+// failed directory fsync Compact refuses in the same process
+// (ErrDirSyncFailed) and completes the job after reopening.
 func TestCompactFaultLoop(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -89,9 +92,17 @@ func TestCompactFaultLoop(t *testing.T) {
 						fs   *vfs.Mem
 					}{model.String(), mem.CrashClone(model, rand.New(rand.NewPCG(uint64(k), uint64(model))))})
 				}
-				// Compact again in the same process.
+				// Compact again in the same process; after a failed
+				// directory fsync it must refuse (nothing proves a later
+				// one: ErrDirSyncFailed), and the reopened log redoes it.
 				rep, err := l.Compact(ctx, copts)
-				if err != nil || rep.SegmentsAfter != c.segmentsAfter {
+				if p := injected.Load(); p != nil && p.Kind == vfs.OpSyncDir {
+					if !errors.Is(err, ErrDirSyncFailed) {
+						report("compacting again in the same process after a failed directory fsync: %v, want an error matching ErrDirSyncFailed", err)
+					} else if d := cmp.Diff(want, observe(t, l)); d != "" {
+						report("reads differ after the refused compaction (-want +got):\n%s", d)
+					}
+				} else if err != nil || rep.SegmentsAfter != c.segmentsAfter {
 					report("compacting again in the same process: %d segments after, %v", rep.SegmentsAfter, err)
 				} else if d := cmp.Diff(want, observe(t, l)); d != "" {
 					report("reads differ after compacting again (-want +got):\n%s", d)

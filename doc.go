@@ -107,6 +107,18 @@
 // syscall.ENOSPC rather than persist a seq those readers do not serve
 // (see SyncAlways).
 //
+// The same holds for the directory, which the segments, checkpoints,
+// subscription files and snapshots share: once any directory fsync of it
+// fails in this process (a roll's, a checkpoint's, Compact's, a
+// subscription's, the snapshot store's), it may have lost for good any
+// directory change pending then (fsyncgate), and no later directory fsync
+// proves anything. The writer fails at the next request it takes (every
+// later Append, Sync and Close error matches ErrWriterFailed and
+// ErrDirSyncFailed) and never rolls; Compact, Subscription.Ack,
+// DeleteSubscription and Log.Snapshots' Save, Prune and Remove refuse and
+// change nothing. Check the disk, then restart the machine or remount the
+// file system before reopening the log (see ErrDirSyncFailed).
+//
 // An Append or Sync that fails with ErrWriterFailed has an unknown
 // outcome: its batch may have reached the disk before the failure (a
 // failed fsync says nothing about what the disk kept), so after reopening

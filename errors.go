@@ -6,6 +6,7 @@ import (
 	"github.com/evlog/evlog/event"
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
+	"github.com/evlog/evlog/snapshot"
 )
 
 // Errors shared with the lower layers, re-exported so that embedders need
@@ -29,6 +30,23 @@ var (
 	// The writer fail-stops (with ErrWriterFailed) at its next segment roll
 	// or compaction. LOCK must never be removed.
 	ErrLockLost = vfs.ErrLockLost
+	// ErrDirSyncFailed: a directory fsync of the log directory failed, in
+	// this process, by anyone: the writer (a roll, a checkpoint),
+	// Compact, a subscription's Ack or DeleteSubscription, or the
+	// snapshot store of Log.Snapshots. They share the directory, and the
+	// failure may have lost for good any of their directory changes
+	// pending at the time (fsyncgate: a later directory fsync succeeds
+	// without them), so from then on nothing relies on a directory fsync:
+	// the writer fails (every append, Sync and Close error matches
+	// ErrWriterFailed and ErrDirSyncFailed, and the failure's cause),
+	// Compact, Subscription.Ack, DeleteSubscription and the store's Save,
+	// Prune and Remove refuse and change nothing. What to do: check the
+	// disk, then restart the machine or unmount and mount the file system
+	// again before reopening the log (reopening it or restarting the
+	// process alone forgets the failure but proves nothing: listings still
+	// come from the kernel's cache). It is snapshot.ErrDirSyncFailed,
+	// whose documentation says more.
+	ErrDirSyncFailed = snapshot.ErrDirSyncFailed
 )
 
 type (

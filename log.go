@@ -61,6 +61,10 @@ type Log struct {
 	stats  counters
 	blocks *segment.BlockCache // decompressed blocks of compressed segments
 
+	// dirSync is fs for a writer, remembering a failed directory fsync
+	// (dirsync.go); nil when read-only.
+	dirSync *dirSyncFS
+
 	dir      string // the operating-system directory ("" for other FSs)
 	snapOnce sync.Once
 	snaps    *snapshot.Store
@@ -148,6 +152,12 @@ func openFS(fsys vfs.FS, opts Options, readOnly bool) (*Log, error) {
 func openResolved(fsys vfs.FS, o Options, readOnly bool) (_ *Log, err error) {
 	l := &Log{opts: o, fs: fsys, readOnly: readOnly, logger: o.Logger, notify: make(chan struct{}), durableCh: make(chan struct{}),
 		blocks: segment.NewBlockCache(o.BlockCacheSize)}
+	if !readOnly {
+		// Everything the writer's Log does in the directory, and its
+		// snapshot store, fsyncs it through dirSync (dirsync.go).
+		l.dirSync = newDirSyncFS(fsys, o.Logger)
+		l.fs = l.dirSync
+	}
 	l.closeCtx, l.cancelClose = context.WithCancelCause(context.Background())
 	defer func() {
 		if err != nil {

@@ -229,6 +229,11 @@ func (w *writer) roll() error {
 		w.fail(err) // another writer may be appending: stop before any more damage
 		return w.failed
 	}
+	// The new segment's entry would rely on a directory fsync after a
+	// failed one, which proves nothing (dirsync.go).
+	if w.checkDirSync(); w.failed != nil {
+		return w.failed
+	}
 	full, err := w.idx.Materialize() // the footer indexes the whole segment
 	if err != nil {
 		w.fail(err)

@@ -23,6 +23,14 @@ import (
 // never writes. Tools that write snapshots beside a read-only log use
 // OpenSnapshotWriter.
 //
+// The store shares the log directory, and the log's memory of a failed
+// directory fsync (see ErrDirSyncFailed): once any directory fsync of the
+// directory failed in this process (the writer's, Compact's, a
+// subscription's, or the store's own), Save refuses before writing
+// anything (its directory fsync could not prove the snapshot durable),
+// and so do Prune and Remove (through snapshot.Options.DirSyncFailed),
+// with an error matching ErrDirSyncFailed and the failure's cause.
+//
 // replay.MakePlan and friends take the store and the Log as their
 // Snapshots and Source.
 func (l *Log) Snapshots() (*snapshot.Store, error) {
@@ -33,6 +41,7 @@ func (l *Log) Snapshots() (*snapshot.Store, error) {
 			o.BeforeSave = func(context.Context, uint64) error { return ErrReadOnly }
 		} else {
 			o.BeforeSave = l.syncThrough
+			o.DirSyncFailed = l.dirSyncFailure // dirsync.go
 		}
 		o.Anchor = l.anchorAt
 		l.snaps, l.snapErr = snapshot.Open(l.fs, o)
@@ -74,6 +83,9 @@ func (l *Log) anchorAt(ctx context.Context, seq uint64) (uint64, error) {
 // durable, and one for all the Saves and Acks queued together.
 // Subscription.Ack follows the same rule.
 func (l *Log) syncThrough(ctx context.Context, seq uint64) error {
+	if err := l.dirSyncFailure(); err != nil { // dirsync.go
+		return fmt.Errorf("evlog: nothing was saved: %w", err)
+	}
 	if last := l.LastSeq(); seq > last {
 		return fmt.Errorf("evlog: a snapshot at seq %d is beyond the end of the log (%d)", seq, last)
 	}

@@ -305,6 +305,9 @@ func (l *Log) DeleteSubscription(name string) error {
 	if _, _, err := l.acquireNothing(); err != nil {
 		return err
 	}
+	if err := l.dirSyncFailure(); err != nil { // dirsync.go
+		return fmt.Errorf("evlog: deleting subscription %q: nothing was removed: %w", name, err)
+	}
 	err := l.fs.Remove(name + SubscriptionExt)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -178,6 +178,11 @@ func readSmallFile(fsys vfs.FS, name string, limit int64) ([]byte, error) {
 // (the directory fsync) the new position is in place but may not survive
 // a crash.
 func (l *Log) writeSubscription(name string, pos uint64, t time.Time, filter Filter) error {
+	// The new file's entry would rely on a directory fsync after a
+	// failed one, which proves nothing (dirsync.go).
+	if err := l.dirSyncFailure(); err != nil {
+		return fmt.Errorf("evlog: storing the position of subscription %q: nothing was written (the previous one stays): %w", name, err)
+	}
 	b, err := encodeSubscription(pos, l.LogID(), t, filter)
 	if err != nil {
 		return err

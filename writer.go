@@ -297,6 +297,7 @@ func (w *writer) take(r *request) {
 	if !r.state.CompareAndSwap(reqPending, reqTaken) {
 		return // canceled by its caller before it was sequenced
 	}
+	w.checkDirSync() // dirsync.go
 	if w.failed != nil {
 		r.finish(w.failed)
 		return
@@ -532,6 +533,7 @@ func (w *writer) stop() error {
 
 func (w *writer) shutdown() {
 	var errs []error
+	w.checkDirSync() // dirsync.go
 	w.markEmpty()
 	w.remark() // a mark skipped for lack of space (fsync.go)
 	if w.failed == nil && w.end > w.durable {

@@ -69,7 +69,11 @@ var ErrInvalid = errors.New("evlog/snapshot: invalid argument")
 // this Store only), but its listings still come from the kernel's cache,
 // which may show entries the disk does not have. For the same reason
 // another Store over the same directory (another Open, a SnapshotWriter,
-// another process) does not know of the failure.
+// another process) does not know of the failure, unless its
+// Options.DirSyncFailed reports it: the store of evlog.Log.Snapshots
+// shares the log's memory of failed directory fsyncs, so a failure of
+// the log's writer, compaction or subscriptions makes it refuse too (and
+// one of its own stops them).
 //
 // Save goes on working: a snapshot it renames into place after the failure
 // is durable once its own directory fsync succeeds, which is what a nil

@@ -70,6 +70,19 @@ type Options struct {
 	// records the caller's Meta.Anchor (0: none). An error aborts the
 	// Save and is returned.
 	Anchor func(ctx context.Context, seq uint64) (uint64, error)
+	// DirSyncFailed, if set, is called by Prune and Remove before they
+	// read anything. A non-nil error says that a directory fsync of the
+	// store's directory failed somewhere else (another user of the
+	// directory: the log's writer, compaction, subscriptions), which may
+	// have lost directory changes for good that no later fsync proves
+	// durable (see ErrDirSyncFailed): they then refuse, as after a
+	// failure of the Store's own directory fsyncs, with an error
+	// matching ErrDirSyncFailed and the returned error, and remove
+	// nothing. evlog.Log.Snapshots sets it to the log's own record, so
+	// that one failure anywhere in the log directory stops whatever
+	// relies on a later directory fsync. Nil: only the Store's own
+	// failures count.
+	DirSyncFailed func() error
 }
 
 // Validate reports whether o is usable. The error matches ErrInvalid.

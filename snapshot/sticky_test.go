@@ -111,3 +111,42 @@ func TestDirSyncFailedIsSticky(t *testing.T) {
 		})
 	}
 }
+
+// TestDirSyncFailedOption: a Store whose Options.DirSyncFailed reports a
+// failed directory fsync elsewhere in its directory (the log's writer,
+// compaction, subscriptions share it) refuses Prune and Remove, before
+// reading anything and removing nothing, with an error matching
+// ErrDirSyncFailed and the reported error; while it reports none, they
+// work, and Save is not affected either way.
+func TestDirSyncFailedOption(t *testing.T) {
+	elsewhere := errors.New("the log's directory fsync failed")
+	var failed error
+	mem := vfs.NewMem()
+	s := newStore(t, mem, func(o *Options) { o.DirSyncFailed = func() error { return failed } })
+	for seq := range uint64(3) {
+		mustSave(t, s, "cart/1", seq+1)
+	}
+	if removed, err := s.Prune(t.Context(), "cart/1", PrunePolicy{KeepLast: 2}); err != nil || len(removed) != 1 {
+		t.Fatalf("Prune before any failure = %v, %v; want one snapshot removed", removed, err)
+	}
+
+	failed = elsewhere
+	before, err := mem.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := s.Prune(t.Context(), "cart/1", PrunePolicy{KeepLast: 1}); !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, elsewhere) || len(removed) != 0 {
+		t.Errorf("Prune after a failure elsewhere = %v, %v; want nothing removed and an error matching ErrDirSyncFailed and the reported one", removed, err)
+	}
+	if err := s.Remove(t.Context(), meta("cart/1", 2)); !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, elsewhere) {
+		t.Errorf("Remove after a failure elsewhere = %v, want an error matching ErrDirSyncFailed and the reported one", err)
+	}
+	after, err := mem.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(before, after); d != "" {
+		t.Errorf("the refusals changed the directory (-before +after):\n%s", d)
+	}
+	mustSave(t, s, "cart/1", 4)
+}

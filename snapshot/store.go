@@ -31,7 +31,8 @@ import (
 // matching ErrDirSyncFailed and remove nothing, since the failed fsync may
 // have lost directory changes for good that no later fsync brings back
 // (see ErrDirSyncFailed for why, and for what to do). Save, CleanTemps and
-// the reads go on.
+// the reads go on. Options.DirSyncFailed lets the Store learn of such a
+// failure elsewhere in its directory (the log's).
 type Store struct {
 	fs   vfs.FS
 	opts Options // with defaults applied
@@ -62,10 +63,19 @@ func (s *Store) syncDirLocked() error {
 }
 
 // refuseLocked returns the refusal of Prune or Remove (op) once a
-// directory fsync of s failed, and nil before.
+// directory fsync of s failed, or Options.DirSyncFailed reports one
+// elsewhere, and nil before.
 func (s *Store) refuseLocked(op string) error {
 	if s.dirSyncErr == nil {
-		return nil
+		if s.opts.DirSyncFailed == nil {
+			return nil
+		}
+		err := s.opts.DirSyncFailed()
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("%w in the store's directory (reported by Options.DirSyncFailed), so %s removes nothing: %w",
+			ErrDirSyncFailed, op, err)
 	}
 	return fmt.Errorf("%w earlier in this Store (%w), so %s removes nothing: the file system may have lost directory changes made before it (a snapshot renamed into place) for good, and no later fsync proves them durable; check the disk, then restart the machine or remount the file system before pruning or removing snapshots (reopening the store or restarting the process proves nothing: listings still come from the kernel's cache)",
 		ErrDirSyncFailed, s.dirSyncErr, op)

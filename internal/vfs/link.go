@@ -37,13 +37,23 @@ func Link(src FS, srcName string, dst FS, dstName string) error {
 	return os.Link(filepath.Join(s.dir, srcName), filepath.Join(d.dir, dstName))
 }
 
-// osOf returns the OS directory behind fsys, looking through ReadOnly.
+// Unwrapper is implemented by an FS that wraps another and passes its
+// files through unchanged (the log's record of failed directory fsyncs):
+// Link and Shared look through it to the operating-system directory.
+type Unwrapper interface {
+	UnwrapFS() FS
+}
+
+// osOf returns the OS directory behind fsys, looking through ReadOnly and
+// any Unwrapper.
 func osOf(fsys FS) (*OS, bool) {
 	switch f := fsys.(type) {
 	case *OS:
 		return f, true
 	case readOnly:
 		return osOf(f.fs)
+	case Unwrapper:
+		return osOf(f.UnwrapFS())
 	}
 	return nil, false
 }

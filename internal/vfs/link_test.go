@@ -29,6 +29,14 @@ func TestLinkAndShared(t *testing.T) {
 	if err := Link(ReadOnly(src), "f", dst, "g"); err != nil {
 		t.Fatal(err)
 	}
+	// Through an Unwrapper, as a writer's backup links (its FS records
+	// failed directory fsyncs).
+	if err := Link(unwrapper{src}, "f", dst, "g2"); err != nil {
+		t.Fatalf("Link through an Unwrapper: %v", err)
+	}
+	if err := dst.Remove("g2"); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		fs   FS
 		name string
@@ -54,3 +62,9 @@ func TestLinkAndShared(t *testing.T) {
 		t.Fatalf("Shared on a Mem = %v, %v", shared, err)
 	}
 }
+
+// unwrapper is an FS wrapping another, as the log's record of failed
+// directory fsyncs does.
+type unwrapper struct{ FS }
+
+func (u unwrapper) UnwrapFS() FS { return u.FS }

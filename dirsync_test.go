@@ -1,0 +1,421 @@
+package evlog
+
+import (
+	"errors"
+	"io/fs"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/evlog/evlog/internal/vfs"
+	"github.com/evlog/evlog/segment"
+	"github.com/evlog/evlog/snapshot"
+)
+
+// dropFS models, over a Mem, a file system where a directory fsync that
+// fails drops the directory's pending operations for good (Linux,
+// "fsyncgate": after the writeback error the kernel may mark the
+// directory's dirty state clean, so a later fsync succeeds without
+// writing it, while listings, served from the cache, still show it).
+// It records the names created (Create, the target of a rename) since the
+// last successful SyncDir; a failing SyncDir (armed by failNext) marks
+// them lost, and dropFailed removes them from a crash state. A name
+// created again after the failure is pending again, no longer lost.
+// Lost removals (a removed file coming back) are not modelled: they only
+// add files.
+type dropFS struct {
+	vfs.FS
+	mu       sync.Mutex
+	pending  []string
+	lost     map[string]bool
+	failNext bool // the next SyncDir fails with EIO, dropping what is pending
+	// hook, if set, is called (outside mu) with every name created by a
+	// Create or a rename, after it succeeded.
+	hook func(name string)
+}
+
+func (d *dropFS) created(name string) {
+	d.mu.Lock()
+	d.pending = append(d.pending, name)
+	delete(d.lost, name)
+	hook := d.hook
+	d.mu.Unlock()
+	if hook != nil {
+		hook(name)
+	}
+}
+
+func (d *dropFS) Create(name string) (vfs.File, error) {
+	f, err := d.FS.Create(name)
+	if err == nil {
+		d.created(name)
+	}
+	return f, err
+}
+
+func (d *dropFS) Rename(oldname, newname string) error {
+	if err := d.FS.Rename(oldname, newname); err != nil {
+		return err
+	}
+	d.created(newname)
+	return nil
+}
+
+func (d *dropFS) RenameNoReplace(oldname, newname string) error {
+	if err := d.FS.RenameNoReplace(oldname, newname); err != nil {
+		return err
+	}
+	d.created(newname)
+	return nil
+}
+
+func (d *dropFS) SyncDir() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failNext {
+		d.failNext = false
+		if d.lost == nil {
+			d.lost = map[string]bool{}
+		}
+		for _, name := range d.pending {
+			d.lost[name] = true
+		}
+		d.pending = nil
+		return &fs.PathError{Op: "fsync", Path: ".", Err: syscall.EIO}
+	}
+	if err := d.FS.SyncDir(); err != nil {
+		return err
+	}
+	d.pending = nil
+	return nil
+}
+
+// failNextSyncDir arms the failure of the next SyncDir.
+func (d *dropFS) failNextSyncDir() {
+	d.mu.Lock()
+	d.failNext = true
+	d.mu.Unlock()
+}
+
+// setHook sets the hook (nil: none).
+func (d *dropFS) setHook(hook func(name string)) {
+	d.mu.Lock()
+	d.hook = hook
+	d.mu.Unlock()
+}
+
+// dropFailed turns after, a crash state of the Mem under d, into what
+// survives where every failed SyncDir dropped its pending operations for
+// good: the names they created are gone.
+func (d *dropFS) dropFailed(t testing.TB, after *vfs.Mem) *vfs.Mem {
+	t.Helper()
+	d.mu.Lock()
+	lost := slices.Sorted(maps.Keys(d.lost))
+	d.mu.Unlock()
+	for _, name := range lost {
+		if err := after.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("dropping the lost entry %s: %v", name, err)
+		}
+	}
+	if err := after.SyncDir(); err != nil {
+		t.Fatal(err)
+	}
+	return after
+}
+
+// isSegmentName reports whether name is a segment's (not a temporary's).
+func isSegmentName(name string) bool {
+	_, _, ok := segment.ParseFileName(name)
+	return ok
+}
+
+// openDrop opens a writer over a dropFS over a new Mem, with tiny
+// segments, and its snapshot store.
+func openDrop(t *testing.T) (*Log, *dropFS, *vfs.Mem, *snapshot.Store) {
+	t.Helper()
+	mem := vfs.NewMem()
+	d := &dropFS{FS: mem}
+	l := openMem(t, d, crashOpts(SyncAlways))
+	t.Cleanup(func() { l.Close() })
+	store, err := l.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, d, mem, store
+}
+
+// TestRollAfterDroppedDirSync: the log's segments and snapshots share one
+// directory. A snapshot Save whose directory fsync fails while a roll's
+// new segment is created but not yet made durable by the roll's own
+// directory fsync may drop that segment's entry for good; the roll's
+// fsync then succeeds without writing it. The writer must not acknowledge
+// appends in that segment: they would vanish at a power loss. It fails
+// (ErrWriterFailed, matching ErrDirSyncFailed and the cause) instead.
+func TestRollAfterDroppedDirSync(t *testing.T) {
+	ctx := t.Context()
+	l, d, mem, store := openDrop(t)
+	work := genWorkload(5, 80)
+	for _, b := range work[:2] {
+		pos, err := l.AppendBatch(ctx, b.reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.acked, b.pos = true, pos
+	}
+	// Every event so far is served after a power loss, so the Save in
+	// the hook needs nothing of the writer (which runs the hook).
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var fired atomic.Bool
+	var saveErr error
+	d.setHook(func(name string) {
+		if !isSegmentName(name) || fired.Swap(true) {
+			return
+		}
+		// The roll's new segment is renamed into place; before the
+		// roll fsyncs the directory, the snapshot store's fsync fails.
+		d.failNextSyncDir()
+		_, saveErr = store.Save(ctx, snapshot.Meta{Name: "cart", Seq: 1, Time: t0}, []byte("state"))
+	})
+	firedAt := -1
+	for bi, b := range work[2:] {
+		pos, err := l.AppendBatch(ctx, b.reqs)
+		if firedAt < 0 && fired.Load() {
+			firedAt = bi
+		}
+		if firedAt < 0 {
+			if err != nil {
+				t.Fatalf("batch %d before the roll: %v", bi, err)
+			}
+			b.acked, b.pos = true, pos
+			continue
+		}
+		if err == nil {
+			b.acked, b.pos = true, pos
+			t.Errorf("batch %d acknowledged after the roll during which a directory fsync failed (batch %d): the writer must stop", bi, firedAt)
+			break
+		}
+		if !errors.Is(err, ErrWriterFailed) || !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, syscall.EIO) {
+			t.Fatalf("batch %d after the failed directory fsync: %v, want an error matching ErrWriterFailed, ErrDirSyncFailed and EIO", bi, err)
+		}
+	}
+	if firedAt < 0 {
+		t.Fatal("the workload never rolled")
+	}
+	if !errors.Is(saveErr, ErrDirSyncFailed) || !errors.Is(saveErr, syscall.EIO) {
+		t.Errorf("Save with a failing directory fsync = %v, want an error matching ErrDirSyncFailed and EIO", saveErr)
+	}
+	after := d.dropFailed(t, mem.CrashClone(vfs.DropUnsynced, nil))
+	if msg := checkRecovered(ctx, after, crashOpts(SyncAlways), work); msg != "" {
+		t.Errorf("power loss after the failed directory fsync: %s", msg)
+	}
+}
+
+// TestCompactAfterDroppedDirSync: a compaction renames its output into
+// place and fsyncs the directory before removing its inputs. If another
+// directory fsync of the log directory (here a snapshot Save's) fails in
+// between, the output's entry may be dropped for good and the
+// compaction's own fsync succeed without it: removing the inputs then
+// loses their events at a power loss. Compact must keep its inputs and
+// fail with ErrDirSyncFailed.
+func TestCompactAfterDroppedDirSync(t *testing.T) {
+	ctx := t.Context()
+	l, d, mem, store := openDrop(t)
+	work := genWorkload(22, 120)
+	if err := runWorkload(ctx, l, work); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var fired atomic.Bool
+	var saveErr error
+	d.setHook(func(name string) {
+		if !isSegmentName(name) || fired.Swap(true) {
+			return
+		}
+		d.failNextSyncDir()
+		_, saveErr = store.Save(ctx, snapshot.Meta{Name: "cart", Seq: 1, Time: t0}, []byte("state"))
+	})
+	_, err := l.Compact(ctx, CompactOptions{TargetSize: 1 << 20, Compress: true})
+	if !fired.Load() {
+		t.Fatalf("Compact renamed no output into place (Compact: %v)", err)
+	}
+	if !errors.Is(saveErr, ErrDirSyncFailed) {
+		t.Errorf("Save with a failing directory fsync = %v, want an error matching ErrDirSyncFailed", saveErr)
+	}
+	if !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, syscall.EIO) {
+		t.Errorf("Compact across a failed directory fsync = %v, want an error matching ErrDirSyncFailed and EIO", err)
+	}
+	after := d.dropFailed(t, mem.CrashClone(vfs.DropUnsynced, nil))
+	if msg := checkRecovered(ctx, after, crashOpts(SyncAlways), work); msg != "" {
+		t.Errorf("power loss after the compaction: %s", msg)
+	}
+}
+
+// TestPruneAfterLogDroppedDirSync: the other way round. A directory fsync
+// of the log (here a subscription Ack's) fails while a snapshot Save's
+// new file is renamed into place but not yet fsynced; the Save's own
+// fsync would succeed without it. The log's snapshot store must then
+// neither report the Save durable nor Prune the older snapshot on its
+// word: a power loss would leave neither.
+func TestPruneAfterLogDroppedDirSync(t *testing.T) {
+	ctx := t.Context()
+	l, d, mem, store := openDrop(t)
+	appendN(t, l, "cart", 3)
+	if _, err := store.Save(ctx, snapshot.Meta{Name: "cart", Seq: 1, Time: t0}, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := l.Subscription("sub", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var fired atomic.Bool
+	var ackErr error
+	d.setHook(func(name string) {
+		if _, seq, ok := snapshot.ParseFileName(name); !ok || seq != 2 || fired.Swap(true) {
+			return
+		}
+		d.failNextSyncDir()
+		ackErr = sub.Ack(ctx, 2)
+	})
+	_, saveErr := store.Save(ctx, snapshot.Meta{Name: "cart", Seq: 2, Time: t0}, []byte("two"))
+	if !fired.Load() {
+		t.Fatalf("the Save renamed nothing into place (Save: %v)", saveErr)
+	}
+	if !errors.Is(ackErr, syscall.EIO) {
+		t.Errorf("Ack with a failing directory fsync = %v, want an error matching EIO", ackErr)
+	}
+	if !errors.Is(saveErr, ErrDirSyncFailed) || !errors.Is(saveErr, syscall.EIO) {
+		t.Errorf("Save after the log's directory fsync failed = %v, want an error matching ErrDirSyncFailed and EIO", saveErr)
+	}
+	removed, err := store.Prune(ctx, "cart", snapshot.PrunePolicy{KeepLast: 1})
+	if !errors.Is(err, ErrDirSyncFailed) || len(removed) > 0 {
+		t.Errorf("Prune after the log's directory fsync failed = %v (removed %v), want an error matching ErrDirSyncFailed and nothing removed", err, removed)
+	}
+	after := d.dropFailed(t, mem.CrashClone(vfs.DropUnsynced, nil))
+	ro, err := snapshot.Open(vfs.ReadOnly(after), snapshot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if metas, err := ro.List("cart"); err != nil || len(metas) == 0 {
+		t.Errorf("power loss after the Prune: no snapshot of cart survives (%v, %v)", metas, err)
+	}
+}
+
+// TestDirSyncFailureStopsTheLog: once any directory fsync of the log
+// directory failed in this process, whoever made it, everything that
+// relies on a later one refuses: the writer (appends and Sync fail with
+// ErrWriterFailed), Compact, Subscription.Ack, and the log's snapshot
+// store's Save, Prune and Remove. Each refusal matches ErrDirSyncFailed
+// and the original failure (EIO).
+func TestDirSyncFailureStopsTheLog(t *testing.T) {
+	failBy := []struct {
+		name string
+		fail func(t *testing.T, l *Log, store *snapshot.Store, sub *Subscription) error
+	}{
+		{"snapshot Save", func(t *testing.T, _ *Log, store *snapshot.Store, _ *Subscription) error {
+			_, err := store.Save(t.Context(), snapshot.Meta{Name: "cart", Seq: 2, Time: t0}, []byte("two"))
+			return err
+		}},
+		{"subscription Ack", func(t *testing.T, _ *Log, _ *snapshot.Store, sub *Subscription) error {
+			return sub.Ack(t.Context(), 1)
+		}},
+		{"DeleteSubscription", func(t *testing.T, l *Log, _ *snapshot.Store, _ *Subscription) error {
+			return l.DeleteSubscription("old")
+		}},
+	}
+	refusals := []struct {
+		name string
+		op   func(t *testing.T, l *Log, store *snapshot.Store, sub *Subscription) error
+	}{
+		{"Append", func(t *testing.T, l *Log, _ *snapshot.Store, _ *Subscription) error {
+			_, err := l.Append(t.Context(), "cart", ExpectAny, Envelope{Type: "e"})
+			if err != nil && !errors.Is(err, ErrWriterFailed) {
+				t.Errorf("Append: %v does not match ErrWriterFailed", err)
+			}
+			return err
+		}},
+		{"Sync", func(t *testing.T, l *Log, _ *snapshot.Store, _ *Subscription) error {
+			return l.Sync(t.Context())
+		}},
+		{"Compact", func(t *testing.T, l *Log, _ *snapshot.Store, _ *Subscription) error {
+			_, err := l.Compact(t.Context(), CompactOptions{})
+			return err
+		}},
+		{"Ack", func(t *testing.T, _ *Log, _ *snapshot.Store, sub *Subscription) error {
+			return sub.Ack(t.Context(), 3)
+		}},
+		{"Save", func(t *testing.T, _ *Log, store *snapshot.Store, _ *Subscription) error {
+			_, err := store.Save(t.Context(), snapshot.Meta{Name: "cart", Seq: 3, Time: t0}, []byte("three"))
+			return err
+		}},
+		{"Prune", func(t *testing.T, _ *Log, store *snapshot.Store, _ *Subscription) error {
+			_, err := store.Prune(t.Context(), "cart", snapshot.PrunePolicy{KeepLast: 1})
+			return err
+		}},
+		{"Remove", func(t *testing.T, _ *Log, store *snapshot.Store, _ *Subscription) error {
+			return store.Remove(t.Context(), snapshot.Meta{Name: "cart", Seq: 1})
+		}},
+	}
+	for _, fb := range failBy {
+		for _, rf := range refusals {
+			t.Run(fb.name+"/"+rf.name, func(t *testing.T) {
+				ctx := t.Context()
+				l, d, _, store := openDrop(t)
+				appendN(t, l, "cart", 3)
+				if _, err := store.Save(ctx, snapshot.Meta{Name: "cart", Seq: 1, Time: t0}, []byte("one")); err != nil {
+					t.Fatal(err)
+				}
+				old, err := l.Subscription("old", Filter{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := old.Ack(ctx, 1); err != nil {
+					t.Fatal(err)
+				}
+				old.Close()
+				sub, err := l.Subscription("sub", Filter{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sub.Close()
+				names := func() []string {
+					n, err := d.List()
+					if err != nil {
+						t.Fatal(err)
+					}
+					return n
+				}
+				d.failNextSyncDir()
+				if err := fb.fail(t, l, store, sub); !errors.Is(err, syscall.EIO) {
+					t.Fatalf("%s with a failing directory fsync = %v, want an error matching EIO", fb.name, err)
+				}
+				before := names()
+				err = rf.op(t, l, store, sub)
+				if !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, syscall.EIO) {
+					t.Errorf("%s after a failed directory fsync by %s = %v, want an error matching ErrDirSyncFailed and EIO", rf.name, fb.name, err)
+				}
+				if rf.name == "Prune" || rf.name == "Remove" || rf.name == "Compact" {
+					if got := names(); !slices.Equal(got, before) {
+						t.Errorf("%s after a failed directory fsync changed the directory: %v, was %v", rf.name, got, before)
+					}
+				}
+			})
+		}
+	}
+}
+
+// memOf returns the Mem a log's FS is (a read-only log's) or wraps (a
+// writer's dirSyncFS).
+func memOf(fsys vfs.FS) *vfs.Mem {
+	if d, ok := fsys.(*dirSyncFS); ok {
+		fsys = d.UnwrapFS()
+	}
+	return fsys.(*vfs.Mem)
+}
