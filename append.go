@@ -152,6 +152,13 @@ func (l *Log) appendBatch(ctx context.Context, batch []AppendRequest, copied boo
 
 // Sync makes every event appended so far durable (under any SyncMode),
 // and writes (and fsyncs) a mark that an earlier lack of space skipped.
+// When that mark still cannot be written, Sync returns nil all the same:
+// the events are durable, and only readers in other processes wait for
+// the mark, which the writer keeps retrying on its own while idle (at
+// most a second apart; see SyncAlways) and writes with the next group,
+// Close or Open. A call that must not return before such readers serve
+// everything appended (a snapshot Save, Subscription.Ack, Backup, Close)
+// fails instead, matching syscall.ENOSPC.
 func (l *Log) Sync(ctx context.Context) error {
 	if l.readOnly {
 		return ErrReadOnly

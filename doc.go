@@ -102,7 +102,9 @@
 // removed; appends resume once space is freed. Under SyncAlways an
 // ENOSPC on the small mark written after a group's fsync fails nothing:
 // the group is durable and this process sees it, readers in other
-// processes serve it once a later mark records it, and meanwhile a
+// processes serve it once a later mark records it (the next group's, a
+// Sync's, Close's, or, on an idle log, the writer's own timed retry, at
+// most about a second after space comes back), and meanwhile a
 // snapshot Save, Subscription.Ack, Backup and Close fail matching
 // syscall.ENOSPC rather than persist a seq those readers do not serve
 // (see SyncAlways).

@@ -133,7 +133,11 @@ func (w *writer) writeMark() (at int64, marked bool, _ error) {
 			_, undoErr = w.f.Seek(at, io.SeekStart)
 		}
 		if undoErr == nil && errors.Is(err, syscall.ENOSPC) {
-			w.l.logger.Warn("evlog: no space left to record an fsync in a mark frame; the data is durable, the next mark will record it", "file", w.name, "err", err)
+			if !w.markSkipped {
+				// Once per shortage: the writer retries (markRetry).
+				w.markSkipped = true
+				w.l.logger.Warn("evlog: no space left to record an fsync in a mark frame; the data is durable, but readers in other processes do not serve it until a mark records it: free space, the writer retries", "file", w.name, "err", err)
+			}
 			return 0, false, nil
 		}
 		return 0, false, errors.Join(fmt.Errorf("writing a mark to %s: %w", w.name, err), undoErr)
@@ -141,7 +145,79 @@ func (w *writer) writeMark() (at int64, marked bool, _ error) {
 	w.end += int64(n)
 	w.markEnd = w.end
 	w.markSeq = w.lastSeq
+	w.markSkipped = false
 	return at, true, nil
+}
+
+// The delays of the idle writer's retries of a mark skipped for lack of
+// space (markRetry): the first retry comes markRetryMin after the skip,
+// each later one after twice the delay before, up to markRetryMax. A
+// retry is one write of a mark frame (segment.MarkFrameSize bytes, no
+// fsync), so the first ones are frequent: a reader in another process
+// serves the group within tens of milliseconds of space coming back
+// (the usual case: a transient shortage, a file removed). The cap bounds
+// what a disk that stays full costs, one failed write and no log line a
+// second, and how late such a reader serves the group once space is
+// back: at most markRetryMax.
+const (
+	markRetryMin = 10 * time.Millisecond
+	markRetryMax = time.Second
+)
+
+// markRetry is the writer's timer for retrying, while it is idle, the
+// mark a write that ran out of space skipped (writer.remark): without
+// it, a log that goes idle right after the skip leaves readers in other
+// processes without its last acknowledged groups until the next append,
+// Sync or Close. It exists only while a mark is pending: run arms it
+// (update) only while writer.unmarked holds — which is never under
+// SyncInterval or SyncNever, so it never meets their ticker — and stops
+// it once the mark is written or the writer fails or stops; no timer
+// runs in the common case. Only run's goroutine uses it.
+//
+// The marked Syncs waiting for a mark (deferMarked: a snapshot Save, a
+// Subscription.Ack) are no concern of it: finishDeferred completes them
+// all at the end of the batch they came in, failing them (matching
+// syscall.ENOSPC) when the mark is still unwritten, so none is left
+// waiting when a timed retry writes it; their callers retry.
+type markRetry struct {
+	t     *time.Timer
+	c     <-chan time.Time // t.C while armed; nil otherwise
+	delay time.Duration    // the delay of the next arming (0: markRetryMin)
+}
+
+// update arms the timer when a mark is pending and it is not armed, and
+// stops it, resetting the backoff, when none is.
+func (r *markRetry) update(pending bool) {
+	switch {
+	case !pending:
+		r.stop()
+		r.delay = 0
+	case r.c == nil:
+		if r.delay == 0 {
+			r.delay = markRetryMin
+		}
+		if r.t == nil {
+			r.t = time.NewTimer(r.delay)
+		} else {
+			r.t.Reset(r.delay)
+		}
+		r.c = r.t.C
+	}
+}
+
+// fired records that the armed timer fired (its value received from c):
+// the next arming waits twice as long, up to markRetryMax.
+func (r *markRetry) fired() {
+	r.c = nil
+	r.delay = min(2*r.delay, markRetryMax)
+}
+
+// stop stops the timer, if armed.
+func (r *markRetry) stop() {
+	if r.c != nil {
+		r.t.Stop()
+		r.c = nil
+	}
 }
 
 // deferMarked takes a marked Sync that needs durable only the marks

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -22,55 +23,70 @@ import (
 // mark at all, a snapshot and a position past the end of the log such a
 // reader serves, even without a power loss. Sync must write the mark a
 // failed write skipped, and fsync it.
+//
+// Each case runs in a synctest bubble: the writer's timed retry of the
+// skipped mark (markRetry) cannot fire before the Save or the Ack is
+// queued, so it is they that write it, whatever the scheduler does.
 func TestSyncAfterSkippedMark(t *testing.T) {
+	// The snapshot package's zstd encoder is process-wide, created by
+	// the first Save: create it outside the bubble, or the channels it
+	// makes would be the bubble's, and a later test's Save would crash.
+	warm := openMem(t, vfs.NewMem(), Options{})
+	appendN(t, warm, "s", 1)
+	saveSnap(t, warm, mustSnapshots(t, warm), 1)
+	if err := warm.Close(); err != nil {
+		t.Fatal(err)
+	}
 	for _, what := range []string{"snapshot", "ack"} {
 		t.Run(what, func(t *testing.T) {
-			mem := vfs.NewMem()
-			var failMark atomic.Bool
-			fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
-				if isSegmentWrite(op) && op.Len == segment.MarkFrameSize && failMark.CompareAndSwap(true, false) {
-					return vfs.ENOSPC(op.Name)
+			synctest.Test(t, func(t *testing.T) {
+				mem := vfs.NewMem()
+				var failMark atomic.Bool
+				fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+					if isSegmentWrite(op) && op.Len == segment.MarkFrameSize && failMark.CompareAndSwap(true, false) {
+						return vfs.ENOSPC(op.Name)
+					}
+					return nil
+				})
+				opts := Options{Sync: SyncAlways}
+				l := openMem(t, fsys, opts)
+				defer l.Close()
+				appendN(t, l, "s", 2)
+				failMark.Store(true)
+				appendN(t, l, "s", 1) // its group is durable, its mark skipped
+				if failMark.Load() {
+					t.Fatal("no mark write failed: the test does not test what it claims")
 				}
-				return nil
+				n := l.LastSeq()
+				switch what {
+				case "snapshot":
+					saveSnap(t, l, mustSnapshots(t, l), n)
+				case "ack":
+					sub, err := l.Subscription("sub", Filter{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := sub.Ack(t.Context(), n); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, c := range []struct {
+					name string
+					fs   vfs.FS
+				}{
+					{"beside the writer", mem.Clone()},
+					{"after a power loss", mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2)))},
+				} {
+					ro, err := openFS(vfs.ReadOnly(c.fs), opts, true)
+					if err != nil {
+						t.Fatalf("%s: read-only open: %v", c.name, err)
+					}
+					if got := ro.LastSeq(); got < n {
+						t.Errorf("%s: a read-only open serves up to seq %d, but the %s was saved at %d", c.name, got, what, n)
+					}
+					ro.Close()
+				}
 			})
-			opts := Options{Sync: SyncAlways}
-			l := openMem(t, fsys, opts)
-			defer l.Close()
-			appendN(t, l, "s", 2)
-			failMark.Store(true)
-			appendN(t, l, "s", 1) // its group is durable, its mark skipped
-			if failMark.Load() {
-				t.Fatal("no mark write failed: the test does not test what it claims")
-			}
-			n := l.LastSeq()
-			switch what {
-			case "snapshot":
-				saveSnap(t, l, mustSnapshots(t, l), n)
-			case "ack":
-				sub, err := l.Subscription("sub", Filter{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := sub.Ack(t.Context(), n); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for _, c := range []struct {
-				name string
-				fs   vfs.FS
-			}{
-				{"beside the writer", mem.Clone()},
-				{"after a power loss", mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2)))},
-			} {
-				ro, err := openFS(vfs.ReadOnly(c.fs), opts, true)
-				if err != nil {
-					t.Fatalf("%s: read-only open: %v", c.name, err)
-				}
-				if got := ro.LastSeq(); got < n {
-					t.Errorf("%s: a read-only open serves up to seq %d, but the %s was saved at %d", c.name, got, what, n)
-				}
-				ro.Close()
-			}
 		})
 	}
 }
@@ -81,44 +97,50 @@ func TestSyncAfterSkippedMark(t *testing.T) {
 // record a position a reader in another process does not serve; once
 // space is freed the Ack succeeds. On the old code the Ack succeeded at
 // once.
+//
+// It runs in a synctest bubble: the writer's timed retry of the skipped
+// mark (markRetry) would otherwise take the second failure, or write the
+// mark, before the Ack is queued, whatever the scheduler does.
 func TestAckFailsWhenTheMarkCannotBeWritten(t *testing.T) {
-	mem := vfs.NewMem()
-	var failMarks atomic.Int32
-	fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
-		if isSegmentWrite(op) && op.Len == segment.MarkFrameSize && failMarks.Add(-1) >= 0 {
-			return vfs.ENOSPC(op.Name)
+	synctest.Test(t, func(t *testing.T) {
+		mem := vfs.NewMem()
+		var failMarks atomic.Int32
+		fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+			if isSegmentWrite(op) && op.Len == segment.MarkFrameSize && failMarks.Add(-1) >= 0 {
+				return vfs.ENOSPC(op.Name)
+			}
+			return nil
+		})
+		opts := Options{Sync: SyncAlways}
+		l := openMem(t, fsys, opts)
+		defer l.Close()
+		appendN(t, l, "s", 2)
+		failMarks.Store(2) // the group's mark, and the one Ack's Sync writes again
+		appendN(t, l, "s", 1)
+		n := l.LastSeq()
+		sub, err := l.Subscription("sub", Filter{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		err = sub.Ack(t.Context(), n)
+		if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrWriterFailed) {
+			t.Fatalf("Ack with no space for the mark: %v; want an ENOSPC error, the writer still usable", err)
+		}
+		if failMarks.Load() > 0 {
+			t.Fatal("fewer than two mark writes failed: the test does not test what it claims")
+		}
+		if err := sub.Ack(t.Context(), n); err != nil {
+			t.Fatalf("Ack once space is freed: %v", err)
+		}
+		ro, err := openFS(vfs.ReadOnly(mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2)))), opts, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ro.Close()
+		if got := ro.LastSeq(); got < n {
+			t.Errorf("after a power loss a read-only open serves up to seq %d, but the Ack was of %d", got, n)
+		}
 	})
-	opts := Options{Sync: SyncAlways}
-	l := openMem(t, fsys, opts)
-	defer l.Close()
-	appendN(t, l, "s", 2)
-	failMarks.Store(2) // the group's mark, and the one Ack's Sync writes again
-	appendN(t, l, "s", 1)
-	n := l.LastSeq()
-	sub, err := l.Subscription("sub", Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = sub.Ack(t.Context(), n)
-	if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrWriterFailed) {
-		t.Fatalf("Ack with no space for the mark: %v; want an ENOSPC error, the writer still usable", err)
-	}
-	if failMarks.Load() > 0 {
-		t.Fatal("fewer than two mark writes failed: the test does not test what it claims")
-	}
-	if err := sub.Ack(t.Context(), n); err != nil {
-		t.Fatalf("Ack once space is freed: %v", err)
-	}
-	ro, err := openFS(vfs.ReadOnly(mem.CrashClone(vfs.DropUnsynced, rand.New(rand.NewPCG(1, 2)))), opts, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	if got := ro.LastSeq(); got < n {
-		t.Errorf("after a power loss a read-only open serves up to seq %d, but the Ack was of %d", got, n)
-	}
 }
 
 // TestSkippedMarkIsWrittenAgain: a mark skipped for lack of space must be
@@ -130,57 +152,63 @@ func TestAckFailsWhenTheMarkCannotBeWritten(t *testing.T) {
 // another process never served, until a writer opened it again. An
 // append that failed for lack of space (its partial bytes removed, which
 // may free the 16 bytes a mark needs) did not try it either.
+//
+// Each case runs in a synctest bubble, so that the writer's timed retry
+// (markRetry, TestIdleWriterRetriesSkippedMark) cannot write the mark
+// before the Close or the append: they are what is tested here.
 func TestSkippedMarkIsWrittenAgain(t *testing.T) {
 	for _, next := range []string{"close", "failed append"} {
 		t.Run(next, func(t *testing.T) {
-			mem := vfs.NewMem()
-			var failMark, failGroup, noSpace atomic.Bool
-			fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
-				if noSpace.Load() && op.Kind == vfs.OpWrite && strings.Contains(op.Name, segment.CheckpointExt) {
-					// The disk is full: Close's checkpoint, which would
-					// also prove the group durable, cannot be written.
-					return vfs.ENOSPC(op.Name)
-				}
-				if !isSegmentWrite(op) {
+			synctest.Test(t, func(t *testing.T) {
+				mem := vfs.NewMem()
+				var failMark, failGroup, noSpace atomic.Bool
+				fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+					if noSpace.Load() && op.Kind == vfs.OpWrite && strings.Contains(op.Name, segment.CheckpointExt) {
+						// The disk is full: Close's checkpoint, which would
+						// also prove the group durable, cannot be written.
+						return vfs.ENOSPC(op.Name)
+					}
+					if !isSegmentWrite(op) {
+						return nil
+					}
+					if op.Len == segment.MarkFrameSize && failMark.CompareAndSwap(true, false) ||
+						op.Len > segment.MarkFrameSize && failGroup.CompareAndSwap(true, false) {
+						return vfs.ENOSPC(op.Name)
+					}
 					return nil
+				})
+				opts := Options{Sync: SyncAlways}
+				l := openMem(t, fsys, opts)
+				defer l.Close()
+				appendN(t, l, "s", 2)
+				failMark.Store(true)
+				appendN(t, l, "s", 1) // its group is durable, its mark skipped
+				if failMark.Load() {
+					t.Fatal("no mark write failed: the test does not test what it claims")
 				}
-				if op.Len == segment.MarkFrameSize && failMark.CompareAndSwap(true, false) ||
-					op.Len > segment.MarkFrameSize && failGroup.CompareAndSwap(true, false) {
-					return vfs.ENOSPC(op.Name)
+				n := l.LastSeq()
+				switch next {
+				case "close":
+					noSpace.Store(true)
+					if err := l.Close(); err != nil {
+						t.Fatalf("Close: %v", err)
+					}
+				case "failed append":
+					failGroup.Store(true)
+					_, err := l.Append(t.Context(), "s", ExpectAny, Envelope{Type: "e"})
+					if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrWriterFailed) {
+						t.Fatalf("append with no space: %v; want an ENOSPC error, the writer still usable", err)
+					}
 				}
-				return nil
+				ro, err := openFS(vfs.ReadOnly(mem.Clone()), opts, true)
+				if err != nil {
+					t.Fatalf("read-only open: %v", err)
+				}
+				defer ro.Close()
+				if got := ro.LastSeq(); got < n {
+					t.Errorf("after the %s, a read-only open serves up to seq %d; the writer acknowledged %d", next, got, n)
+				}
 			})
-			opts := Options{Sync: SyncAlways}
-			l := openMem(t, fsys, opts)
-			defer l.Close()
-			appendN(t, l, "s", 2)
-			failMark.Store(true)
-			appendN(t, l, "s", 1) // its group is durable, its mark skipped
-			if failMark.Load() {
-				t.Fatal("no mark write failed: the test does not test what it claims")
-			}
-			n := l.LastSeq()
-			switch next {
-			case "close":
-				noSpace.Store(true)
-				if err := l.Close(); err != nil {
-					t.Fatalf("Close: %v", err)
-				}
-			case "failed append":
-				failGroup.Store(true)
-				_, err := l.Append(t.Context(), "s", ExpectAny, Envelope{Type: "e"})
-				if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrWriterFailed) {
-					t.Fatalf("append with no space: %v; want an ENOSPC error, the writer still usable", err)
-				}
-			}
-			ro, err := openFS(vfs.ReadOnly(mem.Clone()), opts, true)
-			if err != nil {
-				t.Fatalf("read-only open: %v", err)
-			}
-			defer ro.Close()
-			if got := ro.LastSeq(); got < n {
-				t.Errorf("after the %s, a read-only open serves up to seq %d; the writer acknowledged %d", next, got, n)
-			}
 		})
 	}
 }

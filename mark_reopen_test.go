@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -59,23 +60,29 @@ func TestFirstSaveAfterOpenNeedsNoFsync(t *testing.T) {
 			return mem.Clone() // the process is killed: the page cache stays
 		}},
 		{"killed after a skipped mark", func(t *testing.T) *vfs.Mem {
-			mem := vfs.NewMem()
-			var failMark atomic.Bool
-			fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
-				if isSegmentWrite(op) && op.Len == segment.MarkFrameSize && failMark.CompareAndSwap(true, false) {
-					return vfs.ENOSPC(op.Name)
+			// In a synctest bubble, so that the writer is killed (the
+			// clone) before its timed retry (markRetry) writes the mark.
+			var killed *vfs.Mem
+			synctest.Test(t, func(t *testing.T) {
+				mem := vfs.NewMem()
+				var failMark atomic.Bool
+				fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+					if isSegmentWrite(op) && op.Len == segment.MarkFrameSize && failMark.CompareAndSwap(true, false) {
+						return vfs.ENOSPC(op.Name)
+					}
+					return nil
+				})
+				l := openMem(t, fsys, Options{Sync: SyncAlways})
+				defer l.Close()
+				appendN(t, l, "s", 2)
+				failMark.Store(true)
+				appendN(t, l, "s", 1)
+				if failMark.Load() {
+					t.Fatal("no mark write failed: the test does not test what it claims")
 				}
-				return nil
+				killed = mem.Clone()
 			})
-			l := openMem(t, fsys, Options{Sync: SyncAlways})
-			t.Cleanup(func() { l.Close() })
-			appendN(t, l, "s", 2)
-			failMark.Store(true)
-			appendN(t, l, "s", 1)
-			if failMark.Load() {
-				t.Fatal("no mark write failed: the test does not test what it claims")
-			}
-			return mem.Clone()
+			return killed
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

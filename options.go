@@ -34,7 +34,11 @@ const (
 	// your writes). A reader in another process serves it only once a
 	// later mark records it, which the writer writes at every
 	// opportunity: the next group, an append that fails for lack of
-	// space, Sync, Close, and the next Open. Meanwhile nothing the log
+	// space, Sync, Close, the next Open, and, while the writer is idle, a
+	// timed retry (10 ms after the skip, then doubling up to one retry a
+	// second while the disk stays full): such a reader serves the batch
+	// at most about a second after space comes back, with no further
+	// append, Sync or Close. Meanwhile nothing the log
 	// persists claims the batch: a snapshot Save through Log.Snapshots
 	// (projection checkpoints and aggregate snapshots stored there
 	// included) and Subscription.Ack write the mark first and fail,

@@ -81,6 +81,9 @@ type writer struct {
 	markSeq uint64         // the last seq a mark written to the active segment records durable (0: none yet)
 	ckptEnd int64          // prefix end of the active segment's newest checkpoint (0: none)
 	markBuf []byte
+	// markSkipped: a mark write ran out of space since the last mark
+	// written (writeMark warns once per shortage, not at every retry).
+	markSkipped bool
 	// dirtySince is when the first frames not yet fsynced were written
 	// (zero when everything written is durable, marks aside): SyncInterval
 	// fsyncs once it is d old, between groups as well as at its ticks.
@@ -208,7 +211,10 @@ func (w *writer) run() {
 		defer t.Stop()
 		tick = t.C
 	}
+	var retry markRetry // fsync.go: a mark skipped for lack of space
+	defer retry.stop()
 	for {
+		retry.update(w.failed == nil && w.unmarked())
 		select {
 		case <-w.wake:
 			w.drain()
@@ -216,6 +222,9 @@ func (w *writer) run() {
 			if w.failed == nil && w.end > w.durable {
 				w.fsync()
 			}
+		case <-retry.c:
+			retry.fired()
+			w.remark()
 		case <-w.quit:
 			w.drain()
 			w.shutdown()
@@ -381,10 +390,15 @@ func (w *writer) unmarked() bool {
 // frames are durable; see writeMark), at the writer's next opportunity
 // that is no group's: a Sync, Close (the fsync after it makes it
 // durable), an append that failed for lack of space (the next fsync
-// does). A successful group's flush writes it anyway (writeMark). Without it a Sync after such a skip found nothing written
-// since the last fsync and returned with no mark on disk, and a snapshot
-// Save or Subscription.Ack (syncThrough, servedAfterPowerLoss) recorded a
-// seq that a reader in another process does not serve.
+// does), and, while the writer is idle, run's retry timer (markRetry;
+// the next fsync, or Close's, makes that mark durable, as it does every
+// group's). A successful group's flush writes it anyway (writeMark).
+// Without it a Sync after such a skip found nothing written since the
+// last fsync and returned with no mark on disk, and a snapshot Save or
+// Subscription.Ack (syncThrough, servedAfterPowerLoss) recorded a seq
+// that a reader in another process does not serve. A write that fails
+// again for lack of space leaves the mark skipped; any other failure
+// fails the writer.
 func (w *writer) remark() {
 	if w.failed != nil || w.header.Version < 2 || w.markEnd >= w.end || w.durable != w.end {
 		return
