@@ -485,6 +485,10 @@ func BenchmarkStreamRead(b *testing.B) {
 
 // TestMain removes the benchmark fixtures built in temporary directories.
 func TestMain(m *testing.M) {
+	if err := warmSnapshotCodecs(); err != nil { // snapshot_warm_test.go
+		fmt.Fprintln(os.Stderr, "warming the snapshot codecs:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if replayFixture.dir != "" {
 		os.RemoveAll(replayFixture.dir)

@@ -28,15 +28,8 @@ import (
 // skipped mark (markRetry) cannot fire before the Save or the Ack is
 // queued, so it is they that write it, whatever the scheduler does.
 func TestSyncAfterSkippedMark(t *testing.T) {
-	// The snapshot package's zstd encoder is process-wide, created by
-	// the first Save: create it outside the bubble, or the channels it
-	// makes would be the bubble's, and a later test's Save would crash.
-	warm := openMem(t, vfs.NewMem(), Options{})
-	appendN(t, warm, "s", 1)
-	saveSnap(t, warm, mustSnapshots(t, warm), 1)
-	if err := warm.Close(); err != nil {
-		t.Fatal(err)
-	}
+	// The snapshot package's zstd codecs are process-wide: TestMain
+	// creates them outside every bubble (warmSnapshotCodecs).
 	for _, what := range []string{"snapshot", "ack"} {
 		t.Run(what, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
