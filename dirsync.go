@@ -113,11 +113,24 @@ func (l *Log) dirSyncFailure() error {
 // with dirSyncFS's error anyway): it is refused, and the writer stops.
 // The engine's rule, fsync errors stop the writer, is kept for the
 // directory as for the segment.
+//
+// Before it stops, the writer fsyncs (and marks) the frames written but
+// not yet fsynced (under SyncNever and SyncInterval, acknowledged
+// appends; under SyncAlways, the last mark): they are in the active
+// segment, whose entry was durable before the failure (above), so that
+// fsync does make them durable. Without it they were left to the page
+// cache: the writer stopped, neither the interval's fsync nor Close's
+// ran, and a power loss lost acknowledged appends.
 func (w *writer) checkDirSync() {
 	if w.failed != nil {
 		return
 	}
 	if err := w.l.dirSyncFailure(); err != nil {
-		w.fail(err)
+		if w.end > w.durable {
+			w.fsync() // fails the writer on an error of its own
+		}
+		if w.failed == nil {
+			w.fail(err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -418,4 +419,70 @@ func memOf(fsys vfs.FS) *vfs.Mem {
 		fsys = d.UnwrapFS()
 	}
 	return fsys.(*vfs.Mem)
+}
+
+// TestDirSyncFailureKeepsWrittenAppends: under SyncNever and SyncInterval
+// an append is acknowledged once written; Close (and the interval's fsync)
+// makes it durable. A directory fsync of the log directory that fails
+// elsewhere (here a DeleteSubscription's) stops the writer, but the
+// appends written before it are in the active segment, whose entry a
+// directory fsync made durable before the failure: the writer must still
+// fsync them when it stops (at the next request, or Close), not leave
+// acknowledged appends to a power loss.
+func TestDirSyncFailureKeepsWrittenAppends(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sync SyncMode
+		// appendAfter: an append after the failure stops the writer
+		// (refused) before Close does.
+		appendAfter bool
+	}{
+		{"never/Close", SyncNever, false},
+		{"never/append then Close", SyncNever, true},
+		{"interval/Close", SyncInterval(time.Hour), false},
+		{"interval/append then Close", SyncInterval(time.Hour), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			mem := vfs.NewMem()
+			d := &dropFS{FS: mem}
+			opts := Options{Sync: tc.sync}
+			l := openMem(t, d, opts)
+			defer l.Close()
+			old, err := l.Subscription("old", Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendN(t, l, "cart", 2)
+			if err := old.Ack(ctx, 1); err != nil { // durable through seq 2
+				t.Fatal(err)
+			}
+			old.Close()
+			appendN(t, l, "cart", 3) // acknowledged, not fsynced yet
+			want := l.LastSeq()
+
+			d.failNextSyncDir()
+			if err := l.DeleteSubscription("old"); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("DeleteSubscription with a failing directory fsync = %v, want an error matching EIO", err)
+			}
+			if tc.appendAfter {
+				if _, err := l.Append(ctx, "cart", ExpectAny, Envelope{Type: "e"}); !errors.Is(err, ErrDirSyncFailed) {
+					t.Fatalf("Append after a failed directory fsync = %v, want an error matching ErrDirSyncFailed", err)
+				}
+			}
+			if err := l.Close(); !errors.Is(err, ErrDirSyncFailed) {
+				t.Errorf("Close after a failed directory fsync = %v, want an error matching ErrDirSyncFailed", err)
+			}
+
+			after := d.dropFailed(t, mem.CrashClone(vfs.DropUnsynced, nil))
+			ro, err := openFS(vfs.ReadOnly(after), opts, true)
+			if err != nil {
+				t.Fatalf("open after a power loss: %v", err)
+			}
+			defer ro.Close()
+			if got := ro.LastSeq(); got < want {
+				t.Errorf("power loss after Close: the log ends at seq %d; appends up to %d were acknowledged, written before the directory fsync failed, in a segment whose entry was durable", got, want)
+			}
+		})
+	}
 }
