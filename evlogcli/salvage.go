@@ -583,6 +583,9 @@ func (s *salvager) backwards(ev evlog.Envelope) {
 		reason = fmt.Sprintf("a gone event whose ID %q salvage keeps as a placeholder, %s; a retry of its append against NEWDIR would write it again", ev.ID, reason)
 	}
 	s.notHeld(ev, reason)
+	// Read, ev ends the damage before it, as a copied event does: the
+	// seqs up to it are reported, none after it is pending.
+	s.pending = nil
 	s.next = ev.Seq + 1
 }
 

@@ -97,3 +97,38 @@ func mustGlob1(t *testing.T, pattern string) string {
 	}
 	return m[0]
 }
+
+// TestSalvageEarlierTimeAfterDamage: with --skip-damaged, damage (seq 2)
+// then an event recorded before the event copied last (seq 3), the log's
+// last. Seq 3 was reported lost, naming its frame, but the damage before
+// it stayed pending, as if its end were not known, so the report also
+// said "lost 4..?": an unknown number of events after the log's last,
+// which never existed (an operator would look for them in a backup). The
+// event read at seq 3 ends the damage as a copied one does: lost are seqs
+// 2 and 3, nothing after.
+func TestSalvageEarlierTimeAfterDamage(t *testing.T) {
+	t.Parallel()
+	at := func(i int) time.Time { return testEpoch.Add(time.Duration(i) * time.Second) }
+	events := []event.Envelope{
+		{Seq: 1, Stream: "order-1", Version: 1, Type: "placed", SchemaVersion: 1, Time: at(2), Data: mpStr("a")},
+		{Seq: 2, Stream: "order-2", Version: 1, Type: "placed", SchemaVersion: 1, Time: at(3), Data: mpStr("b")},
+		{Seq: 3, Stream: "order-1", Version: 2, Type: "shipped", SchemaVersion: 1, Time: at(1), Data: mpStr("c")},
+	}
+	dir := oldLog(t, events, 1) // seq 2's frame damaged
+	file := filepath.Base(mustGlob1(t, filepath.Join(dir, "*.seg")))
+	args := []string{"salvage", dir, filepath.Join(t.TempDir(), "salvaged"), "--skip-damaged", "--format", "json"}
+	r := run1(t, args...)
+	checkNoPanic(t, args, r)
+	var rep salvageReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 1 {
+		t.Fatalf("exit %d (want 1), %v:\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if len(rep.Gaps) != 1 {
+		t.Fatalf("gaps %+v, want seq 2's frame:\n%s", rep.Gaps, r.stdout)
+	}
+	// Seq 3's frame follows the damaged one.
+	want := []seqRange{{From: 2, To: 2}, {From: 3, To: 3, File: file, Offset: rep.Gaps[0].Offset + rep.Gaps[0].Length}}
+	if d := cmp.Diff(want, rep.Lost, cmpopts.IgnoreFields(seqRange{}, "Reason")); d != "" || rep.Copied != 1 || rep.Complete {
+		t.Errorf("copied %d, complete %v (want 1, false); lost (-want +got):\n%s\n%s", rep.Copied, rep.Complete, d, r.stdout)
+	}
+}
