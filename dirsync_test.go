@@ -260,8 +260,8 @@ func TestPruneAfterLogDroppedDirSync(t *testing.T) {
 	if !fired.Load() {
 		t.Fatalf("the Save renamed nothing into place (Save: %v)", saveErr)
 	}
-	if !errors.Is(ackErr, syscall.EIO) {
-		t.Errorf("Ack with a failing directory fsync = %v, want an error matching EIO", ackErr)
+	if !errors.Is(ackErr, ErrDirSyncFailed) || !errors.Is(ackErr, syscall.EIO) {
+		t.Errorf("Ack with a failing directory fsync = %v, want an error matching ErrDirSyncFailed and EIO", ackErr)
 	}
 	if !errors.Is(saveErr, ErrDirSyncFailed) || !errors.Is(saveErr, syscall.EIO) {
 		t.Errorf("Save after the log's directory fsync failed = %v, want an error matching ErrDirSyncFailed and EIO", saveErr)
@@ -366,8 +366,8 @@ func TestDirSyncFailureStopsTheLog(t *testing.T) {
 					return n
 				}
 				d.failNextSyncDir()
-				if err := fb.fail(t, l, store, sub); !errors.Is(err, syscall.EIO) {
-					t.Fatalf("%s with a failing directory fsync = %v, want an error matching EIO", fb.name, err)
+				if err := fb.fail(t, l, store, sub); !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, syscall.EIO) {
+					t.Fatalf("%s with a failing directory fsync = %v, want an error matching ErrDirSyncFailed and EIO", fb.name, err)
 				}
 				before := names()
 				err = rf.op(t, l, store, sub)
@@ -434,8 +434,8 @@ func TestDirSyncFailureKeepsWrittenAppends(t *testing.T) {
 			want := l.LastSeq()
 
 			d.failNextSyncDir()
-			if err := l.DeleteSubscription("old"); !errors.Is(err, syscall.EIO) {
-				t.Fatalf("DeleteSubscription with a failing directory fsync = %v, want an error matching EIO", err)
+			if err := l.DeleteSubscription("old"); !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, syscall.EIO) {
+				t.Fatalf("DeleteSubscription with a failing directory fsync = %v, want an error matching ErrDirSyncFailed and EIO", err)
 			}
 			if tc.appendAfter {
 				if _, err := l.Append(ctx, "cart", ExpectAny, Envelope{Type: "e"}); !errors.Is(err, ErrDirSyncFailed) {
@@ -454,6 +454,101 @@ func TestDirSyncFailureKeepsWrittenAppends(t *testing.T) {
 			defer ro.Close()
 			if got := ro.LastSeq(); got < want {
 				t.Errorf("power loss after Close: the log ends at seq %d; appends up to %d were acknowledged, written before the directory fsync failed, in a segment whose entry was durable", got, want)
+			}
+		})
+	}
+}
+
+// TestFirstDirSyncFailureMatchesErrDirSyncFailed: the call during which a
+// directory fsync of the log directory fails returns an error matching
+// ErrDirSyncFailed and the failure's cause, like every refusal after it,
+// whichever entry point made the fsync.
+func TestFirstDirSyncFailureMatchesErrDirSyncFailed(t *testing.T) {
+	tests := []struct {
+		name string
+		// setup prepares l; fail then makes the one call whose directory
+		// fsync fails.
+		setup func(t *testing.T, l *Log, store *snapshot.Store)
+		fail  func(t *testing.T, l *Log, store *snapshot.Store) error
+	}{
+		{"Compact", func(t *testing.T, l *Log, _ *snapshot.Store) {
+			if err := runWorkload(t.Context(), l, genWorkload(22, 120)); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, l *Log, _ *snapshot.Store) error {
+			_, err := l.Compact(t.Context(), CompactOptions{TargetSize: 1 << 20, Compress: true})
+			return err
+		}},
+		{"Subscription.Ack", nil, func(t *testing.T, l *Log, _ *snapshot.Store) error {
+			sub, err := l.Subscription("sub", Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			return sub.Ack(t.Context(), 1)
+		}},
+		{"DeleteSubscription", func(t *testing.T, l *Log, _ *snapshot.Store) {
+			sub, err := l.Subscription("old", Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			if err := sub.Ack(t.Context(), 1); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, l *Log, _ *snapshot.Store) error {
+			return l.DeleteSubscription("old")
+		}},
+		{"snapshot Save", nil, func(t *testing.T, _ *Log, store *snapshot.Store) error {
+			_, err := store.Save(t.Context(), snapshot.Meta{Name: "cart", Seq: 2, Time: t0}, []byte("two"))
+			return err
+		}},
+		{"snapshot Prune", func(t *testing.T, _ *Log, store *snapshot.Store) {
+			for seq := range uint64(2) {
+				if _, err := store.Save(t.Context(), snapshot.Meta{Name: "cart", Seq: seq + 1, Time: t0}, []byte("state")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, func(t *testing.T, _ *Log, store *snapshot.Store) error {
+			_, err := store.Prune(t.Context(), "cart", snapshot.PrunePolicy{KeepLast: 1})
+			return err
+		}},
+		{"snapshot Remove", func(t *testing.T, _ *Log, store *snapshot.Store) {
+			if _, err := store.Save(t.Context(), snapshot.Meta{Name: "cart", Seq: 1, Time: t0}, []byte("one")); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, _ *Log, store *snapshot.Store) error {
+			return store.Remove(t.Context(), snapshot.Meta{Name: "cart", Seq: 1})
+		}},
+		{"the writer's roll", nil, func(t *testing.T, l *Log, _ *snapshot.Store) error {
+			// Append until the writer's own directory fsync (a roll's)
+			// fails.
+			for _, b := range genWorkload(5, 200) {
+				if _, err := l.AppendBatch(t.Context(), b.reqs); err != nil {
+					if !errors.Is(err, ErrWriterFailed) {
+						t.Errorf("append error %v does not match ErrWriterFailed", err)
+					}
+					return err
+				}
+			}
+			t.Fatal("200 batches never made the writer fsync the directory")
+			return nil
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, d, _, store := openDrop(t)
+			appendN(t, l, "cart", 3)
+			if tc.setup != nil {
+				tc.setup(t, l, store)
+			}
+			d.failNextSyncDir()
+			err := tc.fail(t, l, store)
+			if d.failNext.Load() {
+				t.Fatalf("%s made no directory fsync (error %v)", tc.name, err)
+			}
+			if !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, syscall.EIO) {
+				t.Errorf("%s during which the directory fsync failed = %v, want an error matching ErrDirSyncFailed and EIO", tc.name, err)
 			}
 		})
 	}
