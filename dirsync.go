@@ -29,8 +29,11 @@ import (
 // anything durable, and SyncDir says so: every later call fails, with
 // the error failure returns (matching ErrDirSyncFailed and the first
 // failure's cause), after calling the underlying SyncDir (it may still
-// write the changes made since). The first failure itself is returned as
-// the underlying FS returned it.
+// write the changes made since). The first failure itself fails with an
+// error matching ErrDirSyncFailed and the underlying FS's error, so the
+// call during which it happened (a roll, a checkpoint, Compact,
+// Subscription.Ack, DeleteSubscription, a snapshot Save, Prune or Remove)
+// matches the sentinel as every refusal after it does.
 //
 // SyncDir calls are serialised, the failure recorded before the failing
 // call returns: a SyncDir that returns nil ran entirely before any
@@ -68,8 +71,10 @@ func (d *dirSyncFS) SyncDir() error {
 	if err != nil {
 		d.failed.Store(&err)
 		d.log.Error("evlog: a directory fsync of the log directory failed; the writer stops, and Compact, Subscription.Ack and the snapshot store's Save, Prune and Remove refuse until the log is reopened (check the disk, then restart the machine or remount the file system before reopening it)", "err", err)
+		return fmt.Errorf("evlog: fsync of the log directory failed (%w): %w; the file system may have lost the directory changes made before it for good, so the writer stops and Compact, Subscription.Ack, DeleteSubscription and the snapshot store's Save, Prune and Remove refuse: check the disk, then restart the machine or unmount and mount the file system again before reopening the log",
+			ErrDirSyncFailed, err)
 	}
-	return err
+	return nil
 }
 
 // failure returns nil until a directory fsync through d failed, then an

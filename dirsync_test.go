@@ -3,7 +3,7 @@ package evlog
 import (
 	"errors"
 	"io/fs"
-	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,32 +16,35 @@ import (
 	"github.com/evlog/evlog/snapshot"
 )
 
-// dropFS models, over a Mem, a file system where a directory fsync that
-// fails drops the directory's pending operations for good (Linux,
-// "fsyncgate": after the writeback error the kernel may mark the
-// directory's dirty state clean, so a later fsync succeeds without
-// writing it, while listings, served from the cache, still show it).
-// It records the names created (Create, the target of a rename) since the
-// last successful SyncDir; a failing SyncDir (armed by failNext) marks
-// them lost, and dropFailed removes them from a crash state. A name
-// created again after the failure is pending again, no longer lost.
-// Lost removals (a removed file coming back) are not modelled: they only
-// add files.
+// dropFS is a log directory over a Mem (mem) whose next directory fsync
+// can be made to fail with EIO (failNextSyncDir), dropping the directory
+// operations pending then for good, as Linux may (fsyncgate; see
+// vfs.Mem.DropDirOps): every crash state of mem leaves them out. It also
+// calls a hook with every name created by a Create or a rename.
 type dropFS struct {
-	vfs.FS
+	vfs.FS   // a Faulty over mem
+	mem      *vfs.Mem
+	failNext atomic.Bool // the next SyncDir fails with EIO, dropping what is pending
 	mu       sync.Mutex
-	pending  []string
-	lost     map[string]bool
-	failNext bool // the next SyncDir fails with EIO, dropping what is pending
 	// hook, if set, is called (outside mu) with every name created by a
 	// Create or a rename, after it succeeded.
 	hook func(name string)
 }
 
+// newDropFS returns a dropFS over mem.
+func newDropFS(mem *vfs.Mem) *dropFS {
+	d := &dropFS{mem: mem}
+	d.FS = vfs.NewFaulty(mem, vfs.DropOnSyncDirFailure(mem, func(op vfs.Op) error {
+		if op.Kind == vfs.OpSyncDir && d.failNext.CompareAndSwap(true, false) {
+			return &fs.PathError{Op: "fsync", Path: ".", Err: syscall.EIO}
+		}
+		return nil
+	}))
+	return d
+}
+
 func (d *dropFS) created(name string) {
 	d.mu.Lock()
-	d.pending = append(d.pending, name)
-	delete(d.lost, name)
 	hook := d.hook
 	d.mu.Unlock()
 	if hook != nil {
@@ -73,33 +76,8 @@ func (d *dropFS) RenameNoReplace(oldname, newname string) error {
 	return nil
 }
 
-func (d *dropFS) SyncDir() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.failNext {
-		d.failNext = false
-		if d.lost == nil {
-			d.lost = map[string]bool{}
-		}
-		for _, name := range d.pending {
-			d.lost[name] = true
-		}
-		d.pending = nil
-		return &fs.PathError{Op: "fsync", Path: ".", Err: syscall.EIO}
-	}
-	if err := d.FS.SyncDir(); err != nil {
-		return err
-	}
-	d.pending = nil
-	return nil
-}
-
 // failNextSyncDir arms the failure of the next SyncDir.
-func (d *dropFS) failNextSyncDir() {
-	d.mu.Lock()
-	d.failNext = true
-	d.mu.Unlock()
-}
+func (d *dropFS) failNextSyncDir() { d.failNext.Store(true) }
 
 // setHook sets the hook (nil: none).
 func (d *dropFS) setHook(hook func(name string)) {
@@ -108,23 +86,14 @@ func (d *dropFS) setHook(hook func(name string)) {
 	d.mu.Unlock()
 }
 
-// dropFailed turns after, a crash state of the Mem under d, into what
-// survives where every failed SyncDir dropped its pending operations for
-// good: the names they created are gone.
-func (d *dropFS) dropFailed(t testing.TB, after *vfs.Mem) *vfs.Mem {
-	t.Helper()
-	d.mu.Lock()
-	lost := slices.Sorted(maps.Keys(d.lost))
-	d.mu.Unlock()
-	for _, name := range lost {
-		if err := after.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("dropping the lost entry %s: %v", name, err)
-		}
+// everyCrash returns what survives a power loss of mem now under every
+// crash model, RemovalsFirst included, by model name.
+func everyCrash(mem *vfs.Mem) map[string]*vfs.Mem {
+	out := map[string]*vfs.Mem{}
+	for i, model := range append(vfs.CrashModels(), vfs.RemovalsFirst) {
+		out[model.String()] = mem.CrashClone(model, rand.New(rand.NewPCG(uint64(i), 7)))
 	}
-	if err := after.SyncDir(); err != nil {
-		t.Fatal(err)
-	}
-	return after
+	return out
 }
 
 // isSegmentName reports whether name is a segment's (not a temporary's).
@@ -138,7 +107,7 @@ func isSegmentName(name string) bool {
 func openDrop(t *testing.T) (*Log, *dropFS, *vfs.Mem, *snapshot.Store) {
 	t.Helper()
 	mem := vfs.NewMem()
-	d := &dropFS{FS: mem}
+	d := newDropFS(mem)
 	l := openMem(t, d, crashOpts(SyncAlways))
 	t.Cleanup(func() { l.Close() })
 	store, err := l.Snapshots()
@@ -210,9 +179,10 @@ func TestRollAfterDroppedDirSync(t *testing.T) {
 	if !errors.Is(saveErr, ErrDirSyncFailed) || !errors.Is(saveErr, syscall.EIO) {
 		t.Errorf("Save with a failing directory fsync = %v, want an error matching ErrDirSyncFailed and EIO", saveErr)
 	}
-	after := d.dropFailed(t, mem.CrashClone(vfs.DropUnsynced, nil))
-	if msg := checkRecovered(ctx, after, crashOpts(SyncAlways), work); msg != "" {
-		t.Errorf("power loss after the failed directory fsync: %s", msg)
+	for model, after := range everyCrash(mem) {
+		if msg := checkRecovered(ctx, after, crashOpts(SyncAlways), work); msg != "" {
+			t.Errorf("power loss (%s) after the failed directory fsync: %s", model, msg)
+		}
 	}
 }
 
@@ -252,9 +222,10 @@ func TestCompactAfterDroppedDirSync(t *testing.T) {
 	if !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, syscall.EIO) {
 		t.Errorf("Compact across a failed directory fsync = %v, want an error matching ErrDirSyncFailed and EIO", err)
 	}
-	after := d.dropFailed(t, mem.CrashClone(vfs.DropUnsynced, nil))
-	if msg := checkRecovered(ctx, after, crashOpts(SyncAlways), work); msg != "" {
-		t.Errorf("power loss after the compaction: %s", msg)
+	for model, after := range everyCrash(mem) {
+		if msg := checkRecovered(ctx, after, crashOpts(SyncAlways), work); msg != "" {
+			t.Errorf("power loss (%s) after the compaction: %s", model, msg)
+		}
 	}
 }
 
@@ -289,8 +260,8 @@ func TestPruneAfterLogDroppedDirSync(t *testing.T) {
 	if !fired.Load() {
 		t.Fatalf("the Save renamed nothing into place (Save: %v)", saveErr)
 	}
-	if !errors.Is(ackErr, syscall.EIO) {
-		t.Errorf("Ack with a failing directory fsync = %v, want an error matching EIO", ackErr)
+	if !errors.Is(ackErr, ErrDirSyncFailed) || !errors.Is(ackErr, syscall.EIO) {
+		t.Errorf("Ack with a failing directory fsync = %v, want an error matching ErrDirSyncFailed and EIO", ackErr)
 	}
 	if !errors.Is(saveErr, ErrDirSyncFailed) || !errors.Is(saveErr, syscall.EIO) {
 		t.Errorf("Save after the log's directory fsync failed = %v, want an error matching ErrDirSyncFailed and EIO", saveErr)
@@ -299,13 +270,14 @@ func TestPruneAfterLogDroppedDirSync(t *testing.T) {
 	if !errors.Is(err, ErrDirSyncFailed) || len(removed) > 0 {
 		t.Errorf("Prune after the log's directory fsync failed = %v (removed %v), want an error matching ErrDirSyncFailed and nothing removed", err, removed)
 	}
-	after := d.dropFailed(t, mem.CrashClone(vfs.DropUnsynced, nil))
-	ro, err := snapshot.Open(vfs.ReadOnly(after), snapshot.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if metas, err := ro.List("cart"); err != nil || len(metas) == 0 {
-		t.Errorf("power loss after the Prune: no snapshot of cart survives (%v, %v)", metas, err)
+	for model, after := range everyCrash(mem) {
+		ro, err := snapshot.Open(vfs.ReadOnly(after), snapshot.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if metas, err := ro.List("cart"); err != nil || len(metas) == 0 {
+			t.Errorf("power loss (%s) after the Prune: no snapshot of cart survives (%v, %v)", model, metas, err)
+		}
 	}
 }
 
@@ -394,8 +366,8 @@ func TestDirSyncFailureStopsTheLog(t *testing.T) {
 					return n
 				}
 				d.failNextSyncDir()
-				if err := fb.fail(t, l, store, sub); !errors.Is(err, syscall.EIO) {
-					t.Fatalf("%s with a failing directory fsync = %v, want an error matching EIO", fb.name, err)
+				if err := fb.fail(t, l, store, sub); !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, syscall.EIO) {
+					t.Fatalf("%s with a failing directory fsync = %v, want an error matching ErrDirSyncFailed and EIO", fb.name, err)
 				}
 				before := names()
 				err = rf.op(t, l, store, sub)
@@ -445,7 +417,7 @@ func TestDirSyncFailureKeepsWrittenAppends(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			mem := vfs.NewMem()
-			d := &dropFS{FS: mem}
+			d := newDropFS(mem)
 			opts := Options{Sync: tc.sync}
 			l := openMem(t, d, opts)
 			defer l.Close()
@@ -462,8 +434,8 @@ func TestDirSyncFailureKeepsWrittenAppends(t *testing.T) {
 			want := l.LastSeq()
 
 			d.failNextSyncDir()
-			if err := l.DeleteSubscription("old"); !errors.Is(err, syscall.EIO) {
-				t.Fatalf("DeleteSubscription with a failing directory fsync = %v, want an error matching EIO", err)
+			if err := l.DeleteSubscription("old"); !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, syscall.EIO) {
+				t.Fatalf("DeleteSubscription with a failing directory fsync = %v, want an error matching ErrDirSyncFailed and EIO", err)
 			}
 			if tc.appendAfter {
 				if _, err := l.Append(ctx, "cart", ExpectAny, Envelope{Type: "e"}); !errors.Is(err, ErrDirSyncFailed) {
@@ -474,7 +446,7 @@ func TestDirSyncFailureKeepsWrittenAppends(t *testing.T) {
 				t.Errorf("Close after a failed directory fsync = %v, want an error matching ErrDirSyncFailed", err)
 			}
 
-			after := d.dropFailed(t, mem.CrashClone(vfs.DropUnsynced, nil))
+			after := mem.CrashClone(vfs.DropUnsynced, nil)
 			ro, err := openFS(vfs.ReadOnly(after), opts, true)
 			if err != nil {
 				t.Fatalf("open after a power loss: %v", err)
@@ -482,6 +454,101 @@ func TestDirSyncFailureKeepsWrittenAppends(t *testing.T) {
 			defer ro.Close()
 			if got := ro.LastSeq(); got < want {
 				t.Errorf("power loss after Close: the log ends at seq %d; appends up to %d were acknowledged, written before the directory fsync failed, in a segment whose entry was durable", got, want)
+			}
+		})
+	}
+}
+
+// TestFirstDirSyncFailureMatchesErrDirSyncFailed: the call during which a
+// directory fsync of the log directory fails returns an error matching
+// ErrDirSyncFailed and the failure's cause, like every refusal after it,
+// whichever entry point made the fsync.
+func TestFirstDirSyncFailureMatchesErrDirSyncFailed(t *testing.T) {
+	tests := []struct {
+		name string
+		// setup prepares l; fail then makes the one call whose directory
+		// fsync fails.
+		setup func(t *testing.T, l *Log, store *snapshot.Store)
+		fail  func(t *testing.T, l *Log, store *snapshot.Store) error
+	}{
+		{"Compact", func(t *testing.T, l *Log, _ *snapshot.Store) {
+			if err := runWorkload(t.Context(), l, genWorkload(22, 120)); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, l *Log, _ *snapshot.Store) error {
+			_, err := l.Compact(t.Context(), CompactOptions{TargetSize: 1 << 20, Compress: true})
+			return err
+		}},
+		{"Subscription.Ack", nil, func(t *testing.T, l *Log, _ *snapshot.Store) error {
+			sub, err := l.Subscription("sub", Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			return sub.Ack(t.Context(), 1)
+		}},
+		{"DeleteSubscription", func(t *testing.T, l *Log, _ *snapshot.Store) {
+			sub, err := l.Subscription("old", Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			if err := sub.Ack(t.Context(), 1); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, l *Log, _ *snapshot.Store) error {
+			return l.DeleteSubscription("old")
+		}},
+		{"snapshot Save", nil, func(t *testing.T, _ *Log, store *snapshot.Store) error {
+			_, err := store.Save(t.Context(), snapshot.Meta{Name: "cart", Seq: 2, Time: t0}, []byte("two"))
+			return err
+		}},
+		{"snapshot Prune", func(t *testing.T, _ *Log, store *snapshot.Store) {
+			for seq := range uint64(2) {
+				if _, err := store.Save(t.Context(), snapshot.Meta{Name: "cart", Seq: seq + 1, Time: t0}, []byte("state")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, func(t *testing.T, _ *Log, store *snapshot.Store) error {
+			_, err := store.Prune(t.Context(), "cart", snapshot.PrunePolicy{KeepLast: 1})
+			return err
+		}},
+		{"snapshot Remove", func(t *testing.T, _ *Log, store *snapshot.Store) {
+			if _, err := store.Save(t.Context(), snapshot.Meta{Name: "cart", Seq: 1, Time: t0}, []byte("one")); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, _ *Log, store *snapshot.Store) error {
+			return store.Remove(t.Context(), snapshot.Meta{Name: "cart", Seq: 1})
+		}},
+		{"the writer's roll", nil, func(t *testing.T, l *Log, _ *snapshot.Store) error {
+			// Append until the writer's own directory fsync (a roll's)
+			// fails.
+			for _, b := range genWorkload(5, 200) {
+				if _, err := l.AppendBatch(t.Context(), b.reqs); err != nil {
+					if !errors.Is(err, ErrWriterFailed) {
+						t.Errorf("append error %v does not match ErrWriterFailed", err)
+					}
+					return err
+				}
+			}
+			t.Fatal("200 batches never made the writer fsync the directory")
+			return nil
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, d, _, store := openDrop(t)
+			appendN(t, l, "cart", 3)
+			if tc.setup != nil {
+				tc.setup(t, l, store)
+			}
+			d.failNextSyncDir()
+			err := tc.fail(t, l, store)
+			if d.failNext.Load() {
+				t.Fatalf("%s made no directory fsync (error %v)", tc.name, err)
+			}
+			if !errors.Is(err, ErrDirSyncFailed) || !errors.Is(err, syscall.EIO) {
+				t.Errorf("%s during which the directory fsync failed = %v, want an error matching ErrDirSyncFailed and EIO", tc.name, err)
 			}
 		})
 	}

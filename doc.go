@@ -118,8 +118,10 @@
 // later Append, Sync and Close error matches ErrWriterFailed and
 // ErrDirSyncFailed) and never rolls; Compact, Subscription.Ack,
 // DeleteSubscription and Log.Snapshots' Save, Prune and Remove refuse and
-// change nothing. Check the disk, then restart the machine or remount the
-// file system before reopening the log (see ErrDirSyncFailed).
+// change nothing. The call during which the fsync failed returns an error
+// matching ErrDirSyncFailed and the failure's cause too. Check the disk,
+// then restart the machine or remount the file system before reopening
+// the log (see ErrDirSyncFailed).
 //
 // An Append or Sync that fails with ErrWriterFailed has an unknown
 // outcome: its batch may have reached the disk before the failure (a

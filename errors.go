@@ -40,12 +40,17 @@ var (
 	// the writer fails (every append, Sync and Close error matches
 	// ErrWriterFailed and ErrDirSyncFailed, and the failure's cause),
 	// Compact, Subscription.Ack, DeleteSubscription and the store's Save,
-	// Prune and Remove refuse and change nothing. What to do: check the
-	// disk, then restart the machine or unmount and mount the file system
-	// again before reopening the log (reopening it or restarting the
-	// process alone forgets the failure but proves nothing: listings still
-	// come from the kernel's cache). It is snapshot.ErrDirSyncFailed,
-	// whose documentation says more.
+	// Prune and Remove refuse and change nothing. The call during which
+	// the fsync failed (the append that rolled, Compact, Ack,
+	// DeleteSubscription, the store's Save, Prune or Remove) matches it
+	// too, and the failure's cause (for example syscall.EIO), as does
+	// every refusal after it: test for it with errors.Is, whichever call
+	// failed first. What to do: check the disk, then restart the machine
+	// or unmount and mount the file system again before reopening the
+	// log (reopening it or restarting the process alone forgets the
+	// failure but proves nothing: listings still come from the kernel's
+	// cache). It is snapshot.ErrDirSyncFailed, whose documentation says
+	// more.
 	ErrDirSyncFailed = snapshot.ErrDirSyncFailed
 )
 

@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"maps"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,14 +13,14 @@ import (
 	"github.com/evlog/evlog/internal/vfs"
 )
 
-// reorderFS passes every operation to FS (over mem) and records the
-// removals made since the last successful SyncDir, so a test can see what
-// a file system that persists an unlink before the earlier, unsynced
-// directory operations of the same directory (a rename) leaves after a
-// power loss: ALICE (OSDI '14) found such reorderings in real file
-// systems, and a directory fsync that failed leaves the order of what it
-// did not persist unknown. vfs.Mem's crash models keep directory
-// operations in order, so they cannot show it alone.
+// reorderFS passes every operation to FS (over mem), calling afterRemove
+// after each successful Remove and, while skipSync is set, making SyncDir
+// do nothing and report success (teeth). What a power loss leaves is
+// mem's: under vfs.RemovalsFirst, a file system that persisted the
+// removals made since the last directory fsync before the unsynced
+// operations that preceded them (removalsFirst); and, when FS drops the
+// pending directory operations at an injected SyncDir failure
+// (vfs.DropOnSyncDirFailure), one where that failure lost them for good.
 type reorderFS struct {
 	vfs.FS
 	mem *vfs.Mem
@@ -33,69 +29,13 @@ type reorderFS struct {
 	afterRemove func()
 
 	mu       sync.Mutex
-	removed  []string // removals since the last successful SyncDir
-	skipSync bool     // SyncDir does nothing and reports success (teeth)
-
-	// The "failed directory fsync drops its operations for good" model
-	// (Linux, fsyncgate: after a writeback error the kernel may mark the
-	// directory's dirty state clean, so a later fsync succeeds without
-	// writing it): the names created (Create, Lock, the target of a
-	// rename) since the last successful SyncDir, and those pending when a
-	// SyncDir failed, which no later SyncDir makes durable (dropFailed
-	// applies that to a crash state). A name created again after the
-	// failure is pending again, no longer lost. Lost removals (a removed
-	// file coming back) are not modelled: they only add files.
-	created []string
-	lost    map[string]bool
-}
-
-func (r *reorderFS) create(name string) {
-	r.mu.Lock()
-	r.created = append(r.created, name)
-	delete(r.lost, name)
-	r.mu.Unlock()
-}
-
-func (r *reorderFS) Create(name string) (vfs.File, error) {
-	f, err := r.FS.Create(name)
-	if err == nil {
-		r.create(name)
-	}
-	return f, err
-}
-
-func (r *reorderFS) Lock(name string) (io.Closer, error) {
-	_, statErr := r.FS.Stat(name)
-	lk, err := r.FS.Lock(name)
-	if err == nil && errors.Is(statErr, fs.ErrNotExist) {
-		r.create(name)
-	}
-	return lk, err
-}
-
-func (r *reorderFS) Rename(oldname, newname string) error {
-	if err := r.FS.Rename(oldname, newname); err != nil {
-		return err
-	}
-	r.create(newname)
-	return nil
-}
-
-func (r *reorderFS) RenameNoReplace(oldname, newname string) error {
-	if err := r.FS.RenameNoReplace(oldname, newname); err != nil {
-		return err
-	}
-	r.create(newname)
-	return nil
+	skipSync bool // SyncDir does nothing and reports success (teeth)
 }
 
 func (r *reorderFS) Remove(name string) error {
 	if err := r.FS.Remove(name); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.removed = append(r.removed, name)
-	r.mu.Unlock()
 	if r.afterRemove != nil {
 		r.afterRemove()
 	}
@@ -109,41 +49,7 @@ func (r *reorderFS) SyncDir() error {
 	if skip {
 		return nil
 	}
-	if err := r.FS.SyncDir(); err != nil {
-		r.mu.Lock()
-		if r.lost == nil {
-			r.lost = map[string]bool{}
-		}
-		for _, name := range r.created {
-			r.lost[name] = true
-		}
-		r.created = nil
-		r.mu.Unlock()
-		return err
-	}
-	r.mu.Lock()
-	r.removed, r.created = nil, nil
-	r.mu.Unlock()
-	return nil
-}
-
-// dropFailed turns after, a crash state of r.mem, into what survives on a
-// file system where every failed SyncDir dropped its pending directory
-// operations for good: the names they created are gone.
-func (r *reorderFS) dropFailed(t testing.TB, after *vfs.Mem) *vfs.Mem {
-	t.Helper()
-	r.mu.Lock()
-	lost := slices.Sorted(maps.Keys(r.lost))
-	r.mu.Unlock()
-	for _, name := range lost {
-		if err := after.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("dropping the lost entry %s: %v", name, err)
-		}
-	}
-	if err := after.SyncDir(); err != nil {
-		t.Fatal(err)
-	}
-	return after
+	return r.FS.SyncDir()
 }
 
 func (r *reorderFS) setSkipSync(skip bool) {
@@ -154,22 +60,9 @@ func (r *reorderFS) setSkipSync(skip bool) {
 
 // removalsFirst returns what survives a power loss now on a file system
 // that persisted every removal made since the last successful SyncDir and
-// no other unsynced change: DropUnsynced, then those removals.
-func (r *reorderFS) removalsFirst(t testing.TB) *vfs.Mem {
-	t.Helper()
-	r.mu.Lock()
-	removed := append([]string(nil), r.removed...)
-	r.mu.Unlock()
-	after := r.mem.CrashClone(vfs.DropUnsynced, nil)
-	for _, name := range removed {
-		if err := after.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("applying the removal of %s: %v", name, err)
-		}
-	}
-	if err := after.SyncDir(); err != nil {
-		t.Fatal(err)
-	}
-	return after
+// no other unsynced change (vfs.RemovalsFirst).
+func (r *reorderFS) removalsFirst() *vfs.Mem {
+	return r.mem.CrashClone(vfs.RemovalsFirst, nil)
 }
 
 // TestPruneAfterFailedSaveDirSync: a Save whose directory fsync fails
@@ -190,7 +83,7 @@ func TestPruneAfterFailedSaveDirSync(t *testing.T) {
 	}
 
 	var crashes []*vfs.Mem // the state after a power loss just after each removal
-	rec.afterRemove = func() { crashes = append(crashes, rec.removalsFirst(t)) }
+	rec.afterRemove = func() { crashes = append(crashes, rec.removalsFirst()) }
 	removed, err := newStore(t, rec).Prune(t.Context(), "cart/1", PrunePolicy{KeepLast: 1})
 	if err != nil {
 		t.Fatalf("Prune: %v", err)
@@ -264,9 +157,9 @@ type savePruneMode struct {
 	// skipPruneSync: Prune's directory fsyncs do nothing and report
 	// success (teeth for the fsync before the first removal).
 	skipPruneSync bool
-	// dropped: also check each crash state under the model where a
-	// failed directory fsync drops its pending operations for good
-	// (reorderFS.dropFailed).
+	// dropped: an injected directory fsync failure drops the pending
+	// directory operations for good (vfs.DropOnSyncDirFailure), so every
+	// crash state leaves them out.
 	dropped bool
 }
 
@@ -311,22 +204,26 @@ func runSavePrune(t *testing.T, rec *reorderFS, failSync *bool, mode savePruneMo
 }
 
 // newSavePruneFS returns a reorderFS over a Faulty over mem whose
-// directory fsyncs fail while *failSync is set.
-func newSavePruneFS(mem *vfs.Mem) (*reorderFS, *bool) {
+// directory fsyncs fail while *failSync is set, dropping the pending
+// directory operations for good if dropped is set.
+func newSavePruneFS(mem *vfs.Mem, dropped bool) (*reorderFS, *bool) {
 	failSync := new(bool)
-	faulty := vfs.NewFaulty(mem, func(op vfs.Op) error {
+	inject := func(op vfs.Op) error {
 		if op.Kind == vfs.OpSyncDir && *failSync {
 			return vfs.EIO(".")
 		}
 		return nil
-	})
-	return &reorderFS{FS: faulty, mem: mem}, failSync
+	}
+	if dropped {
+		inject = vfs.DropOnSyncDirFailure(mem, inject)
+	}
+	return &reorderFS{FS: vfs.NewFaulty(mem, inject), mem: mem}, failSync
 }
 
 // crashSavePrune runs the save-and-prune workload with a power loss at
 // mutating op k (of ops) and checks, under every crash model and under
-// removalsFirst (and, with mode.dropped, each of those with the entries
-// failed directory fsyncs dropped), that once a Save was acknowledged a
+// removalsFirst (with mode.dropped, where the failed directory fsyncs
+// dropped their pending operations for good), that once a Save was acknowledged a
 // whole snapshot of cart/1 survives, at least as new as the newest
 // acknowledged Save, and that every listed snapshot verifies. Violations
 // go to errorf.
@@ -334,7 +231,7 @@ func crashSavePrune(t *testing.T, k, ops int, base uint64, mode savePruneMode, e
 	t.Helper()
 	mem := vfs.NewMem()
 	mem.CrashAt(k)
-	rec, failSync := newSavePruneFS(mem)
+	rec, failSync := newSavePruneFS(mem, mode.dropped)
 	acked, err := runSavePrune(t, rec, failSync, mode)
 	// A power loss may surface as no error: at the removal of a
 	// temporary a Save no longer has (logged, not returned), followed
@@ -351,14 +248,9 @@ func crashSavePrune(t *testing.T, k, ops int, base uint64, mode savePruneMode, e
 		model string
 		after *vfs.Mem
 	}
-	states := []state{{"removalsFirst", rec.removalsFirst(t)}}
+	states := []state{{"removalsFirst", rec.removalsFirst()}}
 	for _, model := range vfs.CrashModels() {
 		states = append(states, state{model.String(), mem.CrashClone(model, rand.New(rand.NewPCG(base, uint64(k)<<8|uint64(model))))})
-	}
-	if mode.dropped {
-		for _, st := range states {
-			states = append(states, state{st.model + "+dropFailed", rec.dropFailed(t, st.after.Clone())})
-		}
 	}
 	for _, st := range states {
 		model := st.model
@@ -395,7 +287,7 @@ func crashSavePrune(t *testing.T, k, ops int, base uint64, mode savePruneMode, e
 func savePruneOps(t *testing.T, mode savePruneMode) int {
 	t.Helper()
 	mem := vfs.NewMem()
-	rec, failSync := newSavePruneFS(mem)
+	rec, failSync := newSavePruneFS(mem, mode.dropped)
 	if _, err := runSavePrune(t, rec, failSync, mode); err != nil {
 		t.Fatal(err)
 	}
@@ -417,6 +309,7 @@ func TestCrashSavePrune(t *testing.T) {
 		mode savePruneMode
 	}{
 		{"other store", savePruneMode{otherStore: true}},
+		{"saving store", savePruneMode{}},
 		{"saving store, failed fsync drops for good", savePruneMode{dropped: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -474,7 +367,7 @@ func TestRemoveAfterFailedSaveDirSync(t *testing.T) {
 		t.Fatalf("Save with a failing directory fsync = %v, want EIO", err)
 	}
 	var crashes []*vfs.Mem
-	rec.afterRemove = func() { crashes = append(crashes, rec.removalsFirst(t)) }
+	rec.afterRemove = func() { crashes = append(crashes, rec.removalsFirst()) }
 	// Another Store (another process, or this one reopened), which does
 	// not know that the Save's fsync failed.
 	if err := newStore(t, rec).Remove(t.Context(), old); err != nil {

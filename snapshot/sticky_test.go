@@ -21,8 +21,7 @@ func TestPruneAfterDroppedDirSync(t *testing.T) {
 	mem := vfs.NewMem()
 	mustSave(t, newStore(t, mem), "cart/1", 1)
 
-	rec := &reorderFS{FS: vfs.NewFaulty(mem, vfs.FailKind(vfs.OpSyncDir, 0, vfs.EIO("."))), mem: mem}
-	s := newStore(t, rec)
+	s := newStore(t, vfs.NewFaulty(mem, vfs.DropOnSyncDirFailure(mem, vfs.FailKind(vfs.OpSyncDir, 0, vfs.EIO(".")))))
 	_, err := s.Save(t.Context(), meta("cart/1", 2), stateOf("cart/1", 2))
 	if !errors.Is(err, syscall.EIO) || !errors.Is(err, ErrDirSyncFailed) {
 		t.Fatalf("Save with a failing directory fsync = %v, want an error matching EIO and ErrDirSyncFailed", err)
@@ -35,12 +34,13 @@ func TestPruneAfterDroppedDirSync(t *testing.T) {
 		t.Errorf("Prune after a failed directory fsync removed %v, want nothing", removed)
 	}
 
-	after := rec.dropFailed(t, mem.CrashClone(vfs.DropUnsynced, nil))
-	ro := newStore(t, vfs.ReadOnly(after))
-	if m, state, err := loadNewest(t.Context(), ro, "cart/1", math.MaxUint64); err != nil {
-		t.Errorf("power loss after the Prune: no snapshot of cart/1 survives: %v", err)
-	} else if m.Seq != 1 || string(state) != string(stateOf("cart/1", 1)) {
-		t.Errorf("power loss after the Prune: newest snapshot of cart/1 is %v, want the one at seq 1 (seq 2's entry was dropped)", m)
+	for _, model := range append(vfs.CrashModels(), vfs.RemovalsFirst) {
+		ro := newStore(t, vfs.ReadOnly(mem.CrashClone(model, nil)))
+		if m, state, err := loadNewest(t.Context(), ro, "cart/1", math.MaxUint64); err != nil {
+			t.Errorf("power loss (%v) after the Prune: no snapshot of cart/1 survives: %v", model, err)
+		} else if m.Seq != 1 || string(state) != string(stateOf("cart/1", 1)) {
+			t.Errorf("power loss (%v) after the Prune: newest snapshot of cart/1 is %v, want the one at seq 1 (seq 2's entry was dropped)", model, m)
+		}
 	}
 }
 

@@ -49,7 +49,8 @@ type Store struct {
 
 // syncDirLocked fsyncs the directory. A failure is remembered, so that
 // Prune and Remove refuse from then on, and returned matching both
-// ErrDirSyncFailed and its cause.
+// ErrDirSyncFailed and its cause (as the FS returned it when it already
+// matches ErrDirSyncFailed, as the log's directory does).
 func (s *Store) syncDirLocked() error {
 	err := s.fs.SyncDir()
 	if err == nil {
@@ -58,6 +59,9 @@ func (s *Store) syncDirLocked() error {
 	if s.dirSyncErr == nil {
 		s.dirSyncErr = err
 		s.log.Error("evlog/snapshot: a directory fsync failed; this Store prunes and removes nothing from now on (check the disk, then restart the machine or remount the file system before pruning)", "err", err)
+	}
+	if errors.Is(err, ErrDirSyncFailed) {
+		return err
 	}
 	return fmt.Errorf("%w: %w", ErrDirSyncFailed, err)
 }

@@ -21,7 +21,8 @@ import (
 // durable but not its directory entry; SyncDir makes the namespace durable
 // but no file data. What a power loss leaves behind is computed from this
 // by CrashClone (see CrashModel); CrashAt arms a power loss at a chosen
-// operation.
+// operation. DropDirOps models a failed directory fsync that loses the
+// pending directory operations for good (fsyncgate).
 //
 // Names are base names (see FS). Removing or renaming a file keeps its open
 // handles working, as on POSIX. Each handle has its own offset.
@@ -36,7 +37,11 @@ type Mem struct {
 	mu      sync.Mutex
 	names   map[string]*inode // current namespace
 	durable map[string]*inode // namespace as of the last successful SyncDir
-	log     []dirOp           // directory operations since that SyncDir, in order
+	log     []dirOp           // directory operations since that SyncDir (or DropDirOps), in order
+	// dropped: DropDirOps lost directory operations, so the durable
+	// namespace no longer follows the current one; SyncDir then applies
+	// log to durable instead of copying names.
+	dropped bool
 	nextID  uint64
 	ops     int             // mutating operations performed
 	crashAt int             // index of the op that loses power; < 0 when disarmed
@@ -276,14 +281,23 @@ func (m *Mem) Stat(name string) (int64, error) {
 	return int64(len(ino.data)), nil
 }
 
-// SyncDir implements FS: the current namespace becomes the durable one.
+// SyncDir implements FS: the directory operations pending (since the last
+// SyncDir or DropDirOps) become durable. Until DropDirOps is first called,
+// that makes the current namespace the durable one; after it, the
+// operations DropDirOps lost stay lost.
 func (m *Mem) SyncDir() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.step("syncdir", "."); err != nil {
 		return err
 	}
-	m.durable = maps.Clone(m.names)
+	if m.dropped {
+		for _, op := range m.log {
+			op.apply(m.durable)
+		}
+	} else {
+		m.durable = maps.Clone(m.names)
+	}
 	m.log = nil
 	return nil
 }
@@ -385,12 +399,18 @@ func (m *Mem) WriteFile(name string, data []byte) error {
 	ino := m.newInode(slices.Clone(data))
 	m.names[name] = ino
 	m.durable[name] = ino
+	if m.dropped {
+		// SyncDir replays the log onto durable: an operation on name
+		// pending from before must not override this binding.
+		m.log = append(m.log, dirOp{kind: dirCreate, name: name, ino: ino})
+	}
 	return nil
 }
 
 // Clone returns a copy of m's file state: the current and synced content of
 // every file, the current and durable namespaces and the pending directory
-// operations, so the copy crashes exactly as m would. The copy starts fresh
+// operations (and the operations DropDirOps lost stay lost), so the copy
+// crashes exactly as m would. The copy starts fresh
 // otherwise: op count 0, no armed crash, not crashed, no locks held, no open
 // handles.
 func (m *Mem) Clone() *Mem {
@@ -398,6 +418,7 @@ func (m *Mem) Clone() *Mem {
 	defer m.mu.Unlock()
 	c := NewMem()
 	c.nextID = m.nextID
+	c.dropped = m.dropped
 	copied := map[*inode]*inode{}
 	cp := func(ino *inode) *inode {
 		if ino == nil {

@@ -21,7 +21,9 @@ const SectorSize = 512
 // CrashModel says what survives a power loss; see Mem.CrashClone. In every
 // model, data a file held at its last successful File.Sync survives intact
 // (unless the file was truncated or overwritten since, under KeepPrefix) and
-// a directory entry as of the last successful SyncDir survives.
+// a directory entry as of the last successful SyncDir survives (unless
+// removed since, under KeepPrefix and RemovalsFirst). Directory operations
+// lost by Mem.DropDirOps are in no model's state.
 type CrashModel int
 
 const (
@@ -53,9 +55,24 @@ const (
 	// (equal odds) with probability 1/3 inside the KeepPrefix part and 2/3
 	// in the extension.
 	Garbage
+	// RemovalsFirst models a file system that persists the removals of a
+	// directory before its earlier, unsynced operations (ALICE, OSDI '14,
+	// found such reorderings in real file systems; and a directory fsync
+	// that failed leaves the order of what it did not persist unknown).
+	// The namespace is the durable one with every name removed (Remove)
+	// since the last SyncDir (or DropDirOps) removed from it, by name;
+	// every other directory operation since then is lost. Each file has
+	// exactly its synced content, as under DropUnsynced.
+	//
+	// It is not among CrashModels: the other models keep directory
+	// operations in order, which the engine's crash loops assume; a test
+	// of a protocol that removes on the word of a directory fsync (prune,
+	// compaction) asks for it by name.
+	RemovalsFirst
 )
 
-// CrashModels returns every CrashModel, for table tests.
+// CrashModels returns the in-order crash models (DropUnsynced,
+// KeepPrefix, Garbage), for table tests; RemovalsFirst is not among them.
 func CrashModels() []CrashModel { return []CrashModel{DropUnsynced, KeepPrefix, Garbage} }
 
 func (c CrashModel) String() string {
@@ -66,6 +83,8 @@ func (c CrashModel) String() string {
 		return "KeepPrefix"
 	case Garbage:
 		return "Garbage"
+	case RemovalsFirst:
+		return "RemovalsFirst"
 	}
 	return fmt.Sprintf("CrashModel(%d)", int(c))
 }
@@ -119,6 +138,12 @@ func (m *Mem) CrashClone(model CrashModel, rng *rand.Rand) *Mem {
 		for _, op := range m.log[:rng.IntN(len(m.log)+1)] {
 			op.apply(ns)
 		}
+	case RemovalsFirst:
+		for _, op := range m.log {
+			if op.kind == dirRemove {
+				delete(ns, op.name)
+			}
+		}
 	default:
 		panic("evlog/vfs: CrashClone: unknown " + model.String())
 	}
@@ -130,7 +155,7 @@ func (m *Mem) CrashClone(model CrashModel, rng *rand.Rand) *Mem {
 		if !ok {
 			var data []byte
 			switch model {
-			case DropUnsynced:
+			case DropUnsynced, RemovalsFirst:
 				data = slices.Clone(ino.synced)
 			case KeepPrefix:
 				data = keepPrefix(rng, ino.synced, ino.data)

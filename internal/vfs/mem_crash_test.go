@@ -769,7 +769,7 @@ func garbageAllowed(s, c, got []byte) bool {
 
 func TestCrashModelString(t *testing.T) {
 	for model, want := range map[CrashModel]string{
-		DropUnsynced: "DropUnsynced", KeepPrefix: "KeepPrefix", Garbage: "Garbage", CrashModel(9): "CrashModel(9)",
+		DropUnsynced: "DropUnsynced", KeepPrefix: "KeepPrefix", Garbage: "Garbage", RemovalsFirst: "RemovalsFirst", CrashModel(9): "CrashModel(9)",
 	} {
 		if got := model.String(); got != want {
 			t.Errorf("String() = %q, want %q", got, want)
