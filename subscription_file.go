@@ -214,7 +214,7 @@ func (l *Log) writeSubscription(name string, pos uint64, t time.Time, filter Fil
 		return fail(err)
 	}
 	if err := l.fs.SyncDir(); err != nil {
-		return fmt.Errorf("evlog: storing the position of subscription %q: it is in place, but syncing the directory failed, so it may not survive a crash (Ack again): %w", name, err)
+		return fmt.Errorf("evlog: storing the position of subscription %q: it is in place, but syncing the directory failed, so it may not survive a crash: %w", name, err)
 	}
 	return nil
 }
