@@ -264,7 +264,17 @@ func TestReadersBesideRollingWriterProcess(t *testing.T) {
 			lines <- sc.Text() // read by the test before the next step
 		}
 	}()
+	// stop ends the writer process (kill: it may be anywhere) and returns
+	// its exit error, once all of its stdout is read; again, the same.
+	var (
+		stopped bool
+		waitErr error
+	)
 	stop := func(kill bool) error {
+		if stopped {
+			return waitErr
+		}
+		stopped = true
 		steps.Close()
 		if kill {
 			cmd.Process.Kill()
@@ -273,7 +283,8 @@ func TestReadersBesideRollingWriterProcess(t *testing.T) {
 			select {
 			case <-lines:
 			case <-outDone:
-				return cmd.Wait()
+				waitErr = cmd.Wait()
+				return waitErr
 			}
 		}
 	}
@@ -361,7 +372,7 @@ func TestReadersBesideRollingWriterProcess(t *testing.T) {
 			fatal("step %d: the writer process said %q", step, last)
 		}
 	}
-	round(-1) // the writer idle, done
+	round(-1) // the writer idle, done (step -1; closed: -2)
 	var n uint64
 	var ckpts, segs int
 	if _, err := fmt.Sscanf(last, "done %d %d %d", &n, &ckpts, &segs); err != nil || n != rollProcEvents {
@@ -372,6 +383,12 @@ func TestReadersBesideRollingWriterProcess(t *testing.T) {
 	}
 	if err := stop(false); err != nil {
 		t.Fatalf("the writer process: %v\n%s", err, stderr.String())
+	}
+	// Closed (a last checkpoint, the last marks): the log is whole and
+	// clean to a new reader and to the refreshed one alike.
+	round(-2)
+	if rep, err := Verify(ctx, dir); err != nil || len(rep.Findings) > 0 || rep.LastSeq != rollProcEvents {
+		t.Fatalf("Verify of the closed log: %v; findings %v, LastSeq %d, want none and %d", err, rep.Findings, rep.LastSeq, rollProcEvents)
 	}
 	t.Logf("%d checkpoints, %d segments", ckpts, segs)
 }
