@@ -66,7 +66,8 @@ const rollProcStep = 8
 // rollChild is a writer process under SyncAlways with the smallest
 // segments on the real directory dir: it appends rollProcBatches (seq n
 // holds rollProcData(n)) in steps of rollProcStep batches, each begun by
-// a line on its stdin, printing "acked SEQ" once each batch is
+// a line on its stdin (every third step, from the second on, closes the
+// log and opens it again first), printing "acked SEQ" once each batch is
 // acknowledged and "stepped SEQ" after each step but the last, after
 // which it prints "done SEQ CKPTS SEGS" (the checkpoints written and the
 // segments created, counted through a Faulty FS that injects nothing)
@@ -109,6 +110,14 @@ func rollChild(dir string) {
 			}
 			if !in.Scan() {
 				fail("step", errors.New("stdin ended before the last step"))
+			}
+			if i%(rollProcStep*3) == rollProcStep {
+				if err := l.Close(); err != nil {
+					fail("close", err)
+				}
+				if l, err = openFS(fsys, Options{Sync: SyncAlways, SegmentSize: MinSegmentSize}, false); err != nil {
+					fail("reopen", err)
+				}
 			}
 		}
 		var evs []Envelope
@@ -196,9 +205,11 @@ func servesAcked(ctx context.Context, l *Log, acked uint64) error {
 // smallest segments under SyncAlways, so it rolls (a new segment
 // created, the old one sealed, its checkpoint removed) and writes
 // interval checkpoints (checkpointInterval: half a segment) all the
-// time, and reports each acknowledged seq. It goes in steps of half a
-// segment, each started by this process, which, while the step runs,
-// reads beside it (a round):
+// time, and reports each acknowledged seq; now and then it closes the
+// log and opens it again (a final checkpoint, then Open's recovery and
+// clean-up beside the readers). It goes in steps of half a segment,
+// each started by this process, which, while the step runs, reads
+// beside it (a round):
 //   - a fresh OpenReadOnly, which must serve 1..LastSeq, each event as
 //     written and each stream through its index, with LastSeq at least
 //     what the writer had acknowledged when the open began;
