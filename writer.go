@@ -248,9 +248,16 @@ func (w *writer) signal() {
 // (submit), with w.busy held: the requests queued now, as run's drain
 // does, but one round only, so an appender never serves others for long.
 // What it leaves to do (requests queued since, a mark to retry) it
-// leaves to run's goroutine.
+// leaves to run's goroutine. It leaves everything to it when the last
+// group was shared (gathers): a direct round never gathers, and the
+// first appender back after a shared group would write alone, and the
+// others after it, an fsync each.
 func (w *writer) direct() {
 	if w.exited {
+		return
+	}
+	if w.gathers() {
+		w.signal()
 		return
 	}
 	w.qmu.Lock()
@@ -354,7 +361,7 @@ const maxGatherDelay = 250 * time.Microsecond
 // reach the last group's size, so one fsync covers them all. A lone
 // appender never waits.
 func (w *writer) gather() {
-	if w.opts.Sync != SyncAlways || w.lastCalls < 2 || w.lastFsync <= 0 {
+	if !w.gathers() {
 		return
 	}
 	queued := func() int {
@@ -382,6 +389,13 @@ func (w *writer) gather() {
 			return
 		}
 	}
+}
+
+// gathers reports whether the next group is one gather may wait for:
+// under SyncAlways, after a group shared by several appenders whose fsync
+// took measurable time.
+func (w *writer) gathers() bool {
+	return w.opts.Sync == SyncAlways && w.lastCalls >= 2 && w.lastFsync > 0
 }
 
 // take stages one request, flushing and rolling first when needed.
