@@ -2,6 +2,7 @@ package evlog
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -96,6 +97,122 @@ func TestLoneAppendAfterSharedGroupGathers(t *testing.T) {
 		}
 		if got := l.Stats().Groups - before; got != 1 {
 			t.Fatalf("two appends %v apart, after a group shared by two appenders, took %d groups (and fsyncs); want 1: the writer did not gather them", maxGatherDelay/5, got)
+		}
+	})
+}
+
+// TestDirectRoundLeavesLaterRequestsToWriter: a direct round serves the
+// requests queued when it started, one round only; what is queued while
+// it runs is served by run's goroutine, and no request waits for another
+// append to come along.
+func TestDirectRoundLeavesLaterRequestsToWriter(t *testing.T) {
+	for _, mode := range []SyncMode{SyncAlways, SyncNever} {
+		t.Run(mode.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				gate := newWriteGate()
+				_, fsys := directFS(gate, 0)
+				l := openMem(t, fsys, Options{Sync: mode})
+				defer l.Close()
+				synctest.Wait() // the writer's goroutine is idle: the next append writes itself
+
+				before := l.Stats().Groups
+				release := gate.Arm()
+				a := appendAsync(t.Context(), l, "a")
+				<-gate.Holding
+				later := []<-chan error{appendAsync(t.Context(), l, "b"), appendAsync(t.Context(), l, "c")}
+				synctest.Wait() // queued before the Sync, which would end their group
+				sync := make(chan error, 1)
+				go func() { sync <- l.Sync(t.Context()) }()
+				synctest.Wait()
+				release()
+				if err := <-a; err != nil {
+					t.Fatalf("append: %v", err)
+				}
+				for _, ch := range append(later, sync) {
+					if err := <-ch; err != nil { // a lost wake-up blocks here: synctest reports the deadlock
+						t.Fatalf("request queued during a direct round: %v", err)
+					}
+				}
+				if got := l.Stats().Groups - before; got != 2 {
+					t.Errorf("%d groups; want 2: the held append's, then the two queued behind it", got)
+				}
+				if got, want := l.LastSeq(), uint64(3); got != want {
+					t.Errorf("LastSeq %d; want %d", got, want)
+				}
+			})
+		})
+	}
+}
+
+// TestCloseWaitsForDirectRound: Close while an appender does the
+// writer's round on its own goroutine waits for that round; the append
+// is acknowledged, and what was acknowledged survives a power loss right
+// after Close; an append after Close began is refused with ErrClosed.
+func TestCloseWaitsForDirectRound(t *testing.T) {
+	for _, mode := range []SyncMode{SyncAlways, SyncNever} {
+		t.Run(mode.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				gate := newWriteGate()
+				mem, fsys := directFS(gate, 0)
+				l := openMem(t, fsys, Options{Sync: mode})
+				synctest.Wait()
+
+				release := gate.Arm()
+				a := appendAsync(t.Context(), l, "a")
+				<-gate.Holding
+				closed := make(chan error, 1)
+				go func() { closed <- l.Close() }()
+				synctest.Wait()
+				select {
+				case err := <-closed:
+					t.Fatalf("Close returned (%v) while an append's round was still writing", err)
+				default:
+				}
+				if err := <-appendAsync(t.Context(), l, "b"); !errors.Is(err, ErrClosed) {
+					t.Fatalf("append after Close began: %v; want ErrClosed", err)
+				}
+				release()
+				if err := <-a; err != nil {
+					t.Fatalf("append held while Close began: %v", err)
+				}
+				if err := <-closed; err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				ro, err := openFS(vfs.ReadOnly(mem.CrashClone(vfs.DropUnsynced, nil)), Options{Sync: mode}, true)
+				if err != nil {
+					t.Fatalf("read-only open after a power loss: %v", err)
+				}
+				defer ro.Close()
+				if got, want := ro.LastSeq(), uint64(1); got != want {
+					t.Fatalf("after Close and a power loss the log ends at seq %d; want %d (the acknowledged append)", got, want)
+				}
+			})
+		})
+	}
+}
+
+// TestCanceledDuringDirectRound: an appender whose context is canceled
+// while it does its own round reports that round's outcome (the event
+// was written), never ctx.Err() for an event that is in the log.
+func TestCanceledDuringDirectRound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := newWriteGate()
+		_, fsys := directFS(gate, 0)
+		l := openMem(t, fsys, Options{Sync: SyncAlways})
+		defer l.Close()
+		synctest.Wait()
+
+		ctx, cancel := context.WithCancel(t.Context())
+		release := gate.Arm()
+		a := appendAsync(ctx, l, "a")
+		<-gate.Holding
+		cancel()
+		release()
+		if err := <-a; err != nil {
+			t.Fatalf("append canceled during its own write returned %v; the event is in the log (seq %d)", err, l.LastSeq())
+		}
+		if got := l.LastSeq(); got != 1 {
+			t.Fatalf("LastSeq %d; want 1", got)
 		}
 	})
 }
