@@ -133,8 +133,8 @@ type writer struct {
 
 	// footerBuf is the storage of the last checkpoint file or seal footer
 	// the writer encoded, reused by the next one (its bytes are dead once
-	// written: vfs files copy what they are given). Only the writer
-	// goroutine touches it; a segment's footers then cost one allocation
+	// written: vfs files copy what they are given). Only the holder of
+	// busy touches it; a segment's footers then cost one allocation
 	// of their size, not one (zeroed) per checkpoint and seal.
 	footerBuf []byte
 
