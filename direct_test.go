@@ -1,9 +1,15 @@
 package evlog
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -215,4 +221,56 @@ func TestCanceledDuringDirectRound(t *testing.T) {
 			t.Fatalf("LastSeq %d; want 1", got)
 		}
 	})
+}
+
+// directPanicChildEnv makes TestPanicInDirectRoundEndsProcess's child
+// process the appender whose round panics.
+const directPanicChildEnv = "EVLOG_DIRECT_PANIC_CHILD"
+
+// TestPanicInDirectRoundEndsProcess: a panic out of a round an appender
+// runs on its own goroutine (here the log's Clock's, on an idle log)
+// ends the process, as it did on the writer goroutine, even when the
+// appender's caller recovers panics: recovered, it would leave the
+// writer's lock held and every later append and Close hanging. The
+// child recovers the panic and exits 0 if it could.
+func TestPanicInDirectRoundEndsProcess(t *testing.T) {
+	if os.Getenv(directPanicChildEnv) != "" {
+		synctest.Test(t, directPanicChild)
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPanicInDirectRoundEndsProcess$")
+	cmd.Env = childEnv(directPanicChildEnv + "=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the appender recovered a panic out of its own writer round, and its process went on:\n%s", out)
+	}
+	if !bytes.Contains(out, []byte("the writer's round panicked")) || !bytes.Contains(out, []byte("the clock broke")) {
+		t.Fatalf("the child failed (%v), but not with the writer's round's panic:\n%s", err, out)
+	}
+}
+
+// directPanicChild is TestPanicInDirectRoundEndsProcess's child: in a
+// bubble, so that the writer's goroutine is idle (synctest.Wait) when the
+// append whose round panics queues, and the round is the appender's.
+func directPanicChild(t *testing.T) {
+	var broken atomic.Bool
+	clock := func() time.Time {
+		if broken.Load() {
+			panic("the clock broke")
+		}
+		return time.Now()
+	}
+	l, err := Open(filepath.Join(t.TempDir(), "log"), Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(t.Context(), "s", ExpectAny, Envelope{Type: "e"}); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Wait() // the writer's goroutine waits in its select
+	broken.Store(true)
+	func() {
+		defer func() { fmt.Println("recovered:", recover()) }()
+		l.Append(t.Context(), "s", ExpectAny, Envelope{Type: "e"})
+	}()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,8 +204,7 @@ func (w *writer) submit(ctx context.Context, r *request) error {
 		// The writer is idle and r is alone: do its work here, saving
 		// two goroutine hand-offs (the wake-up of run's goroutine, and
 		// of this one when r is done).
-		w.direct()
-		w.unlock()
+		w.runDirect()
 	} else {
 		w.signal()
 	}
@@ -275,6 +275,32 @@ func (w *writer) direct() {
 	if more || w.failed == nil && w.unmarked() {
 		w.signal()
 	}
+}
+
+// runDirect runs direct with w.busy held and releases it. A panic out of
+// the round (not an encoder's: stageTyped turns those into errors; a
+// Clock's, a log handler's, a bug's) or a runtime.Goexit leaves the
+// writer's state halfway through a round nothing can finish, with busy
+// held: every later append and Close would hang. On run's goroutine such
+// a panic ended the process; here the appender's caller might recover it
+// (net/http recovers its handlers' panics). So it ends the process as it
+// did, from a goroutine of its own, with the panic and its stack.
+func (w *writer) runDirect() {
+	finished := false
+	defer func() {
+		if finished {
+			w.unlock()
+			return
+		}
+		p := recover()
+		stack := debug.Stack()
+		go func() {
+			panic(fmt.Sprintf("evlog: the writer's round panicked on the goroutine of an Append (the log cannot go on): %v\n\n%s", p, stack))
+		}()
+		select {} // the panic above ends the process
+	}()
+	w.direct()
+	finished = true
 }
 
 // round takes q's requests and writes their group.
