@@ -15,7 +15,7 @@ import (
 // their seqs, by segment.IDHash (the hash of the sealed segments' ID
 // tables): committed entries in an idSet, the staged
 // group's in staged. A hash hit is a candidate, confirmed by reading the
-// event. Owned by the writer goroutine.
+// event. Owned by the writer (the holder of writer.busy).
 type idIndex struct {
 	set idSet
 	// staged lists the IDs entered by the staged group, in seq order.

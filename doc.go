@@ -239,7 +239,9 @@
 //
 // # Concurrency
 //
-// A Log is safe for concurrent use. Appends are sequenced by one writer
-// goroutine; reads run concurrently with it and with each other, and see
-// the committed state as of their start.
+// A Log is safe for concurrent use. Appends are sequenced by one writer,
+// one group at a time: on the log's writer goroutine, or, when the log is
+// idle, on the goroutine of the Append that found it so (a typed
+// payload's EncodeMsgpack then runs there); reads run concurrently with
+// it and with each other, and see the committed state as of their start.
 package evlog

@@ -39,8 +39,8 @@ func (w *writer) syncFile() error {
 
 // markSyncedThrough records that a reader in another process serves every
 // event up to seq, also after a power loss (Log.markSynced; see
-// servedAfterPowerLoss). It never moves markSynced back. Only the writer
-// goroutine (and Open, before it starts) calls it.
+// servedAfterPowerLoss). It never moves markSynced back. Only the holder
+// of writer.busy (and Open, before the writer starts) calls it.
 func (w *writer) markSyncedThrough(seq uint64) {
 	if seq > w.l.markSynced.Load() {
 		w.l.markSynced.Store(seq)

@@ -22,8 +22,9 @@ const LockFile = "LOCK"
 
 // Log is an open event log. All methods are safe for concurrent use: any
 // number of goroutines may append and read at once. Appends are sequenced
-// by a single writer goroutine; readers never block it and see only
-// complete, committed batches.
+// by one writer, which runs on its own goroutine or, when the log is idle,
+// on the appending goroutine (saving two goroutine hand-offs); readers
+// never block it and see only complete, committed batches.
 type Log struct {
 	opts     Options
 	fs       vfs.FS

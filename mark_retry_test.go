@@ -61,6 +61,10 @@ func TestIdleWriterRetriesSkippedMark(t *testing.T) {
 				l := openMem(t, fsys, opts)
 				defer l.Close()
 				appendN(t, l, "s", 2)
+				// The writer's goroutine waits in its select, so the next
+				// append's round runs on this goroutine (writer.direct),
+				// which must hand the skipped mark's retry to it.
+				synctest.Wait()
 				fails.Store(tc.fails)
 				appendN(t, l, "s", 1) // its group is durable, its mark skipped
 				if fails.Load() != tc.fails-1 {

@@ -357,8 +357,9 @@ func (l *Log) checkTyped(src batchSource) (ids bool, err error) {
 	return ids, nil
 }
 
-// encoderPanic carries a panic of a payload's encoder from the writer
-// goroutine to the appender, which panics with the same value.
+// encoderPanic carries a panic of a payload's encoder from the writer (on
+// its goroutine, or on an appender's: writer.direct) to the appender whose
+// payload it was, which panics with the same value.
 type encoderPanic struct{ value any }
 
 func (p *encoderPanic) Error() string {

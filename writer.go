@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,13 +56,24 @@ func (r *request) finish(err error) {
 	close(r.done)
 }
 
-// writer is the single goroutine that sequences, encodes, writes and
-// fsyncs appends. Everything below the queue fields is owned by it.
+// writer sequences, encodes, writes and fsyncs appends, one round of
+// requests at a time, on run's goroutine or, when the log is idle, on the
+// appender's own (submit, direct). Everything below the queue fields is
+// owned by whoever holds busy.
 type writer struct {
 	l    *Log
 	opts Options
 
 	tombs tombstones // deletion_writer.go
+
+	// busy, a lock (a channel of capacity 1, full when held), is held by
+	// whoever does the writer's work, run's goroutine or an appender
+	// doing it itself (submit): everything below the queue fields is owned
+	// by its holder. A channel, not a sync.Mutex: a goroutine waiting for
+	// it is durably blocked in a testing/synctest bubble.
+	busy chan struct{}
+	// exited: shutdown ran (under busy); nothing may touch the files.
+	exited bool
 
 	qmu     sync.Mutex
 	queue   []*request
@@ -122,8 +134,8 @@ type writer struct {
 
 	// footerBuf is the storage of the last checkpoint file or seal footer
 	// the writer encoded, reused by the next one (its bytes are dead once
-	// written: vfs files copy what they are given). Only the writer
-	// goroutine touches it; a segment's footers then cost one allocation
+	// written: vfs files copy what they are given). Only the holder of
+	// busy touches it; a segment's footers then cost one allocation
 	// of their size, not one (zeroed) per checkpoint and seal.
 	footerBuf []byte
 
@@ -144,7 +156,7 @@ const flushThreshold = 8 << 20
 func startWriter(l *Log, rec *recovered) (*writer, error) {
 	w := &writer{
 		l: l, opts: l.opts,
-		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), busy: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		versions: make(map[string]*streamVersion),
 	}
 	w.penc.reset()
@@ -186,10 +198,15 @@ func (w *writer) submit(ctx context.Context, r *request) error {
 		return ErrClosed
 	}
 	w.queue = append(w.queue, r)
+	alone := len(w.queue) == 1
 	w.qmu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	if alone && ctx.Err() == nil && w.tryLock() {
+		// The writer is idle and r is alone: do its work here, saving
+		// two goroutine hand-offs (the wake-up of run's goroutine, and
+		// of this one when r is done).
+		w.runDirect()
+	} else {
+		w.signal()
 	}
 	select {
 	case <-r.done:
@@ -200,6 +217,105 @@ func (w *writer) submit(ctx context.Context, r *request) error {
 		}
 		<-r.done // sequenced: the outcome is decided, wait for it
 		return r.err
+	}
+}
+
+// lock takes w.busy, waiting for it.
+func (w *writer) lock() { w.busy <- struct{}{} }
+
+// tryLock takes w.busy if it is free.
+func (w *writer) tryLock() bool {
+	select {
+	case w.busy <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// unlock releases w.busy.
+func (w *writer) unlock() { <-w.busy }
+
+// signal wakes run's goroutine.
+func (w *writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// direct does one round of the writer's work in an appender's goroutine
+// (submit), with w.busy held: the requests queued now, as run's drain
+// does, but one round only, so an appender never serves others for long.
+// What it leaves to do (requests queued since, a mark to retry) it
+// leaves to run's goroutine. It leaves everything to it when the last
+// group was shared (gathers): a direct round never gathers, and the
+// first appender back after a shared group would write alone, and the
+// others after it, an fsync each.
+func (w *writer) direct() {
+	if w.exited {
+		return
+	}
+	if w.gathers() {
+		w.signal()
+		return
+	}
+	w.qmu.Lock()
+	q := w.queue
+	w.queue = w.spare[:0]
+	w.qmu.Unlock()
+	if len(q) == 0 {
+		w.spare = q
+		return
+	}
+	w.round(q)
+	w.qmu.Lock()
+	more := len(w.queue) > 0
+	w.qmu.Unlock()
+	if more || w.failed == nil && w.unmarked() {
+		w.signal()
+	}
+}
+
+// runDirect runs direct with w.busy held and releases it. A panic out of
+// the round (not an encoder's: stageTyped turns those into errors; a
+// Clock's, a log handler's, a bug's) or a runtime.Goexit leaves the
+// writer's state halfway through a round nothing can finish, with busy
+// held: every later append and Close would hang. On run's goroutine such
+// a panic ended the process; here the appender's caller might recover it
+// (net/http recovers its handlers' panics). So it ends the process as it
+// did, from a goroutine of its own, with the panic and its stack.
+func (w *writer) runDirect() {
+	finished := false
+	defer func() {
+		if finished {
+			w.unlock()
+			return
+		}
+		p := recover()
+		stack := debug.Stack()
+		go func() {
+			panic(fmt.Sprintf("evlog: the writer's round panicked on the goroutine of an Append (the log cannot go on): %v\n\n%s", p, stack))
+		}()
+		select {} // the panic above ends the process
+	}()
+	w.direct()
+	finished = true
+}
+
+// round takes q's requests and writes their group.
+func (w *writer) round(q []*request) {
+	for _, r := range q {
+		w.take(r)
+	}
+	w.flush()
+	w.finishDeferred()
+	clear(q)
+	w.spare = q
+	// Under load the queue never empties and run's ticker is never
+	// read: honour SyncInterval between groups too.
+	if d := w.opts.Sync.interval(); d > 0 && w.failed == nil && !w.dirtySince.IsZero() && time.Since(w.dirtySince) >= d {
+		w.fsync()
 	}
 }
 
@@ -214,20 +330,31 @@ func (w *writer) run() {
 	var retry markRetry // fsync.go: a mark skipped for lack of space
 	defer retry.stop()
 	for {
+		w.lock()
 		retry.update(w.failed == nil && w.unmarked())
+		w.unlock()
 		select {
 		case <-w.wake:
+			w.lock()
 			w.drain()
+			w.unlock()
 		case <-tick:
+			w.lock()
 			if w.failed == nil && w.end > w.durable {
 				w.fsync()
 			}
+			w.unlock()
 		case <-retry.c:
+			w.lock()
 			retry.fired()
 			w.remark()
+			w.unlock()
 		case <-w.quit:
+			w.lock()
 			w.drain()
 			w.shutdown()
+			w.exited = true
+			w.unlock()
 			return
 		}
 	}
@@ -245,18 +372,7 @@ func (w *writer) drain() {
 			w.spare = q
 			return
 		}
-		for _, r := range q {
-			w.take(r)
-		}
-		w.flush()
-		w.finishDeferred()
-		clear(q)
-		w.spare = q
-		// Under load the queue never empties and run's ticker is never
-		// read: honour SyncInterval between groups too.
-		if d := w.opts.Sync.interval(); d > 0 && w.failed == nil && !w.dirtySince.IsZero() && time.Since(w.dirtySince) >= d {
-			w.fsync()
-		}
+		w.round(q)
 	}
 }
 
@@ -271,7 +387,7 @@ const maxGatherDelay = 250 * time.Microsecond
 // reach the last group's size, so one fsync covers them all. A lone
 // appender never waits.
 func (w *writer) gather() {
-	if w.opts.Sync != SyncAlways || w.lastCalls < 2 || w.lastFsync <= 0 {
+	if !w.gathers() {
 		return
 	}
 	queued := func() int {
@@ -299,6 +415,13 @@ func (w *writer) gather() {
 			return
 		}
 	}
+}
+
+// gathers reports whether the next group is one gather may wait for:
+// under SyncAlways, after a group shared by several appenders whose fsync
+// took measurable time.
+func (w *writer) gathers() bool {
+	return w.opts.Sync == SyncAlways && w.lastCalls >= 2 && w.lastFsync > 0
 }
 
 // take stages one request, flushing and rolling first when needed.
