@@ -694,6 +694,10 @@ func (w *writer) shutdown() {
 			errs = append(errs, fmt.Errorf("evlog: writing the checkpoint of %s: %w", w.name, err))
 		}
 	}
+	// Again: the fsyncs above may have started one (maybeCheckpoint) and
+	// the writer failed after, skipping the final checkpoint's wait. None
+	// may outlive the file or the lock.
+	w.settleCheckpoint()
 	if w.failed != nil {
 		errs = append(errs, w.failed)
 	} else if w.unmarked() {
