@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"syscall"
+	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -275,7 +276,11 @@ func (w *writer) collectCheckpoint(wait bool) error {
 	}
 	w.ckptJob, w.ckptBuf = nil, j.data
 	if j.err != nil {
-		return w.checkpointErr(j.err)
+		err := w.checkpointErr(j.err)
+		if err != nil {
+			w.syncBeforeFail()
+		}
+		return err
 	}
 	if j.seg == w.name {
 		w.ckptEnd = max(w.ckptEnd, j.p)
@@ -288,6 +293,31 @@ func (w *writer) collectCheckpoint(wait bool) error {
 // writer, unless it has failed already (Close then only waits).
 func (w *writer) settleCheckpoint() {
 	if err := w.collectCheckpoint(true); err != nil && w.failed == nil {
+		w.fail(err)
+	}
+}
+
+// syncBeforeFail fsyncs and marks what was written since the background
+// checkpoint began, before its failure stops the writer: under SyncNever
+// and SyncInterval appends acknowledged meanwhile rely on a later fsync,
+// and a stopped writer runs none (not even Close's), as checkDirSync
+// does for a failed directory fsync. (A checkpoint written in line fails
+// right after the fsync it follows, nothing acknowledged since.) It
+// starts no checkpoint; an fsync or mark failure fails the writer.
+func (w *writer) syncBeforeFail() {
+	if w.failed != nil || w.end <= w.durable {
+		return
+	}
+	if err := w.syncFile(); err != nil {
+		w.fail(err)
+		return
+	}
+	w.durable = w.end
+	w.dirtySince = time.Time{}
+	w.l.mu.Lock()
+	w.l.setDurableLocked(w.lastSeq)
+	w.l.mu.Unlock()
+	if err := w.mark(); err != nil {
 		w.fail(err)
 	}
 }

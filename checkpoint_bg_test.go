@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
+	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
 )
 
@@ -176,5 +178,52 @@ func TestBackgroundCheckpointOSDir(t *testing.T) {
 				t.Fatalf("reopened: %d events, want %d", len(got), want)
 			}
 		})
+	}
+}
+
+// TestBackgroundCheckpointFailureKeepsAcknowledgedAppends: under SyncNever
+// appends are acknowledged once written, and Close makes them durable. A
+// background checkpoint that fails (EIO on its file) stops the writer
+// when it is collected, after groups acknowledged since it began: the
+// writer must fsync them before it stops, for the stopped writer's Close
+// fsyncs nothing (as checkDirSync does for a failed directory fsync).
+// Written in line, a failed checkpoint stopped the writer right after the
+// fsync it followed, with nothing acknowledged and not yet durable.
+func TestBackgroundCheckpointFailureKeepsAcknowledgedAppends(t *testing.T) {
+	checkpointDeferred = true // the job's work at the collect point, deterministic
+	t.Cleanup(func() { checkpointDeferred = false })
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	fsys := vfs.NewFaulty(mem, func(op vfs.Op) error {
+		if armed.Load() && op.Kind == vfs.OpCreate && strings.HasSuffix(op.Name, segment.TempExt) {
+			return vfs.EIO(op.Name)
+		}
+		return nil
+	})
+	l := openMem(t, fsys, Options{Sync: SyncNever, SegmentSize: 64 << 10})
+	defer l.Close()
+	appendBig(t, l, "cart", 160) // about 40 KiB, past the interval (32 KiB)
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if l.w.ckptJob == nil {
+		t.Fatal("Sync past the interval started no background checkpoint")
+	}
+	armed.Store(true)
+	// Acknowledged (written, not fsynced); its group collects the job,
+	// which fails.
+	appendBig(t, l, "cart", 1)
+	want := l.LastSeq()
+	if _, err := l.Append(t.Context(), "cart", ExpectAny, Envelope{Type: "e", Data: bigData(10)}); !errors.Is(err, ErrWriterFailed) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Append after the background checkpoint failed = %v, want an error matching ErrWriterFailed and EIO", err)
+	}
+	if err := l.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Close after the background checkpoint failed = %v, want an error matching EIO", err)
+	}
+	after := mem.CrashClone(vfs.DropUnsynced, nil) // a power loss now
+	l2 := openMem(t, after, Options{SegmentSize: 64 << 10})
+	defer l2.Close()
+	if got := l2.LastSeq(); got < want {
+		t.Fatalf("after a power loss the log ends at seq %d; seq %d was acknowledged before the background checkpoint's failure stopped the writer", got, want)
 	}
 }
