@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"syscall"
-	"time"
 
 	"github.com/evlog/evlog/internal/vfs"
 	"github.com/evlog/evlog/segment"
@@ -305,20 +304,8 @@ func (w *writer) settleCheckpoint() {
 // right after the fsync it follows, nothing acknowledged since.) It
 // starts no checkpoint; an fsync or mark failure fails the writer.
 func (w *writer) syncBeforeFail() {
-	if w.failed != nil || w.end <= w.durable {
-		return
-	}
-	if err := w.syncFile(); err != nil {
-		w.fail(err)
-		return
-	}
-	w.durable = w.end
-	w.dirtySince = time.Time{}
-	w.l.mu.Lock()
-	w.l.setDurableLocked(w.lastSeq)
-	w.l.mu.Unlock()
-	if err := w.mark(); err != nil {
-		w.fail(err)
+	if w.failed == nil && w.end > w.durable {
+		w.syncMarked()
 	}
 }
 
