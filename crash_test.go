@@ -231,11 +231,21 @@ func TestCrashLoop(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		sync SyncMode
+		// deferred: the interval's checkpoints are written as in the
+		// background (on an operating-system directory), their file
+		// operations after the next group's (checkpointDeferred).
+		deferred bool
 	}{
-		{"always", SyncAlways},
-		{"never+Sync", SyncNever},
+		{"always", SyncAlways, false},
+		{"never+Sync", SyncNever, false},
+		{"always, background checkpoints", SyncAlways, true},
+		{"never+Sync, background checkpoints", SyncNever, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.deferred {
+				checkpointDeferred = true
+				t.Cleanup(func() { checkpointDeferred = false })
+			}
 			bad := crashLoop(t, 1, 170, tc.sync, nil)
 			for _, b := range bad[:min(len(bad), 10)] {
 				t.Error(b)

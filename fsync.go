@@ -77,9 +77,22 @@ func (w *writer) syncOpenMark() error {
 // fsync makes the committed frames durable (Sync, interval, Close) and
 // records it with a mark.
 func (w *writer) fsync() {
+	if !w.syncMarked() {
+		return
+	}
+	if err := w.maybeCheckpoint(false); err != nil {
+		w.fail(err)
+	}
+}
+
+// syncMarked is fsync without the checkpoint that may follow: it fsyncs
+// the active segment, publishes the durable end and writes the mark
+// recording it. It reports whether both succeeded; the writer failed if
+// not.
+func (w *writer) syncMarked() bool {
 	if err := w.syncFile(); err != nil {
 		w.fail(err)
-		return
+		return false
 	}
 	w.durable = w.end
 	w.dirtySince = time.Time{}
@@ -88,9 +101,9 @@ func (w *writer) fsync() {
 	w.l.mu.Unlock()
 	if err := w.mark(); err != nil {
 		w.fail(err)
-	} else if err := w.maybeCheckpoint(false); err != nil {
-		w.fail(err)
+		return false
 	}
+	return true
 }
 
 // mark appends a mark frame recording on disk that the active segment was

@@ -234,6 +234,11 @@ func (w *writer) roll() error {
 	if w.checkDirSync(); w.failed != nil {
 		return w.failed
 	}
+	// The checkpoint being written in the background reads the segment's
+	// file and names the segment: done before the seal.
+	if w.settleCheckpoint(); w.failed != nil {
+		return w.failed
+	}
 	full, err := w.idx.Materialize() // the footer indexes the whole segment
 	if err != nil {
 		w.fail(err)

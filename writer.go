@@ -92,7 +92,12 @@ type writer struct {
 	markEnd int64          // end of the data recorded as durable, including the last mark frame
 	markSeq uint64         // the last seq a mark written to the active segment records durable (0: none yet)
 	ckptEnd int64          // prefix end of the active segment's newest checkpoint (0: none)
-	markBuf []byte
+	// ckptBackground: the interval's checkpoints are written in the
+	// background (on an operating-system directory; see maybeCheckpoint).
+	ckptBackground bool
+	ckptJob        *checkpointJob // the checkpoint being written in the background (nil: none)
+	ckptBuf        []byte         // the background checkpoints' encoding storage, between two
+	markBuf        []byte
 	// markSkipped: a mark write ran out of space since the last mark
 	// written (writeMark warns once per shortage, not at every retry).
 	markSkipped bool
@@ -160,6 +165,7 @@ func startWriter(l *Log, rec *recovered) (*writer, error) {
 		versions: make(map[string]*streamVersion),
 	}
 	w.penc.reset()
+	w.ckptBackground = vfs.IsOS(l.fs) || checkpointDeferred
 	w.lastSeq, w.lastTime, w.streams = l.pub.seq, l.pub.time, l.pub.streams
 	if err := syncUnprovenSeal(l.fs, rec); err != nil {
 		return nil, err
@@ -670,6 +676,9 @@ func (w *writer) stop() error {
 
 func (w *writer) shutdown() {
 	var errs []error
+	// The background checkpoint, before the file closes (its failure
+	// fails the writer, as it would have when it began).
+	w.settleCheckpoint()
 	w.checkDirSync() // dirsync.go
 	w.markEmpty()
 	w.remark() // a mark skipped for lack of space (fsync.go)
@@ -685,6 +694,10 @@ func (w *writer) shutdown() {
 			errs = append(errs, fmt.Errorf("evlog: writing the checkpoint of %s: %w", w.name, err))
 		}
 	}
+	// Again: the fsyncs above may have started one (maybeCheckpoint) and
+	// the writer failed after, skipping the final checkpoint's wait. None
+	// may outlive the file or the lock.
+	w.settleCheckpoint()
 	if w.failed != nil {
 		errs = append(errs, w.failed)
 	} else if w.unmarked() {

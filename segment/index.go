@@ -86,6 +86,31 @@ type Index struct {
 	maxPosts, maxName int
 }
 
+// Frozen returns a copy of x as it is now that later changes to x never
+// reach, for encoding a checkpoint (AppendCheckpoint) in another goroutine
+// while x's writer goes on adding to it: it copies the totals and each
+// stream's entry, and shares the postings and sparse arrays up to their
+// current lengths, which x never modifies (appends go past them; see
+// Index). It keeps no event IDs (a checkpoint has none) and cannot grow.
+// x must have no checkpoint under it (Materialize first). Freezing costs a
+// map entry per stream; nothing is copied per event.
+func (x *Index) Frozen() *Index {
+	if x.base != nil {
+		panic("evlog/segment: Frozen of an index with a checkpoint under it")
+	}
+	y := *x
+	y.streams = make(map[string]*StreamPostings, len(x.streams))
+	entries := make([]StreamPostings, 0, len(x.streams))
+	for name, sp := range x.streams {
+		entries = append(entries, StreamPostings{FirstVersion: sp.FirstVersion, Posts: sp.Posts[:len(sp.Posts):len(sp.Posts)]})
+		y.streams[name] = &entries[len(entries)-1]
+	}
+	y.sparse = x.sparse[:len(x.sparse):len(x.sparse)]
+	y.ids, y.idsLost = idList{}, true
+	y.slab, y.hint = nil, nil
+	return &y
+}
+
 // NewIndexFrom returns the index of a segment's events as far as the
 // checkpoint c indexes them (up to c.End, which it proves durable). Events
 // added later are kept in memory; c's postings are read on use, so

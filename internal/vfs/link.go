@@ -44,6 +44,13 @@ type Unwrapper interface {
 	UnwrapFS() FS
 }
 
+// IsOS reports whether fsys is an operating-system directory (OS),
+// looking through ReadOnly and any Unwrapper.
+func IsOS(fsys FS) bool {
+	_, ok := osOf(fsys)
+	return ok
+}
+
 // osOf returns the OS directory behind fsys, looking through ReadOnly and
 // any Unwrapper.
 func osOf(fsys FS) (*OS, bool) {
