@@ -291,8 +291,12 @@ func (w *writer) collectCheckpoint(wait bool) error {
 // seals the active segment or closes its file. A failure fails the
 // writer, unless it has failed already (Close then only waits).
 func (w *writer) settleCheckpoint() {
-	if err := w.collectCheckpoint(true); err != nil && w.failed == nil {
+	switch err := w.collectCheckpoint(true); {
+	case err == nil:
+	case w.failed == nil:
 		w.fail(err)
+	default: // the writer's own failure is what its calls report
+		w.l.logger.Warn("evlog: the background checkpoint of the active segment failed too", "file", segment.CheckpointName(w.name), "err", err)
 	}
 }
 

@@ -266,12 +266,8 @@ func (w *writer) direct() {
 		w.signal()
 		return
 	}
-	w.qmu.Lock()
-	q := w.queue
-	w.queue = w.spare[:0]
-	w.qmu.Unlock()
-	if len(q) == 0 {
-		w.spare = q
+	q := w.takeQueue()
+	if q == nil {
 		return
 	}
 	w.round(q)
@@ -370,16 +366,26 @@ func (w *writer) run() {
 func (w *writer) drain() {
 	for {
 		w.gather()
-		w.qmu.Lock()
-		q := w.queue
-		w.queue = w.spare[:0]
-		w.qmu.Unlock()
-		if len(q) == 0 {
-			w.spare = q
+		q := w.takeQueue()
+		if q == nil {
 			return
 		}
 		w.round(q)
 	}
+}
+
+// takeQueue takes the queued requests, leaving the queue empty (nil when
+// there were none). round recycles the slice (w.spare).
+func (w *writer) takeQueue() []*request {
+	w.qmu.Lock()
+	q := w.queue
+	w.queue = w.spare[:0]
+	w.qmu.Unlock()
+	if len(q) == 0 {
+		w.spare = q
+		return nil
+	}
+	return q
 }
 
 // maxGatherDelay bounds how long the writer waits for more appenders to
