@@ -87,10 +87,10 @@ func (d *dropFS) setHook(hook func(name string)) {
 }
 
 // everyCrash returns what survives a power loss of mem now under every
-// crash model, RemovalsFirst included, by model name.
+// crash model (vfs.CrashModels), by model name.
 func everyCrash(mem *vfs.Mem) map[string]*vfs.Mem {
 	out := map[string]*vfs.Mem{}
-	for i, model := range append(vfs.CrashModels(), vfs.RemovalsFirst) {
+	for i, model := range vfs.CrashModels() {
 		out[model.String()] = mem.CrashClone(model, rand.New(rand.NewPCG(uint64(i), 7)))
 	}
 	return out

@@ -34,7 +34,7 @@ func TestPruneAfterDroppedDirSync(t *testing.T) {
 		t.Errorf("Prune after a failed directory fsync removed %v, want nothing", removed)
 	}
 
-	for _, model := range append(vfs.CrashModels(), vfs.RemovalsFirst) {
+	for _, model := range vfs.CrashModels() {
 		ro := newStore(t, vfs.ReadOnly(mem.CrashClone(model, nil)))
 		if m, state, err := loadNewest(t.Context(), ro, "cart/1", math.MaxUint64); err != nil {
 			t.Errorf("power loss (%v) after the Prune: no snapshot of cart/1 survives: %v", model, err)

@@ -63,17 +63,15 @@ const (
 	// since the last SyncDir (or DropDirOps) removed from it, by name;
 	// every other directory operation since then is lost. Each file has
 	// exactly its synced content, as under DropUnsynced.
-	//
-	// It is not among CrashModels: the other models keep directory
-	// operations in order, which the engine's crash loops assume; a test
-	// of a protocol that removes on the word of a directory fsync (prune,
-	// compaction) asks for it by name.
+	// It is deterministic, as DropUnsynced is.
 	RemovalsFirst
 )
 
-// CrashModels returns the in-order crash models (DropUnsynced,
-// KeepPrefix, Garbage), for table tests; RemovalsFirst is not among them.
-func CrashModels() []CrashModel { return []CrashModel{DropUnsynced, KeepPrefix, Garbage} }
+// CrashModels returns every crash model (DropUnsynced, KeepPrefix,
+// Garbage, RemovalsFirst), for table tests and crash loops.
+func CrashModels() []CrashModel {
+	return []CrashModel{DropUnsynced, KeepPrefix, Garbage, RemovalsFirst}
+}
 
 func (c CrashModel) String() string {
 	switch c {

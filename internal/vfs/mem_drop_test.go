@@ -9,8 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// allModels is every crash model, RemovalsFirst included.
-func allModels() []CrashModel { return append(CrashModels(), RemovalsFirst) }
+// allModels is every crash model.
+func allModels() []CrashModel { return CrashModels() }
 
 // crashStates returns what survives a power loss of m now under every
 // model, KeepPrefix and Garbage under a few seeds each, by name.
