@@ -2,12 +2,10 @@ package evlog
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -108,21 +106,8 @@ func TestIdleWriterProcessRetriesSkippedMark(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestIdleWriterProcessRetriesSkippedMark$")
-			cmd.Env = childEnv(markRetryChildEnv+"="+dir, "EVLOG_MARK_RETRY_FAILS="+strconv.Itoa(tc.fails))
-			idle, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer // read after Wait
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			c := startChild(t, "TestIdleWriterProcessRetriesSkippedMark", markRetryChildEnv+"="+dir, "EVLOG_MARK_RETRY_FAILS="+strconv.Itoa(tc.fails))
+			cmd, idle, out, stderr := c.cmd, c.stdin, c.stdout, c.stderr
 			lines, outDone := make(chan string, 1), make(chan struct{})
 			go func() {
 				defer close(outDone)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,21 +235,8 @@ func TestReadersBesideRollingWriterProcess(t *testing.T) {
 	ctx, cancel := guarded(t.Context())
 	defer cancel()
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReadersBesideRollingWriterProcess$")
-	cmd.Env = childEnv(rollChildEnv + "=" + dir)
-	steps, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer // read after Wait
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startChild(t, "TestReadersBesideRollingWriterProcess", rollChildEnv+"="+dir)
+	cmd, steps, out, stderr := c.cmd, c.stdin, c.stdout, c.stderr
 	var (
 		acked   atomic.Uint64          // the writer's last acknowledged seq
 		lines   = make(chan string, 1) // its other lines: "stepped …", "done …", or trouble
